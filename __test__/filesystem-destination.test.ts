@@ -1,0 +1,96 @@
+// The filesystem destination on real files: atomic writes, ranges, listing, exclusive create,
+// compare-and-swap, path escapes refused, temp files of a crashed writer invisible and cleaned.
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FilesystemDestination } from '../src/destinations/filesystem.js';
+import { readText } from '../src/destinations/types.js';
+
+async function fresh(): Promise<FilesystemDestination> {
+  return new FilesystemDestination({ directory: await mkdtemp(path.join(tmpdir(), 'fsdest-')) });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('FilesystemDestination', () => {
+  it('writes streams atomically and reports size and sha256 of the stored bytes', async () => {
+    const d = await fresh();
+    const data = Buffer.alloc(3 * 1024 * 1024 + 7, 'abc');
+    const res = await d.write('a/b/c.part', Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
+    expect(res.size).toBe(data.length);
+    expect(res.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    expect((await readAll(await d.read('a/b/c.part'))).equals(data)).toBe(true);
+    expect((await readAll(await d.read('a/b/c.part', { start: 10, end: 19 }))).equals(data.subarray(10, 20))).toBe(true);
+    expect((await d.stat('a/b/c.part'))?.size).toBe(data.length);
+    expect(await d.stat('a/b/missing')).toBeNull();
+  });
+
+  it('a failed write leaves no object and no temp file', async () => {
+    const d = await fresh();
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.alloc(1000));
+        this.destroy(new Error('source broke'));
+      },
+    });
+    await expect(d.write('x/y.part', failing)).rejects.toThrow(/source broke/);
+    expect(await d.stat('x/y.part')).toBeNull();
+    expect(await readdir(path.join(d.root, 'x'))).toEqual([]);
+  });
+
+  it('lists recursively, sorted, filtered by prefix, hiding temp files', async () => {
+    const d = await fresh();
+    for (const p of ['m/2.json', 'm/1.json', 'data/2024/a.1', 'data/2024/a.2', 'data/2025/b.1', 'mx.json']) await d.write(p, Buffer.from(p));
+    await writeFile(path.join(d.root, 'm', '.s3db-backup-tmp-123-abc-3.json'), 'partial');
+    const list = async (prefix: string) => {
+      const out: string[] = [];
+      for await (const o of d.list(prefix)) out.push(o.path);
+      return out;
+    };
+    expect(await list('m/')).toEqual(['m/1.json', 'm/2.json']);
+    expect(await list('data/')).toEqual(['data/2024/a.1', 'data/2024/a.2', 'data/2025/b.1']);
+    expect(await list('data/2024/a.')).toEqual(['data/2024/a.1', 'data/2024/a.2']);
+    expect(await list('m')).toEqual(['m/1.json', 'm/2.json', 'mx.json']);
+    expect(await list('nothing/')).toEqual([]);
+    expect(await d.cleanupTempFiles(0)).toBe(1);
+  });
+
+  it('refuses paths that escape the directory', async () => {
+    const d = await fresh();
+    for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', './a']) {
+      await expect(d.write(bad, Buffer.from('x'))).rejects.toMatchObject({ code: 'ERR_DESTINATION_PATH' });
+    }
+  });
+
+  it('createIfAbsent is exclusive and replaceIfMatch is a compare-and-swap', async () => {
+    const d = await fresh();
+    const first = await d.createIfAbsent('locks/l', Buffer.from('one'));
+    expect(first.created).toBe(true);
+    expect((await d.createIfAbsent('locks/l', Buffer.from('two'))).created).toBe(false);
+    expect(await readText(d, 'locks/l')).toBe('one');
+    expect((await d.replaceIfMatch('locks/l', Buffer.from('bad'), 'not-the-tag')).replaced).toBe(false);
+    const swapped = await d.replaceIfMatch('locks/l', Buffer.from('three'), first.etag!);
+    expect(swapped.replaced).toBe(true);
+    expect(swapped.etag).not.toBe(first.etag);
+    expect((await d.replaceIfMatch('locks/l', Buffer.from('four'), first.etag!)).replaced).toBe(false);
+    expect(await readText(d, 'locks/l')).toBe('three');
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => d.replaceIfMatch('locks/l', Buffer.from(`r${i}`), swapped.etag!)));
+    expect(results.filter((r) => r.replaced)).toHaveLength(1);
+  });
+
+  it('a missing object is ERR_DESTINATION_NOT_FOUND naming the path; delete ignores missing ones', async () => {
+    const d = await fresh();
+    await expect(d.read('nope.json')).rejects.toMatchObject({ code: 'ERR_DESTINATION_NOT_FOUND', message: expect.stringContaining('nope.json') });
+    await d.write('k/a', Buffer.from('1'));
+    await d.delete(['k/a', 'k/b']);
+    expect(await d.stat('k/a')).toBeNull();
+    expect(await readdir(d.root)).toEqual([]);
+  });
+});

@@ -1,0 +1,302 @@
+/**
+ * Filesystem destination: backups under one directory (default ./backups).
+ *
+ * Invariants:
+ * - write() streams into a temp file beside the target (`.s3db-backup-tmp-*`), fsyncs it, renames it
+ *   over the target and fsyncs the directory: a reader sees the old object, or the whole new one.
+ *   A failed or aborted write removes its temp file; temp files left by a crash (kill -9) are
+ *   invisible to list() and removed by cleanupTempFiles().
+ * - createIfAbsent() is atomic across processes: the body is written to a temp file, then link()ed
+ *   to the target, which fails with EEXIST if the target exists.
+ * - replaceIfMatch() compares the object's tag (inode-size-mtime, which every rename changes) under
+ *   a short-lived exclusive guard file (`<path>.cas`), so two processes cannot both succeed. A
+ *   guard left by a crashed process is broken after GUARD_STALE_MS.
+ * - Paths are relative POSIX paths; "..", absolute paths and empty segments are refused, so nothing
+ *   is ever read or written outside the directory.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BackupError, errorMessage, optionError } from '../errors.js';
+import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
+
+const TEMP_PREFIX = '.s3db-backup-tmp-';
+const GUARD_SUFFIX = '.cas';
+const GUARD_STALE_MS = 30_000;
+
+export interface FilesystemDestinationConfig {
+  /** Directory that holds the backups; created if missing. Default './backups'. */
+  directory?: string;
+  /** Call fsync on files and directories (default true). Tests may turn it off for speed. */
+  fsync?: boolean;
+}
+
+export class FilesystemDestination implements Destination {
+  readonly driver = 'filesystem';
+  readonly label: string;
+  readonly root: string;
+  private readonly fsync: boolean;
+
+  constructor(config: FilesystemDestinationConfig = {}) {
+    const directory = config.directory ?? './backups';
+    if (typeof directory !== 'string' || directory.trim() === '') {
+      throw optionError('config.directory', 'must be a non-empty path', "Set it to the folder for backups, e.g. '/mnt/backups'");
+    }
+    this.root = path.resolve(directory);
+    this.label = `filesystem:${this.root}`;
+    this.fsync = config.fsync ?? true;
+  }
+
+  /** Absolute path of a destination-relative path; refuses anything that could leave the root. */
+  resolve(relative: string): string {
+    if (typeof relative !== 'string' || relative === '' || relative.startsWith('/') || relative.includes('\\')) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: invalid object path "${relative}" (must be relative, with "/" separators)`);
+    }
+    const segments = relative.split('/');
+    if (segments.some((s, i) => s === '..' || s === '.' || (s === '' && i !== segments.length - 1))) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: object path "${relative}" escapes or is not normalised`);
+    }
+    const full = path.join(this.root, ...segments);
+    if (full !== this.root && !full.startsWith(this.root + path.sep)) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: object path "${relative}" escapes the directory`);
+    }
+    return full;
+  }
+
+  async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
+    const target = this.resolve(relative);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = this.tempPathFor(target);
+    const hash = createHash('sha256');
+    let size = 0;
+    const measure = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    try {
+      await pipeline(source, measure, createWriteStream(temp, { flags: 'wx' }), { signal: options.signal });
+      if (this.fsync) await fsyncPath(temp);
+      await rename(temp, target);
+      if (this.fsync) await fsyncPath(path.dirname(target));
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw this.wrap(err, 'write', relative);
+    }
+    return { path: relative, size, sha256: hash.digest('hex') };
+  }
+
+  async read(relative: string, options: ReadOptions = {}): Promise<Readable> {
+    const full = this.resolve(relative);
+    const handle = await open(full, 'r').catch((err: unknown) => {
+      throw this.wrap(err, 'read', relative);
+    });
+    // The stream owns the handle and closes it; opening first turns ENOENT into a clear error now.
+    return createReadStream('', { fd: handle, start: options.start, end: options.end, signal: options.signal });
+  }
+
+  async stat(relative: string): Promise<ObjectInfo | null> {
+    try {
+      const s = await stat(this.resolve(relative), { bigint: true });
+      if (!s.isFile()) return null;
+      return { path: relative, size: Number(s.size), etag: tagOf(s), lastModified: new Date(Number(s.mtimeMs)) };
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return null;
+      throw this.wrap(err, 'stat', relative);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the deepest directory the prefix names, then filter by the rest of the prefix.
+    const slash = prefix.lastIndexOf('/');
+    const dirRel = slash >= 0 ? prefix.slice(0, slash) : '';
+    const start = dirRel === '' ? this.root : this.resolve(dirRel);
+    yield* this.walk(start, dirRel, prefix);
+  }
+
+  private async *walk(dir: string, dirRel: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return;
+      throw this.wrap(err, 'list', dirRel || '.');
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      if (entry.name.startsWith(TEMP_PREFIX) || entry.name.endsWith(GUARD_SUFFIX)) continue;
+      const rel = dirRel === '' ? entry.name : `${dirRel}/${entry.name}`;
+      if (entry.isDirectory()) {
+        // Descend only where the prefix can still match.
+        if (prefix.startsWith(`${rel}/`) || `${rel}/`.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), rel, prefix);
+      } else if (entry.isFile() && rel.startsWith(prefix)) {
+        const info = await this.stat(rel);
+        if (info) yield info;
+      }
+    }
+  }
+
+  async delete(paths: string[]): Promise<void> {
+    const dirs = new Set<string>();
+    for (const relative of paths) {
+      const full = this.resolve(relative);
+      await unlink(full).catch((err: unknown) => {
+        if (!isCode(err, 'ENOENT')) throw this.wrap(err, 'delete', relative);
+      });
+      dirs.add(path.dirname(full));
+    }
+    // Tidy up directories the deletes emptied (never the root itself).
+    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) await this.removeEmptyParents(dir);
+  }
+
+  async createIfAbsent(relative: string, body: Buffer): Promise<{ created: boolean; etag?: string }> {
+    const target = this.resolve(relative);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = this.tempPathFor(target);
+    try {
+      await writeDurable(temp, body, this.fsync);
+      await link(temp, target);
+    } catch (err) {
+      if (isCode(err, 'EEXIST')) return { created: false };
+      throw this.wrap(err, 'create', relative);
+    } finally {
+      await rm(temp, { force: true });
+    }
+    if (this.fsync) await fsyncPath(path.dirname(target));
+    const info = await this.stat(relative);
+    return { created: true, etag: info?.etag };
+  }
+
+  async replaceIfMatch(relative: string, body: Buffer, etag: string): Promise<{ replaced: boolean; etag?: string }> {
+    const target = this.resolve(relative);
+    const guard = `${target}${GUARD_SUFFIX}`;
+    if (!(await this.takeGuard(guard))) return { replaced: false };
+    try {
+      const current = await this.stat(relative);
+      if (!current || current.etag !== etag) return { replaced: false };
+      const temp = this.tempPathFor(target);
+      try {
+        await writeDurable(temp, body, this.fsync);
+        await rename(temp, target);
+      } catch (err) {
+        await rm(temp, { force: true });
+        throw this.wrap(err, 'replace', relative);
+      }
+      if (this.fsync) await fsyncPath(path.dirname(target));
+      const info = await this.stat(relative);
+      return { replaced: true, etag: info?.etag };
+    } finally {
+      await rm(guard, { force: true });
+    }
+  }
+
+  /** Removes temp files older than `olderThanMs` that crashed writers left behind. Returns how many. */
+  async cleanupTempFiles(olderThanMs = 60 * 60_000): Promise<number> {
+    let removed = 0;
+    const visit = async (dir: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await visit(full);
+        else if (entry.name.startsWith(TEMP_PREFIX)) {
+          const s = await stat(full).catch(() => null);
+          if (s && Date.now() - s.mtimeMs >= olderThanMs) {
+            await rm(full, { force: true });
+            removed++;
+          }
+        }
+      }
+    };
+    await visit(this.root);
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+
+  private tempPathFor(target: string): string {
+    return path.join(path.dirname(target), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
+  }
+
+  private async takeGuard(guard: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        const handle = await open(guard, 'wx');
+        await handle.close();
+        return true;
+      } catch (err) {
+        if (!isCode(err, 'EEXIST')) throw this.wrap(err, 'lock', path.relative(this.root, guard));
+        const s = await stat(guard).catch(() => null);
+        if (s && Date.now() - s.mtimeMs > GUARD_STALE_MS) await rm(guard, { force: true });
+        else await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return false;
+  }
+
+  private async removeEmptyParents(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.root + path.sep)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return;
+      }
+      current = path.dirname(current);
+    }
+  }
+
+  private wrap(err: unknown, op: string, relative: string): BackupError {
+    if (err instanceof BackupError) return err;
+    if (isCode(err, 'ENOENT')) {
+      return new BackupError('ERR_DESTINATION_NOT_FOUND', `${this.label}: ${relative} does not exist`, { cause: err, details: { path: relative } });
+    }
+    if (isCode(err, 'ENOSPC')) {
+      return new BackupError('ERR_DESTINATION_FULL', `${this.label}: no space left on the device while writing ${relative}; free space or move the backup directory`, { cause: err });
+    }
+    if (isCode(err, 'EACCES') || isCode(err, 'EPERM') || isCode(err, 'EROFS')) {
+      return new BackupError('ERR_DESTINATION_ACCESS', `${this.label}: permission denied to ${op} ${relative}; check the directory's owner and mode`, { cause: err });
+    }
+    if (err instanceof Error && err.name === 'AbortError') {
+      return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
+    }
+    return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function tagOf(s: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
+  return `${s.ino.toString(16)}-${s.size.toString(16)}-${s.mtimeNs.toString(16)}`;
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+async function writeDurable(file: string, body: Buffer, fsync: boolean): Promise<void> {
+  const handle = await open(file, 'wx');
+  try {
+    await handle.writeFile(body);
+    if (fsync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const handle = await open(p, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
