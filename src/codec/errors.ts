@@ -36,31 +36,30 @@ const KNOWN = new Set<string>(CODEC_ERROR_CODES);
 
 export const streamErrors = {
   truncatedHeader: (got: number) =>
-    new BackupError(
-      'ERR_TRUNCATED_HEADER',
-      `stream is truncated: it ends inside the ${HEADER_LENGTH}-byte header (got ${got} bytes)`,
-    ),
+    new BackupError('ERR_TRUNCATED_HEADER', `stream is truncated: it ends inside the ${HEADER_LENGTH}-byte header`, {
+      details: { got },
+    }),
   badMagic: () =>
     new BackupError(
       'ERR_NOT_ENCRYPTED_STREAM',
-      'not an s3db-backup encrypted stream (bad magic): decode it without a key, or check that this is the right object',
+      'not an s3db-backup encrypted stream (bad magic)',
     ),
-  unsupported: (version: number, algorithm: number, reserved: number) =>
+  unsupported: (version: number, algorithm: number, reserved: number, compression: number) =>
     new BackupError(
       'ERR_UNSUPPORTED_VERSION',
-      `unsupported stream version/algorithm (version ${version}, algorithm ${algorithm}, reserved ${reserved}): upgrade s3db-backup`,
-      { details: { version, algorithm, reserved } },
+      `unsupported stream version/algorithm: version ${version}, algorithm ${algorithm}, reserved ${reserved}, compression ${compression} (this reader knows version 1, algorithm 1, reserved 0, compression 0-4)`,
+      { details: { version, algorithm, reserved, compression } },
     ),
   compressionMismatch: (actual: string, expected: string) =>
     new BackupError(
       'ERR_COMPRESSION_MISMATCH',
-      `stream was written with compression ${actual}, but the decoder was created for ${expected}`,
+      `stream was written with compression ${actual}, but the reader expects ${expected}`,
       { details: { actual, expected } },
     ),
   badSegmentSize: (size: number) =>
     new BackupError(
       'ERR_BAD_HEADER',
-      `invalid segment size ${size} in the stream header (allowed ${MIN_SEGMENT_SIZE}..${MAX_SEGMENT_SIZE})`,
+      `invalid segment size ${size} in the stream header (allowed: ${MIN_SEGMENT_SIZE} to ${MAX_SEGMENT_SIZE})`,
     ),
   wrongKey: () =>
     new BackupError('ERR_WRONG_KEY', 'wrong key: this stream was encrypted with another key'),
@@ -84,8 +83,8 @@ export const streamErrors = {
   badSegmentLength: (index: number, len: number, segmentSize: number) =>
     new BackupError(
       'ERR_BAD_SEGMENT_LENGTH',
-      `segment ${index} has an invalid length ${len} (segment size ${segmentSize})`,
-      { details: { segment: index, len } },
+      `segment ${index} has an invalid length (${len} bytes)`,
+      { details: { segment: index, len, segmentSize } },
     ),
   segmentOrder: (index: number, actual: number) =>
     new BackupError(
@@ -102,6 +101,11 @@ export const streamErrors = {
   trailingData: () => new BackupError('ERR_TRAILING_DATA', 'unexpected data after the final segment'),
   tooLong: () =>
     new BackupError('ERR_STREAM_TOO_LONG', 'stream is too long: more than 2^32 segments; use a larger segmentSize'),
+  wrongPassphrase: () =>
+    new BackupError(
+      'ERR_WRONG_PASSPHRASE',
+      'wrong passphrase: the key file could not be unlocked (authentication of the wrapped key failed)',
+    ),
   decompress: (codec: string, cause: unknown) =>
     new BackupError('ERR_DECOMPRESS', `${codec} data is corrupt: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,

@@ -7,6 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BackupError, optionError } from '../errors.js';
+import { streamErrors } from './errors.js';
 import { AAD_KEY_WRAP, KEY_LENGTH } from './format.js';
 import { computeKeyCheck, KeyHandle } from './key.js';
 import { nativeBinding } from './native-binding.js';
@@ -78,10 +79,7 @@ function unwrap(kek: Buffer, nonce: Buffer, wrapped: Buffer): Buffer {
   try {
     decipher.final();
   } catch {
-    throw new BackupError(
-      'ERR_WRONG_PASSPHRASE',
-      'wrong passphrase: it does not unlock this key file (or the key file was modified)',
-    );
+    throw streamErrors.wrongPassphrase();
   }
   return master;
 }

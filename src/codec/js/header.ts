@@ -82,11 +82,10 @@ export function parseHeader(header: Buffer, master: Buffer, expected: Compressio
   const algorithm = header[9];
   const reserved = header[11];
   const compression = compressionFromId(header[10]);
-  if (version !== FORMAT_VERSION || algorithm !== ALGORITHM_AES_GCM_HKDF || reserved !== 0) {
-    throw streamErrors.unsupported(version, algorithm, reserved);
+  if (version !== FORMAT_VERSION || algorithm !== ALGORITHM_AES_GCM_HKDF || reserved !== 0 || compression === null) {
+    throw streamErrors.unsupported(version, algorithm, reserved, header[10]);
   }
-  // An unknown compression byte also differs from the one the caller expects.
-  if (compression !== expected) throw streamErrors.compressionMismatch(compression ?? `unknown (${header[10]})`, expected);
+  if (compression !== expected) throw streamErrors.compressionMismatch(compression, expected);
   const segmentSize = header.readUInt32BE(12);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE) throw streamErrors.badSegmentSize(segmentSize);
   if (!timingSafeEqual(header.subarray(16, 16 + KEY_CHECK_LENGTH), computeKeyCheck(master))) throw streamErrors.wrongKey();

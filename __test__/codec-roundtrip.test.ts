@@ -1,0 +1,185 @@
+/**
+ * Round trips through createEncoder -> createDecoder for every codec x {plain, encrypted} x sizes
+ * {0, 1, one segment, one segment + 1, many segments, 100 MiB} x {native, js}, on real streams.
+ * "Exactly one segment" is hit exactly: the input is sized (per implementation) so that the
+ * compressed stream is exactly segmentSize bytes, and the stored length proves it.
+ */
+import { Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { createDecoder, createEncoder, keyFromBytes, nativeAvailable, type Compression, type Implementation } from '../src/codec/index.js';
+import { concat, digestOf, jsonLines, MiB, noise, runToBuffer, runToDigest } from './helpers/corpus.js';
+import { codecsOf, IMPLS, TEST_KEY } from './helpers/codec-impls.js';
+
+const SEG = 4096;
+const HEADER = 87;
+const OVERHEAD = 4 + 16;
+
+function chunks(buf: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
+  return out;
+}
+
+async function roundTrip(impl: Implementation, compression: Compression, encrypted: boolean, input: Buffer) {
+  const key = encrypted ? keyFromBytes(TEST_KEY) : undefined;
+  const stored = await runToBuffer(chunks(input, 1000), createEncoder({ compression, key, segmentSize: SEG, implementation: impl }));
+  const back = await runToBuffer(chunks(stored, 777), createDecoder({ compression, key, implementation: impl }));
+  return { stored, back };
+}
+
+async function compressedLength(impl: Implementation, compression: Compression, n: number): Promise<number> {
+  return (await runToBuffer(concat(noise(n)), createEncoder({ compression, implementation: impl }))).length;
+}
+
+/** Smallest input length whose compressed stream is exactly `target` bytes (noise input). */
+async function inputForCompressedLength(impl: Implementation, compression: Compression, target: number): Promise<number> {
+  let n = target;
+  for (let i = 0; i < 12; i++) {
+    const c = await compressedLength(impl, compression, n);
+    if (c === target) break;
+    n = Math.max(1, n + (target - c));
+  }
+  for (let d = -16; d <= 16; d++) if ((await compressedLength(impl, compression, n + d)) === target) return n + d;
+  throw new Error(`no input length gives a ${compression} stream of exactly ${target} bytes`);
+}
+
+describe('codec round trips', () => {
+  it('the native core is built and loads (npm run build:native)', () => {
+    expect(nativeAvailable()).toBe(true);
+  });
+
+  for (const impl of IMPLS) {
+    for (const compression of codecsOf(impl)) {
+      for (const encrypted of [false, true]) {
+        const label = `${impl} ${compression} ${encrypted ? 'encrypted' : 'plain'}`;
+        it(`${label}: sizes 0, 1, segment, segment + 1, 300 KiB`, async () => {
+          for (const size of [0, 1, SEG, SEG + 1, 300 * 1024]) {
+            const input = concat(jsonLines(size));
+            const { stored, back } = await roundTrip(impl, compression, encrypted, input);
+            expect(back.equals(input), `${label} size ${size}`).toBe(true);
+            if (encrypted) {
+              expect(stored.subarray(0, 8).toString('latin1')).toBe('S3DBBKUP');
+              if (size === 0 && compression === 'none') expect(stored.length).toBe(HEADER + OVERHEAD);
+            } else if (compression === 'none') {
+              expect(stored.equals(input)).toBe(true);
+            }
+            // Compressed JSON is smaller than the input; encrypted output never shows the plaintext.
+            if (size >= SEG && compression !== 'none') expect(stored.length).toBeLessThan(input.length);
+            if (encrypted && size >= 64) expect(stored.includes(input.subarray(0, 64))).toBe(false);
+          }
+        });
+
+        if (encrypted) {
+          it(`${label}: compressed stream of exactly one segment, and one segment + 1`, async () => {
+            const key = keyFromBytes(TEST_KEY);
+            const exact = await inputForCompressedLength(impl, compression, SEG);
+            for (const [n, expectedStored] of [
+              [exact, HEADER + OVERHEAD + SEG],
+              [await inputForCompressedLength(impl, compression, SEG + 1), HEADER + OVERHEAD + SEG + OVERHEAD + 1],
+            ] as const) {
+              const input = concat(noise(n));
+              const stored = await runToBuffer([input], createEncoder({ compression, key, segmentSize: SEG, implementation: impl }));
+              expect(stored.length).toBe(expectedStored);
+              // Frame of segment 0: the final flag is set only when it is the only segment.
+              const frame0 = stored.readUInt32BE(HEADER);
+              expect(frame0 & 0x7fffffff).toBe(SEG);
+              expect(frame0 >>> 31).toBe(expectedStored === HEADER + OVERHEAD + SEG ? 1 : 0);
+              const back = await runToBuffer(chunks(stored, SEG + OVERHEAD), createDecoder({ compression, key, implementation: impl }));
+              expect(back.equals(input)).toBe(true);
+            }
+          });
+        }
+      }
+    }
+  }
+
+  it('the JS twin refuses zstd with ERR_CODEC_UNAVAILABLE (Node 20 has no zstd)', () => {
+    expect(() => createEncoder({ compression: 'zstd', implementation: 'js' })).toThrow(
+      expect.objectContaining({ code: 'ERR_CODEC_UNAVAILABLE' }),
+    );
+    expect(() => createDecoder({ compression: 'zstd', implementation: 'js' })).toThrow(/needs the native core/);
+  });
+
+  const big: Array<[Implementation, Compression, number | undefined]> = [
+    ['js', 'gzip', 1],
+    ['js', 'none', undefined],
+    ['native', 'gzip', 6],
+    ['native', 'zstd', 3],
+  ];
+  for (const [impl, compression, level] of big) {
+    it(`${impl} ${compression} encrypted: 100 MiB streamed end to end`, async () => {
+      const size = 100 * MiB;
+      const key = keyFromBytes(TEST_KEY);
+      let stored = 0;
+      let head: Buffer | null = null;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          if (head === null) head = Buffer.from(chunk.subarray(0, 8));
+          stored += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      const out = await runToDigest(
+        jsonLines(size),
+        createEncoder({ compression, level, key, implementation: impl }),
+        tap,
+        createDecoder({ compression, key, implementation: impl }),
+      );
+      expect(out.length).toBe(size);
+      expect(out.sha256).toBe(digestOf(jsonLines(size)));
+      expect(head?.toString('latin1')).toBe('S3DBBKUP');
+      if (compression === 'none') expect(stored).toBe(87 + size + 100 * 20);
+      else expect(stored).toBeLessThan(size / 2);
+    });
+  }
+
+  for (const impl of IMPLS) {
+    it(`${impl}: back-pressure holds the source while nobody reads the output`, async () => {
+      let produced = 0;
+      const total = 512 * MiB;
+      const source = Readable.from(
+        (function* () {
+          for (const b of noise(total, 7, 64 * 1024)) {
+            produced += b.length;
+            yield b;
+          }
+        })(),
+      );
+      const encoder = createEncoder({ compression: 'none', key: keyFromBytes(TEST_KEY), implementation: impl });
+      source.pipe(encoder);
+      // Let the pipe run until the source stops being pulled (the encoder's buffers are full).
+      let last = -1;
+      let still = 0;
+      for (let i = 0; i < 400 && still < 10; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        still = produced === last ? still + 1 : 0;
+        last = produced;
+      }
+      expect(still).toBe(10);
+      expect(produced).toBeLessThan(32 * MiB);
+      // Now drain it: everything comes through and decodes.
+      let stored = 0;
+      const decoder = createDecoder({ compression: 'none', key: keyFromBytes(TEST_KEY), implementation: impl });
+      let plain = 0;
+      await pipeline(
+        encoder,
+        new Transform({
+          transform(c: Buffer, _e, cb) {
+            stored += c.length;
+            cb(null, c);
+          },
+        }),
+        decoder,
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            plain += c.length;
+            cb();
+          },
+        }),
+      );
+      expect(plain).toBe(total);
+      expect(stored).toBe(87 + total + (total / MiB) * 20);
+    });
+  }
+});
