@@ -1,0 +1,284 @@
+/**
+ * planRetention / validateRetentionPolicy beyond restic: refusals, defaults, the simple policy,
+ * failed / unverified / active backups, the newest-successful invariant, chain pinning, UTC keys.
+ */
+import { describe, expect, it } from 'vitest';
+import { BackupError } from '../src/errors.js';
+import { calendarKey, isoWeekKey, planRetention, validateRetentionPolicy, type RetentionBackup } from '../src/retention/index.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function refusal(fn: () => unknown): BackupError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(BackupError);
+    return err as BackupError;
+  }
+  throw new Error('expected a BackupError');
+}
+
+function ids(list: Array<{ id: string }>): string[] {
+  return list.map((x) => x.id);
+}
+
+describe('validateRetentionPolicy', () => {
+  it('refuses policies with no rule, naming retention', () => {
+    for (const p of [{}, { policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { maxAge: 0 }, { policy: 'gfs', within: '0d' }, { policy: 'gfs', tags: [] }]) {
+      const err = refusal(() => validateRetentionPolicy(p));
+      expect(err.code).toBe('ERR_INVALID_RETENTION');
+      expect(err.message).toMatch(/"retention"/);
+    }
+  });
+
+  it('refuses wrong types, unknown keys, typos, mixed families and bad durations, naming the key', () => {
+    const cases: Array<[unknown, string]> = [
+      [null, 'retention'],
+      ['gfs', 'retention'],
+      [{ policy: 'gfz', daily: 1 }, 'retention.policy'],
+      [{ policy: 'gfs', dayly: 7 }, 'retention.dayly'],
+      [{ policy: 'gfs', daily: 1.5 }, 'retention.daily'],
+      [{ policy: 'gfs', daily: -2 }, 'retention.daily'],
+      [{ policy: 'gfs', daily: '7' }, 'retention.daily'],
+      [{ policy: 'gfs', count: 5 }, 'retention.count'],
+      [{ policy: 'simple', daily: 5 }, 'retention.daily'],
+      [{ count: 5, daily: 5 }, 'retention'],
+      [{ policy: 'gfs', within: '7 days' }, 'retention.within'],
+      [{ policy: 'gfs', within: '5s' }, 'retention.within'],
+      [{ policy: 'simple', maxAge: -1 }, 'retention.maxAge'],
+      [{ policy: 'gfs', tags: 'foo' }, 'retention.tags'],
+      [{ policy: 'gfs', tags: [[]] }, 'retention.tags[0]'],
+    ];
+    for (const [policy, option] of cases) {
+      const err = refusal(() => validateRetentionPolicy(policy));
+      expect(err.code).toBe('ERR_INVALID_RETENTION');
+      expect(err.details.option).toBe(option);
+      expect(err.message).toContain(`"${option}"`);
+    }
+  });
+
+  it('applies the seed defaults only when no rule is written; otherwise omitted rules are off', () => {
+    expect(validateRetentionPolicy({ policy: 'gfs' })).toEqual({ policy: 'gfs', last: 0, hourly: 24, daily: 7, weekly: 4, monthly: 12, yearly: 0, tags: [] });
+    expect(validateRetentionPolicy({ policy: 'simple' })).toEqual({ policy: 'simple', count: 10 });
+    expect(validateRetentionPolicy({ policy: 'gfs', daily: 30 })).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 30, weekly: 0, monthly: 0, yearly: 0, tags: [] });
+    expect(validateRetentionPolicy({ count: 100 })).toEqual({ policy: 'simple', count: 100 });
+    expect(validateRetentionPolicy({ maxAge: '30d' })).toEqual({ policy: 'simple', count: 0, maxAge: '30d' });
+    expect(validateRetentionPolicy({ hourly: 24, within: '2d' })).toMatchObject({ policy: 'gfs', hourly: 24, within: '2d' });
+    expect(validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] }).policy === 'gfs' && validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] })).toMatchObject({ tags: [['a', 'b'], ['c']] });
+  });
+
+  it('is idempotent: a normalised policy validates to itself', () => {
+    for (const p of [{ policy: 'gfs' }, { count: 3, maxAge: 86_400_000 }, { policy: 'gfs', daily: 3, withinDaily: '1m', tags: ['x'] }]) {
+      const once = validateRetentionPolicy(p);
+      expect(validateRetentionPolicy(once)).toEqual(once);
+    }
+  });
+});
+
+describe('planRetention input handling', () => {
+  it('refuses bad backup lists with ERR_INVALID_RETENTION_INPUT', () => {
+    const policy = { count: 1 };
+    expect(refusal(() => planRetention([{ id: '', timestamp: 1 }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
+    expect(refusal(() => planRetention([{ id: 'a', timestamp: 'yesterday' }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
+    expect(refusal(() => planRetention([{ id: 'a', timestamp: 1 }, { id: 'a', timestamp: 2 }], policy)).message).toContain('repeats id "a"');
+    expect(refusal(() => planRetention([], policy, 'not a time')).code).toBe('ERR_INVALID_RETENTION_INPUT');
+  });
+
+  it('reads Date, epoch ms, ISO with zone, and zone-less strings as UTC', () => {
+    const plan = planRetention(
+      [
+        { id: 'date', timestamp: new Date('2026-03-01T23:30:00Z') },
+        { id: 'ms', timestamp: Date.parse('2026-03-02T23:30:00Z') },
+        { id: 'offset', timestamp: '2026-03-04T01:30:00+02:00' }, // 2026-03-03T23:30Z
+        { id: 'naive', timestamp: '2026-03-04 23:30:00' },
+      ],
+      { policy: 'gfs', daily: -1 },
+    );
+    expect(ids(plan.keep)).toEqual(['naive', 'offset', 'ms', 'date']);
+  });
+
+  it('uses UTC calendar keys whatever the host time zone, and ISO weeks', () => {
+    // 23:30 UTC on 31 Dec is still 31 Dec (not 1 Jan as in UTC+1 local time).
+    expect(calendarKey('daily', Date.parse('2026-12-31T23:30:00Z'))).toBe(20261231);
+    expect(calendarKey('hourly', Date.parse('2026-12-31T23:30:00Z'))).toBe(2026123123);
+    expect(calendarKey('monthly', Date.parse('2026-12-31T23:30:00Z'))).toBe(202612);
+    // ISO weeks: Monday 29 Dec 2025 is 2026-W01; Sunday 3 Jan 2027 is 2026-W53; 1 Jan 2027 (Fri) too.
+    expect(isoWeekKey(Date.parse('2025-12-29T00:00:00Z'))).toBe(202601);
+    expect(isoWeekKey(Date.parse('2025-12-28T23:59:59Z'))).toBe(202552);
+    expect(isoWeekKey(Date.parse('2027-01-03T12:00:00Z'))).toBe(202653);
+    expect(isoWeekKey(Date.parse('2027-01-04T00:00:00Z'))).toBe(202701);
+    expect(isoWeekKey(Date.parse('2021-01-01T00:00:00Z'))).toBe(202053);
+  });
+});
+
+describe('simple policy', () => {
+  const now = Date.parse('2026-06-30T12:00:00Z');
+  const daily: RetentionBackup[] = Array.from({ length: 20 }, (_, i) => ({ id: `d${i}`, timestamp: now - i * DAY - HOUR }));
+
+  it('count keeps the newest N successful backups', () => {
+    const plan = planRetention(daily, { count: 5 }, now);
+    expect(ids(plan.keep)).toEqual(['d0', 'd1', 'd2', 'd3', 'd4']);
+    expect(plan.keep[4].reasons).toEqual(['newest 5 (#5)']);
+    expect(plan.remove).toHaveLength(15);
+    expect(plan.remove[0].reason).toBe('not kept by any rule of simple (count 5)');
+  });
+
+  it('count and maxAge combine with OR: kept if among the newest N or younger than maxAge', () => {
+    // 10 days keeps d0..d9 (younger than 10 days); count 3 adds nothing more.
+    expect(ids(planRetention(daily, { count: 3, maxAge: 10 * DAY }, now).keep)).toEqual(daily.slice(0, 10).map((b) => b.id));
+    // maxAge 2 days keeps d0, d1; count 4 keeps d0..d3 even though d2, d3 are older.
+    const plan = planRetention(daily, { count: 4, maxAge: '2d' }, now);
+    expect(ids(plan.keep)).toEqual(['d0', 'd1', 'd2', 'd3']);
+    expect(plan.keep[0].reasons).toEqual(['newest 4 (#1)', 'younger than maxAge 2d']);
+    expect(plan.keep[3].reasons).toEqual(['newest 4 (#4)']);
+  });
+
+  it('maxAge alone never deletes the newest successful backup, even after a long pause', () => {
+    const old: RetentionBackup[] = [
+      { id: 'a', timestamp: now - 40 * DAY },
+      { id: 'b', timestamp: now - 41 * DAY },
+    ];
+    const plan = planRetention(old, { maxAge: '7d' }, now);
+    expect(plan.keep).toEqual([{ id: 'a', reasons: ['newest successful backup (always kept)'] }]);
+    expect(ids(plan.remove)).toEqual(['b']);
+  });
+
+  it('count -1 keeps every successful backup', () => {
+    expect(planRetention(daily, { count: -1 }, now).remove).toEqual([]);
+  });
+});
+
+describe('failed, unverified and active backups', () => {
+  const t = (h: number) => Date.parse('2026-05-01T00:00:00Z') + h * HOUR;
+
+  it('never count as kept backups for the rules', () => {
+    const backups: RetentionBackup[] = [
+      { id: 'f3', timestamp: t(5), status: 'failed' },
+      { id: 'ok2', timestamp: t(4), status: 'completed', verified: true },
+      { id: 'u', timestamp: t(3), status: 'completed', verified: false },
+      { id: 'f1', timestamp: t(2), status: 'failed' },
+      { id: 'ok1', timestamp: t(1) },
+      { id: 'ok0', timestamp: t(0) },
+    ];
+    const plan = planRetention(backups, { policy: 'gfs', last: 2 }, t(6));
+    // last 2 = the two newest SUCCESSFUL ones; f3 is kept only as the newest failure after the newest success.
+    expect(ids(plan.keep)).toEqual(['f3', 'ok2', 'ok1']);
+    expect(plan.keep[0].reasons).toEqual(['newest failed backup, kept until a newer successful backup exists']);
+    expect(plan.remove).toEqual([
+      { id: 'u', reason: 'unverified backup (verified: false), superseded by successful backup ok2' },
+      { id: 'f1', reason: "failed backup (status 'failed'), superseded by successful backup ok2" },
+      { id: 'ok0', reason: 'not kept by any rule of gfs (last 2)' },
+    ]);
+  });
+
+  it('a newer successful backup removes the kept failure; only the newest failure survives a losing streak', () => {
+    const streak: RetentionBackup[] = [
+      { id: 'ok', timestamp: t(0) },
+      ...Array.from({ length: 5 }, (_, i) => ({ id: `fail${i + 1}`, timestamp: t(i + 1), status: 'error' })),
+      { id: 'unv', timestamp: t(7), verified: false },
+    ];
+    const plan = planRetention(streak, { count: 1 }, t(8));
+    expect(ids(plan.keep)).toEqual(['unv', 'fail5', 'ok']);
+    expect(ids(plan.remove)).toEqual(['fail4', 'fail3', 'fail2', 'fail1']);
+    expect(plan.remove[0].reason).toBe("failed backup (status 'error'), a newer failed backup is kept instead");
+    const after = planRetention([...streak, { id: 'ok2', timestamp: t(9) }], { count: 1 }, t(10));
+    expect(ids(after.keep)).toEqual(['ok2']);
+  });
+
+  it('leaves active (running) backups alone and pins what they build on', () => {
+    const backups: RetentionBackup[] = [
+      { id: 'run', timestamp: t(3), status: 'running', type: 'incremental', parentId: 'full0' },
+      { id: 'ok1', timestamp: t(2), type: 'full' },
+      { id: 'full0', timestamp: t(1), type: 'full' },
+    ];
+    const plan = planRetention(backups, { count: 1 }, t(4));
+    expect(plan.keep).toEqual([
+      { id: 'run', reasons: ["status 'running': still being written, never pruned"] },
+      { id: 'ok1', reasons: ['newest 1 (#1)'] },
+      { id: 'full0', reasons: ['needed by run (chain)'] },
+    ]);
+  });
+
+  it('never deletes the newest successful backup, even when no rule selects it', () => {
+    const plan = planRetention([{ id: 'x', timestamp: t(1), tags: [] }, { id: 'y', timestamp: t(0), tags: ['release'] }], { policy: 'gfs', tags: ['release'] }, t(2));
+    expect(plan.keep).toEqual([
+      { id: 'x', reasons: ['newest successful backup (always kept)'] },
+      { id: 'y', reasons: ['has tags [release]'] },
+    ]);
+  });
+});
+
+describe('incremental chains', () => {
+  // full F0 (day 0) <- i1 <- i2 <- i3 ; full F1 (day 4) <- j1 <- j2
+  const at = (d: number) => Date.parse('2026-01-29T12:00:00Z') + d * DAY;
+  const chain: RetentionBackup[] = [
+    { id: 'F0', timestamp: at(0), type: 'full' },
+    { id: 'i1', timestamp: at(1), type: 'incremental', parentId: 'F0' },
+    { id: 'i2', timestamp: at(2), type: 'incremental', parentId: 'i1' },
+    { id: 'i3', timestamp: at(3), type: 'incremental', parentId: 'i2' },
+    { id: 'F1', timestamp: at(4), type: 'full' },
+    { id: 'j1', timestamp: at(5), type: 'incremental', parentId: 'F1' },
+    { id: 'j2', timestamp: at(6), type: 'incremental', parentId: 'j1' },
+  ];
+
+  it('a kept incremental pins its full and every incremental between them', () => {
+    const plan = planRetention(chain, { count: 1 }, at(7));
+    expect(plan.keep).toEqual([
+      { id: 'j2', reasons: ['newest 1 (#1)'] },
+      { id: 'j1', reasons: ['needed by j2 (chain)'] },
+      { id: 'F1', reasons: ['needed by j2 (chain)'] },
+    ]);
+    expect(ids(plan.remove)).toEqual(['i3', 'i2', 'i1', 'F0']);
+  });
+
+  it('keeping an old incremental by GFS keeps its whole chain; pinned backups use no rule slot', () => {
+    // F0..i3 fall in ISO week 2026-W05 (Thu 29 Jan - Sun 1 Feb), F1..j2 in 2026-W06.
+    expect(isoWeekKey(at(3))).toBe(202605);
+    expect(isoWeekKey(at(4))).toBe(202606);
+    const plan = planRetention(chain, { policy: 'gfs', last: 2, weekly: 2 }, at(7));
+    expect(plan.keep).toEqual([
+      { id: 'j2', reasons: ['last backup', 'weekly backup'] },
+      { id: 'j1', reasons: ['last backup', 'needed by j2 (chain)'] },
+      { id: 'F1', reasons: ['needed by j1 (chain)'] }, // j2's walk stops at j1, which is kept on its own
+      { id: 'i3', reasons: ['weekly backup'] },
+      { id: 'i2', reasons: ['needed by i3 (chain)'] },
+      { id: 'i1', reasons: ['needed by i3 (chain)'] },
+      { id: 'F0', reasons: ['needed by i3 (chain)'] },
+    ]);
+    expect(plan.remove).toEqual([]);
+    // Without the weekly rule the old chain goes, the new one stays whole.
+    const lastOnly = planRetention(chain, { policy: 'gfs', last: 1 }, at(7));
+    expect(ids(lastOnly.keep)).toEqual(['j2', 'j1', 'F1']);
+    expect(ids(lastOnly.remove)).toEqual(['i3', 'i2', 'i1', 'F0']);
+  });
+
+  it('warns about broken chains instead of failing the plan', () => {
+    const plan = planRetention(
+      [
+        { id: 'orphan', timestamp: at(2), type: 'incremental', parentId: 'gone' },
+        { id: 'noparent', timestamp: at(1), type: 'incremental' },
+      ],
+      { count: 2 },
+      at(3),
+    );
+    expect(ids(plan.keep)).toEqual(['orphan', 'noparent']);
+    expect(plan.warnings).toEqual([
+      'backup orphan needs gone, which is not in the list: its chain is broken and cannot be restored',
+      'incremental backup noparent has no parentId: its chain cannot be pinned',
+    ]);
+  });
+
+  it('survives a parentId loop', () => {
+    const plan = planRetention(
+      [
+        { id: 'a', timestamp: at(1), parentId: 'b' },
+        { id: 'b', timestamp: at(0), parentId: 'a' },
+      ],
+      { count: 1 },
+      at(2),
+    );
+    expect(ids(plan.keep)).toEqual(['a', 'b']);
+    expect(plan.warnings).toEqual(['backup chain through a loops back on itself']);
+  });
+});
