@@ -124,21 +124,27 @@ export async function runToDigest(source: Iterable<Buffer>, ...stages: Transform
 }
 
 /** Runs a decoder over `stored` and returns the error it fails with, plus what it emitted first. */
-export async function decodeFailure(stored: Buffer, decoder: Transform): Promise<{ error: unknown; emitted: number }> {
-  let emitted = 0;
+export async function decodeFailure(
+  stored: Buffer,
+  decoder: Transform,
+  chunkSize = stored.length,
+): Promise<{ error: unknown; output: Buffer }> {
+  const out: Buffer[] = [];
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < stored.length; i += Math.max(1, chunkSize)) pieces.push(stored.subarray(i, i + chunkSize));
   try {
     await pipeline([
-      Readable.from([stored]),
+      Readable.from(pieces),
       decoder,
       new Writable({
         write(chunk: Buffer, _enc, cb) {
-          emitted += chunk.length;
+          out.push(chunk);
           cb();
         },
       }),
     ]);
   } catch (error) {
-    return { error, emitted };
+    return { error, output: Buffer.concat(out) };
   }
-  return { error: null, emitted };
+  return { error: null, output: Buffer.concat(out) };
 }
