@@ -9,12 +9,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { planRetention, validateRetentionPolicy, type RetentionBackup } from '../src/retention/index.js';
 import { applyGfs } from '../src/retention/gfs.js';
 import { BackupError } from '../src/errors.js';
 
-const dir = join(import.meta.dirname, 'fixtures', 'restic-retention');
+const dir = fileURLToPath(new URL('./fixtures/restic-retention/', import.meta.url));
 
 interface Snapshot {
   time: string;
