@@ -1,0 +1,92 @@
+//! Compression backends behind one push interface (docs/FORMAT.md 2.1).
+//!
+//! A `Compressor` turns input pushed in arbitrary chunks into ONE standard stream of its codec;
+//! a `Decompressor` does the reverse and fails with `ERR_DECOMPRESS` on corrupt or truncated data.
+//! Parallel backends keep at most a bounded number of blocks in flight (see `deflate`, `brotli`),
+//! so memory does not grow with the stream length.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::format::Compression;
+use crate::pool::Workers;
+
+pub(crate) mod brotli;
+pub(crate) mod deflate;
+pub mod levels;
+pub(crate) mod zstd;
+
+/// Streaming compressor: `push` may emit nothing yet; `finish` emits the rest and the trailer.
+pub(crate) trait Compressor: Send {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+}
+
+/// Streaming decompressor: `finish` fails if the stream did not end with its end marker.
+pub(crate) trait Decompressor: Send {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+}
+
+/// Builds the compressor for `compression` at a Node-semantics `level` (`None` = default).
+/// `Compression::None` has no compressor (the caller passes bytes through).
+pub(crate) fn compressor(
+    compression: Compression,
+    level: Option<i32>,
+    threads: usize,
+    workers: &Arc<Workers>,
+) -> Result<Option<Box<dyn Compressor>>> {
+    Ok(match compression {
+        Compression::None => {
+            levels::check_none(level)?;
+            None
+        }
+        Compression::Gzip | Compression::Deflate => Some(Box::new(deflate::ParallelDeflate::new(
+            compression == Compression::Gzip,
+            levels::zlib_level(compression, level)?,
+            levels::node_zlib_level(level),
+            threads,
+            Arc::clone(workers),
+        ))),
+        Compression::Brotli => Some(Box::new(brotli::ParallelBrotli::new(
+            levels::brotli_quality(level)?,
+            threads,
+            Arc::clone(workers),
+        ))),
+        Compression::Zstd => Some(Box::new(zstd::ZstdCompressor::new(
+            levels::zstd_level(level)?,
+            threads,
+        )?)),
+    })
+}
+
+pub(crate) fn decompressor(compression: Compression) -> Result<Option<Box<dyn Decompressor>>> {
+    Ok(match compression {
+        Compression::None => None,
+        Compression::Gzip => Some(Box::new(deflate::Inflater::new(true))),
+        Compression::Deflate => Some(Box::new(deflate::Inflater::new(false))),
+        Compression::Brotli => Some(Box::new(brotli::BrotliDecompressor::new())),
+        Compression::Zstd => Some(Box::new(zstd::ZstdDecompressor::new()?)),
+    })
+}
+
+/// Appends `v` to `out`, taking the allocation when `out` is still empty (saves a copy).
+pub(crate) fn append(out: &mut Vec<u8>, v: Vec<u8>) {
+    if out.is_empty() && out.capacity() <= v.capacity() {
+        *out = v;
+    } else {
+        out.extend_from_slice(&v);
+    }
+}
+
+/// Calibration hook (examples/calibrate.rs): gzip with a raw zlib-rs `level`, bypassing the
+/// Node-level map. Not part of the API.
+#[doc(hidden)]
+pub fn gzip_with_backend_level(level: u32, threads: usize, data: &[u8]) -> Result<Vec<u8>> {
+    let workers = Arc::new(Workers::new(threads));
+    let mut c = deflate::ParallelDeflate::new(true, level, 6, threads, workers);
+    let mut out = Vec::new();
+    c.push(data, &mut out)?;
+    c.finish(&mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,109 @@
+//! zstd compression on libzstd's own worker threads (`NbWorkers`, one frame), and the streaming
+//! decompressor (accepts several frames back to back, as `zstd -d` does).
+
+use zstd::stream::raw::{CParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
+
+use super::{Compressor, Decompressor};
+use crate::error::{CodecError, Result};
+
+pub(crate) struct ZstdCompressor {
+    enc: Encoder<'static>,
+}
+
+fn internal(e: std::io::Error) -> CodecError {
+    CodecError::Internal(format!("zstd: {e}"))
+}
+
+impl ZstdCompressor {
+    pub(crate) fn new(level: i32, threads: usize) -> Result<ZstdCompressor> {
+        let mut enc = Encoder::new(level).map_err(internal)?;
+        if threads > 1 {
+            enc.set_parameter(CParameter::NbWorkers(threads as u32))
+                .map_err(internal)?;
+        }
+        enc.set_parameter(CParameter::ChecksumFlag(true))
+            .map_err(internal)?;
+        Ok(ZstdCompressor { enc })
+    }
+}
+
+fn reserve(out: &mut Vec<u8>, n: usize) {
+    if out.capacity() - out.len() < n / 2 {
+        out.reserve(n);
+    }
+}
+
+impl Compressor for ZstdCompressor {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut inb = InBuffer::around(input);
+        while inb.pos() < input.len() {
+            reserve(out, 256 * 1024);
+            let pos = out.len();
+            let mut outb = OutBuffer::around_pos(out, pos);
+            self.enc.run(&mut inb, &mut outb).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        loop {
+            reserve(out, 256 * 1024);
+            let pos = out.len();
+            let mut outb = OutBuffer::around_pos(out, pos);
+            let left = self.enc.finish(&mut outb, true).map_err(internal)?;
+            if left == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+pub(crate) struct ZstdDecompressor {
+    dec: Decoder<'static>,
+    /// libzstd's hint: 0 exactly when a frame just ended.
+    hint: usize,
+    any: bool,
+}
+
+impl ZstdDecompressor {
+    pub(crate) fn new() -> Result<ZstdDecompressor> {
+        Ok(ZstdDecompressor {
+            dec: Decoder::new().map_err(internal)?,
+            hint: 1,
+            any: false,
+        })
+    }
+}
+
+impl Decompressor for ZstdDecompressor {
+    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut inb = InBuffer::around(input);
+        if !input.is_empty() {
+            self.any = true;
+        }
+        loop {
+            reserve(out, (input.len() * 4).clamp(256 * 1024, 8 << 20));
+            let pos = out.len();
+            let mut outb = OutBuffer::around_pos(out, pos);
+            self.hint = self
+                .dec
+                .run(&mut inb, &mut outb)
+                .map_err(|e| CodecError::decompress("zstd", e.to_string()))?;
+            let full = outb.pos() == outb.capacity();
+            if inb.pos() == input.len() && !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.push(&[], out)?;
+        if !self.any || self.hint != 0 {
+            return Err(CodecError::decompress(
+                "zstd",
+                "the stream ends before the end of its frame (truncated)",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The streaming decoder: optionally the segmented AES-256-GCM reader (2.5), then decompression.
+//!
+//! `write` returns the plaintext ready so far, and only plaintext whose segment tag verified;
+//! `finish` checks the stream ended properly. Errors are sticky (the same error for every further
+//! call). Without a key the input must be a plain stream of `compression`; with a key the header
+//! must name `compression` when one is given (`ERR_COMPRESSION_MISMATCH` otherwise).
+//! Note: output per call is bounded by the input times the codec's ratio, not by a fixed size.
+
+use std::sync::Arc;
+
+use crate::compress::{self, append, Decompressor};
+use crate::encoder::{resolve_threads, State};
+use crate::error::{CodecError, Result};
+use crate::format::*;
+use crate::open::Opener;
+use crate::pool::Workers;
+
+#[derive(Clone, Debug)]
+pub struct DecoderOptions {
+    /// Expected compression; required without a key, checked against the header with one.
+    pub compression: Option<Compression>,
+    /// 32-byte master key; `None` = the input is a plain (unencrypted) stream.
+    pub key: Option<[u8; KEY_LEN]>,
+    /// Worker threads for segment decryption; 0 = every core.
+    pub threads: usize,
+}
+
+impl DecoderOptions {
+    pub fn new(compression: Compression) -> DecoderOptions {
+        DecoderOptions {
+            compression: Some(compression),
+            key: None,
+            threads: 0,
+        }
+    }
+}
+
+pub struct Decoder {
+    opener: Option<Opener>,
+    plain_none: bool,
+    decompressor: Option<Box<dyn Decompressor>>,
+    made: bool,
+    state: State,
+}
+
+impl Decoder {
+    pub fn new(opts: DecoderOptions) -> Result<Decoder> {
+        let threads = resolve_threads(opts.threads)?;
+        match opts.key {
+            Some(master) => {
+                let workers = Arc::new(Workers::new(threads));
+                Ok(Decoder {
+                    opener: Some(Opener::new(master, opts.compression, threads, workers)),
+                    plain_none: false,
+                    decompressor: None,
+                    made: false,
+                    state: State::Open,
+                })
+            }
+            None => {
+                let c = opts.compression.ok_or_else(|| {
+                    CodecError::option("compression", "is required to read an unencrypted stream")
+                })?;
+                Ok(Decoder {
+                    opener: None,
+                    plain_none: c == Compression::None,
+                    decompressor: compress::decompressor(c)?,
+                    made: true,
+                    state: State::Open,
+                })
+            }
+        }
+    }
+
+    fn write_inner(&mut self, input: &[u8], finish: bool) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match &mut self.opener {
+            None => match &mut self.decompressor {
+                Some(d) => {
+                    d.push(input, &mut out)?;
+                    if finish {
+                        d.finish(&mut out)?;
+                    }
+                }
+                None => {
+                    debug_assert!(self.plain_none);
+                    out.extend_from_slice(input);
+                }
+            },
+            Some(opener) => {
+                let (dec, made) = (&mut self.decompressor, &mut self.made);
+                let mut sink = |c: Compression, plain: Vec<u8>| -> Result<()> {
+                    if !*made {
+                        *dec = compress::decompressor(c)?;
+                        *made = true;
+                    }
+                    match dec {
+                        Some(d) => d.push(&plain, &mut out),
+                        None => {
+                            append(&mut out, plain);
+                            Ok(())
+                        }
+                    }
+                };
+                if finish {
+                    opener.finish(&mut sink)?;
+                } else {
+                    opener.push(input, &mut sink)?;
+                }
+                if finish {
+                    if !self.made {
+                        self.decompressor = compress::decompressor(
+                            opener
+                                .compression()
+                                .expect("decoder: internal error: header read at finish"),
+                        )?;
+                        self.made = true;
+                    }
+                    if let Some(d) = &mut self.decompressor {
+                        d.finish(&mut out)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes `input`; returns the verified plaintext ready so far (may be empty).
+    pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.state.check()?;
+        let r = self.write_inner(input, false);
+        if let Err(e) = &r {
+            self.state = State::Failed(e.clone());
+        }
+        r
+    }
+
+    /// Ends the stream: fails unless it ended exactly with its final segment / end marker.
+    pub fn finish(&mut self) -> Result<Vec<u8>> {
+        self.state.check()?;
+        let r = self.write_inner(&[], true);
+        self.state = match &r {
+            Ok(_) => State::Finished,
+            Err(e) => State::Failed(e.clone()),
+        };
+        r
+    }
+}
+
+/// Decodes a whole buffer in one go (tests, vectors, small data).
+pub fn decode_all(opts: DecoderOptions, input: &[u8]) -> Result<Vec<u8>> {
+    let mut d = Decoder::new(opts)?;
+    let mut out = d.write(input)?;
+    out.extend_from_slice(&d.finish()?);
+    Ok(out)
+}

@@ -1,0 +1,26 @@
+//! s3db-backup codec core: streaming compression (gzip, deflate, brotli, zstd, none) and
+//! segmented AES-256-GCM with HKDF-SHA256 keys, exactly as docs/FORMAT.md section 2 specifies.
+//!
+//! Pure Rust (no N-API); `crates/napi` is a thin shell over [`Encoder`], [`Decoder`] and the key
+//! primitives. Invariants: a decoder releases a segment's plaintext only after its tag verified;
+//! stream errors are sticky and carry the stable codes of FORMAT.md 2.5 ([`CodecError::code`]);
+//! memory stays about `threads x (block + segment)` whatever the stream length.
+
+#![deny(clippy::all)]
+
+pub mod compress;
+mod decoder;
+mod encoder;
+mod error;
+pub mod format;
+mod keys;
+mod open;
+mod pool;
+mod seal;
+
+pub use compress::levels;
+pub use decoder::{decode_all, Decoder, DecoderOptions};
+pub use encoder::{encode_all, resolve_threads, Encoder, EncoderOptions};
+pub use error::{CodecError, Result};
+pub use format::Compression;
+pub use keys::{key_check, pbkdf2_hmac_sha256, unwrap_master_key, wrap_master_key};
