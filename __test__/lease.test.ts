@@ -1,0 +1,195 @@
+/**
+ * Lease over a real FilesystemDestination in one process: acquire/held/release, renewals, the
+ * one-run-per-tick rule, takeover of an expired lease left by a dead holder (the stale record is
+ * written the way a crashed process leaves it), and loss detection when another party replaces
+ * the lease object behind the holder's back (simulates a successor after a stall).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FilesystemDestination } from '../src/destinations/filesystem.js';
+import { BackupError } from '../src/errors.js';
+import { Lease, type LeaseLostInfo, type LeaseRecord } from '../src/lease/index.js';
+
+let dir: string;
+let destination: FilesystemDestination;
+const leases: Lease[] = [];
+
+function lease(options: ConstructorParameters<typeof Lease>[1] = {}): Lease {
+  const l = new Lease(destination, { clockSkewMs: 0, ...options });
+  leases.push(l);
+  return l;
+}
+
+function onDisk(): LeaseRecord {
+  return JSON.parse(readFileSync(join(dir, 'locks', 'backup.lease'), 'utf8')) as LeaseRecord;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 's3db-backup-lease-'));
+  destination = new FilesystemDestination({ directory: dir, fsync: false });
+});
+
+afterEach(async () => {
+  for (const l of leases.splice(0)) await l.release();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Lease', () => {
+  it('creates the lease object with holder, host, pid, times and tick; a second instance sees it held', async () => {
+    const a = lease({ host: 'host-a' });
+    const before = Date.now();
+    const r = await a.acquire('a', 10_000, { tick: '2026-11-30T10:00:00Z' });
+    expect(r.acquired).toBe(true);
+    const rec = onDisk();
+    expect(rec).toMatchObject({ version: 1, holder: 'a', host: 'host-a', pid: process.pid, tick: '2026-11-30T10:00:00.000Z', lastCompletedTick: null, generation: 1 });
+    expect(Date.parse(rec.expiresAt!) - Date.parse(rec.acquiredAt!)).toBe(10_000);
+    expect(Date.parse(rec.acquiredAt!)).toBeGreaterThanOrEqual(before);
+    expect(a.isHeld).toBe(true);
+    expect(() => a.assertHeld()).not.toThrow();
+
+    const b = lease();
+    const rb = await b.acquire('b', 10_000);
+    expect(rb).toMatchObject({ acquired: false, reason: 'held', holder: { holder: 'a' } });
+    await expect(a.acquire('a', 10_000)).rejects.toMatchObject({ code: 'ERR_LEASE_STATE' });
+  });
+
+  it('release frees the lease (object kept, holder null) and lets the next holder in', async () => {
+    const a = lease();
+    await a.acquire('a', 10_000);
+    expect(await a.release()).toBe(true);
+    expect(a.isHeld).toBe(false);
+    expect(() => a.assertHeld()).toThrow(BackupError);
+    expect(onDisk()).toMatchObject({ holder: null, lastCompletedTick: null, generation: 2 });
+    expect(await a.release()).toBe(false); // nothing held
+    const b = lease();
+    const rb = await b.acquire('b', 10_000);
+    expect(rb.acquired).toBe(true);
+    expect(rb.acquired && rb.tookOverFrom).toBeUndefined();
+  });
+
+  it('renews while held: expiresAt moves forward every ttl/3', async () => {
+    const a = lease();
+    await a.acquire('a', 600);
+    const first = onDisk();
+    await until(() => onDisk().generation >= 4, 'three renewals');
+    const later = onDisk();
+    expect(later.holder).toBe('a');
+    expect(later.token).toBe(first.token);
+    expect(Date.parse(later.expiresAt!)).toBeGreaterThan(Date.parse(first.expiresAt!));
+    expect(Date.parse(later.renewedAt!)).toBeGreaterThan(Date.parse(first.renewedAt!));
+    // Renewals kept it alive well past the first expiry: another instance still sees it held.
+    await until(() => Date.now() > Date.parse(first.expiresAt!) + 50, 'the original expiry to pass');
+    expect(await lease().acquire('b', 600)).toMatchObject({ acquired: false, reason: 'held' });
+  });
+
+  it('one run per tick: a completed tick is refused to everyone afterwards; later ticks run', async () => {
+    const T = '2026-11-30T10:00:00.000Z';
+    const a = lease();
+    expect((await a.acquire('a', 10_000, { tick: T })).acquired).toBe(true);
+    expect(await a.release({ completed: true })).toBe(true);
+    expect(onDisk()).toMatchObject({ holder: null, lastCompletedTick: T, lastCompletedBy: 'a' });
+
+    const b = lease();
+    expect(await b.acquire('b', 10_000, { tick: T })).toMatchObject({ acquired: false, reason: 'tick-done', lastCompletedTick: T });
+    expect(await b.acquire('b', 10_000, { tick: Date.parse(T) - 3_600_000 })).toMatchObject({ acquired: false, reason: 'tick-done' });
+    // Manual backups (no tick) are not affected by the tick rule.
+    expect((await b.acquire('b', 10_000)).acquired).toBe(true);
+    await b.release({ completed: true });
+    expect(onDisk().lastCompletedTick).toBe(T); // a manual run records no tick
+    // The next tick runs; a failed run (completed: false) leaves the tick retryable.
+    const T2 = '2026-11-30T11:00:00.000Z';
+    expect((await b.acquire('b', 10_000, { tick: T2 })).acquired).toBe(true);
+    await b.release({ completed: false });
+    expect(onDisk().lastCompletedTick).toBe(T);
+    expect((await a.acquire('a', 10_000, { tick: new Date(T2) })).acquired).toBe(true);
+    await a.release({ completed: true });
+    expect(onDisk().lastCompletedTick).toBe(T2);
+  });
+
+  it('a tick already completed is refused even while someone else holds the lease', async () => {
+    const T = '2026-11-30T10:00:00.000Z';
+    const a = lease();
+    await a.acquire('a', 10_000, { tick: T });
+    await a.release({ completed: true });
+    await a.acquire('a', 10_000, { tick: '2026-11-30T11:00:00Z' });
+    expect(await lease().acquire('b', 10_000, { tick: T })).toMatchObject({ acquired: false, reason: 'tick-done' });
+  });
+
+  it('takes over a lease whose holder died (expired), keeping lastCompletedTick', async () => {
+    // The state a killed holder leaves: its record, expired, never released.
+    const dead: LeaseRecord = {
+      version: 1,
+      holder: 'dead',
+      host: 'gone',
+      pid: 1,
+      acquiredAt: new Date(Date.now() - 120_000).toISOString(),
+      expiresAt: new Date(Date.now() - 60_000).toISOString(),
+      tick: '2026-11-30T10:00:00.000Z',
+      lastCompletedTick: '2026-11-30T09:00:00.000Z',
+      generation: 7,
+    };
+    expect((await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify(dead)))).created).toBe(true);
+    const b = lease();
+    const r = await b.acquire('b', 10_000, { tick: '2026-11-30T10:00:00Z' });
+    expect(r.acquired).toBe(true);
+    expect(r.acquired && r.tookOverFrom).toMatchObject({ holder: 'dead', tick: '2026-11-30T10:00:00.000Z' });
+    expect(onDisk()).toMatchObject({ holder: 'b', lastCompletedTick: '2026-11-30T09:00:00.000Z', generation: 8 });
+  });
+
+  it('does not take over an unexpired lease, and honours clockSkewMs', async () => {
+    const record: LeaseRecord = { version: 1, holder: 'other', expiresAt: new Date(Date.now() - 200).toISOString(), generation: 1 };
+    await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify(record)));
+    // Expired 200 ms ago but within a 5 s skew allowance: still held.
+    expect(await lease({ clockSkewMs: 5_000 }).acquire('b', 10_000)).toMatchObject({ acquired: false, reason: 'held' });
+    expect((await lease({ clockSkewMs: 0 }).acquire('c', 10_000)).acquired).toBe(true);
+  });
+
+  it('waits for a busy lease when asked (waitMs) and gets it after release', async () => {
+    const a = lease();
+    await a.acquire('a', 10_000);
+    setTimeout(() => void a.release(), 300);
+    const r = await lease().acquire('b', 10_000, { waitMs: 10_000, pollMs: 20 });
+    expect(r.acquired).toBe(true);
+  });
+
+  it('detects a lost lease at the next renewal: onLost, aborted signal, assertHeld throws, release leaves the successor alone', async () => {
+    const lost: LeaseLostInfo[] = [];
+    const a = lease({ onLost: (info) => lost.push(info) });
+    await a.acquire('a', 600);
+    // A successor's record replaces ours (what a takeover after a stall of the holder looks like).
+    const successor: LeaseRecord = { version: 1, holder: 'successor', expiresAt: new Date(Date.now() + 60_000).toISOString(), generation: 99 };
+    await destination.write('locks/backup.lease', Buffer.from(JSON.stringify(successor)));
+    await until(() => lost.length > 0, 'loss detection');
+    expect(lost[0]).toMatchObject({ holder: 'a', reason: 'taken-over', current: { holder: 'successor' } });
+    expect(a.signal.aborted).toBe(true);
+    expect((a.signal.reason as BackupError).code).toBe('ERR_LEASE_LOST');
+    expect(() => a.assertHeld()).toThrow(/lost by a/);
+    expect(await a.release({ completed: true })).toBe(false);
+    expect(onDisk()).toMatchObject({ holder: 'successor', generation: 99 });
+  });
+
+  it('treats an unreadable lease object as free, and refuses a newer format', async () => {
+    await destination.createIfAbsent('locks/backup.lease', Buffer.from('not json'));
+    expect((await lease().acquire('a', 10_000)).acquired).toBe(true);
+    await leases[0].release();
+    const other = new Lease(destination, { path: 'locks/v2.lease' });
+    await destination.createIfAbsent('locks/v2.lease', Buffer.from(JSON.stringify({ version: 2, holder: null, generation: 1 })));
+    await expect(other.acquire('a', 10_000)).rejects.toMatchObject({ code: 'ERR_LEASE_FORMAT' });
+  });
+
+  it('refuses bad arguments', async () => {
+    expect(() => new Lease(destination, { ttlMs: 5 })).toThrow(/lease.ttlMs/);
+    await expect(lease().acquire('', 1_000)).rejects.toMatchObject({ code: 'ERR_LEASE_HOLDER' });
+    await expect(lease().acquire('a', 1_000, { tick: 'noon' })).rejects.toMatchObject({ code: 'ERR_LEASE_TICK' });
+  });
+});
