@@ -63,6 +63,8 @@ pub(crate) struct ZstdDecompressor {
     /// libzstd's hint: 0 exactly when a frame just ended.
     hint: usize,
     any: bool,
+    /// The last call filled the output buffer: more output may be pending.
+    more_out: bool,
 }
 
 impl ZstdDecompressor {
@@ -71,12 +73,16 @@ impl ZstdDecompressor {
             dec: Decoder::new().map_err(internal)?,
             hint: 1,
             any: false,
+            more_out: false,
         })
     }
 }
 
 impl Decompressor for ZstdDecompressor {
     fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if input.is_empty() && !self.more_out {
+            return Ok(());
+        }
         let mut inb = InBuffer::around(input);
         if !input.is_empty() {
             self.any = true;
@@ -90,6 +96,7 @@ impl Decompressor for ZstdDecompressor {
                 .run(&mut inb, &mut outb)
                 .map_err(|e| CodecError::decompress("zstd", e.to_string()))?;
             let full = outb.pos() == outb.capacity();
+            self.more_out = full;
             if inb.pos() == input.len() && !full {
                 return Ok(());
             }
