@@ -167,15 +167,16 @@ describe('tampered encrypted streams', () => {
         const stored = await encode(impl);
         const other = await encode(impl);
         const bad = c.make(stored, other);
-        for (const chunkSize of [bad.length, 100, 7]) {
+        for (const chunkSize of [bad.length, 100, 7, 1044]) {
           const decoder = createDecoder({ compression: c.expect ?? 'none', key: c.key ?? TEST_KEY, implementation: impl });
           const { error, output } = await decodeFailure(bad, decoder, chunkSize);
           expect(error, `${c.name}: must not decode (chunks of ${chunkSize})`).toBeInstanceOf(BackupError);
           const e = error as BackupError;
           expect(e.code).toBe(c.code);
           expect(e.message.startsWith(c.message ?? PREFIX[c.code]), e.message).toBe(true);
-          // Only verified plaintext may have been released: a strict prefix of the real input.
-          expect(output.length).toBeLessThan(INPUT.length);
+          // Only verified plaintext may have been released: a prefix of the real input (a strict one,
+          // except for trailing data, which a streaming reader can only see after the final segment).
+          if (c.code !== 'ERR_TRAILING_DATA') expect(output.length).toBeLessThan(INPUT.length);
           expect(output.equals(INPUT.subarray(0, output.length))).toBe(true);
         }
       });
