@@ -1,0 +1,186 @@
+// Backup and restore on the real s3db.js (memory:// and file://) to a real filesystem destination:
+// exact object-for-object round trips, every restore mode, dry runs, subsets, other databases,
+// and the seed's 3 AM story in a separate process against an EMPTY database.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { DATABASE_GROUP } from '../src/engine/layout.js';
+import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+
+const run = promisify(execFile);
+const PASSPHRASE = 'correct horse battery staple';
+let work: string;
+let bucketSeq = 0;
+const bucket = (name: string) => `memory://${name}-${process.pid}-${++bucketSeq}/db`;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'engine-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+function plugin(directory: string, extra: Record<string, unknown> = {}): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, ...extra });
+}
+
+describe('full backup and restore', () => {
+  it('restores an identical database: secrets, timestamps, partitions, every behavior, plugin state', async () => {
+    const dir = path.join(work, 'exact');
+    const source = await openDb(bucket('src'));
+    await seedDatabase(source);
+    const p = plugin(dir);
+    await source.usePlugin(p);
+    const before = await snapshot(source);
+    const backup = await p.createBackup({ reason: 'test', metadata: { ticket: 'T-1' } });
+    expect(backup.verified).toBe(true);
+    expect(backup.objects).toBe(before.length);
+    expect(backup.reason).toBe('test');
+    expect(backup.metadata).toEqual({ ticket: 'T-1' });
+    expect(backup.encrypted).toBe(true);
+
+    const target = await openDb(bucket('dst'));
+    const report = await p.restore({ backupId: backup.id, destination: target });
+    expect(report.objectsWritten).toBe(before.length);
+    expect(await snapshot(target)).toEqual(before);
+    // The live target sees the restored resources without reconnecting, and decrypts secrets.
+    const users = target.resources.users as { get(id: string): Promise<Record<string, unknown>>; count(): Promise<number> };
+    const u = await users.get('u00003');
+    expect(u.password).toBe('pw-3');
+    expect(u.createdAt).toBe((await (source.resources.users as typeof users).get('u00003')).createdAt);
+    expect(await users.count()).toBe(60);
+    const byPlan = await (target.resources.users as unknown as { listIds(o: unknown): Promise<string[]> }).listIds({ partition: 'byPlan', partitionValues: { plan: 'pro' } });
+    expect(byPlan).toHaveLength(20);
+    await p.stop();
+  });
+
+  it('restore modes: replace makes the resource exactly the backup, merge keeps others, skip only fills gaps', async () => {
+    const dir = path.join(work, 'modes');
+    const db = await openDb(bucket('modes'));
+    await seedDatabase(db, { users: 10, orders: 10, perBehavior: 2 });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const original = await snapshot(db);
+    const { id } = await p.createBackup();
+    const users = db.resources.users as { update(id: string, v: unknown): Promise<unknown>; insert(v: unknown): Promise<unknown>; delete(id: string): Promise<unknown> };
+    await users.update('u00001', { name: 'changed' });
+    await users.insert({ id: 'extra1', name: 'Extra', email: 'e@x', password: 'p', plan: 'free' });
+    await users.delete('u00002');
+    const changed = await snapshot(db);
+
+    // dry run: reports, writes nothing
+    const dry = await p.restore({ backupId: id, mode: 'replace', dryRun: true });
+    expect(dry.dryRun).toBe(true);
+    expect(dry.objectsWritten).toBe(0);
+    const usersRow = dry.resources.find((r) => r.name === 'users')!;
+    expect(usersRow.created).toBeGreaterThanOrEqual(2); // u00002 data + partition refs
+    expect(usersRow.deleted).toBeGreaterThanOrEqual(2); // extra1 data + partition refs
+    expect(await snapshot(db)).toEqual(changed);
+
+    // skip: only missing keys are written (u00002 comes back, u00001 stays changed, extra1 stays)
+    await p.restore({ backupId: id, mode: 'skip' });
+    const afterSkip = await snapshot(db);
+    expect(afterSkip.some((o) => o.key.includes('id=extra1'))).toBe(true);
+    expect(afterSkip.some((o) => o.key === 'resource=users/data/id=u00002')).toBe(true);
+    expect(afterSkip.find((o) => o.key === 'resource=users/data/id=u00001')).toEqual(changed.find((o) => o.key === 'resource=users/data/id=u00001'));
+
+    // merge: backup objects overwrite, others stay
+    await p.restore({ backupId: id, mode: 'merge' });
+    const afterMerge = await snapshot(db);
+    expect(afterMerge.find((o) => o.key === 'resource=users/data/id=u00001')).toEqual(original.find((o) => o.key === 'resource=users/data/id=u00001'));
+    expect(afterMerge.some((o) => o.key.includes('id=extra1'))).toBe(true);
+
+    // replace: exactly the backup
+    const replaced = await p.restore(id, { mode: 'replace' });
+    expect(replaced.objectsDeleted).toBeGreaterThanOrEqual(2);
+    expect(await snapshot(db)).toEqual(original);
+    await p.stop();
+  });
+
+  it('restores a subset of resources into another database, merging their definitions', async () => {
+    const dir = path.join(work, 'subset');
+    const db = await openDb(bucket('subset'));
+    await seedDatabase(db, { users: 8, orders: 8, perBehavior: 2 });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const { id } = await p.createBackup();
+    const target = await openDb(bucket('subset-dst'));
+    const report = await p.restore({ backupId: id, destination: target, resources: ['orders'] });
+    expect(report.restored).toEqual([{ name: 'orders', recordsRestored: 8, totalRecords: 8 }]);
+    expect(Object.keys(target.resources)).toEqual(['orders']);
+    const keys = (await snapshot(target)).map((o) => o.key);
+    expect(keys.every((k) => k.startsWith('resource=orders/') || k === 's3db.json')).toBe(true);
+    const source = (await snapshot(db)).filter((o) => o.key.startsWith('resource=orders/'));
+    expect((await snapshot(target)).filter((o) => o.key.startsWith('resource=orders/'))).toEqual(source);
+    await expect(p.restore({ backupId: id, resources: ['nope'] })).rejects.toMatchObject({ code: 'ERR_RESOURCE_NOT_IN_BACKUP', message: expect.stringContaining("Resource 'nope' does not exist in backup") });
+    await p.stop();
+  });
+
+  it('selects resources with include/exclude and records per-resource counts in the manifest', async () => {
+    const dir = path.join(work, 'select');
+    const db = await openDb(bucket('select'));
+    await seedDatabase(db, { users: 5, orders: 7, perBehavior: 1 });
+    const p = plugin(dir, { exclude: ['orders'] });
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    const full = await p.getBackup(b.id);
+    expect(full!.manifest.resources.orders).toBeUndefined();
+    expect(full!.manifest.resources.users!.records).toBe(5);
+    expect(full!.manifest.resources[DATABASE_GROUP]!.objects).toBe(3); // s3db.json + 2 plugin objects
+    const only = await p.createBackup({ resources: ['orders'] });
+    expect(only.resources.sort()).toEqual([DATABASE_GROUP, 'orders']);
+    expect((await p.listBackups({ resource: 'orders' })).map((x) => x.id)).toEqual([only.id]);
+    await p.stop();
+  });
+});
+
+describe('the 3 AM story, in a separate process against an empty database', () => {
+  it('a new process lists and restores with nothing but the destination and the passphrase', async () => {
+    const dir = path.join(work, 'story-backups');
+    const srcDir = path.join(work, 'story-src');
+    const source = await openDb(`file://${srcDir}`);
+    await seedDatabase(source, { users: 30, orders: 30, perBehavior: 3 });
+    const p = plugin(dir);
+    await source.usePlugin(p);
+    const backup = await p.createBackup({ type: 'full', reason: 'Before major deployment' });
+    const expected = await snapshot(source);
+    await p.stop();
+    await source.disconnect();
+
+    const dstDir = path.join(work, 'story-dst');
+    const out = path.join(work, 'story-snapshot.json');
+    const script = path.join(work, 'story-restore.mts');
+    await writeFile(
+      script,
+      `import { BackupPlugin } from ${JSON.stringify(path.resolve('src/index.ts'))};
+       import { openDb, snapshot } from ${JSON.stringify(path.resolve('__test__/helpers/database.ts'))};
+       import { writeFile } from 'node:fs/promises';
+       try {
+       const db = await openDb(${JSON.stringify(`file://${dstDir}`)});
+       const plugin = new BackupPlugin({ schedule: false, config: { directory: ${JSON.stringify(dir)} }, encryption: { passphrase: ${JSON.stringify(PASSPHRASE)} } });
+       await db.usePlugin(plugin);
+       const backups = await plugin.listBackups({ limit: 24 });
+       const good = backups.find((b) => b.verified === true);
+       await plugin.restore({ backupId: good.id, destination: 'production', verify: true });
+       const users = db.resources.users;
+       const count = await users.count();
+       const u = await users.get('u00007');
+       await writeFile(${JSON.stringify(out)}, JSON.stringify({ id: good.id, count, password: u.password, snapshot: await snapshot(db) }));
+       await plugin.stop();
+       process.exit(0);
+       } catch (err) { process.stderr.write(String(err?.stack ?? err)); process.exit(3); }`,
+    );
+    await run(process.execPath, ['--import', 'tsx', script], { cwd: path.resolve('.'), timeout: 120_000 }).catch((err: { stderr?: string }) => {
+      throw new Error(`restore process failed: ${err.stderr ?? String(err)}`);
+    });
+    const result = JSON.parse(await readFile(out, 'utf8')) as { id: string; count: number; password: string; snapshot: ObjectSnapshot[] };
+    expect(result.id).toBe(backup.id);
+    expect(result.count).toBe(30);
+    expect(result.password).toBe('pw-7');
+    expect(result.snapshot).toEqual(expected);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Test databases on the real s3db.js: resources with secrets, timestamps, partitions, every
+ * `behavior`, large bodies and raw plugin state; and an object-level snapshot (key, metadata,
+ * content type, body hash) to prove two databases identical object for object.
+ */
+import { createHash } from 'node:crypto';
+import { S3db } from 's3db.js';
+import { bodyToBuffer, listObjects, type DatabaseLike } from '../../src/engine/s3db.js';
+
+export const DB_PASSPHRASE = 'test-db-secret-passphrase';
+export const BEHAVIORS = ['body-overflow', 'body-only', 'user-managed', 'enforce-limits', 'truncate-data'] as const;
+
+export async function openDb(connectionString: string, plugins: unknown[] = []): Promise<S3db & DatabaseLike> {
+  const db = new S3db({ connectionString, passphrase: DB_PASSPHRASE, logLevel: 'silent', plugins } as ConstructorParameters<typeof S3db>[0]);
+  await db.connect();
+  return db as S3db & DatabaseLike;
+}
+
+export interface SeedCounts {
+  users: number;
+  orders: number;
+  perBehavior: number;
+}
+
+/** Fills `db` with deterministic data. Returns the ids it created per resource. */
+export async function seedDatabase(db: S3db, counts: SeedCounts = { users: 60, orders: 80, perBehavior: 12 }): Promise<Record<string, string[]>> {
+  const ids: Record<string, string[]> = {};
+  const users = await db.createResource({
+    name: 'users',
+    attributes: { name: 'string', email: 'string', password: 'secret', plan: 'string', bio: 'string|optional' },
+    timestamps: true,
+    behavior: 'body-overflow',
+    partitions: { byPlan: { fields: { plan: 'string' } } },
+  });
+  ids.users = [];
+  for (let i = 0; i < counts.users; i++) {
+    const id = `u${String(i).padStart(5, '0')}`;
+    await users.insert({ id, name: `User ${i}`, email: `user${i}@example.com`, password: `pw-${i}`, plan: i % 3 === 0 ? 'pro' : 'free', bio: i % 10 === 0 ? 'x'.repeat(4000) : undefined });
+    ids.users.push(id);
+  }
+  const orders = await db.createResource({
+    name: 'orders',
+    attributes: { userId: 'string', total: 'number', status: 'string', note: 'string|optional' },
+    timestamps: true,
+    behavior: 'body-only',
+    partitions: { byStatus: { fields: { status: 'string' } } },
+  });
+  ids.orders = [];
+  for (let i = 0; i < counts.orders; i++) {
+    const id = `o${String(i).padStart(5, '0')}`;
+    await orders.insert({ id, userId: `u${String(i % counts.users).padStart(5, '0')}`, total: i * 3.25, status: i % 2 ? 'completed' : 'pending', note: i % 7 === 0 ? 'n'.repeat(20_000) : undefined });
+    ids.orders.push(id);
+  }
+  for (const behavior of BEHAVIORS) {
+    const name = `b_${behavior.replace(/-/g, '_')}`;
+    const r = await db.createResource({ name, attributes: { title: 'string', body: 'string|optional', token: 'secret|optional' }, behavior, timestamps: behavior !== 'user-managed' });
+    ids[name] = [];
+    for (let i = 0; i < counts.perBehavior; i++) {
+      const id = `${name}-${i}`;
+      await r.insert({ id, title: `T${i}`, body: i % 4 === 0 ? 'b'.repeat(1500) : `short ${i}`, token: `tok-${i}` });
+      ids[name]!.push(id);
+    }
+  }
+  // Plugin state as other plugins keep it: raw objects under plugin=<slug>/...
+  await db.client.putObject({ key: 'plugin=audit/state.json', body: Buffer.from(JSON.stringify({ cursor: 42 })), contentType: 'application/json', metadata: { owner: 'audit' } });
+  await db.client.putObject({ key: 'plugin=audit/blob.bin', body: Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 256)), contentType: 'application/octet-stream' });
+  return ids;
+}
+
+export interface ObjectSnapshot {
+  key: string;
+  metadata: Record<string, string>;
+  contentType: string | null;
+  size: number;
+  sha256: string;
+}
+
+/** Every object of the database, sorted by key. */
+export async function snapshot(db: DatabaseLike): Promise<ObjectSnapshot[]> {
+  const out: ObjectSnapshot[] = [];
+  for await (const entry of listObjects(db.client, { pageSize: 1000 })) {
+    const res = await db.client.getObject(entry.key);
+    const body = await bodyToBuffer(res.Body);
+    out.push({
+      key: entry.key,
+      metadata: Object.fromEntries(Object.entries(res.Metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))),
+      contentType: res.ContentType ?? null,
+      size: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,219 @@
+/**
+ * DestinationSet: the engine's view of where backups go. One destination, or several (`driver:
+ * 'multi'`) with a strategy:
+ * - 'all'      every destination must store every object, else the backup fails;
+ * - 'any'      the backup succeeds if at least one destination stores everything; per-destination
+ *              status is recorded in the manifest;
+ * - 'priority' the backup goes to the first destination (in the order given) that answers a probe
+ *              when the backup starts; the others are not written.
+ *
+ * Invariants:
+ * - Parts are encoded once and the same bytes are fanned out: every member that succeeds stores
+ *   identical bytes (same sha256).
+ * - Fan-out is paced by the slowest live member (each member has a bounded buffer, MEMBER_BUFFER):
+ *   nothing buffers without bound. A member that fails is dropped from the rest of the backup.
+ * - Reads try members in order and fall back to the next one on any failure of the consumer
+ *   (missing object, wrong checksum, undecodable data); the error of each member is kept.
+ */
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import { BackupError, errorMessage, optionError } from '../errors.js';
+import type { Destination, ObjectInfo, WriteResult } from './types.js';
+
+export type Strategy = 'all' | 'any' | 'priority';
+export const STRATEGIES: readonly Strategy[] = ['all', 'any', 'priority'];
+const MEMBER_BUFFER = 4 * 1024 * 1024;
+
+export interface MemberResult {
+  label: string;
+  ok: boolean;
+  result?: WriteResult;
+  error?: string;
+}
+
+export class DestinationSet {
+  readonly members: Destination[];
+  readonly strategy: Strategy;
+  /** Labels of members that failed during the current backup (see beginBackup). */
+  private failed = new Set<string>();
+  private active: Destination[];
+
+  constructor(members: Destination[], strategy: Strategy = 'all') {
+    if (members.length === 0) throw optionError('destinations', 'must list at least one destination');
+    if (!STRATEGIES.includes(strategy)) throw optionError('strategy', `"${String(strategy)}" is not one of ${STRATEGIES.join(', ')}`);
+    const labels = new Set(members.map((m) => m.label));
+    if (labels.size !== members.length) throw optionError('destinations', 'two destinations point at the same place');
+    this.members = members;
+    this.strategy = strategy;
+    this.active = members;
+  }
+
+  get label(): string {
+    return this.members.length === 1 ? this.members[0]!.label : `multi(${this.strategy}):[${this.members.map((m) => m.label).join(', ')}]`;
+  }
+
+  /** Members that take part in the current backup. */
+  get writers(): Destination[] {
+    return this.active.filter((m) => !this.failed.has(m.label));
+  }
+
+  /**
+   * Starts a backup: resets per-backup failures and, for 'priority', picks the first member that
+   * can store a probe object. Throws when no member is usable.
+   */
+  async beginBackup(probePath: string): Promise<void> {
+    this.failed = new Set();
+    this.active = this.members;
+    if (this.strategy !== 'priority') return;
+    const errors: string[] = [];
+    for (const member of this.members) {
+      try {
+        await member.write(probePath, Buffer.from('probe'));
+        await member.delete([probePath]);
+        this.active = [member];
+        return;
+      } catch (err) {
+        errors.push(`${member.label}: ${errorMessage(err)}`);
+      }
+    }
+    throw new BackupError('ERR_NO_DESTINATION', `no destination is usable (priority strategy): ${errors.join('; ')}`);
+  }
+
+  /** Per-member status of the current backup, for the manifest. */
+  status(): { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[] {
+    return this.members.map((m) => {
+      if (!this.active.includes(m)) return { label: m.label, status: 'skipped' };
+      const error = this.errors.get(m.label);
+      return error ? { label: m.label, status: 'failed', error } : { label: m.label, status: 'ok' };
+    });
+  }
+
+  private errors = new Map<string, string>();
+
+  private markFailed(member: Destination, err: unknown): void {
+    this.failed.add(member.label);
+    this.errors.set(member.label, errorMessage(err));
+    if (this.strategy === 'all' || this.writers.length === 0) {
+      throw new BackupError('ERR_DESTINATION_FAILED', `${member.label} failed: ${errorMessage(err)}${this.strategy === 'all' ? " (strategy 'all' needs every destination)" : ''}`, { cause: err });
+    }
+  }
+
+  /** Writes one object to every live member; returns the stored size and sha256 (same everywhere). */
+  async write(path: string, body: Readable | Buffer): Promise<WriteResult> {
+    const writers = this.writers;
+    if (writers.length === 1) {
+      try {
+        return await writers[0]!.write(path, body);
+      } catch (err) {
+        this.markFailed(writers[0]!, err);
+        throw err;
+      }
+    }
+    if (Buffer.isBuffer(body)) return this.settle(path, await Promise.allSettled(writers.map((w) => w.write(path, body))), writers);
+    return this.fanOut(path, body, writers);
+  }
+
+  private async fanOut(path: string, source: Readable, writers: Destination[]): Promise<WriteResult> {
+    const live = new Map<Destination, PassThrough>();
+    const outcomes = writers.map((w) => {
+      const pipe = new PassThrough({ highWaterMark: MEMBER_BUFFER });
+      live.set(w, pipe);
+      const done = w.write(path, pipe);
+      done.catch(() => {
+        live.delete(w);
+        pipe.destroy();
+      });
+      return done;
+    });
+    const allSettled = Promise.allSettled(outcomes);
+    try {
+      for await (const chunk of source) {
+        const waits: Promise<unknown>[] = [];
+        for (const pipe of live.values()) {
+          if (!pipe.write(chunk)) waits.push(Promise.race([once(pipe, 'drain'), once(pipe, 'close')]));
+        }
+        if (live.size === 0) break;
+        if (waits.length > 0) await Promise.all(waits);
+      }
+      for (const pipe of live.values()) pipe.end();
+    } catch (err) {
+      for (const pipe of live.values()) pipe.destroy(err as Error);
+      await allSettled;
+      throw err;
+    }
+    return this.settle(path, await allSettled, writers);
+  }
+
+  private settle(path: string, settled: PromiseSettledResult<WriteResult>[], writers: Destination[]): WriteResult {
+    let first: WriteResult | undefined;
+    settled.forEach((s, i) => {
+      if (s.status === 'fulfilled') {
+        if (first && first.sha256 !== s.value.sha256) {
+          this.markFailed(writers[i]!, new Error(`stored bytes of ${path} differ from ${writers[0]!.label}`));
+        }
+        first ??= s.value;
+      } else {
+        this.markFailed(writers[i]!, s.reason);
+      }
+    });
+    if (!first) throw new BackupError('ERR_DESTINATION_FAILED', `every destination failed to store ${path}`);
+    return first;
+  }
+
+  /**
+   * Reads `path` from the first member (of `labels`, default all) for which `consume` succeeds.
+   * `consume` must fully check what it reads (checksum, decoding); if it throws, the next member is
+   * tried. Fails with ERR_ALL_DESTINATIONS_FAILED listing every member's error.
+   */
+  async readWithFallback<T>(path: string, consume: (stream: Readable, member: Destination) => Promise<T>, labels?: string[]): Promise<{ value: T; member: Destination; failures: { label: string; error: string }[] }> {
+    const failures: { label: string; error: string; err: unknown }[] = [];
+    for (const member of this.members) {
+      if (labels && !labels.includes(member.label)) continue;
+      try {
+        const stream = await member.read(path);
+        const value = await consume(stream, member);
+        return { value, member, failures: failures.map(({ label, error }) => ({ label, error })) };
+      } catch (err) {
+        failures.push({ label: member.label, error: errorMessage(err), err });
+      }
+    }
+    if (failures.length === 1) throw failures[0]!.err;
+    throw new BackupError('ERR_ALL_DESTINATIONS_FAILED', `could not read ${path} from any destination: ${failures.map((f) => `${f.label}: ${f.error}`).join('; ')}`, {
+      details: { failures: failures.map(({ label, error }) => ({ label, error })) },
+    });
+  }
+
+  /** Union of every member's objects under `prefix` (first member wins for duplicates), sorted. */
+  async listMerged(prefix: string): Promise<(ObjectInfo & { labels: string[] })[]> {
+    const byPath = new Map<string, ObjectInfo & { labels: string[] }>();
+    const errors: string[] = [];
+    for (const member of this.members) {
+      try {
+        for await (const info of member.list(prefix)) {
+          const seen = byPath.get(info.path);
+          if (seen) seen.labels.push(member.label);
+          else byPath.set(info.path, { ...info, labels: [member.label] });
+        }
+      } catch (err) {
+        errors.push(`${member.label}: ${errorMessage(err)}`);
+      }
+    }
+    if (errors.length === this.members.length) throw new BackupError('ERR_DESTINATION_FAILED', `could not list any destination: ${errors.join('; ')}`);
+    return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Deletes the paths from every member; a member that fails is reported, the others still run. */
+  async delete(paths: string[]): Promise<void> {
+    const settled = await Promise.allSettled(this.members.map((m) => m.delete(paths)));
+    const errors = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${this.members[i]!.label}: ${errorMessage(s.reason)}`] : []));
+    if (errors.length > 0) throw new BackupError('ERR_DESTINATION_FAILED', `delete failed: ${errors.join('; ')}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.members.map((m) => m.close()));
+  }
+}
+
+export function bufferStream(buffer: Buffer): Readable {
+  return Readable.from([buffer]);
+}

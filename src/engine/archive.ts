@@ -1,0 +1,211 @@
+/**
+ * Archive records: how S3 objects (key, metadata, content type, body) are laid out inside the
+ * plaintext of one backup part (docs/FORMAT.md section 3).
+ *
+ *   archive = "S3DBARC1" || record* || u32 0 || u64 record_count
+ *   record  = u32 header_len (> 0) || header (UTF-8 JSON, ArchiveHeader) || body (header.size bytes)
+ *
+ * Invariants:
+ * - The writer emits records in the order it is given them; the engine gives them sorted by key,
+ *   so every part (and every group of parts) is a sorted run: restore merges runs without sorting.
+ * - The reader never yields a record before its whole body has arrived, keeps at most one record
+ *   plus one input chunk in memory, and rejects a missing end marker (truncation), a count that
+ *   differs from the records seen, and bytes after the end marker.
+ * - A tombstone (`deleted: true`, size 0) records that the key did not exist at backup time
+ *   (incremental backups only).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { BackupError } from '../errors.js';
+
+export const ARCHIVE_MAGIC = Buffer.from('S3DBARC1', 'ascii');
+/** Largest header we accept: S3 metadata is limited to 2 KiB, keys to 1 KiB; this leaves room. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+export interface ArchiveHeader {
+  key: string;
+  size: number;
+  metadata?: Record<string, string>;
+  contentType?: string;
+  contentEncoding?: string;
+  etag?: string;
+  lastModified?: string;
+  deleted?: boolean;
+}
+
+export interface ArchiveRecord {
+  header: ArchiveHeader;
+  body: Buffer;
+}
+
+/** Object-mode ArchiveRecord in, archive bytes out. */
+export class ArchiveWriter extends Transform {
+  private count = 0n;
+  private started = false;
+  /** Plaintext bytes emitted so far (what the part-size limit is measured against). */
+  bytes = 0;
+
+  constructor() {
+    super({ writableObjectMode: true, readableHighWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(record: ArchiveRecord, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.started) this.emitBytes(ARCHIVE_MAGIC);
+    this.started = true;
+    const header = Buffer.from(JSON.stringify({ ...record.header, size: record.body.length }), 'utf8');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(header.length);
+    this.emitBytes(len);
+    this.emitBytes(header);
+    if (record.body.length > 0) this.emitBytes(record.body);
+    this.count++;
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (!this.started) this.emitBytes(ARCHIVE_MAGIC);
+    const end = Buffer.alloc(12);
+    end.writeUInt32BE(0, 0);
+    end.writeBigUInt64BE(this.count, 4);
+    this.emitBytes(end);
+    cb();
+  }
+
+  private emitBytes(b: Buffer): void {
+    this.bytes += b.length;
+    this.push(b);
+  }
+}
+
+/** Archive bytes in, object-mode ArchiveRecord out. `label` names the part in errors. */
+export class ArchiveReader extends Transform {
+  private readonly queue = new ByteQueue();
+  private state: 'magic' | 'length' | 'header' | 'body' | 'count' | 'done' = 'magic';
+  private need = ARCHIVE_MAGIC.length;
+  private header: ArchiveHeader | null = null;
+  private seen = 0n;
+
+  constructor(private readonly label: string) {
+    super({ readableObjectMode: true, readableHighWaterMark: 16 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.queue.push(chunk);
+      this.drain();
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.state !== 'done') return cb(this.corrupt('ends before its end marker (truncated)', 'ERR_ARCHIVE_TRUNCATED'));
+    cb();
+  }
+
+  private drain(): void {
+    while (this.queue.length >= this.need && this.state !== 'done') {
+      const bytes = this.queue.take(this.need);
+      switch (this.state) {
+        case 'magic':
+          if (!bytes.equals(ARCHIVE_MAGIC)) throw this.corrupt('does not start with the archive magic');
+          this.expect('length', 4);
+          break;
+        case 'length': {
+          const len = bytes.readUInt32BE(0);
+          if (len === 0) this.expect('count', 8);
+          else if (len > MAX_HEADER_BYTES) throw this.corrupt(`has a record header of ${len} bytes`);
+          else this.expect('header', len);
+          break;
+        }
+        case 'header': {
+          const header = parseHeader(bytes);
+          if (!header) throw this.corrupt('has an unreadable record header');
+          this.header = header;
+          if (header.size === 0) this.emitRecord(Buffer.alloc(0));
+          else this.expect('body', header.size);
+          break;
+        }
+        case 'body':
+          this.emitRecord(bytes);
+          break;
+        case 'count': {
+          const count = bytes.readBigUInt64BE(0);
+          if (count !== this.seen) throw this.corrupt(`says it holds ${count} records but ${this.seen} were read`);
+          this.state = 'done';
+          break;
+        }
+      }
+    }
+    if (this.state === 'done' && this.queue.length > 0) throw this.corrupt('has data after its end marker');
+  }
+
+  private emitRecord(body: Buffer): void {
+    this.seen++;
+    this.push({ header: this.header!, body } satisfies ArchiveRecord);
+    this.header = null;
+    this.expect('length', 4);
+  }
+
+  private expect(state: ArchiveReader['state'], need: number): void {
+    this.state = state;
+    this.need = need;
+  }
+
+  private corrupt(problem: string, code = 'ERR_ARCHIVE_CORRUPT'): BackupError {
+    return new BackupError(code, `backup part ${this.label} ${problem}; the part is damaged, restore from another backup or destination`);
+  }
+}
+
+function parseHeader(bytes: Buffer): ArchiveHeader | null {
+  try {
+    const h = JSON.parse(bytes.toString('utf8')) as Partial<ArchiveHeader>;
+    if (typeof h.key !== 'string' || typeof h.size !== 'number' || !Number.isSafeInteger(h.size) || h.size < 0) return null;
+    return h as ArchiveHeader;
+  } catch {
+    return null;
+  }
+}
+
+/** FIFO of byte chunks: take(n) without re-concatenating everything on every push. */
+class ByteQueue {
+  private chunks: Buffer[] = [];
+  private offset = 0;
+  length = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  take(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length - this.offset >= n) {
+      const out = first.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      if (this.offset === first.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+      this.length -= n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const available = chunk.length - this.offset;
+      const used = Math.min(available, n - filled);
+      chunk.copy(out, filled, this.offset, this.offset + used);
+      filled += used;
+      this.offset += used;
+      if (this.offset === chunk.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+}

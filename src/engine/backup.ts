@@ -1,0 +1,377 @@
+/**
+ * Taking a backup: a physical, object-level copy of an s3db database.
+ *
+ * Algorithm:
+ *  1. Write pending/<id>.json (the leftovers record), open the key, read s3db.json.
+ *  2. List every object under the database's prefix (sorted, paged) and keep the selected ones.
+ *     For an incremental, merge-join the listing with the parent's object index: an object whose
+ *     (ETag, size) is unchanged is only indexed; a new or changed one is stored; a key the parent had
+ *     and the listing lacks gets a tombstone.
+ *  3. Fetch stored objects with bounded concurrency, in listing order, and write them as archive
+ *     records into parts: one run of parts per resource group, a new part when the current one
+ *     passes `partSize` plaintext bytes. Every object also gets an index line.
+ *  4. Verify what was written (when asked), then write the manifest to every destination that
+ *     holds all parts: that is the commit point. Remove pending/<id>.json.
+ *  On failure, parts written so far are deleted; a crash leaves pending/<id>.json, which
+ *  cleanupLeftovers() (run before each backup) uses to delete the parts.
+ *
+ * Guarantees: memory is bounded by page size + concurrency x object size + part pipeline buffers,
+ * whatever the number of objects. Not guaranteed: a point-in-time snapshot of a database that is
+ * written during the backup (S3 has no snapshots): each object is copied as it is when read.
+ */
+import { hostname } from 'node:os';
+import type { KeyHandle } from '../codec/index.js';
+import type { DestinationSet } from '../destinations/set.js';
+import { BackupError, errorMessage } from '../errors.js';
+import { ArchiveWriter, type ArchiveRecord } from './archive.js';
+import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
+import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, ResourceStats, VerificationResult } from './manifest.js';
+import type { Keyring } from './keyring.js';
+import { bodyToBuffer, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { EncodedSink } from './sink.js';
+import { IndexLineWriter, readIndex } from './stored.js';
+import { ProgressMeter, type ProgressEvent } from './progress.js';
+
+export interface BackupRunOptions {
+  db: DatabaseLike;
+  set: DestinationSet;
+  keyring: Keyring;
+  type: BackupType;
+  /** Parent for an incremental (the newest backup of the chain); null makes it a full. */
+  parent: Manifest | null;
+  reason: string | null;
+  metadata: Record<string, unknown>;
+  trigger: { event: string; payload: unknown } | null;
+  include: string[] | null;
+  exclude: string[];
+  includeMetadata: boolean;
+  compression: Compression;
+  level: number | null;
+  segmentSize: number;
+  threads: number | undefined;
+  partSize: number;
+  concurrency: number;
+  pageSize: number;
+  template: PathTemplate;
+  /** Verify after writing, before committing: false, 'quick' or 'full'. */
+  verify: false | 'quick' | 'full';
+  verifyBackup: (manifest: Manifest, level: 'quick' | 'full') => Promise<VerificationResult>;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  progressIntervalMs?: number;
+  now?: () => Date;
+}
+
+interface Action {
+  entry: SourceEntry;
+  group: string;
+  /** store: fetch and archive; keep: unchanged since parent (index only); tombstone: deleted since parent. */
+  kind: 'store' | 'keep' | 'tombstone';
+  /** For keep: the backup holding the object's bytes. */
+  holder?: string;
+}
+
+interface Fetched extends Action {
+  record: ArchiveRecord | null;
+}
+
+export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
+  const now = o.now ?? (() => new Date());
+  const started = now();
+  const parent = o.type === 'incremental' ? o.parent : null;
+  const type: BackupType = parent ? 'incremental' : 'full';
+  const id = newBackupId(type, started);
+  const set = o.set;
+  await set.beginBackup(paths.pending(`${id}.probe`));
+
+  const written: string[] = [];
+  const pending = new PendingRecord(set, id, type, started);
+  await pending.save();
+  try {
+    const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set) : null;
+    const key = keyInfo?.key ?? null;
+    const codec = { compression: o.compression, level: o.level ?? undefined, key: key ?? undefined, segmentSize: o.segmentSize, threads: o.threads };
+    const s3dbJson = await readS3dbJson(o.db);
+    const parentKey = parent?.encryption ? await o.keyring.keyForManifest(parent, set) : null;
+
+    const stats: Record<string, ResourceStats> = {};
+    const parts: PartEntry[] = [];
+    const meter = new ProgressMeter(id, 'backup', parent ? parent.totals.objects : null, o.onProgress, o.progressIntervalMs);
+    const indexSink = new EncodedSink<IndexEntry>(set, paths.index(id), new IndexLineWriter(), codec);
+    written.push(paths.index(id));
+    let indexEntries = 0;
+    let part: { sink: EncodedSink<ArchiveRecord>; head: ArchiveWriter; entry: PartEntry } | null = null;
+
+    const closePart = async () => {
+      if (!part) return;
+      const result = await part.sink.close();
+      part.entry.size = result.size;
+      part.entry.sha256 = result.sha256;
+      part.entry.plainBytes = part.head.bytes;
+      parts.push(part.entry);
+      part = null;
+    };
+
+    const openPart = async (group: string) => {
+      const seq = parts.length + 1;
+      const path = o.template.partPath({ id, type, at: started, group }, seq);
+      written.push(path);
+      await pending.addPart(path);
+      const head = new ArchiveWriter();
+      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
+    };
+
+    const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
+    const fetched = mapOrdered(actions, o.concurrency, (a) => fetchAction(o.db, a));
+    for await (const item of fetched) {
+      if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted`);
+      const s = (stats[item.group] ??= { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0 });
+      if (item.kind !== 'tombstone') {
+        await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, b: item.kind === 'keep' ? item.holder! : id });
+        indexEntries++;
+        s.objects++;
+        if (isRecordKey(item.entry.key)) s.records++;
+      }
+      if (item.kind === 'keep') {
+        meter.add(1, 0);
+        continue;
+      }
+      const record = item.record!;
+      const current = part as { head: ArchiveWriter; entry: PartEntry } | null;
+      if (!current || current.entry.group !== item.group || current.head.bytes >= o.partSize) {
+        await closePart();
+        await openPart(item.group);
+      }
+      const p = part!;
+      await p.sink.write(record);
+      p.entry.objects++;
+      if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
+      p.entry.lastKey = item.entry.key;
+      if (item.kind === 'tombstone') s.deleted++;
+      else {
+        s.stored++;
+        s.bytes += record.body.length;
+      }
+      meter.add(1, record.body.length);
+    }
+    await closePart();
+    const index = await indexSink.close();
+    meter.finish();
+
+    const totals = {
+      objects: indexEntries,
+      records: sum(stats, 'records'),
+      stored: sum(stats, 'stored'),
+      deleted: sum(stats, 'deleted'),
+      plainBytes: parts.reduce((n, p) => n + p.plainBytes, 0),
+      storedBytes: parts.reduce((n, p) => n + p.size, 0) + index.size,
+      parts: parts.length,
+    };
+    const completed = now();
+    const manifest: Manifest = {
+      format: 's3db-backup-manifest',
+      version: 1,
+      id,
+      type,
+      parentId: parent?.id ?? null,
+      chain: parent ? [...parent.chain, id] : [id],
+      status: 'completed',
+      reason: o.reason,
+      metadata: o.metadata,
+      trigger: o.trigger,
+      startedAt: started.toISOString(),
+      completedAt: completed.toISOString(),
+      durationMs: completed.getTime() - started.getTime(),
+      source: describeSource(o.db),
+      codec: { compression: o.compression, level: o.level, segmentSize: o.segmentSize, encrypted: key !== null },
+      encryption: keyInfo ? { keyCheck: keyInfo.key.keyCheck, keyFile: keyInfo.keyFile } : null,
+      resources: stats,
+      parts,
+      index: { path: index.path, size: index.size, sha256: index.sha256, entries: indexEntries },
+      totals,
+      s3dbJson,
+      selection: { include: o.include, exclude: o.exclude, includeMetadata: o.includeMetadata },
+      verification: null,
+      destinations: set.status(),
+    };
+    if (o.verify) {
+      manifest.verification = await o.verifyBackup(manifest, o.verify);
+      if (!manifest.verification.verified) {
+        throw new BackupError('ERR_VERIFY_FAILED', `backup ${id} failed verification and was not committed: ${manifest.verification.error}`);
+      }
+    }
+    manifest.destinations = set.status();
+    const committedAt = now();
+    manifest.completedAt = committedAt.toISOString();
+    manifest.durationMs = committedAt.getTime() - started.getTime();
+    await set.write(paths.manifest(id), Buffer.from(JSON.stringify(manifest, null, 1)));
+    await pending.remove();
+    return manifest;
+  } catch (err) {
+    pending.stop();
+    await set.delete([...written, paths.pending(id)]).catch(() => undefined);
+    throw err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function isRecordKey(key: string): boolean {
+  return /^resource=[^/]+\/data\//.test(key);
+}
+
+function sum(stats: Record<string, ResourceStats>, field: keyof ResourceStats): number {
+  return Object.values(stats).reduce((n, s) => n + s[field], 0);
+}
+
+function selected(o: BackupRunOptions, key: string): string | null {
+  const resource = resourceOfKey(key);
+  if (resource === null) return o.includeMetadata || key === 's3db.json' ? DATABASE_GROUP : null;
+  if (o.include && !o.include.includes(resource)) return null;
+  if (o.exclude.includes(resource)) return null;
+  return resource;
+}
+
+/** Listing (merge-joined with the parent index for incrementals) -> actions, in key order. */
+async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<IndexEntry> | null): AsyncIterable<Action> {
+  const listing = listObjects(o.db.client, { pageSize: o.pageSize });
+  if (!parentIndex) {
+    let previous: string | null = null;
+    for await (const entry of listing) {
+      checkOrder(previous, entry.key);
+      previous = entry.key;
+      const group = selected(o, entry.key);
+      if (group !== null) yield { entry, group, kind: 'store' };
+    }
+    return;
+  }
+  const old = parentIndex[Symbol.asyncIterator]();
+  let prior = await old.next();
+  let previous: string | null = null;
+  for await (const entry of listing) {
+    checkOrder(previous, entry.key);
+    previous = entry.key;
+    while (!prior.done && prior.value.k < entry.key) {
+      yield* tombstone(o, prior.value);
+      prior = await old.next();
+    }
+    const group = selected(o, entry.key);
+    const same = !prior.done && prior.value.k === entry.key ? prior.value : null;
+    if (same) prior = await old.next();
+    if (group === null) continue;
+    if (same && same.e === entry.etag && same.s === entry.size && entry.etag !== '') yield { entry, group, kind: 'keep', holder: same.b };
+    else yield { entry, group, kind: 'store' };
+  }
+  while (!prior.done) {
+    yield* tombstone(o, prior.value);
+    prior = await old.next();
+  }
+}
+
+function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
+  const group = selected(o, gone.k);
+  if (group !== null) yield { entry: { key: gone.k, size: 0, etag: '', lastModified: '' }, group, kind: 'tombstone' };
+}
+
+function checkOrder(previous: string | null, key: string): void {
+  if (previous !== null && !(previous < key)) {
+    throw new BackupError('ERR_KEY_ORDER', `the database client listed "${key}" after "${previous}": listings must be sorted by key for exact incremental backups and restores`);
+  }
+}
+
+async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undefined> {
+  if (a.kind === 'keep') return { ...a, record: null };
+  if (a.kind === 'tombstone') return { ...a, record: { header: { key: a.entry.key, size: 0, deleted: true }, body: Buffer.alloc(0) } };
+  let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
+  try {
+    response = await db.client.getObject(a.entry.key);
+  } catch (err) {
+    if (isNotFound(err)) return undefined; // deleted between listing and reading: not in the snapshot
+    throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database: ${errorMessage(err)}`, { cause: err });
+  }
+  const body = await bodyToBuffer(response.Body);
+  const header = {
+    key: a.entry.key,
+    size: body.length,
+    metadata: response.Metadata ?? {},
+    contentType: response.ContentType,
+    contentEncoding: response.ContentEncoding,
+    etag: a.entry.etag,
+    lastModified: a.entry.lastModified || (response.LastModified ? new Date(response.LastModified).toISOString() : undefined),
+  };
+  return { ...a, record: { header, body } };
+}
+
+async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
+  try {
+    const res = await db.client.getObject('s3db.json');
+    return JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as unknown;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw new BackupError('ERR_SOURCE_READ', `could not read s3db.json from the database: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function describeSource(db: DatabaseLike): Manifest['source'] {
+  const client = db.client;
+  return {
+    s3dbVersion: s3dbVersionOf(db),
+    client: client.constructor?.name ?? 'unknown',
+    bucket: client.config?.bucket ?? client.bucket ?? null,
+    keyPrefix: client.config?.keyPrefix ?? client.keyPrefix ?? null,
+  };
+}
+
+/**
+ * pending/<id>.json: which parts an unfinished backup has started, refreshed as parts start and
+ * every HEARTBEAT_MS, so the next run can tell a crashed backup (stale heartbeat, or a dead pid on
+ * this host) from a running one and delete its parts.
+ */
+export const HEARTBEAT_MS = 30_000;
+
+export interface PendingState {
+  id: string;
+  type: BackupType;
+  startedAt: string;
+  heartbeatAt: string;
+  host: string;
+  pid: number;
+  parts: string[];
+  deleting?: boolean;
+}
+
+class PendingRecord {
+  private readonly state: PendingState;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly set: DestinationSet,
+    id: string,
+    type: BackupType,
+    started: Date,
+  ) {
+    this.state = { id, type, startedAt: started.toISOString(), heartbeatAt: started.toISOString(), host: hostname(), pid: process.pid, parts: [] };
+    this.timer = setInterval(() => void this.save().catch(() => undefined), HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  async addPart(path: string): Promise<void> {
+    this.state.parts.push(path);
+    await this.save();
+  }
+
+  async save(): Promise<void> {
+    this.state.heartbeatAt = new Date().toISOString();
+    await this.set.write(paths.pending(this.state.id), Buffer.from(JSON.stringify(this.state)));
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async remove(): Promise<void> {
+    this.stop();
+    await this.set.delete([paths.pending(this.state.id)]);
+  }
+}
+
+export type { KeyHandle };

@@ -1,0 +1,178 @@
+/**
+ * The catalog: what backups exist, read from the destination(s), never from the database.
+ * It works in a fresh process against an empty database with nothing but the destination config.
+ *
+ * - list(): every manifests/<id>.json of every destination (merged by id), newest first, with the
+ *   latest on-demand verification result (verifications/<id>.json) applied.
+ * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
+ * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
+ *   parts, so a crash midway never leaves a manifest pointing at missing parts.
+ * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
+ *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
+ *
+ * Manifests are cached by id (they never change once written); verification results are not.
+ */
+import { hostname } from 'node:os';
+import type { DestinationSet } from '../destinations/set.js';
+import { readText } from '../destinations/types.js';
+import { BackupError, errorMessage } from '../errors.js';
+import type { PendingState } from './backup.js';
+import { paths } from './layout.js';
+import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
+
+export class Catalog {
+  private readonly manifests = new Map<string, Manifest>();
+
+  constructor(private readonly set: DestinationSet) {}
+
+  /** Ids of committed backups across all destinations. */
+  async ids(): Promise<string[]> {
+    const listed = await this.set.listMerged(paths.manifestsPrefix);
+    return listed.filter((o) => o.path.endsWith('.json')).map((o) => o.path.slice(paths.manifestsPrefix.length, -'.json'.length));
+  }
+
+  async get(id: string): Promise<Manifest | null> {
+    const cached = this.manifests.get(id);
+    if (cached) return cached;
+    if (!/^[A-Za-z0-9._-]+$/.test(id)) return null;
+    try {
+      const { value } = await this.set.readWithFallback(paths.manifest(id), async (stream, member) => {
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(c as Buffer);
+        return parseManifest(Buffer.concat(chunks).toString('utf8'), `${paths.manifest(id)} at ${member.label}`);
+      });
+      this.manifests.set(id, value);
+      return value;
+    } catch (err) {
+      if (err instanceof BackupError && (err.code === 'ERR_DESTINATION_NOT_FOUND' || err.code === 'ERR_ALL_DESTINATIONS_FAILED') && !(await this.ids()).includes(id)) return null;
+      throw err;
+    }
+  }
+
+  async require(id: string): Promise<Manifest> {
+    if (typeof id !== 'string' || id === '') throw new BackupError('ERR_INVALID_OPTION', 'Invalid option "backupId": a backup id is required (see listBackups())');
+    const m = await this.get(id);
+    if (!m) throw new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${id} does not exist at ${this.set.label}; listBackups() shows the ones that do`);
+    return m;
+  }
+
+  async latestVerification(id: string): Promise<VerificationResult | null> {
+    for (const member of this.set.members) {
+      if (!(await member.stat(paths.verification(id)).catch(() => null))) continue;
+      try {
+        return JSON.parse(await readText(member, paths.verification(id))) as VerificationResult;
+      } catch {
+        // an unreadable verification record falls back to the manifest's own result
+      }
+    }
+    return null;
+  }
+
+  async recordVerification(id: string, result: VerificationResult): Promise<void> {
+    const body = Buffer.from(JSON.stringify(result, null, 1));
+    await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
+  }
+
+  /** Summaries of every backup, newest first. */
+  async list(): Promise<{ manifest: Manifest; summary: BackupSummary }[]> {
+    const out: { manifest: Manifest; summary: BackupSummary }[] = [];
+    for (const id of await this.ids()) {
+      const manifest = await this.get(id);
+      if (!manifest) continue;
+      out.push({ manifest, summary: summarize(manifest, await this.latestVerification(id)) });
+    }
+    return out.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
+  }
+
+  /** The chain of `manifest`, its full first. */
+  async chainOf(manifest: Manifest): Promise<Manifest[]> {
+    const chain: Manifest[] = [];
+    for (const id of manifest.chain) {
+      const m = id === manifest.id ? manifest : await this.get(id);
+      if (!m) {
+        throw new BackupError('ERR_CHAIN_BROKEN', `backup ${manifest.id} is an incremental that needs ${id}, which no longer exists; restore a full backup or a complete chain`);
+      }
+      chain.push(m);
+    }
+    return chain;
+  }
+
+  /** Backups that need `id` to be restored (incrementals built on it). */
+  async dependentsOf(id: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const other of await this.ids()) {
+      if (other === id) continue;
+      const m = await this.get(other);
+      if (m?.chain.includes(id)) out.push(other);
+    }
+    return out;
+  }
+
+  async remove(manifest: Manifest): Promise<void> {
+    const marker: PendingState = {
+      id: manifest.id,
+      type: manifest.type,
+      startedAt: manifest.startedAt,
+      heartbeatAt: new Date(0).toISOString(),
+      host: hostname(),
+      pid: 0,
+      parts: manifest.parts.map((p) => p.path),
+      deleting: true,
+    };
+    const body = Buffer.from(JSON.stringify(marker));
+    await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
+    await this.set.delete([paths.manifest(manifest.id)]);
+    this.manifests.delete(manifest.id);
+    await this.set.delete([...manifest.parts.map((p) => p.path), manifest.index.path, paths.verification(manifest.id), paths.pending(manifest.id)]);
+  }
+
+  /** Deletes what crashed or abandoned backups left; returns the ids cleaned up. */
+  async cleanupLeftovers(staleAfterMs: number): Promise<string[]> {
+    const cleaned: string[] = [];
+    for (const member of this.set.members) {
+      const markers: string[] = [];
+      try {
+        for await (const o of member.list(paths.pendingPrefix)) if (o.path.endsWith('.json')) markers.push(o.path);
+      } catch {
+        continue;
+      }
+      for (const path of markers) {
+        let state: PendingState;
+        try {
+          state = JSON.parse(await readText(member, path)) as PendingState;
+        } catch {
+          continue;
+        }
+        const committed = !state.deleting && (await member.stat(paths.manifest(state.id)).catch(() => null)) !== null;
+        if (!committed && !isStale(state, staleAfterMs)) continue;
+        try {
+          if (!committed) await member.delete([...state.parts, paths.index(state.id), paths.manifest(state.id), paths.verification(state.id)]);
+          await member.delete([path]);
+          if (!committed) cleaned.push(state.id);
+        } catch (err) {
+          throw new BackupError('ERR_CLEANUP', `could not clean up the leftovers of backup ${state.id} at ${member.label}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      const withTemp = member as { cleanupTempFiles?: (olderThanMs: number) => Promise<number>; abortStaleUploads?: (olderThanMs: number) => Promise<unknown> };
+      await withTemp.cleanupTempFiles?.(staleAfterMs).catch(() => undefined);
+      await withTemp.abortStaleUploads?.(staleAfterMs).catch(() => undefined);
+    }
+    return [...new Set(cleaned)];
+  }
+}
+
+function isStale(state: PendingState, staleAfterMs: number): boolean {
+  if (state.deleting) return true;
+  if (state.host === hostname() && state.pid !== process.pid && !pidAlive(state.pid)) return true;
+  return Date.now() - Date.parse(state.heartbeatAt) > staleAfterMs;
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}

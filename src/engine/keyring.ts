@@ -1,0 +1,126 @@
+/**
+ * Keyring: turns the configured passphrase into master keys, once per key file and process.
+ *
+ * - Backing up: the destination's key.json is unlocked (or created on the first encrypted backup)
+ *   and copied to any member of the set that lacks it. Every backup's manifest also embeds the key
+ *   file, so a backup stays restorable if key.json is lost.
+ * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
+ *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy.
+ *
+ * Invariants: the passphrase and unlocked keys live only in this object's memory; they never reach
+ * errors, logs, manifests or events (KeyHandle hides its material from inspection and JSON).
+ */
+import { createKeyFile, unlockKeyFile, type KeyFile, type KeyHandle } from '../codec/index.js';
+import type { DestinationSet } from '../destinations/set.js';
+import { readText } from '../destinations/types.js';
+import { BackupError } from '../errors.js';
+import { paths } from './layout.js';
+import type { Manifest } from './manifest.js';
+
+export class Keyring {
+  private readonly cache = new Map<string, KeyHandle>();
+  private readonly unlocked = new Map<string, Promise<KeyHandle>>();
+
+  constructor(
+    private readonly passphrase: string | null,
+    private readonly iterations: number,
+  ) {}
+
+  get enabled(): boolean {
+    return this.passphrase !== null;
+  }
+
+  /** The key for a new backup on `set`, with the key file to embed in its manifest. */
+  async keyForBackup(set: DestinationSet): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
+    const passphrase = this.requirePassphrase('create an encrypted backup');
+    const found = await this.readKeyFiles(set);
+    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? null;
+    if (!keyFile) {
+      const created = await createKeyFile(passphrase, { iterations: this.iterations });
+      keyFile = created.keyFile;
+      this.cache.set(created.key.keyCheck, created.key);
+    }
+    const key = await this.unlock(keyFile, passphrase, 'key.json at the destination');
+    const body = Buffer.from(JSON.stringify(keyFile, null, 2));
+    for (const member of set.writers) {
+      const existing = found.find((f) => f.label === member.label)?.keyFile;
+      if (existing && existing.keyCheck !== keyFile.keyCheck) {
+        throw new BackupError(
+          'ERR_KEY_CONFLICT',
+          `${member.label} already holds a key file for another master key (keyCheck ${existing.keyCheck}, expected ${keyFile.keyCheck}); point the destinations of one plugin at one key, or move the old key.json away`,
+        );
+      }
+      if (!existing) await member.createIfAbsent(paths.keyFile, body);
+    }
+    return { key, keyFile };
+  }
+
+  /** The master key of a backup, for verify and restore. */
+  async keyForManifest(manifest: Manifest, set: DestinationSet): Promise<KeyHandle> {
+    if (!manifest.encryption) throw new BackupError('ERR_INTERNAL', `backup ${manifest.id} is not encrypted`);
+    const keyCheck = manifest.encryption.keyCheck;
+    const cached = this.cache.get(keyCheck);
+    if (cached) return cached;
+    const passphrase = this.requirePassphrase(`read encrypted backup ${manifest.id}`);
+    const candidates: { keyFile: KeyFile; where: string }[] = [];
+    for (const found of await this.readKeyFiles(set)) {
+      if (found.keyFile?.keyCheck === keyCheck) candidates.push({ keyFile: found.keyFile, where: `key.json at ${found.label}` });
+    }
+    candidates.push({ keyFile: manifest.encryption.keyFile as KeyFile, where: `the key file in manifest ${manifest.id}` });
+    let lastError: unknown = null;
+    for (const candidate of candidates) {
+      try {
+        return await this.unlock(candidate.keyFile, passphrase, candidate.where);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError instanceof BackupError && lastError.code === 'ERR_WRONG_PASSPHRASE'
+      ? new BackupError('ERR_WRONG_PASSPHRASE', `Decryption failed: incorrect passphrase for backup ${manifest.id} (neither the destination's key.json nor the manifest's key file opens with it); check encryption.passphrase`)
+      : (lastError as Error);
+  }
+
+  private async unlock(keyFile: KeyFile, passphrase: string, where: string): Promise<KeyHandle> {
+    const cached = this.cache.get(keyFile.keyCheck);
+    if (cached) return cached;
+    const cacheKey = `${keyFile.keyCheck}:${JSON.stringify(keyFile)}`;
+    let pending = this.unlocked.get(cacheKey);
+    if (!pending) {
+      pending = unlockKeyFile(keyFile, passphrase).catch((err: unknown) => {
+        this.unlocked.delete(cacheKey);
+        if (err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') {
+          throw new BackupError('ERR_WRONG_PASSPHRASE', `Decryption failed: incorrect passphrase for ${where}; check encryption.passphrase`, { cause: err });
+        }
+        throw err;
+      });
+      this.unlocked.set(cacheKey, pending);
+    }
+    const key = await pending;
+    this.cache.set(key.keyCheck, key);
+    return key;
+  }
+
+  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null }[]> {
+    const out: { label: string; keyFile: KeyFile | null }[] = [];
+    for (const member of set.members) {
+      const info = await member.stat(paths.keyFile).catch(() => null);
+      if (!info) {
+        out.push({ label: member.label, keyFile: null });
+        continue;
+      }
+      try {
+        out.push({ label: member.label, keyFile: JSON.parse(await readText(member, paths.keyFile)) as KeyFile });
+      } catch (err) {
+        throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${member.label} is unreadable; restore it from a copy (every manifest embeds one)`, { cause: err });
+      }
+    }
+    return out;
+  }
+
+  private requirePassphrase(what: string): string {
+    if (this.passphrase === null) {
+      throw new BackupError('ERR_PASSPHRASE_REQUIRED', `a passphrase is needed to ${what}; set encryption.passphrase (e.g. from process.env.BACKUP_PASSPHRASE)`);
+    }
+    return this.passphrase;
+  }
+}

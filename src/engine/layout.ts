@@ -1,0 +1,94 @@
+/**
+ * Where a backup's objects live at a destination (docs/FORMAT.md section 1), backup ids, and the
+ * path template.
+ *
+ *   manifests/<id>.json        the manifest: the commit point (a backup exists iff it exists)
+ *   indexes/<id>.index         codec stream of the sorted object index (JSON lines)
+ *   pending/<id>.json          written when a backup starts, removed when it commits or fails
+ *   verifications/<id>.json    result of the latest on-demand verification
+ *   key.json                   key file (encrypted backups; FORMAT.md 2.6)
+ *   locks/backup.lease         fleet-wide lease
+ *   data/<template>.<NNNNNN>   parts; NNNNNN numbers the parts of one backup, so paths never collide
+ *
+ * Invariants: every path is relative, '/'-separated and free of '..' segments; template values are
+ * sanitised so a resource name can never add a segment; timestamps are UTC.
+ */
+import { randomBytes } from 'node:crypto';
+import { optionError } from '../errors.js';
+
+export const DEFAULT_PATH_TEMPLATE = '{year}/{month}/{day}/{id}/{resource}';
+/** Group name used in paths and reports for objects outside any resource (s3db.json, plugin state). */
+export const DATABASE_GROUP = '_database';
+const TEMPLATE_VARS = ['timestamp', 'year', 'month', 'day', 'hour', 'resource', 'type', 'id'] as const;
+
+export const paths = {
+  manifest: (id: string) => `manifests/${id}.json`,
+  manifestsPrefix: 'manifests/',
+  index: (id: string) => `indexes/${id}.index`,
+  pending: (id: string) => `pending/${id}.json`,
+  pendingPrefix: 'pending/',
+  verification: (id: string) => `verifications/${id}.json`,
+  keyFile: 'key.json',
+  lease: 'locks/backup.lease',
+};
+
+/** Sortable, unique backup id: `<type>-<YYYYMMDDTHHMMSSmmmZ>-<6 hex>`. */
+export function newBackupId(type: string, at: Date): string {
+  return `${type}-${compactTimestamp(at)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** ISO 8601 basic format (no ':'), safe in file names on every OS: 20240115T143000123Z. */
+export function compactTimestamp(at: Date): string {
+  return at.toISOString().replace(/[-:.]/g, '');
+}
+
+/** The s3db resource an object key belongs to, or null for database-level objects. */
+export function resourceOfKey(key: string): string | null {
+  if (!key.startsWith('resource=')) return null;
+  const end = key.indexOf('/');
+  return end === -1 ? null : key.slice('resource='.length, end);
+}
+
+export class PathTemplate {
+  readonly template: string;
+
+  constructor(template: string = DEFAULT_PATH_TEMPLATE) {
+    if (typeof template !== 'string' || template.trim() === '') {
+      throw optionError('pathTemplate', 'must be a non-empty string', `Use variables ${TEMPLATE_VARS.map((v) => `{${v}}`).join(' ')}`);
+    }
+    const unknown = [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]).filter((v) => !(TEMPLATE_VARS as readonly string[]).includes(v!));
+    if (unknown.length > 0) {
+      throw optionError('pathTemplate', `unknown variable {${unknown[0]}}`, `Known: ${TEMPLATE_VARS.map((v) => `{${v}}`).join(' ')}`);
+    }
+    if (!template.includes('{id}') && !template.includes('{timestamp}')) {
+      throw optionError('pathTemplate', `"${template}" has neither {id} nor {timestamp}, so two backups would overwrite each other`, 'Add {id} or {timestamp}');
+    }
+    if (template.startsWith('/') || template.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+      throw optionError('pathTemplate', `"${template}" must be a relative path without "..", "." or empty segments`, 'It may not escape the backup directory');
+    }
+    this.template = template.includes('{resource}') ? template : `${template}/{resource}`;
+  }
+
+  /** Path of part number `seq` (1-based) of `group` in backup `id`. */
+  partPath(vars: { id: string; type: string; at: Date; group: string }, seq: number): string {
+    const iso = vars.at.toISOString();
+    const values: Record<(typeof TEMPLATE_VARS)[number], string> = {
+      timestamp: compactTimestamp(vars.at),
+      year: iso.slice(0, 4),
+      month: iso.slice(5, 7),
+      day: iso.slice(8, 10),
+      hour: iso.slice(11, 13),
+      resource: sanitize(vars.group),
+      type: sanitize(vars.type),
+      id: sanitize(vars.id),
+    };
+    const rendered = this.template.replace(/\{([a-z]+)\}/g, (_, name: (typeof TEMPLATE_VARS)[number]) => values[name]);
+    return `data/${rendered}.${String(seq).padStart(6, '0')}`;
+  }
+}
+
+/** Keeps a value to one safe path segment. */
+function sanitize(value: string): string {
+  const cleaned = value.replace(/[^A-Za-z0-9._=-]/g, '_').replace(/^\.+/, '_');
+  return cleaned === '' ? '_' : cleaned;
+}

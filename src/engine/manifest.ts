@@ -1,0 +1,159 @@
+/**
+ * The manifest: one JSON document per backup, written last. It is the commit point: a backup whose
+ * manifest does not exist does not exist. It holds everything needed to list, verify and restore
+ * the backup with nothing but the destination and the passphrase (docs/FORMAT.md section 1).
+ *
+ * Invariant: a manifest never holds key material. `encryption.keyFile` is the key file (a wrapped
+ * master key: useless without the passphrase), kept so every backup stays self-contained.
+ */
+import { BackupError } from '../errors.js';
+
+export type BackupType = 'full' | 'incremental';
+export type Compression = 'gzip' | 'brotli' | 'deflate' | 'zstd' | 'none';
+
+export interface PartEntry {
+  path: string;
+  /** Resource name, or DATABASE_GROUP for database-level objects. */
+  group: string;
+  /** 1-based number of the part within its backup. */
+  seq: number;
+  /** Bytes stored at the destination. */
+  size: number;
+  /** Hex SHA-256 of the stored bytes. */
+  sha256: string;
+  /** Archive (plaintext) bytes before compression. */
+  plainBytes: number;
+  /** Records in the part, tombstones included. */
+  objects: number;
+  firstKey: string;
+  lastKey: string;
+}
+
+export interface ResourceStats {
+  /** Objects of the resource in this backup's snapshot (data, partition references, history...). */
+  objects: number;
+  /** Records: objects under resource=<r>/data/. */
+  records: number;
+  /** Objects whose bytes are stored in this backup (all for a full; new or changed for an incremental). */
+  stored: number;
+  /** Keys removed since the parent backup (incrementals). */
+  deleted: number;
+  /** Plaintext bytes stored for the resource in this backup. */
+  bytes: number;
+}
+
+export interface VerificationResult {
+  verified: boolean;
+  level: 'quick' | 'full';
+  at: string;
+  error: string | null;
+  destinations: { label: string; verified: boolean; error: string | null }[];
+}
+
+export interface Manifest {
+  format: 's3db-backup-manifest';
+  version: 1;
+  id: string;
+  type: BackupType;
+  /** Previous backup of the chain (incrementals), else null. */
+  parentId: string | null;
+  /** Ids from the chain's full backup to this one (a full: [id]). */
+  chain: string[];
+  status: 'completed';
+  reason: string | null;
+  metadata: Record<string, unknown>;
+  trigger: { event: string; payload: unknown } | null;
+  startedAt: string;
+  completedAt: string;
+  durationMs: number;
+  source: { s3dbVersion: string | null; client: string; bucket: string | null; keyPrefix: string | null };
+  codec: { compression: Compression; level: number | null; segmentSize: number; encrypted: boolean };
+  encryption: { keyCheck: string; keyFile: unknown } | null;
+  /** Resources selected for the backup, in snapshot order. */
+  resources: Record<string, ResourceStats>;
+  parts: PartEntry[];
+  index: { path: string; size: number; sha256: string; entries: number };
+  totals: { objects: number; records: number; stored: number; deleted: number; plainBytes: number; storedBytes: number; parts: number };
+  /** The database's s3db.json at backup time (null if it had none). */
+  s3dbJson: unknown;
+  selection: { include: string[] | null; exclude: string[]; includeMetadata: boolean };
+  verification: VerificationResult | null;
+  destinations: { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[];
+}
+
+/** One line of the object index (indexes/<id>.index), sorted by key. */
+export interface IndexEntry {
+  /** Object key. */
+  k: string;
+  /** ETag as the source listed it. */
+  e: string;
+  /** Size in bytes. */
+  s: number;
+  /** Id of the backup in the chain whose parts hold this version of the object. */
+  b: string;
+}
+
+export function parseManifest(text: string, where: string): Manifest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not valid JSON; the backup cannot be trusted, use another backup or destination`, { cause: err });
+  }
+  const m = value as Partial<Manifest>;
+  if (m?.format !== 's3db-backup-manifest' || m.version !== 1 || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {
+    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not an s3db-backup v1 manifest`);
+  }
+  return m as Manifest;
+}
+
+/** The part of a manifest that listBackups shows (small, no part list). */
+export interface BackupSummary {
+  id: string;
+  type: BackupType;
+  /** When the backup started (the point in time it captures), ISO 8601. */
+  timestamp: string;
+  startedAt: string;
+  completedAt: string;
+  durationMs: number;
+  status: 'completed';
+  parentId: string | null;
+  reason: string | null;
+  metadata: Record<string, unknown>;
+  /** Names of the resources in the backup. */
+  resources: string[];
+  /** Bytes stored at the destination (parts + index). */
+  size: number;
+  objects: number;
+  records: number;
+  compression: Compression;
+  encrypted: boolean;
+  verified: boolean;
+  verification: VerificationResult | null;
+  destinations: Manifest['destinations'];
+}
+
+export function summarize(m: Manifest, latestVerification?: VerificationResult | null): BackupSummary {
+  const verification = latestVerification ?? m.verification;
+  return {
+    id: m.id,
+    type: m.type,
+    timestamp: m.startedAt,
+    startedAt: m.startedAt,
+    completedAt: m.completedAt,
+    durationMs: m.durationMs,
+    status: m.status,
+    parentId: m.parentId,
+    reason: m.reason,
+    metadata: m.metadata,
+    resources: Object.keys(m.resources),
+    size: m.totals.storedBytes,
+    objects: m.totals.objects,
+    records: m.totals.records,
+    compression: m.codec.compression,
+    encrypted: m.codec.encrypted,
+    verified: verification?.verified === true,
+    verification: verification ?? null,
+    destinations: m.destinations,
+  };
+}

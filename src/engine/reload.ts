@@ -1,0 +1,101 @@
+/**
+ * After a restore, make a live s3db Database see the restored resources without a reconnect.
+ *
+ * s3db.js builds its Resource objects from s3db.json once, in connect(); calling connect() again
+ * would re-install every plugin. This mirrors the resource-building part of s3db.js 21's
+ * DatabaseConnection.connect(): read s3db.json, set savedMetadata, and rebuild each Resource from its
+ * current version's definition (hooks and plugin wrappers on the old instances are not carried over).
+ *
+ * Invariant: only touches objects that look like an s3db Database (they have `_resourcesMap`);
+ * anything else is left alone.
+ */
+import { BackupError, errorMessage } from '../errors.js';
+import { bodyToBuffer, isNotFound, type DatabaseLike } from './s3db.js';
+
+interface VersionDefinition {
+  attributes?: unknown;
+  behavior?: string;
+  timestamps?: boolean;
+  partitions?: unknown;
+  paranoid?: boolean;
+  allNestedObjectsOptional?: boolean;
+  autoDecrypt?: boolean;
+  asyncEvents?: boolean;
+  map?: unknown;
+  idGenerator?: unknown;
+  idSize?: number;
+}
+
+interface ResourceDefinition {
+  currentVersion?: string;
+  versions?: Record<string, VersionDefinition>;
+  partitions?: unknown;
+  schemaRegistry?: unknown;
+  pluginSchemaRegistry?: unknown;
+}
+
+type ResourceCtor = new (config: Record<string, unknown>) => { dispose?: () => void };
+
+export async function reloadResources(db: DatabaseLike): Promise<void> {
+  const map = db._resourcesMap;
+  if (!map) return;
+  let metadata: { resources?: Record<string, ResourceDefinition> };
+  try {
+    const res = await db.client.getObject('s3db.json');
+    metadata = JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as typeof metadata;
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw new BackupError('ERR_RELOAD', `restored data is in place, but s3db.json could not be reloaded (${errorMessage(err)}); reconnect the database`, { cause: err });
+  }
+  const { Resource } = (await import('s3db.js/lite')) as unknown as { Resource: ResourceCtor };
+  const live = db as DatabaseLike & Record<string, unknown>;
+  db.savedMetadata = metadata;
+  const definitions = metadata.resources ?? {};
+  for (const name of Object.keys(map)) {
+    if (!(name in definitions)) {
+      (map[name] as { dispose?: () => void }).dispose?.();
+      delete map[name];
+    }
+  }
+  for (const [name, def] of Object.entries(definitions)) {
+    const version = def.currentVersion ?? 'v1';
+    const v = def.versions?.[version];
+    if (!v) continue;
+    let idGenerator: unknown;
+    let idSize = v.idSize ?? 22;
+    if (typeof v.idGenerator === 'number') {
+      idGenerator = v.idGenerator;
+      idSize = v.idSize ?? v.idGenerator;
+    }
+    const partitions = def.partitions ?? v.partitions ?? {};
+    const previous = map[name] as { dispose?: () => void } | undefined;
+    map[name] = new Resource({
+      name,
+      client: db.client,
+      database: db,
+      version,
+      attributes: v.attributes,
+      behavior: v.behavior ?? 'user-managed',
+      security: live.security,
+      observers: [db],
+      cache: live.cache,
+      timestamps: v.timestamps ?? false,
+      partitions,
+      paranoid: v.paranoid ?? true,
+      allNestedObjectsOptional: v.allNestedObjectsOptional ?? true,
+      autoDecrypt: v.autoDecrypt ?? true,
+      asyncEvents: v.asyncEvents ?? true,
+      hooks: {},
+      versioningEnabled: live.versioningEnabled,
+      strictValidation: live.strictValidation,
+      map: v.map,
+      idGenerator,
+      idSize,
+      schemaRegistry: def.schemaRegistry,
+      pluginSchemaRegistry: def.pluginSchemaRegistry,
+    });
+    previous?.dispose?.();
+    const client = db.client as { ensureResourceIndexes?: (name: string, partitions: unknown) => void };
+    client.ensureResourceIndexes?.(name, partitions);
+  }
+}

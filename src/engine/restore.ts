@@ -1,0 +1,344 @@
+/**
+ * Restoring a backup (or an incremental chain) into an s3db database, object for object.
+ *
+ * Algorithm:
+ *  1. Plan: merge-join the backup's sorted object index with the target's sorted listing, for the
+ *     selected groups: which keys will be created, overwritten, skipped, deleted. A dry run stops here.
+ *  2. Write: for each selected group, merge the sorted runs of the chain (full, then each
+ *     incremental): for each key the newest version wins, a tombstone means "absent". Objects are
+ *     put back with their key, metadata, content type and body exactly as read, with bounded
+ *     concurrency. Mode 'skip' writes only keys the target lacks.
+ *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
+ *  4. A resource subset restore merges the restored resources' definitions into the target's
+ *     s3db.json; a whole-database restore writes the backup's s3db.json as it was.
+ *  5. Reload the target Database's resources so it sees the restored data without a reconnect.
+ *
+ * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
+ * by one record per chain member + in-flight writes + one listing page. Parts are read from the
+ * destination that verified them, falling back to the next destination mid-part if one fails
+ * (records are sorted, so the reader resumes after the last key it returned).
+ */
+import type { KeyHandle } from '../codec/index.js';
+import type { DestinationSet } from '../destinations/set.js';
+import { BackupError, errorMessage } from '../errors.js';
+import { ArchiveReader, type ArchiveRecord } from './archive.js';
+import { DATABASE_GROUP, resourceOfKey } from './layout.js';
+import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import { ProgressMeter, type ProgressEvent } from './progress.js';
+import { reloadResources } from './reload.js';
+import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { codecOf, openDecoded, readIndex } from './stored.js';
+import { holdersOf } from './verify.js';
+
+export type RestoreMode = 'replace' | 'merge' | 'skip';
+
+export interface RestoreRunOptions {
+  /** The chain, oldest (the full) first, the backup to restore last. */
+  chain: Manifest[];
+  keys: Map<string, KeyHandle | null>;
+  set: DestinationSet;
+  target: DatabaseLike;
+  resources: string[] | null;
+  mode: RestoreMode;
+  dryRun: boolean;
+  concurrency: number;
+  pageSize: number;
+  goodSources?: Map<string, string>;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export interface ResourceRestoreReport {
+  name: string;
+  /** Objects of the resource in the backup. */
+  objects: number;
+  /** Records of the resource in the backup. */
+  records: number;
+  created: number;
+  overwritten: number;
+  skipped: number;
+  deleted: number;
+}
+
+export interface RestoreReport {
+  backupId: string;
+  chain: string[];
+  mode: RestoreMode;
+  dryRun: boolean;
+  resources: ResourceRestoreReport[];
+  /** s3db.js plugin dialect: per resource, records put back and records in the backup. */
+  restored: { name: string; recordsRestored: number; totalRecords: number }[];
+  objectsWritten: number;
+  objectsDeleted: number;
+  bytesWritten: number;
+  durationMs: number;
+  objectsPerSecond: number;
+  bytesPerSecond: number;
+}
+
+export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
+  const started = Date.now();
+  const target = o.chain[o.chain.length - 1]!;
+  const groups = selectGroups(target, o.resources);
+  const inScope = (key: string) => groups.has(groupOf(key));
+
+  const plan = await planRestore(o, target, groups);
+
+  let objectsWritten = 0;
+  let objectsDeleted = 0;
+  let bytesWritten = 0;
+  if (!o.dryRun) {
+    const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
+    const writer = new BoundedWriter(o.concurrency);
+    for (const group of orderGroups(groups)) {
+      for await (const record of mergeChain(o, group)) {
+        if (group === DATABASE_GROUP && record.header.key === 's3db.json' && o.resources) continue;
+        await writer.run(async () => {
+          if (o.mode === 'skip' && (await exists(o.target, record.header.key))) return;
+          await putRecord(o.target, record);
+          objectsWritten++;
+          bytesWritten += record.body.length;
+          meter.add(1, record.body.length);
+        });
+      }
+    }
+    await writer.drain();
+    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, inScope);
+    if (o.resources) await mergeDefinitions(o.target, target, o.resources);
+    meter.finish();
+    await reloadResources(o.target);
+  }
+  const durationMs = Math.max(1, Date.now() - started);
+  const rows = [...plan.values()];
+  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, ...r }) => r);
+  return {
+    backupId: target.id,
+    chain: o.chain.map((m) => m.id),
+    mode: o.mode,
+    dryRun: o.dryRun,
+    resources,
+    restored: rows
+      .filter((r) => r.name !== DATABASE_GROUP)
+      .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords, totalRecords: r.records })),
+    objectsWritten,
+    objectsDeleted,
+    bytesWritten,
+    durationMs,
+    objectsPerSecond: (objectsWritten * 1000) / durationMs,
+    bytesPerSecond: (bytesWritten * 1000) / durationMs,
+  };
+}
+
+function groupOf(key: string): string {
+  return resourceOfKey(key) ?? DATABASE_GROUP;
+}
+
+function selectGroups(manifest: Manifest, resources: string[] | null): Set<string> {
+  const available = Object.keys(manifest.resources);
+  if (!resources) return new Set(available.length > 0 ? available : [DATABASE_GROUP]);
+  for (const name of resources) {
+    if (name === DATABASE_GROUP || !available.includes(name)) {
+      const list = available.filter((n) => n !== DATABASE_GROUP);
+      throw new BackupError('ERR_RESOURCE_NOT_IN_BACKUP', `Resource '${name}' does not exist in backup ${manifest.id}; it has: ${list.join(', ') || '(no resources)'}`, {
+        details: { resource: name, available: list },
+      });
+    }
+  }
+  return new Set(resources);
+}
+
+/** Database-level objects (s3db.json) last, so a crash leaves the old schema with new data, never the reverse. */
+function orderGroups(groups: Set<string>): string[] {
+  return [...groups].sort((a, b) => (a === DATABASE_GROUP ? 1 : b === DATABASE_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0));
+}
+
+type PlanRow = ResourceRestoreReport & { skippedRecords: number };
+
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>): Promise<Map<string, PlanRow>> {
+  const rows = new Map<string, PlanRow>();
+  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
+  const inScope = (key: string) => groups.has(groupOf(key));
+  for await (const step of mergeJoin(readIndex(o.set, target, o.keys.get(target.id) ?? null), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+    const key = step.entry?.k ?? step.existing!.key;
+    const r = rows.get(groupOf(key))!;
+    const record = isRecord(key);
+    if (step.entry) {
+      r.objects++;
+      if (record) r.records++;
+      if (!step.existing) r.created++;
+      else if (o.mode === 'skip') {
+        r.skipped++;
+        if (record) r.skippedRecords++;
+      } else r.overwritten++;
+    } else if (o.mode === 'replace') r.deleted++;
+  }
+  return rows;
+}
+
+function isRecord(key: string): boolean {
+  return /^resource=[^/]+\/data\//.test(key);
+}
+
+/** Sorted index x sorted target listing -> one step per key in scope. */
+async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterable<SourceEntry>, inScope: (key: string) => boolean): AsyncIterable<{ entry?: IndexEntry; existing?: SourceEntry }> {
+  const a = index[Symbol.asyncIterator]();
+  const b = listing[Symbol.asyncIterator]();
+  let x = await a.next();
+  let y = await b.next();
+  let lastA: string | null = null;
+  let lastB: string | null = null;
+  while (!x.done || !y.done) {
+    if (!x.done && lastA !== null && !(lastA < x.value.k)) throw orderError(x.value.k, lastA, 'backup index');
+    if (!y.done && lastB !== null && !(lastB < y.value.key)) throw orderError(y.value.key, lastB, 'target listing');
+    if (!y.done && (x.done || y.value.key < x.value.k)) {
+      lastB = y.value.key;
+      if (inScope(y.value.key)) yield { existing: y.value };
+      y = await b.next();
+    } else if (!x.done && (y.done || x.value.k < y.value.key)) {
+      lastA = x.value.k;
+      if (inScope(x.value.k)) yield { entry: x.value };
+      x = await a.next();
+    } else {
+      lastA = x.value!.k;
+      lastB = y.value!.key;
+      if (inScope(x.value!.k)) yield { entry: x.value!, existing: y.value! };
+      x = await a.next();
+      y = await b.next();
+    }
+  }
+}
+
+function orderError(key: string, previous: string, what: string): BackupError {
+  return new BackupError('ERR_KEY_ORDER', `the ${what} lists "${key}" after "${previous}": listings must be sorted by key`);
+}
+
+/** Records of `group` at the chain's target point: newest version per key, tombstones dropped. */
+async function* mergeChain(o: RestoreRunOptions, group: string): AsyncIterable<ArchiveRecord> {
+  const runs = [...o.chain].reverse().map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());
+  const heads = await Promise.all(runs.map((r) => r.next()));
+  for (;;) {
+    let min: string | null = null;
+    for (const h of heads) if (!h.done && (min === null || h.value.header.key < min)) min = h.value.header.key;
+    if (min === null) return;
+    let winner: ArchiveRecord | null = null;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      if (!h.done && h.value.header.key === min) {
+        winner ??= h.value; // runs are newest first: the first match is the newest version
+        heads[i] = await runs[i]!.next();
+      }
+    }
+    if (winner && !winner.header.deleted) yield winner;
+  }
+}
+
+/** One backup's records of `group`, part after part, resuming at another destination on failure. */
+async function* recordsOf(o: RestoreRunOptions, manifest: Manifest, group: string): AsyncIterable<ArchiveRecord> {
+  const key = o.keys.get(manifest.id) ?? null;
+  for (const part of manifest.parts.filter((p) => p.group === group)) yield* readPart(o, manifest, part, key);
+}
+
+async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
+  const holders = holdersOf(manifest, o.set);
+  const preferred = o.goodSources?.get(part.path);
+  const ordered = preferred ? [...holders.filter((h) => h.label === preferred), ...holders.filter((h) => h.label !== preferred)] : holders;
+  let lastKey: string | null = null;
+  const errors: string[] = [];
+  for (const member of ordered) {
+    try {
+      const decoded = openDecoded(await member.read(part.path), part, member.label, codecOf(manifest, key));
+      const records = decoded.pipe(new ArchiveReader(`${part.path} at ${member.label}`));
+      decoded.on('error', (err) => records.destroy(err));
+      for await (const record of records as AsyncIterable<ArchiveRecord>) {
+        if (lastKey !== null && !(lastKey < record.header.key)) continue; // already returned from another destination
+        lastKey = record.header.key;
+        yield record;
+      }
+      return;
+    } catch (err) {
+      errors.push(`${member.label}: ${errorMessage(err)}`);
+    }
+  }
+  throw new BackupError('ERR_PART_UNREADABLE', `part ${part.path} of backup ${manifest.id} could not be read from any destination: ${errors.join('; ')}`);
+}
+
+async function exists(db: DatabaseLike, key: string): Promise<boolean> {
+  if (typeof db.client.exists === 'function') return db.client.exists(key);
+  try {
+    await db.client.getObject(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function putRecord(db: DatabaseLike, record: ArchiveRecord): Promise<void> {
+  const h = record.header;
+  try {
+    await db.client.putObject({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding });
+  } catch (err) {
+    throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${errorMessage(err)}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
+  }
+}
+
+async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (key: string) => boolean): Promise<number> {
+  let deleted = 0;
+  let batch: string[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await o.target.client.deleteObjects(batch);
+    deleted += batch.length;
+    batch = [];
+  };
+  // The listing is re-read page by page while deleting behind it; collect a page's worth first.
+  for await (const step of mergeJoin(readIndex(o.set, target, o.keys.get(target.id) ?? null), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+    if (!step.entry && step.existing) {
+      batch.push(step.existing.key);
+      if (batch.length >= 1000) await flush();
+    }
+  }
+  await flush();
+  return deleted;
+}
+
+/** Subset restore: put the restored resources' definitions from the backup into the target's s3db.json. */
+async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[]): Promise<void> {
+  const backupJson = manifest.s3dbJson as { resources?: Record<string, unknown> } | null;
+  if (!backupJson?.resources) return;
+  let current: { resources?: Record<string, unknown> } & Record<string, unknown>;
+  try {
+    const res = await db.client.getObject('s3db.json');
+    current = JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as typeof current;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    current = { ...(backupJson as Record<string, unknown>), resources: {} };
+  }
+  current.resources ??= {};
+  for (const name of resources) if (backupJson.resources[name] !== undefined) current.resources[name] = backupJson.resources[name];
+  await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
+}
+
+/** Runs tasks with at most `limit` in flight; the first failure is thrown by the next run()/drain(). */
+class BoundedWriter {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+
+  constructor(private readonly limit: number) {}
+
+  async run(task: () => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure;
+    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = task()
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The slice of s3db.js this package relies on, as structural types, plus the helpers that read and
+ * write raw objects through the database's own client (`db.client`), so memory://, file://, s3://
+ * and S3-compatible endpoints all work the same.
+ *
+ * Invariants:
+ * - Keys handed out are relative to the database's key prefix (s3db's S3 client lists full keys,
+ *   its memory and file clients list relative ones: both are normalised here).
+ * - Listing is paged (`pageSize` keys per call) and lazy: memory stays bounded by one page.
+ * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
+ */
+import { Readable } from 'node:stream';
+
+export interface ListedObject {
+  Key?: string;
+  Size?: number;
+  ETag?: string;
+  LastModified?: Date | string;
+}
+
+export interface S3dbClientLike {
+  listObjects(params: { prefix?: string; maxKeys?: number; continuationToken?: string | null }): Promise<{
+    Contents?: ListedObject[];
+    IsTruncated?: boolean;
+    NextContinuationToken?: string | null;
+  }>;
+  getObject(key: string): Promise<{
+    Body?: unknown;
+    Metadata?: Record<string, string>;
+    ContentType?: string;
+    ContentEncoding?: string;
+    ETag?: string;
+    LastModified?: Date | string;
+  }>;
+  putObject(params: { key: string; metadata?: Record<string, string>; body?: Buffer; contentType?: string; contentEncoding?: string }): Promise<unknown>;
+  deleteObjects(keys: string[]): Promise<unknown>;
+  exists?(key: string): Promise<boolean>;
+  keyPrefix?: string;
+  config?: { keyPrefix?: string; bucket?: string };
+  bucket?: string;
+  connectionString?: string;
+}
+
+export interface DatabaseLike {
+  client: S3dbClientLike;
+  resources: Record<string, unknown>;
+  savedMetadata?: unknown;
+  _resourcesMap?: Record<string, unknown>;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off?(event: string, listener: (...args: unknown[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: unknown[]) => void): unknown;
+  emit(event: string, ...args: unknown[]): unknown;
+  isConnected?(): boolean;
+  connect?(): Promise<void>;
+  disconnect?(): Promise<void>;
+  version?: string;
+  s3dbVersion?: string;
+}
+
+export interface SourceEntry {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: string;
+}
+
+export function isNotFound(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: string; code?: string; statusCode?: number; $metadata?: { httpStatusCode?: number }; original?: unknown };
+  if (e.name === 'NoSuchKey' || e.name === 'NotFound' || e.code === 'NoSuchKey' || e.statusCode === 404 || e.$metadata?.httpStatusCode === 404) return true;
+  return e.original !== undefined && isNotFound(e.original);
+}
+
+function clientKeyPrefix(client: S3dbClientLike): string {
+  const raw = client.config?.keyPrefix ?? client.keyPrefix ?? '';
+  return raw ? raw.replace(/\/+$/, '') + '/' : '';
+}
+
+/** Every object under `prefix`, sorted by key as the client lists them, one page at a time. */
+export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
+  const keyPrefix = clientKeyPrefix(client);
+  let token: string | null | undefined = null;
+  do {
+    const page: Awaited<ReturnType<S3dbClientLike['listObjects']>> = await client.listObjects({
+      prefix: options.prefix ?? '',
+      maxKeys: options.pageSize ?? 1000,
+      continuationToken: token,
+    });
+    for (const item of page.Contents ?? []) {
+      if (!item.Key) continue;
+      const key = keyPrefix && item.Key.startsWith(keyPrefix) ? item.Key.slice(keyPrefix.length) : item.Key;
+      yield {
+        key,
+        size: item.Size ?? 0,
+        etag: String(item.ETag ?? '').replace(/"/g, ''),
+        lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
+      };
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : null;
+  } while (token);
+}
+
+export async function bodyToBuffer(body: unknown): Promise<Buffer> {
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const withBytes = body as { transformToByteArray?: () => Promise<Uint8Array> };
+  if (typeof withBytes.transformToByteArray === 'function') {
+    const bytes = await withBytes.transformToByteArray();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as Readable) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+/** The s3db.js version of a database instance, when it tells. */
+export function s3dbVersionOf(db: DatabaseLike): string | null {
+  return db.s3dbVersion ?? db.version ?? null;
+}
+
+/**
+ * Ordered parallel map: runs `fn` on up to `concurrency` items at once and yields results in input
+ * order. Memory: at most `concurrency` results are held. `undefined` results are dropped.
+ */
+export async function* mapOrdered<T, R>(items: AsyncIterable<T>, concurrency: number, fn: (item: T) => Promise<R | undefined>): AsyncIterable<R> {
+  const window: Promise<R | undefined>[] = [];
+  const iterator = items[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    while (!done || window.length > 0) {
+      while (!done && window.length < concurrency) {
+        const next = await iterator.next();
+        if (next.done) done = true;
+        else {
+          const p = fn(next.value);
+          p.catch(() => undefined); // observed when awaited below; avoids unhandled rejection while queued
+          window.push(p);
+        }
+      }
+      if (window.length > 0) {
+        const value = await window.shift()!;
+        if (value !== undefined) yield value;
+      }
+    }
+  } finally {
+    if (!done) await iterator.return?.();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * EncodedSink: writes a stream of items (archive records, index lines) through the codec to one
+ * object of a DestinationSet:  head (items -> bytes) -> encoder (compress, encrypt) -> set.write.
+ *
+ * Invariants:
+ * - write() resolves only when the pipeline has room (back-pressure end to end), so memory stays
+ *   about the head's buffer + the encoder's batch + the destination's buffer.
+ * - A failure anywhere (encoder, destination) rejects the next write() or close(); nothing hangs.
+ * - close() resolves with the destination's WriteResult only after the object is durably stored.
+ */
+import { once } from 'node:events';
+import type { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createEncoder, type CodecOptions } from '../codec/index.js';
+import type { DestinationSet } from '../destinations/set.js';
+import type { WriteResult } from '../destinations/types.js';
+
+export class EncodedSink<T> {
+  private readonly stored: Promise<WriteResult>;
+  private readonly failure: Promise<never>;
+  private failed: unknown = null;
+
+  constructor(
+    set: DestinationSet,
+    readonly path: string,
+    private readonly head: Transform,
+    codec: CodecOptions,
+  ) {
+    const encoder = createEncoder(codec);
+    const piped = pipeline(head, encoder).catch((err: unknown) => {
+      this.failed ??= err;
+      throw err;
+    });
+    this.stored = set.write(path, encoder).catch((err: unknown) => {
+      this.failed ??= err;
+      head.destroy(err as Error);
+      throw err;
+    });
+    this.failure = Promise.all([piped, this.stored]).then(
+      () => new Promise<never>(() => undefined),
+      (err: unknown) => Promise.reject(err),
+    );
+    this.failure.catch(() => undefined);
+  }
+
+  async write(item: T): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.head.write(item)) await Promise.race([once(this.head, 'drain'), this.failure]);
+  }
+
+  async close(): Promise<WriteResult> {
+    if (this.failed) throw this.failed;
+    this.head.end();
+    return await this.stored;
+  }
+
+  /** Abandons the object: the destination write fails and leaves nothing behind. */
+  abort(reason: Error): void {
+    this.failed ??= reason;
+    this.head.destroy(reason);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Reading stored objects back: checksum tap + decoder, and the object-index stream format.
+ *
+ * Invariants:
+ * - openDecoded() checks the stored bytes' size and SHA-256 against the manifest as they stream;
+ *   a mismatch is an error raised before the decoded stream ends, so a consumer never completes on
+ *   bad data.
+ * - The index is JSON lines, one IndexEntry per line, sorted by key; readIndex() yields entries
+ *   lazily (bounded memory) and fails on a bad checksum at the end.
+ */
+import { createHash } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDecoder, type KeyHandle } from '../codec/index.js';
+import type { DestinationSet } from '../destinations/set.js';
+import { BackupError } from '../errors.js';
+import type { IndexEntry, Manifest } from './manifest.js';
+
+export interface StoredRef {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+/** Passes bytes through; fails at the end if size or SHA-256 differ from `expected`. */
+export class ChecksumTap extends Transform {
+  private readonly hash = createHash('sha256');
+  private size = 0;
+
+  constructor(
+    private readonly expected: StoredRef,
+    private readonly where: string,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const digest = this.hash.digest('hex');
+    if (this.size !== this.expected.size) {
+      return cb(new BackupError('ERR_PART_SIZE', `${this.expected.path} at ${this.where} has ${this.size} bytes, the manifest says ${this.expected.size}: the part is truncated or damaged`));
+    }
+    if (digest !== this.expected.sha256) {
+      return cb(new BackupError('ERR_PART_CHECKSUM', `${this.expected.path} at ${this.where} fails its SHA-256 check: the part is corrupted`));
+    }
+    cb();
+  }
+}
+
+export function codecOf(manifest: Manifest, key: KeyHandle | null): { compression: Manifest['codec']['compression']; key?: KeyHandle } {
+  return key ? { compression: manifest.codec.compression, key } : { compression: manifest.codec.compression };
+}
+
+/** Stored bytes -> checksum tap -> decoder. Errors of any stage surface on the returned stream. */
+export function openDecoded(stored: Readable, ref: StoredRef, where: string, codec: ReturnType<typeof codecOf>): Readable {
+  const out = new PassThrough({ readableHighWaterMark: 1024 * 1024 });
+  pipeline(stored, new ChecksumTap(ref, where), createDecoder(codec), out).catch((err: unknown) => {
+    out.destroy(annotate(err, ref.path, where));
+  });
+  return out;
+}
+
+function annotate(err: unknown, path: string, where: string): Error {
+  if (err instanceof BackupError && (err.message.includes(path) || err.code.startsWith('ERR_DESTINATION'))) return err;
+  if (err instanceof BackupError) return new BackupError(err.code, `${path} at ${where}: ${err.message}`, { cause: err, details: err.details });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Object-mode IndexEntry in, JSON lines out. */
+export class IndexLineWriter extends Transform {
+  constructor() {
+    super({ writableObjectMode: true, readableHighWaterMark: 256 * 1024 });
+  }
+
+  override _transform(entry: IndexEntry, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb(null, `${JSON.stringify(entry)}\n`);
+  }
+}
+
+/**
+ * The sorted object index of `manifest`, read lazily from the first destination that opens it.
+ * The checksum is checked when the last line has been read.
+ */
+export async function* readIndex(set: DestinationSet, manifest: Manifest, key: KeyHandle | null): AsyncIterable<IndexEntry> {
+  const ref = manifest.index;
+  let stream: Readable | null = null;
+  let where = '';
+  const errors: string[] = [];
+  for (const member of set.members) {
+    try {
+      stream = await member.read(ref.path);
+      where = member.label;
+      break;
+    } catch (err) {
+      errors.push(`${member.label}: ${(err as Error).message}`);
+    }
+  }
+  if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing: ${errors.join('; ')}`);
+  const decoded = openDecoded(stream, ref, where, codecOf(manifest, key));
+  const lines = createInterface({ input: decoded, crlfDelay: Infinity });
+  let count = 0;
+  try {
+    for await (const line of lines) {
+      if (line === '') continue;
+      count++;
+      yield JSON.parse(line) as IndexEntry;
+    }
+  } finally {
+    lines.close();
+    decoded.destroy();
+  }
+  if (count !== ref.entries) {
+    throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${ref.entries}`);
+  }
+}
+
+export function readableFrom(buffer: Buffer): Readable {
+  return Readable.from([buffer]);
+}

@@ -1,0 +1,313 @@
+/**
+ * BackupPlugin options: the seed story's option surface plus s3db.js's own BackupPlugin names,
+ * validated once in the constructor. Every problem is a BackupError naming the option and what is
+ * accepted; unknown options are refused (a typo must not silently disable a backup).
+ *
+ * Choices where the spec is vague (documented in README):
+ * - `encryption: { passphrase }` without `enabled` means enabled; `{ key }` (s3db.js dialect) is a passphrase.
+ * - `schedule: {}` (s3db.js dialect, which ignored it) means no timer; `{ cron }` or `{ interval }` set one.
+ * - `verify: true` means a full verification (decode every byte); `'quick'` checks sizes and checksums.
+ * - `resources: { name: false }` excludes a resource; `true` or an object configures it. Resources not
+ *   named are still backed up (never lose data by omission); `include: [...]` restricts to a list.
+ * - A resource with its own `schedule` is backed up on that schedule only, not on the main one.
+ */
+import { optionError } from './errors.js';
+import type { Compression } from './engine/manifest.js';
+
+export type ScheduleValue = string | number | false;
+
+export interface DestinationOption {
+  driver: 'filesystem' | 's3';
+  config?: Record<string, unknown>;
+}
+
+export interface ResourceSelection {
+  filter?: Record<string, unknown> | ((record: Record<string, unknown>) => boolean);
+  fields?: string[];
+  limit?: number;
+  schedule?: ScheduleValue;
+}
+
+export interface TriggerOption {
+  event: string;
+  type?: 'full' | 'incremental';
+  reason?: string;
+  condition?: (context: unknown) => boolean | Promise<boolean>;
+}
+
+export interface RetentionOption {
+  policy?: 'gfs' | 'simple';
+  [rule: string]: unknown;
+}
+
+type Hook<A extends unknown[]> = (...args: A) => unknown;
+
+export interface BackupPluginOptions {
+  driver?: 'filesystem' | 's3' | 'multi';
+  config?: Record<string, unknown>;
+  destinations?: DestinationOption[];
+  strategy?: 'all' | 'any' | 'priority';
+  schedule?: ScheduleValue | { cron?: string; interval?: number; enabled?: boolean };
+  timezone?: string;
+  type?: 'full' | 'incremental' | 'selective';
+  /** New full backup after this many incrementals (default 24). */
+  maxChainLength?: number;
+  compression?: Compression | false;
+  level?: number;
+  compressionLevel?: number;
+  verify?: boolean | 'quick' | 'full';
+  verification?: boolean;
+  includeMetadata?: boolean;
+  encryption?: { enabled?: boolean; passphrase?: string; key?: string; algorithm?: string; iterations?: number } | null;
+  retention?: RetentionOption | null;
+  resources?: Record<string, boolean | ResourceSelection>;
+  include?: string[] | null;
+  exclude?: string[];
+  triggers?: TriggerOption[];
+  webhooks?: { onSuccess?: (backup: unknown) => unknown; onFailure?: (error: Error) => unknown };
+  onBackupStart?: Hook<[string, Record<string, unknown>]> | null;
+  onBackupComplete?: Hook<[string, Record<string, unknown>]> | null;
+  onBackupError?: Hook<[string, Record<string, unknown>]> | null;
+  onRestoreStart?: Hook<[string, Record<string, unknown>]> | null;
+  onRestoreComplete?: Hook<[string, Record<string, unknown>]> | null;
+  onRestoreError?: Hook<[string, Record<string, unknown>]> | null;
+  partSize?: number;
+  concurrency?: number;
+  parallelism?: number;
+  pageSize?: number;
+  segmentSize?: number;
+  threads?: number;
+  lease?: boolean | { ttlMs?: number };
+  staleAfterMs?: number;
+  progressIntervalMs?: number;
+  pathTemplate?: string;
+  /** Accepted for s3db.js compatibility and ignored (the catalog lives at the destination). */
+  backupMetadataResource?: string;
+  /** Accepted for s3db.js compatibility and ignored (nothing is staged on local disk). */
+  tempDir?: string;
+  logLevel?: string;
+  logger?: unknown;
+  slug?: string;
+  namespace?: string;
+  customName?: string;
+}
+
+const KNOWN = new Set<string>([
+  'driver', 'config', 'destinations', 'strategy', 'schedule', 'timezone', 'type', 'maxChainLength', 'compression', 'level',
+  'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
+  'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
+  'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
+  'progressIntervalMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'customName',
+]);
+const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
+const MiB = 1024 * 1024;
+
+export interface NormalizedOptions {
+  driver: 'filesystem' | 's3' | 'multi';
+  destinations: DestinationOption[];
+  strategy: 'all' | 'any' | 'priority';
+  schedule: ScheduleValue;
+  timezone: string;
+  type: 'full' | 'incremental';
+  maxChainLength: number;
+  compression: Compression;
+  level: number | null;
+  verify: false | 'quick' | 'full';
+  includeMetadata: boolean;
+  passphrase: string | null;
+  iterations: number;
+  retention: RetentionOption | null;
+  include: string[] | null;
+  exclude: string[];
+  selections: Record<string, ResourceSelection>;
+  resourceSchedules: Record<string, ScheduleValue>;
+  triggers: TriggerOption[];
+  webhooks: { onSuccess?: (backup: unknown) => unknown; onFailure?: (error: Error) => unknown };
+  partSize: number;
+  concurrency: number;
+  pageSize: number | null;
+  segmentSize: number;
+  threads: number | undefined;
+  lease: { enabled: boolean; ttlMs: number };
+  staleAfterMs: number;
+  progressIntervalMs: number;
+  pathTemplate: string | undefined;
+}
+
+export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOptions {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw optionError('options', 'must be an object');
+  for (const name of Object.keys(input)) {
+    if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', `Known options: ${[...KNOWN].join(', ')}`);
+  }
+  const o = input;
+  const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
+  let destinations: DestinationOption[];
+  if (driver === 'multi') {
+    if (!Array.isArray(o.destinations) || o.destinations.length === 0) {
+      throw optionError('destinations', "driver 'multi' needs a non-empty array of { driver, config }");
+    }
+    destinations = o.destinations.map((d, i) => {
+      if (typeof d !== 'object' || d === null) throw optionError(`destinations[${i}]`, 'must be { driver, config }');
+      return { driver: oneOf(`destinations[${i}].driver`, d.driver, ['filesystem', 's3'] as const), config: { ...(d.config ?? {}) } };
+    });
+  } else {
+    if (o.destinations !== undefined) throw optionError('destinations', `is only used with driver 'multi' (driver is '${driver}')`);
+    const config = { ...(o.config ?? {}) };
+    if (o.pathTemplate !== undefined) config.pathTemplate ??= o.pathTemplate;
+    destinations = [{ driver, config }];
+  }
+  const strategy = oneOf('strategy', o.strategy ?? 'all', ['all', 'any', 'priority'] as const);
+
+  const compression: Compression = o.compression === false ? 'none' : oneOf('compression', o.compression ?? 'gzip', COMPRESSIONS);
+  const level = o.level ?? o.compressionLevel ?? null;
+  if (level !== null && (!Number.isInteger(level) || level < 0 || level > 22)) throw optionError('level', `${String(level)} is not a compression level`, 'Use zlib 1-9, brotli 0-11 or zstd 1-22');
+
+  const verifyRaw = o.verify ?? o.verification ?? true;
+  const verify = verifyRaw === true ? 'full' : verifyRaw === false ? false : oneOf('verify', verifyRaw, ['quick', 'full'] as const);
+
+  const enc = o.encryption;
+  let passphrase: string | null = null;
+  let iterations = 600_000;
+  if (enc !== undefined && enc !== null) {
+    if (typeof enc !== 'object') throw optionError('encryption', 'must be an object { enabled, passphrase }');
+    if (enc.algorithm !== undefined && String(enc.algorithm).toLowerCase() !== 'aes-256-gcm') {
+      throw optionError('encryption.algorithm', `"${String(enc.algorithm)}" is not supported`, "Use 'aes-256-gcm'");
+    }
+    const secret = enc.passphrase ?? enc.key;
+    const enabled = enc.enabled ?? secret !== undefined;
+    if (enabled) {
+      if (typeof secret !== 'string' || secret.length === 0) {
+        throw optionError('encryption.passphrase', 'is required when encryption is enabled and must be a non-empty string', 'Read it from a secret store, e.g. process.env.BACKUP_PASSPHRASE (is the variable set?)');
+      }
+      passphrase = secret;
+    }
+    if (enc.iterations !== undefined) {
+      if (!Number.isInteger(enc.iterations) || enc.iterations < 100_000) throw optionError('encryption.iterations', 'must be an integer >= 100000', 'The default, 600000, follows OWASP');
+      iterations = enc.iterations;
+    }
+  }
+
+  const type = o.type === 'selective' ? 'full' : oneOf('type', o.type ?? 'full', ['full', 'incremental'] as const);
+  const include = o.include === undefined || o.include === null ? null : stringList('include', o.include);
+  const exclude = o.exclude === undefined ? [] : stringList('exclude', o.exclude);
+  const selections: Record<string, ResourceSelection> = {};
+  const resourceSchedules: Record<string, ScheduleValue> = {};
+  if (o.resources !== undefined) {
+    if (typeof o.resources !== 'object' || o.resources === null || Array.isArray(o.resources)) {
+      throw optionError('resources', 'must be an object like { users: true, sessions: false, orders: { filter } }');
+    }
+    for (const [name, value] of Object.entries(o.resources)) {
+      if (value === false) exclude.push(name);
+      else if (value === true) continue;
+      else if (typeof value === 'object' && value !== null) {
+        const { filter, fields, limit, schedule } = value;
+        if (filter !== undefined && typeof filter !== 'function' && (typeof filter !== 'object' || filter === null)) throw optionError(`resources.${name}.filter`, 'must be an object of field values or a function');
+        if (fields !== undefined) stringList(`resources.${name}.fields`, fields);
+        if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw optionError(`resources.${name}.limit`, 'must be a positive integer');
+        if (schedule !== undefined) resourceSchedules[name] = scheduleValue(`resources.${name}.schedule`, schedule);
+        if (filter !== undefined || fields !== undefined || limit !== undefined) selections[name] = { filter, fields, limit };
+      } else throw optionError(`resources.${name}`, 'must be true, false or { filter, fields, limit, schedule }');
+    }
+  }
+
+  return {
+    driver,
+    destinations,
+    strategy,
+    schedule: scheduleValue('schedule', o.schedule === undefined ? 'daily' : o.schedule),
+    timezone: typeof o.timezone === 'string' ? o.timezone : 'UTC',
+    type,
+    maxChainLength: positiveInt('maxChainLength', o.maxChainLength ?? 24),
+    compression,
+    level,
+    verify,
+    includeMetadata: o.includeMetadata ?? true,
+    passphrase,
+    iterations,
+    retention: o.retention ?? null,
+    include,
+    exclude,
+    selections,
+    resourceSchedules,
+    triggers: triggers(o.triggers),
+    webhooks: webhooks(o.webhooks),
+    partSize: sized('partSize', o.partSize ?? 64 * MiB, MiB / 1024, 4096 * MiB),
+    concurrency: positiveInt('concurrency', o.concurrency ?? o.parallelism ?? 16),
+    pageSize: o.pageSize === undefined ? null : positiveInt('pageSize', o.pageSize),
+    segmentSize: sized('segmentSize', o.segmentSize ?? MiB, 1024, 16 * MiB),
+    threads: o.threads === undefined ? undefined : positiveInt('threads', o.threads),
+    lease: leaseOption(o.lease),
+    staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
+    progressIntervalMs: positiveInt('progressIntervalMs', o.progressIntervalMs ?? 1000),
+    pathTemplate: o.pathTemplate,
+  };
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw optionError(name, `${JSON.stringify(value)} is not one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+  }
+  return value as T;
+}
+
+function stringList(name: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw optionError(name, 'must be an array of resource names');
+  return [...(value as string[])];
+}
+
+function positiveInt(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1) throw optionError(name, `${String(value)} is not a positive integer`);
+  return value as number;
+}
+
+function sized(name: string, value: unknown, min: number, max: number): number {
+  const n = positiveInt(name, value);
+  if (n < min || n > max) throw optionError(name, `${n} bytes is outside ${min}..${max}`);
+  return n;
+}
+
+function scheduleValue(name: string, value: unknown): ScheduleValue {
+  if (value === false || value === null) return false;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 1000) throw optionError(name, `${value} ms is too short`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
+    return value;
+  }
+  if (typeof value === 'string' && value.trim() !== '') return value.trim();
+  if (typeof value === 'object' && value !== null) {
+    const v = value as { cron?: unknown; interval?: unknown; enabled?: unknown };
+    if (v.enabled === false) return false;
+    if (v.cron !== undefined) return scheduleValue(`${name}.cron`, v.cron);
+    if (v.interval !== undefined) return scheduleValue(`${name}.interval`, v.interval);
+    return false;
+  }
+  throw optionError(name, `${JSON.stringify(value)} is not a schedule`, "Use 'hourly', 'daily', 'weekly', 'monthly', a cron expression, milliseconds, or false");
+}
+
+function triggers(value: unknown): TriggerOption[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw optionError('triggers', 'must be an array of { event, type, reason, condition }');
+  return value.map((t, i) => {
+    const trigger = t as TriggerOption;
+    if (typeof trigger?.event !== 'string' || trigger.event === '') throw optionError(`triggers[${i}].event`, 'must be a non-empty event name');
+    if (trigger.type !== undefined) oneOf(`triggers[${i}].type`, trigger.type, ['full', 'incremental'] as const);
+    if (trigger.condition !== undefined && typeof trigger.condition !== 'function') throw optionError(`triggers[${i}].condition`, 'must be a function (context) => boolean');
+    return { ...trigger };
+  });
+}
+
+function webhooks(value: unknown): NormalizedOptions['webhooks'] {
+  if (value === undefined || value === null) return {};
+  const w = value as NormalizedOptions['webhooks'];
+  for (const name of ['onSuccess', 'onFailure'] as const) {
+    if (w[name] !== undefined && typeof w[name] !== 'function') throw optionError(`webhooks.${name}`, 'must be a function');
+  }
+  for (const name of Object.keys(w)) if (name !== 'onSuccess' && name !== 'onFailure') throw optionError(`webhooks.${name}`, 'is not a webhook', 'Use onSuccess and onFailure');
+  return { onSuccess: w.onSuccess, onFailure: w.onFailure };
+}
+
+function leaseOption(value: unknown): { enabled: boolean; ttlMs: number } {
+  if (value === undefined || value === true) return { enabled: true, ttlMs: 60_000 };
+  if (value === false) return { enabled: false, ttlMs: 60_000 };
+  if (typeof value === 'object' && value !== null) return { enabled: true, ttlMs: positiveInt('lease.ttlMs', (value as { ttlMs?: number }).ttlMs ?? 60_000) };
+  throw optionError('lease', 'must be true, false or { ttlMs }');
+}

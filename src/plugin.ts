@@ -1,0 +1,515 @@
+/**
+ * BackupPlugin: the public class. A drop-in for s3db.js's own BackupPlugin (same class name, so it
+ * is found as `db.plugins.backup`; same methods, hooks and events) that also speaks the seed
+ * story's API (createBackup/listBackups/getBackup/deleteBackup/verifyBackup/restore({...})).
+ *
+ * It owns wiring only: options, destinations, keyring and catalog, the schedule/lease/trigger
+ * policy, hooks, events and webhooks. Backup, restore, verify and retention logic live in
+ * src/engine and src/retention.
+ *
+ * Invariants:
+ * - One backup at a time per plugin: manual calls queue behind a running backup; a scheduled tick
+ *   that finds one running is skipped and reported (`plg:backup:skipped`).
+ * - Every outcome reaches the webhooks and events, including a destination that cannot be opened;
+ *   a throwing webhook or hook is logged and never changes the outcome.
+ * - Nothing is created inside the database: the catalog lives at the destination, so install() is
+ *   safe before s3db.json is loaded (plugins passed to `new Database({ plugins })`).
+ * - No passphrase or key ever reaches an event, error, log line or manifest.
+ */
+import { EventEmitter } from 'node:events';
+import { createDestinationSet } from './destinations/index.js';
+import type { DestinationSet } from './destinations/set.js';
+import { BackupError, errorMessage, optionError } from './errors.js';
+import { runBackup } from './engine/backup.js';
+import { Catalog } from './engine/catalog.js';
+import { Keyring } from './engine/keyring.js';
+import { DATABASE_GROUP, PathTemplate } from './engine/layout.js';
+import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
+import type { ProgressEvent } from './engine/progress.js';
+import { runRestore, type RestoreMode, type RestoreReport } from './engine/restore.js';
+import type { DatabaseLike } from './engine/s3db.js';
+import { verifyManifest } from './engine/verify.js';
+import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
+import { BackupPolicy } from './policy.js';
+import { planRetention, validateRetentionPolicy, type RetentionPlan } from './retention/index.js';
+import { openDatabase } from './target.js';
+
+export interface CreateBackupOptions {
+  type?: 'full' | 'incremental' | 'selective';
+  reason?: string;
+  metadata?: Record<string, unknown>;
+  /** Resources to back up (default: all, minus `exclude`). */
+  resources?: string[];
+  /** Internal: the trigger or schedule that started this backup. */
+  trigger?: { event: string; payload: unknown } | null;
+  signal?: AbortSignal;
+}
+
+export interface BackupResult extends BackupSummary {
+  /** s3db.js dialect: duration in ms, checksum of the manifest's index, per-destination info. */
+  duration: number;
+  checksum: string;
+  driverInfo: Manifest['destinations'];
+}
+
+export interface RestoreOptions {
+  backupId?: string;
+  /** Where to restore: omitted/'production' = this plugin's database; a Database; a connection string; or a bare name (see README). */
+  destination?: string | DatabaseLike;
+  resources?: string[];
+  mode?: RestoreMode;
+  verify?: boolean;
+  dryRun?: boolean;
+}
+
+export interface ListBackupsOptions {
+  resource?: string;
+  limit?: number;
+  verified?: boolean;
+  type?: 'full' | 'incremental';
+}
+
+interface Logger {
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+  info?(obj: unknown, msg?: string): void;
+}
+
+export class BackupPlugin extends EventEmitter {
+  readonly name = 'BackupPlugin';
+  slug = 'backup';
+  instanceName: string | null = null;
+  database: DatabaseLike | null = null;
+  logger: Logger | undefined;
+  readonly options: Readonly<BackupPluginOptions>;
+  readonly config: NormalizedOptions;
+  readonly destinations: DestinationSet;
+  private readonly catalog: Catalog;
+  private readonly keyring: Keyring;
+  private readonly template: PathTemplate;
+  private readonly policy: BackupPolicy;
+  private queue: Promise<unknown> = Promise.resolve();
+  private runningBackup: string | null = null;
+  private statuses = new Map<string, StatusRecord>();
+
+  constructor(options: BackupPluginOptions = {}) {
+    super();
+    this.config = normalizeOptions(options);
+    if (this.config.retention) validateRetentionPolicy(this.config.retention);
+    this.options = redactOptions(options);
+    this.logger = options.logger as Logger | undefined;
+    this.template = new PathTemplate(pickTemplate(this.config));
+    this.destinations = createDestinationSet(this.config.destinations, this.config.strategy);
+    this.catalog = new Catalog(this.destinations);
+    this.keyring = new Keyring(this.config.passphrase, this.config.iterations);
+    this.policy = new BackupPolicy(this, this.config);
+  }
+
+  // ---- s3db.js plugin lifecycle -------------------------------------------------------------
+
+  setInstanceName(name: string): void {
+    this.instanceName = name;
+  }
+
+  async install(database: DatabaseLike): Promise<void> {
+    this.database = database;
+    this.policy.attach(database);
+  }
+
+  async start(): Promise<void> {
+    this.policy.start();
+  }
+
+  /** Stops timers and triggers, and waits for a running backup to finish. */
+  async stop(): Promise<void> {
+    await this.policy.stop();
+    await this.queue.catch(() => undefined);
+  }
+
+  async uninstall(): Promise<void> {
+    await this.stop();
+    this.policy.detach();
+    await this.destinations.close();
+    this.database = null;
+  }
+
+  // ---- seed API -----------------------------------------------------------------------------
+
+  /** Takes a backup now. Queues behind a running one. */
+  async createBackup(options: CreateBackupOptions = {}): Promise<BackupResult> {
+    const run = this.queue.then(() => this.takeBackup(options));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** True while a backup runs (scheduled ticks are skipped meanwhile). */
+  get busy(): boolean {
+    return this.runningBackup !== null;
+  }
+
+  /** Backups at the destination(s), newest first. */
+  async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
+    let list = (await this.catalog.list()).map((e) => e.summary);
+    if (options.resource !== undefined) list = list.filter((b) => b.resources.includes(options.resource!));
+    if (options.verified !== undefined) list = list.filter((b) => b.verified === options.verified);
+    if (options.type !== undefined) list = list.filter((b) => b.type === options.type);
+    if (options.limit !== undefined) {
+      if (!Number.isInteger(options.limit) || options.limit < 0) throw optionError('limit', 'must be a non-negative integer');
+      list = list.slice(0, options.limit);
+    }
+    return list;
+  }
+
+  /** One backup: its summary plus the manifest's details (per-resource counts, parts, s3db.json). */
+  async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
+    const manifest = await this.catalog.get(id);
+    if (!manifest) return null;
+    const summary = (await this.catalog.list()).find((e) => e.manifest.id === id)?.summary;
+    return { ...(summary ?? summarize(manifest)), manifest };
+  }
+
+  /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
+  async deleteBackup(id: string, options: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
+    const manifest = await this.catalog.require(id);
+    const dependents = await this.catalog.dependentsOf(id);
+    if (dependents.length > 0 && !options.force) {
+      throw new BackupError('ERR_BACKUP_HAS_DEPENDENTS', `backup ${id} is needed by incremental backups ${dependents.join(', ')}; delete them first or pass { force: true } to delete them all`);
+    }
+    const deleted: string[] = [];
+    for (const dep of dependents.reverse()) {
+      const m = await this.catalog.get(dep);
+      if (m) {
+        await this.catalog.remove(m);
+        deleted.push(dep);
+      }
+    }
+    await this.catalog.remove(manifest);
+    deleted.push(id);
+    this.emit('plg:backup:deleted', { ids: deleted });
+    return { deleted };
+  }
+
+  /** Verifies a backup now ('quick': sizes and checksums; 'full': decode everything). Records the result. */
+  async verifyBackup(id: string, options: { level?: 'quick' | 'full' } = {}): Promise<VerificationResult> {
+    const level = options.level ?? 'full';
+    if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
+    const manifest = await this.catalog.require(id);
+    let result: VerificationResult;
+    try {
+      const key = manifest.encryption && level === 'full' ? await this.keyring.keyForManifest(manifest, this.destinations) : null;
+      result = (await verifyManifest(manifest, this.destinations, key, { level, onProgress: (e) => this.progress(e) })).result;
+    } catch (err) {
+      result = { verified: false, level, at: new Date().toISOString(), error: errorMessage(err), destinations: [] };
+    }
+    await this.catalog.recordVerification(id, result);
+    this.emit('plg:backup:verified', { id, ...result });
+    return result;
+  }
+
+  /**
+   * Restores a backup. Seed dialect: restore({ backupId, destination, resources, mode, verify, dryRun });
+   * s3db.js dialect: restore(backupId, { resources, mode }).
+   */
+  async restore(idOrOptions: string | RestoreOptions, maybeOptions: RestoreOptions = {}): Promise<RestoreReport> {
+    const options: RestoreOptions = typeof idOrOptions === 'string' ? { ...maybeOptions, backupId: idOrOptions } : { ...(idOrOptions ?? {}) };
+    const backupId = options.backupId;
+    if (typeof backupId !== 'string' || backupId === '') throw optionError('backupId', 'is required', 'Pick one from listBackups()');
+    const mode = options.mode ?? 'replace';
+    if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
+    if (options.resources !== undefined && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
+      throw optionError('resources', 'must be an array of resource names');
+    }
+    const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
+    await this.callHook('onRestoreStart', backupId, { options: publicOptions });
+    this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
+    let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
+    this.policy.pauseScheduled(true);
+    try {
+      const manifest = await this.catalog.require(backupId);
+      const chain = await this.catalog.chainOf(manifest);
+      const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
+      for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
+      let goodSources: Map<string, string> | undefined;
+      if (options.verify ?? true) {
+        goodSources = new Map();
+        for (const m of chain) {
+          const groups = options.resources ? new Set(options.resources) : null;
+          const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
+          const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
+          if (!outcome.result.verified) {
+            throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
+          }
+          for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
+        }
+      }
+      opened = await openDatabase(options.destination, this.database);
+      const report = await runRestore({
+        chain,
+        keys,
+        set: this.destinations,
+        target: opened.db,
+        resources: options.resources ?? null,
+        mode,
+        dryRun: options.dryRun ?? false,
+        concurrency: this.config.concurrency,
+        pageSize: this.pageSizeFor(opened.db),
+        goodSources,
+        onProgress: (e) => this.progress(e),
+      });
+      await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
+      this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
+      return report;
+    } catch (err) {
+      const error = asBackupError(err, 'ERR_RESTORE_FAILED', `restore of ${backupId} failed`);
+      await this.callHook('onRestoreError', backupId, { error });
+      this.emit('plg:backup:restore-error', { id: backupId, error: error.message, code: error.code });
+      throw error;
+    } finally {
+      this.policy.pauseScheduled(false);
+      await opened?.close();
+    }
+  }
+
+  /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
+  async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
+    if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
+    const list = await this.catalog.list();
+    const plan = planRetention(
+      list.map(({ manifest, summary }) => ({
+        id: manifest.id,
+        timestamp: manifest.startedAt,
+        type: manifest.type,
+        parentId: manifest.parentId,
+        status: manifest.status,
+        verified: summary.verification ? summary.verified : undefined,
+      })),
+      this.config.retention,
+    );
+    const deleted: string[] = [];
+    if (!options.dryRun) {
+      const removable = new Set(plan.remove.map((r) => r.id));
+      // children before parents: planRetention never removes a backup a kept one needs
+      for (const { manifest } of list) {
+        if (!removable.has(manifest.id)) continue;
+        await this.catalog.remove(manifest);
+        deleted.push(manifest.id);
+      }
+      if (deleted.length > 0) this.emit('plg:backup:pruned', { deleted, kept: plan.keep.map((k) => k.id) });
+    }
+    return { ...plan, deleted };
+  }
+
+  // ---- s3db.js dialect ----------------------------------------------------------------------
+
+  /** s3db.js: backup(type, { resources }) -> { id, type, size, duration, checksum, driverInfo }. */
+  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[] } = {}): Promise<BackupResult> {
+    return this.createBackup({ type, resources: options.resources });
+  }
+
+  /** s3db.js: status of a backup known to this process or to the destination, or null. */
+  async getBackupStatus(id: string): Promise<StatusRecord | null> {
+    const known = this.statuses.get(id);
+    if (known) return known;
+    const manifest = await this.catalog.get(id);
+    return manifest ? statusFromManifest(manifest) : null;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  /** @internal Runs one backup now (the caller serializes). */
+  async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
+    const db = this.requireDatabase();
+    const requested = options.type ?? this.config.type;
+    if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);
+    const include = options.resources ?? this.config.include;
+    if (options.resources !== undefined && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
+      throw optionError('resources', 'must be an array of resource names');
+    }
+    const started = Date.now();
+    const pendingId = `pending-${started}`;
+    this.runningBackup = pendingId;
+    const type = requested === 'incremental' ? 'incremental' : 'full';
+    let announcedId = pendingId;
+    const status: StatusRecord = { id: pendingId, type, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString() };
+    try {
+      await this.callHook('onBackupStart', type, { backupId: pendingId });
+      this.emit('plg:backup:start', { id: pendingId, type });
+      await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
+      const parent = type === 'incremental' ? await this.parentFor(include, options.resources ? [] : this.config.exclude) : null;
+      const manifest = await runBackup({
+        db,
+        set: this.destinations,
+        keyring: this.keyring,
+        type,
+        parent,
+        reason: options.reason ?? null,
+        metadata: options.metadata ?? {},
+        trigger: options.trigger ?? null,
+        include,
+        // an explicit resource list is explicit: the plugin-level exclude does not cut it down
+        exclude: options.resources ? [] : this.config.exclude,
+        includeMetadata: this.config.includeMetadata,
+        compression: this.config.compression,
+        level: this.config.level,
+        segmentSize: this.config.segmentSize,
+        threads: this.config.threads,
+        partSize: this.config.partSize,
+        concurrency: this.config.concurrency,
+        pageSize: this.pageSizeFor(db),
+        template: this.template,
+        verify: this.config.verify,
+        verifyBackup: async (m, level) => {
+          const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
+          return (await verifyManifest(m, this.destinations, key, { level, onProgress: (e) => this.progress(e) })).result;
+        },
+        signal: options.signal,
+        onProgress: (e) => this.progress(e),
+        progressIntervalMs: this.config.progressIntervalMs,
+      });
+      announcedId = manifest.id;
+      const result = toResult(manifest);
+      Object.assign(status, statusFromManifest(manifest));
+      this.statuses.set(manifest.id, status);
+      await this.callHook('onBackupComplete', type, { backupId: manifest.id, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
+      this.emit('plg:backup:complete', { id: manifest.id, type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
+      await this.callWebhook('onSuccess', result);
+      if (this.config.retention) {
+        await this.prune().catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
+      }
+      return result;
+    } catch (err) {
+      const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
+      Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
+      this.statuses.set(announcedId, status);
+      await this.callHook('onBackupError', type, { backupId: announcedId, error });
+      this.emit('plg:backup:error', { id: announcedId, type, error: error.message, code: error.code });
+      await this.callWebhook('onFailure', error);
+      throw error;
+    } finally {
+      this.runningBackup = null;
+    }
+  }
+
+  /** Newest backup to build an incremental on; null (a full) when none, or the chain is at its limit. */
+  private async parentFor(include: string[] | null, exclude: string[]): Promise<Manifest | null> {
+    const newest = (await this.catalog.list()).map((e) => e.manifest).find((m) => sameSelection(m, include, exclude));
+    if (!newest) return null;
+    if (newest.chain.length > this.config.maxChainLength) return null;
+    return newest;
+  }
+
+  private pageSizeFor(db: DatabaseLike): number {
+    if (this.config.pageSize) return this.config.pageSize;
+    const kind = db.client.constructor?.name ?? '';
+    return kind === 'MemoryClient' || kind === 'FileSystemClient' ? 10_000 : 1000;
+  }
+
+  private progress(event: ProgressEvent): void {
+    this.emit('plg:backup:progress', event);
+  }
+
+  private requireDatabase(): DatabaseLike {
+    if (!this.database) {
+      throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin is not installed on a database; use `await db.usePlugin(plugin)` or `new Database({ plugins: [plugin] })` and connect()');
+    }
+    return this.database;
+  }
+
+  private async callHook(name: 'onBackupStart' | 'onBackupComplete' | 'onBackupError' | 'onRestoreStart' | 'onRestoreComplete' | 'onRestoreError', first: string, context: Record<string, unknown>): Promise<void> {
+    const hook = this.options[name];
+    if (typeof hook !== 'function') return;
+    try {
+      await hook(first, context);
+    } catch (err) {
+      this.log('warn', { hook: name, err: errorMessage(err) }, `${name} hook threw; ignored`);
+    }
+  }
+
+  private async callWebhook(name: 'onSuccess' | 'onFailure', payload: unknown): Promise<void> {
+    const hook = this.config.webhooks[name] as ((p: unknown) => unknown) | undefined;
+    if (!hook) return;
+    try {
+      await hook(payload);
+    } catch (err) {
+      this.log('warn', { webhook: name, err: errorMessage(err) }, `webhook ${name} threw; ignored`);
+      this.emit('plg:backup:webhook-error', { webhook: name, error: errorMessage(err) });
+    }
+  }
+
+  /** @internal */
+  log(level: 'warn' | 'error' | 'info', obj: Record<string, unknown>, msg: string): void {
+    const logger = this.logger;
+    if (logger && typeof logger[level] === 'function') logger[level]!(obj, msg);
+    else if (level !== 'info') console.warn(`[s3db-backup] ${msg}`, JSON.stringify(obj));
+  }
+}
+
+interface StatusRecord {
+  id: string;
+  type: 'full' | 'incremental';
+  timestamp: string;
+  resources: string[];
+  size: number;
+  compressed: boolean;
+  encrypted: boolean;
+  checksum: string | null;
+  status: 'in_progress' | 'completed' | 'failed';
+  error: string | null;
+  duration: number;
+  createdAt: string;
+}
+
+function statusFromManifest(m: Manifest): StatusRecord {
+  return {
+    id: m.id,
+    type: m.type,
+    timestamp: m.startedAt,
+    resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
+    size: m.totals.storedBytes,
+    compressed: m.codec.compression !== 'none',
+    encrypted: m.codec.encrypted,
+    checksum: m.index.sha256,
+    status: 'completed',
+    error: null,
+    duration: m.durationMs,
+    createdAt: m.startedAt,
+  };
+}
+
+function toResult(m: Manifest): BackupResult {
+  return { ...summarize(m), duration: m.durationMs, checksum: m.index.sha256, driverInfo: m.destinations };
+}
+
+function sameSelection(m: Manifest, include: string[] | null, exclude: string[]): boolean {
+  const a = m.selection;
+  return JSON.stringify(a.include ?? null) === JSON.stringify(include ?? null) && JSON.stringify([...a.exclude].sort()) === JSON.stringify([...exclude].sort());
+}
+
+function pickTemplate(config: NormalizedOptions): string | undefined {
+  const templates = new Set(config.destinations.map((d) => d.config?.pathTemplate).filter((t): t is string => typeof t === 'string'));
+  if (config.pathTemplate) templates.add(config.pathTemplate);
+  if (templates.size > 1) throw optionError('pathTemplate', 'differs between destinations', 'Parts are encoded once and stored at the same path everywhere; use one template');
+  return [...templates][0];
+}
+
+function describeTarget(destination: RestoreOptions['destination']): string {
+  if (destination === undefined) return 'production';
+  if (typeof destination === 'string') return destination.replace(/\/\/[^@/]*@/, '//***@');
+  return 'database instance';
+}
+
+function asBackupError(err: unknown, code: string, what: string): BackupError {
+  if (err instanceof BackupError) return err;
+  return new BackupError(code, `${what}: ${errorMessage(err)}`, { cause: err });
+}
+
+/** A copy of the options safe to expose: the passphrase is replaced. */
+function redactOptions(options: BackupPluginOptions): BackupPluginOptions {
+  const copy: BackupPluginOptions = { ...options };
+  if (copy.encryption) {
+    copy.encryption = { ...copy.encryption };
+    if (copy.encryption.passphrase !== undefined) copy.encryption.passphrase = '[redacted]';
+    if (copy.encryption.key !== undefined) copy.encryption.key = '[redacted]';
+  }
+  return copy;
+}

@@ -1,0 +1,168 @@
+/**
+ * BackupPolicy: makes backups happen on their own. Schedules (one Scheduler for the main schedule,
+ * one per distinct per-resource schedule), event triggers on the database, and the fleet-wide
+ * lease that lets only one instance run a given scheduled tick.
+ *
+ * Invariants:
+ * - A tick never overlaps a running backup of this plugin: it is skipped and reported
+ *   (`plg:backup:skipped` with reason 'overlap' | 'missed' | 'restoring' | 'lease-held' | 'tick-done').
+ * - While a restore runs, scheduled ticks are skipped ('restoring'); triggers still queue.
+ * - A trigger's payload is recorded in the manifest as JSON (functions and cycles dropped).
+ * - stop() stops the timers and waits for a running scheduled backup; detach() removes listeners.
+ */
+import type { BackupPlugin } from './plugin.js';
+import type { NormalizedOptions, TriggerOption } from './options.js';
+import type { DatabaseLike } from './engine/s3db.js';
+import { errorMessage } from './errors.js';
+import { Lease } from './lease/index.js';
+import { parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
+
+interface ScheduledJob {
+  scheduler: Scheduler;
+  /** Resources this schedule backs up (null = all but those with their own schedule). */
+  include: string[] | null;
+  name: string;
+}
+
+export class BackupPolicy {
+  private jobs: ScheduledJob[] = [];
+  private listeners: { event: string; fn: (...args: unknown[]) => void }[] = [];
+  private database: DatabaseLike | null = null;
+  private paused = 0;
+  private readonly lease: Lease | null;
+
+  constructor(
+    private readonly plugin: BackupPlugin,
+    private readonly config: NormalizedOptions,
+  ) {
+    // Validate schedules now, so a bad one fails in the constructor with the option's name.
+    parseSchedule(config.schedule as ScheduleInput, { timezone: config.timezone, option: 'schedule' });
+    for (const [name, schedule] of Object.entries(config.resourceSchedules)) {
+      parseSchedule(schedule as ScheduleInput, { timezone: config.timezone, option: `resources.${name}.schedule` });
+    }
+    this.lease = config.lease.enabled ? new Lease(plugin.destinations.members[0]!, { ttlMs: config.lease.ttlMs }) : null;
+  }
+
+  attach(database: DatabaseLike): void {
+    this.database = database;
+    for (const trigger of this.config.triggers) {
+      const fn = (...args: unknown[]) => void this.onTrigger(trigger, args[0]);
+      database.on(trigger.event, fn);
+      this.listeners.push({ event: trigger.event, fn });
+    }
+  }
+
+  detach(): void {
+    const db = this.database;
+    if (db) {
+      for (const { event, fn } of this.listeners) (db.off ?? db.removeListener)?.call(db, event, fn);
+    }
+    this.listeners = [];
+    this.database = null;
+  }
+
+  start(): void {
+    if (this.jobs.length > 0) return;
+    const own = Object.keys(this.config.resourceSchedules);
+    const groups = new Map<string, string[]>();
+    for (const [name, schedule] of Object.entries(this.config.resourceSchedules)) {
+      const key = JSON.stringify(schedule);
+      groups.set(key, [...(groups.get(key) ?? []), name]);
+    }
+    const mainInclude = own.length === 0 ? this.config.include : null;
+    this.addJob(this.config.schedule, mainInclude, own, 'main');
+    for (const [key, names] of groups) this.addJob(JSON.parse(key) as ScheduleInput, names, [], names.join(','));
+  }
+
+  private addJob(schedule: ScheduleInput, include: string[] | null, excludeOwn: string[], name: string): void {
+    const parsed = parseSchedule(schedule, { timezone: this.config.timezone });
+    if (parsed.kind === 'disabled') return;
+    const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, include, excludeOwn, name), {
+      unref: true,
+      onSkip: (info) => this.plugin.emit('plg:backup:skipped', { schedule: name, reason: info.reason, tick: info.tick.toISOString(), count: info.count }),
+      onError: (err) => this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'scheduled backup failed'),
+    });
+    this.jobs.push({ scheduler, include, name });
+    scheduler.start();
+  }
+
+  /** Next scheduled run of each schedule. */
+  nextRuns(): { schedule: string; at: Date | null }[] {
+    return this.jobs.map((j) => ({ schedule: j.name, at: j.scheduler.nextRun() }));
+  }
+
+  async stop(): Promise<void> {
+    const jobs = this.jobs;
+    this.jobs = [];
+    await Promise.all(jobs.map((j) => j.scheduler.stop()));
+  }
+
+  pauseScheduled(paused: boolean): void {
+    this.paused += paused ? 1 : -1;
+  }
+
+  private async onTick(ctx: TickContext, include: string[] | null, excludeOwn: string[], name: string): Promise<void> {
+    const skip = (reason: string): void => {
+      this.plugin.emit('plg:backup:skipped', { schedule: name, reason, tick: ctx.tickId, count: 1 });
+    };
+    if (this.paused > 0) return skip('restoring');
+    if (this.plugin.busy) return skip('overlap');
+    const resources = include ?? (excludeOwn.length > 0 ? await this.allResourcesExcept(excludeOwn) : undefined);
+    const run = () =>
+      this.plugin.createBackup({
+        type: this.config.type,
+        reason: `scheduled (${name})`,
+        resources,
+        trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
+        signal: ctx.signal,
+      });
+    if (!this.lease) {
+      await run();
+      return;
+    }
+    const outcome = await this.lease.runExclusive(`${name}@${ctx.tickId}`, run);
+    if (!outcome.ran) skip(outcome.reason);
+  }
+
+  private async allResourcesExcept(names: string[]): Promise<string[]> {
+    const all = Object.keys(this.database?.resources ?? {});
+    return all.filter((r) => !names.includes(r) && !this.config.exclude.includes(r));
+  }
+
+  private async onTrigger(trigger: TriggerOption, context: unknown): Promise<void> {
+    try {
+      if (trigger.condition && !(await trigger.condition(context))) return;
+    } catch (err) {
+      this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'trigger condition threw; no backup');
+      return;
+    }
+    try {
+      await this.plugin.createBackup({
+        type: trigger.type ?? 'full',
+        reason: trigger.reason ?? `triggered by ${trigger.event}`,
+        trigger: { event: trigger.event, payload: jsonSafe(context) },
+      });
+    } catch (err) {
+      // the failure already reached hooks, events and webhooks
+      this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'triggered backup failed');
+    }
+  }
+}
+
+function jsonSafe(value: unknown): unknown {
+  try {
+    const seen = new WeakSet<object>();
+    return JSON.parse(
+      JSON.stringify(value ?? null, (_k, v: unknown) => {
+        if (typeof v === 'function' || typeof v === 'bigint') return undefined;
+        if (typeof v === 'object' && v !== null) {
+          if (seen.has(v)) return undefined;
+          seen.add(v);
+        }
+        return v;
+      }),
+    ) as unknown;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Resolves a restore's `destination` to a live s3db Database:
+ * - omitted, 'production' or 'self': the plugin's own database;
+ * - a Database instance (anything with a `client`): that database;
+ * - a connection string ('memory://...', 'file:///...', 's3://...', 'http(s)://KEY:SECRET@host/bucket/prefix'):
+ *   a new database on it, connected for the restore and disconnected after;
+ * - a bare name such as 'test-restore': the database with that BUCKET name on the same storage and
+ *   with the same credentials and key prefix as the plugin's database (memory://<name>/<prefix>,
+ *   a sibling directory <name> for file://, bucket <name> for S3). This matches the seed's drill,
+ *   which restores to 'disaster-recovery-test' and then opens `new S3db({ bucketName: 'disaster-recovery-test' })`.
+ *
+ * Invariant: a database this module opened is disconnected by close(); one it was given is not.
+ */
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BackupError, errorMessage, optionError } from './errors.js';
+import type { DatabaseLike } from './engine/s3db.js';
+
+export interface OpenedDatabase {
+  db: DatabaseLike;
+  close(): Promise<void>;
+}
+
+const SELF_NAMES = new Set(['production', 'self']);
+
+export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null): Promise<OpenedDatabase> {
+  if (destination === undefined || (typeof destination === 'string' && SELF_NAMES.has(destination))) {
+    if (!own) throw new BackupError('ERR_NOT_INSTALLED', 'restore into this database needs the plugin installed on one; or pass destination (a Database or connection string)');
+    return { db: own, close: async () => undefined };
+  }
+  if (typeof destination === 'object' && destination !== null && 'client' in destination) {
+    return { db: destination, close: async () => undefined };
+  }
+  if (typeof destination !== 'string' || destination.trim() === '') {
+    throw optionError('destination', 'must be a Database, a connection string or a bucket name');
+  }
+  const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
+  const db = await connect(connectionString, destination);
+  return {
+    db,
+    close: async () => {
+      await db.disconnect?.().catch(() => undefined);
+    },
+  };
+}
+
+function siblingConnectionString(name: string, own: DatabaseLike | null): string {
+  if (!/^[a-z0-9][a-z0-9.-]{1,62}$/.test(name)) {
+    throw optionError('destination', `"${name}" is not a valid bucket name`, 'Use a connection string for anything else');
+  }
+  const base = (own as { connectionString?: string } | null)?.connectionString ?? own?.client.connectionString;
+  if (!base) throw optionError('destination', `cannot derive a database named "${name}": the plugin's database has no connection string`, 'Pass a connection string or a Database instance');
+  const url = new URL(base);
+  if (url.protocol === 'file:') {
+    const dir = fileURLToPath(url);
+    return pathToFileURL(path.join(path.dirname(dir), name)).toString();
+  }
+  if (url.protocol === 'memory:' || url.protocol === 's3:') {
+    url.host = name;
+    return url.toString();
+  }
+  // http(s)://KEY:SECRET@host:port/bucket/prefix: the bucket is the first path segment
+  const segments = url.pathname.split('/').filter(Boolean);
+  segments[0] = name;
+  url.pathname = `/${segments.join('/')}`;
+  return url.toString();
+}
+
+async function connect(connectionString: string, shown: string): Promise<DatabaseLike> {
+  const safe = shown.replace(/\/\/[^@/]*@/, '//***@');
+  try {
+    const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
+    const db = new S3db({ connectionString, logLevel: 'silent' });
+    await db.connect!();
+    return db;
+  } catch (err) {
+    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${errorMessage(err).replace(/\/\/[^@/]*@/g, '//***@')}`, { cause: err });
+  }
+}
