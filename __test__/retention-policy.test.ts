@@ -112,6 +112,28 @@ describe('planRetention input handling', () => {
   });
 });
 
+describe('within rules and now', () => {
+  it('measure within from the newest backup that is not in the future', () => {
+    const now = Date.parse('2026-06-30T12:00:00Z');
+    const backups: RetentionBackup[] = [
+      { id: 'future', timestamp: now + 10 * DAY }, // a clock gone wrong on some host
+      { id: 'new', timestamp: now - DAY },
+      { id: 'mid', timestamp: now - 2 * DAY - HOUR },
+      { id: 'old', timestamp: now - 5 * DAY },
+    ];
+    // Window: newest non-future backup (now - 1 day) minus 2 days; 'future' is newer, so kept too.
+    const plan = planRetention(backups, { policy: 'gfs', within: '2d' }, now);
+    expect(plan.keep.map((k) => [k.id, k.reasons])).toEqual([
+      ['future', ['within 2d']],
+      ['new', ['within 2d']],
+      ['mid', ['within 2d']],
+    ]);
+    // Measured from the newest backup, not from now: a long pause does not empty the window.
+    const later = planRetention(backups.slice(1), { policy: 'gfs', within: '2d' }, now + 365 * DAY);
+    expect(later.keep.map((k) => k.id)).toEqual(['new', 'mid']);
+  });
+});
+
 describe('simple policy', () => {
   const now = Date.parse('2026-06-30T12:00:00Z');
   const daily: RetentionBackup[] = Array.from({ length: 20 }, (_, i) => ({ id: `d${i}`, timestamp: now - i * DAY - HOUR }));

@@ -195,6 +195,20 @@ describe('Scheduler (fake timers)', () => {
     await s.stop();
   });
 
+  it('stop() called from inside the running task returns instead of deadlocking', async () => {
+    vi.useFakeTimers({ now: at('2026-11-30T10:00:00Z') });
+    let s!: Scheduler;
+    let stoppedInside = false;
+    s = new Scheduler(1000, async () => {
+      await s.stop();
+      stoppedInside = true;
+    }).start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(stoppedInside).toBe(true);
+    expect(s.running).toBe(false);
+    expect(s.nextRun()).toBeNull();
+  });
+
   it('routes task errors to onError and keeps running', async () => {
     vi.useFakeTimers({ now: at('2026-11-30T10:00:00Z') });
     const errors: string[] = [];

@@ -51,7 +51,7 @@ export function applyGfs(items: readonly GfsItem[], policy: NormalizedGfsPolicy,
   if (items.length === 0) return [];
   let latest = Number.NEGATIVE_INFINITY;
   for (const item of items) if (item.time > latest && item.time <= now) latest = item.time;
-  if (latest === Number.NEGATIVE_INFINITY) latest = Math.max(...items.map((i) => i.time));
+  if (latest === Number.NEGATIVE_INFINITY) for (const item of items) latest = Math.max(latest, item.time); // all in the future
 
   const counts = COUNT_RULES.map((rule) => ({ rule, budget: policy[rule], last: Number.NaN }));
   const within = policy.within === undefined ? null : withinCutoff(policy.within, latest);

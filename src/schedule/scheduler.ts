@@ -11,11 +11,12 @@
  *   instance, so it can key a fleet-wide lease), `signal` aborts when `stop({ abort: true })` is
  *   called.
  * - `stop()` clears the timer at once and resolves when the running task (if any) has settled;
- *   it never rejects. A task's error never escapes: it goes to `onError` (or a process warning).
+ *   it never rejects. Called from inside the task itself, it returns without waiting (no deadlock). A task's error never escapes: it goes to `onError` (or a process warning).
  * - Timers are chunked below setTimeout's 24.8-day limit and re-checked on wake, so a timer that
  *   fires early never runs a tick before its time.
  * Several Schedulers (e.g. one per resource) are independent of each other.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { parseSchedule, nextTick, latestDueTick, type ParsedSchedule, type ScheduleInput } from './parse.js';
 
 export interface TickContext {
@@ -52,6 +53,8 @@ export interface SchedulerOptions {
 export type ScheduledTask = (context: TickContext) => unknown;
 
 const MAX_TIMER_MS = 2_147_483_647;
+/** Which scheduler's task is running in the current async context (lets stop() called from inside the task return without deadlocking). */
+const insideTask = new AsyncLocalStorage<Scheduler>();
 
 interface Run {
   tick: number;
@@ -114,6 +117,7 @@ export class Scheduler {
     const run = this.current;
     if (!run) return;
     if (options.abort) run.controller.abort(options.reason ?? new Error('scheduler stopped'));
+    if (insideTask.getStore() === this) return; // called by the task itself: waiting would deadlock
     await run.done;
   }
 
@@ -161,7 +165,7 @@ export class Scheduler {
     this.current = run;
     run.done = (async () => {
       try {
-        await this.task(context);
+        await insideTask.run(this, () => this.task(context));
       } catch (err) {
         this.fail(err, context);
       } finally {
