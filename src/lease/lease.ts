@@ -28,32 +28,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BackupError, errorMessage } from '../errors.js';
 import { readText, type Destination } from '../destinations/types.js';
+import { encode, FORMAT_VERSION, parse, type LeaseRecord } from './record.js';
+
+export type { LeaseRecord } from './record.js';
 
 export const DEFAULT_LEASE_PATH = 'locks/backup.lease';
 export const DEFAULT_LEASE_TTL_MS = 60_000;
 export const DEFAULT_CLOCK_SKEW_MS = 1_000;
-const FORMAT_VERSION = 1;
-
-export interface LeaseRecord {
-  version: number;
-  /** Holder id, or null when the lease is free. */
-  holder: string | null;
-  host?: string;
-  pid?: number;
-  /** Random per acquisition: tells two acquisitions by the same holder id apart. */
-  token?: string;
-  acquiredAt?: string;
-  renewedAt?: string;
-  expiresAt?: string;
-  /** The scheduled tick the holder is running (ISO), if any. */
-  tick?: string | null;
-  /** The latest scheduled tick whose backup completed (ISO). Never decreases. */
-  lastCompletedTick?: string | null;
-  lastCompletedBy?: string;
-  releasedAt?: string;
-  /** Incremented on every write. */
-  generation: number;
-}
 
 export interface LeaseLostInfo {
   holder: string;
@@ -359,25 +340,4 @@ export class Lease {
       process.emitWarning(`s3db-backup lease: onLost threw: ${errorMessage(err)}`);
     }
   }
-}
-
-function encode(record: LeaseRecord): Buffer {
-  return Buffer.from(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
-}
-
-/** Parses a lease object. Unreadable content counts as a free lease (null holder); a newer format is refused. */
-function parse(raw: string, where: string): LeaseRecord | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return null;
-  }
-  if (value === null || typeof value !== 'object') return null;
-  const r = value as Partial<LeaseRecord>;
-  if (typeof r.version === 'number' && r.version > FORMAT_VERSION) {
-    throw new BackupError('ERR_LEASE_FORMAT', `Lease ${where}: written by a newer s3db-backup (format ${r.version}); upgrade this instance`);
-  }
-  if (r.holder !== null && typeof r.holder !== 'string') return null;
-  return { ...r, version: r.version ?? FORMAT_VERSION, holder: r.holder ?? null, generation: typeof r.generation === 'number' ? r.generation : 0 } as LeaseRecord;
 }
