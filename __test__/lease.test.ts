@@ -187,6 +187,16 @@ describe('Lease', () => {
     await expect(other.acquire('a', 10_000)).rejects.toMatchObject({ code: 'ERR_LEASE_FORMAT' });
   });
 
+  it('release never races a renewal in flight (renewing every 5 ms, 40 acquire/release cycles)', async () => {
+    const a = lease({ renewIntervalMs: 5 });
+    for (let i = 0; i < 40; i++) {
+      expect((await a.acquire('a', 5_000)).acquired).toBe(true);
+      await new Promise((r) => setTimeout(r, i % 7)); // let renewals start at varying moments
+      expect(await a.release({ completed: false })).toBe(true);
+      expect(onDisk().holder).toBeNull();
+    }
+  });
+
   it('refuses bad arguments', async () => {
     expect(() => new Lease(destination, { ttlMs: 5 })).toThrow(/lease.ttlMs/);
     await expect(lease().acquire('', 1_000)).rejects.toMatchObject({ code: 'ERR_LEASE_HOLDER' });

@@ -84,6 +84,8 @@ interface Held {
   controller: AbortController;
   timer: NodeJS.Timeout | null;
   lost: boolean;
+  /** The renewal in flight, if any: release() waits for it so both never race on the tag. */
+  inflight: Promise<void> | null;
 }
 
 type Observed = { etag: string; record: LeaseRecord | null; raw: string } | null;
@@ -182,6 +184,7 @@ export class Lease {
     this.stopRenewing(h);
     this.held = null;
     this.lastController = h.controller;
+    if (h.inflight) await h.inflight.catch(() => undefined);
     if (h.lost) return false;
     const prev = h.record;
     const completedTick =
@@ -262,7 +265,7 @@ export class Lease {
       if (!ok) continue; // someone else moved first: look again
       const etag = result.etag ?? (await this.destination.stat(this.path))?.etag;
       if (etag === undefined) throw new BackupError('ERR_LEASE_UNSUPPORTED', `Lease ${this.where()}: the destination returned no tag after writing the lease`);
-      this.hold({ holderId, etag, record, ttlMs, expiresAtMs: now + ttlMs, tickMs, controller: new AbortController(), timer: null, lost: false });
+      this.hold({ holderId, etag, record, ttlMs, expiresAtMs: now + ttlMs, tickMs, controller: new AbortController(), timer: null, lost: false, inflight: null });
       const tookOver = prev && prev.holder !== null ? prev : undefined;
       return tookOver ? { acquired: true, record: { ...record }, tookOverFrom: tookOver } : { acquired: true, record: { ...record } };
     }
@@ -291,23 +294,40 @@ export class Lease {
     h.timer = null;
   }
 
-  private async renew(h: Held): Promise<void> {
+  private renew(h: Held): Promise<void> {
     h.timer = null;
-    if (this.held !== h || h.lost) return;
+    if (this.held !== h || h.lost) return Promise.resolve();
+    const run = this.renewOnce(h).finally(() => {
+      if (h.inflight === run) h.inflight = null;
+    });
+    h.inflight = run;
+    return run;
+  }
+
+  private async renewOnce(h: Held): Promise<void> {
     const now = Date.now();
     const record: LeaseRecord = { ...h.record, renewedAt: new Date(now).toISOString(), expiresAt: new Date(now + h.ttlMs).toISOString(), generation: h.record.generation + 1 };
     const interval = this.options.renewIntervalMs ?? Math.max(10, Math.floor(h.ttlMs / 3));
     try {
       const r = await this.destination.replaceIfMatch(this.path, encode(record), h.etag);
-      if (this.held !== h) return; // released meanwhile
       if (r.replaced) {
+        // Record the new tag even if release() started meanwhile: it waits for us and needs it.
         h.etag = r.etag ?? (await this.destination.stat(this.path))?.etag ?? h.etag;
         h.record = record;
         h.expiresAtMs = now + h.ttlMs;
-        this.scheduleRenewal(h, interval);
+        if (this.held === h) this.scheduleRenewal(h, interval);
         return;
       }
       const seen = await this.observe().catch(() => undefined);
+      if (seen && seen.record && seen.record.holder === h.holderId && seen.record.token === h.record.token) {
+        // Our own record under a tag we did not see (e.g. an earlier write that reported an error
+        // but landed): still ours, adopt it.
+        h.etag = seen.etag;
+        h.record = seen.record;
+        if (seen.record.expiresAt) h.expiresAtMs = Date.parse(seen.record.expiresAt);
+        if (this.held === h) this.scheduleRenewal(h, 10);
+        return;
+      }
       if (this.held !== h) return;
       if (seen === undefined || (seen !== null && seen.etag === h.etag)) {
         // The compare could not run (busy guard, read error): still ours, try again soon.
