@@ -13,6 +13,7 @@ mod decoder;
 mod encoder;
 mod error;
 pub mod format;
+pub mod fuzzing;
 mod keys;
 mod open;
 mod pool;
