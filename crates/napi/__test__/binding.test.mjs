@@ -1,0 +1,120 @@
+// Tests of the N-API shell itself (run: `node --test crates/napi/__test__/` after
+// `npm run build:native`): the exported API, error codes on `err.code` via map_error, the
+// concurrent-call guard, and the FORMAT.md 2.7 vectors through the binding.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import test from 'node:test';
+import zlib from 'node:zlib';
+
+import {
+  NativeDecoder,
+  NativeEncoder,
+  keyCheck,
+  nativeVersion,
+  pbkdf2Sha256,
+  unwrapMasterKey,
+  wrapMasterKey,
+} from '../../../native/index.js';
+
+const vectors = new URL('../../../__test__/fixtures/vectors/', import.meta.url);
+const load = (name) => JSON.parse(readFileSync(new URL(name, vectors), 'utf8'));
+const hex = (s) => Buffer.from(s, 'hex');
+const KEY = Buffer.alloc(32, 0x42);
+
+async function run(codec, chunks) {
+  const parts = [];
+  for (const c of chunks) parts.push(await codec.write(c));
+  parts.push(await codec.finish());
+  return Buffer.concat(parts);
+}
+
+function records(n) {
+  let s = '';
+  for (let i = 0; s.length < n; i++) s += JSON.stringify({ id: `usr_${i}`, name: `name ${i % 97}`, n: i * 7919 }) + '\n';
+  return Buffer.from(s.slice(0, n));
+}
+
+test('nativeVersion is the crate version', () => {
+  assert.match(nativeVersion(), /^\d+\.\d+\.\d+/);
+});
+
+test('round trip every codec, plain and encrypted', async () => {
+  const data = records(3 * 1024 * 1024 + 7);
+  for (const compression of ['gzip', 'deflate', 'brotli', 'zstd', 'none']) {
+    for (const key of [undefined, KEY]) {
+      const enc = await run(new NativeEncoder({ compression, key }), [data.subarray(0, 1 << 20), data.subarray(1 << 20)]);
+      const dec = await run(new NativeDecoder({ compression, key }), [enc.subarray(0, 1000), enc.subarray(1000)]);
+      assert.ok(dec.equals(data), `${compression} ${key ? 'encrypted' : 'plain'}`);
+    }
+  }
+});
+
+test('plain output is read by node:zlib', async () => {
+  const data = records(2_500_000);
+  assert.ok(zlib.gunzipSync(await run(new NativeEncoder({ compression: 'gzip', level: 6 }), [data])).equals(data));
+  assert.ok(zlib.inflateSync(await run(new NativeEncoder({ compression: 'deflate' }), [data])).equals(data));
+  assert.ok(zlib.brotliDecompressSync(await run(new NativeEncoder({ compression: 'brotli' }), [data])).equals(data));
+});
+
+test('the stream vectors come out byte for byte and decode', async () => {
+  const v = load('stream-none-1024.json');
+  for (const c of v.cases) {
+    const opts = { compression: 'none', key: hex(v.masterKey), segmentSize: 1024, testSalt: hex(v.salt), testNoncePrefix: hex(v.noncePrefix) };
+    const s = await run(new NativeEncoder(opts), [hex(c.plaintext)]);
+    assert.equal(s.toString('hex'), c.stream, c.name);
+    const p = await run(new NativeDecoder({ compression: 'none', key: hex(v.masterKey) }), [hex(c.stream)]);
+    assert.equal(p.toString('hex'), c.plaintext, c.name);
+  }
+});
+
+test('every error vector rejects with its code on err.code and the core message', async () => {
+  const v = load('stream-errors.json');
+  for (const c of v.cases) {
+    const d = new NativeDecoder({ compression: c.expectedCompression, key: hex(c.key) });
+    await assert.rejects(run(d, [hex(c.stream)]), (err) => {
+      assert.ok(err instanceof Error);
+      assert.equal(err.code, c.code, c.name);
+      assert.equal(err.message, c.message, c.name);
+      return true;
+    });
+    // Sticky: the next call fails the same way.
+    await assert.rejects(d.finish(), (err) => err.code === c.code);
+  }
+});
+
+test('a flipped ciphertext bit is ERR_SEGMENT_AUTH', async () => {
+  const s = await run(new NativeEncoder({ compression: 'gzip', key: KEY, segmentSize: 4096 }), [records(100_000)]);
+  s[87 + 4 + 100] ^= 1;
+  await assert.rejects(run(new NativeDecoder({ compression: 'gzip', key: KEY }), [s]), { code: 'ERR_SEGMENT_AUTH' });
+});
+
+test('options are validated with ERR_INVALID_OPTION naming the option', () => {
+  assert.throws(() => new NativeEncoder({ compression: 'lz4' }), { code: 'ERR_INVALID_OPTION', message: /compression/ });
+  assert.throws(() => new NativeEncoder({ compression: 'gzip', level: 12 }), { code: 'ERR_INVALID_OPTION', message: /level/ });
+  assert.throws(() => new NativeEncoder({ compression: 'gzip', key: Buffer.alloc(16) }), { code: 'ERR_INVALID_OPTION', message: /key/ });
+  assert.throws(() => new NativeEncoder({ compression: 'gzip', key: KEY, segmentSize: 10 }), { code: 'ERR_INVALID_OPTION', message: /segmentSize/ });
+});
+
+test('a second call while one is in flight throws ERR_CONCURRENT_CALL', async () => {
+  const e = new NativeEncoder({ compression: 'gzip' });
+  const first = e.write(records(4 << 20));
+  assert.throws(() => e.write(Buffer.from('x')), { code: 'ERR_CONCURRENT_CALL' });
+  await first;
+  await e.write(Buffer.from('x'));
+  await e.finish();
+  await assert.rejects(e.finish(), { code: 'ERR_STREAM_FINISHED' });
+});
+
+test('key file primitives match the key-file vector', async () => {
+  const v = load('keyfile.json');
+  const kf = v.keyFile;
+  const kek = await pbkdf2Sha256(Buffer.from(v.passphrase), Buffer.from(kf.kdf.salt, 'base64'), kf.kdf.iterations, 32);
+  assert.equal(kek.toString('hex'), v.kek);
+  const nonce = Buffer.from(kf.wrap.nonce, 'base64');
+  assert.equal(wrapMasterKey(kek, nonce, hex(v.masterKey)).toString('base64'), kf.wrap.ciphertext);
+  assert.equal(unwrapMasterKey(kek, nonce, Buffer.from(kf.wrap.ciphertext, 'base64')).toString('hex'), v.masterKey);
+  assert.equal(keyCheck(hex(v.masterKey)).toString('hex'), kf.keyCheck);
+  const wrongKek = await pbkdf2Sha256(Buffer.from('wrong'), Buffer.from(kf.kdf.salt, 'base64'), 1000, 32);
+  assert.throws(() => unwrapMasterKey(wrongKek, nonce, Buffer.from(kf.wrap.ciphertext, 'base64')), { code: 'ERR_WRONG_PASSPHRASE' });
+  await assert.rejects(pbkdf2Sha256(Buffer.from('x'), Buffer.from('y'), 0, 32), { code: 'ERR_INVALID_OPTION' });
+});
