@@ -17,7 +17,11 @@ pub fn decode_arbitrary(data: &[u8]) {
     let encrypted = sel & 0x80 != 0;
     let threads = 1 + ((sel >> 3) & 1) as usize;
     let chunk = 1 + data[1] as usize * 37;
-    let opts = DecoderOptions { compression: Some(compression), key: encrypted.then_some(KEY), threads };
+    let opts = DecoderOptions {
+        compression: Some(compression),
+        key: encrypted.then_some(KEY),
+        threads,
+    };
     let mut d = Decoder::new(opts).expect("fuzzing: internal error: valid options");
     for c in data[2..].chunks(chunk) {
         if d.write(c).is_err() {
@@ -65,7 +69,11 @@ pub fn tamper(data: &[u8]) {
         }
         _ => stream.extend_from_slice(&data[2..9]),
     }
-    let opts = DecoderOptions { compression: Some(compression), key: Some(KEY), threads: 1 + (data[8] & 1) as usize };
+    let opts = DecoderOptions {
+        compression: Some(compression),
+        key: Some(KEY),
+        threads: 1 + (data[8] & 1) as usize,
+    };
     let mut d = Decoder::new(opts).expect("fuzzing: internal error: valid options");
     let chunk = 1 + data[8] as usize * 13;
     let mut out = Vec::new();
@@ -89,6 +97,10 @@ pub fn tamper(data: &[u8]) {
         assert!(result.is_ok(), "an intact stream failed: {result:?}");
         assert_eq!(out, plain);
     } else {
-        assert!(result.is_err(), "This is a security issue: a modified stream decoded ({} bytes)", out.len());
+        assert!(
+            result.is_err(),
+            "This is a security issue: a modified stream decoded ({} bytes)",
+            out.len()
+        );
     }
 }

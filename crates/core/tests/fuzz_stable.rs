@@ -35,7 +35,10 @@ fn decoder_never_panics_on_mutated_valid_streams() {
                 _ => s.insert(at, r.next() as u8),
             }
         }
-        let mut input = vec![(c.byte()) | if encrypted { 0x80 } else { 0 }, r.next() as u8];
+        let mut input = vec![
+            (c.byte()) | if encrypted { 0x80 } else { 0 },
+            r.next() as u8,
+        ];
         input.extend_from_slice(&s);
         decode_arbitrary(&input);
     }

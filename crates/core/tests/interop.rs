@@ -17,7 +17,12 @@ fn ours(c: Compression, data: &[u8], threads: usize) -> Vec<u8> {
 }
 
 fn tool(cmd: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-    let mut child = Command::new(cmd).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -66,7 +71,9 @@ fn brotli_is_one_standard_stream() {
         let data = records(n, 13);
         let b = ours(Compression::Brotli, &data, 2);
         let mut out = Vec::new();
-        brotli::Decompressor::new(&b[..], 4096).read_to_end(&mut out).unwrap();
+        brotli::Decompressor::new(&b[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, data, "n = {n}");
     }
 }
@@ -91,32 +98,55 @@ fn we_read_streams_of_the_standard_encoders() {
     let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     g.write_all(&data).unwrap();
     let gz = g.finish().unwrap();
-    assert_eq!(decode(dec_opts(Compression::Gzip, None, 1), &gz, ODD).unwrap(), data);
+    assert_eq!(
+        decode(dec_opts(Compression::Gzip, None, 1), &gz, ODD).unwrap(),
+        data
+    );
     // Two members back to back, as `cat a.gz b.gz` (gzip -d reads both).
     let mut two = gz.clone();
     two.extend_from_slice(&gz);
     let mut both = data.clone();
     both.extend_from_slice(&data);
-    assert_eq!(decode(dec_opts(Compression::Gzip, None, 1), &two, ODD).unwrap(), both);
+    assert_eq!(
+        decode(dec_opts(Compression::Gzip, None, 1), &two, ODD).unwrap(),
+        both
+    );
 
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(9));
     z.write_all(&data).unwrap();
-    assert_eq!(decode(dec_opts(Compression::Deflate, None, 1), &z.finish().unwrap(), ODD).unwrap(), data);
+    assert_eq!(
+        decode(
+            dec_opts(Compression::Deflate, None, 1),
+            &z.finish().unwrap(),
+            ODD
+        )
+        .unwrap(),
+        data
+    );
 
     let mut b = Vec::new();
     {
         let mut w = brotli::CompressorWriter::new(&mut b, 4096, 5, 22);
         w.write_all(&data).unwrap();
     }
-    assert_eq!(decode(dec_opts(Compression::Brotli, None, 1), &b, ODD).unwrap(), data);
+    assert_eq!(
+        decode(dec_opts(Compression::Brotli, None, 1), &b, ODD).unwrap(),
+        data
+    );
 
     let z = zstd::stream::encode_all(&data[..], 3).unwrap();
     let mut two = z.clone();
     two.extend_from_slice(&z);
-    assert_eq!(decode(dec_opts(Compression::Zstd, None, 1), &two, ODD).unwrap(), both);
+    assert_eq!(
+        decode(dec_opts(Compression::Zstd, None, 1), &two, ODD).unwrap(),
+        both
+    );
 
     if let Some(gz) = tool("gzip", &["-c", "-6"], &data) {
-        assert_eq!(decode(dec_opts(Compression::Gzip, None, 1), &gz, ODD).unwrap(), data);
+        assert_eq!(
+            decode(dec_opts(Compression::Gzip, None, 1), &gz, ODD).unwrap(),
+            data
+        );
     }
 }
 
@@ -127,5 +157,20 @@ fn parallel_output_does_not_depend_on_thread_count_or_chunking() {
         let a = encode(enc_opts(c, None, 1 << 20, 1), &data, ODD).unwrap();
         let b = encode(enc_opts(c, None, 1 << 20, 3), &data, &[1 << 20]).unwrap();
         assert_eq!(a, b, "{}", c.name());
+    }
+}
+
+#[test]
+fn large_streams_in_one_mib_writes_decode() {
+    // Regression: the output buffer filling up exactly as a zstd frame ends.
+    let data = records(16 << 20, 1);
+    for c in [Compression::Zstd, Compression::Gzip, Compression::Brotli] {
+        let enc = encode(enc_opts(c, None, 1 << 20, 2), &data, &[1 << 20]).unwrap();
+        assert_eq!(
+            decode(dec_opts(c, None, 2), &enc, &[1 << 20]).unwrap(),
+            data,
+            "{}",
+            c.name()
+        );
     }
 }

@@ -13,7 +13,14 @@ fn sizes() -> Vec<usize> {
 fn round_trip(c: Compression, key: Option<[u8; 32]>, threads: usize, data: &[u8]) {
     let enc = encode(enc_opts(c, key, SEG, threads), data, ODD).unwrap();
     let dec = decode(dec_opts(c, key, threads), &enc, &[5, 70_000, 1 << 20]).unwrap();
-    assert!(dec == data, "{} {:?} threads {threads}: {} bytes came back as {}", c.name(), key.is_some(), data.len(), dec.len());
+    assert!(
+        dec == data,
+        "{} {:?} threads {threads}: {} bytes came back as {}",
+        c.name(),
+        key.is_some(),
+        data.len(),
+        dec.len()
+    );
     // One-shot encoding gives a stream of the same plaintext too.
     let one = encode_all(enc_opts(c, key, SEG, threads), data).unwrap();
     assert_eq!(decode_all(dec_opts(c, key, 2), &one).unwrap(), data);
@@ -24,7 +31,11 @@ fn every_codec_plain_and_encrypted_every_size() {
     for c in ALL {
         for key in [None, Some(KEY)] {
             for (i, n) in sizes().into_iter().enumerate() {
-                let data = if i % 2 == 0 { records(n, n as u64) } else { Rng(n as u64 + 1).bytes(n) };
+                let data = if i % 2 == 0 {
+                    records(n, n as u64)
+                } else {
+                    Rng(n as u64 + 1).bytes(n)
+                };
                 round_trip(c, key, 1 + i % 3, &data);
             }
         }
@@ -45,7 +56,10 @@ fn segment_boundaries_of_the_ciphertext_layer_are_exact() {
         if segments > 1 {
             assert_eq!(enc[87] & 0x80, 0);
         }
-        assert_eq!(decode(dec_opts(Compression::None, Some(KEY), 3), &enc, ODD).unwrap(), data);
+        assert_eq!(
+            decode(dec_opts(Compression::None, Some(KEY), 3), &enc, ODD).unwrap(),
+            data
+        );
     }
 }
 
@@ -62,11 +76,20 @@ fn levels_round_trip_and_bad_levels_are_refused() {
             let mut o = enc_opts(c, None, SEG, 2);
             o.level = Some(l);
             let enc = encode(o, &data, ODD).unwrap();
-            assert!(enc.len() < data.len() || l == 0, "{} level {l} did not compress", c.name());
+            assert!(
+                enc.len() < data.len() || l == 0,
+                "{} level {l} did not compress",
+                c.name()
+            );
             assert_eq!(decode(dec_opts(c, None, 1), &enc, ODD).unwrap(), data);
         }
     }
-    for (c, bad) in [(Compression::Gzip, 10), (Compression::Brotli, 12), (Compression::Zstd, 23), (Compression::None, 1)] {
+    for (c, bad) in [
+        (Compression::Gzip, 10),
+        (Compression::Brotli, 12),
+        (Compression::Zstd, 23),
+        (Compression::None, 1),
+    ] {
         let mut o = enc_opts(c, None, SEG, 1);
         o.level = Some(bad);
         let err = Encoder::new(o).err().expect("bad level accepted");
@@ -77,12 +100,22 @@ fn levels_round_trip_and_bad_levels_are_refused() {
 
 #[test]
 fn bad_options_are_refused_with_the_option_named() {
-    let err = Encoder::new(enc_opts(Compression::Gzip, Some(KEY), 1023, 1)).err().unwrap();
+    let err = Encoder::new(enc_opts(Compression::Gzip, Some(KEY), 1023, 1))
+        .err()
+        .unwrap();
     assert_eq!(err.code(), "ERR_INVALID_OPTION");
     assert!(err.to_string().contains("segmentSize"));
-    let err = Encoder::new(enc_opts(Compression::Gzip, None, 1 << 20, 100_000)).err().unwrap();
+    let err = Encoder::new(enc_opts(Compression::Gzip, None, 1 << 20, 100_000))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("threads"));
-    let err = Decoder::new(DecoderOptions { compression: None, key: None, threads: 1 }).err().unwrap();
+    let err = Decoder::new(DecoderOptions {
+        compression: None,
+        key: None,
+        threads: 1,
+    })
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("compression"));
 }
 
@@ -101,12 +134,19 @@ fn fixed_salt_and_prefix_make_encoding_deterministic_and_random_ones_differ() {
     let mut o = enc_opts(Compression::Gzip, Some(KEY), 4096, 2);
     let a = encode(o.clone(), &data, ODD).unwrap();
     let b = encode(o.clone(), &data, &[1 << 20]).unwrap();
-    assert_ne!(a[32..71], b[32..71], "salt and nonce prefix must be fresh per stream");
+    assert_ne!(
+        a[32..71],
+        b[32..71],
+        "salt and nonce prefix must be fresh per stream"
+    );
     o.test_salt = Some([1; 32]);
     o.test_nonce_prefix = Some([2; 7]);
     let c = encode(o.clone(), &data, ODD).unwrap();
     let d = encode(o, &data, &[1 << 20]).unwrap();
-    assert_eq!(c, d, "same input, same salt/prefix: chunking must not change the stream");
+    assert_eq!(
+        c, d,
+        "same input, same salt/prefix: chunking must not change the stream"
+    );
 }
 
 #[test]
@@ -129,5 +169,8 @@ fn memory_stays_bounded_by_in_flight_blocks() {
     let enc = e.finish().unwrap();
     got += d.write(&enc).unwrap().len() + d.finish().unwrap().len();
     assert_eq!(got, fed);
-    assert!(max_lag <= 20 << 20, "the pipeline held back {max_lag} bytes");
+    assert!(
+        max_lag <= 20 << 20,
+        "the pipeline held back {max_lag} bytes"
+    );
 }

@@ -16,7 +16,12 @@ fn plaintext() -> Vec<u8> {
 }
 
 fn stream() -> Vec<u8> {
-    let s = encode(enc_opts(Compression::None, Some(KEY), 1024, 2), &plaintext(), ODD).unwrap();
+    let s = encode(
+        enc_opts(Compression::None, Some(KEY), 1024, 2),
+        &plaintext(),
+        ODD,
+    )
+    .unwrap();
     assert_eq!(s.len(), SEG2 + 4 + 952 + 16);
     s
 }
@@ -31,13 +36,24 @@ fn reject_with(bytes: &[u8], code: &str, expected: Option<Compression>, key: [u8
     let mut msg = String::new();
     for (sizes, threads) in [(&[usize::MAX][..], 1), (&[7][..], 3), (&[1044, 1][..], 2)] {
         let sizes: Vec<usize> = sizes.iter().map(|&s| s.min(bytes.len().max(1))).collect();
-        let opts = DecoderOptions { compression: expected, key: Some(key), threads };
+        let opts = DecoderOptions {
+            compression: expected,
+            key: Some(key),
+            threads,
+        };
         match decode(opts, bytes, &sizes) {
-            Ok(out) => panic!("This is a security issue: a stream that must fail with {code} decoded to {} bytes", out.len()),
+            Ok(out) => panic!(
+                "This is a security issue: a stream that must fail with {code} decoded to {} bytes",
+                out.len()
+            ),
             Err(e) => {
                 assert_eq!(e.code(), code, "chunks {sizes:?}: {e}");
                 if !msg.is_empty() {
-                    assert_eq!(msg, e.to_string(), "the message must not depend on chunking");
+                    assert_eq!(
+                        msg,
+                        e.to_string(),
+                        "the message must not depend on chunking"
+                    );
                 }
                 msg = e.to_string();
             }
@@ -53,7 +69,10 @@ fn with(mut s: Vec<u8>, at: usize, f: impl FnOnce(&mut u8)) -> Vec<u8> {
 
 #[test]
 fn intact_stream_decodes() {
-    assert_eq!(decode(dec_opts(Compression::None, Some(KEY), 2), &stream(), ODD).unwrap(), plaintext());
+    assert_eq!(
+        decode(dec_opts(Compression::None, Some(KEY), 2), &stream(), ODD).unwrap(),
+        plaintext()
+    );
 }
 
 #[test]
@@ -61,7 +80,10 @@ fn empty_stream_is_header_final_frame_and_tag() {
     let s = encode(enc_opts(Compression::None, Some(KEY), 1024, 1), &[], ODD).unwrap();
     assert_eq!(s.len(), 87 + 4 + 16);
     assert_eq!(&s[87..91], &[0x80, 0, 0, 0]);
-    assert_eq!(decode(dec_opts(Compression::None, Some(KEY), 1), &s, ODD).unwrap(), b"");
+    assert_eq!(
+        decode(dec_opts(Compression::None, Some(KEY), 1), &s, ODD).unwrap(),
+        b""
+    );
 }
 
 #[test]
@@ -79,7 +101,12 @@ fn bad_magic() {
     assert!(m.starts_with("not an s3db-backup encrypted stream (bad magic)"));
     // A plain gzip stream given to an encrypted reader.
     let gz = encode_all(EncoderOptions::new(Compression::Gzip), &Rng(5).bytes(500)).unwrap();
-    reject_with(&gz, "ERR_NOT_ENCRYPTED_STREAM", Some(Compression::Gzip), KEY);
+    reject_with(
+        &gz,
+        "ERR_NOT_ENCRYPTED_STREAM",
+        Some(Compression::Gzip),
+        KEY,
+    );
 }
 
 #[test]
@@ -89,17 +116,35 @@ fn unknown_version_algorithm_or_reserved() {
         assert!(m.starts_with("unsupported stream version/algorithm"));
     }
     // Unknown compression byte with no expectation named.
-    reject_with(&with(stream(), 10, |b| *b = 9), "ERR_UNSUPPORTED_VERSION", None, KEY);
+    reject_with(
+        &with(stream(), 10, |b| *b = 9),
+        "ERR_UNSUPPORTED_VERSION",
+        None,
+        KEY,
+    );
 }
 
 #[test]
 fn compression_mismatch() {
-    let m = reject_with(&stream(), "ERR_COMPRESSION_MISMATCH", Some(Compression::Gzip), KEY);
-    assert!(m.starts_with("stream was written with compression none"), "{m}");
+    let m = reject_with(
+        &stream(),
+        "ERR_COMPRESSION_MISMATCH",
+        Some(Compression::Gzip),
+        KEY,
+    );
+    assert!(
+        m.starts_with("stream was written with compression none"),
+        "{m}"
+    );
     reject(&with(stream(), 10, |b| *b = 3), "ERR_COMPRESSION_MISMATCH");
     reject(&with(stream(), 10, |b| *b = 9), "ERR_COMPRESSION_MISMATCH");
     // With no expectation, a changed compression byte is caught by the header MAC.
-    reject_with(&with(stream(), 10, |b| *b = 1), "ERR_HEADER_TAMPERED", None, KEY);
+    reject_with(
+        &with(stream(), 10, |b| *b = 1),
+        "ERR_HEADER_TAMPERED",
+        None,
+        KEY,
+    );
 }
 
 #[test]
@@ -114,7 +159,12 @@ fn segment_size_out_of_range() {
 
 #[test]
 fn wrong_key() {
-    let m = reject_with(&stream(), "ERR_WRONG_KEY", Some(Compression::None), [0x43; 32]);
+    let m = reject_with(
+        &stream(),
+        "ERR_WRONG_KEY",
+        Some(Compression::None),
+        [0x43; 32],
+    );
     assert!(m.starts_with("wrong key: this stream was encrypted with another key"));
     reject(&with(stream(), 20, |b| *b ^= 0x80), "ERR_WRONG_KEY");
 }
@@ -136,17 +186,34 @@ fn header_tampering() {
 fn truncation_at_segment_boundaries() {
     let s = stream();
     let m = reject(&s[..H], "ERR_TRUNCATED");
-    assert_eq!(m, "stream is truncated: it ends after the header without its final segment");
+    assert_eq!(
+        m,
+        "stream is truncated: it ends after the header without its final segment"
+    );
     let m = reject(&s[..SEG1], "ERR_TRUNCATED");
-    assert_eq!(m, "stream is truncated: it ends after segment 0 without its final segment");
+    assert_eq!(
+        m,
+        "stream is truncated: it ends after segment 0 without its final segment"
+    );
     let m = reject(&s[..SEG2], "ERR_TRUNCATED");
-    assert_eq!(m, "stream is truncated: it ends after segment 1 without its final segment");
+    assert_eq!(
+        m,
+        "stream is truncated: it ends after segment 1 without its final segment"
+    );
 }
 
 #[test]
 fn truncation_inside_segments() {
     let s = stream();
-    for (cut, seg) in [(SEG0 + 1, 0), (SEG0 + 4, 0), (SEG0 + 500, 0), (SEG1 - 1, 0), (SEG1 + 3, 1), (SEG2 + 4 + 952, 2), (s.len() - 1, 2)] {
+    for (cut, seg) in [
+        (SEG0 + 1, 0),
+        (SEG0 + 4, 0),
+        (SEG0 + 500, 0),
+        (SEG1 - 1, 0),
+        (SEG1 + 3, 1),
+        (SEG2 + 4 + 952, 2),
+        (s.len() - 1, 2),
+    ] {
         let m = reject(&s[..cut], "ERR_TRUNCATED_SEGMENT");
         assert_eq!(m, format!("stream is truncated inside segment {seg}"));
     }
@@ -174,9 +241,20 @@ fn invalid_segment_lengths() {
 #[test]
 fn flipped_bits_in_body_fail_authentication() {
     let s = stream();
-    for (at, seg) in [(SEG0 + 4, 0), (SEG1 + 600, 1), (SEG2 - 1, 1), (SEG2 + 10, 2), (s.len() - 1, 2)] {
+    for (at, seg) in [
+        (SEG0 + 4, 0),
+        (SEG1 + 600, 1),
+        (SEG2 - 1, 1),
+        (SEG2 + 10, 2),
+        (s.len() - 1, 2),
+    ] {
         let m = reject(&with(s.clone(), at, |b| *b ^= 0x10), "ERR_SEGMENT_AUTH");
-        assert_eq!(m, format!("segment {seg} failed authentication: the data is corrupted or was tampered with"));
+        assert_eq!(
+            m,
+            format!(
+                "segment {seg} failed authentication: the data is corrupted or was tampered with"
+            )
+        );
     }
     // Setting the last flag on segment 0 changes its AAD and nonce: authentication fails.
     reject(&with(s, SEG0, |b| *b |= 0x80), "ERR_SEGMENT_AUTH");
@@ -190,7 +268,10 @@ fn swapped_segments_are_out_of_order() {
     t.extend_from_slice(&s[SEG0..SEG1]);
     t.extend_from_slice(&s[SEG2..]);
     let m = reject(&t, "ERR_SEGMENT_ORDER");
-    assert_eq!(m, "segment 0 is out of order: it is segment 1 (segments reordered or duplicated)");
+    assert_eq!(
+        m,
+        "segment 0 is out of order: it is segment 1 (segments reordered or duplicated)"
+    );
 }
 
 #[test]
@@ -200,7 +281,10 @@ fn duplicated_segment_is_out_of_order() {
     t.extend_from_slice(&s[SEG0..SEG1]);
     t.extend_from_slice(&s[SEG1..]);
     let m = reject(&t, "ERR_SEGMENT_ORDER");
-    assert!(m.starts_with("segment 1 is out of order: it is segment 0"), "{m}");
+    assert!(
+        m.starts_with("segment 1 is out of order: it is segment 0"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -209,7 +293,10 @@ fn dropped_middle_segment_is_out_of_order() {
     let mut t = s[..SEG1].to_vec();
     t.extend_from_slice(&s[SEG2..]);
     let m = reject(&t, "ERR_SEGMENT_ORDER");
-    assert!(m.starts_with("segment 1 is out of order: it is segment 2"), "{m}");
+    assert!(
+        m.starts_with("segment 1 is out of order: it is segment 2"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -284,7 +371,11 @@ fn plaintext_of_a_failing_segment_is_never_released() {
         if !failed {
             assert_eq!(d.finish().unwrap_err().code(), "ERR_SEGMENT_AUTH");
         }
-        assert!(released.len() <= 1024, "chunk {chunk}: released {} bytes, beyond segment 0", released.len());
+        assert!(
+            released.len() <= 1024,
+            "chunk {chunk}: released {} bytes, beyond segment 0",
+            released.len()
+        );
         assert_eq!(released, p[..released.len()]);
     }
 }
@@ -292,9 +383,19 @@ fn plaintext_of_a_failing_segment_is_never_released() {
 #[test]
 fn compressed_encrypted_streams_reject_tampering_too() {
     let data = records(400_000, 2);
-    for c in [Compression::Gzip, Compression::Brotli, Compression::Zstd, Compression::Deflate] {
+    for c in [
+        Compression::Gzip,
+        Compression::Brotli,
+        Compression::Zstd,
+        Compression::Deflate,
+    ] {
         let s = encode(enc_opts(c, Some(KEY), 4096, 2), &data, ODD).unwrap();
-        reject_with(&with(s.clone(), s.len() / 2, |b| *b ^= 4), "ERR_SEGMENT_AUTH", Some(c), KEY);
+        reject_with(
+            &with(s.clone(), s.len() / 2, |b| *b ^= 4),
+            "ERR_SEGMENT_AUTH",
+            Some(c),
+            KEY,
+        );
         reject_with(&s[..s.len() - 20], "ERR_TRUNCATED_SEGMENT", Some(c), KEY);
         let boundary = 87 + (4096 + 20) * 3;
         reject_with(&s[..boundary], "ERR_TRUNCATED", Some(c), KEY);
@@ -304,22 +405,44 @@ fn compressed_encrypted_streams_reject_tampering_too() {
 #[test]
 fn corrupt_plain_streams_are_decompress_errors() {
     let data = records(200_000, 4);
-    for c in [Compression::Gzip, Compression::Deflate, Compression::Brotli, Compression::Zstd] {
+    for c in [
+        Compression::Gzip,
+        Compression::Deflate,
+        Compression::Brotli,
+        Compression::Zstd,
+    ] {
         let s = encode_all(enc_opts(c, None, 1 << 20, 2), &data).unwrap();
         // Truncated.
         let e = decode(dec_opts(c, None, 1), &s[..s.len() - 3], ODD).unwrap_err();
         assert_eq!(e.code(), "ERR_DECOMPRESS", "{}: {e}", c.name());
-        assert!(e.to_string().starts_with(&format!("{} data is corrupt: ", c.name())), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{} data is corrupt: ", c.name())),
+            "{e}"
+        );
         // Garbage appended (gzip: a new member must start with the gzip magic).
         let mut t = s.clone();
         t.extend_from_slice(b"garbage!");
-        assert_eq!(decode(dec_opts(c, None, 1), &t, ODD).unwrap_err().code(), "ERR_DECOMPRESS", "{}", c.name());
+        assert_eq!(
+            decode(dec_opts(c, None, 1), &t, ODD).unwrap_err().code(),
+            "ERR_DECOMPRESS",
+            "{}",
+            c.name()
+        );
         // Empty input is not a stream of a compressed codec.
-        assert_eq!(decode(dec_opts(c, None, 1), &[], ODD).unwrap_err().code(), "ERR_DECOMPRESS");
+        assert_eq!(
+            decode(dec_opts(c, None, 1), &[], ODD).unwrap_err().code(),
+            "ERR_DECOMPRESS"
+        );
     }
     // Flipped bit in gzip's CRC.
     let mut s = encode_all(enc_opts(Compression::Gzip, None, 1 << 20, 2), &data).unwrap();
     let n = s.len();
     s[n - 6] ^= 1;
-    assert_eq!(decode(dec_opts(Compression::Gzip, None, 1), &s, ODD).unwrap_err().code(), "ERR_DECOMPRESS");
+    assert_eq!(
+        decode(dec_opts(Compression::Gzip, None, 1), &s, ODD)
+            .unwrap_err()
+            .code(),
+        "ERR_DECOMPRESS"
+    );
 }

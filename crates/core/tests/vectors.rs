@@ -19,14 +19,19 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn b64(b: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -107,13 +112,33 @@ fn error_vectors() -> Value {
         ("bad-magic", flip(0), "none", MASTER),
         ("unsupported-version", set(8, &[2]), "none", MASTER),
         ("compression-mismatch", s.clone(), "gzip", MASTER),
-        ("bad-segment-size", set(12, &1000u32.to_be_bytes()), "none", MASTER),
+        (
+            "bad-segment-size",
+            set(12, &1000u32.to_be_bytes()),
+            "none",
+            MASTER,
+        ),
         ("wrong-key", s.clone(), "none", other_key),
         ("header-tampered-salt", flip(40), "none", MASTER),
         ("truncated-after-header", s[..h].to_vec(), "none", MASTER),
-        ("truncated-after-segment-0", s[..h + seg].to_vec(), "none", MASTER),
-        ("truncated-inside-segment-1", s[..h + seg + 10].to_vec(), "none", MASTER),
-        ("bad-segment-length", set(h, &1000u32.to_be_bytes()), "none", MASTER),
+        (
+            "truncated-after-segment-0",
+            s[..h + seg].to_vec(),
+            "none",
+            MASTER,
+        ),
+        (
+            "truncated-inside-segment-1",
+            s[..h + seg + 10].to_vec(),
+            "none",
+            MASTER,
+        ),
+        (
+            "bad-segment-length",
+            set(h, &1000u32.to_be_bytes()),
+            "none",
+            MASTER,
+        ),
         ("segment-auth", flip(h + seg + 50), "none", MASTER),
         ("segments-swapped", swapped, "none", MASTER),
         ("segment-duplicated", duplicated, "none", MASTER),
@@ -147,7 +172,10 @@ fn keyfile_vector() -> Value {
     let iterations = 100_000;
     let kek = pbkdf2_hmac_sha256(passphrase.as_bytes(), &salt, iterations, 32).unwrap();
     let wrapped = wrap_master_key(&kek, &nonce, &unhex(MASTER)).unwrap();
-    assert_eq!(unwrap_master_key(&kek, &nonce, &wrapped).unwrap().to_vec(), unhex(MASTER));
+    assert_eq!(
+        unwrap_master_key(&kek, &nonce, &wrapped).unwrap().to_vec(),
+        unhex(MASTER)
+    );
     json!({
         "description": "FORMAT.md 2.6: a key file for a fixed passphrase, PBKDF2 salt, wrap nonce and master key.",
         "passphrase": passphrase,
@@ -182,9 +210,16 @@ fn committed_vectors_equal_what_the_core_produces() {
             std::fs::create_dir_all(dir()).unwrap();
             std::fs::write(&path, &text).unwrap();
         }
-        let committed = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (generate with S3DB_WRITE_VECTORS=1)", path.display()));
-        assert!(committed == text, "{name} differs from what the core produces now: the stream format changed");
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (generate with S3DB_WRITE_VECTORS=1)",
+                path.display()
+            )
+        });
+        assert!(
+            committed == text,
+            "{name} differs from what the core produces now: the stream format changed"
+        );
     }
 }
 
@@ -198,7 +233,11 @@ fn vector_streams_decode_and_their_layout_is_as_specified() {
         assert_eq!(&s[8..16], &[1, 1, 0, 0, 0, 0, 4, 0]);
         assert_eq!(hex(&s[32..64]), SALT);
         assert_eq!(hex(&s[64..71]), PREFIX);
-        let dec = DecoderOptions { compression: Some(Compression::None), key: Some(arr(MASTER)), threads: 1 };
+        let dec = DecoderOptions {
+            compression: Some(Compression::None),
+            key: Some(arr(MASTER)),
+            threads: 1,
+        };
         assert_eq!(decode(dec, &s, &[1]).unwrap(), p);
     }
     let k = keyfile_vector();

@@ -43,7 +43,10 @@ pub struct NativeCodecOptions {
     pub test_nonce_prefix: Option<Buffer>,
 }
 
-fn fixed<const N: usize>(b: &Option<Buffer>, option: &'static str) -> std::result::Result<Option<[u8; N]>, napi::Error<String>> {
+fn fixed<const N: usize>(
+    b: &Option<Buffer>,
+    option: &'static str,
+) -> std::result::Result<Option<[u8; N]>, napi::Error<String>> {
     match b {
         None => Ok(None),
         Some(b) => <[u8; N]>::try_from(&b[..])
@@ -79,14 +82,22 @@ struct Shared {
 }
 
 impl Shared {
-    fn task(self: &Arc<Self>, what: &str, chunk: Option<Buffer>) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+    fn task(
+        self: &Arc<Self>,
+        what: &str,
+        chunk: Option<Buffer>,
+    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
         if self.busy.swap(true, Ordering::AcqRel) {
             return Err(napi::Error::new(
                 "ERR_CONCURRENT_CALL".to_string(),
                 format!("{what}() was called while another write()/finish() on the same object is still running: await each call before the next"),
             ));
         }
-        Ok(AsyncTask::new(StreamTask { shared: Arc::clone(self), chunk, failure: None }))
+        Ok(AsyncTask::new(StreamTask {
+            shared: Arc::clone(self),
+            chunk,
+            failure: None,
+        }))
     }
 }
 
@@ -102,11 +113,12 @@ impl Task for StreamTask {
     type JsValue = Buffer;
 
     fn compute(&mut self) -> napi::Result<Vec<u8>> {
-        let mut stream = self
-            .shared
-            .stream
-            .lock()
-            .map_err(|_| napi::Error::new(Status::GenericFailure, "codec state poisoned by an earlier panic"))?;
+        let mut stream = self.shared.stream.lock().map_err(|_| {
+            napi::Error::new(
+                Status::GenericFailure,
+                "codec state poisoned by an earlier panic",
+            )
+        })?;
         stream.run(self.chunk.as_deref()).map_err(|e| {
             let generic = napi::Error::new(Status::GenericFailure, e.to_string());
             self.failure = Some(e);
@@ -120,7 +132,9 @@ impl Task for StreamTask {
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
         match self.failure.take() {
-            Some(e) => Err(napi::Error::from(JsError::from(map_error(&e)).into_unknown(env))),
+            Some(e) => Err(napi::Error::from(
+                JsError::from(map_error(&e)).into_unknown(env),
+            )),
             None => Err(err),
         }
     }
@@ -151,12 +165,20 @@ impl NativeEncoder {
         o.test_salt = fixed::<32>(&options.test_salt, "testSalt")?;
         o.test_nonce_prefix = fixed::<7>(&options.test_nonce_prefix, "testNoncePrefix")?;
         let e = core::Encoder::new(o).map_err(|e| map_error(&e))?;
-        Ok(NativeEncoder { shared: Arc::new(Shared { stream: Mutex::new(Stream::Encoder(e)), busy: AtomicBool::new(false) }) })
+        Ok(NativeEncoder {
+            shared: Arc::new(Shared {
+                stream: Mutex::new(Stream::Encoder(e)),
+                busy: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Encodes `chunk`; resolves to the stream bytes produced so far (may be empty).
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write(&self, chunk: Buffer) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+    pub fn write(
+        &self,
+        chunk: Buffer,
+    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
         self.shared.task("write", Some(chunk))
     }
 
@@ -184,12 +206,20 @@ impl NativeDecoder {
             threads: options.threads.unwrap_or(0) as usize,
         };
         let d = core::Decoder::new(o).map_err(|e| map_error(&e))?;
-        Ok(NativeDecoder { shared: Arc::new(Shared { stream: Mutex::new(Stream::Decoder(d)), busy: AtomicBool::new(false) }) })
+        Ok(NativeDecoder {
+            shared: Arc::new(Shared {
+                stream: Mutex::new(Stream::Decoder(d)),
+                busy: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty).
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write(&self, chunk: Buffer) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+    pub fn write(
+        &self,
+        chunk: Buffer,
+    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
         self.shared.task("write", Some(chunk))
     }
 
@@ -213,7 +243,13 @@ impl Task for Pbkdf2Task {
     type JsValue = Buffer;
 
     fn compute(&mut self) -> napi::Result<Vec<u8>> {
-        core::pbkdf2_hmac_sha256(&self.passphrase, &self.salt, self.iterations, self.length as usize).map_err(|e| {
+        core::pbkdf2_hmac_sha256(
+            &self.passphrase,
+            &self.salt,
+            self.iterations,
+            self.length as usize,
+        )
+        .map_err(|e| {
             let generic = napi::Error::new(Status::GenericFailure, e.to_string());
             self.failure = Some(e);
             generic
@@ -226,7 +262,9 @@ impl Task for Pbkdf2Task {
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
         match self.failure.take() {
-            Some(e) => Err(napi::Error::from(JsError::from(map_error(&e)).into_unknown(env))),
+            Some(e) => Err(napi::Error::from(
+                JsError::from(map_error(&e)).into_unknown(env),
+            )),
             None => Err(err),
         }
     }
@@ -234,8 +272,19 @@ impl Task for Pbkdf2Task {
 
 /// PBKDF2-HMAC-SHA256 off the JS thread.
 #[napi(ts_return_type = "Promise<Buffer>")]
-pub fn pbkdf2_sha256(passphrase: Buffer, salt: Buffer, iterations: u32, length: u32) -> AsyncTask<Pbkdf2Task> {
-    AsyncTask::new(Pbkdf2Task { passphrase, salt, iterations, length, failure: None })
+pub fn pbkdf2_sha256(
+    passphrase: Buffer,
+    salt: Buffer,
+    iterations: u32,
+    length: u32,
+) -> AsyncTask<Pbkdf2Task> {
+    AsyncTask::new(Pbkdf2Task {
+        passphrase,
+        salt,
+        iterations,
+        length,
+        failure: None,
+    })
 }
 
 /// `HMAC-SHA256(master, "s3db-backup/v1/key-check")[0..16]`.
@@ -247,14 +296,26 @@ pub fn key_check(master: Buffer) -> std::result::Result<Buffer, napi::Error<Stri
 
 /// AES-256-GCM(kek, nonce, aad "s3db-backup/v1/key-wrap", master) -> ciphertext || tag (48 bytes).
 #[napi]
-pub fn wrap_master_key(kek: Buffer, nonce: Buffer, master: Buffer) -> std::result::Result<Buffer, napi::Error<String>> {
-    core::wrap_master_key(&kek, &nonce, &master).map(Buffer::from).map_err(|e| map_error(&e))
+pub fn wrap_master_key(
+    kek: Buffer,
+    nonce: Buffer,
+    master: Buffer,
+) -> std::result::Result<Buffer, napi::Error<String>> {
+    core::wrap_master_key(&kek, &nonce, &master)
+        .map(Buffer::from)
+        .map_err(|e| map_error(&e))
 }
 
 /// Inverse of `wrapMasterKey`; a failing tag throws ERR_WRONG_PASSPHRASE.
 #[napi]
-pub fn unwrap_master_key(kek: Buffer, nonce: Buffer, wrapped: Buffer) -> std::result::Result<Buffer, napi::Error<String>> {
-    core::unwrap_master_key(&kek, &nonce, &wrapped).map(|m| Buffer::from(m.to_vec())).map_err(|e| map_error(&e))
+pub fn unwrap_master_key(
+    kek: Buffer,
+    nonce: Buffer,
+    wrapped: Buffer,
+) -> std::result::Result<Buffer, napi::Error<String>> {
+    core::unwrap_master_key(&kek, &nonce, &wrapped)
+        .map(|m| Buffer::from(m.to_vec()))
+        .map_err(|e| map_error(&e))
 }
 
 /// Version of the native core.

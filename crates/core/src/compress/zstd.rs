@@ -95,7 +95,8 @@ impl Decompressor for ZstdDecompressor {
                 .dec
                 .run(&mut inb, &mut outb)
                 .map_err(|e| CodecError::decompress("zstd", e.to_string()))?;
-            let full = outb.pos() == outb.capacity();
+            // hint 0: a frame ended and is fully flushed; calling again would start the next.
+            let full = outb.pos() == outb.capacity() && self.hint != 0;
             self.more_out = full;
             if inb.pos() == input.len() && !full {
                 return Ok(());

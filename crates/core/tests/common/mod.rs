@@ -26,8 +26,12 @@ impl Rng {
 /// Deterministic JSON-lines "database records", exactly `n` bytes.
 pub fn records(n: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng(seed | 1);
-    let names = ["Ana", "Bruno", "Carla", "Diego", "Elisa", "Fabio", "Gabi", "Hugo"];
-    let words = ["order", "shipped", "pending", "refund", "customer", "premium", "invoice", "delivery"];
+    let names = [
+        "Ana", "Bruno", "Carla", "Diego", "Elisa", "Fabio", "Gabi", "Hugo",
+    ];
+    let words = [
+        "order", "shipped", "pending", "refund", "customer", "premium", "invoice", "delivery",
+    ];
     let mut out = Vec::with_capacity(n + 512);
     let mut i = 0u64;
     while out.len() < n {
@@ -57,7 +61,11 @@ pub fn records(n: usize, seed: u64) -> Vec<u8> {
 pub const ODD: &[usize] = &[1, 7, 4099, 65537, 1, 300_001, 13];
 
 /// Feeds `input` to `f` in chunks cycling through `sizes`; concatenates the outputs.
-pub fn feed<F: FnMut(&[u8]) -> Result<Vec<u8>>>(input: &[u8], sizes: &[usize], mut f: F) -> Result<Vec<u8>> {
+pub fn feed<F: FnMut(&[u8]) -> Result<Vec<u8>>>(
+    input: &[u8],
+    sizes: &[usize],
+    mut f: F,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut i = 0;
@@ -86,7 +94,12 @@ pub fn decode(opts: DecoderOptions, input: &[u8], sizes: &[usize]) -> Result<Vec
 
 pub const KEY: [u8; 32] = [0x42; 32];
 
-pub fn enc_opts(c: Compression, key: Option<[u8; 32]>, segment_size: u32, threads: usize) -> EncoderOptions {
+pub fn enc_opts(
+    c: Compression,
+    key: Option<[u8; 32]>,
+    segment_size: u32,
+    threads: usize,
+) -> EncoderOptions {
     let mut o = EncoderOptions::new(c);
     o.key = key;
     o.segment_size = segment_size;
@@ -95,8 +108,17 @@ pub fn enc_opts(c: Compression, key: Option<[u8; 32]>, segment_size: u32, thread
 }
 
 pub fn dec_opts(c: Compression, key: Option<[u8; 32]>, threads: usize) -> DecoderOptions {
-    DecoderOptions { compression: Some(c), key, threads }
+    DecoderOptions {
+        compression: Some(c),
+        key,
+        threads,
+    }
 }
 
-pub const ALL: [Compression; 5] =
-    [Compression::None, Compression::Gzip, Compression::Deflate, Compression::Brotli, Compression::Zstd];
+pub const ALL: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Deflate,
+    Compression::Brotli,
+    Compression::Zstd,
+];
