@@ -75,7 +75,12 @@ const CASES: Case[] = [
   { name: 'version byte 2', make: (s) => flip(s, 8, 0x03), code: 'ERR_UNSUPPORTED_VERSION' },
   { name: 'algorithm byte changed', make: (s) => flip(s, 9, 0x02), code: 'ERR_UNSUPPORTED_VERSION' },
   { name: 'reserved byte set', make: (s) => flip(s, 11), code: 'ERR_UNSUPPORTED_VERSION' },
-  { name: 'unknown compression byte', make: (s) => flip(s, 10, 0x40), code: 'ERR_UNSUPPORTED_VERSION' },
+  {
+    name: 'unknown compression byte',
+    make: (s) => flip(s, 10, 0x40),
+    code: 'ERR_COMPRESSION_MISMATCH',
+    message: 'stream was written with compression 64 (unknown), but the reader expects none',
+  },
   {
     name: 'compression byte changed to gzip',
     make: (s) => flip(s, 10, 0x01),

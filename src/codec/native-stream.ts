@@ -3,6 +3,8 @@
  * (threads x segment size, at least 1 MiB) before one native call, so the ~35 us napi async round
  * trip is paid per MiB, not per chunk. Exactly one native call is in flight per stream: the write
  * callback waits for it, and Node's Transform holds the callback while the readable side is full.
+ * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
+ * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
  * Memory: about one batch of input plus its output. Native errors become BackupError (same code).
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -10,10 +12,13 @@ import { toBackupError } from './errors.js';
 import type { NativeCodec } from './native-binding.js';
 
 export const MIN_NATIVE_BATCH = 1024 * 1024;
+const MIN_DECODER_BATCH = 64 * 1024;
 
 export class NativeCodecStream extends Transform {
   private pending: Buffer[] = [];
   private pendingLength = 0;
+  /** Input bytes per native call; adapts to the output ratio when decoding. */
+  private threshold: number;
 
   constructor(
     private readonly codec: NativeCodec,
@@ -21,6 +26,15 @@ export class NativeCodecStream extends Transform {
     private readonly context: { decoding: boolean; compression: string },
   ) {
     super();
+    this.threshold = batchSize;
+  }
+
+  /** Decoders: size the next batch so that its output stays near 4 x batchSize. */
+  private adapt(inBytes: number, outBytes: number): void {
+    if (!this.context.decoding || inBytes === 0) return;
+    const ratio = Math.max(1, outBytes / inBytes);
+    const target = Math.floor((4 * this.batchSize) / ratio);
+    this.threshold = Math.min(this.batchSize, Math.max(MIN_DECODER_BATCH, target));
   }
 
   private takeBatch(): Buffer {
@@ -41,12 +55,14 @@ export class NativeCodecStream extends Transform {
     }
     this.pending.push(chunk);
     this.pendingLength += chunk.length;
-    if (this.pendingLength < this.batchSize) {
+    if (this.pendingLength < this.threshold) {
       callback();
       return;
     }
-    this.codec.write(this.takeBatch()).then(
+    const batch = this.takeBatch();
+    this.codec.write(batch).then(
       (out) => {
+        this.adapt(batch.length, out.length);
         this.emit_(out);
         callback();
       },

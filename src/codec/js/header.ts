@@ -82,10 +82,11 @@ export function parseHeader(header: Buffer, master: Buffer, expected: Compressio
   const algorithm = header[9];
   const reserved = header[11];
   const compression = compressionFromId(header[10]);
-  if (version !== FORMAT_VERSION || algorithm !== ALGORITHM_AES_GCM_HKDF || reserved !== 0 || compression === null) {
+  if (version !== FORMAT_VERSION || algorithm !== ALGORITHM_AES_GCM_HKDF || reserved !== 0) {
     throw streamErrors.unsupported(version, algorithm, reserved, header[10]);
   }
-  if (compression !== expected) throw streamErrors.compressionMismatch(compression, expected);
+  // The caller always names a compression, so an unknown byte is a mismatch too (as in the core).
+  if (compression !== expected) throw streamErrors.compressionMismatch(compression ?? `${header[10]} (unknown)`, expected);
   const segmentSize = header.readUInt32BE(12);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE) throw streamErrors.badSegmentSize(segmentSize);
   if (!timingSafeEqual(header.subarray(16, 16 + KEY_CHECK_LENGTH), computeKeyCheck(master))) throw streamErrors.wrongKey();
