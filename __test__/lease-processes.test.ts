@@ -134,9 +134,10 @@ describe('lease across real processes', () => {
     }
   });
 
-  it('a holder killed with SIGKILL loses the lease after its TTL; another process takes over', async () => {
+  it('a holder on another host killed with SIGKILL loses the lease after its TTL; another process takes over', async () => {
     const ttlMs = 1_500;
-    const holder = startWorker({ id: 'doomed', mode: 'hold', ttlMs, log: join(dir, 'x.log') });
+    // The doomed holder records another host name: its pid means nothing here, only the TTL counts.
+    const holder = startWorker({ id: 'doomed', mode: 'hold', ttlMs, log: join(dir, 'x.log'), host: 'some-other-host' });
     const [held] = await race([holder]);
     expect(held.outcome).toBe('holding');
     const leaseFile = join(dir, 'locks', 'backup.lease');
@@ -160,5 +161,22 @@ describe('lease across real processes', () => {
     // Taken over only after the dead holder's lease had expired.
     expect(result.acquiredAt as number).toBeGreaterThan(Date.parse(from.expiresAt!));
     expect(read()).toMatchObject({ holder: null, lastCompletedTick: '2026-11-30T12:00:00.000Z', lastCompletedBy: 'successor' });
+  });
+
+  it('a holder on this host killed with SIGKILL is taken over at once, without waiting for its TTL', async () => {
+    const ttlMs = 60_000;
+    const holder = startWorker({ id: 'doomed-local', mode: 'hold', ttlMs, log: join(dir, 'l.log') });
+    const [held] = await race([holder]);
+    expect(held.outcome).toBe('holding');
+    const successor = startWorker({ id: 'successor-local', mode: 'tick', tick: '2026-11-30T13:00:00.000Z', ttlMs, workMs: 50, log: join(dir, 'm.log'), waitMs: 20_000 });
+    await successor.next((l) => l.ready === true);
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    successor.child.stdin.write('go\n');
+    const result = await successor.next((l) => typeof l.outcome === 'string');
+    expect(result.outcome).toBe('ran');
+    const from = result.tookOverFrom as LeaseRecord;
+    expect(from).toMatchObject({ holder: 'doomed-local' });
+    expect(result.acquiredAt as number).toBeLessThan(Date.parse(from.expiresAt!));
   });
 });

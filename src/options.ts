@@ -77,7 +77,7 @@ export interface BackupPluginOptions {
   pageSize?: number;
   segmentSize?: number;
   threads?: number;
-  lease?: boolean | { ttlMs?: number };
+  lease?: boolean | { ttlMs?: number; waitMs?: number };
   staleAfterMs?: number;
   progressIntervalMs?: number;
   pathTemplate?: string;
@@ -128,7 +128,7 @@ export interface NormalizedOptions {
   pageSize: number | null;
   segmentSize: number;
   threads: number | undefined;
-  lease: { enabled: boolean; ttlMs: number };
+  lease: { enabled: boolean; ttlMs: number; waitMs: number };
   staleAfterMs: number;
   progressIntervalMs: number;
   pathTemplate: string | undefined;
@@ -305,9 +305,13 @@ function webhooks(value: unknown): NormalizedOptions['webhooks'] {
   return { onSuccess: w.onSuccess, onFailure: w.onFailure };
 }
 
-function leaseOption(value: unknown): { enabled: boolean; ttlMs: number } {
-  if (value === undefined || value === true) return { enabled: true, ttlMs: 60_000 };
-  if (value === false) return { enabled: false, ttlMs: 60_000 };
-  if (typeof value === 'object' && value !== null) return { enabled: true, ttlMs: positiveInt('lease.ttlMs', (value as { ttlMs?: number }).ttlMs ?? 60_000) };
-  throw optionError('lease', 'must be true, false or { ttlMs }');
+function leaseOption(value: unknown): NormalizedOptions['lease'] {
+  const defaults = { enabled: true, ttlMs: 60_000, waitMs: 10 * 60_000 };
+  if (value === undefined || value === true) return defaults;
+  if (value === false) return { ...defaults, enabled: false };
+  if (typeof value === 'object' && value !== null) {
+    const v = value as { ttlMs?: number; waitMs?: number };
+    return { enabled: true, ttlMs: positiveInt('lease.ttlMs', v.ttlMs ?? defaults.ttlMs), waitMs: v.waitMs === 0 ? 0 : positiveInt('lease.waitMs', v.waitMs ?? defaults.waitMs) };
+  }
+  throw optionError('lease', 'must be true, false or { ttlMs, waitMs }');
 }

@@ -17,6 +17,7 @@
  * - No passphrase or key ever reaches an event, error, log line or manifest.
  */
 import { EventEmitter } from 'node:events';
+import type { S3db } from 's3db.js';
 import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
@@ -30,6 +31,7 @@ import { runRestore, type RestoreMode, type RestoreReport } from './engine/resto
 import type { DatabaseLike } from './engine/s3db.js';
 import { verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
+import { defaultHolderId, Lease } from './lease/index.js';
 import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionPlan } from './retention/index.js';
 import { openDatabase } from './target.js';
@@ -69,18 +71,18 @@ export interface ListBackupsOptions {
   type?: 'full' | 'incremental';
 }
 
-interface Logger {
-  warn(obj: unknown, msg?: string): void;
-  error(obj: unknown, msg?: string): void;
-  info?(obj: unknown, msg?: string): void;
-}
+/** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
+type S3dbPlugin = Parameters<S3db['usePlugin']>[0];
+type Logger = NonNullable<S3dbPlugin['logger']>;
+/** What s3db.js passes to install(): its Database. */
+type S3dbDatabaseRef = Parameters<S3dbPlugin['install']>[0];
 
 export class BackupPlugin extends EventEmitter {
   readonly name = 'BackupPlugin';
   slug = 'backup';
-  instanceName: string | null = null;
+  instanceName: string | undefined = undefined;
   database: DatabaseLike | null = null;
-  logger: Logger | undefined;
+  logger: Logger | undefined = undefined;
   readonly options: Readonly<BackupPluginOptions>;
   readonly config: NormalizedOptions;
   readonly destinations: DestinationSet;
@@ -88,6 +90,7 @@ export class BackupPlugin extends EventEmitter {
   private readonly keyring: Keyring;
   private readonly template: PathTemplate;
   private readonly policy: BackupPolicy;
+  private readonly lease: Lease | null;
   private queue: Promise<unknown> = Promise.resolve();
   private runningBackup: string | null = null;
   private statuses = new Map<string, StatusRecord>();
@@ -97,11 +100,12 @@ export class BackupPlugin extends EventEmitter {
     this.config = normalizeOptions(options);
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
     this.options = redactOptions(options);
-    this.logger = options.logger as Logger | undefined;
+    if (options.logger !== undefined) this.logger = options.logger as Logger;
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(this.config.destinations, this.config.strategy);
     this.catalog = new Catalog(this.destinations);
     this.keyring = new Keyring(this.config.passphrase, this.config.iterations);
+    this.lease = this.config.lease.enabled ? new Lease(this.destinations.members[0]!, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);
   }
 
@@ -111,9 +115,13 @@ export class BackupPlugin extends EventEmitter {
     this.instanceName = name;
   }
 
-  async install(database: DatabaseLike): Promise<void> {
-    this.database = database;
-    this.policy.attach(database);
+  async install(database: S3dbDatabaseRef | DatabaseLike): Promise<void> {
+    const db = database as unknown as DatabaseLike;
+    if (typeof db?.client?.listObjects !== 'function' || typeof db.on !== 'function') {
+      throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
+    }
+    this.database = db;
+    this.policy.attach(db);
   }
 
   async start(): Promise<void> {
@@ -135,11 +143,34 @@ export class BackupPlugin extends EventEmitter {
 
   // ---- seed API -----------------------------------------------------------------------------
 
-  /** Takes a backup now. Queues behind a running one. */
+  /** Takes a backup now. Queues behind a running one (here, or on another instance: see the lease). */
   async createBackup(options: CreateBackupOptions = {}): Promise<BackupResult> {
-    const run = this.queue.then(() => this.takeBackup(options));
+    return this.serialized((lease) => this.takeBackup(options, lease));
+  }
+
+  /**
+   * Runs `fn` after every earlier backup/prune/delete of this plugin, holding the destination's
+   * backup lease (so no other instance backs up, prunes or deletes meanwhile).
+   */
+  private serialized<T>(fn: (lease: Lease | null) => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => this.withLease(fn));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private async withLease<T>(fn: (lease: Lease | null) => Promise<T>): Promise<T> {
+    const lease = this.lease;
+    if (!lease) return fn(null);
+    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs });
+    if (!got.acquired) {
+      const holder = got.reason === 'held' ? `${got.holder.holder ?? 'another instance'}` : 'another instance';
+      throw new BackupError('ERR_LEASE_HELD', `${holder} holds the backup lease of ${this.destinations.label} (waited ${Math.round(this.config.lease.waitMs / 1000)} s); try again when its backup has finished`);
+    }
+    try {
+      return await fn(lease);
+    } finally {
+      await lease.release();
+    }
   }
 
   /** True while a backup runs (scheduled ticks are skipped meanwhile). */
@@ -170,6 +201,10 @@ export class BackupPlugin extends EventEmitter {
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
   async deleteBackup(id: string, options: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
+    return this.serialized(() => this.deleteNow(id, options));
+  }
+
+  private async deleteNow(id: string, options: { force?: boolean }): Promise<{ deleted: string[] }> {
     const manifest = await this.catalog.require(id);
     const dependents = await this.catalog.dependentsOf(id);
     if (dependents.length > 0 && !options.force) {
@@ -272,6 +307,10 @@ export class BackupPlugin extends EventEmitter {
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
   async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
+    return this.serialized(() => this.pruneNow(options));
+  }
+
+  private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
     const list = await this.catalog.list();
     const plan = planRetention(
@@ -316,8 +355,8 @@ export class BackupPlugin extends EventEmitter {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  /** @internal Runs one backup now (the caller serializes). */
-  async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
+  /** Runs one backup now; the caller serializes (see serialized()). */
+  private async takeBackup(options: CreateBackupOptions, lease: Lease | null): Promise<BackupResult> {
     const db = this.requireDatabase();
     const requested = options.type ?? this.config.type;
     if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);
@@ -362,7 +401,8 @@ export class BackupPlugin extends EventEmitter {
           const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
           return (await verifyManifest(m, this.destinations, key, { level, onProgress: (e) => this.progress(e) })).result;
         },
-        signal: options.signal,
+        signal: lease ? (options.signal ? AbortSignal.any([options.signal, lease.signal]) : lease.signal) : options.signal,
+        beforeCommit: () => lease?.assertHeld(),
         onProgress: (e) => this.progress(e),
         progressIntervalMs: this.config.progressIntervalMs,
       });
@@ -374,7 +414,7 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:complete', { id: manifest.id, type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
       await this.callWebhook('onSuccess', result);
       if (this.config.retention) {
-        await this.prune().catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
+        await this.pruneNow({}).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
       }
       return result;
     } catch (err) {
@@ -439,7 +479,7 @@ export class BackupPlugin extends EventEmitter {
   /** @internal */
   log(level: 'warn' | 'error' | 'info', obj: Record<string, unknown>, msg: string): void {
     const logger = this.logger;
-    if (logger && typeof logger[level] === 'function') logger[level]!(obj, msg);
+    if (logger) logger[level](obj, msg);
     else if (level !== 'info') console.warn(`[s3db-backup] ${msg}`, JSON.stringify(obj));
   }
 }

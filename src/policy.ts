@@ -14,7 +14,7 @@ import type { BackupPlugin } from './plugin.js';
 import type { NormalizedOptions, TriggerOption } from './options.js';
 import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
-import { Lease } from './lease/index.js';
+import { defaultHolderId, Lease } from './lease/index.js';
 import { parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
 
 interface ScheduledJob {
@@ -29,7 +29,7 @@ export class BackupPolicy {
   private listeners: { event: string; fn: (...args: unknown[]) => void }[] = [];
   private database: DatabaseLike | null = null;
   private paused = 0;
-  private readonly lease: Lease | null;
+  private readonly leases = new Map<string, Lease>();
 
   constructor(
     private readonly plugin: BackupPlugin,
@@ -40,7 +40,6 @@ export class BackupPolicy {
     for (const [name, schedule] of Object.entries(config.resourceSchedules)) {
       parseSchedule(schedule as ScheduleInput, { timezone: config.timezone, option: `resources.${name}.schedule` });
     }
-    this.lease = config.lease.enabled ? new Lease(plugin.destinations.members[0]!, { ttlMs: config.lease.ttlMs }) : null;
   }
 
   attach(database: DatabaseLike): void {
@@ -116,12 +115,32 @@ export class BackupPolicy {
         trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
         signal: ctx.signal,
       });
-    if (!this.lease) {
+    if (!this.config.lease.enabled) {
       await run();
       return;
     }
-    const outcome = await this.lease.runExclusive(`${name}@${ctx.tickId}`, run);
-    if (!outcome.ran) skip(outcome.reason);
+    // One tick lease per schedule records which tick ran (so one instance runs each tick, once);
+    // the backup itself then takes the plugin's backup lease, which excludes every other backup.
+    const lease = this.leaseFor(name);
+    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
+    if (!got.acquired) return skip(got.reason === 'held' ? 'lease-held' : 'tick-done');
+    let completed = false;
+    try {
+      await run();
+      completed = true;
+    } finally {
+      await lease.release({ completed });
+    }
+  }
+
+  private leaseFor(name: string): Lease {
+    let lease = this.leases.get(name);
+    if (!lease) {
+      const path = `locks/tick-${name.replace(/[^A-Za-z0-9_-]/g, '_')}.lease`;
+      lease = new Lease(this.plugin.destinations.members[0]!, { path, ttlMs: this.config.lease.ttlMs });
+      this.leases.set(name, lease);
+    }
+    return lease;
   }
 
   private async allResourcesExcept(names: string[]): Promise<string[]> {

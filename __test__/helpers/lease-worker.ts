@@ -24,6 +24,8 @@ interface Args {
   log?: string;
   waitMs?: number;
   clockSkewMs?: number;
+  /** Host name to record (default os.hostname()): another name makes this worker look remote. */
+  host?: string;
 }
 
 const args = JSON.parse(process.argv[2]) as Args;
@@ -40,7 +42,7 @@ async function work(lease: Lease, tick: string | null): Promise<void> {
 async function main(): Promise<void> {
   const destination = new FilesystemDestination({ directory: args.dir, fsync: false });
   const lost: unknown[] = [];
-  const lease = new Lease(destination, { clockSkewMs: args.clockSkewMs ?? 0, onLost: (info) => lost.push(info) });
+  const lease = new Lease(destination, { clockSkewMs: args.clockSkewMs ?? 0, host: args.host, onLost: (info) => lost.push(info) });
   out({ ready: true, id: args.id, pid: process.pid });
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) if (line.trim() === 'go') break;

@@ -5,7 +5,8 @@
  * - write() streams into a temp file beside the target (`.s3db-backup-tmp-*`), fsyncs it, renames it
  *   over the target and fsyncs the directory: a reader sees the old object, or the whole new one.
  *   A failed or aborted write removes its temp file; temp files left by a crash (kill -9) are
- *   invisible to list() and removed by cleanupTempFiles().
+ *   invisible to list() and removed by cleanupTempFiles() (at once when the writer's pid is dead on
+ *   this host, else once they are older than the given age).
  * - createIfAbsent() is atomic across processes: the body is written to a temp file, then link()ed
  *   to the target, which fails with EEXIST if the target exists.
  * - replaceIfMatch() compares the object's tag (inode-size-mtime, which every rename changes) under
@@ -15,6 +16,7 @@
  *   is ever read or written outside the directory.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -24,6 +26,8 @@ import { BackupError, errorMessage, optionError } from '../errors.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 
 const TEMP_PREFIX = '.s3db-backup-tmp-';
+/** Temp names carry the writer's host and pid, so a crashed writer's files are recognised at once. */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
 const GUARD_SUFFIX = '.cas';
 const GUARD_STALE_MS = 30_000;
 
@@ -196,7 +200,10 @@ export class FilesystemDestination implements Destination {
     }
   }
 
-  /** Removes temp files older than `olderThanMs` that crashed writers left behind. Returns how many. */
+  /**
+   * Removes temp files that crashed writers left behind: those of a dead process on this host at
+   * once, others once older than `olderThanMs`. Returns how many.
+   */
   async cleanupTempFiles(olderThanMs = 60 * 60_000): Promise<number> {
     let removed = 0;
     const visit = async (dir: string): Promise<void> => {
@@ -211,7 +218,7 @@ export class FilesystemDestination implements Destination {
         if (entry.isDirectory()) await visit(full);
         else if (entry.name.startsWith(TEMP_PREFIX)) {
           const s = await stat(full).catch(() => null);
-          if (s && Date.now() - s.mtimeMs >= olderThanMs) {
+          if (s && (writerIsDead(entry.name) || Date.now() - s.mtimeMs >= olderThanMs)) {
             await rm(full, { force: true });
             removed++;
           }
@@ -225,7 +232,7 @@ export class FilesystemDestination implements Destination {
   async close(): Promise<void> {}
 
   private tempPathFor(target: string): string {
-    return path.join(path.dirname(target), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
+    return path.join(path.dirname(target), `${TEMP_PREFIX}${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
   }
 
   private async takeGuard(guard: string): Promise<boolean> {
@@ -271,6 +278,20 @@ export class FilesystemDestination implements Destination {
       return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
     }
     return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** True when a temp file was written on this host by a process that no longer runs. */
+function writerIsDead(name: string): boolean {
+  const [host, pid] = name.slice(TEMP_PREFIX.length).split('-');
+  if (host !== HOST_TAG || !/^\d+$/.test(pid ?? '')) return false;
+  const n = Number(pid);
+  if (n === process.pid) return false;
+  try {
+    process.kill(n, 0);
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === 'ESRCH';
   }
 }
 

@@ -57,6 +57,8 @@ export interface BackupRunOptions {
   verify: false | 'quick' | 'full';
   verifyBackup: (manifest: Manifest, level: 'quick' | 'full') => Promise<VerificationResult>;
   signal?: AbortSignal;
+  /** Called right before the manifest is written; throwing aborts the commit (e.g. the lease was lost). */
+  beforeCommit?: () => void;
   onProgress?: (event: ProgressEvent) => void;
   progressIntervalMs?: number;
   now?: () => Date;
@@ -204,6 +206,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const committedAt = now();
     manifest.completedAt = committedAt.toISOString();
     manifest.durationMs = committedAt.getTime() - started.getTime();
+    if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
+    o.beforeCommit?.();
     await set.write(paths.manifest(id), Buffer.from(JSON.stringify(manifest, null, 1)));
     await pending.remove();
     return manifest;

@@ -20,6 +20,7 @@
  *   timer fires late (or that takes over afterwards) never runs a finished tick again. Because the
  *   value lives in the lease object itself, reading it and taking the lease are one atomic step.
  *   A holder that dies mid-backup never records its tick, so a later taker may run it.
+ * - A holder on the same host whose pid no longer exists is treated as expired at once.
  * Limits (as for every lease without fencing tokens): a holder frozen longer than its TTL (SIGSTOP,
  * a VM pause) can wake up and write after a successor took over; it learns so at its next renewal.
  * Hosts need clocks within clockSkewMs of each other (NTP); choose ttlMs much larger than that.
@@ -99,6 +100,20 @@ function toMs(value: Date | number | string): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : Date.parse(value);
   if (!Number.isFinite(ms)) throw new BackupError('ERR_LEASE_TICK', `Lease: tick ${String(value)} is not a valid time`);
   return ms;
+}
+
+/**
+ * A holder on this very host whose process is gone cannot renew: its lease is as good as expired
+ * (restic treats its local stale locks the same way). Holders on other hosts wait for the TTL.
+ */
+function holderIsDeadHere(record: LeaseRecord, host: string): boolean {
+  if (record.host !== host || !Number.isInteger(record.pid) || !record.pid || record.pid === process.pid) return false;
+  try {
+    process.kill(record.pid, 0);
+    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === 'ESRCH';
+  }
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -274,6 +289,7 @@ export class Lease {
   }
 
   private isExpired(record: LeaseRecord): boolean {
+    if (holderIsDeadHere(record, this.options.host ?? hostname())) return true;
     const expires = record.expiresAt ? Date.parse(record.expiresAt) : Number.NaN;
     if (!Number.isFinite(expires)) return true;
     return Date.now() > expires + (this.options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS);

@@ -1,0 +1,273 @@
+// What a user meets at 3 AM when things are broken: corrupt and missing parts, a wrong passphrase,
+// a backup or restore killed with SIGKILL. Real files, real s3db.js, real child processes.
+import { spawn } from 'node:child_process';
+import { mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+
+const PASSPHRASE = 'correct horse battery staple';
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'failures-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+function plugin(directory: string, extra: Record<string, unknown> = {}): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, partSize: 64 * 1024, ...extra });
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+describe('damaged backups are refused and nothing is written', () => {
+  let dir: string;
+  let p: BackupPlugin;
+  let id: string;
+  let source: Awaited<ReturnType<typeof openDb>>;
+
+  beforeAll(async () => {
+    dir = path.join(work, 'damaged');
+    source = await openDb(`memory://damaged-${process.pid}/db`);
+    await seedDatabase(source, { users: 20, orders: 20, perBehavior: 2 });
+    p = plugin(dir);
+    await source.usePlugin(p);
+    id = (await p.createBackup()).id;
+  });
+
+  async function freshTarget() {
+    const target = await openDb(`memory://damaged-target-${process.pid}-${Math.random().toString(36).slice(2)}/db`);
+    return { target, before: await snapshot(target) };
+  }
+
+  it('a flipped byte in a part: verify says which part and why; restore writes nothing', async () => {
+    const manifest = (await p.getBackup(id))!.manifest;
+    const part = manifest.parts[1]!;
+    const file = path.join(dir, part.path);
+    const original = await readFile(file);
+    const damaged = Buffer.from(original);
+    damaged[Math.floor(damaged.length / 2)]! ^= 0x40;
+    await writeFile(file, damaged);
+    try {
+      const quick = await p.verifyBackup(id, { level: 'quick' });
+      expect(quick.verified).toBe(false);
+      expect(quick.error).toContain(part.path);
+      expect(quick.error).toMatch(/SHA-256/);
+      expect((await p.listBackups()).find((b) => b.id === id)!.verified).toBe(false);
+      const { target, before } = await freshTarget();
+      await expect(p.restore({ backupId: id, destination: target })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED' });
+      expect(await snapshot(target)).toEqual(before);
+    } finally {
+      await writeFile(file, original);
+    }
+    expect((await p.verifyBackup(id, { level: 'full' })).verified).toBe(true);
+    expect((await p.listBackups()).find((b) => b.id === id)!.verified).toBe(true);
+  });
+
+  it('a damaged part whose checksum was also forged fails full verification by its GCM tag', async () => {
+    const manifest = (await p.getBackup(id))!.manifest;
+    const part = manifest.parts[0]!;
+    const file = path.join(dir, part.path);
+    const original = await readFile(file);
+    const damaged = Buffer.from(original);
+    damaged[damaged.length - 40]! ^= 0x01;
+    await writeFile(file, damaged);
+    const manifestFile = path.join(dir, 'manifests', `${id}.json`);
+    const manifestText = await readFile(manifestFile, 'utf8');
+    const { createHash } = await import('node:crypto');
+    await writeFile(manifestFile, manifestText.replace(part.sha256, createHash('sha256').update(damaged).digest('hex')));
+    const forged = plugin(dir); // fresh catalog cache
+    try {
+      expect((await forged.verifyBackup(id, { level: 'quick' })).verified).toBe(true);
+      const full = await forged.verifyBackup(id, { level: 'full' });
+      expect(full.verified).toBe(false);
+      expect(full.error).toMatch(/failed authentication/);
+    } finally {
+      await writeFile(file, original);
+      await writeFile(manifestFile, manifestText);
+      await forged.verifyBackup(id, { level: 'full' });
+    }
+  });
+
+  it('a missing part: verify and restore name it; nothing is written', async () => {
+    const manifest = (await p.getBackup(id))!.manifest;
+    const part = manifest.parts[manifest.parts.length - 1]!;
+    const file = path.join(dir, part.path);
+    const original = await readFile(file);
+    await unlink(file);
+    try {
+      const result = await p.verifyBackup(id, { level: 'quick' });
+      expect(result.verified).toBe(false);
+      expect(result.error).toContain(`${part.path} does not exist`);
+      const { target, before } = await freshTarget();
+      await expect(p.restore({ backupId: id, destination: target })).rejects.toThrow(part.path);
+      expect(await snapshot(target)).toEqual(before);
+    } finally {
+      await writeFile(file, original);
+    }
+  });
+
+  it('a wrong passphrase: a clear error before any data is read, nothing written; listing still works', async () => {
+    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not the passphrase' } });
+    const { target, before } = await freshTarget();
+    await target.usePlugin(wrong);
+    expect((await wrong.listBackups()).map((b) => b.id)).toContain(id);
+    const err = (await wrong.restore({ backupId: id }).then(() => new Error("restore succeeded"), (e: unknown) => e)) as Error & { code: string };
+    expect(err).toMatchObject({ code: 'ERR_WRONG_PASSPHRASE' });
+    expect(err.message).toMatch(/Decryption failed: incorrect passphrase/);
+    expect(err.message).not.toContain('not the passphrase');
+    expect(await snapshot(target)).toEqual(before);
+    const none = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await target.usePlugin(none, 'backup2');
+    await expect(none.restore({ backupId: id })).rejects.toMatchObject({ code: 'ERR_PASSPHRASE_REQUIRED' });
+  });
+
+  it('the passphrase appears nowhere: not in files, manifests, events or errors', async () => {
+    const seen: string[] = [];
+    const events = ['plg:backup:start', 'plg:backup:complete', 'plg:backup:error', 'plg:backup:progress', 'plg:backup:restore-start', 'plg:backup:restore-complete'];
+    for (const e of events) p.on(e, (payload: unknown) => seen.push(JSON.stringify(payload)));
+    const b = await p.createBackup({ metadata: { note: 'x' } });
+    await p.restore({ backupId: b.id, destination: (await freshTarget()).target });
+    expect(seen.length).toBeGreaterThan(3);
+    for (const s of seen) expect(s).not.toContain(PASSPHRASE);
+    for (const file of await walk(dir)) expect((await readFile(file)).includes(Buffer.from(PASSPHRASE))).toBe(false);
+    expect(JSON.stringify(p.options)).not.toContain(PASSPHRASE);
+    for (const e of events) p.removeAllListeners(e);
+  });
+});
+
+/** Starts a child that runs `code` (ESM TypeScript); resolves with the child once `ready` appears. */
+function child(file: string): ReturnType<typeof spawn> {
+  return spawn(process.execPath, ['--import', 'tsx', file], { cwd: path.resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function waitFor(check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not reached');
+}
+
+describe('crashes', () => {
+  it('kill -9 in the middle of a backup: the next run lists no such backup, cleans up and succeeds', async () => {
+    const dir = path.join(work, 'crash-backup');
+    const srcDir = path.join(work, 'crash-src');
+    const db = await openDb(`file://${srcDir}`);
+    // raw objects with incompressible bodies: enough bytes that the backup takes a while
+    const { randomBytes } = await import('node:crypto');
+    await Promise.all(Array.from({ length: 200 }, (_, i) => db.client.putObject({ key: `resource=blobs/data/id=${String(i).padStart(4, '0')}`, body: randomBytes(32 * 1024), metadata: { n: String(i) } })));
+    await db.disconnect();
+    const script = path.join(work, 'crash-backup.mts');
+    await writeFile(
+      script,
+      `import { BackupPlugin } from ${JSON.stringify(path.resolve('src/index.ts'))};
+       import { openDb } from ${JSON.stringify(path.resolve('__test__/helpers/database.ts'))};
+       const db = await openDb(${JSON.stringify(`file://${srcDir}`)});
+       const p = new BackupPlugin({ schedule: false, config: { directory: ${JSON.stringify(dir)} }, partSize: 256 * 1024, concurrency: 1, verify: true });
+       await db.usePlugin(p);
+       await p.createBackup({ reason: 'will be killed' });
+       console.log('finished');`,
+    );
+    const proc = child(script);
+    let output = '';
+    proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    await waitFor(async () => (await walk(path.join(dir, 'data'))).length >= 3);
+    proc.kill('SIGKILL');
+    await new Promise((r) => proc.once('exit', r));
+    expect(output).not.toContain('finished');
+    const pending = await readdir(path.join(dir, 'pending'));
+    expect(pending.length).toBe(1);
+    const killedId = pending[0]!.replace(/\.json$/, '');
+
+    const db2 = await openDb(`file://${srcDir}`);
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 256 * 1024 });
+    await db2.usePlugin(p);
+    expect(await p.listBackups()).toEqual([]);
+    const ok = await p.createBackup();
+    expect(ok.verified).toBe(true);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([ok.id]);
+    const files = await walk(dir);
+    expect(files.filter((f) => f.includes(killedId))).toEqual([]);
+    expect(files.filter((f) => path.basename(f).startsWith('.s3db-backup-tmp-'))).toEqual([]);
+    expect(await readdir(path.join(dir, 'pending')).catch(() => [])).toEqual([]);
+    await p.stop();
+    await db2.disconnect();
+  });
+
+  it('kill -9 in the middle of a restore: running it again gives the exact result', async () => {
+    const dir = path.join(work, 'crash-restore');
+    const srcDir = path.join(work, 'crash-restore-src');
+    const dstDir = path.join(work, 'crash-restore-dst');
+    const src = await openDb(`file://${srcDir}`);
+    await seedDatabase(src, { users: 10, orders: 10, perBehavior: 2 });
+    const { randomBytes } = await import('node:crypto');
+    await Promise.all(Array.from({ length: 300 }, (_, i) => src.client.putObject({ key: `resource=blobs/data/id=${String(i).padStart(4, '0')}`, body: randomBytes(32 * 1024) })));
+    const p = plugin(dir);
+    await src.usePlugin(p);
+    const { id } = await p.createBackup();
+    const expected = await snapshot(src);
+    const dst = await openDb(`file://${dstDir}`);
+    await seedDatabase(dst, { users: 3, orders: 3, perBehavior: 1 }); // something to replace
+    await dst.disconnect();
+
+    const script = path.join(work, 'crash-restore.mts');
+    await writeFile(
+      script,
+      `import { BackupPlugin } from ${JSON.stringify(path.resolve('src/index.ts'))};
+       import { openDb } from ${JSON.stringify(path.resolve('__test__/helpers/database.ts'))};
+       const db = await openDb(${JSON.stringify(`file://${dstDir}`)});
+       const p = new BackupPlugin({ schedule: false, config: { directory: ${JSON.stringify(dir)} }, encryption: { passphrase: ${JSON.stringify(PASSPHRASE)} }, concurrency: 1 });
+       await db.usePlugin(p);
+       await p.restore({ backupId: ${JSON.stringify(id)}, verify: false });
+       console.log('finished');`,
+    );
+    const proc = child(script);
+    let output = '';
+    proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    await waitFor(async () => (await walk(path.join(dstDir, 'resource=blobs'))).length >= 40);
+    proc.kill('SIGKILL');
+    await new Promise((r) => proc.once('exit', r));
+    expect(output).not.toContain('finished');
+
+    const dst2 = await openDb(`file://${dstDir}`);
+    const again = plugin(dir);
+    await dst2.usePlugin(again);
+    await again.restore({ backupId: id });
+    expect(await snapshot(dst2)).toEqual(expected);
+    await dst2.disconnect();
+  });
+});
+
+describe('manual verification after the fact', () => {
+  it('listBackups shows the verification stored by verifyBackup', async () => {
+    const dir = path.join(work, 'verify-later');
+    const db = await openDb(`memory://verify-later-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(dir, { verify: false });
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    expect(b.verified).toBe(false);
+    expect(b.verification).toBeNull();
+    const r = await p.verifyBackup(b.id);
+    expect(r).toMatchObject({ verified: true, level: 'full', error: null });
+    const listed = (await p.listBackups({ verified: true })).map((x) => x.id);
+    expect(listed).toEqual([b.id]);
+    const handle = await open(path.join(dir, 'verifications', `${b.id}.json`), 'r');
+    await handle.close();
+  });
+});
