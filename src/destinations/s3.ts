@@ -1,0 +1,482 @@
+/**
+ * S3 destination (AWS S3 and S3-compatible stores such as Ceph RGW, MinIO, R2): objects under
+ * `s3://<bucketName>/<prefix><path>`.
+ *
+ * Invariants:
+ * - write() streams through @aws-sdk/lib-storage `Upload`: parts of `partSize` bytes, `queueSize`
+ *   in flight, so memory stays about partSize x queueSize, with no temp files. Each part is a Buffer,
+ *   which is what lets the SDK retry a part; a body that fits in one part is sent as one PutObject
+ *   with a Buffer body. SHA-256 and size are computed from the bytes as they stream by.
+ * - A failed or aborted write leaves nothing: the first failed part stops the source, and the
+ *   multipart upload is aborted (leavePartsOnError false). Uploads left by a crashed process are
+ *   found and aborted by abortStaleUploads().
+ * - Retries: the SDK retry strategy ('standard' or 'adaptive', `maxAttempts`) retries 5xx,
+ *   SlowDown/throttling and connection resets (ECONNRESET, EPIPE, ETIMEDOUT) with exponential
+ *   backoff and full jitter. read() additionally resumes a body cut mid-stream with a ranged GET
+ *   from the byte it stopped at (pinned to the first ETag, so it never mixes two versions).
+ * - createIfAbsent = PutObject If-None-Match: * ; replaceIfMatch = PutObject If-Match: <etag> (sent
+ *   unquoted once more when a store compares it without quotes, as Ceph RGW 16 does).
+ *   A 412 after a retried request is checked against the stored bytes, so a lost response to our
+ *   own successful PUT is not mistaken for someone else's object.
+ * - Objects in GLACIER / DEEP_ARCHIVE: read() fails with ERR_ARCHIVED_OBJECT naming the class;
+ *   requestRestore() issues RestoreObject.
+ * - Labels and errors name the bucket, prefix and path, never credentials.
+ */
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  RestoreObjectCommand,
+  S3Client,
+  type GetObjectCommandOutput,
+  type PutObjectCommandInput,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BackupError, errorMessage } from '../errors.js';
+import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
+import { normalizeS3Config, type S3DestinationConfig, type ResolvedS3Config } from './s3-config.js';
+
+export type { S3DestinationConfig, S3StorageClass } from './s3-config.js';
+export { S3_STORAGE_CLASSES } from './s3-config.js';
+
+const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+const RETRYABLE_STREAM_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  StorageClass?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+const asSdk = (err: unknown): SdkError => (typeof err === 'object' && err !== null ? (err as SdkError) : {});
+const status = (err: unknown): number | undefined => asSdk(err).$metadata?.httpStatusCode;
+
+export interface StaleUpload {
+  path: string;
+  uploadId: string;
+  initiated?: Date;
+}
+
+export type RestoreTier = 'Expedited' | 'Standard' | 'Bulk';
+
+export class S3Destination implements Destination {
+  readonly driver = 's3';
+  readonly label: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly config: ResolvedS3Config;
+  private readonly ownsClient: boolean;
+
+  constructor(config: S3DestinationConfig) {
+    this.config = normalizeS3Config(config);
+    this.bucket = this.config.bucketName;
+    this.prefix = this.config.prefix;
+    const where = this.config.endpoint ? ` at ${new URL(this.config.endpoint).host}` : '';
+    this.label = `s3://${this.bucket}/${this.prefix}${where}`;
+    if (config.client) {
+      this.client = config.client;
+      this.ownsClient = false;
+    } else {
+      const c = this.config;
+      const clientConfig: S3ClientConfig = {
+        region: c.region,
+        maxAttempts: c.maxAttempts,
+        retryMode: c.retryMode,
+        requestHandler: {
+          connectionTimeout: c.connectionTimeoutMs,
+          requestTimeout: c.requestTimeoutMs,
+          httpAgent: { keepAlive: true, maxSockets: Math.max(50, c.queueSize * 4) },
+          httpsAgent: { keepAlive: true, maxSockets: Math.max(50, c.queueSize * 4) },
+        },
+        ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+        ...(c.forcePathStyle !== undefined ? { forcePathStyle: c.forcePathStyle } : {}),
+        ...(c.credentials ? { credentials: c.credentials } : {}),
+        ...(c.requestChecksumCalculation ? { requestChecksumCalculation: c.requestChecksumCalculation } : {}),
+        ...(c.responseChecksumValidation ? { responseChecksumValidation: c.responseChecksumValidation } : {}),
+      };
+      this.client = new S3Client(clientConfig);
+      this.ownsClient = true;
+    }
+  }
+
+  /** The S3 key of a destination-relative path; refuses anything that could leave the prefix. */
+  key(relative: string): string {
+    if (typeof relative !== 'string' || relative === '' || relative.startsWith('/') || relative.includes('\\')) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: invalid object path "${relative}" (must be relative, with "/" separators)`);
+    }
+    if (relative.split('/').some((s, i, all) => s === '..' || s === '.' || (s === '' && i !== all.length - 1))) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: object path "${relative}" escapes or is not normalised`);
+    }
+    return this.prefix + relative;
+  }
+
+  private putParams(key: string, contentType?: string): PutObjectCommandInput {
+    const c = this.config;
+    return {
+      Bucket: this.bucket,
+      Key: key,
+      ContentType: contentType ?? 'application/octet-stream',
+      ...(c.storageClass ? { StorageClass: c.storageClass } : {}),
+      ...(c.serverSideEncryption ? { ServerSideEncryption: c.serverSideEncryption } : {}),
+      ...(c.kmsKeyId ? { SSEKMSKeyId: c.kmsKeyId } : {}),
+    };
+  }
+
+  async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
+    const key = this.key(relative);
+    const { signal } = options;
+    if (signal?.aborted) throw this.fail(signal.reason ?? new Error('aborted'), 'write', relative, 'ERR_ABORTED');
+    const hash = createHash('sha256');
+    let size = 0;
+
+    if (Buffer.isBuffer(body) && body.length <= this.config.partSize) {
+      hash.update(body);
+      try {
+        await this.client.send(new PutObjectCommand({ ...this.putParams(key, options.contentType), Body: body }), { abortSignal: signal });
+      } catch (err) {
+        throw this.fail(err, 'write', relative);
+      }
+      return { path: relative, size: body.length, sha256: hash.digest('hex') };
+    }
+
+    const source = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+    const measure = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    source.on('error', (err) => measure.destroy(err));
+    source.pipe(measure);
+    const onAbort = (): void => {
+      measure.destroy(Object.assign(new Error(`write of ${relative} was aborted`), { name: 'AbortError' }));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    // lib-storage keeps pulling parts after one part failed; stop the source at the first failure so
+    // a failing upload does not read (and upload) the rest of a large stream before it aborts.
+    const client = this.client;
+    const stopOnFailure = {
+      config: client.config,
+      send: ((command: Parameters<S3Client['send']>[0], ...rest: unknown[]) =>
+        (client.send as (c: unknown, ...r: unknown[]) => Promise<unknown>)(command, ...rest).catch((err: unknown) => {
+          if (!(command instanceof AbortMultipartUploadCommand)) measure.destroy(err as Error);
+          throw err;
+        })) as S3Client['send'],
+    } as unknown as S3Client;
+
+    const upload = new Upload({
+      client: stopOnFailure,
+      params: { ...this.putParams(key, options.contentType), Body: measure },
+      partSize: this.config.partSize,
+      queueSize: this.config.queueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      source.unpipe(measure);
+      if (!source.destroyed && source !== body) source.destroy();
+      throw this.fail(signal?.aborted ? (signal.reason ?? err) : err, 'write', relative, signal?.aborted ? 'ERR_ABORTED' : undefined);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return { path: relative, size, sha256: hash.digest('hex') };
+  }
+
+  async read(relative: string, options: ReadOptions = {}): Promise<Readable> {
+    const key = this.key(relative);
+    const start = options.start ?? 0;
+    const end = options.end;
+    if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) {
+      throw new BackupError('ERR_DESTINATION_RANGE', `${this.label}: invalid byte range ${start}-${end ?? ''} for ${relative}`);
+    }
+    const get = async (from: number, ifMatch?: string): Promise<GetObjectCommandOutput> => {
+      const range = from === 0 && end === undefined ? undefined : `bytes=${from}-${end ?? ''}`;
+      try {
+        return await this.client.send(
+          new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, IfMatch: ifMatch }),
+          { abortSignal: options.signal },
+        );
+      } catch (err) {
+        throw await this.readError(err, relative);
+      }
+    };
+    const first = await get(start);
+    const etag = first.ETag;
+    const expected = first.ContentLength;
+    const maxAttempts = this.config.maxAttempts;
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const label = this.label;
+
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let response = first;
+      let offset = start;
+      let failures = 0;
+      for (;;) {
+        const progressAt = offset;
+        try {
+          for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
+            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+            offset += buf.length;
+            yield buf;
+          }
+        } catch (err) {
+          if (offset > progressAt) failures = 0;
+          const code = asSdk(err).code ?? '';
+          if (options.signal?.aborted || !(RETRYABLE_STREAM_CODES.has(code) || /aborted|socket hang up/i.test(errorMessage(err))) || ++failures >= maxAttempts) {
+            throw new BackupError('ERR_DESTINATION_IO', `${label}: reading ${relative} failed at byte ${offset}: ${errorMessage(err)}`, { cause: err });
+          }
+          await sleep(Math.random() * Math.min(20_000, 100 * 2 ** failures));
+          response = await get(offset, etag);
+          continue;
+        }
+        if (expected !== undefined && offset - start !== expected) {
+          if (++failures >= maxAttempts) {
+            throw new BackupError('ERR_DESTINATION_IO', `${label}: ${relative} ended after ${offset - start} of ${expected} bytes`);
+          }
+          response = await get(offset, etag);
+          continue;
+        }
+        return;
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  async stat(relative: string): Promise<ObjectInfo | null> {
+    const key = this.key(relative);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        path: relative,
+        size: head.ContentLength ?? 0,
+        etag: head.ETag,
+        lastModified: head.LastModified,
+        storageClass: head.StorageClass ?? 'STANDARD',
+      };
+    } catch (err) {
+      if (status(err) === 404 && asSdk(err).name !== 'NoSuchBucket') return null;
+      throw this.fail(err, 'stat', relative);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    if (prefix !== '' && (prefix.startsWith('/') || prefix.split('/').some((s) => s === '..' || s === '.'))) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: invalid list prefix "${prefix}"`);
+    }
+    let ContinuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken }),
+        );
+      } catch (err) {
+        throw this.fail(err, 'list', prefix || '(root)');
+      }
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || !o.Key.startsWith(this.prefix)) continue;
+        yield {
+          path: o.Key.slice(this.prefix.length),
+          size: o.Size ?? 0,
+          etag: o.ETag,
+          lastModified: o.LastModified,
+          storageClass: o.StorageClass ?? 'STANDARD',
+        };
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  async delete(paths: string[]): Promise<void> {
+    const keys = paths.map((p) => this.key(p));
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      let result;
+      try {
+        result = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        );
+      } catch (err) {
+        throw this.fail(err, 'delete', `${batch.length} object(s) from ${paths[i]}`);
+      }
+      const errors = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (errors.length > 0) {
+        const list = errors.slice(0, 5).map((e) => `${e.Key?.slice(this.prefix.length)} (${e.Code}: ${e.Message})`).join(', ');
+        throw new BackupError('ERR_DESTINATION_IO', `${this.label}: could not delete ${errors.length} object(s): ${list}`);
+      }
+    }
+  }
+
+  async createIfAbsent(relative: string, body: Buffer): Promise<{ created: boolean; etag?: string }> {
+    const key = this.key(relative);
+    try {
+      const out = await this.client.send(new PutObjectCommand({ ...this.putParams(key, 'application/json'), Body: body, IfNoneMatch: '*' }));
+      return { created: true, etag: out.ETag };
+    } catch (err) {
+      if (status(err) === 412 || status(err) === 409) {
+        const mine = await this.retriedAndStoredIs(err, key, body);
+        return mine ? { created: true, etag: mine } : { created: false };
+      }
+      throw this.fail(err, 'create', relative);
+    }
+  }
+
+  async replaceIfMatch(relative: string, body: Buffer, etag: string): Promise<{ replaced: boolean; etag?: string }> {
+    const key = this.key(relative);
+    const put = (ifMatch: string) =>
+      this.client.send(new PutObjectCommand({ ...this.putParams(key, 'application/json'), Body: body, IfMatch: ifMatch }));
+    try {
+      const out = await put(etag);
+      return { replaced: true, etag: out.ETag };
+    } catch (err) {
+      if (status(err) === 412 || status(err) === 409 || status(err) === 404) {
+        const mine = await this.retriedAndStoredIs(err, key, body);
+        if (mine) return { replaced: true, etag: mine };
+        // Ceph RGW (16.x) compares a PUT's If-Match with the ETag *without* its quotes, so a correct
+        // quoted tag fails there. When the current tag really equals ours, ask again unquoted: still
+        // a conditional PUT, so the compare-and-swap stays atomic.
+        const bare = etag.replace(/^"|"$/g, '');
+        if (status(err) === 412 && bare !== etag) {
+          const current = await this.stat(relative).catch(() => null);
+          if (current?.etag?.replace(/^"|"$/g, '') === bare) {
+            try {
+              const out = await put(bare);
+              return { replaced: true, etag: out.ETag };
+            } catch (again) {
+              if (status(again) !== 412 && status(again) !== 409 && status(again) !== 404) throw this.fail(again, 'replace', relative);
+            }
+          }
+        }
+        return { replaced: false };
+      }
+      throw this.fail(err, 'replace', relative);
+    }
+  }
+
+  /**
+   * After a conditional PUT failed with 412 on a retried request, our own first attempt may have
+   * succeeded with its answer lost. Returns the stored ETag when the stored bytes are exactly ours.
+   */
+  private async retriedAndStoredIs(err: unknown, key: string, body: Buffer): Promise<string | undefined> {
+    if ((asSdk(err).$metadata?.attempts ?? 1) <= 1) return undefined;
+    try {
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const stored = Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+      return stored.equals(body) ? got.ETag : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Aborts the incomplete multipart uploads under this destination's prefix that were started more
+   * than `olderThanMs` ago (leftovers of crashed or killed runs, which S3 bills until aborted).
+   */
+  async abortStaleUploads(olderThanMs: number): Promise<StaleUpload[]> {
+    const cutoff = Date.now() - olderThanMs;
+    const aborted: StaleUpload[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix || undefined, KeyMarker, UploadIdMarker }),
+        );
+      } catch (err) {
+        throw this.fail(err, 'list multipart uploads under', this.prefix || '(root)');
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
+        try {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+        } catch (err) {
+          if (asSdk(err).name !== 'NoSuchUpload') throw this.fail(err, 'abort the multipart upload of', u.Key);
+        }
+        aborted.push({ path: u.Key.slice(this.prefix.length), uploadId: u.UploadId, initiated: u.Initiated });
+      }
+      if (!page.IsTruncated) return aborted;
+      KeyMarker = page.NextKeyMarker;
+      UploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /**
+   * Asks S3 to restore an archived object (GLACIER / DEEP_ARCHIVE) for `days` days. Restores take
+   * minutes (Expedited) to hours (Standard: 3-5 h, Bulk: 5-12 h; DEEP_ARCHIVE up to 48 h).
+   * Returns 'started', or 'in-progress' when a restore was already requested.
+   */
+  async requestRestore(relative: string, days = 7, tier: RestoreTier = 'Standard'): Promise<'started' | 'in-progress'> {
+    const key = this.key(relative);
+    try {
+      await this.client.send(
+        new RestoreObjectCommand({ Bucket: this.bucket, Key: key, RestoreRequest: { Days: days, GlacierJobParameters: { Tier: tier } } }),
+      );
+      return 'started';
+    } catch (err) {
+      if (asSdk(err).name === 'RestoreAlreadyInProgress' || status(err) === 409) return 'in-progress';
+      throw this.fail(err, 'request a restore of', relative);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  private async readError(err: unknown, relative: string): Promise<BackupError> {
+    const e = asSdk(err);
+    if (e.name === 'InvalidObjectState' || (status(err) === 403 && /InvalidObjectState/.test(e.message ?? ''))) {
+      let storageClass = e.StorageClass;
+      if (!storageClass) storageClass = (await this.stat(relative).catch(() => null))?.storageClass;
+      const cls = storageClass && ARCHIVE_CLASSES.has(storageClass) ? storageClass : (storageClass ?? 'an archive storage class');
+      return new BackupError(
+        'ERR_ARCHIVED_OBJECT',
+        `${this.label}: ${relative} is in ${cls} and must be restored before it can be read: ` +
+          `call requestRestore('${relative}', days, tier) on this destination (S3 RestoreObject) or ` +
+          `"aws s3api restore-object", then retry once the restore is done (hours; DEEP_ARCHIVE up to 48 h)`,
+        { cause: err, details: { path: relative, storageClass: cls } },
+      );
+    }
+    if (status(err) === 416) {
+      return new BackupError('ERR_DESTINATION_RANGE', `${this.label}: the requested byte range is outside ${relative}`, { cause: err });
+    }
+    return this.fail(err, 'read', relative);
+  }
+
+  private fail(err: unknown, op: string, relative: string, forced?: string): BackupError {
+    if (err instanceof BackupError) return err;
+    const e = asSdk(err);
+    const code = status(err);
+    if (forced === 'ERR_ABORTED' || e.name === 'AbortError') {
+      return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
+    }
+    if (e.name === 'NoSuchBucket') {
+      return new BackupError('ERR_DESTINATION_NO_BUCKET', `${this.label}: bucket "${this.bucket}" does not exist; create it or fix config.bucketName`, { cause: err });
+    }
+    if (code === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound') {
+      return new BackupError('ERR_DESTINATION_NOT_FOUND', `${this.label}: ${relative} does not exist`, { cause: err, details: { path: relative } });
+    }
+    if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
+      return new BackupError(
+        'ERR_DESTINATION_ACCESS',
+        `${this.label}: access denied to ${op} ${relative} (${e.name ?? code}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
+        { cause: err },
+      );
+    }
+    return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}`.replace(/ +/g, ' '), {
+      cause: err,
+    });
+  }
+}
