@@ -61,13 +61,19 @@ fn main() {
     let batch = 1 << 20;
     if what == "all" || what == "zlib" {
         for l in 1..=9 {
-            let t = Instant::now();
-            let out = compress::gzip_with_backend_level(l, threads.max(1), &data).unwrap();
-            println!(
-                "zlib-rs level {l}: ratio {:.4}  {:.1} MB/s",
-                data.len() as f64 / out.len() as f64,
-                mbps(data.len(), t)
-            );
+            for params in [
+                levels::ZlibParams {
+                    base_level: l,
+                    tune: None,
+                },
+                levels::zlib_params(Compression::Gzip, Some(l)).unwrap(),
+            ] {
+                let t = Instant::now();
+                let out =
+                    compress::gzip_with_backend_params(params, threads.max(1), &data).unwrap();
+                let r = data.len() as f64 / out.len() as f64;
+                println!("{params:?}: ratio {r:.4}  {:.1} MB/s", mbps(data.len(), t));
+            }
         }
     }
     let key = Some([7u8; 32]);

@@ -9,8 +9,10 @@
 
 use std::sync::Arc;
 
-use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use libz_rs_sys as z;
 
+use super::levels::ZlibParams;
 use super::{append, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::pool::{Ordered, Workers};
@@ -28,7 +30,7 @@ struct BlockOut {
 
 pub(crate) struct ParallelDeflate {
     gzip: bool,
-    level: u32,
+    params: ZlibParams,
     /// Node-semantics level, only for the header's XFL / FLEVEL bits (as Node writes them).
     node_level: i32,
     header_done: bool,
@@ -41,17 +43,17 @@ pub(crate) struct ParallelDeflate {
 }
 
 impl ParallelDeflate {
-    /// `level` is the zlib-rs level (already mapped by `levels`).
+    /// `params` are the zlib-rs settings (mapped from `node_level` by `levels`).
     pub(crate) fn new(
         gzip: bool,
-        level: u32,
+        params: ZlibParams,
         node_level: i32,
         threads: usize,
         workers: Arc<Workers>,
     ) -> ParallelDeflate {
         ParallelDeflate {
             gzip,
-            level,
+            params,
             node_level,
             header_done: false,
             block: Vec::with_capacity(BLOCK),
@@ -117,43 +119,129 @@ impl ParallelDeflate {
         if !last {
             self.dict = data[data.len().saturating_sub(DICT)..].to_vec();
         }
-        let (gzip, level) = (self.gzip, self.level);
+        let (gzip, params) = (self.gzip, self.params);
         self.queue.push(
             self.workers
-                .submit(move || deflate_block(gzip, level, &dict, &data, last)),
+                .submit(move || deflate_block(gzip, params, &dict, &data, last)),
         );
         Ok(())
     }
 }
 
-fn deflate_block(gzip: bool, level: u32, dict: &[u8], data: &[u8], last: bool) -> Result<BlockOut> {
-    let mut c = Compress::new(flate2::Compression::new(level), false);
+/// A raw-deflate stream of zlib-rs through its zlib C API (`libz-rs-sys`), which, unlike flate2,
+/// has `deflateTune`: with it, `levels::ZlibParams` reproduces the exact parameters of Node's zlib.
+struct RawDeflate {
+    // Boxed: zlib keeps a pointer to its z_stream, so it must not move after init.
+    s: Box<z::z_stream>,
+}
+
+// SAFETY: the z_stream owns its state exclusively; it is used by one thread at a time.
+unsafe impl Send for RawDeflate {}
+
+fn zerr(what: &str, rc: i32) -> CodecError {
+    CodecError::Internal(format!("zlib-rs {what} failed with code {rc}"))
+}
+
+impl RawDeflate {
+    fn new(p: ZlibParams) -> Result<RawDeflate> {
+        // SAFETY: an all-zero z_stream (null zalloc/zfree/opaque) is what deflateInit2_ expects.
+        let mut s: Box<z::z_stream> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `s` is a valid, zeroed, heap-pinned z_stream; the version and size are the library's own.
+        let rc = unsafe {
+            z::deflateInit2_(
+                &mut *s,
+                p.base_level,
+                z::Z_DEFLATED,
+                -15, // raw deflate, 32 KiB window
+                8,
+                z::Z_DEFAULT_STRATEGY,
+                z::zlibVersion(),
+                std::mem::size_of::<z::z_stream>() as i32,
+            )
+        };
+        if rc != z::Z_OK {
+            return Err(zerr("deflateInit2", rc));
+        }
+        let mut d = RawDeflate { s };
+        if let Some((good, lazy, nice, chain)) = p.tune {
+            // SAFETY: the stream was initialized above.
+            let rc = unsafe { z::deflateTune(&mut *d.s, good, lazy, nice, chain) };
+            if rc != z::Z_OK {
+                return Err(zerr("deflateTune", rc));
+            }
+        }
+        Ok(d)
+    }
+
+    fn set_dictionary(&mut self, dict: &[u8]) -> Result<()> {
+        // SAFETY: initialized stream; `dict` is a valid slice for the duration of the call.
+        let rc = unsafe { z::deflateSetDictionary(&mut *self.s, dict.as_ptr(), dict.len() as u32) };
+        if rc != z::Z_OK {
+            return Err(zerr("deflateSetDictionary", rc));
+        }
+        Ok(())
+    }
+
+    /// Compresses all of `data` with `flush` (Z_SYNC_FLUSH or Z_FINISH), appending to `out`.
+    fn compress(&mut self, data: &[u8], flush: i32, out: &mut Vec<u8>) -> Result<()> {
+        self.s.next_in = data.as_ptr();
+        self.s.avail_in = u32::try_from(data.len())
+            .map_err(|_| CodecError::Internal("deflate block too large".into()))?;
+        loop {
+            if out.capacity() - out.len() < 64 * 1024 {
+                out.reserve(out.capacity().max(64 * 1024));
+            }
+            let spare = out.capacity() - out.len();
+            let avail = spare.min(u32::MAX as usize) as u32;
+            // SAFETY: next_out points into the spare capacity of `out`, `avail` bytes long;
+            // next_in/avail_in describe `data`, alive for this call.
+            let rc = unsafe {
+                self.s.next_out = out.as_mut_ptr().add(out.len());
+                self.s.avail_out = avail;
+                let rc = z::deflate(&mut *self.s, flush);
+                let written = (avail - self.s.avail_out) as usize;
+                out.set_len(out.len() + written);
+                rc
+            };
+            match rc {
+                z::Z_STREAM_END => return Ok(()),
+                z::Z_OK | z::Z_BUF_ERROR => {
+                    if flush != z::Z_FINISH && self.s.avail_in == 0 && self.s.avail_out > 0 {
+                        return Ok(());
+                    }
+                }
+                rc => return Err(zerr("deflate", rc)),
+            }
+        }
+    }
+}
+
+impl Drop for RawDeflate {
+    fn drop(&mut self) {
+        // SAFETY: initialized in `new`; ended exactly once.
+        unsafe {
+            z::deflateEnd(&mut *self.s);
+        }
+    }
+}
+
+fn deflate_block(
+    gzip: bool,
+    params: ZlibParams,
+    dict: &[u8],
+    data: &[u8],
+    last: bool,
+) -> Result<BlockOut> {
+    let mut d = RawDeflate::new(params)?;
     if !dict.is_empty() {
-        c.set_dictionary(dict)
-            .map_err(|e| CodecError::Internal(format!("deflate dictionary: {e}")))?;
+        d.set_dictionary(dict)?;
     }
     let mut out = Vec::with_capacity(data.len() / 2 + 1024);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    loop {
-        let done_in = c.total_in() as usize;
-        if out.capacity() - out.len() < 64 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let st = c
-            .compress_vec(&data[done_in..], &mut out, flush)
-            .map_err(|e| CodecError::Internal(format!("deflate: {e}")))?;
-        let finished_input = c.total_in() as usize == data.len();
-        let spare = out.capacity() - out.len();
-        match st {
-            Status::StreamEnd => break,
-            _ if finished_input && !last && spare > 0 => break,
-            _ => {}
-        }
-    }
+    d.compress(
+        data,
+        if last { z::Z_FINISH } else { z::Z_SYNC_FLUSH },
+        &mut out,
+    )?;
     let check = if gzip {
         zlib_rs::crc32::crc32(0, data)
     } else {

@@ -1,10 +1,9 @@
 //! Maps Node-semantics compression levels to this core's backends BY RATIO (docs/FORMAT.md 2.1).
 //!
 //! Node's gzip/deflate is Chromium's zlib; ours is zlib-rs (a zlib-ng port) whose levels are other
-//! algorithms (zlib-rs level 1 is `deflate_quick`, far worse than zlib level 1). The tables pick,
-//! for each Node level, the fastest zlib-rs level whose output on JSON-lines records is at most
-//! ~1 % larger than Node's at that level (measured with `examples/calibrate.rs`, see the numbers
-//! in the comments). Brotli is a port of the same C encoder, zstd is the same C library.
+//! algorithms, so gzip/deflate levels map to tuned zlib-rs settings that reproduce zlib's (see
+//! `ZLIB_MAP`). Brotli is a port of the same C encoder (`BROTLI_MAP`), zstd is the same C library.
+//! Measured with `examples/calibrate.rs` against Node 20 on JSON-lines records.
 
 use crate::error::{CodecError, Result};
 use crate::format::Compression;
@@ -13,22 +12,63 @@ pub const DEFAULT_ZLIB_LEVEL: i32 = 6;
 pub const DEFAULT_BROTLI_QUALITY: i32 = 4;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// Node zlib level (index) -> zlib-rs level. Index 0 is "stored" in both.
-/// Ratios on 16 MiB of JSON-lines records (Node 20 `gzipSync` vs our pigz-style gzip):
+/// zlib-rs settings for one Node zlib level: a base level choosing the algorithm
+/// (`deflate_fast` = 2, `deflate_slow` = 7, stored = 0) and `deflateTune(good, lazy, nice, chain)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZlibParams {
+    pub base_level: i32,
+    pub tune: Option<(i32, i32, i32, i32)>,
+}
+
+/// Node zlib level (index) -> zlib-rs settings. Node (Chromium zlib) runs `deflate_fast` for
+/// levels 1-3 and `deflate_slow` for 4-9 with zlib's configuration table; zlib-rs's own levels are
+/// other algorithms (its level 1 is `deflate_quick`, ratio 2.84 vs Node's 3.75; its level 6 is
+/// `deflate_medium`, output 1.7 % larger than Node's level 6 on the benchmark corpus). So each
+/// Node level uses zlib-rs's algorithm of the same family, tuned to zlib's parameters.
+/// Ratios on 16 MiB of `benches/corpus.js` (Node `deflateRawSync` / this map, single stream):
 ///
-/// | Node level | Node ratio | zlib-rs level | our ratio |
-/// |---|---|---|---|
-/// | 1 | 3.916 | 2 | 3.948 |
-/// | 2 | 4.093 | 3 | 4.211 |
-/// | 3 | 4.309 | 4 | 4.519 |
-/// | 4 | 4.370 | 4 | 4.519 |
-/// | 5 | 4.681 | 5 | 4.696 |
-/// | 6 | 4.846 | 6 | 4.818 (0.6 % larger output) |
-/// | 7 | 4.918 | 7 | 4.917 |
-/// | 8, 9 | 4.950 | 8 | 4.949 (zlib-rs 9 gives 4.758: worse) |
+/// | Node level | Node | ours |
+/// |---|---|---|
+/// | 1 | 3.7513 | 3.7640 |
+/// | 2 | 3.9299 | 3.9365 |
+/// | 3 | 4.0627 | 4.0644 |
+/// | 4 | 4.1046 | 4.1057 |
+/// | 5 | 4.4462 | 4.4476 |
+/// | 6 | 4.5380 | 4.5385 |
+/// | 7 | 4.6502 | 4.6506 |
+/// | 8 | 4.7336 | 4.7336 |
+/// | 9 | 4.7336 | 4.7336 (level 8's parameters: zlib-rs with zlib's level-9 table gives 3.73) |
 ///
-/// zlib-rs level 1 (`deflate_quick`, ratio 3.01) is never used.
-const ZLIB_MAP: [u32; 10] = [0, 2, 3, 4, 4, 5, 6, 7, 8, 8];
+/// The parallel encoder's 1 MiB blocks (primed with 32 KiB) cost about 0.1 % on top.
+const ZLIB_MAP: [ZlibParams; 10] = [
+    ZlibParams {
+        base_level: 0,
+        tune: None,
+    },
+    fast(4, 4, 8, 4),
+    fast(4, 5, 16, 8),
+    fast(4, 6, 32, 32),
+    slow(4, 4, 16, 16),
+    slow(8, 16, 32, 32),
+    slow(8, 16, 128, 128),
+    slow(8, 32, 128, 256),
+    slow(32, 128, 258, 1024),
+    slow(32, 128, 258, 1024),
+];
+
+const fn fast(good: i32, lazy: i32, nice: i32, chain: i32) -> ZlibParams {
+    ZlibParams {
+        base_level: 2,
+        tune: Some((good, lazy, nice, chain)),
+    }
+}
+
+const fn slow(good: i32, lazy: i32, nice: i32, chain: i32) -> ZlibParams {
+    ZlibParams {
+        base_level: 7,
+        tune: Some((good, lazy, nice, chain)),
+    }
+}
 
 /// Node brotli quality (index) -> Rust brotli quality. Same encoder design (a port of C brotli);
 /// blocks get a 16 MiB size hint like Node's one-shot call. Measured: Node q0 3.658 vs Rust q0
@@ -36,8 +76,8 @@ const ZLIB_MAP: [u32; 10] = [0, 2, 3, 4, 4, 5, 6, 7, 8, 8];
 /// q4 4.814/4.835, q5 4.957/4.959, q6 5.189/5.186. Higher qualities map to themselves.
 const BROTLI_MAP: [u32; 12] = [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
-/// The zlib-rs level for a Node-semantics gzip/deflate `level` (0-9, -1 or `None` = 6).
-pub fn zlib_level(compression: Compression, level: Option<i32>) -> Result<u32> {
+/// The zlib-rs settings for a Node-semantics gzip/deflate `level` (0-9, -1 or `None` = 6).
+pub fn zlib_params(compression: Compression, level: Option<i32>) -> Result<ZlibParams> {
     let l = match level {
         None | Some(-1) => DEFAULT_ZLIB_LEVEL,
         Some(l @ 0..=9) => l,
@@ -106,11 +146,11 @@ mod tests {
 
     #[test]
     fn defaults_and_ranges() {
-        assert_eq!(zlib_level(Compression::Gzip, None).unwrap(), ZLIB_MAP[6]);
+        assert_eq!(zlib_params(Compression::Gzip, None).unwrap(), ZLIB_MAP[6]);
         assert_eq!(brotli_quality(None).unwrap(), BROTLI_MAP[4]);
         assert_eq!(zstd_level(None).unwrap(), 3);
         assert_eq!(
-            zlib_level(Compression::Gzip, Some(10)).unwrap_err().code(),
+            zlib_params(Compression::Gzip, Some(10)).unwrap_err().code(),
             "ERR_INVALID_OPTION"
         );
         assert_eq!(
@@ -125,7 +165,9 @@ mod tests {
             check_none(Some(1)).unwrap_err().code(),
             "ERR_INVALID_OPTION"
         );
-        // zlib-rs level 1 (deflate_quick) is never used for a Node level >= 1.
-        assert!(ZLIB_MAP[1..].iter().all(|&l| l >= 2));
+        // zlib-rs level 1 (deflate_quick) and its medium levels are never used.
+        assert!(ZLIB_MAP[1..]
+            .iter()
+            .all(|p| p.base_level == 2 || p.base_level == 7));
     }
 }

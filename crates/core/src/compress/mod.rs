@@ -43,7 +43,7 @@ pub(crate) fn compressor(
         }
         Compression::Gzip | Compression::Deflate => Some(Box::new(deflate::ParallelDeflate::new(
             compression == Compression::Gzip,
-            levels::zlib_level(compression, level)?,
+            levels::zlib_params(compression, level)?,
             levels::node_zlib_level(level),
             threads,
             Arc::clone(workers),
@@ -79,12 +79,16 @@ pub(crate) fn append(out: &mut Vec<u8>, v: Vec<u8>) {
     }
 }
 
-/// Calibration hook (examples/calibrate.rs): gzip with a raw zlib-rs `level`, bypassing the
+/// Calibration hook (examples/calibrate.rs): gzip with raw zlib-rs settings, bypassing the
 /// Node-level map. Not part of the API.
 #[doc(hidden)]
-pub fn gzip_with_backend_level(level: u32, threads: usize, data: &[u8]) -> Result<Vec<u8>> {
+pub fn gzip_with_backend_params(
+    params: levels::ZlibParams,
+    threads: usize,
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let workers = Arc::new(Workers::new(threads));
-    let mut c = deflate::ParallelDeflate::new(true, level, 6, threads, workers);
+    let mut c = deflate::ParallelDeflate::new(true, params, 6, threads, workers);
     let mut out = Vec::new();
     c.push(data, &mut out)?;
     c.finish(&mut out)?;
