@@ -325,6 +325,33 @@ describe('S3Destination on Ceph RGW', () => {
     expect(await d.stat('aborted/part')).toBeNull();
   });
 
+  it('stops reading the source at the first part that fails for good, and aborts the upload', async () => {
+    // an UploadPart answered with a non-retryable 400 (injected: RGW has no way to refuse one part)
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: (r) =>
+        r.method === 'PUT' && /[?&]partNumber=2(&|$)/.test(r.url)
+          ? { status: 400, body: '<?xml version="1.0"?><Error><Code>InvalidArgument</Code><Message>refused</Message></Error>' }
+          : undefined,
+    });
+    try {
+      const d = dest({ endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2 });
+      let pulled = 0;
+      async function* counted(): AsyncGenerator<Buffer> {
+        for (const c of pseudoRandomChunks(80 * MIB, 12)) {
+          pulled += c.length;
+          yield c;
+        }
+      }
+      await expectCode(d.write('refused/part', Readable.from(counted())), 'ERR_DESTINATION_IO', /InvalidArgument|refused/);
+      expect(pulled).toBeLessThan(40 * MIB); // without the stop, lib-storage reads (and uploads) all 80 MiB
+      expect(await listMultipartUploads(admin, bucket, d.prefix)).toEqual([]);
+      expect(await d.stat('refused/part')).toBeNull();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('abortStaleUploads cleans multipart uploads left by a crashed run, and only old ones', async () => {
     const d = dest();
     const key = `${d.prefix}crashed/part-000007`;

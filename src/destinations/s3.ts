@@ -7,8 +7,9 @@
  *   in flight, so memory stays about partSize x queueSize, with no temp files. Each part is a Buffer,
  *   which is what lets the SDK retry a part; a body that fits in one part is sent as one PutObject
  *   with a Buffer body. SHA-256 and size are computed from the bytes as they stream by.
- * - A failed or aborted write leaves nothing: the first failed part stops the source, and the
- *   multipart upload is aborted (leavePartsOnError false). Uploads left by a crashed process are
+ * - A failed or aborted write leaves nothing: the first part that fails for good ends lib-storage's
+ *   shared part feeder (so the rest of the source is not read), and the multipart upload is aborted
+ *   (leavePartsOnError false). Uploads left by a crashed process are
  *   found and aborted by abortStaleUploads().
  * - Retries: the SDK retry strategy ('standard' or 'adaptive', `maxAttempts`) retries 5xx,
  *   SlowDown/throttling and connection resets (ECONNRESET, EPIPE, ETIMEDOUT) with exponential
@@ -21,6 +22,7 @@
  * - Objects in GLACIER / DEEP_ARCHIVE: read() fails with ERR_ARCHIVED_OBJECT naming the class;
  *   requestRestore() issues RestoreObject.
  * - Labels and errors name the bucket, prefix and path, never credentials.
+ * Options: s3-config.ts; error mapping: s3-errors.ts; resumable reads: s3-read.ts.
  */
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
@@ -39,25 +41,14 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError } from '../errors.js';
+import { asSdk, httpStatus as status, s3Error, s3ReadError } from './s3-errors.js';
+import { resumableBody } from './s3-read.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 import { normalizeS3Config, type S3DestinationConfig, type ResolvedS3Config } from './s3-config.js';
 
 export type { S3DestinationConfig, S3StorageClass } from './s3-config.js';
 export { S3_STORAGE_CLASSES } from './s3-config.js';
-
-const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
-const RETRYABLE_STREAM_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-interface SdkError {
-  name?: string;
-  code?: string;
-  message?: string;
-  StorageClass?: string;
-  $metadata?: { httpStatusCode?: number; attempts?: number };
-}
-const asSdk = (err: unknown): SdkError => (typeof err === 'object' && err !== null ? (err as SdkError) : {});
-const status = (err: unknown): number | undefined => asSdk(err).$metadata?.httpStatusCode;
 
 export interface StaleUpload {
   path: string;
@@ -134,7 +125,7 @@ export class S3Destination implements Destination {
   async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
     const key = this.key(relative);
     const { signal } = options;
-    if (signal?.aborted) throw this.fail(signal.reason ?? new Error('aborted'), 'write', relative, 'ERR_ABORTED');
+    if (signal?.aborted) throw this.error(signal.reason ?? new Error('aborted'), 'write', relative, 'ERR_ABORTED');
     const hash = createHash('sha256');
     let size = 0;
 
@@ -143,7 +134,7 @@ export class S3Destination implements Destination {
       try {
         await this.client.send(new PutObjectCommand({ ...this.putParams(key, options.contentType), Body: body }), { abortSignal: signal });
       } catch (err) {
-        throw this.fail(err, 'write', relative);
+        throw this.error(err, 'write', relative);
       }
       return { path: relative, size: body.length, sha256: hash.digest('hex') };
     }
@@ -163,20 +154,8 @@ export class S3Destination implements Destination {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    // lib-storage keeps pulling parts after one part failed; stop the source at the first failure so
-    // a failing upload does not read (and upload) the rest of a large stream before it aborts.
-    const client = this.client;
-    const stopOnFailure = {
-      config: client.config,
-      send: ((command: Parameters<S3Client['send']>[0], ...rest: unknown[]) =>
-        (client.send as (c: unknown, ...r: unknown[]) => Promise<unknown>)(command, ...rest).catch((err: unknown) => {
-          if (!(command instanceof AbortMultipartUploadCommand)) measure.destroy(err as Error);
-          throw err;
-        })) as S3Client['send'],
-    } as unknown as S3Client;
-
     const upload = new Upload({
-      client: stopOnFailure,
+      client: this.client,
       params: { ...this.putParams(key, options.contentType), Body: measure },
       partSize: this.config.partSize,
       queueSize: this.config.queueSize,
@@ -187,7 +166,7 @@ export class S3Destination implements Destination {
     } catch (err) {
       source.unpipe(measure);
       if (!source.destroyed && source !== body) source.destroy();
-      throw this.fail(signal?.aborted ? (signal.reason ?? err) : err, 'write', relative, signal?.aborted ? 'ERR_ABORTED' : undefined);
+      throw this.error(signal?.aborted ? (signal.reason ?? err) : err, 'write', relative, signal?.aborted ? 'ERR_ABORTED' : undefined);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -209,49 +188,11 @@ export class S3Destination implements Destination {
           { abortSignal: options.signal },
         );
       } catch (err) {
-        throw await this.readError(err, relative);
+        throw await s3ReadError(this, err, relative, async () => (await this.stat(relative))?.storageClass);
       }
     };
     const first = await get(start);
-    const etag = first.ETag;
-    const expected = first.ContentLength;
-    const maxAttempts = this.config.maxAttempts;
-    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-    const label = this.label;
-
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let response = first;
-      let offset = start;
-      let failures = 0;
-      for (;;) {
-        const progressAt = offset;
-        try {
-          for await (const chunk of response.Body as AsyncIterable<Uint8Array>) {
-            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-            offset += buf.length;
-            yield buf;
-          }
-        } catch (err) {
-          if (offset > progressAt) failures = 0;
-          const code = asSdk(err).code ?? '';
-          if (options.signal?.aborted || !(RETRYABLE_STREAM_CODES.has(code) || /aborted|socket hang up/i.test(errorMessage(err))) || ++failures >= maxAttempts) {
-            throw new BackupError('ERR_DESTINATION_IO', `${label}: reading ${relative} failed at byte ${offset}: ${errorMessage(err)}`, { cause: err });
-          }
-          await sleep(Math.random() * Math.min(20_000, 100 * 2 ** failures));
-          response = await get(offset, etag);
-          continue;
-        }
-        if (expected !== undefined && offset - start !== expected) {
-          if (++failures >= maxAttempts) {
-            throw new BackupError('ERR_DESTINATION_IO', `${label}: ${relative} ended after ${offset - start} of ${expected} bytes`);
-          }
-          response = await get(offset, etag);
-          continue;
-        }
-        return;
-      }
-    }
-    return Readable.from(chunks(), { objectMode: false });
+    return resumableBody({ first, start, get, maxAttempts: this.config.maxAttempts, what: `${this.label}: ${relative}`, signal: options.signal });
   }
 
   async stat(relative: string): Promise<ObjectInfo | null> {
@@ -267,7 +208,7 @@ export class S3Destination implements Destination {
       };
     } catch (err) {
       if (status(err) === 404 && asSdk(err).name !== 'NoSuchBucket') return null;
-      throw this.fail(err, 'stat', relative);
+      throw this.error(err, 'stat', relative);
     }
   }
 
@@ -283,7 +224,7 @@ export class S3Destination implements Destination {
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken }),
         );
       } catch (err) {
-        throw this.fail(err, 'list', prefix || '(root)');
+        throw this.error(err, 'list', prefix || '(root)');
       }
       for (const o of page.Contents ?? []) {
         if (!o.Key || !o.Key.startsWith(this.prefix)) continue;
@@ -309,7 +250,7 @@ export class S3Destination implements Destination {
           new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
         );
       } catch (err) {
-        throw this.fail(err, 'delete', `${batch.length} object(s) from ${paths[i]}`);
+        throw this.error(err, 'delete', `${batch.length} object(s) from ${paths[i]}`);
       }
       const errors = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
       if (errors.length > 0) {
@@ -329,7 +270,7 @@ export class S3Destination implements Destination {
         const mine = await this.retriedAndStoredIs(err, key, body);
         return mine ? { created: true, etag: mine } : { created: false };
       }
-      throw this.fail(err, 'create', relative);
+      throw this.error(err, 'create', relative);
     }
   }
 
@@ -355,13 +296,13 @@ export class S3Destination implements Destination {
               const out = await put(bare);
               return { replaced: true, etag: out.ETag };
             } catch (again) {
-              if (status(again) !== 412 && status(again) !== 409 && status(again) !== 404) throw this.fail(again, 'replace', relative);
+              if (status(again) !== 412 && status(again) !== 409 && status(again) !== 404) throw this.error(again, 'replace', relative);
             }
           }
         }
         return { replaced: false };
       }
-      throw this.fail(err, 'replace', relative);
+      throw this.error(err, 'replace', relative);
     }
   }
 
@@ -396,14 +337,14 @@ export class S3Destination implements Destination {
           new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix || undefined, KeyMarker, UploadIdMarker }),
         );
       } catch (err) {
-        throw this.fail(err, 'list multipart uploads under', this.prefix || '(root)');
+        throw this.error(err, 'list multipart uploads under', this.prefix || '(root)');
       }
       for (const u of page.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
         try {
           await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
         } catch (err) {
-          if (asSdk(err).name !== 'NoSuchUpload') throw this.fail(err, 'abort the multipart upload of', u.Key);
+          if (asSdk(err).name !== 'NoSuchUpload') throw this.error(err, 'abort the multipart upload of', u.Key);
         }
         aborted.push({ path: u.Key.slice(this.prefix.length), uploadId: u.UploadId, initiated: u.Initiated });
       }
@@ -427,7 +368,7 @@ export class S3Destination implements Destination {
       return 'started';
     } catch (err) {
       if (asSdk(err).name === 'RestoreAlreadyInProgress' || status(err) === 409) return 'in-progress';
-      throw this.fail(err, 'request a restore of', relative);
+      throw this.error(err, 'request a restore of', relative);
     }
   }
 
@@ -435,48 +376,7 @@ export class S3Destination implements Destination {
     if (this.ownsClient) this.client.destroy();
   }
 
-  private async readError(err: unknown, relative: string): Promise<BackupError> {
-    const e = asSdk(err);
-    if (e.name === 'InvalidObjectState' || (status(err) === 403 && /InvalidObjectState/.test(e.message ?? ''))) {
-      let storageClass = e.StorageClass;
-      if (!storageClass) storageClass = (await this.stat(relative).catch(() => null))?.storageClass;
-      const cls = storageClass && ARCHIVE_CLASSES.has(storageClass) ? storageClass : (storageClass ?? 'an archive storage class');
-      return new BackupError(
-        'ERR_ARCHIVED_OBJECT',
-        `${this.label}: ${relative} is in ${cls} and must be restored before it can be read: ` +
-          `call requestRestore('${relative}', days, tier) on this destination (S3 RestoreObject) or ` +
-          `"aws s3api restore-object", then retry once the restore is done (hours; DEEP_ARCHIVE up to 48 h)`,
-        { cause: err, details: { path: relative, storageClass: cls } },
-      );
-    }
-    if (status(err) === 416) {
-      return new BackupError('ERR_DESTINATION_RANGE', `${this.label}: the requested byte range is outside ${relative}`, { cause: err });
-    }
-    return this.fail(err, 'read', relative);
-  }
-
-  private fail(err: unknown, op: string, relative: string, forced?: string): BackupError {
-    if (err instanceof BackupError) return err;
-    const e = asSdk(err);
-    const code = status(err);
-    if (forced === 'ERR_ABORTED' || e.name === 'AbortError') {
-      return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
-    }
-    if (e.name === 'NoSuchBucket') {
-      return new BackupError('ERR_DESTINATION_NO_BUCKET', `${this.label}: bucket "${this.bucket}" does not exist; create it or fix config.bucketName`, { cause: err });
-    }
-    if (code === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound') {
-      return new BackupError('ERR_DESTINATION_NOT_FOUND', `${this.label}: ${relative} does not exist`, { cause: err, details: { path: relative } });
-    }
-    if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
-      return new BackupError(
-        'ERR_DESTINATION_ACCESS',
-        `${this.label}: access denied to ${op} ${relative} (${e.name ?? code}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
-        { cause: err },
-      );
-    }
-    return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}`.replace(/ +/g, ' '), {
-      cause: err,
-    });
+  private error(err: unknown, op: string, relative: string, forced?: 'ERR_ABORTED'): BackupError {
+    return s3Error(this, err, op, relative, forced);
   }
 }
