@@ -124,7 +124,8 @@ export interface NormalizedOptions {
   triggers: TriggerOption[];
   webhooks: { onSuccess?: (backup: unknown) => unknown; onFailure?: (error: Error) => unknown };
   partSize: number;
-  concurrency: number;
+  /** null = by client: 64 for memory:// and file://, 32 for S3. */
+  concurrency: number | null;
   pageSize: number | null;
   segmentSize: number;
   threads: number | undefined;
@@ -232,7 +233,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     triggers: triggers(o.triggers),
     webhooks: webhooks(o.webhooks),
     partSize: sized('partSize', o.partSize ?? 64 * MiB, MiB / 1024, 4096 * MiB),
-    concurrency: positiveInt('concurrency', o.concurrency ?? o.parallelism ?? 16),
+    concurrency: o.concurrency === undefined && o.parallelism === undefined ? null : positiveInt('concurrency', o.concurrency ?? o.parallelism),
     pageSize: o.pageSize === undefined ? null : positiveInt('pageSize', o.pageSize),
     segmentSize: sized('segmentSize', o.segmentSize ?? MiB, 1024, 16 * MiB),
     threads: o.threads === undefined ? undefined : positiveInt('threads', o.threads),

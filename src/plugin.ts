@@ -28,7 +28,7 @@ import { DATABASE_GROUP, PathTemplate } from './engine/layout.js';
 import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport } from './engine/restore.js';
-import type { DatabaseLike } from './engine/s3db.js';
+import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId, Lease } from './lease/index.js';
@@ -286,7 +286,7 @@ export class BackupPlugin extends EventEmitter {
         resources: options.resources ?? null,
         mode,
         dryRun: options.dryRun ?? false,
-        concurrency: this.config.concurrency,
+        concurrency: this.concurrencyFor(opened.db),
         pageSize: this.pageSizeFor(opened.db),
         goodSources,
         onProgress: (e) => this.progress(e),
@@ -393,7 +393,7 @@ export class BackupPlugin extends EventEmitter {
         segmentSize: this.config.segmentSize,
         threads: this.config.threads,
         partSize: this.config.partSize,
-        concurrency: this.config.concurrency,
+        concurrency: this.concurrencyFor(db),
         pageSize: this.pageSizeFor(db),
         template: this.template,
         verify: this.config.verify,
@@ -438,10 +438,13 @@ export class BackupPlugin extends EventEmitter {
     return newest;
   }
 
-  private pageSizeFor(db: DatabaseLike): number {
-    if (this.config.pageSize) return this.config.pageSize;
-    const kind = db.client.constructor?.name ?? '';
-    return kind === 'MemoryClient' || kind === 'FileSystemClient' ? 10_000 : 1000;
+  private pageSizeFor(_db: DatabaseLike): number {
+    return this.config.pageSize ?? 1000;
+  }
+
+  /** Objects read or written at once: local clients (memory://, file://) take more than a remote S3. */
+  private concurrencyFor(db: DatabaseLike): number {
+    return this.config.concurrency ?? (isLocalClient(db.client) ? 64 : 32);
   }
 
   private progress(event: ProgressEvent): void {

@@ -6,7 +6,11 @@
  * Invariants:
  * - Keys handed out are relative to the database's key prefix (s3db's S3 client lists full keys,
  *   its memory and file clients list relative ones: both are normalised here).
- * - Listing is paged (`pageSize` keys per call) and lazy: memory stays bounded by one page.
+ * - Listing is paged (`pageSize` keys per call) and lazy: memory stays bounded by one page, and
+ *   keys come in code-point order (what S3 returns). s3db's local clients (memory://, file://)
+ *   are the exception: they walk and sort every key on every call (file:// with localeCompare,
+ *   whose order its own continuation tokens do not follow, so paging can skip keys). They are
+ *   listed in ONE call and re-sorted by code point; they hold every key in memory anyway.
  * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
  */
 import { Readable } from 'node:stream';
@@ -76,27 +80,39 @@ function clientKeyPrefix(client: S3dbClientLike): string {
   return raw ? raw.replace(/\/+$/, '') + '/' : '';
 }
 
-/** Every object under `prefix`, sorted by key as the client lists them, one page at a time. */
+/** True for s3db's in-process clients (memory://, file://), which list by walking everything. */
+export function isLocalClient(client: S3dbClientLike): boolean {
+  const kind = client.constructor?.name ?? '';
+  return kind === 'MemoryClient' || kind === 'FileSystemClient';
+}
+
+const ALL_AT_ONCE = 2 ** 31 - 1;
+
+/** Every object under `prefix`, sorted by key (code points), one page at a time. */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
   const keyPrefix = clientKeyPrefix(client);
+  const local = isLocalClient(client);
   let token: string | null | undefined = null;
   do {
     const page: Awaited<ReturnType<S3dbClientLike['listObjects']>> = await client.listObjects({
       prefix: options.prefix ?? '',
-      maxKeys: options.pageSize ?? 1000,
+      maxKeys: local ? ALL_AT_ONCE : (options.pageSize ?? 1000),
       continuationToken: token,
     });
+    const entries: SourceEntry[] = [];
     for (const item of page.Contents ?? []) {
       if (!item.Key) continue;
       const key = keyPrefix && item.Key.startsWith(keyPrefix) ? item.Key.slice(keyPrefix.length) : item.Key;
-      yield {
+      entries.push({
         key,
         size: item.Size ?? 0,
         etag: String(item.ETag ?? '').replace(/"/g, ''),
         lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
-      };
+      });
     }
-    token = page.IsTruncated ? page.NextContinuationToken : null;
+    if (local) entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    yield* entries;
+    token = !local && page.IsTruncated ? page.NextContinuationToken : null;
   } while (token);
 }
 
