@@ -300,6 +300,37 @@ describe('S3Destination on Ceph RGW', () => {
     expect(racers.filter((r) => r.created)).toHaveLength(1);
   });
 
+  it('a conditional PUT whose answer was lost is recognised as ours on retry (not as a conflict)', async () => {
+    // the first conditional PUT reaches RGW and succeeds, then the connection is reset before the
+    // answer arrives (injected); the SDK retries and RGW answers 412 because the object now exists
+    let armed = 0;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rate: 1,
+      faults: ['reset-after'],
+      eligible: (r) => r.method === 'PUT' && (r.headers['if-none-match'] !== undefined || r.headers['if-match'] !== undefined) && armed-- > 0,
+    });
+    try {
+      const d = dest({ endpoint: proxy.url });
+      armed = 1;
+      const created = await d.createIfAbsent('lost/lease.json', Buffer.from('{"owner":"me"}'));
+      expect(proxy.injected['reset-after']).toBe(1);
+      expect(created.created).toBe(true);
+      expect(created.etag).toBe((await d.stat('lost/lease.json'))?.etag);
+      armed = 1;
+      const replaced = await d.replaceIfMatch('lost/lease.json', Buffer.from('{"owner":"me","n":2}'), created.etag!);
+      expect(proxy.injected['reset-after']).toBe(2);
+      expect(replaced.replaced).toBe(true);
+      expect(await readText(d, 'lost/lease.json')).toBe('{"owner":"me","n":2}');
+      // someone else's object is still a conflict, lost answer or not
+      await d.write('lost/other.json', Buffer.from('{"owner":"other"}'));
+      armed = 1;
+      expect(await d.createIfAbsent('lost/other.json', Buffer.from('{"owner":"me"}'))).toEqual({ created: false });
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a failed streamed upload aborts its multipart upload: no object, no incomplete upload left', async () => {
     const d = dest({ partSize: 5 * MIB, queueSize: 2 });
     async function* failing(): AsyncGenerator<Buffer> {
@@ -378,10 +409,14 @@ describe('S3Destination on Ceph RGW', () => {
       const expected = sha256Of(pseudoRandomChunks(size, 42));
       const w = await d.write('faulty/part-1', Readable.from(pseudoRandomChunks(size, 42)));
       expect(w.sha256).toBe(expected);
-      const smalls = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => d.write(`faulty/small-${i}`, Buffer.from(`small ${i}`))),
-      );
-      expect(smalls.map((s) => s.size)).toEqual(Array.from({ length: 12 }, (_, i) => `small ${i}`.length));
+      // many small requests, so that well over a hundred requests meet the 20% fault rate
+      const names = Array.from({ length: 40 }, (_, i) => `faulty/small-${String(i).padStart(2, '0')}`);
+      const smalls = await Promise.all(names.map((n) => d.write(n, Buffer.from(n))));
+      expect(smalls.map((s) => s.size)).toEqual(names.map((n) => n.length));
+      for (const n of names) {
+        expect((await d.stat(n))?.size).toBe(n.length);
+        expect(await readText(d, n)).toBe(n);
+      }
       const lease = await d.createIfAbsent('faulty/lease', Buffer.from('me'));
       expect(lease.created).toBe(true);
 
@@ -394,11 +429,12 @@ describe('S3Destination on Ceph RGW', () => {
       ranges.forEach((r, k) => expect(r.sha256).toBe(sha256Of([all.subarray(k * 2 * MIB + 3, (k + 1) * 2 * MIB + 3)])));
       const listed: string[] = [];
       for await (const o of d.list('faulty/')) listed.push(o.path);
-      expect(listed).toHaveLength(14);
+      expect(listed).toEqual([...names, 'faulty/lease', 'faulty/part-1'].sort());
 
       // the faults really happened, of every kind
       const injected = proxy.injected;
-      expect(Object.values(injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(5);
+      expect(proxy.total()).toBeGreaterThan(150);
+      expect(Object.values(injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(15);
       expect(injected['slowdown'] + injected['service-unavailable'] + injected['internal-error']).toBeGreaterThan(0);
       expect(injected['reset-before'] + injected['reset-after'] + injected['reset-mid-body']).toBeGreaterThan(0);
     } finally {
