@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs Debian's Ceph RADOS Gateway and the two daemons a one-node test cluster needs
-# (radosgw, ceph-mon, ceph-osd; ceph-common comes with them). Idempotent: does nothing when the
+# (radosgw, ceph-mon, ceph-osd; ceph-common comes with them), plus curl and util-linux for start.sh. Idempotent: does nothing when the
 # binaries are already present, and runs `apt-get update` only when the package lists are missing
 # or the first install attempt cannot find the packages. Needs root (or sudo) and an apt mirror.
 set -euo pipefail
 
 need=()
-for bin in radosgw ceph-mon ceph-osd ceph radosgw-admin ceph-authtool monmaptool; do
+for bin in radosgw ceph-mon ceph-osd ceph radosgw-admin ceph-authtool monmaptool curl flock; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ ${#need[@]} -eq 0 ]; then
@@ -17,7 +17,8 @@ fi
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(radosgw ceph-mon ceph-osd ceph-common)
+# curl and flock (util-linux) are used by start.sh
+PKGS=(radosgw ceph-mon ceph-osd ceph-common curl util-linux)
 
 if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
   $SUDO apt-get update -q
