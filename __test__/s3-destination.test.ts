@@ -122,6 +122,7 @@ describe('S3Destination on Ceph RGW', () => {
       [{ bucketName: 'bkt', endpoint: 'http://key:hunter2@127.0.0.1:1' }, /config\.endpoint.*credentials/],
       [{ bucketName: 'bkt', credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 42 } as never }, /config\.credentials/],
       [{ bucketName: 'bkt', requestChecksumCalculation: 'NEVER' as never }, /config\.requestChecksumCalculation/],
+      [{ bucketName: 'bkt', storageclass: 'GLACIER' } as never, /config\.storageclass.*not an S3 destination option/],
     ];
     for (const [config, message] of cases) {
       let err: unknown;

@@ -101,9 +101,18 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
   return value as T;
 }
 
+const KNOWN_KEYS = [
+  'bucketName', 'bucket', 'prefix', 'path', 'region', 'storageClass', 'serverSideEncryption', 'kmsKeyId',
+  'endpoint', 'forcePathStyle', 'credentials', 'requestChecksumCalculation', 'responseChecksumValidation',
+  'maxAttempts', 'retryMode', 'partSize', 'queueSize', 'connectionTimeoutMs', 'requestTimeoutMs', 'client',
+];
+
 export function normalizeS3Config(input: S3DestinationConfig): ResolvedS3Config {
   if (typeof input !== 'object' || input === null) {
     throw optionError('config', 'the S3 destination needs a config object', "e.g. { bucketName: 'my-backups' }");
+  }
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_KEYS.includes(key)) throw optionError(`config.${key}`, 'is not an S3 destination option', `Known: ${KNOWN_KEYS.join(', ')}`);
   }
   const bucketName = input.bucketName ?? input.bucket;
   if (typeof bucketName !== 'string' || !/^[a-z0-9][a-z0-9.\-_]{1,253}[a-z0-9]$/i.test(bucketName)) {
