@@ -385,6 +385,7 @@ export class BackupPlugin extends EventEmitter {
         metadata: options.metadata ?? {},
         trigger: options.trigger ?? null,
         include,
+        selections: this.config.selections,
         // an explicit resource list is explicit: the plugin-level exclude does not cut it down
         exclude: options.resources ? [] : this.config.exclude,
         includeMetadata: this.config.includeMetadata,

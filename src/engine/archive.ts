@@ -30,6 +30,8 @@ export interface ArchiveHeader {
   etag?: string;
   lastModified?: string;
   deleted?: boolean;
+  /** A logical record (a selected resource's decoded record as JSON), see logical.ts. */
+  logical?: boolean;
 }
 
 export interface ArchiveRecord {

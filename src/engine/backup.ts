@@ -31,6 +31,8 @@ import { bodyToBuffer, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type 
 import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
+import { LogicalReader, recordIdOf } from './logical.js';
+import type { ResourceSelection } from '../options.js';
 
 export interface BackupRunOptions {
   db: DatabaseLike;
@@ -44,6 +46,8 @@ export interface BackupRunOptions {
   trigger: { event: string; payload: unknown } | null;
   include: string[] | null;
   exclude: string[];
+  /** Resources backed up as logical records (filter / fields / limit), see logical.ts. */
+  selections: Record<string, ResourceSelection>;
   includeMetadata: boolean;
   compression: Compression;
   level: number | null;
@@ -67,8 +71,11 @@ export interface BackupRunOptions {
 interface Action {
   entry: SourceEntry;
   group: string;
-  /** store: fetch and archive; keep: unchanged since parent (index only); tombstone: deleted since parent. */
-  kind: 'store' | 'keep' | 'tombstone';
+  /**
+   * store: fetch and archive; keep: unchanged since parent (index only); tombstone: deleted since
+   * parent; logical: read the record through the resource API, filter and project it.
+   */
+  kind: 'store' | 'keep' | 'tombstone' | 'logical';
   /** For keep: the backup holding the object's bytes. */
   holder?: string;
 }
@@ -123,11 +130,16 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
     };
 
+    const logical = new LogicalReader(o.db, o.selections);
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
-    const fetched = mapOrdered(actions, o.concurrency, (a) => fetchAction(o.db, a));
+    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a)));
     for await (const item of fetched) {
       if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted`);
       const s = (stats[item.group] ??= { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0 });
+      if (item.kind === 'logical') {
+        if (!logical.admit(item.group)) continue;
+        s.logical = true;
+      }
       if (item.kind !== 'tombstone') {
         await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, b: item.kind === 'keep' ? item.holder! : id });
         indexEntries++;
@@ -192,7 +204,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       index: { path: index.path, size: index.size, sha256: index.sha256, entries: indexEntries },
       totals,
       s3dbJson,
-      selection: { include: o.include, exclude: o.exclude, includeMetadata: o.includeMetadata },
+      selection: { include: o.include, exclude: o.exclude, includeMetadata: o.includeMetadata, logical: describeSelections(o.selections) },
       verification: null,
       destinations: set.status(),
     };
@@ -218,11 +230,20 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   }
 }
 
+function describeSelections(selections: Record<string, ResourceSelection>): Record<string, { filter: unknown; fields: string[] | null; limit: number | null }> {
+  return Object.fromEntries(
+    Object.entries(selections).map(([name, sel]) => [
+      name,
+      { filter: typeof sel.filter === 'function' ? `function ${sel.filter.name || '(anonymous)'}` : (sel.filter ?? null), fields: sel.fields ?? null, limit: sel.limit ?? null },
+    ]),
+  );
+}
+
 function isRecordKey(key: string): boolean {
   return /^resource=[^/]+\/data\//.test(key);
 }
 
-function sum(stats: Record<string, ResourceStats>, field: keyof ResourceStats): number {
+function sum(stats: Record<string, ResourceStats>, field: 'objects' | 'records' | 'stored' | 'deleted' | 'bytes'): number {
   return Object.values(stats).reduce((n, s) => n + s[field], 0);
 }
 
@@ -243,7 +264,11 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
       checkOrder(previous, entry.key);
       previous = entry.key;
       const group = selected(o, entry.key);
-      if (group !== null) yield { entry, group, kind: 'store' };
+      if (group === null) continue;
+      if (o.selections[group]) {
+        // a selected resource keeps only its records, read through s3db (partition refs are rebuilt on restore)
+        if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
+      } else yield { entry, group, kind: 'store' };
     }
     return;
   }
@@ -261,6 +286,10 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     const same = !prior.done && prior.value.k === entry.key ? prior.value : null;
     if (same) prior = await old.next();
     if (group === null) continue;
+    if (o.selections[group]) {
+      if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
+      continue;
+    }
     if (same && same.e === entry.etag && same.s === entry.size && entry.etag !== '') yield { entry, group, kind: 'keep', holder: same.b };
     else yield { entry, group, kind: 'store' };
   }
@@ -272,7 +301,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
 
 function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
   const group = selected(o, gone.k);
-  if (group !== null) yield { entry: { key: gone.k, size: 0, etag: '', lastModified: '' }, group, kind: 'tombstone' };
+  if (group !== null && !o.selections[group]) yield { entry: { key: gone.k, size: 0, etag: '', lastModified: '' }, group, kind: 'tombstone' };
 }
 
 function checkOrder(previous: string | null, key: string): void {

@@ -40,6 +40,8 @@ export interface ResourceStats {
   deleted: number;
   /** Plaintext bytes stored for the resource in this backup. */
   bytes: number;
+  /** True when the resource was selected with filter/fields/limit: its parts hold logical records. */
+  logical?: boolean;
 }
 
 export interface VerificationResult {
@@ -76,7 +78,13 @@ export interface Manifest {
   totals: { objects: number; records: number; stored: number; deleted: number; plainBytes: number; storedBytes: number; parts: number };
   /** The database's s3db.json at backup time (null if it had none). */
   s3dbJson: unknown;
-  selection: { include: string[] | null; exclude: string[]; includeMetadata: boolean };
+  selection: {
+    include: string[] | null;
+    exclude: string[];
+    includeMetadata: boolean;
+    /** Resources stored as logical records, with the selection that was applied. */
+    logical?: Record<string, { filter: unknown; fields: string[] | null; limit: number | null }>;
+  };
   verification: VerificationResult | null;
   destinations: { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[];
 }

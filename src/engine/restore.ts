@@ -25,6 +25,7 @@ import { ArchiveReader, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
+import { restoreLogical } from './logical.js';
 import { reloadResources } from './reload.js';
 import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { codecOf, openDecoded, readIndex } from './stored.js';
@@ -81,7 +82,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const groups = selectGroups(target, o.resources);
   const inScope = (key: string) => groups.has(groupOf(key));
 
-  const plan = await planRestore(o, target, groups);
+  const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
+  const plan = await planRestore(o, target, groups, logical);
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -89,9 +91,20 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
+    await ensureDefinitions(o.target, target, [...logical]);
     for (const group of orderGroups(groups)) {
-      for await (const record of mergeChain(o, group)) {
+      for await (const record of mergeChain(o, group, logical.has(group))) {
         if (group === DATABASE_GROUP && record.header.key === 's3db.json' && o.resources) continue;
+        if (record.header.logical) {
+          await writer.run(async () => {
+            if (await restoreLogical(o.target, group, record, o.mode)) {
+              objectsWritten++;
+              bytesWritten += record.body.length;
+            }
+            meter.add(1, record.body.length);
+          });
+          continue;
+        }
         await writer.run(async () => {
           if (o.mode === 'skip' && (await exists(o.target, record.header.key))) return;
           await putRecord(o.target, record);
@@ -102,7 +115,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       }
     }
     await writer.drain();
-    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, inScope);
+    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && !logical.has(groupOf(key)));
     if (o.resources) await mergeDefinitions(o.target, target, o.resources);
     meter.finish();
     await reloadResources(o.target);
@@ -153,7 +166,7 @@ function orderGroups(groups: Set<string>): string[] {
 
 type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>): Promise<Map<string, PlanRow>> {
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<Map<string, PlanRow>> {
   const rows = new Map<string, PlanRow>();
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
@@ -169,7 +182,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         r.skipped++;
         if (record) r.skippedRecords++;
       } else r.overwritten++;
-    } else if (o.mode === 'replace') r.deleted++;
+    } else if (o.mode === 'replace' && !logical.has(r.name)) r.deleted++;
   }
   return rows;
 }
@@ -211,9 +224,13 @@ function orderError(key: string, previous: string, what: string): BackupError {
   return new BackupError('ERR_KEY_ORDER', `the ${what} lists "${key}" after "${previous}": listings must be sorted by key`);
 }
 
-/** Records of `group` at the chain's target point: newest version per key, tombstones dropped. */
-async function* mergeChain(o: RestoreRunOptions, group: string): AsyncIterable<ArchiveRecord> {
-  const runs = [...o.chain].reverse().map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());
+/**
+ * Records of `group` at the chain's target point: newest version per key, tombstones dropped.
+ * A logical (filtered) group is read from the target backup alone: each backup stores its whole selection.
+ */
+async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean): AsyncIterable<ArchiveRecord> {
+  const members = logical ? [o.chain[o.chain.length - 1]!] : [...o.chain].reverse();
+  const runs = members.map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());
   const heads = await Promise.all(runs.map((r) => r.next()));
   for (;;) {
     let min: string | null = null;
@@ -299,6 +316,14 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
   }
   await flush();
   return deleted;
+}
+
+/** Logical records are written through the resource API: their resources must exist in the target first. */
+async function ensureDefinitions(db: DatabaseLike, manifest: Manifest, groups: string[]): Promise<void> {
+  const missing = groups.filter((g) => !(g in db.resources));
+  if (missing.length === 0) return;
+  await mergeDefinitions(db, manifest, missing);
+  await reloadResources(db);
 }
 
 /** Subset restore: put the restored resources' definitions from the backup into the target's s3db.json. */
