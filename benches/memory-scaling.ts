@@ -1,0 +1,108 @@
+/**
+ * Memory benchmark (not a test): peak RSS of a backup and of a restore as the number of records
+ * grows (10k, 100k, 1M by default). Each size runs in its own child process.
+ *
+ * The source is a generated s3db client: it answers listObjects (paged, 1000 keys, as S3 does) and
+ * getObject from a deterministic generator, holding nothing, so what grows (or not) is this
+ * package's memory alone. (s3db's memory:// and file:// clients hold every key in memory
+ * themselves, which would hide the engine's behaviour.) The destination is a real directory; the
+ * restore target is a generated client that checks and discards what it receives.
+ *
+ *   node --import tsx benches/memory-scaling.ts [--sizes 10000,100000,1000000] [--json]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000,1000000' }, json: { type: 'boolean', default: false }, child: { type: 'string' } } });
+
+interface Result {
+  records: number;
+  backupSeconds: number;
+  restoreSeconds: number;
+  baselineMb: number;
+  backupPeakMb: number;
+  restorePeakMb: number;
+  storedMb: number;
+}
+
+function record(i: number): { key: string; body: Buffer; metadata: Record<string, string> } {
+  const id = `rec-${String(i).padStart(8, '0')}`;
+  const body = Buffer.from(JSON.stringify({ id, note: `order ${i} `.repeat(1 + (i % 12)) }));
+  return { key: `resource=orders/data/id=${id}`, body, metadata: { _v: '1', s: String(i % 7), t: String(i * 31) } };
+}
+
+class GeneratedClient {
+  constructor(readonly total: number) {}
+  async listObjects(params: { maxKeys?: number; continuationToken?: string | null }) {
+    const start = params.continuationToken ? Number(params.continuationToken) : 0;
+    const end = Math.min(this.total, start + (params.maxKeys ?? 1000));
+    const Contents = [];
+    for (let i = start; i < end; i++) {
+      const r = record(i);
+      Contents.push({ Key: r.key, Size: r.body.length, ETag: `"e${i}"`, LastModified: new Date(1_700_000_000_000) });
+    }
+    return { Contents, IsTruncated: end < this.total, NextContinuationToken: end < this.total ? String(end) : null };
+  }
+  async getObject(key: string) {
+    const r = record(Number(key.slice(key.lastIndexOf('-') + 1)));
+    return { Body: r.body, Metadata: r.metadata, ContentType: 'application/json' };
+  }
+  received = 0;
+  async putObject(params: { key: string; body?: Buffer }) {
+    const expected = record(Number(params.key.slice(params.key.lastIndexOf('-') + 1)));
+    if (!params.body?.equals(expected.body)) throw new Error(`restored body of ${params.key} differs`);
+    this.received++;
+  }
+  async deleteObjects() {}
+}
+
+async function child(records: number): Promise<void> {
+  const { BackupPlugin } = await import('../src/index.js');
+  const dir = mkdtempSync(path.join(tmpdir(), 'memscale-'));
+  const listeners = { on() {}, emit() {} };
+  const source = { client: new GeneratedClient(records), resources: {}, ...listeners };
+  const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'bench', iterations: 100_000 }, lease: false });
+  await plugin.install(source as never);
+  global.gc?.();
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  let t = Date.now();
+  const backup = await plugin.createBackup();
+  const backupSeconds = (Date.now() - t) / 1000;
+  const backupPeak = peak;
+  global.gc?.();
+  peak = process.memoryUsage().rss;
+  const target = { client: new GeneratedClient(0), resources: {}, ...listeners };
+  t = Date.now();
+  await plugin.restore({ backupId: backup.id, destination: target as never, mode: 'merge' });
+  const restoreSeconds = (Date.now() - t) / 1000;
+  clearInterval(timer);
+  if (target.client.received !== records) throw new Error(`restored ${target.client.received} of ${records}`);
+  rmSync(dir, { recursive: true, force: true });
+  const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  const result: Result = { records, backupSeconds, restoreSeconds, baselineMb: mb(baseline), backupPeakMb: mb(backupPeak), restorePeakMb: mb(peak), storedMb: mb(backup.size) };
+  process.stdout.write(JSON.stringify(result));
+}
+
+if (values.child) {
+  await child(Number(values.child));
+} else {
+  const results: Result[] = [];
+  for (const n of values.sizes!.split(',').map(Number)) {
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(n)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    results.push(JSON.parse(out) as Result);
+    if (!values.json) console.error(`done: ${n} records`);
+  }
+  if (values.json) console.log(JSON.stringify({ node: process.version, results }));
+  else {
+    console.log('records      backup s  restore s  baseline MB  backup peak MB  restore peak MB  stored MB');
+    for (const r of results) {
+      console.log(`${String(r.records).padStart(9)}  ${r.backupSeconds.toFixed(1).padStart(8)}  ${r.restoreSeconds.toFixed(1).padStart(9)}  ${String(r.baselineMb).padStart(11)}  ${String(r.backupPeakMb).padStart(14)}  ${String(r.restorePeakMb).padStart(15)}  ${String(r.storedMb).padStart(9)}`);
+    }
+  }
+}
