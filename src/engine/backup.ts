@@ -141,7 +141,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
         s.logical = true;
       }
       if (item.kind !== 'tombstone') {
-        await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, b: item.kind === 'keep' ? item.holder! : id });
+        await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, m: item.entry.lastModified, b: item.kind === 'keep' ? item.holder! : id });
         indexEntries++;
         s.objects++;
         if (isRecordKey(item.entry.key)) s.records++;
@@ -290,13 +290,23 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
       if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
       continue;
     }
-    if (same && same.e === entry.etag && same.s === entry.size && entry.etag !== '') yield { entry, group, kind: 'keep', holder: same.b };
+    if (same && unchanged(same, entry)) yield { entry, group, kind: 'keep', holder: same.b };
     else yield { entry, group, kind: 'store' };
   }
   while (!prior.done) {
     yield* tombstone(o, prior.value);
     prior = await old.next();
   }
+}
+
+/**
+ * Same object version: ETag, size AND LastModified equal. ETag and size alone would miss s3db's
+ * metadata-only updates; any rewrite of an object gives it a new LastModified. (On stores whose
+ * listings have 1 s resolution, a metadata-only rewrite within the same second as the previous
+ * write, after the parent backup listed it, is the one change this cannot see.)
+ */
+function unchanged(previous: IndexEntry, now: SourceEntry): boolean {
+  return now.etag !== '' && now.lastModified !== '' && previous.e === now.etag && previous.s === now.size && previous.m === now.lastModified;
 }
 
 function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {

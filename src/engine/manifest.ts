@@ -97,6 +97,11 @@ export interface IndexEntry {
   e: string;
   /** Size in bytes. */
   s: number;
+  /**
+   * LastModified as the source listed it. Part of change detection: s3db keeps record values in
+   * S3 metadata, and a metadata-only rewrite changes neither the ETag (MD5 of the body) nor the size.
+   */
+  m: string;
   /** Id of the backup in the chain whose parts hold this version of the object. */
   b: string;
 }
