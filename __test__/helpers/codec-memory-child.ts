@@ -16,7 +16,7 @@ const threads = threadsArg === undefined ? 2 : Number(threadsArg);
 const key = keyFromBytes(Buffer.alloc(32, 1));
 const gc = (globalThis as { gc?: () => void }).gc;
 
-jsonLines(MiB).next(); // build the corpus block before the baseline
+for (const _ of jsonLines(16 * MiB)); // build the corpus blocks before the baseline
 gc?.();
 const base = process.memoryUsage();
 let peakRss = 0;

@@ -1,7 +1,8 @@
 /**
  * Deterministic, fast test inputs for the codec suites (no files, nothing random between runs):
- * `jsonLines(bytes)` streams JSON-lines database records (compressible like real backups), built
- * from one seeded 1 MiB block whose copies differ by a per-block counter; `noise(bytes, seed)`
+ * `jsonLines(bytes)` streams JSON-lines database records (compressible like real backups), cycling
+ * through 16 seeded 1 MiB blocks (a 16 MiB period, longer than any codec window used here, so
+ * zstd/brotli see realistic ratios) whose copies differ by a per-block counter; `noise(bytes, seed)`
  * streams incompressible bytes (AES-128-CTR keystream). Plus stream helpers to hash or collect
  * what a Transform outputs.
  */
@@ -27,12 +28,14 @@ export function prng(seed: number): () => number {
 const NAMES = ['ana', 'bruno', 'carla', 'diego', 'elisa', 'fabio', 'gina', 'hugo', 'iris', 'joao', 'kai', 'lara'];
 const CITIES = ['Lisboa', 'Porto', 'Recife', 'Curitiba', 'Berlin', 'Austin', 'Osaka', 'Lyon'];
 
-let cachedBlock: Buffer | null = null;
+const BLOCKS = 16;
+const cachedBlocks: Buffer[] = [];
 
-/** One 1 MiB block of JSON lines (users and orders), the same on every run. */
-export function recordBlock(): Buffer {
-  if (cachedBlock) return cachedBlock;
-  const rand = prng(0x5eed);
+/** Block `index` (0..15) of 1 MiB of JSON lines (users and orders), the same on every run. */
+export function recordBlock(index = 0): Buffer {
+  const cached = cachedBlocks[index];
+  if (cached) return cached;
+  const rand = prng(0x5eed + index * 7919);
   const lines: string[] = [];
   let size = 0;
   for (let i = 0; size < BLOCK; i++) {
@@ -45,17 +48,16 @@ export function recordBlock(): Buffer {
     lines.push(line);
     size += Buffer.byteLength(line);
   }
-  cachedBlock = Buffer.from(lines.join('')).subarray(0, BLOCK);
-  return cachedBlock;
+  cachedBlocks[index] = Buffer.from(lines.join('')).subarray(0, BLOCK);
+  return cachedBlocks[index];
 }
 
 /** `bytes` of JSON lines in chunks of `chunk` bytes; block k carries counter k in its first bytes. */
 export function* jsonLines(bytes: number, chunk = 256 * 1024): Generator<Buffer> {
-  const base = recordBlock();
   let produced = 0;
   let block = 0;
   while (produced < bytes) {
-    const b = Buffer.from(base);
+    const b = Buffer.from(recordBlock(block % BLOCKS));
     b.write(`{"block":${String(block).padStart(10, '0')}}`, 0, 'latin1');
     for (let off = 0; off < BLOCK && produced < bytes; off += chunk) {
       const n = Math.min(chunk, BLOCK - off, bytes - produced);
