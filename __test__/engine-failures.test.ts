@@ -144,6 +144,9 @@ describe('damaged backups are refused and nothing is written', () => {
     for (const s of seen) expect(s).not.toContain(PASSPHRASE);
     for (const file of await walk(dir)) expect((await readFile(file)).includes(Buffer.from(PASSPHRASE))).toBe(false);
     expect(JSON.stringify(p.options)).not.toContain(PASSPHRASE);
+    expect(JSON.stringify(p.config)).not.toContain(PASSPHRASE);
+    const { inspect } = await import('node:util');
+    expect(inspect(p, { depth: 6, showHidden: true })).not.toContain(PASSPHRASE);
     for (const e of events) p.removeAllListeners(e);
   });
 });

@@ -97,14 +97,16 @@ export class BackupPlugin extends EventEmitter {
 
   constructor(options: BackupPluginOptions = {}) {
     super();
-    this.config = normalizeOptions(options);
+    const normalized = normalizeOptions(options);
+    // The passphrase lives only inside the keyring (a #private field); config shows that one is set.
+    this.keyring = new Keyring(normalized.passphrase, normalized.iterations);
+    this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]' });
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
     this.options = redactOptions(options);
     if (options.logger !== undefined) this.logger = options.logger as Logger;
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(this.config.destinations, this.config.strategy);
     this.catalog = new Catalog(this.destinations);
-    this.keyring = new Keyring(this.config.passphrase, this.config.iterations);
     this.lease = this.config.lease.enabled ? new Lease(this.destinations.members[0]!, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);
   }

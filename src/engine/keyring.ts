@@ -21,13 +21,18 @@ export class Keyring {
   private readonly cache = new Map<string, KeyHandle>();
   private readonly unlocked = new Map<string, Promise<KeyHandle>>();
 
+  /** A true private field: never enumerable, never printed by util.inspect or JSON.stringify. */
+  readonly #passphrase: string | null;
+
   constructor(
-    private readonly passphrase: string | null,
+    passphrase: string | null,
     private readonly iterations: number,
-  ) {}
+  ) {
+    this.#passphrase = passphrase;
+  }
 
   get enabled(): boolean {
-    return this.passphrase !== null;
+    return this.#passphrase !== null;
   }
 
   /** The key for a new backup on `set`, with the key file to embed in its manifest. */
@@ -118,9 +123,9 @@ export class Keyring {
   }
 
   private requirePassphrase(what: string): string {
-    if (this.passphrase === null) {
+    if (this.#passphrase === null) {
       throw new BackupError('ERR_PASSPHRASE_REQUIRED', `a passphrase is needed to ${what}; set encryption.passphrase (e.g. from process.env.BACKUP_PASSPHRASE)`);
     }
-    return this.passphrase;
+    return this.#passphrase;
   }
 }
