@@ -1,5 +1,5 @@
 //! Fuzz bodies, shared by the cargo-fuzz targets in `fuzz/` (nightly) and by the stable
-//! `tests/fuzz_stable.rs`, which runs them over many pseudo-random inputs. Neither may panic on
+//! `tests/it/fuzz_stable.rs`, which runs them over many pseudo-random inputs. Neither may panic on
 //! any input; `tamper` also checks the security property: a changed stream never decodes.
 #![doc(hidden)]
 

@@ -1,7 +1,6 @@
 //! Round trips: every codec x {plain, encrypted} x sizes {0, 1, exactly one segment, one segment
 //! + 1, a few MiB}, fed in odd chunk sizes, with 1 to 3 worker threads.
-mod common;
-use common::*;
+use crate::common::*;
 use s3db_backup_core::*;
 
 const SEG: u32 = 64 * 1024;

@@ -1,11 +1,10 @@
 //! Unencrypted output is the standard stream of its codec: read by flate2's single-member
 //! GzDecoder / ZlibDecoder, the brotli crate's reader, libzstd, and by `gzip -d` / `zstd -d` when
 //! those tools are installed. And our decoders read streams written by the standard encoders.
-mod common;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use s3db_backup_core::*;
 
 fn sizes() -> Vec<usize> {

@@ -1,8 +1,7 @@
 //! Every rejection of FORMAT.md 2.5, each asserting its specific error code (and the start of
 //! the message). Streams use compression `none` and 1024-byte segments so the byte layout is known:
 //! 3000 bytes -> header (87) || seg0 (4+1024+16) || seg1 (1044) || seg2 final (4+952+16).
-mod common;
-use common::*;
+use crate::common::*;
 use s3db_backup_core::*;
 
 const H: usize = 87;

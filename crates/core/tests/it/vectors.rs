@@ -1,11 +1,10 @@
 //! Test vectors of FORMAT.md 2.7 in `__test__/fixtures/vectors/` (shared with the JS twin).
 //! This test rebuilds every vector and requires the committed files to equal it byte for byte,
 //! and decodes each stream. Regenerate after an intended format change (a new version!) with
-//! `S3DB_WRITE_VECTORS=1 cargo test -p s3db_backup_core --test vectors`.
-mod common;
+//! `S3DB_WRITE_VECTORS=1 cargo test -p s3db_backup_core --release --test it vectors`.
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use s3db_backup_core::*;
 use serde_json::{json, Value};
 

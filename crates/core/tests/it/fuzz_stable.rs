@@ -1,7 +1,6 @@
 //! The fuzz bodies of `fuzz/` on stable Rust: a few thousand pseudo-random inputs each, derived
 //! from valid streams (so the decoders get past the header) and from raw noise. Any panic fails.
-mod common;
-use common::*;
+use crate::common::*;
 use s3db_backup_core::fuzzing::{decode_arbitrary, tamper};
 use s3db_backup_core::*;
 
