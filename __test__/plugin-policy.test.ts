@@ -1,0 +1,471 @@
+// The BackupPlugin's policy layer on the real s3db.js (memory://) with real filesystem
+// destinations: real-time schedules (1 s intervals), overlap skipping, per-resource schedules,
+// event triggers, webhooks (including a destination that cannot be opened), progress events,
+// retention (simple count, dry run, refusals, chain pinning) and incremental chains restored into
+// EMPTY databases. Invariants checked: scheduled backups record why they ran; stop() leaves no
+// timer and nothing half-written; a skipped tick never produces a backup; every outcome reaches
+// the webhooks; an incremental restore is exact, deletions included.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../src/index.js';
+import { DATABASE_GROUP } from '../src/engine/layout.js';
+import type { Manifest } from '../src/engine/manifest.js';
+import type { S3db } from 's3db.js';
+import { bodyToBuffer, listObjects, type DatabaseLike } from '../src/engine/s3db.js';
+import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+
+const SMALL = { users: 5, orders: 5, perBehavior: 1 };
+let work: string;
+let seq = 0;
+const bucket = (name: string) => `memory://pol-${name}-${process.pid}-${++seq}/db`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugin-policy-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs` (a deadline, not a timed assertion). */
+async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * s3db.js updates partition references in the background after update() resolves
+ * (asyncPartitions), so a test waits until two consecutive snapshots agree before it backs up.
+ */
+async function settled(db: Parameters<typeof snapshot>[0]): Promise<Awaited<ReturnType<typeof snapshot>>> {
+  let previous = await snapshot(db);
+  for (let i = 0; i < 100; i++) {
+    await sleep(100);
+    const current = await snapshot(db);
+    if (JSON.stringify(current) === JSON.stringify(previous)) return current;
+    previous = current;
+  }
+  throw new Error('the source database never settled');
+}
+/**
+ * The seed (secrets cost a PBKDF2 per insert) is done once per file; each test gets its own
+ * physical copy of it (every object with its metadata, as s3db.js wrote them), opened as a new
+ * real s3db.js Database that loads its resources from the copied s3db.json.
+ */
+let template: (S3db & DatabaseLike) | null = null;
+async function seeded(name: string): Promise<S3db & DatabaseLike> {
+  if (!template) {
+    template = await openDb(bucket('template'));
+    await seedDatabase(template, SMALL);
+    await settled(template);
+  }
+  const conn = bucket(name);
+  const target = await openDb(conn);
+  for await (const entry of listObjects(template.client, { pageSize: 1000 })) {
+    const res = await template.client.getObject(entry.key);
+    const metadata = Object.fromEntries(Object.entries(res.Metadata ?? {}).filter(([, v]) => v !== undefined && v !== null));
+    await target.client.putObject({ key: entry.key, body: await bodyToBuffer(res.Body), metadata, contentType: res.ContentType });
+  }
+  return openDb(conn);
+}
+
+function plugin(directory: string, extra: BackupPluginOptions = {}): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory }, lease: { ttlMs: 5_000 }, ...extra });
+}
+
+async function manifests(p: BackupPlugin): Promise<Manifest[]> {
+  const out: Manifest[] = [];
+  for (const b of await p.listBackups()) out.push((await p.getBackup(b.id))!.manifest);
+  return out;
+}
+
+async function leftovers(dir: string): Promise<string[]> {
+  const pending = await readdir(path.join(dir, 'pending')).catch(() => [] as string[]);
+  return pending;
+}
+
+function noOverlap(list: Manifest[]): void {
+  const spans = list.map((m) => [Date.parse(m.startedAt), Date.parse(m.completedAt)] as const).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+}
+
+describe('schedules', () => {
+  it('schedule: 1000 takes backups on its own, records why, and stop() ends them', async () => {
+    const dir = path.join(work, 'sched');
+    const db = await seeded('sched');
+    const p = plugin(dir, { schedule: 1000 });
+    const completed: string[] = [];
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    await db.usePlugin(p); // connected: usePlugin starts the plugin, so its timer runs
+    await waitUntil('two scheduled backups', () => completed.length >= 2);
+    await p.stop();
+    expect(await leftovers(dir)).toEqual([]); // stop() waited for the running backup: nothing half-written
+    const atStop = await manifests(p);
+    expect(atStop.length).toBeGreaterThanOrEqual(2);
+    const ticks = atStop.map((m) => {
+      expect(m.reason).toBe('scheduled (main)');
+      expect(m.trigger?.event).toBe('schedule');
+      const payload = m.trigger!.payload as { schedule: string; tick: string };
+      expect(payload.schedule).toBe('main');
+      // interval ticks are aligned to the epoch, so every instance of a fleet agrees on them
+      expect(Date.parse(payload.tick) % 1000).toBe(0);
+      expect(Date.parse(m.startedAt)).toBeGreaterThanOrEqual(Date.parse(payload.tick));
+      return payload.tick;
+    });
+    expect(new Set(ticks).size).toBe(ticks.length);
+    noOverlap(atStop);
+    await sleep(2_500); // two more intervals: a live timer would have fired twice
+    expect((await p.listBackups()).map((b) => b.id).sort()).toEqual(atStop.map((m) => m.id).sort());
+    expect(completed.length).toBe(atStop.length);
+  }, 60_000);
+
+  it('a tick that arrives while a backup runs is skipped (plg:backup:skipped) and never run', async () => {
+    const dir = path.join(work, 'overlap');
+    const db = await seeded('overlap');
+    // The first backup is held open by the user's own onBackupStart hook (the plugin awaits its
+    // hooks), which makes it "slow" for as long as we like without faking anything.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let first = true;
+    const p = plugin(dir, {
+      schedule: 1000,
+      onBackupStart: async () => {
+        if (!first) return;
+        first = false;
+        await gate;
+      },
+    });
+    const skipped: { schedule: string; reason: string; tick: string }[] = [];
+    p.on('plg:backup:skipped', (e: { schedule: string; reason: string; tick: string }) => skipped.push(e));
+    await db.usePlugin(p);
+    const manual = p.createBackup({ reason: 'slow manual' });
+    await waitUntil('an overlapping tick', () => skipped.some((s) => s.reason === 'overlap'));
+    expect(p.busy).toBe(true);
+    release();
+    const result = await manual;
+    expect(result.reason).toBe('slow manual');
+    await p.stop();
+    const list = await manifests(p);
+    const ranTicks = new Set(list.map((m) => (m.trigger?.payload as { tick?: string } | undefined)?.tick).filter(Boolean));
+    for (const s of skipped.filter((x) => x.reason === 'overlap')) {
+      expect(s.schedule).toBe('main');
+      expect(ranTicks.has(s.tick)).toBe(false);
+    }
+    noOverlap(list);
+    expect(await leftovers(dir)).toEqual([]);
+  }, 60_000);
+
+  it('per-resource schedules: a resource with its own schedule is backed up alone, and not on the main one', async () => {
+    const db = await seeded('perres');
+    const all = Object.keys(db.resources).sort();
+
+    const own = plugin(path.join(work, 'perres-own'), { schedule: false, resources: { users: { schedule: 1000 } } });
+    const done: string[] = [];
+    own.on('plg:backup:complete', (e: { id: string }) => done.push(e.id));
+    await db.usePlugin(own, 'backupUsers');
+    await waitUntil('a scheduled users backup', () => done.length >= 1);
+    await own.stop();
+    const m = (await own.getBackup(done[0]!))!.manifest;
+    expect(Object.keys(m.resources).sort()).toEqual([DATABASE_GROUP, 'users']);
+    expect(m.resources.users!.records).toBe(SMALL.users);
+    expect(m.reason).toBe('scheduled (users)');
+    expect((m.trigger!.payload as { schedule: string }).schedule).toBe('users');
+
+    const main = plugin(path.join(work, 'perres-main'), { schedule: 1000, resources: { users: { schedule: 'yearly' } } });
+    const mainDone: string[] = [];
+    main.on('plg:backup:complete', (e: { id: string }) => mainDone.push(e.id));
+    await db.usePlugin(main, 'backupMain');
+    await waitUntil('a scheduled main backup', () => mainDone.length >= 1);
+    await main.stop();
+    const mm = (await main.getBackup(mainDone[0]!))!.manifest;
+    expect(Object.keys(mm.resources).sort()).toEqual([DATABASE_GROUP, ...all.filter((r) => r !== 'users')].sort());
+  }, 60_000);
+});
+
+describe('triggers', () => {
+  it('db.emit(event) runs a backup with the reason and the payload in its manifest; a false condition runs none', async () => {
+    const dir = path.join(work, 'triggers');
+    const db = await seeded('triggers');
+    const p = plugin(dir, {
+      triggers: [
+        { event: 'beforeDeploy', type: 'full', reason: 'Pre-deployment' },
+        { event: 'afterBulkDelete', condition: (ctx) => (ctx as { deletedCount: number }).deletedCount > 100 },
+      ],
+    });
+    const completed: string[] = [];
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    await db.usePlugin(p);
+
+    db.emit('beforeDeploy', { version: 'v2' });
+    await waitUntil('the beforeDeploy backup', () => completed.length === 1);
+    const deploy = (await p.getBackup(completed[0]!))!.manifest;
+    expect(deploy.reason).toBe('Pre-deployment');
+    expect(deploy.type).toBe('full');
+    expect(deploy.trigger).toEqual({ event: 'beforeDeploy', payload: { version: 'v2' } });
+
+    // condition false, then true: triggers queue in emit order, so once the second has landed the
+    // first would have landed before it if it had run at all.
+    db.emit('afterBulkDelete', { deletedCount: 5 });
+    db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1 });
+    await waitUntil('the afterBulkDelete backup', () => completed.length === 2);
+    await p.stop();
+    const list = await manifests(p);
+    expect(list).toHaveLength(2);
+    const bulk = list.find((m) => m.trigger?.event === 'afterBulkDelete')!;
+    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500 }); // functions are dropped from the payload
+    expect(bulk.reason).toBe('triggered by afterBulkDelete');
+  }, 60_000);
+});
+
+describe('webhooks', () => {
+  it('onSuccess gets the backup summary; a throwing webhook never breaks the backup and is reported', async () => {
+    const dir = path.join(work, 'hooks-ok');
+    const db = await seeded('hooks-ok');
+    const got: unknown[] = [];
+    const p = plugin(dir, {
+      webhooks: {
+        onSuccess: (b) => {
+          got.push(b);
+          if (got.length === 2) throw new Error('datadog is down');
+        },
+      },
+    });
+    const webhookErrors: { webhook: string; error: string }[] = [];
+    p.on('plg:backup:webhook-error', (e: { webhook: string; error: string }) => webhookErrors.push(e));
+    await db.usePlugin(p);
+    const first = await p.createBackup({ reason: 'one' });
+    expect(got).toHaveLength(1);
+    const summary = got[0] as { id: string; timestamp: string; size: number; type: string; verified: boolean };
+    expect(summary.id).toBe(first.id);
+    expect(summary.timestamp).toBe(first.timestamp);
+    expect(summary.size).toBe(first.size);
+    expect(summary.size).toBeGreaterThan(0);
+    expect(summary.type).toBe('full');
+    expect(summary.verified).toBe(true);
+    const second = await p.createBackup({ reason: 'two' }); // its webhook throws: still resolves
+    expect(second.verified).toBe(true);
+    expect(webhookErrors).toEqual([{ webhook: 'onSuccess', error: 'datadog is down' }]);
+    expect((await p.listBackups()).map((b) => b.id)).toContain(second.id);
+    await p.stop();
+  });
+
+  for (const lease of [true, false]) {
+    it(`onFailure is called when the destination cannot even be opened (lease ${lease ? 'on' : 'off'})`, async () => {
+      const blocker = path.join(work, `blocker-${lease}`);
+      await writeFile(blocker, 'a regular file where a directory should be');
+      const db = await seeded(`hooks-fail-${lease}`);
+      const failures: Error[] = [];
+      const p = new BackupPlugin({ schedule: false, config: { directory: path.join(blocker, 'backups') }, lease: lease ? { ttlMs: 5_000, waitMs: 0 } : false, webhooks: { onFailure: (e) => void failures.push(e) } });
+      const errors: { code: string }[] = [];
+      p.on('plg:backup:error', (e: { code: string }) => errors.push(e));
+      await db.usePlugin(p);
+      const err = await p.createBackup().then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      );
+      expect(err).not.toBeNull();
+      expect(err!.name).toBe('BackupError');
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toBe(err);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.code).toBe(err!.code);
+      await p.stop();
+    });
+  }
+
+  it('onFailure reaches a scheduled backup whose destination cannot be opened; a throwing onFailure is reported', async () => {
+    const blocker = path.join(work, 'blocker-sched');
+    await writeFile(blocker, 'not a directory');
+    const db = await seeded('hooks-sched');
+    const failures: Error[] = [];
+    const p = new BackupPlugin({
+      schedule: 1000,
+      config: { directory: path.join(blocker, 'backups') },
+      lease: { ttlMs: 5_000, waitMs: 0 },
+      webhooks: {
+        onFailure: (e) => {
+          failures.push(e);
+          throw new Error('pagerduty is down');
+        },
+      },
+    });
+    const webhookErrors: { webhook: string }[] = [];
+    p.on('plg:backup:webhook-error', (e: { webhook: string }) => webhookErrors.push(e));
+    await db.usePlugin(p);
+    try {
+      await waitUntil('onFailure from a scheduled backup', () => failures.length >= 1, 10_000);
+    } finally {
+      await p.stop();
+    }
+    expect(failures[0]!.message.length).toBeGreaterThan(0);
+    expect(webhookErrors[0]).toMatchObject({ webhook: 'onFailure' });
+  }, 30_000);
+});
+
+describe('progress', () => {
+  it('plg:backup:progress reports objects, bytes and elapsed time, ends with done, and is rate limited', async () => {
+    const dir = path.join(work, 'progress');
+    const db = await seeded('progress');
+    const p = plugin(dir);
+    const events: ProgressEvent[] = [];
+    p.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    const backup = events.filter((e) => e.phase === 'backup');
+    expect(backup.length).toBeGreaterThanOrEqual(1);
+    const last = backup[backup.length - 1]!;
+    expect(last.done).toBe(true);
+    expect(last.id).toBe(b.id);
+    expect(last.objects).toBe(b.objects);
+    expect(last.bytes).toBeGreaterThan(0);
+    expect(last.elapsedMs).toBeGreaterThan(0);
+    expect(backup.filter((e) => e.done)).toHaveLength(1);
+    for (let i = 1; i < backup.length; i++) expect(backup[i]!.objects).toBeGreaterThanOrEqual(backup[i - 1]!.objects);
+    // verification reports too, and also ends with done
+    const verify = events.filter((e) => e.phase === 'verify');
+    expect(verify.at(-1)?.done).toBe(true);
+    // rate limit (progressIntervalMs default 1000): within a phase, two non-final events are at
+    // least 1 s apart, so a backup of dozens of objects emits a handful of events, not one per object.
+    for (const phase of [backup, verify]) {
+      const interim = phase.filter((e) => !e.done);
+      for (let i = 1; i < interim.length; i++) expect(interim[i]!.elapsedMs - interim[i - 1]!.elapsedMs).toBeGreaterThanOrEqual(999);
+    }
+    expect(b.objects).toBeGreaterThan(20);
+    expect(events.length).toBeLessThan(b.objects);
+    await p.stop();
+  });
+});
+
+describe('retention', () => {
+  it("simple count 2: after 4 backups only the 2 newest remain; prune({ dryRun }) reports without deleting", async () => {
+    const dir = path.join(work, 'ret-simple');
+    const db = await seeded('ret-simple');
+    const p = plugin(dir, { retention: { policy: 'simple', count: 2 } });
+    await db.usePlugin(p, 'backupRet');
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await p.createBackup({ reason: `r${i}` })).id);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([ids[3], ids[2]]);
+    await p.stop();
+
+    // A second directory filled without retention, then pruned on demand.
+    const dir2 = path.join(work, 'ret-dry');
+    const filler = plugin(dir2);
+    await db.usePlugin(filler, 'backupFill');
+    const more: string[] = [];
+    for (let i = 0; i < 4; i++) more.push((await filler.createBackup()).id);
+    await filler.stop();
+    const pruner = plugin(dir2, { retention: { policy: 'simple', count: 2 } });
+    await db.usePlugin(pruner, 'backupPrune');
+    const dry = await pruner.prune({ dryRun: true });
+    expect(dry.deleted).toEqual([]);
+    expect(dry.remove.map((r) => r.id).sort()).toEqual([more[0], more[1]].sort());
+    expect(dry.keep.map((k) => k.id).sort()).toEqual([more[2], more[3]].sort());
+    for (const k of dry.keep) expect(k.reasons.length).toBeGreaterThan(0);
+    expect((await pruner.listBackups()).length).toBe(4);
+    const real = await pruner.prune();
+    expect(real.deleted.sort()).toEqual([more[0], more[1]].sort());
+    expect((await pruner.listBackups()).map((b) => b.id)).toEqual([more[3], more[2]]);
+    await pruner.stop();
+  });
+
+  it('refuses a policy with no rule in the constructor', () => {
+    for (const retention of [{ policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, {}] as const) {
+      expect(() => new BackupPlugin({ schedule: false, retention })).toThrow(expect.objectContaining({ name: 'BackupError', message: expect.stringContaining('retention') }));
+    }
+  });
+
+  it('a kept incremental pins its full: the chain stays restorable, and goes once a new full replaces it', async () => {
+    const dir = path.join(work, 'ret-chain');
+    const db = await seeded('ret-chain');
+    const p = plugin(dir, { retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p);
+    const users = db.resources.users as unknown as { update(id: string, v: unknown): Promise<unknown> };
+    const full = await p.createBackup({ type: 'full' });
+    await users.update('u00001', { name: 'one' });
+    const inc1 = await p.createBackup({ type: 'incremental' });
+    await users.update('u00002', { name: 'two' });
+    const expected = await settled(db);
+    const inc2 = await p.createBackup({ type: 'incremental' });
+    expect(inc2.type).toBe('incremental');
+    expect(inc2.parentId).toBe(inc1.id);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([inc2.id, inc1.id, full.id]);
+    const target = await openDb(bucket('ret-chain-dst'));
+    await p.restore({ backupId: inc2.id, destination: target });
+    expect(await snapshot(target)).toEqual(expected);
+    const full2 = await p.createBackup({ type: 'full' });
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([full2.id]);
+    await p.stop();
+  });
+});
+
+describe('incremental backups through the plugin', () => {
+  it('stores only changes, records deletions, and restores exactly into an EMPTY database', async () => {
+    const dir = path.join(work, 'incr');
+    const db = await seeded('incr');
+    const p = plugin(dir, { encryption: { passphrase: 'incremental passphrase', iterations: 100_000 } });
+    await db.usePlugin(p);
+    const atFull = await settled(db);
+    const full = await p.createBackup({ type: 'full' });
+
+    const users = db.resources.users as unknown as { update(id: string, v: unknown): Promise<unknown>; insert(v: unknown): Promise<unknown> };
+    const orders = db.resources.orders as unknown as { delete(id: string): Promise<unknown> };
+    await users.insert({ id: 'new1', name: 'New', email: 'n@x', password: 'pw-new', plan: 'pro' });
+    await users.update('u00003', { name: 'Changed', plan: 'pro' }); // moves partitions too
+    await orders.delete('o00001');
+    await orders.delete('o00003');
+    await db.client.deleteObjects(['plugin=audit/blob.bin']);
+    const atIncr = await settled(db);
+
+    const inc = await p.createBackup({ type: 'incremental' });
+    expect(inc.type).toBe('incremental');
+    expect(inc.parentId).toBe(full.id);
+    const m = (await p.getBackup(inc.id))!.manifest;
+    expect(m.chain).toEqual([full.id, inc.id]);
+    expect(m.totals.objects).toBe(atIncr.length);
+    const before = new Map(atFull.map((o) => [o.key, JSON.stringify(o)]));
+    const changed = atIncr.filter((o) => before.get(o.key) !== JSON.stringify(o));
+    const gone = atFull.filter((o) => !atIncr.some((x) => x.key === o.key));
+    expect(gone.length).toBeGreaterThanOrEqual(5); // 2 orders with their partition refs, the plugin blob
+    expect(m.totals.deleted).toBe(gone.length);
+    // new or changed objects are stored (objects s3db merely rewrote may be stored too), the rest is not
+    expect(changed.length).toBeGreaterThanOrEqual(3);
+    expect(m.totals.stored).toBeGreaterThanOrEqual(changed.length);
+    expect(m.totals.stored).toBeLessThan(atIncr.length / 4);
+
+    const emptyA = await openDb(bucket('incr-dst-a'));
+    // a freshly connected database holds only its (empty) s3db.json
+    expect((await snapshot(emptyA)).map((o) => o.key)).toEqual(['s3db.json']);
+    expect(Object.keys(emptyA.resources)).toEqual([]);
+    await p.restore({ backupId: inc.id, destination: emptyA });
+    expect(await snapshot(emptyA)).toEqual(atIncr);
+    const emptyB = await openDb(bucket('incr-dst-b'));
+    await p.restore({ backupId: full.id, destination: emptyB });
+    expect(await snapshot(emptyB)).toEqual(atFull);
+    await p.stop();
+  }, 60_000);
+
+  it('maxChainLength: after N incrementals the next incremental is a full', async () => {
+    const dir = path.join(work, 'chainlen');
+    const db = await seeded('chainlen');
+    const p = plugin(dir, { type: 'incremental', maxChainLength: 2 });
+    await db.usePlugin(p);
+    const users = db.resources.users as unknown as { update(id: string, v: unknown): Promise<unknown> };
+    const types: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await users.update('u00001', { name: `n${i}` });
+      types.push((await p.createBackup()).type); // the plugin's `type` option applies
+    }
+    // no full yet -> full; then 2 incrementals; then a new full; then 1 incremental
+    expect(types).toEqual(['full', 'incremental', 'incremental', 'full', 'incremental']);
+    const list = await manifests(p);
+    const newest = list[0]!;
+    expect(newest.chain).toHaveLength(2);
+    expect(newest.chain[0]).toBe(list[1]!.id);
+    await p.stop();
+  });
+});
