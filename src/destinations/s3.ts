@@ -9,7 +9,8 @@
  *   with a Buffer body. SHA-256 and size are computed from the bytes as they stream by.
  * - A failed or aborted write leaves nothing: the first part that fails for good ends lib-storage's
  *   shared part feeder (so the rest of the source is not read), and the multipart upload is aborted
- *   (leavePartsOnError false). Uploads left by a crashed process are
+ *   (leavePartsOnError false). An upload orphaned by a retried CreateMultipartUpload (the
+ *   first answer lost) is aborted right after the write; uploads left by a crashed process are
  *   found and aborted by abortStaleUploads().
  * - Retries: the SDK retry strategy ('standard' or 'adaptive', `maxAttempts`) retries 5xx,
  *   SlowDown/throttling and connection resets (ECONNRESET, EPIPE, ETIMEDOUT) with exponential
@@ -166,11 +167,33 @@ export class S3Destination implements Destination {
     } catch (err) {
       source.unpipe(measure);
       if (!source.destroyed && source !== body) source.destroy();
+      if (size >= this.config.partSize) await this.abortOrphanUploads(key);
       throw this.error(signal?.aborted ? (signal.reason ?? err) : err, 'write', relative, signal?.aborted ? 'ERR_ABORTED' : undefined);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+    if (size >= this.config.partSize) await this.abortOrphanUploads(key);
     return { path: relative, size, sha256: hash.digest('hex') };
+  }
+
+  /**
+   * Aborts every incomplete multipart upload of exactly `key`. A CreateMultipartUpload whose answer
+   * was lost (connection reset after the server created it) is retried by the SDK and leaves an
+   * upload nobody knows the id of; S3 bills its parts until it is aborted. Part paths are unique
+   * and written by one backup at a time (the lease), so once our own write of `key` has completed
+   * or failed, any upload left for that key is such an orphan. Best effort: a failure here never
+   * fails the write (abortStaleUploads() catches what is left on the next backup).
+   */
+  private async abortOrphanUploads(key: string): Promise<void> {
+    try {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }));
+      for (const u of page.Uploads ?? []) {
+        if (u.Key !== key || !u.UploadId) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: u.UploadId })).catch(() => undefined);
+      }
+    } catch {
+      // best effort, see above
+    }
   }
 
   async read(relative: string, options: ReadOptions = {}): Promise<Readable> {

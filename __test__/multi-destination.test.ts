@@ -1,0 +1,307 @@
+/**
+ * BackupPlugin with driver 'multi' over a real filesystem destination and a real S3 destination
+ * (Ceph RGW on loopback, started by global-setup or CI), backing up the real s3db.js.
+ *
+ * Covers: strategy 'all' (both hold byte-identical objects, both recorded 'ok', listBackups merges
+ * the catalogs); a part deleted at one destination and another corrupted at the other (verify
+ * reports per destination and still passes, restore is exact from the other one, with and
+ * without the pre-restore verification); 'any' with one destination broken (succeeds, records the
+ * failure) versus 'all' with the same breakage (fails, commits nothing, calls onFailure);
+ * 'priority' (the first usable destination only); and the option names of s3db.js's own plugin.
+ *
+ * Broken destinations are real, not mocks: a filesystem directory below a regular file (ENOTDIR;
+ * chmod would not stop root) and an S3 bucket that does not exist.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import type { Destination } from '../src/destinations/types.js';
+import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
+
+const PASSPHRASE = 'multi destination passphrase';
+let seq = 0;
+const memoryUrl = (name: string) => `memory://${name}-${process.pid}-${++seq}/db`;
+
+let admin: S3Client;
+let bucket: string;
+let work: string;
+let source: Awaited<ReturnType<typeof openDb>>;
+let expected: ObjectSnapshot[];
+const plugins: BackupPlugin[] = [];
+
+function s3Spec(prefix: string, bucketName = bucket): { driver: 's3'; config: Record<string, unknown> } {
+  const env = s3Env();
+  return {
+    driver: 's3',
+    config: { bucketName, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey }, prefix, maxAttempts: 2 },
+  };
+}
+
+function fsSpec(directory: string): { driver: 'filesystem'; config: Record<string, unknown> } {
+  return { driver: 'filesystem', config: { directory } };
+}
+
+function multi(destinations: unknown[], strategy: 'all' | 'any' | 'priority', extra: Record<string, unknown> = {}): BackupPlugin {
+  const p = new BackupPlugin({ schedule: false, driver: 'multi', strategy, destinations, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, ...extra } as never);
+  plugins.push(p);
+  return p;
+}
+
+/** A fresh plugin (same destinations) on an EMPTY database restores `id`; returns the report and the database's snapshot. */
+async function restoreFresh(make: () => BackupPlugin, id: string, options: Record<string, unknown> = {}) {
+  const empty = await openDb(memoryUrl('empty'));
+  const p = make();
+  await empty.usePlugin(p);
+  const report = await p.restore({ backupId: id, destination: 'production', ...options });
+  const snap = await snapshot(empty);
+  await empty.disconnect();
+  return { report, snap };
+}
+
+async function sha256Of(stream: Readable): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of stream) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** A directory path below a regular file: every write there fails with ENOTDIR, even for root. */
+async function brokenDirectory(name: string): Promise<string> {
+  const file = path.join(work, `${name}-not-a-dir`);
+  await writeFile(file, 'a regular file');
+  return path.join(file, 'backups');
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+  } catch {
+    return [];
+  }
+}
+
+beforeAll(async () => {
+  admin = makeS3Client();
+  bucket = await makeBucket(admin, 'multi');
+  work = await mkdtemp(path.join(tmpdir(), 'multi-'));
+  source = await openDb(memoryUrl('src'));
+  await seedDatabase(source, { users: 9, orders: 9, perBehavior: 2 });
+  expected = await snapshot(source);
+});
+
+afterAll(async () => {
+  for (const p of plugins) await p.uninstall().catch(() => undefined);
+  await source?.disconnect();
+  if (bucket) await deleteBucket(admin, bucket);
+  admin?.destroy();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("strategy 'all' over filesystem + S3", () => {
+  it('both destinations hold byte-identical objects, both are recorded ok, and listBackups merges their catalogs', async () => {
+    const dir = path.join(work, 'all');
+    const specs = () => [fsSpec(dir), s3Spec('all/')];
+    const p = multi(specs(), 'all');
+    await source.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    const [fsDest, s3Dest] = p.destinations.members as [Destination, Destination];
+    expect(fsDest.driver).toBe('filesystem');
+    expect(s3Dest.driver).toBe('s3');
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    expect(manifest.destinations).toEqual([
+      { label: fsDest.label, status: 'ok' },
+      { label: s3Dest.label, status: 'ok' },
+    ]);
+    expect(manifest.verification?.destinations.map((d) => [d.label, d.verified])).toEqual([
+      [fsDest.label, true],
+      [s3Dest.label, true],
+    ]);
+    for (const ref of [...manifest.parts, manifest.index]) {
+      expect(await sha256Of(await fsDest.read(ref.path)), ref.path).toBe(ref.sha256);
+      expect(await sha256Of(await s3Dest.read(ref.path)), ref.path).toBe(ref.sha256);
+    }
+    const manifestPath = `manifests/${backup.id}.json`;
+    expect(await sha256Of(await s3Dest.read(manifestPath))).toBe(await sha256Of(await fsDest.read(manifestPath)));
+
+    // a second backup only at the filesystem (a single-destination plugin on the same directory),
+    // and the first backup's manifest gone from the filesystem: each is now listed by one catalog
+    const single = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    plugins.push(single);
+    const db2 = await openDb(memoryUrl('second'));
+    await seedDatabase(db2, { users: 2, orders: 2, perBehavior: 1 });
+    await db2.usePlugin(single);
+    const onlyFs = await single.createBackup();
+    await unlink(path.join(dir, manifestPath));
+    const merged = multi(specs(), 'all');
+    expect((await merged.listBackups()).map((b) => b.id).sort()).toEqual([backup.id, onlyFs.id].sort());
+    expect((await single.listBackups()).map((b) => b.id)).toEqual([onlyFs.id]);
+    // and the backup whose manifest only S3 still has restores exactly
+    const { snap } = await restoreFresh(() => multi(specs(), 'all'), backup.id);
+    expect(snap).toEqual(expected);
+    await db2.disconnect();
+  });
+
+  describe('a part deleted at one destination, another corrupted at the other', () => {
+    const dir = () => path.join(work, 'damaged');
+    const specs = () => [fsSpec(dir()), s3Spec('damaged/')];
+    let id: string;
+    let deleted: string; // missing at S3
+    let corrupted: string; // corrupted on the filesystem
+    let fsLabel: string;
+    let s3Label: string;
+    let want: ObjectSnapshot[];
+
+    beforeAll(async () => {
+      const db = await openDb(memoryUrl('damaged'));
+      await seedDatabase(db, { users: 9, orders: 9, perBehavior: 2 });
+      want = await snapshot(db);
+      const p = multi(specs(), 'all', { partSize: 4096 });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      id = backup.id;
+      const manifest = (await p.getBackup(id))!.manifest;
+      const big = [...manifest.parts].sort((a, b) => b.objects - a.objects);
+      expect(big.length).toBeGreaterThanOrEqual(2);
+      deleted = big[0]!.path;
+      corrupted = big[1]!.path;
+      const [fsDest, s3Dest] = p.destinations.members as [Destination, Destination];
+      fsLabel = fsDest.label;
+      s3Label = s3Dest.label;
+      await s3Dest.delete([deleted]);
+      const file = path.join(dir(), corrupted);
+      const bytes = await readFile(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x5a;
+      await writeFile(file, bytes);
+      await db.disconnect();
+    });
+
+    it('verifyBackup reports each destination with its failing object, and the backup is still verified', async () => {
+      const p = multi(specs(), 'all');
+      for (const level of ['quick', 'full'] as const) {
+        const result = await p.verifyBackup(id, { level });
+        expect(result.verified, level).toBe(true);
+        const byLabel = new Map(result.destinations.map((d) => [d.label, d]));
+        expect(byLabel.get(fsLabel)).toMatchObject({ verified: false, error: expect.stringContaining(corrupted) });
+        expect(byLabel.get(s3Label)).toMatchObject({ verified: false, error: expect.stringContaining(deleted) });
+        expect(byLabel.get(s3Label)!.error).toMatch(/does not exist|NoSuchKey|not found/i);
+      }
+      // the stored verification result is what listBackups shows
+      const listed = (await p.listBackups()).find((b) => b.id === id)!;
+      expect(listed.verified).toBe(true);
+    });
+
+    it('restore is exact, reading each part from the destination where it is good (with and without pre-verification)', async () => {
+      const verified = await restoreFresh(() => multi(specs(), 'all'), id);
+      expect(verified.snap).toEqual(want);
+      // without the pre-restore verification, the corrupted filesystem part fails while being
+      // decoded and restore falls back to S3 for it; the deleted S3 part is read from the filesystem
+      const unverified = await restoreFresh(() => multi(specs(), 'all'), id, { verify: false });
+      expect(unverified.snap).toEqual(want);
+    });
+
+    it('the restore report names the destination that failed, and for which part', async () => {
+      for (const verify of [true, false]) {
+        const { report } = await restoreFresh(() => multi(specs(), 'all'), id, { verify });
+        const text = JSON.stringify(report);
+        expect(text, `verify: ${verify}`).toContain(fsLabel);
+        expect(text, `verify: ${verify}`).toContain(corrupted);
+      }
+    });
+  });
+});
+
+describe("'any' versus 'all' with one destination broken", () => {
+  it("'any' succeeds and records the failed destination; the backup restores from the other", async () => {
+    const broken = await brokenDirectory('any');
+    const specs = () => [s3Spec('any/'), fsSpec(broken)];
+    const failures: Error[] = [];
+    const p = multi(specs(), 'any', { webhooks: { onFailure: (e: Error) => failures.push(e) } });
+    await source.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    expect(failures).toEqual([]);
+    const [s3Dest, fsDest] = p.destinations.members as [Destination, Destination];
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    expect(manifest.destinations).toEqual([
+      { label: s3Dest.label, status: 'ok' },
+      { label: fsDest.label, status: 'failed', error: expect.stringMatching(/not a directory|ENOTDIR/i) },
+    ]);
+    expect(backup.destinations).toEqual(manifest.destinations);
+    expect(await listKeys(admin, bucket, `any/manifests/${backup.id}.json`)).toHaveLength(1);
+    const { snap } = await restoreFresh(() => multi(specs(), 'any'), backup.id);
+    expect(snap).toEqual(expected);
+  });
+
+  it("'all' fails with the same breakage, commits nothing, and calls onFailure", async () => {
+    const broken = await brokenDirectory('all');
+    const failures: Error[] = [];
+    const p = multi([s3Spec('all-broken/'), fsSpec(broken)], 'all', { webhooks: { onFailure: (e: Error) => failures.push(e) } });
+    await source.usePlugin(p);
+    const err = await p.createBackup().then(
+      () => null,
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err).not.toBeNull();
+    expect(err!.message).toMatch(/not a directory|ENOTDIR/i);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.message).toBe(err!.message);
+    const left = await listKeys(admin, bucket, 'all-broken/');
+    expect(left.filter((k) => /^all-broken\/(manifests|data|indexes|pending)\//.test(k))).toEqual([]);
+    expect(await p.listBackups()).toEqual([]);
+  });
+});
+
+describe("strategy 'priority'", () => {
+  it('writes only to the first destination when it works', async () => {
+    const dir = path.join(work, 'priority-first');
+    const p = multi([fsSpec(dir), s3Spec('priority-second/')], 'priority');
+    await source.usePlugin(p);
+    const backup = await p.createBackup();
+    const [fsDest, s3Dest] = p.destinations.members as [Destination, Destination];
+    expect(backup.destinations).toEqual([
+      { label: fsDest.label, status: 'ok' },
+      { label: s3Dest.label, status: 'skipped' },
+    ]);
+    expect(await filesUnder(path.join(dir, 'manifests'))).toEqual([`${backup.id}.json`]);
+    expect((await listKeys(admin, bucket, 'priority-second/')).filter((k) => /\/(manifests|data|indexes)\//.test(k))).toEqual([]);
+  });
+
+  for (const lease of [false, true]) {
+    it(`goes to the second destination only when the first is broken (lease ${lease ? 'on' : 'off'})`, async () => {
+      const dir = path.join(work, `priority-fallback-${String(lease)}`);
+      await mkdir(dir, { recursive: true });
+      const specs = () => [s3Spec('nowhere/', `missing-bucket-${process.pid}-${String(lease)}`), fsSpec(dir)];
+      const p = multi(specs(), 'priority', lease ? {} : { lease: false });
+      await source.usePlugin(p);
+      const backup = await p.createBackup();
+      const [s3Dest, fsDest] = p.destinations.members as [Destination, Destination];
+      expect(backup.destinations).toEqual([
+        { label: s3Dest.label, status: 'skipped' },
+        { label: fsDest.label, status: 'ok' },
+      ]);
+      expect(await filesUnder(path.join(dir, 'manifests'))).toEqual([`${backup.id}.json`]);
+      const { snap } = await restoreFresh(() => multi(specs(), 'priority', lease ? {} : { lease: false }), backup.id);
+      expect(snap).toEqual(expected);
+    });
+  }
+});
+
+describe('option names', () => {
+  it("takes `destinations` + `strategy` at the top level, and s3db.js's own `config: { destinations, strategy }`", () => {
+    const dir = path.join(work, 'names');
+    const top = multi([fsSpec(dir), s3Spec('names/')], 'any');
+    expect(top.destinations.strategy).toBe('any');
+    expect(top.destinations.members.map((m) => m.driver)).toEqual(['filesystem', 's3']);
+    // s3db.js's BackupPlugin: new BackupPlugin({ driver: 'multi', config: { strategy, destinations } })
+    const s3dbStyle = new BackupPlugin({ schedule: false, driver: 'multi', config: { strategy: 'any', destinations: [fsSpec(dir), s3Spec('names/')] } } as never);
+    plugins.push(s3dbStyle);
+    expect(s3dbStyle.destinations.strategy).toBe('any');
+    expect(s3dbStyle.destinations.members.map((m) => m.label)).toEqual(top.destinations.members.map((m) => m.label));
+  });
+});

@@ -1,0 +1,365 @@
+/**
+ * The whole engine (BackupPlugin, driver 's3') against a real S3 server: Ceph RGW on loopback
+ * (started by global-setup or CI), with the real s3db.js as the source and the target.
+ *
+ * Covers: encrypted backup of a seeded database, listed and restored by a NEW plugin instance into an
+ * EMPTY database (object-for-object equal); storage classes of every stored object; parts larger
+ * than the S3 multipart part size; SSE (aws:kms with the test key of scripts/rgw/start.sh); a failed
+ * backup leaves no manifest, no parts and no incomplete multipart upload, and the next one succeeds
+ * (and aborts a crashed run's upload); a backup and restore through ~15% injected faults; and an
+ * s3db database that itself lives on RGW (with a key prefix) as the source.
+ *
+ * The ONLY fake is __test__/helpers/fault-proxy.ts (injected 5xx / SlowDown / resets, and one part
+ * refused for good), which a real server cannot produce on demand.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { S3Destination } from '../src/destinations/s3.js';
+import { listObjects } from '../src/engine/s3db.js';
+import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import {
+  createS3Database,
+  deleteBucket,
+  listKeys,
+  listMultipartUploads,
+  makeBucket,
+  makeS3Client,
+  s3dbConnectionString,
+  s3Env,
+} from './helpers/s3.js';
+
+const MIB = 1024 * 1024;
+const PASSPHRASE = 'engine on rgw passphrase';
+const SMALL = { users: 9, orders: 9, perBehavior: 2 };
+const ON_RGW = { users: 6, orders: 6, perBehavior: 1 };
+let seq = 0;
+const memoryUrl = (name: string) => `memory://${name}-${process.pid}-${++seq}/db`;
+
+let admin: S3Client;
+let bucket: string;
+const plugins: BackupPlugin[] = [];
+
+/** S3 destination config for the plugin: the test server, its keys, and a fresh prefix. */
+function s3Config(prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const env = s3Env();
+  return {
+    bucketName: bucket,
+    endpoint: env.endpoint,
+    region: env.region,
+    credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
+    prefix,
+    ...extra,
+  };
+}
+
+function s3Plugin(config: Record<string, unknown>, extra: Record<string, unknown> = {}): BackupPlugin {
+  const p = new BackupPlugin({
+    schedule: false,
+    driver: 's3',
+    config,
+    encryption: { passphrase: PASSPHRASE, iterations: 100_000 },
+    ...extra,
+  });
+  plugins.push(p);
+  return p;
+}
+
+/** A new plugin instance on a new EMPTY memory database: lists, then restores the backup into it. */
+async function restoreElsewhere(config: Record<string, unknown>, backupId: string): Promise<ObjectSnapshot[]> {
+  const empty = await openDb(memoryUrl('empty'));
+  expect(await snapshot(empty)).toHaveLength(1); // connect() wrote s3db.json, nothing else
+  const fresh = s3Plugin(config);
+  await empty.usePlugin(fresh);
+  const listed = await fresh.listBackups();
+  expect(listed.map((b) => b.id)).toContain(backupId);
+  const report = await fresh.restore({ backupId, destination: 'production' });
+  expect(report.objectsWritten).toBeGreaterThan(0);
+  const out = await snapshot(empty);
+  await empty.disconnect();
+  return out;
+}
+
+/** A memory database holding `count` incompressible objects of `size` bytes plus s3db.json. */
+async function blobDatabase(count: number, size: number) {
+  const db = await openDb(memoryUrl('blobs'));
+  for (let i = 0; i < count; i++) {
+    await db.client.putObject({ key: `plugin=blobs/b${String(i).padStart(3, '0')}`, body: randomBytes(size), contentType: 'application/octet-stream', metadata: { n: String(i) } });
+  }
+  return db;
+}
+
+function destinationOf(p: BackupPlugin): S3Destination {
+  const d = p.destinations.members[0];
+  expect(d).toBeInstanceOf(S3Destination);
+  return d as S3Destination;
+}
+
+describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
+  let source: Awaited<ReturnType<typeof openDb>>;
+  let expected: ObjectSnapshot[];
+
+  beforeAll(async () => {
+    admin = makeS3Client();
+    bucket = await makeBucket(admin, 's3engine');
+    source = await openDb(memoryUrl('src'));
+    await seedDatabase(source, SMALL);
+    expected = await snapshot(source);
+  });
+
+  afterAll(async () => {
+    for (const p of plugins) await p.uninstall().catch(() => undefined);
+    await source?.disconnect();
+    if (bucket) await deleteBucket(admin, bucket);
+    admin?.destroy();
+  });
+
+  it('backs up encrypted; a new plugin instance lists it and restores an identical database into an empty one', async () => {
+    const config = s3Config('roundtrip/');
+    const p = s3Plugin(config);
+    await source.usePlugin(p);
+    const backup = await p.createBackup({ reason: 'rgw round trip' });
+    expect(backup.verified).toBe(true);
+    expect(backup.encrypted).toBe(true);
+    expect(backup.objects).toBe(expected.length);
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    expect(manifest.destinations).toEqual([{ label: destinationOf(p).label, status: 'ok' }]);
+    // everything really is in the bucket under the prefix, and nothing else is left there
+    const keys = await listKeys(admin, bucket, 'roundtrip/');
+    expect(keys).toContain(`roundtrip/manifests/${backup.id}.json`);
+    expect(keys).toContain('roundtrip/key.json');
+    for (const part of manifest.parts) expect(keys).toContain(`roundtrip/${part.path}`);
+    expect(keys.filter((k) => k.startsWith('roundtrip/pending/'))).toEqual([]);
+    // the passphrase never reaches the manifest
+    expect(JSON.stringify(manifest)).not.toContain(PASSPHRASE);
+    expect(JSON.stringify(manifest)).not.toContain(s3Env().secretAccessKey);
+
+    expect(await restoreElsewhere(config, backup.id)).toEqual(expected);
+  });
+
+  it('stores the manifest, the index and every part with the configured storage class, and restores from it', async () => {
+    for (const storageClass of ['GLACIER_IR', 'STANDARD_IA'] as const) {
+      const prefix = `class-${storageClass.toLowerCase()}/`;
+      const config = s3Config(prefix, { storageClass });
+      const db = await openDb(memoryUrl('class'));
+      await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+      const want = await snapshot(db);
+      const p = s3Plugin(config, { partSize: 4096 });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(backup.verified).toBe(true);
+      const manifest = (await p.getBackup(backup.id))!.manifest;
+      expect(manifest.parts.length).toBeGreaterThan(2);
+      const dest = destinationOf(p);
+      for (const path of [`manifests/${backup.id}.json`, manifest.index.path, ...manifest.parts.map((x) => x.path)]) {
+        expect(await dest.stat(path), path).toMatchObject({ storageClass });
+      }
+      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+      await db.disconnect();
+    }
+  });
+
+  it('parts larger than the S3 part size go up as multipart uploads; verify and restore are exact', async () => {
+    const db = await blobDatabase(13, MIB); // incompressible: 13 MiB of archive
+    const want = await snapshot(db);
+    const config = s3Config('multipart/', { partSize: 5 * MIB, queueSize: 2 });
+    const p = s3Plugin(config, { partSize: 8 * MIB, compression: 'gzip' });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    const big = manifest.parts.filter((x) => x.size > 5 * MIB);
+    expect(big.length).toBeGreaterThan(0);
+    for (const part of big) {
+      const st = await destinationOf(p).stat(part.path);
+      expect(st?.size).toBe(part.size);
+      // a multipart ETag ends in -<number of S3 parts>: 5 MiB each, the last one the rest
+      expect(st?.etag, part.path).toMatch(new RegExp(`-${Math.ceil(part.size / (5 * MIB))}"$`));
+    }
+    expect(await listMultipartUploads(admin, bucket, 'multipart/')).toEqual([]);
+    const full = await p.verifyBackup(backup.id, { level: 'full' });
+    expect(full).toMatchObject({ verified: true, level: 'full', error: null });
+    expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+    await db.disconnect();
+  });
+
+  it('a CreateMultipartUpload whose answer was lost leaves no orphan upload behind', async () => {
+    const db = await blobDatabase(7, MIB);
+    const want = await snapshot(db);
+    // the first CreateMultipartUpload reaches RGW, which creates the upload; the answer is lost
+    // (reset injected), so the SDK retries and a second upload is made: the first is an orphan
+    let armed = 1;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rate: 1,
+      faults: ['reset-after'],
+      eligible: (r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.url) && armed-- > 0,
+    });
+    try {
+      const config = s3Config('lost-create/', { endpoint: proxy.url, partSize: 5 * MIB });
+      const p = s3Plugin(config, { partSize: 6 * MIB });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(proxy.injected['reset-after']).toBe(1);
+      expect(backup.verified).toBe(true);
+      expect(await listMultipartUploads(admin, bucket, 'lost-create/')).toEqual([]);
+      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+    } finally {
+      await proxy.close();
+    }
+    await db.disconnect();
+  });
+
+  it('the plugin partSize bounds the archive bytes of each part (to about one record over)', async () => {
+    const db = await blobDatabase(13, MIB);
+    const p = s3Plugin(s3Config('part-bound/', { partSize: 5 * MIB }), { partSize: 4 * MIB, compression: 'none', verify: false });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const parts = (await p.getBackup(backup.id))!.manifest.parts;
+    // 13 MiB of records with 4 MiB parts: 4 parts; none more than one 1 MiB record over the limit
+    expect(parts.map((x) => x.plainBytes).every((n) => n <= 5 * MIB + 64 * 1024), JSON.stringify(parts.map((x) => x.plainBytes))).toBe(true);
+    expect(parts.length).toBeGreaterThanOrEqual(3);
+    await db.disconnect();
+  });
+
+  it('passes SSE-KMS through to every stored object (RGW reports the key back)', async () => {
+    const db = await blobDatabase(7, MIB);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const want = await snapshot(db);
+    const config = s3Config('sse-kms/', { serverSideEncryption: 'aws:kms', kmsKeyId: 's3db-backup-test-key', partSize: 5 * MIB });
+    const p = s3Plugin(config, { partSize: 6 * MIB });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    expect(manifest.parts.some((x) => x.size > 5 * MIB)).toBe(true); // a multipart one among them
+    for (const path of [`manifests/${backup.id}.json`, manifest.index.path, 'key.json', ...manifest.parts.map((x) => x.path)]) {
+      const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: `sse-kms/${path}` }));
+      expect(head.ServerSideEncryption, path).toBe('aws:kms');
+      expect(head.SSEKMSKeyId, path).toBe('s3db-backup-test-key');
+    }
+    expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+    await db.disconnect();
+  });
+
+  it('a backup whose part is refused for good leaves no manifest, no parts, no incomplete upload; the next one succeeds', async () => {
+    const db = await blobDatabase(12, MIB);
+    const want = await snapshot(db);
+    // every UploadPart #2 of a data part is answered 500 (injected; RGW cannot be told to fail one part)
+    let refuse = true;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      record: true,
+      intercept: (r) =>
+        refuse && r.method === 'PUT' && r.url.includes('/data/') && /[?&]partNumber=2(&|$)/.test(r.url)
+          ? { status: 500, body: '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>' }
+          : undefined,
+    });
+    try {
+      const failures: Error[] = [];
+      const config = s3Config('failed/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 2 });
+      const p = s3Plugin(config, { partSize: 16 * MIB, staleAfterMs: 1, webhooks: { onFailure: (e: Error) => failures.push(e) } });
+      await db.usePlugin(p);
+      await expect(p.createBackup()).rejects.toMatchObject({ message: expect.stringMatching(/InternalError|injected|500/) });
+      expect(failures).toHaveLength(1);
+      expect(proxy.requests.some((r) => r.method === 'PUT' && /partNumber=2/.test(r.url))).toBe(true);
+      expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
+      const left = await listKeys(admin, bucket, 'failed/');
+      expect(left.filter((k) => /^failed\/(manifests|data|indexes|pending)\//.test(k))).toEqual([]);
+      expect(await p.listBackups()).toEqual([]);
+
+      // a crashed run's upload (started by hand: no process to kill here) is aborted by the next backup
+      const crashedKey = 'failed/data/2020/01/01/full-crashed/_database.000001';
+      const crashed = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: crashedKey }));
+      expect((await listMultipartUploads(admin, bucket, 'failed/')).map((u) => u.UploadId)).toEqual([crashed.UploadId]);
+      await new Promise((r) => setTimeout(r, 20));
+
+      refuse = false;
+      const backup = await p.createBackup();
+      expect(backup.verified).toBe(true);
+      expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
+      expect((await p.listBackups()).map((b) => b.id)).toEqual([backup.id]);
+      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+    } finally {
+      await proxy.close();
+    }
+    await db.disconnect();
+  });
+
+  it('completes, verifies and restores exactly through ~15% injected 5xx, SlowDown and connection resets', async () => {
+    const db = await blobDatabase(6, MIB); // a multipart part among many small requests
+    await seedDatabase(db, { users: 5, orders: 5, perBehavior: 1 });
+    const want = await snapshot(db);
+    const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 0.15, seed: 424242 });
+    try {
+      const config = s3Config('faulty/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 10 });
+      const p = s3Plugin(config, { partSize: 6 * MIB });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(backup.verified).toBe(true);
+      const verified = await p.verifyBackup(backup.id, { level: 'full' });
+      expect(verified.verified).toBe(true);
+      // the listing and the restore in a new plugin instance also go through the faults
+      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+      const injected = proxy.injected;
+      expect(Object.values(injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(10);
+      expect(injected['slowdown'] + injected['service-unavailable'] + injected['internal-error']).toBeGreaterThan(0);
+      expect(injected['reset-before'] + injected['reset-after'] + injected['reset-mid-body']).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+    expect(await listMultipartUploads(admin, bucket, 'faulty/')).toEqual([]);
+    await db.disconnect();
+  });
+
+  it('backs up a database that lives on RGW under a key prefix, and restores it into another bucket exactly', async () => {
+    const srcBucket = await makeBucket(admin, 'srcdb');
+    const dstBucket = await makeBucket(admin, 'dstdb');
+    const db = await createS3Database(srcBucket, 'apps/shop');
+    try {
+      await seedDatabase(db, ON_RGW);
+      // s3db's S3 client lists FULL keys (with the key prefix); the engine hands out relative ones
+      const raw = await db.client.listObjects({ prefix: '' });
+      const rawKeys = (raw.Contents ?? []).map((c: { Key?: string }) => c.Key ?? '');
+      expect(rawKeys.length).toBeGreaterThan(0);
+      expect(rawKeys.every((k: string) => k.startsWith('apps/shop/'))).toBe(true);
+      const relative: string[] = [];
+      for await (const e of listObjects(db.client as never)) relative.push(e.key);
+      expect(relative).toContain('s3db.json');
+      expect(relative.some((k) => k.startsWith('apps/'))).toBe(false);
+      const want = await snapshot(db as never);
+      expect(want.length).toBe(rawKeys.length);
+
+      const config = s3Config('from-rgw-db/');
+      const p = s3Plugin(config, { concurrency: 64 });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(backup.verified).toBe(true);
+      expect(backup.objects).toBe(want.length);
+      const manifest = (await p.getBackup(backup.id))!.manifest;
+      expect(manifest.source).toMatchObject({ bucket: srcBucket, keyPrefix: expect.stringMatching(/^apps\/shop\/?$/) });
+
+      // restore through a connection string into another bucket under another prefix
+      const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here') });
+      expect(report.objectsWritten).toBe(want.length);
+      const restoredKeys = await listKeys(admin, dstBucket);
+      expect(restoredKeys.length).toBe(want.length);
+      expect(restoredKeys.every((k) => k.startsWith('restored/here/'))).toBe(true);
+      const restored = await createS3Database(dstBucket, 'restored/here');
+      try {
+        expect(await snapshot(restored as never)).toEqual(want);
+        const users = restored.resources.users as unknown as { get(id: string): Promise<Record<string, unknown>>; count(): Promise<number> };
+        expect(await users.count()).toBe(ON_RGW.users);
+        expect((await users.get('u00004')).password).toBe('pw-4');
+      } finally {
+        await restored.disconnect();
+      }
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+      await deleteBucket(admin, dstBucket);
+    }
+  });
+});
