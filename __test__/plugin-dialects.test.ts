@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { inspect } from 'node:util';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
@@ -279,6 +280,8 @@ describe('option errors', () => {
     // and the exposed options are redacted
     const ok = new BackupPlugin({ schedule: false, encryption: { passphrase: SECRET, iterations: 100_000 } });
     expect(JSON.stringify(ok.options)).not.toContain(SECRET);
+    expect(JSON.stringify(ok.config)).not.toContain(SECRET);
+    expect(inspect(ok, { depth: 8 })).not.toContain(SECRET); // console.log(plugin) in an app's logs
   });
 });
 

@@ -146,10 +146,16 @@ describe('schedules', () => {
     const manual = p.createBackup({ reason: 'slow manual' });
     await waitUntil('an overlapping tick', () => skipped.some((s) => s.reason === 'overlap'));
     expect(p.busy).toBe(true);
+    // stop() while the backup runs waits for it instead of leaving it half-written
+    let stopped = false;
+    const stopping = p.stop().then(() => (stopped = true));
+    await sleep(300);
+    expect(stopped).toBe(false);
     release();
+    await stopping;
     const result = await manual;
     expect(result.reason).toBe('slow manual');
-    await p.stop();
+    expect(p.busy).toBe(false);
     const list = await manifests(p);
     const ranTicks = new Set(list.map((m) => (m.trigger?.payload as { tick?: string } | undefined)?.tick).filter(Boolean));
     for (const s of skipped.filter((x) => x.reason === 'overlap')) {
@@ -184,6 +190,34 @@ describe('schedules', () => {
     await main.stop();
     const mm = (await main.getBackup(mainDone[0]!))!.manifest;
     expect(Object.keys(mm.resources).sort()).toEqual([DATABASE_GROUP, ...all.filter((r) => r !== 'users')].sort());
+  }, 60_000);
+});
+
+describe('restores and schedules', () => {
+  it('a tick that arrives during a restore is skipped with reason "restoring" and never run', async () => {
+    const dir = path.join(work, 'restoring');
+    const db = await seeded('restoring');
+    const maker = plugin(dir);
+    await db.usePlugin(maker, 'backupMaker');
+    const { id } = await maker.createBackup();
+    await maker.stop();
+    // The user's onRestoreComplete hook is awaited while the restore still holds the schedule
+    // paused, so the restore lasts as long as the test needs.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = plugin(dir, { schedule: 1000, onRestoreComplete: () => gate });
+    const skipped: { reason: string; tick: string }[] = [];
+    q.on('plg:backup:skipped', (e: { reason: string; tick: string }) => skipped.push(e));
+    await db.usePlugin(q, 'backupRestoring');
+    const target = await openDb(bucket('restoring-dst'));
+    const restoring = q.restore({ backupId: id, destination: target });
+    await waitUntil('a tick skipped during the restore', () => skipped.some((s) => s.reason === 'restoring'));
+    release();
+    const report = await restoring;
+    expect(report.restored.find((r) => r.name === 'users')?.recordsRestored).toBe(SMALL.users);
+    await q.stop();
+    const ran = new Set((await manifests(q)).map((m) => (m.trigger?.payload as { tick?: string } | undefined)?.tick));
+    for (const s of skipped.filter((x) => x.reason === 'restoring')) expect(ran.has(s.tick)).toBe(false);
   }, 60_000);
 });
 
