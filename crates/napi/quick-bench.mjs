@@ -1,6 +1,7 @@
 // Quick throughput check of the native binding against Node built-ins in the same run (not the
 // official benchmark, which is `npm run bench`). Usage: node crates/napi/quick-bench.mjs FILE
-// (JSON-lines records; ~64 MiB) [name regex]; REPS=3 best-of runs. Native calls get 1 MiB batches, one call in flight, as the TS
+// (JSON-lines records; ~64 MiB) [name regex]; REPS=3 best-of runs. nodeCpu/nativeCpu: MB per
+// CPU-second of the whole process (all threads): meaningful even on a busy machine. Native calls get 1 MiB batches, one call in flight, as the TS
 // wrapper does. MB/s are of uncompressed input.
 import { readFileSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
@@ -34,18 +35,24 @@ function gcmTransform(key) { // Node baseline: one createCipheriv per 1 MiB segm
 import * as streamMod from 'node:stream';
 function require_stream() { return streamMod; }
 
-async function time(fn) { const t = performance.now(); const r = await fn(); return [MB / ((performance.now() - t) / 1000), r]; }
+let lastCpu = 0; // MB per CPU-second (all threads of this process) of the last timed call
+async function time(fn) {
+  const c0 = process.cpuUsage(); const t = performance.now(); const r = await fn();
+  const c = process.cpuUsage(c0); lastCpu = MB / ((c.user + c.system) / 1e6);
+  return [MB / ((performance.now() - t) / 1000), r];
+}
 const rows = [];
 const only = process.argv[3] ? new RegExp(process.argv[3]) : null;
 const REPS = Number(process.env.REPS ?? 3);
 async function cmp(name, nodeFn, nativeFn) { // best of REPS, alternating, against machine noise
   if (only && !only.test(name)) return;
-  let n = 0, r = 0, nout, rout;
+  let n = 0, r = 0, nout, rout, nc = 0, rc = 0;
   for (let i = 0; i < REPS; i++) {
-    const [a, ao] = await time(nodeFn); const [b, bo] = await time(nativeFn);
+    const [a, ao] = await time(nodeFn); nc = Math.max(nc, lastCpu);
+    const [b, bo] = await time(nativeFn); rc = Math.max(rc, lastCpu);
     n = Math.max(n, a); r = Math.max(r, b); nout = ao; rout = bo;
   }
-  rows.push({ name, node: n.toFixed(1), native: r.toFixed(1), speedup: (r / n).toFixed(2), nodeRatio: (data.length / nout.length).toFixed(4), nativeRatio: (data.length / rout.length).toFixed(4) });
+  rows.push({ name, node: n.toFixed(1), native: r.toFixed(1), speedup: (r / n).toFixed(2), nodeCpu: nc.toFixed(1), nativeCpu: rc.toFixed(1), nodeRatio: (data.length / nout.length).toFixed(4), nativeRatio: (data.length / rout.length).toFixed(4) });
 }
 const gz = zlib.gzipSync(data, { level: 6 });
 const natGzEnc = await native(NativeEncoder, { compression: 'gzip', key: KEY }, data);
