@@ -10,7 +10,8 @@
  *   so every part (and every group of parts) is a sorted run: restore merges runs without sorting.
  * - The reader never yields a record before its whole body has arrived, keeps at most one record
  *   plus one input chunk in memory, and rejects a missing end marker (truncation), a count that
- *   differs from the records seen, and bytes after the end marker.
+ *   differs from the records seen, and bytes after the end marker. Yielded bodies own their bytes
+ *   (never views of an input chunk), so holding records does not hold input chunks.
  * - A tombstone (`deleted: true`, size 0) records that the key did not exist at backup time
  *   (incremental backups only).
  */
@@ -78,34 +79,38 @@ export class ArchiveWriter extends Transform {
   }
 }
 
-/** Archive bytes in, object-mode ArchiveRecord out. `label` names the part in errors. */
-export class ArchiveReader extends Transform {
+/**
+ * Archive bytes in, records out, one at a time: the next input chunk is read only when the consumer
+ * has taken every record of the current one (a decoder may emit chunks of many megabytes holding
+ * hundreds of thousands of small records; pushing them all at once would hold them all).
+ * `label` names the part in errors.
+ */
+export async function* readArchive(source: AsyncIterable<Buffer | Uint8Array>, label: string): AsyncIterable<ArchiveRecord> {
+  const parser = new ArchiveParser(label);
+  for await (const chunk of source) {
+    parser.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+    for (let record = parser.next(); record !== null; record = parser.next()) yield record;
+  }
+  parser.end();
+}
+
+/** Incremental parser of the archive format: push() bytes, next() at most one record at a time. */
+export class ArchiveParser {
   private readonly queue = new ByteQueue();
   private state: 'magic' | 'length' | 'header' | 'body' | 'count' | 'done' = 'magic';
   private need = ARCHIVE_MAGIC.length;
   private header: ArchiveHeader | null = null;
   private seen = 0n;
 
-  constructor(private readonly label: string) {
-    super({ readableObjectMode: true, readableHighWaterMark: 16 });
+  constructor(private readonly label: string) {}
+
+  push(chunk: Buffer): void {
+    if (this.state === 'done' && chunk.length > 0) throw this.corrupt('has data after its end marker');
+    this.queue.push(chunk);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.queue.push(chunk);
-      this.drain();
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
-  }
-
-  override _flush(cb: TransformCallback): void {
-    if (this.state !== 'done') return cb(this.corrupt('ends before its end marker (truncated)', 'ERR_ARCHIVE_TRUNCATED'));
-    cb();
-  }
-
-  private drain(): void {
+  /** The next complete record, or null when more bytes are needed (or the archive has ended). */
+  next(): ArchiveRecord | null {
     while (this.queue.length >= this.need && this.state !== 'done') {
       const bytes = this.queue.take(this.need);
       switch (this.state) {
@@ -124,13 +129,13 @@ export class ArchiveReader extends Transform {
           const header = parseHeader(bytes);
           if (!header) throw this.corrupt('has an unreadable record header');
           this.header = header;
-          if (header.size === 0) this.emitRecord(Buffer.alloc(0));
-          else this.expect('body', header.size);
+          if (header.size === 0) return this.record(Buffer.alloc(0));
+          this.expect('body', header.size);
           break;
         }
         case 'body':
-          this.emitRecord(bytes);
-          break;
+          // Own copy: a view would pin the decoder's whole output chunk for as long as the record lives.
+          return this.record(Buffer.from(bytes));
         case 'count': {
           const count = bytes.readBigUInt64BE(0);
           if (count !== this.seen) throw this.corrupt(`says it holds ${count} records but ${this.seen} were read`);
@@ -140,16 +145,23 @@ export class ArchiveReader extends Transform {
       }
     }
     if (this.state === 'done' && this.queue.length > 0) throw this.corrupt('has data after its end marker');
+    return null;
   }
 
-  private emitRecord(body: Buffer): void {
+  /** The input has ended: anything but a complete archive is an error. */
+  end(): void {
+    if (this.state !== 'done') throw this.corrupt('ends before its end marker (truncated)', 'ERR_ARCHIVE_TRUNCATED');
+  }
+
+  private record(body: Buffer): ArchiveRecord {
     this.seen++;
-    this.push({ header: this.header!, body } satisfies ArchiveRecord);
+    const record = { header: this.header!, body };
     this.header = null;
     this.expect('length', 4);
+    return record;
   }
 
-  private expect(state: ArchiveReader['state'], need: number): void {
+  private expect(state: ArchiveParser['state'], need: number): void {
     this.state = state;
     this.need = need;
   }

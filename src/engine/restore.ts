@@ -21,7 +21,7 @@
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
-import { ArchiveReader, type ArchiveRecord } from './archive.js';
+import { readArchive, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -263,9 +263,7 @@ async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEnt
   for (const member of ordered) {
     try {
       const decoded = openDecoded(await member.read(part.path), part, member.label, codecOf(manifest, key));
-      const records = decoded.pipe(new ArchiveReader(`${part.path} at ${member.label}`));
-      decoded.on('error', (err) => records.destroy(err));
-      for await (const record of records as AsyncIterable<ArchiveRecord>) {
+      for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
         if (lastKey !== null && !(lastKey < record.header.key)) continue; // already returned from another destination
         lastKey = record.header.key;
         yield record;

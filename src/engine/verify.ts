@@ -17,7 +17,7 @@ import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
-import { ArchiveReader } from './archive.js';
+import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { codecOf, openDecoded, ChecksumTap, type StoredRef } from './stored.js';
@@ -88,13 +88,7 @@ async function checkObject(member: Destination, manifest: Manifest, ref: StoredR
     return;
   }
   let records = 0;
-  await pipeline(decoded, new ArchiveReader(`${ref.path} at ${member.label}`), new Writable({
-    objectMode: true,
-    write(_record, _enc, cb) {
-      records++;
-      cb();
-    },
-  }));
+  for await (const _record of readArchive(decoded, `${ref.path} at ${member.label}`)) records++;
   if (records !== ref.records) {
     throw new BackupError('ERR_PART_COUNT', `${ref.path} at ${member.label} holds ${records} objects, the manifest says ${ref.records}`);
   }
