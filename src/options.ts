@@ -140,9 +140,16 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   for (const name of Object.keys(input)) {
     if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', `Known options: ${[...KNOWN].join(', ')}`);
   }
-  const o = input;
+  let o = input;
   const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
   let destinations: DestinationOption[];
+  // s3db.js's own plugin reads multi settings from `config`: { driver: 'multi', config: { destinations, strategy } }
+  const multiConfig = driver === 'multi' && o.destinations === undefined ? (o.config as { destinations?: DestinationOption[]; strategy?: NormalizedOptions['strategy'] } | undefined) : undefined;
+  if (multiConfig) {
+    const { destinations: nested, strategy: nestedStrategy, ...rest } = multiConfig;
+    if (Object.keys(rest).length > 0) throw optionError(`config.${Object.keys(rest)[0]}`, "is not a multi option", 'Use config: { destinations, strategy } or the top-level options');
+    o = { ...o, destinations: nested, strategy: o.strategy ?? nestedStrategy, config: undefined };
+  }
   if (driver === 'multi') {
     if (!Array.isArray(o.destinations) || o.destinations.length === 0) {
       throw optionError('destinations', "driver 'multi' needs a non-empty array of { driver, config }");

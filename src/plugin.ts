@@ -27,11 +27,12 @@ import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, PathTemplate } from './engine/layout.js';
 import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
-import { runRestore, type RestoreMode, type RestoreReport } from './engine/restore.js';
+import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
-import { defaultHolderId, Lease } from './lease/index.js';
+import { defaultHolderId } from './lease/index.js';
+import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionPlan } from './retention/index.js';
 import { openDatabase } from './target.js';
@@ -90,7 +91,7 @@ export class BackupPlugin extends EventEmitter {
   private readonly keyring: Keyring;
   private readonly template: PathTemplate;
   private readonly policy: BackupPolicy;
-  private readonly lease: Lease | null;
+  private readonly lease: LeaseGroup | null;
   private queue: Promise<unknown> = Promise.resolve();
   private runningBackup: string | null = null;
   private statuses = new Map<string, StatusRecord>();
@@ -107,7 +108,7 @@ export class BackupPlugin extends EventEmitter {
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(this.config.destinations, this.config.strategy);
     this.catalog = new Catalog(this.destinations);
-    this.lease = this.config.lease.enabled ? new Lease(this.destinations.members[0]!, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
+    this.lease = this.config.lease.enabled ? new LeaseGroup(this.destinations.members, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);
   }
 
@@ -147,31 +148,34 @@ export class BackupPlugin extends EventEmitter {
 
   /** Takes a backup now. Queues behind a running one (here, or on another instance: see the lease). */
   async createBackup(options: CreateBackupOptions = {}): Promise<BackupResult> {
-    return this.serialized((lease) => this.takeBackup(options, lease));
+    return this.serialized(() => this.takeBackup(options));
   }
 
-  /**
-   * Runs `fn` after every earlier backup/prune/delete of this plugin, holding the destination's
-   * backup lease (so no other instance backs up, prunes or deletes meanwhile).
-   */
-  private serialized<T>(fn: (lease: Lease | null) => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => this.withLease(fn));
+  /** Runs `fn` after every earlier backup/prune/delete of this plugin. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async withLease<T>(fn: (lease: Lease | null) => Promise<T>): Promise<T> {
+  /** Takes the destination's backup lease (no other instance backs up, prunes or deletes meanwhile). */
+  private async acquireLease(): Promise<LeaseGroup | null> {
     const lease = this.lease;
-    if (!lease) return fn(null);
+    if (!lease) return null;
     const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs });
     if (!got.acquired) {
       const holder = got.reason === 'held' ? `${got.holder.holder ?? 'another instance'}` : 'another instance';
       throw new BackupError('ERR_LEASE_HELD', `${holder} holds the backup lease of ${this.destinations.label} (waited ${Math.round(this.config.lease.waitMs / 1000)} s); try again when its backup has finished`);
     }
+    return lease;
+  }
+
+  private async withLease<T>(fn: () => Promise<T>): Promise<T> {
+    const lease = await this.acquireLease();
     try {
-      return await fn(lease);
+      return await fn();
     } finally {
-      await lease.release();
+      await lease?.release();
     }
   }
 
@@ -203,7 +207,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
   async deleteBackup(id: string, options: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
-    return this.serialized(() => this.deleteNow(id, options));
+    return this.serialized(() => this.withLease(() => this.deleteNow(id, options)));
   }
 
   private async deleteNow(id: string, options: { force?: boolean }): Promise<{ deleted: string[] }> {
@@ -267,6 +271,7 @@ export class BackupPlugin extends EventEmitter {
       const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
       for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
       let goodSources: Map<string, string> | undefined;
+      const sourceFailures: SourceFailure[] = [];
       if (options.verify ?? true) {
         goodSources = new Map();
         for (const m of chain) {
@@ -277,6 +282,7 @@ export class BackupPlugin extends EventEmitter {
             throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
           }
           for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
+          for (const d of outcome.result.destinations) if (!d.verified) sourceFailures.push({ label: d.label, path: null, error: d.error ?? 'verification failed' });
         }
       }
       opened = await openDatabase(options.destination, this.database);
@@ -291,6 +297,7 @@ export class BackupPlugin extends EventEmitter {
         concurrency: this.concurrencyFor(opened.db),
         pageSize: this.pageSizeFor(opened.db),
         goodSources,
+        sourceFailures,
         onProgress: (e) => this.progress(e),
       });
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
@@ -309,7 +316,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
   async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
-    return this.serialized(() => this.pruneNow(options));
+    return this.serialized(() => this.withLease(() => this.pruneNow(options)));
   }
 
   private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
@@ -358,7 +365,7 @@ export class BackupPlugin extends EventEmitter {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Runs one backup now; the caller serializes (see serialized()). */
-  private async takeBackup(options: CreateBackupOptions, lease: Lease | null): Promise<BackupResult> {
+  private async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
     const db = this.requireDatabase();
     const requested = options.type ?? this.config.type;
     if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);
@@ -372,9 +379,11 @@ export class BackupPlugin extends EventEmitter {
     const type = requested === 'incremental' ? 'incremental' : 'full';
     let announcedId = pendingId;
     const status: StatusRecord = { id: pendingId, type, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString() };
+    let lease: LeaseGroup | null = null;
     try {
       await this.callHook('onBackupStart', type, { backupId: pendingId });
       this.emit('plg:backup:start', { id: pendingId, type });
+      lease = await this.acquireLease();
       await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
       const parent = type === 'incremental' ? await this.parentFor(include, options.resources ? [] : this.config.exclude) : null;
       const manifest = await runBackup({
@@ -424,13 +433,21 @@ export class BackupPlugin extends EventEmitter {
       const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
       Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
       this.statuses.set(announcedId, status);
-      await this.callHook('onBackupError', type, { backupId: announcedId, error });
-      this.emit('plg:backup:error', { id: announcedId, type, error: error.message, code: error.code });
-      await this.callWebhook('onFailure', error);
+      await this.reportFailure(type, announcedId, error);
       throw error;
     } finally {
       this.runningBackup = null;
+      await lease?.release();
     }
+  }
+
+  /** @internal Every failed backup goes through here: the hook, the event, the webhook. */
+  async reportFailure(type: string, id: string, err: unknown): Promise<BackupError> {
+    const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
+    await this.callHook('onBackupError', type, { backupId: id, error });
+    this.emit('plg:backup:error', { id, type, error: error.message, code: error.code });
+    await this.callWebhook('onFailure', error);
+    return error;
   }
 
   /** Newest backup to build an incremental on; null (a full) when none, or the chain is at its limit. */

@@ -14,7 +14,8 @@ import type { BackupPlugin } from './plugin.js';
 import type { NormalizedOptions, TriggerOption } from './options.js';
 import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
-import { defaultHolderId, Lease } from './lease/index.js';
+import { defaultHolderId } from './lease/index.js';
+import { LeaseGroup } from './lease/group.js';
 import { parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
 
 interface ScheduledJob {
@@ -29,7 +30,7 @@ export class BackupPolicy {
   private listeners: { event: string; fn: (...args: unknown[]) => void }[] = [];
   private database: DatabaseLike | null = null;
   private paused = 0;
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new Map<string, LeaseGroup>();
 
   constructor(
     private readonly plugin: BackupPlugin,
@@ -122,7 +123,14 @@ export class BackupPolicy {
     // One tick lease per schedule records which tick ran (so one instance runs each tick, once);
     // the backup itself then takes the plugin's backup lease, which excludes every other backup.
     const lease = this.leaseFor(name);
-    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
+    let got: Awaited<ReturnType<LeaseGroup['acquire']>>;
+    try {
+      got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
+    } catch (err) {
+      // no destination answers: a failed scheduled backup, reported like any other
+      await this.plugin.reportFailure(this.config.type, `scheduled-${ctx.tickId}`, err);
+      return;
+    }
     if (!got.acquired) return skip(got.reason === 'held' ? 'lease-held' : 'tick-done');
     let completed = false;
     try {
@@ -133,11 +141,11 @@ export class BackupPolicy {
     }
   }
 
-  private leaseFor(name: string): Lease {
+  private leaseFor(name: string): LeaseGroup {
     let lease = this.leases.get(name);
     if (!lease) {
       const path = `locks/tick-${name.replace(/[^A-Za-z0-9_-]/g, '_')}.lease`;
-      lease = new Lease(this.plugin.destinations.members[0]!, { path, ttlMs: this.config.lease.ttlMs });
+      lease = new LeaseGroup(this.plugin.destinations.members, { path, ttlMs: this.config.lease.ttlMs });
       this.leases.set(name, lease);
     }
     return lease;

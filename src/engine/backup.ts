@@ -95,8 +95,9 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
 
   const written: string[] = [];
   const pending = new PendingRecord(set, id, type, started);
-  await pending.save();
+  let committed = false;
   try {
+    await pending.save();
     const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set) : null;
     const key = keyInfo?.key ?? null;
     const codec = { compression: o.compression, level: o.level ?? undefined, key: key ?? undefined, segmentSize: o.segmentSize, threads: o.threads };
@@ -109,7 +110,9 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const indexSink = new EncodedSink<IndexEntry>(set, paths.index(id), new IndexLineWriter(), codec);
     written.push(paths.index(id));
     let indexEntries = 0;
-    let part: { sink: EncodedSink<ArchiveRecord>; head: ArchiveWriter; entry: PartEntry } | null = null;
+    // `queued` counts archive bytes handed to the part (records may wait in the writer's buffer), so
+    // a part never passes partSize by more than one object.
+    let part: { sink: EncodedSink<ArchiveRecord>; head: ArchiveWriter; entry: PartEntry; queued: number } | null = null;
 
     const closePart = async () => {
       if (!part) return;
@@ -127,7 +130,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       written.push(path);
       await pending.addPart(path);
       const head = new ArchiveWriter();
-      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
+      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
     };
 
     const logical = new LogicalReader(o.db, o.selections);
@@ -151,12 +154,14 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
         continue;
       }
       const record = item.record!;
-      const current = part as { head: ArchiveWriter; entry: PartEntry } | null;
-      if (!current || current.entry.group !== item.group || current.head.bytes >= o.partSize) {
+      const current = part as { entry: PartEntry; queued: number } | null;
+      const recordBytes = record.body.length + Buffer.byteLength(record.header.key) + 256;
+      if (!current || current.entry.group !== item.group || (current.queued > 0 && current.queued + recordBytes > o.partSize)) {
         await closePart();
         await openPart(item.group);
       }
       const p = part!;
+      p.queued += recordBytes;
       await p.sink.write(record);
       p.entry.objects++;
       if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
@@ -221,11 +226,14 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
     o.beforeCommit?.();
     await set.write(paths.manifest(id), Buffer.from(JSON.stringify(manifest, null, 1)));
-    await pending.remove();
+    committed = true;
+    // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
+    // (a marker whose backup has a manifest is simply removed by the next cleanup).
+    await pending.remove().catch(() => undefined);
     return manifest;
   } catch (err) {
     pending.stop();
-    await set.delete([...written, paths.pending(id)]).catch(() => undefined);
+    if (!committed) await set.delete([...written, paths.manifest(id), paths.pending(id)]).catch(() => undefined);
     throw err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
   }
 }
@@ -411,9 +419,10 @@ class PendingRecord {
     this.timer = null;
   }
 
+  /** Removes the marker from the destinations that took part in the backup. */
   async remove(): Promise<void> {
     this.stop();
-    await this.set.delete([paths.pending(this.state.id)]);
+    await Promise.allSettled(this.set.writers.map((m) => m.delete([paths.pending(this.state.id)])));
   }
 }
 

@@ -45,7 +45,16 @@ export interface RestoreRunOptions {
   concurrency: number;
   pageSize: number;
   goodSources?: Map<string, string>;
+  /** Destination failures already seen (by verification); reads that fall back add theirs. */
+  sourceFailures?: SourceFailure[];
   onProgress?: (event: ProgressEvent) => void;
+}
+
+/** A destination that could not serve (part of) the backup, and what was wrong. */
+export interface SourceFailure {
+  label: string;
+  path: string | null;
+  error: string;
 }
 
 export interface ResourceRestoreReport {
@@ -71,6 +80,8 @@ export interface RestoreReport {
   objectsWritten: number;
   objectsDeleted: number;
   bytesWritten: number;
+  /** Destinations that failed for some object (the restore used another one for it). */
+  sourceFailures: SourceFailure[];
   durationMs: number;
   objectsPerSecond: number;
   bytesPerSecond: number;
@@ -78,6 +89,7 @@ export interface RestoreReport {
 
 export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const started = Date.now();
+  o.sourceFailures ??= [];
   const target = o.chain[o.chain.length - 1]!;
   const groups = selectGroups(target, o.resources);
   const inScope = (key: string) => groups.has(groupOf(key));
@@ -135,6 +147,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     objectsWritten,
     objectsDeleted,
     bytesWritten,
+    sourceFailures: o.sourceFailures,
     durationMs,
     objectsPerSecond: (objectsWritten * 1000) / durationMs,
     bytesPerSecond: (bytesWritten * 1000) / durationMs,
@@ -271,6 +284,7 @@ async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEnt
       return;
     } catch (err) {
       errors.push(`${member.label}: ${errorMessage(err)}`);
+      o.sourceFailures?.push({ label: member.label, path: part.path, error: errorMessage(err) });
     }
   }
   throw new BackupError('ERR_PART_UNREADABLE', `part ${part.path} of backup ${manifest.id} could not be read from any destination: ${errors.join('; ')}`);
