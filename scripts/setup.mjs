@@ -3,14 +3,15 @@
 // 1. installs npm dependencies when node_modules is missing or older than package-lock.json;
 // 2. builds the native core (Rust, napi-rs) when its binary is missing or older than any Rust source.
 // Without cargo it says so and continues: the codec then runs on its JS twin (slower, same format).
-// Invariant: plain Node only (no dependency), so it runs before anything is installed.
+// Invariants: plain Node only (no dependency), so it runs before anything is installed; it writes
+// only to stderr, so `npm run bench -- --json` prints nothing but the JSON document on stdout.
 import { execSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const run = (cmd) => execSync(cmd, { cwd: root, stdio: 'inherit', env: process.env });
+const run = (cmd) => execSync(cmd, { cwd: root, stdio: ['ignore', 2, 2], env: process.env });
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
 function newestUnder(dir, filter) {
@@ -28,7 +29,7 @@ function newestUnder(dir, filter) {
 const lock = join(root, 'package-lock.json');
 const installed = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(installed) || mtime(installed) < mtime(lock)) {
-  console.log('[setup] installing npm dependencies');
+  console.error('[setup] installing npm dependencies');
   run('npm install --no-audit --no-fund');
 }
 
@@ -46,7 +47,7 @@ if (mtime(binary) < sources) {
     cargo = false;
   }
   if (cargo) {
-    console.log('[setup] building the native core (cargo, release; the first build takes a few minutes)');
+    console.error('[setup] building the native core (cargo, release; the first build takes a few minutes)');
     run('npm run build:native');
   } else {
     console.warn('[setup] cargo not found: the native core is not built; the JS codec is used (set up Rust from https://rustup.rs for full speed)');

@@ -20,6 +20,10 @@ impl ZstdCompressor {
         if threads > 1 {
             enc.set_parameter(CParameter::NbWorkers(threads as u32))
                 .map_err(internal)?;
+            // Bounded memory: libzstd's default job is 4 x the window (8+ MiB per worker, and it
+            // keeps several jobs in flight); 1 MiB jobs keep the encoder near threads x 1 MiB.
+            enc.set_parameter(CParameter::JobSize(1 << 20))
+                .map_err(internal)?;
         }
         enc.set_parameter(CParameter::ChecksumFlag(true))
             .map_err(internal)?;
