@@ -28,7 +28,7 @@ import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { reloadResources } from './reload.js';
 import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { codecOf, openDecoded, readIndex } from './stored.js';
+import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -275,7 +275,7 @@ async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEnt
   const errors: string[] = [];
   for (const member of ordered) {
     try {
-      const decoded = openDecoded(await member.read(part.path), part, member.label, codecOf(manifest, key));
+      const decoded = openDecoded(readRanged(member, part), part, member.label, codecOf(manifest, key));
       for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
         if (lastKey !== null && !(lastKey < record.header.key)) continue; // already returned from another destination
         lastKey = record.header.key;

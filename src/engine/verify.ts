@@ -20,7 +20,7 @@ import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, openDecoded, ChecksumTap, type StoredRef } from './stored.js';
+import { codecOf, openDecoded, readRanged, ChecksumTap, type StoredRef } from './stored.js';
 
 export interface VerifyOutcome {
   result: VerificationResult;
@@ -74,7 +74,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
 }
 
 async function checkObject(member: Destination, manifest: Manifest, ref: StoredRef & { records: number | null }, key: KeyHandle | null, level: 'quick' | 'full'): Promise<void> {
-  const stored = await member.read(ref.path);
+  const stored = readRanged(member, ref);
   if (level === 'quick') {
     await pipeline(stored, new ChecksumTap(ref, member.label), discard());
     return;
