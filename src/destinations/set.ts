@@ -15,8 +15,8 @@
  * - Reads try members in order and fall back to the next one on any failure of the consumer
  *   (missing object, wrong checksum, undecodable data); the error of each member is kept.
  */
-import { once } from 'node:events';
-import { PassThrough, Readable } from 'node:stream';
+import { drained } from '../streams.js';
+import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, errorMessage, optionError } from '../errors.js';
 import type { Destination, ObjectInfo, WriteResult } from './types.js';
 
@@ -130,7 +130,7 @@ export class DestinationSet {
       for await (const chunk of source) {
         const waits: Promise<unknown>[] = [];
         for (const pipe of live.values()) {
-          if (!pipe.write(chunk)) waits.push(Promise.race([once(pipe, 'drain'), once(pipe, 'close')]));
+          if (!pipe.write(chunk)) waits.push(drained(pipe));
         }
         if (live.size === 0) break;
         if (waits.length > 0) await Promise.all(waits);
@@ -212,8 +212,4 @@ export class DestinationSet {
   async close(): Promise<void> {
     await Promise.allSettled(this.members.map((m) => m.close()));
   }
-}
-
-export function bufferStream(buffer: Buffer): Readable {
-  return Readable.from([buffer]);
 }

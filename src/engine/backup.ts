@@ -20,7 +20,6 @@
  * written during the backup (S3 has no snapshots): each object is copied as it is when read.
  */
 import { hostname } from 'node:os';
-import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
@@ -425,5 +424,3 @@ class PendingRecord {
     await Promise.allSettled(this.set.writers.map((m) => m.delete([paths.pending(this.state.id)])));
   }
 }
-
-export type { KeyHandle };

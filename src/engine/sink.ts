@@ -8,16 +8,15 @@
  * - A failure anywhere (encoder, destination) rejects the next write() or close(); nothing hangs.
  * - close() resolves with the destination's WriteResult only after the object is durably stored.
  */
-import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createEncoder, type CodecOptions } from '../codec/index.js';
+import { drained } from '../streams.js';
 import type { DestinationSet } from '../destinations/set.js';
 import type { WriteResult } from '../destinations/types.js';
 
 export class EncodedSink<T> {
   private readonly stored: Promise<WriteResult>;
-  private readonly failure: Promise<never>;
   private failed: unknown = null;
 
   constructor(
@@ -27,25 +26,23 @@ export class EncodedSink<T> {
     codec: CodecOptions,
   ) {
     const encoder = createEncoder(codec);
-    const piped = pipeline(head, encoder).catch((err: unknown) => {
+    pipeline(head, encoder).catch((err: unknown) => {
       this.failed ??= err;
-      throw err;
     });
     this.stored = set.write(path, encoder).catch((err: unknown) => {
       this.failed ??= err;
       head.destroy(err as Error);
       throw err;
     });
-    this.failure = Promise.all([piped, this.stored]).then(
-      () => new Promise<never>(() => undefined),
-      (err: unknown) => Promise.reject(err),
-    );
-    this.failure.catch(() => undefined);
+    this.stored.catch(() => undefined); // observed by close()
   }
 
   async write(item: T): Promise<void> {
     if (this.failed) throw this.failed;
-    if (!this.head.write(item)) await Promise.race([once(this.head, 'drain'), this.failure]);
+    if (!this.head.write(item)) {
+      await drained(this.head); // a failure anywhere destroys the head, which ends the wait too
+      if (this.failed) throw this.failed;
+    }
   }
 
   async close(): Promise<WriteResult> {
