@@ -201,8 +201,7 @@ export class BackupPlugin extends EventEmitter {
   async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
     const manifest = await this.catalog.get(id);
     if (!manifest) return null;
-    const summary = (await this.catalog.list()).find((e) => e.manifest.id === id)?.summary;
-    return { ...(summary ?? summarize(manifest)), manifest };
+    return { ...summarize(manifest, await this.catalog.latestVerification(id)), manifest };
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */

@@ -26,7 +26,9 @@ export class NativeCodecStream extends Transform {
     private readonly context: { decoding: boolean; compression: string },
   ) {
     super();
-    this.threshold = batchSize;
+    // Decoders start small and grow with the observed ratio: the first call's output must not be
+    // input x an unknown ratio (a 2 MiB batch of JSON lines can inflate to 70+ MB).
+    this.threshold = context.decoding ? Math.min(batchSize, MIN_DECODER_BATCH) : batchSize;
   }
 
   /** Decoders: size the next batch so that its output stays near 4 x batchSize. */

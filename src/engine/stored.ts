@@ -9,7 +9,6 @@
  *   lazily (bounded memory) and fails on a bad checksum at the end.
  */
 import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, type KeyHandle } from '../codec/index.js';
@@ -105,21 +104,38 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   }
   if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing: ${errors.join('; ')}`);
   const decoded = openDecoded(stream, ref, where, codecOf(manifest, key));
-  const lines = createInterface({ input: decoded, crlfDelay: Infinity });
   let count = 0;
   try {
-    for await (const line of lines) {
+    for await (const line of readLines(decoded)) {
       if (line === '') continue;
       count++;
       yield JSON.parse(line) as IndexEntry;
     }
   } finally {
-    lines.close();
     decoded.destroy();
   }
   if (count !== ref.entries) {
     throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${ref.entries}`);
   }
+}
+
+/**
+ * UTF-8 lines of a byte stream, one at a time (pull-based: the next chunk is read only when every
+ * line of the current one was taken). Unlike readline, a huge input chunk never becomes one huge
+ * string split into hundreds of thousands of queued lines.
+ */
+export async function* readLines(source: AsyncIterable<Buffer | Uint8Array>): AsyncIterable<string> {
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const piece of source) {
+    const chunk = rest.length > 0 ? Buffer.concat([rest, piece as Buffer]) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      yield chunk.toString('utf8', start, nl);
+      start = nl + 1;
+    }
+    rest = Buffer.from(chunk.subarray(start));
+  }
+  if (rest.length > 0) yield rest.toString('utf8');
 }
 
 /** Ranged reads: 8 MiB ranges, 4 in flight (memory: 32 MiB per part being read). */
