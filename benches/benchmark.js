@@ -6,7 +6,7 @@
  * createCipheriv('aes-256-gcm') in chunks. Each case runs `reps` times, alternating
  * implementations; the best run counts (the machine is shared and noisy).
  *
- *   node benches/benchmark.js [--size MiB (default 128)] [--quick] [--json] [--reps N]
+ *   node benches/benchmark.js [--size MiB (default 128)] [--quick] [--json] [--reps N] [--only TEXT]
  *
  * --json prints only one JSON document on stdout:
  *   {"node": "...", "cpus": N, "cases": [{"name", "impl": "native"|"node", "mbps", "ratio"}]}
@@ -24,15 +24,16 @@ const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 function parseArgs(argv) {
-  const o = { size: 128, quick: false, json: false, reps: 3 };
+  const o = { size: 128, quick: false, json: false, reps: 3, only: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
     else if (a === '--quick') o.quick = true;
     else if (a === '--size') o.size = Number(argv[++i]);
     else if (a === '--reps') o.reps = Number(argv[++i]);
+    else if (a === '--only') o.only = argv[++i];
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node benches/benchmark.js [--size MiB] [--quick] [--json] [--reps N]');
+      console.log('usage: node benches/benchmark.js [--size MiB] [--quick] [--json] [--reps N] [--only TEXT (cases whose name contains TEXT)]');
       process.exit(0);
     } else {
       console.error(`unknown argument ${a}`);
@@ -163,6 +164,7 @@ async function timeOne(make, decode) {
 
 const results = [];
 for (const c of CASES) {
+  if (opts.only && !c.name.includes(opts.only)) continue;
   const impls = ['node', 'native'].filter((i) => c[i] && (i === 'node' || nativeOk));
   if (impls.length === 0) {
     log(`${c.name}: skipped (native core not loaded)`);
@@ -185,7 +187,7 @@ for (const c of CASES) {
 }
 
 // PBKDF2-HMAC-SHA256, 600 000 iterations: "mbps" holds derivations per second for this case.
-{
+if (!opts.only || 'pbkdf2-sha256 600k'.includes(opts.only)) {
   const nativeCore = nativeOk ? (await tsImport('../src/codec/native-binding.ts', import.meta.url)).nativeBinding() : null;
   const salt = randomBytes(32);
   const pass = Buffer.from('correct horse battery staple');

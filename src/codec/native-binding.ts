@@ -18,6 +18,8 @@ export interface NativeCodecOptions {
 
 export interface NativeCodec {
   write(chunk: Buffer): Promise<Buffer>;
+  /** One write of the chunks' concatenation, without joining them in JS. */
+  writeChunks(chunks: Buffer[]): Promise<Buffer>;
   finish(): Promise<Buffer>;
 }
 

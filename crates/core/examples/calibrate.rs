@@ -76,6 +76,26 @@ fn main() {
             }
         }
     }
+    if what == "grid" {
+        // Candidate zlib-rs tunings between Node's levels 5 and 6 (ratio vs speed).
+        for (base, tune) in [
+            (7, (8, 16, 128, 128)),
+            (7, (8, 24, 128, 48)),
+            (7, (8, 32, 128, 32)),
+            (7, (8, 16, 128, 128)),
+            (7, (8, 24, 128, 48)),
+            (7, (8, 32, 128, 32)),
+            (7, (8, 16, 128, 128)),
+            (7, (8, 24, 128, 48)),
+            (7, (8, 32, 128, 32)),
+        ] {
+            let params = levels::ZlibParams { base_level: base, tune: Some(tune) };
+            let t = Instant::now();
+            let out = compress::gzip_with_backend_params(params, threads.max(1), &data).unwrap();
+            let r = data.len() as f64 / out.len() as f64;
+            println!("{params:?}: ratio {r:.4}  {:.1} MB/s", mbps(data.len(), t));
+        }
+    }
     let key = Some([7u8; 32]);
     if what == "all" || what == "codecs" {
         for (c, levels) in [

@@ -72,14 +72,24 @@ impl Decoder {
         }
     }
 
-    fn write_inner(&mut self, input: &[u8], finish: bool) -> Result<Vec<u8>> {
+    fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Vec<u8>> {
         let mut out = Vec::new();
+        for input in inputs {
+            self.decode_into(input, false, &mut out)?;
+        }
+        if finish {
+            self.decode_into(&[], true, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn decode_into(&mut self, input: &[u8], finish: bool, out: &mut Vec<u8>) -> Result<()> {
         match &mut self.opener {
             None => match &mut self.decompressor {
                 Some(d) => {
-                    d.push(input, &mut out)?;
+                    d.push(input, out)?;
                     if finish {
-                        d.finish(&mut out)?;
+                        d.finish(out)?;
                     }
                 }
                 None => {
@@ -95,9 +105,9 @@ impl Decoder {
                         *made = true;
                     }
                     match dec {
-                        Some(d) => d.push(&plain, &mut out),
+                        Some(d) => d.push(&plain, out),
                         None => {
-                            append(&mut out, plain);
+                            append(out, plain);
                             Ok(())
                         }
                     }
@@ -117,18 +127,23 @@ impl Decoder {
                         self.made = true;
                     }
                     if let Some(d) = &mut self.decompressor {
-                        d.finish(&mut out)?;
+                        d.finish(out)?;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Decodes `input`; returns the verified plaintext ready so far (may be empty).
     pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.write_chunks(&[input])
+    }
+
+    /// Decodes `inputs` in order, as one `write` of their concatenation (no copy to join them).
+    pub fn write_chunks(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
         self.state.check()?;
-        let r = self.write_inner(input, false);
+        let r = self.write_inner(inputs, false);
         if let Err(e) = &r {
             self.state = State::Failed(e.clone());
         }

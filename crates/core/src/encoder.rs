@@ -128,15 +128,25 @@ impl Encoder {
         })
     }
 
-    fn write_inner(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+    fn write_inner(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         match (&mut self.compressor, &mut self.sealer) {
-            (None, None) => out.extend_from_slice(input),
-            (None, Some(s)) => s.push(input, &mut out)?,
-            (Some(c), None) => c.push(input, &mut out)?,
+            (None, None) => inputs.iter().for_each(|i| out.extend_from_slice(i)),
+            (None, Some(s)) => {
+                for input in inputs {
+                    s.push(input, &mut out)?;
+                }
+            }
+            (Some(c), None) => {
+                for input in inputs {
+                    c.push(input, &mut out)?;
+                }
+            }
             (Some(c), Some(s)) => {
                 let mut mid = Vec::new();
-                c.push(input, &mut mid)?;
+                for input in inputs {
+                    c.push(input, &mut mid)?;
+                }
                 s.push(&mid, &mut out)?;
             }
         }
@@ -161,8 +171,13 @@ impl Encoder {
 
     /// Encodes `input`; returns the stream bytes produced so far (may be empty).
     pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        self.write_chunks(&[input])
+    }
+
+    /// Encodes `inputs` in order, as one `write` of their concatenation (no copy to join them).
+    pub fn write_chunks(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
         self.state.check()?;
-        let r = self.write_inner(input);
+        let r = self.write_inner(inputs);
         if let Err(e) = &r {
             self.state = State::Failed(e.clone());
         }

@@ -65,11 +65,13 @@ enum Stream {
 }
 
 impl Stream {
-    fn run(&mut self, chunk: Option<&[u8]>) -> core::Result<Vec<u8>> {
-        match (self, chunk) {
-            (Stream::Encoder(e), Some(c)) => e.write(c),
+    /// `Some(chunks)` = one write of their concatenation; `None` = finish.
+    fn run(&mut self, chunks: Option<&[Buffer]>) -> core::Result<Vec<u8>> {
+        let slices = chunks.map(|cs| cs.iter().map(|c| &c[..]).collect::<Vec<&[u8]>>());
+        match (self, slices.as_deref()) {
+            (Stream::Encoder(e), Some(c)) => e.write_chunks(c),
             (Stream::Encoder(e), None) => e.finish(),
-            (Stream::Decoder(d), Some(c)) => d.write(c),
+            (Stream::Decoder(d), Some(c)) => d.write_chunks(c),
             (Stream::Decoder(d), None) => d.finish(),
         }
     }
@@ -85,7 +87,7 @@ impl Shared {
     fn task(
         self: &Arc<Self>,
         what: &str,
-        chunk: Option<Buffer>,
+        chunks: Option<Vec<Buffer>>,
     ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
         if self.busy.swap(true, Ordering::AcqRel) {
             return Err(napi::Error::new(
@@ -95,7 +97,7 @@ impl Shared {
         }
         Ok(AsyncTask::new(StreamTask {
             shared: Arc::clone(self),
-            chunk,
+            chunks,
             failure: None,
         }))
     }
@@ -103,8 +105,9 @@ impl Shared {
 
 pub struct StreamTask {
     shared: Arc<Shared>,
-    /// Input of `write`; `None` for `finish`. Read in place (no copy) on the worker thread.
-    chunk: Option<Buffer>,
+    /// Input of `write`/`writeChunks`; `None` for `finish`. Read in place (no copy) on the
+    /// worker thread; the JS side must not modify these buffers until the promise settles.
+    chunks: Option<Vec<Buffer>>,
     failure: Option<CodecError>,
 }
 
@@ -119,7 +122,7 @@ impl Task for StreamTask {
                 "codec state poisoned by an earlier panic",
             )
         })?;
-        stream.run(self.chunk.as_deref()).map_err(|e| {
+        stream.run(self.chunks.as_deref()).map_err(|e| {
             let generic = napi::Error::new(Status::GenericFailure, e.to_string());
             self.failure = Some(e);
             generic
@@ -179,7 +182,16 @@ impl NativeEncoder {
         &self,
         chunk: Buffer,
     ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("write", Some(chunk))
+        self.shared.task("write", Some(vec![chunk]))
+    }
+
+    /// Encodes `chunks` in order as one write of their concatenation (saves joining them in JS).
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn write_chunks(
+        &self,
+        chunks: Vec<Buffer>,
+    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+        self.shared.task("writeChunks", Some(chunks))
     }
 
     /// Ends the stream; resolves to the remaining bytes.
@@ -220,7 +232,16 @@ impl NativeDecoder {
         &self,
         chunk: Buffer,
     ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("write", Some(chunk))
+        self.shared.task("write", Some(vec![chunk]))
+    }
+
+    /// Decodes `chunks` in order as one write of their concatenation (saves joining them in JS).
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn write_chunks(
+        &self,
+        chunks: Vec<Buffer>,
+    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+        self.shared.task("writeChunks", Some(chunks))
     }
 
     /// Ends the stream; rejects unless it ended exactly with its final segment / end marker.
