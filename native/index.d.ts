@@ -17,6 +17,8 @@ export declare class NativeDecoder {
   constructor(options: NativeCodecOptions)
   /** Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty). */
   write(chunk: Buffer): Promise<Buffer>
+  /** Decodes `chunks` in order as one write of their concatenation (saves joining them in JS). */
+  writeChunks(chunks: Array<Buffer>): Promise<Buffer>
   /** Ends the stream; rejects unless it ended exactly with its final segment / end marker. */
   finish(): Promise<Buffer>
 }
@@ -26,6 +28,8 @@ export declare class NativeEncoder {
   constructor(options: NativeCodecOptions)
   /** Encodes `chunk`; resolves to the stream bytes produced so far (may be empty). */
   write(chunk: Buffer): Promise<Buffer>
+  /** Encodes `chunks` in order as one write of their concatenation (saves joining them in JS). */
+  writeChunks(chunks: Array<Buffer>): Promise<Buffer>
   /** Ends the stream; resolves to the remaining bytes. */
   finish(): Promise<Buffer>
 }
