@@ -3,17 +3,22 @@
  * same deterministic JSON-lines corpus (benches/corpus.js). MB/s are MB (10^6 bytes) of
  * UNCOMPRESSED data per second; ratio = uncompressed / stored bytes; speedup = native / node.
  * Node baselines are what an app would write: createGzip & co. streaming 64 KiB chunks,
- * createCipheriv('aes-256-gcm') in chunks. Each case runs `reps` times, alternating
+ * createCipheriv('aes-256-gcm') in chunks. Each case runs at least `reps` times and at least
+ * --min-seconds per implementation (fast cases repeat more; at most 25 runs), alternating
  * implementations; the best run counts (the machine is shared and noisy).
+ * The two "file to file" cases are whole pipelines as a backup runs them (read a file, encode,
+ * write a file; and back), the way docs/BENCHMARKS.md's Node baselines were first measured.
  *
- *   node benches/benchmark.js [--size MiB (default 128)] [--quick] [--json] [--reps N] [--only TEXT]
+ *   node benches/benchmark.js [--size MiB (default 128)] [--quick] [--json] [--reps N] [--min-seconds S] [--only TEXT]
  *
  * --json prints only one JSON document on stdout:
  *   {"node": "...", "cpus": N, "cases": [{"name", "impl": "native"|"node", "mbps", "ratio"}]}
  * The codec is loaded from src/ through tsx (no build step needed).
  */
 import { createCipheriv, createDecipheriv, pbkdf2, randomBytes } from 'node:crypto';
-import { availableParallelism, cpus } from 'node:os';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
@@ -24,7 +29,7 @@ const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
 
 function parseArgs(argv) {
-  const o = { size: 128, quick: false, json: false, reps: 3, only: null };
+  const o = { size: 128, quick: false, json: false, reps: 3, minSeconds: 2, only: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
@@ -32,8 +37,9 @@ function parseArgs(argv) {
     else if (a === '--size') o.size = Number(argv[++i]);
     else if (a === '--reps') o.reps = Number(argv[++i]);
     else if (a === '--only') o.only = argv[++i];
+    else if (a === '--min-seconds') o.minSeconds = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node benches/benchmark.js [--size MiB] [--quick] [--json] [--reps N] [--only TEXT (cases whose name contains TEXT)]');
+      console.log('usage: node benches/benchmark.js [--size MiB] [--quick] [--json] [--reps N] [--min-seconds S] [--only TEXT (cases whose name contains TEXT)]');
       process.exit(0);
     } else {
       console.error(`unknown argument ${a}`);
@@ -43,6 +49,7 @@ function parseArgs(argv) {
   if (o.quick) {
     if (!argv.includes('--size')) o.size = 16;
     if (!argv.includes('--reps')) o.reps = 1;
+    if (!argv.includes('--min-seconds')) o.minSeconds = 0;
   }
   if (!Number.isFinite(o.size) || o.size <= 0) throw new Error('--size must be a positive number of MiB');
   return o;
@@ -81,6 +88,16 @@ async function run(input, stages, keep = false) {
   return { bytes, output: keep ? Buffer.concat(kept) : null };
 }
 
+/** File to file: streams the file `input` through the stages into a scratch file; returns bytes written. */
+async function runFiles(input, stages) {
+  const out = createWriteStream(join(scratch, 'out'));
+  await pipeline([createReadStream(input), ...stages, out]);
+  return { bytes: out.bytesWritten, output: null };
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 's3db-backup-bench-'));
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+
 log(`generating ${opts.size} MiB of JSON-lines records ...`);
 const plainBuffers = generateCorpus(opts.size * MiB);
 const plain = chunked(plainBuffers);
@@ -101,6 +118,12 @@ const nodeSealed = (() => {
 const nativeSealed = nativeOk
   ? (await run(plain, [codec.createEncoder({ compression: 'gzip', level: 6, key: keyHandle, implementation: 'native' })], true)).output
   : null;
+
+// Files of the file-to-file pipelines: the corpus, and each implementation's encrypted gzip-6 stream.
+const files = { plain: join(scratch, 'plain'), nodeSealed: join(scratch, 'node.sealed'), nativeSealed: join(scratch, 'native.sealed') };
+writeFileSync(files.plain, Buffer.concat(plainBuffers));
+writeFileSync(files.nodeSealed, nodeSealed.ct);
+if (nativeSealed) writeFileSync(files.nativeSealed, nativeSealed);
 
 const native = (o) => codec.createEncoder({ ...o, implementation: 'native' });
 const nativeDec = (o) => codec.createDecoder({ ...o, implementation: 'native' });
@@ -135,6 +158,22 @@ const CASES = [
     stored: { node: () => nodeSealed.ct.length + 16, native: () => nativeSealed.length },
   },
   {
+    name: 'backup pipeline, file to file (gzip-6 + aes-256-gcm)',
+    node: () => [files.plain, [zlib.createGzip({ level: 6 }), createCipheriv('aes-256-gcm', key, iv)]],
+    native: () => [files.plain, [native({ compression: 'gzip', level: 6, key: keyHandle })]],
+  },
+  {
+    name: 'restore pipeline, file to file (decrypt + gunzip)',
+    decode: true,
+    node: () => {
+      const d = createDecipheriv('aes-256-gcm', key, iv);
+      d.setAuthTag(nodeSealed.tag);
+      return [files.nodeSealed, [d, zlib.createGunzip()]];
+    },
+    native: () => [files.nativeSealed, [nativeDec({ compression: 'gzip', key: keyHandle })]],
+    stored: { node: () => nodeSealed.ct.length + 16, native: () => nativeSealed.length },
+  },
+  {
     name: 'gunzip',
     decode: true,
     node: () => [chunked([nodeGzip]), [zlib.createGunzip()]],
@@ -147,16 +186,21 @@ const CASES = [
 const TARGETS = {
   'gzip-6 + aes-256-gcm (backup)': 4,
   'decrypt + gunzip (restore)': 5,
+  'backup pipeline, file to file (gzip-6 + aes-256-gcm)': 4,
+  'restore pipeline, file to file (decrypt + gunzip)': 5,
   'gzip-6 compress': 3,
   gunzip: 2.5,
   'aes-256-gcm encrypt': 2.5,
   'brotli-4 compress': 1.8,
 };
 
+/** Upper bound of runs per case and implementation, whatever --min-seconds asks. */
+const MAX_RUNS = 25;
+
 async function timeOne(make, decode) {
   const [input, stages] = make();
   const t0 = process.hrtime.bigint();
-  const { bytes } = await run(input, stages);
+  const { bytes } = typeof input === 'string' ? await runFiles(input, stages) : await run(input, stages);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (decode && bytes !== plainBytes) throw new Error(`decode produced ${bytes} bytes, expected ${plainBytes}`);
   return { seconds, stored: decode ? null : bytes };
@@ -171,9 +215,12 @@ for (const c of CASES) {
     continue;
   }
   const best = {};
-  for (let rep = 0; rep < opts.reps; rep++) {
+  const spent = Object.fromEntries(impls.map((i) => [i, 0]));
+  const enough = (rep) => rep >= opts.reps && impls.every((i) => spent[i] >= opts.minSeconds);
+  for (let rep = 0; !enough(rep) && rep < MAX_RUNS; rep++) {
     for (const impl of rep % 2 === 0 ? impls : [...impls].reverse()) {
       const r = await timeOne(c[impl], c.decode);
+      spent[impl] += r.seconds;
       if (!best[impl] || r.seconds < best[impl].seconds) best[impl] = r;
     }
   }
@@ -238,7 +285,7 @@ if (opts.json) {
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const fmt = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  console.log(`\nNode ${doc.node}, ${doc.cpus} CPUs (${doc.cpu}), ${opts.size} MiB corpus, best of ${opts.reps}; native ${doc.native ?? 'NOT LOADED (npm run build:native)'}`);
+  console.log(`\nNode ${doc.node}, ${doc.cpus} CPUs (${doc.cpu}), ${opts.size} MiB corpus, best of >= ${opts.reps} runs and >= ${opts.minSeconds} s per case; native ${doc.native ?? 'NOT LOADED (npm run build:native)'}`);
   console.log(fmt(rows[0]));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows.slice(1)) console.log(fmt(r));

@@ -35,6 +35,16 @@ fn main() {
                 let mut d = Decoder::new(DecoderOptions { compression: Some(c), key: key.then_some([7; 32]), threads: 0 }).unwrap();
                 for _ in 0..0 { let _ = d.write(&[]); }
             }
+            let dreps: usize = std::env::var("DECODE_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+            for _ in 1..dreps {
+                let mut d = Decoder::new(DecoderOptions { compression: Some(c), key: key.then_some([7; 32]), threads: 0 }).unwrap();
+                let mut n = 0;
+                for ch in out.chunks(batch / 4) {
+                    n += d.write(ch).unwrap().len();
+                }
+                n += d.finish().unwrap().len();
+                assert_eq!(n, data.len());
+            }
             let t = Instant::now();
             let mut d = Decoder::new(DecoderOptions { compression: Some(c), key: key.then_some([7; 32]), threads: 0 }).unwrap();
             let mut n = 0;
