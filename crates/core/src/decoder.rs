@@ -41,7 +41,15 @@ pub struct Decoder {
     decompressor: Option<Box<dyn Decompressor>>,
     made: bool,
     state: State,
+    /// Stream bytes read and plaintext bytes produced so far: their ratio sizes each call's output
+    /// buffer up front, so it is not regrown (and copied) several times per call.
+    seen_in: u64,
+    seen_out: u64,
 }
+
+/// Upper bound of the up-front output reservation of one call (a bomb-like ratio must not make
+/// one call reserve gigabytes; the buffer still grows as needed beyond it).
+const MAX_RESERVE: usize = 64 << 20;
 
 impl Decoder {
     pub fn new(opts: DecoderOptions) -> Result<Decoder> {
@@ -55,6 +63,8 @@ impl Decoder {
                     decompressor: None,
                     made: false,
                     state: State::Open,
+                    seen_in: 0,
+                    seen_out: 0,
                 })
             }
             None => {
@@ -67,19 +77,28 @@ impl Decoder {
                     decompressor: compress::decompressor(c)?,
                     made: true,
                     state: State::Open,
+                    seen_in: 0,
+                    seen_out: 0,
                 })
             }
         }
     }
 
     fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Vec<u8>> {
+        let len: usize = inputs.iter().map(|i| i.len()).sum();
         let mut out = Vec::new();
+        if self.seen_in > 0 && len > 0 {
+            let ratio = self.seen_out as f64 / self.seen_in as f64;
+            out.reserve(((len as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE));
+        }
+        self.seen_in += len as u64;
         for input in inputs {
             self.decode_into(input, false, &mut out)?;
         }
         if finish {
             self.decode_into(&[], true, &mut out)?;
         }
+        self.seen_out += out.len() as u64;
         Ok(out)
     }
 
