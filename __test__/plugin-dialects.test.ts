@@ -12,15 +12,12 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
-import type { S3db } from 's3db.js';
-import { bodyToBuffer, listObjects, type DatabaseLike } from '../src/engine/s3db.js';
-import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+import { openDb, seedDatabase, seededCopies, snapshot } from './helpers/database.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 const SECRET = 'Pa55phrase-that-must-never-leak-42';
 let work: string;
 let seq = 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bucket = (name: string) => `memory://dia-${name}-${process.pid}-${++seq}/db`;
 
 beforeAll(async () => {
@@ -30,41 +27,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/**
- * s3db.js updates partition references in the background after update() resolves
- * (asyncPartitions), so a test waits until two consecutive snapshots agree before it backs up.
- */
-async function settled(db: Parameters<typeof snapshot>[0]): Promise<Awaited<ReturnType<typeof snapshot>>> {
-  let previous = await snapshot(db);
-  for (let i = 0; i < 100; i++) {
-    await sleep(100);
-    const current = await snapshot(db);
-    if (JSON.stringify(current) === JSON.stringify(previous)) return current;
-    previous = current;
-  }
-  throw new Error('the source database never settled');
-}
-/**
- * The seed (secrets cost a PBKDF2 per insert) is done once per file; each test gets its own
- * physical copy of it (every object with its metadata, as s3db.js wrote them), opened as a new
- * real s3db.js Database that loads its resources from the copied s3db.json.
- */
-let template: (S3db & DatabaseLike) | null = null;
-async function seeded(name: string): Promise<S3db & DatabaseLike> {
-  if (!template) {
-    template = await openDb(bucket('template'));
-    await seedDatabase(template, SMALL);
-    await settled(template);
-  }
-  const conn = bucket(name);
-  const target = await openDb(conn);
-  for await (const entry of listObjects(template.client, { pageSize: 1000 })) {
-    const res = await template.client.getObject(entry.key);
-    const metadata = Object.fromEntries(Object.entries(res.Metadata ?? {}).filter(([, v]) => v !== undefined && v !== null));
-    await target.client.putObject({ key: entry.key, body: await bodyToBuffer(res.Body), metadata, contentType: res.ContentType });
-  }
-  return openDb(conn);
-}
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+const seeded = (name: string) => copySeeded(bucket(name));
 
 type Call = [string, string, Record<string, unknown>];
 type Counted = { count(): Promise<number>; delete(id: string): Promise<unknown> };

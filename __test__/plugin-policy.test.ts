@@ -12,9 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import type { Manifest } from '../src/engine/manifest.js';
-import type { S3db } from 's3db.js';
-import { bodyToBuffer, listObjects, type DatabaseLike } from '../src/engine/s3db.js';
-import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+import { openDb, seededCopies, settled, snapshot } from './helpers/database.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 let work: string;
@@ -38,41 +36,8 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
   }
 }
 
-/**
- * s3db.js updates partition references in the background after update() resolves
- * (asyncPartitions), so a test waits until two consecutive snapshots agree before it backs up.
- */
-async function settled(db: Parameters<typeof snapshot>[0]): Promise<Awaited<ReturnType<typeof snapshot>>> {
-  let previous = await snapshot(db);
-  for (let i = 0; i < 100; i++) {
-    await sleep(100);
-    const current = await snapshot(db);
-    if (JSON.stringify(current) === JSON.stringify(previous)) return current;
-    previous = current;
-  }
-  throw new Error('the source database never settled');
-}
-/**
- * The seed (secrets cost a PBKDF2 per insert) is done once per file; each test gets its own
- * physical copy of it (every object with its metadata, as s3db.js wrote them), opened as a new
- * real s3db.js Database that loads its resources from the copied s3db.json.
- */
-let template: (S3db & DatabaseLike) | null = null;
-async function seeded(name: string): Promise<S3db & DatabaseLike> {
-  if (!template) {
-    template = await openDb(bucket('template'));
-    await seedDatabase(template, SMALL);
-    await settled(template);
-  }
-  const conn = bucket(name);
-  const target = await openDb(conn);
-  for await (const entry of listObjects(template.client, { pageSize: 1000 })) {
-    const res = await template.client.getObject(entry.key);
-    const metadata = Object.fromEntries(Object.entries(res.Metadata ?? {}).filter(([, v]) => v !== undefined && v !== null));
-    await target.client.putObject({ key: entry.key, body: await bodyToBuffer(res.Body), metadata, contentType: res.ContentType });
-  }
-  return openDb(conn);
-}
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+const seeded = (name: string) => copySeeded(bucket(name));
 
 function plugin(directory: string, extra: BackupPluginOptions = {}): BackupPlugin {
   return new BackupPlugin({ schedule: false, config: { directory }, lease: { ttlMs: 5_000 }, ...extra });

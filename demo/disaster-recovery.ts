@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { S3db } from 's3db.js';
 import { BackupPlugin } from '../src/index.js';
+import { mulberry32 } from '../benches/corpus.js';
 import { activeImplementation, nativeVersion } from '../src/codec/index.js';
 import { bodyToBuffer, listObjects, mapOrdered, type DatabaseLike } from '../src/engine/s3db.js';
 
@@ -45,19 +46,8 @@ async function open(url: string): Promise<S3db & DatabaseLike> {
   return db as S3db & DatabaseLike;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function buildDatabase(): Promise<void> {
-  const rand = rng(42);
+  const rand = mulberry32(42);
   const mem = await open(`memory://demo-build-${process.pid}/app`);
   const users = await mem.createResource({
     name: 'users',

@@ -9,21 +9,10 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { mulberry32 } from '../../benches/corpus.js';
 
 const BLOCK = 1024 * 1024;
 export const MiB = 1024 * 1024;
-
-/** Mulberry32: small seeded PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = ['ana', 'bruno', 'carla', 'diego', 'elisa', 'fabio', 'gina', 'hugo', 'iris', 'joao', 'kai', 'lara'];
 const CITIES = ['Lisboa', 'Porto', 'Recife', 'Curitiba', 'Berlin', 'Austin', 'Osaka', 'Lyon'];
@@ -35,7 +24,7 @@ const cachedBlocks: Buffer[] = [];
 export function recordBlock(index = 0): Buffer {
   const cached = cachedBlocks[index];
   if (cached) return cached;
-  const rand = prng(0x5eed + index * 7919);
+  const rand = mulberry32(0x5eed + index * 7919);
   const lines: string[] = [];
   let size = 0;
   for (let i = 0; size < BLOCK; i++) {

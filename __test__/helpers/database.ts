@@ -91,3 +91,44 @@ export async function snapshot(db: DatabaseLike): Promise<ObjectSnapshot[]> {
   }
   return out;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * s3db.js updates partition references in the background after update() resolves
+ * (asyncPartitions), so a test waits until two consecutive snapshots agree before it backs up.
+ */
+export async function settled(db: DatabaseLike): Promise<ObjectSnapshot[]> {
+  let previous = await snapshot(db);
+  for (let i = 0; i < 100; i++) {
+    await sleep(100);
+    const current = await snapshot(db);
+    if (JSON.stringify(current) === JSON.stringify(previous)) return current;
+    previous = current;
+  }
+  throw new Error('the source database never settled');
+}
+
+/**
+ * Seeding costs a PBKDF2 per secret insert, so a test file seeds ONE template database (lazily,
+ * at `templateConnection()`) and each test gets its own physical copy of it: every object with
+ * its metadata as s3db.js wrote them, opened as a new real s3db.js Database that loads its
+ * resources from the copied s3db.json. Returns the copier: `copy(connectionString)`.
+ */
+export function seededCopies(counts: SeedCounts, templateConnection: () => string): (connectionString: string) => Promise<S3db & DatabaseLike> {
+  let template: (S3db & DatabaseLike) | null = null;
+  return async (connectionString) => {
+    if (!template) {
+      template = await openDb(templateConnection());
+      await seedDatabase(template, counts);
+      await settled(template);
+    }
+    const target = await openDb(connectionString);
+    for await (const entry of listObjects(template.client, { pageSize: 1000 })) {
+      const res = await template.client.getObject(entry.key);
+      const metadata = Object.fromEntries(Object.entries(res.Metadata ?? {}).filter(([, v]) => v !== undefined && v !== null));
+      await target.client.putObject({ key: entry.key, body: await bodyToBuffer(res.Body), metadata, contentType: res.ContentType });
+    }
+    return openDb(connectionString);
+  };
+}
