@@ -1,4 +1,4 @@
-// Tests of the N-API shell itself (run: `node --test crates/napi/__test__/` after
+// Tests of the N-API shell itself (part of `npm test`; alone: `node --test crates/napi/__test__/` after
 // `npm run build:native`): the exported API, error codes on `err.code` via map_error, the
 // concurrent-call guard, and the FORMAT.md 2.7 vectors through the binding.
 import assert from 'node:assert/strict';

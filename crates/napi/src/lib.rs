@@ -155,6 +155,39 @@ impl Task for StreamTask {
     }
 }
 
+/// `write`, `writeChunks` and `finish` of a stream class (the same three calls on an encoder and a
+/// decoder: each starts one `StreamTask` on the class's `Shared` state).
+macro_rules! stream_methods {
+    ($class:ident, $write_doc:literal, $chunks_doc:literal, $finish_doc:literal) => {
+        #[napi]
+        impl $class {
+            #[doc = $write_doc]
+            #[napi(ts_return_type = "Promise<Buffer>")]
+            pub fn write(
+                &self,
+                chunk: Buffer,
+            ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+                self.shared.task("write", Some(vec![chunk]))
+            }
+
+            #[doc = $chunks_doc]
+            #[napi(ts_return_type = "Promise<Buffer>")]
+            pub fn write_chunks(
+                &self,
+                chunks: Vec<Buffer>,
+            ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+                self.shared.task("writeChunks", Some(chunks))
+            }
+
+            #[doc = $finish_doc]
+            #[napi(ts_return_type = "Promise<Buffer>")]
+            pub fn finish(&self) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+                self.shared.task("finish", None)
+            }
+        }
+    };
+}
+
 /// Streaming encoder: compression, then (with `key`) segmented AES-256-GCM (docs/FORMAT.md 2).
 #[napi]
 pub struct NativeEncoder {
@@ -183,30 +216,14 @@ impl NativeEncoder {
         })
     }
 
-    /// Encodes `chunk`; resolves to the stream bytes produced so far (may be empty).
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write(
-        &self,
-        chunk: Buffer,
-    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("write", Some(vec![chunk]))
-    }
-
-    /// Encodes `chunks` in order as one write of their concatenation (saves joining them in JS).
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write_chunks(
-        &self,
-        chunks: Vec<Buffer>,
-    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("writeChunks", Some(chunks))
-    }
-
-    /// Ends the stream; resolves to the remaining bytes.
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn finish(&self) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("finish", None)
-    }
 }
+
+stream_methods!(
+    NativeEncoder,
+    "Encodes `chunk`; resolves to the stream bytes produced so far (may be empty).",
+    "Encodes `chunks` in order as one write of their concatenation (saves joining them in JS).",
+    "Ends the stream; resolves to the remaining bytes."
+);
 
 /// Streaming decoder; releases plaintext only after its segment authenticated. With `key`, the
 /// header's compression must equal `compression` (ERR_COMPRESSION_MISMATCH otherwise).
@@ -233,30 +250,14 @@ impl NativeDecoder {
         })
     }
 
-    /// Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty).
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write(
-        &self,
-        chunk: Buffer,
-    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("write", Some(vec![chunk]))
-    }
-
-    /// Decodes `chunks` in order as one write of their concatenation (saves joining them in JS).
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn write_chunks(
-        &self,
-        chunks: Vec<Buffer>,
-    ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("writeChunks", Some(chunks))
-    }
-
-    /// Ends the stream; rejects unless it ended exactly with its final segment / end marker.
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn finish(&self) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
-        self.shared.task("finish", None)
-    }
 }
+
+stream_methods!(
+    NativeDecoder,
+    "Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty).",
+    "Decodes `chunks` in order as one write of their concatenation (saves joining them in JS).",
+    "Ends the stream; rejects unless it ended exactly with its final segment / end marker."
+);
 
 pub struct Pbkdf2Task {
     passphrase: Buffer,
