@@ -146,10 +146,8 @@ impl Opener {
     }
 
     fn submit(&mut self, sink: &mut Sink<'_>) -> Result<()> {
-        while self.queue.is_full() {
-            if let Some(r) = self.queue.wait_oldest()? {
-                sink(self.compression, r?)?;
-            }
+        while let Some(r) = self.queue.oldest_if_full()? {
+            sink(self.compression, r?)?;
         }
         let seg = std::mem::replace(
             &mut self.cur,

@@ -98,6 +98,17 @@ impl<R> Ordered<R> {
         self.queue.len() >= self.limit
     }
 
+    /// While `limit` jobs are in flight: blocks for the oldest job's result (the caller consumes
+    /// it and asks again); otherwise `None`. `while let Some(r) = q.oldest_if_full()? { .. }` makes
+    /// room for one more job.
+    pub(crate) fn oldest_if_full(&mut self) -> Result<Option<R>> {
+        if self.is_full() {
+            self.wait_oldest()
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Blocks for the oldest job's result.
     pub(crate) fn wait_oldest(&mut self) -> Result<Option<R>> {
         match self.queue.pop_front() {

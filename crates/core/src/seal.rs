@@ -75,10 +75,8 @@ impl Sealer {
                 "stream too long: more than 2^32 segments".into(),
             ));
         }
-        while self.queue.is_full() {
-            if let Some(seg) = self.queue.wait_oldest()? {
-                append(out, seg);
-            }
+        while let Some(seg) = self.queue.oldest_if_full()? {
+            append(out, seg);
         }
         let buf = std::mem::replace(
             &mut self.cur,

@@ -70,10 +70,8 @@ impl ParallelBrotli {
     }
 
     fn submit(&mut self, last: bool, out: &mut Vec<u8>) -> Result<()> {
-        while self.queue.is_full() {
-            if let Some(r) = self.queue.wait_oldest()? {
-                self.collect(out, r)?;
-            }
+        while let Some(r) = self.queue.oldest_if_full()? {
+            self.collect(out, r)?;
         }
         let data = std::mem::replace(
             &mut self.block,
