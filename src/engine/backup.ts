@@ -31,6 +31,7 @@ import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { LogicalReader, recordIdOf } from './logical.js';
+import { mergeByKey } from './sorted-merge.js';
 import type { ResourceSelection } from '../options.js';
 
 export interface BackupRunOptions {
@@ -264,47 +265,28 @@ function selected(o: BackupRunOptions, key: string): string | null {
 
 /** Listing (merge-joined with the parent index for incrementals) -> actions, in key order. */
 async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<IndexEntry> | null): AsyncIterable<Action> {
-  const listing = listObjects(o.db.client, { pageSize: o.pageSize });
-  if (!parentIndex) {
-    let previous: string | null = null;
-    for await (const entry of listing) {
-      checkOrder(previous, entry.key);
-      previous = entry.key;
-      const group = selected(o, entry.key);
-      if (group === null) continue;
-      if (o.selections[group]) {
-        // a selected resource keeps only its records, read through s3db (partition refs are rebuilt on restore)
-        if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
-      } else yield { entry, group, kind: 'store' };
-    }
-    return;
-  }
-  const old = parentIndex[Symbol.asyncIterator]();
-  let prior = await old.next();
-  let previous: string | null = null;
-  for await (const entry of listing) {
-    checkOrder(previous, entry.key);
-    previous = entry.key;
-    while (!prior.done && prior.value.k < entry.key) {
-      yield* tombstone(o, prior.value);
-      prior = await old.next();
+  const steps = mergeByKey<IndexEntry, SourceEntry>(
+    { items: parentIndex ?? empty(), key: (e) => e.k, name: 'the parent backup index' },
+    { items: listObjects(o.db.client, { pageSize: o.pageSize }), key: (e) => e.key, name: 'the database client' },
+  );
+  for await (const { left: prior, right: entry } of steps) {
+    if (!entry) {
+      yield* tombstone(o, prior as IndexEntry);
+      continue;
     }
     const group = selected(o, entry.key);
-    const same = !prior.done && prior.value.k === entry.key ? prior.value : null;
-    if (same) prior = await old.next();
     if (group === null) continue;
     if (o.selections[group]) {
+      // a selected resource keeps only its records, read through s3db (partition refs are rebuilt on restore)
       if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
       continue;
     }
-    if (same && unchanged(same, entry)) yield { entry, group, kind: 'keep', holder: same.b };
+    if (prior && unchanged(prior, entry)) yield { entry, group, kind: 'keep', holder: prior.b };
     else yield { entry, group, kind: 'store' };
   }
-  while (!prior.done) {
-    yield* tombstone(o, prior.value);
-    prior = await old.next();
-  }
 }
+
+async function* empty<T>(): AsyncIterable<T> {}
 
 /**
  * Same object version: ETag, size AND LastModified equal. ETag and size alone would miss s3db's
@@ -319,12 +301,6 @@ function unchanged(previous: IndexEntry, now: SourceEntry): boolean {
 function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
   const group = selected(o, gone.k);
   if (group !== null && !o.selections[group]) yield { entry: { key: gone.k, size: 0, etag: '', lastModified: '' }, group, kind: 'tombstone' };
-}
-
-function checkOrder(previous: string | null, key: string): void {
-  if (previous !== null && !(previous < key)) {
-    throw new BackupError('ERR_KEY_ORDER', `the database client listed "${key}" after "${previous}": listings must be sorted by key for exact incremental backups and restores`);
-  }
 }
 
 async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undefined> {

@@ -27,6 +27,7 @@ import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { reloadResources } from './reload.js';
+import { mergeByKey } from './sorted-merge.js';
 import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
 import { holdersOf } from './verify.js';
@@ -206,35 +207,10 @@ function isRecord(key: string): boolean {
 
 /** Sorted index x sorted target listing -> one step per key in scope. */
 async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterable<SourceEntry>, inScope: (key: string) => boolean): AsyncIterable<{ entry?: IndexEntry; existing?: SourceEntry }> {
-  const a = index[Symbol.asyncIterator]();
-  const b = listing[Symbol.asyncIterator]();
-  let x = await a.next();
-  let y = await b.next();
-  let lastA: string | null = null;
-  let lastB: string | null = null;
-  while (!x.done || !y.done) {
-    if (!x.done && lastA !== null && !(lastA < x.value.k)) throw orderError(x.value.k, lastA, 'backup index');
-    if (!y.done && lastB !== null && !(lastB < y.value.key)) throw orderError(y.value.key, lastB, 'target listing');
-    if (!y.done && (x.done || y.value.key < x.value.k)) {
-      lastB = y.value.key;
-      if (inScope(y.value.key)) yield { existing: y.value };
-      y = await b.next();
-    } else if (!x.done && (y.done || x.value.k < y.value.key)) {
-      lastA = x.value.k;
-      if (inScope(x.value.k)) yield { entry: x.value };
-      x = await a.next();
-    } else {
-      lastA = x.value!.k;
-      lastB = y.value!.key;
-      if (inScope(x.value!.k)) yield { entry: x.value!, existing: y.value! };
-      x = await a.next();
-      y = await b.next();
-    }
+  const steps = mergeByKey<IndexEntry, SourceEntry>({ items: index, key: (e) => e.k, name: 'the backup index' }, { items: listing, key: (e) => e.key, name: 'the target listing' });
+  for await (const step of steps) {
+    if (inScope(step.key)) yield { entry: step.left, existing: step.right };
   }
-}
-
-function orderError(key: string, previous: string, what: string): BackupError {
-  return new BackupError('ERR_KEY_ORDER', `the ${what} lists "${key}" after "${previous}": listings must be sorted by key`);
 }
 
 /**
