@@ -1,0 +1,43 @@
+// mapOrdered: N tasks in flight pulling from one generator, results in input order whatever order
+// they complete in (ranged reads, object fetches and restores all rely on it). Timers make later
+// items finish first; a counter proves the bound on tasks in flight.
+import { describe, expect, it } from 'vitest';
+import { mapOrdered } from '../src/engine/s3db.js';
+
+async function* count(n: number): AsyncIterable<number> {
+  for (let i = 0; i < n; i++) yield i;
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('mapOrdered', () => {
+  it('keeps input order when later items complete first, and never runs more than `concurrency` at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const out: number[] = [];
+    for await (const v of mapOrdered(count(24), 4, async (i) => {
+      running++;
+      peak = Math.max(peak, running);
+      await sleep(4 * (8 - (i % 8))); // within each window the last item finishes first
+      running--;
+      return i * 10;
+    })) out.push(v);
+    expect(out).toEqual(Array.from({ length: 24 }, (_, i) => i * 10));
+    expect(peak).toBe(4);
+  });
+
+  it('drops undefined results and rethrows the first failure in input order', async () => {
+    const kept: number[] = [];
+    for await (const v of mapOrdered(count(6), 3, async (i) => (i % 2 === 0 ? i : undefined))) kept.push(v);
+    expect(kept).toEqual([0, 2, 4]);
+    const seen: number[] = [];
+    const failing = async () => {
+      for await (const v of mapOrdered(count(6), 3, async (i) => {
+        await sleep(i === 2 ? 1 : 20); // item 2 fails first in time, after 0 and 1 in order
+        if (i >= 2) throw new Error(`item ${i} failed`);
+        return i;
+      })) seen.push(v);
+    };
+    await expect(failing()).rejects.toThrow('item 2 failed');
+    expect(seen).toEqual([0, 1]);
+  });
+});
