@@ -8,26 +8,20 @@
  * after large frees and keeps freed multi-MiB blocks in the heap, so RSS would show allocator
  * history (measured here: native gzip enc+dec plateaus near +240 MiB by 512 MiB of stream) rather
  * than what the codec holds. A fixed threshold returns freed large blocks to the OS at once.
- * The addon's own allocations go through mimalloc (crates/napi), which keeps freed pages 10 ms for
- * reuse (its plateau: +186 MiB at 256 MiB, +215 MiB at 768 MiB of stream); MIMALLOC_PURGE_DELAY=0
- * makes it return them at once, for the same reason.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 const MiB = 1024 * 1024;
 const STREAM_MIB = 256;
-// 2 threads x 1 MiB segments, two 2 MiB batches, codec state, allocator and GC slack. Measured: js ~40,
-// native gzip ~110, native brotli ~140 (flat from 256 to 768 MiB of stream; brotli's per-block
-// encoder tables sit in mimalloc's page cache).
-const RSS_BOUND = 160 * MiB;
+const RSS_BOUND = 128 * MiB; // 2 threads x 1 MiB segments, 2 MiB batches, codec state, GC slack (measured: js ~40, native gzip ~90)
 const AB_BOUND = 64 * MiB; // measured here: JS twin ~35 MiB, flat from 64 MiB to 768 MiB streams (GC lag)
 
 function measure(impl: string, compression: string) {
   const run = spawnSync(
     process.execPath,
     ['--expose-gc', '--import', 'tsx', '__test__/helpers/codec-memory-child.ts', impl, compression, String(STREAM_MIB), '2'],
-    { encoding: 'utf8', timeout: 240_000, env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072', MIMALLOC_PURGE_DELAY: '0' } },
+    { encoding: 'utf8', timeout: 240_000, env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' } },
   );
   expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout.trim().split('\n').pop() as string) as {

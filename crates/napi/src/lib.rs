@@ -15,13 +15,6 @@ use napi::{Env, JsError, Task};
 use napi_derive::napi;
 use s3db_backup_core::{self as core, CodecError, Compression};
 
-/// mimalloc for every Rust allocation of the addon: segment and block buffers are 1-16 MiB and
-/// short-lived, and glibc serves those with fresh mmaps (a page fault per 4 KiB, then munmap)
-/// while mimalloc reuses them. Measured: AES-GCM through `createEncoder` ~1.2 -> ~1.9 GB/s.
-/// Buffers handed to JS zero-copy are freed through the same allocator by their finalizer.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The one place where a core error becomes a JS error (`err.code`, `err.message`).
 fn map_error(err: &CodecError) -> napi::Error<String> {
     napi::Error::new(err.code().to_string(), err.to_string())
