@@ -86,10 +86,12 @@ impl Decoder {
 
     fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Vec<u8>> {
         let len: usize = inputs.iter().map(|i| i.len()).sum();
+        // Encrypted: this call may also deliver segments that earlier calls left in flight.
+        let pending = self.opener.as_ref().map_or(0, Opener::pending_bytes);
         let mut out = Vec::new();
         if self.seen_in > 0 && len > 0 {
             let ratio = self.seen_out as f64 / self.seen_in as f64;
-            out.reserve(((len as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE));
+            out.reserve((((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE));
         }
         self.seen_in += len as u64;
         for input in inputs {
@@ -118,13 +120,18 @@ impl Decoder {
             },
             Some(opener) => {
                 let (dec, made) = (&mut self.decompressor, &mut self.made);
+                let buffers = opener.buffers();
                 let mut sink = |c: Compression, plain: Vec<u8>| -> Result<()> {
                     if !*made {
                         *dec = compress::decompressor(c)?;
                         *made = true;
                     }
                     match dec {
-                        Some(d) => d.push(&plain, out),
+                        Some(d) => {
+                            let r = d.push(&plain, out);
+                            buffers.put(plain);
+                            r
+                        }
                         None => {
                             append(out, plain);
                             Ok(())

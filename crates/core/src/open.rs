@@ -13,7 +13,7 @@ use ring::aead::{Aad, Nonce, Tag};
 use crate::error::{CodecError, Result};
 use crate::format::*;
 use crate::keys::{ct_eq, header_mac, key_check, stream_keys, StreamKeys};
-use crate::pool::{Ordered, Workers};
+use crate::pool::{BufferPool, Ordered, Workers};
 
 /// How far around a failing segment's index the reader looks for the index it really has.
 pub const ORDER_SEARCH: u64 = 64;
@@ -44,6 +44,8 @@ pub(crate) struct Opener {
     index: u64,
     workers: Arc<Workers>,
     queue: Ordered<Result<Vec<u8>>>,
+    /// Segment buffers (ciphertext in, plaintext out) shared with the workers and the caller.
+    buffers: BufferPool,
 }
 
 impl Opener {
@@ -68,6 +70,7 @@ impl Opener {
             index: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
+            buffers: BufferPool::new(2 * threads.max(1) + 4),
         }
     }
 
@@ -122,7 +125,7 @@ impl Opener {
         self.segment_size = segment_size;
         self.compression = found.expect("open: internal error: compression checked above");
         self.keys = Some(Arc::new(keys));
-        self.cur = Vec::with_capacity(FRAME_LEN + segment_size as usize + TAG_LEN);
+        self.cur = self.buffers.take(self.segment_len());
         self.phase = Phase::Segments;
         Ok(())
     }
@@ -149,23 +152,22 @@ impl Opener {
         while let Some(r) = self.queue.oldest_if_full()? {
             sink(self.compression, r?)?;
         }
-        let seg = std::mem::replace(
-            &mut self.cur,
-            if self.last {
-                Vec::new()
-            } else {
-                Vec::with_capacity(FRAME_LEN + self.segment_size as usize + TAG_LEN)
-            },
-        );
+        let next = if self.last {
+            Vec::new()
+        } else {
+            self.buffers.take(self.segment_len())
+        };
+        let seg = std::mem::replace(&mut self.cur, next);
         let keys = Arc::clone(
             self.keys
                 .as_ref()
                 .expect("open: internal error: keys before segments"),
         );
         let (prefix, index, last) = (self.prefix, self.index, self.last);
+        let buffers = self.buffers.clone();
         self.queue.push(
             self.workers
-                .submit(move || open_segment(&keys, &prefix, index, last, seg)),
+                .submit(move || open_segment(&keys, &prefix, index, last, seg, &buffers)),
         );
         self.index += 1;
         self.need = 0;
@@ -251,6 +253,22 @@ impl Opener {
         }
     }
 
+    /// Bytes of a whole segment (frame, ciphertext, tag) of this stream.
+    fn segment_len(&self) -> usize {
+        FRAME_LEN + self.segment_size as usize + TAG_LEN
+    }
+
+    /// Stream bytes taken in but not yet delivered as plaintext (segments in flight and the one
+    /// being read): an upper bound of the plaintext the next calls deliver beyond their input.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.queue.len() * self.segment_size as usize + self.cur.len()
+    }
+
+    /// The pool the sink may give delivered plaintext buffers back to.
+    pub(crate) fn buffers(&self) -> BufferPool {
+        self.buffers.clone()
+    }
+
     /// The stream's compression, once the header has been read.
     pub(crate) fn compression(&self) -> Option<Compression> {
         self.keys.as_ref().map(|_| self.compression)
@@ -265,13 +283,15 @@ fn open_segment(
     index: u64,
     last: bool,
     seg: Vec<u8>,
+    buffers: &BufferPool,
 ) -> Result<Vec<u8>> {
     let fr = [seg[0], seg[1], seg[2], seg[3]];
     let body = &seg[FRAME_LEN..];
     let ct_len = body.len() - TAG_LEN;
     let (ct, tag_bytes) = body.split_at(ct_len);
     let tag = Tag::try_from(tag_bytes).expect("open: internal error: tag is 16 bytes");
-    let mut plain = ct.to_vec();
+    let mut plain = buffers.take(ct.len());
+    plain.extend_from_slice(ct);
     let try_open = |plain: &mut Vec<u8>, i: u64, flag: bool| -> bool {
         let n = Nonce::assume_unique_for_key(nonce(prefix, i as u32, flag));
         keys.segment
@@ -279,6 +299,7 @@ fn open_segment(
             .is_ok()
     };
     if try_open(&mut plain, index, last) {
+        buffers.put(seg);
         return Ok(plain);
     }
     for d in 1..=ORDER_SEARCH {
