@@ -9,11 +9,10 @@ use std::sync::Arc;
 
 use ring::aead::{Aad, Nonce};
 
-use crate::compress::append;
 use crate::error::{CodecError, Result};
 use crate::format::*;
 use crate::keys::{header_mac, key_check, stream_keys, StreamKeys};
-use crate::pool::{Ordered, Workers};
+use crate::pool::{BufferPool, Ordered, Workers};
 
 pub(crate) struct Sealer {
     keys: Arc<StreamKeys>,
@@ -25,6 +24,8 @@ pub(crate) struct Sealer {
     header: Option<[u8; HEADER_LEN]>,
     workers: Arc<Workers>,
     queue: Ordered<Vec<u8>>,
+    /// Segment buffers, back from the output for the next segments (no fresh MiB allocations).
+    buffers: BufferPool,
 }
 
 impl Sealer {
@@ -51,15 +52,17 @@ impl Sealer {
         h[64..71].copy_from_slice(&prefix);
         let mac = header_mac(&keys.header_key, &h);
         h[71..87].copy_from_slice(&mac);
+        let buffers = BufferPool::new(2 * threads.max(1) + 2);
         Sealer {
             keys: Arc::new(keys),
             prefix,
             segment_size: segment_size as usize,
-            cur: new_segment(segment_size as usize),
+            cur: new_segment(&buffers, segment_size as usize),
             index: 0,
             header: Some(h),
             workers,
             queue: Ordered::new(2 * threads.max(1)),
+            buffers,
         }
     }
 
@@ -76,16 +79,14 @@ impl Sealer {
             ));
         }
         while let Some(seg) = self.queue.oldest_if_full()? {
-            append(out, seg);
+            self.emit(seg, out);
         }
-        let buf = std::mem::replace(
-            &mut self.cur,
-            if last {
-                Vec::new()
-            } else {
-                new_segment(self.segment_size)
-            },
-        );
+        let next = if last {
+            Vec::new()
+        } else {
+            new_segment(&self.buffers, self.segment_size)
+        };
+        let buf = std::mem::replace(&mut self.cur, next);
         let (keys, prefix, index) = (Arc::clone(&self.keys), self.prefix, self.index as u32);
         self.index += 1;
         self.queue.push(
@@ -95,7 +96,17 @@ impl Sealer {
         Ok(())
     }
 
+    /// Appends a sealed segment to `out` and recycles its buffer.
+    fn emit(&self, seg: Vec<u8>, out: &mut Vec<u8>) {
+        out.extend_from_slice(&seg);
+        self.buffers.put(seg);
+    }
+
     pub(crate) fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        // Room for everything this call can emit: its input and the segments still in flight,
+        // with their frames and tags, so `out` is not regrown (and copied) while segments arrive.
+        let segments = (input.len() + self.cur.len()) / self.segment_size + self.queue.len() + 1;
+        out.reserve(HEADER_LEN + input.len() + self.cur.len() + self.queue.len() * self.segment_size + segments * (FRAME_LEN + TAG_LEN));
         self.emit_header(out);
         let full = FRAME_LEN + self.segment_size;
         while !input.is_empty() {
@@ -107,7 +118,7 @@ impl Sealer {
             input = &input[n..];
         }
         while let Some(seg) = self.queue.try_oldest()? {
-            append(out, seg);
+            self.emit(seg, out);
         }
         Ok(())
     }
@@ -116,14 +127,14 @@ impl Sealer {
         self.emit_header(out);
         self.submit(true, out)?;
         while let Some(seg) = self.queue.wait_oldest()? {
-            append(out, seg);
+            self.emit(seg, out);
         }
         Ok(())
     }
 }
 
-fn new_segment(segment_size: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(FRAME_LEN + segment_size + TAG_LEN);
+fn new_segment(buffers: &BufferPool, segment_size: usize) -> Vec<u8> {
+    let mut v = buffers.take(FRAME_LEN + segment_size + TAG_LEN);
     v.extend_from_slice(&[0u8; FRAME_LEN]);
     v
 }
