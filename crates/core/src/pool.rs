@@ -5,6 +5,10 @@
 //! first. Memory is bounded by the caller: it never keeps more than `limit` jobs in flight
 //! (`Ordered::is_full`). Dropping `Workers` closes the job channel; threads finish their current
 //! job and exit (results of abandoned jobs are dropped).
+//!
+//! A job that panics (a bug here or in a codec crate) does not take its thread down: the panic is
+//! caught and its message comes back in the job's place, and `Ordered` turns it into
+//! `CodecError::Internal` naming the failure, so the stream fails with a reason and nothing hangs.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -14,6 +18,17 @@ use std::thread::JoinHandle;
 use crate::error::{CodecError, Result};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// What a job sends back: its result, or the message of the panic that ended it.
+pub(crate) type Done<R> = std::result::Result<R, String>;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 /// A fixed set of worker threads pulling jobs from one channel.
 pub(crate) struct Workers {
@@ -49,15 +64,17 @@ impl Workers {
         }
     }
 
-    /// Runs `f` on a worker; the receiver yields its result.
-    pub(crate) fn submit<R, F>(&self, f: F) -> Receiver<R>
+    /// Runs `f` on a worker; the receiver yields its result (or its panic's message).
+    pub(crate) fn submit<R, F>(&self, f: F) -> Receiver<Done<R>>
     where
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
         let (rtx, rrx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            let _ = rtx.send(f());
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|payload| panic_message(payload.as_ref()));
+            let _ = rtx.send(done);
         });
         if let Some(tx) = &self.tx {
             // A send error means every worker died; the receiver then reports it.
@@ -78,7 +95,7 @@ impl Drop for Workers {
 
 /// Results of submitted jobs, in submission order.
 pub(crate) struct Ordered<R> {
-    queue: VecDeque<Receiver<R>>,
+    queue: VecDeque<Receiver<Done<R>>>,
     limit: usize,
 }
 
@@ -90,7 +107,7 @@ impl<R> Ordered<R> {
         }
     }
 
-    pub(crate) fn push(&mut self, rx: Receiver<R>) {
+    pub(crate) fn push(&mut self, rx: Receiver<Done<R>>) {
         self.queue.push_back(rx);
     }
 
@@ -118,10 +135,10 @@ impl<R> Ordered<R> {
     pub(crate) fn wait_oldest(&mut self) -> Result<Option<R>> {
         match self.queue.pop_front() {
             None => Ok(None),
-            Some(rx) => rx
-                .recv()
-                .map(Some)
-                .map_err(|_| CodecError::Internal("a codec worker thread stopped".into())),
+            Some(rx) => match rx.recv() {
+                Ok(done) => done.map(Some).map_err(job_panicked),
+                Err(_) => Err(worker_stopped()),
+            },
         }
     }
 
@@ -131,16 +148,22 @@ impl<R> Ordered<R> {
             return Ok(None);
         };
         match rx.try_recv() {
-            Ok(r) => {
+            Ok(done) => {
                 self.queue.pop_front();
-                Ok(Some(r))
+                done.map(Some).map_err(job_panicked)
             }
             Err(mpsc::TryRecvError::Empty) => Ok(None),
-            Err(mpsc::TryRecvError::Disconnected) => {
-                Err(CodecError::Internal("a codec worker thread stopped".into()))
-            }
+            Err(mpsc::TryRecvError::Disconnected) => Err(worker_stopped()),
         }
     }
+}
+
+fn job_panicked(message: String) -> CodecError {
+    CodecError::Internal(format!("a codec worker failed: {message}"))
+}
+
+fn worker_stopped() -> CodecError {
+    CodecError::Internal("a codec worker thread stopped".into())
 }
 
 /// Recycles the MiB-sized segment buffers of one stream between its threads. Fresh buffers of
@@ -181,5 +204,42 @@ impl BufferPool {
                 idle.push(v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_job_fails_its_stream_with_the_reason_and_the_worker_lives_on() {
+        let workers = Workers::new(1);
+        let mut queue: Ordered<u32> = Ordered::new(4);
+        queue.push(workers.submit(|| -> u32 { panic!("index out of bounds: the len is 24") }));
+        queue.push(workers.submit(|| 7));
+        let err = queue.wait_oldest().unwrap_err();
+        assert_eq!(err.code(), "ERR_INTERNAL");
+        assert!(
+            err.to_string().contains("a codec worker failed: index out of bounds"),
+            "{err}"
+        );
+        // The only worker thread caught the panic and ran the next job.
+        assert_eq!(queue.wait_oldest().unwrap(), Some(7));
+        assert_eq!(queue.wait_oldest().unwrap(), None);
+    }
+
+    #[test]
+    fn results_come_back_in_submission_order() {
+        let workers = Workers::new(2);
+        let mut queue: Ordered<usize> = Ordered::new(8);
+        for i in 0..8 {
+            // Earlier jobs sleep longer, so they finish last.
+            queue.push(workers.submit(move || {
+                std::thread::sleep(std::time::Duration::from_millis((8 - i) as u64 * 3));
+                i
+            }));
+        }
+        let got: Vec<usize> = std::iter::from_fn(|| queue.wait_oldest().unwrap()).collect();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
     }
 }

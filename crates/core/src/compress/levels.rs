@@ -79,8 +79,10 @@ const fn slow(good: i32, lazy: i32, nice: i32, chain: i32) -> ZlibParams {
 /// like Node's streaming encoder, blocks get no size hint. Ratios on 32 MiB of the corpus, Node
 /// `createBrotliCompress` fed 64 KiB chunks / this encoder (2 threads, 1 MiB blocks): q0 3.265 /
 /// 3.994 (Rust q0 is 3 % worse than C q0 one-shot, so q0 maps to q1), q1 3.766/3.994, q2
-/// 4.156/4.164, q3 4.267/4.273, q4 4.436/4.457, q5 4.804/4.841, q6 4.959/4.996. Higher
-/// qualities map to themselves.
+/// 4.156/4.164, q3 4.267/4.273, q4 4.436/4.457, q5 4.804/4.841, q6 4.959/4.996 (1 MiB
+/// dictionaries). With `brotli::dict_size` (64 KiB to q6, q2 unprimed), 32 MiB: q2 4.176, q3
+/// 4.298, q4 4.485, q5 4.851, q6 4.969; q7-q9 (1 MiB) 5.143/5.215/5.260 vs Node 5.150/5.246/5.307.
+/// Higher qualities map to themselves.
 const BROTLI_MAP: [u32; 12] = [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 /// The zlib-rs settings for a Node-semantics gzip/deflate `level` (0-9, -1 or `None` = 6).
