@@ -89,7 +89,10 @@ fn main() {
             (7, (8, 24, 128, 48)),
             (7, (8, 32, 128, 32)),
         ] {
-            let params = levels::ZlibParams { base_level: base, tune: Some(tune) };
+            let params = levels::ZlibParams {
+                base_level: base,
+                tune: Some(tune),
+            };
             let t = Instant::now();
             let out = compress::gzip_with_backend_params(params, threads.max(1), &data).unwrap();
             let r = data.len() as f64 / out.len() as f64;

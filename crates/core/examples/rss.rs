@@ -9,7 +9,14 @@ fn main() {
     let mut chunk = Vec::new();
     let mut i = 0u64;
     while chunk.len() < 1 << 20 {
-        chunk.extend_from_slice(format!("{{\"id\":{i},\"name\":\"user {}\",\"v\":{}}}\n", i % 977, i * 7919 % 100003).as_bytes());
+        chunk.extend_from_slice(
+            format!(
+                "{{\"id\":{i},\"name\":\"user {}\",\"v\":{}}}\n",
+                i % 977,
+                i * 7919 % 100003
+            )
+            .as_bytes(),
+        );
         i += 1;
     }
     chunk.truncate(1 << 20);
@@ -18,7 +25,12 @@ fn main() {
     o.key = Some([1; 32]);
     o.threads = 2;
     let mut e = Encoder::new(o).unwrap();
-    let mut d = Decoder::new(DecoderOptions { compression: Some(c), key: Some([1; 32]), threads: 2 }).unwrap();
+    let mut d = Decoder::new(DecoderOptions {
+        compression: Some(c),
+        key: Some([1; 32]),
+        threads: 2,
+    })
+    .unwrap();
     let mut n = 0;
     for _ in 0..mib {
         let enc = e.write(&chunk).unwrap();

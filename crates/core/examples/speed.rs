@@ -7,7 +7,12 @@ use std::time::Instant;
 
 /// Decodes `stored` in `chunk`-byte writes; returns the plaintext length.
 fn decode(c: Compression, key: Option<[u8; 32]>, stored: &[u8], chunk: usize) -> usize {
-    let mut d = Decoder::new(DecoderOptions { compression: Some(c), key, threads: 0 }).unwrap();
+    let mut d = Decoder::new(DecoderOptions {
+        compression: Some(c),
+        key,
+        threads: 0,
+    })
+    .unwrap();
     let mut n = 0;
     for ch in stored.chunks(chunk) {
         n += d.write(ch).unwrap().len();
@@ -16,18 +21,36 @@ fn decode(c: Compression, key: Option<[u8; 32]>, stored: &[u8], chunk: usize) ->
 }
 
 fn main() {
-    let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(128);
+    let mib: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(128);
     let only = std::env::args().nth(2).unwrap_or_default();
-    let decode_reps: usize = std::env::var("DECODE_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let decode_reps: usize = std::env::var("DECODE_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let mut data = Vec::with_capacity(mib << 20);
     let mut i = 0u64;
     while data.len() < mib << 20 {
-        data.extend_from_slice(format!("{{\"id\":{i},\"name\":\"user {}\",\"email\":\"u{}@example.com\",\"v\":{}}}\n", i % 977, i % 5113, i * 7919 % 100003).as_bytes());
+        data.extend_from_slice(
+            format!(
+                "{{\"id\":{i},\"name\":\"user {}\",\"email\":\"u{}@example.com\",\"v\":{}}}\n",
+                i % 977,
+                i % 5113,
+                i * 7919 % 100003
+            )
+            .as_bytes(),
+        );
         i += 1;
     }
     data.truncate(mib << 20);
     let mb = data.len() as f64 / 1e6;
-    for (c, level, encrypted) in [(Compression::None, None, true), (Compression::Gzip, Some(6), false), (Compression::Gzip, Some(6), true)] {
+    for (c, level, encrypted) in [
+        (Compression::None, None, true),
+        (Compression::Gzip, Some(6), false),
+        (Compression::Gzip, Some(6), true),
+    ] {
         if !only.is_empty() && only != format!("{c:?}{}", if encrypted { "+key" } else { "" }) {
             continue;
         }

@@ -91,7 +91,9 @@ impl Decoder {
         let mut out = Vec::new();
         if self.seen_in > 0 && len > 0 {
             let ratio = self.seen_out as f64 / self.seen_in as f64;
-            out.reserve((((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE));
+            out.reserve(
+                (((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE),
+            );
         }
         self.seen_in += len as u64;
         for input in inputs {

@@ -220,7 +220,8 @@ mod tests {
         let err = queue.wait_oldest().unwrap_err();
         assert_eq!(err.code(), "ERR_INTERNAL");
         assert!(
-            err.to_string().contains("a codec worker failed: index out of bounds"),
+            err.to_string()
+                .contains("a codec worker failed: index out of bounds"),
             "{err}"
         );
         // The only worker thread caught the panic and ran the next job.

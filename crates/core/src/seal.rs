@@ -106,7 +106,13 @@ impl Sealer {
         // Room for everything this call can emit: its input and the segments still in flight,
         // with their frames and tags, so `out` is not regrown (and copied) while segments arrive.
         let segments = (input.len() + self.cur.len()) / self.segment_size + self.queue.len() + 1;
-        out.reserve(HEADER_LEN + input.len() + self.cur.len() + self.queue.len() * self.segment_size + segments * (FRAME_LEN + TAG_LEN));
+        out.reserve(
+            HEADER_LEN
+                + input.len()
+                + self.cur.len()
+                + self.queue.len() * self.segment_size
+                + segments * (FRAME_LEN + TAG_LEN),
+        );
         self.emit_header(out);
         let full = FRAME_LEN + self.segment_size;
         while !input.is_empty() {

@@ -174,7 +174,9 @@ macro_rules! stream_methods {
 
             #[doc = $finish_doc]
             #[napi(ts_return_type = "Promise<Buffer>")]
-            pub fn finish(&self) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+            pub fn finish(
+                &self,
+            ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
                 self.shared.task("finish", None)
             }
         }
@@ -208,7 +210,6 @@ impl NativeEncoder {
             }),
         })
     }
-
 }
 
 stream_methods!(
@@ -242,7 +243,6 @@ impl NativeDecoder {
             }),
         })
     }
-
 }
 
 stream_methods!(
