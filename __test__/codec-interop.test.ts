@@ -82,7 +82,7 @@ describe('codec interoperability', () => {
       }
     });
 
-    it(`${impl}: unencrypted gzip is read by \`gzip -d\` (one standard member)`, async () => {
+    it(`${impl}: unencrypted gzip is read by \`gzip -d\` (a standard gzip file)`, async () => {
       const stored = await runToBuffer([INPUT], createEncoder({ compression: 'gzip', level: 6, implementation: impl }));
       const test = spawnSync('gzip', ['-t'], { input: stored });
       expect(test.status, String(test.stderr)).toBe(0);

@@ -21,7 +21,7 @@ pub struct DecoderOptions {
     pub compression: Option<Compression>,
     /// 32-byte master key; `None` = the input is a plain (unencrypted) stream.
     pub key: Option<[u8; KEY_LEN]>,
-    /// Worker threads for segment decryption; 0 = every core.
+    /// Worker threads for segment decryption and gzip members; 0 = every core.
     pub threads: usize,
 }
 
@@ -40,6 +40,9 @@ pub struct Decoder {
     plain_none: bool,
     decompressor: Option<Box<dyn Decompressor>>,
     made: bool,
+    /// Workers of the stream (segment opening and gzip members) and their count.
+    workers: Arc<Workers>,
+    threads: usize,
     state: State,
     /// Stream bytes read and plaintext bytes produced so far: their ratio sizes each call's output
     /// buffer up front, so it is not regrown (and copied) several times per call.
@@ -54,19 +57,24 @@ const MAX_RESERVE: usize = 64 << 20;
 impl Decoder {
     pub fn new(opts: DecoderOptions) -> Result<Decoder> {
         let threads = resolve_threads(opts.threads)?;
+        let workers = Arc::new(Workers::new(threads));
         match opts.key {
-            Some(master) => {
-                let workers = Arc::new(Workers::new(threads));
-                Ok(Decoder {
-                    opener: Some(Opener::new(master, opts.compression, threads, workers)),
-                    plain_none: false,
-                    decompressor: None,
-                    made: false,
-                    state: State::Open,
-                    seen_in: 0,
-                    seen_out: 0,
-                })
-            }
+            Some(master) => Ok(Decoder {
+                opener: Some(Opener::new(
+                    master,
+                    opts.compression,
+                    threads,
+                    Arc::clone(&workers),
+                )),
+                plain_none: false,
+                decompressor: None,
+                made: false,
+                workers,
+                threads,
+                state: State::Open,
+                seen_in: 0,
+                seen_out: 0,
+            }),
             None => {
                 let c = opts.compression.ok_or_else(|| {
                     CodecError::option("compression", "is required to read an unencrypted stream")
@@ -74,8 +82,10 @@ impl Decoder {
                 Ok(Decoder {
                     opener: None,
                     plain_none: c == Compression::None,
-                    decompressor: compress::decompressor(c)?,
+                    decompressor: compress::decompressor(c, threads, &workers)?,
                     made: true,
+                    workers,
+                    threads,
                     state: State::Open,
                     seen_in: 0,
                     seen_out: 0,
@@ -122,10 +132,11 @@ impl Decoder {
             },
             Some(opener) => {
                 let (dec, made) = (&mut self.decompressor, &mut self.made);
+                let (workers, threads) = (&self.workers, self.threads);
                 let buffers = opener.buffers();
                 let mut sink = |c: Compression, plain: Vec<u8>| -> Result<()> {
                     if !*made {
-                        *dec = compress::decompressor(c)?;
+                        *dec = compress::decompressor(c, threads, workers)?;
                         *made = true;
                     }
                     match dec {
@@ -151,6 +162,8 @@ impl Decoder {
                             opener
                                 .compression()
                                 .expect("decoder: internal error: header read at finish"),
+                            self.threads,
+                            &self.workers,
                         )?;
                         self.made = true;
                     }

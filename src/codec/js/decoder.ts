@@ -1,13 +1,15 @@
 /**
  * JS twin decoder: (with a key) SegmentOpener, then node:zlib decompression. Plaintext reaches the
  * decompressor only after its segment's tag verified. Verified data is fed to zlib in 64 KiB
- * pieces, one at a time, so a highly compressed segment cannot balloon memory in one step.
+ * pieces, one at a time, so a highly compressed segment cannot balloon memory in one step. Gzip
+ * data also passes a GzipMemberScanner, which refuses a cut between self-sized members.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { BackupError } from '../../errors.js';
 import { streamErrors } from '../errors.js';
 import { keyMaterial } from '../key.js';
 import type { ResolvedCodecOptions } from '../types.js';
+import { GzipMemberScanner } from './gzip-members.js';
 import { SegmentOpener } from './opener.js';
 import { createDecompressor, ZlibStage, type ZlibCodec } from './zlib-stage.js';
 
@@ -17,10 +19,12 @@ export class JsDecoder extends Transform {
   private readonly stage: ZlibStage | null;
   private readonly opener: SegmentOpener | null;
   private readonly compression: string;
+  private readonly members: GzipMemberScanner | null;
 
   constructor(o: ResolvedCodecOptions) {
     super();
     this.compression = o.compression;
+    this.members = o.compression === 'gzip' ? new GzipMemberScanner() : null;
     this.opener = o.key ? new SegmentOpener(keyMaterial(o.key), o.compression) : null;
     this.stage =
       o.compression === 'none'
@@ -40,6 +44,7 @@ export class JsDecoder extends Transform {
         this.push(piece);
         continue;
       }
+      this.members?.scan(piece);
       for (let offset = 0; offset < piece.length; offset += FEED) {
         await this.stage.write(piece.subarray(offset, Math.min(piece.length, offset + FEED)));
       }
@@ -69,7 +74,10 @@ export class JsDecoder extends Transform {
     }
     const done = this.stage === null ? Promise.resolve() : this.stage.end();
     done.then(
-      () => callback(),
+      () => {
+        const cut = this.members?.truncation() ?? null;
+        callback(cut === null ? undefined : this.fail(streamErrors.decompress(this.compression, new Error(cut))));
+      },
       (err: unknown) => callback(this.fail(err)),
     );
   }

@@ -1,11 +1,12 @@
-//! pigz-style parallel gzip / zlib (deflate) compression, and the matching inflater.
+//! pigz-style parallel zlib (`deflate`) compression, the raw deflater it and `gzip` share, and
+//! the serial gunzip / zlib inflater.
 //!
 //! The input is cut into `BLOCK` (1 MiB) blocks. Each block is raw-deflated on a worker, primed
 //! with the previous 32 KiB of input as dictionary; every block but the last ends with a sync
 //! flush (byte-aligned, no BFINAL), the last one is finished. Concatenated, the blocks form ONE
-//! deflate stream; the CRC-32 (gzip) or Adler-32 (zlib) of each block is combined into the single
-//! trailer. At most `2 x threads` blocks are in flight. Output equals a standard member that
-//! `gzip -d`, Node's `gunzip`/`inflate` and flate2 read.
+//! deflate stream; the Adler-32 of each block is combined into the single trailer. At most
+//! `2 x threads` blocks are in flight. Output equals a standard zlib stream that Node's `inflate`
+//! and flate2 read. (A zlib stream has no multi-member form, so unlike gzip it stays one stream.)
 
 use std::sync::Arc;
 
@@ -29,15 +30,13 @@ struct BlockOut {
 }
 
 pub(crate) struct ParallelDeflate {
-    gzip: bool,
     params: ZlibParams,
-    /// Node-semantics level, only for the header's XFL / FLEVEL bits (as Node writes them).
+    /// Node-semantics level, only for the header's FLEVEL bits (as Node writes them).
     node_level: i32,
     header_done: bool,
     block: Vec<u8>,
     dict: Vec<u8>,
     check: u32,
-    total: u64,
     workers: Arc<Workers>,
     queue: Ordered<Result<BlockOut>>,
 }
@@ -45,58 +44,38 @@ pub(crate) struct ParallelDeflate {
 impl ParallelDeflate {
     /// `params` are the zlib-rs settings (mapped from `node_level` by `levels`).
     pub(crate) fn new(
-        gzip: bool,
         params: ZlibParams,
         node_level: i32,
         threads: usize,
         workers: Arc<Workers>,
     ) -> ParallelDeflate {
         ParallelDeflate {
-            gzip,
             params,
             node_level,
             header_done: false,
             block: Vec::with_capacity(BLOCK),
             dict: Vec::new(),
-            check: if gzip { 0 } else { 1 },
-            total: 0,
+            check: 1,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
         }
     }
 
-    fn header(&self) -> Vec<u8> {
-        if self.gzip {
-            // XFL as zlib writes it: 2 = best compression, 4 = fastest.
-            let xfl = if self.node_level == 9 {
-                2
-            } else if self.node_level < 2 {
-                4
-            } else {
-                0
-            };
-            vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]
-        } else {
-            let flevel: u16 = match self.node_level {
-                i32::MIN..=1 => 0,
-                2..=5 => 1,
-                6 => 2,
-                _ => 3,
-            };
-            let mut h: u16 = (0x78 << 8) | (flevel << 6);
-            h += 31 - (h % 31);
-            h.to_be_bytes().to_vec()
-        }
+    fn header(&self) -> [u8; 2] {
+        let flevel: u16 = match self.node_level {
+            i32::MIN..=1 => 0,
+            2..=5 => 1,
+            6 => 2,
+            _ => 3,
+        };
+        let mut h: u16 = (0x78 << 8) | (flevel << 6);
+        h += 31 - (h % 31);
+        h.to_be_bytes()
     }
 
     fn collect(&mut self, out: &mut Vec<u8>, r: Result<BlockOut>) -> Result<()> {
         let b = r?;
-        self.check = if self.gzip {
-            zlib_rs::crc32::crc32_combine(self.check, b.check, b.len)
-        } else {
-            zlib_rs::adler32::adler32_combine(self.check, b.check, b.len)
-        };
-        self.total += b.len;
+        self.check = zlib_rs::adler32::adler32_combine(self.check, b.check, b.len);
         append(out, b.data);
         Ok(())
     }
@@ -117,10 +96,10 @@ impl ParallelDeflate {
         if !last {
             self.dict = data[data.len().saturating_sub(DICT)..].to_vec();
         }
-        let (gzip, params) = (self.gzip, self.params);
+        let params = self.params;
         self.queue.push(
             self.workers
-                .submit(move || deflate_block(gzip, params, &dict, &data, last)),
+                .submit(move || deflate_block(params, &dict, &data, last)),
         );
         Ok(())
     }
@@ -128,7 +107,7 @@ impl ParallelDeflate {
 
 /// A raw-deflate stream of zlib-rs through its zlib C API (`libz-rs-sys`), which, unlike flate2,
 /// has `deflateTune`: with it, `levels::ZlibParams` reproduces the exact parameters of Node's zlib.
-struct RawDeflate {
+pub(super) struct RawDeflate {
     // Boxed: zlib keeps a pointer to its z_stream, so it must not move after init.
     s: Box<z::z_stream>,
 }
@@ -141,7 +120,7 @@ fn zerr(what: &str, rc: i32) -> CodecError {
 }
 
 impl RawDeflate {
-    fn new(p: ZlibParams) -> Result<RawDeflate> {
+    pub(super) fn new(p: ZlibParams) -> Result<RawDeflate> {
         // SAFETY: an all-zero z_stream (null zalloc/zfree/opaque) is what deflateInit2_ expects.
         let mut s: Box<z::z_stream> = Box::new(unsafe { std::mem::zeroed() });
         // SAFETY: `s` is a valid, zeroed, heap-pinned z_stream; the version and size are the library's own.
@@ -181,7 +160,7 @@ impl RawDeflate {
     }
 
     /// Compresses all of `data` with `flush` (Z_SYNC_FLUSH or Z_FINISH), appending to `out`.
-    fn compress(&mut self, data: &[u8], flush: i32, out: &mut Vec<u8>) -> Result<()> {
+    pub(super) fn compress(&mut self, data: &[u8], flush: i32, out: &mut Vec<u8>) -> Result<()> {
         self.s.next_in = data.as_ptr();
         self.s.avail_in = u32::try_from(data.len())
             .map_err(|_| CodecError::Internal("deflate block too large".into()))?;
@@ -223,13 +202,7 @@ impl Drop for RawDeflate {
     }
 }
 
-fn deflate_block(
-    gzip: bool,
-    params: ZlibParams,
-    dict: &[u8],
-    data: &[u8],
-    last: bool,
-) -> Result<BlockOut> {
+fn deflate_block(params: ZlibParams, dict: &[u8], data: &[u8], last: bool) -> Result<BlockOut> {
     let mut d = RawDeflate::new(params)?;
     if !dict.is_empty() {
         d.set_dictionary(dict)?;
@@ -240,11 +213,7 @@ fn deflate_block(
         if last { z::Z_FINISH } else { z::Z_SYNC_FLUSH },
         &mut out,
     )?;
-    let check = if gzip {
-        zlib_rs::crc32::crc32(0, data)
-    } else {
-        zlib_rs::adler32::adler32(1, data)
-    };
+    let check = zlib_rs::adler32::adler32(1, data);
     Ok(BlockOut {
         data: out,
         check,
@@ -281,12 +250,7 @@ impl Compressor for ParallelDeflate {
         while let Some(r) = self.queue.wait_oldest()? {
             self.collect(out, r)?;
         }
-        if self.gzip {
-            out.extend_from_slice(&self.check.to_le_bytes());
-            out.extend_from_slice(&(self.total as u32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&self.check.to_be_bytes());
-        }
+        out.extend_from_slice(&self.check.to_be_bytes());
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use crate::pool::Workers;
 
 pub(crate) mod brotli;
 pub(crate) mod deflate;
+pub(crate) mod gzip;
 pub mod levels;
 pub(crate) mod zstd;
 
@@ -41,8 +42,13 @@ pub(crate) fn compressor(
             levels::check_none(level)?;
             None
         }
-        Compression::Gzip | Compression::Deflate => Some(Box::new(deflate::ParallelDeflate::new(
-            compression == Compression::Gzip,
+        Compression::Gzip => Some(Box::new(gzip::ParallelGzip::new(
+            levels::zlib_params(compression, level)?,
+            levels::node_zlib_level(level),
+            threads,
+            Arc::clone(workers),
+        ))),
+        Compression::Deflate => Some(Box::new(deflate::ParallelDeflate::new(
             levels::zlib_params(compression, level)?,
             levels::node_zlib_level(level),
             threads,
@@ -60,10 +66,18 @@ pub(crate) fn compressor(
     })
 }
 
-pub(crate) fn decompressor(compression: Compression) -> Result<Option<Box<dyn Decompressor>>> {
+/// Builds the decompressor for `compression`; gzip inflates its members on `workers`.
+pub(crate) fn decompressor(
+    compression: Compression,
+    threads: usize,
+    workers: &Arc<Workers>,
+) -> Result<Option<Box<dyn Decompressor>>> {
     Ok(match compression {
         Compression::None => None,
-        Compression::Gzip => Some(Box::new(deflate::Inflater::new(true))),
+        Compression::Gzip => Some(Box::new(gzip::ParallelGunzip::new(
+            threads,
+            Arc::clone(workers),
+        ))),
         Compression::Deflate => Some(Box::new(deflate::Inflater::new(false))),
         Compression::Brotli => Some(Box::new(brotli::BrotliDecompressor::new())),
         Compression::Zstd => Some(Box::new(zstd::ZstdDecompressor::new()?)),
@@ -88,7 +102,7 @@ pub fn gzip_with_backend_params(
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let workers = Arc::new(Workers::new(threads));
-    let mut c = deflate::ParallelDeflate::new(true, params, 6, threads, workers);
+    let mut c = gzip::ParallelGzip::new(params, 6, threads, workers);
     let mut out = Vec::new();
     c.push(data, &mut out)?;
     c.finish(&mut out)?;

@@ -1,6 +1,7 @@
 //! The core's integration tests, in one test binary (one LTO link under `--release`).
 mod common;
 mod fuzz_stable;
+mod gzip_members;
 mod interop;
 mod roundtrip;
 mod tamper;

@@ -150,15 +150,17 @@ fn fixed_salt_and_prefix_make_encoding_deterministic_and_random_ones_differ() {
 
 #[test]
 fn memory_stays_bounded_by_in_flight_blocks() {
-    // 48 MiB through gzip + encryption in 1 MiB writes: what the pipeline holds back (blocks in
-    // flight, one partial compressed segment of ~5 MiB of input, the decoder's segments in
-    // flight) is a constant, not a share of the stream.
+    // 96 MiB through gzip + encryption in 1 MiB writes: what the pipeline holds back is a
+    // constant, not a share of the stream (measured 29-35 MiB at 48, 96 and 192 MiB): the
+    // encoder's gzip blocks (4 x 2 MiB in flight + 1 gathering), one partial compressed segment
+    // (~5 MiB of input), the decoder's segments in flight (4 x 1 MiB compressed, ~18 MiB of
+    // input) and its gzip members (4 in flight + 1 gathering, 2 MiB of output each).
     let data = records(1 << 20, 3);
     let mut e = Encoder::new(enc_opts(Compression::Gzip, Some(KEY), 1 << 20, 2)).unwrap();
     let mut d = Decoder::new(dec_opts(Compression::Gzip, Some(KEY), 2)).unwrap();
     let mut max_lag = 0usize;
     let (mut fed, mut got) = (0usize, 0usize);
-    for _ in 0..48 {
+    for _ in 0..96 {
         let enc = e.write(&data).unwrap();
         fed += data.len();
         let dec = d.write(&enc).unwrap();
@@ -169,7 +171,7 @@ fn memory_stays_bounded_by_in_flight_blocks() {
     got += d.write(&enc).unwrap().len() + d.finish().unwrap().len();
     assert_eq!(got, fed);
     assert!(
-        max_lag <= 20 << 20,
+        max_lag <= 40 << 20,
         "the pipeline held back {max_lag} bytes"
     );
 }

@@ -1,0 +1,138 @@
+//! Gzip as a series of self-sized members (FORMAT.md 2.1): the layout is what the format says,
+//! each member is a gzip file of its own, the parallel reader falls back to serial reading for
+//! members written by other tools, and damage is an error, never output that passes as good.
+use std::io::{Read, Write};
+
+use crate::common::*;
+use s3db_backup_core::*;
+
+const BLOCK: usize = 2 << 20;
+
+fn ours(data: &[u8]) -> Vec<u8> {
+    encode(enc_opts(Compression::Gzip, None, 1 << 20, 2), data, ODD).unwrap()
+}
+
+fn read(stream: &[u8]) -> Result<Vec<u8>> {
+    decode(dec_opts(Compression::Gzip, None, 2), stream, ODD)
+}
+
+/// (offset, length, last flag) of every member, from the `S3` subfields.
+fn members(gz: &[u8]) -> Vec<(usize, usize, bool)> {
+    let mut at = 0;
+    let mut v = Vec::new();
+    while at < gz.len() {
+        let h = &gz[at..at + 21];
+        assert_eq!(
+            &h[..4],
+            &[0x1f, 0x8b, 8, 0x04],
+            "member at {at}: gzip magic, FLG = FEXTRA"
+        );
+        assert_eq!(
+            &h[10..16],
+            &[9, 0, b'S', b'3', 5, 0],
+            "member at {at}: XLEN 9, subfield S3 of 5 bytes"
+        );
+        let len = u32::from_le_bytes(h[16..20].try_into().unwrap()) as usize;
+        v.push((at, len, h[20] == 1));
+        at += len;
+    }
+    assert_eq!(at, gz.len(), "member lengths add up to the stream");
+    v
+}
+
+fn gunzip_one(member: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(member)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn every_2_mib_of_input_is_one_member_that_reads_alone_and_only_the_last_is_flagged() {
+    for n in [0, 1, BLOCK, BLOCK + 1, 5 * BLOCK + 3] {
+        let data = records(n, 21);
+        let gz = ours(&data);
+        let m = members(&gz);
+        assert_eq!(m.len(), n.div_ceil(BLOCK).max(1), "members of {n} bytes");
+        for (i, &(at, len, last)) in m.iter().enumerate() {
+            assert_eq!(
+                last,
+                i + 1 == m.len(),
+                "last flag of member {i} of {n} bytes"
+            );
+            let want = &data[(i * BLOCK).min(n)..((i + 1) * BLOCK).min(n)];
+            assert_eq!(
+                gunzip_one(&gz[at..at + len]),
+                want,
+                "member {i} of {n} bytes alone"
+            );
+        }
+        assert_eq!(read(&gz).unwrap(), data);
+    }
+}
+
+#[test]
+fn streams_of_other_writers_and_mixtures_are_read_serially_from_the_first_foreign_member() {
+    let data = records(3 * BLOCK + 77, 22);
+    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    g.write_all(&data[..BLOCK + 5]).unwrap();
+    let foreign = g.finish().unwrap();
+    let own = ours(&data);
+    // ours + foreign + ours (as `cat a.gz b.gz c.gz`): every part, in order.
+    let mixed = [own.clone(), foreign.clone(), own.clone()].concat();
+    let want = [data.clone(), data[..BLOCK + 5].to_vec(), data.clone()].concat();
+    assert_eq!(read(&mixed).unwrap(), want);
+    // foreign first, then ours.
+    let mixed = [foreign, own].concat();
+    let want = [data[..BLOCK + 5].to_vec(), data.clone()].concat();
+    assert_eq!(read(&mixed).unwrap(), want);
+}
+
+#[test]
+fn a_cut_between_members_is_reported_as_truncation() {
+    let data = records(3 * BLOCK, 23);
+    let gz = ours(&data);
+    let m = members(&gz);
+    for &(at, _, _) in &m[1..] {
+        let err = read(&gz[..at]).unwrap_err();
+        assert_eq!(err.code(), "ERR_DECOMPRESS");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+    // Inside a member too.
+    let err = read(&gz[..m[1].0 + 100]).unwrap_err();
+    assert_eq!(err.code(), "ERR_DECOMPRESS");
+}
+
+#[test]
+fn a_wrong_member_length_or_damaged_member_is_an_error() {
+    let data = records(3 * BLOCK, 24);
+    let gz = ours(&data);
+    let m = members(&gz);
+    let (at, len, _) = m[1];
+    for delta in [-1i64, 1, 1000, -1000] {
+        let mut bad = gz.clone();
+        let wrong = (len as i64 + delta) as u32;
+        bad[at + 16..at + 20].copy_from_slice(&wrong.to_le_bytes());
+        assert_eq!(
+            read(&bad).unwrap_err().code(),
+            "ERR_DECOMPRESS",
+            "length {delta:+}"
+        );
+    }
+    // A flipped bit in the deflate data or in the CRC-32 of the middle member.
+    for pos in [at + 21 + len / 2, at + len - 6] {
+        let mut bad = gz.clone();
+        bad[pos] ^= 0x10;
+        assert_eq!(
+            read(&bad).unwrap_err().code(),
+            "ERR_DECOMPRESS",
+            "flip at {pos}"
+        );
+    }
+    // The last-member flag set on a middle member: the stream still reads whole (members after
+    // a "last" one are a concatenated file, as `cat` makes), never less than the bytes hold.
+    let mut early = gz.clone();
+    early[at + 20] = 1;
+    assert_eq!(read(&early).unwrap(), data);
+}
