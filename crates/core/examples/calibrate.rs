@@ -70,7 +70,7 @@ fn main() {
             ] {
                 let t = Instant::now();
                 let out =
-                    compress::gzip_with_backend_params(params, threads.max(1), &data).unwrap();
+                    compress::deflate_with_backend_params(params, threads.max(1), &data).unwrap();
                 let r = data.len() as f64 / out.len() as f64;
                 println!("{params:?}: ratio {r:.4}  {:.1} MB/s", mbps(data.len(), t));
             }
@@ -94,7 +94,7 @@ fn main() {
                 tune: Some(tune),
             };
             let t = Instant::now();
-            let out = compress::gzip_with_backend_params(params, threads.max(1), &data).unwrap();
+            let out = compress::deflate_with_backend_params(params, threads.max(1), &data).unwrap();
             let r = data.len() as f64 / out.len() as f64;
             println!("{params:?}: ratio {r:.4}  {:.1} MB/s", mbps(data.len(), t));
         }

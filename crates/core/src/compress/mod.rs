@@ -43,7 +43,7 @@ pub(crate) fn compressor(
             None
         }
         Compression::Gzip => Some(Box::new(gzip::ParallelGzip::new(
-            levels::zlib_params(compression, level)?,
+            levels::gzip_level(level)?,
             levels::node_zlib_level(level),
             threads,
             Arc::clone(workers),
@@ -93,16 +93,16 @@ pub(crate) fn append(out: &mut Vec<u8>, v: Vec<u8>) {
     }
 }
 
-/// Calibration hook (examples/calibrate.rs): gzip with raw zlib-rs settings, bypassing the
-/// Node-level map. Not part of the API.
+/// Calibration hook (examples/calibrate.rs): deflate (zlib) with raw zlib-rs settings, bypassing
+/// the Node-level map. Not part of the API.
 #[doc(hidden)]
-pub fn gzip_with_backend_params(
+pub fn deflate_with_backend_params(
     params: levels::ZlibParams,
     threads: usize,
     data: &[u8],
 ) -> Result<Vec<u8>> {
     let workers = Arc::new(Workers::new(threads));
-    let mut c = gzip::ParallelGzip::new(params, 6, threads, workers);
+    let mut c = deflate::ParallelDeflate::new(params, 6, threads, workers);
     let mut out = Vec::new();
     c.push(data, &mut out)?;
     c.finish(&mut out)?;
