@@ -2,15 +2,15 @@
 //! decompressed on every core.
 //!
 //! Writing: the input is cut into `BLOCK` (2 MiB) blocks; each is deflated whole by libdeflate
-//! (`levels::gzip_level`; one compressor per worker thread, reused) into one complete gzip member (RFC 1952) whose header has an extra field, subfield `S3`, holding the
+//! (`levels::gzip_level`; one compressor and scratch buffer per worker thread, reused) into one
+//! complete gzip member (RFC 1952) whose header has an extra field, subfield `S3`, holding the
 //! member's total length and a flag on the stream's last member. Members back to back are a
 //! standard multi-member gzip file: `gzip -d`, Node's `gunzip` and every other reader concatenate
 //! their outputs. At most `2 x threads` blocks are in flight.
 //!
 //! Reading: `ParallelGunzip` reads a member's header, takes the length from `S3`, gathers exactly
 //! that many bytes and inflates the member whole on a worker with libdeflate (its size and
-//! CRC-32 are checked there);
-//! results are emitted in stream order. A stream that ends after a member without the last-member
+//! CRC-32 are checked there); results are emitted in stream order. A stream that ends after a member without the last-member
 //! flag is truncated (a cut between members would otherwise read as a shorter valid file). A
 //! member WITHOUT the field (streams written before this layout, by Node or by `gzip`) switches
 //! the rest of the stream to the serial `Inflater`, which reads any gzip. Invariants: a member is
@@ -81,43 +81,49 @@ fn announced(h: &[u8]) -> Option<(usize, bool)> {
         .then_some((total, h[20] & LAST != 0))
 }
 
-thread_local! {
-    /// The libdeflate compressor of this worker thread and its level (its state is ~0.5-1 MiB:
-    /// made once per thread, not per member).
-    static DEFLATER: RefCell<Option<(i32, Deflater)>> = const { RefCell::new(None) };
+/// A worker thread's libdeflate compressor (its state is ~0.5-1 MiB), the level it was made for,
+/// and a scratch buffer of the compress bound, touched once: members leave with their exact size.
+struct DeflaterSlot {
+    level: i32,
+    deflater: Deflater,
+    scratch: Vec<u8>,
 }
 
-/// Raw deflate of `data` at libdeflate `level`, appended to `out`.
-fn deflate_whole(level: i32, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    DEFLATER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if !matches!(slot.as_ref(), Some((l, _)) if *l == level) {
-            let lvl = CompressionLvl::new(level)
-                .map_err(|_| CodecError::Internal(format!("libdeflate has no level {level}")))?;
-            *slot = Some((level, Deflater::new(lvl)));
-        }
-        let (_, deflater) = slot.as_mut().expect("gzip: deflater set above");
-        let at = out.len();
-        out.resize(at + deflater.deflate_compress_bound(data.len()), 0);
-        let n = deflater
-            .deflate_compress(data, &mut out[at..])
-            .map_err(|e| CodecError::Internal(format!("libdeflate: {e:?}")))?;
-        out.truncate(at + n);
-        Ok(())
-    })
+thread_local! {
+    static DEFLATER: RefCell<Option<DeflaterSlot>> = const { RefCell::new(None) };
 }
 
 /// One block as one complete member.
 fn gzip_member(level: i32, node_level: i32, data: &[u8], last: bool) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(HEADER_LEN + data.len() + data.len() / 16 + 1024);
-    out.extend_from_slice(&[0; HEADER_LEN]);
-    deflate_whole(level, data, &mut out)?;
-    out.extend_from_slice(&zlib_rs::crc32::crc32(0, data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    let total = u32::try_from(out.len())
-        .map_err(|_| CodecError::Internal("gzip member too large".into()))?;
-    out[..HEADER_LEN].copy_from_slice(&member_header(node_level, total, last));
-    Ok(out)
+    DEFLATER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !matches!(slot.as_ref(), Some(s) if s.level == level) {
+            let lvl = CompressionLvl::new(level)
+                .map_err(|_| CodecError::Internal(format!("libdeflate has no level {level}")))?;
+            *slot = Some(DeflaterSlot {
+                level,
+                deflater: Deflater::new(lvl),
+                scratch: Vec::new(),
+            });
+        }
+        let s = slot.as_mut().expect("gzip: deflater set above");
+        let bound = s.deflater.deflate_compress_bound(data.len());
+        if s.scratch.len() < bound {
+            s.scratch.resize(bound, 0);
+        }
+        let n = s
+            .deflater
+            .deflate_compress(data, &mut s.scratch[..bound])
+            .map_err(|e| CodecError::Internal(format!("libdeflate: {e:?}")))?;
+        let total = u32::try_from(HEADER_LEN + n + TRAILER_LEN)
+            .map_err(|_| CodecError::Internal("gzip member too large".into()))?;
+        let mut out = Vec::with_capacity(total as usize);
+        out.extend_from_slice(&member_header(node_level, total, last));
+        out.extend_from_slice(&s.scratch[..n]);
+        out.extend_from_slice(&zlib_rs::crc32::crc32(0, data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        Ok(out)
+    })
 }
 
 pub(crate) struct ParallelGzip {
