@@ -9,11 +9,7 @@
  * the write callback of the chunk that completes a batch is held until the previous call ended.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
- * Output side: the readable buffer holds up to about two calls' output (readableHighWaterMark),
- * so the next native call runs while the consumer still writes the previous output (a file, an
- * upload); with Node's 16 KiB default, a multi-MiB push stalled the input side until the consumer
- * had drained it, and decoding and writing took turns instead of overlapping.
- * Memory: about two batches of input plus two calls' output. Native errors become BackupError
+ * Memory: about two batches of input plus one call's output. Native errors become BackupError
  * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -37,8 +33,7 @@ export class NativeCodecStream extends Transform {
     private readonly batchSize: number,
     private readonly context: { decoding: boolean; compression: string },
   ) {
-    // One call's output: about 4 x batchSize decoding (see adapt), at most about batchSize encoding.
-    super({ readableHighWaterMark: (context.decoding ? 8 : 2) * batchSize });
+    super();
     // Decoders start small and grow with the observed ratio: the first call's output must not be
     // input x an unknown ratio (a 2 MiB batch of JSON lines can inflate to 70+ MB).
     this.threshold = context.decoding ? Math.min(batchSize, MIN_DECODER_BATCH) : batchSize;
