@@ -1,5 +1,5 @@
-//! pigz-style parallel zlib (`deflate`) compression, the raw deflater it and `gzip` share, and
-//! the serial gunzip / zlib inflater.
+//! pigz-style parallel zlib (`deflate`) compression, and the serial gunzip / zlib inflater (which
+//! `gzip` falls back to for gzip written by other tools).
 //!
 //! The input is cut into `BLOCK` (1 MiB) blocks. Each block is raw-deflated on a worker, primed
 //! with the previous 32 KiB of input as dictionary; every block but the last ends with a sync
@@ -107,7 +107,7 @@ impl ParallelDeflate {
 
 /// A raw-deflate stream of zlib-rs through its zlib C API (`libz-rs-sys`), which, unlike flate2,
 /// has `deflateTune`: with it, `levels::ZlibParams` reproduces the exact parameters of Node's zlib.
-pub(super) struct RawDeflate {
+struct RawDeflate {
     // Boxed: zlib keeps a pointer to its z_stream, so it must not move after init.
     s: Box<z::z_stream>,
 }
@@ -120,7 +120,7 @@ fn zerr(what: &str, rc: i32) -> CodecError {
 }
 
 impl RawDeflate {
-    pub(super) fn new(p: ZlibParams) -> Result<RawDeflate> {
+    fn new(p: ZlibParams) -> Result<RawDeflate> {
         // SAFETY: an all-zero z_stream (null zalloc/zfree/opaque) is what deflateInit2_ expects.
         let mut s: Box<z::z_stream> = Box::new(unsafe { std::mem::zeroed() });
         // SAFETY: `s` is a valid, zeroed, heap-pinned z_stream; the version and size are the library's own.
@@ -160,7 +160,7 @@ impl RawDeflate {
     }
 
     /// Compresses all of `data` with `flush` (Z_SYNC_FLUSH or Z_FINISH), appending to `out`.
-    pub(super) fn compress(&mut self, data: &[u8], flush: i32, out: &mut Vec<u8>) -> Result<()> {
+    fn compress(&mut self, data: &[u8], flush: i32, out: &mut Vec<u8>) -> Result<()> {
         self.s.next_in = data.as_ptr();
         self.s.avail_in = u32::try_from(data.len())
             .map_err(|_| CodecError::Internal("deflate block too large".into()))?;

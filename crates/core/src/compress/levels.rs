@@ -2,7 +2,8 @@
 //!
 //! Node's gzip/deflate is Chromium's zlib. Our deflate (zlib wrapper) is zlib-rs (a zlib-ng port)
 //! whose levels are other algorithms, so its levels map to tuned zlib-rs settings that reproduce
-//! zlib's (see `ZLIB_MAP`); our gzip members are compressed whole by libdeflate (`GZIP_MAP`). Brotli is a port of the same C encoder (`BROTLI_MAP`), zstd is the same C library.
+//! zlib's (see `ZLIB_MAP`); our gzip members are compressed whole by libdeflate (`GZIP_MAP`).
+//! Brotli is a port of the same C encoder (`BROTLI_MAP`), zstd is the same C library.
 //! Measured with `examples/calibrate.rs` against Node 20 on JSON-lines records.
 
 use crate::error::{CodecError, Result};
@@ -88,8 +89,9 @@ const BROTLI_MAP: [u32; 12] = [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 /// Node gzip level (index) -> libdeflate level for gzip members (2 MiB of input compressed whole,
 /// docs/FORMAT.md 2.1): the fastest libdeflate level whose output is at most 1.5 % larger than
 /// Node's, except level 9, which gets a ratio above Node's (who asks for 9 wants the smallest).
-/// Ratios on 32 MiB of `benches/corpus.js`, Node `gzipSync` / libdeflate (libdeflater 1.26) on 2 MiB members
-/// (single-core MB/s on this machine: Node 6: 48-60, libdeflate 6: 72-95):
+/// Ratios on 32 MiB of `benches/corpus.js`, Node `gzipSync` / libdeflate (libdeflater 1.26) on
+/// 2 MiB members (single-core MB/s on this machine: Node 6: 48-60, libdeflate 6: 68-95, the same
+/// as zlib-rs with the level-6 tuning of `ZLIB_MAP`, at a 2.3 % better ratio):
 ///
 /// | Node level | Node | ours (libdeflate level) |
 /// |---|---|---|
@@ -109,7 +111,7 @@ pub fn gzip_level(level: Option<i32>) -> Result<i32> {
     Ok(GZIP_MAP[node_level_index(Compression::Gzip, level)?])
 }
 
-/// The zlib-rs settings for a Node-semantics gzip/deflate `level` (0-9, -1 or `None` = 6).
+/// The zlib-rs settings for a Node-semantics deflate `level` (0-9, -1 or `None` = 6).
 pub fn zlib_params(compression: Compression, level: Option<i32>) -> Result<ZlibParams> {
     Ok(ZLIB_MAP[node_level_index(compression, level)?])
 }

@@ -136,3 +136,34 @@ fn a_wrong_member_length_or_damaged_member_is_an_error() {
     early[at + 20] = 1;
     assert_eq!(read(&early).unwrap(), data);
 }
+
+/// One member in this format around raw deflate data (what `member_header` writes).
+fn handmade_member(plain: &[u8], last: bool) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(plain).unwrap();
+    let body = e.finish().unwrap();
+    let total = (21 + body.len() + 8) as u32;
+    let mut m = vec![
+        0x1f, 0x8b, 8, 0x04, 0, 0, 0, 0, 0, 3, 9, 0, b'S', b'3', 5, 0,
+    ];
+    m.extend_from_slice(&total.to_le_bytes());
+    m.push(u8::from(last));
+    m.extend_from_slice(&body);
+    let mut crc = flate2::Crc::new();
+    crc.update(plain);
+    m.extend_from_slice(&crc.sum().to_le_bytes());
+    m.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    m
+}
+
+#[test]
+fn a_member_recording_more_than_64_mib_is_read_by_the_general_reader() {
+    // This project writes 2 MiB of input per member; the format allows more. Above 64 MiB of
+    // output a member is not inflated into one buffer of its recorded size but streamed.
+    let big = vec![b'x'; (64 << 20) + 3];
+    let small = records(1000, 25);
+    let stream = [handmade_member(&big, false), handmade_member(&small, true)].concat();
+    let out = read(&stream).unwrap();
+    assert_eq!(out.len(), big.len() + small.len());
+    assert!(out[..big.len()] == big[..] && out[big.len()..] == small[..]);
+}
