@@ -1,7 +1,9 @@
 /**
  * Gzip as self-sized members (docs/FORMAT.md 2.1): both readers refuse a plain gzip stream cut
  * between members (the last-member flag is missing), both read member streams mixed with gzip
- * from other writers, and damage inside a member is ERR_DECOMPRESS for both.
+ * from other writers, both read a stream whose member length field is wrong but whose data is
+ * intact (the length is a hint, the data the truth: as Node's gunzip reads it), and damage inside
+ * a member is ERR_DECOMPRESS for both.
  */
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -55,6 +57,17 @@ describe('gzip members', async () => {
       const mixed = Buffer.concat([stored, node, stored]);
       const back = await decode(impl, mixed);
       expect(back.equals(Buffer.concat([INPUT, INPUT.subarray(0, 100_000), INPUT]))).toBe(true);
+    });
+
+    it(`${impl}: a wrong member length is not trusted: the data reads whole, as Node's gunzip reads it`, async () => {
+      const cases: Array<[number, number]> = [[0, -1], [cuts[0], 1], [cuts[0], 1000], [cuts[1], -1000], [0, cuts[1] - cuts[0]]];
+      for (const [at, delta] of cases) {
+        const bad = Buffer.from(stored);
+        bad.writeUInt32LE(bad.readUInt32LE(at + 16) + delta, at + 16);
+        expect(zlib.gunzipSync(bad).equals(INPUT)).toBe(true);
+        const back = await decode(impl, bad);
+        expect({ at, delta, length: back.length, same: back.equals(INPUT) }).toEqual({ at, delta, length: INPUT.length, same: true });
+      }
     });
 
     it(`${impl}: a flipped bit inside a member is ERR_DECOMPRESS`, async () => {

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::error::{CodecError, Result};
@@ -30,17 +30,30 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// A fixed set of worker threads pulling jobs from one channel.
+/// A fixed set of worker threads pulling jobs from one channel. The threads start with the first
+/// job: a stream that never submits one (a plain deflate/brotli/zstd/none stream) costs none.
 pub(crate) struct Workers {
-    tx: Option<Sender<Job>>,
+    threads: usize,
+    started: OnceLock<Started>,
+}
+
+struct Started {
+    tx: Sender<Job>,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl Workers {
     pub(crate) fn new(threads: usize) -> Workers {
+        Workers {
+            threads: threads.max(1),
+            started: OnceLock::new(),
+        }
+    }
+
+    fn start(threads: usize) -> Started {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let handles = (0..threads.max(1))
+        let handles = (0..threads)
             .map(|i| {
                 let rx = Arc::clone(&rx);
                 std::thread::Builder::new()
@@ -58,10 +71,13 @@ impl Workers {
                     .expect("pool: internal error: cannot spawn a codec worker thread")
             })
             .collect();
-        Workers {
-            tx: Some(tx),
-            handles,
-        }
+        Started { tx, handles }
+    }
+
+    /// Worker threads running (0 until the first job).
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.started.get().map_or(0, |s| s.handles.len())
     }
 
     /// Runs `f` on a worker; the receiver yields its result (or its panic's message).
@@ -76,19 +92,20 @@ impl Workers {
                 .map_err(|payload| panic_message(payload.as_ref()));
             let _ = rtx.send(done);
         });
-        if let Some(tx) = &self.tx {
-            // A send error means every worker died; the receiver then reports it.
-            let _ = tx.send(job);
-        }
+        let started = self.started.get_or_init(|| Workers::start(self.threads));
+        // A send error means every worker died; the receiver then reports it.
+        let _ = started.tx.send(job);
         rrx
     }
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.tx.take();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
+        if let Some(Started { tx, handles }) = self.started.take() {
+            drop(tx); // closes the channel: each thread ends after its current job
+            for h in handles {
+                let _ = h.join();
+            }
         }
     }
 }
@@ -227,6 +244,14 @@ mod tests {
         // The only worker thread caught the panic and ran the next job.
         assert_eq!(queue.wait_oldest().unwrap(), Some(7));
         assert_eq!(queue.wait_oldest().unwrap(), None);
+    }
+
+    #[test]
+    fn threads_start_with_the_first_job() {
+        let workers = Workers::new(3);
+        assert_eq!(workers.running(), 0, "no job, no thread");
+        assert_eq!(workers.submit(|| 5).recv().unwrap(), Ok(5));
+        assert_eq!(workers.running(), 3);
     }
 
     #[test]

@@ -8,24 +8,14 @@
 //! standard multi-member gzip file: `gzip -d`, Node's `gunzip` and every other reader concatenate
 //! their outputs. At most `2 x threads` blocks are in flight.
 //!
-//! Reading: `ParallelGunzip` reads a member's header, takes the length from `S3`, gathers exactly
-//! that many bytes and inflates the member whole on a worker with libdeflate (its size and
-//! CRC-32 are checked there); results are emitted in stream order. A stream that ends after a member without the last-member
-//! flag is truncated (a cut between members would otherwise read as a shorter valid file). A
-//! member WITHOUT the field (streams written before this layout, by Node or by `gzip`) switches
-//! the rest of the stream to the serial `Inflater`, which reads any gzip. Invariants: a member is
-//! dispatched only when all its bytes are here; nothing is emitted out of order; at most
-//! `2 x threads` members (each at most `MAX_MEMBER` stored bytes) are held.
+//! Reading is `gunzip.rs`; `announced` here is the one place that says which headers are ours.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use libdeflater::{
-    CompressionLvl, Compressor as Deflater, DecompressionError, Decompressor as WholeInflater,
-};
+use libdeflater::{CompressionLvl, Compressor as Deflater};
 
-use super::deflate::Inflater;
-use super::{append, Compressor, Decompressor};
+use super::{append, Compressor};
 use crate::error::{CodecError, Result};
 use crate::pool::{Ordered, Workers};
 
@@ -34,7 +24,7 @@ use crate::pool::{Ordered, Workers};
 pub const BLOCK: usize = 2 << 20;
 /// Header bytes of a member written here: 10 fixed + XLEN (2) + one 9-byte subfield
 /// (id 2, LEN 2, member length u32 LE, flags u8).
-pub const HEADER_LEN: usize = 21;
+pub(crate) const HEADER_LEN: usize = 21;
 /// Flags bit 0: the stream's last member.
 const LAST: u8 = 1;
 /// CRC-32 and ISIZE.
@@ -43,8 +33,6 @@ const TRAILER_LEN: usize = 8;
 const SUBFIELD: [u8; 2] = *b"S3";
 /// A length above this is not trusted for gathering (the rest is read serially instead).
 const MAX_MEMBER: usize = 64 << 20;
-/// A member recording more output than this is inflated by the general (streaming) reader.
-const MAX_INFLATED: usize = 64 << 20;
 
 /// The header of a member of `total` bytes. XFL as zlib writes it: 2 = best, 4 = fastest.
 fn member_header(node_level: i32, total: u32, last: bool) -> [u8; HEADER_LEN] {
@@ -67,7 +55,7 @@ fn member_header(node_level: i32, total: u32, last: bool) -> [u8; HEADER_LEN] {
 
 /// The member length and last-member flag a header written by `member_header` announces; `None`
 /// for any other header (another writer, other flags, or a length that cannot be a member).
-fn announced(h: &[u8]) -> Option<(usize, bool)> {
+pub(crate) fn announced(h: &[u8]) -> Option<(usize, bool)> {
     if h.len() < HEADER_LEN
         || h[..4] != [0x1f, 0x8b, 8, 0x04]
         || h[10..16] != [9, 0, SUBFIELD[0], SUBFIELD[1], 5, 0]
@@ -192,159 +180,5 @@ impl Compressor for ParallelGzip {
             append(out, r?);
         }
         Ok(())
-    }
-}
-
-thread_local! {
-    /// The libdeflate decompressor of this worker thread (made once per thread).
-    static INFLATER: RefCell<Option<WholeInflater>> = const { RefCell::new(None) };
-}
-
-/// Inflates one whole member whose header `announced` accepted: libdeflate into a buffer of the
-/// recorded size (ISIZE), which the data must fill exactly; then the CRC-32 is checked. libdeflate
-/// inflates about twice as fast as zlib, but only whole buffers, which is what a member is.
-fn inflate_member(member: &[u8]) -> Result<Vec<u8>> {
-    let n = member.len();
-    let word = |at: usize| {
-        u32::from_le_bytes([member[at], member[at + 1], member[at + 2], member[at + 3]])
-    };
-    let (crc, isize) = (word(n - 8), word(n - 4) as usize);
-    let corrupt = |what: String| CodecError::decompress("gzip", what);
-    if isize > MAX_INFLATED {
-        // Not a member this project writes (2 MiB of input each): read it the general way.
-        let mut out = Vec::new();
-        let mut inflater = Inflater::new(true);
-        inflater.push(member, &mut out)?;
-        inflater.finish(&mut out)?;
-        return Ok(out);
-    }
-    let mut out = vec![0u8; isize];
-    let made = INFLATER.with(|cell| {
-        cell.borrow_mut()
-            .get_or_insert_with(WholeInflater::new)
-            .deflate_decompress(&member[HEADER_LEN..n - TRAILER_LEN], &mut out)
-    });
-    match made {
-        Ok(k) if k == isize => {}
-        Ok(k) => {
-            return Err(corrupt(format!(
-                "a member holds {k} bytes, its trailer says {isize}"
-            )))
-        }
-        Err(DecompressionError::InsufficientSpace) => {
-            return Err(corrupt(format!(
-                "a member holds more than the {isize} bytes its trailer says"
-            )))
-        }
-        Err(DecompressionError::BadData) => {
-            return Err(corrupt("invalid deflate data in a member".into()))
-        }
-    }
-    if zlib_rs::crc32::crc32(0, &out) != crc {
-        return Err(corrupt("a member's CRC-32 does not match its data".into()));
-    }
-    Ok(out)
-}
-
-pub(crate) struct ParallelGunzip {
-    /// Bytes of the member being gathered, from its first header byte.
-    member: Vec<u8>,
-    /// Its announced length and last-member flag once the header is here.
-    expected: Option<(usize, bool)>,
-    /// Whether the member dispatched last carried the last-member flag.
-    ended: bool,
-    /// Set when a member without the length field was met: it and the rest are read serially.
-    serial: Option<Inflater>,
-    /// Members handed to workers so far.
-    dispatched: u64,
-    workers: Arc<Workers>,
-    queue: Ordered<Result<Vec<u8>>>,
-}
-
-impl ParallelGunzip {
-    pub(crate) fn new(threads: usize, workers: Arc<Workers>) -> ParallelGunzip {
-        ParallelGunzip {
-            member: Vec::new(),
-            expected: None,
-            ended: false,
-            serial: None,
-            dispatched: 0,
-            workers,
-            queue: Ordered::new(2 * threads.max(1)),
-        }
-    }
-
-    /// Emits every member in flight, then reads the gathered bytes and all that follows serially.
-    fn go_serial(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        while let Some(r) = self.queue.wait_oldest()? {
-            append(out, r?);
-        }
-        let mut inflater = Inflater::new(true);
-        let gathered = std::mem::take(&mut self.member);
-        inflater.push(&gathered, out)?;
-        self.serial = Some(inflater);
-        Ok(())
-    }
-
-    fn dispatch(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        while let Some(r) = self.queue.oldest_if_full()? {
-            append(out, r?);
-        }
-        let member = std::mem::take(&mut self.member);
-        self.ended = self.expected.take().is_some_and(|(_, last)| last);
-        self.dispatched += 1;
-        self.queue
-            .push(self.workers.submit(move || inflate_member(&member)));
-        Ok(())
-    }
-}
-
-impl Decompressor for ParallelGunzip {
-    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        while !input.is_empty() {
-            if let Some(serial) = &mut self.serial {
-                return serial.push(input, out);
-            }
-            let want = self.expected.map_or(HEADER_LEN, |(total, _)| total);
-            let n = (want - self.member.len()).min(input.len());
-            self.member.extend_from_slice(&input[..n]);
-            input = &input[n..];
-            if self.member.len() < want {
-                break;
-            }
-            match self.expected {
-                Some(_) => self.dispatch(out)?,
-                None => match announced(&self.member) {
-                    Some((total, last)) => {
-                        self.member.reserve_exact(total - HEADER_LEN);
-                        self.expected = Some((total, last));
-                    }
-                    None => self.go_serial(out)?,
-                },
-            }
-        }
-        while let Some(r) = self.queue.try_oldest()? {
-            append(out, r?);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        // Bytes of an unfinished member (or no member at all): the serial reader reports exactly
-        // what is wrong with them (truncated, not gzip).
-        if self.serial.is_none() && (!self.member.is_empty() || self.dispatched == 0) {
-            self.go_serial(out)?;
-        }
-        while let Some(r) = self.queue.wait_oldest()? {
-            append(out, r?);
-        }
-        match &mut self.serial {
-            Some(serial) => serial.finish(out),
-            None if !self.ended => Err(CodecError::decompress(
-                "gzip",
-                "the stream ends after a member that is not its last (truncated between members)",
-            )),
-            None => Ok(()),
-        }
     }
 }

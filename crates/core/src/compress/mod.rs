@@ -13,8 +13,10 @@ use crate::pool::Workers;
 
 pub(crate) mod brotli;
 pub(crate) mod deflate;
+pub(crate) mod gunzip;
 pub(crate) mod gzip;
 pub mod levels;
+mod whole_member;
 pub(crate) mod zstd;
 
 /// Streaming compressor: `push` may emit nothing yet; `finish` emits the rest and the trailer.
@@ -74,7 +76,7 @@ pub(crate) fn decompressor(
 ) -> Result<Option<Box<dyn Decompressor>>> {
     Ok(match compression {
         Compression::None => None,
-        Compression::Gzip => Some(Box::new(gzip::ParallelGunzip::new(
+        Compression::Gzip => Some(Box::new(gunzip::ParallelGunzip::new(
             threads,
             Arc::clone(workers),
         ))),

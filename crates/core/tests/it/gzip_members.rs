@@ -104,31 +104,76 @@ fn a_cut_between_members_is_reported_as_truncation() {
     assert_eq!(err.code(), "ERR_DECOMPRESS");
 }
 
+/// What any gzip reader makes of a stream (flate2's multi-member reader, as `gzip -d`).
+fn gunzip_all(stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(stream)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn set_length(stream: &mut [u8], at: usize, length: usize) {
+    stream[at + 16..at + 20].copy_from_slice(&(length as u32).to_le_bytes());
+}
+
 #[test]
-fn a_wrong_member_length_or_damaged_member_is_an_error() {
-    let data = records(3 * BLOCK, 24);
+fn a_wrong_member_length_is_not_trusted_the_data_reads_whole_as_gzip_d_reads_it() {
+    let data = records(3 * BLOCK + 5000, 24);
+    let gz = ours(&data);
+    let m = members(&gz);
+    for (i, &(at, len, _)) in m.iter().enumerate() {
+        for delta in [-1i64, 1, 1000, -1000, -(len as i64) + 31, 64 << 20] {
+            let mut bad = gz.clone();
+            set_length(&mut bad, at, (len as i64 + delta) as usize);
+            assert!(
+                gunzip_all(&bad) == data,
+                "gzip -d, member {i} length {delta:+}"
+            );
+            assert!(
+                read(&bad).unwrap() == data,
+                "member {i} with length {delta:+}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_length_spanning_two_identical_members_does_not_hide_the_second() {
+    // Three identical blocks make byte-identical first and second members (same data, same
+    // length, neither last). A length spanning both ends, as far as the deflate data and the
+    // trailer at its end can tell, like a valid member: only the end of the deflate data shows
+    // that 1 member's worth of bytes was left unread. Read as one member, a block would vanish.
+    let block = records(BLOCK, 31);
+    let data = [block.clone(), block.clone(), block].concat();
+    let gz = ours(&data);
+    let m = members(&gz);
+    assert_eq!(gz[m[0].0..m[1].0], gz[m[1].0..m[2].0], "identical members");
+    let mut bad = gz.clone();
+    set_length(&mut bad, 0, 2 * m[0].1);
+    assert!(gunzip_all(&bad) == data, "gzip -d reads all three blocks");
+    let back = read(&bad).unwrap();
+    assert!(back == data, "read {} of {} bytes", back.len(), data.len());
+}
+
+#[test]
+fn a_damaged_member_is_an_error_with_or_without_a_wrong_length() {
+    let data = records(3 * BLOCK, 25);
     let gz = ours(&data);
     let m = members(&gz);
     let (at, len, _) = m[1];
-    for delta in [-1i64, 1, 1000, -1000] {
-        let mut bad = gz.clone();
-        let wrong = (len as i64 + delta) as u32;
-        bad[at + 16..at + 20].copy_from_slice(&wrong.to_le_bytes());
-        assert_eq!(
-            read(&bad).unwrap_err().code(),
-            "ERR_DECOMPRESS",
-            "length {delta:+}"
-        );
-    }
     // A flipped bit in the deflate data or in the CRC-32 of the middle member.
     for pos in [at + 21 + len / 2, at + len - 6] {
-        let mut bad = gz.clone();
-        bad[pos] ^= 0x10;
-        assert_eq!(
-            read(&bad).unwrap_err().code(),
-            "ERR_DECOMPRESS",
-            "flip at {pos}"
-        );
+        for length in [len, len + 1, len - 1] {
+            let mut bad = gz.clone();
+            bad[pos] ^= 0x10;
+            set_length(&mut bad, at, length);
+            assert_eq!(
+                read(&bad).unwrap_err().code(),
+                "ERR_DECOMPRESS",
+                "flip at {pos}, length {length} of {len}"
+            );
+        }
     }
     // The last-member flag set on a middle member: the stream still reads whole (members after
     // a "last" one are a concatenated file, as `cat` makes), never less than the bytes hold.

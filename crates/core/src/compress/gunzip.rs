@@ -1,0 +1,215 @@
+//! Reading gzip on every core: the members of docs/FORMAT.md 2.1 are inflated in parallel, any
+//! other gzip serially.
+//!
+//! `ParallelGunzip` reads a member's header, takes the length from its `S3` field, gathers exactly
+//! that many bytes and inflates the member whole on a worker (`whole_member`: the span must be
+//! exactly one valid member of its recorded size); results are emitted in stream order. A member
+//! WITHOUT the field (gzip written by Node, `gzip`, or before this layout) switches the rest of the
+//! stream to the serial `Inflater`, which reads any gzip.
+//!
+//! The length field is a hint, the gzip data is the truth: a span that is not exactly one member
+//! (a damaged length) is not an error by itself. The stream is then read serially from that
+//! member's first byte on (the members after it were cut by the wrong length, so their results
+//! are dropped and their bytes re-read), and the serial reader reports whatever is really wrong,
+//! or reads the data whole, as `gzip -d`, Node and the JS twin do. A stream that ends after a
+//! member without the last-member flag, all lengths having held, is truncated (a cut between
+//! members would otherwise read as a shorter valid file).
+//!
+//! Invariants: a member is dispatched only when all its bytes are here; nothing is emitted out of
+//! order or twice; a member's output is released only after libdeflate checked its CRC-32; at
+//! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use super::deflate::Inflater;
+use super::gzip::{announced, HEADER_LEN};
+use super::whole_member::WholeMemberInflater;
+use super::{append, Decompressor};
+use crate::error::{CodecError, Result};
+use crate::pool::{Ordered, Workers};
+
+/// A member recording more output than this is inflated by the general (streaming) reader.
+const MAX_INFLATED: usize = 64 << 20;
+
+thread_local! {
+    /// The libdeflate decompressor of this worker thread (made once per thread).
+    static INFLATER: RefCell<Option<WholeMemberInflater>> = const { RefCell::new(None) };
+}
+
+/// What a worker gives back: the member's bytes (needed again if the stream must be re-read
+/// serially from here) and its output, or `None` if the span is not exactly one member.
+struct Job {
+    member: Vec<u8>,
+    output: Option<Vec<u8>>,
+}
+
+/// Inflates one gathered member; `None` when the span is not exactly one valid member.
+fn inflate_member(member: &[u8]) -> Option<Vec<u8>> {
+    let n = member.len();
+    let isize = u32::from_le_bytes(member[n - 4..].try_into().ok()?) as usize;
+    if isize > MAX_INFLATED {
+        // Not a member this project writes (2 MiB of input each): the serial reader takes it.
+        return None;
+    }
+    let mut out = vec![0u8; isize];
+    INFLATER
+        .with(|cell| {
+            cell.borrow_mut()
+                .get_or_insert_with(WholeMemberInflater::new)
+                .inflate(member, &mut out)
+        })
+        .ok()
+        .map(|()| out)
+}
+
+pub(crate) struct ParallelGunzip {
+    /// Bytes of the member being gathered, from its first header byte.
+    member: Vec<u8>,
+    /// Its announced length and last-member flag once the header is here.
+    expected: Option<(usize, bool)>,
+    /// Whether the member dispatched last carried the last-member flag.
+    ended: bool,
+    /// Set from the first member that is not one of ours (or whose length did not hold): it and
+    /// the rest of the stream are read serially.
+    serial: Option<Inflater>,
+    /// Members handed to workers so far.
+    dispatched: u64,
+    workers: Arc<Workers>,
+    queue: Ordered<Job>,
+}
+
+/// How many finished members `drain` takes.
+#[derive(Clone, Copy)]
+enum Drain {
+    /// Those already done.
+    Ready,
+    /// Until there is room for one more in flight.
+    Room,
+    /// All, waiting for each.
+    All,
+}
+
+impl ParallelGunzip {
+    pub(crate) fn new(threads: usize, workers: Arc<Workers>) -> ParallelGunzip {
+        ParallelGunzip {
+            member: Vec::new(),
+            expected: None,
+            ended: false,
+            serial: None,
+            dispatched: 0,
+            workers,
+            queue: Ordered::new(2 * threads.max(1)),
+        }
+    }
+
+    /// Emits finished members in order. A member that was not exactly one member switches the
+    /// stream to serial reading from its first byte (`self.serial` is then set).
+    fn drain(&mut self, how: Drain, out: &mut Vec<u8>) -> Result<()> {
+        loop {
+            let job = match how {
+                Drain::Ready => self.queue.try_oldest()?,
+                Drain::Room => self.queue.oldest_if_full()?,
+                Drain::All => self.queue.wait_oldest()?,
+            };
+            let Some(job) = job else { return Ok(()) };
+            match job.output {
+                Some(data) => append(out, data),
+                None => return self.reread_serially(job.member, out),
+            }
+        }
+    }
+
+    /// `from` did not hold as one member: everything after it was cut by its length, so the
+    /// bytes of every member still in flight and of the one being gathered follow it, in order,
+    /// into the serial reader (their parallel results are dropped unseen).
+    fn reread_serially(&mut self, mut from: Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
+        while let Some(job) = self.queue.wait_oldest()? {
+            from.extend_from_slice(&job.member);
+        }
+        from.extend_from_slice(&self.member);
+        self.member = Vec::new();
+        self.expected = None;
+        self.start_serial(&from, out)
+    }
+
+    fn start_serial(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let mut inflater = Inflater::new(true);
+        inflater.push(bytes, out)?;
+        self.serial = Some(inflater);
+        Ok(())
+    }
+
+    /// Emits every member in flight, then reads the gathered bytes and all that follows serially.
+    fn go_serial(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.drain(Drain::All, out)?;
+        if self.serial.is_none() {
+            let gathered = std::mem::take(&mut self.member);
+            self.start_serial(&gathered, out)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.drain(Drain::Room, out)?;
+        if self.serial.is_some() {
+            return Ok(()); // this member's bytes went to the serial reader with the rest
+        }
+        let member = std::mem::take(&mut self.member);
+        self.ended = self.expected.take().is_some_and(|(_, last)| last);
+        self.dispatched += 1;
+        self.queue.push(self.workers.submit(move || {
+            let output = inflate_member(&member);
+            Job { member, output }
+        }));
+        Ok(())
+    }
+}
+
+impl Decompressor for ParallelGunzip {
+    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        while !input.is_empty() {
+            if let Some(serial) = &mut self.serial {
+                return serial.push(input, out);
+            }
+            let want = self.expected.map_or(HEADER_LEN, |(total, _)| total);
+            let n = (want - self.member.len()).min(input.len());
+            self.member.extend_from_slice(&input[..n]);
+            input = &input[n..];
+            if self.member.len() < want {
+                break;
+            }
+            match self.expected {
+                Some(_) => self.dispatch(out)?,
+                None => match announced(&self.member) {
+                    Some((total, last)) => {
+                        self.member.reserve_exact(total - HEADER_LEN);
+                        self.expected = Some((total, last));
+                    }
+                    None => self.go_serial(out)?,
+                },
+            }
+        }
+        if self.serial.is_none() {
+            self.drain(Drain::Ready, out)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        // Bytes of an unfinished member (or no member at all): the serial reader reports exactly
+        // what is wrong with them (truncated, not gzip), or reads them if only a length was wrong.
+        if self.serial.is_none() && (!self.member.is_empty() || self.dispatched == 0) {
+            self.go_serial(out)?;
+        }
+        self.drain(Drain::All, out)?;
+        match &mut self.serial {
+            Some(serial) => serial.finish(out),
+            None if !self.ended => Err(CodecError::decompress(
+                "gzip",
+                "the stream ends after a member that is not its last (truncated between members)",
+            )),
+            None => Ok(()),
+        }
+    }
+}
