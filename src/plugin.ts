@@ -24,7 +24,7 @@ import { BackupError, errorMessage, optionError } from './errors.js';
 import { runBackup } from './engine/backup.js';
 import { Catalog } from './engine/catalog.js';
 import { Keyring } from './engine/keyring.js';
-import { DATABASE_GROUP, PathTemplate } from './engine/layout.js';
+import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
 import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
@@ -49,6 +49,8 @@ export interface CreateBackupOptions {
 }
 
 export interface BackupResult extends BackupSummary {
+  /** What was backed up in one word: a resource name, 'all', or names joined by ','. */
+  resource: string;
   /** s3db.js dialect: duration in ms, checksum of the manifest's index, per-destination info. */
   duration: number;
   checksum: string;
@@ -124,6 +126,7 @@ export class BackupPlugin extends EventEmitter {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
     }
     this.database = db;
+    provideGetPlugin(db);
     this.policy.attach(db);
   }
 
@@ -251,16 +254,20 @@ export class BackupPlugin extends EventEmitter {
    * s3db.js dialect: restore(backupId, { resources, mode }).
    */
   async restore(idOrOptions: string | RestoreOptions, maybeOptions: RestoreOptions = {}): Promise<RestoreReport> {
-    const options: RestoreOptions = typeof idOrOptions === 'string' ? { ...maybeOptions, backupId: idOrOptions } : { ...(idOrOptions ?? {}) };
+    const s3dbDialect = typeof idOrOptions === 'string';
+    const options: RestoreOptions = s3dbDialect ? { ...maybeOptions, backupId: idOrOptions } : { ...(idOrOptions ?? {}) };
+    checkRestoreOptionNames(options);
     const backupId = options.backupId;
     if (typeof backupId !== 'string' || backupId === '') throw optionError('backupId', 'is required', 'Pick one from listBackups()');
-    const mode = options.mode ?? 'replace';
+    // Each dialect keeps its own default: s3db.js's restore(id) merges; the story's restore({...}) replaces.
+    const mode = options.mode ?? (s3dbDialect ? 'merge' : 'replace');
     if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
     if (options.resources !== undefined && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
       throw optionError('resources', 'must be an array of resource names');
     }
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
-    await this.callHook('onRestoreStart', backupId, { options: publicOptions });
+    // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
+    await this.callHook('onRestoreStart', backupId, { ...publicOptions, options: publicOptions });
     this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
     this.policy.pauseScheduled(true);
@@ -373,19 +380,35 @@ export class BackupPlugin extends EventEmitter {
       throw optionError('resources', 'must be an array of resource names');
     }
     const started = Date.now();
-    const pendingId = `pending-${started}`;
-    this.runningBackup = pendingId;
+    const exclude = options.resources ? [] : this.config.exclude;
     const type = requested === 'incremental' ? 'incremental' : 'full';
-    let announcedId = pendingId;
-    const status: StatusRecord = { id: pendingId, type, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString() };
+    // The id announced by start/onBackupStart is the backup's id (s3db.js listeners pair start and
+    // complete by id). Its type part says what the backup will be: an incremental with no parent
+    // (or at the chain limit) is a full, so that is looked up first, without the lease; it is
+    // decided again under the lease, and only if another instance changed the answer meanwhile
+    // does the backup get another id.
+    let expected: 'full' | 'incremental' = type;
+    if (type === 'incremental') {
+      const parent = await this.parentFor(include, exclude).catch(() => undefined);
+      if (parent === null) expected = 'full';
+    }
+    let id = newBackupId(expected, new Date(started));
+    this.runningBackup = id;
+    const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString() };
     let lease: LeaseGroup | null = null;
     try {
-      await this.callHook('onBackupStart', type, { backupId: pendingId });
-      this.emit('plg:backup:start', { id: pendingId, type });
+      await this.callHook('onBackupStart', expected, { backupId: id });
+      this.emit('plg:backup:start', { id, type: expected });
       lease = await this.acquireLease();
       await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
-      const parent = type === 'incremental' ? await this.parentFor(include, options.resources ? [] : this.config.exclude) : null;
+      const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
+      if ((parent ? 'incremental' : 'full') !== expected) {
+        expected = parent ? 'incremental' : 'full';
+        id = newBackupId(expected, new Date(started));
+        Object.assign(status, { id, type: expected });
+      }
       const manifest = await runBackup({
+        id,
         db,
         set: this.destinations,
         keyring: this.keyring,
@@ -397,7 +420,7 @@ export class BackupPlugin extends EventEmitter {
         include,
         selections: this.config.selections,
         // an explicit resource list is explicit: the plugin-level exclude does not cut it down
-        exclude: options.resources ? [] : this.config.exclude,
+        exclude,
         includeMetadata: this.config.includeMetadata,
         compression: this.config.compression,
         level: this.config.level,
@@ -417,12 +440,11 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
         progressIntervalMs: this.config.progressIntervalMs,
       });
-      announcedId = manifest.id;
       const result = toResult(manifest);
       Object.assign(status, statusFromManifest(manifest));
       this.statuses.set(manifest.id, status);
-      await this.callHook('onBackupComplete', type, { backupId: manifest.id, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
-      this.emit('plg:backup:complete', { id: manifest.id, type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
+      await this.callHook('onBackupComplete', manifest.type, { backupId: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
+      this.emit('plg:backup:complete', { id: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
       await this.callWebhook('onSuccess', result);
       if (this.config.retention) {
         await this.pruneNow({}).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
@@ -431,8 +453,8 @@ export class BackupPlugin extends EventEmitter {
     } catch (err) {
       const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
       Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
-      this.statuses.set(announcedId, status);
-      await this.reportFailure(type, announcedId, error);
+      this.statuses.set(id, status);
+      await this.reportFailure(expected, id, error);
       throw error;
     } finally {
       this.runningBackup = null;
@@ -539,7 +561,51 @@ function statusFromManifest(m: Manifest): StatusRecord {
 }
 
 function toResult(m: Manifest): BackupResult {
-  return { ...summarize(m), duration: m.durationMs, checksum: m.index.sha256, driverInfo: m.destinations };
+  const summary = summarize(m);
+  return { ...summary, resource: resourceLabel(m), duration: m.durationMs, checksum: m.index.sha256, driverInfo: m.destinations };
+}
+
+/**
+ * One word for "what was backed up" (the story's webhook tags use `backup.resource`): the
+ * resource's name when the backup selected exactly one, otherwise 'all' for a whole database
+ * (every resource, or all but excluded ones) and the names joined by ',' for a list.
+ */
+function resourceLabel(m: Manifest): string {
+  const include = m.selection.include;
+  if (include === null || include === undefined) return 'all';
+  return include.length === 1 ? include[0]! : [...include].sort().join(',');
+}
+
+/** Option names restore() knows; a misspelt or foreign one must not be ignored (it could name the target). */
+const RESTORE_OPTIONS = new Set(['backupId', 'destination', 'resources', 'mode', 'verify', 'dryRun']);
+const RESTORE_HINTS: Record<string, string> = {
+  target: "Use destination: 'production', a Database, a connection string or a bare name",
+  database: "Use destination: 'production', a Database, a connection string or a bare name",
+  overwrite: "Use mode: 'replace' (the backup wins, other objects deleted), 'merge' or 'skip'",
+  id: 'Use backupId',
+};
+
+function checkRestoreOptionNames(options: RestoreOptions): void {
+  for (const name of Object.keys(options)) {
+    if (RESTORE_OPTIONS.has(name)) continue;
+    throw optionError(name, 'is not a restore option (nothing was restored)', RESTORE_HINTS[name] ?? `Known: ${[...RESTORE_OPTIONS].join(', ')}`);
+  }
+}
+
+/**
+ * s3db.js documents `db.getPlugin(name)`, but 21.x has no such method; the story's recovery code
+ * calls it. Installing the plugin adds it when it is missing (never replaces one s3db provides):
+ * it returns the plugin registered under that name, or null.
+ */
+function provideGetPlugin(db: DatabaseLike): void {
+  const target = db as unknown as { getPlugin?: unknown; plugins?: Record<string, unknown> };
+  if (typeof target.getPlugin === 'function') return;
+  Object.defineProperty(target, 'getPlugin', {
+    value: (name: string): unknown => target.plugins?.[name] ?? null,
+    configurable: true,
+    writable: true,
+    enumerable: false,
+  });
 }
 
 function sameSelection(m: Manifest, include: string[] | null, exclude: string[]): boolean {

@@ -66,6 +66,8 @@ export interface BackupRunOptions {
   onProgress?: (event: ProgressEvent) => void;
   progressIntervalMs?: number;
   now?: () => Date;
+  /** The id the caller already announced (made by `newBackupId` with the type this backup gets); default: a new one. */
+  id?: string;
 }
 
 interface Action {
@@ -89,12 +91,15 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   const started = now();
   const parent = o.type === 'incremental' ? o.parent : null;
   const type: BackupType = parent ? 'incremental' : 'full';
-  const id = newBackupId(type, started);
+  const id = o.id ?? newBackupId(type, started);
+  if (!id.startsWith(`${type}-`)) throw new BackupError('ERR_INTERNAL', `backup id ${id} does not name its type ${type}`);
   const set = o.set;
   await set.beginBackup(paths.pending(`${id}.probe`));
 
   const written: string[] = [];
   const pending = new PendingRecord(set, id, type, started);
+  // Objects being written; a failure aborts them first, so no temp file or upload outlives it.
+  const open = new Set<Pick<EncodedSink<unknown>, 'abort'>>();
   let committed = false;
   try {
     await pending.save();
@@ -108,6 +113,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const parts: PartEntry[] = [];
     const meter = new ProgressMeter(id, 'backup', parent ? parent.totals.objects : null, o.onProgress, o.progressIntervalMs);
     const indexSink = new EncodedSink<IndexEntry>(set, paths.index(id), new IndexLineWriter(), codec);
+    open.add(indexSink);
     written.push(paths.index(id));
     let indexEntries = 0;
     // `queued` counts archive bytes handed to the part (records may wait in the writer's buffer), so
@@ -117,6 +123,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const closePart = async () => {
       if (!part) return;
       const result = await part.sink.close();
+      open.delete(part.sink);
       part.entry.size = result.size;
       part.entry.sha256 = result.sha256;
       part.entry.plainBytes = part.head.bytes;
@@ -131,6 +138,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       await pending.addPart(path);
       const head = new ArchiveWriter();
       part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
+      open.add(part.sink);
     };
 
     const logical = new LogicalReader(o.db, o.selections);
@@ -175,6 +183,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     }
     await closePart();
     const index = await indexSink.close();
+    open.delete(indexSink);
     meter.finish();
 
     const totals = {
@@ -233,6 +242,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     return manifest;
   } catch (err) {
     pending.stop();
+    const reason = err instanceof Error ? err : new Error(String(err));
+    await Promise.all([...open].map((sink) => sink.abort(reason)));
     if (!committed) await set.delete([...written, paths.manifest(id), paths.pending(id)]).catch(() => undefined);
     throw err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
   }

@@ -12,15 +12,19 @@
  * Restore: each record is written through the resource API: `update(id, values)` when the record
  *   exists in the target (skipped in mode 'skip'), `insert(values)` when it does not. Records not
  *   in the backup are never deleted, whatever the mode: the backup chose to leave them out. Insert
- *   sets fresh createdAt/updatedAt and needs every required attribute (choose `fields` accordingly);
- *   a record s3db refuses is reported with its id and the reason.
+ *   sets fresh createdAt/updatedAt and needs every required attribute, so a backup whose `fields`
+ *   leave out a required attribute the records have is refused when its first record is read
+ *   (checked with s3db's own validator): it could not be restored into an empty database. A record
+ *   s3db refuses at restore is reported with its id and the reason.
  */
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError, errorMessage, optionError } from '../errors.js';
 import type { ResourceSelection } from '../options.js';
 import type { ArchiveRecord } from './archive.js';
 import type { DatabaseLike, SourceEntry } from './s3db.js';
 
 interface ResourceApi {
+  /** s3db's validator (absent in other versions): a missing required attribute is `{ type: 'required', field }`. */
+  validate?(data: Record<string, unknown>): Promise<{ isValid: boolean; errors?: { type?: string; field?: string }[] }>;
   get(id: string): Promise<Record<string, unknown>>;
   exists(id: string): Promise<boolean>;
   insert(values: Record<string, unknown>): Promise<unknown>;
@@ -59,6 +63,7 @@ export function project(record: Record<string, unknown>, fields: string[] | unde
 /** Reads, filters and projects the records of selected resources during a backup. */
 export class LogicalReader {
   private readonly admitted = new Map<string, number>();
+  private readonly checked = new Set<string>();
 
   constructor(
     private readonly db: DatabaseLike,
@@ -77,8 +82,33 @@ export class LogicalReader {
       throw new BackupError('ERR_SOURCE_READ', `could not read record ${id} of '${action.group}': ${errorMessage(err)}`, { cause: err });
     }
     if (!matches(record, selection.filter)) return undefined;
-    const body = Buffer.from(JSON.stringify(project(record, selection.fields)), 'utf8');
+    const projected = project(record, selection.fields);
+    await this.checkRestorable(action.group, record, projected);
+    const body = Buffer.from(JSON.stringify(projected), 'utf8');
     return { ...action, record: { header: { key: action.entry.key, size: body.length, contentType: 'application/json', logical: true, etag: action.entry.etag }, body } };
+  }
+
+  /**
+   * Once per resource with `fields`: the attributes that s3db requires and that `fields` dropped
+   * from a record that had them. Such a backup could not be inserted back into an empty database,
+   * so it is refused now rather than discovered at 3 AM.
+   */
+  private async checkRestorable(group: string, record: Record<string, unknown>, projected: Record<string, unknown>): Promise<void> {
+    const fields = this.selections[group]?.fields;
+    if (!fields || this.checked.has(group)) return;
+    this.checked.add(group);
+    const api = resourceApi(this.db, group);
+    if (typeof api.validate !== 'function') return;
+    const { id: _id, ...values } = projected;
+    const verdict = await api.validate(values);
+    const dropped = [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && e.field in record && !(e.field in projected)).map((e) => e.field!))];
+    if (dropped.length === 0) return;
+    const names = dropped.map((f) => `'${f}'`).join(', ');
+    throw optionError(
+      `resources.${group}.fields`,
+      `leaves out ${names}, which resource '${group}' requires`,
+      `A restore into a database without these records inserts them through s3db's resource API, which refuses a record without ${names}: add ${dropped.length > 1 ? 'them' : 'it'} to fields (or make the attribute optional). The backup was not written`,
+    );
   }
 
   /** Counts a record into its resource's limit; false once the limit is reached (the record is dropped). */

@@ -51,9 +51,20 @@ export class EncodedSink<T> {
     return await this.stored;
   }
 
-  /** Abandons the object: the destination write fails and leaves nothing behind. */
-  abort(reason: Error): void {
+  /**
+   * Abandons the object: the destination write fails and removes what it had written (a temp file,
+   * a multipart upload). Resolves once it did, or after `waitMs` at most (a failure path never
+   * hangs on a destination that does not answer); a sink already closed is left as it is.
+   */
+  async abort(reason: Error, waitMs = 30_000): Promise<void> {
     this.failed ??= reason;
     this.head.destroy(reason);
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+      timer.unref();
+    });
+    await Promise.race([this.stored.then(() => undefined, () => undefined), gaveUp]);
+    clearTimeout(timer);
   }
 }

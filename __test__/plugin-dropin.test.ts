@@ -1,0 +1,172 @@
+// Drop-in details a reviewer found missing, on the real s3db.js with real filesystem destinations:
+// the id announced by start is the backup's id (s3db.js listeners pair start and complete by it);
+// s3db.js's restore(id) merges by default, as s3db.js does, while the story's restore({ ... })
+// replaces; an unknown restore option (s3db.js docs' `target`) is refused before anything is
+// written instead of silently restoring over production; db.getPlugin('backup') (used by the
+// story, missing from s3db.js 21) works; the webhook payload has the story's `backup.resource`;
+// and the story's `fields` example is refused at backup time when it drops a required attribute
+// (such a backup could not be restored into an empty database), leaving no file behind.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { openDb, seededCopies } from './helpers/database.js';
+
+const SMALL = { users: 4, orders: 6, perBehavior: 1 };
+let work: string;
+let seq = 0;
+const bucket = (name: string) => `memory://dropin-${name}-${process.pid}-${++seq}/db`;
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+const seeded = (name: string) => copySeeded(bucket(name));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugin-dropin-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Api = {
+  get(id: string): Promise<Record<string, unknown>>;
+  exists(id: string): Promise<boolean>;
+  insert(v: Record<string, unknown>): Promise<Record<string, unknown>>;
+  listIds(): Promise<string[]>;
+};
+
+/** Every file under `dir`, relative to it. */
+async function files(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}
+
+function plugin(dir: string, extra: BackupPluginOptions = {}): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory: path.join(work, dir) }, ...extra });
+}
+
+describe('s3db.js drop-in details', () => {
+  it('start, complete and the hooks carry the same backup id, also when an incremental has to be a full', async () => {
+    const db = await seeded('ids');
+    const seen: Record<string, string[]> = { start: [], complete: [], hookStart: [], hookComplete: [] };
+    const types: string[] = [];
+    const p = plugin('ids', {
+      onBackupStart: (type, ctx) => void (seen.hookStart!.push(String(ctx.backupId)), types.push(type)),
+      onBackupComplete: (type, ctx) => void (seen.hookComplete!.push(String(ctx.backupId)), types.push(`${type}/${String(ctx.type)}`)),
+    });
+    p.on('plg:backup:start', (e: { id: string }) => seen.start!.push(e.id));
+    p.on('plg:backup:complete', (e: { id: string }) => seen.complete!.push(e.id));
+    await db.usePlugin(p);
+    const first = await p.backup('incremental'); // no full yet: this one is a full
+    const second = await p.backup('incremental');
+    const third = await p.backup('full');
+    expect([first.type, second.type, third.type]).toEqual(['full', 'incremental', 'full']);
+    const ids = [first.id, second.id, third.id];
+    expect(ids.every((id, i) => id.startsWith(`${['full', 'incremental', 'full'][i]}-`))).toBe(true);
+    expect(seen).toEqual({ start: ids, complete: ids, hookStart: ids, hookComplete: ids });
+    expect(types).toEqual(['full', 'full/full', 'incremental', 'incremental/incremental', 'full', 'full/full']);
+    expect(await p.getBackupStatus(second.id)).toMatchObject({ id: second.id, status: 'completed', type: 'incremental' });
+    await p.stop();
+  });
+
+  it("restore(id) merges as s3db.js's does; restore({ backupId }) replaces; onRestoreStart gets the options", async () => {
+    const db = await seeded('modes');
+    const ctxs: Record<string, unknown>[] = [];
+    const p = plugin('modes', { onRestoreStart: (_id, ctx) => void ctxs.push(ctx) });
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    const orders = db.resources.orders as unknown as Api;
+    await orders.insert({ id: 'o-after', userId: 'u1', total: 9, status: 'new' });
+
+    await p.restore(b.id); // s3db.js dialect, no mode: merge keeps what the backup does not have
+    expect(await orders.exists('o-after')).toBe(true);
+    expect(ctxs[0]).toMatchObject({ mode: 'merge', resources: null, dryRun: false });
+
+    await p.restore({ backupId: b.id }); // the story's dialect: replace
+    expect(await orders.exists('o-after')).toBe(false);
+    expect(ctxs[1]).toMatchObject({ mode: 'replace' });
+    await p.stop();
+  });
+
+  it('an unknown restore option is refused before anything is read or written (s3db docs: target, overwrite)', async () => {
+    const db = await seeded('unknown');
+    const p = plugin('unknown');
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    const orders = db.resources.orders as unknown as Api;
+    await orders.insert({ id: 'o-after', userId: 'u1', total: 9, status: 'new' });
+    const started: unknown[] = [];
+    p.on('plg:backup:restore-start', (e) => started.push(e));
+    const target = p.restore(b.id, { target: 'different-database' } as never);
+    await expect(target).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"target".*nothing was restored.*destination/) });
+    await expect(p.restore({ backupId: b.id, overwrite: true } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining("mode: 'replace'") });
+    expect(started).toEqual([]);
+    expect(await orders.exists('o-after')).toBe(true); // production untouched
+    await p.stop();
+  });
+
+  it("db.getPlugin('backup') returns the plugin (the story's recovery code calls it; s3db.js 21 lacks it)", async () => {
+    const db = await seeded('getplugin');
+    const p = plugin('getplugin');
+    expect((db as unknown as { getPlugin?: unknown }).getPlugin).toBeUndefined();
+    await db.usePlugin(p);
+    const getPlugin = (db as unknown as { getPlugin(name: string): unknown }).getPlugin;
+    expect(getPlugin('backup')).toBe(p);
+    expect(getPlugin('nope')).toBeNull();
+    await p.stop();
+  });
+
+  it("the webhook payload names what was backed up in backup.resource (the story's Datadog tag)", async () => {
+    const db = await seeded('resource');
+    const payloads: { resource: string; type: string }[] = [];
+    const p = plugin('resource', { webhooks: { onSuccess: (b: unknown) => void payloads.push(b as { resource: string; type: string }) } });
+    await db.usePlugin(p);
+    const whole = await p.createBackup();
+    const one = await p.createBackup({ resources: ['users'] });
+    const two = await p.createBackup({ resources: ['users', 'orders'] });
+    expect([whole.resource, one.resource, two.resource]).toEqual(['all', 'users', 'orders,users']);
+    expect(payloads.map((b) => `type:${b.type} resource:${b.resource}`)).toEqual(['type:full resource:all', 'type:full resource:users', 'type:full resource:orders,users']);
+    await p.stop();
+  });
+
+  it("the story's fields example: a projection that drops a required attribute is refused at backup time, one that keeps them restores into an empty database", async () => {
+    const db = await openDb(bucket('fields'));
+    const orders = (await db.createResource({
+      name: 'orders',
+      attributes: { customer: 'string', total: 'number', status: 'string', date: 'string', note: 'string|optional' },
+    })) as unknown as Api;
+    for (let i = 0; i < 6; i++) await orders.insert({ id: `o${i}`, customer: `c${i}`, total: i, status: i % 2 ? 'completed' : 'open', date: '2026-12-01', note: 'n' });
+    const dir = path.join(work, 'fields');
+    const failures: { code?: string }[] = [];
+    const bad = new BackupPlugin({
+      schedule: false,
+      config: { directory: dir },
+      resources: { orders: { filter: { status: 'completed' }, fields: ['total', 'date'] } },
+      webhooks: { onFailure: (e: Error) => void failures.push(e as Error & { code?: string }) },
+    });
+    await db.usePlugin(bad, 'badbackup');
+    const err = await bad.createBackup().then(() => null, (e: unknown) => e as { code: string; message: string });
+    expect(err).toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    expect(err!.message).toContain('"resources.orders.fields"');
+    expect(err!.message).toContain("'customer', 'status'");
+    expect(err!.message).not.toContain("'note'"); // optional attributes may be left out
+    expect(failures).toHaveLength(1);
+    expect(await bad.listBackups()).toEqual([]);
+    // Nothing left behind, not even the temp file of the index being written when it failed.
+    expect((await files(dir)).filter((f) => f !== path.join('locks', 'backup.lease'))).toEqual([]);
+    await bad.stop();
+
+    const good = new BackupPlugin({
+      schedule: false,
+      config: { directory: path.join(work, 'fields-good') },
+      resources: { orders: { filter: { status: 'completed' }, fields: ['customer', 'total', 'status', 'date'] } },
+    });
+    await db.usePlugin(good, 'goodbackup');
+    const b = await good.createBackup();
+    const empty = await openDb(bucket('fields-empty'));
+    await good.restore({ backupId: b.id, destination: empty });
+    const back = empty.resources.orders as unknown as Api;
+    expect((await back.listIds()).sort()).toEqual(['o1', 'o3', 'o5']);
+    expect(await back.get('o3')).toMatchObject({ id: 'o3', customer: 'c3', total: 3, status: 'completed', date: '2026-12-01' });
+    await good.stop();
+  });
+});
