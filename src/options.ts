@@ -5,12 +5,19 @@
  *
  * Choices where the spec is vague (documented in README):
  * - `encryption: { passphrase }` without `enabled` means enabled; `{ key }` (s3db.js dialect) is a passphrase.
- * - `schedule: {}` (s3db.js dialect, which ignored it) means no timer; `{ cron }` or `{ interval }` set one.
+ *   A `passphrase`/`key` property that is present but empty (an unset environment variable) fails:
+ *   a missing secret must never turn into an unencrypted backup. Only `encryption: null/false`,
+ *   no `encryption`, or `enabled: false` mean no encryption. s3db.js's documented
+ *   `keyDerivation: { algorithm: 'PBKDF2', iterations, salt }` is accepted: iterations apply; the
+ *   salt is not used (every key file gets its own random 32-byte salt, FORMAT.md 2.6).
+ * - `schedule: {}` (s3db.js dialect, which ignored it) means no timer; `{ cron }` or `{ interval }` set one;
+ *   any other key (`{ daily: ... }`) is refused. Destination options: src/destinations/index.ts.
  * - `verify: true` means a full verification (decode every byte); `'quick'` checks sizes and checksums.
  * - `resources: { name: false }` excludes a resource; `true` or an object configures it. Resources not
  *   named are still backed up (never lose data by omission); `include: [...]` restricts to a list.
  * - A resource with its own `schedule` is backed up on that schedule only, not on the main one.
  */
+import { normalizeDestinations } from './destinations/index.js';
 import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
 
@@ -33,6 +40,16 @@ export interface TriggerOption {
   type?: 'full' | 'incremental';
   reason?: string;
   condition?: (context: unknown) => boolean | Promise<boolean>;
+}
+
+export interface EncryptionOption {
+  enabled?: boolean;
+  passphrase?: string | null;
+  key?: string | null;
+  algorithm?: string;
+  iterations?: number;
+  /** s3db.js's documented shape; only PBKDF2 (the salt is not used, see the top comment). */
+  keyDerivation?: { algorithm?: string; iterations?: number; salt?: string };
 }
 
 export interface RetentionOption {
@@ -58,7 +75,7 @@ export interface BackupPluginOptions {
   verify?: boolean | 'quick' | 'full';
   verification?: boolean;
   includeMetadata?: boolean;
-  encryption?: { enabled?: boolean; passphrase?: string; key?: string; algorithm?: string; iterations?: number } | null;
+  encryption?: EncryptionOption | null | false;
   retention?: RetentionOption | null;
   resources?: Record<string, boolean | ResourceSelection>;
   include?: string[] | null;
@@ -99,6 +116,9 @@ const KNOWN = new Set<string>([
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
   'progressIntervalMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'customName',
 ]);
+const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
+const ENCRYPTION_KEYS = ['enabled', 'passphrase', 'key', 'algorithm', 'iterations', 'keyDerivation'];
+const KEY_DERIVATION_KEYS = ['algorithm', 'iterations', 'salt'];
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
 const MiB = 1024 * 1024;
 
@@ -140,31 +160,9 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   for (const name of Object.keys(input)) {
     if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', `Known options: ${[...KNOWN].join(', ')}`);
   }
-  let o = input;
+  const o = input;
   const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
-  let destinations: DestinationOption[];
-  // s3db.js's own plugin reads multi settings from `config`: { driver: 'multi', config: { destinations, strategy } }
-  const multiConfig = driver === 'multi' && o.destinations === undefined ? (o.config as { destinations?: DestinationOption[]; strategy?: NormalizedOptions['strategy'] } | undefined) : undefined;
-  if (multiConfig) {
-    const { destinations: nested, strategy: nestedStrategy, ...rest } = multiConfig;
-    if (Object.keys(rest).length > 0) throw optionError(`config.${Object.keys(rest)[0]}`, "is not a multi option", 'Use config: { destinations, strategy } or the top-level options');
-    o = { ...o, destinations: nested, strategy: o.strategy ?? nestedStrategy, config: undefined };
-  }
-  if (driver === 'multi') {
-    if (!Array.isArray(o.destinations) || o.destinations.length === 0) {
-      throw optionError('destinations', "driver 'multi' needs a non-empty array of { driver, config }");
-    }
-    destinations = o.destinations.map((d, i) => {
-      if (typeof d !== 'object' || d === null) throw optionError(`destinations[${i}]`, 'must be { driver, config }');
-      return { driver: oneOf(`destinations[${i}].driver`, d.driver, ['filesystem', 's3'] as const), config: { ...(d.config ?? {}) } };
-    });
-  } else {
-    if (o.destinations !== undefined) throw optionError('destinations', `is only used with driver 'multi' (driver is '${driver}')`);
-    const config = { ...(o.config ?? {}) };
-    if (o.pathTemplate !== undefined) config.pathTemplate ??= o.pathTemplate;
-    destinations = [{ driver, config }];
-  }
-  const strategy = oneOf('strategy', o.strategy ?? 'all', ['all', 'any', 'priority'] as const);
+  const { destinations, strategy } = normalizeDestinations({ driver, config: o.config, destinations: o.destinations, strategy: o.strategy, pathTemplate: o.pathTemplate });
 
   const compression: Compression = o.compression === false ? 'none' : oneOf('compression', o.compression ?? 'gzip', COMPRESSIONS);
   const level = o.level ?? o.compressionLevel ?? null;
@@ -173,27 +171,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   const verifyRaw = o.verify ?? o.verification ?? true;
   const verify = verifyRaw === true ? 'full' : verifyRaw === false ? false : oneOf('verify', verifyRaw, ['quick', 'full'] as const);
 
-  const enc = o.encryption;
-  let passphrase: string | null = null;
-  let iterations = 600_000;
-  if (enc !== undefined && enc !== null) {
-    if (typeof enc !== 'object') throw optionError('encryption', 'must be an object { enabled, passphrase }');
-    if (enc.algorithm !== undefined && String(enc.algorithm).toLowerCase() !== 'aes-256-gcm') {
-      throw optionError('encryption.algorithm', `"${String(enc.algorithm)}" is not supported`, "Use 'aes-256-gcm'");
-    }
-    const secret = enc.passphrase ?? enc.key;
-    const enabled = enc.enabled ?? secret !== undefined;
-    if (enabled) {
-      if (typeof secret !== 'string' || secret.length === 0) {
-        throw optionError('encryption.passphrase', 'is required when encryption is enabled and must be a non-empty string', 'Read it from a secret store, e.g. process.env.BACKUP_PASSPHRASE (is the variable set?)');
-      }
-      passphrase = secret;
-    }
-    if (enc.iterations !== undefined) {
-      if (!Number.isInteger(enc.iterations) || enc.iterations < 100_000) throw optionError('encryption.iterations', 'must be an integer >= 100000', 'The default, 600000, follows OWASP');
-      iterations = enc.iterations;
-    }
-  }
+  const { passphrase, iterations } = encryptionOption(o.encryption);
 
   const type = o.type === 'selective' ? 'full' : oneOf('type', o.type ?? 'full', ['full', 'incremental'] as const);
   const include = o.include === undefined || o.include === null ? null : stringList('include', o.include);
@@ -281,14 +259,75 @@ function scheduleValue(name: string, value: unknown): ScheduleValue {
     return value;
   }
   if (typeof value === 'string' && value.trim() !== '') return value.trim();
-  if (typeof value === 'object' && value !== null) {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const v = value as { cron?: unknown; interval?: unknown; enabled?: unknown };
+    for (const key of Object.keys(v)) {
+      if (!SCHEDULE_KEYS.includes(key)) throw optionError(`${name}.${key}`, 'is not a schedule field', `A schedule object is {} (no timer), { cron: '0 2 * * *' } or { interval: 3600000 }, optionally with enabled; or write ${name}: 'daily'`);
+    }
+    if (v.enabled !== undefined && typeof v.enabled !== 'boolean') throw optionError(`${name}.enabled`, 'must be true or false');
+    if (v.cron !== undefined && v.interval !== undefined) throw optionError(name, 'has both cron and interval', 'Give one');
     if (v.enabled === false) return false;
     if (v.cron !== undefined) return scheduleValue(`${name}.cron`, v.cron);
     if (v.interval !== undefined) return scheduleValue(`${name}.interval`, v.interval);
+    if (v.enabled === true) throw optionError(`${name}.enabled`, 'is true but neither cron nor interval is set', `Add cron or interval, or write ${name}: 'daily'`);
     return false;
   }
   throw optionError(name, `${JSON.stringify(value)} is not a schedule`, "Use 'hourly', 'daily', 'weekly', 'monthly', a cron expression, milliseconds, or false");
+}
+
+/** The passphrase (null = not encrypted) and PBKDF2 iterations; see the top comment. Never echoes a secret. */
+function encryptionOption(value: unknown): { passphrase: string | null; iterations: number } {
+  const none = { passphrase: null, iterations: 600_000 };
+  if (value === undefined || value === null || value === false) return none;
+  if (typeof value !== 'object' || Array.isArray(value)) throw optionError('encryption', 'must be an object { passphrase }', 'or null/false for no encryption');
+  const enc = value as EncryptionOption & Record<string, unknown>;
+  for (const key of Object.keys(enc)) {
+    if (!ENCRYPTION_KEYS.includes(key)) throw optionError(`encryption.${key}`, 'is not an encryption option', `Known: ${ENCRYPTION_KEYS.join(', ')}`);
+  }
+  if (enc.enabled !== undefined && typeof enc.enabled !== 'boolean') throw optionError('encryption.enabled', 'must be true or false');
+  if (enc.algorithm !== undefined && String(enc.algorithm).toLowerCase() !== 'aes-256-gcm') {
+    throw optionError('encryption.algorithm', `"${String(enc.algorithm)}" is not supported`, "Use 'aes-256-gcm'");
+  }
+  let iterations = none.iterations;
+  if (enc.iterations !== undefined) iterations = iterationsOption('encryption.iterations', enc.iterations);
+  if (enc.keyDerivation !== undefined) {
+    const kd = enc.keyDerivation as Record<string, unknown> | null;
+    if (typeof kd !== 'object' || kd === null || Array.isArray(kd)) throw optionError('encryption.keyDerivation', "must be { algorithm: 'PBKDF2', iterations }");
+    for (const key of Object.keys(kd)) {
+      if (!KEY_DERIVATION_KEYS.includes(key)) throw optionError(`encryption.keyDerivation.${key}`, 'is not a key derivation option', `Known: ${KEY_DERIVATION_KEYS.join(', ')}`);
+    }
+    if (kd.algorithm !== undefined && !/^pbkdf2(-hmac)?(-sha256)?$/i.test(String(kd.algorithm))) {
+      throw optionError('encryption.keyDerivation.algorithm', `"${String(kd.algorithm)}" is not supported`, "Keys are derived with PBKDF2-HMAC-SHA256; use 'PBKDF2' or leave it out");
+    }
+    if (kd.salt !== undefined && typeof kd.salt !== 'string') throw optionError('encryption.keyDerivation.salt', 'must be a string (it is not used: each key file has its own random salt)');
+    if (kd.iterations !== undefined) {
+      const n = iterationsOption('encryption.keyDerivation.iterations', kd.iterations);
+      if (enc.iterations !== undefined && n !== iterations) throw optionError('encryption.keyDerivation.iterations', 'and "encryption.iterations" differ', 'Give the iteration count once');
+      iterations = n;
+    }
+  }
+  const fields = (['passphrase', 'key'] as const).filter((f) => f in enc);
+  if (fields.length > 1) throw optionError('encryption.key', 'and "encryption.passphrase" are both set', 'Give the passphrase once');
+  if (enc.enabled === false) return { passphrase: null, iterations };
+  const field = fields[0] ?? 'passphrase';
+  if (fields.length === 0 && enc.enabled !== true) {
+    throw optionError('encryption.passphrase', 'is missing', 'Set encryption: { passphrase: ... }, or encryption: null for unencrypted backups');
+  }
+  const secret = enc[field];
+  if (typeof secret !== 'string' || secret.trim() === '') {
+    const what = secret === undefined || secret === null || secret === '' ? 'is empty or undefined' : typeof secret === 'string' ? 'is only whitespace' : `must be a string (got ${typeof secret})`;
+    throw optionError(
+      `encryption.${field}`,
+      `${what}, so this backup cannot be encrypted`,
+      'Is the environment variable set (e.g. BACKUP_PASSPHRASE)? For unencrypted backups remove encryption or set encryption: { enabled: false }',
+    );
+  }
+  return { passphrase: secret, iterations };
+}
+
+function iterationsOption(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 100_000) throw optionError(name, 'must be an integer >= 100000', 'The default, 600000, follows OWASP');
+  return value as number;
 }
 
 function triggers(value: unknown): TriggerOption[] {

@@ -14,6 +14,10 @@
  *   guard left by a crashed process is broken after GUARD_STALE_MS.
  * - Paths are relative POSIX paths; "..", absolute paths and empty segments are refused, so nothing
  *   is ever read or written outside the directory.
+ * - `permissions` / `directoryPermissions` (s3db.js's names) are the modes files and directories
+ *   are created with (minus the process umask, as for any open/mkdir); unset, Node's defaults.
+ *   The owner keeps read and write (files) and read, write and search (directories), since the
+ *   plugin must read its own backups back.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -36,6 +40,10 @@ export interface FilesystemDestinationConfig {
   directory?: string;
   /** Call fsync on files and directories (default true). Tests may turn it off for speed. */
   fsync?: boolean;
+  /** Mode of the files created, e.g. 0o600 (s3db.js default 0o644, which is Node's under umask 022). */
+  permissions?: number;
+  /** Mode of the directories created, e.g. 0o700 (s3db.js default 0o755). */
+  directoryPermissions?: number;
 }
 
 export class FilesystemDestination implements Destination {
@@ -43,6 +51,8 @@ export class FilesystemDestination implements Destination {
   readonly label: string;
   readonly root: string;
   private readonly fsync: boolean;
+  private readonly fileMode: number | undefined;
+  private readonly dirMode: number | undefined;
 
   constructor(config: FilesystemDestinationConfig = {}) {
     const directory = config.directory ?? './backups';
@@ -52,6 +62,8 @@ export class FilesystemDestination implements Destination {
     this.root = path.resolve(directory);
     this.label = `filesystem:${this.root}`;
     this.fsync = config.fsync ?? true;
+    this.fileMode = modeOption('config.permissions', config.permissions, 0o600, '0o640');
+    this.dirMode = modeOption('config.directoryPermissions', config.directoryPermissions, 0o700, '0o750');
   }
 
   /** Absolute path of a destination-relative path; refuses anything that could leave the root. */
@@ -72,7 +84,7 @@ export class FilesystemDestination implements Destination {
 
   async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
     const target = this.resolve(relative);
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdir(path.dirname(target), { recursive: true, mode: this.dirMode });
     const temp = this.tempPathFor(target);
     const hash = createHash('sha256');
     let size = 0;
@@ -85,7 +97,7 @@ export class FilesystemDestination implements Destination {
     });
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
     try {
-      await pipeline(source, measure, createWriteStream(temp, { flags: 'wx' }), { signal: options.signal });
+      await pipeline(source, measure, createWriteStream(temp, { flags: 'wx', mode: this.fileMode }), { signal: options.signal });
       if (this.fsync) await fsyncPath(temp);
       await rename(temp, target);
       if (this.fsync) await fsyncPath(path.dirname(target));
@@ -161,10 +173,10 @@ export class FilesystemDestination implements Destination {
 
   async createIfAbsent(relative: string, body: Buffer): Promise<{ created: boolean; etag?: string }> {
     const target = this.resolve(relative);
-    await mkdir(path.dirname(target), { recursive: true });
+    await mkdir(path.dirname(target), { recursive: true, mode: this.dirMode });
     const temp = this.tempPathFor(target);
     try {
-      await writeDurable(temp, body, this.fsync);
+      await writeDurable(temp, body, this.fsync, this.fileMode);
       await link(temp, target);
     } catch (err) {
       if (isCode(err, 'EEXIST')) return { created: false };
@@ -186,7 +198,7 @@ export class FilesystemDestination implements Destination {
       if (!current || current.etag !== etag) return { replaced: false };
       const temp = this.tempPathFor(target);
       try {
-        await writeDurable(temp, body, this.fsync);
+        await writeDurable(temp, body, this.fsync, this.fileMode);
         await rename(temp, target);
       } catch (err) {
         await rm(temp, { force: true });
@@ -238,7 +250,7 @@ export class FilesystemDestination implements Destination {
   private async takeGuard(guard: string): Promise<boolean> {
     for (let attempt = 0; attempt < 50; attempt++) {
       try {
-        const handle = await open(guard, 'wx');
+        const handle = await open(guard, 'wx', this.fileMode);
         await handle.close();
         return true;
       } catch (err) {
@@ -295,6 +307,18 @@ function writerIsDead(name: string): boolean {
   }
 }
 
+/** A file or directory mode option: an integer 0..0o777 that keeps the owner's `ownerNeeds` bits. */
+function modeOption(name: string, value: unknown, ownerNeeds: number, example: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o777) {
+    throw optionError(name, `${JSON.stringify(value)} is not a file mode`, `Use an octal number such as ${example}`);
+  }
+  if ((value & ownerNeeds) !== ownerNeeds) {
+    throw optionError(name, `0o${value.toString(8)} would lock the plugin out of its own backups`, `The owner needs 0o${ownerNeeds.toString(8)}, e.g. ${example}`);
+  }
+  return value;
+}
+
 function tagOf(s: { ino: bigint; size: bigint; mtimeNs: bigint }): string {
   return `${s.ino.toString(16)}-${s.size.toString(16)}-${s.mtimeNs.toString(16)}`;
 }
@@ -303,8 +327,8 @@ function isCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
 
-async function writeDurable(file: string, body: Buffer, fsync: boolean): Promise<void> {
-  const handle = await open(file, 'wx');
+async function writeDurable(file: string, body: Buffer, fsync: boolean, mode: number | undefined): Promise<void> {
+  const handle = await open(file, 'wx', mode);
   try {
     await handle.writeFile(body);
     if (fsync) await handle.sync();
