@@ -301,9 +301,8 @@ describe("s3db.js's option aliases", () => {
     await expect(wrong.restore({ backupId: b.id, destination: await openDb(bucket('enc-wrong')) })).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE' });
   });
 
-  type Policy = { nextRuns(): { schedule: string; at: Date | null }[] };
-  // The plugin exposes no next-run accessor; its (private) policy has one. Reached through a cast.
-  const nextRuns = (p: BackupPlugin) => (p as unknown as { policy: Policy }).policy.nextRuns();
+  // nextRuns(): when each schedule fires next (empty with no timer).
+  const nextRuns = (p: BackupPlugin) => p.nextRuns();
 
   it('schedule: {} means no timer (s3db.js ignored it); { cron, enabled: false } too; the default is daily', async () => {
     const db = await seeded('sched-off');

@@ -3,7 +3,8 @@
  * It works in a fresh process against an empty database with nothing but the destination config.
  *
  * - list(): every manifests/<id>.json of every destination (merged by id), newest first, with the
- *   latest on-demand verification result (verifications/<id>.json) applied.
+ *   latest on-demand verification result (verifications/<id>.json) applied; a corrupt manifest is
+ *   left out and reported (`unreadable`), never hides the others.
  * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
@@ -73,14 +74,30 @@ export class Catalog {
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
   }
 
-  /** Summaries of every backup, newest first. */
+  /** Backups whose manifest the last list() could not read (left out of it). */
+  unreadable: { id: string; error: string }[] = [];
+
+  /**
+   * Summaries of every backup, newest first. A backup whose manifest is corrupt is left out (and
+   * named in `unreadable`) instead of hiding every other backup: listing is what a user needs
+   * first when things are broken. Retention never deletes what it cannot read.
+   */
   async list(): Promise<{ manifest: Manifest; summary: BackupSummary }[]> {
     const out: { manifest: Manifest; summary: BackupSummary }[] = [];
+    const unreadable: { id: string; error: string }[] = [];
     for (const id of await this.ids()) {
-      const manifest = await this.get(id);
+      let manifest: Manifest | null;
+      try {
+        manifest = await this.get(id);
+      } catch (err) {
+        if (!(err instanceof BackupError && err.code === 'ERR_MANIFEST_CORRUPT')) throw err;
+        unreadable.push({ id, error: err.message });
+        continue;
+      }
       if (!manifest) continue;
       out.push({ manifest, summary: summarize(manifest, await this.latestVerification(id)) });
     }
+    this.unreadable = unreadable;
     return out.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
   }
 

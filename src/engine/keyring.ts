@@ -5,7 +5,8 @@
  *   and copied to any member of the set that lacks it. Every backup's manifest also embeds the key
  *   file, so a backup stays restorable if key.json is lost.
  * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
- *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy.
+ *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy
+ *   (also when key.json is unreadable: a damaged key.json never blocks a restore).
  *
  * Invariants: the passphrase and unlocked keys live only in this object's memory; they never reach
  * errors, logs, manifests or events (KeyHandle hides its material from inspection and JSON).
@@ -39,6 +40,11 @@ export class Keyring {
   async keyForBackup(set: DestinationSet): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
     const passphrase = this.requirePassphrase('create an encrypted backup');
     const found = await this.readKeyFiles(set);
+    const bad = found.find((f) => f.unreadable);
+    if (bad) {
+      // Never replaced by a new key: the old backups need the master key it wraps.
+      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable, so no new backup is written there; restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
+    }
     let keyFile = found.find((f) => f.keyFile)?.keyFile ?? null;
     if (!keyFile) {
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
@@ -68,6 +74,7 @@ export class Keyring {
     if (cached) return cached;
     const passphrase = this.requirePassphrase(`read encrypted backup ${manifest.id}`);
     const candidates: { keyFile: KeyFile; where: string }[] = [];
+    // An unreadable key.json is passed over: the manifest's own copy follows.
     for (const found of await this.readKeyFiles(set)) {
       if (found.keyFile?.keyCheck === keyCheck) candidates.push({ keyFile: found.keyFile, where: `key.json at ${found.label}` });
     }
@@ -105,8 +112,9 @@ export class Keyring {
     return key;
   }
 
-  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null }[]> {
-    const out: { label: string; keyFile: KeyFile | null }[] = [];
+  /** Each member's key.json: absent (null), parsed, or unreadable (the error). */
+  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null; unreadable?: unknown }[]> {
+    const out: { label: string; keyFile: KeyFile | null; unreadable?: unknown }[] = [];
     for (const member of set.members) {
       const info = await member.stat(paths.keyFile).catch(() => null);
       if (!info) {
@@ -114,9 +122,11 @@ export class Keyring {
         continue;
       }
       try {
-        out.push({ label: member.label, keyFile: JSON.parse(await readText(member, paths.keyFile)) as KeyFile });
+        const parsed = JSON.parse(await readText(member, paths.keyFile)) as KeyFile;
+        if (typeof parsed?.keyCheck !== 'string') throw new Error('no keyCheck');
+        out.push({ label: member.label, keyFile: parsed });
       } catch (err) {
-        throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${member.label} is unreadable; restore it from a copy (every manifest embeds one)`, { cause: err });
+        out.push({ label: member.label, keyFile: null, unreadable: err });
       }
     }
     return out;

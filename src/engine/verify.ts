@@ -52,17 +52,21 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const goodSources = new Map<string, string>();
   const destinations: VerificationResult['destinations'] = [];
   for (const member of holdersOf(manifest, set)) {
-    let firstError: string | null = null;
+    const errors: { path: string; message: string }[] = [];
     await pool(objects, options.concurrency ?? 2, async (ref) => {
       try {
         await checkObject(member, manifest, ref, key, options.level);
         if (!goodSources.has(ref.path)) goodSources.set(ref.path, member.label);
       } catch (err) {
-        firstError ??= errorMessage(err);
+        // Every error names the object it is about (codec errors alone say only "segment 0 ...").
+        const message = errorMessage(err);
+        errors.push({ path: ref.path, message: message.includes(ref.path) ? message : `${ref.path} at ${member.label}: ${message}` });
       }
       meter.add(1, ref.size);
     });
-    destinations.push({ label: member.label, verified: firstError === null, error: firstError });
+    const more = errors.slice(1).map((e) => e.path);
+    const error = errors.length === 0 ? null : `${errors[0]!.message}${more.length > 0 ? ` (and ${more.length} more damaged: ${more.join(', ')})` : ''}`;
+    destinations.push({ label: member.label, verified: error === null, error });
   }
   meter.finish();
   const missing = objects.filter((o) => !goodSources.has(o.path));

@@ -1,0 +1,137 @@
+// The less common recovery paths a 3 AM review walked, on the real s3db.js and a real filesystem
+// destination (files damaged by hand, as a disk or an operator would): a verification that fails
+// for want of the passphrase records nothing (a recorded failure would let retention delete a good
+// backup); one corrupt manifest does not hide the other backups; a corrupt key.json does not block
+// a restore (every manifest embeds the key file) but does stop a new backup from writing a new
+// key; verifying an incremental checks the backups it needs; a damaged part is named.
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { openDb, seededCopies, snapshot } from './helpers/database.js';
+
+const SMALL = { users: 5, orders: 8, perBehavior: 1 };
+const PASSPHRASE = 'recovery-paths-passphrase-never-logged';
+let work: string;
+let seq = 0;
+const bucket = (name: string) => `memory://recovery-${name}-${process.pid}-${++seq}/db`;
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'recovery-paths-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Orders = { insert(v: Record<string, unknown>): Promise<unknown> };
+type Manifest = { id: string; parts: { path: string; size: number; sha256: string; group: string }[] };
+
+/** A backed-up database: a full and an incremental, encrypted, in `dir`. */
+async function fullAndIncremental(name: string, extra: BackupPluginOptions = {}) {
+  const dir = path.join(work, name);
+  const db = await copySeeded(bucket(name));
+  const p = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, ...extra });
+  await db.usePlugin(p);
+  const full = await p.backup('full');
+  await (db.resources.orders as unknown as Orders).insert({ id: 'o-new', userId: 'u1', total: 1, status: 'new' });
+  const inc = await p.backup('incremental');
+  expect(inc.type).toBe('incremental');
+  await p.stop();
+  return { dir, db, full, inc };
+}
+
+/** A fresh plugin on the same directory (nothing cached), as a new process would have. */
+async function reopen(dir: string, options: BackupPluginOptions = {}) {
+  const db = await openDb(bucket('reader'));
+  const p = new BackupPlugin({ schedule: false, config: { directory: dir }, ...options });
+  await db.usePlugin(p);
+  return { db, p };
+}
+
+const manifestPath = (dir: string, id: string) => path.join(dir, 'manifests', `${id}.json`);
+const readManifest = async (dir: string, id: string) => JSON.parse(await readFile(manifestPath(dir, id), 'utf8')) as Manifest;
+
+describe('recovery paths', () => {
+  it('a verification without the passphrase, or with a wrong one, is thrown and recorded nowhere', async () => {
+    const { dir, full, inc } = await fullAndIncremental('noverify', { retention: { policy: 'gfs', last: 5 } });
+    for (const passphrase of [undefined, 'not-the-passphrase']) {
+      const { p } = await reopen(dir, passphrase ? { encryption: { passphrase, iterations: 100_000 } } : {});
+      const verified: unknown[] = [];
+      p.on('plg:backup:verified', (e) => verified.push(e));
+      const err = await p.verifyBackup(inc.id).then(() => null, (e: unknown) => e as { code: string; message: string });
+      expect(err?.code).toBe(passphrase ? 'ERR_WRONG_PASSPHRASE' : 'ERR_PASSPHRASE_REQUIRED');
+      expect(err!.message).not.toContain(PASSPHRASE);
+      expect(verified).toEqual([]);
+      expect((await p.listBackups({ verified: true })).map((b) => b.id)).toEqual([inc.id, full.id]);
+      await p.stop();
+    }
+    expect(await readdir(path.join(dir, 'verifications')).catch(() => [])).toEqual([]);
+    // The production plugin's next backup applies retention: both earlier backups are still kept.
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, retention: { policy: 'gfs', last: 5 } });
+    await p.createBackup();
+    expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([inc.id, full.id]));
+    await p.stop();
+  });
+
+  it('one corrupt manifest is left out of listBackups and reported; the others are listed and restorable', async () => {
+    const { dir, db, full, inc } = await fullAndIncremental('badmanifest');
+    const text = await readFile(manifestPath(dir, inc.id), 'utf8');
+    await writeFile(manifestPath(dir, inc.id), text.slice(0, 200));
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: { warn() {}, error() {}, info() {} } as never });
+    const unreadable: { id: string; error: string }[] = [];
+    p.on('plg:backup:unreadable', (e: { id: string; error: string }) => unreadable.push(e));
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([full.id]);
+    expect(unreadable).toEqual([{ id: inc.id, error: expect.stringContaining('not valid JSON') }]);
+    const target = await openDb(bucket('badmanifest-target'));
+    await p.restore({ backupId: full.id, destination: target });
+    expect((await snapshot(target)).length).toBeGreaterThan(0);
+    expect(db).toBeDefined();
+    await p.stop();
+  });
+
+  it('a corrupt key.json: restores use the key file every manifest embeds; a new backup refuses to replace it', async () => {
+    const { dir, db, inc } = await fullAndIncremental('badkey');
+    await writeFile(path.join(dir, 'key.json'), 'garbage');
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    const target = await openDb(bucket('badkey-target'));
+    await p.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await p.stop();
+    const writer = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    await db.usePlugin(writer, 'writer');
+    await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('encryption.keyFile in manifests/<id>.json') });
+    expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe('garbage'); // not replaced by a new key
+    await writer.stop();
+  });
+
+  it('verifying an incremental checks the backups it needs, and names the damaged part', async () => {
+    const { dir, full, inc } = await fullAndIncremental('chain');
+    // The full's users part is damaged, with its size and SHA-256 in the manifest forged to match
+    // (so only decryption can tell): the incremental is not restorable, and verify must say so.
+    const m = await readManifest(dir, full.id);
+    const part = m.parts.find((x) => x.group === 'users')!;
+    const file = path.join(dir, part.path);
+    const bytes = await readFile(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x20;
+    await writeFile(file, bytes);
+    part.sha256 = createHash('sha256').update(bytes).digest('hex');
+    await writeFile(manifestPath(dir, full.id), JSON.stringify(m));
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    const result = await p.verifyBackup(inc.id);
+    expect(result.verified).toBe(false);
+    expect(result.error).toContain(`it needs ${full.id}, which fails verification: ${part.path}`);
+    expect(result.error).toMatch(/authentication/);
+    const own = await p.verifyBackup(full.id);
+    expect(own).toMatchObject({ verified: false, error: expect.stringContaining(part.path) });
+    await p.stop();
+    // Its full's manifest gone: the chain is broken, which is what verify records.
+    await rm(manifestPath(dir, full.id));
+    const again = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    expect(await again.p.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringContaining(`needs ${full.id}, which no longer exists`) });
+    expect((await again.p.listBackups({ verified: false })).map((b) => b.id)).toEqual([inc.id]);
+    await again.p.stop();
+  });
+});
