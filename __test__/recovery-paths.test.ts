@@ -3,7 +3,8 @@
 // for want of the passphrase records nothing (a recorded failure would let retention delete a good
 // backup); one corrupt manifest does not hide the other backups; a corrupt key.json does not block
 // a restore (every manifest embeds the key file) but does stop a new backup from writing a new
-// key; verifying an incremental checks the backups it needs; a damaged part is named.
+// key; verifying an incremental checks the backups it needs; a damaged part is named; an
+// encrypted backup's plaintext manifest names no object key.
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,6 +74,23 @@ describe('recovery paths', () => {
     const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, retention: { policy: 'gfs', last: 5 } });
     await p.createBackup();
     expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([inc.id, full.id]));
+    await p.stop();
+  });
+
+  it("an encrypted backup's manifest (plaintext) names no object key: no record id, no partition value", async () => {
+    const { dir, full, inc } = await fullAndIncremental('keys');
+    for (const id of [full.id, inc.id]) {
+      const text = await readFile(manifestPath(dir, id), 'utf8');
+      expect(text).not.toMatch(/id=|u0000\d|o0000\d|plan=|status=completed/);
+      expect((JSON.parse(text) as Manifest).parts.every((p) => (p as { firstKey: unknown }).firstKey === null)).toBe(true);
+    }
+    // A plain backup does record each part's key range.
+    const db = await copySeeded(bucket('keys-plain'));
+    const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'keys-plain') } });
+    await db.usePlugin(p);
+    const plain = await p.backup('full');
+    const m = await readManifest(path.join(work, 'keys-plain'), plain.id);
+    expect(m.parts.some((x) => String((x as { firstKey: unknown }).firstKey).startsWith('resource=users/'))).toBe(true);
     await p.stop();
   });
 

@@ -137,7 +137,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       written.push(path);
       await pending.addPart(path);
       const head = new ArchiveWriter();
-      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: '', lastKey: '' } };
+      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: key ? null : '', lastKey: key ? null : '' } };
       open.add(part.sink);
     };
 
@@ -172,8 +172,12 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       p.queued += recordBytes;
       await p.sink.write(record);
       p.entry.objects++;
-      if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
-      p.entry.lastKey = item.entry.key;
+      // The manifest is plaintext: an encrypted backup must not name object keys there (they hold
+      // record ids and partition values, e.g. an email), so only a plain backup records them.
+      if (!key) {
+        if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
+        p.entry.lastKey = item.entry.key;
+      }
       if (item.kind === 'tombstone') s.deleted++;
       else {
         s.stored++;

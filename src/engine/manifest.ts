@@ -25,8 +25,9 @@ export interface PartEntry {
   plainBytes: number;
   /** Records in the part, tombstones included. */
   objects: number;
-  firstKey: string;
-  lastKey: string;
+  /** First and last object key in the part; null in encrypted backups (keys hold ids and partition values). */
+  firstKey: string | null;
+  lastKey: string | null;
 }
 
 export interface ResourceStats {
