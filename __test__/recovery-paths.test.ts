@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 type Orders = { insert(v: Record<string, unknown>): Promise<unknown> };
-type Manifest = { id: string; parts: { path: string; size: number; sha256: string; group: string }[] };
+type Manifest = { id: string; parts: { path: string; size: number; sha256: string; group: string; firstKey: string | null }[] };
 
 /** A backed-up database: a full and an incremental, encrypted, in `dir`. */
 async function fullAndIncremental(name: string, extra: BackupPluginOptions = {}) {
@@ -82,7 +82,7 @@ describe('recovery paths', () => {
     for (const id of [full.id, inc.id]) {
       const text = await readFile(manifestPath(dir, id), 'utf8');
       expect(text).not.toMatch(/id=|u0000\d|o0000\d|plan=|status=completed/);
-      expect((JSON.parse(text) as Manifest).parts.every((p) => (p as { firstKey: unknown }).firstKey === null)).toBe(true);
+      expect((JSON.parse(text) as Manifest).parts.every((p) => p.firstKey === null)).toBe(true);
     }
     // A plain backup does record each part's key range.
     const db = await copySeeded(bucket('keys-plain'));
@@ -90,7 +90,7 @@ describe('recovery paths', () => {
     await db.usePlugin(p);
     const plain = await p.backup('full');
     const m = await readManifest(path.join(work, 'keys-plain'), plain.id);
-    expect(m.parts.some((x) => String((x as { firstKey: unknown }).firstKey).startsWith('resource=users/'))).toBe(true);
+    expect(m.parts.some((x) => String(x.firstKey).startsWith('resource=users/'))).toBe(true);
     await p.stop();
   });
 
