@@ -104,6 +104,18 @@ describe('s3db.js drop-in details', () => {
     await p.stop();
   });
 
+  it('the restore report says where it wrote: a bare name shows the database it resolved to', async () => {
+    const db = await seeded('where');
+    const p = plugin('where');
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    const name = `where-copy-${process.pid}`;
+    const report = await p.restore({ backupId: b.id, destination: name, dryRun: true });
+    expect(report.target).toBe(`memory://${name}/db`);
+    expect((await p.restore({ backupId: b.id, dryRun: true })).target).toMatch(/^this plugin's database \(memory:\/\/dropin-where-/);
+    await p.stop();
+  });
+
   it("db.getPlugin('backup') returns the plugin (the story's recovery code calls it; s3db.js 21 lacks it)", async () => {
     const db = await seeded('getplugin');
     const p = plugin('getplugin');

@@ -323,7 +323,7 @@ export class BackupPlugin extends EventEmitter {
         }
       }
       opened = await openDatabase(options.destination, this.database);
-      const report = await runRestore({
+      const ran = await runRestore({
         chain,
         keys,
         set: this.destinations,
@@ -337,6 +337,7 @@ export class BackupPlugin extends EventEmitter {
         sourceFailures,
         onProgress: (e) => this.progress(e),
       });
+      const report: RestoreReport = { ...ran, target: opened.location };
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
       this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
       return report;

@@ -18,7 +18,19 @@ import type { DatabaseLike } from './engine/s3db.js';
 
 export interface OpenedDatabase {
   db: DatabaseLike;
+  /** Where the restore writes, for its report (credentials hidden): a bare name's derived connection string. */
+  location: string;
   close(): Promise<void>;
+}
+
+/** A connection string with its credentials hidden. */
+export function redacted(connectionString: string): string {
+  return connectionString.replace(/\/\/[^@/]*@/g, '//***@');
+}
+
+function locationOf(db: DatabaseLike, fallback: string): string {
+  const cs = (db as { connectionString?: string }).connectionString ?? db.client.connectionString;
+  return typeof cs === 'string' ? redacted(cs) : fallback;
 }
 
 const SELF_NAMES = new Set(['production', 'self']);
@@ -26,10 +38,10 @@ const SELF_NAMES = new Set(['production', 'self']);
 export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null): Promise<OpenedDatabase> {
   if (destination === undefined || (typeof destination === 'string' && SELF_NAMES.has(destination))) {
     if (!own) throw new BackupError('ERR_NOT_INSTALLED', 'restore into this database needs the plugin installed on one; or pass destination (a Database or connection string)');
-    return { db: own, close: async () => undefined };
+    return { db: own, location: `this plugin's database (${locationOf(own, 'no connection string')})`, close: async () => undefined };
   }
   if (typeof destination === 'object' && destination !== null && 'client' in destination) {
-    return { db: destination, close: async () => undefined };
+    return { db: destination, location: `a Database instance (${locationOf(destination, 'no connection string')})`, close: async () => undefined };
   }
   if (typeof destination !== 'string' || destination.trim() === '') {
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
@@ -38,6 +50,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
   const db = await connect(connectionString, destination);
   return {
     db,
+    location: redacted(connectionString),
     close: async () => {
       await db.disconnect?.().catch(() => undefined);
     },
@@ -67,13 +80,13 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
 }
 
 async function connect(connectionString: string, shown: string): Promise<DatabaseLike> {
-  const safe = shown.replace(/\/\/[^@/]*@/, '//***@');
+  const safe = redacted(shown);
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
     const db = new S3db({ connectionString, logLevel: 'silent' });
     await db.connect!();
     return db;
   } catch (err) {
-    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${errorMessage(err).replace(/\/\/[^@/]*@/g, '//***@')}`, { cause: err });
+    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${redacted(errorMessage(err))}`, { cause: err });
   }
 }

@@ -72,6 +72,8 @@ export interface ResourceRestoreReport {
 
 export interface RestoreReport {
   backupId: string;
+  /** Where it was restored (set by the plugin; credentials hidden): a bare name shows the database it resolved to. */
+  target?: string;
   chain: string[];
   mode: RestoreMode;
   dryRun: boolean;
