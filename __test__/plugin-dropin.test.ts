@@ -113,6 +113,10 @@ describe('s3db.js drop-in details', () => {
     const report = await p.restore({ backupId: b.id, destination: name, dryRun: true });
     expect(report.target).toBe(`memory://${name}/db`);
     expect((await p.restore({ backupId: b.id, dryRun: true })).target).toMatch(/^this plugin's database \(memory:\/\/dropin-where-/);
+    // A destination s3db.js cannot open: a short reason, no stack dump, no credentials.
+    const err = await p.restore({ backupId: b.id, destination: 'postgres://user:pw@host/db' }).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(err?.code).toBe('ERR_TARGET_OPEN');
+    expect(err!.message).not.toMatch(/Stack:|pw@| at /);
     await p.stop();
   });
 

@@ -87,6 +87,12 @@ async function connect(connectionString: string, shown: string): Promise<Databas
     await db.connect!();
     return db;
   } catch (err) {
-    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${redacted(errorMessage(err))}`, { cause: err });
+    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(err)}`, { cause: err });
   }
+}
+
+/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason, credentials hidden. */
+function conciseCause(err: unknown): string {
+  const message = errorMessage(err).split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
+  return redacted(message.length > 300 ? `${message.slice(0, 300)}...` : message);
 }
