@@ -163,13 +163,7 @@ async function main(): Promise<void> {
     verify: true,
     retention: { policy: 'gfs', hourly: 24, daily: 7, weekly: 4, monthly: 12 },
   });
-  let lastProgress = 0;
-  plugin.on('plg:backup:progress', (p: { phase: string; objects: number; objectsPerSecond: number }) => {
-    if (Date.now() - lastProgress > 5000) {
-      lastProgress = Date.now();
-      say(`   ${p.phase}: ${p.objects.toLocaleString()} objects (${Math.round(p.objectsPerSecond).toLocaleString()}/s)`);
-    }
-  });
+  showProgress(plugin);
   await production.usePlugin(plugin);
   const backupStart = Date.now();
   const backup = await plugin.createBackup({ reason: 'hourly', metadata: { app: 'taskflow', records: RECORDS } });
@@ -186,9 +180,10 @@ async function main(): Promise<void> {
   await broken.client.deleteObjects(victims);
   await broken.disconnect();
 
-  say('4. 3:05 AM: a new process, an empty database, the destination and the passphrase');
+  say('4. 3:05 AM: a fresh plugin (nothing shared with the first one), an empty database, the destination and the passphrase');
   const fresh = await open(restoredUrl);
   const recovery = new BackupPlugin({ config: { directory: backups }, schedule: false, encryption: { passphrase: BACKUP_PASSPHRASE } });
+  showProgress(recovery);
   await fresh.usePlugin(recovery);
   const list = await recovery.listBackups({ limit: 24 });
   for (const b of list) say(`   found ${b.id}  ${b.timestamp}  ${b.type}  ${mb(b.size)}  verified=${b.verified}`);
@@ -217,6 +212,17 @@ async function main(): Promise<void> {
   await recovery.stop();
   await fresh.disconnect();
   if (!values.keep) await rm(root, { recursive: true, force: true });
+}
+
+/** Prints a plugin's progress (backup, verify, restore) at most every 5 s. */
+function showProgress(plugin: BackupPlugin): void {
+  let last = 0;
+  plugin.on('plg:backup:progress', (p: { phase: string; objects: number; objectsPerSecond: number }) => {
+    if (Date.now() - last > 5000) {
+      last = Date.now();
+      say(`   ${p.phase}: ${p.objects.toLocaleString()} objects (${Math.round(p.objectsPerSecond).toLocaleString()}/s)`);
+    }
+  });
 }
 
 await main();
