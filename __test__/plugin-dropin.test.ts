@@ -120,6 +120,32 @@ describe('s3db.js drop-in details', () => {
     await p.stop();
   });
 
+  it("s3db.js's listBackups items, options and backup(type, { metadata }); cleanupBackups(); unknown options refused", async () => {
+    const db = await seeded('listing');
+    const p = plugin('listing');
+    await db.usePlugin(p);
+    const a = await p.backup('full', { metadata: { ticket: 'OPS-1' } });
+    const cut = new Date(Date.parse(a.timestamp) + 1);
+    const b = await p.backup('full');
+    expect((await p.listBackups()).map((x) => x.id)).toEqual([b.id, a.id]);
+    const item = (await p.listBackups({ limit: 1 }))[0]!;
+    expect(item).toMatchObject({ id: b.id, createdAt: b.timestamp, duration: b.durationMs, checksum: expect.stringMatching(/^[0-9a-f]{64}$/), compressed: true, error: null });
+    expect(item.driverInfo).toEqual(b.destinations);
+    expect(a.metadata).toEqual({ ticket: 'OPS-1' });
+    expect((await p.listBackups({ startDate: cut })).map((x) => x.id)).toEqual([b.id]);
+    expect((await p.listBackups({ endDate: cut.toISOString() })).map((x) => x.id)).toEqual([a.id]);
+    expect(await p.listBackups({ prefix: 'incremental-' })).toEqual([]);
+    await expect(p.listBackups({ since: cut } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"since"') });
+    await expect(p.backup('full', { compression: 'brotli' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('in the plugin options') });
+    await p.stop();
+    // cleanupBackups() (s3db.js docs) applies the retention policy, as prune() does.
+    const keeper = plugin('listing', { retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(keeper, 'keeper');
+    expect((await keeper.cleanupBackups()).deleted).toEqual([a.id]);
+    expect((await keeper.listBackups()).map((x) => x.id)).toEqual([b.id]);
+    await keeper.stop();
+  });
+
   it("db.getPlugin('backup') returns the plugin (the story's recovery code calls it; s3db.js 21 lacks it)", async () => {
     const db = await seeded('getplugin');
     const p = plugin('getplugin');

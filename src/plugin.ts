@@ -51,10 +51,6 @@ export interface CreateBackupOptions {
 export interface BackupResult extends BackupSummary {
   /** What was backed up in one word: a resource name, 'all', or names joined by ','. */
   resource: string;
-  /** s3db.js dialect: duration in ms, checksum of the manifest's index, per-destination info. */
-  duration: number;
-  checksum: string;
-  driverInfo: Manifest['destinations'];
 }
 
 export interface RestoreOptions {
@@ -72,6 +68,19 @@ export interface ListBackupsOptions {
   limit?: number;
   verified?: boolean;
   type?: 'full' | 'incremental';
+  /** s3db.js docs: backups started at or after / before these times, and ids starting with `prefix`. */
+  startDate?: Date | string;
+  endDate?: Date | string;
+  prefix?: string;
+}
+
+const LIST_OPTIONS = new Set(['resource', 'limit', 'verified', 'type', 'startDate', 'endDate', 'prefix']);
+
+function timeOption(name: string, value: Date | string | undefined): number | null {
+  if (value === undefined) return null;
+  const t = value instanceof Date ? value.getTime() : Date.parse(value);
+  if (!Number.isFinite(t)) throw optionError(name, 'must be a Date or an ISO 8601 time');
+  return t;
 }
 
 /** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
@@ -194,6 +203,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** Backups at the destination(s), newest first. */
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
+    for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
     let list = (await this.catalog.list()).map((e) => e.summary);
     for (const bad of this.catalog.unreadable) {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable`);
@@ -202,6 +212,11 @@ export class BackupPlugin extends EventEmitter {
     if (options.resource !== undefined) list = list.filter((b) => b.resources.includes(options.resource!));
     if (options.verified !== undefined) list = list.filter((b) => b.verified === options.verified);
     if (options.type !== undefined) list = list.filter((b) => b.type === options.type);
+    const from = timeOption('startDate', options.startDate);
+    const to = timeOption('endDate', options.endDate);
+    if (from !== null) list = list.filter((b) => Date.parse(b.timestamp) >= from);
+    if (to !== null) list = list.filter((b) => Date.parse(b.timestamp) <= to);
+    if (options.prefix !== undefined) list = list.filter((b) => b.id.startsWith(options.prefix!));
     if (options.limit !== undefined) {
       if (!Number.isInteger(options.limit) || options.limit < 0) throw optionError('limit', 'must be a non-negative integer');
       list = list.slice(0, options.limit);
@@ -387,9 +402,19 @@ export class BackupPlugin extends EventEmitter {
 
   // ---- s3db.js dialect ----------------------------------------------------------------------
 
-  /** s3db.js: backup(type, { resources }) -> { id, type, size, duration, checksum, driverInfo }. */
-  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[] } = {}): Promise<BackupResult> {
-    return this.createBackup({ type, resources: options.resources });
+  /** s3db.js: backup(type, { resources, metadata }) -> { id, type, size, duration, checksum, driverInfo }. */
+  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[]; metadata?: Record<string, unknown>; reason?: string } = {}): Promise<BackupResult> {
+    for (const name of Object.keys(options)) {
+      if (!['resources', 'metadata', 'reason'].includes(name)) {
+        throw optionError(name, 'is not a backup() option', name === 'compression' ? 'Compression is set once, in the plugin options (every part of a backup uses one codec)' : 'Known: resources, metadata, reason');
+      }
+    }
+    return this.createBackup({ type, resources: options.resources, metadata: options.metadata, reason: options.reason });
+  }
+
+  /** s3db.js docs: cleanupBackups() applies the retention policy (= prune()). */
+  async cleanupBackups(): Promise<RetentionPlan & { deleted: string[] }> {
+    return this.prune();
   }
 
   /** s3db.js: status of a backup known to this process or to the destination, or null. */
@@ -594,7 +619,7 @@ function statusFromManifest(m: Manifest): StatusRecord {
 
 function toResult(m: Manifest): BackupResult {
   const summary = summarize(m);
-  return { ...summary, resource: resourceLabel(m), duration: m.durationMs, checksum: m.index.sha256, driverInfo: m.destinations };
+  return { ...summary, resource: resourceLabel(m) };
 }
 
 /**

@@ -145,6 +145,13 @@ export interface BackupSummary {
   verified: boolean;
   verification: VerificationResult | null;
   destinations: Manifest['destinations'];
+  /** s3db.js dialect names of the same facts (its listBackups() items carry them). */
+  createdAt: string;
+  duration: number;
+  checksum: string;
+  compressed: boolean;
+  driverInfo: Manifest['destinations'];
+  error: null;
 }
 
 export function summarize(m: Manifest, latestVerification?: VerificationResult | null): BackupSummary {
@@ -169,5 +176,11 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     verified: verification?.verified === true,
     verification: verification ?? null,
     destinations: m.destinations,
+    createdAt: m.startedAt,
+    duration: m.durationMs,
+    checksum: m.index.sha256,
+    compressed: m.codec.compression !== 'none',
+    driverInfo: m.destinations,
+    error: null,
   };
 }
