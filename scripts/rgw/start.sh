@@ -130,11 +130,11 @@ timeout 60 ceph-mon -c "$CONF" -i a 9>&- || die "ceph-mon did not start; see $RG
 log "monitor started"
 
 # ---- OSD (memstore) -------------------------------------------------------------------------
-"$PY" "$HERE/mon-commands.py" "$CONF" "osd new uuid=$OSD_UUID id=0" >/dev/null
+timeout 120 "$PY" "$HERE/mon-commands.py" "$CONF" "osd new uuid=$OSD_UUID id=0" >/dev/null || die "osd new did not finish in 2 min"
 ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" >"$RGW_DIR/log/osd-mkfs.log" 2>&1 ||
   die "ceph-osd --mkfs failed: $(tail -n 5 "$RGW_DIR/log/osd-mkfs.log")"
 # add the OSD to the crush map by hand (crush update on start is off: it races with the monmap)
-"$PY" "$HERE/mon-commands.py" "$CONF" "osd crush add id=0 weight=1.0 args=root=default" >/dev/null
+timeout 120 "$PY" "$HERE/mon-commands.py" "$CONF" "osd crush add id=0 weight=1.0 args=root=default" >/dev/null || die "osd crush add did not finish in 2 min"
 timeout 60 ceph-osd -c "$CONF" -i 0 9>&- || die "ceph-osd did not start; see $RGW_DIR/log/osd.0.log"
 log "osd started"
 
@@ -146,7 +146,7 @@ for p in "${POOLS[@]}"; do
   CMDS+=("osd pool create pool=$p pg_num=8 pgp_num=8")
   CMDS+=("osd pool application enable pool=$p app=rgw")
 done
-"$PY" "$HERE/mon-commands.py" "$CONF" "${CMDS[@]}" >/dev/null
+timeout 180 "$PY" "$HERE/mon-commands.py" "$CONF" "${CMDS[@]}" >/dev/null || die "creating the RGW pools did not finish in 3 min (a monitor that went away?); see $RGW_DIR/log/"
 log "pools created"
 
 # ---- zone placement: extra storage classes; S3 user (radosgw-admin works without radosgw) ----

@@ -19,6 +19,7 @@
  *   The owner keeps read and write (files) and read, write and search (directories), since the
  *   plugin must read its own backups back.
  */
+import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
@@ -96,12 +97,16 @@ export class FilesystemDestination implements Destination {
       },
     });
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    const out = createWriteStream(temp, { flags: 'wx', mode: this.fileMode });
     try {
-      await pipeline(source, measure, createWriteStream(temp, { flags: 'wx', mode: this.fileMode }), { signal: options.signal });
+      await pipeline(source, measure, out, { signal: options.signal });
       if (this.fsync) await fsyncPath(temp);
       await rename(temp, target);
       if (this.fsync) await fsyncPath(path.dirname(target));
     } catch (err) {
+      // A write stream destroyed before its file was open still opens (creates) it, then closes:
+      // the temp file is removed only once the stream has closed, or it would outlive the failure.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(temp, { force: true });
       throw this.wrap(err, 'write', relative);
     }
