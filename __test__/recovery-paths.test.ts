@@ -4,9 +4,10 @@
 // backup); one corrupt manifest does not hide the other backups; a corrupt key.json does not block
 // a restore (every manifest embeds the key file) but does stop a new backup from writing a new
 // key; verifying an incremental checks the backups it needs; a damaged part is named; an
-// encrypted backup's plaintext manifest names no object key.
+// encrypted backup's plaintext manifest names no object key; an empty list from a directory that
+// does not exist, and a copy damaged at one of two destinations, are logged.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +92,42 @@ describe('recovery paths', () => {
     const plain = await p.backup('full');
     const m = await readManifest(path.join(work, 'keys-plain'), plain.id);
     expect(m.parts.some((x) => String(x.firstKey).startsWith('resource=users/'))).toBe(true);
+    await p.stop();
+  });
+
+  it('an empty list from a directory that does not exist says so (a typo looks like "no backups")', async () => {
+    const warnings: string[] = [];
+    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const { p } = await reopen(path.join(work, 'no-such-dir', 'backups'), { logger: logger as never, lease: false });
+    expect(await p.listBackups()).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/no backups listed: .*no-such-dir.*does not exist.*check config\.directory/)]);
+    await p.stop();
+    const empty = path.join(work, 'empty-dir');
+    await mkdir(empty);
+    warnings.length = 0;
+    const again = await reopen(empty, { logger: logger as never, lease: false });
+    expect(await again.p.listBackups()).toEqual([]);
+    expect(warnings).toEqual([]); // an existing, empty directory is simply "no backups yet"
+    await again.p.stop();
+  });
+
+  it('a copy damaged at one of two destinations: verified from the other, and the lost redundancy is logged', async () => {
+    const db = await copySeeded(bucket('twocopies'));
+    const dirs = [path.join(work, 'copy-a'), path.join(work, 'copy-b')];
+    const warnings: string[] = [];
+    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const p = new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })), logger: logger as never });
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    const part = (await readManifest(dirs[0]!, b.id)).parts[0]!;
+    const file = path.join(dirs[1]!, part.path);
+    const bytes = await readFile(file);
+    bytes[0] ^= 1;
+    await writeFile(file, bytes);
+    const result = await p.verifyBackup(b.id, { level: 'quick' });
+    expect(result.verified).toBe(true);
+    expect(result.destinations.map((d) => d.verified)).toEqual([true, false]);
+    expect(warnings).toEqual([expect.stringContaining(`its copy at filesystem:${dirs[1]} is damaged`)]);
     await p.stop();
   });
 

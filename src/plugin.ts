@@ -209,6 +209,13 @@ export class BackupPlugin extends EventEmitter {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable`);
       this.emit('plg:backup:unreadable', bad);
     }
+    if (list.length === 0 && this.catalog.unreadable.length === 0) {
+      // "No backups" and "wrong place" look alike; say so when the place itself is wrong.
+      for (const member of this.destinations.members) {
+        const why = await member.explainEmpty?.().catch(() => null);
+        if (why) this.log('warn', { destination: member.label }, `no backups listed: ${why}`);
+      }
+    }
     if (options.resource !== undefined) list = list.filter((b) => b.resources.includes(options.resource!));
     if (options.verified !== undefined) list = list.filter((b) => b.verified === options.verified);
     if (options.type !== undefined) list = list.filter((b) => b.type === options.type);
@@ -291,6 +298,10 @@ export class BackupPlugin extends EventEmitter {
       else if (!result.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${result.error}`);
     }
     const result = own!;
+    for (const d of result.destinations) {
+      // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
+      if (result.verified && !d.verified) this.log('warn', { backupId: manifest.id, destination: d.label, err: d.error }, `backup ${manifest.id} verifies from another destination, but its copy at ${d.label} is damaged`);
+    }
     if (ancestorErrors.length === 0) return result;
     return { ...result, verified: false, error: [...ancestorErrors, ...(result.error ? [result.error] : [])].join('; ') };
   }

@@ -113,6 +113,13 @@ export class FilesystemDestination implements Destination {
     return { path: relative, size, sha256: hash.digest('hex') };
   }
 
+  async explainEmpty(): Promise<string | null> {
+    const s = await stat(this.root).catch(() => null);
+    if (!s) return `${this.root} does not exist (no backup was ever written there): check config.directory`;
+    if (!s.isDirectory()) return `${this.root} is not a directory: check config.directory`;
+    return null;
+  }
+
   async read(relative: string, options: ReadOptions = {}): Promise<Readable> {
     const full = this.resolve(relative);
     const handle = await open(full, 'r').catch((err: unknown) => {

@@ -67,6 +67,8 @@ export interface Destination {
   replaceIfMatch(path: string, body: Buffer, etag: string): Promise<{ replaced: boolean; etag?: string }>;
   /** Releases clients and sockets. */
   close(): Promise<void>;
+  /** Why listing found nothing, when the location itself looks wrong (e.g. a directory that does not exist); null otherwise. */
+  explainEmpty?(): Promise<string | null>;
 }
 
 /** Reads a whole small object (manifest, key file, lease) as UTF-8 text. */
