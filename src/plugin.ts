@@ -455,6 +455,7 @@ export class BackupPlugin extends EventEmitter {
     // (or at the chain limit) is a full, so that is looked up first, without the lease; it is
     // decided again under the lease, and only if another instance changed the answer meanwhile
     // does the backup get another id.
+    this.runningBackup = `starting-${started}`; // busy from the first await on (ticks meanwhile are skipped)
     let expected: 'full' | 'incremental' = type;
     if (type === 'incremental') {
       const parent = await this.parentFor(include, exclude).catch(() => undefined);
