@@ -131,6 +131,23 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it('with verify: false, a damaged part met midway says the target is partly restored', async () => {
+    const db = await copySeeded(bucket('partial'));
+    const dir = path.join(work, 'partial');
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    // 'users' is restored after the other resources (groups in name order, the database last).
+    const part = (await readManifest(dir, b.id)).parts.find((x) => x.group === 'users')!;
+    await writeFile(path.join(dir, part.path), Buffer.from('not a gzip stream'));
+    const target = await openDb(bucket('partial-target'));
+    const err = await p.restore({ backupId: b.id, destination: target, verify: false }).then(() => null, (e: unknown) => e as { code: string; message: string });
+    expect(err?.code).toBe('ERR_PART_UNREADABLE');
+    expect(err!.message).toMatch(/\d+ objects were already written: the target is partly restored.*run the same restore again/);
+    expect((await snapshot(target)).length).toBeGreaterThan(0); // what the message says
+    await p.stop();
+  });
+
   it('one corrupt manifest is left out of listBackups and reported; the others are listed and restorable', async () => {
     const { dir, db, full, inc } = await fullAndIncremental('badmanifest');
     const text = await readFile(manifestPath(dir, inc.id), 'utf8');

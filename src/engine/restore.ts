@@ -107,29 +107,33 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
     await ensureDefinitions(o.target, target, [...logical]);
-    for (const group of orderGroups(groups)) {
-      for await (const record of mergeChain(o, group, logical.has(group))) {
-        if (group === DATABASE_GROUP && record.header.key === 's3db.json' && o.resources) continue;
-        if (record.header.logical) {
+    try {
+      for (const group of orderGroups(groups)) {
+        for await (const record of mergeChain(o, group, logical.has(group))) {
+          if (group === DATABASE_GROUP && record.header.key === 's3db.json' && o.resources) continue;
+          if (record.header.logical) {
+            await writer.run(async () => {
+              if (await restoreLogical(o.target, group, record, o.mode)) {
+                objectsWritten++;
+                bytesWritten += record.body.length;
+              }
+              meter.add(1, record.body.length);
+            });
+            continue;
+          }
           await writer.run(async () => {
-            if (await restoreLogical(o.target, group, record, o.mode)) {
-              objectsWritten++;
-              bytesWritten += record.body.length;
-            }
+            if (o.mode === 'skip' && (await exists(o.target, record.header.key))) return;
+            await putRecord(o.target, record);
+            objectsWritten++;
+            bytesWritten += record.body.length;
             meter.add(1, record.body.length);
           });
-          continue;
         }
-        await writer.run(async () => {
-          if (o.mode === 'skip' && (await exists(o.target, record.header.key))) return;
-          await putRecord(o.target, record);
-          objectsWritten++;
-          bytesWritten += record.body.length;
-          meter.add(1, record.body.length);
-        });
       }
+      await writer.drain();
+    } catch (err) {
+      throw partlyWritten(err, objectsWritten);
     }
-    await writer.drain();
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && !logical.has(groupOf(key)));
     if (o.resources) await mergeDefinitions(o.target, target, o.resources);
     meter.finish();
@@ -155,6 +159,12 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     objectsPerSecond: (objectsWritten * 1000) / durationMs,
     bytesPerSecond: (bytesWritten * 1000) / durationMs,
   };
+}
+
+/** A failure after some objects were written says so: the target is partly restored (nothing was written otherwise). */
+function partlyWritten(err: unknown, written: number): unknown {
+  if (written === 0 || !(err instanceof BackupError)) return err;
+  return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
 }
 
 function groupOf(key: string): string {
