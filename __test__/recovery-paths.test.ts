@@ -148,6 +148,27 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it('a whole-database replace says, dry run included, what it drops beyond the per-resource counts', async () => {
+    const db = await copySeeded(bucket('drops'));
+    const dir = path.join(work, 'drops');
+    const warnings: string[] = [];
+    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: logger as never });
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    await db.createResource({ name: 'audit', attributes: { what: 'string' } });
+    await db.client.putObject({ key: 's3db.json.corrupted.1764560000000.backup', body: Buffer.from('{"broken'), contentType: 'application/json' });
+    const dry = await p.restore({ backupId: b.id, dryRun: true });
+    expect(dry.warnings).toEqual([
+      expect.stringMatching(/database-level objects the backup does not have are deleted: s3db\.json\.corrupted\.1764560000000\.backup$/),
+      expect.stringMatching(/resources the backup does not define are dropped from s3db\.json .*: audit; restore with resources/),
+    ]);
+    expect(warnings).toEqual(dry.warnings.map((w) => `restore of ${b.id}: ${w}`));
+    expect((await p.restore({ backupId: b.id, dryRun: true, resources: ['users'] })).warnings).toEqual([]);
+    expect((await p.restore({ backupId: b.id, dryRun: true, mode: 'merge' })).warnings).toEqual([]);
+    await p.stop();
+  });
+
   it('one corrupt manifest is left out of listBackups and reported; the others are listed and restorable', async () => {
     const { dir, db, full, inc } = await fullAndIncremental('badmanifest');
     const text = await readFile(manifestPath(dir, inc.id), 'utf8');

@@ -364,6 +364,7 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
       });
       const report: RestoreReport = { ...ran, target: opened.location };
+      for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun }, `restore of ${backupId}: ${warning}`);
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
       this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
       return report;

@@ -85,6 +85,8 @@ export interface RestoreReport {
   bytesWritten: number;
   /** Destinations that failed for some object (the restore used another one for it). */
   sourceFailures: SourceFailure[];
+  /** What a whole-database replace drops that the per-resource counts do not show (also in a dry run). */
+  warnings: string[];
   durationMs: number;
   objectsPerSecond: number;
   bytesPerSecond: number;
@@ -98,7 +100,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const inScope = (key: string) => groups.has(groupOf(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
-  const plan = await planRestore(o, target, groups, logical);
+  const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
+  const warnings = restoreWarnings(o, target, databaseDeletes);
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -155,6 +158,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     objectsDeleted,
     bytesWritten,
     sourceFailures: o.sourceFailures,
+    warnings,
     durationMs,
     objectsPerSecond: (objectsWritten * 1000) / durationMs,
     bytesPerSecond: (bytesWritten * 1000) / durationMs,
@@ -192,8 +196,12 @@ function orderGroups(groups: Set<string>): string[] {
 
 type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<Map<string, PlanRow>> {
+/** Database-level objects named in a warning at most (the count is in the report either way). */
+const NAMED_DELETES = 10;
+
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[] }> {
   const rows = new Map<string, PlanRow>();
+  const databaseDeletes: string[] = [];
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
   for await (const step of mergeJoin(readIndex(o.set, target, o.keys.get(target.id) ?? null), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
@@ -208,9 +216,31 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         r.skipped++;
         if (record) r.skippedRecords++;
       } else r.overwritten++;
-    } else if (o.mode === 'replace' && !logical.has(r.name)) r.deleted++;
+    } else if (o.mode === 'replace' && !logical.has(r.name)) {
+      r.deleted++;
+      if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
+    }
   }
-  return rows;
+  return { rows, databaseDeletes };
+}
+
+/**
+ * What a replace does beyond "the backup's objects": database-level objects it deletes (e.g.
+ * s3db.js's copy of a corrupt s3db.json) and resources the target defines that the backup's
+ * s3db.json does not (their definitions go, their objects stay, unreferenced).
+ */
+function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes: string[]): string[] {
+  const warnings: string[] = [];
+  if (o.mode !== 'replace' || o.resources) return warnings;
+  if (databaseDeletes.length > 0) {
+    warnings.push(`database-level objects the backup does not have are deleted: ${databaseDeletes.join(', ')}${databaseDeletes.length === NAMED_DELETES ? ', ...' : ''}`);
+  }
+  const defined = (target.s3dbJson as { resources?: Record<string, unknown> } | null)?.resources ?? {};
+  const newer = Object.keys(o.target.resources ?? {}).filter((r) => !(r in defined)).sort();
+  if (newer.length > 0) {
+    warnings.push(`resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): ${newer.join(', ')}; restore with resources: [...] to keep them`);
+  }
+  return warnings;
 }
 
 function isRecord(key: string): boolean {
