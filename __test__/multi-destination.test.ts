@@ -13,7 +13,7 @@
  * chmod would not stop root) and an S3 bucket that does not exist.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import type { Destination } from '../src/destinations/types.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
 import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
 
 const PASSPHRASE = 'multi destination passphrase';
@@ -75,14 +76,6 @@ async function brokenDirectory(name: string): Promise<string> {
   const file = path.join(work, `${name}-not-a-dir`);
   await writeFile(file, 'a regular file');
   return path.join(file, 'backups');
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
-  } catch {
-    return [];
-  }
 }
 
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, FilesystemDestination, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 const SECRET = 'coverage-Passphrase-never-in-events-31';
@@ -32,17 +33,6 @@ const seeded = (what: string) => copySeeded(bucket(what));
 
 function plugin(directory: string, extra: BackupPluginOptions = {}): BackupPlugin {
   return new BackupPlugin({ schedule: false, config: { directory }, lease: { ttlMs: 5_000 }, encryption: { passphrase: SECRET, iterations: 100_000 }, ...extra });
-}
-
-/** Every file under `dir`, as '/'-separated paths relative to `root`. */
-async function files(root: string, dir = root): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await files(root, full)));
-    else out.push(path.relative(root, full).split(path.sep).join('/'));
-  }
-  return out.sort();
 }
 
 /** Records every plg:backup:* event the plugin emits, with its payload. */
@@ -72,12 +62,12 @@ describe('deleteBackup, prune, verifyBackup and their events', () => {
     await db.usePlugin(p);
     const keep = await p.createBackup();
     const gone = await p.createBackup();
-    const goneFiles = (await files(dir)).filter((f) => f.includes(gone.id));
+    const goneFiles = (await filesUnder(dir)).filter((f) => f.includes(gone.id));
     expect(goneFiles.length).toBeGreaterThan(3); // manifest, index, parts
     expect(await p.deleteBackup(gone.id)).toEqual({ deleted: [gone.id] });
     expect((await p.listBackups()).map((b) => b.id)).toEqual([keep.id]);
     expect(await p.getBackup(gone.id)).toBeNull();
-    const after = await files(dir);
+    const after = await filesUnder(dir);
     expect(after.filter((f) => f.includes(gone.id))).toEqual([]);
     for (const part of (await p.getBackup(keep.id))!.manifest.parts) expect(after).toContain(part.path);
     expect(events.filter(([e]) => e === 'plg:backup:deleted')).toEqual([['plg:backup:deleted', { ids: [gone.id] }]]);
@@ -100,20 +90,20 @@ describe('deleteBackup, prune, verifyBackup and their events', () => {
     const inc2 = await p.createBackup({ type: 'incremental' });
     expect([inc1.type, inc1.parentId, inc2.type, inc2.parentId]).toEqual(['incremental', full.id, 'incremental', inc1.id]);
     const other = await p.createBackup({ type: 'full' });
-    const filesBefore = await files(dir);
+    const filesBefore = await filesUnder(dir);
 
     const refused = await p.deleteBackup(full.id).then(() => null, (e: unknown) => e as Error & { code: string });
     expect(refused?.code).toBe('ERR_BACKUP_HAS_DEPENDENTS');
     expect(refused?.message).toContain(inc1.id);
     expect(refused?.message).toContain(inc2.id);
-    expect(await files(dir)).toEqual(filesBefore); // refused: nothing touched
+    expect(await filesUnder(dir)).toEqual(filesBefore); // refused: nothing touched
 
     const { deleted } = await p.deleteBackup(full.id, { force: true });
     expect([...deleted].sort()).toEqual([full.id, inc1.id, inc2.id].sort());
     expect(deleted[deleted.length - 1]).toBe(full.id);
     expect(deleted.indexOf(inc2.id)).toBeLessThan(deleted.indexOf(inc1.id));
     expect((await p.listBackups()).map((b) => b.id)).toEqual([other.id]);
-    const after = await files(dir);
+    const after = await filesUnder(dir);
     for (const id of [full.id, inc1.id, inc2.id]) expect(after.filter((f) => f.includes(id)), id).toEqual([]);
     expect(events.filter(([e]) => e === 'plg:backup:deleted')).toEqual([['plg:backup:deleted', { ids: deleted }]]);
     // the remaining full still restores the current state
@@ -144,7 +134,7 @@ describe('deleteBackup, prune, verifyBackup and their events', () => {
     const result = await p.prune();
     expect([...result.deleted].sort()).toEqual([ids[0], ids[1]].sort());
     expect((await p.listBackups()).map((b) => b.id)).toEqual([ids[2]]);
-    const after = await files(dir);
+    const after = await filesUnder(dir);
     for (const id of [ids[0]!, ids[1]!]) expect(after.filter((f) => f.includes(id))).toEqual([]);
     const pruned = events.filter(([e]) => e === 'plg:backup:pruned');
     expect(pruned).toEqual([['plg:backup:pruned', { deleted: result.deleted, kept: [ids[2]] }]]);
@@ -258,7 +248,7 @@ describe('a verification failure while creating a backup', () => {
       expect(err?.code).toBe('ERR_VERIFY_FAILED');
       expect(err?.message).toContain(damaged[0]);
       expect(await p.listBackups()).toEqual([]);
-      const left = await files(dir);
+      const left = await filesUnder(dir);
       expect(left.filter((f) => /^(manifests|data|indexes|pending)\//.test(f))).toEqual([]);
       expect(failures).toEqual([err]);
       expect(hookErrors).toEqual([err]);

@@ -7,7 +7,7 @@
 // encryption: { key }, schedule objects). Every backup here is restored and compared object for
 // object with its source.
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type Manifest } from '../src/index.js';
 import { createDecoder } from '../src/codec/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 let work: string;
@@ -38,17 +39,6 @@ const seeded = (name: string) => copySeeded(bucket(name));
 
 function plugin(directory: string, extra: BackupPluginOptions = {}): BackupPlugin {
   return new BackupPlugin({ schedule: false, config: { directory }, lease: { ttlMs: 5_000 }, ...extra });
-}
-
-/** Every file under `dir`, as '/'-separated paths relative to `root`. */
-async function files(root: string, dir = root): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await files(root, full)));
-    else out.push(path.relative(root, full).split(path.sep).join('/'));
-  }
-  return out.sort();
 }
 
 /** Restoring backup `id` into a new, empty database gives `expected`, object for object. */
@@ -171,7 +161,7 @@ describe('pathTemplate', () => {
       expect(expected[0]).toContain(manifest.startedAt.replace(/[-:.]/g, ''));
       expect(manifest.startedAt.replace(/[-:.]/g, '')).toMatch(/^\d{8}T\d{9}Z$/);
       if (template.includes('{id}')) expect(expected.every((e) => e.includes(`_${backup.id}/`))).toBe(true);
-      expect((await files(dir)).filter((f) => f.startsWith('data/'))).toEqual([...expected].sort());
+      expect((await filesUnder(dir)).filter((f) => f.startsWith('data/'))).toEqual([...expected].sort());
       await restoresExactly(p, backup.id, before);
       await p.stop();
     });
@@ -204,13 +194,13 @@ describe('defaults and includeMetadata', () => {
     });
     const out = JSON.parse(stdout) as { id: string; label: string; cwd: string };
     expect(out.label).toBe(`filesystem:${path.join(cwd, 'backups')}`);
-    const stored = await files(path.join(cwd, 'backups'));
+    const stored = await filesUnder(path.join(cwd, 'backups'));
     expect(stored).toContain(`manifests/${out.id}.json`);
     expect(stored.some((f) => f.startsWith('data/') && f.includes(out.id))).toBe(true);
     const manifest = JSON.parse(await readFile(path.join(cwd, 'backups', 'manifests', `${out.id}.json`), 'utf8')) as Manifest;
     expect(manifest.codec.compression).toBe('gzip'); // the documented default
     expect(manifest.verification?.verified).toBe(true);
-    expect(await files(path.resolve('backups'))).not.toContain(`manifests/${out.id}.json`); // not the test runner's cwd
+    expect(await filesUnder(path.resolve('backups'))).not.toContain(`manifests/${out.id}.json`); // not the test runner's cwd
   });
 
   for (const includeMetadata of [false, true]) {

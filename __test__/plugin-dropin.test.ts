@@ -6,12 +6,13 @@
 // story, missing from s3db.js 21) works; the webhook payload has the story's `backup.resource`;
 // and the story's `fields` example is refused at backup time when it drops a required attribute
 // (such a backup could not be restored into an empty database), leaving no file behind.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 4, orders: 6, perBehavior: 1 };
 let work: string;
@@ -33,12 +34,6 @@ type Api = {
   insert(v: Record<string, unknown>): Promise<Record<string, unknown>>;
   listIds(): Promise<string[]>;
 };
-
-/** Every file under `dir`, relative to it. */
-async function files(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
-}
 
 function plugin(dir: string, extra: BackupPluginOptions = {}): BackupPlugin {
   return new BackupPlugin({ schedule: false, config: { directory: path.join(work, dir) }, ...extra });
@@ -194,7 +189,7 @@ describe('s3db.js drop-in details', () => {
     expect(failures).toHaveLength(1);
     expect(await bad.listBackups()).toEqual([]);
     // Nothing left behind, not even the temp file of the index being written when it failed.
-    expect((await files(dir)).filter((f) => f !== path.join('locks', 'backup.lease'))).toEqual([]);
+    expect((await filesUnder(dir)).filter((f) => f !== 'locks/backup.lease')).toEqual([]);
     await bad.stop();
 
     const good = new BackupPlugin({

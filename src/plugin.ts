@@ -204,12 +204,13 @@ export class BackupPlugin extends EventEmitter {
   /** Backups at the destination(s), newest first. */
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
-    let list = (await this.catalog.list()).map((e) => e.summary);
-    for (const bad of this.catalog.unreadable) {
+    const { entries, unreadable } = await this.catalog.survey();
+    let list = entries.map((e) => e.summary);
+    for (const bad of unreadable) {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable`);
       this.emit('plg:backup:unreadable', bad);
     }
-    if (list.length === 0 && this.catalog.unreadable.length === 0) {
+    if (list.length === 0 && unreadable.length === 0) {
       // "No backups" and "wrong place" look alike; say so when the place itself is wrong.
       for (const member of this.destinations.members) {
         const why = await member.explainEmpty?.().catch(() => null);

@@ -4,7 +4,7 @@
  *
  * - list(): every manifests/<id>.json of every destination (merged by id), newest first, with the
  *   latest on-demand verification result (verifications/<id>.json) applied; a corrupt manifest is
- *   left out and reported (`unreadable`), never hides the others.
+ *   left out (survey() names it), never hides the others.
  * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
@@ -74,16 +74,18 @@ export class Catalog {
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
   }
 
-  /** Backups whose manifest the last list() could not read (left out of it). */
-  unreadable: { id: string; error: string }[] = [];
+  /** Summaries of every readable backup, newest first (see `survey`). */
+  async list(): Promise<{ manifest: Manifest; summary: BackupSummary }[]> {
+    return (await this.survey()).entries;
+  }
 
   /**
-   * Summaries of every backup, newest first. A backup whose manifest is corrupt is left out (and
-   * named in `unreadable`) instead of hiding every other backup: listing is what a user needs
-   * first when things are broken. Retention never deletes what it cannot read.
+   * Every backup, newest first, and the ids whose manifest is corrupt: those are left out of
+   * `entries` (and so never deleted by retention) instead of hiding every other backup, since
+   * listing is what a user needs first when things are broken.
    */
-  async list(): Promise<{ manifest: Manifest; summary: BackupSummary }[]> {
-    const out: { manifest: Manifest; summary: BackupSummary }[] = [];
+  async survey(): Promise<{ entries: { manifest: Manifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[] }> {
+    const entries: { manifest: Manifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
     for (const id of await this.ids()) {
       let manifest: Manifest | null;
@@ -95,10 +97,10 @@ export class Catalog {
         continue;
       }
       if (!manifest) continue;
-      out.push({ manifest, summary: summarize(manifest, await this.latestVerification(id)) });
+      entries.push({ manifest, summary: summarize(manifest, await this.latestVerification(id)) });
     }
-    this.unreadable = unreadable;
-    return out.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
+    entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
+    return { entries, unreadable };
   }
 
   /** The chain of `manifest`, its full first. */
