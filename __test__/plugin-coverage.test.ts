@@ -144,7 +144,7 @@ describe('pathTemplate', () => {
     ["the seed story's, in the destination config", { config: { pathTemplate: '{year}/{month}/{resource}-{timestamp}.backup.gz' } }],
   ];
   for (const [i, [what, option]] of templates.entries()) {
-    it(`${what}: parts land at the rendered paths, nowhere else, and restore`, async () => {
+    it(`${what}: parts and the manifest copy land at the rendered paths, nowhere else, and restore`, async () => {
       const dir = path.join(work, `template-${i}`);
       const template = (option.pathTemplate ?? option.config?.pathTemplate) as string;
       const db = await seeded('template');
@@ -161,7 +161,10 @@ describe('pathTemplate', () => {
       expect(expected[0]).toContain(manifest.startedAt.replace(/[-:.]/g, ''));
       expect(manifest.startedAt.replace(/[-:.]/g, '')).toMatch(/^\d{8}T\d{9}Z$/);
       if (template.includes('{id}')) expect(expected.every((e) => e.includes(`_${backup.id}/`))).toBe(true);
-      expect((await filesUnder(dir)).filter((f) => f.startsWith('data/'))).toEqual([...expected].sort());
+      // ... and the manifest's copy, rendered with {resource} = manifest
+      const copy = `data/${render(template, manifest, 'manifest')}.json`;
+      expect(manifest.copy).toBe(copy);
+      expect((await filesUnder(dir)).filter((f) => f.startsWith('data/'))).toEqual([...expected, copy].sort());
       await restoresExactly(p, backup.id, before);
       await p.stop();
     });

@@ -5,14 +5,18 @@
 // a restore (every manifest embeds the key file) but does stop a new backup from writing a new
 // key; verifying an incremental checks the backups it needs; a damaged part is named; an
 // encrypted backup's plaintext manifest names no object key; an empty list from a directory that
-// does not exist, and a copy damaged at one of two destinations, are logged.
+// does not exist, and a copy damaged at one of two destinations, are logged; lost or corrupt
+// manifests come back from the copy each backup keeps beside its parts, and only when that backup
+// is complete.
 import { createHash } from 'node:crypto';
+import { cpSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 5, orders: 8, perBehavior: 1 };
 const PASSPHRASE = 'recovery-paths-passphrase-never-logged';
@@ -29,7 +33,7 @@ afterAll(async () => {
 });
 
 type Orders = { insert(v: Record<string, unknown>): Promise<unknown> };
-type Manifest = { id: string; parts: { path: string; size: number; sha256: string; group: string; firstKey: string | null }[] };
+type Manifest = { id: string; copy?: string; parts: { path: string; size: number; sha256: string; group: string; firstKey: string | null }[] };
 
 /** A backed-up database: a full and an incremental, encrypted, in `dir`. */
 async function fullAndIncremental(name: string, extra: BackupPluginOptions = {}) {
@@ -228,5 +232,121 @@ describe('recovery paths', () => {
     expect(await again.p.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringContaining(`needs ${full.id}, which no longer exists`) });
     expect((await again.p.listBackups({ verified: false })).map((b) => b.id)).toEqual([inc.id]);
     await again.p.stop();
+  });
+});
+
+describe('lost or corrupt manifests: recoverBackups()', () => {
+  const quiet = { warn() {}, error() {}, info() {} };
+  const encrypted = { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } };
+
+  it('manifests/ deleted: both manifests come back byte for byte from their copies, and the incremental restores exactly', async () => {
+    const { dir, db, full, inc } = await fullAndIncremental('lostmanifests');
+    const originals = new Map<string, string>();
+    for (const id of [full.id, inc.id]) {
+      const text = await readFile(manifestPath(dir, id), 'utf8');
+      originals.set(id, text);
+      const copy = (JSON.parse(text) as Manifest).copy!;
+      expect(copy).toMatch(new RegExp(`^data/\\d{4}/\\d{2}/\\d{2}/${id}/manifest\\.json$`));
+      expect(await readFile(path.join(dir, copy), 'utf8')).toBe(text);
+    }
+    await rm(path.join(dir, 'manifests'), { recursive: true });
+
+    const warnings: string[] = [];
+    const { p } = await reopen(dir, { ...encrypted, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
+    expect(await p.listBackups()).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/holds backup parts .* but no manifest .*recoverBackups\(\)/)]);
+    const events: unknown[] = [];
+    p.on('plg:backup:recovered', (e) => events.push(e));
+    const report = await p.recoverBackups();
+    expect(report).toEqual({ recovered: [full.id, inc.id].sort(), skipped: [] });
+    expect(events).toEqual([report]);
+    for (const [id, text] of originals) expect(await readFile(manifestPath(dir, id), 'utf8')).toBe(text);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([inc.id, full.id]);
+    expect((await p.verifyBackup(inc.id)).verified).toBe(true);
+    const target = await openDb(bucket('lostmanifests-target'));
+    await p.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    expect(await p.recoverBackups()).toEqual({ recovered: [], skipped: [] }); // nothing left to do
+    await p.stop();
+  });
+
+  it('a corrupt manifest is replaced by its copy; a good one is left alone', async () => {
+    const { dir, full, inc } = await fullAndIncremental('corruptmanifest');
+    const good = await readFile(manifestPath(dir, inc.id), 'utf8');
+    await writeFile(manifestPath(dir, inc.id), good.slice(0, 100));
+    const fullBefore = await readFile(manifestPath(dir, full.id), 'utf8');
+    const { p } = await reopen(dir, { ...encrypted, logger: quiet as never });
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([full.id]);
+    expect(await p.recoverBackups()).toEqual({ recovered: [inc.id], skipped: [] });
+    expect(await readFile(manifestPath(dir, inc.id), 'utf8')).toBe(good);
+    expect(await readFile(manifestPath(dir, full.id), 'utf8')).toBe(fullBefore);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([inc.id, full.id]);
+    await p.stop();
+  });
+
+  it('a copy is not used when a part is missing or a part has another size; nothing is written', async () => {
+    const { dir, full, inc } = await fullAndIncremental('incomplete');
+    const fullParts = (await readManifest(dir, full.id)).parts;
+    const incParts = (await readManifest(dir, inc.id)).parts;
+    await rm(path.join(dir, fullParts[0]!.path));
+    await writeFile(path.join(dir, incParts[0]!.path), 'short');
+    await rm(path.join(dir, 'manifests'), { recursive: true });
+    const warnings: string[] = [];
+    const { p } = await reopen(dir, { ...encrypted, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
+    const report = await p.recoverBackups();
+    expect(report.recovered).toEqual([]);
+    expect(report.skipped).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: full.id, reason: `${fullParts[0]!.path} is missing, so the backup cannot be restored` }),
+        expect.objectContaining({ id: inc.id, reason: `${incParts[0]!.path} has 5 bytes, the manifest says ${incParts[0]!.size}` }),
+      ]),
+    );
+    expect(report.skipped).toHaveLength(2);
+    expect(warnings.filter((w) => w.includes('not used'))).toHaveLength(2);
+    expect((await filesUnder(dir)).filter((f) => f.startsWith('manifests/'))).toEqual([]);
+    await p.stop();
+  });
+
+  it('a crash between the copy and the manifest: the copy is not used, and the next backup cleans it up with the parts', async () => {
+    const dir = path.join(work, 'crash-at-commit');
+    const crashed = path.join(work, 'crash-at-commit-disk');
+    const db = await copySeeded(bucket('crash-at-commit'));
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, lease: false, ...encrypted });
+    await db.usePlugin(p);
+    // Fault injection (a kill -9 cannot be timed to this instant): when the manifest is about to be
+    // written, the directory is copied as it is on disk; that copy is what a crash there leaves.
+    const member = p.destinations.members[0]!;
+    const write = member.write.bind(member);
+    member.write = async (where, body, options) => {
+      if (where.startsWith('manifests/')) cpSync(dir, crashed, { recursive: true });
+      return write(where, body, options);
+    };
+    const done = await p.createBackup();
+    await p.stop();
+    const left = await filesUnder(crashed);
+    expect(left).toEqual(expect.arrayContaining([`pending/${done.id}.json`, expect.stringMatching(new RegExp(`${done.id}/manifest\\.json$`))]));
+    expect(left.filter((f) => f.startsWith('manifests/'))).toEqual([]);
+
+    const reader = await reopen(crashed, { ...encrypted, logger: quiet as never });
+    const report = await reader.p.recoverBackups();
+    expect(report).toEqual({ recovered: [], skipped: [expect.objectContaining({ id: done.id, reason: expect.stringContaining(`pending/${done.id}.json exists`) })] });
+    await reader.p.stop();
+
+    await new Promise((r) => setTimeout(r, 20));
+    const next = await reopen(crashed, { ...encrypted, staleAfterMs: 10 });
+    const ok = await next.p.createBackup();
+    await next.p.stop();
+    const after = await filesUnder(crashed);
+    expect(after.filter((f) => f.includes(done.id))).toEqual([]);
+    expect(after.filter((f) => f.startsWith('manifests/'))).toEqual([`manifests/${ok.id}.json`]);
+  });
+
+  it('deleting backups removes their manifest copies with the parts: nothing is left under data/', async () => {
+    const { dir, full, inc } = await fullAndIncremental('deletecopies');
+    const { p } = await reopen(dir, encrypted);
+    expect(await p.deleteBackup(full.id, { force: true })).toEqual({ deleted: [inc.id, full.id] });
+    expect((await filesUnder(dir)).filter((f) => /^(data|manifests|indexes|pending)\//.test(f))).toEqual([]);
+    expect(await p.recoverBackups()).toEqual({ recovered: [], skipped: [] });
+    await p.stop();
   });
 });

@@ -22,7 +22,7 @@ import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { runBackup } from './engine/backup.js';
-import { Catalog } from './engine/catalog.js';
+import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
 import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
@@ -207,13 +207,14 @@ export class BackupPlugin extends EventEmitter {
     const { entries, unreadable } = await this.catalog.survey();
     let list = entries.map((e) => e.summary);
     for (const bad of unreadable) {
-      this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable`);
+      this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable (recoverBackups() puts it back from its copy)`);
       this.emit('plg:backup:unreadable', bad);
     }
     if (list.length === 0 && unreadable.length === 0) {
-      // "No backups" and "wrong place" look alike; say so when the place itself is wrong.
+      // "No backups" and "wrong place" look alike; say so when the place itself is wrong, and
+      // when parts are there without manifests.
       for (const member of this.destinations.members) {
-        const why = await member.explainEmpty?.().catch(() => null);
+        const why = (await member.explainEmpty?.().catch(() => null)) ?? (await explainPartsWithoutManifests(member).catch(() => null));
         if (why) this.log('warn', { destination: member.label }, `no backups listed: ${why}`);
       }
     }
@@ -411,6 +412,27 @@ export class BackupPlugin extends EventEmitter {
       if (deleted.length > 0) this.emit('plg:backup:pruned', { deleted, kept: plan.keep.map((k) => k.id) });
     }
     return { ...plan, deleted };
+  }
+
+  /**
+   * Puts back manifests that were lost or corrupted at a destination, from the copy each backup
+   * keeps beside its parts (docs/FORMAT.md 1), after checking that its index and parts are all
+   * there with their recorded sizes. Run verifyBackup() on what it recovered.
+   */
+  async recoverBackups(): Promise<RecoveryReport> {
+    return this.serialized(() =>
+      this.withLease(async () => {
+        const report = await this.catalog.recover();
+        for (const s of report.skipped) {
+          this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
+        }
+        if (report.recovered.length > 0) {
+          this.log('info', { ids: report.recovered }, `recovered the manifests of ${report.recovered.length} backup(s); run verifyBackup() on them`);
+          this.emit('plg:backup:recovered', report);
+        }
+        return report;
+      }),
+    );
   }
 
   // ---- s3db.js dialect ----------------------------------------------------------------------

@@ -5,13 +5,14 @@
  *  1. Write pending/<id>.json (the leftovers record), open the key, read s3db.json.
  *  2. List every object under the database's prefix (sorted, paged) and keep the selected ones.
  *     For an incremental, merge-join the listing with the parent's object index: an object whose
- *     (ETag, size) is unchanged is only indexed; a new or changed one is stored; a key the parent had
+ *     (ETag, size, LastModified) is unchanged is only indexed; a new or changed one is stored; a key the parent had
  *     and the listing lacks gets a tombstone.
  *  3. Fetch stored objects with bounded concurrency, in listing order, and write them as archive
  *     records into parts: one run of parts per resource group, a new part when the current one
  *     passes `partSize` plaintext bytes. Every object also gets an index line.
- *  4. Verify what was written (when asked), then write the manifest to every destination that
- *     holds all parts: that is the commit point. Remove pending/<id>.json.
+ *  4. Verify what was written (when asked), write the manifest's copy beside the parts, then the
+ *     manifest to every destination that holds all parts: that is the commit point. Remove
+ *     pending/<id>.json.
  *  On failure, parts written so far are deleted; a crash leaves pending/<id>.json, which
  *  cleanupLeftovers() (run before each backup) uses to delete the parts.
  *
@@ -237,8 +238,15 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     manifest.completedAt = committedAt.toISOString();
     manifest.durationMs = committedAt.getTime() - started.getTime();
     if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
+    // The copy beside the parts goes first (listed in the pending marker, so a crash before the
+    // commit cleans it up with the parts); both hold the same bytes.
+    manifest.copy = o.template.manifestCopyPath({ id, type, at: started });
+    const body = Buffer.from(JSON.stringify(manifest, null, 1));
+    written.push(manifest.copy);
+    await pending.addPart(manifest.copy);
+    await set.write(manifest.copy, body);
     o.beforeCommit?.();
-    await set.write(paths.manifest(id), Buffer.from(JSON.stringify(manifest, null, 1)));
+    await set.write(paths.manifest(id), body);
     committed = true;
     // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
     // (a marker whose backup has a manifest is simply removed by the next cleanup).

@@ -8,6 +8,7 @@
  * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
+ * - recover(): puts back lost or corrupt manifests from the copies backups keep beside their parts.
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
  *
@@ -15,7 +16,7 @@
  */
 import { hostname } from 'node:os';
 import type { DestinationSet } from '../destinations/set.js';
-import { readText } from '../destinations/types.js';
+import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
 import { paths } from './layout.js';
@@ -135,14 +136,45 @@ export class Catalog {
       heartbeatAt: new Date(0).toISOString(),
       host: hostname(),
       pid: 0,
-      parts: manifest.parts.map((p) => p.path),
+      parts: [...manifest.parts.map((p) => p.path), ...(manifest.copy ? [manifest.copy] : [])],
       deleting: true,
     };
     const body = Buffer.from(JSON.stringify(marker));
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
     await this.set.delete([paths.manifest(manifest.id)]);
     this.manifests.delete(manifest.id);
-    await this.set.delete([...manifest.parts.map((p) => p.path), manifest.index.path, paths.verification(manifest.id), paths.pending(manifest.id)]);
+    await this.set.delete([...marker.parts, manifest.index.path, paths.verification(manifest.id), paths.pending(manifest.id)]);
+  }
+
+  /**
+   * Puts back the manifest of every backup whose manifests/<id>.json is missing or corrupt at a
+   * destination, from the byte-identical copy the backup wrote beside its parts (Manifest.copy).
+   * A copy is used only when it names itself (`copy` equals its path), no pending marker says the
+   * backup is unfinished or being deleted, and the index and every part exist with the sizes it
+   * records; otherwise it is reported in `skipped` and nothing is written. Checksums are not read
+   * here: verifyBackup() does that.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const recovered = new Set<string>();
+    const skipped: RecoveryReport['skipped'] = [];
+    for (const member of this.set.members) {
+      const copies: string[] = [];
+      try {
+        for await (const o of member.list(paths.dataPrefix)) if (o.path.endsWith('.json')) copies.push(o.path);
+      } catch (err) {
+        skipped.push({ id: null, path: paths.dataPrefix, destination: member.label, reason: `could not list: ${errorMessage(err)}` });
+        continue;
+      }
+      for (const path of copies) {
+        const outcome = await recoverFromCopy(member, path);
+        if (outcome === null) continue;
+        if (typeof outcome === 'string') {
+          recovered.add(outcome);
+          this.manifests.delete(outcome);
+        } else skipped.push({ ...outcome, path, destination: member.label });
+      }
+    }
+    return { recovered: [...recovered].sort(), skipped };
   }
 
   /** Deletes what crashed or abandoned backups left; returns the ids cleaned up. */
@@ -177,6 +209,60 @@ export class Catalog {
       await withTemp.abortStaleUploads?.(staleAfterMs).catch(() => undefined);
     }
     return [...new Set(cleaned)];
+  }
+}
+
+export interface RecoveryReport {
+  /** Backups whose manifest was put back (at one destination at least). */
+  recovered: string[];
+  /** Copies that were not used, and why (id null when the copy itself is unreadable). */
+  skipped: { id: string | null; path: string; destination: string; reason: string }[];
+}
+
+/**
+ * One manifest copy at one destination: the id it recovered, null when that backup's manifest is
+ * fine there, or why the copy was not used.
+ */
+async function recoverFromCopy(member: Destination, path: string): Promise<string | null | { id: string | null; reason: string }> {
+  let text: string;
+  let copy: Manifest;
+  try {
+    text = await readText(member, path);
+    copy = parseManifest(text, `${path} at ${member.label}`);
+  } catch (err) {
+    return { id: null, reason: `not a readable manifest copy: ${errorMessage(err)}` };
+  }
+  const id = copy.id;
+  if (copy.copy !== path) return { id, reason: `names ${String(copy.copy)} as its copy, not this path; left alone` };
+  if (await manifestReadable(member, id)) return null;
+  if (await member.stat(paths.pending(id))) {
+    return { id, reason: `${paths.pending(id)} exists: the backup did not finish or is being deleted, and the next backup's cleanup removes it` };
+  }
+  for (const stored of [...copy.parts, copy.index]) {
+    const info = await member.stat(stored.path);
+    if (!info) return { id, reason: `${stored.path} is missing, so the backup cannot be restored` };
+    if (info.size !== stored.size) return { id, reason: `${stored.path} has ${info.size} bytes, the manifest says ${stored.size}` };
+  }
+  await member.write(paths.manifest(id), Buffer.from(text));
+  return id;
+}
+
+/** When `member` holds parts but no manifest: what to do about it (null otherwise). */
+export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
+  for await (const o of member.list(paths.dataPrefix)) {
+    return `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts`;
+  }
+  return null;
+}
+
+/** True when manifests/<id>.json exists at `member` and parses. */
+async function manifestReadable(member: Destination, id: string): Promise<boolean> {
+  if (!(await member.stat(paths.manifest(id)))) return false;
+  try {
+    parseManifest(await readText(member, paths.manifest(id)), paths.manifest(id));
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -9,6 +9,8 @@
  *   key.json                   key file (encrypted backups; FORMAT.md 2.6)
  *   locks/backup.lease         fleet-wide lease
  *   data/<template>.<NNNNNN>   parts; NNNNNN numbers the parts of one backup, so paths never collide
+ *   data/<template>.json       copy of the manifest, {resource} = "manifest" (recoverBackups() reads
+ *                              it when manifests/ is lost); `.json` never collides with a part's suffix
  *
  * Invariants: every path is relative, '/'-separated and free of '..' segments; template values are
  * sanitised so a resource name can never add a segment; timestamps are UTC.
@@ -19,6 +21,8 @@ import { optionError } from '../errors.js';
 export const DEFAULT_PATH_TEMPLATE = '{year}/{month}/{day}/{id}/{resource}';
 /** Group name used in paths and reports for objects outside any resource (s3db.json, plugin state). */
 export const DATABASE_GROUP = '_database';
+/** The {resource} value of the manifest copy's path. */
+const MANIFEST_COPY_GROUP = 'manifest';
 const TEMPLATE_VARS = ['timestamp', 'year', 'month', 'day', 'hour', 'resource', 'type', 'id'] as const;
 
 export const paths = {
@@ -27,6 +31,7 @@ export const paths = {
   index: (id: string) => `indexes/${id}.index`,
   pending: (id: string) => `pending/${id}.json`,
   pendingPrefix: 'pending/',
+  dataPrefix: 'data/',
   verification: (id: string) => `verifications/${id}.json`,
   keyFile: 'key.json',
   lease: 'locks/backup.lease',
@@ -71,6 +76,15 @@ export class PathTemplate {
 
   /** Path of part number `seq` (1-based) of `group` in backup `id`. */
   partPath(vars: { id: string; type: string; at: Date; group: string }, seq: number): string {
+    return `data/${this.render(vars)}.${String(seq).padStart(6, '0')}`;
+  }
+
+  /** Path of the copy of backup `id`'s manifest, beside its parts (a part path never ends in `.json`). */
+  manifestCopyPath(vars: { id: string; type: string; at: Date }): string {
+    return `data/${this.render({ ...vars, group: MANIFEST_COPY_GROUP })}.json`;
+  }
+
+  private render(vars: { id: string; type: string; at: Date; group: string }): string {
     const iso = vars.at.toISOString();
     const values: Record<(typeof TEMPLATE_VARS)[number], string> = {
       timestamp: compactTimestamp(vars.at),
@@ -82,8 +96,7 @@ export class PathTemplate {
       type: sanitize(vars.type),
       id: sanitize(vars.id),
     };
-    const rendered = this.template.replace(/\{([a-z]+)\}/g, (_, name: (typeof TEMPLATE_VARS)[number]) => values[name]);
-    return `data/${rendered}.${String(seq).padStart(6, '0')}`;
+    return this.template.replace(/\{([a-z]+)\}/g, (_, name: (typeof TEMPLATE_VARS)[number]) => values[name]);
   }
 }
 

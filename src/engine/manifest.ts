@@ -88,6 +88,12 @@ export interface Manifest {
   };
   verification: VerificationResult | null;
   destinations: { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[];
+  /**
+   * Path of this manifest's byte-identical copy beside the parts (written just before the
+   * manifest; recoverBackups() puts it back when manifests/<id>.json is lost or corrupt).
+   * Absent in manifests written before the copy existed.
+   */
+  copy?: string;
 }
 
 /** One line of the object index (indexes/<id>.index), sorted by key. */
