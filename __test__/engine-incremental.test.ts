@@ -1,7 +1,10 @@
 // Incremental chains on the real s3db.js: only new or changed objects are stored (metadata-only
 // updates included), deletions are recorded, and restoring any point of the chain into an EMPTY
-// database gives exactly the database as it was then.
-import { mkdtemp, rm } from 'node:fs/promises';
+// database gives exactly the database as it was then. Also: an object deleted while a backup
+// reads it is not brought back from the parent; a metadata-only rewrite within the same second
+// as the version the parent read (AWS S3 lists whole seconds) is still picked up; a chain never
+// continues across a selection change or a backup recorded as failing verification.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +86,126 @@ describe('incremental chains', () => {
     const types: string[] = [];
     for (let i = 0; i < 5; i++) types.push((await plugin.createBackup()).type);
     expect(types).toEqual(['full', 'incremental', 'incremental', 'full', 'incremental']);
+    await plugin.stop();
+  });
+
+  it('an object deleted between the listing and its read is tombstoned, not brought back from the parent', async () => {
+    const db = await openDb(`memory://incr-vanish-${process.pid}/db`);
+    const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
+    for (let i = 0; i < 5; i++) await users.insert({ id: `u${i}`, name: `n${i}` });
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'vanish') }, type: 'incremental' });
+    await db.usePlugin(plugin);
+    await plugin.createBackup();
+    await users.update('u2', { name: 'changed' });
+    // Fault injection (a delete cannot be timed from outside to land between the backup's listing
+    // and its read): the app deletes u2 right when the backup reads it.
+    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
+    const read = client.getObject.bind(client);
+    let armed = true;
+    client.getObject = async (key: string) => {
+      if (armed && key === 'resource=users/data/id=u2') {
+        armed = false;
+        await users.delete('u2');
+      }
+      return read(key);
+    };
+    const inc = await plugin.createBackup();
+    client.getObject = read;
+    expect(armed).toBe(false);
+    expect((await plugin.getBackup(inc.id))!.manifest.resources.users!.deleted).toBe(1);
+    const truth = await snapshot(db);
+    expect(truth.some((o) => o.key.endsWith('id=u2'))).toBe(false);
+    const later = await plugin.createBackup();
+    for (const mode of ['merge', 'skip', 'replace'] as const) {
+      const target = await openDb(`memory://incr-vanish-${mode}-${process.pid}/db`);
+      const dry = await plugin.restore({ backupId: later.id, destination: target, mode, dryRun: true });
+      const report = await plugin.restore({ backupId: later.id, destination: target, mode });
+      expect({ mode, objects: await snapshot(target) }).toEqual({ mode, objects: truth });
+      // the dry run planned what the restore wrote: the user objects that exist, not u2
+      const userObjects = truth.filter((o) => o.key.startsWith('resource=users/')).length;
+      expect(dry.resources.find((r) => r.name === 'users')!.created).toBe(userObjects);
+      expect(report.resources.find((r) => r.name === 'users')!.created).toBe(userObjects);
+    }
+    await plugin.stop();
+  });
+
+  it('a metadata-only rewrite in the same second as the version the parent read is stored (whole-second LastModified, as AWS S3 lists)', async () => {
+    const db = await openDb(`memory://incr-racy-${process.pid}/db`);
+    // Fault injection: AWS S3's whole-second LastModified, which the local store does not produce.
+    const client = db.client as unknown as { listObjects(p: unknown): Promise<{ Contents?: { LastModified?: Date }[] }> };
+    const list = client.listObjects.bind(client);
+    client.listObjects = async (params: unknown) => {
+      const page = await list(params);
+      for (const c of page.Contents ?? []) if (c.LastModified) c.LastModified = new Date(Math.floor(new Date(c.LastModified).getTime() / 1000) * 1000);
+      return page;
+    };
+    const accounts = (await db.createResource({ name: 'accounts', attributes: { owner: 'string', balance: 'number' }, behavior: 'body-overflow' })) as unknown as Api;
+    for (let i = 0; i < 3; i++) await accounts.insert({ id: `a${i}`, owner: `o${i}`, balance: 100 });
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'racy') }, type: 'incremental', verify: false });
+    await db.usePlugin(plugin);
+    for (let attempt = 0; ; attempt++) {
+      while (Date.now() % 1000 > 100) await new Promise((r) => setTimeout(r, 5));
+      const second = Math.floor(Date.now() / 1000);
+      await accounts.update('a1', { balance: 50 });
+      await plugin.createBackup();
+      await accounts.update('a1', { balance: attempt });
+      if (Math.floor(Date.now() / 1000) === second) break; // write, backup, write within one second
+      expect(attempt).toBeLessThan(5);
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    const truth = await snapshot(db);
+    const inc = await plugin.createBackup();
+    const target = await openDb(`memory://incr-racy-target-${process.pid}/db`);
+    await plugin.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(truth);
+    await plugin.stop();
+  });
+
+  it('a selection change (fields dropped, includeMetadata switched) starts a new full, and the chain restores exactly', async () => {
+    const db = await openDb(`memory://incr-selection-${process.pid}/db`);
+    await seedDatabase(db, { users: 4, orders: 6, perBehavior: 1 });
+    const dir = path.join(work, 'selection');
+    const projected = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', resources: { orders: { fields: ['userId', 'total', 'status'] } } });
+    await db.usePlugin(projected, 'projected');
+    expect((await projected.createBackup()).type).toBe('full');
+    expect((await projected.createBackup()).type).toBe('incremental');
+    await projected.stop();
+    const physical = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental' });
+    await db.usePlugin(physical, 'physical');
+    const first = await physical.createBackup();
+    expect(first.type).toBe('full'); // the projected backups hold other objects: not a parent
+    await (db.resources.orders as unknown as Api).update('o00001', { status: 'shipped' });
+    const inc = await physical.createBackup();
+    expect((await physical.getBackup(inc.id))!.manifest.parentId).toBe(first.id);
+    const noMeta = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', includeMetadata: false });
+    await db.usePlugin(noMeta, 'nometa');
+    expect((await noMeta.createBackup()).type).toBe('full');
+    await noMeta.stop();
+    const target = await openDb(`memory://incr-selection-target-${process.pid}/db`);
+    await physical.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await physical.stop();
+  });
+
+  it('a chain holding a backup recorded as failing verification is not continued: the next backup is a full', async () => {
+    const db = await openDb(`memory://incr-damaged-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const dir = path.join(work, 'damaged');
+    const warnings: string[] = [];
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } as never });
+    await db.usePlugin(plugin);
+    const full = await plugin.createBackup();
+    const inc = await plugin.createBackup();
+    expect(inc.type).toBe('incremental');
+    const part = (await plugin.getBackup(full.id))!.manifest.parts[0]!;
+    const file = path.join(dir, part.path);
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 1;
+    await writeFile(file, bytes);
+    expect((await plugin.verifyBackup(full.id)).verified).toBe(false);
+    const next = await plugin.createBackup();
+    expect(next.type).toBe('full');
+    expect(warnings).toContainEqual(expect.stringContaining(`the chain of ${inc.id} holds ${full.id}, which failed verification`));
     await plugin.stop();
   });
 });

@@ -138,6 +138,65 @@ describe('full backup and restore', () => {
   });
 });
 
+describe('s3db.json and resources without records', () => {
+  type Api = { insert(v: Record<string, unknown>): Promise<unknown>; count(): Promise<number> };
+
+  it('a resource with no record at backup time is in the backup: a replace empties it, and it can be restored by name', async () => {
+    const dir = path.join(work, 'empty-resource');
+    const source = await openDb(bucket('empty-src'));
+    const users = (await source.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
+    await users.insert({ id: 'u1', name: 'one' });
+    await source.createResource({ name: 'sessions', attributes: { token: 'string' } });
+    const p = plugin(dir);
+    await source.usePlugin(p);
+    const before = await snapshot(source);
+    const backup = await p.createBackup();
+    expect((await p.getBackup(backup.id))!.manifest.resources.sessions).toMatchObject({ objects: 0, records: 0 });
+    const sessions = source.resources.sessions as unknown as Api;
+    await sessions.insert({ id: 's1', token: 'later' });
+    const dry = await p.restore({ backupId: backup.id, dryRun: true });
+    expect(dry.resources.find((r) => r.name === 'sessions')).toMatchObject({ objects: 0, deleted: 1 });
+    await p.restore({ backupId: backup.id });
+    expect(await snapshot(source)).toEqual(before);
+    expect(await (source.resources.sessions as unknown as Api).count()).toBe(0);
+    await (source.resources.sessions as unknown as Api).insert({ id: 's2', token: 'again' });
+    const report = await p.restore({ backupId: backup.id, resources: ['sessions'], mode: 'replace' });
+    expect(report.resources.map((r) => r.name)).toEqual(['sessions']);
+    expect(await (source.resources.sessions as unknown as Api).count()).toBe(0);
+    await p.stop();
+  });
+
+  it('a whole-database merge keeps the definitions of resources created after the backup; a skip into an empty database defines what it restored', async () => {
+    const dir = path.join(work, 'merge-schema');
+    const source = await openDb(bucket('merge-schema-src'));
+    await seedDatabase(source, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(dir);
+    await source.usePlugin(p);
+    const before = await snapshot(source);
+    const backup = await p.createBackup();
+    const defined = Object.keys(source.resources);
+    const newer = (await source.createResource({ name: 'invoices', attributes: { amount: 'number' } })) as unknown as Api;
+    await newer.insert({ id: 'i1', amount: 10 });
+    const report = await p.restore({ backupId: backup.id, mode: 'merge' });
+    expect(report.warnings).toEqual([]);
+    expect(Object.keys(source.resources).sort()).toEqual([...defined, 'invoices'].sort());
+    expect(Object.keys((JSON.parse(await readS3dbJson(source)) as { resources: object }).resources).sort()).toEqual([...defined, 'invoices'].sort());
+    expect(await (source.resources.invoices as unknown as Api).count()).toBe(1);
+    const empty = await openDb(bucket('merge-schema-skip'));
+    await p.restore({ backupId: backup.id, destination: empty, mode: 'skip' });
+    expect(await snapshot(empty)).toEqual(before);
+    expect(Object.keys(empty.resources).sort()).toEqual([...defined].sort());
+    await p.stop();
+  });
+});
+
+async function readS3dbJson(db: Awaited<ReturnType<typeof openDb>>): Promise<string> {
+  const res = await db.client.getObject('s3db.json');
+  const chunks: Buffer[] = [];
+  for await (const c of res.Body as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 describe('the 3 AM story, in a separate process against an empty database', () => {
   it('a new process lists and restores with nothing but the destination and the passphrase', async () => {
     const dir = path.join(work, 'story-backups');

@@ -1,11 +1,12 @@
 // The BackupPlugin's policy layer on the real s3db.js (memory://) with real filesystem
 // destinations: real-time schedules (1 s intervals), overlap skipping, per-resource schedules,
 // event triggers, webhooks (including a destination that cannot be opened), progress events,
-// retention (simple count, dry run, refusals, chain pinning) and incremental chains restored into
+// retention (simple count, dry run, refusals, chain pinning, one series per selection, damaged
+// chains counted unverified) and incremental chains restored into
 // EMPTY databases. Invariants checked: scheduled backups record why they ran; stop() leaves no
 // timer and nothing half-written; a skipped tick never produces a backup; every outcome reaches
 // the webhooks; an incremental restore is exact, deletions included.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -398,6 +399,57 @@ describe('retention', () => {
     expect(await snapshot(target)).toEqual(expected);
     const full2 = await p.createBackup({ type: 'full' });
     expect((await p.listBackups()).map((b) => b.id)).toEqual([full2.id]);
+    await p.stop();
+  });
+});
+
+describe('retention per selection series', () => {
+  it('a backup of one resource never takes the slot of a whole-database backup: each series keeps its own', async () => {
+    const dir = path.join(work, 'ret-series');
+    const db = await seeded('ret-series');
+    const p = plugin(dir, { retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p);
+    const whole = await p.createBackup();
+    const users1 = await p.createBackup({ resources: ['users'] });
+    const users2 = await p.backup('full', { resources: ['users'] });
+    const orders = await p.createBackup({ resources: ['orders'] });
+    expect((await p.listBackups()).map((b) => b.id).sort()).toEqual([whole.id, users2.id, orders.id].sort());
+    expect((await p.prune({ dryRun: true })).remove).toEqual([]);
+    expect(users1.id).not.toBe(users2.id);
+    const whole2 = await p.createBackup();
+    expect((await p.listBackups()).map((b) => b.id).sort()).toEqual([whole2.id, users2.id, orders.id].sort());
+    await p.stop();
+  });
+
+  it('backups built on a chain recorded as damaged count as unverified: the last restorable backup is kept', async () => {
+    const dir = path.join(work, 'ret-damaged');
+    const db = await seeded('ret-damaged');
+    const setup = plugin(dir);
+    await db.usePlugin(setup, 'setup');
+    const old = await setup.createBackup({ type: 'full' });
+    const full = await setup.createBackup({ type: 'full' });
+    const inc = await setup.createBackup({ type: 'incremental' });
+    expect(inc.parentId).toBe(full.id);
+    const part = (await setup.getBackup(full.id))!.manifest.parts[0]!;
+    const bytes = await readFile(path.join(dir, part.path));
+    bytes[bytes.length >> 1] ^= 1;
+    await writeFile(path.join(dir, part.path), bytes);
+    expect((await setup.verifyBackup(full.id)).verified).toBe(false);
+    await setup.stop();
+    // count 2: were `inc` counted as good (its own parts verify), `next` and `inc` would fill the
+    // two slots and `old` would go, leaving nothing that restores but `next`.
+    const p = plugin(dir, { retention: { policy: 'simple', count: 2 } });
+    await db.usePlugin(p);
+    // The next "incremental" is a full (the chain is damaged); retention removes the damaged chain
+    // (superseded), never `old`, the last backup before it that restores.
+    const next = await p.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('full');
+    const kept = (await p.listBackups()).map((b) => b.id);
+    expect(kept).toContain(old.id);
+    expect(kept).toContain(next.id);
+    expect(kept).not.toContain(inc.id);
+    const target = await openDb(bucket('ret-damaged-dst'));
+    await p.restore({ backupId: old.id, destination: target });
     await p.stop();
   });
 });

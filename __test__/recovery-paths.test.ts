@@ -82,6 +82,27 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it('a part that cannot be read (an I/O error, not damage) is thrown, never recorded: retention keeps the backups', async () => {
+    const { dir, full, inc } = await fullAndIncremental('io-error', { retention: { policy: 'simple', count: 5 } });
+    const part = (await readManifest(dir, full.id)).parts[0]!;
+    const file = path.join(dir, part.path);
+    const bytes = await readFile(file);
+    // A real I/O error on demand: the part's path is a directory (reading it fails with EISDIR).
+    await rm(file);
+    await mkdir(file);
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, retention: { policy: 'simple', count: 5 } });
+    for (const id of [full.id, inc.id]) {
+      await expect(p.verifyBackup(id)).rejects.toMatchObject({ code: 'ERR_VERIFY_INCOMPLETE', message: expect.stringContaining(part.path) });
+    }
+    expect(await readdir(path.join(dir, 'verifications')).catch(() => [])).toEqual([]);
+    await rm(file, { recursive: true });
+    await writeFile(file, bytes);
+    await p.createBackup();
+    expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([full.id, inc.id]));
+    expect((await p.verifyBackup(inc.id)).verified).toBe(true);
+    await p.stop();
+  });
+
   it("an encrypted backup's manifest (plaintext) names no object key: no record id, no partition value", async () => {
     const { dir, full, inc } = await fullAndIncremental('keys');
     for (const id of [full.id, inc.id]) {

@@ -25,7 +25,7 @@ import { runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
-import { summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
+import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -34,7 +34,7 @@ import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } fr
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy } from './policy.js';
-import { planRetention, validateRetentionPolicy, type RetentionPlan } from './retention/index.js';
+import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { openDatabase } from './target.js';
 
 export interface CreateBackupOptions {
@@ -389,17 +389,7 @@ export class BackupPlugin extends EventEmitter {
   private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
     const list = await this.catalog.list();
-    const plan = planRetention(
-      list.map(({ manifest, summary }) => ({
-        id: manifest.id,
-        timestamp: manifest.startedAt,
-        type: manifest.type,
-        parentId: manifest.parentId,
-        status: manifest.status,
-        verified: summary.verification ? summary.verified : undefined,
-      })),
-      this.config.retention,
-    );
+    const plan = planSeries(list, this.config.retention);
     const deleted: string[] = [];
     if (!options.dryRun) {
       const removable = new Set(plan.remove.map((r) => r.id));
@@ -565,12 +555,25 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /** Newest backup to build an incremental on; null (a full) when none, or the chain is at its limit. */
+  /**
+   * The parent of the next incremental: the newest backup of the same selection series, unless its
+   * chain is too long, broken, or holds a backup recorded as failing verification (building on it
+   * would give backups that look fine and cannot be restored): then null, i.e. a full backup.
+   */
   private async parentFor(include: string[] | null, exclude: string[]): Promise<Manifest | null> {
-    const newest = (await this.catalog.list()).map((e) => e.manifest).find((m) => sameSelection(m, include, exclude));
+    const wanted = selectionKey({ include, exclude, includeMetadata: this.config.includeMetadata, logical: this.config.selections });
+    const list = await this.catalog.list();
+    const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted)?.manifest;
     if (!newest) return null;
     if (newest.chain.length > this.config.maxChainLength) return null;
+    const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
+    if (bad) {
+      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the chain of ${newest.id} ${bad}`);
+      return null;
+    }
     return newest;
   }
+
 
   private pageSizeFor(_db: DatabaseLike): number {
     return this.config.pageSize ?? 1000;
@@ -701,9 +704,45 @@ function provideGetPlugin(db: DatabaseLike): void {
   });
 }
 
-function sameSelection(m: Manifest, include: string[] | null, exclude: string[]): boolean {
-  const a = m.selection;
-  return JSON.stringify(a.include ?? null) === JSON.stringify(include ?? null) && JSON.stringify([...a.exclude].sort()) === JSON.stringify([...exclude].sort());
+/**
+ * Retention per selection series (see selectionKey): each series is planned on its own, so the
+ * story's per-resource schedules keep their own GFS slots. A backup counts as unverified when
+ * any backup of its chain is missing or recorded as failing verification (it cannot be restored).
+ */
+function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], policy: unknown): RetentionPlan {
+  const verifications = new Map(list.map((e) => [e.manifest.id, e.summary.verification]));
+  const series = new Map<string, RetentionBackup[]>();
+  for (const { manifest, summary } of list) {
+    const chainBad = chainProblem(manifest, verifications) !== null;
+    const key = selectionKey(manifest.selection);
+    if (!series.has(key)) series.set(key, []);
+    series.get(key)!.push({
+      id: manifest.id,
+      timestamp: manifest.startedAt,
+      type: manifest.type,
+      parentId: manifest.parentId,
+      status: manifest.status,
+      verified: chainBad ? false : summary.verification ? summary.verified : undefined,
+    });
+  }
+  const plans = [...series.values()].map((backups) => planRetention(backups, policy));
+  const order = new Map(list.map((e, i) => [e.manifest.id, i]));
+  const byListOrder = (a: { id: string }, b: { id: string }) => order.get(a.id)! - order.get(b.id)!;
+  return {
+    keep: plans.flatMap((p) => p.keep).sort(byListOrder),
+    remove: plans.flatMap((p) => p.remove).sort(byListOrder),
+    warnings: plans.flatMap((p) => p.warnings),
+    policy: plans[0]?.policy ?? validateRetentionPolicy(policy),
+  };
+}
+
+/** Why `m`'s chain cannot be relied on (a backup missing from `verifications`, or one recorded as failing verification), or null. */
+function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>): string | null {
+  for (const id of m.chain) {
+    if (!verifications.has(id)) return `needs ${id}, which is missing or unreadable`;
+    if (verifications.get(id)?.verified === false) return `holds ${id}, which failed verification`;
+  }
+  return null;
 }
 
 function pickTemplate(config: NormalizedOptions): string | undefined {

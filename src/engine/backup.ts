@@ -27,7 +27,7 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, ResourceStats, VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -81,6 +81,8 @@ interface Action {
   kind: 'store' | 'keep' | 'tombstone' | 'logical';
   /** For keep: the backup holding the object's bytes. */
   holder?: string;
+  /** For store: the parent backup had this key (if it is gone when read, a tombstone records that). */
+  inParent?: boolean;
 }
 
 interface Fetched extends Action {
@@ -187,6 +189,12 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       meter.add(1, record.body.length);
     }
     await closePart();
+    // Resources s3db.json defines that had no object: in the backup all the same (with 0 objects),
+    // so a restore covers them (a replace empties them) and can name them.
+    for (const name of definedResources(s3dbJson)) {
+      const group = selected(o, `resource=${name}/`);
+      if (group !== null && !stats[group]) stats[group] = { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0, ...(o.selections[group] ? { logical: true } : {}) };
+    }
     const index = await indexSink.close();
     open.delete(indexSink);
     meter.finish();
@@ -292,6 +300,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     { items: parentIndex ?? empty(), key: (e) => e.k, name: 'the parent backup index' },
     { items: listObjects(o.db.client, { pageSize: o.pageSize }), key: (e) => e.key, name: 'the database client' },
   );
+  const racy: Racy = { since: o.parent ? Date.parse(o.parent.startedAt) : 0, remote: !isLocalClient(o.db.client) };
   for await (const { left: prior, right: entry } of steps) {
     if (!entry) {
       yield* tombstone(o, prior as IndexEntry);
@@ -304,22 +313,40 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
       if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
       continue;
     }
-    if (prior && unchanged(prior, entry)) yield { entry, group, kind: 'keep', holder: prior.b };
-    else yield { entry, group, kind: 'store' };
+    if (prior && unchanged(prior, entry, racy)) yield { entry, group, kind: 'keep', holder: prior.b };
+    else yield { entry, group, kind: 'store', inParent: prior !== undefined };
   }
 }
 
 async function* empty<T>(): AsyncIterable<T> {}
 
 /**
- * Same object version: ETag, size AND LastModified equal. ETag and size alone would miss s3db's
- * metadata-only updates; any rewrite of an object gives it a new LastModified. (On stores whose
- * listings have 1 s resolution, a metadata-only rewrite within the same second as the previous
- * write, after the parent backup listed it, is the one change this cannot see.)
+ * Same object version: ETag, size AND LastModified equal, and the parent's copy was not "racy".
+ * ETag and size alone would miss s3db's metadata-only updates (same body), so LastModified must
+ * change on every rewrite, which only holds at the store's clock resolution: AWS S3 lists whole
+ * seconds, so a metadata-only rewrite in the same second as the version the parent read looks
+ * unchanged. As git does with racily-clean files, a version whose LastModified is not safely
+ * before the parent backup started is never trusted, and is stored again: a whole-second stamp
+ * must end (plus CLOCK_SKEW_MS for a remote store) before the parent started; a millisecond stamp
+ * must precede it. The cost is re-storing objects written just before or during the parent.
  */
-function unchanged(previous: IndexEntry, now: SourceEntry): boolean {
-  return now.etag !== '' && now.lastModified !== '' && previous.e === now.etag && previous.s === now.size && previous.m === now.lastModified;
+function unchanged(previous: IndexEntry, now: SourceEntry, racy: Racy): boolean {
+  if (now.etag === '' || now.lastModified === '' || previous.e !== now.etag || previous.s !== now.size || previous.m !== now.lastModified) return false;
+  const written = Date.parse(previous.m);
+  if (!Number.isFinite(written)) return false;
+  // A whole-second stamp covers the next 999 ms too; a remote store's clock may also differ from ours.
+  if (written % 1000 === 0) return written + 1000 + (racy.remote ? CLOCK_SKEW_MS : 0) <= racy.since;
+  return written < racy.since;
 }
+
+/** `since`: the parent's start (ms, this host's clock); `remote`: the source's clock is not this host's (an S3 store). */
+interface Racy {
+  since: number;
+  remote: boolean;
+}
+
+/** Clock difference allowed between this host and a remote store when trusting whole-second stamps. */
+const CLOCK_SKEW_MS = 60_000;
 
 function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
   const group = selected(o, gone.k);
@@ -328,12 +355,14 @@ function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
 
 async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
-  if (a.kind === 'tombstone') return { ...a, record: { header: { key: a.entry.key, size: 0, deleted: true }, body: Buffer.alloc(0) } };
+  if (a.kind === 'tombstone') return tombstoneOf(a);
   let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
   try {
     response = await db.client.getObject(a.entry.key);
   } catch (err) {
-    if (isNotFound(err)) return undefined; // deleted between listing and reading: not in the snapshot
+    // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone
+    // says so; without one, a restore would bring back the parent's copy.
+    if (isNotFound(err)) return a.inParent ? tombstoneOf(a) : undefined;
     throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database: ${errorMessage(err)}`, { cause: err });
   }
   const body = await bodyToBuffer(response.Body);
@@ -347,6 +376,15 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
     lastModified: a.entry.lastModified || (response.LastModified ? new Date(response.LastModified).toISOString() : undefined),
   };
   return { ...a, record: { header, body } };
+}
+
+function definedResources(s3dbJson: unknown): string[] {
+  const resources = (s3dbJson as { resources?: unknown } | null)?.resources;
+  return resources && typeof resources === 'object' ? Object.keys(resources) : [];
+}
+
+function tombstoneOf(a: Action): Fetched {
+  return { ...a, kind: 'tombstone', record: { header: { key: a.entry.key, size: 0, deleted: true }, body: Buffer.alloc(0) } };
 }
 
 async function readS3dbJson(db: DatabaseLike): Promise<unknown> {

@@ -96,6 +96,23 @@ export interface Manifest {
   copy?: string;
 }
 
+/**
+ * Which objects a backup covers, as a comparable string: the resources (include/exclude), whether
+ * database-level objects were included, and which resources hold logical (filter/fields/limit)
+ * records instead of objects. Backups with the same key form one series: an incremental only
+ * builds on a parent of its series (a parent that covered other objects would leave wrong ones
+ * in the snapshot), and retention counts each series on its own (a backup of one resource never
+ * takes the slot of a whole-database backup).
+ */
+export function selectionKey(selection: { include: string[] | null; exclude: string[]; includeMetadata?: boolean; logical?: Record<string, unknown> }): string {
+  return JSON.stringify({
+    include: selection.include ? [...selection.include].sort() : null,
+    exclude: [...selection.exclude].sort(),
+    includeMetadata: selection.includeMetadata !== false,
+    logical: Object.keys(selection.logical ?? {}).sort(),
+  });
+}
+
 /** One line of the object index (indexes/<id>.index), sorted by key. */
 export interface IndexEntry {
   /** Object key. */

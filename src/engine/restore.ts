@@ -9,8 +9,10 @@
  *     put back with their key, metadata, content type and body exactly as read, with bounded
  *     concurrency. Mode 'skip' writes only keys the target lacks.
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
- *  4. A resource subset restore merges the restored resources' definitions into the target's
- *     s3db.json; a whole-database restore writes the backup's s3db.json as it was.
+ *  4. A whole-database replace (or a whole-database restore into a database without resources)
+ *     writes the backup's s3db.json as it was; every other restore merges the restored resources'
+ *     definitions into the target's s3db.json (merge: the backup's win; skip: the target's own
+ *     stay), keeping the target's other resources.
  *  5. Reload the target Database's resources so it sees the restored data without a reconnect.
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
@@ -109,11 +111,15 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
+    // A whole-database replace, or any whole-database restore into a database that defines no
+    // resource yet, puts s3db.json back as it was; otherwise definitions are merged (below), so a
+    // merge keeps resources created after the backup.
+    const verbatimSchema = !o.resources && (o.mode === 'replace' || Object.keys(o.target.resources ?? {}).length === 0);
     await ensureDefinitions(o.target, target, [...logical]);
     try {
       for (const group of orderGroups(groups)) {
         for await (const record of mergeChain(o, group, logical.has(group))) {
-          if (group === DATABASE_GROUP && record.header.key === 's3db.json' && o.resources) continue;
+          if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
           if (record.header.logical) {
             await writer.run(async () => {
               if (await restoreLogical(o.target, group, record, o.mode)) {
@@ -125,7 +131,9 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             continue;
           }
           await writer.run(async () => {
-            if (o.mode === 'skip' && (await exists(o.target, record.header.key))) return;
+            // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
+            const emptyShell = verbatimSchema && record.header.key === 's3db.json';
+            if (o.mode === 'skip' && !emptyShell && (await exists(o.target, record.header.key))) return;
             await putRecord(o.target, record);
             objectsWritten++;
             bytesWritten += record.body.length;
@@ -138,7 +146,10 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       throw partlyWritten(err, objectsWritten);
     }
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && !logical.has(groupOf(key)));
-    if (o.resources) await mergeDefinitions(o.target, target, o.resources);
+    if (!verbatimSchema) {
+      const names = o.resources ?? [...groups].filter((g) => g !== DATABASE_GROUP);
+      if (await mergeDefinitions(o.target, target, names, o.mode === 'skip')) objectsWritten++;
+    }
     meter.finish();
     await reloadResources(o.target);
   }
@@ -356,10 +367,16 @@ async function ensureDefinitions(db: DatabaseLike, manifest: Manifest, groups: s
   await reloadResources(db);
 }
 
-/** Subset restore: put the restored resources' definitions from the backup into the target's s3db.json. */
-async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[]): Promise<void> {
+/**
+ * Puts the definitions of `resources` from the backup's s3db.json into the target's, keeping the
+ * target's other resources (and, with `keepExisting`, i.e. mode 'skip', its own definitions of
+ * these). Used by subset restores and by whole-database merge/skip restores: a merge must not drop
+ * resources created after the backup, and a skip into a fresh database (whose connect() wrote an
+ * empty s3db.json) must still define what it restored. Returns whether it wrote s3db.json.
+ */
+async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], keepExisting = false): Promise<boolean> {
   const backupJson = manifest.s3dbJson as { resources?: Record<string, unknown> } | null;
-  if (!backupJson?.resources) return;
+  if (!backupJson?.resources) return false;
   let current: { resources?: Record<string, unknown> } & Record<string, unknown>;
   try {
     const res = await db.client.getObject('s3db.json');
@@ -369,8 +386,15 @@ async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources:
     current = { ...(backupJson as Record<string, unknown>), resources: {} };
   }
   current.resources ??= {};
-  for (const name of resources) if (backupJson.resources[name] !== undefined) current.resources[name] = backupJson.resources[name];
+  let changed = false;
+  for (const name of resources) {
+    if (backupJson.resources[name] === undefined || (keepExisting && current.resources[name] !== undefined)) continue;
+    current.resources[name] = backupJson.resources[name];
+    changed = true;
+  }
+  if (!changed) return false;
   await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
+  return true;
 }
 
 /** Runs tasks with at most `limit` in flight; the first failure is thrown by the next run()/drain(). */

@@ -9,6 +9,8 @@
  *
  * Each destination that holds the backup is checked on its own and reported; the backup counts as
  * verified when every object is good at one destination at least (restore falls back per object).
+ * Only damage to the stored bytes makes a result `verified: false`; an object that no destination
+ * could even read (access, I/O) throws ERR_VERIFY_INCOMPLETE instead (see DAMAGE_CODES).
  * `goodSources` tells restore, per object path, which destination passed.
  */
 import { Writable } from 'node:stream';
@@ -51,6 +53,8 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const meter = new ProgressMeter(manifest.id, 'verify', objects.length, options.onProgress);
   const goodSources = new Map<string, string>();
   const destinations: VerificationResult['destinations'] = [];
+  // Objects that could not be read for a reason other than their bytes (access, I/O, network).
+  const unreadable = new Map<string, unknown>();
   for (const member of holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
     await pool(objects, options.concurrency ?? 2, async (ref) => {
@@ -58,6 +62,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
         await checkObject(member, manifest, ref, key, options.level);
         if (!goodSources.has(ref.path)) goodSources.set(ref.path, member.label);
       } catch (err) {
+        if (!isDamage(err)) unreadable.set(ref.path, err);
         // Every error names the object it is about (codec errors alone say only "segment 0 ...").
         const message = errorMessage(err);
         errors.push({ path: ref.path, message: message.includes(ref.path) ? message : `${ref.path} at ${member.label}: ${message}` });
@@ -70,11 +75,39 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   }
   meter.finish();
   const missing = objects.filter((o) => !goodSources.has(o.path));
+  // Not one good copy, and at least one copy that could not be read: nothing is known about its
+  // bytes, so this is thrown (and recorded nowhere) rather than reported as damage.
+  const unknown = missing.find((o) => unreadable.has(o.path));
+  if (unknown) {
+    const cause = unreadable.get(unknown.path);
+    throw new BackupError(
+      'ERR_VERIFY_INCOMPLETE',
+      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(cause)}); nothing was recorded: fix access to the destination and verify again`,
+      { cause },
+    );
+  }
   const error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
   return {
     result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
   };
+}
+
+/**
+ * Errors that say something about the stored bytes themselves (missing, wrong size or checksum,
+ * failed authentication, undecodable, wrong count). Anything else (permissions, I/O, network,
+ * an unknown failure) says nothing about the backup and must never mark it damaged: retention
+ * deletes backups recorded as failing verification.
+ */
+const DAMAGE_CODES = new Set([
+  'ERR_PART_SIZE', 'ERR_PART_CHECKSUM', 'ERR_PART_COUNT', 'ERR_INDEX_CORRUPT', 'ERR_DESTINATION_NOT_FOUND', 'ERR_DESTINATION_RANGE',
+  'ERR_ARCHIVE_CORRUPT', 'ERR_ARCHIVE_TRUNCATED', 'ERR_BAD_HEADER', 'ERR_BAD_SEGMENT_LENGTH', 'ERR_COMPRESSION_MISMATCH', 'ERR_DECOMPRESS',
+  'ERR_HEADER_TAMPERED', 'ERR_NOT_ENCRYPTED_STREAM', 'ERR_SEGMENT_AUTH', 'ERR_SEGMENT_ORDER', 'ERR_TRAILING_DATA', 'ERR_TRUNCATED',
+  'ERR_TRUNCATED_HEADER', 'ERR_TRUNCATED_SEGMENT', 'ERR_UNSUPPORTED_VERSION', 'ERR_WRONG_KEY', 'ERR_STREAM_TOO_LONG',
+]);
+
+function isDamage(err: unknown): boolean {
+  return err instanceof BackupError && DAMAGE_CODES.has(err.code);
 }
 
 async function checkObject(member: Destination, manifest: Manifest, ref: StoredRef & { records: number | null }, key: KeyHandle | null, level: 'quick' | 'full'): Promise<void> {
