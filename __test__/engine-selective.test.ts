@@ -73,4 +73,22 @@ describe('selective backups', () => {
     expect(await live.exists('o00004')).toBe(true); // pending: not in the backup, not deleted
     await plugin.stop();
   });
+
+  it("a filtered resource restored to a connection string or a bare name keeps its secrets readable with the database's passphrase", async () => {
+    const db = await openDb(`memory://selective-secret-${process.pid}/db`);
+    const keys = (await db.createResource({ name: 'apikeys', attributes: { owner: 'string', token: 'secret', active: 'boolean' } })) as unknown as Api & { insert(v: object): Promise<unknown> };
+    await keys.insert({ id: 'k1', owner: 'alice', token: 'tok-alice', active: true });
+    await keys.insert({ id: 'k2', owner: 'bob', token: 'tok-bob', active: false });
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret') }, resources: { apikeys: { filter: { active: true } } } });
+    await db.usePlugin(plugin);
+    const backup = await plugin.createBackup();
+    const named = `sel-secret-${process.pid}`;
+    for (const [destination, connection] of [[`memory://sel-secret-dst-${process.pid}/db`, `memory://sel-secret-dst-${process.pid}/db`], [named, `memory://${named}/db`]] as const) {
+      await plugin.restore({ backupId: backup.id, destination });
+      const reopened = await openDb(connection); // opened with the database's passphrase, as the application would
+      expect((await (reopened.resources.apikeys as unknown as Api).get('k1')).token).toBe('tok-alice');
+      expect(await (reopened.resources.apikeys as unknown as Api).exists('k2')).toBe(false);
+    }
+    await plugin.stop();
+  });
 });

@@ -41,7 +41,7 @@ const say = (msg: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 async function open(url: string): Promise<S3db & DatabaseLike> {
-  const db = new S3db({ connectionString: url, passphrase: DB_PASSPHRASE, logLevel: 'silent' } as ConstructorParameters<typeof S3db>[0]);
+  const db = new S3db({ connectionString: url, security: { passphrase: DB_PASSPHRASE }, logLevel: 'silent' } as ConstructorParameters<typeof S3db>[0]);
   await db.connect();
   return db as S3db & DatabaseLike;
 }

@@ -9,6 +9,7 @@
  *   a sibling directory <name> for file://, bucket <name> for S3). This matches the seed's drill,
  *   which restores to 'disaster-recovery-test' and then opens `new S3db({ bucketName: 'disaster-recovery-test' })`.
  *
+ * A database opened here gets the plugin database's `security` (passphrase), see connect().
  * Invariant: a database this module opened is disconnected by close(); one it was given is not.
  */
 import * as path from 'node:path';
@@ -47,7 +48,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
   }
   const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
-  const db = await connect(connectionString, destination);
+  const db = await connect(connectionString, destination, own);
   return {
     db,
     location: redacted(connectionString),
@@ -79,11 +80,17 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
   return url.toString();
 }
 
-async function connect(connectionString: string, shown: string): Promise<DatabaseLike> {
+/**
+ * Opens a database for the restore with the plugin database's `security` (its passphrase): records
+ * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
+ * s3db's default passphrase would make their secrets unreadable to the application.
+ */
+async function connect(connectionString: string, shown: string, own: DatabaseLike | null): Promise<DatabaseLike> {
   const safe = redacted(shown);
+  const security = (own as { security?: unknown } | null)?.security;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
-    const db = new S3db({ connectionString, logLevel: 'silent' });
+    const db = new S3db({ connectionString, logLevel: 'silent', ...(security ? { security } : {}) });
     await db.connect!();
     return db;
   } catch (err) {

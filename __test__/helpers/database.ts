@@ -11,7 +11,8 @@ export const DB_PASSPHRASE = 'test-db-secret-passphrase';
 export const BEHAVIORS = ['body-overflow', 'body-only', 'user-managed', 'enforce-limits', 'truncate-data'] as const;
 
 export async function openDb(connectionString: string, plugins: unknown[] = []): Promise<S3db & DatabaseLike> {
-  const db = new S3db({ connectionString, passphrase: DB_PASSPHRASE, logLevel: 'silent', plugins } as ConstructorParameters<typeof S3db>[0]);
+  // s3db.js 21 reads the passphrase from `security` (a top-level `passphrase` is ignored).
+  const db = new S3db({ connectionString, security: { passphrase: DB_PASSPHRASE }, logLevel: 'silent', plugins } as ConstructorParameters<typeof S3db>[0]);
   await db.connect();
   return db as S3db & DatabaseLike;
 }
