@@ -4,13 +4,15 @@
  * written the way a crashed process leaves it), and loss detection when another party replaces
  * the lease object behind the holder's back (simulates a successor after a stall).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import { BackupError } from '../src/errors.js';
 import { Lease, type LeaseLostInfo, type LeaseRecord } from '../src/lease/index.js';
+import { processSpace } from '../src/lease/process-space.js';
 
 let dir: string;
 let destination: FilesystemDestination;
@@ -144,6 +146,20 @@ describe('Lease', () => {
     expect(r.acquired).toBe(true);
     expect(r.acquired && r.tookOverFrom).toMatchObject({ holder: 'dead', tick: '2026-11-30T10:00:00.000Z' });
     expect(onDisk()).toMatchObject({ holder: 'b', lastCompletedTick: '2026-11-30T09:00:00.000Z', generation: 8 });
+  });
+
+  it('a holder with this host name but another pid namespace (a container) is never judged by its pid', async () => {
+    // The record a holder in another container with the same host name writes (hostNetwork pods,
+    // docker --uts host): its pid means nothing here. Written by hand: pid namespaces cannot be
+    // given distinct pids that are free here on demand.
+    const exited = spawnSync(process.execPath, ['-e', '0']).pid!; // a pid with no process here
+    const unexpired = { version: 1, holder: 'container-b', host: hostname(), pid: exited, expiresAt: new Date(Date.now() + 60_000).toISOString(), generation: 1 };
+    await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify({ ...unexpired, space: `${processSpace()}-other` })));
+    expect(await lease().acquire('a', 10_000)).toMatchObject({ acquired: false, reason: 'held' });
+    // The same record from this pid namespace: that process is gone, so the lease is free at once.
+    await destination.delete(['locks/backup.lease']);
+    await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify({ ...unexpired, space: processSpace() })));
+    expect((await lease().acquire('a', 10_000)).acquired).toBe(true);
   });
 
   it('does not take over an unexpired lease, and honours clockSkewMs', async () => {

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
+import { LeaseGroup } from '../src/lease/group.js';
 import type { Manifest } from '../src/engine/manifest.js';
 import { openDb, seededCopies, settled, snapshot } from './helpers/database.js';
 
@@ -219,6 +220,38 @@ describe('triggers', () => {
     const bulk = list.find((m) => m.trigger?.event === 'afterBulkDelete')!;
     expect(bulk.trigger!.payload).toEqual({ deletedCount: 500 }); // functions are dropped from the payload
     expect(bulk.reason).toBe('triggered by afterBulkDelete');
+
+    // stopped: an event runs nothing (and says so); start() brings the triggers back
+    const skipped: { reason: string }[] = [];
+    p.on('plg:backup:skipped', (e: { reason: string }) => skipped.push(e));
+    db.emit('beforeDeploy', { version: 'v3' });
+    await waitUntil('the skipped trigger', () => skipped.length === 1);
+    expect(skipped[0]).toMatchObject({ trigger: 'beforeDeploy', reason: 'stopped' });
+    await p.start();
+    db.emit('beforeDeploy', { version: 'v4' });
+    await waitUntil('the beforeDeploy backup after start()', () => completed.length === 3);
+    await p.stop();
+    expect(await manifests(p)).toHaveLength(3);
+  }, 60_000);
+
+  it('stop() cancels a scheduled backup still waiting for the lease: stop() returns, plg:backup:cancelled, no failure reported', async () => {
+    const dir = path.join(work, 'stop-waiting');
+    const db = await seeded('stop-waiting');
+    const failures: unknown[] = [];
+    const p = plugin(dir, { schedule: 1000, lease: { ttlMs: 60_000, waitMs: 600_000 }, webhooks: { onFailure: (e: unknown) => void failures.push(e) } });
+    const cancelled: { id: string; reason: string }[] = [];
+    p.on('plg:backup:cancelled', (e: { id: string; reason: string }) => cancelled.push(e));
+    // Another instance holds the backup lease (taken here through the same lease files).
+    const other = new LeaseGroup(p.destinations.members, { path: 'locks/backup.lease', ttlMs: 60_000 });
+    expect((await other.acquire('another-instance', 60_000)).acquired).toBe(true);
+    await db.usePlugin(p);
+    await waitUntil('a scheduled backup waiting for the lease', () => p.busy);
+    await p.stop();
+    expect(await readFile(path.join(dir, 'locks', 'backup.lease'), 'utf8')).toContain('another-instance'); // stop() did not wait for it
+    expect(cancelled).toEqual([expect.objectContaining({ reason: expect.stringContaining('waited for the backup lease') })]);
+    expect(failures).toEqual([]);
+    expect(await p.listBackups()).toEqual([]);
+    await other.release();
   }, 60_000);
 });
 

@@ -9,14 +9,16 @@
 // manifests come back from the copy each backup keeps beside its parts, and only when that backup
 // is complete.
 import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
+import { processSpace } from '../src/lease/process-space.js';
 
 const SMALL = { users: 5, orders: 8, perBehavior: 1 };
 const PASSPHRASE = 'recovery-paths-passphrase-never-logged';
@@ -100,6 +102,29 @@ describe('recovery paths', () => {
     await p.createBackup();
     expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([full.id, inc.id]));
     expect((await p.verifyBackup(inc.id)).verified).toBe(true);
+    await p.stop();
+  });
+
+  it("a running backup's parts are never cleaned up by a process in another pid namespace with the same host name", async () => {
+    const dir = path.join(work, 'pidns');
+    const db = await copySeeded(bucket('pidns'));
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, lease: false });
+    await db.usePlugin(p);
+    // The pending marker of a backup running in another container with the same host name (its pid
+    // means nothing here). Written by hand: pid namespaces cannot be given free pids on demand.
+    const exited = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const part = 'data/2026/12/01/full-20261201T000000000Z-abcdef/users.000001';
+    const marker = { id: 'full-20261201T000000000Z-abcdef', type: 'full', startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), host: hostname(), pid: exited, parts: [part] };
+    await mkdir(path.dirname(path.join(dir, part)), { recursive: true });
+    await writeFile(path.join(dir, part), 'in progress');
+    await mkdir(path.join(dir, 'pending'), { recursive: true });
+    await writeFile(path.join(dir, 'pending', `${marker.id}.json`), JSON.stringify({ ...marker, space: `${processSpace()}-other` }));
+    await p.createBackup();
+    expect(await readFile(path.join(dir, part), 'utf8')).toBe('in progress');
+    // The same marker from this pid namespace: that process is gone, so its leftovers go.
+    await writeFile(path.join(dir, 'pending', `${marker.id}.json`), JSON.stringify({ ...marker, space: processSpace() }));
+    await p.createBackup();
+    expect((await filesUnder(dir)).filter((f) => f.includes(marker.id))).toEqual([]);
     await p.stop();
   });
 

@@ -105,6 +105,8 @@ export class BackupPlugin extends EventEmitter {
   private readonly lease: LeaseGroup | null;
   private queue: Promise<unknown> = Promise.resolve();
   private runningBackup: string | null = null;
+  /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
+  private halt = new AbortController();
   private statuses = new Map<string, StatusRecord>();
 
   constructor(options: BackupPluginOptions = {}) {
@@ -140,11 +142,16 @@ export class BackupPlugin extends EventEmitter {
   }
 
   async start(): Promise<void> {
+    if (this.halt.signal.aborted) this.halt = new AbortController();
     this.policy.start();
   }
 
-  /** Stops timers and triggers, and waits for a running backup to finish. */
+  /**
+   * Stops timers and triggers, cancels scheduled or triggered backups that are still waiting for
+   * the lease (plg:backup:cancelled), and waits for a running backup to finish.
+   */
   async stop(): Promise<void> {
+    this.halt.abort();
     await this.policy.stop();
     await this.queue.catch(() => undefined);
   }
@@ -171,10 +178,14 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /** Takes the destination's backup lease (no other instance backs up, prunes or deletes meanwhile). */
-  private async acquireLease(): Promise<LeaseGroup | null> {
+  private async acquireLease(cancellable = false): Promise<LeaseGroup | null> {
     const lease = this.lease;
     if (!lease) return null;
-    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs });
+    const halt = this.halt.signal;
+    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs, ...(cancellable ? { signal: halt } : {}) });
+    if (!got.acquired && cancellable && halt.aborted) {
+      throw new BackupError('ERR_CANCELLED', 'the plugin was stopped while this backup waited for the backup lease; it did not run');
+    }
     if (!got.acquired) {
       const holder = got.reason === 'held' ? `${got.holder.holder ?? 'another instance'}` : 'another instance';
       throw new BackupError('ERR_LEASE_HELD', `${holder} holds the backup lease of ${this.destinations.label} (waited ${Math.round(this.config.lease.waitMs / 1000)} s); try again when its backup has finished`);
@@ -482,7 +493,8 @@ export class BackupPlugin extends EventEmitter {
     try {
       await this.callHook('onBackupStart', expected, { backupId: id });
       this.emit('plg:backup:start', { id, type: expected });
-      lease = await this.acquireLease();
+      // scheduled and triggered runs (they carry a trigger) give up waiting when the plugin stops
+      lease = await this.acquireLease(options.trigger !== undefined && options.trigger !== null);
       await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
       if ((parent ? 'incremental' : 'full') !== expected) {
@@ -535,6 +547,12 @@ export class BackupPlugin extends EventEmitter {
       return result;
     } catch (err) {
       const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
+      if (error.code === 'ERR_CANCELLED') {
+        Object.assign(status, { status: 'cancelled', error: error.message, duration: Date.now() - started });
+        this.statuses.set(id, status);
+        this.emit('plg:backup:cancelled', { id, type: expected, reason: error.message });
+        throw error;
+      }
       Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
       this.statuses.set(id, status);
       await this.reportFailure(expected, id, error);
@@ -554,7 +572,6 @@ export class BackupPlugin extends EventEmitter {
     return error;
   }
 
-  /** Newest backup to build an incremental on; null (a full) when none, or the chain is at its limit. */
   /**
    * The parent of the next incremental: the newest backup of the same selection series, unless its
    * chain is too long, broken, or holds a backup recorded as failing verification (building on it
@@ -573,7 +590,6 @@ export class BackupPlugin extends EventEmitter {
     }
     return newest;
   }
-
 
   private pageSizeFor(_db: DatabaseLike): number {
     return this.config.pageSize ?? 1000;
@@ -633,7 +649,7 @@ interface StatusRecord {
   compressed: boolean;
   encrypted: boolean;
   checksum: string | null;
-  status: 'in_progress' | 'completed' | 'failed';
+  status: 'in_progress' | 'completed' | 'failed' | 'cancelled';
   error: string | null;
   duration: number;
   createdAt: string;

@@ -8,7 +8,8 @@
  *   (`plg:backup:skipped` with reason 'overlap' | 'missed' | 'restoring' | 'lease-held' | 'tick-done').
  * - While a restore runs, scheduled ticks are skipped ('restoring'); triggers still queue.
  * - A trigger's payload is recorded in the manifest as JSON (functions and cycles dropped).
- * - stop() stops the timers and waits for a running scheduled backup; detach() removes listeners.
+ * - stop() stops the timers and triggers (an event while stopped runs nothing: 'stopped') and
+ *   waits for a running scheduled backup; start() resumes both; detach() removes listeners.
  */
 import type { BackupPlugin } from './plugin.js';
 import type { NormalizedOptions, TriggerOption } from './options.js';
@@ -30,6 +31,8 @@ export class BackupPolicy {
   private listeners: { event: string; fn: (...args: unknown[]) => void }[] = [];
   private database: DatabaseLike | null = null;
   private paused = 0;
+  /** Set by stop(), cleared by start(): triggers fire no backup while stopped. */
+  private stopped = false;
   private readonly leases = new Map<string, LeaseGroup>();
 
   constructor(
@@ -62,6 +65,7 @@ export class BackupPolicy {
   }
 
   start(): void {
+    this.stopped = false;
     if (this.jobs.length > 0) return;
     const own = Object.keys(this.config.resourceSchedules);
     const groups = new Map<string, string[]>();
@@ -92,6 +96,7 @@ export class BackupPolicy {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const jobs = this.jobs;
     this.jobs = [];
     await Promise.all(jobs.map((j) => j.scheduler.stop()));
@@ -157,6 +162,10 @@ export class BackupPolicy {
   }
 
   private async onTrigger(trigger: TriggerOption, context: unknown): Promise<void> {
+    if (this.stopped) {
+      this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'stopped', count: 1 });
+      return;
+    }
     try {
       if (trigger.condition && !(await trigger.condition(context))) return;
     } catch (err) {

@@ -21,6 +21,7 @@
  * written during the backup (S3 has no snapshots): each object is copied as it is when read.
  */
 import { hostname } from 'node:os';
+import { processSpace } from '../lease/process-space.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
@@ -421,6 +422,8 @@ export interface PendingState {
   heartbeatAt: string;
   host: string;
   pid: number;
+  /** Where `pid` means something (lease/process-space.ts); absent in markers of earlier versions. */
+  space?: string;
   parts: string[];
   deleting?: boolean;
 }
@@ -435,7 +438,7 @@ class PendingRecord {
     type: BackupType,
     started: Date,
   ) {
-    this.state = { id, type, startedAt: started.toISOString(), heartbeatAt: started.toISOString(), host: hostname(), pid: process.pid, parts: [] };
+    this.state = { id, type, startedAt: started.toISOString(), heartbeatAt: started.toISOString(), host: hostname(), pid: process.pid, space: processSpace(), parts: [] };
     this.timer = setInterval(() => void this.save().catch(() => undefined), HEARTBEAT_MS);
     this.timer.unref();
   }

@@ -19,6 +19,7 @@ import type { DestinationSet } from '../destinations/set.js';
 import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
+import { processSpace } from '../lease/process-space.js';
 import { paths } from './layout.js';
 import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
 
@@ -268,7 +269,7 @@ async function manifestReadable(member: Destination, id: string): Promise<boolea
 
 function isStale(state: PendingState, staleAfterMs: number): boolean {
   if (state.deleting) return true;
-  if (state.host === hostname() && state.pid !== process.pid && !pidAlive(state.pid)) return true;
+  if (state.host === hostname() && state.space === processSpace() && state.pid !== process.pid && !pidAlive(state.pid)) return true;
   return Date.now() - Date.parse(state.heartbeatAt) > staleAfterMs;
 }
 

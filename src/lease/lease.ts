@@ -29,6 +29,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BackupError, errorMessage } from '../errors.js';
 import { readText, type Destination } from '../destinations/types.js';
+import { processSpace } from './process-space.js';
 import { encode, FORMAT_VERSION, parse, type LeaseRecord } from './record.js';
 
 export type { LeaseRecord } from './record.js';
@@ -103,11 +104,12 @@ function toMs(value: Date | number | string): number {
 }
 
 /**
- * A holder on this very host whose process is gone cannot renew: its lease is as good as expired
- * (restic treats its local stale locks the same way). Holders on other hosts wait for the TTL.
+ * A holder on this very host (and pid namespace: process-space.ts) whose process is gone cannot
+ * renew: its lease is as good as expired (restic treats its local stale locks the same way).
+ * Holders elsewhere wait for the TTL.
  */
 function holderIsDeadHere(record: LeaseRecord, host: string): boolean {
-  if (record.host !== host || !Number.isInteger(record.pid) || !record.pid || record.pid === process.pid) return false;
+  if (record.host !== host || record.space !== processSpace() || !Number.isInteger(record.pid) || !record.pid || record.pid === process.pid) return false;
   try {
     process.kill(record.pid, 0);
     return false;
@@ -266,6 +268,7 @@ export class Lease {
         holder: holderId,
         host: this.options.host ?? hostname(),
         pid: process.pid,
+        space: processSpace(),
         token: randomBytes(8).toString('hex'),
         acquiredAt: new Date(now).toISOString(),
         renewedAt: new Date(now).toISOString(),

@@ -14,6 +14,8 @@ export interface LeaseRecord {
   holder: string | null;
   host?: string;
   pid?: number;
+  /** Where `pid` means something (see process-space.ts). */
+  space?: string;
   /** Random per acquisition: tells two acquisitions by the same holder id apart. */
   token?: string;
   acquiredAt?: string;
