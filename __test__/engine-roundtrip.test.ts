@@ -190,6 +190,35 @@ describe('s3db.json and resources without records', () => {
   });
 });
 
+describe('restoring into the live database', () => {
+  type Hooked = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>>; addHook(event: string, fn: (d: Record<string, unknown>) => unknown): void };
+
+  it('resources whose definition the restore leaves unchanged keep their objects and hooks; rebuilt ones are named in warnings', async () => {
+    const dir = path.join(work, 'hooks');
+    const db = await openDb(bucket('hooks'));
+    const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Hooked;
+    const orders = (await db.createResource({ name: 'orders', attributes: { total: 'number' } })) as unknown as Hooked;
+    users.addHook('beforeInsert', (data) => ({ ...data, name: String(data.name).toUpperCase() }));
+    await users.insert({ id: 'u1', name: 'alice' });
+    await orders.insert({ id: 'o1', total: 1 });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const subset = await p.restore({ backupId: backup.id, resources: ['orders'], mode: 'merge' });
+    const whole = await p.restore({ backupId: backup.id, mode: 'replace' });
+    expect(db.resources.users).toBe(users);
+    expect(db.resources.orders).toBe(orders);
+    expect([...subset.warnings, ...whole.warnings]).toEqual([]);
+    await (db.resources.users as unknown as Hooked).insert({ id: 'u2', name: 'bob' });
+    expect((await users.get('u2')).name).toBe('BOB'); // the hook still runs
+    // A backup from before a schema change: restoring it changes the definition, and says so.
+    await db.createResource({ name: 'orders', attributes: { total: 'number', note: 'string|optional' } });
+    const changed = await p.restore({ backupId: backup.id, mode: 'replace' });
+    expect(changed.warnings).toEqual([expect.stringContaining('the restore changed the definition of orders')]);
+    await p.stop();
+  });
+});
+
 async function readS3dbJson(db: Awaited<ReturnType<typeof openDb>>): Promise<string> {
   const res = await db.client.getObject('s3db.json');
   const chunks: Buffer[] = [];

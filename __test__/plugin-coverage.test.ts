@@ -223,6 +223,11 @@ describe('defaults and includeMetadata', () => {
       const expected = includeMetadata ? before : before.filter((o) => !o.key.startsWith('plugin='));
       expect(await snapshot(target)).toEqual(expected);
       expect((await snapshot(target)).some((o) => o.key === 's3db.json')).toBe(true);
+      // A whole-database replace over the live database: plugin state the backup left out is not
+      // the backup's to delete; with includeMetadata it is put back exactly.
+      const report = await p.restore({ backupId: backup.id, mode: 'replace' });
+      expect(report.objectsDeleted).toBe(0);
+      expect(await snapshot(db)).toEqual(before);
       await p.stop();
     });
   }

@@ -314,6 +314,30 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await db.disconnect();
   });
 
+  it('keys mixing fullwidth characters and emoji (S3 lists them in UTF-8 order): full, incremental and restore are exact', async () => {
+    const srcBucket = await makeBucket(admin, 'utf8db');
+    const db = await createS3Database(srcBucket, '');
+    try {
+      type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown> };
+      const places = (await db.createResource({ name: 'places', attributes: { city: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
+      for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞']]) await places.insert({ id, city });
+      const p = s3Plugin(s3Config('utf8-order/'), { type: 'incremental' });
+      await db.usePlugin(p);
+      const full = await p.createBackup();
+      await places.update('p2', { city: 'Ｔokyo' });
+      const inc = await p.createBackup();
+      expect(full.type).toBe('full');
+      expect(inc.type).toBe('incremental');
+      const want = await snapshot(db as never);
+      const target = await openDb(memoryUrl('utf8-target'));
+      await p.restore({ backupId: inc.id, destination: target });
+      expect(await snapshot(target)).toEqual(want);
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+
   it('backs up a database that lives on RGW under a key prefix, and restores it into another bucket exactly', async () => {
     const srcBucket = await makeBucket(admin, 'srcdb');
     const dstBucket = await makeBucket(admin, 'dstdb');

@@ -3,8 +3,9 @@
  *
  * s3db.js builds its Resource objects from s3db.json once, in connect(); calling connect() again
  * would re-install every plugin. This mirrors the resource-building part of s3db.js 21's
- * DatabaseConnection.connect(): read s3db.json, set savedMetadata, and rebuild each Resource from its
- * current version's definition (hooks and plugin wrappers on the old instances are not carried over).
+ * DatabaseConnection.connect(): read s3db.json, set savedMetadata, and rebuild each Resource whose
+ * definition changed from its current version's definition (hooks and plugin wrappers on the old
+ * instance are not carried over; unchanged resources keep their instance).
  *
  * Invariant: only touches objects that look like an s3db Database (they have `_resourcesMap`);
  * anything else is left alone.
@@ -36,15 +37,21 @@ interface ResourceDefinition {
 
 type ResourceCtor = new (config: Record<string, unknown>) => { dispose?: () => void };
 
-export async function reloadResources(db: DatabaseLike): Promise<void> {
+/**
+ * Returns the names of resources whose live Resource object was replaced because the restore
+ * changed their definition (hooks, listeners and plugin wrappers on those are gone). A resource
+ * whose definition is unchanged keeps its object, and with it everything registered on it.
+ */
+export async function reloadResources(db: DatabaseLike): Promise<string[]> {
   const map = db._resourcesMap;
-  if (!map) return;
+  if (!map) return [];
+  const before = (db.savedMetadata as { resources?: Record<string, unknown> } | undefined)?.resources ?? {};
   let metadata: { resources?: Record<string, ResourceDefinition> };
   try {
     const res = await db.client.getObject('s3db.json');
     metadata = JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as typeof metadata;
   } catch (err) {
-    if (isNotFound(err)) return;
+    if (isNotFound(err)) return [];
     throw new BackupError('ERR_RELOAD', `restored data is in place, but s3db.json could not be reloaded (${errorMessage(err)}); reconnect the database`, { cause: err });
   }
   const { Resource } = (await import('s3db.js/lite')) as unknown as { Resource: ResourceCtor };
@@ -57,7 +64,9 @@ export async function reloadResources(db: DatabaseLike): Promise<void> {
       delete map[name];
     }
   }
+  const replaced: string[] = [];
   for (const [name, def] of Object.entries(definitions)) {
+    if (map[name] && before[name] !== undefined && comparable(before[name]) === comparable(def)) continue;
     const version = def.currentVersion ?? 'v1';
     const v = def.versions?.[version];
     if (!v) continue;
@@ -94,8 +103,15 @@ export async function reloadResources(db: DatabaseLike): Promise<void> {
       schemaRegistry: def.schemaRegistry,
       pluginSchemaRegistry: def.pluginSchemaRegistry,
     });
+    if (previous) replaced.push(name);
     previous?.dispose?.();
     const client = db.client as { ensureResourceIndexes?: (name: string, partitions: unknown) => void };
     client.ensureResourceIndexes?.(name, partitions);
   }
+  return replaced;
+}
+
+/** A definition as JSON without the hook summaries s3db.js writes into s3db.json (they describe the live instance, not the schema). */
+function comparable(def: unknown): string {
+  return JSON.stringify(def, (key, value: unknown) => (key === 'hooks' ? undefined : value));
 }

@@ -13,7 +13,8 @@
  *     writes the backup's s3db.json as it was; every other restore merges the restored resources'
  *     definitions into the target's s3db.json (merge: the backup's win; skip: the target's own
  *     stay), keeping the target's other resources.
- *  5. Reload the target Database's resources so it sees the restored data without a reconnect.
+ *  5. Reload the target Database's resources whose definition changed, so it sees them without a
+ *     reconnect (the others keep their Resource objects, hooks included; a warning names the rebuilt ones).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one record per chain member + in-flight writes + one listing page. Parts are read from the
@@ -29,7 +30,7 @@ import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { reloadResources } from './reload.js';
-import { mergeByKey } from './sorted-merge.js';
+import { compareKeys, mergeByKey } from './sorted-merge.js';
 import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
 import { holdersOf } from './verify.js';
@@ -145,13 +146,16 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     } catch (err) {
       throw partlyWritten(err, objectsWritten);
     }
-    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && !logical.has(groupOf(key)));
+    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
     if (!verbatimSchema) {
       const names = o.resources ?? [...groups].filter((g) => g !== DATABASE_GROUP);
       if (await mergeDefinitions(o.target, target, names, o.mode === 'skip')) objectsWritten++;
     }
     meter.finish();
-    await reloadResources(o.target);
+    const replaced = await reloadResources(o.target);
+    if (replaced.length > 0) {
+      warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
+    }
   }
   const durationMs = Math.max(1, Date.now() - started);
   const rows = [...plan.values()];
@@ -227,7 +231,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         r.skipped++;
         if (record) r.skippedRecords++;
       } else r.overwritten++;
-    } else if (o.mode === 'replace' && !logical.has(r.name)) {
+    } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
       r.deleted++;
       if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
     }
@@ -254,6 +258,18 @@ function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes
   return warnings;
 }
 
+/**
+ * Whether a replace deletes `key` (in scope, absent from the backup): not in a logical (filtered)
+ * resource, which holds only the records its filter chose; and not a database-level object other
+ * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
+ * backed up, so it is not the backup's to remove).
+ */
+function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
+  const group = groupOf(key);
+  if (logical.has(group)) return false;
+  return !(group === DATABASE_GROUP && key !== 's3db.json' && backup.selection.includeMetadata === false);
+}
+
 function isRecord(key: string): boolean {
   return /^resource=[^/]+\/data\//.test(key);
 }
@@ -276,7 +292,7 @@ async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean
   const heads = await Promise.all(runs.map((r) => r.next()));
   for (;;) {
     let min: string | null = null;
-    for (const h of heads) if (!h.done && (min === null || h.value.header.key < min)) min = h.value.header.key;
+    for (const h of heads) if (!h.done && (min === null || compareKeys(h.value.header.key, min) < 0)) min = h.value.header.key;
     if (min === null) return;
     let winner: ArchiveRecord | null = null;
     for (let i = 0; i < heads.length; i++) {
@@ -306,7 +322,7 @@ async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEnt
     try {
       const decoded = openDecoded(readRanged(member, part), part, member.label, codecOf(manifest, key));
       for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
-        if (lastKey !== null && !(lastKey < record.header.key)) continue; // already returned from another destination
+        if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
         lastKey = record.header.key;
         yield record;
       }

@@ -14,6 +14,7 @@
  * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
  */
 import { Readable } from 'node:stream';
+import { compareKeys } from './sorted-merge.js';
 
 export interface ListedObject {
   Key?: string;
@@ -110,7 +111,7 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
         lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
       });
     }
-    if (local) entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (local) entries.sort((a, b) => compareKeys(a.key, b.key));
     yield* entries;
     token = !local && page.IsTruncated ? page.NextContinuationToken : null;
   } while (token);

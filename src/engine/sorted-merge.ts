@@ -20,6 +20,28 @@ export interface MergeStep<L, R> {
   right?: R;
 }
 
+/**
+ * Key order: code points, which is UTF-8 byte order, the order S3 lists keys in. JS `<` compares
+ * UTF-16 code units instead, which differs once keys mix U+E000..U+FFFF (e.g. fullwidth letters)
+ * with characters above U+FFFF (e.g. emoji, written as surrogates D800..DFFF): every comparison of
+ * object keys in this package goes through here.
+ */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    // a surrogate stands for a code point above U+FFFF: after every other UTF-16 unit
+    if (xs !== ys) return xs ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 export async function* mergeByKey<L, R>(left: MergeSide<L>, right: MergeSide<R>): AsyncIterable<MergeStep<L, R>> {
   const a = ordered(left)[Symbol.asyncIterator]();
   const b = ordered(right)[Symbol.asyncIterator]();
@@ -28,10 +50,11 @@ export async function* mergeByKey<L, R>(left: MergeSide<L>, right: MergeSide<R>)
   while (!x.done || !y.done) {
     const kx = x.done ? null : left.key(x.value);
     const ky = y.done ? null : right.key(y.value);
-    if (ky !== null && (kx === null || ky < kx)) {
+    const order = kx === null || ky === null ? 0 : compareKeys(kx, ky);
+    if (ky !== null && (kx === null || order > 0)) {
       yield { key: ky, right: y.value as R };
       y = await b.next();
-    } else if (kx !== null && (ky === null || kx < ky)) {
+    } else if (kx !== null && (ky === null || order < 0)) {
       yield { key: kx, left: x.value as L };
       x = await a.next();
     } else {
@@ -47,7 +70,7 @@ async function* ordered<T>(side: MergeSide<T>): AsyncIterable<T> {
   let previous: string | null = null;
   for await (const item of side.items) {
     const key = side.key(item);
-    if (previous !== null && !(previous < key)) {
+    if (previous !== null && compareKeys(previous, key) >= 0) {
       throw new BackupError('ERR_KEY_ORDER', `${side.name} listed "${key}" after "${previous}": listings must be sorted by key for exact incremental backups and restores`);
     }
     previous = key;
