@@ -206,6 +206,9 @@ describe('crashes', () => {
     expect((await p.listBackups()).map((b) => b.id)).toEqual([ok.id]);
     const files = await walk(dir);
     expect(files.filter((f) => f.includes(killedId))).toEqual([]);
+    // nor its directory (the killed writer's temp file kept it from being removed with the parts)
+    const dirs = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => path.join(e.parentPath, e.name));
+    expect(dirs.filter((d) => d.includes(killedId))).toEqual([]);
     expect(files.filter((f) => path.basename(f).startsWith('.s3db-backup-tmp-'))).toEqual([]);
     expect(await readdir(path.join(dir, 'pending')).catch(() => [])).toEqual([]);
     await p.stop();

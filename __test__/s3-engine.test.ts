@@ -288,6 +288,27 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await db.disconnect();
   });
 
+  it("a destination that denies access fails with the documented code (ERR_DESTINATION_ACCESS), for the lease and for the parts", async () => {
+    const db = await openDb(memoryUrl('denied'));
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    // 403 AccessDenied for writes under a path (injected: RGW's own policies cannot be scoped per test run)
+    let denied = '/locks/';
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: (r) => (r.method === 'PUT' && r.url.includes(denied) ? { status: 403, body: '<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>' } : undefined),
+    });
+    try {
+      const p = s3Plugin(s3Config('denied/', { endpoint: proxy.url, maxAttempts: 1 }));
+      await db.usePlugin(p);
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
+      denied = '/data/';
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
+      expect(await p.listBackups()).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('completes, verifies and restores exactly through ~15% injected 5xx, SlowDown and connection resets', async () => {
     const db = await blobDatabase(6, MIB); // a multipart part among many small requests
     await seedDatabase(db, { users: 5, orders: 5, perBehavior: 1 });

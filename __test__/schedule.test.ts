@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackupError } from '../src/errors.js';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { nextTick, parseSchedule, Scheduler, type SkipInfo, type TickContext } from '../src/schedule/index.js';
 
 const at = (iso: string) => Date.parse(iso);
@@ -65,6 +66,13 @@ describe('parseSchedule', () => {
     expect(refusal('0 0 30 2 *').message).toContain('never fires');
     expect(refusal('sometimes', { option: 'resources.analytics.schedule' }).message).toContain('"resources.analytics.schedule"');
     expect(refusal('daily', { timezone: 'Mars/Olympus' }).message).toContain('unknown time zone "Mars/Olympus"');
+    expect(refusal('daily', { timezone: 'Mars/Olympus' }).details.option).toBe('timezone');
+  });
+
+  it('the plugin names `timezone` for a bad time zone, and says a fractional interval is not a whole number', () => {
+    const plugin = (o: BackupPluginOptions) => () => new BackupPlugin({ config: { directory: '/tmp/never-written' }, ...o });
+    expect(plugin({ schedule: 'daily', timezone: 'Mars/Olympus' })).toThrow(/Invalid option "timezone": unknown time zone/);
+    expect(plugin({ schedule: 1500.5 })).toThrow(/"schedule": 1500.5 is not a whole number of milliseconds/);
   });
 });
 

@@ -241,7 +241,8 @@ function sized(name: string, value: unknown, min: number, max: number): number {
 function scheduleValue(name: string, value: unknown): ScheduleValue {
   if (value === false || value === null) return false;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 1000) throw optionError(name, `${value} ms is too short`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
+    if (!Number.isInteger(value)) throw optionError(name, `${value} is not a whole number of milliseconds`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
+    if (value < 1000) throw optionError(name, `${value} ms is too short`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
     return value;
   }
   if (typeof value === 'string' && value.trim() !== '') return value.trim();

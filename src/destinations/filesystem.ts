@@ -245,6 +245,8 @@ export class FilesystemDestination implements Destination {
           if (s && (writerIsDead(entry.name) || Date.now() - s.mtimeMs >= olderThanMs)) {
             await rm(full, { force: true });
             removed++;
+            // a crashed backup's directory may hold nothing else by now (its parts were deleted first)
+            await this.removeEmptyParents(dir);
           }
         }
       }

@@ -94,7 +94,9 @@ export class DestinationSet {
     this.failed.add(member.label);
     this.errors.set(member.label, errorMessage(err));
     if (this.strategy === 'all' || this.writers.length === 0) {
-      throw new BackupError('ERR_DESTINATION_FAILED', `${member.label} failed: ${errorMessage(err)}${this.strategy === 'all' ? " (strategy 'all' needs every destination)" : ''}`, { cause: err });
+      // keep a destination's own code (ERR_DESTINATION_FULL, _ACCESS, ...): alerts key on it
+      const code = err instanceof BackupError && err.code.startsWith('ERR_DESTINATION_') ? err.code : 'ERR_DESTINATION_FAILED';
+      throw new BackupError(code, `${member.label} failed: ${errorMessage(err)}${this.strategy === 'all' ? " (strategy 'all' needs every destination)" : ''}`, { cause: err });
     }
   }
 

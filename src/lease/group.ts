@@ -23,18 +23,23 @@ export class LeaseGroup {
 
   async acquire(holderId: string, ttlMs: number, options: AcquireOptions = {}): Promise<AcquireResult> {
     const errors: string[] = [];
+    const codes = new Set<string>();
     for (const lease of this.leases) {
       let result: AcquireResult;
       try {
         result = await lease.acquire(holderId, ttlMs, options);
       } catch (err) {
         errors.push(`${lease.destination.label}: ${errorMessage(err)}`);
+        codes.add(err instanceof BackupError ? err.code : '');
         continue;
       }
       if (result.acquired) this.held = lease;
       return result;
     }
-    throw new BackupError('ERR_LEASE_UNAVAILABLE', `the backup lease could not be taken at any destination: ${errors.join('; ')}`);
+    // Every destination failed the same way (a full disk, a read-only mount): that code is the news.
+    const [only] = codes;
+    const code = codes.size === 1 && only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_LEASE_UNAVAILABLE';
+    throw new BackupError(code, `the backup lease could not be taken at any destination: ${errors.join('; ')}`);
   }
 
   async release(options: { completed?: boolean } = {}): Promise<boolean> {

@@ -51,8 +51,10 @@ function scheduleError(option: string, problem: string): BackupError {
   );
 }
 
-function checkTimezone(timezone: unknown, option: string): string {
-  if (typeof timezone !== 'string' || timezone === '') throw scheduleError(`${option}Timezone`, 'the time zone must be an IANA name such as "UTC" or "Europe/Berlin"');
+/** The plugin's `timezone` option (every schedule uses it): its errors name it, not the schedule. */
+function checkTimezone(timezone: unknown): string {
+  const option = 'timezone';
+  if (typeof timezone !== 'string' || timezone === '') throw scheduleError(option, 'the time zone must be an IANA name such as "UTC" or "Europe/Berlin"');
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: timezone });
   } catch {
@@ -64,7 +66,7 @@ function checkTimezone(timezone: unknown, option: string): string {
 /** Parses a `schedule` option. Throws BackupError ERR_INVALID_OPTION (naming the option) when invalid. */
 export function parseSchedule(value: unknown, options: ParseScheduleOptions = {}): ParsedSchedule {
   const option = options.option ?? 'schedule';
-  const timezone = checkTimezone(options.timezone ?? 'UTC', option);
+  const timezone = checkTimezone(options.timezone ?? 'UTC');
   if (value === false || value === null) return { kind: 'disabled', description: 'disabled' };
   if (typeof value === 'string' && /^\d+$/.test(value.trim())) value = Number(value.trim());
   if (typeof value === 'number') {
