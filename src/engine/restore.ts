@@ -5,7 +5,8 @@
  *  1. Plan: merge-join the backup's sorted object index with the target's sorted listing, for the
  *     selected groups: which keys will be created, overwritten, skipped, deleted. A dry run stops here.
  *  2. Write: for each selected group, merge the sorted runs of the chain (full, then each
- *     incremental): for each key the newest version wins, a tombstone means "absent". Objects are
+ *     incremental): for each key the newest version wins, a tombstone means "absent", and a key
+ *     the backup's index (its snapshot) lacks is not written (a warning counts them). Objects are
  *     put back with their key, metadata, content type and body exactly as read, with bounded
  *     concurrency. Mode 'skip' writes only keys the target lacks.
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
@@ -117,10 +118,22 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     // merge keeps resources created after the backup.
     const verbatimSchema = !o.resources && (o.mode === 'replace' || Object.keys(o.target.resources ?? {}).length === 0);
     await ensureDefinitions(o.target, target, [...logical]);
+    // Every physical record written must be in the backup's snapshot (its index): a key that a
+    // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
+    // build missed) and must not come back. Resource groups run in key order, so one pass over the
+    // index serves them all; database-level objects get their own pass.
+    const openIndex = () => new IndexCursor(readIndex(o.set, target, o.keys.get(target.id) ?? null));
+    const cursors = { resources: openIndex(), database: null as IndexCursor | null };
+    let notInSnapshot = 0;
     try {
       for (const group of orderGroups(groups)) {
+        const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
         for await (const record of mergeChain(o, group, logical.has(group))) {
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
+          if (cursor && !(await cursor.has(record.header.key))) {
+            notInSnapshot++;
+            continue;
+          }
           if (record.header.logical) {
             await writer.run(async () => {
               if (await restoreLogical(o.target, group, record, o.mode)) {
@@ -145,6 +158,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       await writer.drain();
     } catch (err) {
       throw partlyWritten(err, objectsWritten);
+    } finally {
+      await Promise.all([cursors.resources.close(), cursors.database?.close()]);
+    }
+    if (notInSnapshot > 0) {
+      warnings.push(`${notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
     if (!verbatimSchema) {
@@ -204,9 +222,40 @@ function selectGroups(manifest: Manifest, resources: string[] | null): Set<strin
   return new Set(resources);
 }
 
-/** Database-level objects (s3db.json) last, so a crash leaves the old schema with new data, never the reverse. */
+/**
+ * Resource groups in the order of their keys (`resource=<name>/`, code points: the index's order,
+ * which lets one index pass follow them), then database-level objects (s3db.json) last, so a
+ * crash leaves the old schema with new data, never the reverse.
+ */
 function orderGroups(groups: Set<string>): string[] {
-  return [...groups].sort((a, b) => (a === DATABASE_GROUP ? 1 : b === DATABASE_GROUP ? -1 : a < b ? -1 : a > b ? 1 : 0));
+  const prefix = (g: string) => `resource=${g}/`;
+  return [...groups].sort((a, b) => (a === DATABASE_GROUP ? 1 : b === DATABASE_GROUP ? -1 : compareKeys(prefix(a), prefix(b))));
+}
+
+/** A sorted index read front to back, answering "is this key in the snapshot?" for ascending keys. */
+class IndexCursor {
+  private readonly entries: AsyncIterator<IndexEntry>;
+  private head: IteratorResult<IndexEntry> | null = null;
+
+  constructor(entries: AsyncIterable<IndexEntry>) {
+    this.entries = entries[Symbol.asyncIterator]();
+  }
+
+  /** Keys must be asked in ascending order (entries before `key` are passed for good). */
+  async has(key: string): Promise<boolean> {
+    for (;;) {
+      this.head ??= await this.entries.next();
+      if (this.head.done) return false;
+      const order = compareKeys(this.head.value.k, key);
+      if (order === 0) return true;
+      if (order > 0) return false;
+      this.head = null;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.entries.return?.();
+  }
 }
 
 type PlanRow = ResourceRestoreReport & { skippedRecords: number };
