@@ -234,6 +234,27 @@ describe('triggers', () => {
     expect(await manifests(p)).toHaveLength(3);
   }, 60_000);
 
+  it('a burst of events while a backup runs queues one more backup, not one per event (plg:backup:skipped: coalesced)', async () => {
+    const dir = path.join(work, 'burst');
+    const db = await seeded('burst');
+    const p = plugin(dir, { triggers: [{ event: 'afterBulkDelete' }] });
+    const completed: string[] = [];
+    const coalesced: unknown[] = [];
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    p.on('plg:backup:skipped', (e: { reason: string }) => e.reason === 'coalesced' && coalesced.push(e));
+    await db.usePlugin(p);
+    const running = p.createBackup({ reason: 'running while the events arrive' });
+    for (let i = 0; i < 10; i++) db.emit('afterBulkDelete', { batch: i });
+    await running;
+    await waitUntil('the triggered backup', () => completed.length === 2);
+    await sleep(300);
+    await p.stop();
+    expect(completed).toHaveLength(2); // the manual one and ONE triggered backup
+    expect(coalesced).toHaveLength(9);
+    const triggered = (await manifests(p)).find((m) => m.trigger?.event === 'afterBulkDelete')!;
+    expect(triggered.trigger!.payload).toEqual({ batch: 0 });
+  }, 60_000);
+
   it('stop() cancels a scheduled backup still waiting for the lease: stop() returns, plg:backup:cancelled, no failure reported', async () => {
     const dir = path.join(work, 'stop-waiting');
     const db = await seeded('stop-waiting');

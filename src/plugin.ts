@@ -46,6 +46,8 @@ export interface CreateBackupOptions {
   /** Internal: the trigger or schedule that started this backup. */
   trigger?: { event: string; payload: unknown } | null;
   signal?: AbortSignal;
+  /** Internal: called when the backup leaves the queue and starts. */
+  onStart?: () => void;
 }
 
 export interface BackupResult extends BackupSummary {
@@ -465,6 +467,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** Runs one backup now; the caller serializes (see serialized()). */
   private async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
+    options.onStart?.();
     const db = this.requireDatabase();
     const requested = options.type ?? this.config.type;
     if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);

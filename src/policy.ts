@@ -33,6 +33,8 @@ export class BackupPolicy {
   private paused = 0;
   /** Set by stop(), cleared by start(): triggers fire no backup while stopped. */
   private stopped = false;
+  /** Trigger events with a backup queued that has not started yet: more of them add nothing. */
+  private readonly queuedTriggers = new Map<string, object>();
   private readonly leases = new Map<string, LeaseGroup>();
 
   constructor(
@@ -172,15 +174,30 @@ export class BackupPolicy {
       this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'trigger condition threw; no backup');
       return;
     }
+    // A burst of events (e.g. one per deleted batch) must not queue one backup each: while a
+    // backup for this event waits its turn, further events are covered by it (it has not read
+    // anything yet); once it has started, the next event queues a new one.
+    if (this.queuedTriggers.has(trigger.event)) {
+      this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'coalesced', count: 1 });
+      return;
+    }
+    const mine = {};
+    const done = () => {
+      if (this.queuedTriggers.get(trigger.event) === mine) this.queuedTriggers.delete(trigger.event);
+    };
+    this.queuedTriggers.set(trigger.event, mine);
     try {
       await this.plugin.createBackup({
         type: trigger.type ?? 'full',
         reason: trigger.reason ?? `triggered by ${trigger.event}`,
         trigger: { event: trigger.event, payload: jsonSafe(context) },
+        onStart: done,
       });
     } catch (err) {
       // the failure already reached hooks, events and webhooks
       this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'triggered backup failed');
+    } finally {
+      done();
     }
   }
 }
