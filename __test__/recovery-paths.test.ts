@@ -387,6 +387,21 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     expect(after.filter((f) => f.startsWith('manifests/'))).toEqual([`manifests/${ok.id}.json`]);
   });
 
+  it("retention keeps an incremental whose full's manifest is corrupt, so recoverBackups() can make the chain whole again", async () => {
+    const { dir, db, full, inc } = await fullAndIncremental('retention-corrupt-full');
+    const want = await snapshot(db);
+    await writeFile(manifestPath(dir, full.id), 'garbage');
+    const { p } = await reopen(dir, { ...encrypted, logger: quiet as never, retention: { policy: 'simple', count: 2 } });
+    const next = await p.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('full'); // the chain is not whole: no incremental on it
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([next.id, inc.id]);
+    expect(await p.recoverBackups()).toEqual({ recovered: [full.id], skipped: [] });
+    const target = await openDb(bucket('retention-corrupt-full-target'));
+    await p.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(want);
+    await p.stop();
+  });
+
   it('deleting backups removes their manifest copies with the parts: nothing is left under data/', async () => {
     const { dir, full, inc } = await fullAndIncremental('deletecopies');
     const { p } = await reopen(dir, encrypted);

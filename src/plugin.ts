@@ -588,7 +588,7 @@ export class BackupPlugin extends EventEmitter {
     if (newest.chain.length > this.config.maxChainLength) return null;
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
     if (bad) {
-      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the chain of ${newest.id} ${bad}`);
+      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the chain of ${newest.id} ${bad.text}`);
       return null;
     }
     return newest;
@@ -726,13 +726,15 @@ function provideGetPlugin(db: DatabaseLike): void {
 /**
  * Retention per selection series (see selectionKey): each series is planned on its own, so the
  * story's per-resource schedules keep their own GFS slots. A backup counts as unverified when
- * any backup of its chain is missing or recorded as failing verification (it cannot be restored).
+ * any backup of its chain is recorded as failing verification (it cannot be restored).
  */
 function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], policy: unknown): RetentionPlan {
   const verifications = new Map(list.map((e) => [e.manifest.id, e.summary.verification]));
   const series = new Map<string, RetentionBackup[]>();
   for (const { manifest, summary } of list) {
-    const chainBad = chainProblem(manifest, verifications) !== null;
+    // Only a recorded verification failure: a missing or unreadable chain member may come back
+    // (recoverBackups()), and the backups that need it must still be there when it does.
+    const chainBad = chainProblem(manifest, verifications)?.kind === 'failed';
     const key = selectionKey(manifest.selection);
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push({
@@ -756,10 +758,10 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
 }
 
 /** Why `m`'s chain cannot be relied on (a backup missing from `verifications`, or one recorded as failing verification), or null. */
-function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>): string | null {
+function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>): { kind: 'missing' | 'failed'; text: string } | null {
   for (const id of m.chain) {
-    if (!verifications.has(id)) return `needs ${id}, which is missing or unreadable`;
-    if (verifications.get(id)?.verified === false) return `holds ${id}, which failed verification`;
+    if (!verifications.has(id)) return { kind: 'missing', text: `needs ${id}, which is missing or unreadable` };
+    if (verifications.get(id)?.verified === false) return { kind: 'failed', text: `holds ${id}, which failed verification` };
   }
   return null;
 }
