@@ -190,6 +190,33 @@ describe('s3db.json and resources without records', () => {
   });
 });
 
+describe('schema versions created after the backup', () => {
+  type Api = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
+
+  for (const variant of ['whole database', 'resource subset'] as const) {
+    it(`a merge restore (${variant}) keeps records written under a newer schema version readable`, async () => {
+      const dir = path.join(work, `versions-${variant.replace(' ', '-')}`);
+      const connection = bucket('versions');
+      const db = await openDb(connection);
+      await db.createResource({ name: 'users', attributes: { name: 'string' } });
+      await (db.resources.users as unknown as Api).insert({ id: 'u1', name: 'a' });
+      const p = plugin(dir);
+      await db.usePlugin(p);
+      const backup = await p.backup('full');
+      await db.createResource({ name: 'users', attributes: { name: 'string', country: 'string|optional' } }); // v2
+      await (db.resources.users as unknown as Api).insert({ id: 'u2', name: 'b', country: 'PT' });
+      await p.restore(backup.id, variant === 'whole database' ? {} : { resources: ['users'], mode: 'merge' });
+      const after = await (db.resources.users as unknown as Api).get('u2');
+      expect({ country: after.country, name: after.name }).toEqual({ country: 'PT', name: 'b' });
+      const reopened = await openDb(connection); // as the application sees it after a reconnect
+      expect((await (reopened.resources.users as unknown as Api).get('u2')).country).toBe('PT');
+      expect(Object.keys((JSON.parse(await readS3dbJson(db)) as { resources: { users: { versions: object } } }).resources.users.versions).sort()).toEqual(['v1', 'v2']);
+      expect((await (db.resources.users as unknown as Api).get('u1')).name).toBe('a');
+      await p.stop();
+    });
+  }
+});
+
 describe('restoring into the live database', () => {
   type Hooked = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>>; addHook(event: string, fn: (d: Record<string, unknown>) => unknown): void };
 
@@ -215,6 +242,27 @@ describe('restoring into the live database', () => {
     await db.createResource({ name: 'orders', attributes: { total: 'number', note: 'string|optional' } });
     const changed = await p.restore({ backupId: backup.id, mode: 'replace' });
     expect(changed.warnings).toEqual([expect.stringContaining('the restore changed the definition of orders')]);
+    await p.stop();
+  });
+});
+
+describe("restoring behind s3db.js's CachePlugin", () => {
+  it('a restore into the live database clears the cache of the restored resources: reads return the restored data', async () => {
+    const { CachePlugin } = (await import('s3db.js')) as unknown as { CachePlugin: new (o: object) => object };
+    const db = await openDb(bucket('cached'));
+    await db.usePlugin(new CachePlugin({ driver: 'memory', ttl: 3_600_000 }) as never);
+    type Api = { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; get(id: string): Promise<{ name: string }>; list(): Promise<{ name: string }[]> };
+    const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
+    await users.insert({ id: 'u1', name: 'original' });
+    const p = plugin(path.join(work, 'cached'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    await users.update('u1', { name: 'bad-deploy' });
+    expect((await users.get('u1')).name).toBe('bad-deploy'); // now cached
+    expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy']);
+    await p.restore({ backupId: backup.id, mode: 'replace' });
+    expect((await (db.resources.users as unknown as Api).get('u1')).name).toBe('original');
+    expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original']);
     await p.stop();
   });
 });

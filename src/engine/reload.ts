@@ -7,6 +7,9 @@
  * definition changed from its current version's definition (hooks and plugin wrappers on the old
  * instance are not carried over; unchanged resources keep their instance).
  *
+ * clearResourceCaches() empties s3db.js's CachePlugin caches of restored resources (the restore
+ * writes behind them).
+ *
  * Invariant: only touches objects that look like an s3db Database (they have `_resourcesMap`);
  * anything else is left alone.
  */
@@ -114,4 +117,29 @@ export async function reloadResources(db: DatabaseLike): Promise<string[]> {
 /** A definition as JSON without the hook summaries s3db.js writes into s3db.json (they describe the live instance, not the schema). */
 function comparable(def: unknown): string {
   return JSON.stringify(def, (key, value: unknown) => (key === 'hooks' ? undefined : value));
+}
+
+type Cached = {
+  cache?: { clearAll?: () => Promise<void> };
+  cacheInstances?: Record<string, { clear?: (prefix: string) => Promise<void> } | null>;
+};
+
+/**
+ * Empties what s3db.js's CachePlugin holds for `resources` (the restore wrote their objects
+ * through the client, behind the cache): a kept Resource object would otherwise keep serving the
+ * data the restore replaced. Returns the resources whose cache could not be cleared.
+ */
+export async function clearResourceCaches(db: DatabaseLike, resources: string[]): Promise<string[]> {
+  const failed: string[] = [];
+  for (const name of resources) {
+    const resource = (db.resources as Record<string, Cached> | undefined)?.[name];
+    if (!resource) continue;
+    try {
+      await resource.cache?.clearAll?.();
+      for (const driver of Object.values(resource.cacheInstances ?? {})) await driver?.clear?.(`resource=${name}`);
+    } catch {
+      failed.push(name);
+    }
+  }
+  return failed;
 }

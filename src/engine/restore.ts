@@ -14,8 +14,9 @@
  *     writes the backup's s3db.json as it was; every other restore merges the restored resources'
  *     definitions into the target's s3db.json (merge: the backup's win; skip: the target's own
  *     stay), keeping the target's other resources.
- *  5. Reload the target Database's resources whose definition changed, so it sees them without a
- *     reconnect (the others keep their Resource objects, hooks included; a warning names the rebuilt ones).
+ *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
+ *     whose definition changed, so it sees them without a reconnect (the others keep their
+ *     Resource objects, hooks included; a warning names the rebuilt ones).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one record per chain member + in-flight writes + one listing page. Parts are read from the
@@ -30,9 +31,10 @@ import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
-import { reloadResources } from './reload.js';
+import { mergeDefinitions } from './definitions.js';
+import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
-import { bodyToBuffer, isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -170,6 +172,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (await mergeDefinitions(o.target, target, names, o.mode === 'skip')) objectsWritten++;
     }
     meter.finish();
+    const uncleared = await clearResourceCaches(o.target, [...groups].filter((g) => g !== DATABASE_GROUP));
+    if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
     const replaced = await reloadResources(o.target);
     if (replaced.length > 0) {
       warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
@@ -430,36 +434,6 @@ async function ensureDefinitions(db: DatabaseLike, manifest: Manifest, groups: s
   if (missing.length === 0) return;
   await mergeDefinitions(db, manifest, missing);
   await reloadResources(db);
-}
-
-/**
- * Puts the definitions of `resources` from the backup's s3db.json into the target's, keeping the
- * target's other resources (and, with `keepExisting`, i.e. mode 'skip', its own definitions of
- * these). Used by subset restores and by whole-database merge/skip restores: a merge must not drop
- * resources created after the backup, and a skip into a fresh database (whose connect() wrote an
- * empty s3db.json) must still define what it restored. Returns whether it wrote s3db.json.
- */
-async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], keepExisting = false): Promise<boolean> {
-  const backupJson = manifest.s3dbJson as { resources?: Record<string, unknown> } | null;
-  if (!backupJson?.resources) return false;
-  let current: { resources?: Record<string, unknown> } & Record<string, unknown>;
-  try {
-    const res = await db.client.getObject('s3db.json');
-    current = JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as typeof current;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    current = { ...(backupJson as Record<string, unknown>), resources: {} };
-  }
-  current.resources ??= {};
-  let changed = false;
-  for (const name of resources) {
-    if (backupJson.resources[name] === undefined || (keepExisting && current.resources[name] !== undefined)) continue;
-    current.resources[name] = backupJson.resources[name];
-    changed = true;
-  }
-  if (!changed) return false;
-  await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
-  return true;
 }
 
 /** Runs tasks with at most `limit` in flight; the first failure is thrown by the next run()/drain(). */

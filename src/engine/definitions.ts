@@ -1,0 +1,58 @@
+/**
+ * Resource definitions in the target's s3db.json when a restore does not put the backup's
+ * s3db.json back whole (subset restores, and whole-database merge/skip into a database that has
+ * resources). The target's other resources always stay.
+ *
+ * Per restored resource:
+ * - the target lacks it: the backup's definition;
+ * - mode 'skip': the target's definition stays;
+ * - otherwise (merge, replace of a subset): one definition holding the schema versions of both.
+ *   s3db reads each record with the version it was written under, so records the restore writes
+ *   (backup versions) and records it keeps (merge: written later, maybe under a newer version)
+ *   must all stay readable. The newer `currentVersion` (vN, highest N) wins, with its
+ *   registry; the other side's versions are added where the winner lacks them.
+ */
+import type { Manifest } from './manifest.js';
+import { bodyToBuffer, isNotFound, type DatabaseLike } from './s3db.js';
+
+type Definition = { currentVersion?: string; versions?: Record<string, unknown> } & Record<string, unknown>;
+
+/** Writes the merged definitions of `resources` into the target's s3db.json; returns whether it changed. */
+export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], keepExisting = false): Promise<boolean> {
+  const backupJson = manifest.s3dbJson as { resources?: Record<string, Definition> } | null;
+  if (!backupJson?.resources) return false;
+  let current: { resources?: Record<string, Definition> } & Record<string, unknown>;
+  try {
+    const res = await db.client.getObject('s3db.json');
+    current = JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as typeof current;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    current = { ...(backupJson as Record<string, unknown>), resources: {} };
+  }
+  current.resources ??= {};
+  let changed = false;
+  for (const name of resources) {
+    const fromBackup = backupJson.resources[name];
+    const existing = current.resources[name];
+    if (fromBackup === undefined || (keepExisting && existing !== undefined)) continue;
+    const merged = existing === undefined ? fromBackup : mergedDefinition(existing, fromBackup);
+    if (JSON.stringify(merged) === JSON.stringify(existing)) continue;
+    current.resources[name] = merged;
+    changed = true;
+  }
+  if (!changed) return false;
+  await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
+  return true;
+}
+
+/** The definition with the newer current version (the backup's on a tie), plus the other's versions it lacks. */
+export function mergedDefinition(target: Definition, fromBackup: Definition): Definition {
+  const base = versionNumber(target.currentVersion) > versionNumber(fromBackup.currentVersion) ? target : fromBackup;
+  const other = base === target ? fromBackup : target;
+  return { ...base, versions: { ...(other.versions ?? {}), ...(base.versions ?? {}) } };
+}
+
+function versionNumber(version: string | undefined): number {
+  const m = /^v(\d+)$/.exec(version ?? 'v1');
+  return m ? Number(m[1]) : 0;
+}
