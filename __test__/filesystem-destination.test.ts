@@ -1,13 +1,15 @@
 // The filesystem destination on real files: atomic writes, ranges, listing, exclusive create,
 // compare-and-swap, path escapes refused, temp files of a crashed writer invisible and cleaned.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import { readText } from '../src/destinations/types.js';
+import { processSpace } from '../src/lease/process-space.js';
 
 async function fresh(): Promise<FilesystemDestination> {
   return new FilesystemDestination({ directory: await mkdtemp(path.join(tmpdir(), 'fsdest-')) });
@@ -60,6 +62,22 @@ describe('FilesystemDestination', () => {
     expect(await list('m')).toEqual(['m/1.json', 'm/2.json', 'mx.json']);
     expect(await list('nothing/')).toEqual([]);
     expect(await d.cleanupTempFiles(0)).toBe(1);
+  });
+
+  it("cleanupTempFiles removes a dead writer's temp file at once only from this process space; another container's waits for its age", async () => {
+    const d = await fresh();
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a pid with no process here
+    const tag = (space: string) => createHash('sha256').update(space).digest('hex').slice(0, 8);
+    await mkdir(path.join(d.root, 'data', 'a'), { recursive: true });
+    await mkdir(path.join(d.root, 'data', 'b'), { recursive: true });
+    // Temp names as a writer makes them (prefix, process-space tag, pid); the other container's
+    // space is made up: pid namespaces cannot be given free pids on demand.
+    await writeFile(path.join(d.root, 'data', 'a', `.s3db-backup-tmp-${tag(processSpace())}-${dead}-aaaa-p.000001`), 'crashed here');
+    await writeFile(path.join(d.root, 'data', 'b', `.s3db-backup-tmp-${tag(`${processSpace()}-other`)}-${dead}-bbbb-p.000001`), 'live elsewhere');
+    expect(await d.cleanupTempFiles(60 * 60_000)).toBe(1);
+    expect(await readdir(path.join(d.root, 'data'))).toEqual(['b']); // the emptied directory went too
+    expect(await readdir(path.join(d.root, 'data', 'b'))).toHaveLength(1);
+    expect(await d.cleanupTempFiles(0)).toBe(1); // once old enough, it goes as well
   });
 
   it('refuses paths that escape the directory', async () => {

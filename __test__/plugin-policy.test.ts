@@ -157,6 +157,38 @@ describe('schedules', () => {
     await main.stop();
     const mm = (await main.getBackup(mainDone[0]!))!.manifest;
     expect(Object.keys(mm.resources).sort()).toEqual([DATABASE_GROUP, ...all.filter((r) => r !== 'users')].sort());
+    // the main schedule excludes the resources with their own schedule (it does not list the
+    // others), so a resource created later joins it: one selection series, retention sees one
+    expect(mm.selection).toMatchObject({ include: null, exclude: ['users'] });
+    await db.createResource({ name: 'invoices', attributes: { total: 'number' } });
+    const count = mainDone.length;
+    await main.start();
+    await waitUntil('a main backup after the new resource', () => mainDone.length > count);
+    await main.stop();
+    const later = (await main.getBackup(mainDone[mainDone.length - 1]!))!.manifest;
+    expect(later.resources.invoices).toBeDefined();
+    expect(later.selection).toEqual(mm.selection);
+  }, 60_000);
+
+  it('stop() cancels a triggered backup still queued behind a running one (plg:backup:cancelled); two triggers on one event stay separate', async () => {
+    const dir = path.join(work, 'stop-queued');
+    const db = await seeded('stop-queued');
+    const p = plugin(dir, { triggers: [{ event: 'deploy', type: 'incremental' }, { event: 'deploy', type: 'full', reason: 'migration' }] });
+    const cancelled: unknown[] = [];
+    const completed: string[] = [];
+    p.on('plg:backup:cancelled', (e) => cancelled.push(e));
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    await db.usePlugin(p);
+    const running = p.createBackup({ reason: 'manual' });
+    db.emit('deploy', { v: 1 }); // queues one backup per trigger: 2
+    await sleep(50);
+    const stopped = p.stop();
+    await running;
+    await stopped;
+    expect(completed).toHaveLength(1); // the manual one only
+    expect(cancelled).toHaveLength(2);
+    expect(cancelled).toContainEqual(expect.objectContaining({ type: 'full', reason: expect.stringContaining('queued') }));
+    expect(await p.listBackups()).toHaveLength(1);
   }, 60_000);
 });
 

@@ -48,6 +48,8 @@ export interface CreateBackupOptions {
   signal?: AbortSignal;
   /** Internal: called when the backup leaves the queue and starts. */
   onStart?: () => void;
+  /** Internal: resources left out besides the `exclude` option (the main schedule's, for resources with their own). */
+  alsoExclude?: string[];
 }
 
 export interface BackupResult extends BackupSummary {
@@ -468,6 +470,13 @@ export class BackupPlugin extends EventEmitter {
   /** Runs one backup now; the caller serializes (see serialized()). */
   private async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
     options.onStart?.();
+    // A scheduled or triggered backup that was still queued when the plugin stopped does not run.
+    const automatic = options.trigger !== undefined && options.trigger !== null;
+    if (automatic && this.halt.signal.aborted) {
+      const reason = 'the plugin was stopped while this backup was queued; it did not run';
+      this.emit('plg:backup:cancelled', { id: null, type: options.type ?? this.config.type, reason });
+      throw new BackupError('ERR_CANCELLED', reason);
+    }
     const db = this.requireDatabase();
     const requested = options.type ?? this.config.type;
     if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);
@@ -476,7 +485,7 @@ export class BackupPlugin extends EventEmitter {
       throw optionError('resources', 'must be an array of resource names');
     }
     const started = Date.now();
-    const exclude = options.resources ? [] : this.config.exclude;
+    const exclude = options.resources ? [] : [...new Set([...this.config.exclude, ...(options.alsoExclude ?? [])])];
     const type = requested === 'incremental' ? 'incremental' : 'full';
     // The id announced by start/onBackupStart is the backup's id (s3db.js listeners pair start and
     // complete by id). Its type part says what the backup will be: an incremental with no parent
@@ -496,8 +505,8 @@ export class BackupPlugin extends EventEmitter {
     try {
       await this.callHook('onBackupStart', expected, { backupId: id });
       this.emit('plg:backup:start', { id, type: expected });
-      // scheduled and triggered runs (they carry a trigger) give up waiting when the plugin stops
-      lease = await this.acquireLease(options.trigger !== undefined && options.trigger !== null);
+      // scheduled and triggered runs give up waiting when the plugin stops
+      lease = await this.acquireLease(automatic);
       await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
       if ((parent ? 'incremental' : 'full') !== expected) {

@@ -33,8 +33,8 @@ export class BackupPolicy {
   private paused = 0;
   /** Set by stop(), cleared by start(): triggers fire no backup while stopped. */
   private stopped = false;
-  /** Trigger events with a backup queued that has not started yet: more of them add nothing. */
-  private readonly queuedTriggers = new Map<string, object>();
+  /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
+  private readonly queuedTriggers = new Map<TriggerOption, object>();
   private readonly leases = new Map<string, LeaseGroup>();
 
   constructor(
@@ -86,7 +86,9 @@ export class BackupPolicy {
     const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, include, excludeOwn, name), {
       unref: true,
       onSkip: (info) => this.plugin.emit('plg:backup:skipped', { schedule: name, reason: info.reason, tick: info.tick.toISOString(), count: info.count }),
-      onError: (err) => this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'scheduled backup failed'),
+      onError: (err) => {
+        if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'scheduled backup failed');
+      },
     });
     this.jobs.push({ scheduler, include, name });
     scheduler.start();
@@ -114,12 +116,14 @@ export class BackupPolicy {
     };
     if (this.paused > 0) return skip('restoring');
     if (this.plugin.busy) return skip('overlap');
-    const resources = include ?? (excludeOwn.length > 0 ? await this.allResourcesExcept(excludeOwn) : undefined);
+    // The main schedule leaves out the resources with their own schedule by excluding them (not by
+    // listing the others), so a resource created later joins it and its selection series stays one.
     const run = () =>
       this.plugin.createBackup({
         type: this.config.type,
         reason: `scheduled (${name})`,
-        resources,
+        resources: include ?? undefined,
+        alsoExclude: excludeOwn,
         trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
         signal: ctx.signal,
       });
@@ -158,11 +162,6 @@ export class BackupPolicy {
     return lease;
   }
 
-  private async allResourcesExcept(names: string[]): Promise<string[]> {
-    const all = Object.keys(this.database?.resources ?? {});
-    return all.filter((r) => !names.includes(r) && !this.config.exclude.includes(r));
-  }
-
   private async onTrigger(trigger: TriggerOption, context: unknown): Promise<void> {
     if (this.stopped) {
       this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'stopped', count: 1 });
@@ -175,17 +174,18 @@ export class BackupPolicy {
       return;
     }
     // A burst of events (e.g. one per deleted batch) must not queue one backup each: while a
-    // backup for this event waits its turn, further events are covered by it (it has not read
-    // anything yet); once it has started, the next event queues a new one.
-    if (this.queuedTriggers.has(trigger.event)) {
+    // backup of this trigger waits its turn, its further events are covered by it (it has not read
+    // anything yet); once it has started, the next event queues a new one. Two triggers on one
+    // event are separate (they may differ in type or condition).
+    if (this.queuedTriggers.has(trigger)) {
       this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'coalesced', count: 1 });
       return;
     }
     const mine = {};
     const done = () => {
-      if (this.queuedTriggers.get(trigger.event) === mine) this.queuedTriggers.delete(trigger.event);
+      if (this.queuedTriggers.get(trigger) === mine) this.queuedTriggers.delete(trigger);
     };
-    this.queuedTriggers.set(trigger.event, mine);
+    this.queuedTriggers.set(trigger, mine);
     try {
       await this.plugin.createBackup({
         type: trigger.type ?? 'full',
@@ -194,8 +194,8 @@ export class BackupPolicy {
         onStart: done,
       });
     } catch (err) {
-      // the failure already reached hooks, events and webhooks
-      this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'triggered backup failed');
+      // the failure already reached hooks, events and webhooks (a cancellation: plg:backup:cancelled)
+      if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'triggered backup failed');
     } finally {
       done();
     }

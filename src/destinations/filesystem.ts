@@ -21,18 +21,22 @@
  */
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackupError, errorMessage, optionError } from '../errors.js';
+import { processSpace } from '../lease/process-space.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 
 const TEMP_PREFIX = '.s3db-backup-tmp-';
-/** Temp names carry the writer's host and pid, so a crashed writer's files are recognised at once. */
-const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/**
+ * Temp names carry the writer's process space (host, boot, pid namespace: lease/process-space.ts)
+ * and pid, so a crashed writer's files are recognised at once, and a live writer in another
+ * container with the same host name is never mistaken for a dead one here.
+ */
+const HOST_TAG = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
 const GUARD_SUFFIX = '.cas';
 const GUARD_STALE_MS = 30_000;
 
