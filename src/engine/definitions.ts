@@ -6,11 +6,11 @@
  * Per restored resource:
  * - the target lacks it: the backup's definition;
  * - mode 'skip': the target's definition stays;
- * - otherwise (merge, replace of a subset): one definition holding the schema versions of both.
- *   s3db reads each record with the version it was written under, so records the restore writes
- *   (backup versions) and records it keeps (merge: written later, maybe under a newer version)
- *   must all stay readable. The newer `currentVersion` (vN, highest N) wins, with its
- *   registry; the other side's versions are added where the winner lacks them.
+ * - otherwise (merge, replace of a subset): the definition with the newer `currentVersion` (vN,
+ *   highest N; the backup's on a tie), with its registry, plus the other side's versions it lacks.
+ *   Limit: s3db.js 21 decodes every record with the current version's attribute map, so when the
+ *   two sides' schemas DIVERGED (different attributes under the same short keys) records of the
+ *   losing side read wrong; a replace restore (or restoring into an empty database) is exact.
  */
 import type { Manifest } from './manifest.js';
 import { bodyToBuffer, isNotFound, type DatabaseLike } from './s3db.js';

@@ -12,7 +12,7 @@
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore merges the restored resources'
- *     definitions into the target's s3db.json (merge: the backup's win; skip: the target's own
+ *     definitions into the target's s3db.json (merge: the newer schema version wins, the backup's on a tie; skip: the target's own
  *     stay), keeping the target's other resources.
  *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
  *     whose definition changed, so it sees them without a reconnect (the others keep their
