@@ -217,6 +217,30 @@ describe('schema versions created after the backup', () => {
   }
 });
 
+describe('subset replace into a database whose schema diverged', () => {
+  type Api = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>>; count(): Promise<number> };
+
+  it("takes the backup's definition: every record of the resource is the backup's, and reads right", async () => {
+    const prod = await openDb(bucket('diverged-prod'));
+    await prod.createResource({ name: 'users', attributes: { name: 'string', email: 'string' } });
+    await (prod.resources.users as unknown as Api).insert({ id: 'u1', name: 'a', email: 'a@x' });
+    const p = plugin(path.join(work, 'diverged'));
+    await prod.usePlugin(p);
+    const backup = await p.createBackup();
+    // staging: the same resource name, at a newer version with another attribute
+    const staging = await openDb(bucket('diverged-staging'));
+    await staging.createResource({ name: 'users', attributes: { name: 'string' } });
+    await staging.createResource({ name: 'users', attributes: { name: 'string', phone: 'string|optional' } });
+    await (staging.resources.users as unknown as Api).insert({ id: 's1', name: 's', phone: '555' });
+    await p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode: 'replace' });
+    const users = staging.resources.users as unknown as Api;
+    expect(await users.count()).toBe(1);
+    const u1 = await users.get('u1');
+    expect({ name: u1.name, email: u1.email }).toEqual({ name: 'a', email: 'a@x' });
+    await p.stop();
+  });
+});
+
 describe('restoring into the live database', () => {
   type Hooked = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>>; addHook(event: string, fn: (d: Record<string, unknown>) => unknown): void };
 

@@ -36,7 +36,7 @@ const TEMP_PREFIX = '.s3db-backup-tmp-';
  * and pid, so a crashed writer's files are recognised at once, and a live writer in another
  * container with the same host name is never mistaken for a dead one here.
  */
-const HOST_TAG = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
+const SPACE_TAG = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
 const GUARD_SUFFIX = '.cas';
 const GUARD_STALE_MS = 30_000;
 
@@ -262,7 +262,7 @@ export class FilesystemDestination implements Destination {
   async close(): Promise<void> {}
 
   private tempPathFor(target: string): string {
-    return path.join(path.dirname(target), `${TEMP_PREFIX}${HOST_TAG}-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
+    return path.join(path.dirname(target), `${TEMP_PREFIX}${SPACE_TAG}-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
   }
 
   private async takeGuard(guard: string): Promise<boolean> {
@@ -314,7 +314,7 @@ export class FilesystemDestination implements Destination {
 /** True when a temp file was written on this host by a process that no longer runs. */
 function writerIsDead(name: string): boolean {
   const [host, pid] = name.slice(TEMP_PREFIX.length).split('-');
-  if (host !== HOST_TAG || !/^\d+$/.test(pid ?? '')) return false;
+  if (host !== SPACE_TAG || !/^\d+$/.test(pid ?? '')) return false;
   const n = Number(pid);
   if (n === process.pid) return false;
   try {

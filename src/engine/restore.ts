@@ -11,9 +11,8 @@
  *     concurrency. Mode 'skip' writes only keys the target lacks.
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
- *     writes the backup's s3db.json as it was; every other restore merges the restored resources'
- *     definitions into the target's s3db.json (merge: the newer schema version wins, the backup's on a tie; skip: the target's own
- *     stay), keeping the target's other resources.
+ *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
+ *     definitions into the target's s3db.json by mode (definitions.ts), keeping its other resources.
  *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
  *     whose definition changed, so it sees them without a reconnect (the others keep their
  *     Resource objects, hooks included; a warning names the rebuilt ones).
@@ -169,7 +168,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
     if (!verbatimSchema) {
       const names = o.resources ?? [...groups].filter((g) => g !== DATABASE_GROUP);
-      if (await mergeDefinitions(o.target, target, names, o.mode === 'skip')) objectsWritten++;
+      if (await mergeDefinitions(o.target, target, names, o.mode)) objectsWritten++;
     }
     meter.finish();
     const uncleared = await clearResourceCaches(o.target, [...groups].filter((g) => g !== DATABASE_GROUP));
@@ -432,7 +431,7 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
 async function ensureDefinitions(db: DatabaseLike, manifest: Manifest, groups: string[]): Promise<void> {
   const missing = groups.filter((g) => !(g in db.resources));
   if (missing.length === 0) return;
-  await mergeDefinitions(db, manifest, missing);
+  await mergeDefinitions(db, manifest, missing, 'replace');
   await reloadResources(db);
 }
 
