@@ -13,9 +13,11 @@
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
  *     definitions into the target's s3db.json by mode (definitions.ts), keeping its other resources.
+ *     Merge and skip between schemas that diverged are refused before step 2 (definitions.ts).
  *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
  *     whose definition changed, so it sees them without a reconnect (the others keep their
  *     Resource objects, hooks included; a warning names the rebuilt ones).
+ *  6. Merge and skip: check partition references against the records' values (partition-refs.ts).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one record per chain member + in-flight writes + one listing page. Parts are read from the
@@ -30,7 +32,8 @@ import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
-import { mergeDefinitions } from './definitions.js';
+import { checkDefinitions, mergeDefinitions } from './definitions.js';
+import { PartitionRefresher, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
 import { isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
@@ -105,8 +108,15 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const inScope = (key: string) => groups.has(groupOf(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
+  // A whole-database replace, or any whole-database restore into a database that defines no
+  // resource yet, puts s3db.json back as it was; otherwise definitions are merged (below), so a
+  // merge keeps resources created after the backup.
+  const verbatimSchema = !o.resources && (o.mode === 'replace' || Object.keys(o.target.resources ?? {}).length === 0);
+  const resourceGroups = [...groups].filter((g) => g !== DATABASE_GROUP);
+  const definitionNames = o.resources ?? resourceGroups;
+  const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
-  const warnings = restoreWarnings(o, target, databaseDeletes);
+  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes)];
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -114,10 +124,6 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
-    // A whole-database replace, or any whole-database restore into a database that defines no
-    // resource yet, puts s3db.json back as it was; otherwise definitions are merged (below), so a
-    // merge keeps resources created after the backup.
-    const verbatimSchema = !o.resources && (o.mode === 'replace' || Object.keys(o.target.resources ?? {}).length === 0);
     await ensureDefinitions(o.target, target, [...logical]);
     // Every physical record written must be in the backup's snapshot (its index): a key that a
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
@@ -166,16 +172,19 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       warnings.push(`${notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
-    if (!verbatimSchema) {
-      const names = o.resources ?? [...groups].filter((g) => g !== DATABASE_GROUP);
-      if (await mergeDefinitions(o.target, target, names, o.mode)) objectsWritten++;
-    }
+    if (!verbatimSchema && (await mergeDefinitions(o.target, target, definitionNames, o.mode))) objectsWritten++;
     meter.finish();
-    const uncleared = await clearResourceCaches(o.target, [...groups].filter((g) => g !== DATABASE_GROUP));
+    const uncleared = await clearResourceCaches(o.target, resourceGroups);
     if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
     const replaced = await reloadResources(o.target);
     if (replaced.length > 0) {
       warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
+    }
+    const refs = o.mode === 'replace' ? null : PartitionRefresher.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
+    if (refs) {
+      await refreshPartitionRefs(o, target, refs);
+      objectsDeleted += refs.deleted;
+      objectsWritten += refs.created;
     }
   }
   const durationMs = Math.max(1, Date.now() - started);
@@ -425,6 +434,30 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
   }
   await flush();
   return deleted;
+}
+
+/**
+ * After a merge/skip: one pass over the backup's index and the target's listing checks the
+ * partition references PartitionRefresher names, then (drifted partitions) one index pass gives
+ * every backup record its references.
+ */
+async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs: PartitionRefresher): Promise<void> {
+  const writer = new BoundedWriter(o.concurrency);
+  const index = () => readIndex(o.set, target, o.keys.get(target.id) ?? null);
+  for await (const step of mergeJoin(index(), listObjects(o.target.client, { pageSize: o.pageSize }), () => true)) {
+    const existing = step.existing;
+    if (existing && refs.needsCheck(existing.key, step.entry !== undefined)) await writer.run(() => refs.check(existing.key));
+  }
+  await writer.drain();
+  await refs.flush();
+  const drifted = new Set(refs.driftedGroups());
+  if (drifted.size === 0) return;
+  for await (const entry of index()) {
+    const group = groupOf(entry.k);
+    const id = drifted.has(group) ? recordIdOf(group, entry.k) : null;
+    if (id !== null) await writer.run(() => refs.createRefs(group, id));
+  }
+  await writer.drain();
 }
 
 /** Logical records are written through the resource API: their resources must exist in the target first. */

@@ -1,0 +1,179 @@
+// Merge and skip restores keep records of both sides, on the real s3db.js (memory://) and a real
+// filesystem destination: the resulting definition must read both sides' records right (or the
+// restore is refused before writing), and partition listings must match the records' values.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { openDb, snapshot } from './helpers/database.js';
+
+type Row = Record<string, unknown>;
+type Api = {
+  insert(v: Row): Promise<unknown>;
+  update(id: string, v: Row): Promise<unknown>;
+  get(id: string): Promise<Row>;
+  list(o?: object): Promise<Row[]>;
+  count(o?: object): Promise<number>;
+};
+type Db = Awaited<ReturnType<typeof openDb>>;
+
+let work: string;
+let seq = 0;
+const connection = (name: string) => `memory://${name}-${process.pid}-${++seq}/db`;
+const users = (db: Db) => db.resources.users as unknown as Api;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'restore-merge-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function withPlugin(db: Db): Promise<BackupPlugin> {
+  const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `dest-${++seq}`) } });
+  await db.usePlugin(p);
+  return p;
+}
+
+describe('schemas of the two sides', () => {
+  it('refuses a merge or skip between schemas that diverged (a short key meaning different attributes), dry run included, and writes nothing', async () => {
+    const prod = await openDb(connection('prod'));
+    await prod.createResource({ name: 'users', attributes: { name: 'string', email: 'string|optional' } });
+    await users(prod).insert({ id: 'p1', name: 'prod', email: 'p@x' });
+    const p = await withPlugin(prod);
+    const backup = await p.createBackup();
+    const staging = await openDb(connection('staging'));
+    await staging.createResource({ name: 'users', attributes: { name: 'string', phone: 'string|optional' } });
+    await users(staging).insert({ id: 's1', name: 'staging', phone: '555' });
+    const before = await snapshot(staging);
+    for (const mode of ['merge', 'skip'] as const) {
+      for (const dryRun of [true, false]) {
+        await expect(p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode, dryRun })).rejects.toMatchObject({
+          code: 'ERR_SCHEMA_CONFLICT',
+          message: expect.stringContaining("users: short key 1 is 'email' in the backup and 'phone' in the target"),
+        });
+      }
+    }
+    expect(await snapshot(staging)).toEqual(before);
+    expect((await users(staging).get('s1')).phone).toBe('555');
+    // replace stays possible, and exact
+    await p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode: 'replace' });
+    expect(await users(staging).count()).toBe(1);
+    expect((await users(staging).get('p1')).email).toBe('p@x');
+    await p.stop();
+  });
+
+  it('a skip restore of a backup with a newer schema takes that schema: the restored records read right, live and after a reconnect', async () => {
+    const url = connection('skip-newer');
+    const db = await openDb(url);
+    const p = await withPlugin(db);
+    await db.createResource({ name: 'users', attributes: { name: 'string' } });
+    await users(db).insert({ id: 'u1', name: 'a' });
+    const v1 = await p.backup('full');
+    await db.createResource({ name: 'users', attributes: { name: 'string', country: 'string|optional' } });
+    await users(db).insert({ id: 'u2', name: 'b', country: 'PT' });
+    const v2 = await p.backup('full');
+    await p.restore({ backupId: v1.id, mode: 'replace' }); // roll back
+    await users(db).insert({ id: 'u3', name: 'c' });
+    const report = await p.restore({ backupId: v2.id, mode: 'skip' });
+    expect(report.restored).toEqual([{ name: 'users', recordsRestored: 1, totalRecords: 2 }]);
+    for (const reader of [db, await openDb(url)]) {
+      const u2 = await users(reader).get('u2');
+      expect({ name: u2.name, country: u2.country, shortKey: u2['1'] }).toEqual({ name: 'b', country: 'PT', shortKey: undefined });
+      expect((await users(reader).get('u3')).name).toBe('c');
+    }
+    await p.stop();
+  });
+
+  it("a merge that keeps the target's newer schema warns about the backup's attributes it lacks, and keeps their short keys from being reused", async () => {
+    const url = connection('merge-older');
+    const prod = await openDb(connection('merge-older-prod'));
+    await prod.createResource({ name: 'users', attributes: { name: 'string', email: 'string|optional' } });
+    await users(prod).insert({ id: 'p1', name: 'prod', email: 'p@x' });
+    const p = await withPlugin(prod);
+    const backup = await p.createBackup();
+    const target = await openDb(url);
+    await target.createResource({ name: 'users', attributes: { name: 'string' } });
+    await target.createResource({ name: 'users', attributes: { name: 'string' }, behavior: 'body-overflow' }); // v2, no new attribute
+    await users(target).insert({ id: 't1', name: 'target' });
+    const dry = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode: 'merge', dryRun: true });
+    const warning = expect.stringContaining("the backup's records of users carry attributes that the target's newer definition does not declare (email)");
+    expect(dry.warnings).toEqual([warning]);
+    const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode: 'merge' });
+    expect(report.warnings).toContainEqual(warning);
+    // The application adds an attribute: it must not take the short key the restored record's email uses.
+    const app = await openDb(url);
+    await app.createResource({ name: 'users', attributes: { name: 'string', age: 'string|optional' }, behavior: 'body-overflow' });
+    await users(app).insert({ id: 't2', name: 'new', age: '40' });
+    const reread = await openDb(url);
+    const p1 = await users(reread).get('p1');
+    expect({ name: p1.name, age: p1.age }).toEqual({ name: 'prod', age: undefined });
+    expect((await users(reread).get('t2')).age).toBe('40');
+    await p.stop();
+  });
+});
+
+describe('partition references', () => {
+  const byPlan = async (db: Db, plan: string) => (await users(db).list({ partition: 'byPlan', partitionValues: { plan } })).map((r) => r.id).sort();
+
+  for (const variant of ['whole database', 'resource subset'] as const) {
+    it(`a merge (${variant}) drops the reference of a record that changed partition after the backup`, async () => {
+      const url = connection('moved');
+      const db = await openDb(url);
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+      await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+      await users(db).insert({ id: 'u2', name: 'b', plan: 'free' });
+      const p = await withPlugin(db);
+      const backup = await p.createBackup();
+      await users(db).update('u1', { plan: 'free' });
+      await users(db).insert({ id: 'u3', name: 'c', plan: 'free' }); // after the backup: stays, listed where it is
+      await p.restore(backup.id, variant === 'whole database' ? { mode: 'merge' } : { resources: ['users'], mode: 'merge' });
+      for (const reader of [db, await openDb(url)]) {
+        expect((await users(reader).get('u1')).plan).toBe('pro');
+        expect(await byPlan(reader, 'pro')).toEqual(['u1']);
+        expect(await byPlan(reader, 'free')).toEqual(['u2', 'u3']);
+        expect(await users(reader).count({ partition: 'byPlan', partitionValues: { plan: 'free' } })).toBe(2);
+      }
+      await p.stop();
+    });
+  }
+
+  it('a partition the target added after the backup lists the restored records by their values (merge and skip)', async () => {
+    for (const mode of ['merge', 'skip'] as const) {
+      const db = await openDb(connection(`added-${mode}`));
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
+      await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+      await users(db).insert({ id: 'u2', name: 'b', plan: 'free' });
+      const p = await withPlugin(db);
+      const backup = await p.createBackup();
+      await users(db).update('u2', { name: 'deleted soon' });
+      await db.client.deleteObjects(['resource=users/data/id=u2']); // lost: the restore brings it back
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+      await users(db).update('u1', { plan: 'free' });
+      await users(db).insert({ id: 'u3', name: 'c', plan: 'pro' });
+      await p.restore({ backupId: backup.id, mode });
+      // merge: u1 is the backup's again (pro); skip: u1 stays the target's (free); u2 is restored either way.
+      expect((await users(db).get('u1')).plan).toBe(mode === 'merge' ? 'pro' : 'free');
+      expect(await byPlan(db, 'pro')).toEqual(mode === 'merge' ? ['u1', 'u3'] : ['u3']);
+      expect(await byPlan(db, 'free')).toEqual(mode === 'merge' ? ['u2'] : ['u1', 'u2']);
+      await p.stop();
+    }
+  });
+
+  it("a merge into a target that redefined a partition after the backup drops the backup's references of the old shape", async () => {
+    const db = await openDb(connection('redefined'));
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    const regional = { byPlan: { fields: { plan: 'string', region: 'string' } } };
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string', region: 'string|optional' }, partitions: regional, asyncPartitions: false });
+    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro', region: 'eu' });
+    await p.restore({ backupId: backup.id, mode: 'merge' });
+    // u1 (the backup's, without a region) has no key in the redefined partition; u2 keeps its own.
+    expect((await snapshot(db)).map((o) => o.key).filter((k) => k.includes('partition=byPlan'))).toEqual(['resource=users/partition=byPlan/plan=pro/region=eu/id=u2']);
+    expect(await byPlan(db, 'pro')).toEqual(['u2']);
+    await p.stop();
+  });
+});
