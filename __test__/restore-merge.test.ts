@@ -30,8 +30,8 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function withPlugin(db: Db): Promise<BackupPlugin> {
-  const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `dest-${++seq}`) } });
+async function withPlugin(db: Db, directory = path.join(work, `dest-${++seq}`)): Promise<BackupPlugin> {
+  const p = new BackupPlugin({ schedule: false, config: { directory } });
   await db.usePlugin(p);
   return p;
 }
@@ -98,7 +98,7 @@ describe('schemas of the two sides', () => {
     await target.createResource({ name: 'users', attributes: { name: 'string' }, behavior: 'body-overflow' }); // v2, no new attribute
     await users(target).insert({ id: 't1', name: 'target' });
     const dry = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode: 'merge', dryRun: true });
-    const warning = expect.stringContaining("the backup's records of users carry attributes that the target's newer definition does not declare (email)");
+    const warning = expect.stringContaining("the backup's records of users carry attributes that the target's definition does not declare (email)");
     expect(dry.warnings).toEqual([warning]);
     const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode: 'merge' });
     expect(report.warnings).toContainEqual(warning);
@@ -111,6 +111,70 @@ describe('schemas of the two sides', () => {
     expect({ name: p1.name, age: p1.age }).toEqual({ name: 'prod', age: undefined });
     expect((await users(reread).get('t2')).age).toBe('40');
     await p.stop();
+  });
+  it('refuses a merge or skip between attributes of different types (number vs string, string vs secret)', async () => {
+    for (const [prodType, stagingType] of [['number', 'string'], ['string', 'secret']] as const) {
+      const prod = await openDb(connection('types-prod'));
+      await prod.createResource({ name: 'users', attributes: { name: 'string', age: `${prodType}|optional` } });
+      await users(prod).insert({ id: 'p1', name: 'prod', age: prodType === 'number' ? 40 : 'forty' });
+      const p = await withPlugin(prod);
+      const backup = await p.createBackup();
+      const staging = await openDb(connection('types-staging'));
+      await staging.createResource({ name: 'users', attributes: { name: 'string', age: `${stagingType}|optional` } });
+      await users(staging).insert({ id: 's1', name: 'staging', age: 'forty' });
+      for (const mode of ['merge', 'skip'] as const) {
+        await expect(p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode })).rejects.toMatchObject({
+          code: 'ERR_SCHEMA_CONFLICT',
+          message: expect.stringContaining(`'age' is ${prodType} in the backup and ${stagingType} in the target`),
+        });
+      }
+      expect((await users(staging).get('s1')).age).toBe('forty');
+      await p.stop();
+    }
+  });
+
+  it("on a version tie (a rollback, then each side changed) the target's definition stays: its partition keeps listing", async () => {
+    for (const mode of ['merge', 'skip'] as const) {
+      const db = await openDb(connection(`tie-${mode}`));
+      const p = await withPlugin(db);
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
+      await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+      const v1 = await p.backup('full');
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string', email: 'string|optional' } }); // v2
+      await users(db).insert({ id: 'u2', name: 'b', plan: 'pro', email: 'b@x' });
+      const v2 = await p.backup('full');
+      await p.restore({ backupId: v1.id, mode: 'replace' }); // roll back, then the application adds a partition: its own v2
+      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+      await users(db).insert({ id: 't1', name: 'c', plan: 'free' });
+      const report = await p.restore({ backupId: v2.id, mode });
+      expect(report.warnings).toContainEqual(expect.stringContaining("the backup's records of users carry attributes that the target's definition does not declare (email)"));
+      const list = async (plan: string) => (await users(db).list({ partition: 'byPlan', partitionValues: { plan } })).map((r) => r.id).sort();
+      expect(await list('free')).toEqual(['t1']);
+      expect(await list('pro')).toEqual(['u1', 'u2']);
+      await p.stop();
+    }
+  });
+
+  it('accepts an attribute removed and added again (another short key), with a warning, and reads the records of both sides', async () => {
+    const url = connection('readded');
+    let db = await openDb(url);
+    await db.createResource({ name: 'users', attributes: { name: 'string', email: 'string|optional' } });
+    await users(db).insert({ id: 'u1', name: 'a', email: 'a@x' });
+    const directory = path.join(work, 'readded');
+    const p = await withPlugin(db, directory);
+    const backup = await p.createBackup();
+    await p.stop();
+    db = await openDb(url);
+    await db.createResource({ name: 'users', attributes: { name: 'string' } }); // email removed
+    db = await openDb(url);
+    await db.createResource({ name: 'users', attributes: { name: 'string', email: 'string|optional' } }); // and added again: a new short key
+    await users(db).insert({ id: 'u2', name: 'b', email: 'b@x' });
+    const again = await withPlugin(db, directory);
+    const report = await again.restore({ backupId: backup.id, mode: 'merge' });
+    expect(report.warnings).toContainEqual(expect.stringContaining('attributes under other short keys than'));
+    expect((await users(db).get('u2')).email).toBe('b@x');
+    expect((await users(db).get('u1')).name).toBe('a');
+    await again.stop();
   });
 });
 
@@ -138,6 +202,41 @@ describe('partition references', () => {
       await p.stop();
     });
   }
+
+  it("a skip keeps the target's record that changed partition after the backup, and does not list it under the backup's value", async () => {
+    const db = await openDb(connection('skip-moved'));
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    await users(db).update('u1', { plan: 'free' });
+    await db.client.deleteObjects(['resource=users/data/id=u2', 'resource=users/partition=byPlan/plan=pro/id=u2']); // lost
+    const report = await p.restore({ backupId: backup.id, mode: 'skip' });
+    expect(report.restored).toEqual([{ name: 'users', recordsRestored: 1, totalRecords: 2 }]);
+    expect((await users(db).get('u1')).plan).toBe('free');
+    expect(await byPlan(db, 'pro')).toEqual(['u2']);
+    expect(await byPlan(db, 'free')).toEqual(['u1']);
+    await p.stop();
+  });
+
+  it("a skip that brings the backup's partition to a target without it does not list the target's records under the backup's values", async () => {
+    const db = await openDb(connection('skip-new-partition'));
+    const p = await withPlugin(db);
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
+    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+    const v1 = await p.backup('full');
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await users(db).update('u1', { plan: 'pro' }); // now referenced under pro
+    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
+    const v2 = await p.backup('full');
+    await p.restore({ backupId: v1.id, mode: 'replace' }); // roll back to no partition
+    await users(db).update('u1', { plan: 'free' });
+    await p.restore({ backupId: v2.id, mode: 'skip' }); // the backup's newer definition (with byPlan) is kept
+    expect((await users(db).get('u1')).plan).toBe('free');
+    expect(await byPlan(db, 'pro')).toEqual(['u2']);
+    await p.stop();
+  });
 
   it('a partition the target added after the backup lists the restored records by their values (merge and skip)', async () => {
     for (const mode of ['merge', 'skip'] as const) {

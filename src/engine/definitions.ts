@@ -13,14 +13,16 @@
  * - the target lacks it, or mode 'replace': the backup's definition (every record of the resource
  *   is then the backup's);
  * - mode 'merge' or 'skip' (records of both sides stay): the definition with the newer
- *   `currentVersion` (vN, highest N; the backup's on a tie), plus the other side's versions it
+ *   `currentVersion` (vN, highest N; the target's on a tie), plus the other side's versions it
  *   lacks, and a registry that keeps every short key the other side used reserved (burned), so an
  *   attribute added later never takes one of them.
  * Invariant (merge, skip; checked by `checkDefinitions` before anything is written, dry run too):
- * the two registries agree: no short key means different attributes, no attribute has two short
- * keys. Else the restore is refused (ERR_SCHEMA_CONFLICT): records of one side would read under the
- * other side's names. Attributes of the older side that the newer definition no longer declares
- * read back under their short key (a warning names them), as s3db.js does for removed attributes.
+ * no short key holds different attributes on the two sides, and no attribute has different base
+ * types (`number` vs `string`); else the restore is refused (ERR_SCHEMA_CONFLICT): records of one
+ * side would read wrong. Attributes of the other side that the kept definition does not declare,
+ * or gives another short key (removed and added again), show under their short key, as s3db.js
+ * shows removed attributes; a warning names them, and the target's partitions a kept backup
+ * definition lacks.
  */
 import { BackupError } from '../errors.js';
 import type { Manifest } from './manifest.js';
@@ -81,14 +83,19 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
     const existing = current[name];
     if (fromBackup === undefined || existing === undefined || sameJson(existing, fromBackup)) continue;
     const [mine, theirs] = [await registriesOf(name, existing), await registriesOf(name, fromBackup)];
-    conflicts.push(...registryConflicts(mine, theirs).map((c) => `${name}: ${c}`));
+    conflicts.push(...[...slotConflicts(theirs, mine), ...typeConflicts(fromBackup, existing)].map((c) => `${name}: ${c}`));
     const keptIsTarget = newer(existing, fromBackup) === existing;
     const [kept, other] = keptIsTarget ? [mine, theirs] : [theirs, mine];
-    const undeclared = Object.keys(other.user.mapping ?? {}).filter((a) => !(a in (kept.user.mapping ?? {})));
-    if (undeclared.length > 0) {
-      const [otherSide, keptSide] = keptIsTarget ? ["the backup's", "the target's newer"] : ["the target's", "the backup's newer"];
-      warnings.push(`${otherSide} records of ${name} carry attributes that ${keptSide} definition does not declare (${undeclared.sort().join(', ')}): read through it they show under their short key (as s3db.js shows attributes removed by a schema change); nothing is lost in storage`);
+    const [otherSide, keptSide] = keptIsTarget ? ["the backup's", "the target's"] : ["the target's", "the backup's newer"];
+    const keptMapping = kept.user.mapping ?? {};
+    const undeclared = Object.keys(other.user.mapping ?? {}).filter((a) => !(a in keptMapping));
+    const moved = Object.entries(other.user.mapping ?? {}).filter(([a, i]) => a in keptMapping && keptMapping[a] !== i).map(([a]) => a);
+    if (undeclared.length > 0 || moved.length > 0) {
+      const what = [undeclared.length > 0 ? `attributes that ${keptSide} definition does not declare (${undeclared.sort().join(', ')})` : '', moved.length > 0 ? `attributes under other short keys than ${keptSide} definition gives them (${moved.sort().join(', ')}: removed and added again)` : ''];
+      warnings.push(`${otherSide} records of ${name} carry ${what.filter(Boolean).join(' and ')}: read through the kept definition those values show under their short key (as s3db.js shows attributes removed by a schema change); nothing is lost in storage`);
     }
+    const dropped = keptIsTarget ? [] : Object.keys(partitionsOf(existing)).filter((p) => !(p in partitionsOf(fromBackup)));
+    if (dropped.length > 0) warnings.push(`the target's partitions ${dropped.sort().join(', ')} of ${name} are not in the backup's newer definition, which the restore keeps: they can no longer be listed until the application defines them again`);
   }
   if (conflicts.length > 0) {
     throw new BackupError(
@@ -131,9 +138,18 @@ async function readTargetJson(db: DatabaseLike): Promise<S3dbJson | null> {
   }
 }
 
-/** The side whose definition merge and skip keep: the newer current version, the backup's on a tie. */
+/**
+ * The side whose definition merge and skip keep: the newer current version; the target's on a tie
+ * (version numbers say nothing about lineage after a rollback: on a tie the running application's
+ * definition stays).
+ */
 function newer(target: Definition, fromBackup: Definition): Definition {
-  return versionNumber(target.currentVersion) > versionNumber(fromBackup.currentVersion) ? target : fromBackup;
+  return versionNumber(target.currentVersion) >= versionNumber(fromBackup.currentVersion) ? target : fromBackup;
+}
+
+function partitionsOf(def: Definition): Record<string, unknown> {
+  const own = def.partitions as Record<string, unknown> | undefined;
+  return own ?? (def.versions?.[def.currentVersion ?? 'v1'] as { partitions?: Record<string, unknown> } | undefined)?.partitions ?? {};
 }
 
 /** The newer definition, plus the other's versions it lacks, its registries keeping the other's short keys reserved. */
@@ -204,43 +220,53 @@ async function registriesOf(name: string, def: Definition): Promise<Registries> 
   return { user: schema.getSchemaRegistry() ?? initial().schemaRegistry, plugins: schema.getPluginSchemaRegistry() ?? initial().pluginSchemaRegistry };
 }
 
-/** Clashes between two sides' short keys, in words ([] when they agree). */
-function registryConflicts(target: Registries, fromBackup: Registries): string[] {
-  const user = (r: Registries): Slots => ({
-    mapping: Object.fromEntries(Object.entries(r.user.mapping ?? {}).map(([a, i]) => [a, String(i)])),
-    burned: (r.user.burned ?? []).map((b) => ({ slot: String(b.index), attribute: b.attribute })),
-  });
-  const plugins = (r: Registries): Slots => ({
-    mapping: Object.fromEntries(Object.entries(r.plugins).flatMap(([plugin, reg]) => Object.entries(reg.mapping ?? {}).map(([a, k]) => [`${plugin}:${a}`, k]))),
-    burned: Object.entries(r.plugins).flatMap(([plugin, reg]) => (reg.burned ?? []).map((b) => ({ slot: b.key, attribute: b.attribute === undefined ? undefined : `${plugin}:${b.attribute}` }))),
-  });
-  return [...slotConflicts(user(fromBackup), user(target)), ...slotConflicts(plugins(fromBackup), plugins(target))];
-}
-
-interface Slots {
-  /** attribute -> short key (user attributes: the registry number as text; plugin ones: `plugin:attr` -> key). */
-  mapping: Record<string, string>;
-  /** Retired short keys and the attribute they held. */
-  burned: { slot: string; attribute: string | undefined }[];
-}
-
-function slotConflicts(backup: Slots, target: Slots): string[] {
-  const holders = (s: Slots) => {
-    const bySlot = new Map<string, string>();
-    for (const b of s.burned) if (b.attribute !== undefined) bySlot.set(b.slot, b.attribute);
-    for (const [attr, slot] of Object.entries(s.mapping)) bySlot.set(slot, attr);
-    return bySlot;
-  };
+/** Short keys that hold different attributes on the two sides, in words ([] when none). */
+function slotConflicts(fromBackup: Registries, target: Registries): string[] {
   const out: string[] = [];
   const targetHolders = holders(target);
-  for (const [slot, attr] of holders(backup)) {
+  for (const [slot, attr] of holders(fromBackup)) {
     const other = targetHolders.get(slot);
-    if (other !== undefined && other !== attr) out.push(`short key ${slot} is '${attr}' in the backup and '${other}' in the target`);
+    if (other !== undefined && other !== attr) out.push(`short key ${slot.replace(/^#/, '')} is '${attr}' in the backup and '${other}' in the target`);
   }
-  for (const [attr, slot] of Object.entries(backup.mapping)) {
-    const other = target.mapping[attr];
-    if (other !== undefined && other !== slot) out.push(`'${attr}' has short key ${slot} in the backup and ${other} in the target`);
+  return out;
+}
+
+/** Short key -> attribute it holds or held (user keys as `#<number>`, plugin keys as they are, `plugin:attr`). */
+function holders(r: Registries): Map<string, string> {
+  const bySlot = new Map<string, string>();
+  for (const b of r.user.burned ?? []) if (b.attribute !== undefined) bySlot.set(`#${b.index}`, b.attribute);
+  for (const [attr, index] of Object.entries(r.user.mapping ?? {})) bySlot.set(`#${index}`, attr);
+  for (const [plugin, reg] of Object.entries(r.plugins)) {
+    for (const b of reg.burned ?? []) if (b.attribute !== undefined) bySlot.set(b.key, `${plugin}:${b.attribute}`);
+    for (const [attr, key] of Object.entries(reg.mapping ?? {})) bySlot.set(key, `${plugin}:${attr}`);
   }
+  return bySlot;
+}
+
+/** Attributes declared on both sides with different base types (`number` vs `string`, `string` vs `secret`). */
+function typeConflicts(fromBackup: Definition, target: Definition): string[] {
+  const theirs = baseTypes(fromBackup);
+  const out: string[] = [];
+  for (const [path, type] of baseTypes(target)) {
+    const other = theirs.get(path);
+    if (other !== undefined && other !== type) out.push(`'${path}' is ${other} in the backup and ${type} in the target`);
+  }
+  return out;
+}
+
+/** Attribute path -> base type (the rule before the first `|`) of a definition's current version. */
+function baseTypes(def: Definition): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (attrs: Record<string, unknown>, prefix: string) => {
+    for (const [name, rule] of Object.entries(attrs)) {
+      if (name.startsWith('$$')) continue;
+      const path = prefix + name;
+      if (typeof rule === 'string') out.set(path, rule.split('|')[0]!.trim());
+      else if (rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string') out.set(path, ((rule as { type: string }).type.split('|')[0] ?? '').trim());
+      else if (rule && typeof rule === 'object') walk(rule as Record<string, unknown>, `${path}.`);
+    }
+  };
+  walk(def.versions?.[def.currentVersion ?? 'v1']?.attributes ?? {}, '');
   return out;
 }
 

@@ -1,99 +1,157 @@
 /**
- * Partition references after a merge or skip restore.
+ * Partition references during and after a merge or skip restore.
  *
  * s3db.js lists a partition by its reference objects, `resource=<r>/partition=<p>/<field>=<value>
  * .../id=<id>` (empty bodies; the record's values live in its data object). A restore copies the
- * backup's references with its records, which is exact for a replace (the target's other
- * references are deleted) but not when records of both sides stay:
+ * backup's references with its records. That is exact for a replace (the target's other
+ * references are deleted), but not when records of both sides stay:
  * - merge overwrites a record that changed partition since the backup: the target's reference
- *   under the newer value stays, so the record is listed in two partitions ("stale");
- * - a partition the target defines differently from the backup (added or changed after it) has
- *   no, or wrongly shaped, references for the backup's records ("drifted").
+ *   under the newer value would stay (the record listed twice);
+ * - skip keeps the target's record but would write the backup's reference under the old value;
+ * - a partition defined differently on the two sides (added, removed or changed after the backup)
+ *   has no, or wrongly shaped, references for one side's records ("drifted").
  *
- * So, after the restore's writes and definition merge (the live Resource has the final
- * definition): a reference is checked, i.e. its record read and the reference deleted unless it is
- * exactly the key the record's current values give, when it belongs to a drifted partition, or
- * (merge) when the backup's snapshot lacks it. Then every record of the backup gets its key in each
- * drifted partition. References are derived data (no values): deleting a stale one loses nothing,
- * and rewriting a correct one is idempotent. A reference whose record does not exist is left alone
- * (not the restore's to judge). Failures propagate (s3db's own reference writes only warn).
+ * What is done (references are derived data: deleting a stale one loses nothing, rewriting a
+ * correct one is idempotent; data objects are never touched here):
+ * - merge, while writing: before a record the target has is overwritten, its references are read
+ *   from the target's definition at that moment and deleted after the write; the backup's own
+ *   references come later in key order (`data/` sorts before `partition=`), and the caller drains
+ *   writes and flushes deletions between the two (`barrier`).
+ * - skip, while writing: a backup reference the target lacks is written only if the record as it
+ *   now stands gives exactly that key (partition defined alike on both sides); otherwise it is
+ *   written and its partition checked afterwards.
+ * - afterwards (the live Resource has the final definition): every reference of a partition that
+ *   drifted from the backup's definition, or was left unchecked by skip, is checked (record read,
+ *   reference deleted unless it is the key the record's values give), and every backup record gets
+ *   its keys in the drifted partitions.
+ * Cost: merge reads each backup record the target has once more; skip reads the record of each
+ * backup reference the target lacks; drifted partitions read one record per reference and per
+ * backup record. A reference whose record does not exist is left alone. Failures propagate.
  */
 import { BackupError, errorMessage } from '../errors.js';
+import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
-import { isNotFound, type DatabaseLike } from './s3db.js';
+import { isNotFound, listObjects, type DatabaseLike } from './s3db.js';
 
 type RecordData = Record<string, unknown>;
+type PartitionDefs = Record<string, unknown>;
 interface PartitionedResource {
   version?: string;
-  config?: { partitions?: Record<string, unknown> };
+  config?: { partitions?: PartitionDefs };
   get(id: string): Promise<RecordData>;
   getPartitionKey(o: { partitionName: string; id: string; data: RecordData }): string | null;
 }
-
-interface Covered {
-  resource: PartitionedResource;
-  /** Partitions whose live definition differs from the backup's (or that the backup lacks). */
-  drifted: Set<string>;
-}
+type BackupDefinition = { currentVersion?: string; partitions?: PartitionDefs; versions?: Record<string, { partitions?: PartitionDefs }> };
 
 const REF = /^resource=([^/]+)\/partition=([^/]+)\/.+\/id=(.+)$/s;
 const DELETE_BATCH = 1000;
 
-export class PartitionRefresher {
-  private pendingDeletes: string[] = [];
+export class PartitionRefs {
   deleted = 0;
   created = 0;
+  private pendingDeletes: string[] = [];
+  /** group -> partitions to check after the restore (skip wrote references it could not check). */
+  private readonly unchecked = new Map<string, Set<string>>();
 
   private constructor(
     private readonly db: DatabaseLike,
     private readonly mode: 'merge' | 'skip',
-    private readonly covered: Map<string, Covered>,
+    /** The target's Resource objects before the restore, by group (those that exist). */
+    private readonly before: Map<string, PartitionedResource>,
+    private readonly backupPartitions: Map<string, PartitionDefs>,
+    private readonly groups: string[],
   ) {}
 
-  /** Null when no restored resource of the live target has partitions (nothing to do). */
-  static open(db: DatabaseLike, backup: Manifest, groups: string[], mode: 'merge' | 'skip'): PartitionRefresher | null {
-    const backupDefs = (backup.s3dbJson as { resources?: Record<string, BackupDefinition> } | null)?.resources ?? {};
-    const covered = new Map<string, Covered>();
+  /** Call before writing: captures the target's resources as they are. */
+  static open(db: DatabaseLike, backup: Manifest, groups: string[], mode: 'merge' | 'skip'): PartitionRefs {
+    const defs = (backup.s3dbJson as { resources?: Record<string, BackupDefinition> } | null)?.resources ?? {};
+    const before = new Map<string, PartitionedResource>();
+    const backupPartitions = new Map<string, PartitionDefs>();
     for (const group of groups) {
-      const resource = (db.resources as Record<string, PartitionedResource | undefined>)[group];
-      const live = resource?.config?.partitions ?? {};
-      if (!resource || typeof resource.getPartitionKey !== 'function' || Object.keys(live).length === 0) continue;
-      const before = partitionsOf(backupDefs[group]);
-      const drifted = new Set(Object.keys(live).filter((p) => JSON.stringify(live[p]) !== JSON.stringify(before[p])));
-      covered.set(group, { resource, drifted });
+      backupPartitions.set(group, partitionsOf(defs[group]));
+      const resource = resourceOf(db, group);
+      if (resource) before.set(group, resource);
     }
-    return covered.size > 0 ? new PartitionRefresher(db, mode, covered) : null;
+    return new PartitionRefs(db, mode, before, backupPartitions, groups);
   }
 
-  /** Whether `key` (in the target) must be checked; `inSnapshot`: the backup's index has it. */
-  needsCheck(key: string, inSnapshot: boolean): boolean {
+  /**
+   * Merge, record data key `key` about to be overwritten: returns a function to call after the
+   * write, which queues the deletion of the target's references of the record it replaced.
+   */
+  async beforeOverwrite(group: string, key: string): Promise<() => void> {
+    const resource = this.before.get(group);
+    const id = recordIdOf(group, key);
+    if (this.mode !== 'merge' || !resource || id === null || Object.keys(partitionDefs(resource)).length === 0) return () => {};
+    const old = await this.read(resource, group, id);
+    if (old === null) return () => {};
+    const keys = Object.keys(partitionDefs(resource))
+      .map((partitionName) => resource.getPartitionKey({ partitionName, id, data: old }))
+      .filter((k): k is string => k !== null);
+    return () => this.pendingDeletes.push(...keys);
+  }
+
+  /** Skip, backup reference `key` that the target lacks: whether to write it. */
+  async shouldWriteRef(key: string): Promise<boolean> {
     const ref = parseRef(key);
-    const group = ref && this.covered.get(ref.group);
-    if (!ref || !group || !(ref.partition in (group.resource.config?.partitions ?? {}))) return false;
-    return group.drifted.has(ref.partition) || (this.mode === 'merge' && !inSnapshot);
-  }
-
-  /** Deletes `key` unless it is the reference its record's current values give. */
-  async check(key: string): Promise<void> {
-    const ref = parseRef(key)!;
-    const { resource } = this.covered.get(ref.group)!;
+    const resource = ref && this.before.get(ref.group);
+    if (this.mode !== 'skip' || !ref || !resource) return true; // a resource the target lacked: all its records are the backup's
+    const live = partitionDefs(resource)[ref.partition];
+    if (live === undefined || !sameJson(live, this.backupPartitions.get(ref.group)?.[ref.partition])) {
+      let set = this.unchecked.get(ref.group);
+      if (!set) this.unchecked.set(ref.group, (set = new Set()));
+      set.add(ref.partition);
+      return true;
+    }
     const data = await this.read(resource, ref.group, ref.id);
-    if (data === null || resource.getPartitionKey({ partitionName: ref.partition, id: ref.id, data }) === key) return;
-    this.pendingDeletes.push(key);
-    if (this.pendingDeletes.length >= DELETE_BATCH) await this.flush();
+    return data !== null && resource.getPartitionKey({ partitionName: ref.partition, id: ref.id, data }) === key;
   }
 
-  /** Groups with drifted partitions: their backup records need references created. */
-  driftedGroups(): string[] {
-    return [...this.covered].filter(([, c]) => c.drifted.size > 0).map(([g]) => g);
+  /** Between a group's data objects and its references: deletions queued by merge are done. */
+  async barrier(): Promise<void> {
+    while (this.pendingDeletes.length > 0) {
+      const batch = this.pendingDeletes.splice(0, DELETE_BATCH);
+      try {
+        await this.db.client.deleteObjects(batch);
+      } catch (err) {
+        throw refreshError(`could not delete ${batch.length} partition references of overwritten records`, err);
+      }
+      this.deleted += batch.length;
+    }
   }
 
-  /** Writes record `id`'s references in the drifted partitions of `group`. */
-  async createRefs(group: string, id: string): Promise<void> {
-    const { resource, drifted } = this.covered.get(group)!;
-    const data = await this.read(resource, group, id);
-    if (data === null) return;
-    for (const partitionName of drifted) {
+  /**
+   * After the restore's writes, definition merge and reload: checks every reference of the
+   * partitions that drifted or that skip left unchecked; returns the groups whose backup records
+   * need references in drifted partitions (then call createRefs per record).
+   */
+  async checkAfter(pageSize: number, concurrency: number): Promise<Map<string, string[]>> {
+    const drifted = new Map<string, string[]>();
+    const pool = new BoundedWriter(concurrency);
+    for (const group of this.groups) {
+      const resource = resourceOf(this.db, group);
+      const final = resource ? partitionDefs(resource) : {};
+      const backup = this.backupPartitions.get(group) ?? {};
+      const changed = Object.keys(final).filter((p) => !sameJson(final[p], backup[p]));
+      if (changed.length > 0) drifted.set(group, changed);
+      const toCheck = new Set([...changed, ...[...(this.unchecked.get(group) ?? [])].filter((p) => p in final)]);
+      for (const partition of toCheck) {
+        for await (const entry of listObjects(this.db.client, { prefix: `resource=${group}/partition=${partition}/`, pageSize })) {
+          await pool.run(() => this.check(resource!, entry.key));
+        }
+      }
+    }
+    await pool.drain();
+    await this.barrier();
+    return drifted;
+  }
+
+  /** Writes record `id`'s references in `partitions` of `group` (final definition). */
+  async createRefs(group: string, id: string, partitions: string[]): Promise<void> {
+    const resource = resourceOf(this.db, group);
+    const data = resource && (await this.read(resource, group, id));
+    if (!resource || !data) return;
+    for (const partitionName of partitions) {
       const key = resource.getPartitionKey({ partitionName, id, data });
       if (key === null) continue;
       try {
@@ -105,16 +163,14 @@ export class PartitionRefresher {
     }
   }
 
-  async flush(): Promise<void> {
-    if (this.pendingDeletes.length === 0) return;
-    const batch = this.pendingDeletes;
-    this.pendingDeletes = [];
-    try {
-      await this.db.client.deleteObjects(batch);
-    } catch (err) {
-      throw refreshError(`could not delete ${batch.length} stale partition references`, err);
-    }
-    this.deleted += batch.length;
+  /** Deletes reference `key` unless it is the key its record's current values give. */
+  private async check(resource: PartitionedResource, key: string): Promise<void> {
+    const ref = parseRef(key);
+    if (!ref) return;
+    const data = await this.read(resource, ref.group, ref.id);
+    if (data === null || resource.getPartitionKey({ partitionName: ref.partition, id: ref.id, data }) === key) return;
+    this.pendingDeletes.push(key);
+    if (this.pendingDeletes.length >= DELETE_BATCH) await this.barrier();
   }
 
   private async read(resource: PartitionedResource, group: string, id: string): Promise<RecordData | null> {
@@ -133,10 +189,22 @@ export function recordIdOf(group: string, key: string): string | null {
   return key.startsWith(prefix) ? key.slice(prefix.length) : null;
 }
 
-type BackupDefinition = { currentVersion?: string; partitions?: Record<string, unknown>; versions?: Record<string, { partitions?: Record<string, unknown> }> };
+/** Whether `key` is a partition reference (written after its group's data objects). */
+export function isPartitionRef(key: string): boolean {
+  return REF.test(key);
+}
+
+function resourceOf(db: DatabaseLike, group: string): PartitionedResource | null {
+  const resource = (db.resources as Record<string, PartitionedResource | undefined>)[group];
+  return resource && typeof resource.getPartitionKey === 'function' ? resource : null;
+}
+
+function partitionDefs(resource: PartitionedResource): PartitionDefs {
+  return resource.config?.partitions ?? {};
+}
 
 /** A definition's partitions as s3db.js builds the Resource from it (reload.ts does the same). */
-function partitionsOf(def: BackupDefinition | undefined): Record<string, unknown> {
+function partitionsOf(def: BackupDefinition | undefined): PartitionDefs {
   return def?.partitions ?? def?.versions?.[def.currentVersion ?? 'v1']?.partitions ?? {};
 }
 
@@ -145,6 +213,10 @@ function parseRef(key: string): { group: string; partition: string; id: string }
   return m ? { group: m[1]!, partition: m[2]!, id: m[3]! } : null;
 }
 
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 function refreshError(what: string, err: unknown): BackupError {
-  return new BackupError('ERR_TARGET_WRITE', `the restored records are in place, but ${what}: ${errorMessage(err)}; partition listings may be wrong until the same restore is run again (restores are idempotent)`, { cause: err });
+  return new BackupError('ERR_TARGET_WRITE', `${what}: ${errorMessage(err)}; partition listings may be wrong until the same restore is run again (restores are idempotent)`, { cause: err });
 }

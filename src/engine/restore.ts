@@ -17,7 +17,8 @@
  *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
  *     whose definition changed, so it sees them without a reconnect (the others keep their
  *     Resource objects, hooks included; a warning names the rebuilt ones).
- *  6. Merge and skip: check partition references against the records' values (partition-refs.ts).
+ *  6. Merge and skip: partition references follow the records (partition-refs.ts: while writing
+ *     each group, data objects first, then a barrier, then its references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one record per chain member + in-flight writes + one listing page. Parts are read from the
@@ -33,7 +34,8 @@ import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { checkDefinitions, mergeDefinitions } from './definitions.js';
-import { PartitionRefresher, recordIdOf } from './partition-refs.js';
+import { BoundedWriter } from './bounded-writer.js';
+import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
 import { isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
@@ -91,6 +93,11 @@ export interface RestoreReport {
   objectsWritten: number;
   objectsDeleted: number;
   bytesWritten: number;
+  /**
+   * Merge and skip: partition references deleted (of overwritten records, or stale) and created
+   * (partitions defined differently from the backup) beyond the objects above; replace: zeros.
+   */
+  partitionReferences: { deleted: number; created: number };
   /** Destinations that failed for some object (the restore used another one for it). */
   sourceFailures: SourceFailure[];
   /** What a whole-database replace drops that the per-resource counts do not show (also in a dry run). */
@@ -121,9 +128,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   let objectsWritten = 0;
   let objectsDeleted = 0;
   let bytesWritten = 0;
+  let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
+    const refs = o.mode === 'replace' ? null : PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     // Every physical record written must be in the backup's snapshot (its index): a key that a
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
@@ -135,7 +144,15 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     try {
       for (const group of orderGroups(groups)) {
         const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
+        let pastData = false;
         for await (const record of mergeChain(o, group, logical.has(group))) {
+          const key = record.header.key;
+          if (refs && !pastData && !isRecord(key)) {
+            // the group's references follow its data objects: settle those (and merge's deletions) first
+            pastData = true;
+            await writer.drain();
+            await refs.barrier();
+          }
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
           if (cursor && !(await cursor.has(record.header.key))) {
             notInSnapshot++;
@@ -154,8 +171,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
           await writer.run(async () => {
             // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
             const emptyShell = verbatimSchema && record.header.key === 's3db.json';
-            if (o.mode === 'skip' && !emptyShell && (await exists(o.target, record.header.key))) return;
+            if (o.mode === 'skip' && !emptyShell && (await exists(o.target, key))) return;
+            if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
+            const replaced = refs && isRecord(key) ? await refs.beforeOverwrite(group, key) : null;
             await putRecord(o.target, record);
+            replaced?.();
             objectsWritten++;
             bytesWritten += record.body.length;
             meter.add(1, record.body.length);
@@ -163,6 +183,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         }
       }
       await writer.drain();
+      await refs?.barrier();
     } catch (err) {
       throw partlyWritten(err, objectsWritten);
     } finally {
@@ -180,11 +201,9 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     if (replaced.length > 0) {
       warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
     }
-    const refs = o.mode === 'replace' ? null : PartitionRefresher.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     if (refs) {
       await refreshPartitionRefs(o, target, refs);
-      objectsDeleted += refs.deleted;
-      objectsWritten += refs.created;
+      partitionReferences = { deleted: refs.deleted, created: refs.created };
     }
   }
   const durationMs = Math.max(1, Date.now() - started);
@@ -202,6 +221,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     objectsWritten,
     objectsDeleted,
     bytesWritten,
+    partitionReferences,
     sourceFailures: o.sourceFailures,
     warnings,
     durationMs,
@@ -437,25 +457,18 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
 }
 
 /**
- * After a merge/skip: one pass over the backup's index and the target's listing checks the
- * partition references PartitionRefresher names, then (drifted partitions) one index pass gives
- * every backup record its references.
+ * After a merge/skip's writes, definition merge and reload: references of drifted (or unchecked)
+ * partitions are checked, then one index pass gives every backup record its keys in the drifted ones.
  */
-async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs: PartitionRefresher): Promise<void> {
-  const writer = new BoundedWriter(o.concurrency);
-  const index = () => readIndex(o.set, target, o.keys.get(target.id) ?? null);
-  for await (const step of mergeJoin(index(), listObjects(o.target.client, { pageSize: o.pageSize }), () => true)) {
-    const existing = step.existing;
-    if (existing && refs.needsCheck(existing.key, step.entry !== undefined)) await writer.run(() => refs.check(existing.key));
-  }
-  await writer.drain();
-  await refs.flush();
-  const drifted = new Set(refs.driftedGroups());
+async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs: PartitionRefs): Promise<void> {
+  const drifted = await refs.checkAfter(o.pageSize, o.concurrency);
   if (drifted.size === 0) return;
-  for await (const entry of index()) {
+  const writer = new BoundedWriter(o.concurrency);
+  for await (const entry of readIndex(o.set, target, o.keys.get(target.id) ?? null)) {
     const group = groupOf(entry.k);
-    const id = drifted.has(group) ? recordIdOf(group, entry.k) : null;
-    if (id !== null) await writer.run(() => refs.createRefs(group, id));
+    const partitions = drifted.get(group);
+    const id = partitions ? recordIdOf(group, entry.k) : null;
+    if (partitions && id !== null) await writer.run(() => refs.createRefs(group, id, partitions));
   }
   await writer.drain();
 }
@@ -466,29 +479,4 @@ async function ensureDefinitions(db: DatabaseLike, manifest: Manifest, groups: s
   if (missing.length === 0) return;
   await mergeDefinitions(db, manifest, missing, 'replace');
   await reloadResources(db);
-}
-
-/** Runs tasks with at most `limit` in flight; the first failure is thrown by the next run()/drain(). */
-class BoundedWriter {
-  private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown = null;
-
-  constructor(private readonly limit: number) {}
-
-  async run(task: () => Promise<void>): Promise<void> {
-    if (this.failure) throw this.failure;
-    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
-    const p: Promise<void> = task()
-      .catch((err: unknown) => {
-        this.failure ??= err;
-      })
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
-  }
-
-  async drain(): Promise<void> {
-    await Promise.all(this.inFlight);
-    if (this.failure) throw this.failure;
-  }
 }
