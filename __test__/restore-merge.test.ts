@@ -203,6 +203,29 @@ describe('partition references', () => {
     });
   }
 
+  it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
+    const db = await openDb(connection('crash'));
+    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
+    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    await users(db).update('u1', { plan: 'free' });
+    // Fault injection (a real store cannot be made to fail on demand): writing u2 fails, after u1 was overwritten.
+    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    client.putObject = async (o) => {
+      if (o.key === 'resource=users/data/id=u2') throw new Error('injected: connection reset');
+      return put(o);
+    };
+    await expect(p.restore({ backupId: backup.id, mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
+    client.putObject = put;
+    await p.restore({ backupId: backup.id, mode: 'merge' });
+    expect(await byPlan(db, 'pro')).toEqual(['u1', 'u2']);
+    expect(await byPlan(db, 'free')).toEqual([]);
+    await p.stop();
+  });
+
   it("a skip keeps the target's record that changed partition after the backup, and does not list it under the backup's value", async () => {
     const db = await openDb(connection('skip-moved'));
     await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });

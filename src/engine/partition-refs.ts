@@ -13,10 +13,10 @@
  *
  * What is done (references are derived data: deleting a stale one loses nothing, rewriting a
  * correct one is idempotent; data objects are never touched here):
- * - merge, while writing: before a record the target has is overwritten, its references are read
- *   from the target's definition at that moment and deleted after the write; the backup's own
- *   references come later in key order (`data/` sorts before `partition=`), and the caller drains
- *   writes and flushes deletions between the two (`barrier`).
+ * - merge, while writing: before a record the target has is overwritten, its references (from its
+ *   values and the target's definition at that moment) are deleted; the backup's own references
+ *   come later in key order (`data/` sorts before `partition=`), and the caller drains the
+ *   group's data writes before writing them.
  * - skip, while writing: a backup reference the target lacks is written only if the record as it
  *   now stands gives exactly that key (partition defined alike on both sides); otherwise it is
  *   written and its partition checked afterwards.
@@ -76,19 +76,27 @@ export class PartitionRefs {
   }
 
   /**
-   * Merge, record data key `key` about to be overwritten: returns a function to call after the
-   * write, which queues the deletion of the target's references of the record it replaced.
+   * Merge, record data key `key` about to be overwritten: deletes the target's references of the
+   * record it holds now (read with the target's definition). Deleting BEFORE the write keeps a
+   * crash safe: run again, the restore reads the record as it then stands (old or already the
+   * backup's) and ends with the backup's references only.
    */
-  async beforeOverwrite(group: string, key: string): Promise<() => void> {
+  async beforeOverwrite(group: string, key: string): Promise<void> {
     const resource = this.before.get(group);
     const id = recordIdOf(group, key);
-    if (this.mode !== 'merge' || !resource || id === null || Object.keys(partitionDefs(resource)).length === 0) return () => {};
+    if (this.mode !== 'merge' || !resource || id === null || Object.keys(partitionDefs(resource)).length === 0) return;
     const old = await this.read(resource, group, id);
-    if (old === null) return () => {};
+    if (old === null) return;
     const keys = Object.keys(partitionDefs(resource))
       .map((partitionName) => resource.getPartitionKey({ partitionName, id, data: old }))
       .filter((k): k is string => k !== null);
-    return () => this.pendingDeletes.push(...keys);
+    if (keys.length === 0) return;
+    try {
+      await this.db.client.deleteObjects(keys);
+    } catch (err) {
+      throw refreshError(`could not delete the partition references of ${group} record ${id} before overwriting it`, err);
+    }
+    this.deleted += keys.length;
   }
 
   /** Skip, backup reference `key` that the target lacks: whether to write it. */
@@ -107,14 +115,14 @@ export class PartitionRefs {
     return data !== null && resource.getPartitionKey({ partitionName: ref.partition, id: ref.id, data }) === key;
   }
 
-  /** Between a group's data objects and its references: deletions queued by merge are done. */
-  async barrier(): Promise<void> {
+  /** Deletes the stale references queued by the checks. */
+  async flush(): Promise<void> {
     while (this.pendingDeletes.length > 0) {
       const batch = this.pendingDeletes.splice(0, DELETE_BATCH);
       try {
         await this.db.client.deleteObjects(batch);
       } catch (err) {
-        throw refreshError(`could not delete ${batch.length} partition references of overwritten records`, err);
+        throw refreshError(`could not delete ${batch.length} stale partition references`, err);
       }
       this.deleted += batch.length;
     }
@@ -142,7 +150,7 @@ export class PartitionRefs {
       }
     }
     await pool.drain();
-    await this.barrier();
+    await this.flush();
     return drifted;
   }
 
@@ -170,7 +178,7 @@ export class PartitionRefs {
     const data = await this.read(resource, ref.group, ref.id);
     if (data === null || resource.getPartitionKey({ partitionName: ref.partition, id: ref.id, data }) === key) return;
     this.pendingDeletes.push(key);
-    if (this.pendingDeletes.length >= DELETE_BATCH) await this.barrier();
+    if (this.pendingDeletes.length >= DELETE_BATCH) await this.flush();
   }
 
   private async read(resource: PartitionedResource, group: string, id: string): Promise<RecordData | null> {

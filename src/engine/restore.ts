@@ -18,7 +18,7 @@
  *     whose definition changed, so it sees them without a reconnect (the others keep their
  *     Resource objects, hooks included; a warning names the rebuilt ones).
  *  6. Merge and skip: partition references follow the records (partition-refs.ts: while writing
- *     each group, data objects first, then a barrier, then its references; and after step 5).
+ *     each group, data objects first, drained, then its references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one record per chain member + in-flight writes + one listing page. Parts are read from the
@@ -148,10 +148,9 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         for await (const record of mergeChain(o, group, logical.has(group))) {
           const key = record.header.key;
           if (refs && !pastData && !isRecord(key)) {
-            // the group's references follow its data objects: settle those (and merge's deletions) first
+            // the group's references follow its data objects: settle those (and merge's deletions of old references) first
             pastData = true;
             await writer.drain();
-            await refs.barrier();
           }
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
           if (cursor && !(await cursor.has(record.header.key))) {
@@ -173,9 +172,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             const emptyShell = verbatimSchema && record.header.key === 's3db.json';
             if (o.mode === 'skip' && !emptyShell && (await exists(o.target, key))) return;
             if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-            const replaced = refs && isRecord(key) ? await refs.beforeOverwrite(group, key) : null;
+            if (refs && isRecord(key)) await refs.beforeOverwrite(group, key);
             await putRecord(o.target, record);
-            replaced?.();
             objectsWritten++;
             bytesWritten += record.body.length;
             meter.add(1, record.body.length);
@@ -183,7 +181,6 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         }
       }
       await writer.drain();
-      await refs?.barrier();
     } catch (err) {
       throw partlyWritten(err, objectsWritten);
     } finally {
