@@ -289,6 +289,34 @@ describe("restoring behind s3db.js's CachePlugin", () => {
     expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original']);
     await p.stop();
   });
+
+  it('a restore that fails midway clears the cache too: reads show what was restored so far', async () => {
+    const { CachePlugin } = (await import('s3db.js')) as unknown as { CachePlugin: new (o: object) => object };
+    const db = await openDb(bucket('cached-fail'));
+    await db.usePlugin(new CachePlugin({ driver: 'memory', ttl: 3_600_000 }) as never);
+    type Api = { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; get(id: string): Promise<{ name: string }>; list(): Promise<{ name: string }[]> };
+    const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
+    await users.insert({ id: 'u1', name: 'original' });
+    await users.insert({ id: 'u2', name: 'original' });
+    const p = plugin(path.join(work, 'cached-fail'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    await users.update('u1', { name: 'bad-deploy' });
+    expect((await users.get('u1')).name).toBe('bad-deploy'); // now cached
+    expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy', 'original']);
+    // Fault injection (a real store cannot be made to fail on demand): writing u2 fails, after u1.
+    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    client.putObject = async (o) => {
+      if (o.key === 'resource=users/data/id=u2') throw new Error('injected: connection reset');
+      return put(o);
+    };
+    await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
+    client.putObject = put;
+    expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original', 'original']);
+    expect((await (db.resources.users as unknown as Api).get('u1')).name).toBe('original');
+    await p.stop();
+  });
 });
 
 async function readS3dbJson(db: Awaited<ReturnType<typeof openDb>>): Promise<string> {

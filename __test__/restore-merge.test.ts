@@ -112,7 +112,7 @@ describe('schemas of the two sides', () => {
     expect((await users(reread).get('t2')).age).toBe('40');
     await p.stop();
   });
-  it('refuses a merge or skip between attributes of different types (number vs string, string vs secret)', async () => {
+  it('refuses a merge or skip between attributes stored differently (number vs string, string vs secret), not between string and email', async () => {
     for (const [prodType, stagingType] of [['number', 'string'], ['string', 'secret']] as const) {
       const prod = await openDb(connection('types-prod'));
       await prod.createResource({ name: 'users', attributes: { name: 'string', age: `${prodType}|optional` } });
@@ -125,12 +125,24 @@ describe('schemas of the two sides', () => {
       for (const mode of ['merge', 'skip'] as const) {
         await expect(p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode })).rejects.toMatchObject({
           code: 'ERR_SCHEMA_CONFLICT',
-          message: expect.stringContaining(`'age' is ${prodType} in the backup and ${stagingType} in the target`),
+          message: expect.stringContaining(`'age' is stored differently: ${prodType} in the backup and ${stagingType} in the target`),
         });
       }
       expect((await users(staging).get('s1')).age).toBe('forty');
       await p.stop();
     }
+    // string and email are stored alike: no conflict, both sides read right
+    const prod = await openDb(connection('types-email-prod'));
+    await prod.createResource({ name: 'users', attributes: { name: 'string', contact: 'string' } });
+    await users(prod).insert({ id: 'p1', name: 'prod', contact: 'p@x.io' });
+    const p = await withPlugin(prod);
+    const backup = await p.createBackup();
+    const staging = await openDb(connection('types-email-staging'));
+    await staging.createResource({ name: 'users', attributes: { name: 'string', contact: 'email' } });
+    await users(staging).insert({ id: 's1', name: 'staging', contact: 's@x.io' });
+    await p.restore({ backupId: backup.id, destination: staging, resources: ['users'], mode: 'merge' });
+    expect([(await users(staging).get('p1')).contact, (await users(staging).get('s1')).contact]).toEqual(['p@x.io', 's@x.io']);
+    await p.stop();
   });
 
   it("on a version tie (a rollback, then each side changed) the target's definition stays: its partition keeps listing", async () => {
@@ -202,6 +214,23 @@ describe('partition references', () => {
       await p.stop();
     });
   }
+
+  it("goes by the target's stored definitions, not the restoring process's older ones (another process defined the resource)", async () => {
+    const url = connection('other-process');
+    const restorer = await openDb(url); // connected before the resource existed
+    const p = await withPlugin(restorer);
+    const app = await openDb(url);
+    await app.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await users(app).insert({ id: 'u1', name: 'a', plan: 'pro' });
+    const backup = await p.createBackup();
+    await users(app).update('u1', { plan: 'free' });
+    expect(restorer.resources.users).toBeUndefined();
+    await p.restore({ backupId: backup.id, mode: 'merge' });
+    const reader = await openDb(url);
+    expect(await byPlan(reader, 'pro')).toEqual(['u1']);
+    expect(await byPlan(reader, 'free')).toEqual([]);
+    await p.stop();
+  });
 
   it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
     const db = await openDb(connection('crash'));

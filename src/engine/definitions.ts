@@ -26,7 +26,7 @@
  */
 import { BackupError } from '../errors.js';
 import type { Manifest } from './manifest.js';
-import { bodyToBuffer, isNotFound, type DatabaseLike } from './s3db.js';
+import { readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -56,6 +56,8 @@ type S3dbJson = { resources?: Record<string, Definition> } & Record<string, unkn
 
 /** What s3db.js's Schema class exposes about its short keys (s3db.js 21). */
 interface SchemaLike {
+  /** `hooks.beforeMap[attribute]`: how s3db.js encodes the attribute's values before storing them. */
+  options: { hooks?: { beforeMap?: Record<string, unknown> } };
   getSchemaRegistry(): Registry | undefined;
   getPluginSchemaRegistry(): Record<string, PluginRegistry> | undefined;
   generateInitialRegistry(): { schemaRegistry: Registry; pluginSchemaRegistry: Record<string, PluginRegistry> };
@@ -66,6 +68,8 @@ type SchemaCtor = new (args: Record<string, unknown>) => SchemaLike;
 interface Registries {
   user: Registry;
   plugins: Record<string, PluginRegistry>;
+  /** Attribute -> how its values are encoded (s3db.js's beforeMap actions, as JSON). */
+  encodings: Record<string, string>;
 }
 
 /**
@@ -75,7 +79,7 @@ interface Registries {
 export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], mode: RestoreMode): Promise<string[]> {
   if (mode === 'replace') return [];
   const backup = (manifest.s3dbJson as S3dbJson | null)?.resources ?? {};
-  const current = (await readTargetJson(db))?.resources ?? {};
+  const current = (await readStoredMetadata<S3dbJson>(db))?.resources ?? {};
   const conflicts: string[] = [];
   const warnings: string[] = [];
   for (const name of resources) {
@@ -83,7 +87,7 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
     const existing = current[name];
     if (fromBackup === undefined || existing === undefined || sameJson(existing, fromBackup)) continue;
     const [mine, theirs] = [await registriesOf(name, existing), await registriesOf(name, fromBackup)];
-    conflicts.push(...[...slotConflicts(theirs, mine), ...typeConflicts(fromBackup, existing)].map((c) => `${name}: ${c}`));
+    conflicts.push(...[...slotConflicts(theirs, mine), ...encodingConflicts(fromBackup, theirs, existing, mine)].map((c) => `${name}: ${c}`));
     const keptIsTarget = newer(existing, fromBackup) === existing;
     const [kept, other] = keptIsTarget ? [mine, theirs] : [theirs, mine];
     const [otherSide, keptSide] = keptIsTarget ? ["the backup's", "the target's"] : ["the target's", "the backup's newer"];
@@ -111,7 +115,7 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
 export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], mode: RestoreMode): Promise<boolean> {
   const backupJson = manifest.s3dbJson as S3dbJson | null;
   if (!backupJson?.resources) return false;
-  const current: S3dbJson = (await readTargetJson(db)) ?? { ...backupJson, resources: {} };
+  const current: S3dbJson = (await readStoredMetadata<S3dbJson>(db)) ?? { ...backupJson, resources: {} };
   current.resources ??= {};
   let changed = false;
   for (const name of resources) {
@@ -126,16 +130,6 @@ export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, res
   if (!changed) return false;
   await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
   return true;
-}
-
-async function readTargetJson(db: DatabaseLike): Promise<S3dbJson | null> {
-  try {
-    const res = await db.client.getObject('s3db.json');
-    return JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as S3dbJson;
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw err;
-  }
 }
 
 /**
@@ -217,7 +211,10 @@ async function registriesOf(name: string, def: Definition): Promise<Registries> 
     pluginSchemaRegistry: def.pluginSchemaRegistry,
   });
   const initial = () => schema.generateInitialRegistry();
-  return { user: schema.getSchemaRegistry() ?? initial().schemaRegistry, plugins: schema.getPluginSchemaRegistry() ?? initial().pluginSchemaRegistry };
+  const user = schema.getSchemaRegistry() ?? initial().schemaRegistry;
+  const beforeMap = schema.options.hooks?.beforeMap ?? {};
+  const encodings = Object.fromEntries(Object.keys(user.mapping ?? {}).map((a) => [a, JSON.stringify(beforeMap[a] ?? [])]));
+  return { user, plugins: schema.getPluginSchemaRegistry() ?? initial().pluginSchemaRegistry, encodings };
 }
 
 /** Short keys that hold different attributes on the two sides, in words ([] when none). */
@@ -243,18 +240,18 @@ function holders(r: Registries): Map<string, string> {
   return bySlot;
 }
 
-/** Attributes declared on both sides with different base types (`number` vs `string`, `string` vs `secret`). */
-function typeConflicts(fromBackup: Definition, target: Definition): string[] {
-  const theirs = baseTypes(fromBackup);
-  const out: string[] = [];
-  for (const [path, type] of baseTypes(target)) {
-    const other = theirs.get(path);
-    if (other !== undefined && other !== type) out.push(`'${path}' is ${other} in the backup and ${type} in the target`);
-  }
-  return out;
+/**
+ * Attributes declared on both sides whose values s3db.js encodes differently (`number` vs `string`,
+ * `string` vs `secret`, integer vs decimal); `string` vs `email` or `url` encode alike and pass.
+ */
+function encodingConflicts(fromBackup: Definition, theirs: Registries, target: Definition, mine: Registries): string[] {
+  const [backupTypes, targetTypes] = [baseTypes(fromBackup), baseTypes(target)];
+  return Object.keys(mine.encodings)
+    .filter((a) => a in theirs.encodings && theirs.encodings[a] !== mine.encodings[a])
+    .map((a) => `'${a}' is stored differently: ${backupTypes.get(a) ?? '?'} in the backup and ${targetTypes.get(a) ?? '?'} in the target`);
 }
 
-/** Attribute path -> base type (the rule before the first `|`) of a definition's current version. */
+/** Attribute path -> base type (the rule before the first `|`) of a definition's current version, for messages. */
 function baseTypes(def: Definition): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (attrs: Record<string, unknown>, prefix: string) => {

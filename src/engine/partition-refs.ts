@@ -20,7 +20,7 @@
  * - skip, while writing: a backup reference the target lacks is written only if the record as it
  *   now stands gives exactly that key (partition defined alike on both sides); otherwise it is
  *   written and its partition checked afterwards.
- * - afterwards (the live Resource has the final definition): every reference of a partition that
+ * - afterwards (from the final s3db.json): every reference of a partition that
  *   drifted from the backup's definition, or was left unchecked by skip, is checked (record read,
  *   reference deleted unless it is the key the record's values give), and every backup record gets
  *   its keys in the drifted partitions.
@@ -31,7 +31,8 @@
 import { BackupError, errorMessage } from '../errors.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
-import { isNotFound, listObjects, type DatabaseLike } from './s3db.js';
+import { buildResource, type ResourceDefinition } from './reload.js';
+import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RecordData = Record<string, unknown>;
 type PartitionDefs = Record<string, unknown>;
@@ -52,27 +53,28 @@ export class PartitionRefs {
   private pendingDeletes: string[] = [];
   /** group -> partitions to check after the restore (skip wrote references it could not check). */
   private readonly unchecked = new Map<string, Set<string>>();
+  /** The target's resources as its s3db.json defines them after the restore (set by checkAfter). */
+  private after = new Map<string, PartitionedResource>();
 
   private constructor(
     private readonly db: DatabaseLike,
     private readonly mode: 'merge' | 'skip',
-    /** The target's Resource objects before the restore, by group (those that exist). */
+    /** The target's resources as its s3db.json defines them before the restore, by group (those it defines). */
     private readonly before: Map<string, PartitionedResource>,
     private readonly backupPartitions: Map<string, PartitionDefs>,
     private readonly groups: string[],
   ) {}
 
-  /** Call before writing: captures the target's resources as they are. */
-  static open(db: DatabaseLike, backup: Manifest, groups: string[], mode: 'merge' | 'skip'): PartitionRefs {
+  /**
+   * Call before writing. Records are read through Resource objects built from the target's
+   * s3db.json as stored (not the restoring process's own, which may be older than another
+   * process's changes), detached: no cache, no plugin wrappers.
+   */
+  static async open(db: DatabaseLike, backup: Manifest, groups: string[], mode: 'merge' | 'skip'): Promise<PartitionRefs> {
     const defs = (backup.s3dbJson as { resources?: Record<string, BackupDefinition> } | null)?.resources ?? {};
-    const before = new Map<string, PartitionedResource>();
     const backupPartitions = new Map<string, PartitionDefs>();
-    for (const group of groups) {
-      backupPartitions.set(group, partitionsOf(defs[group]));
-      const resource = resourceOf(db, group);
-      if (resource) before.set(group, resource);
-    }
-    return new PartitionRefs(db, mode, before, backupPartitions, groups);
+    for (const group of groups) backupPartitions.set(group, partitionsOf(defs[group]));
+    return new PartitionRefs(db, mode, await storedResources(db, groups), backupPartitions, groups);
   }
 
   /**
@@ -104,8 +106,8 @@ export class PartitionRefs {
     const ref = parseRef(key);
     const resource = ref && this.before.get(ref.group);
     if (this.mode !== 'skip' || !ref || !resource) return true; // a resource the target lacked: all its records are the backup's
-    const live = partitionDefs(resource)[ref.partition];
-    if (live === undefined || !sameJson(live, this.backupPartitions.get(ref.group)?.[ref.partition])) {
+    const current = partitionDefs(resource)[ref.partition];
+    if (current === undefined || !sameJson(current, this.backupPartitions.get(ref.group)?.[ref.partition])) {
       let set = this.unchecked.get(ref.group);
       if (!set) this.unchecked.set(ref.group, (set = new Set()));
       set.add(ref.partition);
@@ -134,18 +136,20 @@ export class PartitionRefs {
    * need references in drifted partitions (then call createRefs per record).
    */
   async checkAfter(pageSize: number, concurrency: number): Promise<Map<string, string[]>> {
+    this.after = await storedResources(this.db, this.groups);
     const drifted = new Map<string, string[]>();
     const pool = new BoundedWriter(concurrency);
     for (const group of this.groups) {
-      const resource = resourceOf(this.db, group);
-      const final = resource ? partitionDefs(resource) : {};
+      const resource = this.after.get(group);
+      if (!resource) continue;
+      const final = partitionDefs(resource);
       const backup = this.backupPartitions.get(group) ?? {};
       const changed = Object.keys(final).filter((p) => !sameJson(final[p], backup[p]));
       if (changed.length > 0) drifted.set(group, changed);
       const toCheck = new Set([...changed, ...[...(this.unchecked.get(group) ?? [])].filter((p) => p in final)]);
       for (const partition of toCheck) {
         for await (const entry of listObjects(this.db.client, { prefix: `resource=${group}/partition=${partition}/`, pageSize })) {
-          await pool.run(() => this.check(resource!, entry.key));
+          await pool.run(() => this.check(resource, entry.key));
         }
       }
     }
@@ -156,7 +160,7 @@ export class PartitionRefs {
 
   /** Writes record `id`'s references in `partitions` of `group` (final definition). */
   async createRefs(group: string, id: string, partitions: string[]): Promise<void> {
-    const resource = resourceOf(this.db, group);
+    const resource = this.after.get(group);
     const data = resource && (await this.read(resource, group, id));
     if (!resource || !data) return;
     for (const partitionName of partitions) {
@@ -202,9 +206,16 @@ export function isPartitionRef(key: string): boolean {
   return REF.test(key);
 }
 
-function resourceOf(db: DatabaseLike, group: string): PartitionedResource | null {
-  const resource = (db.resources as Record<string, PartitionedResource | undefined>)[group];
-  return resource && typeof resource.getPartitionKey === 'function' ? resource : null;
+/** Detached Resource objects for `groups` from the target's s3db.json as stored (groups it does not define are left out). */
+async function storedResources(db: DatabaseLike, groups: string[]): Promise<Map<string, PartitionedResource>> {
+  const defs = (await readStoredMetadata<{ resources?: Record<string, ResourceDefinition> }>(db))?.resources ?? {};
+  const out = new Map<string, PartitionedResource>();
+  for (const group of groups) {
+    const def = defs[group];
+    const resource = def && ((await buildResource(db, group, def, false)) as PartitionedResource | null);
+    if (resource) out.set(group, resource);
+  }
+  return out;
 }
 
 function partitionDefs(resource: PartitionedResource): PartitionDefs {

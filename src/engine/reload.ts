@@ -30,7 +30,7 @@ interface VersionDefinition {
   idSize?: number;
 }
 
-interface ResourceDefinition {
+export interface ResourceDefinition {
   currentVersion?: string;
   versions?: Record<string, VersionDefinition>;
   partitions?: unknown;
@@ -57,8 +57,6 @@ export async function reloadResources(db: DatabaseLike): Promise<string[]> {
     if (isNotFound(err)) return [];
     throw new BackupError('ERR_RELOAD', `restored data is in place, but s3db.json could not be reloaded (${errorMessage(err)}); reconnect the database`, { cause: err });
   }
-  const { Resource } = (await import('s3db.js/lite')) as unknown as { Resource: ResourceCtor };
-  const live = db as DatabaseLike & Record<string, unknown>;
   db.savedMetadata = metadata;
   const definitions = metadata.resources ?? {};
   for (const name of Object.keys(map)) {
@@ -70,48 +68,62 @@ export async function reloadResources(db: DatabaseLike): Promise<string[]> {
   const replaced: string[] = [];
   for (const [name, def] of Object.entries(definitions)) {
     if (map[name] && before[name] !== undefined && comparable(before[name]) === comparable(def)) continue;
-    const version = def.currentVersion ?? 'v1';
-    const v = def.versions?.[version];
-    if (!v) continue;
-    let idGenerator: unknown;
-    let idSize = v.idSize ?? 22;
-    if (typeof v.idGenerator === 'number') {
-      idGenerator = v.idGenerator;
-      idSize = v.idSize ?? v.idGenerator;
-    }
-    const partitions = def.partitions ?? v.partitions ?? {};
     const previous = map[name] as { dispose?: () => void } | undefined;
-    map[name] = new Resource({
-      name,
-      client: db.client,
-      database: db,
-      version,
-      attributes: v.attributes,
-      behavior: v.behavior ?? 'user-managed',
-      security: live.security,
-      observers: [db],
-      cache: live.cache,
-      timestamps: v.timestamps ?? false,
-      partitions,
-      paranoid: v.paranoid ?? true,
-      allNestedObjectsOptional: v.allNestedObjectsOptional ?? true,
-      autoDecrypt: v.autoDecrypt ?? true,
-      asyncEvents: v.asyncEvents ?? true,
-      hooks: {},
-      versioningEnabled: live.versioningEnabled,
-      strictValidation: live.strictValidation,
-      map: v.map,
-      idGenerator,
-      idSize,
-      schemaRegistry: def.schemaRegistry,
-      pluginSchemaRegistry: def.pluginSchemaRegistry,
-    });
+    const built = await buildResource(db, name, def, true);
+    if (!built) continue;
+    map[name] = built;
     if (previous) replaced.push(name);
     previous?.dispose?.();
-    const client = db.client as { ensureResourceIndexes?: (name: string, partitions: unknown) => void };
-    client.ensureResourceIndexes?.(name, partitions);
   }
   return replaced;
+}
+
+/**
+ * A Resource object for `name` built from its s3db.json definition as s3db.js 21's connect()
+ * builds it, on the database's client and security. `live`: registered to observe the database
+ * (what reloadResources installs); otherwise detached, for reading records as stored (no events,
+ * no plugin wrappers, no cache). Null when the definition has no current version.
+ */
+export async function buildResource(db: DatabaseLike, name: string, def: ResourceDefinition, live: boolean): Promise<object | null> {
+  const version = def.currentVersion ?? 'v1';
+  const v = def.versions?.[version];
+  if (!v) return null;
+  const { Resource } = (await import('s3db.js/lite')) as unknown as { Resource: ResourceCtor };
+  const options = db as DatabaseLike & Record<string, unknown>;
+  let idGenerator: unknown;
+  let idSize = v.idSize ?? 22;
+  if (typeof v.idGenerator === 'number') {
+    idGenerator = v.idGenerator;
+    idSize = v.idSize ?? v.idGenerator;
+  }
+  const partitions = def.partitions ?? v.partitions ?? {};
+  const resource = new Resource({
+    name,
+    client: db.client,
+    database: db,
+    version,
+    attributes: v.attributes,
+    behavior: v.behavior ?? 'user-managed',
+    security: options.security,
+    observers: live ? [db] : [],
+    cache: live ? options.cache : false,
+    timestamps: v.timestamps ?? false,
+    partitions,
+    paranoid: v.paranoid ?? true,
+    allNestedObjectsOptional: v.allNestedObjectsOptional ?? true,
+    autoDecrypt: v.autoDecrypt ?? true,
+    asyncEvents: v.asyncEvents ?? true,
+    hooks: {},
+    versioningEnabled: options.versioningEnabled,
+    strictValidation: options.strictValidation,
+    map: v.map,
+    idGenerator,
+    idSize,
+    schemaRegistry: def.schemaRegistry,
+    pluginSchemaRegistry: def.pluginSchemaRegistry,
+  });
+  if (live) (db.client as { ensureResourceIndexes?: (name: string, partitions: unknown) => void }).ensureResourceIndexes?.(name, partitions);
+  return resource;
 }
 
 /** A definition as JSON without the hook summaries s3db.js writes into s3db.json (they describe the live instance, not the schema). */

@@ -94,8 +94,9 @@ export interface RestoreReport {
   objectsDeleted: number;
   bytesWritten: number;
   /**
-   * Merge and skip: partition references deleted (of overwritten records, or stale) and created
-   * (partitions defined differently from the backup) beyond the objects above; replace: zeros.
+   * Merge and skip, beyond the objects above: partition references deleted (every reference an
+   * overwritten record had, including ones the backup then wrote again, and stale ones found by
+   * checks) and created (in partitions defined differently from the backup); replace: zeros.
    */
   partitionReferences: { deleted: number; created: number };
   /** Destinations that failed for some object (the restore used another one for it). */
@@ -132,7 +133,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const writer = new BoundedWriter(o.concurrency);
-    const refs = o.mode === 'replace' ? null : PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
+    const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     // Every physical record written must be in the backup's snapshot (its index): a key that a
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
@@ -182,6 +183,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       }
       await writer.drain();
     } catch (err) {
+      if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
     } finally {
       await Promise.all([cursors.resources.close(), cursors.database?.close()]);

@@ -165,3 +165,14 @@ export async function* mapOrdered<T, R>(items: AsyncIterable<T>, concurrency: nu
     if (!done) await iterator.return?.();
   }
 }
+
+/** The database's s3db.json as stored, parsed; null when it has none. */
+export async function readStoredMetadata<T = Record<string, unknown>>(db: DatabaseLike): Promise<T | null> {
+  try {
+    const res = await db.client.getObject('s3db.json');
+    return JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as T;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
