@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
-import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { failWritesOf, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'correct horse battery staple';
@@ -304,15 +304,9 @@ describe("restoring behind s3db.js's CachePlugin", () => {
     await users.update('u1', { name: 'bad-deploy' });
     expect((await users.get('u1')).name).toBe('bad-deploy'); // now cached
     expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy', 'original']);
-    // Fault injection (a real store cannot be made to fail on demand): writing u2 fails, after u1.
-    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
-    client.putObject = async (o) => {
-      if (o.key === 'resource=users/data/id=u2') throw new Error('injected: connection reset');
-      return put(o);
-    };
+    const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
-    client.putObject = put;
+    repair();
     expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original', 'original']);
     expect((await (db.resources.users as unknown as Api).get('u1')).name).toBe('original');
     await p.stop();

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
-import { openDb, snapshot } from './helpers/database.js';
+import { failWritesOf, openDb, snapshot } from './helpers/database.js';
 
 type Row = Record<string, unknown>;
 type Api = {
@@ -240,15 +240,9 @@ describe('partition references', () => {
     const p = await withPlugin(db);
     const backup = await p.createBackup();
     await users(db).update('u1', { plan: 'free' });
-    // Fault injection (a real store cannot be made to fail on demand): writing u2 fails, after u1 was overwritten.
-    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
-    client.putObject = async (o) => {
-      if (o.key === 'resource=users/data/id=u2') throw new Error('injected: connection reset');
-      return put(o);
-    };
+    const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
-    client.putObject = put;
+    repair();
     await p.restore({ backupId: backup.id, mode: 'merge' });
     expect(await byPlan(db, 'pro')).toEqual(['u1', 'u2']);
     expect(await byPlan(db, 'free')).toEqual([]);

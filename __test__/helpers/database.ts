@@ -133,3 +133,19 @@ export function seededCopies(counts: SeedCounts, templateConnection: () => strin
     return openDb(connectionString);
   };
 }
+
+/**
+ * Fault injection (a real store cannot be made to fail on demand): makes `db`'s client fail every
+ * write of `key`, as a dropped connection would. Returns the function that puts the client back.
+ */
+export function failWritesOf(db: DatabaseLike, key: string): () => void {
+  const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
+  const put = client.putObject.bind(client);
+  client.putObject = async (o) => {
+    if (o.key === key) throw new Error(`injected: connection reset writing ${key}`);
+    return put(o);
+  };
+  return () => {
+    client.putObject = put;
+  };
+}
