@@ -190,6 +190,45 @@ describe('s3db.json and resources without records', () => {
   });
 });
 
+describe("the target's stored s3db.json", () => {
+  type Api = { insert(v: Record<string, unknown>): Promise<unknown>; count(): Promise<number> };
+
+  it('a whole-database merge keeps resources another process defined after this one connected', async () => {
+    const url = bucket('other-process');
+    const restorer = await openDb(url);
+    const p = plugin(path.join(work, 'other-process'));
+    await restorer.usePlugin(p);
+    const app = await openDb(url);
+    await (app.createResource({ name: 'users', attributes: { name: 'string' } }) as unknown as Promise<Api>).then((u) => u.insert({ id: 'u1', name: 'a' }));
+    const backup = await p.createBackup();
+    await (app.createResource({ name: 'invoices', attributes: { amount: 'number' } }) as unknown as Promise<Api>).then((i) => i.insert({ id: 'i1', amount: 1 }));
+    expect(Object.keys(restorer.resources)).toEqual([]); // this process has not seen either
+    const report = await p.restore({ backupId: backup.id, mode: 'merge' });
+    expect(report.warnings).toEqual([]);
+    const reader = await openDb(url);
+    expect(Object.keys(reader.resources).sort()).toEqual(['invoices', 'users']);
+    expect(await (reader.resources.invoices as unknown as Api).count()).toBe(1);
+    await p.stop();
+  });
+
+  it('a corrupt s3db.json: a whole-database restore puts it back (any mode); a subset merge says what to do', async () => {
+    const db = await openDb(bucket('corrupt-metadata'));
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(path.join(work, 'corrupt-metadata'));
+    await db.usePlugin(p);
+    const before = await snapshot(db);
+    const backup = await p.createBackup();
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from('{ not json'), contentType: 'application/json' });
+    await expect(p.restore({ backupId: backup.id, resources: ['users'], mode: 'merge' })).rejects.toMatchObject({
+      code: 'ERR_TARGET_METADATA',
+      message: expect.stringContaining("a whole-database restore with mode 'replace' puts the backup's back"),
+    });
+    await p.restore({ backupId: backup.id, mode: 'merge' });
+    expect(await snapshot(db)).toEqual(before);
+    await p.stop();
+  });
+});
+
 describe('schema versions created after the backup', () => {
   type Api = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
 

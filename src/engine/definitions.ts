@@ -26,6 +26,7 @@
  */
 import { BackupError } from '../errors.js';
 import type { Manifest } from './manifest.js';
+import { partitionsOf } from './reload.js';
 import { readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -73,8 +74,10 @@ interface Registries {
 }
 
 /**
- * Refuses a merge/skip restore whose registries disagree (ERR_SCHEMA_CONFLICT, naming each clash);
- * returns warnings for attributes that the kept definition does not declare. Writes nothing.
+ * Refuses a merge/skip restore whose short keys or encodings clash (ERR_SCHEMA_CONFLICT, naming
+ * each clash); returns warnings for the other side's attributes that the kept definition does not
+ * declare or keys differently, and the target's partitions a kept backup definition lacks.
+ * Writes nothing.
  */
 export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], mode: RestoreMode): Promise<string[]> {
   if (mode === 'replace') return [];
@@ -104,7 +107,7 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
   if (conflicts.length > 0) {
     throw new BackupError(
       'ERR_SCHEMA_CONFLICT',
-      `the backup's and the target's schemas of the same resource diverged, so after a '${mode}' restore records of one side would read under the other side's attribute names: ${conflicts.join('; ')}. Nothing was written. Restore these resources with mode 'replace' (the backup's records and definition), or into an empty database`,
+      `the backup's and the target's schemas of the same resource diverged, so after a '${mode}' restore records of one side would read under the other side's attribute names or encodings: ${conflicts.join('; ')}. Nothing was written. Restore these resources with mode 'replace' (the backup's records and definition), or into an empty database`,
       { details: { conflicts } },
     );
   }
@@ -141,10 +144,6 @@ function newer(target: Definition, fromBackup: Definition): Definition {
   return versionNumber(target.currentVersion) >= versionNumber(fromBackup.currentVersion) ? target : fromBackup;
 }
 
-function partitionsOf(def: Definition): Record<string, unknown> {
-  const own = def.partitions as Record<string, unknown> | undefined;
-  return own ?? (def.versions?.[def.currentVersion ?? 'v1'] as { partitions?: Record<string, unknown> } | undefined)?.partitions ?? {};
-}
 
 /** The newer definition, plus the other's versions it lacks, its registries keeping the other's short keys reserved. */
 async function mergedDefinition(name: string, target: Definition, fromBackup: Definition): Promise<Definition> {

@@ -31,7 +31,7 @@
 import { BackupError, errorMessage } from '../errors.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
-import { buildResource, type ResourceDefinition } from './reload.js';
+import { buildResource, partitionsOf, type ResourceDefinition } from './reload.js';
 import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RecordData = Record<string, unknown>;
@@ -42,7 +42,6 @@ interface PartitionedResource {
   get(id: string): Promise<RecordData>;
   getPartitionKey(o: { partitionName: string; id: string; data: RecordData }): string | null;
 }
-type BackupDefinition = { currentVersion?: string; partitions?: PartitionDefs; versions?: Record<string, { partitions?: PartitionDefs }> };
 
 const REF = /^resource=([^/]+)\/partition=([^/]+)\/.+\/id=(.+)$/s;
 const DELETE_BATCH = 1000;
@@ -71,7 +70,7 @@ export class PartitionRefs {
    * process's changes), detached: no cache, no plugin wrappers.
    */
   static async open(db: DatabaseLike, backup: Manifest, groups: string[], mode: 'merge' | 'skip'): Promise<PartitionRefs> {
-    const defs = (backup.s3dbJson as { resources?: Record<string, BackupDefinition> } | null)?.resources ?? {};
+    const defs = (backup.s3dbJson as { resources?: Record<string, ResourceDefinition> } | null)?.resources ?? {};
     const backupPartitions = new Map<string, PartitionDefs>();
     for (const group of groups) backupPartitions.set(group, partitionsOf(defs[group]));
     return new PartitionRefs(db, mode, await storedResources(db, groups), backupPartitions, groups);
@@ -208,7 +207,12 @@ export function isPartitionRef(key: string): boolean {
 
 /** Detached Resource objects for `groups` from the target's s3db.json as stored (groups it does not define are left out). */
 async function storedResources(db: DatabaseLike, groups: string[]): Promise<Map<string, PartitionedResource>> {
-  const defs = (await readStoredMetadata<{ resources?: Record<string, ResourceDefinition> }>(db))?.resources ?? {};
+  let defs: Record<string, ResourceDefinition> = {};
+  try {
+    defs = (await readStoredMetadata<{ resources?: Record<string, ResourceDefinition> }>(db))?.resources ?? {};
+  } catch (err) {
+    if (!(err instanceof BackupError && err.code === 'ERR_TARGET_METADATA')) throw err; // unreadable: it defines nothing (a whole-database restore writes it)
+  }
   const out = new Map<string, PartitionedResource>();
   for (const group of groups) {
     const def = defs[group];
@@ -220,11 +224,6 @@ async function storedResources(db: DatabaseLike, groups: string[]): Promise<Map<
 
 function partitionDefs(resource: PartitionedResource): PartitionDefs {
   return resource.config?.partitions ?? {};
-}
-
-/** A definition's partitions as s3db.js builds the Resource from it (reload.ts does the same). */
-function partitionsOf(def: BackupDefinition | undefined): PartitionDefs {
-  return def?.partitions ?? def?.versions?.[def.currentVersion ?? 'v1']?.partitions ?? {};
 }
 
 function parseRef(key: string): { group: string; partition: string; id: string } | null {

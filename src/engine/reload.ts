@@ -96,7 +96,7 @@ export async function buildResource(db: DatabaseLike, name: string, def: Resourc
     idGenerator = v.idGenerator;
     idSize = v.idSize ?? v.idGenerator;
   }
-  const partitions = def.partitions ?? v.partitions ?? {};
+  const partitions = partitionsOf(def);
   const resource = new Resource({
     name,
     client: db.client,
@@ -124,6 +124,12 @@ export async function buildResource(db: DatabaseLike, name: string, def: Resourc
   });
   if (live) (db.client as { ensureResourceIndexes?: (name: string, partitions: unknown) => void }).ensureResourceIndexes?.(name, partitions);
   return resource;
+}
+
+/** A definition's partitions as s3db.js builds its Resource from them (the definition's own, else its current version's). */
+export function partitionsOf(def: ResourceDefinition | undefined): Record<string, unknown> {
+  const own = def?.partitions as Record<string, unknown> | undefined;
+  return own ?? (def?.versions?.[def.currentVersion ?? 'v1']?.partitions as Record<string, unknown> | undefined) ?? {};
 }
 
 /** A definition as JSON without the hook summaries s3db.js writes into s3db.json (they describe the live instance, not the schema). */

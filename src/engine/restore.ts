@@ -38,7 +38,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
-import { isNotFound, listObjects, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -117,14 +117,16 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
   // A whole-database replace, or any whole-database restore into a database that defines no
-  // resource yet, puts s3db.json back as it was; otherwise definitions are merged (below), so a
+  // resource yet (its stored s3db.json: another process may have defined some since this one
+  // connected), puts s3db.json back as it was; otherwise definitions are merged (below), so a
   // merge keeps resources created after the backup.
-  const verbatimSchema = !o.resources && (o.mode === 'replace' || Object.keys(o.target.resources ?? {}).length === 0);
+  const defined = await definedResources(o.target);
+  const verbatimSchema = !o.resources && (o.mode === 'replace' || defined.length === 0);
   const resourceGroups = [...groups].filter((g) => g !== DATABASE_GROUP);
   const definitionNames = o.resources ?? resourceGroups;
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
-  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes)];
+  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes, defined)];
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -229,6 +231,16 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   };
 }
 
+/** The resources the database's stored s3db.json defines (none when it is missing or unreadable JSON: a replace puts it back). */
+async function definedResources(db: DatabaseLike): Promise<string[]> {
+  try {
+    return Object.keys((await readStoredMetadata<{ resources?: Record<string, unknown> }>(db))?.resources ?? {});
+  } catch (err) {
+    if (err instanceof BackupError && err.code === 'ERR_TARGET_METADATA') return [];
+    throw err;
+  }
+}
+
 /** A failure after some objects were written says so: the target is partly restored (nothing was written otherwise). */
 function partlyWritten(err: unknown, written: number): unknown {
   if (written === 0 || !(err instanceof BackupError)) return err;
@@ -324,14 +336,14 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
  * s3db.js's copy of a corrupt s3db.json) and resources the target defines that the backup's
  * s3db.json does not (their definitions go, their objects stay, unreferenced).
  */
-function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes: string[]): string[] {
+function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes: string[], targetResources: string[]): string[] {
   const warnings: string[] = [];
   if (o.mode !== 'replace' || o.resources) return warnings;
   if (databaseDeletes.length > 0) {
     warnings.push(`database-level objects the backup does not have are deleted: ${databaseDeletes.join(', ')}${databaseDeletes.length === NAMED_DELETES ? ', ...' : ''}`);
   }
-  const defined = (target.s3dbJson as { resources?: Record<string, unknown> } | null)?.resources ?? {};
-  const newer = Object.keys(o.target.resources ?? {}).filter((r) => !(r in defined)).sort();
+  const inBackup = (target.s3dbJson as { resources?: Record<string, unknown> } | null)?.resources ?? {};
+  const newer = targetResources.filter((r) => !(r in inBackup)).sort();
   if (newer.length > 0) {
     warnings.push(`resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): ${newer.join(', ')}; restore with resources: [...] to keep them`);
   }

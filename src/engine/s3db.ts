@@ -14,6 +14,7 @@
  * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
  */
 import { Readable } from 'node:stream';
+import { BackupError, errorMessage } from '../errors.js';
 import { compareKeys } from './sorted-merge.js';
 
 export interface ListedObject {
@@ -166,13 +167,22 @@ export async function* mapOrdered<T, R>(items: AsyncIterable<T>, concurrency: nu
   }
 }
 
-/** The database's s3db.json as stored, parsed; null when it has none. */
+/** The database's s3db.json as stored, parsed; null when it has none; ERR_TARGET_METADATA when it is not JSON. */
 export async function readStoredMetadata<T = Record<string, unknown>>(db: DatabaseLike): Promise<T | null> {
+  let text: string;
   try {
-    const res = await db.client.getObject('s3db.json');
-    return JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as T;
+    text = (await bodyToBuffer((await db.client.getObject('s3db.json')).Body)).toString('utf8');
   } catch (err) {
     if (isNotFound(err)) return null;
     throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new BackupError(
+      'ERR_TARGET_METADATA',
+      `the target database's s3db.json is not valid JSON (${errorMessage(err)}): a whole-database restore with mode 'replace' puts the backup's back (s3db.js also moves a corrupt one aside when it connects)`,
+      { cause: err },
+    );
   }
 }
