@@ -211,20 +211,29 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
-  it('a corrupt s3db.json: a whole-database restore puts it back (any mode); a subset merge says what to do', async () => {
+  it('a corrupt s3db.json: a whole-database restore puts it back, partition lists right; a subset restore refuses before writing', async () => {
     const db = await openDb(bucket('corrupt-metadata'));
     await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
     const p = plugin(path.join(work, 'corrupt-metadata'));
     await db.usePlugin(p);
     const before = await snapshot(db);
     const backup = await p.createBackup();
+    type Users = { update(id: string, v: object): Promise<unknown> };
+    await (db.resources.users as unknown as Users).update('u00000', { plan: 'free' }); // was pro
+    const moved = (keys: string[]) => keys.includes('resource=users/partition=byPlan/plan=free/id=u00000') && !keys.includes('resource=users/partition=byPlan/plan=pro/id=u00000');
+    for (let i = 0; i < 100 && !moved((await snapshot(db)).map((o) => o.key)); i++) await new Promise((r) => setTimeout(r, 20)); // users has async partitions
+    const damaged = await snapshot(db);
+    expect(moved(damaged.map((o) => o.key))).toBe(true);
     await db.client.putObject({ key: 's3db.json', body: Buffer.from('{ not json'), contentType: 'application/json' });
-    await expect(p.restore({ backupId: backup.id, resources: ['users'], mode: 'merge' })).rejects.toMatchObject({
-      code: 'ERR_TARGET_METADATA',
-      message: expect.stringContaining("a whole-database restore with mode 'replace' puts the backup's back"),
-    });
+    for (const mode of ['merge', 'replace'] as const) {
+      await expect(p.restore({ backupId: backup.id, resources: ['users'], mode })).rejects.toMatchObject({
+        code: 'ERR_TARGET_METADATA',
+        message: expect.stringContaining("nothing was restored. A whole-database restore puts the backup's s3db.json back"),
+      });
+    }
+    expect((await snapshot(db)).filter((o) => o.key !== 's3db.json')).toEqual(damaged.filter((o) => o.key !== 's3db.json'));
     await p.restore({ backupId: backup.id, mode: 'merge' });
-    expect(await snapshot(db)).toEqual(before);
+    expect(await snapshot(db)).toEqual(before); // partition references included: u00000 listed under pro only
     await p.stop();
   });
 });

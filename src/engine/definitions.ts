@@ -62,6 +62,7 @@ interface SchemaLike {
   getSchemaRegistry(): Registry | undefined;
   getPluginSchemaRegistry(): Record<string, PluginRegistry> | undefined;
   generateInitialRegistry(): { schemaRegistry: Registry; pluginSchemaRegistry: Record<string, PluginRegistry> };
+  dispose?(): void;
 }
 type SchemaCtor = new (args: Record<string, unknown>) => SchemaLike;
 
@@ -80,9 +81,9 @@ interface Registries {
  * Writes nothing.
  */
 export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], mode: RestoreMode): Promise<string[]> {
+  const current = (await readStoredMetadata<S3dbJson>(db))?.resources ?? {}; // read first: a damaged s3db.json is refused before anything is written, in every mode
   if (mode === 'replace') return [];
   const backup = (manifest.s3dbJson as S3dbJson | null)?.resources ?? {};
-  const current = (await readStoredMetadata<S3dbJson>(db))?.resources ?? {};
   const conflicts: string[] = [];
   const warnings: string[] = [];
   for (const name of resources) {
@@ -213,7 +214,9 @@ async function registriesOf(name: string, def: Definition): Promise<Registries> 
   const user = schema.getSchemaRegistry() ?? initial().schemaRegistry;
   const beforeMap = schema.options.hooks?.beforeMap ?? {};
   const encodings = Object.fromEntries(Object.keys(user.mapping ?? {}).map((a) => [a, JSON.stringify(beforeMap[a] ?? [])]));
-  return { user, plugins: schema.getPluginSchemaRegistry() ?? initial().pluginSchemaRegistry, encodings };
+  const plugins = schema.getPluginSchemaRegistry() ?? initial().pluginSchemaRegistry;
+  schema.dispose?.(); // releases its validator cache entry
+  return { user, plugins, encodings };
 }
 
 /** Short keys that hold different attributes on the two sides, in words ([] when none). */
@@ -241,24 +244,26 @@ function holders(r: Registries): Map<string, string> {
 
 /**
  * Attributes declared on both sides whose values s3db.js encodes differently (`number` vs `string`,
- * `string` vs `secret`, integer vs decimal); `string` vs `email` or `url` encode alike and pass.
+ * `string` vs `secret`, integer vs decimal), or that hold a secret or password on one side only;
+ * `string` vs `email` or `url` encode alike and pass.
  */
 function encodingConflicts(fromBackup: Definition, theirs: Registries, target: Definition, mine: Registries): string[] {
-  const [backupTypes, targetTypes] = [baseTypes(fromBackup), baseTypes(target)];
+  const [backupRules, targetRules] = [attributeRules(fromBackup), attributeRules(target)];
+  const sensitive = (rule: string | undefined) => /^(secret|password)/.test(rule ?? '');
   return Object.keys(mine.encodings)
-    .filter((a) => a in theirs.encodings && theirs.encodings[a] !== mine.encodings[a])
-    .map((a) => `'${a}' is stored differently: ${backupTypes.get(a) ?? '?'} in the backup and ${targetTypes.get(a) ?? '?'} in the target`);
+    .filter((a) => a in theirs.encodings && (theirs.encodings[a] !== mine.encodings[a] || sensitive(backupRules.get(a)) !== sensitive(targetRules.get(a))))
+    .map((a) => `'${a}' is stored differently: '${backupRules.get(a) ?? '?'}' in the backup and '${targetRules.get(a) ?? '?'}' in the target`);
 }
 
-/** Attribute path -> base type (the rule before the first `|`) of a definition's current version, for messages. */
-function baseTypes(def: Definition): Map<string, string> {
+/** Attribute path -> its rule in a definition's current version (`number|optional`; an object rule's `type`), for messages. */
+function attributeRules(def: Definition): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (attrs: Record<string, unknown>, prefix: string) => {
     for (const [name, rule] of Object.entries(attrs)) {
       if (name.startsWith('$$')) continue;
       const path = prefix + name;
-      if (typeof rule === 'string') out.set(path, rule.split('|')[0]!.trim());
-      else if (rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string') out.set(path, ((rule as { type: string }).type.split('|')[0] ?? '').trim());
+      if (typeof rule === 'string') out.set(path, rule.trim());
+      else if (rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string') out.set(path, (rule as { type: string }).type.trim());
       else if (rule && typeof rule === 'object') walk(rule as Record<string, unknown>, `${path}.`);
     }
   };

@@ -41,6 +41,7 @@ interface PartitionedResource {
   config?: { partitions?: PartitionDefs };
   get(id: string): Promise<RecordData>;
   getPartitionKey(o: { partitionName: string; id: string; data: RecordData }): string | null;
+  dispose?(): void;
 }
 
 const REF = /^resource=([^/]+)\/partition=([^/]+)\/.+\/id=(.+)$/s;
@@ -52,6 +53,8 @@ export class PartitionRefs {
   private pendingDeletes: string[] = [];
   /** group -> partitions to check after the restore (skip wrote references it could not check). */
   private readonly unchecked = new Map<string, Set<string>>();
+  /** Groups with records in the target but no stored definition (s3db.json damaged): every reference is checked afterwards. */
+  private readonly undefinedBefore: Set<string>;
   /** The target's resources as its s3db.json defines them after the restore (set by checkAfter). */
   private after = new Map<string, PartitionedResource>();
 
@@ -62,7 +65,10 @@ export class PartitionRefs {
     private readonly before: Map<string, PartitionedResource>,
     private readonly backupPartitions: Map<string, PartitionDefs>,
     private readonly groups: string[],
-  ) {}
+    undefinedBefore: Set<string>,
+  ) {
+    this.undefinedBefore = undefinedBefore;
+  }
 
   /**
    * Call before writing. Records are read through Resource objects built from the target's
@@ -73,7 +79,21 @@ export class PartitionRefs {
     const defs = (backup.s3dbJson as { resources?: Record<string, ResourceDefinition> } | null)?.resources ?? {};
     const backupPartitions = new Map<string, PartitionDefs>();
     for (const group of groups) backupPartitions.set(group, partitionsOf(defs[group]));
-    return new PartitionRefs(db, mode, await storedResources(db, groups), backupPartitions, groups);
+    const before = await storedResources(db, groups);
+    const undefinedBefore = new Set<string>();
+    for (const group of groups) {
+      if (before.has(group)) continue;
+      for await (const _ of listObjects(db.client, { prefix: `resource=${group}/`, pageSize: 1 })) {
+        undefinedBefore.add(group); // its old references cannot be read now: all are checked after the restore
+        break;
+      }
+    }
+    return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore);
+  }
+
+  /** Releases the detached Resource objects (their schemas hold validator cache entries). */
+  close(): void {
+    for (const r of [...this.before.values(), ...this.after.values()]) r.dispose?.();
   }
 
   /**
@@ -104,7 +124,7 @@ export class PartitionRefs {
   async shouldWriteRef(key: string): Promise<boolean> {
     const ref = parseRef(key);
     const resource = ref && this.before.get(ref.group);
-    if (this.mode !== 'skip' || !ref || !resource) return true; // a resource the target lacked: all its records are the backup's
+    if (this.mode !== 'skip' || !ref || !resource) return true; // a resource the target lacked (all its records are the backup's) or cannot read (checked afterwards)
     const current = partitionDefs(resource)[ref.partition];
     if (current === undefined || !sameJson(current, this.backupPartitions.get(ref.group)?.[ref.partition])) {
       let set = this.unchecked.get(ref.group);
@@ -145,7 +165,8 @@ export class PartitionRefs {
       const backup = this.backupPartitions.get(group) ?? {};
       const changed = Object.keys(final).filter((p) => !sameJson(final[p], backup[p]));
       if (changed.length > 0) drifted.set(group, changed);
-      const toCheck = new Set([...changed, ...[...(this.unchecked.get(group) ?? [])].filter((p) => p in final)]);
+      const unchecked = this.undefinedBefore.has(group) ? Object.keys(final) : [...(this.unchecked.get(group) ?? [])].filter((p) => p in final);
+      const toCheck = new Set([...changed, ...unchecked]);
       for (const partition of toCheck) {
         for await (const entry of listObjects(this.db.client, { prefix: `resource=${group}/partition=${partition}/`, pageSize })) {
           await pool.run(() => this.check(resource, entry.key));

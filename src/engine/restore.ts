@@ -185,6 +185,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       }
       await writer.drain();
     } catch (err) {
+      refs?.close();
       if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
     } finally {
@@ -203,7 +204,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
     }
     if (refs) {
-      await refreshPartitionRefs(o, target, refs);
+      try {
+        await refreshPartitionRefs(o, target, refs);
+      } finally {
+        refs.close();
+      }
       partitionReferences = { deleted: refs.deleted, created: refs.created };
     }
   }

@@ -181,7 +181,7 @@ export async function readStoredMetadata<T = Record<string, unknown>>(db: Databa
   } catch (err) {
     throw new BackupError(
       'ERR_TARGET_METADATA',
-      `the target database's s3db.json is not valid JSON (${errorMessage(err)}): a whole-database restore with mode 'replace' puts the backup's back (s3db.js also moves a corrupt one aside when it connects)`,
+      `the target database's s3db.json is not valid JSON (${errorMessage(err)}); nothing was restored. A whole-database restore puts the backup's s3db.json back: mode 'merge' keeps records newer than the backup, 'replace' makes every resource exactly the backup (s3db.js also moves a corrupt s3db.json aside when it connects)`,
       { cause: err },
     );
   }
