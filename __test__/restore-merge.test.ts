@@ -36,6 +36,17 @@ async function withPlugin(db: Db, directory = path.join(work, `dest-${++seq}`)):
   return p;
 }
 
+/** `users{name, plan}`, with the sync partition byPlan when `partitioned` (a later call is a new version). */
+async function defineUsers(db: Db, partitioned: boolean): Promise<void> {
+  const partitions = partitioned ? { partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false } : {};
+  await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, ...partitions });
+}
+
+/** Inserts one user per id, named after it, with its plan. */
+async function insertPlans(db: Db, plans: Record<string, string>): Promise<void> {
+  for (const [id, plan] of Object.entries(plans)) await users(db).insert({ id, name: id, plan });
+}
+
 describe('schemas of the two sides', () => {
   it('refuses a merge or skip between schemas that diverged (a short key meaning different attributes), dry run included, and writes nothing', async () => {
     const prod = await openDb(connection('prod'));
@@ -150,14 +161,14 @@ describe('schemas of the two sides', () => {
     for (const mode of ['merge', 'skip'] as const) {
       const db = await openDb(connection(`tie-${mode}`));
       const p = await withPlugin(db);
-      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
+      await defineUsers(db, false);
       await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
       const v1 = await p.backup('full');
       await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string', email: 'string|optional' } }); // v2
       await users(db).insert({ id: 'u2', name: 'b', plan: 'pro', email: 'b@x' });
       const v2 = await p.backup('full');
       await p.restore({ backupId: v1.id, mode: 'replace' }); // roll back, then the application adds a partition: its own v2
-      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+      await defineUsers(db, true);
       await users(db).insert({ id: 't1', name: 'c', plan: 'free' });
       const report = await p.restore({ backupId: v2.id, mode });
       expect(report.warnings).toContainEqual(expect.stringContaining("the backup's records of users carry attributes that the target's definition does not declare (email)"));
@@ -198,9 +209,8 @@ describe('partition references', () => {
     it(`a merge (${variant}) drops the reference of a record that changed partition after the backup`, async () => {
       const url = connection('moved');
       const db = await openDb(url);
-      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
-      await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
-      await users(db).insert({ id: 'u2', name: 'b', plan: 'free' });
+      await defineUsers(db, true);
+      await insertPlans(db, { u1: 'pro', u2: 'free' });
       const p = await withPlugin(db);
       const backup = await p.createBackup();
       await users(db).update('u1', { plan: 'free' });
@@ -221,7 +231,7 @@ describe('partition references', () => {
     const restorer = await openDb(url); // connected before the resource existed
     const p = await withPlugin(restorer);
     const app = await openDb(url);
-    await app.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await defineUsers(app, true);
     await users(app).insert({ id: 'u1', name: 'a', plan: 'pro' });
     const backup = await p.createBackup();
     await users(app).update('u1', { plan: 'free' });
@@ -235,9 +245,8 @@ describe('partition references', () => {
 
   it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
     const db = await openDb(connection('crash'));
-    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
-    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
-    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
+    await defineUsers(db, true);
+    await insertPlans(db, { u1: 'pro', u2: 'pro' });
     const p = await withPlugin(db);
     const backup = await p.createBackup();
     await users(db).update('u1', { plan: 'free' });
@@ -252,9 +261,8 @@ describe('partition references', () => {
 
   it("a skip keeps the target's record that changed partition after the backup, and does not list it under the backup's value", async () => {
     const db = await openDb(connection('skip-moved'));
-    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
-    await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
-    await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
+    await defineUsers(db, true);
+    await insertPlans(db, { u1: 'pro', u2: 'pro' });
     const p = await withPlugin(db);
     const backup = await p.createBackup();
     await users(db).update('u1', { plan: 'free' });
@@ -270,10 +278,10 @@ describe('partition references', () => {
   it("a skip that brings the backup's partition to a target without it does not list the target's records under the backup's values", async () => {
     const db = await openDb(connection('skip-new-partition'));
     const p = await withPlugin(db);
-    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
+    await defineUsers(db, false);
     await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
     const v1 = await p.backup('full');
-    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await defineUsers(db, true);
     await users(db).update('u1', { plan: 'pro' }); // now referenced under pro
     await users(db).insert({ id: 'u2', name: 'b', plan: 'pro' });
     const v2 = await p.backup('full');
@@ -288,17 +296,18 @@ describe('partition references', () => {
   it('a partition the target added after the backup lists the restored records by their values (merge and skip)', async () => {
     for (const mode of ['merge', 'skip'] as const) {
       const db = await openDb(connection(`added-${mode}`));
-      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' } });
-      await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
-      await users(db).insert({ id: 'u2', name: 'b', plan: 'free' });
+      await defineUsers(db, false);
+      await insertPlans(db, { u1: 'pro', u2: 'free' });
       const p = await withPlugin(db);
       const backup = await p.createBackup();
       await users(db).update('u2', { name: 'deleted soon' });
       await db.client.deleteObjects(['resource=users/data/id=u2']); // lost: the restore brings it back
-      await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+      await defineUsers(db, true);
       await users(db).update('u1', { plan: 'free' });
       await users(db).insert({ id: 'u3', name: 'c', plan: 'pro' });
-      await p.restore({ backupId: backup.id, mode });
+      const report = await p.restore({ backupId: backup.id, mode });
+      // merge: u1's old reference (free) deleted before it is overwritten; both: u1 and u2 get their byPlan keys
+      expect(report.partitionReferences).toEqual({ deleted: mode === 'merge' ? 1 : 0, created: 2 });
       // merge: u1 is the backup's again (pro); skip: u1 stays the target's (free); u2 is restored either way.
       expect((await users(db).get('u1')).plan).toBe(mode === 'merge' ? 'pro' : 'free');
       expect(await byPlan(db, 'pro')).toEqual(mode === 'merge' ? ['u1', 'u3'] : ['u3']);
@@ -309,7 +318,7 @@ describe('partition references', () => {
 
   it("a merge into a target that redefined a partition after the backup drops the backup's references of the old shape", async () => {
     const db = await openDb(connection('redefined'));
-    await db.createResource({ name: 'users', attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await defineUsers(db, true);
     await users(db).insert({ id: 'u1', name: 'a', plan: 'pro' });
     const p = await withPlugin(db);
     const backup = await p.createBackup();
