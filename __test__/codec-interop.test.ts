@@ -105,7 +105,7 @@ describe('codec interoperability', () => {
     const quality = (level: number) => ({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level } });
     // FORMAT.md 2.1: the reference is what Node streams (64 KiB chunks), i.e. the JS twin.
     const cases: Array<[Compression, number, (level: number) => Transform]> = [
-      // Every gzip level: each maps to its own libdeflate level (crates/core/src/compress/levels.rs).
+      // Every gzip level: each maps to its own libdeflate level schedule (crates/core/src/compress/levels.rs).
       ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map((l): [Compression, number, (level: number) => Transform] => ['gzip', l, (level) => zlib.createGzip({ level })]),
       ['deflate', 6, (level) => zlib.createDeflate({ level })],
       ['brotli', 1, (level) => zlib.createBrotliCompress(quality(level))],

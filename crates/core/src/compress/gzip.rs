@@ -2,7 +2,8 @@
 //! decompressed on every core.
 //!
 //! Writing: the input is cut into `BLOCK` (2 MiB) blocks; each is deflated whole by libdeflate
-//! (`levels::gzip_level`; one compressor and scratch buffer per worker thread, reused) into one
+//! (at the level `levels::gzip_levels` gives the member's index; one compressor per level and one
+//! scratch buffer per worker thread, reused) into one
 //! complete gzip member (RFC 1952) whose header has an extra field, subfield `S3`, holding the
 //! member's total length and a flag on the stream's last member. Members back to back are a
 //! standard multi-member gzip file: `gzip -d`, Node's `gunzip` and every other reader concatenate
@@ -69,38 +70,39 @@ pub(crate) fn announced(h: &[u8]) -> Option<(usize, bool)> {
         .then_some((total, h[20] & LAST != 0))
 }
 
-/// A worker thread's libdeflate compressor (its state is ~0.5-1 MiB), the level it was made for,
-/// and a scratch buffer of the compress bound, touched once: members leave with their exact size.
+/// A worker thread's libdeflate compressors, one per level it has used (a level schedule has at
+/// most two; each state is ~0.5-1 MiB), and a scratch buffer of the compress bound, touched once:
+/// members leave with their exact size.
+#[derive(Default)]
 struct DeflaterSlot {
-    level: i32,
-    deflater: Deflater,
+    deflaters: Vec<(i32, Deflater)>,
     scratch: Vec<u8>,
 }
 
 thread_local! {
-    static DEFLATER: RefCell<Option<DeflaterSlot>> = const { RefCell::new(None) };
+    static DEFLATER: RefCell<DeflaterSlot> = RefCell::new(DeflaterSlot::default());
 }
 
-/// One block as one complete member.
+/// One block as one complete member, deflated at libdeflate `level`.
 fn gzip_member(level: i32, node_level: i32, data: &[u8], last: bool) -> Result<Vec<u8>> {
     DEFLATER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if !matches!(slot.as_ref(), Some(s) if s.level == level) {
-            let lvl = CompressionLvl::new(level)
-                .map_err(|_| CodecError::Internal(format!("libdeflate has no level {level}")))?;
-            *slot = Some(DeflaterSlot {
-                level,
-                deflater: Deflater::new(lvl),
-                scratch: Vec::new(),
-            });
-        }
-        let s = slot.as_mut().expect("gzip: deflater set above");
-        let bound = s.deflater.deflate_compress_bound(data.len());
+        let s = &mut *cell.borrow_mut();
+        let at = match s.deflaters.iter().position(|(l, _)| *l == level) {
+            Some(at) => at,
+            None => {
+                let lvl = CompressionLvl::new(level).map_err(|_| {
+                    CodecError::Internal(format!("libdeflate has no level {level}"))
+                })?;
+                s.deflaters.push((level, Deflater::new(lvl)));
+                s.deflaters.len() - 1
+            }
+        };
+        let deflater = &mut s.deflaters[at].1;
+        let bound = deflater.deflate_compress_bound(data.len());
         if s.scratch.len() < bound {
             s.scratch.resize(bound, 0);
         }
-        let n = s
-            .deflater
+        let n = deflater
             .deflate_compress(data, &mut s.scratch[..bound])
             .map_err(|e| CodecError::Internal(format!("libdeflate: {e:?}")))?;
         let total = u32::try_from(HEADER_LEN + n + TRAILER_LEN)
@@ -115,8 +117,10 @@ fn gzip_member(level: i32, node_level: i32, data: &[u8], last: bool) -> Result<V
 }
 
 pub(crate) struct ParallelGzip {
-    /// libdeflate level (mapped from `node_level` by `levels::gzip_level`).
-    level: i32,
+    /// libdeflate levels, member `i` at `levels[i % levels.len()]` (from `levels::gzip_levels`).
+    levels: &'static [i32],
+    /// Members submitted so far (the schedule's position).
+    members: usize,
     /// Node-semantics level, only for the header's XFL byte (as Node writes it).
     node_level: i32,
     block: Vec<u8>,
@@ -126,13 +130,14 @@ pub(crate) struct ParallelGzip {
 
 impl ParallelGzip {
     pub(crate) fn new(
-        level: i32,
+        levels: &'static [i32],
         node_level: i32,
         threads: usize,
         workers: Arc<Workers>,
     ) -> ParallelGzip {
         ParallelGzip {
-            level,
+            levels,
+            members: 0,
             node_level,
             block: Vec::with_capacity(BLOCK),
             workers,
@@ -146,7 +151,11 @@ impl ParallelGzip {
         }
         let next = Vec::with_capacity(if last { 0 } else { BLOCK });
         let data = std::mem::replace(&mut self.block, next);
-        let (level, node_level) = (self.level, self.node_level);
+        let (level, node_level) = (
+            self.levels[self.members % self.levels.len()],
+            self.node_level,
+        );
+        self.members += 1;
         self.queue.push(
             self.workers
                 .submit(move || gzip_member(level, node_level, &data, last)),

@@ -86,28 +86,47 @@ const fn slow(good: i32, lazy: i32, nice: i32, chain: i32) -> ZlibParams {
 /// Higher qualities map to themselves.
 const BROTLI_MAP: [u32; 12] = [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
-/// Node gzip level (index) -> libdeflate level for gzip members (2 MiB of input compressed whole,
-/// docs/FORMAT.md 2.1): the fastest libdeflate level whose output is at most 1.5 % larger than
-/// Node's, except level 9, which gets a ratio above Node's (who asks for 9 wants the smallest).
-/// Ratios on 32 MiB of `benches/corpus.js`, Node `gzipSync` / libdeflate (libdeflater 1.26) on
-/// 2 MiB members (single-core MB/s on this machine: Node 6: 48-60, libdeflate 6: 68-95, the same
-/// as zlib-rs with the level-6 tuning of `ZLIB_MAP`, at a 2.3 % better ratio):
+/// Node gzip level (index) -> the libdeflate levels of gzip members (2 MiB of input compressed
+/// whole, docs/FORMAT.md 2.1), as a schedule: member `i` is deflated at `schedule[i % len]`.
+/// Each Node level gets the fastest schedule whose output is at most 1.5 % larger than Node's,
+/// except level 9, which gets a ratio above Node's (who asks for 9 wants the smallest).
 ///
-/// | Node level | Node | ours (libdeflate level) |
+/// Level 6 (the default, the level backups run at) falls between libdeflate's levels: its level 6
+/// is 1.3 % SMALLER than Node's and its level 5 1.95 % larger (outside the budget), so three
+/// members in four go at 5 and one at 6: 1.16 % larger than Node's, ~1.2x the speed of level 6
+/// alone. Members are independent, so a schedule changes nothing for readers. Its ratio stays
+/// between Node's levels 5 and 7, so levels remain ordered.
+///
+/// Ratios on 64 MiB of `benches/corpus.js` (`examples/calibrate.rs`), Node `gzipSync` /
+/// libdeflate (libdeflater 1.26) on 2 MiB members; single-core MB/s on this machine in one run:
+/// libdeflate 5: 113-121, the level-6 schedule: 109, libdeflate 6: 90-95, Node 6: 48-60.
+///
+/// | Node level | Node | ours (libdeflate schedule) |
 /// |---|---|---|
 /// | 1 | 3.7522 | 3.8627 (1) |
 /// | 2 | 3.9309 | 3.9053 (2) |
 /// | 3 | 4.0633 | 4.0312 (3) |
 /// | 4 | 4.1063 | 4.2069 (4) |
 /// | 5 | 4.4475 | 4.4512 (5) |
-/// | 6 | 4.5397 | 4.5992 (6) |
+/// | 6 | 4.5388 | 4.4863 (5, 5, 5, 6); libdeflate 6 alone: 4.5981, 5 alone: 4.4503 |
 /// | 7 | 4.6520 | 4.5992 (6) |
 /// | 8 | 4.7359 | 4.7103 (7) |
 /// | 9 | 4.7359 | 4.8664 (8) |
-const GZIP_MAP: [i32; 10] = [0, 1, 2, 3, 4, 5, 6, 6, 7, 8];
+const GZIP_MAP: [&[i32]; 10] = [
+    &[0],
+    &[1],
+    &[2],
+    &[3],
+    &[4],
+    &[5],
+    &[5, 5, 5, 6],
+    &[6],
+    &[7],
+    &[8],
+];
 
-/// The libdeflate level for a Node-semantics gzip `level` (0-9, -1 or `None` = 6).
-pub fn gzip_level(level: Option<i32>) -> Result<i32> {
+/// The libdeflate level schedule for a Node-semantics gzip `level` (0-9, -1 or `None` = 6).
+pub fn gzip_levels(level: Option<i32>) -> Result<&'static [i32]> {
     Ok(GZIP_MAP[node_level_index(Compression::Gzip, level)?])
 }
 
@@ -190,10 +209,10 @@ mod tests {
             zlib_params(Compression::Deflate, None).unwrap(),
             ZLIB_MAP[6]
         );
-        assert_eq!(gzip_level(None).unwrap(), 6);
-        assert_eq!(gzip_level(Some(-1)).unwrap(), 6);
+        assert_eq!(gzip_levels(None).unwrap(), GZIP_MAP[6]);
+        assert_eq!(gzip_levels(Some(-1)).unwrap(), GZIP_MAP[6]);
         assert_eq!(
-            gzip_level(Some(10)).unwrap_err().code(),
+            gzip_levels(Some(10)).unwrap_err().code(),
             "ERR_INVALID_OPTION"
         );
         assert_eq!(brotli_quality(None).unwrap(), BROTLI_MAP[4]);

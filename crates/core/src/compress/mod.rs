@@ -45,7 +45,7 @@ pub(crate) fn compressor(
             None
         }
         Compression::Gzip => Some(Box::new(gzip::ParallelGzip::new(
-            levels::gzip_level(level)?,
+            levels::gzip_levels(level)?,
             levels::node_zlib_level(level),
             threads,
             Arc::clone(workers),

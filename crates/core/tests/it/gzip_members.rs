@@ -72,6 +72,30 @@ fn every_2_mib_of_input_is_one_member_that_reads_alone_and_only_the_last_is_flag
     }
 }
 
+/// Member `i` is deflated at `levels::gzip_levels`'s schedule position `i % len` (FORMAT.md 2.1,
+/// levels.rs: the default level 6 runs three members in four at libdeflate 5, one at 6).
+#[test]
+fn members_follow_the_level_schedule() {
+    let schedule = compress::levels::gzip_levels(None).unwrap();
+    assert_eq!(schedule, &[5, 5, 5, 6]);
+    let n = (schedule.len() + 1) * BLOCK + 7;
+    let data = records(n, 22);
+    let gz = ours(&data);
+    for (i, &(at, len, _)) in members(&gz).iter().enumerate() {
+        let level = schedule[i % schedule.len()];
+        let block = &data[i * BLOCK..((i + 1) * BLOCK).min(n)];
+        let mut deflater =
+            libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
+        let mut want = vec![0; deflater.deflate_compress_bound(block.len())];
+        let k = deflater.deflate_compress(block, &mut want).unwrap();
+        assert_eq!(
+            &gz[at + 21..at + len - 8],
+            &want[..k],
+            "member {i}: raw deflate of libdeflate level {level}"
+        );
+    }
+}
+
 #[test]
 fn streams_of_other_writers_and_mixtures_are_read_serially_from_the_first_foreign_member() {
     let data = records(3 * BLOCK + 77, 22);
