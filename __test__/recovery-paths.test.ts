@@ -304,7 +304,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const events: unknown[] = [];
     p.on('plg:backup:recovered', (e) => events.push(e));
     const report = await p.recoverBackups();
-    expect(report).toEqual({ recovered: [full.id, inc.id].sort(), skipped: [] });
+    expect(report).toEqual({ recovered: [full.id, inc.id].sort(), indexes: [], skipped: [] });
     expect(events).toEqual([report]);
     for (const [id, text] of originals) expect(await readFile(manifestPath(dir, id), 'utf8')).toBe(text);
     expect((await p.listBackups()).map((b) => b.id)).toEqual([inc.id, full.id]);
@@ -312,7 +312,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const target = await openDb(bucket('lostmanifests-target'));
     await p.restore({ backupId: inc.id, destination: target });
     expect(await snapshot(target)).toEqual(await snapshot(db));
-    expect(await p.recoverBackups()).toEqual({ recovered: [], skipped: [] }); // nothing left to do
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [], skipped: [] }); // nothing left to do
     await p.stop();
   });
 
@@ -323,7 +323,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const fullBefore = await readFile(manifestPath(dir, full.id), 'utf8');
     const { p } = await reopen(dir, { ...encrypted, logger: quiet as never });
     expect((await p.listBackups()).map((b) => b.id)).toEqual([full.id]);
-    expect(await p.recoverBackups()).toEqual({ recovered: [inc.id], skipped: [] });
+    expect(await p.recoverBackups()).toEqual({ recovered: [inc.id], indexes: [], skipped: [] });
     expect(await readFile(manifestPath(dir, inc.id), 'utf8')).toBe(good);
     expect(await readFile(manifestPath(dir, full.id), 'utf8')).toBe(fullBefore);
     expect((await p.listBackups()).map((b) => b.id)).toEqual([inc.id, full.id]);
@@ -375,7 +375,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
 
     const reader = await reopen(crashed, { ...encrypted, logger: quiet as never });
     const report = await reader.p.recoverBackups();
-    expect(report).toEqual({ recovered: [], skipped: [expect.objectContaining({ id: done.id, reason: expect.stringContaining(`pending/${done.id}.json exists`) })] });
+    expect(report).toEqual({ recovered: [], indexes: [], skipped: [expect.objectContaining({ id: done.id, reason: expect.stringContaining(`pending/${done.id}.json exists`) })] });
     await reader.p.stop();
 
     await new Promise((r) => setTimeout(r, 20));
@@ -395,7 +395,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const next = await p.createBackup({ type: 'incremental' });
     expect(next.type).toBe('full'); // the chain is not whole: no incremental on it
     expect((await p.listBackups()).map((b) => b.id)).toEqual([next.id, inc.id]);
-    expect(await p.recoverBackups()).toEqual({ recovered: [full.id], skipped: [] });
+    expect(await p.recoverBackups()).toEqual({ recovered: [full.id], indexes: [], skipped: [] });
     const target = await openDb(bucket('retention-corrupt-full-target'));
     await p.restore({ backupId: inc.id, destination: target });
     expect(await snapshot(target)).toEqual(want);
@@ -407,7 +407,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const { p } = await reopen(dir, encrypted);
     expect(await p.deleteBackup(full.id, { force: true })).toEqual({ deleted: [inc.id, full.id] });
     expect((await filesUnder(dir)).filter((f) => /^(data|manifests|indexes|pending)\//.test(f))).toEqual([]);
-    expect(await p.recoverBackups()).toEqual({ recovered: [], skipped: [] });
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [], skipped: [] });
     await p.stop();
   });
 });

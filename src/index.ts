@@ -12,6 +12,7 @@ export type { BackupPluginOptions } from './options.js';
 export type { BackupSummary, Manifest, VerificationResult } from './engine/manifest.js';
 export type { RestoreReport } from './engine/restore.js';
 export type { RecoveryReport } from './engine/catalog.js';
+export type { IndexRepair } from './engine/index-repair.js';
 export type { ProgressEvent } from './engine/progress.js';
 export { BackupError } from './errors.js';
 export { FilesystemDestination } from './destinations/filesystem.js';

@@ -23,6 +23,7 @@ import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
+import { repairIndexes } from './engine/index-repair.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
@@ -421,20 +422,34 @@ export class BackupPlugin extends EventEmitter {
 
   /**
    * Puts back manifests that were lost or corrupted at a destination, from the copy each backup
-   * keeps beside its parts (docs/FORMAT.md 1), after checking that its index and parts are all
-   * there with their recorded sizes. Run verifyBackup() on what it recovered.
+   * keeps beside its parts (docs/FORMAT.md 1), after checking that its parts are all there with
+   * their recorded sizes; then object indexes that are missing or truncated, copied from another
+   * destination or rebuilt from the parts (engine/index-repair.ts; an encrypted backup needs the
+   * passphrase). Run verifyBackup() on what it recovered.
    */
   async recoverBackups(): Promise<RecoveryReport> {
     return this.serialized(() =>
       this.withLease(async () => {
-        const report = await this.catalog.recover();
-        for (const s of report.skipped) {
+        const manifests = await this.catalog.recover();
+        for (const s of manifests.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
         }
+        const indexes = await repairIndexes({
+          catalog: this.catalog,
+          set: this.destinations,
+          keyFor: async (m) => (m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null),
+        });
+        for (const s of indexes.skipped) {
+          this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `the index of backup ${s.id} at ${s.destination} was not put back: ${s.reason}`);
+        }
+        const report: RecoveryReport = { recovered: manifests.recovered, indexes: indexes.indexes, skipped: [...manifests.skipped, ...indexes.skipped] };
         if (report.recovered.length > 0) {
           this.log('info', { ids: report.recovered }, `recovered the manifests of ${report.recovered.length} backup(s); run verifyBackup() on them`);
-          this.emit('plg:backup:recovered', report);
         }
+        for (const r of report.indexes) {
+          this.log('info', { backupId: r.id, destinations: r.destinations }, `the object index of backup ${r.id} was ${r.action === 'copied' ? 'copied from another destination' : 'rebuilt from its parts'} (${r.destinations.join(', ')}); run verifyBackup() on it`);
+        }
+        if (report.recovered.length > 0 || report.indexes.length > 0) this.emit('plg:backup:recovered', report);
         return report;
       }),
     );

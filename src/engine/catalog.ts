@@ -8,17 +8,19 @@
  * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
- * - recover(): puts back lost or corrupt manifests from the copies backups keep beside their parts.
+ * - recover(): puts back lost or corrupt manifests from the copies backups keep beside their parts
+ *   (index-repair.ts then puts back lost indexes; rewrite() stores the manifest it changed).
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
  *
  * Manifests are cached by id (they never change once written); verification results are not.
  */
 import { hostname } from 'node:os';
-import type { DestinationSet } from '../destinations/set.js';
+import { DestinationSet } from '../destinations/set.js';
 import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
+import type { IndexRepair } from './index-repair.js';
 import { processSpace } from '../lease/process-space.js';
 import { paths } from './layout.js';
 import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
@@ -144,18 +146,33 @@ export class Catalog {
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
     await this.set.delete([paths.manifest(manifest.id)]);
     this.manifests.delete(manifest.id);
-    await this.set.delete([...marker.parts, manifest.index.path, paths.verification(manifest.id), paths.pending(manifest.id)]);
+    // Both index paths: a repaired index lives at the other one (layout.ts rebuiltIndex).
+    const indexes = new Set([manifest.index.path, paths.index(manifest.id), paths.rebuiltIndex(manifest.id, paths.index(manifest.id))]);
+    await this.set.delete([...marker.parts, ...indexes, paths.verification(manifest.id), paths.pending(manifest.id)]);
+  }
+
+  /**
+   * Replaces a committed backup's manifest at `holders`: its copy first, then manifests/<id>.json,
+   * the same bytes. Only index repair changes a committed manifest (the index it names).
+   */
+  async rewrite(manifest: Manifest, holders: Destination[]): Promise<void> {
+    const body = Buffer.from(JSON.stringify(manifest, null, 1));
+    const target = new DestinationSet(holders, 'all');
+    if (manifest.copy) await target.write(manifest.copy, body);
+    await target.write(paths.manifest(manifest.id), body);
+    this.manifests.set(manifest.id, manifest);
   }
 
   /**
    * Puts back the manifest of every backup whose manifests/<id>.json is missing or corrupt at a
    * destination, from the byte-identical copy the backup wrote beside its parts (Manifest.copy).
    * A copy is used only when it names itself (`copy` equals its path), no pending marker says the
-   * backup is unfinished or being deleted, and the index and every part exist with the sizes it
-   * records; otherwise it is reported in `skipped` and nothing is written. Checksums are not read
-   * here: verifyBackup() does that.
+   * backup is unfinished or being deleted, and every part exists with the size it records;
+   * otherwise it is reported in `skipped` and nothing is written. A lost index does not stop it:
+   * index-repair.ts rebuilds that from the parts. Checksums are not read here: verifyBackup()
+   * does that.
    */
-  async recover(): Promise<RecoveryReport> {
+  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped'>> {
     const recovered = new Set<string>();
     const skipped: RecoveryReport['skipped'] = [];
     for (const member of this.set.members) {
@@ -216,6 +233,8 @@ export class Catalog {
 export interface RecoveryReport {
   /** Backups whose manifest was put back (at one destination at least). */
   recovered: string[];
+  /** Object indexes put back: copied from another destination or rebuilt from the parts (index-repair.ts). */
+  indexes: IndexRepair[];
   /** Copies that were not used, and why (id null when the copy itself is unreadable). */
   skipped: { id: string | null; path: string; destination: string; reason: string }[];
 }
@@ -239,7 +258,7 @@ async function recoverFromCopy(member: Destination, path: string): Promise<strin
   if (await member.stat(paths.pending(id))) {
     return { id, reason: `${paths.pending(id)} exists: the backup did not finish or is being deleted, and the next backup's cleanup removes it` };
   }
-  for (const stored of [...copy.parts, copy.index]) {
+  for (const stored of copy.parts) {
     const info = await member.stat(stored.path);
     if (!info) return { id, reason: `${stored.path} is missing, so the backup cannot be restored` };
     if (info.size !== stored.size) return { id, reason: `${stored.path} has ${info.size} bytes, the manifest says ${stored.size}` };

@@ -29,6 +29,8 @@ export const paths = {
   manifest: (id: string) => `manifests/${id}.json`,
   manifestsPrefix: 'manifests/',
   index: (id: string) => `indexes/${id}.index`,
+  /** Where a rebuilt index goes: never over the path the manifest names (see index-repair.ts). */
+  rebuiltIndex: (id: string, current: string) => (current === `indexes/${id}.index` ? `indexes/${id}.rebuilt.index` : `indexes/${id}.index`),
   pending: (id: string) => `pending/${id}.json`,
   pendingPrefix: 'pending/',
   dataPrefix: 'data/',

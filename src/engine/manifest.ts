@@ -75,7 +75,8 @@ export interface Manifest {
   /** Resources selected for the backup, in snapshot order. */
   resources: Record<string, ResourceStats>;
   parts: PartEntry[];
-  index: { path: string; size: number; sha256: string; entries: number };
+  /** `rebuiltAt`: set when recoverBackups() rebuilt a lost index from the parts (index-repair.ts). */
+  index: { path: string; size: number; sha256: string; entries: number; rebuiltAt?: string };
   totals: { objects: number; records: number; stored: number; deleted: number; plainBytes: number; storedBytes: number; parts: number };
   /** The database's s3db.json at backup time (null if it had none). */
   s3dbJson: unknown;

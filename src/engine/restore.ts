@@ -28,7 +28,7 @@
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
-import { readArchive, type ArchiveRecord } from './archive.js';
+import type { ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -39,7 +39,7 @@ import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
 import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { codecOf, openDecoded, readIndex, readRanged } from './stored.js';
+import { readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -409,27 +409,11 @@ async function* recordsOf(o: RestoreRunOptions, manifest: Manifest, group: strin
   for (const part of manifest.parts.filter((p) => p.group === group)) yield* readPart(o, manifest, part, key);
 }
 
-async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
+function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
   const holders = holdersOf(manifest, o.set);
   const preferred = o.goodSources?.get(part.path);
   const ordered = preferred ? [...holders.filter((h) => h.label === preferred), ...holders.filter((h) => h.label !== preferred)] : holders;
-  let lastKey: string | null = null;
-  const errors: string[] = [];
-  for (const member of ordered) {
-    try {
-      const decoded = openDecoded(readRanged(member, part), part, member.label, codecOf(manifest, key));
-      for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
-        if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
-        lastKey = record.header.key;
-        yield record;
-      }
-      return;
-    } catch (err) {
-      errors.push(`${member.label}: ${errorMessage(err)}`);
-      o.sourceFailures?.push({ label: member.label, path: part.path, error: errorMessage(err) });
-    }
-  }
-  throw new BackupError('ERR_PART_UNREADABLE', `part ${part.path} of backup ${manifest.id} could not be read from any destination: ${errors.join('; ')}`);
+  return readPartRecords(ordered, manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
 }
 
 async function exists(db: DatabaseLike, key: string): Promise<boolean> {

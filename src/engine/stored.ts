@@ -7,6 +7,8 @@
  *   bad data.
  * - The index is JSON lines, one IndexEntry per line, sorted by key; readIndex() yields entries
  *   lazily (bounded memory) and fails on a bad checksum at the end.
+ * - readPartRecords() yields a part's records in key order, each once, resuming at the next
+ *   destination after the last key it returned when one fails midway.
  */
 import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -14,9 +16,11 @@ import { pipeline } from 'node:stream/promises';
 import { createDecoder, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import type { Destination } from '../destinations/types.js';
+import { readArchive, type ArchiveRecord } from './archive.js';
 import { mapOrdered } from './s3db.js';
-import { BackupError } from '../errors.js';
-import type { IndexEntry, Manifest } from './manifest.js';
+import { BackupError, errorMessage } from '../errors.js';
+import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import { compareKeys } from './sorted-merge.js';
 
 export interface StoredRef {
   path: string;
@@ -84,6 +88,9 @@ export class IndexLineWriter extends Transform {
   }
 }
 
+/** What to do about a lost or damaged object index (index-repair.ts). */
+export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost or cut-short object index back from the backup's parts (a corrupt one: delete it first)";
+
 /**
  * The sorted object index of `manifest`, read lazily from the first destination that opens it.
  * The checksum is checked when the last line has been read.
@@ -102,7 +109,7 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
       errors.push(`${member.label}: ${(err as Error).message}`);
     }
   }
-  if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing: ${errors.join('; ')}`);
+  if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing: ${errors.join('; ')}; ${INDEX_REPAIR_HINT}`);
   const decoded = openDecoded(stream, ref, where, codecOf(manifest, key));
   let count = 0;
   try {
@@ -117,6 +124,37 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   if (count !== ref.entries) {
     throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${ref.entries}`);
   }
+}
+
+/**
+ * The records of one part, read from the first of `holders` that serves it whole; when one fails
+ * midway, the next resumes after the last key returned (records are sorted). `onFailure` hears of
+ * each destination that failed; ERR_PART_UNREADABLE when none could.
+ */
+export async function* readPartRecords(
+  holders: Destination[],
+  manifest: Manifest,
+  part: PartEntry,
+  key: KeyHandle | null,
+  onFailure?: (label: string, error: string) => void,
+): AsyncIterable<ArchiveRecord> {
+  let lastKey: string | null = null;
+  const errors: string[] = [];
+  for (const member of holders) {
+    try {
+      const decoded = openDecoded(readRanged(member, part), part, member.label, codecOf(manifest, key));
+      for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
+        if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
+        lastKey = record.header.key;
+        yield record;
+      }
+      return;
+    } catch (err) {
+      errors.push(`${member.label}: ${errorMessage(err)}`);
+      onFailure?.(member.label, errorMessage(err));
+    }
+  }
+  throw new BackupError('ERR_PART_UNREADABLE', `part ${part.path} of backup ${manifest.id} could not be read from any destination: ${errors.join('; ')}`);
 }
 
 /**

@@ -22,7 +22,7 @@ import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, openDecoded, readRanged, ChecksumTap, type StoredRef } from './stored.js';
+import { codecOf, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type StoredRef } from './stored.js';
 
 export interface VerifyOutcome {
   result: VerificationResult;
@@ -86,7 +86,8 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       { cause },
     );
   }
-  const error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
+  let error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
+  if (missing.some((o) => o.records === null)) error += `; ${INDEX_REPAIR_HINT}`;
   return {
     result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,

@@ -1,0 +1,227 @@
+// Lost object indexes: recoverBackups() copies an index from another destination that holds it, or
+// rebuilds it from the backup's parts (and, for an incremental, its parent's index), on the real
+// s3db.js and real filesystem destinations whose files are deleted or cut by hand, as a disk or an
+// operator would. A rebuilt index must equal the lost one entry for entry (plain gzip indexes are
+// read here with Node's zlib), the chain must restore exactly, and nothing is written when the
+// index cannot be rebuilt faithfully (no passphrase, an entry count that does not match).
+import { gunzipSync } from 'node:zlib';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { filesUnder } from './helpers/files.js';
+
+const SMALL = { users: 5, orders: 8, perBehavior: 1 };
+const PASSPHRASE = 'recovery-index-passphrase-never-logged';
+const encrypted = { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } };
+const quiet = { warn() {}, error() {}, info() {} };
+let work: string;
+let seq = 0;
+const bucket = (name: string) => `memory://recovery-index-${name}-${process.pid}-${++seq}/db`;
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'recovery-index-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Api = { update(id: string, v: Record<string, unknown>): Promise<unknown>; delete(id: string): Promise<unknown>; insert(v: Record<string, unknown>): Promise<unknown> };
+type Manifest = { id: string; copy: string; index: { path: string; size: number; sha256: string; entries: number; rebuiltAt?: string } };
+
+/**
+ * A full backup, then changes of every kind (an update, a delete, an insert, an order leaving the
+ * `completed` filter), then an incremental: `options` chooses destinations, encryption, selection.
+ */
+async function changedChain(name: string, options: BackupPluginOptions) {
+  const db = await copySeeded(bucket(name));
+  const p = new BackupPlugin({ schedule: false, logger: quiet as never, ...options });
+  await db.usePlugin(p);
+  const full = await p.backup('full');
+  await (db.resources.users as unknown as Api).update('u00001', { name: 'Renamed' });
+  await (db.resources.orders as unknown as Api).delete('o00002');
+  await (db.resources.orders as unknown as Api).insert({ id: 'o-new', userId: 'u00001', total: 9, status: 'completed' });
+  await (db.resources.orders as unknown as Api).update('o00001', { status: 'pending' });
+  const inc = await p.backup('incremental');
+  expect(inc.type).toBe('incremental');
+  await p.stop();
+  return { db, full, inc, want: await snapshot(db) };
+}
+
+/** A fresh plugin on the same destinations (nothing cached), as a new process would have. */
+async function reopen(options: BackupPluginOptions) {
+  const db = await openDb(bucket('reader'));
+  const p = new BackupPlugin({ schedule: false, logger: quiet as never, ...options });
+  await db.usePlugin(p);
+  return p;
+}
+
+const manifestOf = async (dir: string, id: string) => JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as Manifest;
+/** The index lines of a plain gzip backup, read with Node's zlib. */
+const indexLines = async (dir: string, m: Manifest) => gunzipSync(await readFile(path.join(dir, m.index.path))).toString('utf8').split('\n').filter((l) => l !== '');
+
+async function restoresExactly(p: BackupPlugin, id: string, want: unknown, name: string) {
+  const target = await openDb(bucket(`${name}-target`));
+  await p.restore({ backupId: id, destination: target });
+  expect(await snapshot(target)).toEqual(want);
+}
+
+describe('lost object indexes: recoverBackups()', () => {
+  it("both indexes of a chain deleted: rebuilt from the parts entry for entry (the incremental's from its parent's), and the chain restores exactly", async () => {
+    const dir = path.join(work, 'lost-both');
+    const { full, inc, want } = await changedChain('lost-both', { config: { directory: dir } });
+    const before = new Map<string, { manifest: Manifest; lines: string[] }>();
+    for (const id of [full.id, inc.id]) {
+      const manifest = await manifestOf(dir, id);
+      before.set(id, { manifest, lines: await indexLines(dir, manifest) });
+    }
+    // The incremental's index names the full for unchanged objects, and has no deleted order.
+    const incLines = before.get(inc.id)!.lines.map((l) => JSON.parse(l) as { k: string; b: string });
+    expect(incLines.some((e) => e.b === full.id)).toBe(true);
+    expect(incLines.some((e) => e.k.includes('o00002'))).toBe(false);
+    for (const id of [full.id, inc.id]) await rm(path.join(dir, before.get(id)!.manifest.index.path));
+
+    const p = await reopen({ config: { directory: dir } });
+    const err = await p.restore({ backupId: inc.id, destination: await openDb(bucket('lost-both-early')) }).then(() => null, (e: unknown) => e as { code: string; message: string });
+    // restore verifies first: the failure names the index and what puts it back
+    expect(err?.code).toBe('ERR_VERIFY_FAILED');
+    expect(err!.message).toContain(`indexes/${full.id}.index does not exist`);
+    expect(err!.message).toContain('recoverBackups() puts a lost or cut-short object index back');
+    const unverified = await p.restore({ backupId: inc.id, destination: await openDb(bucket('lost-both-early2')), verify: false }).then(() => null, (e: unknown) => e as { code: string; message: string });
+    expect(unverified?.code).toBe('ERR_INDEX_MISSING');
+    expect(unverified!.message).toContain('recoverBackups() puts a lost or cut-short object index back');
+    const events: unknown[] = [];
+    p.on('plg:backup:recovered', (e) => events.push(e));
+    const report = await p.recoverBackups();
+    const label = p.destinations.members[0]!.label;
+    expect(report).toEqual({
+      recovered: [],
+      indexes: [
+        { id: full.id, action: 'rebuilt', destinations: [label] },
+        { id: inc.id, action: 'rebuilt', destinations: [label] },
+      ],
+      skipped: [],
+    });
+    expect(events).toEqual([report]);
+    for (const id of [full.id, inc.id]) {
+      const { manifest: old, lines } = before.get(id)!;
+      const now = await manifestOf(dir, id);
+      expect(now.index).toMatchObject({ path: `indexes/${id}.rebuilt.index`, entries: old.index.entries, rebuiltAt: expect.any(String) });
+      expect(await indexLines(dir, now)).toEqual(lines);
+      // the copy beside the parts says the same, byte for byte
+      expect(await readFile(path.join(dir, now.copy), 'utf8')).toBe(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8'));
+    }
+    expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+    await restoresExactly(p, inc.id, want, 'lost-both');
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [], skipped: [] });
+    // Deleting the chain leaves no index behind at either path.
+    await p.deleteBackup(full.id, { force: true });
+    expect((await filesUnder(dir)).filter((f) => f.startsWith('indexes/'))).toEqual([]);
+    await p.stop();
+  });
+
+  it('an encrypted index cut short: without the passphrase it is reported and nothing changes; with it, rebuilt and restorable', async () => {
+    const dir = path.join(work, 'cut-encrypted');
+    const { full, inc, want } = await changedChain('cut-encrypted', { config: { directory: dir }, ...encrypted });
+    const m = await manifestOf(dir, full.id);
+    await truncate(path.join(dir, m.index.path), Math.floor(m.index.size / 2));
+    const manifestText = await readFile(path.join(dir, 'manifests', `${full.id}.json`), 'utf8');
+
+    const warnings: string[] = [];
+    const locked = await reopen({ config: { directory: dir }, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
+    const report = await locked.recoverBackups();
+    expect(report.indexes).toEqual([]);
+    expect(report.skipped).toEqual([{ id: full.id, path: m.index.path, destination: locked.destinations.members[0]!.label, reason: expect.stringContaining('a passphrase is needed') }]);
+    expect(report.skipped[0]!.reason).toContain('could not be put back');
+    expect(warnings).toEqual([expect.stringContaining(`the index of backup ${full.id}`)]);
+    expect(warnings.join('\n')).not.toContain(PASSPHRASE);
+    expect(await readFile(path.join(dir, 'manifests', `${full.id}.json`), 'utf8')).toBe(manifestText);
+    expect((await filesUnder(dir)).filter((f) => f.startsWith('indexes/')).sort()).toEqual([`indexes/${full.id}.index`, `indexes/${inc.id}.index`]);
+    await locked.stop();
+
+    const p = await reopen({ config: { directory: dir }, ...encrypted });
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: full.id, action: 'rebuilt', destinations: [p.destinations.members[0]!.label] }], skipped: [] });
+    // the damaged index is gone; the incremental's (intact) was left alone
+    expect((await filesUnder(dir)).filter((f) => f.startsWith('indexes/')).sort()).toEqual([`indexes/${full.id}.rebuilt.index`, `indexes/${inc.id}.index`]);
+    expect((await manifestOf(dir, inc.id)).index.rebuiltAt).toBeUndefined();
+    expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+    await restoresExactly(p, inc.id, want, 'cut-encrypted');
+    await p.stop();
+  });
+
+  it('manifests and indexes both lost: the manifests come back from their copies, then the indexes from the parts', async () => {
+    const dir = path.join(work, 'lost-all');
+    const { full, inc, want } = await changedChain('lost-all', { config: { directory: dir }, ...encrypted });
+    await rm(path.join(dir, 'manifests'), { recursive: true });
+    await rm(path.join(dir, 'indexes'), { recursive: true });
+    const p = await reopen({ config: { directory: dir }, ...encrypted });
+    const report = await p.recoverBackups();
+    expect(report.recovered).toEqual([full.id, inc.id].sort());
+    expect(report.indexes.map((r) => [r.id, r.action])).toEqual([
+      [full.id, 'rebuilt'],
+      [inc.id, 'rebuilt'],
+    ]);
+    expect(report.skipped).toEqual([]);
+    await restoresExactly(p, inc.id, want, 'lost-all');
+    // a rebuilt index rebuilt again goes back to the first path, never over the one in use
+    await rm(path.join(dir, `indexes/${inc.id}.rebuilt.index`));
+    expect((await p.recoverBackups()).indexes).toEqual([{ id: inc.id, action: 'rebuilt', destinations: [p.destinations.members[0]!.label] }]);
+    expect((await manifestOf(dir, inc.id)).index.path).toBe(`indexes/${inc.id}.index`);
+    await restoresExactly(p, inc.id, want, 'lost-all-again');
+    await p.stop();
+  });
+
+  it('an index lost at one of two destinations is copied from the other, byte for byte; the manifest is not touched', async () => {
+    const dirs = [path.join(work, 'multi-a'), path.join(work, 'multi-b')];
+    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+    const { full, inc, want } = await changedChain('multi', options);
+    const m = await manifestOf(dirs[1]!, full.id);
+    const bytes = await readFile(path.join(dirs[0]!, m.index.path));
+    const manifestText = await readFile(path.join(dirs[1]!, 'manifests', `${full.id}.json`), 'utf8');
+    await writeFile(path.join(dirs[1]!, m.index.path), bytes.subarray(0, 10));
+    const p = await reopen(options);
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: full.id, action: 'copied', destinations: [p.destinations.members[1]!.label] }], skipped: [] });
+    expect((await readFile(path.join(dirs[1]!, m.index.path))).equals(bytes)).toBe(true);
+    expect(await readFile(path.join(dirs[1]!, 'manifests', `${full.id}.json`), 'utf8')).toBe(manifestText);
+    expect((await p.verifyBackup(inc.id, { level: 'full' })).destinations?.every((d: { verified: boolean }) => d.verified)).toBe(true);
+    await restoresExactly(p, inc.id, want, 'multi');
+    await p.stop();
+  });
+
+  it('parts that do not give the entry count the manifest records: reported, nothing written', async () => {
+    const dir = path.join(work, 'count');
+    const { full } = await changedChain('count', { config: { directory: dir } });
+    const file = path.join(dir, 'manifests', `${full.id}.json`);
+    const m = JSON.parse(await readFile(file, 'utf8')) as Manifest;
+    m.index.entries += 1;
+    await writeFile(file, JSON.stringify(m, null, 1));
+    await rm(path.join(dir, m.index.path));
+    const p = await reopen({ config: { directory: dir } });
+    const report = await p.recoverBackups();
+    expect(report.indexes).toEqual([]);
+    expect(report.skipped).toEqual([expect.objectContaining({ id: full.id, reason: expect.stringContaining(`the parts give ${m.index.entries - 1} index entries, the manifest records ${m.index.entries}; nothing was written`) })]);
+    expect((await filesUnder(dir)).filter((f) => f.startsWith(`indexes/${full.id}`))).toEqual([]);
+    expect(await readFile(file, 'utf8')).toBe(JSON.stringify(m, null, 1));
+    await p.stop();
+  });
+
+  it('a filtered resource: entries of records that left the filter are not inherited from the parent, as the backup wrote it', async () => {
+    const dir = path.join(work, 'logical');
+    const selection = { resources: { users: true, orders: { filter: { status: 'completed' } } } };
+    const { full, inc } = await changedChain('logical', { config: { directory: dir }, ...selection });
+    const keysOf = (lines: string[]) => lines.map((l) => JSON.parse(l) as { k: string; b: string }).map((e) => `${e.k} ${e.b}`);
+    const before = new Map<string, string[]>();
+    for (const id of [full.id, inc.id]) before.set(id, keysOf(await indexLines(dir, await manifestOf(dir, id))));
+    // o00001 left the filter (completed -> pending): in the full's index, not in the incremental's
+    expect(before.get(full.id)!.some((k) => k.includes('orders/data/id=o00001'))).toBe(true);
+    expect(before.get(inc.id)!.some((k) => k.includes('orders/data/id=o00001'))).toBe(false);
+    await rm(path.join(dir, 'indexes'), { recursive: true });
+    const p = await reopen({ config: { directory: dir }, ...selection });
+    expect((await p.recoverBackups()).indexes.map((r) => r.id)).toEqual([full.id, inc.id]);
+    for (const id of [full.id, inc.id]) expect(keysOf(await indexLines(dir, await manifestOf(dir, id)))).toEqual(before.get(id));
+    await p.stop();
+  });
+});
