@@ -6,8 +6,9 @@
  * EMPTY database (object-for-object equal); storage classes of every stored object; parts larger
  * than the S3 multipart part size; SSE (aws:kms with the test key of scripts/rgw/start.sh); a failed
  * backup leaves no manifest, no parts and no incomplete multipart upload, and the next one succeeds
- * (and aborts a crashed run's upload); a backup and restore through ~15% injected faults; and an
- * s3db database that itself lives on RGW (with a key prefix) as the source.
+ * (and aborts a crashed run's upload); a backup and restore through ~15% injected faults; lost
+ * object indexes rebuilt from the parts; and an s3db database that itself lives on RGW (with a key
+ * prefix) as the source.
  *
  * The ONLY fake is __test__/helpers/fault-proxy.ts (injected 5xx / SlowDown / resets, and one part
  * refused for good), which a real server cannot produce on demand.
@@ -353,6 +354,43 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const target = await openDb(memoryUrl('utf8-target'));
       await p.restore({ backupId: inc.id, destination: target });
       expect(await snapshot(target)).toEqual(want);
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+
+  it('object indexes deleted from the bucket: recoverBackups() rebuilds them from the parts (UTF-8-ordered keys, many parts), and the chain restores exactly', async () => {
+    const srcBucket = await makeBucket(admin, 'indexlost');
+    const db = await createS3Database(srcBucket, '');
+    try {
+      type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown>; delete(id: string): Promise<unknown> };
+      const places = (await db.createResource({ name: 'places', behavior: 'body-overflow', attributes: { city: 'string', note: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
+      for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞'], ['p6', 'Lyon']]) await places.insert({ id, city, note: 'n'.repeat(3000) });
+      const config = s3Config('index-lost/');
+      const p = s3Plugin(config, { type: 'incremental', partSize: 4096 });
+      await db.usePlugin(p);
+      const full = await p.createBackup();
+      await places.update('p2', { city: 'Ｔokyo' });
+      await places.delete('p3');
+      const inc = await p.createBackup();
+      expect([full.type, inc.type]).toEqual(['full', 'incremental']);
+      const manifests = await Promise.all([full.id, inc.id].map(async (id) => (await p.getBackup(id))!.manifest));
+      expect(manifests[0]!.parts.length).toBeGreaterThan(2);
+      await destinationOf(p).delete(manifests.map((m) => m.index.path));
+
+      const reader = await openDb(memoryUrl('index-lost-reader'));
+      const fresh = s3Plugin(config);
+      await reader.usePlugin(fresh);
+      const report = await fresh.recoverBackups();
+      expect(report.indexes.map((r) => [r.id, r.action])).toEqual([
+        [full.id, 'rebuilt'],
+        [inc.id, 'rebuilt'],
+      ]);
+      expect(report.skipped).toEqual([]);
+      expect((await listKeys(admin, bucket, 'index-lost/indexes/')).sort()).toEqual([full.id, inc.id].map((id) => `index-lost/indexes/${id}.rebuilt.index`).sort());
+      expect((await fresh.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+      expect(await restoreElsewhere(config, inc.id)).toEqual(await snapshot(db as never));
     } finally {
       await db.disconnect();
       await deleteBucket(admin, srcBucket);
