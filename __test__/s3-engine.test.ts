@@ -383,12 +383,18 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const fresh = s3Plugin(config);
       await reader.usePlugin(fresh);
       const report = await fresh.recoverBackups();
-      expect(report.indexes.map((r) => [r.id, r.action])).toEqual([
-        [full.id, 'rebuilt'],
-        [inc.id, 'rebuilt'],
+      expect(report.indexes.map((r) => [r.id, r.action, r.verified])).toEqual([
+        [full.id, 'rebuilt', true],
+        [inc.id, 'rebuilt', true],
       ]);
       expect(report.skipped).toEqual([]);
-      expect((await listKeys(admin, bucket, 'index-lost/indexes/')).sort()).toEqual([full.id, inc.id].map((id) => `index-lost/indexes/${id}.rebuilt.index`).sort());
+      // each backup: a rebuilt index and the reference naming it; the lost ones are not recreated
+      const keys = await listKeys(admin, bucket, 'index-lost/indexes/');
+      expect(keys).toHaveLength(4);
+      for (const id of [full.id, inc.id]) {
+        expect(keys).toContain(`index-lost/indexes/${id}.rebuilt.json`);
+        expect(keys.filter((k) => new RegExp(`^index-lost/indexes/${id}\\.rebuilt-\\d{8}T\\d{9}Z\\.index$`).test(k))).toHaveLength(1);
+      }
       expect((await fresh.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
       expect(await restoreElsewhere(config, inc.id)).toEqual(await snapshot(db as never));
     } finally {

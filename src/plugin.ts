@@ -24,13 +24,14 @@ import { BackupError, errorMessage, optionError } from './errors.js';
 import { runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
+import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
-import { verifyManifest } from './engine/verify.js';
+import { holdersOf, verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
@@ -613,6 +614,11 @@ export class BackupPlugin extends EventEmitter {
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
     if (bad) {
       this.log('warn', { backupId: newest.id }, `the next backup is a full one: the chain of ${newest.id} ${bad.text}`);
+      return null;
+    }
+    // An incremental is planned against its parent's object index: without it, every incremental would fail.
+    if (!(await indexAvailable(holdersOf(newest, this.destinations), newest))) {
+      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the object index of ${newest.id} is missing (${INDEX_REPAIR_HINT})`);
       return null;
     }
     return newest;

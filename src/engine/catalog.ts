@@ -9,14 +9,14 @@
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
  * - recover(): puts back lost or corrupt manifests from the copies backups keep beside their parts
- *   (index-repair.ts then puts back lost indexes; rewrite() stores the manifest it changed).
+ *   (index-repair.ts then puts back lost indexes, beside the manifests, which never change).
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
  *
  * Manifests are cached by id (they never change once written); verification results are not.
  */
 import { hostname } from 'node:os';
-import { DestinationSet } from '../destinations/set.js';
+import type { DestinationSet } from '../destinations/set.js';
 import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
@@ -146,21 +146,20 @@ export class Catalog {
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
     await this.set.delete([paths.manifest(manifest.id)]);
     this.manifests.delete(manifest.id);
-    // Both index paths: a repaired index lives at the other one (layout.ts rebuiltIndex).
-    const indexes = new Set([manifest.index.path, paths.index(manifest.id), paths.rebuiltIndex(manifest.id, paths.index(manifest.id))]);
-    await this.set.delete([...marker.parts, ...indexes, paths.verification(manifest.id), paths.pending(manifest.id)]);
+    await this.set.delete([...marker.parts, ...(await this.indexFiles(manifest.id)), paths.verification(manifest.id), paths.pending(manifest.id)]);
   }
 
-  /**
-   * Replaces a committed backup's manifest at `holders`: its copy first, then manifests/<id>.json,
-   * the same bytes. Only index repair changes a committed manifest (the index it names).
-   */
-  async rewrite(manifest: Manifest, holders: Destination[]): Promise<void> {
-    const body = Buffer.from(JSON.stringify(manifest, null, 1));
-    const target = new DestinationSet(holders, 'all');
-    if (manifest.copy) await target.write(manifest.copy, body);
-    await target.write(paths.manifest(manifest.id), body);
-    this.manifests.set(manifest.id, manifest);
+  /** Every file of backup `id` under indexes/ at any destination: its index, and a rebuilt one with its reference. */
+  private async indexFiles(id: string): Promise<string[]> {
+    const found = new Set([paths.index(id)]);
+    for (const member of this.set.members) {
+      try {
+        for await (const o of member.list(paths.indexFiles(id))) found.add(o.path);
+      } catch {
+        // an unlistable destination fails the delete that follows, which says why
+      }
+    }
+    return [...found];
   }
 
   /**
@@ -215,7 +214,12 @@ export class Catalog {
         const committed = !state.deleting && (await member.stat(paths.manifest(state.id)).catch(() => null)) !== null;
         if (!committed && !isStale(state, staleAfterMs)) continue;
         try {
-          if (!committed) await member.delete([...state.parts, paths.index(state.id), paths.manifest(state.id), paths.verification(state.id)]);
+          if (!committed) {
+            const indexes = [paths.index(state.id)];
+            // a deletion that died midway may leave a rebuilt index and its reference (index-repair.ts)
+            if (state.deleting) for await (const o of member.list(paths.indexFiles(state.id))) indexes.push(o.path);
+            await member.delete([...state.parts, ...indexes, paths.manifest(state.id), paths.verification(state.id)]);
+          }
           await member.delete([path]);
           if (!committed) cleaned.push(state.id);
         } catch (err) {

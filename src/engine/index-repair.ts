@@ -1,28 +1,32 @@
 /**
- * Repairing lost object indexes (recoverBackups(), after the manifests are back): a backup whose
- * index is missing, or has another size than its manifest records, at every destination that holds
- * the backup is not restorable (the index drives the restore plan), although every record is still
- * in its parts. This module puts the index back:
+ * Repairing lost object indexes (recoverBackups(), after the manifests are back). A backup whose
+ * index is missing, or has another size than recorded, is not restorable (the index drives the
+ * restore plan), although every record is still in its parts. Per destination holding the backup,
+ * the index a reader uses there (stored.ts indexRefAt: the manifest's, or a rebuilt one named by
+ * `indexes/<id>.rebuilt.json`) is checked by size, and a lacking one is put back:
  *
- * - copied: when another destination holding the backup has the index with the recorded size, its
- *   bytes are copied (checked against the manifest's SHA-256 as they stream; nothing else changes);
- * - rebuilt: otherwise the index is derived from what the backup itself stores (FORMAT.md 4):
- *   a full backup's index is one entry per record of its parts (tombstones excepted); an
- *   incremental's is its parent's index overlaid with its own parts: a record replaces the parent's
- *   entry, a tombstone removes it, and the parent's entries of a resource stored as logical
- *   records (filter/fields/limit) are dropped, as the backup dropped them. Backups are repaired
- *   oldest first, so a parent's index is back before its children need it.
+ * - copied: from another destination where it is whole (checked against its SHA-256 as it
+ *   streams), with the reference naming it, if it is a rebuilt one;
+ * - rebuilt, when no destination has it: derived from what the backup itself stores (FORMAT.md
+ *   4.1): a full backup's index is one entry per record of its parts (tombstones excepted); an
+ *   incremental's is its parent's index overlaid with its own parts: a record replaces the
+ *   parent's entry, a tombstone removes it, and the parent's entries of a resource stored as
+ *   logical records (filter/fields/limit) are dropped, as the backup dropped them. Backups are
+ *   repaired oldest first, so a parent's index is back before its children need it.
+ *
+ * Then a quick verification (presence, sizes, SHA-256) is recorded, replacing any earlier result
+ * that the lost index had failed (retention deletes backups recorded as failing).
  *
  * Invariants:
- * - A rebuilt index is written only when it has exactly the number of entries the manifest
- *   records; then the manifest (its copy first, then manifests/<id>.json, the same bytes) gets
- *   the new index's path, size and SHA-256 and `index.rebuiltAt`. The rebuilt index goes to the
- *   other of two paths (layout.ts rebuiltIndex), never over the one the manifest names, so a crash
- *   between the index and the manifest leaves the backup as it was, and repair can run again.
+ * - Manifests are never rewritten (processes cache them; copies at other destinations stay
+ *   identical). A rebuilt index gets a new name per rebuild, is written whole first, and only then
+ *   named by the reference (written at every destination holding the backup); a crash between the
+ *   two leaves the backup as it was, and repair can run again. The index it replaces is deleted last.
+ * - A rebuilt index is written only when it has exactly the number of entries the manifest records.
  * - Entries hold what the parts recorded: the key, the ETag and LastModified the source listed,
- *   and the stored size (a logical record has no LastModified: ""). They can differ from the lost
- *   index only for an object rewritten while it was read, whose next incremental then stores it
- *   again (a changed ETag), as it would have.
+ *   and the stored size. For objects these are what the lost index held (an object rewritten while
+ *   the backup read it aside: its stored size); for logical records the size is that of the stored
+ *   JSON and LastModified is "" (the index held the object's; nothing compares them).
  * - Memory: one record and one parent entry at a time, streamed through the codec.
  * - An encrypted backup needs the passphrase; without it the backup is reported, never touched.
  */
@@ -37,14 +41,16 @@ import { DATABASE_GROUP, paths, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest } from './manifest.js';
 import { EncodedSink } from './sink.js';
 import { mergeByKey } from './sorted-merge.js';
-import { ChecksumTap, IndexLineWriter, readIndex, readPartRecords } from './stored.js';
-import { holdersOf } from './verify.js';
+import { ChecksumTap, IndexLineWriter, indexRefAt, readIndex, readPartRecords, type IndexRef } from './stored.js';
+import { holdersOf, verifyManifest } from './verify.js';
 
 export interface IndexRepair {
   id: string;
   action: 'copied' | 'rebuilt';
   /** Destinations the index was written to. */
   destinations: string[];
+  /** The quick verification recorded afterwards (null: it could not run, nothing was recorded). */
+  verified: boolean | null;
 }
 
 export interface IndexRepairReport {
@@ -59,38 +65,47 @@ export interface IndexRepairOptions {
   keyFor: (manifest: Manifest) => Promise<KeyHandle | null>;
 }
 
+/** The index a destination uses for a backup, and whether it is there whole (by size). */
+interface Holding {
+  member: Destination;
+  ref: IndexRef;
+}
+
 /** Repairs the index of every committed backup that lacks it at a destination holding it. */
 export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairReport> {
   const report: IndexRepairReport = { indexes: [], skipped: [] };
   const manifests = (await o.catalog.list()).map((e) => e.manifest);
   manifests.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : a.id < b.id ? -1 : 1));
   for (const manifest of manifests) {
-    const holders = holdersOf(manifest, o.set);
-    const good: Destination[] = [];
-    const lacking: Destination[] = [];
+    const good: Holding[] = [];
+    const lacking: Holding[] = [];
     let unchecked: string | null = null;
-    for (const member of holders) {
+    for (const member of holdersOf(manifest, o.set)) {
       try {
-        const info = await member.stat(manifest.index.path);
-        (info?.size === manifest.index.size ? good : lacking).push(member);
+        const ref = await indexRefAt(member, manifest);
+        const info = await member.stat(ref.path);
+        (info?.size === ref.size ? good : lacking).push({ member, ref });
       } catch (err) {
         unchecked ??= `${member.label}: ${errorMessage(err)}`;
       }
     }
     if (lacking.length === 0) continue;
     const skip = (reason: string) => {
-      for (const member of lacking) report.skipped.push({ id: manifest.id, path: manifest.index.path, destination: member.label, reason });
+      for (const { member, ref } of lacking) report.skipped.push({ id: manifest.id, path: ref.path, destination: member.label, reason });
     };
     try {
+      let action: IndexRepair['action'];
       if (good.length > 0) {
         await copyIndex(manifest, good[0]!, lacking);
-        report.indexes.push({ id: manifest.id, action: 'copied', destinations: lacking.map((m) => m.label) });
+        action = 'copied';
       } else if (unchecked !== null) {
         skip(`the index is missing here and ${unchecked} could not be checked; run recoverBackups() again when it answers`);
+        continue;
       } else {
-        await rebuildIndex(o, manifest, holders);
-        report.indexes.push({ id: manifest.id, action: 'rebuilt', destinations: holders.map((m) => m.label) });
+        await rebuildIndex(o, manifest, lacking);
+        action = 'rebuilt';
       }
+      report.indexes.push({ id: manifest.id, action, destinations: lacking.map((h) => h.member.label), verified: await recordQuickVerification(o, manifest) });
     } catch (err) {
       skip(`the index is missing or damaged and could not be put back: ${errorMessage(err)}`);
     }
@@ -98,16 +113,24 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
   return report;
 }
 
-/** Copies the index from `from` to each of `to`; a copy whose bytes fail the manifest's checksum is not kept. */
-async function copyIndex(manifest: Manifest, from: Destination, to: Destination[]): Promise<void> {
-  for (const member of to) {
-    const tap = new ChecksumTap(manifest.index, from.label);
-    const source = await from.read(manifest.index.path);
-    await Promise.all([pipeline(source, tap), member.write(manifest.index.path, tap)]);
+/** Copies `from`'s index to each of `to`, with the reference naming it if it is a rebuilt one. */
+async function copyIndex(manifest: Manifest, from: Holding, to: Holding[]): Promise<void> {
+  const rebuilt = from.ref.path !== manifest.index.path;
+  for (const { member, ref: replaced } of to) {
+    const tap = new ChecksumTap(from.ref, from.member.label);
+    const written = member.write(from.ref.path, tap).catch((err: unknown) => {
+      tap.destroy(err as Error);
+      throw err;
+    });
+    await Promise.all([pipeline(await from.member.read(from.ref.path), tap), written]);
+    // a reference naming a lost rebuilt index goes, or names the copied one
+    if (rebuilt) await member.write(paths.indexRef(manifest.id), referenceBody(manifest, from.ref));
+    else await member.delete([paths.indexRef(manifest.id)]);
+    if (replaced.path !== from.ref.path) await member.delete([replaced.path]);
   }
 }
 
-async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: Destination[]): Promise<void> {
+async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: Holding[]): Promise<void> {
   const key = await o.keyFor(manifest);
   let parentIndex: AsyncIterable<IndexEntry> = none();
   if (manifest.parentId !== null) {
@@ -115,13 +138,15 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
     if (!parent) throw new BackupError('ERR_CHAIN_BROKEN', `its parent ${manifest.parentId} no longer exists, so an incremental's index cannot be rebuilt`);
     parentIndex = readIndex(o.set, parent, parent.encryption ? await o.keyFor(parent) : null);
   }
-  const target = new DestinationSet(holders, 'all');
-  const path = paths.rebuiltIndex(manifest.id, manifest.index.path);
+  const members = holders.map((h) => h.member);
+  const target = new DestinationSet(members, 'all');
+  const at = new Date();
+  const path = paths.rebuiltIndex(manifest.id, at);
   const codec = { compression: manifest.codec.compression, level: manifest.codec.level ?? undefined, key: key ?? undefined, segmentSize: manifest.codec.segmentSize };
   const sink = new EncodedSink<IndexEntry>(target, path, new IndexLineWriter(), codec);
   let entries = 0;
   try {
-    for await (const entry of rebuiltEntries(manifest, parentIndex, recordsOf(manifest, holders, key))) {
+    for await (const entry of rebuiltEntries(manifest, parentIndex, recordsOf(manifest, members, key))) {
       await sink.write(entry);
       entries++;
     }
@@ -133,9 +158,25 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
     throw err;
   }
   const stored = await sink.close();
-  const repaired: Manifest = { ...manifest, index: { path, size: stored.size, sha256: stored.sha256, entries, rebuiltAt: new Date().toISOString() } };
-  await o.catalog.rewrite(repaired, holders);
-  await target.delete([manifest.index.path]).catch(() => undefined); // the damaged one, if any; no longer named
+  await target.write(paths.indexRef(manifest.id), referenceBody(manifest, { path, size: stored.size, sha256: stored.sha256, entries, rebuiltAt: at.toISOString() }));
+  // the lost or damaged index each destination used before, no longer named
+  for (const { member, ref } of holders) await member.delete([ref.path]).catch(() => undefined);
+}
+
+/** `indexes/<id>.rebuilt.json` (FORMAT.md 4.1). */
+function referenceBody(manifest: Manifest, ref: IndexRef): Buffer {
+  return Buffer.from(JSON.stringify({ format: 's3db-backup-index-ref', version: 1, id: manifest.id, ...ref }, null, 1));
+}
+
+/** Records a quick verification of the repaired backup (replacing a result the lost index failed). */
+async function recordQuickVerification(o: IndexRepairOptions, manifest: Manifest): Promise<boolean | null> {
+  try {
+    const { result } = await verifyManifest(manifest, o.set, null, { level: 'quick' });
+    await o.catalog.recordVerification(manifest.id, result);
+    return result.verified;
+  } catch {
+    return null; // an unreadable destination: nothing known, nothing recorded
+  }
 }
 
 /** The backup's records, part after part: parts are cut from one key-ordered stream, so this is key order. */

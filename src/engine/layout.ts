@@ -4,6 +4,7 @@
  *
  *   manifests/<id>.json        the manifest: the commit point (a backup exists iff it exists)
  *   indexes/<id>.index         codec stream of the sorted object index (JSON lines)
+ *   indexes/<id>.rebuilt.json  names the index recoverBackups() rebuilt when that one was lost
  *   pending/<id>.json          written when a backup starts, removed when it commits or fails
  *   verifications/<id>.json    result of the latest on-demand verification
  *   key.json                   key file (encrypted backups; FORMAT.md 2.6)
@@ -29,8 +30,12 @@ export const paths = {
   manifest: (id: string) => `manifests/${id}.json`,
   manifestsPrefix: 'manifests/',
   index: (id: string) => `indexes/${id}.index`,
-  /** Where a rebuilt index goes: never over the path the manifest names (see index-repair.ts). */
-  rebuiltIndex: (id: string, current: string) => (current === `indexes/${id}.index` ? `indexes/${id}.rebuilt.index` : `indexes/${id}.index`),
+  /** Prefix of every file of backup `id` under indexes/: its index, a rebuilt one and its reference. */
+  indexFiles: (id: string) => `indexes/${id}.`,
+  /** Names the index rebuilt after the manifest's was lost (index-repair.ts; FORMAT.md 4.1). */
+  indexRef: (id: string) => `indexes/${id}.rebuilt.json`,
+  /** A rebuilt index: a new name per rebuild, so a rebuild never writes over the index in use. */
+  rebuiltIndex: (id: string, at: Date) => `indexes/${id}.rebuilt-${compactTimestamp(at)}.index`,
   pending: (id: string) => `pending/${id}.json`,
   pendingPrefix: 'pending/',
   dataPrefix: 'data/',

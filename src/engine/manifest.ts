@@ -75,8 +75,8 @@ export interface Manifest {
   /** Resources selected for the backup, in snapshot order. */
   resources: Record<string, ResourceStats>;
   parts: PartEntry[];
-  /** `rebuiltAt`: set when recoverBackups() rebuilt a lost index from the parts (index-repair.ts). */
-  index: { path: string; size: number; sha256: string; entries: number; rebuiltAt?: string };
+  /** The index as written (a rebuilt one is named beside it, not here: stored.ts indexRefAt). */
+  index: { path: string; size: number; sha256: string; entries: number };
   totals: { objects: number; records: number; stored: number; deleted: number; plainBytes: number; storedBytes: number; parts: number };
   /** The database's s3db.json at backup time (null if it had none). */
   s3dbJson: unknown;

@@ -7,6 +7,9 @@
  *   bad data.
  * - The index is JSON lines, one IndexEntry per line, sorted by key; readIndex() yields entries
  *   lazily (bounded memory) and fails on a bad checksum at the end.
+ * - Manifests never change once written. An index rebuilt after the manifest's was lost is named
+ *   by a reference beside it at each destination (indexRefAt, index-repair.ts), read afresh on
+ *   every use, so a process that cached the manifest still finds it.
  * - readPartRecords() yields a part's records in key order, each once, resuming at the next
  *   destination after the last key it returned when one fails midway.
  */
@@ -15,8 +18,9 @@ import { PassThrough, Readable, Transform, type TransformCallback } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
-import type { Destination } from '../destinations/types.js';
+import { readText, type Destination } from '../destinations/types.js';
 import { readArchive, type ArchiveRecord } from './archive.js';
+import { paths } from './layout.js';
 import { mapOrdered } from './s3db.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
@@ -88,6 +92,50 @@ export class IndexLineWriter extends Transform {
   }
 }
 
+/** The stored index a reader uses: the manifest's, or a rebuilt one (index-repair.ts). */
+export interface IndexRef extends StoredRef {
+  entries: number;
+  /** Set on a rebuilt index: when it was rebuilt. */
+  rebuiltAt?: string;
+}
+
+/**
+ * The index of `manifest` at `member`: the rebuilt one that `indexes/<id>.rebuilt.json` names
+ * there (FORMAT.md 4.1), else the manifest's own. A reference that does not parse, or names
+ * another backup's file or another entry count, is ignored (recoverBackups() writes a new one).
+ */
+export async function indexRefAt(member: Destination, manifest: Manifest): Promise<IndexRef> {
+  const own: IndexRef = manifest.index;
+  if (!(await member.stat(paths.indexRef(manifest.id)))) return own;
+  let ref: Partial<IndexRef>;
+  try {
+    ref = JSON.parse(await readText(member, paths.indexRef(manifest.id))) as Partial<IndexRef>;
+  } catch {
+    return own;
+  }
+  const valid =
+    typeof ref.path === 'string' &&
+    ref.path.startsWith(paths.indexFiles(manifest.id)) &&
+    Number.isSafeInteger(ref.size) &&
+    typeof ref.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(ref.sha256) &&
+    ref.entries === manifest.index.entries;
+  return valid ? { path: ref.path!, size: ref.size!, sha256: ref.sha256!, entries: ref.entries!, ...(typeof ref.rebuiltAt === 'string' ? { rebuiltAt: ref.rebuiltAt } : {}) } : own;
+}
+
+/** True when one of `holders` has the index of `manifest` that its readers use, with its recorded size. */
+export async function indexAvailable(holders: Destination[], manifest: Manifest): Promise<boolean> {
+  for (const member of holders) {
+    try {
+      const ref = await indexRefAt(member, manifest);
+      if ((await member.stat(ref.path))?.size === ref.size) return true;
+    } catch {
+      // an unreachable destination: try the next
+    }
+  }
+  return false;
+}
+
 /** What to do about a lost or damaged object index (index-repair.ts). */
 export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost or cut-short object index back from the backup's parts (a corrupt one: delete it first)";
 
@@ -96,13 +144,15 @@ export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost or cut-short obje
  * The checksum is checked when the last line has been read.
  */
 export async function* readIndex(set: DestinationSet, manifest: Manifest, key: KeyHandle | null): AsyncIterable<IndexEntry> {
-  const ref = manifest.index;
+  let ref: IndexRef = manifest.index;
   let stream: Readable | null = null;
   let where = '';
   const errors: string[] = [];
   for (const member of set.members) {
     try {
-      stream = await member.read(ref.path);
+      const found = await indexRefAt(member, manifest);
+      stream = await member.read(found.path);
+      ref = found;
       where = member.label;
       break;
     } catch (err) {
@@ -121,8 +171,8 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   } finally {
     decoded.destroy();
   }
-  if (count !== ref.entries) {
-    throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${ref.entries}`);
+  if (count !== manifest.index.entries) {
+    throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${manifest.index.entries}`);
   }
 }
 

@@ -11,7 +11,8 @@
  * verified when every object is good at one destination at least (restore falls back per object).
  * Only damage to the stored bytes makes a result `verified: false`; an object that no destination
  * could even read (access, I/O) throws ERR_VERIFY_INCOMPLETE instead (see DAMAGE_CODES).
- * `goodSources` tells restore, per object path, which destination passed.
+ * `goodSources` tells restore, per part, which destination passed. The index checked at each
+ * destination is the one readers use there (stored.ts indexRefAt: a rebuilt one, if any).
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,11 +23,12 @@ import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type StoredRef } from './stored.js';
+import { codecOf, indexRefAt, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
+import { paths } from './layout.js';
 
 export interface VerifyOutcome {
   result: VerificationResult;
-  /** Object path -> label of a destination where it verified. */
+  /** Part path -> label of a destination where it verified. */
   goodSources: Map<string, string>;
 }
 
@@ -45,24 +47,31 @@ export function holdersOf(manifest: Manifest, set: DestinationSet): Destination[
 }
 
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
-  const parts = options.parts ?? manifest.parts;
-  const objects: (StoredRef & { records: number | null })[] = [
-    ...parts.map((p) => ({ path: p.path, size: p.size, sha256: p.sha256, records: p.objects })),
-    { path: manifest.index.path, size: manifest.index.size, sha256: manifest.index.sha256, records: null },
-  ];
-  const meter = new ProgressMeter(manifest.id, 'verify', objects.length, options.onProgress);
+  const parts = (options.parts ?? manifest.parts).map((p) => ({ path: p.path, size: p.size, sha256: p.sha256, records: p.objects, id: p.path }));
+  // The index may be a rebuilt one at some destinations (indexRefAt): it is one object, whatever its path.
+  const INDEX = '(index)';
+  const ids = [...parts.map((p) => p.id), INDEX];
+  const meter = new ProgressMeter(manifest.id, 'verify', ids.length, options.onProgress);
   const goodSources = new Map<string, string>();
   const destinations: VerificationResult['destinations'] = [];
   // Objects that could not be read for a reason other than their bytes (access, I/O, network).
-  const unreadable = new Map<string, unknown>();
+  const unreadable = new Map<string, { path: string; err: unknown }>();
   for (const member of holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
+    let index: IndexRef = manifest.index;
+    try {
+      index = await indexRefAt(member, manifest);
+    } catch (err) {
+      unreadable.set(INDEX, { path: paths.indexRef(manifest.id), err });
+      errors.push({ path: paths.indexRef(manifest.id), message: `${paths.indexRef(manifest.id)} at ${member.label}: ${errorMessage(err)}` });
+    }
+    const objects = [...parts, { ...index, records: null, id: INDEX }];
     await pool(objects, options.concurrency ?? 2, async (ref) => {
       try {
         await checkObject(member, manifest, ref, key, options.level);
-        if (!goodSources.has(ref.path)) goodSources.set(ref.path, member.label);
+        if (!goodSources.has(ref.id)) goodSources.set(ref.id, member.label);
       } catch (err) {
-        if (!isDamage(err)) unreadable.set(ref.path, err);
+        if (!isDamage(err)) unreadable.set(ref.id, { path: ref.path, err });
         // Every error names the object it is about (codec errors alone say only "segment 0 ...").
         const message = errorMessage(err);
         errors.push({ path: ref.path, message: message.includes(ref.path) ? message : `${ref.path} at ${member.label}: ${message}` });
@@ -74,20 +83,20 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
     destinations.push({ label: member.label, verified: error === null, error });
   }
   meter.finish();
-  const missing = objects.filter((o) => !goodSources.has(o.path));
+  const missing = ids.filter((id) => !goodSources.has(id));
   // Not one good copy, and at least one copy that could not be read: nothing is known about its
   // bytes, so this is thrown (and recorded nowhere) rather than reported as damage.
-  const unknown = missing.find((o) => unreadable.has(o.path));
+  const unknown = missing.map((id) => unreadable.get(id)).find((u) => u !== undefined);
   if (unknown) {
-    const cause = unreadable.get(unknown.path);
     throw new BackupError(
       'ERR_VERIFY_INCOMPLETE',
-      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(cause)}); nothing was recorded: fix access to the destination and verify again`,
-      { cause },
+      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(unknown.err)}); nothing was recorded: fix access to the destination and verify again`,
+      { cause: unknown.err },
     );
   }
   let error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
-  if (missing.some((o) => o.records === null)) error += `; ${INDEX_REPAIR_HINT}`;
+  if (missing.includes(INDEX)) error += `; ${INDEX_REPAIR_HINT}`;
+  goodSources.delete(INDEX);
   return {
     result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
