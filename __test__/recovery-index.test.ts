@@ -229,6 +229,90 @@ describe('lost object indexes: recoverBackups()', () => {
     await running.stop();
   });
 
+  it('a reference that cannot be read for a moment is not taken for a lost index: verification records nothing', async () => {
+    const dir = path.join(work, 'ref-transient');
+    const { inc, want } = await changedChain('ref-transient', { config: { directory: dir } });
+    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
+    const p = await reopen({ config: { directory: dir } });
+    expect((await p.recoverBackups()).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
+    // Fault injection (a real disk cannot fail one read on demand): reading the reference fails once.
+    const member = p.destinations.members[0]!;
+    const read = member.read.bind(member);
+    let failures = 1;
+    member.read = async (where, options) => {
+      if (where.endsWith('.rebuilt.json') && failures-- > 0) throw Object.assign(new Error('injected: EIO'), { code: 'EIO' });
+      return read(where, options);
+    };
+    await expect(p.verifyBackup(inc.id)).rejects.toMatchObject({ code: 'ERR_VERIFY_INCOMPLETE' });
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id);
+    await restoresExactly(p, inc.id, want, 'ref-transient');
+    await p.stop();
+  });
+
+  it('a verification that began before a repair and ends after it does not replace the repair\'s result', async () => {
+    const dir = path.join(work, 'verify-race');
+    const { inc } = await changedChain('verify-race', { config: { directory: dir } });
+    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
+    const slow = await reopen({ config: { directory: dir } });
+    // Fault injection (timing): this process's reads of the incremental's parts wait until the
+    // repair is done (it has looked up the index by then).
+    let release!: () => void;
+    let waiting!: () => void;
+    const repaired = new Promise<void>((r) => (release = r));
+    const atGate = new Promise<void>((r) => (waiting = r));
+    const member = slow.destinations.members[0]!;
+    const read = member.read.bind(member);
+    member.read = async (where, options) => {
+      if (where.startsWith('data/') && where.includes(inc.id)) {
+        waiting();
+        await repaired;
+      }
+      return read(where, options);
+    };
+    const late = slow.verifyBackup(inc.id, { level: 'quick' });
+    await atGate;
+    const operator = await reopen({ config: { directory: dir } });
+    expect((await operator.recoverBackups()).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
+    await operator.stop();
+    release();
+    expect((await late).verified).toBe(false); // it saw the index missing
+    expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id); // the repair's result stays
+    await slow.stop();
+  });
+
+  it('the verification recorded after a repair covers the chain: an incremental whose full is damaged stays unverified', async () => {
+    const dir = path.join(work, 'chain-verdict');
+    const { full, inc } = await changedChain('chain-verdict', { config: { directory: dir } });
+    const part = (JSON.parse(await readFile(path.join(dir, 'manifests', `${full.id}.json`), 'utf8')) as { parts: { path: string }[] }).parts[0]!.path;
+    const bytes = await readFile(path.join(dir, part));
+    bytes[bytes.length >> 1] ^= 0xff; // bit rot, same size
+    await writeFile(path.join(dir, part), bytes);
+    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
+    const p = await reopen({ config: { directory: dir } });
+    expect((await p.recoverBackups()).indexes.map((r) => [r.id, r.action, r.verified])).toEqual([[inc.id, 'rebuilt', false]]);
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).not.toContain(inc.id);
+    await p.stop();
+  });
+
+  it('with two destinations, a restore reads the index where it is whole: cut short or corrupt at the first, no repair needed', async () => {
+    const dirs = [path.join(work, 'first-bad-a'), path.join(work, 'first-bad-b')];
+    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+    const { inc, want } = await changedChain('first-bad', options);
+    const file = path.join(dirs[0]!, (await manifestOf(dirs[0]!, inc.id)).index.path);
+    const bytes = await readFile(file);
+    const p = await reopen(options);
+    await writeFile(file, bytes.subarray(0, bytes.length - 3)); // cut short: skipped by size, verification or not
+    await restoresExactly(p, inc.id, want, 'first-bad-cut');
+    const unverified = await openDb(bucket('first-bad-unverified'));
+    await p.restore({ backupId: inc.id, destination: unverified, verify: false });
+    expect(await snapshot(unverified)).toEqual(want);
+    const corrupt = Buffer.from(bytes);
+    corrupt[corrupt.length >> 1] ^= 0xff; // same size: verification finds the good copy
+    await writeFile(file, corrupt);
+    await restoresExactly(p, inc.id, want, 'first-bad-corrupt');
+    await p.stop();
+  });
+
   it('while an index is lost, the next incremental becomes a full (with a warning) instead of failing on it', async () => {
     const dir = path.join(work, 'parent-lost');
     const { inc } = await changedChain('parent-lost', { config: { directory: dir } });

@@ -293,8 +293,11 @@ export class BackupPlugin extends EventEmitter {
     const level = options.level ?? 'full';
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
     const manifest = await this.catalog.require(id);
+    const started = Date.now();
     const result = await this.verifyChain(manifest, level);
-    await this.catalog.recordVerification(id, result);
+    if (!(await this.catalog.recordVerification(id, result, started))) {
+      this.log('info', { backupId: id }, `the verification of ${id} that finished while this one ran stays recorded (verified: ${String(result.verified)} here)`);
+    }
     this.emit('plg:backup:verified', { id, ...result });
     return result;
   }
@@ -439,6 +442,8 @@ export class BackupPlugin extends EventEmitter {
           catalog: this.catalog,
           set: this.destinations,
           keyFor: async (m) => (m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null),
+          // recorded as verifyBackup() records it: with the chain the backup needs
+          verify: async (m) => (await this.verifyBackup(m.id, { level: 'quick' }).catch(() => null))?.verified ?? null,
         });
         for (const s of indexes.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `the index of backup ${s.id} at ${s.destination} was not put back: ${s.reason}`);

@@ -73,9 +73,17 @@ export class Catalog {
     return null;
   }
 
-  async recordVerification(id: string, result: VerificationResult): Promise<void> {
+  /**
+   * Records `result` as the latest verification of `id`, unless a verification that ended after
+   * this one began is recorded already (e.g. the one recoverBackups() ran after repairing an
+   * index this one found missing): that one saw the backup as it is now. Returns whether it did.
+   */
+  async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<boolean> {
+    const latest = await this.latestVerification(id);
+    if (latest && Date.parse(latest.at) >= startedAt) return false;
     const body = Buffer.from(JSON.stringify(result, null, 1));
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
+    return true;
   }
 
   /** Summaries of every readable backup, newest first (see `survey`). */

@@ -14,8 +14,9 @@
  *   logical records (filter/fields/limit) are dropped, as the backup dropped them. Backups are
  *   repaired oldest first, so a parent's index is back before its children need it.
  *
- * Then a quick verification (presence, sizes, SHA-256) is recorded, replacing any earlier result
- * that the lost index had failed (retention deletes backups recorded as failing).
+ * Then a quick verification (presence, sizes, SHA-256; with the chain the backup needs) is
+ * recorded, replacing an earlier result that the lost index had failed (retention deletes backups
+ * recorded as failing).
  *
  * Invariants:
  * - Manifests are never rewritten (processes cache them; copies at other destinations stay
@@ -42,7 +43,7 @@ import type { IndexEntry, Manifest } from './manifest.js';
 import { EncodedSink } from './sink.js';
 import { mergeByKey } from './sorted-merge.js';
 import { ChecksumTap, IndexLineWriter, indexRefAt, readIndex, readPartRecords, type IndexRef } from './stored.js';
-import { holdersOf, verifyManifest } from './verify.js';
+import { holdersOf } from './verify.js';
 
 export interface IndexRepair {
   id: string;
@@ -63,6 +64,8 @@ export interface IndexRepairOptions {
   set: DestinationSet;
   /** The key of an encrypted backup (throws ERR_PASSPHRASE_REQUIRED without a passphrase); null for a plain one. */
   keyFor: (manifest: Manifest) => Promise<KeyHandle | null>;
+  /** Verifies (quick) and records the result, as verifyBackup() does; null when it could not run. */
+  verify: (manifest: Manifest) => Promise<boolean | null>;
 }
 
 /** The index a destination uses for a backup, and whether it is there whole (by size). */
@@ -105,7 +108,7 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
         await rebuildIndex(o, manifest, lacking);
         action = 'rebuilt';
       }
-      report.indexes.push({ id: manifest.id, action, destinations: lacking.map((h) => h.member.label), verified: await recordQuickVerification(o, manifest) });
+      report.indexes.push({ id: manifest.id, action, destinations: lacking.map((h) => h.member.label), verified: await o.verify(manifest) });
     } catch (err) {
       skip(`the index is missing or damaged and could not be put back: ${errorMessage(err)}`);
     }
@@ -155,6 +158,7 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
     }
   } catch (err) {
     await sink.abort(err instanceof Error ? err : new Error(String(err)));
+    await target.delete([path]).catch(() => undefined); // whatever a destination kept of it
     throw err;
   }
   const stored = await sink.close();
@@ -166,17 +170,6 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
 /** `indexes/<id>.rebuilt.json` (FORMAT.md 4.1). */
 function referenceBody(manifest: Manifest, ref: IndexRef): Buffer {
   return Buffer.from(JSON.stringify({ format: 's3db-backup-index-ref', version: 1, id: manifest.id, ...ref }, null, 1));
-}
-
-/** Records a quick verification of the repaired backup (replacing a result the lost index failed). */
-async function recordQuickVerification(o: IndexRepairOptions, manifest: Manifest): Promise<boolean | null> {
-  try {
-    const { result } = await verifyManifest(manifest, o.set, null, { level: 'quick' });
-    await o.catalog.recordVerification(manifest.id, result);
-    return result.verified;
-  } catch {
-    return null; // an unreadable destination: nothing known, nothing recorded
-  }
 }
 
 /** The backup's records, part after part: parts are cut from one key-ordered stream, so this is key order. */

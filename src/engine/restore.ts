@@ -39,7 +39,7 @@ import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
 import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { readIndex, readPartRecords } from './stored.js';
+import { indexSource, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -141,7 +141,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
     // index serves them all; database-level objects get their own pass.
-    const openIndex = () => new IndexCursor(readIndex(o.set, target, o.keys.get(target.id) ?? null));
+    const openIndex = () => new IndexCursor(indexOf(o, target));
     const cursors = { resources: openIndex(), database: null as IndexCursor | null };
     let notInSnapshot = 0;
     try {
@@ -316,7 +316,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
   const databaseDeletes: string[] = [];
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
-  for await (const step of mergeJoin(readIndex(o.set, target, o.keys.get(target.id) ?? null), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+  for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
@@ -409,6 +409,11 @@ async function* recordsOf(o: RestoreRunOptions, manifest: Manifest, group: strin
   for (const part of manifest.parts.filter((p) => p.group === group)) yield* readPart(o, manifest, part, key);
 }
 
+/** The backup's index, read where verification found it whole (if it ran). */
+function indexOf(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexEntry> {
+  return readIndex(o.set, manifest, o.keys.get(manifest.id) ?? null, o.goodSources?.get(indexSource(manifest.id)));
+}
+
 function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
   const holders = holdersOf(manifest, o.set);
   const preferred = o.goodSources?.get(part.path);
@@ -446,7 +451,7 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
     batch = [];
   };
   // The listing is re-read page by page while deleting behind it; collect a page's worth first.
-  for await (const step of mergeJoin(readIndex(o.set, target, o.keys.get(target.id) ?? null), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+  for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     if (!step.entry && step.existing) {
       batch.push(step.existing.key);
       if (batch.length >= 1000) await flush();
@@ -464,7 +469,7 @@ async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs
   const drifted = await refs.checkAfter(o.pageSize, o.concurrency);
   if (drifted.size === 0) return;
   const writer = new BoundedWriter(o.concurrency);
-  for await (const entry of readIndex(o.set, target, o.keys.get(target.id) ?? null)) {
+  for await (const entry of indexOf(o, target)) {
     const group = groupOf(entry.k);
     const partitions = drifted.get(group);
     const id = partitions ? recordIdOf(group, entry.k) : null;

@@ -107,20 +107,28 @@ export interface IndexRef extends StoredRef {
 export async function indexRefAt(member: Destination, manifest: Manifest): Promise<IndexRef> {
   const own: IndexRef = manifest.index;
   if (!(await member.stat(paths.indexRef(manifest.id)))) return own;
+  // A read that fails is thrown (the reference may well be fine); only a body that is not a
+  // reference is ignored.
+  const text = await readText(member, paths.indexRef(manifest.id));
   let ref: Partial<IndexRef>;
   try {
-    ref = JSON.parse(await readText(member, paths.indexRef(manifest.id))) as Partial<IndexRef>;
+    ref = JSON.parse(text) as Partial<IndexRef>;
   } catch {
     return own;
   }
   const valid =
-    typeof ref.path === 'string' &&
+    typeof ref?.path === 'string' &&
     ref.path.startsWith(paths.indexFiles(manifest.id)) &&
     Number.isSafeInteger(ref.size) &&
     typeof ref.sha256 === 'string' &&
     /^[0-9a-f]{64}$/.test(ref.sha256) &&
     ref.entries === manifest.index.entries;
   return valid ? { path: ref.path!, size: ref.size!, sha256: ref.sha256!, entries: ref.entries!, ...(typeof ref.rebuiltAt === 'string' ? { rebuiltAt: ref.rebuiltAt } : {}) } : own;
+}
+
+/** The key under which verification names the destination where a backup's index verified (restore reads it there). */
+export function indexSource(id: string): string {
+  return `(index of ${id})`;
 }
 
 /** True when one of `holders` has the index of `manifest` that its readers use, with its recorded size. */
@@ -140,17 +148,22 @@ export async function indexAvailable(holders: Destination[], manifest: Manifest)
 export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost or cut-short object index back from the backup's parts (a corrupt one: delete it first)";
 
 /**
- * The sorted object index of `manifest`, read lazily from the first destination that opens it.
- * The checksum is checked when the last line has been read.
+ * The sorted object index of `manifest`, read lazily from the first destination (`preferred`
+ * first: where it verified) whose index is there with its recorded size. The checksum is checked
+ * when the last line has been read.
  */
-export async function* readIndex(set: DestinationSet, manifest: Manifest, key: KeyHandle | null): AsyncIterable<IndexEntry> {
+export async function* readIndex(set: DestinationSet, manifest: Manifest, key: KeyHandle | null, preferred?: string): AsyncIterable<IndexEntry> {
   let ref: IndexRef = manifest.index;
   let stream: Readable | null = null;
   let where = '';
   const errors: string[] = [];
-  for (const member of set.members) {
+  const members = preferred ? [...set.members.filter((m) => m.label === preferred), ...set.members.filter((m) => m.label !== preferred)] : set.members;
+  for (const member of members) {
     try {
       const found = await indexRefAt(member, manifest);
+      const info = await member.stat(found.path);
+      if (!info) throw new Error(`${found.path} does not exist`);
+      if (info.size !== found.size) throw new Error(`${found.path} has ${info.size} bytes, ${found.size} were written`);
       stream = await member.read(found.path);
       ref = found;
       where = member.label;
@@ -159,7 +172,7 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
       errors.push(`${member.label}: ${(err as Error).message}`);
     }
   }
-  if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing: ${errors.join('; ')}; ${INDEX_REPAIR_HINT}`);
+  if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing or cut short: ${errors.join('; ')}; ${INDEX_REPAIR_HINT}`);
   const decoded = openDecoded(stream, ref, where, codecOf(manifest, key));
   let count = 0;
   try {

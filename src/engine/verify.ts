@@ -23,12 +23,12 @@ import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, indexRefAt, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
+import { codecOf, indexRefAt, indexSource, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
 import { paths } from './layout.js';
 
 export interface VerifyOutcome {
   result: VerificationResult;
-  /** Part path -> label of a destination where it verified. */
+  /** Part path (and `indexSource(id)` for the index) -> label of a destination where it verified. */
   goodSources: Map<string, string>;
 }
 
@@ -49,7 +49,7 @@ export function holdersOf(manifest: Manifest, set: DestinationSet): Destination[
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
   const parts = (options.parts ?? manifest.parts).map((p) => ({ path: p.path, size: p.size, sha256: p.sha256, records: p.objects, id: p.path }));
   // The index may be a rebuilt one at some destinations (indexRefAt): it is one object, whatever its path.
-  const INDEX = '(index)';
+  const INDEX = indexSource(manifest.id);
   const ids = [...parts.map((p) => p.id), INDEX];
   const meter = new ProgressMeter(manifest.id, 'verify', ids.length, options.onProgress);
   const goodSources = new Map<string, string>();
@@ -96,7 +96,6 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   }
   let error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
   if (missing.includes(INDEX)) error += `; ${INDEX_REPAIR_HINT}`;
-  goodSources.delete(INDEX);
   return {
     result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
