@@ -17,7 +17,10 @@
 //!
 //! Invariants: a member is dispatched only when all its bytes are here; nothing is emitted out of
 //! order or twice; a member's output is released only after libdeflate checked its CRC-32; at
-//! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held.
+//! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held. Member and
+//! output buffers are recycled within the stream (`BufferPool`, at most `2 x threads + 2` idle of
+//! each): a fresh MiB-sized buffer costs a page fault per 4 KiB on every use, and recycling them
+//! made encrypted gzip decoding ~20 % faster (alternating A/B runs, 2 threads).
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -25,9 +28,9 @@ use std::sync::Arc;
 use super::deflate::Inflater;
 use super::gzip::{announced, HEADER_LEN};
 use super::whole_member::WholeMemberInflater;
-use super::{append, Decompressor};
+use super::Decompressor;
 use crate::error::{CodecError, Result};
-use crate::pool::{Ordered, Workers};
+use crate::pool::{BufferPool, Ordered, Workers};
 
 /// A member recording more output than this is inflated by the general (streaming) reader.
 const MAX_INFLATED: usize = 64 << 20;
@@ -45,14 +48,15 @@ struct Job {
 }
 
 /// Inflates one gathered member; `None` when the span is not exactly one valid member.
-fn inflate_member(member: &[u8]) -> Option<Vec<u8>> {
+fn inflate_member(member: &[u8], outputs: &BufferPool) -> Option<Vec<u8>> {
     let n = member.len();
     let isize = u32::from_le_bytes(member[n - 4..].try_into().ok()?) as usize;
     if isize > MAX_INFLATED {
         // Not a member this project writes (2 MiB of input each): the serial reader takes it.
         return None;
     }
-    let mut out = vec![0u8; isize];
+    let mut out = outputs.take(isize);
+    out.resize(isize, 0);
     INFLATER
         .with(|cell| {
             cell.borrow_mut()
@@ -77,6 +81,9 @@ pub(crate) struct ParallelGunzip {
     dispatched: u64,
     workers: Arc<Workers>,
     queue: Ordered<Job>,
+    /// Buffers of emitted members (their stored bytes, their output), for the next members.
+    members: BufferPool,
+    outputs: BufferPool,
 }
 
 /// How many finished members `drain` takes.
@@ -100,6 +107,8 @@ impl ParallelGunzip {
             dispatched: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
+            members: BufferPool::new(2 * threads.max(1) + 2),
+            outputs: BufferPool::new(2 * threads.max(1) + 2),
         }
     }
 
@@ -114,7 +123,11 @@ impl ParallelGunzip {
             };
             let Some(job) = job else { return Ok(()) };
             match job.output {
-                Some(data) => append(out, data),
+                Some(data) => {
+                    out.extend_from_slice(&data);
+                    self.outputs.put(data);
+                    self.members.put(job.member);
+                }
                 None => return self.reread_serially(job.member, out),
             }
         }
@@ -158,8 +171,9 @@ impl ParallelGunzip {
         let member = std::mem::take(&mut self.member);
         self.ended = self.expected.take().is_some_and(|(_, last)| last);
         self.dispatched += 1;
+        let outputs = self.outputs.clone();
         self.queue.push(self.workers.submit(move || {
-            let output = inflate_member(&member);
+            let output = inflate_member(&member, &outputs);
             Job { member, output }
         }));
         Ok(())
@@ -183,7 +197,11 @@ impl Decompressor for ParallelGunzip {
                 Some(_) => self.dispatch(out)?,
                 None => match announced(&self.member) {
                     Some((total, last)) => {
-                        self.member.reserve_exact(total - HEADER_LEN);
+                        if self.member.capacity() < total {
+                            let mut recycled = self.members.take(total);
+                            recycled.extend_from_slice(&self.member);
+                            self.member = recycled;
+                        }
                         self.expected = Some((total, last));
                     }
                     None => self.go_serial(out)?,
