@@ -100,7 +100,15 @@ describe('lost object indexes: recoverBackups()', () => {
     expect(unverified!.message).toContain('recoverBackups() puts a lost or cut-short object index back');
     const events: unknown[] = [];
     p.on('plg:backup:recovered', (e) => events.push(e));
+    const progress: { id: string; phase: string; objects: number; done: boolean }[] = [];
+    p.on('plg:backup:progress', (e: { id: string; phase: string; objects: number; done: boolean }) => progress.push(e));
     const report = await p.recoverBackups();
+    // a rebuild reads every record of the backup's parts, and says so
+    const partObjects = async (id: string) => (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as { parts: { objects: number }[] }).parts.reduce((n, x) => n + x.objects, 0);
+    expect(progress.filter((e) => e.phase === 'repair' && e.done).map((e) => [e.id, e.objects])).toEqual([
+      [full.id, await partObjects(full.id)],
+      [inc.id, await partObjects(inc.id)],
+    ]);
     const label = p.destinations.members[0]!.label;
     expect(report).toEqual({
       recovered: [],

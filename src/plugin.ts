@@ -444,6 +444,7 @@ export class BackupPlugin extends EventEmitter {
           keyFor: async (m) => (m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null),
           // recorded as verifyBackup() records it: with the chain the backup needs
           verify: async (m) => (await this.verifyBackup(m.id, { level: 'quick' }).catch(() => null))?.verified ?? null,
+          onProgress: (e) => this.progress(e),
         });
         for (const s of indexes.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `the index of backup ${s.id} at ${s.destination} was not put back: ${s.reason}`);

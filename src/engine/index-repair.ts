@@ -41,6 +41,7 @@ import type { Catalog } from './catalog.js';
 import { DATABASE_GROUP, paths, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest } from './manifest.js';
 import { EncodedSink } from './sink.js';
+import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { mergeByKey } from './sorted-merge.js';
 import { ChecksumTap, IndexLineWriter, indexRefAt, readIndex, readPartRecords, type IndexRef } from './stored.js';
 import { holdersOf } from './verify.js';
@@ -66,6 +67,8 @@ export interface IndexRepairOptions {
   keyFor: (manifest: Manifest) => Promise<KeyHandle | null>;
   /** Verifies (quick) and records the result, as verifyBackup() does; null when it could not run. */
   verify: (manifest: Manifest) => Promise<boolean | null>;
+  /** Progress of a rebuild (phase 'repair'): records read from the parts. */
+  onProgress?: (event: ProgressEvent) => void;
 }
 
 /** The index a destination uses for a backup, and whether it is there whole (by size). */
@@ -147,9 +150,10 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
   const path = paths.rebuiltIndex(manifest.id, at);
   const codec = { compression: manifest.codec.compression, level: manifest.codec.level ?? undefined, key: key ?? undefined, segmentSize: manifest.codec.segmentSize };
   const sink = new EncodedSink<IndexEntry>(target, path, new IndexLineWriter(), codec);
+  const meter = new ProgressMeter(manifest.id, 'repair', manifest.parts.reduce((n, p) => n + p.objects, 0), o.onProgress);
   let entries = 0;
   try {
-    for await (const entry of rebuiltEntries(manifest, parentIndex, recordsOf(manifest, members, key))) {
+    for await (const entry of rebuiltEntries(manifest, parentIndex, recordsOf(manifest, members, key, meter))) {
       await sink.write(entry);
       entries++;
     }
@@ -162,6 +166,7 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
     throw err;
   }
   const stored = await sink.close();
+  meter.finish();
   await target.write(paths.indexRef(manifest.id), referenceBody(manifest, { path, size: stored.size, sha256: stored.sha256, entries, rebuiltAt: at.toISOString() }));
   // the lost or damaged index each destination used before, no longer named
   for (const { member, ref } of holders) await member.delete([ref.path]).catch(() => undefined);
@@ -173,8 +178,13 @@ function referenceBody(manifest: Manifest, ref: IndexRef): Buffer {
 }
 
 /** The backup's records, part after part: parts are cut from one key-ordered stream, so this is key order. */
-async function* recordsOf(manifest: Manifest, holders: Destination[], key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
-  for (const part of [...manifest.parts].sort((a, b) => a.seq - b.seq)) yield* readPartRecords(holders, manifest, part, key);
+async function* recordsOf(manifest: Manifest, holders: Destination[], key: KeyHandle | null, meter: ProgressMeter): AsyncIterable<ArchiveRecord> {
+  for (const part of [...manifest.parts].sort((a, b) => a.seq - b.seq)) {
+    for await (const record of readPartRecords(holders, manifest, part, key)) {
+      meter.add(1, record.body.length);
+      yield record;
+    }
+  }
 }
 
 /** The index as the backup wrote it: the parent's entries overlaid with this backup's records. */

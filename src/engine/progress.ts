@@ -1,5 +1,5 @@
 /**
- * Progress reporting for backup, verify and restore: objects and bytes done, total when known
+ * Progress reporting for backup, verify, restore and index repair: objects and bytes done, total when known
  * (an estimate from the previous backup counts as known), rate and ETA.
  *
  * Invariant: the callback runs at most once per `intervalMs` (default 1 s) plus once at the end, so
@@ -7,7 +7,8 @@
  */
 export interface ProgressEvent {
   id: string;
-  phase: 'backup' | 'verify' | 'restore';
+  /** 'repair': recoverBackups() reading a backup's parts to rebuild its index. */
+  phase: 'backup' | 'verify' | 'restore' | 'repair';
   objects: number;
   bytes: number;
   /** Expected objects, when known or estimated (null otherwise). */
