@@ -331,4 +331,41 @@ describe('partition references', () => {
     expect(await byPlan(db, 'pro')).toEqual(['u2']);
     await p.stop();
   });
+
+  it('merge and skip learn which records the target holds from one listing, not a request per record', async () => {
+    const url = connection('per-record');
+    const db = await openDb(url);
+    await defineUsers(db, true);
+    const plans = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`u${String(i).padStart(2, '0')}`, i % 2 ? 'pro' : 'free']));
+    await insertPlans(db, plans);
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    for (const mode of ['skip', 'merge'] as const) {
+      const target = await openDb(connection(`per-record-${mode}`));
+      await defineUsers(target, true);
+      await insertPlans(target, { u00: 'pro', u01: 'free' }); // two of the forty, on other plans
+      // Instrumentation (counting, nothing changed): the target's reads and existence checks of record keys.
+      const asked: string[] = [];
+      const client = target.client as unknown as Record<string, (key: string, ...rest: unknown[]) => Promise<unknown>>;
+      for (const method of ['exists', 'headObject', 'getObject']) {
+        const original = client[method]!.bind(client);
+        client[method] = (key, ...rest) => {
+          if (typeof key === 'string' && key.startsWith('resource=users/data/')) asked.push(`${method} ${key}`);
+          return original(key, ...rest);
+        };
+      }
+      const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode });
+      expect(report.resources.find((r) => r.name === 'users')).toMatchObject({ created: expect.any(Number) });
+      // no existence check per record; merge reads only the two records it overwrites (their old
+      // partition references go). (Skip reads a record per backup partition reference the target
+      // lacks, to list it only where the record as it stands belongs: README, merge and skip.)
+      expect(asked.filter((a) => !a.startsWith('getObject'))).toEqual([]);
+      if (mode === 'merge') expect(asked.sort()).toEqual(['getObject resource=users/data/id=u00', 'getObject resource=users/data/id=u01']);
+      expect(await users(target).count()).toBe(40);
+      const kept = await users(target).get('u00');
+      expect(kept.plan).toBe(mode === 'skip' ? 'pro' : 'free');
+      expect(await byPlan(target, 'pro')).toEqual(Object.keys(plans).filter((id) => (mode === 'skip' && id === 'u00') || (plans[id] === 'pro' && !(mode === 'skip' && id === 'u01'))).sort());
+    }
+    await p.stop();
+  });
 });

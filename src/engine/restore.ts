@@ -8,7 +8,8 @@
  *     incremental): for each key the newest version wins, a tombstone means "absent", and a key
  *     the backup's index (its snapshot) lacks is not written (a warning counts them). Objects are
  *     put back with their key, metadata, content type and body exactly as read, with bounded
- *     concurrency. Mode 'skip' writes only keys the target lacks.
+ *     concurrency. Mode 'skip' writes only keys the target lacks (known from one pass over its
+ *     listing, beside the records, as for merge's partition references).
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
@@ -38,7 +39,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
-import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { indexSource, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -141,12 +142,23 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
     // index serves them all; database-level objects get their own pass.
-    const openIndex = () => new IndexCursor(indexOf(o, target));
-    const cursors = { resources: openIndex(), database: null as IndexCursor | null };
+    const openIndex = () => new KeyCursor(indexOf(o, target), (e) => e.k);
+    // Merge and skip need to know which keys the target holds: one ascending pass over its listing
+    // (as the index, one for the resource groups and one for database-level objects), not a
+    // request per record. A key is asked before it is written, and every key written was asked
+    // before, so a page listed later never shows a write of this restore as the target's.
+    const openTarget = () => new KeyCursor(listObjects(o.target.client, { pageSize: o.pageSize }), (e) => e.key);
+    const cursors = {
+      resources: openIndex(),
+      database: null as KeyCursor<IndexEntry> | null,
+      targetResources: o.mode === 'replace' ? null : openTarget(),
+      targetDatabase: null as KeyCursor<SourceEntry> | null,
+    };
     let notInSnapshot = 0;
     try {
       for (const group of orderGroups(groups)) {
         const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
+        const held = logical.has(group) || o.mode === 'replace' ? null : group === DATABASE_GROUP ? (cursors.targetDatabase ??= openTarget()) : cursors.targetResources;
         let pastData = false;
         for await (const record of mergeChain(o, group, logical.has(group))) {
           const key = record.header.key;
@@ -170,12 +182,13 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             });
             continue;
           }
+          const present = held ? await held.has(key) : true;
           await writer.run(async () => {
             // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
             const emptyShell = verbatimSchema && record.header.key === 's3db.json';
-            if (o.mode === 'skip' && !emptyShell && (await exists(o.target, key))) return;
+            if (o.mode === 'skip' && !emptyShell && present) return;
             if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-            if (refs && isRecord(key)) await refs.beforeOverwrite(group, key);
+            if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
             await putRecord(o.target, record);
             objectsWritten++;
             bytesWritten += record.body.length;
@@ -189,7 +202,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
     } finally {
-      await Promise.all([cursors.resources.close(), cursors.database?.close()]);
+      await Promise.all([cursors.resources.close(), cursors.database?.close(), cursors.targetResources?.close(), cursors.targetDatabase?.close()]);
     }
     if (notInSnapshot > 0) {
       warnings.push(`${notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
@@ -281,20 +294,24 @@ function orderGroups(groups: Set<string>): string[] {
 }
 
 /** A sorted index read front to back, answering "is this key in the snapshot?" for ascending keys. */
-class IndexCursor {
-  private readonly entries: AsyncIterator<IndexEntry>;
-  private head: IteratorResult<IndexEntry> | null = null;
+/** Membership in a stream sorted by key (code-point order), asked in ascending order. */
+class KeyCursor<T> {
+  private readonly items: AsyncIterator<T>;
+  private head: IteratorResult<T> | null = null;
 
-  constructor(entries: AsyncIterable<IndexEntry>) {
-    this.entries = entries[Symbol.asyncIterator]();
+  constructor(
+    items: AsyncIterable<T>,
+    private readonly keyOf: (item: T) => string,
+  ) {
+    this.items = items[Symbol.asyncIterator]();
   }
 
-  /** Keys must be asked in ascending order (entries before `key` are passed for good). */
+  /** Keys must be asked in ascending order (items before `key` are passed for good). */
   async has(key: string): Promise<boolean> {
     for (;;) {
-      this.head ??= await this.entries.next();
+      this.head ??= await this.items.next();
       if (this.head.done) return false;
-      const order = compareKeys(this.head.value.k, key);
+      const order = compareKeys(this.keyOf(this.head.value), key);
       if (order === 0) return true;
       if (order > 0) return false;
       this.head = null;
@@ -302,7 +319,7 @@ class IndexCursor {
   }
 
   async close(): Promise<void> {
-    await this.entries.return?.();
+    await this.items.return?.();
   }
 }
 
@@ -419,17 +436,6 @@ function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key
   const preferred = o.goodSources?.get(part.path);
   const ordered = preferred ? [...holders.filter((h) => h.label === preferred), ...holders.filter((h) => h.label !== preferred)] : holders;
   return readPartRecords(ordered, manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
-}
-
-async function exists(db: DatabaseLike, key: string): Promise<boolean> {
-  if (typeof db.client.exists === 'function') return db.client.exists(key);
-  try {
-    await db.client.getObject(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
 }
 
 async function putRecord(db: DatabaseLike, record: ArchiveRecord): Promise<void> {
