@@ -38,8 +38,8 @@ import { checkDefinitions, mergeDefinitions } from './definitions.js';
 import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
-import { compareKeys, mergeByKey } from './sorted-merge.js';
-import { listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
+import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { indexSource, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -142,23 +142,20 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
     // index serves them all; database-level objects get their own pass.
-    const openIndex = () => new KeyCursor(indexOf(o, target), (e) => e.k);
-    // Merge and skip need to know which keys the target holds: one ascending pass over its listing
-    // (as the index, one for the resource groups and one for database-level objects), not a
-    // request per record. A key is asked before it is written, and every key written was asked
-    // before, so a page listed later never shows a write of this restore as the target's.
-    const openTarget = () => new KeyCursor(listObjects(o.target.client, { pageSize: o.pageSize }), (e) => e.key);
-    const cursors = {
-      resources: openIndex(),
-      database: null as KeyCursor<IndexEntry> | null,
-      targetResources: o.mode === 'replace' ? null : openTarget(),
-      targetDatabase: null as KeyCursor<SourceEntry> | null,
-    };
+    const openIndex = () => new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+    const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
     let notInSnapshot = 0;
     try {
       for (const group of orderGroups(groups)) {
         const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
-        const held = logical.has(group) || o.mode === 'replace' ? null : group === DATABASE_GROUP ? (cursors.targetDatabase ??= openTarget()) : cursors.targetResources;
+        // Merge and skip need to know which of the group's keys the target holds: one ascending
+        // pass over its listing of the group, not a request per record. A key is asked before it
+        // is written, and every key written was asked before, so a page listed later never shows
+        // a write of this restore as the target's. (Database-level objects are few and spread over
+        // the whole key space: each is checked on its own.)
+        await cursors.target?.close();
+        cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
+        const held = cursors.target;
         let pastData = false;
         for await (const record of mergeChain(o, group, logical.has(group))) {
           const key = record.header.key;
@@ -182,10 +179,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             });
             continue;
           }
-          const present = held ? await held.has(key) : true;
+          const listed = held ? await held.has(key) : null;
           await writer.run(async () => {
             // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
             const emptyShell = verbatimSchema && record.header.key === 's3db.json';
+            const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
             if (o.mode === 'skip' && !emptyShell && present) return;
             if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
             if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
@@ -202,7 +200,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
     } finally {
-      await Promise.all([cursors.resources.close(), cursors.database?.close(), cursors.targetResources?.close(), cursors.targetDatabase?.close()]);
+      await Promise.all([cursors.resources.close(), cursors.database?.close(), cursors.target?.close()]);
     }
     if (notInSnapshot > 0) {
       warnings.push(`${notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
@@ -294,16 +292,15 @@ function orderGroups(groups: Set<string>): string[] {
 }
 
 /** A sorted index read front to back, answering "is this key in the snapshot?" for ascending keys. */
-/** Membership in a stream sorted by key (code-point order), asked in ascending order. */
+/** Membership in a stream sorted by key (code-point order; one out of order is ERR_KEY_ORDER), asked in ascending order. */
 class KeyCursor<T> {
   private readonly items: AsyncIterator<T>;
+  private readonly keyOf: (item: T) => string;
   private head: IteratorResult<T> | null = null;
 
-  constructor(
-    items: AsyncIterable<T>,
-    private readonly keyOf: (item: T) => string,
-  ) {
-    this.items = items[Symbol.asyncIterator]();
+  constructor(side: MergeSide<T>) {
+    this.items = ordered(side)[Symbol.asyncIterator]();
+    this.keyOf = side.key;
   }
 
   /** Keys must be asked in ascending order (items before `key` are passed for good). */
@@ -436,6 +433,17 @@ function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key
   const preferred = o.goodSources?.get(part.path);
   const ordered = preferred ? [...holders.filter((h) => h.label === preferred), ...holders.filter((h) => h.label !== preferred)] : holders;
   return readPartRecords(ordered, manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
+}
+
+async function exists(db: DatabaseLike, key: string): Promise<boolean> {
+  if (typeof db.client.exists === 'function') return db.client.exists(key);
+  try {
+    await db.client.getObject(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
 }
 
 async function putRecord(db: DatabaseLike, record: ArchiveRecord): Promise<void> {
