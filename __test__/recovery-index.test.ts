@@ -4,6 +4,7 @@
 // operator would. A rebuilt index must equal the lost one entry for entry (plain gzip indexes are
 // read here with Node's zlib), the chain must restore exactly, and nothing is written when the
 // index cannot be rebuilt faithfully (no passphrase, an entry count that does not match).
+import { existsSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -286,6 +287,48 @@ describe('lost object indexes: recoverBackups()', () => {
     expect((await late).verified).toBe(false); // it saw the index missing
     expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id); // the repair's result stays
     await slow.stop();
+  });
+
+  it("a verification that began before a repair and ends during the repair's own verification does not win over it", async () => {
+    const dir = path.join(work, 'verify-race2');
+    const { inc } = await changedChain('verify-race2', { config: { directory: dir } });
+    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
+    const reference = path.join(dir, 'indexes', `${inc.id}.rebuilt.json`);
+    // Fault injection (timing): `slow` begins verifying before the repair and waits; the repair's
+    // own verification (its reads of the parts once the reference exists) waits until `slow` has
+    // ended and recorded its result.
+    const gate = () => {
+      let open!: () => void;
+      let reached!: () => void;
+      return { opened: new Promise<void>((r) => (open = r)), arrived: new Promise<void>((r) => (reached = r)), open: () => open(), reach: () => reached() };
+    };
+    const [slowGate, repairGate] = [gate(), gate()];
+    const slow = await reopen({ config: { directory: dir } });
+    const operator = await reopen({ config: { directory: dir } });
+    for (const [plugin, g, when] of [
+      [slow, slowGate, () => true],
+      [operator, repairGate, () => existsSync(reference)],
+    ] as const) {
+      const member = plugin.destinations.members[0]!;
+      const read = member.read.bind(member);
+      member.read = async (where, options) => {
+        if (where.startsWith('data/') && where.includes(inc.id) && when()) {
+          g.reach();
+          await g.opened;
+        }
+        return read(where, options);
+      };
+    }
+    const late = slow.verifyBackup(inc.id, { level: 'quick' });
+    await slowGate.arrived;
+    const repair = operator.recoverBackups();
+    await repairGate.arrived;
+    slowGate.open();
+    expect((await late).verified).toBe(false); // it saw the index missing, and recorded that first
+    repairGate.open();
+    expect((await repair).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
+    expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id);
+    await Promise.all([slow.stop(), operator.stop()]);
   });
 
   it('the verification recorded after a repair covers the chain: an incremental whose full is damaged stays unverified', async () => {

@@ -355,7 +355,11 @@ describe('partition references', () => {
         };
       }
       const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode });
-      expect(report.resources.find((r) => r.name === 'users')).toMatchObject({ created: expect.any(Number) });
+      // 40 records and their 40 references; the target held two of the records, under other plans
+      expect(report.resources.find((r) => r.name === 'users')).toEqual({ name: 'users', objects: 80, records: 40, created: 78, overwritten: mode === 'merge' ? 2 : 0, skipped: mode === 'skip' ? 2 : 0, deleted: 0 });
+      // skip writes neither the two records it keeps nor their backup references (their plans differ)
+      expect(report.objectsWritten).toBe(mode === 'merge' ? 80 : 76);
+      expect(report.partitionReferences).toEqual({ deleted: mode === 'merge' ? 2 : 0, created: 0 });
       // no existence check per record; merge reads only the two records it overwrites (their old
       // partition references go). (Skip reads a record per backup partition reference the target
       // lacks, to list it only where the record as it stands belongs: README, merge and skip.)

@@ -443,7 +443,14 @@ export class BackupPlugin extends EventEmitter {
           set: this.destinations,
           keyFor: async (m) => (m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null),
           // recorded as verifyBackup() records it: with the chain the backup needs
-          verify: async (m) => (await this.verifyBackup(m.id, { level: 'quick' }).catch(() => null))?.verified ?? null,
+          verify: async (m) => {
+            try {
+              return (await this.verifyBackup(m.id, { level: 'quick' })).verified;
+            } catch (err) {
+              this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the index of backup ${m.id} was put back, but verifying it failed: ${errorMessage(err)}; run verifyBackup() on it`);
+              return null;
+            }
+          },
           onProgress: (e) => this.progress(e),
         });
         for (const s of indexes.skipped) {
@@ -454,7 +461,8 @@ export class BackupPlugin extends EventEmitter {
           this.log('info', { ids: report.recovered }, `recovered the manifests of ${report.recovered.length} backup(s); run verifyBackup() on them`);
         }
         for (const r of report.indexes) {
-          this.log('info', { backupId: r.id, destinations: r.destinations }, `the object index of backup ${r.id} was ${r.action === 'copied' ? 'copied from another destination' : 'rebuilt from its parts'} (${r.destinations.join(', ')}); run verifyBackup() on it`);
+          const verdict = r.verified === null ? 'not verified' : `a quick verification says verified=${String(r.verified)}`;
+          this.log('info', { backupId: r.id, destinations: r.destinations }, `the object index of backup ${r.id} was ${r.action === 'copied' ? 'copied from another destination' : 'rebuilt from its parts'} (${r.destinations.join(', ')}); ${verdict}`);
         }
         if (report.recovered.length > 0 || report.indexes.length > 0) this.emit('plg:backup:recovered', report);
         return report;

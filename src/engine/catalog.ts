@@ -74,14 +74,15 @@ export class Catalog {
   }
 
   /**
-   * Records `result` as the latest verification of `id`, unless a verification that ended after
-   * this one began is recorded already (e.g. the one recoverBackups() ran after repairing an
-   * index this one found missing): that one saw the backup as it is now. Returns whether it did.
+   * Records `result` (of a verification that began at `startedAt`) as the latest verification of
+   * `id`, unless one that began later is recorded already: of two that overlap, the one begun
+   * later saw the backup as it is now (e.g. the one recoverBackups() runs after repairing an index
+   * that an earlier, slower one found missing). Returns whether it did.
    */
   async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<boolean> {
     const latest = await this.latestVerification(id);
-    if (latest && Date.parse(latest.at) >= startedAt) return false;
-    const body = Buffer.from(JSON.stringify(result, null, 1));
+    if (latest && Date.parse(latest.startedAt ?? latest.at) > startedAt) return false;
+    const body = Buffer.from(JSON.stringify({ ...result, startedAt: new Date(startedAt).toISOString() }, null, 1));
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
     return true;
   }

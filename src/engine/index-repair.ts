@@ -51,7 +51,7 @@ export interface IndexRepair {
   action: 'copied' | 'rebuilt';
   /** Destinations the index was written to. */
   destinations: string[];
-  /** The quick verification recorded afterwards (null: it could not run, nothing was recorded). */
+  /** The quick verification run afterwards, with the chain (recorded unless one begun later was; null: it could not run). */
   verified: boolean | null;
 }
 

@@ -48,7 +48,9 @@ export interface ResourceStats {
 export interface VerificationResult {
   verified: boolean;
   level: 'quick' | 'full';
+  /** When it ended; `startedAt` (recorded results only) when it began. */
   at: string;
+  startedAt?: string;
   error: string | null;
   destinations: { label: string; verified: boolean; error: string | null }[];
 }

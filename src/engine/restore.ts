@@ -291,7 +291,6 @@ function orderGroups(groups: Set<string>): string[] {
   return [...groups].sort((a, b) => (a === DATABASE_GROUP ? 1 : b === DATABASE_GROUP ? -1 : compareKeys(prefix(a), prefix(b))));
 }
 
-/** A sorted index read front to back, answering "is this key in the snapshot?" for ascending keys. */
 /** Membership in a stream sorted by key (code-point order; one out of order is ERR_KEY_ORDER), asked in ascending order. */
 class KeyCursor<T> {
   private readonly items: AsyncIterator<T>;

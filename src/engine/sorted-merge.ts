@@ -65,8 +65,7 @@ export async function* mergeByKey<L, R>(left: MergeSide<L>, right: MergeSide<R>)
   }
 }
 
-/** Passes `side`'s items through, failing at the first one not strictly after its predecessor. */
-/** `side`'s items, failing with ERR_KEY_ORDER (naming the side) at the first one out of order. */
+/** `side`'s items, failing with ERR_KEY_ORDER (naming the side) at the first one not strictly after its predecessor. */
 export async function* ordered<T>(side: MergeSide<T>): AsyncIterable<T> {
   let previous: string | null = null;
   for await (const item of side.items) {

@@ -18,7 +18,7 @@
 //! Invariants: a member is dispatched only when all its bytes are here; nothing is emitted out of
 //! order or twice; a member's output is released only after libdeflate checked its CRC-32; at
 //! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held. Member and
-//! output buffers are recycled within the stream (`BufferPool`, at most `2 x threads + 2` idle of
+//! output buffers are recycled within the stream (`BufferPool`, at most `threads + 1` idle of
 //! each): a fresh MiB-sized buffer costs a page fault per 4 KiB on every use, and recycling them
 //! made encrypted gzip decoding ~20 % faster (alternating A/B runs, 2 threads).
 
@@ -107,8 +107,8 @@ impl ParallelGunzip {
             dispatched: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
-            members: BufferPool::new(2 * threads.max(1) + 2),
-            outputs: BufferPool::new(2 * threads.max(1) + 2),
+            members: BufferPool::new(threads.max(1) + 1),
+            outputs: BufferPool::new(threads.max(1) + 1),
         }
     }
 

@@ -70,9 +70,10 @@ pub(crate) fn announced(h: &[u8]) -> Option<(usize, bool)> {
         .then_some((total, h[20] & LAST != 0))
 }
 
-/// A worker thread's libdeflate compressors, one per level it has used (a level schedule has at
-/// most two; each state is ~0.5-1 MiB), and a scratch buffer of the compress bound, touched once:
-/// members leave with their exact size.
+/// A worker thread's libdeflate compressors, one per level it has used (workers are shared by the
+/// streams of a process: a schedule uses one or two levels, all streams at most the 9 levels;
+/// each state is ~0.5-1 MiB), and a scratch buffer of the compress bound, touched once: members
+/// leave with their exact size.
 #[derive(Default)]
 struct DeflaterSlot {
     deflaters: Vec<(i32, Deflater)>,

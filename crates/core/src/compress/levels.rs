@@ -92,13 +92,14 @@ const BROTLI_MAP: [u32; 12] = [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 /// except level 9, which gets a ratio above Node's (who asks for 9 wants the smallest).
 ///
 /// Level 6 (the default, the level backups run at) falls between libdeflate's levels: its level 6
-/// is 1.3 % SMALLER than Node's and its level 5 1.95 % larger (outside the budget), so three
-/// members in four go at 5 and one at 6: 1.16 % larger than Node's, ~1.2x the speed of level 6
+/// is 1.3 % SMALLER than Node's and its level 5 1.99 % larger (outside the budget), so three
+/// members in four go at 5 and one at 6: 1.17 % larger than Node's, ~1.2x the speed of level 6
 /// alone. Members are independent, so a schedule changes nothing for readers. Its ratio stays
 /// between Node's levels 5 and 7, so levels remain ordered.
 ///
-/// Ratios on 64 MiB of `benches/corpus.js` (`examples/calibrate.rs`), Node `gzipSync` /
-/// libdeflate (libdeflater 1.26) on 2 MiB members; single-core MB/s on this machine in one run:
+/// Ratios on 32 MiB of `benches/corpus.js` (`examples/calibrate.rs`), the level-6 row on 64 MiB
+/// (hence 4.5981 there for libdeflate 6, 4.5992 in row 7); Node `gzipSync` / libdeflate
+/// (libdeflater 1.26) on 2 MiB members. Percentages are of output size. Single-core MB/s in one run:
 /// libdeflate 5: 113-121, the level-6 schedule: 109, libdeflate 6: 90-95, Node 6: 48-60.
 ///
 /// | Node level | Node | ours (libdeflate schedule) |
