@@ -319,19 +319,26 @@ describe('restoring into the live database', () => {
 });
 
 describe("restoring behind s3db.js's CachePlugin", () => {
-  it('a restore into the live database clears the cache of the restored resources: reads return the restored data', async () => {
+  type Api = { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; get(id: string): Promise<{ name: string }>; list(): Promise<{ name: string }[]> };
+
+  /** A database behind CachePlugin: users `ids` named 'original', backed up; then u1 renamed 'bad-deploy' and read (so cached). */
+  async function cachedAfterBackup(name: string, ids: string[]) {
     const { CachePlugin } = (await import('s3db.js')) as unknown as { CachePlugin: new (o: object) => object };
-    const db = await openDb(bucket('cached'));
+    const db = await openDb(bucket(name));
     await db.usePlugin(new CachePlugin({ driver: 'memory', ttl: 3_600_000 }) as never);
-    type Api = { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; get(id: string): Promise<{ name: string }>; list(): Promise<{ name: string }[]> };
     const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
-    await users.insert({ id: 'u1', name: 'original' });
-    const p = plugin(path.join(work, 'cached'));
+    for (const id of ids) await users.insert({ id, name: 'original' });
+    const p = plugin(path.join(work, name));
     await db.usePlugin(p);
     const backup = await p.createBackup();
     await users.update('u1', { name: 'bad-deploy' });
     expect((await users.get('u1')).name).toBe('bad-deploy'); // now cached
-    expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy']);
+    expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy', ...ids.slice(1).map(() => 'original')]);
+    return { db, p, backup };
+  }
+
+  it('a restore into the live database clears the cache of the restored resources: reads return the restored data', async () => {
+    const { db, p, backup } = await cachedAfterBackup('cached', ['u1']);
     await p.restore({ backupId: backup.id, mode: 'replace' });
     expect((await (db.resources.users as unknown as Api).get('u1')).name).toBe('original');
     expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original']);
@@ -339,19 +346,7 @@ describe("restoring behind s3db.js's CachePlugin", () => {
   });
 
   it('a restore that fails midway clears the cache too: reads show what was restored so far', async () => {
-    const { CachePlugin } = (await import('s3db.js')) as unknown as { CachePlugin: new (o: object) => object };
-    const db = await openDb(bucket('cached-fail'));
-    await db.usePlugin(new CachePlugin({ driver: 'memory', ttl: 3_600_000 }) as never);
-    type Api = { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; get(id: string): Promise<{ name: string }>; list(): Promise<{ name: string }[]> };
-    const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
-    await users.insert({ id: 'u1', name: 'original' });
-    await users.insert({ id: 'u2', name: 'original' });
-    const p = plugin(path.join(work, 'cached-fail'));
-    await db.usePlugin(p);
-    const backup = await p.createBackup();
-    await users.update('u1', { name: 'bad-deploy' });
-    expect((await users.get('u1')).name).toBe('bad-deploy'); // now cached
-    expect((await users.list()).map((r) => r.name)).toEqual(['bad-deploy', 'original']);
+    const { db, p, backup } = await cachedAfterBackup('cached-fail', ['u1', 'u2']);
     const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();

@@ -78,6 +78,41 @@ async function restoresExactly(p: BackupPlugin, id: string, want: unknown, name:
   expect(await snapshot(target)).toEqual(want);
 }
 
+/**
+ * Fault injection, for what a real destination cannot do on demand (fail one read, or be slow at
+ * one instant): `hook` runs before each read of the plugin's first destination; it may throw or wait.
+ */
+function beforeReads(p: BackupPlugin, hook: (where: string) => Promise<void> | void): void {
+  const member = p.destinations.members[0]!;
+  const read = member.read.bind(member);
+  member.read = async (where, options) => {
+    await hook(where);
+    return read(where, options);
+  };
+}
+
+/** A gate for the reads it is asked to hold: `reached` once one waits at it, `open()` lets all through. */
+function gate() {
+  let open!: () => void;
+  let reach!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  const reached = new Promise<void>((r) => (reach = r));
+  return {
+    reached,
+    open: () => open(),
+    pass: () => {
+      reach();
+      return opened;
+    },
+  };
+}
+
+/** A logger that keeps its warnings. */
+function collectingWarnings() {
+  const warnings: string[] = [];
+  return { warnings, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never };
+}
+
 describe('lost object indexes: recoverBackups()', () => {
   it("both indexes of a chain deleted: rebuilt from the parts entry for entry (the incremental's from its parent's), named beside the untouched manifests; the chain restores exactly", async () => {
     const dir = path.join(work, 'lost-both');
@@ -144,8 +179,8 @@ describe('lost object indexes: recoverBackups()', () => {
     await truncate(path.join(dir, m.index.path), Math.floor(m.index.size / 2));
     const filesBefore = await filesUnder(dir);
 
-    const warnings: string[] = [];
-    const locked = await reopen({ config: { directory: dir }, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
+    const { warnings, logger } = collectingWarnings();
+    const locked = await reopen({ config: { directory: dir }, logger });
     const report = await locked.recoverBackups();
     expect(report.indexes).toEqual([]);
     expect(report.skipped).toEqual([{ id: full.id, path: m.index.path, destination: locked.destinations.members[0]!.label, reason: expect.stringContaining('a passphrase is needed') }]);
@@ -245,91 +280,44 @@ describe('lost object indexes: recoverBackups()', () => {
     const p = await reopen({ config: { directory: dir } });
     expect((await p.recoverBackups()).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
     // Fault injection (a real disk cannot fail one read on demand): reading the reference fails once.
-    const member = p.destinations.members[0]!;
-    const read = member.read.bind(member);
     let failures = 1;
-    member.read = async (where, options) => {
+    beforeReads(p, (where) => {
       if (where.endsWith('.rebuilt.json') && failures-- > 0) throw Object.assign(new Error('injected: EIO'), { code: 'EIO' });
-      return read(where, options);
-    };
+    });
     await expect(p.verifyBackup(inc.id)).rejects.toMatchObject({ code: 'ERR_VERIFY_INCOMPLETE' });
     expect((await p.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id);
     await restoresExactly(p, inc.id, want, 'ref-transient');
     await p.stop();
   });
 
-  it('a verification that began before a repair and ends after it does not replace the repair\'s result', async () => {
-    const dir = path.join(work, 'verify-race');
-    const { inc } = await changedChain('verify-race', { config: { directory: dir } });
-    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
-    const slow = await reopen({ config: { directory: dir } });
-    // Fault injection (timing): this process's reads of the incremental's parts wait until the
-    // repair is done (it has looked up the index by then).
-    let release!: () => void;
-    let waiting!: () => void;
-    const repaired = new Promise<void>((r) => (release = r));
-    const atGate = new Promise<void>((r) => (waiting = r));
-    const member = slow.destinations.members[0]!;
-    const read = member.read.bind(member);
-    member.read = async (where, options) => {
-      if (where.startsWith('data/') && where.includes(inc.id)) {
-        waiting();
-        await repaired;
-      }
-      return read(where, options);
-    };
-    const late = slow.verifyBackup(inc.id, { level: 'quick' });
-    await atGate;
-    const operator = await reopen({ config: { directory: dir } });
-    expect((await operator.recoverBackups()).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
-    await operator.stop();
-    release();
-    expect((await late).verified).toBe(false); // it saw the index missing
-    expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id); // the repair's result stays
-    await slow.stop();
-  });
-
-  it("a verification that began before a repair and ends during the repair's own verification does not win over it", async () => {
-    const dir = path.join(work, 'verify-race2');
-    const { inc } = await changedChain('verify-race2', { config: { directory: dir } });
-    await rm(path.join(dir, 'indexes', `${inc.id}.index`));
-    const reference = path.join(dir, 'indexes', `${inc.id}.rebuilt.json`);
-    // Fault injection (timing): `slow` begins verifying before the repair and waits; the repair's
-    // own verification (its reads of the parts once the reference exists) waits until `slow` has
-    // ended and recorded its result.
-    const gate = () => {
-      let open!: () => void;
-      let reached!: () => void;
-      return { opened: new Promise<void>((r) => (open = r)), arrived: new Promise<void>((r) => (reached = r)), open: () => open(), reach: () => reached() };
-    };
-    const [slowGate, repairGate] = [gate(), gate()];
-    const slow = await reopen({ config: { directory: dir } });
-    const operator = await reopen({ config: { directory: dir } });
-    for (const [plugin, g, when] of [
-      [slow, slowGate, () => true],
-      [operator, repairGate, () => existsSync(reference)],
-    ] as const) {
-      const member = plugin.destinations.members[0]!;
-      const read = member.read.bind(member);
-      member.read = async (where, options) => {
-        if (where.startsWith('data/') && where.includes(inc.id) && when()) {
-          g.reach();
-          await g.opened;
-        }
-        return read(where, options);
-      };
-    }
-    const late = slow.verifyBackup(inc.id, { level: 'quick' });
-    await slowGate.arrived;
-    const repair = operator.recoverBackups();
-    await repairGate.arrived;
-    slowGate.open();
-    expect((await late).verified).toBe(false); // it saw the index missing, and recorded that first
-    repairGate.open();
-    expect((await repair).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
-    expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id);
-    await Promise.all([slow.stop(), operator.stop()]);
-  });
+  for (const timing of ['after the repair', "during the repair's own verification"] as const) {
+    it(`a verification that began before a repair and ends ${timing} does not replace the repair's result`, async () => {
+      const dir = path.join(work, `verify-race-${timing.length}`);
+      const { inc } = await changedChain(`verify-race-${timing.length}`, { config: { directory: dir } });
+      await rm(path.join(dir, 'indexes', `${inc.id}.index`));
+      const reference = path.join(dir, 'indexes', `${inc.id}.rebuilt.json`);
+      // Fault injection (timing): `slow` reads the incremental's parts only when let through, after
+      // it looked up the (missing) index; the repair's own verification (its reads of the parts
+      // once the reference exists) waits as well when `slow` must end during it.
+      const [slowGate, repairGate] = [gate(), gate()];
+      const slow = await reopen({ config: { directory: dir } });
+      const operator = await reopen({ config: { directory: dir } });
+      const ofIncremental = (where: string) => where.startsWith('data/') && where.includes(inc.id);
+      beforeReads(slow, (where) => (ofIncremental(where) ? slowGate.pass() : undefined));
+      beforeReads(operator, (where) => (ofIncremental(where) && existsSync(reference) && timing !== 'after the repair' ? repairGate.pass() : undefined));
+      const late = slow.verifyBackup(inc.id, { level: 'quick' });
+      await slowGate.reached;
+      const repair = operator.recoverBackups();
+      if (timing === 'after the repair') await repair;
+      else await repairGate.reached;
+      slowGate.open();
+      expect((await late).verified).toBe(false); // it saw the index missing
+      repairGate.open();
+      expect((await repair).indexes.map((r) => [r.id, r.verified])).toEqual([[inc.id, true]]);
+      expect((await slow.listBackups({ verified: true })).map((b) => b.id)).toContain(inc.id); // the repair's result stays
+      await Promise.all([slow.stop(), operator.stop()]);
+    });
+  }
 
   it('the verification recorded after a repair covers the chain: an incremental whose full is damaged stays unverified', async () => {
     const dir = path.join(work, 'chain-verdict');
@@ -368,8 +356,8 @@ describe('lost object indexes: recoverBackups()', () => {
     const dir = path.join(work, 'parent-lost');
     const { inc } = await changedChain('parent-lost', { config: { directory: dir } });
     await rm(path.join(dir, 'indexes', `${inc.id}.index`));
-    const warnings: string[] = [];
-    const p = await reopen({ config: { directory: dir }, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
+    const { warnings, logger } = collectingWarnings();
+    const p = await reopen({ config: { directory: dir }, logger });
     const next = await p.createBackup({ type: 'incremental' });
     expect(next.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`the next backup is a full one: the object index of ${inc.id} is missing (recoverBackups() puts`));

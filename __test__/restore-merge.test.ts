@@ -47,6 +47,18 @@ async function insertPlans(db: Db, plans: Record<string, string>): Promise<void>
   for (const [id, plan] of Object.entries(plans)) await users(db).insert({ id, name: id, plan });
 }
 
+/** A partitioned users resource with `plans`, backed up; then u1 moves to the `free` plan. */
+async function movedAfterBackup(name: string, plans: Record<string, string>) {
+  const url = connection(name);
+  const db = await openDb(url);
+  await defineUsers(db, true);
+  await insertPlans(db, plans);
+  const p = await withPlugin(db);
+  const backup = await p.createBackup();
+  await users(db).update('u1', { plan: 'free' });
+  return { url, db, p, backup };
+}
+
 describe('schemas of the two sides', () => {
   it('refuses a merge or skip between schemas that diverged (a short key meaning different attributes), dry run included, and writes nothing', async () => {
     const prod = await openDb(connection('prod'));
@@ -207,13 +219,7 @@ describe('partition references', () => {
 
   for (const variant of ['whole database', 'resource subset'] as const) {
     it(`a merge (${variant}) drops the reference of a record that changed partition after the backup`, async () => {
-      const url = connection('moved');
-      const db = await openDb(url);
-      await defineUsers(db, true);
-      await insertPlans(db, { u1: 'pro', u2: 'free' });
-      const p = await withPlugin(db);
-      const backup = await p.createBackup();
-      await users(db).update('u1', { plan: 'free' });
+      const { url, db, p, backup } = await movedAfterBackup('moved', { u1: 'pro', u2: 'free' });
       await users(db).insert({ id: 'u3', name: 'c', plan: 'free' }); // after the backup: stays, listed where it is
       await p.restore(backup.id, variant === 'whole database' ? { mode: 'merge' } : { resources: ['users'], mode: 'merge' });
       for (const reader of [db, await openDb(url)]) {
@@ -244,12 +250,7 @@ describe('partition references', () => {
   });
 
   it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
-    const db = await openDb(connection('crash'));
-    await defineUsers(db, true);
-    await insertPlans(db, { u1: 'pro', u2: 'pro' });
-    const p = await withPlugin(db);
-    const backup = await p.createBackup();
-    await users(db).update('u1', { plan: 'free' });
+    const { db, p, backup } = await movedAfterBackup('crash', { u1: 'pro', u2: 'pro' });
     const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();
@@ -260,12 +261,7 @@ describe('partition references', () => {
   });
 
   it("a skip keeps the target's record that changed partition after the backup, and does not list it under the backup's value", async () => {
-    const db = await openDb(connection('skip-moved'));
-    await defineUsers(db, true);
-    await insertPlans(db, { u1: 'pro', u2: 'pro' });
-    const p = await withPlugin(db);
-    const backup = await p.createBackup();
-    await users(db).update('u1', { plan: 'free' });
+    const { db, p, backup } = await movedAfterBackup('skip-moved', { u1: 'pro', u2: 'pro' });
     await db.client.deleteObjects(['resource=users/data/id=u2', 'resource=users/partition=byPlan/plan=pro/id=u2']); // lost
     const report = await p.restore({ backupId: backup.id, mode: 'skip' });
     expect(report.restored).toEqual([{ name: 'users', recordsRestored: 1, totalRecords: 2 }]);

@@ -296,7 +296,7 @@ export class BackupPlugin extends EventEmitter {
     const started = Date.now();
     const result = await this.verifyChain(manifest, level);
     if (!(await this.catalog.recordVerification(id, result, started))) {
-      this.log('info', { backupId: id }, `the verification of ${id} that finished while this one ran stays recorded (verified: ${String(result.verified)} here)`);
+      this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(result.verified)})`);
     }
     this.emit('plg:backup:verified', { id, ...result });
     return result;

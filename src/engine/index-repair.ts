@@ -43,7 +43,7 @@ import type { IndexEntry, Manifest } from './manifest.js';
 import { EncodedSink } from './sink.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { mergeByKey } from './sorted-merge.js';
-import { ChecksumTap, IndexLineWriter, indexRefAt, readIndex, readPartRecords, type IndexRef } from './stored.js';
+import { ChecksumTap, IndexLineWriter, indexAt, readIndex, readPartRecords, type IndexRef } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export interface IndexRepair {
@@ -71,7 +71,7 @@ export interface IndexRepairOptions {
   onProgress?: (event: ProgressEvent) => void;
 }
 
-/** The index a destination uses for a backup, and whether it is there whole (by size). */
+/** A destination holding the backup, and the index its readers use (stored.ts indexAt). */
 interface Holding {
   member: Destination;
   ref: IndexRef;
@@ -88,9 +88,8 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
     let unchecked: string | null = null;
     for (const member of holdersOf(manifest, o.set)) {
       try {
-        const ref = await indexRefAt(member, manifest);
-        const info = await member.stat(ref.path);
-        (info?.size === ref.size ? good : lacking).push({ member, ref });
+        const { ref, lacking: why } = await indexAt(member, manifest);
+        (why === null ? good : lacking).push({ member, ref });
       } catch (err) {
         unchecked ??= `${member.label}: ${errorMessage(err)}`;
       }

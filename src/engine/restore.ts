@@ -8,8 +8,9 @@
  *     incremental): for each key the newest version wins, a tombstone means "absent", and a key
  *     the backup's index (its snapshot) lacks is not written (a warning counts them). Objects are
  *     put back with their key, metadata, content type and body exactly as read, with bounded
- *     concurrency. Mode 'skip' writes only keys the target lacks (known from one pass over its
- *     listing, beside the records, as for merge's partition references).
+ *     concurrency. Mode 'skip' writes only keys the target lacks. Which keys the target holds comes
+ *     from one pass over its listing of each resource, not a request per key (merge uses it too:
+ *     it reads only the records it overwrites, to drop their old partition references).
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
@@ -40,7 +41,7 @@ import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
 import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { indexSource, readIndex, readPartRecords } from './stored.js';
+import { indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -429,9 +430,7 @@ function indexOf(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexE
 
 function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
   const holders = holdersOf(manifest, o.set);
-  const preferred = o.goodSources?.get(part.path);
-  const ordered = preferred ? [...holders.filter((h) => h.label === preferred), ...holders.filter((h) => h.label !== preferred)] : holders;
-  return readPartRecords(ordered, manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
+  return readPartRecords(preferredFirst(holders, o.goodSources?.get(part.path)), manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
 }
 
 async function exists(db: DatabaseLike, key: string): Promise<boolean> {

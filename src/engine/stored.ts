@@ -131,15 +131,21 @@ export function indexSource(id: string): string {
   return `(index of ${id})`;
 }
 
+/**
+ * The index of `manifest` that readers use at `member` (indexRefAt), and why it cannot be read
+ * there (null when it is there with its recorded size). Throws when `member` cannot be asked.
+ */
+export async function indexAt(member: Destination, manifest: Manifest): Promise<{ ref: IndexRef; lacking: string | null }> {
+  const ref = await indexRefAt(member, manifest);
+  const info = await member.stat(ref.path);
+  if (!info) return { ref, lacking: `${ref.path} does not exist` };
+  return { ref, lacking: info.size === ref.size ? null : `${ref.path} has ${info.size} bytes, ${ref.size} were written` };
+}
+
 /** True when one of `holders` has the index of `manifest` that its readers use, with its recorded size. */
 export async function indexAvailable(holders: Destination[], manifest: Manifest): Promise<boolean> {
   for (const member of holders) {
-    try {
-      const ref = await indexRefAt(member, manifest);
-      if ((await member.stat(ref.path))?.size === ref.size) return true;
-    } catch {
-      // an unreachable destination: try the next
-    }
+    if ((await indexAt(member, manifest).catch(() => null))?.lacking === null) return true;
   }
   return false;
 }
@@ -157,15 +163,12 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   let stream: Readable | null = null;
   let where = '';
   const errors: string[] = [];
-  const members = preferred ? [...set.members.filter((m) => m.label === preferred), ...set.members.filter((m) => m.label !== preferred)] : set.members;
-  for (const member of members) {
+  for (const member of preferredFirst(set.members, preferred)) {
     try {
-      const found = await indexRefAt(member, manifest);
-      const info = await member.stat(found.path);
-      if (!info) throw new Error(`${found.path} does not exist`);
-      if (info.size !== found.size) throw new Error(`${found.path} has ${info.size} bytes, ${found.size} were written`);
-      stream = await member.read(found.path);
-      ref = found;
+      const found = await indexAt(member, manifest);
+      if (found.lacking !== null) throw new Error(found.lacking);
+      stream = await member.read(found.ref.path);
+      ref = found.ref;
       where = member.label;
       break;
     } catch (err) {
@@ -187,6 +190,11 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   if (count !== manifest.index.entries) {
     throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${manifest.index.entries}`);
   }
+}
+
+/** `members` with the one labelled `preferred` (where an object verified) first. */
+export function preferredFirst(members: Destination[], preferred: string | undefined): Destination[] {
+  return preferred ? [...members.filter((m) => m.label === preferred), ...members.filter((m) => m.label !== preferred)] : members;
 }
 
 /**

@@ -58,14 +58,15 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const unreadable = new Map<string, { path: string; err: unknown }>();
   for (const member of holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
-    let index: IndexRef = manifest.index;
+    // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
+    let index: IndexRef | null = null;
     try {
       index = await indexRefAt(member, manifest);
     } catch (err) {
       unreadable.set(INDEX, { path: paths.indexRef(manifest.id), err });
       errors.push({ path: paths.indexRef(manifest.id), message: `${paths.indexRef(manifest.id)} at ${member.label}: ${errorMessage(err)}` });
     }
-    const objects = [...parts, { ...index, records: null, id: INDEX }];
+    const objects = index ? [...parts, { ...index, records: null, id: INDEX }] : parts;
     await pool(objects, options.concurrency ?? 2, async (ref) => {
       try {
         await checkObject(member, manifest, ref, key, options.level);
