@@ -15,23 +15,23 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class NativeDecoder {
   constructor(options: NativeCodecOptions)
-  /** Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty). */
-  write(chunk: Buffer): Promise<Buffer>
+  /** Decodes `chunk`; resolves to the verified plaintext produced so far, as pieces in order (may be none). */
+  write(chunk: Buffer): Promise<Buffer[]>
   /** Decodes `chunks` in order as one write of their concatenation (saves joining them in JS). */
-  writeChunks(chunks: Array<Buffer>): Promise<Buffer>
+  writeChunks(chunks: Array<Buffer>): Promise<Buffer[]>
   /** Ends the stream; rejects unless it ended exactly with its final segment / end marker. */
-  finish(): Promise<Buffer>
+  finish(): Promise<Buffer[]>
 }
 
 /** Streaming encoder: compression, then (with `key`) segmented AES-256-GCM (docs/FORMAT.md 2). */
 export declare class NativeEncoder {
   constructor(options: NativeCodecOptions)
-  /** Encodes `chunk`; resolves to the stream bytes produced so far (may be empty). */
-  write(chunk: Buffer): Promise<Buffer>
+  /** Encodes `chunk`; resolves to the stream bytes produced so far, as pieces in order (may be none). */
+  write(chunk: Buffer): Promise<Buffer[]>
   /** Encodes `chunks` in order as one write of their concatenation (saves joining them in JS). */
-  writeChunks(chunks: Array<Buffer>): Promise<Buffer>
+  writeChunks(chunks: Array<Buffer>): Promise<Buffer[]>
   /** Ends the stream; resolves to the remaining bytes. */
-  finish(): Promise<Buffer>
+  finish(): Promise<Buffer[]>
 }
 
 /** `HMAC-SHA256(master, "s3db-backup/v1/key-check")[0..16]`. */

@@ -16,11 +16,12 @@ export interface NativeCodecOptions {
   testNoncePrefix?: Buffer;
 }
 
+/** Each call resolves to its output as pieces in order (none empty; possibly no piece at all). */
 export interface NativeCodec {
-  write(chunk: Buffer): Promise<Buffer>;
+  write(chunk: Buffer): Promise<Buffer[]>;
   /** One write of the chunks' concatenation, without joining them in JS. */
-  writeChunks(chunks: Buffer[]): Promise<Buffer>;
-  finish(): Promise<Buffer>;
+  writeChunks(chunks: Buffer[]): Promise<Buffer[]>;
+  finish(): Promise<Buffer[]>;
 }
 
 export interface NativeBinding {

@@ -9,6 +9,8 @@
  * the write callback of the chunk that completes a batch is held until the previous call ended.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
+ * A call's output arrives as pieces (a decoder hands over each gzip member's output as its own
+ * Buffer, never joined), pushed in order.
  * Memory: about two batches of input plus one call's output. Native errors become BackupError
  * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
@@ -55,11 +57,15 @@ export class NativeCodecStream extends Transform {
   }
 
   /** Starts one native call; the caller guarantees that none is in flight. */
-  private start(call: () => Promise<Buffer>, inBytes: number): void {
+  private start(call: () => Promise<Buffer[]>, inBytes: number): void {
     this.inflight = call().then(
-      (out) => {
-        this.adapt(inBytes, out.length);
-        if (out.length > 0) this.push(out);
+      (pieces) => {
+        let outBytes = 0;
+        for (const piece of pieces) {
+          outBytes += piece.length;
+          this.push(piece);
+        }
+        this.adapt(inBytes, outBytes);
       },
       (err: unknown) => {
         this.failure = toBackupError(err, this.context);

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
-use crate::compress::{self, append, Decompressor};
+use crate::compress::{self, Decompressor};
 use crate::encoder::{resolve_threads, State};
 use crate::error::{CodecError, Result};
 use crate::format::*;
 use crate::open::Opener;
+use crate::output::{join, Output};
 use crate::pool::Workers;
 
 #[derive(Clone, Debug)]
@@ -94,12 +95,16 @@ impl Decoder {
         }
     }
 
-    fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Vec<u8>> {
+    fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Output> {
         let len: usize = inputs.iter().map(|i| i.len()).sum();
         // Encrypted: this call may also deliver segments that earlier calls left in flight.
         let pending = self.opener.as_ref().map_or(0, Opener::pending_bytes);
-        let mut out = Vec::new();
-        if self.seen_in > 0 && len > 0 {
+        let mut out = Output::new();
+        let in_place = match &self.decompressor {
+            Some(d) => d.writes_in_place(),
+            None => self.opener.is_none(), // `none`: plain input is copied; segments are pieces
+        };
+        if self.seen_in > 0 && len > 0 && in_place {
             let ratio = self.seen_out as f64 / self.seen_in as f64;
             out.reserve(
                 (((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE),
@@ -112,11 +117,11 @@ impl Decoder {
         if finish {
             self.decode_into(&[], true, &mut out)?;
         }
-        self.seen_out += out.len() as u64;
+        self.seen_out += out.total_len() as u64;
         Ok(out)
     }
 
-    fn decode_into(&mut self, input: &[u8], finish: bool, out: &mut Vec<u8>) -> Result<()> {
+    fn decode_into(&mut self, input: &[u8], finish: bool, out: &mut Output) -> Result<()> {
         match &mut self.opener {
             None => match &mut self.decompressor {
                 Some(d) => {
@@ -146,7 +151,7 @@ impl Decoder {
                             r
                         }
                         None => {
-                            append(out, plain);
+                            out.push_piece(plain);
                             Ok(())
                         }
                     }
@@ -183,23 +188,34 @@ impl Decoder {
 
     /// Decodes `inputs` in order, as one `write` of their concatenation (no copy to join them).
     pub fn write_chunks(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
+        self.write_pieces(inputs).map(join)
+    }
+
+    /// As `write_chunks`, with the plaintext as pieces in order (none empty), not joined: a
+    /// buffer made whole on a worker (a gzip member's output) is handed over without a copy.
+    pub fn write_pieces(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(inputs, false);
         if let Err(e) = &r {
             self.state = State::Failed(e.clone());
         }
-        r
+        r.map(Output::into_pieces)
     }
 
     /// Ends the stream: fails unless it ended exactly with its final segment / end marker.
     pub fn finish(&mut self) -> Result<Vec<u8>> {
+        self.finish_pieces().map(join)
+    }
+
+    /// As `finish`, with the remaining plaintext as pieces (see `write_pieces`).
+    pub fn finish_pieces(&mut self) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(&[], true);
         self.state = match &r {
             Ok(_) => State::Finished,
             Err(e) => State::Failed(e.clone()),
         };
-        r
+        r.map(Output::into_pieces)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod format;
 pub mod fuzzing;
 mod keys;
 mod open;
+mod output;
 mod pool;
 mod seal;
 

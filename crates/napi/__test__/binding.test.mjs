@@ -21,10 +21,18 @@ const load = (name) => JSON.parse(readFileSync(new URL(name, vectors), 'utf8'));
 const hex = (s) => Buffer.from(s, 'hex');
 const KEY = Buffer.alloc(32, 0x42);
 
+/** Every call resolves to its output as pieces in order: Buffers, none empty. */
 async function run(codec, chunks) {
   const parts = [];
-  for (const c of chunks) parts.push(await codec.write(c));
-  parts.push(await codec.finish());
+  const take = (pieces) => {
+    assert.ok(Array.isArray(pieces));
+    for (const p of pieces) {
+      assert.ok(Buffer.isBuffer(p) && p.length > 0, 'a piece is a non-empty Buffer');
+      parts.push(p);
+    }
+  };
+  for (const c of chunks) take(await codec.write(c));
+  take(await codec.finish());
   return Buffer.concat(parts);
 }
 
@@ -46,6 +54,17 @@ test('round trip every codec, plain and encrypted', async () => {
       const dec = await run(new NativeDecoder({ compression, key }), [enc.subarray(0, 1000), enc.subarray(1000)]);
       assert.ok(dec.equals(data), `${compression} ${key ? 'encrypted' : 'plain'}`);
     }
+  }
+});
+
+test('a gzip decoder hands over each member output as its own piece, unjoined', async () => {
+  const data = records(5 * 1024 * 1024); // members of 2 MiB of input: 2 MiB, 2 MiB, 1 MiB
+  for (const key of [undefined, KEY]) {
+    const enc = await run(new NativeEncoder({ compression: 'gzip', key }), [data]);
+    const d = new NativeDecoder({ compression: 'gzip', key });
+    const pieces = [...(await d.write(enc)), ...(await d.finish())];
+    assert.deepEqual(pieces.map((p) => p.length), [2 << 20, 2 << 20, 1 << 20], key ? 'encrypted' : 'plain');
+    assert.ok(Buffer.concat(pieces).equals(data));
   }
 });
 

@@ -65,14 +65,16 @@ enum Stream {
 }
 
 impl Stream {
-    /// `Some(chunks)` = one write of their concatenation; `None` = finish.
-    fn run(&mut self, chunks: Option<&[Buffer]>) -> core::Result<Vec<u8>> {
+    /// `Some(chunks)` = one write of their concatenation; `None` = finish. The output comes as
+    /// pieces in order (a decoder hands over each gzip member's output without joining them).
+    fn run(&mut self, chunks: Option<&[Buffer]>) -> core::Result<Vec<Vec<u8>>> {
         let slices = chunks.map(|cs| cs.iter().map(|c| &c[..]).collect::<Vec<&[u8]>>());
+        let one = |v: Vec<u8>| if v.is_empty() { Vec::new() } else { vec![v] };
         match (self, slices.as_deref()) {
-            (Stream::Encoder(e), Some(c)) => e.write_chunks(c),
-            (Stream::Encoder(e), None) => e.finish(),
-            (Stream::Decoder(d), Some(c)) => d.write_chunks(c),
-            (Stream::Decoder(d), None) => d.finish(),
+            (Stream::Encoder(e), Some(c)) => e.write_chunks(c).map(one),
+            (Stream::Encoder(e), None) => e.finish().map(one),
+            (Stream::Decoder(d), Some(c)) => d.write_pieces(c),
+            (Stream::Decoder(d), None) => d.finish_pieces(),
         }
     }
 }
@@ -112,10 +114,10 @@ pub struct StreamTask {
 }
 
 impl Task for StreamTask {
-    type Output = Vec<u8>;
-    type JsValue = Buffer;
+    type Output = Vec<Vec<u8>>;
+    type JsValue = Vec<Buffer>;
 
-    fn compute(&mut self) -> napi::Result<Vec<u8>> {
+    fn compute(&mut self) -> napi::Result<Vec<Vec<u8>>> {
         let mut stream = self.shared.stream.lock().map_err(|_| {
             napi::Error::new(
                 Status::GenericFailure,
@@ -129,11 +131,11 @@ impl Task for StreamTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Vec<u8>) -> napi::Result<Buffer> {
-        Ok(output.into())
+    fn resolve(&mut self, _env: Env, output: Vec<Vec<u8>>) -> napi::Result<Vec<Buffer>> {
+        Ok(output.into_iter().map(Buffer::from).collect())
     }
 
-    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Vec<Buffer>> {
         match self.failure.take() {
             Some(e) => Err(napi::Error::from(
                 JsError::from(map_error(&e)).into_unknown(env),
@@ -155,7 +157,7 @@ macro_rules! stream_methods {
         #[napi]
         impl $class {
             #[doc = $write_doc]
-            #[napi(ts_return_type = "Promise<Buffer>")]
+            #[napi(ts_return_type = "Promise<Buffer[]>")]
             pub fn write(
                 &self,
                 chunk: Buffer,
@@ -164,7 +166,7 @@ macro_rules! stream_methods {
             }
 
             #[doc = $chunks_doc]
-            #[napi(ts_return_type = "Promise<Buffer>")]
+            #[napi(ts_return_type = "Promise<Buffer[]>")]
             pub fn write_chunks(
                 &self,
                 chunks: Vec<Buffer>,
@@ -173,7 +175,7 @@ macro_rules! stream_methods {
             }
 
             #[doc = $finish_doc]
-            #[napi(ts_return_type = "Promise<Buffer>")]
+            #[napi(ts_return_type = "Promise<Buffer[]>")]
             pub fn finish(
                 &self,
             ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
@@ -214,7 +216,7 @@ impl NativeEncoder {
 
 stream_methods!(
     NativeEncoder,
-    "Encodes `chunk`; resolves to the stream bytes produced so far (may be empty).",
+    "Encodes `chunk`; resolves to the stream bytes produced so far, as pieces in order (may be none).",
     "Encodes `chunks` in order as one write of their concatenation (saves joining them in JS).",
     "Ends the stream; resolves to the remaining bytes."
 );
@@ -247,7 +249,7 @@ impl NativeDecoder {
 
 stream_methods!(
     NativeDecoder,
-    "Decodes `chunk`; resolves to the verified plaintext produced so far (may be empty).",
+    "Decodes `chunk`; resolves to the verified plaintext produced so far, as pieces in order (may be none).",
     "Decodes `chunks` in order as one write of their concatenation (saves joining them in JS).",
     "Ends the stream; rejects unless it ended exactly with its final segment / end marker."
 );

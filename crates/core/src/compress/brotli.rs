@@ -20,6 +20,7 @@ use brotli::{BrotliDecompressStream, BrotliResult, BrotliState};
 
 use super::{Compressor, Decompressor};
 use crate::error::{CodecError, Result};
+use crate::output::Output;
 use crate::pool::{Ordered, Workers};
 
 /// Input bytes per parallel block.
@@ -218,7 +219,7 @@ impl BrotliDecompressor {
 }
 
 impl Decompressor for BrotliDecompressor {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
         let mut avail_in = input.len();
         let mut in_off = 0usize;
         if self.done {
@@ -268,7 +269,7 @@ impl Decompressor for BrotliDecompressor {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish(&mut self, out: &mut Output) -> Result<()> {
         if !self.done {
             // A stream whose last metablock is missing cannot be completed.
             self.push(&[], out)?;

@@ -16,6 +16,7 @@ use libz_rs_sys as z;
 use super::levels::ZlibParams;
 use super::{append, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
+use crate::output::Output;
 use crate::pool::{Ordered, Workers};
 
 /// Input bytes per parallel block.
@@ -292,7 +293,7 @@ impl Inflater {
 }
 
 impl Decompressor for Inflater {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
         let mut pos = 0;
         while pos < input.len() || (self.started && !self.ended) {
             if self.ended {
@@ -337,7 +338,7 @@ impl Decompressor for Inflater {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish(&mut self, out: &mut Output) -> Result<()> {
         self.push(&[], out)?;
         if !self.ended {
             return Err(CodecError::decompress(

@@ -17,10 +17,10 @@
 //!
 //! Invariants: a member is dispatched only when all its bytes are here; nothing is emitted out of
 //! order or twice; a member's output is released only after libdeflate checked its CRC-32; at
-//! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held. Member and
-//! output buffers are recycled within the stream (`BufferPool`, at most `threads + 1` idle of
-//! each): a fresh MiB-sized buffer costs a page fault per 4 KiB on every use, and recycling them
-//! made encrypted gzip decoding ~20 % faster (alternating A/B runs, 2 threads).
+//! most `2 x threads` members (each at most `gzip::MAX_MEMBER` stored bytes) are held. A
+//! member's output goes to the caller as a piece of its own (`Output::push_piece`), not copied.
+//! Member buffers are recycled within the stream (`BufferPool`, at most `threads + 1` idle): a
+//! fresh MiB-sized buffer costs a page fault per 4 KiB on every use.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use super::gzip::{announced, HEADER_LEN};
 use super::whole_member::WholeMemberInflater;
 use super::Decompressor;
 use crate::error::{CodecError, Result};
+use crate::output::Output;
 use crate::pool::{BufferPool, Ordered, Workers};
 
 /// A member recording more output than this is inflated by the general (streaming) reader.
@@ -48,23 +49,20 @@ struct Job {
 }
 
 /// Inflates one gathered member; `None` when the span is not exactly one valid member.
-fn inflate_member(member: &[u8], outputs: &BufferPool) -> Option<Vec<u8>> {
+fn inflate_member(member: &[u8]) -> Option<Vec<u8>> {
     let n = member.len();
     let isize = u32::from_le_bytes(member[n - 4..].try_into().ok()?) as usize;
     if isize > MAX_INFLATED {
         // Not a member this project writes (2 MiB of input each): the serial reader takes it.
         return None;
     }
-    let mut out = outputs.take(isize);
-    out.resize(isize, 0);
     INFLATER
         .with(|cell| {
             cell.borrow_mut()
                 .get_or_insert_with(WholeMemberInflater::new)
-                .inflate(member, &mut out)
+                .inflate(member, isize)
         })
         .ok()
-        .map(|()| out)
 }
 
 pub(crate) struct ParallelGunzip {
@@ -81,9 +79,8 @@ pub(crate) struct ParallelGunzip {
     dispatched: u64,
     workers: Arc<Workers>,
     queue: Ordered<Job>,
-    /// Buffers of emitted members (their stored bytes, their output), for the next members.
+    /// Buffers of emitted members' stored bytes, for the next members.
     members: BufferPool,
-    outputs: BufferPool,
 }
 
 /// How many finished members `drain` takes.
@@ -108,13 +105,12 @@ impl ParallelGunzip {
             workers,
             queue: Ordered::new(2 * threads.max(1)),
             members: BufferPool::new(threads.max(1) + 1),
-            outputs: BufferPool::new(threads.max(1) + 1),
         }
     }
 
     /// Emits finished members in order. A member that was not exactly one member switches the
     /// stream to serial reading from its first byte (`self.serial` is then set).
-    fn drain(&mut self, how: Drain, out: &mut Vec<u8>) -> Result<()> {
+    fn drain(&mut self, how: Drain, out: &mut Output) -> Result<()> {
         loop {
             let job = match how {
                 Drain::Ready => self.queue.try_oldest()?,
@@ -124,8 +120,7 @@ impl ParallelGunzip {
             let Some(job) = job else { return Ok(()) };
             match job.output {
                 Some(data) => {
-                    out.extend_from_slice(&data);
-                    self.outputs.put(data);
+                    out.push_piece(data);
                     self.members.put(job.member);
                 }
                 None => return self.reread_serially(job.member, out),
@@ -136,7 +131,7 @@ impl ParallelGunzip {
     /// `from` did not hold as one member: everything after it was cut by its length, so the
     /// bytes of every member still in flight and of the one being gathered follow it, in order,
     /// into the serial reader (their parallel results are dropped unseen).
-    fn reread_serially(&mut self, mut from: Vec<u8>, out: &mut Vec<u8>) -> Result<()> {
+    fn reread_serially(&mut self, mut from: Vec<u8>, out: &mut Output) -> Result<()> {
         while let Some(job) = self.queue.wait_oldest()? {
             from.extend_from_slice(&job.member);
         }
@@ -146,7 +141,7 @@ impl ParallelGunzip {
         self.start_serial(&from, out)
     }
 
-    fn start_serial(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn start_serial(&mut self, bytes: &[u8], out: &mut Output) -> Result<()> {
         let mut inflater = Inflater::new(true);
         inflater.push(bytes, out)?;
         self.serial = Some(inflater);
@@ -154,7 +149,7 @@ impl ParallelGunzip {
     }
 
     /// Emits every member in flight, then reads the gathered bytes and all that follows serially.
-    fn go_serial(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn go_serial(&mut self, out: &mut Output) -> Result<()> {
         self.drain(Drain::All, out)?;
         if self.serial.is_none() {
             let gathered = std::mem::take(&mut self.member);
@@ -163,7 +158,7 @@ impl ParallelGunzip {
         Ok(())
     }
 
-    fn dispatch(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn dispatch(&mut self, out: &mut Output) -> Result<()> {
         self.drain(Drain::Room, out)?;
         if self.serial.is_some() {
             return Ok(()); // this member's bytes went to the serial reader with the rest
@@ -171,9 +166,8 @@ impl ParallelGunzip {
         let member = std::mem::take(&mut self.member);
         self.ended = self.expected.take().is_some_and(|(_, last)| last);
         self.dispatched += 1;
-        let outputs = self.outputs.clone();
         self.queue.push(self.workers.submit(move || {
-            let output = inflate_member(&member, &outputs);
+            let output = inflate_member(&member);
             Job { member, output }
         }));
         Ok(())
@@ -181,7 +175,11 @@ impl ParallelGunzip {
 }
 
 impl Decompressor for ParallelGunzip {
-    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn writes_in_place(&self) -> bool {
+        self.serial.is_some()
+    }
+
+    fn push(&mut self, mut input: &[u8], out: &mut Output) -> Result<()> {
         while !input.is_empty() {
             if let Some(serial) = &mut self.serial {
                 return serial.push(input, out);
@@ -214,7 +212,7 @@ impl Decompressor for ParallelGunzip {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish(&mut self, out: &mut Output) -> Result<()> {
         // Bytes of an unfinished member (or no member at all): the serial reader reports exactly
         // what is wrong with them (truncated, not gzip), or reads them if only a length was wrong.
         if self.serial.is_none() && (!self.member.is_empty() || self.dispatched == 0) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format::Compression;
+use crate::output::Output;
 use crate::pool::Workers;
 
 pub(crate) mod brotli;
@@ -26,9 +27,15 @@ pub(crate) trait Compressor: Send {
 }
 
 /// Streaming decompressor: `finish` fails if the stream did not end with its end marker.
+/// Output goes to `out`'s tail, or, for a buffer made whole elsewhere, as a piece of its own.
 pub(crate) trait Decompressor: Send {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
+    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()>;
+    fn finish(&mut self, out: &mut Output) -> Result<()>;
+    /// Whether the caller should reserve room for the expected output in `out`'s tail (false
+    /// when the output arrives as whole pieces, which a reservation would only waste).
+    fn writes_in_place(&self) -> bool {
+        true
+    }
 }
 
 /// Builds the compressor for `compression` at a Node-semantics `level` (`None` = default).

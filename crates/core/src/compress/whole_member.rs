@@ -41,26 +41,34 @@ impl WholeMemberInflater {
         }
     }
 
-    /// Inflates `member` (one whole gzip member) into `out`, which must be exactly its size.
-    pub(crate) fn inflate(&mut self, member: &[u8], out: &mut [u8]) -> Result<(), Refused> {
+    /// Inflates `member` (one whole gzip member) into a new buffer of exactly `size` bytes (its
+    /// ISIZE). The buffer is written by libdeflate only, never zeroed first: its length is set
+    /// to `size` only after libdeflate reported filling it exactly.
+    pub(crate) fn inflate(&mut self, member: &[u8], size: usize) -> Result<Vec<u8>, Refused> {
+        let mut out: Vec<u8> = Vec::with_capacity(size);
         let mut consumed = 0usize;
-        // SAFETY: `self.d` is a live decompressor (freed only in Drop); `member` and `out` are
-        // valid for reads/writes of their lengths for the call; libdeflate writes at most
-        // `out.len()` bytes and the one `usize` behind `consumed`. A null `actual_out_nbytes_ret`
-        // makes it fail unless the output fills `out` exactly.
+        // SAFETY: `self.d` is a live decompressor (freed only in Drop); `member` is valid for
+        // reads of its length and `out`'s allocation for writes of `size` bytes for the call;
+        // libdeflate writes at most `size` bytes and the one `usize` behind `consumed`. A null
+        // `actual_out_nbytes_ret` makes it fail unless the output fills all `size` bytes.
         let rc = unsafe {
             ld::libdeflate_gzip_decompress_ex(
                 self.d.as_ptr(),
                 member.as_ptr().cast(),
                 member.len(),
                 out.as_mut_ptr().cast(),
-                out.len(),
+                size,
                 &mut consumed,
                 std::ptr::null_mut(),
             )
         };
         match rc {
-            ld::libdeflate_result_LIBDEFLATE_SUCCESS if consumed == member.len() => Ok(()),
+            ld::libdeflate_result_LIBDEFLATE_SUCCESS if consumed == member.len() => {
+                // SAFETY: success with a null `actual_out_nbytes_ret` means all `size` bytes
+                // were written (libdeflate returns SHORT_OUTPUT otherwise).
+                unsafe { out.set_len(size) };
+                Ok(out)
+            }
             ld::libdeflate_result_LIBDEFLATE_SUCCESS => Err(Refused::TrailingBytes),
             ld::libdeflate_result_LIBDEFLATE_SHORT_OUTPUT
             | ld::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Err(Refused::WrongSize),
@@ -94,21 +102,18 @@ mod tests {
             .collect();
         let member = gz(&data);
         let mut w = WholeMemberInflater::new();
-        let mut out = vec![0u8; data.len()];
-        assert_eq!(w.inflate(&member, &mut out), Ok(()));
-        assert_eq!(out, data);
+        let n = data.len();
+        assert_eq!(w.inflate(&member, n), Ok(data.clone()));
         // The member followed by the start of another: the bytes given are not ONE member.
         let two = [member.clone(), member.clone()].concat();
-        assert_eq!(w.inflate(&two, &mut out), Err(Refused::TrailingBytes));
+        assert_eq!(w.inflate(&two, n), Err(Refused::TrailingBytes));
         // Cut short (libdeflate may see the cut as bad data or as too little output).
-        assert!(w.inflate(&member[..member.len() - 1], &mut out).is_err());
-        assert!(w.inflate(&member[..member.len() / 2], &mut out).is_err());
+        assert!(w.inflate(&member[..member.len() - 1], n).is_err());
+        assert!(w.inflate(&member[..member.len() / 2], n).is_err());
         let mut flipped = member.clone();
         flipped[member.len() - 6] ^= 1; // CRC-32
-        assert_eq!(w.inflate(&flipped, &mut out), Err(Refused::BadData));
-        let mut small = vec![0u8; data.len() - 1];
-        assert_eq!(w.inflate(&member, &mut small), Err(Refused::WrongSize));
-        let mut large = vec![0u8; data.len() + 1];
-        assert_eq!(w.inflate(&member, &mut large), Err(Refused::WrongSize));
+        assert_eq!(w.inflate(&flipped, n), Err(Refused::BadData));
+        assert_eq!(w.inflate(&member, n - 1), Err(Refused::WrongSize));
+        assert_eq!(w.inflate(&member, n + 1), Err(Refused::WrongSize));
     }
 }

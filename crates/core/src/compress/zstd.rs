@@ -5,6 +5,7 @@ use zstd::stream::raw::{CParameter, Decoder, Encoder, InBuffer, Operation, OutBu
 
 use super::{Compressor, Decompressor};
 use crate::error::{CodecError, Result};
+use crate::output::Output;
 
 pub(crate) struct ZstdCompressor {
     enc: Encoder<'static>,
@@ -83,7 +84,7 @@ impl ZstdDecompressor {
 }
 
 impl Decompressor for ZstdDecompressor {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
         if input.is_empty() && !self.more_out {
             return Ok(());
         }
@@ -93,8 +94,9 @@ impl Decompressor for ZstdDecompressor {
         }
         loop {
             reserve(out, (input.len() * 4).clamp(256 * 1024, 8 << 20));
-            let pos = out.len();
-            let mut outb = OutBuffer::around_pos(out, pos);
+            let tail: &mut Vec<u8> = out; // a growable Vec: a slice would cap the output
+            let pos = tail.len();
+            let mut outb = OutBuffer::around_pos(tail, pos);
             self.hint = self
                 .dec
                 .run(&mut inb, &mut outb)
@@ -108,7 +110,7 @@ impl Decompressor for ZstdDecompressor {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    fn finish(&mut self, out: &mut Output) -> Result<()> {
         self.push(&[], out)?;
         if !self.any || self.hint != 0 {
             return Err(CodecError::decompress(
