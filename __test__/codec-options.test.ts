@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { activeImplementation, createDecoder, createEncoder, nativeAvailable, type CodecOptions } from '../src/codec/index.js';
 import { JsEncoder } from '../src/codec/js/encoder.js';
 import { NativeCodecStream } from '../src/codec/native-stream.js';
+import { bindingProblem, nativeBinding, NATIVE_API } from '../src/codec/native-binding.js';
 import { concat, jsonLines, runToBuffer } from './helpers/corpus.js';
 import { TEST_KEY } from './helpers/codec-impls.js';
 import * as zlib from 'node:zlib';
@@ -70,6 +71,19 @@ describe('codec options', () => {
     expect(createEncoder()).toBeInstanceOf(NativeCodecStream);
     expect(createEncoder({ implementation: 'js' })).toBeInstanceOf(JsEncoder);
     expect(createDecoder({ implementation: 'native' })).toBeInstanceOf(NativeCodecStream);
+  });
+
+  it('an addon built from other sources is refused at load with "rebuild it", not used', () => {
+    const real = nativeBinding();
+    expect(real, 'native core must load (npm run build:native)').not.toBeNull();
+    expect(bindingProblem(real, 'native/index.js')).toBeNull();
+    expect(real?.nativeApi()).toBe(NATIVE_API);
+    // Fakes stand for stale binaries (a real one cannot be produced on demand here): before API 2
+    // there was no nativeApi() and stream calls resolved to one Buffer instead of Buffer[].
+    const stale = { ...real, nativeApi: undefined };
+    expect(bindingProblem(stale, 'native/index.js')).toMatch(/native API 1.*rebuild it with `npm run build:native`/);
+    expect(bindingProblem({ ...real, nativeApi: () => 3 }, 'x')).toMatch(/native API 3/);
+    expect(bindingProblem({}, 'x')).toBe('x does not export the s3db-backup native API');
   });
 
   it('S3DB_BACKUP_NATIVE=0 forces the JS twin for auto (fresh process)', () => {

@@ -37,6 +37,13 @@ export declare class NativeEncoder {
 /** `HMAC-SHA256(master, "s3db-backup/v1/key-check")[0..16]`. */
 export declare function keyCheck(master: Buffer): Buffer
 
+/**
+ * Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
+ * so that an addon built from older sources is refused with "rebuild it" instead of failing
+ * mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
+ */
+export declare function nativeApi(): number
+
 /** Options of `NativeEncoder` / `NativeDecoder`. */
 export interface NativeCodecOptions {
   /** 'gzip' | 'deflate' | 'brotli' | 'zstd' | 'none' */

@@ -716,10 +716,11 @@ if (!nativeBinding) {
   throw new Error(`Failed to load native binding`)
 }
 
-const { NativeDecoder, NativeEncoder, keyCheck, nativeVersion, pbkdf2Sha256, unwrapMasterKey, wrapMasterKey } = nativeBinding
+const { NativeDecoder, NativeEncoder, keyCheck, nativeApi, nativeVersion, pbkdf2Sha256, unwrapMasterKey, wrapMasterKey } = nativeBinding
 export { NativeDecoder }
 export { NativeEncoder }
 export { keyCheck }
+export { nativeApi }
 export { nativeVersion }
 export { pbkdf2Sha256 }
 export { unwrapMasterKey }

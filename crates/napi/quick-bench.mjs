@@ -17,8 +17,8 @@ const chunks = (buf, size) => { const out = []; for (let i = 0; i < buf.length; 
 
 async function native(Codec, opts, input) {
   const c = new Codec(opts); const parts = [];
-  for (const ch of chunks(input, 1 << 20)) parts.push(await c.write(ch));
-  parts.push(await c.finish());
+  for (const ch of chunks(input, 1 << 20)) parts.push(...(await c.write(ch)));
+  parts.push(...(await c.finish()));
   return Buffer.concat(parts);
 }
 async function nodeStream(transforms, input) {

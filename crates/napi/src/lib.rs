@@ -347,3 +347,11 @@ pub fn unwrap_master_key(
 pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
+
+/// Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
+/// so that an addon built from older sources is refused with "rebuild it" instead of failing
+/// mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
+#[napi]
+pub fn native_api() -> u32 {
+    2
+}
