@@ -12,6 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::compress::{self, Compressor};
 use crate::error::{CodecError, Result};
 use crate::format::*;
+use crate::output::{join, Output};
 use crate::pool::Workers;
 use crate::seal::Sealer;
 
@@ -128,8 +129,8 @@ impl Encoder {
         })
     }
 
-    fn write_inner(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+    fn write_inner(&mut self, inputs: &[&[u8]]) -> Result<Output> {
+        let mut out = Output::new();
         match (&mut self.compressor, &mut self.sealer) {
             (None, None) => inputs.iter().for_each(|i| out.extend_from_slice(i)),
             (None, Some(s)) => {
@@ -153,8 +154,8 @@ impl Encoder {
         Ok(out)
     }
 
-    fn finish_inner(&mut self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+    fn finish_inner(&mut self) -> Result<Output> {
+        let mut out = Output::new();
         match (&mut self.compressor, &mut self.sealer) {
             (None, None) => {}
             (None, Some(s)) => s.finish(&mut out)?,
@@ -176,23 +177,34 @@ impl Encoder {
 
     /// Encodes `inputs` in order, as one `write` of their concatenation (no copy to join them).
     pub fn write_chunks(&mut self, inputs: &[&[u8]]) -> Result<Vec<u8>> {
+        self.write_pieces(inputs).map(join)
+    }
+
+    /// As `write_chunks`, with the stream bytes as pieces in order (none empty), not joined:
+    /// each sealed segment is handed over as it is.
+    pub fn write_pieces(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(inputs);
         if let Err(e) = &r {
             self.state = State::Failed(e.clone());
         }
-        r
+        r.map(Output::into_pieces)
     }
 
     /// Ends the stream; returns the remaining bytes (trailer, final segment).
     pub fn finish(&mut self) -> Result<Vec<u8>> {
+        self.finish_pieces().map(join)
+    }
+
+    /// As `finish`, with the remaining stream bytes as pieces (see `write_pieces`).
+    pub fn finish_pieces(&mut self) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.finish_inner();
         self.state = match &r {
             Ok(_) => State::Finished,
             Err(e) => State::Failed(e.clone()),
         };
-        r
+        r.map(Output::into_pieces)
     }
 }
 

@@ -1,11 +1,12 @@
-//! The output of one decoder call as a list of owned pieces, so that a buffer made whole on a
-//! worker (a gzip member's inflated bytes, an opened segment of a `none` stream) reaches the
-//! caller as it is, instead of being copied into one large fresh buffer per call. At 1+ GB/s the
-//! copy and the page faults of that fresh buffer took about a quarter of the restore's CPU time.
+//! The output of one encoder or decoder call as a list of owned pieces, so that a buffer made
+//! whole on a worker (a sealed segment, a gzip member's inflated bytes, an opened segment of a
+//! `none` stream) reaches the caller as it is, instead of being copied into one large fresh buffer
+//! per call. At 1+ GB/s that copy and the page faults of the fresh buffer cost about a fifth of a
+//! restore's time and almost half of encryption's (A/B runs, docs/BENCHMARKS.md).
 //!
-//! Writers that produce bytes bit by bit (the serial inflaters) write into the open `tail`, which
-//! `Output` dereferences to, exactly as into a `Vec<u8>`: `len()`, `reserve`, `resize` and
-//! `truncate` through the deref are the TAIL's; `total_len` is the whole output's.
+//! Writers that produce bytes bit by bit (compressors, serial inflaters) write into the open
+//! `tail`, which `Output` dereferences to, exactly as into a `Vec<u8>`: `len()`, `reserve`,
+//! `resize` and `truncate` through the deref are the TAIL's; `total_len` is the whole output's.
 //! Invariant: the output, in order, is every piece handed over, with the tail's bytes at the place
 //! where they were written (a piece handed over closes the tail before it).
 
@@ -85,9 +86,21 @@ mod tests {
         out.extend_from_slice(b"e");
         out.push_piece(b"fg".to_vec());
         assert_eq!(out.total_len(), 7);
-        assert_eq!(out.len(), 0, "the deref is the open tail, closed by the last piece");
+        assert_eq!(
+            out.len(),
+            0,
+            "the deref is the open tail, closed by the last piece"
+        );
         let pieces = out.into_pieces();
-        assert_eq!(pieces, vec![b"ab".to_vec(), b"cd".to_vec(), b"e".to_vec(), b"fg".to_vec()]);
+        assert_eq!(
+            pieces,
+            vec![
+                b"ab".to_vec(),
+                b"cd".to_vec(),
+                b"e".to_vec(),
+                b"fg".to_vec()
+            ]
+        );
 
         let mut out = Output::new();
         out.push_piece(b"x".to_vec());

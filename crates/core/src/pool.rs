@@ -183,10 +183,12 @@ fn worker_stopped() -> CodecError {
     CodecError::Internal("a codec worker thread stopped".into())
 }
 
-/// Recycles the MiB-sized segment buffers of one stream between its threads. Fresh buffers of
-/// that size are fresh mmaps under glibc (a page fault per 4 KiB, then munmap): measured, a
-/// decoder allocating two per segment spent as much time in the kernel as in inflate. Holds at
-/// most `keep` idle buffers, so it adds at most `keep` x segment size to the stream's memory.
+/// Recycles the MiB-sized buffers that stay inside one stream (opened segments, gathered gzip
+/// members) between its threads. Fresh buffers of that size are fresh mmaps under glibc (a page
+/// fault per 4 KiB, then munmap): measured, a decoder allocating two per segment spent as much
+/// time in the kernel as in inflate. Buffers handed to the caller as output pieces leave the
+/// stream and are not recycled. Holds at most `keep` idle buffers, so it adds at most `keep` x
+/// segment size to the stream's memory.
 #[derive(Clone)]
 pub(crate) struct BufferPool {
     idle: Arc<Mutex<Vec<Vec<u8>>>>,

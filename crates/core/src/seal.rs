@@ -12,7 +12,8 @@ use ring::aead::{Aad, Nonce};
 use crate::error::{CodecError, Result};
 use crate::format::*;
 use crate::keys::{header_mac, key_check, stream_keys, StreamKeys};
-use crate::pool::{BufferPool, Ordered, Workers};
+use crate::output::Output;
+use crate::pool::{Ordered, Workers};
 
 pub(crate) struct Sealer {
     keys: Arc<StreamKeys>,
@@ -24,8 +25,6 @@ pub(crate) struct Sealer {
     header: Option<[u8; HEADER_LEN]>,
     workers: Arc<Workers>,
     queue: Ordered<Vec<u8>>,
-    /// Segment buffers, back from the output for the next segments (no fresh MiB allocations).
-    buffers: BufferPool,
 }
 
 impl Sealer {
@@ -52,39 +51,37 @@ impl Sealer {
         h[64..71].copy_from_slice(&prefix);
         let mac = header_mac(&keys.header_key, &h);
         h[71..87].copy_from_slice(&mac);
-        let buffers = BufferPool::new(2 * threads.max(1) + 2);
         Sealer {
             keys: Arc::new(keys),
             prefix,
             segment_size: segment_size as usize,
-            cur: new_segment(&buffers, segment_size as usize),
+            cur: new_segment(segment_size as usize),
             index: 0,
             header: Some(h),
             workers,
             queue: Ordered::new(2 * threads.max(1)),
-            buffers,
         }
     }
 
-    fn emit_header(&mut self, out: &mut Vec<u8>) {
+    fn emit_header(&mut self, out: &mut Output) {
         if let Some(h) = self.header.take() {
             out.extend_from_slice(&h);
         }
     }
 
-    fn submit(&mut self, last: bool, out: &mut Vec<u8>) -> Result<()> {
+    fn submit(&mut self, last: bool, out: &mut Output) -> Result<()> {
         if self.index > MAX_SEGMENT_INDEX {
             return Err(CodecError::Internal(
                 "stream too long: more than 2^32 segments".into(),
             ));
         }
         while let Some(seg) = self.queue.oldest_if_full()? {
-            self.emit(seg, out);
+            out.push_piece(seg);
         }
         let next = if last {
             Vec::new()
         } else {
-            new_segment(&self.buffers, self.segment_size)
+            new_segment(self.segment_size)
         };
         let buf = std::mem::replace(&mut self.cur, next);
         let (keys, prefix, index) = (Arc::clone(&self.keys), self.prefix, self.index as u32);
@@ -96,23 +93,8 @@ impl Sealer {
         Ok(())
     }
 
-    /// Appends a sealed segment to `out` and recycles its buffer.
-    fn emit(&self, seg: Vec<u8>, out: &mut Vec<u8>) {
-        out.extend_from_slice(&seg);
-        self.buffers.put(seg);
-    }
-
-    pub(crate) fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        // Room for everything this call can emit: its input and the segments still in flight,
-        // with their frames and tags, so `out` is not regrown (and copied) while segments arrive.
-        let segments = (input.len() + self.cur.len()) / self.segment_size + self.queue.len() + 1;
-        out.reserve(
-            HEADER_LEN
-                + input.len()
-                + self.cur.len()
-                + self.queue.len() * self.segment_size
-                + segments * (FRAME_LEN + TAG_LEN),
-        );
+    /// Sealed segments go to `out` as pieces of their own (no copy into one buffer).
+    pub(crate) fn push(&mut self, mut input: &[u8], out: &mut Output) -> Result<()> {
         self.emit_header(out);
         let full = FRAME_LEN + self.segment_size;
         while !input.is_empty() {
@@ -124,23 +106,23 @@ impl Sealer {
             input = &input[n..];
         }
         while let Some(seg) = self.queue.try_oldest()? {
-            self.emit(seg, out);
+            out.push_piece(seg);
         }
         Ok(())
     }
 
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn finish(&mut self, out: &mut Output) -> Result<()> {
         self.emit_header(out);
         self.submit(true, out)?;
         while let Some(seg) = self.queue.wait_oldest()? {
-            self.emit(seg, out);
+            out.push_piece(seg);
         }
         Ok(())
     }
 }
 
-fn new_segment(buffers: &BufferPool, segment_size: usize) -> Vec<u8> {
-    let mut v = buffers.take(FRAME_LEN + segment_size + TAG_LEN);
+fn new_segment(segment_size: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(FRAME_LEN + segment_size + TAG_LEN);
     v.extend_from_slice(&[0u8; FRAME_LEN]);
     v
 }

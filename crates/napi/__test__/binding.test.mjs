@@ -68,6 +68,15 @@ test('a gzip decoder hands over each member output as its own piece, unjoined', 
   }
 });
 
+test('an encrypting encoder hands over the header and each sealed segment as pieces, unjoined', async () => {
+  const data = records(3 * 1024 * 1024 + 7);
+  const e = new NativeEncoder({ compression: 'none', key: KEY });
+  const pieces = [...(await e.write(data)), ...(await e.finish())];
+  // FORMAT.md 2.2: an 87-byte header, then segments of 4 bytes of frame + plaintext + 16 of tag.
+  assert.deepEqual(pieces.map((p) => p.length), [87, (1 << 20) + 20, (1 << 20) + 20, (1 << 20) + 20, 7 + 20]);
+  assert.ok((await run(new NativeDecoder({ compression: 'none', key: KEY }), [Buffer.concat(pieces)])).equals(data));
+});
+
 test('plain output is read by node:zlib', async () => {
   const data = records(2_500_000);
   assert.ok(zlib.gunzipSync(await run(new NativeEncoder({ compression: 'gzip', level: 6 }), [data])).equals(data));

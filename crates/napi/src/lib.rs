@@ -66,13 +66,12 @@ enum Stream {
 
 impl Stream {
     /// `Some(chunks)` = one write of their concatenation; `None` = finish. The output comes as
-    /// pieces in order (a decoder hands over each gzip member's output without joining them).
+    /// pieces in order (an encoder's sealed segments and a decoder's gzip members, unjoined).
     fn run(&mut self, chunks: Option<&[Buffer]>) -> core::Result<Vec<Vec<u8>>> {
         let slices = chunks.map(|cs| cs.iter().map(|c| &c[..]).collect::<Vec<&[u8]>>());
-        let one = |v: Vec<u8>| if v.is_empty() { Vec::new() } else { vec![v] };
         match (self, slices.as_deref()) {
-            (Stream::Encoder(e), Some(c)) => e.write_chunks(c).map(one),
-            (Stream::Encoder(e), None) => e.finish().map(one),
+            (Stream::Encoder(e), Some(c)) => e.write_pieces(c),
+            (Stream::Encoder(e), None) => e.finish_pieces(),
             (Stream::Decoder(d), Some(c)) => d.write_pieces(c),
             (Stream::Decoder(d), None) => d.finish_pieces(),
         }
