@@ -9,8 +9,8 @@
  * the write callback of the chunk that completes a batch is held until the previous call ended.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
- * A call's output arrives as pieces (a decoder hands over each gzip member's output as its own
- * Buffer, never joined), pushed in order.
+ * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
+ * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input plus one call's output. Native errors become BackupError
  * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */

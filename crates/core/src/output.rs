@@ -12,6 +12,9 @@
 
 use std::ops::{Deref, DerefMut};
 
+/// Pieces shorter than this are copied into the tail instead of being handed over on their own.
+pub(crate) const SMALL_PIECE: usize = 64 << 10;
+
 #[derive(Default)]
 pub(crate) struct Output {
     done: Vec<Vec<u8>>,
@@ -24,9 +27,12 @@ impl Output {
         Output::default()
     }
 
-    /// Appends `piece` as it is (no copy).
+    /// Appends `piece` as it is (no copy), or, below `SMALL_PIECE` bytes, copied into the tail
+    /// (small segments, e.g. `segmentSize` 1024, would otherwise reach JS as thousands of tiny
+    /// Buffers per call, each costing more to hand over than to copy).
     pub(crate) fn push_piece(&mut self, piece: Vec<u8>) {
-        if piece.is_empty() {
+        if piece.len() < SMALL_PIECE {
+            self.tail.extend_from_slice(&piece);
             return;
         }
         if !self.tail.is_empty() {
@@ -79,33 +85,38 @@ mod tests {
 
     #[test]
     fn pieces_and_tail_writes_keep_their_order_and_no_piece_is_empty() {
+        let big = |b: u8| vec![b; SMALL_PIECE];
         let mut out = Output::new();
         out.extend_from_slice(b"ab");
-        out.push_piece(b"cd".to_vec());
+        out.push_piece(big(1));
         out.push_piece(Vec::new());
         out.extend_from_slice(b"e");
-        out.push_piece(b"fg".to_vec());
-        assert_eq!(out.total_len(), 7);
+        out.push_piece(big(2));
+        assert_eq!(out.total_len(), 3 + 2 * SMALL_PIECE);
         assert_eq!(
             out.len(),
             0,
             "the deref is the open tail, closed by the last piece"
         );
-        let pieces = out.into_pieces();
         assert_eq!(
-            pieces,
-            vec![
-                b"ab".to_vec(),
-                b"cd".to_vec(),
-                b"e".to_vec(),
-                b"fg".to_vec()
-            ]
+            out.into_pieces(),
+            vec![b"ab".to_vec(), big(1), b"e".to_vec(), big(2)]
         );
 
+        // Small pieces join the tail, in order.
         let mut out = Output::new();
         out.push_piece(b"x".to_vec());
         out.extend_from_slice(b"yz");
-        assert_eq!(join(out.into_pieces()), b"xyz");
+        out.push_piece(vec![b'w'; SMALL_PIECE - 1]);
+        let pieces = out.into_pieces();
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(&pieces[0][..4], b"xyzw");
+        assert_eq!(pieces[0].len(), 3 + SMALL_PIECE - 1);
+
+        let mut out = Output::new();
+        out.push_piece(big(3));
+        out.extend_from_slice(b"t");
+        assert_eq!(join(out.into_pieces()), [big(3), b"t".to_vec()].concat());
         assert!(Output::new().into_pieces().is_empty());
     }
 }
