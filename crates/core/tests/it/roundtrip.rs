@@ -175,3 +175,49 @@ fn memory_stays_bounded_by_in_flight_blocks() {
         "the pipeline held back {max_lag} bytes"
     );
 }
+
+#[test]
+fn pieces_are_the_whole_buffers_made_on_workers_in_order() {
+    // `write_pieces`/`finish_pieces` hand over sealed segments and gzip members' outputs as they
+    // are (no join); pieces under 64 KiB join the open tail (a small segmentSize must not make a
+    // call return thousands of tiny buffers). Joined, they are exactly the stream.
+    let data = records(5 << 20, 11);
+    let mut e = Encoder::new(enc_opts(Compression::None, Some(KEY), 1 << 20, 2)).unwrap();
+    let mut sealed = e
+        .write_pieces(&[&data[..1 << 20], &data[1 << 20..]])
+        .unwrap();
+    sealed.extend(e.finish_pieces().unwrap());
+    let sizes: Vec<usize> = sealed.iter().map(Vec::len).collect();
+    let seg = (1 << 20) + 20; // FORMAT.md 2.2: 4-byte frame + plaintext + 16-byte tag
+    assert_eq!(
+        sizes[0], 87,
+        "the header first, closed by the first segment"
+    );
+    assert!(sizes[1..].iter().all(|&n| n == seg), "{sizes:?}");
+    assert_eq!(sizes.len(), 1 + data.len().div_ceil(1 << 20));
+    let stream = sealed.concat();
+    assert_eq!(
+        decode_all(dec_opts(Compression::None, Some(KEY), 2), &stream).unwrap(),
+        data
+    );
+
+    // gzip: one piece per 2 MiB member, in order, from one call or several.
+    let gz = encode_all(enc_opts(Compression::Gzip, None, 1 << 20, 2), &data).unwrap();
+    let mut d = Decoder::new(dec_opts(Compression::Gzip, None, 2)).unwrap();
+    let mut members = d.write_pieces(&[&gz]).unwrap();
+    members.extend(d.finish_pieces().unwrap());
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2 << 20, 2 << 20, 1 << 20]);
+    assert_eq!(members.concat(), data);
+
+    // segmentSize 1024: the segments are joined into the tail, the stream is the same.
+    let mut e = Encoder::new(enc_opts(Compression::None, Some(KEY), 1024, 2)).unwrap();
+    let mut small = e.write_pieces(&[&data[..100_000]]).unwrap();
+    small.extend(e.finish_pieces().unwrap());
+    assert!(small.len() <= 2, "{} pieces", small.len());
+    let stream = small.concat();
+    assert_eq!(
+        decode_all(dec_opts(Compression::None, Some(KEY), 2), &stream).unwrap(),
+        &data[..100_000]
+    );
+}
