@@ -4,7 +4,9 @@
 //! "catable" and primed with the preceding `dict_size(quality)` bytes of input as a custom
 //! dictionary (what the brotli crate's own `compress_multi` does); all are "appendable".
 //! `BroCatli` then stitches the block streams, in order, into a single valid stream
-//! (`zlib.brotliDecompressSync` reads it). At most `2 x threads` blocks are in flight.
+//! (`zlib.brotliDecompressSync` reads it). At most `2 x threads` blocks are in flight. Block `i`
+//! runs at quality `schedule[i % len]` (`levels::brotli_qualities`; the default alternates q3
+//! and q4); the quality of a block is not in its stream, so readers are unaffected.
 //!
 //! Quality 2 blocks are NOT primed: the brotli crate (8.0.4, and 9.1.1 too) panics at quality 2
 //! with a custom dictionary on ordinary input (`StoreCommandExtra`: index out of bounds; found
@@ -44,7 +46,10 @@ pub fn dict_size(quality: u32) -> usize {
 const LGWIN: i32 = 22;
 
 pub(crate) struct ParallelBrotli {
-    quality: u32,
+    /// Quality of block `i`: `qualities[i % len]` (`levels::brotli_qualities`).
+    qualities: &'static [u32],
+    /// Blocks submitted so far.
+    blocks: usize,
     block: Vec<u8>,
     dict: Vec<u8>,
     first: bool,
@@ -54,9 +59,14 @@ pub(crate) struct ParallelBrotli {
 }
 
 impl ParallelBrotli {
-    pub(crate) fn new(quality: u32, threads: usize, workers: Arc<Workers>) -> ParallelBrotli {
+    pub(crate) fn new(
+        qualities: &'static [u32],
+        threads: usize,
+        workers: Arc<Workers>,
+    ) -> ParallelBrotli {
         ParallelBrotli {
-            quality,
+            qualities,
+            blocks: 0,
             block: Vec::with_capacity(CHUNK),
             dict: Vec::new(),
             first: true,
@@ -100,23 +110,29 @@ impl ParallelBrotli {
                 Vec::with_capacity(CHUNK)
             },
         );
+        let quality = self.quality_of(self.blocks);
+        self.blocks += 1;
         let dict = std::mem::take(&mut self.dict);
         if !last {
             // The next block's dictionary: the last dict_size bytes of input so far.
-            let size = dict_size(self.quality);
+            let size = dict_size(self.quality_of(self.blocks));
             let mut next = Vec::with_capacity(size.min(dict.len() + data.len()));
             let keep_old = size.saturating_sub(data.len()).min(dict.len());
             next.extend_from_slice(&dict[dict.len() - keep_old..]);
             next.extend_from_slice(&data[data.len().saturating_sub(size)..]);
             self.dict = next;
         }
-        let (q, first) = (self.quality, self.first);
+        let first = self.first;
         self.first = false;
         self.queue.push(
             self.workers
-                .submit(move || brotli_block(q, first, &dict, &data)),
+                .submit(move || brotli_block(quality, first, &dict, &data)),
         );
         Ok(())
+    }
+
+    fn quality_of(&self, block: usize) -> u32 {
+        self.qualities[block % self.qualities.len()]
     }
 }
 

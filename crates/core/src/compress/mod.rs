@@ -64,7 +64,7 @@ pub(crate) fn compressor(
             Arc::clone(workers),
         ))),
         Compression::Brotli => Some(Box::new(brotli::ParallelBrotli::new(
-            levels::brotli_quality(level)?,
+            levels::brotli_qualities(level)?,
             threads,
             Arc::clone(workers),
         ))),
