@@ -89,8 +89,9 @@ const fn slow(good: i32, lazy: i32, nice: i32, chain: i32) -> ZlibParams {
 /// Quality 4 (the default) alternates Rust q3 and q4: q4 alone compresses 1 % better than Node's
 /// q4 but runs ~1.2x slower than q3, whose output is 3.1 % larger than Node's q4 (outside the
 /// 1.5 % budget); the two alternated land at 4.387 (32 MiB), 1.12 % larger than Node's 4.436,
-/// ~1.1x the speed of q4 alone (A/B runs, 2 threads), and still between Node's q3 and q5. Blocks are independent brotli streams
-/// stitched together, so a schedule changes nothing for readers.
+/// ~1.1x the speed of q4 alone (A/B runs, 2 threads), and still between Node's q3 and q5.
+/// Blocks are independent brotli streams stitched together, so a schedule changes nothing for
+/// readers.
 const BROTLI_MAP: [&[u32]; 12] = [
     &[1],
     &[1],
