@@ -290,10 +290,10 @@ describe('lost object indexes: recoverBackups()', () => {
     await p.stop();
   });
 
-  for (const timing of ['after the repair', "during the repair's own verification"] as const) {
+  for (const [timing, name] of [['after the repair', 'verify-race-after'], ["during the repair's own verification", 'verify-race-during']] as const) {
     it(`a verification that began before a repair and ends ${timing} does not replace the repair's result`, async () => {
-      const dir = path.join(work, `verify-race-${timing.length}`);
-      const { inc } = await changedChain(`verify-race-${timing.length}`, { config: { directory: dir } });
+      const dir = path.join(work, name);
+      const { inc } = await changedChain(name, { config: { directory: dir } });
       await rm(path.join(dir, 'indexes', `${inc.id}.index`));
       const reference = path.join(dir, 'indexes', `${inc.id}.rebuilt.json`);
       // Fault injection (timing): `slow` reads the incremental's parts only when let through, after

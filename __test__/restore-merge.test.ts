@@ -362,9 +362,10 @@ describe('partition references', () => {
       expect(asked.filter((a) => !a.startsWith('getObject'))).toEqual([]);
       if (mode === 'merge') expect(asked.sort()).toEqual(['getObject resource=users/data/id=u00', 'getObject resource=users/data/id=u01']);
       expect(await users(target).count()).toBe(40);
-      const kept = await users(target).get('u00');
-      expect(kept.plan).toBe(mode === 'skip' ? 'pro' : 'free');
-      expect(await byPlan(target, 'pro')).toEqual(Object.keys(plans).filter((id) => (mode === 'skip' && id === 'u00') || (plans[id] === 'pro' && !(mode === 'skip' && id === 'u01'))).sort());
+      // skip keeps the target's u00 (pro) and u01 (free); merge leaves the backup's plans
+      const final: Record<string, string> = mode === 'skip' ? { ...plans, u00: 'pro', u01: 'free' } : plans;
+      expect((await users(target).get('u00')).plan).toBe(final.u00);
+      expect(await byPlan(target, 'pro')).toEqual(Object.keys(final).filter((id) => final[id] === 'pro').sort());
     }
     await p.stop();
   });

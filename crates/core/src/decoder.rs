@@ -196,9 +196,7 @@ impl Decoder {
     pub fn write_pieces(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(inputs, false);
-        if let Err(e) = &r {
-            self.state = State::Failed(e.clone());
-        }
+        self.state.settle(&r, false);
         r.map(Output::into_pieces)
     }
 
@@ -211,10 +209,7 @@ impl Decoder {
     pub fn finish_pieces(&mut self) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(&[], true);
-        self.state = match &r {
-            Ok(_) => State::Finished,
-            Err(e) => State::Failed(e.clone()),
-        };
+        self.state.settle(&r, true);
         r.map(Output::into_pieces)
     }
 }

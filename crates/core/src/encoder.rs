@@ -77,6 +77,16 @@ impl State {
             State::Failed(e) => Err(e.clone()),
         }
     }
+
+    /// After a call: an error makes the stream failed for good (sticky); a `finish` that
+    /// succeeded makes it finished.
+    pub(crate) fn settle<T>(&mut self, r: &Result<T>, finishing: bool) {
+        match r {
+            Err(e) => *self = State::Failed(e.clone()),
+            Ok(_) if finishing => *self = State::Finished,
+            Ok(_) => {}
+        }
+    }
 }
 
 pub struct Encoder {
@@ -185,9 +195,7 @@ impl Encoder {
     pub fn write_pieces(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.write_inner(inputs);
-        if let Err(e) = &r {
-            self.state = State::Failed(e.clone());
-        }
+        self.state.settle(&r, false);
         r.map(Output::into_pieces)
     }
 
@@ -200,10 +208,7 @@ impl Encoder {
     pub fn finish_pieces(&mut self) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
         let r = self.finish_inner();
-        self.state = match &r {
-            Ok(_) => State::Finished,
-            Err(e) => State::Failed(e.clone()),
-        };
+        self.state.settle(&r, true);
         r.map(Output::into_pieces)
     }
 }

@@ -8,7 +8,8 @@
 //! `tail`, which `Output` dereferences to, exactly as into a `Vec<u8>`: `len()`, `reserve`,
 //! `resize` and `truncate` through the deref are the TAIL's; `total_len` is the whole output's.
 //! Invariant: the output, in order, is every piece handed over, with the tail's bytes at the place
-//! where they were written (a piece handed over closes the tail before it).
+//! where they were written (a piece kept whole closes the tail before it; a piece under
+//! `SMALL_PIECE` is copied into the tail).
 
 use std::ops::{Deref, DerefMut};
 
