@@ -182,4 +182,47 @@ describe('codec round trips', () => {
       expect(stored).toBe(87 + total + (total / MiB) * 20);
     });
   }
+
+  // The native stream keeps decoding while its consumer (a file, an upload) has not yet taken the
+  // last output: its readable side holds about one call's output (4 x batch for a decoder) before
+  // input stops. With Node's default 16 KiB, decoding and writing took turns (docs/BENCHMARKS.md).
+  it('native: a decoder queues about one call of output for a slow consumer, and no more', async () => {
+    const key = keyFromBytes(TEST_KEY);
+    const stored = await runToBuffer(noise(64 * MiB, 11, 64 * 1024), createEncoder({ compression: 'none', key, implementation: 'native' }));
+    // threads 2 x 1 MiB segments: 2 MiB batches, so 8 MiB may wait for the consumer.
+    const batch = 2 * MiB;
+    let fed = 0;
+    const source = Readable.from(
+      (function* () {
+        for (const c of chunks(stored, 64 * 1024)) {
+          fed += c.length;
+          yield c;
+        }
+      })(),
+    );
+    const decoder = createDecoder({ compression: 'none', key, threads: 2, implementation: 'native' });
+    source.pipe(decoder); // nobody reads the decoder: the stalled consumer
+    let last = -1;
+    let still = 0;
+    for (let i = 0; i < 400 && still < 10; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      still = fed === last ? still + 1 : 0;
+      last = fed;
+    }
+    expect(still).toBe(10);
+    expect(decoder.readableLength).toBeGreaterThanOrEqual(4 * batch);
+    expect(decoder.readableLength).toBeLessThanOrEqual(4 * batch + 2 * batch);
+    expect(fed).toBeLessThan(4 * batch + 4 * batch + 1024 * 1024);
+    let plain = 0;
+    await pipeline(
+      decoder,
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          plain += c.length;
+          cb();
+        },
+      }),
+    );
+    expect(plain).toBe(64 * MiB);
+  });
 });
