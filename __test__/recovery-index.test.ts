@@ -130,10 +130,10 @@ describe('lost object indexes: recoverBackups()', () => {
     // restore verifies first: the failure names the index and what puts it back
     expect(err?.code).toBe('ERR_VERIFY_FAILED');
     expect(err!.message).toContain(`indexes/${full.id}.index does not exist`);
-    expect(err!.message).toContain('recoverBackups() puts a lost or cut-short object index back');
+    expect(err!.message).toContain('recoverBackups() puts a lost, cut-short or corrupt object index back');
     const unverified = await p.restore({ backupId: inc.id, destination: await openDb(bucket('lost-both-early2')), verify: false }).then(() => null, (e: unknown) => e as { code: string; message: string });
     expect(unverified?.code).toBe('ERR_INDEX_MISSING');
-    expect(unverified!.message).toContain('recoverBackups() puts a lost or cut-short object index back');
+    expect(unverified!.message).toContain('recoverBackups() puts a lost, cut-short or corrupt object index back');
     const events: unknown[] = [];
     p.on('plg:backup:recovered', (e) => events.push(e));
     const progress: { id: string; phase: string; objects: number; done: boolean }[] = [];
@@ -350,6 +350,50 @@ describe('lost object indexes: recoverBackups()', () => {
     await writeFile(file, corrupt);
     await restoresExactly(p, inc.id, want, 'first-bad-corrupt');
     await p.stop();
+  });
+
+  it('a corrupt index of the right size: once a verification has found it, recoverBackups() rebuilds it (one destination) or copies it from where it is whole (two)', async () => {
+    const dir = path.join(work, 'rot-one');
+    const { full, inc, want } = await changedChain('rot-one', { config: { directory: dir } });
+    const m = await manifestOf(dir, full.id);
+    const bytes = await readFile(path.join(dir, m.index.path));
+    bytes[bytes.length >> 1] ^= 0xff; // bit rot, same size
+    await writeFile(path.join(dir, m.index.path), bytes);
+    const p = await reopen({ config: { directory: dir } });
+    // Unverified, nothing tells it from a whole index but reading it: left alone.
+    expect((await p.recoverBackups()).indexes).toEqual([]);
+    const verdict = await p.verifyBackup(full.id);
+    expect(verdict.verified).toBe(false);
+    expect(verdict.error).toContain(`${m.index.path} at `);
+    expect(verdict.error).toContain('fails its SHA-256 check');
+    expect(verdict.error).toContain('recoverBackups() puts a lost, cut-short or corrupt object index back');
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: full.id, action: 'rebuilt', destinations: [p.destinations.members[0]!.label], verified: true }], skipped: [] });
+    // the corrupt file is gone, the rebuilt one named beside the untouched manifest
+    expect(await indexFiles(dir)).toEqual([(await refOf(dir, full.id))!.path, `indexes/${full.id}.rebuilt.json`, `indexes/${inc.id}.index`].sort());
+    expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+    await restoresExactly(p, inc.id, want, 'rot-one');
+    await p.stop();
+
+    const dirs = [path.join(work, 'rot-two-a'), path.join(work, 'rot-two-b')];
+    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+    const two = await changedChain('rot-two', options);
+    const file = path.join(dirs[1]!, (await manifestOf(dirs[1]!, two.full.id)).index.path);
+    const whole = await readFile(file);
+    const rotten = Buffer.from(whole);
+    rotten[rotten.length >> 1] ^= 0xff;
+    await writeFile(file, rotten);
+    const q = await reopen(options);
+    const [a, b] = q.destinations.members.map((d) => d.label);
+    const seen = await q.verifyBackup(two.full.id);
+    expect(seen.verified).toBe(true); // whole at the first destination
+    expect(seen.destinations).toEqual([
+      { label: a, verified: true, error: null },
+      { label: b, verified: false, error: expect.stringContaining('fails its SHA-256 check') },
+    ]);
+    expect(await q.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: two.full.id, action: 'copied', destinations: [b], verified: true }], skipped: [] });
+    expect((await readFile(file)).equals(whole)).toBe(true);
+    expect((await q.verifyBackup(two.full.id)).destinations.every((d) => d.verified)).toBe(true);
+    await q.stop();
   });
 
   it('while an index is lost, the next incremental becomes a full (with a warning) instead of failing on it', async () => {

@@ -3,7 +3,10 @@
  * index is missing, or has another size than recorded, is not restorable (the index drives the
  * restore plan), although every record is still in its parts. Per destination holding the backup,
  * the index a reader uses there (stored.ts indexRefAt: the manifest's, or a rebuilt one named by
- * `indexes/<id>.rebuilt.json`) is checked by size, and a lacking one is put back:
+ * `indexes/<id>.rebuilt.json`) is checked by size, and also by SHA-256 (read whole) where the
+ * latest recorded verification of the backup failed (a same-size corrupt index is found only by
+ * reading it; reading every index of every backup would cost as much as a verification of all of
+ * them). A lacking one is put back:
  *
  * - copied: from another destination where it is whole (checked against its SHA-256 as it
  *   streams), with the reference naming it, if it is a rebuilt one;
@@ -31,6 +34,7 @@
  * - Memory: one record and one parent entry at a time, streamed through the codec.
  * - An encrypted backup needs the passphrase; without it the backup is reported, never touched.
  */
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KeyHandle } from '../codec/index.js';
 import { DestinationSet } from '../destinations/set.js';
@@ -86,9 +90,11 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
     const good: Holding[] = [];
     const lacking: Holding[] = [];
     let unchecked: string | null = null;
+    const suspects = await failedAt(o.catalog, manifest.id);
     for (const member of holdersOf(manifest, o.set)) {
       try {
-        const { ref, lacking: why } = await indexAt(member, manifest);
+        const { ref, lacking: bySize } = await indexAt(member, manifest);
+        const why = bySize ?? (suspects.has(member.label) ? await damageOf(member, ref) : null);
         (why === null ? good : lacking).push({ member, ref });
       } catch (err) {
         unchecked ??= `${member.label}: ${errorMessage(err)}`;
@@ -116,6 +122,27 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
     }
   }
   return report;
+}
+
+/** Labels of the destinations where the latest recorded verification of `id` failed. */
+async function failedAt(catalog: Catalog, id: string): Promise<Set<string>> {
+  const latest = await catalog.latestVerification(id);
+  return new Set((latest?.destinations ?? []).filter((d) => !d.verified).map((d) => d.label));
+}
+
+/**
+ * Reads the index `ref` at `member` whole: null when it has its recorded SHA-256, else what is
+ * wrong with it. Errors that say nothing about its bytes (access, I/O) are thrown: unchecked.
+ */
+async function damageOf(member: Destination, ref: IndexRef): Promise<string | null> {
+  const discard = new Writable({ write: (_chunk: Buffer, _enc, cb) => cb() });
+  try {
+    await pipeline(await member.read(ref.path), new ChecksumTap(ref, member.label), discard);
+    return null;
+  } catch (err) {
+    if (err instanceof BackupError && (err.code === 'ERR_PART_CHECKSUM' || err.code === 'ERR_PART_SIZE')) return err.message;
+    throw err;
+  }
 }
 
 /** Copies `from`'s index to each of `to`, with the reference naming it if it is a rebuilt one. */

@@ -151,7 +151,7 @@ export async function indexAvailable(holders: Destination[], manifest: Manifest)
 }
 
 /** What to do about a lost or damaged object index (index-repair.ts). */
-export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost or cut-short object index back from the backup's parts (a corrupt one: delete it first)";
+export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost, cut-short or corrupt object index back (from another destination or the backup's parts; a corrupt one once a verification has found it)";
 
 /**
  * The sorted object index of `manifest`, read lazily from the first destination (`preferred`
