@@ -11,9 +11,9 @@
  * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
  * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
- * Memory: about two batches of input plus two calls' output (one queued for the consumer, see the
- * readable high-water mark, and one just pushed). Native errors become BackupError
- * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
+ * Memory: about two batches of input, plus the output waiting for the consumer: up to one batch
+ * (the readable high-water mark) and the output of the call that crossed it. Native errors
+ * become BackupError (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { toBackupError } from './errors.js';
@@ -36,11 +36,10 @@ export class NativeCodecStream extends Transform {
     private readonly batchSize: number,
     private readonly context: { decoding: boolean; compression: string },
   ) {
-    // The readable side holds about one call's output (a decoder's ~4 x batchSize, an encoder's
-    // <= batchSize) before input stops: with Node's default 16 KiB, input stopped until a slow
-    // consumer (a file, an upload) had taken nearly all of the last output, so decoding and
-    // writing took turns instead of overlapping.
-    super({ readableHighWaterMark: context.decoding ? 4 * batchSize : batchSize });
+    // Input stops once one batch of output waits for the consumer. With Node's default 16 KiB it
+    // stopped as soon as one call's output waited (an encoder's is about batch / ratio), so a
+    // slow consumer (an upload, a file) and the codec took turns instead of overlapping.
+    super({ readableHighWaterMark: batchSize });
     // Decoders start small and grow with the observed ratio: the first call's output must not be
     // input x an unknown ratio (a 2 MiB batch of JSON lines can inflate to 70+ MB).
     this.threshold = context.decoding ? Math.min(batchSize, MIN_DECODER_BATCH) : batchSize;
