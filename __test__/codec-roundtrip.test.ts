@@ -22,6 +22,18 @@ function chunks(buf: Buffer, size: number): Buffer[] {
   return out;
 }
 
+/** Waits until `count()` stops moving (10 polls of 20 ms alike); false if it still moves after 8 s. */
+async function untilStill(count: () => number): Promise<boolean> {
+  let last = -1;
+  let still = 0;
+  for (let i = 0; i < 400 && still < 10; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    still = count() === last ? still + 1 : 0;
+    last = count();
+  }
+  return still === 10;
+}
+
 async function roundTrip(impl: Implementation, compression: Compression, encrypted: boolean, input: Buffer) {
   const key = encrypted ? keyFromBytes(TEST_KEY) : undefined;
   const stored = await runToBuffer(chunks(input, 1000), createEncoder({ compression, key, segmentSize: SEG, implementation: impl }));
@@ -150,14 +162,7 @@ describe('codec round trips', () => {
       const encoder = createEncoder({ compression: 'none', key: keyFromBytes(TEST_KEY), implementation: impl });
       source.pipe(encoder);
       // Let the pipe run until the source stops being pulled (the encoder's buffers are full).
-      let last = -1;
-      let still = 0;
-      for (let i = 0; i < 400 && still < 10; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        still = produced === last ? still + 1 : 0;
-        last = produced;
-      }
-      expect(still).toBe(10);
+      expect(await untilStill(() => produced)).toBe(true);
       expect(produced).toBeLessThan(32 * MiB);
       // Now drain it: everything comes through and decodes.
       let stored = 0;
@@ -201,14 +206,7 @@ describe('codec round trips', () => {
     );
     const encoder = createEncoder({ compression: 'gzip', key: keyFromBytes(TEST_KEY), threads: 2, implementation: 'native' });
     source.pipe(encoder); // nobody reads the encoder: the stalled consumer
-    let last = -1;
-    let still = 0;
-    for (let i = 0; i < 400 && still < 10; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      still = fed === last ? still + 1 : 0;
-      last = fed;
-    }
-    expect(still).toBe(10);
+    expect(await untilStill(() => fed)).toBe(true);
     // Calls give about batch / 4.5 each (JSON lines): several ran while the first output waited.
     expect(encoder.readableLength).toBeGreaterThanOrEqual(batch);
     expect(encoder.readableLength).toBeLessThanOrEqual(2 * batch);

@@ -13,7 +13,8 @@
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input, plus the output waiting for the consumer: up to one batch
  * (the readable high-water mark) and the output of the call that crossed it. Native errors
- * become BackupError (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
+ * become BackupError (same code). Chunks handed to native are never modified afterwards
+ * (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { toBackupError } from './errors.js';
