@@ -7,14 +7,21 @@
  * and native work overlap. Invariants: at most ONE native call is in flight per stream (calls
  * are serialized, which keeps output in order), and at most one more batch waits in `pending`:
  * the write callback of the chunk that completes a batch is held until the previous call ended.
+ * Back-pressure on output is this class's own: a native call pushes its output after the write
+ * that started it has returned, and Node's Transform holds a write only when that write itself
+ * pushed, so without `whenRoom` a source slower than the codec would fill the readable side
+ * without bound. A write callback is held while one batch or more of output waits for the
+ * consumer, and released once the consumer has taken enough (checked after each `_read`), or by
+ * a native failure. Releasing it while a batch still waits would be wrong twice over: Node's
+ * Transform would then hold the write itself, until a `_read` that no push re-arms.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
  * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
- * Memory: about two batches of input, plus the output waiting for the consumer: up to one batch
- * (the readable high-water mark) and the output of the call that crossed it. Native errors
- * become BackupError (same code). Chunks handed to native are never modified afterwards
- * (streams do not reuse them).
+ * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
+ * only when none is in flight and less than one batch (the readable high-water mark) waits, so
+ * at most one batch plus one call's output. Native errors become BackupError (same code). Chunks
+ * handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { toBackupError } from './errors.js';
@@ -22,6 +29,7 @@ import type { NativeCodec } from './native-binding.js';
 
 export const MIN_NATIVE_BATCH = 1024 * 1024;
 const MIN_DECODER_BATCH = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export class NativeCodecStream extends Transform {
   private pending: Buffer[] = [];
@@ -31,15 +39,17 @@ export class NativeCodecStream extends Transform {
   /** The native call in flight (never rejects: a failure is kept in `failure`). */
   private inflight: Promise<void> | null = null;
   private failure: Error | null = null;
+  /** What waits for room for output: a write's continuation, or `_flush` (at most one at a time). */
+  private waiting: (() => void) | null = null;
 
   constructor(
     private readonly codec: NativeCodec,
     private readonly batchSize: number,
     private readonly context: { decoding: boolean; compression: string },
   ) {
-    // Input stops once one batch of output waits for the consumer. With Node's default 16 KiB it
-    // stopped as soon as one call's output waited (an encoder's is about batch / ratio), so a
-    // slow consumer (an upload, a file) and the codec took turns instead of overlapping.
+    // Input stops once one batch of output waits for the consumer (`whenRoom`). With 16 KiB,
+    // Node's default, it stopped as soon as one call's output waited (an encoder's is about batch /
+    // ratio), so a slow consumer (an upload, a file) and the codec took turns instead of overlapping.
     super({ readableHighWaterMark: batchSize });
     // Decoders start small and grow with the observed ratio: the first call's output must not be
     // input x an unknown ratio (a 2 MiB batch of JSON lines can inflate to 70+ MB).
@@ -74,8 +84,46 @@ export class NativeCodecStream extends Transform {
       },
       (err: unknown) => {
         this.failure = toBackupError(err, this.context);
+        this.release(); // a held write learns of the failure now, not when the consumer reads
       },
     );
+  }
+
+  /** Runs `next` now if less than one batch of output waits, else once the consumer reads. */
+  private whenRoom(next: () => void): void {
+    if (this.failure || this.readableLength < this.readableHighWaterMark) {
+      next();
+      return;
+    }
+    this.waiting = next;
+    // Readable calls `_read` again only after a push since its last `_read` call; an empty push
+    // is that signal (it adds nothing), so the consumer's next read reaches `_read` and releases us.
+    this.push(EMPTY);
+  }
+
+  private room(): Promise<void> {
+    return new Promise((resolve) => this.whenRoom(resolve));
+  }
+
+  /** Runs the held write now, whatever the room (a failure: the write reports it). */
+  private release(): void {
+    const next = this.waiting;
+    this.waiting = null;
+    next?.();
+  }
+
+  override _read(size: number): void {
+    super._read(size);
+    // Readable calls this as the consumer is about to take a chunk, not after: look once it has.
+    if (this.waiting) process.nextTick(() => this.retry());
+  }
+
+  /** The held write runs if there is room now; else it stays held (and `_read` is re-armed). */
+  private retry(): void {
+    const next = this.waiting;
+    if (!next) return;
+    this.waiting = null;
+    this.whenRoom(next);
   }
 
   /** Resolves once no native call is in flight; rejects with the first native failure. */
@@ -100,6 +148,15 @@ export class NativeCodecStream extends Transform {
       this.pending.push(chunk);
       this.pendingLength += chunk.length;
     }
+    this.whenRoom(() => this.proceed(callback));
+  }
+
+  /** The rest of a write, once there is room for output: maybe start a call, then take more input. */
+  private proceed(callback: TransformCallback): void {
+    if (this.failure) {
+      callback(this.failure);
+      return;
+    }
     if (this.pendingLength < this.threshold) {
       callback();
       return;
@@ -109,12 +166,15 @@ export class NativeCodecStream extends Transform {
       callback();
       return;
     }
-    // A full batch waits for the call in flight; only then is more input accepted.
+    // A full batch waits for the call in flight (and for room for its output); only then is more
+    // input accepted.
     this.settle().then(
-      () => {
-        this.startBatch();
-        callback();
-      },
+      () =>
+        this.whenRoom(() => {
+          if (this.failure) return callback(this.failure);
+          this.startBatch();
+          callback();
+        }),
       (err: unknown) => callback(err as Error),
     );
   }
@@ -123,9 +183,11 @@ export class NativeCodecStream extends Transform {
     const run = async (): Promise<void> => {
       await this.settle();
       if (this.pendingLength > 0) {
+        await this.room();
         this.startBatch();
         await this.settle();
       }
+      await this.room();
       this.start(() => this.codec.finish(), 0);
       await this.settle();
     };
