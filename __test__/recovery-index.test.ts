@@ -352,7 +352,7 @@ describe('lost object indexes: recoverBackups()', () => {
     await p.stop();
   });
 
-  it('a corrupt index of the right size: once a verification has found it, recoverBackups() rebuilds it (one destination) or copies it from where it is whole (two)', async () => {
+  it("a corrupt index of the right size: once a verification has found it (the incremental's, for its full), recoverBackups() rebuilds it (one destination) or copies it from where it is whole (two)", async () => {
     const dir = path.join(work, 'rot-one');
     const { full, inc, want } = await changedChain('rot-one', { config: { directory: dir } });
     const m = await manifestOf(dir, full.id);
@@ -362,8 +362,12 @@ describe('lost object indexes: recoverBackups()', () => {
     const p = await reopen({ config: { directory: dir } });
     // Unverified, nothing tells it from a whole index but reading it: left alone.
     expect((await p.recoverBackups()).indexes).toEqual([]);
-    const verdict = await p.verifyBackup(full.id);
+    // Verifying the incremental (what a user restores) finds the full's index and records the
+    // full's own verdict too: that record is what recoverBackups() goes by.
+    const verdict = await p.verifyBackup(inc.id);
     expect(verdict.verified).toBe(false);
+    expect(verdict.error).toContain(`it needs ${full.id}, which fails verification`);
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).toEqual([]);
     expect(verdict.error).toContain(`${m.index.path} at `);
     expect(verdict.error).toContain('fails its SHA-256 check');
     expect(verdict.error).toContain('recoverBackups() puts a lost, cut-short or corrupt object index back');
@@ -371,6 +375,7 @@ describe('lost object indexes: recoverBackups()', () => {
     // the corrupt file is gone, the rebuilt one named beside the untouched manifest
     expect(await indexFiles(dir)).toEqual([(await refOf(dir, full.id))!.path, `indexes/${full.id}.rebuilt.json`, `indexes/${inc.id}.index`].sort());
     expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).toEqual([inc.id, full.id]);
     await restoresExactly(p, inc.id, want, 'rot-one');
     await p.stop();
 

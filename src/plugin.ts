@@ -294,7 +294,7 @@ export class BackupPlugin extends EventEmitter {
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
     const manifest = await this.catalog.require(id);
     const started = Date.now();
-    const result = await this.verifyChain(manifest, level);
+    const result = await this.verifyChain(manifest, level, started);
     if (!(await this.catalog.recordVerification(id, result, started))) {
       this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(result.verified)})`);
     }
@@ -302,7 +302,13 @@ export class BackupPlugin extends EventEmitter {
     return result;
   }
 
-  private async verifyChain(manifest: Manifest, level: 'quick' | 'full'): Promise<VerificationResult> {
+  /**
+   * Verifies `manifest` with its chain. Each backup of the chain before it gets its own verdict
+   * (with the chain it needs) recorded as well: verifying an incremental is how a damaged full
+   * behind it is found, and recoverBackups() repairs an index where the damaged backup's own
+   * record names it.
+   */
+  private async verifyChain(manifest: Manifest, level: 'quick' | 'full', started: number): Promise<VerificationResult> {
     let chain: Manifest[];
     try {
       chain = await this.catalog.chainOf(manifest);
@@ -313,19 +319,19 @@ export class BackupPlugin extends EventEmitter {
     const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
     for (const m of chain) keys.set(m.id, m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null);
     const ancestorErrors: string[] = [];
-    let own: VerificationResult | null = null;
     for (const m of chain) {
-      const { result } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
-      if (m.id === manifest.id) own = result;
-      else if (!result.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${result.error}`);
+      const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
+      for (const d of own.destinations) {
+        // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
+        if (own.verified && !d.verified) this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
+      }
+      const verdict: VerificationResult =
+        ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
+      if (m.id === manifest.id) return verdict;
+      await this.catalog.recordVerification(m.id, verdict, started);
+      if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
     }
-    const result = own!;
-    for (const d of result.destinations) {
-      // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
-      if (result.verified && !d.verified) this.log('warn', { backupId: manifest.id, destination: d.label, err: d.error }, `backup ${manifest.id} verifies from another destination, but its copy at ${d.label} is damaged`);
-    }
-    if (ancestorErrors.length === 0) return result;
-    return { ...result, verified: false, error: [...ancestorErrors, ...(result.error ? [result.error] : [])].join('; ') };
+    throw new Error(`internal: backup ${manifest.id} is not in its own chain`);
   }
 
   /**
@@ -427,9 +433,10 @@ export class BackupPlugin extends EventEmitter {
   /**
    * Puts back manifests that were lost or corrupted at a destination, from the copy each backup
    * keeps beside its parts (docs/FORMAT.md 1), after checking that its parts are all there with
-   * their recorded sizes; then object indexes that are missing or truncated, copied from another
-   * destination or rebuilt from the parts (engine/index-repair.ts; an encrypted backup needs the
-   * passphrase). Run verifyBackup() on what it recovered.
+   * their recorded sizes; then object indexes that are missing or truncated (or corrupt where
+   * the backup's latest recorded verification failed), copied from another destination or
+   * rebuilt from the parts (engine/index-repair.ts; an encrypted backup needs the passphrase).
+   * Run verifyBackup() on what it recovered.
    */
   async recoverBackups(): Promise<RecoveryReport> {
     return this.serialized(() =>

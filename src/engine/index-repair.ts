@@ -110,7 +110,7 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
         await copyIndex(manifest, good[0]!, lacking);
         action = 'copied';
       } else if (unchecked !== null) {
-        skip(`the index is missing here and ${unchecked} could not be checked; run recoverBackups() again when it answers`);
+        skip(`the index is missing or damaged here and ${unchecked} could not be checked; run recoverBackups() again when it answers`);
         continue;
       } else {
         await rebuildIndex(o, manifest, lacking);
