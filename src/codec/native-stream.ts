@@ -15,12 +15,15 @@
  * a native failure. Releasing it while a batch still waits would be wrong twice over: Node's
  * Transform would then hold the write itself, until a `_read` that no push re-arms.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
- * 64 KiB) as the observed ratio grows, keeping one call's output near 4 x batchSize.
+ * 64 KiB) as the observed ratio grows, aiming one call's output at 4 x batchSize. A call inflates
+ * all it is given, though: its output is up to 64 KiB x the ratio, or one whole segment's
+ * plaintext when encrypted, so data compressing far beyond JSON's 4-10x (zeros, one record
+ * repeated) can be inflated whole by one call (README, Performance: the known limit).
  * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
  * only when none is in flight and less than one batch (the readable high-water mark) waits, so
- * at most one batch plus one call's output. Native errors become BackupError (same code). Chunks
+ * at most one batch plus one call's output (see above for how large that can be). Native errors become BackupError (same code). Chunks
  * handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -58,7 +61,8 @@ export class NativeCodecStream extends Transform {
 
   /** Decoders: size the next batch so that its output stays near 4 x batchSize. */
   private adapt(inBytes: number, outBytes: number): void {
-    if (!this.context.decoding || inBytes === 0) return;
+    // A call with no output (a segment or member not yet complete) says nothing about the ratio.
+    if (!this.context.decoding || inBytes === 0 || outBytes === 0) return;
     const ratio = Math.max(1, outBytes / inBytes);
     const target = Math.floor((4 * this.batchSize) / ratio);
     this.threshold = Math.min(this.batchSize, Math.max(MIN_DECODER_BATCH, target));
