@@ -59,7 +59,7 @@ export class NativeCodecStream extends Transform {
     this.threshold = context.decoding ? Math.min(batchSize, MIN_DECODER_BATCH) : batchSize;
   }
 
-  /** Decoders: size the next batch so that its output stays near 4 x batchSize. */
+  /** Decoders: size the next batch so that its output comes near 4 x batchSize (an aim, not a bound). */
   private adapt(inBytes: number, outBytes: number): void {
     // A call with no output (a segment or member not yet complete) says nothing about the ratio.
     if (!this.context.decoding || inBytes === 0 || outBytes === 0) return;
