@@ -34,6 +34,23 @@ async function untilStill(count: () => number): Promise<boolean> {
   return still === 10;
 }
 
+/** A Writable that takes everything at once, counting its bytes and hashing them (SHA-256). */
+function countingSink() {
+  const hash = createHash('sha256');
+  const counted = {
+    bytes: 0,
+    sha256: () => hash.digest('hex'),
+    sink: new Writable({
+      write(c: Buffer, _e, cb) {
+        counted.bytes += c.length;
+        hash.update(c);
+        cb();
+      },
+    }),
+  };
+  return counted;
+}
+
 async function roundTrip(impl: Implementation, compression: Compression, encrypted: boolean, input: Buffer) {
   const key = encrypted ? keyFromBytes(TEST_KEY) : undefined;
   const stored = await runToBuffer(chunks(input, 1000), createEncoder({ compression, key, segmentSize: SEG, implementation: impl }));
@@ -167,7 +184,7 @@ describe('codec round trips', () => {
       // Now drain it: everything comes through and decodes.
       let stored = 0;
       const decoder = createDecoder({ compression: 'none', key: keyFromBytes(TEST_KEY), implementation: impl });
-      let plain = 0;
+      const plain = countingSink();
       await pipeline(
         encoder,
         new Transform({
@@ -177,14 +194,9 @@ describe('codec round trips', () => {
           },
         }),
         decoder,
-        new Writable({
-          write(c: Buffer, _e, cb) {
-            plain += c.length;
-            cb();
-          },
-        }),
+        plain.sink,
       );
-      expect(plain).toBe(total);
+      expect(plain.bytes).toBe(total);
       expect(stored).toBe(87 + total + (total / MiB) * 20);
     });
   }
@@ -216,17 +228,9 @@ describe('codec round trips', () => {
         // Less than one batch when a call starts, plus that call's output: for the native encoder
         // up to 2 x threads sealed segments (it hands over those still in flight from earlier calls).
         expect(stage.readableLength).toBeLessThanOrEqual(3 * batch + 64 * 1024);
-        let out = 0;
-        await pipeline(
-          stage,
-          new Writable({
-            write(c: Buffer, _e, cb) {
-              out += c.length;
-              cb();
-            },
-          }),
-        );
-        expect(out).toBe(side === 'encoder' ? 87 + total + (total / MiB) * 20 : total);
+        const out = countingSink();
+        await pipeline(stage, out.sink);
+        expect(out.bytes).toBe(side === 'encoder' ? 87 + total + (total / MiB) * 20 : total);
       });
     }
   }
@@ -257,20 +261,9 @@ describe('codec round trips', () => {
     // long before the end all the same.
     expect(fed).toBeLessThan(total / 2);
     // Then drained: everything comes through and decodes.
-    const hash = createHash('sha256');
-    let plain = 0;
-    await pipeline(
-      encoder,
-      createDecoder({ compression: 'gzip', key: keyFromBytes(TEST_KEY), implementation: 'native' }),
-      new Writable({
-        write(c: Buffer, _e, cb) {
-          plain += c.length;
-          hash.update(c);
-          cb();
-        },
-      }),
-    );
-    expect(plain).toBe(total);
-    expect(hash.digest('hex')).toBe(digestOf(jsonLines(total, 64 * 1024)));
+    const plain = countingSink();
+    await pipeline(encoder, createDecoder({ compression: 'gzip', key: keyFromBytes(TEST_KEY), implementation: 'native' }), plain.sink);
+    expect(plain.bytes).toBe(total);
+    expect(plain.sha256()).toBe(digestOf(jsonLines(total, 64 * 1024)));
   });
 });
