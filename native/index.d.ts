@@ -21,6 +21,11 @@ export declare class NativeDecoder {
   writeChunks(chunks: Array<Buffer>): Promise<Buffer[]>
   /** Ends the stream; rejects unless it ended exactly with its final segment / end marker. */
   finish(): Promise<Buffer[]>
+  /**
+   * Whether the last call stopped at `outputLimit` with output still to come: call
+   * `write` with no input (or `finish` again) before giving more input.
+   */
+  more(): boolean
 }
 
 /** Streaming encoder: compression, then (with `key`) segmented AES-256-GCM (docs/FORMAT.md 2). */
@@ -32,6 +37,11 @@ export declare class NativeEncoder {
   writeChunks(chunks: Array<Buffer>): Promise<Buffer[]>
   /** Ends the stream; resolves to the remaining bytes. */
   finish(): Promise<Buffer[]>
+  /**
+   * Whether the last call stopped at `outputLimit` with output still to come: call
+   * `write` with no input (or `finish` again) before giving more input.
+   */
+  more(): boolean
 }
 
 /** `HMAC-SHA256(master, "s3db-backup/v1/key-check")[0..16]`. */
@@ -41,6 +51,7 @@ export declare function keyCheck(master: Buffer): Buffer
  * Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
  * so that an addon built from older sources is refused with "rebuild it" instead of failing
  * mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
+ * 3: decoders take `outputLimit`, and streams have `more()`.
  */
 export declare function nativeApi(): number
 
@@ -56,6 +67,11 @@ export interface NativeCodecOptions {
   segmentSize?: number
   /** Worker threads (default: every core). */
   threads?: number
+  /**
+   * Decoder only: soft limit of one call's output in bytes (default: none). A call that
+   * reaches it sets `more()`: call `write` with no input (or `finish` again) before more input.
+   */
+  outputLimit?: number
   /** TEST ONLY: fixed 32-byte salt (never in production: it reuses GCM nonces). */
   testSalt?: Buffer
   /** TEST ONLY: fixed 7-byte nonce prefix. */

@@ -11,7 +11,7 @@ import { JsDecoder } from './js/decoder.js';
 import { JsEncoder } from './js/encoder.js';
 import { keyMaterial } from './key.js';
 import { nativeBinding, type NativeCodecOptions } from './native-binding.js';
-import { MIN_NATIVE_BATCH, NativeCodecStream } from './native-stream.js';
+import { MIN_NATIVE_BATCH, NativeCodecStream, outputLimit } from './native-stream.js';
 import { resolveCodecOptions } from './options.js';
 import type { CodecOptions, ResolvedCodecOptions } from './types.js';
 
@@ -35,8 +35,9 @@ export function nativeVersion(): string | null {
   return nativeBinding()?.nativeVersion() ?? null;
 }
 
-function nativeOptions(o: ResolvedCodecOptions, encoding: boolean): NativeCodecOptions {
+function nativeOptions(o: ResolvedCodecOptions, encoding: boolean, batchSize: number): NativeCodecOptions {
   const n: NativeCodecOptions = { compression: o.compression, threads: o.threads };
+  if (!encoding) n.outputLimit = outputLimit(batchSize);
   if (o.key !== null) n.key = keyMaterial(o.key);
   if (encoding) {
     if (o.compression !== 'none') n.level = o.level;
@@ -53,8 +54,9 @@ function nativeStream(o: ResolvedCodecOptions, encoding: boolean): Transform {
   const context = { decoding: !encoding, compression: o.compression };
   try {
     const Ctor = encoding ? native.NativeEncoder : native.NativeDecoder;
-    const codec = new Ctor(nativeOptions(o, encoding));
-    return new NativeCodecStream(codec, Math.max(MIN_NATIVE_BATCH, o.threads * o.segmentSize), context);
+    const batchSize = Math.max(MIN_NATIVE_BATCH, o.threads * o.segmentSize);
+    const codec = new Ctor(nativeOptions(o, encoding, batchSize));
+    return new NativeCodecStream(codec, batchSize, context);
   } catch (err) {
     throw toBackupError(err, context);
   }

@@ -12,6 +12,8 @@ export interface NativeCodecOptions {
   key?: Buffer;
   segmentSize?: number;
   threads?: number;
+  /** Decoder only: soft limit of one call's output in bytes (API 3). */
+  outputLimit?: number;
   testSalt?: Buffer;
   testNoncePrefix?: Buffer;
 }
@@ -22,6 +24,11 @@ export interface NativeCodec {
   /** One write of the chunks' concatenation, without joining them in JS. */
   writeChunks(chunks: Buffer[]): Promise<Buffer[]>;
   finish(): Promise<Buffer[]>;
+  /**
+   * Whether the last settled call stopped at `outputLimit` with output still to come: call
+   * `write` with no input (or `finish` again) before giving more input. Always false for encoders.
+   */
+  more(): boolean;
 }
 
 export interface NativeBinding {
@@ -36,8 +43,11 @@ export interface NativeBinding {
   nativeApi(): number;
 }
 
-/** The binding API this code speaks (2: stream calls resolve to Buffer[]); see crates/napi `native_api`. */
-export const NATIVE_API = 2;
+/**
+ * The binding API this code speaks (2: stream calls resolve to Buffer[]; 3: decoders take
+ * `outputLimit` and streams have `more()`); see crates/napi `native_api`.
+ */
+export const NATIVE_API = 3;
 
 function isBinding(value: unknown): value is NativeBinding {
   const v = value as Partial<NativeBinding> | null;

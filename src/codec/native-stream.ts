@@ -15,16 +15,19 @@
  * a native failure. Releasing it while a batch still waits would be wrong twice over: Node's
  * Transform would then hold the write itself, until a `_read` that no push re-arms.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
- * 64 KiB) as the observed ratio grows, aiming one call's output at 4 x batchSize. A call inflates
- * all it is given, though: its output is up to 64 KiB x the ratio, or one whole segment's
- * plaintext when encrypted, so data compressing far beyond JSON's 4-10x (zeros, one record
- * repeated) can be inflated whole by one call (README, Performance: the known limit).
+ * 64 KiB) as the observed ratio grows, aiming one call's output at `outputLimit(batchSize)` (4
+ * batches). That is an aim; the bound is the decoder's own: created with that `outputLimit`, a
+ * native call stops once its output reaches it and says so with `more()`, and the stream then
+ * makes calls with no input, each when there is room again, before it gives the decoder more.
+ * So data compressing far beyond JSON's 4-10x (zeros, one record repeated) is inflated a limit
+ * at a time, never a whole part at once.
  * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
  * only when none is in flight and less than one batch (the readable high-water mark) waits, so
- * at most one batch plus one call's output (see above for how large that can be). Native errors become BackupError (same code). Chunks
- * handed to native are never modified afterwards (streams do not reuse them).
+ * at most one batch plus one call's output: for a decoder about the output limit (soft: the core
+ * may exceed it by one step, at most about the limit again). Native errors become BackupError
+ * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { toBackupError } from './errors.js';
@@ -34,6 +37,11 @@ export const MIN_NATIVE_BATCH = 1024 * 1024;
 const MIN_DECODER_BATCH = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
+/** The output limit of a native decoder whose stream batches `batchSize` bytes of input. */
+export function outputLimit(batchSize: number): number {
+  return 4 * batchSize;
+}
+
 export class NativeCodecStream extends Transform {
   private pending: Buffer[] = [];
   private pendingLength = 0;
@@ -42,8 +50,12 @@ export class NativeCodecStream extends Transform {
   /** The native call in flight (never rejects: a failure is kept in `failure`). */
   private inflight: Promise<void> | null = null;
   private failure: Error | null = null;
-  /** What waits for room for output: a write's continuation, or `_flush` (at most one at a time). */
-  private waiting: (() => void) | null = null;
+  /**
+   * What waits for room for output, in order: a write's continuation, `_flush`, or the call in
+   * flight, between the calls it makes while the decoder has `more()` (a write can wait at the
+   * same time as that call, hence a list).
+   */
+  private waiting: Array<() => void> = [];
 
   constructor(
     private readonly codec: NativeCodec,
@@ -59,12 +71,12 @@ export class NativeCodecStream extends Transform {
     this.threshold = context.decoding ? Math.min(batchSize, MIN_DECODER_BATCH) : batchSize;
   }
 
-  /** Decoders: size the next batch so that its output comes near 4 x batchSize (an aim, not a bound). */
+  /** Decoders: size the next batch so that its output comes near the output limit (an aim). */
   private adapt(inBytes: number, outBytes: number): void {
     // A call with no output (a segment or member not yet complete) says nothing about the ratio.
     if (!this.context.decoding || inBytes === 0 || outBytes === 0) return;
     const ratio = Math.max(1, outBytes / inBytes);
-    const target = Math.floor((4 * this.batchSize) / ratio);
+    const target = Math.floor(outputLimit(this.batchSize) / ratio);
     this.threshold = Math.min(this.batchSize, Math.max(MIN_DECODER_BATCH, target));
   }
 
@@ -75,22 +87,30 @@ export class NativeCodecStream extends Transform {
     return batch;
   }
 
-  /** Starts one native call; the caller guarantees that none is in flight. */
-  private start(call: () => Promise<Buffer[]>, inBytes: number): void {
-    this.inflight = call().then(
-      (pieces) => {
-        let outBytes = 0;
+  /**
+   * Starts one native call, then, while the decoder has `more()`, makes `again` (a call with no
+   * input) each time there is room, all as the one call in flight. The caller guarantees that
+   * none is in flight.
+   */
+  private start(call: () => Promise<Buffer[]>, inBytes: number, again: () => Promise<Buffer[]>): void {
+    const run = async (): Promise<void> => {
+      let outBytes = 0;
+      let pieces = await call();
+      for (;;) {
         for (const piece of pieces) {
           outBytes += piece.length;
           this.push(piece);
         }
-        this.adapt(inBytes, outBytes);
-      },
-      (err: unknown) => {
-        this.failure = toBackupError(err, this.context);
-        this.release(); // a held write learns of the failure now, not when the consumer reads
-      },
-    );
+        if (!this.codec.more()) break;
+        await this.room();
+        pieces = await again();
+      }
+      this.adapt(inBytes, outBytes);
+    };
+    this.inflight = run().catch((err: unknown) => {
+      this.failure = toBackupError(err, this.context);
+      this.release(); // held writes learn of the failure now, not when the consumer reads
+    });
   }
 
   /** Runs `next` now if less than one batch of output waits, else once the consumer reads. */
@@ -99,7 +119,7 @@ export class NativeCodecStream extends Transform {
       next();
       return;
     }
-    this.waiting = next;
+    this.waiting.push(next);
     // Readable calls `_read` again only after a push since its last `_read` call; an empty push
     // is that signal (it adds nothing), so the consumer's next read reaches `_read` and releases us.
     this.push(EMPTY);
@@ -109,25 +129,24 @@ export class NativeCodecStream extends Transform {
     return new Promise((resolve) => this.whenRoom(resolve));
   }
 
-  /** Runs the held write now, whatever the room (a failure: the write reports it). */
+  /** Runs what waits now, whatever the room (a failure: the write reports it). */
   private release(): void {
-    const next = this.waiting;
-    this.waiting = null;
-    next?.();
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const next of waiting) next();
   }
 
   override _read(size: number): void {
     super._read(size);
     // Readable calls this as the consumer is about to take a chunk, not after: look once it has.
-    if (this.waiting) process.nextTick(() => this.retry());
+    if (this.waiting.length > 0) process.nextTick(() => this.retry());
   }
 
-  /** The held write runs if there is room now; else it stays held (and `_read` is re-armed). */
+  /** What waits runs, in order, if there is room now; else it stays held (and `_read` is re-armed). */
   private retry(): void {
-    const next = this.waiting;
-    if (!next) return;
-    this.waiting = null;
-    this.whenRoom(next);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const next of waiting) this.whenRoom(next);
   }
 
   /** Resolves once no native call is in flight; rejects with the first native failure. */
@@ -140,7 +159,11 @@ export class NativeCodecStream extends Transform {
   private startBatch(): void {
     const inBytes = this.pendingLength;
     const batch = this.takeBatch();
-    this.start(() => (batch.length === 1 ? this.codec.write(batch[0]) : this.codec.writeChunks(batch)), inBytes);
+    this.start(
+      () => (batch.length === 1 ? this.codec.write(batch[0]) : this.codec.writeChunks(batch)),
+      inBytes,
+      () => this.codec.write(EMPTY),
+    );
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -192,7 +215,7 @@ export class NativeCodecStream extends Transform {
         await this.settle();
       }
       await this.room();
-      this.start(() => this.codec.finish(), 0);
+      this.start(() => this.codec.finish(), 0, () => this.codec.finish());
       await this.settle();
     };
     run().then(

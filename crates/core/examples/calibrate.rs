@@ -34,6 +34,7 @@ fn run(
         compression: Some(c),
         key,
         threads,
+        output_limit: 0,
     })
     .unwrap();
     let t = Instant::now();

@@ -29,6 +29,7 @@ fn main() {
         compression: Some(c),
         key: Some([1; 32]),
         threads: 2,
+        output_limit: 0,
     })
     .unwrap();
     let mut n = 0;

@@ -11,6 +11,7 @@ fn decode(c: Compression, key: Option<[u8; 32]>, stored: &[u8], chunk: usize) ->
         compression: Some(c),
         key,
         threads: 0,
+        output_limit: 0,
     })
     .unwrap();
     let mut n = 0;

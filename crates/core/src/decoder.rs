@@ -4,11 +4,17 @@
 //! `finish` checks the stream ended properly. Errors are sticky (the same error for every further
 //! call). Without a key the input must be a plain stream of `compression`; with a key the header
 //! must name `compression` when one is given (`ERR_COMPRESSION_MISMATCH` otherwise).
-//! Note: output per call is bounded by the input times the codec's ratio, not by a fixed size.
+//!
+//! Output per call: with `output_limit`, a call stops decompressing once its output reaches the
+//! limit and keeps the compressed bytes it did not read (`Backlog`); `more()` then says so, and
+//! the caller calls `write_pieces(&[])` (or `finish_pieces()` again) before giving more input.
+//! The limit is soft: the step that crosses it completes (see `compress::Decompressor`), so a
+//! call's output stays within about twice the limit, plus the gzip members in flight, however
+//! well the data compresses. Without a limit, a call inflates all it is given.
 
 use std::sync::Arc;
 
-use crate::compress::{self, Decompressor};
+use crate::compress::{self, Backlog, Decompressor};
 use crate::encoder::{resolve_threads, State};
 use crate::error::{CodecError, Result};
 use crate::format::*;
@@ -24,6 +30,8 @@ pub struct DecoderOptions {
     pub key: Option<[u8; KEY_LEN]>,
     /// Worker threads for segment decryption and gzip members; 0 = every core.
     pub threads: usize,
+    /// Soft limit of one call's plaintext output in bytes (see the module comment); 0 = none.
+    pub output_limit: usize,
 }
 
 impl DecoderOptions {
@@ -32,15 +40,25 @@ impl DecoderOptions {
             compression: Some(compression),
             key: None,
             threads: 0,
+            output_limit: 0,
         }
     }
 }
 
 pub struct Decoder {
     opener: Option<Opener>,
+    /// `opener.finish` has run (a finish stopped by the limit is called again).
+    opened_all: bool,
     plain_none: bool,
     decompressor: Option<Box<dyn Decompressor>>,
     made: bool,
+    /// Compressed bytes taken but not yet decompressed (the limit stopped the decompressor).
+    backlog: Backlog,
+    limit: usize,
+    /// The last call's output reached the limit: call again before giving more input.
+    more: bool,
+    /// `finish_pieces` has been called and has not completed yet.
+    finishing: bool,
     /// Workers of the stream (segment opening and gzip members) and their count.
     workers: Arc<Workers>,
     threads: usize,
@@ -59,43 +77,54 @@ impl Decoder {
     pub fn new(opts: DecoderOptions) -> Result<Decoder> {
         let threads = resolve_threads(opts.threads)?;
         let workers = Arc::new(Workers::new(threads));
-        match opts.key {
-            Some(master) => Ok(Decoder {
-                opener: Some(Opener::new(
+        let (opener, plain_none, decompressor, made) = match opts.key {
+            Some(master) => (
+                Some(Opener::new(
                     master,
                     opts.compression,
                     threads,
                     Arc::clone(&workers),
                 )),
-                plain_none: false,
-                decompressor: None,
-                made: false,
-                workers,
-                threads,
-                state: State::Open,
-                seen_in: 0,
-                seen_out: 0,
-            }),
+                false,
+                None,
+                false,
+            ),
             None => {
                 let c = opts.compression.ok_or_else(|| {
                     CodecError::option("compression", "is required to read an unencrypted stream")
                 })?;
-                Ok(Decoder {
-                    opener: None,
-                    plain_none: c == Compression::None,
-                    decompressor: compress::decompressor(c, threads, &workers)?,
-                    made: true,
-                    workers,
-                    threads,
-                    state: State::Open,
-                    seen_in: 0,
-                    seen_out: 0,
-                })
+                (
+                    None,
+                    c == Compression::None,
+                    compress::decompressor(c, threads, &workers)?,
+                    true,
+                )
             }
-        }
+        };
+        Ok(Decoder {
+            opener,
+            opened_all: false,
+            plain_none,
+            decompressor,
+            made,
+            backlog: Backlog::default(),
+            limit: match opts.output_limit {
+                0 => usize::MAX,
+                n => n,
+            },
+            more: false,
+            finishing: false,
+            workers,
+            threads,
+            state: State::Open,
+            seen_in: 0,
+            seen_out: 0,
+        })
     }
 
-    fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<Output> {
+    /// Decodes `inputs` (and, when `finish`, ends the stream); the bool is whether the stream
+    /// ended (always false when not finishing).
+    fn write_inner(&mut self, inputs: &[&[u8]], finish: bool) -> Result<(Output, bool)> {
         let len: usize = inputs.iter().map(|i| i.len()).sum();
         // Encrypted: this call may also deliver segments that earlier calls left in flight.
         let pending = self.opener.as_ref().map_or(0, Opener::pending_bytes);
@@ -107,34 +136,44 @@ impl Decoder {
         if self.seen_in > 0 && len > 0 && in_place {
             let ratio = self.seen_out as f64 / self.seen_in as f64;
             out.reserve(
-                (((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10)).min(MAX_RESERVE),
+                (((len + pending) as f64 * ratio * 1.05) as usize + (64 << 10))
+                    .min(MAX_RESERVE)
+                    .min(self.limit),
             );
         }
         self.seen_in += len as u64;
+        // Bytes the limit held back in the last call go first.
+        if let Some(d) = &mut self.decompressor {
+            self.backlog.feed(d.as_mut(), &mut out, self.limit)?;
+        }
         for input in inputs {
-            self.decode_into(input, false, &mut out)?;
+            self.decode_into(Some(input), &mut out)?;
         }
-        if finish {
-            self.decode_into(&[], true, &mut out)?;
-        }
+        let ended = finish && self.finish_into(&mut out)?;
         self.seen_out += out.total_len() as u64;
-        Ok(out)
+        self.more = !ended && out.total_len() >= self.limit;
+        Ok((out, ended))
     }
 
-    fn decode_into(&mut self, input: &[u8], finish: bool, out: &mut Output) -> Result<()> {
+    /// Decodes `input`, or with `None` delivers what the segment reader still holds at the end.
+    fn decode_into(&mut self, input: Option<&[u8]>, out: &mut Output) -> Result<()> {
+        let limit = self.limit;
+        let backlog = &mut self.backlog;
         match &mut self.opener {
-            None => match &mut self.decompressor {
-                Some(d) => {
-                    d.push(input, out)?;
-                    if finish {
-                        d.finish(out)?;
+            None => {
+                let input = input.unwrap_or_default();
+                match &mut self.decompressor {
+                    Some(d) if backlog.is_empty() => {
+                        let taken = d.push(input, out, limit)?;
+                        backlog.push_rest(input, taken);
+                    }
+                    Some(_) => backlog.push_rest(input, 0), // behind the bytes already waiting
+                    None => {
+                        debug_assert!(self.plain_none);
+                        out.extend_from_slice(input); // `none`: as long as its input
                     }
                 }
-                None => {
-                    debug_assert!(self.plain_none);
-                    out.extend_from_slice(input);
-                }
-            },
+            }
             Some(opener) => {
                 let (dec, made) = (&mut self.decompressor, &mut self.made);
                 let (workers, threads) = (&self.workers, self.threads);
@@ -145,40 +184,53 @@ impl Decoder {
                         *made = true;
                     }
                     match dec {
-                        Some(d) => {
-                            let r = d.push(&plain, out);
-                            buffers.put(plain);
-                            r
+                        Some(d) if backlog.is_empty() => {
+                            let taken = d.push(&plain, out, limit)?;
+                            if taken == plain.len() {
+                                buffers.put(plain);
+                            } else {
+                                backlog.push(plain, taken);
+                            }
                         }
-                        None => {
-                            out.push_piece(plain);
-                            Ok(())
-                        }
+                        Some(_) => backlog.push(plain, 0),
+                        None => out.push_piece(plain), // `none`: as long as the segment
                     }
+                    Ok(())
                 };
-                if finish {
-                    opener.finish(&mut sink)?;
-                } else {
-                    opener.push(input, &mut sink)?;
-                }
-                if finish {
-                    if !self.made {
-                        self.decompressor = compress::decompressor(
-                            opener
-                                .compression()
-                                .expect("decoder: internal error: header read at finish"),
-                            self.threads,
-                            &self.workers,
-                        )?;
-                        self.made = true;
-                    }
-                    if let Some(d) = &mut self.decompressor {
-                        d.finish(out)?;
-                    }
+                match input {
+                    Some(input) => opener.push(input, &mut sink)?,
+                    None => opener.finish(&mut sink)?,
                 }
             }
         }
         Ok(())
+    }
+
+    /// Ends the stream: true once it ended; false when the limit stopped it (call again).
+    fn finish_into(&mut self, out: &mut Output) -> Result<bool> {
+        if self.opener.is_some() && !self.opened_all {
+            self.decode_into(None, out)?;
+            self.opened_all = true;
+            if !self.made {
+                let c = self
+                    .opener
+                    .as_ref()
+                    .and_then(Opener::compression)
+                    .expect("decoder: internal error: header read at finish");
+                self.decompressor = compress::decompressor(c, self.threads, &self.workers)?;
+                self.made = true;
+            }
+        }
+        match &mut self.decompressor {
+            Some(d) => {
+                self.backlog.feed(d.as_mut(), out, self.limit)?;
+                if !self.backlog.is_empty() {
+                    return Ok(false);
+                }
+                d.finish(out, self.limit)
+            }
+            None => Ok(true),
+        }
     }
 
     /// Decodes `input`; returns the verified plaintext ready so far (may be empty).
@@ -195,12 +247,16 @@ impl Decoder {
     /// buffer made whole on a worker (a gzip member's output) is handed over without a copy.
     pub fn write_pieces(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
+        if self.finishing {
+            return Err(CodecError::Finished);
+        }
         let r = self.write_inner(inputs, false);
         self.state.settle(&r, false);
-        r.map(Output::into_pieces)
+        r.map(|(out, _)| out.into_pieces())
     }
 
-    /// Ends the stream: fails unless it ended exactly with its final segment / end marker.
+    /// Ends the stream: fails unless it ended exactly with its final segment / end marker. With
+    /// an output limit it may stop at the limit first: call it again while `more()` says so.
     pub fn finish(&mut self) -> Result<Vec<u8>> {
         self.finish_pieces().map(join)
     }
@@ -208,9 +264,18 @@ impl Decoder {
     /// As `finish`, with the remaining plaintext as pieces (see `write_pieces`).
     pub fn finish_pieces(&mut self) -> Result<Vec<Vec<u8>>> {
         self.state.check()?;
+        self.finishing = true;
         let r = self.write_inner(&[], true);
-        self.state.settle(&r, true);
-        r.map(Output::into_pieces)
+        let ended = matches!(r, Ok((_, true)));
+        self.state.settle(&r, ended);
+        r.map(|(out, _)| out.into_pieces())
+    }
+
+    /// Whether the last call stopped at the output limit with plaintext still to come: call
+    /// `write_pieces(&[])` (or, finishing, `finish_pieces()`) again before writing more input.
+    /// Never true without an output limit.
+    pub fn more(&self) -> bool {
+        self.more
     }
 }
 
@@ -218,6 +283,13 @@ impl Decoder {
 pub fn decode_all(opts: DecoderOptions, input: &[u8]) -> Result<Vec<u8>> {
     let mut d = Decoder::new(opts)?;
     let mut out = d.write(input)?;
-    out.extend_from_slice(&d.finish()?);
-    Ok(out)
+    while d.more() {
+        out.extend_from_slice(&d.write(&[])?);
+    }
+    loop {
+        out.extend_from_slice(&d.finish()?);
+        if !d.more() {
+            return Ok(out);
+        }
+    }
 }

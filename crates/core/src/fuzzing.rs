@@ -7,6 +7,35 @@ use crate::{Compression, Decoder, DecoderOptions, Encoder, EncoderOptions};
 
 const KEY: [u8; 32] = [0x42; 32];
 
+/// Output limit from a selector byte: none, or one small enough to stop most calls.
+fn limit_of(b: u8) -> usize {
+    match b % 3 {
+        0 => 0,
+        1 => 1,
+        _ => 1 + b as usize * 509,
+    }
+}
+
+/// Decodes `input` with one write, then writes no input while the decoder has `more()`.
+fn write_through(d: &mut Decoder, input: &[u8]) -> crate::Result<Vec<u8>> {
+    let mut out = d.write(input)?;
+    while d.more() {
+        out.extend_from_slice(&d.write(&[])?);
+    }
+    Ok(out)
+}
+
+/// Finishes the stream, calling `finish` again while the decoder has `more()`.
+fn finish_through(d: &mut Decoder) -> crate::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        out.extend_from_slice(&d.finish()?);
+        if !d.more() {
+            return Ok(out);
+        }
+    }
+}
+
 /// Feeds arbitrary bytes to a decoder (plain or encrypted, any codec, any chunking).
 pub fn decode_arbitrary(data: &[u8]) {
     if data.len() < 2 {
@@ -21,17 +50,18 @@ pub fn decode_arbitrary(data: &[u8]) {
         compression: Some(compression),
         key: encrypted.then_some(KEY),
         threads,
+        output_limit: limit_of(sel >> 4),
     };
     let mut d = Decoder::new(opts).expect("fuzzing: internal error: valid options");
     for c in data[2..].chunks(chunk) {
-        if d.write(c).is_err() {
+        if write_through(&mut d, c).is_err() {
             // Sticky: a second call must give the same error.
             let e1 = d.write(&[]).unwrap_err();
             assert_eq!(d.finish().unwrap_err(), e1);
             return;
         }
     }
-    let _ = d.finish();
+    let _ = finish_through(&mut d);
 }
 
 /// Encrypts `data[9..]` (codec from `data[0]`), applies the mutation described by `data[1..9]`,
@@ -73,13 +103,14 @@ pub fn tamper(data: &[u8]) {
         compression: Some(compression),
         key: Some(KEY),
         threads: 1 + (data[8] & 1) as usize,
+        output_limit: limit_of(data[8] >> 1),
     };
     let mut d = Decoder::new(opts).expect("fuzzing: internal error: valid options");
     let chunk = 1 + data[8] as usize * 13;
     let mut out = Vec::new();
     let mut result = Ok(());
     for c in stream.chunks(chunk) {
-        match d.write(c) {
+        match write_through(&mut d, c) {
             Ok(o) => out.extend_from_slice(&o),
             Err(e) => {
                 result = Err(e);
@@ -88,7 +119,7 @@ pub fn tamper(data: &[u8]) {
         }
     }
     if result.is_ok() {
-        match d.finish() {
+        match finish_through(&mut d) {
             Ok(o) => out.extend_from_slice(&o),
             Err(e) => result = Err(e),
         }

@@ -4,7 +4,8 @@
 //! Pure Rust (no N-API); `crates/napi` is a thin shell over [`Encoder`], [`Decoder`] and the key
 //! primitives. Invariants: a decoder releases a segment's plaintext only after its tag verified;
 //! stream errors are sticky and carry the stable codes of FORMAT.md 2.5 ([`CodecError::code`]);
-//! memory stays about `threads x (block + segment)` whatever the stream length.
+//! memory stays about `threads x (block + segment)` whatever the stream length, and, with a
+//! decoder's `output_limit`, one call's output stays about that limit whatever the ratio.
 
 #![deny(clippy::all)]
 

@@ -68,6 +68,45 @@ test('a gzip decoder hands over each member output as its own piece, unjoined', 
   }
 });
 
+test('a decoder with outputLimit stops each call near it; more() says when to call again with no input', async () => {
+  const zeros = Buffer.alloc(48 << 20); // brotli: ~1 KB of stream, one call would inflate all 48 MiB
+  const limit = 1 << 20;
+  for (const key of [undefined, KEY]) {
+    const enc = await run(new NativeEncoder({ compression: 'brotli', key }), [zeros]);
+    const e = new NativeEncoder({ compression: 'gzip' });
+    await e.write(zeros);
+    assert.equal(e.more(), false, 'an encoder never has more');
+    const d = new NativeDecoder({ compression: 'brotli', key, outputLimit: limit });
+    let bytes = 0;
+    let largest = 0;
+    let again = 0;
+    const take = (pieces) => {
+      const n = pieces.reduce((sum, p) => sum + p.length, 0);
+      assert.ok(pieces.every((p) => p.every((b) => b === 0)));
+      bytes += n;
+      largest = Math.max(largest, n);
+    };
+    take(await d.write(enc));
+    while (d.more()) {
+      again++;
+      take(await d.write(Buffer.alloc(0)));
+    }
+    take(await d.finish());
+    while (d.more()) {
+      again++;
+      take(await d.finish());
+    }
+    assert.equal(bytes, zeros.length, key ? 'encrypted' : 'plain');
+    assert.ok(largest <= 2 * limit + 65536, `one call gave ${largest} bytes`);
+    assert.ok(again >= 40, `${again} calls because of more()`);
+    // Without the limit, one call inflates it all: the stream above is a real bomb.
+    const free = new NativeDecoder({ compression: 'brotli', key });
+    const all = [...(await free.write(enc)), ...(await free.finish())];
+    assert.ok(Math.max(...all.map((p) => p.length)) > 24 << 20);
+    assert.equal(free.more(), false);
+  }
+});
+
 test('an encrypting encoder hands over the header and each sealed segment as pieces, unjoined', async () => {
   const data = records(3 * 1024 * 1024 + 7);
   const e = new NativeEncoder({ compression: 'none', key: KEY });

@@ -4,7 +4,8 @@
 //!
 //! Invariants: `write`/`finish` run off the JS thread; calls on one encoder/decoder must be
 //! serialized by the caller (await each promise) -- a call while another is in flight throws
-//! `ERR_CONCURRENT_CALL` at once instead of racing.
+//! `ERR_CONCURRENT_CALL` at once instead of racing. `more()` answers for the last settled call
+//! without taking the stream's lock (it never waits for a call in flight).
 #![deny(clippy::all)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,9 @@ pub struct NativeCodecOptions {
     pub segment_size: Option<u32>,
     /// Worker threads (default: every core).
     pub threads: Option<u32>,
+    /// Decoder only: soft limit of one call's output in bytes (default: none). A call that
+    /// reaches it sets `more()`: call `write` with no input (or `finish` again) before more input.
+    pub output_limit: Option<u32>,
     /// TEST ONLY: fixed 32-byte salt (never in production: it reuses GCM nonces).
     pub test_salt: Option<Buffer>,
     /// TEST ONLY: fixed 7-byte nonce prefix.
@@ -76,12 +80,32 @@ impl Stream {
             (Stream::Decoder(d), None) => d.finish_pieces(),
         }
     }
+
+    /// An encoder's output per call is bounded by its input: only a decoder has `more`.
+    fn more(&self) -> bool {
+        match self {
+            Stream::Encoder(_) => false,
+            Stream::Decoder(d) => d.more(),
+        }
+    }
 }
 
 /// State shared by a JS object and its in-flight task.
 struct Shared {
     stream: Mutex<Stream>,
     busy: AtomicBool,
+    /// `more()` of the stream after the last call (set before the call's promise settles).
+    more: AtomicBool,
+}
+
+impl Shared {
+    fn new(stream: Stream) -> Arc<Shared> {
+        Arc::new(Shared {
+            stream: Mutex::new(stream),
+            busy: AtomicBool::new(false),
+            more: AtomicBool::new(false),
+        })
+    }
 }
 
 impl Shared {
@@ -123,7 +147,9 @@ impl Task for StreamTask {
                 "codec state poisoned by an earlier panic",
             )
         })?;
-        stream.run(self.chunks.as_deref()).map_err(|e| {
+        let r = stream.run(self.chunks.as_deref());
+        self.shared.more.store(stream.more(), Ordering::Release);
+        r.map_err(|e| {
             let generic = napi::Error::new(Status::GenericFailure, e.to_string());
             self.failure = Some(e);
             generic
@@ -180,6 +206,13 @@ macro_rules! stream_methods {
             ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
                 self.shared.task("finish", None)
             }
+
+            /// Whether the last call stopped at `outputLimit` with output still to come: call
+            /// `write` with no input (or `finish` again) before giving more input.
+            #[napi]
+            pub fn more(&self) -> bool {
+                self.shared.more.load(Ordering::Acquire)
+            }
         }
     };
 }
@@ -205,10 +238,7 @@ impl NativeEncoder {
         o.test_nonce_prefix = fixed::<7>(&options.test_nonce_prefix, "testNoncePrefix")?;
         let e = core::Encoder::new(o).map_err(|e| map_error(&e))?;
         Ok(NativeEncoder {
-            shared: Arc::new(Shared {
-                stream: Mutex::new(Stream::Encoder(e)),
-                busy: AtomicBool::new(false),
-            }),
+            shared: Shared::new(Stream::Encoder(e)),
         })
     }
 }
@@ -235,13 +265,11 @@ impl NativeDecoder {
             compression: Some(compression(&options)?),
             key: fixed::<32>(&options.key, "key")?,
             threads: options.threads.unwrap_or(0) as usize,
+            output_limit: options.output_limit.unwrap_or(0) as usize,
         };
         let d = core::Decoder::new(o).map_err(|e| map_error(&e))?;
         Ok(NativeDecoder {
-            shared: Arc::new(Shared {
-                stream: Mutex::new(Stream::Decoder(d)),
-                busy: AtomicBool::new(false),
-            }),
+            shared: Shared::new(Stream::Decoder(d)),
         })
     }
 }
@@ -350,7 +378,8 @@ pub fn native_version() -> String {
 /// Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
 /// so that an addon built from older sources is refused with "rebuild it" instead of failing
 /// mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
+/// 3: decoders take `outputLimit`, and streams have `more()`.
 #[napi]
 pub fn native_api() -> u32 {
-    2
+    3
 }

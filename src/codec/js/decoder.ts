@@ -1,8 +1,10 @@
 /**
  * JS twin decoder: (with a key) SegmentOpener, then node:zlib decompression. Plaintext reaches the
  * decompressor only after its segment's tag verified. Verified data is fed to zlib in 64 KiB
- * pieces, one at a time, so a highly compressed segment cannot balloon memory in one step. Gzip
- * data also passes a GzipMemberScanner, which refuses a cut between self-sized members.
+ * pieces, one at a time, and zlib's output honours this stream's back-pressure (ZlibStage pauses
+ * while `push` answers false, `_read` resumes it), so data that compresses 1000x cannot fill
+ * memory while the consumer waits. Gzip data also passes a GzipMemberScanner, which refuses a cut
+ * between self-sized members.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { BackupError } from '../../errors.js';
@@ -49,6 +51,11 @@ export class JsDecoder extends Transform {
         await this.stage.write(piece.subarray(offset, Math.min(piece.length, offset + FEED)));
       }
     }
+  }
+
+  override _read(size: number): void {
+    this.stage?.resume();
+    super._read(size);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

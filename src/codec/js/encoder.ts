@@ -30,7 +30,10 @@ export class JsEncoder extends Transform {
     this.stage =
       o.compression === 'none'
         ? null
-        : new ZlibStage(createCompressor(o.compression as ZlibCodec, o.level), (data) => this.emitCompressed(data));
+        : new ZlibStage(createCompressor(o.compression as ZlibCodec, o.level), (data) => {
+            this.emitCompressed(data); // an encoder's output is about its input / the ratio: no pause
+            return true;
+          });
   }
 
   private emitCompressed(data: Buffer): void {

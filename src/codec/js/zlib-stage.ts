@@ -1,8 +1,11 @@
 /**
  * JS twin: node:zlib compressors/decompressors for each codec, and ZlibStage, which drives one zlib
  * stream as an awaitable stage: write() resolves when zlib has consumed the chunk, end() when all
- * output has been emitted. Output goes to a synchronous sink in order. Invariant: at most one
- * write is outstanding, so zlib buffers stay bounded; the first zlib error rejects every later call.
+ * output has been emitted. Output goes to a synchronous sink in order. Invariants: at most one
+ * write is outstanding, so zlib's input stays bounded; a sink that answers false (its consumer is
+ * full) pauses the zlib stream until `resume()`, and node:zlib then stops inflating mid-chunk once
+ * its own readable buffer is full, so output stays bounded however well the data compresses (a
+ * 64 KiB chunk of zeros is 60+ MiB); the first zlib error rejects every later call.
  */
 import * as zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
@@ -38,14 +41,15 @@ export class ZlibStage {
   private error: unknown = null;
   private readonly waiters = new Set<(err: unknown) => void>();
 
+  /** `sink` answers whether it wants more now (false: the stage pauses until `resume()`). */
   constructor(
     private readonly stream: Transform,
-    sink: (data: Buffer) => void,
+    sink: (data: Buffer) => boolean,
   ) {
     stream.on('data', (data: Buffer) => {
       if (this.error !== null) return;
       try {
-        sink(data);
+        if (!sink(data)) stream.pause();
       } catch (err) {
         this.fail(err);
       }
@@ -79,6 +83,11 @@ export class ZlibStage {
       });
       this.stream.end();
     });
+  }
+
+  /** The sink's consumer wants more again: output flows (and zlib inflates) again. */
+  resume(): void {
+    if (this.error === null && this.stream.isPaused()) this.stream.resume();
   }
 
   destroy(): void {

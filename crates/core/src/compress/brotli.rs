@@ -235,12 +235,12 @@ impl BrotliDecompressor {
 }
 
 impl Decompressor for BrotliDecompressor {
-    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize> {
         let mut avail_in = input.len();
         let mut in_off = 0usize;
         if self.done {
             if input.is_empty() {
-                return Ok(());
+                return Ok(0);
             }
             return Err(CodecError::decompress(
                 "brotli",
@@ -248,8 +248,14 @@ impl Decompressor for BrotliDecompressor {
             ));
         }
         loop {
+            if out.total_len() >= limit {
+                return Ok(in_off);
+            }
             let base = out.len();
-            let grow = (avail_in.saturating_mul(4)).clamp(256 * 1024, 8 << 20);
+            let room = (limit - out.total_len()).max(32 * 1024);
+            let grow = (avail_in.saturating_mul(4))
+                .clamp(256 * 1024, 8 << 20)
+                .min(room);
             out.resize(base + grow, 0);
             let mut avail_out = grow;
             let mut out_off = base;
@@ -274,9 +280,9 @@ impl Decompressor for BrotliDecompressor {
                             "unexpected data after the end of the stream",
                         ));
                     }
-                    return Ok(());
+                    return Ok(in_off);
                 }
-                BrotliResult::NeedsMoreInput => return Ok(()),
+                BrotliResult::NeedsMoreInput => return Ok(in_off),
                 BrotliResult::NeedsMoreOutput => continue,
                 BrotliResult::ResultFailure => {
                     return Err(CodecError::decompress("brotli", "invalid brotli stream"));
@@ -285,18 +291,21 @@ impl Decompressor for BrotliDecompressor {
         }
     }
 
-    fn finish(&mut self, out: &mut Output) -> Result<()> {
+    fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
         if !self.done {
             // A stream whose last metablock is missing cannot be completed.
-            self.push(&[], out)?;
+            self.push(&[], out, limit)?;
         }
-        if !self.done {
-            return Err(CodecError::decompress(
-                "brotli",
-                "the stream ends before its end marker (truncated)",
-            ));
+        if self.done {
+            return Ok(true);
         }
-        Ok(())
+        if out.total_len() >= limit {
+            return Ok(false); // output held back: its end may yet come
+        }
+        Err(CodecError::decompress(
+            "brotli",
+            "the stream ends before its end marker (truncated)",
+        ))
     }
 }
 

@@ -293,9 +293,9 @@ impl Inflater {
 }
 
 impl Decompressor for Inflater {
-    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize> {
         let mut pos = 0;
-        while pos < input.len() || (self.started && !self.ended) {
+        while (pos < input.len() || (self.started && !self.ended)) && out.total_len() < limit {
             if self.ended {
                 if !self.gzip {
                     return Err(CodecError::decompress(
@@ -309,10 +309,13 @@ impl Decompressor for Inflater {
             }
             self.started = true;
             if out.capacity() - out.len() < 32 * 1024 {
+                // zlib writes into all the spare room: sizing it from the limit bounds the step.
+                let room = (limit - out.total_len()).max(32 * 1024);
                 out.reserve(
                     (input.len() - pos)
                         .saturating_mul(4)
-                        .clamp(256 * 1024, 8 << 20),
+                        .clamp(256 * 1024, 8 << 20)
+                        .min(room),
                 );
             }
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
@@ -335,17 +338,20 @@ impl Decompressor for Inflater {
                 break;
             }
         }
-        Ok(())
+        Ok(pos)
     }
 
-    fn finish(&mut self, out: &mut Output) -> Result<()> {
-        self.push(&[], out)?;
-        if !self.ended {
-            return Err(CodecError::decompress(
-                self.name(),
-                "the stream ends before its end marker (truncated)",
-            ));
+    fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
+        self.push(&[], out, limit)?;
+        if self.ended {
+            return Ok(true);
         }
-        Ok(())
+        if out.total_len() >= limit {
+            return Ok(false); // output held back: its end may yet come
+        }
+        Err(CodecError::decompress(
+            self.name(),
+            "the stream ends before its end marker (truncated)",
+        ))
     }
 }

@@ -21,6 +21,11 @@
 //! member's output goes to the caller as a piece of its own (`Output::push_piece`), not copied.
 //! Member buffers are recycled within the stream (`BufferPool`, at most `threads + 1` idle): a
 //! fresh MiB-sized buffer costs a page fault per 4 KiB on every use.
+//! Output limit (`Decompressor`): gathering stops once the call's output reaches it, and finished
+//! members are emitted only below it (the one that crosses it whole); members in flight finish and
+//! come out with later calls. Serial mode keeps the bytes the serial reader has not read in
+//! `serial_backlog`. Switching to serial reading emits every member before it regardless of the
+//! limit (at most the queue's `2 x threads`): their output must come first.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -28,7 +33,7 @@ use std::sync::Arc;
 use super::deflate::Inflater;
 use super::gzip::{announced, HEADER_LEN};
 use super::whole_member::WholeMemberInflater;
-use super::Decompressor;
+use super::{Backlog, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 use crate::pool::{BufferPool, Ordered, Workers};
@@ -75,6 +80,9 @@ pub(crate) struct ParallelGunzip {
     /// Set from the first member that is not one of ours (or whose length did not hold): it and
     /// the rest of the stream are read serially.
     serial: Option<Inflater>,
+    /// Bytes taken from the caller that the serial reader has not read yet (the output limit
+    /// stopped it): read before any new input.
+    serial_backlog: Backlog,
     /// Members handed to workers so far.
     dispatched: u64,
     workers: Arc<Workers>,
@@ -101,6 +109,7 @@ impl ParallelGunzip {
             expected: None,
             ended: false,
             serial: None,
+            serial_backlog: Backlog::default(),
             dispatched: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
@@ -108,10 +117,11 @@ impl ParallelGunzip {
         }
     }
 
-    /// Emits finished members in order. A member that was not exactly one member switches the
-    /// stream to serial reading from its first byte (`self.serial` is then set).
-    fn drain(&mut self, how: Drain, out: &mut Output) -> Result<()> {
-        loop {
+    /// Emits finished members in order while `out` holds less than `limit` bytes. A member that
+    /// was not exactly one member switches the stream to serial reading from its first byte
+    /// (`self.serial` is then set).
+    fn drain(&mut self, how: Drain, out: &mut Output, limit: usize) -> Result<()> {
+        while out.total_len() < limit {
             let job = match how {
                 Drain::Ready => self.queue.try_oldest()?,
                 Drain::Room => self.queue.oldest_if_full()?,
@@ -123,43 +133,60 @@ impl ParallelGunzip {
                     out.push_piece(data);
                     self.members.put(job.member);
                 }
-                None => return self.reread_serially(job.member, out),
+                None => return self.reread_serially(job.member),
             }
         }
+        Ok(())
     }
 
     /// `from` did not hold as one member: everything after it was cut by its length, so the
     /// bytes of every member still in flight and of the one being gathered follow it, in order,
     /// into the serial reader (their parallel results are dropped unseen).
-    fn reread_serially(&mut self, mut from: Vec<u8>, out: &mut Output) -> Result<()> {
+    fn reread_serially(&mut self, mut from: Vec<u8>) -> Result<()> {
         while let Some(job) = self.queue.wait_oldest()? {
             from.extend_from_slice(&job.member);
         }
         from.extend_from_slice(&self.member);
         self.member = Vec::new();
         self.expected = None;
-        self.start_serial(&from, out)
+        self.start_serial(from);
+        Ok(())
     }
 
-    fn start_serial(&mut self, bytes: &[u8], out: &mut Output) -> Result<()> {
-        let mut inflater = Inflater::new(true);
-        inflater.push(bytes, out)?;
-        self.serial = Some(inflater);
-        Ok(())
+    /// Switches to the serial reader, which reads `bytes` first (in `read_serially`).
+    fn start_serial(&mut self, bytes: Vec<u8>) {
+        self.serial = Some(Inflater::new(true));
+        self.serial_backlog.push(bytes, 0);
     }
 
     /// Emits every member in flight, then reads the gathered bytes and all that follows serially.
     fn go_serial(&mut self, out: &mut Output) -> Result<()> {
-        self.drain(Drain::All, out)?;
+        // The members before the serial part come first, all of them (a rare path: gzip of
+        // another writer, or a damaged length).
+        self.drain(Drain::All, out, usize::MAX)?;
         if self.serial.is_none() {
             let gathered = std::mem::take(&mut self.member);
-            self.start_serial(&gathered, out)?;
+            self.start_serial(gathered);
         }
         Ok(())
     }
 
+    /// Serial mode: reads the bytes waiting for the serial reader, then as much of `input` as the
+    /// limit lets it; returns the bytes of `input` taken.
+    fn read_serially(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize> {
+        let serial = self
+            .serial
+            .as_mut()
+            .expect("gunzip: internal error: serial reading without the serial reader");
+        self.serial_backlog.feed(serial, out, limit)?;
+        if !self.serial_backlog.is_empty() {
+            return Ok(0); // stopped at the limit
+        }
+        serial.push(input, out, limit)
+    }
+
     fn dispatch(&mut self, out: &mut Output) -> Result<()> {
-        self.drain(Drain::Room, out)?;
+        self.drain(Drain::Room, out, usize::MAX)?;
         if self.serial.is_some() {
             return Ok(()); // this member's bytes went to the serial reader with the rest
         }
@@ -179,15 +206,15 @@ impl Decompressor for ParallelGunzip {
         self.serial.is_some()
     }
 
-    fn push(&mut self, mut input: &[u8], out: &mut Output) -> Result<()> {
-        while !input.is_empty() {
-            if let Some(serial) = &mut self.serial {
-                return serial.push(input, out);
-            }
+    fn push(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize> {
+        let mut rest = input;
+        // Gathering stops at the limit; members already in flight still finish (bounded by the
+        // queue) and come out with the next call.
+        while self.serial.is_none() && !rest.is_empty() && out.total_len() < limit {
             let want = self.expected.map_or(HEADER_LEN, |(total, _)| total);
-            let n = (want - self.member.len()).min(input.len());
-            self.member.extend_from_slice(&input[..n]);
-            input = &input[n..];
+            let n = (want - self.member.len()).min(rest.len());
+            self.member.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
             if self.member.len() < want {
                 break;
             }
@@ -207,25 +234,42 @@ impl Decompressor for ParallelGunzip {
             }
         }
         if self.serial.is_none() {
-            self.drain(Drain::Ready, out)?;
+            self.drain(Drain::Ready, out, limit)?; // may switch to serial reading
         }
-        Ok(())
+        let taken = input.len() - rest.len();
+        if self.serial.is_none() {
+            return Ok(taken);
+        }
+        Ok(taken + self.read_serially(rest, out, limit)?)
     }
 
-    fn finish(&mut self, out: &mut Output) -> Result<()> {
+    fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
         // Bytes of an unfinished member (or no member at all): the serial reader reports exactly
         // what is wrong with them (truncated, not gzip), or reads them if only a length was wrong.
         if self.serial.is_none() && (!self.member.is_empty() || self.dispatched == 0) {
             self.go_serial(out)?;
         }
-        self.drain(Drain::All, out)?;
-        match &mut self.serial {
-            Some(serial) => serial.finish(out),
-            None if !self.ended => Err(CodecError::decompress(
+        self.drain(Drain::All, out, limit)?;
+        if self.queue.len() > 0 {
+            return Ok(false); // members held back by the limit
+        }
+        if self.serial.is_some() {
+            self.read_serially(&[], out, limit)?;
+            if !self.serial_backlog.is_empty() {
+                return Ok(false);
+            }
+            let serial = self
+                .serial
+                .as_mut()
+                .expect("gunzip: serial reader just seen");
+            return serial.finish(out, limit);
+        }
+        if !self.ended {
+            return Err(CodecError::decompress(
                 "gzip",
                 "the stream ends after a member that is not its last (truncated between members)",
-            )),
-            None => Ok(()),
+            ));
         }
+        Ok(true)
     }
 }

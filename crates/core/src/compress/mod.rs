@@ -12,6 +12,9 @@ use crate::format::Compression;
 use crate::output::Output;
 use crate::pool::Workers;
 
+pub(crate) use backlog::Backlog;
+
+mod backlog;
 pub(crate) mod brotli;
 pub(crate) mod deflate;
 pub(crate) mod gunzip;
@@ -26,11 +29,26 @@ pub(crate) trait Compressor: Send {
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()>;
 }
 
-/// Streaming decompressor: `finish` fails if the stream did not end with its end marker.
-/// Output goes to `out`'s tail, or, for a buffer made whole elsewhere, as a piece of its own.
+/// Streaming decompressor. Output goes to `out`'s tail, or, for a buffer made whole elsewhere, as
+/// a piece of its own.
+///
+/// The output limit (`DecoderOptions::output_limit`) is what keeps a decoder's memory bounded
+/// whatever the compression ratio: one compressed byte can stand for thousands (zeros, a record
+/// repeated), so a call must be able to stop before it has used its input up.
+/// Progress invariant, relied on by `Backlog` and `Decoder::more`: a call takes less than all of
+/// its input, or keeps output back, ONLY when `out` holds `limit` bytes or more
+/// (`Output::total_len`). The limit is soft: the step that crosses it completes (a serial
+/// inflater's step writes at most the tail's spare room, itself sized from the limit; a gzip
+/// member or a segment is emitted whole).
 pub(crate) trait Decompressor: Send {
-    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()>;
-    fn finish(&mut self, out: &mut Output) -> Result<()>;
+    /// Decompresses from `input` until it is used up or `out` holds `limit` bytes; returns the
+    /// bytes of `input` taken. Output held back by the limit comes on the next call, which may
+    /// have no input.
+    fn push(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize>;
+    /// Ends the stream once all input was taken: `Ok(true)` once it ended with its end marker,
+    /// `Ok(false)` when it stopped at `limit` with output still held back (call it again), an
+    /// error if the stream is cut short.
+    fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool>;
     /// Whether the caller should reserve room for the expected output in `out`'s tail (false
     /// when the output arrives as whole pieces, which a reservation would only waste).
     fn writes_in_place(&self) -> bool {

@@ -84,16 +84,18 @@ impl ZstdDecompressor {
 }
 
 impl Decompressor for ZstdDecompressor {
-    fn push(&mut self, input: &[u8], out: &mut Output) -> Result<()> {
+    fn push(&mut self, input: &[u8], out: &mut Output, limit: usize) -> Result<usize> {
         if input.is_empty() && !self.more_out {
-            return Ok(());
+            return Ok(0);
         }
         let mut inb = InBuffer::around(input);
         if !input.is_empty() {
             self.any = true;
         }
-        loop {
-            reserve(out, (input.len() * 4).clamp(256 * 1024, 8 << 20));
+        while out.total_len() < limit {
+            // libzstd writes into all the spare room: sizing it from the limit bounds the step.
+            let room = (limit - out.total_len()).max(32 * 1024);
+            reserve(out, (input.len() * 4).clamp(256 * 1024, 8 << 20).min(room));
             let tail: &mut Vec<u8> = out; // a growable Vec: a slice would cap the output
             let pos = tail.len();
             let mut outb = OutBuffer::around_pos(tail, pos);
@@ -105,19 +107,23 @@ impl Decompressor for ZstdDecompressor {
             let full = outb.pos() == outb.capacity() && self.hint != 0;
             self.more_out = full;
             if inb.pos() == input.len() && !full {
-                return Ok(());
+                break;
             }
         }
+        Ok(inb.pos())
     }
 
-    fn finish(&mut self, out: &mut Output) -> Result<()> {
-        self.push(&[], out)?;
-        if !self.any || self.hint != 0 {
-            return Err(CodecError::decompress(
-                "zstd",
-                "the stream ends before the end of its frame (truncated)",
-            ));
+    fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
+        self.push(&[], out, limit)?;
+        if self.any && self.hint == 0 {
+            return Ok(true);
         }
-        Ok(())
+        if self.more_out && out.total_len() >= limit {
+            return Ok(false); // output held back: its end may yet come
+        }
+        Err(CodecError::decompress(
+            "zstd",
+            "the stream ends before the end of its frame (truncated)",
+        ))
     }
 }

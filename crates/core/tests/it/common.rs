@@ -85,11 +85,23 @@ pub fn encode(opts: EncoderOptions, input: &[u8], sizes: &[usize]) -> Result<Vec
     Ok(out)
 }
 
+/// Decodes as a caller with an output limit must: after each write, writes no input while the
+/// decoder has `more()`; `finish` is called again while it has.
 pub fn decode(opts: DecoderOptions, input: &[u8], sizes: &[usize]) -> Result<Vec<u8>> {
     let mut d = Decoder::new(opts)?;
-    let mut out = feed(input, sizes, |c| d.write(c))?;
-    out.extend_from_slice(&d.finish()?);
-    Ok(out)
+    let mut out = feed(input, sizes, |c| {
+        let mut out = d.write(c)?;
+        while d.more() {
+            out.extend_from_slice(&d.write(&[])?);
+        }
+        Ok(out)
+    })?;
+    loop {
+        out.extend_from_slice(&d.finish()?);
+        if !d.more() {
+            return Ok(out);
+        }
+    }
 }
 
 pub const KEY: [u8; 32] = [0x42; 32];
@@ -112,6 +124,7 @@ pub fn dec_opts(c: Compression, key: Option<[u8; 32]>, threads: usize) -> Decode
         compression: Some(c),
         key,
         threads,
+        output_limit: 0,
     }
 }
 

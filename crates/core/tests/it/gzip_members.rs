@@ -12,8 +12,14 @@ fn ours(data: &[u8]) -> Vec<u8> {
     encode(enc_opts(Compression::Gzip, None, 1 << 20, 2), data, ODD).unwrap()
 }
 
+/// Reads `stream`; a reader stopped every 100 KB by an output limit must give the same answer,
+/// byte for byte or error for error (serial rereads, truncation and damage included).
 fn read(stream: &[u8]) -> Result<Vec<u8>> {
-    decode(dec_opts(Compression::Gzip, None, 2), stream, ODD)
+    let whole = decode(dec_opts(Compression::Gzip, None, 2), stream, ODD);
+    let mut limited = dec_opts(Compression::Gzip, None, 2);
+    limited.output_limit = 100_000;
+    assert_eq!(decode(limited, stream, ODD), whole, "with an output limit");
+    whole
 }
 
 /// (offset, length, last flag) of every member, from the `S3` subfields.

@@ -3,6 +3,7 @@ mod common;
 mod fuzz_stable;
 mod gzip_members;
 mod interop;
+mod output_limit;
 mod roundtrip;
 mod tamper;
 mod vectors;

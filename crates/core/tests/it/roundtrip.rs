@@ -20,6 +20,10 @@ fn round_trip(c: Compression, key: Option<[u8; 32]>, threads: usize, data: &[u8]
         data.len(),
         dec.len()
     );
+    // A decoder stopped by a small output limit reads the same plaintext.
+    let mut limited = dec_opts(c, key, threads);
+    limited.output_limit = 50_000;
+    assert!(decode(limited, &enc, &[5, 70_000, 1 << 20]).unwrap() == data);
     // One-shot encoding gives a stream of the same plaintext too.
     let one = encode_all(enc_opts(c, key, SEG, threads), data).unwrap();
     assert_eq!(decode_all(dec_opts(c, key, 2), &one).unwrap(), data);
@@ -112,6 +116,7 @@ fn bad_options_are_refused_with_the_option_named() {
         compression: None,
         key: None,
         threads: 1,
+        output_limit: 0,
     })
     .err()
     .unwrap();

@@ -39,6 +39,7 @@ fn reject_with(bytes: &[u8], code: &str, expected: Option<Compression>, key: [u8
             compression: expected,
             key: Some(key),
             threads,
+            output_limit: 0,
         };
         match decode(opts, bytes, &sizes) {
             Ok(out) => panic!(

@@ -150,6 +150,7 @@ fn error_vectors() -> Value {
                 compression: Some(Compression::parse(expect).unwrap()),
                 key: Some(arr(key)),
                 threads: 2,
+                output_limit: 0,
             };
             let e = decode(opts, &stream, &[stream.len().max(1)]).unwrap_err();
             json!({ "name": name, "key": key, "expectedCompression": expect, "stream": hex(&stream),
@@ -236,6 +237,7 @@ fn vector_streams_decode_and_their_layout_is_as_specified() {
             compression: Some(Compression::None),
             key: Some(arr(MASTER)),
             threads: 1,
+            output_limit: 0,
         };
         assert_eq!(decode(dec, &s, &[1]).unwrap(), p);
     }
