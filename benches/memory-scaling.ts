@@ -11,7 +11,10 @@
  * Each child runs with the V8 heap capped at 128 MB (--max-old-space-size): completing at 1M records
  * is the proof that what the code holds does not grow with the database.
  *
- *   node --import tsx benches/memory-scaling.ts [--sizes 10000,100000,1000000] [--json]
+ * `--body-kb N` gives every record a body of N KiB of one repeated letter: a database that
+ * compresses 1000x, where a decoder that inflated all it was given would hold whole parts.
+ *
+ *   node --import tsx benches/memory-scaling.ts [--sizes 10000,100000,1000000] [--body-kb N] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +23,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000,1000000' }, json: { type: 'boolean', default: false }, child: { type: 'string' } } });
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '10000,100000,1000000' }, 'body-kb': { type: 'string', default: '0' }, json: { type: 'boolean', default: false }, child: { type: 'string' } } });
+const bodyKb = Number(values['body-kb']);
 
 interface Result {
   records: number;
@@ -37,7 +41,8 @@ interface Result {
 
 function record(i: number): { key: string; body: Buffer; metadata: Record<string, string> } {
   const id = `rec-${String(i).padStart(8, '0')}`;
-  const body = Buffer.from(JSON.stringify({ id, note: `order ${i} `.repeat(1 + (i % 12)) }));
+  const note = bodyKb > 0 ? 'a'.repeat(bodyKb * 1024) : `order ${i} `.repeat(1 + (i % 12));
+  const body = Buffer.from(JSON.stringify({ id, note }));
   return { key: `resource=orders/data/id=${id}`, body, metadata: { _v: '1', s: String(i % 7), t: String(i * 31) } };
 }
 
@@ -114,7 +119,7 @@ if (values.child) {
     // allocator slack, not memory in use); the JS columns are V8's own accounting either way.
     const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
     // The V8 heap is capped at 128 MB: a run that completes proves the heap stays bounded.
-    const out = execFileSync(process.execPath, ['--max-old-space-size=128', '--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(n)], { encoding: 'utf8', maxBuffer: 1 << 20, env });
+    const out = execFileSync(process.execPath, ['--max-old-space-size=128', '--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(n), '--body-kb', String(bodyKb)], { encoding: 'utf8', maxBuffer: 1 << 20, env });
     results.push(JSON.parse(out) as Result);
     if (!values.json) console.error(`done: ${n} records`);
   }
