@@ -401,6 +401,56 @@ describe('lost object indexes: recoverBackups()', () => {
     await q.stop();
   });
 
+  it('a restore records what its verification found: recoverBackups() then repairs a corrupt index without a verifyBackup() between (a failed restore at one destination, a restore served by the other copy at two); a selective restore records only a failure', async () => {
+    const rot = async (file: string) => {
+      const bytes = await readFile(file);
+      bytes[bytes.length >> 1] ^= 0xff; // bit rot, same size
+      await writeFile(file, bytes);
+    };
+    const dir = path.join(work, 'rot-restore');
+    const { full, inc, want } = await changedChain('rot-restore', { config: { directory: dir } });
+    await rot(path.join(dir, (await manifestOf(dir, full.id)).index.path));
+    const p = await reopen({ config: { directory: dir } });
+    const target = await openDb(bucket('rot-restore-failed'));
+    await expect(p.restore({ backupId: inc.id, destination: target })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED' });
+    expect((await snapshot(target)).map((o) => o.key)).toEqual(['s3db.json']); // nothing restored
+    // Neither is `verified`: the incremental's own record is its backup's, but its chain holds a
+    // backup recorded as failing, so it cannot be restored.
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).toEqual([]);
+    expect((await p.getBackup(inc.id))?.verified).toBe(false);
+    expect((await p.getBackup(inc.id))?.verification?.verified).toBe(true);
+    expect((await p.getBackup(full.id))?.verification?.error).toContain('fails its SHA-256 check');
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: full.id, action: 'rebuilt', destinations: [p.destinations.members[0]!.label], verified: true }], skipped: [] });
+    await restoresExactly(p, inc.id, want, 'rot-restore');
+    // That restore read every part of the chain: both are recorded verified, at level full.
+    expect((await p.listBackups({ verified: true })).map((b) => [b.id, b.verification?.level])).toEqual([
+      [inc.id, 'full'],
+      [full.id, 'full'],
+    ]);
+    // A selective restore read only some parts: its success is not recorded.
+    const before = (await p.getBackup(full.id))?.verification;
+    await p.restore({ backupId: full.id, destination: await openDb(bucket('rot-restore-users')), resources: ['users'] });
+    expect((await p.getBackup(full.id))?.verification).toEqual(before);
+    await p.stop();
+
+    const dirs = [path.join(work, 'rot-restore-a'), path.join(work, 'rot-restore-b')];
+    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+    const two = await changedChain('rot-restore-two', options);
+    const file = path.join(dirs[1]!, (await manifestOf(dirs[1]!, two.full.id)).index.path);
+    const whole = await readFile(file);
+    await rot(file);
+    const q = await reopen(options);
+    const [a, b] = q.destinations.members.map((d) => d.label);
+    await restoresExactly(q, two.inc.id, two.want, 'rot-restore-two'); // served by the whole copy
+    expect((await q.getBackup(two.full.id))?.verification?.destinations).toEqual([
+      { label: a, verified: true, error: null },
+      { label: b, verified: false, error: expect.stringContaining('fails its SHA-256 check') },
+    ]);
+    expect(await q.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: two.full.id, action: 'copied', destinations: [b], verified: true }], skipped: [] });
+    expect((await readFile(file)).equals(whole)).toBe(true);
+    await q.stop();
+  });
+
   it('while an index is lost, the next incremental becomes a full (with a warning) instead of failing on it', async () => {
     const dir = path.join(work, 'parent-lost');
     const { inc } = await changedChain('parent-lost', { config: { directory: dir } });

@@ -222,7 +222,10 @@ export class BackupPlugin extends EventEmitter {
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
     const { entries, unreadable } = await this.catalog.survey();
-    let list = entries.map((e) => e.summary);
+    // A backup whose chain holds one recorded as failing verification cannot be restored: it is
+    // not `verified`, whatever its own last verification said (as retention counts it).
+    const verifications = new Map(entries.map((e) => [e.manifest.id, e.summary.verification]));
+    let list = entries.map((e) => (chainProblem(e.manifest, verifications)?.kind === 'failed' ? { ...e.summary, verified: false } : e.summary));
     for (const bad of unreadable) {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable (recoverBackups() puts it back from its copy)`);
       this.emit('plg:backup:unreadable', bad);
@@ -254,7 +257,13 @@ export class BackupPlugin extends EventEmitter {
   async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
     const manifest = await this.catalog.get(id);
     if (!manifest) return null;
-    return { ...summarize(manifest, await this.catalog.latestVerification(id)), manifest };
+    const summary = summarize(manifest, await this.catalog.latestVerification(id));
+    // As in listBackups(): a backup of its chain recorded as failing makes it not `verified`.
+    for (const ancestor of manifest.chain.filter((c) => c !== id)) {
+      const m = await this.catalog.get(ancestor).catch(() => null);
+      if (m && summarize(m, await this.catalog.latestVerification(ancestor)).verification?.verified === false) return { ...summary, verified: false, manifest };
+    }
+    return { ...summary, manifest };
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
@@ -365,10 +374,16 @@ export class BackupPlugin extends EventEmitter {
       const sourceFailures: SourceFailure[] = [];
       if (options.verify ?? true) {
         goodSources = new Map();
+        const started = Date.now();
         for (const m of chain) {
           const groups = options.resources ? new Set(options.resources) : null;
           const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
           const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
+          // What this verification found is recorded as verifyBackup() records it, so that
+          // listBackups() and recoverBackups() know of damage a restore found (the runbook's
+          // "restore failed, run recoverBackups()"): always when it read every part; a selective
+          // restore read only some, so only its failure is recorded (a success would claim the rest).
+          if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
           if (!outcome.result.verified) {
             throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
           }
