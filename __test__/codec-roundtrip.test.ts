@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createDecoder, createEncoder, keyFromBytes, nativeAvailable, type Compression, type Implementation } from '../src/codec/index.js';
 import { concat, digestOf, jsonLines, MiB, noise, runToBuffer, runToDigest } from './helpers/corpus.js';
 import { codecsOf, IMPLS, TEST_KEY } from './helpers/codec-impls.js';
+import { MAX_OUTPUT_LIMIT, outputLimit } from '../src/codec/native-stream.js';
 
 const SEG = 4096;
 const HEADER = 87;
@@ -271,6 +272,22 @@ describe('codec round trips', () => {
       }
     }
   }
+
+  // The output limit is 4 batches, and a batch is threads x 1 MiB: without a cap a 32-core host
+  // would let one call inflate 128 MiB (the whole stream here). Capped at 16 MiB, what waits is
+  // one batch (32 MiB here, the threads x segment) plus one call's output.
+  it('native, 32 threads: a decoder call still stops at 16 MiB, the output limit does not grow with the cores', async () => {
+    expect([outputLimit(2 * MiB), outputLimit(4 * MiB), outputLimit(32 * MiB)]).toEqual([8 * MiB, 16 * MiB, MAX_OUTPUT_LIMIT]);
+    const stream = await runToBuffer([zeros], createEncoder({ compression: 'brotli', implementation: 'native' }));
+    const decoder = createDecoder({ compression: 'brotli', threads: 32, implementation: 'native' });
+    Readable.from(chunks(stream, 64 * 1024)).pipe(decoder); // nobody reads the decoder
+    expect(await untilStill(() => decoder.readableLength || Number.NaN)).toBe(true);
+    expect(decoder.readableLength).toBeLessThanOrEqual(32 * MiB + MAX_OUTPUT_LIMIT);
+    const out = countingSink();
+    await pipeline(decoder, out.sink);
+    expect(out.bytes).toBe(BOMB);
+    expect(out.sha256()).toBe(zerosDigest);
+  });
 
   // The native stream keeps encoding while its consumer (an upload, a file) has not yet taken the
   // output: input stops only once one batch of output waits. With Node's default 16 KiB it

@@ -16,7 +16,7 @@
  * Transform would then hold the write itself, until a `_read` that no push re-arms.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, aiming one call's output at `outputLimit(batchSize)` (4
- * batches). That is an aim; the bound is the decoder's own: created with that `outputLimit`, a
+ * batches, at most 16 MiB). That is an aim; the bound is the decoder's own: created with that `outputLimit`, a
  * native call stops once its output reaches it and says so with `more()`, and the stream then
  * makes calls with no input, each when there is room again, before it gives the decoder more.
  * So data compressing far beyond JSON's 4-10x (zeros, one record repeated) is inflated a limit
@@ -25,8 +25,8 @@
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
  * only when none is in flight and less than one batch (the readable high-water mark) waits, so
- * at most one batch plus one call's output: for a decoder about the output limit (soft: the core
- * may exceed it by one step, at most about the limit again). Native errors become BackupError
+ * at most one batch plus one call's output: for a decoder the output limit (soft: a serial
+ * inflater's last step may take a call to about twice it; a gzip member or segment comes whole). Native errors become BackupError
  * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -37,9 +37,15 @@ export const MIN_NATIVE_BATCH = 1024 * 1024;
 const MIN_DECODER_BATCH = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-/** The output limit of a native decoder whose stream batches `batchSize` bytes of input. */
+/** Most a native decoder call outputs, whatever the batch: a batch grows with the cores (threads x segment). */
+export const MAX_OUTPUT_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * The output limit of a native decoder whose stream batches `batchSize` bytes of input: 4 batches
+ * (8 MiB at 2 threads), at most 16 MiB, so that the bound does not grow 4 MiB per core.
+ */
 export function outputLimit(batchSize: number): number {
-  return 4 * batchSize;
+  return Math.min(4 * batchSize, MAX_OUTPUT_LIMIT);
 }
 
 export class NativeCodecStream extends Transform {

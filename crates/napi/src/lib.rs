@@ -40,7 +40,7 @@ pub struct NativeCodecOptions {
     pub threads: Option<u32>,
     /// Decoder only: soft limit of one call's output in bytes (default: none). A call that
     /// reaches it sets `more()`: call `write` with no input (or `finish` again) before more input.
-    pub output_limit: Option<u32>,
+    pub output_limit: Option<i64>,
     /// TEST ONLY: fixed 32-byte salt (never in production: it reuses GCM nonces).
     pub test_salt: Option<Buffer>,
     /// TEST ONLY: fixed 7-byte nonce prefix.
@@ -265,7 +265,19 @@ impl NativeDecoder {
             compression: Some(compression(&options)?),
             key: fixed::<32>(&options.key, "key")?,
             threads: options.threads.unwrap_or(0) as usize,
-            output_limit: options.output_limit.unwrap_or(0) as usize,
+            output_limit: match options.output_limit {
+                None => 0,
+                Some(n) if n >= 1 && n <= u32::MAX as i64 => n as usize,
+                Some(n) => {
+                    return Err(option_error(
+                        "outputLimit",
+                        format!(
+                            "must be a whole number of bytes from 1 to {}, got {n}",
+                            u32::MAX
+                        ),
+                    ))
+                }
+            },
         };
         let d = core::Decoder::new(o).map_err(|e| map_error(&e))?;
         Ok(NativeDecoder {
