@@ -26,7 +26,7 @@
  * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
  * only when none is in flight and less than one batch (the readable high-water mark) waits, so
  * at most one batch plus one call's output: for a decoder the output limit (soft: a serial
- * inflater's last step may take a call to about twice it; a gzip member or segment comes whole). Native errors become BackupError
+ * inflater's last step may cross it by 32 KiB; a gzip member or segment comes whole). Native errors become BackupError
  * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';

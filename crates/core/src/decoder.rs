@@ -8,9 +8,10 @@
 //! Output per call: with `output_limit`, a call stops decompressing once its output reaches the
 //! limit and keeps the compressed bytes it did not read (`Backlog`); `more()` then says so, and
 //! the caller calls `write_pieces(&[])` (or `finish_pieces()` again) before giving more input.
-//! The limit is soft: the step that crosses it completes (see `compress::Decompressor`), so a
-//! call's output stays within about twice the limit, plus the gzip members in flight, however
-//! well the data compresses. Without a limit, a call inflates all it is given.
+//! The limit is soft: the step that crosses it completes (see `compress::Decompressor`): a serial
+//! inflater's step is sized from the limit (32 KiB at least), a gzip member or an opened segment
+//! comes whole. So a call's output stays within the limit plus one such step however well the
+//! data compresses. Without a limit, a call inflates all it is given.
 
 use std::sync::Arc;
 

@@ -309,9 +309,10 @@ impl Decompressor for Inflater {
             }
             self.started = true;
             if out.capacity() - out.len() < 32 * 1024 {
-                // zlib writes into all the spare room: sizing it from the limit bounds the step.
+                // zlib writes into all the spare room: sizing it from the limit bounds the step
+                // (exactly: `reserve` may double the capacity, and zlib would fill it all).
                 let room = (limit - out.total_len()).max(32 * 1024);
-                out.reserve(
+                out.reserve_exact(
                     (input.len() - pos)
                         .saturating_mul(4)
                         .clamp(256 * 1024, 8 << 20)

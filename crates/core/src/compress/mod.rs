@@ -38,8 +38,8 @@ pub(crate) trait Compressor: Send {
 /// Progress invariant, relied on by `Backlog` and `Decoder::more`: a call takes less than all of
 /// its input, or keeps output back, ONLY when `out` holds `limit` bytes or more
 /// (`Output::total_len`). The limit is soft: the step that crosses it completes (a serial
-/// inflater's step writes at most the tail's spare room, itself sized from the limit; a gzip
-/// member or a segment is emitted whole).
+/// inflater's step writes at most the tail's spare room, reserved exactly from what is left of
+/// the limit, 32 KiB at least; a gzip member or a segment is emitted whole).
 pub(crate) trait Decompressor: Send {
     /// Decompresses from `input` until it is used up or `out` holds `limit` bytes; returns the
     /// bytes of `input` taken. Output held back by the limit comes on the next call, which may

@@ -93,9 +93,13 @@ impl Decompressor for ZstdDecompressor {
             self.any = true;
         }
         while out.total_len() < limit {
-            // libzstd writes into all the spare room: sizing it from the limit bounds the step.
+            // libzstd writes into all the spare room: sizing it from the limit bounds the step
+            // (exactly: `reserve` may double the capacity, and libzstd would fill it all).
             let room = (limit - out.total_len()).max(32 * 1024);
-            reserve(out, (input.len() * 4).clamp(256 * 1024, 8 << 20).min(room));
+            let want = (input.len() * 4).clamp(256 * 1024, 8 << 20).min(room);
+            if out.capacity() - out.len() < want / 2 {
+                out.reserve_exact(want);
+            }
             let tail: &mut Vec<u8> = out; // a growable Vec: a slice would cap the output
             let pos = tail.len();
             let mut outb = OutBuffer::around_pos(tail, pos);
