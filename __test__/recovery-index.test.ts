@@ -72,6 +72,27 @@ const indexLines = async (dir: string, id: string) => {
 };
 const indexFiles = async (dir: string) => (await filesUnder(dir)).filter((f) => f.startsWith('indexes/')).sort();
 
+/** Bit rot: one byte of `file` flipped, its size unchanged; returns the bytes it had. */
+async function rot(file: string): Promise<Buffer> {
+  const whole = await readFile(file);
+  const rotten = Buffer.from(whole);
+  rotten[rotten.length >> 1] ^= 0xff;
+  await writeFile(file, rotten);
+  return whole;
+}
+
+/** A changed chain at two filesystem destinations, its full's index rotted at the second; a fresh plugin on them. */
+async function rottedAtSecond(name: string) {
+  const dirs = [path.join(work, `${name}-a`), path.join(work, `${name}-b`)];
+  const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+  const chain = await changedChain(name, options);
+  const file = path.join(dirs[1]!, (await manifestOf(dirs[1]!, chain.full.id)).index.path);
+  const whole = await rot(file);
+  const q = await reopen(options);
+  const [a, b] = q.destinations.members.map((d) => d.label) as [string, string];
+  return { ...chain, file, whole, q, a, b };
+}
+
 async function restoresExactly(p: BackupPlugin, id: string, want: unknown, name: string) {
   const target = await openDb(bucket(`${name}-target`));
   await p.restore({ backupId: id, destination: target });
@@ -356,9 +377,7 @@ describe('lost object indexes: recoverBackups()', () => {
     const dir = path.join(work, 'rot-one');
     const { full, inc, want } = await changedChain('rot-one', { config: { directory: dir } });
     const m = await manifestOf(dir, full.id);
-    const bytes = await readFile(path.join(dir, m.index.path));
-    bytes[bytes.length >> 1] ^= 0xff; // bit rot, same size
-    await writeFile(path.join(dir, m.index.path), bytes);
+    await rot(path.join(dir, m.index.path));
     const p = await reopen({ config: { directory: dir } });
     // Unverified, nothing tells it from a whole index but reading it: left alone.
     expect((await p.recoverBackups()).indexes).toEqual([]);
@@ -379,16 +398,8 @@ describe('lost object indexes: recoverBackups()', () => {
     await restoresExactly(p, inc.id, want, 'rot-one');
     await p.stop();
 
-    const dirs = [path.join(work, 'rot-two-a'), path.join(work, 'rot-two-b')];
-    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
-    const two = await changedChain('rot-two', options);
-    const file = path.join(dirs[1]!, (await manifestOf(dirs[1]!, two.full.id)).index.path);
-    const whole = await readFile(file);
-    const rotten = Buffer.from(whole);
-    rotten[rotten.length >> 1] ^= 0xff;
-    await writeFile(file, rotten);
-    const q = await reopen(options);
-    const [a, b] = q.destinations.members.map((d) => d.label);
+    const two = await rottedAtSecond('rot-two');
+    const { q, a, b, file, whole } = two;
     const seen = await q.verifyBackup(two.full.id);
     expect(seen.verified).toBe(true); // whole at the first destination
     expect(seen.destinations).toEqual([
@@ -402,11 +413,6 @@ describe('lost object indexes: recoverBackups()', () => {
   });
 
   it('a restore records what its verification found: recoverBackups() then repairs a corrupt index without a verifyBackup() between (a failed restore at one destination, a restore served by the other copy at two); a selective restore records only a failure', async () => {
-    const rot = async (file: string) => {
-      const bytes = await readFile(file);
-      bytes[bytes.length >> 1] ^= 0xff; // bit rot, same size
-      await writeFile(file, bytes);
-    };
     const dir = path.join(work, 'rot-restore');
     const { full, inc, want } = await changedChain('rot-restore', { config: { directory: dir } });
     await rot(path.join(dir, (await manifestOf(dir, full.id)).index.path));
@@ -433,14 +439,8 @@ describe('lost object indexes: recoverBackups()', () => {
     expect((await p.getBackup(full.id))?.verification).toEqual(before);
     await p.stop();
 
-    const dirs = [path.join(work, 'rot-restore-a'), path.join(work, 'rot-restore-b')];
-    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
-    const two = await changedChain('rot-restore-two', options);
-    const file = path.join(dirs[1]!, (await manifestOf(dirs[1]!, two.full.id)).index.path);
-    const whole = await readFile(file);
-    await rot(file);
-    const q = await reopen(options);
-    const [a, b] = q.destinations.members.map((d) => d.label);
+    const two = await rottedAtSecond('rot-restore-two');
+    const { q, a, b, file, whole } = two;
     await restoresExactly(q, two.inc.id, two.want, 'rot-restore-two'); // served by the whole copy
     expect((await q.getBackup(two.full.id))?.verification?.destinations).toEqual([
       { label: a, verified: true, error: null },

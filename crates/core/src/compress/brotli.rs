@@ -20,7 +20,7 @@ use brotli::enc::encode::{BrotliEncoderOperation, BrotliEncoderStateStruct};
 use brotli::enc::StandardAlloc;
 use brotli::{BrotliDecompressStream, BrotliResult, BrotliState};
 
-use super::{Compressor, Decompressor};
+use super::{end_verdict, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 use crate::pool::{Ordered, Workers};
@@ -296,16 +296,12 @@ impl Decompressor for BrotliDecompressor {
             // A stream whose last metablock is missing cannot be completed.
             self.push(&[], out, limit)?;
         }
-        if self.done {
-            return Ok(true);
-        }
-        if out.total_len() >= limit {
-            return Ok(false); // output held back: its end may yet come
-        }
-        Err(CodecError::decompress(
+        end_verdict(
+            self.done,
+            out.total_len() >= limit,
             "brotli",
             "the stream ends before its end marker (truncated)",
-        ))
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use libz_rs_sys as z;
 
 use super::levels::ZlibParams;
-use super::{append, Compressor, Decompressor};
+use super::{append, end_verdict, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 use crate::pool::{Ordered, Workers};
@@ -344,15 +344,11 @@ impl Decompressor for Inflater {
 
     fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
         self.push(&[], out, limit)?;
-        if self.ended {
-            return Ok(true);
-        }
-        if out.total_len() >= limit {
-            return Ok(false); // output held back: its end may yet come
-        }
-        Err(CodecError::decompress(
+        end_verdict(
+            self.ended,
+            out.total_len() >= limit,
             self.name(),
             "the stream ends before its end marker (truncated)",
-        ))
+        )
     }
 }

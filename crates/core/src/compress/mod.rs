@@ -56,6 +56,24 @@ pub(crate) trait Decompressor: Send {
     }
 }
 
+/// The verdict of a serial decompressor's `finish` after its last push: `Ok(true)` once the stream
+/// `ended`; `Ok(false)` when output may be `held_back` by the limit (its end may yet come: call
+/// again); else the stream was cut short: `ERR_DECOMPRESS` saying `truncated`.
+pub(crate) fn end_verdict(
+    ended: bool,
+    held_back: bool,
+    codec: &'static str,
+    truncated: &'static str,
+) -> Result<bool> {
+    if ended {
+        return Ok(true);
+    }
+    if held_back {
+        return Ok(false);
+    }
+    Err(crate::error::CodecError::decompress(codec, truncated))
+}
+
 /// Builds the compressor for `compression` at a Node-semantics `level` (`None` = default).
 /// `Compression::None` has no compressor (the caller passes bytes through).
 pub(crate) fn compressor(

@@ -3,7 +3,7 @@
 
 use zstd::stream::raw::{CParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
-use super::{Compressor, Decompressor};
+use super::{end_verdict, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 
@@ -119,15 +119,11 @@ impl Decompressor for ZstdDecompressor {
 
     fn finish(&mut self, out: &mut Output, limit: usize) -> Result<bool> {
         self.push(&[], out, limit)?;
-        if self.any && self.hint == 0 {
-            return Ok(true);
-        }
-        if self.more_out && out.total_len() >= limit {
-            return Ok(false); // output held back: its end may yet come
-        }
-        Err(CodecError::decompress(
+        end_verdict(
+            self.any && self.hint == 0,
+            self.more_out && out.total_len() >= limit,
             "zstd",
             "the stream ends before the end of its frame (truncated)",
-        ))
+        )
     }
 }
