@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { createDecoder, createEncoder, keyFromBytes, nativeAvailable, type Compression, type Implementation } from '../src/codec/index.js';
 import { concat, digestOf, jsonLines, MiB, noise, runToBuffer, runToDigest } from './helpers/corpus.js';
 import { codecsOf, IMPLS, TEST_KEY } from './helpers/codec-impls.js';
-import { MAX_OUTPUT_LIMIT, outputLimit } from '../src/codec/native-stream.js';
+import { MAX_OUTPUT_LIMIT, NativeCodecStream, outputLimit } from '../src/codec/native-stream.js';
+import { nativeBinding, type NativeCodec } from '../src/codec/native-binding.js';
 
 const SEG = 4096;
 const HEADER = 87;
@@ -287,6 +288,39 @@ describe('codec round trips', () => {
     await pipeline(decoder, out.sink);
     expect(out.bytes).toBe(BOMB);
     expect(out.sha256()).toBe(zerosDigest);
+  });
+
+  // After destroy, pushes are dropped, so there is always "room": without a check the stream would
+  // go on inflating everything the decoder still holds (here 128 MiB) for nobody. The real
+  // NativeDecoder is wrapped only to count its calls.
+  it('native: a decoder destroyed by its consumer makes no further native calls', async () => {
+    const native = nativeBinding();
+    expect(native, 'native core must load').not.toBeNull();
+    const stream = await runToBuffer([zeros], createEncoder({ compression: 'brotli', implementation: 'native' }));
+    const real = new native!.NativeDecoder({ compression: 'brotli', threads: 2, outputLimit: outputLimit(2 * MiB) });
+    let calls = 0;
+    const counted: NativeCodec = {
+      write: (c) => (calls++, real.write(c)),
+      writeChunks: (cs) => (calls++, real.writeChunks(cs)),
+      finish: () => (calls++, real.finish()),
+      more: () => real.more(),
+    };
+    const decoder = new NativeCodecStream(counted, 2 * MiB, { decoding: true, compression: 'brotli' });
+    Readable.from(chunks(stream, 64 * 1024)).pipe(decoder);
+    let taken = 0;
+    await new Promise<void>((resolve) => {
+      decoder.on('data', (c: Buffer) => {
+        taken += c.length;
+        if (taken >= 4 * MiB && !decoder.destroyed) {
+          decoder.destroy();
+          resolve();
+        }
+      });
+    });
+    const atDestroy = calls;
+    expect(await untilStill(() => calls)).toBe(true);
+    expect(calls - atDestroy).toBeLessThanOrEqual(1); // the call in flight at the time, if any
+    expect(atDestroy).toBeLessThan(8); // 128 MiB would take 16 calls of 8 MiB
   });
 
   // The native stream keeps encoding while its consumer (an upload, a file) has not yet taken the

@@ -109,6 +109,7 @@ export class NativeCodecStream extends Transform {
         }
         if (!this.codec.more()) break;
         await this.room();
+        if (this.destroyed) return; // nobody will read the rest: stop inflating it
         pieces = await again();
       }
       this.adapt(inBytes, outBytes);
