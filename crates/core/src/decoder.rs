@@ -13,6 +13,7 @@
 //! comes whole. So a call's output stays within the limit plus one such step however well the
 //! data compresses. Without a limit, a call inflates all it is given.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::compress::{self, Backlog, Decompressor};
@@ -164,11 +165,9 @@ impl Decoder {
             None => {
                 let input = input.unwrap_or_default();
                 match &mut self.decompressor {
-                    Some(d) if backlog.is_empty() => {
-                        let taken = d.push(input, out, limit)?;
-                        backlog.push_rest(input, taken);
+                    Some(d) => {
+                        backlog.offer(d.as_mut(), Cow::Borrowed(input), out, limit)?;
                     }
-                    Some(_) => backlog.push_rest(input, 0), // behind the bytes already waiting
                     None => {
                         debug_assert!(self.plain_none);
                         out.extend_from_slice(input); // `none`: as long as its input
@@ -185,15 +184,13 @@ impl Decoder {
                         *made = true;
                     }
                     match dec {
-                        Some(d) if backlog.is_empty() => {
-                            let taken = d.push(&plain, out, limit)?;
-                            if taken == plain.len() {
-                                buffers.put(plain);
-                            } else {
-                                backlog.push(plain, taken);
+                        Some(d) => {
+                            if let Some(used) =
+                                backlog.offer(d.as_mut(), Cow::Owned(plain), out, limit)?
+                            {
+                                buffers.put(used);
                             }
                         }
-                        Some(_) => backlog.push(plain, 0),
                         None => out.push_piece(plain), // `none`: as long as the segment
                     }
                     Ok(())

@@ -5,6 +5,7 @@
 //! reached the limit (a `Decompressor` takes less than all its input only then), so "the last
 //! call's output reached the limit" covers every case where bytes wait here.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::Decompressor;
@@ -54,12 +55,27 @@ impl Backlog {
         Ok(())
     }
 
-    /// Gives `d` what it did not take of `input` after a push that took `taken` bytes; with bytes
-    /// already waiting, `input` queues behind them untouched (order is kept).
-    pub(crate) fn push_rest(&mut self, input: &[u8], taken: usize) {
-        if taken < input.len() {
-            self.push(input[taken..].to_vec(), 0);
+    /// Decompresses `input` into `out` if nothing waits, and queues what the limit kept `d` from
+    /// taking; with bytes waiting, all of `input` queues behind them (nothing overtakes them).
+    /// A borrowed `input` is copied only for what queues; an owned one that `d` took whole is
+    /// handed back (for reuse).
+    pub(crate) fn offer(
+        &mut self,
+        d: &mut dyn Decompressor,
+        input: Cow<'_, [u8]>,
+        out: &mut Output,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        let taken = match self.is_empty() {
+            true => d.push(&input, out, limit)?,
+            false => 0,
+        };
+        match input {
+            Cow::Owned(v) if taken == v.len() => return Ok(Some(v)),
+            Cow::Owned(v) => self.push(v, taken),
+            Cow::Borrowed(s) => self.push(s[taken..].to_vec(), 0),
         }
+        Ok(None)
     }
 }
 
@@ -87,18 +103,38 @@ mod tests {
     #[test]
     fn waiting_bytes_are_fed_in_order_and_only_up_to_the_limit() {
         let mut b = Backlog::default();
-        b.push(b"xxabc".to_vec(), 2);
-        b.push(b"zzde".to_vec(), 2); // not the front: its taken part is cut off
-        b.push_rest(b"fgh", 1);
-        b.push(b"ignored".to_vec(), 7);
         let mut d = Copy { seen: Vec::new() };
         let mut out = Output::new();
+        // Nothing waits: an offer goes straight through, an owned buffer taken whole comes back.
+        let back = b
+            .offer(&mut d, Cow::Owned(b"ok".to_vec()), &mut out, 5)
+            .unwrap();
+        assert_eq!((back.as_deref(), b.is_empty()), (Some(&b"ok"[..]), true));
+        // The limit (5) stops it after "xxa": "bc" waits, then everything offered queues behind.
+        assert_eq!(
+            b.offer(&mut d, Cow::Borrowed(b"xxabc"), &mut out, 5)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            b.offer(&mut d, Cow::Owned(b"de".to_vec()), &mut out, 5)
+                .unwrap(),
+            None
+        );
+        b.push(b"zzfgh".to_vec(), 2); // not the front: its taken part is cut off
+        b.push(b"ignored".to_vec(), 7);
+        // Room again (a new call's output) does not let an offer overtake what waits.
+        let mut fresh = Output::new();
+        assert_eq!(b.offer(&mut d, Cow::Borrowed(b"!"), &mut fresh, 100).unwrap(), None);
+        assert_eq!(d.seen, b"okxxa");
+        let mut out = Output::new();
+        d.seen.clear();
         b.feed(&mut d, &mut out, 3).unwrap();
-        assert_eq!(d.seen, b"abc", "stops at the call that reached the limit");
+        assert_eq!(d.seen, b"bcd", "stops at the call that reached the limit");
         assert!(!b.is_empty());
         let mut out = Output::new();
         b.feed(&mut d, &mut out, usize::MAX).unwrap();
-        assert_eq!(d.seen, b"abcdegh");
+        assert_eq!(d.seen, b"bcdefgh!");
         assert!(b.is_empty());
     }
 }

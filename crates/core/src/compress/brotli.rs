@@ -20,7 +20,7 @@ use brotli::enc::encode::{BrotliEncoderOperation, BrotliEncoderStateStruct};
 use brotli::enc::StandardAlloc;
 use brotli::{BrotliDecompressStream, BrotliResult, BrotliState};
 
-use super::{end_verdict, Compressor, Decompressor};
+use super::{end_verdict, output_step, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 use crate::pool::{Ordered, Workers};
@@ -252,10 +252,7 @@ impl Decompressor for BrotliDecompressor {
                 return Ok(in_off);
             }
             let base = out.len();
-            let room = (limit - out.total_len()).max(32 * 1024);
-            let grow = (avail_in.saturating_mul(4))
-                .clamp(256 * 1024, 8 << 20)
-                .min(room);
+            let grow = output_step(avail_in, out, limit);
             out.resize(base + grow, 0);
             let mut avail_out = grow;
             let mut out_off = base;

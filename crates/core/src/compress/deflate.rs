@@ -14,7 +14,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use libz_rs_sys as z;
 
 use super::levels::ZlibParams;
-use super::{append, end_verdict, Compressor, Decompressor};
+use super::{append, end_verdict, output_step, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 use crate::pool::{Ordered, Workers};
@@ -309,15 +309,8 @@ impl Decompressor for Inflater {
             }
             self.started = true;
             if out.capacity() - out.len() < 32 * 1024 {
-                // zlib writes into all the spare room: sizing it from the limit bounds the step
-                // (exactly: `reserve` may double the capacity, and zlib would fill it all).
-                let room = (limit - out.total_len()).max(32 * 1024);
-                out.reserve_exact(
-                    (input.len() - pos)
-                        .saturating_mul(4)
-                        .clamp(256 * 1024, 8 << 20)
-                        .min(room),
-                );
+                let step = output_step(input.len() - pos, out, limit);
+                out.reserve_exact(step);
             }
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
             let st = self

@@ -255,14 +255,14 @@ impl Decompressor for ParallelGunzip {
         }
         if self.serial.is_some() {
             self.read_serially(&[], out, limit)?;
-            if !self.serial_backlog.is_empty() {
-                return Ok(false);
-            }
             let serial = self
                 .serial
                 .as_mut()
                 .expect("gunzip: serial reader just seen");
-            return serial.finish(out, limit);
+            return match self.serial_backlog.is_empty() {
+                true => serial.finish(out, limit),
+                false => Ok(false), // bytes held back by the limit
+            };
         }
         if !self.ended {
             return Err(CodecError::decompress(

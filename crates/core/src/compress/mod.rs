@@ -56,6 +56,18 @@ pub(crate) trait Decompressor: Send {
     }
 }
 
+/// Output room for one step of a serial decompressor with `input_left` bytes to read: about 4x
+/// that (256 KiB to 8 MiB), never more than what is left of `limit` (32 KiB at least, so a step
+/// crosses the limit by at most that). zlib-rs and libzstd write into ALL the spare room of the
+/// tail, so they must reserve it exactly (`reserve_exact`: `reserve` may double the capacity).
+pub(crate) fn output_step(input_left: usize, out: &Output, limit: usize) -> usize {
+    let room = limit.saturating_sub(out.total_len()).max(32 * 1024);
+    input_left
+        .saturating_mul(4)
+        .clamp(256 * 1024, 8 << 20)
+        .min(room)
+}
+
 /// The verdict of a serial decompressor's `finish` after its last push: `Ok(true)` once the stream
 /// `ended`; `Ok(false)` when output may be `held_back` by the limit (its end may yet come: call
 /// again); else the stream was cut short: `ERR_DECOMPRESS` saying `truncated`.

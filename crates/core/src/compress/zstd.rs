@@ -3,7 +3,7 @@
 
 use zstd::stream::raw::{CParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
-use super::{end_verdict, Compressor, Decompressor};
+use super::{end_verdict, output_step, Compressor, Decompressor};
 use crate::error::{CodecError, Result};
 use crate::output::Output;
 
@@ -93,10 +93,7 @@ impl Decompressor for ZstdDecompressor {
             self.any = true;
         }
         while out.total_len() < limit {
-            // libzstd writes into all the spare room: sizing it from the limit bounds the step
-            // (exactly: `reserve` may double the capacity, and libzstd would fill it all).
-            let room = (limit - out.total_len()).max(32 * 1024);
-            let want = (input.len() * 4).clamp(256 * 1024, 8 << 20).min(room);
+            let want = output_step(input.len() - inb.pos(), out, limit);
             if out.capacity() - out.len() < want / 2 {
                 out.reserve_exact(want);
             }
