@@ -225,7 +225,7 @@ export class BackupPlugin extends EventEmitter {
     // A backup whose chain holds one recorded as failing verification cannot be restored: it is
     // not `verified`, whatever its own last verification said (as retention counts it).
     const verifications = new Map(entries.map((e) => [e.manifest.id, e.summary.verification]));
-    let list = entries.map((e) => (chainProblem(e.manifest, verifications)?.kind === 'failed' ? { ...e.summary, verified: false } : e.summary));
+    let list = entries.map((e) => (chainFailed(e.manifest, verifications) ? { ...e.summary, verified: false } : e.summary));
     for (const bad of unreadable) {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable (recoverBackups() puts it back from its copy)`);
       this.emit('plg:backup:unreadable', bad);
@@ -259,11 +259,12 @@ export class BackupPlugin extends EventEmitter {
     if (!manifest) return null;
     const summary = summarize(manifest, await this.catalog.latestVerification(id));
     // As in listBackups(): a backup of its chain recorded as failing makes it not `verified`.
+    const verifications = new Map([[id, summary.verification]]);
     for (const ancestor of manifest.chain.filter((c) => c !== id)) {
       const m = await this.catalog.get(ancestor).catch(() => null);
-      if (m && summarize(m, await this.catalog.latestVerification(ancestor)).verification?.verified === false) return { ...summary, verified: false, manifest };
+      if (m) verifications.set(ancestor, summarize(m, await this.catalog.latestVerification(ancestor)).verification);
     }
-    return { ...summary, manifest };
+    return { ...summary, verified: summary.verified && !chainFailed(manifest, verifications), manifest };
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
@@ -800,7 +801,7 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
   for (const { manifest, summary } of list) {
     // Only a recorded verification failure: a missing or unreadable chain member may come back
     // (recoverBackups()), and the backups that need it must still be there when it does.
-    const chainBad = chainProblem(manifest, verifications)?.kind === 'failed';
+    const chainBad = chainFailed(manifest, verifications);
     const key = selectionKey(manifest.selection);
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push({
@@ -821,6 +822,11 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
     warnings: plans.flatMap((p) => p.warnings),
     policy: plans[0]?.policy ?? validateRetentionPolicy(policy),
   };
+}
+
+/** Whether `m`'s chain holds a backup recorded as failing verification (it cannot be restored). */
+function chainFailed(m: Manifest, verifications: Map<string, VerificationResult | null>): boolean {
+  return chainProblem(m, verifications)?.kind === 'failed';
 }
 
 /** Why `m`'s chain cannot be relied on (a backup missing from `verifications`, or one recorded as failing verification), or null. */

@@ -16,18 +16,19 @@
  * Transform would then hold the write itself, until a `_read` that no push re-arms.
  * A decoder's output is its input times the compression ratio, so decoder batches shrink (down to
  * 64 KiB) as the observed ratio grows, aiming one call's output at `outputLimit(batchSize)` (4
- * batches, at most 16 MiB). That is an aim; the bound is the decoder's own: created with that `outputLimit`, a
- * native call stops once its output reaches it and says so with `more()`, and the stream then
- * makes calls with no input, each when there is room again, before it gives the decoder more.
- * So data compressing far beyond JSON's 4-10x (zeros, one record repeated) is inflated a limit
- * at a time, never a whole part at once.
+ * batches, at most 16 MiB). That is an aim; the bound is the decoder's own: created with that
+ * `outputLimit`, a native call stops once its output reaches it and says so with `more()`, and
+ * the stream then makes calls with no input, each when there is room again, before it gives the
+ * decoder more (none once the stream is destroyed). So data compressing far beyond JSON's 4-10x
+ * (zeros, one record repeated) is inflated a limit at a time, never a whole part at once.
  * A call's output arrives as pieces, pushed in order: an encoder's sealed segments and a
  * decoder's gzip members each as a Buffer of their own (never joined; pieces under 64 KiB are).
  * Memory: about two batches of input, plus the output waiting for the consumer: a call starts
  * only when none is in flight and less than one batch (the readable high-water mark) waits, so
  * at most one batch plus one call's output: for a decoder the output limit (soft: a serial
- * inflater's last step may cross it by 32 KiB; a gzip member or segment comes whole). Native errors become BackupError
- * (same code). Chunks handed to native are never modified afterwards (streams do not reuse them).
+ * inflater's last step may cross it by 32 KiB; a gzip member or segment comes whole). Native
+ * errors become BackupError (same code). Chunks handed to native are never modified afterwards
+ * (streams do not reuse them).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { toBackupError } from './errors.js';
