@@ -1,6 +1,7 @@
 // Merge and skip restores keep records of both sides, on the real s3db.js (memory://) and a real
 // filesystem destination: the resulting definition must read both sides' records right (or the
 // restore is refused before writing), and partition listings must match the records' values.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -212,7 +213,65 @@ describe('schemas of the two sides', () => {
     expect((await users(db).get('u1')).name).toBe('a');
     await again.stop();
   });
+
+  it("a merge that keeps the target's definition keeps the backup's plugin attribute keys reserved: a plugin attribute added later whose key would collide gets another", async () => {
+    // A plugin attribute (s3db.js 21 stores it in the definition with `__plugin__`) gets a short key
+    // from a hash of plugin and attribute name, so two attributes can hash alike; s3db.js then
+    // gives the later one a suffix, but only if the registry knows the earlier key. s3db.js keeps
+    // a plugin's registry only while the definition has attributes of that plugin, so both sides
+    // have one (`level`).
+    const pluginLevel = { type: 'string', optional: true, __plugin__: 'audit' };
+    const pluginScore = { type: 'number', optional: true, __plugin__: 'audit' };
+    const prod = await openDb(connection('plugin-prod'));
+    await prod.createResource({ name: 'users', attributes: { name: 'string', level: pluginLevel, score: pluginScore } });
+    await users(prod).insert({ id: 'p1', name: 'prod', level: 'silver', score: 5 });
+    const scoreKey = (await storedUsers(prod)).pluginSchemaRegistry.audit.mapping.score;
+    expect(pluginKey('audit', 'score')).toBe(scoreKey); // the mirror below matches s3db.js
+    const p = await withPlugin(prod);
+    const backup = await p.createBackup();
+    const url = connection('plugin-target');
+    const target = await openDb(url);
+    await target.createResource({ name: 'users', attributes: { name: 'string', level: pluginLevel } });
+    await target.createResource({ name: 'users', attributes: { name: 'string', level: pluginLevel }, behavior: 'body-overflow' }); // v2: the target's definition is kept
+    await users(target).insert({ id: 't1', name: 'target', level: 'gold' });
+    const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode: 'merge' });
+    expect(report.warnings).toContainEqual(expect.stringContaining('score (plugin audit)'));
+    expect((await storedUsers(target)).pluginSchemaRegistry.audit.burned).toContainEqual(expect.objectContaining({ key: scoreKey, attribute: 'score' }));
+    // The plugin adds an attribute whose hash is the restored record's score key.
+    let collider = 0;
+    while (pluginKey('audit', `a${collider}`) !== scoreKey) collider++;
+    const attribute = `a${collider}`;
+    const app = await openDb(url);
+    await app.createResource({ name: 'users', attributes: { name: 'string', level: pluginLevel, [attribute]: { type: 'string', optional: true, __plugin__: 'audit' } }, behavior: 'body-overflow' });
+    await users(app).insert({ id: 't2', name: 'new', [attribute]: 'mine' });
+    expect((await storedUsers(app)).pluginSchemaRegistry.audit.mapping[attribute]).not.toBe(scoreKey);
+    const reread = await openDb(url);
+    expect((await users(reread).get('p1'))[attribute]).toBeUndefined(); // without the reservation: '5', the score read as this attribute
+    expect((await users(reread).get('t2'))[attribute]).toBe('mine');
+    expect((await users(reread).get('t1')).level).toBe('gold');
+    await p.stop();
+  });
 });
+
+type StoredDefinition = { pluginSchemaRegistry: Record<string, { mapping: Record<string, string>; burned: { key: string; attribute?: string }[] }> };
+
+/** The users definition as stored in the database's s3db.json. */
+async function storedUsers(db: Db): Promise<StoredDefinition> {
+  const object = (await db.client.getObject('s3db.json')) as { Body: { transformToString(): Promise<string> } };
+  return (JSON.parse(await object.Body.transformToString()) as { resources: Record<string, StoredDefinition> }).resources.users;
+}
+
+/** s3db.js 21's short key of a plugin attribute (generatePluginAttributeHash, schema.class.js; not exported). */
+function pluginKey(plugin: string, attribute: string): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  let n = createHash('sha256').update(`${plugin}:${attribute}`).digest().readUInt32BE(0);
+  let digits = '';
+  do {
+    digits = alphabet[n % 62] + digits;
+    n = Math.floor(n / 62);
+  } while (n > 0);
+  return `p${digits.padStart(3, '0').substring(0, 3).toLowerCase()}`;
+}
 
 describe('partition references', () => {
   const byPlan = async (db: Db, plan: string) => (await users(db).list({ partition: 'byPlan', partitionValues: { plan } })).map((r) => r.id).sort();

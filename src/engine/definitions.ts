@@ -15,7 +15,11 @@
  * - mode 'merge' or 'skip' (records of both sides stay): the definition with the newer
  *   `currentVersion` (vN, highest N; the target's on a tie), plus the other side's versions it
  *   lacks, and a registry that keeps every short key the other side used reserved (burned), so an
- *   attribute added later never takes one of them.
+ *   attribute added later never takes one of them. Limit (s3db.js 21): a plugin's registry is
+ *   kept only while the definition has attributes of that plugin; s3db.js drops it on connect
+ *   otherwise, so a plugin key is reserved only if the kept definition has that plugin. A plugin
+ *   key is a hash of plugin and attribute name: the same attribute added again gets the same key
+ *   and reads the restored values; only another attribute that hashes alike would misread them.
  * Invariant (merge, skip; checked by `checkDefinitions` before anything is written, dry run too):
  * no short key holds different attributes on the two sides, and no attribute has different base
  * types (`number` vs `string`); else the restore is refused (ERR_SCHEMA_CONFLICT): records of one
@@ -95,9 +99,9 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
     const keptIsTarget = newer(existing, fromBackup) === existing;
     const [kept, other] = keptIsTarget ? [mine, theirs] : [theirs, mine];
     const [otherSide, keptSide] = keptIsTarget ? ["the backup's", "the target's"] : ["the target's", "the backup's newer"];
-    const keptMapping = kept.user.mapping ?? {};
-    const undeclared = Object.keys(other.user.mapping ?? {}).filter((a) => !(a in keptMapping));
-    const moved = Object.entries(other.user.mapping ?? {}).filter(([a, i]) => a in keptMapping && keptMapping[a] !== i).map(([a]) => a);
+    const [keptKeys, otherKeys] = [shortKeys(kept), shortKeys(other)];
+    const undeclared = [...otherKeys.keys()].filter((a) => !keptKeys.has(a));
+    const moved = [...otherKeys].filter(([a, key]) => keptKeys.has(a) && keptKeys.get(a) !== key).map(([a]) => a);
     if (undeclared.length > 0 || moved.length > 0) {
       const what = [undeclared.length > 0 ? `attributes that ${keptSide} definition does not declare (${undeclared.sort().join(', ')})` : '', moved.length > 0 ? `attributes under other short keys than ${keptSide} definition gives them (${moved.sort().join(', ')}: removed and added again)` : ''];
       warnings.push(`${otherSide} records of ${name} carry ${what.filter(Boolean).join(' and ')}: read through the kept definition those values show under their short key (as s3db.js shows attributes removed by a schema change); nothing is lost in storage`);
@@ -227,6 +231,14 @@ function slotConflicts(fromBackup: Registries, target: Registries): string[] {
     const other = targetHolders.get(slot);
     if (other !== undefined && other !== attr) out.push(`short key ${slot.replace(/^#/, '')} is '${attr}' in the backup and '${other}' in the target`);
   }
+  return out;
+}
+
+/** Attribute -> its short key, of the attributes a registry maps (a plugin's as `attr (plugin name)`). */
+function shortKeys(r: Registries): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [attr, index] of Object.entries(r.user.mapping ?? {})) out.set(attr, `#${index}`);
+  for (const [plugin, reg] of Object.entries(r.plugins)) for (const [attr, key] of Object.entries(reg.mapping ?? {})) out.set(`${attr} (plugin ${plugin})`, key);
   return out;
 }
 
