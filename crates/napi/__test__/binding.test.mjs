@@ -106,8 +106,8 @@ test('a decoder with outputLimit stops each call near it; more() says when to ca
     assert.equal(free.more(), false);
   }
   // A limit that is not a whole number of bytes from 1 to 2^32 - 1 is refused, never wrapped
-  // (2^32 + 4096 would have become 4096; -1, 4 GiB).
-  for (const outputLimit of [0, -1, 2 ** 32 + 4096]) {
+  // (2^32 + 4096 would have become 4096; -1, 4 GiB; 1.5, 1).
+  for (const outputLimit of [0, -1, 2 ** 32 + 4096, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
     assert.throws(() => new NativeDecoder({ compression: 'gzip', outputLimit }), (err) => err.code === 'ERR_INVALID_OPTION' && /outputLimit/.test(err.message));
   }
 });

@@ -40,7 +40,7 @@ pub struct NativeCodecOptions {
     pub threads: Option<u32>,
     /// Decoder only: soft limit of one call's output in bytes (default: none). A call that
     /// reaches it sets `more()`: call `write` with no input (or `finish` again) before more input.
-    pub output_limit: Option<i64>,
+    pub output_limit: Option<f64>,
     /// TEST ONLY: fixed 32-byte salt (never in production: it reuses GCM nonces).
     pub test_salt: Option<Buffer>,
     /// TEST ONLY: fixed 7-byte nonce prefix.
@@ -267,7 +267,8 @@ impl NativeDecoder {
             threads: options.threads.unwrap_or(0) as usize,
             output_limit: match options.output_limit {
                 None => 0,
-                Some(n) if n >= 1 && n <= u32::MAX as i64 => n as usize,
+                // A JS number: refused unless whole and in range (NaN fails every comparison).
+                Some(n) if n >= 1.0 && n <= u32::MAX as f64 && n.fract() == 0.0 => n as usize,
                 Some(n) => {
                     return Err(option_error(
                         "outputLimit",
