@@ -11,7 +11,6 @@ import { inspect } from 'node:util';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
-import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { openDb, seedDatabase, seededCopies, snapshot } from './helpers/database.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
@@ -69,11 +68,15 @@ describe('the s3db.js dialect', () => {
     expect(events[1]![1]).toMatchObject({ id: b.id, type: 'full', size: b.size });
 
     const status = await p.getBackupStatus(b.id);
-    expect(status).toMatchObject({ id: b.id, type: 'full', status: 'completed', size: b.size, checksum: b.checksum, encrypted: false, compressed: true, error: null });
+    expect(status).toMatchObject({ id: b.id, type: 'full', status: 'completed', size: b.size, checksum: b.checksum, encrypted: false, compressed: true, error: null, driverInfo: b.driverInfo });
     expect([...status!.resources].sort()).toEqual(Object.keys(db.resources).sort());
+    // listBackups() and getBackup() name the same resources (no internal group): each restores
+    expect([...(await p.getBackup(b.id))!.resources].sort()).toEqual(Object.keys(db.resources).sort());
+    expect((await p.listBackups())[0]!.resources).toEqual((await p.getBackup(b.id))!.resources);
+    await expect(p.restore({ backupId: b.id, resources: (await p.getBackup(b.id))!.resources, dryRun: true })).resolves.toMatchObject({ dryRun: true });
     // a new plugin instance (new process, same destination) knows it from the destination alone
     const fresh = new BackupPlugin({ schedule: false, config: { directory: dir } });
-    expect(await fresh.getBackupStatus(b.id)).toMatchObject({ id: b.id, status: 'completed', size: b.size, checksum: b.checksum });
+    expect(await fresh.getBackupStatus(b.id)).toMatchObject({ id: b.id, status: 'completed', size: b.size, checksum: b.checksum, driverInfo: b.driverInfo });
     expect(await fresh.getBackupStatus('full-20000101T000000000Z-000000')).toBeNull();
 
     // damage, then restore in s3db.js's dialect: counts are real (s3db.js's plugin reported 0)
@@ -155,7 +158,7 @@ describe('install paths', () => {
       await first.usePlugin(used);
       expect((first.plugins as Record<string, unknown>).backup).toBe(used);
       const b1 = await used.createBackup();
-      expect(b1.resources.sort()).toEqual([DATABASE_GROUP, ...resourceNames].sort());
+      expect(b1.resources.sort()).toEqual([...resourceNames].sort()); // database-level objects are in the backup, under no resource name
       await used.stop();
       if (kind === 'file') await first.disconnect();
 
@@ -202,6 +205,11 @@ describe('option errors', () => {
     ['unknown driver', { driver: 'ftp' as 's3' }, 'driver'],
     ['bad verify', { verify: 'sometimes' as 'quick' }, 'verify'],
     ['bad type', { type: 'differential' as 'full' }, 'type'],
+    ['gzip level above 9', { compression: 'gzip', level: 15 }, 'level'],
+    ['gzip level 0', { compression: 'gzip', level: 0 }, 'level'],
+    ['brotli level above 11', { compression: 'brotli', level: 12 }, 'level'],
+    ['zstd level 23 (s3db.js spelling)', { compression: 'zstd', compressionLevel: 23 }, 'compressionLevel'],
+    ['fractional level', { level: 4.5 }, 'level'],
   ];
   for (const [what, options, option] of cases) {
     it(`${what}: ERR_INVALID_OPTION naming "${option}"`, () => {
@@ -216,6 +224,12 @@ describe('option errors', () => {
       expect((caught as BackupError).message).toContain(`"${option}"`);
     });
   }
+
+  it("s3db.js's base-Plugin options (slug, namespace, instanceId, customName, logLevel) are accepted", () => {
+    for (const extra of [{ slug: 'backup' }, { namespace: 'nightly' }, { instanceId: 'nightly' }, { customName: 'b' }, { logLevel: 'warn' }]) {
+      expect(() => new BackupPlugin({ schedule: false, ...extra })).not.toThrow();
+    }
+  });
 
   it('a passphrase never appears in an error message, its details or its cause', () => {
     const bad: BackupPluginOptions[] = [

@@ -14,6 +14,8 @@
  */
 import { normalizeDestinations } from './destinations/index.js';
 import { encryptionOption, type EncryptionOption } from './encryption-options.js';
+import { LEVELS } from './codec/format.js';
+import { MIN_INTERVAL_MS } from './schedule/parse.js';
 import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
 
@@ -94,6 +96,8 @@ export interface BackupPluginOptions {
   logger?: unknown;
   slug?: string;
   namespace?: string;
+  /** s3db.js's base-Plugin alias of `namespace`. */
+  instanceId?: string;
   customName?: string;
 }
 
@@ -102,7 +106,7 @@ const KNOWN = new Set<string>([
   'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
   'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
-  'progressIntervalMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'customName',
+  'progressIntervalMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
 ]);
 const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
@@ -152,7 +156,10 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
 
   const compression: Compression = o.compression === false ? 'none' : oneOf('compression', o.compression ?? 'gzip', COMPRESSIONS);
   const level = o.level ?? o.compressionLevel ?? null;
-  if (level !== null && (!Number.isInteger(level) || level < 0 || level > 22)) throw optionError('level', `${String(level)} is not a compression level`, 'Use zlib 1-9, brotli 0-11 or zstd 1-22');
+  const range = LEVELS[compression];
+  if (level !== null && compression !== 'none' && (typeof level !== 'number' || !Number.isInteger(level) || level < range.min || level > range.max)) {
+    throw optionError(o.level !== undefined ? 'level' : 'compressionLevel', `${JSON.stringify(level)} is not a ${compression} level`, `Use an integer from ${range.min} to ${range.max} (${compression}; default ${range.default})`);
+  }
 
   const verifyRaw = o.verify ?? o.verification ?? true;
   const verify = verifyRaw === true ? 'full' : verifyRaw === false ? false : oneOf('verify', verifyRaw, ['quick', 'full'] as const);
@@ -241,8 +248,8 @@ function sized(name: string, value: unknown, min: number, max: number): number {
 function scheduleValue(name: string, value: unknown): ScheduleValue {
   if (value === false || value === null) return false;
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw optionError(name, `${value} is not a whole number of milliseconds`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
-    if (value < 1000) throw optionError(name, `${value} ms is too short`, 'Use at least 1000 ms, a name (hourly, daily, weekly, monthly) or a cron expression');
+    if (!Number.isInteger(value)) throw optionError(name, `${value} is not a whole number of milliseconds`, `Use at least ${MIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
+    if (value < MIN_INTERVAL_MS) throw optionError(name, `${value} ms is too short`, `Use at least ${MIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
     return value;
   }
   if (typeof value === 'string' && value.trim() !== '') return value.trim();

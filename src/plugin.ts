@@ -553,7 +553,7 @@ export class BackupPlugin extends EventEmitter {
     }
     let id = newBackupId(expected, new Date(started));
     this.runningBackup = id;
-    const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString() };
+    const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString(), driverInfo: null };
     let lease: LeaseGroup | null = null;
     try {
       await this.callHook('onBackupStart', expected, { backupId: id });
@@ -723,6 +723,8 @@ interface StatusRecord {
   error: string | null;
   duration: number;
   createdAt: string;
+  /** Per destination: `{ label, status, error? }` (null while running). */
+  driverInfo: Manifest['destinations'] | null;
 }
 
 function statusFromManifest(m: Manifest): StatusRecord {
@@ -739,6 +741,7 @@ function statusFromManifest(m: Manifest): StatusRecord {
     error: null,
     duration: m.durationMs,
     createdAt: m.startedAt,
+    driverInfo: m.destinations,
   };
 }
 

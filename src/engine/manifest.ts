@@ -7,6 +7,7 @@
  * master key: useless without the passphrase), kept so every backup stays self-contained.
  */
 import { BackupError } from '../errors.js';
+import { DATABASE_GROUP } from './layout.js';
 
 export type BackupType = 'full' | 'incremental';
 export type Compression = 'gzip' | 'brotli' | 'deflate' | 'zstd' | 'none';
@@ -160,7 +161,7 @@ export interface BackupSummary {
   parentId: string | null;
   reason: string | null;
   metadata: Record<string, unknown>;
-  /** Names of the resources in the backup. */
+  /** Names of the resources in the backup (not `_database`, the group of database-level objects, which every backup holds). */
   resources: string[];
   /** Bytes stored at the destination (parts + index). */
   size: number;
@@ -193,7 +194,7 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     parentId: m.parentId,
     reason: m.reason,
     metadata: m.metadata,
-    resources: Object.keys(m.resources),
+    resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
     size: m.totals.storedBytes,
     objects: m.totals.objects,
     records: m.totals.records,

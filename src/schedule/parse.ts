@@ -32,7 +32,8 @@ export interface ParseScheduleOptions {
   option?: string;
 }
 
-export const MIN_INTERVAL_MS = 100;
+/** The shortest interval (the plugin's options refuse shorter ones with the same bound). */
+export const MIN_INTERVAL_MS = 1000;
 
 export const NAMED_SCHEDULES: Readonly<Record<string, string>> = {
   hourly: '0 * * * *',
