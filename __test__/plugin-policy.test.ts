@@ -540,6 +540,29 @@ describe('retention per selection series', () => {
   });
 });
 
+describe('resource names', () => {
+  it('a name the database neither defines nor holds objects of is refused before anything is written; a resource with objects but no definition is backed up', async () => {
+    const db = await seeded('names');
+    const dir = path.join(work, 'names');
+    const failures: unknown[] = [];
+    const typo = plugin(dir, { include: ['users', 'ordrs'], webhooks: { onFailure: (e: unknown) => void failures.push(e) } });
+    await db.usePlugin(typo, 'typo');
+    await expect(typo.createBackup()).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE', message: expect.stringMatching(/'ordrs'.*it defines: .*orders.*Nothing was backed up/s) });
+    expect(failures).toHaveLength(1);
+    await typo.stop();
+    const p = plugin(dir);
+    await db.usePlugin(p, 'names');
+    await expect(p.createBackup({ resources: ['nope'] })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE', message: expect.stringContaining("'nope'") });
+    expect(await p.listBackups()).toEqual([]);
+    expect(await leftovers(dir)).toEqual([]);
+    // objects under resource=ghost/ with no definition in s3db.json (a damaged s3db.json) are data
+    await db.client.putObject({ key: 'resource=ghost/data/id=g1', body: Buffer.from('x'), metadata: { _v: 'v1' } });
+    const ghost = await p.createBackup({ resources: ['ghost'] });
+    expect(ghost).toMatchObject({ resources: ['ghost'], records: 1 });
+    await p.stop();
+  });
+});
+
 describe('incremental backups through the plugin', () => {
   it('stores only changes, records deletions, and restores exactly into an EMPTY database', async () => {
     const dir = path.join(work, 'incr');

@@ -98,6 +98,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   const id = o.id ?? newBackupId(type, started);
   if (!id.startsWith(`${type}-`)) throw new BackupError('ERR_INTERNAL', `backup id ${id} does not name its type ${type}`);
   const set = o.set;
+  const s3dbJson = await readS3dbJson(o.db);
+  await refuseUnknownResources(o, s3dbJson);
   await set.beginBackup(paths.pending(`${id}.probe`));
 
   const written: string[] = [];
@@ -110,7 +112,6 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set) : null;
     const key = keyInfo?.key ?? null;
     const codec = { compression: o.compression, level: o.level ?? undefined, key: key ?? undefined, segmentSize: o.segmentSize, threads: o.threads };
-    const s3dbJson = await readS3dbJson(o.db);
     const parentKey = parent?.encryption ? await o.keyring.keyForManifest(parent, set) : null;
 
     const stats: Record<string, ResourceStats> = {};
@@ -377,6 +378,33 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
     lastModified: a.entry.lastModified || (response.LastModified ? new Date(response.LastModified).toISOString() : undefined),
   };
   return { ...a, record: { header, body } };
+}
+
+/**
+ * Refuses (ERR_UNKNOWN_RESOURCE, before anything is written) a backup whose `include` names a
+ * resource the database neither defines nor holds objects of: a typo, or a resource dropped since,
+ * would otherwise give a "successful" backup without the data the caller believes it holds.
+ * A resource with objects but no definition (a damaged s3db.json) is backed up.
+ */
+async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): Promise<void> {
+  if (!o.include) return;
+  const defined = definedResources(s3dbJson);
+  const unknown: string[] = [];
+  for (const name of o.include) {
+    if (defined.includes(name)) continue;
+    if (!(await hasObjects(o.db, `resource=${name}/`))) unknown.push(name);
+  }
+  if (unknown.length === 0) return;
+  throw new BackupError(
+    'ERR_UNKNOWN_RESOURCE',
+    `the backup names ${unknown.map((n) => `'${n}'`).join(', ')}, which the database neither defines nor holds objects of (it defines: ${[...defined].sort().join(', ') || 'no resource'}). Nothing was backed up. Fix the name in the plugin's include or resources option (or in createBackup({ resources })), or remove a resource that was dropped`,
+    { details: { unknown, defined } },
+  );
+}
+
+async function hasObjects(db: DatabaseLike, prefix: string): Promise<boolean> {
+  for await (const _ of listObjects(db.client, { prefix, pageSize: 1 })) return true;
+  return false;
 }
 
 function definedResources(s3dbJson: unknown): string[] {
