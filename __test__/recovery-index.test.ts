@@ -391,6 +391,10 @@ describe('lost object indexes: recoverBackups()', () => {
     expect(verdict.error).toContain('fails its SHA-256 check');
     expect(verdict.error).toContain('recoverBackups() puts a lost, cut-short or corrupt object index back');
     expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [{ id: full.id, action: 'rebuilt', destinations: [p.destinations.members[0]!.label], verified: true }], skipped: [] });
+    // The incremental's record is its own verdict (whole), not "its full fails": with the full
+    // repaired it is verified again at once (a derived failure would stay, and retention would
+    // delete a restorable backup).
+    expect((await p.listBackups({ verified: true })).map((b) => b.id)).toEqual([inc.id, full.id]);
     // the corrupt file is gone, the rebuilt one named beside the untouched manifest
     expect(await indexFiles(dir)).toEqual([(await refOf(dir, full.id))!.path, `indexes/${full.id}.rebuilt.json`, `indexes/${inc.id}.index`].sort());
     expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);

@@ -272,11 +272,17 @@ describe('recovery paths', () => {
     const own = await p.verifyBackup(full.id);
     expect(own).toMatchObject({ verified: false, error: expect.stringContaining(part.path) });
     await p.stop();
-    // Its full's manifest gone: the chain is broken, which is what verify records.
+    // What is recorded is each backup's own verdict: the incremental's own data is whole.
+    expect((await p.getBackup(inc.id))!).toMatchObject({ verified: false, verification: { verified: true } });
+    // Its full's manifest gone: the chain is broken. verify says so and points at
+    // recoverBackups(), but records nothing (a lost manifest may come back, and a recorded failure
+    // would let retention delete the incremental); the listing shows it unverified meanwhile.
     await rm(manifestPath(dir, full.id));
-    const again = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
-    expect(await again.p.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringContaining(`needs ${full.id}, which no longer exists`) });
+    const again = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, retention: { policy: 'simple', count: 10 } });
+    expect(await again.p.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringMatching(new RegExp(`needs ${full.id}, whose manifest is missing.*recoverBackups\\(\\)`)) });
+    expect((await again.p.getBackup(inc.id))!).toMatchObject({ verified: false, verification: { verified: true } });
     expect((await again.p.listBackups({ verified: false })).map((b) => b.id)).toEqual([inc.id]);
+    expect((await again.p.prune({ dryRun: true })).remove.map((r) => r.id)).toEqual([]);
     await again.p.stop();
   });
 });

@@ -222,10 +222,19 @@ export class BackupPlugin extends EventEmitter {
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
     const { entries, unreadable } = await this.catalog.survey();
-    // A backup whose chain holds one recorded as failing verification cannot be restored: it is
-    // not `verified`, whatever its own last verification said (as retention counts it).
+    // A backup whose chain holds one recorded as failing verification, or one whose manifest is
+    // missing or unreadable, cannot be restored now: it is not `verified`, whatever its own last
+    // verification said. (Retention counts only the recorded failure: a lost manifest may come back.)
     const verifications = new Map(entries.map((e) => [e.manifest.id, e.summary.verification]));
-    let list = entries.map((e) => (chainFailed(e.manifest, verifications) ? { ...e.summary, verified: false } : e.summary));
+    const missing = new Set<string>();
+    let list = entries.map((e) => {
+      const problem = chainProblem(e.manifest, verifications);
+      if (problem?.kind === 'missing') missing.add(e.manifest.chain.find((id) => !verifications.has(id))!);
+      return problem ? { ...e.summary, verified: false } : e.summary;
+    });
+    for (const id of missing) {
+      this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts)`);
+    }
     for (const bad of unreadable) {
       this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest is unreadable (recoverBackups() puts it back from its copy)`);
       this.emit('plg:backup:unreadable', bad);
@@ -258,13 +267,13 @@ export class BackupPlugin extends EventEmitter {
     const manifest = await this.catalog.get(id);
     if (!manifest) return null;
     const summary = summarize(manifest, await this.catalog.latestVerification(id));
-    // As in listBackups(): a backup of its chain recorded as failing makes it not `verified`.
+    // As in listBackups(): a backup of its chain recorded as failing, or missing, makes it not `verified`.
     const verifications = new Map([[id, summary.verification]]);
     for (const ancestor of manifest.chain.filter((c) => c !== id)) {
       const m = await this.catalog.get(ancestor).catch(() => null);
       if (m) verifications.set(ancestor, summarize(m, await this.catalog.latestVerification(ancestor)).verification);
     }
-    return { ...summary, verified: summary.verified && !chainFailed(manifest, verifications), manifest };
+    return { ...summary, verified: summary.verified && chainProblem(manifest, verifications) === null, manifest };
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
@@ -304,27 +313,34 @@ export class BackupPlugin extends EventEmitter {
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
     const manifest = await this.catalog.require(id);
     const started = Date.now();
-    const result = await this.verifyChain(manifest, level, started);
-    if (!(await this.catalog.recordVerification(id, result, started))) {
-      this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(result.verified)})`);
+    const { result, own } = await this.verifyChain(manifest, level, started);
+    if (own && !(await this.catalog.recordVerification(id, own, started))) {
+      this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(own.verified)})`);
     }
     this.emit('plg:backup:verified', { id, ...result });
     return result;
   }
 
   /**
-   * Verifies `manifest` with its chain. Each backup of the chain before it gets its own verdict
-   * (with the chain it needs) recorded as well: verifying an incremental is how a damaged full
+   * Verifies `manifest` with its chain: `result` is its verdict with the chain it needs (what a
+   * restore of it would meet), `own` the verdict of its own data. Each backup of the chain before
+   * it gets its own verdict recorded as well: verifying an incremental is how a damaged full
    * behind it is found, and recoverBackups() repairs an index where the damaged backup's own
    * record names it.
+   * Invariant: a record holds a backup's OWN verdict, never one derived from its chain. Readers
+   * (listBackups, getBackup, retention: chainFailed) combine the chain's records when they read,
+   * so a repaired and re-verified ancestor clears its dependents at once; a derived failure stored
+   * on a dependent would outlive the repair and let retention delete a restorable backup.
+   * A chain with a missing member (ERR_CHAIN_BROKEN) records nothing (`own` null): a lost
+   * manifest may come back with recoverBackups().
    */
-  private async verifyChain(manifest: Manifest, level: 'quick' | 'full', started: number): Promise<VerificationResult> {
+  private async verifyChain(manifest: Manifest, level: 'quick' | 'full', started: number): Promise<{ result: VerificationResult; own: VerificationResult | null }> {
     let chain: Manifest[];
     try {
       chain = await this.catalog.chainOf(manifest);
     } catch (err) {
       if (!(err instanceof BackupError && err.code === 'ERR_CHAIN_BROKEN')) throw err;
-      return { verified: false, level, at: new Date().toISOString(), error: err.message, destinations: [] };
+      return { result: { verified: false, level, at: new Date().toISOString(), error: err.message, destinations: [] }, own: null };
     }
     const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
     for (const m of chain) keys.set(m.id, m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null);
@@ -337,8 +353,8 @@ export class BackupPlugin extends EventEmitter {
       }
       const verdict: VerificationResult =
         ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
-      if (m.id === manifest.id) return verdict;
-      await this.catalog.recordVerification(m.id, verdict, started);
+      if (m.id === manifest.id) return { result: verdict, own };
+      await this.catalog.recordVerification(m.id, own, started);
       if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
     }
     throw new Error(`internal: backup ${manifest.id} is not in its own chain`);

@@ -122,7 +122,10 @@ export class Catalog {
     for (const id of manifest.chain) {
       const m = id === manifest.id ? manifest : await this.get(id);
       if (!m) {
-        throw new BackupError('ERR_CHAIN_BROKEN', `backup ${manifest.id} is an incremental that needs ${id}, which no longer exists; restore a full backup or a complete chain`);
+        throw new BackupError(
+          'ERR_CHAIN_BROKEN',
+          `backup ${manifest.id} is an incremental that needs ${id}, whose manifest is missing or unreadable. If only the manifest was lost, recoverBackups() puts it back from its copy beside the parts (then run this again); if ${id} was deleted, restore a full backup or a complete chain`,
+        );
       }
       chain.push(m);
     }
