@@ -112,6 +112,17 @@ describe('s3db.js drop-in details', () => {
     const err = await p.restore({ backupId: b.id, destination: 'postgres://user:pw@host/db' }).then(() => null, (e: unknown) => e as Error & { code: string });
     expect(err?.code).toBe('ERR_TARGET_OPEN');
     expect(err!.message).not.toMatch(/Stack:|pw@| at /);
+    // A secret with '/', '+' and '@' in it (AWS secret keys hold '/' and '+'): hidden in the
+    // message, the cause and the event alike.
+    const events: unknown[] = [];
+    p.on('plg:backup:restore-error', (e: unknown) => events.push(e));
+    const secret = 'wJalr/XUtn+FEMI@K7MDENG';
+    const err2 = await p.restore({ backupId: b.id, destination: `postgres://AKIDEXAMPLE:${secret}@host/db` }).then(() => null, (e: unknown) => e as Error & { code: string; cause?: unknown });
+    expect(err2?.code).toBe('ERR_TARGET_OPEN');
+    expect(events).toHaveLength(1);
+    for (const text of [err2!.message, String((err2!.cause as Error).message), JSON.stringify(events)]) {
+      for (const piece of secret.split(/[/+@]/)) expect(text).not.toContain(piece);
+    }
     await p.stop();
   });
 

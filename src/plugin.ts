@@ -37,7 +37,7 @@ import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
-import { openDatabase } from './target.js';
+import { openDatabase, redacted } from './target.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -866,7 +866,7 @@ function pickTemplate(config: NormalizedOptions): string | undefined {
 
 function describeTarget(destination: RestoreOptions['destination']): string {
   if (destination === undefined) return 'production';
-  if (typeof destination === 'string') return destination.replace(/\/\/[^@/]*@/, '//***@');
+  if (typeof destination === 'string') return redacted(destination);
   return 'database instance';
 }
 

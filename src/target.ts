@@ -24,9 +24,12 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
-/** A connection string with its credentials hidden. */
-export function redacted(connectionString: string): string {
-  return connectionString.replace(/\/\/[^@/]*@/g, '//***@');
+/**
+ * Text with the credentials of every connection string in it hidden: everything from `//` to the
+ * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded).
+ */
+export function redacted(text: string): string {
+  return text.replace(/\/\/\S*@/g, '//***@');
 }
 
 function locationOf(db: DatabaseLike, fallback: string): string {
@@ -94,7 +97,9 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
     await db.connect!();
     return db;
   } catch (err) {
-    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(err)}`, { cause: err });
+    // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
+    const cause = Object.assign(new Error(redacted(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
+    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(err)}`, { cause });
   }
 }
 
