@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { openDb, seedDatabase, snapshot } from './helpers/database.js';
 
+const ENCRYPTED = { passphrase: 'selective-backup-passphrase', iterations: 100_000 };
+
 let work: string;
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'selective-'));
@@ -31,6 +33,7 @@ describe('selective backups', () => {
     const plugin = new BackupPlugin({
       schedule: false,
       config: { directory: path.join(work, 'b1') },
+      encryption: ENCRYPTED, // b_truncate_data and b_user_managed have a secret attribute (refused unencrypted)
       resources: {
         users: true,
         b_body_only: false,
@@ -79,7 +82,20 @@ describe('selective backups', () => {
     const keys = (await db.createResource({ name: 'apikeys', attributes: { owner: 'string', token: 'secret', active: 'boolean' } })) as unknown as Api & { insert(v: object): Promise<unknown> };
     await keys.insert({ id: 'k1', owner: 'alice', token: 'tok-alice', active: true });
     await keys.insert({ id: 'k2', owner: 'bob', token: 'tok-bob', active: false });
-    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret') }, resources: { apikeys: { filter: { active: true } } } });
+    // Unencrypted, the records' decrypted tokens would lie in cleartext at the destination: refused
+    // before anything is written, unless fields leave the secret out.
+    const plain = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret-plain') }, resources: { apikeys: { filter: { active: true } } } });
+    await db.usePlugin(plain, 'plain');
+    await expect(plain.createBackup()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"resources\.apikeys".*'token'.*decrypted.*Set encryption/s) });
+    expect(await plain.listBackups()).toEqual([]);
+    await plain.stop();
+    const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string', pin: 'secret|optional' } })) as unknown as { insert(v: object): Promise<unknown> };
+    await notes.insert({ id: 'n1', text: 'hello', pin: '1234' });
+    const projected = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret-projected') }, resources: { notes: { fields: ['text'] } }, include: ['notes'] });
+    await db.usePlugin(projected, 'projected');
+    expect((await projected.createBackup()).records).toBe(1);
+    await projected.stop();
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret') }, encryption: ENCRYPTED, resources: { apikeys: { filter: { active: true } } } });
     await db.usePlugin(plugin);
     const backup = await plugin.createBackup();
     const named = `sel-secret-${process.pid}`;

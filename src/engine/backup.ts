@@ -146,7 +146,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       open.add(part.sink);
     };
 
-    const logical = new LogicalReader(o.db, o.selections);
+    const logical = new LogicalReader(o.db, o.selections, key !== null);
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
     const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a)));
     for await (const item of fetched) {

@@ -3,7 +3,8 @@
  * restored. Such a backup is deliberately partial, so it cannot be an object-level copy:
  *
  * Backup: for each record object (`resource=<r>/data/id=<id>`, in key order) the record is read
- *   through s3db's resource API (`resource.get(id)`: decoded values, secrets decrypted), kept if
+ *   through s3db's resource API (`resource.get(id)`: decoded values, secrets decrypted; so an
+ *   unencrypted backup refuses a resource whose kept attributes include a `secret`), kept if
  *   `filter` matches (an object: every listed field equals the given value; a function: returns
  *   true), reduced to `id` + `fields` when `fields` is given, and stored as an archive record whose
  *   body is the record's JSON and whose header says `logical: true`. At most `limit` records are
@@ -47,6 +48,18 @@ function resourceApi(db: DatabaseLike, name: string): ResourceApi {
   return r as ResourceApi;
 }
 
+/** Paths (`token`, `auth.key`) of the attributes whose rule is s3db.js's `secret` type. */
+function secretPaths(attributes: Record<string, unknown>, prefix: string): string[] {
+  const out: string[] = [];
+  for (const [name, rule] of Object.entries(attributes)) {
+    if (name.startsWith('$$')) continue;
+    const type = typeof rule === 'string' ? rule : rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string' ? (rule as { type: string }).type : null;
+    if (type !== null && /^\s*secret\b/.test(type)) out.push(prefix + name);
+    else if (type === null && rule && typeof rule === 'object') out.push(...secretPaths(rule as Record<string, unknown>, `${prefix}${name}.`));
+  }
+  return out;
+}
+
 export function matches(record: Record<string, unknown>, filter: ResourceSelection['filter']): boolean {
   if (filter === undefined) return true;
   if (typeof filter === 'function') return filter(record) === true;
@@ -64,10 +77,13 @@ export function project(record: Record<string, unknown>, fields: string[] | unde
 export class LogicalReader {
   private readonly admitted = new Map<string, number>();
   private readonly checked = new Set<string>();
+  private readonly screened = new Set<string>();
 
   constructor(
     private readonly db: DatabaseLike,
     private readonly selections: Record<string, ResourceSelection>,
+    /** Whether the backup is encrypted: logical records hold secrets decrypted (see refuseSecrets). */
+    private readonly encrypted: boolean,
   ) {}
 
   async fetch<A extends { entry: SourceEntry; group: string }>(action: A): Promise<(A & { record: ArchiveRecord }) | undefined> {
@@ -83,9 +99,31 @@ export class LogicalReader {
     }
     if (!matches(record, selection.filter)) return undefined;
     const projected = project(record, selection.fields);
+    if (!this.screened.has(action.group)) this.refuseSecrets(action.group);
     await this.checkRestorable(action.group, record, projected);
     const body = Buffer.from(JSON.stringify(projected), 'utf8');
     return { ...action, record: { header: { key: action.entry.key, size: body.length, contentType: 'application/json', logical: true, etag: action.entry.etag }, body } };
+  }
+
+  /**
+   * Once per resource, unencrypted backups only: refuses to store `secret` attributes the records
+   * keep (all of them, or those `fields` keeps). s3db.js stores them encrypted with the database's
+   * passphrase, but the resource API decrypts them, and a logical record is that API's view: in a
+   * backup without encryption they would lie in cleartext at the destination.
+   */
+  private refuseSecrets(group: string): void {
+    this.screened.add(group);
+    if (this.encrypted) return;
+    const fields = this.selections[group]?.fields;
+    const attributes = (this.db.resources[group] as { attributes?: Record<string, unknown> } | undefined)?.attributes ?? {};
+    const kept = secretPaths(attributes, '').filter((p) => !fields || fields.includes(p.split('.')[0]!));
+    if (kept.length === 0) return;
+    const names = kept.map((p) => `'${p}'`).join(', ');
+    throw optionError(
+      `resources.${group}`,
+      `would store ${names} of '${group}' decrypted: a backup with filter, fields or limit reads records through s3db's resource API, which decrypts secret attributes, and this backup is not encrypted`,
+      `Set encryption (a passphrase), leave ${names} out of fields, or back '${group}' up whole (no filter, fields or limit: its objects are copied as stored, secrets still encrypted). The backup was not written`,
+    );
   }
 
   /**
