@@ -417,3 +417,44 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await p.stop();
   });
 });
+
+describe('changed circumstances: the next incremental becomes a full instead of failing or depending on what is not there', () => {
+  it('encryption turned off: the encrypted parent cannot be read, so the next backup is a full (logged once) and the new chain goes on', async () => {
+    const { dir, db, inc } = await fullAndIncremental('encryption-off');
+    const warnings: string[] = [];
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    await db.usePlugin(p, 'plain');
+    const next = await p.createBackup();
+    expect(next).toMatchObject({ type: 'full', encrypted: false });
+    expect(warnings).toEqual([expect.stringContaining(`${inc.id} is encrypted and encryption is now off`)]); // once, not once per look
+    expect((await p.createBackup()).type).toBe('incremental'); // the new chain goes on unencrypted
+    await p.stop();
+  });
+
+  it('a destination of two emptied (replaced disk): the next backup is a full written to both, not an incremental whose chain only the other holds', async () => {
+    const [a, b] = [path.join(work, 'two-a'), path.join(work, 'two-b')];
+    const db = await copySeeded(bucket('two'));
+    const options: BackupPluginOptions = { schedule: false, driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: a } }, { driver: 'filesystem', config: { directory: b } }], type: 'incremental' };
+    const p = new BackupPlugin({ ...options, logger: { warn() {}, error() {}, info() {} } });
+    await db.usePlugin(p);
+    expect((await p.createBackup()).type).toBe('full');
+    expect((await p.createBackup()).type).toBe('incremental');
+    await p.stop();
+    await rm(a, { recursive: true });
+    const warnings: string[] = [];
+    const q = new BackupPlugin({ ...options, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    await db.usePlugin(q, 'again');
+    const next = await q.createBackup();
+    expect(next.type).toBe('full');
+    expect(warnings).toContainEqual(expect.stringContaining(`${a} does not hold every backup of the chain`));
+    // A alone (B lost later) restores the newest backup
+    const alone = new BackupPlugin({ schedule: false, config: { directory: a } });
+    await db.usePlugin(alone, 'alone');
+    expect((await alone.listBackups()).map((x) => x.id)).toEqual([next.id]);
+    const target = await openDb(bucket('two-target'));
+    await alone.restore({ backupId: next.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await q.stop();
+    await alone.stop();
+  });
+});

@@ -26,7 +26,7 @@ import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './en
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
-import { DATABASE_GROUP, newBackupId, PathTemplate } from './engine/layout.js';
+import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
@@ -564,7 +564,7 @@ export class BackupPlugin extends EventEmitter {
     this.runningBackup = `starting-${started}`; // busy from the first await on (ticks meanwhile are skipped)
     let expected: 'full' | 'incremental' = type;
     if (type === 'incremental') {
-      const parent = await this.parentFor(include, exclude).catch(() => undefined);
+      const parent = await this.parentFor(include, exclude, true).catch(() => undefined);
       if (parent === null) expected = 'full';
     }
     let id = newBackupId(expected, new Date(started));
@@ -658,23 +658,49 @@ export class BackupPlugin extends EventEmitter {
    * chain is too long, broken, or holds a backup recorded as failing verification (building on it
    * would give backups that look fine and cannot be restored): then null, i.e. a full backup.
    */
-  private async parentFor(include: string[] | null, exclude: string[]): Promise<Manifest | null> {
+  /**
+   * The backup the next incremental builds on, or null for a full. `quiet`: a first look before
+   * the lease (to name the backup), which the look under the lease repeats; only that one logs.
+   */
+  private async parentFor(include: string[] | null, exclude: string[], quiet = false): Promise<Manifest | null> {
+    const warn = (id: string, why: string) => (quiet ? undefined : this.log('warn', { backupId: id }, `the next backup is a full one: ${why}`));
     const wanted = selectionKey({ include, exclude, includeMetadata: this.config.includeMetadata, logical: this.config.selections });
     const list = await this.catalog.list();
     const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted)?.manifest;
     if (!newest) return null;
     if (newest.chain.length > this.config.maxChainLength) return null;
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
-    if (bad) {
-      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the chain of ${newest.id} ${bad.text}`);
-      return null;
-    }
+    if (bad) return warn(newest.id, `the chain of ${newest.id} ${bad.text}`) ?? null;
     // An incremental is planned against its parent's object index: without it, every incremental would fail.
     if (!(await indexAvailable(holdersOf(newest, this.destinations), newest))) {
-      this.log('warn', { backupId: newest.id }, `the next backup is a full one: the object index of ${newest.id} is missing (${INDEX_REPAIR_HINT})`);
-      return null;
+      return warn(newest.id, `the object index of ${newest.id} is missing (${INDEX_REPAIR_HINT})`) ?? null;
+    }
+    if (newest.codec.encrypted && !this.keyring.enabled) {
+      // Encryption turned off: the parent's index cannot be read without the passphrase.
+      return warn(newest.id, `${newest.id} is encrypted and encryption is now off, so its object index cannot be read`) ?? null;
+    }
+    const lacking = await this.membersLackingChain(newest);
+    if (lacking.length > 0) {
+      // Written there, the incremental would depend on backups that destination does not hold.
+      return warn(newest.id, `${lacking.join(', ')} ${lacking.length > 1 ? 'do' : 'does'} not hold every backup of the chain of ${newest.id} (a replaced or emptied destination)`) ?? null;
     }
     return newest;
+  }
+
+  /** Destinations the next backup writes to ('all', 'any') that lack a manifest of `m`'s chain. */
+  private async membersLackingChain(m: Manifest): Promise<string[]> {
+    const set = this.destinations;
+    if (set.members.length < 2 || set.strategy === 'priority') return [];
+    const lacking: string[] = [];
+    for (const member of set.members) {
+      for (const id of m.chain) {
+        if (!(await member.stat(paths.manifest(id)).catch(() => null))) {
+          lacking.push(member.label);
+          break;
+        }
+      }
+    }
+    return lacking;
   }
 
   private pageSizeFor(_db: DatabaseLike): number {
