@@ -140,8 +140,8 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     expect(await restoreElsewhere(config, backup.id)).toEqual(expected);
   });
 
-  it('stores the manifest, the index and every part with the configured storage class, and restores from it', async () => {
-    for (const storageClass of ['GLACIER_IR', 'STANDARD_IA'] as const) {
+  it('stores every part in the configured storage class and the catalog (manifest, its copy, index, key file, lease) in STANDARD; GLACIER parts move there after verification; restores from it', async () => {
+    for (const storageClass of ['GLACIER_IR', 'STANDARD_IA', 'GLACIER', 'DEEP_ARCHIVE'] as const) {
       const prefix = `class-${storageClass.toLowerCase()}/`;
       const config = s3Config(prefix, { storageClass });
       const db = await openDb(memoryUrl('class'));
@@ -154,12 +154,47 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const manifest = (await p.getBackup(backup.id))!.manifest;
       expect(manifest.parts.length).toBeGreaterThan(2);
       const dest = destinationOf(p);
-      for (const path of [`manifests/${backup.id}.json`, manifest.index.path, ...manifest.parts.map((x) => x.path)]) {
-        expect(await dest.stat(path), path).toMatchObject({ storageClass });
+      for (const path of manifest.parts.map((x) => x.path)) expect(await dest.stat(path), path).toMatchObject({ storageClass });
+      await p.verifyBackup(backup.id, { level: 'quick' });
+      for (const path of [`manifests/${backup.id}.json`, manifest.copy!, manifest.index.path, 'key.json', 'locks/backup.lease', `verifications/${backup.id}.json`]) {
+        expect(await dest.stat(path), path).toMatchObject({ storageClass: 'STANDARD' });
       }
+      // a second backup takes the lease and reads the catalog again (an archived lease or manifest would fail it)
+      expect((await p.createBackup({ type: 'incremental' })).type).toBe('incremental');
+      // RGW serves archived objects directly; real S3 would need requestRestore() first (s3-destination test)
       expect(await restoreElsewhere(config, backup.id)).toEqual(want);
       await db.disconnect();
     }
+  });
+
+  it('a manifest an S3 lifecycle rule moved to GLACIER is left out of the list (logged), never hiding the other backups; incrementals go on', async () => {
+    const db = await openDb(memoryUrl('lifecycle'));
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const config = s3Config('lifecycle/');
+    const p = s3Plugin(config, { type: 'incremental' });
+    await db.usePlugin(p);
+    const old = await p.createBackup({ type: 'full' });
+    const newer = await p.createBackup({ type: 'full' });
+    // RGW serves archived objects directly: the answer real S3 gives for the old manifest is injected.
+    const coldKey = `/${bucket}/lifecycle/manifests/${old.id}.json`;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: (req) =>
+        req.method === 'GET' && req.url.startsWith(coldKey)
+          ? { status: 403, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object\'s storage class</Message><StorageClass>GLACIER</StorageClass></Error>' }
+          : undefined,
+    });
+    try {
+      const warnings: string[] = [];
+      const fresh = s3Plugin({ ...config, endpoint: proxy.url }, { type: 'incremental', logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+      await db.usePlugin(fresh, 'fresh');
+      expect((await fresh.listBackups()).map((b) => b.id)).toEqual([newer.id]);
+      expect(warnings).toContainEqual(expect.stringContaining(`backup ${old.id} is left out of the list`));
+      expect((await fresh.createBackup()).type).toBe('incremental');
+    } finally {
+      await proxy.close();
+    }
+    await db.disconnect();
   });
 
   it('parts larger than the S3 part size go up as multipart uploads; verify and restore are exact', async () => {

@@ -20,6 +20,8 @@
  *   unquoted once more when a store compares it without quotes, as Ceph RGW 16 does).
  *   A 412 after a retried request is checked against the stored bytes, so a lost response to our
  *   own successful PUT is not mistaken for someone else's object.
+ * - storageClass applies to backup parts (`bulk` writes) only; catalog objects stay STANDARD.
+ *   GLACIER / DEEP_ARCHIVE parts are written STANDARD and moved by archive() after verification.
  * - Objects in GLACIER / DEEP_ARCHIVE: read() fails with ERR_ARCHIVED_OBJECT naming the class;
  *   requestRestore() issues RestoreObject.
  * - Labels and errors name the bucket, prefix and path, never credentials.
@@ -29,6 +31,7 @@ import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -58,6 +61,11 @@ export interface StaleUpload {
 }
 
 export type RestoreTier = 'Expedited' | 'Standard' | 'Bulk';
+
+/** Classes whose objects cannot be read without a RestoreObject: parts go there only after verification. */
+const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+/** CopyObject requests in flight while moving parts into an archive class. */
+const ARCHIVE_COPIES = 8;
 
 export class S3Destination implements Destination {
   readonly driver = 's3';
@@ -111,16 +119,45 @@ export class S3Destination implements Destination {
     return this.prefix + relative;
   }
 
-  private putParams(key: string, contentType?: string): PutObjectCommandInput {
+  /** `bulk`: a backup part, stored in the configured class unless that class is an archive one (see archive()). */
+  private putParams(key: string, contentType?: string, bulk = false): PutObjectCommandInput {
     const c = this.config;
     return {
       Bucket: this.bucket,
       Key: key,
       ContentType: contentType ?? 'application/octet-stream',
-      ...(c.storageClass ? { StorageClass: c.storageClass } : {}),
-      ...(c.serverSideEncryption ? { ServerSideEncryption: c.serverSideEncryption } : {}),
-      ...(c.kmsKeyId ? { SSEKMSKeyId: c.kmsKeyId } : {}),
+      ...(bulk && c.storageClass && !ARCHIVE_CLASSES.has(c.storageClass) ? { StorageClass: c.storageClass } : {}),
+      ...this.encryptionParams(),
     };
+  }
+
+  private encryptionParams(): Pick<PutObjectCommandInput, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
+    const c = this.config;
+    return { ...(c.serverSideEncryption ? { ServerSideEncryption: c.serverSideEncryption } : {}), ...(c.kmsKeyId ? { SSEKMSKeyId: c.kmsKeyId } : {}) };
+  }
+
+  /**
+   * With storageClass GLACIER or DEEP_ARCHIVE, moves the parts (written STANDARD, then verified)
+   * into it: an in-place CopyObject per part (server side; parts are at most 4 GiB, under
+   * CopyObject's 5 GiB), ARCHIVE_COPIES at a time. A no-op for every other class.
+   */
+  async archive(paths: string[]): Promise<void> {
+    const storageClass = this.config.storageClass;
+    if (!storageClass || !ARCHIVE_CLASSES.has(storageClass)) return;
+    const queue = [...paths];
+    const worker = async (): Promise<void> => {
+      for (let relative = queue.shift(); relative !== undefined; relative = queue.shift()) {
+        const key = this.key(relative);
+        try {
+          await this.client.send(
+            new CopyObjectCommand({ Bucket: this.bucket, Key: key, CopySource: `${this.bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`, StorageClass: storageClass, MetadataDirective: 'COPY', ...this.encryptionParams() }),
+          );
+        } catch (err) {
+          throw this.error(err, 'write', `${relative} (moving it to ${storageClass})`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ARCHIVE_COPIES, queue.length) }, worker));
   }
 
   async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
@@ -133,7 +170,7 @@ export class S3Destination implements Destination {
     if (Buffer.isBuffer(body) && body.length <= this.config.partSize) {
       hash.update(body);
       try {
-        await this.client.send(new PutObjectCommand({ ...this.putParams(key, options.contentType), Body: body }), { abortSignal: signal });
+        await this.client.send(new PutObjectCommand({ ...this.putParams(key, options.contentType, options.bulk), Body: body }), { abortSignal: signal });
       } catch (err) {
         throw this.error(err, 'write', relative);
       }
@@ -157,7 +194,7 @@ export class S3Destination implements Destination {
 
     const upload = new Upload({
       client: this.client,
-      params: { ...this.putParams(key, options.contentType), Body: measure },
+      params: { ...this.putParams(key, options.contentType, options.bulk), Body: measure },
       partSize: this.config.partSize,
       queueSize: this.config.queueSize,
       leavePartsOnError: false,

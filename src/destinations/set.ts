@@ -18,7 +18,7 @@
 import { drained } from '../streams.js';
 import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, errorMessage, optionError } from '../errors.js';
-import type { Destination, ObjectInfo, WriteResult } from './types.js';
+import type { Destination, ObjectInfo, WriteOptions, WriteResult } from './types.js';
 
 export type Strategy = 'all' | 'any' | 'priority';
 export const STRATEGIES: readonly Strategy[] = ['all', 'any', 'priority'];
@@ -101,26 +101,38 @@ export class DestinationSet {
   }
 
   /** Writes one object to every live member; returns the stored size and sha256 (same everywhere). */
-  async write(path: string, body: Readable | Buffer): Promise<WriteResult> {
+  async write(path: string, body: Readable | Buffer, options: Pick<WriteOptions, 'bulk'> = {}): Promise<WriteResult> {
     const writers = this.writers;
     if (writers.length === 1) {
       try {
-        return await writers[0]!.write(path, body);
+        return await writers[0]!.write(path, body, options);
       } catch (err) {
         this.markFailed(writers[0]!, err);
         throw err;
       }
     }
-    if (Buffer.isBuffer(body)) return this.settle(path, await Promise.allSettled(writers.map((w) => w.write(path, body))), writers);
-    return this.fanOut(path, body, writers);
+    if (Buffer.isBuffer(body)) return this.settle(path, await Promise.allSettled(writers.map((w) => w.write(path, body, options))), writers);
+    return this.fanOut(path, body, writers, options);
   }
 
-  private async fanOut(path: string, source: Readable, writers: Destination[]): Promise<WriteResult> {
+  /** Moves bulk objects into each live member's archive class, if it has one (Destination.archive). */
+  async archive(paths: string[]): Promise<void> {
+    for (const member of this.writers) {
+      if (!member.archive) continue;
+      try {
+        await member.archive(paths);
+      } catch (err) {
+        this.markFailed(member, err);
+      }
+    }
+  }
+
+  private async fanOut(path: string, source: Readable, writers: Destination[], options: Pick<WriteOptions, 'bulk'>): Promise<WriteResult> {
     const live = new Map<Destination, PassThrough>();
     const outcomes = writers.map((w) => {
       const pipe = new PassThrough({ highWaterMark: MEMBER_BUFFER });
       live.set(w, pipe);
-      const done = w.write(path, pipe);
+      const done = w.write(path, pipe, options);
       done.catch(() => {
         live.delete(w);
         pipe.destroy();

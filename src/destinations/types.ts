@@ -37,6 +37,12 @@ export interface WriteResult {
 export interface WriteOptions {
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * The object is a backup part (bulk data). A destination with a storage class stores only these
+   * in it; catalog objects (manifests, indexes, key file, lease, records) stay in its default
+   * class, so they are always readable at once and never billed an archive minimum.
+   */
+  bulk?: boolean;
 }
 
 export interface ReadOptions {
@@ -65,6 +71,13 @@ export interface Destination {
   createIfAbsent(path: string, body: Buffer): Promise<{ created: boolean; etag?: string }>;
   /** Compare-and-swap: replaces the object only if its current tag equals `etag`. */
   replaceIfMatch(path: string, body: Buffer, etag: string): Promise<{ replaced: boolean; etag?: string }>;
+  /**
+   * Moves bulk objects into an archive class that cannot be read back at once (S3 GLACIER,
+   * DEEP_ARCHIVE). Such a class would leave a new backup unverifiable, so `bulk` writes go to the
+   * default class and the backup calls this after its verification, before its commit. Absent
+   * where there is no such class.
+   */
+  archive?(paths: string[]): Promise<void>;
   /** Releases clients and sockets. */
   close(): Promise<void>;
   /** Why listing found nothing, when the location itself looks wrong (e.g. a directory that does not exist); null otherwise. */

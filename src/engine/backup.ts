@@ -10,7 +10,8 @@
  *  3. Fetch stored objects with bounded concurrency, in listing order, and write them as archive
  *     records into parts: one run of parts per resource group, a new part when the current one
  *     passes `partSize` plaintext bytes. Every object also gets an index line.
- *  4. Verify what was written (when asked), write the manifest's copy beside the parts, then the
+ *  4. Verify what was written (when asked), move the parts to an archive storage class if the
+ *     destination has one, write the manifest's copy beside the parts, then the
  *     manifest to every destination that holds all parts: that is the commit point. Remove
  *     pending/<id>.json.
  *  On failure, parts written so far are deleted; a crash leaves pending/<id>.json, which
@@ -142,7 +143,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       written.push(path);
       await pending.addPart(path);
       const head = new ArchiveWriter();
-      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: key ? null : '', lastKey: key ? null : '' } };
+      part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec, { bulk: true }), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: key ? null : '', lastKey: key ? null : '' } };
       open.add(part.sink);
     };
 
@@ -243,6 +244,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
         throw new BackupError('ERR_VERIFY_FAILED', `backup ${id} failed verification and was not committed: ${manifest.verification.error}`);
       }
     }
+    // Parts go to an archive class only now, verified (Destination.archive: S3 GLACIER, DEEP_ARCHIVE).
+    await set.archive(parts.map((p) => p.path));
     manifest.destinations = set.status();
     const committedAt = now();
     manifest.completedAt = committedAt.toISOString();

@@ -25,6 +25,9 @@ import { processSpace } from '../lease/process-space.js';
 import { paths } from './layout.js';
 import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
 
+/** Why a manifest is left out of a listing instead of failing it: corrupt, archived (an S3 lifecycle rule moved it to GLACIER), or unreadable at every destination. */
+const UNLISTABLE: ReadonlySet<string> = new Set(['ERR_MANIFEST_CORRUPT', 'ERR_ARCHIVED_OBJECT', 'ERR_ALL_DESTINATIONS_FAILED']);
+
 export class Catalog {
   private readonly manifests = new Map<string, Manifest>();
 
@@ -93,7 +96,7 @@ export class Catalog {
   }
 
   /**
-   * Every backup, newest first, and the ids whose manifest is corrupt: those are left out of
+   * Every backup, newest first, and the ids whose manifest is corrupt or archived: those are left out of
    * `entries` (and so never deleted by retention) instead of hiding every other backup, since
    * listing is what a user needs first when things are broken.
    */
@@ -105,7 +108,8 @@ export class Catalog {
       try {
         manifest = await this.get(id);
       } catch (err) {
-        if (!(err instanceof BackupError && err.code === 'ERR_MANIFEST_CORRUPT')) throw err;
+        // Left out, never hiding the others (and never deleted by retention, which sees only entries).
+        if (!(err instanceof BackupError && UNLISTABLE.has(err.code))) throw err;
         unreadable.push({ id, error: err.message });
         continue;
       }

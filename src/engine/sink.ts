@@ -24,12 +24,14 @@ export class EncodedSink<T> {
     readonly path: string,
     private readonly head: Transform,
     codec: CodecOptions,
+    /** `bulk`: the object is a backup part (WriteOptions.bulk). */
+    options: { bulk?: boolean } = {},
   ) {
     const encoder = createEncoder(codec);
     pipeline(head, encoder).catch((err: unknown) => {
       this.failed ??= err;
     });
-    this.stored = set.write(path, encoder).catch((err: unknown) => {
+    this.stored = set.write(path, encoder, options).catch((err: unknown) => {
       this.failed ??= err;
       head.destroy(err as Error);
       throw err;
