@@ -10,7 +10,7 @@
 // is complete.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -249,6 +249,24 @@ describe('recovery paths', () => {
     await db.usePlugin(writer, 'writer');
     await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('encryption.keyFile in manifests/<id>.json') });
     expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe('garbage'); // not replaced by a new key
+    await writer.stop();
+  });
+
+  it('a deleted key.json: the next backup puts it back from the newest manifest (same master key, no split), or refuses a passphrase that does not open it', async () => {
+    const { dir, db, full } = await fullAndIncremental('lostkey');
+    const original = await readFile(path.join(dir, 'key.json'), 'utf8');
+    await rm(path.join(dir, 'key.json'));
+    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not the passphrase', iterations: 100_000 } });
+    await db.usePlugin(wrong, 'wrong');
+    await expect(wrong.createBackup()).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE', message: expect.stringContaining('embedded in the newest encrypted backup') });
+    await wrong.stop();
+    await expect(readFile(path.join(dir, 'key.json'))).rejects.toMatchObject({ code: 'ENOENT' }); // no new key made
+    const writer = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    await db.usePlugin(writer, 'writer');
+    const next = await writer.createBackup();
+    expect(JSON.parse(await readFile(path.join(dir, 'key.json'), 'utf8'))).toEqual(JSON.parse(original));
+    const keyChecks = new Set([full.id, next.id].map((id) => (JSON.parse(readFileSync(manifestPath(dir, id), 'utf8')) as { encryption: { keyCheck: string } }).encryption.keyCheck));
+    expect(keyChecks.size).toBe(1);
     await writer.stop();
   });
 

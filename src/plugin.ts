@@ -588,6 +588,7 @@ export class BackupPlugin extends EventEmitter {
         db,
         set: this.destinations,
         keyring: this.keyring,
+        embeddedKeyFile: this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null,
         type,
         parent,
         reason: options.reason ?? null,

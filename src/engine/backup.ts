@@ -23,6 +23,7 @@
  */
 import { hostname } from 'node:os';
 import { processSpace } from '../lease/process-space.js';
+import type { KeyFile } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
@@ -41,6 +42,8 @@ export interface BackupRunOptions {
   db: DatabaseLike;
   set: DestinationSet;
   keyring: Keyring;
+  /** The key file embedded in the newest encrypted backup's manifest (Keyring.keyForBackup puts a lost key.json back from it). */
+  embeddedKeyFile?: unknown;
   type: BackupType;
   /** Parent for an incremental (the newest backup of the chain); null makes it a full. */
   parent: Manifest | null;
@@ -110,7 +113,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   let committed = false;
   try {
     await pending.save();
-    const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set) : null;
+    const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set, (o.embeddedKeyFile ?? null) as KeyFile | null) : null;
     const key = keyInfo?.key ?? null;
     const codec = { compression: o.compression, level: o.level ?? undefined, key: key ?? undefined, segmentSize: o.segmentSize, threads: o.threads };
     const parentKey = parent?.encryption ? await o.keyring.keyForManifest(parent, set) : null;

@@ -1,8 +1,8 @@
 /**
  * Keyring: turns the configured passphrase into master keys, once per key file and process.
  *
- * - Backing up: the destination's key.json is unlocked (or created on the first encrypted backup)
- *   and copied to any member of the set that lacks it. Every backup's manifest also embeds the key
+ * - Backing up: the destination's key.json is unlocked (or created on the first encrypted backup;
+ *   put back from the newest manifest's copy when lost) and copied to any member of the set that lacks it. Every backup's manifest also embeds the key
  *   file, so a backup stays restorable if key.json is lost.
  * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
  *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy
@@ -36,8 +36,14 @@ export class Keyring {
     return this.#passphrase !== null;
   }
 
-  /** The key for a new backup on `set`, with the key file to embed in its manifest. */
-  async keyForBackup(set: DestinationSet): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
+  /**
+   * The key for a new backup on `set`, with the key file to embed in its manifest. `embedded`: the
+   * key file the newest encrypted backup's manifest embeds. When key.json is missing at every
+   * destination it is put back from that copy (unlocked with the passphrase first), so a deleted
+   * key.json never splits the backups between two master keys; a new key is made only when no
+   * encrypted backup exists.
+   */
+  async keyForBackup(set: DestinationSet, embedded: KeyFile | null = null): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
     const passphrase = this.requirePassphrase('create an encrypted backup');
     const found = await this.readKeyFiles(set);
     const bad = found.find((f) => f.unreadable);
@@ -45,13 +51,13 @@ export class Keyring {
       // Never replaced by a new key: the old backups need the master key it wraps.
       throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable, so no new backup is written there; restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
     }
-    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? null;
+    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? embedded;
     if (!keyFile) {
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
       this.cache.set(created.key.keyCheck, created.key);
     }
-    const key = await this.unlock(keyFile, passphrase, 'key.json at the destination');
+    const key = await this.unlock(keyFile, passphrase, keyFile === embedded ? "the key file embedded in the newest encrypted backup's manifest (key.json is missing)" : 'key.json at the destination');
     const body = Buffer.from(JSON.stringify(keyFile, null, 2));
     for (const member of set.writers) {
       const existing = found.find((f) => f.label === member.label)?.keyFile;
