@@ -225,6 +225,12 @@ describe('option errors', () => {
     });
   }
 
+  it('a schedule error names the shortest interval the plugin takes (1000 ms), for numbers and words alike', () => {
+    for (const schedule of [50, 'every tuesday']) {
+      expect(() => new BackupPlugin({ schedule })).toThrow(/1000/);
+    }
+  });
+
   it("s3db.js's base-Plugin options (slug, namespace, instanceId, customName, logLevel) are accepted", () => {
     for (const extra of [{ slug: 'backup' }, { namespace: 'nightly' }, { instanceId: 'nightly' }, { customName: 'b' }, { logLevel: 'warn' }]) {
       expect(() => new BackupPlugin({ schedule: false, ...extra })).not.toThrow();

@@ -459,6 +459,23 @@ describe('retention', () => {
     await pruner.stop();
   });
 
+  it("retention tags: a backup taken with createBackup({ tags }) is kept by a tags rule; an unknown createBackup option is refused", async () => {
+    const db = await seeded('tags');
+    const dir = path.join(work, 'tags');
+    const p = plugin(dir, { retention: { policy: 'gfs', last: 1, tags: ['pre-deploy'] } });
+    await db.usePlugin(p);
+    const tagged = await p.createBackup({ reason: 'Before major deployment', tags: ['pre-deploy'] });
+    expect(tagged.tags).toEqual(['pre-deploy']);
+    const middle = await p.createBackup();
+    const newest = await p.createBackup(); // its retention run prunes
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([newest.id, tagged.id]);
+    expect(middle.id).not.toBe(tagged.id);
+    expect((await p.prune({ dryRun: true })).keep.find((k) => k.id === tagged.id)!.reasons).toContainEqual(expect.stringContaining('has tags [pre-deploy]'));
+    await expect(p.createBackup({ tagz: ['x'] } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"tagz"') });
+    await expect(p.createBackup({ tags: [''] })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"tags"') });
+    await p.stop();
+  });
+
   it('refuses a policy with no rule in the constructor', () => {
     for (const retention of [{ policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, {}] as const) {
       expect(() => new BackupPlugin({ schedule: false, retention })).toThrow(expect.objectContaining({ name: 'BackupError', message: expect.stringContaining('retention') }));

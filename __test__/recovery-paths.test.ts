@@ -37,6 +37,14 @@ afterAll(async () => {
 type Orders = { insert(v: Record<string, unknown>): Promise<unknown> };
 type Manifest = { id: string; copy?: string; parts: { path: string; size: number; sha256: string; group: string; firstKey: string | null }[] };
 
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** A backed-up database: a full and an incremental, encrypted, in `dir`. */
 async function fullAndIncremental(name: string, extra: BackupPluginOptions = {}) {
   const dir = path.join(work, name);
@@ -143,6 +151,35 @@ describe('recovery paths', () => {
     const m = await readManifest(path.join(work, 'keys-plain'), plain.id);
     expect(m.parts.some((x) => String(x.firstKey).startsWith('resource=users/'))).toBe(true);
     await p.stop();
+  });
+
+  it("an encrypted backup's manifest holds the caller's reason, metadata and trigger payload sealed: shown with the passphrase, never in plaintext", async () => {
+    const dir = path.join(work, 'sealed');
+    const db = await copySeeded(bucket('sealed'));
+    const encryption = { passphrase: PASSPHRASE, iterations: 100_000 };
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption, triggers: [{ event: 'user-deleted', reason: 'deleted user SSN-REASON' }] });
+    await db.usePlugin(p);
+    const manual = await p.createBackup({ reason: 'before deploy REASON-42', metadata: { dbPassword: 'hunter2-META' } });
+    expect(manual).toMatchObject({ reason: 'before deploy REASON-42', metadata: { dbPassword: 'hunter2-META' } }); // the caller sees its own fields
+    db.emit('user-deleted', { ssn: '123-45-6789', apiToken: 'tok_live_ABCDEF' });
+    await waitFor(async () => (await p.listBackups()).length === 2);
+    const [triggered] = await p.listBackups();
+    for (const file of await filesUnder(dir)) {
+      const text = await readFile(path.join(dir, file), 'latin1');
+      for (const secret of ['REASON-42', 'hunter2-META', '123-45-6789', 'tok_live_ABCDEF', 'SSN-REASON']) expect(text, file).not.toContain(secret);
+    }
+    const stored = await readManifest(dir, triggered!.id);
+    expect(stored).toMatchObject({ reason: null, metadata: {}, trigger: { event: 'user-deleted', payload: null }, sealed: expect.any(String) });
+    // A new process with the passphrase sees them; without it they stay sealed (null).
+    const reader = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption });
+    await db.usePlugin(reader, 'reader');
+    expect((await reader.getBackup(manual.id))!).toMatchObject({ reason: 'before deploy REASON-42', metadata: { dbPassword: 'hunter2-META' } });
+    expect((await reader.getBackup(triggered!.id))!.manifest.trigger).toEqual({ event: 'user-deleted', payload: { ssn: '123-45-6789', apiToken: 'tok_live_ABCDEF' } });
+    expect((await reader.listBackups()).map((b) => b.reason)).toEqual(['deleted user SSN-REASON', 'before deploy REASON-42']);
+    const blind = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, error() {}, info() {} } });
+    await db.usePlugin(blind, 'blind');
+    expect((await blind.listBackups()).map((b) => [b.reason, b.metadata])).toEqual([[null, {}], [null, {}]]);
+    for (const q of [p, reader, blind]) await q.stop();
   });
 
   it('an empty list from a directory that does not exist says so (a typo looks like "no backups")', async () => {

@@ -15,7 +15,7 @@
 import { normalizeDestinations } from './destinations/index.js';
 import { encryptionOption, type EncryptionOption } from './encryption-options.js';
 import { LEVELS } from './codec/format.js';
-import { MIN_INTERVAL_MS } from './schedule/parse.js';
+import { MIN_PLUGIN_INTERVAL_MS } from './schedule/parse.js';
 import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
 
@@ -248,8 +248,8 @@ function sized(name: string, value: unknown, min: number, max: number): number {
 function scheduleValue(name: string, value: unknown): ScheduleValue {
   if (value === false || value === null) return false;
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw optionError(name, `${value} is not a whole number of milliseconds`, `Use at least ${MIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
-    if (value < MIN_INTERVAL_MS) throw optionError(name, `${value} ms is too short`, `Use at least ${MIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
+    if (!Number.isInteger(value)) throw optionError(name, `${value} is not a whole number of milliseconds`, `Use at least ${MIN_PLUGIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
+    if (value < MIN_PLUGIN_INTERVAL_MS) throw optionError(name, `${value} ms is too short`, `Use at least ${MIN_PLUGIN_INTERVAL_MS} ms, a name (hourly, daily, weekly, monthly) or a cron expression`);
     return value;
   }
   if (typeof value === 'string' && value.trim() !== '') return value.trim();

@@ -27,6 +27,7 @@ import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
+import { withUnsealed } from './engine/sealed.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
@@ -45,6 +46,8 @@ export interface CreateBackupOptions {
   metadata?: Record<string, unknown>;
   /** Resources to back up (default: all, minus `exclude`). */
   resources?: string[];
+  /** Labels kept in the manifest, in plaintext (retention's `tags` rules keep backups carrying them). */
+  tags?: string[];
   /** Internal: the trigger or schedule that started this backup. */
   trigger?: { event: string; payload: unknown } | null;
   signal?: AbortSignal;
@@ -81,6 +84,8 @@ export interface ListBackupsOptions {
 }
 
 const LIST_OPTIONS = new Set(['resource', 'limit', 'verified', 'type', 'startDate', 'endDate', 'prefix']);
+/** createBackup's options (the last three are internal: triggers, schedules). */
+const CREATE_OPTIONS = new Set(['type', 'reason', 'metadata', 'resources', 'tags', 'signal', 'trigger', 'onStart', 'alsoExclude']);
 
 function timeOption(name: string, value: Date | string | undefined): number | null {
   if (value === undefined) return null;
@@ -173,6 +178,10 @@ export class BackupPlugin extends EventEmitter {
 
   /** Takes a backup now. Queues behind a running one (here, or on another instance: see the lease). */
   async createBackup(options: CreateBackupOptions = {}): Promise<BackupResult> {
+    for (const name of Object.keys(options)) if (!CREATE_OPTIONS.has(name)) throw optionError(name, 'is not a createBackup option', `Known: type, reason, metadata, resources, tags, signal`);
+    if (options.tags !== undefined && (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t.trim() === ''))) {
+      throw optionError('tags', 'must be an array of non-empty strings', "e.g. createBackup({ tags: ['pre-deploy'] })");
+    }
     return this.serialized(() => this.takeBackup(options));
   }
 
@@ -227,11 +236,16 @@ export class BackupPlugin extends EventEmitter {
     // verification said. (Retention counts only the recorded failure: a lost manifest may come back.)
     const verifications = new Map(entries.map((e) => [e.manifest.id, e.summary.verification]));
     const missing = new Set<string>();
-    let list = entries.map((e) => {
-      const problem = chainProblem(e.manifest, verifications);
-      if (problem?.kind === 'missing') missing.add(e.manifest.chain.find((id) => !verifications.has(id))!);
-      return problem ? { ...e.summary, verified: false } : e.summary;
-    });
+    const unsealer = this.unsealer();
+    let list = await Promise.all(
+      entries.map(async (e) => {
+        const problem = chainProblem(e.manifest, verifications);
+        if (problem?.kind === 'missing') missing.add(e.manifest.chain.find((id) => !verifications.has(id))!);
+        const shown = await unsealer(e.manifest);
+        const summary = { ...e.summary, reason: shown.reason, metadata: shown.metadata };
+        return problem ? { ...summary, verified: false } : summary;
+      }),
+    );
     for (const id of missing) {
       this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts)`);
     }
@@ -264,8 +278,9 @@ export class BackupPlugin extends EventEmitter {
 
   /** One backup: its summary plus the manifest's details (per-resource counts, parts, s3db.json). */
   async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
-    const manifest = await this.catalog.get(id);
-    if (!manifest) return null;
+    const stored = await this.catalog.get(id);
+    if (!stored) return null;
+    const manifest = await this.unsealer()(stored);
     const summary = summarize(manifest, await this.catalog.latestVerification(id));
     // As in listBackups(): a backup of its chain recorded as failing, or missing, makes it not `verified`.
     const verifications = new Map([[id, summary.verification]]);
@@ -274,6 +289,25 @@ export class BackupPlugin extends EventEmitter {
       if (m) verifications.set(ancestor, summarize(m, await this.catalog.latestVerification(ancestor)).verification);
     }
     return { ...summary, verified: summary.verified && chainProblem(manifest, verifications) === null, manifest };
+  }
+
+  /**
+   * Shows an encrypted backup's sealed fields (reason, metadata, trigger payload; sealed.ts) when
+   * this plugin's passphrase opens its key; otherwise the manifest as stored (null fields). A key
+   * that did not open is not tried again within one call (each try costs a PBKDF2 derivation).
+   */
+  private unsealer(): (m: Manifest) => Promise<Manifest> {
+    const refused = new Set<string>();
+    return async (m) => {
+      if (m.sealed === undefined || !m.encryption || !this.keyring.enabled || refused.has(m.encryption.keyCheck)) return m;
+      try {
+        return await withUnsealed(m, await this.keyring.keyForManifest(m, this.destinations));
+      } catch (err) {
+        refused.add(m.encryption.keyCheck);
+        this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the reason, metadata and trigger payload of ${m.id} stay sealed: ${errorMessage(err)}`);
+        return m;
+      }
+    };
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
@@ -512,13 +546,13 @@ export class BackupPlugin extends EventEmitter {
   // ---- s3db.js dialect ----------------------------------------------------------------------
 
   /** s3db.js: backup(type, { resources, metadata }) -> { id, type, size, duration, checksum, driverInfo }. */
-  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[]; metadata?: Record<string, unknown>; reason?: string } = {}): Promise<BackupResult> {
+  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[]; metadata?: Record<string, unknown>; reason?: string; tags?: string[] } = {}): Promise<BackupResult> {
     for (const name of Object.keys(options)) {
-      if (!['resources', 'metadata', 'reason'].includes(name)) {
-        throw optionError(name, 'is not a backup() option', name === 'compression' ? 'Compression is set once, in the plugin options (every part of a backup uses one codec)' : 'Known: resources, metadata, reason');
+      if (!['resources', 'metadata', 'reason', 'tags'].includes(name)) {
+        throw optionError(name, 'is not a backup() option', name === 'compression' ? 'Compression is set once, in the plugin options (every part of a backup uses one codec)' : 'Known: resources, metadata, reason, tags');
       }
     }
-    return this.createBackup({ type, resources: options.resources, metadata: options.metadata, reason: options.reason });
+    return this.createBackup({ type, resources: options.resources, metadata: options.metadata, reason: options.reason, ...(options.tags ? { tags: options.tags } : {}) });
   }
 
   /** s3db.js docs: cleanupBackups() applies the retention policy (= prune()). */
@@ -593,6 +627,7 @@ export class BackupPlugin extends EventEmitter {
         parent,
         reason: options.reason ?? null,
         metadata: options.metadata ?? {},
+        tags: options.tags ?? [],
         trigger: options.trigger ?? null,
         include,
         selections: this.config.selections,
@@ -856,6 +891,7 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
       type: manifest.type,
       parentId: manifest.parentId,
       status: manifest.status,
+      tags: manifest.tags ?? [],
       verified: chainBad ? false : summary.verification ? summary.verified : undefined,
     });
   }

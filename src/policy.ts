@@ -17,7 +17,7 @@ import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
-import { parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
+import { MIN_PLUGIN_INTERVAL_MS, parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
 
 interface ScheduledJob {
   scheduler: Scheduler;
@@ -42,9 +42,9 @@ export class BackupPolicy {
     private readonly config: NormalizedOptions,
   ) {
     // Validate schedules now, so a bad one fails in the constructor with the option's name.
-    parseSchedule(config.schedule as ScheduleInput, { timezone: config.timezone, option: 'schedule' });
+    parseSchedule(config.schedule as ScheduleInput, { timezone: config.timezone, option: 'schedule', minIntervalMs: MIN_PLUGIN_INTERVAL_MS });
     for (const [name, schedule] of Object.entries(config.resourceSchedules)) {
-      parseSchedule(schedule as ScheduleInput, { timezone: config.timezone, option: `resources.${name}.schedule` });
+      parseSchedule(schedule as ScheduleInput, { timezone: config.timezone, option: `resources.${name}.schedule`, minIntervalMs: MIN_PLUGIN_INTERVAL_MS });
     }
   }
 

@@ -31,6 +31,7 @@ import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } 
 import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, ResourceStats, VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
 import { bodyToBuffer, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { seal } from './sealed.js';
 import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -49,6 +50,8 @@ export interface BackupRunOptions {
   parent: Manifest | null;
   reason: string | null;
   metadata: Record<string, unknown>;
+  /** Labels for retention's tags rules (plaintext in the manifest). */
+  tags?: string[];
   trigger: { event: string; payload: unknown } | null;
   include: string[] | null;
   exclude: string[];
@@ -223,9 +226,11 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       parentId: parent?.id ?? null,
       chain: parent ? [...parent.chain, id] : [id],
       status: 'completed',
-      reason: o.reason,
-      metadata: o.metadata,
-      trigger: o.trigger,
+      // encrypted: the caller's free-form fields are sealed below, never plaintext in the manifest
+      reason: key ? null : o.reason,
+      metadata: key ? {} : o.metadata,
+      trigger: o.trigger && key ? { event: o.trigger.event, payload: null } : o.trigger,
+      ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
       startedAt: started.toISOString(),
       completedAt: completed.toISOString(),
       durationMs: completed.getTime() - started.getTime(),
@@ -240,6 +245,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       selection: { include: o.include, exclude: o.exclude, includeMetadata: o.includeMetadata, logical: describeSelections(o.selections) },
       verification: null,
       destinations: set.status(),
+      ...(key ? { sealed: await seal({ reason: o.reason, metadata: o.metadata, payload: o.trigger?.payload ?? null }, key) } : {}),
     };
     if (o.verify) {
       manifest.verification = await o.verifyBackup(manifest, o.verify);
@@ -267,7 +273,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
     // (a marker whose backup has a manifest is simply removed by the next cleanup).
     await pending.remove().catch(() => undefined);
-    return manifest;
+    // The caller gets its own fields back in place (the stored manifest holds them sealed).
+    return { ...manifest, reason: o.reason, metadata: o.metadata, trigger: o.trigger };
   } catch (err) {
     pending.stop();
     const reason = err instanceof Error ? err : new Error(String(err));

@@ -69,6 +69,8 @@ export interface Manifest {
   reason: string | null;
   metadata: Record<string, unknown>;
   trigger: { event: string; payload: unknown } | null;
+  /** Labels the caller gave (createBackup({ tags })), for retention's tags rules; absent when none. */
+  tags?: string[];
   startedAt: string;
   completedAt: string;
   durationMs: number;
@@ -98,6 +100,11 @@ export interface Manifest {
    * Absent in manifests written before the copy existed.
    */
   copy?: string;
+  /**
+   * Encrypted backups: `reason`, `metadata` and the trigger's payload, sealed with the backup's
+   * master key (sealed.ts); the plaintext fields then hold null, {} and a null payload.
+   */
+  sealed?: string;
 }
 
 /**
@@ -161,6 +168,7 @@ export interface BackupSummary {
   parentId: string | null;
   reason: string | null;
   metadata: Record<string, unknown>;
+  tags: string[];
   /** Names of the resources in the backup (not `_database`, the group of database-level objects, which every backup holds). */
   resources: string[];
   /** Bytes stored at the destination (parts + index). */
@@ -194,6 +202,7 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     parentId: m.parentId,
     reason: m.reason,
     metadata: m.metadata,
+    tags: m.tags ?? [],
     resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
     size: m.totals.storedBytes,
     objects: m.totals.objects,

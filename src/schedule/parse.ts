@@ -30,10 +30,14 @@ export interface ParseScheduleOptions {
   timezone?: string;
   /** Option name used in error messages. Default 'schedule' (e.g. 'resources.analytics.schedule'). */
   option?: string;
+  /** Shortest interval accepted (and named in errors). Default MIN_INTERVAL_MS. */
+  minIntervalMs?: number;
 }
 
-/** The shortest interval (the plugin's options refuse shorter ones with the same bound). */
-export const MIN_INTERVAL_MS = 1000;
+/** The shortest interval a Scheduler takes. */
+export const MIN_INTERVAL_MS = 100;
+/** The shortest interval the plugin's `schedule` options take (its policy passes it as minIntervalMs). */
+export const MIN_PLUGIN_INTERVAL_MS = 1000;
 
 export const NAMED_SCHEDULES: Readonly<Record<string, string>> = {
   hourly: '0 * * * *',
@@ -44,10 +48,10 @@ export const NAMED_SCHEDULES: Readonly<Record<string, string>> = {
   annually: '0 0 1 1 *',
 };
 
-function scheduleError(option: string, problem: string): BackupError {
+function scheduleError(option: string, problem: string, minIntervalMs = MIN_INTERVAL_MS): BackupError {
   return new BackupError(
     'ERR_INVALID_OPTION',
-    `Invalid option "${option}": ${problem}. Use 'hourly', 'daily', 'weekly', 'monthly', 'yearly', a cron expression like '0 */6 * * *', a number of milliseconds (>= ${MIN_INTERVAL_MS}), or false to disable`,
+    `Invalid option "${option}": ${problem}. Use 'hourly', 'daily', 'weekly', 'monthly', 'yearly', a cron expression like '0 */6 * * *', a number of milliseconds (>= ${minIntervalMs}), or false to disable`,
     { details: { option } },
   );
 }
@@ -67,16 +71,18 @@ function checkTimezone(timezone: unknown): string {
 /** Parses a `schedule` option. Throws BackupError ERR_INVALID_OPTION (naming the option) when invalid. */
 export function parseSchedule(value: unknown, options: ParseScheduleOptions = {}): ParsedSchedule {
   const option = options.option ?? 'schedule';
+  const min = options.minIntervalMs ?? MIN_INTERVAL_MS;
+  const fail = (problem: string) => scheduleError(option, problem, min);
   const timezone = checkTimezone(options.timezone ?? 'UTC');
   if (value === false || value === null) return { kind: 'disabled', description: 'disabled' };
   if (typeof value === 'string' && /^\d+$/.test(value.trim())) value = Number(value.trim());
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || !Number.isInteger(value)) throw scheduleError(option, `${value} is not a whole number of milliseconds`);
-    if (value < MIN_INTERVAL_MS) throw scheduleError(option, `${value} ms is too short (the value is in MILLISECONDS, e.g. 60000 for one minute)`);
+    if (!Number.isFinite(value) || !Number.isInteger(value)) throw fail(`${value} is not a whole number of milliseconds`);
+    if (value < min) throw fail(`${value} ms is too short (the value is in MILLISECONDS, e.g. 60000 for one minute)`);
     return { kind: 'interval', intervalMs: value, description: `every ${value} ms` };
   }
   if (typeof value !== 'string' || value.trim() === '') {
-    throw scheduleError(option, `got ${value === undefined ? 'undefined' : Array.isArray(value) ? 'an array' : typeof value === 'string' ? 'an empty string' : typeof value}`);
+    throw fail(`got ${value === undefined ? 'undefined' : Array.isArray(value) ? 'an array' : typeof value === 'string' ? 'an empty string' : typeof value}`);
   }
   const text = value.trim();
   const named = NAMED_SCHEDULES[text.toLowerCase()];
@@ -85,11 +91,11 @@ export function parseSchedule(value: unknown, options: ParseScheduleOptions = {}
   try {
     cron = new Cron(expression, { timezone, paused: true });
   } catch (err) {
-    throw scheduleError(option, `'${text}' is not a valid cron expression (${err instanceof Error ? err.message : String(err)})`);
+    throw fail(`'${text}' is not a valid cron expression (${err instanceof Error ? err.message : String(err)})`);
   }
   const first = cron.nextRun(new Date());
   cron.stop();
-  if (first === null) throw scheduleError(option, `'${text}' never fires`);
+  if (first === null) throw fail(`'${text}' never fires`);
   return { kind: 'cron', expression, timezone, description: named ? `${text.toLowerCase()} (${expression} ${timezone})` : `cron '${expression}' (${timezone})` };
 }
 

@@ -1,0 +1,43 @@
+/**
+ * The caller-given fields of an encrypted backup's manifest, sealed with its master key.
+ *
+ * A manifest is plaintext JSON (listing and planning never need the passphrase). What the caller
+ * gives a backup, `reason`, `metadata` and a trigger's payload (whatever the application emitted,
+ * e.g. a deleted record), is free-form and may hold anything, so an encrypted backup stores them as
+ * `sealed`: base64 of a codec stream (FORMAT.md section 2.2, compression none) of their JSON,
+ * under the backup's master key. The plaintext fields then hold null / {} / a null payload.
+ * Invariant: a sealed text decodes only with the key (GCM tags checked); a damaged one is an error.
+ */
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDecoder, createEncoder, type KeyHandle } from '../codec/index.js';
+import type { Manifest } from './manifest.js';
+
+export interface SealedFields {
+  reason: string | null;
+  metadata: Record<string, unknown>;
+  payload: unknown;
+}
+
+export async function seal(fields: SealedFields, key: KeyHandle): Promise<string> {
+  const bytes = await through(Buffer.from(JSON.stringify(fields), 'utf8'), createEncoder({ compression: 'none', key, implementation: 'js' }));
+  return bytes.toString('base64');
+}
+
+export async function unseal(sealed: string, key: KeyHandle): Promise<SealedFields> {
+  const bytes = await through(Buffer.from(sealed, 'base64'), createDecoder({ compression: 'none', key, implementation: 'js' }));
+  return JSON.parse(bytes.toString('utf8')) as SealedFields;
+}
+
+/** `m` with its sealed fields in place (m itself when it has none). */
+export async function withUnsealed(m: Manifest, key: KeyHandle): Promise<Manifest> {
+  if (m.sealed === undefined) return m;
+  const f = await unseal(m.sealed, key);
+  return { ...m, reason: f.reason, metadata: f.metadata, trigger: m.trigger ? { event: m.trigger.event, payload: f.payload } : null };
+}
+
+async function through(input: Buffer, codec: NodeJS.ReadWriteStream): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await pipeline(Readable.from([input]), codec, new Writable({ write: (c: Buffer, _e, cb) => (out.push(c), cb()) }));
+  return Buffer.concat(out);
+}
