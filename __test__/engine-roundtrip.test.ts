@@ -237,7 +237,26 @@ describe("the target's stored s3db.json", () => {
     expect(await snapshot(db)).toEqual(before); // partition references included: u00000 listed under pro only
     await p.stop();
   });
+
+  it("a subset restore into a database whose s3db.json lost the other resources' definitions (s3db.js replaced a corrupt one) warns, naming them", async () => {
+    const db = await openDb(bucket('healed-metadata'));
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(path.join(work, 'healed-metadata'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const json = JSON.parse((await bodyText(db, 's3db.json'))) as { resources: Record<string, unknown> };
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify({ ...json, resources: {} })), contentType: 'application/json' });
+    const report = await p.restore({ backupId: backup.id, resources: ['users'], mode: 'replace' });
+    expect(report.warnings).toContainEqual(expect.stringMatching(/does not define 'b_body_only', .*'orders'.*Restore them too/));
+    expect(report.warnings.join(' ')).not.toContain("'users'");
+    await p.stop();
+  });
 });
+
+async function bodyText(db: { client: { getObject(key: string): Promise<unknown> } }, key: string): Promise<string> {
+  const object = (await db.client.getObject(key)) as { Body: { transformToString(): Promise<string> } };
+  return object.Body.transformToString();
+}
 
 describe('schema versions created after the backup', () => {
   type Api = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };

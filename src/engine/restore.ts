@@ -129,7 +129,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const definitionNames = o.resources ?? resourceGroups;
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
-  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes, defined)];
+  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes, defined), ...(await undefinedLeftOut(o, target, defined))];
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -247,6 +247,27 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     objectsPerSecond: (objectsWritten * 1000) / durationMs,
     bytesPerSecond: (bytesWritten * 1000) / durationMs,
   };
+}
+
+/**
+ * A restore of some resources leaves the others' definitions as the target has them. Names the
+ * backup's other resources that the target's s3db.json does not define although their objects are
+ * there (s3db.js replaced a corrupt s3db.json, or it was lost): unreadable until defined again.
+ */
+async function undefinedLeftOut(o: RestoreRunOptions, target: Manifest, defined: string[]): Promise<string[]> {
+  if (!o.resources) return [];
+  const left: string[] = [];
+  for (const name of Object.keys(target.resources)) {
+    if (name === DATABASE_GROUP || o.resources.includes(name) || defined.includes(name)) continue;
+    for await (const _ of listObjects(o.target.client, { prefix: `resource=${name}/`, pageSize: 1 })) {
+      left.push(name);
+      break;
+    }
+  }
+  if (left.length === 0) return [];
+  return [
+    `the target's s3db.json does not define ${left.map((n) => `'${n}'`).join(', ')}, whose objects are in the database (s3db.js replaces a corrupt s3db.json when it connects): s3db.js cannot read them until they are defined again. Restore them too (resources: [${left.map((n) => `'${n}'`).join(', ')}]) or the whole database, which puts their definitions back`,
+  ];
 }
 
 /** The resources the database's stored s3db.json defines (none when it is missing or unreadable JSON: a replace puts it back). */
