@@ -6,8 +6,8 @@
 // key; verifying an incremental checks the backups it needs; a damaged part is named; an
 // encrypted backup's plaintext manifest names no object key; an empty list from a directory that
 // does not exist, and a copy damaged at one of two destinations, are logged; lost or corrupt
-// manifests come back from the copy each backup keeps beside its parts, and only when that backup
-// is complete.
+// manifests come back from the copy each backup keeps beside its parts (also with a part lost:
+// the damage is then recorded), never for a backup none of whose parts is there.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync } from 'node:fs';
@@ -391,8 +391,8 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await p.stop();
   });
 
-  it('a copy is not used when a part is missing or a part has another size; nothing is written', async () => {
-    const { dir, full, inc } = await fullAndIncremental('incomplete');
+  it('a copy whose backup lost a part (or has one cut short) is put back all the same, its damage recorded by a verification: the other resources restore; a copy with none of its parts is not used', async () => {
+    const { dir, db, full, inc } = await fullAndIncremental('incomplete');
     const fullParts = (await readManifest(dir, full.id)).parts;
     const incParts = (await readManifest(dir, inc.id)).parts;
     await rm(path.join(dir, fullParts[0]!.path));
@@ -401,17 +401,30 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const warnings: string[] = [];
     const { p } = await reopen(dir, { ...encrypted, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never });
     const report = await p.recoverBackups();
-    expect(report.recovered).toEqual([]);
-    expect(report.skipped).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ id: full.id, reason: `${fullParts[0]!.path} is missing, so the backup cannot be restored` }),
-        expect.objectContaining({ id: inc.id, reason: `${incParts[0]!.path} has 5 bytes, the manifest says ${incParts[0]!.size}` }),
-      ]),
-    );
-    expect(report.skipped).toHaveLength(2);
-    expect(warnings.filter((w) => w.includes('not used'))).toHaveLength(2);
-    expect((await filesUnder(dir)).filter((f) => f.startsWith('manifests/'))).toEqual([]);
+    expect(report.recovered).toEqual([full.id, inc.id].sort());
+    expect(warnings).toContainEqual(expect.stringContaining(`the manifest of backup ${full.id} was put back at filesystem:${dir} although ${fullParts[0]!.path} is missing`));
+    expect(warnings).toContainEqual(expect.stringContaining(`although ${incParts[0]!.path} has 5 bytes, the manifest says ${incParts[0]!.size}`));
+    // recorded: the listing shows both unverified, and each record names its own damage
+    expect((await p.listBackups()).map((b) => [b.id, b.verified])).toEqual([[inc.id, false], [full.id, false]]);
+    expect((await p.getBackup(full.id))!.verification!.error).toContain(fullParts[0]!.path);
+    // a resource whose parts are whole in both restores exactly from the incremental
+    const damagedGroups = new Set([fullParts[0]!.group, incParts[0]!.group]);
+    const resource = ['users', 'orders'].find((r) => !damagedGroups.has(r))!;
+    const target = await openDb(bucket('incomplete-target'));
+    await p.restore({ backupId: inc.id, resources: [resource], destination: target });
+    const only = (list: { key: string }[]) => list.filter((o) => o.key.startsWith(`resource=${resource}/`));
+    expect(only(await snapshot(target))).toEqual(only(await snapshot(db)));
     await p.stop();
+    // a copy none of whose parts is there (a deleted backup whose marker is gone) is left alone
+    const gone = await fullAndIncremental('incomplete-gone');
+    const goneFull = await readManifest(gone.dir, gone.full.id);
+    for (const part of goneFull.parts) await rm(path.join(gone.dir, part.path));
+    await rm(manifestPath(gone.dir, gone.full.id));
+    const again = await reopen(gone.dir, { ...encrypted, logger: quiet as never });
+    const second = await again.p.recoverBackups();
+    expect(second.recovered).toEqual([]);
+    expect(second.skipped).toEqual([expect.objectContaining({ id: gone.full.id, reason: expect.stringContaining('none of its parts is there') })]);
+    await again.p.stop();
   });
 
   it('a crash between the copy and the manifest: the copy is not used, and the next backup cleans it up with the parts', async () => {

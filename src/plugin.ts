@@ -511,6 +511,9 @@ export class BackupPlugin extends EventEmitter {
         for (const s of manifests.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
         }
+        for (const d of manifests.damaged) {
+          this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...]); a verification records the damage`);
+        }
         const indexes = await repairIndexes({
           catalog: this.catalog,
           set: this.destinations,
@@ -528,6 +531,10 @@ export class BackupPlugin extends EventEmitter {
         });
         for (const s of indexes.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `the index of backup ${s.id} at ${s.destination} was not put back: ${s.reason}`);
+        }
+        // A backup put back with damaged parts gets its damage recorded (quick: sizes and checksums).
+        for (const id of new Set(manifests.damaged.map((d) => d.id))) {
+          await this.verifyBackup(id, { level: 'quick' }).catch((err: unknown) => this.log('warn', { backupId: id, err: errorMessage(err) }, `verifying backup ${id} after putting its manifest back failed: ${errorMessage(err)}`));
         }
         const report: RecoveryReport = { recovered: manifests.recovered, indexes: indexes.indexes, skipped: [...manifests.skipped, ...indexes.skipped] };
         if (report.recovered.length > 0) {

@@ -187,8 +187,9 @@ export class Catalog {
    * index-repair.ts rebuilds that from the parts. Checksums are not read here: verifyBackup()
    * does that.
    */
-  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped'>> {
+  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped'> & { damaged: { id: string; destination: string; damage: string }[] }> {
     const recovered = new Set<string>();
+    const damaged: { id: string; destination: string; damage: string }[] = [];
     const skipped: RecoveryReport['skipped'] = [];
     for (const member of this.set.members) {
       const copies: string[] = [];
@@ -201,13 +202,14 @@ export class Catalog {
       for (const path of copies) {
         const outcome = await recoverFromCopy(member, path);
         if (outcome === null) continue;
-        if (typeof outcome === 'string') {
-          recovered.add(outcome);
-          this.manifests.delete(outcome);
+        if ('damage' in outcome) {
+          recovered.add(outcome.id);
+          this.manifests.delete(outcome.id);
+          if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
         } else skipped.push({ ...outcome, path, destination: member.label });
       }
     }
-    return { recovered: [...recovered].sort(), skipped };
+    return { recovered: [...recovered].sort(), skipped, damaged };
   }
 
   /** Deletes what crashed or abandoned backups left; returns the ids cleaned up. */
@@ -260,10 +262,13 @@ export interface RecoveryReport {
 }
 
 /**
- * One manifest copy at one destination: the id it recovered, null when that backup's manifest is
- * fine there, or why the copy was not used.
+ * One manifest copy at one destination: the id it recovered (with the parts missing or cut short
+ * there, if any), null when that backup's manifest is fine there, or why the copy was not used.
+ * A committed backup with some parts damaged is put back all the same: its other resources can
+ * still be restored, and its chain's incrementals need it (the caller verifies it, which records
+ * the damage). A copy none of whose parts is there is left alone (a deletion whose marker is gone).
  */
-async function recoverFromCopy(member: Destination, path: string): Promise<string | null | { id: string | null; reason: string }> {
+async function recoverFromCopy(member: Destination, path: string): Promise<null | { id: string; damage: string | null } | { id: string | null; reason: string }> {
   let text: string;
   let copy: Manifest;
   try {
@@ -278,13 +283,18 @@ async function recoverFromCopy(member: Destination, path: string): Promise<strin
   if (await member.stat(paths.pending(id))) {
     return { id, reason: `${paths.pending(id)} exists: the backup did not finish or is being deleted, and the next backup's cleanup removes it` };
   }
+  const damage: string[] = [];
+  let missing = 0;
   for (const stored of copy.parts) {
     const info = await member.stat(stored.path);
-    if (!info) return { id, reason: `${stored.path} is missing, so the backup cannot be restored` };
-    if (info.size !== stored.size) return { id, reason: `${stored.path} has ${info.size} bytes, the manifest says ${stored.size}` };
+    if (!info) {
+      damage.push(`${stored.path} is missing`);
+      missing++;
+    } else if (info.size !== stored.size) damage.push(`${stored.path} has ${info.size} bytes, the manifest says ${stored.size}`);
   }
+  if (copy.parts.length > 0 && missing === copy.parts.length) return { id, reason: 'none of its parts is there (a deleted backup), so nothing could be restored from it' };
   await member.write(paths.manifest(id), Buffer.from(text));
-  return id;
+  return { id, damage: damage.length > 0 ? damage.join('; ') : null };
 }
 
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
