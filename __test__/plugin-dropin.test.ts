@@ -176,13 +176,16 @@ describe('s3db.js drop-in details', () => {
     await p.stop();
   });
 
-  it("the story's fields example: a projection that drops a required attribute is refused at backup time, one that keeps them restores into an empty database", async () => {
+  it("the story's fields example: a projection that drops a required attribute is refused when the plugin is installed (or, for a resource defined later, at backup time); one that keeps them restores into an empty database", async () => {
     const db = await openDb(bucket('fields'));
-    const orders = (await db.createResource({
-      name: 'orders',
-      attributes: { customer: 'string', total: 'number', status: 'string', date: 'string', note: 'string|optional' },
-    })) as unknown as Api;
-    for (let i = 0; i < 6; i++) await orders.insert({ id: `o${i}`, customer: `c${i}`, total: i, status: i % 2 ? 'completed' : 'open', date: '2026-12-01', note: 'n' });
+    const defineOrders = async () => {
+      const orders = (await db.createResource({
+        name: 'orders',
+        attributes: { customer: 'string', total: 'number', status: 'string', date: 'string', note: 'string|optional' },
+      })) as unknown as Api;
+      for (let i = 0; i < 6; i++) await orders.insert({ id: `o${i}`, customer: `c${i}`, total: i, status: i % 2 ? 'completed' : 'open', date: '2026-12-01', note: 'n' });
+      return orders;
+    };
     const dir = path.join(work, 'fields');
     const failures: { code?: string }[] = [];
     const bad = new BackupPlugin({
@@ -191,7 +194,11 @@ describe('s3db.js drop-in details', () => {
       resources: { orders: { filter: { status: 'completed' }, fields: ['total', 'date'] } },
       webhooks: { onFailure: (e: Error) => void failures.push(e as Error & { code?: string }) },
     });
-    await db.usePlugin(bad, 'badbackup');
+    await db.usePlugin(bad, 'badbackup'); // orders is not defined yet: nothing to check
+    const orders = await defineOrders();
+    // Installed once orders exists, the same options fail at once, when the application starts.
+    const early = new BackupPlugin({ schedule: false, config: { directory: dir }, resources: { orders: { filter: { status: 'completed' }, fields: ['total', 'date'] } } });
+    await expect(db.usePlugin(early, 'early')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"resources\.orders\.fields".*'customer', 'status'.*Nothing was backed up/s) });
     const err = await bad.createBackup().then(() => null, (e: unknown) => e as { code: string; message: string });
     expect(err).toMatchObject({ code: 'ERR_INVALID_OPTION' });
     expect(err!.message).toContain('"resources.orders.fields"');

@@ -48,6 +48,30 @@ function resourceApi(db: DatabaseLike, name: string): ResourceApi {
   return r as ResourceApi;
 }
 
+/**
+ * When the plugin is installed: refuses `fields` that leave out an attribute a loaded resource
+ * requires, as the backup would (LogicalReader.checkRestorable), so the mistake shows when the
+ * application starts rather than at its first backup. Resources defined later are checked then.
+ */
+export async function checkSelectedFields(db: DatabaseLike, selections: Record<string, ResourceSelection>): Promise<void> {
+  for (const [group, selection] of Object.entries(selections)) {
+    const api = db.resources[group] as Partial<ResourceApi> | undefined;
+    if (!selection.fields || typeof api?.validate !== 'function') continue;
+    const verdict = await api.validate({});
+    const dropped = [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && !selection.fields!.includes(e.field)).map((e) => e.field!))];
+    if (dropped.length > 0) throw fieldsError(group, dropped, 'Nothing was backed up');
+  }
+}
+
+function fieldsError(group: string, dropped: string[], outcome: string): BackupError {
+  const names = dropped.map((f) => `'${f}'`).join(', ');
+  return optionError(
+    `resources.${group}.fields`,
+    `leaves out ${names}, which resource '${group}' requires`,
+    `A restore into a database without these records inserts them through s3db's resource API, which refuses a record without ${names}: add ${dropped.length > 1 ? 'them' : 'it'} to fields (or make the attribute optional). ${outcome}`,
+  );
+}
+
 /** Paths (`token`, `auth.key`) of the attributes whose rule is s3db.js's `secret` type. */
 function secretPaths(attributes: Record<string, unknown>, prefix: string): string[] {
   const out: string[] = [];
@@ -140,13 +164,7 @@ export class LogicalReader {
     const { id: _id, ...values } = projected;
     const verdict = await api.validate(values);
     const dropped = [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && e.field in record && !(e.field in projected)).map((e) => e.field!))];
-    if (dropped.length === 0) return;
-    const names = dropped.map((f) => `'${f}'`).join(', ');
-    throw optionError(
-      `resources.${group}.fields`,
-      `leaves out ${names}, which resource '${group}' requires`,
-      `A restore into a database without these records inserts them through s3db's resource API, which refuses a record without ${names}: add ${dropped.length > 1 ? 'them' : 'it'} to fields (or make the attribute optional). The backup was not written`,
-    );
+    if (dropped.length > 0) throw fieldsError(group, dropped, 'The backup was not written');
   }
 
   /** Counts a record into its resource's limit; false once the limit is reached (the record is dropped). */
