@@ -701,11 +701,10 @@ export class BackupPlugin extends EventEmitter {
   /**
    * The parent of the next incremental: the newest backup of the same selection series, unless its
    * chain is too long, broken, or holds a backup recorded as failing verification (building on it
-   * would give backups that look fine and cannot be restored): then null, i.e. a full backup.
-   */
-  /**
-   * The backup the next incremental builds on, or null for a full. `quiet`: a first look before
-   * the lease (to name the backup), which the look under the lease repeats; only that one logs.
+   * would give backups that look fine and cannot be restored), its index is lost, it is encrypted
+   * and encryption is off, or a destination written to lacks its chain: then null, i.e. a full backup.
+   * `quiet`: a first look before the lease (to name the backup), which the look under the lease
+   * repeats; only that one logs.
    */
   private async parentFor(include: string[] | null, exclude: string[], quiet = false): Promise<Manifest | null> {
     const warn = (id: string, why: string) => (quiet ? undefined : this.log('warn', { backupId: id }, `the next backup is a full one: ${why}`));
