@@ -182,7 +182,7 @@ describe('recovery paths', () => {
     for (const q of [p, reader, blind]) await q.stop();
   });
 
-  it('an empty list from a directory that does not exist says so (a typo looks like "no backups")', async () => {
+  it('an empty list from a directory that does not exist, or one level off the backup folder, says so (a typo looks like "no backups")', async () => {
     const warnings: string[] = [];
     const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
     const { p } = await reopen(path.join(work, 'no-such-dir', 'backups'), { logger: logger as never, lease: false });
@@ -196,6 +196,17 @@ describe('recovery paths', () => {
     expect(await again.p.listBackups()).toEqual([]);
     expect(warnings).toEqual([]); // an existing, empty directory is simply "no backups yet"
     await again.p.stop();
+    // one level off: the parent of the backup folder, or its manifests/ folder
+    const made = await fullAndIncremental('one-level-off');
+    const dir = path.join(work, 'one-level-off-parent', 'backups'); // a parent holding this backup folder only
+    cpSync(made.dir, dir, { recursive: true });
+    for (const [where, hint] of [[path.dirname(dir), `but ${dir} does: set config.directory to it`], [path.join(dir, 'manifests'), `set config.directory to ${dir}`]] as const) {
+      warnings.length = 0;
+      const off = await reopen(where, { logger: logger as never, lease: false });
+      expect(await off.p.listBackups()).toEqual([]);
+      expect(warnings).toEqual([expect.stringContaining(hint)]);
+      await off.p.stop();
+    }
   });
 
   it('a copy damaged at one of two destinations: verified from the other, and the lost redundancy is logged', async () => {

@@ -121,6 +121,16 @@ export class FilesystemDestination implements Destination {
     const s = await stat(this.root).catch(() => null);
     if (!s) return `${this.root} does not exist (no backup was ever written there): check config.directory`;
     if (!s.isDirectory()) return `${this.root} is not a directory: check config.directory`;
+    // A directory one level off: inside the backup folder, or its parent.
+    if (path.basename(this.root) === 'manifests' || path.basename(this.root) === 'data') {
+      return `${this.root} looks like a folder inside a backup destination: set config.directory to ${path.dirname(this.root)}`;
+    }
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    const below: string[] = [];
+    for (const e of entries) {
+      if (e.isDirectory() && (await stat(path.join(this.root, e.name, 'manifests')).catch(() => null))?.isDirectory()) below.push(path.join(this.root, e.name));
+    }
+    if (below.length > 0) return `${this.root} holds no backups itself, but ${below.join(', ')} ${below.length > 1 ? 'do' : 'does'}: set config.directory to ${below.length > 1 ? 'one of them' : 'it'}`;
     return null;
   }
 
