@@ -204,6 +204,9 @@ describe("strategy 'all' over filesystem + S3", () => {
         const text = JSON.stringify(report);
         expect(text, `verify: ${verify}`).toContain(fsLabel);
         expect(text, `verify: ${verify}`).toContain(corrupted);
+        // one entry per failing object, with its path (the verification names both damages)
+        expect(report.sourceFailures, `verify: ${verify}`).toContainEqual(expect.objectContaining({ label: fsLabel, path: corrupted }));
+        if (verify) expect(report.sourceFailures).toContainEqual(expect.objectContaining({ label: s3Label, path: deleted }));
       }
     });
   });

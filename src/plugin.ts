@@ -441,7 +441,7 @@ export class BackupPlugin extends EventEmitter {
             throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
           }
           for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
-          for (const d of outcome.result.destinations) if (!d.verified) sourceFailures.push({ label: d.label, path: null, error: d.error ?? 'verification failed' });
+          sourceFailures.push(...outcome.failures);
         }
       }
       opened = await openDatabase(options.destination, this.database);

@@ -30,6 +30,8 @@ export interface VerifyOutcome {
   result: VerificationResult;
   /** Part path (and `indexSource(id)` for the index) -> label of a destination where it verified. */
   goodSources: Map<string, string>;
+  /** Each object that failed at a destination, with why (not recorded: the result's error sums them up). */
+  failures: { label: string; path: string; error: string }[];
 }
 
 export interface VerifyOptions {
@@ -56,6 +58,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const destinations: VerificationResult['destinations'] = [];
   // Objects that could not be read for a reason other than their bytes (access, I/O, network).
   const unreadable = new Map<string, { path: string; err: unknown }>();
+  const failures: VerifyOutcome['failures'] = [];
   for (const member of holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
     // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
@@ -79,6 +82,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       }
       meter.add(1, ref.size);
     });
+    for (const e of errors) failures.push({ label: member.label, path: e.path, error: e.message });
     const more = errors.slice(1).map((e) => e.path);
     const error = errors.length === 0 ? null : `${errors[0]!.message}${more.length > 0 ? ` (and ${more.length} more damaged: ${more.join(', ')})` : ''}`;
     destinations.push({ label: member.label, verified: error === null, error });
@@ -100,6 +104,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   return {
     result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
+    failures,
   };
 }
 
