@@ -89,8 +89,14 @@ describe('selective backups', () => {
     await expect(plain.createBackup()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"resources\.apikeys".*'token'.*decrypted.*Set encryption/s) });
     expect(await plain.listBackups()).toEqual([]);
     await plain.stop();
-    const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string', pin: 'secret|optional' } })) as unknown as { insert(v: object): Promise<unknown> };
-    await notes.insert({ id: 'n1', text: 'hello', pin: '1234' });
+    const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string', pin: 'secret|optional', code: 'secretNumber|optional', blob: 'secretAny|optional' } })) as unknown as { insert(v: object): Promise<unknown> };
+    await notes.insert({ id: 'n1', text: 'hello', pin: '1234', code: 42, blob: { k: 'v' } });
+    for (const fields of [['text', 'code'], ['text', 'blob']]) {
+      const leaky = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `secret-${fields[1]}`) }, resources: { notes: { fields } }, include: ['notes'] });
+      await db.usePlugin(leaky, `leaky-${fields[1]}`);
+      await expect(leaky.createBackup()).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining(`'${fields[1]}'`) });
+      await leaky.stop();
+    }
     const projected = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'secret-projected') }, resources: { notes: { fields: ['text'] } }, include: ['notes'] });
     await db.usePlugin(projected, 'projected');
     expect((await projected.createBackup()).records).toBe(1);

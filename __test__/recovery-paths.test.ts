@@ -179,7 +179,13 @@ describe('recovery paths', () => {
     const blind = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, error() {}, info() {} } });
     await db.usePlugin(blind, 'blind');
     expect((await blind.listBackups()).map((b) => [b.reason, b.metadata])).toEqual([[null, {}], [null, {}]]);
-    for (const q of [p, reader, blind]) await q.stop();
+    // a wrong passphrase: sealed as well, one try and one warning for the key, not one per backup
+    const warnings: string[] = [];
+    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not it', iterations: 100_000 }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    await db.usePlugin(wrong, 'wrong');
+    expect((await wrong.listBackups()).map((b) => b.reason)).toEqual([null, null]);
+    expect(warnings.filter((w) => w.includes('stay sealed'))).toHaveLength(1);
+    for (const q of [p, reader, blind, wrong]) await q.stop();
   });
 
   it('an empty list from a directory that does not exist, or one level off the backup folder, says so (a typo looks like "no backups")', async () => {
@@ -493,6 +499,45 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     expect(await p.deleteBackup(full.id, { force: true })).toEqual({ deleted: [inc.id, full.id] });
     expect((await filesUnder(dir)).filter((f) => /^(data|manifests|indexes|pending)\//.test(f))).toEqual([]);
     expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [], skipped: [] });
+    await p.stop();
+  });
+});
+
+describe('what a chain makes of `verified`', () => {
+  it('an incremental on a full taken with verify: false is not listed as verified (the full was never checked)', async () => {
+    const dir = path.join(work, 'unverified-full');
+    const db = await copySeeded(bucket('unverified-full'));
+    const off = new BackupPlugin({ schedule: false, config: { directory: dir }, verify: false });
+    await db.usePlugin(off, 'off');
+    const full = await off.createBackup({ type: 'full' });
+    await off.stop();
+    await (db.resources.orders as unknown as Orders).insert({ id: 'o-more', userId: 'u1', total: 2, status: 'new' });
+    const on = new BackupPlugin({ schedule: false, config: { directory: dir }, verify: 'quick', type: 'incremental' });
+    await db.usePlugin(on, 'on');
+    const inc = await on.createBackup();
+    expect(inc).toMatchObject({ type: 'incremental', verification: { verified: true } });
+    expect((await on.getBackup(inc.id))!.verified).toBe(false);
+    expect((await on.listBackups({ verified: true })).map((b) => b.id)).toEqual([]);
+    await on.verifyBackup(full.id, { level: 'quick' });
+    expect((await on.listBackups({ verified: true })).map((b) => b.id)).toEqual([inc.id, full.id]);
+    await on.stop();
+  });
+
+  it('a chain with a missing manifest before a failed backup: retention still counts the later ones as failing', async () => {
+    const { dir, db, full, inc } = await fullAndIncremental('missing-then-failed', { type: 'incremental' });
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, type: 'incremental', retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p, 'more');
+    await (db.resources.orders as unknown as Orders).insert({ id: 'o-later', userId: 'u1', total: 3, status: 'new' });
+    const later = await p.createBackup();
+    expect(later.type).toBe('incremental');
+    const part = (await readManifest(dir, inc.id)).parts[0]!;
+    const bytes = await readFile(path.join(dir, part.path));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(dir, part.path), bytes);
+    expect((await p.verifyBackup(inc.id, { level: 'full' })).verified).toBe(false); // recorded for inc itself
+    await rm(manifestPath(dir, full.id));
+    const plan = await p.prune({ dryRun: true });
+    expect(plan.keep.find((k) => k.id === later.id)?.reasons.join(' ')).toContain('unverified');
     await p.stop();
   });
 });

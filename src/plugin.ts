@@ -18,6 +18,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { S3db } from 's3db.js';
+import type { KeyHandle } from './codec/index.js';
 import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
@@ -233,15 +234,15 @@ export class BackupPlugin extends EventEmitter {
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
     const { entries, unreadable } = await this.catalog.survey();
-    // A backup whose chain holds one recorded as failing verification, or one whose manifest is
-    // missing or unreadable, cannot be restored now: it is not `verified`, whatever its own last
+    // A backup whose chain holds one recorded as failing verification, one whose manifest is
+    // missing or unreadable, or one never verified is not `verified`, whatever its own last
     // verification said. (Retention counts only the recorded failure: a lost manifest may come back.)
     const verifications = new Map(entries.map((e) => [e.manifest.id, e.summary.verification]));
     const missing = new Set<string>();
     const unsealer = this.unsealer();
     let list = await Promise.all(
       entries.map(async (e) => {
-        const problem = chainProblem(e.manifest, verifications);
+        const problem = chainProblem(e.manifest, verifications, true);
         if (problem?.kind === 'missing') missing.add(e.manifest.chain.find((id) => !verifications.has(id))!);
         const shown = await unsealer(e.manifest);
         const summary = { ...e.summary, reason: shown.reason, metadata: shown.metadata };
@@ -290,7 +291,7 @@ export class BackupPlugin extends EventEmitter {
       const m = await this.catalog.get(ancestor).catch(() => null);
       if (m) verifications.set(ancestor, summarize(m, await this.catalog.latestVerification(ancestor)).verification);
     }
-    return { ...summary, verified: summary.verified && chainProblem(manifest, verifications) === null, manifest };
+    return { ...summary, verified: summary.verified && chainProblem(manifest, verifications, true) === null, manifest };
   }
 
   /**
@@ -299,13 +300,25 @@ export class BackupPlugin extends EventEmitter {
    * that did not open is not tried again within one call (each try costs a PBKDF2 derivation).
    */
   private unsealer(): (m: Manifest) => Promise<Manifest> {
-    const refused = new Set<string>();
+    // keyCheck -> the key, or null once it did not open (one try and one warning per key and call,
+    // however many backups are unsealed at once)
+    const keys = new Map<string, Promise<KeyHandle | null>>();
     return async (m) => {
-      if (m.sealed === undefined || !m.encryption || !this.keyring.enabled || refused.has(m.encryption.keyCheck)) return m;
+      if (m.sealed === undefined || !m.encryption || !this.keyring.enabled) return m;
+      const keyCheck = m.encryption.keyCheck;
+      let key = keys.get(keyCheck);
+      if (!key) {
+        key = this.keyring.keyForManifest(m, this.destinations).catch((err: unknown) => {
+          this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the reason, metadata and trigger payload of the backups under key ${keyCheck} stay sealed: ${errorMessage(err)}`);
+          return null;
+        });
+        keys.set(keyCheck, key);
+      }
+      const opened = await key;
+      if (!opened) return m;
       try {
-        return await withUnsealed(m, await this.keyring.keyForManifest(m, this.destinations));
+        return await withUnsealed(m, opened);
       } catch (err) {
-        refused.add(m.encryption.keyCheck);
         this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the reason, metadata and trigger payload of ${m.id} stay sealed: ${errorMessage(err)}`);
         return m;
       }
@@ -919,12 +932,19 @@ function chainFailed(m: Manifest, verifications: Map<string, VerificationResult 
   return chainProblem(m, verifications)?.kind === 'failed';
 }
 
-/** Why `m`'s chain cannot be relied on (a backup missing from `verifications`, or one recorded as failing verification), or null. */
-function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>): { kind: 'missing' | 'failed'; text: string } | null {
-  for (const id of m.chain) {
-    if (!verifications.has(id)) return { kind: 'missing', text: `needs ${id}, which is missing or unreadable` };
-    if (verifications.get(id)?.verified === false) return { kind: 'failed', text: `holds ${id}, which failed verification` };
-  }
+/**
+ * Why `m`'s chain cannot be relied on, or null: a backup recorded as failing verification
+ * (looked for first, anywhere in the chain: retention goes by it), one missing from
+ * `verifications` (missing or unreadable), and with `strict` (what listings call `verified`) an
+ * ancestor never verified (taken with `verify: false`: a restore would find its damage first).
+ */
+function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>, strict = false): { kind: 'missing' | 'failed' | 'unverified'; text: string } | null {
+  const failed = m.chain.find((id) => verifications.get(id)?.verified === false);
+  if (failed !== undefined) return { kind: 'failed', text: `holds ${failed}, which failed verification` };
+  const missing = m.chain.find((id) => !verifications.has(id));
+  if (missing !== undefined) return { kind: 'missing', text: `needs ${missing}, which is missing or unreadable` };
+  const unverified = strict ? m.chain.find((id) => id !== m.id && verifications.get(id)?.verified !== true) : undefined;
+  if (unverified !== undefined) return { kind: 'unverified', text: `needs ${unverified}, which was never verified` };
   return null;
 }
 

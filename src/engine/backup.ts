@@ -401,7 +401,8 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
  */
 async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): Promise<void> {
   if (!o.include) return;
-  const defined = definedResources(s3dbJson);
+  // what s3db.json defines, and what this process's database has loaded (s3db.json may be missing)
+  const defined = [...new Set([...definedResources(s3dbJson), ...Object.keys(o.db.resources ?? {})])];
   const unknown: string[] = [];
   for (const name of o.include) {
     if (defined.includes(name)) continue;

@@ -72,13 +72,14 @@ function fieldsError(group: string, dropped: string[], outcome: string): BackupE
   );
 }
 
-/** Paths (`token`, `auth.key`) of the attributes whose rule is s3db.js's `secret` type. */
+/** Paths (`token`, `auth.key`) of the attributes whose rule is one of s3db.js's secret types. */
 function secretPaths(attributes: Record<string, unknown>, prefix: string): string[] {
   const out: string[] = [];
   for (const [name, rule] of Object.entries(attributes)) {
     if (name.startsWith('$$')) continue;
     const type = typeof rule === 'string' ? rule : rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string' ? (rule as { type: string }).type : null;
-    if (type !== null && /^\s*secret\b/.test(type)) out.push(prefix + name);
+    // s3db.js encrypts every type whose name holds "secret" (secret, secretAny, secretNumber, ...).
+    if (type !== null && /secret/i.test(type.split('|')[0]!)) out.push(prefix + name);
     else if (type === null && rule && typeof rule === 'object') out.push(...secretPaths(rule as Record<string, unknown>, `${prefix}${name}.`));
   }
   return out;
