@@ -306,15 +306,12 @@ describe('recovery paths', () => {
     await writer.stop();
   });
 
-  it('a deleted key.json: the next backup puts it back from the newest manifest (same master key, no split), or refuses a passphrase that does not open it', async () => {
+  it('a deleted key.json: the next backup puts it back from the newest manifest (same master key, no split); with another passphrase (a rotation) a new key is made, with a warning', async () => {
     const { dir, db, full } = await fullAndIncremental('lostkey');
     const original = await readFile(path.join(dir, 'key.json'), 'utf8');
+    const rotated = path.join(work, 'lostkey-rotated');
+    cpSync(dir, rotated, { recursive: true });
     await rm(path.join(dir, 'key.json'));
-    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not the passphrase', iterations: 100_000 } });
-    await db.usePlugin(wrong, 'wrong');
-    await expect(wrong.createBackup()).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE', message: expect.stringContaining('embedded in the newest encrypted backup') });
-    await wrong.stop();
-    await expect(readFile(path.join(dir, 'key.json'))).rejects.toMatchObject({ code: 'ENOENT' }); // no new key made
     const writer = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
     await db.usePlugin(writer, 'writer');
     const next = await writer.createBackup();
@@ -322,6 +319,15 @@ describe('recovery paths', () => {
     const keyChecks = new Set([full.id, next.id].map((id) => (JSON.parse(readFileSync(manifestPath(dir, id), 'utf8')) as { encryption: { keyCheck: string } }).encryption.keyCheck));
     expect(keyChecks.size).toBe(1);
     await writer.stop();
+    // key.json moved away on purpose and a new passphrase set: the documented way to rotate the key
+    await rm(path.join(rotated, 'key.json'));
+    const warnings: string[] = [];
+    const fresh = new BackupPlugin({ schedule: false, config: { directory: rotated }, encryption: { passphrase: 'a new passphrase', iterations: 100_000 }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    await db.usePlugin(fresh, 'fresh');
+    const first = await fresh.createBackup();
+    expect(JSON.parse(readFileSync(manifestPath(rotated, first.id), 'utf8')).encryption.keyCheck).not.toBe(JSON.parse(original).keyCheck);
+    expect(warnings).toContainEqual(expect.stringContaining('a new master key is made (key rotation)'));
+    await fresh.stop();
   });
 
   it('verifying an incremental checks the backups it needs, and names the damaged part', async () => {

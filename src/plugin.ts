@@ -645,6 +645,7 @@ export class BackupPlugin extends EventEmitter {
         set: this.destinations,
         keyring: this.keyring,
         embeddedKeyFile: this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null,
+        warn: (message) => this.log('warn', { backupId: id }, message),
         type,
         parent,
         reason: options.reason ?? null,

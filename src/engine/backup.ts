@@ -45,6 +45,8 @@ export interface BackupRunOptions {
   keyring: Keyring;
   /** The key file embedded in the newest encrypted backup's manifest (Keyring.keyForBackup puts a lost key.json back from it). */
   embeddedKeyFile?: unknown;
+  /** Something the caller should log (a new master key made: Keyring.keyForBackup). */
+  warn?: (message: string) => void;
   type: BackupType;
   /** Parent for an incremental (the newest backup of the chain); null makes it a full. */
   parent: Manifest | null;
@@ -116,7 +118,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   let committed = false;
   try {
     await pending.save();
-    const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set, (o.embeddedKeyFile ?? null) as KeyFile | null) : null;
+    const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set, (o.embeddedKeyFile ?? null) as KeyFile | null, o.warn) : null;
     const key = keyInfo?.key ?? null;
     const codec = { compression: o.compression, level: o.level ?? undefined, key: key ?? undefined, segmentSize: o.segmentSize, threads: o.threads };
     const parentKey = parent?.encryption ? await o.keyring.keyForManifest(parent, set) : null;

@@ -39,11 +39,12 @@ export class Keyring {
   /**
    * The key for a new backup on `set`, with the key file to embed in its manifest. `embedded`: the
    * key file the newest encrypted backup's manifest embeds. When key.json is missing at every
-   * destination it is put back from that copy (unlocked with the passphrase first), so a deleted
-   * key.json never splits the backups between two master keys; a new key is made only when no
-   * encrypted backup exists.
+   * destination it is put back from that copy if the passphrase opens it, so a deleted key.json
+   * does not split the backups between two master keys. If it does not open (a new passphrase
+   * after key.json was moved away on purpose, to rotate the key, or rewrapped and then lost), a new
+   * master key is made and `warn` says so: the older backups keep needing their own passphrase.
    */
-  async keyForBackup(set: DestinationSet, embedded: KeyFile | null = null): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
+  async keyForBackup(set: DestinationSet, embedded: KeyFile | null = null, warn: (message: string) => void = () => undefined): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
     const passphrase = this.requirePassphrase('create an encrypted backup');
     const found = await this.readKeyFiles(set);
     const bad = found.find((f) => f.unreadable);
@@ -51,13 +52,24 @@ export class Keyring {
       // Never replaced by a new key: the old backups need the master key it wraps.
       throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable, so no new backup is written there; restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
     }
-    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? embedded;
+    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? null;
+    if (!keyFile && embedded) {
+      const opened = await this.unlock(embedded, passphrase, "the key file embedded in the newest encrypted backup's manifest").then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') return false;
+          throw err;
+        },
+      );
+      if (opened) keyFile = embedded;
+      else warn(`key.json is missing and the passphrase does not open the key file of the newest encrypted backup: a new master key is made (key rotation). Backups made before need the passphrase they were made with`);
+    }
     if (!keyFile) {
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
       this.cache.set(created.key.keyCheck, created.key);
     }
-    const key = await this.unlock(keyFile, passphrase, keyFile === embedded ? "the key file embedded in the newest encrypted backup's manifest (key.json is missing)" : 'key.json at the destination');
+    const key = await this.unlock(keyFile, passphrase, 'key.json at the destination');
     const body = Buffer.from(JSON.stringify(keyFile, null, 2));
     for (const member of set.writers) {
       const existing = found.find((f) => f.label === member.label)?.keyFile;
