@@ -572,8 +572,21 @@ describe('resource names', () => {
     await expect(p.createBackup({ resources: ['nope'] })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE', message: expect.stringContaining("'nope'") });
     expect(await p.listBackups()).toEqual([]);
     expect(await leftovers(dir)).toEqual([]);
+    await p.stop();
+    // a typo in the resources option: a selection (filter/fields) is refused, an exclusion warned about
+    const selection = plugin(dir, { resources: { usres: { fields: ['name'] } } });
+    await db.usePlugin(selection, 'selection');
+    await expect(selection.createBackup()).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE', message: expect.stringContaining("'usres'") });
+    await selection.stop();
+    const warnings: string[] = [];
+    const exclusion = plugin(dir, { resources: { ordrs: false }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    await db.usePlugin(exclusion, 'exclusion');
+    expect((await exclusion.createBackup()).resources).toContain('orders');
+    expect(warnings).toContainEqual(expect.stringContaining("names 'ordrs'"));
+    await exclusion.stop();
     // objects under resource=ghost/ with no definition in s3db.json (a damaged s3db.json) are data
     await db.client.putObject({ key: 'resource=ghost/data/id=g1', body: Buffer.from('x'), metadata: { _v: 'v1' } });
+    await db.usePlugin(p, 'names-again');
     const ghost = await p.createBackup({ resources: ['ghost'] });
     expect(ghost).toMatchObject({ resources: ['ghost'], records: 1 });
     // a resource this process has loaded, with no records, while s3db.json is gone: known all the same

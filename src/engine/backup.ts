@@ -402,20 +402,30 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
  * A resource with objects but no definition (a damaged s3db.json) is backed up.
  */
 async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): Promise<void> {
-  if (!o.include) return;
   // what s3db.json defines, and what this process's database has loaded (s3db.json may be missing)
   const defined = [...new Set([...definedResources(s3dbJson), ...Object.keys(o.db.resources ?? {})])];
-  const unknown: string[] = [];
-  for (const name of o.include) {
-    if (defined.includes(name)) continue;
-    if (!(await hasObjects(o.db, `resource=${name}/`))) unknown.push(name);
+  const known = async (name: string) => defined.includes(name) || (await hasObjects(o.db, `resource=${name}/`));
+  const unknownOf = async (names: string[]) => {
+    const out: string[] = [];
+    for (const name of names) if (!(await known(name))) out.push(name);
+    return out;
+  };
+  const listed = (names: string[]) => names.map((n) => `'${n}'`).join(', ');
+  const defines = `it defines: ${[...defined].sort().join(', ') || 'no resource'}`;
+  // Named to be backed up (include), or to be backed up filtered or projected (a typo there would
+  // back the whole resource up, the very data `fields` or `filter` meant to leave out): refused.
+  const selected = Object.keys(o.selections).filter((name) => !o.exclude.includes(name) && (!o.include || o.include.includes(name)));
+  const unknown = await unknownOf([...new Set([...(o.include ?? []), ...selected])]);
+  if (unknown.length > 0) {
+    throw new BackupError(
+      'ERR_UNKNOWN_RESOURCE',
+      `the backup names ${listed(unknown)}, which the database neither defines nor holds objects of (${defines}). Nothing was backed up. Fix the name in the plugin's include or resources option (or in createBackup({ resources })), or remove a resource that was dropped`,
+      { details: { unknown, defined } },
+    );
   }
-  if (unknown.length === 0) return;
-  throw new BackupError(
-    'ERR_UNKNOWN_RESOURCE',
-    `the backup names ${unknown.map((n) => `'${n}'`).join(', ')}, which the database neither defines nor holds objects of (it defines: ${[...defined].sort().join(', ') || 'no resource'}). Nothing was backed up. Fix the name in the plugin's include or resources option (or in createBackup({ resources })), or remove a resource that was dropped`,
-    { details: { unknown, defined } },
-  );
+  // Named to be left out: nothing is lost by a wrong name there but what it meant to leave out.
+  const unknownExcluded = await unknownOf(o.exclude);
+  if (unknownExcluded.length > 0) o.warn?.(`exclude (or resources: { name: false }) names ${listed(unknownExcluded)}, which the database neither defines nor holds objects of (${defines}): a typo leaves the resource it meant in the backup`);
 }
 
 async function hasObjects(db: DatabaseLike, prefix: string): Promise<boolean> {
