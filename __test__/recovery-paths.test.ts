@@ -509,6 +509,32 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
   });
 });
 
+describe('priority failover', () => {
+  it("'priority': when the first destination stops taking writes, the next backup fails over to the second as a full, not an incremental whose chain only the first holds", async () => {
+    const [a, b] = [path.join(work, 'prio-a'), path.join(work, 'prio-b')];
+    const db = await copySeeded(bucket('prio'));
+    const p = new BackupPlugin({ schedule: false, driver: 'multi', strategy: 'priority', destinations: [{ driver: 'filesystem', config: { directory: a } }, { driver: 'filesystem', config: { directory: b } }], type: 'incremental', lease: false, logger: { warn() {}, error() {}, info() {} } });
+    await db.usePlugin(p);
+    expect((await p.createBackup()).type).toBe('full');
+    // Fault injection (a full disk cannot be made on demand here, and root ignores permissions):
+    // the first destination refuses every write from now on, its backups still readable.
+    const first = p.destinations.members[0]!;
+    first.write = async () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    };
+    const next = await p.createBackup();
+    expect(next.type).toBe('full');
+    const alone = new BackupPlugin({ schedule: false, config: { directory: b } });
+    await db.usePlugin(alone, 'alone');
+    expect((await alone.listBackups()).map((x) => x.id)).toEqual([next.id]);
+    const target = await openDb(bucket('prio-target'));
+    await alone.restore({ backupId: next.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await p.stop();
+    await alone.stop();
+  });
+});
+
 describe('what a chain makes of `verified`', () => {
   it('an incremental on a full taken with verify: false is not listed as verified (the full was never checked)', async () => {
     const dir = path.join(work, 'unverified-full');
@@ -577,7 +603,7 @@ describe('changed circumstances: the next incremental becomes a full instead of 
     const next = await q.createBackup();
     expect(next.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`${a} does not hold every backup of the chain`));
-    // A alone (B lost later) restores the newest backup
+    // A alone (B lost later) restores the newest backup ('all' above; 'priority' below)
     const alone = new BackupPlugin({ schedule: false, config: { directory: a } });
     await db.usePlugin(alone, 'alone');
     expect((await alone.listBackups()).map((x) => x.id)).toEqual([next.id]);

@@ -745,12 +745,16 @@ export class BackupPlugin extends EventEmitter {
     return newest;
   }
 
-  /** Destinations the next backup writes to ('all', 'any') that lack a manifest of `m`'s chain. */
+  /**
+   * Destinations the next backup writes to that lack a manifest of `m`'s chain: every member for
+   * 'all' and 'any'; for 'priority', the one it would fail over to now (a probe write).
+   */
   private async membersLackingChain(m: Manifest): Promise<string[]> {
     const set = this.destinations;
-    if (set.members.length < 2 || set.strategy === 'priority') return [];
+    if (set.members.length < 2) return [];
+    const writers = await set.plannedWriters(paths.pending(`${m.id}.plan.probe`)).catch(() => set.members);
     const lacking: string[] = [];
-    for (const member of set.members) {
+    for (const member of writers) {
       for (const id of m.chain) {
         if (!(await member.stat(paths.manifest(id)).catch(() => null))) {
           lacking.push(member.label);

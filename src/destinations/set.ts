@@ -63,15 +63,21 @@ export class DestinationSet {
    */
   async beginBackup(probePath: string): Promise<void> {
     this.failed = new Set();
-    this.active = this.members;
-    if (this.strategy !== 'priority') return;
+    this.active = await this.plannedWriters(probePath);
+  }
+
+  /**
+   * The members a backup begun now would write to: every member, or for 'priority' the first that
+   * can store a probe object (throws ERR_NO_DESTINATION when none can). Changes nothing.
+   */
+  async plannedWriters(probePath: string): Promise<Destination[]> {
+    if (this.strategy !== 'priority') return this.members;
     const errors: string[] = [];
     for (const member of this.members) {
       try {
         await member.write(probePath, Buffer.from('probe'));
         await member.delete([probePath]);
-        this.active = [member];
-        return;
+        return [member];
       } catch (err) {
         errors.push(`${member.label}: ${errorMessage(err)}`);
       }
