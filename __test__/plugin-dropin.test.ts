@@ -123,6 +123,8 @@ describe('s3db.js drop-in details', () => {
     for (const text of [err2!.message, String((err2!.cause as Error).message), JSON.stringify(events)]) {
       for (const piece of secret.split(/[/+@]/)) expect(text).not.toContain(piece);
     }
+    const err3 = await p.restore({ backupId: b.id, destination: 'postgres://host/db?region=x&secretAccessKey=QUERYSECRET42' }).then(() => null, (e: unknown) => e as Error);
+    expect(err3!.message).not.toContain('QUERYSECRET42');
     await p.stop();
   });
 

@@ -26,10 +26,11 @@ export interface OpenedDatabase {
 
 /**
  * Text with the credentials of every connection string in it hidden: everything from `//` to the
- * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded).
+ * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded),
+ * and credential query parameters (`?secretAccessKey=...`).
  */
 export function redacted(text: string): string {
-  return text.replace(/\/\/\S*@/g, '//***@');
+  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&](?:secretAccessKey|accessKeyId|secret|password|passphrase|token|sessionToken)=)[^&\s]*/gi, '$1***');
 }
 
 function locationOf(db: DatabaseLike, fallback: string): string {
