@@ -45,6 +45,17 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000): Promi
   }
 }
 
+/** The destination `dir` alone lists exactly backup `id`, and restores it into an empty database equal to `db`. */
+async function restoresAlone(db: Awaited<ReturnType<typeof openDb>>, dir: string, id: string): Promise<void> {
+  const alone = new BackupPlugin({ schedule: false, config: { directory: dir } });
+  await db.usePlugin(alone, `alone-${++seq}`);
+  expect((await alone.listBackups()).map((x) => x.id)).toEqual([id]);
+  const target = await openDb(bucket('alone-target'));
+  await alone.restore({ backupId: id, destination: target });
+  expect(await snapshot(target)).toEqual(await snapshot(db));
+  await alone.stop();
+}
+
 /** A backed-up database: a full and an incremental, encrypted, in `dir`. */
 async function fullAndIncremental(name: string, extra: BackupPluginOptions = {}) {
   const dir = path.join(work, name);
@@ -524,14 +535,8 @@ describe('priority failover', () => {
     };
     const next = await p.createBackup();
     expect(next.type).toBe('full');
-    const alone = new BackupPlugin({ schedule: false, config: { directory: b } });
-    await db.usePlugin(alone, 'alone');
-    expect((await alone.listBackups()).map((x) => x.id)).toEqual([next.id]);
-    const target = await openDb(bucket('prio-target'));
-    await alone.restore({ backupId: next.id, destination: target });
-    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await restoresAlone(db, b, next.id);
     await p.stop();
-    await alone.stop();
   });
 });
 
@@ -603,14 +608,7 @@ describe('changed circumstances: the next incremental becomes a full instead of 
     const next = await q.createBackup();
     expect(next.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`${a} does not hold every backup of the chain`));
-    // A alone (B lost later) restores the newest backup ('all' above; 'priority' below)
-    const alone = new BackupPlugin({ schedule: false, config: { directory: a } });
-    await db.usePlugin(alone, 'alone');
-    expect((await alone.listBackups()).map((x) => x.id)).toEqual([next.id]);
-    const target = await openDb(bucket('two-target'));
-    await alone.restore({ backupId: next.id, destination: target });
-    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await restoresAlone(db, a, next.id); // A alone (B lost later)
     await q.stop();
-    await alone.stop();
   });
 });
