@@ -18,7 +18,6 @@
  */
 import { EventEmitter } from 'node:events';
 import type { S3db } from 's3db.js';
-import type { KeyHandle } from './codec/index.js';
 import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
@@ -29,7 +28,7 @@ import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
 import { checkSelectedFields } from './engine/logical.js';
-import { withUnsealed } from './engine/sealed.js';
+import { unsealer } from './engine/sealed.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
@@ -294,35 +293,13 @@ export class BackupPlugin extends EventEmitter {
     return { ...summary, verified: summary.verified && chainProblem(manifest, verifications, true) === null, manifest };
   }
 
-  /**
-   * Shows an encrypted backup's sealed fields (reason, metadata, trigger payload; sealed.ts) when
-   * this plugin's passphrase opens its key; otherwise the manifest as stored (null fields). A key
-   * that did not open is not tried again within one call (each try costs a PBKDF2 derivation).
-   */
+  /** Shows encrypted backups' sealed fields when this plugin's passphrase opens their key (sealed.ts). */
   private unsealer(): (m: Manifest) => Promise<Manifest> {
-    // keyCheck -> the key, or null once it did not open (one try and one warning per key and call,
-    // however many backups are unsealed at once)
-    const keys = new Map<string, Promise<KeyHandle | null>>();
-    return async (m) => {
-      if (m.sealed === undefined || !m.encryption || !this.keyring.enabled) return m;
-      const keyCheck = m.encryption.keyCheck;
-      let key = keys.get(keyCheck);
-      if (!key) {
-        key = this.keyring.keyForManifest(m, this.destinations).catch((err: unknown) => {
-          this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the reason, metadata and trigger payload of the backups under key ${keyCheck} stay sealed: ${errorMessage(err)}`);
-          return null;
-        });
-        keys.set(keyCheck, key);
-      }
-      const opened = await key;
-      if (!opened) return m;
-      try {
-        return await withUnsealed(m, opened);
-      } catch (err) {
-        this.log('warn', { backupId: m.id, err: errorMessage(err) }, `the reason, metadata and trigger payload of ${m.id} stay sealed: ${errorMessage(err)}`);
-        return m;
-      }
-    };
+    if (!this.keyring.enabled) return async (m) => m;
+    return unsealer(
+      (m) => this.keyring.keyForManifest(m, this.destinations),
+      (m, message) => this.log('warn', { backupId: m.id }, message),
+    );
   }
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */

@@ -30,7 +30,7 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, ResourceStats, VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
 import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
@@ -404,7 +404,7 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
 async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): Promise<void> {
   // what s3db.json defines, and what this process's database has loaded (s3db.json may be missing)
   const defined = [...new Set([...definedResources(s3dbJson), ...Object.keys(o.db.resources ?? {})])];
-  const known = async (name: string) => defined.includes(name) || (await hasObjects(o.db, `resource=${name}/`));
+  const known = async (name: string) => defined.includes(name) || (await hasObjects(o.db.client, `resource=${name}/`));
   const unknownOf = async (names: string[]) => {
     const out: string[] = [];
     for (const name of names) if (!(await known(name))) out.push(name);
@@ -426,11 +426,6 @@ async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): P
   // Named to be left out: nothing is lost by a wrong name there but what it meant to leave out.
   const unknownExcluded = await unknownOf(o.exclude);
   if (unknownExcluded.length > 0) o.warn?.(`exclude (or resources: { name: false }) names ${listed(unknownExcluded)}, which the database neither defines nor holds objects of (${defines}): a typo leaves the resource it meant in the backup`);
-}
-
-async function hasObjects(db: DatabaseLike, prefix: string): Promise<boolean> {
-  for await (const _ of listObjects(db.client, { prefix, pageSize: 1 })) return true;
-  return false;
 }
 
 function definedResources(s3dbJson: unknown): string[] {

@@ -1,9 +1,10 @@
 /**
  * Keyring: turns the configured passphrase into master keys, once per key file and process.
  *
- * - Backing up: the destination's key.json is unlocked (or created on the first encrypted backup;
- *   put back from the newest manifest's copy when lost) and copied to any member of the set that lacks it. Every backup's manifest also embeds the key
- *   file, so a backup stays restorable if key.json is lost.
+ * - Backing up: the destination's key.json is unlocked (created on the first encrypted backup; put
+ *   back from the newest manifest's copy when lost) and copied to any member of the set that lacks
+ *   it. Every backup's manifest also embeds the key file, so a backup stays restorable if key.json
+ *   is lost.
  * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
  *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy
  *   (also when key.json is unreadable: a damaged key.json never blocks a restore).

@@ -57,10 +57,14 @@ export async function checkSelectedFields(db: DatabaseLike, selections: Record<s
   for (const [group, selection] of Object.entries(selections)) {
     const api = db.resources[group] as Partial<ResourceApi> | undefined;
     if (!selection.fields || typeof api?.validate !== 'function') continue;
-    const verdict = await api.validate({});
-    const dropped = [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && !selection.fields!.includes(e.field)).map((e) => e.field!))];
+    const dropped = requiredLeftOut(await api.validate({}), (field) => !selection.fields!.includes(field));
     if (dropped.length > 0) throw fieldsError(group, dropped, 'Nothing was backed up');
   }
+}
+
+/** The required attributes s3db's validator missed (`{ type: 'required', field }` errors) that `leftOut` says `fields` dropped. */
+function requiredLeftOut(verdict: Awaited<ReturnType<NonNullable<ResourceApi['validate']>>>, leftOut: (field: string) => boolean): string[] {
+  return [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && leftOut(e.field)).map((e) => e.field!))];
 }
 
 function fieldsError(group: string, dropped: string[], outcome: string): BackupError {
@@ -163,8 +167,7 @@ export class LogicalReader {
     const api = resourceApi(this.db, group);
     if (typeof api.validate !== 'function') return;
     const { id: _id, ...values } = projected;
-    const verdict = await api.validate(values);
-    const dropped = [...new Set((verdict.errors ?? []).filter((e) => e.type === 'required' && e.field !== undefined && e.field in record && !(e.field in projected)).map((e) => e.field!))];
+    const dropped = requiredLeftOut(await api.validate(values), (field) => field in record && !(field in projected));
     if (dropped.length > 0) throw fieldsError(group, dropped, 'The backup was not written');
   }
 

@@ -32,7 +32,7 @@ import { BackupError, errorMessage } from '../errors.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
 import { buildResource, partitionsOf, type ResourceDefinition } from './reload.js';
-import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
+import { hasObjects, isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RecordData = Record<string, unknown>;
 type PartitionDefs = Record<string, unknown>;
@@ -83,10 +83,8 @@ export class PartitionRefs {
     const undefinedBefore = new Set<string>();
     for (const group of groups) {
       if (before.has(group)) continue;
-      for await (const _ of listObjects(db.client, { prefix: `resource=${group}/`, pageSize: 1 })) {
-        undefinedBefore.add(group); // its old references cannot be read now: all are checked after the restore
-        break;
-      }
+      // its old references cannot be read now: all are checked after the restore
+      if (await hasObjects(db.client, `resource=${group}/`)) undefinedBefore.add(group);
     }
     return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore);
   }

@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { hasObjects, isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -259,10 +259,7 @@ async function undefinedLeftOut(o: RestoreRunOptions, target: Manifest, defined:
   const left: string[] = [];
   for (const name of Object.keys(target.resources)) {
     if (name === DATABASE_GROUP || o.resources.includes(name) || defined.includes(name)) continue;
-    for await (const _ of listObjects(o.target.client, { prefix: `resource=${name}/`, pageSize: 1 })) {
-      left.push(name);
-      break;
-    }
+    if (await hasObjects(o.target.client, `resource=${name}/`)) left.push(name);
   }
   if (left.length === 0) return [];
   return [

@@ -118,6 +118,12 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
   } while (token);
 }
 
+/** Whether any object's key starts with `prefix` (one listing request of one key). */
+export async function hasObjects(client: S3dbClientLike, prefix: string): Promise<boolean> {
+  for await (const _ of listObjects(client, { prefix, pageSize: 1 })) return true;
+  return false;
+}
+
 export async function bodyToBuffer(body: unknown): Promise<Buffer> {
   if (body === undefined || body === null) return Buffer.alloc(0);
   if (Buffer.isBuffer(body)) return body;

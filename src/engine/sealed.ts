@@ -11,6 +11,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, createEncoder, type KeyHandle } from '../codec/index.js';
+import { errorMessage } from '../errors.js';
 import type { Manifest } from './manifest.js';
 
 export interface SealedFields {
@@ -34,6 +35,35 @@ export async function withUnsealed(m: Manifest, key: KeyHandle): Promise<Manifes
   if (m.sealed === undefined) return m;
   const f = await unseal(m.sealed, key);
   return { ...m, reason: f.reason, metadata: f.metadata, trigger: m.trigger ? { event: m.trigger.event, payload: f.payload } : null };
+}
+
+/**
+ * For one listing: shows each manifest's sealed fields when `keyFor` opens its key, else the
+ * manifest as stored (null fields) after `warn`. One try and one warning per key, however many
+ * manifests ask at once (a wrong passphrase costs a PBKDF2 derivation per try).
+ */
+export function unsealer(keyFor: (m: Manifest) => Promise<KeyHandle>, warn: (m: Manifest, message: string) => void): (m: Manifest) => Promise<Manifest> {
+  const keys = new Map<string, Promise<KeyHandle | null>>(); // keyCheck -> the key, or null when it did not open
+  return async (m) => {
+    if (m.sealed === undefined || !m.encryption) return m;
+    const keyCheck = m.encryption.keyCheck;
+    let key = keys.get(keyCheck);
+    if (!key) {
+      key = keyFor(m).catch((err: unknown) => {
+        warn(m, `the reason, metadata and trigger payload of the backups under key ${keyCheck} stay sealed: ${errorMessage(err)}`);
+        return null;
+      });
+      keys.set(keyCheck, key);
+    }
+    const opened = await key;
+    if (!opened) return m;
+    try {
+      return await withUnsealed(m, opened);
+    } catch (err) {
+      warn(m, `the reason, metadata and trigger payload of ${m.id} stay sealed: ${errorMessage(err)}`);
+      return m;
+    }
+  };
 }
 
 async function through(input: Buffer, codec: NodeJS.ReadWriteStream): Promise<Buffer> {
