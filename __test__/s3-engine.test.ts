@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackupPlugin } from '../src/index.js';
+import { BackupError, BackupPlugin } from '../src/index.js';
 import { S3Destination } from '../src/destinations/s3.js';
 import { listObjects } from '../src/engine/s3db.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
@@ -149,11 +149,26 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const want = await snapshot(db);
       const p = s3Plugin(config, { partSize: 4096 });
       await db.usePlugin(p);
+      // Fault injection (RGW serves archived objects directly): during the backup, a part moved by
+      // archive() reads as real S3 answers for GLACIER and DEEP_ARCHIVE. The backup's verification
+      // must have read every part before the move, or it fails.
+      const dest = destinationOf(p);
+      const moved = new Set<string>();
+      const [archive, read] = [dest.archive.bind(dest), dest.read.bind(dest)];
+      dest.archive = async (paths) => {
+        await archive(paths);
+        if (storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE') for (const x of paths) moved.add(x);
+      };
+      dest.read = async (path, options) => {
+        if (moved.has(path)) throw new BackupError('ERR_ARCHIVED_OBJECT', `${path} is in ${storageClass} and must be restored first`);
+        return read(path, options);
+      };
       const backup = await p.createBackup();
       expect(backup.verified).toBe(true);
+      expect(moved.size > 0).toBe(storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE');
+      moved.clear();
       const manifest = (await p.getBackup(backup.id))!.manifest;
       expect(manifest.parts.length).toBeGreaterThan(2);
-      const dest = destinationOf(p);
       for (const path of manifest.parts.map((x) => x.path)) expect(await dest.stat(path), path).toMatchObject({ storageClass });
       await p.verifyBackup(backup.id, { level: 'quick' });
       for (const path of [`manifests/${backup.id}.json`, manifest.copy!, manifest.index.path, 'key.json', 'locks/backup.lease', `verifications/${backup.id}.json`]) {
@@ -161,6 +176,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       }
       // a second backup takes the lease and reads the catalog again (an archived lease or manifest would fail it)
       expect((await p.createBackup({ type: 'incremental' })).type).toBe('incremental');
+      moved.clear();
       // RGW serves archived objects directly; real S3 would need requestRestore() first (s3-destination test)
       expect(await restoreElsewhere(config, backup.id)).toEqual(want);
       await db.disconnect();
