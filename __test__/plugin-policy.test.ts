@@ -466,10 +466,9 @@ describe('retention', () => {
     await db.usePlugin(p);
     const tagged = await p.createBackup({ reason: 'Before major deployment', tags: ['pre-deploy'] });
     expect(tagged.tags).toEqual(['pre-deploy']);
-    const middle = await p.createBackup();
-    const newest = await p.createBackup(); // its retention run prunes
+    await p.createBackup(); // pruned by the next backup's retention run: neither newest nor tagged
+    const newest = await p.createBackup();
     expect((await p.listBackups()).map((b) => b.id)).toEqual([newest.id, tagged.id]);
-    expect(middle.id).not.toBe(tagged.id);
     expect((await p.prune({ dryRun: true })).keep.find((k) => k.id === tagged.id)!.reasons).toContainEqual(expect.stringContaining('has tags [pre-deploy]'));
     await expect(p.createBackup({ tagz: ['x'] } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"tagz"') });
     await expect(p.createBackup({ tags: [''] })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"tags"') });
