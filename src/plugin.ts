@@ -27,7 +27,7 @@ import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
-import { checkSelectedFields } from './engine/logical.js';
+import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
@@ -148,7 +148,7 @@ export class BackupPlugin extends EventEmitter {
     if (typeof db?.client?.listObjects !== 'function' || typeof db.on !== 'function') {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
     }
-    await checkSelectedFields(db, this.config.selections);
+    await checkSelections(db, this.config.selections, this.keyring.enabled);
     this.database = db;
     provideGetPlugin(db);
     this.policy.attach(db);

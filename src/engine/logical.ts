@@ -14,8 +14,9 @@
  *   exists in the target (skipped in mode 'skip'), `insert(values)` when it does not. Records not
  *   in the backup are never deleted, whatever the mode: the backup chose to leave them out. Insert
  *   sets fresh createdAt/updatedAt and needs every required attribute, so a backup whose `fields`
- *   leave out a required attribute the records have is refused when its first record is read
- *   (checked with s3db's own validator): it could not be restored into an empty database. A record
+ *   leave out a required attribute the records have is refused (checked with s3db's own
+ *   validator; at install for a loaded resource, else when its first record is read): it could
+ *   not be restored into an empty database. A record
  *   s3db refuses at restore is reported with its id and the reason.
  */
 import { BackupError, errorMessage, optionError } from '../errors.js';
@@ -49,14 +50,21 @@ function resourceApi(db: DatabaseLike, name: string): ResourceApi {
 }
 
 /**
- * When the plugin is installed: refuses `fields` that leave out an attribute a loaded resource
- * requires, as the backup would (LogicalReader.checkRestorable), so the mistake shows when the
- * application starts rather than at its first backup. Resources defined later are checked then.
+ * When the plugin is installed: refuses a selection of a loaded resource that its backups would
+ * refuse (`fields` leaving out a required attribute, as LogicalReader.checkRestorable does; a
+ * secret kept in an unencrypted backup, as LogicalReader.refuseSecrets does), so the mistake shows
+ * when the application starts rather than at its first backup. Resources defined later are checked
+ * by the backup.
  */
-export async function checkSelectedFields(db: DatabaseLike, selections: Record<string, ResourceSelection>): Promise<void> {
+export async function checkSelections(db: DatabaseLike, selections: Record<string, ResourceSelection>, encrypted: boolean): Promise<void> {
   for (const [group, selection] of Object.entries(selections)) {
-    const api = db.resources[group] as Partial<ResourceApi> | undefined;
-    if (!selection.fields || typeof api?.validate !== 'function') continue;
+    const api = db.resources[group] as (Partial<ResourceApi> & { attributes?: Record<string, unknown> }) | undefined;
+    if (!api) continue;
+    if (!encrypted) {
+      const refusal = secretsRefusal(group, api.attributes, selection.fields, 'Nothing was backed up');
+      if (refusal) throw refusal;
+    }
+    if (!selection.fields || typeof api.validate !== 'function') continue;
     const dropped = requiredLeftOut(await api.validate({}), (field) => !selection.fields!.includes(field));
     if (dropped.length > 0) throw fieldsError(group, dropped, 'Nothing was backed up');
   }
@@ -87,6 +95,23 @@ function secretPaths(attributes: Record<string, unknown>, prefix: string): strin
     else if (type === null && rule && typeof rule === 'object') out.push(...secretPaths(rule as Record<string, unknown>, `${prefix}${name}.`));
   }
   return out;
+}
+
+/**
+ * The refusal of an unencrypted backup that would keep secret attributes of `group` (all of them,
+ * or those `fields` keeps), or null. s3db.js stores them encrypted with the database's passphrase,
+ * but the resource API decrypts them, and a logical record is that API's view: in a backup without
+ * encryption they would lie in cleartext at the destination.
+ */
+function secretsRefusal(group: string, attributes: Record<string, unknown> | undefined, fields: string[] | undefined, outcome: string): BackupError | null {
+  const kept = secretPaths(attributes ?? {}, '').filter((p) => !fields || fields.includes(p.split('.')[0]!));
+  if (kept.length === 0) return null;
+  const names = kept.map((p) => `'${p}'`).join(', ');
+  return optionError(
+    `resources.${group}`,
+    `would store ${names} of '${group}' decrypted: a backup with filter, fields or limit reads records through s3db's resource API, which decrypts secret attributes, and this backup is not encrypted`,
+    `Set encryption (a passphrase), leave ${names} out of fields, or back '${group}' up whole (no filter, fields or limit: its objects are copied as stored, secrets still encrypted). ${outcome}`,
+  );
 }
 
 export function matches(record: Record<string, unknown>, filter: ResourceSelection['filter']): boolean {
@@ -134,25 +159,13 @@ export class LogicalReader {
     return { ...action, record: { header: { key: action.entry.key, size: body.length, contentType: 'application/json', logical: true, etag: action.entry.etag }, body } };
   }
 
-  /**
-   * Once per resource, unencrypted backups only: refuses to store `secret` attributes the records
-   * keep (all of them, or those `fields` keeps). s3db.js stores them encrypted with the database's
-   * passphrase, but the resource API decrypts them, and a logical record is that API's view: in a
-   * backup without encryption they would lie in cleartext at the destination.
-   */
+  /** Once per resource, unencrypted backups only: refuses to store secret attributes in cleartext (secretsRefusal). */
   private refuseSecrets(group: string): void {
     this.screened.add(group);
     if (this.encrypted) return;
-    const fields = this.selections[group]?.fields;
-    const attributes = (this.db.resources[group] as { attributes?: Record<string, unknown> } | undefined)?.attributes ?? {};
-    const kept = secretPaths(attributes, '').filter((p) => !fields || fields.includes(p.split('.')[0]!));
-    if (kept.length === 0) return;
-    const names = kept.map((p) => `'${p}'`).join(', ');
-    throw optionError(
-      `resources.${group}`,
-      `would store ${names} of '${group}' decrypted: a backup with filter, fields or limit reads records through s3db's resource API, which decrypts secret attributes, and this backup is not encrypted`,
-      `Set encryption (a passphrase), leave ${names} out of fields, or back '${group}' up whole (no filter, fields or limit: its objects are copied as stored, secrets still encrypted). The backup was not written`,
-    );
+    const attributes = (this.db.resources[group] as { attributes?: Record<string, unknown> } | undefined)?.attributes;
+    const refusal = secretsRefusal(group, attributes, this.selections[group]?.fields, 'The backup was not written');
+    if (refusal) throw refusal;
   }
 
   /**
