@@ -542,16 +542,17 @@ describe('retention per selection series', () => {
     // two slots and `old` would go, leaving nothing that restores but `next`.
     const p = plugin(dir, { retention: { policy: 'simple', count: 2 } });
     await db.usePlugin(p);
-    // The next "incremental" is a full (the chain is damaged); retention removes the damaged chain
-    // (superseded), never `old`, the last backup before it that restores.
+    // The next "incremental" is a full (the chain is damaged). Retention keeps `old`, the last
+    // backup before it that restores, and the damaged chain as long as a good `inc` would be kept
+    // (newest 2 of all: its other parts may still restore), without it taking a slot.
     const next = await p.createBackup({ type: 'incremental' });
     expect(next.type).toBe('full');
-    const kept = (await p.listBackups()).map((b) => b.id);
-    expect(kept).toContain(old.id);
-    expect(kept).toContain(next.id);
-    expect(kept).not.toContain(inc.id);
+    expect((await p.listBackups()).map((b) => b.id).sort()).toEqual([old.id, full.id, inc.id, next.id].sort());
+    // one more backup and a good `inc` would be third newest: the damaged chain goes, `old` with it
+    const last = await p.createBackup({ type: 'full' });
+    expect((await p.listBackups()).map((b) => b.id).sort()).toEqual([next.id, last.id].sort());
     const target = await openDb(bucket('ret-damaged-dst'));
-    await p.restore({ backupId: old.id, destination: target });
+    await p.restore({ backupId: next.id, destination: target });
     await p.stop();
   });
 });

@@ -184,14 +184,40 @@ describe('failed, unverified and active backups', () => {
       { id: 'ok0', timestamp: t(0) },
     ];
     const plan = planRetention(backups, { policy: 'gfs', last: 2 }, t(6));
-    // last 2 = the two newest SUCCESSFUL ones; f3 is kept only as the newest failure after the newest success.
-    expect(ids(plan.keep)).toEqual(['f3', 'ok2', 'ok1']);
+    // last 2 = the two newest SUCCESSFUL ones (ok1 is kept although u is newer); f3 is kept only as
+    // the newest failure after the newest success. u stays as long as a good backup would (it may
+    // restore in part), without taking ok1's slot.
+    expect(ids(plan.keep)).toEqual(['f3', 'ok2', 'u', 'ok1']);
     expect(plan.keep[0].reasons).toEqual(['newest failed backup, kept until a newer successful backup exists']);
+    expect(plan.keep[2].reasons).toEqual(['unverified, kept as long as a good backup would be: last backup']);
     expect(plan.remove).toEqual([
-      { id: 'u', reason: 'unverified backup (verified: false), superseded by successful backup ok2' },
       { id: 'f1', reason: "failed backup (status 'failed'), superseded by successful backup ok2" },
       { id: 'ok0', reason: 'not kept by any rule of gfs (last 2)' },
     ]);
+    // one more good backup: u would now be third of the newest, so it goes like a good one would
+    const later = planRetention([{ id: 'ok3', timestamp: t(6) }, ...backups], { policy: 'gfs', last: 2 }, t(7));
+    expect(ids(later.keep)).toEqual(['ok3', 'ok2']);
+    expect(later.remove.find((r) => r.id === 'u')).toEqual({ id: 'u', reason: 'unverified backup (verified: false), superseded by successful backup ok3 and not kept by any rule of gfs (last 2) were it good' });
+  });
+
+  it('an unverified backup holds on to its GFS slot while a good one takes the slot too, and pins its chain', () => {
+    const day = (d: number, h: number) => Date.parse('2026-05-01T00:00:00Z') + d * 24 * HOUR + h * HOUR;
+    const backups: RetentionBackup[] = [
+      { id: 'd3', timestamp: day(3, 12), type: 'full' },
+      { id: 'd2-late', timestamp: day(2, 20), type: 'incremental', parentId: 'd2-full', verified: false },
+      { id: 'd2-full', timestamp: day(2, 8), type: 'full', verified: false },
+      { id: 'd2-early', timestamp: day(2, 1), type: 'full' },
+      { id: 'd1', timestamp: day(1, 12), type: 'full' },
+      { id: 'd0', timestamp: day(0, 12), type: 'full' },
+    ];
+    const plan = planRetention(backups, { policy: 'gfs', daily: 3 }, day(4, 0));
+    // good ones: d3, d2-early, d1 hold the three daily slots; d2-late would hold day 2's slot were it good
+    expect(ids(plan.keep)).toEqual(['d3', 'd2-late', 'd2-full', 'd2-early', 'd1']);
+    expect(plan.keep.find((k) => k.id === 'd2-full')!.reasons).toEqual(['needed by d2-late (chain)']);
+    expect(ids(plan.remove)).toEqual(['d0']);
+    // four days on, day 2 is out of every window: the damaged chain goes with the good backup of its day
+    const after = planRetention([{ id: 'd6', timestamp: day(6, 12) }, { id: 'd5', timestamp: day(5, 12) }, { id: 'd4', timestamp: day(4, 12) }, ...backups], { policy: 'gfs', daily: 3 }, day(7, 0));
+    expect(ids(after.keep)).toEqual(['d6', 'd5', 'd4']);
   });
 
   it('a newer successful backup removes the kept failure; only the newest failure survives a losing streak', () => {

@@ -504,7 +504,7 @@ export class BackupPlugin extends EventEmitter {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
         }
         for (const d of manifests.damaged) {
-          this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...]); a verification records the damage, so retention removes it (and what needs it) once a newer good backup exists: restore what you need from it first, with the plugin's schedule off`);
+          this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...]); a verification records the damage, so it no longer counts for retention's rules (it is kept as long as a good backup would be): restore what you need from it`);
         }
         const indexes = await repairIndexes({
           catalog: this.catalog,

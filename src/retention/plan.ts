@@ -8,7 +8,11 @@
  *    never removed: a writer still owns them. Marking crashed ones 'failed' is the engine's job.
  * 3. Failed backups: only the newest one is kept, and only while no successful backup is newer
  *    (it explains the current failure); all others are removed. Unverified backups (verified ===
- *    false) likewise: the newest is kept while no successful backup is newer than it.
+ *    false) likewise, and besides: an unverified backup is kept as long as the rules would keep it
+ *    were it successful (a second pass of the rules over successful and unverified backups
+ *    together), because verification failing on one part leaves the rest of it restorable. So a
+ *    damaged backup is never removed earlier than a good one would be, and never takes a good
+ *    one's slot.
  * 4. The newest successful backup is always kept, whatever the policy says.
  * 5. Chains: every kept backup pins its parent (parentId), recursively, so a kept incremental keeps
  *    its full and every incremental between them. Pinned backups do not count for the rules.
@@ -98,13 +102,21 @@ function describePolicy(p: NormalizedRetentionPolicy): string {
   return `gfs (${parts.join(', ')})`;
 }
 
-function applySimple(entries: Entry[], policy: NormalizedSimplePolicy, now: number): void {
+function applySimple(entries: readonly Entry[], policy: NormalizedSimplePolicy, now: number): string[][] {
   const cutoff = policy.maxAge === undefined ? null : subtractDuration(now, parseRetentionDuration(policy.maxAge, 'retention.maxAge'));
   const ageLabel = policy.maxAge === undefined ? '' : formatDuration(parseRetentionDuration(policy.maxAge, 'retention.maxAge'));
-  entries.forEach((e, i) => {
-    if (policy.count === -1 || i < policy.count) e.reasons.push(`newest ${policy.count === -1 ? 'all' : policy.count} (#${i + 1})`);
-    if (cutoff !== null && e.time > cutoff) e.reasons.push(`younger than maxAge ${ageLabel}`);
+  return entries.map((e, i) => {
+    const reasons: string[] = [];
+    if (policy.count === -1 || i < policy.count) reasons.push(`newest ${policy.count === -1 ? 'all' : policy.count} (#${i + 1})`);
+    if (cutoff !== null && e.time > cutoff) reasons.push(`younger than maxAge ${ageLabel}`);
+    return reasons;
   });
+}
+
+/** The reasons the policy's rules give each of `entries` (newest first), seen as the only backups there are. */
+function applyRules(entries: readonly Entry[], policy: NormalizedRetentionPolicy, now: number): string[][] {
+  if (policy.policy === 'simple') return applySimple(entries, policy, now);
+  return applyGfs(entries.map((e) => ({ time: e.time, tags: e.backup.tags })), policy, now).map((d) => d.reasons);
 }
 
 /**
@@ -136,13 +148,17 @@ export function planRetention(backups: readonly RetentionBackup[], policy: unkno
   const label = describePolicy(normalized);
 
   // 1. Policy rules over successful backups only.
-  if (normalized.policy === 'gfs') {
-    const decisions = applyGfs(successful.map((e) => ({ time: e.time, tags: e.backup.tags })), normalized, nowMs);
-    decisions.forEach((d, i) => successful[i].reasons.push(...d.reasons));
-  } else {
-    applySimple(successful, normalized, nowMs);
-  }
+  applyRules(successful, normalized, nowMs).forEach((reasons, i) => successful[i].reasons.push(...reasons));
   for (const e of successful) if (e.reasons.length === 0) e.removeReason = `not kept by any rule of ${label}`;
+
+  // 1b. Unverified backups stay as long as the rules would keep them were they successful.
+  if (entries.some((e) => e.kind === 'unverified')) {
+    const completed = entries.filter((e) => e.kind === 'successful' || e.kind === 'unverified');
+    applyRules(completed, normalized, nowMs).forEach((reasons, i) => {
+      const e = completed[i];
+      if (e.kind === 'unverified' && reasons.length > 0) e.reasons.push(`unverified, kept as long as a good backup would be: ${reasons.join(', ')}`);
+    });
+  }
 
   // 2. The newest successful backup is always kept.
   if (newestSuccess && newestSuccess.reasons.length === 0) {
@@ -161,8 +177,10 @@ export function planRetention(backups: readonly RetentionBackup[], policy: unkno
       const first = e.kind === 'failed' ? !newestFailedSeen : !newestUnverifiedSeen;
       if (e.kind === 'failed') newestFailedSeen = true;
       else newestUnverifiedSeen = true;
-      if (newestSuccess && newestSuccess.time >= e.time) {
-        e.removeReason = `${what}, superseded by successful backup ${newestSuccess.id}`;
+      if (e.reasons.length > 0) {
+        // kept by the rules (1b)
+      } else if (newestSuccess && newestSuccess.time >= e.time) {
+        e.removeReason = `${what}, superseded by successful backup ${newestSuccess.id}${e.kind === 'unverified' ? ` and not kept by any rule of ${label} were it good` : ''}`;
       } else if (!first) {
         e.removeReason = `${what}, a newer ${e.kind} backup is kept instead`;
       } else {
