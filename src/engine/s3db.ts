@@ -12,7 +12,10 @@
  *   whose order its own continuation tokens do not follow, so paging can skip keys). They are
  *   listed in ONE call and re-sorted by code point; they hold every key in memory anyway.
  * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
+ * - A listed entry's `lastModified` moves on every write of the object, metadata-only ones
+ *   included (change detection relies on it; file:// needs its metadata file's mtime for that).
  */
+import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { BackupError, errorMessage } from '../errors.js';
 import { compareKeys } from './sorted-merge.js';
@@ -113,9 +116,43 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
       });
     }
     if (local) entries.sort((a, b) => compareKeys(a.key, b.key));
-    yield* entries;
+    const metadataFile = metadataFileOf(client);
+    if (metadataFile) yield* withMetadataStamps(entries, metadataFile);
+    else yield* entries;
     token = !local && page.IsTruncated ? page.NextContinuationToken : null;
   } while (token);
+}
+
+/**
+ * s3db's file:// client lists the body file's mtime as an object's LastModified, but keeps the
+ * object's metadata (where most records' values live) in `<file>.meta.json`: a metadata-only update
+ * (`patch`, a copy of the object onto itself) rewrites only that file, and a put writes it after the
+ * body. Change detection needs a stamp that moves on every write, so for file:// the stamp is the
+ * later of the two files' mtimes. Null for other clients, or when the client's layout is not the
+ * one known (s3db.js 21): the listed stamp is then used as it is.
+ */
+function metadataFileOf(client: S3dbClientLike): ((key: string) => string) | null {
+  if (client.constructor?.name !== 'FileSystemClient') return null;
+  const c = client as unknown as { storage?: { _getMetadataPath?(key: string): string }; _applyKeyPrefix?(key: string): string };
+  const storage = c.storage;
+  if (typeof storage?._getMetadataPath !== 'function' || typeof c._applyKeyPrefix !== 'function') return null;
+  return (key) => storage._getMetadataPath!(c._applyKeyPrefix!(key));
+}
+
+const STAT_BATCH = 32;
+
+/** `entries` with each stamp moved to its metadata file's mtime where that is later (lazily, STAT_BATCH files at a time). */
+async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: string) => string): AsyncIterable<SourceEntry> {
+  for (let i = 0; i < entries.length; i += STAT_BATCH) {
+    const batch = entries.slice(i, i + STAT_BATCH);
+    await Promise.all(
+      batch.map(async (entry) => {
+        const meta = await stat(metadataFile(entry.key)).catch(() => null); // gone since the listing: its read decides
+        if (meta && (entry.lastModified === '' || meta.mtimeMs > Date.parse(entry.lastModified))) entry.lastModified = new Date(meta.mtimeMs).toISOString();
+      }),
+    );
+    yield* batch;
+  }
 }
 
 /** Whether any object's key starts with `prefix` (one listing request of one key). */
