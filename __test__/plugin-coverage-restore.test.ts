@@ -176,6 +176,45 @@ describe('deleteBackup, prune, verifyBackup and their events', () => {
   });
 });
 
+describe('a backup being read is not deleted', () => {
+  it('while a restore reads a chain, deleteBackup refuses it and retention keeps it; once the restore ends they may remove it', async () => {
+    const dir = path.join(work, 'in-use');
+    const db = await seeded('in-use');
+    const p = plugin(dir, { type: 'incremental', retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p);
+    const full = await p.createBackup();
+    await (db.resources.orders as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'o-late', userId: 'u1', total: 2, status: 'new' });
+    const inc = await p.createBackup();
+    const want = await snapshot(db);
+    // Fault injection: a slow target (a remote store), held at its first write until the deletes
+    // below have run; the real timing cannot be had on demand.
+    const target = await openDb(bucket('in-use-target'));
+    const client = target.client as unknown as { putObject(params: unknown): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    let during: Promise<unknown> | null = null;
+    client.putObject = async (params: unknown) => {
+      during ??= (async () => {
+        const refused = await p.deleteBackup(full.id, { force: true }).then(() => null, (e: unknown) => e);
+        // a new full: the chain falls out of `count: 1`, but the restore is reading it
+        const next = await p.createBackup({ type: 'full' });
+        return { refused, next, listed: (await p.listBackups()).map((b) => b.id) };
+      })();
+      await during;
+      return put(params);
+    };
+    const report = await p.restore({ backupId: inc.id, destination: target });
+    const { refused, next, listed } = (await during) as unknown as { refused: unknown; next: { id: string }; listed: string[] };
+    expect(refused).toMatchObject({ code: 'ERR_BACKUP_IN_USE', message: expect.stringContaining(full.id) });
+    expect(listed.sort()).toEqual([full.id, inc.id, next.id].sort());
+    expect(report.target).toBeDefined();
+    client.putObject = put;
+    expect(await snapshot(target)).toEqual(want);
+    // the restore is over: the next prune removes the chain, and deleteBackup would have worked
+    expect((await p.prune()).deleted.sort()).toEqual([full.id, inc.id].sort());
+    await p.stop();
+  });
+});
+
 describe('restore to a bare name', () => {
   it("memory://: 'name' is memory://name/<same prefix>; that database then holds the source's records", async () => {
     const dir = path.join(work, 'bare-memory');

@@ -27,6 +27,7 @@ import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
+import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
 import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
@@ -116,6 +117,8 @@ export class BackupPlugin extends EventEmitter {
   private readonly policy: BackupPolicy;
   private readonly lease: LeaseGroup | null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Backups restores and verifications are reading: deletion leaves them alone meanwhile. */
+  private readonly inUse = new InUse();
   private runningBackup: string | null = null;
   /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
   private halt = new AbortController();
@@ -313,6 +316,10 @@ export class BackupPlugin extends EventEmitter {
     if (dependents.length > 0 && !options.force) {
       throw new BackupError('ERR_BACKUP_HAS_DEPENDENTS', `backup ${id} is needed by incremental backups ${dependents.join(', ')}; delete them first or pass { force: true } to delete them all`);
     }
+    const busy = [id, ...dependents].filter((b) => this.inUse.has(b));
+    if (busy.length > 0) {
+      throw new BackupError('ERR_BACKUP_IN_USE', `backup ${busy.join(', ')} is being read by a restore or verification of this plugin; nothing was deleted: delete it once that ends`);
+    }
     const deleted: string[] = [];
     for (const dep of dependents.reverse()) {
       const m = await this.catalog.get(dep);
@@ -338,13 +345,18 @@ export class BackupPlugin extends EventEmitter {
     const level = options.level ?? 'full';
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
     const manifest = await this.catalog.require(id);
-    const started = Date.now();
-    const { result, own } = await this.verifyChain(manifest, level, started);
-    if (own && !(await this.catalog.recordVerification(id, own, started))) {
-      this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(own.verified)})`);
+    const release = this.inUse.pin([manifest.id, ...manifest.chain]);
+    try {
+      const started = Date.now();
+      const { result, own } = await this.verifyChain(manifest, level, started);
+      if (own && !(await this.catalog.recordVerification(id, own, started))) {
+        this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(own.verified)})`);
+      }
+      this.emit('plg:backup:verified', { id, ...result });
+      return result;
+    } finally {
+      release();
     }
-    this.emit('plg:backup:verified', { id, ...result });
-    return result;
   }
 
   /**
@@ -407,9 +419,11 @@ export class BackupPlugin extends EventEmitter {
     await this.callHook('onRestoreStart', backupId, { ...publicOptions, options: publicOptions });
     this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
+    let release = (): void => undefined;
     this.policy.pauseScheduled(true);
     try {
       const manifest = await this.catalog.require(backupId);
+      release = this.inUse.pin([manifest.id, ...manifest.chain]);
       const chain = await this.catalog.chainOf(manifest);
       const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
       for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
@@ -460,6 +474,7 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:restore-error', { id: backupId, error: error.message, code: error.code });
       throw error;
     } finally {
+      release();
       this.policy.pauseScheduled(false);
       await opened?.close();
     }
@@ -473,7 +488,7 @@ export class BackupPlugin extends EventEmitter {
   private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
     const list = await this.catalog.list();
-    const plan = planSeries(list, this.config.retention);
+    const plan = keepInUse(planSeries(list, this.config.retention), this.inUse, list.map((e) => e.manifest.id));
     const deleted: string[] = [];
     if (!options.dryRun) {
       const removable = new Set(plan.remove.map((r) => r.id));
@@ -907,6 +922,16 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
     warnings: plans.flatMap((p) => p.warnings),
     policy: plans[0]?.policy ?? validateRetentionPolicy(policy),
   };
+}
+
+/** `plan` with the backups a restore or verification of this plugin is reading moved to keep (listed in `order`). */
+function keepInUse(plan: RetentionPlan, inUse: InUse, order: string[]): RetentionPlan {
+  const held = plan.remove.filter((r) => inUse.has(r.id));
+  if (held.length === 0) return plan;
+  const position = new Map(order.map((id, i) => [id, i]));
+  const keep = [...plan.keep, ...held.map((r) => ({ id: r.id, reasons: [`being read by a restore or verification (else: ${r.reason})`] }))];
+  keep.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+  return { ...plan, keep, remove: plan.remove.filter((r) => !inUse.has(r.id)) };
 }
 
 /** Whether `m`'s chain holds a backup recorded as failing verification (it cannot be restored). */
