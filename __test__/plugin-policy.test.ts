@@ -14,7 +14,7 @@ import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../s
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { LeaseGroup } from '../src/lease/group.js';
 import type { Manifest } from '../src/engine/manifest.js';
-import { openDb, seededCopies, settled, snapshot } from './helpers/database.js';
+import { DB_PASSPHRASE, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 let work: string;
@@ -221,6 +221,20 @@ describe('restores and schedules', () => {
 });
 
 describe('triggers', () => {
+  it("a trigger's payload over 64 KiB is kept in the manifest as a note of its size", async () => {
+    const dir = path.join(work, 'big-payload');
+    const db = await seeded('big-payload');
+    const p = plugin(dir, { triggers: [{ event: 'bulk', type: 'full' }] });
+    const completed: string[] = [];
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    await db.usePlugin(p);
+    db.emit('bulk', { ids: Array.from({ length: 20_000 }, (_, i) => `id-${i}`) });
+    await waitUntil('the bulk backup', () => completed.length === 1);
+    await p.stop();
+    const [m] = await manifests(p);
+    expect(m!.trigger!.payload).toMatch(/^\[payload of \d+ bytes left out: over 65536\]$/);
+  });
+
   it('db.emit(event) runs a backup with the reason and the payload in its manifest; a false condition runs none', async () => {
     const dir = path.join(work, 'triggers');
     const db = await seeded('triggers');
@@ -243,15 +257,26 @@ describe('triggers', () => {
 
     // condition false, then true: triggers queue in emit order, so once the second has landed the
     // first would have landed before it if it had run at all.
+    // The payload of this unencrypted backup carries a record read through s3db's resource API
+    // (its `password` decrypted) and the resource itself (connection string, database passphrase).
+    const users = db.resources.users as unknown as { get(id: string): Promise<Record<string, unknown>>; list(): Promise<Record<string, unknown>[]> };
+    const [user] = await users.list();
+    const record = await users.get(user!.id as string);
+    expect(typeof record.password).toBe('string');
     db.emit('afterBulkDelete', { deletedCount: 5 });
-    db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1 });
+    db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1, deleted: [record], resource: db.resources.users, at: new Date(0) });
     await waitUntil('the afterBulkDelete backup', () => completed.length === 2);
     await p.stop();
     const list = await manifests(p);
     expect(list).toHaveLength(2);
     const bulk = list.find((m) => m.trigger?.event === 'afterBulkDelete')!;
-    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500 }); // functions are dropped from the payload
+    // functions are dropped, class instances named, secret attributes' values replaced
+    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500, deleted: [{ ...JSON.parse(JSON.stringify(record)), password: '[secret]' }], resource: '[Resource]', at: '1970-01-01T00:00:00.000Z' });
     expect(bulk.reason).toBe('triggered by afterBulkDelete');
+    for (const file of await readdir(path.join(dir, 'manifests'))) {
+      const text = await readFile(path.join(dir, 'manifests', file), 'utf8');
+      for (const secret of [record.password as string, DB_PASSPHRASE]) expect(text).not.toContain(secret);
+    }
 
     // stopped: an event runs nothing (and says so); start() brings the triggers back
     const skipped: { reason: string }[] = [];

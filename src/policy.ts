@@ -202,19 +202,31 @@ export class BackupPolicy {
   }
 }
 
+/** Largest trigger payload (JSON) a manifest keeps; a larger one is replaced by a note of its size. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+/**
+ * The JSON a manifest keeps of a trigger's payload: plain data only. An instance of a class (an
+ * s3db Resource or Database, a client: they hold connection strings and the database's
+ * passphrase) becomes "[ClassName]"; functions and cycles are dropped; Dates and Buffers keep their
+ * JSON form. Over MAX_PAYLOAD_BYTES, a note of the size (a bulk event can carry every record).
+ */
 function jsonSafe(value: unknown): unknown {
   try {
     const seen = new WeakSet<object>();
-    return JSON.parse(
-      JSON.stringify(value ?? null, (_k, v: unknown) => {
-        if (typeof v === 'function' || typeof v === 'bigint') return undefined;
-        if (typeof v === 'object' && v !== null) {
-          if (seen.has(v)) return undefined;
-          seen.add(v);
-        }
-        return v;
-      }),
-    ) as unknown;
+    const text = JSON.stringify(value ?? null, (_key: string, v: unknown) => {
+      if (typeof v === 'function' || typeof v === 'bigint' || typeof v === 'symbol') return undefined;
+      if (typeof v !== 'object' || v === null) return v;
+      if (seen.has(v)) return undefined;
+      seen.add(v);
+      const proto = Object.getPrototypeOf(v) as object | null;
+      if (Array.isArray(v) || proto === Object.prototype || proto === null) return v;
+      // toJSON already ran for Date and Buffer (v is then a string / a plain object)
+      return `[${(v as { constructor?: { name?: string } }).constructor?.name || 'object'}]`;
+    });
+    if (text === undefined) return null;
+    if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) return `[payload of ${Buffer.byteLength(text)} bytes left out: over ${MAX_PAYLOAD_BYTES}]`;
+    return JSON.parse(text) as unknown;
   } catch {
     return null;
   }

@@ -32,6 +32,7 @@ import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, Resource
 import type { Keyring } from './keyring.js';
 import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
+import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -231,7 +232,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       // encrypted: the caller's free-form fields are sealed below, never plaintext in the manifest
       reason: key ? null : o.reason,
       metadata: key ? {} : o.metadata,
-      trigger: o.trigger && key ? { event: o.trigger.event, payload: null } : o.trigger,
+      // unencrypted: a payload read through s3db's resource API holds secret attributes decrypted
+      trigger: o.trigger && { event: o.trigger.event, payload: key ? null : redactSecrets(o.trigger.payload, secretNames(o.db)) },
       ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
       startedAt: started.toISOString(),
       completedAt: completed.toISOString(),

@@ -22,6 +22,7 @@
 import { BackupError, errorMessage, optionError } from '../errors.js';
 import type { ResourceSelection } from '../options.js';
 import type { ArchiveRecord } from './archive.js';
+import { secretPaths } from './secrets.js';
 import type { DatabaseLike, SourceEntry } from './s3db.js';
 
 interface ResourceApi {
@@ -82,19 +83,6 @@ function fieldsError(group: string, dropped: string[], outcome: string): BackupE
     `leaves out ${names}, which resource '${group}' requires`,
     `A restore into a database without these records inserts them through s3db's resource API, which refuses a record without ${names}: add ${dropped.length > 1 ? 'them' : 'it'} to fields (or make the attribute optional). ${outcome}`,
   );
-}
-
-/** Paths (`token`, `auth.key`) of the attributes whose rule is one of s3db.js's secret types. */
-function secretPaths(attributes: Record<string, unknown>, prefix: string): string[] {
-  const out: string[] = [];
-  for (const [name, rule] of Object.entries(attributes)) {
-    if (name.startsWith('$$')) continue;
-    const type = typeof rule === 'string' ? rule : rule && typeof rule === 'object' && typeof (rule as { type?: unknown }).type === 'string' ? (rule as { type: string }).type : null;
-    // s3db.js encrypts every type whose name holds "secret" (secret, secretAny, secretNumber, ...).
-    if (type !== null && /secret/i.test(type.split('|')[0]!)) out.push(prefix + name);
-    else if (type === null && rule && typeof rule === 'object') out.push(...secretPaths(rule as Record<string, unknown>, `${prefix}${name}.`));
-  }
-  return out;
 }
 
 /**
