@@ -9,6 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies } from './helpers/database.js';
@@ -125,6 +126,19 @@ describe('s3db.js drop-in details', () => {
     }
     const err3 = await p.restore({ backupId: b.id, destination: 'postgres://host/db?region=x&secretAccessKey=QUERYSECRET42' }).then(() => null, (e: unknown) => e as Error);
     expect(err3!.message).not.toContain('QUERYSECRET42');
+    // Without '//' or with a space in the secret: the whole value is one connection string, so
+    // everything before its last '@' is hidden in messages, causes, events and hooks.
+    const started: unknown[] = [];
+    p.on('plg:backup:restore-start', (e: unknown) => started.push(e));
+    for (const destination of ['s3:/AKIDNOSLASH:SECRETNOSLASH/x+y@bkt/prefix', 's3:AKIDNOSLASH:SECRETNOSLASH@bkt', 'AKIDNOSLASH:SECRETNOSLASH@bkt', 'postgres://AKIDNOSLASH:SECRET NOSLASH@host/db']) {
+      events.length = 0;
+      started.length = 0;
+      const e = await p.restore({ backupId: b.id, destination }).then(() => null, (x: unknown) => x as Error & { code: string; cause?: unknown });
+      expect(e?.code, destination).toMatch(/^ERR_(TARGET_OPEN|INVALID_OPTION)$/);
+      for (const text of [e!.message, String((e!.cause as Error | undefined)?.message), inspect(e, { depth: 5 }), JSON.stringify(events), JSON.stringify(started)]) {
+        expect(text, destination).not.toMatch(/SECRET|NOSLASH/);
+      }
+    }
     await p.stop();
   });
 

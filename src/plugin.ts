@@ -40,7 +40,7 @@ import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
-import { openDatabase, redacted } from './target.js';
+import { openDatabase, redactedTarget } from './target.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -964,7 +964,7 @@ function pickTemplate(config: NormalizedOptions): string | undefined {
 
 function describeTarget(destination: RestoreOptions['destination']): string {
   if (destination === undefined) return 'production';
-  if (typeof destination === 'string') return redacted(destination);
+  if (typeof destination === 'string') return redactedTarget(destination);
   return 'database instance';
 }
 

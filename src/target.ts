@@ -33,6 +33,24 @@ export function redacted(text: string): string {
   return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&](?:secretAccessKey|accessKeyId|secret|password|passphrase|token|sessionToken)=)[^&\s]*/gi, '$1***');
 }
 
+/**
+ * A restore destination as given, safe to show: `redacted`, and besides everything between its
+ * scheme (if any) and its last `@` hidden, whatever it holds (spaces, no `//`: `s3:AK:SK@bucket`,
+ * `AK:SK@bucket`), since the whole value is one connection string.
+ */
+export function redactedTarget(destination: string): string {
+  const at = destination.lastIndexOf('@');
+  if (at < 0) return redacted(destination);
+  // a scheme: lowercase, followed by '/' or one s3db.js knows (`AKID:SECRET@bucket` has none)
+  const scheme = /^(?:[a-z][a-z0-9+.-]*:\/+|(?:s3|memory|file|https?):)/.exec(destination)?.[0] ?? '';
+  return redacted(`${scheme}***${destination.slice(at)}`);
+}
+
+/** `text` (an error's message) with `destination` in it shown as redactedTarget shows it, then `redacted`. */
+function withoutTarget(text: string, destination: string): string {
+  return redacted(destination === '' ? text : text.split(destination).join(redactedTarget(destination)));
+}
+
 function locationOf(db: DatabaseLike, fallback: string): string {
   const cs = (db as { connectionString?: string }).connectionString ?? db.client.connectionString;
   return typeof cs === 'string' ? redacted(cs) : fallback;
@@ -55,7 +73,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
   const db = await connect(connectionString, destination, own);
   return {
     db,
-    location: redacted(connectionString),
+    location: redactedTarget(connectionString),
     close: async () => {
       await db.disconnect?.().catch(() => undefined);
     },
@@ -64,7 +82,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
 
 function siblingConnectionString(name: string, own: DatabaseLike | null): string {
   if (!/^[a-z0-9][a-z0-9.-]{1,62}$/.test(name)) {
-    throw optionError('destination', `"${name}" is not a valid bucket name`, 'Use a connection string for anything else');
+    throw optionError('destination', `"${redactedTarget(name)}" is not a valid bucket name`, 'Use a connection string for anything else');
   }
   const base = (own as { connectionString?: string } | null)?.connectionString ?? own?.client.connectionString;
   if (!base) throw optionError('destination', `cannot derive a database named "${name}": the plugin's database has no connection string`, 'Pass a connection string or a Database instance');
@@ -90,7 +108,7 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
  * s3db's default passphrase would make their secrets unreadable to the application.
  */
 async function connect(connectionString: string, shown: string, own: DatabaseLike | null): Promise<DatabaseLike> {
-  const safe = redacted(shown);
+  const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
@@ -99,13 +117,14 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
     return db;
   } catch (err) {
     // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
-    const cause = Object.assign(new Error(redacted(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
-    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(err)}`, { cause });
+    const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
+    const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
+    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(hide(errorMessage(err)))}`, { cause });
   }
 }
 
-/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason, credentials hidden. */
-function conciseCause(err: unknown): string {
-  const message = errorMessage(err).split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
-  return redacted(message.length > 300 ? `${message.slice(0, 300)}...` : message);
+/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason (of a message already without credentials). */
+function conciseCause(text: string): string {
+  const message = text.split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
 }
