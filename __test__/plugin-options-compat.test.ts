@@ -13,6 +13,7 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { inspect } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
@@ -309,6 +310,35 @@ describe('s3 destinations', () => {
     expect(refusal({ driver: 's3', config: { bucketName: 'my-backups', path: 'backups/{date}/', prefix: 'other/' } }).message).toContain('"config.path"');
     const mapped = new BackupPlugin({ schedule: false, driver: 's3', config: { bucketName: 'my-backups', path: './backups/{type}/{backupId}' } });
     expect(mapped.config.destinations[0]!.config).toMatchObject({ prefix: 'backups', pathTemplate: '{type}/{id}' });
+  });
+
+  it('credentials are never shown by plugin.options, plugin.config or util.inspect(plugin); a webhook error quoting a URL with credentials is redacted', async () => {
+    const creds = { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'SECRETCANARY/with/slash+plus', sessionToken: 'SESSIONCANARY' };
+    const failures: unknown[] = [];
+    const p = plugin({
+      driver: 'multi',
+      destinations: [
+        { driver: 'filesystem', config: { directory: path.join(work, 'creds-fs') } },
+        { driver: 's3', config: { bucketName: 'creds-bucket', endpoint: 'http://127.0.0.1:9', region: 'us-east-1', credentials: creds, maxAttempts: 1 } },
+      ],
+      strategy: 'any',
+      encryption: { passphrase: SECRET },
+      webhooks: {
+        onSuccess: () => {
+          throw new Error('Request cannot be constructed from a URL that includes credentials: https://hookuser:TOKENCANARY@hooks.example/x');
+        },
+      },
+    });
+    p.on('plg:backup:webhook-error', (e: unknown) => failures.push(e));
+    const shown = [inspect(p, { depth: 12, showHidden: true }), JSON.stringify(p.options), JSON.stringify(p.config), inspect(p.config, { depth: 12 })].join('\n');
+    for (const secret of [creds.secretAccessKey, creds.sessionToken, SECRET]) expect(shown).not.toContain(secret);
+    expect(JSON.stringify(p.options)).toContain('creds-bucket'); // the rest of the options stays readable
+    const db = await seeded('creds');
+    await db.usePlugin(p);
+    await p.createBackup(); // the filesystem member takes it (strategy any); onSuccess throws
+    expect(failures).toHaveLength(1);
+    expect(JSON.stringify(failures)).not.toContain('TOKENCANARY');
+    expect(JSON.stringify(failures)).toContain('hooks.example');
   });
 
   describe('on the real S3 server', () => {

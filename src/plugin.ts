@@ -40,7 +40,8 @@ import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
-import { openDatabase, redactedTarget } from './target.js';
+import { redactCredentials, redacted, redactedTarget } from './redact.js';
+import { openDatabase } from './target.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -129,12 +130,13 @@ export class BackupPlugin extends EventEmitter {
     const normalized = normalizeOptions(options);
     // The passphrase lives only inside the keyring (a #private field); config shows that one is set.
     this.keyring = new Keyring(normalized.passphrase, normalized.iterations);
-    this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]' });
+    // Destination credentials live only in the destinations; config shows them redacted.
+    this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]', destinations: redactCredentials(normalized.destinations) });
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
     this.options = redactOptions(options);
     if (options.logger !== undefined) this.logger = options.logger as Logger;
     this.template = new PathTemplate(pickTemplate(this.config));
-    this.destinations = createDestinationSet(this.config.destinations, this.config.strategy);
+    this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
     this.catalog = new Catalog(this.destinations);
     this.lease = this.config.lease.enabled ? new LeaseGroup(this.destinations.members, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);
@@ -783,7 +785,7 @@ export class BackupPlugin extends EventEmitter {
     try {
       await hook(first, context);
     } catch (err) {
-      this.log('warn', { hook: name, err: errorMessage(err) }, `${name} hook threw; ignored`);
+      this.log('warn', { hook: name, err: redacted(errorMessage(err)) }, `${name} hook threw; ignored`);
     }
   }
 
@@ -793,8 +795,10 @@ export class BackupPlugin extends EventEmitter {
     try {
       await hook(payload);
     } catch (err) {
-      this.log('warn', { webhook: name, err: errorMessage(err) }, `webhook ${name} threw; ignored`);
-      this.emit('plg:backup:webhook-error', { webhook: name, error: errorMessage(err) });
+      // the webhook's own error may quote the URL it posts to (with credentials: fetch refuses those)
+      const message = redacted(errorMessage(err));
+      this.log('warn', { webhook: name, err: message }, `webhook ${name} threw; ignored`);
+      this.emit('plg:backup:webhook-error', { webhook: name, error: message });
     }
   }
 
@@ -975,7 +979,7 @@ function asBackupError(err: unknown, code: string, what: string): BackupError {
 
 /** A copy of the options safe to expose: the passphrase is replaced. */
 function redactOptions(options: BackupPluginOptions): BackupPluginOptions {
-  const copy: BackupPluginOptions = { ...options };
+  const copy: BackupPluginOptions = { ...options, ...(options.config !== undefined ? { config: redactCredentials(options.config) } : {}), ...(options.destinations !== undefined ? { destinations: redactCredentials(options.destinations) } : {}) };
   if (copy.encryption) {
     copy.encryption = { ...copy.encryption };
     if (copy.encryption.passphrase !== undefined) copy.encryption.passphrase = '[redacted]';

@@ -15,6 +15,7 @@
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackupError, errorMessage, optionError } from './errors.js';
+import { redacted, redactedTarget } from './redact.js';
 import type { DatabaseLike } from './engine/s3db.js';
 
 export interface OpenedDatabase {
@@ -22,28 +23,6 @@ export interface OpenedDatabase {
   /** Where the restore writes, for its report (credentials hidden): a bare name's derived connection string. */
   location: string;
   close(): Promise<void>;
-}
-
-/**
- * Text with the credentials of every connection string in it hidden: everything from `//` to the
- * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded),
- * and credential query parameters (`?secretAccessKey=...`).
- */
-export function redacted(text: string): string {
-  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&](?:secretAccessKey|accessKeyId|secret|password|passphrase|token|sessionToken)=)[^&\s]*/gi, '$1***');
-}
-
-/**
- * A restore destination as given, safe to show: `redacted`, and besides everything between its
- * scheme (if any) and its last `@` hidden, whatever it holds (spaces, no `//`: `s3:AK:SK@bucket`,
- * `AK:SK@bucket`), since the whole value is one connection string.
- */
-export function redactedTarget(destination: string): string {
-  const at = destination.lastIndexOf('@');
-  if (at < 0) return redacted(destination);
-  // a scheme: lowercase, followed by '/' or one s3db.js knows (`AKID:SECRET@bucket` has none)
-  const scheme = /^(?:[a-z][a-z0-9+.-]*:\/+|(?:s3|memory|file|https?):)/.exec(destination)?.[0] ?? '';
-  return redacted(`${scheme}***${destination.slice(at)}`);
 }
 
 /** `text` (an error's message) with `destination` in it shown as redactedTarget shows it, then `redacted`. */

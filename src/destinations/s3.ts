@@ -73,20 +73,21 @@ export class S3Destination implements Destination {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
-  private readonly config: ResolvedS3Config;
+  /** Holds the credentials: #private, so util.inspect and JSON.stringify of a destination never show them. */
+  readonly #config: ResolvedS3Config;
   private readonly ownsClient: boolean;
 
   constructor(config: S3DestinationConfig) {
-    this.config = normalizeS3Config(config);
-    this.bucket = this.config.bucketName;
-    this.prefix = this.config.prefix;
-    const where = this.config.endpoint ? ` at ${new URL(this.config.endpoint).host}` : '';
+    this.#config = normalizeS3Config(config);
+    this.bucket = this.#config.bucketName;
+    this.prefix = this.#config.prefix;
+    const where = this.#config.endpoint ? ` at ${new URL(this.#config.endpoint).host}` : '';
     this.label = `s3://${this.bucket}/${this.prefix}${where}`;
     if (config.client) {
       this.client = config.client;
       this.ownsClient = false;
     } else {
-      const c = this.config;
+      const c = this.#config;
       const clientConfig: S3ClientConfig = {
         region: c.region,
         maxAttempts: c.maxAttempts,
@@ -121,7 +122,7 @@ export class S3Destination implements Destination {
 
   /** `bulk`: a backup part, stored in the configured class unless that class is an archive one (see archive()). */
   private putParams(key: string, contentType?: string, bulk = false): PutObjectCommandInput {
-    const c = this.config;
+    const c = this.#config;
     return {
       Bucket: this.bucket,
       Key: key,
@@ -132,7 +133,7 @@ export class S3Destination implements Destination {
   }
 
   private encryptionParams(): Pick<PutObjectCommandInput, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
-    const c = this.config;
+    const c = this.#config;
     return { ...(c.serverSideEncryption ? { ServerSideEncryption: c.serverSideEncryption } : {}), ...(c.kmsKeyId ? { SSEKMSKeyId: c.kmsKeyId } : {}) };
   }
 
@@ -142,7 +143,7 @@ export class S3Destination implements Destination {
    * CopyObject's 5 GiB), ARCHIVE_COPIES at a time. A no-op for every other class.
    */
   async archive(paths: string[]): Promise<void> {
-    const storageClass = this.config.storageClass;
+    const storageClass = this.#config.storageClass;
     if (!storageClass || !ARCHIVE_CLASSES.has(storageClass)) return;
     const queue = [...paths];
     const worker = async (): Promise<void> => {
@@ -167,7 +168,7 @@ export class S3Destination implements Destination {
     const hash = createHash('sha256');
     let size = 0;
 
-    if (Buffer.isBuffer(body) && body.length <= this.config.partSize) {
+    if (Buffer.isBuffer(body) && body.length <= this.#config.partSize) {
       hash.update(body);
       try {
         await this.client.send(new PutObjectCommand({ ...this.putParams(key, options.contentType, options.bulk), Body: body }), { abortSignal: signal });
@@ -195,8 +196,8 @@ export class S3Destination implements Destination {
     const upload = new Upload({
       client: this.client,
       params: { ...this.putParams(key, options.contentType, options.bulk), Body: measure },
-      partSize: this.config.partSize,
-      queueSize: this.config.queueSize,
+      partSize: this.#config.partSize,
+      queueSize: this.#config.queueSize,
       leavePartsOnError: false,
     });
     try {
@@ -204,12 +205,12 @@ export class S3Destination implements Destination {
     } catch (err) {
       source.unpipe(measure);
       if (!source.destroyed && source !== body) source.destroy();
-      if (size >= this.config.partSize) await this.abortOrphanUploads(key);
+      if (size >= this.#config.partSize) await this.abortOrphanUploads(key);
       throw this.error(signal?.aborted ? (signal.reason ?? err) : err, 'write', relative, signal?.aborted ? 'ERR_ABORTED' : undefined);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    if (size >= this.config.partSize) await this.abortOrphanUploads(key);
+    if (size >= this.#config.partSize) await this.abortOrphanUploads(key);
     return { path: relative, size, sha256: hash.digest('hex') };
   }
 
@@ -252,7 +253,7 @@ export class S3Destination implements Destination {
       }
     };
     const first = await get(start);
-    return resumableBody({ first, start, get, maxAttempts: this.config.maxAttempts, what: `${this.label}: ${relative}`, signal: options.signal });
+    return resumableBody({ first, start, get, maxAttempts: this.#config.maxAttempts, what: `${this.label}: ${relative}`, signal: options.signal });
   }
 
   async stat(relative: string): Promise<ObjectInfo | null> {

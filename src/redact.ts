@@ -1,0 +1,47 @@
+/**
+ * Hiding credentials in what the plugin shows: messages, events, hooks, `plugin.options` and
+ * `plugin.config`. Invariant: what these return never holds a secret the input held in a known
+ * place (a connection string's user-info or credential query parameters, a credential-named
+ * property); everything else is kept as it is, functions and class instances included.
+ */
+
+/**
+ * Text with the credentials of every connection string in it hidden: everything from `//` to the
+ * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded),
+ * and credential query parameters (`?secretAccessKey=...`).
+ */
+export function redacted(text: string): string {
+  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&](?:secretAccessKey|accessKeyId|secret|password|passphrase|token|sessionToken)=)[^&\s]*/gi, '$1***');
+}
+
+/**
+ * A restore destination as given, safe to show: `redacted`, and besides everything between its
+ * scheme (if any) and its last `@` hidden, whatever it holds (spaces, no `//`: `s3:AK:SK@bucket`,
+ * `AK:SK@bucket`), since the whole value is one connection string.
+ */
+export function redactedTarget(destination: string): string {
+  const at = destination.lastIndexOf('@');
+  if (at < 0) return redacted(destination);
+  // a scheme: lowercase, followed by '/' or one s3db.js knows (`AKID:SECRET@bucket` has none)
+  const scheme = /^(?:[a-z][a-z0-9+.-]*:\/+|(?:s3|memory|file|https?):)/.exec(destination)?.[0] ?? '';
+  return redacted(`${scheme}***${destination.slice(at)}`);
+}
+
+/** Properties whose value is a credential wherever they appear in options. */
+const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'token']);
+
+/**
+ * A copy of `value` (options as given) in which every credential-named property of a plain object
+ * is '[redacted]' and every string is `redacted`. Only plain objects and arrays are copied: class
+ * instances (an S3Client, a Database) and functions (hooks) are kept as they are.
+ */
+export function redactCredentials<T>(value: T): T {
+  if (typeof value === 'string') return redacted(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactCredentials(v)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== Object.prototype && proto !== null) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, CREDENTIAL_KEYS.has(k) && v !== undefined && v !== null ? '[redacted]' : redactCredentials(v)]),
+  ) as T;
+}
