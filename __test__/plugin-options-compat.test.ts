@@ -127,6 +127,14 @@ describe('encryption: a missing secret never becomes an unencrypted backup', () 
       const off = await q.backup('full');
       expect(await q.getBackupStatus(off.id)).toMatchObject({ encrypted: false });
     }
+    // encryption dropped where encrypted backups are (the variable unset at the next deploy): the
+    // unencrypted backup is written, with one warning per plugin
+    const warnings: string[] = [];
+    const dropped = plugin({ config: { directory: dir }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } as never });
+    await db.usePlugin(dropped, 'backupDropped');
+    const plain = await dropped.backup('full');
+    await dropped.backup('full');
+    expect(warnings).toEqual([expect.stringMatching(new RegExp(`${plain.id} is not encrypted, while ${b.id} at the same destination is.*encryption option`))]);
   });
 
   it('unknown keys inside encryption are refused (a typo such as enabeld), without echoing the secret', () => {
@@ -308,6 +316,9 @@ describe('s3 destinations', () => {
     const multi = refusal({ driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: path.join(work, 's3-m') } }, { driver: 's3', config: {} }] });
     expect(multi.message).toContain('"destinations[1].config.bucketName"');
     expect(refusal({ driver: 's3', config: { bucketName: 'my-backups', path: 'backups/{date}/', prefix: 'other/' } }).message).toContain('"config.path"');
+    // a connection string pasted as the bucket: refused without echoing its credentials
+    expect(refusal({ driver: 's3', config: { bucketName: 's3://AKIAEXAMPLE:SECRETCANARY/x+y@my-backups' } }).message).not.toContain('SECRETCANARY');
+    expect(refusal({ driver: 's3', config: { bucketName: 'AKIAEXAMPLE:SECRETCANARY@my-backups' } }).message).not.toContain('SECRETCANARY');
     const mapped = new BackupPlugin({ schedule: false, driver: 's3', config: { bucketName: 'my-backups', path: './backups/{type}/{backupId}' } });
     expect(mapped.config.destinations[0]!.config).toMatchObject({ prefix: 'backups', pathTemplate: '{type}/{id}' });
   });

@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { inspect } from 'node:util';
 import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -514,6 +515,30 @@ describe('S3Destination on Ceph RGW', () => {
     }
     // against RGW itself the RestoreObject request is really sent and refused as not implemented
     await expectCode(dest({ prefix: plain.prefix, maxAttempts: 1 }).requestRestore('cold/part-1'), 'ERR_DESTINATION_IO', /NotImplemented/);
+  });
+
+  it("a refused signature is ERR_DESTINATION_ACCESS whose cause keeps AWS's code and status but not the request it echoes (session token)", async () => {
+    // AWS answers SignatureDoesNotMatch with the request it expected (access key id, StringToSign,
+    // CanonicalRequest holding x-amz-security-token); RGW does not echo them, so AWS's answer is injected.
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: () => ({
+        status: 403,
+        body:
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code>' +
+          '<Message>The request signature we calculated does not match the signature you provided.</Message>' +
+          '<AWSAccessKeyId>AKIAEXAMPLE</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 SESSIONCANARY</StringToSign>' +
+          '<CanonicalRequest>GET /x\nx-amz-security-token:SESSIONCANARY</CanonicalRequest><RequestId>r1</RequestId></Error>',
+      }),
+    });
+    try {
+      const err = await expectCode(dest({ endpoint: proxy.url, maxAttempts: 1 }).read('any/object'), 'ERR_DESTINATION_ACCESS', /access denied.*SignatureDoesNotMatch/);
+      const cause = err.cause as Error & { $metadata?: { httpStatusCode?: number } };
+      expect(cause).toMatchObject({ name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 } });
+      expect(inspect(err, { depth: 10, showHidden: true }) + JSON.stringify(cause)).not.toContain('SESSIONCANARY');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('reads and writes an s3db.js database that lives on RGW (createS3Database helper)', async () => {

@@ -121,6 +121,8 @@ export class BackupPlugin extends EventEmitter {
   /** Backups restores and verifications are reading: deletion leaves them alone meanwhile. */
   private readonly inUse = new InUse();
   private runningBackup: string | null = null;
+  /** warnIfEncryptionDropped has spoken. */
+  private warnedUnencrypted = false;
   /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
   private halt = new AbortController();
   private statuses = new Map<string, StatusRecord>();
@@ -633,6 +635,7 @@ export class BackupPlugin extends EventEmitter {
         id = newBackupId(expected, new Date(started));
         Object.assign(status, { id, type: expected });
       }
+      if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
       const manifest = await runBackup({
         id,
         db,
@@ -737,6 +740,18 @@ export class BackupPlugin extends EventEmitter {
       return warn(newest.id, `${lacking.join(', ')} ${lacking.length > 1 ? 'do' : 'does'} not hold every backup of the chain of ${newest.id} (a replaced or emptied destination)`) ?? null;
     }
     return newest;
+  }
+
+  /**
+   * Logs, once per plugin, that an unencrypted backup goes where encrypted ones are: the encryption
+   * option was most likely dropped by mistake (an unset environment variable, a config change).
+   */
+  private async warnIfEncryptionDropped(id: string): Promise<void> {
+    if (this.warnedUnencrypted) return;
+    const encrypted = (await this.catalog.list()).find((e) => e.manifest.encryption);
+    if (!encrypted) return;
+    this.warnedUnencrypted = true;
+    this.log('warn', { backupId: id }, `backup ${id} is not encrypted, while ${encrypted.manifest.id} at the same destination is: its data will lie in plaintext there. Check the encryption option (an unset environment variable?)`);
   }
 
   /**

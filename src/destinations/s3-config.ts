@@ -10,6 +10,7 @@
  * `prefix` (the option names of s3db.js's own BackupPlugin S3 driver).
  */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { redactedTarget } from '../redact.js';
 import { optionError } from '../errors.js';
 
 export const S3_STORAGE_CLASSES = [
@@ -116,7 +117,9 @@ export function normalizeS3Config(input: S3DestinationConfig): ResolvedS3Config 
   }
   const bucketName = input.bucketName ?? input.bucket;
   if (typeof bucketName !== 'string' || !/^[a-z0-9][a-z0-9.\-_]{1,253}[a-z0-9]$/i.test(bucketName)) {
-    throw optionError('config.bucketName', `must be an S3 bucket name, got ${JSON.stringify(bucketName)}`, "e.g. bucketName: 'my-backups'");
+    // a connection string pasted here may hold credentials
+    const shown = typeof bucketName === 'string' ? redactedTarget(bucketName) : bucketName;
+    throw optionError('config.bucketName', `must be an S3 bucket name, got ${JSON.stringify(shown)}`, "e.g. bucketName: 'my-backups'");
   }
   let prefix = input.prefix ?? input.path ?? 'backups/';
   if (typeof prefix !== 'string') throw optionError('config.prefix', 'must be a string', "e.g. 'backups/' or '' for the bucket root");
