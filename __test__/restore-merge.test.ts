@@ -429,3 +429,43 @@ describe('partition references', () => {
     await p.stop();
   });
 });
+
+describe('definitions of a backup taken while the schema changed', () => {
+  it('a resource created and a schema changed while the backup listed are defined by its manifest: a resources restore and a merge read them', async () => {
+    const db = await openDb(connection('schema-during'));
+    const items = (await db.createResource({ name: 'items', attributes: { name: 'string' }, behavior: 'body-overflow', timestamps: false })) as unknown as Api;
+    for (let i = 0; i < 5; i++) await items.insert({ id: `i${i}`, name: `n${i}` });
+    const p = await withPlugin(db);
+    // The application's writes placed right after the backup read s3db.json, before its listing
+    // (a wrapper around the source's listObjects: the timing cannot be had otherwise).
+    const client = db.client as unknown as { listObjects(params: unknown): Promise<unknown> };
+    const list = client.listObjects.bind(client);
+    let armed = true;
+    client.listObjects = async (params: unknown) => {
+      if (armed) {
+        armed = false;
+        const late = (await db.createResource({ name: 'late', attributes: { title: 'string' }, behavior: 'body-overflow', timestamps: false })) as unknown as Api;
+        for (let i = 0; i < 3; i++) await late.insert({ id: `l${i}`, title: `t${i}` });
+        await db.createResource({ name: 'items', attributes: { name: 'string', color: 'string|optional' }, behavior: 'body-overflow', timestamps: false });
+        await (db.resources.items as unknown as Api).update('i1', { name: 'n1', color: 'red' });
+      }
+      return list(params);
+    };
+    const backup = await p.createBackup();
+    client.listObjects = list;
+    const defined = (await p.getBackup(backup.id))!.manifest.s3dbJson as { resources: Record<string, { currentVersion: string }> };
+    expect(Object.keys(defined.resources).sort()).toEqual(['items', 'late']);
+    expect(defined.resources.items!.currentVersion).toBe('v2');
+    // only the new resource, into an empty database: defined, its records read
+    const alone = await openDb(connection('schema-during-late'));
+    await p.restore({ backupId: backup.id, destination: alone, resources: ['late'] });
+    expect((await (alone.resources.late as unknown as Api).get('l0')).title).toBe('t0');
+    // a whole-database merge into a database with another resource: both new definitions arrive
+    const other = await openDb(connection('schema-during-merge'));
+    await other.createResource({ name: 'other', attributes: { a: 'string' }, timestamps: false });
+    await p.restore({ backupId: backup.id, destination: other, mode: 'merge' });
+    expect((await (other.resources.items as unknown as Api).get('i1')).color).toBe('red');
+    expect((await (other.resources.late as unknown as Api).get('l2')).title).toBe('t2');
+    await p.stop();
+  });
+});

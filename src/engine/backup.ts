@@ -9,7 +9,9 @@
  *     and the listing lacks gets a tombstone.
  *  3. Fetch stored objects with bounded concurrency, in listing order, and write them as archive
  *     records into parts: one run of parts per resource group, a new part when the current one
- *     passes `partSize` plaintext bytes. Every object also gets an index line.
+ *     passes `partSize` plaintext bytes. Every object also gets an index line. Then read
+ *     s3db.json again: the manifest keeps that later one (laterDefinitions), which defines every
+ *     record read even when the application changed a schema during the backup.
  *  4. Verify what was written (when asked), move the parts to an archive storage class if the
  *     destination has one, write the manifest's copy beside the parts, then the
  *     manifest to every destination that holds all parts: that is the commit point. Remove
@@ -108,7 +110,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   const id = o.id ?? newBackupId(type, started);
   if (!id.startsWith(`${type}-`)) throw new BackupError('ERR_INTERNAL', `backup id ${id} does not name its type ${type}`);
   const set = o.set;
-  const s3dbJson = await readS3dbJson(o.db);
+  let s3dbJson = await readS3dbJson(o.db);
   await refuseUnknownResources(o, s3dbJson);
   await set.beginBackup(paths.pending(`${id}.probe`));
 
@@ -201,6 +203,9 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       meter.add(1, record.body.length);
     }
     await closePart();
+    // The definitions restores use must cover every record read, and the application may have
+    // created a resource or changed a schema while the backup listed: read them again now.
+    s3dbJson = laterDefinitions(s3dbJson, await readS3dbJson(o.db));
     // Resources s3db.json defines that had no object: in the backup all the same (with 0 objects),
     // so a restore covers them (a replace empties them) and can name them.
     for (const name of definedResources(s3dbJson)) {
@@ -437,6 +442,19 @@ function definedResources(s3dbJson: unknown): string[] {
 
 function tombstoneOf(a: Action): Fetched {
   return { ...a, kind: 'tombstone', record: { header: { key: a.entry.key, size: 0, deleted: true }, body: Buffer.alloc(0) } };
+}
+
+/**
+ * The database's definitions at the end of a backup (`end`), which cover every record the backup
+ * read (s3db keeps every schema version in s3db.json), plus the resources only `start` defines
+ * (deleted while the backup ran: records of theirs may be in it).
+ */
+function laterDefinitions(start: unknown, end: unknown): unknown {
+  if (end === null || typeof end !== 'object') return start;
+  const before = (start as { resources?: Record<string, unknown> } | null)?.resources ?? {};
+  const after = (end as { resources?: Record<string, unknown> }).resources ?? {};
+  const gone = Object.keys(before).filter((name) => !(name in after));
+  return gone.length === 0 ? end : { ...end, resources: { ...after, ...Object.fromEntries(gone.map((name) => [name, before[name]])) } };
 }
 
 async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
