@@ -31,7 +31,7 @@
 import { BackupError } from '../errors.js';
 import type { Manifest } from './manifest.js';
 import { partitionsOf } from './reload.js';
-import { readStoredMetadata, type DatabaseLike } from './s3db.js';
+import { readStoredMetadata, readStoredMetadataVersion, writeStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -119,25 +119,35 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
   return warnings;
 }
 
-/** Writes the definitions of `resources` into the target's s3db.json by mode; returns whether it changed. */
+/** Times mergeDefinitions reads, merges and writes s3db.json again when another writer changed it meanwhile. */
+const MERGE_ATTEMPTS = 5;
+
+/**
+ * Writes the definitions of `resources` into the target's s3db.json by mode; returns whether it
+ * changed. The write is conditional on the version read: a resource the application defined
+ * meanwhile is read and kept, never overwritten (ERR_TARGET_METADATA after MERGE_ATTEMPTS tries).
+ */
 export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, resources: string[], mode: RestoreMode): Promise<boolean> {
   const backupJson = manifest.s3dbJson as S3dbJson | null;
   if (!backupJson?.resources) return false;
-  const current: S3dbJson = (await readStoredMetadata<S3dbJson>(db)) ?? { ...backupJson, resources: {} };
-  current.resources ??= {};
-  let changed = false;
-  for (const name of resources) {
-    const fromBackup = backupJson.resources[name];
-    if (fromBackup === undefined) continue;
-    const existing = current.resources[name];
-    const merged = existing === undefined || mode === 'replace' ? fromBackup : await mergedDefinition(name, existing, fromBackup);
-    if (sameJson(merged, existing)) continue;
-    current.resources[name] = merged;
-    changed = true;
+  for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
+    const stored = await readStoredMetadataVersion<S3dbJson>(db);
+    const current: S3dbJson = stored.value ?? { ...backupJson, resources: {} };
+    current.resources ??= {};
+    let changed = false;
+    for (const name of resources) {
+      const fromBackup = backupJson.resources[name];
+      if (fromBackup === undefined) continue;
+      const existing = current.resources[name];
+      const merged = existing === undefined || mode === 'replace' ? fromBackup : await mergedDefinition(name, existing, fromBackup);
+      if (sameJson(merged, existing)) continue;
+      current.resources[name] = merged;
+      changed = true;
+    }
+    if (!changed) return false;
+    if (await writeStoredMetadata(db, current, stored.etag)) return true;
   }
-  if (!changed) return false;
-  await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(current, null, 2)), contentType: 'application/json' });
-  return true;
+  throw new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore merged its definitions into it; records were written, definitions were not: run the same restore again when the application is not defining resources`);
 }
 
 /**

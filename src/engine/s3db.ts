@@ -41,7 +41,7 @@ export interface S3dbClientLike {
     ETag?: string;
     LastModified?: Date | string;
   }>;
-  putObject(params: { key: string; metadata?: Record<string, string>; body?: Buffer; contentType?: string; contentEncoding?: string }): Promise<unknown>;
+  putObject(params: { key: string; metadata?: Record<string, string>; body?: Buffer; contentType?: string; contentEncoding?: string; ifMatch?: string; ifNoneMatch?: string }): Promise<unknown>;
   deleteObjects(keys: string[]): Promise<unknown>;
   exists?(key: string): Promise<boolean>;
   keyPrefix?: string;
@@ -155,6 +155,28 @@ async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: s
   }
 }
 
+/**
+ * Writes s3db.json only if it is still the version read (`etag`; null: only if there is none),
+ * so another writer's definitions (the application creating a resource) are never overwritten.
+ * False when it changed meanwhile: read it again and retry.
+ */
+export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null): Promise<boolean> {
+  try {
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...(etag === null ? { ifNoneMatch: '*' } : { ifMatch: etag }) });
+    return true;
+  } catch (err) {
+    if (isPreconditionFailed(err)) return false;
+    throw err;
+  }
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { name?: string; code?: string; statusCode?: number; $metadata?: { httpStatusCode?: number }; original?: unknown; cause?: unknown };
+  if (e.name === 'PreconditionFailed' || e.code === 'PreconditionFailed' || e.statusCode === 412 || e.$metadata?.httpStatusCode === 412) return true;
+  return (e.original !== undefined && isPreconditionFailed(e.original)) || (e.cause !== undefined && e.cause !== err && isPreconditionFailed(e.cause));
+}
+
 /** Whether any object's key starts with `prefix` (one listing request of one key). */
 export async function hasObjects(client: S3dbClientLike, prefix: string): Promise<boolean> {
   for await (const _ of listObjects(client, { prefix, pageSize: 1 })) return true;
@@ -212,15 +234,23 @@ export async function* mapOrdered<T, R>(items: AsyncIterable<T>, concurrency: nu
 
 /** The database's s3db.json as stored, parsed; null when it has none; ERR_TARGET_METADATA when it is not JSON. */
 export async function readStoredMetadata<T = Record<string, unknown>>(db: DatabaseLike): Promise<T | null> {
+  return (await readStoredMetadataVersion<T>(db)).value;
+}
+
+/** readStoredMetadata with the ETag of the version read (null when there is none), for writeStoredMetadata. */
+export async function readStoredMetadataVersion<T = Record<string, unknown>>(db: DatabaseLike): Promise<{ value: T | null; etag: string | null }> {
   let text: string;
+  let etag: string | null;
   try {
-    text = (await bodyToBuffer((await db.client.getObject('s3db.json')).Body)).toString('utf8');
+    const res = await db.client.getObject('s3db.json');
+    text = (await bodyToBuffer(res.Body)).toString('utf8');
+    etag = res.ETag ?? null;
   } catch (err) {
-    if (isNotFound(err)) return null;
+    if (isNotFound(err)) return { value: null, etag: null };
     throw err;
   }
   try {
-    return JSON.parse(text) as T;
+    return { value: JSON.parse(text) as T, etag };
   } catch (err) {
     throw new BackupError(
       'ERR_TARGET_METADATA',
