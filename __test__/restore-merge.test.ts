@@ -509,4 +509,32 @@ describe('definitions of a backup taken while the schema changed', () => {
     expect((await (reconnected.resources.items as unknown as Api).get('i1')).name).toBe('n1');
     await p.stop();
   });
+
+  it('skip: a record the application creates while the restore runs is its own: not overwritten, and no reference of the backup\'s version is written for it', async () => {
+    const db = await openDb(connection('skip-during'));
+    const items = (await db.createResource({ name: 'items', attributes: { name: 'string', cat: 'string' }, behavior: 'body-overflow', timestamps: false, partitions: { byCat: { fields: { cat: 'string' } } }, asyncPartitions: false })) as unknown as Api & { delete(id: string): Promise<unknown> };
+    for (let i = 0; i < 6; i++) await items.insert({ id: `i${i}`, name: `backup-${i}`, cat: 'a' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    await items.delete('i4');
+    // The application creates i4 again right after the restore listed the target (at the
+    // restore's first write: a wrapper around the target's putObject places it).
+    const client = db.client as unknown as { putObject(params: { key: string }): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    let fired = false;
+    client.putObject = async (params) => {
+      if (!fired && params.key.startsWith('resource=items/data/')) {
+        fired = true;
+        await items.insert({ id: 'i4', name: 'APP-WROTE-THIS', cat: 'b' });
+      }
+      return put(params);
+    };
+    await p.restore({ backupId: backup.id, mode: 'skip' });
+    client.putObject = put;
+    expect(fired).toBe(true);
+    expect(await items.get('i4')).toMatchObject({ name: 'APP-WROTE-THIS', cat: 'b' });
+    const keys = (await snapshot(db)).map((o) => o.key).filter((k) => k.includes('id=i4'));
+    expect(keys.sort()).toEqual(['resource=items/data/id=i4', 'resource=items/partition=byCat/cat=b/id=i4']);
+    await p.stop();
+  });
 });

@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { hasObjects, isNotFound, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { hasObjects, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -189,7 +189,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             if (o.mode === 'skip' && !emptyShell && present) return;
             if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
             if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
-            await putRecord(o.target, record);
+            // skip: a key the application writes after the listing above is its own, not overwritten
+            if (!(await putRecord(o.target, record, o.mode === 'skip' && !emptyShell))) return;
             objectsWritten++;
             bytesWritten += record.body.length;
             meter.add(1, record.body.length);
@@ -463,11 +464,14 @@ async function exists(db: DatabaseLike, key: string): Promise<boolean> {
   }
 }
 
-async function putRecord(db: DatabaseLike, record: ArchiveRecord): Promise<void> {
+/** Puts `record` back; with `onlyIfAbsent`, only where the key does not exist (false when it does). */
+async function putRecord(db: DatabaseLike, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
   const h = record.header;
   try {
-    await db.client.putObject({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding });
+    await db.client.putObject({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
+    return true;
   } catch (err) {
+    if (onlyIfAbsent && isPreconditionFailed(err)) return false;
     throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${errorMessage(err)}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
   }
 }

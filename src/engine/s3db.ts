@@ -170,7 +170,8 @@ export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag
   }
 }
 
-function isPreconditionFailed(err: unknown): boolean {
+/** Whether `err` is a refused conditional write (412 PreconditionFailed), as s3db's clients and S3 report it. */
+export function isPreconditionFailed(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const e = err as { name?: string; code?: string; statusCode?: number; $metadata?: { httpStatusCode?: number }; original?: unknown; cause?: unknown };
   if (e.name === 'PreconditionFailed' || e.code === 'PreconditionFailed' || e.statusCode === 412 || e.$metadata?.httpStatusCode === 412) return true;
