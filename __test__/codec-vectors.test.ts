@@ -2,14 +2,20 @@
  * FORMAT.md 2.7 test vectors (__test__/fixtures/vectors/, written from the Rust core and
  * cross-checked against node:crypto there): both implementations must write the exact streams for
  * the fixed key/salt/nonce prefix, decode them, fail every tampered variant with the vector's code
- * and exact message, and unlock the vector key file to its master key.
+ * and exact message, and unlock the vector key file to its master key. archive-index-sealed.json
+ * pins sections 3, 4 and 1.1's `sealed` (the engine's writers must produce it, its readers read it).
  */
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BackupError } from '../src/errors.js';
 import { createDecoder, createEncoder, keyFromBytes, unlockKeyFile, type Compression, type KeyFile } from '../src/codec/index.js';
 import { decodeFailure, runToBuffer } from './helpers/corpus.js';
 import { IMPLS } from './helpers/codec-impls.js';
+import { ArchiveWriter, readArchive, type ArchiveHeader } from '../src/engine/archive.js';
+import { IndexLineWriter } from '../src/engine/stored.js';
+import type { IndexEntry } from '../src/engine/manifest.js';
+import { unseal } from '../src/engine/sealed.js';
 
 const dir = new URL('./fixtures/vectors/', import.meta.url);
 const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as T;
@@ -32,7 +38,14 @@ interface KeyFileVector {
   masterKey: string;
 }
 
+interface LayoutVectors {
+  archive: { records: Array<{ header: ArchiveHeader; body: string }>; bytes: string };
+  index: { entries: IndexEntry[]; text: string };
+  sealed: { fields: unknown; sealed: string };
+}
+
 const streams = load<StreamVectors>('stream-none-1024.json');
+const layout = load<LayoutVectors>('archive-index-sealed.json');
 const errors = load<ErrorVectors>('stream-errors.json');
 const keyFileVector = load<KeyFileVector>('keyfile.json');
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -87,5 +100,21 @@ describe('FORMAT.md test vectors', () => {
     expect(key.keyCheck).toBe(keyFromBytes(hex(keyFileVector.masterKey)).keyCheck);
     expect(key.keyCheck).toBe(keyFileVector.keyFile.keyCheck);
     await expect(unlockKeyFile(keyFileVector.keyFile, 'wrong')).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE' });
+  });
+
+  it('archive, index and sealed vectors: written byte for byte, read back as given', async () => {
+    const records = layout.archive.records.map((r) => ({ header: r.header, body: hex(r.body) }));
+    const collect = async (items: unknown[], t: NodeJS.ReadWriteStream) => {
+      const chunks: Buffer[] = [];
+      for await (const c of Readable.from(items, { objectMode: true }).pipe(t as never) as unknown as AsyncIterable<Buffer | string>) chunks.push(Buffer.from(c));
+      return Buffer.concat(chunks);
+    };
+    expect((await collect(records, new ArchiveWriter())).toString('hex')).toBe(layout.archive.bytes);
+    const read = [];
+    for await (const r of readArchive(Readable.from([hex(layout.archive.bytes)]), 'vector')) read.push({ header: r.header, body: r.body.toString('hex') });
+    expect(read).toEqual(layout.archive.records);
+    expect(read.map((r) => Object.keys(r.header).sort().join())).toContain('deleted,key,size'); // a tombstone is just that
+    expect((await collect(layout.index.entries, new IndexLineWriter())).toString('utf8')).toBe(layout.index.text);
+    expect(await unseal(layout.sealed.sealed, keyFromBytes(hex(streams.masterKey)))).toEqual(layout.sealed.fields);
   });
 });
