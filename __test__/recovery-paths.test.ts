@@ -588,7 +588,8 @@ describe('changed circumstances: the next incremental becomes a full instead of 
     await db.usePlugin(p, 'plain');
     const next = await p.createBackup();
     expect(next).toMatchObject({ type: 'full', encrypted: false });
-    expect(warnings).toEqual([expect.stringContaining(`${inc.id} is encrypted and encryption is now off`)]); // once, not once per look
+    // each once, not once per look: the full, and the plaintext beside encrypted backups
+    expect(warnings).toEqual([expect.stringContaining(`${inc.id} is encrypted and encryption is now off`), expect.stringContaining(`${next.id} is not encrypted, while`)]);
     expect((await p.createBackup()).type).toBe('incremental'); // the new chain goes on unencrypted
     await p.stop();
   });
