@@ -215,6 +215,42 @@ describe('a backup being read is not deleted', () => {
   });
 });
 
+describe('a backup being deleted is not read', () => {
+  it('a restore or verification that starts while retention removes the backup is refused before it writes anything (deleteBackup claims the same way)', async () => {
+    const dir = path.join(work, 'removing');
+    const db = await seeded('removing');
+    const p = plugin(dir, { retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p);
+    const old = await p.createBackup();
+    // Fault injection: a slow destination, held at its first delete until the reads below have
+    // been tried (the real timing cannot be had on demand).
+    const member = (p as unknown as { destinations: { members: Array<{ delete(paths: string[]): Promise<void> }> } }).destinations.members[0]!;
+    const remove = member.delete.bind(member);
+    let gate!: () => void;
+    const held = new Promise<void>((r) => (gate = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    member.delete = async (paths: string[]) => {
+      if (paths.some((f) => f.includes(old.id))) {
+        entered();
+        await held;
+      }
+      return remove(paths);
+    };
+    const newer = p.createBackup(); // its retention starts removing `old`, and waits at the delete
+    await inside;
+    const target = await openDb(bucket('removing-target'));
+    await expect(p.restore({ backupId: old.id, destination: target })).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND', message: expect.stringContaining('being deleted') });
+    await expect(p.verifyBackup(old.id)).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND' });
+    expect((await snapshot(target)).filter((o) => o.key.startsWith('resource='))).toEqual([]);
+    gate();
+    await newer;
+    member.delete = remove;
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([(await newer).id]);
+    await p.stop();
+  });
+});
+
 describe('restore to a bare name', () => {
   it("memory://: 'name' is memory://name/<same prefix>; that database then holds the source's records", async () => {
     const dir = path.join(work, 'bare-memory');

@@ -320,20 +320,25 @@ export class BackupPlugin extends EventEmitter {
     if (dependents.length > 0 && !options.force) {
       throw new BackupError('ERR_BACKUP_HAS_DEPENDENTS', `backup ${id} is needed by incremental backups ${dependents.join(', ')}; delete them first or pass { force: true } to delete them all`);
     }
-    const busy = [id, ...dependents].filter((b) => this.inUse.has(b));
-    if (busy.length > 0) {
+    const release = this.inUse.claim([id, ...dependents]);
+    if (!release) {
+      const busy = [id, ...dependents].filter((b) => this.inUse.has(b));
       throw new BackupError('ERR_BACKUP_IN_USE', `backup ${busy.join(', ')} is being read by a restore or verification of this plugin; nothing was deleted: delete it once that ends`);
     }
     const deleted: string[] = [];
-    for (const dep of dependents.reverse()) {
-      const m = await this.catalog.get(dep);
-      if (m) {
-        await this.catalog.remove(m);
-        deleted.push(dep);
+    try {
+      for (const dep of dependents.reverse()) {
+        const m = await this.catalog.get(dep);
+        if (m) {
+          await this.catalog.remove(m);
+          deleted.push(dep);
+        }
       }
+      await this.catalog.remove(manifest);
+      deleted.push(id);
+    } finally {
+      release();
     }
-    await this.catalog.remove(manifest);
-    deleted.push(id);
     this.emit('plg:backup:deleted', { ids: deleted });
     return { deleted };
   }
@@ -348,9 +353,12 @@ export class BackupPlugin extends EventEmitter {
   async verifyBackup(id: string, options: { level?: 'quick' | 'full' } = {}): Promise<VerificationResult> {
     const level = options.level ?? 'full';
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
-    const manifest = await this.catalog.require(id);
-    const release = this.inUse.pin([manifest.id, ...manifest.chain]);
+    const releaseId = this.inUse.pin([id]);
+    let release = releaseId;
     try {
+      const manifest = await this.catalog.require(id);
+      const releaseChain = this.inUse.pin(manifest.chain);
+      release = () => (releaseId(), releaseChain());
       const started = Date.now();
       const { result, own } = await this.verifyChain(manifest, level, started);
       if (own && !(await this.catalog.recordVerification(id, own, started))) {
@@ -426,8 +434,11 @@ export class BackupPlugin extends EventEmitter {
     let release = (): void => undefined;
     this.policy.pauseScheduled(true);
     try {
+      const releaseId = this.inUse.pin([backupId]);
+      release = releaseId;
       const manifest = await this.catalog.require(backupId);
-      release = this.inUse.pin([manifest.id, ...manifest.chain]);
+      const releaseChain = this.inUse.pin(manifest.chain);
+      release = () => (releaseId(), releaseChain());
       const chain = await this.catalog.chainOf(manifest);
       const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
       for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
@@ -499,7 +510,14 @@ export class BackupPlugin extends EventEmitter {
       // children before parents: planRetention never removes a backup a kept one needs
       for (const { manifest } of list) {
         if (!removable.has(manifest.id)) continue;
-        await this.catalog.remove(manifest);
+        // a restore or verification that began since the plan was made keeps it (it reads it)
+        const release = this.inUse.claim([manifest.id]);
+        if (!release) continue;
+        try {
+          await this.catalog.remove(manifest);
+        } finally {
+          release();
+        }
         deleted.push(manifest.id);
       }
       if (deleted.length > 0) this.emit('plg:backup:pruned', { deleted, kept: plan.keep.map((k) => k.id) });
