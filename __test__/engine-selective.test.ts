@@ -117,4 +117,30 @@ describe('selective backups', () => {
     }
     await plugin.stop();
   });
+
+  it('a logical record the application inserts while the restore writes it: skip keeps the application\'s, merge puts the backup\'s over it', async () => {
+    const db = await openDb(`memory://selective-race-${process.pid}/db`);
+    const items = (await db.createResource({ name: 'items', attributes: { name: 'string' }, timestamps: false })) as unknown as Api & { insert(v: object): Promise<unknown> };
+    for (let i = 0; i < 5; i++) await items.insert({ id: `i${i}`, name: `backup-${i}` });
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'race') }, resources: { items: { limit: 100 } } });
+    await db.usePlugin(plugin);
+    const backup = await plugin.createBackup();
+    for (const mode of ['skip', 'merge'] as const) {
+      const target = await openDb(`memory://selective-race-${mode}-${process.pid}/db`);
+      const api = (await target.createResource({ name: 'items', attributes: { name: 'string' }, timestamps: false })) as unknown as { exists(id: string): Promise<boolean>; insert(v: object): Promise<unknown>; get(id: string): Promise<{ name: string }> };
+      // The application inserts i2 between the restore's exists() and its insert() (a wrapper
+      // around the target resource's exists places it; the timing cannot be had otherwise).
+      const exists = api.exists.bind(api);
+      api.exists = async (id: string) => {
+        const had = await exists(id);
+        if (id === 'i2' && !had) await api.insert({ id: 'i2', name: 'APP-WROTE-THIS' });
+        return had;
+      };
+      await plugin.restore({ backupId: backup.id, destination: target, mode });
+      api.exists = exists;
+      expect((await api.get('i2')).name, mode).toBe(mode === 'skip' ? 'APP-WROTE-THIS' : 'backup-2');
+      expect((await api.get('i3')).name, mode).toBe('backup-3');
+    }
+    await plugin.stop();
+  });
 });

@@ -469,46 +469,50 @@ describe('definitions of a backup taken while the schema changed', () => {
     await p.stop();
   });
 
-  it('a resource the application defines while a merge restore merges definitions is kept, stored and live', async () => {
-    const url = connection('define-during-merge');
-    const db = await openDb(url);
-    const items = (await db.createResource({ name: 'items', attributes: { name: 'string' }, behavior: 'body-overflow', timestamps: false })) as unknown as Api;
-    for (let i = 0; i < 4; i++) await items.insert({ id: `i${i}`, name: `n${i}` });
-    const p = await withPlugin(db);
-    const backup = await p.createBackup();
-    // items gains an attribute after the backup, so the merge writes s3db.json
-    await db.createResource({ name: 'items', attributes: { name: 'string', color: 'string|optional' }, behavior: 'body-overflow', timestamps: false });
-    // The application defines `orders` right after the restore read s3db.json to merge into it
-    // (a wrapper around the target's getObject places it; the timing cannot be had otherwise).
-    const client = db.client as unknown as { getObject(key: string): Promise<unknown>; putObject(params: { key: string }): Promise<unknown> };
-    const get = client.getObject.bind(client);
-    const put = client.putObject.bind(client);
-    let recordsWritten = false;
-    let fired = false;
-    client.putObject = async (params) => {
-      if (params.key.startsWith('resource=items/')) recordsWritten = true;
-      return put(params);
-    };
-    client.getObject = async (key: string) => {
-      const res = await get(key);
-      if (key === 's3db.json' && recordsWritten && !fired) {
-        fired = true;
-        const orders = (await db.createResource({ name: 'orders', attributes: { total: 'number' }, timestamps: false })) as unknown as Api;
-        await orders.insert({ id: 'o1', total: 42 });
-      }
-      return res;
-    };
-    await p.restore({ backupId: backup.id, mode: 'merge' });
-    client.getObject = get;
-    client.putObject = put;
-    expect(fired).toBe(true);
-    expect(Object.keys(db.resources).sort()).toEqual(['items', 'orders']);
-    expect((await (db.resources.orders as unknown as Api).get('o1')).total).toBe(42);
-    const reconnected = await openDb(url); // what s3db.json holds
-    expect(Object.keys(reconnected.resources).sort()).toEqual(['items', 'orders']);
-    expect((await (reconnected.resources.items as unknown as Api).get('i1')).name).toBe('n1');
-    await p.stop();
-  });
+  for (const into of ['the database', 'an empty database'] as const) {
+    it(`a resource the application defines while a merge restore writes definitions into ${into} is kept, stored and live`, async () => {
+      const source = await openDb(connection('define-during-merge-src'));
+      const items = (await source.createResource({ name: 'items', attributes: { name: 'string' }, behavior: 'body-overflow', timestamps: false })) as unknown as Api;
+      for (let i = 0; i < 4; i++) await items.insert({ id: `i${i}`, name: `n${i}` });
+      const p = await withPlugin(source);
+      const backup = await p.createBackup();
+      const url = into === 'the database' ? null : connection('define-during-merge');
+      const db = url === null ? source : await openDb(url);
+      // items gains an attribute after the backup, so the merge writes s3db.json (into the database
+      // itself; an empty one gets the backup's s3db.json as it is)
+      if (url === null) await db.createResource({ name: 'items', attributes: { name: 'string', color: 'string|optional' }, behavior: 'body-overflow', timestamps: false });
+      // The application defines `orders` right after the restore read s3db.json to write it
+      // (a wrapper around the target's getObject places it; the timing cannot be had otherwise).
+      const client = db.client as unknown as { getObject(key: string): Promise<unknown>; putObject(params: { key: string }): Promise<unknown> };
+      const get = client.getObject.bind(client);
+      const put = client.putObject.bind(client);
+      let recordsWritten = false;
+      let fired = false;
+      client.putObject = async (params) => {
+        if (params.key.startsWith('resource=items/')) recordsWritten = true;
+        return put(params);
+      };
+      client.getObject = async (key: string) => {
+        const res = await get(key);
+        if (key === 's3db.json' && recordsWritten && !fired) {
+          fired = true;
+          const orders = (await db.createResource({ name: 'orders', attributes: { total: 'number' }, timestamps: false })) as unknown as Api;
+          await orders.insert({ id: 'o1', total: 42 });
+        }
+        return res;
+      };
+      await p.restore({ backupId: backup.id, mode: 'merge', destination: db });
+      client.getObject = get;
+      client.putObject = put;
+      expect(fired).toBe(true);
+      expect(Object.keys(db.resources).sort()).toEqual(['items', 'orders']);
+      expect((await (db.resources.orders as unknown as Api).get('o1')).total).toBe(42);
+      const reconnected = await openDb(url ?? (db as unknown as { connectionString: string }).connectionString); // what s3db.json holds
+      expect(Object.keys(reconnected.resources).sort()).toEqual(['items', 'orders']);
+      expect((await (reconnected.resources.items as unknown as Api).get('i1')).name).toBe('n1');
+      await p.stop();
+    });
+  }
 
   it('skip: a record the application creates while the restore runs is its own: not overwritten, and no reference of the backup\'s version is written for it', async () => {
     const db = await openDb(connection('skip-during'));

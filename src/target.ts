@@ -32,7 +32,7 @@ function withoutTarget(text: string, destination: string): string {
 
 function locationOf(db: DatabaseLike, fallback: string): string {
   const cs = (db as { connectionString?: string }).connectionString ?? db.client.connectionString;
-  return typeof cs === 'string' ? redacted(cs) : fallback;
+  return typeof cs === 'string' ? redactedTarget(cs) : fallback;
 }
 
 const SELF_NAMES = new Set(['production', 'self']);

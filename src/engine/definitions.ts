@@ -145,9 +145,26 @@ export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, res
       changed = true;
     }
     if (!changed) return false;
-    if (await writeStoredMetadata(db, current, stored.etag)) return true;
+    if (await writeStoredMetadata(db, current, stored.etag, stored.value !== null)) return true;
   }
   throw new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore merged its definitions into it; records were written, definitions were not: run the same restore again when the application is not defining resources`);
+}
+
+/**
+ * A whole-database merge or skip into a database that defined no resource when the restore began:
+ * writes the backup's s3db.json (`body`) as it is, plus the resources the target defines by the
+ * time it is written (the application may have defined some meanwhile), conditionally on the
+ * version read as mergeDefinitions does.
+ */
+export async function writeBackupDefinitions(db: DatabaseLike, body: Buffer): Promise<void> {
+  const backupJson = JSON.parse(body.toString('utf8')) as S3dbJson;
+  for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
+    const stored = await readStoredMetadataVersion<S3dbJson>(db);
+    const added = Object.entries(stored.value?.resources ?? {}).filter(([name]) => !(name in (backupJson.resources ?? {})));
+    const value = added.length === 0 ? backupJson : { ...backupJson, resources: { ...backupJson.resources, ...Object.fromEntries(added) } };
+    if (await writeStoredMetadata(db, value, stored.etag, stored.value !== null)) return;
+  }
+  throw new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore wrote the backup's definitions; records were written, definitions were not: run the same restore again when the application is not defining resources`);
 }
 
 /**

@@ -187,13 +187,20 @@ export async function restoreLogical(db: DatabaseLike, group: string, record: Ar
   const api = resourceApi(db, group);
   const values = JSON.parse(record.body.toString('utf8')) as Record<string, unknown>;
   const id = String(values.id);
+  const { id: _id, ...rest } = values;
   try {
     if (await api.exists(id)) {
       if (mode === 'skip') return false;
-      const { id: _id, ...rest } = values;
       await api.update(id, rest);
     } else {
-      await api.insert(values);
+      try {
+        await api.insert(values);
+      } catch (err) {
+        // inserted meanwhile (the application writes during the restore): skip keeps it, the others update it
+        if (!(await api.exists(id).catch(() => false))) throw err;
+        if (mode === 'skip') return false;
+        await api.update(id, rest);
+      }
     }
     return true;
   } catch (err) {

@@ -35,7 +35,7 @@ import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
-import { checkDefinitions, mergeDefinitions } from './definitions.js';
+import { checkDefinitions, mergeDefinitions, writeBackupDefinitions } from './definitions.js';
 import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
@@ -188,9 +188,14 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
             if (o.mode === 'skip' && !emptyShell && present) return;
             if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-            if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
-            // skip: a key the application writes after the listing above is its own, not overwritten
-            if (!(await putRecord(o.target, record, o.mode === 'skip' && !emptyShell))) return;
+            if (emptyShell && o.mode !== 'replace') {
+              // the application may define resources while the restore runs: kept, not overwritten
+              await writeBackupDefinitions(o.target, record.body);
+            } else {
+              if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
+              // skip: a key the application writes after the listing above is its own, not overwritten
+              if (!(await putRecord(o.target, record, o.mode === 'skip' && !emptyShell))) return;
+            }
             objectsWritten++;
             bytesWritten += record.body.length;
             meter.add(1, record.body.length);

@@ -156,13 +156,15 @@ async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: s
 }
 
 /**
- * Writes s3db.json only if it is still the version read (`etag`; null: only if there is none),
- * so another writer's definitions (the application creating a resource) are never overwritten.
- * False when it changed meanwhile: read it again and retry.
+ * Writes s3db.json only if it is still the version read (`etag`; `existed` false: only if there is
+ * none), so another writer's definitions (the application creating a resource) are never
+ * overwritten. False when it changed meanwhile: read it again and retry. A client that gave no
+ * ETag for an existing s3db.json gets an unconditional write (nothing to compare with).
  */
-export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null): Promise<boolean> {
+export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null, existed: boolean): Promise<boolean> {
+  const condition = !existed ? { ifNoneMatch: '*' } : etag !== null ? { ifMatch: etag } : {};
   try {
-    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...(etag === null ? { ifNoneMatch: '*' } : { ifMatch: etag }) });
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...condition });
     return true;
   } catch (err) {
     if (isPreconditionFailed(err)) return false;

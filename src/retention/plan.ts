@@ -11,8 +11,9 @@
  *    false) likewise, and besides: an unverified backup is kept as long as the rules would keep it
  *    were it successful (a second pass of the rules over successful and unverified backups
  *    together), because verification failing on one part leaves the rest of it restorable. So a
- *    damaged backup is never removed earlier than a good one would be, and never takes a good
- *    one's slot.
+ *    damaged backup is removed no earlier than it would be were every unverified backup good
+ *    (they are judged together, which keeps a run of them bounded), and never takes a good one's
+ *    slot.
  * 4. The newest successful backup is always kept, whatever the policy says.
  * 5. Chains: every kept backup pins its parent (parentId), recursively, so a kept incremental keeps
  *    its full and every incremental between them. Pinned backups do not count for the rules.
