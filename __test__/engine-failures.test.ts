@@ -149,6 +149,28 @@ describe('damaged backups are refused and nothing is written', () => {
     expect(inspect(p, { depth: 6, showHidden: true })).not.toContain(PASSPHRASE);
     for (const e of events) p.removeAllListeners(e);
   });
+
+  it("a source error's cause keeps what failed, not what the library attached (s3db's `original` AWS error echoing a session token)", async () => {
+    // Fault injection: AWS's SignatureDoesNotMatch as s3db.js's S3 client wraps it, which neither
+    // memory:// nor RGW produce.
+    const client = source.client as unknown as { getObject(key: string): Promise<unknown> };
+    const get = client.getObject.bind(client);
+    client.getObject = async () => {
+      const original = Object.assign(new Error('The request signature we calculated does not match the signature you provided.'), {
+        name: 'SignatureDoesNotMatch',
+        CanonicalRequest: 'GET /db/s3db.json\nx-amz-security-token:SESSIONCANARY',
+        $metadata: { httpStatusCode: 403 },
+        $response: { headers: { 'x-amz-security-token': 'SESSIONCANARY' } },
+      });
+      throw Object.assign(new Error('Access denied for https://AKIAEXAMPLE:SECRETCANARY@s3.example/db'), { name: 'PermissionError', statusCode: 403, original });
+    };
+    const err = await p.createBackup().then(() => null, (e: unknown) => e as Error & { code: string; cause?: Error & { statusCode?: number } });
+    client.getObject = get;
+    expect(err?.code).toBe('ERR_SOURCE_READ');
+    expect(err!.cause).toMatchObject({ name: 'PermissionError', statusCode: 403 });
+    const { inspect } = await import('node:util');
+    expect(inspect(err, { depth: 10, showHidden: true })).not.toMatch(/SESSIONCANARY|SECRETCANARY/);
+  });
 });
 
 /** Starts a child that runs `code` (ESM TypeScript); resolves with the child once `ready` appears. */

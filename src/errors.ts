@@ -2,18 +2,45 @@
  * The one error type of s3db-backup. Every failure a user can cause or meet (bad option, wrong
  * passphrase, corrupt part, destination down) is a BackupError with a stable `code` and a message
  * that names the option or object and says what to do. Invariant: messages, `details` and `cause`
- * never contain a passphrase or key material.
+ * never contain a passphrase or key material; a message has connection-string credentials hidden
+ * and a cause is reduced to what says what failed (safeCause), so a library's error quoted or
+ * kept here cannot carry credentials through it.
  */
+import { redacted } from './redact.js';
+
 export class BackupError extends Error {
   readonly code: string;
   readonly details: Record<string, unknown>;
 
   constructor(code: string, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redacted(message), options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
     this.name = 'BackupError';
     this.code = code;
     this.details = options.details ?? {};
   }
+}
+
+/** Fields of a cause that say what failed and are kept: codes, status, the file an fs error names. */
+const CAUSE_FIELDS = ['code', 'Code', 'errno', 'syscall', 'path', 'statusCode', '$fault', '$metadata', 'StorageClass'] as const;
+
+/**
+ * The error a BackupError keeps as its cause: another BackupError as it is; any other error as a
+ * plain Error with its name, its message (credentials hidden) and CAUSE_FIELDS, its own cause
+ * likewise. What else a library attaches is left out: an AWS signature error echoes the signed
+ * request (session token included), s3db.js keeps the whole AWS error as `original`, an SDK
+ * error holds the raw `$response`.
+ */
+function safeCause(cause: unknown, depth = 0): unknown {
+  if (cause instanceof BackupError || typeof cause !== 'object' || cause === null) return cause;
+  const source = cause as Record<string, unknown> & { name?: unknown; cause?: unknown };
+  const safe = new Error(redacted(errorMessage(cause)), source.cause !== undefined && depth < 3 ? { cause: safeCause(source.cause, depth + 1) } : undefined);
+  safe.name = typeof source.name === 'string' ? source.name : 'Error';
+  if (typeof source.stack === 'string') safe.stack = redacted(source.stack);
+  for (const field of CAUSE_FIELDS) {
+    const value = source[field];
+    if (value !== undefined) (safe as unknown as Record<string, unknown>)[field] = typeof value === 'string' ? redacted(value) : field === '$metadata' && typeof value === 'object' ? { ...value } : value;
+  }
+  return safe;
 }
 
 /** Error for an invalid plugin or destination option: names the option and what is accepted. */

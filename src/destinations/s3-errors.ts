@@ -5,7 +5,6 @@
  * ERR_DESTINATION_RANGE, ERR_DESTINATION_CHANGED, ERR_ARCHIVED_OBJECT, ERR_DESTINATION_IO.
  */
 import { BackupError, errorMessage } from '../errors.js';
-import { redacted } from '../redact.js';
 
 export interface SdkError {
   name?: string;
@@ -13,26 +12,6 @@ export interface SdkError {
   message?: string;
   StorageClass?: string;
   $metadata?: { httpStatusCode?: number; attempts?: number };
-}
-
-/**
- * The SDK error as a cause that is safe to show: its name, message, code, fault and `$metadata`
- * (status, request id, attempts). What else an S3 error carries is left out: a
- * SignatureDoesNotMatch echoes the request it expected (`AWSAccessKeyId`, `StringToSign`,
- * `CanonicalRequest` with `x-amz-security-token`), and `$response` holds the raw answer.
- */
-export function safeCause(err: unknown): unknown {
-  if (typeof err !== 'object' || err === null) return err;
-  const e = err as SdkError & { Code?: string; $fault?: string };
-  const cause = new Error(redacted(errorMessage(err)));
-  cause.name = e.name ?? 'Error';
-  return Object.assign(cause, {
-    ...(e.code !== undefined ? { code: e.code } : {}),
-    ...(e.Code !== undefined ? { Code: e.Code } : {}),
-    ...(e.$fault !== undefined ? { $fault: e.$fault } : {}),
-    ...(e.$metadata !== undefined ? { $metadata: { ...e.$metadata } } : {}),
-    ...(e.StorageClass !== undefined ? { StorageClass: e.StorageClass } : {}),
-  });
 }
 
 export const asSdk = (err: unknown): SdkError => (typeof err === 'object' && err !== null ? (err as SdkError) : {});
@@ -49,26 +28,26 @@ export function s3Error(ctx: ErrorContext, err: unknown, op: string, relative: s
   const e = asSdk(err);
   const code = httpStatus(err);
   if (forced === 'ERR_ABORTED' || e.name === 'AbortError') {
-    return new BackupError('ERR_ABORTED', `${ctx.label}: ${op} of ${relative} was aborted`, { cause: safeCause(err) });
+    return new BackupError('ERR_ABORTED', `${ctx.label}: ${op} of ${relative} was aborted`, { cause: err });
   }
   if (e.name === 'NoSuchBucket') {
-    return new BackupError('ERR_DESTINATION_NO_BUCKET', `${ctx.label}: bucket "${ctx.bucket}" does not exist; create it or fix config.bucketName`, { cause: safeCause(err) });
+    return new BackupError('ERR_DESTINATION_NO_BUCKET', `${ctx.label}: bucket "${ctx.bucket}" does not exist; create it or fix config.bucketName`, { cause: err });
   }
   if (code === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound') {
-    return new BackupError('ERR_DESTINATION_NOT_FOUND', `${ctx.label}: ${relative} does not exist`, { cause: safeCause(err), details: { path: relative } });
+    return new BackupError('ERR_DESTINATION_NOT_FOUND', `${ctx.label}: ${relative} does not exist`, { cause: err, details: { path: relative } });
   }
   if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
     return new BackupError(
       'ERR_DESTINATION_ACCESS',
       `${ctx.label}: access denied to ${op} ${relative} (${e.name ?? code}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
-      { cause: safeCause(err) },
+      { cause: err },
     );
   }
   if (e.name === 'NotImplemented' || code === 501) {
-    return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: the server does not implement ${op} (NotImplemented) for ${relative}`, { cause: safeCause(err) });
+    return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: the server does not implement ${op} (NotImplemented) for ${relative}`, { cause: err });
   }
   return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}`.replace(/ +/g, ' '), {
-    cause: safeCause(err),
+    cause: err,
   });
 }
 
@@ -90,14 +69,14 @@ export async function s3ReadError(
       `${ctx.label}: ${relative} is in ${cls} and must be restored before it can be read: ` +
         `call requestRestore('${relative}', days, tier) on this destination (S3 RestoreObject) or ` +
         `"aws s3api restore-object", then retry once the restore is done (hours; DEEP_ARCHIVE up to 48 h)`,
-      { cause: safeCause(err), details: { path: relative, storageClass: cls } },
+      { cause: err, details: { path: relative, storageClass: cls } },
     );
   }
   if (httpStatus(err) === 416) {
-    return new BackupError('ERR_DESTINATION_RANGE', `${ctx.label}: the requested byte range is outside ${relative}`, { cause: safeCause(err) });
+    return new BackupError('ERR_DESTINATION_RANGE', `${ctx.label}: the requested byte range is outside ${relative}`, { cause: err });
   }
   if (httpStatus(err) === 412) {
-    return new BackupError('ERR_DESTINATION_CHANGED', `${ctx.label}: ${relative} was replaced while it was being read; read it again`, { cause: safeCause(err) });
+    return new BackupError('ERR_DESTINATION_CHANGED', `${ctx.label}: ${relative} was replaced while it was being read; read it again`, { cause: err });
   }
   return s3Error(ctx, err, 'read', relative);
 }

@@ -159,7 +159,15 @@ export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, res
 export async function writeBackupDefinitions(db: DatabaseLike, body: Buffer): Promise<void> {
   const backupJson = JSON.parse(body.toString('utf8')) as S3dbJson;
   for (let attempt = 0; attempt < MERGE_ATTEMPTS; attempt++) {
-    const stored = await readStoredMetadataVersion<S3dbJson>(db);
+    const stored = await readStoredMetadataVersion<S3dbJson>(db).catch((err: unknown) => {
+      // a corrupt s3db.json defines nothing to keep: the backup's replaces it (the runbook's repair)
+      if (err instanceof BackupError && err.code === 'ERR_TARGET_METADATA') return null;
+      throw err;
+    });
+    if (stored === null) {
+      await writeStoredMetadata(db, backupJson, null, true);
+      return;
+    }
     const added = Object.entries(stored.value?.resources ?? {}).filter(([name]) => !(name in (backupJson.resources ?? {})));
     const value = added.length === 0 ? backupJson : { ...backupJson, resources: { ...backupJson.resources, ...Object.fromEntries(added) } };
     if (await writeStoredMetadata(db, value, stored.etag, stored.value !== null)) return;
