@@ -162,14 +162,24 @@ async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: s
  * ETag for an existing s3db.json gets an unconditional write (nothing to compare with).
  */
 export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null, existed: boolean): Promise<boolean> {
-  const condition = !existed ? { ifNoneMatch: '*' } : etag !== null ? { ifMatch: etag } : {};
-  try {
-    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...condition });
-    return true;
-  } catch (err) {
-    if (isPreconditionFailed(err)) return false;
-    throw err;
-  }
+  const put = async (condition: { ifMatch?: string; ifNoneMatch?: string }): Promise<boolean> => {
+    try {
+      await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...condition });
+      return true;
+    } catch (err) {
+      if (isPreconditionFailed(err)) return false;
+      throw err;
+    }
+  };
+  if (!existed) return put({ ifNoneMatch: '*' });
+  if (etag === null) return put({});
+  if (await put({ ifMatch: etag })) return true;
+  // Ceph RGW 16 compares If-Match with the ETag without its quotes (as destinations/s3.ts notes):
+  // when the stored version is still the one read, ask once more unquoted.
+  const unquoted = etag.replace(/"/g, '');
+  if (unquoted === etag) return false;
+  const now = await db.client.getObject('s3db.json').then((res) => res.ETag ?? null, () => null);
+  return now === etag && (await put({ ifMatch: unquoted }));
 }
 
 /** Whether `err` is a refused conditional write (412 PreconditionFailed), as s3db's clients and S3 report it. */
