@@ -251,6 +251,78 @@ describe('a backup being deleted is not read', () => {
   });
 });
 
+describe('deletion leaves the chain of a backup being read', () => {
+  type Catalog = { require(id: string): Promise<unknown>; remove(m: { id: string }): Promise<void> };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("retention that meets a restore of an incremental keeps the incremental's full, even when the restore had not yet read the manifest", async () => {
+    const dir = path.join(work, 'prune-chain');
+    const db = await seeded('prune-chain');
+    const setup = plugin(dir);
+    await db.usePlugin(setup, 'setup');
+    const full1 = await setup.createBackup({ type: 'full' });
+    await (db.resources.orders as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'o-chain', userId: 'u1', total: 1, status: 'new' });
+    const inc = await setup.createBackup({ type: 'incremental' });
+    const full2 = await setup.createBackup({ type: 'full' });
+    await setup.createBackup({ type: 'full' });
+    await setup.stop();
+    const p = plugin(dir, { retention: { policy: 'simple', count: 1 } });
+    await db.usePlugin(p, 'pruner');
+    // Fault injection: a slow manifest read and a slow removal (a remote store), so that the
+    // restore of `inc` starts while retention removes full2 and has pinned only inc's id.
+    const catalog = (p as unknown as { catalog: Catalog }).catalog;
+    const [require, remove] = [catalog.require.bind(catalog), catalog.remove.bind(catalog)];
+    let restoring: Promise<unknown> | null = null;
+    catalog.require = async (id: string) => (await sleep(200), require(id));
+    catalog.remove = async (m: { id: string }) => {
+      if (m.id === full2.id) restoring ??= p.restore({ backupId: inc.id, destination: await openDb(bucket('prune-chain-target')) });
+      await sleep(150);
+      return remove(m);
+    };
+    const pruned = await p.prune();
+    await expect(restoring).resolves.toMatchObject({ objectsWritten: expect.any(Number) });
+    catalog.require = require;
+    catalog.remove = remove;
+    expect(pruned.deleted).toEqual([full2.id]);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([inc.id, full1.id]));
+    await p.stop();
+  });
+
+  it('the leftovers of a deletion that died midway are not cleaned up under a restore of that backup', async () => {
+    const dir = path.join(work, 'leftover-pinned');
+    const db = await seeded('leftover-pinned');
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const b = await p.createBackup({ type: 'full' });
+    const want = await snapshot(db);
+    // Fault injection: the deletion fails once at the manifest (a transient 503), leaving its marker
+    const member = (p as unknown as { destinations: { members: Array<{ delete(paths: string[]): Promise<void> }> } }).destinations.members[0]!;
+    const del = member.delete.bind(member);
+    let failOnce = true;
+    member.delete = async (paths: string[]) => {
+      if (failOnce && paths.some((f) => f.startsWith('manifests/'))) {
+        failOnce = false;
+        throw new Error('transient 503');
+      }
+      return del(paths);
+    };
+    await expect(p.deleteBackup(b.id)).rejects.toThrow();
+    member.delete = del;
+    // a slow target keeps the restore running while the next backup cleans up leftovers
+    const target = await openDb(bucket('leftover-pinned-target'));
+    const client = target.client as unknown as { putObject(params: unknown): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    client.putObject = async (params: unknown) => (await sleep(20), put(params));
+    const restoring = p.restore({ backupId: b.id, destination: target, verify: false });
+    await sleep(100);
+    await p.createBackup({ type: 'full' });
+    await restoring;
+    client.putObject = put;
+    expect(await snapshot(target)).toEqual(want);
+    await p.stop();
+  });
+});
+
 describe('restore to a bare name', () => {
   it("memory://: 'name' is memory://name/<same prefix>; that database then holds the source's records", async () => {
     const dir = path.join(work, 'bare-memory');

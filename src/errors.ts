@@ -31,9 +31,17 @@ const CAUSE_FIELDS = ['code', 'Code', 'errno', 'syscall', 'path', 'statusCode', 
  * error holds the raw `$response`.
  */
 function safeCause(cause: unknown, depth = 0): unknown {
-  if (cause instanceof BackupError || typeof cause !== 'object' || cause === null) return cause;
+  if (typeof cause !== 'object' || cause === null) return cause;
+  try {
+    return cause instanceof BackupError ? cause : reducedCause(cause, depth);
+  } catch {
+    return new Error('(an error whose properties could not be read)'); // a throwing getter, a revoked proxy
+  }
+}
+
+function reducedCause(cause: object, depth: number): Error {
   const source = cause as Record<string, unknown> & { name?: unknown; cause?: unknown };
-  const safe = new Error(redacted(errorMessage(cause)), source.cause !== undefined && depth < 3 ? { cause: safeCause(source.cause, depth + 1) } : undefined);
+  const safe = new Error(redacted(String(errorMessage(cause) ?? '')), source.cause !== undefined && depth < 3 ? { cause: safeCause(source.cause, depth + 1) } : undefined);
   safe.name = typeof source.name === 'string' ? source.name : 'Error';
   if (typeof source.stack === 'string') safe.stack = redacted(source.stack);
   for (const field of CAUSE_FIELDS) {

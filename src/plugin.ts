@@ -503,16 +503,21 @@ export class BackupPlugin extends EventEmitter {
   private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
     const list = await this.catalog.list();
-    const plan = keepInUse(planSeries(list, this.config.retention), this.inUse, list.map((e) => e.manifest.id));
+    const plan = keepInUse(planSeries(list, this.config.retention), this.inUse, list.map((e) => e.manifest));
     const deleted: string[] = [];
     if (!options.dryRun) {
       const removable = new Set(plan.remove.map((r) => r.id));
       // children before parents: planRetention never removes a backup a kept one needs
+      // children before parents: a backup kept because it is being read keeps its chain
+      const held = new Set<string>();
       for (const { manifest } of list) {
-        if (!removable.has(manifest.id)) continue;
+        if (!removable.has(manifest.id) || held.has(manifest.id)) continue;
         // a restore or verification that began since the plan was made keeps it (it reads it)
         const release = this.inUse.claim([manifest.id]);
-        if (!release) continue;
+        if (!release) {
+          for (const id of manifest.chain) held.add(id);
+          continue;
+        }
         try {
           await this.catalog.remove(manifest);
         } finally {
@@ -646,7 +651,7 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:start', { id, type: expected });
       // scheduled and triggered runs give up waiting when the plugin stops
       lease = await this.acquireLease(automatic);
-      await this.catalog.cleanupLeftovers(this.config.staleAfterMs).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
+      await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
       if ((parent ? 'incremental' : 'full') !== expected) {
         expected = parent ? 'incremental' : 'full';
@@ -964,14 +969,18 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
   };
 }
 
-/** `plan` with the backups a restore or verification of this plugin is reading moved to keep (listed in `order`). */
-function keepInUse(plan: RetentionPlan, inUse: InUse, order: string[]): RetentionPlan {
-  const held = plan.remove.filter((r) => inUse.has(r.id));
+/**
+ * `plan` with the backups a restore or verification of this plugin is reading, and the chains they
+ * need, moved to keep (`listed`: the catalog, in its order).
+ */
+function keepInUse(plan: RetentionPlan, inUse: InUse, listed: Manifest[]): RetentionPlan {
+  const read = new Set(listed.filter((m) => inUse.has(m.id)).flatMap((m) => m.chain));
+  const held = plan.remove.filter((r) => read.has(r.id));
   if (held.length === 0) return plan;
-  const position = new Map(order.map((id, i) => [id, i]));
+  const position = new Map(listed.map((m, i) => [m.id, i]));
   const keep = [...plan.keep, ...held.map((r) => ({ id: r.id, reasons: [`being read by a restore or verification (else: ${r.reason})`] }))];
   keep.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
-  return { ...plan, keep, remove: plan.remove.filter((r) => !inUse.has(r.id)) };
+  return { ...plan, keep, remove: plan.remove.filter((r) => !read.has(r.id)) };
 }
 
 /** Whether `m`'s chain holds a backup recorded as failing verification (it cannot be restored). */

@@ -212,8 +212,12 @@ export class Catalog {
     return { recovered: [...recovered].sort(), skipped, damaged };
   }
 
-  /** Deletes what crashed or abandoned backups left; returns the ids cleaned up. */
-  async cleanupLeftovers(staleAfterMs: number): Promise<string[]> {
+  /**
+   * Deletes what crashed or abandoned backups left; returns the ids cleaned up. `claim` (in-use.ts)
+   * is asked for each backup first: one a restore or verification is reading (a deletion that
+   * died midway left it listed) is left for a later run.
+   */
+  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false = () => () => undefined): Promise<string[]> {
     const cleaned: string[] = [];
     for (const member of this.set.members) {
       const markers: string[] = [];
@@ -231,6 +235,8 @@ export class Catalog {
         }
         const committed = !state.deleting && (await member.stat(paths.manifest(state.id)).catch(() => null)) !== null;
         if (!committed && !isStale(state, staleAfterMs)) continue;
+        const release = claim([state.id]);
+        if (!release) continue;
         try {
           if (!committed) {
             const indexes = [paths.index(state.id)];
@@ -242,6 +248,8 @@ export class Catalog {
           if (!committed) cleaned.push(state.id);
         } catch (err) {
           throw new BackupError('ERR_CLEANUP', `could not clean up the leftovers of backup ${state.id} at ${member.label}: ${errorMessage(err)}`, { cause: err });
+        } finally {
+          release();
         }
       }
       const withTemp = member as { cleanupTempFiles?: (olderThanMs: number) => Promise<number>; abortStaleUploads?: (olderThanMs: number) => Promise<unknown> };

@@ -1,0 +1,25 @@
+// BackupError, the one chokepoint for what failures show: its message hides connection-string
+// credentials, and its cause is reduced to what says what failed, whatever the cause is (odd
+// objects included: the constructor must never throw and lose the real error).
+import { describe, expect, it } from 'vitest';
+import { BackupError } from '../src/errors.js';
+
+describe('BackupError', () => {
+  it('keeps a cause that says what failed and drops what a library attached', () => {
+    const cause = Object.assign(new Error('denied for s3://AKIA:SECRETX@bucket'), { name: 'AccessDenied', code: 'AccessDenied', $metadata: { httpStatusCode: 403 }, original: { token: 'SECRETX' }, path: '/srv/x' });
+    const e = new BackupError('ERR_X', 'could not read s3://AKIA:SECRETX@bucket/key', { cause });
+    expect(e.message).toBe('could not read s3://***@bucket/key');
+    expect(e.cause).toMatchObject({ name: 'AccessDenied', code: 'AccessDenied', $metadata: { httpStatusCode: 403 }, path: '/srv/x' });
+    expect(JSON.stringify(e.cause) + String((e.cause as Error).stack) + (e.cause as Error).message).not.toContain('SECRETX');
+    expect((e.cause as { original?: unknown }).original).toBeUndefined();
+  });
+
+  it('never throws on an odd cause', () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const throwingName = new Error('x');
+    Object.defineProperty(throwingName, 'name', { get: () => { throw new Error('getter'); } });
+    const odd: unknown[] = [Object.create(null), { toString: () => { throw new Error('no'); } }, revoked.proxy, throwingName, Object.assign(new Error(), { message: 42 }), 'text', 7, null];
+    for (const cause of odd) expect(() => new BackupError('ERR_X', 'm', { cause })).not.toThrow();
+  });
+});
