@@ -507,8 +507,8 @@ export class BackupPlugin extends EventEmitter {
     const deleted: string[] = [];
     if (!options.dryRun) {
       const removable = new Set(plan.remove.map((r) => r.id));
-      // children before parents: planRetention never removes a backup a kept one needs
-      // children before parents: a backup kept because it is being read keeps its chain
+      // children before parents: planRetention never removes a backup a kept one needs, and a
+      // backup kept here because it is being read keeps its chain the same way (`held`)
       const held = new Set<string>();
       for (const { manifest } of list) {
         if (!removable.has(manifest.id) || held.has(manifest.id)) continue;
