@@ -122,6 +122,10 @@ export async function checkDefinitions(db: DatabaseLike, manifest: Manifest, res
 /** Times mergeDefinitions reads, merges and writes s3db.json again when another writer changed it meanwhile. */
 const MERGE_ATTEMPTS = 5;
 
+function changedMeanwhile(): BackupError {
+  return new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore wrote its definitions into it; records were written, definitions were not: run the same restore again when the application is not defining resources`);
+}
+
 /**
  * Writes the definitions of `resources` into the target's s3db.json by mode; returns whether it
  * changed. The write is conditional on the version read: a resource the application defined
@@ -147,7 +151,7 @@ export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, res
     if (!changed) return false;
     if (await writeStoredMetadata(db, current, stored.etag, stored.value !== null)) return true;
   }
-  throw new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore merged its definitions into it; records were written, definitions were not: run the same restore again when the application is not defining resources`);
+  throw changedMeanwhile();
 }
 
 /**
@@ -172,7 +176,7 @@ export async function writeBackupDefinitions(db: DatabaseLike, body: Buffer): Pr
     const value = added.length === 0 ? backupJson : { ...backupJson, resources: { ...backupJson.resources, ...Object.fromEntries(added) } };
     if (await writeStoredMetadata(db, value, stored.etag, stored.value !== null)) return;
   }
-  throw new BackupError('ERR_TARGET_METADATA', `the target database's s3db.json changed ${MERGE_ATTEMPTS} times while the restore wrote the backup's definitions; records were written, definitions were not: run the same restore again when the application is not defining resources`);
+  throw changedMeanwhile();
 }
 
 /**
