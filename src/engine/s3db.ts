@@ -178,7 +178,7 @@ export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag
   // when the stored version is still the one read, ask once more unquoted.
   const unquoted = etag.replace(/"/g, '');
   if (unquoted === etag) return false;
-  const now = await db.client.getObject('s3db.json').then((res) => res.ETag ?? null, () => null);
+  const now = await db.client.getObject('s3db.json').then(async (res) => (await bodyToBuffer(res.Body), res.ETag ?? null), () => null); // the body drained: no socket left waiting
   return now === etag && (await put({ ifMatch: unquoted }));
 }
 
