@@ -494,19 +494,22 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
         expect(await users.count()).toBe(ON_RGW.users);
         expect((await users.get('u00004')).password).toBe('pw-4');
         // skip and merge write conditionally through s3db's S3 client (If-None-Match on records,
-        // If-Match on s3db.json): RGW must take both
+        // If-Match on s3db.json): RGW must take both.
         const api = restored.resources.users as unknown as { delete(id: string): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
         await api.delete('u00001');
         const skip = await p.restore({ backupId: backup.id, destination: restored, mode: 'skip' });
         expect(skip.objectsWritten).toBeGreaterThan(0);
         expect((await api.get('u00001')).password).toBe('pw-1');
         const stored = JSON.parse((await bodyToBuffer((await restored.client.getObject('s3db.json')).Body)).toString('utf8')) as { resources: Record<string, unknown> };
-        const { b_body_only: _dropped, ...others } = stored.resources;
+        // orders (partitioned) loses its definition, as when s3db.js replaced a corrupt s3db.json:
+        // the merge puts it back and checks every reference of it afterwards, in parallel: reads of
+        // one record at once share one response of s3db's client (partition-refs.ts read())
+        const { orders: _dropped, ...others } = stored.resources;
         await restored.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify({ ...stored, resources: others })), contentType: 'application/json' });
         await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here'), mode: 'merge' });
         const again = await createS3Database(dstBucket, 'restored/here');
         try {
-          expect(Object.keys(again.resources)).toContain('b_body_only'); // s3db.json merged, its keys in another order
+          expect(Object.keys(again.resources)).toContain('orders'); // s3db.json merged, its keys in another order
           const data = (objects: { key: string }[]) => objects.filter((o) => o.key !== 's3db.json');
           expect(data(await snapshot(again as never))).toEqual(data(want));
         } finally {

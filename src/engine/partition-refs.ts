@@ -57,6 +57,8 @@ export class PartitionRefs {
   private readonly undefinedBefore: Set<string>;
   /** The target's resources as its s3db.json defines them after the restore (set by checkAfter). */
   private after = new Map<string, PartitionedResource>();
+  /** Record reads in flight, by `<group>/<id>` (see read()). */
+  private readonly reading = new Map<string, Promise<RecordData | null>>();
 
   private constructor(
     private readonly db: DatabaseLike,
@@ -203,7 +205,23 @@ export class PartitionRefs {
     if (this.pendingDeletes.length >= DELETE_BATCH) await this.flush();
   }
 
-  private async read(resource: PartitionedResource, group: string, id: string): Promise<RecordData | null> {
+  /**
+   * Reads record `id` of `group`. Concurrent reads of one record (its references in several
+   * partitions, checked in parallel) share one request: s3db.js's S3 client coalesces identical
+   * GETs in flight into one response, whose body can be read only once, so two resource.get() of
+   * one record at once fail with "The stream has already been transformed".
+   */
+  private read(resource: PartitionedResource, group: string, id: string): Promise<RecordData | null> {
+    const key = `${group}/${id}`;
+    let pending = this.reading.get(key);
+    if (!pending) {
+      pending = this.readOnce(resource, group, id).finally(() => this.reading.delete(key));
+      this.reading.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async readOnce(resource: PartitionedResource, group: string, id: string): Promise<RecordData | null> {
     try {
       return await resource.get(id);
     } catch (err) {
