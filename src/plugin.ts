@@ -353,12 +353,8 @@ export class BackupPlugin extends EventEmitter {
   async verifyBackup(id: string, options: { level?: 'quick' | 'full' } = {}): Promise<VerificationResult> {
     const level = options.level ?? 'full';
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
-    const releaseId = this.inUse.pin([id]);
-    let release = releaseId;
+    const { manifest, release } = await this.pinned(id);
     try {
-      const manifest = await this.catalog.require(id);
-      const releaseChain = this.inUse.pin(manifest.chain);
-      release = () => (releaseId(), releaseChain());
       const started = Date.now();
       const { result, own } = await this.verifyChain(manifest, level, started);
       if (own && !(await this.catalog.recordVerification(id, own, started))) {
@@ -368,6 +364,22 @@ export class BackupPlugin extends EventEmitter {
       return result;
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Backup `id`'s manifest, read with the backup pinned first and then its whole chain (in-use.ts:
+   * deletion leaves them alone, and a backup being deleted is refused); call `release` when done.
+   */
+  private async pinned(id: string): Promise<{ manifest: Manifest; release: () => void }> {
+    const releaseId = this.inUse.pin([id]);
+    try {
+      const manifest = await this.catalog.require(id);
+      const releaseChain = this.inUse.pin(manifest.chain);
+      return { manifest, release: () => (releaseId(), releaseChain()) };
+    } catch (err) {
+      releaseId();
+      throw err;
     }
   }
 
@@ -434,11 +446,9 @@ export class BackupPlugin extends EventEmitter {
     let release = (): void => undefined;
     this.policy.pauseScheduled(true);
     try {
-      const releaseId = this.inUse.pin([backupId]);
-      release = releaseId;
-      const manifest = await this.catalog.require(backupId);
-      const releaseChain = this.inUse.pin(manifest.chain);
-      release = () => (releaseId(), releaseChain());
+      const held = await this.pinned(backupId);
+      release = held.release;
+      const manifest = held.manifest;
       const chain = await this.catalog.chainOf(manifest);
       const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
       for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
