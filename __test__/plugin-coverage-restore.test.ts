@@ -35,6 +35,11 @@ function plugin(directory: string, extra: BackupPluginOptions = {}): BackupPlugi
   return new BackupPlugin({ schedule: false, config: { directory }, lease: { ttlMs: 5_000 }, encryption: { passphrase: SECRET, iterations: 100_000 }, ...extra });
 }
 
+/** The plugin's (only) destination, for a test that injects a fault into its deletes. */
+function firstMember(p: BackupPlugin): { delete(paths: string[]): Promise<void> } {
+  return (p as unknown as { destinations: { members: Array<{ delete(paths: string[]): Promise<void> }> } }).destinations.members[0]!;
+}
+
 /** Records every plg:backup:* event the plugin emits, with its payload. */
 function recordEvents(p: BackupPlugin): [string, unknown][] {
   const seen: [string, unknown][] = [];
@@ -224,7 +229,7 @@ describe('a backup being deleted is not read', () => {
     const old = await p.createBackup();
     // Fault injection: a slow destination, held at its first delete until the reads below have
     // been tried (the real timing cannot be had on demand).
-    const member = (p as unknown as { destinations: { members: Array<{ delete(paths: string[]): Promise<void> }> } }).destinations.members[0]!;
+    const member = firstMember(p);
     const remove = member.delete.bind(member);
     let gate!: () => void;
     const held = new Promise<void>((r) => (gate = r));
@@ -296,7 +301,7 @@ describe('deletion leaves the chain of a backup being read', () => {
     const b = await p.createBackup({ type: 'full' });
     const want = await snapshot(db);
     // Fault injection: the deletion fails once at the manifest (a transient 503), leaving its marker
-    const member = (p as unknown as { destinations: { members: Array<{ delete(paths: string[]): Promise<void> }> } }).destinations.members[0]!;
+    const member = firstMember(p);
     const del = member.delete.bind(member);
     let failOnce = true;
     member.delete = async (paths: string[]) => {

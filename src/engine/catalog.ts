@@ -217,7 +217,7 @@ export class Catalog {
    * is asked for each backup first: one a restore or verification is reading (a deletion that
    * died midway left it listed) is left for a later run.
    */
-  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false = () => () => undefined): Promise<string[]> {
+  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false): Promise<string[]> {
     const cleaned: string[] = [];
     for (const member of this.set.members) {
       const markers: string[] = [];
