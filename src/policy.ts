@@ -203,7 +203,7 @@ export class BackupPolicy {
 }
 
 /** Largest trigger payload (JSON) a manifest keeps; a larger one is replaced by a note of its size. */
-export const MAX_PAYLOAD_BYTES = 64 * 1024;
+const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 /**
  * The JSON a manifest keeps of a trigger's payload: plain data only. An instance of a class (an

@@ -31,17 +31,23 @@ export function redactedTarget(destination: string): string {
 const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'token']);
 
 /**
- * A copy of `value` (options as given) in which every credential-named property of a plain object
- * is '[redacted]' and every string is `redacted`. Only plain objects and arrays are copied: class
- * instances (an S3Client, a Database) and functions (hooks) are kept as they are.
+ * A copy of `value` in which every property named in `names`, at any depth, holds `replacement`
+ * (when it held something) and every other string is passed through `text`. Only plain objects and
+ * arrays are copied: class instances (an S3Client, a Database) and functions (hooks) are kept as
+ * they are.
  */
-export function redactCredentials<T>(value: T): T {
-  if (typeof value === 'string') return redacted(value) as T;
-  if (Array.isArray(value)) return value.map((v: unknown) => redactCredentials(v)) as T;
+export function replaceNamed<T>(value: T, names: ReadonlySet<string>, replacement: string, text: (s: string) => string = (s) => s): T {
+  if (typeof value === 'string') return text(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => replaceNamed(v, names, replacement, text)) as T;
   if (value === null || typeof value !== 'object') return value;
   const proto = Object.getPrototypeOf(value) as object | null;
   if (proto !== Object.prototype && proto !== null) return value;
   return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k, CREDENTIAL_KEYS.has(k) && v !== undefined && v !== null ? '[redacted]' : redactCredentials(v)]),
+    Object.entries(value).map(([k, v]) => [k, names.has(k) && v !== undefined && v !== null ? replacement : replaceNamed(v, names, replacement, text)]),
   ) as T;
+}
+
+/** Options as given, with every credential-named property '[redacted]' and connection strings in strings `redacted`. */
+export function redactCredentials<T>(value: T): T {
+  return replaceNamed(value, CREDENTIAL_KEYS, '[redacted]', redacted);
 }

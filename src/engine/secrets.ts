@@ -8,6 +8,7 @@
  * Invariant: nothing this package writes unencrypted holds a value read through the resource API
  * under a secret attribute's name (logical.ts refuses, redactSecrets replaces).
  */
+import { replaceNamed } from '../redact.js';
 import type { DatabaseLike } from './s3db.js';
 
 /** Paths (`token`, `auth.key`) of the attributes whose rule is one of s3db.js's secret types. */
@@ -32,14 +33,10 @@ export function secretNames(db: DatabaseLike): Set<string> {
   return names;
 }
 
-export const REDACTED = '[secret]';
-
 /**
  * `value` (JSON data) with the value of every property named in `names`, at any depth, replaced
- * by REDACTED. Conservative: a property of that name is redacted wherever it is, secret or not.
+ * by "[secret]". Conservative: a property of that name is redacted wherever it is, secret or not.
  */
 export function redactSecrets(value: unknown, names: ReadonlySet<string>): unknown {
-  if (names.size === 0 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, names));
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, names.has(k) && v !== null && v !== undefined ? REDACTED : redactSecrets(v, names)]));
+  return names.size === 0 ? value : replaceNamed(value, names, '[secret]');
 }
