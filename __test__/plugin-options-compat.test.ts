@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, settled, snapshot } from './helpers/database.js';
 import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
+import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 4, orders: 4, perBehavior: 1 };
 const SECRET = 'compat-Secret-that-must-never-leak-7';
@@ -130,7 +131,7 @@ describe('encryption: a missing secret never becomes an unencrypted backup', () 
     // encryption dropped where encrypted backups are (the variable unset at the next deploy): the
     // unencrypted backup is written, with one warning per plugin
     const warnings: string[] = [];
-    const dropped = plugin({ config: { directory: dir }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } as never });
+    const dropped = plugin({ config: { directory: dir }, logger: warnInto(warnings) as never });
     await db.usePlugin(dropped, 'backupDropped');
     const plain = await dropped.backup('full');
     await dropped.backup('full');

@@ -15,6 +15,7 @@ import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { LeaseGroup } from '../src/lease/group.js';
 import type { Manifest } from '../src/engine/manifest.js';
 import { DB_PASSPHRASE, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 let work: string;
@@ -604,7 +605,7 @@ describe('resource names', () => {
     await expect(selection.createBackup()).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE', message: expect.stringContaining("'usres'") });
     await selection.stop();
     const warnings: string[] = [];
-    const exclusion = plugin(dir, { resources: { ordrs: false }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    const exclusion = plugin(dir, { resources: { ordrs: false }, logger: warnInto(warnings) });
     await db.usePlugin(exclusion, 'exclusion');
     expect((await exclusion.createBackup()).resources).toContain('orders');
     expect(warnings).toContainEqual(expect.stringContaining("names 'ordrs'"));

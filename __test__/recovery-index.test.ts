@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
+import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 5, orders: 8, perBehavior: 1 };
 const PASSPHRASE = 'recovery-index-passphrase-never-logged';
@@ -131,7 +132,7 @@ function gate() {
 /** A logger that keeps its warnings. */
 function collectingWarnings() {
   const warnings: string[] = [];
-  return { warnings, logger: { ...quiet, warn: (_o: unknown, msg: string) => void warnings.push(msg) } as never };
+  return { warnings, logger: warnInto(warnings) as never };
 }
 
 describe('lost object indexes: recoverBackups()', () => {

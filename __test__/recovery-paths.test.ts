@@ -19,6 +19,7 @@ import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 import { processSpace } from '../src/lease/process-space.js';
+import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 5, orders: 8, perBehavior: 1 };
 const PASSPHRASE = 'recovery-paths-passphrase-never-logged';
@@ -193,7 +194,7 @@ describe('recovery paths', () => {
     expect((await blind.listBackups()).map((b) => [b.reason, b.metadata])).toEqual([[null, {}], [null, {}]]);
     // a wrong passphrase: sealed as well, one try and one warning for the key, not one per backup
     const warnings: string[] = [];
-    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not it', iterations: 100_000 }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    const wrong = new BackupPlugin({ schedule: false, config: { directory: dir }, encryption: { passphrase: 'not it', iterations: 100_000 }, logger: warnInto(warnings) });
     await db.usePlugin(wrong, 'wrong');
     expect((await wrong.listBackups()).map((b) => b.reason)).toEqual([null, null]);
     expect(warnings.filter((w) => w.includes('stay sealed'))).toHaveLength(1);
@@ -202,7 +203,7 @@ describe('recovery paths', () => {
 
   it('an empty list from a directory that does not exist, or one level off the backup folder, says so (a typo looks like "no backups")', async () => {
     const warnings: string[] = [];
-    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const logger = warnInto(warnings);
     const { p } = await reopen(path.join(work, 'no-such-dir', 'backups'), { logger: logger as never, lease: false });
     expect(await p.listBackups()).toEqual([]);
     expect(warnings).toEqual([expect.stringMatching(/no backups listed: .*no-such-dir.*does not exist.*check config\.directory/)]);
@@ -231,7 +232,7 @@ describe('recovery paths', () => {
     const db = await copySeeded(bucket('twocopies'));
     const dirs = [path.join(work, 'copy-a'), path.join(work, 'copy-b')];
     const warnings: string[] = [];
-    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const logger = warnInto(warnings);
     const p = new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })), logger: logger as never });
     await db.usePlugin(p);
     const b = await p.backup('full');
@@ -268,7 +269,7 @@ describe('recovery paths', () => {
     const db = await copySeeded(bucket('drops'));
     const dir = path.join(work, 'drops');
     const warnings: string[] = [];
-    const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), error() {}, info() {} };
+    const logger = warnInto(warnings);
     const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: logger as never });
     await db.usePlugin(p);
     const b = await p.backup('full');
@@ -334,7 +335,7 @@ describe('recovery paths', () => {
     // key.json moved away on purpose and a new passphrase set: the documented way to rotate the key
     await rm(path.join(rotated, 'key.json'));
     const warnings: string[] = [];
-    const fresh = new BackupPlugin({ schedule: false, config: { directory: rotated }, encryption: { passphrase: 'a new passphrase', iterations: 100_000 }, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    const fresh = new BackupPlugin({ schedule: false, config: { directory: rotated }, encryption: { passphrase: 'a new passphrase', iterations: 100_000 }, logger: warnInto(warnings) });
     await db.usePlugin(fresh, 'fresh');
     const first = await fresh.createBackup();
     expect(JSON.parse(readFileSync(manifestPath(rotated, first.id), 'utf8')).encryption.keyCheck).not.toBe(JSON.parse(original).keyCheck);
@@ -584,7 +585,7 @@ describe('changed circumstances: the next incremental becomes a full instead of 
   it('encryption turned off: the encrypted parent cannot be read, so the next backup is a full (logged once) and the new chain goes on', async () => {
     const { dir, db, inc } = await fullAndIncremental('encryption-off');
     const warnings: string[] = [];
-    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, type: 'incremental', logger: warnInto(warnings) });
     await db.usePlugin(p, 'plain');
     const next = await p.createBackup();
     expect(next).toMatchObject({ type: 'full', encrypted: false });
@@ -605,7 +606,7 @@ describe('changed circumstances: the next incremental becomes a full instead of 
     await p.stop();
     await rm(a, { recursive: true });
     const warnings: string[] = [];
-    const q = new BackupPlugin({ ...options, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+    const q = new BackupPlugin({ ...options, logger: warnInto(warnings) });
     await db.usePlugin(q, 'again');
     const next = await q.createBackup();
     expect(next.type).toBe('full');

@@ -21,6 +21,7 @@ import { S3Destination } from '../src/destinations/s3.js';
 import { bodyToBuffer, listObjects } from '../src/engine/s3db.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
+import { warnInto } from './helpers/logger.js';
 import {
   createS3Database,
   deleteBucket,
@@ -202,7 +203,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     });
     try {
       const warnings: string[] = [];
-      const fresh = s3Plugin({ ...config, endpoint: proxy.url }, { type: 'incremental', logger: { warn: (_o: unknown, m: string) => void warnings.push(m), error() {}, info() {} } });
+      const fresh = s3Plugin({ ...config, endpoint: proxy.url }, { type: 'incremental', logger: warnInto(warnings) });
       await db.usePlugin(fresh, 'fresh');
       expect((await fresh.listBackups()).map((b) => b.id)).toEqual([newer.id]);
       expect(warnings).toContainEqual(expect.stringContaining(`backup ${old.id} is left out of the list`));
