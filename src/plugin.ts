@@ -135,7 +135,7 @@ export class BackupPlugin extends EventEmitter {
     // Destination credentials live only in the destinations; config shows them redacted.
     this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]', destinations: redactCredentials(normalized.destinations) });
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
-    this.options = redactOptions(options);
+    this.options = redactCredentials(options);
     if (options.logger !== undefined) this.logger = options.logger as Logger;
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
@@ -1033,12 +1033,3 @@ function asBackupError(err: unknown, code: string, what: string): BackupError {
 }
 
 /** A copy of the options safe to expose: the passphrase is replaced. */
-function redactOptions(options: BackupPluginOptions): BackupPluginOptions {
-  const copy: BackupPluginOptions = { ...options, ...(options.config !== undefined ? { config: redactCredentials(options.config) } : {}), ...(options.destinations !== undefined ? { destinations: redactCredentials(options.destinations) } : {}) };
-  if (copy.encryption) {
-    copy.encryption = { ...copy.encryption };
-    if (copy.encryption.passphrase !== undefined) copy.encryption.passphrase = '[redacted]';
-    if (copy.encryption.key !== undefined) copy.encryption.key = '[redacted]';
-  }
-  return copy;
-}

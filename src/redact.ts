@@ -27,8 +27,8 @@ export function redactedTarget(destination: string): string {
   return redacted(`${scheme}***${destination.slice(at)}`);
 }
 
-/** Properties whose value is a credential wherever they appear in options. */
-const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'token']);
+/** Properties whose value is a credential wherever they appear in options (`key`: encryption's raw key). */
+const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'token', 'key']);
 
 /**
  * A copy of `value` in which every property named in `names`, at any depth, holds `replacement`
