@@ -6,10 +6,12 @@
 // story, missing from s3db.js 21) works; the webhook payload has the story's `backup.resource`;
 // and the story's `fields` example is refused at backup time when it drops a required attribute
 // (such a backup could not be restored into an empty database), leaving no file behind.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { BackupPlugin as OriginalBackupPlugin } from 's3db.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies } from './helpers/database.js';
@@ -239,5 +241,35 @@ describe('s3db.js drop-in details', () => {
     expect((await back.listIds()).sort()).toEqual(['o1', 'o3', 'o5']);
     expect(await back.get('o3')).toMatchObject({ id: 'o3', customer: 'c3', total: 3, status: 'completed', date: '2026-12-01' });
     await good.stop();
+  });
+  it("switching from s3db.js's BackupPlugin in the same directory: its files are left alone, its ids get a restore error that says why they cannot be read", async () => {
+    const db = await seeded('switch');
+    const dir = path.join(work, 'switch');
+    const original = new OriginalBackupPlugin({ driver: 'filesystem', config: { path: `${dir}/{date}/` }, logLevel: 'silent', tempDir: path.join(work, 'switch-tmp') });
+    await db.usePlugin(original, 'original-backup');
+    const old = (await (original as unknown as { backup(type: string): Promise<{ id: string }> }).backup('full')).id;
+    await original.stop();
+    const oldFiles = (await filesUnder(dir)).filter((f) => f.includes(old));
+    expect(oldFiles.map((f) => path.basename(f)).sort()).toEqual([`${old}.backup`, `${old}.manifest.json`]);
+    // The README's reason: the original stored each resource's gzip file as UTF-8 text.
+    const archive = JSON.parse(gunzipSync(await readFile(path.join(dir, oldFiles.find((f) => f.endsWith('.backup'))!))).toString('utf8')) as { files: { name: string; content: string }[] };
+    const usersFile = archive.files.find((f) => f.name === 'users.jsonl.gz')!;
+    expect(() => gunzipSync(Buffer.from(usersFile.content, 'utf8'))).toThrow();
+    expect(() => gunzipSync(Buffer.from(usersFile.content, 'latin1'))).toThrow();
+
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, retention: { count: 1 } });
+    await db.usePlugin(p);
+    expect(await p.listBackups()).toEqual([]);
+    await expect(p.restore(old)).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND', message: expect.stringContaining("s3db.js's own BackupPlugin") });
+    await expect(p.restore('full-20000101T000000000Z-000000')).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND', message: expect.not.stringContaining('s3db.js') });
+    await p.backup('full');
+    const newest = await p.backup('full'); // retention count 1 prunes the first, and only ours
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([newest.id]);
+    for (const f of oldFiles) expect((await filesUnder(dir)).includes(f), f).toBe(true);
+    const orders = db.resources.orders as unknown as Api;
+    await orders.insert({ id: 'o-after', userId: 'u1', total: 9, status: 'new' });
+    await p.restore({ backupId: newest.id });
+    expect(await orders.exists('o-after')).toBe(false);
+    await p.stop();
   });
 });

@@ -22,7 +22,7 @@ import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
 import type { IndexRepair } from './index-repair.js';
 import { processSpace } from '../lease/process-space.js';
-import { paths } from './layout.js';
+import { isOriginalPluginId, paths } from './layout.js';
 import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
 
 /** Why a manifest is left out of a listing instead of failing it: corrupt, archived (an S3 lifecycle rule moved it to GLACIER), or unreadable at every destination. */
@@ -60,6 +60,12 @@ export class Catalog {
   async require(id: string): Promise<Manifest> {
     if (typeof id !== 'string' || id === '') throw new BackupError('ERR_INVALID_OPTION', 'Invalid option "backupId": a backup id is required (see listBackups())');
     const m = await this.get(id);
+    if (!m && isOriginalPluginId(id)) {
+      throw new BackupError(
+        'ERR_BACKUP_NOT_FOUND',
+        `backup ${id} does not exist at ${this.set.label}: its id is one of s3db.js's own BackupPlugin, whose backups no plugin can restore (they stored records as text, which damaged them; README "Switching from s3db.js's BackupPlugin"). listBackups() shows the backups this plugin made`,
+      );
+    }
     if (!m) throw new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${id} does not exist at ${this.set.label}; listBackups() shows the ones that do`);
     return m;
   }

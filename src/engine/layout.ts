@@ -49,6 +49,15 @@ export function newBackupId(type: string, at: Date): string {
   return `${type}-${compactTimestamp(at)}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * True for an id shaped like those of the BackupPlugin that ships with s3db.js
+ * (`full-2024-01-15T14-30-00-123Z-k3j9x2`). Those backups cannot be restored by either plugin
+ * (their record files were stored as UTF-8 text), so a restore of one is told so.
+ */
+export function isOriginalPluginId(id: string): boolean {
+  return /^[a-z]+-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-[a-z0-9]{1,8}$/.test(id);
+}
+
 /** ISO 8601 basic format (no ':'), safe in file names on every OS: 20240115T143000123Z. */
 export function compactTimestamp(at: Date): string {
   return at.toISOString().replace(/[-:.]/g, '');
