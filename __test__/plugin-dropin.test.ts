@@ -246,7 +246,7 @@ describe('s3db.js drop-in details', () => {
     const db = await seeded('switch');
     const dir = path.join(work, 'switch');
     const original = new OriginalBackupPlugin({ driver: 'filesystem', config: { path: `${dir}/{date}/` }, logLevel: 'silent', tempDir: path.join(work, 'switch-tmp') });
-    await db.usePlugin(original, 'original-backup');
+    await db.usePlugin(original as never, 'original-backup');
     const old = (await (original as unknown as { backup(type: string): Promise<{ id: string }> }).backup('full')).id;
     await original.stop();
     const oldFiles = (await filesUnder(dir)).filter((f) => f.includes(old));

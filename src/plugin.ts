@@ -18,6 +18,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { S3db } from 's3db.js';
+import { implementationNotice } from './codec/options.js';
 import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
@@ -156,6 +157,8 @@ export class BackupPlugin extends EventEmitter {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
     }
     await checkSelections(db, this.config.selections, this.keyring.enabled);
+    const codec = implementationNotice(this.config.compression);
+    this.log(codec.level, { codec: codec.implementation }, codec.message);
     this.database = db;
     provideGetPlugin(db);
     this.policy.attach(db);

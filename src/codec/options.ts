@@ -34,6 +34,26 @@ export function activeImplementation(): Implementation {
   return nativeAvailable() ? 'native' : 'js';
 }
 
+/**
+ * What `implementation: 'auto'` runs and why, said once when the plugin is installed: a warning
+ * when the native core did not load (a platform without a prebuilt binary, e.g. an image whose
+ * libc differs from the one node_modules was installed for), which makes every backup and restore
+ * several times slower and zstd unavailable.
+ */
+export function implementationNotice(compression: Compression): { level: 'info' | 'warn'; implementation: Implementation; message: string } {
+  if (activeImplementation() === 'native') {
+    return { level: 'info', implementation: 'native', message: 'codec: the native core (Rust, all cores) compresses and encrypts' };
+  }
+  const loadError = nativeAvailable() ? null : (nativeLoadError() ?? 'unknown reason');
+  const why = loadError === null ? 'S3DB_BACKUP_NATIVE=0 is set' : `the native core did not load (${loadError})`;
+  const zstd = compression === 'zstd' ? "; compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE" : '';
+  return {
+    level: loadError === null && zstd === '' ? 'info' : 'warn',
+    implementation: 'js',
+    message: `codec: the JS implementation (node:zlib, node:crypto, one core) runs because ${why}: backups and restores are several times slower${zstd}. README "Platforms and Docker" lists the platforms with a prebuilt native core`,
+  };
+}
+
 function resolveCompression(value: CodecOptions['compression']): Compression {
   if (value === undefined) return 'gzip';
   if (value === false) return 'none';
