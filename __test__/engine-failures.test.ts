@@ -299,3 +299,52 @@ describe('manual verification after the fact', () => {
     await handle.close();
   });
 });
+
+describe('a destination that fails, then recovers', () => {
+  // The fault is real: a file where the backup needs its `data/` directory (mkdir fails).
+  const blockData = (dir: string) => writeFile(path.join(dir, 'data'), 'not a directory');
+  const unblockData = (dir: string) => unlink(path.join(dir, 'data'));
+
+  it("one backup's failure is not recorded in the next one's manifest (single destination)", async () => {
+    const dir = path.join(work, 'recovers-single');
+    const db = await openDb(`memory://recovers-single-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    await p.createBackup(); // makes the directory tree
+    await rm(path.join(dir, 'data'), { recursive: true });
+    await blockData(dir);
+    const failure = await p.createBackup().then(() => null, (e: Error & { code: string }) => e);
+    expect(failure?.code).toMatch(/^ERR_DESTINATION_/);
+    expect(failure!.message).not.toContain("strategy 'all'"); // one destination: no strategy talk
+    await unblockData(dir);
+    const next = await p.createBackup();
+    expect(next.driverInfo).toEqual([{ label: expect.any(String), status: 'ok' }]);
+    expect((await p.getBackup(next.id))?.destinations).toEqual([{ label: expect.any(String), status: 'ok' }]);
+  });
+
+  it("multi 'any': a destination that failed in one backup and stored the next one whole is read again when the other is lost", async () => {
+    const [a, b] = [path.join(work, 'recovers-a'), path.join(work, 'recovers-b')];
+    const db = await openDb(`memory://recovers-multi-${process.pid}/db`);
+    await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+    const destinations = [{ driver: 'filesystem', config: { directory: b } }, { driver: 'filesystem', config: { directory: a } }];
+    const p = plugin(a, { driver: 'multi', config: { strategy: 'any', destinations } });
+    await db.usePlugin(p);
+    await p.createBackup();
+    await rm(path.join(b, 'data'), { recursive: true });
+    await blockData(b);
+    const degraded = await p.createBackup();
+    expect(degraded.driverInfo?.map((d) => d.status)).toEqual(['failed', 'ok']);
+    await unblockData(b);
+    const whole = await p.createBackup();
+    expect(whole.driverInfo?.map((d) => d.status)).toEqual(['ok', 'ok']);
+    const expected = await snapshot(db);
+    // Destination A is lost; B holds every byte of `whole` and must be read.
+    await rm(a, { recursive: true });
+    const target = await openDb(`memory://recovers-target-${process.pid}/db`);
+    const reader = plugin(a, { driver: 'multi', config: { strategy: 'any', destinations } });
+    await target.usePlugin(reader);
+    await reader.restore({ backupId: whole.id });
+    expect(await snapshot(target)).toEqual(expected);
+  });
+});

@@ -34,8 +34,11 @@ export interface MemberResult {
 export class DestinationSet {
   readonly members: Destination[];
   readonly strategy: Strategy;
-  /** Labels of members that failed during the current backup (see beginBackup). */
-  private failed = new Set<string>();
+  /**
+   * Members that failed during the current backup, with their error (see beginBackup). Reset when
+   * a backup begins: one backup's failure is never recorded in the next one's manifest.
+   */
+  private failures = new Map<string, string>();
   private active: Destination[];
 
   constructor(members: Destination[], strategy: Strategy = 'all') {
@@ -54,7 +57,7 @@ export class DestinationSet {
 
   /** Members that take part in the current backup. */
   get writers(): Destination[] {
-    return this.active.filter((m) => !this.failed.has(m.label));
+    return this.active.filter((m) => !this.failures.has(m.label));
   }
 
   /**
@@ -62,7 +65,7 @@ export class DestinationSet {
    * can store a probe object. Throws when no member is usable.
    */
   async beginBackup(probePath: string): Promise<void> {
-    this.failed = new Set();
+    this.failures = new Map();
     this.active = await this.plannedWriters(probePath);
   }
 
@@ -89,20 +92,21 @@ export class DestinationSet {
   status(): { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[] {
     return this.members.map((m) => {
       if (!this.active.includes(m)) return { label: m.label, status: 'skipped' };
-      const error = this.errors.get(m.label);
+      const error = this.failures.get(m.label);
       return error ? { label: m.label, status: 'failed', error } : { label: m.label, status: 'ok' };
     });
   }
 
-  private errors = new Map<string, string>();
-
   private markFailed(member: Destination, err: unknown): void {
-    this.failed.add(member.label);
-    this.errors.set(member.label, errorMessage(err));
+    const message = errorMessage(err);
+    this.failures.set(member.label, message);
     if (this.strategy === 'all' || this.writers.length === 0) {
+      // A lone destination's own error already names it and says what to do.
+      if (this.members.length === 1 && err instanceof BackupError) throw err;
       // keep a destination's own code (ERR_DESTINATION_FULL, _ACCESS, ...): alerts key on it
       const code = err instanceof BackupError && err.code.startsWith('ERR_DESTINATION_') ? err.code : 'ERR_DESTINATION_FAILED';
-      throw new BackupError(code, `${member.label} failed: ${errorMessage(err)}${this.strategy === 'all' ? " (strategy 'all' needs every destination)" : ''}`, { cause: err });
+      const why = this.members.length > 1 && this.strategy === 'all' ? " (strategy 'all' needs every destination)" : '';
+      throw new BackupError(code, `${member.label} failed: ${message}${why}`, { cause: err });
     }
   }
 
