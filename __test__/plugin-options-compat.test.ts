@@ -172,6 +172,25 @@ describe('encryption: a missing secret never becomes an unencrypted backup', () 
   });
 });
 
+describe('options of the wrong kind are refused, not silently ignored', () => {
+  it('webhooks as a function or a URL, hooks that are not functions, unknown lease keys, a non-boolean includeMetadata, a non-string timezone', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ webhooks: () => undefined }, /"webhooks": must be an object of functions/], // no alert would ever be sent
+      [{ webhooks: 'https://hooks.example.com/x' }, /"webhooks": must be an object/], // not "webhooks.0"
+      [{ webhooks: [() => undefined] }, /"webhooks": must be an object/],
+      [{ onBackupStart: 'notify' }, /"onBackupStart": must be a function/],
+      [{ onRestoreError: 42 }, /"onRestoreError": must be a function/],
+      [{ lease: { ttl: 1000 } }, /"lease.ttl": is not a lease option/],
+      [{ includeMetadata: 'no' }, /"includeMetadata": "no" is not true or false/], // 'no' is truthy: metadata would be backed up
+      [{ timezone: 5 }, /"timezone": 5 is not a string.*IANA/], // was UTC, silently
+      [{ maxChainLength: '3' }, /"maxChainLength": "3" is not a positive integer/],
+    ];
+    for (const [options, message] of cases) expect(refusal(options as BackupPluginOptions).message).toMatch(message);
+    // null hooks stay allowed (s3db.js's defaults are null)
+    expect(() => new BackupPlugin({ schedule: false, onBackupStart: null, config: { directory: path.join(work, 'null-hooks') } })).not.toThrow();
+  });
+});
+
 describe('schedule objects', () => {
   it('unknown keys are refused instead of meaning "no timer"', () => {
     const bad: [BackupPluginOptions['schedule'] | Record<string, unknown>, string][] = [

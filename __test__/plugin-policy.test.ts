@@ -6,6 +6,8 @@
 // EMPTY databases. Invariants checked: scheduled backups record why they ran; stop() leaves no
 // timer and nothing half-written; a skipped tick never produces a backup; every outcome reaches
 // the webhooks; an incremental restore is exact, deletions included.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -417,6 +419,55 @@ describe('webhooks', () => {
     expect(failures[0]!.message.length).toBeGreaterThan(0);
     expect(webhookErrors[0]).toMatchObject({ webhook: 'onFailure' });
   }, 30_000);
+});
+
+describe('hooks and webhooks that never finish', () => {
+  it('a webhook whose server never answers and a hook that never settles are left behind after hookTimeoutMs: the backup returns, the lease is free, stop() returns; a late error is still logged', async () => {
+    // A real server that accepts the request and never answers (as a hung collector does).
+    const hung = createServer(() => undefined);
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(hung.address() as AddressInfo).port}/hook`;
+    const warnings: string[] = [];
+    const webhookErrors: { webhook: string; error: string }[] = [];
+    const db = await seeded('hooks-hang');
+    const p = plugin(path.join(work, 'hooks-hang'), {
+      hookTimeoutMs: 300,
+      logger: warnInto(warnings),
+      onBackupStart: () => new Promise(() => undefined), // never settles
+      webhooks: {
+        onSuccess: async (b) => void (await fetch(url, { method: 'POST', body: JSON.stringify(b) })),
+        onFailure: () => new Promise((_, reject) => setTimeout(() => reject(new Error('late failure')), 600)),
+      },
+    });
+    p.on('plg:backup:webhook-error', (e: { webhook: string; error: string }) => webhookErrors.push(e));
+    await db.usePlugin(p);
+    try {
+      const within = <T>(what: string, promise: Promise<T>) =>
+        Promise.race([promise, sleep(15_000).then(() => Promise.reject(new Error(`${what} still pending after 15 s`)))]);
+      const first = await within('createBackup', p.createBackup());
+      const second = await within('the next createBackup (the lease must be free)', p.createBackup());
+      expect(second.id).not.toBe(first.id);
+      expect(webhookErrors).toEqual([
+        { webhook: 'onSuccess', error: 'did not finish within 300 ms' },
+        { webhook: 'onSuccess', error: 'did not finish within 300 ms' },
+      ]);
+      expect(warnings.filter((w) => w.startsWith('onBackupStart hook did not finish within 300 ms'))).toHaveLength(2);
+      // onFailure rejects after its time was up: the rejection is logged, not lost nor unhandled
+      await rm(path.join(work, 'hooks-hang'), { recursive: true });
+      await writeFile(path.join(work, 'hooks-hang'), 'a file where the backup directory was');
+      await expect(within('a failing createBackup', p.createBackup())).rejects.toMatchObject({ name: 'BackupError' });
+      await waitUntil('the late onFailure error', () => warnings.some((w) => w === 'webhook onFailure threw after its time was up; ignored'), 5_000);
+      await within('stop()', p.stop());
+    } finally {
+      hung.closeAllConnections();
+      hung.close();
+    }
+  }, 60_000);
+
+  it('hookTimeoutMs must be a positive number of milliseconds', () => {
+    expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: 0 })).toThrow(/hookTimeoutMs/);
+    expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: '5s' as never })).toThrow(/"hookTimeoutMs".*"5s" is not a positive integer/);
+  });
 });
 
 describe('progress', () => {

@@ -87,6 +87,8 @@ export interface BackupPluginOptions {
   lease?: boolean | { ttlMs?: number; waitMs?: number };
   staleAfterMs?: number;
   progressIntervalMs?: number;
+  /** How long a hook or webhook is waited for before the backup or restore goes on without it. */
+  hookTimeoutMs?: number;
   pathTemplate?: string;
   /** Accepted for s3db.js compatibility and ignored (the catalog lives at the destination). */
   backupMetadataResource?: string;
@@ -106,9 +108,12 @@ const KNOWN = new Set<string>([
   'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
   'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
-  'progressIntervalMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
+  'progressIntervalMs', 'hookTimeoutMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
 ]);
 const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
+const HOOKS = ['onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete', 'onRestoreError'] as const;
+/** A webhook that takes longer is left to finish on its own (see hookTimeoutMs). */
+export const DEFAULT_HOOK_TIMEOUT_MS = 30_000;
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
 const MiB = 1024 * 1024;
 
@@ -142,6 +147,7 @@ export interface NormalizedOptions {
   lease: { enabled: boolean; ttlMs: number; waitMs: number };
   staleAfterMs: number;
   progressIntervalMs: number;
+  hookTimeoutMs: number;
   pathTemplate: string | undefined;
 }
 
@@ -151,6 +157,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', `Known options: ${[...KNOWN].join(', ')}`);
   }
   const o = input;
+  hooks(o);
   const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
   const { destinations, strategy } = normalizeDestinations({ driver, config: o.config, destinations: o.destinations, strategy: o.strategy, pathTemplate: o.pathTemplate });
 
@@ -194,13 +201,13 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     destinations,
     strategy,
     schedule: scheduleValue('schedule', o.schedule === undefined ? 'daily' : o.schedule),
-    timezone: typeof o.timezone === 'string' ? o.timezone : 'UTC',
+    timezone: o.timezone === undefined ? 'UTC' : nonEmptyString('timezone', o.timezone, "an IANA time zone such as 'Europe/Berlin'"),
     type,
     maxChainLength: positiveInt('maxChainLength', o.maxChainLength ?? 24),
     compression,
     level,
     verify,
-    includeMetadata: o.includeMetadata ?? true,
+    includeMetadata: boolean('includeMetadata', o.includeMetadata ?? true),
     passphrase,
     iterations,
     retention: o.retention ?? null,
@@ -218,6 +225,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     lease: leaseOption(o.lease),
     staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
     progressIntervalMs: positiveInt('progressIntervalMs', o.progressIntervalMs ?? 1000),
+    hookTimeoutMs: positiveInt('hookTimeoutMs', o.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS),
     pathTemplate: o.pathTemplate,
   };
 }
@@ -235,8 +243,25 @@ function stringList(name: string, value: unknown): string[] {
 }
 
 function positiveInt(name: string, value: unknown): number {
-  if (!Number.isInteger(value) || (value as number) < 1) throw optionError(name, `${String(value)} is not a positive integer`);
+  if (!Number.isInteger(value) || (value as number) < 1) throw optionError(name, `${JSON.stringify(value) ?? String(value)} is not a positive integer`);
   return value as number;
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw optionError(name, `${JSON.stringify(value) ?? String(value)} is not true or false`);
+  return value;
+}
+
+function nonEmptyString(name: string, value: unknown, example: string): string {
+  if (typeof value !== 'string' || value.trim() === '') throw optionError(name, `${JSON.stringify(value) ?? String(value)} is not a string`, `Use ${example}`);
+  return value;
+}
+
+function hooks(o: BackupPluginOptions): void {
+  for (const name of HOOKS) {
+    const hook = o[name];
+    if (hook !== undefined && hook !== null && typeof hook !== 'function') throw optionError(name, 'must be a function (type or backupId, context) => void');
+  }
 }
 
 function sized(name: string, value: unknown, min: number, max: number): number {
@@ -283,6 +308,9 @@ function triggers(value: unknown): TriggerOption[] {
 
 function webhooks(value: unknown): NormalizedOptions['webhooks'] {
   if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw optionError('webhooks', 'must be an object of functions', 'e.g. webhooks: { onSuccess: (backup) => fetch(url, ...), onFailure: (error) => ... }');
+  }
   const w = value as NormalizedOptions['webhooks'];
   for (const name of ['onSuccess', 'onFailure'] as const) {
     if (w[name] !== undefined && typeof w[name] !== 'function') throw optionError(`webhooks.${name}`, 'must be a function');
@@ -297,6 +325,7 @@ function leaseOption(value: unknown): NormalizedOptions['lease'] {
   if (value === false) return { ...defaults, enabled: false };
   if (typeof value === 'object' && value !== null) {
     const v = value as { ttlMs?: number; waitMs?: number };
+    for (const key of Object.keys(v)) if (key !== 'ttlMs' && key !== 'waitMs') throw optionError(`lease.${key}`, 'is not a lease option', 'Use { ttlMs, waitMs }');
     return { enabled: true, ttlMs: positiveInt('lease.ttlMs', v.ttlMs ?? defaults.ttlMs), waitMs: v.waitMs === 0 ? 0 : positiveInt('lease.waitMs', v.waitMs ?? defaults.waitMs) };
   }
   throw optionError('lease', 'must be true, false or { ttlMs, waitMs }');

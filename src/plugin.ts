@@ -835,25 +835,51 @@ export class BackupPlugin extends EventEmitter {
 
   private async callHook(name: 'onBackupStart' | 'onBackupComplete' | 'onBackupError' | 'onRestoreStart' | 'onRestoreComplete' | 'onRestoreError', first: string, context: Record<string, unknown>): Promise<void> {
     const hook = this.options[name];
-    if (typeof hook !== 'function') return;
-    try {
-      await hook(first, context);
-    } catch (err) {
-      this.log('warn', { hook: name, err: redacted(errorMessage(err)) }, `${name} hook threw; ignored`);
-    }
+    if (typeof hook === 'function') await this.callUser(`${name} hook`, null, () => hook(first, context));
   }
 
   private async callWebhook(name: 'onSuccess' | 'onFailure', payload: unknown): Promise<void> {
     const hook = this.config.webhooks[name] as ((p: unknown) => unknown) | undefined;
-    if (!hook) return;
-    try {
-      await hook(payload);
-    } catch (err) {
-      // the webhook's own error may quote the URL it posts to (with credentials: fetch refuses those)
+    if (hook) await this.callUser(`webhook ${name}`, name, () => hook(payload));
+  }
+
+  /**
+   * Runs a user hook or webhook. Never throws: an error is logged (redacted: it may quote a URL with
+   * credentials) and, for a webhook, emitted as plg:backup:webhook-error. Waits at most
+   * hookTimeoutMs: a hook that has not settled by then is left running, unobserved but for a later
+   * error, so a webhook whose server never answers cannot hold the backup lease, the schedule and
+   * stop() for good.
+   */
+  private async callUser(what: string, webhook: string | null, run: () => unknown): Promise<void> {
+    const failed = (err: unknown, late: boolean) => {
       const message = redacted(errorMessage(err));
-      this.log('warn', { webhook: name, err: message }, `webhook ${name} threw; ignored`);
-      this.emit('plg:backup:webhook-error', { webhook: name, error: message });
+      this.log('warn', { hook: what, err: message }, `${what} threw${late ? ' after its time was up' : ''}; ignored`);
+      if (webhook) this.emit('plg:backup:webhook-error', { webhook, error: message });
+    };
+    let outcome: Promise<{ ok: true } | { ok: false; error: unknown }>;
+    try {
+      outcome = Promise.resolve(run()).then(
+        () => ({ ok: true as const }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+    } catch (err) {
+      failed(err, false);
+      return;
     }
+    const ms = this.config.hookTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeUp = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
+    });
+    const first = await Promise.race([outcome, timeUp]);
+    clearTimeout(timer);
+    if (first === null) {
+      this.log('warn', { hook: what, timeoutMs: ms }, `${what} did not finish within ${ms} ms; going on without it (it keeps running; hookTimeoutMs sets the wait)`);
+      if (webhook) this.emit('plg:backup:webhook-error', { webhook, error: `did not finish within ${ms} ms` });
+      void outcome.then((o) => (o.ok ? undefined : failed(o.error, true)));
+      return;
+    }
+    if (!first.ok) failed(first.error, false);
   }
 
   /** @internal */
