@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { failWritesOf, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'correct horse battery staple';
@@ -250,6 +251,52 @@ describe("the target's stored s3db.json", () => {
     expect(report.warnings).toContainEqual(expect.stringMatching(/does not define 'b_body_only', .*'orders'.*Restore them too/));
     expect(report.warnings.join(' ')).not.toContain("'users'");
     await p.stop();
+  });
+});
+
+describe("backups taken after s3db.js replaced a corrupt s3db.json with an empty one (the story's 3 AM)", () => {
+  it('say so, keep retention from removing the backups that still define the resources, and warn at restore; the advised way back restores the newest data readable', async () => {
+    const url = bucket('healed-backups');
+    const dir = path.join(work, 'healed-backups');
+    const warnings: string[] = [];
+    const options = { retention: { policy: 'simple', count: 2 }, logger: warnInto(warnings) };
+    const app = await openDb(url);
+    await seedDatabase(app, { users: 4, orders: 4, perBehavior: 1 });
+    const p = plugin(dir, options);
+    await app.usePlugin(p);
+    const good = await p.createBackup();
+    // s3db.json is damaged; the application restarts and s3db.js heals it to an empty definition list
+    await app.client.putObject({ key: 's3db.json', body: Buffer.from('{ "resources": { garbage'), contentType: 'application/json' });
+    await p.stop();
+    const restarted = await openDb(url);
+    expect(JSON.parse(await bodyText(restarted, 's3db.json')).resources).toEqual({}); // what s3db.js did
+    type Users = { insert(v: Record<string, unknown>): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
+    await (app.resources.users as unknown as Users).insert({ id: 'u-late', name: 'written after the damage', email: 'late@example.com', password: 'pw-late', plan: 'pro' });
+    const q = plugin(dir, options);
+    await restarted.usePlugin(q);
+    const after = [await q.createBackup(), await q.createBackup(), await q.createBackup()];
+    expect(warnings.filter((w) => /holds objects of .*'users'.* but not their definitions/.test(w))).toHaveLength(3);
+    expect(warnings.some((w) => w.includes(`backup ${good.id} is the newest that defines them`))).toBe(true);
+    const listed = await q.listBackups();
+    expect(listed.find((b) => b.id === good.id)?.undefinedResources).toEqual([]);
+    expect(listed.find((b) => b.id === after[2]!.id)?.undefinedResources).toEqual(expect.arrayContaining(['users', 'orders']));
+    expect(listed.map((b) => b.id)).toContain(good.id); // count: 2 would have removed it: the three newer ones "passed"
+
+    // Restoring the newest alone says what it lacks
+    const scratch = await openDb(bucket('healed-scratch'));
+    const r = plugin(dir);
+    await scratch.usePlugin(r);
+    const report = await r.restore({ backupId: after[2]!.id, dryRun: true });
+    expect(report.warnings).toContainEqual(expect.stringMatching(/holds objects of .*'users'.* but not their definitions/));
+    // The way back the warning gives: the whole database from the backup that defines them, then
+    // the newest with mode 'merge': the late record is there and readable.
+    await r.restore({ backupId: good.id, mode: 'replace' });
+    const merged = await r.restore({ backupId: after[2]!.id, mode: 'merge' });
+    expect(merged.warnings.join(' ')).not.toContain('but not their definitions');
+    const reader = await openDb(scratch.connectionString as string);
+    expect((await (reader.resources.users as unknown as Users).get('u-late')).name).toBe('written after the damage');
+    await q.stop();
+    await r.stop();
   });
 });
 

@@ -31,7 +31,7 @@ import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layou
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
-import { selectionKey, summarize, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
+import { definedResources, selectionKey, summarize, undefinedResources, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -708,6 +708,7 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
         progressIntervalMs: this.config.progressIntervalMs,
       });
+      await this.warnIfDefinitionsMissing(manifest);
       const result = toResult(manifest);
       Object.assign(status, statusFromManifest(manifest));
       this.statuses.set(manifest.id, status);
@@ -734,6 +735,26 @@ export class BackupPlugin extends EventEmitter {
       this.runningBackup = null;
       await lease?.release();
     }
+  }
+
+  /**
+   * A backup that holds objects of resources its s3db.json does not define (s3db.js replaced a
+   * corrupt s3db.json with an empty one) is said loudly: a restore of it alone leaves them
+   * unreadable, and retention does not count it as good (planSeries) so the backups that still
+   * define them are kept.
+   */
+  private async warnIfDefinitionsMissing(m: Manifest): Promise<void> {
+    const missing = undefinedResources(m);
+    if (missing.length === 0) return;
+    const names = missing.map((n) => `'${n}'`).join(', ');
+    const holder = (await this.catalog.list().catch(() => [])).find((e) => e.manifest.id !== m.id && missing.every((n) => definedResources(e.manifest.s3dbJson).includes(n)))?.manifest.id;
+    this.log(
+      'warn',
+      { backupId: m.id, undefinedResources: missing },
+      `backup ${m.id} holds objects of ${names} but not their definitions: the database's s3db.json does not define them (s3db.js replaces a corrupt s3db.json with an empty one when it connects, keeping the old one as s3db.json.corrupted.*). s3db.js cannot read those records until they are defined again: ` +
+        (holder ? `backup ${holder} is the newest that defines them: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge'; or ` : 'no backup here defines them; ') +
+        'define the resources again with the same attributes. Retention does not count this backup as good meanwhile, so the backups that define them are kept',
+    );
   }
 
   /** @internal Every failed backup goes through here: the hook, the event, the webhook. */
@@ -994,7 +1015,8 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
       parentId: manifest.parentId,
       status: manifest.status,
       tags: manifest.tags ?? [],
-      verified: chainBad ? false : summary.verification ? summary.verified : undefined,
+      // a backup without the definitions of resources it holds (undefinedResources) is not good either
+      verified: chainBad || summary.undefinedResources.length > 0 ? false : summary.verification ? summary.verified : undefined,
     });
   }
   const plans = [...series.values()].map((backups) => planRetention(backups, policy));

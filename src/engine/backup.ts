@@ -30,7 +30,7 @@ import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
-import type { BackupType, Compression, IndexEntry, Manifest, PartEntry, ResourceStats, VerificationResult } from './manifest.js';
+import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
 import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
@@ -433,11 +433,6 @@ async function refuseUnknownResources(o: BackupRunOptions, s3dbJson: unknown): P
   // Named to be left out: nothing is lost by a wrong name there but what it meant to leave out.
   const unknownExcluded = await unknownOf(o.exclude);
   if (unknownExcluded.length > 0) o.warn?.(`exclude (or resources: { name: false }) names ${listed(unknownExcluded)}, which the database neither defines nor holds objects of (${defines}): a typo leaves the resource it meant in the backup`);
-}
-
-function definedResources(s3dbJson: unknown): string[] {
-  const resources = (s3dbJson as { resources?: unknown } | null)?.resources;
-  return resources && typeof resources === 'object' ? Object.keys(resources) : [];
 }
 
 function tombstoneOf(a: Action): Fetched {

@@ -171,6 +171,12 @@ export interface BackupSummary {
   tags: string[];
   /** Names of the resources in the backup (not `_database`, the group of database-level objects, which every backup holds). */
   resources: string[];
+  /**
+   * Resources whose objects this backup holds but whose definitions its s3db.json lacks (s3db.js
+   * had replaced a corrupt s3db.json): a restore of this backup alone leaves their records
+   * unreadable to s3db.js. Normally empty.
+   */
+  undefinedResources: string[];
   /** Bytes stored at the destination (parts + index). */
   size: number;
   objects: number;
@@ -189,6 +195,26 @@ export interface BackupSummary {
   error: null;
 }
 
+/** The resources an s3db.json defines (none when it is missing or not an object). */
+export function definedResources(s3dbJson: unknown): string[] {
+  const resources = (s3dbJson as { resources?: unknown } | null)?.resources;
+  return resources && typeof resources === 'object' ? Object.keys(resources) : [];
+}
+
+/**
+ * Resources whose objects the backup holds while its s3db.json does not define them: after s3db.js
+ * replaced a corrupt s3db.json with an empty one (it does so when it connects), or with none at
+ * all. Restored from this backup alone, their records cannot be read by s3db.js; such a backup
+ * never counts as good for retention (plugin.ts planSeries), so the backups that still define
+ * them are kept.
+ */
+export function undefinedResources(m: Manifest): string[] {
+  const defined = new Set(definedResources(m.s3dbJson));
+  return Object.entries(m.resources)
+    .filter(([name, stats]) => name !== DATABASE_GROUP && stats.objects > 0 && !defined.has(name))
+    .map(([name]) => name);
+}
+
 export function summarize(m: Manifest, latestVerification?: VerificationResult | null): BackupSummary {
   const verification = latestVerification ?? m.verification;
   return {
@@ -204,6 +230,7 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     metadata: m.metadata,
     tags: m.tags ?? [],
     resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
+    undefinedResources: undefinedResources(m),
     size: m.totals.storedBytes,
     objects: m.totals.objects,
     records: m.totals.records,

@@ -32,7 +32,7 @@ import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, resourceOfKey } from './layout.js';
-import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import { undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { checkDefinitions, mergeDefinitions, writeBackupDefinitions } from './definitions.js';
@@ -129,7 +129,12 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const definitionNames = o.resources ?? resourceGroups;
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
-  const warnings = [...definitionWarnings, ...restoreWarnings(o, target, databaseDeletes, defined), ...(await undefinedLeftOut(o, target, defined))];
+  const warnings = [
+    ...definitionWarnings,
+    ...restoreWarnings(o, target, databaseDeletes, defined),
+    ...(await undefinedLeftOut(o, target, defined)),
+    ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
+  ];
 
   let objectsWritten = 0;
   let objectsDeleted = 0;
@@ -270,6 +275,20 @@ async function undefinedLeftOut(o: RestoreRunOptions, target: Manifest, defined:
   if (left.length === 0) return [];
   return [
     `the target's s3db.json does not define ${left.map((n) => `'${n}'`).join(', ')}, whose objects are in the database (s3db.js replaces a corrupt s3db.json when it connects): s3db.js cannot read them until they are defined again. Restore them too (resources: [${left.map((n) => `'${n}'`).join(', ')}]) or the whole database, which puts their definitions back`,
+  ];
+}
+
+/**
+ * Resources restored from a backup whose s3db.json did not define them (taken after s3db.js had
+ * replaced a corrupt one), and that the target does not define either: their records are written
+ * but unreadable to s3db.js until the resources are defined again.
+ */
+function withoutDefinitions(target: Manifest, groups: Set<string>, targetDefines: string[]): string[] {
+  const left = undefinedResources(target).filter((name) => groups.has(name) && !targetDefines.includes(name));
+  if (left.length === 0) return [];
+  const names = left.map((n) => `'${n}'`).join(', ');
+  return [
+    `backup ${target.id} holds objects of ${names} but not their definitions (its s3db.json lacked them: s3db.js had replaced a corrupt one): they are restored, yet s3db.js cannot read them until they are defined again. An older backup whose undefinedResources (listBackups()) does not name them holds the definitions: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge'; or define the resources again with the same attributes`,
   ];
 }
 
