@@ -111,4 +111,43 @@ describe('FilesystemDestination', () => {
     expect(await d.stat('k/a')).toBeNull();
     expect(await readdir(d.root)).toEqual([]);
   });
+  it('a file where a directory of the path must be: ERR_DESTINATION_PATH saying so (not a raw ENOTDIR)', async () => {
+    const d = await fresh();
+    await d.write('data', Buffer.from('a file, not a directory'));
+    await expect(d.write('data/2026/part.000001', Buffer.from('x'))).rejects.toMatchObject({
+      code: 'ERR_DESTINATION_PATH',
+      message: expect.stringMatching(/data\/2026\/part.000001: a file stands where a directory of its path must be .*move that file away/),
+    });
+    await expect(d.createIfAbsent('data/lease', Buffer.from('x'))).rejects.toMatchObject({ code: 'ERR_DESTINATION_PATH' });
+  });
+
+  it('a device out of inodes is ERR_DESTINATION_FULL, a read-only one says read-only (real tmpfs mounts; needs root, as CI has)', () => {
+    // A private mount namespace: the tmpfs mounts vanish with the child, whatever happens.
+    const script = `
+      set -e
+      dir=$(mktemp -d)
+      mount -t tmpfs -o size=1m,nr_inodes=16 tmpfs "$dir"
+      mkdir "$dir/backups"
+      i=0; while touch "$dir/filler$i" 2>/dev/null; do i=$((i+1)); done
+      node --import tsx --input-type=module -e "
+        const { FilesystemDestination } = await import('./src/destinations/filesystem.ts');
+        const d = new FilesystemDestination({ directory: process.argv[1] + '/backups' });
+        try { await d.write('data/0/part', Buffer.from('x')); console.log('{}'); } catch (e) { console.log(JSON.stringify({ full: [e.code, e.message] })); }
+      " "$dir"
+      rm "$dir"/filler*
+      mount -o remount,ro "$dir"
+      node --import tsx --input-type=module -e "
+        const { FilesystemDestination } = await import('./src/destinations/filesystem.ts');
+        const d = new FilesystemDestination({ directory: process.argv[1] + '/backups' });
+        try { await d.write('data/0/again', Buffer.from('x')); console.log('{}'); } catch (e) { console.log(JSON.stringify({ ro: [e.code, e.message] })); }
+      " "$dir"
+    `;
+    const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, `this test mounts a tmpfs in a private mount namespace and needs root: ${run.stderr}`).toBe(0);
+    const [full, ro] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, [string, string]>);
+    expect(full!.full![0]).toBe('ERR_DESTINATION_FULL');
+    expect(full!.full![1]).toMatch(/no space left on the device \(no free inodes\).*free space or move the backup directory/);
+    expect(ro!.ro![0]).toBe('ERR_DESTINATION_ACCESS');
+    expect(ro!.ro![1]).toMatch(/the file system is read-only.*remount it read-write/);
+  });
 });

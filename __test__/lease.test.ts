@@ -213,6 +213,37 @@ describe('Lease', () => {
     }
   });
 
+  it("a release that could not be written (full disk) leaves the lease to its TTL for others, but this instance takes it back at once", async () => {
+    // Fault injection: a write that fails on demand, as a full disk does; every other call is the
+    // real filesystem destination.
+    let failWrites = false;
+    const failing = new Proxy(destination, {
+      get(target, name, receiver) {
+        if (name === 'replaceIfMatch') {
+          return (...args: Parameters<FilesystemDestination['replaceIfMatch']>) => {
+            if (failWrites) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+            return target.replaceIfMatch(...args);
+          };
+        }
+        const value = Reflect.get(target, name, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const mine = new Lease(failing, { clockSkewMs: 0, ttlMs: 60_000 });
+    leases.push(mine);
+    expect((await mine.acquire('me')).acquired).toBe(true);
+    failWrites = true;
+    expect(await mine.release()).toBe(false);
+    failWrites = false;
+    expect(onDisk().holder).toBe('me'); // still on disk, unexpired
+    const other = lease({ ttlMs: 60_000 });
+    expect(await other.acquire('other')).toMatchObject({ acquired: false, reason: 'held' });
+    const again = await mine.acquire('me-again'); // no 60 s wait: the record is this instance's own
+    expect(again).toMatchObject({ acquired: true, tookOverFrom: expect.objectContaining({ holder: 'me' }) });
+    expect(await mine.release()).toBe(true);
+    expect((await other.acquire('other')).acquired).toBe(true);
+  });
+
   it('refuses bad arguments', async () => {
     expect(() => new Lease(destination, { ttlMs: 5 })).toThrow(/lease.ttlMs/);
     await expect(lease().acquire('', 1_000)).rejects.toMatchObject({ code: 'ERR_LEASE_HOLDER' });

@@ -22,7 +22,7 @@
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -89,7 +89,7 @@ export class FilesystemDestination implements Destination {
 
   async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
     const target = this.resolve(relative);
-    await mkdir(path.dirname(target), { recursive: true, mode: this.dirMode });
+    await this.makeParent(target, relative, 'write');
     const temp = this.tempPathFor(target);
     const hash = createHash('sha256');
     let size = 0;
@@ -199,7 +199,7 @@ export class FilesystemDestination implements Destination {
 
   async createIfAbsent(relative: string, body: Buffer): Promise<{ created: boolean; etag?: string }> {
     const target = this.resolve(relative);
-    await mkdir(path.dirname(target), { recursive: true, mode: this.dirMode });
+    await this.makeParent(target, relative, 'create');
     const temp = this.tempPathFor(target);
     try {
       await writeDurable(temp, body, this.fsync, this.fileMode);
@@ -303,6 +303,28 @@ export class FilesystemDestination implements Destination {
     }
   }
 
+  /**
+   * Creates the directories above `target`, with the destination's errors. Node's recursive mkdir
+   * reports ENOENT when the real cause is a read-only or full device, so a plain mkdir of the
+   * first missing level is asked for the real one.
+   */
+  private async makeParent(target: string, relative: string, op: string): Promise<void> {
+    const dir = path.dirname(target);
+    try {
+      await mkdir(dir, { recursive: true, mode: this.dirMode });
+    } catch (first) {
+      const err = isCode(first, 'ENOENT') ? ((await firstLevelError(dir, this.dirMode)) ?? first) : first;
+      if (isCode(err, 'ENOTDIR') || isCode(err, 'EEXIST')) {
+        throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: cannot ${op} ${relative}: a file stands where a directory of its path must be (${errorMessage(err)}); move that file away or choose another directory`, { cause: err });
+      }
+      if (isCode(err, 'ENOSPC')) {
+        const fs = await statfs(this.root).catch(() => null);
+        throw new BackupError('ERR_DESTINATION_FULL', `${this.label}: no space left on the device (${fs?.ffree === 0 ? 'no free inodes' : 'no free blocks'}) while writing ${relative}; free space or move the backup directory`, { cause: err });
+      }
+      throw this.wrap(err, op, relative);
+    }
+  }
+
   private wrap(err: unknown, op: string, relative: string): BackupError {
     if (err instanceof BackupError) return err;
     if (isCode(err, 'ENOENT')) {
@@ -311,13 +333,32 @@ export class FilesystemDestination implements Destination {
     if (isCode(err, 'ENOSPC')) {
       return new BackupError('ERR_DESTINATION_FULL', `${this.label}: no space left on the device while writing ${relative}; free space or move the backup directory`, { cause: err });
     }
-    if (isCode(err, 'EACCES') || isCode(err, 'EPERM') || isCode(err, 'EROFS')) {
+    if (isCode(err, 'EROFS')) {
+      return new BackupError('ERR_DESTINATION_ACCESS', `${this.label}: the file system is read-only, so ${relative} cannot be ${op === 'delete' ? 'deleted' : 'written'}; remount it read-write or choose another directory (listing, verifying and restoring work read-only)`, { cause: err });
+    }
+    if (isCode(err, 'EACCES') || isCode(err, 'EPERM')) {
       return new BackupError('ERR_DESTINATION_ACCESS', `${this.label}: permission denied to ${op} ${relative}; check the directory's owner and mode`, { cause: err });
     }
     if (err instanceof Error && err.name === 'AbortError') {
       return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
     }
     return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/** The error of a plain mkdir of the first level of `dir` that does not exist (null if it worked). */
+async function firstLevelError(dir: string, mode: number | undefined): Promise<unknown> {
+  let missing = dir;
+  for (;;) {
+    const parent = path.dirname(missing);
+    if (parent === missing || (await stat(parent).then(() => true, () => false))) break;
+    missing = parent;
+  }
+  try {
+    await mkdir(missing, { mode });
+    return null;
+  } catch (err) {
+    return err;
   }
 }
 

@@ -130,6 +130,12 @@ export class Lease {
   private readonly options: LeaseOptions;
   private held: Held | null = null;
   private lastController: AbortController = new AbortController();
+  /**
+   * Token of this instance's own record whose release() could not be written (a full or failing
+   * destination). Nobody else holds that lease, so this instance takes it back at once instead of
+   * waiting out its TTL; other instances still wait for it to expire.
+   */
+  private unreleasedToken: string | null = null;
 
   constructor(destination: Destination, options: LeaseOptions = {}) {
     this.destination = destination;
@@ -226,6 +232,7 @@ export class Lease {
       }
       await sleep(50 * (attempt + 1));
     }
+    this.unreleasedToken = prev.token ?? null;
     return false;
   }
 
@@ -261,7 +268,8 @@ export class Lease {
       if (prev && tickMs !== null && prev.lastCompletedTick && tickMs <= Date.parse(prev.lastCompletedTick)) {
         return { acquired: false, reason: 'tick-done', lastCompletedTick: prev.lastCompletedTick, record: prev };
       }
-      if (prev && prev.holder !== null && !this.isExpired(prev)) return { acquired: false, reason: 'held', holder: prev };
+      const ownUnreleased = prev !== null && this.unreleasedToken !== null && prev.token === this.unreleasedToken;
+      if (prev && prev.holder !== null && !ownUnreleased && !this.isExpired(prev)) return { acquired: false, reason: 'held', holder: prev };
       const now = Date.now();
       const record: LeaseRecord = {
         version: FORMAT_VERSION,
@@ -283,6 +291,7 @@ export class Lease {
       if (!ok) continue; // someone else moved first: look again
       const etag = result.etag ?? (await this.destination.stat(this.path))?.etag;
       if (etag === undefined) throw new BackupError('ERR_LEASE_UNSUPPORTED', `Lease ${this.where()}: the destination returned no tag after writing the lease`);
+      this.unreleasedToken = null;
       this.hold({ holderId, etag, record, ttlMs, expiresAtMs: now + ttlMs, tickMs, controller: new AbortController(), timer: null, lost: false, inflight: null });
       const tookOver = prev && prev.holder !== null ? prev : undefined;
       return tookOver ? { acquired: true, record: { ...record }, tookOverFrom: tookOver } : { acquired: true, record: { ...record } };
