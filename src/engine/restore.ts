@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { hasObjects, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -488,6 +488,17 @@ async function exists(db: DatabaseLike, key: string): Promise<boolean> {
   }
 }
 
+/** True when the key can be read (not when only its body exists: see putRecord). */
+async function readable(db: DatabaseLike, key: string): Promise<boolean> {
+  try {
+    await bodyToBuffer((await db.client.getObject(key)).Body); // rare: only after a refused skip write
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw new BackupError('ERR_TARGET_WRITE', `could not tell whether ${key} exists in the target database: ${errorMessage(err)}; run the restore again once the target is readable`, { cause: err });
+  }
+}
+
 /** Puts `record` back; with `onlyIfAbsent`, only where the key does not exist (false when it does). */
 async function putRecord(db: DatabaseLike, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
   const h = record.header;
@@ -495,7 +506,13 @@ async function putRecord(db: DatabaseLike, record: ArchiveRecord, onlyIfAbsent =
     await db.client.putObject({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
     return true;
   } catch (err) {
-    if (onlyIfAbsent && isPreconditionFailed(err)) return false;
+    if (onlyIfAbsent && isPreconditionFailed(err)) {
+      // The key is taken: by the application (its record is kept), or by a torn write that a
+      // crash left, which nobody can read: s3db's file:// client writes a body and then its
+      // .meta.json, and a body alone refuses If-None-Match yet reads as missing. That is written over.
+      if (await readable(db, h.key)) return false;
+      return putRecord(db, record, false);
+    }
     throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${errorMessage(err)}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
   }
 }
