@@ -1,7 +1,7 @@
 // What a user meets at 3 AM when things are broken: corrupt and missing parts, a wrong passphrase,
 // a backup or restore killed with SIGKILL. Real files, real s3db.js, real child processes.
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -376,5 +376,41 @@ describe('a torn object left by a crash in a file:// target', () => {
     expect(await (reader.resources.orders as unknown as Orders).count()).toBe(6);
     const comparable = (s: Awaited<ReturnType<typeof snapshot>>) => s.filter((o) => o.key.startsWith('resource=orders/'));
     expect(comparable(await snapshot(reader))).toEqual(comparable(expected));
+  });
+});
+
+describe('a deletion that died midway', () => {
+  // The state a deleteBackup() killed after its manifest went leaves: the "deleting" marker
+  // (written first, as catalog.remove does) and the parts, no manifest.
+  async function killedDeletion(name: string) {
+    const dir = path.join(work, name);
+    const db = await openDb(`memory://${name}-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(dir, { retention: { policy: 'simple', count: 5 } });
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    const m = JSON.parse(await readFile(path.join(dir, 'manifests', `${b.id}.json`), 'utf8')) as { parts: { path: string }[]; copy: string };
+    const marker = { id: b.id, type: 'full', startedAt: new Date().toISOString(), heartbeatAt: new Date(0).toISOString(), host: 'x', pid: 0, parts: [...m.parts.map((x) => x.path), m.copy], deleting: true };
+    await mkdir(path.join(dir, 'pending'), { recursive: true });
+    await writeFile(path.join(dir, 'pending', `${b.id}.json`), JSON.stringify(marker));
+    await unlink(path.join(dir, 'manifests', `${b.id}.json`));
+    const fresh = plugin(dir, { retention: { policy: 'simple', count: 5 } }); // a new process
+    await db.usePlugin(fresh, `fresh-${name}`);
+    const partsLeft = async () => (await walk(path.join(dir, 'data'))).filter((f) => f.includes(b.id)).length;
+    expect(await partsLeft()).toBeGreaterThan(0);
+    return { id: b.id, fresh, partsLeft };
+  }
+
+  it('deleteBackup() run again finishes it and frees the space (it said "not found" and left the parts)', async () => {
+    const { id, fresh, partsLeft } = await killedDeletion('redelete');
+    await expect(fresh.deleteBackup(id)).resolves.toEqual({ deleted: [id] });
+    expect(await partsLeft()).toBe(0);
+    await expect(fresh.deleteBackup(id)).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND' }); // once done, it is gone
+  });
+
+  it('prune() finishes it too', async () => {
+    const { fresh, partsLeft } = await killedDeletion('reprune');
+    await fresh.prune();
+    expect(await partsLeft()).toBe(0);
   });
 });

@@ -314,7 +314,25 @@ export class BackupPlugin extends EventEmitter {
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
   async deleteBackup(id: string, options: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
-    return this.serialized(() => this.withLease(() => this.deleteNow(id, options)));
+    return this.serialized(() =>
+      this.withLease(async () => {
+        // a deletion of this id that died midway is finished here (its manifest is already gone)
+        if ((await this.finishLeftovers()).includes(id) && !(await this.catalog.get(id))) return { deleted: [id] };
+        return this.deleteNow(id, options);
+      }),
+    );
+  }
+
+  /**
+   * Finishes what crashed runs left (catalog.cleanupLeftovers): the parts of unfinished backups
+   * once stale, and deletions that died midway, at once; so a delete or prune run again after a
+   * crash frees the space, not only the next backup. Never throws. Returns the ids cleaned.
+   */
+  private async finishLeftovers(): Promise<string[]> {
+    return this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => {
+      this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed');
+      return [];
+    });
   }
 
   private async deleteNow(id: string, options: { force?: boolean }): Promise<{ deleted: string[] }> {
@@ -510,7 +528,12 @@ export class BackupPlugin extends EventEmitter {
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
   async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
-    return this.serialized(() => this.withLease(() => this.pruneNow(options)));
+    return this.serialized(() =>
+      this.withLease(async () => {
+        if (!options.dryRun) await this.finishLeftovers();
+        return this.pruneNow(options);
+      }),
+    );
   }
 
   private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
@@ -664,7 +687,7 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:start', { id, type: expected });
       // scheduled and triggered runs give up waiting when the plugin stops
       lease = await this.acquireLease(automatic);
-      await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed'));
+      await this.finishLeftovers();
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
       if ((parent ? 'incremental' : 'full') !== expected) {
         expected = parent ? 'incremental' : 'full';
