@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
+import { FETCH_WINDOW_BYTES } from '../src/engine/backup.js';
 import { failWritesOf, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
 
@@ -250,6 +251,35 @@ describe("the target's stored s3db.json", () => {
     const report = await p.restore({ backupId: backup.id, resources: ['users'], mode: 'replace' });
     expect(report.warnings).toContainEqual(expect.stringMatching(/does not define 'b_body_only', .*'orders'.*Restore them too/));
     expect(report.warnings.join(' ')).not.toContain("'users'");
+    await p.stop();
+  });
+});
+
+describe('large objects', () => {
+  it('a backup reads at most FETCH_WINDOW_BYTES of bodies ahead (by listed size), not `concurrency` whole objects', async () => {
+    const db = await openDb(bucket('large-objects'));
+    const size = 8 * 1024 * 1024;
+    for (let i = 0; i < 12; i++) await db.client.putObject({ key: `resource=blobs/data/id=${i}`, body: Buffer.alloc(size, i), metadata: {} });
+    // Count the object reads in flight, each given 20 ms of latency as S3 has (memory:// answers at once).
+    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
+    const getObject = client.getObject.bind(client);
+    let inFlight = 0;
+    let peak = 0;
+    client.getObject = async (key: string) => {
+      if (key.startsWith('resource=blobs/')) peak = Math.max(peak, ++inFlight);
+      try {
+        await new Promise((r) => setTimeout(r, 20));
+        return await getObject(key);
+      } finally {
+        if (key.startsWith('resource=blobs/')) inFlight--;
+      }
+    };
+    const p = plugin(path.join(work, 'large-objects'), { concurrency: 64, compression: 'none' });
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    expect(b.objects).toBeGreaterThanOrEqual(12);
+    expect(peak).toBeLessThanOrEqual(FETCH_WINDOW_BYTES / size);
+    expect(peak).toBeGreaterThan(1);
     await p.stop();
   });
 });

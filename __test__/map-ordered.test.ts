@@ -40,4 +40,25 @@ describe('mapOrdered', () => {
     await expect(failing()).rejects.toThrow('item 2 failed');
     expect(seen).toEqual([0, 1]);
   });
+  it('with a byte budget, the weight of items in flight or held stays within it; one item heavier than the budget goes alone; order is kept', async () => {
+    const weights = [10, 10, 10, 25, 5, 5, 100, 1, 1, 1, 30, 30];
+    let inFlight = 0;
+    let peak = 0;
+    let heavyShared = false;
+    const out: number[] = [];
+    for await (const v of mapOrdered(count(weights.length), 64, async (i) => {
+      inFlight += weights[i]!;
+      if (weights[i]! > 40) heavyShared = inFlight !== weights[i];
+      else peak = Math.max(peak, inFlight);
+      await sleep(3 * (weights.length - i));
+      return i;
+    }, { weight: (i) => weights[i]!, budget: 40 })) {
+      inFlight -= weights[v]!; // handed on: its bytes are the consumer's now
+      out.push(v);
+    }
+    expect(out).toEqual(weights.map((_, i) => i));
+    expect(peak).toBeLessThanOrEqual(40);
+    expect(peak).toBeGreaterThan(30); // it does run several at once within the budget
+    expect(heavyShared).toBe(false);
+  });
 });

@@ -218,25 +218,52 @@ export function s3dbVersionOf(db: DatabaseLike): string | null {
 
 /**
  * Ordered parallel map: runs `fn` on up to `concurrency` items at once and yields results in input
- * order. Memory: at most `concurrency` results are held. `undefined` results are dropped.
+ * order. Memory: at most `concurrency` results are held, and with `bytes` at most `budget` of
+ * their weight (or one item heavier than that). `undefined` results are dropped.
  */
-export async function* mapOrdered<T, R>(items: AsyncIterable<T>, concurrency: number, fn: (item: T) => Promise<R | undefined>): AsyncIterable<R> {
-  const window: Promise<R | undefined>[] = [];
+export async function* mapOrdered<T, R>(
+  items: AsyncIterable<T>,
+  concurrency: number,
+  fn: (item: T) => Promise<R | undefined>,
+  bytes?: { weight: (item: T) => number; budget: number },
+): AsyncIterable<R> {
+  // Each item in the window holds its weight (e.g. an object's size: its body is read whole) until
+  // it is handed on; a new item starts only while the window's weight stays within the budget, or
+  // when the window is empty (one item larger than the budget still goes, alone).
+  const window: { result: Promise<R | undefined>; weight: number }[] = [];
+  let weight = 0;
+  let waiting: T | null = null;
   const iterator = items[Symbol.asyncIterator]();
   let done = false;
   try {
-    while (!done || window.length > 0) {
-      while (!done && window.length < concurrency) {
-        const next = await iterator.next();
-        if (next.done) done = true;
+    while (!done || waiting !== null || window.length > 0) {
+      while (window.length < concurrency) {
+        let item: T;
+        if (waiting !== null) item = waiting;
+        else if (done) break;
         else {
-          const p = fn(next.value);
-          p.catch(() => undefined); // observed when awaited below; avoids unhandled rejection while queued
-          window.push(p);
+          const next = await iterator.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          item = next.value;
         }
+        const w = bytes ? Math.max(0, bytes.weight(item)) : 0;
+        if (bytes && window.length > 0 && weight + w > bytes.budget) {
+          waiting = item;
+          break;
+        }
+        waiting = null;
+        const result = fn(item);
+        result.catch(() => undefined); // observed when awaited below; avoids unhandled rejection while queued
+        window.push({ result, weight: w });
+        weight += w;
       }
       if (window.length > 0) {
-        const value = await window.shift()!;
+        const head = window.shift()!;
+        const value = await head.result;
+        weight -= head.weight;
         if (value !== undefined) yield value;
       }
     }
