@@ -103,6 +103,24 @@ describe('FilesystemDestination', () => {
     expect(results.filter((r) => r.replaced)).toHaveLength(1);
   });
 
+  it("a compare-and-swap guard left by a killed process of this process space is broken at once (it waited 30 s); a live taker's is not", async () => {
+    const d = await fresh();
+    const root = (d as unknown as { root: string }).root;
+    const first = await d.createIfAbsent('locks/l', Buffer.from('one'));
+    const space = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid; // ran and exited
+    // the guard as a process killed inside replaceIfMatch leaves it (fresh mtime: not stale by age)
+    await writeFile(path.join(root, 'locks', 'l.cas'), `${space}-${dead}`);
+    const swapped = await d.replaceIfMatch('locks/l', Buffer.from('two'), first.etag!);
+    expect(swapped.replaced).toBe(true);
+    expect(await readText(d, 'locks/l')).toBe('two');
+    // a guard whose taker runs (this process) is waited for, not broken: the swap gives up
+    await writeFile(path.join(root, 'locks', 'l.cas'), `${space}-${process.pid}`);
+    expect((await d.replaceIfMatch('locks/l', Buffer.from('three'), swapped.etag!)).replaced).toBe(false);
+    expect(await readdir(path.join(root, 'locks'))).toContain('l.cas');
+    expect(await readText(d, 'locks/l')).toBe('two');
+  });
+
   it('a missing object is ERR_DESTINATION_NOT_FOUND naming the path; delete ignores missing ones', async () => {
     const d = await fresh();
     await expect(d.read('nope.json')).rejects.toMatchObject({ code: 'ERR_DESTINATION_NOT_FOUND', message: expect.stringContaining('nope.json') });

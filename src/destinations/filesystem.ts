@@ -11,7 +11,8 @@
  *   to the target, which fails with EEXIST if the target exists.
  * - replaceIfMatch() compares the object's tag (inode-size-mtime, which every rename changes) under
  *   a short-lived exclusive guard file (`<path>.cas`), so two processes cannot both succeed. A
- *   guard left by a crashed process is broken after GUARD_STALE_MS.
+ *   guard left by a crashed process is broken at once when that process ran in this process space
+ *   (the guard names its pid), else after GUARD_STALE_MS.
  * - Paths are relative POSIX paths; "..", absolute paths and empty segments are refused, so nothing
  *   is ever read or written outside the directory.
  * - `permissions` / `directoryPermissions` (s3db.js's names) are the modes files and directories
@@ -22,7 +23,7 @@
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -275,20 +276,54 @@ export class FilesystemDestination implements Destination {
     return path.join(path.dirname(target), `${TEMP_PREFIX}${SPACE_TAG}-${process.pid}-${randomBytes(6).toString('hex')}-${path.basename(target)}`);
   }
 
+  /**
+   * Takes the guard file, which names its taker (`<process space>-<pid>`): one left by a process
+   * of this process space that no longer runs (killed while it held it) is removed at once, any
+   * other after GUARD_STALE_MS.
+   */
   private async takeGuard(guard: string): Promise<boolean> {
     for (let attempt = 0; attempt < 50; attempt++) {
       try {
         const handle = await open(guard, 'wx', this.fileMode);
-        await handle.close();
+        try {
+          await handle.writeFile(`${SPACE_TAG}-${process.pid}`);
+        } finally {
+          await handle.close();
+        }
         return true;
       } catch (err) {
         if (!isCode(err, 'EEXIST')) throw this.wrap(err, 'lock', path.relative(this.root, guard));
         const s = await stat(guard).catch(() => null);
-        if (s && Date.now() - s.mtimeMs > GUARD_STALE_MS) await rm(guard, { force: true });
+        const taker = await readFile(guard, 'utf8').catch(() => '');
+        if (s && (Date.now() - s.mtimeMs > GUARD_STALE_MS || deadHere(taker))) await this.breakGuard(guard, s.ino, taker);
         else await new Promise((r) => setTimeout(r, 20));
       }
     }
     return false;
+  }
+
+  /**
+   * Removes an abandoned guard, as one process at a time (under `<guard>.break.cas`) and only if it
+   * is still the file judged abandoned (same inode and taker): a guard another process has taken
+   * since is never removed.
+   */
+  private async breakGuard(guard: string, ino: number, taker: string): Promise<void> {
+    const breaker = guard.slice(0, -GUARD_SUFFIX.length) + '.break' + GUARD_SUFFIX;
+    try {
+      await (await open(breaker, 'wx', this.fileMode)).close();
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw this.wrap(err, 'lock', path.relative(this.root, breaker));
+      const s = await stat(breaker).catch(() => null);
+      if (s && Date.now() - s.mtimeMs > GUARD_STALE_MS) await rm(breaker, { force: true });
+      else await new Promise((r) => setTimeout(r, 20));
+      return;
+    }
+    try {
+      const now = await stat(guard).catch(() => null);
+      if (now && now.ino === ino && (await readFile(guard, 'utf8').catch(() => null)) === taker) await rm(guard, { force: true });
+    } finally {
+      await rm(breaker, { force: true });
+    }
   }
 
   private async removeEmptyParents(dir: string): Promise<void> {
@@ -364,7 +399,12 @@ async function firstLevelError(dir: string, mode: number | undefined): Promise<u
 
 /** True when a temp file was written on this host by a process that no longer runs. */
 function writerIsDead(name: string): boolean {
-  const [host, pid] = name.slice(TEMP_PREFIX.length).split('-');
+  return deadHere(name.slice(TEMP_PREFIX.length));
+}
+
+/** True for `<process space>-<pid>[-...]` naming a process of this process space that no longer runs. */
+function deadHere(tag: string): boolean {
+  const [host, pid] = tag.split('-');
   if (host !== SPACE_TAG || !/^\d+$/.test(pid ?? '')) return false;
   const n = Number(pid);
   if (n === process.pid) return false;
