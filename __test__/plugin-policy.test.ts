@@ -470,6 +470,38 @@ describe('hooks and webhooks that never finish', () => {
   });
 });
 
+describe('catalog at size', () => {
+  it('listBackups() in a new process reads manifests several at a time (one after another, 1000 backups on S3 took minutes)', async () => {
+    const dir = path.join(work, 'catalog-size');
+    const db = await seeded('catalog-size');
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    for (let i = 0; i < 12; i++) await p.createBackup();
+    await p.stop();
+    const fresh = plugin(dir); // a new process: nothing cached
+    await db.usePlugin(fresh, 'fresh-catalog');
+    // Count manifest reads in flight, each given 10 ms of latency as S3 has.
+    const member = (fresh as unknown as { destinations: { members: { read(p: string, o?: unknown): Promise<unknown> }[] } }).destinations.members[0]!;
+    const read = member.read.bind(member);
+    let inFlight = 0;
+    let peak = 0;
+    member.read = async (p: string, o?: unknown) => {
+      if (!p.startsWith('manifests/')) return read(p, o);
+      peak = Math.max(peak, ++inFlight);
+      try {
+        await sleep(10);
+        return await read(p, o);
+      } finally {
+        inFlight--;
+      }
+    };
+    expect(await fresh.listBackups()).toHaveLength(12);
+    expect(peak).toBeGreaterThan(4);
+    expect(peak).toBeLessThanOrEqual(16);
+    await fresh.stop();
+  });
+});
+
 describe('progress', () => {
   it('plg:backup:progress reports objects, bytes and elapsed time, ends with done, and is rate limited', async () => {
     const dir = path.join(work, 'progress');
