@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
 
 const PASSPHRASE = 'correct horse battery staple';
 let work: string;
@@ -346,6 +347,29 @@ describe('a destination that fails, then recovers', () => {
     await target.usePlugin(reader);
     await reader.restore({ backupId: whole.id });
     expect(await snapshot(target)).toEqual(expected);
+  });
+});
+
+describe("retention after a backup that missed a destination ('any')", () => {
+  it('does not run: the destination that failed keeps its older backups until a backup lands everywhere again', async () => {
+    const [a, b] = [path.join(work, 'anyret-a'), path.join(work, 'anyret-b')];
+    const db = await openDb(`memory://anyret-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const warnings: string[] = [];
+    const destinations = [{ driver: 'filesystem', config: { directory: b } }, { driver: 'filesystem', config: { directory: a } }];
+    const p = plugin(a, { driver: 'multi', config: { strategy: 'any', destinations }, retention: { policy: 'simple', count: 1 }, logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    const first = await p.createBackup();
+    await rm(path.join(b, 'data'), { recursive: true });
+    await writeFile(path.join(b, 'data'), 'a file where the data directory was'); // B fails (a real mkdir failure)
+    const degraded = await p.createBackup();
+    expect(degraded.driverInfo?.map((d) => d.status)).toEqual(['failed', 'ok']);
+    expect(warnings.some((w) => w.startsWith(`retention did not run after backup ${degraded.id}`))).toBe(true);
+    expect(await readdir(path.join(b, 'manifests'))).toContain(`${first.id}.json`); // B's only backup is still there
+    await unlink(path.join(b, 'data'));
+    const whole = await p.createBackup();
+    expect(whole.driverInfo?.map((d) => d.status)).toEqual(['ok', 'ok']);
+    expect((await p.listBackups()).map((x) => x.id)).toEqual([whole.id]); // retention ran again: count 1
   });
 });
 

@@ -738,7 +738,12 @@ export class BackupPlugin extends EventEmitter {
       await this.callHook('onBackupComplete', manifest.type, { backupId: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
       this.emit('plg:backup:complete', { id: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
       await this.callWebhook('onSuccess', result);
-      if (this.config.retention) {
+      const failedAt = manifest.destinations.filter((d) => d.status === 'failed').map((d) => d.label);
+      if (this.config.retention && failedAt.length > 0) {
+        // 'any': this backup is not at every destination; pruning now would take the older backups
+        // from the destination that failed too, leaving it none (its last copy of the data).
+        this.log('warn', { backupId: manifest.id, destinations: failedAt }, `retention did not run after backup ${manifest.id}: it failed at ${failedAt.join(', ')}, and pruning would remove the older backups that destination still holds. It runs again after a backup stored at every destination (or prune() now)`);
+      } else if (this.config.retention) {
         await this.pruneNow({}).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
       }
       return result;
