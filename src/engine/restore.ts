@@ -41,7 +41,7 @@ import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
 import { bodyToBuffer, hasObjects, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
+import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -474,7 +474,8 @@ function indexOf(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexE
 
 function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
   const holders = holdersOf(manifest, o.set);
-  return readPartRecords(preferredFirst(holders, o.goodSources?.get(part.path)), manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }));
+  const readAhead = o.chain.length > 1 ? CHAIN_READ_AHEAD : undefined;
+  return readPartRecords(preferredFirst(holders, o.goodSources?.get(part.path)), manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }), readAhead);
 }
 
 async function exists(db: DatabaseLike, key: string): Promise<boolean> {
