@@ -438,3 +438,24 @@ describe('a deletion that died midway', () => {
     expect(await partsLeft()).toBe(0);
   });
 });
+
+describe('a damaged s3db.json in the source', () => {
+  it('no backup is taken, and the error says how to put it back; done as it says, backups go on', async () => {
+    const db = await openDb(`memory://bad-schema-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(path.join(work, 'bad-schema'));
+    await db.usePlugin(p);
+    const good = await p.createBackup();
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from('{ "resources": { garbage'), contentType: 'application/json' });
+    const err = await p.createBackup().then(() => null, (e: Error & { code: string }) => e);
+    expect(err?.code).toBe('ERR_SOURCE_READ');
+    expect(err!.message).toMatch(/s3db.json is not valid JSON .*no backup is taken.*manifest\.s3dbJson as the database's s3db\.json/);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([good.id]);
+    // what the message says to do
+    const schema = (await p.getBackup(good.id))!.manifest.s3dbJson;
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(schema)), contentType: 'application/json' });
+    const next = await p.createBackup();
+    expect((await p.listBackups())[0]!.undefinedResources).toEqual([]);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([next.id, good.id]);
+  });
+});

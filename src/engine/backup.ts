@@ -469,12 +469,21 @@ function laterDefinitions(start: unknown, end: unknown): unknown {
 }
 
 async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
+  let text: string;
   try {
-    const res = await db.client.getObject('s3db.json');
-    return JSON.parse((await bodyToBuffer(res.Body)).toString('utf8')) as unknown;
+    text = (await bodyToBuffer((await db.client.getObject('s3db.json')).Body)).toString('utf8');
   } catch (err) {
     if (isNotFound(err)) return null;
     throw new BackupError('ERR_SOURCE_READ', `could not read s3db.json from the database: ${errorMessage(err)}`, { cause: err });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new BackupError(
+      'ERR_SOURCE_READ',
+      `the database's s3db.json is not valid JSON (${errorMessage(err)}): its schema is damaged, so no backup is taken (the good ones stay, retention does not run). Put it back before the application reconnects (s3db.js would replace it with an empty one): write the newest backup's (await plugin.getBackup(id)).manifest.s3dbJson as the database's s3db.json, or restore the whole database (README runbook, step 4)`,
+      { cause: err },
+    );
   }
 }
 
