@@ -311,6 +311,25 @@ describe('backups of many parts', () => {
     expect(markerWrites).toBeLessThan(20);
     await p.stop();
   });
+
+  it('and of many resources with a part each: about one listed path per part, not 256 per resource', async () => {
+    const db = await openDb(bucket('many-resources'));
+    for (let r = 0; r < 40; r++) await db.client.putObject({ key: `resource=r${String(r).padStart(3, '0')}/data/id=1`, body: Buffer.from('x'), metadata: {} });
+    const p = plugin(path.join(work, 'many-resources'), { compression: 'none' });
+    await db.usePlugin(p);
+    const member = (p as unknown as { destinations: { members: { write(path: string, body: unknown, o?: unknown): Promise<unknown> }[] } }).destinations.members[0]!;
+    const write = member.write.bind(member);
+    let listedPaths = 0;
+    member.write = async (file: string, body: unknown, o?: unknown) => {
+      if (file.startsWith('pending/') && Buffer.isBuffer(body)) listedPaths = (JSON.parse(body.toString('utf8')) as { parts: string[] }).parts.length;
+      return write(file, body, o);
+    };
+    const b = await p.createBackup();
+    const parts = (await p.getBackup(b.id))!.manifest.parts.length;
+    expect(parts).toBeGreaterThanOrEqual(40);
+    expect(listedPaths).toBeLessThanOrEqual(parts + 2); // + the manifest copy, + a reservation of the last group
+    await p.stop();
+  });
 });
 
 describe('restoring a long chain', () => {

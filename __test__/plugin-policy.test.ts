@@ -467,6 +467,8 @@ describe('hooks and webhooks that never finish', () => {
   it('hookTimeoutMs must be a positive number of milliseconds', () => {
     expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: 0 })).toThrow(/hookTimeoutMs/);
     expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: '5s' as never })).toThrow(/"hookTimeoutMs".*"5s" is not a positive integer/);
+    // a Node timer longer than 2^31-1 ms fires at once: "wait for ever" would mean "do not wait"
+    expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: 3_000_000_000 })).toThrow(/"hookTimeoutMs".*longer than a timer can wait.*2147483647/);
   });
 });
 

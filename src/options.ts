@@ -114,6 +114,7 @@ const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
 const HOOKS = ['onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete', 'onRestoreError'] as const;
 /** A webhook that takes longer is left to finish on its own (see hookTimeoutMs). */
 export const DEFAULT_HOOK_TIMEOUT_MS = 30_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
 const MiB = 1024 * 1024;
 
@@ -225,7 +226,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     lease: leaseOption(o.lease),
     staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
     progressIntervalMs: positiveInt('progressIntervalMs', o.progressIntervalMs ?? 1000),
-    hookTimeoutMs: positiveInt('hookTimeoutMs', o.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS),
+    hookTimeoutMs: timerMs('hookTimeoutMs', o.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS),
     pathTemplate: o.pathTemplate,
   };
 }
@@ -245,6 +246,13 @@ function stringList(name: string, value: unknown): string[] {
 function positiveInt(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 1) throw optionError(name, `${JSON.stringify(value) ?? String(value)} is not a positive integer`);
   return value as number;
+}
+
+/** A positive whole number of milliseconds that a Node timer can hold (a longer one fires at once). */
+function timerMs(name: string, value: unknown): number {
+  const n = positiveInt(name, value);
+  if (n > MAX_TIMER_MS) throw optionError(name, `${n} ms is longer than a timer can wait`, `Use at most ${MAX_TIMER_MS} (about 24.8 days)`);
+  return n;
 }
 
 function boolean(name: string, value: unknown): boolean {

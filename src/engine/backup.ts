@@ -137,7 +137,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // a part never passes partSize by more than one object.
     let part: { sink: EncodedSink<ArchiveRecord>; head: ArchiveWriter; entry: PartEntry; queued: number } | null = null;
 
-    let reserve = 1;
+    let reserve = { group: '', count: 0 };
     const closePart = async () => {
       if (!part) return;
       const result = await part.sink.close();
@@ -157,8 +157,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       // the next paths of the same group reserved, more each time (up to MAX_RESERVED_PARTS):
       // rewriting the whole marker for every part cost O(parts^2) bytes (1.8 GB at 7600 parts).
       if (!pending.lists(path)) {
-        reserve = Math.min(reserve * 2, MAX_RESERVED_PARTS);
-        await pending.addParts(Array.from({ length: reserve }, (_, i) => o.template.partPath({ id, type, at: started, group }, seq + i)));
+        // per group: a new resource starts small again (many resources of one part each list
+        // about one path each, not 256)
+        reserve = reserve.group === group ? { group, count: Math.min(reserve.count * 2, MAX_RESERVED_PARTS) } : { group, count: 1 };
+        await pending.addParts(Array.from({ length: reserve.count }, (_, i) => o.template.partPath({ id, type, at: started, group }, seq + i)));
       }
       const head = new ArchiveWriter();
       part = { sink: new EncodedSink<ArchiveRecord>(set, path, head, codec, { bulk: true }), head, queued: 0, entry: { path, group, seq, size: 0, sha256: '', plainBytes: 0, objects: 0, firstKey: key ? null : '', lastKey: key ? null : '' } };
@@ -520,6 +522,7 @@ export interface PendingState {
 class PendingRecord {
   private readonly state: PendingState;
   private readonly listed = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -551,9 +554,17 @@ class PendingRecord {
     return this.listed.has(path);
   }
 
-  async save(): Promise<void> {
-    this.state.heartbeatAt = new Date().toISOString();
-    await this.set.write(paths.pending(this.state.id), Buffer.from(JSON.stringify(this.state)));
+  /**
+   * Writes the marker as it is when the write starts. Writes run one after another (heartbeat and
+   * part listings alike), so an older state never lands after a newer one.
+   */
+  save(): Promise<void> {
+    const run = this.saving.then(async () => {
+      this.state.heartbeatAt = new Date().toISOString();
+      await this.set.write(paths.pending(this.state.id), Buffer.from(JSON.stringify(this.state)));
+    });
+    this.saving = run.catch(() => undefined);
+    return run;
   }
 
   stop(): void {

@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { bodyToBuffer, hasObjects, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -489,13 +489,18 @@ async function exists(db: DatabaseLike, key: string): Promise<boolean> {
   }
 }
 
-/** True when the key can be read (not when only its body exists: see putRecord). */
+/**
+ * True when the key can be read (not when only its body exists: see putRecord). On a local client
+ * (file://) any read failure means a torn object (a body without, or with a cut, .meta.json: its
+ * metadata is written without fsync); on a remote one only NotFound does, since a 403 or 5xx must
+ * not lead to an overwrite.
+ */
 async function readable(db: DatabaseLike, key: string): Promise<boolean> {
   try {
     await bodyToBuffer((await db.client.getObject(key)).Body); // rare: only after a refused skip write
     return true;
   } catch (err) {
-    if (isNotFound(err)) return false;
+    if (isNotFound(err) || isLocalClient(db.client)) return false;
     throw new BackupError('ERR_TARGET_WRITE', `could not tell whether ${key} exists in the target database: ${errorMessage(err)}; run the restore again once the target is readable`, { cause: err });
   }
 }
