@@ -154,11 +154,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       const path = o.template.partPath({ id, type, at: started, group }, seq);
       written.push(path);
       // Listed in the pending marker before it is written (a crash leaves nothing unlisted), with
-      // the next paths of the same group reserved, more each time (up to MAX_RESERVED_PARTS):
+      // the next paths of the same group reserved, twice as many each time up to MAX_RESERVED_PARTS
+      // and one again for a new group (many resources of one part each list a path per part):
       // rewriting the whole marker for every part cost O(parts^2) bytes (1.8 GB at 7600 parts).
       if (!pending.lists(path)) {
-        // per group: a new resource starts small again (many resources of one part each list
-        // about one path each, not 256)
         reserve = reserve.group === group ? { group, count: Math.min(reserve.count * 2, MAX_RESERVED_PARTS) } : { group, count: 1 };
         await pending.addParts(Array.from({ length: reserve.count }, (_, i) => o.template.partPath({ id, type, at: started, group }, seq + i)));
       }
