@@ -1,7 +1,7 @@
 // What a user meets at 3 AM when things are broken: corrupt and missing parts, a wrong passphrase,
 // a backup or restore killed with SIGKILL. Real files, real s3db.js, real child processes.
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -405,8 +405,9 @@ describe('a torn object left by a crash in a file:// target', () => {
 });
 
 describe('a deletion that died midway', () => {
-  // The state a deleteBackup() killed after its manifest went leaves: the "deleting" marker
-  // (written first, as catalog.remove does) and the parts, no manifest.
+  // The state a deleteBackup() killed after its manifest went leaves behind: its "deleting"
+  // marker and its parts, no manifest. Made by the plugin's own deletion, stopped there by a fault
+  // injected at the parts' delete (a kill at that instant cannot be had on demand).
   async function killedDeletion(name: string) {
     const dir = path.join(work, name);
     const db = await openDb(`memory://${name}-${process.pid}/db`);
@@ -414,11 +415,14 @@ describe('a deletion that died midway', () => {
     const p = plugin(dir, { retention: { policy: 'simple', count: 5 } });
     await db.usePlugin(p);
     const b = await p.createBackup();
-    const m = JSON.parse(await readFile(path.join(dir, 'manifests', `${b.id}.json`), 'utf8')) as { parts: { path: string }[]; copy: string };
-    const marker = { id: b.id, type: 'full', startedAt: new Date().toISOString(), heartbeatAt: new Date(0).toISOString(), host: 'x', pid: 0, parts: [...m.parts.map((x) => x.path), m.copy], deleting: true };
-    await mkdir(path.join(dir, 'pending'), { recursive: true });
-    await writeFile(path.join(dir, 'pending', `${b.id}.json`), JSON.stringify(marker));
-    await unlink(path.join(dir, 'manifests', `${b.id}.json`));
+    const member = (p as unknown as { destinations: { members: { delete(paths: string[]): Promise<void> }[] } }).destinations.members[0]!;
+    member.delete = async (paths: string[]) => {
+      if (paths.some((f) => f.startsWith('data/'))) throw new Error('killed');
+      return Object.getPrototypeOf(member).delete.call(member, paths);
+    };
+    await expect(p.deleteBackup(b.id)).rejects.toThrow();
+    expect(await readdir(path.join(dir, 'pending'))).toEqual([`${b.id}.json`]);
+    expect(await readdir(path.join(dir, 'manifests')).catch(() => [])).toEqual([]);
     const fresh = plugin(dir, { retention: { policy: 'simple', count: 5 } }); // a new process
     await db.usePlugin(fresh, `fresh-${name}`);
     const partsLeft = async () => (await walk(path.join(dir, 'data'))).filter((f) => f.includes(b.id)).length;
