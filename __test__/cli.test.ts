@@ -1,0 +1,238 @@
+// The `s3db-backup` command line against a real s3db.js file:// database and a filesystem
+// destination. Most cases call the CLI's `main()` in this process with captured stdout/stderr
+// (a child process costs seconds of start-up each); what only a process shows (exit codes through
+// bin.ts, stdin that is not a terminal, Ctrl-C) runs as a real child process (`node --import tsx
+// src/cli/bin.ts`, what `npm run cli` runs). Covered:
+// backup, list, show, verify (and its exit code on real damage), restore (refused without --yes
+// off a terminal, dry run writing nothing, then a real restore proved identical object for
+// object), recover, Ctrl-C during a backup, and the passphrase: never taken from argv, never
+// printed, its absence and a wrong one each explained.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { filesUnder } from './helpers/files.js';
+import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PASSPHRASE = 'cli test passphrase 7f3a';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let work: string;
+let backups: string;
+let source: string;
+let sourceObjects: ObjectSnapshot[];
+let backupId: string;
+
+function environment(overrides: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, BACKUP_PASSPHRASE: PASSPHRASE, ...overrides })) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/** Starts the CLI as a real process; BACKUP_PASSPHRASE is the test's unless overridden (undefined removes it). */
+function start(args: string[], envOverrides: Record<string, string | undefined> = {}): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, env: environment(envOverrides), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+/** A stream that keeps what is written to it (not a terminal, as under a pipe). */
+function captured(): { stream: NodeJS.WriteStream; text: () => string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+}
+
+/** Runs the CLI's main() in this process (same code as the command, minus process start-up). */
+async function cli(args: string[], envOverrides: Record<string, string | undefined> = {}): Promise<Run> {
+  const out = captured();
+  const err = captured();
+  const stdin = Readable.from([]) as unknown as NodeJS.ReadStream;
+  const code = await main(args, environment(envOverrides), { stdout: out.stream, stderr: err.stream, stdin });
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+const noSecret = (r: Run) => expect(`${r.stdout}${r.stderr}`).not.toContain(PASSPHRASE);
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'cli-'));
+  backups = path.join(work, 'backups');
+  source = `file://${path.join(work, 'source')}`;
+  const db = await openDb(source);
+  await seedDatabase(db, { users: 12, orders: 10, perBehavior: 2 });
+  sourceObjects = await settled(db);
+  await db.disconnect();
+}, 120_000);
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('s3db-backup command line', () => {
+  it('explains a wrong command line with exit code 2, and never takes a passphrase as an argument', async () => {
+    const help = await start(['--help']).done;
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: s3db-backup <command>');
+    const unknown = await cli(['lsit', '--directory', backups]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'lsit'");
+    const argv = await cli(['list', '--directory', backups, '--passphrase', 'hunter2-on-argv']);
+    expect(argv.code).toBe(2);
+    expect(argv.stderr).toContain('--passphrase is not accepted');
+    expect(argv.stderr).toContain('BACKUP_PASSPHRASE');
+    expect(argv.stderr).not.toContain('hunter2-on-argv');
+    const nowhere = await cli(['list']);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain('Give --directory <path>, --s3 <s3://bucket/prefix> or --config <file>');
+    const misplaced = await cli(['list', '--directory', backups, '--into', 'file:///tmp/x']);
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toContain('--into is for restore, not list');
+    const unset = await cli(['list', '--directory', backups, '--passphrase-env', 'NO_SUCH_VARIABLE_HERE']);
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toContain('NO_SUCH_VARIABLE_HERE is not set');
+  }, 60_000);
+
+  it('takes an encrypted backup of --db, then lists and shows it; the passphrase is never printed', async () => {
+    const taken = await cli(['backup', '--db', source, '--directory', backups, '--reason', 'before the migration']);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.stdout).toMatch(/^backup full-\S+ \(full\) taken: .* verified$/m);
+    noSecret(taken);
+    const listed = await cli(['list', '--directory', backups, '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const items = JSON.parse(listed.stdout) as { id: string; encrypted: boolean; verified: boolean; reason: string; records: number }[];
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ encrypted: true, verified: true, reason: 'before the migration' });
+    backupId = items[0]!.id;
+    expect(items[0]!.records).toBe(12 + 10 + 5 * 2);
+    const table = await cli(['list', '--directory', backups]);
+    expect(table.stdout).toMatch(new RegExp(`^${backupId}\\s+full\\s+.*\\s+yes\\s+verified \\(full\\)`, 'm'));
+    const shown = await cli(['show', backupId, '--directory', backups]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('reason: before the migration');
+    expect(shown.stdout).toMatch(/^ {2}users\s+12 records/m);
+    expect(shown.stdout).toMatch(/^ {2}orders\s+10 records/m);
+    for (const r of [listed, table, shown]) noSecret(r);
+    const missing = await cli(['show', 'full-20200101T000000000Z-000000', '--directory', backups]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ERR_BACKUP_NOT_FOUND');
+  }, 120_000);
+
+  it('restores only with --yes off a terminal; a dry run writes nothing; the restore is identical to the source', async () => {
+    const target = path.join(work, 'restored');
+    const into = `file://${target}`;
+    const refused = await start(['restore', backupId, '--directory', backups, '--into', into]).done;
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('add --yes');
+    expect(await filesUnder(target).catch(() => [])).toEqual([]);
+
+    const dry = await cli(['restore', backupId, '--directory', backups, '--into', into, '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout) as { dryRun: boolean; resources: { name: string; created: number }[] };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.resources.find((r) => r.name === 'users')?.created).toBe(sourceObjects.filter((o) => o.key.startsWith('resource=users/')).length);
+    expect((await filesUnder(target).catch(() => [] as string[])).filter((f) => f.includes('resource='))).toEqual([]);
+
+    const restored = await cli(['restore', backupId, '--directory', backups, '--into', into, '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain(`restored into ${into}, mode replace`);
+    noSecret(restored);
+    const db = await openDb(into);
+    expect(await snapshot(db)).toEqual(sourceObjects);
+    await db.disconnect();
+  }, 120_000);
+
+  it('says what to do when the passphrase is missing or wrong, and reads it from a file', async () => {
+    const into = `file://${path.join(work, 'restored-2')}`;
+    const none = await cli(['restore', backupId, '--directory', backups, '--into', into, '--yes'], { BACKUP_PASSPHRASE: undefined });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('ERR_PASSPHRASE_REQUIRED');
+    expect(none.stderr).toContain('put the passphrase in BACKUP_PASSPHRASE');
+    const wrong = await cli(['verify', backupId, '--directory', backups], { BACKUP_PASSPHRASE: 'not-the-passphrase-9c1' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('ERR_WRONG_PASSPHRASE');
+    expect(wrong.stderr).toContain('does not open the backup');
+    expect(wrong.stderr).not.toContain('not-the-passphrase-9c1');
+    const file = path.join(work, 'passphrase.txt');
+    await writeFile(file, `${PASSPHRASE}\n`, { mode: 0o600 });
+    const fromFile = await cli(['verify', backupId, '--directory', backups, '--passphrase-file', file], { BACKUP_PASSPHRASE: undefined });
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(fromFile.stdout).toContain(`backup ${backupId}: verified (full)`);
+  }, 120_000);
+
+  it('verify exits 3 and names the damage; recover puts lost manifests back', async () => {
+    const copy = path.join(work, 'backups-damaged');
+    await cp(backups, copy, { recursive: true });
+    const part = (await filesUnder(copy)).find((f) => f.startsWith('data/') && path.basename(f).startsWith('users.'));
+    expect(part).toBeDefined();
+    const bytes = await readFile(path.join(copy, part!));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(copy, part!), bytes);
+    const damaged = await cli(['verify', backupId, '--directory', copy]);
+    expect(damaged.code).toBe(3);
+    expect(damaged.stdout).toContain(`backup ${backupId}: DAMAGED (full)`);
+    expect(damaged.stdout).toContain(path.basename(part!));
+
+    const lost = path.join(work, 'backups-lost-manifests');
+    await cp(backups, lost, { recursive: true });
+    await rm(path.join(lost, 'manifests'), { recursive: true });
+    const empty = await cli(['list', '--directory', lost, '--json']);
+    expect(JSON.parse(empty.stdout)).toEqual([]);
+    const recovered = await cli(['recover', '--directory', lost]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect(recovered.stdout).toContain(`manifests put back: ${backupId}`);
+    const back = await cli(['list', '--directory', lost, '--json']);
+    expect((JSON.parse(back.stdout) as { id: string }[]).map((b) => b.id)).toEqual([backupId]);
+  }, 120_000);
+
+  it('a first Ctrl-C stops a backup cleanly: nothing is committed and the destination stays usable', async () => {
+    const dest = path.join(work, 'backups-interrupted');
+    const marker = path.join(work, 'backup-started');
+    const config = path.join(work, 'slow-start.mjs');
+    // a hook that holds the backup at its start long enough to be interrupted there, deterministically
+    await writeFile(
+      config,
+      `import { writeFile } from 'node:fs/promises';
+export default {
+  driver: 'filesystem',
+  config: { directory: ${JSON.stringify(dest)} },
+  onBackupStart: async () => { await writeFile(${JSON.stringify(marker)}, 'x'); await new Promise((r) => setTimeout(r, 3000)); },
+};
+`,
+    );
+    const run = start(['backup', '--db', source, '--config', config]);
+    while (!(await readdir(work)).includes('backup-started')) await new Promise((r) => setTimeout(r, 50));
+    run.child.kill('SIGINT');
+    const stopped = await run.done;
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain('stopping the backup cleanly');
+    expect(stopped.stderr).toContain('ERR_ABORTED');
+    const none = await cli(['list', '--directory', dest, '--json']);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+    // its lease was released: the next backup runs at once, and is the only one listed
+    const next = await start(['backup', '--db', source, '--config', config]).done;
+    expect(next.code, next.stderr).toBe(0);
+    const after = await cli(['list', '--directory', dest, '--json']);
+    expect((JSON.parse(after.stdout) as unknown[]).length).toBe(1);
+  }, 120_000);
+});

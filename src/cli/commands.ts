@@ -1,0 +1,142 @@
+/**
+ * What each command does, through the public BackupPlugin API only (the CLI is a user of the
+ * plugin, never a second implementation of it): list, show, verify, restore, recover, backup.
+ * Each returns its exit code and a JSON-able result; text for people goes to `out`, questions and
+ * progress to `err`.
+ *
+ * Invariants: a restore that writes (not `--dry-run`) runs only after `--yes` or a "yes" typed at
+ * a terminal; without a terminal and without `--yes` it is refused before anything is read.
+ */
+import { createInterface } from 'node:readline/promises';
+import type { BackupPlugin } from '../plugin.js';
+import { BackupError } from '../errors.js';
+import { redactedTarget } from '../redact.js';
+import type { CliArgs } from './args.js';
+import { UsageError } from './args.js';
+import { backupTable, bytes, count, duration, verdict } from './format.js';
+
+export interface CommandIo {
+  out: (text: string) => void;
+  err: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+  /** Aborted on Ctrl-C: a backup stops cleanly (its lease released, its parts removed later). */
+  signal?: AbortSignal;
+}
+
+export interface CommandResult {
+  exitCode: number;
+  result: unknown;
+}
+
+export const EXIT_FAILED = 1;
+export const EXIT_DAMAGED = 3;
+
+export async function runCommand(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  switch (args.command) {
+    case 'list':
+      return list(args, plugin, io);
+    case 'show':
+      return show(args.id as string, plugin, io);
+    case 'verify':
+      return verify(args, plugin, io);
+    case 'restore':
+      return restore(args, plugin, io);
+    case 'recover':
+      return recover(plugin, io);
+    case 'backup':
+      return backup(args, plugin, io);
+  }
+}
+
+async function list(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const backups = await plugin.listBackups(args.limit === null ? {} : { limit: args.limit });
+  if (backups.length === 0) io.out(`no backups at ${describeDestinations(plugin)} (a wrong directory, bucket or prefix looks the same as none: check the warnings above)`);
+  else io.out(backupTable(backups));
+  return { exitCode: 0, result: backups };
+}
+
+async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const backup = await plugin.getBackup(id);
+  if (!backup) throw notFound(id, plugin);
+  const m = backup.manifest;
+  const lines = [
+    `backup      ${backup.id} (${backup.type}${m.parentId ? `, on ${m.parentId}` : ''})`,
+    `taken       ${backup.timestamp} in ${duration(backup.durationMs)}${backup.reason ? `, reason: ${backup.reason}` : ''}`,
+    `chain       ${m.chain.join(' -> ')}`,
+    `stored      ${bytes(backup.size)}, ${count(backup.objects)} objects, ${count(backup.records)} records, ${m.codec.compression}${backup.encrypted ? ', encrypted' : ''}`,
+    `verified    ${verdict(backup)}${backup.verification ? ` at ${backup.verification.at}` : ''}${backup.verification?.error ? `: ${backup.verification.error}` : ''}`,
+    `copies      ${m.destinations.map((d) => `${d.label} ${d.status}${d.error ? ` (${d.error})` : ''}`).join('; ')}`,
+    ...(backup.tags.length > 0 ? [`tags        ${backup.tags.join(', ')}`] : []),
+    ...(backup.undefinedResources.length > 0 ? [`WARNING     its s3db.json does not define ${backup.undefinedResources.join(', ')} (see the runbook, step 4)`] : []),
+    'resources:',
+    ...Object.entries(m.resources).map(([name, r]) => `  ${name.padEnd(24)} ${count(r.records).padStart(10)} records ${count(r.objects).padStart(10)} objects ${bytes(r.bytes).padStart(10)}${r.deleted ? `  ${count(r.deleted)} deleted since parent` : ''}${r.logical ? '  (selective: filter/fields/limit)' : ''}`),
+  ];
+  io.out(lines.join('\n'));
+  return { exitCode: 0, result: backup };
+}
+
+async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const id = args.id as string;
+  if (!(await plugin.getBackup(id))) throw notFound(id, plugin);
+  const result = await plugin.verifyBackup(id, { level: args.level });
+  if (result.verified) io.out(`backup ${id}: verified (${result.level}) at every destination that holds it`);
+  else {
+    io.out(`backup ${id}: DAMAGED (${result.level}): ${result.error ?? 'see the destinations below'}`);
+    for (const d of result.destinations) io.out(`  ${d.label}: ${d.verified ? 'ok' : `failed: ${d.error ?? ''}`}`);
+    io.out('Pick an older backup (s3db-backup list), restore only undamaged resources (--resources), or another destination (runbook step 5).');
+  }
+  return { exitCode: result.verified ? 0 : EXIT_DAMAGED, result };
+}
+
+async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const id = args.id as string;
+  const into = args.into as string;
+  if (!into.includes('://')) throw new UsageError(`--into must be a connection string (file:///path, s3://..., memory://...), got '${into}'`);
+  if (!args.dryRun && !args.yes) await confirm(io, `Restore backup ${id} into ${redactedTarget(into)} (mode ${args.mode}${args.resources ? `, resources ${args.resources.join(',')}` : ', the whole database'})?`);
+  const report = await plugin.restore({ backupId: id, destination: into, mode: args.mode, dryRun: args.dryRun, verify: !args.noVerify, ...(args.resources ? { resources: args.resources } : {}) });
+  const lines = [
+    `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
+    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
+    ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
+    ...report.sourceFailures.map((f) => `note: ${JSON.stringify(f)}`),
+    ...report.warnings.map((w) => `WARNING: ${w}`),
+  ];
+  io.out(lines.join('\n'));
+  return { exitCode: 0, result: report };
+}
+
+async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const report = await plugin.recoverBackups();
+  const lines = [
+    report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : 'no manifest needed putting back',
+    ...report.indexes.map((i) => `index of ${i.id} ${i.action} at ${i.destinations.join(', ')}${i.verified === false ? ' (its verification failed)' : ''}`),
+    ...report.skipped.map((s) => `not used: ${s.path} at ${s.destination}: ${s.reason}`),
+  ];
+  io.out(lines.join('\n'));
+  return { exitCode: 0, result: report };
+}
+
+async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const result = await plugin.createBackup({ type: args.type, reason: args.reason ?? 'command line', ...(args.resources ? { resources: args.resources } : {}), ...(io.signal ? { signal: io.signal } : {}) });
+  io.out(`backup ${result.id} (${result.type}) taken: ${bytes(result.size)} in ${duration(result.duration)}, ${result.verified ? 'verified' : 'not verified'}`);
+  return { exitCode: 0, result };
+}
+
+async function confirm(io: CommandIo, question: string): Promise<void> {
+  if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
+  const rl = createInterface({ input: io.stdin, output: io.err });
+  try {
+    const answer = await rl.question(`${question} Type yes to go on: `);
+    if (answer.trim().toLowerCase() !== 'yes') throw new UsageError('restore not confirmed; nothing was written');
+  } finally {
+    rl.close();
+  }
+}
+
+function notFound(id: string, plugin: BackupPlugin): BackupError {
+  return new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${id} is not at ${describeDestinations(plugin)} (s3db-backup list shows the backups there)`);
+}
+
+function describeDestinations(plugin: BackupPlugin): string {
+  return plugin.destinations.members.map((m) => m.label).join(', ');
+}

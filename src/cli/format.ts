@@ -1,0 +1,51 @@
+/**
+ * Human-readable text for the command line: sizes, counts, durations, and the backup list table.
+ * Pure functions of their input; nothing here reads a secret (summaries carry none).
+ */
+import type { BackupSummary } from '../engine/manifest.js';
+
+export function bytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
+export function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** What a backup's verification says, in one word or phrase. */
+export function verdict(b: BackupSummary): string {
+  if (b.verified) return `verified (${b.verification?.level ?? 'full'})`;
+  if (b.verification === null) return 'not verified';
+  if (!b.verification.verified) return 'DAMAGED';
+  return 'needs a damaged or missing backup';
+}
+
+export function backupTable(backups: BackupSummary[]): string {
+  const rows = backups.map((b) => [
+    b.id,
+    b.type,
+    b.timestamp.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+    bytes(b.size),
+    count(b.objects),
+    b.encrypted ? 'yes' : 'no',
+    verdict(b),
+    b.undefinedResources.length > 0 ? `schema lacks ${b.undefinedResources.join(',')}` : '',
+  ]);
+  const header = ['id', 'type', 'taken (UTC)', 'size', 'objects', 'encrypted', 'verification', 'notes'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,104 @@
+/**
+ * `s3db-backup`, the command line: find, check and restore backups without writing a program
+ * (the 3 AM runbook as commands), and take one now. It opens a BackupPlugin over the destination
+ * (with `schedule: false`) on a scratch in-memory database, or on `--db` for `backup`, runs one
+ * command, and exits: 0 done, 1 failed, 2 wrong command line or options, 3 verify found damage.
+ *
+ * Invariants: errors and warnings go to stderr with the error's code; `--json` prints exactly one
+ * JSON document on stdout; nothing printed holds a passphrase or a connection string's
+ * credentials (the plugin's messages are redacted at their source, BackupError).
+ */
+import { randomUUID } from 'node:crypto';
+import { getCronManager, S3db } from 's3db.js';
+import { BackupPlugin } from '../plugin.js';
+import { BackupError } from '../errors.js';
+import { redacted } from '../redact.js';
+import type { ProgressEvent } from '../engine/progress.js';
+import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
+import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
+import { pluginOptions, DEFAULT_PASSPHRASE_ENV, type CliLogger } from './plugin-options.js';
+import { ProgressDisplay } from './progress.js';
+
+export const EXIT_USAGE = 2;
+
+export interface CliStreams {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+}
+
+/** Runs one command line; resolves to the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliStreams, signal?: AbortSignal): Promise<number> {
+  const say = (text: string) => streams.stderr.write(`${text}\n`);
+  let args: CliArgs | null;
+  try {
+    args = parseCli(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    say(`s3db-backup: ${err.message}\nRun s3db-backup --help for the commands and options.`);
+    return EXIT_USAGE;
+  }
+  if (args === null) {
+    streams.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const progress = new ProgressDisplay(streams.stderr);
+  const logger = cliLogger(args.verbose, (text) => {
+    progress.stop();
+    say(text);
+  });
+  let db: S3db | null = null;
+  let plugin: BackupPlugin | null = null;
+  try {
+    plugin = new BackupPlugin(await pluginOptions(args, env, logger));
+    plugin.on('plg:backup:progress', (e: ProgressEvent) => progress.update(e));
+    // exitOnSignal: false, for the database and for the cron manager s3db.js's file:// client
+    // shares: s3db.js would otherwise end the process with code 0 on Ctrl-C, in the middle of a
+    // backup (run.ts decides what Ctrl-C does)
+    getCronManager({ exitOnSignal: false, logLevel: 'silent' });
+    db = new S3db({ connectionString: args.db ?? `memory://s3db-backup-cli-${randomUUID()}`, logLevel: 'silent', exitOnSignal: false } as ConstructorParameters<typeof S3db>[0]);
+    await db.connect();
+    await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
+    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${text}\n`), err: streams.stderr, stdin: streams.stdin, signal };
+    const { exitCode, result } = await runCommand(args, plugin, io);
+    progress.stop();
+    if (args.json) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return exitCode;
+  } catch (err) {
+    progress.stop();
+    if (err instanceof UsageError) {
+      say(`s3db-backup: ${err.message}`);
+      return EXIT_USAGE;
+    }
+    const code = err instanceof BackupError ? err.code : ((err as { code?: unknown }).code ?? 'ERR_UNEXPECTED');
+    say(`s3db-backup: ${String(code)}: ${redacted(err instanceof Error ? err.message : String(err))}`);
+    const hint = HINTS[String(code)];
+    if (hint) say(hint);
+    return code === 'ERR_INVALID_OPTION' ? EXIT_USAGE : EXIT_FAILED;
+  } finally {
+    await plugin?.uninstall().catch(() => undefined);
+    await db?.disconnect().catch(() => undefined);
+  }
+}
+
+const HINTS: Record<string, string> = {
+  ERR_PASSPHRASE_REQUIRED: `The backups are encrypted: put the passphrase in ${DEFAULT_PASSPHRASE_ENV} (or name another variable with --passphrase-env, or a file with --passphrase-file).`,
+  ERR_WRONG_PASSPHRASE: 'This passphrase does not open the backup\'s key. Check the variable holds the one used for these backups; after a passphrase change (rewrapKeyFile), older backups still need the old one.',
+  ERR_LEASE_HELD: 'Another instance is backing up to this destination; wait for it, or stop it (runbook step 1).',
+  ERR_BACKUP_NOT_FOUND: 'List the backups with: s3db-backup list (same destination flags).',
+};
+
+/** The plugin's log lines for a person: warnings and errors always, info with --verbose. */
+function cliLogger(verbose: boolean, print: (text: string) => void): CliLogger {
+  const quiet = () => undefined;
+  const logger: CliLogger = {
+    info: verbose ? (_o, msg) => print(`s3db-backup: ${msg}`) : quiet,
+    warn: (_o, msg) => print(`s3db-backup: warning: ${msg}`),
+    error: (_o, msg) => print(`s3db-backup: error: ${msg}`),
+    fatal: (_o, msg) => print(`s3db-backup: error: ${msg}`),
+    debug: quiet,
+    trace: quiet,
+    child: () => logger,
+  };
+  return logger;
+}

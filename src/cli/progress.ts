@@ -1,0 +1,58 @@
+/**
+ * Shows the plugin's `plg:backup:progress` events on stderr: a progress bar on a terminal
+ * (cli-progress, a well-kept library that redraws in place and handles terminal width), and on
+ * anything else (a log file, CI, `ssh ... | tee`) one plain line per phase at most every 10 s, plus
+ * its last. Invariant: it only ever writes to stderr, so `--json` output on stdout stays parseable.
+ */
+import cliProgress from 'cli-progress';
+import type { ProgressEvent } from '../engine/progress.js';
+import { bytes, count, duration } from './format.js';
+
+const LINE_EVERY_MS = 10_000;
+
+export class ProgressDisplay {
+  private bar: cliProgress.SingleBar | null = null;
+  private phase: string | null = null;
+  private lastLine = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  update(e: ProgressEvent): void {
+    if (this.stream.isTTY) this.drawBar(e);
+    else this.writeLine(e);
+  }
+
+  /** Ends a bar in progress (before an error or the result is printed). */
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+    this.phase = null;
+  }
+
+  private drawBar(e: ProgressEvent): void {
+    const payload = { phase: e.phase.padEnd(7), data: bytes(e.bytes), rate: `${bytes(e.bytesPerSecond)}/s`, left: e.etaSeconds === null ? '?' : duration(e.etaSeconds * 1000) };
+    const total = Math.max(e.totalObjects ?? 0, e.objects, 1);
+    if (this.phase !== e.phase || this.bar === null) {
+      this.stop();
+      this.bar = new cliProgress.SingleBar(
+        { stream: this.stream, format: '{phase} [{bar}] {value}/{total} objects | {data} | {rate} | {left} left', hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(total, e.objects, payload);
+      this.phase = e.phase;
+    }
+    this.bar.setTotal(total);
+    this.bar.update(e.objects, payload);
+    if (e.done) this.stop();
+  }
+
+  private writeLine(e: ProgressEvent): void {
+    const now = Date.now();
+    if (!e.done && this.phase === e.phase && now - this.lastLine < LINE_EVERY_MS) return;
+    this.phase = e.done ? null : e.phase;
+    this.lastLine = now;
+    const of = e.totalObjects === null ? '' : ` of ${count(e.totalObjects)}`;
+    const left = e.done || e.etaSeconds === null ? '' : `, about ${duration(e.etaSeconds * 1000)} left`;
+    this.stream.write(`${e.phase}: ${count(e.objects)}${of} objects, ${bytes(e.bytes)}, ${bytes(e.bytesPerSecond)}/s${left}${e.done ? ' (done)' : ''}\n`);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The process around the CLI: argv and env in, exit code out, and Ctrl-C. The first Ctrl-C
+ * during `backup` stops it cleanly (the backup is aborted: it deletes what it wrote and the lease
+ * is released); otherwise, or at the second, the process ends at once with 130 and says what to
+ * do (a restore is idempotent: run it again; a backup's leftovers go with the next backup).
+ */
+import { main } from './main.js';
+
+const INTERRUPTED: Record<string, string> = {
+  restore: 'restore interrupted: the database may be partly restored. Run the same command again (a restore is idempotent).',
+  backup: 'backup interrupted: it was not committed and is not listed; the next backup removes what it wrote.',
+};
+
+export async function run(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const stop = new AbortController();
+  const command = argv.find((a) => !a.startsWith('-')) ?? '';
+  process.on('SIGINT', () => {
+    if (command === 'backup' && !stop.signal.aborted) {
+      process.stderr.write('\nstopping the backup cleanly (Ctrl-C again to quit at once)...\n');
+      stop.abort(new Error('interrupted (Ctrl-C)'));
+      return;
+    }
+    process.stderr.write(`\n${INTERRUPTED[command] ?? 'interrupted.'}\n`);
+    process.exit(130);
+  });
+  const code = await main(argv, process.env, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }, stop.signal);
+  // exit at once (a client's sockets or timers must not keep a finished command alive), once what
+  // was written has been handed over
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  process.exit(code);
+}
