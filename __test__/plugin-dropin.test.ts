@@ -5,7 +5,10 @@
 // written instead of silently restoring over production; db.getPlugin('backup') (used by the
 // story, missing from s3db.js 21) works; the webhook payload has the story's `backup.resource`;
 // and the story's `fields` example is refused at backup time when it drops a required attribute
-// (such a backup could not be restored into an empty database), leaving no file behind.
+// (such a backup could not be restored into an empty database), leaving no file behind. And the
+// database a restore opens from a connection string never ends the application's process on a
+// signal (s3db.js's default), which a child process shows.
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -272,4 +275,37 @@ describe('s3db.js drop-in details', () => {
     expect(await orders.exists('o-after')).toBe(false);
     await p.stop();
   });
+  it("a restore into a connection string does not end the application on SIGTERM: the database it opens there leaves signals to the application", async () => {
+    // An application that handles SIGTERM itself (its database built with exitOnSignal: false).
+    // s3db.js's default for a Database is to exit(0) on SIGINT/SIGTERM; the restore target the
+    // plugin opens was built with it, so a deploy's SIGTERM during a restore ended the process
+    // mid-restore with code 0, bypassing the application's own shutdown.
+    const child = `
+      const { S3db } = await import('s3db.js');
+      const { BackupPlugin } = await import('./src/index.ts');
+      const { seedDatabase } = await import('./__test__/helpers/database.ts');
+      const db = new S3db({ connectionString: 'memory://dropin-signal-${process.pid}/db', logLevel: 'silent', exitOnSignal: false });
+      await db.connect();
+      await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+      let handled = 0;
+      process.on('SIGTERM', () => { handled += 1; });
+      const p = new BackupPlugin({ schedule: false, config: { directory: process.env.DEST },
+        onRestoreComplete: async () => { process.kill(process.pid, 'SIGTERM'); await new Promise((r) => setTimeout(r, 500)); } });
+      await db.usePlugin(p);
+      const b = await p.backup('full');
+      const report = await p.restore({ backupId: b.id, destination: 'memory://dropin-signal-target-${process.pid}/db' });
+      console.log(JSON.stringify({ handled, written: report.objectsWritten }));
+      process.exit(0);
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      env: { ...process.env, DEST: path.join(work, 'signal') },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null') as { handled: number; written: number } | null;
+    expect(out).toMatchObject({ handled: 1 });
+    expect(out!.written).toBeGreaterThan(0);
+  }, 150_000);
 });

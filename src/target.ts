@@ -91,7 +91,9 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
   const security = (own as { security?: unknown } | null)?.security;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
-    const db = new S3db({ connectionString, logLevel: 'silent', ...(security ? { security } : {}) });
+    // exitOnSignal: false: s3db.js's default ends the process with code 0 on SIGINT/SIGTERM; a
+    // database the plugin opens for a restore must leave signals to the application
+    const db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
     await db.connect!();
     return db;
   } catch (err) {
