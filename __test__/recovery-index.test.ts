@@ -54,9 +54,13 @@ async function changedChain(name: string, options: BackupPluginOptions) {
   return { db, full, inc, want: await snapshot(db) };
 }
 
-/** A fresh plugin on the same destinations (nothing cached), as a new process would have. */
-async function reopen(options: BackupPluginOptions) {
-  const db = await openDb(bucket('reader'));
+/**
+ * A fresh plugin on the same destinations (nothing cached), as a new process would have; on an
+ * empty database, or on `db` for one that goes on backing that database up (only a backup of the
+ * same database is an incremental's parent).
+ */
+async function reopen(options: BackupPluginOptions, on?: string) {
+  const db = await openDb(on ?? bucket('reader'));
   const p = new BackupPlugin({ schedule: false, logger: quiet as never, ...options });
   await db.usePlugin(p);
   return p;
@@ -276,8 +280,8 @@ describe('lost object indexes: recoverBackups()', () => {
 
   it('a process that cached the manifests before another repaired the index finds the rebuilt one; a failed verification recorded before the repair is replaced', async () => {
     const dir = path.join(work, 'stale');
-    const { full, inc, want } = await changedChain('stale', { config: { directory: dir } });
-    const running = await reopen({ config: { directory: dir } });
+    const { db, full, inc, want } = await changedChain('stale', { config: { directory: dir } });
+    const running = await reopen({ config: { directory: dir } }, db.connectionString);
     expect((await running.listBackups()).map((b) => b.id)).toEqual([inc.id, full.id]); // manifests now cached there
     await rm(path.join(dir, 'indexes', `${inc.id}.index`));
     expect((await running.verifyBackup(inc.id)).verified).toBe(false); // recorded: retention would delete it
@@ -458,10 +462,10 @@ describe('lost object indexes: recoverBackups()', () => {
 
   it('while an index is lost, the next incremental becomes a full (with a warning) instead of failing on it', async () => {
     const dir = path.join(work, 'parent-lost');
-    const { inc } = await changedChain('parent-lost', { config: { directory: dir } });
+    const { db, inc } = await changedChain('parent-lost', { config: { directory: dir } });
     await rm(path.join(dir, 'indexes', `${inc.id}.index`));
     const { warnings, logger } = collectingWarnings();
-    const p = await reopen({ config: { directory: dir }, logger });
+    const p = await reopen({ config: { directory: dir }, logger }, db.connectionString);
     const next = await p.createBackup({ type: 'incremental' });
     expect(next.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`the next backup is a full one: the object index of ${inc.id} is missing (recoverBackups() puts`));

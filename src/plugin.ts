@@ -22,7 +22,7 @@ import { implementationNotice } from './codec/options.js';
 import { createDestinationSet } from './destinations/index.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
-import { runBackup } from './engine/backup.js';
+import { describeSource, runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
@@ -31,7 +31,7 @@ import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layou
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
-import { definedResources, selectionKey, summarize, undefinedResources, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
+import { definedResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -124,6 +124,8 @@ export class BackupPlugin extends EventEmitter {
   private runningBackup: string | null = null;
   /** warnIfEncryptionDropped has spoken. */
   private warnedUnencrypted = false;
+  /** warnIfOtherDatabases has spoken. */
+  private warnedOtherDatabases = false;
   /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
   private halt = new AbortController();
   private statuses = new Map<string, StatusRecord>();
@@ -510,6 +512,13 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
       });
       const report: RestoreReport = { ...ran, target: opened.location };
+      // Into this plugin's own database, a backup of another one while the destination also holds
+      // this one's: most likely a configuration copied from another environment. (A database
+      // restored after a disaster has no backups of its own yet: no warning there.)
+      const here = describeSource(opened.db);
+      if (opened.db === this.database && !sameSource(manifest.source, here) && (await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
+        report.warnings.push(`backup ${backupId} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
+      }
       for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun }, `restore of ${backupId}: ${warning}`);
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
       this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
@@ -695,6 +704,7 @@ export class BackupPlugin extends EventEmitter {
         Object.assign(status, { id, type: expected });
       }
       if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
+      await this.warnIfOtherDatabases(db);
       const manifest = await runBackup({
         id,
         db,
@@ -806,7 +816,9 @@ export class BackupPlugin extends EventEmitter {
     const warn = (id: string, why: string) => (quiet ? undefined : this.log('warn', { backupId: id }, `the next backup is a full one: ${why}`));
     const wanted = selectionKey({ include, exclude, includeMetadata: this.config.includeMetadata, logical: this.config.selections });
     const list = await this.catalog.list();
-    const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted)?.manifest;
+    // only a backup of this database: another one pointed at the same destination is not a parent
+    const here = describeSource(this.requireDatabase());
+    const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted && sameSource(e.manifest.source, here))?.manifest;
     if (!newest) return null;
     if (newest.chain.length > this.config.maxChainLength) return null;
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
@@ -819,12 +831,37 @@ export class BackupPlugin extends EventEmitter {
       // Encryption turned off: the parent's index cannot be read without the passphrase.
       return warn(newest.id, `${newest.id} is encrypted and encryption is now off, so its object index cannot be read`) ?? null;
     }
+    if (this.keyring.enabled) {
+      const why = await this.keyChangeSince(newest);
+      if (why) return warn(newest.id, why) ?? null;
+    }
     const lacking = await this.membersLackingChain(newest);
     if (lacking.length > 0) {
       // Written there, the incremental would depend on backups that destination does not hold.
       return warn(newest.id, `${lacking.join(', ')} ${lacking.length > 1 ? 'do' : 'does'} not hold every backup of the chain of ${newest.id} (a replaced or emptied destination)`) ?? null;
     }
     return newest;
+  }
+
+  /**
+   * Why an encrypted incremental must not build on `parent`, or null. Encryption turned on: most
+   * objects would stay in the plaintext parent at the destination for as long as the chain is
+   * kept. The key rotated (key.json moved away and a new passphrase set, README runbook step 6):
+   * the new passphrase cannot open the parent's index, and new backups should not need the old key.
+   */
+  private async keyChangeSince(parent: Manifest): Promise<string | null> {
+    if (!parent.encryption) return `${parent.id} is not encrypted and encryption is now on: an incremental on it would leave most of the data in plaintext at the destination for as long as the chain is kept`;
+    const opens = await this.keyring.keyForManifest(parent, this.destinations).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') return false;
+        throw err;
+      },
+    );
+    if (!opens) return `the passphrase does not open the key of ${parent.id}: the key was rotated (key.json replaced and a new passphrase set)`;
+    const current = await this.keyring.currentKeyCheck(this.destinations);
+    if (current !== null && current !== parent.encryption.keyCheck) return `${parent.id} was made under another master key than the one in key.json now (the key was rotated)`;
+    return null;
   }
 
   /**
@@ -840,6 +877,21 @@ export class BackupPlugin extends EventEmitter {
     if (!encrypted) return;
     this.warnedUnencrypted = true;
     this.log('warn', { backupId: id }, `backup ${id} is not encrypted, while ${encrypted.manifest.id} at the same destination is: its data will lie in plaintext there. Check the encryption option (an unset environment variable?)`);
+  }
+
+  /**
+   * Logs, once per plugin, that the destination also holds backups of another database (a config
+   * copied from another environment): they are never a parent of this database's incrementals and
+   * retention counts each database on its own, but listBackups() shows both (`source` tells them
+   * apart), so "restore the newest" could pick the other database's.
+   */
+  private async warnIfOtherDatabases(db: DatabaseLike): Promise<void> {
+    if (this.warnedOtherDatabases) return;
+    const here = describeSource(db);
+    const others = [...new Set((await this.catalog.list()).filter((e) => !sameSource(e.manifest.source, here)).map((e) => describeSourceShort(e.manifest.source)))];
+    if (others.length === 0) return;
+    this.warnedOtherDatabases = true;
+    this.log('warn', { databases: others }, `the destination also holds backups of ${others.length === 1 ? 'another database' : `${others.length} other databases`} (${others.join(', ')}) besides this one (${describeSourceShort(here)}): a database moved (restored elsewhere), or a configuration copied from another environment? Their backups are never a parent of this one's and retention counts them apart, but listBackups() lists both (each item's source says which); give each database its own directory or prefix`);
   }
 
   /**
@@ -1034,7 +1086,8 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
     // Only a recorded verification failure: a missing or unreadable chain member may come back
     // (recoverBackups()), and the backups that need it must still be there when it does.
     const chainBad = chainFailed(manifest, verifications);
-    const key = selectionKey(manifest.selection);
+    // one series per selection and per database (several databases at one destination never share slots)
+    const key = selectionKey(manifest.selection) + sourceKey(manifest.source);
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push({
       id: manifest.id,

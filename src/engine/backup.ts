@@ -282,6 +282,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     manifest.completedAt = committedAt.toISOString();
     manifest.durationMs = committedAt.getTime() - started.getTime();
     if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
+    if (parent) await assertChainPresent(set, parent, id);
     // The copy beside the parts goes first (listed in the pending marker, so a crash before the
     // commit cleans it up with the parts); both hold the same bytes.
     manifest.copy = o.template.manifestCopyPath({ id, type, at: started });
@@ -329,6 +330,26 @@ function selected(o: BackupRunOptions, key: string): string | null {
   if (o.include && !o.include.includes(resource)) return null;
   if (o.exclude.includes(resource)) return null;
   return resource;
+}
+
+/**
+ * The chain an incremental builds on must still be there when it commits, at every destination it
+ * was written to. Another instance's retention or deleteBackup() may have removed it meanwhile
+ * (the lease keeps instances apart only where they share a destination that answers, and not at
+ * all with `lease: false`); committed anyway, the incremental could never be restored
+ * and, being the newest, would take a good backup's retention slot.
+ */
+async function assertChainPresent(set: DestinationSet, parent: Manifest, id: string): Promise<void> {
+  const written = new Set(set.status().filter((d) => d.status === 'ok').map((d) => d.label));
+  for (const member of set.members.filter((m) => written.has(m.label))) {
+    for (const ancestor of parent.chain) {
+      if (await member.stat(paths.manifest(ancestor))) continue;
+      throw new BackupError(
+        'ERR_CHAIN_BROKEN',
+        `backup ${id} was not committed: ${ancestor}, a backup of the chain it builds on, was deleted at ${member.label} while it ran (by another instance's retention or deleteBackup?); the next backup will be a full one`,
+      );
+    }
+  }
 }
 
 /** Listing (merge-joined with the parent index for incrementals) -> actions, in key order. */
@@ -488,13 +509,16 @@ async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
   }
 }
 
-function describeSource(db: DatabaseLike): Manifest['source'] {
+/** The database a backup is taken from, as the manifest records it (`path`: a file:// database's directory). */
+export function describeSource(db: DatabaseLike): Manifest['source'] {
   const client = db.client;
+  const basePath = (client as { basePath?: unknown }).basePath;
   return {
     s3dbVersion: s3dbVersionOf(db),
     client: client.constructor?.name ?? 'unknown',
     bucket: client.config?.bucket ?? client.bucket ?? null,
     keyPrefix: client.config?.keyPrefix ?? client.keyPrefix ?? null,
+    ...(typeof basePath === 'string' ? { path: basePath } : {}),
   };
 }
 

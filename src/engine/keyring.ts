@@ -85,6 +85,11 @@ export class Keyring {
     return { key, keyFile };
   }
 
+  /** The keyCheck of the master key in the destinations' key.json (the first readable one), or null when there is none. */
+  async currentKeyCheck(set: DestinationSet): Promise<string | null> {
+    return (await this.readKeyFiles(set)).find((f) => f.keyFile)?.keyFile?.keyCheck ?? null;
+  }
+
   /** The master key of a backup, for verify and restore. */
   async keyForManifest(manifest: Manifest, set: DestinationSet): Promise<KeyHandle> {
     if (!manifest.encryption) throw new BackupError('ERR_INTERNAL', `backup ${manifest.id} is not encrypted`);

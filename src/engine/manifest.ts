@@ -74,7 +74,8 @@ export interface Manifest {
   startedAt: string;
   completedAt: string;
   durationMs: number;
-  source: { s3dbVersion: string | null; client: string; bucket: string | null; keyPrefix: string | null };
+  /** The database backed up; `path` (a file:// database's directory) only in manifests written since 0.2. */
+  source: { s3dbVersion: string | null; client: string; bucket: string | null; keyPrefix: string | null; path?: string };
   codec: { compression: Compression; level: number | null; segmentSize: number; encrypted: boolean };
   encryption: { keyCheck: string; keyFile: unknown } | null;
   /** Resources selected for the backup, in snapshot order. */
@@ -122,6 +123,26 @@ export function selectionKey(selection: { include: string[] | null; exclude: str
     includeMetadata: selection.includeMetadata !== false,
     logical: Object.keys(selection.logical ?? {}).sort(),
   });
+}
+
+/**
+ * Which database a backup was taken from, as a comparable string: the client kind, bucket and key
+ * prefix. A file:// database's directory is left out (manifests before 0.2 lack it; `sameSource`
+ * compares it where both have it), so retention's series of a file:// database do not split.
+ */
+export function sourceKey(source: Manifest['source']): string {
+  return JSON.stringify([source.client, source.bucket, source.keyPrefix]);
+}
+
+/** Whether two backups come from the same database, as far as their manifests tell. */
+export function sameSource(a: Manifest['source'], b: Manifest['source']): boolean {
+  return sourceKey(a) === sourceKey(b) && (a.path === undefined || b.path === undefined || a.path === b.path);
+}
+
+/** A database as people name it: its directory, or bucket/prefix. */
+export function describeSourceShort(source: Manifest['source']): string {
+  if (source.path !== undefined) return `file://${source.path}`;
+  return `${source.client.replace(/Client$/, '').toLowerCase()}://${source.bucket ?? '?'}${source.keyPrefix ? `/${source.keyPrefix}` : ''}`;
 }
 
 /** One line of the object index (indexes/<id>.index), sorted by key. */
@@ -186,6 +207,8 @@ export interface BackupSummary {
   verified: boolean;
   verification: VerificationResult | null;
   destinations: Manifest['destinations'];
+  /** The database the backup was taken from (several databases pointed at one destination tell apart by it). */
+  source: Manifest['source'];
   /** s3db.js dialect names of the same facts (its listBackups() items carry them). */
   createdAt: string;
   duration: number;
@@ -239,6 +262,7 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     verified: verification?.verified === true,
     verification: verification ?? null,
     destinations: m.destinations,
+    source: m.source,
     createdAt: m.startedAt,
     duration: m.durationMs,
     checksum: m.index.sha256,

@@ -1,60 +1,84 @@
 /**
- * LeaseGroup: the lease of a set of destinations. It is taken at the FIRST destination that
- * answers (in the configured order); a destination that fails with an error (down, missing bucket,
- * unwritable directory) is passed over, so one broken destination never blocks backups that the
- * 'any' and 'priority' strategies would otherwise let through. Contention ('held', 'tick-done') at
- * a destination that answers is final: the group never looks further.
+ * LeaseGroup: the lease of a set of destinations. It is taken at EVERY destination that answers,
+ * one after another in the order of their labels (not the configured order), and held at all of
+ * them until released. So two instances that share a destination always meet at it, whatever
+ * order they list their destinations in and whichever others they list besides: a rolling deploy
+ * that reorders or adds destinations never lets an old and a new instance back up (and prune) at
+ * once. The fixed order also means two instances never each hold what the other waits for.
  *
- * Limit: instances that disagree on which destination is down may lock different ones; with every
- * destination up (the normal case) all instances use the first. Errors of every destination are
- * reported together when none answers.
+ * - A destination that fails with an error (down, missing bucket, unwritable directory) is passed
+ *   over, so one broken destination never blocks backups that the 'any' and 'priority' strategies
+ *   would otherwise let through; at least one must be taken. Errors of every destination are
+ *   reported together when none answers.
+ * - Contention ('held', 'tick-done') at any destination that answers gives up the ones taken so
+ *   far and is the result; with `waitMs` the whole group is tried again until it expires.
+ * Limit: instances that disagree on which destination is down may share no lease.
  */
 import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
-import { Lease, type AcquireOptions, type AcquireResult, type LeaseOptions } from './lease.js';
+import { Lease, sleep, type AcquireOptions, type AcquireResult, type LeaseOptions } from './lease.js';
 
 export class LeaseGroup {
   private readonly leases: Lease[];
-  private held: Lease | null = null;
+  private held: Lease[] = [];
 
   constructor(destinations: Destination[], options: LeaseOptions = {}) {
-    this.leases = destinations.map((d) => new Lease(d, options));
+    this.leases = [...destinations].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)).map((d) => new Lease(d, options));
   }
 
   async acquire(holderId: string, ttlMs: number, options: AcquireOptions = {}): Promise<AcquireResult> {
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    const pollMs = options.pollMs ?? Math.min(1_000, Math.floor(ttlMs / 4));
+    for (;;) {
+      const result = await this.acquireAll(holderId, ttlMs, options.tick);
+      if (result.acquired || result.reason === 'tick-done') return result;
+      if (Date.now() + pollMs > deadline || options.signal?.aborted) return result;
+      await sleep(pollMs, options.signal);
+    }
+  }
+
+  private async acquireAll(holderId: string, ttlMs: number, tick: AcquireOptions['tick']): Promise<AcquireResult> {
     const errors: string[] = [];
     const codes = new Set<string>();
+    let first: AcquireResult | null = null;
     for (const lease of this.leases) {
       let result: AcquireResult;
       try {
-        result = await lease.acquire(holderId, ttlMs, options);
+        result = await lease.acquire(holderId, ttlMs, tick === undefined ? {} : { tick });
       } catch (err) {
         errors.push(`${lease.destination.label}: ${errorMessage(err)}`);
         codes.add(err instanceof BackupError ? err.code : '');
         continue;
       }
-      if (result.acquired) this.held = lease;
-      return result;
+      if (!result.acquired) {
+        await this.release();
+        return result;
+      }
+      this.held.push(lease);
+      first ??= result;
     }
+    if (first) return first;
     // Every destination failed the same way (a full disk, a read-only mount): that code is the news.
     const [only] = codes;
     const code = codes.size === 1 && only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_LEASE_UNAVAILABLE';
     throw new BackupError(code, `the backup lease could not be taken at any destination: ${errors.join('; ')}`);
   }
 
+  /** Releases the lease everywhere it is held; true when every release was written. */
   async release(options: { completed?: boolean } = {}): Promise<boolean> {
-    const lease = this.held;
-    this.held = null;
-    return lease ? lease.release(options) : false;
+    const held = this.held;
+    this.held = [];
+    const released = await Promise.all(held.map((lease) => lease.release(options)));
+    return released.length > 0 && released.every(Boolean);
   }
 
-  /** Aborts when the held lease is lost. */
+  /** Aborts when the lease is lost at any destination where it is held. */
   get signal(): AbortSignal {
-    return (this.held ?? this.leases[0]!).signal;
+    return this.held.length > 0 ? AbortSignal.any(this.held.map((l) => l.signal)) : this.leases[0]!.signal;
   }
 
   assertHeld(): void {
-    if (!this.held) throw new BackupError('ERR_LEASE_LOST', 'the backup lease is not held');
-    this.held.assertHeld();
+    if (this.held.length === 0) throw new BackupError('ERR_LEASE_LOST', 'the backup lease is not held');
+    for (const lease of this.held) lease.assertHeld();
   }
 }

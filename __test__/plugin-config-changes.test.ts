@@ -1,0 +1,174 @@
+// A deployment's configuration changes between runs (review-config, session 14), on the real
+// s3db.js (memory://) with real filesystem destinations:
+// - destinations listed in another order by a newer instance (a rolling deploy) share the lease
+//   with the older one, and an incremental whose chain was deleted meanwhile is never committed;
+// - encryption turned on, and the key rotated, start a full backup instead of building on the
+//   plaintext parent or failing every incremental with "wrong passphrase";
+// - a second database given the same destination (a copied configuration) never chains onto the
+//   first one's backups nor takes their retention slots, and is said loudly.
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { FilesystemDestination } from '../src/destinations/filesystem.js';
+import { LeaseGroup } from '../src/lease/group.js';
+import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
+
+const SMALL = { users: 5, orders: 5, perBehavior: 1 };
+let work: string;
+let seq = 0;
+const bucket = (name: string) => `memory://cfg-${name}-${process.pid}-${++seq}/db`;
+const copySeeded = seededCopies(SMALL, () => bucket('template'));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugin-config-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const fs = (directory: string) => ({ driver: 'filesystem' as const, config: { directory } });
+
+function plugin(extra: BackupPluginOptions): BackupPlugin {
+  return new BackupPlugin({ schedule: false, lease: { ttlMs: 5_000 }, ...extra });
+}
+
+describe('destinations reordered or added by a newer instance', () => {
+  it('the lease is taken at every destination in the order of their labels: [A, B] and [B, A] exclude each other, and so do [A] and [B, A]', async () => {
+    const a = new FilesystemDestination({ directory: path.join(work, 'lease-A') });
+    const b = new FilesystemDestination({ directory: path.join(work, 'lease-B') });
+    const old = new LeaseGroup([a, b], { ttlMs: 5_000 });
+    const reordered = new LeaseGroup([b, a], { ttlMs: 5_000 });
+    const grown = new LeaseGroup([b, a], { ttlMs: 5_000 });
+    const single = new LeaseGroup([a], { ttlMs: 5_000 });
+    expect((await old.acquire('old-instance', 5_000)).acquired).toBe(true);
+    expect(await reordered.acquire('new-instance', 5_000)).toMatchObject({ acquired: false, reason: 'held' });
+    await old.release();
+    expect((await single.acquire('single', 5_000)).acquired).toBe(true);
+    expect(await grown.acquire('grown', 5_000)).toMatchObject({ acquired: false, reason: 'held' });
+    // giving up after contention left nothing held at B: the old instance gets both at once
+    await single.release();
+    expect((await old.acquire('old-instance', 5_000)).acquired).toBe(true);
+    await old.release();
+  });
+
+  it('an incremental whose chain another instance deleted while it ran is not committed (ERR_CHAIN_BROKEN); the next backup is a full', async () => {
+    // Lease off: nothing keeps the two instances apart, as with instances that share no
+    // destination that answers. The deletion is placed while Y reads the database by holding
+    // Y's listing (a delay wrapper: the interleaving cannot be produced on demand otherwise).
+    const dir = path.join(work, 'chain-gone');
+    const conn = bucket('chain-gone');
+    const dbX = await copySeeded(conn);
+    const X = plugin({ config: { directory: dir }, lease: false });
+    await dbX.usePlugin(X);
+    const full = await X.createBackup({ type: 'full' });
+    const dbY = await openDb(conn);
+    const Y = plugin({ config: { directory: dir }, lease: false });
+    await dbY.usePlugin(Y, 'y');
+    const list = dbY.client.listObjects.bind(dbY.client);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    let listing: () => void = () => undefined;
+    const listed = new Promise<void>((r) => (listing = r));
+    dbY.client.listObjects = (async (...args: Parameters<typeof list>) => {
+      listing();
+      await held;
+      return list(...args);
+    }) as typeof dbY.client.listObjects;
+    const running = Y.createBackup({ type: 'incremental' }).then(
+      () => null,
+      (err: { code?: string; message: string }) => err,
+    );
+    await listed;
+    await X.deleteBackup(full.id, { force: true });
+    release();
+    const err = await running;
+    expect(err).toMatchObject({ code: 'ERR_CHAIN_BROKEN' });
+    expect(err!.message).toContain(`${full.id}, a backup of the chain it builds on, was deleted`);
+    dbY.client.listObjects = list;
+    expect(await Y.listBackups()).toEqual([]);
+    const next = await Y.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('full');
+    const target = await openDb(bucket('chain-gone-restored'));
+    await Y.restore({ backupId: next.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(dbY));
+  }, 60_000);
+});
+
+describe('encryption changed between backups', () => {
+  it('encryption turned on: the next backup is a full, not an incremental on the plaintext full (logged)', async () => {
+    const dir = path.join(work, 'enc-on');
+    const db = await copySeeded(bucket('enc-on'));
+    const plain = plugin({ config: { directory: dir } });
+    await db.usePlugin(plain);
+    await plain.createBackup({ type: 'full' });
+    await plain.uninstall();
+    const warnings: string[] = [];
+    const encrypted = plugin({ config: { directory: dir }, encryption: { passphrase: 'now-encrypted-1' }, logger: warnInto(warnings) });
+    await db.usePlugin(encrypted, 'encrypted');
+    const next = await encrypted.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('full');
+    expect(warnings.some((w) => w.includes('is not encrypted and encryption is now on'))).toBe(true);
+    expect((await encrypted.getBackup(next.id))!.manifest.chain).toEqual([next.id]);
+  }, 60_000);
+
+  it('the key rotated (key.json moved away, a new passphrase): incrementals start a full under the new key instead of failing', async () => {
+    const dir = path.join(work, 'rotated');
+    const db = await copySeeded(bucket('rotated'));
+    const before = plugin({ config: { directory: dir }, encryption: { passphrase: 'old-passphrase-1' } });
+    await db.usePlugin(before);
+    const oldFull = await before.createBackup({ type: 'full' });
+    await before.createBackup({ type: 'incremental' });
+    await before.uninstall();
+    await rename(path.join(dir, 'key.json'), path.join(work, 'rotated-old-key.json'));
+    const warnings: string[] = [];
+    const after = plugin({ config: { directory: dir }, encryption: { passphrase: 'new-passphrase-2' }, logger: warnInto(warnings) });
+    await db.usePlugin(after, 'after');
+    const first = await after.createBackup({ type: 'incremental' });
+    expect(first.type).toBe('full');
+    expect(warnings.some((w) => w.includes('the key was rotated'))).toBe(true);
+    const second = await after.createBackup({ type: 'incremental' });
+    expect(second.type).toBe('incremental');
+    const m = (await after.getBackup(second.id))!.manifest;
+    expect(m.chain).toEqual([first.id, second.id]);
+    expect(m.encryption!.keyCheck).not.toBe((await after.getBackup(oldFull.id).catch(() => null))?.manifest.encryption?.keyCheck);
+    const target = await openDb(bucket('rotated-restored'));
+    await after.restore({ backupId: second.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+  }, 60_000);
+});
+
+describe('two databases pointed at one destination (a configuration copied from another environment)', () => {
+  it("staging's backups never build on production's, retention counts each database apart, listings say which is which, and restoring the other's backup warns", async () => {
+    const dir = path.join(work, 'two-dbs');
+    const options = { config: { directory: dir }, type: 'incremental' as const, retention: { count: 2 } };
+    const prodDb = await copySeeded(bucket('prod'));
+    const prod = plugin(options);
+    await prodDb.usePlugin(prod);
+    const prodIds = [(await prod.createBackup()).id, (await prod.createBackup()).id];
+    const stagingDb = await copySeeded(bucket('staging'));
+    await stagingDb.resources.users!.insert({ id: 'staging-only', name: 'S', email: 's@example.com', password: 'pw', plan: 'free' });
+    const warnings: string[] = [];
+    const staging = plugin({ ...options, logger: warnInto(warnings) });
+    await stagingDb.usePlugin(staging, 'staging');
+    const s1 = await staging.createBackup();
+    expect(s1.type).toBe('full');
+    expect(warnings.some((w) => w.includes('also holds backups of another database (memory://cfg-prod-'))).toBe(true);
+    const s2 = await staging.createBackup();
+    const s3 = await staging.createBackup();
+    expect((await staging.getBackup(s3.id))!.manifest.chain).toEqual([s1.id, s2.id, s3.id]);
+    const next = await prod.createBackup();
+    expect((await prod.getBackup(next.id))!.manifest.chain.slice(0, 2)).toEqual(prodIds);
+    // each database keeps its own two newest (chains pinned): none of production's were pruned for staging's
+    const listed = await prod.listBackups();
+    const bySource = (db: string) => listed.filter((b) => b.source.bucket?.includes(db)).map((b) => b.id);
+    expect(bySource('-prod-')).toContain(next.id);
+    expect(bySource('-prod-')).toContain(prodIds[0]);
+    expect(bySource('-staging-')).toContain(s3.id);
+    // production's plugin restoring staging's newest backup (the top of the list) says so
+    const report = await prod.restore({ backupId: s3.id, dryRun: true });
+    expect(report.warnings.some((w) => w.includes(`backup ${s3.id} was taken from another database`))).toBe(true);
+  }, 60_000);
+});
