@@ -205,6 +205,20 @@ describe('s3db-backup command line', () => {
     expect((JSON.parse(back.stdout) as { id: string }[]).map((b) => b.id)).toEqual([backupId]);
   }, 120_000);
 
+  it('backup --db of a database whose s3db.json is damaged takes no backup and leaves the file as it is (s3db.js would replace it on connecting)', async () => {
+    const damagedDir = path.join(work, 'source-damaged');
+    await cp(path.join(work, 'source'), damagedDir, { recursive: true });
+    const schema = (await filesUnder(damagedDir)).find((f) => path.basename(f) === 's3db.json')!;
+    await writeFile(path.join(damagedDir, schema), '{ "version": "1", "resources": { trunc');
+    const before = await filesUnder(damagedDir);
+    const run = await cli(['backup', '--db', `file://${damagedDir}`, '--directory', path.join(work, 'backups-of-damaged')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('ERR_SOURCE_READ');
+    expect(run.stderr).toContain("write the newest backup's manifest.s3dbJson as its s3db.json");
+    expect(await filesUnder(damagedDir)).toEqual(before); // no s3db.json.corrupted.* copy
+    expect(await readFile(path.join(damagedDir, schema), 'utf8')).toBe('{ "version": "1", "resources": { trunc');
+  }, 60_000);
+
   it('a first Ctrl-C stops a backup cleanly: nothing is committed and the destination stays usable', async () => {
     const dest = path.join(work, 'backups-interrupted');
     const marker = path.join(work, 'backup-started');

@@ -240,6 +240,30 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
+  it('a restore destination given by connection string whose s3db.json is damaged is not opened (s3db.js would replace it with an empty one) unless the restore replaces the whole database', async () => {
+    const db = await openDb(bucket('target-damaged-src'));
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(path.join(work, 'target-damaged'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const targetUrl = bucket('target-damaged');
+    const target = await openDb(targetUrl);
+    await seedDatabase(target, { users: 2, orders: 2, perBehavior: 1 });
+    const garbage = Buffer.from('{ "resources": { "users": { truncated');
+    await target.client.putObject({ key: 's3db.json', body: garbage, contentType: 'application/json' });
+    const untouched = await snapshot(target);
+    for (const options of [{ dryRun: true }, { mode: 'merge' as const }, { resources: ['users'] }]) {
+      await expect(p.restore({ backupId: backup.id, destination: targetUrl, ...options })).rejects.toMatchObject({
+        code: 'ERR_TARGET_METADATA',
+        message: expect.stringContaining("s3db.js would replace it with an empty one on connecting. Put its schema back first: write a backup's manifest.s3dbJson"),
+      });
+      expect(await snapshot(target)).toEqual(untouched); // no s3db.json.corrupted.* copy, the bytes as they were
+    }
+    await p.restore({ backupId: backup.id, destination: targetUrl });
+    expect((await snapshot(target)).find((o) => o.key === 's3db.json')?.sha256).toBe((await snapshot(db)).find((o) => o.key === 's3db.json')?.sha256);
+    await p.stop();
+  });
+
   it("a subset restore into a database whose s3db.json lost the other resources' definitions (s3db.js replaced a corrupt one) warns, naming them", async () => {
     const db = await openDb(bucket('healed-metadata'));
     await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });

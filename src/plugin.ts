@@ -496,7 +496,7 @@ export class BackupPlugin extends EventEmitter {
           sourceFailures.push(...outcome.failures);
         }
       }
-      opened = await openDatabase(options.destination, this.database);
+      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources });
       const ran = await runRestore({
         chain,
         keys,

@@ -17,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { redacted, redactedTarget } from './redact.js';
 import type { DatabaseLike } from './engine/s3db.js';
+import { damagedSchema, type UnconnectedDatabase } from './damaged-schema.js';
 
 export interface OpenedDatabase {
   db: DatabaseLike;
@@ -37,7 +38,12 @@ function locationOf(db: DatabaseLike, fallback: string): string {
 
 const SELF_NAMES = new Set(['production', 'self']);
 
-export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null): Promise<OpenedDatabase> {
+/**
+ * `replacesSchema`: the restore writes the backup's whole s3db.json (a whole-database replace, not
+ * a dry run). Otherwise a database opened here whose s3db.json is damaged is refused before
+ * s3db.js's connect() can replace it with an empty one (damaged-schema.ts).
+ */
+export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null, options: { replacesSchema: boolean } = { replacesSchema: false }): Promise<OpenedDatabase> {
   if (destination === undefined || (typeof destination === 'string' && SELF_NAMES.has(destination))) {
     if (!own) throw new BackupError('ERR_NOT_INSTALLED', 'restore into this database needs the plugin installed on one; or pass destination (a Database or connection string)');
     return { db: own, location: `this plugin's database (${locationOf(own, 'no connection string')})`, close: async () => undefined };
@@ -49,7 +55,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
   }
   const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
-  const db = await connect(connectionString, destination, own);
+  const db = await connect(connectionString, destination, own, options.replacesSchema);
   return {
     db,
     location: redactedTarget(connectionString),
@@ -86,22 +92,30 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
  * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
  * s3db's default passphrase would make their secrets unreadable to the application.
  */
-async function connect(connectionString: string, shown: string, own: DatabaseLike | null): Promise<DatabaseLike> {
+async function connect(connectionString: string, shown: string, own: DatabaseLike | null, replacesSchema: boolean): Promise<DatabaseLike> {
   const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
+  let damage: string | null = null;
   try {
-    const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike };
+    const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike & UnconnectedDatabase };
     // exitOnSignal: false: s3db.js's default ends the process with code 0 on SIGINT/SIGTERM; a
     // database the plugin opens for a restore must leave signals to the application
     const db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
-    await db.connect!();
-    return db;
+    damage = replacesSchema ? null : await damagedSchema(db);
+    if (damage === null) {
+      await db.connect!();
+      return db;
+    }
   } catch (err) {
     // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
     const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
     const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
     throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(hide(errorMessage(err)))}`, { cause });
   }
+  throw new BackupError(
+    'ERR_TARGET_METADATA',
+    `the restore destination ${safe} was not opened: ${damage}, and s3db.js would replace it with an empty one on connecting. Put its schema back first: write a backup's manifest.s3dbJson as its s3db.json (README runbook, step 4; no record changes), or restore the whole database (mode 'replace', no resources, not a dry run), which writes the backup's`,
+  );
 }
 
 /** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason (of a message already without credentials). */

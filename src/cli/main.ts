@@ -13,6 +13,7 @@ import { getCronManager, S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
 import { BackupError } from '../errors.js';
 import { redacted } from '../redact.js';
+import { damagedSchema, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
@@ -57,6 +58,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     // backup (run.ts decides what Ctrl-C does)
     getCronManager({ exitOnSignal: false, logLevel: 'silent' });
     db = new S3db({ connectionString: args.db ?? `memory://s3db-backup-cli-${randomUUID()}`, logLevel: 'silent', exitOnSignal: false } as ConstructorParameters<typeof S3db>[0]);
+    if (args.db !== null) {
+      // connect() would replace a damaged s3db.json with an empty one (the backup would then lack
+      // every definition); say so and leave the database as it is
+      const damage = await damagedSchema(db as unknown as UnconnectedDatabase);
+      if (damage !== null) {
+        throw new BackupError(
+          'ERR_SOURCE_READ',
+          `the database was not opened and no backup was taken: ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: write the newest backup's manifest.s3dbJson as its s3db.json (s3db-backup show <id> --json), or restore the whole database (README runbook, step 4)`,
+        );
+      }
+    }
     await db.connect();
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
     const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${text}\n`), err: streams.stderr, stdin: streams.stdin, signal };
