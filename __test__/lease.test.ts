@@ -5,6 +5,7 @@
  * the lease object behind the holder's back (simulates a successor after a stall).
  */
 import { spawnSync } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +177,16 @@ describe('Lease', () => {
     setTimeout(() => void a.release(), 300);
     const r = await lease().acquire('b', 10_000, { waitMs: 10_000, pollMs: 20 });
     expect(r.acquired).toBe(true);
+  });
+
+  it('waiting with a signal (the plugin\'s, alive until stop()) leaves no abort listener behind, however many polls it took', async () => {
+    const a = lease();
+    await a.acquire('a', 10_000);
+    const plugin = new AbortController();
+    setTimeout(() => void a.release(), 300);
+    const r = await lease().acquire('b', 10_000, { waitMs: 10_000, pollMs: 20, signal: plugin.signal });
+    expect(r.acquired).toBe(true);
+    expect(getEventListeners(plugin.signal, 'abort')).toHaveLength(0);
   });
 
   it('detects a lost lease at the next renewal: onLost, aborted signal, assertHeld throws, release leaves the successor alone', async () => {

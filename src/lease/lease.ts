@@ -118,11 +118,21 @@ function holderIsDeadHere(record: LeaseRecord, host: string): boolean {
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+/**
+ * Resolves after `ms`, or at once when `signal` aborts (never rejects). The abort listener is
+ * removed when the time is up: the signal (the plugin's, alive until stop()) outlives many sleeps.
+ */
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 export class Lease {
