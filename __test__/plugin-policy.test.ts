@@ -136,6 +136,33 @@ describe('schedules', () => {
     expect(await leftovers(dir)).toEqual([]);
   }, 60_000);
 
+  it("a per-resource schedule's tick that comes while another backup runs waits for it instead of being dropped (a nearly always running main backup never starves it)", async () => {
+    const dir = path.join(work, 'no-starving');
+    const db = await seeded('no-starving');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let first = true;
+    const p = plugin(dir, {
+      schedule: false,
+      resources: { orders: { schedule: 1000 } },
+      onBackupStart: async () => {
+        if (!first) return;
+        first = false;
+        await gate; // the manual backup below runs as long as the test needs
+      },
+    });
+    await db.usePlugin(p);
+    const manual = p.createBackup({ reason: 'long manual' });
+    await sleep(2_500); // two ticks of the orders schedule pass meanwhile
+    const releasedAt = Date.now();
+    release();
+    await manual;
+    const tickOf = (m: Manifest) => Date.parse((m.trigger?.payload as { tick?: string } | undefined)?.tick ?? '');
+    await waitUntil('the orders backup of a tick that came during the manual one', async () => (await manifests(p)).some((m) => m.reason === 'scheduled (orders)' && tickOf(m) < releasedAt));
+    await p.stop();
+    noOverlap(await manifests(p));
+  }, 60_000);
+
   it('per-resource schedules: a resource with its own schedule is backed up alone, and not on the main one', async () => {
     const db = await seeded('perres');
     const all = Object.keys(db.resources).sort();
@@ -224,6 +251,41 @@ describe('restores and schedules', () => {
 });
 
 describe('triggers', () => {
+  it('a triggered backup waits for a running restore to end: it never captures a half-restored database', async () => {
+    const dir = path.join(work, 'trigger-restore');
+    const db = await seeded('trigger-restore');
+    const maker = plugin(dir);
+    await db.usePlugin(maker, 'maker');
+    const { id } = await maker.createBackup();
+    await maker.stop();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const held = new Promise<void>((r) => (holding = r));
+    const q = plugin(dir, {
+      triggers: [{ event: 'beforeDeploy', type: 'full' }],
+      // awaited while the restore still counts as running: it lasts as long as the test needs
+      onRestoreComplete: () => {
+        holding();
+        return gate;
+      },
+    });
+    const order: string[] = [];
+    q.on('plg:backup:start', () => order.push('backup-start'));
+    q.on('plg:backup:restore-complete', () => order.push('restore-complete'));
+    await db.usePlugin(q, 'restorer');
+    const restoring = q.restore({ backupId: id, mode: 'merge' });
+    await held;
+    db.emit('beforeDeploy', { by: 'ci' });
+    await sleep(500);
+    expect(order).toEqual([]);
+    release();
+    await restoring;
+    await waitUntil('the triggered backup', async () => (await q.listBackups()).length === 2);
+    expect(order).toEqual(['restore-complete', 'backup-start']);
+    await q.stop();
+  }, 60_000);
+
   it("a trigger's payload over 64 KiB is kept in the manifest as a note of its size", async () => {
     const dir = path.join(work, 'big-payload');
     const db = await seeded('big-payload');

@@ -4,9 +4,14 @@
  * lease that lets only one instance run a given scheduled tick.
  *
  * Invariants:
- * - A tick never overlaps a running backup of this plugin: it is skipped and reported
+ * - A tick never overlaps a running backup of its own schedule: it is skipped and reported
  *   (`plg:backup:skipped` with reason 'overlap' | 'missed' | 'restoring' | 'lease-held' | 'tick-done').
- * - While a restore runs, scheduled ticks are skipped ('restoring'); triggers still queue.
+ *   A tick that comes while another backup runs (another schedule's, a manual or triggered one)
+ *   waits for it in the plugin's queue: a per-resource schedule is never starved by a main backup
+ *   that is nearly always running (at most one tick per schedule waits: the Scheduler skips the
+ *   schedule's next ticks meanwhile).
+ * - While a restore runs, scheduled ticks are skipped ('restoring'), and triggered backups wait
+ *   for it to end (a backup of a half-restored database would pass as good).
  * - A trigger's payload is recorded in the manifest as JSON (functions and cycles dropped).
  * - stop() stops the timers and triggers (an event while stopped runs nothing: 'stopped') and
  *   waits for a running scheduled backup; start() resumes both; detach() removes listeners.
@@ -31,6 +36,8 @@ export class BackupPolicy {
   private listeners: { event: string; fn: (...args: unknown[]) => void }[] = [];
   private database: DatabaseLike | null = null;
   private paused = 0;
+  /** Resolved when the last running restore ends. */
+  private resumed: { promise: Promise<void>; resolve: () => void } | null = null;
   /** Set by stop(), cleared by start(): triggers fire no backup while stopped. */
   private stopped = false;
   /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
@@ -106,8 +113,17 @@ export class BackupPolicy {
     await Promise.all(jobs.map((j) => j.scheduler.stop()));
   }
 
+  /** Restores running: scheduled ticks are skipped and triggered backups wait meanwhile. */
   pauseScheduled(paused: boolean): void {
-    this.paused += paused ? 1 : -1;
+    if (paused && this.paused++ === 0) {
+      let resolve: () => void = () => undefined;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.resumed = { promise, resolve };
+    }
+    if (!paused && --this.paused === 0) {
+      this.resumed?.resolve();
+      this.resumed = null;
+    }
   }
 
   private async onTick(ctx: TickContext, include: string[] | null, excludeOwn: string[], name: string): Promise<void> {
@@ -115,7 +131,6 @@ export class BackupPolicy {
       this.plugin.emit('plg:backup:skipped', { schedule: name, reason, tick: ctx.tickId, count: 1 });
     };
     if (this.paused > 0) return skip('restoring');
-    if (this.plugin.busy) return skip('overlap');
     // The main schedule leaves out the resources with their own schedule by excluding them (not by
     // listing the others), so a resource created later joins it and its selection series stays one.
     const run = () =>
@@ -187,6 +202,11 @@ export class BackupPolicy {
     };
     this.queuedTriggers.set(trigger, mine);
     try {
+      while (this.resumed) await this.resumed.promise;
+      if (this.stopped) {
+        this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'stopped', count: 1 });
+        return;
+      }
       await this.plugin.createBackup({
         type: trigger.type ?? 'full',
         reason: trigger.reason ?? `triggered by ${trigger.event}`,
