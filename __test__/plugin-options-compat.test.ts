@@ -206,6 +206,15 @@ describe('schedule objects', () => {
     expect(refusal({ resources: perResource }).message).toContain('"resources.users.schedule.every"');
   });
 
+  it('a per-resource schedule that turns its timer off (false, null, {}, { enabled: false }) is refused: the resource would be in no scheduled backup', () => {
+    for (const schedule of [false, null, {}, { enabled: false }]) {
+      const message = refusal({ resources: { users: { schedule: schedule as unknown as string } } }).message;
+      expect(message).toContain('"resources.users.schedule"');
+      expect(message).toContain('leave users out of every scheduled backup');
+      expect(message).toContain('resources: { users: false }');
+    }
+  });
+
   it("s3db.js's {} (no timer), { cron }, { interval } and { enabled: false } keep working", () => {
     const cases: [BackupPluginOptions['schedule'], unknown][] = [
       [{}, false],

@@ -191,7 +191,15 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
         if (filter !== undefined && typeof filter !== 'function' && (typeof filter !== 'object' || filter === null)) throw optionError(`resources.${name}.filter`, 'must be an object of field values or a function');
         if (fields !== undefined) stringList(`resources.${name}.fields`, fields);
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw optionError(`resources.${name}.limit`, 'must be a positive integer');
-        if (schedule !== undefined) resourceSchedules[name] = scheduleValue(`resources.${name}.schedule`, schedule);
+        if (schedule !== undefined) {
+          const own = scheduleValue(`resources.${name}.schedule`, schedule);
+          // A resource with its own schedule is left out of the main one: with no timer of its own
+          // (an empty `schedule:` in a config file is null) it would never be backed up on schedule.
+          if (own === false) {
+            throw optionError(`resources.${name}.schedule`, `turns off ${name}'s own timer, which would leave ${name} out of every scheduled backup`, `To back ${name} up with the main schedule, leave schedule out; to never back it up, write resources: { ${name}: false }`);
+          }
+          resourceSchedules[name] = own;
+        }
         if (filter !== undefined || fields !== undefined || limit !== undefined) selections[name] = { filter, fields, limit };
       } else throw optionError(`resources.${name}`, 'must be true, false or { filter, fields, limit, schedule }');
     }
