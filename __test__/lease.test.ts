@@ -149,6 +149,42 @@ describe('Lease', () => {
     expect(onDisk()).toMatchObject({ holder: 'b', lastCompletedTick: '2026-11-30T09:00:00.000Z', generation: 8 });
   });
 
+  it('a dead holder whose clock ran 30 days ahead blocks others only for its TTL (by their clock), not 30 days', async () => {
+    // The record such a host leaves: renewed and expiring 30 days from now, 400 ms TTL, never renewed again.
+    const ahead = Date.now() + 30 * 86_400_000;
+    const record: LeaseRecord = {
+      version: 1,
+      holder: 'future-host',
+      host: 'another-host',
+      pid: 1,
+      acquiredAt: new Date(ahead).toISOString(),
+      renewedAt: new Date(ahead).toISOString(),
+      expiresAt: new Date(ahead + 400).toISOString(),
+      tick: null,
+      lastCompletedTick: null,
+      generation: 3,
+    };
+    expect((await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify(record)))).created).toBe(true);
+    const b = lease();
+    expect(await b.acquire('b', 10_000)).toMatchObject({ acquired: false, reason: 'held' });
+    const r = await b.acquire('b', 10_000, { waitMs: 5_000, pollMs: 100 });
+    expect(r.acquired).toBe(true);
+    expect(r.acquired && r.tookOverFrom).toMatchObject({ holder: 'future-host' });
+  });
+
+  it('a lastCompletedTick 30 days ahead (written by a host whose clock ran ahead) does not mark the ticks until then as done, and is dropped', async () => {
+    const future = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const record: LeaseRecord = { version: 1, holder: null, releasedAt: future, lastCompletedTick: future, generation: 5 };
+    expect((await destination.createIfAbsent('locks/backup.lease', Buffer.from(JSON.stringify(record)))).created).toBe(true);
+    const tick = new Date(Date.now() - 1_000).toISOString();
+    const a = lease();
+    const r = await a.acquire('a', 10_000, { tick });
+    expect(r.acquired).toBe(true);
+    await a.release({ completed: true });
+    expect(onDisk().lastCompletedTick).toBe(tick);
+    expect(await lease().acquire('b', 10_000, { tick })).toMatchObject({ acquired: false, reason: 'tick-done' });
+  });
+
   it('a holder with this host name but another pid namespace (a container) is never judged by its pid', async () => {
     // The record a holder in another container with the same host name writes (hostNetwork pods,
     // docker --uts host): its pid means nothing here. Written by hand: pid namespaces cannot be

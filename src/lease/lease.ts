@@ -21,6 +21,12 @@
  *   value lives in the lease object itself, reading it and taking the lease are one atomic step.
  *   A holder that dies mid-backup never records its tick, so a later taker may run it.
  * - A holder on the same host whose pid no longer exists is treated as expired at once.
+ * - Clocks that disagree beyond clockSkewMs: a record this instance has seen unchanged (same tag)
+ *   for longer than the holder's own TTL (expiresAt - renewedAt) plus clockSkewMs, by its own
+ *   clock, is expired whatever its times say (a live holder rewrites it every ttl/3). So a host
+ *   whose clock ran days ahead and then died cannot block the fleet until its expiresAt. A
+ *   `lastCompletedTick` later than now + max(ttl, clockSkewMs) can only come from a clock ahead:
+ *   it is ignored and dropped, so it does not mark every tick until then as done.
  * Limits (as for every lease without fencing tokens): a holder frozen longer than its TTL (SIGSTOP,
  * a VM pause) can wake up and write after a successor took over; it learns so at its next renewal.
  * Hosts need clocks within clockSkewMs of each other (NTP); choose ttlMs much larger than that.
@@ -137,6 +143,8 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 
 export class Lease {
   readonly destination: Destination;
+  /** The lease record's tag as this instance first saw it, and when (by its own clock): see isExpired. */
+  private sighting: { etag: string; at: number } | null = null;
   readonly path: string;
   private readonly options: LeaseOptions;
   private held: Held | null = null;
@@ -276,11 +284,12 @@ export class Lease {
       const seen = await this.observe();
       const prev = seen?.record ?? null;
       if (prev) last = prev;
-      if (prev && tickMs !== null && prev.lastCompletedTick && tickMs <= Date.parse(prev.lastCompletedTick)) {
-        return { acquired: false, reason: 'tick-done', lastCompletedTick: prev.lastCompletedTick, record: prev };
+      const completedTick = this.believableTick(prev?.lastCompletedTick ?? null, ttlMs);
+      if (prev && tickMs !== null && completedTick && tickMs <= Date.parse(completedTick)) {
+        return { acquired: false, reason: 'tick-done', lastCompletedTick: completedTick, record: prev };
       }
       const ownUnreleased = prev !== null && this.unreleasedToken !== null && prev.token === this.unreleasedToken;
-      if (prev && prev.holder !== null && !ownUnreleased && !this.isExpired(prev)) return { acquired: false, reason: 'held', holder: prev };
+      if (prev && seen && prev.holder !== null && !ownUnreleased && !this.isExpired(prev, seen.etag)) return { acquired: false, reason: 'held', holder: prev };
       const now = Date.now();
       const record: LeaseRecord = {
         version: FORMAT_VERSION,
@@ -293,7 +302,7 @@ export class Lease {
         renewedAt: new Date(now).toISOString(),
         expiresAt: new Date(now + ttlMs).toISOString(),
         tick: tickMs === null ? null : new Date(tickMs).toISOString(),
-        lastCompletedTick: prev?.lastCompletedTick ?? null,
+        lastCompletedTick: completedTick,
         generation: (prev?.generation ?? 0) + 1,
       };
       if (prev?.lastCompletedBy) record.lastCompletedBy = prev.lastCompletedBy;
@@ -311,11 +320,23 @@ export class Lease {
     return { acquired: false, reason: 'held', holder: last ?? { version: FORMAT_VERSION, holder: 'unknown', generation: 0 } };
   }
 
-  private isExpired(record: LeaseRecord): boolean {
+  private isExpired(record: LeaseRecord, etag: string): boolean {
     if (holderIsDeadHere(record, this.options.host ?? hostname())) return true;
     const expires = record.expiresAt ? Date.parse(record.expiresAt) : Number.NaN;
     if (!Number.isFinite(expires)) return true;
-    return Date.now() > expires + (this.options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS);
+    const skew = this.options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
+    if (Date.now() > expires + skew) return true;
+    // Not expired by its own times; unchanged for longer than its TTL by this clock, it is all the same.
+    if (this.sighting?.etag !== etag) this.sighting = { etag, at: Date.now() };
+    const renewed = record.renewedAt ? Date.parse(record.renewedAt) : Number.NaN;
+    const ttl = Number.isFinite(renewed) && expires > renewed ? expires - renewed : (this.options.ttlMs ?? DEFAULT_LEASE_TTL_MS);
+    return Date.now() - this.sighting.at > ttl + skew;
+  }
+
+  /** `lastCompletedTick`, unless it lies further ahead than any clock within clockSkewMs could put it (then null). */
+  private believableTick(tick: string | null, ttlMs: number): string | null {
+    if (!tick) return null;
+    return Date.parse(tick) > Date.now() + Math.max(ttlMs, this.options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS) ? null : tick;
   }
 
   private hold(h: Held): void {
