@@ -205,6 +205,32 @@ describe('s3db-backup command line', () => {
     expect((JSON.parse(back.stdout) as { id: string }[]).map((b) => b.id)).toEqual([backupId]);
   }, 120_000);
 
+  it('rewrap changes the passphrase at every destination: the backups open with the new one and new backups go on; a wrong current passphrase writes nothing', async () => {
+    const dir = path.join(work, 'backups-rewrap');
+    await cp(backups, dir, { recursive: true });
+    const keyFile = path.join(dir, 'key.json');
+    const before = await readFile(keyFile, 'utf8');
+    const NEW = 'the new passphrase 91c2';
+    const wrong = await cli(['rewrap', '--directory', dir, '--new-passphrase-env', 'NEW_PASS'], { BACKUP_PASSPHRASE: 'not-it-7d1', NEW_PASS: NEW });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('ERR_WRONG_PASSPHRASE');
+    expect(await readFile(keyFile, 'utf8')).toBe(before);
+    const missing = await cli(['rewrap', '--directory', dir]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--new-passphrase-env NAME or --new-passphrase-file PATH');
+    const done = await cli(['rewrap', '--directory', dir, '--new-passphrase-env', 'NEW_PASS'], { NEW_PASS: NEW });
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`key.json rewrapped at filesystem:${dir}`);
+    expect(`${done.stdout}${done.stderr}`).not.toContain(NEW);
+    noSecret(done);
+    expect(JSON.parse(await readFile(keyFile, 'utf8')).keyCheck).toBe(JSON.parse(before).keyCheck); // same master key
+    const verified = await cli(['verify', backupId, '--directory', dir], { BACKUP_PASSPHRASE: NEW });
+    expect(verified.code, verified.stderr).toBe(0);
+    const next = await cli(['backup', '--db', source, '--directory', dir, '--type', 'incremental'], { BACKUP_PASSPHRASE: NEW });
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stdout).toMatch(/\(incremental\) taken/);
+  }, 60_000);
+
   it('backup --db of a database whose s3db.json is damaged takes no backup and leaves the file as it is (s3db.js would replace it on connecting)', async () => {
     const damagedDir = path.join(work, 'source-damaged');
     await cp(path.join(work, 'source'), damagedDir, { recursive: true });

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const COMMANDS = ['list', 'show', 'verify', 'restore', 'recover', 'backup'] as const;
+export const COMMANDS = ['list', 'show', 'verify', 'restore', 'recover', 'backup', 'rewrap'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface CliArgs {
@@ -20,6 +20,8 @@ export interface CliArgs {
   config: string | null;
   passphraseEnv: string | null;
   passphraseFile: string | null;
+  newPassphraseEnv: string | null;
+  newPassphraseFile: string | null;
   into: string | null;
   db: string | null;
   mode: 'replace' | 'merge' | 'skip';
@@ -47,6 +49,8 @@ Commands:
   restore <id>          restore a backup into the database given by --into
   recover               put back lost or corrupt manifests and object indexes (recoverBackups())
   backup                take a backup of the database given by --db now
+  rewrap                change the passphrase: key.json at every destination is wrapped again
+                        (current passphrase as below, the new one from --new-passphrase-env/-file)
 
 Where the backups are (one of them, or --config):
   --directory <path>          a filesystem destination
@@ -79,6 +83,9 @@ backup:
   --reason <text>
 list:
   --limit <n>                 at most n backups
+rewrap:
+  --new-passphrase-env <NAME> the environment variable holding the new passphrase
+  --new-passphrase-file <path> a file holding it
 
 Common:
   --json                      print the result as JSON on stdout (messages stay on stderr)
@@ -96,6 +103,8 @@ const OPTIONS = {
   config: { type: 'string' },
   'passphrase-env': { type: 'string' },
   'passphrase-file': { type: 'string' },
+  'new-passphrase-env': { type: 'string' },
+  'new-passphrase-file': { type: 'string' },
   into: { type: 'string' },
   db: { type: 'string' },
   mode: { type: 'string' },
@@ -125,11 +134,13 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   reason: ['backup'],
   resources: ['restore', 'backup'],
   limit: ['list'],
+  'new-passphrase-env': ['rewrap'],
+  'new-passphrase-file': ['rewrap'],
 };
 
 /** Parses argv (without node and the script). Returns null when help was asked for. */
 export function parseCli(argv: string[]): CliArgs | null {
-  const passphraseArg = argv.find((a) => /^--(passphrase|password|key)(=|$)/.test(a));
+  const passphraseArg = argv.find((a) => /^--(new-)?(passphrase|password|key)(=|$)/.test(a));
   if (passphraseArg) {
     throw new UsageError(`${passphraseArg.split('=')[0]} is not accepted: a passphrase on the command line is visible to every user in ps. Put it in an environment variable (--passphrase-env NAME, default BACKUP_PASSPHRASE) or a file (--passphrase-file PATH)`);
   }
@@ -155,6 +166,7 @@ export function parseCli(argv: string[]): CliArgs | null {
   if (v.directory !== undefined && v.s3 !== undefined) throw new UsageError('give --directory or --s3, not both (several destinations: --config with driver multi)');
   if ((v.endpoint !== undefined || v.region !== undefined) && v.s3 === undefined) throw new UsageError('--endpoint and --region go with --s3');
   if (v['passphrase-env'] !== undefined && v['passphrase-file'] !== undefined) throw new UsageError('give --passphrase-env or --passphrase-file, not both');
+  if (v['new-passphrase-env'] !== undefined && v['new-passphrase-file'] !== undefined) throw new UsageError('give --new-passphrase-env or --new-passphrase-file, not both');
   if (name === 'restore' && v.into === undefined) throw new UsageError('restore needs --into <connection string>: the database to restore into');
   if (name === 'backup' && v.db === undefined) throw new UsageError('backup needs --db <connection string>: the database to back up');
   return {
@@ -167,6 +179,8 @@ export function parseCli(argv: string[]): CliArgs | null {
     config: v.config ?? null,
     passphraseEnv: v['passphrase-env'] ?? null,
     passphraseFile: v['passphrase-file'] ?? null,
+    newPassphraseEnv: v['new-passphrase-env'] ?? null,
+    newPassphraseFile: v['new-passphrase-file'] ?? null,
     into: v.into ?? null,
     db: v.db ?? null,
     mode: oneOf('--mode', v.mode, ['replace', 'merge', 'skip'] as const, 'replace'),

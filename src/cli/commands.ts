@@ -14,6 +14,7 @@ import { redactedTarget } from '../redact.js';
 import type { CliArgs } from './args.js';
 import { UsageError } from './args.js';
 import { backupTable, bytes, count, duration, verdict } from './format.js';
+import { rewrapAll } from './rewrap.js';
 
 export interface CommandIo {
   out: (text: string) => void;
@@ -21,6 +22,8 @@ export interface CommandIo {
   stdin: NodeJS.ReadStream;
   /** Aborted on Ctrl-C: a backup stops cleanly (its lease released, its parts removed later). */
   signal?: AbortSignal;
+  /** rewrap only: the passphrase that opens key.json now, and the one it is to open with. */
+  passphrases?: { current: string | null; next: string };
 }
 
 export interface CommandResult {
@@ -45,6 +48,8 @@ export async function runCommand(args: CliArgs, plugin: BackupPlugin, io: Comman
       return recover(plugin, io);
     case 'backup':
       return backup(args, plugin, io);
+    case 'rewrap':
+      return rewrap(plugin, io);
   }
 }
 
@@ -120,6 +125,20 @@ async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
   const result = await plugin.createBackup({ type: args.type, reason: args.reason ?? 'command line', ...(args.resources ? { resources: args.resources } : {}), ...(io.signal ? { signal: io.signal } : {}) });
   io.out(`backup ${result.id} (${result.type}) taken: ${bytes(result.size)} in ${duration(result.duration)}, ${result.verified ? 'verified' : 'not verified'}`);
   return { exitCode: 0, result };
+}
+
+async function rewrap(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  const current = io.passphrases?.current ?? null;
+  if (current === null || io.passphrases === undefined) throw new UsageError(`rewrap needs the current passphrase too (BACKUP_PASSPHRASE, --passphrase-env or --passphrase-file)`);
+  const report = await rewrapAll(plugin, current, io.passphrases.next);
+  io.out(
+    [
+      `key.json rewrapped at ${report.rewrapped.join(', ')}${report.withoutKeyFile.length > 0 ? ` (none at ${report.withoutKeyFile.join(', ')})` : ''}.`,
+      'Set the new passphrase in every instance now: from here on key.json opens only with it, and so do all the backups (same master key).',
+      'The old passphrase still opens the key file each older manifest embeds: to revoke a leaked passphrase, rotate the key instead (README runbook, step 6).',
+    ].join('\n'),
+  );
+  return { exitCode: 0, result: report };
 }
 
 async function confirm(io: CommandIo, question: string): Promise<void> {

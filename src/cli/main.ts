@@ -17,7 +17,8 @@ import { damagedSchema, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
-import { pluginOptions, DEFAULT_PASSPHRASE_ENV, type CliLogger } from './plugin-options.js';
+import { pluginOptions, readNewPassphrase, DEFAULT_PASSPHRASE_ENV, type CliLogger } from './plugin-options.js';
+import type { BackupPluginOptions } from '../options.js';
 import { ProgressDisplay } from './progress.js';
 
 export const EXIT_USAGE = 2;
@@ -51,7 +52,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
   let db: S3db | null = null;
   let plugin: BackupPlugin | null = null;
   try {
-    plugin = new BackupPlugin(await pluginOptions(args, env, logger));
+    const options = await pluginOptions(args, env, logger);
+    const passphrases = args.command === 'rewrap' ? { current: passphraseOf(options), next: await readNewPassphrase(args, env) } : undefined;
+    plugin = new BackupPlugin(options);
     plugin.on('plg:backup:progress', (e: ProgressEvent) => progress.update(e));
     // exitOnSignal: false, for the database and for the cron manager s3db.js's file:// client
     // shares: s3db.js would otherwise end the process with code 0 on Ctrl-C, in the middle of a
@@ -71,7 +74,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     }
     await db.connect();
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
-    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${text}\n`), err: streams.stderr, stdin: streams.stdin, signal };
+    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${text}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...(passphrases ? { passphrases } : {}) };
     const { exitCode, result } = await runCommand(args, plugin, io);
     progress.stop();
     if (args.json) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -93,9 +96,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
   }
 }
 
+/** The passphrase the options carry (the command put it there from its source), or null. */
+function passphraseOf(options: BackupPluginOptions): string | null {
+  const enc = options.encryption;
+  return enc && typeof enc === 'object' && typeof enc.passphrase === 'string' ? enc.passphrase : null;
+}
+
 const HINTS: Record<string, string> = {
   ERR_PASSPHRASE_REQUIRED: `The backups are encrypted: put the passphrase in ${DEFAULT_PASSPHRASE_ENV} (or name another variable with --passphrase-env, or a file with --passphrase-file).`,
-  ERR_WRONG_PASSPHRASE: 'This passphrase does not open the backup\'s key. Check the variable holds the one used for these backups; after a passphrase change (rewrapKeyFile), older backups still need the old one.',
+  ERR_WRONG_PASSPHRASE: "This passphrase does not open the backups' key. Check the variable holds the one these backups were made with (after s3db-backup rewrap: the new one); after a key rotation (key.json replaced and a new passphrase set), older backups need the old one.",
   ERR_LEASE_HELD: 'Another instance is backing up to this destination; wait for it, or stop it (runbook step 1).',
   ERR_BACKUP_NOT_FOUND: 'List the backups with: s3db-backup list (same destination flags).',
 };

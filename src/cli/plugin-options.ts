@@ -63,21 +63,34 @@ function s3Config(args: CliArgs): Record<string, unknown> {
 }
 
 async function readPassphrase(args: CliArgs, env: NodeJS.ProcessEnv): Promise<string | null> {
-  if (args.passphraseFile !== null) {
+  return passphraseFrom({ file: args.passphraseFile, envName: args.passphraseEnv, option: '--passphrase' }, env, DEFAULT_PASSPHRASE_ENV);
+}
+
+/** `rewrap`'s new passphrase: from --new-passphrase-env or --new-passphrase-file (no default variable). */
+export async function readNewPassphrase(args: CliArgs, env: NodeJS.ProcessEnv): Promise<string> {
+  const value = await passphraseFrom({ file: args.newPassphraseFile, envName: args.newPassphraseEnv, option: '--new-passphrase' }, env, null);
+  if (value === null) throw new UsageError('rewrap needs the new passphrase: --new-passphrase-env NAME or --new-passphrase-file PATH');
+  return value;
+}
+
+/** A passphrase from a file, or a named (else the default) environment variable; null when none is given. */
+async function passphraseFrom(source: { file: string | null; envName: string | null; option: string }, env: NodeJS.ProcessEnv, defaultEnv: string | null): Promise<string | null> {
+  if (source.file !== null) {
     let text: string;
     try {
-      text = await readFile(args.passphraseFile, 'utf8');
+      text = await readFile(source.file, 'utf8');
     } catch (err) {
-      throw new UsageError(`--passphrase-file ${args.passphraseFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new UsageError(`${source.option}-file ${source.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
     const passphrase = text.replace(/\r?\n$/, '');
-    if (passphrase === '') throw new UsageError(`--passphrase-file ${args.passphraseFile} is empty`);
+    if (passphrase === '') throw new UsageError(`${source.option}-file ${source.file} is empty`);
     return passphrase;
   }
-  const name = args.passphraseEnv ?? DEFAULT_PASSPHRASE_ENV;
+  const name = source.envName ?? defaultEnv;
+  if (name === null) return null;
   const value = env[name];
   if (value === undefined) {
-    if (args.passphraseEnv !== null) throw new UsageError(`--passphrase-env ${name}: the environment variable ${name} is not set`);
+    if (source.envName !== null) throw new UsageError(`${source.option}-env ${name}: the environment variable ${name} is not set`);
     return null;
   }
   if (value === '') throw new UsageError(`the environment variable ${name} is set but empty; set the passphrase in it, or unset it for unencrypted backups`);

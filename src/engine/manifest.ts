@@ -167,7 +167,7 @@ export function parseManifest(text: string, where: string): Manifest {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not valid JSON; the backup cannot be trusted, use another backup or destination`, { cause: err });
+    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not valid JSON: recoverBackups() puts it back from the copy the backup keeps beside its parts (README runbook, step 2); until then use another backup or destination`, { cause: err });
   }
   const m = value as Partial<Manifest>;
   if (m?.format !== 's3db-backup-manifest' || m.version !== 1 || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {

@@ -50,13 +50,18 @@ export class ChecksumTap extends Transform {
     cb(null, chunk);
   }
 
+  /** What is checked, for messages: an object index (indexes/...) or a part. */
+  private kind(): string {
+    return this.expected.path.startsWith('indexes/') ? 'the object index' : 'the part';
+  }
+
   override _flush(cb: TransformCallback): void {
     const digest = this.hash.digest('hex');
     if (this.size !== this.expected.size) {
-      return cb(new BackupError('ERR_PART_SIZE', `${this.expected.path} at ${this.where} has ${this.size} bytes, the manifest says ${this.expected.size}: the part is truncated or damaged`));
+      return cb(new BackupError('ERR_PART_SIZE', `${this.expected.path} at ${this.where} has ${this.size} bytes, the manifest says ${this.expected.size}: ${this.kind()} is truncated or damaged`));
     }
     if (digest !== this.expected.sha256) {
-      return cb(new BackupError('ERR_PART_CHECKSUM', `${this.expected.path} at ${this.where} fails its SHA-256 check: the part is corrupted`));
+      return cb(new BackupError('ERR_PART_CHECKSUM', `${this.expected.path} at ${this.where} fails its SHA-256 check: ${this.kind()} is corrupted`));
     }
     cb();
   }
