@@ -399,6 +399,30 @@ describe('triggers', () => {
 });
 
 describe('webhooks', () => {
+  it('a webhook or hook that calls stop() returns at once: stop() does not wait for the backup it is called from', async () => {
+    const dir = path.join(work, 'stop-in-webhook');
+    const db = await seeded('stop-in-webhook');
+    let stopped = false;
+    const p = plugin(dir, {
+      schedule: 1000,
+      hookTimeoutMs: 600_000, // without the fix, the backup below would wait this long for its own webhook
+      webhooks: {
+        onSuccess: async () => {
+          await p.stop();
+          stopped = true;
+        },
+      },
+    });
+    const errors: unknown[] = [];
+    p.on('plg:backup:webhook-error', (e: unknown) => errors.push(e));
+    await db.usePlugin(p);
+    const result = await p.createBackup({ reason: 'manual' });
+    expect(result.reason).toBe('manual');
+    expect(stopped).toBe(true);
+    expect(errors).toEqual([]);
+    expect(p.nextRuns()).toEqual([]); // the schedule is stopped
+  }, 30_000);
+
   it('onSuccess gets the backup summary; a throwing webhook never breaks the backup and is reported', async () => {
     const dir = path.join(work, 'hooks-ok');
     const db = await seeded('hooks-ok');

@@ -16,6 +16,7 @@
  *   safe before s3db.json is loaded (plugins passed to `new Database({ plugins })`).
  * - No passphrase or key ever reaches an event, error, log line or manifest.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import type { S3db } from 's3db.js';
 import { implementationNotice } from './codec/options.js';
@@ -98,6 +99,9 @@ function timeOption(name: string, value: Date | string | undefined): number | nu
   return t;
 }
 
+/** Which plugin's hook or webhook is running in the current async context (lets stop() called from one return at once). */
+const insideUserCode = new AsyncLocalStorage<BackupPlugin>();
+
 /** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
 type S3dbPlugin = Parameters<S3db['usePlugin']>[0];
 type Logger = NonNullable<S3dbPlugin['logger']>;
@@ -178,6 +182,9 @@ export class BackupPlugin extends EventEmitter {
   async stop(): Promise<void> {
     this.halt.abort();
     await this.policy.stop();
+    // Called from a hook or webhook of this plugin (inside the backup the queue waits for), waiting
+    // would last until hookTimeoutMs: the backup goes on to its end on its own.
+    if (insideUserCode.getStore() === this) return;
     await this.queue.catch(() => undefined);
   }
 
@@ -959,7 +966,7 @@ export class BackupPlugin extends EventEmitter {
     };
     let outcome: Promise<{ ok: true } | { ok: false; error: unknown }>;
     try {
-      outcome = Promise.resolve(run()).then(
+      outcome = Promise.resolve(insideUserCode.run(this, run)).then(
         () => ({ ok: true as const }),
         (error: unknown) => ({ ok: false as const, error }),
       );
