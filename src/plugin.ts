@@ -271,7 +271,8 @@ export class BackupPlugin extends EventEmitter {
       this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts)`);
     }
     for (const bad of unreadable) {
-      this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest cannot be read (${bad.error}); recoverBackups() puts a lost or corrupt one back from its copy`);
+      const hint = bad.error.includes('written by a newer s3db-backup') ? '' : '; recoverBackups() puts a lost or corrupt one back from its copy';
+      this.log('warn', { backupId: bad.id, err: bad.error }, `backup ${bad.id} is left out of the list: its manifest cannot be read (${bad.error})${hint}`);
       this.emit('plg:backup:unreadable', bad);
     }
     if (list.length === 0 && unreadable.length === 0) {

@@ -26,8 +26,8 @@ import { isOriginalPluginId, paths } from './layout.js';
 import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
 import { mapOrdered } from './s3db.js';
 
-/** Why a manifest is left out of a listing instead of failing it: corrupt, archived (an S3 lifecycle rule moved it to GLACIER), or unreadable at every destination. */
-const UNLISTABLE: ReadonlySet<string> = new Set(['ERR_MANIFEST_CORRUPT', 'ERR_ARCHIVED_OBJECT', 'ERR_ALL_DESTINATIONS_FAILED']);
+/** Why a manifest is left out of a listing instead of failing it: corrupt, of a newer format, archived (an S3 lifecycle rule moved it to GLACIER), or unreadable at every destination. */
+const UNLISTABLE: ReadonlySet<string> = new Set(['ERR_MANIFEST_CORRUPT', 'ERR_MANIFEST_VERSION', 'ERR_ARCHIVED_OBJECT', 'ERR_ALL_DESTINATIONS_FAILED']);
 /** Manifests (and their verification records) read at once when listing. */
 const CATALOG_READS = 16;
 
@@ -330,14 +330,14 @@ export async function explainPartsWithoutManifests(member: Destination): Promise
   return null;
 }
 
-/** True when manifests/<id>.json exists at `member` and parses. */
+/** True when manifests/<id>.json exists at `member` and parses (or is of a newer format: not ours to replace). */
 async function manifestReadable(member: Destination, id: string): Promise<boolean> {
   if (!(await member.stat(paths.manifest(id)))) return false;
   try {
     parseManifest(await readText(member, paths.manifest(id)), paths.manifest(id));
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    return err instanceof BackupError && err.code === 'ERR_MANIFEST_VERSION';
   }
 }
 

@@ -170,6 +170,10 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not valid JSON: recoverBackups() puts it back from the copy the backup keeps beside its parts (README runbook, step 2); until then use another backup or destination`, { cause: err });
   }
   const m = value as Partial<Manifest>;
+  const version = (m as { version?: unknown } | null)?.version;
+  if (m?.format === 's3db-backup-manifest' && typeof version === 'number' && version > 1) {
+    throw new BackupError('ERR_MANIFEST_VERSION', `manifest ${where} was written by a newer s3db-backup (manifest format version ${version}; this one reads version 1): upgrade s3db-backup to list or restore it. It is left as it is`);
+  }
   if (m?.format !== 's3db-backup-manifest' || m.version !== 1 || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {
     throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not an s3db-backup v1 manifest`);
   }
