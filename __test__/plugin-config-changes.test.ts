@@ -172,3 +172,23 @@ describe('two databases pointed at one destination (a configuration copied from 
     expect(report.warnings.some((w) => w.includes(`backup ${s3.id} was taken from another database`))).toBe(true);
   }, 60_000);
 });
+
+describe('backups placed inside the database they back up', () => {
+  it("a filesystem destination inside a file:// database's directory (or around it) is refused at install, naming the option", async () => {
+    const root = path.join(work, 'fs-inside');
+    const db = await openDb(`file://${path.join(root, 'db')}`);
+    await db.createResource({ name: 'notes', attributes: { text: 'string' } });
+    for (const [directory, where] of [[path.join(root, 'db', 'backups'), 'inside'], [root, 'around']] as const) {
+      const p = plugin({ config: { directory } });
+      await expect(db.usePlugin(p, `p-${where}`)).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringContaining(`lies ${where} the database's directory ${path.join(root, 'db')}`),
+      });
+    }
+    const beside = plugin({ config: { directory: path.join(root, 'backups') } });
+    await db.usePlugin(beside, 'beside');
+    expect((await beside.createBackup()).objects).toBeGreaterThan(0);
+    await beside.stop();
+    await db.disconnect();
+  }, 60_000);
+});

@@ -10,9 +10,11 @@
  * (InvalidObjectState for an archived object, a successful RestoreObject).
  */
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
 import {
+  AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -390,23 +392,45 @@ describe('S3Destination on Ceph RGW', () => {
     }
   });
 
-  it('abortStaleUploads cleans multipart uploads left by a crashed run, and only old ones', async () => {
+  it("abortStaleUploads cleans multipart uploads of backup files left by a crashed run, only old ones, and never another writer's under the same prefix", async () => {
     const d = dest();
-    const key = `${d.prefix}crashed/part-000007`;
+    const key = `${d.prefix}data/2026/12/02/full-20261202T000000000Z-abcdef/users.000007`;
     const { UploadId } = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     await admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(5 * MIB, 1) }));
-    // another prefix's upload is not ours to touch
+    // another prefix's upload is not ours to touch, nor another plugin's whose prefix is longer
+    // than ours, nor another application's file under our prefix
     const otherKey = `other-${seq}/x`;
     const other = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: otherKey }));
-    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId)).toEqual([UploadId]);
+    const nested = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}db2/data/2026/12/02/full-x/users.000001` }));
+    const video = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}video.mp4` }));
+    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual([UploadId, nested.UploadId, video.UploadId].sort());
 
     expect(await d.abortStaleUploads(60 * 60 * 1000)).toEqual([]); // started seconds ago: kept
-    expect(await listMultipartUploads(admin, bucket, d.prefix)).toHaveLength(1);
+    expect(await listMultipartUploads(admin, bucket, d.prefix)).toHaveLength(3);
     const aborted = await d.abortStaleUploads(0);
-    expect(aborted.map((a) => [a.path, a.uploadId])).toEqual([['crashed/part-000007', UploadId]]);
-    expect(await listMultipartUploads(admin, bucket, d.prefix)).toEqual([]);
+    expect(aborted.map((a) => [a.path, a.uploadId])).toEqual([['data/2026/12/02/full-20261202T000000000Z-abcdef/users.000007', UploadId]]);
+    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual([nested.UploadId, video.UploadId].sort());
     expect((await listMultipartUploads(admin, bucket, 'other-')).map((u) => u.UploadId)).toContain(other.UploadId);
+    for (const [k, id] of [[`${d.prefix}db2/data/2026/12/02/full-x/users.000001`, nested.UploadId], [`${d.prefix}video.mp4`, video.UploadId], [otherKey, other.UploadId]] as const) {
+      await admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId: id }));
+    }
   });
+
+  it('a request whose server stops answering fails after requestTimeoutMs of silence instead of hanging', async () => {
+    // A real TCP server that accepts connections and never answers (a stalled proxy or store).
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const d = new S3Destination({ bucketName: 'silent', endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, requestTimeoutMs: 500, maxAttempts: 1 });
+    try {
+      await expect(d.stat('x')).rejects.toThrow();
+    } finally {
+      await d.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  }, 30_000);
 
   it('completes multipart writes and reads with the right SHA-256 through 20% injected 5xx, SlowDown and resets', async () => {
     const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 0.2, seed: 20261130 });

@@ -525,4 +525,59 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, dstBucket);
     }
   });
+  it("a database next to a sibling whose prefix starts with its own ('apps/t' and 'apps/t2') backs up and restores only its own objects", async () => {
+    const srcBucket = await makeBucket(admin, 'sibling');
+    const db = await createS3Database(srcBucket, 'apps/t');
+    const sibling = await createS3Database(srcBucket, 'apps/t2');
+    try {
+      await seedDatabase(db, ON_RGW);
+      await sibling.client.putObject({ key: 'plugin=other/state.json', body: Buffer.from('{"sibling":true}'), contentType: 'application/json' });
+      const want = await snapshot(db as never);
+      const siblingBefore = await snapshot(sibling as never);
+      const p = s3Plugin(s3Config('sibling-backups/'));
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(backup.objects).toBe(want.length);
+      await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');
+      const report = await p.restore({ backupId: backup.id });
+      expect(report.warnings.join('\n')).not.toContain('t2');
+      expect(await snapshot(db as never)).toEqual(want);
+      expect(await snapshot(sibling as never)).toEqual(siblingBefore);
+    } finally {
+      await db.disconnect();
+      await sibling.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+
+  it("backups inside the database's own keys (same bucket, a prefix under the database's) are refused at install, and a restore into such a database too", async () => {
+    const srcBucket = await makeBucket(admin, 'inside');
+    const db = await createS3Database(srcBucket, 'app');
+    try {
+      await seedDatabase(db, ON_RGW);
+      const env = s3Env();
+      const inside = { bucketName: srcBucket, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey }, prefix: 'app/backups/' };
+      await expect(db.usePlugin(s3Plugin(inside), 'inside')).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringContaining(`lies inside the database's keys (bucket ${srcBucket}, prefix 'app/')`),
+      });
+      // beside it (prefix 'app-backups/') is fine: not under 'app/'
+      const beside = s3Plugin({ ...inside, prefix: 'app-backups/' });
+      await db.usePlugin(beside, 'beside');
+      const backup = await beside.createBackup();
+      expect(backup.objects).toBe((await snapshot(db as never)).length);
+      // a plugin of another database restoring into the bucket's root, which holds these backups
+      const other = await openDb(memoryUrl('other'));
+      const restorer = s3Plugin({ ...inside, prefix: 'app-backups/' });
+      await other.usePlugin(restorer);
+      await expect(restorer.restore({ backupId: backup.id, destination: s3dbConnectionString(srcBucket, '') })).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringContaining('would be written over or deleted by this restore'),
+      });
+      expect(await listKeys(admin, srcBucket, 'app-backups/manifests/')).toHaveLength(1);
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
 });

@@ -21,6 +21,7 @@ import { EventEmitter } from 'node:events';
 import type { S3db } from 's3db.js';
 import { implementationNotice } from './codec/options.js';
 import { createDestinationSet } from './destinations/index.js';
+import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { describeSource, runBackup } from './engine/backup.js';
@@ -163,6 +164,7 @@ export class BackupPlugin extends EventEmitter {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
     }
     await checkSelections(db, this.config.selections, this.keyring.enabled);
+    this.refuseOverlap(db, (i) => (this.config.driver === 'multi' ? `destinations[${i}].config` : 'config'), 'would be backed up as part of it (each backup storing every earlier one), and a whole-database restore would delete them');
     const codec = implementationNotice(this.config.compression);
     this.log(codec.level, { codec: codec.implementation }, codec.message);
     this.database = db;
@@ -505,6 +507,7 @@ export class BackupPlugin extends EventEmitter {
         }
       }
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources });
+      if (opened.db !== this.database) this.refuseOverlap(opened.db, () => 'destination', 'would be written over or deleted by this restore');
       const ran = await runRestore({
         chain,
         keys,
@@ -870,6 +873,18 @@ export class BackupPlugin extends EventEmitter {
     const current = await this.keyring.currentKeyCheck(this.destinations);
     if (current !== null && current !== parent.encryption.keyCheck) return `${parent.id} was made under another master key than the one in key.json now (the key was rotated)`;
     return null;
+  }
+
+  /**
+   * Refuses a database whose keys hold a destination's backups (or that lies inside one): the
+   * backups `consequence`. `option` names what to change for the i-th destination.
+   */
+  private refuseOverlap(db: DatabaseLike, option: (i: number) => string, consequence: string): void {
+    const source = describeSource(db);
+    this.destinations.members.forEach((member, i) => {
+      const overlap = overlapWithDatabase(member, source);
+      if (overlap) throw optionError(option(i), `${overlap}: the backups ${consequence}`, 'Put the backups in another bucket or directory, or under a prefix outside the database');
+    });
   }
 
   /**

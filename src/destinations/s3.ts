@@ -94,7 +94,9 @@ export class S3Destination implements Destination {
         retryMode: c.retryMode,
         requestHandler: {
           connectionTimeout: c.connectionTimeoutMs,
-          requestTimeout: c.requestTimeoutMs,
+          // an idle socket fails the request (the SDK retries it); `requestTimeout` alone only
+          // logs a warning in @smithy/node-http-handler 4 and would also cut a slow large upload
+          socketTimeout: c.requestTimeoutMs,
           httpAgent: { keepAlive: true, maxSockets: Math.max(50, c.queueSize * 4) },
           httpsAgent: { keepAlive: true, maxSockets: Math.max(50, c.queueSize * 4) },
         },
@@ -383,8 +385,10 @@ export class S3Destination implements Destination {
   }
 
   /**
-   * Aborts the incomplete multipart uploads under this destination's prefix that were started more
-   * than `olderThanMs` ago (leftovers of crashed or killed runs, which S3 bills until aborted).
+   * Aborts the incomplete multipart uploads of backup files (data/ and indexes/ under this
+   * destination's prefix) that were started more than `olderThanMs` ago: leftovers of crashed or
+   * killed runs, which S3 bills until aborted. Other uploads under the prefix (another plugin's
+   * with a longer prefix, another application's) are not this plugin's to abort.
    */
   async abortStaleUploads(olderThanMs: number): Promise<StaleUpload[]> {
     const cutoff = Date.now() - olderThanMs;
@@ -402,6 +406,7 @@ export class S3Destination implements Destination {
       }
       for (const u of page.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
+        if (!u.Key.startsWith(this.prefix) || !/^(?:data|indexes)\//.test(u.Key.slice(this.prefix.length))) continue;
         try {
           await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
         } catch (err) {

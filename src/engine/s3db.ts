@@ -107,6 +107,10 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
     const entries: SourceEntry[] = [];
     for (const item of page.Contents ?? []) {
       if (!item.Key) continue;
+      // s3db's S3 client lists `Prefix: keyPrefix` without its '/', so a sibling database's keys
+      // come too ('app/db2/...' under 'app/db'): not this database's. (In-process clients list
+      // keys without the prefix.)
+      if (keyPrefix && !local && !item.Key.startsWith(keyPrefix)) continue;
       const key = keyPrefix && item.Key.startsWith(keyPrefix) ? item.Key.slice(keyPrefix.length) : item.Key;
       entries.push({
         key,
