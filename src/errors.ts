@@ -61,3 +61,9 @@ export function optionError(option: string, problem: string, hint?: string): Bac
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason (of a message already without credentials). */
+export function conciseCause(text: string): string {
+  const message = text.split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
+}

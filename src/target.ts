@@ -14,7 +14,7 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BackupError, errorMessage, optionError } from './errors.js';
+import { BackupError, conciseCause, errorMessage, optionError } from './errors.js';
 import { redacted, redactedTarget } from './redact.js';
 import type { DatabaseLike } from './engine/s3db.js';
 import { damagedSchema, type UnconnectedDatabase } from './damaged-schema.js';
@@ -118,8 +118,3 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
   );
 }
 
-/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason (of a message already without credentials). */
-function conciseCause(text: string): string {
-  const message = text.split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
-  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
-}

@@ -27,7 +27,7 @@ import { hostname } from 'node:os';
 import { processSpace } from '../lease/process-space.js';
 import type { KeyFile } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
@@ -415,19 +415,29 @@ function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
   if (group !== null && !o.selections[group]) yield { entry: { key: gone.k, size: 0, etag: '', lastModified: '' }, group, kind: 'tombstone' };
 }
 
+/** Reads of one source object before the backup fails on it (each request also retried by the client). */
+const SOURCE_READ_ATTEMPTS = 4;
+
 async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
   let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
-  try {
-    response = await db.client.getObject(a.entry.key);
-  } catch (err) {
-    // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone
-    // says so; without one, a restore would bring back the parent's copy.
-    if (isNotFound(err)) return a.inParent ? tombstoneOf(a) : undefined;
-    throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database: ${errorMessage(err)}`, { cause: err });
+  let body: Buffer;
+  // The client retries a failed request, not a body cut mid-stream (a reset connection): the
+  // object is read again, a few times, before the backup fails on it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await db.client.getObject(a.entry.key);
+      body = await bodyToBuffer(response.Body);
+      break;
+    } catch (err) {
+      // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone
+      // says so; without one, a restore would bring back the parent's copy.
+      if (isNotFound(err)) return a.inParent ? tombstoneOf(a) : undefined;
+      if (attempt >= SOURCE_READ_ATTEMPTS) throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database (${attempt} attempts): ${conciseCause(errorMessage(err))}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
   }
-  const body = await bodyToBuffer(response.Body);
   const header = {
     key: a.entry.key,
     size: body.length,
