@@ -601,4 +601,27 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, srcBucket);
     }
   });
+  it("a source listing refused with 403 or failing with 500 says so (ERR_SOURCE_READ with the S3 code), not 'Unknown error in listObjects'", async () => {
+    const srcBucket = await makeBucket(admin, 'listerr');
+    const seeded = await createS3Database(srcBucket, 'db');
+    await seedDatabase(seeded, { users: 2, orders: 2, perBehavior: 1 });
+    await seeded.disconnect();
+    let answer: [number, string] = [403, 'AccessDenied'];
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: (r) => (r.method === 'GET' && r.url.includes('list-type=2') && r.url.includes('prefix=db') ? { status: answer[0], headers: { 'content-type': 'application/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer[1]}</Code><Message>injected</Message></Error>` } : undefined),
+    });
+    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    try {
+      const p = s3Plugin(s3Config('list-errors/'));
+      await db.usePlugin(p);
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringMatching(/could not list the database's objects \(AccessDenied, HTTP 403\): check the credentials/) });
+      answer = [500, 'InternalError'];
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining("could not list the database's objects (InternalError, HTTP 500)") });
+    } finally {
+      await db.disconnect();
+      await proxy.close();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
 });

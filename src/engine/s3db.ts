@@ -17,7 +17,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { compareKeys } from './sorted-merge.js';
 
 export interface ListedObject {
@@ -93,17 +93,35 @@ export function isLocalClient(client: S3dbClientLike): boolean {
 
 const ALL_AT_ONCE = 2 ** 31 - 1;
 
+/**
+ * s3db.js's listing errors say "Unknown error in listObjects" whatever happened; the S3 code and
+ * HTTP status it keeps beside the message (AccessDenied 403, InternalError 500, ECONNRESET) are
+ * what a user needs.
+ */
+function listingError(err: unknown): BackupError {
+  const e = err as { code?: unknown; statusCode?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const status = e.statusCode ?? e.$metadata?.httpStatusCode;
+  const what = [typeof e.code === 'string' ? e.code : null, typeof status === 'number' ? `HTTP ${status}` : null].filter(Boolean).join(', ');
+  const access = e.code === 'AccessDenied' || status === 403 ? ': check the credentials and the permission to list the bucket' : '';
+  return new BackupError('ERR_SOURCE_READ', `could not list the database's objects (${what || conciseCause(errorMessage(err))})${access}`, { cause: err });
+}
+
 /** Every object under `prefix`, sorted by key (code points), one page at a time. */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
   const keyPrefix = clientKeyPrefix(client);
   const local = isLocalClient(client);
   let token: string | null | undefined = null;
   do {
-    const page: Awaited<ReturnType<S3dbClientLike['listObjects']>> = await client.listObjects({
-      prefix: options.prefix ?? '',
-      maxKeys: local ? ALL_AT_ONCE : (options.pageSize ?? 1000),
-      continuationToken: token,
-    });
+    let page: Awaited<ReturnType<S3dbClientLike['listObjects']>>;
+    try {
+      page = await client.listObjects({
+        prefix: options.prefix ?? '',
+        maxKeys: local ? ALL_AT_ONCE : (options.pageSize ?? 1000),
+        continuationToken: token,
+      });
+    } catch (err) {
+      throw listingError(err);
+    }
     const entries: SourceEntry[] = [];
     for (const item of page.Contents ?? []) {
       if (!item.Key) continue;
