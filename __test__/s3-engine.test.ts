@@ -14,7 +14,7 @@
  * refused for good), which a real server cannot produce on demand.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin } from '../src/index.js';
 import { S3Destination } from '../src/destinations/s3.js';
@@ -621,6 +621,24 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     } finally {
       await db.disconnect();
       await proxy.close();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+  it("objects another tool stored under keys s3db.js's client cannot address ('//', '.', '..' segments) are named in a warning, not dropped in silence", async () => {
+    const srcBucket = await makeBucket(admin, 'rawkeys');
+    const db = await createS3Database(srcBucket, 'db');
+    try {
+      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+      for (const key of ['db/plugin=x/a//b', 'db/plugin=x/./dot']) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(key) }));
+      const warnings: string[] = [];
+      const p = s3Plugin(s3Config('raw-keys/'), { logger: warnInto(warnings) });
+      await db.usePlugin(p);
+      await p.createBackup();
+      for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) {
+        expect(warnings).toContainEqual(expect.stringContaining(`${key} is listed in the database but cannot be read through s3db.js's client`));
+      }
+    } finally {
+      await db.disconnect();
       await deleteBucket(admin, srcBucket);
     }
   });

@@ -170,7 +170,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
-    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a)), {
+    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, o.warn)), {
       weight: (a) => (a.kind === 'store' || a.kind === 'logical' ? a.entry.size : 0),
       budget: FETCH_WINDOW_BYTES,
     });
@@ -418,7 +418,15 @@ function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
 /** Reads of one source object before the backup fails on it (each request also retried by the client). */
 const SOURCE_READ_ATTEMPTS = 4;
 
-async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undefined> {
+/**
+ * A key s3db.js's client cannot address: it normalises empty, '.' and '..' segments away, so an
+ * object another tool stored under such a key is listed but reads as missing.
+ */
+function unaddressable(key: string): boolean {
+  return key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i > 0 && i < all.length - 1));
+}
+
+async function fetchAction(db: DatabaseLike, a: Action, warn?: (message: string) => void): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
   let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
@@ -433,7 +441,10 @@ async function fetchAction(db: DatabaseLike, a: Action): Promise<Fetched | undef
     } catch (err) {
       // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone
       // says so; without one, a restore would bring back the parent's copy.
-      if (isNotFound(err)) return a.inParent ? tombstoneOf(a) : undefined;
+      if (isNotFound(err)) {
+        if (unaddressable(a.entry.key)) warn?.(`${a.entry.key} is listed in the database but cannot be read through s3db.js's client, which normalises its '//', '.' or '..' segments: it is not in the backup (it was not written by s3db.js; copy it under a plain key)`);
+        return a.inParent ? tombstoneOf(a) : undefined;
+      }
       if (attempt >= SOURCE_READ_ATTEMPTS) throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database (${attempt} attempts): ${conciseCause(errorMessage(err))}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
