@@ -123,6 +123,7 @@ describe('S3Destination on Ceph RGW', () => {
       [{ bucketName: 'bkt', kmsKeyId: 'k' }, /config\.kmsKeyId.*aws:kms/],
       [{ bucketName: 'bkt', serverSideEncryption: 'DES' as never }, /config\.serverSideEncryption/],
       [{ bucketName: 'bkt', endpoint: 'http://key:hunter2@127.0.0.1:1' }, /config\.endpoint.*credentials/],
+      [{ bucketName: 'bkt', endpoint: 'http://127.0.0.1:7480/bkt' }, /config\.endpoint.*without a path \(got "\/bkt"\).*config\.bucketName/],
       [{ bucketName: 'bkt', credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 42 } as never }, /config\.credentials/],
       [{ bucketName: 'bkt', requestChecksumCalculation: 'NEVER' as never }, /config\.requestChecksumCalculation/],
       [{ bucketName: 'bkt', storageclass: 'GLACIER' } as never, /config\.storageclass.*not an S3 destination option/],

@@ -154,6 +154,10 @@ export function normalizeS3Config(input: S3DestinationConfig): ResolvedS3Config 
     if (url.username || url.password) {
       throw optionError('config.endpoint', 'must not contain credentials', 'pass them in config.credentials');
     }
+    if (url.pathname !== '/' || url.search !== '') {
+      // the SDK would put the bucket after it, and the store answer "no such bucket"
+      throw optionError('config.endpoint', `must be the store's address only, without a path (got ${JSON.stringify(url.pathname + url.search)})`, `e.g. '${url.origin}'; the bucket goes in config.bucketName, a key prefix in config.prefix`);
+    }
     endpoint = url.toString().replace(/\/$/, '');
   }
   if (input.forcePathStyle !== undefined && typeof input.forcePathStyle !== 'boolean') {
