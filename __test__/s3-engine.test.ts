@@ -642,4 +642,17 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, srcBucket);
     }
   });
+  it('a destination bucket that does not exist: listBackups() and createBackup() say so (ERR_DESTINATION_NO_BUCKET), naming the destination once', async () => {
+    const missing = `missing-${process.pid}-${++seq}`;
+    const p = s3Plugin({ ...s3Config('x/'), bucketName: missing });
+    const db = await openDb(memoryUrl('nobucket'));
+    await db.usePlugin(p);
+    const label = p.destinations.members[0]!.label;
+    for (const attempt of [() => p.listBackups(), () => p.createBackup()]) {
+      const err = (await attempt().then(() => null, (e: unknown) => e)) as BackupError | null;
+      expect(err).toMatchObject({ code: 'ERR_DESTINATION_NO_BUCKET' });
+      expect(err!.message.split(label).length - 1).toBe(1);
+    }
+    await db.disconnect();
+  });
 });

@@ -18,7 +18,7 @@
 import { drained } from '../streams.js';
 import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, errorMessage, optionError } from '../errors.js';
-import type { Destination, ObjectInfo, WriteOptions, WriteResult } from './types.js';
+import { failureAt, type Destination, type ObjectInfo, type WriteOptions, type WriteResult } from './types.js';
 
 export type Strategy = 'all' | 'any' | 'priority';
 export const STRATEGIES: readonly Strategy[] = ['all', 'any', 'priority'];
@@ -82,7 +82,7 @@ export class DestinationSet {
         await member.delete([probePath]);
         return [member];
       } catch (err) {
-        errors.push(`${member.label}: ${errorMessage(err)}`);
+        errors.push(failureAt(member.label, err));
       }
     }
     throw new BackupError('ERR_NO_DESTINATION', `no destination is usable (priority strategy): ${errors.join('; ')}`);
@@ -211,6 +211,7 @@ export class DestinationSet {
   async listMerged(prefix: string): Promise<(ObjectInfo & { labels: string[] })[]> {
     const byPath = new Map<string, ObjectInfo & { labels: string[] }>();
     const errors: string[] = [];
+    const codes = new Set<string>();
     for (const member of this.members) {
       try {
         for await (const info of member.list(prefix)) {
@@ -219,17 +220,22 @@ export class DestinationSet {
           else byPath.set(info.path, { ...info, labels: [member.label] });
         }
       } catch (err) {
-        errors.push(`${member.label}: ${errorMessage(err)}`);
+        errors.push(failureAt(member.label, err));
+        codes.add(err instanceof BackupError ? err.code : '');
       }
     }
-    if (errors.length === this.members.length) throw new BackupError('ERR_DESTINATION_FAILED', `could not list any destination: ${errors.join('; ')}`);
+    if (errors.length === this.members.length) {
+      // every destination failed the same way (a missing bucket, denied access): that code is the news
+      const only = codes.size === 1 ? [...codes][0] : undefined;
+      throw new BackupError(only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_DESTINATION_FAILED', `could not list any destination: ${errors.join('; ')}`);
+    }
     return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /** Deletes the paths from every member; a member that fails is reported, the others still run. */
   async delete(paths: string[]): Promise<void> {
     const settled = await Promise.allSettled(this.members.map((m) => m.delete(paths)));
-    const errors = settled.flatMap((s, i) => (s.status === 'rejected' ? [`${this.members[i]!.label}: ${errorMessage(s.reason)}`] : []));
+    const errors = settled.flatMap((s, i) => (s.status === 'rejected' ? [failureAt(this.members[i]!.label, s.reason)] : []));
     if (errors.length > 0) throw new BackupError('ERR_DESTINATION_FAILED', `delete failed: ${errors.join('; ')}`);
   }
 

@@ -91,3 +91,9 @@ export async function readText(destination: Destination, path: string): Promise<
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** `label: message` of a destination's error, without saying the label twice (its own errors start with it). */
+export function failureAt(label: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.startsWith(`${label}: `) ? message : `${label}: ${message}`;
+}

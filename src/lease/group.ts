@@ -14,8 +14,8 @@
  *   far and is the result; with `waitMs` the whole group is tried again until it expires.
  * Limit: instances that disagree on which destination is down may share no lease.
  */
-import type { Destination } from '../destinations/types.js';
-import { BackupError, errorMessage } from '../errors.js';
+import { failureAt, type Destination } from '../destinations/types.js';
+import { BackupError } from '../errors.js';
 import { Lease, sleep, type AcquireOptions, type AcquireResult, type LeaseOptions } from './lease.js';
 
 export class LeaseGroup {
@@ -46,7 +46,7 @@ export class LeaseGroup {
       try {
         result = await lease.acquire(holderId, ttlMs, tick === undefined ? {} : { tick });
       } catch (err) {
-        errors.push(`${lease.destination.label}: ${errorMessage(err)}`);
+        errors.push(failureAt(lease.destination.label, err));
         codes.add(err instanceof BackupError ? err.code : '');
         continue;
       }
