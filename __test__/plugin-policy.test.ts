@@ -136,6 +136,27 @@ describe('schedules', () => {
     expect(await leftovers(dir)).toEqual([]);
   }, 60_000);
 
+  it('a cron tick that passed while no instance ran is taken once at the next start (the tick lease remembers the last one completed)', async () => {
+    const dir = path.join(work, 'catch-up');
+    const db = await seeded('catch-up');
+    const every2s = '*/2 * * * * *';
+    const first = plugin(dir, { schedule: every2s });
+    await db.usePlugin(first, 'first');
+    await waitUntil('a scheduled backup', async () => (await first.listBackups()).length >= 1);
+    await first.stop();
+    const stoppedAt = Date.now();
+    await sleep(4_500); // two ticks pass while no instance runs
+    const startedAt = Date.now();
+    const second = plugin(dir, { schedule: every2s });
+    await db.usePlugin(second, 'second');
+    const tickOf = (m: Manifest) => Date.parse((m.trigger?.payload as { tick?: string } | undefined)?.tick ?? '');
+    await waitUntil('the backup of a tick that passed while no instance ran', async () => (await manifests(second)).some((m) => tickOf(m) > stoppedAt && tickOf(m) < startedAt));
+    await second.stop();
+    const gapTicks = (await manifests(second)).filter((m) => tickOf(m) > stoppedAt && tickOf(m) < startedAt);
+    expect(gapTicks).toHaveLength(1); // the latest one only, once
+    noOverlap(await manifests(second));
+  }, 60_000);
+
   it("a per-resource schedule's tick that comes while another backup runs waits for it instead of being dropped (a nearly always running main backup never starves it)", async () => {
     const dir = path.join(work, 'no-starving');
     const db = await seeded('no-starving');

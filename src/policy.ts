@@ -22,7 +22,7 @@ import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
-import { MIN_PLUGIN_INTERVAL_MS, parseSchedule, Scheduler, type ScheduleInput, type TickContext } from './schedule/index.js';
+import { MIN_PLUGIN_INTERVAL_MS, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
 
 interface ScheduledJob {
   scheduler: Scheduler;
@@ -43,6 +43,8 @@ export class BackupPolicy {
   /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
   private readonly queuedTriggers = new Map<TriggerOption, object>();
   private readonly leases = new Map<string, LeaseGroup>();
+  /** Catch-ups of ticks missed while no instance ran (see catchUp), awaited by stop(). */
+  private readonly catchUps = new Set<Promise<void>>();
 
   constructor(
     private readonly plugin: BackupPlugin,
@@ -99,6 +101,31 @@ export class BackupPolicy {
     });
     this.jobs.push({ scheduler, include, name });
     scheduler.start();
+    if (parsed.kind === 'cron' && this.config.lease.enabled) {
+      const catchUp = this.catchUp(parsed, include, excludeOwn, name).catch((err: unknown) => {
+        if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'catch-up of a missed scheduled backup failed');
+      });
+      this.catchUps.add(catchUp);
+      void catchUp.finally(() => this.catchUps.delete(catchUp));
+    }
+  }
+
+  /**
+   * A cron tick that fell while no instance of the fleet ran (a single 'daily' instance redeployed
+   * across midnight) is run once at start: when the schedule's tick lease records an earlier
+   * completed tick than the latest one due. Nothing recorded (a first start) runs nothing; the
+   * tick lease keeps it to one instance (another may have run it meanwhile: 'tick-done').
+   * Interval schedules are left out: their next tick is at most one interval away.
+   */
+  private async catchUp(parsed: ParsedSchedule, include: string[] | null, excludeOwn: string[], name: string): Promise<void> {
+    const due = previousTick(parsed, Date.now());
+    if (due === null) return;
+    const last = await this.leaseFor(name).lastCompletedTick();
+    if (last === null || Date.parse(last) >= due || this.stopped) return;
+    const tick = new Date(due);
+    this.plugin.log('info', { schedule: name, tick: tick.toISOString(), lastCompleted: last }, `schedule ${name}: tick ${tick.toISOString()} passed while no instance ran (last completed: ${last}); taking it now`);
+    // never aborted: stop() waits for it, as it waits for a scheduled run
+    await this.onTick({ tick, tickId: tick.toISOString(), signal: new AbortController().signal }, include, excludeOwn, name);
   }
 
   /** Next scheduled run of each schedule. */
@@ -111,6 +138,7 @@ export class BackupPolicy {
     const jobs = this.jobs;
     this.jobs = [];
     await Promise.all(jobs.map((j) => j.scheduler.stop()));
+    await Promise.all([...this.catchUps]);
   }
 
   /** Restores running: scheduled ticks are skipped and triggered backups wait meanwhile. */

@@ -64,6 +64,12 @@ export class LeaseGroup {
     throw new BackupError(code, `the backup lease could not be taken at any destination: ${errors.join('; ')}`);
   }
 
+  /** The latest tick recorded as completed at any destination that answers, or null. */
+  async lastCompletedTick(): Promise<string | null> {
+    const ticks = await Promise.all(this.leases.map((l) => l.lastCompletedTick().catch(() => null)));
+    return ticks.reduce<string | null>((max, t) => (t !== null && (max === null || Date.parse(t) > Date.parse(max)) ? t : max), null);
+  }
+
   /** Releases the lease everywhere it is held; true when every release was written. */
   async release(options: { completed?: boolean } = {}): Promise<boolean> {
     const held = this.held;

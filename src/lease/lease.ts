@@ -195,6 +195,11 @@ export class Lease {
     return (await this.observe())?.record ?? null;
   }
 
+  /** The latest scheduled tick recorded as completed here (one from a clock far ahead is ignored), or null. */
+  async lastCompletedTick(): Promise<string | null> {
+    return this.believableTick((await this.read())?.lastCompletedTick ?? null, this.options.ttlMs ?? DEFAULT_LEASE_TTL_MS);
+  }
+
   /**
    * Tries to take the lease for `holderId` for `ttlMs`. Never throws for contention: returns
    * { acquired: false, reason: 'held' | 'tick-done' }. Throws BackupError for destination errors,

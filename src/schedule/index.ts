@@ -3,7 +3,7 @@
  * task on each tick without overlap and stops cleanly. See parse.ts and scheduler.ts for the
  * invariants; per-resource schedules are simply several Schedulers.
  */
-export { parseSchedule, nextTick, latestDueTick, NAMED_SCHEDULES, MIN_INTERVAL_MS, MIN_PLUGIN_INTERVAL_MS } from './parse.js';
+export { parseSchedule, nextTick, previousTick, latestDueTick, NAMED_SCHEDULES, MIN_INTERVAL_MS, MIN_PLUGIN_INTERVAL_MS } from './parse.js';
 export type { ParsedSchedule, ScheduleInput, ParseScheduleOptions } from './parse.js';
 export { Scheduler } from './scheduler.js';
 export type { TickContext, SkipInfo, SchedulerOptions, ScheduledTask } from './scheduler.js';

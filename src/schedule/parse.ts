@@ -113,6 +113,18 @@ export function nextTick(schedule: ParsedSchedule, after: number | Date): number
   }
 }
 
+/** The latest tick at or before `at`, or null when there is none (a disabled schedule). */
+export function previousTick(schedule: ParsedSchedule, at: number): number | null {
+  if (schedule.kind === 'disabled') return null;
+  if (schedule.kind === 'interval') return Math.floor(at / schedule.intervalMs) * schedule.intervalMs;
+  const cron = new Cron(schedule.expression, { timezone: schedule.timezone, paused: true });
+  try {
+    return cron.previousRuns(1, new Date(at + 1))[0]?.getTime() ?? null;
+  } finally {
+    cron.stop();
+  }
+}
+
 /** The latest tick at or before `at` that is strictly after `after`, plus how many ticks in (after, at] were passed over. */
 export function latestDueTick(schedule: ParsedSchedule, after: number, at: number): { tick: number; passed: number } | null {
   if (schedule.kind === 'disabled') return null;
