@@ -1,6 +1,7 @@
 /**
- * What each command does, through the public BackupPlugin API only (the CLI is a user of the
- * plugin, never a second implementation of it): list, show, verify, restore, recover, backup.
+ * What each command does, through the public BackupPlugin API (the CLI is a user of the plugin,
+ * never a second implementation of it): list, show, verify, restore, recover, backup; and rewrap,
+ * which rewrites key.json through the plugin's destinations (rewrap.ts).
  * Each returns its exit code and a JSON-able result; text for people goes to `out`, questions and
  * progress to `err`.
  *
@@ -20,7 +21,7 @@ export interface CommandIo {
   out: (text: string) => void;
   err: NodeJS.WriteStream;
   stdin: NodeJS.ReadStream;
-  /** Aborted on Ctrl-C: a backup stops cleanly (its lease released, its parts removed later). */
+  /** Aborted on Ctrl-C: a backup stops cleanly (what it wrote deleted, its lease released). */
   signal?: AbortSignal;
   /** rewrap only: the passphrase that opens key.json now, and the one it is to open with. */
   passphrases?: { current: string | null; next: string };
