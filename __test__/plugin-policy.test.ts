@@ -157,6 +157,22 @@ describe('schedules', () => {
     noOverlap(await manifests(second));
   }, 60_000);
 
+  it("a resource named 'main' with its own schedule has its own tick lease: both schedules go on backing up", async () => {
+    const dir = path.join(work, 'named-main');
+    const db = await seeded('named-main');
+    await db.createResource({ name: 'main', attributes: { v: 'string' } });
+    const p = plugin(dir, { schedule: 1000, resources: { main: { schedule: 1000 } } });
+    await db.usePlugin(p);
+    await waitUntil('backups of both schedules', async () => {
+      const list = await manifests(p);
+      const whole = list.filter((m) => m.selection.include === null).length;
+      const own = list.filter((m) => JSON.stringify(m.selection.include) === '["main"]').length;
+      return whole >= 2 && own >= 2;
+    });
+    await p.stop();
+    expect((await readdir(path.join(dir, 'locks'))).filter((f) => f.startsWith('tick-')).sort()).toEqual(['tick-main.lease', 'tick-resources-main.lease']);
+  }, 60_000);
+
   it("a per-resource schedule's tick that comes while another backup runs waits for it instead of being dropped (a nearly always running main backup never starves it)", async () => {
     const dir = path.join(work, 'no-starving');
     const db = await seeded('no-starving');

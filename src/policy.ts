@@ -16,6 +16,7 @@
  * - stop() stops the timers and triggers (an event while stopped runs nothing: 'stopped') and
  *   waits for a running scheduled backup; start() resumes both; detach() removes listeners.
  */
+import { createHash } from 'node:crypto';
 import type { BackupPlugin } from './plugin.js';
 import type { NormalizedOptions, TriggerOption } from './options.js';
 import type { DatabaseLike } from './engine/s3db.js';
@@ -23,6 +24,26 @@ import { errorMessage } from './errors.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { MIN_PLUGIN_INTERVAL_MS, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
+
+/** One schedule: its name in events and reasons, what it backs up, and its tick lease. */
+interface JobSpec {
+  name: string;
+  /** Resources this schedule backs up (null = all but those with their own schedule). */
+  include: string[] | null;
+  /** Resources with their own schedule, left out of the main one. */
+  excludeOwn: string[];
+  leasePath: string;
+}
+
+/**
+ * The tick lease of a per-resource schedule: apart from the main schedule's (a resource may be
+ * named `main`), and apart for names that read alike once made safe for a path (`a.b`, `a_b`).
+ */
+function resourceTickLeasePath(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9_-]/g, '_');
+  const exact = safe === name ? '' : `-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return `locks/tick-resources-${safe}${exact}.lease`;
+}
 
 interface ScheduledJob {
   scheduler: Scheduler;
@@ -85,24 +106,28 @@ export class BackupPolicy {
       groups.set(key, [...(groups.get(key) ?? []), name]);
     }
     const mainInclude = own.length === 0 ? this.config.include : null;
-    this.addJob(this.config.schedule, mainInclude, own, 'main');
-    for (const [key, names] of groups) this.addJob(JSON.parse(key) as ScheduleInput, names, [], names.join(','));
+    this.addJob(this.config.schedule, { name: 'main', include: mainInclude, excludeOwn: own, leasePath: 'locks/tick-main.lease' });
+    for (const [key, names] of groups) {
+      const name = names.join(',');
+      this.addJob(JSON.parse(key) as ScheduleInput, { name, include: names, excludeOwn: [], leasePath: resourceTickLeasePath(name) });
+    }
   }
 
-  private addJob(schedule: ScheduleInput, include: string[] | null, excludeOwn: string[], name: string): void {
+  private addJob(schedule: ScheduleInput, job: JobSpec): void {
+    const name = job.name;
     const parsed = parseSchedule(schedule, { timezone: this.config.timezone });
     if (parsed.kind === 'disabled') return;
-    const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, include, excludeOwn, name), {
+    const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, job), {
       unref: true,
       onSkip: (info) => this.plugin.emit('plg:backup:skipped', { schedule: name, reason: info.reason, tick: info.tick.toISOString(), count: info.count }),
       onError: (err) => {
         if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'scheduled backup failed');
       },
     });
-    this.jobs.push({ scheduler, include, name });
+    this.jobs.push({ scheduler, include: job.include, name });
     scheduler.start();
     if (parsed.kind === 'cron' && this.config.lease.enabled) {
-      const catchUp = this.catchUp(parsed, include, excludeOwn, name).catch((err: unknown) => {
+      const catchUp = this.catchUp(parsed, job).catch((err: unknown) => {
         if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { schedule: name, err: errorMessage(err) }, 'catch-up of a missed scheduled backup failed');
       });
       this.catchUps.add(catchUp);
@@ -117,15 +142,16 @@ export class BackupPolicy {
    * tick lease keeps it to one instance (another may have run it meanwhile: 'tick-done').
    * Interval schedules are left out: their next tick is at most one interval away.
    */
-  private async catchUp(parsed: ParsedSchedule, include: string[] | null, excludeOwn: string[], name: string): Promise<void> {
+  private async catchUp(parsed: ParsedSchedule, job: JobSpec): Promise<void> {
+    const name = job.name;
     const due = previousTick(parsed, Date.now());
     if (due === null) return;
-    const last = await this.leaseFor(name).lastCompletedTick();
+    const last = await this.leaseFor(job.leasePath).lastCompletedTick();
     if (last === null || Date.parse(last) >= due || this.stopped) return;
     const tick = new Date(due);
     this.plugin.log('info', { schedule: name, tick: tick.toISOString(), lastCompleted: last }, `schedule ${name}: tick ${tick.toISOString()} passed while no instance ran (last completed: ${last}); taking it now`);
     // never aborted: stop() waits for it, as it waits for a scheduled run
-    await this.onTick({ tick, tickId: tick.toISOString(), signal: new AbortController().signal }, include, excludeOwn, name);
+    await this.onTick({ tick, tickId: tick.toISOString(), signal: new AbortController().signal }, job);
   }
 
   /** Next scheduled run of each schedule. */
@@ -154,7 +180,8 @@ export class BackupPolicy {
     }
   }
 
-  private async onTick(ctx: TickContext, include: string[] | null, excludeOwn: string[], name: string): Promise<void> {
+  private async onTick(ctx: TickContext, job: JobSpec): Promise<void> {
+    const { name, include, excludeOwn } = job;
     const skip = (reason: string): void => {
       this.plugin.emit('plg:backup:skipped', { schedule: name, reason, tick: ctx.tickId, count: 1 });
     };
@@ -176,7 +203,7 @@ export class BackupPolicy {
     }
     // One tick lease per schedule records which tick ran (so one instance runs each tick, once);
     // the backup itself then takes the plugin's backup lease, which excludes every other backup.
-    const lease = this.leaseFor(name);
+    const lease = this.leaseFor(job.leasePath);
     let got: Awaited<ReturnType<LeaseGroup['acquire']>>;
     try {
       got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
@@ -195,12 +222,11 @@ export class BackupPolicy {
     }
   }
 
-  private leaseFor(name: string): LeaseGroup {
-    let lease = this.leases.get(name);
+  private leaseFor(path: string): LeaseGroup {
+    let lease = this.leases.get(path);
     if (!lease) {
-      const path = `locks/tick-${name.replace(/[^A-Za-z0-9_-]/g, '_')}.lease`;
       lease = new LeaseGroup(this.plugin.destinations.members, { path, ttlMs: this.config.lease.ttlMs });
-      this.leases.set(name, lease);
+      this.leases.set(path, lease);
     }
     return lease;
   }
