@@ -655,4 +655,15 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
     await db.disconnect();
   });
+  it("a wrong secret key is ERR_DESTINATION_ACCESS that says what a bodiless 403 can mean, never '(Unknown)' nor the secret", async () => {
+    const db = await openDb(memoryUrl('wrongsecret'));
+    const p = s3Plugin({ ...s3Config('wrong-secret/'), credentials: { accessKeyId: s3Env().accessKeyId, secretAccessKey: 'not-the-secret-4f9a' } });
+    await db.usePlugin(p);
+    const err = (await p.createBackup().then(() => null, (e: unknown) => e)) as BackupError | null;
+    expect(err).toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
+    expect(err!.message).not.toContain('(Unknown)');
+    expect(err!.message).toMatch(/a wrong secret key, an unknown access key and a missing permission look alike|SignatureDoesNotMatch/);
+    expect(err!.message).not.toContain('not-the-secret-4f9a');
+    await db.disconnect();
+  });
 });

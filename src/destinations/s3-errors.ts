@@ -39,7 +39,7 @@ export function s3Error(ctx: ErrorContext, err: unknown, op: string, relative: s
   if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
     return new BackupError(
       'ERR_DESTINATION_ACCESS',
-      `${ctx.label}: access denied to ${op} ${relative} (${e.name ?? code}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
+      `${ctx.label}: access denied to ${op} ${relative} (${e.name && e.name !== 'Unknown' ? e.name : `HTTP ${code ?? 403}, no error code: the answer to a HEAD request has no body, so a wrong secret key, an unknown access key and a missing permission look alike`}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
       { cause: err },
     );
   }
