@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import { BackupError } from '../src/errors.js';
 import { Lease, type LeaseLostInfo, type LeaseRecord } from '../src/lease/index.js';
+import { LeaseGroup } from '../src/lease/group.js';
 import { processSpace } from '../src/lease/process-space.js';
 
 let dir: string;
@@ -239,6 +240,29 @@ describe('Lease', () => {
     expect(() => a.assertHeld()).toThrow(/lost by a/);
     expect(await a.release({ completed: true })).toBe(false);
     expect(onDisk()).toMatchObject({ holder: 'successor', generation: 99 });
+  });
+
+  it('a group held at two destinations is not lost when one of them goes away (its writes fail on their own), but is when another holder takes it over at either', async () => {
+    const second = mkdtempSync(join(tmpdir(), 's3db-backup-lease-b-'));
+    try {
+      const b = new FilesystemDestination({ directory: second, fsync: false });
+      const group = new LeaseGroup([destination, b], { ttlMs: 300, clockSkewMs: 0 });
+      expect((await group.acquire('g', 300)).acquired).toBe(true);
+      // the second destination disappears (an unmount): renewals there fail until its record expires
+      rmSync(second, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 900));
+      expect(group.signal.aborted).toBe(false);
+      expect(() => group.assertHeld()).not.toThrow();
+      // another holder's record at the destination still there: a takeover, the group is lost
+      const successor: LeaseRecord = { version: 1, holder: 'successor', expiresAt: new Date(Date.now() + 60_000).toISOString(), generation: 99 };
+      await destination.write('locks/backup.lease', Buffer.from(JSON.stringify(successor)));
+      await until(() => group.signal.aborted, 'the takeover');
+      expect((group.signal.reason as BackupError).message).toContain('taken-over');
+      expect(() => group.assertHeld()).toThrow(/taken-over/);
+      await group.release();
+    } finally {
+      rmSync(second, { recursive: true, force: true });
+    }
   });
 
   it('treats an unreadable lease object as free, and refuses a newer format', async () => {

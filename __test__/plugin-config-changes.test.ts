@@ -6,6 +6,7 @@
 //   plaintext parent or failing every incremental with "wrong passphrase";
 // - a second database given the same destination (a copied configuration) never chains onto the
 //   first one's backups nor takes their retention slots, and is said loudly.
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -173,6 +174,25 @@ describe('two databases pointed at one destination (a configuration copied from 
   }, 60_000);
 });
 
+describe('one database spelled two ways', () => {
+  it("a key prefix written with or without its trailing '/' is the same database: the chain goes on", async () => {
+    const dir = path.join(work, 'slash');
+    const name = `cfg-slash-${process.pid}-${++seq}`;
+    const db = await copySeeded(`memory://${name}/app`);
+    const before = plugin({ config: { directory: dir } });
+    await db.usePlugin(before);
+    await before.createBackup({ type: 'full' });
+    await before.stop();
+    const again = await openDb(`memory://${name}/app/`);
+    const warnings: string[] = [];
+    const after = plugin({ config: { directory: dir }, logger: warnInto(warnings) });
+    await again.usePlugin(after, 'after');
+    expect((await after.createBackup({ type: 'incremental' })).type).toBe('incremental');
+    expect(warnings.filter((w) => w.includes('another database'))).toEqual([]);
+    await after.stop();
+  }, 60_000);
+});
+
 describe('backups placed inside the database they back up', () => {
   it("a filesystem destination inside a file:// database's directory (or around it) is refused at install, naming the option", async () => {
     const root = path.join(work, 'fs-inside');
@@ -191,4 +211,38 @@ describe('backups placed inside the database they back up', () => {
     await beside.stop();
     await db.disconnect();
   }, 60_000);
+});
+
+describe('a backup to several destinations stopped midway', () => {
+  it('aborting it raises no uncaught exception (an application with s3db.js defaults would exit on one)', () => {
+    // A child process: an uncaught exception must be counted, not caught by the test runner.
+    const child = `
+      let uncaught = 0;
+      process.on('uncaughtException', () => { uncaught += 1; });
+      const { S3db } = await import('s3db.js');
+      const { BackupPlugin } = await import('./src/index.ts');
+      const { seedDatabase } = await import('./__test__/helpers/database.ts');
+      const db = new S3db({ connectionString: 'memory://cfg-abort-${process.pid}/db', logLevel: 'silent', exitOnSignal: false });
+      await db.connect();
+      await seedDatabase(db, { users: 40, orders: 200, perBehavior: 20 });
+      const dir = process.env.DEST;
+      const p = new BackupPlugin({ schedule: false, driver: 'multi', strategy: 'all', verify: false, progressIntervalMs: 10, lease: false,
+        destinations: [{ driver: 'filesystem', config: { directory: dir + '/a' } }, { driver: 'filesystem', config: { directory: dir + '/b' } }] });
+      await db.usePlugin(p);
+      const stop = new AbortController();
+      p.on('plg:backup:progress', () => stop.abort());
+      const code = await p.createBackup({ signal: stop.signal }).then(() => 'completed', (e) => e.code);
+      await new Promise((r) => setTimeout(r, 500));
+      console.log(JSON.stringify({ code, uncaught }));
+      process.exit(0);
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      env: { ...process.env, DEST: path.join(work, 'abort-multi') },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null')).toEqual({ code: 'ERR_ABORTED', uncaught: 0 });
+  }, 150_000);
 });

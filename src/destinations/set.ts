@@ -141,6 +141,9 @@ export class DestinationSet {
     const live = new Map<Destination, PassThrough>();
     const outcomes = writers.map((w) => {
       const pipe = new PassThrough({ highWaterMark: MEMBER_BUFFER });
+      // A failure reaches the caller through `done` (the member's write); destroying the pipe with
+      // the error when the source fails must not also raise it as an uncaught 'error' event.
+      pipe.on('error', () => undefined);
       live.set(w, pipe);
       const done = w.write(path, pipe, options);
       done.catch(() => {

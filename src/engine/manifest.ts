@@ -131,7 +131,8 @@ export function selectionKey(selection: { include: string[] | null; exclude: str
  * compares it where both have it), so retention's series of a file:// database do not split.
  */
 export function sourceKey(source: Manifest['source']): string {
-  return JSON.stringify([source.client, source.bucket, source.keyPrefix]);
+  // 'app', 'app/' and '/app' are one prefix to s3db.js (and no prefix is '' or null)
+  return JSON.stringify([source.client, source.bucket, (source.keyPrefix ?? '').replace(/^\/+|\/+$/g, '')]);
 }
 
 /** Whether two backups come from the same database, as far as their manifests tell. */

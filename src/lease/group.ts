@@ -12,6 +12,10 @@
  *   reported together when none answers.
  * - Contention ('held', 'tick-done') at any destination that answers gives up the ones taken so
  *   far and is the result; with `waitMs` the whole group is tried again until it expires.
+ * - Held, the group is lost (`signal` aborts, assertHeld throws) when another holder took it over
+ *   at any destination, or when it is lost at every one. A destination where it could no longer
+ *   be renewed (down, unmounted: 'expired' or 'deleted') is that destination failing, which the
+ *   backup's writes there report and its strategy ('any', 'priority') may go on without.
  * Limit: instances that disagree on which destination is down may share no lease.
  */
 import { failureAt, type Destination } from '../destinations/types.js';
@@ -21,6 +25,8 @@ import { Lease, sleep, type AcquireOptions, type AcquireResult, type LeaseOption
 export class LeaseGroup {
   private readonly leases: Lease[];
   private held: Lease[] = [];
+  /** Aborted when the lease held now is lost as a whole (see the top comment). */
+  private lost = new AbortController();
 
   constructor(destinations: Destination[], options: LeaseOptions = {}) {
     this.leases = [...destinations].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)).map((d) => new Lease(d, options));
@@ -57,7 +63,10 @@ export class LeaseGroup {
       this.held.push(lease);
       first ??= result;
     }
-    if (first) return first;
+    if (first) {
+      this.watchLosses();
+      return first;
+    }
     // Every destination failed the same way (a full disk, a read-only mount): that code is the news.
     const [only] = codes;
     const code = codes.size === 1 && only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_LEASE_UNAVAILABLE';
@@ -78,13 +87,41 @@ export class LeaseGroup {
     return released.length > 0 && released.every(Boolean);
   }
 
-  /** Aborts when the lease is lost at any destination where it is held. */
+  private watchLosses(): void {
+    const lost = new AbortController();
+    this.lost = lost;
+    const held = this.held;
+    for (const lease of held) {
+      lease.signal.addEventListener(
+        'abort',
+        () => {
+          if (lease.lossReason === 'taken-over' || held.every((l) => l.signal.aborted)) lost.abort(lease.signal.reason);
+        },
+        { once: true },
+      );
+    }
+  }
+
+  /** Aborts when the lease held now is lost: taken over at any destination, or lost at every one. */
   get signal(): AbortSignal {
-    return this.held.length > 0 ? AbortSignal.any(this.held.map((l) => l.signal)) : this.leases[0]!.signal;
+    return this.lost.signal;
   }
 
   assertHeld(): void {
     if (this.held.length === 0) throw new BackupError('ERR_LEASE_LOST', 'the backup lease is not held');
-    for (const lease of this.held) lease.assertHeld();
+    if (this.lost.signal.aborted) throw this.lost.signal.reason;
+    let last: unknown = null;
+    let holding = 0;
+    for (const lease of this.held) {
+      try {
+        lease.assertHeld();
+        holding += 1;
+      } catch (err) {
+        // lost or expired at this destination only: that destination is failing, not the lease
+        if (lease.lossReason === 'taken-over') throw err;
+        last = err;
+      }
+    }
+    if (holding === 0) throw last;
   }
 }

@@ -92,6 +92,7 @@ interface Held {
   controller: AbortController;
   timer: NodeJS.Timeout | null;
   lost: boolean;
+  lostReason?: LeaseLostInfo['reason'];
   /** The renewal in flight, if any: release() waits for it so both never race on the tag. */
   inflight: Promise<void> | null;
 }
@@ -165,6 +166,11 @@ export class Lease {
       throw new BackupError('ERR_INVALID_OPTION', 'Invalid option "lease.clockSkewMs": must be >= 0', { details: { option: 'lease.clockSkewMs' } });
     }
     this.options = options;
+  }
+
+  /** Why the current acquisition was lost ('taken-over': another holder's record is there), or null while it is not. */
+  get lossReason(): LeaseLostInfo['reason'] | null {
+    return this.held?.lost ? (this.held.lostReason ?? null) : null;
   }
 
   /** True while this instance holds the lease and has not lost it. */
@@ -416,6 +422,7 @@ export class Lease {
   private markLost(h: Held, info: LeaseLostInfo): void {
     if (h.lost) return;
     h.lost = true;
+    h.lostReason = info.reason;
     this.stopRenewing(h);
     const reason = new BackupError('ERR_LEASE_LOST', `Lease ${this.where()}: lost by ${h.holderId} (${info.reason})${info.error ? `: ${errorMessage(info.error)}` : ''}`);
     h.controller.abort(reason);
