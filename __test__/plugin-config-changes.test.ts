@@ -6,7 +6,6 @@
 //   plaintext parent or failing every incremental with "wrong passphrase";
 // - a second database given the same destination (a copied configuration) never chains onto the
 //   first one's backups nor takes their retention slots, and is said loudly.
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +15,7 @@ import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import { LeaseGroup } from '../src/lease/group.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
+import { runChildScript } from './helpers/child.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
 let work: string;
@@ -224,7 +224,7 @@ describe('a backup to several destinations stopped midway', () => {
       const { seedDatabase } = await import('./__test__/helpers/database.ts');
       const db = new S3db({ connectionString: 'memory://cfg-abort-${process.pid}/db', logLevel: 'silent', exitOnSignal: false });
       await db.connect();
-      await seedDatabase(db, { users: 40, orders: 200, perBehavior: 20 });
+      await seedDatabase(db, { users: 8, orders: 200, perBehavior: 8 });
       const dir = process.env.DEST;
       const p = new BackupPlugin({ schedule: false, driver: 'multi', strategy: 'all', verify: false, progressIntervalMs: 10, lease: false,
         destinations: [{ driver: 'filesystem', config: { directory: dir + '/a' } }, { driver: 'filesystem', config: { directory: dir + '/b' } }] });
@@ -236,13 +236,7 @@ describe('a backup to several destinations stopped midway', () => {
       console.log(JSON.stringify({ code, uncaught }));
       process.exit(0);
     `;
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], {
-      cwd: path.resolve(import.meta.dirname, '..'),
-      env: { ...process.env, DEST: path.join(work, 'abort-multi') },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null')).toEqual({ code: 'ERR_ABORTED', uncaught: 0 });
+    const result = runChildScript(child, { DEST: path.join(work, 'abort-multi') });
+    expect(result).toEqual({ code: 'ERR_ABORTED', uncaught: 0 });
   }, 150_000);
 });

@@ -8,7 +8,6 @@
 // (such a backup could not be restored into an empty database), leaving no file behind. And the
 // database a restore opens from a connection string never ends the application's process on a
 // signal (s3db.js's default), which a child process shows.
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openDb, seededCopies } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
+import { runChildScript } from './helpers/child.js';
 
 const SMALL = { users: 4, orders: 6, perBehavior: 1 };
 let work: string;
@@ -297,14 +297,8 @@ describe('s3db.js drop-in details', () => {
       console.log(JSON.stringify({ handled, written: report.objectsWritten }));
       process.exit(0);
     `;
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], {
-      cwd: path.resolve(import.meta.dirname, '..'),
-      env: { ...process.env, DEST: path.join(work, 'signal') },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null') as { handled: number; written: number } | null;
+    const result = runChildScript(child, { DEST: path.join(work, 'signal') });
+    const out = result as { handled: number; written: number } | null;
     expect(out).toMatchObject({ handled: 1 });
     expect(out!.written).toBeGreaterThan(0);
   }, 150_000);
