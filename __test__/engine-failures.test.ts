@@ -454,7 +454,8 @@ describe('a damaged s3db.json in the source', () => {
     await db.client.putObject({ key: 's3db.json', body: Buffer.from('{ "resources": { garbage'), contentType: 'application/json' });
     const err = await p.createBackup().then(() => null, (e: Error & { code: string }) => e);
     expect(err?.code).toBe('ERR_SOURCE_READ');
-    expect(err!.message).toMatch(/s3db.json is not valid JSON .*no backup is taken.*manifest\.s3dbJson as the database's s3db\.json/);
+    expect(err!.message).toMatch(/s3db\.json \(\d+ characters\) is not valid JSON: .*no backup is taken.*manifest\.s3dbJson as its s3db\.json/);
+    expect(err!.message).not.toContain('garbage'); // the damaged text is never quoted
     expect((await p.listBackups()).map((b) => b.id)).toEqual([good.id]);
     // what the message says to do
     const schema = (await p.getBackup(good.id))!.manifest.s3dbJson;

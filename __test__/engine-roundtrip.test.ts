@@ -255,7 +255,7 @@ describe("the target's stored s3db.json", () => {
     for (const options of [{ dryRun: true }, { mode: 'merge' as const }, { resources: ['users'] }]) {
       await expect(p.restore({ backupId: backup.id, destination: targetUrl, ...options })).rejects.toMatchObject({
         code: 'ERR_TARGET_METADATA',
-        message: expect.stringContaining("s3db.js would replace it with an empty one on connecting. Put its schema back first: write a backup's manifest.s3dbJson"),
+        message: expect.stringContaining("s3db.js would replace it with an empty one on connecting. Put its schema back first: write the newest backup's manifest.s3dbJson"),
       });
       expect(await snapshot(target)).toEqual(untouched); // no s3db.json.corrupted.* copy, the bytes as they were
     }

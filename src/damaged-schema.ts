@@ -26,11 +26,19 @@ export async function damagedSchema(db: UnconnectedDatabase): Promise<string | n
     if (isNotFound(err)) return null;
     return null; // unreadable for another reason: connect() reports it
   }
+  return schemaDamage(text);
+}
+
+/** Why this text is not a readable s3db.json (null when it parses). JSON.parse's own message quotes the text: only its size is shown. */
+export function schemaDamage(text: string): string | null {
   try {
     JSON.parse(text);
     return null;
   } catch {
-    // JSON.parse's message quotes the text; only its size is shown
-    return `its s3db.json (${text.length} characters) is not valid JSON`;
+    return `s3db.json (${text.length} characters) is not valid JSON`;
   }
 }
+
+/** How to put a damaged s3db.json back: every message that meets one says this (README runbook, step 4). */
+export const PUT_SCHEMA_BACK =
+  "write the newest backup's manifest.s3dbJson as its s3db.json (no record changes; s3db-backup show <id> --json prints it), or restore the whole database (mode 'replace', no resources, not a dry run), which also drops what was written since (README runbook, step 4)";

@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackupError, conciseCause, errorMessage, optionError } from './errors.js';
 import { redacted, redactedTarget } from './redact.js';
 import type { DatabaseLike } from './engine/s3db.js';
-import { damagedSchema, type UnconnectedDatabase } from './damaged-schema.js';
+import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from './damaged-schema.js';
 
 export interface OpenedDatabase {
   db: DatabaseLike;
@@ -114,7 +114,7 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
   }
   throw new BackupError(
     'ERR_TARGET_METADATA',
-    `the restore destination ${safe} was not opened: ${damage}, and s3db.js would replace it with an empty one on connecting. Put its schema back first: write a backup's manifest.s3dbJson as its s3db.json (README runbook, step 4; no record changes), or restore the whole database (mode 'replace', no resources, not a dry run), which writes the backup's`,
+    `the restore destination ${safe} was not opened: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put its schema back first: ${PUT_SCHEMA_BACK}`,
   );
 }
 

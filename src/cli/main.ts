@@ -13,7 +13,7 @@ import { getCronManager, S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
 import { BackupError } from '../errors.js';
 import { redacted } from '../redact.js';
-import { damagedSchema, type UnconnectedDatabase } from '../damaged-schema.js';
+import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
 import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
@@ -68,7 +68,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
       if (damage !== null) {
         throw new BackupError(
           'ERR_SOURCE_READ',
-          `the database was not opened and no backup was taken: ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: write the newest backup's manifest.s3dbJson as its s3db.json (s3db-backup show <id> --json), or restore the whole database (README runbook, step 4)`,
+          `the database was not opened and no backup was taken: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: ${PUT_SCHEMA_BACK}`,
         );
       }
     }

@@ -28,6 +28,7 @@ import { processSpace } from '../lease/process-space.js';
 import type { KeyFile } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import { PUT_SCHEMA_BACK, schemaDamage } from '../damaged-schema.js';
 import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
@@ -519,15 +520,14 @@ async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
     if (isNotFound(err)) return null;
     throw new BackupError('ERR_SOURCE_READ', `could not read s3db.json from the database: ${errorMessage(err)}`, { cause: err });
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
+  const damage = schemaDamage(text);
+  if (damage !== null) {
     throw new BackupError(
       'ERR_SOURCE_READ',
-      `the database's s3db.json is not valid JSON (${errorMessage(err)}): its schema is damaged, so no backup is taken (the good ones stay, retention does not run). Put it back before the application reconnects (s3db.js would replace it with an empty one): write the newest backup's (await plugin.getBackup(id)).manifest.s3dbJson as the database's s3db.json, or restore the whole database (README runbook, step 4)`,
-      { cause: err },
+      `the database's ${damage}: its schema is damaged, so no backup is taken (the good ones stay, retention does not run). Put it back before the application reconnects (s3db.js would replace it with an empty one): ${PUT_SCHEMA_BACK}`,
     );
   }
+  return JSON.parse(text) as unknown;
 }
 
 /** The database a backup is taken from, as the manifest records it (`path`: a file:// database's directory). */
