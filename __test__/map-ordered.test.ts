@@ -61,4 +61,18 @@ describe('mapOrdered', () => {
     expect(peak).toBeGreaterThan(30); // it does run several at once within the budget
     expect(heavyShared).toBe(false);
   });
+  it('an item whose weight is not a number (a size a listing did not give) counts as 0 and does not switch the budget off for the others', async () => {
+    const weights = [Number.NaN, 30, 30, 30];
+    let inFlight = 0;
+    let peak = 0;
+    for await (const v of mapOrdered(count(weights.length), 64, async (i) => {
+      inFlight += Number.isFinite(weights[i]) ? weights[i]! : 0;
+      peak = Math.max(peak, inFlight);
+      await sleep(5);
+      return i;
+    }, { weight: (i) => weights[i]!, budget: 40 })) {
+      inFlight -= Number.isFinite(weights[v]) ? weights[v]! : 0;
+    }
+    expect(peak).toBeLessThanOrEqual(40);
+  });
 });

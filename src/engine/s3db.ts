@@ -271,7 +271,8 @@ export async function* mapOrdered<T, R>(
           }
           item = next.value;
         }
-        const w = bytes ? Math.max(0, bytes.weight(item)) : 0;
+        const given = bytes ? bytes.weight(item) : 0;
+        const w = Number.isFinite(given) ? Math.max(0, given) : 0; // a NaN would switch the budget off for good
         if (bytes && window.length > 0 && weight + w > bytes.budget) {
           waiting = item;
           break;
