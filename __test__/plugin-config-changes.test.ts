@@ -6,7 +6,7 @@
 //   plaintext parent or failing every incremental with "wrong passphrase";
 // - a second database given the same destination (a copied configuration) never chains onto the
 //   first one's backups nor takes their retention slots, and is said loudly.
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,7 +134,10 @@ describe('encryption changed between backups', () => {
     expect(second.type).toBe('incremental');
     const m = (await after.getBackup(second.id))!.manifest;
     expect(m.chain).toEqual([first.id, second.id]);
-    expect(m.encryption!.keyCheck).not.toBe((await after.getBackup(oldFull.id).catch(() => null))?.manifest.encryption?.keyCheck);
+    // under the new master key: not the old full's (read from its manifest file, which needs no passphrase)
+    const oldKeyCheck = (JSON.parse(await readFile(path.join(dir, 'manifests', `${oldFull.id}.json`), 'utf8')) as { encryption: { keyCheck: string } }).encryption.keyCheck;
+    expect(typeof oldKeyCheck).toBe('string');
+    expect(m.encryption!.keyCheck).not.toBe(oldKeyCheck);
     const target = await openDb(bucket('rotated-restored'));
     await after.restore({ backupId: second.id, destination: target });
     expect(await snapshot(target)).toEqual(await snapshot(db));
