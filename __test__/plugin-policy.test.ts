@@ -433,6 +433,38 @@ describe('triggers', () => {
     expect(await p.listBackups()).toEqual([]);
     await other.release();
   }, 60_000);
+
+  it("a createBackup() waiting for another instance's lease ends on its signal (ERR_ABORTED) and on stop() (ERR_CANCELLED); one asked for after stop() still runs", async () => {
+    const dir = path.join(work, 'manual-waiting');
+    const db = await seeded('manual-waiting');
+    const p = plugin(dir, { lease: { ttlMs: 60_000, waitMs: 600_000 } });
+    await db.usePlugin(p);
+    const other = new LeaseGroup(p.destinations.members, { path: 'locks/backup.lease', ttlMs: 60_000 });
+    expect((await other.acquire('another-instance', 60_000)).acquired).toBe(true);
+
+    // Ctrl-C at the command line: the caller's signal ends the wait.
+    const ctrlC = new AbortController();
+    const aborted = p.createBackup({ signal: ctrlC.signal });
+    await waitUntil('the backup waiting for the lease', () => p.busy);
+    ctrlC.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'ERR_ABORTED', message: expect.stringContaining('waited for the backup lease') });
+
+    // Shutting down: stop() does not wait ten minutes for another instance's backup.
+    const cancelled: unknown[] = [];
+    p.on('plg:backup:cancelled', (e: unknown) => cancelled.push(e));
+    const waiting = p.createBackup({ reason: 'pre-deploy' });
+    await waitUntil('the backup waiting for the lease', () => p.busy);
+    await p.stop();
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+    expect(cancelled).toHaveLength(1);
+    expect(await readFile(path.join(dir, 'locks', 'backup.lease'), 'utf8')).toContain('another-instance');
+
+    // A stopped plugin used by hand: its backups still run (and still wait for the lease).
+    await other.release();
+    const later = await p.createBackup({ reason: 'after stop' });
+    expect(later.reason).toBe('after stop');
+    expect(await p.listBackups()).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('webhooks', () => {

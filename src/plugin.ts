@@ -205,7 +205,10 @@ export class BackupPlugin extends EventEmitter {
     if (options.tags !== undefined && (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t.trim() === ''))) {
       throw optionError('tags', 'must be an array of non-empty strings', "e.g. createBackup({ tags: ['pre-deploy'] })");
     }
-    return this.serialized(() => this.takeBackup(options));
+    // stop() cancels this backup if it is still waiting for another instance's lease then; one
+    // asked for after stop() (a stopped plugin used by hand) is not cancelled by it.
+    const stopped = this.halt.signal.aborted ? undefined : this.halt.signal;
+    return this.serialized(() => this.takeBackup(options, stopped));
   }
 
   /** Runs `fn` after every earlier backup/prune/delete of this plugin. */
@@ -216,12 +219,20 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /** Takes the destination's backup lease (no other instance backs up, prunes or deletes meanwhile). */
-  private async acquireLease(cancellable = false): Promise<LeaseGroup | null> {
+  /**
+   * `cancel.stopped` (the plugin's stop()) and `cancel.signal` (the caller's) end the wait for
+   * another instance's lease: nothing has been written yet, so the backup just does not run.
+   */
+  private async acquireLease(cancel: { stopped?: AbortSignal; signal?: AbortSignal } = {}): Promise<LeaseGroup | null> {
     const lease = this.lease;
     if (!lease) return null;
-    const halt = this.halt.signal;
-    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs, ...(cancellable ? { signal: halt } : {}) });
-    if (!got.acquired && cancellable && halt.aborted) {
+    const signals = [cancel.stopped, cancel.signal].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { waitMs: this.config.lease.waitMs, ...(signal ? { signal } : {}) });
+    if (!got.acquired && cancel.signal?.aborted) {
+      throw new BackupError('ERR_ABORTED', 'the backup was aborted through its signal while it waited for the backup lease; it did not run');
+    }
+    if (!got.acquired && cancel.stopped?.aborted) {
       throw new BackupError('ERR_CANCELLED', 'the plugin was stopped while this backup waited for the backup lease; it did not run');
     }
     if (!got.acquired) {
@@ -668,7 +679,7 @@ export class BackupPlugin extends EventEmitter {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Runs one backup now; the caller serializes (see serialized()). */
-  private async takeBackup(options: CreateBackupOptions): Promise<BackupResult> {
+  private async takeBackup(options: CreateBackupOptions, stopped?: AbortSignal): Promise<BackupResult> {
     options.onStart?.();
     // A scheduled or triggered backup that was still queued when the plugin stopped does not run.
     const automatic = options.trigger !== undefined && options.trigger !== null;
@@ -705,8 +716,7 @@ export class BackupPlugin extends EventEmitter {
     try {
       await this.callHook('onBackupStart', expected, { backupId: id });
       this.emit('plg:backup:start', { id, type: expected });
-      // scheduled and triggered runs give up waiting when the plugin stops
-      lease = await this.acquireLease(automatic);
+      lease = await this.acquireLease({ ...(stopped ? { stopped } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       await this.finishLeftovers();
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
       if ((parent ? 'incremental' : 'full') !== expected) {
