@@ -542,3 +542,38 @@ describe('definitions of a backup taken while the schema changed', () => {
     await p.stop();
   });
 });
+
+describe('replace deletes what the backup does not have, or says it could not', () => {
+  it("a replace whose deletes the target refuses (a record's files made immutable: s3db.js's file client ignores the failed unlink) fails with ERR_TARGET_WRITE naming the record, instead of reporting it deleted", async () => {
+    const dir = path.join(work, 'immutable-db');
+    const db = await openDb(`file://${dir}`);
+    await defineUsers(db, false);
+    await insertPlans(db, { u1: 'pro' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    await users(db).insert({ id: 'u9', name: 'added after the backup', plan: 'free' });
+    const { execFileSync } = await import('node:child_process');
+    const { readdir } = await import('node:fs/promises');
+    // u9's body and metadata files: they cannot be unlinked, not even by root
+    const filesOf = async (d: string): Promise<string[]> => {
+      const out: string[] = [];
+      for (const e of await readdir(d, { withFileTypes: true })) {
+        if (e.isDirectory()) out.push(...(await filesOf(path.join(d, e.name))));
+        else if (e.name.startsWith('id=u9')) out.push(path.join(d, e.name));
+      }
+      return out;
+    };
+    const pinned = await filesOf(dir);
+    expect(pinned.length).toBeGreaterThan(0);
+    execFileSync('chattr', ['+i', ...pinned]);
+    try {
+      await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE', message: expect.stringContaining('resource=users/data/id=u9') });
+    } finally {
+      execFileSync('chattr', ['-i', ...pinned]);
+    }
+    const report = await p.restore({ backupId: backup.id, mode: 'replace' }); // run again once it takes deletes
+    expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
+    expect((await users(db).list()).map((u) => u.id)).toEqual(['u1']);
+    await p.stop();
+  });
+});

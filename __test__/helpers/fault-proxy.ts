@@ -1,8 +1,9 @@
 /**
  * A small HTTP proxy on 127.0.0.1 that forwards to the real S3 server (Ceph RGW) and injects faults
  * at a set rate: 500 InternalError, 503 ServiceUnavailable, 503 SlowDown (the S3 XML error bodies),
- * and connection resets (before forwarding, after the server answered so the response is lost, and
- * in the middle of the response body).
+ * connection resets (before forwarding, after the server answered so the response is lost, and
+ * in the middle of the response body), and a well-formed response whose Content-Length was cut to
+ * half (what a misbehaving middlebox does: the client sees a complete, shorter body).
  *
  * This is a FAKE on purpose, and the only one in the S3 tests: a real server cannot be made to
  * produce these faults on demand. Everything else (the data, the multipart uploads, the answers
@@ -25,8 +26,10 @@ export type FaultKind =
   | 'slowdown'
   | 'reset-before'
   | 'reset-after'
-  | 'reset-mid-body';
+  | 'reset-mid-body'
+  | 'short-content-length';
 
+/** The faults drawn by default: what a network and a loaded server do ('short-content-length' only when asked). */
 export const ALL_FAULTS: readonly FaultKind[] = [
   'internal-error',
   'service-unavailable',
@@ -110,7 +113,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let rate = options.rate ?? 0;
   let total = 0;
   const requests: RecordedRequest[] = [];
-  const injected = Object.fromEntries(ALL_FAULTS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const injected = Object.fromEntries([...ALL_FAULTS, 'short-content-length'].map((k) => [k, 0])) as Record<FaultKind, number>;
   const sockets = new Set<Socket>();
   const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -156,6 +159,19 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           // the server did the work; the client never hears about it
           up.resume();
           up.on('end', () => req.socket.destroy());
+          return;
+        }
+        if (fault === 'short-content-length') {
+          // the first half of the body, framed as if it were all of it; the rest is dropped
+          const cut = Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
+          res.writeHead(up.statusCode ?? 502, { ...up.headers, 'content-length': String(cut) });
+          let sent = 0;
+          up.on('data', (chunk: Buffer) => {
+            const room = cut - sent;
+            if (room > 0) res.write(chunk.subarray(0, room));
+            sent += Math.max(0, Math.min(room, chunk.length));
+          });
+          up.on('end', () => res.end());
           return;
         }
         res.writeHead(up.statusCode ?? 502, up.rawHeaders);

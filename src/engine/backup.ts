@@ -33,7 +33,7 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, unaddressable, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
@@ -171,7 +171,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
-    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, o.warn)), {
+    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, !isLocalClient(o.db.client), o.warn)), {
       weight: (a) => (a.kind === 'store' || a.kind === 'logical' ? a.entry.size : 0),
       budget: FETCH_WINDOW_BYTES,
     });
@@ -420,14 +420,20 @@ function* tombstone(o: BackupRunOptions, gone: IndexEntry): Iterable<Action> {
 const SOURCE_READ_ATTEMPTS = 4;
 
 /**
- * A key s3db.js's client cannot address: it normalises empty, '.' and '..' segments away, so an
- * object another tool stored under such a key is listed but reads as missing.
+ * Why a body read in full is not the object's whole body, or null. Its response's Content-Length
+ * is checked on every client; on a remote store the listed size too, when the response's ETag says
+ * it is the version listed: a proxy or middlebox that rewrites Content-Length cuts a body short
+ * with a well-formed response, which only the listing contradicts. (Local clients are not
+ * compared with their listing: s3db's file client lists the size on disk, compressed or not.)
  */
-function unaddressable(key: string): boolean {
-  return key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i > 0 && i < all.length - 1));
+function shortRead(entry: SourceEntry, response: { ETag?: string; ContentLength?: number }, read: number, remote: boolean): string | null {
+  if (typeof response.ContentLength === 'number' && read !== response.ContentLength) return `the body ended after ${read} of the ${response.ContentLength} bytes its response announced`;
+  const sameVersion = entry.etag !== '' && String(response.ETag ?? '').replace(/"/g, '') === entry.etag;
+  if (remote && sameVersion && read !== entry.size) return `read ${read} bytes, but the listing gives ${entry.size} bytes for the same version (ETag ${entry.etag}): something between here and the store (a proxy?) cut or padded the body`;
+  return null;
 }
 
-async function fetchAction(db: DatabaseLike, a: Action, warn?: (message: string) => void): Promise<Fetched | undefined> {
+async function fetchAction(db: DatabaseLike, a: Action, remote: boolean, warn?: (message: string) => void): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
   let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
@@ -438,6 +444,8 @@ async function fetchAction(db: DatabaseLike, a: Action, warn?: (message: string)
     try {
       response = await db.client.getObject(a.entry.key);
       body = await bodyToBuffer(response.Body);
+      const short = shortRead(a.entry, response, body.length, remote);
+      if (short !== null) throw new BackupError('ERR_SOURCE_READ', short);
       break;
     } catch (err) {
       // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone

@@ -32,7 +32,7 @@ import { BackupError, errorMessage } from '../errors.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
 import { buildResource, partitionsOf, type ResourceDefinition } from './reload.js';
-import { hasObjects, isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
+import { deleteKeys, hasObjects, isNotFound, listObjects, readStoredMetadata, type DatabaseLike } from './s3db.js';
 
 type RecordData = Record<string, unknown>;
 type PartitionDefs = Record<string, unknown>;
@@ -112,11 +112,7 @@ export class PartitionRefs {
       .map((partitionName) => resource.getPartitionKey({ partitionName, id, data: old }))
       .filter((k): k is string => k !== null);
     if (keys.length === 0) return;
-    try {
-      await this.db.client.deleteObjects(keys);
-    } catch (err) {
-      throw refreshError(`could not delete the partition references of ${group} record ${id} before overwriting it`, err);
-    }
+    await deleteKeys(this.db.client, keys, `the partition references of ${group} record ${id} (before overwriting it)`);
     this.deleted += keys.length;
   }
 
@@ -140,11 +136,7 @@ export class PartitionRefs {
   async flush(): Promise<void> {
     while (this.pendingDeletes.length > 0) {
       const batch = this.pendingDeletes.splice(0, DELETE_BATCH);
-      try {
-        await this.db.client.deleteObjects(batch);
-      } catch (err) {
-        throw refreshError(`could not delete ${batch.length} stale partition references`, err);
-      }
+      await deleteKeys(this.db.client, batch, `${batch.length} stale partition references (partition listings may be wrong until the restore is run again)`);
       this.deleted += batch.length;
     }
   }

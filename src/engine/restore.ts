@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, unaddressable, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -128,9 +128,10 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const resourceGroups = [...groups].filter((g) => g !== DATABASE_GROUP);
   const definitionNames = o.resources ?? resourceGroups;
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, databaseDeletes } = await planRestore(o, target, groups, logical);
+  const { rows: plan, databaseDeletes, unreachable } = await planRestore(o, target, groups, logical);
   const warnings = [
     ...definitionWarnings,
+    ...unreachableWarning(unreachable),
     ...restoreWarnings(o, target, databaseDeletes, defined),
     ...(await undefinedLeftOut(o, target, defined)),
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
@@ -369,9 +370,10 @@ type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[] }> {
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: string[] }> {
   const rows = new Map<string, PlanRow>();
   const databaseDeletes: string[] = [];
+  const unreachable: string[] = [];
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
@@ -386,12 +388,21 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         r.skipped++;
         if (record) r.skippedRecords++;
       } else r.overwritten++;
+    } else if (o.mode === 'replace' && replaceDeletes(target, logical, key) && unaddressable(key)) {
+      unreachable.push(key);
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
       r.deleted++;
       if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
     }
   }
-  return { rows, databaseDeletes };
+  return { rows, databaseDeletes, unreachable };
+}
+
+/** A replace leaves the target's objects under keys s3db.js's client cannot address (see unaddressable). */
+function unreachableWarning(keys: string[]): string[] {
+  if (keys.length === 0) return [];
+  const named = keys.slice(0, NAMED_DELETES).join(', ') + (keys.length > NAMED_DELETES ? ', ...' : '');
+  return [`${keys.length} objects the backup does not have are left in place: s3db.js's client cannot address their keys ('//', '.' or '..' segments; another tool wrote them), so it cannot delete them: ${named}; delete them with that tool or the S3 console`];
 }
 
 /**
@@ -527,14 +538,15 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
   let deleted = 0;
   let batch: string[] = [];
   const flush = async () => {
-    if (batch.length === 0) return;
-    await o.target.client.deleteObjects(batch);
+    await deleteKeys(o.target.client, batch, `${batch.length} objects the backup does not have`);
     deleted += batch.length;
     batch = [];
   };
   // The listing is re-read page by page while deleting behind it; collect a page's worth first.
+  // An unaddressable key is left (planRestore warned): deleting it through s3db.js's client would
+  // delete the key it normalises to, which may be one of the backup's just restored.
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
-    if (!step.entry && step.existing) {
+    if (!step.entry && step.existing && !unaddressable(step.existing.key)) {
       batch.push(step.existing.key);
       if (batch.length >= 1000) await flush();
     }

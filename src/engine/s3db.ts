@@ -39,6 +39,7 @@ export interface S3dbClientLike {
     ContentType?: string;
     ContentEncoding?: string;
     ETag?: string;
+    ContentLength?: number;
     LastModified?: Date | string;
   }>;
   putObject(params: { key: string; metadata?: Record<string, string>; body?: Buffer; contentType?: string; contentEncoding?: string; ifMatch?: string; ifNoneMatch?: string }): Promise<unknown>;
@@ -92,6 +93,60 @@ export function isLocalClient(client: S3dbClientLike): boolean {
 }
 
 const ALL_AT_ONCE = 2 ** 31 - 1;
+
+/**
+ * A key s3db.js's client cannot address: it normalises empty, '.' and '..' segments away (its
+ * S3 client joins the key to its prefix with path.join), so an object another tool stored under
+ * such a key is listed, but a read gets another key, and a delete may take another object.
+ */
+export function unaddressable(key: string): boolean {
+  return key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i > 0 && i < all.length - 1));
+}
+
+/** What s3db.js's deleteObjects resolves to: { Deleted, Errors } (memory://, file://) or { deleted, notFound } (S3). */
+interface DeleteReport {
+  Deleted?: unknown[];
+  Errors?: { Key?: string; Code?: string; Message?: string }[];
+  deleted?: { Errors?: { Key?: string; Code?: string; Message?: string }[] }[];
+  notFound?: { message?: string }[];
+}
+
+/**
+ * Deletes `keys` from a database, or throws ERR_TARGET_WRITE naming what was not deleted.
+ * s3db.js's deleteObjects resolves even when keys, or whole batches, were not deleted (their
+ * errors are in its report, which it leaves to the caller), so the report is read here.
+ */
+export async function deleteKeys(client: S3dbClientLike, keys: string[], what: string): Promise<void> {
+  if (keys.length === 0) return;
+  let report: DeleteReport;
+  try {
+    report = ((await client.deleteObjects(keys)) ?? {}) as DeleteReport;
+  } catch (err) {
+    throw new BackupError('ERR_TARGET_WRITE', `could not delete ${what} from the target database: ${conciseCause(errorMessage(err))}`, { cause: err });
+  }
+  const failures = [
+    ...(report.Errors ?? []).map((e) => `${e.Key ?? '?'}: ${e.Code ?? ''} ${e.Message ?? ''}`.trim()),
+    ...(report.deleted ?? []).flatMap((d) => d?.Errors ?? []).map((e) => `${e.Key ?? '?'}: ${e.Code ?? ''} ${e.Message ?? ''}`.trim()),
+    ...(report.notFound ?? []).map((e) => conciseCause(e.message ?? 'a batch failed')),
+  ];
+  // in-process clients drop a batch that threw from both lists
+  if (failures.length === 0 && Array.isArray(report.Deleted) && report.Deleted.length < keys.length) failures.push(`${keys.length - report.Deleted.length} of ${keys.length} not reported deleted`);
+  // s3db's file:// client ignores a failed unlink (an immutable file, a read-only mount): what is
+  // still there after a delete that "succeeded" is what says so.
+  if (failures.length === 0 && typeof client.exists === 'function') {
+    for (let i = 0; i < keys.length; i += EXISTS_AT_ONCE) {
+      const batch = keys.slice(i, i + EXISTS_AT_ONCE);
+      const left = await Promise.all(batch.map((key) => client.exists!(key).catch(() => false)));
+      failures.push(...batch.filter((_, j) => left[j]).map((key) => `${key}: still there after its delete`));
+    }
+  }
+  if (failures.length > 0) {
+    throw new BackupError('ERR_TARGET_WRITE', `could not delete ${what} from the target database (${failures.length} failed; first: ${failures[0]}); run the restore again once the target takes deletes (restores are idempotent)`);
+  }
+}
+
+/** Existence checks in flight at once after a delete. */
+const EXISTS_AT_ONCE = 16;
 
 /**
  * s3db.js's listing errors say "Unknown error in listObjects" whatever happened; the S3 code and
