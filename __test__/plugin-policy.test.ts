@@ -285,6 +285,55 @@ describe('restores and schedules', () => {
     const ran = new Set((await manifests(q)).map((m) => (m.trigger?.payload as { tick?: string } | undefined)?.tick));
     for (const s of skipped.filter((x) => x.reason === 'restoring')) expect(ran.has(s.tick)).toBe(false);
   }, 60_000);
+
+  it('a restore into the database cancels the backup reading it (never listed as a good half-restored backup); a backup asked for during the restore reads the restored database', async () => {
+    const dir = path.join(work, 'restore-cancels');
+    const db = await seeded('restore-cancels');
+    let releaseHook!: () => void;
+    const hookGate = new Promise<void>((r) => (releaseHook = r));
+    // the user's onRestoreComplete hook is awaited while the restore still counts as running
+    const p = plugin(dir, { onRestoreComplete: () => hookGate });
+    await db.usePlugin(p);
+    const good = await p.createBackup({ reason: 'before the damage' });
+    const want = await snapshot(db);
+    const users = want.filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key);
+    await db.client.deleteObjects(users.slice(0, 2)); // the damage
+    const cancelled: { reason: string }[] = [];
+    p.on('plg:backup:cancelled', (e: { reason: string }) => cancelled.push(e));
+
+    // Fault injection (a real store cannot be made slow on demand): record reads take 400 ms, so
+    // the backup below is still reading when the restore begins to write.
+    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
+    const get = client.getObject.bind(client);
+    let reads = 0;
+    client.getObject = async (key: string) => {
+      if (key.startsWith('resource=')) {
+        reads++;
+        await sleep(400);
+      }
+      return get(key);
+    };
+    const reading = p.createBackup({ reason: 'running when the restore begins' });
+    await waitUntil('the backup reading records', () => reads > 0);
+    const restoring = p.restore({ backupId: good.id, mode: 'replace' });
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_CANCELLED', message: expect.stringContaining(`a restore of ${good.id} into this database began`) });
+    expect(cancelled).toHaveLength(1);
+
+    let after: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
+    const later = p.createBackup({ reason: 'asked for during the restore' }).then((r) => (after = r));
+    await sleep(500);
+    expect(after).toBeNull(); // waits for the restore
+    releaseHook();
+    await restoring;
+    await later;
+    expect((await p.listBackups()).map((b) => b.reason)).toEqual(['asked for during the restore', 'before the damage']);
+    client.getObject = get;
+    expect(await snapshot(db)).toEqual(want);
+    const empty = await openDb(bucket('restore-cancels-check'));
+    await p.restore({ backupId: after!.id, destination: empty });
+    expect(await snapshot(empty)).toEqual(want);
+    await p.stop();
+  }, 60_000);
 });
 
 describe('triggers', () => {

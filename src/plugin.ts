@@ -45,6 +45,7 @@ import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
 import { openDatabase } from './target.js';
+import { Gate } from './gate.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -133,6 +134,10 @@ export class BackupPlugin extends EventEmitter {
   private warnedOtherDatabases = false;
   /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
   private halt = new AbortController();
+  /** Closed while a restore writes into this plugin's own database: backups wait before reading it. */
+  private readonly ownRestores = new Gate();
+  /** The backup reading the database now (runBackup running): a restore into it cancels it. */
+  private reading: { cancel: AbortController; ended: Promise<void> } | null = null;
   private statuses = new Map<string, StatusRecord>();
 
   constructor(options: BackupPluginOptions = {}) {
@@ -488,6 +493,7 @@ export class BackupPlugin extends EventEmitter {
     this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
     let release = (): void => undefined;
+    let releaseGate = (): void => undefined;
     this.policy.pauseScheduled(true);
     try {
       const held = await this.pinned(backupId);
@@ -519,6 +525,10 @@ export class BackupPlugin extends EventEmitter {
       }
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources });
       if (opened.db !== this.database) this.refuseOverlap(opened.db, () => 'destination', 'would be written over or deleted by this restore');
+      if (opened.db === this.database && !(options.dryRun ?? false)) {
+        releaseGate = this.ownRestores.hold();
+        await this.cancelReadingBackup(backupId);
+      }
       const ran = await runRestore({
         chain,
         keys,
@@ -552,9 +562,23 @@ export class BackupPlugin extends EventEmitter {
       throw error;
     } finally {
       release();
+      releaseGate();
       this.policy.pauseScheduled(false);
       await opened?.close();
     }
+  }
+
+  /**
+   * A restore is about to write into this plugin's own database: the backup reading it now would
+   * hold part of the database before the restore and part after, and be listed as the newest good
+   * backup. It is cancelled (plg:backup:cancelled; older backups are untouched) and its end awaited,
+   * except from inside one of this plugin's hooks (the backup may be waiting for that hook).
+   */
+  private async cancelReadingBackup(restoring: string): Promise<void> {
+    const reading = this.reading;
+    if (!reading) return;
+    reading.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (the next one runs after the restore)`);
+    if (insideUserCode.getStore() !== this) await reading.ended;
   }
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
@@ -726,7 +750,13 @@ export class BackupPlugin extends EventEmitter {
       }
       if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
       await this.warnIfOtherDatabases(db);
-      const manifest = await runBackup({
+      // A restore writing into the database: this backup reads it once the restore has ended (not
+      // from inside one of this plugin's hooks: the restore may be waiting for that hook).
+      if (insideUserCode.getStore() !== this) while (this.ownRestores.closed) await this.ownRestores.passed();
+      // from here to runBackup's start, no await: a restore that begins sees this.reading
+      const cancel = new AbortController();
+      const signals = [cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])];
+      const reading = runBackup({
         id,
         db,
         set: this.destinations,
@@ -757,11 +787,21 @@ export class BackupPlugin extends EventEmitter {
           const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
           return (await verifyManifest(m, this.destinations, key, { level, onProgress: (e) => this.progress(e) })).result;
         },
-        signal: lease ? (options.signal ? AbortSignal.any([options.signal, lease.signal]) : lease.signal) : options.signal,
+        signal: AbortSignal.any(signals),
         beforeCommit: () => lease?.assertHeld(),
         onProgress: (e) => this.progress(e),
         progressIntervalMs: this.config.progressIntervalMs,
       });
+      this.reading = { cancel, ended: reading.then(() => undefined, () => undefined) };
+      let manifest: Manifest;
+      try {
+        manifest = await reading;
+      } catch (err) {
+        if (cancel.signal.aborted) throw new BackupError('ERR_CANCELLED', String(cancel.signal.reason), { cause: err });
+        throw err;
+      } finally {
+        this.reading = null;
+      }
       await this.warnIfDefinitionsMissing(manifest);
       const result = toResult(manifest);
       Object.assign(status, statusFromManifest(manifest));
@@ -810,7 +850,7 @@ export class BackupPlugin extends EventEmitter {
     this.log(
       'warn',
       { backupId: m.id, undefinedResources: missing },
-      `backup ${m.id} holds objects of ${names} but not their definitions: the database's s3db.json does not define them (s3db.js replaces a corrupt s3db.json with an empty one when it connects, keeping the old one as s3db.json.corrupted.*). s3db.js cannot read those records until they are defined again: ` +
+      `backup ${m.id} holds objects of ${names} but not their definitions: the database's s3db.json does not define them (when it connects, s3db.js replaces an s3db.json it cannot read or parse with an empty one, keeping a parsed-but-invalid one's bytes as s3db.json.corrupted.*, and drops without a copy a definition of the wrong shape). s3db.js cannot read those records until they are defined again: ` +
         (holder ? `backup ${holder} is the newest that defines them: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge'; or ` : 'no backup here defines them; ') +
         'define the resources again with the same attributes. Retention does not count this backup as good meanwhile, so the backups that define them are kept',
     );
