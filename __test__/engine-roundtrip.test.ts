@@ -264,6 +264,55 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
+  it("an s3db.json that parses but that s3db.js would empty or cut down on connecting (unreadable through the client, or of the wrong shape) is refused too, a dry run included; what s3db.js only stamps (no lastUpdated, no s3dbVersion) is not", async () => {
+    const db = await openDb(bucket('shape-src'));
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const p = plugin(path.join(work, 'shape'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const good = JSON.parse(await bodyText(db, 's3db.json')) as { resources: Record<string, { currentVersion: string; versions: Record<string, Record<string, unknown>> }> };
+    const users = good.resources.users!;
+    const damaged: Record<string, unknown> = {
+      null: null,
+      'an array': [],
+      'resources an array': { ...good, resources: [] },
+      'a resource without versions': { ...good, resources: { ...good.resources, users: { ...users, versions: {} } } },
+      'a current version without attributes': { ...good, resources: { ...good.resources, users: { ...users, versions: { [users.currentVersion]: { ...users.versions[users.currentVersion], attributes: null } } } } },
+      'a current version that is missing': { ...good, resources: { ...good.resources, users: { ...users, currentVersion: 'v9' } } },
+    };
+    for (const [what, value] of Object.entries(damaged)) {
+      const url = bucket('shape-target');
+      const target = await openDb(url);
+      await seedDatabase(target, { users: 1, orders: 1, perBehavior: 1 });
+      await target.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value)), contentType: 'application/json' });
+      const untouched = await snapshot(target);
+      await expect(p.restore({ backupId: backup.id, destination: url, dryRun: true }), what).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA' });
+      await expect(p.restore({ backupId: backup.id, destination: url, mode: 'merge' }), what).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA' });
+      expect(await snapshot(target), what).toEqual(untouched);
+    }
+
+    // file://: s3db.json whole, its .meta.json torn (a crash while s3db.js's file client wrote it)
+    const dir = path.join(work, 'torn-meta-target');
+    const fileDb = await openDb(`file://${dir}`);
+    await seedDatabase(fileDb, { users: 1, orders: 1, perBehavior: 1 });
+    await fileDb.disconnect();
+    const { readdir } = await import('node:fs/promises');
+    const sidecar = (await readdir(dir, { recursive: true })).find((f) => path.basename(String(f)).startsWith('s3db.json.meta'))!;
+    const schemaFile = (await readdir(dir, { recursive: true })).find((f) => path.basename(String(f)) === 's3db.json')!;
+    const schemaBefore = await readFile(path.join(dir, String(schemaFile)), 'utf8');
+    await writeFile(path.join(dir, String(sidecar)), '{{garbage');
+    await expect(p.restore({ backupId: backup.id, destination: `file://${dir}`, dryRun: true })).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA', message: expect.stringContaining('s3db.json is there but could not be read') });
+    expect(await readFile(path.join(dir, String(schemaFile)), 'utf8')).toBe(schemaBefore);
+
+    // healthy, only missing what s3db.js adds without dropping anything: opened and restored into
+    const stamped = bucket('shape-stamped');
+    const plain = await openDb(stamped);
+    const { lastUpdated: _l, s3dbVersion: _v, ...unstamped } = good as unknown as Record<string, unknown>;
+    await plain.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(unstamped)), contentType: 'application/json' });
+    await p.restore({ backupId: backup.id, destination: stamped, mode: 'merge' });
+    await p.stop();
+  });
+
   it("a subset restore into a database whose s3db.json lost the other resources' definitions (s3db.js replaced a corrupt one) warns, naming them", async () => {
     const db = await openDb(bucket('healed-metadata'));
     await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
