@@ -142,6 +142,38 @@ describe('encryption changed between backups', () => {
     await after.restore({ backupId: second.id, destination: target });
     expect(await snapshot(target)).toEqual(await snapshot(db));
   }, 60_000);
+
+  it('rewrapped A -> B, an incremental with B, then the key rotated to C: the incremental restores with B, the passphrase it was made with, though its full was made with A', async () => {
+    const dir = path.join(work, 'rewrap-then-rotate');
+    const db = await copySeeded(bucket('rewrap-then-rotate'));
+    const withA = plugin({ config: { directory: dir }, encryption: { passphrase: 'passphrase-A-1', iterations: 100_000 } });
+    await db.usePlugin(withA);
+    const full = await withA.createBackup({ type: 'full' });
+    await withA.uninstall();
+    const { rewrapAll } = await import('../src/cli/rewrap.js');
+    await rewrapAll(plugin({ config: { directory: dir }, encryption: { passphrase: 'passphrase-A-1', iterations: 100_000 } }), 'passphrase-A-1', 'passphrase-B-2');
+    const withB = plugin({ config: { directory: dir }, encryption: { passphrase: 'passphrase-B-2', iterations: 100_000 } });
+    await db.usePlugin(withB, 'withB');
+    await db.resources.users!.insert({ id: 'after-rewrap', name: 'R', email: 'r@example.com', password: 'pw', plan: 'free' });
+    const incremental = await withB.createBackup({ type: 'incremental' });
+    expect(incremental.type).toBe('incremental');
+    const want = await snapshot(db);
+    await withB.uninstall();
+    // runbook step 6: the key rotated (key.json moved away, passphrase C)
+    await rename(path.join(dir, 'key.json'), path.join(work, 'rewrap-then-rotate-key.json'));
+    const withC = plugin({ config: { directory: dir }, encryption: { passphrase: 'passphrase-C-3', iterations: 100_000 } });
+    await db.usePlugin(withC, 'withC');
+    await withC.createBackup({ type: 'full' });
+    await withC.uninstall();
+
+    const restorer = plugin({ config: { directory: dir }, encryption: { passphrase: 'passphrase-B-2', iterations: 100_000 } });
+    const target = await openDb(bucket('rewrap-then-rotate-restored'));
+    await target.usePlugin(restorer);
+    await restorer.restore({ backupId: incremental.id, destination: target });
+    expect(await snapshot(target)).toEqual(want);
+    expect((await restorer.verifyBackup(full.id, { level: 'full' })).verified).toBe(true); // the full alone opens with B too
+    await restorer.uninstall();
+  }, 60_000);
 });
 
 describe('two databases pointed at one destination (a configuration copied from another environment)', () => {

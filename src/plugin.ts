@@ -153,6 +153,7 @@ export class BackupPlugin extends EventEmitter {
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
     this.catalog = new Catalog(this.destinations);
+    this.keyring.consult(async () => (await this.catalog.list()).map((e) => e.manifest));
     this.lease = this.config.lease.enabled ? new LeaseGroup(this.destinations.members, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);
   }

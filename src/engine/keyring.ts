@@ -7,7 +7,10 @@
  *   is lost.
  * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
  *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy
- *   (also when key.json is unreadable: a damaged key.json never blocks a restore).
+ *   (also when key.json is unreadable: a damaged key.json never blocks a restore), then in the
+ *   copies other manifests of the same key embed, newest first: after a rewrap the older ones
+ *   hold the old wrapping and the newer ones the new, so a backup restores with the passphrase
+ *   any backup of its key was made with (its chain's full may predate the rewrap).
  *
  * Invariants: the passphrase and unlocked keys live only in this object's memory; they never reach
  * errors, logs, manifests or events (KeyHandle hides its material from inspection and JSON).
@@ -22,6 +25,8 @@ import type { Manifest } from './manifest.js';
 export class Keyring {
   private readonly cache = new Map<string, KeyHandle>();
   private readonly unlocked = new Map<string, Promise<KeyHandle>>();
+  /** The backups at the destination (see consult()); none until set. */
+  private catalog: () => Promise<Manifest[]> = async () => [];
 
   /** A true private field: never enumerable, never printed by util.inspect or JSON.stringify. */
   readonly #passphrase: string | null;
@@ -35,6 +40,11 @@ export class Keyring {
 
   get enabled(): boolean {
     return this.#passphrase !== null;
+  }
+
+  /** Where keyForManifest finds the other manifests of a key (the plugin's catalog). */
+  consult(catalog: () => Promise<Manifest[]>): void {
+    this.catalog = catalog;
   }
 
   /**
@@ -104,15 +114,32 @@ export class Keyring {
     }
     candidates.push({ keyFile: manifest.encryption.keyFile as KeyFile, where: `the key file in manifest ${manifest.id}` });
     let lastError: unknown = null;
-    for (const candidate of candidates) {
+    const tried = new Set<string>();
+    const attempt = async (candidate: { keyFile: KeyFile; where: string }): Promise<KeyHandle | null> => {
+      const wrapping = JSON.stringify(candidate.keyFile);
+      if (tried.has(wrapping)) return null;
+      tried.add(wrapping);
       try {
         return await this.unlock(candidate.keyFile, passphrase, candidate.where);
       } catch (err) {
         lastError = err;
+        return null;
       }
+    };
+    for (const candidate of candidates) {
+      const key = await attempt(candidate);
+      if (key) return key;
+    }
+    // only after those fail: the other manifests are listed (and wrappings differ only after a rewrap)
+    const others = (await this.catalog().catch(() => [] as Manifest[]))
+      .filter((m) => m.id !== manifest.id && m.encryption?.keyCheck === keyCheck && m.encryption.keyFile)
+      .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+    for (const other of others) {
+      const key = await attempt({ keyFile: other.encryption!.keyFile as KeyFile, where: `the key file in manifest ${other.id}` });
+      if (key) return key;
     }
     throw lastError instanceof BackupError && lastError.code === 'ERR_WRONG_PASSPHRASE'
-      ? new BackupError('ERR_WRONG_PASSPHRASE', `Decryption failed: incorrect passphrase for backup ${manifest.id} (neither the destination's key.json nor the manifest's key file opens with it); check encryption.passphrase`)
+      ? new BackupError('ERR_WRONG_PASSPHRASE', `Decryption failed: incorrect passphrase for backup ${manifest.id} (neither the destination's key.json nor the key file of any backup of its key opens with it); check encryption.passphrase`)
       : (lastError as Error);
   }
 
