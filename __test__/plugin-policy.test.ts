@@ -541,6 +541,32 @@ describe('webhooks', () => {
     expect(p.nextRuns()).toEqual([]); // the schedule is stopped
   }, 30_000);
 
+  it('a hook that calls stop() while a scheduled tick waits behind its backup returns at once too; the queued tick is cancelled', async () => {
+    const dir = path.join(work, 'stop-in-hook-queued');
+    const db = await seeded('stop-in-hook-queued');
+    let stopped = false;
+    const cancelled: unknown[] = [];
+    const p = plugin(dir, {
+      schedule: 1000,
+      hookTimeoutMs: 600_000, // without the fix, stop() would wait for the queued tick, which waits for this hook
+      onBackupStart: async () => {
+        if (stopped) return;
+        await sleep(1_600); // a tick comes meanwhile and queues behind this backup
+        await p.stop();
+        stopped = true;
+      },
+    });
+    p.on('plg:backup:cancelled', (e: unknown) => cancelled.push(e));
+    await db.usePlugin(p);
+    const result = await p.createBackup({ reason: 'manual' });
+    expect(result.reason).toBe('manual');
+    expect(stopped).toBe(true);
+    expect(p.nextRuns()).toEqual([]);
+    await p.stop(); // from outside: waits for the queue, where the tick ends cancelled
+    expect(cancelled).toHaveLength(1);
+    expect((await p.listBackups()).map((b) => b.reason)).toEqual(['manual']);
+  }, 30_000);
+
   it('onSuccess gets the backup summary; a throwing webhook never breaks the backup and is reported', async () => {
     const dir = path.join(work, 'hooks-ok');
     const db = await seeded('hooks-ok');

@@ -189,10 +189,14 @@ export class BackupPlugin extends EventEmitter {
    */
   async stop(): Promise<void> {
     this.halt.abort();
-    await this.policy.stop();
     // Called from a hook or webhook of this plugin (inside the backup the queue waits for), waiting
-    // would last until hookTimeoutMs: the backup goes on to its end on its own.
-    if (insideUserCode.getStore() === this) return;
+    // would last until hookTimeoutMs: for that backup, for a tick queued behind it, or for the
+    // cron catch-up it is. The timers stop at once all the same; the backup ends on its own.
+    if (insideUserCode.getStore() === this) {
+      this.policy.stop().catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'stopping the schedules failed'));
+      return;
+    }
+    await this.policy.stop();
     await this.queue.catch(() => undefined);
   }
 
