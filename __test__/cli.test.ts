@@ -231,6 +231,36 @@ describe('s3db-backup command line', () => {
     expect(next.stdout).toMatch(/\(incremental\) taken/);
   }, 60_000);
 
+  it('a rewrap killed between destinations (key.json new at one, old at the other) is finished by running it again; it never lowers the PBKDF2 count', async () => {
+    const { BackupPlugin } = await import('../src/index.js');
+    const { rewrapAll } = await import('../src/cli/rewrap.js');
+    const { rewrapKeyFile, unlockKeyFile } = await import('../src/codec/index.js');
+    const [d0, d1] = [path.join(work, 'split-0'), path.join(work, 'split-1')];
+    const multi = (passphrase: string, iterations: number) =>
+      new BackupPlugin({ schedule: false, driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: d0 } }, { driver: 'filesystem', config: { directory: d1 } }], encryption: { passphrase, iterations } });
+    const db = await openDb(`memory://cli-split-${process.pid}/db`);
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const maker = multi('old passphrase A1', 200_000);
+    await db.usePlugin(maker);
+    const backup = await maker.createBackup();
+    await maker.uninstall();
+    // the state a kill -9 leaves after the first destination: d0 rewrapped, d1 not
+    const first = path.join(d0, 'key.json');
+    await writeFile(first, JSON.stringify(await rewrapKeyFile(await readFile(first, 'utf8'), 'old passphrase A1', 'new passphrase B2', { iterations: 200_000 }), null, 2));
+    const report = await rewrapAll(multi('old passphrase A1', 100_000), 'old passphrase A1', 'new passphrase B2');
+    expect(report).toEqual({ rewrapped: [`filesystem:${d1}`], alreadyNew: [`filesystem:${d0}`], withoutKeyFile: [] });
+    for (const dir of [d0, d1]) {
+      const keyFile = JSON.parse(await readFile(path.join(dir, 'key.json'), 'utf8')) as { kdf: { iterations: number } };
+      await unlockKeyFile(keyFile as never, 'new passphrase B2');
+      expect(keyFile.kdf.iterations).toBe(200_000); // configured 100,000 is lower than the key file's own
+    }
+    const reader = multi('new passphrase B2', 100_000);
+    expect((await reader.verifyBackup(backup.id, { level: 'full' })).verified).toBe(true);
+    await expect(rewrapAll(reader, 'new passphrase B2', 'new passphrase B2')).rejects.toMatchObject({ message: expect.stringContaining('nothing to rewrap') });
+    await expect(rewrapAll(reader, 'wrong passphrase C3', 'another passphrase D4')).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE', message: expect.stringContaining(`key.json at filesystem:${d0} opens with neither`) });
+    await db.disconnect();
+  }, 60_000);
+
   it('backup --db of a database whose s3db.json is damaged takes no backup and leaves the file as it is (s3db.js would replace it on connecting)', async () => {
     const damagedDir = path.join(work, 'source-damaged');
     await cp(path.join(work, 'source'), damagedDir, { recursive: true });

@@ -134,7 +134,7 @@ async function rewrap(plugin: BackupPlugin, io: CommandIo): Promise<CommandResul
   const report = await rewrapAll(plugin, current, io.passphrases.next);
   io.out(
     [
-      `key.json rewrapped at ${report.rewrapped.join(', ')}${report.withoutKeyFile.length > 0 ? ` (none at ${report.withoutKeyFile.join(', ')})` : ''}.`,
+      `key.json rewrapped at ${report.rewrapped.join(', ') || 'no destination'}${report.alreadyNew.length > 0 ? ` (already opening with the new passphrase at ${report.alreadyNew.join(', ')}: an earlier rewrap was interrupted)` : ''}${report.withoutKeyFile.length > 0 ? ` (none at ${report.withoutKeyFile.join(', ')})` : ''}.`,
       'Set the new passphrase in every instance now: from here on key.json opens only with it, and so do all the backups (same master key).',
       'The old passphrase still opens the key file each older manifest embeds: to revoke a leaked passphrase, rotate the key instead (README runbook, step 6).',
     ].join('\n'),

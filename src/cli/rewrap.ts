@@ -4,11 +4,14 @@
  * (codec rewrapKeyFile: same master key, new salt), then written back by compare-and-swap, so a
  * backup writing key.json meanwhile is never overwritten. The backups themselves are unchanged.
  *
- * Invariants: nothing is written unless the current passphrase opens every key.json found; both
- * passphrases stay in memory only. A rewrap does not revoke the old passphrase: every manifest
- * embeds the key file as it was wrapped when the backup was made (README runbook, step 6).
+ * Invariants: nothing is written unless every key.json found opens with the current passphrase,
+ * or already with the new one (a rewrap killed between destinations is finished by running it
+ * again), and all are of one master key; both passphrases stay in memory only. The PBKDF2 count
+ * is encryption.iterations or the key file's own, whichever is higher: a rewrap never lowers it.
+ * A rewrap does not revoke the old passphrase: every manifest embeds the key file as it was
+ * wrapped when the backup was made (README runbook, step 6).
  */
-import { rewrapKeyFile } from '../codec/index.js';
+import { parseKeyFile, rewrapKeyFile, unlockKeyFile } from '../codec/index.js';
 import { readText } from '../destinations/types.js';
 import { paths } from '../engine/layout.js';
 import { BackupError } from '../errors.js';
@@ -16,8 +19,12 @@ import type { BackupPlugin } from '../plugin.js';
 
 export interface RewrapReport {
   rewrapped: string[];
+  /** Destinations whose key.json opened with the new passphrase already (an earlier, interrupted rewrap). */
+  alreadyNew: string[];
   withoutKeyFile: string[];
 }
+
+const isWrongPassphrase = (err: unknown) => err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE';
 
 export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, newPassphrase: string): Promise<RewrapReport> {
   const found: { member: BackupPlugin['destinations']['members'][number]; etag: string; text: string }[] = [];
@@ -32,11 +39,26 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
     found.push({ member, etag: info.etag, text: await readText(member, paths.keyFile) });
   }
   if (found.length === 0) throw new BackupError('ERR_BAD_KEY_FILE', `no key.json at ${withoutKeyFile.join(', ')}: there are no encrypted backups here to rewrap`);
-  // every key file first (a wrong passphrase, a key file of another key: nothing written)
-  const rewrapped = await Promise.all(found.map(async (f) => ({ ...f, body: Buffer.from(JSON.stringify(await rewrapKeyFile(f.text, oldPassphrase, newPassphrase), null, 2)) })));
-  for (const f of rewrapped) {
+  if (oldPassphrase === newPassphrase) throw new BackupError('ERR_INVALID_OPTION', 'the new passphrase is the current one: nothing to rewrap');
+  const keyChecks = new Set(found.map((f) => parseKeyFile(f.text).file.keyCheck));
+  if (keyChecks.size > 1) throw new BackupError('ERR_KEY_CONFLICT', `the key.json files at ${found.map((f) => f.member.label).join(', ')} are of ${keyChecks.size} different master keys; rewrap one plugin's destinations, which share one key`);
+  // every key file first (a wrong passphrase: nothing written)
+  const planned = await Promise.all(
+    found.map(async (f) => {
+      const iterations = Math.max(plugin.config.iterations, parseKeyFile(f.text).iterations);
+      try {
+        return { ...f, body: Buffer.from(JSON.stringify(await rewrapKeyFile(f.text, oldPassphrase, newPassphrase, { iterations }), null, 2)) };
+      } catch (err) {
+        if (!isWrongPassphrase(err)) throw err;
+        if (await unlockKeyFile(f.text, newPassphrase).then(() => true, () => false)) return { ...f, body: null };
+        throw new BackupError('ERR_WRONG_PASSPHRASE', `key.json at ${f.member.label} opens with neither the current passphrase nor the new one; nothing was rewritten`);
+      }
+    }),
+  );
+  for (const f of planned) {
+    if (f.body === null) continue;
     const { replaced } = await f.member.replaceIfMatch(paths.keyFile, f.body, f.etag);
     if (!replaced) throw new BackupError('ERR_KEY_CONFLICT', `key.json at ${f.member.label} changed while it was rewrapped (a backup running?); run rewrap again`);
   }
-  return { rewrapped: rewrapped.map((f) => f.member.label), withoutKeyFile };
+  return { rewrapped: planned.filter((f) => f.body !== null).map((f) => f.member.label), alreadyNew: planned.filter((f) => f.body === null).map((f) => f.member.label), withoutKeyFile };
 }
