@@ -68,6 +68,12 @@ describe('validateRetentionPolicy', () => {
     expect(validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] }).policy === 'gfs' && validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] })).toMatchObject({ tags: [['a', 'b'], ['c']] });
   });
 
+  it("reads null as not set: the story's table writes maxAge: null as the default", () => {
+    expect(validateRetentionPolicy({ policy: 'simple', count: 10, maxAge: null })).toEqual({ policy: 'simple', count: 10 });
+    expect(validateRetentionPolicy({ policy: 'simple', maxAge: null })).toEqual({ policy: 'simple', count: 10 });
+    expect(validateRetentionPolicy({ policy: 'gfs', daily: 7, within: null })).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 7, weekly: 0, monthly: 0, yearly: 0, tags: [] });
+  });
+
   it('is idempotent: a normalised policy validates to itself', () => {
     for (const p of [{ policy: 'gfs' }, { count: 3, maxAge: 86_400_000 }, { policy: 'gfs', daily: 3, withinDaily: '1m', tags: ['x'] }]) {
       const once = validateRetentionPolicy(p);

@@ -135,7 +135,8 @@ export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPol
   if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
     throw fail('retention', `expected an object, got ${policy === null ? 'null' : Array.isArray(policy) ? 'an array' : typeof policy}`, "e.g. { policy: 'gfs', hourly: 24, daily: 7 } or { policy: 'simple', count: 10 }");
   }
-  const raw = policy as Record<string, unknown>;
+  // null is "not set", as undefined (the story's table gives null as maxAge's default)
+  const raw = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== null)) as Record<string, unknown>;
   const keys = Object.keys(raw).filter((k) => k !== 'policy' && raw[k] !== undefined);
   let kind = raw.policy;
   if (kind !== undefined && kind !== 'gfs' && kind !== 'simple') {
