@@ -6,6 +6,7 @@
 // EMPTY databases. Invariants checked: scheduled backups record why they ran; stop() leaves no
 // timer and nothing half-written; a skipped tick never produces a backup; every outcome reaches
 // the webhooks; an incremental restore is exact, deletions included.
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -333,6 +334,69 @@ describe('restores and schedules', () => {
     await p.restore({ backupId: after!.id, destination: empty });
     expect(await snapshot(empty)).toEqual(want);
     await p.stop();
+  }, 60_000);
+});
+
+describe('retries of failed scheduled and triggered backups', () => {
+  /** The destination's manifests/ made immutable (chattr +i): a real refusal of the commit, even for root. */
+  const immutable = (dir: string, on: boolean) => execFileSync('chattr', [on ? '+i' : '-i', path.join(dir, 'manifests')]);
+
+  it('a scheduled backup that fails is tried again after retryDelayMs (plg:backup:retry) and the retry is the backup of that tick', async () => {
+    const dir = path.join(work, 'retry-scheduled');
+    const db = await seeded('retry-scheduled');
+    const p = plugin(dir, { schedule: 3_000, retryDelayMs: 200, retries: 2 });
+    const failures: unknown[] = [];
+    const retries: { retry: number; schedule: string; delayMs: number }[] = [];
+    await db.usePlugin(p);
+    await p.stop();
+    await p.createBackup({ reason: 'first' }); // manifests/ exists
+    p.on('plg:backup:error', (e: unknown) => failures.push(e));
+    p.on('plg:backup:retry', (e: { retry: number; schedule: string; delayMs: number }) => {
+      retries.push(e);
+      immutable(dir, false); // the destination is back before the retry
+    });
+    immutable(dir, true);
+    try {
+      await p.start();
+      await waitUntil('a scheduled backup after a retry', async () => (await p.listBackups()).length === 2);
+    } finally {
+      immutable(dir, false);
+    }
+    await p.stop();
+    expect(failures).toHaveLength(1);
+    expect(retries).toEqual([expect.objectContaining({ retry: 1, of: 2, schedule: 'main', delayMs: 200 })]);
+    expect((await p.listBackups())[0]!.reason).toBe('scheduled (main)');
+  }, 60_000);
+
+  it('a triggered backup is retried too; stop() ends a retry wait at once; a failure a retry cannot mend is not retried', async () => {
+    const dir = path.join(work, 'retry-triggered');
+    const db = await seeded('retry-triggered');
+    const p = plugin(dir, { retryDelayMs: 600_000, triggers: [{ event: 'deploy' }] });
+    const retries: unknown[] = [];
+    await db.usePlugin(p);
+    await p.createBackup({ reason: 'first' });
+    p.on('plg:backup:retry', (e: unknown) => retries.push(e));
+    immutable(dir, true);
+    try {
+      db.emit('deploy', { version: 1 });
+      await waitUntil('a retry announced', () => retries.length === 1);
+      await p.stop(); // without the stop signal the wait would last 600 s (the test's deadline is 60 s)
+    } finally {
+      immutable(dir, false);
+    }
+    expect(await p.listBackups()).toHaveLength(1);
+
+    const wrong = plugin(path.join(work, 'retry-unmendable'), { retryDelayMs: 100, triggers: [{ event: 'deploy' }], include: ['no_such_resource'] });
+    const unmendable: unknown[] = [];
+    const failed: unknown[] = [];
+    wrong.on('plg:backup:retry', (e: unknown) => unmendable.push(e));
+    wrong.on('plg:backup:error', (e: unknown) => failed.push(e));
+    await db.usePlugin(wrong, 'wrong');
+    db.emit('deploy', {});
+    await waitUntil('the failed triggered backup', () => failed.length === 1);
+    await sleep(500);
+    expect(unmendable).toEqual([]); // ERR_UNKNOWN_RESOURCE: a retry would fail the same way
+    await wrong.stop();
   }, 60_000);
 });
 

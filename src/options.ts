@@ -89,6 +89,10 @@ export interface BackupPluginOptions {
   progressIntervalMs?: number;
   /** How long a hook or webhook is waited for before the backup or restore goes on without it. */
   hookTimeoutMs?: number;
+  /** How many times a failed scheduled or triggered backup is tried again (0: never). */
+  retries?: number;
+  /** Wait before the first retry; doubled before each next one. */
+  retryDelayMs?: number;
   pathTemplate?: string;
   /** Accepted for s3db.js compatibility and ignored (the catalog lives at the destination). */
   backupMetadataResource?: string;
@@ -108,12 +112,16 @@ const KNOWN = new Set<string>([
   'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
   'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
-  'progressIntervalMs', 'hookTimeoutMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
+  'progressIntervalMs', 'hookTimeoutMs', 'retries', 'retryDelayMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
 ]);
 const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
 const HOOKS = ['onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete', 'onRestoreError'] as const;
 /** A webhook that takes longer is left to finish on its own (see hookTimeoutMs). */
 export const DEFAULT_HOOK_TIMEOUT_MS = 30_000;
+/** A failed scheduled or triggered backup is tried again twice, 1 then 2 minutes later (before its schedule's next tick). */
+const DEFAULT_RETRIES = 2;
+const DEFAULT_RETRY_DELAY_MS = 60_000;
+const MAX_RETRIES = 10;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'brotli', 'deflate', 'zstd', 'none'];
 const MiB = 1024 * 1024;
@@ -149,6 +157,8 @@ export interface NormalizedOptions {
   staleAfterMs: number;
   progressIntervalMs: number;
   hookTimeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
   pathTemplate: string | undefined;
 }
 
@@ -235,6 +245,8 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
     progressIntervalMs: positiveInt('progressIntervalMs', o.progressIntervalMs ?? 1000),
     hookTimeoutMs: timerMs('hookTimeoutMs', o.hookTimeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS),
+    retries: retriesOption(o.retries ?? DEFAULT_RETRIES),
+    retryDelayMs: timerMs('retryDelayMs', o.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS),
     pathTemplate: o.pathTemplate,
   };
 }
@@ -253,6 +265,13 @@ function stringList(name: string, value: unknown): string[] {
 
 function positiveInt(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 1) throw optionError(name, `${JSON.stringify(value) ?? String(value)} is not a positive integer`);
+  return value as number;
+}
+
+function retriesOption(value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > MAX_RETRIES) {
+    throw optionError('retries', `${JSON.stringify(value) ?? String(value)} is not a whole number from 0 to ${MAX_RETRIES}`, '0 turns retries off');
+  }
   return value as number;
 }
 

@@ -15,6 +15,10 @@
  * - A trigger's payload is recorded in the manifest as JSON (functions and cycles dropped).
  * - stop() stops the timers and triggers (an event while stopped runs nothing: 'stopped') and
  *   waits for a running scheduled backup; start() resumes both; detach() removes listeners.
+ * - A failed scheduled or triggered backup is tried again `retries` times, `retryDelayMs` later,
+ *   doubled each time (plg:backup:retry), unless the failure is one a retry cannot mend (the
+ *   configuration, the key, a cancellation), the plugin stops meanwhile (the wait ends at once),
+ *   or the schedule's next tick comes first (that tick is the retry).
  */
 import { createHash } from 'node:crypto';
 import type { BackupPlugin } from './plugin.js';
@@ -23,7 +27,24 @@ import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
-import { MIN_PLUGIN_INTERVAL_MS, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
+import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
+
+/** Failures a retry cannot mend: the configuration, the key, a cancellation, another instance's backup. */
+const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD']);
+
+/** Resolves after `ms` or when `signal` aborts; the timer does not keep the process alive (as the schedules' own). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** One schedule: its name in events and reasons, what it backs up, and its tick lease. */
 interface JobSpec {
@@ -61,6 +82,8 @@ export class BackupPolicy {
   private resumed: { promise: Promise<void>; resolve: () => void } | null = null;
   /** Set by stop(), cleared by start(): triggers fire no backup while stopped. */
   private stopped = false;
+  /** Aborted by stop(): ends the waits between retries. */
+  private halting = new AbortController();
   /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
   private readonly queuedTriggers = new Map<TriggerOption, object>();
   private readonly leases = new Map<string, LeaseGroup>();
@@ -98,6 +121,7 @@ export class BackupPolicy {
 
   start(): void {
     this.stopped = false;
+    if (this.halting.signal.aborted) this.halting = new AbortController();
     if (this.jobs.length > 0) return;
     const own = Object.keys(this.config.resourceSchedules);
     const groups = new Map<string, string[]>();
@@ -117,7 +141,7 @@ export class BackupPolicy {
     const name = job.name;
     const parsed = parseSchedule(schedule, { timezone: this.config.timezone });
     if (parsed.kind === 'disabled') return;
-    const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, job), {
+    const scheduler = new Scheduler(parsed, (ctx) => this.onTick(ctx, job, parsed), {
       unref: true,
       onSkip: (info) => this.plugin.emit('plg:backup:skipped', { schedule: name, reason: info.reason, tick: info.tick.toISOString(), count: info.count }),
       onError: (err) => {
@@ -151,7 +175,7 @@ export class BackupPolicy {
     const tick = new Date(due);
     this.plugin.log('info', { schedule: name, tick: tick.toISOString(), lastCompleted: last }, `schedule ${name}: tick ${tick.toISOString()} passed while no instance ran (last completed: ${last}); taking it now`);
     // never aborted: stop() waits for it, as it waits for a scheduled run
-    await this.onTick({ tick, tickId: tick.toISOString(), signal: new AbortController().signal }, job);
+    await this.onTick({ tick, tickId: tick.toISOString(), signal: new AbortController().signal }, job, parsed);
   }
 
   /** Next scheduled run of each schedule. */
@@ -161,6 +185,7 @@ export class BackupPolicy {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.halting.abort();
     const jobs = this.jobs;
     this.jobs = [];
     await Promise.all(jobs.map((j) => j.scheduler.stop()));
@@ -180,7 +205,28 @@ export class BackupPolicy {
     }
   }
 
-  private async onTick(ctx: TickContext, job: JobSpec): Promise<void> {
+  /**
+   * Runs `backup`, and again after a failure worth a retry (see the top comment). The failure of
+   * each try has been reported already (events, hooks, webhooks); the last one is thrown.
+   */
+  private async withRetries<T>(backup: () => Promise<T>, o: { about: Record<string, unknown>; nextTickAt: () => number | null; signal?: AbortSignal }): Promise<T> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return await backup();
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        const delayMs = this.config.retryDelayMs * 2 ** retry;
+        const next = o.nextTickAt();
+        if (retry >= this.config.retries || NOT_RETRIED.has(code) || this.stopped || o.signal?.aborted || (next !== null && Date.now() + delayMs >= next)) throw err;
+        this.plugin.log('warn', { ...o.about, code, err: errorMessage(err) }, `backup failed; retry ${retry + 1} of ${this.config.retries} in ${Math.round(delayMs / 1000)} s`);
+        this.plugin.emit('plg:backup:retry', { ...o.about, retry: retry + 1, of: this.config.retries, delayMs, code, error: errorMessage(err) });
+        await pause(delayMs, o.signal ? AbortSignal.any([o.signal, this.halting.signal]) : this.halting.signal);
+        if (this.stopped || o.signal?.aborted) throw err;
+      }
+    }
+  }
+
+  private async onTick(ctx: TickContext, job: JobSpec, parsed: ParsedSchedule): Promise<void> {
     const { name, include, excludeOwn } = job;
     const skip = (reason: string): void => {
       this.plugin.emit('plg:backup:skipped', { schedule: name, reason, tick: ctx.tickId, count: 1 });
@@ -189,14 +235,18 @@ export class BackupPolicy {
     // The main schedule leaves out the resources with their own schedule by excluding them (not by
     // listing the others), so a resource created later joins it and its selection series stays one.
     const run = () =>
-      this.plugin.createBackup({
-        type: this.config.type,
-        reason: `scheduled (${name})`,
-        resources: include ?? undefined,
-        alsoExclude: excludeOwn,
-        trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
-        signal: ctx.signal,
-      });
+      this.withRetries(
+        () =>
+          this.plugin.createBackup({
+            type: this.config.type,
+            reason: `scheduled (${name})`,
+            resources: include ?? undefined,
+            alsoExclude: excludeOwn,
+            trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
+            signal: ctx.signal,
+          }),
+        { about: { schedule: name, tick: ctx.tickId }, nextTickAt: () => nextTick(parsed, Date.now()), signal: ctx.signal },
+      );
     if (!this.config.lease.enabled) {
       await run();
       return;
@@ -261,12 +311,17 @@ export class BackupPolicy {
         this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'stopped', count: 1 });
         return;
       }
-      await this.plugin.createBackup({
-        type: trigger.type ?? 'full',
-        reason: trigger.reason ?? `triggered by ${trigger.event}`,
-        trigger: { event: trigger.event, payload: jsonSafe(context) },
-        onStart: done,
-      });
+      const payload = jsonSafe(context);
+      await this.withRetries(
+        () =>
+          this.plugin.createBackup({
+            type: trigger.type ?? 'full',
+            reason: trigger.reason ?? `triggered by ${trigger.event}`,
+            trigger: { event: trigger.event, payload },
+            onStart: done,
+          }),
+        { about: { trigger: trigger.event }, nextTickAt: () => null },
+      );
     } catch (err) {
       // the failure already reached hooks, events and webhooks (a cancellation: plg:backup:cancelled)
       if ((err as { code?: string }).code !== 'ERR_CANCELLED') this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'triggered backup failed');
