@@ -313,6 +313,23 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
+  it('a dry run into a location with no database writes nothing there (no directory, no s3db.json) and says it would create one', async () => {
+    const db = await openDb(bucket('dry-absent-src'));
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const p = plugin(path.join(work, 'dry-absent'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const typo = path.join(work, 'typo-target');
+    const report = await p.restore({ backupId: backup.id, destination: `file://${typo}`, dryRun: true });
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(typo)).toBe(false);
+    expect(report.warnings).toContainEqual(expect.stringContaining('there is no database at'));
+    const users = report.resources.find((r) => r.name === 'users')!;
+    expect(users).toMatchObject({ records: 2, overwritten: 0, deleted: 0 });
+    expect(users.created).toBe(users.objects); // everything would be created
+    await p.stop();
+  });
+
   it("a subset restore into a database whose s3db.json lost the other resources' definitions (s3db.js replaced a corrupt one) warns, naming them", async () => {
     const db = await openDb(bucket('healed-metadata'));
     await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });

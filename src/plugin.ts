@@ -528,7 +528,7 @@ export class BackupPlugin extends EventEmitter {
           sourceFailures.push(...outcome.failures);
         }
       }
-      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources });
+      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false });
       if (opened.db !== this.database) this.refuseOverlap(opened.db, () => 'destination', 'would be written over or deleted by this restore');
       if (opened.db === this.database && !(options.dryRun ?? false)) {
         releaseGate = this.ownRestores.hold();
@@ -549,6 +549,7 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
       });
       const report: RestoreReport = { ...ran, target: opened.location };
+      if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds
       // this one's: most likely a configuration copied from another environment. (A database
       // restored after a disaster has no backups of its own yet: no warning there.)

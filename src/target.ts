@@ -23,6 +23,8 @@ export interface OpenedDatabase {
   db: DatabaseLike;
   /** Where the restore writes, for its report (credentials hidden): a bare name's derived connection string. */
   location: string;
+  /** A dry run's target with no database there yet (not connected: see openDatabase). */
+  absent?: boolean;
   close(): Promise<void>;
 }
 
@@ -42,8 +44,10 @@ const SELF_NAMES = new Set(['production', 'self']);
  * `replacesSchema`: the restore writes the backup's whole s3db.json (a whole-database replace, not
  * a dry run). Otherwise a database opened here whose s3db.json is damaged is refused before
  * s3db.js's connect() can replace it with an empty one (damaged-schema.ts).
+ * `dryRun`: a location without an s3db.json is not connected (s3db.js's connect() would create the
+ * database there: a directory for file://), only read through its client, which writes nothing.
  */
-export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null, options: { replacesSchema: boolean } = { replacesSchema: false }): Promise<OpenedDatabase> {
+export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null, options: { replacesSchema: boolean; dryRun?: boolean } = { replacesSchema: false }): Promise<OpenedDatabase> {
   if (destination === undefined || (typeof destination === 'string' && SELF_NAMES.has(destination))) {
     if (!own) throw new BackupError('ERR_NOT_INSTALLED', 'restore into this database needs the plugin installed on one; or pass destination (a Database or connection string)');
     return { db: own, location: `this plugin's database (${locationOf(own, 'no connection string')})`, close: async () => undefined };
@@ -55,10 +59,11 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
   }
   const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
-  const db = await connect(connectionString, destination, own, options.replacesSchema);
+  const { db, absent } = await connect(connectionString, destination, own, options.replacesSchema, options.dryRun ?? false);
   return {
     db,
     location: redactedTarget(connectionString),
+    absent,
     close: async () => {
       await db.disconnect?.().catch(() => undefined);
     },
@@ -92,7 +97,7 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
  * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
  * s3db's default passphrase would make their secrets unreadable to the application.
  */
-async function connect(connectionString: string, shown: string, own: DatabaseLike | null, replacesSchema: boolean): Promise<DatabaseLike> {
+async function connect(connectionString: string, shown: string, own: DatabaseLike | null, replacesSchema: boolean, dryRun: boolean): Promise<{ db: DatabaseLike; absent: boolean }> {
   const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
   let damage: string | null = null;
@@ -102,9 +107,10 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
     // database the plugin opens for a restore must leave signals to the application
     const db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
     damage = replacesSchema ? null : await damagedSchema(db);
+    if (damage === null && dryRun && !(await db.client!.exists?.('s3db.json'))) return { db, absent: true };
     if (damage === null) {
       await db.connect!();
-      return db;
+      return { db, absent: false };
     }
   } catch (err) {
     // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
