@@ -218,6 +218,10 @@ describe('s3db-backup command line', () => {
     const missing = await cli(['rewrap', '--directory', dir]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--new-passphrase-env NAME or --new-passphrase-file PATH');
+    const empty = await cli(['rewrap', '--directory', dir, '--new-passphrase-env', 'NEW_PASS'], { NEW_PASS: '' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('the environment variable NEW_PASS is set but empty; set the passphrase in it');
+    expect(empty.stderr).not.toContain('unencrypted'); // a rewrap has no unencrypted choice
     const done = await cli(['rewrap', '--directory', dir, '--new-passphrase-env', 'NEW_PASS'], { NEW_PASS: NEW });
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toContain(`key.json rewrapped at filesystem:${dir}`);

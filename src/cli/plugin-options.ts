@@ -93,7 +93,10 @@ async function passphraseFrom(source: { file: string | null; envName: string | n
     if (source.envName !== null) throw new UsageError(`${source.option}-env ${name}: the environment variable ${name} is not set`);
     return null;
   }
-  if (value === '') throw new UsageError(`the environment variable ${name} is set but empty; set the passphrase in it, or unset it for unencrypted backups`);
+  if (value === '') {
+    const orUnset = source.option === '--passphrase' ? ', or unset it for unencrypted backups' : '';
+    throw new UsageError(`the environment variable ${name} is set but empty; set the passphrase in it${orUnset}`);
+  }
   return value;
 }
 
