@@ -43,7 +43,7 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
   const keyChecks = new Set(found.map((f) => parseKeyFile(f.text).file.keyCheck));
   if (keyChecks.size > 1) throw new BackupError('ERR_KEY_CONFLICT', `the key.json files at ${found.map((f) => f.member.label).join(', ')} are of ${keyChecks.size} different master keys; rewrap one plugin's destinations, which share one key`);
   // every key file first (a wrong passphrase: nothing written)
-  const planned = await Promise.all(
+  const settled = await Promise.allSettled(
     found.map(async (f) => {
       const iterations = Math.max(plugin.config.iterations, parseKeyFile(f.text).iterations);
       try {
@@ -55,6 +55,10 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
       }
     }),
   );
+  // the first failure in destination order (not the first to settle): the same message every run
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const planned = settled.map((r) => (r as PromiseFulfilledResult<(typeof found)[number] & { body: Buffer | null }>).value);
   for (const f of planned) {
     if (f.body === null) continue;
     const { replaced } = await f.member.replaceIfMatch(paths.keyFile, f.body, f.etag);
