@@ -319,11 +319,16 @@ describe("the target's stored s3db.json", () => {
     const p = plugin(path.join(work, 'dry-absent'));
     await db.usePlugin(p);
     const backup = await p.createBackup();
+    // a database next to it: s3db.js's file client lists a missing directory's parent, its objects as '../sibling/...'
+    const sibling = await openDb(`file://${path.join(work, 'sibling-db')}`);
+    await seedDatabase(sibling, { users: 1, orders: 1, perBehavior: 1 });
+    await sibling.disconnect();
     const typo = path.join(work, 'typo-target');
     const report = await p.restore({ backupId: backup.id, destination: `file://${typo}`, dryRun: true });
     const { existsSync } = await import('node:fs');
     expect(existsSync(typo)).toBe(false);
-    expect(report.warnings).toContainEqual(expect.stringContaining('there is no database at'));
+    expect(report.warnings).toEqual([expect.stringContaining('there is no database at')]);
+    expect(report.resources.every((r) => r.deleted === 0 && r.overwritten === 0)).toBe(true);
     const users = report.resources.find((r) => r.name === 'users')!;
     expect(users).toMatchObject({ records: 2, overwritten: 0, deleted: 0 });
     expect(users.created).toBe(users.objects); // everything would be created

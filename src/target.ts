@@ -107,7 +107,18 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
     // database the plugin opens for a restore must leave signals to the application
     const db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
     damage = replacesSchema ? null : await damagedSchema(db);
-    if (damage === null && dryRun && !(await db.client!.exists?.('s3db.json'))) return { db, absent: true };
+    if (damage === null && dryRun && !(await db.client!.exists?.('s3db.json'))) {
+      // s3db.js's file client, asked to list a directory that does not exist, lists its parent's
+      // objects (as '../<sibling>/...'), which are not this database's: they are left out. (This
+      // database was opened for this restore alone; its client is never connected.)
+      const client = db.client!;
+      const listObjects: typeof client.listObjects = async (params) => {
+        const page = await client.listObjects(params);
+        return { ...page, Contents: (page.Contents ?? []).filter((o) => !String(o.Key ?? '').startsWith('../')) };
+      };
+      db.client = Object.assign(Object.create(client) as typeof client, { listObjects });
+      return { db, absent: true };
+    }
     if (damage === null) {
       await db.connect!();
       return { db, absent: false };
