@@ -279,6 +279,52 @@ describe('s3db-backup command line', () => {
     expect(await readFile(path.join(damagedDir, schema), 'utf8')).toBe('{ "version": "1", "resources": { trunc');
   }, 60_000);
 
+  it('3 AM slips are refused before anything is written: no passphrase next to encrypted backups, a --db where no database is, a relative file:// path', async () => {
+    const dir = path.join(work, 'backups-slips');
+    await cp(backups, dir, { recursive: true });
+    const before = await filesUnder(dir);
+    // BACKUP_PASSPHRASE lost (sudo, a new shell): no plaintext backup next to the encrypted ones
+    const plain = await cli(['backup', '--db', source, '--directory', dir, '--type', 'incremental'], { BACKUP_PASSPHRASE: undefined });
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('holds encrypted backups (key.json) and no passphrase was given (BACKUP_PASSPHRASE is not set');
+    expect(plain.stderr).toContain('--unencrypted');
+    expect(await filesUnder(dir)).toEqual(before);
+    const asked = await cli(['backup', '--db', source, '--directory', dir, '--unencrypted'], { BACKUP_PASSPHRASE: undefined });
+    expect(asked.code, asked.stderr).toBe(0);
+    // a typo in --db: nothing created there, nothing backed up
+    const typo = path.join(work, 'sourec');
+    const nowhere = await cli(['backup', '--db', `file://${typo}`, '--directory', dir]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain('there is no database there (no s3db.json)');
+    expect(await readdir(work)).not.toContain('sourec');
+    // file://relative: s3db.js would write to /relative
+    const relative = await cli(['restore', backupId, '--directory', dir, '--into', 'file://scratch-rel', '--yes']);
+    expect(relative.code).toBe(2);
+    expect(relative.stderr).toContain('a file:// connection string takes an absolute path');
+  }, 60_000);
+
+  it('SIGTERM (kill, timeout, docker stop) ends a restore as Ctrl-C does: exit 143, with what to do', async () => {
+    const marker = path.join(work, 'restore-started');
+    const config = path.join(work, 'slow-restore.mjs');
+    // a hook that holds the restore at its start long enough to be signalled there, deterministically
+    await writeFile(
+      config,
+      `import { writeFile } from 'node:fs/promises';
+export default {
+  driver: 'filesystem',
+  config: { directory: ${JSON.stringify(backups)} },
+  onRestoreStart: async () => { await writeFile(${JSON.stringify(marker)}, 'x'); await new Promise((r) => setTimeout(r, 20000)); },
+};
+`,
+    );
+    const run = start(['restore', backupId, '--config', config, '--into', `file://${path.join(work, 'restored-term')}`, '--yes']);
+    while (!(await readdir(work)).includes('restore-started')) await new Promise((r) => setTimeout(r, 50));
+    run.child.kill('SIGTERM');
+    const ended = await run.done;
+    expect(ended.code).toBe(143);
+    expect(ended.stderr).toContain('restore interrupted: the database may be partly restored. Run the same command again');
+  }, 60_000);
+
   it('a first Ctrl-C stops a backup cleanly: nothing is committed and the destination stays usable', async () => {
     const dest = path.join(work, 'backups-interrupted');
     const marker = path.join(work, 'backup-started');

@@ -32,6 +32,8 @@ export interface CliArgs {
   limit: number | null;
   dryRun: boolean;
   noVerify: boolean;
+  /** backup: take it unencrypted although the destination holds encrypted backups. */
+  unencrypted: boolean;
   yes: boolean;
   json: boolean;
   verbose: boolean;
@@ -81,6 +83,8 @@ backup:
   --type full|incremental     default full
   --resources a,b             only these resources
   --reason <text>
+  --unencrypted               take it without encryption although the destination holds encrypted
+                              backups (without it, a missing passphrase is refused there)
 list:
   --limit <n>                 at most n backups
 rewrap:
@@ -93,7 +97,7 @@ Common:
   -h, --help                  this text
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
-3 verify found the backup damaged.`;
+3 verify found the backup damaged, 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP.`;
 
 const OPTIONS = {
   directory: { type: 'string' },
@@ -115,6 +119,7 @@ const OPTIONS = {
   limit: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'no-verify': { type: 'boolean' },
+  unencrypted: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -132,6 +137,7 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   db: ['backup'],
   type: ['backup'],
   reason: ['backup'],
+  unencrypted: ['backup'],
   resources: ['restore', 'backup'],
   limit: ['list'],
   'new-passphrase-env': ['rewrap'],
@@ -169,6 +175,10 @@ export function parseCli(argv: string[]): CliArgs | null {
   if (v['new-passphrase-env'] !== undefined && v['new-passphrase-file'] !== undefined) throw new UsageError('give --new-passphrase-env or --new-passphrase-file, not both');
   if (name === 'restore' && v.into === undefined) throw new UsageError('restore needs --into <connection string>: the database to restore into');
   if (name === 'backup' && v.db === undefined) throw new UsageError('backup needs --db <connection string>: the database to back up');
+  for (const [option, value] of [['--into', v.into], ['--db', v.db]] as const) {
+    // file://relative/path: s3db.js reads "relative" as the host and writes to /path
+    if (value !== undefined && /^file:\/\/[^/]/i.test(value)) throw new UsageError(`${option} ${value}: a file:// connection string takes an absolute path, file:///srv/db (three slashes)`);
+  }
   return {
     command: name,
     id: needsId ? (id as string) : null,
@@ -191,6 +201,7 @@ export function parseCli(argv: string[]): CliArgs | null {
     limit: v.limit === undefined ? null : positiveInteger('--limit', v.limit),
     dryRun: v['dry-run'] ?? false,
     noVerify: v['no-verify'] ?? false,
+    unencrypted: v.unencrypted ?? false,
     yes: v.yes ?? false,
     json: v.json ?? false,
     verbose: v.verbose ?? false,

@@ -16,6 +16,8 @@ import type { CliArgs } from './args.js';
 import { UsageError } from './args.js';
 import { backupTable, bytes, count, duration, verdict } from './format.js';
 import { rewrapAll } from './rewrap.js';
+import { paths } from '../engine/layout.js';
+import { DEFAULT_PASSPHRASE_ENV } from './plugin-options.js';
 
 export interface CommandIo {
   out: (text: string) => void;
@@ -123,6 +125,15 @@ async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResu
 }
 
 async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
+  // A passphrase variable missing at 3 AM (sudo, a new shell) must not turn into plaintext next to
+  // encrypted backups: refused unless asked for
+  if (plugin.config.passphrase === null && !args.unencrypted) {
+    const encrypted = [];
+    for (const member of plugin.destinations.members) if (await member.stat(paths.keyFile).catch(() => null)) encrypted.push(member.label);
+    if (encrypted.length > 0) {
+      throw new UsageError(`${encrypted.join(', ')} holds encrypted backups (key.json) and no passphrase was given (${DEFAULT_PASSPHRASE_ENV} is not set, nor --passphrase-env/--passphrase-file): set it, or add --unencrypted to take this backup without encryption`);
+    }
+  }
   const result = await plugin.createBackup({ type: args.type, reason: args.reason ?? 'command line', ...(args.resources ? { resources: args.resources } : {}), ...(io.signal ? { signal: io.signal } : {}) });
   io.out(`backup ${result.id} (${result.type}) taken: ${bytes(result.size)} in ${duration(result.duration)}, ${result.verified ? 'verified' : 'not verified'}`);
   return { exitCode: 0, result };

@@ -71,6 +71,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
           `the database was not opened and no backup was taken: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: ${PUT_SCHEMA_BACK}`,
         );
       }
+      // A typo in --db names a place with no database: connecting would create an empty one there,
+      // and its empty "verified" backup would be the newest in the list
+      if (!(await (db as unknown as UnconnectedDatabase).client?.exists?.('s3db.json'))) {
+        throw new UsageError(`--db ${redacted(args.db)}: there is no database there (no s3db.json); check the connection string. Nothing was created or backed up`);
+      }
     }
     await db.connect();
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);

@@ -3,6 +3,8 @@
  * during `backup` stops it cleanly (the backup is aborted: it deletes what it wrote and the lease
  * is released); otherwise, or at the second, the process ends at once with 130 and says what to
  * do (a restore is idempotent: run it again; a backup's leftovers go with the next backup).
+ * SIGTERM (kill, timeout, systemd and docker stop) and SIGHUP do the same, ending with 143 and 129
+ * (s3db.js registers handlers of its own for them, so Node's default exit would never come).
  */
 import { main } from './main.js';
 
@@ -15,15 +17,18 @@ export async function run(): Promise<void> {
   const argv = process.argv.slice(2);
   const stop = new AbortController();
   const command = argv.find((a) => !a.startsWith('-')) ?? '';
-  process.on('SIGINT', () => {
+  const onSignal = (name: string, exitCode: number) => () => {
     if (command === 'backup' && !stop.signal.aborted) {
-      process.stderr.write('\nstopping the backup cleanly (Ctrl-C again to quit at once)...\n');
-      stop.abort(new Error('interrupted (Ctrl-C)'));
+      process.stderr.write(`\nstopping the backup cleanly (${name} again to quit at once)...\n`);
+      stop.abort(new Error(`interrupted (${name})`));
       return;
     }
     process.stderr.write(`\n${INTERRUPTED[command] ?? 'interrupted.'}\n`);
-    process.exit(130);
-  });
+    process.exit(exitCode);
+  };
+  process.on('SIGINT', onSignal('Ctrl-C', 130));
+  process.on('SIGTERM', onSignal('SIGTERM', 143));
+  process.on('SIGHUP', onSignal('SIGHUP', 129));
   const code = await main(argv, process.env, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }, stop.signal);
   // exit at once (a client's sockets or timers must not keep a finished command alive), once what
   // was written has been handed over
