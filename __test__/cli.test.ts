@@ -303,6 +303,24 @@ describe('s3db-backup command line', () => {
     expect(relative.stderr).toContain('a file:// connection string takes an absolute path');
   }, 60_000);
 
+  it('verify of a backup whose copy at one of two destinations is damaged says so and exits 4 (it restores from the other)', async () => {
+    const [d0, d1] = [path.join(work, 'two-0'), path.join(work, 'two-1')];
+    const config = path.join(work, 'two.json');
+    await writeFile(config, JSON.stringify({ driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: d0 } }, { driver: 'filesystem', config: { directory: d1 } }] }));
+    const taken = await cli(['backup', '--db', source, '--config', config, '--json']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout) as { id: string }).id;
+    const part = (await filesUnder(d0)).find((f) => f.startsWith('data/') && /\.\d{6}$/.test(f))!;
+    const bytesOf = await readFile(path.join(d0, part));
+    bytesOf[Math.floor(bytesOf.length / 2)]! ^= 0xff;
+    await writeFile(path.join(d0, part), bytesOf);
+    const checked = await cli(['verify', id, '--config', config]);
+    expect(checked.code).toBe(4);
+    expect(checked.stdout).toContain('from the good copies, but NOT at every destination');
+    expect(checked.stdout).toContain(`at filesystem:${d0} is DAMAGED`);
+    expect(checked.stdout).not.toContain('at every destination that holds it');
+  }, 60_000);
+
   it('SIGTERM (kill, timeout, docker stop) ends a restore as Ctrl-C does: exit 143, with what to do', async () => {
     const marker = path.join(work, 'restore-started');
     const config = path.join(work, 'slow-restore.mjs');

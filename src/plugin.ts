@@ -461,15 +461,19 @@ export class BackupPlugin extends EventEmitter {
     const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
     for (const m of chain) keys.set(m.id, m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null);
     const ancestorErrors: string[] = [];
+    const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
     for (const m of chain) {
       const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
       for (const d of own.destinations) {
         // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
-        if (own.verified && !d.verified) this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
+        if (own.verified && !d.verified) {
+          this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
+          damagedCopies.push({ backupId: m.id, label: d.label, error: d.error });
+        }
       }
       const verdict: VerificationResult =
         ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
-      if (m.id === manifest.id) return { result: verdict, own };
+      if (m.id === manifest.id) return { result: damagedCopies.length > 0 ? { ...verdict, damagedCopies } : verdict, own };
       await this.catalog.recordVerification(m.id, own, started);
       if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
     }

@@ -97,7 +97,8 @@ Common:
   -h, --help                  this text
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
-3 verify found the backup damaged, 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP.`;
+3 verify found the backup damaged, 4 verify found a damaged copy at one destination (the backup
+restores from another), 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP.`;
 
 const OPTIONS = {
   directory: { type: 'string' },

@@ -36,6 +36,8 @@ export interface CommandResult {
 
 export const EXIT_FAILED = 1;
 export const EXIT_DAMAGED = 3;
+/** verify: the backup restores, but a copy of it (or of a backup of its chain) at one destination is damaged. */
+export const EXIT_DEGRADED = 4;
 
 export async function runCommand(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   switch (args.command) {
@@ -87,6 +89,13 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
   const id = args.id as string;
   if (!(await plugin.getBackup(id))) throw notFound(id, plugin);
   const result = await plugin.verifyBackup(id, { level: args.level });
+  const damagedCopies = result.damagedCopies ?? [];
+  if (result.verified && damagedCopies.length > 0) {
+    io.out(`backup ${id}: verified (${result.level}) from the good copies, but NOT at every destination:`);
+    for (const c of damagedCopies) io.out(`  the copy of ${c.backupId} at ${c.label} is DAMAGED: ${c.error ?? ''}`);
+    io.out('A restore reads the good copies. To have every copy again, take a new full backup (or copy the damaged files from the good destination).');
+    return { exitCode: EXIT_DEGRADED, result };
+  }
   if (result.verified) io.out(`backup ${id}: verified (${result.level}) at every destination that holds it`);
   else {
     io.out(`backup ${id}: DAMAGED (${result.level}): ${result.error ?? 'see the destinations below'}`);

@@ -54,6 +54,11 @@ export interface VerificationResult {
   startedAt?: string;
   error: string | null;
   destinations: { label: string; verified: boolean; error: string | null }[];
+  /**
+   * verifyBackup() only, never recorded: copies found damaged at one destination while the backup
+   * (or a backup of its chain) verifies from another, so one copy fewer stands behind it.
+   */
+  damagedCopies?: { backupId: string; label: string; error: string | null }[];
 }
 
 export interface Manifest {
