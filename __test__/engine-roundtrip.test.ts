@@ -313,6 +313,26 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
+  it('a restore into the backups\' own directory (or one inside it) is refused before anything is written there', async () => {
+    const db = await openDb(bucket('overlap-src'));
+    await seedDatabase(db, { users: 1, orders: 1, perBehavior: 1 });
+    const dir = path.join(work, 'overlap-backups');
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const { filesUnder } = await import('./helpers/files.js');
+    const files = async () => (await filesUnder(dir)).filter((f) => !f.startsWith('verifications/')); // the restore's verification is recorded
+    const before = await files();
+    for (const into of [dir, path.join(dir, 'data')]) {
+      await expect(p.restore({ backupId: backup.id, destination: `file://${into}` })).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringContaining('Restore into another database'),
+      });
+      expect(await files()).toEqual(before); // no s3db.json written there by connecting
+    }
+    await p.stop();
+  });
+
   it('a dry run into a location with no database writes nothing there (no directory, no s3db.json) and says it would create one', async () => {
     const db = await openDb(bucket('dry-absent-src'));
     await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });

@@ -532,8 +532,10 @@ export class BackupPlugin extends EventEmitter {
           sourceFailures.push(...outcome.failures);
         }
       }
-      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false });
-      if (opened.db !== this.database) this.refuseOverlap(opened.db, () => 'destination', 'would be written over or deleted by this restore');
+      // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
+      const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
+      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
+      if (opened.db !== this.database) overlapCheck(opened.db);
       if (opened.db === this.database && !(options.dryRun ?? false)) {
         releaseGate = this.ownRestores.hold();
         await this.cancelReadingBackup(backupId);
@@ -939,11 +941,11 @@ export class BackupPlugin extends EventEmitter {
    * Refuses a database whose keys hold a destination's backups (or that lies inside one): the
    * backups `consequence`. `option` names what to change for the i-th destination.
    */
-  private refuseOverlap(db: DatabaseLike, option: (i: number) => string, consequence: string): void {
+  private refuseOverlap(db: DatabaseLike, option: (i: number) => string, consequence: string, hint = 'Put the backups in another bucket or directory, or under a prefix outside the database'): void {
     const source = describeSource(db);
     this.destinations.members.forEach((member, i) => {
       const overlap = overlapWithDatabase(member, source);
-      if (overlap) throw optionError(option(i), `${overlap}: the backups ${consequence}`, 'Put the backups in another bucket or directory, or under a prefix outside the database');
+      if (overlap) throw optionError(option(i), `${overlap}: the backups ${consequence}`, hint);
     });
   }
 

@@ -47,7 +47,11 @@ const SELF_NAMES = new Set(['production', 'self']);
  * `dryRun`: a location without an s3db.json is not connected (s3db.js's connect() would create the
  * database there: a directory for file://), only read through its client, which writes nothing.
  */
-export async function openDatabase(destination: string | DatabaseLike | undefined, own: DatabaseLike | null, options: { replacesSchema: boolean; dryRun?: boolean } = { replacesSchema: false }): Promise<OpenedDatabase> {
+export async function openDatabase(
+  destination: string | DatabaseLike | undefined,
+  own: DatabaseLike | null,
+  options: { replacesSchema: boolean; dryRun?: boolean; beforeConnect?: (db: DatabaseLike) => void } = { replacesSchema: false },
+): Promise<OpenedDatabase> {
   if (destination === undefined || (typeof destination === 'string' && SELF_NAMES.has(destination))) {
     if (!own) throw new BackupError('ERR_NOT_INSTALLED', 'restore into this database needs the plugin installed on one; or pass destination (a Database or connection string)');
     return { db: own, location: `this plugin's database (${locationOf(own, 'no connection string')})`, close: async () => undefined };
@@ -59,7 +63,7 @@ export async function openDatabase(destination: string | DatabaseLike | undefine
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
   }
   const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
-  const { db, absent } = await connect(connectionString, destination, own, options.replacesSchema, options.dryRun ?? false);
+  const { db, absent } = await connect(connectionString, destination, own, options);
   return {
     db,
     location: redactedTarget(connectionString),
@@ -97,21 +101,39 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
  * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
  * s3db's default passphrase would make their secrets unreadable to the application.
  */
-async function connect(connectionString: string, shown: string, own: DatabaseLike | null, replacesSchema: boolean, dryRun: boolean): Promise<{ db: DatabaseLike; absent: boolean }> {
+async function connect(
+  connectionString: string,
+  shown: string,
+  own: DatabaseLike | null,
+  { replacesSchema, dryRun = false, beforeConnect }: { replacesSchema: boolean; dryRun?: boolean; beforeConnect?: (db: DatabaseLike) => void },
+): Promise<{ db: DatabaseLike; absent: boolean }> {
   const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
-  let damage: string | null = null;
+  // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
+  const openError = (err: unknown): BackupError => {
+    const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
+    const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
+    return new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(hide(errorMessage(err)))}`, { cause });
+  };
+  let db: DatabaseLike & UnconnectedDatabase;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike & UnconnectedDatabase };
     // exitOnSignal: false: s3db.js's default ends the process with code 0 on SIGINT/SIGTERM; a
     // database the plugin opens for a restore must leave signals to the application
-    const db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
+    db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
+    await db.ensureClientInitialized?.();
+  } catch (err) {
+    throw openError(err);
+  }
+  beforeConnect?.(db); // its refusal as it is, before anything is written there
+  let damage: string | null;
+  try {
     damage = replacesSchema ? null : await damagedSchema(db);
-    if (damage === null && dryRun && !(await db.client!.exists?.('s3db.json'))) {
+    if (damage === null && dryRun && !(await db.client.exists?.('s3db.json'))) {
       // s3db.js's file client, asked to list a directory that does not exist, lists its parent's
       // objects (as '../<sibling>/...'), which are not this database's: they are left out. (This
       // database was opened for this restore alone; its client is never connected.)
-      const client = db.client!;
+      const client = db.client;
       const listObjects: typeof client.listObjects = async (params) => {
         const page = await client.listObjects(params);
         return { ...page, Contents: (page.Contents ?? []).filter((o) => !String(o.Key ?? '').startsWith('../')) };
@@ -124,14 +146,10 @@ async function connect(connectionString: string, shown: string, own: DatabaseLik
       return { db, absent: false };
     }
   } catch (err) {
-    // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
-    const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
-    const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
-    throw new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(hide(errorMessage(err)))}`, { cause });
+    throw openError(err);
   }
   throw new BackupError(
     'ERR_TARGET_METADATA',
     `the restore destination ${safe} was not opened: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put its schema back first: ${PUT_SCHEMA_BACK}`,
   );
 }
-
