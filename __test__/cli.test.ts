@@ -111,6 +111,13 @@ describe('s3db-backup command line', () => {
     const unset = await cli(['list', '--directory', backups, '--passphrase-env', 'NO_SUCH_VARIABLE_HERE']);
     expect(unset.code).toBe(2);
     expect(unset.stderr).toContain('NO_SUCH_VARIABLE_HERE is not set');
+    // the passphrase itself given where its variable's name or its file's path goes: never echoed
+    for (const option of ['--passphrase-env', '--passphrase-file']) {
+      const slip = await cli(['list', '--directory', backups, option, PASSPHRASE]);
+      expect(slip.code).toBe(2);
+      expect(slip.stderr).toContain('it is the passphrase itself');
+      noSecret(slip);
+    }
   }, 60_000);
 
   it('takes an encrypted backup of --db, then lists and shows it; the passphrase is never printed', async () => {
@@ -278,6 +285,14 @@ describe('s3db-backup command line', () => {
     expect(await filesUnder(damagedDir)).toEqual(before); // no s3db.json.corrupted.* copy
     expect(await readFile(path.join(damagedDir, schema), 'utf8')).toBe('{ "version": "1", "resources": { trunc');
   }, 60_000);
+
+  it('sizes and rates print as a person reads them (a rate under 1 kB/s is whole bytes, not a float)', async () => {
+    const { bytes } = await import('../src/cli/format.js');
+    expect(bytes(245.54455445544554)).toBe('246 B');
+    expect(bytes(0)).toBe('0 B');
+    expect(bytes(1500)).toBe('1.50 kB');
+    expect(bytes(123_456_789)).toBe('123.5 MB');
+  });
 
   it('3 AM slips are refused before anything is written: no passphrase next to encrypted backups, a --db where no database is, a relative file:// path', async () => {
     const dir = path.join(work, 'backups-slips');

@@ -12,7 +12,7 @@ export function bytes(n: number): string {
     value /= 1000;
     unit += 1;
   }
-  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+  return unit === 0 ? `${Math.round(n)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
 export function count(n: number): string {

@@ -80,7 +80,8 @@ async function passphraseFrom(source: { file: string | null; envName: string | n
     try {
       text = await readFile(source.file, 'utf8');
     } catch (err) {
-      throw new UsageError(`${source.option}-file ${source.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      // the path is not echoed: a passphrase given where its file's path goes would be printed
+      throw new UsageError(`the file given to ${source.option}-file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}; its path is not shown, in case it is the passphrase itself)`);
     }
     const passphrase = text.replace(/\r?\n$/, '');
     if (passphrase === '') throw new UsageError(`${source.option}-file ${source.file} is empty`);
@@ -88,6 +89,8 @@ async function passphraseFrom(source: { file: string | null; envName: string | n
   }
   const name = source.envName ?? defaultEnv;
   if (name === null) return null;
+  // not echoed unless it is a variable's name: a passphrase given where its name goes would be printed
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`${source.option}-env takes the NAME of an environment variable (letters, digits, _), e.g. ${source.option}-env ${DEFAULT_PASSPHRASE_ENV}; what was given is not one (it is not shown, in case it is the passphrase itself)`);
   const value = env[name];
   if (value === undefined) {
     if (source.envName !== null) throw new UsageError(`${source.option}-env ${name}: the environment variable ${name} is not set`);
