@@ -577,3 +577,46 @@ describe('replace deletes what the backup does not have, or says it could not', 
     await p.stop();
   });
 });
+
+describe('restores into one database at once', () => {
+  it('two restores into one database in a process run one after the other: the result is the later one, never a mix of both', async () => {
+    const db = await openDb(connection('two-restores-src'));
+    await defineUsers(db, false);
+    await insertPlans(db, { u1: 'free', u2: 'free' });
+    const p = await withPlugin(db);
+    const full = await p.createBackup({ type: 'full' });
+    await users(db).update('u1', { plan: 'pro' });
+    await users(db).delete('u2');
+    await insertPlans(db, { u3: 'pro' });
+    const incremental = await p.createBackup({ type: 'incremental' });
+    const want = await snapshot(db);
+
+    const target = await openDb(connection('two-restores-target'));
+    // Fault injection (a real store cannot be paused on demand): the first restore's write of u2
+    // waits until the second restore has begun.
+    let release!: () => void;
+    const latch = new Promise<void>((r) => (release = r));
+    const client = target.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    let held = false;
+    client.putObject = async (o) => {
+      if (!held && o.key === 'resource=users/data/id=u2') {
+        held = true;
+        await latch;
+      }
+      return put(o);
+    };
+    const first = p.restore({ backupId: full.id, destination: target, mode: 'replace' });
+    while (!held) await new Promise((r) => setTimeout(r, 10));
+    const started: string[] = [];
+    p.on('plg:backup:restore-start', (e: { id: string }) => started.push(e.id));
+    const second = p.restore({ backupId: incremental.id, destination: target, mode: 'replace' });
+    while (started.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 300)); // the second one, unserialized, would run to its end meanwhile
+    release();
+    await Promise.all([first, second]);
+    client.putObject = put;
+    expect(await snapshot(target)).toEqual(want);
+    await p.stop();
+  });
+});

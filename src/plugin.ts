@@ -46,6 +46,7 @@ import { planRetention, validateRetentionPolicy, type RetentionBackup, type Rete
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
 import { openDatabase } from './target.js';
 import { Gate } from './gate.js';
+import { KeyedQueue } from './keyed-queue.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -103,6 +104,8 @@ function timeOption(name: string, value: Date | string | undefined): number | nu
 
 /** Which plugin's hook or webhook is running in the current async context (lets stop() called from one return at once). */
 const insideUserCode = new AsyncLocalStorage<BackupPlugin>();
+/** Restores into one database, by any plugin of this process, run one at a time (see keyed-queue.ts). */
+const restoresInto = new KeyedQueue();
 
 /** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
 type S3dbPlugin = Parameters<S3db['usePlugin']>[0];
@@ -540,20 +543,22 @@ export class BackupPlugin extends EventEmitter {
         releaseGate = this.ownRestores.hold();
         await this.cancelReadingBackup(backupId);
       }
-      const ran = await runRestore({
+      const target = opened.db;
+      const restoreNow = () => runRestore({
         chain,
         keys,
         set: this.destinations,
-        target: opened.db,
+        target,
         resources: options.resources ?? null,
         mode,
         dryRun: options.dryRun ?? false,
-        concurrency: this.concurrencyFor(opened.db),
-        pageSize: this.pageSizeFor(opened.db),
+        concurrency: this.concurrencyFor(target),
+        pageSize: this.pageSizeFor(target),
         goodSources,
         sourceFailures,
         onProgress: (e) => this.progress(e),
       });
+      const ran = options.dryRun ? await restoreNow() : await restoresInto.run(sourceKey(describeSource(target)), restoreNow);
       const report: RestoreReport = { ...ran, target: opened.location };
       if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds
