@@ -306,6 +306,15 @@ describe('s3db-backup command line', () => {
     expect(await filesUnder(dir)).toEqual(before);
     const asked = await cli(['backup', '--db', source, '--directory', dir, '--unencrypted'], { BACKUP_PASSPHRASE: undefined });
     expect(asked.code, asked.stderr).toBe(0);
+    // backups of two databases at one destination: the list says which is which
+    const otherDir = path.join(work, 'other-db');
+    const other = await openDb(`file://${otherDir}`);
+    await seedDatabase(other, { users: 1, orders: 1, perBehavior: 1 });
+    await other.disconnect();
+    expect((await cli(['backup', '--db', `file://${otherDir}`, '--directory', dir])).code).toBe(0);
+    const listed = await cli(['list', '--directory', dir]);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^database\s+id\s+type/);
+    expect(listed.stdout).toContain(`file://${otherDir}`);
     // a typo in --db: nothing created there, nothing backed up
     const typo = path.join(work, 'sourec');
     const nowhere = await cli(['backup', '--db', `file://${typo}`, '--directory', dir]);

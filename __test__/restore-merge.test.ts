@@ -13,6 +13,7 @@ type Row = Record<string, unknown>;
 type Api = {
   insert(v: Row): Promise<unknown>;
   update(id: string, v: Row): Promise<unknown>;
+  delete(id: string): Promise<unknown>;
   get(id: string): Promise<Row>;
   list(o?: object): Promise<Row[]>;
   count(o?: object): Promise<number>;

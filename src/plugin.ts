@@ -558,7 +558,7 @@ export class BackupPlugin extends EventEmitter {
         sourceFailures,
         onProgress: (e) => this.progress(e),
       });
-      const ran = options.dryRun ? await restoreNow() : await restoresInto.run(sourceKey(describeSource(target)), restoreNow);
+      const ran = options.dryRun ? await restoreNow() : await restoresInto.run(describeSourceShort(describeSource(target)), restoreNow);
       const report: RestoreReport = { ...ran, target: opened.location };
       if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds

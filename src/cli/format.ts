@@ -2,7 +2,7 @@
  * Human-readable text for the command line: sizes, counts, durations, and the backup list table.
  * Pure functions of their input; nothing here reads a secret (summaries carry none).
  */
-import type { BackupSummary } from '../engine/manifest.js';
+import { describeSourceShort, type BackupSummary } from '../engine/manifest.js';
 
 export function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -34,8 +34,16 @@ export function verdict(b: BackupSummary): string {
   return 'needs a damaged or missing backup';
 }
 
+/**
+ * The backup list. A `database` column appears when the backups come from more than one database
+ * (a configuration copied from another environment, a typo in `backup --db`): nothing else tells
+ * their backups apart.
+ */
 export function backupTable(backups: BackupSummary[]): string {
+  const databases = new Set(backups.map((b) => describeSourceShort(b.source)));
+  const several = databases.size > 1;
   const rows = backups.map((b) => [
+    ...(several ? [describeSourceShort(b.source)] : []),
     b.id,
     b.type,
     b.timestamp.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
@@ -45,7 +53,7 @@ export function backupTable(backups: BackupSummary[]): string {
     verdict(b),
     b.undefinedResources.length > 0 ? `schema lacks ${b.undefinedResources.join(',')}` : '',
   ]);
-  const header = ['id', 'type', 'taken (UTC)', 'size', 'objects', 'encrypted', 'verification', 'notes'];
+  const header = [...(several ? ['database'] : []), 'id', 'type', 'taken (UTC)', 'size', 'objects', 'encrypted', 'verification', 'notes'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
