@@ -66,10 +66,11 @@ function captured(): { stream: NodeJS.WriteStream; text: () => string } {
 }
 
 /** Runs the CLI's main() in this process (same code as the command, minus process start-up). */
-async function cli(args: string[], envOverrides: Record<string, string | undefined> = {}): Promise<Run> {
+async function cli(args: string[], envOverrides: Record<string, string | undefined> = {}, typed?: string): Promise<Run> {
   const out = captured();
   const err = captured();
-  const stdin = Readable.from([]) as unknown as NodeJS.ReadStream;
+  // `typed`: what a person types at a terminal (stdin then says it is one)
+  const stdin = (typed === undefined ? Readable.from([]) : Object.assign(Readable.from([typed]), { isTTY: true })) as unknown as NodeJS.ReadStream;
   const code = await main(args, environment(envOverrides), { stdout: out.stream, stderr: err.stream, stdin });
   return { code, stdout: out.text(), stderr: err.text() };
 }
@@ -168,6 +169,28 @@ describe('s3db-backup command line', () => {
     expect(await snapshot(db)).toEqual(sourceObjects);
     await db.disconnect();
   }, 120_000);
+
+  it('at a terminal, the question comes after the plan: what would be created, overwritten and deleted, and what the target would lose', async () => {
+    const otherDir = path.join(work, 'unrelated-db');
+    const other = await openDb(`file://${otherDir}`);
+    await other.createResource({ name: 'events', attributes: { kind: 'string' } });
+    await (other.resources.events as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'e1', kind: 'deploy' });
+    const before = await snapshot(other);
+    await other.disconnect();
+    const into = `file://${otherDir}`;
+    const declined = await cli(['restore', backupId, '--directory', backups, '--into', into], {}, 'no\n');
+    expect(declined.code).toBe(2);
+    expect(declined.stderr).toContain('dry run: nothing written.');
+    expect(declined.stderr).toMatch(/users\s+12 records, \d+ objects: \d+ created, 0 overwritten/);
+    expect(declined.stderr).toContain("resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): events");
+    expect(declined.stderr).toContain('as above');
+    const reopened = await openDb(into);
+    expect(await snapshot(reopened)).toEqual(before); // nothing written
+    await reopened.disconnect();
+    const confirmed = await cli(['restore', backupId, '--directory', backups, '--into', into], {}, 'yes\n');
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    expect(confirmed.stdout).toContain(`restored into ${into}, mode replace`);
+  }, 60_000);
 
   it('says what to do when the passphrase is missing or wrong, and reads it from a file', async () => {
     const into = `file://${path.join(work, 'restored-2')}`;

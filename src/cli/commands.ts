@@ -109,17 +109,28 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   const id = args.id as string;
   const into = args.into as string;
   if (!into.includes('://')) throw new UsageError(`--into must be a connection string (file:///path, s3://..., memory://...), got '${into}'`);
-  if (!args.dryRun && !args.yes) await confirm(io, `Restore backup ${id} into ${redactedTarget(into)} (mode ${args.mode}${args.resources ? `, resources ${args.resources.join(',')}` : ', the whole database'})?`);
-  const report = await plugin.restore({ backupId: id, destination: into, mode: args.mode, dryRun: args.dryRun, verify: !args.noVerify, ...(args.resources ? { resources: args.resources } : {}) });
-  const lines = [
+  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}) };
+  if (!args.dryRun && !args.yes) {
+    if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
+    // what the target holds and would lose is shown before the question (a plan, not verified yet)
+    const preview = await plugin.restore({ ...options, dryRun: true, verify: false });
+    io.err.write(`${reportLines(preview, into).join('\n')}\n`);
+    await confirm(io, `Restore backup ${id} into ${redactedTarget(into)} as above (mode ${args.mode}${args.resources ? `, resources ${args.resources.join(',')}` : ', the whole database'})?`);
+  }
+  const report = await plugin.restore({ ...options, dryRun: args.dryRun, verify: !args.noVerify });
+  io.out(reportLines(report, into).join('\n'));
+  return { exitCode: 0, result: report };
+}
+
+/** A restore's report (or a dry run's plan) as lines: per resource its objects, then notes and warnings. */
+function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into: string): string[] {
+  return [
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
-    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
+    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
     ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
     ...report.sourceFailures.map((f) => `note: ${JSON.stringify(f)}`),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ];
-  io.out(lines.join('\n'));
-  return { exitCode: 0, result: report };
 }
 
 async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
@@ -163,7 +174,6 @@ async function rewrap(plugin: BackupPlugin, io: CommandIo): Promise<CommandResul
 }
 
 async function confirm(io: CommandIo, question: string): Promise<void> {
-  if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
   const rl = createInterface({ input: io.stdin, output: io.err });
   try {
     const answer = await rl.question(`${question} Type yes to go on: `);
