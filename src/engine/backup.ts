@@ -433,6 +433,18 @@ function shortRead(entry: SourceEntry, response: { ETag?: string; ContentLength?
   return null;
 }
 
+/**
+ * An object's metadata as the archive keeps it: as s3db.js's client decoded it, except a header
+ * whose stored value is "undefined" (s3db.js writes a missing value so and decodes it to
+ * undefined, which JSON would drop): kept as the string "undefined", which s3db.js's client
+ * encodes back to the same stored value, so the restored object has the header too.
+ */
+function storedMetadata(metadata: Record<string, string | undefined> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata ?? {})) out[k] = v === undefined ? 'undefined' : v;
+  return out;
+}
+
 async function fetchAction(db: DatabaseLike, a: Action, remote: boolean, warn?: (message: string) => void): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
@@ -461,7 +473,7 @@ async function fetchAction(db: DatabaseLike, a: Action, remote: boolean, warn?: 
   const header = {
     key: a.entry.key,
     size: body.length,
-    metadata: response.Metadata ?? {},
+    metadata: storedMetadata(response.Metadata),
     contentType: response.ContentType,
     contentEncoding: response.ContentEncoding,
     etag: a.entry.etag,
