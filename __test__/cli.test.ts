@@ -75,6 +75,30 @@ async function cli(args: string[], envOverrides: Record<string, string | undefin
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
+/**
+ * A --config file for `directory` whose `hook` writes a marker, then holds the command `holdMs`
+ * there: long enough to be signalled at that point, deterministically. `started` resolves once
+ * the marker is there.
+ */
+async function holdingConfig(name: string, directory: string, hook: 'onBackupStart' | 'onRestoreStart', holdMs: number): Promise<{ config: string; started: () => Promise<void> }> {
+  const marker = path.join(work, `${name}-started`);
+  const config = path.join(work, `${name}-held.mjs`);
+  await writeFile(
+    config,
+    `import { writeFile } from 'node:fs/promises';
+export default {
+  driver: 'filesystem',
+  config: { directory: ${JSON.stringify(directory)} },
+  ${hook}: async () => { await writeFile(${JSON.stringify(marker)}, 'x'); await new Promise((r) => setTimeout(r, ${holdMs})); },
+};
+`,
+  );
+  const started = async () => {
+    while (!(await readdir(work)).includes(path.basename(marker))) await new Promise((r) => setTimeout(r, 50));
+  };
+  return { config, started };
+}
+
 const noSecret = (r: Run) => expect(`${r.stdout}${r.stderr}`).not.toContain(PASSPHRASE);
 
 beforeAll(async () => {
@@ -369,21 +393,9 @@ describe('s3db-backup command line', () => {
   }, 60_000);
 
   it('SIGTERM (kill, timeout, docker stop) ends a restore as Ctrl-C does: exit 143, with what to do', async () => {
-    const marker = path.join(work, 'restore-started');
-    const config = path.join(work, 'slow-restore.mjs');
-    // a hook that holds the restore at its start long enough to be signalled there, deterministically
-    await writeFile(
-      config,
-      `import { writeFile } from 'node:fs/promises';
-export default {
-  driver: 'filesystem',
-  config: { directory: ${JSON.stringify(backups)} },
-  onRestoreStart: async () => { await writeFile(${JSON.stringify(marker)}, 'x'); await new Promise((r) => setTimeout(r, 20000)); },
-};
-`,
-    );
+    const { config, started } = await holdingConfig('restore', backups, 'onRestoreStart', 20_000);
     const run = start(['restore', backupId, '--config', config, '--into', `file://${path.join(work, 'restored-term')}`, '--yes']);
-    while (!(await readdir(work)).includes('restore-started')) await new Promise((r) => setTimeout(r, 50));
+    await started();
     run.child.kill('SIGTERM');
     const ended = await run.done;
     expect(ended.code).toBe(143);
@@ -392,21 +404,9 @@ export default {
 
   it('a first Ctrl-C stops a backup cleanly: nothing is committed and the destination stays usable', async () => {
     const dest = path.join(work, 'backups-interrupted');
-    const marker = path.join(work, 'backup-started');
-    const config = path.join(work, 'slow-start.mjs');
-    // a hook that holds the backup at its start long enough to be interrupted there, deterministically
-    await writeFile(
-      config,
-      `import { writeFile } from 'node:fs/promises';
-export default {
-  driver: 'filesystem',
-  config: { directory: ${JSON.stringify(dest)} },
-  onBackupStart: async () => { await writeFile(${JSON.stringify(marker)}, 'x'); await new Promise((r) => setTimeout(r, 3000)); },
-};
-`,
-    );
+    const { config, started } = await holdingConfig('backup', dest, 'onBackupStart', 3_000);
     const run = start(['backup', '--db', source, '--config', config]);
-    while (!(await readdir(work)).includes('backup-started')) await new Promise((r) => setTimeout(r, 50));
+    await started();
     run.child.kill('SIGINT');
     const stopped = await run.done;
     expect(stopped.code).toBe(1);
