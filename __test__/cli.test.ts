@@ -168,6 +168,12 @@ describe('s3db-backup command line', () => {
     const missing = await cli(['show', 'full-20200101T000000000Z-000000', '--directory', backups]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ERR_BACKUP_NOT_FOUND');
+    // a truncated id is answered with the ids it begins; one pasted with a space still works
+    const truncated = await cli(['verify', backupId.slice(0, 20), '--directory', backups]);
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toContain(`did you mean ${backupId}?`);
+    const spaced = await cli(['show', `${backupId} `, '--directory', backups]);
+    expect(spaced.code, spaced.stderr).toBe(0);
   }, 120_000);
 
   it('restores only with --yes off a terminal; a dry run writes nothing; the restore is identical to the source', async () => {

@@ -182,7 +182,7 @@ export function parseCli(argv: string[]): CliArgs | null {
   }
   return {
     command: name,
-    id: needsId ? (id as string) : null,
+    id: needsId ? (id as string).trim() : null, // ids hold no spaces: one pasted with a space still names its backup
     directory: v.directory ?? null,
     s3: v.s3 ?? null,
     endpoint: v.endpoint ?? null,

@@ -67,7 +67,7 @@ async function list(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise
 
 async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const backup = await plugin.getBackup(id);
-  if (!backup) throw notFound(id, plugin);
+  if (!backup) throw await notFound(id, plugin);
   const m = backup.manifest;
   const lines = [
     `backup      ${backup.id} (${backup.type}${m.parentId ? `, on ${m.parentId}` : ''})`,
@@ -87,7 +87,7 @@ async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<Co
 
 async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const id = args.id as string;
-  if (!(await plugin.getBackup(id))) throw notFound(id, plugin);
+  if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
   const result = await plugin.verifyBackup(id, { level: args.level });
   const damagedCopies = result.damagedCopies ?? [];
   if (result.verified && damagedCopies.length > 0) {
@@ -109,6 +109,7 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   const id = args.id as string;
   const into = args.into as string;
   if (!into.includes('://')) throw new UsageError(`--into must be a connection string (file:///path, s3://..., memory://...), got '${into}'`);
+  if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
   const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}) };
   if (!args.dryRun && !args.yes) {
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
@@ -183,8 +184,12 @@ async function confirm(io: CommandIo, question: string): Promise<void> {
   }
 }
 
-function notFound(id: string, plugin: BackupPlugin): BackupError {
-  return new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${id} is not at ${describeDestinations(plugin)} (s3db-backup list shows the backups there)`);
+/** The backup is not there; the ids that begin with, or contain, what was typed are named (a truncated or mistyped id at 3 AM). */
+async function notFound(id: string, plugin: BackupPlugin): Promise<BackupError> {
+  const ids = (await plugin.listBackups().catch(() => [])).map((b) => b.id);
+  const near = [...ids.filter((b) => b.startsWith(id)), ...ids.filter((b) => !b.startsWith(id) && b.includes(id))].slice(0, 3);
+  const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : ' (s3db-backup list shows the backups there)';
+  return new BackupError('ERR_BACKUP_NOT_FOUND', `backup '${id}' is not at ${describeDestinations(plugin)}${hint}`);
 }
 
 function describeDestinations(plugin: BackupPlugin): string {
