@@ -231,8 +231,8 @@ export class BackupPlugin extends EventEmitter {
     return run;
   }
 
-  /** Takes the destination's backup lease (no other instance backs up, prunes or deletes meanwhile). */
   /**
+   * Takes the destination's backup lease (no other instance backs up, prunes or deletes meanwhile).
    * `cancel.stopped` (the plugin's stop()) and `cancel.signal` (the caller's) end the wait for
    * another instance's lease: nothing has been written yet, so the backup just does not run.
    */
@@ -767,6 +767,7 @@ export class BackupPlugin extends EventEmitter {
       }
       if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
       await this.warnIfOtherDatabases(db);
+      const embeddedKeyFile = this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null;
       // A restore writing into the database: this backup reads it once the restore has ended (not
       // from inside one of this plugin's hooks: the restore may be waiting for that hook).
       if (insideUserCode.getStore() !== this) while (this.ownRestores.closed) await this.ownRestores.passed();
@@ -778,7 +779,7 @@ export class BackupPlugin extends EventEmitter {
         db,
         set: this.destinations,
         keyring: this.keyring,
-        embeddedKeyFile: this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null,
+        embeddedKeyFile,
         warn: (message) => this.log('warn', { backupId: id }, message),
         type,
         parent,
