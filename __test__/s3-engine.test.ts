@@ -704,6 +704,42 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, srcBucket);
     }
   });
+  it('the command line with --s3 (credentials from the AWS environment): backup, list and restore a file:// database exactly, with no AWS SDK notice on stderr', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const work = await mkdtemp(path.join(tmpdir(), 'cli-s3-'));
+    const env = s3Env();
+    const cliEnv: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey, AWS_REGION: env.region, BACKUP_PASSPHRASE: PASSPHRASE };
+    delete cliEnv.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args, '--s3', `s3://${bucket}/cli-run/`, '--endpoint', env.endpoint, '--region', env.region], { env: cliEnv, encoding: 'utf8', timeout: 120_000 });
+    try {
+      const srcDir = path.join(work, 'src');
+      const db = await openDb(`file://${srcDir}`);
+      await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+      const want = await snapshot(db);
+      await db.disconnect();
+      const taken = cli('backup', '--db', `file://${srcDir}`, '--json');
+      expect(taken.status, taken.stderr).toBe(0);
+      const id = (JSON.parse(taken.stdout) as { id: string }).id;
+      const listed = cli('list', '--json');
+      expect(listed.status, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { id: string }[]).map((b) => b.id)).toEqual([id]);
+      const dstDir = path.join(work, 'dst');
+      const restored = cli('restore', id, '--into', `file://${dstDir}`, '--yes');
+      expect(restored.status, restored.stderr).toBe(0);
+      const target = await openDb(`file://${dstDir}`);
+      expect(await snapshot(target)).toEqual(want);
+      await target.disconnect();
+      for (const run of [taken, listed, restored]) {
+        expect(run.stderr).not.toContain('NodeVersionSupportWarning'); // a support notice is not news at 3 AM
+        expect(`${run.stdout}${run.stderr}`).not.toContain(env.secretAccessKey);
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 180_000);
   it('a destination bucket that does not exist: listBackups() and createBackup() say so (ERR_DESTINATION_NO_BUCKET), naming the destination once', async () => {
     const missing = `missing-${process.pid}-${++seq}`;
     const p = s3Plugin({ ...s3Config('x/'), bucketName: missing });

@@ -14,6 +14,9 @@ const INTERRUPTED: Record<string, string> = {
 };
 
 export async function run(): Promise<void> {
+  // The AWS SDK's notice that its releases after January 2027 need Node 22 (nine lines on stderr
+  // at every command under Node 20) is not news at 3 AM; setting the variable shows it again
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const argv = process.argv.slice(2);
   const stop = new AbortController();
   const command = argv.find((a) => !a.startsWith('-')) ?? '';
