@@ -290,10 +290,7 @@ describe('restores and schedules', () => {
   it('a restore into the database cancels the backup reading it (never listed as a good half-restored backup); a backup asked for during the restore reads the restored database', async () => {
     const dir = path.join(work, 'restore-cancels');
     const db = await seeded('restore-cancels');
-    let releaseHook!: () => void;
-    const hookGate = new Promise<void>((r) => (releaseHook = r));
-    // the user's onRestoreComplete hook is awaited while the restore still counts as running
-    const p = plugin(dir, { onRestoreComplete: () => hookGate });
+    const p = plugin(dir);
     await db.usePlugin(p);
     const good = await p.createBackup({ reason: 'before the damage' });
     const want = await snapshot(db);
@@ -302,8 +299,69 @@ describe('restores and schedules', () => {
     const cancelled: { reason: string }[] = [];
     p.on('plg:backup:cancelled', (e: { reason: string }) => cancelled.push(e));
 
-    // Fault injection (a real store cannot be made slow on demand): record reads take 400 ms, so
-    // the backup below is still reading when the restore begins to write.
+    // Fault injection (a real store cannot be made slow or paused on demand): record reads take
+    // 400 ms, so the backup below is still reading when the restore begins to write; and the
+    // restore's write of the first deleted user waits until released.
+    const client = db.client as unknown as { getObject(key: string): Promise<unknown>; putObject(o: { key: string }): Promise<unknown> };
+    const get = client.getObject.bind(client);
+    const put = client.putObject.bind(client);
+    let reads = 0;
+    client.getObject = async (key: string) => {
+      if (key.startsWith('resource=')) {
+        reads++;
+        await sleep(400);
+      }
+      return get(key);
+    };
+    let releaseWrite!: () => void;
+    const writeHeld = new Promise<void>((r) => (releaseWrite = r));
+    let writing = false;
+    client.putObject = async (o: { key: string }) => {
+      if (o.key === users[0]) {
+        writing = true;
+        await writeHeld;
+      }
+      return put(o);
+    };
+    const reading = p.createBackup({ reason: 'running when the restore begins' });
+    await waitUntil('the backup reading records', () => reads > 0);
+    const restoring = p.restore({ backupId: good.id, mode: 'replace' });
+    await expect(reading).rejects.toMatchObject({ code: 'ERR_CANCELLED', message: expect.stringContaining(`a restore of ${good.id} into this database began`) });
+    expect(cancelled).toHaveLength(1);
+
+    await waitUntil('the restore writing', () => writing);
+    let after: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
+    const later = p.createBackup({ reason: 'asked for during the restore' }).then((r) => (after = r));
+    await sleep(500);
+    expect(after).toBeNull(); // waits for the restore
+    releaseWrite();
+    await restoring;
+    await later;
+    expect((await p.listBackups()).map((b) => b.reason)).toEqual(['asked for during the restore', 'before the damage']);
+    client.getObject = get;
+    client.putObject = put;
+    expect(await snapshot(db)).toEqual(want);
+    const empty = await openDb(bucket('restore-cancels-check'));
+    await p.restore({ backupId: after!.id, destination: empty });
+    expect(await snapshot(empty)).toEqual(want);
+    await p.stop();
+  }, 60_000);
+
+  it("another plugin's restore into the same database, given as a connection string, cancels this plugin's triggered backup reading it, which is taken again after the restore", async () => {
+    const url = bucket('restore-other');
+    const db = await copySeeded(url);
+    const p = plugin(path.join(work, 'restore-other-p'), { triggers: [{ event: 'deploy' }] });
+    const q = plugin(path.join(work, 'restore-other-q'));
+    await db.usePlugin(p, 'p');
+    await db.usePlugin(q, 'q');
+    const good = await q.createBackup({ reason: 'before the damage' });
+    const want = await snapshot(db);
+    await db.client.deleteObjects(want.filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key).slice(0, 2));
+    const cancelled: unknown[] = [];
+    const retried: { code: string; delayMs: number }[] = [];
+    p.on('plg:backup:cancelled', (e: unknown) => cancelled.push(e));
+    p.on('plg:backup:retry', (e: { code: string; delayMs: number }) => retried.push(e));
+    // Fault injection, as above: record reads take 400 ms while the triggered backup reads
     const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
     const get = client.getObject.bind(client);
     let reads = 0;
@@ -314,27 +372,44 @@ describe('restores and schedules', () => {
       }
       return get(key);
     };
-    const reading = p.createBackup({ reason: 'running when the restore begins' });
-    await waitUntil('the backup reading records', () => reads > 0);
-    const restoring = p.restore({ backupId: good.id, mode: 'replace' });
-    await expect(reading).rejects.toMatchObject({ code: 'ERR_CANCELLED', message: expect.stringContaining(`a restore of ${good.id} into this database began`) });
-    expect(cancelled).toHaveLength(1);
-
-    let after: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
-    const later = p.createBackup({ reason: 'asked for during the restore' }).then((r) => (after = r));
-    await sleep(500);
-    expect(after).toBeNull(); // waits for the restore
-    releaseHook();
-    await restoring;
-    await later;
-    expect((await p.listBackups()).map((b) => b.reason)).toEqual(['asked for during the restore', 'before the damage']);
+    db.emit('deploy', { version: 2 });
+    await waitUntil('the triggered backup reading records', () => reads > 0);
+    await q.restore({ backupId: good.id, destination: url, mode: 'replace' }); // another Database object, another plugin
     client.getObject = get;
-    expect(await snapshot(db)).toEqual(want);
-    const empty = await openDb(bucket('restore-cancels-check'));
-    await p.restore({ backupId: after!.id, destination: empty });
+    await waitUntil('the triggered backup taken again', async () => (await p.listBackups()).length === 1, 30_000);
+    expect(cancelled).toHaveLength(1);
+    expect(retried).toEqual([expect.objectContaining({ code: 'ERR_CANCELLED', delayMs: 0 })]);
+    const [taken] = await p.listBackups();
+    const empty = await openDb(bucket('restore-other-check'));
+    await p.restore({ backupId: taken!.id, destination: empty });
     expect(await snapshot(empty)).toEqual(want);
     await p.stop();
+    await q.stop();
   }, 60_000);
+});
+
+describe('restores and backups asked for by hooks', () => {
+  it('an onRestoreComplete hook that awaits createBackup() gets it at once, of the restored database (the restore has written)', async () => {
+    const dir = path.join(work, 'restore-hook-backup');
+    const db = await seeded('restore-hook-backup');
+    let fromHook: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
+    const p = plugin(dir, {
+      hookTimeoutMs: 600_000, // without the fix the backup would wait for the restore, which waits for this hook
+      onRestoreComplete: async () => {
+        fromHook = await p.createBackup({ reason: 'right after the restore' });
+      },
+    });
+    await db.usePlugin(p);
+    const good = await p.createBackup();
+    const want = await snapshot(db);
+    await db.client.deleteObjects(want.filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key));
+    await p.restore({ backupId: good.id, mode: 'replace' });
+    expect(fromHook).not.toBeNull();
+    const empty = await openDb(bucket('restore-hook-backup-check'));
+    await p.restore({ backupId: fromHook!.id, destination: empty });
+    expect(await snapshot(empty)).toEqual(want);
+    await p.stop();
+  }, 30_000);
 });
 
 describe('retries of failed scheduled and triggered backups', () => {
@@ -366,6 +441,36 @@ describe('retries of failed scheduled and triggered backups', () => {
     expect(failures).toHaveLength(1);
     expect(retries).toEqual([expect.objectContaining({ retry: 1, of: 2, schedule: 'main', delayMs: 200 })]);
     expect((await p.listBackups())[0]!.reason).toBe('scheduled (main)');
+  }, 60_000);
+
+  it('events of a trigger while its failed backup waits for a retry are covered by that retry: no storm of failures, then of backups', async () => {
+    const dir = path.join(work, 'retry-storm');
+    const db = await seeded('retry-storm');
+    const p = plugin(dir, { retryDelayMs: 300, retries: 2, triggers: [{ event: 'deploy' }] });
+    const failures: unknown[] = [];
+    const retries: unknown[] = [];
+    const coalesced: unknown[] = [];
+    await db.usePlugin(p);
+    await p.createBackup({ reason: 'first' });
+    p.on('plg:backup:error', (e: unknown) => failures.push(e));
+    p.on('plg:backup:retry', (e: unknown) => retries.push(e));
+    p.on('plg:backup:skipped', (e: { reason: string }) => e.reason === 'coalesced' && coalesced.push(e));
+    immutable(dir, true);
+    try {
+      for (let i = 0; i < 6; i++) {
+        db.emit('deploy', { i });
+        await sleep(60);
+      }
+      await waitUntil('a retry announced', () => retries.length >= 1);
+    } finally {
+      immutable(dir, false);
+    }
+    await waitUntil('the retried backup', async () => (await p.listBackups()).length >= 2);
+    await sleep(1_500); // what else would come
+    await p.stop();
+    expect((await p.listBackups()).length).toBeLessThanOrEqual(3); // first, the retry, at most one queued after it
+    expect(failures.length).toBeLessThanOrEqual(2);
+    expect(coalesced.length).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
   it('a triggered backup is retried too; stop() ends a retry wait at once; a failure a retry cannot mend is not retried', async () => {

@@ -621,3 +621,24 @@ describe('restores into one database at once', () => {
     await p.stop();
   });
 });
+
+describe('one database, one key', () => {
+  it("a database is one key however its connection string is spelt ('db' and 'db/', a directory with a trailing slash), so restores into it queue", async () => {
+    const { databaseKey } = await import('../src/database-activity.js');
+    const dir = path.join(work, 'spelt');
+    const pairs = [
+      [`memory://spelt-${process.pid}/db`, `memory://spelt-${process.pid}/db/`],
+      [`file://${dir}`, `file://${dir}/`],
+    ];
+    for (const [one, other] of pairs) {
+      const a = await openDb(one!);
+      const b = await openDb(other!);
+      expect(databaseKey(b), `${one} / ${other}`).toBe(databaseKey(a));
+      await a.disconnect();
+      await b.disconnect();
+    }
+    const elsewhere = await openDb(`memory://spelt-${process.pid}/db2`);
+    const here = await openDb(`memory://spelt-${process.pid}/db`);
+    expect(databaseKey(elsewhere)).not.toBe(databaseKey(here));
+  });
+});

@@ -45,8 +45,7 @@ import { BackupPolicy } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
 import { openDatabase } from './target.js';
-import { Gate } from './gate.js';
-import { KeyedQueue } from './keyed-queue.js';
+import { activityOf, databaseKey, restoresInto, type DatabaseActivity, type Reader } from './database-activity.js';
 
 export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
@@ -104,8 +103,6 @@ function timeOption(name: string, value: Date | string | undefined): number | nu
 
 /** Which plugin's hook or webhook is running in the current async context (lets stop() called from one return at once). */
 const insideUserCode = new AsyncLocalStorage<BackupPlugin>();
-/** Restores into one database, by any plugin of this process, run one at a time (see keyed-queue.ts). */
-const restoresInto = new KeyedQueue();
 
 /** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
 type S3dbPlugin = Parameters<S3db['usePlugin']>[0];
@@ -137,10 +134,6 @@ export class BackupPlugin extends EventEmitter {
   private warnedOtherDatabases = false;
   /** Aborted by stop(): scheduled and triggered backups still waiting for the lease give up (plg:backup:cancelled). */
   private halt = new AbortController();
-  /** Closed while a restore writes into this plugin's own database: backups wait before reading it. */
-  private readonly ownRestores = new Gate();
-  /** The backup reading the database now (runBackup running): a restore into it cancels it. */
-  private reading: { cancel: AbortController; ended: Promise<void> } | null = null;
   private statuses = new Map<string, StatusRecord>();
 
   constructor(options: BackupPluginOptions = {}) {
@@ -539,11 +532,14 @@ export class BackupPlugin extends EventEmitter {
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
       if (opened.db !== this.database) overlapCheck(opened.db);
-      if (opened.db === this.database && !(options.dryRun ?? false)) {
-        releaseGate = this.ownRestores.hold();
-        await this.cancelReadingBackup(backupId);
-      }
       const target = opened.db;
+      const intoKey = databaseKey(target);
+      if (!(options.dryRun ?? false)) {
+        // backups of this database (by any plugin of this process) wait, and the ones reading it stop
+        const activity = activityOf(intoKey);
+        releaseGate = activity.gate.hold();
+        await this.cancelReaders(activity, backupId);
+      }
       const restoreNow = () => runRestore({
         chain,
         keys,
@@ -558,7 +554,8 @@ export class BackupPlugin extends EventEmitter {
         sourceFailures,
         onProgress: (e) => this.progress(e),
       });
-      const ran = options.dryRun ? await restoreNow() : await restoresInto.run(describeSourceShort(describeSource(target)), restoreNow);
+      const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);
+      releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
       const report: RestoreReport = { ...ran, target: opened.location };
       if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds
@@ -586,16 +583,18 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /**
-   * A restore is about to write into this plugin's own database: the backup reading it now would
-   * hold part of the database before the restore and part after, and be listed as the newest good
-   * backup. It is cancelled (plg:backup:cancelled; older backups are untouched) and its end awaited,
-   * except from inside one of this plugin's hooks (the backup may be waiting for that hook).
+   * A restore is about to write into a database: a backup reading it now would hold part of it
+   * from before the restore and part from after, and be listed as the newest good backup. Each is
+   * cancelled (plg:backup:cancelled; older backups are untouched; a scheduled or triggered one is
+   * taken again after the restore: see policy.ts) and its end awaited, except from inside one of
+   * this plugin's hooks (the backup may be waiting for that hook).
    */
-  private async cancelReadingBackup(restoring: string): Promise<void> {
-    const reading = this.reading;
-    if (!reading) return;
-    reading.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (the next one runs after the restore)`);
-    if (insideUserCode.getStore() !== this) await reading.ended;
+  private async cancelReaders(activity: DatabaseActivity, restoring: string): Promise<void> {
+    const readers = [...activity.readers];
+    for (const reader of readers) {
+      reader.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (a scheduled or triggered one is taken again after the restore)`);
+    }
+    if (insideUserCode.getStore() !== this) await Promise.all(readers.map((r) => r.ended));
   }
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
@@ -768,10 +767,11 @@ export class BackupPlugin extends EventEmitter {
       if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
       await this.warnIfOtherDatabases(db);
       const embeddedKeyFile = this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null;
-      // A restore writing into the database: this backup reads it once the restore has ended (not
-      // from inside one of this plugin's hooks: the restore may be waiting for that hook).
-      if (insideUserCode.getStore() !== this) while (this.ownRestores.closed) await this.ownRestores.passed();
-      // from here to runBackup's start, no await: a restore that begins sees this.reading
+      // A restore writing into the database (by any plugin of this process): this backup reads it
+      // once the restore has written (a restore's own hooks run after that: no deadlock)
+      const activity = activityOf(databaseKey(db));
+      while (activity.gate.closed) await activity.gate.passed();
+      // from here to the reader's registration, no await: a restore that begins sees it
       const cancel = new AbortController();
       const signals = [cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])];
       const reading = runBackup({
@@ -810,15 +810,16 @@ export class BackupPlugin extends EventEmitter {
         onProgress: (e) => this.progress(e),
         progressIntervalMs: this.config.progressIntervalMs,
       });
-      this.reading = { cancel, ended: reading.then(() => undefined, () => undefined) };
+      const reader: Reader = { cancel, ended: reading.then(() => undefined, () => undefined) };
+      activity.readers.add(reader);
       let manifest: Manifest;
       try {
         manifest = await reading;
       } catch (err) {
-        if (cancel.signal.aborted) throw new BackupError('ERR_CANCELLED', String(cancel.signal.reason), { cause: err });
+        if (cancel.signal.aborted) throw new BackupError('ERR_CANCELLED', String(cancel.signal.reason), { cause: err, details: { byRestore: true } });
         throw err;
       } finally {
-        this.reading = null;
+        activity.readers.delete(reader);
       }
       await this.warnIfDefinitionsMissing(manifest);
       const result = toResult(manifest);

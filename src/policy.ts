@@ -18,7 +18,10 @@
  * - A failed scheduled or triggered backup is tried again `retries` times, `retryDelayMs` later,
  *   doubled each time (plg:backup:retry), unless the failure is one a retry cannot mend (the
  *   configuration, the key, a cancellation), the plugin stops meanwhile (the wait ends at once),
- *   or the schedule's next tick comes first (that tick is the retry).
+ *   or the schedule's next tick comes first (that tick is the retry). One cancelled because a
+ *   restore began to write into the database is taken again at once (it waits for the restore),
+ *   up to MAX_AFTER_RESTORE times. While a trigger's retry waits, its events are covered by it
+ *   ('coalesced'), and a second failing backup of that trigger is not retried apart.
  */
 import { createHash } from 'node:crypto';
 import type { BackupPlugin } from './plugin.js';
@@ -31,6 +34,9 @@ import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Schedule
 
 /** Failures a retry cannot mend: the configuration, the key, a cancellation, another instance's backup. */
 const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD']);
+
+/** Backups cancelled by restores retaken in a row at most (restores that keep beginning mid-backup). */
+const MAX_AFTER_RESTORE = 3;
 
 /** Resolves after `ms` or when `signal` aborts; the timer does not keep the process alive (as the schedules' own). */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -84,6 +90,8 @@ export class BackupPolicy {
   private stopped = false;
   /** Aborted by stop(): ends the waits between retries. */
   private halting = new AbortController();
+  /** Triggers whose failed backup waits for its retry (see withRetries). */
+  private readonly retryWaits = new Set<TriggerOption>();
   /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
   private readonly queuedTriggers = new Map<TriggerOption, object>();
   private readonly leases = new Map<string, LeaseGroup>();
@@ -209,18 +217,30 @@ export class BackupPolicy {
    * Runs `backup`, and again after a failure worth a retry (see the top comment). The failure of
    * each try has been reported already (events, hooks, webhooks); the last one is thrown.
    */
-  private async withRetries<T>(backup: () => Promise<T>, o: { about: Record<string, unknown>; nextTickAt: () => number | null; signal?: AbortSignal }): Promise<T> {
+  private async withRetries<T>(backup: () => Promise<T>, o: { about: Record<string, unknown>; nextTickAt: () => number | null; signal?: AbortSignal; trigger?: TriggerOption }): Promise<T> {
+    let afterRestore = 0;
     for (let retry = 0; ; retry++) {
       try {
         return await backup();
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
+        if (code === 'ERR_CANCELLED' && (err as { details?: { byRestore?: unknown } }).details?.byRestore === true && !this.stopped && !o.signal?.aborted && afterRestore++ < MAX_AFTER_RESTORE) {
+          this.plugin.emit('plg:backup:retry', { ...o.about, retry: afterRestore, of: MAX_AFTER_RESTORE, delayMs: 0, code, error: errorMessage(err) });
+          retry--; // not a failure: taken again at once, after the restore
+          continue;
+        }
+        if (o.trigger && this.retryWaits.has(o.trigger)) throw err; // the retry that waits covers this one
         const delayMs = this.config.retryDelayMs * 2 ** retry;
         const next = o.nextTickAt();
         if (retry >= this.config.retries || NOT_RETRIED.has(code) || this.stopped || o.signal?.aborted || (next !== null && Date.now() + delayMs >= next)) throw err;
         this.plugin.log('warn', { ...o.about, code, err: errorMessage(err) }, `backup failed; retry ${retry + 1} of ${this.config.retries} in ${Math.round(delayMs / 1000)} s`);
         this.plugin.emit('plg:backup:retry', { ...o.about, retry: retry + 1, of: this.config.retries, delayMs, code, error: errorMessage(err) });
-        await pause(delayMs, o.signal ? AbortSignal.any([o.signal, this.halting.signal]) : this.halting.signal);
+        if (o.trigger) this.retryWaits.add(o.trigger);
+        try {
+          await pause(delayMs, o.signal ? AbortSignal.any([o.signal, this.halting.signal]) : this.halting.signal);
+        } finally {
+          if (o.trigger) this.retryWaits.delete(o.trigger);
+        }
         if (this.stopped || o.signal?.aborted) throw err;
       }
     }
@@ -296,7 +316,7 @@ export class BackupPolicy {
     // backup of this trigger waits its turn, its further events are covered by it (it has not read
     // anything yet); once it has started, the next event queues a new one. Two triggers on one
     // event are separate (they may differ in type or condition).
-    if (this.queuedTriggers.has(trigger)) {
+    if (this.queuedTriggers.has(trigger) || this.retryWaits.has(trigger)) {
       this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'coalesced', count: 1 });
       return;
     }
@@ -320,7 +340,7 @@ export class BackupPolicy {
             trigger: { event: trigger.event, payload },
             onStart: done,
           }),
-        { about: { trigger: trigger.event }, nextTickAt: () => null },
+        { about: { trigger: trigger.event }, nextTickAt: () => null, trigger },
       );
     } catch (err) {
       // the failure already reached hooks, events and webhooks (a cancellation: plg:backup:cancelled)

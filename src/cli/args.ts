@@ -98,7 +98,8 @@ Common:
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
 3 verify found the backup damaged, 4 verify found a damaged copy at one destination (the backup
-restores from another), 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP.`;
+restores from another), 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP (a backup stopped cleanly
+by the first one exits 1, ERR_ABORTED).`;
 
 const OPTIONS = {
   directory: { type: 'string' },
