@@ -399,6 +399,22 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
   const quiet = { warn() {}, error() {}, info() {} };
   const encrypted = { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } };
 
+  it("verifyBackup() names a manifest copy that is missing or damaged (recoverBackups() could not use it), while the backup itself verifies", async () => {
+    const { dir, full, inc } = await fullAndIncremental('badcopy');
+    const fullCopy = (JSON.parse(await readFile(manifestPath(dir, full.id), 'utf8')) as Manifest).copy!;
+    const incCopy = (JSON.parse(await readFile(manifestPath(dir, inc.id), 'utf8')) as Manifest).copy!;
+    await writeFile(path.join(dir, fullCopy), '{"truncated');
+    await rm(path.join(dir, incCopy));
+    const { p } = await reopen(dir, { ...encrypted, logger: quiet as never });
+    const result = await p.verifyBackup(inc.id);
+    expect(result.verified).toBe(true);
+    expect(result.damagedCopies).toEqual([
+      expect.objectContaining({ backupId: full.id, error: expect.stringContaining(`its manifest copy ${fullCopy} cannot be read`) }),
+      expect.objectContaining({ backupId: inc.id, error: expect.stringContaining(`its manifest copy ${incCopy} is missing`) }),
+    ]);
+    await p.stop();
+  });
+
   it('manifests/ deleted: both manifests come back byte for byte from their copies, and the incremental restores exactly', async () => {
     const { dir, db, full, inc } = await fullAndIncremental('lostmanifests');
     const originals = new Map<string, string>();

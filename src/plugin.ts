@@ -37,7 +37,7 @@ import { definedResources, describeSourceShort, sameSource, selectionKey, source
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
-import { holdersOf, verifyManifest } from './engine/verify.js';
+import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
@@ -466,6 +466,10 @@ export class BackupPlugin extends EventEmitter {
           this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
           damagedCopies.push({ backupId: m.id, label: d.label, error: d.error });
         }
+      }
+      for (const c of await damagedManifestCopies(m, this.destinations)) {
+        this.log('warn', { backupId: m.id, destination: c.label }, `backup ${m.id} at ${c.label}: ${c.error}`);
+        damagedCopies.push({ backupId: m.id, label: c.label, error: c.error });
       }
       const verdict: VerificationResult =
         ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };

@@ -18,7 +18,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
-import type { Destination } from '../destinations/types.js';
+import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import type { Manifest, VerificationResult } from './manifest.js';
@@ -46,6 +46,32 @@ export function holdersOf(manifest: Manifest, set: DestinationSet): Destination[
   const ok = new Set(manifest.destinations.filter((d) => d.status === 'ok').map((d) => d.label));
   const holders = set.members.filter((m) => ok.has(m.label));
   return holders.length > 0 ? holders : set.members;
+}
+
+/**
+ * Destinations where the manifest's copy beside the parts (what recoverBackups() puts a lost or
+ * corrupt manifest back from) is missing, unreadable, or not this backup's manifest: one copy
+ * fewer stands behind the backup there, though it still verifies and restores. Empty for a
+ * backup written before copies existed.
+ */
+export async function damagedManifestCopies(manifest: Manifest, set: DestinationSet): Promise<{ label: string; error: string }[]> {
+  const copy = manifest.copy;
+  if (!copy) return [];
+  const out: { label: string; error: string }[] = [];
+  for (const member of holdersOf(manifest, set)) {
+    let problem: string | null = null;
+    try {
+      if (!(await member.stat(copy))) problem = 'is missing';
+      else {
+        const parsed = JSON.parse(await readText(member, copy)) as Partial<Manifest>;
+        if (parsed.id !== manifest.id || JSON.stringify(parsed.parts) !== JSON.stringify(manifest.parts)) problem = "is not this backup's manifest";
+      }
+    } catch (err) {
+      problem = `cannot be read (${errorMessage(err)})`;
+    }
+    if (problem) out.push({ label: member.label, error: `its manifest copy ${copy} ${problem}: recoverBackups() could not put the manifest back from it there` });
+  }
+  return out;
 }
 
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
