@@ -396,6 +396,11 @@ describe('s3db-backup command line', () => {
     expect(checked.stdout).toContain('from the good copies, but NOT at every destination');
     expect(checked.stdout).toContain(`at filesystem:${d0} is DAMAGED`);
     expect(checked.stdout).not.toContain('at every destination that holds it');
+    // a restore reads the good copy and says, in words, which one it could not use
+    const restored = await cli(['restore', id, '--config', config, '--into', `file://${path.join(work, 'two-restored')}`, '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain(`note: ${part} at filesystem:${d0} could not be used (`);
+    expect(restored.stdout).not.toContain('{"label"');
   }, 60_000);
 
   it('SIGTERM (kill, timeout, docker stop) ends a restore as Ctrl-C does: exit 143, with what to do', async () => {

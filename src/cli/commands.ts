@@ -129,7 +129,7 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
     ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
     ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
-    ...report.sourceFailures.map((f) => `note: ${JSON.stringify(f)}`),
+    ...report.sourceFailures.map((f) => `note: ${f.path ?? 'a copy'} at ${f.label} could not be used (${f.error}); the restore read another destination's copy`),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ];
 }
