@@ -935,6 +935,17 @@ describe('progress', () => {
     expect(events.length).toBeLessThan(b.objects);
     await p.stop();
   });
+
+  it('the first event (at the first object) gives no ETA: a rate over a few milliseconds says nothing of what is left', async () => {
+    const { ProgressMeter } = await import('../src/engine/progress.js');
+    const events: ProgressEvent[] = [];
+    const meter = new ProgressMeter('x', 'restore', 1_000_000, (e) => events.push(e));
+    meter.add(1, 100);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.etaSeconds).toBeNull();
+    meter.finish();
+    expect(events[1]!.etaSeconds).toBe(0);
+  });
 });
 
 describe('retention', () => {

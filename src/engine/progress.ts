@@ -16,10 +16,13 @@ export interface ProgressEvent {
   elapsedMs: number;
   objectsPerSecond: number;
   bytesPerSecond: number;
-  /** Seconds left, when a total is known. */
+  /** Seconds left, when a total is known and a second has passed (null before). */
   etaSeconds: number | null;
   done: boolean;
 }
+
+/** No ETA before this much time: the first event comes at the first object. */
+const ETA_AFTER_MS = 1000;
 
 export class ProgressMeter {
   private objects = 0;
@@ -63,7 +66,8 @@ export class ProgressMeter {
       elapsedMs,
       objectsPerSecond,
       bytesPerSecond: (this.bytes * 1000) / elapsedMs,
-      etaSeconds: done ? 0 : total !== null && objectsPerSecond > 0 ? (total - this.objects) / objectsPerSecond : null,
+      // a rate measured over less than a second (the first event comes at the first object) says nothing of what is left
+      etaSeconds: done ? 0 : total !== null && objectsPerSecond > 0 && elapsedMs >= ETA_AFTER_MS ? (total - this.objects) / objectsPerSecond : null,
       done,
     };
     try {
