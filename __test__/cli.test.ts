@@ -162,6 +162,7 @@ describe('s3db-backup command line', () => {
     const shown = await cli(['show', backupId, '--directory', backups]);
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain('reason: before the migration');
+    expect(shown.stdout).toMatch(/^stored\s+\S+ \S+ in this backup's own parts \(gzip, encrypted\); a restore of it gives [\d,]+ objects, [\d,]+ records$/m);
     expect(shown.stdout).toMatch(/^ {2}users\s+12 records/m);
     expect(shown.stdout).toMatch(/^ {2}orders\s+10 records/m);
     for (const r of [listed, table, shown]) noSecret(r);

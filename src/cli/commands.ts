@@ -73,7 +73,7 @@ async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<Co
     `backup      ${backup.id} (${backup.type}${m.parentId ? `, on ${m.parentId}` : ''})`,
     `taken       ${backup.timestamp} in ${duration(backup.durationMs)}${backup.reason ? `, reason: ${backup.reason}` : ''}`,
     `chain       ${m.chain.join(' -> ')}`,
-    `stored      ${bytes(backup.size)}, ${count(backup.objects)} objects, ${count(backup.records)} records, ${m.codec.compression}${backup.encrypted ? ', encrypted' : ''}`,
+    `stored      ${bytes(backup.size)} in this backup's own parts (${m.codec.compression}${backup.encrypted ? ', encrypted' : ''}); a restore of it gives ${count(backup.objects)} objects, ${count(backup.records)} records`,
     `verified    ${verdict(backup)}${backup.verification ? ` at ${backup.verification.at}` : ''}${backup.verification?.error ? `: ${backup.verification.error}` : ''}`,
     `copies      ${m.destinations.map((d) => `${d.label} ${d.status}${d.error ? ` (${d.error})` : ''}`).join('; ')}`,
     ...(backup.tags.length > 0 ? [`tags        ${backup.tags.join(', ')}`] : []),
