@@ -220,6 +220,10 @@ describe('s3db-backup command line', () => {
     await reopened.disconnect();
     const confirmed = await cli(['restore', backupId, '--directory', backups, '--into', into], {}, 'yes\n');
     expect(confirmed.code, confirmed.stderr).toBe(0);
+    // each warning once: with the report (the plan's on stderr, the restore's on stdout), not again as a log line
+    const dropped = 'resources the backup does not define are dropped';
+    expect(confirmed.stdout.split(dropped).length - 1).toBe(1);
+    expect(confirmed.stderr.split(dropped).length - 1).toBe(1);
     expect(confirmed.stdout).toContain(`restored into ${into}, mode replace`);
   }, 60_000);
 

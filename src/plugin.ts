@@ -569,7 +569,8 @@ export class BackupPlugin extends EventEmitter {
       if (opened.db === this.database && !sameSource(manifest.source, here) && (await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
         report.warnings.push(`backup ${backupId} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
       }
-      for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun }, `restore of ${backupId}: ${warning}`);
+      // inReport: a caller that prints the report (the command line) need not print these twice
+      for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun, inReport: true }, `restore of ${backupId}: ${warning}`);
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
       this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
       return report;

@@ -119,7 +119,8 @@ function cliLogger(verbose: boolean, print: (text: string) => void): CliLogger {
   const quiet = () => undefined;
   const logger: CliLogger = {
     info: verbose ? (_o, msg) => print(`s3db-backup: ${msg}`) : quiet,
-    warn: (_o, msg) => print(`s3db-backup: warning: ${msg}`),
+    // a restore's warnings are printed with its report (WARNING: lines), not twice
+    warn: (o, msg) => (o.inReport === true ? undefined : print(`s3db-backup: warning: ${msg}`)),
     error: (_o, msg) => print(`s3db-backup: error: ${msg}`),
     fatal: (_o, msg) => print(`s3db-backup: error: ${msg}`),
     debug: quiet,
