@@ -395,6 +395,41 @@ describe('recovery paths', () => {
   });
 });
 
+describe('a destination lost at the commit', () => {
+  it("under 'any', a destination that fails writing the manifest is recorded failed in the result, and retention does not prune there: its older backup stays restorable", async () => {
+    const db = await copySeeded(bucket('commit-window'));
+    const [d1, d2] = [path.join(work, 'commit-window-1'), path.join(work, 'commit-window-2')];
+    const p = new BackupPlugin({
+      schedule: false,
+      driver: 'multi',
+      strategy: 'any',
+      retention: { policy: 'simple', count: 1 },
+      destinations: [{ driver: 'filesystem', config: { directory: d1 } }, { driver: 'filesystem', config: { directory: d2 } }],
+    } as BackupPluginOptions);
+    await db.usePlugin(p);
+    const older = await p.createBackup({ reason: 'older' });
+    // Fault injection (a destination cannot be made to fail at one chosen write on demand): the
+    // second destination goes away when the next backup writes its manifest, its commit
+    const second = p.destinations.members[1]!;
+    const write = second.write.bind(second);
+    second.write = async (...args: Parameters<typeof second.write>) => {
+      if (args[0].startsWith('manifests/')) throw new Error('the second destination went away');
+      return write(...args);
+    };
+    const newer = await p.createBackup({ reason: 'newer' });
+    second.write = write;
+    expect(newer.destinations.find((d) => d.label === second.label)?.status).toBe('failed');
+    // the second destination has no manifest of the newer backup: the older one must still be whole there
+    const alone = new BackupPlugin({ schedule: false, config: { directory: d2 } });
+    const target = await openDb(bucket('commit-window-target'));
+    await target.usePlugin(alone);
+    expect((await alone.listBackups()).map((b) => b.id)).toEqual([older.id]);
+    expect((await alone.verifyBackup(older.id)).verified).toBe(true);
+    await alone.stop();
+    await p.stop();
+  });
+});
+
 describe('lost or corrupt manifests: recoverBackups()', () => {
   const quiet = { warn() {}, error() {}, info() {} };
   const encrypted = { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } };

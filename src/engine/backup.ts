@@ -297,8 +297,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
     // (a marker whose backup has a manifest is simply removed by the next cleanup).
     await pending.remove().catch(() => undefined);
-    // The caller gets its own fields back in place (the stored manifest holds them sealed).
-    return { ...manifest, reason: o.reason, metadata: o.metadata, trigger: o.trigger };
+    // The caller gets its own fields back in place (the stored manifest holds them sealed), and
+    // the destinations as they ended: one that failed writing the manifest's copy or the manifest
+    // itself (under 'any') holds no usable backup of this one, and retention must not prune there.
+    return { ...manifest, destinations: set.status(), reason: o.reason, metadata: o.metadata, trigger: o.trigger };
   } catch (err) {
     pending.stop();
     const reason = err instanceof Error ? err : new Error(String(err));
