@@ -17,7 +17,7 @@ import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../s
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { LeaseGroup } from '../src/lease/group.js';
 import type { Manifest } from '../src/engine/manifest.js';
-import { DB_PASSPHRASE, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
+import { DB_PASSPHRASE, failWritesOf, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
@@ -408,6 +408,67 @@ describe('restores and backups asked for by hooks', () => {
     const empty = await openDb(bucket('restore-hook-backup-check'));
     await p.restore({ backupId: fromHook!.id, destination: empty });
     expect(await snapshot(empty)).toEqual(want);
+    await p.stop();
+  }, 30_000);
+});
+
+describe('waiting for a restore', () => {
+  it('an onRestoreError hook that awaits createBackup() after a restore failed while writing gets it at once', async () => {
+    const dir = path.join(work, 'restore-error-hook');
+    const db = await seeded('restore-error-hook');
+    let fromHook: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
+    const p = plugin(dir, {
+      hookTimeoutMs: 600_000, // without the fix the hook's backup would wait for the failed restore's gate
+      onRestoreError: async () => {
+        fromHook = await p.createBackup({ reason: 'after the failed restore' });
+      },
+    });
+    await db.usePlugin(p);
+    const good = await p.createBackup();
+    const users = (await snapshot(db)).filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key);
+    await db.client.deleteObjects(users);
+    const repair = failWritesOf(db, users[1]!); // fault injection: the restore's write of one user fails
+    await expect(p.restore({ backupId: good.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
+    repair();
+    expect(fromHook).not.toBeNull();
+    await p.stop();
+  }, 30_000);
+
+  it("a backup waiting for a restore into its database ends on its signal (ERR_ABORTED) or on stop() (ERR_CANCELLED), without waiting for the restore", async () => {
+    const db = await seeded('gate-abort');
+    const p = plugin(path.join(work, 'gate-abort-p'));
+    const q = plugin(path.join(work, 'gate-abort-q'));
+    await db.usePlugin(p, 'p');
+    await db.usePlugin(q, 'q');
+    const good = await p.createBackup();
+    // fault injection, as above: the restore's first write waits until released
+    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
+    const put = client.putObject.bind(client);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let writing = false;
+    client.putObject = async (o) => {
+      if (!writing) {
+        writing = true;
+        await held;
+      }
+      return put(o);
+    };
+    const restoring = p.restore({ backupId: good.id, mode: 'replace' });
+    await waitUntil('the restore writing', () => writing);
+    const ctrlC = new AbortController();
+    const aborted = q.createBackup({ signal: ctrlC.signal });
+    const stopped = q.createBackup({ reason: 'stopped while waiting' });
+    await sleep(200);
+    ctrlC.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'ERR_ABORTED', message: expect.stringContaining('waited for a restore into the database to end') });
+    await q.stop();
+    await expect(stopped).rejects.toMatchObject({ code: 'ERR_CANCELLED' });
+    expect(writing).toBe(true);
+    release();
+    await restoring;
+    client.putObject = put;
+    expect(await q.listBackups()).toEqual([]);
     await p.stop();
   }, 30_000);
 });

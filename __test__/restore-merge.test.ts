@@ -640,5 +640,24 @@ describe('one database, one key', () => {
     const elsewhere = await openDb(`memory://spelt-${process.pid}/db2`);
     const here = await openDb(`memory://spelt-${process.pid}/db`);
     expect(databaseKey(elsewhere)).not.toBe(databaseKey(here));
+    // a '//' in the key prefix (s3db.js's client joins with path.join), and a symlinked directory
+    const doubled = await openDb(`memory://spelt-${process.pid}/a//b`);
+    const single = await openDb(`memory://spelt-${process.pid}/a/b`);
+    expect(databaseKey(doubled)).toBe(databaseKey(single));
+    const { mkdir, symlink } = await import('node:fs/promises');
+    await mkdir(path.join(work, 'real-db'), { recursive: true });
+    await symlink(path.join(work, 'real-db'), path.join(work, 'linked-db'));
+    const real = await openDb(`file://${path.join(work, 'real-db')}`);
+    const linked = await openDb(`file://${path.join(work, 'linked-db')}`);
+    expect(databaseKey(linked)).toBe(databaseKey(real));
+    // one bucket and prefix on two stores: two databases (clients built, never connected)
+    const { S3db } = await import('s3db.js');
+    const remote = async (host: string, prefix: string) => {
+      const db = new S3db({ connectionString: `http://key:secret@${host}:7999/bucket/${prefix}`, logLevel: 'silent', exitOnSignal: false } as ConstructorParameters<typeof S3db>[0]);
+      await (db as unknown as { ensureClientInitialized(): Promise<void> }).ensureClientInitialized();
+      return db as unknown as Db;
+    };
+    expect(databaseKey(await remote('127.0.0.1', 'app'))).toBe(databaseKey(await remote('127.0.0.1', 'app/')));
+    expect(databaseKey(await remote('127.0.0.1', 'app'))).not.toBe(databaseKey(await remote('127.0.0.2', 'app')));
   });
 });

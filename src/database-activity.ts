@@ -5,15 +5,15 @@
  * the backups reading it; a backup passes the gate before it starts reading and is a reader until
  * its reading ends. Restores into one database run one at a time.
  *
- * Invariants: a database is named by where it is (client kind, bucket, key prefix without its
- * slashes, a file:// directory resolved), so two spellings of one database are one key; a
+ * Invariants: a database is named by where it is (see databaseKey), so two spellings of one
+ * database are one key; a
  * backup registers as a reader with no await between passing the gate and registering, so a
  * restore that closes the gate either holds it back or sees it to cancel.
  */
+import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { describeSource } from './engine/backup.js';
-import type { DatabaseLike } from './engine/s3db.js';
-import { sourceKey } from './engine/manifest.js';
+import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { Gate } from './gate.js';
 import { KeyedQueue } from './keyed-queue.js';
 
@@ -35,10 +35,28 @@ const activities = new Map<string, DatabaseActivity>();
 /** Restores into one database, by any plugin of this process, one at a time. */
 export const restoresInto = new KeyedQueue();
 
-/** Where a database is, as one key whatever the spelling of its connection string. */
+/**
+ * Where a database is, as one key whatever the spelling of its connection string: the key
+ * prefix as s3db.js's client uses it (joined to keys with path.join: '//' and '.' segments
+ * vanish), a file:// directory with its symlinks resolved, and a remote store's endpoint (one
+ * bucket name on two stores is two databases).
+ */
 export function databaseKey(db: DatabaseLike): string {
   const source = describeSource(db);
-  return JSON.stringify([sourceKey(source), source.path === undefined ? null : path.resolve(source.path)]);
+  const prefix = path.posix.normalize(`/${source.keyPrefix ?? ''}/`).replace(/^\/+|\/+$/g, '');
+  const endpoint = isLocalClient(db.client) ? null : String(db.client.config?.endpoint ?? '').replace(/\/+$/, '');
+  return JSON.stringify([source.client, source.bucket, prefix, endpoint, source.path === undefined ? null : realDirectory(source.path)]);
+}
+
+/** A directory with its symlinks resolved (as far as it exists: a restore may create the rest). */
+function realDirectory(dir: string): string {
+  const full = path.resolve(dir);
+  try {
+    return realpathSync(full);
+  } catch {
+    const parent = path.dirname(full);
+    return parent === full ? full : path.join(realDirectory(parent), path.basename(full));
+  }
 }
 
 export function activityOf(key: string): DatabaseActivity {

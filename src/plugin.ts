@@ -575,6 +575,7 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:restore-complete', { id: backupId, restored: report.restored, report });
       return report;
     } catch (err) {
+      releaseGate(); // before the hook: a backup it asks for must not wait for this restore
       const error = asBackupError(err, 'ERR_RESTORE_FAILED', `restore of ${backupId} failed`);
       await this.callHook('onRestoreError', backupId, { error });
       this.emit('plg:backup:restore-error', { id: backupId, error: error.message, code: error.code });
@@ -588,6 +589,26 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /**
+   * Resolves once no restore writes into the database; waiting ends with ERR_ABORTED when the
+   * caller's signal aborts, and ERR_CANCELLED when the plugin stops (`stopped`), as the lease wait.
+   */
+  private async passGate(activity: DatabaseActivity, stopped: AbortSignal | undefined, signal: AbortSignal | undefined): Promise<void> {
+    while (activity.gate.closed) {
+      if (signal?.aborted) throw new BackupError('ERR_ABORTED', 'the backup was aborted through its signal while it waited for a restore into the database to end; it did not run');
+      if (stopped?.aborted) throw new BackupError('ERR_CANCELLED', 'the plugin was stopped while this backup waited for a restore into the database to end; it did not run');
+      const ends = [signal, stopped].filter((s): s is AbortSignal => s !== undefined);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          for (const s of ends) s.removeEventListener('abort', done);
+          resolve();
+        };
+        for (const s of ends) s.addEventListener('abort', done, { once: true });
+        void activity.gate.passed().then(done);
+      });
+    }
+  }
+
+  /**
    * A restore is about to write into a database: a backup reading it now would hold part of it
    * from before the restore and part from after, and be listed as the newest good backup. Each is
    * cancelled (plg:backup:cancelled; older backups are untouched; a scheduled or triggered one is
@@ -597,7 +618,7 @@ export class BackupPlugin extends EventEmitter {
   private async cancelReaders(activity: DatabaseActivity, restoring: string): Promise<void> {
     const readers = [...activity.readers];
     for (const reader of readers) {
-      reader.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (a scheduled or triggered one is taken again after the restore)`);
+      reader.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (a scheduled or triggered one is taken again after the restore, up to 3 times in a row)`);
     }
     if (insideUserCode.getStore() !== this) await Promise.all(readers.map((r) => r.ended));
   }
@@ -761,6 +782,9 @@ export class BackupPlugin extends EventEmitter {
     try {
       await this.callHook('onBackupStart', expected, { backupId: id });
       this.emit('plg:backup:start', { id, type: expected });
+      // a restore writing into the database is waited for before the lease too, not holding it meanwhile
+      const activity = activityOf(databaseKey(db));
+      await this.passGate(activity, stopped, options.signal);
       lease = await this.acquireLease({ ...(stopped ? { stopped } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       await this.finishLeftovers();
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
@@ -773,9 +797,10 @@ export class BackupPlugin extends EventEmitter {
       await this.warnIfOtherDatabases(db);
       const embeddedKeyFile = this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null;
       // A restore writing into the database (by any plugin of this process): this backup reads it
-      // once the restore has written (a restore's own hooks run after that: no deadlock)
-      const activity = activityOf(databaseKey(db));
-      while (activity.gate.closed) await activity.gate.passed();
+      // once the restore has written (a restore's own hooks run after that: no deadlock). The gate
+      // is looked at again after the await, synchronously: a restore may have closed it meanwhile.
+      do await this.passGate(activity, stopped, options.signal);
+      while (activity.gate.closed);
       // from here to the reader's registration, no await: a restore that begins sees it
       const cancel = new AbortController();
       const signals = [cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])];

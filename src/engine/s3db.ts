@@ -46,7 +46,7 @@ export interface S3dbClientLike {
   deleteObjects(keys: string[]): Promise<unknown>;
   exists?(key: string): Promise<boolean>;
   keyPrefix?: string;
-  config?: { keyPrefix?: string; bucket?: string };
+  config?: { keyPrefix?: string; bucket?: string; endpoint?: string };
   bucket?: string;
   connectionString?: string;
 }
