@@ -389,51 +389,45 @@ describe('restores and schedules', () => {
 });
 
 describe('restores and backups asked for by hooks', () => {
-  it('an onRestoreComplete hook that awaits createBackup() gets it at once, of the restored database (the restore has written)', async () => {
-    const dir = path.join(work, 'restore-hook-backup');
-    const db = await seeded('restore-hook-backup');
-    let fromHook: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
-    const p = plugin(dir, {
-      hookTimeoutMs: 600_000, // without the fix the backup would wait for the restore, which waits for this hook
-      onRestoreComplete: async () => {
-        fromHook = await p.createBackup({ reason: 'right after the restore' });
-      },
+  /** A plugin whose restore hook `hook` awaits a backup of its own (hookTimeoutMs long: a wait for the restore would show as a test timeout). */
+  async function backingUpIn(name: string, hook: 'onRestoreComplete' | 'onRestoreError') {
+    const db = await seeded(name);
+    const fromHook: Awaited<ReturnType<BackupPlugin['createBackup']>>[] = [];
+    const p: BackupPlugin = plugin(path.join(work, name), {
+      hookTimeoutMs: 600_000,
+      [hook]: async () => void fromHook.push(await p.createBackup({ reason: `from ${hook}` })),
     });
     await db.usePlugin(p);
+    return { db, p, fromHook };
+  }
+
+  it('an onRestoreComplete hook that awaits createBackup() gets it at once, of the restored database (the restore has written)', async () => {
+    const { db, p, fromHook } = await backingUpIn('restore-hook-backup', 'onRestoreComplete');
     const good = await p.createBackup();
     const want = await snapshot(db);
     await db.client.deleteObjects(want.filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key));
     await p.restore({ backupId: good.id, mode: 'replace' });
-    expect(fromHook).not.toBeNull();
+    expect(fromHook).toHaveLength(1);
     const empty = await openDb(bucket('restore-hook-backup-check'));
-    await p.restore({ backupId: fromHook!.id, destination: empty });
+    await p.restore({ backupId: fromHook[0]!.id, destination: empty });
     expect(await snapshot(empty)).toEqual(want);
     await p.stop();
   }, 30_000);
-});
 
-describe('waiting for a restore', () => {
   it('an onRestoreError hook that awaits createBackup() after a restore failed while writing gets it at once', async () => {
-    const dir = path.join(work, 'restore-error-hook');
-    const db = await seeded('restore-error-hook');
-    let fromHook: Awaited<ReturnType<BackupPlugin['createBackup']>> | null = null;
-    const p = plugin(dir, {
-      hookTimeoutMs: 600_000, // without the fix the hook's backup would wait for the failed restore's gate
-      onRestoreError: async () => {
-        fromHook = await p.createBackup({ reason: 'after the failed restore' });
-      },
-    });
-    await db.usePlugin(p);
+    const { db, p, fromHook } = await backingUpIn('restore-error-hook', 'onRestoreError');
     const good = await p.createBackup();
     const users = (await snapshot(db)).filter((o) => o.key.startsWith('resource=users/data/')).map((o) => o.key);
     await db.client.deleteObjects(users);
     const repair = failWritesOf(db, users[1]!); // fault injection: the restore's write of one user fails
     await expect(p.restore({ backupId: good.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();
-    expect(fromHook).not.toBeNull();
+    expect(fromHook).toHaveLength(1);
     await p.stop();
   }, 30_000);
+});
 
+describe('waiting for a restore', () => {
   it("a backup waiting for a restore into its database ends on its signal (ERR_ABORTED) or on stop() (ERR_CANCELLED), without waiting for the restore", async () => {
     const db = await seeded('gate-abort');
     const p = plugin(path.join(work, 'gate-abort-p'));
