@@ -260,6 +260,24 @@ describe('schedules', () => {
   }, 60_000);
 });
 
+/**
+ * Fault injection (a real store cannot be made slow on demand): reads of records take 400 ms, so a
+ * backup is still reading when a restore begins. `restore()` puts the client's reads back.
+ */
+function slowRecordReads(db: { client: unknown }): { readonly reads: number; restore(): void } {
+  const client = db.client as { getObject(key: string): Promise<unknown> };
+  const get = client.getObject.bind(client);
+  const state = { reads: 0, restore: () => void (client.getObject = get) };
+  client.getObject = async (key: string) => {
+    if (key.startsWith('resource=')) {
+      state.reads++;
+      await sleep(400);
+    }
+    return get(key);
+  };
+  return state;
+}
+
 describe('restores and schedules', () => {
   it('a tick that arrives during a restore is skipped with reason "restoring" and never run', async () => {
     const dir = path.join(work, 'restoring');
@@ -302,17 +320,9 @@ describe('restores and schedules', () => {
     // Fault injection (a real store cannot be made slow or paused on demand): record reads take
     // 400 ms, so the backup below is still reading when the restore begins to write; and the
     // restore's write of the first deleted user waits until released.
-    const client = db.client as unknown as { getObject(key: string): Promise<unknown>; putObject(o: { key: string }): Promise<unknown> };
-    const get = client.getObject.bind(client);
+    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
     const put = client.putObject.bind(client);
-    let reads = 0;
-    client.getObject = async (key: string) => {
-      if (key.startsWith('resource=')) {
-        reads++;
-        await sleep(400);
-      }
-      return get(key);
-    };
+    const slow = slowRecordReads(db);
     let releaseWrite!: () => void;
     const writeHeld = new Promise<void>((r) => (releaseWrite = r));
     let writing = false;
@@ -324,7 +334,7 @@ describe('restores and schedules', () => {
       return put(o);
     };
     const reading = p.createBackup({ reason: 'running when the restore begins' });
-    await waitUntil('the backup reading records', () => reads > 0);
+    await waitUntil('the backup reading records', () => slow.reads > 0);
     const restoring = p.restore({ backupId: good.id, mode: 'replace' });
     await expect(reading).rejects.toMatchObject({ code: 'ERR_CANCELLED', message: expect.stringContaining(`a restore of ${good.id} into this database began`) });
     expect(cancelled).toHaveLength(1);
@@ -338,7 +348,7 @@ describe('restores and schedules', () => {
     await restoring;
     await later;
     expect((await p.listBackups()).map((b) => b.reason)).toEqual(['asked for during the restore', 'before the damage']);
-    client.getObject = get;
+    slow.restore();
     client.putObject = put;
     expect(await snapshot(db)).toEqual(want);
     const empty = await openDb(bucket('restore-cancels-check'));
@@ -361,21 +371,11 @@ describe('restores and schedules', () => {
     const retried: { code: string; delayMs: number }[] = [];
     p.on('plg:backup:cancelled', (e: unknown) => cancelled.push(e));
     p.on('plg:backup:retry', (e: { code: string; delayMs: number }) => retried.push(e));
-    // Fault injection, as above: record reads take 400 ms while the triggered backup reads
-    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
-    const get = client.getObject.bind(client);
-    let reads = 0;
-    client.getObject = async (key: string) => {
-      if (key.startsWith('resource=')) {
-        reads++;
-        await sleep(400);
-      }
-      return get(key);
-    };
+    const slow = slowRecordReads(db); // fault injection, as above
     db.emit('deploy', { version: 2 });
-    await waitUntil('the triggered backup reading records', () => reads > 0);
+    await waitUntil('the triggered backup reading records', () => slow.reads > 0);
     await q.restore({ backupId: good.id, destination: url, mode: 'replace' }); // another Database object, another plugin
-    client.getObject = get;
+    slow.restore();
     await waitUntil('the triggered backup taken again', async () => (await p.listBackups()).length === 1, 30_000);
     expect(cancelled).toHaveLength(1);
     expect(retried).toEqual([expect.objectContaining({ code: 'ERR_CANCELLED', delayMs: 0 })]);
