@@ -6,9 +6,9 @@
  * its reading ends. Restores into one database run one at a time.
  *
  * Invariants: a database is named by where it is (see databaseKey), so two spellings of one
- * database are one key; a
- * backup registers as a reader with no await between passing the gate and registering, so a
- * restore that closes the gate either holds it back or sees it to cancel.
+ * database are one key; a backup registers as a reader with no await between its last look at
+ * the gate and registering, so a restore that closes the gate either holds it back or sees it to
+ * cancel.
  */
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
