@@ -213,7 +213,7 @@ describe('s3db-backup command line', () => {
     expect(declined.code).toBe(2);
     expect(declined.stderr).toContain('dry run: nothing written.');
     expect(declined.stderr).toMatch(/users\s+12 records, \d+ objects: \d+ created, 0 overwritten/);
-    expect(declined.stderr).toContain("resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): events");
+    expect(declined.stderr).toContain("resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): events; restore with resources: [...] (the command line's --resources) to keep them");
     expect(declined.stderr).toContain('as above');
     const reopened = await openDb(into);
     expect(await snapshot(reopened)).toEqual(before); // nothing written

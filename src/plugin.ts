@@ -679,7 +679,7 @@ export class BackupPlugin extends EventEmitter {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
         }
         for (const d of manifests.damaged) {
-          this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...]); a verification records the damage, so it no longer counts for retention's rules (it is kept as long as a good backup would be): restore what you need from it`);
+          this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...], the command line's --resources); a verification records the damage, so it no longer counts for retention's rules (it is kept as long as a good backup would be): restore what you need from it`);
         }
         const indexes = await repairIndexes({
           catalog: this.catalog,
@@ -900,7 +900,7 @@ export class BackupPlugin extends EventEmitter {
       'warn',
       { backupId: m.id, undefinedResources: missing },
       `backup ${m.id} holds objects of ${names} but not their definitions: the database's s3db.json does not define them (when it connects, s3db.js replaces an s3db.json it cannot read or parse with an empty one, keeping a parsed-but-invalid one's bytes as s3db.json.corrupted.*, and drops without a copy a definition of the wrong shape). s3db.js cannot read those records until they are defined again: ` +
-        (holder ? `backup ${holder} is the newest that defines them: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge'; or ` : 'no backup here defines them; ') +
+        (holder ? `backup ${holder} is the newest that defines them: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge' (the command line's --mode); or ` : 'no backup here defines them; ') +
         'define the resources again with the same attributes. Retention does not count this backup as good meanwhile, so the backups that define them are kept',
     );
   }

@@ -289,7 +289,7 @@ function withoutDefinitions(target: Manifest, groups: Set<string>, targetDefines
   if (left.length === 0) return [];
   const names = left.map((n) => `'${n}'`).join(', ');
   return [
-    `backup ${target.id} holds objects of ${names} but not their definitions (its s3db.json lacked them: s3db.js had replaced a corrupt one): they are restored, yet s3db.js cannot read them until they are defined again. An older backup whose undefinedResources (listBackups()) does not name them holds the definitions: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge'; or define the resources again with the same attributes`,
+    `backup ${target.id} holds objects of ${names} but not their definitions (its s3db.json lacked them: s3db.js had replaced a corrupt one): they are restored, yet s3db.js cannot read them until they are defined again. An older backup whose undefinedResources (listBackups()) does not name them holds the definitions: restore the whole database from it (mode: 'replace'), then this backup with mode: 'merge' (the command line's --mode); or define the resources again with the same attributes`,
   ];
 }
 
@@ -419,7 +419,7 @@ function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes
   const inBackup = (target.s3dbJson as { resources?: Record<string, unknown> } | null)?.resources ?? {};
   const newer = targetResources.filter((r) => !(r in inBackup)).sort();
   if (newer.length > 0) {
-    warnings.push(`resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): ${newer.join(', ')}; restore with resources: [...] to keep them`);
+    warnings.push(`resources the backup does not define are dropped from s3db.json (their objects stay, unreferenced): ${newer.join(', ')}; restore with resources: [...] (the command line's --resources) to keep them`);
   }
   return warnings;
 }
