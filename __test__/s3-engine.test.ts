@@ -679,6 +679,37 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, srcBucket);
     }
   });
+  it('a replace restore whose DeleteObjects the store answers with a per-key error fails with ERR_TARGET_WRITE naming the key (s3db.js resolves it as a success)', async () => {
+    const srcBucket = await makeBucket(admin, 'delerr');
+    const seeded = await createS3Database(srcBucket, 'db');
+    await seedDatabase(seeded, { users: 2, orders: 2, perBehavior: 1 });
+    const p = s3Plugin(s3Config('delete-errors/'));
+    await seeded.usePlugin(p);
+    const backup = await p.createBackup();
+    const extra = 'resource=users/data/id=added-after-the-backup';
+    await seeded.client.putObject({ key: extra, body: Buffer.from('{}'), metadata: {} });
+    await seeded.disconnect();
+    // The store refuses that one key in its DeleteObjects answer (HTTP 200, an <Error> per key), as
+    // a bucket policy would: an answer RGW does not give on demand.
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      intercept: (r) =>
+        r.method === 'POST' && r.url.includes('delete')
+          ? { status: 200, body: `<?xml version="1.0" encoding="UTF-8"?><DeleteResult><Error><Key>db/${extra}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>` }
+          : undefined,
+    });
+    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    try {
+      const restorer = s3Plugin(s3Config('delete-errors/'));
+      await db.usePlugin(restorer, 'restorer');
+      await expect(restorer.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE', message: expect.stringContaining('AccessDenied') });
+      expect(await listKeys(admin, srcBucket, `db/${extra}`)).toEqual([`db/${extra}`]);
+    } finally {
+      await db.disconnect();
+      await proxy.close();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
   it("a replace restore leaves objects under unaddressable keys in place with a warning: deleting 'data/./id=X' through s3db.js's client would delete the record 'data/id=X' it just restored", async () => {
     const srcBucket = await makeBucket(admin, 'rawreplace');
     const db = await createS3Database(srcBucket, 'db');

@@ -41,7 +41,7 @@ import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verif
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
-import { BackupPolicy } from './policy.js';
+import { BackupPolicy, MAX_AFTER_RESTORE } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
 import { openDatabase } from './target.js';
@@ -535,7 +535,6 @@ export class BackupPlugin extends EventEmitter {
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
-      if (opened.db !== this.database) overlapCheck(opened.db);
       const target = opened.db;
       const intoKey = databaseKey(target);
       if (!(options.dryRun ?? false)) {
@@ -618,7 +617,7 @@ export class BackupPlugin extends EventEmitter {
   private async cancelReaders(activity: DatabaseActivity, restoring: string): Promise<void> {
     const readers = [...activity.readers];
     for (const reader of readers) {
-      reader.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (a scheduled or triggered one is taken again after the restore, up to 3 times in a row)`);
+      reader.cancel.abort(`a restore of ${restoring} into this database began while this backup read it; it was cancelled so that no backup holds a half-restored database (a scheduled or triggered one is taken again after the restore, up to ${MAX_AFTER_RESTORE} times in a row)`);
     }
     if (insideUserCode.getStore() !== this) await Promise.all(readers.map((r) => r.ended));
   }

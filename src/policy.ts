@@ -36,7 +36,7 @@ import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Schedule
 const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD']);
 
 /** Backups cancelled by restores retaken in a row at most (restores that keep beginning mid-backup). */
-const MAX_AFTER_RESTORE = 3;
+export const MAX_AFTER_RESTORE = 3;
 
 /** Resolves after `ms` or when `signal` aborts; the timer does not keep the process alive (as the schedules' own). */
 function pause(ms: number, signal: AbortSignal): Promise<void> {

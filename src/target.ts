@@ -46,6 +46,8 @@ const SELF_NAMES = new Set(['production', 'self']);
  * s3db.js's connect() can replace it with an empty one (damaged-schema.ts).
  * `dryRun`: a location without an s3db.json is not connected (s3db.js's connect() would create the
  * database there: a directory for file://), only read through its client, which writes nothing.
+ * `beforeConnect` is called with every database returned other than `own` (a given Database
+ * instance too), before anything is written there; what it throws is thrown as it is.
  */
 export async function openDatabase(
   destination: string | DatabaseLike | undefined,
@@ -57,6 +59,7 @@ export async function openDatabase(
     return { db: own, location: `this plugin's database (${locationOf(own, 'no connection string')})`, close: async () => undefined };
   }
   if (typeof destination === 'object' && destination !== null && 'client' in destination) {
+    if (destination !== own) options.beforeConnect?.(destination);
     return { db: destination, location: `a Database instance (${locationOf(destination, 'no connection string')})`, close: async () => undefined };
   }
   if (typeof destination !== 'string' || destination.trim() === '') {

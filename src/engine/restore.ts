@@ -388,11 +388,12 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         r.skipped++;
         if (record) r.skippedRecords++;
       } else r.overwritten++;
-    } else if (o.mode === 'replace' && replaceDeletes(target, logical, key) && unaddressable(key)) {
-      unreachable.push(key);
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
-      r.deleted++;
-      if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
+      if (unaddressable(key)) unreachable.push(key);
+      else {
+        r.deleted++;
+        if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
+      }
     }
   }
   return { rows, databaseDeletes, unreachable };

@@ -132,8 +132,8 @@ export async function deleteKeys(client: S3dbClientLike, keys: string[], what: s
   // in-process clients drop a batch that threw from both lists
   if (failures.length === 0 && Array.isArray(report.Deleted) && report.Deleted.length < keys.length) failures.push(`${keys.length - report.Deleted.length} of ${keys.length} not reported deleted`);
   // s3db's file:// client ignores a failed unlink (an immutable file, a read-only mount): what is
-  // still there after a delete that "succeeded" is what says so.
-  if (failures.length === 0 && typeof client.exists === 'function') {
+  // still there after a delete that "succeeded" is what says so. (S3 reports each key's failure.)
+  if (failures.length === 0 && isLocalClient(client) && typeof client.exists === 'function') {
     for (let i = 0; i < keys.length; i += EXISTS_AT_ONCE) {
       const batch = keys.slice(i, i + EXISTS_AT_ONCE);
       const left = await Promise.all(batch.map((key) => client.exists!(key).catch(() => false)));
