@@ -992,8 +992,7 @@ export class BackupPlugin extends EventEmitter {
   private async warnIfEncryptionDropped(id: string): Promise<void> {
     if (this.warnedUnencrypted) return;
     // key.json is there wherever encrypted backups were written: one request, not a listing, per backup
-    const keyFiles = await Promise.all(this.destinations.members.map((m) => m.stat(paths.keyFile).catch(() => null)));
-    if (!keyFiles.some(Boolean)) return;
+    if ((await this.destinations.holding(paths.keyFile)).length === 0) return;
     const encrypted = (await this.catalog.list()).find((e) => e.manifest.encryption);
     if (!encrypted) return;
     this.warnedUnencrypted = true;

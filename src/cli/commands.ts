@@ -149,8 +149,7 @@ async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
   // A passphrase variable missing at 3 AM (sudo, a new shell) must not turn into plaintext next to
   // encrypted backups: refused unless asked for
   if (plugin.config.passphrase === null && !args.unencrypted) {
-    const encrypted = [];
-    for (const member of plugin.destinations.members) if (await member.stat(paths.keyFile).catch(() => null)) encrypted.push(member.label);
+    const encrypted = await plugin.destinations.holding(paths.keyFile);
     if (encrypted.length > 0) {
       throw new UsageError(`${encrypted.join(', ')} holds encrypted backups (key.json) and no passphrase was given (${DEFAULT_PASSPHRASE_ENV} is not set, nor --passphrase-env/--passphrase-file): set it, or add --unencrypted to take this backup without encryption`);
     }

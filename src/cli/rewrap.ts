@@ -56,9 +56,10 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
     }),
   );
   // the first failure in destination order (not the first to settle): the same message every run
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  const planned = settled.map((r) => (r as PromiseFulfilledResult<(typeof found)[number] & { body: Buffer | null }>).value);
+  const planned = settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
   for (const f of planned) {
     if (f.body === null) continue;
     const { replaced } = await f.member.replaceIfMatch(paths.keyFile, f.body, f.etag);

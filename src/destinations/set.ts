@@ -55,6 +55,12 @@ export class DestinationSet {
     return this.members.length === 1 ? this.members[0]!.label : `multi(${this.strategy}):[${this.members.map((m) => m.label).join(', ')}]`;
   }
 
+  /** Labels of the members where `path` is (one stat each; a member that cannot answer counts as without it). */
+  async holding(path: string): Promise<string[]> {
+    const found = await Promise.all(this.members.map((m) => m.stat(path).catch(() => null)));
+    return this.members.filter((_, i) => found[i]).map((m) => m.label);
+  }
+
   /** Members that take part in the current backup. */
   get writers(): Destination[] {
     return this.active.filter((m) => !this.failures.has(m.label));
