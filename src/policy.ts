@@ -219,15 +219,16 @@ export class BackupPolicy {
    */
   private async withRetries<T>(backup: () => Promise<T>, o: { about: Record<string, unknown>; nextTickAt: () => number | null; signal?: AbortSignal; trigger?: TriggerOption }): Promise<T> {
     let afterRestore = 0;
-    for (let retry = 0; ; retry++) {
+    let retry = 0; // failures retried so far (a cancellation by a restore is not one)
+    for (;;) {
       try {
         return await backup();
       } catch (err) {
         const code = (err as { code?: string }).code ?? '';
-        if (code === 'ERR_CANCELLED' && (err as { details?: { byRestore?: unknown } }).details?.byRestore === true && !this.stopped && !o.signal?.aborted && afterRestore++ < MAX_AFTER_RESTORE) {
+        if (code === 'ERR_CANCELLED' && (err as { details?: { byRestore?: unknown } }).details?.byRestore === true && !this.stopped && !o.signal?.aborted && afterRestore < MAX_AFTER_RESTORE) {
+          afterRestore++;
           this.plugin.emit('plg:backup:retry', { ...o.about, retry: afterRestore, of: MAX_AFTER_RESTORE, delayMs: 0, code, error: errorMessage(err) });
-          retry--; // not a failure: taken again at once, after the restore
-          continue;
+          continue; // taken again at once: it waits for the restore
         }
         if (o.trigger && this.retryWaits.has(o.trigger)) throw err; // the retry that waits covers this one
         const delayMs = this.config.retryDelayMs * 2 ** retry;
@@ -242,6 +243,7 @@ export class BackupPolicy {
           if (o.trigger) this.retryWaits.delete(o.trigger);
         }
         if (this.stopped || o.signal?.aborted) throw err;
+        retry++;
       }
     }
   }
