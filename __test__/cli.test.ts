@@ -263,6 +263,10 @@ describe('s3db-backup command line', () => {
     await rm(path.join(lost, 'manifests'), { recursive: true });
     const empty = await cli(['list', '--directory', lost, '--json']);
     expect(JSON.parse(empty.stdout)).toEqual([]);
+    // the plugin's hint names its method; the command line names the command
+    const hinted = await cli(['list', '--directory', lost]);
+    expect(hinted.stderr).toContain('s3db-backup recover puts them back');
+    expect(hinted.stderr).not.toContain('recoverBackups()');
     const recovered = await cli(['recover', '--directory', lost]);
     expect(recovered.code, recovered.stderr).toBe(0);
     expect(recovered.stdout).toContain(`manifests put back: ${backupId}`);

@@ -14,7 +14,7 @@ import { BackupError } from '../errors.js';
 import { redactedTarget } from '../redact.js';
 import type { CliArgs } from './args.js';
 import { UsageError } from './args.js';
-import { backupTable, bytes, count, duration, verdict } from './format.js';
+import { backupTable, bytes, count, duration, inCommandTerms, verdict } from './format.js';
 import { rewrapAll } from './rewrap.js';
 import { paths } from '../engine/layout.js';
 import { DEFAULT_PASSPHRASE_ENV } from './plugin-options.js';
@@ -115,7 +115,7 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
     // what the target holds and would lose is shown before the question (a plan, not verified yet)
     const preview = await plugin.restore({ ...options, dryRun: true, verify: false });
-    io.err.write(`${reportLines(preview, into).join('\n')}\n`);
+    io.err.write(`${inCommandTerms(reportLines(preview, into).join('\n'))}\n`);
     await confirm(io, `Restore backup ${id} into ${redactedTarget(into)} as above (mode ${args.mode}${args.resources ? `, resources ${args.resources.join(',')}` : ', the whole database'})?`);
   }
   const report = await plugin.restore({ ...options, dryRun: args.dryRun, verify: !args.noVerify });

@@ -57,3 +57,17 @@ export function backupTable(backups: BackupSummary[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
+
+/**
+ * The plugin's messages name its methods (`recoverBackups()`); a person at the command line
+ * needs the command that does the same. Only methods with a command are translated.
+ */
+const COMMAND_OF: [RegExp, string][] = [
+  [/\brecoverBackups\(\)/g, 's3db-backup recover'],
+  [/\bverifyBackup\(\)/g, 's3db-backup verify'],
+  [/\blistBackups\(\)/g, 's3db-backup list'],
+];
+
+export function inCommandTerms(text: string): string {
+  return COMMAND_OF.reduce((t, [method, command]) => t.replace(method, command), text);
+}

@@ -20,6 +20,7 @@ import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
 import { pluginOptions, readNewPassphrase, DEFAULT_PASSPHRASE_ENV, type CliLogger } from './plugin-options.js';
 import type { BackupPluginOptions } from '../options.js';
 import { ProgressDisplay } from './progress.js';
+import { inCommandTerms } from './format.js';
 
 export const EXIT_USAGE = 2;
 
@@ -31,7 +32,8 @@ export interface CliStreams {
 
 /** Runs one command line; resolves to the exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliStreams, signal?: AbortSignal): Promise<number> {
-  const say = (text: string) => streams.stderr.write(`${text}\n`);
+  // the plugin's messages name its methods; a person here needs the commands (inCommandTerms)
+  const say = (text: string) => streams.stderr.write(`${inCommandTerms(text)}\n`);
   let args: CliArgs | null;
   try {
     args = parseCli(argv);
@@ -79,7 +81,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     }
     await db.connect();
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
-    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${text}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...(passphrases ? { passphrases } : {}) };
+    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...(passphrases ? { passphrases } : {}) };
     const { exitCode, result } = await runCommand(args, plugin, io);
     progress.stop();
     if (args.json) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
