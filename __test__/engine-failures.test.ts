@@ -137,7 +137,7 @@ describe('damaged backups are refused and nothing is written', () => {
 
   it('the passphrase appears nowhere: not in files, manifests, events or errors', async () => {
     const seen: string[] = [];
-    const events = ['plg:backup:start', 'plg:backup:complete', 'plg:backup:error', 'plg:backup:progress', 'plg:backup:restore-start', 'plg:backup:restore-complete'];
+    const events = ['plg:backup:start', 'plg:backup:complete', 'plg:backup:error', 'plg:backup:progress', 'plg:backup:restore-start', 'plg:backup:restore-complete'] as const;
     for (const e of events) p.on(e, (payload: unknown) => seen.push(JSON.stringify(payload)));
     const b = await p.createBackup({ metadata: { note: 'x' } });
     await p.restore({ backupId: b.id, destination: (await freshTarget()).target });

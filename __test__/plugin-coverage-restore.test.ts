@@ -5,6 +5,7 @@
 // restore to a bare name lands in the database of that bucket name on the same storage (memory://
 // and file://); a backup whose verification fails at creation commits nothing and reaches the
 // onFailure webhook, the onBackupError hook and plg:backup:error with ERR_VERIFY_FAILED.
+import type { EventEmitter } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -43,8 +44,10 @@ function firstMember(p: BackupPlugin): { delete(paths: string[]): Promise<void> 
 /** Records every plg:backup:* event the plugin emits, with its payload. */
 function recordEvents(p: BackupPlugin): [string, unknown][] {
   const seen: [string, unknown][] = [];
-  const emit = p.emit.bind(p);
-  p.emit = (event: string | symbol, ...args: unknown[]) => {
+  // through the untyped emitter: every event is recorded, one missing from BackupPluginEvents too
+  const emitter = p as unknown as EventEmitter;
+  const emit = emitter.emit.bind(emitter);
+  emitter.emit = (event: string | symbol, ...args: unknown[]) => {
     if (typeof event === 'string' && event.startsWith('plg:backup:')) seen.push([event, args[0]]);
     return emit(event, ...args);
   };

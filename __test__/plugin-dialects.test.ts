@@ -49,8 +49,8 @@ describe('the s3db.js dialect', () => {
       onRestoreError: hook('onRestoreError'),
     });
     const events: [string, Record<string, unknown>][] = [];
-    for (const name of ['start', 'complete', 'error', 'restore-start', 'restore-complete', 'restore-error']) {
-      p.on(`plg:backup:${name}`, (e: Record<string, unknown>) => events.push([name, e]));
+    for (const name of ['start', 'complete', 'error', 'restore-start', 'restore-complete', 'restore-error'] as const) {
+      p.on(`plg:backup:${name}`, (e: object) => events.push([name, { ...e }]));
     }
     await db.usePlugin(p);
 
@@ -125,7 +125,7 @@ describe('the s3db.js dialect', () => {
       onBackupError: (t, c) => void calls.push(['onBackupError', t, c]),
     });
     const events: Record<string, unknown>[] = [];
-    p.on('plg:backup:error', (e: Record<string, unknown>) => events.push(e));
+    p.on('plg:backup:error', (e) => events.push({ ...e }));
     await db.usePlugin(p);
     const err = await p.backup('full').then(() => null, (e: unknown) => e as BackupError);
     expect(err).toBeInstanceOf(BackupError);

@@ -4,7 +4,7 @@
 // process running a copy of the package whose native/ holds the generated loader but no `.node`
 // binary: a real failed load, not a flag. The same install on this machine names the native core.
 import { spawnSync } from 'node:child_process';
-import { cp, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,16 +22,34 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** A copy of the package without the native binary; node_modules is the repository's. */
-async function packageWithoutBinary(): Promise<string> {
-  const pkg = path.join(work, 'pkg');
+/**
+ * A copy of the package without a loadable native binary (none, or `binary` in its place, as a
+ * truncated download or an image's wrong libc leaves it); node_modules is the repository's.
+ */
+async function packageWithoutBinary(name: string, binary?: string): Promise<string> {
+  const pkg = path.join(work, name);
   await cp(path.join(ROOT, 'src'), path.join(pkg, 'src'), { recursive: true });
   await cp(path.join(ROOT, '__test__', 'helpers'), path.join(pkg, '__test__', 'helpers'), { recursive: true });
   for (const f of ['package.json', 'tsconfig.json']) await cp(path.join(ROOT, f), path.join(pkg, f));
   await cp(path.join(ROOT, 'native'), path.join(pkg, 'native'), { recursive: true, filter: (src) => !src.endsWith('.node') });
   await symlink(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'), 'dir');
   expect((await readdir(path.join(pkg, 'native'))).filter((f) => f.endsWith('.node'))).toEqual([]);
+  if (binary !== undefined) await writeFile(path.join(pkg, 'native', BINARY), binary);
   return pkg;
+}
+
+/** The file napi-rs's loader looks for next to it on this machine. */
+const BINARY = `s3db-backup.${process.platform}-${process.arch}-gnu.node`;
+
+function runChild(pkg: string) {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
+    cwd: pkg,
+    env: { ...process.env, DEST: path.join(pkg, 'dest'), S3DB_BACKUP_NATIVE: '' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  expect(run.status, run.stderr).toBe(0);
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as { native: boolean; active: string; same: boolean; zstdError: string | null; logs: [string, string][] };
 }
 
 const CHILD = `
@@ -58,23 +76,27 @@ process.exit(0);
 
 describe('platforms without a prebuilt native core', () => {
   it('a missing binary: backups and restores run on the JS twin, and install warns once with the load error and the cost; zstd fails clearly', async () => {
-    const pkg = await packageWithoutBinary();
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
-      cwd: pkg,
-      env: { ...process.env, DEST: path.join(work, 'dest'), S3DB_BACKUP_NATIVE: '' },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { native: boolean; active: string; same: boolean; zstdError: string | null; logs: [string, string][] };
+    const out = runChild(await packageWithoutBinary('missing'));
     expect(out).toMatchObject({ native: false, active: 'js', same: true, zstdError: 'ERR_CODEC_UNAVAILABLE' });
     expect(out.logs).toHaveLength(2); // one per installed plugin
     const [level, message] = out.logs[0]!;
     expect(level).toBe('warn');
     expect(message).toMatch(/JS implementation .* the native core did not load \(.+\).*several times slower.*Platforms and Docker/);
+    // what is missing, not napi-rs's generic advice about an npm bug
+    expect(message).toContain(`no binary for this platform: its package @s3db-backup/native-${process.platform}-${process.arch}-gnu is not installed`);
+    expect(message).not.toContain('npm has a bug');
     expect(message).not.toContain('correct horse');
     expect(out.logs[1]![0]).toBe('warn');
     expect(out.logs[1]![1]).toContain("compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE");
+  }, 150_000);
+
+  it('a binary that is there but cannot load: the warning quotes why, naming the file (not an npm bug)', async () => {
+    const out = runChild(await packageWithoutBinary('broken', 'not an ELF file\n'));
+    expect(out).toMatchObject({ native: false, active: 'js', same: true });
+    const [level, message] = out.logs[0]!;
+    expect(level).toBe('warn');
+    expect(message).toMatch(new RegExp(`its binary is there but cannot be loaded: \\S*${BINARY.replace(/\./g, '\\.')}: (file too short|invalid ELF header)`));
+    expect(message).not.toContain('npm has a bug');
   }, 150_000);
 
   it('where the binary loads, install says the native core runs (info, not a warning)', async () => {

@@ -17,8 +17,9 @@ const KEY_DERIVATION_KEYS = ['algorithm', 'iterations', 'salt'];
 
 export interface EncryptionOption {
   enabled?: boolean;
-  passphrase?: string | null;
-  key?: string | null;
+  /** `undefined` (an unset environment variable) is refused at run time: see the top comment. */
+  passphrase?: string | null | undefined;
+  key?: string | null | undefined;
   algorithm?: string;
   iterations?: number;
   /** s3db.js's documented shape; only PBKDF2 (the salt is not used, see the top comment). */

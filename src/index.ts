@@ -14,6 +14,7 @@ export type { RestoreReport } from './engine/restore.js';
 export type { RecoveryReport } from './engine/catalog.js';
 export type { IndexRepair } from './engine/index-repair.js';
 export type { ProgressEvent } from './engine/progress.js';
+export type { BackupPluginEvents, FailureEvent, AutomaticOrigin } from './events.js';
 export { BackupError } from './errors.js';
 export { FilesystemDestination } from './destinations/filesystem.js';
 export { planRetention } from './retention/index.js';

@@ -18,6 +18,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
+import type { BackupPluginEvents } from './events.js';
 import type { S3db } from 's3db.js';
 import { implementationNotice } from './codec/options.js';
 import { createDestinationSet } from './destinations/index.js';
@@ -110,12 +111,12 @@ type Logger = NonNullable<S3dbPlugin['logger']>;
 /** What s3db.js passes to install(): its Database. */
 type S3dbDatabaseRef = Parameters<S3dbPlugin['install']>[0];
 
-export class BackupPlugin extends EventEmitter {
+export class BackupPlugin extends EventEmitter<BackupPluginEvents> {
   readonly name = 'BackupPlugin';
   slug = 'backup';
-  instanceName: string | undefined = undefined;
+  instanceName?: string;
   database: DatabaseLike | null = null;
-  logger: Logger | undefined = undefined;
+  logger?: Logger;
   readonly options: Readonly<BackupPluginOptions>;
   readonly config: NormalizedOptions;
   readonly destinations: DestinationSet;

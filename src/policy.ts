@@ -31,6 +31,7 @@ import { errorMessage } from './errors.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
+import type { AutomaticOrigin } from './events.js';
 
 /** Failures a retry cannot mend: the configuration, the key, a cancellation, another instance's backup. */
 const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD']);
@@ -217,7 +218,7 @@ export class BackupPolicy {
    * Runs `backup`, and again after a failure worth a retry (see the top comment). The failure of
    * each try has been reported already (events, hooks, webhooks); the last one is thrown.
    */
-  private async withRetries<T>(backup: () => Promise<T>, o: { about: Record<string, unknown>; nextTickAt: () => number | null; signal?: AbortSignal; trigger?: TriggerOption }): Promise<T> {
+  private async withRetries<T>(backup: () => Promise<T>, o: { about: AutomaticOrigin; nextTickAt: () => number | null; signal?: AbortSignal; trigger?: TriggerOption }): Promise<T> {
     let afterRestore = 0;
     let retry = 0; // failures retried so far (a cancellation by a restore is not one)
     for (;;) {

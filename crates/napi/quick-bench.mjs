@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { NativeDecoder, NativeEncoder } from '../../native/index.js';
+import { NativeDecoder, NativeEncoder } from '../../native/index.cjs';
 
 const data = readFileSync(process.argv[2]);
 const MB = data.length / 1e6;

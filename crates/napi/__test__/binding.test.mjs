@@ -14,7 +14,7 @@ import {
   pbkdf2Sha256,
   unwrapMasterKey,
   wrapMasterKey,
-} from '../../../native/index.js';
+} from '../../../native/index.cjs';
 
 const vectors = new URL('../../../__test__/fixtures/vectors/', import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, vectors), 'utf8'));
