@@ -292,6 +292,24 @@ describe('partition references', () => {
     });
   }
 
+  it("a merge keeps unchanged records' references when another tool's object sorts before the records (resource=users/.keep)", async () => {
+    const url = connection('keep');
+    const db = await openDb(url);
+    // (timestamps and a secret slow each record's reference check enough for the race to show)
+    await db.createResource({ name: 'users', behavior: 'body-overflow', timestamps: true, attributes: { name: 'string', plan: 'string', password: 'secret|optional' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    for (const id of ['u1', 'u2', 'u3', 'u4']) await users(db).insert({ id, name: id, plan: 'pro', password: 'pw' });
+    await db.client.putObject({ key: 'resource=users/.keep', body: Buffer.alloc(0), metadata: {} });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    await users(db).update('u2', { plan: 'free' });
+    await p.restore(backup.id, { mode: 'merge' });
+    for (const reader of [db, await openDb(url)]) {
+      expect(await byPlan(reader, 'pro')).toEqual(['u1', 'u2', 'u3', 'u4']);
+      expect(await byPlan(reader, 'free')).toEqual([]);
+    }
+    await p.stop();
+  });
+
   it("goes by the target's stored definitions, not the restoring process's older ones (another process defined the resource)", async () => {
     const url = connection('other-process');
     const restorer = await openDb(url); // connected before the resource existed

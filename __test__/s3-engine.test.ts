@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin } from '../src/index.js';
 import { S3Destination } from '../src/destinations/s3.js';
 import { bodyToBuffer, listObjects } from '../src/engine/s3db.js';
-import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { warnInto } from './helpers/logger.js';
 import {
@@ -672,11 +672,63 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await db.usePlugin(p);
       await p.createBackup();
       for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) {
-        expect(warnings).toContainEqual(expect.stringContaining(`${key} is listed in the database but cannot be read through s3db.js's client`));
+        expect(warnings).toContainEqual(expect.stringContaining(`${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client`));
       }
     } finally {
       await db.disconnect();
       await deleteBucket(admin, srcBucket);
+    }
+  });
+  it("keys with an empty first segment ('db//s3db.json') and the prefix's folder marker ('db/') are not backed up, and a replace leaves them: the record, s3db.json and the object 'db' they normalise to stay", async () => {
+    const srcBucket = await makeBucket(admin, 'leadslash');
+    const db = await createS3Database(srcBucket, 'db');
+    try {
+      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+      const want = await snapshot(db as never);
+      const record = want.find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+      const foreign = [`db//${record}`, 'db//s3db.json', 'db/', 'db'];
+      for (const key of foreign) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(`written by another tool: ${key}`) }));
+      const warnings: string[] = [];
+      const p = s3Plugin(s3Config('lead-slash/'), { logger: warnInto(warnings) });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      for (const key of [`/${record}`, '/s3db.json', '']) {
+        expect(warnings).toContainEqual(expect.stringContaining(`${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client`));
+      }
+      const report = await p.restore({ backupId: backup.id, mode: 'replace' });
+      const ours = (await snapshot(db as never)).filter((o) => o.key !== '' && !o.key.startsWith('/'));
+      expect(ours).toEqual(want);
+      for (const key of foreign) expect(await listKeys(admin, srcBucket, key)).toContain(key);
+      expect(report.warnings).toContainEqual(expect.stringContaining(`left in place: s3db.js's client cannot address their keys`));
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+  it("a twin another tool stored beside a record ('db//resource=users/data/id=X') is not backed up through it: an incremental restores the record's newest version, not an old copy read through the twin", async () => {
+    const srcBucket = await makeBucket(admin, 'twin');
+    const intoBucket = await makeBucket(admin, 'twin-into');
+    const db = await createS3Database(srcBucket, 'db');
+    const into = await createS3Database(intoBucket, 'db');
+    try {
+      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+      const record = (await snapshot(db as never)).find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+      const id = record.slice(record.lastIndexOf('id=') + 3);
+      await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: `db//${record}`, Body: Buffer.from('a twin') }));
+      const p = s3Plugin(s3Config('twin/'));
+      await db.usePlugin(p);
+      await p.createBackup();
+      await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update(id, { name: 'the newest version' });
+      const newest = (await settled(db as never)).find((o) => o.key === record)!;
+      const incremental = await p.createBackup({ type: 'incremental' });
+      expect(incremental.type).toBe('incremental');
+      await p.restore({ backupId: incremental.id, destination: into });
+      expect((await snapshot(into as never)).find((o) => o.key === record)).toEqual(newest);
+    } finally {
+      await db.disconnect();
+      await into.disconnect();
+      await deleteBucket(admin, srcBucket);
+      await deleteBucket(admin, intoBucket);
     }
   });
   it('a replace restore whose DeleteObjects the store answers with a per-key error fails with ERR_TARGET_WRITE naming the key (s3db.js resolves it as a success)', async () => {

@@ -33,7 +33,7 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, unaddressable, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, unaddressable, unaddressableNote, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
@@ -171,7 +171,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
-    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, !isLocalClient(o.db.client), o.warn)), {
+    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, !isLocalClient(o.db.client))), {
       weight: (a) => (a.kind === 'store' || a.kind === 'logical' ? a.entry.size : 0),
       budget: FETCH_WINDOW_BYTES,
     });
@@ -367,6 +367,13 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
       yield* tombstone(o, prior as IndexEntry);
       continue;
     }
+    if (unaddressable(entry.key)) {
+      // Never read through the client: it would read the key it normalises to (a record's), and
+      // an older backup's copy of it must not come back with this one
+      o.warn?.(`${unaddressableNote(entry.key)}: it is not in the backup; copy it under a plain key if it is data`);
+      if (prior) yield* tombstone(o, prior);
+      continue;
+    }
     const group = selected(o, entry.key);
     if (group === null) continue;
     if (o.selections[group]) {
@@ -447,7 +454,7 @@ function storedMetadata(metadata: Record<string, string | undefined> | undefined
   return out;
 }
 
-async function fetchAction(db: DatabaseLike, a: Action, remote: boolean, warn?: (message: string) => void): Promise<Fetched | undefined> {
+async function fetchAction(db: DatabaseLike, a: Action, remote: boolean): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
   let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
@@ -464,10 +471,7 @@ async function fetchAction(db: DatabaseLike, a: Action, remote: boolean, warn?: 
     } catch (err) {
       // Deleted between listing and reading: not in the snapshot. If the parent had it, a tombstone
       // says so; without one, a restore would bring back the parent's copy.
-      if (isNotFound(err)) {
-        if (unaddressable(a.entry.key)) warn?.(`${a.entry.key} is listed in the database but cannot be read through s3db.js's client, which normalises its '//', '.' or '..' segments: it is not in the backup (it was not written by s3db.js; copy it under a plain key)`);
-        return a.inParent ? tombstoneOf(a) : undefined;
-      }
+      if (isNotFound(err)) return a.inParent ? tombstoneOf(a) : undefined;
       if (attempt >= SOURCE_READ_ATTEMPTS) throw new BackupError('ERR_SOURCE_READ', `could not read ${a.entry.key} from the database (${attempt} attempts): ${conciseCause(errorMessage(err))}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }

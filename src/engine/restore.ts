@@ -128,10 +128,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const resourceGroups = [...groups].filter((g) => g !== DATABASE_GROUP);
   const definitionNames = o.resources ?? resourceGroups;
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, databaseDeletes, unreachable } = await planRestore(o, target, groups, logical);
+  const { rows: plan, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
   const warnings = [
     ...definitionWarnings,
     ...unreachableWarning(unreachable),
+    ...unwritableWarning(unwritable),
     ...restoreWarnings(o, target, databaseDeletes, defined),
     ...(await undefinedLeftOut(o, target, defined)),
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
@@ -167,12 +168,14 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         let pastData = false;
         for await (const record of mergeChain(o, group, logical.has(group))) {
           const key = record.header.key;
-          if (refs && !pastData && !isRecord(key)) {
+          // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
+          if (refs && !pastData && isPartitionRef(key)) {
             // the group's references follow its data objects: settle those (and merge's deletions of old references) first
             pastData = true;
             await writer.drain();
           }
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
+          if (unaddressable(key)) continue; // planRestore warned
           if (cursor && !(await cursor.has(record.header.key))) {
             notInSnapshot++;
             continue;
@@ -370,17 +373,21 @@ type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: string[] }> {
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: string[]; unwritable: string[] }> {
   const rows = new Map<string, PlanRow>();
   const databaseDeletes: string[] = [];
   const unreachable: string[] = [];
+  const unwritable: string[] = [];
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
-    if (step.entry) {
+    if (step.entry && unaddressable(key)) {
+      unwritable.push(key);
+      if (step.existing && o.mode === 'replace') unreachable.push(key);
+    } else if (step.entry) {
       r.objects++;
       if (record) r.records++;
       if (!step.existing) r.created++;
@@ -396,14 +403,25 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
       }
     }
   }
-  return { rows, databaseDeletes, unreachable };
+  return { rows, databaseDeletes, unreachable, unwritable };
+}
+
+/**
+ * Objects of the backup under keys s3db.js's client cannot address are not written: the write
+ * would land on the key it normalises to, a record's or s3db.json (backups before 0.2 could hold
+ * such a copy, read through that normalisation).
+ */
+function unwritableWarning(keys: string[]): string[] {
+  if (keys.length === 0) return [];
+  const named = keys.slice(0, NAMED_DELETES).map((k) => JSON.stringify(k)).join(', ') + (keys.length > NAMED_DELETES ? ', ...' : '');
+  return [`${keys.length} objects of the backup are not restored: s3db.js's client cannot address their keys (empty, '.' or '..' segments; another tool wrote them), and writing them would overwrite the objects their keys normalise to: ${named}`];
 }
 
 /** A replace leaves the target's objects under keys s3db.js's client cannot address (see unaddressable). */
 function unreachableWarning(keys: string[]): string[] {
   if (keys.length === 0) return [];
   const named = keys.slice(0, NAMED_DELETES).join(', ') + (keys.length > NAMED_DELETES ? ', ...' : '');
-  return [`${keys.length} objects the backup does not have are left in place: s3db.js's client cannot address their keys ('//', '.' or '..' segments; another tool wrote them), so it cannot delete them: ${named}; delete them with that tool or the S3 console`];
+  return [`${keys.length} objects the backup does not have are left in place: s3db.js's client cannot address their keys (empty, '.' or '..' segments; another tool wrote them), so it cannot delete them: ${named}; delete them with that tool or the S3 console`];
 }
 
 /**

@@ -95,12 +95,21 @@ export function isLocalClient(client: S3dbClientLike): boolean {
 const ALL_AT_ONCE = 2 ** 31 - 1;
 
 /**
- * A key s3db.js's client cannot address: it normalises empty, '.' and '..' segments away (its
- * S3 client joins the key to its prefix with path.join), so an object another tool stored under
- * such a key is listed, but a read gets another key, and a delete may take another object.
+ * A key (relative to the database's prefix) s3db.js's client cannot address: it normalises
+ * empty, '.' and '..' segments away (its S3 client joins the key to its prefix with path.join),
+ * so an object another tool stored under such a key is listed, but a read gets another key (a
+ * record's, when `data//id=x` sits beside `data/id=x`), and a delete may take another object.
+ * Empty segments count at the start too (`pre/fix//s3db.json` reads and deletes `s3db.json`), and
+ * so does the empty key (a folder marker `pre/fix/` reads and deletes the object `pre/fix`, beside
+ * the database). A trailing '/' (a folder marker) is kept by path.join: addressable.
  */
 export function unaddressable(key: string): boolean {
-  return key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i > 0 && i < all.length - 1));
+  return key === '' || key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i < all.length - 1));
+}
+
+/** Why an object under an unaddressable key is not backed up or restored. */
+export function unaddressableNote(key: string): string {
+  return `${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client, which normalises empty, '.' and '..' segments of a key (another tool wrote it; s3db.js never does)`;
 }
 
 /** What s3db.js's deleteObjects resolves to: { Deleted, Errors } (memory://, file://) or { deleted, notFound } (S3). */
