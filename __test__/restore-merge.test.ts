@@ -310,6 +310,25 @@ describe('partition references', () => {
     await p.stop();
   });
 
+  it("a merge into a target whose stored definition cannot decode its record (s3db.js 21 after redefining a timestamped resource) fails naming a replace as the way out, not a run again; the replace restores", async () => {
+    const db = await openDb(connection('undecodable'));
+    const define = (attributes: Record<string, string>) => db.createResource({ name: 'notes', attributes, timestamps: true });
+    await (await define({ name: 'string' })).insert({ id: 'n1', name: 'as backed up' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    const notes = (await define({ name: 'string', email: 'string|optional' })) as unknown as Api;
+    await notes.update('n1', { name: 'changed', email: 'x@example.com' });
+    for (let run = 0; run < 2; run++) {
+      await expect(p.restore(backup.id, { mode: 'merge' })).rejects.toMatchObject({
+        code: 'ERR_TARGET_WRITE',
+        message: expect.stringMatching(/cannot decode notes record n1 .*Running the same restore again fails the same way: restore with mode 'replace'/),
+      });
+    }
+    await p.restore(backup.id, { mode: 'replace' });
+    expect((await (db.resources.notes as unknown as Api).get('n1')).name).toBe('as backed up');
+    await p.stop();
+  });
+
   it("goes by the target's stored definitions, not the restoring process's older ones (another process defined the resource)", async () => {
     const url = connection('other-process');
     const restorer = await openDb(url); // connected before the resource existed

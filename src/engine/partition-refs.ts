@@ -218,6 +218,17 @@ export class PartitionRefs {
       return await resource.get(id);
     } catch (err) {
       if (isNotFound(err)) return null;
+      // A record read but not decoded (a RangeError "Invalid time value", a TypeError) is no
+      // passing failure: the target's stored definition does not read its own record (s3db.js 21
+      // maps a redefined resource's attributes one way live and another from s3db.json), so the
+      // same restore would fail again. Only a replace needs no reading of the target's records.
+      if (err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError) {
+        throw new BackupError(
+          'ERR_TARGET_WRITE',
+          `s3db.js cannot decode ${group} record ${id} in the target with the definition its s3db.json holds (${errorMessage(err)}), and a ${this.mode} restore must read it to keep its partition references right; this record was not written. Running the same restore again fails the same way: restore with mode 'replace' (the command line's --mode replace), which reads none of the target's records, or fix the resource's definition first`,
+          { cause: err },
+        );
+      }
       throw refreshError(`could not read ${group} record ${id} to check its partition references`, err);
     }
   }
