@@ -288,7 +288,7 @@ export class BackupPlugin extends EventEmitter<BackupPluginEvents> {
       }),
     );
     for (const id of missing) {
-      this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts)`);
+      this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts, or says why it cannot)`);
     }
     for (const bad of unreadable) {
       const hint = bad.error.includes('written by a newer s3db-backup') ? '' : '; recoverBackups() puts a lost or corrupt one back from its copy';
@@ -931,6 +931,13 @@ export class BackupPlugin extends EventEmitter<BackupPluginEvents> {
     const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted && sameSource(e.manifest.source, here))?.manifest;
     if (!newest) return null;
     if (newest.chain.length > this.config.maxChainLength) return null;
+    const writtenBefore = newest.chain.filter((id) => {
+      const member = list.find((e) => e.manifest.id === id)?.manifest;
+      return member !== undefined && member.keepsUndefinedHeaders !== true; // (a missing one is chainProblem's, below)
+    });
+    if (writtenBefore.length > 0) {
+      return warn(newest.id, `${writtenBefore.join(', ')} of the chain of ${newest.id} ${writtenBefore.length > 1 ? 'were' : 'was'} written by an s3db-backup older than 0.2, which left headers stored as "undefined" (absent optional attributes) out of its backups; an incremental would keep those copies of unchanged objects`) ?? null;
+    }
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
     if (bad) return warn(newest.id, `the chain of ${newest.id} ${bad.text}`) ?? null;
     // An incremental is planned against its parent's object index: without it, every incremental would fail.

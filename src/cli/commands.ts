@@ -137,7 +137,7 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
 async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const report = await plugin.recoverBackups();
   const lines = [
-    report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : 'no manifest needed putting back',
+    report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : report.skipped.length > 0 ? 'no manifest was put back' : 'no manifest needed putting back',
     ...report.indexes.map((i) => `index of ${i.id} ${i.action} at ${i.destinations.join(', ')}${i.verified === false ? ' (its verification failed)' : ''}`),
     ...report.skipped.map((s) => `not used: ${s.path} at ${s.destination}: ${s.reason}`),
   ];

@@ -268,6 +268,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       selection: { include: o.include, exclude: o.exclude, includeMetadata: o.includeMetadata, logical: describeSelections(o.selections) },
       verification: null,
       destinations: set.status(),
+      keepsUndefinedHeaders: true,
       ...(key ? { sealed: await seal({ reason: o.reason, metadata: o.metadata, payload: o.trigger?.payload ?? null }, key) } : {}),
     };
     if (o.verify) {

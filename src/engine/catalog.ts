@@ -145,7 +145,7 @@ export class Catalog {
       if (!m) {
         throw new BackupError(
           'ERR_CHAIN_BROKEN',
-          `backup ${manifest.id} is an incremental that needs ${id}, whose manifest is missing or unreadable. If only the manifest was lost, recoverBackups() puts it back from its copy beside the parts (then run this again); if ${id} was deleted, restore a full backup or a complete chain`,
+          `backup ${manifest.id} is an incremental that needs ${id}, whose manifest is missing or unreadable. If only the manifest was lost, recoverBackups() puts it back from its copy beside the parts (then run this again; a backup of s3db-backup 0.1.0 has no copy); if ${id} was deleted, restore a full backup or a complete chain`,
         );
       }
       chain.push(m);
@@ -216,15 +216,18 @@ export class Catalog {
         skipped.push({ id: null, path: paths.dataPrefix, destination: member.label, reason: `could not list: ${errorMessage(err)}` });
         continue;
       }
+      const withCopy = new Set<string>();
       for (const path of copies) {
         const outcome = await recoverFromCopy(member, path);
         if (outcome === null) continue;
+        if (outcome.id !== null) withCopy.add(outcome.id);
         if ('damage' in outcome) {
           recovered.add(outcome.id);
           this.manifests.delete(outcome.id);
           if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
         } else skipped.push({ ...outcome, path, destination: member.label });
       }
+      skipped.push(...(await withoutCopies(member, withCopy)));
     }
     return { recovered: [...recovered].sort(), skipped, damaged };
   }
@@ -322,10 +325,34 @@ async function recoverFromCopy(member: Destination, path: string): Promise<null 
   return { id, damage: damage.length > 0 ? damage.join('; ') : null };
 }
 
+/**
+ * Backups at `member` whose manifest is lost with no copy to put back: their index is there, no
+ * pending marker says they are unfinished, and no copy of theirs was found (`withCopy`). Backups
+ * written by s3db-backup 0.1.0 keep no copy; said here so that `recover` does not end as if
+ * nothing were missing.
+ */
+async function withoutCopies(member: Destination, withCopy: Set<string>): Promise<RecoveryReport['skipped']> {
+  const out: RecoveryReport['skipped'] = [];
+  try {
+    for await (const o of member.list('indexes/')) {
+      const id = /^indexes\/([^/]+)\.index$/.exec(o.path)?.[1];
+      if (id === undefined || id.includes('.rebuilt-') || withCopy.has(id)) continue;
+      if ((await manifestReadable(member, id)) || (await member.stat(paths.pending(id)))) continue;
+      out.push({ id, path: paths.manifest(id), destination: member.label, reason: NO_COPY });
+    }
+  } catch (err) {
+    out.push({ id: null, path: 'indexes/', destination: member.label, reason: `could not list: ${errorMessage(err)}` });
+  }
+  return out;
+}
+
+const NO_COPY =
+  "the manifest is missing and no copy of it is beside the backup's parts (s3db-backup 0.1.0 wrote none), so it cannot be put back: this backup, and the incrementals built on it, cannot be restored by this tool. Restore an older full backup or a complete chain (runbook step 6)";
+
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
 export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
   for await (const o of member.list(paths.dataPrefix)) {
-    return `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts`;
+    return `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts (backups of s3db-backup 0.1.0 have none: it says which)`;
   }
   return null;
 }

@@ -101,6 +101,13 @@ export interface Manifest {
   verification: VerificationResult | null;
   destinations: { label: string; status: 'ok' | 'failed' | 'skipped'; error?: string }[];
   /**
+   * True since format revision 5: the stored objects keep headers whose stored value is the
+   * string "undefined" (what s3db.js writes for an absent optional attribute). Absent in manifests
+   * written before, whose objects lack those headers: an incremental is never built on a chain
+   * holding such a backup (it would keep their header-less copies of unchanged objects).
+   */
+  keepsUndefinedHeaders?: true;
+  /**
    * Path of this manifest's byte-identical copy beside the parts (written just before the
    * manifest; recoverBackups() puts it back when manifests/<id>.json is lost or corrupt).
    * Absent in manifests written before the copy existed.
