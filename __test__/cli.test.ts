@@ -164,6 +164,8 @@ describe('s3db-backup command line', () => {
     expect(shown.stdout).toContain('reason: before the migration');
     expect(shown.stdout).toMatch(/^stored\s+\S+ \S+ in this backup's own parts \(gzip, encrypted\); a restore of it gives [\d,]+ objects, [\d,]+ records$/m);
     expect(shown.stdout).toMatch(/^ {2}users\s+12 records/m);
+    // where the backup was written (a moved or synced copy is read from elsewhere)
+    expect(shown.stdout).toMatch(new RegExp(`^written to\\s+filesystem:${backups.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} ok$`, 'm'));
     expect(shown.stdout).toMatch(/^ {2}orders\s+10 records/m);
     for (const r of [listed, table, shown]) noSecret(r);
     const missing = await cli(['show', 'full-20200101T000000000Z-000000', '--directory', backups]);

@@ -75,7 +75,8 @@ async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<Co
     `chain       ${m.chain.join(' -> ')}`,
     `stored      ${bytes(backup.size)} in this backup's own parts (${m.codec.compression}${backup.encrypted ? ', encrypted' : ''}); a restore of it gives ${count(backup.objects)} objects, ${count(backup.records)} records`,
     `verified    ${verdict(backup)}${backup.verification ? ` at ${backup.verification.at}` : ''}${backup.verification?.error ? `: ${backup.verification.error}` : ''}`,
-    `copies      ${m.destinations.map((d) => `${d.label} ${d.status}${d.error ? ` (${d.error})` : ''}`).join('; ')}`,
+    // the labels the backup was written to, which a moved or synced copy is no longer at
+    `written to  ${m.destinations.map((d) => `${d.label} ${d.status}${d.error ? ` (${d.error})` : ''}`).join('; ')}`,
     ...(backup.tags.length > 0 ? [`tags        ${backup.tags.join(', ')}`] : []),
     ...(backup.undefinedResources.length > 0 ? [`WARNING     its s3db.json does not define ${backup.undefinedResources.join(', ')} (see the runbook, step 4)`] : []),
     'resources:',
