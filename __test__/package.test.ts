@@ -156,6 +156,23 @@ void createEncoder, planRetention;
     expect(tsc.status).toBe(0);
   }, 60_000);
 
+  it('a CommonJS TypeScript app with the default (node10) module resolution finds the types of every entry point', async () => {
+    const dir = path.join(app, 'typed-cjs');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'commonjs', strict: true, skipLibCheck: true, noEmit: true, types: ['node'] }, files: ['app.ts'] }));
+    await writeFile(
+      path.join(dir, 'app.ts'),
+      `import type { BackupPlugin } from 's3db-backup';
+import type { CodecOptions } from 's3db-backup/codec';
+import type { RetentionPlan } from 's3db-backup/retention';
+export type Used = [BackupPlugin, CodecOptions, RetentionPlan];
+`,
+    );
+    const tsc = node([path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(dir, 'tsconfig.json')]);
+    expect(`${tsc.stdout}${tsc.stderr}`).toBe('');
+    expect(tsc.status).toBe(0);
+  }, 60_000);
+
   it('the installed command runs: --help, and list of the backups the app took', async () => {
     const bin = path.join(pkg, 'bin', 's3db-backup.js');
     const help = node([bin, '--help']);
