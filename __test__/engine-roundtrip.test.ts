@@ -60,6 +60,27 @@ describe('full backup and restore', () => {
     await p.stop();
   });
 
+  it("a database without a key prefix: keys with empty segments (s3db.js's CachePlugin writes 'plugin=cache/cache//...') are addressable, backed up and restored, without a warning", async () => {
+    const url = `memory://noprefix-${process.pid}-${++bucketSeq}`;
+    const source = await openDb(url);
+    expect((source.client as { keyPrefix?: string }).keyPrefix ?? '').toBe('');
+    await seedDatabase(source, { users: 2, orders: 2, perBehavior: 1 });
+    for (const key of ['plugin=cache/cache//resource=users/action=get/u00001.json.gz', '/leading/slash']) {
+      await source.client.putObject({ key, body: Buffer.from(`cached ${key}`), metadata: { kind: 'cache' } });
+    }
+    const warnings: string[] = [];
+    const p = plugin(path.join(work, 'noprefix'), { logger: warnInto(warnings) });
+    await source.usePlugin(p);
+    const before = await snapshot(source);
+    const backup = await p.createBackup();
+    expect(backup.objects).toBe(before.length);
+    expect(warnings.filter((w) => w.includes('cannot address'))).toEqual([]);
+    const target = await openDb(`memory://noprefix-into-${process.pid}-${++bucketSeq}`);
+    await p.restore({ backupId: backup.id, destination: target });
+    expect(await snapshot(target)).toEqual(before);
+    await p.stop();
+  });
+
   it('restore modes: replace makes the resource exactly the backup, merge keeps others, skip only fills gaps', async () => {
     const dir = path.join(work, 'modes');
     const db = await openDb(bucket('modes'));

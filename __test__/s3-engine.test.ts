@@ -671,9 +671,8 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const p = s3Plugin(s3Config('raw-keys/'), { logger: warnInto(warnings) });
       await db.usePlugin(p);
       await p.createBackup();
-      for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) {
-        expect(warnings).toContainEqual(expect.stringContaining(`${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client`));
-      }
+      const left = warnings.find((w) => w.includes("objects are not in the backup: s3db.js's client cannot address their keys under the database's prefix"));
+      for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) expect(left).toContain(JSON.stringify(key));
     } finally {
       await db.disconnect();
       await deleteBucket(admin, srcBucket);
@@ -692,9 +691,8 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const p = s3Plugin(s3Config('lead-slash/'), { logger: warnInto(warnings) });
       await db.usePlugin(p);
       const backup = await p.createBackup();
-      for (const key of [`/${record}`, '/s3db.json', '']) {
-        expect(warnings).toContainEqual(expect.stringContaining(`${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client`));
-      }
+      const left = warnings.find((w) => w.includes('3 objects are not in the backup: s3db.js\'s client cannot address their keys'));
+      for (const key of [`/${record}`, '/s3db.json', '']) expect(left).toContain(JSON.stringify(key));
       const report = await p.restore({ backupId: backup.id, mode: 'replace' });
       const ours = (await snapshot(db as never)).filter((o) => o.key !== '' && !o.key.startsWith('/'));
       expect(ours).toEqual(want);

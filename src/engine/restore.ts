@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, unaddressable, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, someKeys, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -175,7 +175,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             await writer.drain();
           }
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
-          if (unaddressable(key)) continue; // planRestore warned
+          if (unaddressable(o.target.client, key)) continue; // planRestore warned
           if (cursor && !(await cursor.has(record.header.key))) {
             notInSnapshot++;
             continue;
@@ -384,7 +384,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
     const key = step.entry?.k ?? step.existing!.key;
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
-    if (step.entry && unaddressable(key)) {
+    if (step.entry && unaddressable(o.target.client, key)) {
       unwritable.push(key);
       if (step.existing && o.mode === 'replace') unreachable.push(key);
     } else if (step.entry) {
@@ -396,7 +396,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         if (record) r.skippedRecords++;
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
-      if (unaddressable(key)) unreachable.push(key);
+      if (unaddressable(o.target.client, key)) unreachable.push(key);
       else {
         r.deleted++;
         if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
@@ -413,15 +413,13 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
  */
 function unwritableWarning(keys: string[]): string[] {
   if (keys.length === 0) return [];
-  const named = keys.slice(0, NAMED_DELETES).map((k) => JSON.stringify(k)).join(', ') + (keys.length > NAMED_DELETES ? ', ...' : '');
-  return [`${keys.length} objects of the backup are not restored: s3db.js's client cannot address their keys (empty, '.' or '..' segments; another tool wrote them), and writing them would overwrite the objects their keys normalise to: ${named}`];
+  return [`${keys.length} objects of the backup are not restored: ${UNADDRESSABLE}; writing them would overwrite the objects their keys normalise to: ${someKeys(keys)}`];
 }
 
 /** A replace leaves the target's objects under keys s3db.js's client cannot address (see unaddressable). */
 function unreachableWarning(keys: string[]): string[] {
   if (keys.length === 0) return [];
-  const named = keys.slice(0, NAMED_DELETES).join(', ') + (keys.length > NAMED_DELETES ? ', ...' : '');
-  return [`${keys.length} objects the backup does not have are left in place: s3db.js's client cannot address their keys (empty, '.' or '..' segments; another tool wrote them), so it cannot delete them: ${named}; delete them with that tool or the S3 console`];
+  return [`${keys.length} objects the backup does not have are left in place: ${UNADDRESSABLE}, so it cannot delete them: ${someKeys(keys)}; delete them with that tool or the S3 console`];
 }
 
 /**
@@ -565,7 +563,7 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
   // An unaddressable key is left (planRestore warned): deleting it through s3db.js's client would
   // delete the key it normalises to, which may be one of the backup's just restored.
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
-    if (!step.entry && step.existing && !unaddressable(step.existing.key)) {
+    if (!step.entry && step.existing && !unaddressable(o.target.client, step.existing.key)) {
       batch.push(step.existing.key);
       if (batch.length >= 1000) await flush();
     }

@@ -95,22 +95,28 @@ export function isLocalClient(client: S3dbClientLike): boolean {
 const ALL_AT_ONCE = 2 ** 31 - 1;
 
 /**
- * A key (relative to the database's prefix) s3db.js's client cannot address: it normalises
- * empty, '.' and '..' segments away (its S3 client joins the key to its prefix with path.join),
- * so an object another tool stored under such a key is listed, but a read gets another key (a
- * record's, when `data//id=x` sits beside `data/id=x`), and a delete may take another object.
- * Empty segments count at the start too (`pre/fix//s3db.json` reads and deletes `s3db.json`), and
- * so does the empty key (a folder marker `pre/fix/` reads and deletes the object `pre/fix`, beside
- * the database). A trailing '/' (a folder marker) is kept by path.join: addressable.
+ * A key (relative to the database's prefix) `client` cannot address. With a key prefix, s3db.js's
+ * clients join the key to it with path.join, which normalises empty, '.' and '..' segments away:
+ * an object stored under such a key is listed, but a read gets another key (a record's, when
+ * `data//id=x` sits beside `data/id=x`), and a delete may take another object. Empty segments
+ * count at the start too (`pre/fix//s3db.json` reads and deletes `s3db.json`), and so does the
+ * empty key (a folder marker `pre/fix/` reads and deletes the object `pre/fix`, beside the
+ * database); a trailing '/' (a folder marker) is kept by path.join. Without a prefix, every key
+ * is used as it is (s3db.js's CachePlugin writes `plugin=cache/cache//...` there): addressable.
  */
-export function unaddressable(key: string): boolean {
+export function unaddressable(client: S3dbClientLike, key: string): boolean {
+  if (clientKeyPrefix(client) === '') return false;
   return key === '' || key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i < all.length - 1));
 }
 
-/** Why an object under an unaddressable key is not backed up or restored. */
-export function unaddressableNote(key: string): string {
-  return `${JSON.stringify(key)} (under the database's prefix) cannot be read or written through s3db.js's client, which normalises empty, '.' and '..' segments of a key (another tool wrote it; s3db.js never does)`;
+/** Names at most `named` keys of a list, quoted, with '...' for the rest. */
+export function someKeys(keys: string[], named = 10): string {
+  return keys.slice(0, named).map((k) => JSON.stringify(k)).join(', ') + (keys.length > named ? ', ...' : '');
 }
+
+/** Why objects under unaddressable keys are not backed up or restored. */
+export const UNADDRESSABLE =
+  "s3db.js's client cannot address their keys under the database's prefix: it joins a key to the prefix normalising empty, '.' and '..' segments away, so a read, write or delete of one reaches another object (another tool wrote them, or a plugin whose own key prefix ends in '/')";
 
 /** What s3db.js's deleteObjects resolves to: { Deleted, Errors } (memory://, file://) or { deleted, notFound } (S3). */
 interface DeleteReport {
