@@ -310,7 +310,7 @@ describe('partition references', () => {
     await p.stop();
   });
 
-  it("a merge into a target whose stored definition cannot decode its record (s3db.js 21 after redefining a timestamped resource) fails naming a replace as the way out, not a run again; the replace restores", async () => {
+  it("a merge into a target whose stored definition cannot decode its record (s3db.js 21 after redefining a timestamped resource) fails saying a run again fails too, and what a replace would cost; the replace restores", async () => {
     const db = await openDb(connection('undecodable'));
     const define = (attributes: Record<string, string>) => db.createResource({ name: 'notes', attributes, timestamps: true });
     await (await define({ name: 'string' })).insert({ id: 'n1', name: 'as backed up' });
@@ -321,10 +321,25 @@ describe('partition references', () => {
     for (let run = 0; run < 2; run++) {
       await expect(p.restore(backup.id, { mode: 'merge' })).rejects.toMatchObject({
         code: 'ERR_TARGET_WRITE',
-        message: expect.stringMatching(/cannot decode notes record n1 .*Running the same restore again fails the same way: restore with mode 'replace'/),
+        message: expect.stringMatching(/cannot decode notes record n1 .*Running the same restore again fails the same way\. Fix notes's definition .*a replace \(mode 'replace'\) reads none of the target's records, but deletes what the backup lacks/),
       });
     }
     await p.restore(backup.id, { mode: 'replace' });
+    expect((await (db.resources.notes as unknown as Api).get('n1')).name).toBe('as backed up');
+    await p.stop();
+  });
+
+  it('the same failure after the writes (checking a partition added since the backup) says the objects were written', async () => {
+    const db = await openDb(connection('undecodable-after'));
+    await (await db.createResource({ name: 'notes', attributes: { name: 'string' }, timestamps: true })).insert({ id: 'n1', name: 'as backed up' });
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    const notes = await db.createResource({ name: 'notes', attributes: { name: 'string', email: 'string|optional' }, timestamps: true, partitions: { byEmail: { fields: { email: 'string' } } }, asyncPartitions: false });
+    await (notes as unknown as Api).insert({ id: 'n2', name: 'written after the backup', email: 'x@example.com' });
+    await expect(p.restore(backup.id, { mode: 'merge' })).rejects.toMatchObject({
+      code: 'ERR_TARGET_WRITE',
+      message: expect.stringMatching(/cannot decode notes record n2 .*\(\d+ objects were already written: the target is partly restored/),
+    });
     expect((await (db.resources.notes as unknown as Api).get('n1')).name).toBe('as backed up');
     await p.stop();
   });

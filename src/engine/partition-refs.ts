@@ -225,7 +225,7 @@ export class PartitionRefs {
       if (err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError) {
         throw new BackupError(
           'ERR_TARGET_WRITE',
-          `s3db.js cannot decode ${group} record ${id} in the target with the definition its s3db.json holds (${errorMessage(err)}), and a ${this.mode} restore must read it to keep its partition references right; this record was not written. Running the same restore again fails the same way: restore with mode 'replace' (the command line's --mode replace), which reads none of the target's records, or fix the resource's definition first`,
+          `s3db.js cannot decode ${group} record ${id} in the target with the definition its s3db.json holds (${errorMessage(err)}): s3db.js itself cannot read it, and a ${this.mode} restore must read it to keep partition references right. Running the same restore again fails the same way. Fix ${group}'s definition in the target (define it as its records were written), or leave ${group} out of the restore (resources: [...], the command line's --resources); a replace (mode 'replace') reads none of the target's records, but deletes what the backup lacks, records written since it was taken included`,
           { cause: err },
         );
       }

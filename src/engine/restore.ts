@@ -234,6 +234,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     if (refs) {
       try {
         await refreshPartitionRefs(o, target, refs);
+      } catch (err) {
+        throw partlyWritten(err, objectsWritten); // the objects are written: only references are left to check
       } finally {
         refs.close();
       }
