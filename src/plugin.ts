@@ -111,7 +111,22 @@ type Logger = NonNullable<S3dbPlugin['logger']>;
 /** What s3db.js passes to install(): its Database. */
 type S3dbDatabaseRef = Parameters<S3dbPlugin['install']>[0];
 
-export class BackupPlugin extends EventEmitter<BackupPluginEvents> {
+/**
+ * The plugin's events, typed (src/events.ts), as overloads on an untyped EventEmitter: a generic
+ * `EventEmitter<Map>` base needs @types/node >= 20.12, and with an older one (under skipLibCheck)
+ * the class would lose `on()` altogether. Other names (`'error'`, s3db.js's own) keep working.
+ */
+export interface BackupPlugin {
+  on<K extends keyof BackupPluginEvents>(event: K, listener: (...args: BackupPluginEvents[K]) => void): this;
+  on(event: string | symbol, listener: (...args: never[]) => void): this;
+  once<K extends keyof BackupPluginEvents>(event: K, listener: (...args: BackupPluginEvents[K]) => void): this;
+  once(event: string | symbol, listener: (...args: never[]) => void): this;
+  off<K extends keyof BackupPluginEvents>(event: K, listener: (...args: BackupPluginEvents[K]) => void): this;
+  off(event: string | symbol, listener: (...args: never[]) => void): this;
+  emit<K extends keyof BackupPluginEvents>(event: K, ...args: BackupPluginEvents[K]): boolean;
+}
+
+export class BackupPlugin extends EventEmitter {
   readonly name = 'BackupPlugin';
   slug = 'backup';
   instanceName?: string;
