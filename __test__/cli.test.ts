@@ -274,6 +274,16 @@ describe('s3db-backup command line', () => {
     expect(recovered.stdout).toContain(`manifests put back: ${backupId}`);
     const back = await cli(['list', '--directory', lost, '--json']);
     expect((JSON.parse(back.stdout) as { id: string }[]).map((b) => b.id)).toEqual([backupId]);
+
+    // a manifest lost with its copy cannot be put back: said, and exit 3 (as verify's damage)
+    const gone = path.join(work, 'backups-lost-with-copy');
+    await cp(backups, gone, { recursive: true });
+    await rm(path.join(gone, 'manifests'), { recursive: true });
+    for (const f of (await filesUnder(gone)).filter((f) => f.startsWith('data/') && f.endsWith('/manifest.json'))) await rm(path.join(gone, f));
+    const unrecoverable = await cli(['recover', '--directory', gone]);
+    expect(unrecoverable.code).toBe(3);
+    expect(unrecoverable.stdout).toContain('no manifest was put back');
+    expect(unrecoverable.stdout).toContain(`not put back: manifests/${backupId}.json at filesystem:${gone}: the manifest is missing here and no copy of it is beside the backup's parts`);
   }, 120_000);
 
   it('rewrap changes the passphrase at every destination: the backups open with the new one and new backups go on; a wrong current passphrase writes nothing', async () => {

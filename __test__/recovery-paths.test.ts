@@ -481,6 +481,36 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await p.stop();
   });
 
+  it('a manifest lost with its copy is named as lost by recoverBackups(), its index rebuilt before or not; at one of two destinations, as held by the other', async () => {
+    const { dir, full, inc } = await fullAndIncremental('lostwithcopy');
+    const { p } = await reopen(dir, { ...encrypted, logger: quiet as never });
+    // a rebuilt index first: the backup's index files are then named `<id>.rebuilt...`
+    await rm(path.join(dir, 'indexes', `${full.id}.index`));
+    expect((await p.recoverBackups()).indexes).toEqual([expect.objectContaining({ id: full.id, action: 'rebuilt' })]);
+    expect((await readdir(path.join(dir, 'indexes'))).filter((f) => f.startsWith(full.id))).toEqual(expect.arrayContaining([expect.stringMatching(/\.rebuilt-.*\.index$/)]));
+    const copy = (await readManifest(dir, full.id)).copy!;
+    await rm(manifestPath(dir, full.id));
+    await rm(path.join(dir, copy));
+    const report = await p.recoverBackups();
+    expect(report.recovered).toEqual([]);
+    expect(report.skipped).toEqual([expect.objectContaining({ id: full.id, lost: 'everywhere', reason: expect.stringContaining(`cannot be put back: this backup, and the incrementals built on it, cannot be restored by this tool`) })]);
+    await p.stop();
+
+    const db = await copySeeded(bucket('lostatone'));
+    const dirs = [path.join(work, 'lost-a'), path.join(work, 'lost-b')];
+    const two = new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })), logger: quiet as never });
+    await db.usePlugin(two, 'two');
+    const b = await two.backup('full');
+    await rm(manifestPath(dirs[1]!, b.id));
+    await rm(path.join(dirs[1]!, (await readManifest(dirs[0]!, b.id)).copy!));
+    expect((await two.recoverBackups()).skipped).toEqual([
+      expect.objectContaining({ id: b.id, destination: `filesystem:${dirs[1]}`, lost: 'here', reason: expect.stringContaining(`filesystem:${dirs[0]} holds it, so the backup is listed and restored from there`) }),
+    ]);
+    expect((await two.listBackups()).map((x) => x.id)).toEqual([b.id]);
+    await two.stop();
+    void inc;
+  });
+
   it('a corrupt manifest is replaced by its copy; a good one is left alone', async () => {
     const { dir, full, inc } = await fullAndIncremental('corruptmanifest');
     const good = await readFile(manifestPath(dir, inc.id), 'utf8');

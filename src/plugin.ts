@@ -691,7 +691,8 @@ export class BackupPlugin extends EventEmitter {
       this.withLease(async () => {
         const manifests = await this.catalog.recover();
         for (const s of manifests.skipped) {
-          this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `manifest copy ${s.path} at ${s.destination} not used: ${s.reason}`);
+          const what = s.lost !== undefined ? `the manifest of backup ${s.id ?? '?'} at ${s.destination} cannot be put back` : `manifest copy ${s.path} at ${s.destination} not used`;
+          this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `${what}: ${s.reason}`);
         }
         for (const d of manifests.damaged) {
           this.log('warn', { backupId: d.id, destination: d.destination }, `the manifest of backup ${d.id} was put back at ${d.destination} although ${d.damage}: its other resources can be restored (resources: [...], the command line's --resources); a verification records the damage, so it no longer counts for retention's rules (it is kept as long as a good backup would be): restore what you need from it`);

@@ -137,13 +137,15 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
 
 async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const report = await plugin.recoverBackups();
+  const lost = (where: 'everywhere' | 'here') => report.skipped.some((s) => s.lost === where);
   const lines = [
-    report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : report.skipped.length > 0 ? 'no manifest was put back' : 'no manifest needed putting back',
+    report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : lost('everywhere') || lost('here') ? 'no manifest was put back' : 'no manifest needed putting back',
     ...report.indexes.map((i) => `index of ${i.id} ${i.action} at ${i.destinations.join(', ')}${i.verified === false ? ' (its verification failed)' : ''}`),
-    ...report.skipped.map((s) => `not used: ${s.path} at ${s.destination}: ${s.reason}`),
+    ...report.skipped.map((s) => `${s.lost ? 'not put back' : 'not used'}: ${s.path} at ${s.destination}: ${s.reason}`),
   ];
   io.out(lines.join('\n'));
-  return { exitCode: 0, result: report };
+  // like verify: 3 when a backup cannot be restored, 4 when a destination lacks what another holds
+  return { exitCode: lost('everywhere') ? EXIT_DAMAGED : lost('here') ? EXIT_DEGRADED : 0, result: report };
 }
 
 async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {

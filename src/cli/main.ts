@@ -2,7 +2,8 @@
  * `s3db-backup`, the command line: find, check and restore backups without writing a program
  * (the 3 AM runbook as commands), and take one now. It opens a BackupPlugin over the destination
  * (with `schedule: false`) on a scratch in-memory database, or on `--db` for `backup`, runs one
- * command, and exits: 0 done, 1 failed, 2 wrong command line or options, 3 verify found damage.
+ * command, and exits: 0 done, 1 failed, 2 wrong command line or options, 3 verify found damage or
+ * recover could not put a manifest back, 4 the same at one destination while another holds it whole.
  *
  * Invariants: errors and warnings go to stderr with the error's code; `--json` prints exactly one
  * JSON document on stdout; nothing printed holds a passphrase or a connection string's

@@ -208,6 +208,7 @@ export class Catalog {
     const recovered = new Set<string>();
     const damaged: { id: string; destination: string; damage: string }[] = [];
     const skipped: RecoveryReport['skipped'] = [];
+    const lost: (RecoveryReport['skipped'][number] & { member: Destination })[] = [];
     for (const member of this.set.members) {
       const copies: string[] = [];
       try {
@@ -227,9 +228,20 @@ export class Catalog {
           if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
         } else skipped.push({ ...outcome, path, destination: member.label });
       }
-      skipped.push(...(await withoutCopies(member, withCopy)));
+      lost.push(...(await withoutCopies(member, withCopy)).map((entry) => ({ ...entry, member })));
+    }
+    // A manifest missing at one destination while another holds it is no loss of the backup
+    for (const { member, ...entry } of lost) {
+      const holder = entry.id === null ? undefined : await this.holderOf(entry.id, member);
+      skipped.push(holder === undefined ? entry : { ...entry, lost: 'here', reason: `${NO_COPY_HERE}; ${holder.label} holds it, so the backup is listed and restored from there` });
     }
     return { recovered: [...recovered].sort(), skipped, damaged };
+  }
+
+  /** Another destination than `except` whose manifest of `id` reads, if any. */
+  private async holderOf(id: string, except: Destination): Promise<Destination | undefined> {
+    for (const member of this.set.members) if (member !== except && (await manifestReadable(member, id))) return member;
+    return undefined;
   }
 
   /**
@@ -285,8 +297,12 @@ export interface RecoveryReport {
   recovered: string[];
   /** Object indexes put back: copied from another destination or rebuilt from the parts (index-repair.ts). */
   indexes: IndexRepair[];
-  /** Copies that were not used, and why (id null when the copy itself is unreadable). */
-  skipped: { id: string | null; path: string; destination: string; reason: string }[];
+  /**
+   * Copies that were not used, and why (id null when the copy itself is unreadable); and, with
+   * `lost`, manifests missing at a destination with no copy to put back: `'everywhere'` when no
+   * destination holds it (the backup cannot be restored by this tool), `'here'` when another does.
+   */
+  skipped: { id: string | null; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
 }
 
 /**
@@ -333,12 +349,15 @@ async function recoverFromCopy(member: Destination, path: string): Promise<null 
  */
 async function withoutCopies(member: Destination, withCopy: Set<string>): Promise<RecoveryReport['skipped']> {
   const out: RecoveryReport['skipped'] = [];
+  const seen = new Set<string>();
   try {
+    // indexes/<id>.index, or the files of a rebuilt one (<id>.rebuilt.json, <id>.rebuilt-<at>.index)
     for await (const o of member.list('indexes/')) {
-      const id = /^indexes\/([^/]+)\.index$/.exec(o.path)?.[1];
-      if (id === undefined || id.includes('.rebuilt-') || withCopy.has(id)) continue;
+      const id = /^indexes\/([^/.]+)\./.exec(o.path)?.[1];
+      if (id === undefined || seen.has(id) || withCopy.has(id)) continue;
+      seen.add(id);
       if ((await manifestReadable(member, id)) || (await member.stat(paths.pending(id)))) continue;
-      out.push({ id, path: paths.manifest(id), destination: member.label, reason: NO_COPY });
+      out.push({ id, path: paths.manifest(id), destination: member.label, reason: NO_COPY, lost: 'everywhere' });
     }
   } catch (err) {
     out.push({ id: null, path: 'indexes/', destination: member.label, reason: `could not list: ${errorMessage(err)}` });
@@ -346,8 +365,8 @@ async function withoutCopies(member: Destination, withCopy: Set<string>): Promis
   return out;
 }
 
-const NO_COPY =
-  "the manifest is missing and no copy of it is beside the backup's parts (s3db-backup 0.1.0 wrote none), so it cannot be put back: this backup, and the incrementals built on it, cannot be restored by this tool. Restore an older full backup or a complete chain (runbook step 6)";
+const NO_COPY_HERE = "the manifest is missing here and no copy of it is beside the backup's parts (s3db-backup 0.1.0 wrote none), so it cannot be put back";
+const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it, cannot be restored by this tool. Restore an older full backup or a complete chain (runbook step 6)`;
 
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
 export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
