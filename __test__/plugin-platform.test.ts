@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
+import { PREBUILT } from '../src/codec/native-binding.js';
 import { openDb, seedDatabase } from './helpers/database.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -41,10 +42,10 @@ async function packageWithoutBinary(name: string, binary?: string): Promise<stri
 /** The file napi-rs's loader looks for next to it on this machine. */
 const BINARY = `s3db-backup.${process.platform}-${process.arch}-gnu.node`;
 
-function runChild(pkg: string) {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHILD], {
+function runChild(pkg: string, env: Record<string, string> = {}, preload: string[] = []) {
+  const run = spawnSync(process.execPath, [...preload, '--import', 'tsx', '--input-type=module', '-e', CHILD], {
     cwd: pkg,
-    env: { ...process.env, DEST: path.join(pkg, 'dest'), S3DB_BACKUP_NATIVE: '' },
+    env: { ...process.env, DEST: path.join(pkg, 'dest'), S3DB_BACKUP_NATIVE: '', ...env },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -98,6 +99,22 @@ describe('platforms without a prebuilt native core', () => {
     expect(message).toMatch(new RegExp(`its binary is there but cannot be loaded: \\S*${BINARY.replace(/\./g, '\\.')}: (file too short|invalid ELF header)`));
     expect(message).not.toContain('npm has a bug');
   }, 150_000);
+
+  it('a platform no binary is published for says so and names the published ones (process.arch is made riscv64 before anything loads: this machine is x64, so no real such platform is at hand)', async () => {
+    const out = runChild(await packageWithoutBinary('riscv'), {}, ['--import', "data:text/javascript,Object.defineProperty(process,'arch',{value:'riscv64'})"]);
+    expect(out).toMatchObject({ native: false, active: 'js', same: true });
+    expect(out.logs[0]![1]).toContain(`the native core did not load (no prebuilt binary exists for this platform (${process.platform}-riscv64-gnu; prebuilt: ${PREBUILT.join(', ')}))`);
+  }, 150_000);
+
+  it('S3DB_BACKUP_NATIVE=0 is given as the reason, as information, even where no binary is there', async () => {
+    const out = runChild(await packageWithoutBinary('forced'), { S3DB_BACKUP_NATIVE: '0' });
+    expect(out).toMatchObject({ native: false, active: 'js', same: true });
+    expect(out.logs[0]).toEqual(['info', expect.stringContaining('runs because S3DB_BACKUP_NATIVE=0 is set')]);
+  }, 150_000);
+
+  it('the published platforms named in messages are the packages of npm/ (one per napi target)', async () => {
+    expect([...PREBUILT].sort()).toEqual((await readdir(path.join(ROOT, 'npm'))).sort());
+  });
 
   it('where the binary loads, install says the native core runs (info, not a warning)', async () => {
     const logs: [string, string][] = [];

@@ -103,16 +103,23 @@ function load(): { binding: NativeBinding | null; error: string | null } {
  */
 export function loadFailure(err: unknown): string {
   const attempts: string[] = [];
-  for (let e: unknown = (err as { cause?: unknown } | null)?.cause; e instanceof Error && attempts.length < 50; e = e.cause) attempts.push(e.message);
+  for (let e: unknown = (err as { cause?: unknown } | null)?.cause; e instanceof Error && attempts.length < 50; e = e.cause) attempts.push(e.message.split('\n')[0]!);
   const top = err instanceof Error ? err.message : String(err);
   if (attempts.length === 0) return top;
+  const wanted = attempts.map((m) => /Cannot find module '@s3db-backup\/native-([^'/]+)'/.exec(m)?.[1]).find((name) => name !== undefined && !name.includes('wasm'));
+  const unsupported = attempts.some((m) => m.startsWith('Unsupported '));
+  if (unsupported || (wanted !== undefined && !PREBUILT.includes(wanted))) {
+    return `no prebuilt binary exists for this platform (${wanted ?? `${process.platform}-${process.arch}`}; prebuilt: ${PREBUILT.join(', ')})`;
+  }
   const broken = attempts.find((m) => !m.startsWith('Cannot find module'));
   if (broken !== undefined) return `its binary is there but cannot be loaded: ${broken}`;
-  const wanted = attempts.map((m) => /Cannot find module '(@s3db-backup\/native-[^'/]+)'/.exec(m)?.[1]).find((name) => name !== undefined && !name.includes('wasm'));
   return wanted !== undefined
-    ? `no binary for this platform: its package ${wanted} is not installed (npm installs it as an optional dependency of a published s3db-backup; in a clone, run npm run build:native)`
+    ? `no binary for this platform: its package @s3db-backup/native-${wanted} is not installed (npm installs it as an optional dependency of a published s3db-backup; in a clone, run npm run build:native)`
     : `no binary for this platform (${process.platform}-${process.arch}) was found: ${attempts.join('; ')}`;
 }
+
+/** The platforms a release publishes a binary for (package.json `napi.targets`; npm/<name>/). */
+export const PREBUILT = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-arm64', 'darwin-x64', 'win32-x64-msvc'];
 
 const loaded = load();
 

@@ -44,7 +44,8 @@ export function implementationNotice(compression: Compression): { level: 'info' 
   if (activeImplementation() === 'native') {
     return { level: 'info', implementation: 'native', message: 'codec: the native core (Rust, all cores) compresses and encrypts' };
   }
-  const loadError = nativeAvailable() ? null : (nativeLoadError() ?? 'unknown reason');
+  // asked for by S3DB_BACKUP_NATIVE=0: said as the reason, whether or not a binary is there
+  const loadError = process.env.S3DB_BACKUP_NATIVE === '0' || nativeAvailable() ? null : (nativeLoadError() ?? 'unknown reason');
   const why = loadError === null ? 'S3DB_BACKUP_NATIVE=0 is set' : `the native core did not load (${loadError})`;
   const zstd = compression === 'zstd' ? "; compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE" : '';
   return {
