@@ -99,7 +99,7 @@ describe('backups written by s3db-backup 0.1.0', () => {
     const report = await p.recoverBackups();
     expect(report.recovered).toEqual([]);
     expect(report.skipped).toEqual([
-      expect.objectContaining({ id: incremental, path: `manifests/${incremental}.json`, lost: 'everywhere', reason: expect.stringContaining('no copy of it is beside the backup\'s parts (s3db-backup 0.1.0 wrote none), so it cannot be put back') }),
+      expect.objectContaining({ id: incremental, path: `manifests/${incremental}.json`, lost: 'everywhere', reason: expect.stringContaining('no copy of it is beside the backup\'s parts (lost with it, or never written: s3db-backup 0.1.0 wrote none), so it cannot be put back') }),
     ]);
     expect((await p.listBackups()).map((b) => b.id)).toEqual([full]);
     await p.stop();

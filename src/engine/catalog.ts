@@ -365,7 +365,7 @@ async function withoutCopies(member: Destination, withCopy: Set<string>): Promis
   return out;
 }
 
-const NO_COPY_HERE = "the manifest is missing here and no copy of it is beside the backup's parts (s3db-backup 0.1.0 wrote none), so it cannot be put back";
+const NO_COPY_HERE = "the manifest is missing here and no copy of it is beside the backup's parts (lost with it, or never written: s3db-backup 0.1.0 wrote none), so it cannot be put back";
 const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it, cannot be restored by this tool. Restore an older full backup or a complete chain (runbook step 6)`;
 
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
