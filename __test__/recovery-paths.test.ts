@@ -481,7 +481,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await p.stop();
   });
 
-  it('a manifest lost with its copy is named as lost by recoverBackups(), its index rebuilt before or not; at one of two destinations, as held by the other', async () => {
+  it('a manifest lost with its copy is named as lost by recoverBackups(), its index rebuilt before or not; at one of two destinations, it is copied from the other', async () => {
     const { dir, full, inc } = await fullAndIncremental('lostwithcopy');
     const { p } = await reopen(dir, { ...encrypted, logger: quiet as never });
     // a rebuilt index first: the backup's index files are then named `<id>.rebuilt...`
@@ -501,10 +501,19 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     const two = new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })), logger: quiet as never });
     await db.usePlugin(two, 'two');
     const b = await two.backup('full');
+    const copyPath = (await readManifest(dirs[0]!, b.id)).copy!;
+    const text = await readFile(manifestPath(dirs[0]!, b.id), 'utf8');
     await rm(manifestPath(dirs[1]!, b.id));
-    await rm(path.join(dirs[1]!, (await readManifest(dirs[0]!, b.id)).copy!));
+    await rm(path.join(dirs[1]!, copyPath));
+    // copied from the destination that holds it, with its copy beside the parts
+    expect(await two.recoverBackups()).toEqual({ recovered: [b.id], indexes: [], skipped: [] });
+    expect(await readFile(manifestPath(dirs[1]!, b.id), 'utf8')).toBe(text);
+    expect(await readFile(path.join(dirs[1]!, copyPath), 'utf8')).toBe(text);
+    // where the parts are gone too, it is not copied, and that is said
+    await rm(manifestPath(dirs[1]!, b.id));
+    await rm(path.join(dirs[1]!, 'data'), { recursive: true });
     expect((await two.recoverBackups()).skipped).toEqual([
-      expect.objectContaining({ id: b.id, destination: `filesystem:${dirs[1]}`, lost: 'here', reason: expect.stringContaining(`filesystem:${dirs[0]} holds it, so the backup is listed and restored from there`) }),
+      expect.objectContaining({ id: b.id, destination: `filesystem:${dirs[1]}`, lost: 'here', reason: expect.stringMatching(new RegExp(`filesystem:${dirs[0]} holds it \\(the backup is listed and restored from there\\), but it was not copied here: none of its parts is there`)) }),
     ]);
     expect((await two.listBackups()).map((x) => x.id)).toEqual([b.id]);
     await two.stop();

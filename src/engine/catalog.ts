@@ -9,6 +9,7 @@
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
  * - recover(): puts back lost or corrupt manifests from the copies backups keep beside their parts
+ *   (or from another destination that holds them)
  *   (index-repair.ts then puts back lost indexes, beside the manifests, which never change).
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
@@ -230,10 +231,20 @@ export class Catalog {
       }
       lost.push(...(await withoutCopies(member, withCopy)).map((entry) => ({ ...entry, member })));
     }
-    // A manifest missing at one destination while another holds it is no loss of the backup
+    // A manifest missing at one destination while another holds it is no loss of the backup: it
+    // is copied from there (the manifest and its copy beside the parts), as lost indexes are
     for (const { member, ...entry } of lost) {
       const holder = entry.id === null ? undefined : await this.holderOf(entry.id, member);
-      skipped.push(holder === undefined ? entry : { ...entry, lost: 'here', reason: `${NO_COPY_HERE}; ${holder.label} holds it, so the backup is listed and restored from there` });
+      if (holder === undefined) {
+        skipped.push(entry);
+        continue;
+      }
+      const outcome = await copyManifest(holder, member, entry.id!).catch((err: unknown) => ({ id: entry.id!, reason: errorMessage(err) }));
+      if ('damage' in outcome) {
+        recovered.add(outcome.id);
+        this.manifests.delete(outcome.id);
+        if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
+      } else skipped.push({ ...entry, lost: 'here', reason: `${NO_COPY_HERE} from a copy; ${holder.label} holds it (the backup is listed and restored from there), but it was not copied here: ${outcome.reason}` });
     }
     return { recovered: [...recovered].sort(), skipped, damaged };
   }
@@ -324,21 +335,40 @@ async function recoverFromCopy(member: Destination, path: string): Promise<null 
   const id = copy.id;
   if (copy.copy !== path) return { id, reason: `names ${String(copy.copy)} as its copy, not this path; left alone` };
   if (await manifestReadable(member, id)) return null;
+  return putBack(member, copy, text);
+}
+
+/**
+ * Writes `text` (the manifest of `manifest.id`, read from a copy) as the manifest at `member`,
+ * unless a pending marker says the backup is unfinished or being deleted, or none of its parts
+ * is there (a deleted backup); parts missing or cut short are returned as its damage.
+ */
+async function putBack(member: Destination, manifest: Manifest, text: string): Promise<{ id: string; damage: string | null } | { id: string; reason: string }> {
+  const id = manifest.id;
   if (await member.stat(paths.pending(id))) {
     return { id, reason: `${paths.pending(id)} exists: the backup did not finish or is being deleted, and the next backup's cleanup removes it` };
   }
   const damage: string[] = [];
   let missing = 0;
-  for (const stored of copy.parts) {
+  for (const stored of manifest.parts) {
     const info = await member.stat(stored.path);
     if (!info) {
       damage.push(`${stored.path} is missing`);
       missing++;
     } else if (info.size !== stored.size) damage.push(`${stored.path} has ${info.size} bytes, the manifest says ${stored.size}`);
   }
-  if (copy.parts.length > 0 && missing === copy.parts.length) return { id, reason: 'none of its parts is there (a deleted backup), so nothing could be restored from it' };
+  if (manifest.parts.length > 0 && missing === manifest.parts.length) return { id, reason: 'none of its parts is there (a deleted backup), so nothing could be restored from it' };
   await member.write(paths.manifest(id), Buffer.from(text));
   return { id, damage: damage.length > 0 ? damage.join('; ') : null };
+}
+
+/** Puts the manifest of `id` back at `to` from `from`'s, with its copy beside the parts (see putBack). */
+async function copyManifest(from: Destination, to: Destination, id: string): Promise<{ id: string; damage: string | null } | { id: string; reason: string }> {
+  const text = await readText(from, paths.manifest(id));
+  const manifest = parseManifest(text, `${paths.manifest(id)} at ${from.label}`);
+  const outcome = await putBack(to, manifest, text);
+  if ('damage' in outcome && manifest.copy) await to.write(manifest.copy, Buffer.from(text));
+  return outcome;
 }
 
 /**
