@@ -229,6 +229,20 @@ describe('s3db-backup command line', () => {
     expect(confirmed.stdout).toContain(`restored into ${into}, mode replace`);
   }, 60_000);
 
+  it("at a terminal, the whole-database replace that mends a damaged s3db.json (runbook step 4) is asked without a plan (a dry run cannot open that database) and restores", async () => {
+    const damagedDir = path.join(work, 'damaged-target');
+    await cp(source.slice('file://'.length), damagedDir, { recursive: true });
+    await writeFile(path.join(damagedDir, 's3db.json'), '{nope');
+    const into = `file://${damagedDir}`;
+    const restored = await cli(['restore', backupId, '--directory', backups, '--into', into], {}, 'yes\n');
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toContain("no plan: the target's s3db.json is damaged, and a dry run does not open such a database");
+    expect(restored.stderr).toContain("this whole-database replace puts the backup's s3db.json back");
+    const db = await openDb(into);
+    expect((await snapshot(db)).filter((o) => !o.key.startsWith('s3db.json.corrupted'))).toEqual(sourceObjects);
+    await db.disconnect();
+  }, 60_000);
+
   it('says what to do when the passphrase is missing or wrong, and reads it from a file', async () => {
     const into = `file://${path.join(work, 'restored-2')}`;
     const none = await cli(['restore', backupId, '--directory', backups, '--into', into, '--yes'], { BACKUP_PASSPHRASE: undefined });

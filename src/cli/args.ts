@@ -49,7 +49,8 @@ Commands:
   show <id>             one backup: resources, counts, destinations, verification
   verify <id>           check a backup (and the backups it needs); exit code 3 if it is damaged
   restore <id>          restore a backup into the database given by --into
-  recover               put back lost or corrupt manifests and object indexes (recoverBackups())
+  recover               put back lost or corrupt manifests and object indexes; exit code 3 if one
+                        cannot be put back
   backup                take a backup of the database given by --db now
   rewrap                change the passphrase: key.json at every destination is wrapped again
                         (current passphrase as below, the new one from --new-passphrase-env/-file)
@@ -97,8 +98,9 @@ Common:
   -h, --help                  this text
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
-3 verify found the backup damaged, 4 verify found a damaged copy at one destination (the backup
-restores from another), 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP (a backup stopped cleanly
+3 verify found the backup damaged, or recover could not put a manifest back; 4 verify found a
+damaged copy at one destination (the backup restores from another), or recover could not put a
+manifest back at one destination while another holds it; 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP (a backup stopped cleanly
 by the first one exits 1, ERR_ABORTED).`;
 
 const OPTIONS = {

@@ -9,7 +9,7 @@
  * a terminal; without a terminal and without `--yes` it is refused before anything is read.
  */
 import { createInterface } from 'node:readline/promises';
-import type { BackupPlugin } from '../plugin.js';
+import type { BackupPlugin, RestoreOptions } from '../plugin.js';
 import { BackupError } from '../errors.js';
 import { redactedTarget } from '../redact.js';
 import type { CliArgs } from './args.js';
@@ -94,7 +94,11 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
   if (result.verified && damagedCopies.length > 0) {
     io.out(`backup ${id}: verified (${result.level}) from the good copies, but NOT at every destination:`);
     for (const c of damagedCopies) io.out(`  the copy of ${c.backupId} at ${c.label} is DAMAGED: ${c.error ?? ''}`);
-    io.out('A restore reads the good copies. To have every copy again, take a new full backup (or copy the damaged files from the good destination).');
+    io.out(
+      plugin.destinations.members.length > 1
+        ? 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index (from the good destination); for a damaged part, take a new full backup, or copy the file from the good destination.'
+        : 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index; a missing manifest copy is manifests/<id>.json copied to the path the manifest names as its copy; for a damaged part, take a new full backup.',
+    );
     return { exitCode: EXIT_DEGRADED, result };
   }
   if (result.verified) io.out(`backup ${id}: verified (${result.level}) at every destination that holds it`);
@@ -115,13 +119,26 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   if (!args.dryRun && !args.yes) {
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
     // what the target holds and would lose is shown before the question (a plan, not verified yet)
-    const preview = await plugin.restore({ ...options, dryRun: true, verify: false });
-    io.err.write(`${inCommandTerms(reportLines(preview, into).join('\n'))}\n`);
+    io.err.write(`${inCommandTerms((await previewLines(plugin, options, into, !args.resources && args.mode === 'replace')).join('\n'))}\n`);
     await confirm(io, `Restore backup ${id} into ${redactedTarget(into)} as above (mode ${args.mode}${args.resources ? `, resources ${args.resources.join(',')}` : ', the whole database'})?`);
   }
   const report = await plugin.restore({ ...options, dryRun: args.dryRun, verify: !args.noVerify });
   io.out(reportLines(report, into).join('\n'));
   return { exitCode: 0, result: report };
+}
+
+/**
+ * The plan shown before the question. A dry run does not open a database whose s3db.json is
+ * damaged (connecting would rewrite it), so there is no plan for the one restore that mends it, a
+ * whole-database replace: that is said, and the question still asked.
+ */
+async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { backupId: string }, into: string, wholeReplace: boolean): Promise<string[]> {
+  try {
+    return reportLines(await plugin.restore({ ...options, dryRun: true, verify: false }), into);
+  } catch (err) {
+    if (!wholeReplace || !(err instanceof BackupError) || err.code !== 'ERR_TARGET_METADATA') throw err;
+    return [`no plan: the target's s3db.json is damaged, and a dry run does not open such a database (${err.message}); this whole-database replace puts the backup's s3db.json back, with every object of the backup, and deletes what the backup lacks`];
+  }
 }
 
 /** A restore's report (or a dry run's plan) as lines: per resource its objects, then notes and warnings. */
