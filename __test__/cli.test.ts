@@ -431,6 +431,7 @@ describe('s3db-backup command line', () => {
     expect(checked.stdout).toContain('from the good copies, but NOT at every destination');
     expect(checked.stdout).toContain(`at filesystem:${d0} is DAMAGED`);
     expect(checked.stdout).not.toContain('at every destination that holds it');
+    expect(checked.stdout).toContain('for a damaged part, take a new full backup, or copy the file from the good destination');
     // a restore reads the good copy and says, in words, which one it could not use
     const restored = await cli(['restore', id, '--config', config, '--into', `file://${path.join(work, 'two-restored')}`, '--yes']);
     expect(restored.code, restored.stderr).toBe(0);
