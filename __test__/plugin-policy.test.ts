@@ -707,6 +707,31 @@ describe('triggers', () => {
     await other.release();
   }, 60_000);
 
+  it("a createBackup() queued behind this plugin's running backup ends on its signal at once, and never runs (not reported as a failure)", async () => {
+    const dir = path.join(work, 'queued-abort');
+    const db = await seeded('queued-abort');
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    let starts = 0;
+    const failures: unknown[] = [];
+    const p = plugin(dir, { onBackupStart: async () => { if (++starts === 1) await held; }, webhooks: { onFailure: (e: unknown) => void failures.push(e) } });
+    await db.usePlugin(p);
+    const first = p.createBackup({ reason: 'running' });
+    await waitUntil('the first backup running', async () => starts === 1);
+    const ctrlC = new AbortController();
+    const queued = p.createBackup({ reason: 'queued', signal: ctrlC.signal });
+    ctrlC.abort();
+    await expect(queued).rejects.toMatchObject({ code: 'ERR_ABORTED', message: expect.stringContaining('before it started') });
+    expect(starts).toBe(1); // rejected while the first still runs
+    release();
+    expect((await first).reason).toBe('running');
+    await p.createBackup({ reason: 'after' }); // the queue goes on
+    expect((await p.listBackups()).map((b) => b.reason)).toEqual(['after', 'running']);
+    expect(starts).toBe(2);
+    expect(failures).toEqual([]);
+    await p.stop();
+  }, 60_000);
+
   it("a createBackup() waiting for another instance's lease ends on its signal (ERR_ABORTED) and on stop() (ERR_CANCELLED); one asked for after stop() still runs", async () => {
     const dir = path.join(work, 'manual-waiting');
     const db = await seeded('manual-waiting');

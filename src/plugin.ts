@@ -230,7 +230,31 @@ export class BackupPlugin extends EventEmitter {
     // stop() cancels this backup if it is still waiting for another instance's lease then; one
     // asked for after stop() (a stopped plugin used by hand) is not cancelled by it.
     const stopped = this.halt.signal.aborted ? undefined : this.halt.signal;
-    return this.serialized(() => this.takeBackup(options, stopped));
+    const signal = options.signal;
+    if (!signal) return this.serialized(() => this.takeBackup(options, stopped));
+    // The caller's signal also ends the wait behind this plugin's running backup (which may take
+    // hours): the backup never starts, so it is not reported as a failure. Once started, the
+    // backup itself answers the signal (it stops cleanly: ERR_ABORTED, reported as a failure).
+    let started = false;
+    let abandoned = false;
+    const queued = this.serialized(() => {
+      if (abandoned) return Promise.resolve(null);
+      started = true;
+      return this.takeBackup(options, stopped);
+    });
+    return new Promise<BackupResult>((resolve, reject) => {
+      const onAbort = () => {
+        if (started) return;
+        abandoned = true;
+        reject(new BackupError('ERR_ABORTED', 'the backup was aborted through its signal before it started (it waited for a running backup of this plugin, or the signal was aborted already); it did not run'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      queued.then(
+        (result) => (result === null ? undefined : resolve(result)),
+        (err: unknown) => reject(err),
+      ).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   /** Runs `fn` after every earlier backup/prune/delete of this plugin. */
