@@ -447,6 +447,13 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
       expect.objectContaining({ backupId: full.id, error: expect.stringContaining(`its manifest copy ${fullCopy} cannot be read`) }),
       expect.objectContaining({ backupId: inc.id, error: expect.stringContaining(`its manifest copy ${incCopy} is missing`) }),
     ]);
+    // recoverBackups() writes both back from their manifests
+    const report = await p.recoverBackups();
+    expect(report).toEqual({ recovered: [], indexes: [], skipped: [], copies: expect.arrayContaining([{ id: full.id, destination: `filesystem:${dir}` }, { id: inc.id, destination: `filesystem:${dir}` }]) });
+    expect(report.copies).toHaveLength(2);
+    expect(await readFile(path.join(dir, incCopy), 'utf8')).toBe(await readFile(manifestPath(dir, inc.id), 'utf8'));
+    expect((await p.verifyBackup(inc.id)).damagedCopies ?? []).toEqual([]);
+    expect(await p.recoverBackups()).toEqual({ recovered: [], indexes: [], skipped: [] }); // nothing left to do
     await p.stop();
   });
 

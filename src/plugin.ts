@@ -743,7 +743,8 @@ export class BackupPlugin extends EventEmitter {
         for (const id of new Set(manifests.damaged.map((d) => d.id))) {
           await this.verifyBackup(id, { level: 'quick' }).catch((err: unknown) => this.log('warn', { backupId: id, err: errorMessage(err) }, `verifying backup ${id} after putting its manifest back failed: ${errorMessage(err)}`));
         }
-        const report: RecoveryReport = { recovered: manifests.recovered, indexes: indexes.indexes, skipped: [...manifests.skipped, ...indexes.skipped] };
+        const report: RecoveryReport = { recovered: manifests.recovered, indexes: indexes.indexes, skipped: [...manifests.skipped, ...indexes.skipped], ...(manifests.copies ? { copies: manifests.copies } : {}) };
+        for (const c of report.copies ?? []) this.log('info', { backupId: c.id, destination: c.destination }, `the manifest copy of backup ${c.id} beside its parts at ${c.destination} was missing or damaged: written back from its manifest`);
         if (report.recovered.length > 0) {
           this.log('info', { ids: report.recovered }, `recovered the manifests of ${report.recovered.length} backup(s); run verifyBackup() on them`);
         }
@@ -751,7 +752,7 @@ export class BackupPlugin extends EventEmitter {
           const verdict = r.verified === null ? 'not verified' : `a quick verification says verified=${String(r.verified)}`;
           this.log('info', { backupId: r.id, destinations: r.destinations }, `the object index of backup ${r.id} was ${r.action === 'copied' ? 'copied from another destination' : 'rebuilt from its parts'} (${r.destinations.join(', ')}); ${verdict}`);
         }
-        if (report.recovered.length > 0 || report.indexes.length > 0) this.emit('plg:backup:recovered', report);
+        if (report.recovered.length > 0 || report.indexes.length > 0 || report.copies) this.emit('plg:backup:recovered', report);
         return report;
       }),
     );

@@ -96,8 +96,8 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
     for (const c of damagedCopies) io.out(`  the copy of ${c.backupId} at ${c.label} is DAMAGED: ${c.error ?? ''}`);
     io.out(
       plugin.destinations.members.length > 1
-        ? 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index (from the good destination); for a damaged part, take a new full backup, or copy the file from the good destination.'
-        : 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index; a missing manifest copy is manifests/<id>.json copied to the path the manifest names as its copy; for a damaged part, take a new full backup.',
+        ? 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index (from the good destination) or manifest copy; for a damaged part, take a new full backup, or copy the file from the good destination.'
+        : 'A restore reads the good copies. To have every copy again: s3db-backup recover puts back a damaged or missing object index or manifest copy; for a damaged part, take a new full backup.',
     );
     return { exitCode: EXIT_DEGRADED, result };
   }
@@ -158,6 +158,7 @@ async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResu
   const lines = [
     report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : lost('everywhere') || lost('here') ? 'no manifest was put back' : 'no manifest needed putting back',
     ...report.indexes.map((i) => `index of ${i.id} ${i.action} at ${i.destinations.join(', ')}${i.verified === false ? ' (its verification failed)' : ''}`),
+    ...(report.copies ?? []).map((c) => `manifest copy of ${c.id} written back at ${c.destination}`),
     ...report.skipped.map((s) => `${s.lost ? 'not put back' : 'not used'}: ${s.path} at ${s.destination}: ${s.reason}`),
   ];
   io.out(lines.join('\n'));

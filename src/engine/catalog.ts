@@ -205,8 +205,9 @@ export class Catalog {
    * index-repair.ts rebuilds that from the parts. Checksums are not read here: verifyBackup()
    * does that.
    */
-  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped'> & { damaged: { id: string; destination: string; damage: string }[] }> {
+  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped' | 'copies'> & { damaged: { id: string; destination: string; damage: string }[] }> {
     const recovered = new Set<string>();
+    const rewritten: { id: string; destination: string }[] = [];
     const damaged: { id: string; destination: string; damage: string }[] = [];
     const skipped: RecoveryReport['skipped'] = [];
     const lost: (RecoveryReport['skipped'][number] & { member: Destination })[] = [];
@@ -230,6 +231,12 @@ export class Catalog {
         } else skipped.push({ ...outcome, path, destination: member.label });
       }
       lost.push(...(await withoutCopies(member, withCopy)).map((entry) => ({ ...entry, member })));
+      // a copy written back is no longer one "not used" (an unreadable copy of a good manifest)
+      for (const c of await rewriteCopies(member)) {
+        rewritten.push({ id: c.id, destination: c.destination });
+        const i = skipped.findIndex((s) => s.destination === member.label && s.path === c.path);
+        if (i >= 0) skipped.splice(i, 1);
+      }
     }
     // A manifest missing at one destination while another holds it is no loss of the backup: it
     // is copied from there (the manifest and its copy beside the parts), as lost indexes are
@@ -246,7 +253,7 @@ export class Catalog {
         if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
       } else skipped.push({ ...entry, lost: 'here', reason: `${NO_COPY_HERE} from a copy; ${holder.label} holds it (the backup is listed and restored from there), but it was not copied here: ${outcome.reason}` });
     }
-    return { recovered: [...recovered].sort(), skipped, damaged };
+    return { recovered: [...recovered].sort(), skipped, damaged, ...(rewritten.length > 0 ? { copies: rewritten } : {}) };
   }
 
   /** Another destination than `except` whose manifest of `id` reads, if any. */
@@ -314,6 +321,8 @@ export interface RecoveryReport {
    * destination holds it (the backup cannot be restored by this tool), `'here'` when another does.
    */
   skipped: { id: string | null; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
+  /** Manifest copies beside the parts written back (missing or damaged) from their manifests; absent when none. */
+  copies?: { id: string; destination: string }[];
 }
 
 /**
@@ -360,6 +369,32 @@ async function putBack(member: Destination, manifest: Manifest, text: string): P
   if (manifest.parts.length > 0 && missing === manifest.parts.length) return { id, reason: 'none of its parts is there (a deleted backup), so nothing could be restored from it' };
   await member.write(paths.manifest(id), Buffer.from(text));
   return { id, damage: damage.length > 0 ? damage.join('; ') : null };
+}
+
+/**
+ * Writes back, from each readable manifest at `member`, its copy beside the parts where that copy
+ * is missing or differs (damaged): the copy is what puts the manifest back when it is lost.
+ */
+async function rewriteCopies(member: Destination): Promise<{ id: string; destination: string; path: string }[]> {
+  const out: { id: string; destination: string; path: string }[] = [];
+  for await (const o of member.list(paths.manifestsPrefix)) {
+    const id = /^manifests\/([^/]+)\.json$/.exec(o.path)?.[1];
+    if (id === undefined) continue;
+    let text: string;
+    let manifest: Manifest;
+    try {
+      text = await readText(member, o.path);
+      manifest = parseManifest(text, `${o.path} at ${member.label}`);
+    } catch {
+      continue; // a corrupt one was put back from its copy above, or is reported
+    }
+    if (!manifest.copy || (await member.stat(paths.pending(id)))) continue;
+    const copy = (await member.stat(manifest.copy)) ? await readText(member, manifest.copy).catch(() => null) : null;
+    if (copy === text) continue;
+    await member.write(manifest.copy, Buffer.from(text));
+    out.push({ id, destination: member.label, path: manifest.copy });
+  }
+  return out;
 }
 
 /** Puts the manifest of `id` back at `to` from `from`'s, with its copy beside the parts (see putBack). */
