@@ -33,7 +33,7 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, someKeys, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
@@ -363,7 +363,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     { items: listObjects(o.db.client, { pageSize: o.pageSize }), key: (e) => e.key, name: 'the database client' },
   );
   const racy: Racy = { since: o.parent ? Date.parse(o.parent.startedAt) : 0, remote: !isLocalClient(o.db.client) };
-  const left: string[] = [];
+  const left = new KeySample();
   for await (const { left: prior, right: entry } of steps) {
     if (!entry) {
       yield* tombstone(o, prior as IndexEntry);
@@ -374,7 +374,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     if (unaddressable(o.db.client, entry.key)) {
       // Never read through the client: it would read the key it normalises to (a record's), and
       // an older backup's copy of it must not come back with this one
-      left.push(entry.key);
+      left.add(entry.key);
       if (prior) yield* tombstone(o, prior);
       continue;
     }
@@ -386,7 +386,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     if (prior && unchanged(prior, entry, racy)) yield { entry, group, kind: 'keep', holder: prior.b };
     else yield { entry, group, kind: 'store', inParent: prior !== undefined };
   }
-  if (left.length > 0) o.warn?.(`${left.length} objects are not in the backup: ${UNADDRESSABLE}. Copy them under plain keys if they are data: ${someKeys(left)}`);
+  if (left.count > 0) o.warn?.(`${left.count} objects are not in the backup: ${UNADDRESSABLE}. Copy them under plain keys if they are data: ${left}`);
 }
 
 async function* empty<T>(): AsyncIterable<T> {}

@@ -198,12 +198,13 @@ export class Catalog {
 
   /**
    * Puts back the manifest of every backup whose manifests/<id>.json is missing or corrupt at a
-   * destination, from the byte-identical copy the backup wrote beside its parts (Manifest.copy).
-   * A copy is used only when it names itself (`copy` equals its path), no pending marker says the
-   * backup is unfinished or being deleted, and every part exists with the size it records;
-   * otherwise it is reported in `skipped` and nothing is written. A lost index does not stop it:
-   * index-repair.ts rebuilds that from the parts. Checksums are not read here: verifyBackup()
-   * does that.
+   * destination, from the byte-identical copy the backup wrote beside its parts (Manifest.copy),
+   * or, lost with that copy, from another destination that holds it; and writes back copies that
+   * are missing or damaged from their manifests. A copy is used only when it names itself (`copy`
+   * equals its path); nothing is put back while a pending marker says the backup is unfinished or
+   * being deleted, or when none of its parts is there. What is not put back is reported in
+   * `skipped` (`lost` for a manifest with no copy). A lost index does not stop it: index-repair.ts
+   * rebuilds that from the parts. Checksums are not read here: verifyBackup() does that.
    */
   async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped' | 'copies'> & { damaged: { id: string; destination: string; damage: string }[] }> {
     const recovered = new Set<string>();
@@ -211,6 +212,11 @@ export class Catalog {
     const damaged: { id: string; destination: string; damage: string }[] = [];
     const skipped: RecoveryReport['skipped'] = [];
     const lost: (RecoveryReport['skipped'][number] & { member: Destination })[] = [];
+    const putBackAt = (member: Destination, outcome: { id: string; damage: string | null }) => {
+      recovered.add(outcome.id);
+      this.manifests.delete(outcome.id);
+      if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
+    };
     for (const member of this.set.members) {
       const copies: string[] = [];
       try {
@@ -224,11 +230,8 @@ export class Catalog {
         const outcome = await recoverFromCopy(member, path);
         if (outcome === null) continue;
         if (outcome.id !== null) withCopy.add(outcome.id);
-        if ('damage' in outcome) {
-          recovered.add(outcome.id);
-          this.manifests.delete(outcome.id);
-          if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
-        } else skipped.push({ ...outcome, path, destination: member.label });
+        if ('damage' in outcome) putBackAt(member, outcome);
+        else skipped.push({ ...outcome, path, destination: member.label });
       }
       lost.push(...(await withoutCopies(member, withCopy)).map((entry) => ({ ...entry, member })));
       // a copy written back is no longer one "not used" (an unreadable copy of a good manifest)
@@ -247,11 +250,8 @@ export class Catalog {
         continue;
       }
       const outcome = await copyManifest(holder, member, entry.id!).catch((err: unknown) => ({ id: entry.id!, reason: errorMessage(err) }));
-      if ('damage' in outcome) {
-        recovered.add(outcome.id);
-        this.manifests.delete(outcome.id);
-        if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
-      } else skipped.push({ ...entry, lost: 'here', reason: `${NO_COPY_HERE} from a copy; ${holder.label} holds it (the backup is listed and restored from there), but it was not copied here: ${outcome.reason}` });
+      if ('damage' in outcome) putBackAt(member, outcome);
+      else skipped.push({ ...entry, lost: 'here', reason: `${NO_COPY_HERE} from a copy; ${holder.label} holds it (the backup is listed and restored from there), but it was not copied here: ${outcome.reason}` });
     }
     return { recovered: [...recovered].sort(), skipped, damaged, ...(rewritten.length > 0 ? { copies: rewritten } : {}) };
   }

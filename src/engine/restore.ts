@@ -40,7 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, someKeys, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
 
@@ -375,11 +375,11 @@ type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: string[]; unwritable: string[] }> {
+async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
   const rows = new Map<string, PlanRow>();
   const databaseDeletes: string[] = [];
-  const unreachable: string[] = [];
-  const unwritable: string[] = [];
+  const unreachable = new KeySample();
+  const unwritable = new KeySample();
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOf(key));
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
@@ -387,8 +387,8 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
     if (step.entry && unaddressable(o.target.client, key)) {
-      unwritable.push(key);
-      if (step.existing && o.mode === 'replace') unreachable.push(key);
+      unwritable.add(key);
+      if (step.existing && o.mode === 'replace') unreachable.add(key);
     } else if (step.entry) {
       r.objects++;
       if (record) r.records++;
@@ -398,7 +398,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
         if (record) r.skippedRecords++;
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
-      if (unaddressable(o.target.client, key)) unreachable.push(key);
+      if (unaddressable(o.target.client, key)) unreachable.add(key);
       else {
         r.deleted++;
         if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
@@ -413,15 +413,15 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
  * would land on the key it normalises to, a record's or s3db.json (backups before 0.2 could hold
  * such a copy, read through that normalisation).
  */
-function unwritableWarning(keys: string[]): string[] {
-  if (keys.length === 0) return [];
-  return [`${keys.length} objects of the backup are not restored: ${UNADDRESSABLE}; writing them would overwrite the objects their keys normalise to: ${someKeys(keys)}`];
+function unwritableWarning(keys: KeySample): string[] {
+  if (keys.count === 0) return [];
+  return [`${keys.count} objects of the backup are not restored: ${UNADDRESSABLE}; writing them would overwrite the objects their keys normalise to: ${keys}`];
 }
 
 /** A replace leaves the target's objects under keys s3db.js's client cannot address (see unaddressable). */
-function unreachableWarning(keys: string[]): string[] {
-  if (keys.length === 0) return [];
-  return [`${keys.length} objects the backup does not have are left in place: ${UNADDRESSABLE}, so it cannot delete them: ${someKeys(keys)}; delete them with that tool or the S3 console`];
+function unreachableWarning(keys: KeySample): string[] {
+  if (keys.count === 0) return [];
+  return [`${keys.count} objects the backup does not have are left in place: ${UNADDRESSABLE}, so it cannot delete them: ${keys}; delete them with that tool or the S3 console`];
 }
 
 /**

@@ -109,9 +109,24 @@ export function unaddressable(client: S3dbClientLike, key: string): boolean {
   return key === '' || key.split('/').some((segment, i, all) => segment === '.' || segment === '..' || (segment === '' && i < all.length - 1));
 }
 
-/** Names at most `named` keys of a list, quoted, with '...' for the rest. */
-export function someKeys(keys: string[], named = 10): string {
-  return keys.slice(0, named).map((k) => JSON.stringify(k)).join(', ') + (keys.length > named ? ', ...' : '');
+/**
+ * Keys to name in a warning: how many, and the first few (memory stays bounded however many
+ * keys a database holds).
+ */
+export class KeySample {
+  count = 0;
+  private readonly first: string[] = [];
+  constructor(private readonly named = 10) {}
+
+  add(key: string): void {
+    this.count++;
+    if (this.first.length < this.named) this.first.push(key);
+  }
+
+  /** The first keys, quoted, with '...' for the rest. */
+  toString(): string {
+    return this.first.map((k) => JSON.stringify(k)).join(', ') + (this.count > this.first.length ? ', ...' : '');
+  }
 }
 
 /** Why objects under unaddressable keys are not backed up or restored. */
