@@ -1,7 +1,7 @@
 /**
- * The plugin's events and what each one carries: the map `BackupPlugin` is an
- * `EventEmitter<BackupPluginEvents>` of, so that a listener's argument is typed where it is
- * written and every `emit` is checked against it. README "Events" describes them in words.
+ * The plugin's events and what each one carries: the map behind `BackupPlugin`'s typed `on`,
+ * `once`, `off` and `emit` overloads (plugin.ts), so that a listener's argument is typed where it
+ * is written and every `emit` is checked against it. README "Events" describes them in words.
  * Invariant: no payload holds a passphrase, a key or a connection string's credentials (messages
  * come from BackupError, redacted at its source).
  */
