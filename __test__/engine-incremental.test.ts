@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
-import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { paths } from '../src/engine/layout.js';
+import { hookStore, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 
 let work: string;
 beforeAll(async () => {
@@ -103,18 +104,18 @@ describe('incremental chains', () => {
     await users.update('u2', { name: 'changed' });
     // Fault injection (a delete cannot be timed from outside to land between the backup's listing
     // and its read): the app deletes u2 right when the backup reads it.
-    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
-    const read = client.getObject.bind(client);
     let armed = true;
-    client.getObject = async (key: string) => {
-      if (armed && key === 'resource=users/data/id=u2') {
-        armed = false;
-        await users.delete('u2');
-      }
-      return read(key);
-    };
+    const unhook = hookStore(db, {
+      get: async (key, read) => {
+        if (armed && key === 'resource=users/data/id=u2') {
+          armed = false;
+          await users.delete('u2');
+        }
+        return read();
+      },
+    });
     const inc = await plugin.createBackup();
-    client.getObject = read;
+    unhook();
     expect(armed).toBe(false);
     expect((await plugin.getBackup(inc.id))!.manifest.resources.users!.deleted).toBe(1);
     const truth = await snapshot(db);
@@ -259,6 +260,40 @@ describe('incremental chains', () => {
     await physical.restore({ backupId: inc.id, destination: target });
     expect(await snapshot(target)).toEqual(await snapshot(db));
     await physical.stop();
+  });
+
+  it("a chain whose archives hold metadata as s3db.js's client decodes it (written before metadata was kept as stored) is not continued: the next backup is a full, and both restore exactly", async () => {
+    const db = await openDb(`memory://incr-decoded-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const dir = path.join(work, 'decoded-form');
+    const warnings: string[] = [];
+    const options = { schedule: false as const, config: { directory: dir }, type: 'incremental' as const, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } as never };
+    const first = new BackupPlugin(options);
+    await db.usePlugin(first, 'first');
+    const old = await first.createBackup();
+    const written = (await first.getBackup(old.id))!.manifest;
+    expect(written).toMatchObject({ version: 2, metadataAsStored: true });
+    await first.stop();
+    // what the previous release wrote: the same manifest at version 1, without metadataAsStored
+    for (const file of [paths.manifest(old.id), written.copy!]) {
+      const m = JSON.parse(await readFile(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+      delete m.metadataAsStored;
+      await writeFile(path.join(dir, file), JSON.stringify({ ...m, version: 1 }, null, 2));
+    }
+    const plugin = new BackupPlugin(options);
+    await db.usePlugin(plugin, 'second');
+    const state = await snapshot(db);
+    const next = await plugin.createBackup();
+    expect(next.type).toBe('full');
+    expect(warnings).toContainEqual(expect.stringContaining(`${old.id} of the chain of ${old.id} keeps object metadata as s3db.js's client decodes them`));
+    expect((await plugin.createBackup()).type).toBe('incremental'); // on the new full
+    for (const id of [old.id, next.id]) {
+      const into = await openDb(`memory://incr-decoded-into-${process.pid}-${id}/db`);
+      await plugin.restore({ backupId: id, destination: into });
+      expect(await snapshot(into)).toEqual(state);
+      await into.disconnect();
+    }
+    await plugin.stop();
   });
 
   it('a chain holding a backup recorded as failing verification is not continued: the next backup is a full', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { FETCH_WINDOW_BYTES } from '../src/engine/backup.js';
-import { failWritesOf, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { failWritesOf, hookStore, openDb, putStored, seedDatabase, snapshot, storedMetadataOf, STORED_VALUES, type ObjectSnapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
 
 const run = promisify(execFile);
@@ -363,6 +363,33 @@ describe("the target's stored s3db.json", () => {
     await p.stop();
   });
 
+  it("metadata another tool stored comes back byte for byte, values that look like s3db.js's encodings included (its client decodes and encodes them again: 'b:!!!' came back empty, 'constructor' as a function's source), through an incremental too", async () => {
+    for (const kind of ['memory', 'file'] as const) {
+      const at = (name: string) => (kind === 'memory' ? `memory://${name}-${process.pid}-${++bucketSeq}/db` : `file://${path.join(work, `${name}-${++bucketSeq}`)}`);
+      const db = await openDb(at('foreign-meta-src'));
+      await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+      // another tool writes straight to the store (past s3db.js's encoder), as it would with PutObject
+      for (const [i, value] of STORED_VALUES.entries()) await putStored(db, `foreign/meta/o${i}`, { v: value, plain: 'x' });
+      await putStored(db, 'foreign/meta/non-ascii', { v: 'ação 😀' });
+      const p = plugin(path.join(work, `foreign-meta-backups-${kind}`));
+      await db.usePlugin(p);
+      const full = await p.createBackup();
+      await putStored(db, 'foreign/meta/o0', { v: 'b:!!!', changed: 'u:%E9' });
+      const incremental = await p.createBackup({ type: 'incremental' });
+      expect(incremental.type).toBe('incremental');
+      for (const backup of [full, incremental]) {
+        const into = await openDb(at('foreign-meta-into'));
+        const before = await storedMetadataOf(db);
+        if (backup === full) before['foreign/meta/o0'] = { v: STORED_VALUES[0]!, plain: 'x' };
+        await p.restore({ backupId: backup.id, destination: into });
+        expect(await storedMetadataOf(into)).toEqual(before);
+        await into.disconnect();
+      }
+      await p.stop();
+      await db.disconnect();
+    }
+  }, 120_000);
+
   it('a restore into the backups\' own directory (or one inside it) is refused before anything is written there', async () => {
     const db = await openDb(bucket('overlap-src'));
     await seedDatabase(db, { users: 1, orders: 1, perBehavior: 1 });
@@ -426,19 +453,19 @@ describe('large objects', () => {
     const size = 8 * 1024 * 1024;
     for (let i = 0; i < 12; i++) await db.client.putObject({ key: `resource=blobs/data/id=${i}`, body: Buffer.alloc(size, i), metadata: {} });
     // Count the object reads in flight, each given 20 ms of latency as S3 has (memory:// answers at once).
-    const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
-    const getObject = client.getObject.bind(client);
     let inFlight = 0;
     let peak = 0;
-    client.getObject = async (key: string) => {
-      if (key.startsWith('resource=blobs/')) peak = Math.max(peak, ++inFlight);
-      try {
-        await new Promise((r) => setTimeout(r, 20));
-        return await getObject(key);
-      } finally {
-        if (key.startsWith('resource=blobs/')) inFlight--;
-      }
-    };
+    hookStore(db, {
+      get: async (key, read) => {
+        if (key.startsWith('resource=blobs/')) peak = Math.max(peak, ++inFlight);
+        try {
+          await new Promise((r) => setTimeout(r, 20));
+          return await read();
+        } finally {
+          if (key.startsWith('resource=blobs/')) inFlight--;
+        }
+      },
+    });
     const p = plugin(path.join(work, 'large-objects'), { concurrency: 64, compression: 'none' });
     await db.usePlugin(p);
     const b = await p.createBackup();

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, FilesystemDestination, type BackupPluginOptions } from '../src/index.js';
-import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { hookStore, openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
@@ -197,24 +197,24 @@ describe('a backup being read is not deleted', () => {
     // Fault injection: a slow target (a remote store), held at its first write until the deletes
     // below have run; the real timing cannot be had on demand.
     const target = await openDb(bucket('in-use-target'));
-    const client = target.client as unknown as { putObject(params: unknown): Promise<unknown> };
-    const put = client.putObject.bind(client);
     let during: Promise<unknown> | null = null;
-    client.putObject = async (params: unknown) => {
-      during ??= (async () => {
-        const refused = await p.deleteBackup(full.id, { force: true }).then(() => null, (e: unknown) => e);
-        // a new full: the chain falls out of `count: 1`, but the restore is reading it
-        const next = await p.createBackup({ type: 'full' });
-        return { refused, next, listed: (await p.listBackups()).map((b) => b.id) };
-      })();
-      await during;
-      return put(params);
-    };
+    const unhook = hookStore(target, {
+      put: async (_key, write) => {
+        during ??= (async () => {
+          const refused = await p.deleteBackup(full.id, { force: true }).then(() => null, (e: unknown) => e);
+          // a new full: the chain falls out of `count: 1`, but the restore is reading it
+          const next = await p.createBackup({ type: 'full' });
+          return { refused, next, listed: (await p.listBackups()).map((b) => b.id) };
+        })();
+        await during;
+        return write();
+      },
+    });
     await p.restore({ backupId: inc.id, destination: target });
     const { refused, next, listed } = (await during) as unknown as { refused: unknown; next: { id: string }; listed: string[] };
     expect(refused).toMatchObject({ code: 'ERR_BACKUP_IN_USE', message: expect.stringContaining(full.id) });
     expect(listed.sort()).toEqual([full.id, inc.id, next.id].sort());
-    client.putObject = put;
+    unhook();
     expect(await snapshot(target)).toEqual(want);
     // the restore is over: the next prune removes the chain, and deleteBackup would have worked
     expect((await p.prune()).deleted.sort()).toEqual([full.id, inc.id].sort());
@@ -317,14 +317,12 @@ describe('deletion leaves the chain of a backup being read', () => {
     member.delete = del;
     // a slow target keeps the restore running while the next backup cleans up leftovers
     const target = await openDb(bucket('leftover-pinned-target'));
-    const client = target.client as unknown as { putObject(params: unknown): Promise<unknown> };
-    const put = client.putObject.bind(client);
-    client.putObject = async (params: unknown) => (await sleep(20), put(params));
+    const unhook = hookStore(target, { put: async (_key, write) => (await sleep(20), write()) });
     const restoring = p.restore({ backupId: b.id, destination: target, verify: false });
     await sleep(100);
     await p.createBackup({ type: 'full' });
     await restoring;
-    client.putObject = put;
+    unhook();
     expect(await snapshot(target)).toEqual(want);
     await p.stop();
   });

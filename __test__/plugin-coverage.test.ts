@@ -18,7 +18,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type Manifest } from '../src/index.js';
 import { createDecoder } from '../src/codec/index.js';
-import { openDb, seededCopies, snapshot } from './helpers/database.js';
+import { hookStore, openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
@@ -252,27 +252,27 @@ describe("s3db.js's option aliases", () => {
     const db = await seeded('parallelism');
     const p = plugin(path.join(work, 'parallelism'), { parallelism: 3 });
     await db.usePlugin(p);
-    // A pass-through spy on the real client (every call reaches s3db.js) that counts reads in
-    // flight; it holds each read 10 ms first, as a remote store would, so reads can overlap at all.
-    const client = db.client as unknown as { getObject: (...a: unknown[]) => Promise<unknown> };
-    const real = client.getObject.bind(client);
+    // A pass-through spy on the real store (every call reaches s3db.js's storage) that counts reads
+    // in flight; it holds each read 10 ms first, as a remote store would, so reads can overlap at all.
     let inFlight = 0;
     let most = 0;
-    client.getObject = async (...args: unknown[]) => {
-      most = Math.max(most, ++inFlight);
-      try {
-        await sleep(10);
-        return await real(...args);
-      } finally {
-        inFlight--;
-      }
-    };
+    const unhook = hookStore(db, {
+      get: async (_key, read) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          await sleep(10);
+          return await read();
+        } finally {
+          inFlight--;
+        }
+      },
+    });
     const before = await snapshot(db);
     most = 0;
     const b = await p.createBackup();
     expect(b.objects).toBeGreaterThan(10);
     expect(most).toBe(3); // the default (64 on memory://) would read all of them at once
-    client.getObject = real;
+    unhook();
     await restoresExactly(p, b.id, before);
     await p.stop();
   });

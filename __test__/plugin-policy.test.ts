@@ -17,7 +17,8 @@ import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../s
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { LeaseGroup } from '../src/lease/group.js';
 import type { Manifest } from '../src/engine/manifest.js';
-import { DB_PASSPHRASE, failWritesOf, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
+import { DB_PASSPHRASE, failWritesOf, hookStore, openDb, seededCopies, settled, snapshot } from './helpers/database.js';
+import type { DatabaseLike } from '../src/engine/s3db.js';
 import { warnInto } from './helpers/logger.js';
 
 const SMALL = { users: 5, orders: 5, perBehavior: 1 };
@@ -262,19 +263,19 @@ describe('schedules', () => {
 
 /**
  * Fault injection (a real store cannot be made slow on demand): reads of records take 400 ms, so a
- * backup is still reading when a restore begins. `restore()` puts the client's reads back.
+ * backup is still reading when a restore begins. `restore()` puts the store's reads back.
  */
-function slowRecordReads(db: { client: unknown }): { readonly reads: number; restore(): void } {
-  const client = db.client as { getObject(key: string): Promise<unknown> };
-  const get = client.getObject.bind(client);
-  const state = { reads: 0, restore: () => void (client.getObject = get) };
-  client.getObject = async (key: string) => {
-    if (key.startsWith('resource=')) {
-      state.reads++;
-      await sleep(400);
-    }
-    return get(key);
-  };
+function slowRecordReads(db: DatabaseLike): { readonly reads: number; restore(): void } {
+  const state = { reads: 0, restore: () => {} };
+  state.restore = hookStore(db, {
+    get: async (key, read) => {
+      if (key.startsWith('resource=')) {
+        state.reads++;
+        await sleep(400);
+      }
+      return read();
+    },
+  });
   return state;
 }
 
@@ -320,19 +321,19 @@ describe('restores and schedules', () => {
     // Fault injection (a real store cannot be made slow or paused on demand): record reads take
     // 400 ms, so the backup below is still reading when the restore begins to write; and the
     // restore's write of the first deleted user waits until released.
-    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
     const slow = slowRecordReads(db);
     let releaseWrite!: () => void;
     const writeHeld = new Promise<void>((r) => (releaseWrite = r));
     let writing = false;
-    client.putObject = async (o: { key: string }) => {
-      if (o.key === users[0]) {
-        writing = true;
-        await writeHeld;
-      }
-      return put(o);
-    };
+    const unhookWrites = hookStore(db, {
+      put: async (key, write) => {
+        if (key === users[0]) {
+          writing = true;
+          await writeHeld;
+        }
+        return write();
+      },
+    });
     const reading = p.createBackup({ reason: 'running when the restore begins' });
     await waitUntil('the backup reading records', () => slow.reads > 0);
     const restoring = p.restore({ backupId: good.id, mode: 'replace' });
@@ -348,8 +349,8 @@ describe('restores and schedules', () => {
     await restoring;
     await later;
     expect((await p.listBackups()).map((b) => b.reason)).toEqual(['asked for during the restore', 'before the damage']);
+    unhookWrites();
     slow.restore();
-    client.putObject = put;
     expect(await snapshot(db)).toEqual(want);
     const empty = await openDb(bucket('restore-cancels-check'));
     await p.restore({ backupId: after!.id, destination: empty });
@@ -436,18 +437,18 @@ describe('waiting for a restore', () => {
     await db.usePlugin(q, 'q');
     const good = await p.createBackup();
     // fault injection, as above: the restore's first write waits until released
-    const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let writing = false;
-    client.putObject = async (o) => {
-      if (!writing) {
-        writing = true;
-        await held;
-      }
-      return put(o);
-    };
+    const unhook = hookStore(db, {
+      put: async (_key, write) => {
+        if (!writing) {
+          writing = true;
+          await held;
+        }
+        return write();
+      },
+    });
     const restoring = p.restore({ backupId: good.id, mode: 'replace' });
     await waitUntil('the restore writing', () => writing);
     const ctrlC = new AbortController();
@@ -461,7 +462,7 @@ describe('waiting for a restore', () => {
     expect(writing).toBe(true);
     release();
     await restoring;
-    client.putObject = put;
+    unhook();
     expect(await q.listBackups()).toEqual([]);
     await p.stop();
   }, 30_000);

@@ -307,14 +307,14 @@ describe('recovery paths', () => {
   it('a manifest of a newer format version (a newer s3db-backup sharing the destination) is left out and named as such, not as corrupt, and left alone by recoverBackups()', async () => {
     const { dir, full, inc } = await fullAndIncremental('newer-manifest');
     const text = await readFile(manifestPath(dir, inc.id), 'utf8');
-    const newer = text.replace('"version": 1', '"version": 2');
+    const newer = text.replace(/"version": \d+/, '"version": 3');
     expect(newer).not.toBe(text);
     await writeFile(manifestPath(dir, inc.id), newer);
     const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: { warn() {}, error() {}, info() {} } as never });
     const unreadable: { id: string; error: string }[] = [];
     p.on('plg:backup:unreadable', (e: { id: string; error: string }) => unreadable.push(e));
     expect((await p.listBackups()).map((b) => b.id)).toEqual([full.id]);
-    expect(unreadable).toEqual([{ id: inc.id, error: expect.stringContaining('written by a newer s3db-backup (manifest format version 2') }]);
+    expect(unreadable).toEqual([{ id: inc.id, error: expect.stringContaining('written by a newer s3db-backup (manifest format version 3') }]);
     await expect(p.restore({ backupId: inc.id, dryRun: true })).rejects.toMatchObject({ code: 'ERR_MANIFEST_VERSION' });
     await p.recoverBackups();
     expect(await readFile(manifestPath(dir, inc.id), 'utf8')).toBe(newer);

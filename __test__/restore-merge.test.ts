@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
-import { failWritesOf, openDb, snapshot } from './helpers/database.js';
+import { failWritesOf, hookStore, openDb, snapshot } from './helpers/database.js';
 
 type Row = Record<string, unknown>;
 type Api = {
@@ -536,15 +536,16 @@ describe('definitions of a backup taken while the schema changed', () => {
       if (url === null) await db.createResource({ name: 'items', attributes: { name: 'string', color: 'string|optional' }, behavior: 'body-overflow', timestamps: false });
       // The application defines `orders` right after the restore read s3db.json to write it
       // (a wrapper around the target's getObject places it; the timing cannot be had otherwise).
-      const client = db.client as unknown as { getObject(key: string): Promise<unknown>; putObject(params: { key: string }): Promise<unknown> };
+      const client = db.client as unknown as { getObject(key: string): Promise<unknown> };
       const get = client.getObject.bind(client);
-      const put = client.putObject.bind(client);
       let recordsWritten = false;
       let fired = false;
-      client.putObject = async (params) => {
-        if (params.key.startsWith('resource=items/')) recordsWritten = true;
-        return put(params);
-      };
+      const unhook = hookStore(db, {
+        put: (key, write) => {
+          if (key.startsWith('resource=items/')) recordsWritten = true;
+          return write();
+        },
+      });
       client.getObject = async (key: string) => {
         const res = await get(key);
         if (key === 's3db.json' && recordsWritten && !fired) {
@@ -556,7 +557,7 @@ describe('definitions of a backup taken while the schema changed', () => {
       };
       await p.restore({ backupId: backup.id, mode: 'merge', destination: db });
       client.getObject = get;
-      client.putObject = put;
+      unhook();
       expect(fired).toBe(true);
       expect(Object.keys(db.resources).sort()).toEqual(['items', 'orders']);
       expect((await (db.resources.orders as unknown as Api).get('o1')).total).toBe(42);
@@ -576,18 +577,18 @@ describe('definitions of a backup taken while the schema changed', () => {
     await items.delete('i4');
     // The application creates i4 again right after the restore listed the target (at the
     // restore's first write: a wrapper around the target's putObject places it).
-    const client = db.client as unknown as { putObject(params: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
     let fired = false;
-    client.putObject = async (params) => {
-      if (!fired && params.key.startsWith('resource=items/data/')) {
-        fired = true;
-        await items.insert({ id: 'i4', name: 'APP-WROTE-THIS', cat: 'b' });
-      }
-      return put(params);
-    };
+    const unhook = hookStore(db, {
+      put: async (key, write) => {
+        if (!fired && key.startsWith('resource=items/data/')) {
+          fired = true;
+          await items.insert({ id: 'i4', name: 'APP-WROTE-THIS', cat: 'b' });
+        }
+        return write();
+      },
+    });
     await p.restore({ backupId: backup.id, mode: 'skip' });
-    client.putObject = put;
+    unhook();
     expect(fired).toBe(true);
     expect(await items.get('i4')).toMatchObject({ name: 'APP-WROTE-THIS', cat: 'b' });
     const keys = (await snapshot(db)).map((o) => o.key).filter((k) => k.includes('id=i4'));
@@ -649,16 +650,16 @@ describe('restores into one database at once', () => {
     // waits until the second restore has begun.
     let release!: () => void;
     const latch = new Promise<void>((r) => (release = r));
-    const client = target.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-    const put = client.putObject.bind(client);
     let held = false;
-    client.putObject = async (o) => {
-      if (!held && o.key === 'resource=users/data/id=u2') {
-        held = true;
-        await latch;
-      }
-      return put(o);
-    };
+    const unhook = hookStore(target, {
+      put: async (key, write) => {
+        if (!held && key === 'resource=users/data/id=u2') {
+          held = true;
+          await latch;
+        }
+        return write();
+      },
+    });
     const first = p.restore({ backupId: full.id, destination: target, mode: 'replace' });
     while (!held) await new Promise((r) => setTimeout(r, 10));
     const started: string[] = [];
@@ -668,7 +669,7 @@ describe('restores into one database at once', () => {
     await new Promise((r) => setTimeout(r, 300)); // the second one, unserialized, would run to its end meanwhile
     release();
     await Promise.all([first, second]);
-    client.putObject = put;
+    unhook();
     expect(await snapshot(target)).toEqual(want);
     await p.stop();
   });

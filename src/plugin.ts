@@ -38,6 +38,7 @@ import { definedResources, describeSourceShort, sameSource, selectionKey, source
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
+import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
 import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId } from './lease/index.js';
@@ -978,6 +979,16 @@ export class BackupPlugin extends EventEmitter {
     });
     if (writtenBefore.length > 0) {
       return warn(newest.id, `${writtenBefore.join(', ')} of the chain of ${newest.id} ${writtenBefore.length > 1 ? 'were' : 'was'} written by an s3db-backup older than 0.2, which left headers stored as "undefined" (absent optional attributes) out of its backups; an incremental would keep those copies of unchanged objects`) ?? null;
+    }
+    // One chain holds one form of metadata (manifest.ts): an upgrade from the decoded form starts a full.
+    const asStored = rawObjects(this.requireDatabase().client) !== null;
+    const otherForm = newest.chain.filter((id) => {
+      const member = list.find((e) => e.manifest.id === id)?.manifest;
+      return member !== undefined && (member.metadataAsStored === true) !== asStored;
+    });
+    if (otherForm.length > 0) {
+      const how = asStored ? "as s3db.js's client decodes them (an s3db-backup older than 0.2, or another kind of client)" : 'as stored, which this database\'s client cannot write back as they are';
+      return warn(newest.id, `${otherForm.join(', ')} of the chain of ${newest.id} ${otherForm.length > 1 ? 'keep' : 'keeps'} object metadata ${how}; an incremental would mix both forms`) ?? null;
     }
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
     if (bad) return warn(newest.id, `the chain of ${newest.id} ${bad.text}`) ?? null;

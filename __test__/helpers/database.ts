@@ -93,6 +93,36 @@ export async function snapshot(db: DatabaseLike): Promise<ObjectSnapshot[]> {
   return out;
 }
 
+/**
+ * Metadata values another tool may store that s3db.js's client would not give back as stored
+ * (review-fidelity F3): its reads decode `u:` `b:` `d:` `z:` `z85:` `null` `undefined`, its writes
+ * encode again and compress dictionary words, and its dictionary lookup hits Object.prototype.
+ */
+export const STORED_VALUES = ['u:abc', 'u:%C3%A9', 'u:%E9', 'b:aGVsbG8=', 'b:!!!', 'b:/w==', 'd:q', 'd:', 'z:xyz', 'z85:abcde', 'application/json', 'processing', 'https://example.com/x', 'constructor', 'toString', '__proto__', 'null', 'undefined', 'plain text'];
+
+/** What s3db.js's memory:// and file:// clients keep objects in: read and written past the client's metadata codec. */
+interface LocalStore {
+  storage: {
+    get(fullKey: string): Promise<{ Metadata?: Record<string, string> }>;
+    put(fullKey: string, params: { body: Buffer; metadata: Record<string, string>; contentType?: string }): Promise<unknown>;
+  };
+  _applyKeyPrefix(key: string): string;
+}
+
+/** Stores an object with `metadata` exactly as given, as another tool writing to the store would. */
+export async function putStored(db: DatabaseLike, key: string, metadata: Record<string, string>, body = Buffer.from(key)): Promise<void> {
+  const local = db.client as unknown as LocalStore;
+  await local.storage.put(local._applyKeyPrefix(key), { body, metadata, contentType: 'application/octet-stream' });
+}
+
+/** Every object's metadata exactly as stored (not as s3db.js's client decodes it), by key. */
+export async function storedMetadataOf(db: DatabaseLike): Promise<Record<string, Record<string, string>>> {
+  const local = db.client as unknown as LocalStore;
+  const out: Record<string, Record<string, string>> = {};
+  for await (const entry of listObjects(db.client, { pageSize: 1000 })) out[entry.key] = { ...(await local.storage.get(local._applyKeyPrefix(entry.key))).Metadata };
+  return out;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -135,17 +165,34 @@ export function seededCopies(counts: SeedCounts, templateConnection: () => strin
 }
 
 /**
- * Fault injection (a real store cannot be made to fail on demand): makes `db`'s client fail every
- * write of `key`, as a dropped connection would. Returns the function that puts the client back.
+ * Fault injection where backups read objects and restores write them: the storage of s3db.js's
+ * memory:// and file:// clients, under the client (they go past its metadata codec, raw-objects.ts).
+ * A hook gets the key relative to the database's prefix and the call to make (or not). The
+ * database's own reads and writes pass through the hooks too. Returns the function that puts the
+ * storage back.
+ */
+export function hookStore(db: DatabaseLike, hooks: { get?: (key: string, read: () => Promise<unknown>) => Promise<unknown>; put?: (key: string, write: () => Promise<unknown>) => Promise<unknown> }): () => void {
+  const client = db.client as unknown as { storage: { get(fullKey: string): Promise<unknown>; put(fullKey: string, params: unknown): Promise<unknown> }; _stripKeyPrefix(fullKey: string): string };
+  const { storage } = client;
+  const get = storage.get.bind(storage);
+  const put = storage.put.bind(storage);
+  if (hooks.get) storage.get = (fullKey) => hooks.get!(client._stripKeyPrefix(fullKey), () => get(fullKey));
+  if (hooks.put) storage.put = (fullKey, params) => hooks.put!(client._stripKeyPrefix(fullKey), () => put(fullKey, params));
+  return () => {
+    storage.get = get;
+    storage.put = put;
+  };
+}
+
+/**
+ * Fault injection (a real store cannot be made to fail on demand): makes every write of `key` to
+ * `db`'s store fail, as a dropped connection would. Returns the function that puts the store back.
  */
 export function failWritesOf(db: DatabaseLike, key: string): () => void {
-  const client = db.client as unknown as { putObject(o: { key: string }): Promise<unknown> };
-  const put = client.putObject.bind(client);
-  client.putObject = async (o) => {
-    if (o.key === key) throw new Error(`injected: connection reset writing ${key}`);
-    return put(o);
-  };
-  return () => {
-    client.putObject = put;
-  };
+  return hookStore(db, {
+    put: (k, write) => {
+      if (k === key) return Promise.reject(new Error(`injected: connection reset writing ${key}`));
+      return write();
+    },
+  });
 }

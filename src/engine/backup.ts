@@ -33,7 +33,8 @@ import { ArchiveWriter, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } from './layout.js';
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
-import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type ObjectRead, type SourceEntry } from './s3db.js';
+import { rawObjects, type RawObjects } from './raw-objects.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
@@ -168,10 +169,12 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     };
 
     const logical = new LogicalReader(o.db, o.selections, key !== null);
+    // metadata as stored where the client can be read past its codec, else as it decodes it
+    const raw = rawObjects(o.db.client);
     const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
-    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, a, !isLocalClient(o.db.client))), {
+    const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, raw, a, !isLocalClient(o.db.client))), {
       weight: (a) => (a.kind === 'store' || a.kind === 'logical' ? a.entry.size : 0),
       budget: FETCH_WINDOW_BYTES,
     });
@@ -242,7 +245,9 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const completed = now();
     const manifest: Manifest = {
       format: 's3db-backup-manifest',
-      version: 1,
+      // 2: metadata as stored, which a version-1 reader would write back through s3db.js's
+      // encoder, changing it: such readers refuse the manifest instead (ERR_MANIFEST_VERSION)
+      version: raw ? 2 : 1,
       id,
       type,
       parentId: parent?.id ?? null,
@@ -269,6 +274,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       verification: null,
       destinations: set.status(),
       keepsUndefinedHeaders: true,
+      ...(raw ? { metadataAsStored: true as const } : {}),
       ...(key ? { sealed: await seal({ reason: o.reason, metadata: o.metadata, payload: o.trigger?.payload ?? null }, key) } : {}),
     };
     if (o.verify) {
@@ -446,10 +452,11 @@ function shortRead(entry: SourceEntry, response: { ETag?: string; ContentLength?
 }
 
 /**
- * An object's metadata as the archive keeps it: as s3db.js's client decoded it, except a header
- * whose stored value is "undefined" (s3db.js writes a missing value so and decodes it to
- * undefined, which JSON would drop): kept as the string "undefined", which s3db.js's client
- * encodes back to the same stored value, so the restored object has the header too.
+ * An object's metadata as the archive keeps it: as stored (read raw), or, where the client cannot
+ * be read past its codec, as s3db.js's client decoded it, except a header whose stored value is
+ * "undefined" (s3db.js writes a missing value so and decodes it to undefined, which JSON would
+ * drop): kept as the string "undefined", which s3db.js's client encodes back to the same stored
+ * value, so the restored object has the header too.
  */
 function storedMetadata(metadata: Record<string, string | undefined> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -457,16 +464,16 @@ function storedMetadata(metadata: Record<string, string | undefined> | undefined
   return out;
 }
 
-async function fetchAction(db: DatabaseLike, a: Action, remote: boolean): Promise<Fetched | undefined> {
+async function fetchAction(db: DatabaseLike, raw: RawObjects | null, a: Action, remote: boolean): Promise<Fetched | undefined> {
   if (a.kind === 'keep') return { ...a, record: null };
   if (a.kind === 'tombstone') return tombstoneOf(a);
-  let response: Awaited<ReturnType<DatabaseLike['client']['getObject']>>;
+  let response: ObjectRead;
   let body: Buffer;
   // The client retries a failed request, not a body cut mid-stream (a reset connection): the
   // object is read again, a few times, before the backup fails on it.
   for (let attempt = 1; ; attempt++) {
     try {
-      response = await db.client.getObject(a.entry.key);
+      response = raw ? await raw.get(a.entry.key) : await db.client.getObject(a.entry.key);
       body = await bodyToBuffer(response.Body);
       const short = shortRead(a.entry, response, body.length, remote);
       if (short !== null) throw new BackupError('ERR_SOURCE_READ', short);

@@ -63,7 +63,8 @@ export interface VerificationResult {
 
 export interface Manifest {
   format: 's3db-backup-manifest';
-  version: 1;
+  /** 2 when `metadataAsStored` (a version-1 reader would restore such metadata changed), else 1. */
+  version: 1 | 2;
   id: string;
   type: BackupType;
   /** Previous backup of the chain (incrementals), else null. */
@@ -107,6 +108,14 @@ export interface Manifest {
    * holding such a backup (it would keep their header-less copies of unchanged objects).
    */
   keepsUndefinedHeaders?: true;
+  /**
+   * True since format revision 6: the archives keep each object's metadata values as stored
+   * (s3db.js's `u:`/`b:`/`d:` encodings included), and a restore writes them back as they are.
+   * Absent: as s3db.js's client decoded them (earlier revisions, and a client this package cannot
+   * read past its codec), written back through the client, which encodes them again. One chain
+   * holds one form: an incremental is never built on a chain of the other.
+   */
+  metadataAsStored?: true;
   /**
    * Path of this manifest's byte-identical copy beside the parts (written just before the
    * manifest; recoverBackups() puts it back when manifests/<id>.json is lost or corrupt).
@@ -184,11 +193,11 @@ export function parseManifest(text: string, where: string): Manifest {
   }
   const m = value as Partial<Manifest>;
   const version = (m as { version?: unknown } | null)?.version;
-  if (m?.format === 's3db-backup-manifest' && typeof version === 'number' && version > 1) {
-    throw new BackupError('ERR_MANIFEST_VERSION', `manifest ${where} was written by a newer s3db-backup (manifest format version ${version}; this one reads version 1): upgrade s3db-backup to list or restore it. It is left as it is`);
+  if (m?.format === 's3db-backup-manifest' && typeof version === 'number' && version > 2) {
+    throw new BackupError('ERR_MANIFEST_VERSION', `manifest ${where} was written by a newer s3db-backup (manifest format version ${version}; this one reads versions 1 and 2): upgrade s3db-backup to list or restore it. It is left as it is`);
   }
-  if (m?.format !== 's3db-backup-manifest' || m.version !== 1 || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {
-    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not an s3db-backup v1 manifest`);
+  if (m?.format !== 's3db-backup-manifest' || (m.version !== 1 && m.version !== 2) || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {
+    throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not an s3db-backup manifest (version 1 or 2)`);
   }
   return m as Manifest;
 }

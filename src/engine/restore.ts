@@ -40,6 +40,8 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
+import { rawObjects } from './raw-objects.js';
+import { metadataDecode } from 's3db.js/concerns/metadata-encoding';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
@@ -119,6 +121,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const inScope = (key: string) => groups.has(groupOf(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
+  const put = objectPutter(o.target, target.metadataAsStored === true);
   // A whole-database replace, or any whole-database restore into a database that defines no
   // resource yet (its stored s3db.json: another process may have defined some since this one
   // connected), puts s3db.json back as it was; otherwise definitions are merged (below), so a
@@ -203,7 +206,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             } else {
               if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
               // skip: a key the application writes after the listing above is its own, not overwritten
-              if (!(await putRecord(o.target, record, o.mode === 'skip' && !emptyShell))) return;
+              if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
             }
             objectsWritten++;
             bytesWritten += record.body.length;
@@ -535,11 +538,33 @@ async function readable(db: DatabaseLike, key: string): Promise<boolean> {
   }
 }
 
+/** Writes one archive record to the target; with `onlyIfAbsent`, refused (PreconditionFailed) where the key exists. */
+type PutObject = (record: ArchiveRecord, onlyIfAbsent: boolean) => Promise<unknown>;
+
+/**
+ * How the archive's records are written to `db`. Metadata the archive keeps as stored (the
+ * manifest's metadataAsStored) is written as it is where the target takes it so; where it cannot
+ * (a client this package cannot write past its codec, a value S3 cannot carry in a header), it is
+ * decoded as s3db.js's client would decode it and written through the client, which encodes it
+ * again: s3db.js reads the same values. Metadata the archive keeps decoded goes through the client.
+ */
+function objectPutter(db: DatabaseLike, asStored: boolean): PutObject {
+  const raw = asStored ? rawObjects(db.client) : null;
+  return (record, onlyIfAbsent) => {
+    const h = record.header;
+    const metadata = h.metadata ?? {};
+    const condition = onlyIfAbsent ? { ifNoneMatch: '*' } : {};
+    if (raw?.storable(metadata)) return raw.put({ key: h.key, metadata, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...condition });
+    const values = asStored ? Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, metadataDecode(v) as string | null | undefined])) : metadata;
+    return db.client.putObject({ key: h.key, metadata: values, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...condition });
+  };
+}
+
 /** Puts `record` back; with `onlyIfAbsent`, only where the key does not exist (false when it does). */
-async function putRecord(db: DatabaseLike, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
+async function putRecord(db: DatabaseLike, put: PutObject, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
   const h = record.header;
   try {
-    await db.client.putObject({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
+    await put(record, onlyIfAbsent);
     return true;
   } catch (err) {
     if (onlyIfAbsent && isPreconditionFailed(err)) {
@@ -547,7 +572,7 @@ async function putRecord(db: DatabaseLike, record: ArchiveRecord, onlyIfAbsent =
       // crash left, which nobody can read: s3db's file:// client writes a body and then its
       // .meta.json, and a body alone refuses If-None-Match yet reads as missing. That is written over.
       if (await readable(db, h.key)) return false;
-      return putRecord(db, record, false);
+      return putRecord(db, put, record, false);
     }
     throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${errorMessage(err)}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
   }

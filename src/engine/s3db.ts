@@ -27,22 +27,25 @@ export interface ListedObject {
   LastModified?: Date | string;
 }
 
+/** An object as read: body, metadata (decoded by s3db.js's client, or as stored: raw-objects.ts) and system headers. */
+export interface ObjectRead {
+  Body?: unknown;
+  Metadata?: Record<string, string>;
+  ContentType?: string;
+  ContentEncoding?: string;
+  ETag?: string;
+  ContentLength?: number;
+  LastModified?: Date | string;
+}
+
 export interface S3dbClientLike {
   listObjects(params: { prefix?: string; maxKeys?: number; continuationToken?: string | null }): Promise<{
     Contents?: ListedObject[];
     IsTruncated?: boolean;
     NextContinuationToken?: string | null;
   }>;
-  getObject(key: string): Promise<{
-    Body?: unknown;
-    Metadata?: Record<string, string>;
-    ContentType?: string;
-    ContentEncoding?: string;
-    ETag?: string;
-    ContentLength?: number;
-    LastModified?: Date | string;
-  }>;
-  putObject(params: { key: string; metadata?: Record<string, string>; body?: Buffer; contentType?: string; contentEncoding?: string; ifMatch?: string; ifNoneMatch?: string }): Promise<unknown>;
+  getObject(key: string): Promise<ObjectRead>;
+  putObject(params: { key: string; metadata?: Record<string, string | null | undefined>; body?: Buffer; contentType?: string; contentEncoding?: string; ifMatch?: string; ifNoneMatch?: string }): Promise<unknown>;
   deleteObjects(keys: string[]): Promise<unknown>;
   exists?(key: string): Promise<boolean>;
   keyPrefix?: string;

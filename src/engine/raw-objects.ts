@@ -1,0 +1,107 @@
+/**
+ * Objects read and written with their metadata exactly as stored, past s3db.js's metadata codec.
+ *
+ * s3db.js's clients decode every metadata value on a read (`u:`, `b:`, `d:`, `z:` prefixes) and
+ * encode it again on a write (adding its own dictionary compression), and decode→encode is not
+ * the identity for values other tools stored: `b:!!!` comes back empty, `constructor` as a
+ * function's source, `u:abc` as `abc`. Backups read and restores write the stored bytes instead,
+ * so a restore gives back each object as it was, whoever wrote it.
+ *
+ * Invariants:
+ * - Keys are relative to the database's key prefix and joined to it exactly as the client itself
+ *   joins them (its own `_applyKeyPrefix` on memory:// and file://, path.posix.join on S3), so a
+ *   raw read or write reaches the object the client's listing and deletes reach.
+ * - `rawObjects()` returns null for a client it does not know how to reach past the codec (another
+ *   s3db.js client kind, or internals changed in another version): callers then use the client's
+ *   own decoded reads and writes, and the manifest says which form its archives hold.
+ * - Errors are the client's own (the S3 client maps AWS errors as its getObject/putObject do; the
+ *   local storages throw the same errors their clients pass on), so NotFound and
+ *   PreconditionFailed are told apart the same way.
+ */
+import { posix } from 'node:path';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { ObjectRead, S3dbClientLike } from './s3db.js';
+
+export interface RawPut {
+  key: string;
+  /** Values exactly as they are to be stored. */
+  metadata: Record<string, string>;
+  body: Buffer;
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  ifNoneMatch?: string;
+}
+
+export interface RawObjects {
+  get(key: string): Promise<ObjectRead>;
+  put(params: RawPut): Promise<void>;
+  /**
+   * Whether `metadata` can be stored as it is: S3 carries metadata in HTTP headers, which take
+   * printable ASCII only (a value another tool stored in a local database may hold more).
+   */
+  storable(metadata: Record<string, string>): boolean;
+}
+
+/** What s3db.js's memory:// and file:// clients keep objects in (their `storage`). */
+interface LocalStorage {
+  get(fullKey: string): Promise<ObjectRead>;
+  put(fullKey: string, params: { body: Buffer; metadata: Record<string, string>; contentType?: string | undefined; contentEncoding?: string | undefined; ifNoneMatch?: string | undefined }): Promise<unknown>;
+}
+
+interface LocalClient {
+  storage?: Partial<LocalStorage>;
+  _applyKeyPrefix?: (key: string) => string;
+}
+
+interface RemoteClient {
+  sendCommand?: (command: GetObjectCommand | PutObjectCommand) => Promise<unknown>;
+  config?: { bucket?: string; keyPrefix?: string };
+}
+
+const HEADER_SAFE = /^[\x20-\x7e]*$/;
+
+/** Raw access to `client`'s objects, or null when this client cannot be reached past its codec. */
+export function rawObjects(client: S3dbClientLike): RawObjects | null {
+  const kind = client.constructor?.name ?? '';
+  if (kind === 'MemoryClient' || kind === 'FileSystemClient') {
+    const local = client as unknown as LocalClient;
+    const storage = local.storage;
+    const applyPrefix = local._applyKeyPrefix;
+    if (typeof storage?.get !== 'function' || typeof storage.put !== 'function' || typeof applyPrefix !== 'function') return null;
+    const fullKey = (key: string) => applyPrefix.call(client, key);
+    return {
+      get: (key) => storage.get!.call(storage, fullKey(key)),
+      put: async (p) => {
+        await storage.put!.call(storage, fullKey(p.key), { body: p.body, metadata: p.metadata, contentType: p.contentType, contentEncoding: p.contentEncoding, ifNoneMatch: p.ifNoneMatch });
+      },
+      storable: () => true,
+    };
+  }
+  if (kind === 'S3Client') {
+    const remote = client as unknown as RemoteClient;
+    const send = remote.sendCommand;
+    const bucket = remote.config?.bucket;
+    if (typeof send !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
+    const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
+    const fullKey = (key: string) => (keyPrefix ? posix.join(keyPrefix, key) : key);
+    return {
+      get: async (key) => (await send.call(client, new GetObjectCommand({ Bucket: bucket, Key: fullKey(key) }))) as ObjectRead,
+      put: async (p) => {
+        await send.call(
+          client,
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: fullKey(p.key),
+            Metadata: p.metadata,
+            Body: p.body,
+            ...(p.contentType !== undefined ? { ContentType: p.contentType } : {}),
+            ...(p.contentEncoding !== undefined ? { ContentEncoding: p.contentEncoding } : {}),
+            ...(p.ifNoneMatch !== undefined ? { IfNoneMatch: p.ifNoneMatch } : {}),
+          }),
+        );
+      },
+      storable: (metadata) => Object.entries(metadata).every(([k, v]) => HEADER_SAFE.test(k) && HEADER_SAFE.test(v)),
+    };
+  }
+  return null;
+}
