@@ -271,18 +271,21 @@ describe('deletion leaves the chain of a backup being read', () => {
     await (db.resources.orders as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'o-chain', userId: 'u1', total: 1, status: 'new' });
     const inc = await setup.createBackup({ type: 'incremental' });
     const full2 = await setup.createBackup({ type: 'full' });
+    await (db.resources.orders as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'o-chain-2', userId: 'u1', total: 2, status: 'new' });
+    const inc2 = await setup.createBackup({ type: 'incremental' });
     await setup.createBackup({ type: 'full' });
     await setup.stop();
     const p = plugin(dir, { retention: { policy: 'simple', count: 1 } });
     await db.usePlugin(p, 'pruner');
     // Fault injection: a slow manifest read and a slow removal (a remote store), so that the
-    // restore of `inc` starts while retention removes full2 and has pinned only inc's id.
+    // restore of `inc` starts while retention removes inc2 (children go first) and has pinned
+    // only inc's id.
     const catalog = (p as unknown as { catalog: Catalog }).catalog;
     const [require, remove] = [catalog.require.bind(catalog), catalog.remove.bind(catalog)];
     let restoring: Promise<unknown> | null = null;
     catalog.require = async (id: string) => (await sleep(200), require(id));
     catalog.remove = async (m: { id: string }) => {
-      if (m.id === full2.id) restoring ??= p.restore({ backupId: inc.id, destination: await openDb(bucket('prune-chain-target')) });
+      if (m.id === inc2.id) restoring ??= p.restore({ backupId: inc.id, destination: await openDb(bucket('prune-chain-target')) });
       await sleep(150);
       return remove(m);
     };
@@ -290,7 +293,7 @@ describe('deletion leaves the chain of a backup being read', () => {
     await expect(restoring).resolves.toMatchObject({ objectsWritten: expect.any(Number) });
     catalog.require = require;
     catalog.remove = remove;
-    expect(pruned.deleted).toEqual([full2.id]);
+    expect(pruned.deleted).toEqual([inc2.id, full2.id]);
     expect((await p.listBackups()).map((b) => b.id)).toEqual(expect.arrayContaining([inc.id, full1.id]));
     await p.stop();
   });

@@ -25,7 +25,7 @@ function ids(list: Array<{ id: string }>): string[] {
 
 describe('validateRetentionPolicy', () => {
   it('refuses policies with no rule, naming retention', () => {
-    for (const p of [{}, { policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { maxAge: 0 }, { policy: 'gfs', within: '0d' }, { policy: 'gfs', tags: [] }]) {
+    for (const p of [{}, { policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { policy: 'gfs', within: '0d' }, { policy: 'gfs', tags: [] }]) {
       const err = refusal(() => validateRetentionPolicy(p));
       expect(err.code).toBe('ERR_INVALID_RETENTION');
       expect(err.message).toMatch(/"retention"/);
@@ -47,6 +47,8 @@ describe('validateRetentionPolicy', () => {
       [{ policy: 'gfs', within: '7 days' }, 'retention.within'],
       [{ policy: 'gfs', within: '5s' }, 'retention.within'],
       [{ policy: 'simple', maxAge: -1 }, 'retention.maxAge'],
+      [{ maxAge: 0 }, 'retention.maxAge'],
+      [{ count: 3, maxAge: '0d' }, 'retention.maxAge'],
       [{ policy: 'gfs', tags: 'foo' }, 'retention.tags'],
       [{ policy: 'gfs', tags: [[]] }, 'retention.tags[0]'],
     ];
@@ -63,7 +65,9 @@ describe('validateRetentionPolicy', () => {
     expect(validateRetentionPolicy({ policy: 'simple' })).toEqual({ policy: 'simple', count: 10 });
     expect(validateRetentionPolicy({ policy: 'gfs', daily: 30 })).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 30, weekly: 0, monthly: 0, yearly: 0, tags: [] });
     expect(validateRetentionPolicy({ count: 100 })).toEqual({ policy: 'simple', count: 100 });
-    expect(validateRetentionPolicy({ maxAge: '30d' })).toEqual({ policy: 'simple', count: 0, maxAge: '30d' });
+    // simple: count keeps the story's default 10 beside maxAge (each has its own default in its table)
+    expect(validateRetentionPolicy({ maxAge: '30d' })).toEqual({ policy: 'simple', count: 10, maxAge: '30d' });
+    expect(validateRetentionPolicy({ count: 0, maxAge: '30d' })).toEqual({ policy: 'simple', count: 0, maxAge: '30d' });
     expect(validateRetentionPolicy({ hourly: 24, within: '2d' })).toMatchObject({ policy: 'gfs', hourly: 24, within: '2d' });
     expect(validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] }).policy === 'gfs' && validateRetentionPolicy({ policy: 'gfs', tags: ['a,b', ['c']] })).toMatchObject({ tags: [['a', 'b'], ['c']] });
   });
@@ -138,6 +142,20 @@ describe('within rules and now', () => {
     const later = planRetention(backups.slice(1), { policy: 'gfs', within: '2d' }, now + 365 * DAY);
     expect(later.keep.map((k) => k.id)).toEqual(['new', 'mid']);
   });
+
+  it('every backup dated after now (a clock gone wrong): within keeps them all, as restic does (no latest backup: the window reaches back past all)', () => {
+    const now = Date.parse('2026-12-02T00:00:00Z');
+    const future: RetentionBackup[] = Array.from({ length: 6 }, (_, i) => ({ id: `f${5 - i}`, timestamp: Date.parse('2030-01-01T00:00:00Z') + (5 - i) * HOUR }));
+    expect(ids(planRetention(future, { policy: 'gfs', within: '2h' }, now).keep)).toEqual(['f5', 'f4', 'f3', 'f2', 'f1', 'f0']);
+  });
+
+  it('a duration beyond the range of dates ("keep for ever": 300000y) keeps every backup, in maxAge and in within', () => {
+    const now = Date.parse('2026-06-30T12:00:00Z');
+    const backups: RetentionBackup[] = Array.from({ length: 5 }, (_, i) => ({ id: `b${i}`, timestamp: now - i * 400 * DAY }));
+    for (const policy of [{ count: 1, maxAge: '300000y' }, { policy: 'gfs', within: '300000y' }, { policy: 'gfs', withinDaily: '99999999y' }]) {
+      expect(planRetention(backups, policy, now).remove).toEqual([]);
+    }
+  });
 });
 
 describe('simple policy', () => {
@@ -162,14 +180,13 @@ describe('simple policy', () => {
     expect(plan.keep[3].reasons).toEqual(['newest 4 (#4)']);
   });
 
-  it('maxAge alone never deletes the newest successful backup, even after a long pause', () => {
-    const old: RetentionBackup[] = [
-      { id: 'a', timestamp: now - 40 * DAY },
-      { id: 'b', timestamp: now - 41 * DAY },
-    ];
-    const plan = planRetention(old, { maxAge: '7d' }, now);
-    expect(plan.keep).toEqual([{ id: 'a', reasons: ['newest successful backup (always kept)'] }]);
-    expect(ids(plan.remove)).toEqual(['b']);
+  it('after a pause longer than maxAge, maxAge keeps the newest 10 (count is not written: its default), and maxAge alone (count: 0) still the newest successful backup', () => {
+    const old: RetentionBackup[] = Array.from({ length: 12 }, (_, i) => ({ id: `o${i}`, timestamp: now - (40 + i) * DAY }));
+    const plan = planRetention(old, { policy: 'simple', maxAge: '7d' }, now);
+    expect(ids(plan.keep)).toEqual(ids(old.slice(0, 10)));
+    expect(ids(plan.remove)).toEqual(['o10', 'o11']);
+    const alone = planRetention(old, { count: 0, maxAge: '7d' }, now);
+    expect(alone.keep).toEqual([{ id: 'o0', reasons: ['newest successful backup (always kept)'] }]);
   });
 
   it('count -1 keeps every successful backup', () => {
@@ -321,6 +338,20 @@ describe('incremental chains', () => {
       'backup orphan needs gone, which is not in the list: its chain is broken and cannot be restored',
       'incremental backup noparent has no parentId: its chain cannot be pinned',
     ]);
+  });
+
+  it("pins a kept incremental's whole chain (its manifest's chain) also past a member missing from the list (a lost manifest may come back), and says so", () => {
+    const chain = ['f', 'i1', 'i2', 'i3'];
+    const backups: RetentionBackup[] = [
+      { id: 'i3', timestamp: at(3), type: 'incremental', parentId: 'i2', chain },
+      // i2 is missing: its manifest is lost or unreadable
+      { id: 'i1', timestamp: at(1), type: 'incremental', parentId: 'f', chain: chain.slice(0, 2) },
+      { id: 'f', timestamp: at(0), type: 'full', parentId: null, chain: chain.slice(0, 1) },
+    ];
+    const plan = planRetention(backups, { count: 1 }, at(4));
+    expect(ids(plan.keep)).toEqual(['i3', 'i1', 'f']);
+    expect(plan.remove).toEqual([]);
+    expect(plan.warnings).toEqual([expect.stringContaining('backup i3 needs i2, which is not in the list (a lost or unreadable manifest?')]);
   });
 
   it('survives a parentId loop', () => {

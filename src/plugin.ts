@@ -673,17 +673,31 @@ export class BackupPlugin extends EventEmitter {
     );
   }
 
-  private async pruneNow(options: { dryRun?: boolean }): Promise<RetentionPlan & { deleted: string[] }> {
+  /**
+   * `justTaken`: the backup this prune follows, which it never removes (with its chain): its
+   * timestamp is older than backups dated after it only when a clock stepped back, and removing
+   * it would lose the newest data, just reported as backed up.
+   */
+  private async pruneNow(options: { dryRun?: boolean; justTaken?: string }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
     const list = await this.catalog.list();
-    const plan = keepInUse(planSeries(list, this.config.retention), this.inUse, list.map((e) => e.manifest));
+    const listed = list.map((e) => e.manifest);
+    let plan = keepAlso(planSeries(list, this.config.retention), (id) => this.inUse.has(id), listed, 'being read by a restore or verification');
+    if (options.justTaken !== undefined && plan.remove.some((r) => r.id === options.justTaken)) {
+      const newer = list.find((e) => e.manifest.id !== options.justTaken)?.manifest;
+      this.log('warn', { backupId: options.justTaken }, `backup ${options.justTaken}, just taken, is dated before backups listed as newer${newer ? ` (${newer.id}, started ${newer.startedAt})` : ''}: a clock stepped back, or one that ran fast? Retention keeps it (and its chain) this time; check the clocks of the hosts that take backups`);
+      plan = keepAlso(plan, (id) => id === options.justTaken, listed, 'just taken by the backup this prune follows');
+    }
+    if (!options.dryRun) for (const w of plan.warnings) this.log('warn', {}, `retention: ${w}`);
     const deleted: string[] = [];
     if (!options.dryRun) {
       const removable = new Set(plan.remove.map((r) => r.id));
-      // children before parents: planRetention never removes a backup a kept one needs, and a
-      // backup kept here because it is being read keeps its chain the same way (`held`)
+      // children before parents (a longer chain first: a child's chain is its parent's and itself;
+      // timestamps can say otherwise after a clock stepped back), so a crash midway never leaves a
+      // listed incremental without its parent: planRetention never removes a backup a kept one
+      // needs, and a backup kept here because it is being read keeps its chain the same way (`held`)
       const held = new Set<string>();
-      for (const { manifest } of list) {
+      for (const { manifest } of [...list].sort((a, b) => b.manifest.chain.length - a.manifest.chain.length)) {
         if (!removable.has(manifest.id) || held.has(manifest.id)) continue;
         // a restore or verification that began since the plan was made keeps it (it reads it)
         const release = this.inUse.claim([manifest.id]);
@@ -906,7 +920,7 @@ export class BackupPlugin extends EventEmitter {
         // from the destination that failed too, leaving it none (its last copy of the data).
         this.log('warn', { backupId: manifest.id, destinations: failedAt }, `retention did not run after backup ${manifest.id}: it failed at ${failedAt.join(', ')}, and pruning would remove the older backups that destination still holds. It runs again after a backup stored at every destination (or prune() now)`);
       } else if (this.config.retention) {
-        await this.pruneNow({}).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
+        await this.pruneNow({ justTaken: manifest.id }).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
       }
       return result;
     } catch (err) {
@@ -1266,14 +1280,16 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
     // Only a recorded verification failure: a missing or unreadable chain member may come back
     // (recoverBackups()), and the backups that need it must still be there when it does.
     const chainBad = chainFailed(manifest, verifications);
-    // one series per selection and per database (several databases at one destination never share slots)
-    const key = selectionKey(manifest.selection) + sourceKey(manifest.source);
+    // one series per selection and per database (several databases at one destination never share
+    // slots; file:// ones by directory: manifests before 0.2 have none, and form a series of their own)
+    const key = selectionKey(manifest.selection) + sourceKey(manifest.source) + JSON.stringify(manifest.source.path ?? null);
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push({
       id: manifest.id,
       timestamp: manifest.startedAt,
       type: manifest.type,
       parentId: manifest.parentId,
+      chain: manifest.chain,
       status: manifest.status,
       tags: manifest.tags ?? [],
       // a backup without the definitions of resources it holds (undefinedResources) is not good either
@@ -1292,15 +1308,15 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
 }
 
 /**
- * `plan` with the backups a restore or verification of this plugin is reading, and the chains they
- * need, moved to keep (`listed`: the catalog, in its order).
+ * `plan` with the backups `wanted` says, and the chains they need, moved to keep with reason
+ * `why` (`listed`: the catalog, in its order).
  */
-function keepInUse(plan: RetentionPlan, inUse: InUse, listed: Manifest[]): RetentionPlan {
-  const read = new Set(listed.filter((m) => inUse.has(m.id)).flatMap((m) => m.chain));
+function keepAlso(plan: RetentionPlan, wanted: (id: string) => boolean, listed: Manifest[], why: string): RetentionPlan {
+  const read = new Set(listed.filter((m) => wanted(m.id)).flatMap((m) => m.chain));
   const held = plan.remove.filter((r) => read.has(r.id));
   if (held.length === 0) return plan;
   const position = new Map(listed.map((m, i) => [m.id, i]));
-  const keep = [...plan.keep, ...held.map((r) => ({ id: r.id, reasons: [`being read by a restore or verification (else: ${r.reason})`] }))];
+  const keep = [...plan.keep, ...held.map((r) => ({ id: r.id, reasons: [`${why} (else: ${r.reason})`] }))];
   keep.sort((a, b) => position.get(a.id)! - position.get(b.id)!);
   return { ...plan, keep, remove: plan.remove.filter((r) => !read.has(r.id)) };
 }

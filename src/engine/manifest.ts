@@ -148,8 +148,8 @@ export function selectionKey(selection: { include: string[] | null; exclude: str
 
 /**
  * Which database a backup was taken from, as a comparable string: the client kind, bucket and key
- * prefix. A file:// database's directory is left out (manifests before 0.2 lack it; `sameSource`
- * compares it where both have it), so retention's series of a file:// database do not split.
+ * prefix. A file:// database's directory is left out (manifests before 0.2 lack it): `sameSource`
+ * compares it where both have it, and retention's series add it (plugin.ts planSeries).
  */
 export function sourceKey(source: Manifest['source']): string {
   // 'app', 'app/' and '/app' are one prefix to s3db.js (and no prefix is '' or null)

@@ -63,14 +63,17 @@ export function isZeroDuration(d: RetentionDuration): boolean {
   return d.years === 0 && d.months === 0 && d.days === 0 && d.hours === 0 && d.ms === 0;
 }
 
-/** `time` (epoch ms) minus `d`, calendar fields first (UTC, normalised like Go's AddDate), then hours and ms. */
+/** `time` (epoch ms) minus `d`, calendar fields first (UTC, normalised like Go's AddDate), then hours and ms; -Infinity past Date's range. */
 export function subtractDuration(time: number, d: RetentionDuration): number {
   const t = new Date(time);
   // setUTCFullYear (unlike Date.UTC) does not remap years 0..99, so absurd durations stay exact.
   const shifted = new Date(0);
   shifted.setUTCFullYear(t.getUTCFullYear() - d.years, t.getUTCMonth() - d.months, t.getUTCDate() - d.days);
   shifted.setUTCHours(t.getUTCHours(), t.getUTCMinutes(), t.getUTCSeconds(), t.getUTCMilliseconds());
-  return shifted.getTime() - d.hours * 3_600_000 - d.ms;
+  const cutoff = shifted.getTime() - d.hours * 3_600_000 - d.ms;
+  // beyond Date's range (a "keep for ever" '300000y'): before every backup, never NaN, which
+  // compares false with every time and would keep none
+  return Number.isNaN(cutoff) ? Number.NEGATIVE_INFINITY : cutoff;
 }
 
 /** restic's Duration.String(): "1y2m3d4h" with zero parts omitted; millisecond durations read "<n>ms". */

@@ -51,7 +51,7 @@ export function applyGfs(items: readonly GfsItem[], policy: NormalizedGfsPolicy,
   if (items.length === 0) return [];
   let latest = Number.NEGATIVE_INFINITY;
   for (const item of items) if (item.time > latest && item.time <= now) latest = item.time;
-  if (latest === Number.NEGATIVE_INFINITY) for (const item of items) latest = Math.max(latest, item.time); // all in the future
+  // all in the future: no latest (restic's zero time), so every within window reaches back past all
 
   const counts = COUNT_RULES.map((rule) => ({ rule, budget: policy[rule], last: Number.NaN }));
   const within = policy.within === undefined ? null : withinCutoff(policy.within, latest);

@@ -15,8 +15,10 @@
  *    (they are judged together, which keeps a run of them bounded), and never takes a good one's
  *    slot.
  * 4. The newest successful backup is always kept, whatever the policy says.
- * 5. Chains: every kept backup pins its parent (parentId), recursively, so a kept incremental keeps
- *    its full and every incremental between them. Pinned backups do not count for the rules.
+ * 5. Chains: every kept backup pins its ancestors (its `chain`, else parentId recursively), so a
+ *    kept incremental keeps its full and every incremental between them, also when one of them is
+ *    missing from the list (its manifest lost: it may come back). Pinned backups do not count for
+ *    the rules.
  * 6. Output lists are ordered newest first; ties keep input order. Every backup appears exactly once.
  */
 import { BackupError } from '../errors.js';
@@ -32,6 +34,11 @@ export interface RetentionBackup {
   type?: string;
   /** The backup this one is based on (incremental chains). */
   parentId?: string | null;
+  /**
+   * Ids from the chain's full backup to this one (a manifest's `chain`). When given, every one is
+   * pinned, also past a member missing from the list; else parentId links are followed.
+   */
+  chain?: readonly string[];
   /** 'completed' (or undefined) = successful; 'running' etc. = active; anything else = failed. */
   status?: string;
   /** false = verification failed. */
@@ -207,29 +214,9 @@ export function planRetention(backups: readonly RetentionBackup[], policy: unkno
 }
 
 function pinAncestors(start: Entry, byId: Map<string, Entry>, warnings: string[]): void {
-  const seen = new Set<string>([start.id]);
-  let child = start;
-  for (;;) {
-    const parentId = child.backup.parentId;
-    if (parentId === undefined || parentId === null || parentId === '') {
-      if (child.backup.type === 'incremental' && child === start) {
-        warnings.push(`incremental backup ${child.id} has no parentId: its chain cannot be pinned`);
-      }
-      return;
-    }
-    const parent = byId.get(parentId);
-    if (!parent) {
-      const msg = `backup ${child.id} needs ${parentId}, which is not in the list: its chain is broken and cannot be restored`;
-      if (!warnings.includes(msg)) warnings.push(msg);
-      return;
-    }
-    if (seen.has(parent.id)) {
-      const msg = `backup chain through ${parent.id} loops back on itself`;
-      if (!warnings.includes(msg)) warnings.push(msg);
-      return;
-    }
-    seen.add(parent.id);
-    const reason = `needed by ${start.id} (chain)`;
+  const warn = (msg: string) => void (warnings.includes(msg) ? undefined : warnings.push(msg));
+  const reason = `needed by ${start.id} (chain)`;
+  for (const parent of ancestorsOf(start, byId, warn)) {
     if (parent.reasons.length > 0 && !parent.reasons[0].startsWith('needed by')) {
       // Already kept on its own: its own pass pins the rest of the chain.
       parent.reasons.push(reason);
@@ -237,6 +224,45 @@ function pinAncestors(start: Entry, byId: Map<string, Entry>, warnings: string[]
     }
     if (!parent.reasons.includes(reason)) parent.reasons.push(reason);
     delete parent.removeReason;
+  }
+}
+
+/**
+ * The listed backups `start` needs, nearest first: by its `chain` where given, past members
+ * missing from the list (a lost manifest may come back: the backups on both sides of the hole
+ * must still be there when it does); else by following parentId to the first one missing.
+ */
+function ancestorsOf(start: Entry, byId: Map<string, Entry>, warn: (msg: string) => void): Entry[] {
+  const chain = start.backup.chain;
+  if (chain && chain.length > 0) {
+    const out: Entry[] = [];
+    for (const id of [...chain].reverse()) {
+      if (id === start.id) continue;
+      const member = byId.get(id);
+      if (member) out.push(member);
+      else warn(`backup ${start.id} needs ${id}, which is not in the list (a lost or unreadable manifest? recoverBackups() puts one back from its copy): the rest of its chain is kept`);
+    }
+    return out;
+  }
+  const out: Entry[] = [];
+  const seen = new Set<string>([start.id]);
+  for (let child = start; ; ) {
+    const parentId = child.backup.parentId;
+    if (parentId === undefined || parentId === null || parentId === '') {
+      if (child.backup.type === 'incremental' && child === start) warn(`incremental backup ${child.id} has no parentId: its chain cannot be pinned`);
+      return out;
+    }
+    const parent = byId.get(parentId);
+    if (!parent) {
+      warn(`backup ${child.id} needs ${parentId}, which is not in the list: its chain is broken and cannot be restored`);
+      return out;
+    }
+    if (seen.has(parent.id)) {
+      warn(`backup chain through ${parent.id} loops back on itself`);
+      return out;
+    }
+    seen.add(parent.id);
+    out.push(parent);
     child = parent;
   }
 }

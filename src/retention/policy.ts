@@ -5,10 +5,11 @@
  * Rules (documented in docs/RETENTION.md):
  * - `policy` is 'gfs' or 'simple'. Without `policy`, the keys decide: count/maxAge mean simple
  *   (the seed's `{ count: 100 }`), GFS keys mean gfs; mixing both families is refused.
- * - Defaults only when NO rule key is written: `{ policy: 'gfs' }` is hourly 24, daily 7,
- *   weekly 4, monthly 12; `{ policy: 'simple' }` is count 10 (the seed's defaults table). As soon
- *   as one rule key is written, every omitted rule is off (0) - what you write is what you get,
- *   exactly like restic forget.
+ * - GFS defaults only when NO rule key is written: `{ policy: 'gfs' }` is hourly 24, daily 7,
+ *   weekly 4, monthly 12 (the seed's defaults table). As soon as one rule key is written, every
+ *   omitted rule is off (0) - what you write is what you get, exactly like restic forget.
+ * - Simple: `count` is 10 unless written (the seed's table gives count and maxAge a default each:
+ *   10 and none), so `{ maxAge }` keeps the newest 10 too; `{ count: 0, maxAge }` is maxAge alone.
  * - Counts are whole numbers >= -1 (-1 unlimited, 0 off). Durations: see duration.ts.
  * - A policy whose rules are all off is refused (restic refuses an empty policy too).
  * - Unknown keys are refused (a typo like `dayly` must not silently delete backups).
@@ -189,7 +190,13 @@ export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPol
     throw fail(`retention.${gfsKeys[0]}`, "belongs to policy 'gfs'", "With policy 'simple' use count and maxAge");
   }
   if (simpleKeys.length === 0) return { policy: 'simple', count: DEFAULT_SIMPLE_COUNT };
-  const out: NormalizedSimplePolicy = { policy: 'simple', count: readCount(raw, 'count') };
+  // count keeps the story's default 10 beside a maxAge (its table gives each its own default): with
+  // count 0, the first backup after a pause longer than maxAge would leave that backup alone
+  // (kopia#3758); `count: 0` written says so
+  const out: NormalizedSimplePolicy = { policy: 'simple', count: raw.count === undefined ? DEFAULT_SIMPLE_COUNT : readCount(raw, 'count') };
+  if (raw.maxAge !== undefined && isZeroDuration(parseRetentionDuration(raw.maxAge, 'retention.maxAge'))) {
+    throw fail('retention.maxAge', 'an age of 0 keeps no backup by age', "Leave maxAge out, or give an age such as '30d' (or milliseconds)");
+  }
   const maxAge = readDuration(raw, 'maxAge');
   if (maxAge !== undefined) out.maxAge = maxAge;
   if (out.count === 0 && out.maxAge === undefined) {
