@@ -437,10 +437,34 @@ describe('a deletion that died midway', () => {
     await expect(fresh.deleteBackup(id)).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND' }); // once done, it is gone
   });
 
-  it('prune() finishes it too', async () => {
-    const { fresh, partsLeft } = await killedDeletion('reprune');
-    await fresh.prune();
+  it('prune() finishes it too, and reports it in `deleted`', async () => {
+    const { id, fresh, partsLeft } = await killedDeletion('reprune');
+    expect((await fresh.prune()).deleted).toEqual([id]);
     expect(await partsLeft()).toBe(0);
+  });
+
+  it('killed before its manifest went (the backup still listed): prune() finishes it, reports it in `deleted`, and logs it', async () => {
+    const dir = path.join(work, 'reprune-listed');
+    const db = await openDb(`memory://reprune-listed-${process.pid}/db`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    const kept = await p.createBackup();
+    // fault injection: the deletion dies at the manifest's delete, after its "deleting" marker
+    const member = (p as unknown as { destinations: { members: { delete(paths: string[]): Promise<void> }[] } }).destinations.members[0]!;
+    member.delete = async (paths: string[]) => {
+      if (paths.some((f) => f.startsWith('manifests/'))) throw new Error('killed');
+      return Object.getPrototypeOf(member).delete.call(member, paths);
+    };
+    await expect(p.deleteBackup(b.id)).rejects.toThrow();
+    const infos: string[] = [];
+    const fresh = plugin(dir, { retention: { policy: 'simple', count: -1 }, logger: { warn() {}, error() {}, info: (_o: unknown, m: string) => void infos.push(m) } as never });
+    await db.usePlugin(fresh, 'fresh-reprune-listed');
+    expect((await fresh.listBackups()).map((x) => x.id).sort()).toEqual([b.id, kept.id].sort());
+    expect((await fresh.prune()).deleted).toEqual([b.id]);
+    expect((await fresh.listBackups()).map((x) => x.id)).toEqual([kept.id]);
+    expect(infos).toContainEqual(expect.stringContaining(`finished deleting backup ${b.id}, whose deletion (by retention or deleteBackup()) had been cut short`));
   });
 });
 

@@ -137,6 +137,10 @@ describe('FilesystemDestination', () => {
       message: expect.stringMatching(/data\/2026\/part.000001: a file stands where a directory of its path must be .*move that file away/),
     });
     await expect(d.createIfAbsent('data/lease', Buffer.from('x'))).rejects.toMatchObject({ code: 'ERR_DESTINATION_PATH' });
+    // a path under it is not there, for delete as for stat (a prune deleting parts never written there stopped)
+    expect(await d.stat('data/2026/part.000001')).toBeNull();
+    await d.delete(['data/2026/part.000001']);
+    expect(await readText(d, 'data')).toBe('a file, not a directory');
   });
 
   it('a device out of inodes is ERR_DESTINATION_FULL, a read-only one says read-only (real tmpfs mounts; needs root, as CI has)', () => {

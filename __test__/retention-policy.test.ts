@@ -48,6 +48,7 @@ describe('validateRetentionPolicy', () => {
       [{ policy: 'gfs', within: '5s' }, 'retention.within'],
       [{ policy: 'simple', maxAge: -1 }, 'retention.maxAge'],
       [{ maxAge: 0 }, 'retention.maxAge'],
+      [{ policy: 'gfs', daily: Infinity }, 'retention.daily'],
       [{ count: 3, maxAge: '0d' }, 'retention.maxAge'],
       [{ policy: 'gfs', tags: 'foo' }, 'retention.tags'],
       [{ policy: 'gfs', tags: [[]] }, 'retention.tags[0]'],
@@ -58,6 +59,7 @@ describe('validateRetentionPolicy', () => {
       expect(err.details.option).toBe(option);
       expect(err.message).toContain(`"${option}"`);
     }
+    expect(refusal(() => validateRetentionPolicy({ policy: 'gfs', daily: Infinity })).message).toContain('got Infinity'); // not "got null"
   });
 
   it('applies the seed defaults only when no rule is written; otherwise omitted rules are off', () => {

@@ -26,7 +26,7 @@ import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { describeSource, runBackup } from './engine/backup.js';
-import { Catalog, explainPartsWithoutManifests, type RecoveryReport } from './engine/catalog.js';
+import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
@@ -387,7 +387,7 @@ export class BackupPlugin extends EventEmitter {
     return this.serialized(() =>
       this.withLease(async () => {
         // a deletion of this id that died midway is finished here (its manifest is already gone)
-        if ((await this.finishLeftovers()).includes(id) && !(await this.catalog.get(id))) return { deleted: [id] };
+        if ((await this.finishLeftovers()).some((l) => l.id === id) && !(await this.catalog.get(id))) return { deleted: [id] };
         return this.deleteNow(id, options);
       }),
     );
@@ -398,11 +398,14 @@ export class BackupPlugin extends EventEmitter {
    * once stale, and deletions that died midway, at once; so a delete or prune run again after a
    * crash frees the space, not only the next backup. Never throws. Returns the ids cleaned.
    */
-  private async finishLeftovers(): Promise<string[]> {
-    return this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => {
+  /** Cleans up what crashed backups and deletions cut short left; a deletion finished here is logged (it was still listed). */
+  private async finishLeftovers(): Promise<Leftover[]> {
+    const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => {
       this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed');
       return [];
     });
+    for (const l of done) if (l.deletion) this.log('info', { backupId: l.id }, `finished deleting backup ${l.id}, whose deletion (by retention or deleteBackup()) had been cut short`);
+    return done;
   }
 
   private async deleteNow(id: string, options: { force?: boolean }): Promise<{ deleted: string[] }> {
@@ -667,8 +670,10 @@ export class BackupPlugin extends EventEmitter {
   async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
     return this.serialized(() =>
       this.withLease(async () => {
-        if (!options.dryRun) await this.finishLeftovers();
-        return this.pruneNow(options);
+        // a deletion cut short and finished now counts as deleted by this prune (it was listed)
+        const finished = options.dryRun ? [] : (await this.finishLeftovers()).filter((l) => l.deletion).map((l) => l.id);
+        const result = await this.pruneNow(options);
+        return finished.length === 0 ? result : { ...result, deleted: [...new Set([...finished, ...result.deleted])] };
       }),
     );
   }

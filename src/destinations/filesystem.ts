@@ -190,7 +190,8 @@ export class FilesystemDestination implements Destination {
     for (const relative of paths) {
       const full = this.resolve(relative);
       await unlink(full).catch((err: unknown) => {
-        if (!isCode(err, 'ENOENT')) throw this.wrap(err, 'delete', relative);
+        // not there: also when a directory on its path is a file (ENOTDIR), as stat() and read() say
+        if (!isCode(err, 'ENOENT') && !isCode(err, 'ENOTDIR')) throw this.wrap(err, 'delete', relative);
       });
       dirs.add(path.dirname(full));
     }

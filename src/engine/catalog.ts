@@ -267,8 +267,8 @@ export class Catalog {
    * is asked for each backup first: one a restore or verification is reading (a deletion that
    * died midway left it listed) is left for a later run.
    */
-  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false): Promise<string[]> {
-    const cleaned: string[] = [];
+  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false): Promise<Leftover[]> {
+    const cleaned = new Map<string, Leftover>();
     for (const member of this.set.members) {
       const markers: string[] = [];
       try {
@@ -295,7 +295,7 @@ export class Catalog {
             await member.delete([...state.parts, ...indexes, paths.manifest(state.id), paths.verification(state.id)]);
           }
           await member.delete([path]);
-          if (!committed) cleaned.push(state.id);
+          if (!committed) cleaned.set(state.id, { id: state.id, deletion: state.deleting === true || cleaned.get(state.id)?.deletion === true });
         } catch (err) {
           throw new BackupError('ERR_CLEANUP', `could not clean up the leftovers of backup ${state.id} at ${member.label}: ${errorMessage(err)}`, { cause: err });
         } finally {
@@ -306,8 +306,14 @@ export class Catalog {
       await withTemp.cleanupTempFiles?.(staleAfterMs).catch(() => undefined);
       await withTemp.abortStaleUploads?.(staleAfterMs).catch(() => undefined);
     }
-    return [...new Set(cleaned)];
+    return [...cleaned.values()];
   }
+}
+
+/** What cleanupLeftovers() removed: a backup that never committed, or one whose deletion was cut short (`deletion`). */
+export interface Leftover {
+  id: string;
+  deletion: boolean;
 }
 
 export interface RecoveryReport {

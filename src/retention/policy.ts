@@ -101,7 +101,8 @@ function readCount(raw: Record<string, unknown>, key: string): number {
   const value = raw[key];
   if (value === undefined) return 0;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < -1) {
-    throw fail(`retention.${key}`, `expected a whole number >= -1, got ${JSON.stringify(value) ?? typeof value}`, '0 turns the rule off and -1 keeps without limit');
+    // (String: JSON.stringify says null for Infinity and NaN)
+    throw fail(`retention.${key}`, `expected a whole number >= -1, got ${typeof value === 'number' ? String(value) : (JSON.stringify(value) ?? typeof value)}`, '0 turns the rule off and -1 keeps without limit');
   }
   return value;
 }
