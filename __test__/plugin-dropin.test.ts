@@ -173,6 +173,24 @@ describe('s3db.js drop-in details', () => {
     await keeper.stop();
   });
 
+  it("what s3db.js's docs and tests write works: resources: null is every resource (backup and restore), verbose and storage are accepted, and its retention { daily: 7 } keeps its other defaults (4 weekly, 12 monthly, 3 yearly)", async () => {
+    const db = await seeded('nulls');
+    const p = plugin('nulls', { verbose: false, storage: {}, retention: { daily: 7 } });
+    await db.usePlugin(p);
+    const all = await p.backup('full', { resources: null });
+    expect((await p.prune({ dryRun: true })).policy).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3, tags: [] });
+    const every = (await p.getBackup(all.id))!.manifest.resources;
+    expect(Object.keys(every)).toEqual(expect.arrayContaining(['users', 'orders']));
+    await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');
+    const report = await p.restore(all.id, { resources: null, mode: 'merge' });
+    expect(report.restored.map((r) => r.name)).toEqual(expect.arrayContaining(['users', 'orders']));
+    expect(await (db.resources.users as unknown as Api).exists('u00001')).toBe(true);
+    await p.stop();
+    // registered before connect(): s3db.js 21 never installs it; the error says what to do
+    const early = plugin('nulls-early');
+    await expect(early.backup('full')).rejects.toMatchObject({ code: 'ERR_NOT_INSTALLED', message: expect.stringContaining('after `await db.connect()`') });
+  });
+
   it("db.getPlugin('backup') returns the plugin (the story's recovery code calls it; s3db.js 21 lacks it)", async () => {
     const db = await seeded('getplugin');
     const p = plugin('getplugin');

@@ -25,7 +25,7 @@ function ids(list: Array<{ id: string }>): string[] {
 
 describe('validateRetentionPolicy', () => {
   it('refuses policies with no rule, naming retention', () => {
-    for (const p of [{}, { policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { policy: 'gfs', within: '0d' }, { policy: 'gfs', tags: [] }]) {
+    for (const p of [{ policy: 'gfs' as const, hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { policy: 'gfs', within: '0d' }, { policy: 'gfs', tags: [] }, { policy: 'gfs', daily: 0, weekly: 0, monthly: 0, yearly: 0 }]) {
       const err = refusal(() => validateRetentionPolicy(p));
       expect(err.code).toBe('ERR_INVALID_RETENTION');
       expect(err.message).toMatch(/"retention"/);
@@ -60,6 +60,19 @@ describe('validateRetentionPolicy', () => {
       expect(err.message).toContain(`"${option}"`);
     }
     expect(refusal(() => validateRetentionPolicy({ policy: 'gfs', daily: Infinity })).message).toContain('got Infinity'); // not "got null"
+  });
+
+  it("reads s3db.js's BackupPlugin's retention as it did: without a policy, daily/weekly/monthly/yearly left out (all of them in {}) get its defaults 7/4/12/3", () => {
+    const gfs = (daily: number, weekly: number, monthly: number, yearly: number) => ({ policy: 'gfs', last: 0, hourly: 0, daily, weekly, monthly, yearly, tags: [] });
+    expect(validateRetentionPolicy({})).toEqual(gfs(7, 4, 12, 3));
+    expect(validateRetentionPolicy({ daily: 7 })).toEqual(gfs(7, 4, 12, 3));
+    expect(validateRetentionPolicy({ daily: 30, weekly: 0 })).toEqual(gfs(30, 0, 12, 3));
+    expect(validateRetentionPolicy({ daily: 7, weekly: null })).toEqual(gfs(7, 4, 12, 3)); // null: not set
+    // the story's form, with a policy, is what you write (restic's reading)
+    expect(validateRetentionPolicy({ policy: 'gfs', daily: 7 })).toEqual(gfs(7, 0, 0, 0));
+    // any other key without a policy is not s3db.js's: restic's reading
+    expect(validateRetentionPolicy({ daily: 7, hourly: 24 })).toEqual({ ...gfs(7, 0, 0, 0), hourly: 24 });
+    expect(refusal(() => validateRetentionPolicy({ daily: -5 })).details.option).toBe('retention.daily');
   });
 
   it('applies the seed defaults only when no rule is written; otherwise omitted rules are off', () => {

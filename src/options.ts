@@ -98,6 +98,9 @@ export interface BackupPluginOptions {
   backupMetadataResource?: string;
   /** Accepted for s3db.js compatibility and ignored (nothing is staged on local disk). */
   tempDir?: string;
+  /** s3db.js plugin-base options, accepted for compatibility and ignored (logLevel and logger set the logging). */
+  verbose?: boolean;
+  storage?: unknown;
   logLevel?: string;
   logger?: unknown;
   slug?: string;
@@ -112,7 +115,7 @@ const KNOWN = new Set<string>([
   'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
   'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
-  'progressIntervalMs', 'hookTimeoutMs', 'retries', 'retryDelayMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
+  'progressIntervalMs', 'hookTimeoutMs', 'retries', 'retryDelayMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'verbose', 'storage', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
 ]);
 const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
 const HOOKS = ['onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete', 'onRestoreError'] as const;

@@ -53,8 +53,8 @@ export interface CreateBackupOptions {
   type?: 'full' | 'incremental' | 'selective';
   reason?: string;
   metadata?: Record<string, unknown>;
-  /** Resources to back up (default: all, minus `exclude`). */
-  resources?: string[];
+  /** Resources to back up (default, also for null as s3db.js's docs write it: all, minus `exclude`). */
+  resources?: string[] | null;
   /** Labels kept in the manifest, in plaintext (retention's `tags` rules keep backups carrying them). */
   tags?: string[];
   /** Internal: the trigger or schedule that started this backup. */
@@ -75,7 +75,8 @@ export interface RestoreOptions {
   backupId?: string;
   /** Where to restore: omitted/'production' = this plugin's database; a Database; a connection string; or a bare name (see README). */
   destination?: string | DatabaseLike;
-  resources?: string[];
+  /** Resources to restore (default, also for null as s3db.js's docs write it: all the backup holds). */
+  resources?: string[] | null;
   mode?: RestoreMode;
   verify?: boolean;
   dryRun?: boolean;
@@ -537,8 +538,8 @@ export class BackupPlugin extends EventEmitter {
     // Each dialect keeps its own default: s3db.js's restore(id) merges; the story's restore({...}) replaces.
     const mode = options.mode ?? (s3dbDialect ? 'merge' : 'replace');
     if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
-    if (options.resources !== undefined && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
-      throw optionError('resources', 'must be an array of resource names');
+    if (options.resources != null && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
+      throw optionError('resources', 'must be an array of resource names (or null or left out: every resource)');
     }
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
@@ -781,7 +782,7 @@ export class BackupPlugin extends EventEmitter {
   // ---- s3db.js dialect ----------------------------------------------------------------------
 
   /** s3db.js: backup(type, { resources, metadata }) -> { id, type, size, duration, checksum, driverInfo }. */
-  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[]; metadata?: Record<string, unknown>; reason?: string; tags?: string[] } = {}): Promise<BackupResult> {
+  async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[] | null; metadata?: Record<string, unknown>; reason?: string; tags?: string[] } = {}): Promise<BackupResult> {
     for (const name of Object.keys(options)) {
       if (!['resources', 'metadata', 'reason', 'tags'].includes(name)) {
         throw optionError(name, 'is not a backup() option', name === 'compression' ? 'Compression is set once, in the plugin options (every part of a backup uses one codec)' : 'Known: resources, metadata, reason, tags');
@@ -819,8 +820,8 @@ export class BackupPlugin extends EventEmitter {
     const requested = options.type ?? this.config.type;
     if (!['full', 'incremental', 'selective'].includes(requested)) throw optionError('type', `"${String(requested)}" is not 'full', 'incremental' or 'selective'`);
     const include = options.resources ?? this.config.include;
-    if (options.resources !== undefined && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
-      throw optionError('resources', 'must be an array of resource names');
+    if (options.resources != null && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
+      throw optionError('resources', 'must be an array of resource names (or null or left out: every resource)');
     }
     const started = Date.now();
     const exclude = options.resources ? [] : [...new Set([...this.config.exclude, ...(options.alsoExclude ?? [])])];
@@ -1128,7 +1129,7 @@ export class BackupPlugin extends EventEmitter {
 
   private requireDatabase(): DatabaseLike {
     if (!this.database) {
-      throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin is not installed on a database; use `await db.usePlugin(plugin)` or `new Database({ plugins: [plugin] })` and connect()');
+      throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin is not installed on a database: call `await db.usePlugin(plugin)` after `await db.connect()` (s3db.js 21 does not install a plugin registered before connect), or pass it in `new Database({ plugins: [plugin] })` and connect()');
     }
     return this.database;
   }

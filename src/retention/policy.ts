@@ -8,6 +8,9 @@
  * - GFS defaults only when NO rule key is written: `{ policy: 'gfs' }` is hourly 24, daily 7,
  *   weekly 4, monthly 12 (the seed's defaults table). As soon as one rule key is written, every
  *   omitted rule is off (0) - what you write is what you get, exactly like restic forget.
+ * - Without `policy`, only daily/weekly/monthly/yearly keys (or none: `{}`) are s3db.js's
+ *   BackupPlugin's reading: each one left out is its default (daily 7, weekly 4, monthly 12,
+ *   yearly 3), so an application switching from it keeps what it kept.
  * - Simple: `count` is 10 unless written (the seed's table gives count and maxAge a default each:
  *   10 and none), so `{ maxAge }` keeps the newest 10 too; `{ count: 0, maxAge }` is maxAge alone.
  * - Counts are whole numbers >= -1 (-1 unlimited, 0 off). Durations: see duration.ts.
@@ -133,6 +136,10 @@ function readTags(value: unknown): string[][] {
  * ERR_INVALID_RETENTION (naming the key) for anything that is not a usable policy. Call it when the
  * plugin is constructed so configuration mistakes surface before the first backup.
  */
+/** The keys s3db.js's BackupPlugin took (no `policy`), and what it filled in for each one left out. */
+const S3DB_DEFAULTS = { daily: 7, weekly: 4, monthly: 12, yearly: 3 } as const;
+const S3DB_KEYS: readonly string[] = Object.keys(S3DB_DEFAULTS);
+
 export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPolicy {
   if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
     throw fail('retention', `expected an object, got ${policy === null ? 'null' : Array.isArray(policy) ? 'an array' : typeof policy}`, "e.g. { policy: 'gfs', hourly: 24, daily: 7 } or { policy: 'simple', count: 10 }");
@@ -155,8 +162,11 @@ export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPol
     if (gfsKeys.length > 0 && simpleKeys.length > 0) {
       throw fail('retention', `mixes simple keys (${simpleKeys.join(', ')}) with GFS keys (${gfsKeys.join(', ')})`, "Pick one: policy 'simple' (count, maxAge) or 'gfs' (last, hourly, daily, weekly, monthly, yearly, within*, tags)");
     }
-    if (keys.length === 0) {
-      throw fail('retention', 'the policy has no rule, so it cannot decide what to keep', "Write e.g. { policy: 'gfs', daily: 7 } or { count: 10 }, or omit `retention` to never prune");
+    if (keys.every((k) => S3DB_KEYS.includes(k))) {
+      // s3db.js's BackupPlugin wrote these without a policy, and filled every one left out from
+      // its defaults (`{}` included): a switcher's `{ daily: 7 }` keeps what it kept there
+      const count = (key: keyof typeof S3DB_DEFAULTS) => (raw[key] === undefined ? S3DB_DEFAULTS[key] : readCount(raw, key));
+      return { policy: 'gfs', last: 0, hourly: 0, daily: count('daily'), weekly: count('weekly'), monthly: count('monthly'), yearly: count('yearly'), tags: [] };
     }
     kind = simpleKeys.length > 0 ? 'simple' : 'gfs';
   }
