@@ -913,7 +913,7 @@ describe('hooks and webhooks that never finish', () => {
     const p = plugin(path.join(work, 'hooks-hang'), {
       hookTimeoutMs: 300,
       logger: warnInto(warnings),
-      onBackupStart: () => new Promise(() => undefined), // never settles
+      onBackupComplete: () => new Promise(() => undefined), // never settles (a start hook would refuse the backup: below)
       webhooks: {
         onSuccess: async (b) => void (await fetch(url, { method: 'POST', body: JSON.stringify(b) })),
         onFailure: () => new Promise((_, reject) => setTimeout(() => reject(new Error('late failure')), 600)),
@@ -931,7 +931,7 @@ describe('hooks and webhooks that never finish', () => {
         { webhook: 'onSuccess', error: 'did not finish within 300 ms' },
         { webhook: 'onSuccess', error: 'did not finish within 300 ms' },
       ]);
-      expect(warnings.filter((w) => w.startsWith('onBackupStart hook did not finish within 300 ms'))).toHaveLength(2);
+      expect(warnings.filter((w) => w.startsWith('onBackupComplete hook did not finish within 300 ms'))).toHaveLength(2);
       // onFailure rejects after its time was up: the rejection is logged, not lost nor unhandled
       await rm(path.join(work, 'hooks-hang'), { recursive: true });
       await writeFile(path.join(work, 'hooks-hang'), 'a file where the backup directory was');
@@ -943,6 +943,43 @@ describe('hooks and webhooks that never finish', () => {
       hung.close();
     }
   }, 60_000);
+
+  it("the start hooks gate their operation, as in s3db.js: one that throws, or is still running after hookTimeoutMs, refuses it (nothing read or written); the other hooks' errors are logged and emitted, the operation done", async () => {
+    const db = await seeded('hooks-gate');
+    const dir = path.join(work, 'hooks-gate');
+    let window: 'closed' | 'slow' | 'open' = 'closed';
+    const hookErrors: { hook: string; error: string }[] = [];
+    const failures: unknown[] = [];
+    const p = plugin(dir, {
+      hookTimeoutMs: 300,
+      logger: warnInto([]),
+      onBackupStart: async () => {
+        if (window === 'closed') throw new Error('maintenance window: no backups now');
+        if (window === 'slow') await sleep(2_000); // still quiescing writers when its time is up
+      },
+      onBackupComplete: () => {
+        throw new Error('off-site copy failed');
+      },
+      onRestoreStart: () => {
+        throw new Error('restores need a ticket');
+      },
+      webhooks: { onFailure: (e) => void failures.push(e) },
+    });
+    p.on('plg:backup:hook-error', (e) => hookErrors.push(e));
+    await db.usePlugin(p);
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onBackupStart hook threw: maintenance window: no backups now; the backup was not started') });
+    window = 'slow';
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onBackupStart hook did not finish within 300 ms: the backup was not started') });
+    expect(await p.listBackups()).toEqual([]);
+    expect(failures).toHaveLength(2); // reported as failed backups
+    expect(await readdir(dir).catch(() => [])).not.toContain('manifests');
+    window = 'open';
+    const b = await p.createBackup();
+    expect(hookErrors).toEqual([{ hook: 'onBackupComplete', error: 'off-site copy failed' }]);
+    expect((await p.listBackups()).map((x) => x.id)).toEqual([b.id]);
+    await expect(p.restore({ backupId: b.id, dryRun: true })).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onRestoreStart hook threw: restores need a ticket; the restore was not started') });
+    await p.stop();
+  });
 
   it('hookTimeoutMs must be a positive number of milliseconds', () => {
     expect(() => new BackupPlugin({ schedule: false, hookTimeoutMs: 0 })).toThrow(/hookTimeoutMs/);
@@ -1078,7 +1115,8 @@ describe('retention', () => {
   });
 
   it('refuses a policy with no rule in the constructor', () => {
-    for (const retention of [{ policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, {}] as const) {
+    // ({} is s3db.js's plugin's default policy: daily 7, weekly 4, monthly 12, yearly 3)
+    for (const retention of [{ policy: 'gfs', hourly: 0, daily: 0 }, { policy: 'simple', count: 0 }, { policy: 'gfs', daily: 0, weekly: 0, monthly: 0, yearly: 0 }] as const) {
       expect(() => new BackupPlugin({ schedule: false, retention })).toThrow(expect.objectContaining({ name: 'BackupError', message: expect.stringContaining('retention') }));
     }
   });

@@ -107,6 +107,9 @@ function timeOption(name: string, value: Date | string | undefined): number | nu
 /** Which plugin's hook or webhook is running in the current async context (lets stop() called from one return at once). */
 const insideUserCode = new AsyncLocalStorage<BackupPlugin>();
 
+/** s3db.js's BackupPlugin hooks (options of the same names). */
+type HookName = 'onBackupStart' | 'onBackupComplete' | 'onBackupError' | 'onRestoreStart' | 'onRestoreComplete' | 'onRestoreError';
+
 /** The logger s3db.js hands its plugins (pino); typed from s3db.js so `db.usePlugin(new BackupPlugin())` type-checks. */
 type S3dbPlugin = Parameters<S3db['usePlugin']>[0];
 type Logger = NonNullable<S3dbPlugin['logger']>;
@@ -543,13 +546,13 @@ export class BackupPlugin extends EventEmitter {
     }
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
-    await this.callHook('onRestoreStart', backupId, { ...publicOptions, options: publicOptions });
-    this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
     let release = (): void => undefined;
     let releaseGate = (): void => undefined;
     this.policy.pauseScheduled(true);
     try {
+      await this.callHook('onRestoreStart', backupId, { ...publicOptions, options: publicOptions });
+      this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
       const held = await this.pinned(backupId);
       release = held.release;
       const manifest = held.manifest;
@@ -1134,28 +1137,42 @@ export class BackupPlugin extends EventEmitter {
     return this.database;
   }
 
-  private async callHook(name: 'onBackupStart' | 'onBackupComplete' | 'onBackupError' | 'onRestoreStart' | 'onRestoreComplete' | 'onRestoreError', first: string, context: Record<string, unknown>): Promise<void> {
+  /**
+   * s3db.js's six hooks, called as s3db.js calls them: `(type or backup id, context)`. The two start
+   * hooks gate their operation, as in s3db.js: a throw refuses it (ERR_HOOK_FAILED), and so does
+   * not finishing within hookTimeoutMs, since a hook that quiesces writers must be done before
+   * anything is read. An error of the other four is logged and emitted (plg:backup:hook-error):
+   * the backup is stored, or the restore done, whatever they do.
+   */
+  private async callHook(name: HookName, first: string, context: Record<string, unknown>): Promise<void> {
     const hook = this.options[name];
-    if (typeof hook === 'function') await this.callUser(`${name} hook`, null, () => hook(first, context));
+    if (typeof hook === 'function') await this.callUser(`${name} hook`, { hook: name }, () => hook(first, context));
   }
 
   private async callWebhook(name: 'onSuccess' | 'onFailure', payload: unknown): Promise<void> {
     const hook = this.config.webhooks[name] as ((p: unknown) => unknown) | undefined;
-    if (hook) await this.callUser(`webhook ${name}`, name, () => hook(payload));
+    if (hook) await this.callUser(`webhook ${name}`, { webhook: name }, () => hook(payload));
   }
 
   /**
-   * Runs a user hook or webhook. Never throws: an error is logged (redacted: it may quote a URL with
-   * credentials) and, for a webhook, emitted as plg:backup:webhook-error. Waits at most
-   * hookTimeoutMs: a hook that has not settled by then is left running, unobserved but for a later
-   * error, so a webhook whose server never answers cannot hold the backup lease, the schedule and
-   * stop() for good.
+   * Runs a user hook or webhook. Throws only for a start hook (callHook); otherwise an error is
+   * logged (redacted: it may quote a URL with credentials) and emitted (plg:backup:webhook-error,
+   * plg:backup:hook-error). Waits at most hookTimeoutMs: a hook that has not settled by then is
+   * left running, unobserved but for a later error, so a webhook whose server never answers cannot
+   * hold the backup lease, the schedule and stop() for good.
    */
-  private async callUser(what: string, webhook: string | null, run: () => unknown): Promise<void> {
+  private async callUser(what: string, source: { webhook: 'onSuccess' | 'onFailure' } | { hook: HookName }, run: () => unknown): Promise<void> {
+    const gate = 'hook' in source && (source.hook === 'onBackupStart' || source.hook === 'onRestoreStart');
+    const operation = 'hook' in source && source.hook === 'onRestoreStart' ? 'restore' : 'backup';
+    const emitError = (error: string) => {
+      if ('webhook' in source) this.emit('plg:backup:webhook-error', { webhook: source.webhook, error });
+      else this.emit('plg:backup:hook-error', { hook: source.hook, error });
+    };
     const failed = (err: unknown, late: boolean) => {
       const message = redacted(errorMessage(err));
+      if (gate && !late) throw new BackupError('ERR_HOOK_FAILED', `${what} threw: ${message}; the ${operation} was not started (a start hook that throws refuses it, as with s3db.js's plugin)`);
       this.log('warn', { hook: what, err: message }, `${what} threw${late ? ' after its time was up' : ''}; ignored`);
-      if (webhook) this.emit('plg:backup:webhook-error', { webhook, error: message });
+      emitError(message);
     };
     let outcome: Promise<{ ok: true } | { ok: false; error: unknown }>;
     try {
@@ -1175,9 +1192,10 @@ export class BackupPlugin extends EventEmitter {
     const first = await Promise.race([outcome, timeUp]);
     clearTimeout(timer);
     if (first === null) {
-      this.log('warn', { hook: what, timeoutMs: ms }, `${what} did not finish within ${ms} ms; going on without it (it keeps running; hookTimeoutMs sets the wait)`);
-      if (webhook) this.emit('plg:backup:webhook-error', { webhook, error: `did not finish within ${ms} ms` });
       void outcome.then((o) => (o.ok ? undefined : failed(o.error, true)));
+      if (gate) throw new BackupError('ERR_HOOK_FAILED', `${what} did not finish within ${ms} ms: the ${operation} was not started, so that nothing is read while the hook may still be at work (hookTimeoutMs sets the wait)`);
+      this.log('warn', { hook: what, timeoutMs: ms }, `${what} did not finish within ${ms} ms; going on without it (it keeps running; hookTimeoutMs sets the wait)`);
+      emitError(`did not finish within ${ms} ms`);
       return;
     }
     if (!first.ok) failed(first.error, false);
