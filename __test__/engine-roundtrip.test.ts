@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { FETCH_WINDOW_BYTES } from '../src/engine/backup.js';
+import { WRITE_WINDOW_BYTES } from '../src/engine/restore.js';
 import { failWritesOf, hookStore, openDb, putStored, seedDatabase, snapshot, storedMetadataOf, STORED_VALUES, type ObjectSnapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
 
@@ -448,7 +449,7 @@ describe("the target's stored s3db.json", () => {
 });
 
 describe('large objects', () => {
-  it('a backup reads at most FETCH_WINDOW_BYTES of bodies ahead (by listed size), not `concurrency` whole objects', async () => {
+  it('a backup reads at most FETCH_WINDOW_BYTES of bodies ahead (by listed size), and a restore writes at most WRITE_WINDOW_BYTES at once, not `concurrency` whole objects', async () => {
     const db = await openDb(bucket('large-objects'));
     const size = 8 * 1024 * 1024;
     for (let i = 0; i < 12; i++) await db.client.putObject({ key: `resource=blobs/data/id=${i}`, body: Buffer.alloc(size, i), metadata: {} });
@@ -472,6 +473,25 @@ describe('large objects', () => {
     expect(b.objects).toBeGreaterThanOrEqual(12);
     expect(peak).toBeLessThanOrEqual(FETCH_WINDOW_BYTES / size);
     expect(peak).toBeGreaterThan(1);
+    // and a restore writes at most WRITE_WINDOW_BYTES of them at once, not `concurrency` whole objects
+    const into = await openDb(bucket('large-objects-into'));
+    let writing = 0;
+    let most = 0;
+    hookStore(into, {
+      put: async (key, write) => {
+        if (key.startsWith('resource=blobs/')) most = Math.max(most, ++writing);
+        try {
+          await new Promise((r) => setTimeout(r, 300)); // a slow store: the reads get ahead of the writes
+          return await write();
+        } finally {
+          if (key.startsWith('resource=blobs/')) writing--;
+        }
+      },
+    });
+    await p.restore({ backupId: b.id, destination: into });
+    expect(most).toBeLessThanOrEqual(WRITE_WINDOW_BYTES / size);
+    expect(most).toBeGreaterThan(1);
+    expect((await snapshot(into)).filter((o) => o.key.startsWith('resource=blobs/'))).toEqual((await snapshot(db)).filter((o) => o.key.startsWith('resource=blobs/')));
     await p.stop();
   });
 });

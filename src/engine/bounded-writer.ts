@@ -1,29 +1,38 @@
 /**
- * Bounded concurrency for restore writes and checks: at most `limit` tasks in flight, memory
- * bounded by what they hold. Invariant: the first failure is kept and thrown by the next
- * run()/drain(), so a caller never goes on writing after a failed write.
+ * Bounded concurrency for restore writes and checks: at most `limit` tasks in flight, and at most
+ * `budget` bytes held by them (each task's `weight`: the body it writes; one heavier than the
+ * budget runs alone), so memory stays bounded by bytes, not by `limit` x the largest object.
+ * Invariant: the first failure is kept and thrown by the next run()/drain(), so a caller never
+ * goes on writing after a failed write.
  */
-/** Runs tasks with at most `limit` in flight; the first failure is thrown by the next run()/drain(). */
 export class BoundedWriter {
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Map<Promise<void>, number>();
+  private weight = 0;
   private failure: unknown = null;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly budget = Number.POSITIVE_INFINITY,
+  ) {}
 
-  async run(task: () => Promise<void>): Promise<void> {
+  async run(task: () => Promise<void>, weight = 0): Promise<void> {
     if (this.failure) throw this.failure;
-    while (this.inFlight.size >= this.limit) await Promise.race(this.inFlight);
+    while (this.inFlight.size >= this.limit || (this.inFlight.size > 0 && this.weight + weight > this.budget)) await Promise.race(this.inFlight.keys());
     if (this.failure) throw this.failure;
     const p: Promise<void> = task()
       .catch((err: unknown) => {
         this.failure ??= err;
       })
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
+      .finally(() => {
+        this.weight -= weight;
+        this.inFlight.delete(p);
+      });
+    this.weight += weight;
+    this.inFlight.set(p, weight);
   }
 
   async drain(): Promise<void> {
-    await Promise.all(this.inFlight);
+    await Promise.all(this.inFlight.keys());
     if (this.failure) throw this.failure;
   }
 }

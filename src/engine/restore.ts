@@ -48,6 +48,13 @@ import { holdersOf } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
+/**
+ * Bytes of object bodies held by restore writes in flight at most (as FETCH_WINDOW_BYTES for a
+ * backup's reads): `concurrency` writes of 50 MB records would hold 3.2 GB, and s3db.js's file://
+ * client holds each body several times over while it writes it.
+ */
+export const WRITE_WINDOW_BYTES = 32 * 1024 * 1024;
+
 export interface RestoreRunOptions {
   /** The chain, oldest (the full) first, the backup to restore last. */
   chain: Manifest[];
@@ -147,7 +154,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
-    const writer = new BoundedWriter(o.concurrency);
+    // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
+    const writer = new BoundedWriter(o.concurrency, WRITE_WINDOW_BYTES);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     // Every physical record written must be in the backup's snapshot (its index): a key that a
@@ -190,7 +198,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
                 bytesWritten += record.body.length;
               }
               meter.add(1, record.body.length);
-            });
+            }, record.body.length);
             continue;
           }
           const listed = held ? await held.has(key) : null;
@@ -211,7 +219,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             objectsWritten++;
             bytesWritten += record.body.length;
             meter.add(1, record.body.length);
-          });
+          }, record.body.length);
         }
       }
       await writer.drain();
