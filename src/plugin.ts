@@ -34,7 +34,7 @@ import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layou
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
-import { definedResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type VerificationResult } from './engine/manifest.js';
+import { definedResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -378,7 +378,7 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /** Shows encrypted backups' sealed fields when this plugin's passphrase opens their key (sealed.ts). */
-  private unsealer(): (m: Manifest) => Promise<Manifest> {
+  private unsealer(): <M extends ManifestHead>(m: M) => Promise<M> {
     if (!this.keyring.enabled) return async (m) => m;
     return unsealer(
       (m) => this.keyring.keyForManifest(m, this.destinations),
@@ -715,7 +715,7 @@ export class BackupPlugin extends EventEmitter {
           continue;
         }
         try {
-          await this.catalog.remove(manifest);
+          await this.catalog.remove(await this.catalog.require(manifest.id)); // the whole manifest: its parts
         } finally {
           release();
         }
@@ -960,7 +960,7 @@ export class BackupPlugin extends EventEmitter {
     const missing = undefinedResources(m);
     if (missing.length === 0) return;
     const names = missing.map((n) => `'${n}'`).join(', ');
-    const holder = (await this.catalog.list().catch(() => [])).find((e) => e.manifest.id !== m.id && missing.every((n) => definedResources(e.manifest.s3dbJson).includes(n)))?.manifest.id;
+    const holder = (await this.catalog.list().catch(() => [])).find((e) => e.manifest.id !== m.id && missing.every((n) => e.manifest.definedResources.includes(n)))?.manifest.id;
     this.log(
       'warn',
       { backupId: m.id, undefinedResources: missing },
@@ -1032,7 +1032,7 @@ export class BackupPlugin extends EventEmitter {
       // Written there, the incremental would depend on backups that destination does not hold.
       return warn(newest.id, `${lacking.join(', ')} ${lacking.length > 1 ? 'do' : 'does'} not hold every backup of the chain of ${newest.id} (a replaced or emptied destination)`) ?? null;
     }
-    return newest;
+    return this.catalog.require(newest.id); // the whole manifest (the listing's has no part list)
   }
 
   /**
@@ -1041,7 +1041,7 @@ export class BackupPlugin extends EventEmitter {
    * kept. The key rotated (key.json moved away and a new passphrase set, README runbook step 6):
    * the new passphrase cannot open the parent's index, and new backups should not need the old key.
    */
-  private async keyChangeSince(parent: Manifest): Promise<string | null> {
+  private async keyChangeSince(parent: ManifestHead): Promise<string | null> {
     if (!parent.encryption) return `${parent.id} is not encrypted and encryption is now on: an incremental on it would leave most of the data in plaintext at the destination for as long as the chain is kept`;
     const opens = await this.keyring.keyForManifest(parent, this.destinations).then(
       () => true,
@@ -1101,7 +1101,7 @@ export class BackupPlugin extends EventEmitter {
    * Destinations the next backup writes to that lack a manifest of `m`'s chain: every member for
    * 'all' and 'any'; for 'priority', the one it would fail over to now (a probe write).
    */
-  private async membersLackingChain(m: Manifest): Promise<string[]> {
+  private async membersLackingChain(m: ManifestHead): Promise<string[]> {
     const set = this.destinations;
     if (set.members.length < 2) return [];
     const writers = await set.plannedWriters(paths.pending(`${m.id}.plan.probe`)).catch(() => set.members);
@@ -1297,7 +1297,7 @@ function provideGetPlugin(db: DatabaseLike): void {
  * story's per-resource schedules keep their own GFS slots. A backup counts as unverified when
  * any backup of its chain is recorded as failing verification (it cannot be restored).
  */
-function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], policy: unknown): RetentionPlan {
+function planSeries(list: { manifest: ManifestHead; summary: BackupSummary }[], policy: unknown): RetentionPlan {
   const verifications = new Map(list.map((e) => [e.manifest.id, e.summary.verification]));
   const series = new Map<string, RetentionBackup[]>();
   for (const { manifest, summary } of list) {
@@ -1335,7 +1335,7 @@ function planSeries(list: { manifest: Manifest; summary: BackupSummary }[], poli
  * `plan` with the backups `wanted` says, and the chains they need, moved to keep with reason
  * `why` (`listed`: the catalog, in its order).
  */
-function keepAlso(plan: RetentionPlan, wanted: (id: string) => boolean, listed: Manifest[], why: string): RetentionPlan {
+function keepAlso(plan: RetentionPlan, wanted: (id: string) => boolean, listed: ManifestHead[], why: string): RetentionPlan {
   const read = new Set(listed.filter((m) => wanted(m.id)).flatMap((m) => m.chain));
   const held = plan.remove.filter((r) => read.has(r.id));
   if (held.length === 0) return plan;
@@ -1346,7 +1346,7 @@ function keepAlso(plan: RetentionPlan, wanted: (id: string) => boolean, listed: 
 }
 
 /** Whether `m`'s chain holds a backup recorded as failing verification (it cannot be restored). */
-function chainFailed(m: Manifest, verifications: Map<string, VerificationResult | null>): boolean {
+function chainFailed(m: Pick<Manifest, 'id' | 'chain'>, verifications: Map<string, VerificationResult | null>): boolean {
   return chainProblem(m, verifications)?.kind === 'failed';
 }
 
@@ -1356,7 +1356,7 @@ function chainFailed(m: Manifest, verifications: Map<string, VerificationResult 
  * `verifications` (missing or unreadable), and with `strict` (what listings call `verified`) an
  * ancestor never verified (taken with `verify: false`: a restore would find its damage first).
  */
-function chainProblem(m: Manifest, verifications: Map<string, VerificationResult | null>, strict = false): { kind: 'missing' | 'failed' | 'unverified'; text: string } | null {
+function chainProblem(m: Pick<Manifest, 'id' | 'chain'>, verifications: Map<string, VerificationResult | null>, strict = false): { kind: 'missing' | 'failed' | 'unverified'; text: string } | null {
   const failed = m.chain.find((id) => verifications.get(id)?.verified === false);
   if (failed !== undefined) return { kind: 'failed', text: `holds ${failed}, which failed verification` };
   const missing = m.chain.find((id) => !verifications.has(id));

@@ -14,7 +14,9 @@
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
  *
- * Manifests are cached by id (they never change once written); verification results are not.
+ * Whole manifests are cached by id (they never change once written), at most MANIFEST_CACHE_BYTES
+ * of them; listings hold ListedManifests (no part list, no s3db.json), so memory does not grow with
+ * the catalog times the database. Verification results are not cached.
  */
 import { hostname } from 'node:os';
 import type { DestinationSet } from '../destinations/set.js';
@@ -24,7 +26,7 @@ import type { PendingState } from './backup.js';
 import type { IndexRepair } from './index-repair.js';
 import { processSpace } from '../lease/process-space.js';
 import { isOriginalPluginId, paths } from './layout.js';
-import { parseManifest, summarize, type BackupSummary, type Manifest, type VerificationResult } from './manifest.js';
+import { definedResources, parseManifest, summarize, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './manifest.js';
 import { mapOrdered } from './s3db.js';
 
 /** Why a manifest is left out of a listing instead of failing it: corrupt, of a newer format, archived (an S3 lifecycle rule moved it to GLACIER), or unreadable at every destination. */
@@ -32,8 +34,57 @@ const UNLISTABLE: ReadonlySet<string> = new Set(['ERR_MANIFEST_CORRUPT', 'ERR_MA
 /** Manifests (and their verification records) read at once when listing. */
 const CATALOG_READS = 16;
 
+/**
+ * A manifest as a listing holds it: without its part list and `s3dbJson`, which grow with the
+ * database (a 500 GB backup's manifest is about 3 MB); `definedResources` is what listings need of
+ * the latter. get() and require() read the whole manifest.
+ */
+export type ListedManifest = ManifestHead & { definedResources: string[] };
+
+function listedOf(m: Manifest): ListedManifest {
+  const { parts: _parts, s3dbJson, ...rest } = m;
+  return { ...rest, definedResources: definedResources(s3dbJson) };
+}
+
+/** Bytes of whole manifests (by their JSON text) kept in memory at most; the least recently used go first. */
+const MANIFEST_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Whole manifests by id, least recently used evicted past `limit` bytes (manifests never change once written). */
+export class ManifestCache {
+  private readonly entries = new Map<string, { manifest: Manifest; bytes: number }>();
+  private bytes = 0;
+
+  constructor(private readonly limit = MANIFEST_CACHE_BYTES) {}
+
+  get(id: string): Manifest | undefined {
+    const hit = this.entries.get(id);
+    if (!hit) return undefined;
+    this.entries.delete(id);
+    this.entries.set(id, hit);
+    return hit.manifest;
+  }
+
+  set(id: string, manifest: Manifest, bytes: number): void {
+    this.delete(id);
+    this.entries.set(id, { manifest, bytes });
+    this.bytes += bytes;
+    for (const [oldest, entry] of this.entries) {
+      if (this.bytes <= this.limit || oldest === id) break;
+      this.entries.delete(oldest);
+      this.bytes -= entry.bytes;
+    }
+  }
+
+  delete(id: string): void {
+    const hit = this.entries.get(id);
+    if (!hit) return;
+    this.entries.delete(id);
+    this.bytes -= hit.bytes;
+  }
+}
+
 export class Catalog {
-  private readonly manifests = new Map<string, Manifest>();
+  private readonly manifests = new ManifestCache();
 
   constructor(private readonly set: DestinationSet) {}
 
@@ -51,10 +102,11 @@ export class Catalog {
       const { value } = await this.set.readWithFallback(paths.manifest(id), async (stream, member) => {
         const chunks: Buffer[] = [];
         for await (const c of stream) chunks.push(c as Buffer);
-        return parseManifest(Buffer.concat(chunks).toString('utf8'), `${paths.manifest(id)} at ${member.label}`);
+        const text = Buffer.concat(chunks).toString('utf8');
+        return { manifest: parseManifest(text, `${paths.manifest(id)} at ${member.label}`), bytes: text.length };
       });
-      this.manifests.set(id, value);
-      return value;
+      this.manifests.set(id, value.manifest, value.bytes);
+      return value.manifest;
     } catch (err) {
       if (err instanceof BackupError && (err.code === 'ERR_DESTINATION_NOT_FOUND' || err.code === 'ERR_ALL_DESTINATIONS_FAILED') && !(await this.ids()).includes(id)) return null;
       throw err;
@@ -101,7 +153,7 @@ export class Catalog {
   }
 
   /** Summaries of every readable backup, newest first (see `survey`). */
-  async list(): Promise<{ manifest: Manifest; summary: BackupSummary }[]> {
+  async list(): Promise<{ manifest: ListedManifest; summary: BackupSummary }[]> {
     return (await this.survey()).entries;
   }
 
@@ -110,8 +162,8 @@ export class Catalog {
    * `entries` (and so never deleted by retention) instead of hiding every other backup, since
    * listing is what a user needs first when things are broken.
    */
-  async survey(): Promise<{ entries: { manifest: Manifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[] }> {
-    const entries: { manifest: Manifest; summary: BackupSummary }[] = [];
+  async survey(): Promise<{ entries: { manifest: ListedManifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[] }> {
+    const entries: { manifest: ListedManifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
     const ids = await this.ids();
     async function* each() {
@@ -132,7 +184,7 @@ export class Catalog {
     };
     for await (const r of mapOrdered(each(), CATALOG_READS, read)) {
       if (r.kind === 'unreadable') unreadable.push({ id: r.id, error: r.error });
-      else entries.push({ manifest: r.manifest, summary: summarize(r.manifest, r.verification) });
+      else entries.push({ manifest: listedOf(r.manifest), summary: summarize(r.manifest, r.verification) });
     }
     entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
     return { entries, unreadable };

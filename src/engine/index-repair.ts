@@ -101,10 +101,13 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
       }
     }
     if (lacking.length === 0) continue;
+    const listed = manifest;
     const skip = (reason: string) => {
       for (const { member, ref } of lacking) report.skipped.push({ id: manifest.id, path: ref.path, destination: member.label, reason });
     };
     try {
+      // the whole manifest (listings hold no part list): one backup at a time, memory bounded
+      const manifest = await o.catalog.require(listed.id);
       let action: IndexRepair['action'];
       if (good.length > 0) {
         await copyIndex(manifest, good[0]!, lacking);

@@ -20,13 +20,13 @@ import type { DestinationSet } from '../destinations/set.js';
 import { readText } from '../destinations/types.js';
 import { BackupError } from '../errors.js';
 import { paths } from './layout.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest, ManifestHead } from './manifest.js';
 
 export class Keyring {
   private readonly cache = new Map<string, KeyHandle>();
   private readonly unlocked = new Map<string, Promise<KeyHandle>>();
   /** The backups at the destination (see consult()); none until set. */
-  private catalog: () => Promise<Manifest[]> = async () => [];
+  private catalog: () => Promise<ManifestHead[]> = async () => [];
 
   /** A true private field: never enumerable, never printed by util.inspect or JSON.stringify. */
   readonly #passphrase: string | null;
@@ -43,7 +43,7 @@ export class Keyring {
   }
 
   /** Where keyForManifest finds the other manifests of a key (the plugin's catalog). */
-  consult(catalog: () => Promise<Manifest[]>): void {
+  consult(catalog: () => Promise<ManifestHead[]>): void {
     this.catalog = catalog;
   }
 
@@ -101,7 +101,7 @@ export class Keyring {
   }
 
   /** The master key of a backup, for verify and restore. */
-  async keyForManifest(manifest: Manifest, set: DestinationSet): Promise<KeyHandle> {
+  async keyForManifest(manifest: ManifestHead, set: DestinationSet): Promise<KeyHandle> {
     if (!manifest.encryption) throw new BackupError('ERR_INTERNAL', `backup ${manifest.id} is not encrypted`);
     const keyCheck = manifest.encryption.keyCheck;
     const cached = this.cache.get(keyCheck);

@@ -129,6 +129,9 @@ export interface Manifest {
   sealed?: string;
 }
 
+/** What every manifest says of its backup but the part list and `s3dbJson` (catalog.ts ListedManifest). */
+export type ManifestHead = Omit<Manifest, 'parts' | 's3dbJson'>;
+
 /**
  * Which objects a backup covers, as a comparable string: the resources (include/exclude), whether
  * database-level objects were included, and which resources hold logical (filter/fields/limit)

@@ -12,7 +12,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, createEncoder, type KeyHandle } from '../codec/index.js';
 import { errorMessage } from '../errors.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest, ManifestHead } from './manifest.js';
 
 export interface SealedFields {
   reason: string | null;
@@ -31,7 +31,7 @@ export async function unseal(sealed: string, key: KeyHandle): Promise<SealedFiel
 }
 
 /** `m` with its sealed fields in place (m itself when it has none). */
-export async function withUnsealed(m: Manifest, key: KeyHandle): Promise<Manifest> {
+export async function withUnsealed<M extends ManifestHead>(m: M, key: KeyHandle): Promise<M> {
   if (m.sealed === undefined) return m;
   const f = await unseal(m.sealed, key);
   return { ...m, reason: f.reason, metadata: f.metadata, trigger: m.trigger ? { event: m.trigger.event, payload: f.payload } : null };
@@ -42,7 +42,7 @@ export async function withUnsealed(m: Manifest, key: KeyHandle): Promise<Manifes
  * manifest as stored (null fields) after `warn`. One try and one warning per key, however many
  * manifests ask at once (a wrong passphrase costs a PBKDF2 derivation per try).
  */
-export function unsealer(keyFor: (m: Manifest) => Promise<KeyHandle>, warn: (m: Manifest, message: string) => void): (m: Manifest) => Promise<Manifest> {
+export function unsealer(keyFor: (m: ManifestHead) => Promise<KeyHandle>, warn: (m: ManifestHead, message: string) => void): <M extends ManifestHead>(m: M) => Promise<M> {
   const keys = new Map<string, Promise<KeyHandle | null>>(); // keyCheck -> the key, or null when it did not open
   return async (m) => {
     if (m.sealed === undefined || !m.encryption) return m;

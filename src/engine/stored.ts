@@ -23,7 +23,7 @@ import { readArchive, type ArchiveRecord } from './archive.js';
 import { paths } from './layout.js';
 import { mapOrdered } from './s3db.js';
 import { BackupError, errorMessage } from '../errors.js';
-import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import type { IndexEntry, Manifest, ManifestHead, PartEntry } from './manifest.js';
 import { compareKeys } from './sorted-merge.js';
 
 export interface StoredRef {
@@ -109,7 +109,7 @@ export interface IndexRef extends StoredRef {
  * there (FORMAT.md 4.1), else the manifest's own. A reference that does not parse, or names
  * another backup's file or another entry count, is ignored (recoverBackups() writes a new one).
  */
-export async function indexRefAt(member: Destination, manifest: Manifest): Promise<IndexRef> {
+export async function indexRefAt(member: Destination, manifest: ManifestHead): Promise<IndexRef> {
   const own: IndexRef = manifest.index;
   if (!(await member.stat(paths.indexRef(manifest.id)))) return own;
   // A read that fails is thrown (the reference may well be fine); only a body that is not a
@@ -140,7 +140,7 @@ export function indexSource(id: string): string {
  * The index of `manifest` that readers use at `member` (indexRefAt), and why it cannot be read
  * there (null when it is there with its recorded size). Throws when `member` cannot be asked.
  */
-export async function indexAt(member: Destination, manifest: Manifest): Promise<{ ref: IndexRef; lacking: string | null }> {
+export async function indexAt(member: Destination, manifest: ManifestHead): Promise<{ ref: IndexRef; lacking: string | null }> {
   const ref = await indexRefAt(member, manifest);
   const info = await member.stat(ref.path);
   if (!info) return { ref, lacking: `${ref.path} does not exist` };
@@ -148,7 +148,7 @@ export async function indexAt(member: Destination, manifest: Manifest): Promise<
 }
 
 /** True when one of `holders` has the index of `manifest` that its readers use, with its recorded size. */
-export async function indexAvailable(holders: Destination[], manifest: Manifest): Promise<boolean> {
+export async function indexAvailable(holders: Destination[], manifest: ManifestHead): Promise<boolean> {
   for (const member of holders) {
     if ((await indexAt(member, manifest).catch(() => null))?.lacking === null) return true;
   }

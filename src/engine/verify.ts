@@ -42,7 +42,7 @@ export interface VerifyOptions {
   onProgress?: (event: ProgressEvent) => void;
 }
 
-export function holdersOf(manifest: Manifest, set: DestinationSet): Destination[] {
+export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: DestinationSet): Destination[] {
   const ok = new Set(manifest.destinations.filter((d) => d.status === 'ok').map((d) => d.label));
   const holders = set.members.filter((m) => ok.has(m.label));
   return holders.length > 0 ? holders : set.members;
