@@ -83,8 +83,21 @@ export class ManifestCache {
   }
 }
 
+/** A backup as listings show it: its manifest's head and its summary as the manifest alone gives it. */
+interface Listed {
+  manifest: ListedManifest;
+  summary: BackupSummary;
+}
+
+/** `summary` with the backup's latest verification (summarize()'s two verification fields). */
+function withVerification(summary: BackupSummary, verification: VerificationResult | null): BackupSummary {
+  return { ...summary, verified: verification?.verified === true, verification };
+}
+
 export class Catalog {
   private readonly manifests = new ManifestCache();
+  /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change). */
+  private readonly heads = new Map<string, Listed>();
 
   constructor(private readonly set: DestinationSet) {}
 
@@ -92,6 +105,22 @@ export class Catalog {
   async ids(): Promise<string[]> {
     const listed = await this.set.listMerged(paths.manifestsPrefix);
     return listed.filter((o) => o.path.endsWith('.json')).map((o) => o.path.slice(paths.manifestsPrefix.length, -'.json'.length));
+  }
+
+  private async headOf(id: string): Promise<Listed | null> {
+    const known = this.heads.get(id);
+    if (known) return known;
+    const manifest = await this.get(id);
+    if (!manifest) return null;
+    const head = { manifest: listedOf(manifest), summary: summarize(manifest, null) };
+    this.heads.set(id, head);
+    return head;
+  }
+
+  /** Drops what is kept of backup `id` (deleted, or its manifest put back). */
+  private forget(id: string): void {
+    this.manifests.delete(id);
+    this.heads.delete(id);
   }
 
   async get(id: string): Promise<Manifest | null> {
@@ -171,11 +200,11 @@ export class Catalog {
     }
     // Manifests and verification records are read CATALOG_READS at a time: one after another,
     // a catalog of 1000 backups on S3 took minutes per listing (and a backup lists it twice).
-    type Read = { kind: 'listed'; manifest: Manifest; verification: VerificationResult | null } | { kind: 'unreadable'; id: string; error: string };
+    type Read = { kind: 'listed'; head: Listed; verification: VerificationResult | null } | { kind: 'unreadable'; id: string; error: string };
     const read = async (id: string): Promise<Read | undefined> => {
       try {
-        const manifest = await this.get(id);
-        return manifest ? { kind: 'listed', manifest, verification: await this.latestVerification(id) } : undefined;
+        const head = await this.headOf(id);
+        return head ? { kind: 'listed', head, verification: await this.latestVerification(id) } : undefined;
       } catch (err) {
         // Left out, never hiding the others (and never deleted by retention, which sees only entries).
         if (!(err instanceof BackupError && UNLISTABLE.has(err.code))) throw err;
@@ -184,7 +213,7 @@ export class Catalog {
     };
     for await (const r of mapOrdered(each(), CATALOG_READS, read)) {
       if (r.kind === 'unreadable') unreadable.push({ id: r.id, error: r.error });
-      else entries.push({ manifest: listedOf(r.manifest), summary: summarize(r.manifest, r.verification) });
+      else entries.push({ manifest: r.head.manifest, summary: withVerification(r.head.summary, r.verification ?? r.head.manifest.verification) });
     }
     entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
     return { entries, unreadable };
@@ -231,7 +260,7 @@ export class Catalog {
     const body = Buffer.from(JSON.stringify(marker));
     await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
     await this.set.delete([paths.manifest(manifest.id)]);
-    this.manifests.delete(manifest.id);
+    this.forget(manifest.id);
     await this.set.delete([...marker.parts, ...(await this.indexFiles(manifest.id)), paths.verification(manifest.id), paths.pending(manifest.id)]);
   }
 
@@ -266,7 +295,7 @@ export class Catalog {
     const lost: (RecoveryReport['skipped'][number] & { member: Destination })[] = [];
     const putBackAt = (member: Destination, outcome: { id: string; damage: string | null }) => {
       recovered.add(outcome.id);
-      this.manifests.delete(outcome.id);
+      this.forget(outcome.id);
       if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
     };
     for (const member of this.set.members) {
