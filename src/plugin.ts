@@ -34,7 +34,7 @@ import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layou
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { unsealer } from './engine/sealed.js';
-import { definedResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
+import { describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -400,9 +400,9 @@ export class BackupPlugin extends EventEmitter {
   /**
    * Finishes what crashed runs left (catalog.cleanupLeftovers): the parts of unfinished backups
    * once stale, and deletions that died midway, at once; so a delete or prune run again after a
-   * crash frees the space, not only the next backup. Never throws. Returns the ids cleaned.
+   * crash frees the space, not only the next backup. Never throws. Returns what it cleaned; a
+   * deletion finished here is logged (the backup was still listed).
    */
-  /** Cleans up what crashed backups and deletions cut short left; a deletion finished here is logged (it was still listed). */
   private async finishLeftovers(): Promise<Leftover[]> {
     const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => {
       this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed');

@@ -195,6 +195,9 @@ export class Catalog {
     const entries: { manifest: ListedManifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
     const ids = await this.ids();
+    // (heads of backups deleted since, by another process too, are dropped)
+    const current = new Set(ids);
+    for (const id of this.heads.keys()) if (!current.has(id)) this.heads.delete(id);
     async function* each() {
       yield* ids;
     }

@@ -12,7 +12,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, createEncoder, type KeyHandle } from '../codec/index.js';
 import { errorMessage } from '../errors.js';
-import type { Manifest, ManifestHead } from './manifest.js';
+import type { ManifestHead } from './manifest.js';
 
 export interface SealedFields {
   reason: string | null;
