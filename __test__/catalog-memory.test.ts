@@ -44,6 +44,38 @@ describe('catalog memory', () => {
     await p.stop();
   });
 
+  it('a listing asks no destination about the verification of each backup (a HEAD per backup on S3): it lists the records once, and still sees one written by another process', async () => {
+    const dir = path.join(work, 'verifications');
+    const db = await openDb(`memory://catalog-verifications-${process.pid}/db`);
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await db.usePlugin(p);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await p.createBackup()).id);
+    const member = (p as unknown as { destinations: { members: { stat(path: string): Promise<unknown> }[] } }).destinations.members[0]!;
+    const stat = member.stat.bind(member);
+    const asked: string[] = [];
+    member.stat = (f: string) => (f.startsWith('verifications/') && asked.push(f), stat(f)); // observation only
+    expect((await p.listBackups()).every((b) => b.verified)).toBe(true);
+    expect(asked).toEqual([]);
+    // another process records a failed verification of one backup: the next listing sees it
+    const other = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await db.usePlugin(other, 'other');
+    const { writeFile, readFile } = await import('node:fs/promises');
+    const part = (await other.getBackup(ids[2]!))!.manifest.parts[0]!;
+    const bytes = await readFile(path.join(dir, part.path));
+    bytes[bytes.length >> 1] ^= 1;
+    await writeFile(path.join(dir, part.path), bytes);
+    expect((await other.verifyBackup(ids[2]!)).verified).toBe(false);
+    const listed = await p.listBackups();
+    expect(listed.find((b) => b.id === ids[2])!.verified).toBe(false);
+    expect(listed.filter((b) => b.verified).length).toBe(4);
+    // (a filesystem listing stats the files it finds: the one record there, never each backup)
+    expect(asked).toEqual([`verifications/${ids[2]}.json`]);
+    await other.stop();
+    await p.stop();
+  });
+
   it('whole manifests are cached up to a byte limit, least recently used evicted first', () => {
     const cache = new ManifestCache(100);
     const m = (id: string) => ({ id }) as Manifest;

@@ -20,7 +20,7 @@
  */
 import { hostname } from 'node:os';
 import type { DestinationSet } from '../destinations/set.js';
-import { readText, type Destination } from '../destinations/types.js';
+import { readText, type Destination, type ObjectInfo } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { PendingState } from './backup.js';
 import type { IndexRepair } from './index-repair.js';
@@ -98,6 +98,8 @@ export class Catalog {
   private readonly manifests = new ManifestCache();
   /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change). */
   private readonly heads = new Map<string, Listed>();
+  /** Verification records read, by destination, path and change tag: read again only when they change. */
+  private readonly verifications = new Map<string, VerificationResult>();
 
   constructor(private readonly set: DestinationSet) {}
 
@@ -155,16 +157,48 @@ export class Catalog {
     return m;
   }
 
-  async latestVerification(id: string): Promise<VerificationResult | null> {
+  /**
+   * The latest recorded verification of `id`, or null. `listed`: the verification records each
+   * destination held when a listing began (verificationRecords()), so that a listing asks no
+   * destination about a backup that has none (a HEAD per backup on S3); a destination missing
+   * from it is asked.
+   */
+  async latestVerification(id: string, listed?: Map<Destination, Map<string, ObjectInfo>>): Promise<VerificationResult | null> {
+    const path = paths.verification(id);
     for (const member of this.set.members) {
-      if (!(await member.stat(paths.verification(id)).catch(() => null))) continue;
+      const known = listed?.get(member);
+      const info = known ? known.get(path) : await member.stat(path).catch(() => null);
+      if (!info) continue;
+      const tag = info.etag !== undefined ? `${member.label}\0${path}\0${info.etag}\0${info.size}` : null;
+      const cached = tag === null ? undefined : this.verifications.get(tag);
+      if (cached) return cached;
       try {
-        return JSON.parse(await readText(member, paths.verification(id))) as VerificationResult;
+        const result = JSON.parse(await readText(member, path)) as VerificationResult;
+        if (tag !== null) {
+          for (const key of this.verifications.keys()) if (key.startsWith(`${member.label}\0${path}\0`)) this.verifications.delete(key);
+          this.verifications.set(tag, result);
+        }
+        return result;
       } catch {
         // an unreadable verification record falls back to the manifest's own result
       }
     }
     return null;
+  }
+
+  /** The verification records at each destination, one listing each (a destination whose listing fails is left out: asked per backup). */
+  private async verificationRecords(): Promise<Map<Destination, Map<string, ObjectInfo>>> {
+    const out = new Map<Destination, Map<string, ObjectInfo>>();
+    for (const member of this.set.members) {
+      try {
+        const found = new Map<string, ObjectInfo>();
+        for await (const o of member.list(paths.verificationsPrefix)) found.set(o.path, o);
+        out.set(member, found);
+      } catch {
+        // asked per backup instead
+      }
+    }
+    return out;
   }
 
   /**
@@ -198,6 +232,7 @@ export class Catalog {
     // (heads of backups deleted since, by another process too, are dropped)
     const current = new Set(ids);
     for (const id of this.heads.keys()) if (!current.has(id)) this.heads.delete(id);
+    const records = await this.verificationRecords();
     async function* each() {
       yield* ids;
     }
@@ -207,7 +242,7 @@ export class Catalog {
     const read = async (id: string): Promise<Read | undefined> => {
       try {
         const head = await this.headOf(id);
-        return head ? { kind: 'listed', head, verification: await this.latestVerification(id) } : undefined;
+        return head ? { kind: 'listed', head, verification: await this.latestVerification(id, records) } : undefined;
       } catch (err) {
         // Left out, never hiding the others (and never deleted by retention, which sees only entries).
         if (!(err instanceof BackupError && UNLISTABLE.has(err.code))) throw err;

@@ -40,6 +40,7 @@ export const paths = {
   pendingPrefix: 'pending/',
   dataPrefix: 'data/',
   verification: (id: string) => `verifications/${id}.json`,
+  verificationsPrefix: 'verifications/',
   keyFile: 'key.json',
   lease: 'locks/backup.lease',
 };
