@@ -173,12 +173,12 @@ describe('s3db.js drop-in details', () => {
     await keeper.stop();
   });
 
-  it("what s3db.js's docs and tests write works: resources: null is every resource (backup and restore), verbose and storage are accepted, and its retention { daily: 7 } keeps its other defaults (4 weekly, 12 monthly, 3 yearly)", async () => {
+  it("what s3db.js's docs and tests write works: resources: null is every resource (backup and restore), verbose and storage are accepted, and its retention { daily: 7 } is read as it applied it (every backup of 7 days, then 4 weekly, 12 monthly, 3 yearly)", async () => {
     const db = await seeded('nulls');
     const p = plugin('nulls', { verbose: false, storage: {}, retention: { daily: 7 } });
     await db.usePlugin(p);
     const all = await p.backup('full', { resources: null });
-    expect((await p.prune({ dryRun: true })).policy).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3, tags: [] });
+    expect((await p.prune({ dryRun: true })).policy).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [], within: '7d', withinWeekly: '28d', withinMonthly: '12m', withinYearly: '3y' });
     const every = (await p.getBackup(all.id))!.manifest.resources;
     expect(Object.keys(every)).toEqual(expect.arrayContaining(['users', 'orders']));
     await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');

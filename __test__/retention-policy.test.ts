@@ -62,16 +62,25 @@ describe('validateRetentionPolicy', () => {
     expect(refusal(() => validateRetentionPolicy({ policy: 'gfs', daily: Infinity })).message).toContain('got Infinity'); // not "got null"
   });
 
-  it("reads s3db.js's BackupPlugin's retention as it did: without a policy, daily/weekly/monthly/yearly left out (all of them in {}) get its defaults 7/4/12/3", () => {
-    const gfs = (daily: number, weekly: number, monthly: number, yearly: number) => ({ policy: 'gfs', last: 0, hourly: 0, daily, weekly, monthly, yearly, tags: [] });
-    expect(validateRetentionPolicy({})).toEqual(gfs(7, 4, 12, 3));
-    expect(validateRetentionPolicy({ daily: 7 })).toEqual(gfs(7, 4, 12, 3));
-    expect(validateRetentionPolicy({ daily: 30, weekly: 0 })).toEqual(gfs(30, 0, 12, 3));
-    expect(validateRetentionPolicy({ daily: 7, weekly: null })).toEqual(gfs(7, 4, 12, 3)); // null: not set
+  it("reads s3db.js's BackupPlugin's retention as it applied it: without a policy, daily/weekly/monthly/yearly (each left out at 7/4/12/3, {} too) keep every backup of the last `daily` days, one a week, a month and a year back that far", () => {
+    const s3db = (extra: Record<string, string>) => ({ policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [], ...extra });
+    expect(validateRetentionPolicy({})).toEqual(s3db({ within: '7d', withinWeekly: '28d', withinMonthly: '12m', withinYearly: '3y' }));
+    expect(validateRetentionPolicy({ daily: 7 })).toEqual(validateRetentionPolicy({}));
+    expect(validateRetentionPolicy({ daily: 30, weekly: 0 })).toEqual(s3db({ within: '30d', withinMonthly: '12m', withinYearly: '3y' }));
+    expect(validateRetentionPolicy({ daily: 7, weekly: null })).toEqual(validateRetentionPolicy({})); // null: not set
+    const normalised = validateRetentionPolicy({ daily: 7 });
+    expect(validateRetentionPolicy(normalised)).toEqual(normalised);
+    // all zero keeps nothing: refused, as any such policy
+    expect(refusal(() => validateRetentionPolicy({ daily: 0, weekly: 0, monthly: 0, yearly: 0 })).details.option).toBe('retention');
+    // hourly backups for ten days: every one of the last 7 days is kept, as s3db.js kept them
+    const now = Date.parse('2026-06-30T12:00:00Z');
+    const hourly: RetentionBackup[] = Array.from({ length: 240 }, (_, i) => ({ id: `h${i}`, timestamp: now - i * HOUR }));
+    const kept = ids(planRetention(hourly, { daily: 7 }, now).keep);
+    expect(kept.slice(0, 168)).toEqual(hourly.slice(0, 168).map((b) => b.id));
     // the story's form, with a policy, is what you write (restic's reading)
-    expect(validateRetentionPolicy({ policy: 'gfs', daily: 7 })).toEqual(gfs(7, 0, 0, 0));
+    expect(validateRetentionPolicy({ policy: 'gfs', daily: 7 })).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 7, weekly: 0, monthly: 0, yearly: 0, tags: [] });
     // any other key without a policy is not s3db.js's: restic's reading
-    expect(validateRetentionPolicy({ daily: 7, hourly: 24 })).toEqual({ ...gfs(7, 0, 0, 0), hourly: 24 });
+    expect(validateRetentionPolicy({ daily: 7, hourly: 24 })).toEqual({ policy: 'gfs', last: 0, hourly: 24, daily: 7, weekly: 0, monthly: 0, yearly: 0, tags: [] });
     expect(refusal(() => validateRetentionPolicy({ daily: -5 })).details.option).toBe('retention.daily');
   });
 

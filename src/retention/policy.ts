@@ -9,8 +9,8 @@
  *   weekly 4, monthly 12 (the seed's defaults table). As soon as one rule key is written, every
  *   omitted rule is off (0) - what you write is what you get, exactly like restic forget.
  * - Without `policy`, only daily/weekly/monthly/yearly keys (or none: `{}`) are s3db.js's
- *   BackupPlugin's reading: each one left out is its default (daily 7, weekly 4, monthly 12,
- *   yearly 3), so an application switching from it keeps what it kept.
+ *   BackupPlugin's reading (s3dbReading): each one left out is its default (daily 7, weekly 4,
+ *   monthly 12, yearly 3), and `daily` keeps every backup of those days, as it did.
  * - Simple: `count` is 10 unless written (the seed's table gives count and maxAge a default each:
  *   10 and none), so `{ maxAge }` keeps the newest 10 too; `{ count: 0, maxAge }` is maxAge alone.
  * - Counts are whole numbers >= -1 (-1 unlimited, 0 off). Durations: see duration.ts.
@@ -140,6 +140,29 @@ function readTags(value: unknown): string[][] {
 const S3DB_DEFAULTS = { daily: 7, weekly: 4, monthly: 12, yearly: 3 } as const;
 const S3DB_KEYS: readonly string[] = Object.keys(S3DB_DEFAULTS);
 
+/**
+ * s3db.js's BackupPlugin's retention (no `policy`; daily/weekly/monthly/yearly, each left out at
+ * its default, `{}` included), as it applied it: every backup younger than `daily` days, one a week
+ * back to `weekly` weeks, one a month back to `monthly` months, one a year back to `yearly` years.
+ * In restic's terms: `within`, `withinWeekly`, `withinMonthly`, `withinYearly` (measured from the
+ * newest backup, not from now, so a pause in backups keeps more, never less).
+ */
+function s3dbReading(raw: Record<string, unknown>): NormalizedGfsPolicy {
+  const count = (key: keyof typeof S3DB_DEFAULTS) => (raw[key] === undefined ? S3DB_DEFAULTS[key] : readCount(raw, key));
+  // -1 (no limit) reaches back past every backup
+  const span = (n: number, unit: 'd' | 'm' | 'y', per = 1) => (n === -1 ? '100000y' : `${n * per}${unit}`);
+  const out: NormalizedGfsPolicy = { policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [] };
+  const [daily, weekly, monthly, yearly] = [count('daily'), count('weekly'), count('monthly'), count('yearly')];
+  if (daily !== 0) out.within = span(daily, 'd');
+  if (weekly !== 0) out.withinWeekly = span(weekly, 'd', 7);
+  if (monthly !== 0) out.withinMonthly = span(monthly, 'm');
+  if (yearly !== 0) out.withinYearly = span(yearly, 'y');
+  if (daily === 0 && weekly === 0 && monthly === 0 && yearly === 0) {
+    throw fail('retention', 'every rule is 0, so the policy would keep nothing', 'Leave `retention` out to never prune, or keep one rule above 0');
+  }
+  return out;
+}
+
 export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPolicy {
   if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
     throw fail('retention', `expected an object, got ${policy === null ? 'null' : Array.isArray(policy) ? 'an array' : typeof policy}`, "e.g. { policy: 'gfs', hourly: 24, daily: 7 } or { policy: 'simple', count: 10 }");
@@ -162,12 +185,7 @@ export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPol
     if (gfsKeys.length > 0 && simpleKeys.length > 0) {
       throw fail('retention', `mixes simple keys (${simpleKeys.join(', ')}) with GFS keys (${gfsKeys.join(', ')})`, "Pick one: policy 'simple' (count, maxAge) or 'gfs' (last, hourly, daily, weekly, monthly, yearly, within*, tags)");
     }
-    if (keys.every((k) => S3DB_KEYS.includes(k))) {
-      // s3db.js's BackupPlugin wrote these without a policy, and filled every one left out from
-      // its defaults (`{}` included): a switcher's `{ daily: 7 }` keeps what it kept there
-      const count = (key: keyof typeof S3DB_DEFAULTS) => (raw[key] === undefined ? S3DB_DEFAULTS[key] : readCount(raw, key));
-      return { policy: 'gfs', last: 0, hourly: 0, daily: count('daily'), weekly: count('weekly'), monthly: count('monthly'), yearly: count('yearly'), tags: [] };
-    }
+    if (keys.every((k) => S3DB_KEYS.includes(k))) return s3dbReading(raw);
     kind = simpleKeys.length > 0 ? 'simple' : 'gfs';
   }
   if (kind === 'gfs') {
