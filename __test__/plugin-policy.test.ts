@@ -979,6 +979,17 @@ describe('hooks and webhooks that never finish', () => {
     expect((await p.listBackups()).map((x) => x.id)).toEqual([b.id]);
     await expect(p.restore({ backupId: b.id, dryRun: true })).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onRestoreStart hook threw: restores need a ticket; the restore was not started') });
     await p.stop();
+    // a refusal is a decision, not a fault: a scheduled backup it refuses is not retried
+    const retried: unknown[] = [];
+    const vetoed = plugin(path.join(work, 'hooks-gate-schedule'), { schedule: 1000, retries: 2, retryDelayMs: 10, logger: warnInto([]), onBackupStart: () => { throw new Error('maintenance window'); } });
+    vetoed.on('plg:backup:retry', (e) => retried.push(e));
+    const refused: unknown[] = [];
+    vetoed.on('plg:backup:error', (e) => refused.push(e));
+    await db.usePlugin(vetoed, 'vetoed');
+    await waitUntil('a scheduled backup refused', () => refused.length > 0, 10_000);
+    await sleep(200);
+    await vetoed.stop();
+    expect(retried).toEqual([]);
   });
 
   it('hookTimeoutMs must be a positive number of milliseconds', () => {

@@ -40,6 +40,6 @@ export interface BackupPluginEvents {
   'plg:backup:unreadable': [{ id: string; error: string }];
   'plg:backup:recovered': [RecoveryReport];
   'plg:backup:webhook-error': [{ webhook: string; error: string }];
-  /** A hook other than onBackupStart/onRestoreStart threw or outlived hookTimeoutMs (those two refuse their operation instead). */
+  /** A hook other than onBackupStart/onRestoreStart threw or outlived hookTimeoutMs (those two refuse their operation instead; a late rejection of theirs lands here). */
   'plg:backup:hook-error': [{ hook: string; error: string }];
 }
