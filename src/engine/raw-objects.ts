@@ -36,10 +36,11 @@ export interface RawObjects {
   get(key: string): Promise<ObjectRead>;
   put(params: RawPut): Promise<void>;
   /**
-   * Whether `metadata` can be stored as it is: S3 carries metadata in HTTP headers, which take
-   * printable ASCII only (a value another tool stored in a local database may hold more).
+   * Whether a header `name` with `value` can be stored as it is: S3 carries metadata in HTTP
+   * headers, which take printable ASCII only (a value another tool stored in a local database may
+   * hold more).
    */
-  storable(metadata: Record<string, string>): boolean;
+  storable(name: string, value: string): boolean;
 }
 
 /** What s3db.js's memory:// and file:// clients keep objects in (their `storage`). */
@@ -100,7 +101,7 @@ export function rawObjects(client: S3dbClientLike): RawObjects | null {
           }),
         );
       },
-      storable: (metadata) => Object.entries(metadata).every(([k, v]) => HEADER_SAFE.test(k) && HEADER_SAFE.test(v)),
+      storable: (name, value) => HEADER_SAFE.test(name) && HEADER_SAFE.test(value),
     };
   }
   return null;
