@@ -76,6 +76,27 @@ describe('catalog memory', () => {
     await p.stop();
   });
 
+  it('a backup another process deleted is gone here too: getBackup() gives null and restore() says not found (a cached manifest is confirmed first)', async () => {
+    const dir = path.join(work, 'deleted-elsewhere');
+    const db = await openDb(`memory://catalog-deleted-elsewhere-${process.pid}/db`);
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const a = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    const b = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await db.usePlugin(a, 'a');
+    await db.usePlugin(b, 'b');
+    const x = await a.createBackup();
+    const kept = await a.createBackup();
+    expect((await a.getBackup(x.id))?.id).toBe(x.id); // cached in a
+    await b.deleteBackup(x.id);
+    expect(await a.getBackup(x.id)).toBeNull();
+    await expect(a.restore({ backupId: x.id, dryRun: true })).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND' });
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(path.join(dir, 'verifications')).catch(() => [])).not.toContain(`${x.id}.json`);
+    expect((await a.listBackups()).map((l) => l.id)).toEqual([kept.id]);
+    await a.stop();
+    await b.stop();
+  });
+
   it('whole manifests are cached up to a byte limit, least recently used evicted first', () => {
     const cache = new ManifestCache(100);
     const m = (id: string) => ({ id }) as Manifest;

@@ -364,7 +364,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** One backup: its summary plus the manifest's details (per-resource counts, parts, s3db.json). */
   async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
-    const stored = await this.catalog.get(id);
+    const stored = await this.catalog.get(id, { confirm: true });
     if (!stored) return null;
     const manifest = await this.unsealer()(stored);
     const summary = summarize(manifest, await this.catalog.latestVerification(id));

@@ -125,8 +125,16 @@ export class Catalog {
     this.heads.delete(id);
   }
 
-  async get(id: string): Promise<Manifest | null> {
+  /**
+   * The manifest of `id`, or null. `confirm`: a cached one is served only while some destination
+   * still holds it (another process may have deleted the backup since: one stat per destination).
+   */
+  async get(id: string, options: { confirm?: boolean } = {}): Promise<Manifest | null> {
     const cached = this.manifests.get(id);
+    if (cached && options.confirm && (await this.set.holding(paths.manifest(id))).length === 0) {
+      this.forget(id);
+      return null;
+    }
     if (cached) return cached;
     if (!/^[A-Za-z0-9._-]+$/.test(id)) return null;
     try {
@@ -146,7 +154,7 @@ export class Catalog {
 
   async require(id: string): Promise<Manifest> {
     if (typeof id !== 'string' || id === '') throw new BackupError('ERR_INVALID_OPTION', 'Invalid option "backupId": a backup id is required (see listBackups())');
-    const m = await this.get(id);
+    const m = await this.get(id, { confirm: true });
     if (!m && isOriginalPluginId(id)) {
       throw new BackupError(
         'ERR_BACKUP_NOT_FOUND',
