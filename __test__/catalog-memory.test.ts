@@ -89,12 +89,34 @@ describe('catalog memory', () => {
     expect((await a.getBackup(x.id))?.id).toBe(x.id); // cached in a
     await b.deleteBackup(x.id);
     expect(await a.getBackup(x.id)).toBeNull();
+    expect(await a.getBackupStatus(x.id)).toBeNull(); // a took it: its own status record goes too
     await expect(a.restore({ backupId: x.id, dryRun: true })).rejects.toMatchObject({ code: 'ERR_BACKUP_NOT_FOUND' });
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(path.join(dir, 'verifications')).catch(() => [])).not.toContain(`${x.id}.json`);
     expect((await a.listBackups()).map((l) => l.id)).toEqual([kept.id]);
     await a.stop();
     await b.stop();
+  });
+
+  it("a verification record that cannot be read counts the backup as not verified (it may record a failure): retention never keeps it in a good backup's place", async () => {
+    const dir = path.join(work, 'unreadable-record');
+    const db = await openDb(`memory://catalog-unreadable-record-${process.pid}/db`);
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await db.usePlugin(p);
+    const older = await p.createBackup();
+    const newest = await p.createBackup();
+    const { writeFile } = await import('node:fs/promises');
+    await p.verifyBackup(newest.id);
+    await writeFile(path.join(dir, 'verifications', `${newest.id}.json`), '{"verified": fa'); // cut short
+    const listed = await p.listBackups();
+    expect(listed.find((b) => b.id === newest.id)).toMatchObject({ verified: false, verification: { error: expect.stringContaining('is unreadable') } });
+    const pruner = new BackupPlugin({ schedule: false, config: { directory: dir }, retention: { count: 1 } });
+    await db.usePlugin(pruner, 'pruner');
+    const plan = await pruner.prune({ dryRun: true });
+    expect(plan.keep.map((k) => k.id)).toContain(older.id); // the newest good one, not pushed out by it
+    await pruner.stop();
+    await p.stop();
   });
 
   it('whole manifests are cached up to a byte limit, least recently used evicted first', () => {

@@ -178,7 +178,7 @@ describe('s3db.js drop-in details', () => {
     const p = plugin('nulls', { verbose: false, storage: {}, retention: { daily: 7 } });
     await db.usePlugin(p);
     const all = await p.backup('full', { resources: null });
-    expect((await p.prune({ dryRun: true })).policy).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [], within: '7d', withinWeekly: '28d', withinMonthly: '12m', withinYearly: '3y' });
+    expect((await p.prune({ dryRun: true })).policy).toEqual({ policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [], within: '169h', withinWeekly: '35d', withinMonthly: '13m', withinYearly: '4y' });
     const every = (await p.getBackup(all.id))!.manifest.resources;
     expect(Object.keys(every)).toEqual(expect.arrayContaining(['users', 'orders']));
     await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');

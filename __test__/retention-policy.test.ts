@@ -64,9 +64,11 @@ describe('validateRetentionPolicy', () => {
 
   it("reads s3db.js's BackupPlugin's retention as it applied it: without a policy, daily/weekly/monthly/yearly (each left out at 7/4/12/3, {} too) keep every backup of the last `daily` days, one a week, a month and a year back that far", () => {
     const s3db = (extra: Record<string, string>) => ({ policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [], ...extra });
-    expect(validateRetentionPolicy({})).toEqual(s3db({ within: '7d', withinWeekly: '28d', withinMonthly: '12m', withinYearly: '3y' }));
+    // (one period more than written, an hour for daily: s3db.js's buckets of age reach that far back)
+    expect(validateRetentionPolicy({})).toEqual(s3db({ within: '169h', withinWeekly: '35d', withinMonthly: '13m', withinYearly: '4y' }));
     expect(validateRetentionPolicy({ daily: 7 })).toEqual(validateRetentionPolicy({}));
-    expect(validateRetentionPolicy({ daily: 30, weekly: 0 })).toEqual(s3db({ within: '30d', withinMonthly: '12m', withinYearly: '3y' }));
+    expect(validateRetentionPolicy({ daily: 30, weekly: 0 })).toEqual(s3db({ within: '721h', withinMonthly: '13m', withinYearly: '4y' }));
+    expect(validateRetentionPolicy({ daily: 1e21, weekly: -1 })).toMatchObject({ within: '100000y', withinWeekly: '100000y' }); // past any date: every backup
     expect(validateRetentionPolicy({ daily: 7, weekly: null })).toEqual(validateRetentionPolicy({})); // null: not set
     const normalised = validateRetentionPolicy({ daily: 7 });
     expect(validateRetentionPolicy(normalised)).toEqual(normalised);

@@ -802,9 +802,11 @@ export class BackupPlugin extends EventEmitter {
   /** s3db.js: status of a backup known to this process or to the destination, or null. */
   async getBackupStatus(id: string): Promise<StatusRecord | null> {
     const known = this.statuses.get(id);
-    if (known) return known;
-    const manifest = await this.catalog.get(id);
-    return manifest ? statusFromManifest(manifest) : null;
+    // a completed backup may have been deleted since, by another process too
+    if (known && known.status !== 'completed') return known;
+    const manifest = await this.catalog.get(id, { confirm: true });
+    if (!manifest) this.statuses.delete(id);
+    return manifest ? (known ?? statusFromManifest(manifest)) : null;
   }
 
   // ---- internals ----------------------------------------------------------------------------

@@ -119,6 +119,20 @@ export class Catalog {
     return head;
   }
 
+  /** Whether some destination holds `path`: true at the first that answers so (one that hangs or fails does not hold the others up). */
+  private heldAnywhere(path: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      let pending = this.set.members.length;
+      if (pending === 0) resolve(false);
+      for (const member of this.set.members) {
+        member.stat(path).then(
+          (info) => (info ? resolve(true) : --pending === 0 && resolve(false)),
+          () => --pending === 0 && resolve(false),
+        );
+      }
+    });
+  }
+
   /** Drops what is kept of backup `id` (deleted, or its manifest put back). */
   private forget(id: string): void {
     this.manifests.delete(id);
@@ -131,7 +145,7 @@ export class Catalog {
    */
   async get(id: string, options: { confirm?: boolean } = {}): Promise<Manifest | null> {
     const cached = this.manifests.get(id);
-    if (cached && options.confirm && (await this.set.holding(paths.manifest(id))).length === 0) {
+    if (cached && options.confirm && !(await this.heldAnywhere(paths.manifest(id)))) {
       this.forget(id);
       return null;
     }
@@ -180,16 +194,20 @@ export class Catalog {
       const tag = info.etag !== undefined ? `${member.label}\0${path}\0${info.etag}\0${info.size}` : null;
       const cached = tag === null ? undefined : this.verifications.get(tag);
       if (cached) return cached;
+      let result: VerificationResult;
       try {
-        const result = JSON.parse(await readText(member, path)) as VerificationResult;
-        if (tag !== null) {
-          for (const key of this.verifications.keys()) if (key.startsWith(`${member.label}\0${path}\0`)) this.verifications.delete(key);
-          this.verifications.set(tag, result);
-        }
-        return result;
-      } catch {
-        // an unreadable verification record falls back to the manifest's own result
+        result = JSON.parse(await readText(member, path)) as VerificationResult;
+        if (typeof result?.verified !== 'boolean') throw new Error('not a verification record');
+      } catch (err) {
+        // A record is there and cannot be read: it may say the backup failed, so the backup is
+        // not counted as good (retention would keep it in place of good ones); verify it again.
+        return { verified: false, level: 'quick', at: new Date(0).toISOString(), error: `its latest verification record (${path} at ${member.label}) is unreadable (${errorMessage(err)}): verify the backup again`, destinations: [] };
       }
+      if (tag !== null) {
+        for (const key of this.verifications.keys()) if (key.startsWith(`${member.label}\0${path}\0`)) this.verifications.delete(key);
+        this.verifications.set(tag, result);
+      }
+      return result;
     }
     return null;
   }

@@ -149,14 +149,19 @@ const S3DB_KEYS: readonly string[] = Object.keys(S3DB_DEFAULTS);
  */
 function s3dbReading(raw: Record<string, unknown>): NormalizedGfsPolicy {
   const count = (key: keyof typeof S3DB_DEFAULTS) => (raw[key] === undefined ? S3DB_DEFAULTS[key] : readCount(raw, key));
-  // -1 (no limit) reaches back past every backup
-  const span = (n: number, unit: 'd' | 'm' | 'y', per = 1) => (n === -1 ? '100000y' : `${n * per}${unit}`);
+  // -1 (no limit), or a span past any date, reaches back past every backup
+  const span = (n: number, unit: 'h' | 'd' | 'm' | 'y', per = 1, extra = 0) => (n === -1 || n * per > 1_000_000 ? '100000y' : `${n * per + extra}${unit}`);
   const out: NormalizedGfsPolicy = { policy: 'gfs', last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0, tags: [] };
   const [daily, weekly, monthly, yearly] = [count('daily'), count('weekly'), count('monthly'), count('yearly')];
-  if (daily !== 0) out.within = span(daily, 'd');
-  if (weekly !== 0) out.withinWeekly = span(weekly, 'd', 7);
-  if (monthly !== 0) out.withinMonthly = span(monthly, 'm');
-  if (yearly !== 0) out.withinYearly = span(yearly, 'y');
+  // One period more than written (an hour for `daily`): s3db.js kept one backup per period-long
+  // bucket of age, up to that many whole periods old, which reaches further back than the same
+  // number of calendar periods counted from the newest backup (review-s17b: {monthly: 3} kept an
+  // 87-day-old backup there, 58 days here).
+  if (daily !== 0) out.within = span(daily, 'h', 24, 1);
+  const more = (n: number) => (n === -1 ? -1 : n + 1);
+  if (weekly !== 0) out.withinWeekly = span(more(weekly), 'd', 7);
+  if (monthly !== 0) out.withinMonthly = span(more(monthly), 'm');
+  if (yearly !== 0) out.withinYearly = span(more(yearly), 'y');
   if (daily === 0 && weekly === 0 && monthly === 0 && yearly === 0) {
     throw fail('retention', 'every rule is 0, so the policy would keep nothing', 'Leave `retention` out to never prune, or keep one rule above 0');
   }
