@@ -62,6 +62,10 @@ describe('catalog memory', () => {
     const other = new BackupPlugin({ schedule: false, config: { directory: dir } });
     await db.usePlugin(other, 'other');
     const { writeFile, readFile } = await import('node:fs/promises');
+    // a record this process has read (a passed verification), then another process rewrites it
+    expect((await other.verifyBackup(ids[2]!)).verified).toBe(true);
+    expect((await p.listBackups()).find((b) => b.id === ids[2])!.verification?.level).toBeDefined();
+    asked.length = 0;
     const part = (await other.getBackup(ids[2]!))!.manifest.parts[0]!;
     const bytes = await readFile(path.join(dir, part.path));
     bytes[bytes.length >> 1] ^= 1;

@@ -16,7 +16,9 @@
  *
  * Whole manifests are cached by id (they never change once written), at most MANIFEST_CACHE_BYTES
  * of them; listings hold ListedManifests (no part list, no s3db.json), so memory does not grow with
- * the catalog times the database. Verification results are not cached.
+ * the catalog times the database. A verification record is read again whenever its change tag
+ * differs (another process may have recorded a newer result); a listing learns the tags from one
+ * listing of verifications/ per destination.
  */
 import { hostname } from 'node:os';
 import type { DestinationSet } from '../destinations/set.js';
@@ -98,8 +100,8 @@ export class Catalog {
   private readonly manifests = new ManifestCache();
   /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change). */
   private readonly heads = new Map<string, Listed>();
-  /** Verification records read, by destination, path and change tag: read again only when they change. */
-  private readonly verifications = new Map<string, VerificationResult>();
+  /** Verification records read, by destination and path, with the change tag they had: read again only when it changes. */
+  private readonly verifications = new Map<string, { tag: string; result: VerificationResult }>();
 
   constructor(private readonly set: DestinationSet) {}
 
@@ -191,9 +193,10 @@ export class Catalog {
       const known = listed?.get(member);
       const info = known ? known.get(path) : await member.stat(path).catch(() => null);
       if (!info) continue;
-      const tag = info.etag !== undefined ? `${member.label}\0${path}\0${info.etag}\0${info.size}` : null;
-      const cached = tag === null ? undefined : this.verifications.get(tag);
-      if (cached) return cached;
+      const where = `${member.label}\0${path}`;
+      const tag = info.etag !== undefined ? `${info.etag}\0${info.size}` : null;
+      const cached = this.verifications.get(where);
+      if (cached && cached.tag === tag) return cached.result;
       let result: VerificationResult;
       try {
         result = JSON.parse(await readText(member, path)) as VerificationResult;
@@ -203,10 +206,7 @@ export class Catalog {
         // not counted as good (retention would keep it in place of good ones); verify it again.
         return { verified: false, level: 'quick', at: new Date(0).toISOString(), error: `its latest verification record (${path} at ${member.label}) is unreadable (${errorMessage(err)}): verify the backup again`, destinations: [] };
       }
-      if (tag !== null) {
-        for (const key of this.verifications.keys()) if (key.startsWith(`${member.label}\0${path}\0`)) this.verifications.delete(key);
-        this.verifications.set(tag, result);
-      }
+      if (tag !== null) this.verifications.set(where, { tag, result });
       return result;
     }
     return null;

@@ -1,5 +1,6 @@
 /**
- * Objects read and written with their metadata exactly as stored, past s3db.js's metadata codec.
+ * Objects read and written with their metadata exactly as stored, past s3db.js's metadata codec,
+ * and how a restore writes an archive's objects back (objectWriter).
  *
  * s3db.js's clients decode every metadata value on a read (`u:`, `b:`, `d:`, `z:` prefixes) and
  * encode it again on a write (adding its own dictionary compression), and decode→encode is not
@@ -20,6 +21,7 @@
  */
 import { posix } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
 import type { ObjectRead, S3dbClientLike } from './s3db.js';
 
 export interface RawPut {
@@ -105,4 +107,40 @@ export function rawObjects(client: S3dbClientLike): RawObjects | null {
     };
   }
   return null;
+}
+
+/** Writes one object; with `ifNoneMatch: '*'`, refused (PreconditionFailed) where the key exists. */
+export type ObjectWriter = (put: RawPut) => Promise<unknown>;
+
+/**
+ * How a restore writes objects to `client`, given the form the archive keeps metadata in. Kept as
+ * stored (`asStored`, the manifest's metadataAsStored): written as it is where the client can be
+ * written past its codec, a value S3 cannot carry in a header in s3db.js's encoding (storableForm);
+ * where it cannot (another kind of client, a header name S3 cannot carry), the values are decoded
+ * as s3db.js's client would decode them and written through the client, which encodes them again.
+ * Either way s3db.js reads the same values. Kept decoded: written through the client.
+ */
+export function objectWriter(client: S3dbClientLike, asStored: boolean): ObjectWriter {
+  const raw = asStored ? rawObjects(client) : null;
+  return (p) => {
+    const storable = raw ? storableForm(raw, p.metadata) : null;
+    if (raw && storable) return raw.put({ ...p, metadata: storable });
+    const metadata = asStored ? Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, metadataDecode(v) as string | null | undefined])) : p.metadata;
+    return client.putObject({ ...p, metadata });
+  };
+}
+
+/**
+ * `metadata` as `raw` can store it: each value as it is where it can be, else (a value an S3
+ * header cannot carry) in s3db.js's encoding of its decoded value, which s3db.js reads the same;
+ * null when a header name cannot be stored.
+ */
+function storableForm(raw: RawObjects, metadata: Record<string, string>): Record<string, string> | null {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(metadata)) {
+    const stored = raw.storable(name, value) ? value : metadataEncode(metadataDecode(value)).encoded;
+    if (!raw.storable(name, stored)) return null;
+    out[name] = stored;
+  }
+  return out;
 }

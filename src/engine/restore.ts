@@ -40,8 +40,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { rawObjects, type RawObjects } from './raw-objects.js';
-import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
+import { objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf } from './verify.js';
@@ -128,7 +127,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const inScope = (key: string) => groups.has(groupOf(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
-  const put = objectPutter(o.target, target.metadataAsStored === true);
+  const put = objectWriter(o.target.client, target.metadataAsStored === true);
   // A whole-database replace, or any whole-database restore into a database that defines no
   // resource yet (its stored s3db.json: another process may have defined some since this one
   // connected), puts s3db.json back as it was; otherwise definitions are merged (below), so a
@@ -546,50 +545,11 @@ async function readable(db: DatabaseLike, key: string): Promise<boolean> {
   }
 }
 
-/** Writes one archive record to the target; with `onlyIfAbsent`, refused (PreconditionFailed) where the key exists. */
-type PutObject = (record: ArchiveRecord, onlyIfAbsent: boolean) => Promise<unknown>;
-
-/**
- * How the archive's records are written to `db`. Metadata the archive keeps as stored (the
- * manifest's metadataAsStored) is written as it is where the target takes it so, a value S3
- * cannot carry in a header in s3db.js's encoding (storableForm); where the target cannot be
- * written past its codec (another kind of client, a header name S3 cannot carry), the values are
- * decoded as s3db.js's client would decode them and written through the client, which encodes
- * them again: s3db.js reads the same values. Metadata the archive keeps decoded goes through the client.
- */
-function objectPutter(db: DatabaseLike, asStored: boolean): PutObject {
-  const raw = asStored ? rawObjects(db.client) : null;
-  return (record, onlyIfAbsent) => {
-    const h = record.header;
-    const metadata = h.metadata ?? {};
-    const condition = onlyIfAbsent ? { ifNoneMatch: '*' } : {};
-    const storable = raw ? storableForm(raw, metadata) : null;
-    if (raw && storable) return raw.put({ key: h.key, metadata: storable, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...condition });
-    const values = asStored ? Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, metadataDecode(v) as string | null | undefined])) : metadata;
-    return db.client.putObject({ key: h.key, metadata: values, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...condition });
-  };
-}
-
-/**
- * `metadata` as `raw` can store it: each value as it is where it can be, else (a value an S3
- * header cannot carry) in s3db.js's encoding of its decoded value, which s3db.js reads the same;
- * null when a header name cannot be stored (the whole object then goes through the client).
- */
-function storableForm(raw: RawObjects, metadata: Record<string, string>): Record<string, string> | null {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(metadata)) {
-    const stored = raw.storable(name, value) ? value : metadataEncode(metadataDecode(value)).encoded;
-    if (!raw.storable(name, stored)) return null;
-    out[name] = stored;
-  }
-  return out;
-}
-
 /** Puts `record` back; with `onlyIfAbsent`, only where the key does not exist (false when it does). */
-async function putRecord(db: DatabaseLike, put: PutObject, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
+async function putRecord(db: DatabaseLike, put: ObjectWriter, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
   const h = record.header;
   try {
-    await put(record, onlyIfAbsent);
+    await put({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
     return true;
   } catch (err) {
     if (onlyIfAbsent && isPreconditionFailed(err)) {

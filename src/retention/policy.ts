@@ -131,11 +131,6 @@ function readTags(value: unknown): string[][] {
   });
 }
 
-/**
- * Validates a retention policy and returns its explicit, normalised form. Throws BackupError
- * ERR_INVALID_RETENTION (naming the key) for anything that is not a usable policy. Call it when the
- * plugin is constructed so configuration mistakes surface before the first backup.
- */
 /** The keys s3db.js's BackupPlugin took (no `policy`), and what it filled in for each one left out. */
 const S3DB_DEFAULTS = { daily: 7, weekly: 4, monthly: 12, yearly: 3 } as const;
 const S3DB_KEYS: readonly string[] = Object.keys(S3DB_DEFAULTS);
@@ -168,6 +163,11 @@ function s3dbReading(raw: Record<string, unknown>): NormalizedGfsPolicy {
   return out;
 }
 
+/**
+ * Validates a retention policy and returns its explicit, normalised form. Throws BackupError
+ * ERR_INVALID_RETENTION (naming the key) for anything that is not a usable policy. Call it when the
+ * plugin is constructed so configuration mistakes surface before the first backup.
+ */
 export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPolicy {
   if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
     throw fail('retention', `expected an object, got ${policy === null ? 'null' : Array.isArray(policy) ? 'an array' : typeof policy}`, "e.g. { policy: 'gfs', hourly: 24, daily: 7 } or { policy: 'simple', count: 10 }");
