@@ -132,4 +132,34 @@ describe('retention never deletes what a kept backup needs', () => {
     expect(await listed(p)).toEqual([next.id]);
     await p.stop();
   });
+
+  it("a kept incremental's chain is kept when its parent falls in another series: a full an earlier release wrote (no database directory in its manifest), then a newer one of that release", async () => {
+    const dir = path.join(work, `cross-${++seq}`);
+    const db = await openDb(`file://${path.join(work, `cross-db-${seq}`)}`);
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const earlier = plugin(dir, { type: 'incremental', logger: warnInto([]) });
+    await db.usePlugin(earlier, 'earlier');
+    const old = await earlier.createBackup();
+    await rewriteManifest(earlier, dir, old.id, (m) => void delete (m.source as Record<string, unknown>).path);
+    await earlier.stop();
+    const upgraded = plugin(dir, { type: 'incremental', logger: warnInto([]) });
+    await db.usePlugin(upgraded, 'upgraded');
+    await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update('u00000', { name: 'after the upgrade' });
+    const state = await snapshot(db);
+    const incremental = await upgraded.createBackup();
+    expect((await upgraded.getBackup(incremental.id))!.manifest.parentId).toBe(old.id);
+    // an instance still on the earlier release takes a full of the same database afterwards
+    const newerOld = await upgraded.createBackup({ type: 'full' });
+    await rewriteManifest(upgraded, dir, newerOld.id, (m) => void delete (m.source as Record<string, unknown>).path);
+    await upgraded.stop();
+    const p = plugin(dir, { retention: { count: 1 }, logger: warnInto([]) });
+    await db.usePlugin(p, 'pruning');
+    const result = await p.prune();
+    expect(result.deleted).toEqual([]);
+    expect((await listed(p)).sort()).toEqual([old.id, incremental.id, newerOld.id].sort());
+    const into = await openDb(`memory://retention-cross-into-${process.pid}-${seq}/db`);
+    await p.restore({ backupId: incremental.id, destination: into });
+    expect(await snapshot(into)).toEqual(state);
+    await p.stop();
+  });
 });

@@ -552,6 +552,47 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
   });
 
+  it('databases with one bucket and prefix on two S3 endpoints are two retention series: one never prunes the other\'s backups; the manifest names the endpoint without credentials', async () => {
+    // A second S3 store is stood in for by the test server behind a proxy on another port that
+    // injects nothing (rate 0): to s3db-backup an endpoint only names a store.
+    const env = s3Env();
+    const proxy = await startFaultProxy({ target: env.endpoint, rate: 0, seed: 1 });
+    const elsewhere = proxy.url;
+    expect(new URL(elsewhere).origin).not.toBe(new URL(env.endpoint).origin);
+    const srcBucket = await makeBucket(admin, 'twoends');
+    const here = await createS3Database(srcBucket, 'app');
+    const there = await createS3Database(srcBucket, 'app', { endpoint: elsewhere });
+    const warnings: string[] = [];
+    try {
+      await seedDatabase(here, ON_RGW);
+      const config = s3Config('two-endpoints/');
+      const onHere = s3Plugin(config, { type: 'incremental', retention: { count: 1 } });
+      await here.usePlugin(onHere);
+      const first = await onHere.createBackup();
+      const onThere = s3Plugin(config, { retention: { count: 1 }, logger: warnInto(warnings) });
+      await there.usePlugin(onThere);
+      const second = await onThere.createBackup();
+      const ids = (await onThere.listBackups()).map((b) => b.id);
+      expect(ids).toContain(first.id);
+      expect(ids).toContain(second.id);
+      // an incremental builds on its own store's backup, never on the other's (newer) one
+      const third = await onHere.createBackup();
+      expect(third.type).toBe('incremental');
+      expect((await onHere.getBackup(third.id))!.manifest.parentId).toBe(first.id);
+      expect((await onHere.getBackup(first.id))!.manifest.source).toMatchObject({ bucket: srcBucket, endpoint: new URL(env.endpoint).origin });
+      const manifest = (await onThere.getBackup(second.id))!.manifest;
+      expect(manifest.source).toMatchObject({ endpoint: new URL(elsewhere).origin });
+      expect(JSON.stringify(manifest)).not.toContain(env.secretAccessKey);
+      expect(warnings.join('\n')).toContain('another database');
+      expect(warnings.join('\n')).toContain(new URL(env.endpoint).host);
+    } finally {
+      await here.disconnect();
+      await there.disconnect();
+      await proxy.close();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+
   it("backups inside the database's own keys (same bucket, a prefix under the database's) are refused at install, and a restore into such a database too", async () => {
     const srcBucket = await makeBucket(admin, 'inside');
     const db = await createS3Database(srcBucket, 'app');

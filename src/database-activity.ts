@@ -13,7 +13,7 @@
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { describeSource } from './engine/backup.js';
-import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
+import type { DatabaseLike } from './engine/s3db.js';
 import { Gate } from './gate.js';
 import { KeyedQueue } from './keyed-queue.js';
 
@@ -44,8 +44,7 @@ export const restoresInto = new KeyedQueue();
 export function databaseKey(db: DatabaseLike): string {
   const source = describeSource(db);
   const prefix = path.posix.normalize(`/${source.keyPrefix ?? ''}/`).replace(/^\/+|\/+$/g, '');
-  const endpoint = isLocalClient(db.client) ? null : String(db.client.config?.endpoint ?? '').replace(/\/+$/, '');
-  return JSON.stringify([source.client, source.bucket, prefix, endpoint, source.path === undefined ? null : realDirectory(source.path)]);
+  return JSON.stringify([source.client, source.bucket, prefix, source.endpoint ?? null, source.path === undefined ? null : realDirectory(source.path)]);
 }
 
 /** A directory with its symlinks resolved (as far as it exists: a restore may create the rest). */

@@ -1309,8 +1309,9 @@ function planSeries(list: { manifest: ManifestHead; summary: BackupSummary }[], 
     // (recoverBackups()), and the backups that need it must still be there when it does.
     const chainBad = chainFailed(manifest, verifications);
     // one series per selection and per database (several databases at one destination never share
-    // slots; file:// ones by directory: manifests before 0.2 have none, and form a series of their own)
-    const key = selectionKey(manifest.selection) + sourceKey(manifest.source) + JSON.stringify(manifest.source.path ?? null);
+    // slots; file:// ones by directory, remote ones by endpoint: earlier manifests lack them, and
+    // form series of their own, whose backups are kept rather than counted with another's)
+    const key = selectionKey(manifest.selection) + sourceKey(manifest.source) + JSON.stringify([manifest.source.path ?? null, manifest.source.endpoint ?? null]);
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push({
       id: manifest.id,
@@ -1327,12 +1328,17 @@ function planSeries(list: { manifest: ManifestHead; summary: BackupSummary }[], 
   const plans = [...series.values()].map((backups) => planRetention(backups, policy));
   const order = new Map(list.map((e, i) => [e.manifest.id, i]));
   const byListOrder = (a: { id: string }, b: { id: string }) => order.get(a.id)! - order.get(b.id)!;
-  return {
+  const plan: RetentionPlan = {
     keep: plans.flatMap((p) => p.keep).sort(byListOrder),
     remove: plans.flatMap((p) => p.remove).sort(byListOrder),
     warnings: plans.flatMap((p) => p.warnings),
     policy: plans[0]?.policy ?? validateRetentionPolicy(policy),
   };
+  // A chain can cross series: the first incremental after an upgrade builds on a parent whose
+  // manifest lacks what the series key has since gained (a directory, an endpoint), and that
+  // series may go on (an instance not yet upgraded). A kept backup keeps its chain, in any series.
+  const kept = new Set(plan.keep.map((k) => k.id));
+  return keepAlso(plan, (id) => kept.has(id), list.map((e) => e.manifest), 'needed by the chain of a kept backup of another series');
 }
 
 /**

@@ -118,10 +118,10 @@ export async function deleteBucket(client: S3Client, bucket: string): Promise<vo
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
-/** The s3db.js connection string of `bucket`/`prefix` on the test server. */
-export function s3dbConnectionString(bucket: string, prefix = ''): string {
+/** The s3db.js connection string of `bucket`/`prefix` on the test server (or at `endpoint`, another spelling of it). */
+export function s3dbConnectionString(bucket: string, prefix = '', endpoint = s3Env().endpoint): string {
   const env = s3Env();
-  const url = new URL(env.endpoint);
+  const url = new URL(endpoint);
   const auth = `${encodeURIComponent(env.accessKeyId)}:${encodeURIComponent(env.secretAccessKey)}`;
   const path = [bucket, prefix.replace(/^\/+|\/+$/g, '')].filter(Boolean).join('/');
   return `${url.protocol}//${auth}@${url.host}/${path}`;
@@ -134,7 +134,7 @@ export type S3Database = InstanceType<typeof S3db>;
  * through an @aws-sdk/client-s3 client (see the top comment for why). Call `db.disconnect()` after.
  */
 export async function createS3Database(bucket: string, prefix = '', overrides: Partial<S3ClientConfig> = {}): Promise<S3Database> {
-  const connectionString = s3dbConnectionString(bucket, prefix);
+  const connectionString = s3dbConnectionString(bucket, prefix, typeof overrides.endpoint === 'string' ? overrides.endpoint : undefined);
   const client = new S3dbClient({ connectionString, AwsS3Client: makeS3Client(overrides), logLevel: 'warn' });
   // s3db's S3Client declares putObject as Promise<unknown> while Database wants its Client type:
   // a typing gap inside s3db.js (the same object is what s3db builds for itself), hence the cast.

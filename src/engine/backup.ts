@@ -566,17 +566,34 @@ async function readS3dbJson(db: DatabaseLike): Promise<unknown> {
   return JSON.parse(text) as unknown;
 }
 
-/** The database a backup is taken from, as the manifest records it (`path`: a file:// database's directory). */
+/**
+ * The database a backup is taken from, as the manifest records it (`path`: a file:// database's
+ * directory; `endpoint`: a remote store's, without credentials or query, since one bucket name on
+ * two stores is two databases).
+ */
 export function describeSource(db: DatabaseLike): Manifest['source'] {
   const client = db.client;
   const basePath = (client as { basePath?: unknown }).basePath;
+  const endpoint = isLocalClient(client) ? null : storeEndpoint(client.config?.endpoint);
   return {
     s3dbVersion: s3dbVersionOf(db),
     client: client.constructor?.name ?? 'unknown',
     bucket: client.config?.bucket ?? client.bucket ?? null,
     keyPrefix: client.config?.keyPrefix ?? client.keyPrefix ?? null,
     ...(typeof basePath === 'string' ? { path: basePath } : {}),
+    ...(endpoint !== null ? { endpoint } : {}),
   };
+}
+
+/** A store's endpoint as one spelling: scheme, host, port and path; never user, password or query. */
+function storeEndpoint(endpoint: unknown): string | null {
+  if (typeof endpoint !== 'string' || endpoint === '') return null;
+  try {
+    const url = new URL(endpoint);
+    return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    return null; // not a URL s3db.js could have used: the database is named by bucket and prefix alone
+  }
 }
 
 /**

@@ -81,7 +81,11 @@ export interface Manifest {
   completedAt: string;
   durationMs: number;
   /** The database backed up; `path` (a file:// database's directory) only in manifests written since 0.2. */
-  source: { s3dbVersion: string | null; client: string; bucket: string | null; keyPrefix: string | null; path?: string };
+  /**
+   * The database: `path` is a file:// database's directory, `endpoint` a remote store's (scheme,
+   * host, port; manifests written before FORMAT.md revision 7 lack it).
+   */
+  source: { s3dbVersion: string | null; client: string; bucket: string | null; keyPrefix: string | null; path?: string; endpoint?: string };
   codec: { compression: Compression; level: number | null; segmentSize: number; encrypted: boolean };
   encryption: { keyCheck: string; keyFile: unknown } | null;
   /** Resources selected for the backup, in snapshot order. */
@@ -151,8 +155,9 @@ export function selectionKey(selection: { include: string[] | null; exclude: str
 
 /**
  * Which database a backup was taken from, as a comparable string: the client kind, bucket and key
- * prefix. A file:// database's directory is left out (manifests before 0.2 lack it): `sameSource`
- * compares it where both have it, and retention's series add it (plugin.ts planSeries).
+ * prefix. A file:// database's directory and a remote store's endpoint are left out (earlier
+ * manifests lack them): `sameSource` compares them where both have them, and retention's
+ * series add them (plugin.ts planSeries).
  */
 export function sourceKey(source: Manifest['source']): string {
   // 'app', 'app/' and '/app' are one prefix to s3db.js (and no prefix is '' or null)
@@ -161,13 +166,15 @@ export function sourceKey(source: Manifest['source']): string {
 
 /** Whether two backups come from the same database, as far as their manifests tell. */
 export function sameSource(a: Manifest['source'], b: Manifest['source']): boolean {
-  return sourceKey(a) === sourceKey(b) && (a.path === undefined || b.path === undefined || a.path === b.path);
+  const agree = (x: string | undefined, y: string | undefined) => x === undefined || y === undefined || x === y;
+  return sourceKey(a) === sourceKey(b) && agree(a.path, b.path) && agree(a.endpoint, b.endpoint);
 }
 
 /** A database as people name it: its directory, or bucket/prefix. */
 export function describeSourceShort(source: Manifest['source']): string {
   if (source.path !== undefined) return `file://${source.path}`;
-  return `${source.client.replace(/Client$/, '').toLowerCase()}://${source.bucket ?? '?'}${source.keyPrefix ? `/${source.keyPrefix}` : ''}`;
+  const at = source.endpoint !== undefined ? ` at ${source.endpoint}` : '';
+  return `${source.client.replace(/Client$/, '').toLowerCase()}://${source.bucket ?? '?'}${source.keyPrefix ? `/${source.keyPrefix}` : ''}${at}`;
 }
 
 /** One line of the object index (indexes/<id>.index), sorted by key. */
