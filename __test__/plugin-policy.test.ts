@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -558,6 +558,23 @@ describe('retries of failed scheduled and triggered backups', () => {
     await sleep(500);
     expect(unmendable).toEqual([]); // ERR_UNKNOWN_RESOURCE: a retry would fail the same way
     await wrong.stop();
+
+    // a file where the destination needs a directory stays there until someone moves it
+    const blockedDir = path.join(work, 'retry-blocked');
+    await mkdir(blockedDir, { recursive: true });
+    await writeFile(path.join(blockedDir, 'pending'), 'not a directory');
+    const blocked = plugin(blockedDir, { retryDelayMs: 100, triggers: [{ event: 'deploy' }] });
+    const blockedRetries: unknown[] = [];
+    const blockedFailures: { code?: string }[] = [];
+    blocked.on('plg:backup:retry', (e: unknown) => blockedRetries.push(e));
+    blocked.on('plg:backup:error', (e: { code?: string }) => blockedFailures.push(e));
+    await db.usePlugin(blocked, 'blocked');
+    db.emit('deploy', {});
+    await waitUntil('the failed triggered backup', () => blockedFailures.length === 1);
+    await sleep(500);
+    expect(blockedFailures[0]!.code).toBe('ERR_DESTINATION_PATH');
+    expect(blockedRetries).toEqual([]);
+    await blocked.stop();
   }, 60_000);
 });
 

@@ -33,8 +33,8 @@ import { LeaseGroup } from './lease/group.js';
 import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
 import type { AutomaticOrigin } from './events.js';
 
-/** Failures a retry cannot mend: the configuration, the key, a cancellation, another instance's backup. */
-const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD', 'ERR_HOOK_FAILED']);
+/** Failures a retry cannot mend: the configuration, the key, a cancellation, another instance's backup, a path a file blocks. */
+const NOT_RETRIED = new Set(['ERR_CANCELLED', 'ERR_ABORTED', 'ERR_INVALID_OPTION', 'ERR_UNKNOWN_RESOURCE', 'ERR_PASSPHRASE_REQUIRED', 'ERR_WRONG_PASSPHRASE', 'ERR_BAD_KEY_FILE', 'ERR_KEY_CONFLICT', 'ERR_NOT_INSTALLED', 'ERR_MANIFEST_VERSION', 'ERR_LEASE_HELD', 'ERR_HOOK_FAILED', 'ERR_DESTINATION_PATH']);
 
 /** Backups cancelled by restores retaken in a row at most (restores that keep beginning mid-backup). */
 export const MAX_AFTER_RESTORE = 3;
