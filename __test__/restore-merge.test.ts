@@ -2,7 +2,8 @@
 // filesystem destination: the resulting definition must read both sides' records right (or the
 // restore is refused before writing), and partition listings must match the records' values.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -606,7 +607,6 @@ describe('replace deletes what the backup does not have, or says it could not', 
     const p = await withPlugin(db);
     const backup = await p.createBackup();
     await users(db).insert({ id: 'u9', name: 'added after the backup', plan: 'free' });
-    const { execFileSync } = await import('node:child_process');
     const { readdir } = await import('node:fs/promises');
     // u9's body and metadata files: they cannot be unlinked, not even by root
     const filesOf = async (d: string): Promise<string[]> => {
@@ -628,6 +628,60 @@ describe('replace deletes what the backup does not have, or says it could not', 
     const report = await p.restore({ backupId: backup.id, mode: 'replace' }); // run again once it takes deletes
     expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
     expect((await users(db).list()).map((u) => u.id)).toEqual(['u1']);
+    await p.stop();
+  });
+});
+
+describe("a failed write of the target's s3db.json never leaves it without one", () => {
+  // The write fails for real: the file's .meta.json is made immutable (chattr +i), so s3db.js's
+  // file client cannot replace it and, as on a full disk, deletes the s3db.json body it wrote.
+  async function targetAndBackup(name: string) {
+    const dir = path.join(work, name);
+    const db = await openDb(`file://${dir}`);
+    await defineUsers(db, false);
+    await insertPlans(db, { u1: 'pro' });
+    const source = await openDb(connection(`${name}-source`));
+    await source.createResource({ name: 'orders', attributes: { total: 'number' } });
+    await (source.resources.orders as unknown as Api).insert({ id: 'o1', total: 5 });
+    const p = await withPlugin(source);
+    const backup = await p.createBackup();
+    const meta = path.join(dir, 's3db.json.meta.json');
+    const before = await readFile(path.join(dir, 's3db.json'), 'utf8');
+    return { dir, db, p, backup, meta, before };
+  }
+  const defined = async (dir: string) => Object.keys((JSON.parse(await readFile(path.join(dir, 's3db.json'), 'utf8')) as { resources: object }).resources).sort();
+
+  it('puts the previous s3db.json back and says so; run again, the restore defines both sides', async () => {
+    const { dir, db, p, backup, meta, before } = await targetAndBackup('schema-put-back');
+    execFileSync('chattr', ['+i', meta]);
+    // the first write fails; then the cause is gone, as when space is freed
+    const unhook = hookStore(db, { put: (key, write) => (key === 's3db.json' ? write().catch((err: unknown) => { execFileSync('chattr', ['-i', meta]); throw err; }) : write()) });
+    try {
+      await expect(p.restore({ backupId: backup.id, destination: db, resources: ['orders'], mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE', message: expect.stringMatching(/s3db\.json.*put back as it was before the restore.*run the same restore again/) });
+    } finally {
+      unhook();
+      execFileSync('chattr', ['-i', meta]);
+    }
+    expect(await readFile(path.join(dir, 's3db.json'), 'utf8')).toBe(before);
+    await p.restore({ backupId: backup.id, destination: db, resources: ['orders'], mode: 'merge' });
+    expect(await defined(dir)).toEqual(['orders', 'users']);
+    await p.stop();
+  });
+
+  it('when it cannot be put back either, the error names a file holding its text and says to copy it back before anything connects', async () => {
+    const { dir, db, p, backup, meta, before } = await targetAndBackup('schema-saved');
+    execFileSync('chattr', ['+i', meta]);
+    let error: { code?: string; message: string } | undefined;
+    try {
+      await p.restore({ backupId: backup.id, destination: db, resources: ['orders'], mode: 'merge' }).catch((err: { code?: string; message: string }) => void (error = err));
+    } finally {
+      execFileSync('chattr', ['-i', meta]);
+    }
+    expect(error).toMatchObject({ code: 'ERR_TARGET_METADATA', message: expect.stringContaining('Before the application or anything else connects to it') });
+    const saved = /saved in (\S+\.json)/.exec(error!.message)?.[1];
+    expect(saved).toBeDefined();
+    expect(await readFile(saved!, 'utf8')).toBe(before);
+    await rm(saved!);
     await p.stop();
   });
 });

@@ -149,7 +149,7 @@ export async function mergeDefinitions(db: DatabaseLike, manifest: Manifest, res
       changed = true;
     }
     if (!changed) return false;
-    if (await writeStoredMetadata(db, current, stored.etag, stored.value !== null)) return true;
+    if (await writeStoredMetadata(db, current, stored.etag, stored.value !== null, stored.text)) return true;
   }
   throw changedMeanwhile();
 }
@@ -174,7 +174,7 @@ export async function writeBackupDefinitions(db: DatabaseLike, body: Buffer): Pr
     }
     const added = Object.entries(stored.value?.resources ?? {}).filter(([name]) => !(name in (backupJson.resources ?? {})));
     const value = added.length === 0 ? backupJson : { ...backupJson, resources: { ...backupJson.resources, ...Object.fromEntries(added) } };
-    if (await writeStoredMetadata(db, value, stored.etag, stored.value !== null)) return;
+    if (await writeStoredMetadata(db, value, stored.etag, stored.value !== null, stored.text)) return;
   }
   throw changedMeanwhile();
 }

@@ -15,7 +15,9 @@
  * - A listed entry's `lastModified` moves on every write of the object, metadata-only ones
  *   included (change detection relies on it; file:// needs its metadata file's mtime for that).
  */
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { compareKeys } from './sorted-merge.js';
@@ -271,14 +273,14 @@ async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: s
  * overwritten. False when it changed meanwhile: read it again and retry. A client that gave no
  * ETag for an existing s3db.json gets an unconditional write (nothing to compare with).
  */
-export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null, existed: boolean): Promise<boolean> {
+export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag: string | null, existed: boolean, previous: string | null = null): Promise<boolean> {
   const put = async (condition: { ifMatch?: string; ifNoneMatch?: string }): Promise<boolean> => {
     try {
       await db.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value, null, 2)), contentType: 'application/json', ...condition });
       return true;
     } catch (err) {
       if (isPreconditionFailed(err)) return false;
-      throw err;
+      throw await failedSchemaWrite(db, err, previous);
     }
   };
   if (!existed) return put({ ifNoneMatch: '*' });
@@ -290,6 +292,38 @@ export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag
   if (unquoted === etag) return false;
   const now = await db.client.getObject('s3db.json').then(async (res) => (await bodyToBuffer(res.Body), res.ETag ?? null), () => null); // the body drained: no socket left waiting
   return now === etag && (await put({ ifMatch: unquoted }));
+}
+
+/**
+ * The error of a failed write of s3db.json, once what was there before (`previous`, its text) is
+ * back: s3db.js's file:// client deletes an object whose `.meta.json` write fails (a full disk),
+ * and the database's next connect() would then write an empty s3db.json, every definition gone.
+ * When it cannot be put back either, its text is saved in a file the error names.
+ */
+async function failedSchemaWrite(db: DatabaseLike, err: unknown, previous: string | null): Promise<BackupError> {
+  const failed = `could not write the target database's s3db.json (${conciseCause(errorMessage(err))})`;
+  const rerun = 'records were written, the definitions were not: fix the cause (free space, access), then run the same restore again';
+  if (previous === null) return new BackupError('ERR_TARGET_WRITE', `${failed}; ${rerun}`, { cause: err });
+  const now = await db.client.getObject('s3db.json').then(
+    async (res) => (await bodyToBuffer(res.Body)).toString('utf8'),
+    (e: unknown) => (isNotFound(e) ? null : undefined),
+  );
+  if (now !== null) {
+    // still there (as it was, or as another writer left it): nothing to put back
+    return new BackupError('ERR_TARGET_WRITE', `${failed}; it is left as it was. ${rerun[0]!.toUpperCase()}${rerun.slice(1)}`, { cause: err });
+  }
+  try {
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(previous, 'utf8'), contentType: 'application/json' });
+    return new BackupError('ERR_TARGET_WRITE', `${failed}, and the client deleted it; it was put back as it was before the restore. ${rerun[0]!.toUpperCase()}${rerun.slice(1)}`, { cause: err });
+  } catch (putBack) {
+    const saved = path.join(tmpdir(), `s3db-backup-s3db.json-before-restore-${Date.now()}.json`);
+    const kept = await writeFile(saved, previous, { mode: 0o600 }).then(() => `its text is saved in ${saved}`, (e: unknown) => `its text could not be saved either (${errorMessage(e)})`);
+    return new BackupError(
+      'ERR_TARGET_METADATA',
+      `${failed}, and the client deleted it; putting it back failed too (${conciseCause(errorMessage(putBack))}), so the database has no s3db.json: ${kept}. Before the application or anything else connects to it (s3db.js would write an empty s3db.json, every definition gone), fix the cause and copy that text back as s3db.json (README runbook, step 4); then run the same restore again`,
+      { cause: err },
+    );
+  }
 }
 
 /** Whether `err` is a refused conditional write (412 PreconditionFailed), as s3db's clients and S3 report it. */
@@ -389,7 +423,7 @@ export async function readStoredMetadata<T = Record<string, unknown>>(db: Databa
 }
 
 /** readStoredMetadata with the ETag of the version read (null when there is none), for writeStoredMetadata. */
-export async function readStoredMetadataVersion<T = Record<string, unknown>>(db: DatabaseLike): Promise<{ value: T | null; etag: string | null }> {
+export async function readStoredMetadataVersion<T = Record<string, unknown>>(db: DatabaseLike): Promise<{ value: T | null; etag: string | null; text: string | null }> {
   let text: string;
   let etag: string | null;
   try {
@@ -397,11 +431,11 @@ export async function readStoredMetadataVersion<T = Record<string, unknown>>(db:
     text = (await bodyToBuffer(res.Body)).toString('utf8');
     etag = res.ETag ?? null;
   } catch (err) {
-    if (isNotFound(err)) return { value: null, etag: null };
+    if (isNotFound(err)) return { value: null, etag: null, text: null };
     throw err;
   }
   try {
-    return { value: JSON.parse(text) as T, etag };
+    return { value: JSON.parse(text) as T, etag, text };
   } catch (err) {
     throw new BackupError(
       'ERR_TARGET_METADATA',
