@@ -578,6 +578,47 @@ describe('retries of failed scheduled and triggered backups', () => {
   }, 60_000);
 });
 
+describe('listeners', () => {
+  it("a listener that throws, or rejects, changes nothing: the backup is taken and returned, onSuccess and onFailure are called, the next listener runs, the error is logged, and a trigger's event while stopped is no unhandled rejection", async () => {
+    const dir = path.join(work, 'throwing-listeners');
+    const db = await seeded('throwing-listeners');
+    const errors: string[] = [];
+    const logger = { warn() {}, info() {}, error: (_o: unknown, msg: string) => void errors.push(msg) };
+    const outcomes: string[] = [];
+    const p = plugin(dir, { triggers: [{ event: 'deploy' }], logger, webhooks: { onSuccess: () => void outcomes.push('success'), onFailure: () => void outcomes.push('failure') } });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const after: string[] = [];
+      for (const event of ['plg:backup:start', 'plg:backup:complete', 'plg:backup:error', 'plg:backup:skipped'] as const) {
+        p.on(event, () => {
+          throw new Error(`listener of ${event}`);
+        });
+        p.on(event, () => void after.push(event));
+      }
+      p.on('plg:backup:complete', async () => {
+        throw new Error('async listener');
+      });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect((await p.listBackups()).map((b) => b.id)).toEqual([backup.id]);
+      await expect(p.createBackup({ resources: ['no_such_resource'] })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_RESOURCE' });
+      await p.stop();
+      db.emit('deploy', {}); // stopped: skipped
+      await sleep(200);
+      expect([...new Set(after)].sort()).toEqual(['plg:backup:complete', 'plg:backup:error', 'plg:backup:skipped', 'plg:backup:start']);
+      expect(outcomes).toEqual(['success', 'failure']);
+      expect(errors).toContainEqual(expect.stringContaining('a listener of plg:backup:complete threw'));
+      expect(errors).toContainEqual(expect.stringContaining('async listener'));
+      expect(errors).toContainEqual(expect.stringContaining('listener of plg:backup:skipped'));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('triggers', () => {
   it('a triggered backup waits for a running restore to end: it never captures a half-restored database', async () => {
     const dir = path.join(work, 'trigger-restore');

@@ -1205,6 +1205,33 @@ export class BackupPlugin extends EventEmitter {
     if (!first.ok) failed(first.error, false);
   }
 
+  /**
+   * Calls every listener of `event`, each on its own: one that throws (or returns a promise that
+   * rejects) is logged and never changes what emitted it (a backup stored stays a success, a
+   * failure still reaches `onFailure`, a trigger's event never becomes an unhandled rejection),
+   * and the listeners after it still run. 'error' keeps EventEmitter's meaning.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error') return super.emit(event, ...args);
+    const listeners = this.rawListeners(event) as ((...a: unknown[]) => unknown)[];
+    const report = (err: unknown) => {
+      try {
+        this.log('error', { event: String(event), err: errorMessage(err) }, `a listener of ${String(event)} threw (ignored: listeners never change what the plugin does): ${errorMessage(err)}`);
+      } catch {
+        // a logger that throws: nothing more can be said
+      }
+    };
+    for (const listener of listeners) {
+      try {
+        const returned = listener.apply(this, args);
+        if (returned instanceof Promise) returned.catch(report);
+      } catch (err) {
+        report(err);
+      }
+    }
+    return listeners.length > 0;
+  }
+
   /** @internal */
   log(level: 'warn' | 'error' | 'info', obj: Record<string, unknown>, msg: string): void {
     const logger = this.logger;
