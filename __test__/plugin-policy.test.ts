@@ -499,6 +499,35 @@ describe('retries of failed scheduled and triggered backups', () => {
     expect((await p.listBackups())[0]!.reason).toBe('scheduled (main)');
   }, 60_000);
 
+  it('a scheduled backup whose tick lease cannot be taken (the destination refuses writes at the tick) is retried too', async () => {
+    const dir = path.join(work, 'retry-tick-lease');
+    const db = await seeded('retry-tick-lease');
+    const p = plugin(dir, { schedule: 3_000, retryDelayMs: 200, retries: 2 });
+    const failures: { code?: string }[] = [];
+    const retries: { retry: number; schedule: string }[] = [];
+    await db.usePlugin(p);
+    await p.stop();
+    await p.createBackup({ reason: 'first' }); // locks/ exists
+    // locks/ made immutable (chattr +i): a real refusal of the tick lease, even for root
+    const locks = path.join(dir, 'locks');
+    p.on('plg:backup:error', (e) => failures.push(e));
+    p.on('plg:backup:retry', (e) => {
+      if ('schedule' in e) retries.push(e);
+      execFileSync('chattr', ['-i', locks]); // the destination is back before the retry
+    });
+    execFileSync('chattr', ['+i', locks]);
+    try {
+      await p.start();
+      await waitUntil('a scheduled backup after a retry', async () => (await p.listBackups()).length === 2);
+    } finally {
+      execFileSync('chattr', ['-i', locks]);
+    }
+    await p.stop();
+    expect(failures).toHaveLength(1);
+    expect(retries).toEqual([expect.objectContaining({ retry: 1, of: 2, schedule: 'main' })]);
+    expect((await p.listBackups())[0]!.reason).toBe('scheduled (main)');
+  }, 60_000);
+
   it('events of a trigger while its failed backup waits for a retry are covered by that retry: no storm of failures, then of backups', async () => {
     const dir = path.join(work, 'retry-storm');
     const db = await seeded('retry-storm');

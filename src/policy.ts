@@ -257,42 +257,41 @@ export class BackupPolicy {
     if (this.paused > 0) return skip('restoring');
     // The main schedule leaves out the resources with their own schedule by excluding them (not by
     // listing the others), so a resource created later joins it and its selection series stays one.
-    const run = () =>
-      this.withRetries(
-        () =>
-          this.plugin.createBackup({
-            type: this.config.type,
-            reason: `scheduled (${name})`,
-            resources: include ?? undefined,
-            alsoExclude: excludeOwn,
-            trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
-            signal: ctx.signal,
-          }),
-        { about: { schedule: name, tick: ctx.tickId }, nextTickAt: () => nextTick(parsed, Date.now()), signal: ctx.signal },
-      );
+    const backup = () =>
+      this.plugin.createBackup({
+        type: this.config.type,
+        reason: `scheduled (${name})`,
+        resources: include ?? undefined,
+        alsoExclude: excludeOwn,
+        trigger: { event: 'schedule', payload: { schedule: name, tick: ctx.tickId } },
+        signal: ctx.signal,
+      });
+    const retried = { about: { schedule: name, tick: ctx.tickId }, nextTickAt: () => nextTick(parsed, Date.now()), signal: ctx.signal };
     if (!this.config.lease.enabled) {
-      await run();
+      await this.withRetries(backup, retried);
       return;
     }
     // One tick lease per schedule records which tick ran (so one instance runs each tick, once);
     // the backup itself then takes the plugin's backup lease, which excludes every other backup.
+    // Taking the tick lease is part of each try: a destination down at the tick is retried too.
     const lease = this.leaseFor(job.leasePath);
-    let got: Awaited<ReturnType<LeaseGroup['acquire']>>;
-    try {
-      got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
-    } catch (err) {
-      // no destination answers: a failed scheduled backup, reported like any other
-      await this.plugin.reportFailure(this.config.type, `scheduled-${ctx.tickId}`, err);
-      return;
-    }
-    if (!got.acquired) return skip(got.reason === 'held' ? 'lease-held' : 'tick-done');
-    let completed = false;
-    try {
-      await run();
-      completed = true;
-    } finally {
-      await lease.release({ completed });
-    }
+    await this.withRetries(async () => {
+      let got: Awaited<ReturnType<LeaseGroup['acquire']>>;
+      try {
+        got = await lease.acquire(defaultHolderId(), this.config.lease.ttlMs, { tick: ctx.tick });
+      } catch (err) {
+        // no destination answers: a failed scheduled backup, reported like any other
+        throw await this.plugin.reportFailure(this.config.type, `scheduled-${ctx.tickId}`, err);
+      }
+      if (!got.acquired) return skip(got.reason === 'held' ? 'lease-held' : 'tick-done');
+      let completed = false;
+      try {
+        await backup();
+        completed = true;
+      } finally {
+        await lease.release({ completed });
+      }
+    }, retried);
   }
 
   private leaseFor(path: string): LeaseGroup {
