@@ -83,6 +83,41 @@ const manifestPath = (dir: string, id: string) => path.join(dir, 'manifests', `$
 const readManifest = async (dir: string, id: string) => JSON.parse(await readFile(manifestPath(dir, id), 'utf8')) as Manifest;
 
 describe('recovery paths', () => {
+  it("a deletion cut short where its marker could not be written (a full disk) is never undone by recoverBackups(): the manifest's copy goes before the manifest", async () => {
+    const dir = path.join(work, `cut-delete-${++seq}`);
+    const db = await copySeeded(bucket('cut-delete'));
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(p);
+    const kept = await p.createBackup();
+    const doomed = await p.createBackup();
+    const manifest = (await p.getBackup(doomed.id))!.manifest as unknown as Manifest;
+    // Real refusals (chattr +i, even for root): pending/ takes no marker, and the backup's folder
+    // keeps its files, so the deletion stops where a crash would have stopped it.
+    const pending = path.join(dir, 'pending');
+    const folder = path.join(dir, path.dirname(manifest.parts[0]!.path));
+    await mkdir(pending, { recursive: true });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', pending, folder]);
+    try {
+      await expect(p.deleteBackup(doomed.id)).rejects.toThrow();
+    } finally {
+      execFileSync('chattr', ['-i', pending, folder]);
+    }
+    // whatever is left, the backup is either still whole or gone for good: never brought back
+    const listed = (await p.listBackups()).map((b) => b.id);
+    if (!listed.includes(doomed.id)) {
+      const report = await p.recoverBackups();
+      expect(report.recovered).toEqual([]);
+      expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
+    } else {
+      expect((await p.verifyBackup(doomed.id)).verified).toBe(true);
+    }
+    await p.deleteBackup(doomed.id); // once the disk takes writes again
+    await p.recoverBackups();
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
+    await p.stop();
+  });
+
   it('a verification without the passphrase, or with a wrong one, is thrown and recorded nowhere', async () => {
     const { dir, full, inc } = await fullAndIncremental('noverify', { retention: { policy: 'gfs', last: 5 } });
     for (const passphrase of [undefined, 'not-the-passphrase']) {

@@ -322,7 +322,12 @@ export class Catalog {
       deleting: true,
     };
     const body = Buffer.from(JSON.stringify(marker));
-    await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
+    const marked = await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
+    // Where the marker could not be written (a full disk), nothing would tell a deletion cut short
+    // from a lost manifest, and recoverBackups() would put the deleted backup back from its copy:
+    // there the copy goes first (if that fails, the manifest stays and the backup with it).
+    const unmarked = this.set.members.filter((_, i) => marked[i]!.status === 'rejected');
+    if (manifest.copy) await Promise.all(unmarked.map((m) => m.delete([manifest.copy!])));
     await this.set.delete([paths.manifest(manifest.id)]);
     this.forget(manifest.id);
     await this.set.delete([...marker.parts, ...(await this.indexFiles(manifest.id)), paths.verification(manifest.id), paths.pending(manifest.id)]);
