@@ -172,4 +172,47 @@ describe('FilesystemDestination', () => {
     expect(ro!.ro![0]).toBe('ERR_DESTINATION_ACCESS');
     expect(ro!.ro![1]).toMatch(/the file system is read-only.*remount it read-write/);
   });
+
+  it('a full destination: deleteBackup() and prune() free it although the lease cannot be written, and the failed lease write leaves no guard behind (real tmpfs; needs root, as CI has)', () => {
+    const script = `
+      set -e
+      dir=$(mktemp -d)
+      mount -t tmpfs -o size=4m tmpfs "$dir"
+      node --import tsx --input-type=module -e "
+        import { writeFileSync, existsSync, rmSync } from 'node:fs';
+        const { S3db } = await import('s3db.js');
+        const { BackupPlugin } = await import('./src/index.ts');
+        const dir = process.argv[1];
+        const db = new S3db({ connectionString: 'memory://full-dest/db', logLevel: 'silent' });
+        await db.connect();
+        await db.createResource({ name: 'notes', attributes: { text: 'string' } });
+        for (let i = 0; i < 20; i++) await db.resources.notes.insert({ id: 'n' + i, text: 'note ' + i });
+        const p = new BackupPlugin({ schedule: false, config: { directory: dir + '/backups' }, logger: { warn() {}, info() {}, error() {} } });
+        await db.usePlugin(p);
+        const ids = [];
+        for (let i = 0; i < 3; i++) ids.push((await p.createBackup()).id);
+        let n = 0;
+        try { for (;;) writeFileSync(dir + '/filler' + n++, Buffer.alloc(256 * 1024, 1)); } catch (e) { if (e.code !== 'ENOSPC') throw e; }
+        const refused = await p.createBackup().then(() => null, (e) => e.code);
+        const guardLeft = existsSync(dir + '/backups/locks/backup.lease.cas');
+        const deleted = (await p.deleteBackup(ids[0])).deleted;
+        const q = new BackupPlugin({ schedule: false, config: { directory: dir + '/backups' }, retention: { count: 1 }, logger: { warn() {}, info() {}, error() {} } });
+        await db.usePlugin(q, 'pruner');
+        const prunedIds = (await q.prune()).deleted;
+        for (let i = 0; i < n; i++) rmSync(dir + '/filler' + i, { force: true });
+        const started = Date.now();
+        const after = (await p.createBackup()).id;
+        console.log(JSON.stringify({ refused, guardLeft, deleted, prunedIds, ids, listed: (await p.listBackups()).map((b) => b.id), after, waitedMs: Date.now() - started }));
+        await p.stop(); await q.stop();
+      " "$dir"
+    `;
+    const run = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(run.status, `this test mounts a tmpfs in a private mount namespace and needs root: ${run.stderr}`).toBe(0);
+    const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { refused: string; guardLeft: boolean; deleted: string[]; prunedIds: string[]; ids: string[]; listed: string[]; after: string; waitedMs: number };
+    expect(out.refused).toBe('ERR_DESTINATION_FULL');
+    expect(out.guardLeft).toBe(false);
+    expect(out.deleted).toEqual([out.ids[0]]);
+    expect(out.prunedIds).toEqual([out.ids[1]]);
+    expect(out.listed).toEqual([out.after, out.ids[2]]);
+  });
 });

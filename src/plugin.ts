@@ -293,8 +293,21 @@ export class BackupPlugin extends EventEmitter {
     return lease;
   }
 
-  private async withLease<T>(fn: () => Promise<T>): Promise<T> {
-    const lease = await this.acquireLease();
+  /**
+   * Runs `fn` under the backup lease. `freesSpace` (a deletion): when the lease cannot be taken
+   * because a destination is full, `fn` runs without it, since deleting is the way out of a full
+   * disk and no backup can write there meanwhile (one writing elsewhere on a chain this deletes is
+   * refused at its commit: ERR_CHAIN_BROKEN).
+   */
+  private async withLease<T>(fn: () => Promise<T>, options: { freesSpace?: boolean } = {}): Promise<T> {
+    let lease: LeaseGroup | null;
+    try {
+      lease = await this.acquireLease();
+    } catch (err) {
+      if (!options.freesSpace || !(err instanceof BackupError) || err.code !== 'ERR_DESTINATION_FULL') throw err;
+      this.log('warn', { code: err.code }, `the backup lease could not be taken (${err.message}); deleting without it, since deleting frees the space and no backup can write there meanwhile`);
+      return fn();
+    }
     try {
       return await fn();
     } finally {
@@ -393,7 +406,7 @@ export class BackupPlugin extends EventEmitter {
         // a deletion of this id that died midway is finished here (its manifest is already gone)
         if ((await this.finishLeftovers()).some((l) => l.id === id) && !(await this.catalog.get(id))) return { deleted: [id] };
         return this.deleteNow(id, options);
-      }),
+      }, { freesSpace: true }),
     );
   }
 
@@ -678,7 +691,7 @@ export class BackupPlugin extends EventEmitter {
         const finished = options.dryRun ? [] : (await this.finishLeftovers()).filter((l) => l.deletion).map((l) => l.id);
         const result = await this.pruneNow(options);
         return finished.length === 0 ? result : { ...result, deleted: [...new Set([...finished, ...result.deleted])] };
-      }),
+      }, { freesSpace: true }),
     );
   }
 

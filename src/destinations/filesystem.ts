@@ -286,10 +286,14 @@ export class FilesystemDestination implements Destination {
     for (let attempt = 0; attempt < 50; attempt++) {
       try {
         const handle = await open(guard, 'wx', this.fileMode);
+        let written = false;
         try {
           await handle.writeFile(`${SPACE_TAG}-${process.pid}`);
+          written = true;
         } finally {
-          await handle.close();
+          await handle.close().catch(() => undefined);
+          // an empty guard names no taker: left behind (a full disk) it would hold everyone off for GUARD_STALE_MS
+          if (!written) await rm(guard, { force: true }).catch(() => undefined);
         }
         return true;
       } catch (err) {
