@@ -77,7 +77,7 @@ describe('damaged backups are refused and nothing is written', () => {
     expect((await p.listBackups()).find((b) => b.id === id)!.verified).toBe(true);
   });
 
-  it('a damaged part whose checksum was also forged fails full verification by its GCM tag', async () => {
+  it("a damaged part whose checksum was also forged: the edited manifest fails verification by its auth; without one (a manifest older than revision 8), full verification fails by the part's GCM tag", async () => {
     const manifest = (await p.getBackup(id))!.manifest;
     const part = manifest.parts[0]!;
     const file = path.join(dir, part.path);
@@ -88,17 +88,23 @@ describe('damaged backups are refused and nothing is written', () => {
     const manifestFile = path.join(dir, 'manifests', `${id}.json`);
     const manifestText = await readFile(manifestFile, 'utf8');
     const { createHash } = await import('node:crypto');
-    await writeFile(manifestFile, manifestText.replace(part.sha256, createHash('sha256').update(damaged).digest('hex')));
+    const forgedText = manifestText.replace(part.sha256, createHash('sha256').update(damaged).digest('hex'));
+    await writeFile(manifestFile, forgedText);
     const forged = plugin(dir); // fresh catalog cache
+    const { auth: _auth, ...unauthenticated } = JSON.parse(forgedText) as Record<string, unknown>;
+    expect(_auth).toEqual(expect.any(String));
     try {
-      expect((await forged.verifyBackup(id, { level: 'quick' })).verified).toBe(true);
-      const full = await forged.verifyBackup(id, { level: 'full' });
+      for (const level of ['quick', 'full'] as const) expect((await forged.verifyBackup(id, { level })).error).toContain('cannot be trusted');
+      await writeFile(manifestFile, JSON.stringify(unauthenticated, null, 1));
+      const older = plugin(dir);
+      expect((await older.verifyBackup(id, { level: 'quick' })).verified).toBe(true);
+      const full = await older.verifyBackup(id, { level: 'full' });
       expect(full.verified).toBe(false);
       expect(full.error).toMatch(/failed authentication/);
     } finally {
       await writeFile(file, original);
       await writeFile(manifestFile, manifestText);
-      await forged.verifyBackup(id, { level: 'full' });
+      await plugin(dir).verifyBackup(id, { level: 'full' }); // a fresh catalog reads the original manifest
     }
   });
 

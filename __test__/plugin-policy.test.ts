@@ -1031,6 +1031,28 @@ describe('hooks and webhooks that never finish', () => {
     }
   }, 60_000);
 
+  it("an onSuccess webhook or onBackupComplete hook still running holds no lease: another instance's backup at the same destination goes on meanwhile", async () => {
+    const dir = path.join(work, 'hooks-no-lease');
+    const db = await seeded('hooks-no-lease');
+    let releaseHook: () => void = () => undefined;
+    const hookHeld = new Promise<void>((resolve) => (releaseHook = resolve));
+    const slow = plugin(dir, { hookTimeoutMs: 600_000, webhooks: { onSuccess: () => hookHeld } });
+    const other = plugin(dir, { hookTimeoutMs: 600_000, logger: warnInto([]) });
+    await db.usePlugin(slow, 'slow');
+    await db.usePlugin(other, 'other');
+    const finished: string[] = [];
+    const first = slow.createBackup().then((b) => (finished.push('slow'), b));
+    await waitUntil('the first backup stored', async () => (await other.listBackups()).length === 1);
+    const second = await other.createBackup(); // without the fix: waits for the lease until the webhook ends
+    finished.push('other');
+    releaseHook();
+    const firstResult = await first;
+    expect(finished).toEqual(['other', 'slow']);
+    expect((await other.listBackups()).map((b) => b.id).sort()).toEqual([firstResult.id, second.id].sort());
+    await slow.stop();
+    await other.stop();
+  }, 60_000);
+
   it("the start hooks gate their operation, as in s3db.js: one that throws, or is still running after hookTimeoutMs, refuses it (nothing read or written); the other hooks' errors are logged and emitted, the operation done", async () => {
     const db = await seeded('hooks-gate');
     const dir = path.join(work, 'hooks-gate');

@@ -406,6 +406,9 @@ describe('recovery paths', () => {
     bytes[Math.floor(bytes.length / 2)] ^= 0x20;
     await writeFile(file, bytes);
     part.sha256 = createHash('sha256').update(bytes).digest('hex');
+    // without its auth, as a manifest written before revision 8 (an edited one with it fails at
+    // once: manifest-auth.test.ts), so that only the part's GCM tags can tell
+    delete (m as { auth?: string }).auth;
     await writeFile(manifestPath(dir, full.id), JSON.stringify(m));
     const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
     const result = await p.verifyBackup(inc.id);

@@ -33,6 +33,7 @@ import { Keyring } from './engine/keyring.js';
 import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
+import { authProblem, unauthenticated } from './engine/manifest-auth.js';
 import { unsealer } from './engine/sealed.js';
 import { describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
@@ -516,7 +517,8 @@ export class BackupPlugin extends EventEmitter {
       return { result: { verified: false, level, at: new Date().toISOString(), error: err.message, destinations: [] }, own: null };
     }
     const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
-    for (const m of chain) keys.set(m.id, m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null);
+    // quick decodes nothing, but with a passphrase set it checks it (and the manifests' authentication)
+    for (const m of chain) keys.set(m.id, m.encryption && (level === 'full' || this.keyring.enabled) ? await this.keyring.keyForManifest(m, this.destinations) : null);
     const ancestorErrors: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
     for (const m of chain) {
@@ -572,6 +574,12 @@ export class BackupPlugin extends EventEmitter {
       const chain = await this.catalog.chainOf(manifest);
       const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
       for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
+      // checked with or without `verify`: an edited manifest could name other parts that all verify
+      for (const m of chain) {
+        const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;
+        if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: the manifest of ${m.id} cannot be trusted: ${forged}. Its parts, index and definitions may not be this backup's: restore another backup`);
+      }
+      const trustWarnings = chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
       let goodSources: Map<string, string> | undefined;
       const sourceFailures: SourceFailure[] = [];
       if (options.verify ?? true) {
@@ -621,6 +629,7 @@ export class BackupPlugin extends EventEmitter {
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);
       releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
       const report: RestoreReport = { ...ran, target: opened.location };
+      report.warnings.push(...trustWarnings);
       if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds
       // this one's: most likely a configuration copied from another environment. (A database
@@ -935,9 +944,6 @@ export class BackupPlugin extends EventEmitter {
       const result = toResult(manifest);
       Object.assign(status, statusFromManifest(manifest));
       this.statuses.set(manifest.id, status);
-      await this.callHook('onBackupComplete', manifest.type, { backupId: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
-      this.emit('plg:backup:complete', { id: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
-      await this.callWebhook('onSuccess', result);
       const failedAt = manifest.destinations.filter((d) => d.status === 'failed').map((d) => d.label);
       if (this.config.retention && failedAt.length > 0) {
         // 'any': this backup is not at every destination; pruning now would take the older backups
@@ -946,6 +952,14 @@ export class BackupPlugin extends EventEmitter {
       } else if (this.config.retention) {
         await this.pruneNow({ justTaken: manifest.id }).catch((err: unknown) => this.log('warn', { err: errorMessage(err) }, 'retention after backup failed'));
       }
+      // The hooks and webhooks after it need no lease: one that hangs (up to hookTimeoutMs) must
+      // not hold off every other instance's backups meanwhile.
+      this.runningBackup = null;
+      await lease?.release();
+      lease = null;
+      await this.callHook('onBackupComplete', manifest.type, { backupId: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo });
+      this.emit('plg:backup:complete', { id: manifest.id, type: manifest.type, size: result.size, duration: result.duration, driverInfo: result.driverInfo, verified: result.verified });
+      await this.callWebhook('onSuccess', result);
       return result;
     } catch (err) {
       const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
@@ -957,6 +971,9 @@ export class BackupPlugin extends EventEmitter {
       }
       Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
       this.statuses.set(id, status);
+      this.runningBackup = null;
+      await lease?.release();
+      lease = null;
       await this.reportFailure(expected, id, error);
       throw error;
     } finally {
@@ -1065,8 +1082,10 @@ export class BackupPlugin extends EventEmitter {
         throw err;
       },
     );
-    if (!opens) return `the passphrase does not open the key of ${parent.id}: the key was rotated (key.json replaced and a new passphrase set)`;
     const current = await this.keyring.currentKeyCheck(this.destinations);
+    // the same key in key.json: no rotation, a wrong passphrase (refused by the key lookup that follows)
+    if (!opens && current === parent.encryption.keyCheck) return null;
+    if (!opens) return `the passphrase does not open the key of ${parent.id}: the key was rotated (key.json replaced and a new passphrase set)`;
     if (current !== null && current !== parent.encryption.keyCheck) return `${parent.id} was made under another master key than the one in key.json now (the key was rotated)`;
     return null;
   }

@@ -35,6 +35,7 @@ import { definedResources, type BackupType, type Compression, type IndexEntry, t
 import type { Keyring } from './keyring.js';
 import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type ObjectRead, type SourceEntry } from './s3db.js';
 import { rawObjects, type RawObjects } from './raw-objects.js';
+import { manifestAuth } from './manifest-auth.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
@@ -294,6 +295,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // The copy beside the parts goes first (listed in the pending marker, so a crash before the
     // commit cleans it up with the parts); both hold the same bytes.
     manifest.copy = o.template.manifestCopyPath({ id, type, at: started });
+    if (key) manifest.auth = await manifestAuth(manifest, key); // over every other field, as stored
     const body = Buffer.from(JSON.stringify(manifest, null, 1));
     written.push(manifest.copy);
     await pending.addPart(manifest.copy);

@@ -25,6 +25,8 @@ import type { Manifest, ManifestHead } from './manifest.js';
 export class Keyring {
   private readonly cache = new Map<string, KeyHandle>();
   private readonly unlocked = new Map<string, Promise<KeyHandle>>();
+  /** Key file contents (keyCheck:JSON) this passphrase has opened itself. */
+  private readonly opened = new Set<string>();
   /** The backups at the destination (see consult()); none until set. */
   private catalog: () => Promise<ManifestHead[]> = async () => [];
 
@@ -63,7 +65,8 @@ export class Keyring {
       // Never replaced by a new key: the old backups need the master key it wraps.
       throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable, so no new backup is written there; restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
     }
-    let keyFile = found.find((f) => f.keyFile)?.keyFile ?? null;
+    const holder = found.find((f) => f.keyFile);
+    let keyFile = holder?.keyFile ?? null;
     if (!keyFile && embedded) {
       const opened = await this.unlock(embedded, passphrase, "the key file embedded in the newest encrypted backup's manifest").then(
         () => true,
@@ -79,8 +82,24 @@ export class Keyring {
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
       this.cache.set(created.key.keyCheck, created.key);
+      this.opened.add(`${keyFile.keyCheck}:${JSON.stringify(keyFile)}`);
     }
-    const key = await this.unlock(keyFile, passphrase, 'key.json at the destination');
+    // key.json itself must open with this passphrase (not a key cached from another wrapping of
+    // it: after a rewrap, the old passphrase opens the older manifests' copies, never key.json)
+    const where = holder ? `key.json at ${holder.label}` : 'key.json at the destination';
+    const key = await this.unlock(keyFile, passphrase, where, { exact: true }).catch(async (err: unknown) => {
+      if (holder && embedded && embedded.keyCheck === keyFile!.keyCheck && err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') {
+        const embeddedOpens = await this.unlock(embedded, passphrase, 'the key file embedded in the newest manifest', { exact: true }).then(() => true, () => false);
+        if (embeddedOpens) {
+          throw new BackupError(
+            'ERR_WRONG_PASSPHRASE',
+            `the passphrase opens the backups' key (keyCheck ${keyFile!.keyCheck}) in the key file the newest backup's manifest embeds, but not ${where}: either key.json was rewrapped to a new passphrase (s3db-backup rewrap; then set that one in encryption.passphrase, in every instance), or it is damaged (then put it back: move it away and the next backup writes it again from the manifest's copy, or copy encryption.keyFile from manifests/<id>.json over it)`,
+            { cause: err },
+          );
+        }
+      }
+      throw err;
+    });
     const body = Buffer.from(JSON.stringify(keyFile, null, 2));
     for (const member of set.writers) {
       const existing = found.find((f) => f.label === member.label)?.keyFile;
@@ -143,10 +162,15 @@ export class Keyring {
       : (lastError as Error);
   }
 
-  private async unlock(keyFile: KeyFile, passphrase: string, where: string): Promise<KeyHandle> {
-    const cached = this.cache.get(keyFile.keyCheck);
-    if (cached) return cached;
+  /**
+   * The master key `keyFile` wraps. `exact`: only if this passphrase opens this key file (one
+   * unwrap per key file content); otherwise a key already opened from another wrapping of the same
+   * master key (its keyCheck) answers at once.
+   */
+  private async unlock(keyFile: KeyFile, passphrase: string, where: string, options: { exact?: boolean } = {}): Promise<KeyHandle> {
     const cacheKey = `${keyFile.keyCheck}:${JSON.stringify(keyFile)}`;
+    const cached = this.cache.get(keyFile.keyCheck);
+    if (cached && !(options.exact && !this.opened.has(cacheKey))) return cached;
     let pending = this.unlocked.get(cacheKey);
     if (!pending) {
       pending = unlockKeyFile(keyFile, passphrase).catch((err: unknown) => {
@@ -160,6 +184,7 @@ export class Keyring {
     }
     const key = await pending;
     this.cache.set(key.keyCheck, key);
+    this.opened.add(cacheKey);
     return key;
   }
 

@@ -131,6 +131,11 @@ export interface Manifest {
    * master key (sealed.ts); the plaintext fields then hold null, {} and a null payload.
    */
   sealed?: string;
+  /**
+   * Encrypted backups (FORMAT.md revision 8): the SHA-256 of this manifest without `auth`, sealed
+   * with the backup's master key (manifest-auth.ts), so an edited manifest is detected. Last field.
+   */
+  auth?: string;
 }
 
 /** What every manifest says of its backup but the part list and `s3dbJson` (catalog.ts ListedManifest). */

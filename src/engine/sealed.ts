@@ -21,13 +21,21 @@ export interface SealedFields {
 }
 
 export async function seal(fields: SealedFields, key: KeyHandle): Promise<string> {
-  const bytes = await through(Buffer.from(JSON.stringify(fields), 'utf8'), createEncoder({ compression: 'none', key, implementation: 'js' }));
-  return bytes.toString('base64');
+  return sealBytes(Buffer.from(JSON.stringify(fields), 'utf8'), key);
 }
 
 export async function unseal(sealed: string, key: KeyHandle): Promise<SealedFields> {
-  const bytes = await through(Buffer.from(sealed, 'base64'), createDecoder({ compression: 'none', key, implementation: 'js' }));
-  return JSON.parse(bytes.toString('utf8')) as SealedFields;
+  return JSON.parse((await unsealBytes(sealed, key)).toString('utf8')) as SealedFields;
+}
+
+/** `bytes` sealed under `key`: base64 of a codec stream (compression none). */
+export async function sealBytes(bytes: Buffer, key: KeyHandle): Promise<string> {
+  return (await through(bytes, createEncoder({ compression: 'none', key, implementation: 'js' }))).toString('base64');
+}
+
+/** What sealBytes sealed; throws when `sealed` is damaged or sealed under another key. */
+export async function unsealBytes(sealed: string, key: KeyHandle): Promise<Buffer> {
+  return through(Buffer.from(sealed, 'base64'), createDecoder({ compression: 'none', key, implementation: 'js' }));
 }
 
 /** `m` with its sealed fields in place (m itself when it has none). */

@@ -21,6 +21,7 @@ import type { DestinationSet } from '../destinations/set.js';
 import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
+import { authProblem } from './manifest-auth.js';
 import type { Manifest, VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { codecOf, indexRefAt, indexSource, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
@@ -75,6 +76,16 @@ export async function damagedManifestCopies(manifest: Manifest, set: Destination
 }
 
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
+  // An edited manifest could point at other parts that all verify: it fails before any part is read.
+  const forged = key ? await authProblem(manifest, key) : null;
+  if (forged) {
+    const error = `the manifest of ${manifest.id} cannot be trusted: ${forged}. Its parts, index and definitions may not be this backup's: restore another backup`;
+    return {
+      result: { verified: false, level: options.level, at: new Date().toISOString(), error, destinations: holdersOf(manifest, set).map((m) => ({ label: m.label, verified: false, error })) },
+      goodSources: new Map(),
+      failures: [],
+    };
+  }
   const parts = (options.parts ?? manifest.parts).map((p) => ({ path: p.path, size: p.size, sha256: p.sha256, records: p.objects, id: p.path }));
   // The index may be a rebuilt one at some destinations (indexRefAt): it is one object, whatever its path.
   const INDEX = indexSource(manifest.id);

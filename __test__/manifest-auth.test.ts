@@ -1,0 +1,129 @@
+// An encrypted backup's manifest is authenticated under its master key (FORMAT.md 1.1 `auth`,
+// src/engine/manifest-auth.ts): on the real s3db.js and a real filesystem destination, manifests
+// edited by hand, as someone who can write to the destination would (review-secrets F1), are
+// refused by verification and by restores (with or without `verify`) before anything is written.
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { paths } from '../src/engine/layout.js';
+import { openDb, seedDatabase, snapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
+
+const PASSPHRASE = 'manifest-auth-passphrase';
+let work: string;
+let seq = 0;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'manifest-auth-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Part = { path: string; group: string; size: number; sha256: string; objects: number };
+type StoredManifest = { id: string; auth?: string; parts: Part[]; s3dbJson: { resources: Record<string, { currentVersion: string; versions: Record<string, { attributes: Record<string, unknown> }> }> } };
+
+function plugin(directory: string, passphrase: string | null = PASSPHRASE): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory }, logger: warnInto([]), ...(passphrase ? { encryption: { passphrase, iterations: 100_000 } } : {}) });
+}
+
+/** Two full backups of one database, the users changed between them; a fresh plugin reads them. */
+async function twoBackups(passphrase: string | null = PASSPHRASE) {
+  const dir = path.join(work, `dest-${++seq}`);
+  const db = await openDb(`memory://manifest-auth-${process.pid}-${seq}/db`);
+  await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+  const maker = plugin(dir, passphrase);
+  await db.usePlugin(maker, 'maker');
+  const first = await maker.createBackup();
+  await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update('u00001', { name: 'changed after the first backup' });
+  const second = await maker.createBackup();
+  await maker.stop();
+  const file = path.join(dir, paths.manifest(second.id));
+  const read = async (id: string) => JSON.parse(await readFile(path.join(dir, paths.manifest(id)), 'utf8')) as StoredManifest;
+  return { dir, db, first: first.id, second: second.id, file, read };
+}
+
+async function emptyTarget() {
+  const into = await openDb(`memory://manifest-auth-into-${process.pid}-${++seq}/db`);
+  return { into, before: await snapshot(into) };
+}
+
+describe('an encrypted backup whose manifest was edited', () => {
+  it("with another backup's part put in place and the part list edited to match: verification fails naming the manifest, restores (with and without verify) write nothing", async () => {
+    const { dir, db, first, second, file, read } = await twoBackups();
+    const [older, newer] = [await read(first), await read(second)];
+    expect(newer.auth).toEqual(expect.any(String));
+    const from = older.parts.find((p) => p.group === 'users')!;
+    const to = newer.parts.find((p) => p.group === 'users')!;
+    await copyFile(path.join(dir, from.path), path.join(dir, to.path));
+    Object.assign(to, { size: from.size, sha256: from.sha256, objects: from.objects });
+    await writeFile(file, JSON.stringify(newer, null, 1));
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    for (const level of ['quick', 'full'] as const) {
+      const result = await p.verifyBackup(second, { level });
+      expect(result.verified).toBe(false);
+      expect(result.error).toContain(`the manifest of ${second} cannot be trusted: it was changed after its backup wrote it`);
+    }
+    for (const verify of [true, false]) {
+      const { into, before } = await emptyTarget();
+      await expect(p.restore({ backupId: second, destination: into, verify })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('cannot be trusted') });
+      expect(await snapshot(into)).toEqual(before);
+    }
+    await p.stop();
+  });
+
+  it("with a resource's definition edited (what a resources restore writes into s3db.json): refused before anything is written", async () => {
+    const { dir, db, second, file, read } = await twoBackups();
+    const m = await read(second);
+    const users = m.s3dbJson.resources.users!;
+    users.versions[users.currentVersion]!.attributes.evil = 'string';
+    await writeFile(file, JSON.stringify(m, null, 1));
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    const { into, before } = await emptyTarget();
+    await expect(p.restore({ backupId: second, destination: into, resources: ['users'], verify: false })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED' });
+    expect(await snapshot(into)).toEqual(before);
+    await p.stop();
+  });
+
+  it('untouched, it restores exactly; without its auth (as written before revision 8) it restores with a warning saying it is not authenticated', async () => {
+    const { dir, db, second, file, read } = await twoBackups();
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    const want = await snapshot(db);
+    const { into } = await emptyTarget();
+    const report = await p.restore({ backupId: second, destination: into });
+    expect(report.warnings.join('\n')).not.toContain('authenticated');
+    expect(await snapshot(into)).toEqual(want);
+    await p.stop();
+    const { auth: _auth, ...stripped } = await read(second);
+    await writeFile(file, JSON.stringify(stripped, null, 1));
+    const q = plugin(dir);
+    await db.usePlugin(q, 'stripped');
+    const again = await emptyTarget();
+    const warned = await q.restore({ backupId: second, destination: again.into });
+    expect(warned.warnings).toContainEqual(expect.stringContaining('written before manifests were authenticated'));
+    expect(await snapshot(again.into)).toEqual(want);
+    await q.stop();
+  });
+
+  it('quick verification with a passphrase set checks it: a wrong one is refused, as full verification does', async () => {
+    const { dir, db, second } = await twoBackups();
+    const p = plugin(dir, 'not the passphrase');
+    await db.usePlugin(p, 'wrong');
+    await expect(p.verifyBackup(second, { level: 'quick' })).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE' });
+    await p.stop();
+  });
+
+  it('a backup that is not encrypted, restored by a plugin with a passphrase, comes with a warning that nothing authenticates it', async () => {
+    const { dir, db, second } = await twoBackups(null);
+    const p = plugin(dir);
+    await db.usePlugin(p, 'with-key');
+    const { into } = await emptyTarget();
+    const report = await p.restore({ backupId: second, destination: into });
+    expect(report.warnings).toContainEqual(expect.stringContaining(`${second} is not encrypted, so nothing authenticates it`));
+    await p.stop();
+  });
+});
