@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 import {
   AbortMultipartUploadCommand,
@@ -476,6 +477,23 @@ describe('S3Destination on Ceph RGW', () => {
     const direct = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: `run-${seq}/faulty/part-1` }));
     expect((await drain(direct.Body as Readable)).size).toBe(26 * MIB + 777);
     expect(await listMultipartUploads(admin, bucket, `run-${seq}/`)).toEqual([]);
+  });
+
+  it('rides out a store that refuses every connection for 2.5 s while 48 requests are in flight (each request has its own attempts: no client-wide retry quota)', async () => {
+    const d = dest();
+    for (let i = 0; i < 8; i++) await d.write(`outage/o${i}`, Buffer.from(`object ${i}`));
+    // every connection reset at once, as while the store restarts, then the store is back
+    const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 1, faults: ['reset-before'] });
+    try {
+      const viaProxy = dest({ endpoint: proxy.url, prefix: d.prefix });
+      const back = sleep(2_500).then(() => proxy.setRate(0));
+      const stats = await Promise.all(Array.from({ length: 48 }, (_, i) => viaProxy.stat(`outage/o${i % 8}`)));
+      await back;
+      expect(stats.every((s) => s !== null && s.size > 0)).toBe(true);
+      expect(proxy.injected['reset-before']).toBeGreaterThan(48);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('resumes a read whose body is cut mid-stream, from the byte where it stopped', async () => {

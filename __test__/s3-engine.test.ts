@@ -364,6 +364,30 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
   });
 
+  it('a part whose body stalls mid-stream (no byte for requestTimeoutMs, the connection left open) is read on from where it stopped: the restore is exact', async () => {
+    const db = await blobDatabase(2, 2 * MIB);
+    const want = await snapshot(db);
+    const config = s3Config('stalled/');
+    const p = s3Plugin(config);
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    let stalls = 0;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rate: 1,
+      faults: ['stall-mid-body'],
+      // the first GET of a part only: the read that resumes it gets the rest
+      eligible: (r) => r.method === 'GET' && r.url.includes('/data/') && !r.url.includes('.json') && stalls++ === 0,
+    });
+    try {
+      expect(await restoreElsewhere(s3Config('stalled/', { endpoint: proxy.url, requestTimeoutMs: 1_500 }), backup.id)).toEqual(want);
+      expect(proxy.injected['stall-mid-body']).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+    await db.disconnect();
+  });
+
   it('completes, verifies and restores exactly through ~15% injected 5xx, SlowDown and connection resets', async () => {
     const db = await blobDatabase(6, MIB); // a multipart part among many small requests
     await seedDatabase(db, { users: 5, orders: 5, perBehavior: 1 });

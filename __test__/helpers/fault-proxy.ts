@@ -27,9 +27,10 @@ export type FaultKind =
   | 'reset-before'
   | 'reset-after'
   | 'reset-mid-body'
+  | 'stall-mid-body'
   | 'short-content-length';
 
-/** The faults drawn by default: what a network and a loaded server do ('short-content-length' only when asked). */
+/** The faults drawn by default: what a network and a loaded server do ('short-content-length' and 'stall-mid-body' only when asked). */
 export const ALL_FAULTS: readonly FaultKind[] = [
   'internal-error',
   'service-unavailable',
@@ -113,7 +114,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let rate = options.rate ?? 0;
   let total = 0;
   const requests: RecordedRequest[] = [];
-  const injected = Object.fromEntries([...ALL_FAULTS, 'short-content-length'].map((k) => [k, 0])) as Record<FaultKind, number>;
+  const injected = Object.fromEntries([...ALL_FAULTS, 'short-content-length', 'stall-mid-body'].map((k) => [k, 0])) as Record<FaultKind, number>;
   const sockets = new Set<Socket>();
   const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -175,24 +176,25 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           return;
         }
         res.writeHead(up.statusCode ?? 502, up.rawHeaders);
-        if (fault === 'reset-mid-body') {
+        if (fault === 'reset-mid-body' || fault === 'stall-mid-body') {
+          // half the body, then the connection is reset, or goes silent and stays open (a stall:
+          // only the client's timeout ends it; the rest of the upstream body is read and dropped)
           const length = Number(up.headers['content-length'] ?? 0);
+          const cut = () => {
+            if (fault === 'stall-mid-body') return;
+            up.destroy();
+            res.socket?.destroy();
+          };
           let sent = 0;
           up.on('data', (chunk: Buffer) => {
             if (sent >= length / 2) return;
             const room = Math.max(0, Math.floor(length / 2) - sent);
             res.write(chunk.subarray(0, room));
             sent += Math.min(room, chunk.length);
-            if (sent >= length / 2) {
-              up.destroy();
-              res.socket?.destroy();
-            }
+            if (sent >= length / 2) cut();
           });
-          up.on('end', () => res.socket?.destroy());
-          if (length === 0) {
-            up.destroy();
-            res.socket?.destroy();
-          }
+          up.on('end', () => (fault === 'reset-mid-body' ? res.socket?.destroy() : undefined));
+          if (length === 0) cut();
           return;
         }
         up.pipe(res);

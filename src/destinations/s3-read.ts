@@ -1,6 +1,7 @@
 /**
  * The body of an S3 GET as a byte stream that survives connections cut mid-body: when the body
- * stream fails with a connection error (ECONNRESET, EPIPE, "aborted", "socket hang up"...) or ends
+ * stream fails with a connection error (ECONNRESET, EPIPE, "aborted", "socket hang up"...), stalls
+ * past the request timeout (the SDK's TimeoutError), or ends
  * short of Content-Length, the rest is fetched with a ranged GET from the byte where it stopped,
  * pinned to the first response's ETag (If-Match), so two versions of an object are never mixed.
  * Up to `maxAttempts` consecutive failures without progress, with full-jitter backoff.
@@ -43,7 +44,8 @@ export function resumableBody(o: ResumableReadOptions): Readable {
         }
       } catch (err) {
         if (offset > progressAt) failures = 0;
-        const retryable = RETRYABLE_STREAM_CODES.has(asSdk(err).code ?? '') || /aborted|socket hang up/i.test(errorMessage(err));
+        // a stalled body: the SDK's socket timeout destroys it with a TimeoutError that has no code
+        const retryable = RETRYABLE_STREAM_CODES.has(asSdk(err).code ?? '') || (err as { name?: unknown }).name === 'TimeoutError' || /aborted|socket hang up|timed out/i.test(errorMessage(err));
         if (o.signal?.aborted || !retryable || ++failures >= o.maxAttempts) {
           throw new BackupError('ERR_DESTINATION_IO', `${o.what}: reading failed at byte ${offset}: ${errorMessage(err)}`, { cause: err });
         }

@@ -12,9 +12,9 @@
  *   (leavePartsOnError false). An upload orphaned by a retried CreateMultipartUpload (the
  *   first answer lost) is aborted right after the write; uploads left by a crashed process are
  *   found and aborted by abortStaleUploads().
- * - Retries: the SDK retry strategy ('standard' or 'adaptive', `maxAttempts`) retries 5xx,
- *   SlowDown/throttling and connection resets (ECONNRESET, EPIPE, ETIMEDOUT) with exponential
- *   backoff and full jitter. read() additionally resumes a body cut mid-stream with a ranged GET
+ * - Retries: each request gets `maxAttempts` for 5xx, SlowDown/throttling and connection resets
+ *   (ECONNRESET, EPIPE, ETIMEDOUT) with exponential backoff ('standard': s3-retry.ts, without the
+ *   SDK's client-wide quota, riding out ~8-15 s of outage; 'adaptive': the SDK's). read() additionally resumes a body cut mid-stream with a ranged GET
  *   from the byte it stopped at (pinned to the first ETag, so it never mixes two versions).
  * - createIfAbsent = PutObject If-None-Match: * ; replaceIfMatch = PutObject If-Match: <etag> (sent
  *   unquoted once more when a store compares it without quotes, as Ceph RGW 16 does).
@@ -48,6 +48,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { BackupError } from '../errors.js';
 import { asSdk, httpStatus as status, s3Error, s3ReadError } from './s3-errors.js';
 import { resumableBody } from './s3-read.js';
+import { PatientRetryStrategy } from './s3-retry.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 import { normalizeS3Config, type S3DestinationConfig, type ResolvedS3Config } from './s3-config.js';
 
@@ -92,6 +93,8 @@ export class S3Destination implements Destination {
         region: c.region,
         maxAttempts: c.maxAttempts,
         retryMode: c.retryMode,
+        // 'standard' without the SDK's client-wide retry quota (s3-retry.ts); 'adaptive' is the SDK's
+        ...(c.retryMode === 'standard' ? { retryStrategy: new PatientRetryStrategy(c.maxAttempts) as unknown as NonNullable<S3ClientConfig['retryStrategy']> } : {}),
         requestHandler: {
           connectionTimeout: c.connectionTimeoutMs,
           // an idle socket fails the request (the SDK retries it); `requestTimeout` alone only
