@@ -173,7 +173,7 @@ describe('encryption: a missing secret never becomes an unencrypted backup', () 
 });
 
 describe('options of the wrong kind are refused, not silently ignored', () => {
-  it('webhooks as a function or a URL, hooks that are not functions, unknown lease keys, a non-boolean includeMetadata, a non-string timezone', () => {
+  it('webhooks as a function or a URL, hooks that are not functions, unknown lease and trigger keys, a non-boolean includeMetadata, a non-string timezone', () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ webhooks: () => undefined }, /"webhooks": must be an object of functions/], // no alert would ever be sent
       [{ webhooks: 'https://hooks.example.com/x' }, /"webhooks": must be an object/], // not "webhooks.0"
@@ -184,6 +184,8 @@ describe('options of the wrong kind are refused, not silently ignored', () => {
       [{ includeMetadata: 'no' }, /"includeMetadata": "no" is not true or false/], // 'no' is truthy: metadata would be backed up
       [{ timezone: 5 }, /"timezone": 5 is not a string.*IANA/], // was UTC, silently
       [{ maxChainLength: '3' }, /"maxChainLength": "3" is not a positive integer/],
+      // a misspelt condition would back up on every event
+      [{ triggers: [{ event: 'afterBulkDelete', conditon: () => false }] }, /"triggers\[0\].conditon": is not a trigger field.*event, type, reason, condition/],
     ];
     for (const [options, message] of cases) expect(refusal(options as BackupPluginOptions).message).toMatch(message);
     // null hooks stay allowed (s3db.js's defaults are null)

@@ -332,6 +332,8 @@ function scheduleValue(name: string, value: unknown): ScheduleValue {
   throw optionError(name, `${JSON.stringify(value)} is not a schedule`, "Use 'hourly', 'daily', 'weekly', 'monthly', a cron expression, milliseconds, or false");
 }
 
+const TRIGGER_KEYS = new Set(['event', 'type', 'reason', 'condition']);
+
 function triggers(value: unknown): TriggerOption[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw optionError('triggers', 'must be an array of { event, type, reason, condition }');
@@ -340,6 +342,9 @@ function triggers(value: unknown): TriggerOption[] {
     if (typeof trigger?.event !== 'string' || trigger.event === '') throw optionError(`triggers[${i}].event`, 'must be a non-empty event name');
     if (trigger.type !== undefined) oneOf(`triggers[${i}].type`, trigger.type, ['full', 'incremental'] as const);
     if (trigger.condition !== undefined && typeof trigger.condition !== 'function') throw optionError(`triggers[${i}].condition`, 'must be a function (context) => boolean');
+    for (const key of Object.keys(trigger)) {
+      if (!TRIGGER_KEYS.has(key)) throw optionError(`triggers[${i}].${key}`, 'is not a trigger field', 'A trigger is { event, type, reason, condition }');
+    }
     return { ...trigger };
   });
 }
