@@ -118,6 +118,28 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it('a verification that finds damage but cannot record it (verifications/ refuses writes) says so in a warning', async () => {
+    const { dir, full } = await fullAndIncremental(`unrecorded-${++seq}`);
+    const m = await readManifest(dir, full.id);
+    const file = path.join(dir, m.parts[0]!.path);
+    const bytes = await readFile(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+    await writeFile(file, bytes);
+    const warnings: string[] = [];
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: warnInto(warnings) });
+    const records = path.join(dir, 'verifications');
+    await mkdir(records, { recursive: true });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', records]); // a real refusal, even for root (as a full disk refuses)
+    try {
+      expect((await p.verifyBackup(full.id, { level: 'quick' })).verified).toBe(false);
+    } finally {
+      execFileSync('chattr', ['-i', records]);
+    }
+    expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`the verification of ${full.id} \\(verified: false\\) could not be recorded at .*retention and the next incremental do not know of the damage found`)));
+    await p.stop();
+  });
+
   it('a verification without the passphrase, or with a wrong one, is thrown and recorded nowhere', async () => {
     const { dir, full, inc } = await fullAndIncremental('noverify', { retention: { policy: 'gfs', last: 5 } });
     for (const passphrase of [undefined, 'not-the-passphrase']) {

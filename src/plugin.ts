@@ -170,7 +170,7 @@ export class BackupPlugin extends EventEmitter {
     if (options.logger !== undefined) this.logger = options.logger as Logger;
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
-    this.catalog = new Catalog(this.destinations);
+    this.catalog = new Catalog(this.destinations, (message, backupId) => this.log('warn', { backupId }, message));
     this.keyring.consult(async () => (await this.catalog.list()).map((e) => e.manifest));
     this.lease = this.config.lease.enabled ? new LeaseGroup(this.destinations.members, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;
     this.policy = new BackupPolicy(this, this.config);

@@ -103,7 +103,11 @@ export class Catalog {
   /** Verification records read, by destination and path, with the change tag they had: read again only when it changes. */
   private readonly verifications = new Map<string, { tag: string; result: VerificationResult }>();
 
-  constructor(private readonly set: DestinationSet) {}
+  /** `warn`: what the catalog could not write and the caller does not hear of (a verification record). */
+  constructor(
+    private readonly set: DestinationSet,
+    private readonly warn: (message: string, id: string) => void = () => undefined,
+  ) {}
 
   /** Ids of committed backups across all destinations. */
   async ids(): Promise<string[]> {
@@ -237,7 +241,12 @@ export class Catalog {
     const latest = await this.latestVerification(id);
     if (latest && Date.parse(latest.startedAt ?? latest.at) > startedAt) return false;
     const body = Buffer.from(JSON.stringify({ ...result, startedAt: new Date(startedAt).toISOString() }, null, 1));
-    await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
+    const written = await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
+    written.forEach((w, i) => {
+      if (w.status === 'fulfilled') return;
+      const what = result.verified ? 'its last recorded result' : 'its last recorded result: retention and the next incremental do not know of the damage found';
+      this.warn(`the verification of ${id} (verified: ${String(result.verified)}) could not be recorded at ${this.set.members[i]!.label} (${errorMessage(w.reason)}); listings there still show ${what}`, id);
+    });
     return true;
   }
 
