@@ -1031,6 +1031,25 @@ describe('hooks and webhooks that never finish', () => {
     }
   }, 60_000);
 
+  it("onBackupStart runs once the lease is held: while another instance's backup holds it, the hook (which may quiesce the application's writers) has not run yet", async () => {
+    const dir = path.join(work, 'hooks-after-lease');
+    const db = await seeded('hooks-after-lease');
+    const calls: string[] = [];
+    const p = plugin(dir, { lease: { ttlMs: 60_000, waitMs: 600_000 }, onBackupStart: () => void calls.push('start hook') });
+    await db.usePlugin(p);
+    const other = new LeaseGroup(p.destinations.members, { path: 'locks/backup.lease', ttlMs: 60_000 });
+    expect((await other.acquire('another-instance', 60_000)).acquired).toBe(true);
+    const backup = p.createBackup();
+    await waitUntil('the backup waiting for the lease', () => p.busy);
+    await sleep(500);
+    expect(calls).toEqual([]);
+    await other.release();
+    const done = await backup;
+    expect(calls).toEqual(['start hook']);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([done.id]);
+    await p.stop();
+  }, 60_000);
+
   it("an onSuccess webhook or onBackupComplete hook still running holds no lease: another instance's backup at the same destination goes on meanwhile", async () => {
     const dir = path.join(work, 'hooks-no-lease');
     const db = await seeded('hooks-no-lease');

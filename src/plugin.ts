@@ -869,8 +869,6 @@ export class BackupPlugin extends EventEmitter {
     const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString(), driverInfo: null };
     let lease: LeaseGroup | null = null;
     try {
-      await this.callHook('onBackupStart', expected, { backupId: id });
-      this.emit('plg:backup:start', { id, type: expected });
       // a restore writing into the database is waited for before the lease too, not holding it meanwhile
       const activity = activityOf(databaseKey(db));
       await this.passGate(activity, stopped, options.signal);
@@ -882,6 +880,11 @@ export class BackupPlugin extends EventEmitter {
         id = newBackupId(expected, new Date(started));
         Object.assign(status, { id, type: expected });
       }
+      // The start hook runs once nothing but it stands between it and the reading (the lease is
+      // held, restores were waited for): a hook that quiesces the application's writers must not
+      // hold them while this backup waits for another instance's (review-schedule).
+      await this.callHook('onBackupStart', expected, { backupId: id });
+      this.emit('plg:backup:start', { id, type: expected });
       if (!this.keyring.enabled) await this.warnIfEncryptionDropped(id);
       await this.warnIfOtherDatabases(db);
       const embeddedKeyFile = this.keyring.enabled ? (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile : null;
