@@ -58,6 +58,16 @@ describe('passphrases and key.json', () => {
     await current.stop();
   });
 
+  it('a passphrase ending with a newline (a secret file read as it is) is warned about at install, without the passphrase in the warning', async () => {
+    const warnings: string[] = [];
+    const db = await openDb(`memory://keyring-newline-${process.pid}-${++seq}/db`);
+    const p = plugin(path.join(work, `dest-${seq}`), 'secret-from-a-file\n', warnings);
+    await db.usePlugin(p);
+    expect(warnings).toContainEqual(expect.stringContaining('encryption.passphrase ends with a newline'));
+    expect(warnings.join('\n')).not.toContain('secret-from-a-file');
+    await p.stop();
+  });
+
   it('a wrong passphrase on an incremental is refused without a warning that the key was rotated', async () => {
     const { dir, db } = await encryptedChain();
     const warnings: string[] = [];

@@ -517,6 +517,29 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await p.stop();
   });
 
+  it("parts an unfinished backup left (its pending marker there) are named as such in the empty listing's warning, not as lost manifests to recover; the next backup deletes them", async () => {
+    const dir = path.join(work, `unfinished-${++seq}`);
+    const db = await copySeeded(bucket('unfinished'));
+    // what a backup killed midway leaves: its pending marker (a dead pid on this host) and a part
+    const id = 'full-20261202T000000000Z-dead01';
+    const part = `data/2026/12/02/${id}/users.000001`;
+    await mkdir(path.join(dir, path.dirname(part)), { recursive: true });
+    await writeFile(path.join(dir, part), 'a part cut short');
+    await mkdir(path.join(dir, 'pending'), { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    await writeFile(path.join(dir, 'pending', `${id}.json`), JSON.stringify({ id, type: 'full', startedAt: new Date().toISOString(), heartbeatAt: new Date().toISOString(), host: hostname(), pid: dead, space: processSpace(), parts: [part] }));
+    const warnings: string[] = [];
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    expect(await p.listBackups()).toEqual([]);
+    expect(warnings).toEqual([expect.stringMatching(/holds the parts of an unfinished backup \(pending\/.*\.json.*not a backup: the next backup.*deletes them/)]);
+    expect(await filesUnder(dir)).toContain(part);
+    await p.createBackup();
+    expect(await filesUnder(dir)).not.toContain(part);
+    expect(await filesUnder(dir)).not.toContain(`pending/${id}.json`);
+    await p.stop();
+  });
+
   it('manifests/ deleted: both manifests come back byte for byte from their copies, and the incremental restores exactly', async () => {
     const { dir, db, full, inc } = await fullAndIncremental('lostmanifests');
     const originals = new Map<string, string>();

@@ -191,6 +191,9 @@ export class BackupPlugin extends EventEmitter {
     this.refuseOverlap(db, (i) => (this.config.driver === 'multi' ? `destinations[${i}].config` : 'config'), 'would be backed up as part of it (each backup storing every earlier one), and a whole-database restore would delete them');
     const codec = implementationNotice(this.config.compression);
     this.log(codec.level, { codec: codec.implementation }, codec.message);
+    if (this.keyring.endsWithNewline) {
+      this.log('warn', {}, 'encryption.passphrase ends with a newline (read from a file as it is?): it is part of the passphrase, and the command line (--passphrase-file, "$(cat file)") drops it, so it would not open these backups. Trim it, or give the command line the same value through --passphrase-env');
+    }
     this.database = db;
     provideGetPlugin(db);
     this.policy.attach(db);

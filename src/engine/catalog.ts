@@ -600,6 +600,10 @@ const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it,
 
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
 export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
+  for await (const o of member.list(paths.pendingPrefix)) {
+    if (!o.path.endsWith('.json')) continue;
+    return `${member.label} holds the parts of an unfinished backup (${o.path}: one running now, or cut short by a crash, a stop or a full disk), not a backup: the next backup, prune() or deleteBackup() deletes them once that one is known to be dead (at once on the same host, else once its heartbeat is older than staleAfterMs, 15 minutes by default); recoverBackups() does not use them`;
+  }
   for await (const o of member.list(paths.dataPrefix)) {
     return `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts (backups of s3db-backup 0.1.0 have none: it says which)`;
   }

@@ -44,6 +44,11 @@ export class Keyring {
     return this.#passphrase !== null;
   }
 
+  /** The passphrase ends with a line break (a file read as it is), which the command line drops. */
+  get endsWithNewline(): boolean {
+    return this.#passphrase !== null && /\r?\n$/.test(this.#passphrase);
+  }
+
   /** Where keyForManifest finds the other manifests of a key (the plugin's catalog). */
   consult(catalog: () => Promise<ManifestHead[]>): void {
     this.catalog = catalog;
