@@ -234,6 +234,26 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect(snap).toEqual(expected);
   });
 
+  it("'any': a destination that fails midway (its index refused) keeps none of the backup's parts once the backup is stored at the other", async () => {
+    const good = path.join(work, `any-good-${Date.now()}`);
+    const failing = path.join(work, `any-failing-${Date.now()}`);
+    // indexes/ made immutable (chattr +i): parts go in, the index is refused, even for root
+    await mkdir(path.join(failing, 'indexes'), { recursive: true });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', path.join(failing, 'indexes')]);
+    try {
+      const p = multi([fsSpec(good), fsSpec(failing)], 'any', { logger: { warn() {}, info() {}, error() {} } });
+      await source.usePlugin(p, `any-partial-${Date.now()}`);
+      const backup = await p.createBackup();
+      expect(backup.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
+      expect((await filesUnder(good)).some((f) => f.startsWith('data/'))).toBe(true);
+      expect((await filesUnder(failing)).filter((f) => f.startsWith('data/') || f.startsWith('pending/'))).toEqual([]);
+      await p.stop();
+    } finally {
+      execFileSync('chattr', ['-i', path.join(failing, 'indexes')]);
+    }
+  });
+
   it("'all' fails with the same breakage, commits nothing, and calls onFailure", async () => {
     const broken = await brokenDirectory('all');
     const failures: Error[] = [];

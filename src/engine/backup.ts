@@ -306,6 +306,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
     // (a marker whose backup has a manifest is simply removed by the next cleanup).
     await pending.remove().catch(() => undefined);
+    // A destination that failed (under 'any') keeps nothing of this backup: its parts would fill it
+    // (a full disk is the usual cause) until its pending marker there went stale.
+    const failed = new Set(set.status().filter((d) => d.status === 'failed').map((d) => d.label));
+    await Promise.all(set.members.filter((m) => failed.has(m.label)).map((m) => m.delete([...written, paths.manifest(id), paths.pending(id)]).catch(() => undefined)));
     // The caller gets its own fields back in place (the stored manifest holds them sealed), and
     // the destinations as they ended: one that failed writing the manifest's copy or the manifest
     // itself (under 'any') holds no usable backup of this one, and retention must not prune there.
