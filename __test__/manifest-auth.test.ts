@@ -109,6 +109,35 @@ describe('an encrypted backup whose manifest was edited', () => {
     await q.stop();
   });
 
+  it("without its auth (as written before revision 8), an incremental whose part was replaced by its parent's (part list edited to match) passes verification, but the restore stops at the first object its index places elsewhere", async () => {
+    const dir = path.join(work, `dest-${++seq}`);
+    const db = await openDb(`memory://manifest-auth-${process.pid}-${seq}/db`);
+    await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+    const maker = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]), encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    await db.usePlugin(maker, 'maker');
+    await maker.createBackup();
+    const users = db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> };
+    await users.update('u00001', { name: 'in the first incremental' });
+    const i1 = await maker.createBackup();
+    await users.update('u00002', { name: 'in the second incremental' });
+    const i2 = await maker.createBackup();
+    await maker.stop();
+    const read = async (id: string) => JSON.parse(await readFile(path.join(dir, paths.manifest(id)), 'utf8')) as StoredManifest;
+    const [m1, m2] = [await read(i1.id), await read(i2.id)];
+    const from = m1.parts.find((p) => p.group === 'users')!;
+    const to = m2.parts.find((p) => p.group === 'users')!;
+    await copyFile(path.join(dir, from.path), path.join(dir, to.path));
+    Object.assign(to, { size: from.size, sha256: from.sha256, objects: from.objects });
+    delete m2.auth;
+    await writeFile(path.join(dir, paths.manifest(i2.id)), JSON.stringify(m2, null, 1));
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    expect((await p.verifyBackup(i2.id)).verified).toBe(true); // each part is a good stream of its counted records
+    const { into } = await emptyTarget();
+    await expect(p.restore({ backupId: i2.id, destination: into })).rejects.toMatchObject({ code: 'ERR_INDEX_CORRUPT', message: expect.stringContaining(`index says its version is stored by`) });
+    await p.stop();
+  });
+
   it('quick verification with a passphrase set checks it: a wrong one is refused, as full verification does', async () => {
     const { dir, db, second } = await twoBackups();
     const p = plugin(dir, 'not the passphrase');

@@ -176,7 +176,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
         const held = cursors.target;
         let pastData = false;
-        for await (const record of mergeChain(o, group, logical.has(group))) {
+        for await (const { record, from } of mergeChain(o, group, logical.has(group))) {
           const key = record.header.key;
           // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
           if (refs && !pastData && isPartitionRef(key)) {
@@ -186,9 +186,18 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
           }
           if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
           if (unaddressable(o.target.client, key)) continue; // planRestore warned
-          if (cursor && !(await cursor.has(record.header.key))) {
+          const entry = cursor ? await cursor.find(key) : null;
+          if (cursor && !entry) {
             notInSnapshot++;
             continue;
+          }
+          // The snapshot names the backup whose parts hold each object's version: a newest version
+          // from another one means parts that are not what the backups wrote (never restored silently).
+          if (entry && entry.b !== from) {
+            throw new BackupError(
+              'ERR_INDEX_CORRUPT',
+              `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
+            );
           }
           if (record.header.logical) {
             await writer.run(async () => {
@@ -365,12 +374,17 @@ class KeyCursor<T> {
 
   /** Keys must be asked in ascending order (items before `key` are passed for good). */
   async has(key: string): Promise<boolean> {
+    return (await this.find(key)) !== null;
+  }
+
+  /** The item of `key`, or null (asked in ascending order, as `has`). */
+  async find(key: string): Promise<T | null> {
     for (;;) {
       this.head ??= await this.items.next();
-      if (this.head.done) return false;
+      if (this.head.done) return null;
       const order = compareKeys(this.keyOf(this.head.value), key);
-      if (order === 0) return true;
-      if (order > 0) return false;
+      if (order === 0) return this.head.value;
+      if (order > 0) return null;
       this.head = null;
     }
   }
@@ -481,7 +495,8 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
  * Records of `group` at the chain's target point: newest version per key, tombstones dropped.
  * A logical (filtered) group is read from the target backup alone: each backup stores its whole selection.
  */
-async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean): AsyncIterable<ArchiveRecord> {
+/** The newest version of each key the chain's parts hold for `group`, with the backup whose parts hold it. */
+async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean): AsyncIterable<{ record: ArchiveRecord; from: string }> {
   const members = logical ? [o.chain[o.chain.length - 1]!] : [...o.chain].reverse();
   const runs = members.map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());
   const heads = await Promise.all(runs.map((r) => r.next()));
@@ -489,15 +504,15 @@ async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean
     let min: string | null = null;
     for (const h of heads) if (!h.done && (min === null || compareKeys(h.value.header.key, min) < 0)) min = h.value.header.key;
     if (min === null) return;
-    let winner: ArchiveRecord | null = null;
+    let winner: { record: ArchiveRecord; from: string } | null = null;
     for (let i = 0; i < heads.length; i++) {
       const h = heads[i]!;
       if (!h.done && h.value.header.key === min) {
-        winner ??= h.value; // runs are newest first: the first match is the newest version
+        winner ??= { record: h.value, from: members[i]!.id }; // runs are newest first: the first match is the newest version
         heads[i] = await runs[i]!.next();
       }
     }
-    if (winner && !winner.header.deleted) yield winner;
+    if (winner && !winner.record.header.deleted) yield winner;
   }
 }
 
