@@ -254,6 +254,25 @@ describe("'any' versus 'all' with one destination broken", () => {
     }
   });
 
+  it('a manifest lost or edited at one of two destinations is reported by verification as a damaged copy (redundancy lost), naming that destination', async () => {
+    const [a, b] = [path.join(work, `two-a-${Date.now()}`), path.join(work, `two-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `two-copies-${Date.now()}`);
+    const backup = await p.createBackup();
+    const label = p.destinations.members[1]!.label;
+    const file = path.join(b, 'manifests', `${backup.id}.json`);
+    const text = await readFile(file, 'utf8');
+    for (const [damage, expected] of [[() => unlink(file), 'is missing'], [() => writeFile(file, JSON.stringify({ ...JSON.parse(text), parts: [] })), 'differs from the one verified']] as const) {
+      await damage();
+      const result = await p.verifyBackup(backup.id, { level: 'quick' });
+      expect(result.verified).toBe(true);
+      expect(result.damagedCopies).toContainEqual(expect.objectContaining({ backupId: backup.id, label, error: expect.stringContaining(`manifests/${backup.id}.json ${expected}`) }));
+      await writeFile(file, text);
+    }
+    expect((await p.verifyBackup(backup.id, { level: 'quick' })).damagedCopies).toBeUndefined();
+    await p.stop();
+  });
+
   it("'all' fails with the same breakage, commits nothing, and calls onFailure", async () => {
     const broken = await brokenDirectory('all');
     const failures: Error[] = [];

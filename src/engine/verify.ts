@@ -50,22 +50,32 @@ export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: Destina
 }
 
 /**
- * Destinations where the manifest's copy beside the parts (what recoverBackups() puts a lost or
- * corrupt manifest back from) is missing, unreadable, or not this backup's manifest: one copy
- * fewer stands behind the backup there, though it still verifies and restores. Empty for a
- * backup written before copies existed.
+ * Destinations where the manifest itself, or its copy beside the parts (what recoverBackups() puts
+ * a lost or corrupt manifest back from), is missing, unreadable, or not this backup's manifest:
+ * one copy fewer stands behind the backup there, though it still verifies and restores from
+ * another. (A backup written before copies existed is checked for its manifest alone.)
  */
 export async function damagedManifestCopies(manifest: Manifest, set: DestinationSet): Promise<{ label: string; error: string }[]> {
-  const copy = manifest.copy;
-  if (!copy) return [];
   const out: { label: string; error: string }[] = [];
+  // the manifest itself at each destination that holds the backup (one was read: the others may differ)
+  for (const member of holdersOf(manifest, set)) {
+    let problem: string | null = null;
+    try {
+      if (!(await member.stat(paths.manifest(manifest.id)))) problem = 'is missing';
+      else if (!sameBackup(JSON.parse(await readText(member, paths.manifest(manifest.id))) as Partial<Manifest>, manifest)) problem = 'differs from the one verified';
+    } catch (err) {
+      problem = `cannot be read (${errorMessage(err)})`;
+    }
+    if (problem) out.push({ label: member.label, error: `its manifest ${paths.manifest(manifest.id)} ${problem}: recoverBackups() puts it back from the copy beside the parts there` });
+  }
+  const copy = manifest.copy;
+  if (!copy) return out;
   for (const member of holdersOf(manifest, set)) {
     let problem: string | null = null;
     try {
       if (!(await member.stat(copy))) problem = 'is missing';
       else {
-        const parsed = JSON.parse(await readText(member, copy)) as Partial<Manifest>;
-        if (parsed.id !== manifest.id || JSON.stringify(parsed.parts) !== JSON.stringify(manifest.parts)) problem = "is not this backup's manifest";
+        if (!sameBackup(JSON.parse(await readText(member, copy)) as Partial<Manifest>, manifest)) problem = "is not this backup's manifest";
       }
     } catch (err) {
       problem = `cannot be read (${errorMessage(err)})`;
@@ -73,6 +83,11 @@ export async function damagedManifestCopies(manifest: Manifest, set: Destination
     if (problem) out.push({ label: member.label, error: `its manifest copy ${copy} ${problem}: recoverBackups() could not put the manifest back from it there` });
   }
   return out;
+}
+
+/** Whether `other` describes the same backup, part for part, as `manifest` (and carries the same auth). */
+function sameBackup(other: Partial<Manifest>, manifest: Manifest): boolean {
+  return other.id === manifest.id && JSON.stringify(other.parts) === JSON.stringify(manifest.parts) && other.auth === manifest.auth;
 }
 
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
