@@ -273,6 +273,34 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("'any': a destination that fails at the manifest write itself is recorded as failed in the manifest the others store, not 'ok'", async () => {
+    const good = path.join(work, `commit-good-${Date.now()}`);
+    const failing = path.join(work, `commit-failing-${Date.now()}`);
+    // manifests/ made immutable (chattr +i): everything else goes in, the commit is refused there
+    await mkdir(path.join(failing, 'manifests'), { recursive: true });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', path.join(failing, 'manifests')]);
+    try {
+      const p = multi([fsSpec(good), fsSpec(failing)], 'any', { logger: { warn() {}, info() {}, error() {} } });
+      await source.usePlugin(p, `commit-fails-${Date.now()}`);
+      const backup = await p.createBackup();
+      expect(backup.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
+      const stored = JSON.parse(await readFile(path.join(good, 'manifests', `${backup.id}.json`), 'utf8')) as { destinations: { status: string }[]; copy: string };
+      expect(stored.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
+      expect(await readFile(path.join(good, stored.copy), 'utf8')).toBe(await readFile(path.join(good, 'manifests', `${backup.id}.json`), 'utf8'));
+      const fresh = multi([fsSpec(good), fsSpec(failing)], 'any');
+      await source.usePlugin(fresh, `commit-fails-reader-${Date.now()}`);
+      expect((await fresh.getBackup(backup.id))!.manifest.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
+      const verified = await fresh.verifyBackup(backup.id);
+      expect(verified.verified).toBe(true);
+      expect(verified.damagedCopies).toBeUndefined();
+      await p.stop();
+      await fresh.stop();
+    } finally {
+      execFileSync('chattr', ['-i', path.join(failing, 'manifests')]);
+    }
+  });
+
   it("'all' fails with the same breakage, commits nothing, and calls onFailure", async () => {
     const broken = await brokenDirectory('all');
     const failures: Error[] = [];

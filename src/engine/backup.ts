@@ -303,6 +303,16 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     o.beforeCommit?.();
     await set.write(paths.manifest(id), body);
     committed = true;
+    // A destination that failed writing the copy or the manifest (under 'any') was recorded 'ok'
+    // in them: the stored manifest is written once more, copy first, with the statuses as they
+    // ended, so no reader counts on a copy that was never committed. (Best effort: the backup stands.)
+    const ended = set.status();
+    if (JSON.stringify(ended) !== JSON.stringify(manifest.destinations)) {
+      manifest.destinations = ended;
+      if (key) manifest.auth = await manifestAuth(manifest, key);
+      const final = Buffer.from(JSON.stringify(manifest, null, 1));
+      await set.write(manifest.copy, final).then(() => set.write(paths.manifest(id), final)).catch(() => undefined);
+    }
     // Committed: removing the pending marker is housekeeping; a failure here never fails the backup
     // (a marker whose backup has a manifest is simply removed by the next cleanup).
     await pending.remove().catch(() => undefined);

@@ -98,7 +98,7 @@ function withVerification(summary: BackupSummary, verification: VerificationResu
 
 export class Catalog {
   private readonly manifests = new ManifestCache();
-  /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change). */
+  /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change, but for the destinations' statuses written once more right after a commit one of them failed). */
   private readonly heads = new Map<string, Listed>();
   /** Verification records read, by destination and path, with the change tag they had: read again only when it changes. */
   private readonly verifications = new Map<string, { tag: string; result: VerificationResult }>();
