@@ -388,6 +388,34 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await db.disconnect();
   });
 
+  it("a manifest stored whose answer was lost, and that could not be removed after: the error says the backup may be stored, and the listing then shows it", async () => {
+    const db = await openDb(memoryUrl('lost-commit'));
+    await seedDatabase(db, SMALL);
+    // the store takes every manifest PUT and the answer is lost; its DeleteObjects answers 500
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rate: 1,
+      faults: ['reset-after'],
+      eligible: (r) => r.method === 'PUT' && r.url.includes('/manifests/'),
+      intercept: (r) => (r.method === 'POST' && r.url.includes('delete') ? { status: 500, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>' } : undefined),
+    });
+    try {
+      const p = s3Plugin(s3Config('lost-commit/', { endpoint: proxy.url, maxAttempts: 2 }), { lease: false });
+      await db.usePlugin(p);
+      const err = await p.createBackup().then(() => null, (e: unknown) => e as BackupError);
+      expect(err?.message).toMatch(/may be stored all the same.*listBackups\(\) shows it if it was stored/);
+      const id = (err!.details as { mayBeStored?: string }).mayBeStored!;
+      await p.stop();
+      const reader = s3Plugin(s3Config('lost-commit/'));
+      await db.usePlugin(reader, 'reader');
+      expect((await reader.listBackups()).map((b) => b.id)).toEqual([id]);
+      await reader.stop();
+    } finally {
+      await proxy.close();
+    }
+    await db.disconnect();
+  });
+
   it('completes, verifies and restores exactly through ~15% injected 5xx, SlowDown and connection resets', async () => {
     const db = await blobDatabase(6, MIB); // a multipart part among many small requests
     await seedDatabase(db, { users: 5, orders: 5, perBehavior: 1 });

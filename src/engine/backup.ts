@@ -122,6 +122,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
   // Objects being written; a failure aborts them first, so no temp file or upload outlives it.
   const open = new Set<Pick<EncodedSink<unknown>, 'abort'>>();
   let committed = false;
+  /** The manifest's write began: a failure from here may have stored it all the same (an answer lost). */
+  let committing = false;
   try {
     await pending.save();
     const keyInfo = o.keyring.enabled ? await o.keyring.keyForBackup(set, (o.embeddedKeyFile ?? null) as KeyFile | null, o.warn) : null;
@@ -301,6 +303,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     await pending.addPart(manifest.copy);
     await set.write(manifest.copy, body);
     o.beforeCommit?.();
+    committing = true;
     await set.write(paths.manifest(id), body);
     committed = true;
     // A destination that failed writing the copy or the manifest (under 'any') was recorded 'ok'
@@ -328,8 +331,13 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     pending.stop();
     const reason = err instanceof Error ? err : new Error(String(err));
     await Promise.all([...open].map((sink) => sink.abort(reason)));
-    if (!committed) await set.delete([...written, paths.manifest(id), paths.pending(id)]).catch(() => undefined);
-    throw err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
+    const cleaned = committed || (await set.delete([...written, paths.manifest(id), paths.pending(id)]).then(() => true, () => false));
+    const error = err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
+    if (committing && !cleaned) {
+      // the store may have taken the manifest and lost only its answer, and it could not be removed
+      throw new BackupError(error.code, `${error.message}. Backup ${id} may be stored all the same: its manifest was being written when this failed, and it could not be removed; once the destination answers, listBackups() shows it if it was stored, else the next backup removes what it left`, { cause: err, details: { ...error.details, mayBeStored: id } });
+    }
+    throw error;
   }
 }
 
