@@ -434,6 +434,16 @@ describe('S3Destination on Ceph RGW', () => {
     }
   }, 30_000);
 
+  it('an endpoint nothing answers at (a wrong port) says to check config.endpoint', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve())); // nothing listens there now
+    const d = new S3Destination({ bucketName: 'anything', endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+    open.push(d);
+    await expect(d.stat('x')).rejects.toMatchObject({ code: 'ERR_DESTINATION_IO', message: expect.stringContaining('check config.endpoint') });
+  });
+
   it('completes multipart writes and reads with the right SHA-256 through 20% injected 5xx, SlowDown and resets', async () => {
     const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 0.2, seed: 20261130 });
     try {

@@ -1136,7 +1136,7 @@ export class BackupPlugin extends EventEmitter {
     const here = describeSource(db);
     const others = [...new Set((await this.catalog.list()).filter((e) => !sameSource(e.manifest.source, here)).map((e) => describeSourceShort(e.manifest.source)))];
     if (others.length === 0) return;
-    this.log('warn', { databases: others }, `the destination also holds backups of ${others.length === 1 ? 'another database' : `${others.length} other databases`} (${others.join(', ')}) besides this one (${describeSourceShort(here)}): a database moved (restored elsewhere), or a configuration copied from another environment? Their backups are never a parent of this one's and retention counts them apart, but listBackups() lists both (each item's source says which); give each database its own directory or prefix`);
+    this.log('warn', { databases: others }, `the destination also holds backups of ${others.length === 1 ? 'another database' : `${others.length} other databases`} (${others.join(', ')}) besides this one (${describeSourceShort(here)}): a database moved (restored elsewhere), a configuration copied from another environment, or this database reached through another spelling of its endpoint (localhost and 127.0.0.1 are two)? Their backups are never a parent of this one's and retention counts them apart, but listBackups() lists both (each item's source says which); give each database its own directory or prefix`);
   }
 
   /**

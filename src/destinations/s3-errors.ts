@@ -39,14 +39,17 @@ export function s3Error(ctx: ErrorContext, err: unknown, op: string, relative: s
   if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
     return new BackupError(
       'ERR_DESTINATION_ACCESS',
-      `${ctx.label}: access denied to ${op} ${relative} (${e.name && e.name !== 'Unknown' ? e.name : `HTTP ${code ?? 403}, no error code: the answer to a HEAD request has no body, so a wrong secret key, an unknown access key and a missing permission look alike`}); check the credentials and the IAM policy (docs/S3.md lists the permissions)`,
+      `${ctx.label}: access denied to ${op} ${relative} (${e.name && e.name !== 'Unknown' ? e.name : `HTTP ${code ?? 403}, no error code: the answer to a HEAD request has no body, so a wrong secret key, an unknown access key and a missing permission look alike`}); check config.credentials (or, without it, the SDK's chain: AWS_ACCESS_KEY_ID, the profile, the instance role) and the IAM policy (docs/S3.md lists the permissions)`,
       { cause: err },
     );
   }
   if (e.name === 'NotImplemented' || code === 501) {
     return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: the server does not implement ${op} (NotImplemented) for ${relative}`, { cause: err });
   }
-  return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}`.replace(/ +/g, ' '), {
+  // the store cannot be reached at all: most often a wrong config.endpoint (host, port, http/https)
+  const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(e.code ?? '') || /wrong version number/i.test(errorMessage(err));
+  const hint = unreachable ? ' (the store cannot be reached: check config.endpoint, its host, port and http/https, and that the store is up)' : '';
+  return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}${hint}`.replace(/ +/g, ' '), {
     cause: err,
   });
 }
