@@ -71,6 +71,27 @@ async function sha256Of(stream: Readable): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * Runs `fn` with a plugin on two filesystem destinations (strategy 'any') whose second refuses
+ * writes into `folder` (made immutable, chattr +i: a real refusal, even for root).
+ */
+async function withRefusedFolder(folder: string, fn: (good: string, failing: string, p: BackupPlugin) => Promise<void>): Promise<void> {
+  const [good, failing] = [path.join(work, `refused-good-${++refusals}`), path.join(work, `refused-${folder}-${refusals}`)];
+  const refused = path.join(failing, folder);
+  await mkdir(refused, { recursive: true });
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('chattr', ['+i', refused]);
+  try {
+    const p = multi([fsSpec(good), fsSpec(failing)], 'any', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `refused-${refusals}`);
+    await fn(good, failing, p);
+    await p.stop();
+  } finally {
+    execFileSync('chattr', ['-i', refused]);
+  }
+}
+let refusals = 0;
+
 /** A directory path below a regular file: every write there fails with ENOTDIR, even for root. */
 async function brokenDirectory(name: string): Promise<string> {
   const file = path.join(work, `${name}-not-a-dir`);
@@ -235,23 +256,13 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("'any': a destination that fails midway (its index refused) keeps none of the backup's parts once the backup is stored at the other", async () => {
-    const good = path.join(work, `any-good-${Date.now()}`);
-    const failing = path.join(work, `any-failing-${Date.now()}`);
-    // indexes/ made immutable (chattr +i): parts go in, the index is refused, even for root
-    await mkdir(path.join(failing, 'indexes'), { recursive: true });
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('chattr', ['+i', path.join(failing, 'indexes')]);
-    try {
-      const p = multi([fsSpec(good), fsSpec(failing)], 'any', { logger: { warn() {}, info() {}, error() {} } });
-      await source.usePlugin(p, `any-partial-${Date.now()}`);
+    // indexes/ refused: parts go in, the index does not
+    await withRefusedFolder('indexes', async (good, failing, p) => {
       const backup = await p.createBackup();
       expect(backup.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
       expect((await filesUnder(good)).some((f) => f.startsWith('data/'))).toBe(true);
       expect((await filesUnder(failing)).filter((f) => f.startsWith('data/') || f.startsWith('pending/'))).toEqual([]);
-      await p.stop();
-    } finally {
-      execFileSync('chattr', ['-i', path.join(failing, 'indexes')]);
-    }
+    });
   });
 
   it('a manifest lost or edited at one of two destinations is reported by verification as a damaged copy (redundancy lost), naming that destination', async () => {
@@ -274,15 +285,8 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("'any': a destination that fails at the manifest write itself is recorded as failed in the manifest the others store, not 'ok'", async () => {
-    const good = path.join(work, `commit-good-${Date.now()}`);
-    const failing = path.join(work, `commit-failing-${Date.now()}`);
-    // manifests/ made immutable (chattr +i): everything else goes in, the commit is refused there
-    await mkdir(path.join(failing, 'manifests'), { recursive: true });
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('chattr', ['+i', path.join(failing, 'manifests')]);
-    try {
-      const p = multi([fsSpec(good), fsSpec(failing)], 'any', { logger: { warn() {}, info() {}, error() {} } });
-      await source.usePlugin(p, `commit-fails-${Date.now()}`);
+    // manifests/ refused: everything else goes in, the commit does not
+    await withRefusedFolder('manifests', async (good, failing, p) => {
       const backup = await p.createBackup();
       expect(backup.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
       const stored = JSON.parse(await readFile(path.join(good, 'manifests', `${backup.id}.json`), 'utf8')) as { destinations: { status: string }[]; copy: string };
@@ -294,11 +298,8 @@ describe("'any' versus 'all' with one destination broken", () => {
       const verified = await fresh.verifyBackup(backup.id);
       expect(verified.verified).toBe(true);
       expect(verified.damagedCopies).toBeUndefined();
-      await p.stop();
       await fresh.stop();
-    } finally {
-      execFileSync('chattr', ['-i', path.join(failing, 'manifests')]);
-    }
+    });
   });
 
   it("'all' fails with the same breakage, commits nothing, and calls onFailure", async () => {
