@@ -138,6 +138,23 @@ describe('an encrypted backup whose manifest was edited', () => {
     await p.stop();
   });
 
+  it("what a caller does to the listing's and getBackup()'s objects changes nothing the plugin believes was stored: the backup still verifies and restores", async () => {
+    const { dir, db, second } = await twoBackups();
+    const p = plugin(dir);
+    await db.usePlugin(p, 'caller');
+    const item = (await p.listBackups()).find((b) => b.id === second)!;
+    item.tags.push('edited by the caller');
+    (item.source as Record<string, unknown>).bucket = 'elsewhere';
+    const got = (await p.getBackup(second))!;
+    (got.destinations[0] as Record<string, unknown>).shownAs = 'primary';
+    got.manifest.parts.reverse();
+    expect((await p.verifyBackup(second)).verified).toBe(true);
+    const { into } = await emptyTarget();
+    await p.restore({ backupId: second, destination: into });
+    expect((await p.getBackup(second))!.tags).not.toContain('edited by the caller');
+    await p.stop();
+  });
+
   it('quick verification with a passphrase set checks it: a wrong one is refused, as full verification does', async () => {
     const { dir, db, second } = await twoBackups();
     const p = plugin(dir, 'not the passphrase');

@@ -14,6 +14,7 @@
  * refused for good), which a real server cannot produce on demand.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -642,6 +643,36 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await there.disconnect();
       await proxy.close();
       await deleteBucket(admin, srcBucket);
+    }
+  });
+
+  it("after the upgrade, a database on S3 takes a full backup first: a parent whose manifest names no endpoint (written before) may be another store's database of the same bucket and prefix", async () => {
+    const srcBucket = await makeBucket(admin, 'noendpoint');
+    const db = await createS3Database(srcBucket, 'app');
+    const dir = await mkdtemp(path.join(tmpdir(), 's3-upgrade-'));
+    try {
+      await seedDatabase(db, ON_RGW);
+      const before = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
+      await db.usePlugin(before, 'before');
+      const old = await before.createBackup();
+      const copy = (await before.getBackup(old.id))!.manifest.copy!;
+      await before.stop();
+      // as the release before wrote it: no endpoint in its source
+      for (const file of [path.join(dir, 'manifests', `${old.id}.json`), path.join(dir, copy)]) {
+        const m = JSON.parse(await readFile(file, 'utf8')) as { source: Record<string, unknown> };
+        delete m.source.endpoint;
+        await writeFile(file, JSON.stringify(m, null, 1));
+      }
+      const after = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]) });
+      await db.usePlugin(after, 'after');
+      const next = await after.createBackup();
+      expect(next.type).toBe('full');
+      expect((await after.createBackup()).type).toBe('incremental'); // and the chain goes on from there
+      await after.stop();
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -376,7 +376,8 @@ export class BackupPlugin extends EventEmitter {
       if (!Number.isInteger(options.limit) || options.limit < 0) throw optionError('limit', 'must be a non-negative integer');
       list = list.slice(0, options.limit);
     }
-    return list;
+    // the caller's own copies: what it does to them never reaches the catalog's (retention reads `tags`)
+    return structuredClone(list);
   }
 
   /** One backup: its summary plus the manifest's details (per-resource counts, parts, s3db.json). */
@@ -391,7 +392,7 @@ export class BackupPlugin extends EventEmitter {
       const m = await this.catalog.get(ancestor).catch(() => null);
       if (m) verifications.set(ancestor, summarize(m, await this.catalog.latestVerification(ancestor)).verification);
     }
-    return { ...summary, verified: summary.verified && chainProblem(manifest, verifications, true) === null, manifest };
+    return structuredClone({ ...summary, verified: summary.verified && chainProblem(manifest, verifications, true) === null, manifest });
   }
 
   /** Shows encrypted backups' sealed fields when this plugin's passphrase opens their key (sealed.ts). */
@@ -525,6 +526,8 @@ export class BackupPlugin extends EventEmitter {
     const ancestorErrors: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
     for (const m of chain) {
+      const untrusted = unauthenticated(m, this.keyring.enabled);
+      if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
       const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
       for (const d of own.destinations) {
         // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
@@ -1031,7 +1034,11 @@ export class BackupPlugin extends EventEmitter {
     const list = await this.catalog.list();
     // only a backup of this database: another one pointed at the same destination is not a parent
     const here = describeSource(this.requireDatabase());
-    const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted && sameSource(e.manifest.source, here))?.manifest;
+    // A parent's manifest must name the same store: one without an endpoint (written before they were
+    // recorded) may be another store's database of the same bucket and prefix, so the first backup
+    // after the upgrade is a full one.
+    const sameStore = (m: ManifestHead) => here.endpoint === undefined || m.source.endpoint === here.endpoint;
+    const newest = list.find((e) => selectionKey(e.manifest.selection) === wanted && sameSource(e.manifest.source, here) && sameStore(e.manifest))?.manifest;
     if (!newest) return null;
     if (newest.chain.length > this.config.maxChainLength) return null;
     const writtenBefore = newest.chain.filter((id) => {

@@ -10,10 +10,11 @@
  *
  * Canonical text: JSON.stringify of the manifest without `auth`, keys in stored order (`auth` is
  * written last, over the manifest as it is stored).
- * Invariant: a manifest is checked exactly as parsed from storage; nothing adds, removes or
- * reorders its fields in between (the catalog hands out what parseManifest returned).
+ * Invariant: a manifest is checked as it was parsed from storage: parseManifest notes the digest
+ * of what it parsed (noteParsed), so what a caller later does to the object it was handed (a
+ * listing's `tags` sorted in place) never makes a good backup look forged.
  * What it cannot do: a manifest without `auth` (written before revision 8, or stripped by an
- * attacker) or an unencrypted one is not authenticated; restores say so in a warning.
+ * attacker) or an unencrypted one is not authenticated; restores and verification say so.
  */
 import { createHash } from 'node:crypto';
 import type { KeyHandle } from '../codec/index.js';
@@ -41,7 +42,7 @@ export async function authProblem(manifest: Manifest, key: KeyHandle): Promise<s
 /** Why a restore of `manifest` cannot rely on its manifest, when nothing authenticates it (null when `auth` does). */
 export function unauthenticated(manifest: Manifest, encryptionConfigured: boolean): string | null {
   if (manifest.encryption && manifest.auth === undefined) {
-    return `the manifest of ${manifest.id} was written before manifests were authenticated (FORMAT.md revision 8): its part list and definitions are trusted as stored`;
+    return `the manifest of ${manifest.id} has no authentication tag: it was written before manifests were authenticated (FORMAT.md revision 8), or the tag was stripped by whoever could write to the destination; its part list and definitions are trusted as stored`;
   }
   if (!manifest.encryption && encryptionConfigured) {
     return `${manifest.id} is not encrypted, so nothing authenticates it: whoever can write to the destination could have replaced it (a plugin with encryption takes only encrypted backups since the key was set)`;
@@ -49,7 +50,19 @@ export function unauthenticated(manifest: Manifest, encryptionConfigured: boolea
   return null;
 }
 
+/** Digests of manifests as parsed from storage (see the top comment). */
+const parsedDigests = new WeakMap<object, Buffer>();
+
+/** Notes the digest of `manifest` as just parsed from storage (before anyone holds it). */
+export function noteParsed(manifest: object): void {
+  parsedDigests.set(manifest, digestOf(manifest as Manifest));
+}
+
 function canonicalDigest(manifest: Manifest): Buffer {
+  return parsedDigests.get(manifest) ?? digestOf(manifest);
+}
+
+function digestOf(manifest: Manifest): Buffer {
   const { auth: _auth, ...stored } = manifest;
   return createHash('sha256').update(JSON.stringify(stored), 'utf8').digest();
 }

@@ -7,6 +7,7 @@
  * master key: useless without the passphrase), kept so every backup stays self-contained.
  */
 import { BackupError } from '../errors.js';
+import { noteParsed } from './manifest-auth.js';
 import { DATABASE_GROUP } from './layout.js';
 
 export type BackupType = 'full' | 'incremental';
@@ -214,6 +215,7 @@ export function parseManifest(text: string, where: string): Manifest {
   if (m?.format !== 's3db-backup-manifest' || (m.version !== 1 && m.version !== 2) || typeof m.id !== 'string' || !Array.isArray(m.parts) || !m.index) {
     throw new BackupError('ERR_MANIFEST_CORRUPT', `manifest ${where} is not an s3db-backup manifest (version 1 or 2)`);
   }
+  if (m.auth !== undefined) noteParsed(m);
   return m as Manifest;
 }
 

@@ -308,6 +308,9 @@ async function failedSchemaWrite(db: DatabaseLike, err: unknown, previous: strin
     async (res) => (await bodyToBuffer(res.Body)).toString('utf8'),
     (e: unknown) => (isNotFound(e) ? null : undefined),
   );
+  if (now === undefined) {
+    return new BackupError('ERR_TARGET_WRITE', `${failed}, and whether the previous one is still there could not be checked: look at the database's s3db.json before the application connects (README runbook, step 4); then run the same restore again`, { cause: err });
+  }
   if (now !== null) {
     // still there (as it was, or as another writer left it): nothing to put back
     return new BackupError('ERR_TARGET_WRITE', `${failed}; it is left as it was. ${rerun[0]!.toUpperCase()}${rerun.slice(1)}`, { cause: err });

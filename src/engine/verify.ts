@@ -85,9 +85,9 @@ export async function damagedManifestCopies(manifest: Manifest, set: Destination
   return out;
 }
 
-/** Whether `other` describes the same backup, part for part, as `manifest` (and carries the same auth). */
+/** Whether `other` describes the same backup, part for part, as `manifest`. */
 function sameBackup(other: Partial<Manifest>, manifest: Manifest): boolean {
-  return other.id === manifest.id && JSON.stringify(other.parts) === JSON.stringify(manifest.parts) && other.auth === manifest.auth;
+  return other.id === manifest.id && JSON.stringify(other.parts) === JSON.stringify(manifest.parts);
 }
 
 export async function verifyManifest(manifest: Manifest, set: DestinationSet, key: KeyHandle | null, options: VerifyOptions): Promise<VerifyOutcome> {
