@@ -118,6 +118,31 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it("a deletion that cannot write its marker and stops at the index (refused) leaves the backup listed, to be deleted again: no parts without a manifest for recoverBackups() to call lost", async () => {
+    const dir = path.join(work, `unmarked-delete-${++seq}`);
+    const db = await copySeeded(bucket('unmarked-delete'));
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(p);
+    const kept = await p.createBackup();
+    const doomed = await p.createBackup();
+    const refused = [path.join(dir, 'pending'), path.join(dir, 'indexes')];
+    for (const d of refused) await mkdir(d, { recursive: true });
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', ...refused]); // real refusals (chattr +i), as a full disk's
+    try {
+      await expect(p.deleteBackup(doomed.id)).rejects.toThrow();
+    } finally {
+      execFileSync('chattr', ['-i', ...refused]);
+    }
+    expect((await p.listBackups()).map((b) => b.id)).toContain(doomed.id);
+    await p.deleteBackup(doomed.id);
+    const report = await p.recoverBackups();
+    expect(report.skipped).toEqual([]);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
+    expect((await filesUnder(dir)).filter((f) => f.includes(doomed.id))).toEqual([]);
+    await p.stop();
+  });
+
   it('a verification that finds damage but cannot record it (verifications/ refuses writes) says so in a warning', async () => {
     const { dir, full } = await fullAndIncremental(`unrecorded-${++seq}`);
     const m = await readManifest(dir, full.id);

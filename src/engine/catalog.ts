@@ -332,14 +332,16 @@ export class Catalog {
     };
     const body = Buffer.from(JSON.stringify(marker));
     const marked = await Promise.allSettled(this.set.members.map((m) => m.write(paths.pending(manifest.id), body)));
+    const rest = [...marker.parts, ...(await this.indexFiles(manifest.id)), paths.verification(manifest.id)];
     // Where the marker could not be written (a full disk), nothing would tell a deletion cut short
-    // from a lost manifest, and recoverBackups() would put the deleted backup back from its copy:
-    // there the copy goes first (if that fails, the manifest stays and the backup with it).
+    // from a lost manifest (recoverBackups() would put the deleted backup back from its copy, or
+    // call its parts a lost backup): there the manifest goes last, so a deletion cut short leaves
+    // the backup listed (damaged), to be deleted again. If any of it fails, the manifest stays.
     const unmarked = this.set.members.filter((_, i) => marked[i]!.status === 'rejected');
-    if (manifest.copy) await Promise.all(unmarked.map((m) => m.delete([manifest.copy!])));
+    await Promise.all(unmarked.map((m) => m.delete(rest)));
     await this.set.delete([paths.manifest(manifest.id)]);
     this.forget(manifest.id);
-    await this.set.delete([...marker.parts, ...(await this.indexFiles(manifest.id)), paths.verification(manifest.id), paths.pending(manifest.id)]);
+    await this.set.delete([...rest, paths.pending(manifest.id)]);
   }
 
   /** Every file of backup `id` under indexes/ at any destination: its index, and a rebuilt one with its reference. */
