@@ -163,13 +163,18 @@ describe('an encrypted backup whose manifest was edited', () => {
     await p.stop();
   });
 
-  it('a backup that is not encrypted, restored by a plugin with a passphrase, comes with a warning that nothing authenticates it', async () => {
+  it('a backup that is not encrypted (one put in place of an encrypted one, or taken before encryption), restored by a plugin with a passphrase: refused, dry run included; with allowPlaintext, restored with a warning that nothing authenticates it', async () => {
     const { dir, db, second } = await twoBackups(null);
     const p = plugin(dir);
     await db.usePlugin(p, 'with-key');
-    const { into } = await emptyTarget();
-    const report = await p.restore({ backupId: second, destination: into });
+    const { into, before } = await emptyTarget();
+    for (const dryRun of [true, false]) {
+      await expect(p.restore({ backupId: second, destination: into, dryRun })).rejects.toMatchObject({ code: 'ERR_NOT_ENCRYPTED', message: expect.stringContaining('allowPlaintext: true') });
+    }
+    expect(await snapshot(into)).toEqual(before);
+    const report = await p.restore({ backupId: second, destination: into, allowPlaintext: true });
     expect(report.warnings).toContainEqual(expect.stringContaining(`${second} is not encrypted, so nothing authenticates it`));
+    expect(await snapshot(into)).toEqual(await snapshot(db));
     await p.stop();
   });
 });

@@ -681,7 +681,12 @@ describe("a failed write of the target's s3db.json never leaves it without one",
     const saved = /saved in (\S+\.json)/.exec(error!.message)?.[1];
     expect(saved).toBeDefined();
     expect(await readFile(saved!, 'utf8')).toBe(before);
+    // run again before s3db.json is back: refused, nothing written (users' definition would be lost for good)
+    await expect(p.restore({ backupId: backup.id, destination: db, resources: ['orders'], mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA', message: expect.stringMatching(/defines no resource, yet it holds objects of users .*which this backup does not have.*Nothing was written/) });
+    await db.client.putObject({ key: 's3db.json', body: Buffer.from(await readFile(saved!, 'utf8')), contentType: 'application/json' });
     await rm(saved!);
+    await p.restore({ backupId: backup.id, destination: db, resources: ['orders'], mode: 'merge' });
+    expect(await defined(dir)).toEqual(['orders', 'users']);
     await p.stop();
   });
 });

@@ -81,6 +81,11 @@ export interface RestoreOptions {
   mode?: RestoreMode;
   verify?: boolean;
   dryRun?: boolean;
+  /**
+   * Restore a backup that is not encrypted although this plugin has a passphrase (taken before
+   * encryption was turned on): nothing authenticates it, so it is refused without this.
+   */
+  allowPlaintext?: boolean;
 }
 
 export interface ListBackupsOptions {
@@ -584,6 +589,14 @@ export class BackupPlugin extends EventEmitter {
       for (const m of chain) {
         const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;
         if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: the manifest of ${m.id} cannot be trusted: ${forged}. Its parts, index and definitions may not be this backup's: restore another backup`);
+      }
+      // With a passphrase set, a plaintext backup here may have been put in place of an encrypted one
+      const plaintext = this.keyring.enabled ? chain.find((m) => !m.encryption) : undefined;
+      if (plaintext && options.allowPlaintext !== true) {
+        throw new BackupError(
+          'ERR_NOT_ENCRYPTED',
+          `backup ${plaintext.id} is not encrypted, while this plugin has a passphrase: nothing authenticates it, so whoever can write to the destination could have put it there in place of an encrypted one. Nothing was restored. If it was taken before encryption was turned on, restore it with allowPlaintext: true (command line: --allow-plaintext)`,
+        );
       }
       const trustWarnings = chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
       let goodSources: Map<string, string> | undefined;
@@ -1337,7 +1350,7 @@ function resourceLabel(m: Manifest): string {
 }
 
 /** Option names restore() knows; a misspelt or foreign one must not be ignored (it could name the target). */
-const RESTORE_OPTIONS = new Set(['backupId', 'destination', 'resources', 'mode', 'verify', 'dryRun']);
+const RESTORE_OPTIONS = new Set(['backupId', 'destination', 'resources', 'mode', 'verify', 'dryRun', 'allowPlaintext']);
 const RESTORE_HINTS: Record<string, string> = {
   target: "Use destination: 'production', a Database, a connection string or a bare name",
   database: "Use destination: 'production', a Database, a connection string or a bare name",

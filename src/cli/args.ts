@@ -32,6 +32,8 @@ export interface CliArgs {
   limit: number | null;
   dryRun: boolean;
   noVerify: boolean;
+  /** restore: a backup that is not encrypted although a passphrase is set. */
+  allowPlaintext: boolean;
   /** backup: take it unencrypted although the destination holds encrypted backups. */
   unencrypted: boolean;
   yes: boolean;
@@ -76,6 +78,8 @@ restore:
   --resources a,b             only these resources
   --dry-run                   report what would be written and deleted; write nothing
   --no-verify                 skip the full verification before the first write (not advised)
+  --allow-plaintext           restore a backup that is not encrypted although a passphrase is set
+                              (taken before encryption was turned on: nothing authenticates it)
   --yes                       write without asking (needed when stdin is not a terminal)
 verify:
   --level quick|full          full (default): decode everything; quick: parts present, sizes, SHA-256
@@ -123,6 +127,7 @@ const OPTIONS = {
   limit: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'no-verify': { type: 'boolean' },
+  'allow-plaintext': { type: 'boolean' },
   unencrypted: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   json: { type: 'boolean' },
@@ -136,6 +141,7 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   mode: ['restore'],
   'dry-run': ['restore'],
   'no-verify': ['restore'],
+  'allow-plaintext': ['restore'],
   yes: ['restore'],
   level: ['verify'],
   db: ['backup'],
@@ -205,6 +211,7 @@ export function parseCli(argv: string[]): CliArgs | null {
     limit: v.limit === undefined ? null : positiveInteger('--limit', v.limit),
     dryRun: v['dry-run'] ?? false,
     noVerify: v['no-verify'] ?? false,
+    allowPlaintext: v['allow-plaintext'] ?? false,
     unencrypted: v.unencrypted ?? false,
     yes: v.yes ?? false,
     json: v.json ?? false,

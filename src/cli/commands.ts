@@ -115,7 +115,7 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   const into = args.into as string;
   if (!into.includes('://')) throw new UsageError(`--into must be a connection string (file:///path, s3://..., memory://...), got '${into}'`);
   if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
-  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}) };
+  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}) };
   if (!args.dryRun && !args.yes) {
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
     // what the target holds and would lose is shown before the question (a plan, not verified yet)

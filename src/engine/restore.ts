@@ -136,6 +136,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const verbatimSchema = !o.resources && (o.mode === 'replace' || defined.length === 0);
   const resourceGroups = [...groups].filter((g) => g !== DATABASE_GROUP);
   const definitionNames = o.resources ?? resourceGroups;
+  if (defined.length === 0 && (o.resources || o.mode !== 'replace')) {
+    // resources the backup holds can be restored from it (the warnings below say so); others cannot
+    const inBackup = new Set([...Object.keys(target.resources), ...Object.keys((target.s3dbJson as { resources?: object } | null)?.resources ?? {})]);
+    await refuseLostDefinitions(o.target, definitionNames, inBackup);
+  }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
   const warnings = [
@@ -481,6 +486,25 @@ function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): bo
 
 function isRecord(key: string): boolean {
   return /^resource=[^/]+\/data\//.test(key);
+}
+
+/**
+ * Refuses a restore that writes only some definitions (`defining`) into a database whose s3db.json
+ * defines no resource while it holds objects of one the backup does not have (`inBackup`): its
+ * definition was lost (s3db.js's connect() writes an empty s3db.json where it finds none, e.g.
+ * after a write on a full disk failed) and no restore of this backup can bring it back, so
+ * writing these would make that final. (Resources the backup holds: the restore warns to restore
+ * them too.) A whole-database replace is not asked.
+ */
+async function refuseLostDefinitions(db: DatabaseLike, defining: string[], inBackup: Set<string>): Promise<void> {
+  for await (const o of listObjects(db.client, { prefix: 'resource=' })) {
+    const name = resourceOfKey(o.key);
+    if (name === null || inBackup.has(name)) continue;
+    throw new BackupError(
+      'ERR_TARGET_METADATA',
+      `the target database's s3db.json defines no resource, yet it holds objects of ${name} (${o.key}), which this backup does not have: its definition was lost (s3db.js writes an empty s3db.json where it finds none, e.g. after a failed write on a full disk), and this restore would write only ${defining.length > 0 ? [...defining].sort().join(', ') : 'none'}, making that final. Nothing was written. Put s3db.json back first (the copy a failed restore saved and named, or a backup's manifest s3dbJson: README runbook, step 4)`,
+    );
+  }
 }
 
 /** Sorted index x sorted target listing -> one step per key in scope. */
