@@ -203,6 +203,23 @@ describe('s3db-backup command line', () => {
     await db.disconnect();
   }, 120_000);
 
+  it('a backup that is not encrypted, restored with a passphrase set, is refused (nothing authenticates it) unless --allow-plaintext', async () => {
+    const plain = path.join(work, 'plain-backups');
+    const made = await cli(['backup', '--db', source, '--directory', plain, '--json'], { BACKUP_PASSPHRASE: undefined });
+    expect(made.code, made.stderr).toBe(0);
+    const id = (JSON.parse(made.stdout) as { id: string }).id;
+    const into = `file://${path.join(work, 'plain-restored')}`;
+    const refused = await cli(['restore', id, '--directory', plain, '--into', into, '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ERR_NOT_ENCRYPTED');
+    expect(refused.stderr).toContain('--allow-plaintext');
+    const allowed = await cli(['restore', id, '--directory', plain, '--into', into, '--yes', '--allow-plaintext']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    const db = await openDb(into);
+    expect(await snapshot(db)).toEqual(sourceObjects);
+    await db.disconnect();
+  }, 120_000);
+
   it('at a terminal, the question comes after the plan: what would be created, overwritten and deleted, and what the target would lose', async () => {
     const otherDir = path.join(work, 'unrelated-db');
     const other = await openDb(`file://${otherDir}`);

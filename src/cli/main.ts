@@ -95,8 +95,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     }
     const code = err instanceof BackupError ? err.code : ((err as { code?: unknown }).code ?? 'ERR_UNEXPECTED');
     say(`s3db-backup: ${String(code)}: ${redacted(err instanceof Error ? err.message : String(err))}`);
+    // (a message that already says what to do, as the keyring's "opens ... but not key.json", needs no generic hint)
     const hint = HINTS[String(code)];
-    if (hint) say(hint);
+    if (hint && !(err instanceof BackupError && err.details.explained === true)) say(hint);
     return code === 'ERR_INVALID_OPTION' ? EXIT_USAGE : EXIT_FAILED;
   } finally {
     await plugin?.uninstall().catch(() => undefined);

@@ -99,7 +99,7 @@ export class Keyring {
           throw new BackupError(
             'ERR_WRONG_PASSPHRASE',
             `the passphrase opens the backups' key (keyCheck ${keyFile!.keyCheck}) in the key file the newest backup's manifest embeds, but not ${where}: either key.json was rewrapped to a new passphrase (s3db-backup rewrap; then set that one in encryption.passphrase, in every instance), or it is damaged (then put it back: move it away and the next backup writes it again from the manifest's copy, or copy encryption.keyFile from manifests/<id>.json over it)`,
-            { cause: err },
+            { cause: err, details: { explained: true } },
           );
         }
       }
