@@ -315,6 +315,17 @@ describe('s3db-backup command line', () => {
     expect(unrecoverable.code).toBe(3);
     expect(unrecoverable.stdout).toContain('no manifest was put back');
     expect(unrecoverable.stdout).toContain(`not put back: manifests/${backupId}.json at filesystem:${gone}: the manifest is missing here and no copy of it is beside the backup's parts`);
+
+    // an index that cannot be rebuilt (a wrong passphrase: its parts cannot be read) is not put back: exit 3 too
+    const noIndex = path.join(work, 'backups-lost-index');
+    await cp(backups, noIndex, { recursive: true });
+    for (const f of (await filesUnder(noIndex)).filter((f) => f.startsWith('indexes/'))) await rm(path.join(noIndex, f));
+    const wrongKey = await cli(['recover', '--directory', noIndex], { BACKUP_PASSPHRASE: 'not-the-passphrase-4e2' });
+    expect(wrongKey.code).toBe(3);
+    expect(wrongKey.stdout).toContain(`not put back: indexes/${backupId}.index`);
+    const rebuilt = await cli(['recover', '--directory', noIndex]);
+    expect(rebuilt.code, rebuilt.stdout).toBe(0);
+    expect(rebuilt.stdout).toContain(`index of ${backupId} rebuilt`);
   }, 120_000);
 
   it('rewrap changes the passphrase at every destination: the backups open with the new one and new backups go on; a wrong current passphrase writes nothing', async () => {

@@ -209,7 +209,7 @@ describe('lost object indexes: recoverBackups()', () => {
     const locked = await reopen({ config: { directory: dir }, logger });
     const report = await locked.recoverBackups();
     expect(report.indexes).toEqual([]);
-    expect(report.skipped).toEqual([{ id: full.id, path: m.index.path, destination: locked.destinations.members[0]!.label, reason: expect.stringContaining('a passphrase is needed') }]);
+    expect(report.skipped).toEqual([{ id: full.id, path: m.index.path, destination: locked.destinations.members[0]!.label, reason: expect.stringContaining('a passphrase is needed'), lost: 'everywhere' }]);
     expect(report.skipped[0]!.reason).toContain('could not be put back');
     expect(warnings).toEqual([expect.stringContaining(`the index of backup ${full.id}`)]);
     expect(warnings.join('\n')).not.toContain(PASSPHRASE);

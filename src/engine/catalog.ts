@@ -484,8 +484,9 @@ export interface RecoveryReport {
   indexes: IndexRepair[];
   /**
    * Copies that were not used, and why (id null when the copy itself is unreadable); and, with
-   * `lost`, manifests missing at a destination with no copy to put back: `'everywhere'` when no
-   * destination holds it (the backup cannot be restored by this tool), `'here'` when another does.
+   * `lost`, manifests missing at a destination with no copy to put back, or indexes that could not
+   * be put back (rebuilt or copied): `'everywhere'` when no destination holds a good one (the
+   * backup cannot be restored as it is), `'here'` when another does.
    */
   skipped: { id: string | null; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
   /** Manifest copies beside the parts written back (missing or damaged) from their manifests; absent when none. */

@@ -61,7 +61,8 @@ export interface IndexRepair {
 
 export interface IndexRepairReport {
   indexes: IndexRepair[];
-  skipped: { id: string; path: string; destination: string; reason: string }[];
+  /** `lost`: the index could not be put back ('everywhere': no destination holds a good one, so the backup cannot be restored yet). */
+  skipped: { id: string; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
 }
 
 export interface IndexRepairOptions {
@@ -102,8 +103,8 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
     }
     if (lacking.length === 0) continue;
     const listed = manifest;
-    const skip = (reason: string) => {
-      for (const { member, ref } of lacking) report.skipped.push({ id: manifest.id, path: ref.path, destination: member.label, reason });
+    const skip = (reason: string, lost?: 'everywhere' | 'here') => {
+      for (const { member, ref } of lacking) report.skipped.push({ id: manifest.id, path: ref.path, destination: member.label, reason, ...(lost ? { lost } : {}) });
     };
     try {
       // the whole manifest (listings hold no part list): one backup at a time, memory bounded
@@ -121,7 +122,7 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
       }
       report.indexes.push({ id: manifest.id, action, destinations: lacking.map((h) => h.member.label), verified: await o.verify(manifest) });
     } catch (err) {
-      skip(`the index is missing or damaged and could not be put back: ${errorMessage(err)}`);
+      skip(`the index is missing or damaged and could not be put back: ${errorMessage(err)}`, good.length > 0 ? 'here' : 'everywhere');
     }
   }
   return report;
