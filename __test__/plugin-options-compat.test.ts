@@ -186,6 +186,7 @@ describe('options of the wrong kind are refused, not silently ignored', () => {
       [{ maxChainLength: '3' }, /"maxChainLength": "3" is not a positive integer/],
       // a misspelt condition would back up on every event
       [{ triggers: [{ event: 'afterBulkDelete', conditon: () => false }] }, /"triggers\[0\].conditon": is not a trigger field.*event, type, reason, condition/],
+      [{ triggers: [{ event: 'deploy', reason: 5 }] }, /"triggers\[0\].reason": must be a string/],
     ];
     for (const [options, message] of cases) expect(refusal(options as BackupPluginOptions).message).toMatch(message);
     // null hooks stay allowed (s3db.js's defaults are null)

@@ -343,6 +343,7 @@ describe('recovery paths', () => {
     const err = await p.restore({ backupId: b.id, destination: target, verify: false }).then(() => null, (e: unknown) => e as { code: string; message: string });
     expect(err?.code).toBe('ERR_PART_UNREADABLE');
     expect(err!.message).toMatch(/\d+ objects were already written: the target is partly restored.*run the same restore again/);
+    expect(err!.message.split(`filesystem:${dir}`).length - 1).toBe(1); // the destination named once
     expect((await snapshot(target)).length).toBeGreaterThan(0); // what the message says
     await p.stop();
   });

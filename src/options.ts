@@ -342,6 +342,7 @@ function triggers(value: unknown): TriggerOption[] {
     if (typeof trigger?.event !== 'string' || trigger.event === '') throw optionError(`triggers[${i}].event`, 'must be a non-empty event name');
     if (trigger.type !== undefined) oneOf(`triggers[${i}].type`, trigger.type, ['full', 'incremental'] as const);
     if (trigger.condition !== undefined && typeof trigger.condition !== 'function') throw optionError(`triggers[${i}].condition`, 'must be a function (context) => boolean');
+    if (trigger.reason !== undefined && typeof trigger.reason !== 'string') throw optionError(`triggers[${i}].reason`, 'must be a string (the backup\'s reason)');
     for (const key of Object.keys(trigger)) {
       if (!TRIGGER_KEYS.has(key)) throw optionError(`triggers[${i}].${key}`, 'is not a trigger field', 'A trigger is { event, type, reason, condition }');
     }

@@ -227,7 +227,8 @@ export async function* readPartRecords(
       }
       return;
     } catch (err) {
-      errors.push(`${member.label}: ${errorMessage(err)}`);
+      const message = errorMessage(err);
+      errors.push(message.includes(member.label) ? message : `${member.label}: ${message}`); // (most errors name it already)
       onFailure?.(member.label, errorMessage(err));
     }
   }
