@@ -83,65 +83,42 @@ const manifestPath = (dir: string, id: string) => path.join(dir, 'manifests', `$
 const readManifest = async (dir: string, id: string) => JSON.parse(await readFile(manifestPath(dir, id), 'utf8')) as Manifest;
 
 describe('recovery paths', () => {
-  it("a deletion cut short where its marker could not be written (a full disk) is never undone by recoverBackups(): the manifest's copy goes before the manifest", async () => {
-    const dir = path.join(work, `cut-delete-${++seq}`);
-    const db = await copySeeded(bucket('cut-delete'));
-    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(p);
-    const kept = await p.createBackup();
-    const doomed = await p.createBackup();
-    const manifest = (await p.getBackup(doomed.id))!.manifest as unknown as Manifest;
-    // Real refusals (chattr +i, even for root): pending/ takes no marker, and the backup's folder
-    // keeps its files, so the deletion stops where a crash would have stopped it.
-    const pending = path.join(dir, 'pending');
-    const folder = path.join(dir, path.dirname(manifest.parts[0]!.path));
-    await mkdir(pending, { recursive: true });
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('chattr', ['+i', pending, folder]);
-    try {
-      await expect(p.deleteBackup(doomed.id)).rejects.toThrow();
-    } finally {
-      execFileSync('chattr', ['-i', pending, folder]);
-    }
-    // whatever is left, the backup is either still whole or gone for good: never brought back
-    const listed = (await p.listBackups()).map((b) => b.id);
-    if (!listed.includes(doomed.id)) {
+  // A deletion whose marker cannot be written (a full disk) deletes the manifest last there: cut
+  // short, the backup stays listed, to be deleted again; recoverBackups() never brings a deleted
+  // one back from its copy, nor calls its leftover parts a lost backup.
+  for (const [stoppedAt, refusedOf] of [
+    ["the backup's folder (its parts and manifest copy)", (dir: string, m: Manifest) => [path.join(dir, path.dirname(m.parts[0]!.path))]],
+    ['the index', (dir: string) => [path.join(dir, 'indexes')]],
+  ] as const) {
+    it(`a deletion that cannot write its marker and stops at ${stoppedAt} leaves the backup listed; deleted again, nothing of it is left or recovered`, async () => {
+      const dir = path.join(work, `cut-delete-${++seq}`);
+      const db = await copySeeded(bucket('cut-delete'));
+      const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
+      await db.usePlugin(p);
+      const kept = await p.createBackup();
+      const doomed = await p.createBackup();
+      const manifest = (await p.getBackup(doomed.id))!.manifest as unknown as Manifest;
+      // real refusals (chattr +i, even for root): pending/ takes no marker, and the deletion stops
+      const refused = [path.join(dir, 'pending'), ...refusedOf(dir, manifest)];
+      for (const d of refused) await mkdir(d, { recursive: true });
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('chattr', ['+i', ...refused]);
+      try {
+        await expect(p.deleteBackup(doomed.id)).rejects.toThrow();
+      } finally {
+        execFileSync('chattr', ['-i', ...refused]);
+      }
+      expect((await p.listBackups()).map((b) => b.id)).toContain(doomed.id);
+      expect((await p.recoverBackups()).recovered).toEqual([]);
+      await p.deleteBackup(doomed.id); // once the disk takes writes again
       const report = await p.recoverBackups();
       expect(report.recovered).toEqual([]);
+      expect(report.skipped).toEqual([]);
       expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
-    } else {
-      expect((await p.verifyBackup(doomed.id)).verified).toBe(true);
-    }
-    await p.deleteBackup(doomed.id); // once the disk takes writes again
-    await p.recoverBackups();
-    expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
-    await p.stop();
-  });
-
-  it("a deletion that cannot write its marker and stops at the index (refused) leaves the backup listed, to be deleted again: no parts without a manifest for recoverBackups() to call lost", async () => {
-    const dir = path.join(work, `unmarked-delete-${++seq}`);
-    const db = await copySeeded(bucket('unmarked-delete'));
-    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(p);
-    const kept = await p.createBackup();
-    const doomed = await p.createBackup();
-    const refused = [path.join(dir, 'pending'), path.join(dir, 'indexes')];
-    for (const d of refused) await mkdir(d, { recursive: true });
-    const { execFileSync } = await import('node:child_process');
-    execFileSync('chattr', ['+i', ...refused]); // real refusals (chattr +i), as a full disk's
-    try {
-      await expect(p.deleteBackup(doomed.id)).rejects.toThrow();
-    } finally {
-      execFileSync('chattr', ['-i', ...refused]);
-    }
-    expect((await p.listBackups()).map((b) => b.id)).toContain(doomed.id);
-    await p.deleteBackup(doomed.id);
-    const report = await p.recoverBackups();
-    expect(report.skipped).toEqual([]);
-    expect((await p.listBackups()).map((b) => b.id)).toEqual([kept.id]);
-    expect((await filesUnder(dir)).filter((f) => f.includes(doomed.id))).toEqual([]);
-    await p.stop();
-  });
+      expect((await filesUnder(dir)).filter((f) => f.includes(doomed.id))).toEqual([]);
+      await p.stop();
+    });
+  }
 
   it('a verification that finds damage but cannot record it (verifications/ refuses writes) says so in a warning', async () => {
     const { dir, full } = await fullAndIncremental(`unrecorded-${++seq}`);

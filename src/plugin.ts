@@ -588,7 +588,7 @@ export class BackupPlugin extends EventEmitter {
       // checked with or without `verify`: an edited manifest could name other parts that all verify
       for (const m of chain) {
         const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;
-        if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: the manifest of ${m.id} cannot be trusted: ${forged}. Its parts, index and definitions may not be this backup's: restore another backup`);
+        if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${forged}`);
       }
       // With a passphrase set, a plaintext backup here may have been put in place of an encrypted one
       const plaintext = this.keyring.enabled ? chain.find((m) => !m.encryption) : undefined;

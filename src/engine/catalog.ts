@@ -14,7 +14,8 @@
  * - cleanupLeftovers(): deletes the parts of backups that died before committing (their pending
  *   marker is stale: the heartbeat is older than staleAfterMs, or the pid is dead on this host).
  *
- * Whole manifests are cached by id (they never change once written), at most MANIFEST_CACHE_BYTES
+ * Whole manifests are cached by id (they never change once committed, but for one rewrite of the
+ * destinations' statuses right after a commit one of them failed), at most MANIFEST_CACHE_BYTES
  * of them; listings hold ListedManifests (no part list, no s3db.json), so memory does not grow with
  * the catalog times the database. A verification record is read again whenever its change tag
  * differs (another process may have recorded a newer result); a listing learns the tags from one
@@ -98,7 +99,7 @@ function withVerification(summary: BackupSummary, verification: VerificationResu
 
 export class Catalog {
   private readonly manifests = new ManifestCache();
-  /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (manifests never change, but for the destinations' statuses written once more right after a commit one of them failed). */
+  /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (see the top comment). */
   private readonly heads = new Map<string, Listed>();
   /** Verification records read, by destination and path, with the change tag they had: read again only when it changes. */
   private readonly verifications = new Map<string, { tag: string; result: VerificationResult }>();

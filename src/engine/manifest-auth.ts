@@ -27,16 +27,20 @@ export async function manifestAuth(manifest: Manifest, key: KeyHandle): Promise<
   return sealBytes(canonicalDigest(manifest), key);
 }
 
-/** Why `manifest`'s `auth` does not authenticate it under `key`, or null (also when it has none). */
+/**
+ * Why `manifest`'s `auth` does not authenticate it under `key`, as the one sentence verification
+ * and restores report, or null (also when it has none).
+ */
 export async function authProblem(manifest: Manifest, key: KeyHandle): Promise<string | null> {
   if (manifest.auth === undefined) return null;
-  let sealed: Buffer;
+  let why: string | null;
   try {
-    sealed = await unsealBytes(manifest.auth, key);
+    const sealed = await unsealBytes(manifest.auth, key);
+    why = sealed.equals(canonicalDigest(manifest)) ? null : 'it was changed after its backup wrote it (its authentication tag does not match its content)';
   } catch (err) {
-    return `its authentication tag does not open under the backup's key (${errorMessage(err)})`;
+    why = `its authentication tag does not open under the backup's key (${errorMessage(err)})`;
   }
-  return sealed.equals(canonicalDigest(manifest)) ? null : 'it was changed after its backup wrote it (its authentication tag does not match its content)';
+  return why && `the manifest of ${manifest.id} cannot be trusted: ${why}. Its parts, index and definitions may not be this backup's: restore another backup`;
 }
 
 /** Why a restore of `manifest` cannot rely on its manifest, when nothing authenticates it (null when `auth` does). */

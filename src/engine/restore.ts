@@ -516,10 +516,10 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
 }
 
 /**
- * Records of `group` at the chain's target point: newest version per key, tombstones dropped.
- * A logical (filtered) group is read from the target backup alone: each backup stores its whole selection.
+ * Records of `group` at the chain's target point: newest version per key, tombstones dropped, each
+ * with the backup whose parts hold it. A logical (filtered) group is read from the target backup
+ * alone: each backup stores its whole selection.
  */
-/** The newest version of each key the chain's parts hold for `group`, with the backup whose parts hold it. */
 async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean): AsyncIterable<{ record: ArchiveRecord; from: string }> {
   const members = logical ? [o.chain[o.chain.length - 1]!] : [...o.chain].reverse();
   const runs = members.map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());

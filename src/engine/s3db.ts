@@ -302,8 +302,8 @@ export async function writeStoredMetadata(db: DatabaseLike, value: unknown, etag
  */
 async function failedSchemaWrite(db: DatabaseLike, err: unknown, previous: string | null): Promise<BackupError> {
   const failed = `could not write the target database's s3db.json (${conciseCause(errorMessage(err))})`;
-  const rerun = 'records were written, the definitions were not: fix the cause (free space, access), then run the same restore again';
-  if (previous === null) return new BackupError('ERR_TARGET_WRITE', `${failed}; ${rerun}`, { cause: err });
+  const rerun = 'Records were written, the definitions were not: fix the cause (free space, access), then run the same restore again';
+  if (previous === null) return new BackupError('ERR_TARGET_WRITE', `${failed}. ${rerun}`, { cause: err });
   const now = await db.client.getObject('s3db.json').then(
     async (res) => (await bodyToBuffer(res.Body)).toString('utf8'),
     (e: unknown) => (isNotFound(e) ? null : undefined),
@@ -313,11 +313,11 @@ async function failedSchemaWrite(db: DatabaseLike, err: unknown, previous: strin
   }
   if (now !== null) {
     // still there (as it was, or as another writer left it): nothing to put back
-    return new BackupError('ERR_TARGET_WRITE', `${failed}; it is left as it was. ${rerun[0]!.toUpperCase()}${rerun.slice(1)}`, { cause: err });
+    return new BackupError('ERR_TARGET_WRITE', `${failed}; it is left as it was. ${rerun}`, { cause: err });
   }
   try {
     await db.client.putObject({ key: 's3db.json', body: Buffer.from(previous, 'utf8'), contentType: 'application/json' });
-    return new BackupError('ERR_TARGET_WRITE', `${failed}, and the client deleted it; it was put back as it was before the restore. ${rerun[0]!.toUpperCase()}${rerun.slice(1)}`, { cause: err });
+    return new BackupError('ERR_TARGET_WRITE', `${failed}, and the client deleted it; it was put back as it was before the restore. ${rerun}`, { cause: err });
   } catch (putBack) {
     const saved = path.join(tmpdir(), `s3db-backup-s3db.json-before-restore-${Date.now()}.json`);
     const kept = await writeFile(saved, previous, { mode: 0o600 }).then(() => `its text is saved in ${saved}`, (e: unknown) => `its text could not be saved either (${errorMessage(e)})`);

@@ -56,31 +56,23 @@ export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: Destina
  * another. (A backup written before copies existed is checked for its manifest alone.)
  */
 export async function damagedManifestCopies(manifest: Manifest, set: DestinationSet): Promise<{ label: string; error: string }[]> {
+  // the manifest itself at each destination that holds the backup (one was read: the others may differ), then its copy
+  const objects = [
+    { path: paths.manifest(manifest.id), name: 'manifest', differs: 'differs from the one verified', consequence: 'recoverBackups() puts it back from the copy beside the parts there' },
+    ...(manifest.copy ? [{ path: manifest.copy, name: 'manifest copy', differs: "is not this backup's manifest", consequence: 'recoverBackups() could not put the manifest back from it there' }] : []),
+  ];
   const out: { label: string; error: string }[] = [];
-  // the manifest itself at each destination that holds the backup (one was read: the others may differ)
-  for (const member of holdersOf(manifest, set)) {
-    let problem: string | null = null;
-    try {
-      if (!(await member.stat(paths.manifest(manifest.id)))) problem = 'is missing';
-      else if (!sameBackup(JSON.parse(await readText(member, paths.manifest(manifest.id))) as Partial<Manifest>, manifest)) problem = 'differs from the one verified';
-    } catch (err) {
-      problem = `cannot be read (${errorMessage(err)})`;
-    }
-    if (problem) out.push({ label: member.label, error: `its manifest ${paths.manifest(manifest.id)} ${problem}: recoverBackups() puts it back from the copy beside the parts there` });
-  }
-  const copy = manifest.copy;
-  if (!copy) return out;
-  for (const member of holdersOf(manifest, set)) {
-    let problem: string | null = null;
-    try {
-      if (!(await member.stat(copy))) problem = 'is missing';
-      else {
-        if (!sameBackup(JSON.parse(await readText(member, copy)) as Partial<Manifest>, manifest)) problem = "is not this backup's manifest";
+  for (const o of objects) {
+    for (const member of holdersOf(manifest, set)) {
+      let problem: string | null = null;
+      try {
+        if (!(await member.stat(o.path))) problem = 'is missing';
+        else if (!sameBackup(JSON.parse(await readText(member, o.path)) as Partial<Manifest>, manifest)) problem = o.differs;
+      } catch (err) {
+        problem = `cannot be read (${errorMessage(err)})`;
       }
-    } catch (err) {
-      problem = `cannot be read (${errorMessage(err)})`;
+      if (problem) out.push({ label: member.label, error: `its ${o.name} ${o.path} ${problem}: ${o.consequence}` });
     }
-    if (problem) out.push({ label: member.label, error: `its manifest copy ${copy} ${problem}: recoverBackups() could not put the manifest back from it there` });
   }
   return out;
 }
@@ -94,9 +86,8 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   // An edited manifest could point at other parts that all verify: it fails before any part is read.
   const forged = key ? await authProblem(manifest, key) : null;
   if (forged) {
-    const error = `the manifest of ${manifest.id} cannot be trusted: ${forged}. Its parts, index and definitions may not be this backup's: restore another backup`;
     return {
-      result: { verified: false, level: options.level, at: new Date().toISOString(), error, destinations: holdersOf(manifest, set).map((m) => ({ label: m.label, verified: false, error })) },
+      result: { verified: false, level: options.level, at: new Date().toISOString(), error: forged, destinations: holdersOf(manifest, set).map((m) => ({ label: m.label, verified: false, error: forged })) },
       goodSources: new Map(),
       failures: [],
     };
