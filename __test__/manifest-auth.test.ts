@@ -24,8 +24,8 @@ afterAll(async () => {
 type Part = { path: string; group: string; size: number; sha256: string; objects: number };
 type StoredManifest = { id: string; auth?: string; parts: Part[]; s3dbJson: { resources: Record<string, { currentVersion: string; versions: Record<string, { attributes: Record<string, unknown> }> }> } };
 
-function plugin(directory: string, passphrase: string | null = PASSPHRASE): BackupPlugin {
-  return new BackupPlugin({ schedule: false, config: { directory }, logger: warnInto([]), ...(passphrase ? { encryption: { passphrase, iterations: 100_000 } } : {}) });
+function plugin(directory: string, passphrase: string | null = PASSPHRASE, warnings: string[] = []): BackupPlugin {
+  return new BackupPlugin({ schedule: false, config: { directory }, logger: warnInto(warnings), ...(passphrase ? { encryption: { passphrase, iterations: 100_000 } } : {}) });
 }
 
 /** Two full backups of one database, the users changed between them; a fresh plugin reads them. */
@@ -100,11 +100,14 @@ describe('an encrypted backup whose manifest was edited', () => {
     await p.stop();
     const { auth: _auth, ...stripped } = await read(second);
     await writeFile(file, JSON.stringify(stripped, null, 1));
-    const q = plugin(dir);
+    const logged: string[] = [];
+    const q = plugin(dir, PASSPHRASE, logged);
     await db.usePlugin(q, 'stripped');
     const again = await emptyTarget();
     const warned = await q.restore({ backupId: second, destination: again.into });
-    expect(warned.warnings).toContainEqual(expect.stringContaining('written before manifests were authenticated'));
+    expect(warned.warnings).toContainEqual(expect.stringContaining('no authentication tag: it was written before manifests were authenticated (FORMAT.md revision 8), or the tag was stripped'));
+    expect((await q.verifyBackup(second)).verified).toBe(true);
+    expect(logged).toContainEqual(expect.stringContaining(`verification of ${second}: the manifest of ${second} has no authentication tag`));
     expect(await snapshot(again.into)).toEqual(want);
     await q.stop();
   });
