@@ -89,13 +89,17 @@ describe('damaged backups are refused and nothing is written', () => {
     const manifestText = await readFile(manifestFile, 'utf8');
     const { createHash } = await import('node:crypto');
     const forgedText = manifestText.replace(part.sha256, createHash('sha256').update(damaged).digest('hex'));
+    // the copy beside the parts too: an intact one would be used instead (manifest-auth.test.ts)
+    const copyFile = path.join(dir, manifest.copy!);
+    const copyText = await readFile(copyFile, 'utf8');
     await writeFile(manifestFile, forgedText);
+    await writeFile(copyFile, forgedText);
     const forged = plugin(dir); // fresh catalog cache
     const { auth: _auth, ...unauthenticated } = JSON.parse(forgedText) as Record<string, unknown>;
     expect(_auth).toEqual(expect.any(String));
     try {
       for (const level of ['quick', 'full'] as const) expect((await forged.verifyBackup(id, { level })).error).toContain('cannot be trusted');
-      await writeFile(manifestFile, JSON.stringify(unauthenticated, null, 1));
+      for (const at of [manifestFile, copyFile]) await writeFile(at, JSON.stringify(unauthenticated, null, 1));
       const older = plugin(dir);
       expect((await older.verifyBackup(id, { level: 'quick' })).verified).toBe(true);
       const full = await older.verifyBackup(id, { level: 'full' });
@@ -104,6 +108,7 @@ describe('damaged backups are refused and nothing is written', () => {
     } finally {
       await writeFile(file, original);
       await writeFile(manifestFile, manifestText);
+      await writeFile(copyFile, copyText);
       await plugin(dir).verifyBackup(id, { level: 'full' }); // a fresh catalog reads the original manifest
     }
   });

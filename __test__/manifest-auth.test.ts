@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 type Part = { path: string; group: string; size: number; sha256: string; objects: number };
-type StoredManifest = { id: string; auth?: string; parts: Part[]; s3dbJson: { resources: Record<string, { currentVersion: string; versions: Record<string, { attributes: Record<string, unknown> }> }> } };
+type StoredManifest = { id: string; auth?: string; copy: string; parts: Part[]; s3dbJson: { resources: Record<string, { currentVersion: string; versions: Record<string, { attributes: Record<string, unknown> }> }> } };
 
 function plugin(directory: string, passphrase: string | null = PASSPHRASE, warnings: string[] = []): BackupPlugin {
   return new BackupPlugin({ schedule: false, config: { directory }, logger: warnInto(warnings), ...(passphrase ? { encryption: { passphrase, iterations: 100_000 } } : {}) });
@@ -58,7 +58,8 @@ describe('an encrypted backup whose manifest was edited', () => {
     const to = newer.parts.find((p) => p.group === 'users')!;
     await copyFile(path.join(dir, from.path), path.join(dir, to.path));
     Object.assign(to, { size: from.size, sha256: from.sha256, objects: from.objects });
-    await writeFile(file, JSON.stringify(newer, null, 1));
+    // the manifest and its copy beside the parts (an intact copy would be used instead: below)
+    for (const at of [file, path.join(dir, newer.copy)]) await writeFile(at, JSON.stringify(newer, null, 1));
     const p = plugin(dir);
     await db.usePlugin(p, 'reader');
     for (const level of ['quick', 'full'] as const) {
@@ -79,7 +80,7 @@ describe('an encrypted backup whose manifest was edited', () => {
     const m = await read(second);
     const users = m.s3dbJson.resources.users!;
     users.versions[users.currentVersion]!.attributes.evil = 'string';
-    await writeFile(file, JSON.stringify(m, null, 1));
+    for (const at of [file, path.join(dir, m.copy)]) await writeFile(at, JSON.stringify(m, null, 1));
     const p = plugin(dir);
     await db.usePlugin(p, 'reader');
     const { into, before } = await emptyTarget();
@@ -178,6 +179,82 @@ describe('an encrypted backup whose manifest was edited', () => {
     const report = await p.restore({ backupId: second, destination: into, allowPlaintext: true });
     expect(report.warnings).toContainEqual(expect.stringContaining(`${second} is not encrypted, so nothing authenticates it`));
     expect(await snapshot(into)).toEqual(await snapshot(db));
+    await p.stop();
+  });
+});
+
+describe('an edited manifest with an intact copy elsewhere', () => {
+  /** Edits backup `id`'s manifest as stored at `dir`: its users part replaced by `from`'s (part list edited to match), or only a definition. */
+  async function forge(dir: string, id: string, from: string | null): Promise<StoredManifest> {
+    const read = async (of: string) => JSON.parse(await readFile(path.join(dir, paths.manifest(of)), 'utf8')) as StoredManifest;
+    const m = await read(id);
+    if (from) {
+      const source = (await read(from)).parts.find((p) => p.group === 'users')!;
+      const to = m.parts.find((p) => p.group === 'users')!;
+      await copyFile(path.join(dir, source.path), path.join(dir, to.path));
+      Object.assign(to, { size: source.size, sha256: source.sha256, objects: source.objects });
+    }
+    const users = m.s3dbJson.resources.users!;
+    users.versions[users.currentVersion]!.attributes.evil = 'string';
+    return m;
+  }
+
+  it('with two destinations, edited at the one read first (its part list, and the copy beside the parts its definitions): the intact manifest at the other is used; verification names both edited copies, the restore writes the backup as it was taken', async () => {
+    const dirs = [path.join(work, `multi-${++seq}-a`), path.join(work, `multi-${seq}-b`)] as const;
+    const multi = () =>
+      new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem', config: { directory } })), encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    const db = await openDb(`memory://manifest-auth-multi-${process.pid}-${seq}/db`);
+    await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+    const maker = multi();
+    await db.usePlugin(maker, 'maker');
+    const first = await maker.createBackup();
+    await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update('u00001', { name: 'changed after the first backup' });
+    const second = await maker.createBackup();
+    await maker.stop();
+    const definitionOnly = await forge(dirs[0], second.id, null);
+    const edited = await forge(dirs[0], second.id, first.id);
+    await writeFile(path.join(dirs[0], paths.manifest(second.id)), JSON.stringify(edited, null, 1));
+    await writeFile(path.join(dirs[0], edited.copy), JSON.stringify(definitionOnly, null, 1));
+
+    const p = multi();
+    await db.usePlugin(p, 'reader');
+    const result = await p.verifyBackup(second.id, { level: 'full' });
+    expect(result.verified).toBe(true);
+    expect(result.damagedCopies).toEqual([
+      expect.objectContaining({ backupId: second.id, label: expect.stringContaining(dirs[0]), error: expect.stringMatching(/\/users\.\d+ at .* has \d+ bytes, the manifest says \d+/) }),
+      expect.objectContaining({ backupId: second.id, label: expect.stringContaining(dirs[0]), error: expect.stringContaining(`${paths.manifest(second.id)} differs from the one verified`) }),
+      expect.objectContaining({ backupId: second.id, label: expect.stringContaining(dirs[0]), error: expect.stringContaining(`${edited.copy} does not authenticate`) }),
+    ]);
+    const { into } = await emptyTarget();
+    await p.restore({ backupId: second.id, destination: into });
+    expect(await snapshot(into)).toEqual(await snapshot(db));
+    expect(JSON.stringify((into as unknown as { savedMetadata: unknown }).savedMetadata)).not.toContain('evil');
+    await p.stop();
+  });
+
+  it('with one destination, the manifest made to look unencrypted (encryption and auth dropped) and its copy intact: the copy is used, and the restore goes on', async () => {
+    const { dir, db, second, file } = await twoBackups();
+    const { encryption: _encryption, auth: _auth, ...plain } = JSON.parse(await readFile(file, 'utf8')) as StoredManifest & { encryption: unknown };
+    await writeFile(file, JSON.stringify(plain, null, 1));
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    const { into } = await emptyTarget();
+    const report = await p.restore({ backupId: second, destination: into });
+    expect(report.warnings.join('\n')).not.toContain('not encrypted');
+    expect(await snapshot(into)).toEqual(await snapshot(db));
+    await p.stop();
+  });
+
+  it('with one destination, the manifest edited and its copy beside the parts intact: the copy is used, and verification names the edited manifest', async () => {
+    const { dir, db, second, file } = await twoBackups();
+    await writeFile(file, JSON.stringify(await forge(dir, second, null), null, 1));
+    const p = plugin(dir);
+    await db.usePlugin(p, 'reader');
+    const result = await p.verifyBackup(second, { level: 'quick' });
+    expect(result).toMatchObject({ verified: true, damagedCopies: [{ backupId: second, error: expect.stringContaining(`${paths.manifest(second)} does not authenticate`) }] });
+    const { into } = await emptyTarget();
+    await p.restore({ backupId: second, destination: into, resources: ['users'] });
+    expect(JSON.stringify((into as unknown as { savedMetadata: unknown }).savedMetadata)).not.toContain('evil');
     await p.stop();
   });
 });

@@ -20,6 +20,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import type { BackupPluginEvents } from './events.js';
 import type { S3db } from 's3db.js';
+import type { KeyHandle } from './codec/index.js';
 import { implementationNotice } from './codec/options.js';
 import { createDestinationSet } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
@@ -505,6 +506,41 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /**
+   * `manifest`'s chain, full first, with each encrypted member's key (`withKeys`; else none).
+   * A member whose manifest does not authenticate under its key (or, with a passphrase set, is not
+   * encrypted) is replaced by a copy that does, held by another destination or beside the parts
+   * (catalog.trustedCopy): a manifest edited at one destination of several does not cost the
+   * backup; damagedManifestCopies names the edited one. Where no copy authenticates, the one read
+   * stays, for verification and restores to refuse. Callers pinned `manifest.chain`; a replaced
+   * manifest keeps its id, and a chain it changes is pinned here until `release`.
+   */
+  private async authenticChain(manifest: Manifest, withKeys: boolean): Promise<{ chain: Manifest[]; keys: Map<string, KeyHandle | null>; release: () => void }> {
+    const keyOf = async (m: Manifest): Promise<KeyHandle | null> => (m.encryption && withKeys ? this.keyring.keyForManifest(m, this.destinations) : null);
+    const trusted = async (m: Manifest): Promise<boolean> => {
+      const key = await keyOf(m).catch(() => null);
+      return key !== null && m.auth !== undefined && (await authProblem(m, key)) === null;
+    };
+    const pins: (() => void)[] = [];
+    for (let round = 0; ; round++) {
+      const chain = await this.catalog.chainOf(manifest);
+      const keys = new Map<string, KeyHandle | null>();
+      let replaced: Manifest | null = null;
+      for (const m of chain) {
+        const key = await keyOf(m);
+        keys.set(m.id, key);
+        const suspect = key ? (await authProblem(m, key)) !== null : withKeys && this.keyring.enabled && !m.encryption;
+        if (suspect && (replaced = await this.catalog.trustedCopy(m.id, trusted))) break;
+      }
+      // each round replaces one more member by an authentic manifest, which is never replaced again
+      if (!replaced || round > chain.length) return { chain, keys, release: () => pins.forEach((release) => release()) };
+      if (replaced.id === manifest.id) {
+        manifest = replaced;
+        pins.push(this.inUse.pin(manifest.chain));
+      }
+    }
+  }
+
+  /**
    * Verifies `manifest` with its chain: `result` is its verdict with the chain it needs (what a
    * restore of it would meet), `own` the verdict of its own data. Each backup of the chain before
    * it gets its own verdict recorded as well: verifying an incremental is how a damaged full
@@ -518,40 +554,46 @@ export class BackupPlugin extends EventEmitter {
    * manifest may come back with recoverBackups().
    */
   private async verifyChain(manifest: Manifest, level: 'quick' | 'full', started: number): Promise<{ result: VerificationResult; own: VerificationResult | null }> {
-    let chain: Manifest[];
+    let authentic: Awaited<ReturnType<BackupPlugin['authenticChain']>>;
     try {
-      chain = await this.catalog.chainOf(manifest);
+      // quick decodes nothing, but with a passphrase set it checks it (and the manifests' authentication)
+      authentic = await this.authenticChain(manifest, level === 'full' || this.keyring.enabled);
     } catch (err) {
       if (!(err instanceof BackupError && err.code === 'ERR_CHAIN_BROKEN')) throw err;
       return { result: { verified: false, level, at: new Date().toISOString(), error: err.message, destinations: [] }, own: null };
     }
-    const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
-    // quick decodes nothing, but with a passphrase set it checks it (and the manifests' authentication)
-    for (const m of chain) keys.set(m.id, m.encryption && (level === 'full' || this.keyring.enabled) ? await this.keyring.keyForManifest(m, this.destinations) : null);
+    const { chain, keys } = authentic;
     const ancestorErrors: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
-    for (const m of chain) {
-      const untrusted = unauthenticated(m, this.keyring.enabled);
-      if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
-      const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
-      for (const d of own.destinations) {
-        // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
-        if (own.verified && !d.verified) {
-          this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
-          damagedCopies.push({ backupId: m.id, label: d.label, error: d.error });
+    try {
+      for (const m of chain) {
+        const untrusted = unauthenticated(m, this.keyring.enabled);
+        if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
+        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
+        for (const d of own.destinations) {
+          // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
+          if (own.verified && !d.verified) {
+            this.log('warn', { backupId: m.id, destination: d.label, err: d.error }, `backup ${m.id} verifies from another destination, but its copy at ${d.label} is damaged`);
+            damagedCopies.push({ backupId: m.id, label: d.label, error: d.error });
+          }
         }
+        const key = keys.get(m.id) ?? null;
+        // a copy is judged by its own authentication where the one verified has it (another destination's may be edited)
+        const judge = key && m.auth !== undefined ? async (c: Manifest) => c.auth !== undefined && (await authProblem(c, key)) === null : null;
+        for (const c of await damagedManifestCopies(m, this.destinations, judge)) {
+          this.log('warn', { backupId: m.id, destination: c.label }, `backup ${m.id} at ${c.label}: ${c.error}`);
+          damagedCopies.push({ backupId: m.id, label: c.label, error: c.error });
+        }
+        const verdict: VerificationResult =
+          ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
+        if (m.id === manifest.id) return { result: damagedCopies.length > 0 ? { ...verdict, damagedCopies } : verdict, own };
+        await this.catalog.recordVerification(m.id, own, started);
+        if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
       }
-      for (const c of await damagedManifestCopies(m, this.destinations)) {
-        this.log('warn', { backupId: m.id, destination: c.label }, `backup ${m.id} at ${c.label}: ${c.error}`);
-        damagedCopies.push({ backupId: m.id, label: c.label, error: c.error });
-      }
-      const verdict: VerificationResult =
-        ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
-      if (m.id === manifest.id) return { result: damagedCopies.length > 0 ? { ...verdict, damagedCopies } : verdict, own };
-      await this.catalog.recordVerification(m.id, own, started);
-      if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
+      throw new Error(`internal: backup ${manifest.id} is not in its own chain`);
+    } finally {
+      authentic.release();
     }
-    throw new Error(`internal: backup ${manifest.id} is not in its own chain`);
   }
 
   /**
@@ -581,10 +623,10 @@ export class BackupPlugin extends EventEmitter {
       this.emit('plg:backup:restore-start', { id: backupId, options: publicOptions });
       const held = await this.pinned(backupId);
       release = held.release;
-      const manifest = held.manifest;
-      const chain = await this.catalog.chainOf(manifest);
-      const keys = new Map<string, Awaited<ReturnType<Keyring['keyForManifest']>> | null>();
-      for (const m of chain) keys.set(m.id, m.encryption ? await this.keyring.keyForManifest(m, this.destinations) : null);
+      const authentic = await this.authenticChain(held.manifest, true);
+      release = () => (held.release(), authentic.release());
+      const { chain, keys } = authentic;
+      const manifest = chain[chain.length - 1]!;
       // checked with or without `verify`: an edited manifest could name other parts that all verify
       for (const m of chain) {
         const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;

@@ -173,6 +173,47 @@ export class Catalog {
     }
   }
 
+  /**
+   * A copy of backup `id`'s manifest that `trusted` accepts, or null: the manifest at each
+   * destination, then each copy beside the parts those name. Found, it replaces the one kept, so a
+   * manifest edited at one destination of several does not hide an intact one at another (the
+   * plugin asks only when the one kept does not authenticate).
+   */
+  async trustedCopy(id: string, trusted: (candidate: Manifest) => Promise<boolean>): Promise<Manifest | null> {
+    const seen = new Set<string>();
+    const copies = new Set<string>();
+    const tryAt = async (member: Destination, path: string): Promise<Manifest | null> => {
+      let candidate: Manifest;
+      try {
+        const text = await readText(member, path);
+        if (seen.has(text)) return null;
+        seen.add(text);
+        candidate = parseManifest(text, `${path} at ${member.label}`);
+        if (candidate.id !== id) return null;
+        if (await trusted(candidate)) {
+          this.forget(id);
+          this.manifests.set(id, candidate, text.length);
+          return candidate;
+        }
+      } catch {
+        return null; // missing, unreadable or corrupt here: another copy may do
+      }
+      if (candidate.copy) copies.add(candidate.copy);
+      return null;
+    };
+    for (const member of this.set.members) {
+      const found = await tryAt(member, paths.manifest(id));
+      if (found) return found;
+    }
+    for (const copy of copies) {
+      for (const member of this.set.members) {
+        const found = await tryAt(member, copy);
+        if (found) return found;
+      }
+    }
+    return null;
+  }
+
   async require(id: string): Promise<Manifest> {
     if (typeof id !== 'string' || id === '') throw new BackupError('ERR_INVALID_OPTION', 'Invalid option "backupId": a backup id is required (see listBackups())');
     const m = await this.get(id, { confirm: true });

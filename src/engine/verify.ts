@@ -22,7 +22,7 @@ import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import { authProblem } from './manifest-auth.js';
-import type { Manifest, VerificationResult } from './manifest.js';
+import { parseManifest, type Manifest, type VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { codecOf, indexRefAt, indexSource, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
 import { paths } from './layout.js';
@@ -54,8 +54,14 @@ export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: Destina
  * a lost or corrupt manifest back from), is missing, unreadable, or not this backup's manifest:
  * one copy fewer stands behind the backup there, though it still verifies and restores from
  * another. (A backup written before copies existed is checked for its manifest alone.)
+ * `authentic`, given when the manifest verified is authenticated: each copy is judged by its own
+ * authentication too (one edited at one destination names the same parts, other definitions).
  */
-export async function damagedManifestCopies(manifest: Manifest, set: DestinationSet): Promise<{ label: string; error: string }[]> {
+export async function damagedManifestCopies(
+  manifest: Manifest,
+  set: DestinationSet,
+  authentic: ((copy: Manifest) => Promise<boolean>) | null = null,
+): Promise<{ label: string; error: string }[]> {
   // the manifest itself at each destination that holds the backup (one was read: the others may differ), then its copy
   const objects = [
     { path: paths.manifest(manifest.id), name: 'manifest', differs: 'differs from the one verified', consequence: 'recoverBackups() puts it back from the copy beside the parts there' },
@@ -67,7 +73,11 @@ export async function damagedManifestCopies(manifest: Manifest, set: Destination
       let problem: string | null = null;
       try {
         if (!(await member.stat(o.path))) problem = 'is missing';
-        else if (!sameBackup(JSON.parse(await readText(member, o.path)) as Partial<Manifest>, manifest)) problem = o.differs;
+        else {
+          const copy = parseManifest(await readText(member, o.path), `${o.path} at ${member.label}`);
+          if (!sameBackup(copy, manifest)) problem = o.differs;
+          else if (authentic && !(await authentic(copy))) problem = 'does not authenticate under the backup\'s key (edited after its backup wrote it)';
+        }
       } catch (err) {
         problem = `cannot be read (${errorMessage(err)})`;
       }
