@@ -13,7 +13,7 @@
  * chmod would not stop root) and an S3 bucket that does not exist.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -23,6 +23,7 @@ import { BackupPlugin } from '../src/index.js';
 import type { Destination } from '../src/destinations/types.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
+import { warnInto } from './helpers/logger.js';
 import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
 
 const PASSPHRASE = 'multi destination passphrase';
@@ -281,6 +282,22 @@ describe("'any' versus 'all' with one destination broken", () => {
       await writeFile(file, text);
     }
     expect((await p.verifyBackup(backup.id, { level: 'quick' })).damagedCopies).toBeUndefined();
+    await p.stop();
+  });
+
+  it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {
+    const [a, b] = [path.join(work, `unlisted-a-${Date.now()}`), path.join(work, `unlisted-b-${Date.now()}`)];
+    const warnings: string[] = [];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: warnInto(warnings) });
+    await source.usePlugin(p, `unlisted-${Date.now()}`);
+    const backup = await p.createBackup();
+    // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)
+    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
+    await symlink('manifests', path.join(b, 'manifests'));
+    const listed = await p.listBackups();
+    expect(listed.map((l) => l.id)).toEqual([backup.id]);
+    const label = p.destinations.members[1]!.label;
+    expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`^a destination could not be listed \\(${label.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: .*\\): the backups shown are those the others hold`)));
     await p.stop();
   });
 

@@ -338,7 +338,10 @@ export class BackupPlugin extends EventEmitter {
   /** Backups at the destination(s), newest first. */
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
-    const { entries, unreadable } = await this.catalog.survey();
+    const { entries, unreadable, unlisted } = await this.catalog.survey();
+    for (const u of unlisted) {
+      this.log('warn', { destination: u.label, err: u.error }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
+    }
     // A backup whose chain holds one recorded as failing verification, one whose manifest is
     // missing or unreadable, or one never verified is not `verified`, whatever its own last
     // verification said. (Retention counts only the recorded failure: a lost manifest may come back.)

@@ -216,10 +216,14 @@ export class DestinationSet {
     });
   }
 
-  /** Union of every member's objects under `prefix` (first member wins for duplicates), sorted. */
-  async listMerged(prefix: string): Promise<(ObjectInfo & { labels: string[] })[]> {
+  /**
+   * Union of every member's objects under `prefix` (first member wins for duplicates), sorted.
+   * A member that cannot be listed while another can is passed over and told to `unlisted`.
+   */
+  async listMerged(prefix: string, unlisted: (label: string, error: string) => void = () => undefined): Promise<(ObjectInfo & { labels: string[] })[]> {
     const byPath = new Map<string, ObjectInfo & { labels: string[] }>();
     const errors: string[] = [];
+    const failedLabels: string[] = [];
     const codes = new Set<string>();
     for (const member of this.members) {
       try {
@@ -230,6 +234,7 @@ export class DestinationSet {
         }
       } catch (err) {
         errors.push(failureAt(member.label, err));
+        failedLabels.push(member.label);
         codes.add(err instanceof BackupError ? err.code : '');
       }
     }
@@ -238,6 +243,7 @@ export class DestinationSet {
       const only = codes.size === 1 ? [...codes][0] : undefined;
       throw new BackupError(only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_DESTINATION_FAILED', `could not list any destination: ${errors.join('; ')}`);
     }
+    for (const [i, error] of errors.entries()) unlisted(failedLabels[i]!, error);
     return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 

@@ -4,7 +4,8 @@
  *
  * - list(): every manifests/<id>.json of every destination (merged by id), newest first, with the
  *   latest on-demand verification result (verifications/<id>.json) applied; a corrupt manifest is
- *   left out (survey() names it), never hides the others.
+ *   left out (survey() names it), never hides the others, and neither does a destination that
+ *   cannot be listed while another can (survey() names it).
  * - chainOf(): an incremental's ancestors, full first; a missing ancestor is a clear error.
  * - remove(): uncommits first (pending marker with deleting=true, then manifest), then deletes the
  *   parts, so a crash midway never leaves a manifest pointing at missing parts.
@@ -111,8 +112,8 @@ export class Catalog {
   ) {}
 
   /** Ids of committed backups across all destinations. */
-  async ids(): Promise<string[]> {
-    const listed = await this.set.listMerged(paths.manifestsPrefix);
+  async ids(unlisted?: (label: string, error: string) => void): Promise<string[]> {
+    const listed = await this.set.listMerged(paths.manifestsPrefix, unlisted);
     return listed.filter((o) => o.path.endsWith('.json')).map((o) => o.path.slice(paths.manifestsPrefix.length, -'.json'.length));
   }
 
@@ -302,10 +303,11 @@ export class Catalog {
    * `entries` (and so never deleted by retention) instead of hiding every other backup, since
    * listing is what a user needs first when things are broken.
    */
-  async survey(): Promise<{ entries: { manifest: ListedManifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[] }> {
+  async survey(): Promise<{ entries: { manifest: ListedManifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[]; unlisted: { label: string; error: string }[] }> {
     const entries: { manifest: ListedManifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
-    const ids = await this.ids();
+    const unlisted: { label: string; error: string }[] = [];
+    const ids = await this.ids((label, error) => unlisted.push({ label, error }));
     // (heads of backups deleted since, by another process too, are dropped)
     const current = new Set(ids);
     for (const id of this.heads.keys()) if (!current.has(id)) this.heads.delete(id);
@@ -331,7 +333,7 @@ export class Catalog {
       else entries.push({ manifest: r.head.manifest, summary: withVerification(r.head.summary, r.verification ?? r.head.manifest.verification) });
     }
     entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
-    return { entries, unreadable };
+    return { entries, unreadable, unlisted };
   }
 
   /** The chain of `manifest`, its full first. */
