@@ -893,6 +893,24 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await deleteBucket(admin, intoBucket);
     }
   });
+  it('a restore into a connection string with a wrong secret: ERR_TARGET_OPEN says what to check, without the secret', async () => {
+    const intoBucket = await makeBucket(admin, 'denied');
+    const src = await openDb(memoryUrl('denied-src'));
+    await seedDatabase(src, { users: 2, orders: 2, perBehavior: 1 });
+    const p = s3Plugin(s3Config('denied-target/'));
+    await src.usePlugin(p);
+    const backup = await p.createBackup();
+    try {
+      const wrongKey = s3dbConnectionString(intoBucket, 'db').replace(encodeURIComponent(s3Env().secretAccessKey), 'not-the-secret');
+      const denied = await p.restore({ backupId: backup.id, destination: wrongKey }).then(() => null, (e: unknown) => e as BackupError);
+      expect(denied).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('check the key and secret in the connection string') });
+      expect(denied!.message).not.toContain('not-the-secret');
+    } finally {
+      await p.stop();
+      await deleteBucket(admin, intoBucket);
+    }
+  });
+
   it('a replace restore whose DeleteObjects the store answers with a per-key error fails with ERR_TARGET_WRITE naming the key (s3db.js resolves it as a success)', async () => {
     const srcBucket = await makeBucket(admin, 'delerr');
     const seeded = await createS3Database(srcBucket, 'db');

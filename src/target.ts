@@ -100,6 +100,40 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
 }
 
 /**
+ * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
+ * a store that does not answer (its circuit breaker opens after ~20 s of refused connections) and
+ * access denied (which some stores, Ceph RGW among them, also answer for a bucket that does not exist).
+ */
+export function openHint(reason: string): string {
+  const unanswered = /Circuit breaker OPEN for (\S+)/.exec(reason);
+  if (unanswered) return ` (nothing answered at ${unanswered[1]}: check the host and port of the connection string, and that the store is up)`;
+  if (/\baccess denied\b/i.test(reason)) {
+    return " (check the key and secret in the connection string, with '/' and '+' in them URL-encoded, and that the bucket exists: some stores answer a missing bucket with access denied)";
+  }
+  return '';
+}
+
+/**
+ * An s3:// connection string names an AWS bucket as its host (s3://KEY:SECRET@bucket/prefix), so
+ * one whose host has a port or is an IP address (never a bucket name) meant another store: s3db.js
+ * would spend ~20 s trying AWS before failing with a message that names neither.
+ */
+function refuseEndpointAsBucket(connectionString: string, shown: string): void {
+  let url: URL;
+  try {
+    url = new URL(connectionString);
+  } catch {
+    return; // s3db.js says what is wrong with it
+  }
+  if (url.protocol !== 's3:' || (url.port === '' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(url.hostname))) return;
+  throw optionError(
+    'destination',
+    `${redactedTarget(shown)} names ${url.host} as an AWS bucket (in an s3:// connection string a bucket follows the credentials)`,
+    `For a store at ${url.host}, begin it with http:// (https:// for TLS) in place of s3://, the rest unchanged; nothing was restored`,
+  );
+}
+
+/**
  * Opens a database for the restore with the plugin database's `security` (its passphrase): records
  * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
  * s3db's default passphrase would make their secrets unreadable to the application.
@@ -116,8 +150,10 @@ async function connect(
   const openError = (err: unknown): BackupError => {
     const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
     const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
-    return new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${conciseCause(hide(errorMessage(err)))}`, { cause });
+    const reason = conciseCause(hide(errorMessage(err)));
+    return new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${reason}${openHint(reason)}`, { cause });
   };
+  refuseEndpointAsBucket(connectionString, shown);
   let db: DatabaseLike & UnconnectedDatabase;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike & UnconnectedDatabase };

@@ -19,7 +19,7 @@
  *   not be restored into an empty database. A record
  *   s3db refuses at restore is reported with its id and the reason.
  */
-import { BackupError, errorMessage, optionError } from '../errors.js';
+import { BackupError, conciseCause, errorMessage, optionError } from '../errors.js';
 import type { ResourceSelection } from '../options.js';
 import type { ArchiveRecord } from './archive.js';
 import { secretPaths } from './secrets.js';
@@ -204,6 +204,6 @@ export async function restoreLogical(db: DatabaseLike, group: string, record: Ar
     }
     return true;
   } catch (err) {
-    throw new BackupError('ERR_TARGET_WRITE', `could not restore record ${id} of '${group}' through the resource API: ${errorMessage(err)}`, { cause: err });
+    throw new BackupError('ERR_TARGET_WRITE', `could not restore record ${id} of '${group}' through the resource API: ${conciseCause(errorMessage(err))}`, { cause: err });
   }
 }

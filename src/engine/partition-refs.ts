@@ -28,7 +28,7 @@
  * backup reference the target lacks; drifted partitions read one record per reference and per
  * backup record. A reference whose record does not exist is left alone. Failures propagate.
  */
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
 import { buildResource, partitionsOf, type ResourceDefinition } from './reload.js';
@@ -276,5 +276,5 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 function refreshError(what: string, err: unknown): BackupError {
-  return new BackupError('ERR_TARGET_WRITE', `${what}: ${errorMessage(err)}; partition listings may be wrong until the same restore is run again (restores are idempotent)`, { cause: err });
+  return new BackupError('ERR_TARGET_WRITE', `${what}: ${conciseCause(errorMessage(err))}; partition listings may be wrong until the same restore is run again (restores are idempotent)`, { cause: err });
 }

@@ -29,7 +29,7 @@
  */
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
-import { BackupError, errorMessage } from '../errors.js';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, resourceOfKey } from './layout.js';
 import { undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
@@ -580,7 +580,7 @@ async function readable(db: DatabaseLike, key: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (isNotFound(err) || isLocalClient(db.client)) return false;
-    throw new BackupError('ERR_TARGET_WRITE', `could not tell whether ${key} exists in the target database: ${errorMessage(err)}; run the restore again once the target is readable`, { cause: err });
+    throw new BackupError('ERR_TARGET_WRITE', `could not tell whether ${key} exists in the target database: ${conciseCause(errorMessage(err))}; run the restore again once the target is readable`, { cause: err });
   }
 }
 
@@ -598,7 +598,7 @@ async function putRecord(db: DatabaseLike, put: ObjectWriter, record: ArchiveRec
       if (await readable(db, h.key)) return false;
       return putRecord(db, put, record, false);
     }
-    throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${errorMessage(err)}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
+    throw new BackupError('ERR_TARGET_WRITE', `could not write ${h.key} to the target database: ${conciseCause(errorMessage(err))}; run the restore again once the target is writable (restores are idempotent)`, { cause: err });
   }
 }
 
