@@ -443,6 +443,24 @@ describe('s3db-backup command line', () => {
     expect(relative.stderr).toContain('a file:// connection string takes an absolute path');
   }, 60_000);
 
+  it('a secret typed in the wrong place is never echoed: an --into or --db without its scheme, a stray argument, an id; --into memory:// is refused (it would vanish with the command)', async () => {
+    const secret = 'Pz-9xQ!secretKey42';
+    for (const args of [
+      ['restore', backupId, '--directory', backups, '--into', `AKIAEXAMPLE:${secret}@bucket/prefix`, '--yes'],
+      ['backup', '--db', `AKIAEXAMPLE:${secret}@bucket/prefix`, '--directory', backups],
+      ['list', '--directory', backups, secret],
+      ['show', secret, '--directory', backups],
+    ]) {
+      const run = await cli(args);
+      expect(run.code, run.stderr).not.toBe(0);
+      expect(`${run.stdout}${run.stderr}`).not.toContain('secretKey42');
+    }
+    expect((await cli(['list', '--directory', backups, 'prune'])).stderr).toContain("unexpected argument 'prune' for list");
+    const memory = await cli(['restore', backupId, '--directory', backups, '--into', 'memory://scratch/db', '--yes']);
+    expect(memory.code).toBe(2);
+    expect(memory.stderr).toContain('what it restored would vanish when it exits');
+  });
+
   it('verify of a backup whose copy at one of two destinations is damaged says so and exits 4 (it restores from the other)', async () => {
     const [d0, d1] = [path.join(work, 'two-0'), path.join(work, 'two-1')];
     const config = path.join(work, 'two.json');

@@ -7,7 +7,7 @@
 // encryption: { key }, schedule objects). Every backup here is restored and compared object for
 // object with its source.
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +18,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type Manifest } from '../src/index.js';
 import { createDecoder } from '../src/codec/index.js';
+import { resourceTickLeasePath } from '../src/policy.js';
 import { hookStore, openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 
@@ -169,6 +170,74 @@ describe('pathTemplate', () => {
       await p.stop();
     });
   }
+});
+
+describe('paths and names (review-paths)', () => {
+  it('a template a destination could not store or would mistake for its own files is refused at construction (review-paths P3, P4, P4b)', () => {
+    for (const pathTemplate of ['a\\b/{id}', 'a\u0001b/{id}', '{id}/\ufffe', '{id}/x\ud800', '.s3db-backup-tmp-x/{id}', '{id}/.s3db-backup-tmp-{resource}', '{id}.cas/{resource}']) {
+      expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'refused') }, pathTemplate }), pathTemplate).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"pathTemplate"') }));
+    }
+    expect(() => new BackupPlugin({ schedule: false, driver: 's3', config: { bucketName: 'my-backups', prefix: 'bk\u0001/' } })).toThrow(expect.objectContaining({ message: expect.stringContaining('"config.prefix"') }));
+  });
+
+  it('a resource name of 240 characters (s3db.js takes up to 246 on file://) backs up to a filesystem destination and restores; its part name is cut, with a hash of the whole', async () => {
+    const dir = path.join(work, 'long-name');
+    const db = await openDb(bucket('long-name'));
+    const name = `r${'x'.repeat(239)}`;
+    await (await db.createResource({ name, attributes: { v: 'string' } })).insert({ id: 'a', v: 'long' });
+    const p = plugin(dir);
+    await db.usePlugin(p);
+    const before = await snapshot(db);
+    const backup = await p.createBackup();
+    const part = (await p.getBackup(backup.id))!.manifest.parts.find((x) => x.group === name)!;
+    expect(path.posix.basename(part.path).length).toBeLessThan(140);
+    await restoresExactly(p, backup.id, before);
+    await p.stop();
+  });
+
+  it("a per-resource schedule's tick lease has a short file name however many and long its resources' names, and one of its own for a resource named 'a,b' beside resources 'a' and 'b' (review-paths P5)", () => {
+    const many = Array.from({ length: 12 }, (_, i) => `customer_records_partition_${String(i).padStart(2, '0')}`);
+    expect(path.posix.basename(resourceTickLeasePath(many)).length).toBeLessThan(120);
+    expect(resourceTickLeasePath(['a,b'])).not.toBe(resourceTickLeasePath(['a', 'b']));
+    expect(resourceTickLeasePath(['users'])).toBe('locks/tick-resources-users.lease');
+  });
+
+  it("a database nested inside another's keys (its s3db.json under the outer prefix) is named in a warning when the outer one is backed up: a whole restore of the outer one would revert it", async () => {
+    const name = `nested-${process.pid}-${++seq}`;
+    const outer = await openDb(`memory://${name}/app`);
+    await (await outer.createResource({ name: 'users', attributes: { v: 'string' } })).insert({ id: 'o1', v: 'outer' });
+    const inner = await openDb(`memory://${name}/app/tenant`);
+    await (await inner.createResource({ name: 'users', attributes: { v: 'string' } })).insert({ id: 'i1', v: 'inner' });
+    const warnings: string[] = [];
+    const p = plugin(path.join(work, 'nested'), { logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } });
+    await outer.usePlugin(p);
+    await p.createBackup();
+    expect(warnings).toContainEqual(expect.stringMatching(/another s3db\.js database or s3db-backup destination lives inside this database's keys \("tenant\/"\)/));
+    await p.stop();
+  });
+
+  it('a leftover marker that cannot be processed (a path the destination refuses) is told and passed over: the next crash leftovers there are still cleaned', async () => {
+    const dir = path.join(work, 'poisoned');
+    const db = await seeded('poisoned');
+    const warnings: string[] = [];
+    const p = plugin(dir, { staleAfterMs: 1, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } });
+    await db.usePlugin(p);
+    await p.createBackup();
+    // as a crash of an older version, whose template held a backslash, and a later crash, left them
+    const marker = (id: string, parts: string[]) => JSON.stringify({ id, type: 'full', startedAt: new Date(0).toISOString(), heartbeatAt: new Date(0).toISOString(), host: 'gone', pid: 1, parts });
+    await mkdir(path.join(dir, 'pending'), { recursive: true });
+    await writeFile(path.join(dir, 'pending', 'full-19700101T000000000Z-000001.json'), marker('full-19700101T000000000Z-000001', ['data/a\\b/users.000001']));
+    const leftover = 'data/1970/01/01/full-19700101T000000000Z-000002/users.000001';
+    await mkdir(path.dirname(path.join(dir, leftover)), { recursive: true });
+    await writeFile(path.join(dir, leftover), 'part of a backup that died');
+    await writeFile(path.join(dir, 'pending', 'full-19700101T000000000Z-000002.json'), marker('full-19700101T000000000Z-000002', [leftover]));
+    await p.createBackup();
+    const files = await filesUnder(dir);
+    expect(files).not.toContain(leftover);
+    expect(files).not.toContain('pending/full-19700101T000000000Z-000002.json');
+    expect(warnings).toContainEqual(expect.stringContaining('could not clean up the leftovers of backup full-19700101T000000000Z-000001'));
+    await p.stop();
+  });
 });
 
 const run = promisify(execFile);

@@ -393,6 +393,9 @@ describe('recovery paths', () => {
     await db.usePlugin(writer, 'writer');
     await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('encryption.keyFile in manifests/<id>.json') });
     expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe('garbage'); // not replaced by a new key
+    // another tool's JSON file of that name (a service account's key): said to be not ours
+    await writeFile(path.join(dir, 'key.json'), JSON.stringify({ type: 'service_account', private_key: '...' }));
+    await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('not an s3db-backup key file') });
     await writer.stop();
   });
 

@@ -405,15 +405,22 @@ describe('S3Destination on Ceph RGW', () => {
     const other = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: otherKey }));
     const nested = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}db2/data/2026/12/02/full-x/users.000001` }));
     const video = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${d.prefix}video.mp4` }));
-    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual([UploadId, nested.UploadId, video.UploadId].sort());
+    // under data/ too (a destination at the bucket root shares it): another application's export,
+    // and a plugin whose prefix is nested there (review-paths P3b)
+    const exportKey = `${d.prefix}data/exports/2026-12-02-warehouse-dump.parquet`;
+    const exported = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: exportKey }));
+    const underDataKey = `${d.prefix}data/x/data/2026/12/02/full-y/users.000001`;
+    const underData = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: underDataKey }));
+    const foreign = [nested.UploadId, video.UploadId, exported.UploadId, underData.UploadId];
+    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual([UploadId, ...foreign].sort());
 
     expect(await d.abortStaleUploads(60 * 60 * 1000)).toEqual([]); // started seconds ago: kept
-    expect(await listMultipartUploads(admin, bucket, d.prefix)).toHaveLength(3);
+    expect(await listMultipartUploads(admin, bucket, d.prefix)).toHaveLength(5);
     const aborted = await d.abortStaleUploads(0);
     expect(aborted.map((a) => [a.path, a.uploadId])).toEqual([['data/2026/12/02/full-20261202T000000000Z-abcdef/users.000007', UploadId]]);
-    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual([nested.UploadId, video.UploadId].sort());
+    expect((await listMultipartUploads(admin, bucket, d.prefix)).map((u) => u.UploadId).sort()).toEqual(foreign.sort());
     expect((await listMultipartUploads(admin, bucket, 'other-')).map((u) => u.UploadId)).toContain(other.UploadId);
-    for (const [k, id] of [[`${d.prefix}db2/data/2026/12/02/full-x/users.000001`, nested.UploadId], [`${d.prefix}video.mp4`, video.UploadId], [otherKey, other.UploadId]] as const) {
+    for (const [k, id] of [[`${d.prefix}db2/data/2026/12/02/full-x/users.000001`, nested.UploadId], [`${d.prefix}video.mp4`, video.UploadId], [otherKey, other.UploadId], [exportKey, exported.UploadId], [underDataKey, underData.UploadId]] as const) {
       await admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: k, UploadId: id }));
     }
   });

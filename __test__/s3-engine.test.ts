@@ -605,6 +605,26 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
   });
 
+  it("a database whose key prefix has '//' or './' in it (s3db.js writes its keys collapsed: 'app/x/...') backs up every object, restores exactly, and a replace into it deletes what the backup lacks", async () => {
+    const srcBucket = await makeBucket(admin, 'dslash');
+    const db = await createS3Database(srcBucket, 'app//x/./y');
+    try {
+      await seedDatabase(db, ON_RGW);
+      const want = await snapshot(db as never);
+      const p = s3Plugin(s3Config('dslash-backups/'));
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      expect(backup.objects).toBe(want.length);
+      await (db.resources.users as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'added-after', name: 'x', email: 'x@example.com' });
+      const report = await p.restore({ backupId: backup.id });
+      expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
+      expect(await snapshot(db as never)).toEqual(want);
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, srcBucket);
+    }
+  });
+
   it('databases with one bucket and prefix on two S3 endpoints are two retention series: one never prunes the other\'s backups; the manifest names the endpoint without credentials', async () => {
     // A second S3 store is stood in for by the test server behind a proxy on another port that
     // injects nothing (rate 0): to s3db-backup an endpoint only names a store.

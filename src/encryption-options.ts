@@ -11,6 +11,7 @@
  *   FORMAT.md 2.6).
  */
 import { optionError } from './errors.js';
+import { MAX_KDF_ITERATIONS } from './codec/key-file.js';
 
 const ENCRYPTION_KEYS = ['enabled', 'passphrase', 'key', 'algorithm', 'iterations', 'keyDerivation'];
 const KEY_DERIVATION_KEYS = ['algorithm', 'iterations', 'salt'];
@@ -77,6 +78,9 @@ function encryptionOption(value: unknown): { passphrase: string | null; iteratio
 }
 
 function iterationsOption(name: string, value: unknown): number {
-  if (!Number.isInteger(value) || (value as number) < 100_000) throw optionError(name, 'must be an integer >= 100000', 'The default, 600000, follows OWASP');
+  // (a key file asking for more is refused as damaged: every backup would fail, from the first tick)
+  if (!Number.isInteger(value) || (value as number) < 100_000 || (value as number) > MAX_KDF_ITERATIONS) {
+    throw optionError(name, `must be an integer from 100000 to ${MAX_KDF_ITERATIONS}`, 'The default, 600000, follows OWASP');
+  }
   return value as number;
 }

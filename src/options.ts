@@ -29,7 +29,7 @@ export interface DestinationOption {
 }
 
 export interface ResourceSelection {
-  filter?: Record<string, unknown> | ((record: Record<string, unknown>) => boolean);
+  filter?: Record<string, unknown> | ((record: Record<string, unknown>) => unknown);
   fields?: string[];
   limit?: number;
   schedule?: ScheduleValue;
@@ -199,11 +199,18 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     for (const [name, value] of Object.entries(o.resources)) {
       if (value === false) exclude.push(name);
       else if (value === true) continue;
-      else if (typeof value === 'object' && value !== null) {
-        const { filter, fields, limit, schedule } = value;
-        if (filter !== undefined && typeof filter !== 'function' && (typeof filter !== 'object' || filter === null)) throw optionError(`resources.${name}.filter`, 'must be an object of field values or a function');
+      else if (isPlainObject(value)) {
+        // a misspelt key (schedul, filtr) would back the resource up whole on the main schedule
+        for (const key of Object.keys(value)) {
+          if (!['filter', 'fields', 'limit', 'schedule'].includes(key)) throw optionError(`resources.${name}.${key}`, 'is not a resource option', 'Known: filter, fields, limit, schedule');
+        }
+        const { filter, fields, limit, schedule } = value as { filter?: unknown; fields?: unknown; limit?: unknown; schedule?: unknown };
+        // (an array or a Buffer as filter matched no record: a backup of nothing, "verified")
+        if (filter !== undefined && typeof filter !== 'function' && !isPlainObject(filter)) {
+          throw optionError(`resources.${name}.filter`, 'must be an object of field values or a function of the record', "e.g. { status: 'active' } or (record) => record.status === 'active'");
+        }
         if (fields !== undefined) stringList(`resources.${name}.fields`, fields);
-        if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw optionError(`resources.${name}.limit`, 'must be a positive integer');
+        if (limit !== undefined && (!Number.isInteger(limit) || (limit as number) < 1)) throw optionError(`resources.${name}.limit`, 'must be a positive integer');
         if (schedule !== undefined) {
           const own = scheduleValue(`resources.${name}.schedule`, schedule);
           // A resource with its own schedule is left out of the main one: with no timer of its own
@@ -213,11 +220,17 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
           }
           resourceSchedules[name] = own;
         }
-        if (filter !== undefined || fields !== undefined || limit !== undefined) selections[name] = { filter, fields, limit };
+        if (filter !== undefined || fields !== undefined || limit !== undefined) selections[name] = { filter, fields, limit } as ResourceSelection;
       } else throw optionError(`resources.${name}`, 'must be true, false or { filter, fields, limit, schedule }');
     }
   }
 
+  // a selection of nothing would store an empty backup, "verified", at every tick
+  if (include?.length === 0) throw optionError('include', 'is empty: it selects no resource, so every backup would hold nothing', 'Leave include out (or null) to back up every resource');
+  const dropped = include?.filter((r) => exclude.includes(r)) ?? [];
+  if (dropped.length > 0) {
+    throw optionError('exclude', `leaves out ${dropped.join(', ')}, which include selects (or resources: { ${dropped[0]}: false })`, 'Name each resource in one of them');
+  }
   return {
     driver,
     destinations,
@@ -243,7 +256,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     concurrency: o.concurrency === undefined && o.parallelism === undefined ? null : positiveInt('concurrency', o.concurrency ?? o.parallelism),
     pageSize: o.pageSize === undefined ? null : positiveInt('pageSize', o.pageSize),
     segmentSize: sized('segmentSize', o.segmentSize ?? MiB, 1024, 16 * MiB),
-    threads: o.threads === undefined ? undefined : positiveInt('threads', o.threads),
+    threads: o.threads === undefined ? undefined : atMost('threads', positiveInt('threads', o.threads), MAX_THREADS),
     lease: leaseOption(o.lease),
     staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
     progressIntervalMs: positiveInt('progressIntervalMs', o.progressIntervalMs ?? 1000),
@@ -279,6 +292,14 @@ function retriesOption(value: unknown): number {
 }
 
 /** A positive whole number of milliseconds that a Node timer can hold (a longer one fires at once). */
+/** The codec's own limit of worker threads (codec/options.ts), checked here so a backup does not fail on it at its first tick. */
+const MAX_THREADS = 256;
+
+function atMost(name: string, n: number, max: number): number {
+  if (n > max) throw optionError(name, `${n} is more than ${max}`, `Use 1 to ${max}`);
+  return n;
+}
+
 function timerMs(name: string, value: unknown): number {
   const n = positiveInt(name, value);
   if (n > MAX_TIMER_MS) throw optionError(name, `${n} ms is longer than a timer can wait`, `Use at most ${MAX_TIMER_MS} (about 24.8 days)`);
@@ -316,10 +337,12 @@ function scheduleValue(name: string, value: unknown): ScheduleValue {
     return value;
   }
   if (typeof value === 'string' && value.trim() !== '') return value.trim();
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+  if (isPlainObject(value)) {
     const v = value as { cron?: unknown; interval?: unknown; enabled?: unknown };
-    for (const key of Object.keys(v)) {
+    for (const [key, field] of Object.entries(v)) {
       if (!SCHEDULE_KEYS.includes(key)) throw optionError(`${name}.${key}`, 'is not a schedule field', `A schedule object is {} (no timer), { cron: '0 2 * * *' } or { interval: 3600000 }, optionally with enabled; or write ${name}: 'daily'`);
+      // { cron: process.env.BACKUP_CRON } with the variable unset would turn backups off in silence
+      if (field === undefined || field === null) throw optionError(`${name}.${key}`, `is ${String(field)} (an unset environment variable?)`, `Set it, or write ${name}: false to turn the timer off`);
     }
     if (v.enabled !== undefined && typeof v.enabled !== 'boolean') throw optionError(`${name}.enabled`, 'must be true or false');
     if (v.cron !== undefined && v.interval !== undefined) throw optionError(name, 'has both cron and interval', 'Give one');
@@ -370,7 +393,15 @@ function leaseOption(value: unknown): NormalizedOptions['lease'] {
   if (typeof value === 'object' && value !== null) {
     const v = value as { ttlMs?: number; waitMs?: number };
     for (const key of Object.keys(v)) if (key !== 'ttlMs' && key !== 'waitMs') throw optionError(`lease.${key}`, 'is not a lease option', 'Use { ttlMs, waitMs }');
-    return { enabled: true, ttlMs: positiveInt('lease.ttlMs', v.ttlMs ?? defaults.ttlMs), waitMs: v.waitMs === 0 ? 0 : positiveInt('lease.waitMs', v.waitMs ?? defaults.waitMs) };
+    // (its renewals every ttlMs / 3 are timers: longer than a timer can wait, they would fire at once, again and again)
+    return { enabled: true, ttlMs: timerMs('lease.ttlMs', v.ttlMs ?? defaults.ttlMs), waitMs: v.waitMs === 0 ? 0 : positiveInt('lease.waitMs', v.waitMs ?? defaults.waitMs) };
   }
   throw optionError('lease', 'must be true, false or { ttlMs, waitMs }');
+}
+
+/** An object literal (or Object.create(null)): not an array, Buffer, Date, Map or class instance. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }

@@ -22,6 +22,7 @@ import type { BackupPluginEvents } from './events.js';
 import type { S3db } from 's3db.js';
 import type { KeyHandle } from './codec/index.js';
 import { implementationNotice } from './codec/options.js';
+import { checkOptions, isBoolean, isString, oneOf, shown, type Check } from './method-options.js';
 import { createDestinationSet } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
@@ -59,12 +60,17 @@ export interface CreateBackupOptions {
   resources?: string[] | null;
   /** Labels kept in the manifest, in plaintext (retention's `tags` rules keep backups carrying them). */
   tags?: string[];
-  /** Internal: the trigger or schedule that started this backup. */
-  trigger?: { event: string; payload: unknown } | null;
+  /** Stops the backup (cleanly, ERR_ABORTED), or its wait behind a running one. */
   signal?: AbortSignal;
-  /** Internal: called when the backup leaves the queue and starts. */
+}
+
+/** What the plugin's own schedules and triggers add to createBackup()'s options. */
+export interface AutomaticBackupOptions {
+  /** The trigger or schedule that started this backup. */
+  trigger?: { event: string; payload: unknown } | null;
+  /** Called when the backup leaves the queue and starts. */
   onStart?: () => void;
-  /** Internal: resources left out besides the `exclude` option (the main schedule's, for resources with their own). */
+  /** Resources left out besides the `exclude` option (the main schedule's, for resources with their own). */
   alsoExclude?: string[];
 }
 
@@ -100,9 +106,32 @@ export interface ListBackupsOptions {
   prefix?: string;
 }
 
-const LIST_OPTIONS = new Set(['resource', 'limit', 'verified', 'type', 'startDate', 'endDate', 'prefix']);
+const LIST_CHECKS: Record<string, Check | null> = {
+  resource: isString,
+  limit: null,
+  verified: isBoolean,
+  type: oneOf('full', 'incremental'),
+  startDate: null,
+  endDate: null,
+  prefix: isString,
+};
 /** createBackup's options (the last three are internal: triggers, schedules). */
-const CREATE_OPTIONS = new Set(['type', 'reason', 'metadata', 'resources', 'tags', 'signal', 'trigger', 'onStart', 'alsoExclude']);
+const CREATE_CHECKS: Record<string, Check | null> = {
+  type: oneOf('full', 'incremental', 'selective'),
+  reason: isString,
+  metadata: (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be an object of values stored with the backup, not ${shown(v)}`;
+    try {
+      JSON.stringify(v);
+      return null;
+    } catch (err) {
+      return `cannot be stored as JSON (${errorMessage(err)})`;
+    }
+  },
+  resources: (v) => (v === null || (Array.isArray(v) && v.length > 0 && v.every((r) => typeof r === 'string')) ? null : 'must be a non-empty array of resource names (or null: every resource)'),
+  tags: (v) => (Array.isArray(v) && v.every((t) => typeof t === 'string' && t.trim() !== '') ? null : "must be an array of non-empty strings, e.g. createBackup({ tags: ['pre-deploy'] })"),
+  signal: (v) => (v instanceof AbortSignal ? null : `must be an AbortSignal (e.g. AbortSignal.timeout(ms)), not ${shown(v)}`),
+};
 
 function timeOption(name: string, value: Date | string | undefined): number | null {
   if (value === undefined) return null;
@@ -173,7 +202,12 @@ export class BackupPlugin extends EventEmitter {
     this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]', destinations: redactCredentials(normalized.destinations) });
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
     this.options = redactCredentials(options);
-    if (options.logger !== undefined) this.logger = options.logger as Logger;
+    if (options.logger !== undefined) {
+      const l = options.logger as unknown as Record<string, unknown> | null;
+      const missing = ['info', 'warn', 'error'].filter((level) => typeof l?.[level] !== 'function');
+      if (missing.length > 0) throw optionError('logger', `must have info, warn and error functions (missing: ${missing.join(', ')})`, 'Pass a pino-style logger, or leave logger out (s3db.js hands its own to plugins)');
+      this.logger = options.logger as Logger;
+    }
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
     this.catalog = new Catalog(this.destinations, (message, backupId) => this.log('warn', { backupId }, message));
@@ -238,10 +272,15 @@ export class BackupPlugin extends EventEmitter {
 
   /** Takes a backup now. Queues behind a running one (here, or on another instance: see the lease). */
   async createBackup(options: CreateBackupOptions = {}): Promise<BackupResult> {
-    for (const name of Object.keys(options)) if (!CREATE_OPTIONS.has(name)) throw optionError(name, 'is not a createBackup option', `Known: type, reason, metadata, resources, tags, signal`);
-    if (options.tags !== undefined && (!Array.isArray(options.tags) || options.tags.some((t) => typeof t !== 'string' || t.trim() === ''))) {
-      throw optionError('tags', 'must be an array of non-empty strings', "e.g. createBackup({ tags: ['pre-deploy'] })");
-    }
+    checkOptions('createBackup', options, CREATE_CHECKS);
+    return this.automaticBackup(options);
+  }
+
+  /**
+   * @internal createBackup() with the options only the plugin's schedules and triggers give
+   * (`trigger`, `onStart`, `alsoExclude`), unchecked.
+   */
+  async automaticBackup(options: CreateBackupOptions & AutomaticBackupOptions): Promise<BackupResult> {
     // stop() cancels this backup if it is still waiting for another instance's lease then; one
     // asked for after stop() (a stopped plugin used by hand) is not cancelled by it.
     const stopped = this.halt.signal.aborted ? undefined : this.halt.signal;
@@ -337,7 +376,8 @@ export class BackupPlugin extends EventEmitter {
 
   /** Backups at the destination(s), newest first. */
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
-    for (const name of Object.keys(options)) if (!LIST_OPTIONS.has(name)) throw optionError(name, 'is not a listBackups option', `Known: ${[...LIST_OPTIONS].join(', ')}`);
+    // a mistyped filter would list nothing, which at 3 AM reads as "no backups"
+    checkOptions('listBackups', options, LIST_CHECKS);
     const { entries, unreadable, unlisted } = await this.catalog.survey();
     for (const u of unlisted) {
       this.log('warn', { destination: u.label, err: u.error }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
@@ -391,6 +431,7 @@ export class BackupPlugin extends EventEmitter {
 
   /** One backup: its summary plus the manifest's details (per-resource counts, parts, s3db.json). */
   async getBackup(id: string): Promise<(BackupSummary & { manifest: Manifest }) | null> {
+    if (typeof id !== 'string') throw optionError('backupId', `must be a backup id (a string), not ${shown(id)}`, 'Pick one from listBackups()');
     const stored = await this.catalog.get(id, { confirm: true });
     if (!stored) return null;
     const manifest = await this.unsealer()(stored);
@@ -415,6 +456,8 @@ export class BackupPlugin extends EventEmitter {
 
   /** Deletes a backup. Refuses one that incrementals depend on unless `force` (which deletes them too). */
   async deleteBackup(id: string, options: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
+    // force deletes the incrementals built on it too: only `true` means it
+    checkOptions('deleteBackup', options, { force: isBoolean }, {}, 'nothing was deleted');
     return this.serialized(() =>
       this.withLease(async () => {
         // a deletion of this id that died midway is finished here (its manifest is already gone)
@@ -431,7 +474,8 @@ export class BackupPlugin extends EventEmitter {
    * deletion finished here is logged (the backup was still listed).
    */
   private async finishLeftovers(): Promise<Leftover[]> {
-    const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids)).catch((err: unknown) => {
+    const failed = (message: string) => this.log('warn', {}, `cleanup of leftovers: ${message}`);
+    const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids), failed).catch((err: unknown) => {
       this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed');
       return [];
     });
@@ -476,6 +520,7 @@ export class BackupPlugin extends EventEmitter {
    * backup unverified, which retention then removes.
    */
   async verifyBackup(id: string, options: { level?: 'quick' | 'full' } = {}): Promise<VerificationResult> {
+    checkOptions('verifyBackup', options, { level: null });
     const level = options.level ?? 'full';
     if (level !== 'quick' && level !== 'full') throw optionError('level', `"${String(level)}" is not 'quick' or 'full'`);
     const { manifest, release } = await this.pinned(id);
@@ -603,17 +648,24 @@ export class BackupPlugin extends EventEmitter {
    * Restores a backup. Seed dialect: restore({ backupId, destination, resources, mode, verify, dryRun });
    * s3db.js dialect: restore(backupId, { resources, mode }).
    */
-  async restore(idOrOptions: string | RestoreOptions, maybeOptions: RestoreOptions = {}): Promise<RestoreReport> {
+  async restore(idOrOptions: string | RestoreOptions, maybeOptions?: RestoreOptions): Promise<RestoreReport> {
     const s3dbDialect = typeof idOrOptions === 'string';
+    if (!s3dbDialect && maybeOptions !== undefined) {
+      // restore({ backupId }, { dryRun: true }) would otherwise restore for real
+      throw optionError('options', 'restore({ backupId, ... }) takes one argument (nothing was restored)', 'Put every option in that object, or call restore(backupId, { ... })');
+    }
+    checkOptions('restore', s3dbDialect ? maybeOptions : idOrOptions, RESTORE_CHECKS, RESTORE_HINTS, 'nothing was restored');
+    if (s3dbDialect && maybeOptions?.backupId !== undefined && maybeOptions.backupId !== idOrOptions) {
+      throw optionError('backupId', `names ${String(maybeOptions.backupId)}, and the first argument ${idOrOptions} (nothing was restored)`, 'Give the backup once');
+    }
     const options: RestoreOptions = s3dbDialect ? { ...maybeOptions, backupId: idOrOptions } : { ...(idOrOptions ?? {}) };
-    checkRestoreOptionNames(options);
     const backupId = options.backupId;
     if (typeof backupId !== 'string' || backupId === '') throw optionError('backupId', 'is required', 'Pick one from listBackups()');
     // Each dialect keeps its own default: s3db.js's restore(id) merges; the story's restore({...}) replaces.
     const mode = options.mode ?? (s3dbDialect ? 'merge' : 'replace');
     if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
-    if (options.resources != null && (!Array.isArray(options.resources) || options.resources.some((r) => typeof r !== 'string'))) {
-      throw optionError('resources', 'must be an array of resource names (or null or left out: every resource)');
+    if (options.resources != null && (!Array.isArray(options.resources) || options.resources.length === 0 || options.resources.some((r) => typeof r !== 'string'))) {
+      throw optionError('resources', 'must be a non-empty array of resource names (or null or left out: every resource)');
     }
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
@@ -758,6 +810,8 @@ export class BackupPlugin extends EventEmitter {
 
   /** Applies the retention policy now. With dryRun, reports what it would delete and why. */
   async prune(options: { dryRun?: boolean } = {}): Promise<RetentionPlan & { deleted: string[] }> {
+    // a misspelt dry run would delete for real
+    checkOptions('prune', options, { dryRun: isBoolean }, { dryrun: 'Use dryRun: true', dry: 'Use dryRun: true', dryRUN: 'Use dryRun: true' }, 'nothing was deleted');
     return this.serialized(() =>
       this.withLease(async () => {
         // a deletion cut short and finished now counts as deleted by this prune (it was listed)
@@ -872,21 +926,20 @@ export class BackupPlugin extends EventEmitter {
 
   /** s3db.js: backup(type, { resources, metadata }) -> { id, type, size, duration, checksum, driverInfo }. */
   async backup(type: 'full' | 'incremental' = 'full', options: { resources?: string[] | null; metadata?: Record<string, unknown>; reason?: string; tags?: string[] } = {}): Promise<BackupResult> {
-    for (const name of Object.keys(options)) {
-      if (!['resources', 'metadata', 'reason', 'tags'].includes(name)) {
-        throw optionError(name, 'is not a backup() option', name === 'compression' ? 'Compression is set once, in the plugin options (every part of a backup uses one codec)' : 'Known: resources, metadata, reason, tags');
-      }
-    }
+    checkOptions('backup', options, { resources: null, metadata: CREATE_CHECKS.metadata!, reason: isString, tags: CREATE_CHECKS.tags! }, { compression: 'Compression is set once, in the plugin options (every part of a backup uses one codec)' });
     return this.createBackup({ type, resources: options.resources, metadata: options.metadata, reason: options.reason, ...(options.tags ? { tags: options.tags } : {}) });
   }
 
   /** s3db.js docs: cleanupBackups() applies the retention policy (= prune()). */
-  async cleanupBackups(): Promise<RetentionPlan & { deleted: string[] }> {
+  async cleanupBackups(...args: unknown[]): Promise<RetentionPlan & { deleted: string[] }> {
+    // it deletes: an argument meant as a dry run must not be dropped
+    if (args.some((a) => a !== undefined)) throw optionError('options', 'cleanupBackups() takes no options: it applies the retention policy now', 'For a dry run, call prune({ dryRun: true })');
     return this.prune();
   }
 
   /** s3db.js: status of a backup known to this process or to the destination, or null. */
   async getBackupStatus(id: string): Promise<StatusRecord | null> {
+    if (typeof id !== 'string') throw optionError('backupId', `must be a backup id (a string), not ${shown(id)}`, 'Pick one from listBackups()');
     const known = this.statuses.get(id);
     // a completed backup may have been deleted since, by another process too
     if (known && known.status !== 'completed') return known;
@@ -898,7 +951,7 @@ export class BackupPlugin extends EventEmitter {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Runs one backup now; the caller serializes (see serialized()). */
-  private async takeBackup(options: CreateBackupOptions, stopped?: AbortSignal): Promise<BackupResult> {
+  private async takeBackup(options: CreateBackupOptions & AutomaticBackupOptions, stopped?: AbortSignal): Promise<BackupResult> {
     options.onStart?.();
     // A scheduled or triggered backup that was still queued when the plugin stopped does not run.
     const automatic = options.trigger !== undefined && options.trigger !== null;
@@ -1338,8 +1391,13 @@ export class BackupPlugin extends EventEmitter {
   /** @internal */
   log(level: 'warn' | 'error' | 'info', obj: Record<string, unknown>, msg: string): void {
     const logger = this.logger;
-    if (logger) logger[level](obj, msg);
-    else if (level !== 'info') console.warn(`[s3db-backup] ${msg}`, JSON.stringify(obj));
+    try {
+      if (logger) logger[level](obj, msg);
+      else if (level !== 'info') console.warn(`[s3db-backup] ${msg}`, JSON.stringify(obj));
+    } catch (err) {
+      // a log sink that fails must not fail the backup or restore that logs
+      if (level !== 'info') console.warn(`[s3db-backup] ${msg} (the logger threw: ${errorMessage(err)})`);
+    }
   }
 }
 
@@ -1394,21 +1452,22 @@ function resourceLabel(m: Manifest): string {
   return include.length === 1 ? include[0]! : [...include].sort().join(',');
 }
 
-/** Option names restore() knows; a misspelt or foreign one must not be ignored (it could name the target). */
-const RESTORE_OPTIONS = new Set(['backupId', 'destination', 'resources', 'mode', 'verify', 'dryRun', 'allowPlaintext']);
+/** Options restore() knows; a misspelt or foreign one must not be ignored (it could name the target). */
+const RESTORE_CHECKS: Record<string, Check | null> = {
+  backupId: isString,
+  destination: null,
+  resources: null,
+  mode: null,
+  verify: isBoolean,
+  dryRun: isBoolean,
+  allowPlaintext: isBoolean,
+};
 const RESTORE_HINTS: Record<string, string> = {
   target: "Use destination: 'production', a Database, a connection string or a bare name",
   database: "Use destination: 'production', a Database, a connection string or a bare name",
   overwrite: "Use mode: 'replace' (the backup wins, other objects deleted), 'merge' or 'skip'",
   id: 'Use backupId',
 };
-
-function checkRestoreOptionNames(options: RestoreOptions): void {
-  for (const name of Object.keys(options)) {
-    if (RESTORE_OPTIONS.has(name)) continue;
-    throw optionError(name, 'is not a restore option (nothing was restored)', RESTORE_HINTS[name] ?? `Known: ${[...RESTORE_OPTIONS].join(', ')}`);
-  }
-}
 
 /**
  * s3db.js documents `db.getPlugin(name)`, but 21.x has no such method; the story's recovery code

@@ -64,13 +64,16 @@ interface JobSpec {
 }
 
 /**
- * The tick lease of a per-resource schedule: apart from the main schedule's (a resource may be
- * named `main`), and apart for names that read alike once made safe for a path (`a.b`, `a_b`).
+ * The tick lease of a per-resource schedule shared by `names`: apart from the main schedule's (a
+ * resource may be named `main`), apart for names that read alike once made safe for a path (`a.b`,
+ * `a_b`) or joined (a resource `a,b` and resources `a` + `b`), and short enough for a file name
+ * however many and long the names (review-paths P5): a hash of the list stands for what is cut.
  */
-function resourceTickLeasePath(name: string): string {
-  const safe = name.replace(/[^A-Za-z0-9_-]/g, '_');
-  const exact = safe === name ? '' : `-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
-  return `locks/tick-resources-${safe}${exact}.lease`;
+export function resourceTickLeasePath(names: string[]): string {
+  const safe = names.join('_').replace(/[^A-Za-z0-9_-]/g, '_');
+  const exact = names.length === 1 && safe === names[0] && safe.length <= 64;
+  const tag = exact ? '' : `-${createHash('sha256').update(JSON.stringify(names)).digest('hex').slice(0, 12)}`;
+  return `locks/tick-resources-${safe.slice(0, 64)}${tag}.lease`;
 }
 
 interface ScheduledJob {
@@ -142,7 +145,7 @@ export class BackupPolicy {
     this.addJob(this.config.schedule, { name: 'main', include: mainInclude, excludeOwn: own, leasePath: 'locks/tick-main.lease' });
     for (const [key, names] of groups) {
       const name = names.join(',');
-      this.addJob(JSON.parse(key) as ScheduleInput, { name, include: names, excludeOwn: [], leasePath: resourceTickLeasePath(name) });
+      this.addJob(JSON.parse(key) as ScheduleInput, { name, include: names, excludeOwn: [], leasePath: resourceTickLeasePath(names) });
     }
   }
 
@@ -258,7 +261,7 @@ export class BackupPolicy {
     // The main schedule leaves out the resources with their own schedule by excluding them (not by
     // listing the others), so a resource created later joins it and its selection series stays one.
     const backup = () =>
-      this.plugin.createBackup({
+      this.plugin.automaticBackup({
         type: this.config.type,
         reason: `scheduled (${name})`,
         resources: include ?? undefined,
@@ -336,7 +339,7 @@ export class BackupPolicy {
       const payload = jsonSafe(context);
       await this.withRetries(
         () =>
-          this.plugin.createBackup({
+          this.plugin.automaticBackup({
             type: trigger.type ?? 'full',
             reason: trigger.reason ?? `triggered by ${trigger.event}`,
             trigger: { event: trigger.event, payload },

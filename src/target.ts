@@ -114,16 +114,22 @@ export function openHint(reason: string): string {
 }
 
 /**
- * An s3:// connection string names an AWS bucket as its host (s3://KEY:SECRET@bucket/prefix), so
- * one whose host has a port or is an IP address (never a bucket name) meant another store: s3db.js
- * would spend ~20 s trying AWS before failing with a message that names neither.
+ * Connection strings s3db.js would read as something else than meant: a file:// one with a host
+ * (a relative path), and an s3:// one whose host, which names an AWS bucket
+ * (s3://KEY:SECRET@bucket/prefix), has a port or is an IP address (never a bucket name): it meant
+ * another store, and s3db.js would spend ~20 s trying AWS before failing with a message that
+ * names neither.
  */
-function refuseEndpointAsBucket(connectionString: string, shown: string): void {
+function refuseMisreadUrl(connectionString: string, shown: string): void {
   let url: URL;
   try {
     url = new URL(connectionString);
   } catch {
     return; // s3db.js says what is wrong with it
+  }
+  // file://relative/path: s3db.js reads "relative" as a host and writes under the working directory
+  if (url.protocol === 'file:' && url.host !== '') {
+    throw optionError('destination', `${redactedTarget(shown)} has a host (${url.host}) where a file:// connection string takes an absolute path`, 'Write file:///srv/db (three slashes); nothing was restored');
   }
   if (url.protocol !== 's3:' || (url.port === '' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(url.hostname))) return;
   throw optionError(
@@ -153,7 +159,7 @@ async function connect(
     const reason = conciseCause(hide(errorMessage(err)));
     return new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${reason}${openHint(reason)}`, { cause });
   };
-  refuseEndpointAsBucket(connectionString, shown);
+  refuseMisreadUrl(connectionString, shown);
   let db: DatabaseLike & UnconnectedDatabase;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike & UnconnectedDatabase };

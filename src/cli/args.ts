@@ -5,6 +5,7 @@
  * user of the machine in `ps`): only the name of an environment variable or a file holding it.
  */
 import { parseArgs } from 'node:util';
+import { redactedTarget } from '../redact.js';
 
 export const COMMANDS = ['list', 'show', 'verify', 'restore', 'recover', 'backup', 'rewrap'] as const;
 export type CommandName = (typeof COMMANDS)[number];
@@ -72,7 +73,7 @@ Passphrase of encrypted backups (never as an argument: argv is visible in ps):
 
 restore:
   --into <connection string>  the database to restore into: file:///srv/db, s3://KEY:SECRET@bucket/prefix,
-                              http://KEY:SECRET@host:port/bucket/prefix, memory://bucket/prefix
+                              http://KEY:SECRET@host:port/bucket/prefix
   --mode replace|merge|skip   replace (default): each restored resource becomes exactly the backup;
                               merge: backup objects overwrite, others stay; skip: only missing objects
   --resources a,b             only these resources
@@ -175,7 +176,7 @@ export function parseCli(argv: string[]): CliArgs | null {
   const needsId = name === 'show' || name === 'verify' || name === 'restore';
   if (needsId && id === undefined) throw new UsageError(`${name} needs a backup id (s3db-backup list shows them)`);
   const extra = needsId ? rest : [id, ...rest].filter((x) => x !== undefined);
-  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' for ${name}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${shownArgument(extra[0]!)} for ${name}`);
   for (const [option, commands] of Object.entries(ONLY_FOR)) {
     if (v[option as keyof typeof v] !== undefined && !commands.includes(name)) throw new UsageError(`--${option} is for ${commands.join(' and ')}, not ${name}`);
   }
@@ -186,8 +187,14 @@ export function parseCli(argv: string[]): CliArgs | null {
   if (name === 'restore' && v.into === undefined) throw new UsageError('restore needs --into <connection string>: the database to restore into');
   if (name === 'backup' && v.db === undefined) throw new UsageError('backup needs --db <connection string>: the database to back up');
   for (const [option, value] of [['--into', v.into], ['--db', v.db]] as const) {
+    if (value === undefined) continue;
+    // (shown redacted: a forgotten scheme leaves KEY:SECRET@ where nothing else would hide it)
+    if (!value.includes('://')) throw new UsageError(`${option} must be a connection string (file:///path, http://KEY:SECRET@host:port/bucket/prefix, s3://KEY:SECRET@bucket/prefix), got '${redactedTarget(value)}'`);
     // file://relative/path: s3db.js reads "relative" as the host and writes to /path
-    if (value !== undefined && /^file:\/\/[^/]/i.test(value)) throw new UsageError(`${option} ${value}: a file:// connection string takes an absolute path, file:///srv/db (three slashes)`);
+    if (/^file:\/\/[^/]/i.test(value)) throw new UsageError(`${option} ${redactedTarget(value)}: a file:// connection string takes an absolute path, file:///srv/db (three slashes)`);
+    if (option === '--into' && /^memory:/i.test(value)) {
+      throw new UsageError(`--into ${redactedTarget(value)}: a memory:// database lives inside this command, so what it restored would vanish when it exits. Restore into file:///path or an S3 store`);
+    }
   }
   return {
     command: name,
@@ -235,4 +242,9 @@ function positiveInteger(option: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${option} must be a positive integer (got '${value}')`);
   return n;
+}
+
+/** A stray argument as an error shows it: a short lowercase word (a misplaced command) as it is, anything else not at all, in case it is a secret typed in the wrong place. */
+export function shownArgument(arg: string): string {
+  return /^[a-z]{1,12}$/.test(arg) ? `'${arg}'` : '(not shown, in case it is a secret typed in the wrong place)';
 }

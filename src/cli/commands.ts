@@ -113,7 +113,6 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
 async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const id = args.id as string;
   const into = args.into as string;
-  if (!into.includes('://')) throw new UsageError(`--into must be a connection string (file:///path, s3://..., memory://...), got '${into}'`);
   if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
   const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}) };
   if (!args.dryRun && !args.yes) {
@@ -209,7 +208,9 @@ async function notFound(id: string, plugin: BackupPlugin): Promise<BackupError> 
   const ids = (await plugin.listBackups().catch(() => [])).map((b) => b.id);
   const near = [...ids.filter((b) => b.startsWith(id)), ...ids.filter((b) => !b.startsWith(id) && b.includes(id))].slice(0, 3);
   const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : ' (s3db-backup list shows the backups there)';
-  return new BackupError('ERR_BACKUP_NOT_FOUND', `backup '${id}' is not at ${describeDestinations(plugin)}${hint}`);
+  // an id is shown when it looks like one (or the start of one): anything else may be a secret typed in the wrong place
+  const shown = /^[A-Za-z0-9._-]+$/.test(id) && (near.length > 0 || /^(full|incremental)-/.test(id)) ? `'${id}'` : '(the id given: not shown, in case it is a secret typed in the wrong place)';
+  return new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${shown} is not at ${describeDestinations(plugin)}${hint}`);
 }
 
 function describeDestinations(plugin: BackupPlugin): string {

@@ -12,8 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import { getCronManager, S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
-import { BackupError } from '../errors.js';
-import { redacted } from '../redact.js';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import { redacted, redactedTarget } from '../redact.js';
+import { openHint } from '../target.js';
 import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
@@ -64,23 +65,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     // backup (run.ts decides what Ctrl-C does)
     getCronManager({ exitOnSignal: false, logLevel: 'silent' });
     db = new S3db({ connectionString: args.db ?? `memory://s3db-backup-cli-${randomUUID()}`, logLevel: 'silent', exitOnSignal: false } as ConstructorParameters<typeof S3db>[0]);
-    if (args.db !== null) {
-      // connect() would replace a damaged s3db.json with an empty one (the backup would then lack
-      // every definition); say so and leave the database as it is
-      const damage = await damagedSchema(db as unknown as UnconnectedDatabase);
-      if (damage !== null) {
-        throw new BackupError(
-          'ERR_SOURCE_READ',
-          `the database was not opened and no backup was taken: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: ${PUT_SCHEMA_BACK}`,
-        );
-      }
-      // A typo in --db names a place with no database: connecting would create an empty one there,
-      // and its empty "verified" backup would be the newest in the list
-      if (!(await (db as unknown as UnconnectedDatabase).client?.exists?.('s3db.json'))) {
-        throw new UsageError(`--db ${redacted(args.db)}: there is no database there (no s3db.json); check the connection string. Nothing was created or backed up`);
-      }
-    }
-    await db.connect();
+    if (args.db !== null) await openSource(db, args.db);
+    await db.connect().catch((err: unknown) => {
+      throw sourceOpenError(err, args.db);
+    });
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
     const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...(passphrases ? { passphrases } : {}) };
     const { exitCode, result } = await runCommand(args, plugin, io);
@@ -132,4 +120,35 @@ function cliLogger(verbose: boolean, print: (text: string) => void): CliLogger {
     child: () => logger,
   };
   return logger;
+}
+
+/**
+ * Checks `--db` before connecting: connect() would replace a damaged s3db.json with an empty one
+ * (the backup would then lack every definition), or create an empty database where a typo points
+ * (its empty "verified" backup would be the newest in the list). A store it cannot reach is worded
+ * as restores word theirs: what to check, no s3db.js stack dump, no secret.
+ */
+async function openSource(db: S3db, connectionString: string): Promise<void> {
+  const unconnected = db as unknown as UnconnectedDatabase;
+  let damage: string | null;
+  let present: boolean | undefined;
+  try {
+    damage = await damagedSchema(unconnected);
+    present = damage !== null || (await unconnected.client?.exists?.('s3db.json'));
+  } catch (err) {
+    throw sourceOpenError(err, connectionString);
+  }
+  if (damage !== null) {
+    throw new BackupError(
+      'ERR_SOURCE_READ',
+      `the database was not opened and no backup was taken: its ${damage}, and s3db.js would replace it with an empty one on connecting. Put it back first: ${PUT_SCHEMA_BACK}`,
+    );
+  }
+  if (!present) throw new UsageError(`--db ${redacted(connectionString)}: there is no database there (no s3db.json); check the connection string. Nothing was created or backed up`);
+}
+
+function sourceOpenError(err: unknown, connectionString: string | null): unknown {
+  if (err instanceof BackupError || err instanceof UsageError || connectionString === null) return err;
+  const reason = conciseCause(redacted(errorMessage(err).split(connectionString).join(redactedTarget(connectionString))));
+  return new BackupError('ERR_SOURCE_OPEN', `could not open --db ${redactedTarget(connectionString)}: ${reason}${openHint(reason)}`, { cause: err });
 }

@@ -67,6 +67,8 @@ export class FilesystemDestination implements Destination {
     }
     this.root = path.resolve(directory);
     this.label = `filesystem:${this.root}`;
+    // fsync: 0 or '' from a config file must not turn durability off in silence
+    if (config.fsync !== undefined && typeof config.fsync !== 'boolean') throw optionError('config.fsync', `must be true or false, not ${typeof config.fsync} ${JSON.stringify(config.fsync) ?? ''}`.trimEnd());
     this.fsync = config.fsync ?? true;
     this.fileMode = modeOption('config.permissions', config.permissions, 0o600, '0o640');
     this.dirMode = modeOption('config.directoryPermissions', config.directoryPermissions, 0o700, '0o750');

@@ -8,6 +8,7 @@
  */
 import * as path from 'node:path';
 import type { Manifest } from '../engine/manifest.js';
+import { keyFolder } from '../engine/s3db.js';
 import { FilesystemDestination } from './filesystem.js';
 import { S3Destination } from './s3.js';
 import type { Destination } from './types.js';
@@ -17,7 +18,7 @@ const LOCAL_CLIENTS = new Set(['MemoryClient', 'FileSystemClient']);
 /** How `member` and the database of `source` overlap (for a message), or null when they do not. */
 export function overlapWithDatabase(member: Destination, source: Manifest['source']): string | null {
   if (member instanceof S3Destination && !LOCAL_CLIENTS.has(source.client) && source.bucket === member.bucket) {
-    const db = folder(source.keyPrefix ?? '');
+    const db = folder(keyFolder(source.keyPrefix ?? ''));
     const backups = folder(member.prefix);
     if (backups.startsWith(db) || db.startsWith(backups)) {
       return `${member.label} lies ${backups.startsWith(db) ? 'inside' : 'around'} the database's keys (bucket ${source.bucket}, prefix '${db}')`;

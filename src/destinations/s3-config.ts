@@ -128,6 +128,8 @@ export function normalizeS3Config(input: S3DestinationConfig): ResolvedS3Config 
   if (prefix.split('/').some((s) => s === '..' || s === '.')) {
     throw optionError('config.prefix', `must not contain "." or ".." segments, got ${JSON.stringify(prefix)}`);
   }
+  // S3's XML cannot carry these in a key: parts would be written and never deletable (review-paths P3)
+  if (/[\u0000-\u001f\u007f-\u009f\ufffe\uffff]/.test(prefix)) throw optionError('config.prefix', 'holds a control character, which S3 cannot list or delete in a key', 'Use printable characters');
   const region = input.region ?? 'us-east-1';
   if (typeof region !== 'string' || region === '') throw optionError('config.region', 'must be a non-empty string', "e.g. 'eu-west-1'");
 

@@ -391,7 +391,8 @@ export class S3Destination implements Destination {
    * Aborts the incomplete multipart uploads of backup files (data/ and indexes/ under this
    * destination's prefix) that were started more than `olderThanMs` ago: leftovers of crashed or
    * killed runs, which S3 bills until aborted. Other uploads under the prefix (another plugin's
-   * with a longer prefix, another application's) are not this plugin's to abort.
+   * with a longer prefix, another application's) are not this plugin's to abort: only paths shaped
+   * as this plugin writes them are (isOwnUploadPath).
    */
   async abortStaleUploads(olderThanMs: number): Promise<StaleUpload[]> {
     const cutoff = Date.now() - olderThanMs;
@@ -409,7 +410,7 @@ export class S3Destination implements Destination {
       }
       for (const u of page.Uploads ?? []) {
         if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated.getTime() > cutoff)) continue;
-        if (!u.Key.startsWith(this.prefix) || !/^(?:data|indexes)\//.test(u.Key.slice(this.prefix.length))) continue;
+        if (!u.Key.startsWith(this.prefix) || !isOwnUploadPath(u.Key.slice(this.prefix.length))) continue;
         try {
           await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
         } catch (err) {
@@ -448,4 +449,17 @@ export class S3Destination implements Destination {
   private error(err: unknown, op: string, relative: string, forced?: 'ERR_ABORTED'): BackupError {
     return s3Error(this, err, op, relative, forced);
   }
+}
+
+/**
+ * Whether `path` (under the prefix) is shaped as a file this plugin uploads in parts: a backup
+ * part (`data/...<name>.NNNNNN`) or an object index (`indexes/<id>.index`). Another application's
+ * `data/exports/dump.parquet`, or a plugin nested under `data/` (its own `.../data/...` or
+ * `.../indexes/...` below), is not (review-paths P3b: with the destination at the bucket root,
+ * those were aborted).
+ */
+export function isOwnUploadPath(path: string): boolean {
+  if (/^indexes\/[A-Za-z0-9._-]+\.index$/.test(path)) return true;
+  if (!/^data\/.+\.\d{6}$/.test(path)) return false;
+  return !path.slice('data/'.length).split('/').some((segment) => segment === 'data' || segment === 'indexes');
 }

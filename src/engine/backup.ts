@@ -394,6 +394,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
   );
   const racy: Racy = { since: o.parent ? Date.parse(o.parent.startedAt) : 0, remote: !isLocalClient(o.db.client) };
   const left = new KeySample();
+  const nested = new KeySample();
   for await (const { left: prior, right: entry } of steps) {
     if (!entry) {
       yield* tombstone(o, prior as IndexEntry);
@@ -401,6 +402,8 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     }
     const group = selected(o, entry.key);
     if (group === null) continue;
+    const inside = group === DATABASE_GROUP ? nestedRoot(entry.key) : null;
+    if (inside !== null) nested.add(inside);
     if (unaddressable(o.db.client, entry.key)) {
       // Never read through the client: it would read the key it normalises to (a record's), and
       // an older backup's copy of it must not come back with this one
@@ -417,6 +420,20 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     else yield { entry, group, kind: 'store', inParent: prior !== undefined };
   }
   if (left.count > 0) o.warn?.(`${left.count} objects are not in the backup: ${UNADDRESSABLE}. Copy them under plain keys if they are data: ${left}`);
+  if (nested.count > 0) {
+    o.warn?.(
+      `another s3db.js database or s3db-backup destination lives inside this database's keys (${nested}): its objects are backed up as this database's, and a restore of the whole database writes the backup's copies over them and deletes what the backup lacks there (reverting it). Give each database and each backup destination a key prefix of its own, outside this one's`,
+    );
+  }
+}
+
+/**
+ * The folder of another database (its `s3db.json`) or backup destination (its lease file) that
+ * `key`, a database-level key of this database, shows lives inside this one's keys, or null.
+ */
+function nestedRoot(key: string): string | null {
+  const m = /^(.+\/)(?:s3db\.json|locks\/backup\.lease)$/.exec(key);
+  return m ? m[1]! : null;
 }
 
 async function* empty<T>(): AsyncIterable<T> {}

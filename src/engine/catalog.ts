@@ -472,7 +472,7 @@ export class Catalog {
    * is asked for each backup first: one a restore or verification is reading (a deletion that
    * died midway left it listed) is left for a later run.
    */
-  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false): Promise<Leftover[]> {
+  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false, failed: (message: string) => void = () => undefined): Promise<Leftover[]> {
     const cleaned = new Map<string, Leftover>();
     for (const member of this.set.members) {
       const markers: string[] = [];
@@ -502,7 +502,9 @@ export class Catalog {
           await member.delete([path]);
           if (!committed) cleaned.set(state.id, { id: state.id, deletion: state.deleting === true || cleaned.get(state.id)?.deletion === true });
         } catch (err) {
-          throw new BackupError('ERR_CLEANUP', `could not clean up the leftovers of backup ${state.id} at ${member.label}: ${errorMessage(err)}`, { cause: err });
+          // told, and passed over: one marker that cannot be processed (a path the destination
+          // refuses) must not keep every later crash's leftovers there for ever (review-paths P4)
+          failed(`could not clean up the leftovers of backup ${state.id} at ${member.label}: ${errorMessage(err)}`);
         } finally {
           release();
         }

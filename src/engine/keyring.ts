@@ -18,7 +18,7 @@
 import { createKeyFile, unlockKeyFile, type KeyFile, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { readText } from '../destinations/types.js';
-import { BackupError } from '../errors.js';
+import { BackupError, errorMessage } from '../errors.js';
 import { paths } from './layout.js';
 import type { Manifest, ManifestHead } from './manifest.js';
 
@@ -68,7 +68,7 @@ export class Keyring {
     const bad = found.find((f) => f.unreadable);
     if (bad) {
       // Never replaced by a new key: the old backups need the master key it wraps.
-      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable, so no new backup is written there; restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
+      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable (${errorMessage(bad.unreadable)}), so no new backup is written there; if it is this plugin's, restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
     }
     const holder = found.find((f) => f.keyFile);
     let keyFile = holder?.keyFile ?? null;
@@ -204,7 +204,7 @@ export class Keyring {
       }
       try {
         const parsed = JSON.parse(await readText(member, paths.keyFile)) as KeyFile;
-        if (typeof parsed?.keyCheck !== 'string') throw new Error('no keyCheck');
+        if (typeof parsed?.keyCheck !== 'string') throw new Error('it is JSON, but not an s3db-backup key file (no keyCheck): another tool\'s file in this directory? Give the backups a directory or prefix of their own');
         out.push({ label: member.label, keyFile: parsed });
       } catch (err) {
         out.push({ label: member.label, keyFile: null, unreadable: err });

@@ -16,6 +16,7 @@
  * Invariants: every path is relative, '/'-separated and free of '..' segments; template values are
  * sanitised so a resource name can never add a segment; timestamps are UTC.
  */
+import { createHash } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { optionError } from '../errors.js';
 
@@ -88,6 +89,17 @@ export class PathTemplate {
     if (template.startsWith('/') || template.split('/').some((s) => s === '..' || s === '.' || s === '')) {
       throw optionError('pathTemplate', `"${template}" must be a relative path without "..", "." or empty segments`, 'It may not escape the backup directory');
     }
+    // Characters no destination takes in a path (a backup would fail, leaving a marker no cleanup
+    // can process), or that S3's XML cannot carry (parts written, never deletable): review-paths P3, P4.
+    const bad = /[\\\u0000-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.exec(template);
+    if (bad) {
+      throw optionError('pathTemplate', `holds the character U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}, which a destination cannot store in a path (a backslash, a control character, or one XML cannot carry)`, "Use '/' to separate folders, and printable characters");
+    }
+    // Names a filesystem destination keeps for itself: its cleanup would take such parts for leftovers (P4b).
+    const reserved = template.split('/').find((s) => s.startsWith(RESERVED_TEMP_PREFIX) || s.endsWith(RESERVED_GUARD_SUFFIX));
+    if (reserved !== undefined) {
+      throw optionError('pathTemplate', `has the segment "${reserved}": names starting with ${RESERVED_TEMP_PREFIX} or ending with ${RESERVED_GUARD_SUFFIX} are a filesystem destination's temporary and guard files`, 'Name it otherwise');
+    }
     this.template = template.includes('{resource}') ? template : `${template}/{resource}`;
   }
 
@@ -117,8 +129,18 @@ export class PathTemplate {
   }
 }
 
-/** Keeps a value to one safe path segment. */
+/**
+ * Keeps a value to one safe path segment, at most SEGMENT_MAX characters: a longer one (a resource
+ * name of 205+ characters, which s3db.js accepts) keeps its start and a hash of the whole, so a
+ * filesystem destination's temporary name for it stays under 255 bytes (review-paths P6).
+ */
 function sanitize(value: string): string {
   const cleaned = value.replace(/[^A-Za-z0-9._=-]/g, '_').replace(/^\.+/, '_');
+  if (cleaned.length > SEGMENT_MAX) return `${cleaned.slice(0, SEGMENT_MAX - 17)}-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
   return cleaned === '' ? '_' : cleaned;
 }
+
+const SEGMENT_MAX = 120;
+/** A filesystem destination's own names (destinations/filesystem.ts TEMP_PREFIX, GUARD_SUFFIX). */
+const RESERVED_TEMP_PREFIX = '.s3db-backup-tmp-';
+const RESERVED_GUARD_SUFFIX = '.cas';

@@ -102,9 +102,16 @@ function secretsRefusal(group: string, attributes: Record<string, unknown> | und
   );
 }
 
-export function matches(record: Record<string, unknown>, filter: ResourceSelection['filter']): boolean {
+/** Whether `record` is selected: a function's result is read as truthy, as Array.prototype.filter reads it. */
+export function matches(record: Record<string, unknown>, filter: ResourceSelection['filter'], group: string): boolean {
   if (filter === undefined) return true;
-  if (typeof filter === 'function') return filter(record) === true;
+  if (typeof filter === 'function') {
+    const kept: unknown = filter(record);
+    if (typeof (kept as { then?: unknown } | null)?.then === 'function') {
+      throw optionError(`resources.${group}.filter`, 'returned a Promise: it must decide synchronously (true to keep the record)');
+    }
+    return Boolean(kept);
+  }
   return Object.entries(filter).every(([field, expected]) => JSON.stringify(record[field]) === JSON.stringify(expected));
 }
 
@@ -139,7 +146,7 @@ export class LogicalReader {
       if ((err as { name?: string }).name === 'NoSuchKey' || /not found/i.test(errorMessage(err))) return undefined;
       throw new BackupError('ERR_SOURCE_READ', `could not read record ${id} of '${action.group}': ${errorMessage(err)}`, { cause: err });
     }
-    if (!matches(record, selection.filter)) return undefined;
+    if (!matches(record, selection.filter, action.group)) return undefined;
     const projected = project(record, selection.fields);
     if (!this.screened.has(action.group)) this.refuseSecrets(action.group);
     await this.checkRestorable(action.group, record, projected);

@@ -87,8 +87,19 @@ export function isNotFound(err: unknown): boolean {
 }
 
 function clientKeyPrefix(client: S3dbClientLike): string {
-  const raw = client.config?.keyPrefix ?? client.keyPrefix ?? '';
-  return raw ? raw.replace(/\/+$/, '') + '/' : '';
+  return keyFolder(client.config?.keyPrefix ?? client.keyPrefix ?? '');
+}
+
+/**
+ * The folder under which s3db.js writes the keys of a database with key prefix `raw`: it joins
+ * them with path.posix.join, which collapses '//' and '.' segments ('app//x' writes 'app/x/...';
+ * a leading '/' stays). '' for none; else ending in one '/'. Compared as written, 'app//x' kept
+ * none of the keys listed: every backup was empty, and verified (review-paths P1).
+ */
+export function keyFolder(raw: string): string {
+  if (!raw) return '';
+  const joined = path.posix.join(raw, 'k');
+  return joined.slice(0, -1);
 }
 
 /** True for s3db's in-process clients (memory://, file://), which list by walking everything. */

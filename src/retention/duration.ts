@@ -1,6 +1,6 @@
 /**
  * Retention durations: restic's calendar durations ("1y2m3d4h": years, MONTHS, days, hours; no
- * minutes) or a plain number of milliseconds. Calendar parts are subtracted field by field in UTC
+ * minutes) or a plain number of milliseconds, at least an hour (a small number is days or hours meant). Calendar parts are subtracted field by field in UTC
  * with JavaScript's Date.UTC normalisation, which matches Go's time.AddDate (31 March minus one
  * month is 3 March, as in restic). Pure, no I/O.
  */
@@ -16,12 +16,17 @@ export interface RetentionDuration {
 }
 
 const PART = /(\d+)([ymdh])/gy;
+const HOUR_MS = 3_600_000;
 
 /** Parses `value` (restic duration string or milliseconds) or throws ERR_INVALID_RETENTION naming `option`. */
 export function parseRetentionDuration(value: unknown, option: string): RetentionDuration {
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value < 0 || !Number.isInteger(value)) {
       throw durationError(option, `${String(value)} is not a whole, non-negative number of milliseconds`);
+    }
+    // `within: 7` meant as days is 7 ms: every backup but the newest falls outside it
+    if (value > 0 && value < HOUR_MS) {
+      throw durationError(option, `${value} is ${value} milliseconds (numbers are milliseconds, and a retention shorter than an hour is not one anybody means): write '${value}d' for days, '${value}h' for hours`);
     }
     return { years: 0, months: 0, days: 0, hours: 0, ms: value };
   }
