@@ -615,7 +615,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       await db.usePlugin(p);
       const backup = await p.createBackup();
       expect(backup.objects).toBe(want.length);
-      await (db.resources.users as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'added-after', name: 'x', email: 'x@example.com' });
+      await db.client.putObject({ key: 'resource=users/data/id=added-after-the-backup', body: Buffer.from('{}'), metadata: {} });
       const report = await p.restore({ backupId: backup.id });
       expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
       expect(await snapshot(db as never)).toEqual(want);
