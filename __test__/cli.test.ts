@@ -461,6 +461,16 @@ describe('s3db-backup command line', () => {
     expect(memory.stderr).toContain('what it restored would vanish when it exits');
   });
 
+  it("an --db that nothing answers at says what to check (the host and port), with our code and no s3db.js stack dump or secret; an empty --directory is refused", async () => {
+    const unreachable = await cli(['backup', '--db', 'http://AKIAEXAMPLE:Pz-9xQ!unreachable42@127.0.0.1:1/bucket/db', '--directory', path.join(work, 'unreachable'), '--unencrypted']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/ERR_SOURCE_OPEN: could not open --db http:\/\/\*\*\*@127\.0\.0\.1:1\/bucket\/db: .*check the host and port/);
+    expect(unreachable.stderr).not.toMatch(/Stack:|unreachable42/);
+    const empty = await cli(['list', '--directory', '']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--directory is empty');
+  }, 60_000);
+
   it('verify of a backup whose copy at one of two destinations is damaged says so and exits 4 (it restores from the other)', async () => {
     const [d0, d1] = [path.join(work, 'two-0'), path.join(work, 'two-1')];
     const config = path.join(work, 'two.json');

@@ -137,6 +137,12 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ retention: { policy: 'gfs', within: '7d' } } as never)).not.toThrow();
   });
 
+  it('a destination directory present but undefined (an unset environment variable) is refused, not read as ./backups', () => {
+    expect(() => new BackupPlugin({ schedule: false, config: { directory: process.env.S3DB_BACKUP_TEST_UNSET_VARIABLE } })).toThrow(invalid('config.directory'));
+    expect(() => new BackupPlugin({ schedule: false, config: { path: process.env.S3DB_BACKUP_TEST_UNSET_VARIABLE } as never })).toThrow(invalid('config.path'));
+    expect(() => new BackupPlugin({ schedule: false, driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: undefined } }] })).toThrow(expect.objectContaining({ message: expect.stringContaining('directory') }));
+  });
+
   it('fsync that is not a boolean (0, "", NaN from a config file) is refused, not read as off', () => {
     for (const fsync of [0, '', Number.NaN, 'false']) {
       expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'fsync'), fsync } as never })).toThrow(invalid('config.fsync'));

@@ -181,6 +181,8 @@ export function parseCli(argv: string[]): CliArgs | null {
     if (v[option as keyof typeof v] !== undefined && !commands.includes(name)) throw new UsageError(`--${option} is for ${commands.join(' and ')}, not ${name}`);
   }
   if (v.directory !== undefined && v.s3 !== undefined) throw new UsageError('give --directory or --s3, not both (several destinations: --config with driver multi)');
+  // --directory "$BACKUP_DIR" with the variable unset would be the working directory
+  if (v.directory !== undefined && v.directory.trim() === '') throw new UsageError('--directory is empty (an unset variable?): give the backups\' directory');
   if ((v.endpoint !== undefined || v.region !== undefined) && v.s3 === undefined) throw new UsageError('--endpoint and --region go with --s3');
   if (v['passphrase-env'] !== undefined && v['passphrase-file'] !== undefined) throw new UsageError('give --passphrase-env or --passphrase-file, not both');
   if (v['new-passphrase-env'] !== undefined && v['new-passphrase-file'] !== undefined) throw new UsageError('give --new-passphrase-env or --new-passphrase-file, not both');

@@ -61,6 +61,12 @@ export class FilesystemDestination implements Destination {
   private readonly dirMode: number | undefined;
 
   constructor(config: FilesystemDestinationConfig = {}) {
+    // present but undefined: an unset environment variable, not "the default ./backups"
+    for (const key of ['directory', 'path']) {
+      if (key in config && (config as Record<string, unknown>)[key] === undefined) {
+        throw optionError(`config.${key}`, 'is undefined (an unset environment variable?)', "Set it to the folder for backups, e.g. '/mnt/backups', or leave it out for ./backups");
+      }
+    }
     const directory = config.directory ?? './backups';
     if (typeof directory !== 'string' || directory.trim() === '') {
       throw optionError('config.directory', 'must be a non-empty path', "Set it to the folder for backups, e.g. '/mnt/backups'");
