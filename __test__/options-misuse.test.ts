@@ -72,6 +72,7 @@ describe('methods that delete or write refuse what they would misread', () => {
       await expect(p.restore({ backupId: f1, [key]: value } as never)).rejects.toEqual(invalid(key));
     }
     await expect(p.restore({ backupId: f1, resources: [] })).rejects.toEqual(invalid('resources'));
+    await expect(p.restore({ backupId: f1, resources: ['_database'] })).rejects.toEqual(invalid('resources'));
     await expect(p.restore({ backupId: f1, destination: 'file://relative/tmp/x' })).rejects.toEqual(invalid('destination'));
     expect(await snapshot(db)).toEqual(before);
     await p.stop();
@@ -96,6 +97,7 @@ describe('methods that delete or write refuse what they would misread', () => {
       [{ metadata: 'x' }, 'metadata'],
       [{ reason: 5 }, 'reason'],
       [{ resources: [] }, 'resources'],
+      [{ resources: ['users', '_database'] }, 'resources'],
       [{ signal: {} }, 'signal'],
       [{ onStart: () => undefined }, 'onStart'],
       [{ alsoExclude: ['users'] }, 'alsoExclude'],
@@ -119,6 +121,9 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ include: [] })).toThrow(invalid('include'));
     expect(make({ include: ['users'], exclude: ['users'] })).toThrow(invalid('exclude'));
     expect(make({ include: ['users'], resources: { users: false } })).toThrow(invalid('exclude'));
+    // the name of the group a backup keeps the database's own objects in (review-paths P7)
+    expect(make({ include: ['_database'] })).toThrow(invalid('include'));
+    expect(make({ resources: { _database: { schedule: 'hourly' } } })).toThrow(invalid('resources._database'));
   });
 
   it('a schedule field left undefined or null (an unset environment variable), or a schedule that is a Date', () => {

@@ -5,6 +5,7 @@
  * those delete backups. Every refusal is ERR_INVALID_OPTION naming the option, before anything runs.
  * Invariant: an option left `undefined` is the default, as if absent.
  */
+import { DATABASE_GROUP } from './engine/layout.js';
 import { optionError } from './errors.js';
 
 /** Why `value` is not acceptable for its option, or null. */
@@ -32,6 +33,17 @@ export function checkOptions(method: string, options: unknown, spec: Record<stri
     const problem = value === undefined ? null : (spec[name]?.(value) ?? null);
     if (problem) throw optionError(name, `${problem}${then}`);
   }
+}
+
+/**
+ * Why a list of resource names cannot select resources alone, or null: the group of a backup's
+ * database-level objects (s3db.json, other keys) is named DATABASE_GROUP (`_database`),
+ * which s3db.js also takes as a resource name (review-paths P7).
+ */
+export function reservedResourceName(names: readonly unknown[]): string | null {
+  return names.includes(DATABASE_GROUP)
+    ? "names _database, which is also the name under which a backup keeps the database's own objects (s3db.json and other keys): a selection of it would mix them. Back that resource up and restore it with the whole database, or rename it"
+    : null;
 }
 
 /** A value as an error message shows it: its type and, for a short primitive, itself. */

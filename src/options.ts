@@ -18,6 +18,7 @@ import { LEVELS } from './codec/format.js';
 import { MIN_PLUGIN_INTERVAL_MS } from './schedule/parse.js';
 import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
+import { reservedResourceName } from './method-options.js';
 
 export type { EncryptionOption };
 
@@ -225,6 +226,8 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     }
   }
 
+  const reserved = reservedResourceName([...(include ?? []), ...Object.keys(selections), ...Object.keys(resourceSchedules)]);
+  if (reserved) throw optionError(include?.includes('_database') ? 'include' : 'resources._database', reserved);
   // a selection of nothing would store an empty backup, "verified", at every tick
   if (include?.length === 0) throw optionError('include', 'is empty: it selects no resource, so every backup would hold nothing', 'Leave include out (or null) to back up every resource');
   const dropped = include?.filter((r) => exclude.includes(r)) ?? [];

@@ -22,7 +22,7 @@ import type { BackupPluginEvents } from './events.js';
 import type { S3db } from 's3db.js';
 import type { KeyHandle } from './codec/index.js';
 import { implementationNotice } from './codec/options.js';
-import { checkOptions, isBoolean, isString, oneOf, shown, type Check } from './method-options.js';
+import { checkOptions, isBoolean, isString, oneOf, reservedResourceName, shown, type Check } from './method-options.js';
 import { createDestinationSet } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
@@ -128,7 +128,8 @@ const CREATE_CHECKS: Record<string, Check | null> = {
       return `cannot be stored as JSON (${errorMessage(err)})`;
     }
   },
-  resources: (v) => (v === null || (Array.isArray(v) && v.length > 0 && v.every((r) => typeof r === 'string')) ? null : 'must be a non-empty array of resource names (or null: every resource)'),
+  resources: (v) =>
+    v === null ? null : Array.isArray(v) && v.length > 0 && v.every((r) => typeof r === 'string') ? reservedResourceName(v) : 'must be a non-empty array of resource names (or null: every resource)',
   tags: (v) => (Array.isArray(v) && v.every((t) => typeof t === 'string' && t.trim() !== '') ? null : "must be an array of non-empty strings, e.g. createBackup({ tags: ['pre-deploy'] })"),
   signal: (v) => (v instanceof AbortSignal ? null : `must be an AbortSignal (e.g. AbortSignal.timeout(ms)), not ${shown(v)}`),
 };
@@ -667,6 +668,8 @@ export class BackupPlugin extends EventEmitter {
     if (options.resources != null && (!Array.isArray(options.resources) || options.resources.length === 0 || options.resources.some((r) => typeof r !== 'string'))) {
       throw optionError('resources', 'must be a non-empty array of resource names (or null or left out: every resource)');
     }
+    const reserved = options.resources ? reservedResourceName(options.resources) : null;
+    if (reserved) throw optionError('resources', `${reserved} (nothing was restored)`);
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
