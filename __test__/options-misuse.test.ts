@@ -142,6 +142,13 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ retention: { policy: 'gfs', within: '7d' } } as never)).not.toThrow();
   });
 
+  it("an option given under both its names (the story's and s3db.js's) with two values is refused: which one would win is a guess", () => {
+    expect(make({ verify: false, verification: true } as never)).toThrow(invalid('verification'));
+    expect(make({ level: 1, compressionLevel: 9 } as never)).toThrow(invalid('compressionLevel'));
+    expect(make({ concurrency: 1, parallelism: 64 } as never)).toThrow(invalid('parallelism'));
+    expect(make({ level: 6, compressionLevel: 6 } as never)).not.toThrow();
+  });
+
   it('a destination directory present but undefined (an unset environment variable) is refused, not read as ./backups', () => {
     expect(() => new BackupPlugin({ schedule: false, config: { directory: process.env.S3DB_BACKUP_TEST_UNSET_VARIABLE } })).toThrow(invalid('config.directory'));
     expect(() => new BackupPlugin({ schedule: false, config: { path: process.env.S3DB_BACKUP_TEST_UNSET_VARIABLE } as never })).toThrow(invalid('config.path'));

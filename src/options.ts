@@ -176,6 +176,12 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
   const { destinations, strategy } = normalizeDestinations({ driver, config: o.config, destinations: o.destinations, strategy: o.strategy, pathTemplate: o.pathTemplate });
 
+  // s3db.js's names beside the story's: both given, they must agree (which one wins is a guess)
+  for (const [ours, theirs] of [['level', 'compressionLevel'], ['verify', 'verification'], ['concurrency', 'parallelism']] as const) {
+    if (o[ours] !== undefined && o[theirs] !== undefined && o[ours] !== o[theirs]) {
+      throw optionError(theirs, `is ${JSON.stringify(o[theirs])} and "${ours}" ${JSON.stringify(o[ours])}: they are one option (${theirs} is s3db.js's name for it)`, 'Give one of them');
+    }
+  }
   const compression: Compression = o.compression === false ? 'none' : oneOf('compression', o.compression ?? 'gzip', COMPRESSIONS);
   const level = o.level ?? o.compressionLevel ?? null;
   const range = LEVELS[compression];
