@@ -19,10 +19,12 @@
  *   local storages throw the same errors their clients pass on), so NotFound and
  *   PreconditionFailed are told apart the same way.
  */
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
-import type { ObjectRead, S3dbClientLike } from './s3db.js';
+import { BackupError } from '../errors.js';
+import { bodyToBuffer, type ObjectRead, type S3dbClientLike } from './s3db.js';
 
 export interface RawPut {
   key: string;
@@ -72,8 +74,10 @@ export function rawObjects(client: S3dbClientLike): RawObjects | null {
     const applyPrefix = local._applyKeyPrefix;
     if (typeof storage?.get !== 'function' || typeof storage.put !== 'function' || typeof applyPrefix !== 'function') return null;
     const fullKey = (key: string) => applyPrefix.call(client, key);
+    const read = (key: string) => storage.get!.call(storage, fullKey(key));
     return {
-      get: (key) => storage.get!.call(storage, fullKey(key)),
+      // (a compressing file storage stores the MD5 of the compressed bytes: such a read is not checked; README)
+      get: kind === 'FileSystemClient' && !(storage as { enableCompression?: boolean }).enableCompression ? (key) => wholeFileRead(() => read(key), key) : read,
       put: async (p) => {
         await storage.put!.call(storage, fullKey(p.key), { body: p.body, metadata: p.metadata, contentType: p.contentType, contentEncoding: p.contentEncoding, ifNoneMatch: p.ifNoneMatch });
       },
@@ -143,4 +147,29 @@ function storableForm(raw: RawObjects, metadata: Record<string, string>): Record
     out[name] = stored;
   }
   return out;
+}
+
+/** Reads of one file:// object before it is called changing under the backup (each read is a file's worth). */
+const WHOLE_READ_ATTEMPTS = 20;
+
+/**
+ * A file:// object read whole. s3db.js's file storage reads `<key>.meta.json`, then the body
+ * file, while a write renames the body into place first and the metadata after: a write in
+ * between gives the old metadata (and ETag) with the new body, a record that was never written
+ * (review-consistency F1: on a busy database, a few per backup). The read is repeated until the
+ * body's MD5 is the ETag read with it (s3db.js stores the MD5 of the bytes it stores, which are
+ * the body's when the storage does not compress). Two reads that agree are not enough: a writer
+ * between its two renames tears every read the same way. The body is a Buffer already (the
+ * storage reads the file whole).
+ */
+async function wholeFileRead(read: () => Promise<ObjectRead>, key: string): Promise<ObjectRead> {
+  for (let attempt = 1; ; attempt++) {
+    const response = await read();
+    const body = await bodyToBuffer(response.Body);
+    if (createHash('md5').update(body).digest('hex') === String(response.ETag ?? '').replace(/"/g, '')) return { ...response, Body: body };
+    if (attempt >= WHOLE_READ_ATTEMPTS) {
+      throw new BackupError('ERR_SOURCE_READ', `${key} kept changing while it was read (${attempt} reads, each a mix of two writes: its metadata of one, its body of the next)`);
+    }
+    await new Promise((r) => setTimeout(r, attempt));
+  }
 }
