@@ -34,6 +34,25 @@ describe('FilesystemDestination', () => {
     expect(await d.stat('a/b/missing')).toBeNull();
   });
 
+  it('two writers of one directory that each remove it when they leave it empty (instances without the lease: pending/) never fail each other', async () => {
+    const a = await fresh();
+    const b = new FilesystemDestination({ directory: a.root, fsync: false });
+    const failures: string[] = [];
+    // each writes its marker and deletes it (which removes pending/ when empty), 300 times, at once
+    const writer = async (d: FilesystemDestination, name: string) => {
+      for (let i = 0; i < 300; i++) {
+        try {
+          await d.write(`pending/${name}-${i}.json`, Buffer.from('{}'));
+          await d.delete([`pending/${name}-${i}.json`]);
+        } catch (err) {
+          failures.push(`${name} ${i}: ${(err as Error).message}`);
+        }
+      }
+    };
+    await Promise.all([writer(a, 'a'), writer(b, 'b'), writer(a, 'c'), writer(b, 'd')]);
+    expect(failures).toEqual([]);
+  });
+
   it('a failed write leaves no object and no temp file', async () => {
     const d = await fresh();
     const failing = new Readable({

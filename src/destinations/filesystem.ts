@@ -39,6 +39,8 @@ const TEMP_PREFIX = '.s3db-backup-tmp-';
  */
 const SPACE_TAG = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
 const GUARD_SUFFIX = '.cas';
+/** Tries at making a write's directories (and at a small write) while another process removes them as empty. */
+const MKDIR_ATTEMPTS = 5;
 const GUARD_STALE_MS = 30_000;
 
 export interface FilesystemDestinationConfig {
@@ -97,6 +99,20 @@ export class FilesystemDestination implements Destination {
   }
 
   async write(relative: string, body: Readable | Buffer, options: WriteOptions = {}): Promise<WriteResult> {
+    // A small write (a marker, a manifest) whose directory another process removed as empty
+    // between its creation and the temp file's (removeEmptyParents) is made again (a stream
+    // cannot be read twice; parts go to directories of their own backup, which nobody empties).
+    for (let attempt = 1; Buffer.isBuffer(body) && attempt < MKDIR_ATTEMPTS; attempt++) {
+      try {
+        return await this.writeOnce(relative, body, options);
+      } catch (err) {
+        if (!(err instanceof BackupError && err.code === 'ERR_DESTINATION_NOT_FOUND')) throw err;
+      }
+    }
+    return this.writeOnce(relative, body, options);
+  }
+
+  private async writeOnce(relative: string, body: Readable | Buffer, options: WriteOptions): Promise<WriteResult> {
     const target = this.resolve(relative);
     await this.makeParent(target, relative, 'write');
     const temp = this.tempPathFor(target);
@@ -358,19 +374,33 @@ export class FilesystemDestination implements Destination {
    */
   private async makeParent(target: string, relative: string, op: string): Promise<void> {
     const dir = path.dirname(target);
-    try {
-      await mkdir(dir, { recursive: true, mode: this.dirMode });
-    } catch (first) {
-      const err = isCode(first, 'ENOENT') ? ((await firstLevelError(dir, this.dirMode)) ?? first) : first;
-      if (isCode(err, 'ENOTDIR') || isCode(err, 'EEXIST')) {
-        throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: cannot ${op} ${relative}: a file stands where a directory of its path must be (${errorMessage(err)}); move that file away or choose another directory`, { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true, mode: this.dirMode });
+        return;
+      } catch (first) {
+        // another process removing the empty directories above (removeEmptyParents: an instance
+        // without the lease) while this one creates them: again, before the device is asked why
+        if (isCode(first, 'ENOENT') && attempt < MKDIR_ATTEMPTS) continue;
+        await this.makeParentError(first, dir, relative, op);
+        return;
       }
-      if (isCode(err, 'ENOSPC')) {
-        const fs = await statfs(this.root).catch(() => null);
-        throw new BackupError('ERR_DESTINATION_FULL', `${this.label}: no space left on the device (${fs?.ffree === 0 ? 'no free inodes' : 'no free blocks'}) while writing ${relative}; free space or move the backup directory`, { cause: err });
-      }
-      throw this.wrap(err, op, relative);
     }
+  }
+
+  /** Why the directories above a write could not be made (thrown), or nothing when they now stand (a race with another process). */
+  private async makeParentError(first: unknown, dir: string, relative: string, op: string): Promise<void> {
+    const err = isCode(first, 'ENOENT') ? ((await firstLevelError(dir, this.dirMode)) ?? first) : first;
+    // the directories stand now: another process made them meanwhile
+    if ((isCode(err, 'EEXIST') || isCode(err, 'ENOENT')) && (await mkdir(dir, { recursive: true, mode: this.dirMode }).then(() => true, () => false))) return;
+    if (isCode(err, 'ENOTDIR') || isCode(err, 'EEXIST')) {
+      throw new BackupError('ERR_DESTINATION_PATH', `${this.label}: cannot ${op} ${relative}: a file stands where a directory of its path must be (${errorMessage(err)}); move that file away or choose another directory`, { cause: err });
+    }
+    if (isCode(err, 'ENOSPC')) {
+      const fs = await statfs(this.root).catch(() => null);
+      throw new BackupError('ERR_DESTINATION_FULL', `${this.label}: no space left on the device (${fs?.ffree === 0 ? 'no free inodes' : 'no free blocks'}) while writing ${relative}; free space or move the backup directory`, { cause: err });
+    }
+    throw this.wrap(err, op, relative);
   }
 
   private wrap(err: unknown, op: string, relative: string): BackupError {
