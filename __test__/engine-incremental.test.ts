@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { paths } from '../src/engine/layout.js';
 import { hookStore, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { warnInto } from './helpers/logger.js';
 
 let work: string;
 beforeAll(async () => {
@@ -206,7 +207,8 @@ describe('incremental chains', () => {
       made[name] = (await db.createResource({ name, attributes: { status: 'string', n: 'number' }, behavior })) as unknown as (typeof made)[string];
       for (let i = 0; i < 3; i++) await made[name]!.insert({ id: `r${i}`, status: 'pending', n: i });
     }
-    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(root, 'backups') }, type: 'incremental', verify: false });
+    const warnings: string[] = [];
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(root, 'backups') }, type: 'incremental', verify: false, logger: warnInto(warnings) });
     await db.usePlugin(plugin);
     await plugin.createBackup();
     await new Promise((r) => setTimeout(r, 50));
@@ -223,7 +225,8 @@ describe('incremental chains', () => {
     };
     const torn = made.enforce_limits!.update('r2', { status: 'TORN' });
     await new Promise((r) => setTimeout(r, 50));
-    await plugin.createBackup(); // reads r2's new body with its old metadata
+    await plugin.createBackup(); // reads r2's new body with its old metadata, every time it reads it: told
+    expect(warnings).toContainEqual(expect.stringMatching(/^1 objects were being written throughout the backup's reads of them .*"resource=enforce_limits\/data\/id=r2"/));
     release();
     await torn;
     storage._writeMetadata = writeMetadata;

@@ -23,7 +23,6 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
-import { BackupError } from '../errors.js';
 import { bodyToBuffer, type ObjectRead, type S3dbClientLike } from './s3db.js';
 
 export interface RawPut {
@@ -66,7 +65,7 @@ interface RemoteClient {
 const HEADER_SAFE = /^[\x20-\x7e]*$/;
 
 /** Raw access to `client`'s objects, or null when this client cannot be reached past its codec. */
-export function rawObjects(client: S3dbClientLike): RawObjects | null {
+export function rawObjects(client: S3dbClientLike, options: { torn?: (key: string) => void } = {}): RawObjects | null {
   const kind = client.constructor?.name ?? '';
   if (kind === 'MemoryClient' || kind === 'FileSystemClient') {
     const local = client as unknown as LocalClient;
@@ -77,7 +76,7 @@ export function rawObjects(client: S3dbClientLike): RawObjects | null {
     const read = (key: string) => storage.get!.call(storage, fullKey(key));
     return {
       // (a compressing file storage stores the MD5 of the compressed bytes: such a read is not checked; README)
-      get: kind === 'FileSystemClient' && !(storage as { enableCompression?: boolean }).enableCompression ? (key) => wholeFileRead(() => read(key), key) : read,
+      get: kind === 'FileSystemClient' && !(storage as { enableCompression?: boolean }).enableCompression ? (key) => wholeFileRead(() => read(key), () => options.torn?.(key)) : read,
       put: async (p) => {
         await storage.put!.call(storage, fullKey(p.key), { body: p.body, metadata: p.metadata, contentType: p.contentType, contentEncoding: p.contentEncoding, ifNoneMatch: p.ifNoneMatch });
       },
@@ -149,8 +148,8 @@ function storableForm(raw: RawObjects, metadata: Record<string, string>): Record
   return out;
 }
 
-/** Reads of one file:// object before it is called changing under the backup (each read is a file's worth). */
-const WHOLE_READ_ATTEMPTS = 20;
+/** Reads of one file:// object before it is taken as read (each a file's worth; ~50 ms in all). */
+const WHOLE_READ_ATTEMPTS = 10;
 
 /**
  * A file:// object read whole. s3db.js's file storage reads `<key>.meta.json`, then the body
@@ -162,14 +161,16 @@ const WHOLE_READ_ATTEMPTS = 20;
  * between its two renames tears every read the same way. The body is a Buffer already (the
  * storage reads the file whole).
  */
-async function wholeFileRead(read: () => Promise<ObjectRead>, key: string): Promise<ObjectRead> {
+async function wholeFileRead(read: () => Promise<ObjectRead>, torn: () => void): Promise<ObjectRead> {
   for (let attempt = 1; ; attempt++) {
     const response = await read();
     const body = await bodyToBuffer(response.Body);
-    if (createHash('md5').update(body).digest('hex') === String(response.ETag ?? '').replace(/"/g, '')) return { ...response, Body: body };
-    if (attempt >= WHOLE_READ_ATTEMPTS) {
-      throw new BackupError('ERR_SOURCE_READ', `${key} kept changing while it was read (${attempt} reads, each a mix of two writes: its metadata of one, its body of the next)`);
-    }
+    const whole = createHash('md5').update(body).digest('hex') === String(response.ETag ?? '').replace(/"/g, '');
+    // A writer stalled between its renames (a slow disk) tears every read: the object is taken
+    // as read and told (`torn`), rather than failing the backup; its listed stamps are the old
+    // metadata's, so the next incremental stores it again.
+    if (!whole && attempt >= WHOLE_READ_ATTEMPTS) torn();
+    if (whole || attempt >= WHOLE_READ_ATTEMPTS) return { ...response, Body: body };
     await new Promise((r) => setTimeout(r, attempt));
   }
 }
