@@ -19,6 +19,7 @@ import { MIN_PLUGIN_INTERVAL_MS } from './schedule/parse.js';
 import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
 import { reservedResourceName } from './method-options.js';
+import { MAX_THREADS } from './codec/options.js';
 
 export type { EncryptionOption };
 
@@ -265,6 +266,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     concurrency: o.concurrency === undefined && o.parallelism === undefined ? null : positiveInt('concurrency', o.concurrency ?? o.parallelism),
     pageSize: o.pageSize === undefined ? null : positiveInt('pageSize', o.pageSize),
     segmentSize: sized('segmentSize', o.segmentSize ?? MiB, 1024, 16 * MiB),
+    // the codec's own limit, checked here so a backup does not fail on it at its first tick
     threads: o.threads === undefined ? undefined : atMost('threads', positiveInt('threads', o.threads), MAX_THREADS),
     lease: leaseOption(o.lease),
     staleAfterMs: positiveInt('staleAfterMs', o.staleAfterMs ?? 15 * 60_000),
@@ -301,9 +303,6 @@ function retriesOption(value: unknown): number {
 }
 
 /** A positive whole number of milliseconds that a Node timer can hold (a longer one fires at once). */
-/** The codec's own limit of worker threads (codec/options.ts), checked here so a backup does not fail on it at its first tick. */
-const MAX_THREADS = 256;
-
 function atMost(name: string, n: number, max: number): number {
   if (n > max) throw optionError(name, `${n} is more than ${max}`, `Use 1 to ${max}`);
   return n;

@@ -115,7 +115,7 @@ const LIST_CHECKS: Record<string, Check | null> = {
   endDate: null,
   prefix: isString,
 };
-/** createBackup's options (the last three are internal: triggers, schedules). */
+/** createBackup's options (the plugin's own schedules and triggers add AutomaticBackupOptions: automaticBackup()). */
 const CREATE_CHECKS: Record<string, Check | null> = {
   type: oneOf('full', 'incremental', 'selective'),
   reason: isString,

@@ -21,7 +21,7 @@ const OPTION_NAMES = new Set([
   'testSalt',
   'testNoncePrefix',
 ]);
-const MAX_THREADS = 256;
+export const MAX_THREADS = 256;
 
 /** True when the native addon loaded. */
 export function nativeAvailable(): boolean {
