@@ -99,8 +99,9 @@ describe('an encrypted backup whose manifest was edited', () => {
     expect(report.warnings.join('\n')).not.toContain('authenticated');
     expect(await snapshot(into)).toEqual(want);
     await p.stop();
+    // as written before revision 8: neither the manifest nor its copy beside the parts has it
     const { auth: _auth, ...stripped } = await read(second);
-    await writeFile(file, JSON.stringify(stripped, null, 1));
+    for (const at of [file, path.join(dir, stripped.copy)]) await writeFile(at, JSON.stringify(stripped, null, 1));
     const logged: string[] = [];
     const q = plugin(dir, PASSPHRASE, logged);
     await db.usePlugin(q, 'stripped');
@@ -133,7 +134,7 @@ describe('an encrypted backup whose manifest was edited', () => {
     await copyFile(path.join(dir, from.path), path.join(dir, to.path));
     Object.assign(to, { size: from.size, sha256: from.sha256, objects: from.objects });
     delete m2.auth;
-    await writeFile(path.join(dir, paths.manifest(i2.id)), JSON.stringify(m2, null, 1));
+    for (const at of [paths.manifest(i2.id), m2.copy]) await writeFile(path.join(dir, at), JSON.stringify(m2, null, 1));
     const p = plugin(dir);
     await db.usePlugin(p, 'reader');
     expect((await p.verifyBackup(i2.id)).verified).toBe(true); // each part is a good stream of its counted records
@@ -230,6 +231,40 @@ describe('an edited manifest with an intact copy elsewhere', () => {
     expect(await snapshot(into)).toEqual(await snapshot(db));
     expect(JSON.stringify((into as unknown as { savedMetadata: unknown }).savedMetadata)).not.toContain('evil');
     await p.stop();
+  });
+
+  it("with two destinations, edited at the one read first with its auth stripped (as if older than revision 8), or with its key check edited: the intact manifest at the other is used, and recoverBackups() does not spread the stripped one over the authentic copy (review-s19 F1, F2)", async () => {
+    for (const damage of ['stripped', 'key check'] as const) {
+      const dirs = [path.join(work, `strip-${++seq}-a`), path.join(work, `strip-${seq}-b`)] as const;
+      const multi = () =>
+        new BackupPlugin({ schedule: false, driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem', config: { directory } })), encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: { warn() {}, info() {}, error() {} } });
+      const db = await openDb(`memory://manifest-auth-strip-${process.pid}-${seq}/db`);
+      await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
+      const maker = multi();
+      await db.usePlugin(maker, 'maker');
+      const backup = await maker.createBackup();
+      await maker.stop();
+      const file = path.join(dirs[0], paths.manifest(backup.id));
+      const edited = (await forge(dirs[0], backup.id, null)) as StoredManifest & { encryption: { keyCheck: string; keyFile: { keyCheck: string } } };
+      if (damage === 'stripped') delete edited.auth;
+      else edited.encryption.keyCheck = edited.encryption.keyFile.keyCheck = Buffer.alloc(32, 7).toString('base64');
+      await writeFile(file, JSON.stringify(edited, null, 1));
+      const copyBefore = await readFile(path.join(dirs[0], edited.copy), 'utf8');
+
+      const p = multi();
+      await db.usePlugin(p, 'reader');
+      const result = await p.verifyBackup(backup.id, { level: 'full' });
+      expect(result.verified, damage).toBe(true);
+      expect(result.damagedCopies, damage).toContainEqual(expect.objectContaining({ label: expect.stringContaining(dirs[0]), error: expect.stringContaining(`${paths.manifest(backup.id)} does not authenticate`) }));
+      const { into } = await emptyTarget();
+      await p.restore({ backupId: backup.id, destination: into, resources: ['users'] });
+      expect(JSON.stringify((into as unknown as { savedMetadata: unknown }).savedMetadata), damage).not.toContain('evil');
+      if (damage === 'stripped') {
+        await p.recoverBackups();
+        expect(await readFile(path.join(dirs[0], edited.copy), 'utf8')).toBe(copyBefore);
+      }
+      await p.stop();
+    }
   });
 
   it('with one destination, the manifest made to look unencrypted (encryption and auth dropped) and its copy intact: the copy is used, and the restore goes on', async () => {

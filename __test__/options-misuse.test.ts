@@ -74,6 +74,8 @@ describe('methods that delete or write refuse what they would misread', () => {
     await expect(p.restore({ backupId: f1, resources: [] })).rejects.toEqual(invalid('resources'));
     await expect(p.restore({ backupId: f1, resources: ['_database'] })).rejects.toEqual(invalid('resources'));
     await expect(p.restore({ backupId: f1, destination: 'file://relative/tmp/x' })).rejects.toEqual(invalid('destination'));
+    // s3db.js's own relative form stays accepted (a dry run: nothing is written there)
+    expect((await p.restore({ backupId: f1, destination: `file://./options-misuse-${process.pid}-nothing-here`, dryRun: true })).dryRun).toBe(true);
     expect(await snapshot(db)).toEqual(before);
     await p.stop();
   });
@@ -130,6 +132,7 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ schedule: { cron: process.env.S3DB_BACKUP_TEST_UNSET_VARIABLE } as never })).toThrow(invalid('schedule.cron'));
     expect(make({ schedule: { interval: null } as never })).toThrow(invalid('schedule.interval'));
     expect(make({ schedule: new Date() as never })).toThrow(invalid('schedule'));
+    expect(make({ schedule: { cron: '0 2 * * *', enabled: undefined } as never })).not.toThrow();
   });
 
   it('numbers past what the plugin can use: threads, lease.ttlMs, PBKDF2 iterations; a retention written as a small number (milliseconds)', () => {
@@ -147,6 +150,7 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ level: 1, compressionLevel: 9 } as never)).toThrow(invalid('compressionLevel'));
     expect(make({ concurrency: 1, parallelism: 64 } as never)).toThrow(invalid('parallelism'));
     expect(make({ level: 6, compressionLevel: 6 } as never)).not.toThrow();
+    expect(make({ verify: 'full', verification: true } as never)).not.toThrow(); // one meaning, two spellings
   });
 
   it('a destination directory present but undefined (an unset environment variable) is refused, not read as ./backups', () => {
@@ -163,6 +167,7 @@ describe('plugin options refused at construction, where they would fail every ti
 
   it('a logger without info, warn and error is refused; one that throws does not fail the backups that log', async () => {
     for (const logger of [42, {}, { info() {}, error() {} }]) expect(make({ logger } as never)).toThrow(invalid('logger'));
+    for (const logger of [null, false]) expect(make({ logger } as never)).not.toThrow(); // none of its own: s3db.js's
     const db = await openDb(`memory://options-misuse-logger-${process.pid}/db`);
     await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
     let thrown = 0;

@@ -7,6 +7,7 @@
 // encryption: { key }, schedule objects). Every backup here is restored and compared object for
 // object with its source.
 import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -199,7 +200,10 @@ describe('paths and names (review-paths)', () => {
     const many = Array.from({ length: 12 }, (_, i) => `customer_records_partition_${String(i).padStart(2, '0')}`);
     expect(path.posix.basename(resourceTickLeasePath(many)).length).toBeLessThan(120);
     expect(resourceTickLeasePath(['a,b'])).not.toBe(resourceTickLeasePath(['a', 'b']));
+    // the names earlier versions gave, where short and unambiguous: an instance not upgraded takes the same lease
     expect(resourceTickLeasePath(['users'])).toBe('locks/tick-resources-users.lease');
+    expect(resourceTickLeasePath(['a.b'])).toBe(`locks/tick-resources-a_b-${createHash('sha256').update('a.b').digest('hex').slice(0, 8)}.lease`);
+    expect(resourceTickLeasePath(['a', 'b'])).toBe(`locks/tick-resources-a_b-${createHash('sha256').update('a,b').digest('hex').slice(0, 8)}.lease`);
   });
 
   it("a database nested inside another's keys (its s3db.json under the outer prefix) is named in a warning when the outer one is backed up: a whole restore of the outer one would revert it", async () => {

@@ -132,12 +132,14 @@ describe('s3db.js drop-in details', () => {
     }
     // An s3:// string whose host is an endpoint (a port, an IP address) names it as an AWS bucket:
     // refused at once, saying how to write it, where s3db.js spent ~20 s trying AWS.
+    const errorsBefore = events.length;
     for (const host of ['127.0.0.1:7480', '10.0.0.5', 'minio.internal:9000']) {
       await expect(p.restore({ backupId: b.id, destination: `s3://AKID:S3CRET42@${host}/bucket/db` })).rejects.toMatchObject({
         code: 'ERR_INVALID_OPTION',
         message: expect.stringMatching(new RegExp(`^Invalid option "destination": s3://\\*\\*\\*@${host.replace(/\./g, '\\.')}/bucket/db names ${host.replace(/\./g, '\\.')} as an AWS bucket .*begin it with http:// \\(https:// for TLS\\) in place of s3://`)),
       });
     }
+    expect(events.length).toBe(errorsBefore); // refused before the restore began (nothing read or verified)
     const err3 = await p.restore({ backupId: b.id, destination: 'postgres://host/db?region=x&secretAccessKey=QUERYSECRET42' }).then(() => null, (e: unknown) => e as Error);
     expect(err3!.message).not.toContain('QUERYSECRET42');
     // Without '//' or with a space in the secret: the whole value is one connection string, so

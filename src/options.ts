@@ -179,7 +179,8 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
 
   // s3db.js's names beside the story's: both given, they must agree (which one wins is a guess)
   for (const [ours, theirs] of [['level', 'compressionLevel'], ['verify', 'verification'], ['concurrency', 'parallelism']] as const) {
-    if (o[ours] !== undefined && o[theirs] !== undefined && o[ours] !== o[theirs]) {
+    const same = (a: unknown, b: unknown) => a === b || (ours === 'verify' && (a === true ? 'full' : a) === (b === true ? 'full' : b));
+    if (o[ours] !== undefined && o[theirs] !== undefined && !same(o[ours], o[theirs])) {
       throw optionError(theirs, `is ${JSON.stringify(o[theirs])} and "${ours}" ${JSON.stringify(o[ours])}: they are one option (${theirs} is s3db.js's name for it)`, 'Give one of them');
     }
   }
@@ -350,7 +351,7 @@ function scheduleValue(name: string, value: unknown): ScheduleValue {
     for (const [key, field] of Object.entries(v)) {
       if (!SCHEDULE_KEYS.includes(key)) throw optionError(`${name}.${key}`, 'is not a schedule field', `A schedule object is {} (no timer), { cron: '0 2 * * *' } or { interval: 3600000 }, optionally with enabled; or write ${name}: 'daily'`);
       // { cron: process.env.BACKUP_CRON } with the variable unset would turn backups off in silence
-      if (field === undefined || field === null) throw optionError(`${name}.${key}`, `is ${String(field)} (an unset environment variable?)`, `Set it, or write ${name}: false to turn the timer off`);
+      if ((key === 'cron' || key === 'interval') && (field === undefined || field === null)) throw optionError(`${name}.${key}`, `is ${String(field)} (an unset environment variable?)`, `Set it, or write ${name}: false to turn the timer off`);
     }
     if (v.enabled !== undefined && typeof v.enabled !== 'boolean') throw optionError(`${name}.enabled`, 'must be true or false');
     if (v.cron !== undefined && v.interval !== undefined) throw optionError(name, 'has both cron and interval', 'Give one');

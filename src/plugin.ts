@@ -49,7 +49,7 @@ import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy, MAX_AFTER_RESTORE } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
-import { openDatabase } from './target.js';
+import { openDatabase, refuseMisreadUrl } from './target.js';
 import { activityOf, databaseKey, restoresInto, type DatabaseActivity, type Reader } from './database-activity.js';
 
 export interface CreateBackupOptions {
@@ -203,8 +203,9 @@ export class BackupPlugin extends EventEmitter {
     this.config = Object.freeze({ ...normalized, passphrase: normalized.passphrase === null ? null : '[redacted]', destinations: redactCredentials(normalized.destinations) });
     if (this.config.retention) validateRetentionPolicy(this.config.retention);
     this.options = redactCredentials(options);
-    if (options.logger !== undefined) {
-      const l = options.logger as unknown as Record<string, unknown> | null;
+    // (null or false: none of its own, as left out: s3db.js hands its own)
+    if (options.logger !== undefined && options.logger !== null && (options.logger as unknown) !== false) {
+      const l = options.logger as unknown as Record<string, unknown>;
       const missing = ['info', 'warn', 'error'].filter((level) => typeof l?.[level] !== 'function');
       if (missing.length > 0) throw optionError('logger', `must have info, warn and error functions (missing: ${missing.join(', ')})`, 'Pass a pino-style logger, or leave logger out (s3db.js hands its own to plugins)');
       this.logger = options.logger as Logger;
@@ -556,12 +557,15 @@ export class BackupPlugin extends EventEmitter {
 
   /**
    * `manifest`'s chain, full first, with each encrypted member's key (`withKeys`; else none).
-   * A member whose manifest does not authenticate under its key (or, with a passphrase set, is not
-   * encrypted) is replaced by a copy that does, held by another destination or beside the parts
-   * (catalog.trustedCopy): a manifest edited at one destination of several does not cost the
-   * backup; damagedManifestCopies names the edited one. Where no copy authenticates, the one read
-   * stays, for verification and restores to refuse. Callers pinned `manifest.chain`; a replaced
-   * manifest keeps its id, and a chain it changes is pinned here until `release`.
+   * A member whose manifest does not authenticate under its key, has no `auth` (stripped, or
+   * written before revision 8), whose key cannot be had from it (an edited key check), or, with a
+   * passphrase set, is not encrypted, is replaced by a copy that authenticates, held by another
+   * destination or beside the parts (catalog.trustedCopy): a manifest edited at one destination of
+   * several does not cost the backup; damagedManifestCopies names the edited one. Where no copy
+   * authenticates, the one read stays, for verification and restores to refuse or warn about
+   * (`unauthentic` remembers it, so an older backup's copies are read once per process).
+   * Callers pinned `manifest.chain`; a replaced manifest keeps its id, and a chain it changes is
+   * pinned here until `release`.
    */
   private async authenticChain(manifest: Manifest, withKeys: boolean): Promise<{ chain: Manifest[]; keys: Map<string, KeyHandle | null>; release: () => void }> {
     const keyOf = async (m: Manifest): Promise<KeyHandle | null> => (m.encryption && withKeys ? this.keyring.keyForManifest(m, this.destinations) : null);
@@ -575,10 +579,19 @@ export class BackupPlugin extends EventEmitter {
       const keys = new Map<string, KeyHandle | null>();
       let replaced: Manifest | null = null;
       for (const m of chain) {
-        const key = await keyOf(m);
+        let key: KeyHandle | null;
+        try {
+          key = await keyOf(m);
+        } catch (err) {
+          // (an edited key check or key file in this copy: another may hold the backup's own)
+          if (!this.unauthentic.has(m.id) && (replaced = await this.catalog.trustedCopy(m.id, trusted))) break;
+          throw err;
+        }
         keys.set(m.id, key);
-        const suspect = key ? (await authProblem(m, key)) !== null : withKeys && this.keyring.enabled && !m.encryption;
-        if (suspect && (replaced = await this.catalog.trustedCopy(m.id, trusted))) break;
+        const suspect = key ? m.auth === undefined || (await authProblem(m, key)) !== null : withKeys && this.keyring.enabled && !m.encryption;
+        if (!suspect || this.unauthentic.has(m.id)) continue;
+        if ((replaced = await this.catalog.trustedCopy(m.id, trusted))) break;
+        if (m.auth === undefined) this.unauthentic.add(m.id); // (an edited one is looked for again: it may be put back)
       }
       // each round replaces one more member by an authentic manifest, which is never replaced again
       if (!replaced || round > chain.length) return { chain, keys, release: () => pins.forEach((release) => release()) };
@@ -602,6 +615,9 @@ export class BackupPlugin extends EventEmitter {
    * A chain with a missing member (ERR_CHAIN_BROKEN) records nothing (`own` null): a lost
    * manifest may come back with recoverBackups().
    */
+  /** Backups with no copy that authenticates (authenticChain): not looked for again by this process. */
+  private readonly unauthentic = new Set<string>();
+
   private async verifyChain(manifest: Manifest, level: 'quick' | 'full', started: number): Promise<{ result: VerificationResult; own: VerificationResult | null }> {
     let authentic: Awaited<ReturnType<BackupPlugin['authenticChain']>>;
     try {
@@ -670,6 +686,8 @@ export class BackupPlugin extends EventEmitter {
     }
     const reserved = options.resources ? reservedResourceName(options.resources) : null;
     if (reserved) throw optionError('resources', `${reserved} (nothing was restored)`);
+    // before anything is read: a connection string s3db.js would read as something else
+    if (typeof options.destination === 'string' && options.destination.includes('://')) refuseMisreadUrl(options.destination, options.destination);
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;

@@ -70,10 +70,14 @@ interface JobSpec {
  * however many and long the names (review-paths P5): a hash of the list stands for what is cut.
  */
 export function resourceTickLeasePath(names: string[]): string {
-  const safe = names.join('_').replace(/[^A-Za-z0-9_-]/g, '_');
-  const exact = names.length === 1 && safe === names[0] && safe.length <= 64;
-  const tag = exact ? '' : `-${createHash('sha256').update(JSON.stringify(names)).digest('hex').slice(0, 12)}`;
-  return `locks/tick-resources-${safe.slice(0, 64)}${tag}.lease`;
+  const joined = names.join(',');
+  const safe = joined.replace(/[^A-Za-z0-9_-]/g, '_');
+  // The name earlier versions gave it, wherever that was short and unambiguous: an instance not
+  // yet upgraded takes the same lease, so one tick still runs once.
+  if (safe.length <= 64 && !names.some((n) => n.includes(','))) {
+    return `locks/tick-resources-${safe}${safe === joined ? '' : `-${createHash('sha256').update(joined).digest('hex').slice(0, 8)}`}.lease`;
+  }
+  return `locks/tick-resources-${safe.slice(0, 64)}-${createHash('sha256').update(JSON.stringify(names)).digest('hex').slice(0, 12)}.lease`;
 }
 
 interface ScheduledJob {

@@ -120,7 +120,7 @@ export function openHint(reason: string): string {
  * another store, and s3db.js would spend ~20 s trying AWS before failing with a message that
  * names neither.
  */
-function refuseMisreadUrl(connectionString: string, shown: string): void {
+export function refuseMisreadUrl(connectionString: string, shown: string): void {
   let url: URL;
   try {
     url = new URL(connectionString);
@@ -128,7 +128,7 @@ function refuseMisreadUrl(connectionString: string, shown: string): void {
     return; // s3db.js says what is wrong with it
   }
   // file://relative/path: s3db.js reads "relative" as a host and writes under the working directory
-  if (url.protocol === 'file:' && url.host !== '') {
+  if (url.protocol === 'file:' && url.host !== '' && url.host !== '.') {
     throw optionError('destination', `${redactedTarget(shown)} has a host (${url.host}) where a file:// connection string takes an absolute path`, 'Write file:///srv/db (three slashes); nothing was restored');
   }
   if (url.protocol !== 's3:' || (url.port === '' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(url.hostname))) return;

@@ -226,7 +226,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     }
     await closePart();
     if (torn.count > 0) {
-      o.warn?.(`${torn.count} objects were being written throughout the backup's reads of them (their metadata of one write, their body of the next: ${torn}): they are in this backup as read, and the next backup stores them whole`);
+      o.warn?.(`${torn.count} objects read with a body whose MD5 is not the ETag stored with their metadata, read after read (${torn}): written throughout the reads (a stalled disk between s3db.js's two renames: the next backup stores them again, whole), or changed outside s3db.js; they are in this backup as read`);
     }
     // The definitions restores use must cover every record read, and the application may have
     // created a resource or changed a schema while the backup listed: read them again now.

@@ -605,10 +605,22 @@ async function rewriteCopies(member: Destination): Promise<{ id: string; destina
     if (!manifest.copy || (await member.stat(paths.pending(id)))) continue;
     const copy = (await member.stat(manifest.copy)) ? await readText(member, manifest.copy).catch(() => null) : null;
     if (copy === text) continue;
+    // a manifest without `auth` (stripped?) never replaces a copy that has one: the copy may be
+    // the authentic one, which verification and restores then use (review-s19 F1)
+    if (manifest.auth === undefined && copy !== null && hasAuth(copy)) continue;
     await member.write(manifest.copy, Buffer.from(text));
     out.push({ id, destination: member.label, path: manifest.copy });
   }
   return out;
+}
+
+/** Whether `text` is a manifest that carries an authentication tag (not checked: no key here). */
+function hasAuth(text: string): boolean {
+  try {
+    return typeof (JSON.parse(text) as { auth?: unknown }).auth === 'string';
+  } catch {
+    return false;
+  }
 }
 
 /** Puts the manifest of `id` back at `to` from `from`'s, with its copy beside the parts (see putBack). */
