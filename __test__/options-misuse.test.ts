@@ -159,6 +159,15 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(() => new BackupPlugin({ schedule: false, driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: undefined } }] })).toThrow(expect.objectContaining({ message: expect.stringContaining('directory') }));
   });
 
+  it("a staleAfterMs under two heartbeats (seconds meant as milliseconds) is warned about at install: another instance could delete a running backup's parts", async () => {
+    const warnings: string[] = [];
+    const db = await openDb(`memory://options-misuse-stale-${process.pid}/db`);
+    const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'stale') }, staleAfterMs: 60, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } });
+    await db.usePlugin(p);
+    expect(warnings).toContainEqual(expect.stringContaining('staleAfterMs is 60 ms (milliseconds), under two heartbeats'));
+    await p.stop();
+  });
+
   it('fsync that is not a boolean (0, "", NaN from a config file) is refused, not read as off', () => {
     for (const fsync of [0, '', Number.NaN, 'false']) {
       expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'fsync'), fsync } as never })).toThrow(invalid('config.fsync'));

@@ -27,7 +27,7 @@ import { createDestinationSet } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
-import { describeSource, runBackup } from './engine/backup.js';
+import { describeSource, HEARTBEAT_MS, runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
@@ -235,6 +235,10 @@ export class BackupPlugin extends EventEmitter {
     this.log(codec.level, { codec: codec.implementation }, codec.message);
     if (this.keyring.endsWithNewline) {
       this.log('warn', {}, 'encryption.passphrase ends with a newline (read from a file as it is?): it is part of the passphrase, and the command line (--passphrase-file, "$(cat file)") drops it, so it would not open these backups. Trim it, or give the command line the same value through --passphrase-env');
+    }
+    if (this.config.staleAfterMs < 2 * HEARTBEAT_MS) {
+      // (not refused: tests and one-instance setups use short values on purpose)
+      this.log('warn', { staleAfterMs: this.config.staleAfterMs }, `staleAfterMs is ${this.config.staleAfterMs} ms (milliseconds), under two heartbeats of a running backup (${2 * HEARTBEAT_MS} ms): another instance could take a backup still running on another host for a crash's leftovers and delete its parts. The default is 15 minutes`);
     }
     this.database = db;
     provideGetPlugin(db);
