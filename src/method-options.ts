@@ -46,10 +46,10 @@ export function reservedResourceName(names: readonly unknown[]): string | null {
     : null;
 }
 
-/** A value as an error message shows it: its type and, for a short primitive, itself. */
+/** A value as an error message shows it: its kind, and a number or boolean itself (a string never: it may be a secret). */
 export function shown(v: unknown): string {
   if (v === null) return 'null';
-  if (typeof v === 'string') return 'a string'; // never echoed: it may be a secret put in the wrong place
+  if (typeof v === 'string') return 'a string';
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'function') return 'a function';
