@@ -151,6 +151,9 @@ describe('plugin options refused at construction, where they would fail every ti
     expect(make({ concurrency: 1, parallelism: 64 } as never)).toThrow(invalid('parallelism'));
     expect(make({ level: 6, compressionLevel: 6 } as never)).not.toThrow();
     expect(make({ verify: 'full', verification: true } as never)).not.toThrow(); // one meaning, two spellings
+    // a wrong value is named as it was written (review-options #23)
+    expect(make({ verification: 42 } as never)).toThrow(invalid('verification'));
+    expect(make({ parallelism: 'x' } as never)).toThrow(invalid('parallelism'));
   });
 
   it('a destination directory present but undefined (an unset environment variable) is refused, not read as ./backups', () => {

@@ -192,7 +192,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   }
 
   const verifyRaw = o.verify ?? o.verification ?? true;
-  const verify = verifyRaw === true ? 'full' : verifyRaw === false ? false : oneOf('verify', verifyRaw, ['quick', 'full'] as const);
+  const verify = verifyRaw === true ? 'full' : verifyRaw === false ? false : oneOf(o.verify !== undefined ? 'verify' : 'verification', verifyRaw, ['quick', 'full'] as const); // (named as written)
 
   const { passphrase, iterations } = encryptionOption(o.encryption);
 
@@ -264,7 +264,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
     triggers: triggers(o.triggers),
     webhooks: webhooks(o.webhooks),
     partSize: sized('partSize', o.partSize ?? 64 * MiB, MiB / 1024, 4096 * MiB),
-    concurrency: o.concurrency === undefined && o.parallelism === undefined ? null : positiveInt('concurrency', o.concurrency ?? o.parallelism),
+    concurrency: o.concurrency === undefined && o.parallelism === undefined ? null : positiveInt(o.concurrency !== undefined ? 'concurrency' : 'parallelism', o.concurrency ?? o.parallelism),
     pageSize: o.pageSize === undefined ? null : positiveInt('pageSize', o.pageSize),
     segmentSize: sized('segmentSize', o.segmentSize ?? MiB, 1024, 16 * MiB),
     // the codec's own limit, checked here so a backup does not fail on it at its first tick
