@@ -154,6 +154,11 @@ describe('plugin options refused at construction, where they would fail every ti
     // a wrong value is named as it was written (review-options #23)
     expect(make({ verification: 42 } as never)).toThrow(invalid('verification'));
     expect(make({ parallelism: 'x' } as never)).toThrow(invalid('parallelism'));
+    // s3db.js's plugin-base options have no effect here, but a value of the wrong kind is said (#24)
+    expect(make({ slug: 42 } as never)).toThrow(invalid('slug'));
+    expect(make({ logLevel: {} } as never)).toThrow(invalid('logLevel'));
+    expect(make({ verbose: 'yes' } as never)).toThrow(invalid('verbose'));
+    expect(make({ slug: 'backups', namespace: 'prod', verbose: true, logLevel: 'info' } as never)).not.toThrow();
   });
 
   it('a destination directory present but undefined (an unset environment variable) is refused, not read as ./backups', () => {

@@ -177,6 +177,11 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   const driver = oneOf('driver', o.driver ?? 'filesystem', ['filesystem', 's3', 'multi'] as const);
   const { destinations, strategy } = normalizeDestinations({ driver, config: o.config, destinations: o.destinations, strategy: o.strategy, pathTemplate: o.pathTemplate });
 
+  // s3db.js's plugin-base options: no effect here, but a value of the wrong kind is a mistake said now
+  for (const name of ['backupMetadataResource', 'tempDir', 'logLevel', 'slug', 'namespace', 'instanceId', 'customName'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'string') throw optionError(name, `must be a string (accepted for s3db.js's sake; it has no effect here), not ${typeof o[name]}`);
+  }
+  if (o.verbose !== undefined) boolean('verbose', o.verbose);
   // s3db.js's names beside the story's: both given, they must agree (which one wins is a guess)
   for (const [ours, theirs] of [['level', 'compressionLevel'], ['verify', 'verification'], ['concurrency', 'parallelism']] as const) {
     const same = (a: unknown, b: unknown) => a === b || (ours === 'verify' && (a === true ? 'full' : a) === (b === true ? 'full' : b));
