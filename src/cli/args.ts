@@ -76,7 +76,7 @@ restore:
                               http://KEY:SECRET@host:port/bucket/prefix
   --mode replace|merge|skip   replace (default): each restored resource becomes exactly the backup;
                               merge: backup objects overwrite, others stay; skip: only missing objects
-  --resources a,b             only these resources
+  --resources a,b             only these resources (a name holding a comma: a\\,b)
   --dry-run                   report what would be written and deleted; write nothing
   --no-verify                 skip the full verification before the first write (not advised)
   --allow-plaintext           restore a backup that is not encrypted although a passphrase is set
@@ -87,7 +87,7 @@ verify:
 backup:
   --db <connection string>    the database to back up
   --type full|incremental     default full
-  --resources a,b             only these resources
+  --resources a,b             only these resources (a name holding a comma: a\\,b)
   --reason <text>
   --unencrypted               take it without encryption although the destination holds encrypted
                               backups (without it, a missing passphrase is refused there)
@@ -234,8 +234,9 @@ function oneOf<T extends string>(option: string, value: string | undefined, allo
   throw new UsageError(`${option} must be one of ${allowed.join(', ')} (got '${value}')`);
 }
 
+/** Names separated by commas (a name holding one writes it `\,`), spaces around each dropped. */
 function list(option: string, value: string): string[] {
-  const names = value.split(',').map((s) => s.trim());
+  const names = value.split(/(?<!\\),/).map((s) => s.replace(/\\,/g, ',').trim());
   if (names.some((n) => n === '')) throw new UsageError(`${option} takes names separated by commas, without empty ones (got '${value}')`);
   return names;
 }

@@ -348,7 +348,7 @@ function selectGroups(manifest: Manifest, resources: string[] | null): Set<strin
   for (const name of resources) {
     if (name === DATABASE_GROUP || !available.includes(name)) {
       const list = available.filter((n) => n !== DATABASE_GROUP);
-      throw new BackupError('ERR_RESOURCE_NOT_IN_BACKUP', `Resource '${name}' does not exist in backup ${manifest.id}; it has: ${list.join(', ') || '(no resources)'}`, {
+      throw new BackupError('ERR_RESOURCE_NOT_IN_BACKUP', `Resource '${name}' does not exist in backup ${manifest.id}; it has: ${list.map((r) => `'${r}'`).join(', ') || '(no resources)'}`, {
         details: { resource: name, available: list },
       });
     }
