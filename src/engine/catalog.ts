@@ -587,7 +587,7 @@ async function putBack(member: Destination, manifest: Manifest, text: string): P
 
 /**
  * Writes back, from each readable manifest at `member`, its copy beside the parts where that copy
- * is missing or differs (damaged): the copy is what puts the manifest back when it is lost.
+ * is missing, damaged, or another backup's: the copy is what puts the manifest back when it is lost.
  */
 async function rewriteCopies(member: Destination): Promise<{ id: string; destination: string; path: string }[]> {
   const out: { id: string; destination: string; path: string }[] = [];
@@ -604,22 +604,22 @@ async function rewriteCopies(member: Destination): Promise<{ id: string; destina
     }
     if (!manifest.copy || (await member.stat(paths.pending(id)))) continue;
     const copy = (await member.stat(manifest.copy)) ? await readText(member, manifest.copy).catch(() => null) : null;
-    if (copy === text) continue;
-    // a manifest without `auth` (stripped?) never replaces a copy that has one: the copy may be
-    // the authentic one, which verification and restores then use (review-s19 F1)
-    if (manifest.auth === undefined && copy !== null && hasAuth(copy)) continue;
+    // A copy of this backup that differs is left alone: one of the two was edited, and without the
+    // key this cannot tell which (verification names it; the copy may be the authentic one, which
+    // verification and restores then use: review-s19 F1). Delete the wrong one and run this again.
+    if (copy === text || (copy !== null && copyOf(copy) === id)) continue;
     await member.write(manifest.copy, Buffer.from(text));
     out.push({ id, destination: member.label, path: manifest.copy });
   }
   return out;
 }
 
-/** Whether `text` is a manifest that carries an authentication tag (not checked: no key here). */
-function hasAuth(text: string): boolean {
+/** The backup id of the manifest `text`, or null when it is none (unparseable, damaged). */
+function copyOf(text: string): string | null {
   try {
-    return typeof (JSON.parse(text) as { auth?: unknown }).auth === 'string';
+    return parseManifest(text, 'a manifest copy').id;
   } catch {
-    return false;
+    return null;
   }
 }
 

@@ -229,7 +229,7 @@ export async function* readPartRecords(
     } catch (err) {
       const message = errorMessage(err);
       errors.push(message.includes(member.label) ? message : `${member.label}: ${message}`); // (most errors name it already)
-      onFailure?.(member.label, errorMessage(err));
+      onFailure?.(member.label, message);
     }
   }
   throw new BackupError('ERR_PART_UNREADABLE', `part ${part.path} of backup ${manifest.id} could not be read from any destination: ${errors.join('; ')}`);

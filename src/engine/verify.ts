@@ -63,25 +63,31 @@ export async function damagedManifestCopies(
   authentic: ((copy: Manifest) => Promise<boolean>) | null = null,
 ): Promise<{ label: string; error: string }[]> {
   // the manifest itself at each destination that holds the backup (one was read: the others may differ), then its copy
+  // what recoverBackups() does: it puts back what is missing or unreadable, never a readable
+  // manifest or copy of this backup that differs (it cannot tell which of two was edited)
   const objects = [
-    { path: paths.manifest(manifest.id), name: 'manifest', differs: 'differs from the one verified', consequence: 'recoverBackups() puts it back from the copy beside the parts there' },
-    ...(manifest.copy ? [{ path: manifest.copy, name: 'manifest copy', differs: "is not this backup's manifest", consequence: 'recoverBackups() could not put the manifest back from it there' }] : []),
+    { path: paths.manifest(manifest.id), name: 'manifest', differs: 'differs from the one verified', mend: 'recoverBackups() puts it back from the copy beside the parts there', edited: 'delete it, and recoverBackups() puts it back from the copy beside the parts there' },
+    ...(manifest.copy
+      ? [{ path: manifest.copy, name: 'manifest copy', differs: "is not this backup's manifest", mend: 'recoverBackups() writes it back from the manifest there', edited: 'delete it, and recoverBackups() writes it back from the manifest there' }]
+      : []),
   ];
   const out: { label: string; error: string }[] = [];
   for (const o of objects) {
     for (const member of holdersOf(manifest, set)) {
       let problem: string | null = null;
+      let edited = false;
       try {
         if (!(await member.stat(o.path))) problem = 'is missing';
         else {
           const copy = parseManifest(await readText(member, o.path), `${o.path} at ${member.label}`);
+          edited = copy.id === manifest.id;
           if (!sameBackup(copy, manifest)) problem = o.differs;
           else if (authentic && !(await authentic(copy))) problem = 'does not authenticate under the backup\'s key (edited after its backup wrote it)';
         }
       } catch (err) {
         problem = `cannot be read (${errorMessage(err)})`;
       }
-      if (problem) out.push({ label: member.label, error: `its ${o.name} ${o.path} ${problem}: ${o.consequence}` });
+      if (problem) out.push({ label: member.label, error: `its ${o.name} ${o.path} ${problem}: ${edited ? o.edited : o.mend}` });
     }
   }
   return out;
