@@ -31,14 +31,14 @@ import { BackupError, errorMessage, optionError } from '../errors.js';
 import { processSpace } from '../lease/process-space.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 
-const TEMP_PREFIX = '.s3db-backup-tmp-';
+export const TEMP_PREFIX = '.s3db-backup-tmp-';
 /**
  * Temp names carry the writer's process space (host, boot, pid namespace: lease/process-space.ts)
  * and pid, so a crashed writer's files are recognised at once, and a live writer in another
  * container with the same host name is never mistaken for a dead one here.
  */
 const SPACE_TAG = createHash('sha256').update(processSpace()).digest('hex').slice(0, 8);
-const GUARD_SUFFIX = '.cas';
+export const GUARD_SUFFIX = '.cas';
 /** Tries at making a write's directories (and at a small write) while another process removes them as empty. */
 const MKDIR_ATTEMPTS = 5;
 const GUARD_STALE_MS = 30_000;

@@ -222,8 +222,7 @@ export class DestinationSet {
    */
   async listMerged(prefix: string, unlisted: (label: string, error: string) => void = () => undefined): Promise<(ObjectInfo & { labels: string[] })[]> {
     const byPath = new Map<string, ObjectInfo & { labels: string[] }>();
-    const errors: string[] = [];
-    const failedLabels: string[] = [];
+    const failures: { label: string; error: string }[] = [];
     const codes = new Set<string>();
     for (const member of this.members) {
       try {
@@ -233,17 +232,16 @@ export class DestinationSet {
           else byPath.set(info.path, { ...info, labels: [member.label] });
         }
       } catch (err) {
-        errors.push(failureAt(member.label, err));
-        failedLabels.push(member.label);
+        failures.push({ label: member.label, error: failureAt(member.label, err) });
         codes.add(err instanceof BackupError ? err.code : '');
       }
     }
-    if (errors.length === this.members.length) {
+    if (failures.length === this.members.length) {
       // every destination failed the same way (a missing bucket, denied access): that code is the news
       const only = codes.size === 1 ? [...codes][0] : undefined;
-      throw new BackupError(only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_DESTINATION_FAILED', `could not list any destination: ${errors.join('; ')}`);
+      throw new BackupError(only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_DESTINATION_FAILED', `could not list any destination: ${failures.map((f) => f.error).join('; ')}`);
     }
-    for (const [i, error] of errors.entries()) unlisted(failedLabels[i]!, error);
+    for (const f of failures) unlisted(f.label, f.error);
     return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 

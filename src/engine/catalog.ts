@@ -178,7 +178,7 @@ export class Catalog {
    * A copy of backup `id`'s manifest that `trusted` accepts, or null: the manifest at each
    * destination, then each copy beside the parts those name. Found, it replaces the one kept, so a
    * manifest edited at one destination of several does not hide an intact one at another (the
-   * plugin asks only when the one kept does not authenticate).
+   * plugin asks only when the one kept is suspect: plugin.ts authenticChain).
    */
   async trustedCopy(id: string, trusted: (candidate: Manifest) => Promise<boolean>): Promise<Manifest | null> {
     const seen = new Set<string>();

@@ -16,8 +16,8 @@
  * Invariants: every path is relative, '/'-separated and free of '..' segments; template values are
  * sanitised so a resource name can never add a segment; timestamps are UTC.
  */
-import { createHash } from 'node:crypto';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { GUARD_SUFFIX, TEMP_PREFIX } from '../destinations/filesystem.js';
 import { optionError } from '../errors.js';
 
 export const DEFAULT_PATH_TEMPLATE = '{year}/{month}/{day}/{id}/{resource}';
@@ -96,9 +96,9 @@ export class PathTemplate {
       throw optionError('pathTemplate', `holds the character U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}, which a destination cannot store in a path (a backslash, a control character, or one XML cannot carry)`, "Use '/' to separate folders, and printable characters");
     }
     // Names a filesystem destination keeps for itself: its cleanup would take such parts for leftovers (P4b).
-    const reserved = template.split('/').find((s) => s.startsWith(RESERVED_TEMP_PREFIX) || s.endsWith(RESERVED_GUARD_SUFFIX));
+    const reserved = template.split('/').find((s) => s.startsWith(TEMP_PREFIX) || s.endsWith(GUARD_SUFFIX));
     if (reserved !== undefined) {
-      throw optionError('pathTemplate', `has the segment "${reserved}": names starting with ${RESERVED_TEMP_PREFIX} or ending with ${RESERVED_GUARD_SUFFIX} are a filesystem destination's temporary and guard files`, 'Name it otherwise');
+      throw optionError('pathTemplate', `has the segment "${reserved}": names starting with ${TEMP_PREFIX} or ending with ${GUARD_SUFFIX} are a filesystem destination's temporary and guard files`, 'Name it otherwise');
     }
     this.template = template.includes('{resource}') ? template : `${template}/{resource}`;
   }
@@ -141,6 +141,3 @@ function sanitize(value: string): string {
 }
 
 const SEGMENT_MAX = 120;
-/** A filesystem destination's own names (destinations/filesystem.ts TEMP_PREFIX, GUARD_SUFFIX). */
-const RESERVED_TEMP_PREFIX = '.s3db-backup-tmp-';
-const RESERVED_GUARD_SUFFIX = '.cas';
