@@ -619,6 +619,11 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const report = await p.restore({ backupId: backup.id });
       expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
       expect(await snapshot(db as never)).toEqual(want);
+      // and backups under the keys s3db.js writes ('app/x/y/...') are inside it: refused at install
+      await expect(db.usePlugin(s3Plugin({ ...s3Config('app/x/y/backups/'), bucketName: srcBucket }), 'inside')).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTION',
+        message: expect.stringContaining("lies inside the database's keys"),
+      });
     } finally {
       await db.disconnect();
       await deleteBucket(admin, srcBucket);
