@@ -100,6 +100,18 @@ function siblingConnectionString(name: string, own: DatabaseLike | null): string
 }
 
 /**
+ * A database s3db.js could not open, as `code`: its reason in one line with what to check
+ * (openHint), without s3db.js's stack dump; the connection strings (`spelt`: each way it was
+ * written) are shown redacted, in the message and the cause (s3db.js's own error quotes them).
+ */
+export function unopenable(code: string, what: string, err: unknown, spelt: string[]): BackupError {
+  const hide = (text: string) => spelt.reduce(withoutTarget, text);
+  const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
+  const reason = conciseCause(hide(errorMessage(err)));
+  return new BackupError(code, `could not open ${what}: ${reason}${openHint(reason)}`, { cause });
+}
+
+/**
  * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
  * a store that does not answer (its circuit breaker opens after ~20 s of refused connections) and
  * access denied (which some stores, Ceph RGW among them, also answer for a bucket that does not exist).
@@ -153,12 +165,7 @@ async function connect(
   const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
   // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
-  const openError = (err: unknown): BackupError => {
-    const hide = (text: string) => withoutTarget(withoutTarget(text, connectionString), shown);
-    const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
-    const reason = conciseCause(hide(errorMessage(err)));
-    return new BackupError('ERR_TARGET_OPEN', `could not open the restore destination ${safe}: ${reason}${openHint(reason)}`, { cause });
-  };
+  const openError = (err: unknown): BackupError => unopenable('ERR_TARGET_OPEN', `the restore destination ${safe}`, err, [connectionString, shown]);
   refuseMisreadUrl(connectionString, shown);
   let db: DatabaseLike & UnconnectedDatabase;
   try {

@@ -12,9 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import { getCronManager, S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
-import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import { BackupError } from '../errors.js';
 import { redacted, redactedTarget } from '../redact.js';
-import { openHint } from '../target.js';
+import { unopenable } from '../target.js';
 import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
@@ -149,6 +149,5 @@ async function openSource(db: S3db, connectionString: string): Promise<void> {
 
 function sourceOpenError(err: unknown, connectionString: string | null): unknown {
   if (err instanceof BackupError || err instanceof UsageError || connectionString === null) return err;
-  const reason = conciseCause(redacted(errorMessage(err).split(connectionString).join(redactedTarget(connectionString))));
-  return new BackupError('ERR_SOURCE_OPEN', `could not open --db ${redactedTarget(connectionString)}: ${reason}${openHint(reason)}`, { cause: err });
+  return unopenable('ERR_SOURCE_OPEN', `--db ${redactedTarget(connectionString)}`, err, [connectionString]);
 }
