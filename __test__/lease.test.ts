@@ -30,6 +30,18 @@ function onDisk(): LeaseRecord {
   return JSON.parse(readFileSync(join(dir, 'locks', 'backup.lease'), 'utf8')) as LeaseRecord;
 }
 
+/**
+ * Writes a successor's record over the lease object the way a successor does: a compare-and-swap
+ * on the tag it read. A plain write could race the holder's renewal in flight (its own
+ * compare-and-swap) and be overwritten by it, so that no takeover is ever seen.
+ */
+async function takeOver(record: LeaseRecord, at: FilesystemDestination = destination): Promise<void> {
+  for (;;) {
+    const seen = await at.stat('locks/backup.lease');
+    if (seen?.etag !== undefined && (await at.replaceIfMatch('locks/backup.lease', Buffer.from(JSON.stringify(record)), seen.etag)).replaced) return;
+  }
+}
+
 async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 400; i++) {
     if (await cond()) return;
@@ -232,7 +244,7 @@ describe('Lease', () => {
     await a.acquire('a', 600);
     // A successor's record replaces ours (what a takeover after a stall of the holder looks like).
     const successor: LeaseRecord = { version: 1, holder: 'successor', expiresAt: new Date(Date.now() + 60_000).toISOString(), generation: 99 };
-    await destination.write('locks/backup.lease', Buffer.from(JSON.stringify(successor)));
+    await takeOver(successor);
     await until(() => lost.length > 0, 'loss detection');
     expect(lost[0]).toMatchObject({ holder: 'a', reason: 'taken-over', current: { holder: 'successor' } });
     expect(a.signal.aborted).toBe(true);
@@ -255,7 +267,7 @@ describe('Lease', () => {
       expect(() => group.assertHeld()).not.toThrow();
       // another holder's record at the destination still there: a takeover, the group is lost
       const successor: LeaseRecord = { version: 1, holder: 'successor', expiresAt: new Date(Date.now() + 60_000).toISOString(), generation: 99 };
-      await destination.write('locks/backup.lease', Buffer.from(JSON.stringify(successor)));
+      await takeOver(successor);
       await until(() => group.signal.aborted, 'the takeover');
       expect((group.signal.reason as BackupError).message).toContain('taken-over');
       expect(() => group.assertHeld()).toThrow(/taken-over/);

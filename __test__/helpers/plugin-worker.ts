@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     const plugin = new BackupPlugin({ schedule: args.schedule ?? 2000, config: { directory: args.dir }, lease: { ttlMs: args.ttlMs ?? 5_000 }, verify: 'quick' });
     plugin.on('plg:backup:complete', (e: { id: string }) => out({ type: 'complete', id: e.id }));
     plugin.on('plg:backup:error', (e: { id: string; error: string; code: string }) => out({ type: 'error', id: e.id, error: e.error, code: e.code }));
-    plugin.on('plg:backup:skipped', (e) => out({ type: 'skipped', reason: e.reason, tick: 'tick' in e ? e.tick : null }));
+    plugin.on('plg:backup:skipped', (e) => out({ type: 'skipped', reason: e.reason, tick: 'tick' in e ? e.tick : null, count: e.count }));
     await db.usePlugin(plugin);
     out({ type: 'ready' });
     await lines('stop');
