@@ -1,7 +1,7 @@
 // Drop-in details a reviewer found missing, on the real s3db.js with real filesystem destinations:
 // the id announced by start is the backup's id (s3db.js listeners pair start and complete by it);
-// s3db.js's restore(id) merges by default, as s3db.js does, while the story's restore({ ... })
-// replaces; an unknown restore option (s3db.js docs' `target`) is refused before anything is
+// s3db.js's restore(id) keeps the records that exist by default and replaces resource by resource,
+// as s3db.js's does, while the story's restore({ ... }) replaces the whole database; an unknown restore option (s3db.js docs' `target`) is refused before anything is
 // written instead of silently restoring over production; db.getPlugin('backup') (used by the
 // story, missing from s3db.js 21) works; the webhook payload has the story's `backup.resource`;
 // and the story's `fields` example is refused at backup time when it drops a required attribute
@@ -37,6 +37,8 @@ afterAll(async () => {
 
 type Api = {
   get(id: string): Promise<Record<string, unknown>>;
+  update(id: string, v: Record<string, unknown>): Promise<Record<string, unknown>>;
+  delete(id: string): Promise<unknown>;
   exists(id: string): Promise<boolean>;
   insert(v: Record<string, unknown>): Promise<Record<string, unknown>>;
   listIds(): Promise<string[]>;
@@ -70,22 +72,65 @@ describe('s3db.js drop-in details', () => {
     await p.stop();
   });
 
-  it("restore(id) merges as s3db.js's does; restore({ backupId }) replaces; onRestoreStart gets the options", async () => {
+  it("restore(id) keeps the records that exist, as s3db.js's does; overwrite: true writes over them; restore({ backupId }) replaces; onRestoreStart gets the options", async () => {
     const db = await seeded('modes');
     const ctxs: Record<string, unknown>[] = [];
     const p = plugin('modes', { onRestoreStart: (_id, ctx) => void ctxs.push(ctx) });
     await db.usePlugin(p);
     const b = await p.backup('full');
     const orders = db.resources.orders as unknown as Api;
+    const [edited, deleted] = (await orders.listIds()).sort() as [string, string];
+    const before = await orders.get(edited!);
+    await orders.update(edited!, { total: 12345 }); // an edit made since the backup
+    await orders.delete(deleted!); // the accident
     await orders.insert({ id: 'o-after', userId: 'u1', total: 9, status: 'new' });
 
-    await p.restore(b.id); // s3db.js dialect, no mode: merge keeps what the backup does not have
+    // s3db.js dialect, no mode: s3db.js's restore inserts, and s3db.js refuses to insert over an
+    // existing id: what was lost comes back, what exists (edited since) is kept
+    await p.restore(b.id);
+    expect(await orders.exists(deleted!)).toBe(true);
+    expect((await orders.get(edited!)).total).toBe(12345);
     expect(await orders.exists('o-after')).toBe(true);
-    expect(ctxs[0]).toMatchObject({ mode: 'merge', resources: null, dryRun: false });
+    expect(ctxs[0]).toMatchObject({ mode: 'skip', resources: null, dryRun: false });
+
+    // s3db.js's documented overwrite: true writes the backup's records over the ones that exist
+    await p.restore(b.id, { overwrite: true });
+    expect((await orders.get(edited!)).total).toBe(before.total);
+    expect(await orders.exists('o-after')).toBe(true);
+    expect(ctxs[1]).toMatchObject({ mode: 'merge' });
 
     await p.restore({ backupId: b.id }); // the story's dialect: replace
     expect(await orders.exists('o-after')).toBe(false);
-    expect(ctxs[1]).toMatchObject({ mode: 'replace' });
+    expect(ctxs[2]).toMatchObject({ mode: 'replace' });
+
+    // overwrite contradicting mode, or not a boolean: refused before anything runs
+    const started = ctxs.length;
+    await expect(p.restore(b.id, { overwrite: false, mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"overwrite".*mode 'merge'.*nothing was restored/) });
+    await expect(p.restore(b.id, { overwrite: true, mode: 'skip' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"overwrite"') });
+    await expect(p.restore(b.id, { overwrite: 'yes' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('"overwrite"') });
+    expect(ctxs.length).toBe(started);
+    await p.stop();
+  });
+
+  it("restore(id, { mode: 'replace' }) replaces the resources the backup holds, as s3db.js's does, and leaves a resource created since alone", async () => {
+    const connection = bucket('replace-per-resource');
+    const db = await copySeeded(connection);
+    const p = plugin('replace-per-resource');
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    const orders = db.resources.orders as unknown as Api;
+    await orders.insert({ id: 'o-after', userId: 'u1', total: 9, status: 'new' });
+    const invoices = (await db.createResource({ name: 'invoices', attributes: { total: 'number' } })) as unknown as Api;
+    await invoices.insert({ id: 'i1', total: 3 });
+
+    const report = await p.restore(b.id, { mode: 'replace' });
+    expect(await orders.exists('o-after')).toBe(false); // the backed-up resource is exactly the backup
+    expect(report.warnings.join(' ')).not.toMatch(/dropped/);
+    expect((await (db.resources.invoices as unknown as Api).get('i1')).total).toBe(3);
+    const reopened = await openDb(connection); // as the application sees it after a reconnect
+    expect(Object.keys(reopened.resources)).toContain('invoices');
+    expect(Object.keys(reopened.resources).sort()).toEqual(Object.keys(db.resources).sort());
+    expect((await (reopened.resources.invoices as unknown as Api).get('i1')).total).toBe(3);
     await p.stop();
   });
 

@@ -27,6 +27,13 @@ let seq = 0;
 const bucket = (name: string) => `memory://pol-${name}-${process.pid}-${++seq}/db`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** An application's own error class, as a quiescing start hook might throw it. */
+class MaintenanceWindow extends Error {
+  constructor(message: string, readonly retryAfterMs: number) {
+    super(message);
+  }
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'plugin-policy-'));
 });
@@ -1082,7 +1089,7 @@ describe('hooks and webhooks that never finish', () => {
       hookTimeoutMs: 300,
       logger: warnInto([]),
       onBackupStart: async () => {
-        if (window === 'closed') throw new Error('maintenance window: no backups now');
+        if (window === 'closed') throw new MaintenanceWindow('maintenance window: no backups now', 5_000);
         if (window === 'slow') await sleep(2_000); // still quiescing writers when its time is up
       },
       onBackupComplete: () => {
@@ -1095,7 +1102,12 @@ describe('hooks and webhooks that never finish', () => {
     });
     p.on('plg:backup:hook-error', (e) => hookErrors.push(e));
     await db.usePlugin(p);
-    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onBackupStart hook threw: maintenance window: no backups now; the backup was not started') });
+    const gated = await p.createBackup().then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(gated).toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onBackupStart hook threw: maintenance window: no backups now; the backup was not started') });
+    // the hook's own error is the cause as thrown (s3db.js's plugin rejected with it): the
+    // application can still branch on its class
+    expect(gated!.cause).toBeInstanceOf(MaintenanceWindow);
+    expect((gated!.cause as MaintenanceWindow).retryAfterMs).toBe(5_000);
     window = 'slow';
     await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_HOOK_FAILED', message: expect.stringContaining('onBackupStart hook did not finish within 300 ms: the backup was not started') });
     expect(await p.listBackups()).toEqual([]);

@@ -4,7 +4,8 @@
  * that names the option or object and says what to do. Invariant: messages, `details` and `cause`
  * never contain a passphrase or key material; a message has connection-string credentials hidden
  * and a cause is reduced to what says what failed (safeCause), so a library's error quoted or
- * kept here cannot carry credentials through it.
+ * kept here cannot carry credentials through it. The one cause kept as it is: an error the
+ * application's own code threw (a start hook's: `applicationCause`), which is the caller's.
  */
 import { redacted } from './redact.js';
 
@@ -12,8 +13,9 @@ export class BackupError extends Error {
   readonly code: string;
   readonly details: Record<string, unknown>;
 
-  constructor(code: string, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
-    super(redacted(message), options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
+  constructor(code: string, message: string, options: { cause?: unknown; applicationCause?: unknown; details?: Record<string, unknown> } = {}) {
+    const cause = options.applicationCause !== undefined ? options.applicationCause : options.cause === undefined ? undefined : safeCause(options.cause);
+    super(redacted(message), cause === undefined ? undefined : { cause });
     this.name = 'BackupError';
     this.code = code;
     this.details = options.details ?? {};

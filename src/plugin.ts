@@ -37,7 +37,7 @@ import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { authProblem, unauthenticated } from './engine/manifest-auth.js';
 import { unsealer } from './engine/sealed.js';
-import { describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
+import { backupResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
@@ -93,6 +93,14 @@ export interface RestoreOptions {
    * encryption was turned on): nothing authenticates it, so it is refused without this.
    */
   allowPlaintext?: boolean;
+}
+
+/**
+ * restore(backupId, options): s3db.js's dialect. `overwrite` is s3db.js's documented switch
+ * ("overwrite existing data"): true is mode 'merge', false (and the default) is mode 'skip'.
+ */
+export interface S3dbRestoreOptions extends RestoreOptions {
+  overwrite?: boolean;
 }
 
 export interface ListBackupsOptions {
@@ -667,24 +675,29 @@ export class BackupPlugin extends EventEmitter {
 
   /**
    * Restores a backup. Seed dialect: restore({ backupId, destination, resources, mode, verify, dryRun });
-   * s3db.js dialect: restore(backupId, { resources, mode }).
+   * s3db.js dialect: restore(backupId, { resources, mode, overwrite }), whose defaults are s3db.js's:
+   * records that exist are kept (mode 'skip': s3db.js's restore inserts, and s3db.js refuses to
+   * insert over an existing id), and a 'replace' replaces the resources the backup holds, leaving
+   * the others and their definitions alone (s3db.js's replaces resource by resource).
    */
-  async restore(idOrOptions: string | RestoreOptions, maybeOptions?: RestoreOptions): Promise<RestoreReport> {
+  async restore(idOrOptions: string | RestoreOptions, maybeOptions?: S3dbRestoreOptions): Promise<RestoreReport> {
     const s3dbDialect = typeof idOrOptions === 'string';
     if (!s3dbDialect && maybeOptions !== undefined) {
       // restore({ backupId }, { dryRun: true }) would otherwise restore for real
       throw optionError('options', 'restore({ backupId, ... }) takes one argument (nothing was restored)', 'Put every option in that object, or call restore(backupId, { ... })');
     }
-    checkOptions('restore', s3dbDialect ? maybeOptions : idOrOptions, RESTORE_CHECKS, RESTORE_HINTS, 'nothing was restored');
+    checkOptions('restore', s3dbDialect ? maybeOptions : idOrOptions, s3dbDialect ? S3DB_RESTORE_CHECKS : RESTORE_CHECKS, RESTORE_HINTS, 'nothing was restored');
     if (s3dbDialect && maybeOptions?.backupId !== undefined && maybeOptions.backupId !== idOrOptions) {
       throw optionError('backupId', `names ${String(maybeOptions.backupId)}, and the first argument ${idOrOptions} (nothing was restored)`, 'Give the backup once');
     }
-    const options: RestoreOptions = s3dbDialect ? { ...maybeOptions, backupId: idOrOptions } : { ...(idOrOptions ?? {}) };
+    const { overwrite, ...given } = s3dbDialect ? { ...maybeOptions } : { overwrite: undefined, ...(idOrOptions ?? {}) };
+    const options: RestoreOptions = s3dbDialect ? { ...given, backupId: idOrOptions } : given;
     const backupId = options.backupId;
     if (typeof backupId !== 'string' || backupId === '') throw optionError('backupId', 'is required', 'Pick one from listBackups()');
-    // Each dialect keeps its own default: s3db.js's restore(id) merges; the story's restore({...}) replaces.
-    const mode = options.mode ?? (s3dbDialect ? 'merge' : 'replace');
+    const mode = options.mode ?? restoreDefaultMode(s3dbDialect, overwrite);
     if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
+    if (overwrite === false && mode !== 'skip') throw optionError('overwrite', `false asks to keep the records that exist, and mode '${mode}' writes over them (nothing was restored)`, "Give one of them: mode: 'skip' is overwrite: false");
+    if (overwrite === true && mode === 'skip') throw optionError('overwrite', "true asks to write over the records that exist, and mode 'skip' keeps them (nothing was restored)", "Give one of them: mode: 'merge' is overwrite: true");
     if (options.resources != null && (!Array.isArray(options.resources) || options.resources.length === 0 || options.resources.some((r) => typeof r !== 'string'))) {
       throw optionError('resources', 'must be a non-empty array of resource names (or null or left out: every resource)');
     }
@@ -721,13 +734,15 @@ export class BackupPlugin extends EventEmitter {
         );
       }
       const trustWarnings = chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
+      // s3db.js's replace is per resource: the backup's resources, not the whole database
+      const resources = options.resources ?? (s3dbDialect && mode === 'replace' ? backupResources(manifest) : null);
       let goodSources: Map<string, string> | undefined;
       const sourceFailures: SourceFailure[] = [];
       if (options.verify ?? true) {
         goodSources = new Map();
         const started = Date.now();
         for (const m of chain) {
-          const groups = options.resources ? new Set(options.resources) : null;
+          const groups = resources ? new Set(resources) : null;
           const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
           const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
           // What this verification found is recorded as verifyBackup() records it, so that
@@ -744,7 +759,7 @@ export class BackupPlugin extends EventEmitter {
       }
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
-      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !options.resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
+      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
       const target = opened.db;
       const intoKey = databaseKey(target);
       if (!(options.dryRun ?? false)) {
@@ -758,7 +773,7 @@ export class BackupPlugin extends EventEmitter {
         keys,
         set: this.destinations,
         target,
-        resources: options.resources ?? null,
+        resources,
         mode,
         dryRun: options.dryRun ?? false,
         concurrency: this.concurrencyFor(target),
@@ -1355,7 +1370,8 @@ export class BackupPlugin extends EventEmitter {
     };
     const failed = (err: unknown, late: boolean) => {
       const message = redacted(errorMessage(err));
-      if (gate && !late) throw new BackupError('ERR_HOOK_FAILED', `${what} threw: ${message}; the ${operation} was not started (a start hook that throws refuses it, as with s3db.js's plugin)`);
+      // the hook's own error is the cause, as thrown: the application may branch on its class
+      if (gate && !late) throw new BackupError('ERR_HOOK_FAILED', `${what} threw: ${message}; the ${operation} was not started (a start hook that throws refuses it, as with s3db.js's plugin)`, { applicationCause: err });
       this.log('warn', { hook: what, err: message }, `${what} threw${late ? ' after its time was up' : ''}; ignored`);
       emitError(message);
     };
@@ -1487,6 +1503,14 @@ const RESTORE_CHECKS: Record<string, Check | null> = {
   dryRun: isBoolean,
   allowPlaintext: isBoolean,
 };
+const S3DB_RESTORE_CHECKS: Record<string, Check | null> = { ...RESTORE_CHECKS, overwrite: isBoolean };
+
+/** What a restore does without `mode`: the story's restore({...}) replaces, s3db.js's restore(id) keeps what exists. */
+function restoreDefaultMode(s3dbDialect: boolean, overwrite: boolean | undefined): RestoreMode {
+  if (!s3dbDialect) return 'replace';
+  return overwrite === true ? 'merge' : 'skip';
+}
+
 const RESTORE_HINTS: Record<string, string> = {
   target: "Use destination: 'production', a Database, a connection string or a bare name",
   database: "Use destination: 'production', a Database, a connection string or a bare name",

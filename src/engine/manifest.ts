@@ -281,6 +281,11 @@ export function undefinedResources(m: Manifest): string[] {
     .map(([name]) => name);
 }
 
+/** The resources a backup holds (not DATABASE_GROUP, the group of its database-level objects). */
+export function backupResources(m: Manifest): string[] {
+  return Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP);
+}
+
 export function summarize(m: Manifest, latestVerification?: VerificationResult | null): BackupSummary {
   const verification = latestVerification ?? m.verification;
   return {
@@ -295,7 +300,7 @@ export function summarize(m: Manifest, latestVerification?: VerificationResult |
     reason: m.reason,
     metadata: m.metadata,
     tags: m.tags ?? [],
-    resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
+    resources: backupResources(m),
     undefinedResources: undefinedResources(m),
     size: m.totals.storedBytes,
     objects: m.totals.objects,
