@@ -301,6 +301,24 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it('a prune while a destination cannot be listed warns that what it removes stays there (review-retention 5)', async () => {
+    const [a, b] = [path.join(work, `unlisted-prune-a-${Date.now()}`), path.join(work, `unlisted-prune-b-${Date.now()}`)];
+    const warnings: string[] = [];
+    const p = multi([fsSpec(a), fsSpec(b)], 'any', { logger: warnInto(warnings), retention: { count: 1 } });
+    await source.usePlugin(p, `unlisted-prune-${Date.now()}`);
+    await p.createBackup();
+    const newest = await p.createBackup();
+    // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)
+    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
+    await symlink('manifests', path.join(b, 'manifests'));
+    const plan = await p.prune({ dryRun: true });
+    expect(plan.keep.map((k) => k.id)).toEqual([newest.id]);
+    const label = p.destinations.members[1]!.label;
+    expect(warnings).toContainEqual(expect.stringContaining(`a destination could not be listed (${label}: `));
+    expect(warnings).toContainEqual(expect.stringContaining(`retention applies to the backups the others hold, and what it removes stays at ${label} until a prune after it answers again`));
+    await p.stop();
+  });
+
   it("'any': a destination that fails at the manifest write itself is recorded as failed in the manifest the others store, not 'ok'", async () => {
     // manifests/ refused: everything else goes in, the commit does not
     await withRefusedFolder('manifests', async (good, failing, p) => {

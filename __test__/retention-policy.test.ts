@@ -117,6 +117,11 @@ describe('planRetention input handling', () => {
     const policy = { count: 1 };
     expect(refusal(() => planRetention([{ id: '', timestamp: 1 }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
     expect(refusal(() => planRetention([{ id: 'a', timestamp: 'yesterday' }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
+    // a day its month lacks is refused, not rolled over into the next month (review-retention 4)
+    for (const impossible of ['2026-02-30 10:00', '2025-02-29', '2026-04-31T00:00:00Z']) {
+      expect(refusal(() => planRetention([{ id: 'a', timestamp: impossible }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
+    }
+    expect(planRetention([{ id: 'a', timestamp: '2024-02-29 10:00' }], policy).keep.map((k) => k.id)).toEqual(['a']);
     expect(refusal(() => planRetention([{ id: 'a', timestamp: 1 }, { id: 'a', timestamp: 2 }], policy)).message).toContain('repeats id "a"');
     expect(refusal(() => planRetention([], policy, 'not a time')).code).toBe('ERR_INVALID_RETENTION_INPUT');
   });
@@ -364,6 +369,33 @@ describe('incremental chains', () => {
       'backup orphan needs gone, which is not in the list: its chain is broken and cannot be restored',
       'incremental backup noparent has no parentId: its chain cannot be pinned',
     ]);
+  });
+
+  it('pins chains to a closure: a backup kept only as a chain member pins its own chain, and a walk that stops at a backup kept by the rules still reaches past its hole (review-retention 1)', () => {
+    // i3 (no chain) is kept by the rule and pins i2 by parentId; the walk ends at i1, missing;
+    // i2's own chain names f, before the hole
+    const childWithout: RetentionBackup[] = [
+      { id: 'f', timestamp: at(0), type: 'full' },
+      { id: 'i2', timestamp: at(2), type: 'incremental', parentId: 'i1', chain: ['f', 'i1', 'i2'] },
+      { id: 'i3', timestamp: at(3), type: 'incremental', parentId: 'i2' },
+    ];
+    const a = planRetention(childWithout, { count: 1 }, at(4));
+    expect(a.keep).toEqual([
+      { id: 'i3', reasons: ['newest 1 (#1)'] },
+      { id: 'i2', reasons: ['needed by i3 (chain)'] },
+      { id: 'f', reasons: ['needed by i2 (chain)'] },
+    ]);
+    expect(a.remove).toEqual([]);
+    // i3's chain names f; i2 is kept by the rule, and its own walk (parentId) ends at the hole
+    const parentWithout: RetentionBackup[] = [
+      { id: 'f', timestamp: at(0), type: 'full' },
+      { id: 'i2', timestamp: at(2), type: 'incremental', parentId: 'i1' },
+      { id: 'i3', timestamp: at(3), type: 'incremental', parentId: 'i2', chain: ['f', 'i1', 'i2', 'i3'] },
+    ];
+    const c = planRetention(parentWithout, { count: 2 }, at(4));
+    expect(ids(c.keep)).toEqual(['i3', 'i2', 'f']);
+    expect(c.keep.find((k) => k.id === 'f')!.reasons).toEqual(['needed by i3 (chain)']);
+    expect(c.remove).toEqual([]);
   });
 
   it("pins a kept incremental's whole chain (its manifest's chain) also past a member missing from the list (a lost manifest may come back), and says so", () => {

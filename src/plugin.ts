@@ -869,7 +869,10 @@ export class BackupPlugin extends EventEmitter {
    */
   private async pruneNow(options: { dryRun?: boolean; justTaken?: string }): Promise<RetentionPlan & { deleted: string[] }> {
     if (!this.config.retention) throw new BackupError('ERR_NO_RETENTION', 'no retention policy is configured; set the retention option');
-    const list = await this.catalog.list();
+    const { entries: list, unlisted } = await this.catalog.survey();
+    for (const u of unlisted) {
+      this.log('warn', { destination: u.label, err: u.error, dryRun: options.dryRun ?? false }, `a destination could not be listed (${u.error}): retention applies to the backups the others hold, and what it removes stays at ${u.label} until a prune after it answers again`);
+    }
     const listed = list.map((e) => e.manifest);
     let plan = keepAlso(planSeries(list, this.config.retention), (id) => this.inUse.has(id), listed, 'being read by a restore or verification');
     if (options.justTaken !== undefined && plan.remove.some((r) => r.id === options.justTaken)) {

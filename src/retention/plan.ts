@@ -81,10 +81,20 @@ export function toEpochMs(value: Date | string | number): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'string') {
     const text = value.trim();
+    // Date.parse rolls an impossible day over ('2026-02-30' is 2 March): such a date is unparseable
+    if (!calendarDateExists(text)) return Number.NaN;
     if (NAIVE_ISO.test(text)) return Date.parse(text.length === 10 ? `${text}T00:00:00Z` : `${text.replace(' ', 'T')}Z`);
     return Date.parse(text);
   }
   return Number.NaN;
+}
+
+/** False for a string that starts with an ISO date whose day its month lacks (2026-02-30, 2025-02-29). */
+function calendarDateExists(text: string): boolean {
+  const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (!ymd) return true;
+  const [year, month, day] = [Number(ymd[1]), Number(ymd[2]), Number(ymd[3])];
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 function classify(b: RetentionBackup): Kind {
@@ -203,6 +213,20 @@ export function planRetention(backups: readonly RetentionBackup[], policy: unkno
     if (e.reasons.length === 0 || e.reasons[0].startsWith('needed by')) continue;
     pinAncestors(e, byId, warnings);
   }
+  // 4b. ... and so does every backup kept so, to a closure: a walk above stops at the first
+  // ancestor kept by the rules, or at a hole, while a backup past them may hold a `chain` that
+  // reaches further (an incremental without one, on one with it; a parent kept whose parentId
+  // walk ends at a lost manifest that the chain of its child lists past).
+  const pending = entries.filter((e) => e.reasons.length > 0);
+  while (pending.length > 0) {
+    const e = pending.pop()!;
+    for (const parent of ancestorsOf(e, byId, warnOnce(warnings))) {
+      if (parent.reasons.length > 0) continue;
+      parent.reasons.push(`needed by ${e.id} (chain)`);
+      delete parent.removeReason;
+      pending.push(parent);
+    }
+  }
 
   const keep: RetentionPlan['keep'] = [];
   const remove: RetentionPlan['remove'] = [];
@@ -213,8 +237,12 @@ export function planRetention(backups: readonly RetentionBackup[], policy: unkno
   return { keep, remove, warnings, policy: normalized };
 }
 
+function warnOnce(warnings: string[]): (msg: string) => void {
+  return (msg) => void (warnings.includes(msg) ? undefined : warnings.push(msg));
+}
+
 function pinAncestors(start: Entry, byId: Map<string, Entry>, warnings: string[]): void {
-  const warn = (msg: string) => void (warnings.includes(msg) ? undefined : warnings.push(msg));
+  const warn = warnOnce(warnings);
   const reason = `needed by ${start.id} (chain)`;
   for (const parent of ancestorsOf(start, byId, warn)) {
     if (parent.reasons.length > 0 && !parent.reasons[0].startsWith('needed by')) {
@@ -258,7 +286,10 @@ function ancestorsOf(start: Entry, byId: Map<string, Entry>, warn: (msg: string)
       return out;
     }
     if (seen.has(parent.id)) {
-      warn(`backup chain through ${parent.id} loops back on itself`);
+      // named by the loop's least id, so that walks from any of its members warn once
+      const path = [start, ...out].map((e) => e.id);
+      const loop = path.slice(path.indexOf(parent.id));
+      warn(`backup chain through ${loop.reduce((a, b) => (b < a ? b : a))} loops back on itself`);
       return out;
     }
     seen.add(parent.id);
