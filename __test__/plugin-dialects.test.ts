@@ -69,6 +69,9 @@ describe('the s3db.js dialect', () => {
 
     const status = await p.getBackupStatus(b.id);
     expect(status).toMatchObject({ id: b.id, type: 'full', status: 'completed', size: b.size, checksum: b.checksum, encrypted: false, compressed: true, error: null, driverInfo: b.driverInfo });
+    // s3db.js's metadata records also have updatedAt and s3db_version
+    expect(Date.parse(status!.updatedAt)).toBeGreaterThanOrEqual(Date.parse(status!.createdAt));
+    expect(status!.s3db_version).toMatch(/^\d+\.\d+\.\d+/);
     expect([...status!.resources].sort()).toEqual(Object.keys(db.resources).sort());
     // listBackups() and getBackup() name the same resources (no internal group): each restores
     expect([...(await p.getBackup(b.id))!.resources].sort()).toEqual(Object.keys(db.resources).sort());

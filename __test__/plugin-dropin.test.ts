@@ -134,6 +134,28 @@ describe('s3db.js drop-in details', () => {
     await p.stop();
   });
 
+  it("options typed and written as for s3db.js's plugin compile and run: driver widened to string, a hook whose context requires backupId, logLevel: false, a top-level client (review-dropin 4, 5)", async () => {
+    const db = await seeded('typed');
+    const seen: string[] = [];
+    // an options object in a variable: TypeScript widens driver to string, as s3db.js's types allow
+    const options = {
+      driver: 'filesystem',
+      config: { directory: path.join(work, 'typed') },
+      schedule: false as const,
+      logLevel: false,
+      client: db.client,
+      onBackupComplete: async (type: string, ctx: { backupId: string; size?: number }) => void seen.push(`${type}:${ctx.backupId}:${typeof ctx.size}`),
+    };
+    const p = new BackupPlugin(options);
+    await db.usePlugin(p);
+    const b = await p.backup('full');
+    expect(seen).toEqual([`full:${b.id}:number`]);
+    await p.stop();
+    expect(() => new BackupPlugin({ ...options, driver: 'ftp' })).toThrow(/"driver"/);
+    expect(() => new BackupPlugin({ ...options, logLevel: 3 } as never)).toThrow(/"logLevel": must be a string or a boolean/);
+    expect(() => new BackupPlugin({ ...options, client: 'http://x' })).toThrow(/"client": must be s3db.js's client object/);
+  });
+
   it('an unknown restore option is refused before anything is read or written (s3db docs: target, overwrite)', async () => {
     const db = await seeded('unknown');
     const p = plugin('unknown');
@@ -224,7 +246,9 @@ describe('s3db.js drop-in details', () => {
     // cleanupBackups() (s3db.js docs) applies the retention policy, as prune() does.
     const keeper = plugin('listing', { retention: { policy: 'simple', count: 1 } });
     await db.usePlugin(keeper, 'keeper');
-    expect((await keeper.cleanupBackups()).deleted).toEqual([a.id]);
+    const cleaned = await keeper.cleanupBackups();
+    expect(cleaned.deleted).toEqual([a.id]);
+    expect(cleaned.count).toBe(1); // s3db.js's docs read cleaned.count
     expect((await keeper.listBackups()).map((x) => x.id)).toEqual([b.id]);
     await keeper.stop();
   });
@@ -294,6 +318,8 @@ describe('s3db.js drop-in details', () => {
     // Installed once orders exists, the same options fail at once, when the application starts.
     const early = new BackupPlugin({ schedule: false, config: { directory: dir }, resources: { orders: { filter: { status: 'completed' }, fields: ['total', 'date'] } } });
     await expect(db.usePlugin(early, 'early')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"resources\.orders\.fields".*'customer', 'status'.*Nothing was backed up/s) });
+    // s3db.js keeps it in db.plugins all the same: using it says why it is not installed (review-dropin 6)
+    await expect(early.createBackup()).rejects.toMatchObject({ code: 'ERR_NOT_INSTALLED', message: expect.stringMatching(/usePlugin\(\) refused the database \(Invalid option "resources\.orders\.fields".*Fix that/s) });
     const err = await bad.createBackup().then(() => null, (e: unknown) => e as { code: string; message: string });
     expect(err).toMatchObject({ code: 'ERR_INVALID_OPTION' });
     expect(err!.message).toContain('"resources.orders.fields"');

@@ -7,8 +7,8 @@
  * Sub-modules: 's3db-backup/codec' (stream format), 's3db-backup/retention' (planRetention).
  */
 export { BackupPlugin } from './plugin.js';
-export type { BackupResult, CreateBackupOptions, ListBackupsOptions, RestoreOptions } from './plugin.js';
-export type { BackupPluginOptions } from './options.js';
+export type { BackupResult, CreateBackupOptions, ListBackupsOptions, RestoreOptions, S3dbRestoreOptions } from './plugin.js';
+export type { BackupHook, BackupHookContext, BackupPluginOptions, RestoreHook } from './options.js';
 export type { BackupSummary, Manifest, VerificationResult } from './engine/manifest.js';
 export type { RestoreReport } from './engine/restore.js';
 export type { RecoveryReport } from './engine/catalog.js';

@@ -49,10 +49,28 @@ export interface RetentionOption {
   [rule: string]: unknown;
 }
 
-type Hook<A extends unknown[]> = (...args: A) => unknown;
+/**
+ * What the backup hooks get, as s3db.js's BackupHookContext names it: every call has the backup's
+ * id; onBackupComplete adds type, size, duration and driverInfo (the destinations' statuses),
+ * onBackupError the error. Typed so that a hook written against s3db.js's types compiles.
+ */
+export interface BackupHookContext {
+  backupId: string;
+  type?: string;
+  error?: Error;
+  size?: number;
+  duration?: number;
+  driverInfo?: unknown;
+  [key: string]: unknown;
+}
+/** onBackupStart, onBackupComplete, onBackupError: (type, context). */
+export type BackupHook = (type: string, context: BackupHookContext) => unknown;
+/** onRestoreStart, onRestoreComplete, onRestoreError: (backupId, context). */
+export type RestoreHook = (backupId: string, context: Record<string, unknown>) => unknown;
 
 export interface BackupPluginOptions {
-  driver?: 'filesystem' | 's3' | 'multi';
+  /** A string, checked when the plugin is made (s3db.js types it so: an options object in a variable widens it). */
+  driver?: 'filesystem' | 's3' | 'multi' | (string & Record<never, never>);
   config?: Record<string, unknown>;
   destinations?: DestinationOption[];
   strategy?: 'all' | 'any' | 'priority';
@@ -74,12 +92,12 @@ export interface BackupPluginOptions {
   exclude?: string[];
   triggers?: TriggerOption[];
   webhooks?: { onSuccess?: (backup: unknown) => unknown; onFailure?: (error: Error) => unknown };
-  onBackupStart?: Hook<[string, Record<string, unknown>]> | null;
-  onBackupComplete?: Hook<[string, Record<string, unknown>]> | null;
-  onBackupError?: Hook<[string, Record<string, unknown>]> | null;
-  onRestoreStart?: Hook<[string, Record<string, unknown>]> | null;
-  onRestoreComplete?: Hook<[string, Record<string, unknown>]> | null;
-  onRestoreError?: Hook<[string, Record<string, unknown>]> | null;
+  onBackupStart?: BackupHook | null;
+  onBackupComplete?: BackupHook | null;
+  onBackupError?: BackupHook | null;
+  onRestoreStart?: RestoreHook | null;
+  onRestoreComplete?: RestoreHook | null;
+  onRestoreError?: RestoreHook | null;
   partSize?: number;
   concurrency?: number;
   parallelism?: number;
@@ -103,8 +121,11 @@ export interface BackupPluginOptions {
   /** s3db.js plugin-base options, accepted for compatibility and ignored (logLevel and logger set the logging). */
   verbose?: boolean;
   storage?: unknown;
-  logLevel?: string;
+  /** s3db.js's docs also give it as a boolean. */
+  logLevel?: string | boolean;
   logger?: unknown;
+  /** s3db.js's plugin base sets it (the database's client); this plugin has its own destinations. */
+  client?: unknown;
   slug?: string;
   namespace?: string;
   /** s3db.js's base-Plugin alias of `namespace`. */
@@ -117,7 +138,7 @@ const KNOWN = new Set<string>([
   'compressionLevel', 'verify', 'verification', 'includeMetadata', 'encryption', 'retention', 'resources', 'include', 'exclude',
   'triggers', 'webhooks', 'onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete',
   'onRestoreError', 'partSize', 'concurrency', 'parallelism', 'pageSize', 'segmentSize', 'threads', 'lease', 'staleAfterMs',
-  'progressIntervalMs', 'hookTimeoutMs', 'retries', 'retryDelayMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'verbose', 'storage', 'logLevel', 'logger', 'slug', 'namespace', 'instanceId', 'customName',
+  'progressIntervalMs', 'hookTimeoutMs', 'retries', 'retryDelayMs', 'pathTemplate', 'backupMetadataResource', 'tempDir', 'verbose', 'storage', 'logLevel', 'logger', 'client', 'slug', 'namespace', 'instanceId', 'customName',
 ]);
 const SCHEDULE_KEYS = ['cron', 'interval', 'enabled'];
 const HOOKS = ['onBackupStart', 'onBackupComplete', 'onBackupError', 'onRestoreStart', 'onRestoreComplete', 'onRestoreError'] as const;
@@ -178,8 +199,14 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
   const { destinations, strategy } = normalizeDestinations({ driver, config: o.config, destinations: o.destinations, strategy: o.strategy, pathTemplate: o.pathTemplate });
 
   // s3db.js's plugin-base options: no effect here, but a value of the wrong kind is a mistake said now
-  for (const name of ['backupMetadataResource', 'tempDir', 'logLevel', 'slug', 'namespace', 'instanceId', 'customName'] as const) {
+  for (const name of ['backupMetadataResource', 'tempDir', 'slug', 'namespace', 'instanceId', 'customName'] as const) {
     if (o[name] !== undefined && typeof o[name] !== 'string') throw optionError(name, `must be a string (accepted for s3db.js's sake; it has no effect here), not ${typeof o[name]}`);
+  }
+  if (o.logLevel !== undefined && typeof o.logLevel !== 'string' && typeof o.logLevel !== 'boolean') {
+    throw optionError('logLevel', `must be a string or a boolean (accepted for s3db.js's sake; it has no effect here), not ${typeof o.logLevel}`);
+  }
+  if (o.client !== undefined && (o.client === null || typeof o.client !== 'object')) {
+    throw optionError('client', `must be s3db.js's client object (accepted for s3db.js's sake; it has no effect here: destinations are configured by driver and config), not ${o.client === null ? 'null' : typeof o.client}`);
   }
   if (o.verbose !== undefined) boolean('verbose', o.verbose);
   // s3db.js's names beside the story's: both given, they must agree (which one wins is a guess)

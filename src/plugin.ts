@@ -181,6 +181,8 @@ export class BackupPlugin extends EventEmitter {
   slug = 'backup';
   instanceName?: string;
   database: DatabaseLike | null = null;
+  /** Why the last install() refused the database (s3db.js registers the plugin all the same). */
+  private installRefused: string | null = null;
   logger?: Logger;
   readonly options: Readonly<BackupPluginOptions>;
   readonly config: NormalizedOptions;
@@ -237,8 +239,14 @@ export class BackupPlugin extends EventEmitter {
     if (typeof db?.client?.listObjects !== 'function' || typeof db.on !== 'function') {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin.install() needs an s3db.js Database (with a client); use db.usePlugin(plugin)');
     }
-    await checkSelections(db, this.config.selections, this.keyring.enabled);
-    this.refuseOverlap(db, (i) => (this.config.driver === 'multi' ? `destinations[${i}].config` : 'config'), 'would be backed up as part of it (each backup storing every earlier one), and a whole-database restore would delete them');
+    try {
+      await checkSelections(db, this.config.selections, this.keyring.enabled);
+      this.refuseOverlap(db, (i) => (this.config.driver === 'multi' ? `destinations[${i}].config` : 'config'), 'would be backed up as part of it (each backup storing every earlier one), and a whole-database restore would delete them');
+    } catch (err) {
+      this.installRefused = errorMessage(err);
+      throw err;
+    }
+    this.installRefused = null;
     const codec = implementationNotice(this.config.compression);
     this.log(codec.level, { codec: codec.implementation }, codec.message);
     if (this.keyring.endsWithNewline) {
@@ -974,10 +982,11 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /** s3db.js docs: cleanupBackups() applies the retention policy (= prune()). */
-  async cleanupBackups(...args: unknown[]): Promise<RetentionPlan & { deleted: string[] }> {
+  async cleanupBackups(...args: unknown[]): Promise<RetentionPlan & { deleted: string[]; count: number }> {
     // it deletes: an argument meant as a dry run must not be dropped
     if (args.some((a) => a !== undefined)) throw optionError('options', 'cleanupBackups() takes no options: it applies the retention policy now', 'For a dry run, call prune({ dryRun: true })');
-    return this.prune();
+    const result = await this.prune();
+    return { ...result, count: result.deleted.length }; // s3db.js's docs read `cleaned.count`
   }
 
   /** s3db.js: status of a backup known to this process or to the destination, or null. */
@@ -1026,7 +1035,7 @@ export class BackupPlugin extends EventEmitter {
     }
     let id = newBackupId(expected, new Date(started));
     this.runningBackup = id;
-    const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString(), driverInfo: null };
+    const status: StatusRecord = { id, type: expected, timestamp: new Date(started).toISOString(), resources: include ?? [], size: 0, compressed: this.config.compression !== 'none', encrypted: this.keyring.enabled, checksum: null, status: 'in_progress', error: null, duration: 0, createdAt: new Date(started).toISOString(), updatedAt: new Date(started).toISOString(), s3db_version: null, driverInfo: null };
     let lease: LeaseGroup | null = null;
     try {
       // a restore writing into the database is waited for before the lease too, not holding it meanwhile
@@ -1127,12 +1136,12 @@ export class BackupPlugin extends EventEmitter {
     } catch (err) {
       const error = asBackupError(err, 'ERR_BACKUP_FAILED', 'backup failed');
       if (error.code === 'ERR_CANCELLED') {
-        Object.assign(status, { status: 'cancelled', error: error.message, duration: Date.now() - started });
+        Object.assign(status, { status: 'cancelled', error: error.message, duration: Date.now() - started, updatedAt: new Date().toISOString() });
         this.statuses.set(id, status);
         this.emit('plg:backup:cancelled', { id, type: expected, reason: error.message });
         throw error;
       }
-      Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started });
+      Object.assign(status, { status: 'failed', error: error.message, duration: Date.now() - started, updatedAt: new Date().toISOString() });
       this.statuses.set(id, status);
       this.runningBackup = null;
       await lease?.release();
@@ -1334,6 +1343,10 @@ export class BackupPlugin extends EventEmitter {
   }
 
   private requireDatabase(): DatabaseLike {
+    if (!this.database && this.installRefused !== null) {
+      // s3db.js keeps a plugin whose install failed in db.plugins: that failure is the news
+      throw new BackupError('ERR_NOT_INSTALLED', `BackupPlugin is not installed: usePlugin() refused the database (${this.installRefused}). Fix that, then call \`await db.usePlugin(plugin)\` again`);
+    }
     if (!this.database) {
       throw new BackupError('ERR_NOT_INSTALLED', 'BackupPlugin is not installed on a database: call `await db.usePlugin(plugin)` after `await db.connect()` (s3db.js 21 does not install a plugin registered before connect), or pass it in `new Database({ plugins: [plugin] })` and connect()');
     }
@@ -1348,7 +1361,8 @@ export class BackupPlugin extends EventEmitter {
    * the backup is stored, or the restore done, whatever they do.
    */
   private async callHook(name: HookName, first: string, context: Record<string, unknown>): Promise<void> {
-    const hook = this.options[name];
+    // every backup hook's context has backupId (BackupHookContext); a restore hook's is s3db.js's options
+    const hook = this.options[name] as ((first: string, context: Record<string, unknown>) => unknown) | null | undefined;
     if (typeof hook === 'function') await this.callUser(`${name} hook`, { hook: name }, () => hook(first, context));
   }
 
@@ -1458,6 +1472,10 @@ interface StatusRecord {
   error: string | null;
   duration: number;
   createdAt: string;
+  /** When this record last changed (s3db.js's metadata records have it): start, then end. */
+  updatedAt: string;
+  /** The s3db.js version of the database backed up (null while running, or when unknown). */
+  s3db_version: string | null;
   /** Per destination: `{ label, status, error? }` (null while running). */
   driverInfo: Manifest['destinations'] | null;
 }
@@ -1476,6 +1494,8 @@ function statusFromManifest(m: Manifest): StatusRecord {
     error: null,
     duration: m.durationMs,
     createdAt: m.startedAt,
+    updatedAt: m.completedAt,
+    s3db_version: m.source.s3dbVersion,
     driverInfo: m.destinations,
   };
 }
