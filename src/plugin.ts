@@ -1485,7 +1485,7 @@ function statusFromManifest(m: Manifest): StatusRecord {
     id: m.id,
     type: m.type,
     timestamp: m.startedAt,
-    resources: Object.keys(m.resources).filter((r) => r !== DATABASE_GROUP),
+    resources: backupResources(m),
     size: m.totals.storedBytes,
     compressed: m.codec.compression !== 'none',
     encrypted: m.codec.encrypted,
