@@ -32,7 +32,7 @@ import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryRepo
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
-import { DATABASE_GROUP, newBackupId, paths, PathTemplate } from './engine/layout.js';
+import { newBackupId, paths, PathTemplate } from './engine/layout.js';
 import { InUse } from './engine/in-use.js';
 import { checkSelections } from './engine/logical.js';
 import { authProblem, unauthenticated } from './engine/manifest-auth.js';
