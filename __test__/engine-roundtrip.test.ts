@@ -753,6 +753,43 @@ describe("restoring behind s3db.js's CachePlugin", () => {
   });
 });
 
+describe('a restore that fails', () => {
+  it('reports the failure only once the writes it had in flight have landed or failed (review-runbook 5)', async () => {
+    const db = await openDb(bucket('inflight'));
+    await seedDatabase(db, { users: 40, orders: 40, perBehavior: 2 });
+    const p = plugin(path.join(work, 'inflight'), { concurrency: 16 });
+    await db.usePlugin(p);
+    const b = await p.createBackup();
+    const into = await openDb(bucket('inflight-into'));
+    // Fault injection (a real store cannot be made to fail on demand): every write is slow, and
+    // the fifth fails at once while others are still being written.
+    let started = 0;
+    let pending = 0;
+    let pendingAtFailure = 0;
+    hookStore(into, {
+      put: async (key, write) => {
+        if (!key.startsWith('resource=')) return write();
+        if (++started === 5) {
+          pendingAtFailure = pending;
+          throw new Error(`injected: connection reset writing ${key}`);
+        }
+        pending++;
+        try {
+          await new Promise((r) => setTimeout(r, 150));
+          return await write();
+        } finally {
+          pending--;
+        }
+      },
+    });
+    const failed = await p.restore({ backupId: b.id, destination: into }).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(failed?.code).toBe('ERR_TARGET_WRITE');
+    expect(pendingAtFailure).toBeGreaterThan(0); // others were in flight when the write failed
+    expect(pending).toBe(0); // and none is still writing once the caller is told
+    await p.stop();
+  });
+});
+
 async function readS3dbJson(db: Awaited<ReturnType<typeof openDb>>): Promise<string> {
   const res = await db.client.getObject('s3db.json');
   const chunks: Buffer[] = [];

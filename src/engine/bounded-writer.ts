@@ -3,7 +3,9 @@
  * `budget` bytes held by them (each task's `weight`: the body it writes; one heavier than the
  * budget runs alone), so memory stays bounded by bytes, not by `limit` x the largest object.
  * Invariant: the first failure is kept and thrown by the next run()/drain(), so a caller never
- * goes on writing after a failed write.
+ * goes on writing after a failed write; and a caller that stops (on that failure or any other)
+ * awaits settle() before it returns, so no write lands after it reported the failure (a restore
+ * run again at once would race them; a process exiting on the error would cut them off).
  */
 export class BoundedWriter {
   private readonly inFlight = new Map<Promise<void>, number>();
@@ -34,5 +36,10 @@ export class BoundedWriter {
   async drain(): Promise<void> {
     await Promise.all(this.inFlight.keys());
     if (this.failure) throw this.failure;
+  }
+
+  /** Waits for every task in flight to end, never throwing (their failures are kept, as above). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight.keys());
   }
 }

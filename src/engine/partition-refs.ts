@@ -150,22 +150,26 @@ export class PartitionRefs {
     this.after = await storedResources(this.db, this.groups);
     const drifted = new Map<string, string[]>();
     const pool = new BoundedWriter(concurrency);
-    for (const group of this.groups) {
-      const resource = this.after.get(group);
-      if (!resource) continue;
-      const final = partitionDefs(resource);
-      const backup = this.backupPartitions.get(group) ?? {};
-      const changed = Object.keys(final).filter((p) => !sameJson(final[p], backup[p]));
-      if (changed.length > 0) drifted.set(group, changed);
-      const unchecked = this.undefinedBefore.has(group) ? Object.keys(final) : [...(this.unchecked.get(group) ?? [])].filter((p) => p in final);
-      const toCheck = new Set([...changed, ...unchecked]);
-      for (const partition of toCheck) {
-        for await (const entry of listObjects(this.db.client, { prefix: `resource=${group}/partition=${partition}/`, pageSize })) {
-          await pool.run(() => this.check(resource, entry.key));
+    try {
+      for (const group of this.groups) {
+        const resource = this.after.get(group);
+        if (!resource) continue;
+        const final = partitionDefs(resource);
+        const backup = this.backupPartitions.get(group) ?? {};
+        const changed = Object.keys(final).filter((p) => !sameJson(final[p], backup[p]));
+        if (changed.length > 0) drifted.set(group, changed);
+        const unchecked = this.undefinedBefore.has(group) ? Object.keys(final) : [...(this.unchecked.get(group) ?? [])].filter((p) => p in final);
+        const toCheck = new Set([...changed, ...unchecked]);
+        for (const partition of toCheck) {
+          for await (const entry of listObjects(this.db.client, { prefix: `resource=${group}/partition=${partition}/`, pageSize })) {
+            await pool.run(() => this.check(resource, entry.key));
+          }
         }
       }
+      await pool.drain();
+    } finally {
+      await pool.settle();
     }
-    await pool.drain();
     await this.flush();
     return drifted;
   }

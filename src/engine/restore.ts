@@ -237,6 +237,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       }
       await writer.drain();
     } catch (err) {
+      await writer.settle(); // the writes in flight land (or fail) before the failure is reported
       refs?.close();
       if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
@@ -631,13 +632,17 @@ async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs
   const drifted = await refs.checkAfter(o.pageSize, o.concurrency);
   if (drifted.size === 0) return;
   const writer = new BoundedWriter(o.concurrency);
-  for await (const entry of indexOf(o, target)) {
-    const group = groupOf(entry.k);
-    const partitions = drifted.get(group);
-    const id = partitions ? recordIdOf(group, entry.k) : null;
-    if (partitions && id !== null) await writer.run(() => refs.createRefs(group, id, partitions));
+  try {
+    for await (const entry of indexOf(o, target)) {
+      const group = groupOf(entry.k);
+      const partitions = drifted.get(group);
+      const id = partitions ? recordIdOf(group, entry.k) : null;
+      if (partitions && id !== null) await writer.run(() => refs.createRefs(group, id, partitions));
+    }
+    await writer.drain();
+  } finally {
+    await writer.settle();
   }
-  await writer.drain();
 }
 
 /** Logical records are written through the resource API: their resources must exist in the target first. */
