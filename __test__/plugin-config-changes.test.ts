@@ -209,6 +209,31 @@ describe('two databases pointed at one destination (a configuration copied from 
   }, 60_000);
 });
 
+describe("the runbook's scratch database", () => {
+  it("a restore into a plugin's in-memory database of another database's backup warns that it wrote there, not into the database the backup came from (review-runbook 1)", async () => {
+    const dir = path.join(work, 'scratch-backups');
+    const prodDir = path.join(work, 'scratch-prod');
+    const prodDb = await copySeeded(`file://${prodDir}`);
+    const prod = plugin({ config: { directory: dir } });
+    await prodDb.usePlugin(prod);
+    const b = await prod.createBackup();
+    await prod.stop();
+    // step 2: a plugin on a scratch database, then steps 3 and 4 copied without a destination
+    const scratchDb = await openDb(bucket('scratch'));
+    const scratch = plugin({ config: { directory: dir } });
+    await scratchDb.usePlugin(scratch);
+    const memoryWarning = (w: string) => w.includes("which lives in this process's memory: to restore the database the backup came from, give its connection string as destination");
+    for (const dryRun of [true, false]) {
+      const report = await scratch.restore({ backupId: b.id, dryRun });
+      expect(report.warnings.filter(memoryWarning)).toEqual([expect.stringContaining(`backup ${b.id} was taken from file://${prodDir}`)]);
+    }
+    // with the connection string, as step 2 says: no such warning
+    const intoProduction = await scratch.restore({ backupId: b.id, destination: `file://${prodDir}`, dryRun: true });
+    expect(intoProduction.warnings.filter(memoryWarning)).toEqual([]);
+    await scratch.stop();
+  });
+});
+
 describe('one database spelled two ways', () => {
   it("a key prefix written with or without its trailing '/' is the same database: the chain goes on", async () => {
     const dir = path.join(work, 'slash');

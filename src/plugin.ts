@@ -797,10 +797,16 @@ export class BackupPlugin extends EventEmitter {
       if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
       // Into this plugin's own database, a backup of another one while the destination also holds
       // this one's: most likely a configuration copied from another environment. (A database
-      // restored after a disaster has no backups of its own yet: no warning there.)
+      // restored after a disaster has no backups of its own yet: no warning there.) Or into an
+      // in-memory database, a backup of another one: most likely the scratch database of the
+      // runbook's step 2, restored into when production was meant (its data goes with the process).
       const here = describeSource(opened.db);
-      if (opened.db === this.database && !sameSource(manifest.source, here) && (await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
-        report.warnings.push(`backup ${backupId} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
+      if (opened.db === this.database && !sameSource(manifest.source, here)) {
+        if (here.client === 'MemoryClient' && manifest.source.client !== 'MemoryClient') {
+          report.warnings.push(`backup ${backupId} was taken from ${describeSourceShort(manifest.source)}, and this restore ${report.dryRun ? 'would write' : 'wrote'} into this plugin's own database, ${describeSourceShort(here)}, which lives in this process's memory: to restore the database the backup came from, give its connection string as destination`);
+        } else if ((await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
+          report.warnings.push(`backup ${backupId} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
+        }
       }
       // inReport: a caller that prints the report (the command line) need not print these twice
       for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun, inReport: true }, `restore of ${backupId}: ${warning}`);
