@@ -9,7 +9,7 @@
 // printed, its absence and a wrong one each explained.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -306,6 +306,15 @@ describe('s3db-backup command line', () => {
     expect(recovered.stdout).toContain(`manifests put back: ${backupId}`);
     const back = await cli(['list', '--directory', lost, '--json']);
     expect((JSON.parse(back.stdout) as { id: string }[]).map((b) => b.id)).toEqual([backupId]);
+
+    // a mistyped directory: nothing to put back, said as such (exit 1), and nothing written there,
+    // so that list still says it does not exist (review-runbook 2)
+    const typo = path.join(work, 'bakcups');
+    const nothing = await cli(['recover', '--directory', typo]);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stdout).toContain(`no backups at filesystem:${typo}, nor anything of one: nothing to put back`);
+    expect(nothing.stderr).toContain(`${typo} does not exist (no backup was ever written there)`);
+    await expect(stat(typo)).rejects.toMatchObject({ code: 'ENOENT' });
 
     // a manifest lost with its copy cannot be put back: said, and exit 3 (as verify's damage)
     const gone = path.join(work, 'backups-lost-with-copy');

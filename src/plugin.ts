@@ -396,6 +396,21 @@ export class BackupPlugin extends EventEmitter {
     return this.runningBackup !== null;
   }
 
+  /** True when no destination holds any object at all (a listing that fails counts as holding some). */
+  private async destinationsHoldNothing(): Promise<boolean> {
+    const holds = await Promise.all(
+      this.destinations.members.map(async (member) => {
+        try {
+          for await (const _ of member.list('')) return true;
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    );
+    return !holds.includes(true);
+  }
+
   /** Backups at the destination(s), newest first. */
   async listBackups(options: ListBackupsOptions = {}): Promise<BackupSummary[]> {
     // a mistyped filter would list nothing, which at 3 AM reads as "no backups"
@@ -932,6 +947,15 @@ export class BackupPlugin extends EventEmitter {
    * Run verifyBackup() on what it recovered.
    */
   async recoverBackups(): Promise<RecoveryReport> {
+    // A location that holds nothing (a mistyped directory, bucket or prefix) has nothing to put
+    // back: said as such, and nothing is written there (the lease would create it)
+    if (await this.destinationsHoldNothing()) {
+      for (const member of this.destinations.members) {
+        const why = (await member.explainEmpty?.().catch(() => null)) ?? null;
+        this.log('warn', { destination: member.label }, `nothing to recover at ${member.label}: it holds no backup, nor any part, index or key file of one${why ? ` (${why})` : ' (check the directory, bucket and prefix)'}`);
+      }
+      return { recovered: [], indexes: [], skipped: [], empty: true };
+    }
     return this.serialized(() =>
       this.withLease(async () => {
         const manifests = await this.catalog.recover();

@@ -153,6 +153,10 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
 
 async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   const report = await plugin.recoverBackups();
+  if (report.empty) {
+    io.out(`no backups at ${describeDestinations(plugin)}, nor anything of one: nothing to put back (a wrong directory, bucket or prefix? check the warnings above)`);
+    return { exitCode: 1, result: report };
+  }
   const lost = (where: 'everywhere' | 'here') => report.skipped.some((s) => s.lost === where);
   const lines = [
     report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : lost('everywhere') || lost('here') ? 'no manifest was put back' : 'no manifest needed putting back',

@@ -537,6 +537,8 @@ export interface RecoveryReport {
   skipped: { id: string | null; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
   /** Manifest copies beside the parts written back (missing or damaged) from their manifests; absent when none. */
   copies?: { id: string; destination: string }[];
+  /** True when no destination holds anything (a mistyped location?): nothing was looked for, nothing written. */
+  empty?: true;
 }
 
 /**
