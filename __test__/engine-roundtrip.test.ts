@@ -430,6 +430,14 @@ describe("the target's stored s3db.json", () => {
     const users = report.resources.find((r) => r.name === 'users')!;
     expect(users).toMatchObject({ records: 2, overwritten: 0, deleted: 0 });
     expect(users.created).toBe(users.objects); // everything would be created
+    // a database whose s3db.json alone was deleted: its objects are there, and the warning says so (review-runbook 7)
+    const schemaLost = path.join(work, 'schema-lost');
+    const lost = await openDb(`file://${schemaLost}`);
+    await seedDatabase(lost, { users: 2, orders: 2, perBehavior: 1 });
+    await lost.disconnect();
+    await rm(path.join(schemaLost, 's3db.json'));
+    const again = await p.restore({ backupId: backup.id, destination: `file://${schemaLost}`, dryRun: true });
+    expect(again.warnings).toEqual([expect.stringMatching(new RegExp(`^there is no s3db.json at file://${schemaLost}, though it holds objects of the backup's resources \\(\\d+ of them would be overwritten, kept or deleted\\): a database whose schema was lost`))]);
     await p.stop();
   });
 

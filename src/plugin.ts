@@ -809,7 +809,15 @@ export class BackupPlugin extends EventEmitter {
       releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
       const report: RestoreReport = { ...ran, target: opened.location };
       report.warnings.push(...trustWarnings);
-      if (opened.absent) report.warnings.push(`there is no database at ${opened.location} yet: this restore would create it there (check the location)`);
+      if (opened.absent) {
+        // no s3db.json: a new location, or a database whose s3db.json alone was lost
+        const held = report.resources.reduce((n, r) => n + r.overwritten + r.skipped + r.deleted, 0);
+        report.warnings.push(
+          held === 0
+            ? `there is no database at ${opened.location} yet: this restore would create it there (check the location)`
+            : `there is no s3db.json at ${opened.location}, though it holds objects of the backup's resources (${held} of them would be overwritten, kept or deleted): a database whose schema was lost (README runbook step 4), or not the location you meant`,
+        );
+      }
       // Into this plugin's own database, a backup of another one while the destination also holds
       // this one's: most likely a configuration copied from another environment. (A database
       // restored after a disaster has no backups of its own yet: no warning there.) Or into an
