@@ -537,6 +537,15 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       const manifest = (await p.getBackup(backup.id))!.manifest;
       expect(manifest.source).toMatchObject({ bucket: srcBucket, keyPrefix: expect.stringMatching(/^apps\/shop\/?$/) });
 
+      // into a bucket that does not exist (a typo): the target's error, naming the bucket's absence,
+      // a dry run and a restore alike (review-runbook 4; each takes s3db.js's retries, ~15-20 s)
+      for (const dryRun of [true, false]) {
+        const missing = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(`${dstBucket}-typo`, 'restored/here'), dryRun, verify: false }).then(() => null, (e: unknown) => e as Error & { code: string });
+        expect(missing?.code, missing?.message).toBe('ERR_TARGET_OPEN');
+        expect(missing!.message).toMatch(/bucket does not exist.{1,3}s3db\.js does not create buckets/);
+        expect(missing!.message).not.toContain(s3Env().secretAccessKey);
+      }
+
       // restore through a connection string into another bucket under another prefix
       const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here') });
       expect(report.objectsWritten).toBe(want.length);

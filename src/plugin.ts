@@ -838,7 +838,9 @@ export class BackupPlugin extends EventEmitter {
       return report;
     } catch (err) {
       releaseGate(); // before the hook: a backup it asks for must not wait for this restore
-      const error = asBackupError(err, 'ERR_RESTORE_FAILED', `restore of ${backupId} failed`);
+      let error = asBackupError(err, 'ERR_RESTORE_FAILED', `restore of ${backupId} failed`);
+      // a restore lists no database but its target: a listing that failed is the target's
+      if (error.code === 'ERR_SOURCE_READ') error = new BackupError('ERR_TARGET_OPEN', `could not read the restore destination ${opened?.location ?? describeTarget(options.destination)}: ${error.message}`, { cause: error });
       await this.callHook('onRestoreError', backupId, { error });
       this.emit('plg:backup:restore-error', { id: backupId, error: error.message, code: error.code });
       throw error;

@@ -204,7 +204,16 @@ function listingError(err: unknown): BackupError {
   const status = e.statusCode ?? e.$metadata?.httpStatusCode;
   const what = [typeof e.code === 'string' ? e.code : null, typeof status === 'number' ? `HTTP ${status}` : null].filter(Boolean).join(', ');
   const access = e.code === 'AccessDenied' || status === 403 ? ': check the credentials and the permission to list the bucket' : '';
-  return new BackupError('ERR_SOURCE_READ', `could not list the database's objects (${what || conciseCause(errorMessage(err))})${access}`, { cause: err });
+  const bucket = missingBucket(err) ? ': the bucket does not exist (s3db.js does not create buckets): check the bucket name in the connection string' : '';
+  return new BackupError('ERR_SOURCE_READ', `could not list the database's objects (${what || conciseCause(errorMessage(err))})${access}${bucket}`, { cause: err });
+}
+
+/** True when an error, or one it wraps (s3db.js keeps the AWS error as `original`), says the bucket does not exist. */
+export function missingBucket(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const e = err as { code?: unknown; Code?: unknown; name?: unknown; original?: unknown; cause?: unknown };
+  if ([e.code, e.Code, e.name].includes('NoSuchBucket')) return true;
+  return missingBucket(e.original, depth + 1) || missingBucket(e.cause, depth + 1);
 }
 
 /** Every object under `prefix`, sorted by key (code points), one page at a time. */
