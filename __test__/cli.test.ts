@@ -291,6 +291,27 @@ describe('s3db-backup command line', () => {
     expect(damaged.code).toBe(3);
     expect(damaged.stdout).toContain(`backup ${backupId}: DAMAGED (full)`);
     expect(damaged.stdout).toContain(path.basename(part!));
+    // an incremental on a full whose part is damaged: its own parts are good, the backup it needs
+    // is not; no "older backup" advice, since every older one is that full (review-runbook 6)
+    const chained = path.join(work, 'backups-chain');
+    const ids: string[] = [];
+    for (const type of ['full', 'incremental']) {
+      const taken = await cli(['backup', '--db', source, '--directory', chained, '--type', type, '--json']);
+      expect(taken.code, taken.stderr).toBe(0);
+      ids.push((JSON.parse(taken.stdout) as { id: string; type: string }).id);
+    }
+    const [full, incremental] = ids as [string, string];
+    expect(incremental).toMatch(/^incremental-/);
+    const fullPart = (await filesUnder(chained)).find((f) => f.startsWith('data/') && f.includes(full) && path.basename(f).startsWith('users.'));
+    const fullBytes = await readFile(path.join(chained, fullPart!));
+    fullBytes[fullBytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(chained, fullPart!), fullBytes);
+    const chain = await cli(['verify', incremental, '--directory', chained]);
+    expect(chain.code).toBe(3);
+    expect(chain.stdout).toContain(`backup ${incremental}: DAMAGED (full): it needs ${full}, which fails verification`);
+    expect(chain.stdout).toContain(`filesystem:${chained}: its own parts ok`);
+    expect(chain.stdout).toContain(`It cannot be restored whole while ${full} is damaged, nor can any backup built on ${full}: pick a backup of another chain`);
+    expect(chain.stdout).not.toContain('Pick an older backup');
 
     const lost = path.join(work, 'backups-lost-manifests');
     await cp(backups, lost, { recursive: true });

@@ -664,6 +664,7 @@ export class BackupPlugin extends EventEmitter {
     }
     const { chain, keys } = authentic;
     const ancestorErrors: string[] = [];
+    const damagedChain: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
     try {
       for (const m of chain) {
@@ -685,10 +686,13 @@ export class BackupPlugin extends EventEmitter {
           damagedCopies.push({ backupId: m.id, label: c.label, error: c.error });
         }
         const verdict: VerificationResult =
-          ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; ') };
+          ancestorErrors.length === 0 ? own : { ...own, verified: false, error: [...ancestorErrors, ...(own.error ? [own.error] : [])].join('; '), damagedChain };
         if (m.id === manifest.id) return { result: damagedCopies.length > 0 ? { ...verdict, damagedCopies } : verdict, own };
         await this.catalog.recordVerification(m.id, own, started);
-        if (!own.verified) ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
+        if (!own.verified) {
+          ancestorErrors.push(`it needs ${m.id}, which fails verification: ${own.error}`);
+          damagedChain.push(m.id);
+        }
       }
       throw new Error(`internal: backup ${manifest.id} is not in its own chain`);
     } finally {

@@ -104,8 +104,14 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
   if (result.verified) io.out(`backup ${id}: verified (${result.level}) at every destination that holds it`);
   else {
     io.out(`backup ${id}: DAMAGED (${result.level}): ${result.error ?? 'see the destinations below'}`);
-    for (const d of result.destinations) io.out(`  ${d.label}: ${d.verified ? 'ok' : `failed: ${d.error ?? ''}`}`);
-    io.out('Pick an older backup (s3db-backup list), restore only undamaged resources (--resources), or another destination (runbook step 5).');
+    const chain = result.damagedChain ?? [];
+    // with a damaged chain, the lines below are this backup's own parts, not the backups it needs
+    for (const d of result.destinations) io.out(`  ${d.label}: ${chain.length > 0 ? 'its own parts ' : ''}${d.verified ? 'ok' : `failed: ${d.error ?? ''}`}`);
+    io.out(
+      chain.length > 0
+        ? `It cannot be restored whole while ${chain.join(', ')} ${chain.length > 1 ? 'are' : 'is'} damaged, nor can any backup built on ${chain[0]}: pick a backup of another chain (s3db-backup list: a full backup taken after ${chain[0]}, or one before it), restore only undamaged resources (--resources), or another destination (runbook step 5).`
+        : 'Pick an older backup (s3db-backup list), restore only undamaged resources (--resources), or another destination (runbook step 5).',
+    );
   }
   return { exitCode: result.verified ? 0 : EXIT_DAMAGED, result };
 }
@@ -189,7 +195,7 @@ async function rewrap(plugin: BackupPlugin, io: CommandIo): Promise<CommandResul
   const report = await rewrapAll(plugin, current, io.passphrases.next);
   io.out(
     [
-      `key.json rewrapped at ${report.rewrapped.join(', ') || 'no destination'}${report.alreadyNew.length > 0 ? ` (already opening with the new passphrase at ${report.alreadyNew.join(', ')}: an earlier rewrap was interrupted)` : ''}${report.withoutKeyFile.length > 0 ? ` (none at ${report.withoutKeyFile.join(', ')})` : ''}.`,
+      `key.json rewrapped at ${report.rewrapped.join(', ') || 'no destination'}${report.alreadyNew.length > 0 ? ` (already opening with the new passphrase at ${report.alreadyNew.join(', ')}: rewrapped by an earlier run, finished or cut short)` : ''}${report.withoutKeyFile.length > 0 ? ` (none at ${report.withoutKeyFile.join(', ')})` : ''}.`,
       'Set the new passphrase in every instance now: from here on key.json opens only with it, and so do all the backups (same master key).',
       'The old passphrase still opens the key file each older manifest embeds: to revoke a leaked passphrase, rotate the key instead (README runbook, step 6).',
     ].join('\n'),

@@ -60,6 +60,11 @@ export interface VerificationResult {
    * (or a backup of its chain) verifies from another, so one copy fewer stands behind it.
    */
   damagedCopies?: { backupId: string; label: string; error: string | null }[];
+  /**
+   * verifyBackup() only, never recorded: the backups of its chain that fail verification (it
+   * needs them), oldest first; `destinations` then hold this backup's own verdict.
+   */
+  damagedChain?: string[];
 }
 
 export interface Manifest {
