@@ -422,7 +422,20 @@ describe("the target's stored s3db.json", () => {
     await seedDatabase(sibling, { users: 1, orders: 1, perBehavior: 1 });
     await sibling.disconnect();
     const typo = path.join(work, 'typo-target');
-    const report = await p.restore({ backupId: backup.id, destination: `file://${typo}`, dryRun: true });
+    // observed, not faked: s3db.js's file client lists a missing directory's parent, reading every
+    // object's metadata there (a database of millions beside it); the dry run must not ask it to
+    // (review-scale F4)
+    const { FileSystemClient } = (await import('s3db.js')) as unknown as { FileSystemClient: { prototype: { listObjects: (...a: unknown[]) => Promise<unknown> } } };
+    const listing = FileSystemClient.prototype.listObjects;
+    const listed: string[] = [];
+    FileSystemClient.prototype.listObjects = function (this: { basePath?: string }, ...a: unknown[]) {
+      listed.push(String(this.basePath));
+      return listing.apply(this, a);
+    };
+    const report = await p.restore({ backupId: backup.id, destination: `file://${typo}`, dryRun: true }).finally(() => {
+      FileSystemClient.prototype.listObjects = listing;
+    });
+    expect(listed.filter((base) => base.startsWith(typo))).toEqual([]);
     const { existsSync } = await import('node:fs');
     expect(existsSync(typo)).toBe(false);
     expect(report.warnings).toEqual([expect.stringContaining('there is no database at')]);

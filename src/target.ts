@@ -12,6 +12,7 @@
  * A database opened here gets the plugin database's `security` (passphrase), see connect().
  * Invariant: a database this module opened is disconnected by close(); one it was given is not.
  */
+import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackupError, conciseCause, errorMessage, optionError } from './errors.js';
@@ -184,10 +185,15 @@ async function connect(
     damage = replacesSchema ? null : await damagedSchema(db);
     if (damage === null && dryRun && !(await db.client.exists?.('s3db.json'))) {
       // s3db.js's file client, asked to list a directory that does not exist, lists its parent's
-      // objects (as '../<sibling>/...'), which are not this database's: they are left out. (This
-      // database was opened for this restore alone; its client is never connected.)
+      // objects (as '../<sibling>/...'), which are not this database's: they are left out, and
+      // where the directory does not exist, not listed at all (a walk of the parent reads every
+      // object's metadata there: a database beside it of millions of records). (This database was
+      // opened for this restore alone; its client is never connected.)
       const client = db.client;
+      const basePath = (client as { basePath?: unknown }).basePath;
+      const missingDirectory = typeof basePath === 'string' && (await stat(basePath).then(() => false, () => true));
       const listObjects: typeof client.listObjects = async (params) => {
+        if (missingDirectory) return { Contents: [], IsTruncated: false };
         const page = await client.listObjects(params);
         return { ...page, Contents: (page.Contents ?? []).filter((o) => !String(o.Key ?? '').startsWith('../')) };
       };
