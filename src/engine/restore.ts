@@ -23,7 +23,8 @@
  *     each group, data objects first, drained, then its references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
- * by one record per chain member + in-flight writes + one listing page. Parts are read from the
+ * by a part reader per chain member (its read-ahead, decoder and current record: CHAIN_READ_AHEAD)
+ * + in-flight writes + one listing page (of an in-process client: its whole listing, s3db.js's). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
  */

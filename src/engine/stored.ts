@@ -72,9 +72,9 @@ export function codecOf(manifest: Manifest, key: KeyHandle | null): { compressio
 }
 
 /** Stored bytes -> checksum tap -> decoder. Errors of any stage surface on the returned stream. */
-export function openDecoded(stored: Readable, ref: StoredRef, where: string, codec: ReturnType<typeof codecOf>): Readable {
+export function openDecoded(stored: Readable, ref: StoredRef, where: string, codec: ReturnType<typeof codecOf>, threads?: number): Readable {
   const out = new PassThrough({ readableHighWaterMark: 1024 * 1024 });
-  pipeline(stored, new ChecksumTap(ref, where), createDecoder(codec), out).catch((err: unknown) => {
+  pipeline(stored, new ChecksumTap(ref, where), createDecoder(threads === undefined ? codec : { ...codec, threads }), out).catch((err: unknown) => {
     out.destroy(annotate(err, ref.path, where));
   });
   return out;
@@ -219,7 +219,7 @@ export async function* readPartRecords(
   const errors: string[] = [];
   for (const member of holders) {
     try {
-      const decoded = openDecoded(readRanged(member, part, readAhead.rangeSize, readAhead.concurrency), part, member.label, codecOf(manifest, key));
+      const decoded = openDecoded(readRanged(member, part, readAhead.rangeSize, readAhead.concurrency), part, member.label, codecOf(manifest, key), readAhead.decoderThreads);
       for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
         if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
         lastKey = record.header.key;
@@ -262,14 +262,18 @@ export const RANGE_CONCURRENCY = 4;
 export interface ReadAhead {
   rangeSize: number;
   concurrency: number;
+  /** Threads of the part's decoder (default: the codec's, one per core); its batches grow with them. */
+  decoderThreads?: number;
 }
 const DEFAULT_READ_AHEAD: ReadAhead = { rangeSize: RANGE_SIZE, concurrency: RANGE_CONCURRENCY };
 /**
  * A restore of an incremental reads a part of every backup of its chain at once (a k-way merge):
- * each reads 2 x 2 MiB ahead instead of 4 x 8 MiB, so a chain of 24 holds about 100 MiB of
- * ranges, not 770 MiB.
+ * each reads 2 x 1 MiB ahead instead of 4 x 8 MiB, and decodes on one thread (a decoder's
+ * batches, and the output it may hold, grow with its threads), so a member holds about 7 MB
+ * (14 MB with 2 x 2 MiB and a decoder per core; review-scale F2): a chain of 24 about 170 MB.
+ * The k-way merge takes one record at a time from each, so more threads per member gain nothing.
  */
-export const CHAIN_READ_AHEAD: ReadAhead = { rangeSize: 2 * 1024 * 1024, concurrency: 2 };
+export const CHAIN_READ_AHEAD: ReadAhead = { rangeSize: 1024 * 1024, concurrency: 2, decoderThreads: 1 };
 
 /**
  * The stored bytes of `ref` from `member`, fetched as parallel ranged reads (GETs with a Range on
