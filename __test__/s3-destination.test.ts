@@ -116,6 +116,23 @@ describe('S3Destination on Ceph RGW', () => {
     admin?.destroy();
   });
 
+  it('an empty prefix explains itself: a folder inside a backup destination, or prefixes beside it that hold backups (the bucket typed alone, a typo; review-runbook 3)', async () => {
+    const other = await makeBucket(admin, 'explain');
+    try {
+      const at = (prefix: string) => dest({ bucketName: other, prefix });
+      expect(await at('backups/').explainEmpty()).toBeNull(); // an empty bucket: nothing to point at
+      await at('prod/').write('manifests/full-20261203T000000000Z-abcdef.json', Buffer.from('{}'));
+      await at('prod/').write('data/x/users.000001', Buffer.from('part'));
+      expect(await at('backups/').explainEmpty()).toBe(`s3://${other}/backups/ holds no backups, but prefix "prod/" of the same bucket does: set the prefix to it`);
+      expect(await at('').explainEmpty()).toContain('but prefix "prod/" of the same bucket does');
+      expect(await at('prdo/').explainEmpty()).toContain('but prefix "prod/" of the same bucket does');
+      expect(await at('prod/manifests/').explainEmpty()).toMatch(/looks like a folder inside a backup destination: set the prefix to "prod\/"$/);
+      expect(await at('teams/a/').explainEmpty()).toBeNull(); // nothing holds backups beside it
+    } finally {
+      await deleteBucket(admin, other);
+    }
+  });
+
   it('validates its options with errors naming the option', () => {
     const cases: [Partial<S3DestinationConfig>, RegExp][] = [
       [{}, /config\.bucketName/],

@@ -68,6 +68,9 @@ const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE']
 /** CopyObject requests in flight while moving parts into an archive class. */
 const ARCHIVE_COPIES = 8;
 
+/** Prefixes beside an empty one that explainEmpty() looks into for backups, at most. */
+const EXPLAIN_CANDIDATES = 20;
+
 export class S3Destination implements Destination {
   readonly driver = 's3';
   readonly label: string;
@@ -276,6 +279,28 @@ export class S3Destination implements Destination {
       if (status(err) === 404 && asSdk(err).name !== 'NoSuchBucket') return null;
       throw this.error(err, 'stat', relative);
     }
+  }
+
+  /**
+   * Why nothing is listed, when the prefix looks wrong: one that names a folder inside a backup
+   * destination, or one beside prefixes that do hold backups (the bucket typed alone, whose
+   * default prefix is `backups/`; a mistyped prefix). Looks one level up, at most
+   * EXPLAIN_CANDIDATES prefixes there; null when nothing there holds backups either.
+   */
+  async explainEmpty(): Promise<string | null> {
+    const trimmed = this.prefix.replace(/\/+$/, '');
+    const leaf = trimmed.slice(trimmed.lastIndexOf('/') + 1);
+    const parent = trimmed.includes('/') ? trimmed.slice(0, trimmed.lastIndexOf('/') + 1) : '';
+    if (leaf === 'manifests' || leaf === 'data') return `${this.label} looks like a folder inside a backup destination: set the prefix to "${parent}"`;
+    const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: parent, Delimiter: '/', MaxKeys: 1000 }));
+    const candidates = [...(parent !== this.prefix ? [parent] : []), ...(page.CommonPrefixes ?? []).map((c) => c.Prefix ?? '').filter((p) => p !== '' && p !== this.prefix)].slice(0, EXPLAIN_CANDIDATES);
+    const holding: string[] = [];
+    for (const candidate of candidates) {
+      const found = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${candidate}manifests/`, MaxKeys: 1 }));
+      if ((found.Contents ?? []).length > 0) holding.push(candidate === '' ? '(the bucket root)' : `"${candidate}"`);
+    }
+    if (holding.length === 0) return null;
+    return `s3://${this.bucket}/${this.prefix} holds no backups, but prefix ${holding.join(', ')} of the same bucket ${holding.length > 1 ? 'do' : 'does'}: set the prefix to ${holding.length > 1 ? 'one of them' : 'it'}`;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
