@@ -301,6 +301,23 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a manifest lost at one destination while another holds it: listBackups() names that destination, and a warning says recoverBackups() puts it back (review-runbook 9)", async () => {
+    const [a, b] = [path.join(work, `missing-a-${Date.now()}`), path.join(work, `missing-b-${Date.now()}`)];
+    const warnings: string[] = [];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: warnInto(warnings) });
+    await source.usePlugin(p, `missing-${Date.now()}`);
+    const backup = await p.createBackup();
+    expect((await p.listBackups())[0]!.manifestMissingAt).toBeUndefined();
+    await rm(path.join(b, 'manifests'), { recursive: true });
+    const label = p.destinations.members[1]!.label;
+    const [listed] = await p.listBackups();
+    expect(listed).toMatchObject({ id: backup.id, manifestMissingAt: [label] });
+    expect(warnings).toContainEqual(`the manifests of 1 backup stored at ${label} are missing there (${backup.id}): listed from the other destinations; recoverBackups() puts them back`);
+    expect((await p.recoverBackups()).recovered).toEqual([backup.id]);
+    expect((await p.listBackups())[0]!.manifestMissingAt).toBeUndefined();
+    await p.stop();
+  });
+
   it('a prune while a destination cannot be listed warns that what it removes stays there (review-retention 5)', async () => {
     const [a, b] = [path.join(work, `unlisted-prune-a-${Date.now()}`), path.join(work, `unlisted-prune-b-${Date.now()}`)];
     const warnings: string[] = [];

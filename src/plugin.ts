@@ -434,6 +434,11 @@ export class BackupPlugin extends EventEmitter {
         return problem ? { ...summary, verified: false } : summary;
       }),
     );
+    const lostAt = new Map<string, string[]>();
+    for (const b of list) for (const label of b.manifestMissingAt ?? []) lostAt.set(label, [...(lostAt.get(label) ?? []), b.id]);
+    for (const [label, ids] of lostAt) {
+      this.log('warn', { destination: label, backups: ids }, `the manifests of ${ids.length} backup${ids.length > 1 ? 's' : ''} stored at ${label} are missing there (${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ', ...' : ''}): listed from the other destinations; recoverBackups() puts them back`);
+    }
     for (const id of missing) {
       this.log('warn', { backupId: id }, `backups that need ${id} are listed as not verified: its manifest is missing or unreadable (recoverBackups() puts a lost manifest back from its copy beside the parts, or says why it cannot)`);
     }

@@ -51,7 +51,10 @@ export function backupTable(backups: BackupSummary[]): string {
     count(b.objects),
     b.encrypted ? 'yes' : 'no',
     verdict(b),
-    b.undefinedResources.length > 0 ? `schema lacks ${b.undefinedResources.join(',')}` : '',
+    [
+      ...(b.undefinedResources.length > 0 ? [`schema lacks ${b.undefinedResources.join(',')}`] : []),
+      ...(b.manifestMissingAt ? [`manifest missing at ${b.manifestMissingAt.join(', ')}`] : []),
+    ].join('; '),
   ]);
   const header = [...(several ? ['database'] : []), 'id', 'type', 'taken (UTC)', 'size', 'objects', 'encrypted', 'verification', 'notes'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -113,8 +113,13 @@ export class Catalog {
 
   /** Ids of committed backups across all destinations. */
   async ids(unlisted?: (label: string, error: string) => void): Promise<string[]> {
+    return [...(await this.holders(unlisted)).keys()];
+  }
+
+  /** Ids of committed backups, each with the destinations whose listing holds its manifest. */
+  private async holders(unlisted?: (label: string, error: string) => void): Promise<Map<string, string[]>> {
     const listed = await this.set.listMerged(paths.manifestsPrefix, unlisted);
-    return listed.filter((o) => o.path.endsWith('.json')).map((o) => o.path.slice(paths.manifestsPrefix.length, -'.json'.length));
+    return new Map(listed.filter((o) => o.path.endsWith('.json')).map((o) => [o.path.slice(paths.manifestsPrefix.length, -'.json'.length), o.labels]));
   }
 
   private async headOf(id: string): Promise<Listed | null> {
@@ -307,7 +312,12 @@ export class Catalog {
     const entries: { manifest: ListedManifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
     const unlisted: { label: string; error: string }[] = [];
-    const ids = await this.ids((label, error) => unlisted.push({ label, error }));
+    const holders = await this.holders((label, error) => unlisted.push({ label, error }));
+    const ids = [...holders.keys()];
+    // a manifest stored at a destination (by its own record) that lists without it: lost there
+    const answered = new Set(this.set.members.map((m) => m.label).filter((label) => !unlisted.some((u) => u.label === label)));
+    const missingAt = (summary: BackupSummary): string[] =>
+      this.set.members.length < 2 ? [] : summary.destinations.filter((d) => d.status === 'ok' && answered.has(d.label) && !(holders.get(summary.id) ?? []).includes(d.label)).map((d) => d.label);
     // (heads of backups deleted since, by another process too, are dropped)
     const current = new Set(ids);
     for (const id of this.heads.keys()) if (!current.has(id)) this.heads.delete(id);
@@ -330,7 +340,11 @@ export class Catalog {
     };
     for await (const r of mapOrdered(each(), CATALOG_READS, read)) {
       if (r.kind === 'unreadable') unreadable.push({ id: r.id, error: r.error });
-      else entries.push({ manifest: r.head.manifest, summary: withVerification(r.head.summary, r.verification ?? r.head.manifest.verification) });
+      else {
+        const summary = withVerification(r.head.summary, r.verification ?? r.head.manifest.verification);
+        const lost = missingAt(summary);
+        entries.push({ manifest: r.head.manifest, summary: lost.length > 0 ? { ...summary, manifestMissingAt: lost } : summary });
+      }
     }
     entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));
     return { entries, unreadable, unlisted };

@@ -264,6 +264,11 @@ export interface BackupSummary {
   compressed: boolean;
   driverInfo: Manifest['destinations'];
   error: null;
+  /**
+   * Destinations the backup was stored at (its `destinations` say ok) whose listing now lacks its
+   * manifest (lost there: recoverBackups() puts it back from another); absent when none.
+   */
+  manifestMissingAt?: string[];
 }
 
 /** The resources an s3db.json defines (none when it is missing or not an object). */
