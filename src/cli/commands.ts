@@ -142,7 +142,7 @@ async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { ba
     return reportLines(await plugin.restore({ ...options, dryRun: true, verify: false }), into);
   } catch (err) {
     if (!wholeReplace || !(err instanceof BackupError) || err.code !== 'ERR_TARGET_METADATA') throw err;
-    return [`no plan: the target's s3db.json is damaged, and a dry run does not open such a database (${err.message}); this whole-database replace puts the backup's s3db.json back, with every object of the backup, and deletes what the backup lacks`];
+    return [`no plan: the target's s3db.json is damaged, and a dry run does not open such a database (${err.message}); this whole-database replace puts the backup's s3db.json back, with every object of the backup, and deletes what the backup lacks (the copy s3db.js makes of a corrupt s3db.json, s3db.json.corrupted.*, included: copy it aside first if you want it)`];
   }
 }
 
