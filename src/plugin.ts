@@ -250,7 +250,7 @@ export class BackupPlugin extends EventEmitter {
     const codec = implementationNotice(this.config.compression);
     this.log(codec.level, { codec: codec.implementation }, codec.message);
     if (this.keyring.endsWithNewline) {
-      this.log('warn', {}, 'encryption.passphrase ends with a newline (read from a file as it is?): it is part of the passphrase, and the command line (--passphrase-file, "$(cat file)") drops it, so it would not open these backups. Trim it, or give the command line the same value through --passphrase-env');
+      this.log('warn', {}, 'encryption.passphrase ends with a newline (read from a file as it is?): it is part of the passphrase, while the command line drops a newline at the end of a --passphrase-file (and "$(cat file)" drops every one), so a file holding this passphrase would not open these backups there. Trim it, or give the command line the same value through --passphrase-env');
     }
     if (this.config.staleAfterMs < 2 * HEARTBEAT_MS) {
       // (not refused: tests and one-instance setups use short values on purpose)
