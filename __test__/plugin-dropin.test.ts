@@ -17,7 +17,7 @@ import { BackupPlugin as OriginalBackupPlugin } from 's3db.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { openHint } from '../src/target.js';
-import { openDb, seededCopies } from './helpers/database.js';
+import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 import { runChildScript } from './helpers/child.js';
 
@@ -126,11 +126,20 @@ describe('s3db.js drop-in details', () => {
     const report = await p.restore(b.id, { mode: 'replace' });
     expect(await orders.exists('o-after')).toBe(false); // the backed-up resource is exactly the backup
     expect(report.warnings.join(' ')).not.toMatch(/dropped/);
+    expect(report.warnings).toContainEqual(expect.stringContaining("the database defines resources this backup lacks ('invoices'): as with s3db.js's plugin, only the backup's resources were replaced"));
     expect((await (db.resources.invoices as unknown as Api).get('i1')).total).toBe(3);
     const reopened = await openDb(connection); // as the application sees it after a reconnect
     expect(Object.keys(reopened.resources)).toContain('invoices');
     expect(Object.keys(reopened.resources).sort()).toEqual(Object.keys(db.resources).sort());
     expect((await (reopened.resources.invoices as unknown as Api).get('i1')).total).toBe(3);
+    // where nothing would be dropped (a new database), it is the whole database, exactly: other
+    // plugins' state (database-level objects) included (review-s20)
+    await db.client.putObject({ key: 'plugin=audit/state.json', body: Buffer.from('{"n":1}'), contentType: 'application/json' });
+    const withState = await p.backup('full');
+    const fresh = await openDb(bucket('replace-fresh'));
+    const whole = await p.restore(withState.id, { mode: 'replace', destination: fresh });
+    expect(whole.warnings).toEqual([]);
+    expect(await snapshot(fresh)).toEqual(await snapshot(db));
     await p.stop();
   });
 

@@ -39,7 +39,7 @@ import { authProblem, unauthenticated } from './engine/manifest-auth.js';
 import { unsealer } from './engine/sealed.js';
 import { backupResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
-import { runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
+import { definedResources, runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
@@ -766,8 +766,11 @@ export class BackupPlugin extends EventEmitter {
         );
       }
       const trustWarnings = chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
-      // s3db.js's replace is per resource: the backup's resources, not the whole database
-      const resources = options.resources ?? (s3dbDialect && mode === 'replace' ? backupResources(manifest) : null);
+      // s3db.js's replace goes resource by resource: into a database that defines resources the
+      // backup lacks (created since), only the backup's are replaced (decided once it is open)
+      const keepOthers = s3dbDialect && mode === 'replace' && options.resources == null;
+      let resources = options.resources ?? null;
+      let dialectNote: string | null = null;
       let goodSources: Map<string, string> | undefined;
       const sourceFailures: SourceFailure[] = [];
       if (options.verify ?? true) {
@@ -793,6 +796,16 @@ export class BackupPlugin extends EventEmitter {
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
       const target = opened.db;
+      if (keepOthers) {
+        // (nothing the backup lacks is defined there, a new, emptied or damaged database: the whole
+        // database is replaced, as the story's restore({ backupId }) does, other plugins' state included)
+        const held = backupResources(manifest);
+        const others = (await definedResources(target)).filter((r) => !held.includes(r));
+        if (others.length > 0) {
+          resources = held;
+          dialectNote = `the database defines resources this backup lacks (${others.map((r) => `'${r}'`).join(', ')}): as with s3db.js's plugin, only the backup's resources ${options.dryRun ? 'would be' : 'were'} replaced, and those are kept with their definitions, as are the database's other objects (other plugins' state); restore({ backupId }) replaces the whole database`;
+        }
+      }
       const intoKey = databaseKey(target);
       if (!(options.dryRun ?? false)) {
         // backups of this database (by any plugin of this process) wait, and the ones reading it stop
@@ -817,7 +830,7 @@ export class BackupPlugin extends EventEmitter {
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);
       releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
       const report: RestoreReport = { ...ran, target: opened.location };
-      report.warnings.push(...trustWarnings);
+      report.warnings.push(...trustWarnings, ...(dialectNote ? [dialectNote] : []));
       if (opened.absent) {
         // no s3db.json: a new location, or a database whose s3db.json alone was lost
         const held = report.resources.reduce((n, r) => n + r.overwritten + r.skipped + r.deleted, 0);

@@ -325,7 +325,7 @@ function withoutDefinitions(target: Manifest, groups: Set<string>, targetDefines
 }
 
 /** The resources the database's stored s3db.json defines (none when it is missing or unreadable JSON: a replace puts it back). */
-async function definedResources(db: DatabaseLike): Promise<string[]> {
+export async function definedResources(db: DatabaseLike): Promise<string[]> {
   try {
     return Object.keys((await readStoredMetadata<{ resources?: Record<string, unknown> }>(db))?.resources ?? {});
   } catch (err) {
