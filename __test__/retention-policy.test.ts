@@ -118,10 +118,12 @@ describe('planRetention input handling', () => {
     expect(refusal(() => planRetention([{ id: '', timestamp: 1 }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
     expect(refusal(() => planRetention([{ id: 'a', timestamp: 'yesterday' }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
     // a day its month lacks is refused, not rolled over into the next month (review-retention 4)
-    for (const impossible of ['2026-02-30 10:00', '2025-02-29', '2026-04-31T00:00:00Z']) {
+    for (const impossible of ['2026-02-30 10:00', '2025-02-29', '2026-04-31T00:00:00Z', '+002026-02-30T00:00:00Z']) {
       expect(refusal(() => planRetention([{ id: 'a', timestamp: impossible }], policy)).code).toBe('ERR_INVALID_RETENTION_INPUT');
     }
-    expect(planRetention([{ id: 'a', timestamp: '2024-02-29 10:00' }], policy).keep.map((k) => k.id)).toEqual(['a']);
+    for (const leapDay of ['2024-02-29 10:00', '0000-02-29T00:00:00Z', '+002024-02-29T00:00:00Z']) {
+      expect(planRetention([{ id: 'a', timestamp: leapDay }], policy, '+003000-01-01T00:00:00Z').keep.map((k) => k.id)).toEqual(['a']);
+    }
     expect(refusal(() => planRetention([{ id: 'a', timestamp: 1 }, { id: 'a', timestamp: 2 }], policy)).message).toContain('repeats id "a"');
     expect(refusal(() => planRetention([], policy, 'not a time')).code).toBe('ERR_INVALID_RETENTION_INPUT');
   });

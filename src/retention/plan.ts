@@ -89,12 +89,14 @@ export function toEpochMs(value: Date | string | number): number {
   return Number.NaN;
 }
 
-/** False for a string that starts with an ISO date whose day its month lacks (2026-02-30, 2025-02-29). */
+/** False for a string that starts with an ISO date whose day its month lacks (2026-02-30, 2025-02-29, +002026-02-30). */
 function calendarDateExists(text: string): boolean {
-  const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  const ymd = /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})/.exec(text);
   if (!ymd) return true;
   const [year, month, day] = [Number(ymd[1]), Number(ymd[2]), Number(ymd[3])];
-  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const lastDay = new Date(0);
+  lastDay.setUTCFullYear(year, month, 0); // (Date.UTC would read years 0-99 as 1900-1999)
+  return month >= 1 && month <= 12 && day >= 1 && day <= lastDay.getUTCDate();
 }
 
 function classify(b: RetentionBackup): Kind {
