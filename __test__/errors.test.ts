@@ -14,6 +14,20 @@ describe('BackupError', () => {
     expect((e.cause as { original?: unknown }).original).toBeUndefined();
   });
 
+  it("keeps the application's own error as it is (a start hook's), but reduces a library's that came through it (review-s20 6)", () => {
+    class QuiesceTimeout extends Error {
+      readonly retryAfterMs = 5_000;
+    }
+    const own = new QuiesceTimeout('writers still busy');
+    expect(new BackupError('ERR_HOOK_FAILED', 'm', { applicationCause: own }).cause).toBe(own);
+    const aws = Object.assign(new Error('The request signature we calculated does not match'), { name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 }, $response: { headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKIA/SECRETX' } } });
+    const kept = new BackupError('ERR_HOOK_FAILED', 'm', { applicationCause: aws }).cause as Error & { $response?: unknown };
+    expect(kept).not.toBe(aws);
+    expect(kept).toMatchObject({ name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 } });
+    expect(kept.$response).toBeUndefined();
+    expect(JSON.stringify(kept) + String(kept.stack)).not.toContain('SECRETX');
+  });
+
   it('never throws on an odd cause', () => {
     const revoked = Proxy.revocable({}, {});
     revoked.revoke();

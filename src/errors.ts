@@ -14,12 +14,23 @@ export class BackupError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(code: string, message: string, options: { cause?: unknown; applicationCause?: unknown; details?: Record<string, unknown> } = {}) {
-    const cause = options.applicationCause !== undefined ? options.applicationCause : options.cause === undefined ? undefined : safeCause(options.cause);
+    const cause = options.applicationCause !== undefined ? applicationsOwn(options.applicationCause) : options.cause === undefined ? undefined : safeCause(options.cause);
     super(redacted(message), cause === undefined ? undefined : { cause });
     this.name = 'BackupError';
     this.code = code;
     this.details = options.details ?? {};
   }
+}
+
+/**
+ * An error the application threw, kept as it is unless it is a library's that came through it
+ * (an AWS SDK error holds the signed request in `$response`, s3db.js's keeps the AWS error as
+ * `original`): that one is reduced as any cause.
+ */
+function applicationsOwn(err: unknown): unknown {
+  if (typeof err !== 'object' || err === null) return err;
+  const e = err as Record<string, unknown>;
+  return '$metadata' in e || '$response' in e || 'original' in e ? safeCause(err) : err;
 }
 
 /** Fields of a cause that say what failed and are kept: codes, status, the file an fs error names. */
