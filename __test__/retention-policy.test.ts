@@ -368,7 +368,7 @@ describe('incremental chains', () => {
     );
     expect(ids(plan.keep)).toEqual(['orphan', 'noparent']);
     expect(plan.warnings).toEqual([
-      'backup orphan needs gone, which is not in the list: its chain is broken and cannot be restored',
+      'backup orphan needs gone, which is not in the list (a lost or unreadable manifest? recoverBackups() puts one back from its copy; if it was deleted, orphan cannot be restored)',
       'incremental backup noparent has no parentId: its chain cannot be pinned',
     ]);
   });

@@ -284,7 +284,7 @@ function ancestorsOf(start: Entry, byId: Map<string, Entry>, warn: (msg: string)
     }
     const parent = byId.get(parentId);
     if (!parent) {
-      warn(`backup ${child.id} needs ${parentId}, which is not in the list: its chain is broken and cannot be restored`);
+      warn(`backup ${child.id} needs ${parentId}, which is not in the list (a lost or unreadable manifest? recoverBackups() puts one back from its copy; if it was deleted, ${child.id} cannot be restored)`);
       return out;
     }
     if (seen.has(parent.id)) {
