@@ -590,7 +590,7 @@ describe('lost or corrupt manifests: recoverBackups()', () => {
     await rm(path.join(dir, copy));
     const report = await p.recoverBackups();
     expect(report.recovered).toEqual([]);
-    expect(report.skipped).toEqual([expect.objectContaining({ id: full.id, lost: 'everywhere', reason: expect.stringContaining(`cannot be put back: this backup, and the incrementals built on it, cannot be restored by this tool`) })]);
+    expect(report.skipped).toEqual([expect.objectContaining({ id: full.id, lost: 'everywhere', reason: expect.stringContaining(`cannot be put back: this backup, and the incrementals built on it, cannot be restored from the destinations given. If another holds it (a second destination, a synced copy of this one), recover with that one given too`) })]);
     await p.stop();
 
     const db = await copySeeded(bucket('lostatone'));

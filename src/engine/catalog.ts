@@ -673,7 +673,7 @@ async function withoutCopies(member: Destination, withCopy: Set<string>): Promis
 }
 
 const NO_COPY_HERE = "the manifest is missing here and no copy of it is beside the backup's parts (lost with it, or never written: s3db-backup 0.1.0 wrote none), so it cannot be put back";
-const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it, cannot be restored by this tool. Restore an older full backup or a complete chain (runbook step 6)`;
+const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it, cannot be restored from the destinations given. If another holds it (a second destination, a synced copy of this one), recover with that one given too (driver 'multi'; the command line's --config); else restore an older full backup or a complete chain (runbook step 6)`;
 
 /** When `member` holds parts but no manifest: what to do about it (null otherwise). */
 export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
