@@ -285,11 +285,17 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
-  it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {
-    const [a, b] = [path.join(work, `unlisted-a-${Date.now()}`), path.join(work, `unlisted-b-${Date.now()}`)];
+  /** A multi plugin on `source` over two new directories, its warnings collected. */
+  async function twoDirectories(name: string, strategy: 'all' | 'any', extra: Record<string, unknown> = {}) {
+    const b = path.join(work, `${name}-b-${Date.now()}`);
     const warnings: string[] = [];
-    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: warnInto(warnings) });
-    await source.usePlugin(p, `unlisted-${Date.now()}`);
+    const p = multi([fsSpec(path.join(work, `${name}-a-${Date.now()}`)), fsSpec(b)], strategy, { logger: warnInto(warnings), ...extra });
+    await source.usePlugin(p, `${name}-${Date.now()}`);
+    return { b, warnings, p };
+  }
+
+  it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {
+    const { b, warnings, p } = await twoDirectories('unlisted', 'all');
     const backup = await p.createBackup();
     // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)
     await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
@@ -302,10 +308,7 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("a manifest lost at one destination while another holds it: listBackups() names that destination, and a warning says recoverBackups() puts it back (review-runbook 9)", async () => {
-    const [a, b] = [path.join(work, `missing-a-${Date.now()}`), path.join(work, `missing-b-${Date.now()}`)];
-    const warnings: string[] = [];
-    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: warnInto(warnings) });
-    await source.usePlugin(p, `missing-${Date.now()}`);
+    const { b, warnings, p } = await twoDirectories('missing', 'all');
     const backup = await p.createBackup();
     expect((await p.listBackups())[0]!.manifestMissingAt).toBeUndefined();
     await rm(path.join(b, 'manifests'), { recursive: true });
@@ -319,10 +322,7 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it('a prune while a destination cannot be listed warns that what it removes stays there (review-retention 5)', async () => {
-    const [a, b] = [path.join(work, `unlisted-prune-a-${Date.now()}`), path.join(work, `unlisted-prune-b-${Date.now()}`)];
-    const warnings: string[] = [];
-    const p = multi([fsSpec(a), fsSpec(b)], 'any', { logger: warnInto(warnings), retention: { count: 1 } });
-    await source.usePlugin(p, `unlisted-prune-${Date.now()}`);
+    const { b, warnings, p } = await twoDirectories('unlisted-prune', 'any', { retention: { count: 1 } });
     await p.createBackup();
     const newest = await p.createBackup();
     // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)

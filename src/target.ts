@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackupError, conciseCause, errorMessage, optionError } from './errors.js';
 import { redacted, redactedTarget } from './redact.js';
-import { missingBucket, type DatabaseLike } from './engine/s3db.js';
+import { MISSING_BUCKET, missingBucket, type DatabaseLike } from './engine/s3db.js';
 import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from './damaged-schema.js';
 
 export interface OpenedDatabase {
@@ -109,7 +109,7 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
   const hide = (text: string) => spelt.reduce(withoutTarget, text);
   const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
   const reason = conciseCause(hide(errorMessage(err)));
-  const hint = missingBucket(err) ? ' (its bucket does not exist: s3db.js does not create buckets; create it, or check the bucket name in the connection string)' : openHint(reason);
+  const hint = missingBucket(err) ? ` (${MISSING_BUCKET})` : openHint(reason);
   return new BackupError(code, `could not open ${what}: ${reason}${hint}`, { cause });
 }
 

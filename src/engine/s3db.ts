@@ -204,9 +204,12 @@ function listingError(err: unknown): BackupError {
   const status = e.statusCode ?? e.$metadata?.httpStatusCode;
   const what = [typeof e.code === 'string' ? e.code : null, typeof status === 'number' ? `HTTP ${status}` : null].filter(Boolean).join(', ');
   const access = e.code === 'AccessDenied' || status === 403 ? ': check the credentials and the permission to list the bucket' : '';
-  const bucket = missingBucket(err) ? ': the bucket does not exist (s3db.js does not create buckets): check the bucket name in the connection string' : '';
+  const bucket = missingBucket(err) ? `: ${MISSING_BUCKET}` : '';
   return new BackupError('ERR_SOURCE_READ', `could not list the database's objects (${what || conciseCause(errorMessage(err))})${access}${bucket}`, { cause: err });
 }
+
+/** What to do when a database's bucket does not exist (said by listings here and by target.ts's open). */
+export const MISSING_BUCKET = 'the bucket does not exist (s3db.js does not create buckets): create it, or check the bucket name in the connection string';
 
 /** True when an error, or one it wraps (s3db.js keeps the AWS error as `original`), says the bucket does not exist. */
 export function missingBucket(err: unknown, depth = 0): boolean {
