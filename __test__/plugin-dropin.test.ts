@@ -8,15 +8,17 @@
 // (such a backup could not be restored into an empty database), leaving no file behind. And the
 // database a restore opens from a connection string never ends the application's process on a
 // signal (s3db.js's default), which a child process shows.
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { BackupPlugin as OriginalBackupPlugin } from 's3db.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
-import { openHint } from '../src/target.js';
+import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { openDatabase, openHint } from '../src/target.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 import { runChildScript } from './helpers/child.js';
@@ -414,9 +416,17 @@ describe('s3db.js drop-in details', () => {
 });
 
 describe('what an unopenable restore destination says to check', () => {
-  // s3db.js's words as it gave them for a store that does not answer (its circuit breaker opens
-  // after ~20 s, too slow for this suite; the access-denied case runs for real in s3-engine.test.ts)
-  it('a store that does not answer names the host and port to check; access denied the key, the secret and the bucket; anything else adds nothing', () => {
+  // The access-denied case runs for real in s3-engine.test.ts; a refused connection here, on a port
+  // just closed. s3db.js's words for a store that does not answer through its default HTTP handler,
+  // which a database the application opened has (its circuit breaker opens after ~20 s), as given.
+  it('a store that does not answer names the host and port to check; access denied the key, the secret and the bucket; anything else adds nothing', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((done) => server.close(done));
+    const refused = await openDatabase(`http://key:secret@127.0.0.1:${port}/bucket/db`, null, { replacesSchema: false }).then(() => null, (e: unknown) => e as BackupError);
+    expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining(`(nothing answered at 127.0.0.1:${port}: check the host and port`) });
+    expect(refused!.message).not.toContain('secret');
     expect(openHint('Circuit breaker OPEN for 127.0.0.1')).toBe(' (nothing answered at 127.0.0.1: check the host and port of the connection string, and that the store is up)');
     expect(openHint('Access denied')).toMatch(/check the key and secret in the connection string.*and that the bucket exists/);
     expect(openHint('Failed to save plugin data')).toBe('');

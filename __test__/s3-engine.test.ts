@@ -21,6 +21,7 @@ import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin } from '../src/index.js';
 import { S3Destination } from '../src/destinations/s3.js';
+import { openDatabase } from '../src/target.js';
 import { bodyToBuffer, listObjects } from '../src/engine/s3db.js';
 import { openDb, putStored, seedDatabase, settled, snapshot, STORED_VALUES, type ObjectSnapshot } from './helpers/database.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
@@ -538,11 +539,13 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       expect(manifest.source).toMatchObject({ bucket: srcBucket, keyPrefix: expect.stringMatching(/^apps\/shop\/?$/) });
 
       // into a bucket that does not exist (a typo): the target's error, naming the bucket's absence,
-      // a dry run and a restore alike (review-runbook 4; each takes s3db.js's retries, ~15-20 s)
+      // a dry run and a restore alike, without what s3db.js was doing when it met it (review-runbook 4,
+      // review-s3runbook F2)
       for (const dryRun of [true, false]) {
         const missing = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(`${dstBucket}-typo`, 'restored/here'), dryRun, verify: false }).then(() => null, (e: unknown) => e as Error & { code: string });
         expect(missing?.code, missing?.message).toBe('ERR_TARGET_OPEN');
         expect(missing!.message).toMatch(/bucket does not exist.{1,3}s3db\.js does not create buckets/);
+        expect(missing!.message).not.toMatch(/Failed to save plugin data/);
         expect(missing!.message).not.toContain(s3Env().secretAccessKey);
       }
 
@@ -941,6 +944,29 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
       expect(denied!.message).not.toContain('not-the-secret');
     } finally {
       await p.stop();
+      await deleteBucket(admin, intoBucket);
+    }
+  });
+
+  it("a database opened for a restore does not retry a missing key (s3db.js's default retried each for ~7 s) and settles a DeleteObject on RGW (its default HTTP handler never did)", async () => {
+    const intoBucket = await makeBucket(admin, 'opened');
+    const opened = await openDatabase(s3dbConnectionString(intoBucket, 'fresh/db'), null, { replacesSchema: false });
+    const client = opened.db.client as unknown as {
+      on(event: string, listener: () => void): void;
+      exists(key: string): Promise<boolean>;
+      putObject(o: { key: string; body: Buffer }): Promise<unknown>;
+      deleteObject(key: string): Promise<unknown>;
+    };
+    try {
+      let heads = 0; // s3db.js's client tells each HeadObject it sent
+      client.on('cl:HeadObject', () => heads++);
+      expect(await client.exists('no/such/key')).toBe(false);
+      expect(heads).toBe(1);
+      await client.putObject({ key: 'to-delete', body: Buffer.from('x') });
+      await client.deleteObject('to-delete'); // never settled through s3db.js's default handler here (the test times out)
+      expect(await listKeys(admin, intoBucket)).not.toContain('fresh/db/to-delete');
+    } finally {
+      await opened.close();
       await deleteBucket(admin, intoBucket);
     }
   });

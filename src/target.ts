@@ -109,17 +109,19 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
   const hide = (text: string) => spelt.reduce(withoutTarget, text);
   const cause = Object.assign(new Error(hide(errorMessage(err))), { name: err instanceof Error ? err.name : 'Error' });
   const reason = conciseCause(hide(errorMessage(err)));
-  const hint = missingBucket(err) ? ` (${MISSING_BUCKET})` : openHint(reason);
-  return new BackupError(code, `could not open ${what}: ${reason}${hint}`, { cause });
+  // s3db.js says a missing bucket as what it was doing ("Failed to save plugin data"): the cause keeps it
+  if (missingBucket(err)) return new BackupError(code, `could not open ${what}: ${MISSING_BUCKET}`, { cause });
+  return new BackupError(code, `could not open ${what}: ${reason}${openHint(reason)}`, { cause });
 }
 
 /**
  * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
- * a store that does not answer (its circuit breaker opens after ~20 s of refused connections) and
+ * a store that does not answer (refused, no such host, or, through s3db.js's default HTTP handler
+ * in a database the application opened, its circuit breaker open after ~20 s of refusals) and
  * access denied (which some stores, Ceph RGW among them, also answer for a bucket that does not exist).
  */
 export function openHint(reason: string): string {
-  const unanswered = /Circuit breaker OPEN for (\S+)/.exec(reason);
+  const unanswered = /(?:Circuit breaker OPEN for|connect ECONNREFUSED|connect ETIMEDOUT|getaddrinfo ENOTFOUND|getaddrinfo EAI_AGAIN) (\S+)/.exec(reason);
   if (unanswered) return ` (nothing answered at ${unanswered[1]}: check the host and port of the connection string, and that the store is up)`;
   if (/\baccess denied\b/i.test(reason)) {
     return " (check the key and secret in the connection string, with '/' and '+' in them URL-encoded, and that the bucket exists: some stores answer a missing bucket with access denied)";
@@ -154,6 +156,32 @@ export function refuseMisreadUrl(connectionString: string, shown: string): void 
 }
 
 /**
+ * Failures s3db.js's operation pool may retry in a database opened here: transient ones only.
+ * Its default retries every failure, a missing key or bucket included, three times with backoff:
+ * ~7 s per absent key, ~18 s to open an empty S3 prefix, ~15 s to say a bucket does not exist.
+ * (The AWS SDK beneath retries network errors and 5xx itself.)
+ */
+const TRANSIENT_ERRORS = ['NetworkingError', 'TimeoutError', 'RequestTimeout', 'ServiceUnavailable', 'SlowDown', 'RequestLimitExceeded', 'InternalError', 'ThrottlingException'];
+
+/**
+ * s3db.js's constructor options for a database this package opens itself (a restore's connection
+ * string here, the CLI's `--db`): silent, signals left to the application (s3db.js's default ends
+ * the process with code 0 on SIGINT/SIGTERM), transient failures alone retried, and, on S3, the AWS
+ * SDK's own HTTP handler (s3db.js's default handler, recker, never settled a DeleteObject on Ceph
+ * RGW, see s3db-facts). Options written in the connection string's query still win (s3db.js merges
+ * them over these).
+ */
+export function openedDatabaseOptions(connectionString: string): Record<string, unknown> {
+  return {
+    connectionString,
+    logLevel: 'silent',
+    exitOnSignal: false,
+    executorPool: { retryableErrors: TRANSIENT_ERRORS },
+    clientOptions: { httpClientOptions: { useReckerHandler: false } },
+  };
+}
+
+/**
  * Opens a database for the restore with the plugin database's `security` (its passphrase): records
  * restored through the resource API (filter/fields resources) are encrypted by s3db with it, and
  * s3db's default passphrase would make their secrets unreadable to the application.
@@ -172,9 +200,7 @@ async function connect(
   let db: DatabaseLike & UnconnectedDatabase;
   try {
     const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => DatabaseLike & UnconnectedDatabase };
-    // exitOnSignal: false: s3db.js's default ends the process with code 0 on SIGINT/SIGTERM; a
-    // database the plugin opens for a restore must leave signals to the application
-    db = new S3db({ connectionString, logLevel: 'silent', exitOnSignal: false, ...(security ? { security } : {}) });
+    db = new S3db({ ...openedDatabaseOptions(connectionString), ...(security ? { security } : {}) });
     await db.ensureClientInitialized?.();
   } catch (err) {
     throw openError(err);

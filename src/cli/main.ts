@@ -14,7 +14,7 @@ import { getCronManager, S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
 import { BackupError } from '../errors.js';
 import { redacted, redactedTarget } from '../redact.js';
-import { unopenable } from '../target.js';
+import { openedDatabaseOptions, unopenable } from '../target.js';
 import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
 import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
@@ -60,11 +60,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     const passphrases = args.command === 'rewrap' ? { current: passphraseOf(options), next: await readNewPassphrase(args, env) } : undefined;
     plugin = new BackupPlugin(options);
     plugin.on('plg:backup:progress', (e: ProgressEvent) => progress.update(e));
-    // exitOnSignal: false, for the database and for the cron manager s3db.js's file:// client
+    // exitOnSignal: false, for the database (openedDatabaseOptions) and for the cron manager s3db.js's file:// client
     // shares: s3db.js would otherwise end the process with code 0 on Ctrl-C, in the middle of a
     // backup (run.ts decides what Ctrl-C does)
     getCronManager({ exitOnSignal: false, logLevel: 'silent' });
-    db = new S3db({ connectionString: args.db ?? `memory://s3db-backup-cli-${randomUUID()}`, logLevel: 'silent', exitOnSignal: false } as ConstructorParameters<typeof S3db>[0]);
+    db = new S3db(openedDatabaseOptions(args.db ?? `memory://s3db-backup-cli-${randomUUID()}`) as ConstructorParameters<typeof S3db>[0]);
     if (args.db !== null) await openSource(db, args.db);
     await db.connect().catch((err: unknown) => {
       throw sourceOpenError(err, args.db);
