@@ -2,20 +2,35 @@
  * Bounded concurrency for restore writes and checks: at most `limit` tasks in flight, and at most
  * `budget` bytes held by them (each task's `weight`: the body it writes; one heavier than the
  * budget runs alone), so memory stays bounded by bytes, not by `limit` x the largest object.
- * Invariant: the first failure is kept and thrown by the next run()/drain(), so a caller never
- * goes on writing after a failed write; and a caller that stops (on that failure or any other)
- * awaits settle() before it returns, so no write lands after it reported the failure (a restore
- * run again at once would race them; a process exiting on the error would cut them off).
+ * Invariants: the first failure is kept and thrown by the next run()/drain(), so a caller never
+ * goes on writing after a failed write; and a writer exists only inside running(), which returns
+ * or throws only once every task it ran has ended, so no write lands after a failure was reported
+ * (a restore run again at once would race them; a process exiting on the error would cut them off).
  */
 export class BoundedWriter {
   private readonly inFlight = new Map<Promise<void>, number>();
   private weight = 0;
   private failure: unknown = null;
 
-  constructor(
+  private constructor(
     private readonly limit: number,
-    private readonly budget = Number.POSITIVE_INFINITY,
+    private readonly budget: number,
   ) {}
+
+  /**
+   * Runs `feed` with a new writer, then waits for its tasks: the first failure (of `feed` or of a
+   * task) is thrown, after every task in flight has ended.
+   */
+  static async running<T>(limit: number, budget: number, feed: (writer: BoundedWriter) => Promise<T>): Promise<T> {
+    const writer = new BoundedWriter(limit, budget);
+    try {
+      const result = await feed(writer);
+      await writer.drain();
+      return result;
+    } finally {
+      await writer.settle();
+    }
+  }
 
   async run(task: () => Promise<void>, weight = 0): Promise<void> {
     if (this.failure) throw this.failure;
@@ -39,7 +54,7 @@ export class BoundedWriter {
   }
 
   /** Waits for every task in flight to end, never throwing (their failures are kept, as above). */
-  async settle(): Promise<void> {
+  private async settle(): Promise<void> {
     await Promise.allSettled(this.inFlight.keys());
   }
 }

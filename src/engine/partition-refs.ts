@@ -149,8 +149,7 @@ export class PartitionRefs {
   async checkAfter(pageSize: number, concurrency: number): Promise<Map<string, string[]>> {
     this.after = await storedResources(this.db, this.groups);
     const drifted = new Map<string, string[]>();
-    const pool = new BoundedWriter(concurrency);
-    try {
+    await BoundedWriter.running(concurrency, Number.POSITIVE_INFINITY, async (pool) => {
       for (const group of this.groups) {
         const resource = this.after.get(group);
         if (!resource) continue;
@@ -166,10 +165,7 @@ export class PartitionRefs {
           }
         }
       }
-      await pool.drain();
-    } finally {
-      await pool.settle();
-    }
+    });
     await this.flush();
     return drifted;
   }

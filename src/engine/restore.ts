@@ -159,8 +159,6 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
-    // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
-    const writer = new BoundedWriter(o.concurrency, WRITE_WINDOW_BYTES);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     // Every physical record written must be in the backup's snapshot (its index): a key that a
@@ -171,74 +169,76 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
     let notInSnapshot = 0;
     try {
-      for (const group of orderGroups(groups)) {
-        const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
-        // Merge and skip need to know which of the group's keys the target holds: one ascending
-        // pass over its listing of the group, not a request per record. A key is asked before it
-        // is written, and every key written was asked before, so a page listed later never shows
-        // a write of this restore as the target's. (Database-level objects are few and spread over
-        // the whole key space: each is checked on its own.)
-        await cursors.target?.close();
-        cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
-        const held = cursors.target;
-        let pastData = false;
-        for await (const { record, from } of mergeChain(o, group, logical.has(group))) {
-          const key = record.header.key;
-          // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
-          if (refs && !pastData && isPartitionRef(key)) {
-            // the group's references follow its data objects: settle those (and merge's deletions of old references) first
-            pastData = true;
-            await writer.drain();
-          }
-          if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
-          if (unaddressable(o.target.client, key)) continue; // planRestore warned
-          const entry = cursor ? await cursor.find(key) : null;
-          if (cursor && !entry) {
-            notInSnapshot++;
-            continue;
-          }
-          // The snapshot names the backup whose parts hold each object's version: a newest version
-          // from another one means parts that are not what the backups wrote (never restored silently).
-          if (entry && entry.b !== from) {
-            throw new BackupError(
-              'ERR_INDEX_CORRUPT',
-              `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
-            );
-          }
-          if (record.header.logical) {
+      // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
+      await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
+        for (const group of orderGroups(groups)) {
+          const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
+          // Merge and skip need to know which of the group's keys the target holds: one ascending
+          // pass over its listing of the group, not a request per record. A key is asked before it
+          // is written, and every key written was asked before, so a page listed later never shows
+          // a write of this restore as the target's. (Database-level objects are few and spread over
+          // the whole key space: each is checked on its own.)
+          await cursors.target?.close();
+          cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
+          const held = cursors.target;
+          let pastData = false;
+          for await (const { record, from } of mergeChain(o, group, logical.has(group))) {
+            const key = record.header.key;
+            // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
+            if (refs && !pastData && isPartitionRef(key)) {
+              // the group's references follow its data objects: settle those (and merge's deletions of old references) first
+              pastData = true;
+              await writer.drain();
+            }
+            if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
+            if (unaddressable(o.target.client, key)) continue; // planRestore warned
+            const entry = cursor ? await cursor.find(key) : null;
+            if (cursor && !entry) {
+              notInSnapshot++;
+              continue;
+            }
+            // The snapshot names the backup whose parts hold each object's version: a newest version
+            // from another one means parts that are not what the backups wrote (never restored silently).
+            if (entry && entry.b !== from) {
+              throw new BackupError(
+                'ERR_INDEX_CORRUPT',
+                `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
+              );
+            }
+            if (record.header.logical) {
+              await writer.run(async () => {
+                if (await restoreLogical(o.target, group, record, o.mode)) {
+                  objectsWritten++;
+                  bytesWritten += record.body.length;
+                }
+                meter.add(1, record.body.length);
+              }, record.body.length);
+              continue;
+            }
+            const listed = held ? await held.has(key) : null;
             await writer.run(async () => {
-              if (await restoreLogical(o.target, group, record, o.mode)) {
-                objectsWritten++;
-                bytesWritten += record.body.length;
+              // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
+              const emptyShell = verbatimSchema && record.header.key === 's3db.json';
+              const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
+              if (o.mode === 'skip' && !emptyShell && present) return;
+              if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
+              if (emptyShell && o.mode !== 'replace') {
+                // the application may define resources while the restore runs: kept, not overwritten
+                await writeBackupDefinitions(o.target, record.body);
+              } else {
+                if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
+                // skip: a key the application writes after the listing above is its own, not overwritten
+                if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
               }
+              objectsWritten++;
+              bytesWritten += record.body.length;
               meter.add(1, record.body.length);
             }, record.body.length);
-            continue;
           }
-          const listed = held ? await held.has(key) : null;
-          await writer.run(async () => {
-            // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
-            const emptyShell = verbatimSchema && record.header.key === 's3db.json';
-            const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
-            if (o.mode === 'skip' && !emptyShell && present) return;
-            if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-            if (emptyShell && o.mode !== 'replace') {
-              // the application may define resources while the restore runs: kept, not overwritten
-              await writeBackupDefinitions(o.target, record.body);
-            } else {
-              if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
-              // skip: a key the application writes after the listing above is its own, not overwritten
-              if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
-            }
-            objectsWritten++;
-            bytesWritten += record.body.length;
-            meter.add(1, record.body.length);
-          }, record.body.length);
         }
-      }
-      await writer.drain();
+      });
     } catch (err) {
-      await writer.settle(); // the writes in flight land (or fail) before the failure is reported
+      // (running() returned only once the writes in flight had landed or failed)
       refs?.close();
       if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, objectsWritten);
@@ -632,18 +632,14 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (ke
 async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs: PartitionRefs): Promise<void> {
   const drifted = await refs.checkAfter(o.pageSize, o.concurrency);
   if (drifted.size === 0) return;
-  const writer = new BoundedWriter(o.concurrency);
-  try {
+  await BoundedWriter.running(o.concurrency, Number.POSITIVE_INFINITY, async (writer) => {
     for await (const entry of indexOf(o, target)) {
       const group = groupOf(entry.k);
       const partitions = drifted.get(group);
       const id = partitions ? recordIdOf(group, entry.k) : null;
       if (partitions && id !== null) await writer.run(() => refs.createRefs(group, id, partitions));
     }
-    await writer.drain();
-  } finally {
-    await writer.settle();
-  }
+  });
 }
 
 /** Logical records are written through the resource API: their resources must exist in the target first. */
