@@ -143,7 +143,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await refuseLostDefinitions(o.target, definitionNames, inBackup);
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
+  const { rows: plan, holders, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
   const warnings = [
     ...definitionWarnings,
     ...unreachableWarning(unreachable),
@@ -182,7 +182,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
           cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
           const held = cursors.target;
           let pastData = false;
-          for await (const { record, from } of mergeChain(o, group, logical.has(group))) {
+          for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, logical.has(group), holders.get(group) ?? new Set())) {
             const key = record.header.key;
             // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
             if (refs && !pastData && isPartitionRef(key)) {
@@ -194,7 +194,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
             if (unaddressable(o.target.client, key)) continue; // planRestore warned
             const entry = cursor ? await cursor.find(key) : null;
             if (cursor && !entry) {
-              notInSnapshot++;
+              if (!maybeDeletedLater) notInSnapshot++;
               continue;
             }
             // The snapshot names the backup whose parts hold each object's version: a newest version
@@ -406,8 +406,19 @@ type PlanRow = ResourceRestoreReport & { skippedRecords: number };
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
 
-async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<{ rows: Map<string, PlanRow>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
+/**
+ * What a restore will do, from one pass over the backup's index joined with the target's listing:
+ * per resource the objects created, overwritten, skipped and deleted; and `holders`, per group the
+ * chain members whose parts hold a version the snapshot names (the only ones mergeChain reads).
+ */
+async function planRestore(
+  o: RestoreRunOptions,
+  target: Manifest,
+  groups: Set<string>,
+  logical: Set<string>,
+): Promise<{ rows: Map<string, PlanRow>; holders: Map<string, Set<string>>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
   const rows = new Map<string, PlanRow>();
+  const holders = new Map<string, Set<string>>();
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
@@ -417,6 +428,10 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
     const key = step.entry?.k ?? step.existing!.key;
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
+    if (step.entry) {
+      const named = holders.get(r.name) ?? holders.set(r.name, new Set()).get(r.name)!;
+      named.add(step.entry.b);
+    }
     if (step.entry && unaddressable(o.target.client, key)) {
       unwritable.add(key);
       if (step.existing && o.mode === 'replace') unreachable.add(key);
@@ -436,7 +451,7 @@ async function planRestore(o: RestoreRunOptions, target: Manifest, groups: Set<s
       }
     }
   }
-  return { rows, databaseDeletes, unreachable, unwritable };
+  return { rows, holders, databaseDeletes, unreachable, unwritable };
 }
 
 /**
@@ -520,21 +535,29 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
 /**
  * Records of `group` at the chain's target point: newest version per key, tombstones dropped, each
  * with the backup whose parts hold it. A logical (filtered) group is read from the target backup
- * alone: each backup stores its whole selection.
+ * alone: each backup stores its whole selection. Otherwise only the members in `holders` are read
+ * (those whose versions the snapshot names, planRestore): a member every one of whose versions a
+ * later one replaced or deleted is never opened (each open member holds ~15 MB of decoder and
+ * stream buffers, so a chain whose incrementals rewrite everything cost that per member; the
+ * parts read are still checked against their SHA-256 in the authenticated manifest).
  */
-async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean): AsyncIterable<{ record: ArchiveRecord; from: string }> {
-  const members = logical ? [o.chain[o.chain.length - 1]!] : [...o.chain].reverse();
+async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean, holders: Set<string>): AsyncIterable<{ record: ArchiveRecord; from: string; maybeDeletedLater: boolean }> {
+  const newestFirst = [...o.chain].reverse();
+  const members = logical ? [o.chain[o.chain.length - 1]!] : newestFirst.filter((m) => holders.has(m.id));
+  // a version the snapshot lacks may have been deleted by a tombstone in a member not read (one
+  // newer, holding tombstones of the group): it is then no sign of damage (see the caller)
+  const maybeDeletedLater = members.map((m) => !logical && newestFirst.slice(0, newestFirst.indexOf(m)).some((later) => !holders.has(later.id) && later.resources[group]?.deleted !== 0));
   const runs = members.map((m) => recordsOf(o, m, group)[Symbol.asyncIterator]());
   const heads = await Promise.all(runs.map((r) => r.next()));
   for (;;) {
     let min: string | null = null;
     for (const h of heads) if (!h.done && (min === null || compareKeys(h.value.header.key, min) < 0)) min = h.value.header.key;
     if (min === null) return;
-    let winner: { record: ArchiveRecord; from: string } | null = null;
+    let winner: { record: ArchiveRecord; from: string; maybeDeletedLater: boolean } | null = null;
     for (let i = 0; i < heads.length; i++) {
       const h = heads[i]!;
       if (!h.done && h.value.header.key === min) {
-        winner ??= { record: h.value, from: members[i]!.id }; // runs are newest first: the first match is the newest version
+        winner ??= { record: h.value, from: members[i]!.id, maybeDeletedLater: maybeDeletedLater[i]! }; // runs are newest first: the first match is the newest version
         heads[i] = await runs[i]!.next();
       }
     }
