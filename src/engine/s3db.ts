@@ -7,10 +7,11 @@
  * - Keys handed out are relative to the database's key prefix (s3db's S3 client lists full keys,
  *   its memory and file clients list relative ones: both are normalised here).
  * - Listing is paged (`pageSize` keys per call) and lazy: memory stays bounded by one page, and
- *   keys come in code-point order (what S3 returns). s3db's local clients (memory://, file://)
- *   are the exception: they walk and sort every key on every call (file:// with localeCompare,
- *   whose order its own continuation tokens do not follow, so paging can skip keys). They are
- *   listed in ONE call and re-sorted by code point; they hold every key in memory anyway.
+ *   keys come in code-point order (what S3 returns). file:// is read directly, one directory at
+ *   a time (file-listing.ts). s3db's memory client is the exception: it walks and sorts every key
+ *   on every call, so it is listed in ONE call and re-sorted by code point (it holds every object
+ *   in memory anyway), as is a file:// client whose layout is not the one known (it sorts with
+ *   localeCompare, whose order its own continuation tokens do not follow, so paging can skip keys).
  * - Object bodies are read whole: s3db objects are single records (metadata + a small body).
  * - A listed entry's `lastModified` moves on every write of the object, metadata-only ones
  *   included (change detection relies on it; file:// needs its metadata file's mtime for that).
@@ -20,6 +21,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import { fileStorageLayout, listFileStorage } from './file-listing.js';
 import { compareKeys } from './sorted-merge.js';
 
 export interface ListedObject {
@@ -221,6 +223,20 @@ export function missingBucket(err: unknown, depth = 0): boolean {
 
 /** Every object under `prefix`, sorted by key (code points), one page at a time. */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
+  const fileLayout = fileStorageLayout(client);
+  if (fileLayout) {
+    const entries = listFileStorage(fileLayout, options.prefix ?? '')[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<SourceEntry>;
+      try {
+        next = await entries.next();
+      } catch (err) {
+        throw listingError(err);
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  }
   const keyPrefix = clientKeyPrefix(client);
   const local = isLocalClient(client);
   let token: string | null | undefined = null;

@@ -1,0 +1,89 @@
+// A file:// database is listed by walking s3db.js's storage directly (src/engine/file-listing.ts),
+// one directory at a time, where s3db.js's client reads and sorts every object first: the same
+// entries as the client gives, in code-point order, with its key prefix or without, and lazily.
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listObjects, type S3dbClientLike, type SourceEntry } from '../src/engine/s3db.js';
+import { openDb, putStored } from './helpers/database.js';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 's3db-backup-file-listing-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const KEYS = ['resource=a/data/id=1', 'resource=a/data/id=1-b', 'resource=a/data/id=1.b', 'resource=a-b/data/id=x', 'resource=a/data/id=é', 'resource=a/data/id=😀', 'resource=a/data/id=ｚ', 'plugin=x/state', 'resource=b/partition=p/v=1/id=2'];
+
+async function collect(client: S3dbClientLike, prefix = ''): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = [];
+  for await (const e of listObjects(client, { prefix })) out.push(e);
+  return out;
+}
+
+/** The same client listed through s3db.js's own listObjects (a wrapper: the direct walk is for the class's own method only). */
+function throughClient(client: S3dbClientLike): S3dbClientLike {
+  const own = client.listObjects.bind(client);
+  return Object.assign(Object.create(client) as S3dbClientLike, { listObjects: (p: Parameters<S3dbClientLike['listObjects']>[0]) => own(p) });
+}
+
+describe('listing a file:// database by walking its storage', () => {
+  for (const keyPrefix of ['', 'app/db']) {
+    it(`gives what s3db.js's client lists, in code-point order, for every prefix (key prefix '${keyPrefix}')`, async () => {
+      const dir = path.join(work, `same-${keyPrefix.replace(/\//g, '_') || 'none'}`);
+      const db = await openDb(`file://${dir}${keyPrefix ? `/${keyPrefix}` : ''}`);
+      for (const key of KEYS) await putStored(db, key, { v: key.length.toString() });
+      const walked = await collect(db.client);
+      const listed = await collect(throughClient(db.client));
+      expect(walked.map((e) => e.key)).toEqual([...KEYS, 's3db.json'].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect(walked).toEqual(listed);
+      // a prefix is a prefix of keys, as S3 has it ('resource=a' holds 'resource=a-b/...'; the client walks only the directory it names)
+      for (const prefix of ['resource=a/', 'resource=a', 'resource=a/data/id=1', 'plugin=', 'nothing/', 'resource=b/partition=p/']) {
+        expect(await collect(db.client, prefix), prefix).toEqual(listed.filter((e) => e.key.startsWith(prefix)));
+      }
+      expect((await collect(db.client, 'resource=a/')).length).toBe(6);
+      await db.disconnect();
+    });
+  }
+
+  it('leaves out a file without metadata (a temporary file) and stamps an object with its metadata file\'s later mtime', async () => {
+    const dir = path.join(work, 'odd');
+    const db = await openDb(`file://${dir}`);
+    await putStored(db, 'resource=a/data/id=1', { v: '1' });
+    await writeFile(path.join(dir, 'resource=a', 'data', 'id=1.tmp.123'), 'half written');
+    const later = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000); // whole seconds: utimes takes them exactly
+    await utimes(path.join(dir, 'resource=a', 'data', 'id=1.meta.json'), later, later);
+    const walked = await collect(db.client, 'resource=a/');
+    expect(walked.map((e) => e.key)).toEqual(['resource=a/data/id=1']);
+    expect(Date.parse(walked[0]!.lastModified)).toBe(later.getTime());
+    await db.disconnect();
+  });
+
+  it('is lazy: objects written into a directory the walk has not reached yet are listed (the client listed everything at its first call)', async () => {
+    const dir = path.join(work, 'lazy');
+    const db = await openDb(`file://${dir}`);
+    const first = Array.from({ length: 40 }, (_, i) => `resource=a/data/id=${String(i).padStart(2, '0')}`); // over one batch of stats
+    for (const key of first) await putStored(db, key, { v: '1' });
+    await putStored(db, 'resource=c/data/id=1', { v: '1' });
+    const seen: string[] = [];
+    for await (const e of listObjects(db.client)) {
+      seen.push(e.key);
+      if (e.key === first[0]) await putStored(db, 'resource=c/data/id=2', { v: '2' });
+    }
+    expect(seen).toEqual([...first, 'resource=c/data/id=1', 'resource=c/data/id=2', 's3db.json']);
+    await db.disconnect();
+  });
+
+  it('a directory that does not exist lists nothing (the client walked its parent, listing a sibling database as ../<name>/...)', async () => {
+    const sibling = await openDb(`file://${path.join(work, 'beside')}`);
+    await putStored(sibling, 'resource=a/data/id=1', { v: '1' });
+    const missing = await openDb(`file://${path.join(work, 'missing-parent', 'db')}`);
+    await rm(path.join(work, 'missing-parent'), { recursive: true, force: true });
+    expect(await collect(missing.client)).toEqual([]);
+    await sibling.disconnect();
+    await missing.disconnect();
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Lists a file:// database as a stream, in code-point key order, reading s3db.js 21's
+ * FileSystemStorage layout directly: an object is the file `<basePath>/<keyPrefix>/<key>`, its
+ * metadata (ETag, expiry) beside it in `<file>.meta.json`. s3db.js's own client walks every file
+ * under the prefix, reads every metadata file and sorts it all before it returns the first key
+ * (0.5-2 KB held per object: GBs for a database of millions).
+ *
+ * Invariants:
+ * - Memory holds the names of one directory per level of the walk (a resource's records share one
+ *   directory, so about 100 bytes per record of the largest resource), and STAT_AT_ONCE entries.
+ * - Entries are what the client's listing gives, keys relative to its key prefix: the body file's
+ *   size, the ETag its metadata records, and as `lastModified` the later of the two files' mtimes
+ *   (a metadata-only write rewrites only the metadata file; change detection relies on it). A file
+ *   without readable metadata (a write's temporary file, a torn write) and an expired object (TTL)
+ *   are left out, as the client leaves them out (nothing is deleted here).
+ * - Used only where the layout is the one known and the client's `listObjects` is its class's own:
+ *   a client whose listing was replaced (wrapped by the application, or by target.ts for a dry
+ *   run) is listed through it.
+ */
+import type { Dir } from 'node:fs';
+import { opendir, readFile, stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { S3dbClientLike, SourceEntry } from './s3db.js';
+import { compareKeys } from './sorted-merge.js';
+
+interface FileStorageLayout {
+  /** The file holding the object at full key `key`. */
+  fileOf(key: string): string;
+  /** The full key of relative key `key` (the client's key prefix joined). */
+  fullKey(key: string): string;
+  /** The key relative to the client's key prefix. */
+  relative(fullKey: string): string;
+  expired(metadata: unknown): boolean;
+}
+
+interface FileSystemClientShape {
+  listObjects?: unknown;
+  constructor?: { name?: string; prototype?: { listObjects?: unknown } };
+  _applyKeyPrefix?(key: string): string;
+  _stripKeyPrefix?(key: string): string;
+  storage?: { basePath?: unknown; _keyToPath?(key: string): string; _isExpired?(metadata: unknown, now?: number): boolean };
+}
+
+/** Directory entries whose stat and metadata are read at once. */
+const STAT_AT_ONCE = 32;
+
+/** The layout of `client` when it is s3db.js's file:// client as known, listed by its own class's listObjects; else null. */
+export function fileStorageLayout(client: S3dbClientLike): FileStorageLayout | null {
+  const c = client as unknown as FileSystemClientShape;
+  if (c.constructor?.name !== 'FileSystemClient' || c.listObjects !== c.constructor.prototype?.listObjects) return null;
+  const storage = c.storage;
+  const { _applyKeyPrefix: apply, _stripKeyPrefix: strip } = c;
+  if (typeof storage?.basePath !== 'string' || typeof storage._keyToPath !== 'function' || typeof apply !== 'function' || typeof strip !== 'function') return null;
+  return {
+    fileOf: (key) => storage._keyToPath!(key),
+    fullKey: (key) => apply.call(client, key),
+    relative: (key) => strip.call(client, key),
+    expired: (metadata) => storage._isExpired?.(metadata, Date.now()) === true,
+  };
+}
+
+/** Every object whose relative key starts with `prefix`, in code-point order of keys, one directory at a time. */
+export async function* listFileStorage(layout: FileStorageLayout, prefix: string): AsyncIterable<SourceEntry> {
+  const full = layout.fullKey(prefix);
+  const cut = full.lastIndexOf('/') + 1;
+  const base = full.slice(0, cut); // '' or ending in '/': the directory the walk starts in
+  const dir = base === '' ? layout.fileOf('.') : layout.fileOf(base);
+  let batch: { key: string; file: string }[] = [];
+  for await (const found of walk(dir, base, full.slice(cut))) {
+    batch.push(found);
+    if (batch.length === STAT_AT_ONCE) {
+      yield* await described(batch, layout);
+      batch = [];
+    }
+  }
+  yield* await described(batch, layout);
+}
+
+/** The files under `dir` (full key `base`), names starting with `namePrefix` at this level, in key order. */
+async function* walk(dir: string, base: string, namePrefix: string): AsyncIterable<{ key: string; file: string }> {
+  let handle: Dir;
+  try {
+    handle = await opendir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return; // nothing stored there
+    throw err;
+  }
+  // names only (read one entry at a time: an array of a Dirent per record of a large resource
+  // would hold several times as much); a directory sorts as its name and '/', which is how each
+  // of its keys begins
+  const names: string[] = [];
+  for await (const entry of handle) {
+    if (!entry.name.startsWith(namePrefix)) continue;
+    if (entry.isDirectory()) names.push(`${entry.name}/`);
+    else if (entry.isFile() && !entry.name.endsWith('.meta.json')) names.push(entry.name);
+  }
+  names.sort(compareKeys);
+  for (const name of names) {
+    if (name.endsWith('/')) yield* walk(path.join(dir, name), base + name, '');
+    else yield { key: base + name, file: path.join(dir, name) };
+  }
+}
+
+/** Listing entries of `found` (in its order), those without readable metadata or expired left out. */
+async function described(found: { key: string; file: string }[], layout: FileStorageLayout): Promise<SourceEntry[]> {
+  const entries = await Promise.all(
+    found.map(async ({ key, file }): Promise<SourceEntry | null> => {
+      const metaFile = `${file}.meta.json`;
+      const [body, meta, text] = await Promise.all([stat(file).catch(() => null), stat(metaFile).catch(() => null), readFile(metaFile, 'utf8').catch(() => null)]);
+      if (!body || !meta || text === null) return null; // gone since, or a file s3db.js did not write as an object
+      let metadata: { etag?: unknown };
+      try {
+        metadata = JSON.parse(text) as { etag?: unknown };
+      } catch {
+        return null; // unreadable metadata: the client leaves the object out too
+      }
+      if (layout.expired(metadata)) return null;
+      // the stamp as listed before this walk (the body's `mtime`, which Node rounds to the
+      // millisecond, unless the metadata file's mtimeMs is later), so that an index taken before
+      // compares equal and an incremental does not store every object again
+      const bodyStamp = body.mtime.getTime();
+      return {
+        key: layout.relative(key),
+        size: body.size,
+        etag: String(metadata.etag ?? '').replace(/"/g, ''),
+        lastModified: new Date(meta.mtimeMs > bodyStamp ? meta.mtimeMs : bodyStamp).toISOString(),
+      };
+    }),
+  );
+  return entries.filter((e): e is SourceEntry => e !== null);
+}
