@@ -80,11 +80,12 @@ describe('codec options', () => {
     expect(real?.nativeApi()).toBe(NATIVE_API);
     // Fakes stand for stale binaries (a real one cannot be produced on demand here): before API 2
     // there was no nativeApi() and stream calls resolved to one Buffer instead of Buffer[]; an
-    // API 2 decoder ignores outputLimit (its output per call is unbounded) and has no more().
+    // API 2 decoder ignores outputLimit (its output per call is unbounded) and has no more(); an API 3
+    // stream has no close().
     const stale = { ...real, nativeApi: undefined };
     expect(bindingProblem(stale, 'native/index.js')).toMatch(/native API 1.*rebuild it with `npm run build:native`/);
-    expect(bindingProblem({ ...real, nativeApi: () => 2 }, 'x')).toMatch(/native API 2.*rebuild it/);
-    expect(bindingProblem({ ...real, nativeApi: () => 4 }, 'x')).toMatch(/native API 4/);
+    expect(bindingProblem({ ...real, nativeApi: () => 3 }, 'x')).toMatch(/native API 3.*rebuild it/);
+    expect(bindingProblem({ ...real, nativeApi: () => 5 }, 'x')).toMatch(/native API 5/);
     expect(bindingProblem({}, 'x')).toBe('x does not export the s3db-backup native API');
   });
 

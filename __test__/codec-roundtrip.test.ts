@@ -5,6 +5,7 @@
  * compressed stream is exactly segmentSize bytes, and the stored length proves it.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
@@ -304,6 +305,7 @@ describe('codec round trips', () => {
       writeChunks: (cs) => (calls++, real.writeChunks(cs)),
       finish: () => (calls++, real.finish()),
       more: () => real.more(),
+      close: () => real.close(),
     };
     const decoder = new NativeCodecStream(counted, 2 * MiB, { decoding: true, compression: 'brotli' });
     Readable.from(chunks(stream, 64 * 1024)).pipe(decoder);
@@ -353,5 +355,42 @@ describe('codec round trips', () => {
     await pipeline(encoder, createDecoder({ compression: 'gzip', key: keyFromBytes(TEST_KEY), implementation: 'native' }), plain.sink);
     expect(plain.bytes).toBe(total);
     expect(plain.sha256()).toBe(digestOf(jsonLines(total, 64 * 1024)));
+  });
+});
+
+// A native stream's worker threads and buffers went only with a garbage collection: a chain
+// restore or a verification left dozens of idle decoders behind (review chain-memory). Counted as
+// the kernel counts this process's threads, with every stream still referenced (no GC can help).
+describe.runIf(process.platform === 'linux')('native streams free their threads when they end or are destroyed', () => {
+  const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+
+  it('ended and destroyed decoders and encoders hold no worker thread, with no garbage collection', async () => {
+    expect(nativeAvailable(), 'native core must load').toBe(true);
+    const options = { compression: 'gzip' as const, key: TEST_KEY, threads: 2, implementation: 'native' as const };
+    const input = Buffer.concat([...jsonLines(32 * MiB)]); // enough segments and members for the decoder's workers
+    const stored = await runToBuffer([input], createEncoder(options));
+    await runToBuffer([stored], createDecoder(options)); // the libuv pool and the like, started once
+    const before = threads();
+    const kept: Transform[] = [];
+    for (let i = 0; i < 4; i++) {
+      const decoder = createDecoder(options);
+      kept.push(decoder);
+      expect((await runToBuffer(chunks(stored, 256 * 1024), decoder)).equals(input)).toBe(true);
+      const encoder = createEncoder(options);
+      kept.push(encoder);
+      await runToBuffer([input], encoder);
+    }
+    for (let i = 0; i < 4; i++) {
+      // half a stream, then destroyed (by its reader, a failure), maybe with a call in flight:
+      // that call frees it when it ends
+      const decoder = createDecoder(options);
+      kept.push(decoder);
+      decoder.write(stored.subarray(0, Math.floor(stored.length / 2)));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      decoder.destroy();
+    }
+    expect(await untilStill(threads)).toBe(true);
+    expect(threads()).toBeLessThanOrEqual(before + 2); // 2 per stream, 24 in all, before
+    expect(kept.length).toBe(12);
   });
 });

@@ -26,6 +26,12 @@ export declare class NativeDecoder {
    * `write` with no input (or `finish` again) before giving more input.
    */
   more(): boolean
+  /**
+   * Frees the stream's buffers and worker threads now (once the call in flight, if
+   * any, has ended) rather than when this object is garbage-collected; later calls
+   * fail with ERR_STREAM_CLOSED. Idempotent.
+   */
+  close(): void
 }
 
 /** Streaming encoder: compression, then (with `key`) segmented AES-256-GCM (docs/FORMAT.md 2). */
@@ -42,6 +48,12 @@ export declare class NativeEncoder {
    * `write` with no input (or `finish` again) before giving more input.
    */
   more(): boolean
+  /**
+   * Frees the stream's buffers and worker threads now (once the call in flight, if
+   * any, has ended) rather than when this object is garbage-collected; later calls
+   * fail with ERR_STREAM_CLOSED. Idempotent.
+   */
+  close(): void
 }
 
 /** `HMAC-SHA256(master, "s3db-backup/v1/key-check")[0..16]`. */
@@ -51,7 +63,7 @@ export declare function keyCheck(master: Buffer): Buffer
  * Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
  * so that an addon built from older sources is refused with "rebuild it" instead of failing
  * mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
- * 3: decoders take `outputLimit`, and streams have `more()`.
+ * 3: decoders take `outputLimit`, and streams have `more()`. 4: streams have `close()`.
  */
 export declare function nativeApi(): number
 

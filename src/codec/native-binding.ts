@@ -32,6 +32,11 @@ export interface NativeCodec {
    * `write` with no input (or `finish` again) before giving more input. Always false for encoders.
    */
   more(): boolean;
+  /**
+   * Frees the native stream's buffers and worker threads now (after the call in flight, if any)
+   * rather than when the object is garbage-collected; later calls fail (ERR_STREAM_CLOSED).
+   */
+  close(): void;
 }
 
 export interface NativeBinding {
@@ -48,9 +53,9 @@ export interface NativeBinding {
 
 /**
  * The binding API this code speaks (2: stream calls resolve to Buffer[]; 3: decoders take
- * `outputLimit` and streams have `more()`); see crates/napi `native_api`.
+ * `outputLimit` and streams have `more()`; 4: streams have `close()`); see crates/napi `native_api`.
  */
-export const NATIVE_API = 3;
+export const NATIVE_API = 4;
 
 function isBinding(value: unknown): value is NativeBinding {
   const v = value as Partial<NativeBinding> | null;

@@ -1,6 +1,6 @@
 // Tests of the N-API shell itself (part of `npm test`; alone: `node --test crates/napi/__test__/` after
 // `npm run build:native`): the exported API, error codes on `err.code` via map_error, the
-// concurrent-call guard, and the FORMAT.md 2.7 vectors through the binding.
+// concurrent-call guard, close(), and the FORMAT.md 2.7 vectors through the binding.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import test from 'node:test';
@@ -175,6 +175,21 @@ test('a second call while one is in flight throws ERR_CONCURRENT_CALL', async ()
   await e.write(Buffer.from('x'));
   await e.finish();
   await assert.rejects(e.finish(), { code: 'ERR_STREAM_FINISHED' });
+});
+
+test('close() frees a stream: later calls throw ERR_STREAM_CLOSED; a call in flight still settles; twice is fine', async () => {
+  const e = new NativeEncoder({ compression: 'gzip', key: KEY, threads: 2 });
+  const first = e.write(records(4 << 20));
+  e.close(); // while the write runs: freed once it has ended
+  const pieces = await first;
+  assert.ok(Array.isArray(pieces));
+  assert.throws(() => e.write(Buffer.from('x')), { code: 'ERR_STREAM_CLOSED', message: /write\(\) was called after close\(\)/ });
+  assert.throws(() => e.finish(), { code: 'ERR_STREAM_CLOSED' });
+  assert.equal(e.more(), false);
+  e.close();
+  const d = new NativeDecoder({ compression: 'gzip' });
+  d.close();
+  assert.throws(() => d.writeChunks([Buffer.from('x')]), { code: 'ERR_STREAM_CLOSED' });
 });
 
 test('key file primitives match the key-file vector', async () => {

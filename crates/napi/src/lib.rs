@@ -90,21 +90,44 @@ impl Stream {
     }
 }
 
-/// State shared by a JS object and its in-flight task.
+/// State shared by a JS object and its in-flight task. `stream` is `None` once closed: its
+/// buffers and worker threads are freed then, not when the JS object is garbage-collected.
 struct Shared {
-    stream: Mutex<Stream>,
+    stream: Mutex<Option<Stream>>,
     busy: AtomicBool,
     /// `more()` of the stream after the last call (set before the call's promise settles).
     more: AtomicBool,
+    /// `close()` was called: no call starts any more; the stream is dropped at once, or by the
+    /// call in flight when it ends (`StreamTask::finally`, on the JS thread like `close()`).
+    closed: AtomicBool,
 }
 
 impl Shared {
     fn new(stream: Stream) -> Arc<Shared> {
         Arc::new(Shared {
-            stream: Mutex::new(stream),
+            stream: Mutex::new(Some(stream)),
             busy: AtomicBool::new(false),
             more: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Drops the stream (joining its worker threads after their current job) unless a call is in
+    /// flight, whose `finally` does it. Only ever called on the JS thread, as `task()` is.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if !self.busy.load(Ordering::Acquire) {
+            self.drop_stream();
+        }
+    }
+
+    fn drop_stream(&self) {
+        let taken = match self.stream.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(taken);
+        self.more.store(false, Ordering::Release);
     }
 }
 
@@ -114,6 +137,12 @@ impl Shared {
         what: &str,
         chunks: Option<Vec<Buffer>>,
     ) -> std::result::Result<AsyncTask<StreamTask>, napi::Error<String>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(napi::Error::new(
+                "ERR_STREAM_CLOSED".to_string(),
+                format!("{what}() was called after close(): the stream's state is freed"),
+            ));
+        }
         if self.busy.swap(true, Ordering::AcqRel) {
             return Err(napi::Error::new(
                 "ERR_CONCURRENT_CALL".to_string(),
@@ -147,6 +176,13 @@ impl Task for StreamTask {
                 "codec state poisoned by an earlier panic",
             )
         })?;
+        let Some(stream) = stream.as_mut() else {
+            // (task() refuses a closed stream, and close() never drops one while a call is in flight)
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                "codec stream already closed",
+            ));
+        };
         let r = stream.run(self.chunks.as_deref());
         self.shared.more.store(stream.more(), Ordering::Release);
         r.map_err(|e| {
@@ -171,6 +207,9 @@ impl Task for StreamTask {
 
     fn finally(self, _env: Env) -> napi::Result<()> {
         self.shared.busy.store(false, Ordering::Release);
+        if self.shared.closed.load(Ordering::Acquire) {
+            self.shared.drop_stream();
+        }
         Ok(())
     }
 }
@@ -212,6 +251,14 @@ macro_rules! stream_methods {
             #[napi]
             pub fn more(&self) -> bool {
                 self.shared.more.load(Ordering::Acquire)
+            }
+
+            /// Frees the stream's buffers and worker threads now (once the call in flight, if
+            /// any, has ended) rather than when this object is garbage-collected; later calls
+            /// fail with ERR_STREAM_CLOSED. Idempotent.
+            #[napi]
+            pub fn close(&self) {
+                self.shared.close();
             }
         }
     };
@@ -391,8 +438,8 @@ pub fn native_version() -> String {
 /// Revision of this binding's JS-facing API, checked by the loader (src/codec/native-binding.ts)
 /// so that an addon built from older sources is refused with "rebuild it" instead of failing
 /// mid-stream. 2: `write`/`writeChunks`/`finish` resolve to `Buffer[]` (pieces in order).
-/// 3: decoders take `outputLimit`, and streams have `more()`.
+/// 3: decoders take `outputLimit`, and streams have `more()`. 4: streams have `close()`.
 #[napi]
 pub fn native_api() -> u32 {
-    3
+    4
 }
