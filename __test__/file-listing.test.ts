@@ -36,6 +36,8 @@ describe('listing a file:// database by walking its storage', () => {
       const dir = path.join(work, `same-${keyPrefix.replace(/\//g, '_') || 'none'}`);
       const db = await openDb(`file://${dir}${keyPrefix ? `/${keyPrefix}` : ''}`);
       for (const key of KEYS) await putStored(db, key, { v: key.length.toString() });
+      // a large body (s3db.js copies it into the metadata file as a JSON array: read for its head only)
+      await putStored(db, 'resource=a/data/id=1', { etag: 'a field named like the ETag', v: '1' }, Buffer.alloc(3 * 1024 * 1024, 7));
       const walked = await collect(db.client);
       const listed = await collect(throughClient(db.client));
       expect(walked.map((e) => e.key)).toEqual([...KEYS, 's3db.json'].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));

@@ -18,7 +18,7 @@
  *   run) is listed through it.
  */
 import type { Dir } from 'node:fs';
-import { opendir, readFile, stat } from 'node:fs/promises';
+import { open, opendir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { S3dbClientLike, SourceEntry } from './s3db.js';
 import { compareKeys } from './sorted-merge.js';
@@ -102,19 +102,49 @@ async function* walk(dir: string, base: string, namePrefix: string): AsyncIterab
   }
 }
 
+/** Bytes of a metadata file read for its ETag and expiry, which s3db.js writes before the rest. */
+const HEAD_BYTES = 64 * 1024;
+
+/**
+ * The ETag and expiry of the object whose metadata file is `metaFile`, or null when it is missing
+ * or unreadable. s3db.js writes that file as `JSON.stringify(meta, null, 2)` with the object's
+ * body last (a copy of it as a JSON array of numbers: a 4 MB body makes ~14 MB of JSON), so the
+ * top-level fields (two spaces in; the user's metadata fields are four) are read from its head,
+ * not parsed whole; a file written otherwise is parsed whole.
+ */
+async function storedHead(metaFile: string): Promise<{ etag: string; expiresAt: number | null } | null> {
+  let head: string;
+  try {
+    const handle = await open(metaFile, 'r');
+    try {
+      const buffer = Buffer.alloc(HEAD_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
+      head = buffer.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
+  const etag = /^ {2}"etag": "([^"\\]*)"/m.exec(head);
+  const expiry = /^ {2}"expiresAt": (\d+|null)/m.exec(head);
+  if (etag && expiry) return { etag: etag[1]!, expiresAt: expiry[1] === 'null' ? null : Number(expiry[1]) };
+  try {
+    const whole = JSON.parse(await readFile(metaFile, 'utf8')) as { etag?: unknown; expiresAt?: unknown };
+    return { etag: String(whole.etag ?? ''), expiresAt: typeof whole.expiresAt === 'number' ? whole.expiresAt : null };
+  } catch {
+    return null;
+  }
+}
+
 /** Listing entries of `found` (in its order), those without readable metadata or expired left out. */
 async function described(found: { key: string; file: string }[], layout: FileStorageLayout): Promise<SourceEntry[]> {
   const entries = await Promise.all(
     found.map(async ({ key, file }): Promise<SourceEntry | null> => {
       const metaFile = `${file}.meta.json`;
-      const [body, meta, text] = await Promise.all([stat(file).catch(() => null), stat(metaFile).catch(() => null), readFile(metaFile, 'utf8').catch(() => null)]);
-      if (!body || !meta || text === null) return null; // gone since, or a file s3db.js did not write as an object
-      let metadata: { etag?: unknown };
-      try {
-        metadata = JSON.parse(text) as { etag?: unknown };
-      } catch {
-        return null; // unreadable metadata: the client leaves the object out too
-      }
+      const [body, meta, metadata] = await Promise.all([stat(file).catch(() => null), stat(metaFile).catch(() => null), storedHead(metaFile)]);
+      // gone since, a file s3db.js did not write as an object, or unreadable metadata: the client leaves it out too
+      if (!body || !meta || !metadata) return null;
       if (layout.expired(metadata)) return null;
       // the stamp as listed before this walk (the body's `mtime`, which Node rounds to the
       // millisecond, unless the metadata file's mtimeMs is later), so that an index taken before
@@ -123,7 +153,7 @@ async function described(found: { key: string; file: string }[], layout: FileSto
       return {
         key: layout.relative(key),
         size: body.size,
-        etag: String(metadata.etag ?? '').replace(/"/g, ''),
+        etag: metadata.etag.replace(/"/g, ''),
         lastModified: new Date(meta.mtimeMs > bodyStamp ? meta.mtimeMs : bodyStamp).toISOString(),
       };
     }),
