@@ -78,7 +78,7 @@ const MAX_RESERVE: usize = 64 << 20;
 impl Decoder {
     pub fn new(opts: DecoderOptions) -> Result<Decoder> {
         let threads = resolve_threads(opts.threads)?;
-        let workers = Arc::new(Workers::new(threads));
+        let workers = Arc::new(Workers::for_decoding(threads));
         let (opener, plain_none, decompressor, made) = match opts.key {
             Some(master) => (
                 Some(Opener::new(

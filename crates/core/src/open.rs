@@ -70,7 +70,9 @@ impl Opener {
             index: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
-            buffers: BufferPool::new(2 * threads.max(1) + 4),
+            // a one-thread decoder (a chain restore's member) keeps one idle segment buffer,
+            // not six: each is ~1 MiB held per member for the whole restore
+            buffers: BufferPool::new(if threads <= 1 { 1 } else { 2 * threads + 4 }),
         }
     }
 

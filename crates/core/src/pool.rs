@@ -32,8 +32,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A fixed set of worker threads pulling jobs from one channel. The threads start with the first
 /// job: a stream that never submits one (a plain deflate/brotli/zstd/none stream) costs none.
+/// An `inline` set (a one-thread decoder's, see `Workers::inline`) runs each job on the caller's
+/// thread instead: no thread, and no job held back between two calls.
 pub(crate) struct Workers {
     threads: usize,
+    inline: bool,
     started: OnceLock<Started>,
 }
 
@@ -46,6 +49,20 @@ impl Workers {
     pub(crate) fn new(threads: usize) -> Workers {
         Workers {
             threads: threads.max(1),
+            inline: false,
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Workers for a decoder: with one thread, its jobs run inline on the calling thread (the
+    /// binding's calls already run off the JS thread). A one-thread decoder is what a chain
+    /// restore gives each of its members: a worker thread each, and output held back one call
+    /// while the next input came, cost ~1-2 MB per member and gained nothing (review
+    /// chain-memory). An encoder keeps its one worker: it overlaps compression with the caller.
+    pub(crate) fn for_decoding(threads: usize) -> Workers {
+        Workers {
+            threads: threads.max(1),
+            inline: threads <= 1,
             started: OnceLock::new(),
         }
     }
@@ -87,11 +104,16 @@ impl Workers {
         F: FnOnce() -> R + Send + 'static,
     {
         let (rtx, rrx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
+        let run = move || {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .map_err(|payload| panic_message(payload.as_ref()));
-            let _ = rtx.send(done);
-        });
+            let _ = rtx.send(done); // (a channel of one: never blocks)
+        };
+        if self.inline {
+            run();
+            return rrx;
+        }
+        let job: Job = Box::new(run);
         let started = self.started.get_or_init(|| Workers::start(self.threads));
         // A send error means every worker died; the receiver then reports it.
         let _ = started.tx.send(job);
@@ -246,6 +268,26 @@ mod tests {
         // The only worker thread caught the panic and ran the next job.
         assert_eq!(queue.wait_oldest().unwrap(), Some(7));
         assert_eq!(queue.wait_oldest().unwrap(), None);
+    }
+
+    #[test]
+    fn a_one_thread_decoding_set_runs_jobs_inline_with_no_thread() {
+        let workers = Workers::for_decoding(1);
+        let caller = std::thread::current().id();
+        let rx = workers.submit(move || std::thread::current().id() == caller);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Ok(true),
+            "done before submit returned, on the caller's thread"
+        );
+        let panicked: Receiver<Done<u32>> = workers.submit(|| panic!("inline panic"));
+        assert!(panicked
+            .try_recv()
+            .unwrap()
+            .unwrap_err()
+            .contains("inline panic"));
+        assert_eq!(workers.running(), 0);
+        assert_eq!(Workers::for_decoding(2).submit(|| 1).recv().unwrap(), Ok(1));
     }
 
     #[test]

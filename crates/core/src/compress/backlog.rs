@@ -125,7 +125,11 @@ mod tests {
         b.push(b"ignored".to_vec(), 7);
         // Room again (a new call's output) does not let an offer overtake what waits.
         let mut fresh = Output::new();
-        assert_eq!(b.offer(&mut d, Cow::Borrowed(b"!"), &mut fresh, 100).unwrap(), None);
+        assert_eq!(
+            b.offer(&mut d, Cow::Borrowed(b"!"), &mut fresh, 100)
+                .unwrap(),
+            None
+        );
         assert_eq!(d.seen, b"okxxa");
         let mut out = Output::new();
         d.seen.clear();

@@ -113,7 +113,8 @@ impl ParallelGunzip {
             dispatched: 0,
             workers,
             queue: Ordered::new(2 * threads.max(1)),
-            members: BufferPool::new(threads.max(1) + 1),
+            // (none idle for a one-thread decoder: see open.rs's buffers)
+            members: BufferPool::new(if threads <= 1 { 0 } else { threads + 1 }),
         }
     }
 
