@@ -1,7 +1,8 @@
 // A file:// database is listed by walking s3db.js's storage directly (src/engine/file-listing.ts),
 // one directory at a time, where s3db.js's client reads and sorts every object first: the same
 // entries as the client gives, in code-point order, with its key prefix or without, and lazily.
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,6 +51,58 @@ describe('listing a file:// database by walking its storage', () => {
       await db.disconnect();
     });
   }
+
+  it("a key prefix without '/' ('?keyPrefix=app') lists its own objects only, not those of a sibling whose name begins with it (app2, app-old)", async () => {
+    const dir = path.join(work, 'siblings');
+    const app = await openDb(`file://${dir}?keyPrefix=app`);
+    const app2 = await openDb(`file://${dir}?keyPrefix=app2`);
+    const old = await openDb(`file://${dir}?keyPrefix=app-old`);
+    for (const db of [app, app2, old]) await putStored(db, 'resource=a/data/id=1', { v: '1' });
+    const walked = await collect(app.client);
+    expect(walked.map((e) => e.key)).toEqual(['resource=a/data/id=1', 's3db.json']);
+    expect(walked).toEqual(await collect(throughClient(app.client)));
+    expect(await collect(app.client, 'resource=a/')).toEqual(walked.slice(0, 1));
+    for (const db of [app, app2, old]) await db.disconnect();
+  });
+
+  it('an object whose metadata file cannot be opened for want of descriptors is waited for, never left out (the process holds all but 8)', async () => {
+    const dir = path.join(work, 'descriptors');
+    const db = await openDb(`file://${dir}`);
+    for (let i = 0; i < 120; i++) await putStored(db, `resource=u/data/id=${String(i).padStart(3, '0')}`, { v: String(i) });
+    const held: number[] = [];
+    let keys: string[] = [];
+    try {
+      // what an application's sockets and files do to the limit, for real: taken until refused
+      try {
+        for (;;) held.push(openSync('/dev/null', 'r'));
+      } catch {
+        // EMFILE: the limit reached
+      }
+      for (let i = 0; i < 8; i++) closeSync(held.pop()!);
+      keys = (await collect(db.client, 'resource=u/')).map((e) => e.key);
+    } finally {
+      for (const fd of held) closeSync(fd);
+    }
+    expect(keys.length).toBe(120);
+    await db.disconnect();
+  });
+
+  it("with s3db.js's TTL on, an expiry the 64 KiB head cuts is read whole, not as a date in 1970 (large user metadata before it)", async () => {
+    const dir = path.join(work, 'ttl');
+    const S3db = (await import('s3db.js')).S3db as unknown as new (o: Record<string, unknown>) => { connect(): Promise<void>; disconnect(): Promise<void>; client: S3dbClientLike };
+    const db = new S3db({ connectionString: `file://${dir}`, logLevel: 'silent', exitOnSignal: false, clientOptions: { ttl: { enabled: true, defaultTTL: 3_600_000, cleanupInterval: 0 } } });
+    await db.connect();
+    // metadata sized so that the head (64 KiB) ends inside the expiry's digits
+    const probe = async (pad: number) => {
+      await db.client.putObject({ key: 'resource=u/data/id=big', body: Buffer.from('x'), metadata: { pad: 'p'.repeat(pad) } });
+      const text = await readFile(path.join(dir, 'resource=u', 'data', 'id=big.meta.json'), 'utf8');
+      return Buffer.byteLength(text.slice(0, text.indexOf('"expiresAt": ') + '"expiresAt": '.length));
+    };
+    const at = await probe(60_000);
+    expect(await probe(60_000 + 65_536 - at - 5)).toBe(65_536 - 5);
+    expect((await collect(db.client, 'resource=u/')).map((e) => e.key)).toEqual(['resource=u/data/id=big']);
+    await db.disconnect();
+  });
 
   it('leaves out a file without metadata (a temporary file) and stamps an object with its metadata file\'s later mtime', async () => {
     const dir = path.join(work, 'odd');

@@ -24,49 +24,51 @@ import type { S3dbClientLike, SourceEntry } from './s3db.js';
 import { compareKeys } from './sorted-merge.js';
 
 interface FileStorageLayout {
-  /** The file holding the object at full key `key`. */
+  /** The directory holding the database's objects (its key prefix's folder). */
+  root: string;
+  /** The file holding the object at relative key `key`. */
   fileOf(key: string): string;
-  /** The full key of relative key `key` (the client's key prefix joined). */
-  fullKey(key: string): string;
-  /** The key relative to the client's key prefix. */
-  relative(fullKey: string): string;
-  expired(metadata: unknown): boolean;
+  expired(metadata: { expiresAt: number | null }): boolean;
 }
 
 interface FileSystemClientShape {
   listObjects?: unknown;
   constructor?: { name?: string; prototype?: { listObjects?: unknown } };
-  _applyKeyPrefix?(key: string): string;
-  _stripKeyPrefix?(key: string): string;
   storage?: { basePath?: unknown; _keyToPath?(key: string): string; _isExpired?(metadata: unknown, now?: number): boolean };
 }
 
 /** Directory entries whose stat and metadata are read at once. */
 const STAT_AT_ONCE = 32;
 
-/** The layout of `client` when it is s3db.js's file:// client as known, listed by its own class's listObjects; else null. */
-export function fileStorageLayout(client: S3dbClientLike): FileStorageLayout | null {
+/**
+ * The layout of `client` when it is s3db.js's file:// client as known, listed by its own class's
+ * listObjects; else null. `folder` is the folder its key prefix names ('' or ending in '/', as
+ * s3db.ts keyFolder gives it): s3db.js writes relative key `k` at the full key `folder + k`.
+ */
+export function fileStorageLayout(client: S3dbClientLike, folder: string): FileStorageLayout | null {
   const c = client as unknown as FileSystemClientShape;
   if (c.constructor?.name !== 'FileSystemClient' || c.listObjects !== c.constructor.prototype?.listObjects) return null;
   const storage = c.storage;
-  const { _applyKeyPrefix: apply, _stripKeyPrefix: strip } = c;
-  if (typeof storage?.basePath !== 'string' || typeof storage._keyToPath !== 'function' || typeof apply !== 'function' || typeof strip !== 'function') return null;
+  if (typeof storage?.basePath !== 'string' || typeof storage._keyToPath !== 'function') return null;
+  const basePath = storage.basePath;
   return {
-    fileOf: (key) => storage._keyToPath!(key),
-    fullKey: (key) => apply.call(client, key),
-    relative: (key) => strip.call(client, key),
+    root: folder === '' ? basePath : storage._keyToPath(folder),
+    fileOf: (key) => storage._keyToPath!(folder + key),
     expired: (metadata) => storage._isExpired?.(metadata, Date.now()) === true,
   };
 }
 
-/** Every object whose relative key starts with `prefix`, in code-point order of keys, one directory at a time. */
+/**
+ * Every object whose relative key starts with `prefix`, in code-point order of keys, one directory
+ * at a time. The walk starts inside the database's folder (a sibling database whose name begins
+ * with its key prefix, `app2` beside `app`, is never read).
+ */
 export async function* listFileStorage(layout: FileStorageLayout, prefix: string): AsyncIterable<SourceEntry> {
-  const full = layout.fullKey(prefix);
-  const cut = full.lastIndexOf('/') + 1;
-  const base = full.slice(0, cut); // '' or ending in '/': the directory the walk starts in
-  const dir = base === '' ? layout.fileOf('.') : layout.fileOf(base);
+  const cut = prefix.lastIndexOf('/') + 1;
+  const base = prefix.slice(0, cut); // '' or ending in '/': the directory the walk starts in
+  const dir = base === '' ? layout.root : layout.fileOf(base);
   let batch: { key: string; file: string }[] = [];
-  for await (const found of walk(dir, base, full.slice(cut))) {
+  for await (const found of walk(dir, base, prefix.slice(cut))) {
     batch.push(found);
     if (batch.length === STAT_AT_ONCE) {
       yield* await described(batch, layout);
@@ -105,32 +107,60 @@ async function* walk(dir: string, base: string, namePrefix: string): AsyncIterab
 /** Bytes of a metadata file read for its ETag and expiry, which s3db.js writes before the rest. */
 const HEAD_BYTES = 64 * 1024;
 
+/** Tries of an open or stat that the process's descriptor limit refused (EMFILE, ENFILE). */
+const FD_LIMIT_TRIES = 20;
+
 /**
- * The ETag and expiry of the object whose metadata file is `metaFile`, or null when it is missing
- * or unreadable. s3db.js writes that file as `JSON.stringify(meta, null, 2)` with the object's
- * body last (a copy of it as a JSON array of numbers: a 4 MB body makes ~14 MB of JSON), so the
- * top-level fields (two spaces in; the user's metadata fields are four) are read from its head,
- * not parsed whole; a file written otherwise is parsed whole.
+ * `io()`, or null when the file is not there (gone since the directory was read). Any other
+ * failure is thrown, never taken for "no object": a listing short of an object would make a
+ * backup leave it out, and an incremental record it as deleted. Refusals for want of descriptors
+ * (STAT_AT_ONCE files are open at once; the application holds others) are waited out and tried
+ * again, as s3db.js's own listing, which opens one file at a time, would have gone through.
+ */
+async function unlessGone<T>(io: () => Promise<T>): Promise<T | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await io();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if ((code === 'EMFILE' || code === 'ENFILE') && attempt < FD_LIMIT_TRIES) {
+        await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+/**
+ * The ETag and expiry of the object whose metadata file is `metaFile`; null when it is gone, or
+ * is not JSON (the client leaves such an object out too). s3db.js writes that file as
+ * `JSON.stringify(meta, null, 2)` with the object's body last (a copy of it as a JSON array of
+ * numbers: a 4 MB body makes ~14 MB of JSON), so the top-level fields (two spaces in; the user's
+ * metadata fields are four), each whole up to its line's end, are read from its head; a file
+ * written otherwise, or whose head ends before them, is parsed whole.
  */
 async function storedHead(metaFile: string): Promise<{ etag: string; expiresAt: number | null } | null> {
-  let head: string;
-  try {
+  const head = await unlessGone(async () => {
     const handle = await open(metaFile, 'r');
     try {
-      const buffer = Buffer.alloc(HEAD_BYTES);
+      const buffer = Buffer.allocUnsafe(HEAD_BYTES);
       const { bytesRead } = await handle.read(buffer, 0, HEAD_BYTES, 0);
-      head = buffer.subarray(0, bytesRead).toString('utf8');
+      return buffer.subarray(0, bytesRead).toString('utf8');
     } finally {
       await handle.close();
     }
-  } catch {
-    return null;
-  }
-  const etag = /^ {2}"etag": "([^"\\]*)"/m.exec(head);
-  const expiry = /^ {2}"expiresAt": (\d+|null)/m.exec(head);
+  });
+  if (head === null) return null;
+  // (each up to its line's end, never the end of the head: a value the head cuts is not taken)
+  const etag = /^ {2}"etag": "([^"\\]*)",?\n/m.exec(head);
+  const expiry = /^ {2}"expiresAt": (\d+|null),?\n/m.exec(head);
   if (etag && expiry) return { etag: etag[1]!, expiresAt: expiry[1] === 'null' ? null : Number(expiry[1]) };
+  const text = await unlessGone(() => readFile(metaFile, 'utf8'));
+  if (text === null) return null;
   try {
-    const whole = JSON.parse(await readFile(metaFile, 'utf8')) as { etag?: unknown; expiresAt?: unknown };
+    const whole = JSON.parse(text) as { etag?: unknown; expiresAt?: unknown };
     return { etag: String(whole.etag ?? ''), expiresAt: typeof whole.expiresAt === 'number' ? whole.expiresAt : null };
   } catch {
     return null;
@@ -142,8 +172,9 @@ async function described(found: { key: string; file: string }[], layout: FileSto
   const entries = await Promise.all(
     found.map(async ({ key, file }): Promise<SourceEntry | null> => {
       const metaFile = `${file}.meta.json`;
-      const [body, meta, metadata] = await Promise.all([stat(file).catch(() => null), stat(metaFile).catch(() => null), storedHead(metaFile)]);
-      // gone since, a file s3db.js did not write as an object, or unreadable metadata: the client leaves it out too
+      const [body, meta, metadata] = await Promise.all([unlessGone(() => stat(file)), unlessGone(() => stat(metaFile)), storedHead(metaFile)]);
+      // gone since, a file s3db.js did not write as an object (no metadata), or metadata that is
+      // not JSON: the client leaves it out too
       if (!body || !meta || !metadata) return null;
       if (layout.expired(metadata)) return null;
       // the stamp as listed before this walk (the body's `mtime`, which Node rounds to the
@@ -151,7 +182,7 @@ async function described(found: { key: string; file: string }[], layout: FileSto
       // compares equal and an incremental does not store every object again
       const bodyStamp = body.mtime.getTime();
       return {
-        key: layout.relative(key),
+        key,
         size: body.size,
         etag: metadata.etag.replace(/"/g, ''),
         lastModified: new Date(meta.mtimeMs > bodyStamp ? meta.mtimeMs : bodyStamp).toISOString(),

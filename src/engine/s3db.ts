@@ -223,7 +223,7 @@ export function missingBucket(err: unknown, depth = 0): boolean {
 
 /** Every object under `prefix`, sorted by key (code points), one page at a time. */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
-  const fileLayout = fileStorageLayout(client);
+  const fileLayout = fileStorageLayout(client, clientKeyPrefix(client));
   if (fileLayout) {
     const entries = listFileStorage(fileLayout, options.prefix ?? '')[Symbol.asyncIterator]();
     for (;;) {
