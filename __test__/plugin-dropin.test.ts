@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { BackupPlugin as OriginalBackupPlugin } from 's3db.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
-import { openDatabase, openHint } from '../src/target.js';
+import { openDatabase, openedDatabaseOptions, openHint } from '../src/target.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 import { runChildScript } from './helpers/child.js';
@@ -415,6 +415,24 @@ describe('s3db.js drop-in details', () => {
   }, 150_000);
 });
 
+describe('a database the plugin opens from a connection string', () => {
+  // s3db.js's settings as it builds its client (no request is made): the AWS SDK's handler unless
+  // the query asks for s3db.js's own (recker), and only transient failures retried.
+  it("uses the AWS SDK's HTTP handler unless the query writes httpClientOptions.useReckerHandler=true, and retries transient failures only", async () => {
+    const { S3db } = (await import('s3db.js')) as unknown as { S3db: new (o: Record<string, unknown>) => { ensureClientInitialized(): Promise<void>; client: { httpHandler: unknown; taskExecutorConfig: { retryableErrors: string[] } } } };
+    const built = async (query: string) => {
+      const db = new S3db(openedDatabaseOptions(`http://key:secret@127.0.0.1:9/bucket/db${query}`));
+      await db.ensureClientInitialized();
+      return db.client;
+    };
+    const plain = await built('');
+    expect(plain.httpHandler ?? null).toBeNull();
+    expect(plain.taskExecutorConfig.retryableErrors).toContain('SlowDown');
+    expect(plain.taskExecutorConfig.retryableErrors).not.toContain('NoSuchKey');
+    expect((await built('?httpClientOptions.useReckerHandler=true')).httpHandler?.constructor.name).toBe('ReckerHttpHandler');
+  });
+});
+
 describe('what an unopenable restore destination says to check', () => {
   // The access-denied case runs for real in s3-engine.test.ts; a refused connection here, on a port
   // just closed. s3db.js's words for a store that does not answer through its default HTTP handler,
@@ -428,6 +446,7 @@ describe('what an unopenable restore destination says to check', () => {
     expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining(`(nothing answered at 127.0.0.1:${port}: check the host and port`) });
     expect(refused!.message).not.toContain('secret');
     expect(openHint('Circuit breaker OPEN for 127.0.0.1')).toBe(' (nothing answered at 127.0.0.1: check the host and port of the connection string, and that the store is up)');
+    expect(openHint('getaddrinfo ENOTFOUND store.example.invalid')).toBe(' (no address was found for store.example.invalid: check the host of the connection string)');
     expect(openHint('Access denied')).toMatch(/check the key and secret in the connection string.*and that the bucket exists/);
     expect(openHint('Failed to save plugin data')).toBe('');
   });

@@ -121,7 +121,9 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
  * access denied (which some stores, Ceph RGW among them, also answer for a bucket that does not exist).
  */
 export function openHint(reason: string): string {
-  const unanswered = /(?:Circuit breaker OPEN for|connect ECONNREFUSED|connect ETIMEDOUT|getaddrinfo ENOTFOUND|getaddrinfo EAI_AGAIN) (\S+)/.exec(reason);
+  const unknownHost = /getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(reason);
+  if (unknownHost) return ` (no address was found for ${unknownHost[1]}: check the host of the connection string)`;
+  const unanswered = /(?:Circuit breaker OPEN for|connect ECONNREFUSED|connect ETIMEDOUT) (\S+)/.exec(reason);
   if (unanswered) return ` (nothing answered at ${unanswered[1]}: check the host and port of the connection string, and that the store is up)`;
   if (/\baccess denied\b/i.test(reason)) {
     return " (check the key and secret in the connection string, with '/' and '+' in them URL-encoded, and that the bucket exists: some stores answer a missing bucket with access denied)";
@@ -168,8 +170,9 @@ const TRANSIENT_ERRORS = ['NetworkingError', 'TimeoutError', 'RequestTimeout', '
  * string here, the CLI's `--db`): silent, signals left to the application (s3db.js's default ends
  * the process with code 0 on SIGINT/SIGTERM), transient failures alone retried, and, on S3, the AWS
  * SDK's own HTTP handler (s3db.js's default handler, recker, never settled a DeleteObject on Ceph
- * RGW, see s3db-facts). Options written in the connection string's query still win (s3db.js merges
- * them over these).
+ * RGW, see s3db-facts). In the connection string's query, `httpClientOptions.useReckerHandler=true`
+ * brings recker back, with the other `httpClientOptions` (timeouts, addresses), which only it
+ * reads; `executorPool` settings there are not read (s3db.js merges these over them).
  */
 export function openedDatabaseOptions(connectionString: string): Record<string, unknown> {
   return {

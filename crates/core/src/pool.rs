@@ -32,7 +32,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A fixed set of worker threads pulling jobs from one channel. The threads start with the first
 /// job: a stream that never submits one (a plain deflate/brotli/zstd/none stream) costs none.
-/// An `inline` set (a one-thread decoder's, see `Workers::inline`) runs each job on the caller's
+/// An `inline` set (a one-thread decoder's, see `Workers::for_decoding`) runs each job on the caller's
 /// thread instead: no thread, and no job held back between two calls.
 pub(crate) struct Workers {
     threads: usize,
