@@ -23,8 +23,9 @@
  *     each group, data objects first, drained, then its references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
- * by a part reader per chain member (its read-ahead, decoder and current record: CHAIN_READ_AHEAD)
- * + in-flight writes + one listing page (of an in-process client: its whole listing, s3db.js's). Parts are read from the
+ * by a part reader per chain member whose versions the snapshot names (its read-ahead, decoder and
+ * current record: CHAIN_READ_AHEAD; mergeChain) + in-flight writes + one listing page (memory://:
+ * s3db.js's whole listing; file://: one directory's names, file-listing.ts). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
  */
