@@ -115,10 +115,11 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
 }
 
 /**
- * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
- * a store that does not answer (refused, no such host, or, through s3db.js's default HTTP handler
- * in a database the application opened, its circuit breaker open after ~20 s of refusals) and
- * access denied (which some stores, Ceph RGW among them, also answer for a bucket that does not exist).
+ * What to check, for the causes s3db.js words least helpfully (its text is kept before it): a host
+ * with no address; a store that does not answer (refused, timed out, or, through s3db.js's default
+ * HTTP handler in a database the application opened, its circuit breaker open after ~20 s of
+ * refusals); and access denied (which some stores, Ceph RGW among them, also answer for a bucket
+ * that does not exist).
  */
 export function openHint(reason: string): string {
   const unknownHost = /getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(reason);

@@ -60,9 +60,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     const passphrases = args.command === 'rewrap' ? { current: passphraseOf(options), next: await readNewPassphrase(args, env) } : undefined;
     plugin = new BackupPlugin(options);
     plugin.on('plg:backup:progress', (e: ProgressEvent) => progress.update(e));
-    // exitOnSignal: false, for the database (openedDatabaseOptions) and for the cron manager s3db.js's file:// client
-    // shares: s3db.js would otherwise end the process with code 0 on Ctrl-C, in the middle of a
-    // backup (run.ts decides what Ctrl-C does)
+    // exitOnSignal: false, for the database (openedDatabaseOptions) and for the cron manager
+    // s3db.js's file:// client shares: s3db.js would otherwise end the process with code 0 on
+    // Ctrl-C, in the middle of a backup (run.ts decides what Ctrl-C does)
     getCronManager({ exitOnSignal: false, logLevel: 'silent' });
     db = new S3db(openedDatabaseOptions(args.db ?? `memory://s3db-backup-cli-${randomUUID()}`) as ConstructorParameters<typeof S3db>[0]);
     if (args.db !== null) await openSource(db, args.db);

@@ -223,7 +223,8 @@ export function missingBucket(err: unknown, depth = 0): boolean {
 
 /** Every object under `prefix`, sorted by key (code points), one page at a time. */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number } = {}): AsyncIterable<SourceEntry> {
-  const fileLayout = fileStorageLayout(client, clientKeyPrefix(client));
+  const keyPrefix = clientKeyPrefix(client);
+  const fileLayout = fileStorageLayout(client, keyPrefix);
   if (fileLayout) {
     const entries = listFileStorage(fileLayout, options.prefix ?? '')[Symbol.asyncIterator]();
     for (;;) {
@@ -237,7 +238,6 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
       yield next.value;
     }
   }
-  const keyPrefix = clientKeyPrefix(client);
   const local = isLocalClient(client);
   let token: string | null | undefined = null;
   do {
