@@ -11,8 +11,10 @@
  * - Entries are what the client's listing gives, keys relative to its key prefix: the body file's
  *   size, the ETag its metadata records, and as `lastModified` the later of the two files' mtimes
  *   (a metadata-only write rewrites only the metadata file; change detection relies on it). A file
- *   without readable metadata (a write's temporary file, a torn write) and an expired object (TTL)
- *   are left out, as the client leaves them out (nothing is deleted here).
+ *   without a metadata file (a write's temporary file), or whose metadata is not JSON, and an
+ *   expired object (TTL) are left out, as the client leaves them out (nothing is deleted here).
+ *   Any other failure to read is thrown: a listing short of an object would have a backup leave
+ *   it out, and an incremental record it as deleted.
  * - Used only where the layout is the one known and the client's `listObjects` is its class's own:
  *   a client whose listing was replaced (wrapped by the application, or by target.ts for a dry
  *   run) is listed through it.
