@@ -948,23 +948,15 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
   });
 
-  it("a database opened for a restore does not retry a missing key (s3db.js's default retried each for ~7 s) and settles a DeleteObject on RGW (its default HTTP handler never did)", async () => {
+  it("a database opened for a restore does not retry a missing key (s3db.js's default retried each for ~7 s)", async () => {
     const intoBucket = await makeBucket(admin, 'opened');
     const opened = await openDatabase(s3dbConnectionString(intoBucket, 'fresh/db'), null, { replacesSchema: false });
-    const client = opened.db.client as unknown as {
-      on(event: string, listener: () => void): void;
-      exists(key: string): Promise<boolean>;
-      putObject(o: { key: string; body: Buffer }): Promise<unknown>;
-      deleteObject(key: string): Promise<unknown>;
-    };
+    const client = opened.db.client as unknown as { on(event: string, listener: () => void): void; exists(key: string): Promise<boolean> };
     try {
       let heads = 0; // s3db.js's client tells each HeadObject it sent
       client.on('cl:HeadObject', () => heads++);
       expect(await client.exists('no/such/key')).toBe(false);
       expect(heads).toBe(1);
-      await client.putObject({ key: 'to-delete', body: Buffer.from('x') });
-      await client.deleteObject('to-delete'); // never settled through s3db.js's default handler here (the test times out)
-      expect(await listKeys(admin, intoBucket)).not.toContain('fresh/db/to-delete');
     } finally {
       await opened.close();
       await deleteBucket(admin, intoBucket);

@@ -162,27 +162,21 @@ export function refuseMisreadUrl(connectionString: string, shown: string): void 
  * Failures s3db.js's operation pool may retry in a database opened here: transient ones only.
  * Its default retries every failure, a missing key or bucket included, three times with backoff:
  * ~7 s per absent key, ~18 s to open an empty S3 prefix, ~15 s to say a bucket does not exist.
- * (The AWS SDK beneath retries network errors and 5xx itself.)
+ * (Its HTTP handler beneath retries refused connections and 5xx itself.)
  */
 const TRANSIENT_ERRORS = ['NetworkingError', 'TimeoutError', 'RequestTimeout', 'ServiceUnavailable', 'SlowDown', 'RequestLimitExceeded', 'InternalError', 'ThrottlingException'];
 
 /**
  * s3db.js's constructor options for a database this package opens itself (a restore's connection
  * string here, the CLI's `--db`): silent, signals left to the application (s3db.js's default ends
- * the process with code 0 on SIGINT/SIGTERM), transient failures alone retried, and, on S3, the AWS
- * SDK's own HTTP handler (s3db.js's default handler, recker, never settled a DeleteObject on Ceph
- * RGW, see s3db-facts). In the connection string's query, `httpClientOptions.useReckerHandler=true`
- * brings recker back, with the other `httpClientOptions` (timeouts, addresses), which only it
- * reads; `executorPool` settings there are not read (s3db.js merges these over them).
+ * the process with code 0 on SIGINT/SIGTERM), and transient failures alone retried. Its HTTP
+ * handler stays s3db.js's own (recker): the AWS SDK's, tried, kept a connection per record read
+ * with an empty body (s3db.js does not drain it) and stalled a skip restore after 50 of them
+ * (review-s3target). `executorPool` settings in the connection string's query are not read
+ * (s3db.js merges these over them).
  */
 export function openedDatabaseOptions(connectionString: string): Record<string, unknown> {
-  return {
-    connectionString,
-    logLevel: 'silent',
-    exitOnSignal: false,
-    executorPool: { retryableErrors: TRANSIENT_ERRORS },
-    clientOptions: { httpClientOptions: { useReckerHandler: false } },
-  };
+  return { connectionString, logLevel: 'silent', exitOnSignal: false, executorPool: { retryableErrors: TRANSIENT_ERRORS } };
 }
 
 /**
