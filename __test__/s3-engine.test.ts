@@ -963,6 +963,26 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     }
   });
 
+  it("a merge restore over 30 partitioned records an S3 database holds completes (s3db.js's deleteObjects, ten at once, waited in its own pool for HEADs that could never run)", async () => {
+    const dbBucket = await makeBucket(admin, 'merge-refs');
+    const db = await createS3Database(dbBucket, 'app');
+    try {
+      await seedDatabase(db as never, { users: 30, orders: 2, perBehavior: 1 });
+      const p = s3Plugin(s3Config('merge-refs/'), { concurrency: 32 });
+      await db.usePlugin(p);
+      const backup = await p.createBackup();
+      const want = await snapshot(db as never);
+      // into the database as a connection string: opened with s3db.js's operation pool (the test's
+      // client, built on an AWS client, has none)
+      const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dbBucket, 'app'), mode: 'merge', verify: false });
+      expect(report.objectsWritten).toBeGreaterThan(30);
+      expect(await snapshot(db as never)).toEqual(want);
+    } finally {
+      await db.disconnect();
+      await deleteBucket(admin, dbBucket);
+    }
+  });
+
   it('a replace restore whose DeleteObjects the store answers with a per-key error fails with ERR_TARGET_WRITE naming the key (s3db.js resolves it as a success)', async () => {
     const srcBucket = await makeBucket(admin, 'delerr');
     const seeded = await createS3Database(srcBucket, 'db');

@@ -16,6 +16,7 @@
  * - A listed entry's `lastModified` moves on every write of the object, metadata-only ones
  *   included (change detection relies on it; file:// needs its metadata file's mtime for that).
  */
+import { DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -168,7 +169,7 @@ export async function deleteKeys(client: S3dbClientLike, keys: string[], what: s
   if (keys.length === 0) return;
   let report: DeleteReport;
   try {
-    report = ((await client.deleteObjects(keys)) ?? {}) as DeleteReport;
+    report = ((await (deleteDirectly(client) ?? ((k: string[]) => client.deleteObjects(k)))(keys)) ?? {}) as DeleteReport;
   } catch (err) {
     throw new BackupError('ERR_TARGET_WRITE', `could not delete ${what} from the target database: ${conciseCause(errorMessage(err))}`, { cause: err });
   }
@@ -191,6 +192,33 @@ export async function deleteKeys(client: S3dbClientLike, keys: string[], what: s
   if (failures.length > 0) {
     throw new BackupError('ERR_TARGET_WRITE', `could not delete ${what} from the target database (${failures.length} failed; first: ${failures[0]}); run the restore again once the target takes deletes (restores are idempotent)`);
   }
+}
+
+/** Keys per DeleteObjects request (S3's limit). */
+const DELETE_BATCH = 1000;
+
+/**
+ * On S3, DeleteObjects sent past s3db.js's deleteObjects, which holds a slot of its operation
+ * pool while it asks, in the same pool, whether each key exists (a HEAD per key it does not use):
+ * with as many deletes at once as the pool has slots (10), every slot waits for a HEAD that can
+ * never run, and a merge restore overwriting partitioned records hung for good (review-s3target
+ * 2). Sent through the client's `sendCommand` (its AWS client, middleware and credentials, no
+ * pool), with keys joined to the prefix as s3db.js joins them. Null for other clients.
+ */
+function deleteDirectly(client: S3dbClientLike): ((keys: string[]) => Promise<DeleteReport>) | null {
+  const remote = client as S3dbClientLike & { sendCommand?: (command: DeleteObjectsCommand) => Promise<{ Errors?: DeleteReport['Errors'] }> };
+  const bucket = remote.config?.bucket;
+  if (remote.constructor?.name !== 'S3Client' || typeof remote.sendCommand !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
+  const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
+  return async (keys) => {
+    const Errors: NonNullable<DeleteReport['Errors']> = [];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const Objects = keys.slice(i, i + DELETE_BATCH).map((key) => ({ Key: keyPrefix ? path.posix.join(keyPrefix, key) : key }));
+      const answer = await remote.sendCommand!.call(client, new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }));
+      Errors.push(...(answer?.Errors ?? []));
+    }
+    return { Errors };
+  };
 }
 
 /** Existence checks in flight at once after a delete. */
