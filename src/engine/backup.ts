@@ -20,8 +20,9 @@
  *  cleanupLeftovers() (run before each backup) uses to delete the parts.
  *
  * Guarantees: memory is bounded by page size + concurrency x object size + part pipeline buffers,
- * whatever the number of objects, on S3. s3db.js's in-process clients (memory://, file://) list
- * in one page (theirs walks and sorts everything on each listing, so paging them would cost
+ * whatever the number of objects, on S3. file:// is listed from its storage one directory at a
+ * time (file-listing.ts: the names of the largest resource's records are held); memory:// in one
+ * page (s3db.js's client walks and sorts everything on each listing, so paging it would cost
  * O(n^2)): there the listing, 0.5-2 KB an object, is held whole (README, Large). Not guaranteed: a point-in-time snapshot of a database that is
  * written during the backup (S3 has no snapshots): each object is copied as it is when read.
  */
