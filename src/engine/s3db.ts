@@ -254,17 +254,12 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
   const keyPrefix = clientKeyPrefix(client);
   const fileLayout = fileStorageLayout(client, keyPrefix);
   if (fileLayout) {
-    const entries = listFileStorage(fileLayout, options.prefix ?? '')[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<SourceEntry>;
-      try {
-        next = await entries.next();
-      } catch (err) {
-        throw listingError(err);
-      }
-      if (next.done) return;
-      yield next.value;
+    try {
+      yield* listFileStorage(fileLayout, options.prefix ?? '');
+    } catch (err) {
+      throw listingError(err); // (the walk's own failures: a consumer that stops early returns, it does not throw here)
     }
+    return;
   }
   const local = isLocalClient(client);
   let token: string | null | undefined = null;
