@@ -431,7 +431,7 @@ describe('a database the plugin opens from a connection string', () => {
 
 describe('what an unopenable restore destination says to check', () => {
   // The access-denied case runs for real in s3-engine.test.ts; a refused connection here, on a port
-  // just closed; the other causes in the words s3db.js and Node give them.
+  // just closed.
   it('a store that does not answer names the host and port to check; access denied the key, the secret and the bucket; anything else adds nothing', async () => {
     const server = createServer().listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -441,8 +441,6 @@ describe('what an unopenable restore destination says to check', () => {
     const refused = await openDatabase(`http://key:secret@127.0.0.1:${port}/bucket/db`, null, { replacesSchema: false }).then(() => null, (e: unknown) => e as BackupError);
     expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('(nothing answered at 127.0.0.1: check the host and port') });
     expect(refused!.message).not.toContain('secret');
-    expect(openHint('connect ECONNREFUSED 127.0.0.1:9')).toBe(' (nothing answered at 127.0.0.1:9: check the host and port of the connection string, and that the store is up)');
-    expect(openHint('getaddrinfo ENOTFOUND store.example.invalid')).toBe(' (no address was found for store.example.invalid: check the host of the connection string)');
     expect(openHint('Access denied')).toMatch(/check the key and secret in the connection string.*and that the bucket exists/);
     expect(openHint('Failed to save plugin data')).toBe('');
   });

@@ -115,16 +115,13 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
 }
 
 /**
- * What to check, for the causes s3db.js words least helpfully (its text is kept before it): a host
- * with no address; a store that does not answer (refused, timed out, or, through s3db.js's default
- * HTTP handler in a database the application opened, its circuit breaker open after ~20 s of
- * refusals); and access denied (which some stores, Ceph RGW among them, also answer for a bucket
- * that does not exist).
+ * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
+ * a store that does not answer, or a host with no address (its HTTP handler tries for ~14 s, then
+ * its circuit breaker opens: "Circuit breaker OPEN for <host>"), and access denied (which some
+ * stores, Ceph RGW among them, also answer for a bucket that does not exist).
  */
 export function openHint(reason: string): string {
-  const unknownHost = /getaddrinfo (?:ENOTFOUND|EAI_AGAIN) (\S+)/.exec(reason);
-  if (unknownHost) return ` (no address was found for ${unknownHost[1]}: check the host of the connection string)`;
-  const unanswered = /(?:Circuit breaker OPEN for|connect ECONNREFUSED|connect ETIMEDOUT) (\S+)/.exec(reason);
+  const unanswered = /Circuit breaker OPEN for (\S+)/.exec(reason);
   if (unanswered) return ` (nothing answered at ${unanswered[1]}: check the host and port of the connection string, and that the store is up)`;
   if (/\baccess denied\b/i.test(reason)) {
     return " (check the key and secret in the connection string, with '/' and '+' in them URL-encoded, and that the bucket exists: some stores answer a missing bucket with access denied)";
