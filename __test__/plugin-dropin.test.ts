@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { BackupPlugin as OriginalBackupPlugin } from 's3db.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, BackupPlugin, type BackupPluginOptions } from '../src/index.js';
-import { openDatabase, openedDatabaseOptions, openHint } from '../src/target.js';
+import { openDatabase, openedDatabaseOptions, openHint, unopenable } from '../src/target.js';
 import { openDb, seededCopies, snapshot } from './helpers/database.js';
 import { filesUnder } from './helpers/files.js';
 import { runChildScript } from './helpers/child.js';
@@ -441,6 +441,10 @@ describe('what an unopenable restore destination says to check', () => {
     const refused = await openDatabase(`http://key:secret@127.0.0.1:${port}/bucket/db`, null, { replacesSchema: false }).then(() => null, (e: unknown) => e as BackupError);
     expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('(nothing answered at 127.0.0.1: check the host and port') });
     expect(refused!.message).not.toContain('secret');
+    // a missing bucket, as s3db.js wraps it (the AWS error as `original`): said alone, s3db.js's words in the cause
+    const noBucket = Object.assign(new Error('Failed to save plugin data'), { original: Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket', Code: 'NoSuchBucket' }) });
+    const said = unopenable('ERR_TARGET_OPEN', 'the restore destination http://***@h/b/db', noBucket, []);
+    expect(said.message).toBe('could not open the restore destination http://***@h/b/db: the bucket does not exist (s3db.js does not create buckets): create it, or check the bucket name in the connection string');
     expect(openHint('Access denied')).toMatch(/check the key and secret in the connection string.*and that the bucket exists/);
     expect(openHint('Failed to save plugin data')).toBe('');
   });

@@ -120,6 +120,19 @@ describe('recovery paths', () => {
     });
   }
 
+  it('recoverBackups() of a location holding nothing (a mistyped directory) says so (empty: true, a warning naming it) and creates nothing there', async () => {
+    const db = await openDb(`memory://recover-empty-${process.pid}-${++seq}/db`);
+    const typo = path.join(work, `bakcups-${seq}`);
+    const warnings: string[] = [];
+    const p = new BackupPlugin({ schedule: false, config: { directory: typo }, logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    const report = await p.recoverBackups();
+    expect(report).toEqual({ recovered: [], indexes: [], skipped: [], empty: true });
+    expect(warnings).toEqual([`nothing to recover at filesystem:${typo}: it holds no backup, nor any part, index or key file of one (${typo} does not exist (no backup was ever written there): check config.directory)`]);
+    expect(await readdir(typo).then(() => 'created', () => 'absent')).toBe('absent');
+    await p.stop();
+  });
+
   it('a verification that finds damage but cannot record it (verifications/ refuses writes) says so in a warning', async () => {
     const { dir, full } = await fullAndIncremental(`unrecorded-${++seq}`);
     const m = await readManifest(dir, full.id);

@@ -398,6 +398,17 @@ describe('incremental chains', () => {
     expect(ids(c.keep)).toEqual(['i3', 'i2', 'f']);
     expect(c.keep.find((k) => k.id === 'f')!.reasons).toEqual(['needed by i3 (chain)']);
     expect(c.remove).toEqual([]);
+    // two rounds of it (mutation-check): r (no chain) pins p; p's chain reaches x past the hole h;
+    // x has no chain, and only its parentId names the full y
+    const twoRounds: RetentionBackup[] = [
+      { id: 'y', timestamp: at(0), type: 'full' },
+      { id: 'x', timestamp: at(1), type: 'incremental', parentId: 'y' },
+      { id: 'p', timestamp: at(3), type: 'incremental', parentId: 'h', chain: ['x', 'h', 'p'] },
+      { id: 'r', timestamp: at(4), type: 'incremental', parentId: 'p' },
+    ];
+    const d = planRetention(twoRounds, { count: 1 }, at(5));
+    expect(ids(d.keep)).toEqual(['r', 'p', 'x', 'y']);
+    expect(d.remove).toEqual([]);
   });
 
   it("pins a kept incremental's whole chain (its manifest's chain) also past a member missing from the list (a lost manifest may come back), and says so", () => {
