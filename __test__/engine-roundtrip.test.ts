@@ -452,6 +452,12 @@ describe("the target's stored s3db.json", () => {
     await rm(path.join(schemaLost, 's3db.json'));
     const again = await p.restore({ backupId: backup.id, destination: `file://${schemaLost}`, dryRun: true });
     expect(again.warnings).toEqual([expect.stringMatching(new RegExp(`^there is no s3db.json at file://${schemaLost}, though it holds objects of the backup's resources \\(\\d+ of them would be overwritten, kept or deleted\\): a database whose schema was lost`))]);
+    // the restore does what its dry run said: s3db.js's connect() writing an empty s3db.json there
+    // first does not turn the backup's "created" into "overwritten" (review-s3target F4)
+    const done = await p.restore({ backupId: backup.id, destination: `file://${schemaLost}` });
+    const counts = (r: typeof again) => r.resources.map(({ name, created, overwritten, skipped, deleted }) => ({ name, created, overwritten, skipped, deleted }));
+    expect(counts(done)).toEqual(counts(again));
+    expect(done.resources.find((r) => r.name === '_database')).toMatchObject({ created: 1 }); // s3db.json
     await p.stop();
   });
 

@@ -795,7 +795,7 @@ export class BackupPlugin extends EventEmitter {
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
       opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
-      const target = opened.db;
+      const { db: target, schemaFromConnect } = opened;
       if (keepOthers) {
         // (nothing the backup lacks is defined there, a new, emptied or damaged database: the whole
         // database is replaced, as the story's restore({ backupId }) does, other plugins' state included)
@@ -825,6 +825,7 @@ export class BackupPlugin extends EventEmitter {
         pageSize: this.pageSizeFor(target),
         goodSources,
         sourceFailures,
+        schemaFromConnect,
         onProgress: (e) => this.progress(e),
       });
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);

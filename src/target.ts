@@ -26,6 +26,8 @@ export interface OpenedDatabase {
   location: string;
   /** A dry run's target with no database there yet (not connected: see openDatabase). */
   absent?: boolean;
+  /** There was no s3db.json there: the empty one in it now is s3db.js's connect()'s, not the database's. */
+  schemaFromConnect?: boolean;
   close(): Promise<void>;
 }
 
@@ -67,11 +69,12 @@ export async function openDatabase(
     throw optionError('destination', 'must be a Database, a connection string or a bucket name');
   }
   const connectionString = destination.includes('://') ? destination : siblingConnectionString(destination, own);
-  const { db, absent } = await connect(connectionString, destination, own, options);
+  const { db, absent, schemaFromConnect } = await connect(connectionString, destination, own, options);
   return {
     db,
     location: redactedTarget(connectionString),
     absent,
+    schemaFromConnect,
     close: async () => {
       await db.disconnect?.().catch(() => undefined);
     },
@@ -186,7 +189,7 @@ async function connect(
   shown: string,
   own: DatabaseLike | null,
   { replacesSchema, dryRun = false, beforeConnect }: { replacesSchema: boolean; dryRun?: boolean; beforeConnect?: (db: DatabaseLike) => void },
-): Promise<{ db: DatabaseLike; absent: boolean }> {
+): Promise<{ db: DatabaseLike; absent: boolean; schemaFromConnect: boolean }> {
   const safe = redactedTarget(shown);
   const security = (own as { security?: unknown } | null)?.security;
   // The cause is rebuilt from the redacted message: s3db.js's own error quotes the connection string.
@@ -204,7 +207,8 @@ async function connect(
   let damage: string | null;
   try {
     damage = replacesSchema ? null : await damagedSchema(db);
-    if (damage === null && dryRun && !(await db.client.exists?.('s3db.json'))) {
+    const schemaThere = (await db.client.exists?.('s3db.json')) ?? true;
+    if (damage === null && dryRun && !schemaThere) {
       // s3db.js's file client, asked to list a directory that does not exist, lists its parent's
       // objects (as '../<sibling>/...'), which are not this database's: they are left out, and
       // where the directory does not exist, not listed at all (a walk of the parent reads every
@@ -219,11 +223,11 @@ async function connect(
         return { ...page, Contents: (page.Contents ?? []).filter((o) => !String(o.Key ?? '').startsWith('../')) };
       };
       db.client = Object.assign(Object.create(client) as typeof client, { listObjects });
-      return { db, absent: true };
+      return { db, absent: true, schemaFromConnect: false };
     }
     if (damage === null) {
-      await db.connect!();
-      return { db, absent: false };
+      await db.connect!(); // writes an empty s3db.json where there was none
+      return { db, absent: false, schemaFromConnect: !schemaThere };
     }
   } catch (err) {
     throw openError(err);

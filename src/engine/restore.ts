@@ -68,6 +68,8 @@ export interface RestoreRunOptions {
   concurrency: number;
   pageSize: number;
   goodSources?: Map<string, string>;
+  /** The target's s3db.json is the empty one s3db.js's connect() wrote for this restore: the backup's is counted as created, as its dry run counts it. */
+  schemaFromConnect?: boolean;
   /** Destination failures already seen (by verification); reads that fall back add theirs. */
   sourceFailures?: SourceFailure[];
   onProgress?: (event: ProgressEvent) => void;
@@ -427,6 +429,7 @@ async function planRestore(
   const inScope = (key: string) => groups.has(groupOf(key));
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
+    const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
     if (step.entry) {
@@ -435,11 +438,11 @@ async function planRestore(
     }
     if (step.entry && unaddressable(o.target.client, key)) {
       unwritable.add(key);
-      if (step.existing && o.mode === 'replace') unreachable.add(key);
+      if (existing && o.mode === 'replace') unreachable.add(key);
     } else if (step.entry) {
       r.objects++;
       if (record) r.records++;
-      if (!step.existing) r.created++;
+      if (!existing) r.created++;
       else if (o.mode === 'skip') {
         r.skipped++;
         if (record) r.skippedRecords++;
