@@ -2,7 +2,7 @@
 // one directory at a time, where s3db.js's client reads and sorts every object first: the same
 // entries as the client gives, in code-point order, with its key prefix or without, and lazily.
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,21 @@ describe('listing a file:// database by walking its storage', () => {
       if (e.key === first[0]) await putStored(db, 'resource=c/data/id=2', { v: '2' });
     }
     expect(seen).toEqual([...first, 'resource=c/data/id=1', 'resource=c/data/id=2', 's3db.json']);
+    await db.disconnect();
+  });
+
+  it('a metadata file that cannot be read for another reason fails the listing, naming the file (a symlink loop, a directory): never an object left out', async () => {
+    // real faults: the tests run as root, which permissions cannot stop
+    const dir = path.join(work, 'unreadable');
+    const db = await openDb(`file://${dir}`);
+    for (const id of ['1', '2', '3']) await putStored(db, `resource=a/data/id=${id}`, { v: id });
+    const loop = path.join(dir, 'resource=a', 'data', 'id=2.meta.json');
+    await rm(loop);
+    await symlink(loop, loop);
+    await expect(collect(db.client, 'resource=a/')).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining(`ELOOP: too many symbolic links encountered, stat '${loop}'`) });
+    await rm(loop);
+    await mkdir(loop);
+    await expect(collect(db.client, 'resource=a/')).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining('EISDIR') });
     await db.disconnect();
   });
 

@@ -227,12 +227,13 @@ const EXISTS_AT_ONCE = 16;
 /**
  * s3db.js's listing errors say "Unknown error in listObjects" whatever happened; the S3 code and
  * HTTP status it keeps beside the message (AccessDenied 403, InternalError 500, ECONNRESET) are
- * what a user needs.
+ * what a user needs. A file:// walk's failure is Node's, whose message names the call and the file.
  */
 function listingError(err: unknown): BackupError {
-  const e = err as { code?: unknown; statusCode?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const e = err as { code?: unknown; statusCode?: unknown; syscall?: unknown; $metadata?: { httpStatusCode?: unknown } };
   const status = e.statusCode ?? e.$metadata?.httpStatusCode;
-  const what = [typeof e.code === 'string' ? e.code : null, typeof status === 'number' ? `HTTP ${status}` : null].filter(Boolean).join(', ');
+  // a file system's error (the file:// walk) says what and which file in its message
+  const what = typeof e.syscall === 'string' ? '' : [typeof e.code === 'string' ? e.code : null, typeof status === 'number' ? `HTTP ${status}` : null].filter(Boolean).join(', ');
   const access = e.code === 'AccessDenied' || status === 403 ? ': check the credentials and the permission to list the bucket' : '';
   const bucket = missingBucket(err) ? `: ${MISSING_BUCKET}` : '';
   return new BackupError('ERR_SOURCE_READ', `could not list the database's objects (${what || conciseCause(errorMessage(err))})${access}${bucket}`, { cause: err });
