@@ -156,26 +156,25 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
   ];
 
-  let objectsWritten = 0;
+  const tally: WriteTally = { objects: 0, bytes: 0, notInSnapshot: 0 };
   let objectsDeleted = 0;
-  let bytesWritten = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
+    const run: RestoreRun = { o, target, logical, holders, verbatimSchema, refs, put, meter, tally };
     // Every physical record written must be in the backup's snapshot (its index): a key that a
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
     // index serves them all; database-level objects get their own pass.
     const openIndex = () => new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
     const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
-    let notInSnapshot = 0;
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
       await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
         for (const group of orderGroups(groups)) {
-          const cursor = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
+          const snapshot = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
           // Merge and skip need to know which of the group's keys the target holds: one ascending
           // pass over its listing of the group, not a request per record. A key is asked before it
           // is written, and every key written was asked before, so a page listed later never shows
@@ -183,76 +182,22 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
           // the whole key space: each is checked on its own.)
           await cursors.target?.close();
           cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
-          const held = cursors.target;
-          let pastData = false;
-          for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, logical.has(group), holders.get(group) ?? new Set())) {
-            const key = record.header.key;
-            // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
-            if (refs && !pastData && isPartitionRef(key)) {
-              // the group's references follow its data objects: settle those (and merge's deletions of old references) first
-              pastData = true;
-              await writer.drain();
-            }
-            if (group === DATABASE_GROUP && record.header.key === 's3db.json' && !verbatimSchema) continue;
-            if (unaddressable(o.target.client, key)) continue; // planRestore warned
-            const entry = cursor ? await cursor.find(key) : null;
-            if (cursor && !entry) {
-              if (!maybeDeletedLater) notInSnapshot++;
-              continue;
-            }
-            // The snapshot names the backup whose parts hold each object's version: a newest version
-            // from another one means parts that are not what the backups wrote (never restored silently).
-            if (entry && entry.b !== from) {
-              throw new BackupError(
-                'ERR_INDEX_CORRUPT',
-                `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
-              );
-            }
-            if (record.header.logical) {
-              await writer.run(async () => {
-                if (await restoreLogical(o.target, group, record, o.mode)) {
-                  objectsWritten++;
-                  bytesWritten += record.body.length;
-                }
-                meter.add(1, record.body.length);
-              }, record.body.length);
-              continue;
-            }
-            const listed = held ? await held.has(key) : null;
-            await writer.run(async () => {
-              // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
-              const emptyShell = verbatimSchema && record.header.key === 's3db.json';
-              const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
-              if (o.mode === 'skip' && !emptyShell && present) return;
-              if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-              if (emptyShell && o.mode !== 'replace') {
-                // the application may define resources while the restore runs: kept, not overwritten
-                await writeBackupDefinitions(o.target, record.body);
-              } else {
-                if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
-                // skip: a key the application writes after the listing above is its own, not overwritten
-                if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
-              }
-              objectsWritten++;
-              bytesWritten += record.body.length;
-              meter.add(1, record.body.length);
-            }, record.body.length);
-          }
+          await writeGroup(run, group, writer, snapshot, cursors.target);
         }
       });
     } catch (err) {
       // (running() returned only once the writes in flight had landed or failed)
       refs?.close();
-      if (objectsWritten > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
-      throw partlyWritten(err, objectsWritten);
+      if (tally.objects > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
+      throw partlyWritten(err, tally.objects);
     } finally {
       await Promise.all([cursors.resources.close(), cursors.database?.close(), cursors.target?.close()]);
     }
-    if (notInSnapshot > 0) {
-      warnings.push(`${notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
+    if (tally.notInSnapshot > 0) {
+      warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
     if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
-    if (!verbatimSchema && (await mergeDefinitions(o.target, target, definitionNames, o.mode))) objectsWritten++;
+    if (!verbatimSchema && (await mergeDefinitions(o.target, target, definitionNames, o.mode))) tally.objects++;
     meter.finish();
     const uncleared = await clearResourceCaches(o.target, resourceGroups);
     if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
@@ -264,7 +209,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       try {
         await refreshPartitionRefs(o, target, refs);
       } catch (err) {
-        throw partlyWritten(err, objectsWritten); // the objects are written: only references are left to check
+        throw partlyWritten(err, tally.objects); // the objects are written: only references are left to check
       } finally {
         refs.close();
       }
@@ -283,16 +228,101 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     restored: rows
       .filter((r) => r.name !== DATABASE_GROUP)
       .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords, totalRecords: r.records })),
-    objectsWritten,
+    objectsWritten: tally.objects,
     objectsDeleted,
-    bytesWritten,
+    bytesWritten: tally.bytes,
     partitionReferences,
     sourceFailures: o.sourceFailures,
     warnings,
     durationMs,
-    objectsPerSecond: (objectsWritten * 1000) / durationMs,
-    bytesPerSecond: (bytesWritten * 1000) / durationMs,
+    objectsPerSecond: (tally.objects * 1000) / durationMs,
+    bytesPerSecond: (tally.bytes * 1000) / durationMs,
   };
+}
+
+/** What the restore's writes have done so far (each count is raised as a write lands). */
+interface WriteTally {
+  objects: number;
+  bytes: number;
+  /** Versions the chain's parts hold that the snapshot lacks, none of whose deletion an unread member could explain. */
+  notInSnapshot: number;
+}
+
+/** What writing each group needs from the restore: the same for the whole run. */
+interface RestoreRun {
+  o: RestoreRunOptions;
+  target: Manifest;
+  logical: Set<string>;
+  holders: Map<string, Set<string>>;
+  verbatimSchema: boolean;
+  refs: PartitionRefs | null;
+  put: ObjectWriter;
+  meter: ProgressMeter;
+  tally: WriteTally;
+}
+
+/**
+ * Writes the newest version of each of `group`'s objects the snapshot names, through `writer`.
+ * `snapshot` is the index's cursor for the group's keys (null for a logical group, which has no
+ * index entries), `held` the target's listing of the group (merge and skip of a resource's
+ * records; null otherwise). Both only move forward: groups are written in key order.
+ */
+async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<IndexEntry> | null, held: KeyCursor<SourceEntry> | null): Promise<void> {
+  const { o, target, refs, put, meter, tally } = run;
+  let pastData = false;
+  for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, run.logical.has(group), run.holders.get(group) ?? new Set())) {
+    const key = record.header.key;
+    // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
+    if (refs && !pastData && isPartitionRef(key)) {
+      // the group's references follow its data objects: settle those (and merge's deletions of old references) first
+      pastData = true;
+      await writer.drain();
+    }
+    if (group === DATABASE_GROUP && key === 's3db.json' && !run.verbatimSchema) continue;
+    if (unaddressable(o.target.client, key)) continue; // planRestore warned
+    const entry = snapshot ? await snapshot.find(key) : null;
+    if (snapshot && !entry) {
+      if (!maybeDeletedLater) tally.notInSnapshot++;
+      continue;
+    }
+    // The snapshot names the backup whose parts hold each object's version: a newest version
+    // from another one means parts that are not what the backups wrote (never restored silently).
+    if (entry && entry.b !== from) {
+      throw new BackupError(
+        'ERR_INDEX_CORRUPT',
+        `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
+      );
+    }
+    const written = () => {
+      tally.objects++;
+      tally.bytes += record.body.length;
+    };
+    if (record.header.logical) {
+      await writer.run(async () => {
+        if (await restoreLogical(o.target, group, record, o.mode)) written();
+        meter.add(1, record.body.length);
+      }, record.body.length);
+      continue;
+    }
+    const listed = held ? await held.has(key) : null;
+    await writer.run(async () => {
+      // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
+      const emptyShell = run.verbatimSchema && key === 's3db.json';
+      const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
+      if (o.mode === 'skip' && !emptyShell && present) return;
+      if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
+      if (emptyShell && o.mode !== 'replace') {
+        // the application may define resources while the restore runs: kept, not overwritten
+        await writeBackupDefinitions(o.target, record.body);
+      } else {
+        if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
+        // skip: a key the application writes after the listing above is its own, not overwritten
+        if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
+      }
+      written();
+      meter.add(1, record.body.length);
+    }, record.body.length);
+  }
 }
 
 /**
