@@ -4,9 +4,12 @@
  * Algorithm:
  *  1. Plan: merge-join the backup's sorted object index with the target's sorted listing, for the
  *     selected groups: which keys will be created, overwritten, skipped, deleted. A dry run stops here.
- *  2. Write: for each selected group, merge the sorted runs of the chain (full, then each
- *     incremental): for each key the newest version wins, a tombstone means "absent", and a key
- *     the backup's index (its snapshot) lacks is not written (a warning counts them). Objects are
+ *  2. Write the version of each key the backup's index (its snapshot) names, from the chain
+ *     member whose parts hold it; a version the snapshot lacks is not written (a warning counts
+ *     them), and every version it names must be found where it says (ERR_INDEX_CORRUPT). A replace
+ *     reads the chain one member at a time (writeMembersInTurn: any write order serves it). Merge
+ *     and skip write each group in key order (writeGroup: the newest version of each key from a
+ *     merge of the members' sorted runs; a tombstone means "absent"). Objects are
  *     put back with their key, metadata, content type and body exactly as read, with bounded
  *     concurrency. Mode 'skip' writes only keys the target lacks. Which keys the target holds comes
  *     from one pass over its listing of each resource, not a request per key (merge uses it too:
@@ -23,8 +26,10 @@
  *     each group, data objects first, drained, then its references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
- * by a part reader per chain member whose versions the snapshot names (its read-ahead, decoder and
- * current record: CHAIN_READ_AHEAD; mergeChain) + in-flight writes + one listing page (memory://:
+ * by one part reader and one index reader for a replace's resources, whatever the chain's length;
+ * for merge and skip (and database-level objects), a part reader per chain member whose versions
+ * the snapshot names (its read-ahead, decoder and current record: CHAIN_READ_AHEAD; mergeChain);
+ * + in-flight writes + one listing page (memory://:
  * s3db.js's whole listing; file://: one directory's names, file-listing.ts). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
@@ -146,7 +151,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await refuseLostDefinitions(o.target, definitionNames, inBackup);
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, holders, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
+  const { rows: plan, named, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
   const warnings = [
     ...definitionWarnings,
     ...unreachableWarning(unreachable),
@@ -163,7 +168,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
-    const run: RestoreRun = { o, target, logical, holders, verbatimSchema, refs, put, meter, tally };
+    const run: RestoreRun = { o, target, logical, named, verbatimSchema, refs, put, meter, tally };
     // Every physical record written must be in the backup's snapshot (its index): a key that a
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
@@ -173,7 +178,10 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
       await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
+        const inTurn = o.mode === 'replace' ? orderGroups(groups).filter((g) => g !== DATABASE_GROUP && !logical.has(g)) : [];
+        await writeMembersInTurn(run, inTurn, writer);
         for (const group of orderGroups(groups)) {
+          if (inTurn.includes(group)) continue;
           const snapshot = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
           // Merge and skip need to know which of the group's keys the target holds: one ascending
           // pass over its listing of the group, not a request per record. A key is asked before it
@@ -240,11 +248,14 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   };
 }
 
+/** Per group, per chain member: how many versions the snapshot names in that member's parts. */
+type VersionsNamed = Map<string, Map<string, number>>;
+
 /** What the restore's writes have done so far (each count is raised as a write lands). */
 interface WriteTally {
   objects: number;
   bytes: number;
-  /** Versions the chain's parts hold that the snapshot lacks, none of whose deletion an unread member could explain. */
+  /** Versions the chain's parts hold that the snapshot lacks, none of whose deletion a member not joined could explain. */
   notInSnapshot: number;
 }
 
@@ -253,7 +264,7 @@ interface RestoreRun {
   o: RestoreRunOptions;
   target: Manifest;
   logical: Set<string>;
-  holders: Map<string, Set<string>>;
+  named: VersionsNamed;
   verbatimSchema: boolean;
   refs: PartitionRefs | null;
   put: ObjectWriter;
@@ -261,16 +272,37 @@ interface RestoreRun {
   tally: WriteTally;
 }
 
+/** The chain's parts and the backup's index disagree (never restored silently): `what` says how, beginning with the key or group. */
+function indexCorrupt(what: string): BackupError {
+  return new BackupError('ERR_INDEX_CORRUPT', `${what}: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`);
+}
+
+/** A version the chain's parts hold under `key`, from member `from`, that the index names `entry.b` for. */
+function otherHolder(target: Manifest, key: string, named: string, from: string): BackupError {
+  return indexCorrupt(`${key}: backup ${target.id}'s index says its version is stored by ${named}, but the newest the chain's parts hold is ${from}'s`);
+}
+
+/** After a group is written: every version the index names for it was found where it says. */
+function checkAllFound(run: RestoreRun, group: string, found: number, member?: string): void {
+  const named = run.named.get(group);
+  const expected = member === undefined ? [...(named?.values() ?? [])].reduce((a, b) => a + b, 0) : (named?.get(member) ?? 0);
+  if (found === expected) return;
+  const where = member === undefined ? "the chain's parts" : `the parts of ${member}`;
+  throw indexCorrupt(`${group}: backup ${run.target.id}'s index names ${expected} versions${member === undefined ? '' : ` stored by ${member}`}, and ${where} hold ${found} of them`);
+}
+
 /**
- * Writes the newest version of each of `group`'s objects the snapshot names, through `writer`.
- * `snapshot` is the index's cursor for the group's keys (null for a logical group, which has no
- * index entries), `held` the target's listing of the group (merge and skip of a resource's
- * records; null otherwise). Both only move forward: groups are written in key order.
+ * Writes the newest version of each of `group`'s objects the snapshot names, through `writer`,
+ * in key order (merge and skip, database-level objects, logical groups). `snapshot` is the
+ * index's cursor for the group's keys (null for a logical group, which has no index entries),
+ * `held` the target's listing of the group (merge and skip of a resource's records; null
+ * otherwise). Both only move forward: groups are written in key order.
  */
 async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<IndexEntry> | null, held: KeyCursor<SourceEntry> | null): Promise<void> {
   const { o, target, refs, put, meter, tally } = run;
   let pastData = false;
-  for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, run.logical.has(group), run.holders.get(group) ?? new Set())) {
+  let found = 0;
+  for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, run.logical.has(group), run.named.get(group) ?? new Map())) {
     const key = record.header.key;
     // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
     if (refs && !pastData && isPartitionRef(key)) {
@@ -278,8 +310,6 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
       pastData = true;
       await writer.drain();
     }
-    if (group === DATABASE_GROUP && key === 's3db.json' && !run.verbatimSchema) continue;
-    if (unaddressable(o.target.client, key)) continue; // planRestore warned
     const entry = snapshot ? await snapshot.find(key) : null;
     if (snapshot && !entry) {
       if (!maybeDeletedLater) tally.notInSnapshot++;
@@ -287,12 +317,10 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
     }
     // The snapshot names the backup whose parts hold each object's version: a newest version
     // from another one means parts that are not what the backups wrote (never restored silently).
-    if (entry && entry.b !== from) {
-      throw new BackupError(
-        'ERR_INDEX_CORRUPT',
-        `${key}: backup ${target.id}'s index says its version is stored by ${entry.b}, but the newest the chain's parts hold is ${from}'s: its parts or index are not what its backups wrote (damage, or a part put there from another backup). Restore another backup`,
-      );
-    }
+    if (entry && entry.b !== from) throw otherHolder(target, key, entry.b, from);
+    found++;
+    if (group === DATABASE_GROUP && key === 's3db.json' && !run.verbatimSchema) continue;
+    if (unaddressable(o.target.client, key)) continue; // planRestore warned
     const written = () => {
       tally.objects++;
       tally.bytes += record.body.length;
@@ -322,6 +350,57 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
       written();
       meter.add(1, record.body.length);
     }, record.body.length);
+  }
+  if (snapshot) checkAllFound(run, group, found);
+}
+
+/**
+ * A replace's resource groups (`groups`, in key order), one chain member at a time, oldest
+ * first: each member's parts of each group it holds versions of, joined with one pass over the
+ * index, give the versions the index names that member for; a version a later member holds, or
+ * one the snapshot lacks (deleted), is passed over. Memory holds one member's part reader and one
+ * index reader whatever the chain's length, where writeGroup's merge holds a reader per member
+ * (~14 MB each: CHAIN_READ_AHEAD). A replace may write in any order: it settles no partition
+ * references, and deletes what the backup lacks only once every write has landed. (Each pass
+ * reads the index again: about 60 bytes per object, against the parts' whole records.)
+ */
+async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter): Promise<void> {
+  const { o, target, put, meter, tally } = run;
+  const position = new Map(o.chain.map((m, i) => [m.id, i]));
+  for (const [at, member] of o.chain.entries()) {
+    const held = groups.filter((g) => run.named.get(g)?.has(member.id));
+    if (held.length === 0) continue;
+    const snapshot = new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+    try {
+      for (const group of held) {
+        // a version the snapshot lacks was deleted by a later member, or is a sign of damage
+        const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
+        let found = 0;
+        for await (const record of recordsOf(o, member, group)) {
+          const key = record.header.key;
+          const entry = await snapshot.find(key);
+          if (!entry) {
+            if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
+            continue;
+          }
+          const holder = position.get(entry.b) ?? -1;
+          if (holder > at) continue; // a later member holds its newer version
+          // an older member named (or this one, for a deletion): parts newer than the index says
+          if (holder < at || record.header.deleted) throw otherHolder(target, key, entry.b, member.id);
+          found++;
+          if (unaddressable(o.target.client, key)) continue; // planRestore warned
+          await writer.run(async () => {
+            if (!(await putRecord(o.target, put, record))) return;
+            tally.objects++;
+            tally.bytes += record.body.length;
+            meter.add(1, record.body.length);
+          }, record.body.length);
+        }
+        checkAllFound(run, group, found, member.id);
+      }
+    } finally {
+      await snapshot.close();
+    }
   }
 }
 
@@ -441,17 +520,17 @@ const NAMED_DELETES = 10;
 
 /**
  * What a restore will do, from one pass over the backup's index joined with the target's listing:
- * per resource the objects created, overwritten, skipped and deleted; and `holders`, per group the
- * chain members whose parts hold a version the snapshot names (the only ones mergeChain reads).
+ * per resource the objects created, overwritten, skipped and deleted; and `named`, per group and
+ * chain member the versions the snapshot names in its parts (members not named are never read).
  */
 async function planRestore(
   o: RestoreRunOptions,
   target: Manifest,
   groups: Set<string>,
   logical: Set<string>,
-): Promise<{ rows: Map<string, PlanRow>; holders: Map<string, Set<string>>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
+): Promise<{ rows: Map<string, PlanRow>; named: VersionsNamed; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
   const rows = new Map<string, PlanRow>();
-  const holders = new Map<string, Set<string>>();
+  const named: VersionsNamed = new Map();
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
@@ -463,8 +542,8 @@ async function planRestore(
     const r = rows.get(groupOf(key))!;
     const record = isRecord(key);
     if (step.entry) {
-      const named = holders.get(r.name) ?? holders.set(r.name, new Set()).get(r.name)!;
-      named.add(step.entry.b);
+      const members = named.get(r.name) ?? named.set(r.name, new Map()).get(r.name)!;
+      members.set(step.entry.b, (members.get(step.entry.b) ?? 0) + 1);
     }
     if (step.entry && unaddressable(o.target.client, key)) {
       unwritable.add(key);
@@ -485,7 +564,7 @@ async function planRestore(
       }
     }
   }
-  return { rows, holders, databaseDeletes, unreachable, unwritable };
+  return { rows, named, databaseDeletes, unreachable, unwritable };
 }
 
 /**
@@ -575,7 +654,7 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
  * stream buffers, so a chain whose incrementals rewrite everything cost that per member; the
  * parts read are still checked against their SHA-256 in the authenticated manifest).
  */
-async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean, holders: Set<string>): AsyncIterable<{ record: ArchiveRecord; from: string; maybeDeletedLater: boolean }> {
+async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean, holders: ReadonlyMap<string, number>): AsyncIterable<{ record: ArchiveRecord; from: string; maybeDeletedLater: boolean }> {
   const newestFirst = [...o.chain].reverse();
   const members = logical ? [o.chain[o.chain.length - 1]!] : newestFirst.filter((m) => holders.has(m.id));
   // a version the snapshot lacks may have been deleted by a tombstone in a member not read (one
