@@ -18,13 +18,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BackupError, BackupPlugin } from '../src/index.js';
 import { S3Destination } from '../src/destinations/s3.js';
 import { openDatabase } from '../src/target.js';
 import { bodyToBuffer, listObjects } from '../src/engine/s3db.js';
 import { openDb, putStored, seedDatabase, settled, snapshot, STORED_VALUES, type ObjectSnapshot } from './helpers/database.js';
-import { startFaultProxy } from './helpers/fault-proxy.js';
+import { startFaultProxy, type FaultProxy, type FaultProxyOptions } from './helpers/fault-proxy.js';
 import { warnInto } from './helpers/logger.js';
 import {
   createS3Database,
@@ -35,6 +35,7 @@ import {
   makeS3Client,
   s3dbConnectionString,
   s3Env,
+  type S3Database,
 } from './helpers/s3.js';
 
 const MIB = 1024 * 1024;
@@ -47,6 +48,27 @@ const memoryUrl = (name: string) => `memory://${name}-${process.pid}-${++seq}/db
 let admin: S3Client;
 let bucket: string;
 const plugins: BackupPlugin[] = [];
+
+/** A new bucket (makeBucket), deleted with all it holds when the running test ends, passed or failed. */
+async function testBucket(stem: string): Promise<string> {
+  const name = await makeBucket(admin, stem);
+  onTestFinished(() => deleteBucket(admin, name));
+  return name;
+}
+
+/** createS3Database(...), disconnected when the running test ends: before its bucket, as vitest runs onTestFinished callbacks last registered first. */
+async function testDatabase(...args: Parameters<typeof createS3Database>): Promise<S3Database> {
+  const db = await createS3Database(...args);
+  onTestFinished(() => db.disconnect());
+  return db;
+}
+
+/** startFaultProxy(options), closed when the running test ends. */
+async function testFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
+  const proxy = await startFaultProxy(options);
+  onTestFinished(() => proxy.close());
+  return proxy;
+}
 
 /** S3 destination config for the plugin: the test server, its keys, and a fresh prefix. */
 function s3Config(prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -198,23 +220,19 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     const newer = await p.createBackup({ type: 'full' });
     // RGW serves archived objects directly: the answer real S3 gives for the old manifest is injected.
     const coldKey = `/${bucket}/lifecycle/manifests/${old.id}.json`;
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       intercept: (req) =>
         req.method === 'GET' && req.url.startsWith(coldKey)
           ? { status: 403, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object\'s storage class</Message><StorageClass>GLACIER</StorageClass></Error>' }
           : undefined,
     });
-    try {
-      const warnings: string[] = [];
-      const fresh = s3Plugin({ ...config, endpoint: proxy.url }, { type: 'incremental', logger: warnInto(warnings) });
-      await db.usePlugin(fresh, 'fresh');
-      expect((await fresh.listBackups()).map((b) => b.id)).toEqual([newer.id]);
-      expect(warnings).toContainEqual(expect.stringContaining(`backup ${old.id} is left out of the list`));
-      expect((await fresh.createBackup()).type).toBe('incremental');
-    } finally {
-      await proxy.close();
-    }
+    const warnings: string[] = [];
+    const fresh = s3Plugin({ ...config, endpoint: proxy.url }, { type: 'incremental', logger: warnInto(warnings) });
+    await db.usePlugin(fresh, 'fresh');
+    expect((await fresh.listBackups()).map((b) => b.id)).toEqual([newer.id]);
+    expect(warnings).toContainEqual(expect.stringContaining(`backup ${old.id} is left out of the list`));
+    expect((await fresh.createBackup()).type).toBe('incremental');
     await db.disconnect();
   });
 
@@ -248,24 +266,20 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     // the first CreateMultipartUpload reaches RGW, which creates the upload; the answer is lost
     // (reset injected), so the SDK retries and a second upload is made: the first is an orphan
     let armed = 1;
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       rate: 1,
       faults: ['reset-after'],
       eligible: (r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.url) && armed-- > 0,
     });
-    try {
-      const config = s3Config('lost-create/', { endpoint: proxy.url, partSize: 5 * MIB });
-      const p = s3Plugin(config, { partSize: 6 * MIB });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(proxy.injected['reset-after']).toBe(1);
-      expect(backup.verified).toBe(true);
-      expect(await listMultipartUploads(admin, bucket, 'lost-create/')).toEqual([]);
-      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
-    } finally {
-      await proxy.close();
-    }
+    const config = s3Config('lost-create/', { endpoint: proxy.url, partSize: 5 * MIB });
+    const p = s3Plugin(config, { partSize: 6 * MIB });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(proxy.injected['reset-after']).toBe(1);
+    expect(backup.verified).toBe(true);
+    expect(await listMultipartUploads(admin, bucket, 'lost-create/')).toEqual([]);
+    expect(await restoreElsewhere(config, backup.id)).toEqual(want);
     await db.disconnect();
   });
 
@@ -306,7 +320,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     const want = await snapshot(db);
     // every UploadPart #2 of a data part is answered 500 (injected; RGW cannot be told to fail one part)
     let refuse = true;
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       record: true,
       intercept: (r) =>
@@ -314,34 +328,30 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
           ? { status: 500, body: '<?xml version="1.0"?><Error><Code>InternalError</Code><Message>injected</Message></Error>' }
           : undefined,
     });
-    try {
-      const failures: Error[] = [];
-      const config = s3Config('failed/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 2 });
-      const p = s3Plugin(config, { partSize: 16 * MIB, staleAfterMs: 1, webhooks: { onFailure: (e: Error) => failures.push(e) } });
-      await db.usePlugin(p);
-      await expect(p.createBackup()).rejects.toMatchObject({ message: expect.stringMatching(/InternalError|injected|500/) });
-      expect(failures).toHaveLength(1);
-      expect(proxy.requests.some((r) => r.method === 'PUT' && /partNumber=2/.test(r.url))).toBe(true);
-      expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
-      const left = await listKeys(admin, bucket, 'failed/');
-      expect(left.filter((k) => /^failed\/(manifests|data|indexes|pending)\//.test(k))).toEqual([]);
-      expect(await p.listBackups()).toEqual([]);
+    const failures: Error[] = [];
+    const config = s3Config('failed/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 2 });
+    const p = s3Plugin(config, { partSize: 16 * MIB, staleAfterMs: 1, webhooks: { onFailure: (e: Error) => failures.push(e) } });
+    await db.usePlugin(p);
+    await expect(p.createBackup()).rejects.toMatchObject({ message: expect.stringMatching(/InternalError|injected|500/) });
+    expect(failures).toHaveLength(1);
+    expect(proxy.requests.some((r) => r.method === 'PUT' && /partNumber=2/.test(r.url))).toBe(true);
+    expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
+    const left = await listKeys(admin, bucket, 'failed/');
+    expect(left.filter((k) => /^failed\/(manifests|data|indexes|pending)\//.test(k))).toEqual([]);
+    expect(await p.listBackups()).toEqual([]);
 
-      // a crashed run's upload (started by hand: no process to kill here) is aborted by the next backup
-      const crashedKey = 'failed/data/2020/01/01/full-crashed/_database.000001';
-      const crashed = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: crashedKey }));
-      expect((await listMultipartUploads(admin, bucket, 'failed/')).map((u) => u.UploadId)).toEqual([crashed.UploadId]);
-      await new Promise((r) => setTimeout(r, 20));
+    // a crashed run's upload (started by hand: no process to kill here) is aborted by the next backup
+    const crashedKey = 'failed/data/2020/01/01/full-crashed/_database.000001';
+    const crashed = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: crashedKey }));
+    expect((await listMultipartUploads(admin, bucket, 'failed/')).map((u) => u.UploadId)).toEqual([crashed.UploadId]);
+    await new Promise((r) => setTimeout(r, 20));
 
-      refuse = false;
-      const backup = await p.createBackup();
-      expect(backup.verified).toBe(true);
-      expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
-      expect((await p.listBackups()).map((b) => b.id)).toEqual([backup.id]);
-      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
-    } finally {
-      await proxy.close();
-    }
+    refuse = false;
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    expect(await listMultipartUploads(admin, bucket, 'failed/')).toEqual([]);
+    expect((await p.listBackups()).map((b) => b.id)).toEqual([backup.id]);
+    expect(await restoreElsewhere(config, backup.id)).toEqual(want);
     await db.disconnect();
   });
 
@@ -350,20 +360,16 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
     // 403 AccessDenied for writes under a path (injected: RGW's own policies cannot be scoped per test run)
     let denied = '/locks/';
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       intercept: (r) => (r.method === 'PUT' && r.url.includes(denied) ? { status: 403, body: '<?xml version="1.0"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>' } : undefined),
     });
-    try {
-      const p = s3Plugin(s3Config('denied/', { endpoint: proxy.url, maxAttempts: 1 }));
-      await db.usePlugin(p);
-      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
-      denied = '/data/';
-      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
-      expect(await p.listBackups()).toEqual([]);
-    } finally {
-      await proxy.close();
-    }
+    const p = s3Plugin(s3Config('denied/', { endpoint: proxy.url, maxAttempts: 1 }));
+    await db.usePlugin(p);
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
+    denied = '/data/';
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_DESTINATION_ACCESS' });
+    expect(await p.listBackups()).toEqual([]);
   });
 
   it('a part whose body stalls mid-stream (no byte for requestTimeoutMs, the connection left open) is read on from where it stopped: the restore is exact', async () => {
@@ -374,19 +380,15 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await db.usePlugin(p);
     const backup = await p.createBackup();
     let stalls = 0;
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       rate: 1,
       faults: ['stall-mid-body'],
       // the first GET of a part only: the read that resumes it gets the rest
       eligible: (r) => r.method === 'GET' && r.url.includes('/data/') && !r.url.includes('.json') && stalls++ === 0,
     });
-    try {
-      expect(await restoreElsewhere(s3Config('stalled/', { endpoint: proxy.url, requestTimeoutMs: 1_500 }), backup.id)).toEqual(want);
-      expect(proxy.injected['stall-mid-body']).toBe(1);
-    } finally {
-      await proxy.close();
-    }
+    expect(await restoreElsewhere(s3Config('stalled/', { endpoint: proxy.url, requestTimeoutMs: 1_500 }), backup.id)).toEqual(want);
+    expect(proxy.injected['stall-mid-body']).toBe(1);
     await db.disconnect();
   });
 
@@ -394,27 +396,23 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     const db = await openDb(memoryUrl('lost-commit'));
     await seedDatabase(db, SMALL);
     // the store takes every manifest PUT and the answer is lost; its DeleteObjects answers 500
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       rate: 1,
       faults: ['reset-after'],
       eligible: (r) => r.method === 'PUT' && r.url.includes('/manifests/'),
       intercept: (r) => (r.method === 'POST' && r.url.includes('delete') ? { status: 500, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>' } : undefined),
     });
-    try {
-      const p = s3Plugin(s3Config('lost-commit/', { endpoint: proxy.url, maxAttempts: 2 }), { lease: false });
-      await db.usePlugin(p);
-      const err = await p.createBackup().then(() => null, (e: unknown) => e as BackupError);
-      expect(err?.message).toMatch(/may be stored all the same.*listBackups\(\) shows it if it was stored/);
-      const id = (err!.details as { mayBeStored?: string }).mayBeStored!;
-      await p.stop();
-      const reader = s3Plugin(s3Config('lost-commit/'));
-      await db.usePlugin(reader, 'reader');
-      expect((await reader.listBackups()).map((b) => b.id)).toEqual([id]);
-      await reader.stop();
-    } finally {
-      await proxy.close();
-    }
+    const p = s3Plugin(s3Config('lost-commit/', { endpoint: proxy.url, maxAttempts: 2 }), { lease: false });
+    await db.usePlugin(p);
+    const err = await p.createBackup().then(() => null, (e: unknown) => e as BackupError);
+    expect(err?.message).toMatch(/may be stored all the same.*listBackups\(\) shows it if it was stored/);
+    const id = (err!.details as { mayBeStored?: string }).mayBeStored!;
+    await p.stop();
+    const reader = s3Plugin(s3Config('lost-commit/'));
+    await db.usePlugin(reader, 'reader');
+    expect((await reader.listBackups()).map((b) => b.id)).toEqual([id]);
+    await reader.stop();
     await db.disconnect();
   });
 
@@ -422,350 +420,288 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     const db = await blobDatabase(6, MIB); // a multipart part among many small requests
     await seedDatabase(db, { users: 5, orders: 5, perBehavior: 1 });
     const want = await snapshot(db);
-    const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 0.15, seed: 424242 });
-    try {
-      const config = s3Config('faulty/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 10 });
-      const p = s3Plugin(config, { partSize: 6 * MIB });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(backup.verified).toBe(true);
-      const verified = await p.verifyBackup(backup.id, { level: 'full' });
-      expect(verified.verified).toBe(true);
-      // the listing and the restore in a new plugin instance also go through the faults
-      expect(await restoreElsewhere(config, backup.id)).toEqual(want);
-      const injected = proxy.injected;
-      expect(Object.values(injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(10);
-      expect(injected['slowdown'] + injected['service-unavailable'] + injected['internal-error']).toBeGreaterThan(0);
-      expect(injected['reset-before'] + injected['reset-after'] + injected['reset-mid-body']).toBeGreaterThan(0);
-    } finally {
-      await proxy.close();
-    }
+    const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 0.15, seed: 424242 });
+    const config = s3Config('faulty/', { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, maxAttempts: 10 });
+    const p = s3Plugin(config, { partSize: 6 * MIB });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    const verified = await p.verifyBackup(backup.id, { level: 'full' });
+    expect(verified.verified).toBe(true);
+    // the listing and the restore in a new plugin instance also go through the faults
+    expect(await restoreElsewhere(config, backup.id)).toEqual(want);
+    const injected = proxy.injected;
+    expect(Object.values(injected).reduce((a, b) => a + b, 0)).toBeGreaterThan(10);
+    expect(injected['slowdown'] + injected['service-unavailable'] + injected['internal-error']).toBeGreaterThan(0);
+    expect(injected['reset-before'] + injected['reset-after'] + injected['reset-mid-body']).toBeGreaterThan(0);
     expect(await listMultipartUploads(admin, bucket, 'faulty/')).toEqual([]);
     await db.disconnect();
   });
 
   it('keys mixing fullwidth characters and emoji (S3 lists them in UTF-8 order): full, incremental and restore are exact', async () => {
-    const srcBucket = await makeBucket(admin, 'utf8db');
-    const db = await createS3Database(srcBucket, '');
-    try {
-      type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown> };
-      const places = (await db.createResource({ name: 'places', attributes: { city: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
-      for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞']]) await places.insert({ id, city });
-      const p = s3Plugin(s3Config('utf8-order/'), { type: 'incremental' });
-      await db.usePlugin(p);
-      const full = await p.createBackup();
-      await places.update('p2', { city: 'Ｔokyo' });
-      const inc = await p.createBackup();
-      expect(full.type).toBe('full');
-      expect(inc.type).toBe('incremental');
-      const want = await snapshot(db as never);
-      const target = await openDb(memoryUrl('utf8-target'));
-      await p.restore({ backupId: inc.id, destination: target });
-      expect(await snapshot(target)).toEqual(want);
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('utf8db');
+    const db = await testDatabase(srcBucket, '');
+    type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown> };
+    const places = (await db.createResource({ name: 'places', attributes: { city: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
+    for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞']]) await places.insert({ id, city });
+    const p = s3Plugin(s3Config('utf8-order/'), { type: 'incremental' });
+    await db.usePlugin(p);
+    const full = await p.createBackup();
+    await places.update('p2', { city: 'Ｔokyo' });
+    const inc = await p.createBackup();
+    expect(full.type).toBe('full');
+    expect(inc.type).toBe('incremental');
+    const want = await snapshot(db as never);
+    const target = await openDb(memoryUrl('utf8-target'));
+    await p.restore({ backupId: inc.id, destination: target });
+    expect(await snapshot(target)).toEqual(want);
   });
 
   it('object indexes deleted from the bucket: recoverBackups() rebuilds them from the parts (UTF-8-ordered keys, many parts), and the chain restores exactly', async () => {
-    const srcBucket = await makeBucket(admin, 'indexlost');
-    const db = await createS3Database(srcBucket, '');
-    try {
-      type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown>; delete(id: string): Promise<unknown> };
-      const places = (await db.createResource({ name: 'places', behavior: 'body-overflow', attributes: { city: 'string', note: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
-      for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞'], ['p6', 'Lyon']]) await places.insert({ id, city, note: 'n'.repeat(3000) });
-      const config = s3Config('index-lost/');
-      const p = s3Plugin(config, { type: 'incremental', partSize: 4096 });
-      await db.usePlugin(p);
-      const full = await p.createBackup();
-      await places.update('p2', { city: 'Ｔokyo' });
-      await places.delete('p3');
-      const inc = await p.createBackup();
-      expect([full.type, inc.type]).toEqual(['full', 'incremental']);
-      const manifests = await Promise.all([full.id, inc.id].map(async (id) => (await p.getBackup(id))!.manifest));
-      expect(manifests[0]!.parts.length).toBeGreaterThan(2);
-      await destinationOf(p).delete(manifests.map((m) => m.index.path));
+    const srcBucket = await testBucket('indexlost');
+    const db = await testDatabase(srcBucket, '');
+    type Api = { insert(v: Record<string, unknown>): Promise<unknown>; update(id: string, v: Record<string, unknown>): Promise<unknown>; delete(id: string): Promise<unknown> };
+    const places = (await db.createResource({ name: 'places', behavior: 'body-overflow', attributes: { city: 'string', note: 'string' }, partitions: { byCity: { fields: { city: 'string' } } } })) as unknown as Api;
+    for (const [id, city] of [['p1', 'Ｔokyo'], ['p2', '😀ville'], ['p3', 'Zürich'], ['p4', '\uff5e'], ['p5', '𝄞'], ['p6', 'Lyon']]) await places.insert({ id, city, note: 'n'.repeat(3000) });
+    const config = s3Config('index-lost/');
+    const p = s3Plugin(config, { type: 'incremental', partSize: 4096 });
+    await db.usePlugin(p);
+    const full = await p.createBackup();
+    await places.update('p2', { city: 'Ｔokyo' });
+    await places.delete('p3');
+    const inc = await p.createBackup();
+    expect([full.type, inc.type]).toEqual(['full', 'incremental']);
+    const manifests = await Promise.all([full.id, inc.id].map(async (id) => (await p.getBackup(id))!.manifest));
+    expect(manifests[0]!.parts.length).toBeGreaterThan(2);
+    await destinationOf(p).delete(manifests.map((m) => m.index.path));
 
-      const reader = await openDb(memoryUrl('index-lost-reader'));
-      const fresh = s3Plugin(config);
-      await reader.usePlugin(fresh);
-      const report = await fresh.recoverBackups();
-      expect(report.indexes.map((r) => [r.id, r.action, r.verified])).toEqual([
-        [full.id, 'rebuilt', true],
-        [inc.id, 'rebuilt', true],
-      ]);
-      expect(report.skipped).toEqual([]);
-      // each backup: a rebuilt index and the reference naming it; the lost ones are not recreated
-      const keys = await listKeys(admin, bucket, 'index-lost/indexes/');
-      expect(keys).toHaveLength(4);
-      for (const id of [full.id, inc.id]) {
-        expect(keys).toContain(`index-lost/indexes/${id}.rebuilt.json`);
-        expect(keys.filter((k) => new RegExp(`^index-lost/indexes/${id}\\.rebuilt-\\d{8}T\\d{9}Z\\.index$`).test(k))).toHaveLength(1);
-      }
-      expect((await fresh.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
-      expect(await restoreElsewhere(config, inc.id)).toEqual(await snapshot(db as never));
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
+    const reader = await openDb(memoryUrl('index-lost-reader'));
+    const fresh = s3Plugin(config);
+    await reader.usePlugin(fresh);
+    const report = await fresh.recoverBackups();
+    expect(report.indexes.map((r) => [r.id, r.action, r.verified])).toEqual([
+      [full.id, 'rebuilt', true],
+      [inc.id, 'rebuilt', true],
+    ]);
+    expect(report.skipped).toEqual([]);
+    // each backup: a rebuilt index and the reference naming it; the lost ones are not recreated
+    const keys = await listKeys(admin, bucket, 'index-lost/indexes/');
+    expect(keys).toHaveLength(4);
+    for (const id of [full.id, inc.id]) {
+      expect(keys).toContain(`index-lost/indexes/${id}.rebuilt.json`);
+      expect(keys.filter((k) => new RegExp(`^index-lost/indexes/${id}\\.rebuilt-\\d{8}T\\d{9}Z\\.index$`).test(k))).toHaveLength(1);
     }
+    expect((await fresh.verifyBackup(inc.id, { level: 'full' })).verified).toBe(true);
+    expect(await restoreElsewhere(config, inc.id)).toEqual(await snapshot(db as never));
   });
 
   it('backs up a database that lives on RGW under a key prefix, and restores it into another bucket exactly', async () => {
-    const srcBucket = await makeBucket(admin, 'srcdb');
-    const dstBucket = await makeBucket(admin, 'dstdb');
-    const db = await createS3Database(srcBucket, 'apps/shop');
-    try {
-      await seedDatabase(db, ON_RGW);
-      // s3db's S3 client lists FULL keys (with the key prefix); the engine hands out relative ones
-      const raw = await db.client.listObjects({ prefix: '' });
-      const rawKeys = (raw.Contents ?? []).map((c: { Key?: string }) => c.Key ?? '');
-      expect(rawKeys.length).toBeGreaterThan(0);
-      expect(rawKeys.every((k: string) => k.startsWith('apps/shop/'))).toBe(true);
-      const relative: string[] = [];
-      for await (const e of listObjects(db.client as never)) relative.push(e.key);
-      expect(relative).toContain('s3db.json');
-      expect(relative.some((k) => k.startsWith('apps/'))).toBe(false);
-      const want = await snapshot(db as never);
-      expect(want.length).toBe(rawKeys.length);
+    const srcBucket = await testBucket('srcdb');
+    const dstBucket = await testBucket('dstdb');
+    const db = await testDatabase(srcBucket, 'apps/shop');
+    await seedDatabase(db, ON_RGW);
+    // s3db's S3 client lists FULL keys (with the key prefix); the engine hands out relative ones
+    const raw = await db.client.listObjects({ prefix: '' });
+    const rawKeys = (raw.Contents ?? []).map((c: { Key?: string }) => c.Key ?? '');
+    expect(rawKeys.length).toBeGreaterThan(0);
+    expect(rawKeys.every((k: string) => k.startsWith('apps/shop/'))).toBe(true);
+    const relative: string[] = [];
+    for await (const e of listObjects(db.client as never)) relative.push(e.key);
+    expect(relative).toContain('s3db.json');
+    expect(relative.some((k) => k.startsWith('apps/'))).toBe(false);
+    const want = await snapshot(db as never);
+    expect(want.length).toBe(rawKeys.length);
 
-      const config = s3Config('from-rgw-db/');
-      const p = s3Plugin(config, { concurrency: 64 });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(backup.verified).toBe(true);
-      expect(backup.objects).toBe(want.length);
-      const manifest = (await p.getBackup(backup.id))!.manifest;
-      expect(manifest.source).toMatchObject({ bucket: srcBucket, keyPrefix: expect.stringMatching(/^apps\/shop\/?$/) });
+    const config = s3Config('from-rgw-db/');
+    const p = s3Plugin(config, { concurrency: 64 });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.verified).toBe(true);
+    expect(backup.objects).toBe(want.length);
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    expect(manifest.source).toMatchObject({ bucket: srcBucket, keyPrefix: expect.stringMatching(/^apps\/shop\/?$/) });
 
-      // into a bucket that does not exist (a typo): the target's error, naming the bucket's absence,
-      // a dry run and a restore alike, without what s3db.js was doing when it met it (review-runbook 4,
-      // review-s3runbook F2)
-      for (const dryRun of [true, false]) {
-        const missing = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(`${dstBucket}-typo`, 'restored/here'), dryRun, verify: false }).then(() => null, (e: unknown) => e as Error & { code: string });
-        expect(missing?.code, missing?.message).toBe('ERR_TARGET_OPEN');
-        expect(missing!.message).toMatch(/bucket does not exist.{1,3}s3db\.js does not create buckets/);
-        expect(missing!.message).not.toMatch(/Failed to save plugin data/);
-        expect(missing!.message).not.toContain(s3Env().secretAccessKey);
-      }
-
-      // restore through a connection string into another bucket under another prefix
-      const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here') });
-      expect(report.objectsWritten).toBe(want.length);
-      const restoredKeys = await listKeys(admin, dstBucket);
-      expect(restoredKeys.length).toBe(want.length);
-      expect(restoredKeys.every((k) => k.startsWith('restored/here/'))).toBe(true);
-      const restored = await createS3Database(dstBucket, 'restored/here');
-      try {
-        expect(await snapshot(restored as never)).toEqual(want);
-        const users = restored.resources.users as unknown as { get(id: string): Promise<Record<string, unknown>>; count(): Promise<number> };
-        expect(await users.count()).toBe(ON_RGW.users);
-        expect((await users.get('u00004')).password).toBe('pw-4');
-        // skip and merge write conditionally through s3db's S3 client (If-None-Match on records,
-        // If-Match on s3db.json): RGW must take both.
-        const api = restored.resources.users as unknown as { delete(id: string): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
-        await api.delete('u00001');
-        const skip = await p.restore({ backupId: backup.id, destination: restored, mode: 'skip' });
-        expect(skip.objectsWritten).toBeGreaterThan(0);
-        expect((await api.get('u00001')).password).toBe('pw-1');
-        const stored = JSON.parse((await bodyToBuffer((await restored.client.getObject('s3db.json')).Body)).toString('utf8')) as { resources: Record<string, unknown> };
-        // orders (partitioned) loses its definition, as when s3db.js replaced a corrupt s3db.json:
-        // the merge puts it back and checks every reference of it afterwards, in parallel: reads of
-        // one record at once share one response of s3db's client (partition-refs.ts read())
-        const { orders: _dropped, ...others } = stored.resources;
-        await restored.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify({ ...stored, resources: others })), contentType: 'application/json' });
-        await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here'), mode: 'merge' });
-        const again = await createS3Database(dstBucket, 'restored/here');
-        try {
-          expect(Object.keys(again.resources)).toContain('orders'); // s3db.json merged, its keys in another order
-          const data = (objects: { key: string }[]) => objects.filter((o) => o.key !== 's3db.json');
-          expect(data(await snapshot(again as never))).toEqual(data(want));
-        } finally {
-          await again.disconnect();
-        }
-      } finally {
-        await restored.disconnect();
-      }
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-      await deleteBucket(admin, dstBucket);
+    // into a bucket that does not exist (a typo): the target's error, naming the bucket's absence,
+    // a dry run and a restore alike, without what s3db.js was doing when it met it (review-runbook 4,
+    // review-s3runbook F2)
+    for (const dryRun of [true, false]) {
+      const missing = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(`${dstBucket}-typo`, 'restored/here'), dryRun, verify: false }).then(() => null, (e: unknown) => e as Error & { code: string });
+      expect(missing?.code, missing?.message).toBe('ERR_TARGET_OPEN');
+      expect(missing!.message).toMatch(/bucket does not exist.{1,3}s3db\.js does not create buckets/);
+      expect(missing!.message).not.toMatch(/Failed to save plugin data/);
+      expect(missing!.message).not.toContain(s3Env().secretAccessKey);
     }
+
+    // restore through a connection string into another bucket under another prefix
+    const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here') });
+    expect(report.objectsWritten).toBe(want.length);
+    const restoredKeys = await listKeys(admin, dstBucket);
+    expect(restoredKeys.length).toBe(want.length);
+    expect(restoredKeys.every((k) => k.startsWith('restored/here/'))).toBe(true);
+    const restored = await testDatabase(dstBucket, 'restored/here');
+    expect(await snapshot(restored as never)).toEqual(want);
+    const users = restored.resources.users as unknown as { get(id: string): Promise<Record<string, unknown>>; count(): Promise<number> };
+    expect(await users.count()).toBe(ON_RGW.users);
+    expect((await users.get('u00004')).password).toBe('pw-4');
+    // skip and merge write conditionally through s3db's S3 client (If-None-Match on records,
+    // If-Match on s3db.json): RGW must take both.
+    const api = restored.resources.users as unknown as { delete(id: string): Promise<unknown>; get(id: string): Promise<Record<string, unknown>> };
+    await api.delete('u00001');
+    const skip = await p.restore({ backupId: backup.id, destination: restored, mode: 'skip' });
+    expect(skip.objectsWritten).toBeGreaterThan(0);
+    expect((await api.get('u00001')).password).toBe('pw-1');
+    const stored = JSON.parse((await bodyToBuffer((await restored.client.getObject('s3db.json')).Body)).toString('utf8')) as { resources: Record<string, unknown> };
+    // orders (partitioned) loses its definition, as when s3db.js replaced a corrupt s3db.json:
+    // the merge puts it back and checks every reference of it afterwards, in parallel: reads of
+    // one record at once share one response of s3db's client (partition-refs.ts read())
+    const { orders: _dropped, ...others } = stored.resources;
+    await restored.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify({ ...stored, resources: others })), contentType: 'application/json' });
+    await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dstBucket, 'restored/here'), mode: 'merge' });
+    const again = await testDatabase(dstBucket, 'restored/here');
+    expect(Object.keys(again.resources)).toContain('orders'); // s3db.json merged, its keys in another order
+    const data = (objects: { key: string }[]) => objects.filter((o) => o.key !== 's3db.json');
+    expect(data(await snapshot(again as never))).toEqual(data(want));
   });
   it("a database next to a sibling whose prefix starts with its own ('apps/t' and 'apps/t2') backs up and restores only its own objects", async () => {
-    const srcBucket = await makeBucket(admin, 'sibling');
-    const db = await createS3Database(srcBucket, 'apps/t');
-    const sibling = await createS3Database(srcBucket, 'apps/t2');
-    try {
-      await seedDatabase(db, ON_RGW);
-      await sibling.client.putObject({ key: 'plugin=other/state.json', body: Buffer.from('{"sibling":true}'), contentType: 'application/json' });
-      const want = await snapshot(db as never);
-      const siblingBefore = await snapshot(sibling as never);
-      const p = s3Plugin(s3Config('sibling-backups/'));
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(backup.objects).toBe(want.length);
-      await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');
-      const report = await p.restore({ backupId: backup.id });
-      expect(report.warnings.join('\n')).not.toContain('t2');
-      expect(await snapshot(db as never)).toEqual(want);
-      expect(await snapshot(sibling as never)).toEqual(siblingBefore);
-    } finally {
-      await db.disconnect();
-      await sibling.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('sibling');
+    const db = await testDatabase(srcBucket, 'apps/t');
+    const sibling = await testDatabase(srcBucket, 'apps/t2');
+    await seedDatabase(db, ON_RGW);
+    await sibling.client.putObject({ key: 'plugin=other/state.json', body: Buffer.from('{"sibling":true}'), contentType: 'application/json' });
+    const want = await snapshot(db as never);
+    const siblingBefore = await snapshot(sibling as never);
+    const p = s3Plugin(s3Config('sibling-backups/'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.objects).toBe(want.length);
+    await (db.resources.users as unknown as { delete(id: string): Promise<unknown> }).delete('u00001');
+    const report = await p.restore({ backupId: backup.id });
+    expect(report.warnings.join('\n')).not.toContain('t2');
+    expect(await snapshot(db as never)).toEqual(want);
+    expect(await snapshot(sibling as never)).toEqual(siblingBefore);
   });
 
   it("a database whose key prefix has '//' or './' in it (s3db.js writes its keys collapsed: 'app/x/...') backs up every object, restores exactly, and a replace into it deletes what the backup lacks", async () => {
-    const srcBucket = await makeBucket(admin, 'dslash');
-    const db = await createS3Database(srcBucket, 'app//x/./y');
-    try {
-      await seedDatabase(db, ON_RGW);
-      const want = await snapshot(db as never);
-      const p = s3Plugin(s3Config('dslash-backups/'));
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(backup.objects).toBe(want.length);
-      await db.client.putObject({ key: 'resource=users/data/id=added-after-the-backup', body: Buffer.from('{}'), metadata: {} });
-      const report = await p.restore({ backupId: backup.id });
-      expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
-      expect(await snapshot(db as never)).toEqual(want);
-      // and backups under the keys s3db.js writes ('app/x/y/...') are inside it: refused at install
-      await expect(db.usePlugin(s3Plugin({ ...s3Config('app/x/y/backups/'), bucketName: srcBucket }), 'inside')).rejects.toMatchObject({
-        code: 'ERR_INVALID_OPTION',
-        message: expect.stringContaining("lies inside the database's keys"),
-      });
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('dslash');
+    const db = await testDatabase(srcBucket, 'app//x/./y');
+    await seedDatabase(db, ON_RGW);
+    const want = await snapshot(db as never);
+    const p = s3Plugin(s3Config('dslash-backups/'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(backup.objects).toBe(want.length);
+    await db.client.putObject({ key: 'resource=users/data/id=added-after-the-backup', body: Buffer.from('{}'), metadata: {} });
+    const report = await p.restore({ backupId: backup.id });
+    expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(1);
+    expect(await snapshot(db as never)).toEqual(want);
+    // and backups under the keys s3db.js writes ('app/x/y/...') are inside it: refused at install
+    await expect(db.usePlugin(s3Plugin({ ...s3Config('app/x/y/backups/'), bucketName: srcBucket }), 'inside')).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining("lies inside the database's keys"),
+    });
   });
 
   it('databases with one bucket and prefix on two S3 endpoints are two retention series: one never prunes the other\'s backups; the manifest names the endpoint without credentials', async () => {
     // A second S3 store is stood in for by the test server behind a proxy on another port that
     // injects nothing (rate 0): to s3db-backup an endpoint only names a store.
     const env = s3Env();
-    const proxy = await startFaultProxy({ target: env.endpoint, rate: 0, seed: 1 });
+    const proxy = await testFaultProxy({ target: env.endpoint, rate: 0, seed: 1 });
     const elsewhere = proxy.url;
     expect(new URL(elsewhere).origin).not.toBe(new URL(env.endpoint).origin);
-    const srcBucket = await makeBucket(admin, 'twoends');
-    const here = await createS3Database(srcBucket, 'app');
-    const there = await createS3Database(srcBucket, 'app', { endpoint: elsewhere });
+    const srcBucket = await testBucket('twoends');
+    const here = await testDatabase(srcBucket, 'app');
+    const there = await testDatabase(srcBucket, 'app', { endpoint: elsewhere });
     const warnings: string[] = [];
-    try {
-      await seedDatabase(here, ON_RGW);
-      const config = s3Config('two-endpoints/');
-      const onHere = s3Plugin(config, { type: 'incremental', retention: { count: 1 } });
-      await here.usePlugin(onHere);
-      const first = await onHere.createBackup();
-      const onThere = s3Plugin(config, { retention: { count: 1 }, logger: warnInto(warnings) });
-      await there.usePlugin(onThere);
-      const second = await onThere.createBackup();
-      const ids = (await onThere.listBackups()).map((b) => b.id);
-      expect(ids).toContain(first.id);
-      expect(ids).toContain(second.id);
-      // an incremental builds on its own store's backup, never on the other's (newer) one
-      const third = await onHere.createBackup();
-      expect(third.type).toBe('incremental');
-      expect((await onHere.getBackup(third.id))!.manifest.parentId).toBe(first.id);
-      expect((await onHere.getBackup(first.id))!.manifest.source).toMatchObject({ bucket: srcBucket, endpoint: new URL(env.endpoint).origin });
-      const manifest = (await onThere.getBackup(second.id))!.manifest;
-      expect(manifest.source).toMatchObject({ endpoint: new URL(elsewhere).origin });
-      expect(JSON.stringify(manifest)).not.toContain(env.secretAccessKey);
-      expect(warnings.join('\n')).toContain('another database');
-      expect(warnings.join('\n')).toContain(new URL(env.endpoint).host);
-    } finally {
-      await here.disconnect();
-      await there.disconnect();
-      await proxy.close();
-      await deleteBucket(admin, srcBucket);
-    }
+    await seedDatabase(here, ON_RGW);
+    const config = s3Config('two-endpoints/');
+    const onHere = s3Plugin(config, { type: 'incremental', retention: { count: 1 } });
+    await here.usePlugin(onHere);
+    const first = await onHere.createBackup();
+    const onThere = s3Plugin(config, { retention: { count: 1 }, logger: warnInto(warnings) });
+    await there.usePlugin(onThere);
+    const second = await onThere.createBackup();
+    const ids = (await onThere.listBackups()).map((b) => b.id);
+    expect(ids).toContain(first.id);
+    expect(ids).toContain(second.id);
+    // an incremental builds on its own store's backup, never on the other's (newer) one
+    const third = await onHere.createBackup();
+    expect(third.type).toBe('incremental');
+    expect((await onHere.getBackup(third.id))!.manifest.parentId).toBe(first.id);
+    expect((await onHere.getBackup(first.id))!.manifest.source).toMatchObject({ bucket: srcBucket, endpoint: new URL(env.endpoint).origin });
+    const manifest = (await onThere.getBackup(second.id))!.manifest;
+    expect(manifest.source).toMatchObject({ endpoint: new URL(elsewhere).origin });
+    expect(JSON.stringify(manifest)).not.toContain(env.secretAccessKey);
+    expect(warnings.join('\n')).toContain('another database');
+    expect(warnings.join('\n')).toContain(new URL(env.endpoint).host);
   });
 
   it("after the upgrade, a database on S3 takes a full backup first: a parent whose manifest names no endpoint (written before) may be another store's database of the same bucket and prefix", async () => {
-    const srcBucket = await makeBucket(admin, 'noendpoint');
-    const db = await createS3Database(srcBucket, 'app');
+    const srcBucket = await testBucket('noendpoint');
+    const db = await testDatabase(srcBucket, 'app');
     const dir = await mkdtemp(path.join(tmpdir(), 's3-upgrade-'));
-    try {
-      await seedDatabase(db, ON_RGW);
-      const before = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
-      await db.usePlugin(before, 'before');
-      const old = await before.createBackup();
-      const copy = (await before.getBackup(old.id))!.manifest.copy!;
-      await before.stop();
-      // as the release before wrote it: no endpoint in its source
-      for (const file of [path.join(dir, 'manifests', `${old.id}.json`), path.join(dir, copy)]) {
-        const m = JSON.parse(await readFile(file, 'utf8')) as { source: Record<string, unknown> };
-        delete m.source.endpoint;
-        await writeFile(file, JSON.stringify(m, null, 1));
-      }
-      const after = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]) });
-      await db.usePlugin(after, 'after');
-      const next = await after.createBackup();
-      expect(next.type).toBe('full');
-      expect((await after.createBackup()).type).toBe('incremental'); // and the chain goes on from there
-      await after.stop();
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-      await rm(dir, { recursive: true, force: true });
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await seedDatabase(db, ON_RGW);
+    const before = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(before, 'before');
+    const old = await before.createBackup();
+    const copy = (await before.getBackup(old.id))!.manifest.copy!;
+    await before.stop();
+    // as the release before wrote it: no endpoint in its source
+    for (const file of [path.join(dir, 'manifests', `${old.id}.json`), path.join(dir, copy)]) {
+      const m = JSON.parse(await readFile(file, 'utf8')) as { source: Record<string, unknown> };
+      delete m.source.endpoint;
+      await writeFile(file, JSON.stringify(m, null, 1));
     }
+    const after = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(after, 'after');
+    const next = await after.createBackup();
+    expect(next.type).toBe('full');
+    expect((await after.createBackup()).type).toBe('incremental'); // and the chain goes on from there
+    await after.stop();
   });
 
   it("backups inside the database's own keys (same bucket, a prefix under the database's) are refused at install, and a restore into such a database too", async () => {
-    const srcBucket = await makeBucket(admin, 'inside');
-    const db = await createS3Database(srcBucket, 'app');
-    try {
-      await seedDatabase(db, ON_RGW);
-      const env = s3Env();
-      const inside = { bucketName: srcBucket, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey }, prefix: 'app/backups/' };
-      await expect(db.usePlugin(s3Plugin(inside), 'inside')).rejects.toMatchObject({
-        code: 'ERR_INVALID_OPTION',
-        message: expect.stringContaining(`lies inside the database's keys (bucket ${srcBucket}, prefix 'app/')`),
-      });
-      // beside it (prefix 'app-backups/') is fine: not under 'app/'
-      const beside = s3Plugin({ ...inside, prefix: 'app-backups/' });
-      await db.usePlugin(beside, 'beside');
-      const backup = await beside.createBackup();
-      expect(backup.objects).toBe((await snapshot(db as never)).length);
-      // a plugin of another database restoring into the bucket's root, which holds these backups
-      const other = await openDb(memoryUrl('other'));
-      const restorer = s3Plugin({ ...inside, prefix: 'app-backups/' });
-      await other.usePlugin(restorer);
-      await expect(restorer.restore({ backupId: backup.id, destination: s3dbConnectionString(srcBucket, '') })).rejects.toMatchObject({
-        code: 'ERR_INVALID_OPTION',
-        message: expect.stringContaining('would be written over or deleted by this restore'),
-      });
-      expect(await listKeys(admin, srcBucket, 'app-backups/manifests/')).toHaveLength(1);
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('inside');
+    const db = await testDatabase(srcBucket, 'app');
+    await seedDatabase(db, ON_RGW);
+    const env = s3Env();
+    const inside = { bucketName: srcBucket, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey }, prefix: 'app/backups/' };
+    await expect(db.usePlugin(s3Plugin(inside), 'inside')).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining(`lies inside the database's keys (bucket ${srcBucket}, prefix 'app/')`),
+    });
+    // beside it (prefix 'app-backups/') is fine: not under 'app/'
+    const beside = s3Plugin({ ...inside, prefix: 'app-backups/' });
+    await db.usePlugin(beside, 'beside');
+    const backup = await beside.createBackup();
+    expect(backup.objects).toBe((await snapshot(db as never)).length);
+    // a plugin of another database restoring into the bucket's root, which holds these backups
+    const other = await openDb(memoryUrl('other'));
+    const restorer = s3Plugin({ ...inside, prefix: 'app-backups/' });
+    await other.usePlugin(restorer);
+    await expect(restorer.restore({ backupId: backup.id, destination: s3dbConnectionString(srcBucket, '') })).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining('would be written over or deleted by this restore'),
+    });
+    expect(await listKeys(admin, srcBucket, 'app-backups/manifests/')).toHaveLength(1);
   });
   it('a source object whose body is cut mid-stream (a reset connection) is read again: the backup completes and restores exactly', async () => {
-    const srcBucket = await makeBucket(admin, 'cutsrc');
+    const srcBucket = await testBucket('cutsrc');
     const seeded = await createS3Database(srcBucket, 'db');
     await seedDatabase(seeded, ON_RGW);
     const want = await snapshot(seeded as never);
     await seeded.disconnect();
     // Only the database's record reads get faults: the body of about one GET in four is cut.
-    const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 0.25, seed: 7, faults: ['reset-mid-body'], eligible: (r) => r.method === 'GET' && r.url.includes('/db/resource') });
-    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
-    try {
-      const p = s3Plugin(s3Config('cut-source/'));
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(proxy.injected['reset-mid-body']).toBeGreaterThan(0);
-      expect(await restoreElsewhere(s3Config('cut-source/'), backup.id)).toEqual(want);
-    } finally {
-      await db.disconnect();
-      await proxy.close();
-      await deleteBucket(admin, srcBucket);
-    }
+    const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 0.25, seed: 7, faults: ['reset-mid-body'], eligible: (r) => r.method === 'GET' && r.url.includes('/db/resource') });
+    const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    const p = s3Plugin(s3Config('cut-source/'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(proxy.injected['reset-mid-body']).toBeGreaterThan(0);
+    expect(await restoreElsewhere(s3Config('cut-source/'), backup.id)).toEqual(want);
   });
   it('a source body cut short by a rewritten Content-Length (a well-formed, shorter response) is read again, never backed up short; if it stays short the backup fails naming the key', async () => {
-    const srcBucket = await makeBucket(admin, 'shortsrc');
+    const srcBucket = await testBucket('shortsrc');
     const seeded = await createS3Database(srcBucket, 'db');
     await seedDatabase(seeded, ON_RGW);
     const want = await snapshot(seeded as never);
@@ -773,218 +709,164 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     // The first read of every record is answered with half its body, framed as complete.
     const seen = new Set<string>();
     const firstRead = (r: { method: string; url: string }) => r.method === 'GET' && r.url.includes('/db/resource') && !seen.has(r.url) && (seen.add(r.url), true);
-    const proxy = await startFaultProxy({ target: s3Env().endpoint, rate: 1, faults: ['short-content-length'], eligible: firstRead });
-    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
-    try {
-      const p = s3Plugin(s3Config('short-source/'));
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      expect(proxy.injected['short-content-length']).toBeGreaterThan(0);
-      expect(await restoreElsewhere(s3Config('short-source/'), backup.id)).toEqual(want);
+    const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 1, faults: ['short-content-length'], eligible: firstRead });
+    const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    const p = s3Plugin(s3Config('short-source/'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect(proxy.injected['short-content-length']).toBeGreaterThan(0);
+    expect(await restoreElsewhere(s3Config('short-source/'), backup.id)).toEqual(want);
 
-      // Every read of one object short: the backup fails on it (after its retries) and commits nothing.
-      const victim = (await db.client.listObjects({ prefix: 'resource=' })).Contents!.find((o: { Size?: number }) => (o.Size ?? 0) > 1)!.Key!.replace(/^db\//, ''); // the client lists keys with its prefix
-      const always = await startFaultProxy({ target: s3Env().endpoint, rate: 1, faults: ['short-content-length'], eligible: (r) => r.method === 'GET' && decodeURIComponent(r.url).includes(victim) });
-      const db2 = await createS3Database(srcBucket, 'db', { endpoint: always.url, maxAttempts: 1 });
-      try {
-        const p2 = s3Plugin(s3Config('short-source-2/'));
-        await db2.usePlugin(p2);
-        await expect(p2.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining(victim) });
-        expect(await p2.listBackups()).toHaveLength(0);
-      } finally {
-        await db2.disconnect();
-        await always.close();
-      }
-    } finally {
-      await db.disconnect();
-      await proxy.close();
-      await deleteBucket(admin, srcBucket);
-    }
+    // Every read of one object short: the backup fails on it (after its retries) and commits nothing.
+    const victim = (await db.client.listObjects({ prefix: 'resource=' })).Contents!.find((o: { Size?: number }) => (o.Size ?? 0) > 1)!.Key!.replace(/^db\//, ''); // the client lists keys with its prefix
+    const always = await testFaultProxy({ target: s3Env().endpoint, rate: 1, faults: ['short-content-length'], eligible: (r) => r.method === 'GET' && decodeURIComponent(r.url).includes(victim) });
+    const db2 = await testDatabase(srcBucket, 'db', { endpoint: always.url, maxAttempts: 1 });
+    const p2 = s3Plugin(s3Config('short-source-2/'));
+    await db2.usePlugin(p2);
+    await expect(p2.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining(victim) });
+    expect(await p2.listBackups()).toHaveLength(0);
   });
   it("a source listing refused with 403 or failing with 500 says so (ERR_SOURCE_READ with the S3 code), not 'Unknown error in listObjects'", async () => {
-    const srcBucket = await makeBucket(admin, 'listerr');
+    const srcBucket = await testBucket('listerr');
     const seeded = await createS3Database(srcBucket, 'db');
     await seedDatabase(seeded, { users: 2, orders: 2, perBehavior: 1 });
     await seeded.disconnect();
     let answer: [number, string] = [403, 'AccessDenied'];
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       intercept: (r) => (r.method === 'GET' && r.url.includes('list-type=2') && r.url.includes('prefix=db') ? { status: answer[0], headers: { 'content-type': 'application/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer[1]}</Code><Message>injected</Message></Error>` } : undefined),
     });
-    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
-    try {
-      const p = s3Plugin(s3Config('list-errors/'));
-      await db.usePlugin(p);
-      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringMatching(/could not list the database's objects \(AccessDenied, HTTP 403\): check the credentials/) });
-      answer = [500, 'InternalError'];
-      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining("could not list the database's objects (InternalError, HTTP 500)") });
-    } finally {
-      await db.disconnect();
-      await proxy.close();
-      await deleteBucket(admin, srcBucket);
-    }
+    const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    const p = s3Plugin(s3Config('list-errors/'));
+    await db.usePlugin(p);
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringMatching(/could not list the database's objects \(AccessDenied, HTTP 403\): check the credentials/) });
+    answer = [500, 'InternalError'];
+    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining("could not list the database's objects (InternalError, HTTP 500)") });
   });
   it("objects another tool stored under keys s3db.js's client cannot address ('//', '.', '..' segments) are named in a warning, not dropped in silence", async () => {
-    const srcBucket = await makeBucket(admin, 'rawkeys');
-    const db = await createS3Database(srcBucket, 'db');
-    try {
-      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
-      for (const key of ['db/plugin=x/a//b', 'db/plugin=x/./dot']) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(key) }));
-      const warnings: string[] = [];
-      const p = s3Plugin(s3Config('raw-keys/'), { logger: warnInto(warnings) });
-      await db.usePlugin(p);
-      await p.createBackup();
-      const left = warnings.find((w) => w.includes("objects are not in the backup: s3db.js's client cannot address their keys under the database's prefix"));
-      for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) expect(left).toContain(JSON.stringify(key));
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('rawkeys');
+    const db = await testDatabase(srcBucket, 'db');
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    for (const key of ['db/plugin=x/a//b', 'db/plugin=x/./dot']) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(key) }));
+    const warnings: string[] = [];
+    const p = s3Plugin(s3Config('raw-keys/'), { logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    await p.createBackup();
+    const left = warnings.find((w) => w.includes("objects are not in the backup: s3db.js's client cannot address their keys under the database's prefix"));
+    for (const key of ['plugin=x/a//b', 'plugin=x/./dot']) expect(left).toContain(JSON.stringify(key));
   });
   it("keys with an empty first segment ('db//s3db.json') and the prefix's folder marker ('db/') are not backed up, and a replace leaves them: the record, s3db.json and the object 'db' they normalise to stay", async () => {
-    const srcBucket = await makeBucket(admin, 'leadslash');
-    const db = await createS3Database(srcBucket, 'db');
-    try {
-      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
-      const want = await snapshot(db as never);
-      const record = want.find((o) => o.key.startsWith('resource=users/data/id='))!.key;
-      const foreign = [`db//${record}`, 'db//s3db.json', 'db/', 'db'];
-      for (const key of foreign) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(`written by another tool: ${key}`) }));
-      const warnings: string[] = [];
-      const p = s3Plugin(s3Config('lead-slash/'), { logger: warnInto(warnings) });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      const left = warnings.find((w) => w.includes('3 objects are not in the backup: s3db.js\'s client cannot address their keys'));
-      for (const key of [`/${record}`, '/s3db.json', '']) expect(left).toContain(JSON.stringify(key));
-      const report = await p.restore({ backupId: backup.id, mode: 'replace' });
-      const ours = (await snapshot(db as never)).filter((o) => o.key !== '' && !o.key.startsWith('/'));
-      expect(ours).toEqual(want);
-      for (const key of foreign) expect(await listKeys(admin, srcBucket, key)).toContain(key);
-      expect(report.warnings).toContainEqual(expect.stringContaining(`left in place: s3db.js's client cannot address their keys`));
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('leadslash');
+    const db = await testDatabase(srcBucket, 'db');
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const want = await snapshot(db as never);
+    const record = want.find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+    const foreign = [`db//${record}`, 'db//s3db.json', 'db/', 'db'];
+    for (const key of foreign) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: key, Body: Buffer.from(`written by another tool: ${key}`) }));
+    const warnings: string[] = [];
+    const p = s3Plugin(s3Config('lead-slash/'), { logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const left = warnings.find((w) => w.includes('3 objects are not in the backup: s3db.js\'s client cannot address their keys'));
+    for (const key of [`/${record}`, '/s3db.json', '']) expect(left).toContain(JSON.stringify(key));
+    const report = await p.restore({ backupId: backup.id, mode: 'replace' });
+    const ours = (await snapshot(db as never)).filter((o) => o.key !== '' && !o.key.startsWith('/'));
+    expect(ours).toEqual(want);
+    for (const key of foreign) expect(await listKeys(admin, srcBucket, key)).toContain(key);
+    expect(report.warnings).toContainEqual(expect.stringContaining(`left in place: s3db.js's client cannot address their keys`));
   });
   it("metadata another tool stored comes back byte for byte (s3db.js's client would decode and encode it again); a value S3 cannot carry, from a file:// backup, is written so that s3db.js reads the same value", async () => {
-    const srcBucket = await makeBucket(admin, 'stored-meta');
-    const intoBucket = await makeBucket(admin, 'stored-meta-into');
-    const db = await createS3Database(srcBucket, 'db');
-    const into = await createS3Database(intoBucket, 'db');
+    const srcBucket = await testBucket('stored-meta');
+    const intoBucket = await testBucket('stored-meta-into');
+    const db = await testDatabase(srcBucket, 'db');
+    const into = await testDatabase(intoBucket, 'db');
     const headers = async (b: string, key: string) => (await admin.send(new HeadObjectCommand({ Bucket: b, Key: key }))).Metadata;
-    try {
-      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
-      const keys = STORED_VALUES.map((_, i) => `db/foreign/meta/o${i}`);
-      for (const [i, value] of STORED_VALUES.entries()) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: keys[i], Body: Buffer.from(value), Metadata: { v: value, plain: 'x' } }));
-      const record = (await snapshot(db as never)).find((o) => o.key.startsWith('resource=users/data/id='))!.key;
-      const p = s3Plugin(s3Config('stored-meta/'));
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      await p.restore({ backupId: backup.id, destination: into });
-      for (const [i, value] of STORED_VALUES.entries()) expect(await headers(intoBucket, keys[i]!)).toEqual({ v: value, plain: 'x' });
-      expect(await headers(intoBucket, `db/${record}`)).toEqual(await headers(srcBucket, `db/${record}`));
-      expect(await snapshot(into as never)).toEqual(await snapshot(db as never));
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const keys = STORED_VALUES.map((_, i) => `db/foreign/meta/o${i}`);
+    for (const [i, value] of STORED_VALUES.entries()) await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: keys[i], Body: Buffer.from(value), Metadata: { v: value, plain: 'x' } }));
+    const record = (await snapshot(db as never)).find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+    const p = s3Plugin(s3Config('stored-meta/'));
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    await p.restore({ backupId: backup.id, destination: into });
+    for (const [i, value] of STORED_VALUES.entries()) expect(await headers(intoBucket, keys[i]!)).toEqual({ v: value, plain: 'x' });
+    expect(await headers(intoBucket, `db/${record}`)).toEqual(await headers(srcBucket, `db/${record}`));
+    expect(await snapshot(into as never)).toEqual(await snapshot(db as never));
 
-      // a local database may hold what an HTTP header cannot: written through s3db.js's encoder
-      const local = await openDb(`file://${path.join(tmpdir(), `stored-meta-${process.pid}-${++seq}`)}`);
-      await putStored(local, 'foreign/non-ascii', { v: 'ação 😀', w: 'u:abc', x: 'b:!!!' });
-      const q = new BackupPlugin({ schedule: false, config: { directory: path.join(tmpdir(), `stored-meta-backups-${process.pid}-${seq}`) } });
-      plugins.push(q);
-      await local.usePlugin(q);
-      const fromFile = await q.createBackup();
-      await q.restore({ backupId: fromFile.id, destination: into, mode: 'merge' });
-      expect((await into.client.getObject('foreign/non-ascii')).Metadata).toEqual((await local.client.getObject('foreign/non-ascii')).Metadata);
-      // only the value a header cannot carry is encoded: the others are stored as they were
-      expect(await headers(intoBucket, 'db/foreign/non-ascii')).toMatchObject({ w: 'u:abc', x: 'b:!!!', v: expect.stringMatching(/^(u|b):/) });
-      await local.disconnect();
-    } finally {
-      await db.disconnect();
-      await into.disconnect();
-      await deleteBucket(admin, srcBucket);
-      await deleteBucket(admin, intoBucket);
-    }
+    // a local database may hold what an HTTP header cannot: written through s3db.js's encoder
+    const local = await openDb(`file://${path.join(tmpdir(), `stored-meta-${process.pid}-${++seq}`)}`);
+    await putStored(local, 'foreign/non-ascii', { v: 'ação 😀', w: 'u:abc', x: 'b:!!!' });
+    const q = new BackupPlugin({ schedule: false, config: { directory: path.join(tmpdir(), `stored-meta-backups-${process.pid}-${seq}`) } });
+    plugins.push(q);
+    await local.usePlugin(q);
+    const fromFile = await q.createBackup();
+    await q.restore({ backupId: fromFile.id, destination: into, mode: 'merge' });
+    expect((await into.client.getObject('foreign/non-ascii')).Metadata).toEqual((await local.client.getObject('foreign/non-ascii')).Metadata);
+    // only the value a header cannot carry is encoded: the others are stored as they were
+    expect(await headers(intoBucket, 'db/foreign/non-ascii')).toMatchObject({ w: 'u:abc', x: 'b:!!!', v: expect.stringMatching(/^(u|b):/) });
+    await local.disconnect();
   });
   it("a twin another tool stored beside a record ('db//resource=users/data/id=X') is not backed up through it: an incremental restores the record's newest version, not an old copy read through the twin", async () => {
-    const srcBucket = await makeBucket(admin, 'twin');
-    const intoBucket = await makeBucket(admin, 'twin-into');
-    const db = await createS3Database(srcBucket, 'db');
-    const into = await createS3Database(intoBucket, 'db');
-    try {
-      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
-      const record = (await snapshot(db as never)).find((o) => o.key.startsWith('resource=users/data/id='))!.key;
-      const id = record.slice(record.lastIndexOf('id=') + 3);
-      await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: `db//${record}`, Body: Buffer.from('a twin') }));
-      const p = s3Plugin(s3Config('twin/'));
-      await db.usePlugin(p);
-      await p.createBackup();
-      await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update(id, { name: 'the newest version' });
-      const newest = (await settled(db as never)).find((o) => o.key === record)!;
-      const incremental = await p.createBackup({ type: 'incremental' });
-      expect(incremental.type).toBe('incremental');
-      await p.restore({ backupId: incremental.id, destination: into });
-      expect((await snapshot(into as never)).find((o) => o.key === record)).toEqual(newest);
-    } finally {
-      await db.disconnect();
-      await into.disconnect();
-      await deleteBucket(admin, srcBucket);
-      await deleteBucket(admin, intoBucket);
-    }
+    const srcBucket = await testBucket('twin');
+    const intoBucket = await testBucket('twin-into');
+    const db = await testDatabase(srcBucket, 'db');
+    const into = await testDatabase(intoBucket, 'db');
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const record = (await snapshot(db as never)).find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+    const id = record.slice(record.lastIndexOf('id=') + 3);
+    await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: `db//${record}`, Body: Buffer.from('a twin') }));
+    const p = s3Plugin(s3Config('twin/'));
+    await db.usePlugin(p);
+    await p.createBackup();
+    await (db.resources.users as unknown as { update(id: string, v: object): Promise<unknown> }).update(id, { name: 'the newest version' });
+    const newest = (await settled(db as never)).find((o) => o.key === record)!;
+    const incremental = await p.createBackup({ type: 'incremental' });
+    expect(incremental.type).toBe('incremental');
+    await p.restore({ backupId: incremental.id, destination: into });
+    expect((await snapshot(into as never)).find((o) => o.key === record)).toEqual(newest);
   });
   it('a restore into a connection string with a wrong secret: ERR_TARGET_OPEN says what to check, without the secret', async () => {
-    const intoBucket = await makeBucket(admin, 'denied');
+    const intoBucket = await testBucket('denied');
     const src = await openDb(memoryUrl('denied-src'));
     await seedDatabase(src, { users: 2, orders: 2, perBehavior: 1 });
     const p = s3Plugin(s3Config('denied-target/'));
     await src.usePlugin(p);
+    onTestFinished(() => p.stop());
     const backup = await p.createBackup();
-    try {
-      const wrongKey = s3dbConnectionString(intoBucket, 'db').replace(encodeURIComponent(s3Env().secretAccessKey), 'not-the-secret');
-      const denied = await p.restore({ backupId: backup.id, destination: wrongKey }).then(() => null, (e: unknown) => e as BackupError);
-      expect(denied).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('check the key and secret in the connection string') });
-      expect(denied!.message).not.toContain('not-the-secret');
-    } finally {
-      await p.stop();
-      await deleteBucket(admin, intoBucket);
-    }
+    const wrongKey = s3dbConnectionString(intoBucket, 'db').replace(encodeURIComponent(s3Env().secretAccessKey), 'not-the-secret');
+    const denied = await p.restore({ backupId: backup.id, destination: wrongKey }).then(() => null, (e: unknown) => e as BackupError);
+    expect(denied).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('check the key and secret in the connection string') });
+    expect(denied!.message).not.toContain('not-the-secret');
   });
 
   it("a database opened for a restore does not retry a missing key (s3db.js's default retried each for ~7 s)", async () => {
-    const intoBucket = await makeBucket(admin, 'opened');
+    const intoBucket = await testBucket('opened');
     const opened = await openDatabase(s3dbConnectionString(intoBucket, 'fresh/db'), null, { replacesSchema: false });
+    onTestFinished(() => opened.close());
     const client = opened.db.client as unknown as { on(event: string, listener: () => void): void; exists(key: string): Promise<boolean> };
-    try {
-      let heads = 0; // s3db.js's client tells each HeadObject it sent
-      client.on('cl:HeadObject', () => heads++);
-      expect(await client.exists('no/such/key')).toBe(false);
-      expect(heads).toBe(1);
-    } finally {
-      await opened.close();
-      await deleteBucket(admin, intoBucket);
-    }
+    let heads = 0; // s3db.js's client tells each HeadObject it sent
+    client.on('cl:HeadObject', () => heads++);
+    expect(await client.exists('no/such/key')).toBe(false);
+    expect(heads).toBe(1);
   });
 
   it("a merge restore over 30 partitioned records an S3 database holds completes (s3db.js's deleteObjects, ten at once, waited in its own pool for HEADs that could never run)", async () => {
-    const dbBucket = await makeBucket(admin, 'merge-refs');
-    const db = await createS3Database(dbBucket, 'app');
-    try {
-      await seedDatabase(db as never, { users: 30, orders: 2, perBehavior: 1 });
-      const p = s3Plugin(s3Config('merge-refs/'), { concurrency: 32 });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      const want = await snapshot(db as never);
-      // into the database as a connection string: opened with s3db.js's operation pool (the test's
-      // client, built on an AWS client, has none)
-      const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dbBucket, 'app'), mode: 'merge', verify: false });
-      expect(report.objectsWritten).toBeGreaterThan(30);
-      expect(await snapshot(db as never)).toEqual(want);
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, dbBucket);
-    }
+    const dbBucket = await testBucket('merge-refs');
+    const db = await testDatabase(dbBucket, 'app');
+    await seedDatabase(db as never, { users: 30, orders: 2, perBehavior: 1 });
+    const p = s3Plugin(s3Config('merge-refs/'), { concurrency: 32 });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const want = await snapshot(db as never);
+    // into the database as a connection string: opened with s3db.js's operation pool (the test's
+    // client, built on an AWS client, has none)
+    const report = await p.restore({ backupId: backup.id, destination: s3dbConnectionString(dbBucket, 'app'), mode: 'merge', verify: false });
+    expect(report.objectsWritten).toBeGreaterThan(30);
+    expect(await snapshot(db as never)).toEqual(want);
   });
 
   it('a replace restore whose DeleteObjects the store answers with a per-key error fails with ERR_TARGET_WRITE naming the key (s3db.js resolves it as a success)', async () => {
-    const srcBucket = await makeBucket(admin, 'delerr');
+    const srcBucket = await testBucket('delerr');
     const seeded = await createS3Database(srcBucket, 'db');
     await seedDatabase(seeded, { users: 2, orders: 2, perBehavior: 1 });
     const p = s3Plugin(s3Config('delete-errors/'));
@@ -995,49 +877,38 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     await seeded.disconnect();
     // The store refuses that one key in its DeleteObjects answer (HTTP 200, an <Error> per key), as
     // a bucket policy would: an answer RGW does not give on demand.
-    const proxy = await startFaultProxy({
+    const proxy = await testFaultProxy({
       target: s3Env().endpoint,
       intercept: (r) =>
         r.method === 'POST' && r.url.includes('delete')
           ? { status: 200, body: `<?xml version="1.0" encoding="UTF-8"?><DeleteResult><Error><Key>db/${extra}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>` }
           : undefined,
     });
-    const db = await createS3Database(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
-    try {
-      const restorer = s3Plugin(s3Config('delete-errors/'));
-      await db.usePlugin(restorer, 'restorer');
-      await expect(restorer.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE', message: expect.stringContaining('AccessDenied') });
-      expect(await listKeys(admin, srcBucket, `db/${extra}`)).toEqual([`db/${extra}`]);
-    } finally {
-      await db.disconnect();
-      await proxy.close();
-      await deleteBucket(admin, srcBucket);
-    }
+    const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
+    const restorer = s3Plugin(s3Config('delete-errors/'));
+    await db.usePlugin(restorer, 'restorer');
+    await expect(restorer.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE', message: expect.stringContaining('AccessDenied') });
+    expect(await listKeys(admin, srcBucket, `db/${extra}`)).toEqual([`db/${extra}`]);
   });
   it("a replace restore leaves objects under unaddressable keys in place with a warning: deleting 'data/./id=X' through s3db.js's client would delete the record 'data/id=X' it just restored", async () => {
-    const srcBucket = await makeBucket(admin, 'rawreplace');
-    const db = await createS3Database(srcBucket, 'db');
-    try {
-      await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
-      const warnings: string[] = [];
-      const p = s3Plugin(s3Config('raw-replace/'), { logger: warnInto(warnings) });
-      await db.usePlugin(p);
-      const backup = await p.createBackup();
-      const want = await snapshot(db as never);
-      const record = want.find((o) => o.key.startsWith('resource=users/data/id='))!.key;
-      const raw = record.replace('/data/', '/data/./');
-      await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: `db/${raw}`, Body: Buffer.from('written by another tool') }));
-      const report = await p.restore({ backupId: backup.id, mode: 'replace' });
-      expect(await db.client.exists(record)).toBe(true); // not deleted as the normalised form of the raw key
-      expect((await snapshot(db as never)).filter((o) => !o.key.includes('/./'))).toEqual(want);
-      expect(report.warnings).toContainEqual(expect.stringContaining(`left in place: s3db.js's client cannot address their keys`));
-      expect(report.warnings).toContainEqual(expect.stringContaining(raw));
-      expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(0);
-      expect(await listKeys(admin, srcBucket, `db/${raw}`)).toEqual([`db/${raw}`]);
-    } finally {
-      await db.disconnect();
-      await deleteBucket(admin, srcBucket);
-    }
+    const srcBucket = await testBucket('rawreplace');
+    const db = await testDatabase(srcBucket, 'db');
+    await seedDatabase(db, { users: 2, orders: 2, perBehavior: 1 });
+    const warnings: string[] = [];
+    const p = s3Plugin(s3Config('raw-replace/'), { logger: warnInto(warnings) });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const want = await snapshot(db as never);
+    const record = want.find((o) => o.key.startsWith('resource=users/data/id='))!.key;
+    const raw = record.replace('/data/', '/data/./');
+    await admin.send(new PutObjectCommand({ Bucket: srcBucket, Key: `db/${raw}`, Body: Buffer.from('written by another tool') }));
+    const report = await p.restore({ backupId: backup.id, mode: 'replace' });
+    expect(await db.client.exists(record)).toBe(true); // not deleted as the normalised form of the raw key
+    expect((await snapshot(db as never)).filter((o) => !o.key.includes('/./'))).toEqual(want);
+    expect(report.warnings).toContainEqual(expect.stringContaining(`left in place: s3db.js's client cannot address their keys`));
+    expect(report.warnings).toContainEqual(expect.stringContaining(raw));
+    expect(report.resources.find((r) => r.name === 'users')?.deleted).toBe(0);
+    expect(await listKeys(admin, srcBucket, `db/${raw}`)).toEqual([`db/${raw}`]);
   });
   it('the command line with --s3 (credentials from the AWS environment): backup, list and restore a file:// database exactly, with no AWS SDK notice on stderr', async () => {
     const { spawnSync } = await import('node:child_process');
@@ -1045,34 +916,31 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
     const { tmpdir } = await import('node:os');
     const path = await import('node:path');
     const work = await mkdtemp(path.join(tmpdir(), 'cli-s3-'));
+    onTestFinished(() => rm(work, { recursive: true, force: true }));
     const env = s3Env();
     const cliEnv: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey, AWS_REGION: env.region, BACKUP_PASSPHRASE: PASSPHRASE };
     delete cliEnv.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
     const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args, '--s3', `s3://${bucket}/cli-run/`, '--endpoint', env.endpoint, '--region', env.region], { env: cliEnv, encoding: 'utf8', timeout: 120_000 });
-    try {
-      const srcDir = path.join(work, 'src');
-      const db = await openDb(`file://${srcDir}`);
-      await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
-      const want = await snapshot(db);
-      await db.disconnect();
-      const taken = cli('backup', '--db', `file://${srcDir}`, '--json');
-      expect(taken.status, taken.stderr).toBe(0);
-      const id = (JSON.parse(taken.stdout) as { id: string }).id;
-      const listed = cli('list', '--json');
-      expect(listed.status, listed.stderr).toBe(0);
-      expect((JSON.parse(listed.stdout) as { id: string }[]).map((b) => b.id)).toEqual([id]);
-      const dstDir = path.join(work, 'dst');
-      const restored = cli('restore', id, '--into', `file://${dstDir}`, '--yes');
-      expect(restored.status, restored.stderr).toBe(0);
-      const target = await openDb(`file://${dstDir}`);
-      expect(await snapshot(target)).toEqual(want);
-      await target.disconnect();
-      for (const run of [taken, listed, restored]) {
-        expect(run.stderr).not.toContain('NodeVersionSupportWarning'); // a support notice is not news at 3 AM
-        expect(`${run.stdout}${run.stderr}`).not.toContain(env.secretAccessKey);
-      }
-    } finally {
-      await rm(work, { recursive: true, force: true });
+    const srcDir = path.join(work, 'src');
+    const db = await openDb(`file://${srcDir}`);
+    await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+    const want = await snapshot(db);
+    await db.disconnect();
+    const taken = cli('backup', '--db', `file://${srcDir}`, '--json');
+    expect(taken.status, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout) as { id: string }).id;
+    const listed = cli('list', '--json');
+    expect(listed.status, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((b) => b.id)).toEqual([id]);
+    const dstDir = path.join(work, 'dst');
+    const restored = cli('restore', id, '--into', `file://${dstDir}`, '--yes');
+    expect(restored.status, restored.stderr).toBe(0);
+    const target = await openDb(`file://${dstDir}`);
+    expect(await snapshot(target)).toEqual(want);
+    await target.disconnect();
+    for (const run of [taken, listed, restored]) {
+      expect(run.stderr).not.toContain('NodeVersionSupportWarning'); // a support notice is not news at 3 AM
+      expect(`${run.stdout}${run.stderr}`).not.toContain(env.secretAccessKey);
     }
   }, 180_000);
   it('a destination bucket that does not exist: listBackups() and createBackup() say so (ERR_DESTINATION_NO_BUCKET), naming the destination once', async () => {
