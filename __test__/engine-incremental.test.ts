@@ -28,6 +28,21 @@ type Api = {
   delete(id: string): Promise<unknown>;
 };
 
+/**
+ * Rewrites the index of an uncompressed, unencrypted backup (plain JSON lines) through `edit`,
+ * with the manifest's size, checksum and entry count to match: what an earlier build or damage
+ * could leave.
+ */
+async function editIndex(dir: string, backupId: string, edit: (lines: string[]) => string[]): Promise<void> {
+  const manifestFile = path.join(dir, 'manifests', `${backupId}.json`);
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { index: { path: string; size: number; sha256: string; entries: number } };
+  const lines = edit((await readFile(path.join(dir, manifest.index.path), 'utf8')).split('\n').filter(Boolean));
+  const index = Buffer.from(`${lines.join('\n')}\n`);
+  await writeFile(path.join(dir, manifest.index.path), index);
+  Object.assign(manifest.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.length });
+  await writeFile(manifestFile, JSON.stringify(manifest));
+}
+
 describe('incremental chains', () => {
   it('stores only changes, records deletions, and restores every point of the chain exactly', async () => {
     const db = await openDb(`memory://incr-${process.pid}/db`);
@@ -146,13 +161,7 @@ describe('incremental chains', () => {
     const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, compression: 'none' });
     await db.usePlugin(plugin);
     const backup = await plugin.createBackup();
-    const manifestFile = path.join(dir, 'manifests', `${backup.id}.json`);
-    const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { index: { path: string; size: number; sha256: string; entries: number } };
-    const lines = (await readFile(path.join(dir, manifest.index.path), 'utf8')).split('\n').filter((l) => !l.includes('"resource=users/data/id=u2"'));
-    const index = Buffer.from(lines.join('\n'));
-    await writeFile(path.join(dir, manifest.index.path), index);
-    Object.assign(manifest.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.filter(Boolean).length });
-    await writeFile(manifestFile, JSON.stringify(manifest));
+    await editIndex(dir, backup.id, (lines) => lines.filter((l) => !l.includes('"resource=users/data/id=u2"')));
     const expected = (await snapshot(db)).filter((o) => o.key !== 'resource=users/data/id=u2');
     const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
     const target = await openDb(`memory://incr-snapshot-target-${process.pid}/db`);
@@ -257,15 +266,10 @@ describe('incremental chains', () => {
     await users.update('u2', { name: 'changed' });
     const backup = await plugin.createBackup();
     expect(backup.type).toBe('incremental');
-    const manifestFile = path.join(dir, 'manifests', `${backup.id}.json`);
-    const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { index: { path: string; size: number; sha256: string; entries: number } };
-    const lines = (await readFile(path.join(dir, manifest.index.path), 'utf8')).split('\n').filter(Boolean);
-    const at = lines.findIndex((l) => l.includes('"resource=users/data/id=u1"'));
-    lines.splice(at + 1, 0, lines[at]!.replace('id=u1"', 'id=u1x"')); // sorts between u1 and u2
-    const index = Buffer.from(`${lines.join('\n')}\n`);
-    await writeFile(path.join(dir, manifest.index.path), index);
-    Object.assign(manifest.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.length });
-    await writeFile(manifestFile, JSON.stringify(manifest));
+    await editIndex(dir, backup.id, (lines) => {
+      const at = lines.findIndex((l) => l.includes('"resource=users/data/id=u1"'));
+      return [...lines.slice(0, at + 1), lines[at]!.replace('id=u1"', 'id=u1x"'), ...lines.slice(at + 1)]; // sorts between u1 and u2
+    });
     for (const mode of ['replace', 'merge', 'skip'] as const) {
       const target = await openDb(`memory://incr-unheld-${mode}-${process.pid}/db`);
       const failed = await plugin.restore({ backupId: backup.id, destination: target, mode, verify: false }).then(() => null, (e: unknown) => e as Error & { code?: string });

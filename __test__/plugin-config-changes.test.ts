@@ -30,7 +30,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const fs = (directory: string) => ({ driver: 'filesystem' as const, config: { directory } });
 
 function plugin(extra: BackupPluginOptions): BackupPlugin {
   return new BackupPlugin({ schedule: false, lease: { ttlMs: 5_000 }, ...extra });

@@ -325,7 +325,7 @@ describe('s3db.js drop-in details', () => {
       webhooks: { onFailure: (e: Error) => void failures.push(e as Error & { code?: string }) },
     });
     await db.usePlugin(bad, 'badbackup'); // orders is not defined yet: nothing to check
-    const orders = await defineOrders();
+    await defineOrders();
     // Installed once orders exists, the same options fail at once, when the application starts.
     const early = new BackupPlugin({ schedule: false, config: { directory: dir }, resources: { orders: { filter: { status: 'completed' }, fields: ['total', 'date'] } } });
     await expect(db.usePlugin(early, 'early')).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"resources\.orders\.fields".*'customer', 'status'.*Nothing was backed up/s) });

@@ -26,7 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError } from '../src/errors.js';
 import { S3Destination, S3_STORAGE_CLASSES, type S3DestinationConfig } from '../src/destinations/s3.js';
 import { readText } from '../src/destinations/types.js';
-import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import {
   createS3Database,
   deleteBucket,

@@ -70,6 +70,17 @@ async function testFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
   return proxy;
 }
 
+/** Seeds a database under prefix 'db' of `bucket` and disconnects it (before a test opens it again through a fault proxy): its objects. */
+async function seededOnRgw(bucket: string, counts: Parameters<typeof seedDatabase>[1]): Promise<ObjectSnapshot[]> {
+  const seeded = await createS3Database(bucket, 'db');
+  try {
+    await seedDatabase(seeded, counts);
+    return await snapshot(seeded as never);
+  } finally {
+    await seeded.disconnect();
+  }
+}
+
 /** S3 destination config for the plugin: the test server, its keys, and a fresh prefix. */
 function s3Config(prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const env = s3Env();
@@ -687,10 +698,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
   });
   it('a source object whose body is cut mid-stream (a reset connection) is read again: the backup completes and restores exactly', async () => {
     const srcBucket = await testBucket('cutsrc');
-    const seeded = await createS3Database(srcBucket, 'db');
-    await seedDatabase(seeded, ON_RGW);
-    const want = await snapshot(seeded as never);
-    await seeded.disconnect();
+    const want = await seededOnRgw(srcBucket, ON_RGW);
     // Only the database's record reads get faults: the body of about one GET in four is cut.
     const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 0.25, seed: 7, faults: ['reset-mid-body'], eligible: (r) => r.method === 'GET' && r.url.includes('/db/resource') });
     const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
@@ -702,10 +710,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
   });
   it('a source body cut short by a rewritten Content-Length (a well-formed, shorter response) is read again, never backed up short; if it stays short the backup fails naming the key', async () => {
     const srcBucket = await testBucket('shortsrc');
-    const seeded = await createS3Database(srcBucket, 'db');
-    await seedDatabase(seeded, ON_RGW);
-    const want = await snapshot(seeded as never);
-    await seeded.disconnect();
+    const want = await seededOnRgw(srcBucket, ON_RGW);
     // The first read of every record is answered with half its body, framed as complete.
     const seen = new Set<string>();
     const firstRead = (r: { method: string; url: string }) => r.method === 'GET' && r.url.includes('/db/resource') && !seen.has(r.url) && (seen.add(r.url), true);
@@ -728,9 +733,7 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
   });
   it("a source listing refused with 403 or failing with 500 says so (ERR_SOURCE_READ with the S3 code), not 'Unknown error in listObjects'", async () => {
     const srcBucket = await testBucket('listerr');
-    const seeded = await createS3Database(srcBucket, 'db');
-    await seedDatabase(seeded, { users: 2, orders: 2, perBehavior: 1 });
-    await seeded.disconnect();
+    await seededOnRgw(srcBucket, { users: 2, orders: 2, perBehavior: 1 });
     let answer: [number, string] = [403, 'AccessDenied'];
     const proxy = await testFaultProxy({
       target: s3Env().endpoint,
