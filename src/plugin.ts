@@ -49,7 +49,8 @@ import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy, MAX_AFTER_RESTORE } from './policy.js';
 import { planRetention, validateRetentionPolicy, type RetentionBackup, type RetentionPlan } from './retention/index.js';
 import { redactCredentials, redacted, redactedTarget } from './redact.js';
-import { openDatabase, refuseMisreadUrl } from './target.js';
+import { openDatabase, type OpenedDatabase } from './target.js';
+import { restoreRequest } from './restore-request.js';
 import { activityOf, databaseKey, restoresInto, type DatabaseActivity, type Reader } from './database-activity.js';
 
 export interface CreateBackupOptions {
@@ -706,6 +707,85 @@ export class BackupPlugin extends EventEmitter {
   }
 
   /**
+   * What the user should check about where a restore of `manifest` wrote (or, dry, would write):
+   * a location with no s3db.json, or this plugin's own database when the backup is another's.
+   */
+  private async targetWarnings(report: RestoreReport, opened: OpenedDatabase, manifest: Manifest): Promise<string[]> {
+    const warnings: string[] = [];
+    if (opened.absent) {
+      // no s3db.json: a new location, or a database whose s3db.json alone was lost
+      const held = report.resources.reduce((n, r) => n + r.overwritten + r.skipped + r.deleted, 0);
+      warnings.push(
+        held === 0
+          ? `there is no database at ${opened.location} yet: this restore would create it there (check the location)`
+          : `there is no s3db.json at ${opened.location}, though it holds objects of the backup's resources (${held} of them would be overwritten, kept or deleted): a database whose schema was lost (README runbook step 4), or not the location you meant`,
+      );
+    }
+    // Into this plugin's own database, a backup of another one while the destination also holds
+    // this one's: most likely a configuration copied from another environment. (A database
+    // restored after a disaster has no backups of its own yet: no warning there.) Or into an
+    // in-memory database, a backup of another one: most likely the scratch database of the
+    // runbook's step 2, restored into when production was meant (its data goes with the process).
+    const here = describeSource(opened.db);
+    if (opened.db === this.database && !sameSource(manifest.source, here)) {
+      if (here.client === 'MemoryClient' && manifest.source.client !== 'MemoryClient') {
+        warnings.push(`backup ${manifest.id} was taken from ${describeSourceShort(manifest.source)}, and this restore ${report.dryRun ? 'would write' : 'wrote'} into this plugin's own database, ${describeSourceShort(here)}, which lives in this process's memory: to restore the database the backup came from, give its connection string as destination`);
+      } else if ((await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
+        warnings.push(`backup ${manifest.id} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
+      }
+    }
+    return warnings;
+  }
+
+  /**
+   * Refuses a chain a restore must not trust (nothing restored), or returns the warnings for one
+   * it trusts less: a manifest whose authentication tag fails (checked with or without `verify`:
+   * an edited manifest could name other parts that all verify), and, with a passphrase set, a
+   * plaintext backup (it may have been put in place of an encrypted one) unless `allowPlaintext`.
+   */
+  private async trustedForRestore(chain: Manifest[], keys: Map<string, KeyHandle | null>, allowPlaintext: boolean): Promise<string[]> {
+    for (const m of chain) {
+      const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;
+      if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${forged}`);
+    }
+    const plaintext = this.keyring.enabled ? chain.find((m) => !m.encryption) : undefined;
+    if (plaintext && !allowPlaintext) {
+      throw new BackupError(
+        'ERR_NOT_ENCRYPTED',
+        `backup ${plaintext.id} is not encrypted, while this plugin has a passphrase: nothing authenticates it, so whoever can write to the destination could have put it there in place of an encrypted one. Nothing was restored. If it was taken before encryption was turned on, restore it with allowPlaintext: true (command line: --allow-plaintext)`,
+      );
+    }
+    return chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
+  }
+
+  /**
+   * A full verification of the parts a restore of `resources` (null: all) will read, of every
+   * member of the chain, before anything is written (ERR_VERIFY_FAILED otherwise): where each part
+   * was found whole (the restore reads it there), and the destinations that failed on the way.
+   */
+  private async verifiedForRestore(chain: Manifest[], keys: Map<string, KeyHandle | null>, resources: string[] | null): Promise<{ goodSources: Map<string, string>; sourceFailures: SourceFailure[] }> {
+    const goodSources = new Map<string, string>();
+    const sourceFailures: SourceFailure[] = [];
+    const started = Date.now();
+    const groups = resources ? new Set(resources) : null;
+    for (const m of chain) {
+      const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
+      const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
+      // What this verification found is recorded as verifyBackup() records it, so that
+      // listBackups() and recoverBackups() know of damage a restore found (the runbook's
+      // "restore failed, run recoverBackups()"): always when it read every part; a selective
+      // restore read only some, so only its failure is recorded (a success would claim the rest).
+      if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
+      if (!outcome.result.verified) {
+        throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
+      }
+      for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
+      sourceFailures.push(...outcome.failures);
+    }
+    return { goodSources, sourceFailures };
+  }
+
+  /**
    * Restores a backup. Seed dialect: restore({ backupId, destination, resources, mode, verify, dryRun });
    * s3db.js dialect: restore(backupId, { resources, mode, overwrite }), whose defaults are s3db.js's:
    * records that exist are kept (mode 'skip': s3db.js's restore inserts, and s3db.js refuses to
@@ -713,30 +793,7 @@ export class BackupPlugin extends EventEmitter {
    * the others and their definitions alone (s3db.js's replaces resource by resource).
    */
   async restore(idOrOptions: string | RestoreOptions, maybeOptions?: S3dbRestoreOptions): Promise<RestoreReport> {
-    const s3dbDialect = typeof idOrOptions === 'string';
-    if (!s3dbDialect && maybeOptions !== undefined) {
-      // restore({ backupId }, { dryRun: true }) would otherwise restore for real
-      throw optionError('options', 'restore({ backupId, ... }) takes one argument (nothing was restored)', 'Put every option in that object, or call restore(backupId, { ... })');
-    }
-    checkOptions('restore', s3dbDialect ? maybeOptions : idOrOptions, s3dbDialect ? S3DB_RESTORE_CHECKS : RESTORE_CHECKS, RESTORE_HINTS, 'nothing was restored');
-    if (s3dbDialect && maybeOptions?.backupId !== undefined && maybeOptions.backupId !== idOrOptions) {
-      throw optionError('backupId', `names ${String(maybeOptions.backupId)}, and the first argument ${idOrOptions} (nothing was restored)`, 'Give the backup once');
-    }
-    const { overwrite, ...given } = s3dbDialect ? { ...maybeOptions } : { overwrite: undefined, ...(idOrOptions ?? {}) };
-    const options: RestoreOptions = s3dbDialect ? { ...given, backupId: idOrOptions } : given;
-    const backupId = options.backupId;
-    if (typeof backupId !== 'string' || backupId === '') throw optionError('backupId', 'is required', 'Pick one from listBackups()');
-    const mode = options.mode ?? restoreDefaultMode(s3dbDialect, overwrite);
-    if (!['replace', 'merge', 'skip'].includes(mode)) throw optionError('mode', `"${String(mode)}" is not 'replace', 'merge' or 'skip'`);
-    if (overwrite === false && mode !== 'skip') throw optionError('overwrite', `false asks to keep the records that exist, and mode '${mode}' writes over them (nothing was restored)`, "Give one of them: mode: 'skip' is overwrite: false");
-    if (overwrite === true && mode === 'skip') throw optionError('overwrite', "true asks to write over the records that exist, and mode 'skip' keeps them (nothing was restored)", "Give one of them: mode: 'merge' is overwrite: true");
-    if (options.resources != null && (!Array.isArray(options.resources) || options.resources.length === 0 || options.resources.some((r) => typeof r !== 'string'))) {
-      throw optionError('resources', 'must be a non-empty array of resource names (or null or left out: every resource)');
-    }
-    const reserved = options.resources ? reservedResourceName(options.resources) : null;
-    if (reserved) throw optionError('resources', `${reserved} (nothing was restored)`);
-    // before anything is read: a connection string s3db.js would read as something else
-    if (typeof options.destination === 'string' && options.destination.includes('://')) refuseMisreadUrl(options.destination, options.destination);
+    const { options, backupId, mode, s3dbDialect } = restoreRequest(idOrOptions, maybeOptions);
     const publicOptions = { destination: describeTarget(options.destination), resources: options.resources ?? null, mode, dryRun: options.dryRun ?? false, verify: options.verify ?? true };
     // s3db.js passes the restore options themselves; `options` is kept for existing listeners.
     let opened: Awaited<ReturnType<typeof openDatabase>> | null = null;
@@ -752,60 +809,15 @@ export class BackupPlugin extends EventEmitter {
       release = () => (held.release(), authentic.release());
       const { chain, keys } = authentic;
       const manifest = chain[chain.length - 1]!;
-      // checked with or without `verify`: an edited manifest could name other parts that all verify
-      for (const m of chain) {
-        const forged = keys.get(m.id) ? await authProblem(m, keys.get(m.id)!) : null;
-        if (forged) throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${forged}`);
-      }
-      // With a passphrase set, a plaintext backup here may have been put in place of an encrypted one
-      const plaintext = this.keyring.enabled ? chain.find((m) => !m.encryption) : undefined;
-      if (plaintext && options.allowPlaintext !== true) {
-        throw new BackupError(
-          'ERR_NOT_ENCRYPTED',
-          `backup ${plaintext.id} is not encrypted, while this plugin has a passphrase: nothing authenticates it, so whoever can write to the destination could have put it there in place of an encrypted one. Nothing was restored. If it was taken before encryption was turned on, restore it with allowPlaintext: true (command line: --allow-plaintext)`,
-        );
-      }
-      const trustWarnings = chain.map((m) => unauthenticated(m, this.keyring.enabled)).filter((w): w is string => w !== null);
-      // s3db.js's replace goes resource by resource: into a database that defines resources the
-      // backup lacks (created since), only the backup's are replaced (decided once it is open)
-      const keepOthers = s3dbDialect && mode === 'replace' && options.resources == null;
-      let resources = options.resources ?? null;
-      let dialectNote: string | null = null;
-      let goodSources: Map<string, string> | undefined;
-      const sourceFailures: SourceFailure[] = [];
-      if (options.verify ?? true) {
-        goodSources = new Map();
-        const started = Date.now();
-        for (const m of chain) {
-          const groups = resources ? new Set(resources) : null;
-          const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
-          const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
-          // What this verification found is recorded as verifyBackup() records it, so that
-          // listBackups() and recoverBackups() know of damage a restore found (the runbook's
-          // "restore failed, run recoverBackups()"): always when it read every part; a selective
-          // restore read only some, so only its failure is recorded (a success would claim the rest).
-          if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
-          if (!outcome.result.verified) {
-            throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
-          }
-          for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
-          sourceFailures.push(...outcome.failures);
-        }
-      }
+      const trustWarnings = await this.trustedForRestore(chain, keys, options.allowPlaintext === true);
+      const requested = options.resources ?? null;
+      const { goodSources, sourceFailures } = options.verify ?? true ? await this.verifiedForRestore(chain, keys, requested) : { goodSources: undefined, sourceFailures: [] };
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
-      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !resources, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
+      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !requested, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
       const { db: target, schemaFromConnect } = opened;
-      if (keepOthers) {
-        // (nothing the backup lacks is defined there, a new, emptied or damaged database: the whole
-        // database is replaced, as the story's restore({ backupId }) does, other plugins' state included)
-        const held = backupResources(manifest);
-        const others = (await definedResources(target)).filter((r) => !held.includes(r));
-        if (others.length > 0) {
-          resources = held;
-          dialectNote = `the database defines resources this backup lacks (${others.map((r) => `'${r}'`).join(', ')}): as with s3db.js's plugin, only the backup's resources ${options.dryRun ? 'would be' : 'were'} replaced, and those are kept with their definitions, as are the database's other objects (other plugins' state); restore({ backupId }) replaces the whole database`;
-        }
-      }
+      const narrowed = s3dbDialect && mode === 'replace' && !requested ? await s3dbReplaceScope(target, manifest, options.dryRun ?? false) : null;
+      const resources = narrowed?.resources ?? requested;
       const intoKey = databaseKey(target);
       if (!(options.dryRun ?? false)) {
         // backups of this database (by any plugin of this process) wait, and the ones reading it stop
@@ -831,29 +843,8 @@ export class BackupPlugin extends EventEmitter {
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);
       releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
       const report: RestoreReport = { ...ran, target: opened.location };
-      report.warnings.push(...trustWarnings, ...(dialectNote ? [dialectNote] : []));
-      if (opened.absent) {
-        // no s3db.json: a new location, or a database whose s3db.json alone was lost
-        const held = report.resources.reduce((n, r) => n + r.overwritten + r.skipped + r.deleted, 0);
-        report.warnings.push(
-          held === 0
-            ? `there is no database at ${opened.location} yet: this restore would create it there (check the location)`
-            : `there is no s3db.json at ${opened.location}, though it holds objects of the backup's resources (${held} of them would be overwritten, kept or deleted): a database whose schema was lost (README runbook step 4), or not the location you meant`,
-        );
-      }
-      // Into this plugin's own database, a backup of another one while the destination also holds
-      // this one's: most likely a configuration copied from another environment. (A database
-      // restored after a disaster has no backups of its own yet: no warning there.) Or into an
-      // in-memory database, a backup of another one: most likely the scratch database of the
-      // runbook's step 2, restored into when production was meant (its data goes with the process).
-      const here = describeSource(opened.db);
-      if (opened.db === this.database && !sameSource(manifest.source, here)) {
-        if (here.client === 'MemoryClient' && manifest.source.client !== 'MemoryClient') {
-          report.warnings.push(`backup ${backupId} was taken from ${describeSourceShort(manifest.source)}, and this restore ${report.dryRun ? 'would write' : 'wrote'} into this plugin's own database, ${describeSourceShort(here)}, which lives in this process's memory: to restore the database the backup came from, give its connection string as destination`);
-        } else if ((await this.catalog.list()).some((e) => sameSource(e.manifest.source, here))) {
-          report.warnings.push(`backup ${backupId} was taken from another database (${describeSourceShort(manifest.source)}) than this plugin's (${describeSourceShort(here)}), whose own backups are at this destination too: check it is the one you meant to restore (listBackups() items have a source)`);
-        }
-      }
+      report.warnings.push(...trustWarnings, ...(narrowed ? [narrowed.note] : []));
+      report.warnings.push(...(await this.targetWarnings(report, opened, manifest)));
       // inReport: a caller that prints the report (the command line) need not print these twice
       for (const warning of report.warnings) this.log('warn', { backupId, dryRun: report.dryRun, inReport: true }, `restore of ${backupId}: ${warning}`);
       await this.callHook('onRestoreComplete', backupId, { restored: report.restored, report });
@@ -1579,30 +1570,22 @@ function resourceLabel(m: Manifest): string {
   return include.length === 1 ? include[0]! : [...include].sort().join(',');
 }
 
-/** Options restore() knows; a misspelt or foreign one must not be ignored (it could name the target). */
-const RESTORE_CHECKS: Record<string, Check | null> = {
-  backupId: isString,
-  destination: null,
-  resources: null,
-  mode: null,
-  verify: isBoolean,
-  dryRun: isBoolean,
-  allowPlaintext: isBoolean,
-};
-const S3DB_RESTORE_CHECKS: Record<string, Check | null> = { ...RESTORE_CHECKS, overwrite: isBoolean };
-
-/** What a restore does without `mode`: the story's restore({...}) replaces, s3db.js's restore(id) keeps what exists. */
-function restoreDefaultMode(s3dbDialect: boolean, overwrite: boolean | undefined): RestoreMode {
-  if (!s3dbDialect) return 'replace';
-  return overwrite === true ? 'merge' : 'skip';
+/**
+ * s3db.js's replace goes resource by resource: called in its form without `resources`, into a
+ * database that defines resources the backup lacks (created since), only the backup's are
+ * replaced, with a note that says so (null: the whole database is, as the story's
+ * restore({ backupId }) does, other plugins' state included: nothing the backup lacks is defined
+ * there, a new, emptied or damaged database).
+ */
+async function s3dbReplaceScope(target: DatabaseLike, manifest: Manifest, dryRun: boolean): Promise<{ resources: string[]; note: string } | null> {
+  const held = backupResources(manifest);
+  const others = (await definedResources(target)).filter((r) => !held.includes(r));
+  if (others.length === 0) return null;
+  return {
+    resources: held,
+    note: `the database defines resources this backup lacks (${others.map((r) => `'${r}'`).join(', ')}): as with s3db.js's plugin, only the backup's resources ${dryRun ? 'would be' : 'were'} replaced, and those are kept with their definitions, as are the database's other objects (other plugins' state); restore({ backupId }) replaces the whole database`,
+  };
 }
-
-const RESTORE_HINTS: Record<string, string> = {
-  target: "Use destination: 'production', a Database, a connection string or a bare name",
-  database: "Use destination: 'production', a Database, a connection string or a bare name",
-  overwrite: "Use mode: 'replace' (the backup wins, other objects deleted), 'merge' or 'skip'",
-  id: 'Use backupId',
-};
 
 /**
  * s3db.js documents `db.getPlugin(name)`, but 21.x has no such method; the story's recovery code
