@@ -95,7 +95,7 @@ export function rawObjects(client: S3dbClientLike, options: { torn?: (key: strin
       put: async (p) => {
         await send.call(
           client,
-          new PutObjectCommand({
+          withoutExpectContinue(new PutObjectCommand({
             Bucket: bucket,
             Key: fullKey(p.key),
             Metadata: p.metadata,
@@ -103,13 +103,32 @@ export function rawObjects(client: S3dbClientLike, options: { torn?: (key: strin
             ...(p.contentType !== undefined ? { ContentType: p.contentType } : {}),
             ...(p.contentEncoding !== undefined ? { ContentEncoding: p.contentEncoding } : {}),
             ...(p.ifNoneMatch !== undefined ? { IfNoneMatch: p.ifNoneMatch } : {}),
-          }),
+          })),
         );
       },
       storable: (name, value) => HEADER_SAFE.test(name) && HEADER_SAFE.test(value),
     };
   }
   return null;
+}
+
+/**
+ * `command` without the `Expect: 100-continue` the AWS SDK adds to a body of 2 MiB or more:
+ * s3db.js's HTTP handler (recker, on undici) refuses every request that has it ("expect header not
+ * supported"), so no such object could be written through it. The header only spares sending a
+ * body the store would refuse; it is never signed (SigV4 leaves it out), so it can go after the
+ * SDK has set it.
+ */
+function withoutExpectContinue(command: PutObjectCommand): PutObjectCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const headers = (args.request as { headers?: Record<string, string> }).headers;
+      for (const name of Object.keys(headers ?? {})) if (name.toLowerCase() === 'expect') delete headers![name];
+      return next(args);
+    },
+    { step: 'finalizeRequest', name: 'withoutExpectContinue' },
+  );
+  return command;
 }
 
 /** Writes one object; with `ifNoneMatch: '*'`, refused (PreconditionFailed) where the key exists. */
