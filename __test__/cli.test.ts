@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { parseCli } from '../src/cli/args.js';
+import type { ProgressEvent } from '../src/engine/progress.js';
 import { filesUnder } from './helpers/files.js';
 import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
 
@@ -559,4 +560,26 @@ describe('s3db-backup command line', () => {
     const after = await cli(['list', '--directory', dest, '--json']);
     expect((JSON.parse(after.stdout) as unknown[]).length).toBe(1);
   }, 120_000);
+});
+
+describe('progress on stderr', () => {
+  /** What ProgressDisplay writes to a stream that is not a terminal (a log file, CI). */
+  async function shown(events: Partial<ProgressEvent>[]): Promise<string> {
+    const { ProgressDisplay } = await import('../src/cli/progress.js');
+    let out = '';
+    const stream = Object.assign(new Writable({ write: (chunk, _enc, done) => ((out += String(chunk)), done()) }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    const display = new ProgressDisplay(stream);
+    const base: ProgressEvent = { id: 'b', phase: 'restore', objects: 0, bytes: 0, totalObjects: 1551, elapsedMs: 1, objectsPerSecond: 0, bytesPerSecond: 0, etaSeconds: null, idleMs: 0, done: false };
+    for (const e of events) display.update({ ...base, ...e });
+    return out;
+  }
+
+  it('a quiet spell gets its own line, saying how long and what may cause it, and the work going on again is said at once (not held back as the every-10-s lines are)', async () => {
+    const out = await shown([{ objects: 1 }, { objects: 1, idleMs: 60_000 }, { objects: 2 }]);
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toMatch(/^restore: 1 of 1,551 objects/);
+    expect(lines[1]).toBe('restore: no object done for 1m00s (1 of 1,551 so far): a large object, or a store (the database or the backup destination) slow to answer or not answering; it goes on, or ends in an error naming what failed');
+    expect(lines[2]).toMatch(/^restore: 2 of 1,551 objects/); // work going on again is said at once
+    expect(lines).toHaveLength(3);
+  });
 });

@@ -2,7 +2,7 @@
 // credentials, and its cause is reduced to what says what failed, whatever the cause is (odd
 // objects included: the constructor must never throw and lose the real error).
 import { describe, expect, it } from 'vitest';
-import { BackupError } from '../src/errors.js';
+import { BackupError, conciseCause } from '../src/errors.js';
 
 describe('BackupError', () => {
   it('keeps a cause that says what failed and drops what a library attached', () => {
@@ -35,5 +35,16 @@ describe('BackupError', () => {
     Object.defineProperty(throwingName, 'name', { get: () => { throw new Error('getter'); } });
     const odd: unknown[] = [Object.create(null), { toString: () => { throw new Error('no'); } }, revoked.proxy, throwingName, Object.assign(new Error(), { message: 42 }), 'text', 7, null];
     for (const cause of odd) expect(() => new BackupError('ERR_X', 'm', { cause })).not.toThrow();
+  });
+});
+
+describe('conciseCause', () => {
+  it("keeps the first line of s3db.js's error chains, and says what its circuit breaker's words mean wherever they come (an open, a write, a read)", () => {
+    expect(conciseCause('Unknown error: socket hang up | Code: ECONNRESET | Stack: Error: at x')).toBe('socket hang up');
+    // what a restore's write met after the store had stopped answering for ~4 min (stall-probe F1)
+    const said = conciseCause('Unknown error: Circuit breaker OPEN for 10.0.0.5 | Code: undefined | Stack: Error: Circuit breaker OPEN for 10.0.0.5');
+    expect(said).toBe(
+      "Circuit breaker OPEN for 10.0.0.5 (nothing answered at 10.0.0.5: s3db.js's client stops sending there once 5 requests in a row could not connect or went unanswered; check the host and port of the connection string, and that the store is up and answering)",
+    );
   });
 });

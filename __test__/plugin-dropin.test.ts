@@ -439,7 +439,7 @@ describe('what an unopenable restore destination says to check', () => {
     await new Promise((done) => server.close(done));
     // (s3db.js's handler tries again for ~14 s, then its circuit breaker opens: it names the host)
     const refused = await openDatabase(`http://key:secret@127.0.0.1:${port}/bucket/db`, null, { replacesSchema: false }).then(() => null, (e: unknown) => e as BackupError);
-    expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining('(nothing answered at 127.0.0.1: check the host and port') });
+    expect(refused).toMatchObject({ code: 'ERR_TARGET_OPEN', message: expect.stringContaining("Circuit breaker OPEN for 127.0.0.1 (nothing answered at 127.0.0.1: s3db.js's client stops sending there once 5 requests in a row could not connect or went unanswered; check the host and port") });
     expect(refused!.message).not.toContain('secret');
     // a missing bucket, as s3db.js wraps it (the AWS error as `original`): said alone, s3db.js's words in the cause
     const noBucket = Object.assign(new Error('Failed to save plugin data'), { original: Object.assign(new Error('The specified bucket does not exist'), { name: 'NoSuchBucket', Code: 'NoSuchBucket' }) });

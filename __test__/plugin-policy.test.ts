@@ -1215,6 +1215,81 @@ describe('progress', () => {
     meter.finish();
     expect(events[1]!.etaSeconds).toBe(0);
   });
+  it('a spell without an object done is told (idleMs), once per quiet spell of 30 intervals, only while the work runs', async () => {
+    const { ProgressMeter } = await import('../src/engine/progress.js');
+    const events: ProgressEvent[] = [];
+    const meter = new ProgressMeter('x', 'restore', 10, (e) => events.push(e), 5); // quiet after 150 ms
+    let quietSeen = (): void => undefined;
+    const quiet = new Promise<void>((resolve) => (quietSeen = resolve));
+    const spell = (e: ProgressEvent) => e.idleMs > 0;
+    await meter.watching(async () => {
+      meter.add(1, 10);
+      // nothing done until the meter has told the spell (held by it: no sleep decides the outcome)
+      const poll = setInterval(() => events.some(spell) && quietSeen(), 5);
+      await quiet.finally(() => clearInterval(poll));
+      meter.add(1, 10);
+    });
+    const told = events.filter(spell);
+    expect(told.length).toBeGreaterThanOrEqual(1);
+    for (const e of told) expect(e).toMatchObject({ idleMs: expect.any(Number), objects: 1, done: false });
+    expect(Math.min(...told.map((e) => e.idleMs))).toBeGreaterThanOrEqual(150);
+    // the timer ends with the work: no event after it, however long the meter then goes unused
+    const after = events.length;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(events.length).toBe(after);
+    expect(events.filter((e) => !spell(e)).every((e) => e.idleMs === 0)).toBe(true);
+  });
+
+  it('a restore whose target stops answering says so in plg:backup:progress (idleMs) while it waits, then completes exactly', async () => {
+    const db = await seeded('quiet-src');
+    const p = plugin(path.join(work, 'quiet'), { progressIntervalMs: 10 }); // a quiet spell: 300 ms
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    const target = await openDb(bucket('quiet-target'));
+    const events: ProgressEvent[] = [];
+    p.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
+    // Fault injection (a store cannot be paused on demand here): the target's write of one record
+    // is held until the restore has told the wait.
+    let held = false;
+    const unhook = hookStore(target, {
+      put: async (key, write) => {
+        if (!held && key.startsWith('resource=users/data/')) {
+          held = true;
+          await waitUntil('a progress event telling the quiet spell', () => events.some((e) => e.phase === 'restore' && e.idleMs > 0));
+        }
+        return write();
+      },
+    });
+    const report = await p.restore({ backupId: backup.id, destination: target }).finally(unhook);
+    expect(held).toBe(true);
+    expect(events.find((e) => e.phase === 'restore' && e.idleMs > 0)!.idleMs).toBeGreaterThanOrEqual(300);
+    expect(report.objectsWritten).toBe(backup.objects);
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await p.stop();
+  });
+
+  it('a backup whose database stops answering says so in plg:backup:progress (idleMs) while it waits', async () => {
+    const db = await seeded('quiet-backup');
+    const p = plugin(path.join(work, 'quiet-backup'), { progressIntervalMs: 10 });
+    await db.usePlugin(p);
+    const events: ProgressEvent[] = [];
+    p.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
+    // Fault injection: the database's read of one record is held until the backup has told the wait.
+    let held = false;
+    const unhook = hookStore(db, {
+      get: async (key, read) => {
+        if (!held && key.startsWith('resource=users/data/')) {
+          held = true;
+          await waitUntil('a progress event telling the quiet spell', () => events.some((e) => e.phase === 'backup' && e.idleMs > 0));
+        }
+        return read();
+      },
+    });
+    const backup = await p.createBackup().finally(unhook);
+    expect(held).toBe(true);
+    expect(backup.verified).toBe(true);
+    await p.stop();
+  });
 });
 
 describe('retention', () => {

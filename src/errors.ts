@@ -75,8 +75,16 @@ export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of reason (of a message already without credentials). */
+/**
+ * s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of
+ * reason (of a message already without credentials). Its HTTP handler's "Circuit breaker OPEN for
+ * <host>" is what a store that refuses connections or stopped answering ends as (after ~14 s, or
+ * ~4 min of timed-out requests): it gets what it means and what to check.
+ */
 export function conciseCause(text: string): string {
   const message = text.split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
-  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
+  const line = message.length > 300 ? `${message.slice(0, 300)}...` : message;
+  const unanswered = /Circuit breaker OPEN for (\S+)/.exec(line);
+  if (!unanswered) return line;
+  return `${line} (nothing answered at ${unanswered[1]}: s3db.js's client stops sending there once 5 requests in a row could not connect or went unanswered; check the host and port of the connection string, and that the store is up and answering)`;
 }

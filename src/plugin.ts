@@ -676,7 +676,7 @@ export class BackupPlugin extends EventEmitter {
       for (const m of chain) {
         const untrusted = unauthenticated(m, this.keyring.enabled);
         if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
-        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, onProgress: (e) => this.progress(e) });
+        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, ...this.reporting });
         for (const d of own.destinations) {
           // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
           if (own.verified && !d.verified) {
@@ -770,7 +770,7 @@ export class BackupPlugin extends EventEmitter {
     const groups = resources ? new Set(resources) : null;
     for (const m of chain) {
       const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
-      const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, onProgress: (e) => this.progress(e) });
+      const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, ...this.reporting });
       // What this verification found is recorded as verifyBackup() records it, so that
       // listBackups() and recoverBackups() know of damage a restore found (the runbook's
       // "restore failed, run recoverBackups()"): always when it read every part; a selective
@@ -838,7 +838,7 @@ export class BackupPlugin extends EventEmitter {
         goodSources,
         sourceFailures,
         schemaFromConnect,
-        onProgress: (e) => this.progress(e),
+        ...this.reporting,
       });
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);
       releaseGate(); // written: a backup asked for by onRestoreComplete reads the restored database
@@ -1003,7 +1003,7 @@ export class BackupPlugin extends EventEmitter {
               return null;
             }
           },
-          onProgress: (e) => this.progress(e),
+          ...this.reporting,
         });
         for (const s of indexes.skipped) {
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `the index of backup ${s.id} at ${s.destination} was not put back: ${s.reason}`);
@@ -1148,12 +1148,11 @@ export class BackupPlugin extends EventEmitter {
         verify: this.config.verify,
         verifyBackup: async (m, level) => {
           const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
-          return (await verifyManifest(m, this.destinations, key, { level, onProgress: (e) => this.progress(e) })).result;
+          return (await verifyManifest(m, this.destinations, key, { level, ...this.reporting })).result;
         },
         signal: AbortSignal.any(signals),
         beforeCommit: () => lease?.assertHeld(),
-        onProgress: (e) => this.progress(e),
-        progressIntervalMs: this.config.progressIntervalMs,
+        ...this.reporting,
       });
       const reader: Reader = { cancel, ended: reading.then(() => undefined, () => undefined) };
       activity.readers.add(reader);
@@ -1394,6 +1393,11 @@ export class BackupPlugin extends EventEmitter {
 
   private progress(event: ProgressEvent): void {
     this.emit('plg:backup:progress', event);
+  }
+
+  /** An operation's progress: its events as plg:backup:progress, at most one per `progressIntervalMs`. */
+  private get reporting(): { onProgress: (event: ProgressEvent) => void; progressIntervalMs: number } {
+    return { onProgress: (e) => this.progress(e), progressIntervalMs: this.config.progressIntervalMs };
   }
 
   private requireDatabase(): DatabaseLike {

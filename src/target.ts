@@ -118,14 +118,12 @@ export function unopenable(code: string, what: string, err: unknown, spelt: stri
 }
 
 /**
- * What to check, for the two causes s3db.js words least helpfully (its text is kept before it):
- * a store that does not answer, or a host with no address (its HTTP handler tries for ~14 s, then
- * its circuit breaker opens: "Circuit breaker OPEN for <host>"), and access denied (which some
- * stores, Ceph RGW among them, also answer for a bucket that does not exist).
+ * What to check when access is denied, which s3db.js words least helpfully (its text is kept
+ * before it), and which some stores, Ceph RGW among them, also answer for a bucket that does not
+ * exist. (A store that does not answer, or a host with no address, ends as s3db.js's circuit
+ * breaker's words, which conciseCause explains wherever they come.)
  */
 export function openHint(reason: string): string {
-  const unanswered = /Circuit breaker OPEN for (\S+)/.exec(reason);
-  if (unanswered) return ` (nothing answered at ${unanswered[1]}: check the host and port of the connection string, and that the store is up)`;
   if (/\baccess denied\b/i.test(reason)) {
     return " (check the key and secret in the connection string, with '/' and '+' in them URL-encoded, and that the bucket exists: some stores answer a missing bucket with access denied)";
   }

@@ -2,7 +2,9 @@
  * Shows the plugin's `plg:backup:progress` events on stderr: a progress bar on a terminal
  * (cli-progress, a well-kept library that redraws in place and handles terminal width), and on
  * anything else (a log file, CI, `ssh ... | tee`) one plain line per phase at most every 10 s, plus
- * its last. Invariant: it only ever writes to stderr, so `--json` output on stdout stays parseable.
+ * its last. A quiet spell (an event with `idleMs`: no object done for 30 s, and every 30 s after)
+ * gets a line of its own in both, saying how long and what may cause it. Invariant: it only ever
+ * writes to stderr, so `--json` output on stdout stays parseable.
  */
 import cliProgress from 'cli-progress';
 import type { ProgressEvent } from '../engine/progress.js';
@@ -18,7 +20,8 @@ export class ProgressDisplay {
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
   update(e: ProgressEvent): void {
-    if (this.stream.isTTY) this.drawBar(e);
+    if (e.idleMs > 0) this.writeQuiet(e);
+    else if (this.stream.isTTY) this.drawBar(e);
     else this.writeLine(e);
   }
 
@@ -44,6 +47,14 @@ export class ProgressDisplay {
     this.bar.setTotal(total);
     this.bar.update(e.objects, payload);
     if (e.done) this.stop();
+  }
+
+  /** Said as it is, on a line of its own (a bar in progress ends there; the next event draws a new one). */
+  private writeQuiet(e: ProgressEvent): void {
+    this.stop();
+    this.lastLine = Date.now();
+    const of = e.totalObjects === null ? '' : ` of ${count(e.totalObjects)}`;
+    this.stream.write(`${e.phase}: no object done for ${duration(e.idleMs)} (${count(e.objects)}${of} so far): a large object, or a store (the database or the backup destination) slow to answer or not answering; it goes on, or ends in an error naming what failed\n`);
   }
 
   private writeLine(e: ProgressEvent): void {

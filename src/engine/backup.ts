@@ -186,47 +186,50 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       weight: (a) => (a.kind === 'store' || a.kind === 'logical' ? a.entry.size : 0),
       budget: FETCH_WINDOW_BYTES,
     });
-    for await (const item of fetched) {
-      if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted`);
-      const s = (stats[item.group] ??= { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0 });
-      if (item.kind === 'logical') {
-        if (!logical.admit(item.group)) continue;
-        s.logical = true;
+    // a spell with no object read is told: a store that stopped answering shows as a wait
+    await meter.watching(async () => {
+      for await (const item of fetched) {
+        if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted`);
+        const s = (stats[item.group] ??= { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0 });
+        if (item.kind === 'logical') {
+          if (!logical.admit(item.group)) continue;
+          s.logical = true;
+        }
+        if (item.kind !== 'tombstone') {
+          await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, m: item.entry.lastModified, b: item.kind === 'keep' ? item.holder! : id });
+          indexEntries++;
+          s.objects++;
+          if (isRecordKey(item.entry.key)) s.records++;
+        }
+        if (item.kind === 'keep') {
+          meter.add(1, 0);
+          continue;
+        }
+        const record = item.record!;
+        const current = part as { entry: PartEntry; queued: number } | null;
+        const recordBytes = record.body.length + Buffer.byteLength(record.header.key) + 256;
+        if (!current || current.entry.group !== item.group || (current.queued > 0 && current.queued + recordBytes > o.partSize)) {
+          await closePart();
+          await openPart(item.group);
+        }
+        const p = part!;
+        p.queued += recordBytes;
+        await p.sink.write(record);
+        p.entry.objects++;
+        // The manifest is plaintext: an encrypted backup must not name object keys there (they hold
+        // record ids and partition values, e.g. an email), so only a plain backup records them.
+        if (!key) {
+          if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
+          p.entry.lastKey = item.entry.key;
+        }
+        if (item.kind === 'tombstone') s.deleted++;
+        else {
+          s.stored++;
+          s.bytes += record.body.length;
+        }
+        meter.add(1, record.body.length);
       }
-      if (item.kind !== 'tombstone') {
-        await indexSink.write({ k: item.entry.key, e: item.entry.etag, s: item.entry.size, m: item.entry.lastModified, b: item.kind === 'keep' ? item.holder! : id });
-        indexEntries++;
-        s.objects++;
-        if (isRecordKey(item.entry.key)) s.records++;
-      }
-      if (item.kind === 'keep') {
-        meter.add(1, 0);
-        continue;
-      }
-      const record = item.record!;
-      const current = part as { entry: PartEntry; queued: number } | null;
-      const recordBytes = record.body.length + Buffer.byteLength(record.header.key) + 256;
-      if (!current || current.entry.group !== item.group || (current.queued > 0 && current.queued + recordBytes > o.partSize)) {
-        await closePart();
-        await openPart(item.group);
-      }
-      const p = part!;
-      p.queued += recordBytes;
-      await p.sink.write(record);
-      p.entry.objects++;
-      // The manifest is plaintext: an encrypted backup must not name object keys there (they hold
-      // record ids and partition values, e.g. an email), so only a plain backup records them.
-      if (!key) {
-        if (p.entry.firstKey === '') p.entry.firstKey = item.entry.key;
-        p.entry.lastKey = item.entry.key;
-      }
-      if (item.kind === 'tombstone') s.deleted++;
-      else {
-        s.stored++;
-        s.bytes += record.body.length;
-      }
-      meter.add(1, record.body.length);
-    }
+    });
     await closePart();
     if (torn.count > 0) {
       o.warn?.(`${torn.count} objects read with a body whose MD5 is not the ETag stored with their metadata, read after read (${torn}): written throughout the reads (a stalled disk between s3db.js's two renames: the next backup stores them again, whole), or changed outside s3db.js; they are in this backup as read`);

@@ -74,6 +74,8 @@ export interface IndexRepairOptions {
   verify: (manifest: Manifest) => Promise<boolean | null>;
   /** Progress of a rebuild (phase 'repair'): records read from the parts. */
   onProgress?: (event: ProgressEvent) => void;
+  /** Least time between two progress events (default 1 s). */
+  progressIntervalMs?: number;
 }
 
 /** A destination holding the backup, and the index its readers use (stored.ts indexAt). */
@@ -180,7 +182,7 @@ async function rebuildIndex(o: IndexRepairOptions, manifest: Manifest, holders: 
   const path = paths.rebuiltIndex(manifest.id, at);
   const codec = { compression: manifest.codec.compression, level: manifest.codec.level ?? undefined, key: key ?? undefined, segmentSize: manifest.codec.segmentSize };
   const sink = new EncodedSink<IndexEntry>(target, path, new IndexLineWriter(), codec);
-  const meter = new ProgressMeter(manifest.id, 'repair', manifest.parts.reduce((n, p) => n + p.objects, 0), o.onProgress);
+  const meter = new ProgressMeter(manifest.id, 'repair', manifest.parts.reduce((n, p) => n + p.objects, 0), o.onProgress, o.progressIntervalMs);
   let entries = 0;
   try {
     for await (const entry of rebuiltEntries(manifest, parentIndex, recordsOf(manifest, members, key, meter))) {

@@ -3,7 +3,10 @@
  * (an estimate from the previous backup counts as known), rate and ETA.
  *
  * Invariant: the callback runs at most once per `intervalMs` (default 1 s) plus once at the end, so
- * a listener can never slow a large backup down; a throwing listener is ignored.
+ * a listener can never slow a large backup down; a throwing listener is ignored. While work runs
+ * through watching(), a spell of QUIET_INTERVALS intervals (30 s by default) without an object
+ * done is told too (`idleMs`), and again as often as it lasts as long again: a store that stopped
+ * answering shows as a wait, not as silence.
  */
 export interface ProgressEvent {
   id: string;
@@ -18,8 +21,13 @@ export interface ProgressEvent {
   bytesPerSecond: number;
   /** Seconds left, when a total is known and a second has passed (null before). */
   etaSeconds: number | null;
+  /** Milliseconds since the last object was done (since the start before the first): 0 but in an event that tells a quiet spell. */
+  idleMs: number;
   done: boolean;
 }
+
+/** A spell of this many intervals without an object done is told (a large object takes a while; a store that does not answer, longer). */
+export const QUIET_INTERVALS = 30;
 
 /** No ETA before this much time: the first event comes at the first object. */
 const ETA_AFTER_MS = 1000;
@@ -29,6 +37,7 @@ export class ProgressMeter {
   private bytes = 0;
   private readonly startedAt = Date.now();
   private lastEmit = 0;
+  private lastDone = this.startedAt;
 
   constructor(
     private readonly id: string,
@@ -38,9 +47,31 @@ export class ProgressMeter {
     private readonly intervalMs = 1000,
   ) {}
 
+  private get quietMs(): number {
+    return QUIET_INTERVALS * this.intervalMs;
+  }
+
+  /** `work()`, with an event each time it goes QUIET_INTERVALS intervals without an object done (the timer ends with it). */
+  async watching<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.listener) return work();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastDone < this.quietMs || now - this.lastEmit < this.quietMs) return;
+      this.lastEmit = now;
+      this.emit(false, now - this.lastDone);
+    }, Math.max(1, Math.min(this.quietMs / 4, 5000)));
+    timer.unref();
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
   add(objects: number, bytes: number): void {
     this.objects += objects;
     this.bytes += bytes;
+    this.lastDone = Date.now();
     if (!this.listener) return;
     const now = Date.now();
     if (now - this.lastEmit >= this.intervalMs) {
@@ -53,7 +84,7 @@ export class ProgressMeter {
     if (this.listener) this.emit(true);
   }
 
-  private emit(done: boolean): void {
+  private emit(done: boolean, idleMs = 0): void {
     const elapsedMs = Math.max(1, Date.now() - this.startedAt);
     const objectsPerSecond = (this.objects * 1000) / elapsedMs;
     const total = this.totalObjects === null ? null : Math.max(this.totalObjects, this.objects);
@@ -68,6 +99,7 @@ export class ProgressMeter {
       bytesPerSecond: (this.bytes * 1000) / elapsedMs,
       // a rate measured over less than a second (the first event comes at the first object) says nothing of what is left
       etaSeconds: done ? 0 : total !== null && objectsPerSecond > 0 && elapsedMs >= ETA_AFTER_MS ? (total - this.objects) / objectsPerSecond : null,
+      idleMs,
       done,
     };
     try {

@@ -78,6 +78,8 @@ export interface RestoreRunOptions {
   /** Destination failures already seen (by verification); reads that fall back add theirs. */
   sourceFailures?: SourceFailure[];
   onProgress?: (event: ProgressEvent) => void;
+  /** Least time between two progress events (default 1 s). */
+  progressIntervalMs?: number;
 }
 
 /** A destination that could not serve (part of) the backup, and what was wrong. */
@@ -165,7 +167,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   let objectsDeleted = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
-    const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress);
+    const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress, o.progressIntervalMs);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     const run: RestoreRun = { o, target, logical, named, verbatimSchema, refs, put, meter, tally };
@@ -177,7 +179,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
-      await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
+      // (a spell with no object written is told: a store that stopped answering shows as a wait)
+      await meter.watching(() => BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
         const inTurn = o.mode === 'replace' ? orderGroups(groups).filter((g) => g !== DATABASE_GROUP && !logical.has(g)) : [];
         await writeMembersInTurn(run, inTurn, writer);
         for (const group of orderGroups(groups)) {
@@ -192,7 +195,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
           cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
           await writeGroup(run, group, writer, snapshot, cursors.target);
         }
-      });
+      }));
     } catch (err) {
       // (running() returned only once the writes in flight had landed or failed)
       refs?.close();

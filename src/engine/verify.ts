@@ -41,6 +41,8 @@ export interface VerifyOptions {
   parts?: Manifest['parts'];
   concurrency?: number;
   onProgress?: (event: ProgressEvent) => void;
+  /** Least time between two progress events (default 1 s). */
+  progressIntervalMs?: number;
 }
 
 export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: DestinationSet): Destination[] {
@@ -112,7 +114,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   // The index may be a rebuilt one at some destinations (indexRefAt): it is one object, whatever its path.
   const INDEX = indexSource(manifest.id);
   const ids = [...parts.map((p) => p.id), INDEX];
-  const meter = new ProgressMeter(manifest.id, 'verify', ids.length, options.onProgress);
+  const meter = new ProgressMeter(manifest.id, 'verify', ids.length, options.onProgress, options.progressIntervalMs);
   const goodSources = new Map<string, string>();
   const destinations: VerificationResult['destinations'] = [];
   // Objects that could not be read for a reason other than their bytes (access, I/O, network).
@@ -154,7 +156,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   if (unknown) {
     throw new BackupError(
       'ERR_VERIFY_INCOMPLETE',
-      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(unknown.err)}); nothing was recorded: fix access to the destination and verify again`,
+      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(unknown.err)}); nothing was recorded (a restore it ran for wrote nothing): once the destination can be read, run the same verification or restore again`,
       { cause: unknown.err },
     );
   }
