@@ -371,11 +371,11 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   const { o, target, put, meter, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
   for (const [at, member] of o.chain.entries()) {
-    const held = groups.filter((g) => run.named.get(g)?.has(member.id));
-    if (held.length === 0) continue;
+    const holding = groups.filter((g) => run.named.get(g)?.has(member.id));
+    if (holding.length === 0) continue;
     const snapshot = new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
     try {
-      for (const group of held) {
+      for (const group of holding) {
         // a version the snapshot lacks was deleted by a later member, or is a sign of damage
         const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
         let found = 0;
