@@ -197,6 +197,32 @@ describe('recovery paths', () => {
     await p.stop();
   });
 
+  it('a destination that cannot serve an object gets no more reads in that verification: each would wait out the same timeouts (~12 min a part on an S3 store that stopped answering)', async () => {
+    const { dir, full } = await fullAndIncremental('io-all', { partSize: 1024 });
+    const parts = (await readManifest(dir, full.id)).parts;
+    expect(parts.length).toBeGreaterThan(4);
+    // A real I/O error on demand: every part's path is a directory (reading it fails with EISDIR).
+    for (const part of parts) {
+      await rm(path.join(dir, part.path));
+      await mkdir(path.join(dir, part.path));
+    }
+    const { p } = await reopen(dir, { encryption: { passphrase: PASSPHRASE, iterations: 100_000 } });
+    // the reads asked of the destination, observed (not faked)
+    const destination = p.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+    const read = destination.read.bind(destination);
+    const asked: string[] = [];
+    destination.read = (at, range) => {
+      asked.push(at);
+      return read(at, range);
+    };
+    const failed = await p.verifyBackup(full.id).then(() => null, (e: unknown) => e as Error & { code?: string });
+    expect(failed).toMatchObject({ code: 'ERR_VERIFY_INCOMPLETE', message: expect.stringContaining(parts[0]!.path) });
+    const partReads = new Set(asked.filter((at) => parts.some((part) => part.path === at)));
+    expect(partReads.size).toBeLessThanOrEqual(2); // those in flight when the first failed (concurrency 2)
+    expect(await readdir(path.join(dir, 'verifications')).catch(() => [])).toEqual([]);
+    await p.stop();
+  });
+
   it("a running backup's parts are never cleaned up by a process in another pid namespace with the same host name", async () => {
     const dir = path.join(work, 'pidns');
     const db = await copySeeded(bucket('pidns'));

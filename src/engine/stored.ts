@@ -197,6 +197,13 @@ export async function* readIndex(set: DestinationSet, manifest: Manifest, key: K
   }
 }
 
+/**
+ * Failures that say the bytes a copy gave are not the bytes written: a checksum that fails over
+ * the whole size, or a stream that does not decode (a copy cut short, or missing, says only that
+ * the rest is not there: what it gave before was right).
+ */
+const ALTERED_CODES = new Set(['ERR_PART_CHECKSUM', 'ERR_DECOMPRESS', 'ERR_ARCHIVE_CORRUPT', 'ERR_BAD_HEADER', 'ERR_COMPRESSION_MISMATCH']);
+
 /** `members` with the one labelled `preferred` (where an object verified) first. */
 export function preferredFirst(members: Destination[], preferred: string | undefined): Destination[] {
   return preferred ? [...members.filter((m) => m.label === preferred), ...members.filter((m) => m.label !== preferred)] : members;
@@ -205,7 +212,10 @@ export function preferredFirst(members: Destination[], preferred: string | undef
 /**
  * The records of one part, read from the first of `holders` that serves it whole; when one fails
  * midway, the next resumes after the last key returned (records are sorted). `onFailure` hears of
- * each destination that failed; ERR_PART_UNREADABLE when none could.
+ * each destination that failed; ERR_PART_UNREADABLE when none could, or when a copy of a backup
+ * that is not encrypted turns out damaged after records were taken from it: nothing vouched for
+ * those (its SHA-256 is checked at its end; without encryption no segment is authenticated before
+ * its records are released), and what was taken cannot be taken back (review-s22 F3).
  */
 export async function* readPartRecords(
   holders: Destination[],
@@ -218,16 +228,25 @@ export async function* readPartRecords(
   let lastKey: string | null = null;
   const errors: string[] = [];
   for (const member of holders) {
+    let taken = 0;
     try {
       const decoded = openDecoded(readRanged(member, part, readAhead.rangeSize, readAhead.concurrency), part, member.label, codecOf(manifest, key), readAhead.decoderThreads);
       for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
         if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
         lastKey = record.header.key;
+        taken++;
         yield record;
       }
       return;
     } catch (err) {
       const message = errorMessage(err);
+      if (taken > 0 && !manifest.encryption && err instanceof BackupError && ALTERED_CODES.has(err.code)) {
+        throw new BackupError(
+          'ERR_PART_UNREADABLE',
+          `part ${part.path} of backup ${manifest.id} at ${member.label} turned out damaged after ${taken} of its records had been taken from it (${message}): the backup is not encrypted, so nothing had vouched for them. Run the restore again with verification on (the default), which reads each part where it verified whole`,
+          { cause: err },
+        );
+      }
       errors.push(message.includes(member.label) ? message : `${member.label}: ${message}`); // (most errors name it already)
       onFailure?.(member.label, message);
     }

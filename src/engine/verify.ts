@@ -10,7 +10,10 @@
  * Each destination that holds the backup is checked on its own and reported; the backup counts as
  * verified when every object is good at one destination at least (restore falls back per object).
  * Only damage to the stored bytes makes a result `verified: false`; an object that no destination
- * could even read (access, I/O) throws ERR_VERIFY_INCOMPLETE instead (see DAMAGE_CODES).
+ * could even read (access, I/O) throws ERR_VERIFY_INCOMPLETE instead (see DAMAGE_CODES). Once an
+ * object could not be read at a destination, no other is started there (each would wait out the
+ * same timeouts: ~12 min per part on an S3 store that stopped answering, days for a backup of
+ * thousands of parts); the rest count as not read there.
  * `goodSources` tells restore, per part, which destination passed. The index checked at each
  * destination is the one readers use there (stored.ts indexRefAt: a rebuilt one, if any).
  */
@@ -124,19 +127,29 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
     const errors: { path: string; message: string }[] = [];
     // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
     let index: IndexRef | null = null;
+    let unreachable: string | null = null; // the first object this destination could not serve
     try {
       index = await indexRefAt(member, manifest);
     } catch (err) {
       unreadable.set(INDEX, { path: paths.indexRef(manifest.id), err });
       errors.push({ path: paths.indexRef(manifest.id), message: `${paths.indexRef(manifest.id)} at ${member.label}: ${errorMessage(err)}` });
+      if (!isDamage(err)) unreachable = paths.indexRef(manifest.id);
     }
     const objects = index ? [...parts, { ...index, records: null, id: INDEX }] : parts;
     await pool(objects, options.concurrency ?? 2, async (ref) => {
+      if (unreachable !== null) {
+        unreadable.set(ref.id, { path: ref.path, err: new Error(`not read at ${member.label}, which could not serve ${unreachable}`) });
+        meter.add(1, ref.size);
+        return;
+      }
       try {
         await checkObject(member, manifest, ref, key, options.level);
         if (!goodSources.has(ref.id)) goodSources.set(ref.id, member.label);
       } catch (err) {
-        if (!isDamage(err)) unreadable.set(ref.id, { path: ref.path, err });
+        if (!isDamage(err)) {
+          unreadable.set(ref.id, { path: ref.path, err });
+          unreachable ??= ref.path;
+        }
         // Every error names the object it is about (codec errors alone say only "segment 0 ...").
         const message = errorMessage(err);
         errors.push({ path: ref.path, message: message.includes(ref.path) ? message : `${ref.path} at ${member.label}: ${message}` });
