@@ -276,6 +276,20 @@ describe('incremental chains', () => {
       expect({ mode, code: failed?.code }).toEqual({ mode, code: 'ERR_INDEX_CORRUPT' });
       expect(failed!.message).toMatch(/^users: backup \S+'s index names \d+ versions.*, and the (chain's )?parts.* hold \d+ of them: its parts or index are not what its backups wrote/);
     }
+    // an entry whose version is stored by a backup outside the chain: no restore would read it
+    // (review-s22 F1: a replace left it out in silence), so none writes anything, a dry run says so
+    await editIndex(dir, backup.id, (lines) => lines.filter((l) => !l.includes('id=u1x"')).map((l) => (l.includes('"resource=users/data/id=u3"') ? l.replace(/"b":"[^"]+"/, '"b":"full-20200101T000000000Z-000000"') : l)));
+    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await (await openDb(`memory://incr-outside-reader-${process.pid}/db`)).usePlugin(reader);
+    for (const [mode, dryRun] of [['replace', false], ['merge', false], ['skip', false], ['replace', true]] as const) {
+      const target = await openDb(`memory://incr-outside-${mode}-${dryRun}-${process.pid}/db`);
+      const before = await snapshot(target);
+      const failed = await reader.restore({ backupId: backup.id, destination: target, mode, dryRun, verify: false }).then(() => null, (e: unknown) => e as Error & { code?: string });
+      expect({ mode, dryRun, code: failed?.code }).toEqual({ mode, dryRun, code: 'ERR_INDEX_CORRUPT' });
+      expect(failed!.message).toMatch(/^users: backup \S+'s index names 1 versions stored by full-20200101T000000000Z-000000, which is not in its chain \(/);
+      expect(await snapshot(target)).toEqual(before);
+    }
+    await reader.stop();
     await plugin.stop();
   });
 

@@ -154,6 +154,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
   const { rows: plan, named, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
+  refuseHoldersOutsideChain(o.chain, named); // a dry run says it too
   const warnings = [
     ...definitionWarnings,
     ...unreachableWarning(unreachable),
@@ -258,7 +259,12 @@ type VersionsNamed = Map<string, Map<string, number>>;
 interface WriteTally {
   objects: number;
   bytes: number;
-  /** Versions the chain's parts hold that the snapshot lacks, none of whose deletion a member not joined could explain. */
+  /**
+   * Versions the chain's parts hold that the snapshot lacks and no deletion explains: merge and
+   * skip join the later members that hold versions (their deletions), so a deletion could only be
+   * in a later member not read that deleted something of the group; replace joins no other member,
+   * so any later member that deleted something of the group could explain it (review-s22 F2).
+   */
   notInSnapshot: number;
 }
 
@@ -283,6 +289,20 @@ function indexCorrupt(what: string): BackupError {
 /** A version the chain's parts hold under `key`, from member `from`, that the index names `entry.b` for. */
 function otherHolder(target: Manifest, key: string, named: string, from: string): BackupError {
   return indexCorrupt(`${key}: backup ${target.id}'s index says its version is stored by ${named}, but the newest the chain's parts hold is ${from}'s`);
+}
+
+/**
+ * Every version the index names is stored by a member of the chain: one named elsewhere would be
+ * read by no restore (replace reads the chain's members one by one), so nothing is written then.
+ */
+function refuseHoldersOutsideChain(chain: Manifest[], named: VersionsNamed): void {
+  const members = new Set(chain.map((m) => m.id));
+  const target = chain[chain.length - 1]!;
+  for (const [group, holders] of named) {
+    for (const [id, count] of holders) {
+      if (!members.has(id)) throw indexCorrupt(`${group}: backup ${target.id}'s index names ${count} versions stored by ${id}, which is not in its chain (${[...members].join(', ')})`);
+    }
+  }
 }
 
 /** After a group is written: every version the index names for it was found where it says. */
@@ -386,10 +406,11 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
             if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
             continue;
           }
-          const holder = position.get(entry.b) ?? -1;
+          const holder = position.get(entry.b)!; // (every holder is in the chain: refuseHoldersOutsideChain)
           if (holder > at) continue; // a later member holds its newer version
-          // an older member named (or this one, for a deletion): parts newer than the index says
-          if (holder < at || record.header.deleted) throw otherHolder(target, key, entry.b, member.id);
+          // the index names an older member: parts newer than the index says
+          if (holder < at) throw otherHolder(target, key, entry.b, member.id);
+          if (record.header.deleted) throw indexCorrupt(`${key}: backup ${target.id}'s index names a version stored by ${member.id}, whose parts hold its deletion`);
           found++;
           if (unaddressable(o.target.client, key)) continue; // planRestore warned
           await writer.run(async () => {
@@ -452,6 +473,8 @@ export async function definedResources(db: DatabaseLike): Promise<string[]> {
 /** A failure after some objects were written says so: the target is partly restored (nothing was written otherwise). */
 function partlyWritten(err: unknown, written: number): unknown {
   if (written === 0 || !(err instanceof BackupError)) return err;
+  // (verification reads each part and the index on their own: it cannot see them disagree)
+  if (err.code === 'ERR_INDEX_CORRUPT') return new BackupError(err.code, `${err.message} (${written} objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace')`, { cause: err });
   return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
 }
 
