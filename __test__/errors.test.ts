@@ -46,5 +46,7 @@ describe('conciseCause', () => {
     expect(said).toBe(
       "Circuit breaker OPEN for 10.0.0.5 (nothing answered at 10.0.0.5: s3db.js's client stops sending there once 5 requests in a row could not connect or went unanswered; check the host and port of the connection string, and that the store is up and answering)",
     );
+    // what opening a database met when the store stopped answering (stall-probe: 4 x 30 s)
+    expect(conciseCause('Task 1733221234567-x timed out after 30000ms')).toBe('Task 1733221234567-x timed out after 30000ms (s3db.js stopped waiting for the store to answer: check that it is up and answering)');
   });
 });

@@ -79,11 +79,14 @@ export function errorMessage(err: unknown): string {
  * s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of
  * reason (of a message already without credentials). Its HTTP handler's "Circuit breaker OPEN for
  * <host>" is what a store that refuses connections or stopped answering ends as (after ~14 s, or
- * ~4 min of timed-out requests): it gets what it means and what to check.
+ * ~4 min of timed-out requests), and its operation pool's "Task <id> timed out after <n>ms" what
+ * one that stopped answering while a database is opened does: each gets what it means and what
+ * to check.
  */
 export function conciseCause(text: string): string {
   const message = text.split(/ \| (?:Code|Stack):/)[0]!.replace(/^(?:Unknown error: )+/, '');
   const line = message.length > 300 ? `${message.slice(0, 300)}...` : message;
+  if (/\bTask \S+ timed out after \d+ms\b/.test(line)) return `${line} (s3db.js stopped waiting for the store to answer: check that it is up and answering)`;
   const unanswered = /Circuit breaker OPEN for (\S+)/.exec(line);
   if (!unanswered) return line;
   return `${line} (nothing answered at ${unanswered[1]}: s3db.js's client stops sending there once 5 requests in a row could not connect or went unanswered; check the host and port of the connection string, and that the store is up and answering)`;
