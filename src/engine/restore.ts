@@ -176,7 +176,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
     // build missed) and must not come back. Resource groups run in key order, so one pass over the
     // index serves them all; database-level objects get their own pass.
-    const openIndex = () => new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+    const openIndex = () => indexCursor(o, target);
     const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
@@ -268,6 +268,17 @@ interface WriteTally {
   notInSnapshot: number;
 }
 
+/** `record` was written. */
+function counted(tally: WriteTally, record: ArchiveRecord): void {
+  tally.objects++;
+  tally.bytes += record.body.length;
+}
+
+/** A cursor over the backup's index (its snapshot), from its start. */
+function indexCursor(o: RestoreRunOptions, target: Manifest): KeyCursor<IndexEntry> {
+  return new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+}
+
 /** What writing each group needs from the restore: the same for the whole run. */
 interface RestoreRun {
   o: RestoreRunOptions;
@@ -344,13 +355,9 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
     found++;
     if (group === DATABASE_GROUP && key === 's3db.json' && !run.verbatimSchema) continue;
     if (unaddressable(o.target.client, key)) continue; // planRestore warned
-    const written = () => {
-      tally.objects++;
-      tally.bytes += record.body.length;
-    };
     if (record.header.logical) {
       await writer.run(async () => {
-        if (await restoreLogical(o.target, group, record, o.mode)) written();
+        if (await restoreLogical(o.target, group, record, o.mode)) counted(tally, record);
         meter.add(1, record.body.length);
       }, record.body.length);
       continue;
@@ -370,7 +377,7 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
         // skip: a key the application writes after the listing above is its own, not overwritten
         if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
       }
-      written();
+      counted(tally, record);
       meter.add(1, record.body.length);
     }, record.body.length);
   }
@@ -393,7 +400,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   for (const [at, member] of o.chain.entries()) {
     const holding = groups.filter((g) => run.named.get(g)?.has(member.id));
     if (holding.length === 0) continue;
-    const snapshot = new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+    const snapshot = indexCursor(o, target);
     try {
       for (const group of holding) {
         // a version the snapshot lacks was deleted by a later member, or is a sign of damage
@@ -415,8 +422,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           if (unaddressable(o.target.client, key)) continue; // planRestore warned
           await writer.run(async () => {
             if (!(await putRecord(o.target, put, record))) return;
-            tally.objects++;
-            tally.bytes += record.body.length;
+            counted(tally, record);
             meter.add(1, record.body.length);
           }, record.body.length);
         }
