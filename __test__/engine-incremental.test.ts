@@ -258,12 +258,13 @@ describe('incremental chains', () => {
     // part holds, with the manifest's checksum updated.
     const db = await openDb(`memory://incr-unheld-${process.pid}/db`);
     const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
-    for (let i = 0; i < 4; i++) await users.insert({ id: `u${i}`, name: `n${i}` });
+    for (let i = 0; i < 5; i++) await users.insert({ id: `u${i}`, name: `n${i}` });
     const dir = path.join(work, 'unheld');
     const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, compression: 'none', type: 'incremental' });
     await db.usePlugin(plugin);
-    await plugin.createBackup();
+    const full = await plugin.createBackup();
     await users.update('u2', { name: 'changed' });
+    await users.delete('u4'); // the incremental holds its deletion
     const backup = await plugin.createBackup();
     expect(backup.type).toBe('incremental');
     await editIndex(dir, backup.id, (lines) => {
@@ -289,6 +290,18 @@ describe('incremental chains', () => {
       expect(failed!.message).toMatch(/^users: backup \S+'s index names 1 versions stored by full-20200101T000000000Z-000000, which is not in its chain \(/);
       expect(await snapshot(target)).toEqual(before);
     }
+    // an entry for the record the incremental deleted, naming the incremental: its parts hold the deletion
+    await editIndex(dir, backup.id, (lines) => {
+      const back = lines.map((l) => l.replace('"b":"full-20200101T000000000Z-000000"', `"b":"${full.id}"`));
+      const u3 = back.find((l) => l.includes('"resource=users/data/id=u3"'))!;
+      const at = back.indexOf(u3);
+      return [...back.slice(0, at + 1), u3.replace('id=u3"', 'id=u4"').replace(/"b":"[^"]+"/, `"b":"${backup.id}"`), ...back.slice(at + 1)];
+    });
+    const again = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await (await openDb(`memory://incr-deleted-reader-${process.pid}/db`)).usePlugin(again);
+    const deleted = await again.restore({ backupId: backup.id, destination: await openDb(`memory://incr-deleted-${process.pid}/db`), verify: false }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    expect(deleted).toMatchObject({ code: 'ERR_INDEX_CORRUPT', message: expect.stringContaining(`resource=users/data/id=u4: backup ${backup.id}'s index names a version stored by ${backup.id}, whose parts hold its deletion`) });
+    await again.stop();
     await reader.stop();
     await plugin.stop();
   });
