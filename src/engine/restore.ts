@@ -6,14 +6,14 @@
  *     selected groups: which keys will be created, overwritten, skipped, deleted. A dry run stops here.
  *  2. Write the version of each key the backup's index (its snapshot) names, from the chain
  *     member whose parts hold it; a version the snapshot lacks is not written (a warning counts
- *     them), and every version it names must be found where it says (ERR_INDEX_CORRUPT). A replace
- *     reads the chain one member at a time (writeMembersInTurn: any write order serves it). Merge
- *     and skip write each group in key order (writeGroup: the newest version of each key from a
- *     merge of the members' sorted runs; a tombstone means "absent"). Objects are
- *     put back with their key, metadata, content type and body exactly as read, with bounded
- *     concurrency. Mode 'skip' writes only keys the target lacks. Which keys the target holds comes
- *     from one pass over its listing of each resource, not a request per key (merge uses it too:
- *     it reads only the records it overwrites, to drop their old partition references).
+ *     them), and every version it names must be found where it says (ERR_INDEX_CORRUPT). The
+ *     resources are read one chain member at a time (writeMembersInTurn); database-level objects
+ *     and logical groups, which are few, by a merge of the members' sorted runs (writeGroup; a
+ *     tombstone means "absent"). Objects are put back with their key, metadata, content type and
+ *     body exactly as read, with bounded concurrency. Mode 'skip' writes only keys the target
+ *     lacks. Which keys the target holds comes from one pass over its listing of each resource per
+ *     member, not a request per key (merge uses it too: it reads only the records it overwrites,
+ *     to drop their old partition references).
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
@@ -22,14 +22,13 @@
  *  5. Clear s3db.js's cache of the restored resources, and reload the target Database's resources
  *     whose definition changed, so it sees them without a reconnect (the others keep their
  *     Resource objects, hooks included; a warning names the rebuilt ones).
- *  6. Merge and skip: partition references follow the records (partition-refs.ts: while writing
- *     each group, data objects first, drained, then its references; and after step 5).
+ *  6. Merge and skip: partition references follow the records (partition-refs.ts: every member's
+ *     data objects first, drained, then the references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
- * by one part reader and one index reader for a replace's resources, whatever the chain's length;
- * for merge and skip (and database-level objects), a part reader per chain member whose versions
- * the snapshot names (its read-ahead, decoder and current record: CHAIN_READ_AHEAD; mergeChain);
- * + in-flight writes + one listing page (memory://:
+ * by one part reader, one index reader and one listing page for the resources, whatever the
+ * chain's length; for database-level objects, a part reader per chain member whose versions the
+ * snapshot names (CHAIN_READ_AHEAD; mergeChain); + in-flight writes + one listing page (memory://:
  * s3db.js's whole listing; file://: one directory's names, file-listing.ts). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
@@ -172,29 +171,16 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     const run: RestoreRun = { o, target, logical, named, verbatimSchema, refs, put, meter, tally };
-    // Every physical record written must be in the backup's snapshot (its index): a key that a
-    // chain member's parts hold but the snapshot lacks was deleted (e.g. a deletion an earlier
-    // build missed) and must not come back. Resource groups run in key order, so one pass over the
-    // index serves them all; database-level objects get their own pass.
-    const openIndex = () => indexCursor(o, target);
-    const cursors = { resources: openIndex(), database: null as KeyCursor<IndexEntry> | null, target: null as KeyCursor<SourceEntry> | null };
+    // database-level objects are few and spread over the whole key space: their own index pass
+    let database: KeyCursor<IndexEntry> | null = null;
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
       // (a spell with no object written is told: a store that stopped answering shows as a wait)
       await meter.watching(() => BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
-        const inTurn = o.mode === 'replace' ? orderGroups(groups).filter((g) => g !== DATABASE_GROUP && !logical.has(g)) : [];
-        await writeMembersInTurn(run, inTurn, writer);
-        for (const group of orderGroups(groups)) {
-          if (inTurn.includes(group)) continue;
-          const snapshot = logical.has(group) ? null : group === DATABASE_GROUP ? (cursors.database ??= openIndex()) : cursors.resources;
-          // Merge and skip need to know which of the group's keys the target holds: one ascending
-          // pass over its listing of the group, not a request per record. A key is asked before it
-          // is written, and every key written was asked before, so a page listed later never shows
-          // a write of this restore as the target's. (Database-level objects are few and spread over
-          // the whole key space: each is checked on its own.)
-          await cursors.target?.close();
-          cursors.target = logical.has(group) || o.mode === 'replace' || group === DATABASE_GROUP ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
-          await writeGroup(run, group, writer, snapshot, cursors.target);
+        const ordered = orderGroups(groups);
+        await writeMembersInTurn(run, ordered.filter((g) => g !== DATABASE_GROUP && !logical.has(g)), writer);
+        for (const group of ordered.filter((g) => g === DATABASE_GROUP || logical.has(g))) {
+          await writeGroup(run, group, writer, group === DATABASE_GROUP ? (database = indexCursor(o, target)) : null);
         }
       }));
     } catch (err) {
@@ -203,7 +189,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (tally.objects > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, tally.objects);
     } finally {
-      await Promise.all([cursors.resources.close(), cursors.database?.close(), cursors.target?.close()]);
+      await (database as KeyCursor<IndexEntry> | null)?.close();
     }
     if (tally.notInSnapshot > 0) {
       warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
@@ -326,24 +312,16 @@ function checkAllFound(run: RestoreRun, group: string, found: number, member?: s
 }
 
 /**
- * Writes the newest version of each of `group`'s objects the snapshot names, through `writer`,
- * in key order (merge and skip, database-level objects, logical groups). `snapshot` is the
- * index's cursor for the group's keys (null for a logical group, which has no index entries),
- * `held` the target's listing of the group (merge and skip of a resource's records; null
- * otherwise). Both only move forward: groups are written in key order.
+ * Writes the newest version of each of `group`'s objects the snapshot names, through `writer`, in
+ * key order: database-level objects and logical groups (few objects, a merge of the chain's sorted
+ * runs; a tombstone means "absent"). `snapshot` is the index's cursor for the group's keys (null
+ * for a logical group, which has no index entries).
  */
-async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<IndexEntry> | null, held: KeyCursor<SourceEntry> | null): Promise<void> {
-  const { o, target, refs, put, meter, tally } = run;
-  let pastData = false;
+async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<IndexEntry> | null): Promise<void> {
+  const { o, target, meter, tally } = run;
   let found = 0;
   for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, run.logical.has(group), run.named.get(group) ?? new Map())) {
     const key = record.header.key;
-    // (before them may come keys another tool wrote, a `.keep` or a folder marker `resource=X/`)
-    if (refs && !pastData && isPartitionRef(key)) {
-      // the group's references follow its data objects: settle those (and merge's deletions of old references) first
-      pastData = true;
-      await writer.drain();
-    }
     const entry = snapshot ? await snapshot.find(key) : null;
     if (snapshot && !entry) {
       if (!maybeDeletedLater) tally.notInSnapshot++;
@@ -362,76 +340,103 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
       }, record.body.length);
       continue;
     }
-    const listed = held ? await held.has(key) : null;
-    await writer.run(async () => {
-      // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
-      const emptyShell = run.verbatimSchema && key === 's3db.json';
-      const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
-      if (o.mode === 'skip' && !emptyShell && present) return;
-      if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
-      if (emptyShell && o.mode !== 'replace') {
-        // the application may define resources while the restore runs: kept, not overwritten
-        await writeBackupDefinitions(o.target, record.body);
-      } else {
-        if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
-        // skip: a key the application writes after the listing above is its own, not overwritten
-        if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
-      }
-      counted(tally, record);
-      meter.add(1, record.body.length);
-    }, record.body.length);
+    await writer.run(() => writeObject(run, group, record, null), record.body.length);
   }
   if (snapshot) checkAllFound(run, group, found);
 }
 
 /**
- * A replace's resource groups (`groups`, in key order), one chain member at a time, oldest
- * first: each member's parts of each group it holds versions of, joined with one pass over the
- * index, give the versions the index names that member for; a version a later member holds, or
- * one the snapshot lacks (deleted), is passed over. Memory holds one member's part reader and one
- * index reader whatever the chain's length, where writeGroup's merge holds a reader per member
- * (~14 MB each: CHAIN_READ_AHEAD). A replace may write in any order: it settles no partition
- * references, and deletes what the backup lacks only once every write has landed. (Each pass
- * reads the index again: about 60 bytes per object, against the parts' whole records.)
+ * Writes one object of the backup by mode. `listed`: whether the target held the key when it was
+ * asked (merge and skip of a resource's objects, from one ascending pass over its listing), or
+ * null (then skip asks the store).
+ */
+async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord, listed: boolean | null): Promise<void> {
+  const { o, refs, put, meter, tally } = run;
+  const key = record.header.key;
+  // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
+  const emptyShell = run.verbatimSchema && key === 's3db.json';
+  const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
+  if (o.mode === 'skip' && !emptyShell && present) return;
+  if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
+  if (emptyShell && o.mode !== 'replace') {
+    // the application may define resources while the restore runs: kept, not overwritten
+    await writeBackupDefinitions(o.target, record.body);
+  } else {
+    if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
+    // skip: a key the application writes after the listing above is its own, not overwritten
+    if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
+  }
+  counted(tally, record);
+  meter.add(1, record.body.length);
+}
+
+/**
+ * The resource groups (`groups`, in key order), one chain member at a time, oldest first: each
+ * member's parts of each group it holds versions of, joined with one pass over the index, give
+ * the versions the index names that member for; a version a later member holds, or one the
+ * snapshot lacks (deleted, e.g. by a deletion an earlier build missed: it must not come back), is
+ * passed over. Memory holds one member's part reader, one index reader and one page of the
+ * target's listing whatever the chain's length (a merge of all members' runs held a reader per
+ * member: ~14 MB each, CHAIN_READ_AHEAD). Each member's keys are disjoint from the others', so
+ * any member order writes the same database.
+ * - Each member pass reads the index again (about 60 bytes per object, against the parts' whole
+ *   records).
+ * - Merge and skip ask which of a member's keys the target holds in one ascending pass over its
+ *   listing of the group per member: a key is asked before it is written, and no other member
+ *   writes it, so a page listed later never shows a write of this restore as the target's.
+ * - Merge and skip settle a group's partition references after every one of its data objects
+ *   (partition-refs.ts): every member's data objects first, then, drained, the references of the
+ *   members whose parts hold some (their parts read a second time).
+ * - A replace settles no references, and deletes what the backup lacks only after every write.
  */
 async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter): Promise<void> {
-  const { o, target, put, meter, tally } = run;
+  const { o, target, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
-  for (const [at, member] of o.chain.entries()) {
-    const holding = groups.filter((g) => run.named.get(g)?.has(member.id));
-    if (holding.length === 0) continue;
-    const snapshot = indexCursor(o, target);
-    try {
-      for (const group of holding) {
-        // a version the snapshot lacks was deleted by a later member, or is a sign of damage
-        const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
-        let found = 0;
-        for await (const record of recordsOf(o, member, group)) {
-          const key = record.header.key;
-          const entry = await snapshot.find(key);
-          if (!entry) {
-            if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
-            continue;
+  const found = new Map<string, number>(); // `${member}/${group}`: versions found where the index says
+  const withRefs = new Set<string>(); // `${member}/${group}` whose parts hold partition references
+  const phases: ((member: string, group: string, key: string) => boolean)[] = run.refs
+    ? [(member, group, key) => !isPartitionRef(key) || (withRefs.add(`${member}/${group}`), false), (_member, _group, key) => isPartitionRef(key)]
+    : [() => true];
+  for (const [phase, inPhase] of phases.entries()) {
+    if (phase > 0) await writer.drain(); // the data objects (and merge's deletions of old references) settled
+    for (const [at, member] of o.chain.entries()) {
+      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && (phase === 0 || withRefs.has(`${member.id}/${g}`)));
+      if (holding.length === 0) continue;
+      const snapshot = indexCursor(o, target);
+      try {
+        for (const group of holding) {
+          // a version the snapshot lacks was deleted by a later member, or is a sign of damage
+          const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
+          const held = o.mode === 'replace' ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
+          try {
+            for await (const record of recordsOf(o, member, group)) {
+              const key = record.header.key;
+              if (!inPhase(member.id, group, key)) continue;
+              const entry = await snapshot.find(key);
+              if (!entry) {
+                if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
+                continue;
+              }
+              const holder = position.get(entry.b)!; // (every holder is in the chain: refuseHoldersOutsideChain)
+              if (holder > at) continue; // a later member holds its newer version
+              // the index names an older member: parts newer than the index says
+              if (holder < at) throw otherHolder(target, key, entry.b, member.id);
+              if (record.header.deleted) throw indexCorrupt(`${key}: backup ${target.id}'s index names a version stored by ${member.id}, whose parts hold its deletion`);
+              found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
+              if (unaddressable(o.target.client, key)) continue; // planRestore warned
+              const listed = held ? await held.has(key) : null;
+              await writer.run(() => writeObject(run, group, record, listed), record.body.length);
+            }
+          } finally {
+            await held?.close();
           }
-          const holder = position.get(entry.b)!; // (every holder is in the chain: refuseHoldersOutsideChain)
-          if (holder > at) continue; // a later member holds its newer version
-          // the index names an older member: parts newer than the index says
-          if (holder < at) throw otherHolder(target, key, entry.b, member.id);
-          if (record.header.deleted) throw indexCorrupt(`${key}: backup ${target.id}'s index names a version stored by ${member.id}, whose parts hold its deletion`);
-          found++;
-          if (unaddressable(o.target.client, key)) continue; // planRestore warned
-          await writer.run(async () => {
-            if (!(await putRecord(o.target, put, record))) return;
-            counted(tally, record);
-            meter.add(1, record.body.length);
-          }, record.body.length);
         }
-        checkAllFound(run, group, found, member.id);
+      } finally {
+        await snapshot.close();
       }
-    } finally {
-      await snapshot.close();
     }
   }
+  for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
 }
 
 /**

@@ -286,14 +286,13 @@ export interface ReadAhead {
 }
 const DEFAULT_READ_AHEAD: ReadAhead = { rangeSize: RANGE_SIZE, concurrency: RANGE_CONCURRENCY };
 /**
- * A merge or skip restore of an incremental reads a part of every backup of its chain that the
- * snapshot names at once (a k-way merge, restore.ts mergeChain; a replace reads them one at a
- * time, writeMembersInTurn): each reads 2 x 1 MiB ahead instead of 4 x 8 MiB, and decodes on one
- * thread (a decoder's batches, and the output it may hold, grow with its threads). A member read
- * still holds about 14-16 MB (whole 2 MiB gzip members in the decoder's output and the stream
- * stages, 1 MiB segments in the native decoder; review chain-memory): a chain of 24 whose every
- * member holds versions the snapshot names, about 350 MB. The k-way merge takes one record at a
- * time from each, so more threads per member gain nothing.
+ * A restore of an incremental reads its resources one backup of the chain at a time
+ * (restore.ts writeMembersInTurn), and its database-level objects from every backup that holds
+ * some at once (a k-way merge, mergeChain). Each part read reads 2 x 1 MiB ahead instead of
+ * 4 x 8 MiB and decodes on one thread: a read holds about 14-16 MB even so (whole 2 MiB gzip
+ * members in the decoder's output and the stream stages, 1 MiB segments in the native decoder;
+ * review chain-memory), and the larger read-ahead gained no time one member at a time (+30 MB,
+ * chain-memory3).
  */
 export const CHAIN_READ_AHEAD: ReadAhead = { rangeSize: 1024 * 1024, concurrency: 2, decoderThreads: 1 };
 
