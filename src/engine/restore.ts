@@ -246,10 +246,10 @@ interface WriteTally {
   objects: number;
   bytes: number;
   /**
-   * Versions the chain's parts hold that the snapshot lacks and no deletion explains: merge and
-   * skip join the later members that hold versions (their deletions), so a deletion could only be
-   * in a later member not read that deleted something of the group; replace joins no other member,
-   * so any later member that deleted something of the group could explain it (review-s22 F2).
+   * Versions the chain's parts hold that the snapshot lacks and no deletion explains. A resource's
+   * member is joined with no other member, so any later member that deleted something of the
+   * group could explain it (review-s22 F2); writeGroup's merge of all members sees their
+   * deletions, so only a later member it does not read could.
    */
   notInSnapshot: number;
 }
