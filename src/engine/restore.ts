@@ -394,13 +394,11 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
   const found = new Map<string, number>(); // `${member}/${group}`: versions found where the index says
   const withRefs = new Set<string>(); // `${member}/${group}` whose parts hold partition references
-  const phases: ((member: string, group: string, key: string) => boolean)[] = run.refs
-    ? [(member, group, key) => !isPartitionRef(key) || (withRefs.add(`${member}/${group}`), false), (_member, _group, key) => isPartitionRef(key)]
-    : [() => true];
-  for (const [phase, inPhase] of phases.entries()) {
-    if (phase > 0) await writer.drain(); // the data objects (and merge's deletions of old references) settled
+  const sweeps: ('all' | 'data' | 'references')[] = run.refs ? ['data', 'references'] : ['all'];
+  for (const sweep of sweeps) {
+    if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
-      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && (phase === 0 || withRefs.has(`${member.id}/${g}`)));
+      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && (sweep !== 'references' || withRefs.has(`${member.id}/${g}`)));
       if (holding.length === 0) continue;
       const snapshot = indexCursor(o, target);
       try {
@@ -411,7 +409,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           try {
             for await (const record of recordsOf(o, member, group)) {
               const key = record.header.key;
-              if (!inPhase(member.id, group, key)) continue;
+              if (sweep !== 'all' && isPartitionRef(key) !== (sweep === 'references')) {
+                if (sweep === 'data') withRefs.add(`${member.id}/${group}`);
+                continue;
+              }
               const entry = await snapshot.find(key);
               if (!entry) {
                 if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
