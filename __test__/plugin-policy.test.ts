@@ -1240,6 +1240,49 @@ describe('progress', () => {
     expect(events.filter((e) => !spell(e)).every((e) => e.idleMs === 0)).toBe(true);
   });
 
+  it('a quiet spell is told only once it has lasted 30 intervals (not before the first event), and once per 30 intervals it lasts, not at every tick of the timer (mutation-check22)', async () => {
+    const { ProgressMeter } = await import('../src/engine/progress.js');
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const early: ProgressEvent[] = [];
+    const short = new ProgressMeter('x', 'restore', 10, (e) => early.push(e), 20); // quiet after 600 ms, the timer ticks every 150 ms
+    await short.watching(async () => {
+      await sleep(250); // past a tick of the timer, before any object and any event, well short of a spell
+      short.add(1, 1);
+      await sleep(100);
+    });
+    expect(early.filter((e) => e.idleMs > 0)).toEqual([]);
+    const long: ProgressEvent[] = [];
+    const meter = new ProgressMeter('x', 'restore', 10, (e) => long.push(e), 5); // quiet after 150 ms, the timer ticks every ~37 ms
+    await meter.watching(async () => {
+      meter.add(1, 1);
+      await sleep(420);
+    });
+    const told = long.filter((e) => e.idleMs > 0).map((e) => e.idleMs);
+    expect(told.length).toBeGreaterThanOrEqual(1);
+    for (let i = 1; i < told.length; i++) expect(told[i]! - told[i - 1]!).toBeGreaterThanOrEqual(150);
+  });
+
+  it('progressIntervalMs paces a verification too (it paced backups only)', async () => {
+    const db = await seeded('paced-verify');
+    const p = plugin(path.join(work, 'paced-verify'), { partSize: 2048, verify: false });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    expect((await p.getBackup(backup.id))!.manifest.parts.length).toBeGreaterThan(10);
+    await p.stop();
+    const count = async (progressIntervalMs: number) => {
+      const q = plugin(path.join(work, 'paced-verify'), { progressIntervalMs });
+      await db.usePlugin(q, `paced${progressIntervalMs}`);
+      const events: ProgressEvent[] = [];
+      q.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
+      await q.verifyBackup(backup.id, { level: 'full' });
+      await q.stop();
+      return events.filter((e) => e.phase === 'verify' && !e.done).length;
+    };
+    // an hour between events: only the first one (at the first object); a millisecond: about one per part
+    expect(await count(3_600_000)).toBe(1);
+    expect(await count(1)).toBeGreaterThan(5);
+  });
+
   it('a restore whose target stops answering says so in plg:backup:progress (idleMs) while it waits, then completes exactly', async () => {
     const db = await seeded('quiet-src');
     const p = plugin(path.join(work, 'quiet'), { progressIntervalMs: 10 }); // a quiet spell: 300 ms
@@ -1287,6 +1330,7 @@ describe('progress', () => {
     });
     const backup = await p.createBackup().finally(unhook);
     expect(held).toBe(true);
+    expect(events.some((e) => e.phase === 'backup' && e.idleMs > 0)).toBe(true); // the wait was told (mutation-check22)
     expect(backup.verified).toBe(true);
     await p.stop();
   });

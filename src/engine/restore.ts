@@ -172,7 +172,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await ensureDefinitions(o.target, target, [...logical]);
     const run: RestoreRun = { o, target, logical, named, verbatimSchema, refs, put, meter, tally };
     // database-level objects are few and spread over the whole key space: their own index pass
-    let database: KeyCursor<IndexEntry> | null = null;
+    // (read only when they are restored)
+    const database = indexCursor(o, target);
     try {
       // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
       // (a spell with no object written is told: a store that stopped answering shows as a wait)
@@ -180,7 +181,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         const ordered = orderGroups(groups);
         await writeMembersInTurn(run, ordered.filter((g) => g !== DATABASE_GROUP && !logical.has(g)), writer);
         for (const group of ordered.filter((g) => g === DATABASE_GROUP || logical.has(g))) {
-          await writeGroup(run, group, writer, group === DATABASE_GROUP ? (database = indexCursor(o, target)) : null);
+          await writeGroup(run, group, writer, group === DATABASE_GROUP ? database : null);
         }
       }));
     } catch (err) {
@@ -189,7 +190,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (tally.objects > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
       throw partlyWritten(err, tally.objects);
     } finally {
-      await (database as KeyCursor<IndexEntry> | null)?.close();
+      await database.close();
     }
     if (tally.notInSnapshot > 0) {
       warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
