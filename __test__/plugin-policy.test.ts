@@ -1172,6 +1172,25 @@ describe('catalog at size', () => {
   });
 });
 
+/**
+ * A hookStore hook that holds the first call on a users record until `events` tell a quiet spell
+ * of `phase` (a store that stopped answering, as far as the operation can see); `held()` says
+ * whether it did.
+ */
+function holdOneUntilTold(events: ProgressEvent[], phase: ProgressEvent['phase']) {
+  let held = false;
+  return {
+    held: () => held,
+    hook: async (key: string, call: () => Promise<unknown>): Promise<unknown> => {
+      if (!held && key.startsWith('resource=users/data/')) {
+        held = true;
+        await waitUntil('a progress event telling the quiet spell', () => events.some((e) => e.phase === phase && e.idleMs > 0));
+      }
+      return call();
+    },
+  };
+}
+
 describe('progress', () => {
   it('plg:backup:progress reports objects, bytes and elapsed time, ends with done, and is rate limited', async () => {
     const dir = path.join(work, 'progress');
@@ -1293,18 +1312,10 @@ describe('progress', () => {
     p.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
     // Fault injection (a store cannot be paused on demand here): the target's write of one record
     // is held until the restore has told the wait.
-    let held = false;
-    const unhook = hookStore(target, {
-      put: async (key, write) => {
-        if (!held && key.startsWith('resource=users/data/')) {
-          held = true;
-          await waitUntil('a progress event telling the quiet spell', () => events.some((e) => e.phase === 'restore' && e.idleMs > 0));
-        }
-        return write();
-      },
-    });
+    const hold = holdOneUntilTold(events, 'restore');
+    const unhook = hookStore(target, { put: hold.hook });
     const report = await p.restore({ backupId: backup.id, destination: target }).finally(unhook);
-    expect(held).toBe(true);
+    expect(hold.held()).toBe(true);
     expect(events.find((e) => e.phase === 'restore' && e.idleMs > 0)!.idleMs).toBeGreaterThanOrEqual(300);
     expect(report.objectsWritten).toBe(backup.objects);
     expect(await snapshot(target)).toEqual(await snapshot(db));
@@ -1318,18 +1329,10 @@ describe('progress', () => {
     const events: ProgressEvent[] = [];
     p.on('plg:backup:progress', (e: ProgressEvent) => events.push(e));
     // Fault injection: the database's read of one record is held until the backup has told the wait.
-    let held = false;
-    const unhook = hookStore(db, {
-      get: async (key, read) => {
-        if (!held && key.startsWith('resource=users/data/')) {
-          held = true;
-          await waitUntil('a progress event telling the quiet spell', () => events.some((e) => e.phase === 'backup' && e.idleMs > 0));
-        }
-        return read();
-      },
-    });
+    const hold = holdOneUntilTold(events, 'backup');
+    const unhook = hookStore(db, { get: hold.hook });
     const backup = await p.createBackup().finally(unhook);
-    expect(held).toBe(true);
+    expect(hold.held()).toBe(true);
     expect(events.some((e) => e.phase === 'backup' && e.idleMs > 0)).toBe(true); // the wait was told (mutation-check22)
     expect(backup.verified).toBe(true);
     await p.stop();
