@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { paths } from '../src/engine/layout.js';
+import { listObjects } from '../src/engine/s3db.js';
 import { hookStore, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
 
@@ -258,6 +259,50 @@ describe('incremental chains', () => {
       const order = turns().map((id) => position.get(id)!);
       const sweeps = 1 + order.filter((at, i) => i > 0 && at < order[i - 1]!).length;
       expect({ mode, over, sweeps }).toEqual({ mode, over, sweeps: 2 });
+    }
+    await plugin.stop();
+  });
+
+  it("a merge or skip lists the target's resource only where it must know which keys it holds (skip; merge over partitioned records), and only for a backup holding more versions than the listing has pages", async () => {
+    const db = await openDb(`memory://incr-asks-${process.pid}/db`);
+    const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string' } })) as unknown as Api;
+    const tags = (await db.createResource({ name: 'tags', attributes: { color: 'string' }, partitions: { byColor: { fields: { color: 'string' } } } })) as unknown as Api;
+    for (let i = 0; i < 120; i++) {
+      await notes.insert({ id: `n${String(i).padStart(3, '0')}`, text: `t${i}` });
+      await tags.insert({ id: `g${String(i).padStart(3, '0')}`, color: i % 2 ? 'red' : 'blue' });
+    }
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'asks') }, type: 'incremental', pageSize: 10 });
+    await db.usePlugin(plugin);
+    const full = await plugin.createBackup();
+    await notes.update('n001', { text: 'changed' });
+    await tags.update('g001', { color: 'green' }); // a record that changes partition
+    const inc = await plugin.createBackup();
+    const want = await snapshot(db);
+    /** The listing requests (pages) for each resource that `work` asks of `target`'s client, observed (not faked). */
+    const pagesAsked = async (target: Awaited<ReturnType<typeof openDb>>, work: () => Promise<unknown>) => {
+      const client = target.client as unknown as { listObjects(p: { prefix?: string }): Promise<unknown> };
+      const list = client.listObjects.bind(client);
+      const asked = { notes: 0, tags: 0 };
+      client.listObjects = (params) => {
+        for (const name of ['notes', 'tags'] as const) if ((params.prefix ?? '').startsWith(`resource=${name}/`)) asked[name]++;
+        return list(params);
+      };
+      await work().finally(() => (client.listObjects = list));
+      return asked;
+    };
+    for (const mode of ['merge', 'skip'] as const) {
+      const target = await openDb(`memory://incr-asks-${mode}-${process.pid}/db`);
+      await plugin.restore({ backupId: full.id, destination: target, verify: false });
+      const one = await pagesAsked(target, async () => {
+        for (const name of ['notes', 'tags']) for await (const _ of listObjects(target.client, { prefix: `resource=${name}/`, pageSize: 10 }));
+      });
+      const asked = await pagesAsked(target, () => plugin.restore({ backupId: inc.id, destination: target, mode, verify: false }));
+      // The full holds most versions: its passes list (skip: notes once; tags, partitioned, for its
+      // data objects and again for its references). The incremental holds 1-2 versions of each
+      // against 12-24 pages: asked key by key. Merge writes notes regardless (no partitions).
+      expect({ mode, notes: asked.notes }).toEqual({ mode, notes: mode === 'merge' ? 0 : one.notes });
+      expect({ mode, tags: asked.tags }).toEqual({ mode, tags: 2 * one.tags });
+      if (mode === 'merge') expect(await snapshot(target)).toEqual(want);
     }
     await plugin.stop();
   });

@@ -91,6 +91,12 @@ export class PartitionRefs {
     return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore);
   }
 
+  /** Merge: whether overwriting a record of `group` reads it first (the target defines partitions for it: beforeOverwrite). */
+  overwriteReads(group: string): boolean {
+    const resource = this.before.get(group);
+    return this.mode === 'merge' && resource !== undefined && Object.keys(partitionDefs(resource)).length > 0;
+  }
+
   /** Releases the detached Resource objects (their schemas hold validator cache entries). */
   close(): void {
     for (const r of [...this.before.values(), ...this.after.values()]) r.dispose?.();

@@ -152,7 +152,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await refuseLostDefinitions(o.target, definitionNames, inBackup);
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, named, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
+  const { rows: plan, named, targetObjects, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
   refuseHoldersOutsideChain(o.chain, named); // a dry run says it too
   const warnings = [
     ...definitionWarnings,
@@ -170,7 +170,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress, o.progressIntervalMs);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
-    const run: RestoreRun = { o, target, logical, named, verbatimSchema, refs, put, meter, tally };
+    const run: RestoreRun = { o, target, logical, named, targetObjects, verbatimSchema, refs, put, meter, tally };
     // database-level objects are few and spread over the whole key space: their own index pass
     // (read only when they are restored)
     const database = indexCursor(o, target);
@@ -272,6 +272,8 @@ interface RestoreRun {
   target: Manifest;
   logical: Set<string>;
   named: VersionsNamed;
+  /** Per group, the objects the target held when the restore listed it (planRestore). */
+  targetObjects: Map<string, number>;
   verbatimSchema: boolean;
   refs: PartitionRefs | null;
   put: ObjectWriter;
@@ -382,14 +384,29 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
  * any member order writes the same database.
  * - Each member pass reads the index again (about 60 bytes per object, against the parts' whole
  *   records).
- * - Merge and skip ask which of a member's keys the target holds in one ascending pass over its
- *   listing of the group per member: a key is asked before it is written, and no other member
- *   writes it, so a page listed later never shows a write of this restore as the target's.
+ * - Skip, and merge where an overwrite reads the record first (partitioned resources), ask which
+ *   of a member's keys the target holds: in one ascending pass over its listing of the group per
+ *   member (a key is asked before it is written, and no other member writes it, so a page listed
+ *   later never shows a write of this restore as the target's), or key by key where the member
+ *   holds fewer versions than the listing has pages (listsTarget).
  * - Merge and skip settle a group's partition references after every one of its data objects
  *   (partition-refs.ts): every member's data objects first, then, drained, the references of the
  *   members whose parts hold some (their parts read a second time).
  * - A replace settles no references, and deletes what the backup lacks only after every write.
  */
+/**
+ * Whether `member`'s pass over `group` lists the target's group to know which keys it holds: skip
+ * must know, merge only where an overwrite reads the record first (else it writes regardless),
+ * replace never; and a listing only where it costs fewer requests than asking key by key (a small
+ * incremental over a large resource: a few keys against thousands of pages).
+ */
+function listsTarget(run: RestoreRun, group: string, member: string): boolean {
+  const { o, refs } = run;
+  if (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group))) return false;
+  const pages = Math.max(1, Math.ceil((run.targetObjects.get(group) ?? 0) / o.pageSize));
+  return pages <= (run.named.get(group)?.get(member) ?? 0);
+}
+
 async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter): Promise<void> {
   const { o, target, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
@@ -406,7 +423,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
         for (const group of holding) {
           // a version the snapshot lacks was deleted by a later member, or is a sign of damage
           const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
-          const held = o.mode === 'replace' ? null : new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
+          const held = listsTarget(run, group, member.id) ? new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' }) : null;
           try {
             for await (const record of recordsOf(o, member, group)) {
               const key = record.header.key;
@@ -567,9 +584,10 @@ async function planRestore(
   target: Manifest,
   groups: Set<string>,
   logical: Set<string>,
-): Promise<{ rows: Map<string, PlanRow>; named: VersionsNamed; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
+): Promise<{ rows: Map<string, PlanRow>; named: VersionsNamed; targetObjects: Map<string, number>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
   const rows = new Map<string, PlanRow>();
   const named: VersionsNamed = new Map();
+  const targetObjects = new Map<string, number>();
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
@@ -579,6 +597,7 @@ async function planRestore(
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
     const r = rows.get(groupOf(key))!;
+    if (step.existing) targetObjects.set(r.name, (targetObjects.get(r.name) ?? 0) + 1);
     const record = isRecord(key);
     if (step.entry) {
       const members = named.get(r.name) ?? named.set(r.name, new Map()).get(r.name)!;
@@ -603,7 +622,7 @@ async function planRestore(
       }
     }
   }
-  return { rows, named, databaseDeletes, unreachable, unwritable };
+  return { rows, named, targetObjects, databaseDeletes, unreachable, unwritable };
 }
 
 /**
