@@ -540,11 +540,14 @@ function orderGroups(groups: Set<string>): string[] {
 class KeyCursor<T> {
   private readonly items: AsyncIterator<T>;
   private readonly keyOf: (item: T) => string;
+  private readonly name: string;
   private head: IteratorResult<T> | null = null;
+  private asked: string | null = null;
 
   constructor(side: MergeSide<T>) {
     this.items = ordered(side)[Symbol.asyncIterator]();
     this.keyOf = side.key;
+    this.name = side.name;
   }
 
   /** Keys must be asked in ascending order (items before `key` are passed for good). */
@@ -552,8 +555,15 @@ class KeyCursor<T> {
     return (await this.find(key)) !== null;
   }
 
-  /** The item of `key`, or null (asked in ascending order, as `has`). */
+  /**
+   * The item of `key`, or null (asked in ascending order, as `has`). A key asked before the last
+   * one could only be answered "absent" (the items before were passed): ERR_KEY_ORDER instead.
+   */
   async find(key: string): Promise<T | null> {
+    if (this.asked !== null && compareKeys(key, this.asked) < 0) {
+      throw new BackupError('ERR_KEY_ORDER', `"${key}" was looked up in ${this.name} after "${this.asked}": the backup's parts do not hold their keys in order (damage, or a manifest that lists its parts out of order)`);
+    }
+    this.asked = key;
     for (;;) {
       this.head ??= await this.items.next();
       if (this.head.done) return null;
