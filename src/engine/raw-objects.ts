@@ -10,7 +10,7 @@
  *
  * Invariants:
  * - Keys are relative to the database's key prefix and joined to it exactly as the client itself
- *   joins them (its own `_applyKeyPrefix` on memory:// and file://, path.posix.join on S3), so a
+ *   joins them (its own `_applyKeyPrefix` on memory:// and file://, s3db.ts awsAccess on S3), so a
  *   raw read or write reaches the object the client's listing and deletes reach.
  * - `rawObjects()` returns null for a client it does not know how to reach past the codec (another
  *   s3db.js client kind, or internals changed in another version): callers then use the client's
@@ -20,10 +20,9 @@
  *   PreconditionFailed are told apart the same way.
  */
 import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
-import { bodyToBuffer, type ObjectRead, type S3dbClientLike } from './s3db.js';
+import { awsAccess, bodyToBuffer, type ObjectRead, type S3dbClientLike } from './s3db.js';
 
 export interface RawPut {
   key: string;
@@ -57,11 +56,6 @@ interface LocalClient {
   _applyKeyPrefix?: (key: string) => string;
 }
 
-interface RemoteClient {
-  sendCommand?: (command: GetObjectCommand | PutObjectCommand) => Promise<unknown>;
-  config?: { bucket?: string; keyPrefix?: string };
-}
-
 const HEADER_SAFE = /^[\x20-\x7e]*$/;
 
 /** Raw access to `client`'s objects, or null when this client cannot be reached past its codec. */
@@ -84,20 +78,15 @@ export function rawObjects(client: S3dbClientLike, options: { torn?: (key: strin
     };
   }
   if (kind === 'S3Client') {
-    const remote = client as unknown as RemoteClient;
-    const send = remote.sendCommand;
-    const bucket = remote.config?.bucket;
-    if (typeof send !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
-    const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
-    const fullKey = (key: string) => (keyPrefix ? posix.join(keyPrefix, key) : key);
+    const aws = awsAccess(client);
+    if (!aws) return null;
     return {
-      get: async (key) => (await send.call(client, new GetObjectCommand({ Bucket: bucket, Key: fullKey(key) }))) as ObjectRead,
+      get: async (key) => (await aws.send(new GetObjectCommand({ Bucket: aws.bucket, Key: aws.fullKey(key) }))) as ObjectRead,
       put: async (p) => {
-        await send.call(
-          client,
+        await aws.send(
           withoutExpectContinue(new PutObjectCommand({
-            Bucket: bucket,
-            Key: fullKey(p.key),
+            Bucket: aws.bucket,
+            Key: aws.fullKey(p.key),
             Metadata: p.metadata,
             Body: p.body,
             ...(p.contentType !== undefined ? { ContentType: p.contentType } : {}),

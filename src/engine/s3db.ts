@@ -197,24 +197,40 @@ export async function deleteKeys(client: S3dbClientLike, keys: string[], what: s
 /** Keys per DeleteObjects request (S3's limit). */
 const DELETE_BATCH = 1000;
 
+/** s3db.js's S3 client reached as an AWS client: see awsAccess. */
+export interface AwsAccess {
+  /** Sends `command` through the client's own AWS client (its middleware and credentials; not its operation pool). */
+  send(command: object): Promise<unknown>;
+  bucket: string;
+  /** The full key of relative key `key`, joined to the key prefix as s3db.js joins it (path.posix.join). */
+  fullKey(key: string): string;
+}
+
+/** s3db.js's S3 client as an AWS client (its `sendCommand`, bucket and key prefix), or null for any other client. */
+export function awsAccess(client: S3dbClientLike): AwsAccess | null {
+  const remote = client as S3dbClientLike & { sendCommand?: (command: object) => Promise<unknown> };
+  const send = remote.sendCommand;
+  const bucket = remote.config?.bucket;
+  if (remote.constructor?.name !== 'S3Client' || typeof send !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
+  const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
+  return { send: (command) => send.call(client, command), bucket, fullKey: (key) => (keyPrefix ? path.posix.join(keyPrefix, key) : key) };
+}
+
 /**
  * On S3, DeleteObjects sent past s3db.js's deleteObjects, which holds a slot of its operation
  * pool while it asks, in the same pool, whether each key exists (a HEAD per key it does not use):
  * with as many deletes at once as the pool has slots (10), every slot waits for a HEAD that can
  * never run, and a merge restore overwriting partitioned records hung for good (review-s3target
- * 2). Sent through the client's `sendCommand` (its AWS client, middleware and credentials, no
- * pool), with keys joined to the prefix as s3db.js joins them. Null for other clients.
+ * 2). Null for other clients.
  */
 function deleteDirectly(client: S3dbClientLike): ((keys: string[]) => Promise<DeleteReport>) | null {
-  const remote = client as S3dbClientLike & { sendCommand?: (command: DeleteObjectsCommand) => Promise<{ Errors?: DeleteReport['Errors'] }> };
-  const bucket = remote.config?.bucket;
-  if (remote.constructor?.name !== 'S3Client' || typeof remote.sendCommand !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
-  const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
+  const aws = awsAccess(client);
+  if (!aws) return null;
   return async (keys) => {
     const Errors: NonNullable<DeleteReport['Errors']> = [];
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const Objects = keys.slice(i, i + DELETE_BATCH).map((key) => ({ Key: keyPrefix ? path.posix.join(keyPrefix, key) : key }));
-      const answer = await remote.sendCommand!.call(client, new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }));
+      const Objects = keys.slice(i, i + DELETE_BATCH).map((key) => ({ Key: aws.fullKey(key) }));
+      const answer = (await aws.send(new DeleteObjectsCommand({ Bucket: aws.bucket, Delete: { Objects, Quiet: true } }))) as { Errors?: DeleteReport['Errors'] } | undefined;
       Errors.push(...(answer?.Errors ?? []));
     }
     return { Errors };
