@@ -11,9 +11,10 @@
  *     and logical groups, which are few, by a merge of the members' sorted runs (writeGroup; a
  *     tombstone means "absent"). Objects are put back with their key, metadata, content type and
  *     body exactly as read, with bounded concurrency. Mode 'skip' writes only keys the target
- *     lacks. Which keys the target holds comes from one pass over its listing of each resource per
- *     member, not a request per key (merge uses it too: it reads only the records it overwrites,
- *     to drop their old partition references).
+ *     lacks; merge, over a partitioned resource, reads the records it overwrites first, to drop
+ *     their old partition references. Which keys the target holds comes from one pass over its
+ *     listing of the resource per member, or key by key for a member holding fewer versions than
+ *     the listing has pages (listsTarget).
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
@@ -714,8 +715,8 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
 }
 
 /**
- * Records of `group` at the chain's target point: newest version per key, tombstones dropped, each
- * with the backup whose parts hold it. A logical (filtered) group is read from the target backup
+ * Records of `group` at the chain's target point (database-level objects and logical groups:
+ * writeGroup): newest version per key, tombstones dropped, each with the backup whose parts hold it. A logical (filtered) group is read from the target backup
  * alone: each backup stores its whole selection. Otherwise only the members in `holders` are read
  * (those whose versions the snapshot names, planRestore): a member every one of whose versions a
  * later one replaced or deleted is never opened (each open member holds ~15 MB of decoder and
