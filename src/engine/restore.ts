@@ -562,7 +562,7 @@ class KeyCursor<T> {
    */
   async find(key: string): Promise<T | null> {
     if (this.asked !== null && compareKeys(key, this.asked) < 0) {
-      throw new BackupError('ERR_KEY_ORDER', `"${key}" was looked up in ${this.name} after "${this.asked}": the backup's parts do not hold their keys in order (damage, or a manifest that lists its parts out of order)`);
+      throw new BackupError('ERR_KEY_ORDER', `"${key}" was looked up in ${this.name} after "${this.asked}": the backup's parts do not hold their keys in order (damage, or a manifest that lists its parts out of order). Restore another backup`);
     }
     this.asked = key;
     for (;;) {
