@@ -504,8 +504,9 @@ export async function definedResources(db: DatabaseLike): Promise<string[]> {
 /** A failure after some objects were written says so: the target is partly restored (nothing was written otherwise). */
 function partlyWritten(err: unknown, written: number): unknown {
   if (written === 0 || !(err instanceof BackupError)) return err;
-  // (verification reads each part and the index on their own: it cannot see them disagree)
-  if (err.code === 'ERR_INDEX_CORRUPT') return new BackupError(err.code, `${err.message} (${written} objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace')`, { cause: err });
+  // (verification reads each part and the index on their own: it cannot see them disagree, nor
+  // parts listed out of order)
+  if (err.code === 'ERR_INDEX_CORRUPT' || err.code === 'ERR_KEY_ORDER') return new BackupError(err.code, `${err.message} (${written} objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace')`, { cause: err });
   return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
 }
 
