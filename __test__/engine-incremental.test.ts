@@ -4,7 +4,6 @@
 // reads it is not brought back from the parent; a metadata-only rewrite within the same second
 // as the version the parent read (AWS S3 lists whole seconds) is still picked up; a chain never
 // continues across a selection change or a backup recorded as failing verification.
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +12,7 @@ import { BackupPlugin } from '../src/index.js';
 import { paths } from '../src/engine/layout.js';
 import { listObjects } from '../src/engine/s3db.js';
 import { hookStore, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { editIndex, usersDatabase, type UsersApi } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
 
 let work: string;
@@ -23,38 +23,7 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-type Api = {
-  insert(v: Record<string, unknown>): Promise<unknown>;
-  update(id: string, v: Record<string, unknown>): Promise<unknown>;
-  delete(id: string): Promise<unknown>;
-};
-
-/**
- * Rewrites the index of an uncompressed, unencrypted backup (plain JSON lines) through `edit`,
- * with the manifest's size, checksum and entry count to match: what an earlier build or damage
- * could leave.
- */
-async function editIndex(dir: string, backupId: string, edit: (lines: string[]) => string[]): Promise<void> {
-  const manifestFile = path.join(dir, 'manifests', `${backupId}.json`);
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as { index: { path: string; size: number; sha256: string; entries: number } };
-  const lines = edit((await readFile(path.join(dir, manifest.index.path), 'utf8')).split('\n').filter(Boolean));
-  const index = Buffer.from(`${lines.join('\n')}\n`);
-  await writeFile(path.join(dir, manifest.index.path), index);
-  Object.assign(manifest.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.length });
-  await writeFile(manifestFile, JSON.stringify(manifest));
-}
-
-/**
- * A memory database whose one resource, users ({ name }), holds `ids` (a count: u0, u1, ...;
- * zero-padded to two digits from 10 on, so that they sort as they count), each named by `nameOf`.
- */
-async function usersDatabase(label: string, ids: number | string[], nameOf: (id: string) => string = (id) => id.replace('u', 'n')) {
-  const db = await openDb(`memory://${label}-${process.pid}/db`);
-  const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as Api;
-  const list = typeof ids === 'number' ? Array.from({ length: ids }, (_, i) => `u${ids > 10 ? String(i).padStart(2, '0') : i}`) : ids;
-  for (const id of list) await users.insert({ id, name: nameOf(id) });
-  return { db, users };
-}
+type Api = UsersApi;
 
 describe('incremental chains', () => {
   it('stores only changes, records deletions, and restores every point of the chain exactly', async () => {

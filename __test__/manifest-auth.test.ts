@@ -114,7 +114,7 @@ describe('an encrypted backup whose manifest was edited', () => {
     await q.stop();
   });
 
-  it("without its auth (as written before revision 8), an incremental whose part was replaced by its parent's (part list edited to match) passes verification, but the restore stops at the first object its index places elsewhere", async () => {
+  it("without its auth (as written before revision 8), an incremental whose part was replaced by its parent's (part list edited to match) fails verification (its index and parts disagree), so a restore writes nothing; without verify, the restore stops at the first object its index places elsewhere", async () => {
     const dir = path.join(work, `dest-${++seq}`);
     const db = await openDb(`memory://manifest-auth-${process.pid}-${seq}/db`);
     await seedDatabase(db, { users: 4, orders: 4, perBehavior: 1 });
@@ -137,9 +137,15 @@ describe('an encrypted backup whose manifest was edited', () => {
     for (const at of [paths.manifest(i2.id), m2.copy]) await writeFile(path.join(dir, at), JSON.stringify(m2, null, 1));
     const p = plugin(dir);
     await db.usePlugin(p, 'reader');
-    expect((await p.verifyBackup(i2.id)).verified).toBe(true); // each part is a good stream of its counted records
-    const { into } = await emptyTarget();
-    const failed = await p.restore({ backupId: i2.id, destination: into }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    // each part is a good stream of its counted records; the parent's part holds u00001's version, which i2's index places in i1
+    const verdict = await p.verifyBackup(i2.id);
+    expect(verdict).toMatchObject({ verified: false, error: expect.stringContaining(`the index and the parts of backup ${i2.id} disagree: its index names ${i1.id} for a key (not named: the backup is encrypted), and its own parts hold a version of it`) });
+    expect(verdict.error).not.toContain('u0000'); // an encrypted backup's keys (record ids) are not named: results are stored in plaintext
+    const { into, before } = await emptyTarget();
+    const refused = await p.restore({ backupId: i2.id, destination: into }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    expect(refused).toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('disagree') });
+    expect(await snapshot(into)).toEqual(before);
+    const failed = await p.restore({ backupId: i2.id, destination: into, verify: false }).then(() => null, (e: unknown) => e as Error & { code?: string });
     expect(failed).toMatchObject({ code: 'ERR_INDEX_CORRUPT', message: expect.stringContaining(`index says its version is stored by`) });
     // what was written came from the damaged backup: running it again would stop at the same place
     expect(failed!.message).toMatch(/objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace'\)$/);

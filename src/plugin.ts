@@ -673,10 +673,12 @@ export class BackupPlugin extends EventEmitter {
     const damagedChain: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
     try {
-      for (const m of chain) {
+      for (const [at, m] of chain.entries()) {
         const untrusted = unauthenticated(m, this.keyring.enabled);
         if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
-        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, ...this.reporting });
+        // its index is joined with its parent's where the parent verified (else entries naming other backups are checked less)
+        const parent = at > 0 && !damagedChain.includes(chain[at - 1]!.id) ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null } : null;
+        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, parent, ...this.reporting });
         for (const d of own.destinations) {
           // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
           if (own.verified && !d.verified) {
@@ -768,9 +770,10 @@ export class BackupPlugin extends EventEmitter {
     const sourceFailures: SourceFailure[] = [];
     const started = Date.now();
     const groups = resources ? new Set(resources) : null;
-    for (const m of chain) {
-      const parts = groups ? m.parts.filter((p) => groups.has(p.group)) : m.parts;
-      const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', parts, ...this.reporting });
+    for (const [at, m] of chain.entries()) {
+      // (each member before it verified: a failure throws below)
+      const parent = at > 0 ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null } : null;
+      const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', groups, parent, ...this.reporting });
       // What this verification found is recorded as verifyBackup() records it, so that
       // listBackups() and recoverBackups() know of damage a restore found (the runbook's
       // "restore failed, run recoverBackups()"): always when it read every part; a selective
@@ -1147,8 +1150,12 @@ export class BackupPlugin extends EventEmitter {
         template: this.template,
         verify: this.config.verify,
         verifyBackup: async (m, level) => {
-          const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
-          return (await verifyManifest(m, this.destinations, key, { level, ...this.reporting })).result;
+          const keyOf = async (b: Manifest) => (b.encryption && level === 'full' ? this.keyring.keyForManifest(b, this.destinations) : null);
+          // an incremental's index is joined with its parent's (checked before it was chosen: parentFor)
+          const parentId = m.chain.length > 1 ? m.chain[m.chain.length - 2]! : null;
+          const parentManifest = parentId && level === 'full' ? await this.catalog.require(parentId) : null;
+          const parent = parentManifest ? { manifest: parentManifest, key: await keyOf(parentManifest) } : null;
+          return (await verifyManifest(m, this.destinations, await keyOf(m), { level, parent, ...this.reporting })).result;
         },
         signal: AbortSignal.any(signals),
         beforeCommit: () => lease?.assertHeld(),

@@ -5,7 +5,8 @@
  *   SHA-256 (reads every stored byte, decodes nothing).
  * - 'full': as quick, and every byte is decoded: every segment's GCM tag checked (encrypted
  *   backups), every compressed stream decompressed to its end, every archive parsed, and the record
- *   counts compared with the manifest.
+ *   counts compared with the manifest; then the index is checked against the parts, and against
+ *   its parent's index (index-consistency.ts): what a restore relies on, found before it writes.
  *
  * Each destination that holds the backup is checked on its own and reported; the backup counts as
  * verified when every object is good at one destination at least (restore falls back per object).
@@ -17,7 +18,7 @@
  * `goodSources` tells restore, per part, which destination passed. The index checked at each
  * destination is the one readers use there (stored.ts indexRefAt: a rebuilt one, if any).
  */
-import { Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
@@ -25,9 +26,10 @@ import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import { authProblem } from './manifest-auth.js';
-import { parseManifest, type Manifest, type VerificationResult } from './manifest.js';
+import { parseManifest, type IndexEntry, type Manifest, type VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, indexRefAt, indexSource, openDecoded, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
+import { codecOf, indexRefAt, indexSource, openDecoded, preferredFirst, readIndex, readLines, readPartRecords, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
+import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from './index-consistency.js';
 import { paths } from './layout.js';
 
 export interface VerifyOutcome {
@@ -40,8 +42,14 @@ export interface VerifyOutcome {
 
 export interface VerifyOptions {
   level: 'quick' | 'full';
-  /** Parts to check (default: all of the manifest's parts). */
-  parts?: Manifest['parts'];
+  /** Groups whose parts (and index entries, 'full') are checked; null or absent: all. */
+  groups?: Set<string> | null;
+  /**
+   * 'full', for an incremental: its parent and the parent's key, when the parent verified (its
+   * index is joined with this one's, index-consistency.ts rule 3); absent, entries naming other
+   * backups are only checked to be of the chain.
+   */
+  parent?: { manifest: Manifest; key: KeyHandle | null } | null;
   concurrency?: number;
   onProgress?: (event: ProgressEvent) => void;
   /** Least time between two progress events (default 1 s). */
@@ -113,7 +121,8 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       failures: [],
     };
   }
-  const parts = (options.parts ?? manifest.parts).map((p) => ({ path: p.path, size: p.size, sha256: p.sha256, records: p.objects, id: p.path }));
+  const groups = options.groups ?? null;
+  const parts = manifest.parts.filter((p) => groups === null || groups.has(p.group)).map((p) => ({ ...p, records: p.objects, id: p.path, at: manifest.parts.indexOf(p) }));
   // The index may be a rebuilt one at some destinations (indexRefAt): it is one object, whatever its path.
   const INDEX = indexSource(manifest.id);
   const ids = [...parts.map((p) => p.id), INDEX];
@@ -123,6 +132,10 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   // Objects that could not be read for a reason other than their bytes (access, I/O, network).
   const unreadable = new Map<string, { path: string; err: unknown }>();
   const failures: VerifyOutcome['failures'] = [];
+  // 'full': what each object held, from the first destination where it verified (the same bytes everywhere it does)
+  const partTallies: PartTally[] = [];
+  let indexTally: IndexTally | null = null;
+  const check: CheckContext = { set, manifest, key, level: options.level, groups, parent: options.parent ?? null };
   for (const member of holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
     // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
@@ -143,8 +156,12 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
         return;
       }
       try {
-        await checkObject(member, manifest, ref, key, options.level);
-        if (!goodSources.has(ref.id)) goodSources.set(ref.id, member.label);
+        const tally = await checkObject(check, member, ref);
+        if (!goodSources.has(ref.id)) {
+          goodSources.set(ref.id, member.label);
+          if (tally instanceof IndexTally) indexTally = tally;
+          else if (tally) partTallies.push(tally);
+        }
       } catch (err) {
         if (!isDamage(err)) {
           unreadable.set(ref.id, { path: ref.path, err });
@@ -175,8 +192,11 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   }
   let error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
   if (missing.includes(INDEX)) error += `; ${INDEX_REPAIR_HINT}`;
+  // Every object verified (whole, somewhere): do the index and the parts say the same?
+  const disagree = missing.length === 0 && indexTally ? await consistencyProblems(check, partTallies, indexTally, goodSources) : null;
+  if (disagree) error = `the index and the parts of backup ${manifest.id} disagree: ${disagree}. Its objects are as its backup wrote them, so nothing mends it: restore another backup (a restore of this one stops)`;
   return {
-    result: { verified: missing.length === 0, level: options.level, at: new Date().toISOString(), error, destinations },
+    result: { verified: error === null, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
     failures,
   };
@@ -199,40 +219,99 @@ function isDamage(err: unknown): boolean {
   return err instanceof BackupError && DAMAGE_CODES.has(err.code);
 }
 
-async function checkObject(member: Destination, manifest: Manifest, ref: StoredRef & { records: number | null }, key: KeyHandle | null, level: 'quick' | 'full'): Promise<void> {
+/** What checking one object needs, the same for a whole verification. */
+interface CheckContext {
+  set: DestinationSet;
+  manifest: Manifest;
+  key: KeyHandle | null;
+  level: 'quick' | 'full';
+  groups: Set<string> | null;
+  parent: { manifest: Manifest; key: KeyHandle | null } | null;
+}
+
+/** Checks one part or the index at `member`; 'full' returns what it held (index-consistency.ts). */
+async function checkObject(c: CheckContext, member: Destination, ref: StoredRef & { records: number | null; group?: string; at?: number }): Promise<PartTally | IndexTally | null> {
+  const { manifest } = c;
   const stored = readRanged(member, ref);
-  if (level === 'quick') {
+  if (c.level === 'quick') {
     await pipeline(stored, new ChecksumTap(ref, member.label), discard());
-    return;
+    return null;
   }
-  const decoded = openDecoded(stored, ref, member.label, codecOf(manifest, key));
+  const decoded = openDecoded(stored, ref, member.label, codecOf(manifest, c.key));
   if (ref.records === null) {
-    const lines = await countLines(decoded);
-    if (lines !== manifest.index.entries) {
-      throw new BackupError('ERR_INDEX_CORRUPT', `${ref.path} at ${member.label} has ${lines} index entries, the manifest says ${manifest.index.entries}`);
+    const parent = c.parent ? { id: c.parent.manifest.id, entries: parentEntries(c.set, c.parent.manifest, c.parent.key) } : null;
+    const tally = await tallyIndex(manifest, indexEntries(decoded, `${ref.path} at ${member.label}`), parent, c.groups);
+    if (tally.entries !== manifest.index.entries) {
+      throw new BackupError('ERR_INDEX_CORRUPT', `${ref.path} at ${member.label} has ${tally.entries} index entries, the manifest says ${manifest.index.entries}`);
     }
-    return;
+    return tally;
   }
+  const tally = new PartTally({ path: ref.path, group: ref.group!, at: ref.at! }, Boolean(manifest.encryption));
   let records = 0;
-  for await (const _record of readArchive(decoded, `${ref.path} at ${member.label}`)) records++;
+  for await (const record of readArchive(decoded, `${ref.path} at ${member.label}`)) {
+    records++;
+    tally.add(record.header);
+  }
   if (records !== ref.records) {
     throw new BackupError('ERR_PART_COUNT', `${ref.path} at ${member.label} holds ${records} objects, the manifest says ${ref.records}`);
+  }
+  return tally;
+}
+
+/**
+ * What index-consistency.ts finds wrong between the backup's index and its parts (null: nothing),
+ * with the groups whose summed-up keys differ checked exactly: their parts read again, from where
+ * they verified, joined with the index. A read that fails then says nothing about the backup:
+ * ERR_VERIFY_INCOMPLETE, as for any object that could not be read.
+ */
+async function consistencyProblems(c: CheckContext, parts: PartTally[], index: IndexTally, goodSources: Map<string, string>): Promise<string | null> {
+  const { manifest, set, key } = c;
+  const { problems, inexact } = disagreements(manifest, parts, index, c.groups);
+  for (const group of inexact) {
+    const records = async function* () {
+      for (const part of manifest.parts.filter((p) => p.group === group)) {
+        const holders = preferredFirst(holdersOf(manifest, set), goodSources.get(part.path));
+        for await (const record of readPartRecords(holders, manifest, part, key)) yield record.header;
+      }
+    };
+    try {
+      problems.addAll(await exactProblems(manifest, group, records(), readIndex(set, manifest, key, goodSources.get(indexSource(manifest.id)))));
+    } catch (err) {
+      throw new BackupError('ERR_VERIFY_INCOMPLETE', `could not verify backup ${manifest.id}: reading its parts of '${group}' again, to check them against its index, failed (${errorMessage(err)}); nothing was recorded (a restore it ran for wrote nothing): once the destination can be read, run the same verification or restore again`, { cause: err });
+    }
+  }
+  return problems.empty ? null : problems.toString();
+}
+
+/** The entries of an index being verified (a line that is not one is damage: ERR_INDEX_CORRUPT). */
+async function* indexEntries(decoded: Readable, where: string): AsyncIterable<IndexEntry> {
+  for await (const line of readLines(decoded)) {
+    if (line === '') continue;
+    let entry: IndexEntry;
+    try {
+      entry = JSON.parse(line) as IndexEntry;
+    } catch {
+      throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+    }
+    if (typeof entry?.k !== 'string' || typeof entry.b !== 'string') throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+    yield entry;
+  }
+}
+
+/**
+ * The parent's index, to join with: it verified just before, so a failure to read it now says
+ * nothing about the backup being verified (not damage: ERR_VERIFY_INCOMPLETE follows, see DAMAGE_CODES).
+ */
+async function* parentEntries(set: DestinationSet, parent: Manifest, key: KeyHandle | null): AsyncIterable<IndexEntry> {
+  try {
+    yield* readIndex(set, parent, key);
+  } catch (err) {
+    throw new BackupError('ERR_PARENT_INDEX', `the index of its parent ${parent.id}, to check its own against, could not be read: ${errorMessage(err)}`, { cause: err });
   }
 }
 
 function discard(): Writable {
   return new Writable({ write: (_chunk, _enc, cb) => cb() });
-}
-
-async function countLines(stream: NodeJS.ReadableStream): Promise<number> {
-  let lines = 0;
-  await pipeline(stream, new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      cb();
-    },
-  }));
-  return lines;
 }
 
 /** Runs `fn` over `items` with at most `concurrency` at once. */

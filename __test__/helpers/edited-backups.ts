@@ -1,0 +1,52 @@
+/**
+ * Backups edited by hand, as damage, a bad copy or an earlier build's defect could leave them:
+ * an uncompressed, unencrypted backup's index (plain JSON lines) or manifest rewritten, with the
+ * manifest's size, checksum and entry count to match, so that every object still verifies on its
+ * own. And the small users database the edits are made on.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { openDb } from './database.js';
+
+export type UsersApi = {
+  insert(v: Record<string, unknown>): Promise<unknown>;
+  update(id: string, v: Record<string, unknown>): Promise<unknown>;
+  delete(id: string): Promise<unknown>;
+};
+
+/** A stored manifest as JSON (only what the edits touch is typed). */
+export interface StoredManifest {
+  index: { path: string; size: number; sha256: string; entries: number };
+  parts: { path: string; group: string; seq: number }[];
+  [field: string]: unknown;
+}
+
+/** Rewrites backup `backupId`'s manifest at the file:// destination `dir` through `edit`. */
+export async function editManifest(dir: string, backupId: string, edit: (manifest: StoredManifest) => void): Promise<void> {
+  const manifestFile = path.join(dir, 'manifests', `${backupId}.json`);
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as StoredManifest;
+  edit(manifest);
+  await writeFile(manifestFile, JSON.stringify(manifest));
+}
+
+/** Rewrites the index of an uncompressed, unencrypted backup through `edit`, the manifest to match. */
+export async function editIndex(dir: string, backupId: string, edit: (lines: string[]) => string[]): Promise<void> {
+  const manifest = JSON.parse(await readFile(path.join(dir, 'manifests', `${backupId}.json`), 'utf8')) as StoredManifest;
+  const lines = edit((await readFile(path.join(dir, manifest.index.path), 'utf8')).split('\n').filter(Boolean));
+  const index = Buffer.from(`${lines.join('\n')}\n`);
+  await writeFile(path.join(dir, manifest.index.path), index);
+  await editManifest(dir, backupId, (m) => Object.assign(m.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.length }));
+}
+
+/**
+ * A memory database whose one resource, users ({ name }), holds `ids` (a count: u0, u1, ...;
+ * zero-padded to two digits from 10 on, so that they sort as they count), each named by `nameOf`.
+ */
+export async function usersDatabase(label: string, ids: number | string[], nameOf: (id: string) => string = (id) => id.replace('u', 'n')) {
+  const db = await openDb(`memory://${label}-${process.pid}/db`);
+  const users = (await db.createResource({ name: 'users', attributes: { name: 'string' } })) as unknown as UsersApi;
+  const list = typeof ids === 'number' ? Array.from({ length: ids }, (_, i) => `u${ids > 10 ? String(i).padStart(2, '0') : i}`) : ids;
+  for (const id of list) await users.insert({ id, name: nameOf(id) });
+  return { db, users };
+}

@@ -1,0 +1,222 @@
+// A full verification checks a backup's index against its own parts and its parent's index
+// (src/engine/index-consistency.ts), on the real s3db.js (memory://) and a real filesystem
+// destination: backups edited by hand so that every object still verifies on its own (the
+// manifest's sizes and checksums updated; unencrypted, so no authentication stands in the way)
+// fail verification naming the disagreement, and a restore refuses them before writing anything,
+// where it used to stop after some writes. What the index leaves out of the parts still verifies
+// (the index wins: a restore leaves it out with a warning).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import { exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
+import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
+import { editIndex, editManifest, usersDatabase } from './helpers/edited-backups.js';
+import { openDb, snapshot } from './helpers/database.js';
+
+let work: string;
+let seq = 0;
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'verify-consistency-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+type Failure = Error & { code?: string };
+const failureOf = (p: Promise<unknown>): Promise<Failure | null> => p.then(() => null, (e: unknown) => e as Failure);
+const line = (lines: string[], id: string) => lines.find((l) => l.includes(`"resource=users/data/id=${id}"`))!;
+
+/** An uncompressed, unencrypted plugin at a new directory (its index is plain JSON lines: editIndex). */
+async function plainPlugin(db: Awaited<ReturnType<typeof openDb>>, options: Record<string, unknown> = {}) {
+  const dir = path.join(work, `dest-${++seq}`);
+  const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, compression: 'none', ...options });
+  await db.usePlugin(plugin, `p${seq}`);
+  return { dir, plugin };
+}
+
+/** A restore (with verification, the default) of `backupId` into a new empty database: refused, nothing written. */
+async function expectRefused(plugin: BackupPlugin, backupId: string, disagreement: string): Promise<void> {
+  const target = await openDb(`memory://refused-${process.pid}-${++seq}/db`);
+  const before = await snapshot(target);
+  const refused = await failureOf(plugin.restore({ backupId, destination: target }));
+  expect(refused).toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining(disagreement) });
+  expect(refused!.message).toMatch(/nothing was restored/);
+  expect(await snapshot(target)).toEqual(before);
+}
+
+describe("a full verification checks a backup's index against its parts", () => {
+  it('an index naming a version no part holds fails full verification (quick passes: every object is as the manifest says); a restore writes nothing, and the next backup is a full', async () => {
+    const { db } = await usersDatabase('vc-unheld', 5);
+    const { dir, plugin } = await plainPlugin(db, { type: 'incremental' });
+    const backup = await plugin.createBackup();
+    await editIndex(dir, backup.id, (lines) => {
+      const at = lines.indexOf(line(lines, 'u1'));
+      return [...lines.slice(0, at + 1), lines[at]!.replace('id=u1"', 'id=u1x"'), ...lines.slice(at + 1)]; // sorts between u1 and u2
+    });
+    expect(await plugin.verifyBackup(backup.id, { level: 'quick' })).toMatchObject({ verified: true });
+    const verdict = await plugin.verifyBackup(backup.id);
+    expect(verdict).toMatchObject({ verified: false, level: 'full' });
+    expect(verdict.error).toBe(
+      `the index and the parts of backup ${backup.id} disagree: 'users': its index names 6 objects stored by ${backup.id}, and its parts hold 5 of them. Its objects are as its backup wrote them, so nothing mends it: restore another backup (a restore of this one stops)`,
+    );
+    await expectRefused(plugin, backup.id, `'users': its index names 6 objects stored by ${backup.id}, and its parts hold 5 of them`);
+    // recorded: listed as failing, and never built on
+    expect((await plugin.listBackups()).find((b) => b.id === backup.id)).toMatchObject({ verified: false });
+    expect((await plugin.createBackup()).type).toBe('full');
+    await plugin.stop();
+  });
+
+  it("an incremental's index naming a backup outside its chain, a version its parent's index places elsewhere, one its own parts hold for another backup, or one its parts delete: each fails full verification, and a restore writes nothing", async () => {
+    const { db, users } = await usersDatabase('vc-chain', 6);
+    const { dir, plugin } = await plainPlugin(db, { type: 'incremental' });
+    const full = await plugin.createBackup();
+    await users.update('u1', { name: 'first' });
+    const i1 = await plugin.createBackup();
+    await users.update('u2', { name: 'second' });
+    await users.delete('u4'); // i2 holds its deletion
+    const i2 = await plugin.createBackup();
+    expect([i1.type, i2.type]).toEqual(['incremental', 'incremental']);
+    // a new plugin reads each edit (a plugin keeps the manifests it read)
+    const readerOf = async () => {
+      const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
+      await (await openDb(`memory://vc-chain-reader-${process.pid}-${++seq}/db`)).usePlugin(reader);
+      return reader;
+    };
+    const entry = (l: string, b: string) => l.replace(/"b":"[^"]+"/, `"b":"${b}"`);
+    const edits: { what: string; edit: (lines: string[]) => string[]; says: string }[] = [
+      {
+        what: 'a backup outside the chain',
+        edit: (lines) => lines.map((l) => (l === line(lines, 'u3') ? entry(l, 'full-20200101T000000000Z-000000') : l)),
+        says: `its index names full-20200101T000000000Z-000000 for "resource=users/data/id=u3", which is not in its chain (${full.id}, ${i1.id}, ${i2.id})`,
+      },
+      {
+        // what a restore reads in i1 (which does not hold it): its parent's index places it in the full
+        what: "a version its parent's index places elsewhere",
+        edit: (lines) => lines.map((l) => (l === line(lines, 'u3') ? entry(l, i1.id) : l)),
+        says: `its index names ${i1.id} for "resource=users/data/id=u3", where the index of its parent ${i1.id} names ${full.id}`,
+      },
+      {
+        // i2's parts hold u2's new version: a restore would find a newer version than the index says
+        what: 'a version its own parts hold, for another backup',
+        edit: (lines) => lines.map((l) => (l === line(lines, 'u2') ? entry(l, i1.id) : l)),
+        says: `its index names ${i1.id} for "resource=users/data/id=u2", and its own parts hold a version of it`,
+      },
+      {
+        what: 'a version its parts delete',
+        edit: (lines) => {
+          const u3 = line(lines, 'u3');
+          const at = lines.indexOf(u3);
+          return [...lines.slice(0, at + 1), entry(u3.replace('id=u3"', 'id=u4"'), i2.id), ...lines.slice(at + 1)];
+        },
+        says: `its index names it for "resource=users/data/id=u4", and its parts hold its deletion`,
+      },
+    ];
+    let original: string[] = [];
+    await editIndex(dir, i2.id, (lines) => (original = lines));
+    for (const { what, edit, says } of edits) {
+      await editIndex(dir, i2.id, () => edit(original));
+      const reader = await readerOf();
+      const verdict = await reader.verifyBackup(i2.id);
+      expect({ what, verified: verdict.verified, error: verdict.error }).toEqual({ what, verified: false, error: expect.stringContaining(says) });
+      expect(verdict.error).toMatch(new RegExp(`^the index and the parts of backup ${i2.id} disagree: `));
+      await expectRefused(reader, i2.id, says);
+      await reader.stop();
+    }
+    // put back as it was written, it verifies and restores exactly
+    await editIndex(dir, i2.id, () => original);
+    const reader = await readerOf();
+    expect(await reader.verifyBackup(i2.id)).toMatchObject({ verified: true });
+    const target = await openDb(`memory://vc-chain-back-${process.pid}/db`);
+    await reader.restore({ backupId: i2.id, destination: target });
+    expect(await snapshot(target)).toEqual(await snapshot(db));
+    await reader.stop();
+    await plugin.stop();
+  });
+
+  it("parts listed out of key order fail full verification (each part alone verifies); a restore writes nothing, where it stopped with ERR_KEY_ORDER after some writes", async () => {
+    const { db } = await usersDatabase('vc-order', 30, (id) => `name ${id} ${'x'.repeat(200)}`);
+    const { dir, plugin } = await plainPlugin(db, { partSize: 1024 });
+    const backup = await plugin.createBackup();
+    await editManifest(dir, backup.id, (m) => {
+      const mine = m.parts.filter((p) => p.group === 'users');
+      expect(mine.length).toBeGreaterThan(2);
+      m.parts = [...m.parts.filter((p) => p.group !== 'users'), ...mine.reverse()];
+    });
+    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await (await openDb(`memory://vc-order-reader-${process.pid}/db`)).usePlugin(reader);
+    const verdict = await reader.verifyBackup(backup.id);
+    expect(verdict.verified).toBe(false);
+    expect(verdict.error).toMatch(/disagree: part \S+ begins with "resource=users\/data\/id=u\d+", not after "resource=users\/data\/id=u\d+", where part \S+ ends \(parts out of key order\)/);
+    await expectRefused(reader, backup.id, 'parts out of key order');
+    await reader.stop();
+    await plugin.stop();
+  });
+
+  it('a version the parts hold and the index lacks (a deletion an earlier build missed) still verifies: the index wins, a restore leaves it out with a warning', async () => {
+    const { db } = await usersDatabase('vc-extra', 4);
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    await editIndex(dir, backup.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
+    expect(await plugin.verifyBackup(backup.id)).toMatchObject({ verified: true, error: null });
+    await plugin.stop();
+  });
+
+  it("a restore of some resources verifies only theirs: another resource's disagreement does not stop it", async () => {
+    const { db } = await usersDatabase('vc-scope', 3);
+    const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string' } })) as unknown as { insert(v: object): Promise<unknown> };
+    await notes.insert({ id: 'n1', text: 'kept' });
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    await editIndex(dir, backup.id, (lines) => {
+      const at = lines.indexOf(line(lines, 'u1'));
+      return [...lines.slice(0, at + 1), lines[at]!.replace('id=u1"', 'id=u1x"'), ...lines.slice(at + 1)];
+    });
+    const target = await openDb(`memory://vc-scope-target-${process.pid}/db`);
+    await plugin.restore({ backupId: backup.id, destination: target, resources: ['notes'] });
+    expect((await snapshot(target)).filter((o) => o.key.startsWith('resource=notes/data/')).length).toBe(1);
+    await expectRefused(plugin, backup.id, "'users': its index names 4 objects");
+    await plugin.stop();
+  });
+});
+
+describe('index-consistency rules, on their own', () => {
+  const manifest = (encrypted: boolean, chain = ['m']): Manifest => ({ id: chain[chain.length - 1]!, chain, encryption: encrypted ? { keyCheck: '', keyFile: null } : null, resources: {} }) as unknown as Manifest;
+  const entries = async function* (list: Partial<IndexEntry>[]): AsyncIterable<IndexEntry> {
+    for (const e of list) yield { e: '', s: 0, m: '', ...e } as IndexEntry;
+  };
+  const headers = async function* (keys: [string, boolean?][]) {
+    for (const [key, deleted] of keys) yield { key, deleted };
+  };
+
+  it("a part's records out of order, or of another group, are told; an encrypted backup's keys never are", () => {
+    for (const encrypted of [false, true]) {
+      const tally = new PartTally({ path: 'data/p1', group: 'users', at: 0 }, encrypted);
+      for (const key of ['resource=users/data/id=b', 'resource=users/data/id=a', 'resource=orders/data/id=c']) tally.add({ key });
+      const told = tally.problems.toString();
+      expect(told).toContain('(not in key order)');
+      expect(told).toContain("of 'orders'");
+      expect(told.includes('id=a')).toBe(!encrypted);
+    }
+  });
+
+  it('an index out of order is told, read to its end (its count), with its keys named only when not encrypted', async () => {
+    for (const encrypted of [false, true]) {
+      const tally: IndexTally = await tallyIndex(manifest(encrypted), entries([{ k: 'resource=u/data/id=b', b: 'm' }, { k: 'resource=u/data/id=a', b: 'm' }, { k: 'resource=u/data/id=c', b: 'm' }]), null, null);
+      expect(tally.entries).toBe(3);
+      expect(tally.problems.toString()).toMatch(/^the index of m is not in key order/);
+      expect(tally.problems.toString().includes('id=a')).toBe(!encrypted);
+    }
+  });
+
+  it('the exact check passes a version the index lacks, and tells one it names that the parts lack or delete', async () => {
+    const m = manifest(false);
+    const ok = await exactProblems(m, 'u', headers([['resource=u/data/id=a'], ['resource=u/data/id=b'], ['resource=u/data/id=c', true]]), entries([{ k: 'resource=u/data/id=a', b: 'm' }]));
+    expect(ok.empty).toBe(true);
+    const lacking = await exactProblems(m, 'u', headers([['resource=u/data/id=a']]), entries([{ k: 'resource=u/data/id=a', b: 'm' }, { k: 'resource=u/data/id=b', b: 'm' }, { k: 's3db.json', b: 'm' }]));
+    expect(lacking.toString()).toBe("'u': its index names 2 objects stored by m, and its parts hold 1 of them");
+    const deleted = await exactProblems(m, 'u', headers([['resource=u/data/id=a', true]]), entries([{ k: 'resource=u/data/id=a', b: 'm' }]));
+    expect(deleted.toString()).toContain('its index names it for "resource=u/data/id=a", and its parts hold its deletion');
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * Whether a backup's object index and its own parts say the same thing: the last step of a full
+ * verification. Each part and the index are checked against their SHA-256 on their own, so an
+ * index that names a version no part holds, parts whose keys are out of order, or an entry naming
+ * a backup outside the chain pass those checks (a writer's defect, or a plaintext manifest edited
+ * with its parts); a restore relies on them agreeing and, before this check, found out only while
+ * writing (restore.ts: ERR_INDEX_CORRUPT, ERR_KEY_ORDER).
+ *
+ * The rules, for backup M, per group checked (FORMAT.md 4, 4.1 and 5):
+ *  1. M's parts of the group, in the manifest's order (`seq` order, as written; readers read
+ *     them so), hold keys of that group, strictly ascending; so does M's index.
+ *  2. Every key the index names M for is held by a record of M's parts, not a tombstone.
+ *  3. No record of M's parts (a version or a tombstone) is of a key the index names another
+ *     backup for, and no tombstone is of a key it names M for.
+ *  4. Every entry naming another backup is M's parent's entry for that key and names the same
+ *     backup; a full names only itself, a group stored as logical records (3.1) only M.
+ * Checked for every member of a chain, they give what a restore of any member needs (by
+ * induction over 4): each version the index names is in the parts of the backup it names (2),
+ * and no later member's parts hold a newer version or a deletion of it (3). A version M's parts
+ * hold and its index lacks is allowed: the index wins, a restore leaves it out and counts it in a
+ * warning (e.g. a deletion an earlier build missed).
+ *
+ * How: the keys each side holds are summed up as a count and an XOR of their SHA-256 (the keys
+ * are strictly ascending on each side, so no side repeats one). When the keys the index names M
+ * for are exactly M's versions, and its parent's keys it lacks exactly M's tombstones (none, for
+ * a full or an incremental whose parent is not checked), rules 2 and 3 hold. A group where they
+ * differ (an earlier build's backup, or damage; rare) is checked exactly: its parts are read
+ * again, joined with the index (exactProblems). A difference that keeps count and digest is a
+ * 2^-256 chance: the check guards against defects and damage, not against whoever can already
+ * rewrite a plaintext manifest.
+ *
+ * Invariants: memory holds a digest per group and a part's first and last key per part, whatever
+ * the backup's size. An encrypted backup's object keys (record ids, partition values) are never
+ * named in what this reports: verification results are stored in plaintext.
+ */
+import { createHash } from 'node:crypto';
+import { BackupError } from '../errors.js';
+import type { ArchiveHeader } from './archive.js';
+import { DATABASE_GROUP, resourceOfKey } from './layout.js';
+import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import { compareKeys, mergeByKey } from './sorted-merge.js';
+
+/** The group (resource, or DATABASE_GROUP) an object key belongs to. */
+export function groupOfKey(key: string): string {
+  return resourceOfKey(key) ?? DATABASE_GROUP;
+}
+
+/** A set of keys as a count and an XOR of their SHA-256 (each key added once: see the top comment). */
+class KeyDigest {
+  count = 0;
+  private readonly xor = Buffer.alloc(32);
+
+  add(key: string): void {
+    const hash = createHash('sha256').update(key).digest();
+    for (let i = 0; i < 32; i++) this.xor[i]! ^= hash[i]!;
+    this.count++;
+  }
+
+  /** Adds the keys of `other` (disjoint from this set's). */
+  absorb(other: KeyDigest): void {
+    for (let i = 0; i < 32; i++) this.xor[i]! ^= other.xor[i]!;
+    this.count += other.count;
+  }
+
+  equals(other: KeyDigest): boolean {
+    return this.count === other.count && this.xor.equals(other.xor);
+  }
+}
+
+/** Problems kept word for word (the rest are counted). */
+const KEPT_PROBLEMS = 3;
+
+export class Problems {
+  private readonly kept: string[] = [];
+  private more = 0;
+
+  add(problem: string): void {
+    if (this.kept.length < KEPT_PROBLEMS) this.kept.push(problem);
+    else this.more++;
+  }
+
+  addAll(other: Problems): void {
+    for (const p of other.kept) this.add(p);
+    this.more += other.more;
+  }
+
+  get empty(): boolean {
+    return this.kept.length === 0;
+  }
+
+  toString(): string {
+    return `${this.kept.join('; ')}${this.more > 0 ? ` (and ${this.more} more)` : ''}`;
+  }
+}
+
+/** How a key is named in a problem: not at all in an encrypted backup. */
+function namer(encrypted: boolean): (key: string) => string {
+  return encrypted ? () => 'a key (not named: the backup is encrypted)' : (key) => JSON.stringify(key);
+}
+
+/** What one part's records hold (rule 1 within the part; its keys for rules 2 and 4). */
+export class PartTally {
+  readonly live = new KeyDigest();
+  readonly dead = new KeyDigest();
+  first: string | null = null;
+  last: string | null = null;
+  readonly problems = new Problems();
+  private readonly name: (key: string) => string;
+
+  constructor(
+    /** `at`: its place in the manifest's part list, the order readers read a group's parts in. */
+    readonly part: Pick<PartEntry, 'path' | 'group'> & { at: number },
+    encrypted: boolean,
+  ) {
+    this.name = namer(encrypted);
+  }
+
+  add(header: Pick<ArchiveHeader, 'key' | 'deleted'>): void {
+    const key = header.key;
+    if (groupOfKey(key) !== this.part.group) {
+      this.problems.add(`part ${this.part.path} of '${this.part.group}' holds ${this.name(key)}, of ${groupOfKey(key) === DATABASE_GROUP ? 'the database-level objects' : `'${groupOfKey(key)}'`}`);
+    }
+    if (this.last !== null && compareKeys(this.last, key) >= 0) {
+      this.problems.add(`part ${this.part.path} holds ${this.name(key)} after ${this.name(this.last)} (not in key order)`);
+    }
+    this.first ??= key;
+    this.last = key;
+    (header.deleted ? this.dead : this.live).add(key);
+  }
+}
+
+/** What M's index holds, joined with its parent's (rules 3 and 4 and the index's order). */
+export class IndexTally {
+  /** Whether rule 4 can be checked: a full, or an incremental joined with its parent's index. */
+  constructor(readonly parentChecked: boolean) {}
+  /** Per group: keys the index names M for. */
+  readonly named = new Map<string, KeyDigest>();
+  /** Per group: the parent's keys M's index lacks. */
+  readonly dropped = new Map<string, KeyDigest>();
+  /** Entries read (the caller compares them with the manifest's count). */
+  entries = 0;
+  readonly problems = new Problems();
+}
+
+export interface ParentIndex {
+  id: string;
+  entries: AsyncIterable<IndexEntry>;
+}
+
+/**
+ * Reads all of `entries` (M's index, in its order) and joins them with `parent`'s index: null for
+ * a full, or for an incremental whose parent is not checked (its own verification failed): then
+ * rule 3 is only "names a backup of the chain" and rule 4 is not checked. Entries of groups not
+ * in `groups` (null: all) are passed over. Errors reading either index are thrown; a problem of
+ * order or naming is told in the tally.
+ */
+export async function tallyIndex(manifest: Manifest, entries: AsyncIterable<IndexEntry>, parent: ParentIndex | null, groups: Set<string> | null): Promise<IndexTally> {
+  const tally = new IndexTally(parent !== null || manifest.chain.length === 1);
+  const name = namer(Boolean(manifest.encryption));
+  const logical = (g: string) => manifest.resources[g]?.logical === true;
+  const inScope = (g: string) => groups === null || groups.has(g);
+  const digest = (map: Map<string, KeyDigest>, g: string) => map.get(g) ?? map.set(g, new KeyDigest()).get(g)!;
+  const chain = new Set(manifest.chain);
+  // The join stops at a key out of order; the rest of the index is still read (its count and its
+  // checksum, at its end, are checked by the caller): the join is given iterators it cannot
+  // close, and both are closed here, whatever happens.
+  const own = entries[Symbol.asyncIterator]();
+  const theirs = (parent?.entries ?? empty<IndexEntry>())[Symbol.asyncIterator]();
+  const ownName = `the index of ${manifest.id}`;
+  const parentName = parent ? `the index of its parent ${parent.id}` : 'no parent';
+  const counted = unclosable(own, () => tally.entries++);
+  try {
+    const steps = mergeByKey<IndexEntry, IndexEntry>({ items: unclosable(theirs), key: (e) => e.k, name: parentName }, { items: counted, key: (e) => e.k, name: ownName });
+    try {
+      for await (const { key, left: before, right: entry } of steps) {
+        const group = groupOfKey(key);
+        if (!inScope(group)) continue;
+        if (!entry) {
+          if (!logical(group)) digest(tally.dropped, group).add(key);
+          continue;
+        }
+        if (entry.b === manifest.id) {
+          digest(tally.named, group).add(key);
+          continue;
+        }
+        if (logical(group)) tally.problems.add(`its index names ${entry.b} for ${name(key)} of '${group}', which it stores as logical records (each of them names ${manifest.id})`);
+        else if (!chain.has(entry.b)) tally.problems.add(`its index names ${entry.b} for ${name(key)}, which is not in its chain (${manifest.chain.join(', ')})`);
+        else if (parent && before?.b !== entry.b) {
+          tally.problems.add(`its index names ${entry.b} for ${name(key)}, where the index of its parent ${parent.id} ${before ? `names ${before.b}` : 'has no entry'}`);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof BackupError && err.code === 'ERR_KEY_ORDER')) throw err;
+      // (sorted-merge's message names the side first, then the two keys)
+      const side = err.message.startsWith(ownName) ? ownName : parentName;
+      const keys = /^.*? listed (.*): listings must be sorted/s.exec(err.message)?.[1];
+      tally.problems.add(`${side} is not in key order${keys && !manifest.encryption ? ` (${keys})` : ''}`);
+      for await (const _entry of counted); // the rest, for the count and the checksum
+    }
+  } finally {
+    await Promise.all([own.return?.(), theirs.return?.()]);
+  }
+  return tally;
+}
+
+/** `iterator` as an iterable that a for-await leaving early does not close; `seen` hears of each item. */
+function unclosable<T>(iterator: AsyncIterator<T>, seen?: () => void): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: async () => {
+        const step = await iterator.next();
+        if (!step.done) seen?.();
+        return step;
+      },
+    }),
+  };
+}
+
+async function* empty<T>(): AsyncIterable<T> {}
+
+/**
+ * Rule 1 across parts, and the summed-up check of rules 2 and 3, for the groups checked, from
+ * every part's tally (each checked part once, from a destination where it verified) and the
+ * index's; their own problems (rules 1 and 4) included. `inexact`: the groups whose sums differ,
+ * to check with exactProblems.
+ */
+export function disagreements(manifest: Manifest, parts: PartTally[], index: IndexTally, groups: Set<string> | null): { problems: Problems; inexact: string[] } {
+  const problems = new Problems();
+  problems.addAll(index.problems);
+  const name = namer(Boolean(manifest.encryption));
+  const byGroup = new Map<string, PartTally[]>();
+  for (const p of [...parts].sort((a, b) => a.part.at - b.part.at)) {
+    problems.addAll(p.problems);
+    byGroup.set(p.part.group, [...(byGroup.get(p.part.group) ?? []), p]);
+  }
+  const inexact: string[] = [];
+  const checked = new Set([...byGroup.keys(), ...index.named.keys(), ...index.dropped.keys()].filter((g) => groups === null || groups.has(g)));
+  for (const group of [...checked].sort()) {
+    const live = new KeyDigest();
+    const dead = new KeyDigest();
+    let previous: PartTally | null = null;
+    for (const p of byGroup.get(group) ?? []) {
+      live.absorb(p.live);
+      dead.absorb(p.dead);
+      if (p.first === null) continue;
+      if (previous && compareKeys(previous.last!, p.first) >= 0) {
+        problems.add(`part ${p.part.path} begins with ${name(p.first)}, not after ${name(previous.last!)}, where part ${previous.part.path} ends (parts out of key order)`);
+      }
+      previous = p;
+    }
+    const deletions = index.parentChecked ? (index.dropped.get(group) ?? new KeyDigest()) : new KeyDigest();
+    if (!(index.named.get(group) ?? new KeyDigest()).equals(live) || !deletions.equals(dead)) inexact.push(group);
+  }
+  return { problems, inexact };
+}
+
+/**
+ * Rules 2 and 3 for `group`, exactly: its records (M's parts of the group, in the manifest's order) joined
+ * with M's index. Read errors are thrown.
+ */
+export async function exactProblems(manifest: Manifest, group: string, records: AsyncIterable<Pick<ArchiveHeader, 'key' | 'deleted'>>, index: AsyncIterable<IndexEntry>): Promise<Problems> {
+  const problems = new Problems();
+  const name = namer(Boolean(manifest.encryption));
+  let named = 0;
+  let found = 0;
+  const steps = mergeByKey<IndexEntry, Pick<ArchiveHeader, 'key' | 'deleted'>>(
+    { items: ofGroup(index, group), key: (e) => e.k, name: `the index of ${manifest.id}` },
+    { items: records, key: (r) => r.key, name: `its parts of '${group}'` },
+  );
+  try {
+    for await (const { key, left: entry, right: record } of steps) {
+      if (entry?.b === manifest.id) named++;
+      if (!entry || !record) continue; // (a version the index lacks is not restored: the index wins)
+      if (entry.b !== manifest.id) problems.add(`its index names ${entry.b} for ${name(key)}, and its own parts hold ${record.deleted ? 'its deletion' : 'a version of it'}`);
+      else if (record.deleted) problems.add(`its index names it for ${name(key)}, and its parts hold its deletion`);
+      else found++;
+    }
+  } catch (err) {
+    if (!(err instanceof BackupError && err.code === 'ERR_KEY_ORDER')) throw err;
+    problems.add(`${err.message.startsWith('its parts') ? `its parts of '${group}' are` : 'its index is'} not in key order`);
+    return problems;
+  }
+  if (found !== named) problems.add(`'${group}': its index names ${named} objects stored by ${manifest.id}, and its parts hold ${found} of them`);
+  return problems;
+}
+
+async function* ofGroup(index: AsyncIterable<IndexEntry>, group: string): AsyncIterable<IndexEntry> {
+  for await (const entry of index) if (groupOfKey(entry.k) === group) yield entry;
+}
