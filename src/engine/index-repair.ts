@@ -42,7 +42,7 @@ import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
 import type { Catalog } from './catalog.js';
-import { DATABASE_GROUP, paths, resourceOfKey } from './layout.js';
+import { groupOfKey, paths } from './layout.js';
 import type { IndexEntry, Manifest } from './manifest.js';
 import { EncodedSink } from './sink.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -231,7 +231,7 @@ async function* rebuiltEntries(manifest: Manifest, parentIndex: AsyncIterable<In
       if (record.header.deleted) continue;
       const h = record.header;
       yield { k: h.key, e: h.etag ?? '', s: h.size, m: h.lastModified ?? '', b: manifest.id };
-    } else if (inherited && !logical.has(resourceOfKey(key) ?? DATABASE_GROUP)) {
+    } else if (inherited && !logical.has(groupOfKey(key))) {
       yield inherited;
     }
   }

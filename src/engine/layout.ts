@@ -72,6 +72,11 @@ export function resourceOfKey(key: string): string | null {
   return end === -1 ? null : key.slice('resource='.length, end);
 }
 
+/** The group (a resource, or DATABASE_GROUP) an object key belongs to: the group of its parts. */
+export function groupOfKey(key: string): string {
+  return resourceOfKey(key) ?? DATABASE_GROUP;
+}
+
 export class PathTemplate {
   readonly template: string;
 
