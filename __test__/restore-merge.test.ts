@@ -278,6 +278,38 @@ function pluginKey(plugin: string, attribute: string): string {
 describe('partition references', () => {
   const byPlan = async (db: Db, plan: string) => (await users(db).list({ partition: 'byPlan', partitionValues: { plan } })).map((r) => r.id).sort();
 
+  it("a merge or skip reads a partitioned resource's data parts once: only the parts holding its partition references a second time (they sort after the records)", async () => {
+    const db = await openDb(connection('refs-parts'));
+    await defineUsers(db, true);
+    for (let i = 0; i < 40; i++) await users(db).insert({ id: `u${String(i).padStart(2, '0')}`, name: `name ${i} ${'x'.repeat(300)}`, plan: i % 2 ? 'pro' : 'free' });
+    const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `dest-${++seq}`) }, compression: 'none', partSize: 2048 });
+    await db.usePlugin(p);
+    const backup = await p.createBackup();
+    // unencrypted: the manifest names each part's first and last key
+    const parts = (await p.getBackup(backup.id))!.manifest.parts.filter((x) => x.group === 'users');
+    const withRefs = parts.filter((x) => x.lastKey!.startsWith('resource=users/partition=')).map((x) => x.path);
+    const dataOnly = parts.map((x) => x.path).filter((at) => !withRefs.includes(at));
+    expect({ dataOnly: dataOnly.length > 3, withRefs: withRefs.length > 1 }).toEqual({ dataOnly: true, withRefs: true });
+    // the reads the restore makes at the destination (observed, not faked)
+    const destination = p.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+    const read = destination.read.bind(destination);
+    const reads = new Map<string, number>();
+    destination.read = (at, range) => {
+      reads.set(at, (reads.get(at) ?? 0) + 1);
+      return read(at, range);
+    };
+    const times = (paths: string[]) => paths.map((at) => reads.get(at) ?? 0);
+    const source = (await snapshot(db)).filter((o) => o.key.startsWith('resource=users/'));
+    for (const mode of ['merge', 'skip'] as const) {
+      reads.clear();
+      const into = await openDb(connection(`refs-parts-${mode}`));
+      await p.restore({ backupId: backup.id, destination: into, mode, verify: false });
+      expect((await snapshot(into)).filter((o) => o.key.startsWith('resource=users/'))).toEqual(source);
+      expect({ mode, dataOnly: times(dataOnly), withRefs: times(withRefs) }).toEqual({ mode, dataOnly: dataOnly.map(() => 1), withRefs: withRefs.map(() => 2) });
+    }
+    await p.stop();
+  });
+
   for (const variant of ['whole database', 'resource subset'] as const) {
     it(`a merge (${variant}) drops the reference of a record that changed partition after the backup`, async () => {
       const { url, db, p, backup } = await movedAfterBackup('moved', { u1: 'pro', u2: 'free' });

@@ -38,7 +38,7 @@ import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
-import { DATABASE_GROUP, resourceOfKey } from './layout.js';
+import { DATABASE_GROUP, groupOfKey, resourceOfKey } from './layout.js';
 import { undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
@@ -135,7 +135,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   o.sourceFailures ??= [];
   const target = o.chain[o.chain.length - 1]!;
   const groups = selectGroups(target, o.resources);
-  const inScope = (key: string) => groups.has(groupOf(key));
+  const inScope = (key: string) => groups.has(groupOfKey(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
   const put = objectWriter(o.target.client, target.metadataAsStored === true);
@@ -391,8 +391,10 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
  *   later never shows a write of this restore as the target's), or key by key where the member
  *   holds fewer versions than the listing has pages (listsTarget).
  * - Merge and skip settle a group's partition references after every one of its data objects
- *   (partition-refs.ts): every member's data objects first, then, drained, the references of the
- *   members whose parts hold some (their parts read a second time).
+ *   (partition-refs.ts): every member's data objects first, then, drained, the references: the
+ *   parts the first sweep saw references in are read a second time (a group's references sort
+ *   after its data objects, `resource=<r>/data/` < `resource=<r>/partition=`, so they fill parts
+ *   of their own but for the one where the data objects end).
  * - A replace settles no references, and deletes what the backup lacks only after every write.
  */
 /**
@@ -412,12 +414,14 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   const { o, target, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
   const found = new Map<string, number>(); // `${member}/${group}`: versions found where the index says
-  const withRefs = new Set<string>(); // `${member}/${group}` whose parts hold partition references
+  const withRefs = new Set<string>(); // paths of the parts the data sweep saw partition references in
   const sweeps: ('all' | 'data' | 'references')[] = run.refs ? ['data', 'references'] : ['all'];
+  // the parts of `member` a sweep reads for `group`: the references sweep only those holding some
+  const partsOf = (sweep: 'all' | 'data' | 'references', member: Manifest, group: string) => member.parts.filter((p) => p.group === group && (sweep !== 'references' || withRefs.has(p.path)));
   for (const sweep of sweeps) {
     if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
-      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && (sweep !== 'references' || withRefs.has(`${member.id}/${g}`)));
+      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && partsOf(sweep, member, g).length > 0);
       if (holding.length === 0) continue;
       const snapshot = indexCursor(o, target);
       try {
@@ -426,10 +430,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
           const held = listsTarget(run, group, member.id) ? new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' }) : null;
           try {
-            for await (const record of recordsOf(o, member, group)) {
+            for await (const { part, record } of partRecords(o, member, partsOf(sweep, member, group))) {
               const key = record.header.key;
               if (sweep !== 'all' && isPartitionRef(key) !== (sweep === 'references')) {
-                if (sweep === 'data') withRefs.add(`${member.id}/${group}`);
+                if (sweep === 'data') withRefs.add(part.path);
                 continue;
               }
               const entry = await snapshot.find(key);
@@ -508,10 +512,6 @@ function partlyWritten(err: unknown, written: number): unknown {
   // parts listed out of order)
   if (err.code === 'ERR_INDEX_CORRUPT' || err.code === 'ERR_KEY_ORDER') return new BackupError(err.code, `${err.message} (${written} objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace')`, { cause: err });
   return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
-}
-
-function groupOf(key: string): string {
-  return resourceOfKey(key) ?? DATABASE_GROUP;
 }
 
 function selectGroups(manifest: Manifest, resources: string[] | null): Set<string> {
@@ -604,11 +604,11 @@ async function planRestore(
   const unreachable = new KeySample();
   const unwritable = new KeySample();
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
-  const inScope = (key: string) => groups.has(groupOf(key));
+  const inScope = (key: string) => groups.has(groupOfKey(key));
   for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
-    const r = rows.get(groupOf(key))!;
+    const r = rows.get(groupOfKey(key))!;
     if (step.existing) targetObjects.set(r.name, (targetObjects.get(r.name) ?? 0) + 1);
     const record = isRecord(key);
     if (step.entry) {
@@ -679,7 +679,7 @@ function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes
  * backed up, so it is not the backup's to remove).
  */
 function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
-  const group = groupOf(key);
+  const group = groupOfKey(key);
   if (logical.has(group)) return false;
   return !(group === DATABASE_GROUP && key !== 's3db.json' && backup.selection.includeMetadata === false);
 }
@@ -750,8 +750,13 @@ async function* mergeChain(o: RestoreRunOptions, group: string, logical: boolean
 
 /** One backup's records of `group`, part after part, resuming at another destination on failure. */
 async function* recordsOf(o: RestoreRunOptions, manifest: Manifest, group: string): AsyncIterable<ArchiveRecord> {
+  for await (const { record } of partRecords(o, manifest, manifest.parts.filter((p) => p.group === group))) yield record;
+}
+
+/** One backup's records of `parts` (in order), each with its part, resuming at another destination on failure. */
+async function* partRecords(o: RestoreRunOptions, manifest: Manifest, parts: PartEntry[]): AsyncIterable<{ part: PartEntry; record: ArchiveRecord }> {
   const key = o.keys.get(manifest.id) ?? null;
-  for (const part of manifest.parts.filter((p) => p.group === group)) yield* readPart(o, manifest, part, key);
+  for (const part of parts) for await (const record of readPart(o, manifest, part, key)) yield { part, record };
 }
 
 /** The backup's index, read where verification found it whole (if it ran). */
@@ -840,7 +845,7 @@ async function refreshPartitionRefs(o: RestoreRunOptions, target: Manifest, refs
   if (drifted.size === 0) return;
   await BoundedWriter.running(o.concurrency, Number.POSITIVE_INFINITY, async (writer) => {
     for await (const entry of indexOf(o, target)) {
-      const group = groupOf(entry.k);
+      const group = groupOfKey(entry.k);
       const partitions = drifted.get(group);
       const id = partitions ? recordIdOf(group, entry.k) : null;
       if (partitions && id !== null) await writer.run(() => refs.createRefs(group, id, partitions));
