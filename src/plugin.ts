@@ -1149,13 +1149,9 @@ export class BackupPlugin extends EventEmitter {
         pageSize: this.pageSizeFor(db),
         template: this.template,
         verify: this.config.verify,
-        verifyBackup: async (m, level) => {
-          const keyOf = async (b: Manifest) => (b.encryption && level === 'full' ? this.keyring.keyForManifest(b, this.destinations) : null);
-          // an incremental's index is joined with its parent's (checked before it was chosen: parentFor)
-          const parentId = m.chain.length > 1 ? m.chain[m.chain.length - 2]! : null;
-          const parentManifest = parentId && level === 'full' ? await this.catalog.require(parentId) : null;
-          const parent = parentManifest ? { manifest: parentManifest, key: await keyOf(parentManifest) } : null;
-          return (await verifyManifest(m, this.destinations, await keyOf(m), { level, parent, ...this.reporting })).result;
+        verifyBackup: async (m, level, parent) => {
+          const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
+          return (await verifyManifest(m, this.destinations, key, { level, parent, ...this.reporting })).result;
         },
         signal: AbortSignal.any(signals),
         beforeCommit: () => lease?.assertHeld(),

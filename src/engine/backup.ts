@@ -28,7 +28,7 @@
  */
 import { hostname } from 'node:os';
 import { processSpace } from '../lease/process-space.js';
-import type { KeyFile } from '../codec/index.js';
+import type { KeyFile, KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { PUT_SCHEMA_BACK, schemaDamage } from '../damaged-schema.js';
@@ -79,7 +79,8 @@ export interface BackupRunOptions {
   template: PathTemplate;
   /** Verify after writing, before committing: false, 'quick' or 'full'. */
   verify: false | 'quick' | 'full';
-  verifyBackup: (manifest: Manifest, level: 'quick' | 'full') => Promise<VerificationResult>;
+  /** `parent`: an incremental's parent and its key (a full verification joins their indexes, index-consistency.ts). */
+  verifyBackup: (manifest: Manifest, level: 'quick' | 'full', parent: { manifest: Manifest; key: KeyHandle | null } | null) => Promise<VerificationResult>;
   signal?: AbortSignal;
   /** Called right before the manifest is written; throwing aborts the commit (e.g. the lease was lost). */
   beforeCommit?: () => void;
@@ -292,7 +293,13 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       ...(key ? { sealed: await seal({ reason: o.reason, metadata: o.metadata, payload: o.trigger?.payload ?? null }, key) } : {}),
     };
     if (o.verify) {
-      manifest.verification = await o.verifyBackup(manifest, o.verify);
+      try {
+        manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey } : null);
+      } catch (err) {
+        // (a full verification reads the parent's index: gone, because another instance deleted the chain, that is the news)
+        if (parent) await assertChainPresent(set, parent, id);
+        throw err;
+      }
       if (!manifest.verification.verified) {
         throw new BackupError('ERR_VERIFY_FAILED', `backup ${id} failed verification and was not committed: ${manifest.verification.error}`);
       }
