@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
-import { exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
+import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
 import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
+import { indexLineKeys } from '../src/engine/stored.js';
 import { editIndex, editManifest, usersDatabase } from './helpers/edited-backups.js';
 import { openDb, snapshot } from './helpers/database.js';
 
@@ -186,6 +187,10 @@ describe('index-consistency rules, on their own', () => {
   const entries = async function* (list: Partial<IndexEntry>[]): AsyncIterable<IndexEntry> {
     for (const e of list) yield { e: '', s: 0, m: '', ...e } as IndexEntry;
   };
+  /** `list` as an index is read: a decoded chunk's worth of entries at a time (here two). */
+  const batches = async function* (list: Partial<IndexEntry>[]): AsyncIterable<IndexEntry[]> {
+    for (let i = 0; i < list.length; i += 2) yield list.slice(i, i + 2).map((e) => ({ e: '', s: 0, m: '', ...e }) as IndexEntry);
+  };
   const headers = async function* (keys: [string, boolean?][]) {
     for (const [key, deleted] of keys) yield { key, deleted };
   };
@@ -203,11 +208,45 @@ describe('index-consistency rules, on their own', () => {
 
   it('an index out of order is told, read to its end (its count), with its keys named only when not encrypted', async () => {
     for (const encrypted of [false, true]) {
-      const tally: IndexTally = await tallyIndex(manifest(encrypted), entries([{ k: 'resource=u/data/id=b', b: 'm' }, { k: 'resource=u/data/id=a', b: 'm' }, { k: 'resource=u/data/id=c', b: 'm' }]), null, null);
+      const tally: IndexTally = await tallyIndex(manifest(encrypted), batches([{ k: 'resource=u/data/id=b', b: 'm' }, { k: 'resource=u/data/id=a', b: 'm' }, { k: 'resource=u/data/id=c', b: 'm' }]), null, null);
       expect(tally.entries).toBe(3);
       expect(tally.problems.toString()).toMatch(/^the index of m is not in key order/);
       expect(tally.problems.toString().includes('id=a')).toBe(!encrypted);
     }
+  });
+
+  it("an incremental's index joined with its parent's across chunks: its own versions and the parent's keys it drops match its parts, or the group is checked exactly", async () => {
+    const m = manifest(false, ['f', 'i']);
+    const k = (id: string) => `resource=u/data/id=${id}`;
+    const parent = [{ k: k('a'), b: 'f' }, { k: k('b'), b: 'f' }, { k: k('c'), b: 'f' }, { k: k('d'), b: 'f' }, { k: k('g'), b: 'f' }];
+    // a kept, b deleted, c changed, d deleted, e new, g kept
+    const own = [{ k: k('a'), b: 'f' }, { k: k('c'), b: 'i' }, { k: k('e'), b: 'i' }, { k: k('g'), b: 'f' }];
+    const parts = (records: [string, boolean?][]) => {
+      const tally = new PartTally({ path: 'data/p1', group: 'u', at: 0 }, false);
+      for (const [id, deleted] of records) tally.add({ key: k(id), deleted });
+      return [tally];
+    };
+    const joined = await tallyIndex(m, batches(own), { id: 'f', batches: batches(parent) }, null);
+    expect(joined.problems.empty).toBe(true);
+    expect(disagreements(m, parts([['b', true], ['c'], ['d', true], ['e']]), joined, null).inexact).toEqual([]);
+    // d dropped without its deletion (the index wins: a restore leaves it out), or c's version missing: checked exactly
+    expect(disagreements(m, parts([['b', true], ['c'], ['e']]), joined, null).inexact).toEqual(['u']);
+    expect(disagreements(m, parts([['b', true], ['d', true], ['e']]), joined, null).inexact).toEqual(['u']);
+    // an entry naming the parent where the parent's index names another backup, or has none
+    const wrong = await tallyIndex(m, batches([{ k: k('a'), b: 'f' }, { k: k('aa'), b: 'f' }]), { id: 'f', batches: batches(parent) }, null);
+    expect(wrong.problems.toString()).toBe(`its index names f for "${k('aa')}", where the index of its parent f has no entry`);
+  });
+
+  it("an index line's key and holder are read as JSON.parse reads them, escapes, quotes and lone surrogates included", () => {
+    const keys = ['resource=u/data/id=a', 'a"b\\c', 'é😀 "', 'has,"b":"inside', '\ud800lone', ''];
+    for (const k of keys) {
+      for (const e of ['', '"etag"', ',"b":"x']) {
+        const line = JSON.stringify({ k, e, s: 1, m: '2026-12-03T00:00:00.000Z', b: 'incremental-1' });
+        expect(indexLineKeys(line)).toEqual({ k, b: 'incremental-1' });
+      }
+    }
+    expect(indexLineKeys('{"b":"q","k":"w","e":""}')).toEqual({ k: 'w', b: 'q' }); // another shape: parsed whole
+    expect(() => indexLineKeys('{"k":"a","b":"x"')).toThrow();
   });
 
   it('the exact check passes a version the index lacks, and tells one it names that the parts lack or delete', async () => {

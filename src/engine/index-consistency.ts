@@ -20,45 +20,71 @@
  * hold and its index lacks is allowed: the index wins, a restore leaves it out and counts it in a
  * warning (e.g. a deletion an earlier build missed).
  *
- * How: the keys each side holds are summed up as a count and an XOR of their SHA-256 (the keys
- * are strictly ascending on each side, so no side repeats one). When the keys the index names M
+ * How: the keys each side holds are summed up as a count and an XOR of a 128-bit hash of each
+ * (KeyDigest; the keys are strictly ascending on each side, so no side repeats one). When the keys the index names M
  * for are exactly M's versions, and its parent's keys it lacks exactly M's tombstones (none, for
  * a full or an incremental whose parent is not checked), rules 2 and 3 hold. A group where they
  * differ (an earlier build's backup, or damage; rare) is checked exactly: its parts are read
  * again, joined with the index (exactProblems). A difference that keeps count and digest is a
- * 2^-256 chance: the check guards against defects and damage, not against whoever can already
- * rewrite a plaintext manifest.
+ * 2^-128 chance: the check guards against defects and damage, not against whoever can already
+ * rewrite a plaintext manifest (and a restore still stops at what it misses).
  *
  * Invariants: memory holds a digest per group and a part's first and last key per part, whatever
  * the backup's size. An encrypted backup's object keys (record ids, partition values) are never
  * named in what this reports: verification results are stored in plaintext.
  */
-import { hash } from 'node:crypto';
 import { BackupError } from '../errors.js';
 import type { ArchiveHeader } from './archive.js';
 import { DATABASE_GROUP, groupOfKey } from './layout.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import { compareKeys, mergeByKey } from './sorted-merge.js';
 
-/** A set of keys as a count and an XOR of their SHA-256 (each key added once: see the top comment). */
+/**
+ * A set of keys as a count and an XOR of a 128-bit hash of each (each key added once: see the top
+ * comment). The hash is cyrb128 (bryc, public domain): not cryptographic, a tenth of the cost of
+ * SHA-256 per key (review verify-cost: hashing was most of this check's cost). It only has to
+ * tell sets apart that differ by accident: sets that are equal always have equal digests, so a
+ * weak hash could only miss a disagreement, which a restore still stops at.
+ */
 class KeyDigest {
   count = 0;
-  private readonly xor = Buffer.alloc(32);
+  private readonly xor = new Int32Array(4);
 
   add(key: string): void {
-    const digest = hash('sha256', key, 'buffer'); // (one-shot: half the cost of createHash per key)
-    for (let i = 0; i < 32; i++) this.xor[i]! ^= digest[i]!;
+    let h1 = 1779033703;
+    let h2 = 3144134277;
+    let h3 = 1013904242;
+    let h4 = 2773480762;
+    for (let i = 0; i < key.length; i++) {
+      const k = key.charCodeAt(i);
+      h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+      h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+      h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+      h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+    }
+    h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+    h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+    h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+    h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+    h1 ^= h2 ^ h3 ^ h4;
+    h2 ^= h1;
+    h3 ^= h1;
+    h4 ^= h1;
+    this.xor[0]! ^= h1;
+    this.xor[1]! ^= h2;
+    this.xor[2]! ^= h3;
+    this.xor[3]! ^= h4;
     this.count++;
   }
 
   /** Adds the keys of `other` (disjoint from this set's). */
   absorb(other: KeyDigest): void {
-    for (let i = 0; i < 32; i++) this.xor[i]! ^= other.xor[i]!;
+    for (let i = 0; i < 4; i++) this.xor[i]! ^= other.xor[i]!;
     this.count += other.count;
   }
 
   equals(other: KeyDigest): boolean {
-    return this.count === other.count && this.xor.equals(other.xor);
+    return this.count === other.count && this.xor.every((v, i) => v === other.xor[i]);
   }
 }
 
@@ -137,81 +163,122 @@ export class IndexTally {
   readonly problems = new Problems();
 }
 
+/** A side of the index join out of key order: told as a problem, not thrown out of tallyIndex. */
+class OutOfOrder extends Error {}
+
+/** `iterator` as an iterable that a for-await leaving early does not close. */
+function unclosable<T>(iterator: AsyncIterator<T>): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => iterator.next() }) };
+}
+
+/** What the join reads of an index entry: its key and the backup holding its version. */
+export type IndexKeys = Pick<IndexEntry, 'k' | 'b'>;
+
 export interface ParentIndex {
   id: string;
-  entries: AsyncIterable<IndexEntry>;
+  /** Its entries, a decoded chunk's worth at a time (stored.ts readIndexBatches). */
+  batches: AsyncIterable<IndexKeys[]>;
 }
 
 /**
- * Reads all of `entries` (M's index, in its order) and joins them with `parent`'s index: null for
- * a full, or for an incremental whose parent is not checked (its own verification failed): then
- * rule 3 is only "names a backup of the chain" and rule 4 is not checked. Entries of groups not
- * in `groups` (null: all) are passed over. Errors reading either index are thrown; a problem of
- * order or naming is told in the tally.
+ * Reads all of `own` (M's index, in its order, a chunk's worth of entries at a time) and joins it
+ * with `parent`'s index: null for a full, or for an incremental whose parent is not checked (its
+ * own verification failed): then rule 4 is only "names a backup of the chain", and the parent's
+ * keys M drops are not known. Entries of groups not in `groups` (null: all) are passed over.
+ * Errors reading either index are thrown; a problem of order or naming is told in the tally.
+ * The join itself is synchronous within a chunk: it costs a few microseconds per entry, where an
+ * async step per entry cost several times that (review verify-cost).
  */
-export async function tallyIndex(manifest: Manifest, entries: AsyncIterable<IndexEntry>, parent: ParentIndex | null, groups: Set<string> | null): Promise<IndexTally> {
+export async function tallyIndex(manifest: Manifest, own: AsyncIterable<IndexKeys[]>, parent: ParentIndex | null, groups: Set<string> | null): Promise<IndexTally> {
   const tally = new IndexTally(parent !== null || manifest.chain.length === 1);
   const name = namer(Boolean(manifest.encryption));
   const logical = (g: string) => manifest.resources[g]?.logical === true;
   const inScope = (g: string) => groups === null || groups.has(g);
   const digest = (map: Map<string, KeyDigest>, g: string) => map.get(g) ?? map.set(g, new KeyDigest()).get(g)!;
   const chain = new Set(manifest.chain);
-  // The join stops at a key out of order; the rest of the index is still read (its count and its
-  // checksum, at its end, are checked by the caller): the join is given iterators it cannot
-  // close, and both are closed here, whatever happens.
-  const own = entries[Symbol.asyncIterator]();
-  const theirs = (parent?.entries ?? empty<IndexEntry>())[Symbol.asyncIterator]();
-  const ownName = `the index of ${manifest.id}`;
-  const parentName = parent ? `the index of its parent ${parent.id}` : 'no parent';
-  const counted = unclosable(own, () => tally.entries++);
+  const theirs = parent ? parent.batches[Symbol.asyncIterator]() : null;
+  let held: IndexKeys[] = []; // the parent's current chunk, from `at`
+  let at = 0;
+  let previous: string | null = null; // the parent's last key taken
+  /** The parent's next entry, or null at its end (awaits only to read its next chunk). */
+  const head = async (): Promise<IndexKeys | null> => {
+    while (at >= held.length) {
+      const next = theirs ? await theirs.next() : { done: true as const, value: undefined };
+      if (next.done) return null;
+      held = next.value;
+      at = 0;
+    }
+    return held[at]!;
+  };
+  /** Takes the parent's head (checked to be after the one before). */
+  const take = (entry: IndexKeys): void => {
+    if (previous !== null && compareKeys(previous, entry.k) >= 0) throw outOfOrder(`the index of its parent ${parent!.id}`, previous, entry.k);
+    previous = entry.k;
+    at++;
+  };
+  const dropped = (entry: IndexKeys): void => {
+    const group = groupOfKey(entry.k);
+    if (inScope(group) && !logical(group)) digest(tally.dropped, group).add(entry.k);
+  };
+  const outOfOrder = (side: string, before: string, after: string) => new OutOfOrder(`${side} is not in key order${manifest.encryption ? '' : ` (${name(after)} after ${name(before)})`}`);
+  let last: string | null = null; // M's last key
+  let joining = true; // until a key out of order: then the rest is only counted
   try {
-    const steps = mergeByKey<IndexEntry, IndexEntry>({ items: unclosable(theirs), key: (e) => e.k, name: parentName }, { items: counted, key: (e) => e.k, name: ownName });
-    try {
-      for await (const { key, left: before, right: entry } of steps) {
-        const group = groupOfKey(key);
-        if (!inScope(group)) continue;
-        if (!entry) {
-          if (!logical(group)) digest(tally.dropped, group).add(key);
-          continue;
+    for await (const batch of own) {
+      tally.entries += batch.length;
+      if (!joining) continue;
+      try {
+        for (const entry of batch) {
+          const key = entry.k;
+          if (last !== null && compareKeys(last, key) >= 0) throw outOfOrder(`the index of ${manifest.id}`, last, key);
+          last = key;
+          let before: IndexKeys | null = null;
+          for (let p = at < held.length ? held[at]! : await head(); p !== null; p = at < held.length ? held[at]! : await head()) {
+            const order = compareKeys(p.k, key);
+            if (order > 0) break;
+            take(p);
+            if (order === 0) {
+              before = p;
+              break;
+            }
+            dropped(p);
+          }
+          const group = groupOfKey(key);
+          if (!inScope(group)) continue;
+          if (entry.b === manifest.id) {
+            digest(tally.named, group).add(key);
+            continue;
+          }
+          if (logical(group)) tally.problems.add(`its index names ${entry.b} for ${name(key)} of '${group}', which it stores as logical records (each of them names ${manifest.id})`);
+          else if (!chain.has(entry.b)) tally.problems.add(`its index names ${entry.b} for ${name(key)}, which is not in its chain (${manifest.chain.join(', ')})`);
+          else if (parent && before?.b !== entry.b) {
+            tally.problems.add(`its index names ${entry.b} for ${name(key)}, where the index of its parent ${parent.id} ${before ? `names ${before.b}` : 'has no entry'}`);
+          }
         }
-        if (entry.b === manifest.id) {
-          digest(tally.named, group).add(key);
-          continue;
-        }
-        if (logical(group)) tally.problems.add(`its index names ${entry.b} for ${name(key)} of '${group}', which it stores as logical records (each of them names ${manifest.id})`);
-        else if (!chain.has(entry.b)) tally.problems.add(`its index names ${entry.b} for ${name(key)}, which is not in its chain (${manifest.chain.join(', ')})`);
-        else if (parent && before?.b !== entry.b) {
-          tally.problems.add(`its index names ${entry.b} for ${name(key)}, where the index of its parent ${parent.id} ${before ? `names ${before.b}` : 'has no entry'}`);
-        }
+      } catch (err) {
+        if (!(err instanceof OutOfOrder)) throw err;
+        tally.problems.add(err.message);
+        joining = false;
       }
-    } catch (err) {
-      if (!(err instanceof BackupError && err.code === 'ERR_KEY_ORDER')) throw err;
-      // (sorted-merge's message names the side first, then the two keys)
-      const side = err.message.startsWith(ownName) ? ownName : parentName;
-      const keys = /^.*? listed (.*): listings must be sorted/s.exec(err.message)?.[1];
-      tally.problems.add(`${side} is not in key order${keys && !manifest.encryption ? ` (${keys})` : ''}`);
-      for await (const _entry of counted); // the rest, for the count and the checksum
+    }
+    // the parent's keys after M's last
+    if (joining) {
+      try {
+        for (let p = await head(); p !== null; p = await head()) {
+          take(p);
+          dropped(p);
+        }
+      } catch (err) {
+        if (!(err instanceof OutOfOrder)) throw err;
+        tally.problems.add(err.message);
+      }
     }
   } finally {
-    await Promise.all([own.return?.(), theirs.return?.()]);
+    await theirs?.return?.();
   }
   return tally;
 }
 
-/** `iterator` as an iterable that a for-await leaving early does not close; `seen` hears of each item. */
-function unclosable<T>(iterator: AsyncIterator<T>, seen?: () => void): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next: async () => {
-        const step = await iterator.next();
-        if (!step.done) seen?.();
-        return step;
-      },
-    }),
-  };
-}
-
-async function* empty<T>(): AsyncIterable<T> {}
 
 /**
  * Rule 1 across parts, and the summed-up check of rules 2 and 3, for the groups checked, from

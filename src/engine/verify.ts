@@ -26,10 +26,10 @@ import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { readArchive } from './archive.js';
 import { authProblem } from './manifest-auth.js';
-import { parseManifest, type IndexEntry, type Manifest, type VerificationResult } from './manifest.js';
+import { parseManifest, type Manifest, type VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { codecOf, indexRefAt, indexSource, openDecoded, preferredFirst, readIndex, readLines, readPartRecords, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
-import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from './index-consistency.js';
+import { codecOf, indexLineKeys, indexRefAt, indexSource, openDecoded, preferredFirst, readIndex, readIndexBatches, readLineBatches, readPartRecords, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
+import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex, type IndexKeys } from './index-consistency.js';
 import { paths } from './layout.js';
 
 export interface VerifyOutcome {
@@ -239,7 +239,7 @@ async function checkObject(c: CheckContext, member: Destination, ref: StoredRef 
   }
   const decoded = openDecoded(stored, ref, member.label, codecOf(manifest, c.key));
   if (ref.records === null) {
-    const parent = c.parent ? { id: c.parent.manifest.id, entries: parentEntries(c.set, c.parent.manifest, c.parent.key) } : null;
+    const parent = c.parent ? { id: c.parent.manifest.id, batches: parentEntries(c.set, c.parent.manifest, c.parent.key) } : null;
     const tally = await tallyIndex(manifest, indexEntries(decoded, `${ref.path} at ${member.label}`), parent, c.groups);
     if (tally.entries !== manifest.index.entries) {
       throw new BackupError('ERR_INDEX_CORRUPT', `${ref.path} at ${member.label} has ${tally.entries} index entries, the manifest says ${manifest.index.entries}`);
@@ -283,18 +283,22 @@ async function consistencyProblems(c: CheckContext, parts: PartTally[], index: I
   return problems.empty ? null : problems.toString();
 }
 
-/** The entries of an index being verified (a line that is not one is damage: ERR_INDEX_CORRUPT). */
-async function* indexEntries(decoded: Readable, where: string): AsyncIterable<IndexEntry> {
-  for await (const line of readLines(decoded)) {
-    if (line === '') continue;
-    let entry: IndexEntry;
-    try {
-      entry = JSON.parse(line) as IndexEntry;
-    } catch {
-      throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+/** The keys and holders of an index being verified, a decoded chunk's worth at a time (a line that is not an entry is damage: ERR_INDEX_CORRUPT). */
+async function* indexEntries(decoded: Readable, where: string): AsyncIterable<IndexKeys[]> {
+  for await (const lines of readLineBatches(decoded)) {
+    const entries: IndexKeys[] = [];
+    for (const line of lines) {
+      if (line === '') continue;
+      let entry: IndexKeys;
+      try {
+        entry = indexLineKeys(line);
+      } catch {
+        throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+      }
+      if (typeof entry.k !== 'string' || typeof entry.b !== 'string') throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+      entries.push(entry);
     }
-    if (typeof entry?.k !== 'string' || typeof entry.b !== 'string') throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
-    yield entry;
+    yield entries;
   }
 }
 
@@ -302,9 +306,9 @@ async function* indexEntries(decoded: Readable, where: string): AsyncIterable<In
  * The parent's index, to join with: it verified just before, so a failure to read it now says
  * nothing about the backup being verified (not damage: ERR_VERIFY_INCOMPLETE follows, see DAMAGE_CODES).
  */
-async function* parentEntries(set: DestinationSet, parent: Manifest, key: KeyHandle | null): AsyncIterable<IndexEntry> {
+async function* parentEntries(set: DestinationSet, parent: Manifest, key: KeyHandle | null): AsyncIterable<IndexKeys[]> {
   try {
-    yield* readIndex(set, parent, key);
+    yield* readIndexBatches(set, parent, key, undefined, indexLineKeys);
   } catch (err) {
     throw new BackupError('ERR_PARENT_INDEX', `the index of its parent ${parent.id}, to check its own against, could not be read: ${errorMessage(err)}`, { cause: err });
   }
