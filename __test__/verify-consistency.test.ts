@@ -218,8 +218,8 @@ describe('index-consistency rules, on their own', () => {
   it("an incremental's index joined with its parent's across chunks: its own versions and the parent's keys it drops match its parts, or the group is checked exactly", async () => {
     const m = manifest(false, ['f', 'i']);
     const k = (id: string) => `resource=u/data/id=${id}`;
-    const parent = [{ k: k('a'), b: 'f' }, { k: k('b'), b: 'f' }, { k: k('c'), b: 'f' }, { k: k('d'), b: 'f' }, { k: k('g'), b: 'f' }];
-    // a kept, b deleted, c changed, d deleted, e new, g kept
+    const parent = [{ k: k('a'), b: 'f' }, { k: k('b'), b: 'f' }, { k: k('c'), b: 'f' }, { k: k('d'), b: 'f' }, { k: k('g'), b: 'f' }, { k: k('h'), b: 'f' }];
+    // a kept, b deleted, c changed, d deleted, e new, g kept, h deleted (after the incremental's last key)
     const own = [{ k: k('a'), b: 'f' }, { k: k('c'), b: 'i' }, { k: k('e'), b: 'i' }, { k: k('g'), b: 'f' }];
     const parts = (records: [string, boolean?][]) => {
       const tally = new PartTally({ path: 'data/p1', group: 'u', at: 0 }, false);
@@ -228,10 +228,16 @@ describe('index-consistency rules, on their own', () => {
     };
     const joined = await tallyIndex(m, batches(own), { id: 'f', batches: batches(parent) }, null);
     expect(joined.problems.empty).toBe(true);
-    expect(disagreements(m, parts([['b', true], ['c'], ['d', true], ['e']]), joined, null).inexact).toEqual([]);
-    // d dropped without its deletion (the index wins: a restore leaves it out), or c's version missing: checked exactly
-    expect(disagreements(m, parts([['b', true], ['c'], ['e']]), joined, null).inexact).toEqual(['u']);
-    expect(disagreements(m, parts([['b', true], ['d', true], ['e']]), joined, null).inexact).toEqual(['u']);
+    expect(disagreements(m, parts([['b', true], ['c'], ['d', true], ['e'], ['h', true]]), joined, null).inexact).toEqual([]);
+    // d or h dropped without its deletion (the index wins: a restore leaves it out), or c's version missing: checked exactly
+    expect(disagreements(m, parts([['b', true], ['c'], ['e'], ['h', true]]), joined, null).inexact).toEqual(['u']);
+    expect(disagreements(m, parts([['b', true], ['c'], ['d', true], ['e']]), joined, null).inexact).toEqual(['u']);
+    expect(disagreements(m, parts([['b', true], ['d', true], ['e'], ['h', true]]), joined, null).inexact).toEqual(['u']);
+    // a parent's index out of order is told, not taken for entries it lacks
+    const disordered = await tallyIndex(m, batches(own), { id: 'f', batches: batches([parent[1]!, parent[0]!, ...parent.slice(2)]) }, null);
+    // (told when met: "a" was asked before the parent's "b" passed, so it was not there yet)
+    expect(disordered.problems.toString()).toContain(`the index of its parent f is not in key order ("${k('a')}" after "${k('b')}")`);
+    expect(disordered.entries).toBe(own.length);
     // an entry naming the parent where the parent's index names another backup, or has none
     const wrong = await tallyIndex(m, batches([{ k: k('a'), b: 'f' }, { k: k('aa'), b: 'f' }]), { id: 'f', batches: batches(parent) }, null);
     expect(wrong.problems.toString()).toBe(`its index names f for "${k('aa')}", where the index of its parent f has no entry`);
