@@ -30,7 +30,7 @@ import { BackupError, errorMessage, optionError } from './errors.js';
 import { describeSource, HEARTBEAT_MS, runBackup } from './engine/backup.js';
 import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
-import { indexAvailable, INDEX_REPAIR_HINT } from './engine/stored.js';
+import { indexAvailable, indexSource, INDEX_REPAIR_HINT } from './engine/stored.js';
 import { Keyring } from './engine/keyring.js';
 import { newBackupId, paths, PathTemplate } from './engine/layout.js';
 import { InUse } from './engine/in-use.js';
@@ -672,13 +672,16 @@ export class BackupPlugin extends EventEmitter {
     const ancestorErrors: string[] = [];
     const damagedChain: string[] = [];
     const damagedCopies: NonNullable<VerificationResult['damagedCopies']> = [];
+    // where the previous member's index verified: its child's index is joined with it, read there first
+    let indexAt: string | undefined;
     try {
       for (const [at, m] of chain.entries()) {
         const untrusted = unauthenticated(m, this.keyring.enabled);
         if (untrusted) this.log('warn', { backupId: m.id }, `verification of ${manifest.id}: ${untrusted}`);
         // its index is joined with its parent's where the parent verified (else entries naming other backups are checked less)
-        const parent = at > 0 && !damagedChain.includes(chain[at - 1]!.id) ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null } : null;
-        const { result: own } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, parent, ...this.reporting });
+        const parent = at > 0 && !damagedChain.includes(chain[at - 1]!.id) ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null, indexAt } : null;
+        const { result: own, goodSources } = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level, parent, ...this.reporting });
+        indexAt = goodSources.get(indexSource(m.id));
         for (const d of own.destinations) {
           // Verified overall (each object is good somewhere) while one copy is damaged: redundancy is lost.
           if (own.verified && !d.verified) {
@@ -772,7 +775,7 @@ export class BackupPlugin extends EventEmitter {
     const groups = resources ? new Set(resources) : null;
     for (const [at, m] of chain.entries()) {
       // (each member before it verified: a failure throws below)
-      const parent = at > 0 ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null } : null;
+      const parent = at > 0 ? { manifest: chain[at - 1]!, key: keys.get(chain[at - 1]!.id) ?? null, indexAt: goodSources.get(indexSource(chain[at - 1]!.id)) } : null;
       const outcome = await verifyManifest(m, this.destinations, keys.get(m.id) ?? null, { level: 'full', groups, parent, ...this.reporting });
       // What this verification found is recorded as verifyBackup() records it, so that
       // listBackups() and recoverBackups() know of damage a restore found (the runbook's

@@ -14,6 +14,11 @@
  *     backup for, and no tombstone is of a key it names M for.
  *  4. Every entry naming another backup is M's parent's entry for that key and names the same
  *     backup; a full names only itself, a group stored as logical records (3.1) only M.
+ *  5. An incremental by this release's writer (`keepsUndefinedHeaders`; 0.1.0's incrementals
+ *     could drop keys without a trace) drops exactly the parent's keys it records deletions of,
+ *     in a group not of logical records: a key dropped otherwise is an object missing from the
+ *     backup, which a restore would leave out without a word.
+ *  And the manifest lists each part once (a restore reads every entry of its part list).
  * Checked for every member of a chain, they give what a restore of any member needs (by
  * induction over 4): each version the index names is in the parts of the backup it names (2),
  * and no later member's parts hold a newer version or a deletion of it (3). A version M's parts
@@ -23,9 +28,9 @@
  * How: the keys each side holds are summed up as a count and an XOR of a 128-bit hash of each
  * (KeyDigest; the keys are strictly ascending on each side, so no side repeats one). When the keys the index names M
  * for are exactly M's versions, and its parent's keys it lacks exactly M's tombstones (none, for
- * a full or an incremental whose parent is not checked), rules 2 and 3 hold. A group where they
- * differ (an earlier build's backup, or damage; rare) is checked exactly: its parts are read
- * again, joined with the index (exactProblems). A difference that keeps count and digest is a
+ * a full or an incremental whose parent is not checked), rules 2, 3 and 5 hold. A group where
+ * they differ (an earlier build's backup, or damage; rare) is checked exactly: its parts are read
+ * again, joined with the index (exactProblems); rule 5 is told when that finds nothing else. A difference that keeps count and digest is a
  * 2^-128 chance: the check guards against defects and damage, not against whoever can already
  * rewrite a plaintext manifest (and a restore still stops at what it misses).
  *
@@ -192,7 +197,7 @@ export interface ParentIndex {
 export async function tallyIndex(manifest: Manifest, own: AsyncIterable<IndexKeys[]>, parent: ParentIndex | null, groups: Set<string> | null): Promise<IndexTally> {
   const tally = new IndexTally(parent !== null || manifest.chain.length === 1);
   const name = namer(Boolean(manifest.encryption));
-  const logical = (g: string) => manifest.resources[g]?.logical === true;
+  const logical = (g: string) => isLogical(manifest, g);
   const inScope = (g: string) => groups === null || groups.has(g);
   const digest = (map: Map<string, KeyDigest>, g: string) => map.get(g) ?? map.set(g, new KeyDigest()).get(g)!;
   const chain = new Set(manifest.chain);
@@ -280,22 +285,44 @@ export async function tallyIndex(manifest: Manifest, own: AsyncIterable<IndexKey
 }
 
 
+/** A group whose summed-up keys differ: checked exactly (exactProblems), then told as `droppedUnrecorded` says. */
+export interface InexactGroup {
+  group: string;
+  /**
+   * Set when the parent's keys M's index drops are not M's deletions, where M's writer drops
+   * exactly those (rule 5: an incremental by this release's writer, its parent checked, a group
+   * not of logical records): what to tell when the exact check finds nothing else.
+   */
+  droppedUnrecorded: string | null;
+}
+
+/** Whether M stores `group` as logical records (3.1), by its record or its selection (a selection that admitted none). */
+export function isLogical(manifest: Manifest, group: string): boolean {
+  return manifest.resources[group]?.logical === true || Object.hasOwn(manifest.selection?.logical ?? {}, group);
+}
+
 /**
- * Rule 1 across parts, and the summed-up check of rules 2 and 3, for the groups checked, from
- * every part's tally (each checked part once, from a destination where it verified) and the
- * index's; their own problems (rules 1 and 4) included. `inexact`: the groups whose sums differ,
- * to check with exactProblems.
+ * Rule 1 across parts, the manifest's part list (a part listed twice is read twice by a restore),
+ * and the summed-up check of rules 2, 3 and 5, for the groups checked, from every part's tally
+ * (each checked part once, from a destination where it verified) and the index's; their own
+ * problems (rules 1 and 4) included. `inexact`: the groups to check with exactProblems.
  */
-export function disagreements(manifest: Manifest, parts: PartTally[], index: IndexTally, groups: Set<string> | null): { problems: Problems; inexact: string[] } {
+export function disagreements(manifest: Manifest, parts: PartTally[], index: IndexTally, groups: Set<string> | null): { problems: Problems; inexact: InexactGroup[] } {
   const problems = new Problems();
   problems.addAll(index.problems);
   const name = namer(Boolean(manifest.encryption));
+  const listed = new Set<string>();
+  for (const p of manifest.parts) {
+    if (groups !== null && !groups.has(p.group)) continue;
+    if (listed.has(p.path)) problems.add(`its manifest lists part ${p.path} more than once (a restore would read it again)`);
+    listed.add(p.path);
+  }
   const byGroup = new Map<string, PartTally[]>();
   for (const p of [...parts].sort((a, b) => a.part.at - b.part.at)) {
     problems.addAll(p.problems);
     byGroup.set(p.part.group, [...(byGroup.get(p.part.group) ?? []), p]);
   }
-  const inexact: string[] = [];
+  const inexact: InexactGroup[] = [];
   const checked = new Set([...byGroup.keys(), ...index.named.keys(), ...index.dropped.keys()].filter((g) => groups === null || groups.has(g)));
   for (const group of [...checked].sort()) {
     const live = new KeyDigest();
@@ -310,8 +337,16 @@ export function disagreements(manifest: Manifest, parts: PartTally[], index: Ind
       }
       previous = p;
     }
-    const deletions = index.parentChecked ? (index.dropped.get(group) ?? new KeyDigest()) : new KeyDigest();
-    if (!(index.named.get(group) ?? new KeyDigest()).equals(live) || !deletions.equals(dead)) inexact.push(group);
+    const dropped = index.parentChecked ? (index.dropped.get(group) ?? new KeyDigest()) : new KeyDigest();
+    const unrecorded = !dropped.equals(dead) && index.parentChecked && manifest.chain.length > 1 && !isLogical(manifest, group) && manifest.keepsUndefinedHeaders === true;
+    if (!(index.named.get(group) ?? new KeyDigest()).equals(live) || !dropped.equals(dead)) {
+      inexact.push({
+        group,
+        droppedUnrecorded: unrecorded
+          ? `'${group}': its index drops ${dropped.count} of its parent's objects, and its parts record ${dead.count} deletions${dropped.count === dead.count ? ' (not the same keys)' : ''}: an object dropped without its deletion is missing from the backup, and a restore would leave it out without a word`
+          : null,
+      });
+    }
   }
   return { problems, inexact };
 }

@@ -29,7 +29,7 @@ import { authProblem } from './manifest-auth.js';
 import { parseManifest, type Manifest, type VerificationResult } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { codecOf, indexLineKeys, indexRefAt, indexSource, openDecoded, preferredFirst, readIndex, readIndexBatches, readLineBatches, readPartRecords, readRanged, ChecksumTap, INDEX_REPAIR_HINT, type IndexRef, type StoredRef } from './stored.js';
-import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex, type IndexKeys } from './index-consistency.js';
+import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex, type IndexKeys, type Problems } from './index-consistency.js';
 import { paths } from './layout.js';
 
 export interface VerifyOutcome {
@@ -38,6 +38,13 @@ export interface VerifyOutcome {
   goodSources: Map<string, string>;
   /** Each object that failed at a destination, with why (not recorded: the result's error sums them up). */
   failures: { label: string; path: string; error: string }[];
+}
+
+/** An incremental's parent, to join its index with: its key, and where its index verified (read there first). */
+export interface ParentRef {
+  manifest: Manifest;
+  key: KeyHandle | null;
+  indexAt?: string;
 }
 
 export interface VerifyOptions {
@@ -49,7 +56,7 @@ export interface VerifyOptions {
    * index is joined with this one's, index-consistency.ts rule 3); absent, entries naming other
    * backups are only checked to be of the chain.
    */
-  parent?: { manifest: Manifest; key: KeyHandle | null } | null;
+  parent?: ParentRef | null;
   concurrency?: number;
   onProgress?: (event: ProgressEvent) => void;
   /** Least time between two progress events (default 1 s). */
@@ -226,7 +233,7 @@ interface CheckContext {
   key: KeyHandle | null;
   level: 'quick' | 'full';
   groups: Set<string> | null;
-  parent: { manifest: Manifest; key: KeyHandle | null } | null;
+  parent: ParentRef | null;
 }
 
 /** Checks one part or the index at `member`; 'full' returns what it held (index-consistency.ts). */
@@ -239,8 +246,18 @@ async function checkObject(c: CheckContext, member: Destination, ref: StoredRef 
   }
   const decoded = openDecoded(stored, ref, member.label, codecOf(manifest, c.key));
   if (ref.records === null) {
-    const parent = c.parent ? { id: c.parent.manifest.id, batches: parentEntries(c.set, c.parent.manifest, c.parent.key) } : null;
-    const tally = await tallyIndex(manifest, indexEntries(decoded, `${ref.path} at ${member.label}`), parent, c.groups);
+    const where = `${ref.path} at ${member.label}`;
+    const parent = c.parent ? { id: c.parent.manifest.id, batches: parentEntries(c.set, c.parent) } : null;
+    let tally: IndexTally;
+    try {
+      tally = await tallyIndex(manifest, indexEntries(decoded, where), parent, c.groups);
+    } catch (err) {
+      if (!(parent && err instanceof BackupError && err.code === 'ERR_PARENT_INDEX')) throw err;
+      // The parent's index verified, yet could not be read now (at the destination where it did,
+      // or any other): this index is checked as when the parent is not (its entries naming other
+      // backups only checked to be of the chain), rather than made to look unreadable here.
+      tally = await tallyIndex(manifest, indexEntries(openDecoded(readRanged(member, ref), ref, member.label, codecOf(manifest, c.key)), where), null, c.groups);
+    }
     if (tally.entries !== manifest.index.entries) {
       throw new BackupError('ERR_INDEX_CORRUPT', `${ref.path} at ${member.label} has ${tally.entries} index entries, the manifest says ${manifest.index.entries}`);
     }
@@ -267,18 +284,21 @@ async function checkObject(c: CheckContext, member: Destination, ref: StoredRef 
 async function consistencyProblems(c: CheckContext, parts: PartTally[], index: IndexTally, goodSources: Map<string, string>): Promise<string | null> {
   const { manifest, set, key } = c;
   const { problems, inexact } = disagreements(manifest, parts, index, c.groups);
-  for (const group of inexact) {
+  for (const { group, droppedUnrecorded } of inexact) {
     const records = async function* () {
       for (const part of manifest.parts.filter((p) => p.group === group)) {
         const holders = preferredFirst(holdersOf(manifest, set), goodSources.get(part.path));
         for await (const record of readPartRecords(holders, manifest, part, key)) yield record.header;
       }
     };
+    let exact: Problems;
     try {
-      problems.addAll(await exactProblems(manifest, group, records(), readIndex(set, manifest, key, goodSources.get(indexSource(manifest.id)))));
+      exact = await exactProblems(manifest, group, records(), readIndex(set, manifest, key, goodSources.get(indexSource(manifest.id))));
     } catch (err) {
       throw new BackupError('ERR_VERIFY_INCOMPLETE', `could not verify backup ${manifest.id}: reading its parts of '${group}' again, to check them against its index, failed (${errorMessage(err)}); nothing was recorded (a restore it ran for wrote nothing): once the destination can be read, run the same verification or restore again`, { cause: err });
     }
+    problems.addAll(exact);
+    if (exact.empty && droppedUnrecorded) problems.add(droppedUnrecorded);
   }
   return problems.empty ? null : problems.toString();
 }
@@ -303,14 +323,14 @@ async function* indexEntries(decoded: Readable, where: string): AsyncIterable<In
 }
 
 /**
- * The parent's index, to join with: it verified just before, so a failure to read it now says
- * nothing about the backup being verified (not damage: ERR_VERIFY_INCOMPLETE follows, see DAMAGE_CODES).
+ * The parent's index, to join with, read first where it verified: a failure to read it says
+ * nothing about the backup being verified (checkObject then checks without it).
  */
-async function* parentEntries(set: DestinationSet, parent: Manifest, key: KeyHandle | null): AsyncIterable<IndexKeys[]> {
+async function* parentEntries(set: DestinationSet, parent: ParentRef): AsyncIterable<IndexKeys[]> {
   try {
-    yield* readIndexBatches(set, parent, key, undefined, indexLineKeys);
+    yield* readIndexBatches(set, parent.manifest, parent.key, parent.indexAt, indexLineKeys);
   } catch (err) {
-    throw new BackupError('ERR_PARENT_INDEX', `the index of its parent ${parent.id}, to check its own against, could not be read: ${errorMessage(err)}`, { cause: err });
+    throw new BackupError('ERR_PARENT_INDEX', `the index of its parent ${parent.manifest.id}, to check its own against, could not be read: ${errorMessage(err)}`, { cause: err });
   }
 }
 
