@@ -200,7 +200,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     await reader.stop();
   });
 
-  it("with two destinations and the parent's index damaged at the first, its child still verifies (the parent's index is read where it verified) and restores exactly", async () => {
+  it("with two destinations and the parent's index damaged at the first, its child still verifies (the parent's index is read where it verified) and restores exactly, and the next incremental on it commits", async () => {
     const { db, users } = await usersDatabase('vc-two', 6);
     const [a, b] = [path.join(work, `two-a-${++seq}`), path.join(work, `two-b-${seq}`)];
     const options = { schedule: false, type: 'incremental', compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
@@ -223,6 +223,16 @@ describe("a full verification checks a backup's index against its parts", () => 
     await reader.restore({ backupId: inc.id, destination: target });
     expect(await snapshot(target)).toEqual(await snapshot(db));
     await reader.stop();
+    // the next incremental, built on the full (its verification is recorded: whole at the second
+    // destination only), reads the full's index there too: before, it read the first's and failed
+    // at its end (ERR_PART_CHECKSUM), backup after backup
+    const again = new BackupPlugin({ ...options, type: 'full' } as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    await db.usePlugin(again, 'two-again');
+    await again.deleteBackup(inc.id);
+    await users.update('u2', { name: 'changed too' });
+    const next = await again.createBackup({ type: 'incremental' });
+    expect({ type: next.type, parentId: next.parentId }).toEqual({ type: 'incremental', parentId: full.id });
+    await again.stop();
   });
 
   it("the parent's index failing to read for the join (it verified just before) leaves the child checked without it, not unreadable", async () => {

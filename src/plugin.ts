@@ -1104,6 +1104,9 @@ export class BackupPlugin extends EventEmitter {
       lease = await this.acquireLease({ ...(stopped ? { stopped } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       await this.finishLeftovers();
       const parent = type === 'incremental' ? await this.parentFor(include, exclude) : null;
+      // its index is read where its latest verification found everything whole (a copy damaged at
+      // the first destination, same size, would fail every incremental at the end of its index)
+      const parentIndexAt = parent ? (await this.catalog.latestVerification(parent.id))?.destinations.find((d) => d.verified)?.label : undefined;
       if ((parent ? 'incremental' : 'full') !== expected) {
         expected = parent ? 'incremental' : 'full';
         id = newBackupId(expected, new Date(started));
@@ -1133,6 +1136,7 @@ export class BackupPlugin extends EventEmitter {
         embeddedKeyFile,
         warn: (message) => this.log('warn', { backupId: id }, message),
         type,
+        parentIndexAt,
         parent,
         reason: options.reason ?? null,
         metadata: options.metadata ?? {},

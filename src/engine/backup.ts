@@ -59,6 +59,8 @@ export interface BackupRunOptions {
   type: BackupType;
   /** Parent for an incremental (the newest backup of the chain); null makes it a full. */
   parent: Manifest | null;
+  /** A destination where the parent's latest verification found everything whole: its index is read there first. */
+  parentIndexAt?: string;
   reason: string | null;
   metadata: Record<string, unknown>;
   /** Labels for retention's tags rules (plaintext in the manifest). */
@@ -80,7 +82,7 @@ export interface BackupRunOptions {
   /** Verify after writing, before committing: false, 'quick' or 'full'. */
   verify: false | 'quick' | 'full';
   /** `parent`: an incremental's parent and its key (a full verification joins their indexes, index-consistency.ts). */
-  verifyBackup: (manifest: Manifest, level: 'quick' | 'full', parent: { manifest: Manifest; key: KeyHandle | null } | null) => Promise<VerificationResult>;
+  verifyBackup: (manifest: Manifest, level: 'quick' | 'full', parent: { manifest: Manifest; key: KeyHandle | null; indexAt?: string } | null) => Promise<VerificationResult>;
   signal?: AbortSignal;
   /** Called right before the manifest is written; throwing aborts the commit (e.g. the lease was lost). */
   beforeCommit?: () => void;
@@ -180,7 +182,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // (objects a writer held between its two renames through every read: file://, raw-objects.ts)
     const torn = new KeySample();
     const raw = rawObjects(o.db.client, { torn: (k) => torn.add(k) });
-    const actions = planActions(o, parent ? readIndex(set, parent, parentKey) : null);
+    const actions = planActions(o, parent ? readIndex(set, parent, parentKey, o.parentIndexAt) : null);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
     const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, raw, a, !isLocalClient(o.db.client))), {
@@ -294,7 +296,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     };
     if (o.verify) {
       try {
-        manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey } : null);
+        manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey, indexAt: o.parentIndexAt } : null);
       } catch (err) {
         // (a full verification reads the parent's index: gone, because another instance deleted the chain, that is the news)
         if (parent) await assertChainPresent(set, parent, id);
