@@ -284,7 +284,6 @@ export async function tallyIndex(manifest: Manifest, own: AsyncIterable<IndexKey
   return tally;
 }
 
-
 /** A group whose summed-up keys differ: checked exactly (exactProblems), then told as `droppedUnrecorded` says. */
 export interface InexactGroup {
   group: string;
