@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
 import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
-import { indexLineKeys } from '../src/engine/stored.js';
+import { indexLineKeys, readLineBatches } from '../src/engine/stored.js';
 import { editIndex, editManifest, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot } from './helpers/database.js';
@@ -240,6 +240,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     const { plugin } = await plainPlugin(db, { type: 'incremental' });
     const full = await plugin.createBackup();
     await users.update('u1', { name: 'changed' });
+    await users.delete('u2'); // a deletion: without the join, the parent's keys it drops are not known, so not compared with it
     const inc = await plugin.createBackup();
     const indexPath = (await plugin.getBackup(full.id))!.manifest.index.path;
     // Fault injection (a real destination cannot fail one read of a file on demand): the full's
@@ -251,6 +252,106 @@ describe("a full verification checks a backup's index against its parts", () => 
     expect(await plugin.verifyBackup(inc.id)).toMatchObject({ verified: true, error: null });
     expect(reads).toBeGreaterThan(1); // the join asked for it
     await plugin.stop();
+  });
+
+  it("with two destinations and the parent's index damaged at the first, a child whose index drops a parent's key without its deletion still fails (the join reads the parent's index where it verified, not skipping it)", async () => {
+    const { db, users } = await usersDatabase('vc-two-drop', 6);
+    const [a, b] = [path.join(work, `two-drop-a-${++seq}`), path.join(work, `two-drop-b-${seq}`)];
+    const options = { schedule: false, type: 'incremental', compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
+    const plugin = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    await db.usePlugin(plugin, 'two-drop');
+    const full = await plugin.createBackup();
+    await users.update('u1', { name: 'changed' });
+    const inc = await plugin.createBackup();
+    await plugin.stop();
+    const indexFile = path.join(a, (JSON.parse(await readFile(path.join(a, 'manifests', `${full.id}.json`), 'utf8')) as StoredManifest).index.path);
+    const bytes = await readFile(indexFile);
+    bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
+    await writeFile(indexFile, bytes);
+    for (const dir of [a, b]) await editIndex(dir, inc.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
+    const reader = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    await (await openDb(`memory://vc-two-drop-reader-${process.pid}/db`)).usePlugin(reader, 'two-drop-reader');
+    expect(await reader.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringContaining("its index drops 1 of its parent's objects, and its parts record 0 deletions") });
+    await expectRefused(reader, inc.id, "its index drops 1 of its parent's objects");
+    await reader.stop();
+  });
+
+  it("with two destinations and a backup's own index damaged at the first, a group checked exactly reads the index where it verified (it verifies, the damaged copy reported)", async () => {
+    const { db } = await usersDatabase('vc-two-exact', 6);
+    const [a, b] = [path.join(work, `two-exact-a-${++seq}`), path.join(work, `two-exact-b-${seq}`)];
+    const options = { schedule: false, compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
+    const plugin = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    await db.usePlugin(plugin, 'two-exact');
+    const full = await plugin.createBackup();
+    await plugin.stop();
+    // the index lacks u2 (the index wins: 'users' is checked exactly, and passes), at both destinations
+    for (const dir of [a, b]) await editIndex(dir, full.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
+    const indexFile = path.join(a, (JSON.parse(await readFile(path.join(a, 'manifests', `${full.id}.json`), 'utf8')) as StoredManifest).index.path);
+    const bytes = await readFile(indexFile);
+    bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
+    await writeFile(indexFile, bytes);
+    const reader = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    await (await openDb(`memory://vc-two-exact-reader-${process.pid}/db`)).usePlugin(reader, 'two-exact-reader');
+    expect(await reader.verifyBackup(full.id)).toMatchObject({ verified: true, damagedCopies: [expect.objectContaining({ backupId: full.id, label: expect.stringContaining(a) })] });
+    await reader.stop();
+  });
+
+  it("an incremental's verification before its commit joins its index with its parent's (the parent's index is read once more than with quick verification)", async () => {
+    const counts: number[] = [];
+    for (const verify of ['full', 'quick'] as const) {
+      const { db, users } = await usersDatabase(`vc-precommit-${verify}`, 4);
+      const { plugin } = await plainPlugin(db, { type: 'incremental', verify });
+      const full = await plugin.createBackup();
+      const indexPath = (await plugin.getBackup(full.id))!.manifest.index.path;
+      const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+      const read = destination.read.bind(destination);
+      let reads = 0;
+      destination.read = (at, range) => {
+        if (at === indexPath) reads++;
+        return read(at, range);
+      };
+      await users.update('u1', { name: 'changed' });
+      expect((await plugin.createBackup()).type).toBe('incremental');
+      counts.push(reads);
+      await plugin.stop();
+    }
+    expect(counts[0]).toBe(counts[1]! + 1);
+  });
+
+  it("a child of a parent that fails verification is not joined with the parent's index: the failure is told as the parent's, not as a disagreement of the child's own", async () => {
+    const { db, users } = await usersDatabase('vc-bad-parent', 6);
+    const { dir, plugin } = await plainPlugin(db, { type: 'incremental' });
+    await plugin.createBackup();
+    await users.update('u1', { name: 'first' });
+    const i1 = await plugin.createBackup();
+    await users.update('u2', { name: 'second' });
+    const i2 = await plugin.createBackup();
+    await plugin.stop();
+    // i1's index drops u3 without its deletion (rule 5): i1 fails; i2's index, written from i1's as it was, still names the full for u3
+    await editIndex(dir, i1.id, (lines) => lines.filter((l) => l !== line(lines, 'u3')));
+    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
+    await (await openDb(`memory://vc-bad-parent-reader-${process.pid}/db`)).usePlugin(reader);
+    const verdict = await reader.verifyBackup(i2.id);
+    expect(verdict).toMatchObject({ verified: false, error: expect.stringContaining(`it needs ${i1.id}, which fails verification`) });
+    expect(verdict.error).not.toContain(`the index and the parts of backup ${i2.id} disagree`);
+    await reader.stop();
+  });
+
+  it('an index holding a line that is not an entry (not JSON, or a key that is not a string) fails full verification as damage (ERR_INDEX_CORRUPT), not as a read that failed', async () => {
+    const { db } = await usersDatabase('vc-not-entry', 4);
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    await plugin.stop();
+    let original: string[] = [];
+    await editIndex(dir, backup.id, (lines) => (original = lines));
+    for (const bad of ['not json', '{"k":1,"e":"","s":0,"m":"","b":"x"}']) {
+      await editIndex(dir, backup.id, () => [...original.slice(0, 1), bad, ...original.slice(1)]);
+      const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
+      await (await openDb(`memory://vc-not-entry-reader-${process.pid}-${++seq}/db`)).usePlugin(reader);
+      const verdict = await reader.verifyBackup(backup.id); // (a read that failed throws ERR_VERIFY_INCOMPLETE)
+      expect({ bad, verdict }).toMatchObject({ bad, verdict: { verified: false, error: expect.stringContaining('holds a line that is not an index entry') } });
+      await reader.stop();
+    }
   });
 
   it('a version the parts hold and the index lacks (a deletion an earlier build missed) still verifies: the index wins, a restore leaves it out with a warning', async () => {
@@ -351,6 +452,51 @@ describe('index-consistency rules, on their own', () => {
     }
     expect(indexLineKeys('{"b":"q","k":"w","e":""}')).toEqual({ k: 'w', b: 'q' }); // another shape: parsed whole
     expect(() => indexLineKeys('{"k":"a","b":"x"')).toThrow();
+  });
+
+  it('a key repeated (in a part, across two parts, in the index or in its parent\'s) is out of order, and parts are taken in the manifest\'s order whatever order their checks ended in', async () => {
+    const k = (id: string) => `resource=u/data/id=${id}`;
+    const part = (at: number, ids: string[]) => {
+      const tally = new PartTally({ path: `data/p${at}`, group: 'u', at }, false);
+      for (const id of ids) tally.add({ key: k(id) });
+      return tally;
+    };
+    expect(part(0, ['a', 'a']).problems.toString()).toContain('(not in key order)');
+    const m = manifest(false);
+    const index = await tallyIndex(m, batches([{ k: k('a'), b: 'm' }, { k: k('b'), b: 'm' }, { k: k('c'), b: 'm' }, { k: k('d'), b: 'm' }]), null, null);
+    expect(index.problems.empty).toBe(true);
+    expect(disagreements(m, [part(0, ['a', 'b']), part(1, ['b', 'd'])], index, null).problems.toString()).toContain('(parts out of key order)');
+    // checks end in any order (two at a time): the second part's tally may come first
+    expect(disagreements(m, [part(1, ['c', 'd']), part(0, ['a', 'b'])], index, null)).toEqual({ problems: expect.objectContaining({ empty: true }), inexact: [] });
+    const repeated = await tallyIndex(m, batches([{ k: k('a'), b: 'm' }, { k: k('a'), b: 'm' }]), null, null);
+    expect(repeated.problems.toString()).toMatch(/^the index of m is not in key order/);
+    const inc = manifest(false, ['f', 'i']);
+    const parentRepeated = await tallyIndex(inc, batches([{ k: k('c'), b: 'i' }]), { id: 'f', batches: batches([{ k: k('a'), b: 'f' }, { k: k('a'), b: 'f' }]) }, null);
+    expect(parentRepeated.problems.toString()).toContain('the index of its parent f is not in key order');
+  });
+
+  it("a group stored as logical records: an entry naming another backup is told, even one its parent's index names the same", async () => {
+    const k = (id: string) => `resource=u/data/id=${id}`;
+    const m = { ...manifest(false, ['f', 'i']), resources: { u: { logical: true } } } as unknown as Manifest;
+    const tally = await tallyIndex(m, batches([{ k: k('a'), b: 'f' }]), { id: 'f', batches: batches([{ k: k('a'), b: 'f' }]) }, null);
+    expect(tally.problems.toString()).toContain("which it stores as logical records");
+    // its parent's keys it lacks are not drops (a logical group is stored whole each time): no exact check
+    const own = await tallyIndex(m, batches([{ k: k('b'), b: 'i' }]), { id: 'f', batches: batches([{ k: k('a'), b: 'f' }]) }, null);
+    const part = new PartTally({ path: 'data/p0', group: 'u', at: 0 }, false);
+    part.add({ key: k('b') });
+    expect(disagreements(m, [part], own, null)).toEqual({ problems: expect.objectContaining({ empty: true }), inexact: [] });
+  });
+
+  it('readLineBatches gives every line once, at most 1024 at a time, the last one without its newline too', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `line ${i}`);
+    const source = async function* () {
+      yield Buffer.from(`${lines.slice(0, 2500).join('\n')}\n${lines[2500]!.slice(0, 3)}`); // one big chunk, a line cut short
+      yield Buffer.from(`${lines[2500]!.slice(3)}\n${lines.slice(2501).join('\n')}`); // the last line has no newline
+    };
+    const got: string[][] = [];
+    for await (const batch of readLineBatches(source())) got.push([...batch]);
+    expect(got.flat()).toEqual(lines);
+    expect(Math.max(...got.map((b) => b.length))).toBeLessThanOrEqual(1024);
   });
 
   it('the exact check passes a version the index lacks, and tells one it names that the parts lack or delete', async () => {

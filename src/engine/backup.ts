@@ -295,13 +295,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       ...(key ? { sealed: await seal({ reason: o.reason, metadata: o.metadata, payload: o.trigger?.payload ?? null }, key) } : {}),
     };
     if (o.verify) {
-      try {
-        manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey, indexAt: o.parentIndexAt } : null);
-      } catch (err) {
-        // (a full verification reads the parent's index: gone, because another instance deleted the chain, that is the news)
-        if (parent) await assertChainPresent(set, parent, id);
-        throw err;
-      }
+      // (a parent's index gone meanwhile, its chain deleted by another instance, leaves the join out: assertChainPresent below says so)
+      manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey, indexAt: o.parentIndexAt } : null);
       if (!manifest.verification.verified) {
         throw new BackupError('ERR_VERIFY_FAILED', `backup ${id} failed verification and was not committed: ${manifest.verification.error}`);
       }
