@@ -53,7 +53,7 @@ export interface VerifyOptions {
   groups?: Set<string> | null;
   /**
    * 'full', for an incremental: its parent and the parent's key, when the parent verified (its
-   * index is joined with this one's, index-consistency.ts rule 3); absent, entries naming other
+   * index is joined with this one's, index-consistency.ts rules 4 and 5); absent, entries naming other
    * backups are only checked to be of the chain.
    */
   parent?: ParentRef | null;
