@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackupPlugin } from '../src/index.js';
+import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
 import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
 import { indexLineKeys, readLineBatches } from '../src/engine/stored.js';
@@ -48,6 +48,46 @@ async function expectRefused(plugin: BackupPlugin, backupId: string, disagreemen
   expect(await snapshot(target)).toEqual(before);
 }
 
+/**
+ * A new plugin, on a new empty database, over the backups at `at` (a directory, or plugin
+ * options): it reads their manifests afresh (a plugin keeps the manifests it read, so each edit
+ * needs a new one).
+ */
+async function readerOf(at: string | BackupPluginOptions): Promise<BackupPlugin> {
+  const reader = new BackupPlugin(typeof at === 'string' ? { schedule: false, config: { directory: at } } : at);
+  await (await openDb(`memory://vc-reader-${process.pid}-${++seq}/db`)).usePlugin(reader, `reader-${seq}`);
+  return reader;
+}
+
+/** A users database and uncompressed plugin options writing to two filesystem destinations, `a` and `b` (strategy 'all'). */
+async function twoDestinations(label: string, extra: Record<string, unknown> = {}) {
+  const { db, users } = await usersDatabase(label, 6);
+  const [a, b] = [path.join(work, `${label}-a-${++seq}`), path.join(work, `${label}-b-${seq}`)];
+  const options = { schedule: false, compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]), ...extra } as unknown as BackupPluginOptions;
+  const plugin = new BackupPlugin(options);
+  await db.usePlugin(plugin, label);
+  return { db, users, a, b, options, plugin };
+}
+
+/** Bit rot in backup `id`'s index at the filesystem destination `dir`: same size, another key (u3 read as u4). */
+async function rotIndex(dir: string, id: string): Promise<void> {
+  const file = path.join(dir, (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path);
+  const bytes = await readFile(file);
+  bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
+  await writeFile(file, bytes);
+}
+
+/**
+ * Observes (and, where a test says so, fails) the reads `plugin`'s first destination serves:
+ * `hook` gets each path and the read to make. A fault injected here is one a real destination
+ * cannot produce on demand.
+ */
+function onReads(plugin: BackupPlugin, hook: (at: string, read: () => Promise<unknown>) => Promise<unknown>): void {
+  const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+  const read = destination.read.bind(destination);
+  destination.read = (at, range) => hook(at, () => read(at, range));
+}
+
 describe("a full verification checks a backup's index against its parts", () => {
   it('an index naming a version no part holds fails full verification (quick passes: every object is as the manifest says); a restore writes nothing, and the next backup is a full', async () => {
     const { db } = await usersDatabase('vc-unheld', 5);
@@ -80,12 +120,6 @@ describe("a full verification checks a backup's index against its parts", () => 
     await users.delete('u4'); // i2 holds its deletion
     const i2 = await plugin.createBackup();
     expect([i1.type, i2.type]).toEqual(['incremental', 'incremental']);
-    // a new plugin reads each edit (a plugin keeps the manifests it read)
-    const readerOf = async () => {
-      const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-      await (await openDb(`memory://vc-chain-reader-${process.pid}-${++seq}/db`)).usePlugin(reader);
-      return reader;
-    };
     const entry = (l: string, b: string) => l.replace(/"b":"[^"]+"/, `"b":"${b}"`);
     const edits: { what: string; edit: (lines: string[]) => string[]; says: string }[] = [
       {
@@ -119,7 +153,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     await editIndex(dir, i2.id, (lines) => (original = lines));
     for (const { what, edit, says } of edits) {
       await editIndex(dir, i2.id, () => edit(original));
-      const reader = await readerOf();
+      const reader = await readerOf(dir);
       const verdict = await reader.verifyBackup(i2.id);
       expect({ what, verified: verdict.verified, error: verdict.error }).toEqual({ what, verified: false, error: expect.stringContaining(says) });
       expect(verdict.error).toMatch(new RegExp(`^the index and the parts of backup ${i2.id} disagree: `));
@@ -128,7 +162,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     }
     // put back as it was written, it verifies and restores exactly
     await editIndex(dir, i2.id, () => original);
-    const reader = await readerOf();
+    const reader = await readerOf(dir);
     expect(await reader.verifyBackup(i2.id)).toMatchObject({ verified: true });
     const target = await openDb(`memory://vc-chain-back-${process.pid}/db`);
     await reader.restore({ backupId: i2.id, destination: target });
@@ -146,8 +180,7 @@ describe("a full verification checks a backup's index against its parts", () => 
       expect(mine.length).toBeGreaterThan(2);
       m.parts = [...m.parts.filter((p) => p.group !== 'users'), ...mine.reverse()];
     });
-    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-    await (await openDb(`memory://vc-order-reader-${process.pid}/db`)).usePlugin(reader);
+    const reader = await readerOf(dir);
     const verdict = await reader.verifyBackup(backup.id);
     expect(verdict.verified).toBe(false);
     expect(verdict.error).toMatch(/disagree: part \S+ begins with "resource=users\/data\/id=u\d+", not after "resource=users\/data\/id=u\d+", where part \S+ ends \(parts out of key order\)/);
@@ -166,18 +199,13 @@ describe("a full verification checks a backup's index against its parts", () => 
     expect(inc.type).toBe('incremental');
     await plugin.stop();
     await editIndex(dir, inc.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
-    const readerOf = async () => {
-      const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-      await (await openDb(`memory://vc-dropped-reader-${process.pid}-${++seq}/db`)).usePlugin(reader);
-      return reader;
-    };
-    const reader = await readerOf();
+    const reader = await readerOf(dir);
     const verdict = await reader.verifyBackup(inc.id);
     expect(verdict).toMatchObject({ verified: false, error: expect.stringContaining(`disagree: 'users': its index drops 2 of its parent's objects, and its parts record 1 deletions: an object dropped without its deletion is missing from the backup`) });
     await expectRefused(reader, inc.id, "its index drops 2 of its parent's objects");
     await reader.stop();
     await editManifest(dir, inc.id, (m) => void delete m.keepsUndefinedHeaders); // as 0.1.0 wrote it
-    const older = await readerOf();
+    const older = await readerOf(dir);
     expect(await older.verifyBackup(inc.id)).toMatchObject({ verified: true });
     await older.stop();
   });
@@ -193,30 +221,20 @@ describe("a full verification checks a backup's index against its parts", () => 
       twice = m.parts[at]!.path;
       m.parts.splice(at + 1, 0, { ...m.parts[at]! });
     });
-    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-    await (await openDb(`memory://vc-twice-reader-${process.pid}/db`)).usePlugin(reader);
+    const reader = await readerOf(dir);
     expect(await reader.verifyBackup(backup.id)).toMatchObject({ verified: false, error: expect.stringContaining(`its manifest lists part ${twice} more than once`) });
     await expectRefused(reader, backup.id, 'more than once');
     await reader.stop();
   });
 
   it("with two destinations and the parent's index damaged at the first, its child still verifies (the parent's index is read where it verified) and restores exactly, and the next incremental on it commits", async () => {
-    const { db, users } = await usersDatabase('vc-two', 6);
-    const [a, b] = [path.join(work, `two-a-${++seq}`), path.join(work, `two-b-${seq}`)];
-    const options = { schedule: false, type: 'incremental', compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
-    const plugin = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await db.usePlugin(plugin, 'two');
+    const { db, users, a, options, plugin } = await twoDestinations('vc-two', { type: 'incremental' });
     const full = await plugin.createBackup();
     await users.update('u1', { name: 'changed' });
     const inc = await plugin.createBackup();
     await plugin.stop();
-    // bit rot in the full's index at the first destination: same size, another key
-    const indexFile = path.join(a, (JSON.parse(await readFile(path.join(a, 'manifests', `${full.id}.json`), 'utf8')) as StoredManifest).index.path);
-    const bytes = await readFile(indexFile);
-    bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
-    await writeFile(indexFile, bytes);
-    const reader = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await (await openDb(`memory://vc-two-reader-${process.pid}/db`)).usePlugin(reader, 'two-reader');
+    await rotIndex(a, full.id);
+    const reader = await readerOf(options);
     const verdict = await reader.verifyBackup(inc.id);
     expect(verdict).toMatchObject({ verified: true, damagedCopies: [expect.objectContaining({ backupId: full.id, error: expect.stringContaining('index') })] });
     const target = await openDb(`memory://vc-two-target-${process.pid}/db`);
@@ -226,7 +244,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     // the next incremental, built on the full (its verification is recorded: whole at the second
     // destination only), reads the full's index there too: before, it read the first's and failed
     // at its end (ERR_PART_CHECKSUM), backup after backup
-    const again = new BackupPlugin({ ...options, type: 'full' } as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
+    const again = new BackupPlugin({ ...options, type: 'full' });
     await db.usePlugin(again, 'two-again');
     await again.deleteBackup(inc.id);
     await users.update('u2', { name: 'changed too' });
@@ -243,55 +261,36 @@ describe("a full verification checks a backup's index against its parts", () => 
     await users.delete('u2'); // a deletion: without the join, the parent's keys it drops are not known, so not compared with it
     const inc = await plugin.createBackup();
     const indexPath = (await plugin.getBackup(full.id))!.manifest.index.path;
-    // Fault injection (a real destination cannot fail one read of a file on demand): the full's
-    // index reads once (its own verification), then fails as a disk that went away would.
-    const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
-    const read = destination.read.bind(destination);
+    // the full's index reads once (its own verification), then fails as a disk that went away would
     let reads = 0;
-    destination.read = (at, range) => (at === indexPath && ++reads > 1 ? Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })) : read(at, range));
+    onReads(plugin, (at, read) => (at === indexPath && ++reads > 1 ? Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })) : read()));
     expect(await plugin.verifyBackup(inc.id)).toMatchObject({ verified: true, error: null });
     expect(reads).toBeGreaterThan(1); // the join asked for it
     await plugin.stop();
   });
 
   it("with two destinations and the parent's index damaged at the first, a child whose index drops a parent's key without its deletion still fails (the join reads the parent's index where it verified, not skipping it)", async () => {
-    const { db, users } = await usersDatabase('vc-two-drop', 6);
-    const [a, b] = [path.join(work, `two-drop-a-${++seq}`), path.join(work, `two-drop-b-${seq}`)];
-    const options = { schedule: false, type: 'incremental', compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
-    const plugin = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await db.usePlugin(plugin, 'two-drop');
+    const { users, a, b, options, plugin } = await twoDestinations('vc-two-drop', { type: 'incremental' });
     const full = await plugin.createBackup();
     await users.update('u1', { name: 'changed' });
     const inc = await plugin.createBackup();
     await plugin.stop();
-    const indexFile = path.join(a, (JSON.parse(await readFile(path.join(a, 'manifests', `${full.id}.json`), 'utf8')) as StoredManifest).index.path);
-    const bytes = await readFile(indexFile);
-    bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
-    await writeFile(indexFile, bytes);
+    await rotIndex(a, full.id);
     for (const dir of [a, b]) await editIndex(dir, inc.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
-    const reader = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await (await openDb(`memory://vc-two-drop-reader-${process.pid}/db`)).usePlugin(reader, 'two-drop-reader');
+    const reader = await readerOf(options);
     expect(await reader.verifyBackup(inc.id)).toMatchObject({ verified: false, error: expect.stringContaining("its index drops 1 of its parent's objects, and its parts record 0 deletions") });
     await expectRefused(reader, inc.id, "its index drops 1 of its parent's objects");
     await reader.stop();
   });
 
   it("with two destinations and a backup's own index damaged at the first, a group checked exactly reads the index where it verified (it verifies, the damaged copy reported)", async () => {
-    const { db } = await usersDatabase('vc-two-exact', 6);
-    const [a, b] = [path.join(work, `two-exact-a-${++seq}`), path.join(work, `two-exact-b-${seq}`)];
-    const options = { schedule: false, compression: 'none', driver: 'multi', strategy: 'all', destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })), logger: warnInto([]) } as const;
-    const plugin = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await db.usePlugin(plugin, 'two-exact');
+    const { a, b, options, plugin } = await twoDestinations('vc-two-exact');
     const full = await plugin.createBackup();
     await plugin.stop();
     // the index lacks u2 (the index wins: 'users' is checked exactly, and passes), at both destinations
     for (const dir of [a, b]) await editIndex(dir, full.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
-    const indexFile = path.join(a, (JSON.parse(await readFile(path.join(a, 'manifests', `${full.id}.json`), 'utf8')) as StoredManifest).index.path);
-    const bytes = await readFile(indexFile);
-    bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
-    await writeFile(indexFile, bytes);
-    const reader = new BackupPlugin(options as unknown as ConstructorParameters<typeof BackupPlugin>[0]);
-    await (await openDb(`memory://vc-two-exact-reader-${process.pid}/db`)).usePlugin(reader, 'two-exact-reader');
+    await rotIndex(a, full.id);
+    const reader = await readerOf(options);
     expect(await reader.verifyBackup(full.id)).toMatchObject({ verified: true, damagedCopies: [expect.objectContaining({ backupId: full.id, label: expect.stringContaining(a) })] });
     await reader.stop();
   });
@@ -303,13 +302,11 @@ describe("a full verification checks a backup's index against its parts", () => 
       const { plugin } = await plainPlugin(db, { type: 'incremental', verify });
       const full = await plugin.createBackup();
       const indexPath = (await plugin.getBackup(full.id))!.manifest.index.path;
-      const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
-      const read = destination.read.bind(destination);
       let reads = 0;
-      destination.read = (at, range) => {
+      onReads(plugin, (at, read) => {
         if (at === indexPath) reads++;
-        return read(at, range);
-      };
+        return read();
+      });
       await users.update('u1', { name: 'changed' });
       expect((await plugin.createBackup()).type).toBe('incremental');
       counts.push(reads);
@@ -329,8 +326,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     await plugin.stop();
     // i1's index drops u3 without its deletion (rule 5): i1 fails; i2's index, written from i1's as it was, still names the full for u3
     await editIndex(dir, i1.id, (lines) => lines.filter((l) => l !== line(lines, 'u3')));
-    const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-    await (await openDb(`memory://vc-bad-parent-reader-${process.pid}/db`)).usePlugin(reader);
+    const reader = await readerOf(dir);
     const verdict = await reader.verifyBackup(i2.id);
     expect(verdict).toMatchObject({ verified: false, error: expect.stringContaining(`it needs ${i1.id}, which fails verification`) });
     expect(verdict.error).not.toContain(`the index and the parts of backup ${i2.id} disagree`);
@@ -346,8 +342,7 @@ describe("a full verification checks a backup's index against its parts", () => 
     await editIndex(dir, backup.id, (lines) => (original = lines));
     for (const bad of ['not json', '{"k":1,"e":"","s":0,"m":"","b":"x"}']) {
       await editIndex(dir, backup.id, () => [...original.slice(0, 1), bad, ...original.slice(1)]);
-      const reader = new BackupPlugin({ schedule: false, config: { directory: dir } });
-      await (await openDb(`memory://vc-not-entry-reader-${process.pid}-${++seq}/db`)).usePlugin(reader);
+      const reader = await readerOf(dir);
       const verdict = await reader.verifyBackup(backup.id); // (a read that failed throws ERR_VERIFY_INCOMPLETE)
       expect({ bad, verdict }).toMatchObject({ bad, verdict: { verified: false, error: expect.stringContaining('holds a line that is not an index entry') } });
       await reader.stop();
@@ -358,9 +353,15 @@ describe("a full verification checks a backup's index against its parts", () => 
     const { db } = await usersDatabase('vc-extra', 4);
     const { dir, plugin } = await plainPlugin(db);
     const backup = await plugin.createBackup();
-    await editIndex(dir, backup.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
-    expect(await plugin.verifyBackup(backup.id)).toMatchObject({ verified: true, error: null });
     await plugin.stop();
+    await editIndex(dir, backup.id, (lines) => lines.filter((l) => l !== line(lines, 'u2')));
+    const reader = await readerOf(dir);
+    expect(await reader.verifyBackup(backup.id)).toMatchObject({ verified: true, error: null });
+    const target = await openDb(`memory://vc-extra-target-${process.pid}/db`);
+    const report = await reader.restore({ backupId: backup.id, destination: target });
+    expect(report.warnings).toEqual([expect.stringContaining('1 objects held by the chain')]);
+    expect((await snapshot(target)).map((o) => o.key)).not.toContain('resource=users/data/id=u2');
+    await reader.stop();
   });
 
   it("a restore of some resources verifies only theirs: another resource's disagreement does not stop it", async () => {

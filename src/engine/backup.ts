@@ -28,7 +28,7 @@
  */
 import { hostname } from 'node:os';
 import { processSpace } from '../lease/process-space.js';
-import type { KeyFile, KeyHandle } from '../codec/index.js';
+import type { KeyFile } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import { PUT_SCHEMA_BACK, schemaDamage } from '../damaged-schema.js';
@@ -42,6 +42,7 @@ import { manifestAuth } from './manifest-auth.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
+import type { ParentRef } from './verify.js';
 import { IndexLineWriter, readIndex } from './stored.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { LogicalReader, recordIdOf } from './logical.js';
@@ -82,7 +83,7 @@ export interface BackupRunOptions {
   /** Verify after writing, before committing: false, 'quick' or 'full'. */
   verify: false | 'quick' | 'full';
   /** `parent`: an incremental's parent and its key (a full verification joins their indexes, index-consistency.ts). */
-  verifyBackup: (manifest: Manifest, level: 'quick' | 'full', parent: { manifest: Manifest; key: KeyHandle | null; indexAt?: string } | null) => Promise<VerificationResult>;
+  verifyBackup: (manifest: Manifest, level: 'quick' | 'full', parent: ParentRef | null) => Promise<VerificationResult>;
   signal?: AbortSignal;
   /** Called right before the manifest is written; throwing aborts the commit (e.g. the lease was lost). */
   beforeCommit?: () => void;

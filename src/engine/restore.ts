@@ -375,6 +375,19 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
 }
 
 /**
+ * Whether `member`'s pass over `group` lists the target's group to know which keys it holds: skip
+ * must know, merge only where an overwrite reads the record first (else it writes regardless),
+ * replace never; and a listing only where it costs fewer requests than asking key by key (a small
+ * incremental over a large resource: a few keys against thousands of pages).
+ */
+function listsTarget(run: RestoreRun, group: string, member: string): boolean {
+  const { o, refs } = run;
+  if (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group))) return false;
+  const pages = Math.max(1, Math.ceil((run.targetObjects.get(group) ?? 0) / o.pageSize));
+  return pages <= (run.named.get(group)?.get(member) ?? 0);
+}
+
+/**
  * The resource groups (`groups`, in key order), one chain member at a time, oldest first: each
  * member's parts of each group it holds versions of, joined with one pass over the index, give
  * the versions the index names that member for; a version a later member holds, or one the
@@ -397,19 +410,6 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
  *   of their own but for the one where the data objects end).
  * - A replace settles no references, and deletes what the backup lacks only after every write.
  */
-/**
- * Whether `member`'s pass over `group` lists the target's group to know which keys it holds: skip
- * must know, merge only where an overwrite reads the record first (else it writes regardless),
- * replace never; and a listing only where it costs fewer requests than asking key by key (a small
- * incremental over a large resource: a few keys against thousands of pages).
- */
-function listsTarget(run: RestoreRun, group: string, member: string): boolean {
-  const { o, refs } = run;
-  if (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group))) return false;
-  const pages = Math.max(1, Math.ceil((run.targetObjects.get(group) ?? 0) / o.pageSize));
-  return pages <= (run.named.get(group)?.get(member) ?? 0);
-}
-
 async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter): Promise<void> {
   const { o, target, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
@@ -508,8 +508,8 @@ export async function definedResources(db: DatabaseLike): Promise<string[]> {
 /** A failure after some objects were written says so: the target is partly restored (nothing was written otherwise). */
 function partlyWritten(err: unknown, written: number): unknown {
   if (written === 0 || !(err instanceof BackupError)) return err;
-  // (verification reads each part and the index on their own: it cannot see them disagree, nor
-  // parts listed out of order)
+  // (met only without verification, which refuses such a backup before anything is written:
+  // the same restore run again would stop at the same place)
   if (err.code === 'ERR_INDEX_CORRUPT' || err.code === 'ERR_KEY_ORDER') return new BackupError(err.code, `${err.message} (${written} objects were already written from it: the target is partly restored; restore another backup into it, mode 'replace')`, { cause: err });
   return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
 }
@@ -717,8 +717,9 @@ async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterab
 
 /**
  * Records of `group` at the chain's target point (database-level objects and logical groups:
- * writeGroup): newest version per key, tombstones dropped, each with the backup whose parts hold it. A logical (filtered) group is read from the target backup
- * alone: each backup stores its whole selection. Otherwise only the members in `holders` are read
+ * writeGroup): newest version per key, tombstones dropped, each with the backup whose parts hold
+ * it. A logical (filtered) group is read from the target backup alone: each backup stores its
+ * whole selection. Otherwise only the members in `holders` are read
  * (those whose versions the snapshot names, planRestore): a member every one of whose versions a
  * later one replaced or deleted is never opened (each open member holds ~15 MB of decoder and
  * stream buffers, so a chain whose incrementals rewrite everything cost that per member; the

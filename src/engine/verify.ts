@@ -10,7 +10,8 @@
  *
  * Each destination that holds the backup is checked on its own and reported; the backup counts as
  * verified when every object is good at one destination at least (restore falls back per object).
- * Only damage to the stored bytes makes a result `verified: false`; an object that no destination
+ * Only what the stored bytes show makes a result `verified: false` (damage, or an index and parts
+ * that disagree, though whole: the backup was written so); an object that no destination
  * could even read (access, I/O) throws ERR_VERIFY_INCOMPLETE instead (see DAMAGE_CODES). Once an
  * object could not be read at a destination, no other is started there (each would wait out the
  * same timeouts: ~12 min per part on an S3 store that stopped answering, days for a backup of
