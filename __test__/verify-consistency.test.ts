@@ -5,7 +5,7 @@
 // fail verification naming the disagreement, and a restore refuses them before writing anything,
 // where it used to stop after some writes. What the index leaves out of the parts still verifies
 // (the index wins: a restore leaves it out with a warning).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
 import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
 import { indexLineKeys, readLineBatches } from '../src/engine/stored.js';
-import { editIndex, editManifest, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
+import { editIndex, editManifest, onReads, rotIndex, usersDatabase } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot } from './helpers/database.js';
 
@@ -67,25 +67,6 @@ async function twoDestinations(label: string, extra: Record<string, unknown> = {
   const plugin = new BackupPlugin(options);
   await db.usePlugin(plugin, label);
   return { db, users, a, b, options, plugin };
-}
-
-/** Bit rot in backup `id`'s index at the filesystem destination `dir`: same size, another key (u3 read as u4). */
-async function rotIndex(dir: string, id: string): Promise<void> {
-  const file = path.join(dir, (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path);
-  const bytes = await readFile(file);
-  bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
-  await writeFile(file, bytes);
-}
-
-/**
- * Observes (and, where a test says so, fails) the reads `plugin`'s first destination serves:
- * `hook` gets each path and the read to make. A fault injected here is one a real destination
- * cannot produce on demand.
- */
-function onReads(plugin: BackupPlugin, hook: (at: string, read: () => Promise<unknown>) => Promise<unknown>): void {
-  const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
-  const read = destination.read.bind(destination);
-  destination.read = (at, range) => hook(at, () => read(at, range));
 }
 
 describe("a full verification checks a backup's index against its parts", () => {

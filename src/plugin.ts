@@ -28,6 +28,7 @@ import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, optionError } from './errors.js';
 import { describeSource, HEARTBEAT_MS, runBackup } from './engine/backup.js';
+import { readingParentIndex } from './engine/parent-index.js';
 import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryReport } from './engine/catalog.js';
 import { repairIndexes } from './engine/index-repair.js';
 import { indexAvailable, indexSource, INDEX_REPAIR_HINT } from './engine/stored.js';
@@ -1127,16 +1128,20 @@ export class BackupPlugin extends EventEmitter {
       while (activity.gate.closed);
       // from here to the reader's registration, no await: a restore that begins sees it
       const cancel = new AbortController();
-      const signals = [cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])];
-      const reading = runBackup({
+      const signal = AbortSignal.any([cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])]);
+      const warn = (message: string) => this.log('warn', { backupId: id }, message);
+      // a copy of the parent's index that fails to read is passed over: the backup is planned again (parent-index.ts)
+      const fallback = { parent, set: this.destinations, signal, warn, record: (parentId: string, result: VerificationResult) => this.catalog.recordVerification(parentId, result, started) };
+      const reading = readingParentIndex(fallback, (passOver) => runBackup({
         id,
         db,
         set: this.destinations,
         keyring: this.keyring,
         embeddedKeyFile,
-        warn: (message) => this.log('warn', { backupId: id }, message),
+        warn,
         type,
         parentIndexAt,
+        parentIndexPassOver: passOver,
         parent,
         reason: options.reason ?? null,
         metadata: options.metadata ?? {},
@@ -1160,10 +1165,10 @@ export class BackupPlugin extends EventEmitter {
           const key = m.encryption && level === 'full' ? await this.keyring.keyForManifest(m, this.destinations) : null;
           return (await verifyManifest(m, this.destinations, key, { level, parent, ...this.reporting })).result;
         },
-        signal: AbortSignal.any(signals),
+        signal,
         beforeCommit: () => lease?.assertHeld(),
         ...this.reporting,
-      });
+      }));
       const reader: Reader = { cancel, ended: reading.then(() => undefined, () => undefined) };
       activity.readers.add(reader);
       let manifest: Manifest;

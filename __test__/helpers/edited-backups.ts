@@ -2,11 +2,13 @@
  * Backups edited by hand, as damage, a bad copy or an earlier build's defect could leave them:
  * an uncompressed, unencrypted backup's index (plain JSON lines) or manifest rewritten, with the
  * manifest's size, checksum and entry count to match, so that every object still verifies on its
- * own. And the small users database the edits are made on.
+ * own; an index rotted in place (same size, so only reading it finds it). And the small users
+ * database the edits are made on, and a way to watch (or fail) a plugin's reads.
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { BackupPlugin } from '../../src/index.js';
 import { openDb } from './database.js';
 
 export type UsersApi = {
@@ -49,4 +51,23 @@ export async function usersDatabase(label: string, ids: number | string[], nameO
   const list = typeof ids === 'number' ? Array.from({ length: ids }, (_, i) => `u${ids > 10 ? String(i).padStart(2, '0') : i}`) : ids;
   for (const id of list) await users.insert({ id, name: nameOf(id) });
   return { db, users };
+}
+
+/** Bit rot in backup `id`'s index at the filesystem destination `dir`: same size, another key (u3 read as u4). */
+export async function rotIndex(dir: string, id: string): Promise<void> {
+  const file = path.join(dir, (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path);
+  const bytes = await readFile(file);
+  bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
+  await writeFile(file, bytes);
+}
+
+/**
+ * Observes (and, where a test says so, fails) the reads `plugin`'s first destination serves:
+ * `hook` gets each path and the read to make. A fault injected here is one a real destination
+ * cannot produce on demand.
+ */
+export function onReads(plugin: BackupPlugin, hook: (at: string, read: () => Promise<unknown>) => Promise<unknown>): void {
+  const destination = plugin.destinations.members[0] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+  const read = destination.read.bind(destination);
+  destination.read = (at, range) => hook(at, () => read(at, range));
 }

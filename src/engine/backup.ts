@@ -43,7 +43,8 @@ import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
 import { EncodedSink } from './sink.js';
 import type { ParentRef } from './verify.js';
-import { IndexLineWriter, readIndex } from './stored.js';
+import { IndexLineWriter } from './stored.js';
+import { parentIndexEntries } from './parent-index.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { LogicalReader, recordIdOf } from './logical.js';
 import { mergeByKey } from './sorted-merge.js';
@@ -62,6 +63,8 @@ export interface BackupRunOptions {
   parent: Manifest | null;
   /** A destination where the parent's latest verification found everything whole: its index is read there first. */
   parentIndexAt?: string;
+  /** Destinations whose copy of the parent's index failed an earlier attempt (parent-index.ts): not read. */
+  parentIndexPassOver?: readonly string[];
   reason: string | null;
   metadata: Record<string, unknown>;
   /** Labels for retention's tags rules (plaintext in the manifest). */
@@ -183,7 +186,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // (objects a writer held between its two renames through every read: file://, raw-objects.ts)
     const torn = new KeySample();
     const raw = rawObjects(o.db.client, { torn: (k) => torn.add(k) });
-    const actions = planActions(o, parent ? readIndex(set, parent, parentKey, o.parentIndexAt) : null);
+    // where planning read the parent's index to its end, its checksum checked: the join reads it there
+    let parentIndexRead: string | undefined;
+    const parentIndex = parent && parentIndexEntries(set, parent, parentKey, { preferred: o.parentIndexAt, passOver: o.parentIndexPassOver ?? [], opened: (label) => (parentIndexRead = label) });
+    const actions = planActions(o, parentIndex);
     // Bodies are read whole: the window holds at most FETCH_WINDOW_BYTES of them (by listed size),
     // so memory does not grow with concurrency x object size (64 objects of 100 MB would be 6.4 GB).
     const fetched = mapOrdered(actions, o.concurrency, (a) => (a.kind === 'logical' ? logical.fetch(a) : fetchAction(o.db, raw, a, !isLocalClient(o.db.client))), {
@@ -297,7 +303,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     };
     if (o.verify) {
       // (a parent's index gone meanwhile, its chain deleted by another instance, leaves the join out: assertChainPresent below says so)
-      manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey, indexAt: o.parentIndexAt } : null);
+      manifest.verification = await o.verifyBackup(manifest, o.verify, parent ? { manifest: parent, key: parentKey, indexAt: parentIndexRead ?? o.parentIndexAt } : null);
       if (!manifest.verification.verified) {
         throw new BackupError('ERR_VERIFY_FAILED', `backup ${id} failed verification and was not committed: ${manifest.verification.error}`);
       }

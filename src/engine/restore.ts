@@ -762,7 +762,7 @@ async function* partRecords(o: RestoreRunOptions, manifest: Manifest, parts: Par
 
 /** The backup's index, read where verification found it whole (if it ran). */
 function indexOf(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexEntry> {
-  return readIndex(o.set, manifest, o.keys.get(manifest.id) ?? null, o.goodSources?.get(indexSource(manifest.id)));
+  return readIndex(o.set, manifest, o.keys.get(manifest.id) ?? null, { preferred: o.goodSources?.get(indexSource(manifest.id)) });
 }
 
 function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {

@@ -177,31 +177,46 @@ export async function indexAvailable(holders: Destination[], manifest: ManifestH
 /** What to do about a lost or damaged object index (index-repair.ts). */
 export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost, cut-short or corrupt object index back (from another destination or the backup's parts; a corrupt one once a verification has found it)";
 
+/** How readIndex reads an index: where first, and who hears where it is read. */
+export interface IndexReading {
+  /** The destination read first (where the index verified, or a read of it checked it whole). */
+  preferred?: string | undefined;
+  /** Told the label of the destination the index is read from, once it is open there. */
+  opened?: (label: string) => void;
+}
+
 /**
- * The sorted object index of `manifest`, read lazily from the first destination (`preferred`
- * first: where it verified) whose index is there with its recorded size. The checksum is checked
- * when the last line has been read.
+ * The sorted object index of `manifest`, read lazily from the first of `from`'s members
+ * (`reading.preferred` first) whose index is there with its recorded size. The checksum is
+ * checked when the last line has been read.
  */
-export async function* readIndex(set: DestinationSet, manifest: Manifest, key: KeyHandle | null, preferred?: string): AsyncIterable<IndexEntry> {
-  for await (const batch of readIndexBatches(set, manifest, key, preferred)) yield* batch;
+export async function* readIndex(from: Pick<DestinationSet, 'members'>, manifest: Manifest, key: KeyHandle | null, reading: IndexReading = {}): AsyncIterable<IndexEntry> {
+  for await (const batch of readIndexBatches(from, manifest, key, reading)) yield* batch;
 }
 
 /**
  * readIndex's entries, a decoded chunk's worth at a time (each line through `parse`): for a reader
  * that goes through every entry (verification's join), one await per chunk instead of several per entry.
  */
-export async function* readIndexBatches<T = IndexEntry>(set: DestinationSet, manifest: Manifest, key: KeyHandle | null, preferred?: string, parse: (line: string) => T = (line) => JSON.parse(line) as T): AsyncIterable<T[]> {
+export async function* readIndexBatches<T = IndexEntry>(
+  from: Pick<DestinationSet, 'members'>,
+  manifest: Manifest,
+  key: KeyHandle | null,
+  reading: IndexReading = {},
+  parse: (line: string) => T = (line) => JSON.parse(line) as T,
+): AsyncIterable<T[]> {
   let ref: IndexRef = manifest.index;
   let stream: Readable | null = null;
   let where = '';
   const errors: string[] = [];
-  for (const member of preferredFirst(set.members, preferred)) {
+  for (const member of preferredFirst(from.members, reading.preferred)) {
     try {
       const found = await indexAt(member, manifest);
       if (found.lacking !== null) throw new Error(found.lacking);
       stream = await member.read(found.ref.path);
       ref = found.ref;
       where = member.label;
+      reading.opened?.(where);
       break;
     } catch (err) {
       errors.push(`${member.label}: ${(err as Error).message}`);

@@ -223,7 +223,7 @@ const DAMAGE_CODES = new Set([
   'ERR_TRUNCATED_HEADER', 'ERR_TRUNCATED_SEGMENT', 'ERR_UNSUPPORTED_VERSION', 'ERR_WRONG_KEY', 'ERR_STREAM_TOO_LONG',
 ]);
 
-function isDamage(err: unknown): boolean {
+export function isDamage(err: unknown): boolean {
   return err instanceof BackupError && DAMAGE_CODES.has(err.code);
 }
 
@@ -294,7 +294,7 @@ async function consistencyProblems(c: CheckContext, parts: PartTally[], index: I
     };
     let exact: Problems;
     try {
-      exact = await exactProblems(manifest, group, records(), readIndex(set, manifest, key, goodSources.get(indexSource(manifest.id))));
+      exact = await exactProblems(manifest, group, records(), readIndex(set, manifest, key, { preferred: goodSources.get(indexSource(manifest.id)) }));
     } catch (err) {
       throw new BackupError('ERR_VERIFY_INCOMPLETE', `could not verify backup ${manifest.id}: reading its parts of '${group}' again, to check them against its index, failed (${errorMessage(err)}); nothing was recorded (a restore it ran for wrote nothing): once the destination can be read, run the same verification or restore again`, { cause: err });
     }
@@ -329,7 +329,7 @@ async function* indexEntries(decoded: Readable, where: string): AsyncIterable<In
  */
 async function* parentEntries(set: DestinationSet, parent: ParentRef): AsyncIterable<IndexKeys[]> {
   try {
-    yield* readIndexBatches(set, parent.manifest, parent.key, parent.indexAt, indexLineKeys);
+    yield* readIndexBatches(set, parent.manifest, parent.key, { preferred: parent.indexAt }, indexLineKeys);
   } catch (err) {
     throw new BackupError('ERR_PARENT_INDEX', `the index of its parent ${parent.manifest.id}, to check its own against, could not be read: ${errorMessage(err)}`, { cause: err });
   }
