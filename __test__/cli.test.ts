@@ -19,6 +19,7 @@ import { parseCli } from '../src/cli/args.js';
 import type { ProgressEvent } from '../src/engine/progress.js';
 import { filesUnder } from './helpers/files.js';
 import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { literal } from './helpers/text.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PASSPHRASE = 'cli test passphrase 7f3a';
@@ -167,7 +168,7 @@ describe('s3db-backup command line', () => {
     expect(shown.stdout).toMatch(/^stored\s+\S+ \S+ in this backup's own parts \(gzip, encrypted\); a restore of it gives [\d,]+ objects, [\d,]+ records$/m);
     expect(shown.stdout).toMatch(/^ {2}users\s+12 records/m);
     // where the backup was written (a moved or synced copy is read from elsewhere)
-    expect(shown.stdout).toMatch(new RegExp(`^written to\\s+filesystem:${backups.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} ok$`, 'm'));
+    expect(shown.stdout).toMatch(new RegExp(`^written to\\s+filesystem:${literal(backups)} ok$`, 'm'));
     expect(shown.stdout).toMatch(/^ {2}orders\s+10 records/m);
     for (const r of [listed, table, shown]) noSecret(r);
     const missing = await cli(['show', 'full-20200101T000000000Z-000000', '--directory', backups]);

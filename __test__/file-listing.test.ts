@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listObjects, type S3dbClientLike, type SourceEntry } from '../src/engine/s3db.js';
 import { openDb, putStored } from './helpers/database.js';
+import { literal } from './helpers/text.js';
 
 let work: string;
 beforeAll(async () => {
@@ -140,7 +141,8 @@ describe('listing a file:// database by walking its storage', () => {
     const loop = path.join(dir, 'resource=a', 'data', 'id=2.meta.json');
     await rm(loop);
     await symlink(loop, loop);
-    await expect(collect(db.client, 'resource=a/')).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining(`ELOOP: too many symbolic links encountered, stat '${loop}'`) });
+    // (its stat and its open run at once: either one names the loop)
+    await expect(collect(db.client, 'resource=a/')).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringMatching(new RegExp(`ELOOP: too many symbolic links encountered, (stat|open) '${literal(loop)}'`)) });
     await rm(loop);
     await mkdir(loop);
     await expect(collect(db.client, 'resource=a/')).rejects.toMatchObject({ code: 'ERR_SOURCE_READ', message: expect.stringContaining('EISDIR') });
