@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { buffer } from 'node:stream/consumers';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { createEncoder, createKeyFile } from '../src/codec/index.js';
+import { DestinationSet } from '../src/destinations/set.js';
+import { FilesystemDestination } from '../src/destinations/filesystem.js';
+import type { Manifest } from '../src/engine/manifest.js';
+import { parentIndexEntries } from '../src/engine/parent-index.js';
 import { onReads, rotIndex, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
 import { filesUnder } from './helpers/files.js';
 import { warnInto } from './helpers/logger.js';
@@ -143,5 +150,21 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const inc = await plugin.createBackup();
     expect({ type: inc.type, parentId: inc.parentId }).toEqual({ type: 'incremental', parentId: full.id });
     await plugin.stop();
+  });
+
+  it("an encrypted parent's index out of key order (a writer's defect: its segments authenticate) is reported without the keys it holds, which a recorded verdict would store in plaintext", async () => {
+    const destination = new FilesystemDestination({ directory: path.join(work, 'encrypted-order') });
+    const { key } = await createKeyFile('parent-index-passphrase-never-logged', { iterations: 100_000 });
+    const lines = ['b', 'a'].map((id) => `${JSON.stringify({ k: `resource=users/data/id=secret-${id}@example.com`, e: 'x', s: 1, m: '', b: 'full-x' })}\n`);
+    const stored = await buffer(Readable.from([Buffer.from(lines.join(''))]).pipe(createEncoder({ compression: 'none', key })));
+    await destination.write('indexes/full-x.index', stored);
+    const index = { path: 'indexes/full-x.index', size: stored.length, sha256: createHash('sha256').update(stored).digest('hex'), entries: 2 };
+    const parent = { id: 'full-x', index, codec: { compression: 'none', encrypted: true }, encryption: {}, destinations: [{ label: destination.label, status: 'ok' }] } as unknown as Manifest;
+    const read = async () => {
+      for await (const _entry of parentIndexEntries(new DestinationSet([destination]), parent, key, { preferred: undefined, passOver: [], opened: () => undefined }));
+    };
+    const failed = await failureOf(read());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', details: { parentIndex: { label: destination.label, damaged: true, error: 'its entries are not in key order' } } });
+    expect(failed!.message).not.toContain('secret');
   });
 });

@@ -51,9 +51,20 @@ export async function* parentIndexEntries(
     yield* ordered({ items: entries, key: (e) => e.k, name: `the object index of ${parent.id} (the parent backup)` });
   } catch (err) {
     if (at === null) throw err; // no copy was open (none left with its recorded size): nothing to pass over
-    const failure: ParentIndexFailure = { label: at, error: errorMessage(err), damaged: isDamage(err) || (err instanceof BackupError && err.code === 'ERR_KEY_ORDER') || err instanceof SyntaxError };
+    const outOfOrder = err instanceof BackupError && err.code === 'ERR_KEY_ORDER';
+    const failure: ParentIndexFailure = { label: at, error: described(err, outOfOrder, Boolean(parent.encryption)), damaged: isDamage(err) || outOfOrder || err instanceof SyntaxError };
     throw new BackupError('ERR_PARENT_INDEX', `the object index of ${parent.id}, which this incremental is planned against, could not be read at ${at}: ${failure.error}`, { cause: err, details: { parentIndex: failure } });
   }
+}
+
+/**
+ * What a failed read says. Of an encrypted backup's index, without the object keys an order
+ * check or JSON.parse quotes: it may be recorded (verifications/<id>.json is plaintext).
+ */
+function described(err: unknown, outOfOrder: boolean, encrypted: boolean): string {
+  if (encrypted && outOfOrder) return 'its entries are not in key order';
+  if (encrypted && err instanceof SyntaxError) return 'a line of it is not an index entry';
+  return errorMessage(err);
 }
 
 /** The ParentIndexFailure an error carries, if it is a failed read of the parent's index. */
