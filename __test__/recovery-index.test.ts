@@ -421,6 +421,24 @@ describe('lost object indexes: recoverBackups()', () => {
     await q.stop();
   });
 
+  it("a restore without verification of a backup whose index is corrupt (right size) stops before writing anything, and says what mends it: verifyBackup(), then recoverBackups()", async () => {
+    const dir = path.join(work, 'rot-unverified');
+    const { inc, want } = await changedChain('rot-unverified', { config: { directory: dir } });
+    await rot(path.join(dir, (await manifestOf(dir, inc.id)).index.path));
+    const p = await reopen({ config: { directory: dir } });
+    const target = await openDb(bucket('rot-unverified-target'));
+    const before = await snapshot(target);
+    const failed = await p.restore({ backupId: inc.id, destination: target, verify: false }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    expect(failed).toMatchObject({ code: expect.stringMatching(/^ERR_(PART_CHECKSUM|DECOMPRESS)$/) });
+    expect(failed!.message).toContain(`Nothing was written. verifyBackup('${inc.id}') records the damage, and recoverBackups() then puts the index back`);
+    expect(await snapshot(target)).toEqual(before);
+    expect((await p.verifyBackup(inc.id)).verified).toBe(false);
+    expect((await p.recoverBackups()).indexes).toEqual([expect.objectContaining({ id: inc.id, action: 'rebuilt', verified: true })]);
+    await p.restore({ backupId: inc.id, destination: target, verify: false });
+    expect(await snapshot(target)).toEqual(want);
+    await p.stop();
+  });
+
   it('a restore records what its verification found: recoverBackups() then repairs a corrupt index without a verifyBackup() between (a failed restore at one destination, a restore served by the other copy at two); a selective restore records only a failure', async () => {
     const dir = path.join(work, 'rot-restore');
     const { full, inc, want } = await changedChain('rot-restore', { config: { directory: dir } });

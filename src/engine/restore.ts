@@ -50,7 +50,7 @@ import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge
 import { objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
-import { holdersOf } from './verify.js';
+import { holdersOf, isDamage } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -605,7 +605,7 @@ async function planRestore(
   const unwritable = new KeySample();
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
-  for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+  for await (const step of mergeJoin(plannedIndex(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
     const r = rows.get(groupOfKey(key))!;
@@ -758,6 +758,20 @@ async function* recordsOf(o: RestoreRunOptions, manifest: Manifest, group: strin
 async function* partRecords(o: RestoreRunOptions, manifest: Manifest, parts: PartEntry[]): AsyncIterable<{ part: PartEntry; record: ArchiveRecord }> {
   const key = o.keys.get(manifest.id) ?? null;
   for (const part of parts) for await (const record of readPart(o, manifest, part, key)) yield { part, record };
+}
+
+/**
+ * The backup's index as planning reads it, before anything is written: a copy found damaged (a
+ * restore without verification meets it here) says so, and what mends it.
+ */
+async function* plannedIndex(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexEntry> {
+  try {
+    yield* ordered({ items: indexOf(o, manifest), key: (e) => e.k, name: `the object index of ${manifest.id}` });
+  } catch (err) {
+    if (!(err instanceof BackupError && (isDamage(err) || err.code === 'ERR_KEY_ORDER'))) throw err;
+    const elsewhere = holdersOf(manifest, o.set).length > 1 ? 'A restore with verification (the default) reads it where it is whole, if another destination holds it so. ' : '';
+    throw new BackupError(err.code, `${err.message}. Nothing was written. ${elsewhere}verifyBackup('${manifest.id}') records the damage, and recoverBackups() then puts the index back (from another destination or the backup's parts)`, { cause: err });
+  }
 }
 
 /** The backup's index, read where verification found it whole (if it ran). */
