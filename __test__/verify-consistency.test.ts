@@ -13,7 +13,8 @@ import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
 import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
 import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
 import { indexLineKeys, readLineBatches } from '../src/engine/stored.js';
-import { editIndex, editManifest, onReads, rotIndex, usersDatabase } from './helpers/edited-backups.js';
+import type { ArchiveRecord } from '../src/engine/archive.js';
+import { editIndex, editManifest, editPart, onReads, rotIndex, usersDatabase } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot } from './helpers/database.js';
 
@@ -167,6 +168,33 @@ describe("a full verification checks a backup's index against its parts", () => 
     expect(verdict.error).toMatch(/disagree: part \S+ begins with "resource=users\/data\/id=u\d+", not after "resource=users\/data\/id=u\d+", where part \S+ ends \(parts out of key order\)/);
     await expectRefused(reader, backup.id, 'parts out of key order');
     await reader.stop();
+    await plugin.stop();
+  });
+
+  it("a part whose records are out of key order inside: full verification fails (and a group that also disagrees is not read again, which would stop on the order); a restore without verification stops at the record, where it passed it over", async () => {
+    const { db } = await usersDatabase('vc-inpart', 6);
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    const swapped = (records: ArchiveRecord[]) => {
+      const at = records.findIndex((r) => r.header.key.endsWith('id=u2'));
+      return [...records.slice(0, at), records[at + 1]!, records[at]!, ...records.slice(at + 2)]; // u0 u1 u3 u2 u4 u5
+    };
+    await editPart(dir, backup.id, 'users', 1, swapped);
+    const reader = await readerOf(dir);
+    expect(await reader.verifyBackup(backup.id)).toMatchObject({ verified: false, error: expect.stringContaining('holds "resource=users/data/id=u2" after "resource=users/data/id=u3" (not in key order)') });
+    await expectRefused(reader, backup.id, 'not in key order');
+    const target = await openDb(`memory://vc-inpart-target-${process.pid}/db`);
+    const before = await snapshot(target);
+    const stopped = await failureOf(reader.restore({ backupId: backup.id, destination: target, verify: false }));
+    expect(stopped).toMatchObject({ code: 'ERR_PART_UNREADABLE', message: expect.stringContaining('holds "resource=users/data/id=u2" after "resource=users/data/id=u3": its records are not in key order') });
+    expect(stopped!.message).toContain('Run the restore again with verification on');
+    expect(await snapshot(target)).not.toEqual(before); // (u0, u1 and u3 were written: the message says so)
+    await reader.stop();
+    // the same part with a record of a key its index does not name, too: its group is inexact, yet not read again
+    await editPart(dir, backup.id, 'users', 1, (records) => records.map((r) => (r.header.key.endsWith('id=u5') ? { ...r, header: { ...r.header, key: r.header.key.replace('u5', 'u5x') } } : r)));
+    const again = await readerOf(dir);
+    expect(await again.verifyBackup(backup.id)).toMatchObject({ verified: false, error: expect.stringContaining('(not in key order)') });
+    await again.stop();
     await plugin.stop();
   });
 

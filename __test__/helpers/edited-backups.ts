@@ -1,6 +1,6 @@
 /**
  * Backups edited by hand, as damage, a bad copy or an earlier build's defect could leave them:
- * an uncompressed, unencrypted backup's index (plain JSON lines) or manifest rewritten, with the
+ * an uncompressed, unencrypted backup's index (plain JSON lines), part or manifest rewritten, with the
  * manifest's size, checksum and entry count to match, so that every object still verifies on its
  * own; an index rotted in place (same size, so only reading it finds it). And the small users
  * database the edits are made on, and a way to watch (or fail) a plugin's reads.
@@ -8,6 +8,9 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { ArchiveWriter, readArchive, type ArchiveRecord } from '../../src/engine/archive.js';
 import type { BackupPlugin } from '../../src/index.js';
 import { openDb } from './database.js';
 
@@ -20,7 +23,7 @@ export type UsersApi = {
 /** A stored manifest as JSON (only what the edits touch is typed). */
 export interface StoredManifest {
   index: { path: string; size: number; sha256: string; entries: number };
-  parts: { path: string; group: string; seq: number }[];
+  parts: { path: string; group: string; seq: number; size: number; sha256: string; objects: number }[];
   [field: string]: unknown;
 }
 
@@ -39,6 +42,21 @@ export async function editIndex(dir: string, backupId: string, edit: (lines: str
   const index = Buffer.from(`${lines.join('\n')}\n`);
   await writeFile(path.join(dir, manifest.index.path), index);
   await editManifest(dir, backupId, (m) => Object.assign(m.index, { size: index.length, sha256: createHash('sha256').update(index).digest('hex'), entries: lines.length }));
+}
+
+/**
+ * Rewrites the records of an uncompressed, unencrypted backup's part `seq` of `group` through
+ * `edit`, the manifest to match (size, checksum, object count).
+ */
+export async function editPart(dir: string, backupId: string, group: string, seq: number, edit: (records: ArchiveRecord[]) => ArchiveRecord[]): Promise<void> {
+  const manifest = JSON.parse(await readFile(path.join(dir, 'manifests', `${backupId}.json`), 'utf8')) as StoredManifest;
+  const part = manifest.parts.find((p) => p.group === group && p.seq === seq)!;
+  const records: ArchiveRecord[] = [];
+  for await (const record of readArchive(Readable.from([await readFile(path.join(dir, part.path))]), part.path)) records.push(record);
+  const edited = edit(records);
+  const stored = await buffer(Readable.from(edited, { objectMode: true }).pipe(new ArchiveWriter()));
+  await writeFile(path.join(dir, part.path), stored);
+  await editManifest(dir, backupId, (m) => Object.assign(m.parts.find((p) => p.path === part.path)!, { size: stored.length, sha256: createHash('sha256').update(stored).digest('hex'), objects: edited.length }));
 }
 
 /**

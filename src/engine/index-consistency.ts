@@ -130,6 +130,8 @@ export class PartTally {
   readonly dead = new KeyDigest();
   first: string | null = null;
   last: string | null = null;
+  /** A record not after the one before it (rule 1): the part cannot be read in order again (stored.ts readPartRecords). */
+  unordered = false;
   readonly problems = new Problems();
   private readonly name: (key: string) => string;
 
@@ -147,6 +149,7 @@ export class PartTally {
       this.problems.add(`part ${this.part.path} of '${this.part.group}' holds ${this.name(key)}, of ${groupOfKey(key) === DATABASE_GROUP ? 'the database-level objects' : `'${groupOfKey(key)}'`}`);
     }
     if (this.last !== null && compareKeys(this.last, key) >= 0) {
+      this.unordered = true;
       this.problems.add(`part ${this.part.path} holds ${this.name(key)} after ${this.name(this.last)} (not in key order)`);
     }
     this.first ??= key;

@@ -241,10 +241,11 @@ export async function* readIndexBatches<T = IndexEntry>(
 
 /**
  * Failures that say the bytes a copy gave are not the bytes written: a checksum that fails over
- * the whole size, or a stream that does not decode (a copy cut short, or missing, says only that
- * the rest is not there: what it gave before was right).
+ * the whole size, a stream that does not decode, records out of key order (as written, they are
+ * sorted) (a copy cut short, or missing, says only that the rest is not there: what it gave
+ * before was right).
  */
-const ALTERED_CODES = new Set(['ERR_PART_CHECKSUM', 'ERR_DECOMPRESS', 'ERR_ARCHIVE_CORRUPT', 'ERR_BAD_HEADER', 'ERR_COMPRESSION_MISMATCH']);
+const ALTERED_CODES = new Set(['ERR_PART_CHECKSUM', 'ERR_DECOMPRESS', 'ERR_ARCHIVE_CORRUPT', 'ERR_BAD_HEADER', 'ERR_COMPRESSION_MISMATCH', 'ERR_KEY_ORDER']);
 
 /** `members` with the one labelled `preferred` (where an object verified) first. */
 export function preferredFirst(members: Destination[], preferred: string | undefined): Destination[] {
@@ -253,7 +254,8 @@ export function preferredFirst(members: Destination[], preferred: string | undef
 
 /**
  * The records of one part, read from the first of `holders` that serves it whole; when one fails
- * midway, the next resumes after the last key returned (records are sorted). `onFailure` hears of
+ * midway, the next resumes after the last key returned (records are sorted: a copy whose records
+ * are not fails there, ERR_KEY_ORDER, rather than have one passed over). `onFailure` hears of
  * each destination that failed; ERR_PART_UNREADABLE when none could, or when a copy of a backup
  * that is not encrypted turns out damaged after records were taken from it: nothing vouched for
  * those (its SHA-256 is checked at its end; without encryption no segment is authenticated before
@@ -273,9 +275,16 @@ export async function* readPartRecords(
     let taken = 0;
     try {
       const decoded = openDecoded(readRanged(member, part, readAhead.rangeSize, readAhead.concurrency), part, member.label, codecOf(manifest, key), readAhead.decoderThreads);
+      let previous: string | null = null; // (in this copy)
       for await (const record of readArchive(decoded, `${part.path} at ${member.label}`)) {
-        if (lastKey !== null && compareKeys(lastKey, record.header.key) >= 0) continue; // already returned from another destination
-        lastKey = record.header.key;
+        const at = record.header.key;
+        if (previous !== null && compareKeys(previous, at) >= 0) {
+          const name = (k: string) => (manifest.encryption ? 'a key' : JSON.stringify(k));
+          throw new BackupError('ERR_KEY_ORDER', `part ${part.path} of backup ${manifest.id} at ${member.label} holds ${name(at)} after ${name(previous)}: its records are not in key order`);
+        }
+        previous = at;
+        if (lastKey !== null && compareKeys(lastKey, at) >= 0) continue; // already returned from another destination
+        lastKey = at;
         taken++;
         yield record;
       }

@@ -286,6 +286,8 @@ async function consistencyProblems(c: CheckContext, parts: PartTally[], index: I
   const { manifest, set, key } = c;
   const { problems, inexact } = disagreements(manifest, parts, index, c.groups);
   for (const { group, droppedUnrecorded } of inexact) {
+    // a part of it out of key order fails it already, and cannot be read again in order
+    if (parts.some((p) => p.part.group === group && p.unordered)) continue;
     const records = async function* () {
       for (const part of manifest.parts.filter((p) => p.group === group)) {
         const holders = preferredFirst(holdersOf(manifest, set), goodSources.get(part.path));
