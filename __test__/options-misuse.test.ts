@@ -176,6 +176,21 @@ describe('plugin options refused at construction, where they would fail every ti
     await p.stop();
   });
 
+  it('a hookTimeoutMs under a second (seconds meant as milliseconds) is warned about at install: every start hook would refuse its backup', async () => {
+    const warnings: string[] = [];
+    const db = await openDb(`memory://options-misuse-hook-${process.pid}/db`);
+    const p = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'hook') }, hookTimeoutMs: 30, logger: { warn: (_o: unknown, m: string) => void warnings.push(m), info() {}, error() {} } });
+    await db.usePlugin(p);
+    expect(warnings).toContainEqual(expect.stringContaining('hookTimeoutMs is 30 ms (milliseconds), under a second: an onBackupStart or onRestoreStart hook still running after it refuses'));
+    await p.stop();
+    // a second is not warned about
+    const quiet: string[] = [];
+    const second = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'hook') }, hookTimeoutMs: 1000, logger: { warn: (_o: unknown, m: string) => void quiet.push(m), info() {}, error() {} } });
+    await (await openDb(`memory://options-misuse-hook-second-${process.pid}/db`)).usePlugin(second);
+    expect(quiet.filter((w) => w.startsWith('hookTimeoutMs'))).toEqual([]);
+    await second.stop();
+  });
+
   it('fsync that is not a boolean (0, "", NaN from a config file) is refused, not read as off', () => {
     for (const fsync of [0, '', Number.NaN, 'false']) {
       expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'fsync'), fsync } as never })).toThrow(invalid('config.fsync'));

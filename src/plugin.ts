@@ -44,7 +44,7 @@ import { definedResources, runRestore, type RestoreMode, type RestoreReport, typ
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
-import { normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
+import { DEFAULT_HOOK_TIMEOUT_MS, normalizeOptions, type BackupPluginOptions, type NormalizedOptions } from './options.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { BackupPolicy, MAX_AFTER_RESTORE } from './policy.js';
@@ -257,6 +257,10 @@ export class BackupPlugin extends EventEmitter {
     if (this.config.staleAfterMs < 2 * HEARTBEAT_MS) {
       // (not refused: tests and one-instance setups use short values on purpose)
       this.log('warn', { staleAfterMs: this.config.staleAfterMs }, `staleAfterMs is ${this.config.staleAfterMs} ms (milliseconds), under two heartbeats of a running backup (${2 * HEARTBEAT_MS} ms): another instance could take a backup still running on another host for a crash's leftovers and delete its parts. The default is 15 minutes`);
+    }
+    if (this.config.hookTimeoutMs < 1000) {
+      // (not refused, as staleAfterMs: a test may want a hook cut short)
+      this.log('warn', { hookTimeoutMs: this.config.hookTimeoutMs }, `hookTimeoutMs is ${this.config.hookTimeoutMs} ms (milliseconds), under a second: an onBackupStart or onRestoreStart hook still running after it refuses its backup or restore (ERR_HOOK_FAILED), and other hooks and webhooks are left running. The default is ${DEFAULT_HOOK_TIMEOUT_MS / 1000} seconds`);
     }
     this.database = db;
     provideGetPlugin(db);
