@@ -126,6 +126,41 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     await plugin.stop();
   });
 
+  it('an attempt that could not delete what it wrote is not followed by another with the same id (one writing fewer parts would leave the rest unlisted): it fails, and the next backup cleans up and commits, leaving nothing behind', async () => {
+    const { db, users } = await usersDatabase('pi-leftovers', 6);
+    const [a, b] = [path.join(work, 'left-a'), path.join(work, 'left-b')];
+    const warnings: string[] = [];
+    const plugin = new BackupPlugin({
+      schedule: false,
+      type: 'incremental',
+      compression: 'none',
+      driver: 'multi',
+      destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })),
+      logger: warnInto(warnings),
+      staleAfterMs: 1, // (the failed attempt's leftovers are cleaned by the next backup once stale: at once here)
+    } as unknown as BackupPluginOptions);
+    await db.usePlugin(plugin, 'pi-leftovers');
+    const full = await plugin.createBackup();
+    await rotIndex(a, full.id);
+    await users.update('u1', { name: 'changed' });
+    // the failed attempt's deletion fails at the second destination, once: a fault a real
+    // destination cannot produce on demand, injected at its delete
+    const second = plugin.destinations.members[1] as unknown as { delete(paths: string[]): Promise<void> };
+    const remove = second.delete.bind(second);
+    let refuse = true;
+    second.delete = (paths) => (refuse ? ((refuse = false), Promise.reject(new Error('EIO: i/o error, unlink'))) : remove(paths));
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining('could not be read at') });
+    expect(warnings.filter((w) => w.includes('planning it again'))).toEqual([]);
+    const inc = await plugin.createBackup();
+    expect({ type: inc.type, parentId: inc.parentId }).toEqual({ type: 'incremental', parentId: full.id });
+    // only the two backups' files (and no part, marker or copy of the failed attempt) remain
+    const manifests = await Promise.all([full.id, inc.id].map((id) => readFile(path.join(b, 'manifests', `${id}.json`), 'utf8').then((t) => JSON.parse(t) as StoredManifest & { copy: string })));
+    const expected = manifests.flatMap((m) => [...m.parts.map((p) => p.path), m.index.path, m.copy, `manifests/${m.id as string}.json`]);
+    expect((await filesUnder(b)).filter((f) => !f.startsWith('locks/'))).toEqual(expected.sort());
+    await plugin.stop();
+  });
+
   it('a read of the only copy that fails (a disk error, not damage) fails the backup without recording the parent as failing: the next incremental builds on it', async () => {
     const { db, users } = await usersDatabase('pi-eio', 4);
     const dir = path.join(work, 'eio');

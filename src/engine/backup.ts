@@ -355,6 +355,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     await Promise.all([...open].map((sink) => sink.abort(reason)));
     const cleaned = committed || (await set.delete([...written, paths.manifest(id), paths.pending(id)]).then(() => true, () => false));
     const error = err instanceof BackupError ? err : new BackupError('ERR_BACKUP_FAILED', `backup ${id} failed: ${errorMessage(err)}`, { cause: err });
+    // (what it wrote is left for the next backup's cleanup, by its pending marker: no attempt with the same id may run before)
+    if (!cleaned) error.details.leftovers = true;
     if (committing && !cleaned) {
       // the store may have taken the manifest and lost only its answer, and it could not be removed
       throw new BackupError(error.code, `${error.message}. Backup ${id} may be stored all the same: its manifest was being written when this failed, and it could not be removed; once the destination answers, listBackups() shows it if it was stored, else the next backup removes what it left`, { cause: err, details: { ...error.details, mayBeStored: id } });

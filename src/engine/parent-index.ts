@@ -12,8 +12,9 @@
  * verification failed).
  *
  * Invariants:
- * - An attempt that fails has deleted what it wrote (runBackup) before the next begins; every
- *   attempt has the id the caller announced.
+ * - An attempt that fails has deleted what it wrote (runBackup) before the next begins, or none
+ *   begins (its pending marker, left, has the next backup's cleanup delete it); every attempt has
+ *   the id the caller announced.
  * - Each destination's copy is read by one attempt at most: an attempt passes over those that failed before.
  * - A copy that could not be read (the store did not answer) is passed over, never recorded as damage.
  */
@@ -95,7 +96,8 @@ export async function readingParentIndex(o: ParentIndexFallback, attempt: (passO
       return await attempt(failures.map((f) => f.label));
     } catch (err) {
       const failure = failureOf(err);
-      if (!failure || !o.parent || o.signal?.aborted) throw err;
+      // (an attempt that could not delete what it wrote leaves it to the next backup's cleanup: none again now)
+      if (!failure || !o.parent || o.signal?.aborted || (err as BackupError).details.leftovers === true) throw err;
       failures.push(failure);
       const parent = o.parent;
       const others = holdersOf(parent, o.set).filter((m) => !failures.some((f) => f.label === m.label));
