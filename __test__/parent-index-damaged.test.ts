@@ -5,7 +5,7 @@
 // from there and commits; with none, the parent is recorded as failing verification (the next
 // backup is a full one) and recoverBackups() rebuilds its index. On the real s3db.js (memory://)
 // and real filesystem destinations, the damage made by editing the stored bytes.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,7 +18,7 @@ import { DestinationSet } from '../src/destinations/set.js';
 import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import type { Manifest } from '../src/engine/manifest.js';
 import { parentIndexEntries } from '../src/engine/parent-index.js';
-import { onReads, rotIndex, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
+import { editIndex, onReads, rotIndex, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
 import { filesUnder } from './helpers/files.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot, type ObjectSnapshot } from './helpers/database.js';
@@ -89,7 +89,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     });
   }
 
-  it('two destinations, the first copy damaged midway (a key out of order, found before its end): the incremental is planned again from the second, commits, verifies and restores exactly; the first copy is read once, the parent not recorded as failing', async () => {
+  it('two destinations, the first copy damaged midway (a key out of order, found before its end): the incremental is planned again from the second, commits, verifies and restores exactly; the first copy is read by planning and once whole, the parent not recorded as failing', async () => {
     // (800 records: an index of several read chunks, so the key out of order shows before its checksum)
     const { db, users } = await usersDatabase('pi-two', 800);
     const [a, b] = [path.join(work, 'two-a'), path.join(work, 'two-b')];
@@ -117,8 +117,9 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
 
     const inc = await plugin.createBackup();
     expect({ type: inc.type, parentId: inc.parentId, verified: inc.verified }).toEqual({ type: 'incremental', parentId: full.id, verified: true });
-    // planning read the first copy and stopped; the second attempt and the verification's join read the second
-    expect(readsAtFirst).toBe(1);
+    // planning read the first copy and stopped, then read it whole (its SHA-256 fails: damage, not
+    // an index written out of order); the second attempt and the verification's join read the second
+    expect(readsAtFirst).toBe(2);
     const [first] = plugin.destinations.members;
     expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`could not be read at ${literal(first!.label)} \\(.*listed "resource=users/data/id=u300" after "resource=users/data/id=u40".*\\): planning it again`)));
     expect((await plugin.listBackups()).find((x) => x.id === full.id)?.verified).not.toBe(false);
@@ -178,8 +179,9 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     );
     await users.update('u1', { name: 'changed' });
     const failed = await failureOf(plugin.createBackup());
-    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`the object index of ${full.id}, which this incremental is planned against, could not be read at`) });
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`the object index of ${full.id}, which this incremental is planned against, could be read whole at no destination (`) });
     expect(failed!.message).toContain('EIO');
+    expect(failed!.message).toContain('Nothing was recorded, since a copy that could not be read may be whole: the next incremental tries again');
     expect((await plugin.listBackups()).find((x) => x.id === full.id)?.verified).not.toBe(false);
     failing = false;
     const inc = await plugin.createBackup();
@@ -199,7 +201,115 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
       for await (const _entry of parentIndexEntries(new DestinationSet([destination]), parent, key, { preferred: undefined, passOver: [], opened: () => undefined }));
     };
     const failed = await failureOf(read());
-    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', details: { parentIndex: { label: destination.label, damaged: true, error: 'its entries are not in key order' } } });
+    // (its bytes are the ones written: the order is the writer's)
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', details: { parentIndex: { label: destination.label, kind: 'as-written', error: 'its entries are not in key order' } } });
     expect(failed!.message).not.toContain('secret');
+  });
+
+  it('a copy that could not be read (a symlink loop where the index was: an I/O error) beside a damaged one: the backup fails, and nothing is recorded; once it reads, the next incremental builds on it', async () => {
+    const { db, users } = await usersDatabase('pi-unread', 6);
+    const [a, b] = [path.join(work, 'unread-a'), path.join(work, 'unread-b')];
+    const plugin = new BackupPlugin({
+      schedule: false,
+      type: 'incremental',
+      compression: 'none',
+      driver: 'multi',
+      destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })),
+      logger: warnInto([]),
+    } as unknown as BackupPluginOptions);
+    await db.usePlugin(plugin, 'pi-unread');
+    const full = await plugin.createBackup();
+    const file = path.join(a, await indexPathOf(a, full.id));
+    const whole = await readFile(file);
+    await rm(file);
+    await symlink(file, file);
+    await rotIndex(b, full.id);
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining('could be read whole at no destination') });
+    expect(failed!.message).toContain('ELOOP');
+    expect(failed!.message).toContain('fails its SHA-256 check');
+    expect((await plugin.listBackups()).find((x) => x.id === full.id)?.verified).not.toBe(false);
+    await rm(file);
+    await writeFile(file, whole);
+    const inc = await plugin.createBackup();
+    expect({ type: inc.type, parentId: inc.parentId }).toEqual({ type: 'incremental', parentId: full.id });
+    await plugin.stop();
+  });
+
+  it('three destinations, the first two damaged: the second is found damaged by reading it whole, before the backup is planned again on it, so the backup runs twice, not three times', async () => {
+    const { db, users } = await usersDatabase('pi-three', 6);
+    const dirs = ['a', 'b', 'c'].map((x) => path.join(work, `three-${x}`));
+    const warnings: string[] = [];
+    const plugin = new BackupPlugin({
+      schedule: false,
+      type: 'incremental',
+      compression: 'none',
+      driver: 'multi',
+      destinations: dirs.map((directory) => ({ driver: 'filesystem', config: { directory } })),
+      logger: warnInto(warnings),
+    } as unknown as BackupPluginOptions);
+    await db.usePlugin(plugin, 'pi-three');
+    const full = await plugin.createBackup();
+    for (const dir of dirs.slice(0, 2)) await rotIndex(dir, full.id);
+    await users.update('u1', { name: 'changed' });
+    const inc = await plugin.createBackup();
+    expect({ type: inc.type, parentId: inc.parentId, verified: inc.verified }).toEqual({ type: 'incremental', parentId: full.id, verified: true });
+    const [, , third] = plugin.destinations.members;
+    expect(warnings.filter((w) => w.includes('planning it again'))).toEqual([expect.stringContaining(`planning it again from the start, reading the index at ${third!.label}, where it is whole`)]);
+    await plugin.stop();
+  });
+
+  it("an index whose bytes are as written (its SHA-256 passes) but out of key order: not read again elsewhere (every copy holds it), recorded as a full verification records it, and the next backup is a full", async () => {
+    const { db, users } = await usersDatabase('pi-written', 6);
+    const dir = path.join(work, 'written');
+    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(plugin, 'pi-written');
+    const full = await plugin.createBackup();
+    await editIndex(dir, full.id, (lines) => [...lines].reverse()); // the manifest's size and SHA-256 to match
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`${full.id} cannot be built on: the index of backup ${full.id} is not one a restore can follow, as written`) });
+    expect(failed!.message).toContain('nothing mends it: restore another backup');
+    expect(failed!.message).toContain('so the next backup will be a full one');
+    expect((await plugin.getBackup(full.id))?.verification).toMatchObject({ verified: false, level: 'full' });
+    expect((await plugin.createBackup()).type).toBe('full');
+    await plugin.stop();
+  });
+
+  it('a line whose key field a flipped bit renamed (JSON that parses) is damage, not a TypeError: recorded, the next backup a full', async () => {
+    const { db, users } = await usersDatabase('pi-flip', 800); // (an index of several read chunks: its first line is parsed before its checksum fails)
+    const dir = path.join(work, 'flip');
+    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(plugin, 'pi-flip');
+    const full = await plugin.createBackup();
+    const file = path.join(dir, await indexPathOf(dir, full.id));
+    const bytes = await readFile(file);
+    bytes[bytes.indexOf('{"k"') + 2] ^= 0x01; // "k" -> "j", on the first line
+    await writeFile(file, bytes);
+    await users.update('u01', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining('is damaged wherever it is stored') });
+    expect(failed!.message).toContain('holds a line that is not an index entry');
+    expect((await plugin.createBackup()).type).toBe('full');
+    await plugin.stop();
+  });
+
+  it('a verdict that no destination takes is not said to be recorded: the error says the next incremental meets it again', async () => {
+    const { db, users } = await usersDatabase('pi-unwritten', 6);
+    const dir = path.join(work, 'unwritten');
+    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]) });
+    await db.usePlugin(plugin, 'pi-unwritten');
+    const full = await plugin.createBackup();
+    const file = path.join(dir, await indexPathOf(dir, full.id));
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0x10;
+    await writeFile(file, bytes);
+    await rm(path.join(dir, 'verifications'), { recursive: true, force: true });
+    await writeFile(path.join(dir, 'verifications'), 'not a directory'); // every record write fails (a real fault)
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`This could not be recorded at any destination (logged), so the next incremental will meet it again: verifyBackup('${full.id}')`) });
+    await plugin.stop();
   });
 });

@@ -575,7 +575,7 @@ export class BackupPlugin extends EventEmitter {
     try {
       const started = Date.now();
       const { result, own } = await this.verifyChain(manifest, level, started);
-      if (own && !(await this.catalog.recordVerification(id, own, started))) {
+      if (own && (await this.catalog.recordVerification(id, own, started)) === 'superseded') {
         this.log('info', { backupId: id }, `a verification of ${id} that began after this one stays recorded (this one: verified=${String(own.verified)})`);
       }
       this.emit('plg:backup:verified', { id, ...result });
@@ -1136,7 +1136,7 @@ export class BackupPlugin extends EventEmitter {
       const warn = (message: string) => this.log('warn', { backupId: id }, message);
       // a copy of the parent's index that fails to read is passed over: the backup is planned again (parent-index.ts)
       const fallback = { parent, set: this.destinations, signal, warn, record: (parentId: string, result: VerificationResult) => this.catalog.recordVerification(parentId, result, started) };
-      const reading = readingParentIndex(fallback, (passOver) => runBackup({
+      const reading = readingParentIndex(fallback, (indexReading) => runBackup({
         id,
         db,
         set: this.destinations,
@@ -1144,8 +1144,8 @@ export class BackupPlugin extends EventEmitter {
         embeddedKeyFile,
         warn,
         type,
-        parentIndexAt,
-        parentIndexPassOver: passOver,
+        parentIndexAt: indexReading.preferred ?? parentIndexAt,
+        parentIndexPassOver: indexReading.passOver,
         parent,
         reason: options.reason ?? null,
         metadata: options.metadata ?? {},

@@ -186,7 +186,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // (objects a writer held between its two renames through every read: file://, raw-objects.ts)
     const torn = new KeySample();
     const raw = rawObjects(o.db.client, { torn: (k) => torn.add(k) });
-    // where planning read the parent's index to its end, its checksum checked: the join reads it there
+    // where planning opened the parent's index: read to its end, its checksum checked, before the
+    // verification below runs, whose join reads it there
     let parentIndexRead: string | undefined;
     const parentIndex = parent && parentIndexEntries(set, parent, parentKey, { preferred: o.parentIndexAt, passOver: o.parentIndexPassOver ?? [], opened: (label) => (parentIndexRead = label) });
     const actions = planActions(o, parentIndex);

@@ -283,11 +283,12 @@ export class Catalog {
    * Records `result` (of a verification that began at `startedAt`) as the latest verification of
    * `id`, unless one that began later is recorded already: of two that overlap, the one begun
    * later saw the backup as it is now (e.g. the one recoverBackups() runs after repairing an index
-   * that an earlier, slower one found missing). Returns whether it did.
+   * that an earlier, slower one found missing). Says whether it did: 'superseded' when a later one
+   * is recorded, 'unwritten' when no destination took the record (each failure is warned about).
    */
-  async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<boolean> {
+  async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<'recorded' | 'superseded' | 'unwritten'> {
     const latest = await this.latestVerification(id);
-    if (latest && Date.parse(latest.startedAt ?? latest.at) > startedAt) return false;
+    if (latest && Date.parse(latest.startedAt ?? latest.at) > startedAt) return 'superseded';
     const body = Buffer.from(JSON.stringify({ ...result, startedAt: new Date(startedAt).toISOString() }, null, 1));
     const written = await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
     written.forEach((w, i) => {
@@ -295,7 +296,7 @@ export class Catalog {
       const what = result.verified ? 'its last recorded result' : 'its last recorded result: retention and the next incremental do not know of the damage found';
       this.warn(`the verification of ${id} (verified: ${String(result.verified)}) could not be recorded at ${this.set.members[i]!.label} (${errorMessage(w.reason)}); listings there still show ${what}`, id);
     });
-    return true;
+    return written.some((w) => w.status === 'fulfilled') ? 'recorded' : 'unwritten';
   }
 
   /** Summaries of every readable backup, newest first (see `survey`). */

@@ -203,7 +203,7 @@ export async function* readIndexBatches<T = IndexEntry>(
   manifest: Manifest,
   key: KeyHandle | null,
   reading: IndexReading = {},
-  parse: (line: string) => T = (line) => JSON.parse(line) as T,
+  parse?: (line: string) => T,
 ): AsyncIterable<T[]> {
   let ref: IndexRef = manifest.index;
   let stream: Readable | null = null;
@@ -224,10 +224,11 @@ export async function* readIndexBatches<T = IndexEntry>(
   }
   if (!stream) throw new BackupError('ERR_INDEX_MISSING', `the object index of backup ${manifest.id} is missing or cut short: ${errors.join('; ')}; ${INDEX_REPAIR_HINT}`);
   const decoded = openDecoded(stream, ref, where, codecOf(manifest, key));
+  const parseLine = parse ?? ((line: string) => indexEntry(line, `the object index of backup ${manifest.id} at ${where}`) as T);
   let count = 0;
   try {
     for await (const lines of readLineBatches(decoded)) {
-      const entries = lines.filter((line) => line !== '').map(parse);
+      const entries = lines.filter((line) => line !== '').map(parseLine);
       count += entries.length;
       yield entries;
     }
@@ -237,6 +238,21 @@ export async function* readIndexBatches<T = IndexEntry>(
   if (count !== manifest.index.entries) {
     throw new BackupError('ERR_INDEX_CORRUPT', `the object index of backup ${manifest.id} at ${where} has ${count} entries, the manifest says ${manifest.index.entries}`);
   }
+}
+
+/**
+ * An index line as an entry: ERR_INDEX_CORRUPT for one that is not JSON or lacks a string key or
+ * holder (a flipped bit can leave JSON that parses), naming neither its text nor its keys.
+ */
+function indexEntry(line: string, where: string): IndexEntry {
+  let entry: Partial<IndexEntry> | null = null;
+  try {
+    entry = JSON.parse(line) as Partial<IndexEntry> | null;
+  } catch {
+    // (told below)
+  }
+  if (typeof entry?.k !== 'string' || typeof entry.b !== 'string') throw new BackupError('ERR_INDEX_CORRUPT', `${where} holds a line that is not an index entry`);
+  return entry as IndexEntry;
 }
 
 /**
