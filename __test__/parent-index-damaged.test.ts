@@ -41,6 +41,17 @@ async function indexPathOf(dir: string, id: string): Promise<string> {
   return (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path;
 }
 
+/**
+ * An incremental, uncompressed plugin on `db` (`options` change that) writing to the filesystem
+ * destinations `dirs` (one: a directory; more: 'multi', strategy 'all'), its warnings kept in `warnings`.
+ */
+async function incrementalPlugin(db: Awaited<ReturnType<typeof openDb>>, label: string, dirs: string[], options: Record<string, unknown> = {}, warnings: string[] = []): Promise<BackupPlugin> {
+  const to = dirs.length === 1 ? { config: { directory: dirs[0] } } : { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem', config: { directory } })) };
+  const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', logger: warnInto(warnings), ...to, ...options } as unknown as BackupPluginOptions);
+  await db.usePlugin(plugin, label);
+  return plugin;
+}
+
 /** Backup `id` restored into a new empty database. */
 async function restored(plugin: BackupPlugin, id: string): Promise<ObjectSnapshot[]> {
   const target = await openDb(`memory://pi-target-${process.pid}-${++seq}/db`);
@@ -51,14 +62,13 @@ async function restored(plugin: BackupPlugin, id: string): Promise<ObjectSnapsho
 describe("an incremental whose parent's index is damaged where it reads it", () => {
   for (const [what, options] of [
     ['gzip', { compression: 'gzip' }],
-    ['encrypted', { encryption: { passphrase: 'parent-index-passphrase-never-logged', iterations: 100_000 } }],
+    ['encrypted', { compression: 'gzip', encryption: { passphrase: 'parent-index-passphrase-never-logged', iterations: 100_000 } }],
   ] as const) {
     it(`one destination (${what}): it fails naming the damage, the parent is recorded as failing, the next backup is a full one, and recoverBackups() rebuilds the index so the parent restores exactly`, async () => {
       const { db, users } = await usersDatabase(`pi-one-${what}`, 12);
       const dir = path.join(work, `one-${what}`);
       const warnings: string[] = [];
-      const plugin = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto(warnings), ...options } as BackupPluginOptions);
-      await db.usePlugin(plugin, `one-${what}`);
+      const plugin = await incrementalPlugin(db, `one-${what}`, [dir], options, warnings);
       const full = await plugin.createBackup();
       const atFull = await snapshot(db);
       // bit rot in the middle of the stored index: same size
@@ -94,16 +104,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const { db, users } = await usersDatabase('pi-two', 800);
     const [a, b] = [path.join(work, 'two-a'), path.join(work, 'two-b')];
     const warnings: string[] = [];
-    const plugin = new BackupPlugin({
-      schedule: false,
-      type: 'incremental',
-      compression: 'none',
-      driver: 'multi',
-      strategy: 'all',
-      destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })),
-      logger: warnInto(warnings),
-    } as unknown as BackupPluginOptions);
-    await db.usePlugin(plugin, 'pi-two');
+    const plugin = await incrementalPlugin(db, 'pi-two', [a, b], {}, warnings);
     const full = await plugin.createBackup();
     await rotIndex(a, full.id); // u30 read as u40: out of order
     const indexPath = await indexPathOf(a, full.id);
@@ -131,16 +132,8 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const { db, users } = await usersDatabase('pi-leftovers', 6);
     const [a, b] = [path.join(work, 'left-a'), path.join(work, 'left-b')];
     const warnings: string[] = [];
-    const plugin = new BackupPlugin({
-      schedule: false,
-      type: 'incremental',
-      compression: 'none',
-      driver: 'multi',
-      destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })),
-      logger: warnInto(warnings),
-      staleAfterMs: 1, // (the failed attempt's leftovers are cleaned by the next backup once stale: at once here)
-    } as unknown as BackupPluginOptions);
-    await db.usePlugin(plugin, 'pi-leftovers');
+    // (the failed attempt's leftovers are cleaned by the next backup once stale: at once here)
+    const plugin = await incrementalPlugin(db, 'pi-leftovers', [a, b], { staleAfterMs: 1 }, warnings);
     const full = await plugin.createBackup();
     await rotIndex(a, full.id);
     await users.update('u1', { name: 'changed' });
@@ -165,8 +158,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   it('a read of the only copy that fails (a disk error, not damage) fails the backup without recording the parent as failing: the next incremental builds on it', async () => {
     const { db, users } = await usersDatabase('pi-eio', 4);
     const dir = path.join(work, 'eio');
-    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(plugin, 'pi-eio');
+    const plugin = await incrementalPlugin(db, 'pi-eio', [dir]);
     const full = await plugin.createBackup();
     const indexPath = await indexPathOf(dir, full.id);
     // the index opens, then its stream fails as a disk that went away would: a fault a real
@@ -209,15 +201,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   it('a copy that could not be read (a symlink loop where the index was: an I/O error) beside a damaged one: the backup fails, and nothing is recorded; once it reads, the next incremental builds on it', async () => {
     const { db, users } = await usersDatabase('pi-unread', 6);
     const [a, b] = [path.join(work, 'unread-a'), path.join(work, 'unread-b')];
-    const plugin = new BackupPlugin({
-      schedule: false,
-      type: 'incremental',
-      compression: 'none',
-      driver: 'multi',
-      destinations: [a, b].map((directory) => ({ driver: 'filesystem', config: { directory } })),
-      logger: warnInto([]),
-    } as unknown as BackupPluginOptions);
-    await db.usePlugin(plugin, 'pi-unread');
+    const plugin = await incrementalPlugin(db, 'pi-unread', [a, b]);
     const full = await plugin.createBackup();
     const file = path.join(a, await indexPathOf(a, full.id));
     const whole = await readFile(file);
@@ -241,15 +225,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const { db, users } = await usersDatabase('pi-three', 6);
     const dirs = ['a', 'b', 'c'].map((x) => path.join(work, `three-${x}`));
     const warnings: string[] = [];
-    const plugin = new BackupPlugin({
-      schedule: false,
-      type: 'incremental',
-      compression: 'none',
-      driver: 'multi',
-      destinations: dirs.map((directory) => ({ driver: 'filesystem', config: { directory } })),
-      logger: warnInto(warnings),
-    } as unknown as BackupPluginOptions);
-    await db.usePlugin(plugin, 'pi-three');
+    const plugin = await incrementalPlugin(db, 'pi-three', dirs, {}, warnings);
     const full = await plugin.createBackup();
     for (const dir of dirs.slice(0, 2)) await rotIndex(dir, full.id);
     await users.update('u1', { name: 'changed' });
@@ -263,8 +239,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   it("an index whose bytes are as written (its SHA-256 passes) but out of key order: not read again elsewhere (every copy holds it), recorded as a full verification records it, and the next backup is a full", async () => {
     const { db, users } = await usersDatabase('pi-written', 6);
     const dir = path.join(work, 'written');
-    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(plugin, 'pi-written');
+    const plugin = await incrementalPlugin(db, 'pi-written', [dir]);
     const full = await plugin.createBackup();
     await editIndex(dir, full.id, (lines) => [...lines].reverse()); // the manifest's size and SHA-256 to match
     await users.update('u1', { name: 'changed' });
@@ -280,8 +255,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   it('a line whose key field a flipped bit renamed (JSON that parses) is damage, not a TypeError: recorded, the next backup a full', async () => {
     const { db, users } = await usersDatabase('pi-flip', 800); // (an index of several read chunks: its first line is parsed before its checksum fails)
     const dir = path.join(work, 'flip');
-    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', compression: 'none', config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(plugin, 'pi-flip');
+    const plugin = await incrementalPlugin(db, 'pi-flip', [dir]);
     const full = await plugin.createBackup();
     const file = path.join(dir, await indexPathOf(dir, full.id));
     const bytes = await readFile(file);
@@ -298,8 +272,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   it('a verdict that no destination takes is not said to be recorded: the error says the next incremental meets it again', async () => {
     const { db, users } = await usersDatabase('pi-unwritten', 6);
     const dir = path.join(work, 'unwritten');
-    const plugin = new BackupPlugin({ schedule: false, type: 'incremental', config: { directory: dir }, logger: warnInto([]) });
-    await db.usePlugin(plugin, 'pi-unwritten');
+    const plugin = await incrementalPlugin(db, 'pi-unwritten', [dir], { compression: 'gzip' });
     const full = await plugin.createBackup();
     const file = path.join(dir, await indexPathOf(dir, full.id));
     const bytes = await readFile(file);
