@@ -155,6 +155,26 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     await plugin.stop();
   });
 
+  it('stop() while the first attempt reads a damaged copy: no second attempt begins (stop() waits for this backup); the backup fails naming the copy', async () => {
+    const { db, users } = await usersDatabase('pi-stop', 6);
+    const [a, b] = [path.join(work, 'stop-a'), path.join(work, 'stop-b')];
+    const warnings: string[] = [];
+    const plugin = await incrementalPlugin(db, 'pi-stop', [a, b], {}, warnings);
+    const full = await plugin.createBackup();
+    await rotIndex(a, full.id);
+    const indexPath = await indexPathOf(a, full.id);
+    let stopping: Promise<void> | null = null;
+    onReads(plugin, (at, read) => {
+      if (at === indexPath) stopping ??= plugin.stop();
+      return read();
+    });
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`could not be read at ${plugin.destinations.members[0]!.label}`) });
+    expect(warnings.filter((w) => w.includes('planning it again'))).toEqual([]);
+    await stopping;
+  });
+
   it('a read of the only copy that fails (a disk error, not damage) fails the backup without recording the parent as failing: the next incremental builds on it', async () => {
     const { db, users } = await usersDatabase('pi-eio', 4);
     const dir = path.join(work, 'eio');

@@ -1134,8 +1134,9 @@ export class BackupPlugin extends EventEmitter {
       const cancel = new AbortController();
       const signal = AbortSignal.any([cancel.signal, ...(options.signal ? [options.signal] : []), ...(lease ? [lease.signal] : [])]);
       const warn = (message: string) => this.log('warn', { backupId: id }, message);
-      // a copy of the parent's index that fails to read is passed over: the backup is planned again (parent-index.ts)
-      const fallback = { parent, set: this.destinations, signal, warn, record: (parentId: string, result: VerificationResult) => this.catalog.recordVerification(parentId, result, started) };
+      // a copy of the parent's index that fails to read is passed over: the backup is planned again
+      // (parent-index.ts), unless the plugin was stopped meanwhile (stop() waits for this backup)
+      const fallback = { parent, set: this.destinations, signal: stopped ? AbortSignal.any([signal, stopped]) : signal, warn, record: (parentId: string, result: VerificationResult) => this.catalog.recordVerification(parentId, result, started) };
       const reading = readingParentIndex(fallback, (indexReading) => runBackup({
         id,
         db,
