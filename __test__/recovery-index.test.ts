@@ -439,6 +439,20 @@ describe('lost object indexes: recoverBackups()', () => {
     await p.stop();
   });
 
+  it('a restore without verification whose index is corrupt at the first of two destinations is planned again from the second (its copy read whole first), restores exactly, and reports the damaged copy', async () => {
+    const dirs = [path.join(work, 'rot-unverified-a'), path.join(work, 'rot-unverified-b')];
+    const options: BackupPluginOptions = { driver: 'multi', destinations: dirs.map((directory) => ({ driver: 'filesystem' as const, config: { directory } })) };
+    const { inc, want } = await changedChain('rot-unverified-two', options);
+    const m = await manifestOf(dirs[0]!, inc.id);
+    await rot(path.join(dirs[0]!, m.index.path));
+    const p = await reopen(options);
+    const target = await openDb(bucket('rot-unverified-two-target'));
+    const report = await p.restore({ backupId: inc.id, destination: target, verify: false });
+    expect(await snapshot(target)).toEqual(want);
+    expect(report.sourceFailures).toContainEqual({ label: p.destinations.members[0]!.label, path: m.index.path, error: expect.stringContaining('fails its SHA-256 check') });
+    await p.stop();
+  });
+
   it('a restore records what its verification found: recoverBackups() then repairs a corrupt index without a verifyBackup() between (a failed restore at one destination, a restore served by the other copy at two); a selective restore records only a failure', async () => {
     const dir = path.join(work, 'rot-restore');
     const { full, inc, want } = await changedChain('rot-restore', { config: { directory: dir } });

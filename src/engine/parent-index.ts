@@ -23,15 +23,13 @@
  *   (ERR_VERIFY_INCOMPLETE); the next incremental tries again.
  * - An encrypted parent's object keys are never in what is recorded or logged (described()).
  */
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { IndexEntry, Manifest, VerificationResult } from './manifest.js';
 import { ordered } from './sorted-merge.js';
-import { ChecksumTap, indexAt, readIndex, INDEX_REPAIR_HINT } from './stored.js';
+import { indexCopyFault, readIndex, INDEX_REPAIR_HINT } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
 
 /** How one destination's copy of the parent's index failed. */
@@ -84,22 +82,10 @@ function aboutLines(err: unknown): boolean {
 /** What a failed read of `member`'s copy says of it; lines that fail are told apart by reading the copy whole against its SHA-256. */
 async function kindOf(err: unknown, member: Destination, parent: Manifest): Promise<ParentIndexFailure['kind']> {
   if (aboutLines(err)) {
-    const copy = await wholeCopy(member, parent);
+    const copy = await indexCopyFault(member, parent);
     return copy === null ? 'as-written' : copy.kind;
   }
   return isDamage(err) ? 'damaged' : 'unread';
-}
-
-/** `member`'s copy of `parent`'s index read whole against its size and SHA-256: null when it passes, else how it failed. */
-async function wholeCopy(member: Destination, parent: Manifest): Promise<Omit<ParentIndexFailure, 'label'> | null> {
-  try {
-    const found = await indexAt(member, parent);
-    if (found.lacking !== null) return { kind: 'damaged', error: found.lacking };
-    await pipeline(await member.read(found.ref.path), new ChecksumTap(found.ref, member.label), new Writable({ write: (_chunk, _enc, cb) => cb() }));
-    return null;
-  } catch (err) {
-    return { kind: isDamage(err) ? 'damaged' : 'unread', error: errorMessage(err) };
-  }
 }
 
 /**
@@ -154,7 +140,7 @@ export async function readingParentIndex(o: ParentIndexFallback, attempt: (readi
       if (failure.kind === 'as-written') throw await asWritten(o, parent, failure, err);
       preferred = undefined;
       for (const member of holdersOf(parent, o.set).filter((m) => !failures.some((f) => f.label === m.label))) {
-        const copy = await wholeCopy(member, parent);
+        const copy = await indexCopyFault(member, parent);
         if (copy === null) {
           preferred = member.label;
           break;

@@ -49,7 +49,7 @@ import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
 import { objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { CHAIN_READ_AHEAD, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
+import { CHAIN_READ_AHEAD, indexCopyFault, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -153,7 +153,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await refuseLostDefinitions(o.target, definitionNames, inBackup);
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, named, targetObjects, databaseDeletes, unreachable, unwritable } = await planRestore(o, target, groups, logical);
+  const { rows: plan, named, targetObjects, databaseDeletes, unreachable, unwritable } = await planFromWholeIndex(o, target, groups, logical);
   refuseHoldersOutsideChain(o.chain, named); // a dry run says it too
   const warnings = [
     ...definitionWarnings,
@@ -596,6 +596,7 @@ async function planRestore(
   target: Manifest,
   groups: Set<string>,
   logical: Set<string>,
+  opened?: (label: string) => void,
 ): Promise<{ rows: Map<string, PlanRow>; named: VersionsNamed; targetObjects: Map<string, number>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
   const rows = new Map<string, PlanRow>();
   const named: VersionsNamed = new Map();
@@ -605,7 +606,7 @@ async function planRestore(
   const unwritable = new KeySample();
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
-  for await (const step of mergeJoin(plannedIndex(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+  for await (const step of mergeJoin(plannedIndex(o, target, opened), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
     const r = rows.get(groupOfKey(key))!;
@@ -762,21 +763,50 @@ async function* partRecords(o: RestoreRunOptions, manifest: Manifest, parts: Par
 
 /**
  * The backup's index as planning reads it, before anything is written: a copy found damaged (a
- * restore without verification meets it here) says so, and what mends it.
+ * restore without verification meets it here; planFromWholeIndex then tries the next one) says
+ * so, and what mends it.
  */
-async function* plannedIndex(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexEntry> {
+async function* plannedIndex(o: RestoreRunOptions, manifest: Manifest, opened?: (label: string) => void): AsyncIterable<IndexEntry> {
   try {
-    yield* ordered({ items: indexOf(o, manifest), key: (e) => e.k, name: `the object index of ${manifest.id}` });
+    yield* ordered({ items: indexOf(o, manifest, opened), key: (e) => e.k, name: `the object index of ${manifest.id}` });
   } catch (err) {
     if (!(err instanceof BackupError && (isDamage(err) || err.code === 'ERR_KEY_ORDER'))) throw err;
-    const elsewhere = holdersOf(manifest, o.set).length > 1 ? 'A restore with verification (the default) reads it where it is whole, if another destination holds it so. ' : '';
-    throw new BackupError(err.code, `${err.message}. Nothing was written. ${elsewhere}verifyBackup('${manifest.id}') records the damage, and recoverBackups() then puts the index back (from another destination or the backup's parts)`, { cause: err });
+    throw new BackupError(err.code, `${err.message}. Nothing was written. verifyBackup('${manifest.id}') records the damage, and recoverBackups() then puts the index back (from another destination or the backup's parts)`, { cause: err });
   }
 }
 
-/** The backup's index, read where verification found it whole (if it ran). */
-function indexOf(o: RestoreRunOptions, manifest: Manifest): AsyncIterable<IndexEntry> {
-  return readIndex(o.set, manifest, o.keys.get(manifest.id) ?? null, { preferred: o.goodSources?.get(indexSource(manifest.id)) });
+/** The backup's index, read where verification found it whole (if it ran), or where planning did (planFromWholeIndex). */
+function indexOf(o: RestoreRunOptions, manifest: Manifest, opened?: (label: string) => void): AsyncIterable<IndexEntry> {
+  return readIndex(o.set, manifest, o.keys.get(manifest.id) ?? null, { preferred: o.goodSources?.get(indexSource(manifest.id)), ...(opened ? { opened } : {}) });
+}
+
+/**
+ * planRestore, planned again from the next destination whose copy of the index passes its
+ * SHA-256 (read whole first) when the copy it read turns out damaged: a restore without
+ * verification meets such a copy here, before anything is written. The restore then reads the
+ * index where planning did (goodSources), and reports the damaged copy in its sourceFailures.
+ */
+async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): ReturnType<typeof planRestore> {
+  const failed: string[] = [];
+  for (;;) {
+    let at: string | undefined;
+    try {
+      return await planRestore(o, target, groups, logical, (label) => (at = label));
+    } catch (err) {
+      if (at === undefined || !(err instanceof BackupError && (isDamage(err) || err.code === 'ERR_KEY_ORDER'))) throw err;
+      failed.push(at);
+      let next: string | undefined;
+      for (const member of holdersOf(target, o.set).filter((m) => !failed.includes(m.label))) {
+        if ((await indexCopyFault(member, target)) === null) {
+          next = member.label;
+          break;
+        }
+      }
+      if (next === undefined) throw err;
+      o.sourceFailures?.push({ label: at, path: target.index.path, error: errorMessage(err.cause ?? err) });
+      (o.goodSources ??= new Map()).set(indexSource(target.id), next);
+    }
+  }
 }
 
 function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {

@@ -14,7 +14,7 @@
  *   destination after the last key it returned when one fails midway.
  */
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDecoder, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
@@ -172,6 +172,23 @@ export async function indexAvailable(holders: Destination[], manifest: ManifestH
     if ((await indexAt(member, manifest).catch(() => null))?.lacking === null) return true;
   }
   return false;
+}
+
+/**
+ * `member`'s copy of `manifest`'s index read whole against its size and SHA-256: null when it
+ * passes, else how it failed ('damaged': its bytes are not the ones written; 'unread': it could
+ * not be read, which says nothing of the copy).
+ */
+export async function indexCopyFault(member: Destination, manifest: Manifest): Promise<{ kind: 'damaged' | 'unread'; error: string } | null> {
+  try {
+    const found = await indexAt(member, manifest);
+    if (found.lacking !== null) return { kind: 'damaged', error: found.lacking };
+    await pipeline(await member.read(found.ref.path), new ChecksumTap(found.ref, member.label), new Writable({ write: (_chunk, _enc, cb) => cb() }));
+    return null;
+  } catch (err) {
+    const code = err instanceof BackupError ? err.code : '';
+    return { kind: code === 'ERR_PART_SIZE' || code === 'ERR_PART_CHECKSUM' ? 'damaged' : 'unread', error: errorMessage(err) };
+  }
 }
 
 /** What to do about a lost or damaged object index (index-repair.ts). */
