@@ -5,7 +5,7 @@
 // from there and commits; with none, the parent is recorded as failing verification (the next
 // backup is a full one) and recoverBackups() rebuilds its index. On the real s3db.js (memory://)
 // and real filesystem destinations, the damage made by editing the stored bytes.
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -303,6 +303,96 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     await users.update('u1', { name: 'changed' });
     const failed = await failureOf(plugin.createBackup());
     expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`This could not be recorded at any destination (logged), so the next incremental will meet it again: verifyBackup('${full.id}')`) });
+    await plugin.stop();
+  });
+
+  it('an index whose bytes are as written (its SHA-256 passes) with a line that parses but is not an entry (no holder): as written, not damage; recorded as a full verification records it, and no incremental is built on it', async () => {
+    const { db, users } = await usersDatabase('pi-written-entry', 6);
+    const dir = path.join(work, 'written-entry');
+    const plugin = await incrementalPlugin(db, 'pi-written-entry', [dir]);
+    const full = await plugin.createBackup();
+    // the manifest's size and SHA-256 to match: a writer's defect, not damage
+    await editIndex(dir, full.id, (lines) => lines.map((l, i) => (i === 1 ? l.replace('"b":', '"x":') : l)));
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`${full.id} cannot be built on: the index of backup ${full.id} is not one a restore can follow, as written`) });
+    expect(failed!.message).toContain('holds a line that is not an index entry');
+    expect((await plugin.getBackup(full.id))?.verification).toMatchObject({ verified: false, level: 'full' });
+    expect((await plugin.createBackup()).type).toBe('full');
+    await plugin.stop();
+  });
+
+  it("an index line that is JSON but not an object ('null', its SHA-256 matched) is ERR_INDEX_CORRUPT, not a TypeError: as written, recorded, the next backup a full", async () => {
+    const { db, users } = await usersDatabase('pi-written-null', 6);
+    const dir = path.join(work, 'written-null');
+    const plugin = await incrementalPlugin(db, 'pi-written-null', [dir]);
+    const full = await plugin.createBackup();
+    await editIndex(dir, full.id, (lines) => lines.map((l, i) => (i === 1 ? 'null' : l)));
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`${full.id} cannot be built on`) });
+    expect(failed!.message).toContain('holds a line that is not an index entry');
+    expect((await plugin.createBackup()).type).toBe('full');
+    await plugin.stop();
+  });
+
+  it('a verdict that a verification begun since supersedes is not said to be recorded: the error says that one decides', async () => {
+    const { db, users } = await usersDatabase('pi-superseded', 6);
+    const dir = path.join(work, 'superseded');
+    const plugin = await incrementalPlugin(db, 'pi-superseded', [dir], { compression: 'gzip' });
+    const full = await plugin.createBackup();
+    const file = path.join(dir, await indexPathOf(dir, full.id));
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0x10;
+    await writeFile(file, bytes);
+    // a verification of the parent that began after this backup will have (as one running beside it would)
+    await mkdir(path.join(dir, 'verifications'), { recursive: true });
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await writeFile(path.join(dir, 'verifications', `${full.id}.json`), JSON.stringify({ verified: true, level: 'quick', at: later, startedAt: later, destinations: [] }));
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', message: expect.stringContaining(`A verification of ${full.id} begun since is recorded instead, and decides what the next backup builds on`) });
+    expect(failed!.message).not.toContain('is now recorded as failing verification');
+    await plugin.stop();
+  });
+
+  it("an abort while the other copies are checked starts no attempt: the backup is not planned again", async () => {
+    const { db, users } = await usersDatabase('pi-abort', 6);
+    const [a, b] = [path.join(work, 'abort-a'), path.join(work, 'abort-b')];
+    const warnings: string[] = [];
+    const plugin = await incrementalPlugin(db, 'pi-abort', [a, b], {}, warnings);
+    const full = await plugin.createBackup();
+    await rotIndex(a, full.id);
+    const indexPath = await indexPathOf(b, full.id);
+    const controller = new AbortController();
+    let readsAtSecond = 0;
+    // the second destination's copy: its first read is the whole-copy check, during which the caller aborts
+    const second = plugin.destinations.members[1] as unknown as { read(at: string, range?: unknown): Promise<unknown> };
+    const read = second.read.bind(second);
+    second.read = (at, range) => {
+      if (at === indexPath && ++readsAtSecond === 1) controller.abort(new Error('stopped by the caller'));
+      return read(at, range);
+    };
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup({ signal: controller.signal }));
+    expect(failed).not.toBeNull();
+    expect(warnings.filter((w) => w.includes('planning it again'))).toEqual([]);
+    expect(readsAtSecond).toBe(1);
+    await plugin.stop();
+  });
+
+  it('a copy that could not be read: the error carries every copy in details.parentIndexFailures (a list), told unread', async () => {
+    const { db, users } = await usersDatabase('pi-eio-details', 4);
+    const dir = path.join(work, 'eio-details');
+    const plugin = await incrementalPlugin(db, 'pi-eio-details', [dir]);
+    const full = await plugin.createBackup();
+    const indexPath = await indexPathOf(dir, full.id);
+    onReads(plugin, (at, read) =>
+      at === indexPath ? Promise.resolve(new Readable({ read() { this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })); } })) : read(),
+    );
+    await users.update('u1', { name: 'changed' });
+    const failed = await failureOf(plugin.createBackup());
+    expect(failed).toMatchObject({ code: 'ERR_PARENT_INDEX', details: { parentIndexFailures: [expect.objectContaining({ label: plugin.destinations.members[0]!.label, kind: 'unread' })] } });
     await plugin.stop();
   });
 });

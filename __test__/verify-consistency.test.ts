@@ -5,15 +5,20 @@
 // fail verification naming the disagreement, and a restore refuses them before writing anything,
 // where it used to stop after some writes. What the index leaves out of the parts still verifies
 // (the index wins: a restore leaves it out with a warning).
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions } from '../src/index.js';
+import { createEncoder, createKeyFile } from '../src/codec/index.js';
+import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import { disagreements, exactProblems, IndexTally, PartTally, tallyIndex } from '../src/engine/index-consistency.js';
-import type { IndexEntry, Manifest } from '../src/engine/manifest.js';
-import { indexLineKeys, readLineBatches } from '../src/engine/stored.js';
-import type { ArchiveRecord } from '../src/engine/archive.js';
+import type { IndexEntry, Manifest, PartEntry } from '../src/engine/manifest.js';
+import { indexLineKeys, readLineBatches, readPartRecords } from '../src/engine/stored.js';
+import { ArchiveWriter, type ArchiveRecord } from '../src/engine/archive.js';
 import { editIndex, editManifest, editPart, onReads, rotIndex, usersDatabase } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot } from './helpers/database.js';
@@ -195,6 +200,56 @@ describe("a full verification checks a backup's index against its parts", () => 
     const again = await readerOf(dir);
     expect(await again.verifyBackup(backup.id)).toMatchObject({ verified: false, error: expect.stringContaining('(not in key order)') });
     await again.stop();
+    await plugin.stop();
+  });
+
+  it('a part holding one key twice (not strictly in key order): full verification fails, and a restore without verification stops at the record rather than pass the second over', async () => {
+    const { db } = await usersDatabase('vc-inpart-twice', 6);
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    const twice = (records: ArchiveRecord[]) => {
+      const at = records.findIndex((r) => r.header.key.endsWith('id=u2'));
+      return [...records.slice(0, at + 1), records[at]!, ...records.slice(at + 1)]; // u0 u1 u2 u2 u3 ...
+    };
+    await editPart(dir, backup.id, 'users', 1, twice);
+    const reader = await readerOf(dir);
+    expect(await reader.verifyBackup(backup.id)).toMatchObject({ verified: false, error: expect.stringContaining('(not in key order)') });
+    const target = await openDb(`memory://vc-inpart-twice-target-${process.pid}/db`);
+    const stopped = await failureOf(reader.restore({ backupId: backup.id, destination: target, verify: false }));
+    expect(stopped).toMatchObject({ code: 'ERR_PART_UNREADABLE', message: expect.stringContaining('holds "resource=users/data/id=u2" after "resource=users/data/id=u2": its records are not in key order') });
+    await reader.stop();
+    await plugin.stop();
+  });
+
+  it("an encrypted part whose records are out of key order (a writer's defect: its segments authenticate) is reported without the keys it holds", async () => {
+    const destination = new FilesystemDestination({ directory: path.join(work, 'encrypted-part-order') });
+    const { key } = await createKeyFile('part-order-passphrase-never-logged', { iterations: 100_000 });
+    const records = ['b', 'a'].map((id) => ({ header: { key: `resource=users/data/id=secret-${id}@example.com`, size: 2 }, body: Buffer.from('{}') }));
+    const archive = await buffer(Readable.from(records, { objectMode: true }).pipe(new ArchiveWriter()));
+    const stored = await buffer(Readable.from([archive]).pipe(createEncoder({ compression: 'none', key })));
+    await destination.write('parts/full-x/users-1.part', stored);
+    const part = { path: 'parts/full-x/users-1.part', group: 'users', seq: 1, size: stored.length, sha256: createHash('sha256').update(stored).digest('hex'), plainBytes: archive.length, objects: 2 } as unknown as PartEntry;
+    const manifest = { id: 'full-x', codec: { compression: 'none', encrypted: true }, encryption: {}, parts: [part] } as unknown as Manifest;
+    const failed = await failureOf((async () => {
+      for await (const _record of readPartRecords([destination], manifest, part, key));
+    })());
+    expect(failed).toMatchObject({ code: 'ERR_PART_UNREADABLE', message: expect.stringContaining('its records are not in key order') });
+    expect(failed!.message).not.toContain('secret');
+  });
+
+  it('a restore without verification of a backup whose index is out of key order (as written: its SHA-256 passes) stops before writing anything, and says so', async () => {
+    const { db } = await usersDatabase('vc-unverified-order', 6);
+    const { dir, plugin } = await plainPlugin(db);
+    const backup = await plugin.createBackup();
+    await editIndex(dir, backup.id, (lines) => [...lines].reverse());
+    const reader = await readerOf(dir);
+    const target = await openDb(`memory://vc-unverified-order-target-${process.pid}/db`);
+    const before = await snapshot(target);
+    const stopped = await failureOf(reader.restore({ backupId: backup.id, destination: target, verify: false }));
+    expect(stopped).toMatchObject({ code: 'ERR_KEY_ORDER', message: expect.stringContaining(`the object index of ${backup.id} listed`) });
+    expect(stopped!.message).toContain('Nothing was written.');
+    expect(await snapshot(target)).toEqual(before);
+    await reader.stop();
     await plugin.stop();
   });
 

@@ -133,8 +133,9 @@ export async function readingParentIndex(o: ParentIndexFallback, attempt: (readi
       return await attempt({ passOver: failures.map((f) => f.label), ...(preferred ? { preferred } : {}) });
     } catch (err) {
       const failure = failureOf(err);
-      // (an attempt that could not delete what it wrote leaves it to the next backup's cleanup: none again now)
-      if (!failure || !o.parent || o.signal?.aborted || (err as BackupError).details.leftovers === true) throw err;
+      // (an attempt that could not delete what it wrote leaves it to the next backup's cleanup: none again now;
+      // and a copy fails one attempt at most, so there are never more attempts than destinations)
+      if (!failure || !o.parent || o.signal?.aborted || (err as BackupError).details.leftovers === true || failures.length >= o.set.members.length) throw err;
       const parent = o.parent;
       failures.push(failure);
       if (failure.kind === 'as-written') throw await asWritten(o, parent, failure, err);
