@@ -18,7 +18,7 @@ import { DestinationSet } from '../src/destinations/set.js';
 import { FilesystemDestination } from '../src/destinations/filesystem.js';
 import type { Manifest } from '../src/engine/manifest.js';
 import { parentIndexEntries } from '../src/engine/parent-index.js';
-import { editIndex, onReads, rotIndex, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
+import { editIndex, indexPathOf, onReads, rotIndex, rotStoredIndex, usersDatabase, type StoredManifest } from './helpers/edited-backups.js';
 import { filesUnder } from './helpers/files.js';
 import { warnInto } from './helpers/logger.js';
 import { openDb, snapshot, type ObjectSnapshot } from './helpers/database.js';
@@ -35,11 +35,6 @@ afterAll(async () => {
 
 type Failure = Error & { code?: string };
 const failureOf = (p: Promise<unknown>): Promise<Failure | null> => p.then(() => null, (e: unknown) => e as Failure);
-
-/** The path of backup `id`'s index at the filesystem destination `dir`, as its manifest names it. */
-async function indexPathOf(dir: string, id: string): Promise<string> {
-  return (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path;
-}
 
 /**
  * An incremental, uncompressed plugin on `db` (`options` change that) writing to the filesystem
@@ -71,11 +66,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
       const plugin = await incrementalPlugin(db, `one-${what}`, [dir], options, warnings);
       const full = await plugin.createBackup();
       const atFull = await snapshot(db);
-      // bit rot in the middle of the stored index: same size
-      const file = path.join(dir, await indexPathOf(dir, full.id));
-      const bytes = await readFile(file);
-      bytes[bytes.length >> 1] ^= 0x10;
-      await writeFile(file, bytes);
+      await rotStoredIndex(dir, full.id);
       const before = await filesUnder(dir);
       await users.update('u01', { name: 'changed' });
 
@@ -294,10 +285,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const dir = path.join(work, 'unwritten');
     const plugin = await incrementalPlugin(db, 'pi-unwritten', [dir], { compression: 'gzip' });
     const full = await plugin.createBackup();
-    const file = path.join(dir, await indexPathOf(dir, full.id));
-    const bytes = await readFile(file);
-    bytes[bytes.length >> 1] ^= 0x10;
-    await writeFile(file, bytes);
+    await rotStoredIndex(dir, full.id);
     await rm(path.join(dir, 'verifications'), { recursive: true, force: true });
     await writeFile(path.join(dir, 'verifications'), 'not a directory'); // every record write fails (a real fault)
     await users.update('u1', { name: 'changed' });
@@ -341,10 +329,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
     const dir = path.join(work, 'superseded');
     const plugin = await incrementalPlugin(db, 'pi-superseded', [dir], { compression: 'gzip' });
     const full = await plugin.createBackup();
-    const file = path.join(dir, await indexPathOf(dir, full.id));
-    const bytes = await readFile(file);
-    bytes[bytes.length >> 1] ^= 0x10;
-    await writeFile(file, bytes);
+    await rotStoredIndex(dir, full.id);
     // a verification of the parent that began after this backup will have (as one running beside it would)
     await mkdir(path.join(dir, 'verifications'), { recursive: true });
     const later = new Date(Date.now() + 3_600_000).toISOString();

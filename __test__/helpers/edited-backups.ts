@@ -71,9 +71,22 @@ export async function usersDatabase(label: string, ids: number | string[], nameO
   return { db, users };
 }
 
-/** Bit rot in backup `id`'s index at the filesystem destination `dir`: same size, another key (u3 read as u4). */
+/** The path of backup `id`'s index at the filesystem destination `dir`, as its manifest names it. */
+export async function indexPathOf(dir: string, id: string): Promise<string> {
+  return (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path;
+}
+
+/** Bit rot in the middle of backup `id`'s stored index at `dir`, whatever its codec: one bit flipped, the size unchanged. */
+export async function rotStoredIndex(dir: string, id: string): Promise<void> {
+  const file = path.join(dir, await indexPathOf(dir, id));
+  const bytes = await readFile(file);
+  bytes[bytes.length >> 1] ^= 0x10;
+  await writeFile(file, bytes);
+}
+
+/** Bit rot in an uncompressed, unencrypted backup `id`'s index at `dir`: same size, another key (u3 read as u4). */
 export async function rotIndex(dir: string, id: string): Promise<void> {
-  const file = path.join(dir, (JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as StoredManifest).index.path);
+  const file = path.join(dir, await indexPathOf(dir, id));
   const bytes = await readFile(file);
   bytes[bytes.indexOf('id=u3') + 4] = '4'.charCodeAt(0);
   await writeFile(file, bytes);

@@ -29,7 +29,7 @@ import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { IndexEntry, Manifest, VerificationResult } from './manifest.js';
 import { ordered } from './sorted-merge.js';
-import { indexCopyFault, readIndex, INDEX_REPAIR_HINT } from './stored.js';
+import { indexCopyFault, nextWholeIndex, readIndex, INDEX_REPAIR_HINT } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
 
 /** How one destination's copy of the parent's index failed. */
@@ -74,9 +74,9 @@ export async function* parentIndexEntries(
   }
 }
 
-/** Lines out of order or not entries (or not as many as recorded): the bytes may yet be as written. */
+/** Lines out of order or not entries (or not as many as recorded: stored.ts indexEntry, readIndexBatches): the bytes may yet be as written. */
 function aboutLines(err: unknown): boolean {
-  return (err instanceof BackupError && (err.code === 'ERR_KEY_ORDER' || err.code === 'ERR_INDEX_CORRUPT')) || err instanceof SyntaxError;
+  return err instanceof BackupError && (err.code === 'ERR_KEY_ORDER' || err.code === 'ERR_INDEX_CORRUPT');
 }
 
 /** What a failed read of `member`'s copy says of it; lines that fail are told apart by reading the copy whole against its SHA-256. */
@@ -89,12 +89,12 @@ async function kindOf(err: unknown, member: Destination, parent: Manifest): Prom
 }
 
 /**
- * What a failed read says. Of an encrypted backup's index, without the object keys an order
- * check or JSON.parse quotes: it may be recorded (verifications/<id>.json is plaintext) and logged.
+ * What a failed read says. Of an encrypted backup's index, without the object keys the order
+ * check quotes: it may be recorded (verifications/<id>.json is plaintext) and logged. (A line that
+ * is not an entry is told without its text: stored.ts indexEntry.)
  */
 function described(err: unknown, encrypted: boolean): string {
   if (encrypted && err instanceof BackupError && err.code === 'ERR_KEY_ORDER') return 'its entries are not in key order';
-  if (encrypted && err instanceof SyntaxError) return 'a line of it is not an index entry';
   return errorMessage(err);
 }
 
@@ -139,15 +139,9 @@ export async function readingParentIndex(o: ParentIndexFallback, attempt: (readi
       const parent = o.parent;
       failures.push(failure);
       if (failure.kind === 'as-written') throw await asWritten(o, parent, failure, err);
-      preferred = undefined;
-      for (const member of holdersOf(parent, o.set).filter((m) => !failures.some((f) => f.label === m.label))) {
-        const copy = await indexCopyFault(member, parent);
-        if (copy === null) {
-          preferred = member.label;
-          break;
-        }
-        failures.push({ label: member.label, ...copy });
-      }
+      const next = await nextWholeIndex(holdersOf(parent, o.set).filter((m) => !failures.some((f) => f.label === m.label)), parent);
+      failures.push(...next.faults);
+      preferred = next.at;
       if (o.signal?.aborted) throw err;
       if (preferred) {
         const mends = failure.kind === 'damaged' ? `. verifyBackup('${parent.id}') records the damaged copy, and recoverBackups() then puts it back` : '';

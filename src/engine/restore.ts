@@ -49,7 +49,7 @@ import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
 import { objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
-import { CHAIN_READ_AHEAD, indexCopyFault, indexSource, preferredFirst, readIndex, readPartRecords } from './stored.js';
+import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -771,7 +771,7 @@ async function* plannedIndex(o: RestoreRunOptions, manifest: Manifest, opened?: 
     yield* ordered({ items: indexOf(o, manifest, opened), key: (e) => e.k, name: `the object index of ${manifest.id}` });
   } catch (err) {
     if (!(err instanceof BackupError && (isDamage(err) || err.code === 'ERR_KEY_ORDER'))) throw err;
-    throw new BackupError(err.code, `${err.message}. Nothing was written. verifyBackup('${manifest.id}') records the damage, and recoverBackups() then puts the index back (from another destination or the backup's parts)`, { cause: err });
+    throw new BackupError(err.code, `${err.message}. Nothing was written. verifyBackup('${manifest.id}') records the damage, and recoverBackups() then puts the index back (from another destination or the backup's parts)`, { cause: err, details: { indexCopyFailed: true } });
   }
 }
 
@@ -793,15 +793,11 @@ async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups
     try {
       return await planRestore(o, target, groups, logical, (label) => (at = label));
     } catch (err) {
-      if (at === undefined || !(err instanceof BackupError && (isDamage(err) || err.code === 'ERR_KEY_ORDER'))) throw err;
+      // (only the index's own failures: the target's listing out of order is not the copy's)
+      if (at === undefined || !(err instanceof BackupError && err.details.indexCopyFailed === true)) throw err;
       failed.push(at);
-      let next: string | undefined;
-      for (const member of holdersOf(target, o.set).filter((m) => !failed.includes(m.label))) {
-        if ((await indexCopyFault(member, target)) === null) {
-          next = member.label;
-          break;
-        }
-      }
+      const { at: next, faults } = await nextWholeIndex(holdersOf(target, o.set).filter((m) => !failed.includes(m.label)), target);
+      failed.push(...faults.map((f) => f.label));
       if (next === undefined) throw err;
       o.sourceFailures?.push({ label: at, path: target.index.path, error: errorMessage(err.cause ?? err) });
       (o.goodSources ??= new Map()).set(indexSource(target.id), next);

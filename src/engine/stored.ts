@@ -194,6 +194,21 @@ export async function indexCopyFault(member: Destination, manifest: Manifest): P
 /** What to do about a lost or damaged object index (index-repair.ts). */
 export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost, cut-short or corrupt object index back (from another destination or the backup's parts; a corrupt one once a verification has found it)";
 
+/**
+ * The first of `members` whose copy of `manifest`'s index passes its SHA-256, read whole (`at`,
+ * undefined when none does), and how each one before it failed: where a reader goes on after a
+ * copy turned out damaged (an incremental's parent index, a restore's plan).
+ */
+export async function nextWholeIndex(members: Destination[], manifest: Manifest): Promise<{ at: string | undefined; faults: { label: string; kind: 'damaged' | 'unread'; error: string }[] }> {
+  const faults: { label: string; kind: 'damaged' | 'unread'; error: string }[] = [];
+  for (const member of members) {
+    const fault = await indexCopyFault(member, manifest);
+    if (fault === null) return { at: member.label, faults };
+    faults.push({ label: member.label, ...fault });
+  }
+  return { at: undefined, faults };
+}
+
 /** How readIndex reads an index: where first, and who hears where it is read. */
 export interface IndexReading {
   /** The destination read first (where the index verified, or a read of it checked it whole). */
