@@ -47,6 +47,20 @@ async function incrementalPlugin(db: Awaited<ReturnType<typeof openDb>>, label: 
   return plugin;
 }
 
+/**
+ * An incremental plugin over two filesystem destinations (`incrementalPlugin`), a full backup of
+ * `count` users taken, its index rotted in place at the first (`rotIndex`).
+ */
+async function fullRottedAtFirst(label: string, count: number, options: Record<string, unknown> = {}) {
+  const { db, users } = await usersDatabase(label, count);
+  const [a, b] = [path.join(work, `${label}-a`), path.join(work, `${label}-b`)];
+  const warnings: string[] = [];
+  const plugin = await incrementalPlugin(db, label, [a, b], options, warnings);
+  const full = await plugin.createBackup();
+  await rotIndex(a, full.id);
+  return { db, users, a, b, warnings, plugin, full };
+}
+
 /** Backup `id` restored into a new empty database. */
 async function restored(plugin: BackupPlugin, id: string): Promise<ObjectSnapshot[]> {
   const target = await openDb(`memory://pi-target-${process.pid}-${++seq}/db`);
@@ -92,12 +106,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
 
   it('two destinations, the first copy damaged midway (a key out of order, found before its end): the incremental is planned again from the second, commits, verifies and restores exactly; the first copy is read by planning and once whole, the parent not recorded as failing', async () => {
     // (800 records: an index of several read chunks, so the key out of order shows before its checksum)
-    const { db, users } = await usersDatabase('pi-two', 800);
-    const [a, b] = [path.join(work, 'two-a'), path.join(work, 'two-b')];
-    const warnings: string[] = [];
-    const plugin = await incrementalPlugin(db, 'pi-two', [a, b], {}, warnings);
-    const full = await plugin.createBackup();
-    await rotIndex(a, full.id); // u30 read as u40: out of order
+    const { db, users, a, warnings, plugin, full } = await fullRottedAtFirst('pi-two', 800); // (rotIndex: u30 read as u40, out of order)
     const indexPath = await indexPathOf(a, full.id);
     let readsAtFirst = 0;
     onReads(plugin, (at, read) => {
@@ -120,13 +129,8 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   });
 
   it('an attempt that could not delete what it wrote is not followed by another with the same id (one writing fewer parts would leave the rest unlisted): it fails, and the next backup cleans up and commits, leaving nothing behind', async () => {
-    const { db, users } = await usersDatabase('pi-leftovers', 6);
-    const [a, b] = [path.join(work, 'left-a'), path.join(work, 'left-b')];
-    const warnings: string[] = [];
     // (the failed attempt's leftovers are cleaned by the next backup once stale: at once here)
-    const plugin = await incrementalPlugin(db, 'pi-leftovers', [a, b], { staleAfterMs: 1 }, warnings);
-    const full = await plugin.createBackup();
-    await rotIndex(a, full.id);
+    const { users, b, warnings, plugin, full } = await fullRottedAtFirst('pi-leftovers', 6, { staleAfterMs: 1 });
     await users.update('u1', { name: 'changed' });
     // the failed attempt's deletion fails at the second destination, once: a fault a real
     // destination cannot produce on demand, injected at its delete
@@ -147,12 +151,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   });
 
   it('stop() while the first attempt reads a damaged copy: no second attempt begins (stop() waits for this backup); the backup fails naming the copy', async () => {
-    const { db, users } = await usersDatabase('pi-stop', 6);
-    const [a, b] = [path.join(work, 'stop-a'), path.join(work, 'stop-b')];
-    const warnings: string[] = [];
-    const plugin = await incrementalPlugin(db, 'pi-stop', [a, b], {}, warnings);
-    const full = await plugin.createBackup();
-    await rotIndex(a, full.id);
+    const { users, a, warnings, plugin, full } = await fullRottedAtFirst('pi-stop', 6);
     const indexPath = await indexPathOf(a, full.id);
     let stopping: Promise<void> | null = null;
     onReads(plugin, (at, read) => {
@@ -342,12 +341,7 @@ describe("an incremental whose parent's index is damaged where it reads it", () 
   });
 
   it("an abort while the other copies are checked starts no attempt: the backup is not planned again", async () => {
-    const { db, users } = await usersDatabase('pi-abort', 6);
-    const [a, b] = [path.join(work, 'abort-a'), path.join(work, 'abort-b')];
-    const warnings: string[] = [];
-    const plugin = await incrementalPlugin(db, 'pi-abort', [a, b], {}, warnings);
-    const full = await plugin.createBackup();
-    await rotIndex(a, full.id);
+    const { users, b, warnings, plugin, full } = await fullRottedAtFirst('pi-abort', 6);
     const indexPath = await indexPathOf(b, full.id);
     const controller = new AbortController();
     let readsAtSecond = 0;
