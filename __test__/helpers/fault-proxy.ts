@@ -67,6 +67,8 @@ export interface FaultProxyOptions {
   intercept?: (req: RecordedRequest) => InterceptAnswer | undefined;
   /** Keep every request in `requests`. Default false. */
   record?: boolean;
+  /** Hold every request this long before handling it: a distant server's round trip (benchmarks). Default 0. */
+  latencyMs?: number;
 }
 
 export interface FaultProxy {
@@ -119,6 +121,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const server = http.createServer((req, res) => {
+    if (options.latencyMs) setTimeout(() => handle(req, res), options.latencyMs);
+    else handle(req, res);
+  });
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     total += 1;
     const rec: RecordedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
     if (options.record) requests.push(rec);
@@ -203,7 +209,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     upstream.on('error', () => res.socket?.destroy());
     req.on('error', () => upstream.destroy());
     req.pipe(upstream);
-  });
+  };
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

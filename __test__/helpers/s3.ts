@@ -131,11 +131,12 @@ export type S3Database = InstanceType<typeof S3db>;
 
 /**
  * A connected s3db.js Database stored in `bucket` (which must exist) under `prefix`, talking to RGW
- * through an @aws-sdk/client-s3 client (see the top comment for why). Call `db.disconnect()` after.
+ * through an @aws-sdk/client-s3 client (see the top comment for why; `aws`, when a test watches its
+ * requests). Call `db.disconnect()` after.
  */
-export async function createS3Database(bucket: string, prefix = '', overrides: Partial<S3ClientConfig> = {}): Promise<S3Database> {
+export async function createS3Database(bucket: string, prefix = '', overrides: Partial<S3ClientConfig> = {}, aws: S3Client = makeS3Client(overrides)): Promise<S3Database> {
   const connectionString = s3dbConnectionString(bucket, prefix, typeof overrides.endpoint === 'string' ? overrides.endpoint : undefined);
-  const client = new S3dbClient({ connectionString, AwsS3Client: makeS3Client(overrides), logLevel: 'warn' });
+  const client = new S3dbClient({ connectionString, AwsS3Client: aws, logLevel: 'warn' });
   // s3db's S3Client declares putObject as Promise<unknown> while Database wants its Client type:
   // a typing gap inside s3db.js (the same object is what s3db builds for itself), hence the cast.
   type DbClient = NonNullable<ConstructorParameters<typeof S3db>[0]>['client'];
