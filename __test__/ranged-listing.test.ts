@@ -139,6 +139,9 @@ describe('splitPoints', () => {
     }
     // one point lies among the ids' first characters: a range of ids of its own
     expect(points).toContain('app/db/resource=users/data/id=W');
+    // where the page's keys vary, the rest is cut `fanOut` ways
+    const fanned = splitPoints('app/db/', 'app/db/resource=users/data/id=00aB', 'app/db/resource=users/data/id=00x-', null, 4);
+    expect(fanned.filter((p) => p.startsWith('app/db/resource=users/data/id=00') && p.length === 'app/db/resource=users/data/id=00'.length + 1)).toHaveLength(4);
     // bounded above: every point below the bound
     const bounded = splitPoints('', 'resource=users/data/id=0A', 'resource=users/data/id=0Z', 'resource=users/data/id=W');
     expect(bounded.length).toBeGreaterThan(0);
@@ -153,7 +156,9 @@ describe('splitPoints', () => {
       const [a, b, c] = [word(), word(), word()].sort(compareKeys) as [string, string, string];
       if (compareKeys(b, c) === 0) continue;
       const bound = random() < 0.3 ? null : c;
-      for (const p of splitPoints('', a, b, bound)) {
+      const points = splitPoints('', a, b, bound, 1 + Math.floor(random() * 8));
+      expect(new Set(points).size).toBe(points.length);
+      for (const p of points) {
         expect(compareKeys(p, b)).toBeGreaterThan(0);
         if (bound !== null) expect(compareKeys(p, bound)).toBeLessThan(0);
         expect(() => encodeURIComponent(p)).not.toThrow(); // no lone surrogate: it can be sent as StartAfter

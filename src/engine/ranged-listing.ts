@@ -6,13 +6,14 @@
  *
  * How the ranges are cut: a range is (after, upTo] (keys k with after < k <= upTo; upTo null for
  * the end). When a page of a range comes back truncated, the listing has received `cutAfterPages`
- * pages, and fewer than `maxRanges` ranges are open, the rest of that range, (last key listed, upTo], is cut at split points (splitPoints):
- * for each position from where the last key and upTo first differ to where the page's first and
- * last keys first differ, the point halfway between the last key's character there and the
- * largest one, so one page is enough to reach the level where the keys vary (an s3db.js id after
- * `resource=<r>/data/id=`) without knowing the layout. Each range is listed under the prefix all
- * its keys share (sharedPrefix), so an empty one costs one request with an empty answer, and a
- * range's last page lists little past its end.
+ * pages, and fewer than `maxRanges` ranges are open, the rest of that range, (last key listed,
+ * upTo], is cut at split points (splitPoints): for each position from where the last key and
+ * upTo first differ to where the page's first and last keys first differ, the point halfway
+ * between the last key's character there and the largest one (`fanOut` points, evenly spaced, at
+ * the last of those positions). So one page is enough to reach the level where the keys vary (an
+ * s3db.js id after `resource=<r>/data/id=`) without knowing the layout. Each range is listed
+ * under the prefix all its keys share (sharedPrefix), so an empty one costs one request with an
+ * empty answer, and a range's last page lists little past its end.
  *
  * Invariants:
  * - The ranges always cover (the last key handed on, end] exactly, in order, without overlap: a
@@ -59,6 +60,8 @@ export interface RangedListingOptions<T> {
    * requests that find where to cut would pay off (most of them come back empty).
    */
   cutAfterPages: number;
+  /** Ranges the rest of a range is cut into where its page shows the keys vary (splitPoints). */
+  fanOut: number;
 }
 
 interface Range<T> {
@@ -142,7 +145,7 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
     if (++received < o.cutAfterPages) return;
     const room = o.maxRanges - ranges.filter((r) => !r.done).length;
     if (room <= 0) return;
-    const points = splitPoints(o.prefix, o.key(items[0]!), last, range.upTo).slice(0, room);
+    const points = splitPoints(o.prefix, o.key(items[0]!), last, range.upTo, o.fanOut).slice(0, room);
     if (points.length === 0) return;
     // (last, p_k], (p_k, p_k-1], ..., (p_1, upTo]: points come coarsest (largest) first
     const cut = points.sort(compareKeys);
@@ -194,10 +197,12 @@ const END = 0x7f; // past '~': stands for "any larger character"
  * first: at each position from where `last` and `upTo` first differ up to where `first` and
  * `last` (one page's first and last keys) first differ, `last`'s characters before it followed by
  * the character halfway between `last`'s there and the largest (or `upTo`'s, at the first
- * position). Positions where the characters are not printable ASCII give no point. All keys
- * start with `prefix`, and so do the points.
+ * position); at that last position, where the page shows the keys vary, `fanOut` characters
+ * evenly spaced instead of one, so the rest of the range is listed `fanOut` ways at once from the
+ * next round trip on. Positions where the characters are not printable ASCII give no point. All
+ * keys start with `prefix`, and so do the points.
  */
-export function splitPoints(prefix: string, first: string, last: string, upTo: string | null): string[] {
+export function splitPoints(prefix: string, first: string, last: string, upTo: string | null, fanOut = 1): string[] {
   const from = Math.max(prefix.length, upTo === null ? 0 : commonLength(last, upTo));
   const to = Math.min(commonLength(first, last), last.length);
   const points: string[] = [];
@@ -207,9 +212,14 @@ export function splitPoints(prefix: string, first: string, last: string, upTo: s
     if (bound > END) bound = END;
     if (own < LOWEST - 1 || own >= END) continue;
     if (at > 0 && isHighSurrogate(last.charCodeAt(at - 1))) continue;
-    const middle = (own + bound) >> 1;
-    if (middle <= own || middle >= bound || middle < LOWEST) continue;
-    points.push(last.slice(0, at) + String.fromCharCode(middle));
+    const ways = at === to ? Math.max(1, fanOut) : 1;
+    let previous = own;
+    for (let i = 1; i <= ways; i++) {
+      const cut = own + Math.floor(((bound - own) * i) / (ways + 1));
+      if (cut <= previous || cut >= bound || cut < LOWEST) continue;
+      previous = cut;
+      points.push(last.slice(0, at) + String.fromCharCode(cut));
+    }
   }
   return points;
 }

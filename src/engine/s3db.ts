@@ -341,7 +341,8 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
     concurrency: ranges ? LIST_CONCURRENCY : 1,
     maxPages: 2 * LIST_CONCURRENCY,
     maxRanges: ranges ? 4 * LIST_CONCURRENCY : 1,
-    cutAfterPages: 2,
+    cutAfterPages: 4,
+    fanOut: LIST_CONCURRENCY / 2,
     fetch: async ({ startAfter, prefix: within }) => {
       const page = (await aws.send(new ListObjectsV2Command({ Bucket: aws.bucket, Prefix: within, MaxKeys: pageSize, ...(startAfter === undefined ? {} : { StartAfter: startAfter }) }))) as ListObjectsV2CommandOutput;
       const items: SourceEntry[] = [];
