@@ -269,8 +269,8 @@ export function missingBucket(err: unknown, depth = 0): boolean {
 
 /**
  * Every object under `prefix`, sorted by key (code points), one page at a time. On S3 several
- * ranges of the key space are listed at once (`ranges: false` for a caller that wants a key or
- * two: it would start requests it never reads).
+ * ranges of the key space are listed at once (`ranges: false`, one page after another and none
+ * ahead, for a caller that wants a key or two: it would start requests it never reads).
  */
 export async function* listObjects(client: S3dbClientLike, options: { prefix?: string; pageSize?: number; ranges?: boolean } = {}): AsyncIterable<SourceEntry> {
   const keyPrefix = clientKeyPrefix(client);
@@ -339,7 +339,7 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
     prefix: Prefix,
     key: (entry) => entry.key,
     concurrency: ranges ? LIST_CONCURRENCY : 1,
-    maxPages: 2 * LIST_CONCURRENCY,
+    maxPages: ranges ? 2 * LIST_CONCURRENCY : 1,
     maxRanges: ranges ? 4 * LIST_CONCURRENCY : 1,
     cutAfterPages: 4,
     fanOut: LIST_CONCURRENCY / 2,
