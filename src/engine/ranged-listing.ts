@@ -141,6 +141,7 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
     held++;
     const last = o.key(items[items.length - 1]!);
     range.after = last;
+    if (range.upTo !== null && compareKeys(last, range.upTo) >= 0) range.done = true; // its bound listed: nothing left in it
     if (range.done) return;
     if (++received < o.cutAfterPages) return;
     const room = o.maxRanges - ranges.filter((r) => !r.done).length;
@@ -203,6 +204,7 @@ const END = 0x7f; // past '~': stands for "any larger character"
  * keys start with `prefix`, and so do the points.
  */
 export function splitPoints(prefix: string, first: string, last: string, upTo: string | null, fanOut = 1): string[] {
+  if (upTo !== null && compareKeys(last, upTo) >= 0) return []; // (last, upTo] is empty: a point past upTo would overlap the next range
   const from = Math.max(prefix.length, upTo === null ? 0 : commonLength(last, upTo));
   const to = Math.min(commonLength(first, last), last.length);
   const points: string[] = [];
