@@ -56,8 +56,9 @@ export interface RangedListingOptions<T> {
   /** Open ranges at most: no range is cut once there are this many. */
   maxRanges: number;
   /**
-   * Pages the listing receives before it cuts any range: a listing this short is done before the
-   * requests that find where to cut would pay off (most of them come back empty).
+   * Pages after which more keys follow that the listing receives before it cuts any range: a
+   * listing this short is done before the requests that find where to cut would pay off (most of
+   * them come back empty).
    */
   cutAfterPages: number;
   /** Ranges the rest of a range is cut into where its page shows the keys vary (splitPoints). */
@@ -119,6 +120,7 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
     );
   };
 
+  /** A page of `range`: its keys within the range are held for the consumer; the rest of the range may be cut. */
   const took = (range: Range<T>, page: RangePage<T>) => {
     let items = page.items;
     // a store that ignored StartAfter would hand out keys twice; one that says more follow after
@@ -127,31 +129,31 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
       throw new Error('the store answered a listing from a key (ListObjectsV2 StartAfter) with keys before it: it does not support StartAfter');
     }
     if (items.length === 0 && page.truncated) throw new Error('the store answered a listing page with no keys that says more follow (IsTruncated): nothing to continue from');
-    if (range.upTo !== null) {
-      const upTo = range.upTo;
+    const upTo = range.upTo;
+    if (upTo !== null) {
       const past = items.findIndex((item) => compareKeys(o.key(item), upTo) > 0);
-      if (past >= 0) {
-        items = items.slice(0, past);
-        range.done = true; // the next range lists what follows
-      }
+      if (past >= 0) items = items.slice(0, past); // the next range lists those
+      // its bound reached: passed, or listed itself (a page of one key equal to a split point)
+      if (past >= 0 || (items.length > 0 && compareKeys(o.key(items[items.length - 1]!), upTo) === 0)) range.done = true;
     }
     if (!page.truncated || items.length === 0) range.done = true;
     if (items.length === 0) return;
     range.pages.push(items);
     held++;
-    const last = o.key(items[items.length - 1]!);
-    range.after = last;
-    if (range.upTo !== null && compareKeys(last, range.upTo) >= 0) range.done = true; // its bound listed: nothing left in it
-    if (range.done) return;
-    if (++received < o.cutAfterPages) return;
+    range.after = o.key(items[items.length - 1]!);
+    if (!range.done && ++received >= o.cutAfterPages) cutRest(range, o.key(items[0]!));
+  };
+
+  /** Cuts what is left of `range` (after its last key listed) into ranges, as far as there is room. */
+  const cutRest = (range: Range<T>, first: string) => {
     const room = o.maxRanges - ranges.filter((r) => !r.done).length;
     if (room <= 0) return;
-    const points = splitPoints(o.prefix, o.key(items[0]!), last, range.upTo, o.fanOut).slice(0, room);
+    // coarsest (largest) first: those are kept when there is no room for all
+    const points = splitPoints(o.prefix, first, range.after!, range.upTo, o.fanOut).slice(0, room).sort(compareKeys);
     if (points.length === 0) return;
-    // (last, p_k], (p_k, p_k-1], ..., (p_1, upTo]: points come coarsest (largest) first
-    const cut = points.sort(compareKeys);
-    const added = cut.map((point, i) => ({ after: point, upTo: i + 1 < cut.length ? cut[i + 1]! : range.upTo, pages: [], fetching: false, done: false }));
-    range.upTo = cut[0]!;
+    // (after, p1], (p1, p2], ..., (pk, upTo]
+    const added = points.map((point, i) => ({ after: point, upTo: points[i + 1] ?? range.upTo, pages: [], fetching: false, done: false }));
+    range.upTo = points[0]!;
     ranges.splice(ranges.indexOf(range) + 1, 0, ...added);
   };
 
@@ -204,7 +206,7 @@ const END = 0x7f; // past '~': stands for "any larger character"
  * keys start with `prefix`, and so do the points.
  */
 export function splitPoints(prefix: string, first: string, last: string, upTo: string | null, fanOut = 1): string[] {
-  if (upTo !== null && compareKeys(last, upTo) >= 0) return []; // (last, upTo] is empty: a point past upTo would overlap the next range
+  if (upTo !== null && compareKeys(last, upTo) >= 0) return []; // (last, upTo] is empty: a point past upTo would overlap the next range (review-ranges F1)
   const from = Math.max(prefix.length, upTo === null ? 0 : commonLength(last, upTo));
   const to = Math.min(commonLength(first, last), last.length);
   const points: string[] = [];

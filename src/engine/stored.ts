@@ -174,12 +174,18 @@ export async function indexAvailable(holders: Destination[], manifest: ManifestH
   return false;
 }
 
+/** How a copy of an index failed when read whole (indexCopyFault). */
+export interface IndexCopyFault {
+  kind: 'damaged' | 'unread';
+  error: string;
+}
+
 /**
  * `member`'s copy of `manifest`'s index read whole against its size and SHA-256: null when it
  * passes, else how it failed ('damaged': its bytes are not the ones written; 'unread': it could
  * not be read, which says nothing of the copy).
  */
-export async function indexCopyFault(member: Destination, manifest: Manifest): Promise<{ kind: 'damaged' | 'unread'; error: string } | null> {
+export async function indexCopyFault(member: Destination, manifest: Manifest): Promise<IndexCopyFault | null> {
   try {
     const found = await indexAt(member, manifest);
     if (found.lacking !== null) return { kind: 'damaged', error: found.lacking };
@@ -199,8 +205,8 @@ export const INDEX_REPAIR_HINT = "recoverBackups() puts a lost, cut-short or cor
  * undefined when none does), and how each one before it failed: where a reader goes on after a
  * copy turned out damaged (an incremental's parent index, a restore's plan).
  */
-export async function nextWholeIndex(members: Destination[], manifest: Manifest): Promise<{ at: string | undefined; faults: { label: string; kind: 'damaged' | 'unread'; error: string }[] }> {
-  const faults: { label: string; kind: 'damaged' | 'unread'; error: string }[] = [];
+export async function nextWholeIndex(members: Destination[], manifest: Manifest): Promise<{ at: string | undefined; faults: (IndexCopyFault & { label: string })[] }> {
+  const faults: (IndexCopyFault & { label: string })[] = [];
   for (const member of members) {
     const fault = await indexCopyFault(member, manifest);
     if (fault === null) return { at: member.label, faults };
