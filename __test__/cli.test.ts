@@ -182,6 +182,34 @@ describe('s3db-backup command line', () => {
     expect(spaced.code, spaced.stderr).toBe(0);
   }, 120_000);
 
+  it("show says what each number of a resource's line is: the records and objects a restore gives, then an incremental's own parts (objects stored, their bodies' bytes, objects deleted since its parent: a record deleted and a partition reference moved are objects, not records; runbook3am F1)", async () => {
+    const dir = path.join(work, 'show-counts');
+    await cp(path.join(work, 'source'), dir, { recursive: true });
+    const dest = path.join(work, 'show-counts-backups');
+    const full = await cli(['backup', '--db', `file://${dir}`, '--directory', dest, '--type', 'full', '--json']);
+    expect(full.code, full.stderr).toBe(0);
+    const db = await openDb(`file://${dir}`);
+    const before = (await snapshot(db)).map((o) => o.key).filter((k) => k.startsWith('resource=orders/'));
+    const orders = db.resources.orders as unknown as { update(id: string, v: object): Promise<unknown>; delete(id: string): Promise<unknown> };
+    await orders.update('o00000', { status: 'completed' }); // pending -> completed: its byStatus reference moves
+    await orders.delete('o00001'); // its data object and its partition references (byStatus, and s3db.js's timestamp ones)
+    const after = new Set((await settled(db)).map((o) => o.key));
+    await db.disconnect();
+    const gone = before.filter((k) => !after.has(k)).length;
+    expect(gone).toBeGreaterThan(2); // one record deleted, yet more objects
+    const incremental = await cli(['backup', '--db', `file://${dir}`, '--directory', dest, '--type', 'incremental', '--json']);
+    expect(incremental.code, incremental.stderr).toBe(0);
+    const shown = await cli(['show', (JSON.parse(incremental.stdout) as { id: string }).id, '--directory', dest]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('resources (records and objects: what a restore of it gives; objects = records, partition references and other keys):');
+    // one record deleted: `gone` objects, said as objects (the line said "5 deleted since parent")
+    expect(shown.stdout).toMatch(new RegExp(`^ {2}orders\\s+9 records\\s+[\\d,]+ objects {2}this incremental: [\\d,]+ objects? stored \\(\\S+ \\S+ of bodies\\), ${gone} objects deleted since its parent$`, 'm'));
+    expect(shown.stdout).toMatch(/^ {2}users\s+12 records\s+[\d,]+ objects {2}this incremental: 0 objects stored \(0 B of bodies\)$/m);
+    expect(shown.stdout).not.toMatch(/\d deleted since parent/);
+    const ofFull = await cli(['show', (JSON.parse(full.stdout) as { id: string }).id, '--directory', dest]);
+    expect(ofFull.stdout).toMatch(/^ {2}orders\s+10 records\s+[\d,]+ objects\s+\S+ \S+ of object bodies$/m);
+  }, 120_000);
+
   it('restores only with --yes off a terminal; a dry run writes nothing; the restore is identical to the source', async () => {
     const target = path.join(work, 'restored');
     const into = `file://${target}`;

@@ -17,6 +17,7 @@ import { UsageError } from './args.js';
 import { backupTable, bytes, count, duration, inCommandTerms, verdict } from './format.js';
 import { rewrapAll } from './rewrap.js';
 import { paths } from '../engine/layout.js';
+import type { ResourceStats } from '../engine/manifest.js';
 import { DEFAULT_PASSPHRASE_ENV } from './plugin-options.js';
 
 export interface CommandIo {
@@ -79,11 +80,22 @@ async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<Co
     `written to  ${m.destinations.map((d) => `${d.label} ${d.status}${d.error ? ` (${d.error})` : ''}`).join('; ')}`,
     ...(backup.tags.length > 0 ? [`tags        ${backup.tags.join(', ')}`] : []),
     ...(backup.undefinedResources.length > 0 ? [`WARNING     its s3db.json does not define ${backup.undefinedResources.join(', ')} (see the runbook, step 4)`] : []),
-    'resources:',
-    ...Object.entries(m.resources).map(([name, r]) => `  ${name.padEnd(24)} ${count(r.records).padStart(10)} records ${count(r.objects).padStart(10)} objects ${bytes(r.bytes).padStart(10)}${r.deleted ? `  ${count(r.deleted)} deleted since parent` : ''}${r.logical ? '  (selective: filter/fields/limit)' : ''}`),
+    'resources (records and objects: what a restore of it gives; objects = records, partition references and other keys):',
+    ...Object.entries(m.resources).map(([name, r]) => `  ${name.padEnd(24)} ${count(r.records).padStart(10)} records ${count(r.objects).padStart(10)} objects  ${ownParts(backup.type, r)}${r.logical ? '  (selective: filter/fields/limit)' : ''}`),
   ];
   io.out(lines.join('\n'));
   return { exitCode: 0, result: backup };
+}
+
+/**
+ * What a resource's own parts in this backup hold. The manifest counts objects, not records, in
+ * `stored` and `deleted` (a deleted record is its data object and each partition reference;
+ * a record whose partition value changed deletes one reference), and `bytes` are the bodies
+ * stored in this backup alone: for an incremental, the new or changed objects only (docs/FORMAT.md).
+ */
+function ownParts(type: string, r: ResourceStats): string {
+  if (type !== 'incremental') return `${bytes(r.bytes).padStart(10)} of object bodies`;
+  return `this incremental: ${count(r.stored)} ${r.stored === 1 ? 'object' : 'objects'} stored (${bytes(r.bytes)} of bodies)${r.deleted ? `, ${count(r.deleted)} ${r.deleted === 1 ? 'object' : 'objects'} deleted since its parent` : ''}`;
 }
 
 async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
