@@ -291,6 +291,33 @@ describe('s3db-backup command line', () => {
     await db.disconnect();
   }, 60_000);
 
+  it("a restore refused for a damaged s3db.json gives the way back in the command line's terms (the ready command, --mode replace without --resources or --dry-run); the plugin's error keeps the API's terms (runbook3am F3)", async () => {
+    const damagedDir = path.join(work, 'damaged-target-terms');
+    await cp(source.slice('file://'.length), damagedDir, { recursive: true });
+    await writeFile(path.join(damagedDir, 's3db.json'), '{nope');
+    const into = `file://${damagedDir}`;
+    for (const extra of [['--dry-run'], ['--resources', 'orders', '--yes']]) {
+      const refused = await cli(['restore', backupId, '--directory', backups, '--into', into, ...extra]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('ERR_TARGET_METADATA');
+      expect(refused.stderr).toContain('s3db-backup show <id> --json | jq -j .manifest.s3dbJson > s3db.json');
+      expect(refused.stderr).toContain('s3db-backup restore <id> --into <the database> --yes: --mode replace (the default), without --resources or --dry-run');
+      expect(refused.stderr).not.toContain("mode 'replace'");
+    }
+    expect(await readFile(path.join(damagedDir, 's3db.json'), 'utf8')).toBe('{nope'); // nothing written
+    // a program calling the plugin gets the API's terms
+    const { BackupPlugin } = await import('../src/index.js');
+    const plugin = new BackupPlugin({ schedule: false, driver: 'filesystem', config: { directory: backups }, encryption: { passphrase: PASSPHRASE } });
+    const db = await openDb(`memory://cli-terms-${process.pid}/db`);
+    await db.usePlugin(plugin);
+    await expect(plugin.restore({ backupId, destination: into, dryRun: true })).rejects.toMatchObject({
+      code: 'ERR_TARGET_METADATA',
+      message: expect.stringContaining("(no record changes; s3db-backup show <id> --json prints it), or restore the whole database (mode 'replace', no resources, not a dry run)"),
+    });
+    await plugin.uninstall();
+    await db.disconnect();
+  }, 60_000);
+
   it('says what to do when the passphrase is missing or wrong, and reads it from a file', async () => {
     const into = `file://${path.join(work, 'restored-2')}`;
     const none = await cli(['restore', backupId, '--directory', backups, '--into', into, '--yes'], { BACKUP_PASSPHRASE: undefined });

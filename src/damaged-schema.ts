@@ -85,6 +85,20 @@ function definitionDamage(definition: unknown): string | null {
   return null;
 }
 
-/** How to put a damaged s3db.json back: every message that meets one says this (README runbook, step 4). */
-export const PUT_SCHEMA_BACK =
-  "write the newest backup's manifest.s3dbJson as its s3db.json (no record changes; s3db-backup show <id> --json prints it), or restore the whole database (mode 'replace', no resources, not a dry run), which also drops what was written since (README runbook, step 4)";
+/**
+ * How to put a damaged s3db.json back: every message that meets one says this (README runbook,
+ * step 4). In the API's terms; the command line prints the two ways as its commands
+ * (SCHEMA_WAYS_IN_COMMAND_TERMS, applied by cli/format.ts inCommandTerms).
+ */
+const SCHEMA_FROM_A_BACKUP = 's3db-backup show <id> --json prints it';
+const WHOLE_DATABASE_RESTORE = "mode 'replace', no resources, not a dry run";
+export const PUT_SCHEMA_BACK = `write the newest backup's manifest.s3dbJson as its s3db.json (no record changes; ${SCHEMA_FROM_A_BACKUP}), or restore the whole database (${WHOLE_DATABASE_RESTORE}), which also drops what was written since (README runbook, step 4)`;
+
+/** PUT_SCHEMA_BACK's API terms, and the command line's words for them. */
+export const SCHEMA_WAYS_IN_COMMAND_TERMS: [string, string][] = [
+  [
+    SCHEMA_FROM_A_BACKUP,
+    "s3db-backup show <id> --json | jq -j .manifest.s3dbJson > s3db.json writes it to a file, with the --directory, --s3 or --config given here; copy that file over the database's s3db.json without connecting s3db.js to it",
+  ],
+  [WHOLE_DATABASE_RESTORE, 's3db-backup restore <id> --into <the database> --yes: --mode replace (the default), without --resources or --dry-run'],
+];

@@ -3,6 +3,7 @@
  * Pure functions of their input; nothing here reads a secret (summaries carry none).
  */
 import { describeSourceShort, type BackupSummary } from '../engine/manifest.js';
+import { SCHEMA_WAYS_IN_COMMAND_TERMS } from '../damaged-schema.js';
 
 export function bytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -62,15 +63,17 @@ export function backupTable(backups: BackupSummary[]): string {
 }
 
 /**
- * The plugin's messages name its methods (`recoverBackups()`); a person at the command line
- * needs the command that does the same. Only methods with a command are translated.
+ * The plugin's messages name its methods (`recoverBackups()`) and options (`mode 'replace'`); a
+ * person at the command line needs the command that does the same. Only methods with a command
+ * are translated, and the ways back from a damaged s3db.json (damaged-schema.ts).
  */
-const COMMAND_OF: [RegExp, string][] = [
+const COMMAND_OF: [RegExp | string, string][] = [
   [/\brecoverBackups\(\)/g, 's3db-backup recover'],
   [/\bverifyBackup\(\)/g, 's3db-backup verify'],
   [/\blistBackups\(\)/g, 's3db-backup list'],
+  ...SCHEMA_WAYS_IN_COMMAND_TERMS,
 ];
 
 export function inCommandTerms(text: string): string {
-  return COMMAND_OF.reduce((t, [method, command]) => t.replace(method, command), text);
+  return COMMAND_OF.reduce((t, [api, command]) => (typeof api === 'string' ? t.replaceAll(api, command) : t.replace(api, command)), text);
 }
