@@ -9,7 +9,7 @@
 // printed, its absence and a wrong one each explained.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import type { ProgressEvent } from '../src/engine/progress.js';
 import { filesUnder } from './helpers/files.js';
 import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { literal } from './helpers/text.js';
+import { makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PASSPHRASE = 'cli test passphrase 7f3a';
@@ -587,6 +588,50 @@ describe('s3db-backup command line', () => {
     expect(restored.stdout).toContain(`note: ${part} at filesystem:${d0} could not be used (`);
     expect(restored.stdout).not.toContain('{"label"');
   }, 60_000);
+
+  it('list of two destinations, one of which cannot be listed (no S3 credentials in the environment; a broken directory), shows what the other holds, says what to check, and exits 5 (runbook3am F4)', async () => {
+    const env = s3Env();
+    const bucket = await makeBucket(makeS3Client(), 'cli-list');
+    const dir = path.join(work, 'list-partial');
+    const s3 = { driver: 's3', config: { bucketName: bucket, prefix: 'backups/', endpoint: env.endpoint, region: env.region, maxAttempts: 2 } };
+    const withKeys = path.join(work, 'list-partial-keys.json');
+    await writeFile(withKeys, JSON.stringify({ driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: dir } }, { ...s3, config: { ...s3.config, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey } } }] }));
+    const taken = await cli(['backup', '--db', source, '--config', withKeys, '--json']);
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout) as { id: string }).id;
+    // as deployed: the S3 credentials come from the environment, and this shell has none
+    const deployed = path.join(work, 'list-partial.json');
+    await writeFile(deployed, JSON.stringify({ driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: dir } }, s3] }));
+    const nowhere = path.join(work, 'no-aws-files');
+    const noCredentials = { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: nowhere, AWS_SHARED_CREDENTIALS_FILE: nowhere };
+    const partial = await start(['list', '--config', deployed], noCredentials).done;
+    expect(partial.code, partial.stderr).toBe(5);
+    expect(partial.stdout).toMatch(new RegExp(`^${id}\\s+full\\s`, 'm'));
+    expect(partial.stderr).toContain(`a destination could not be listed (s3://${bucket}/backups/`);
+    expect(partial.stderr).toContain('no credentials');
+    expect(partial.stderr).toContain('set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE');
+    expect(partial.stderr).toMatch(new RegExp(`the list is partial: s3://${bucket}/backups/ at \\S+ could not be listed .*it shows what filesystem:${literal(dir)} holds`));
+    const json = await start(['list', '--config', deployed, '--json'], noCredentials).done;
+    expect(json.code).toBe(5);
+    expect((JSON.parse(json.stdout) as { id: string }[]).map((b) => b.id)).toEqual([id]);
+    // with them set, both answer: exit 0
+    const whole = await start(['list', '--config', deployed], { ...noCredentials, AWS_ACCESS_KEY_ID: env.accessKeyId, AWS_SECRET_ACCESS_KEY: env.secretAccessKey }).done;
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(whole.stderr).not.toContain('could not be listed');
+    // a directory whose manifests/ cannot be read (a link that leads nowhere): the path to check
+    const broken = path.join(work, 'list-broken');
+    await mkdir(broken, { recursive: true });
+    await symlink('manifests', path.join(broken, 'manifests')); // ELOOP
+    const twoDirs = path.join(work, 'list-two-dirs.json');
+    await writeFile(twoDirs, JSON.stringify({ driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: dir } }, { driver: 'filesystem', config: { directory: broken } }] }));
+    const fsPartial = await cli(['list', '--config', twoDirs]);
+    expect(fsPartial.code, fsPartial.stderr).toBe(5);
+    expect(fsPartial.stdout).toContain(id);
+    expect(fsPartial.stderr).toContain(`check the path ${broken}`);
+    // one destination alone that cannot be listed is a failure, as before
+    const alone = await cli(['list', '--directory', broken]);
+    expect(alone.code).toBe(1);
+  }, 120_000);
 
   it('SIGTERM (kill, timeout, docker stop) ends a restore as Ctrl-C does: exit 143, with what to do', async () => {
     const { config, started } = await holdingConfig('restore', backups, 'onRestoreStart', 20_000);

@@ -423,7 +423,8 @@ export class BackupPlugin extends EventEmitter {
     checkOptions('listBackups', options, LIST_CHECKS);
     const { entries, unreadable, unlisted } = await this.catalog.survey();
     for (const u of unlisted) {
-      this.log('warn', { destination: u.label, err: u.error }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
+      // `unlisted`: the command line's list exits 5 on it (a partial list)
+      this.log('warn', { destination: u.label, err: u.error, code: u.code, unlisted: true }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
     }
     // A backup whose chain holds one recorded as failing verification, one whose manifest is
     // missing or unreadable, or one never verified is not `verified`, whatever its own last

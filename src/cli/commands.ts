@@ -26,6 +26,8 @@ export interface CommandIo {
   stdin: NodeJS.ReadStream;
   /** Aborted on Ctrl-C: a backup stops cleanly (what it wrote deleted, its lease released). */
   signal?: AbortSignal;
+  /** Destinations that listBackups() could not list while others could (filled as it warns). */
+  unlisted?: string[];
   /** rewrap only: the passphrase that opens key.json now, and the one it is to open with. */
   passphrases?: { current: string | null; next: string };
 }
@@ -39,6 +41,8 @@ export const EXIT_FAILED = 1;
 export const EXIT_DAMAGED = 3;
 /** verify: the backup restores, but a copy of it (or of a backup of its chain) at one destination is damaged. */
 export const EXIT_DEGRADED = 4;
+/** list: a destination could not be listed while another could; the list is what the others hold. */
+export const EXIT_PARTIAL = 5;
 
 export async function runCommand(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {
   switch (args.command) {
@@ -63,7 +67,12 @@ async function list(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise
   const backups = await plugin.listBackups(args.limit === null ? {} : { limit: args.limit });
   if (backups.length === 0) io.out(`no backups at ${describeDestinations(plugin)} (a wrong directory, bucket or prefix looks the same as none: check the warnings above)`);
   else io.out(backupTable(backups));
-  return { exitCode: 0, result: backups };
+  const unlisted = [...new Set(io.unlisted ?? [])];
+  if (unlisted.length === 0) return { exitCode: 0, result: backups };
+  // after the table too, which may have pushed the warning out of sight (and a script sees exit 5)
+  const listed = plugin.destinations.members.map((m) => m.label).filter((label) => !unlisted.includes(label));
+  io.err.write(`s3db-backup: the list is partial: ${unlisted.join(', ')} could not be listed (the warning above says why and what to check); it shows what ${listed.join(', ')} ${listed.length > 1 ? 'hold' : 'holds'}\n`);
+  return { exitCode: EXIT_PARTIAL, result: backups };
 }
 
 async function show(id: string, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {

@@ -3,7 +3,8 @@
  * (the 3 AM runbook as commands), and take one now. It opens a BackupPlugin over the destination
  * (with `schedule: false`) on a scratch in-memory database, or on `--db` for `backup`, runs one
  * command, and exits: 0 done, 1 failed, 2 wrong command line or options, 3 verify found damage or
- * recover could not put a manifest back, 4 the same at one destination while another holds it whole.
+ * recover could not put a manifest back, 4 the same at one destination while another holds it whole,
+ * 5 list could not list one of several destinations (the list shows what the others hold).
  *
  * Invariants: errors and warnings go to stderr with the error's code; `--json` prints exactly one
  * JSON document on stdout; nothing printed holds a passphrase or a connection string's
@@ -49,10 +50,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     return 0;
   }
   const progress = new ProgressDisplay(streams.stderr);
-  const logger = cliLogger(args.verbose, (text) => {
-    progress.stop();
-    say(text);
-  });
+  const unlisted: string[] = [];
+  const logger = cliLogger(
+    args.verbose,
+    (text) => {
+      progress.stop();
+      say(text);
+    },
+    (destination) => unlisted.push(destination),
+  );
   let db: S3db | null = null;
   let plugin: BackupPlugin | null = null;
   try {
@@ -70,7 +76,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
       throw sourceOpenError(err, args.db);
     });
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
-    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...(passphrases ? { passphrases } : {}) };
+    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, unlisted, ...(passphrases ? { passphrases } : {}) };
     const { exitCode, result } = await runCommand(args, plugin, io);
     progress.stop();
     if (args.json) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -106,13 +112,19 @@ const HINTS: Record<string, string> = {
   ERR_BACKUP_NOT_FOUND: 'List the backups with: s3db-backup list (same destination flags).',
 };
 
-/** The plugin's log lines for a person: warnings and errors always, info with --verbose. */
-function cliLogger(verbose: boolean, print: (text: string) => void): CliLogger {
+/**
+ * The plugin's log lines for a person: warnings and errors always, info with --verbose. A
+ * destination listBackups() could not list (its warning's `unlisted` field) is told to `unlisted`.
+ */
+function cliLogger(verbose: boolean, print: (text: string) => void, unlisted: (destination: string) => void): CliLogger {
   const quiet = () => undefined;
   const logger: CliLogger = {
     info: verbose ? (_o, msg) => print(`s3db-backup: ${msg}`) : quiet,
-    // a restore's warnings are printed with its report (WARNING: lines), not twice
-    warn: (o, msg) => (o.inReport === true ? undefined : print(`s3db-backup: warning: ${msg}`)),
+    warn: (o, msg) => {
+      if (o.unlisted === true && typeof o.destination === 'string') unlisted(o.destination);
+      // a restore's warnings are printed with its report (WARNING: lines), not twice
+      if (o.inReport !== true) print(`s3db-backup: warning: ${msg}`);
+    },
     error: (_o, msg) => print(`s3db-backup: error: ${msg}`),
     fatal: (_o, msg) => print(`s3db-backup: error: ${msg}`),
     debug: quiet,

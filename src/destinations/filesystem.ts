@@ -420,7 +420,7 @@ export class FilesystemDestination implements Destination {
     if (err instanceof Error && err.name === 'AbortError') {
       return new BackupError('ERR_ABORTED', `${this.label}: ${op} of ${relative} was aborted`, { cause: err });
     }
-    return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${errorMessage(err)}`, { cause: err });
+    return new BackupError('ERR_DESTINATION_IO', `${this.label}: could not ${op} ${relative}: ${errorMessage(err)}; check the path ${this.root} (a mount gone, a device failing, a link that leads nowhere)`, { cause: err });
   }
 }
 

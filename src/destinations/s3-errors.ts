@@ -2,7 +2,8 @@
  * Maps AWS SDK errors of the S3 destination to BackupError with stable codes and messages that
  * name the destination, the operation and the object (never credentials):
  * ERR_ABORTED, ERR_DESTINATION_NO_BUCKET, ERR_DESTINATION_NOT_FOUND, ERR_DESTINATION_ACCESS,
- * ERR_DESTINATION_RANGE, ERR_DESTINATION_CHANGED, ERR_ARCHIVED_OBJECT, ERR_DESTINATION_IO.
+ * ERR_DESTINATION_RANGE, ERR_DESTINATION_CHANGED, ERR_ARCHIVED_OBJECT, ERR_DESTINATION_IO. Where the
+ * cause says what to check (credentials, endpoint, bucket), the message says it.
  */
 import { BackupError, errorMessage } from '../errors.js';
 
@@ -35,6 +36,14 @@ export function s3Error(ctx: ErrorContext, err: unknown, op: string, relative: s
   }
   if (code === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound') {
     return new BackupError('ERR_DESTINATION_NOT_FOUND', `${ctx.label}: ${relative} does not exist`, { cause: err, details: { path: relative } });
+  }
+  // the SDK's chain found none (no AWS_ACCESS_KEY_ID, no profile, no instance role): said before any request was sent
+  if (e.name === 'CredentialsProviderError') {
+    return new BackupError(
+      'ERR_DESTINATION_ACCESS',
+      `${ctx.label}: could not ${op} ${relative}: no credentials (${errorMessage(err)}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (the SDK's chain), or config.credentials`,
+      { cause: err },
+    );
   }
   if (code === 403 || e.name === 'AccessDenied' || e.name === 'InvalidAccessKeyId' || e.name === 'SignatureDoesNotMatch') {
     return new BackupError(
