@@ -235,6 +235,17 @@ describe('s3db-backup command line', () => {
     await db.disconnect();
   }, 120_000);
 
+  it('a dry run into the database the backup was taken from, unchanged since, counts its objects "unchanged" (left in place); --rewrite-unchanged counts them "overwritten"', async () => {
+    const users = sourceObjects.filter((o) => o.key.startsWith('resource=users/')).length;
+    const left = await cli(['restore', backupId, '--directory', backups, '--into', source, '--dry-run']);
+    expect(left.code, left.stderr).toBe(0);
+    expect(left.stdout).toMatch(new RegExp(`users +12 records, ${users} objects: 0 created, 0 overwritten, ${users} unchanged, 0 skipped, 0 deleted`));
+    const all = await cli(['restore', backupId, '--directory', backups, '--into', source, '--dry-run', '--rewrite-unchanged']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(new RegExp(`users +12 records, ${users} objects: 0 created, ${users} overwritten, 0 unchanged, 0 skipped, 0 deleted`));
+    expect((await cli(['list', '--directory', backups, '--rewrite-unchanged'])).code).toBe(2); // a restore option only
+  });
+
   it('a backup that is not encrypted, restored with a passphrase set, is refused (nothing authenticates it) unless --allow-plaintext', async () => {
     const plain = path.join(work, 'plain-backups');
     const made = await cli(['backup', '--db', source, '--directory', plain, '--json'], { BACKUP_PASSPHRASE: undefined });

@@ -451,7 +451,7 @@ describe("the target's stored s3db.json", () => {
     await lost.disconnect();
     await rm(path.join(schemaLost, 's3db.json'));
     const again = await p.restore({ backupId: backup.id, destination: `file://${schemaLost}`, dryRun: true });
-    expect(again.warnings).toEqual([expect.stringMatching(new RegExp(`^there is no s3db.json at file://${schemaLost}, though it holds objects of the backup's resources \\(\\d+ of them would be overwritten, kept or deleted\\): a database whose schema was lost`))]);
+    expect(again.warnings).toEqual([expect.stringMatching(new RegExp(`^there is no s3db.json at file://${schemaLost}, though it holds objects of the backup's resources \\(\\d+ of them would be overwritten, left as they are, kept or deleted\\): a database whose schema was lost`))]);
     // the restore does what its dry run said: s3db.js's connect() writing an empty s3db.json there
     // first does not turn the backup's "created" into "overwritten" (review-s3target F4)
     const done = await p.restore({ backupId: backup.id, destination: `file://${schemaLost}` });
@@ -773,7 +773,8 @@ describe("restoring behind s3db.js's CachePlugin", () => {
 
   it('a restore that fails midway clears the cache too: reads show what was restored so far', async () => {
     const { db, p, backup } = await cachedAfterBackup('cached-fail', ['u1', 'u2']);
-    const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
+    // fault injection: writing s3db.json (last) fails, after u1 (u2 is as the backup has it: left in place)
+    const repair = failWritesOf(db, 's3db.json');
     await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();
     expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original', 'original']);

@@ -396,6 +396,7 @@ describe('partition references', () => {
 
   it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
     const { db, p, backup } = await movedAfterBackup('crash', { u1: 'pro', u2: 'pro' });
+    await users(db).update('u2', { name: 'renamed' }); // changed too, so the restore writes it (after u1)
     const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'merge' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();
@@ -497,7 +498,7 @@ describe('partition references', () => {
       }
       const report = await p.restore({ backupId: backup.id, destination: target, resources: ['users'], mode });
       // 40 records and their 40 references; the target held two of the records, under other plans
-      expect(report.resources.find((r) => r.name === 'users')).toEqual({ name: 'users', objects: 80, records: 40, created: 78, overwritten: mode === 'merge' ? 2 : 0, skipped: mode === 'skip' ? 2 : 0, deleted: 0 });
+      expect(report.resources.find((r) => r.name === 'users')).toEqual({ name: 'users', objects: 80, records: 40, created: 78, overwritten: mode === 'merge' ? 2 : 0, unchanged: 0, skipped: mode === 'skip' ? 2 : 0, deleted: 0 });
       // skip writes neither the two records it keeps nor their backup references (their plans differ)
       expect(report.objectsWritten).toBe(mode === 'merge' ? 80 : 76);
       expect(report.partitionReferences).toEqual({ deleted: mode === 'merge' ? 2 : 0, created: 0 });
@@ -564,6 +565,7 @@ describe('definitions of a backup taken while the schema changed', () => {
       const backup = await p.createBackup();
       const url = into === 'the database' ? null : connection('define-during-merge');
       const db = url === null ? source : await openDb(url);
+      if (url === null) await items.update('i0', { name: 'changed after the backup' }); // so the merge writes a record
       // items gains an attribute after the backup, so the merge writes s3db.json (into the database
       // itself; an empty one gets the backup's s3db.json as it is)
       if (url === null) await db.createResource({ name: 'items', attributes: { name: 'string', color: 'string|optional' }, behavior: 'body-overflow', timestamps: false });

@@ -699,8 +699,12 @@ describe('BackupPlugin with the S3 destination on Ceph RGW', () => {
   it('a source object whose body is cut mid-stream (a reset connection) is read again: the backup completes and restores exactly', async () => {
     const srcBucket = await testBucket('cutsrc');
     const want = await seededOnRgw(srcBucket, ON_RGW);
-    // Only the database's record reads get faults: the body of about one GET in four is cut.
-    const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 0.25, seed: 7, faults: ['reset-mid-body'], eligible: (r) => r.method === 'GET' && r.url.includes('/db/resource') });
+    // Only the database's record reads get faults: the body of about one first read in four is cut.
+    // (Every read eligible let an object's four attempts all be cut, about once in 256 objects: a
+    // failure the test is not about, seen once in CI.)
+    const read = new Set<string>();
+    const firstRead = (r: { method: string; url: string }) => r.method === 'GET' && r.url.includes('/db/resource') && !read.has(r.url) && (read.add(r.url), true);
+    const proxy = await testFaultProxy({ target: s3Env().endpoint, rate: 0.25, seed: 7, faults: ['reset-mid-body'], eligible: firstRead });
     const db = await testDatabase(srcBucket, 'db', { endpoint: proxy.url, maxAttempts: 1 });
     const p = s3Plugin(s3Config('cut-source/'));
     await db.usePlugin(p);

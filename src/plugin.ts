@@ -95,6 +95,11 @@ export interface RestoreOptions {
    * encryption was turned on): nothing authenticates it, so it is refused without this.
    */
   allowPlaintext?: boolean;
+  /**
+   * Write every object of the backup, also those the database already holds in the backup's
+   * version (default false: they are left in place and counted `unchanged` in the report).
+   */
+  rewriteUnchanged?: boolean;
 }
 
 /**
@@ -725,11 +730,11 @@ export class BackupPlugin extends EventEmitter {
     const warnings: string[] = [];
     if (opened.absent) {
       // no s3db.json: a new location, or a database whose s3db.json alone was lost
-      const held = report.resources.reduce((n, r) => n + r.overwritten + r.skipped + r.deleted, 0);
+      const held = report.resources.reduce((n, r) => n + r.overwritten + r.unchanged + r.skipped + r.deleted, 0);
       warnings.push(
         held === 0
           ? `there is no database at ${opened.location} yet: this restore would create it there (check the location)`
-          : `there is no s3db.json at ${opened.location}, though it holds objects of the backup's resources (${held} of them would be overwritten, kept or deleted): a database whose schema was lost (README runbook step 4), or not the location you meant`,
+          : `there is no s3db.json at ${opened.location}, though it holds objects of the backup's resources (${held} of them would be overwritten, left as they are, kept or deleted): a database whose schema was lost (README runbook step 4), or not the location you meant`,
       );
     }
     // Into this plugin's own database, a backup of another one while the destination also holds
@@ -850,6 +855,7 @@ export class BackupPlugin extends EventEmitter {
         goodSources,
         sourceFailures,
         schemaFromConnect,
+        rewriteUnchanged: options.rewriteUnchanged ?? false,
         ...this.reporting,
       });
       const ran = options.dryRun ? await restoreNow() : await restoresInto.run(intoKey, restoreNow);

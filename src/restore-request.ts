@@ -1,7 +1,7 @@
 /**
  * Reads restore()'s two call forms into one request, refusing bad input before anything is read
  * (every refusal says nothing was restored):
- * - the story's: restore({ backupId, destination, resources, mode, verify, dryRun, allowPlaintext });
+ * - the story's: restore({ backupId, destination, resources, mode, verify, dryRun, allowPlaintext, rewriteUnchanged });
  * - s3db.js's: restore(backupId, { resources, mode, overwrite, ... }), whose defaults are s3db.js's:
  *   records that exist are kept (mode 'skip': s3db.js's restore inserts, and s3db.js refuses to
  *   insert over an existing id); `overwrite: true` is mode 'merge'.
@@ -58,6 +58,7 @@ const RESTORE_CHECKS: Record<string, Check | null> = {
   verify: isBoolean,
   dryRun: isBoolean,
   allowPlaintext: isBoolean,
+  rewriteUnchanged: isBoolean,
 };
 const S3DB_RESTORE_CHECKS: Record<string, Check | null> = { ...RESTORE_CHECKS, overwrite: isBoolean };
 

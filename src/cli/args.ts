@@ -35,6 +35,8 @@ export interface CliArgs {
   noVerify: boolean;
   /** restore: a backup that is not encrypted although a passphrase is set. */
   allowPlaintext: boolean;
+  /** restore: write the objects the database already holds in the backup's version too. */
+  rewriteUnchanged: boolean;
   /** backup: take it unencrypted although the destination holds encrypted backups. */
   unencrypted: boolean;
   yes: boolean;
@@ -78,6 +80,8 @@ restore:
                               merge: backup objects overwrite, others stay; skip: only missing objects
   --resources a,b             only these resources (a name holding a comma: a\\,b)
   --dry-run                   report what would be written and deleted; write nothing
+  --rewrite-unchanged         also write the objects the database holds as the backup has them
+                              (by default they are left in place and counted "unchanged")
   --no-verify                 skip the full verification before the first write (not advised)
   --allow-plaintext           restore a backup that is not encrypted although a passphrase is set
                               (taken before encryption was turned on: nothing authenticates it)
@@ -129,6 +133,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   'no-verify': { type: 'boolean' },
   'allow-plaintext': { type: 'boolean' },
+  'rewrite-unchanged': { type: 'boolean' },
   unencrypted: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   json: { type: 'boolean' },
@@ -143,6 +148,7 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   'dry-run': ['restore'],
   'no-verify': ['restore'],
   'allow-plaintext': ['restore'],
+  'rewrite-unchanged': ['restore'],
   yes: ['restore'],
   level: ['verify'],
   db: ['backup'],
@@ -221,6 +227,7 @@ export function parseCli(argv: string[]): CliArgs | null {
     dryRun: v['dry-run'] ?? false,
     noVerify: v['no-verify'] ?? false,
     allowPlaintext: v['allow-plaintext'] ?? false,
+    rewriteUnchanged: v['rewrite-unchanged'] ?? false,
     unencrypted: v.unencrypted ?? false,
     yes: v.yes ?? false,
     json: v.json ?? false,

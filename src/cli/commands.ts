@@ -141,7 +141,7 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   const id = args.id as string;
   const into = args.into as string;
   if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
-  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}) };
+  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}), ...(args.rewriteUnchanged ? { rewriteUnchanged: true } : {}) };
   if (!args.dryRun && !args.yes) {
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
     // what the target holds and would lose is shown before the question (a plan, not verified yet)
@@ -171,7 +171,7 @@ async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { ba
 function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into: string): string[] {
   return [
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
-    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
+    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
     ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
     ...report.sourceFailures.map((f) => `note: ${f.path ?? 'a copy'} at ${f.label} could not be used (${f.error}); the restore read another destination's copy`),
     ...report.warnings.map((w) => `WARNING: ${w}`),

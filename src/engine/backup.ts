@@ -48,6 +48,7 @@ import { parentIndexEntries } from './parent-index.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { LogicalReader, recordIdOf } from './logical.js';
 import { mergeByKey } from './sorted-merge.js';
+import { sameVersion, type VersionClock } from './same-version.js';
 import type { ResourceSelection } from '../options.js';
 
 export interface BackupRunOptions {
@@ -417,7 +418,8 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
     { items: parentIndex ?? empty(), key: (e) => e.k, name: 'the parent backup index' },
     { items: listObjects(o.db.client, { pageSize: o.pageSize }), key: (e) => e.key, name: 'the database client' },
   );
-  const racy: Racy = { since: o.parent ? Date.parse(o.parent.startedAt) : 0, remote: !isLocalClient(o.db.client) };
+  // a version is kept if it was safely written before the parent began (same-version.ts)
+  const clock: VersionClock = { since: o.parent ? Date.parse(o.parent.startedAt) : 0, remote: !isLocalClient(o.db.client) };
   const left = new KeySample();
   const nested = new KeySample();
   for await (const { left: prior, right: entry } of steps) {
@@ -441,7 +443,7 @@ async function* planActions(o: BackupRunOptions, parentIndex: AsyncIterable<Inde
       if (recordIdOf(entry.key) !== null) yield { entry, group, kind: 'logical' };
       continue;
     }
-    if (prior && unchanged(prior, entry, racy)) yield { entry, group, kind: 'keep', holder: prior.b };
+    if (prior && sameVersion(prior, entry, clock)) yield { entry, group, kind: 'keep', holder: prior.b };
     else yield { entry, group, kind: 'store', inParent: prior !== undefined };
   }
   if (left.count > 0) o.warn?.(`${left.count} objects are not in the backup: ${UNADDRESSABLE}. Copy them under plain keys if they are data: ${left}`);
@@ -463,33 +465,6 @@ function nestedRoot(key: string): string | null {
 
 async function* empty<T>(): AsyncIterable<T> {}
 
-/**
- * Same object version: ETag, size AND LastModified equal, and the parent's copy was not "racy".
- * ETag and size alone would miss s3db's metadata-only updates (same body), so LastModified must
- * change on every rewrite, which only holds at the store's clock resolution: AWS S3 lists whole
- * seconds, so a metadata-only rewrite in the same second as the version the parent read looks
- * unchanged. As git does with racily-clean files, a version whose LastModified is not safely
- * before the parent backup started is never trusted, and is stored again: a whole-second stamp
- * must end (plus CLOCK_SKEW_MS for a remote store) before the parent started; a millisecond stamp
- * must precede it. The cost is re-storing objects written just before or during the parent.
- */
-function unchanged(previous: IndexEntry, now: SourceEntry, racy: Racy): boolean {
-  if (now.etag === '' || now.lastModified === '' || previous.e !== now.etag || previous.s !== now.size || previous.m !== now.lastModified) return false;
-  const written = Date.parse(previous.m);
-  if (!Number.isFinite(written)) return false;
-  // A whole-second stamp covers the next 999 ms too; a remote store's clock may also differ from ours.
-  if (written % 1000 === 0) return written + 1000 + (racy.remote ? CLOCK_SKEW_MS : 0) <= racy.since;
-  return written < racy.since;
-}
-
-/** `since`: the parent's start (ms, this host's clock); `remote`: the source's clock is not this host's (an S3 store). */
-interface Racy {
-  since: number;
-  remote: boolean;
-}
-
-/** Clock difference allowed between this host and a remote store when trusting whole-second stamps. */
-const CLOCK_SKEW_MS = 60_000;
 /** Bytes of object bodies read ahead of the archive writer at most (one larger object goes alone). */
 export const FETCH_WINDOW_BYTES = 32 * 1024 * 1024;
 /** Most part paths reserved in the pending marker at once (see openPart). */

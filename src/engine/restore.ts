@@ -3,14 +3,18 @@
  *
  * Algorithm:
  *  1. Plan: merge-join the backup's sorted object index with the target's sorted listing, for the
- *     selected groups: which keys will be created, overwritten, skipped, deleted. A dry run stops here.
+ *     selected groups: which keys will be created, overwritten, left unchanged, skipped, deleted.
+ *     A dry run stops here.
  *  2. Write the version of each key the backup's index (its snapshot) names, from the chain
  *     member whose parts hold it; a version the snapshot lacks is not written (a warning counts
  *     them), and every version it names must be found where it says (ERR_INDEX_CORRUPT). The
  *     resources are read one chain member at a time (writeMembersInTurn); database-level objects
  *     and logical groups, which are few, by a merge of the members' sorted runs (writeGroup; a
  *     tombstone means "absent"). Objects are put back with their key, metadata, content type and
- *     body exactly as read, with bounded concurrency. Mode 'skip' writes only keys the target
+ *     body exactly as read, with bounded concurrency. A resource's object the target holds in the
+ *     backup's version (same-version.ts) is left in place unless rewriteUnchanged: where its
+ *     member's pass lists the target (listsTarget; the plan counts the others as overwritten,
+ *     and they are written). Mode 'skip' writes only keys the target
  *     lacks; merge, over a partitioned resource, reads the records it overwrites first, to drop
  *     their old partition references. Which keys the target holds comes from one pass over its
  *     listing of the resource per member, or key by key for a member holding fewer versions than
@@ -51,6 +55,7 @@ import { objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
+import { sameVersion } from './same-version.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -75,6 +80,11 @@ export interface RestoreRunOptions {
   goodSources?: Map<string, string>;
   /** The target's s3db.json is the empty one s3db.js's connect() wrote for this restore: the backup's is counted as created, as its dry run counts it. */
   schemaFromConnect?: boolean;
+  /**
+   * Write every object of the backup, also those the target already holds in the backup's version
+   * (default false: such objects are left in place and counted `unchanged`; see unchangedTest).
+   */
+  rewriteUnchanged?: boolean;
   /** Destination failures already seen (by verification); reads that fall back add theirs. */
   sourceFailures?: SourceFailure[];
   onProgress?: (event: ProgressEvent) => void;
@@ -97,6 +107,12 @@ export interface ResourceRestoreReport {
   records: number;
   created: number;
   overwritten: number;
+  /**
+   * Objects the target already held in the backup's version (same ETag, size and LastModified,
+   * written before the backup that stored them began: same-version.ts), left in place rather than
+   * written again (replace and merge; not with rewriteUnchanged).
+   */
+  unchanged: number;
   skipped: number;
   deleted: number;
 }
@@ -171,7 +187,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     const meter = new ProgressMeter(target.id, 'restore', target.totals.objects, o.onProgress, o.progressIntervalMs);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
-    const run: RestoreRun = { o, target, logical, named, targetObjects, verbatimSchema, refs, put, meter, tally };
+    const run: RestoreRun = { o, target, logical, named, targetObjects, verbatimSchema, refs, put, leaves: unchangedTest(o), meter, tally };
     // database-level objects are few and spread over the whole key space: their own index pass
     // (read only when they are restored)
     const database = indexCursor(o, target);
@@ -278,6 +294,8 @@ interface RestoreRun {
   verbatimSchema: boolean;
   refs: PartitionRefs | null;
   put: ObjectWriter;
+  /** Which of a resource's objects the target holds in the backup's version (unchangedTest; null: none left in place). */
+  leaves: ((entry: IndexEntry, existing: SourceEntry) => boolean) | null;
   meter: ProgressMeter;
   tally: WriteTally;
 }
@@ -375,16 +393,17 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
 }
 
 /**
- * Whether `member`'s pass over `group` lists the target's group to know which keys it holds: skip
- * must know, merge only where an overwrite reads the record first (else it writes regardless),
- * replace never; and a listing only where it costs fewer requests than asking key by key (a small
- * incremental over a large resource: a few keys against thousands of pages).
+ * Whether `member`'s pass over `group` lists the target's group to know which keys it holds, and
+ * in which version: skip must know, merge where an overwrite reads the record first, and replace
+ * and merge to leave unchanged objects in place (unless rewriteUnchanged; else they write
+ * regardless); and a listing only where it costs fewer requests than asking key by key (a small
+ * incremental over a large resource: a few keys against thousands of pages; its unchanged objects
+ * are then written, as planRestore counts them).
  */
 function listsTarget(run: RestoreRun, group: string, member: string): boolean {
   const { o, refs } = run;
-  if (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group))) return false;
-  const pages = Math.max(1, Math.ceil((run.targetObjects.get(group) ?? 0) / o.pageSize));
-  return pages <= (run.named.get(group)?.get(member) ?? 0);
+  if (!run.leaves && (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group)))) return false;
+  return listingPays(o, run.targetObjects, run.named, group, member);
 }
 
 /**
@@ -448,8 +467,12 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               if (record.header.deleted) throw indexCorrupt(`${key}: backup ${target.id}'s index names a version stored by ${member.id}, whose parts hold its deletion`);
               found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
               if (unaddressable(o.target.client, key)) continue; // planRestore warned
-              const listed = held ? await held.has(key) : null;
-              await writer.run(() => writeObject(run, group, record, listed), record.body.length);
+              const existing = held ? await held.find(key) : null;
+              if (existing && run.leaves?.(entry, existing)) {
+                run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
+                continue;
+              }
+              await writer.run(() => writeObject(run, group, record, held ? existing !== null : null), record.body.length);
             }
           } finally {
             await held?.close();
@@ -604,8 +627,10 @@ async function planRestore(
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
-  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
+  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
+  const leaves = unchangedTest(o);
+  const unchangedIn = new Map<string, number>(); // `${group}/${member}`: unchanged objects that member holds
   for await (const step of mergeJoin(plannedIndex(o, target, opened), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
@@ -626,6 +651,9 @@ async function planRestore(
       else if (o.mode === 'skip') {
         r.skipped++;
         if (record) r.skippedRecords++;
+      } else if (leaves && r.name !== DATABASE_GROUP && !logical.has(r.name) && leaves(step.entry, existing)) {
+        r.unchanged++;
+        unchangedIn.set(`${r.name}/${step.entry.b}`, (unchangedIn.get(`${r.name}/${step.entry.b}`) ?? 0) + 1);
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
       if (unaddressable(o.target.client, key)) unreachable.add(key);
@@ -635,7 +663,36 @@ async function planRestore(
       }
     }
   }
+  // a member whose pass does not list the target (writeMembersInTurn) cannot tell: it writes them
+  for (const [at, count] of unchangedIn) {
+    const [group, member] = [at.slice(0, at.lastIndexOf('/')), at.slice(at.lastIndexOf('/') + 1)];
+    if (listingPays(o, targetObjects, named, group, member)) continue;
+    const r = rows.get(group)!;
+    r.unchanged -= count;
+    r.overwritten += count;
+  }
   return { rows, named, targetObjects, databaseDeletes, unreachable, unwritable };
+}
+
+/**
+ * The test for a resource's objects that a restore leaves in place, or null when every object is
+ * written (`rewriteUnchanged`; mode 'skip' keeps every object the target holds anyway): the
+ * target's object as listed is the version the index names (sameVersion), checked against the
+ * start of the chain member that stored it, which read it after it began. Database-level objects
+ * and logical groups are always written (writeGroup).
+ */
+function unchangedTest(o: RestoreRunOptions): ((entry: IndexEntry, existing: SourceEntry) => boolean) | null {
+  if (o.mode === 'skip' || o.rewriteUnchanged === true) return null;
+  const remote = !isLocalClient(o.target.client);
+  const began = new Map(o.chain.map((m) => [m.id, Date.parse(m.startedAt)]));
+  // (a member without a start, NaN, trusts nothing)
+  return (entry, existing) => sameVersion(entry, existing, { since: began.get(entry.b) ?? Number.NaN, remote });
+}
+
+/** Whether `member`'s pass over `group` costs fewer requests listing the target's group once than asking key by key. */
+function listingPays(o: RestoreRunOptions, targetObjects: Map<string, number>, named: VersionsNamed, group: string, member: string): boolean {
+  const pages = Math.max(1, Math.ceil((targetObjects.get(group) ?? 0) / o.pageSize));
+  return pages <= (named.get(group)?.get(member) ?? 0);
 }
 
 /**
