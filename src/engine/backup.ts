@@ -239,7 +239,8 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
           s.stored++;
           s.bytes += record.body.length;
         }
-        meter.add(1, record.body.length);
+        // a tombstone is a deletion recorded, not an object of the backup: progress counts what list shows
+        meter.add(item.kind === 'tombstone' ? 0 : 1, record.body.length);
       }
     });
     await closePart();
