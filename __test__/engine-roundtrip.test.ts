@@ -11,6 +11,7 @@ import { BackupPlugin } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { FETCH_WINDOW_BYTES } from '../src/engine/backup.js';
 import { WRITE_WINDOW_BYTES } from '../src/engine/restore.js';
+import type { ProgressEvent } from '../src/engine/progress.js';
 import { CHAIN_READ_AHEAD } from '../src/engine/stored.js';
 import { failWritesOf, hookStore, openDb, putStored, seedDatabase, snapshot, storedMetadataOf, STORED_VALUES, type ObjectSnapshot } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
@@ -309,7 +310,13 @@ describe("the target's stored s3db.json", () => {
       await seedDatabase(target, { users: 1, orders: 1, perBehavior: 1 });
       await target.client.putObject({ key: 's3db.json', body: Buffer.from(JSON.stringify(value)), contentType: 'application/json' });
       const untouched = await snapshot(target);
+      // a dry run says so before it verifies the backup (which takes as long as reading it whole)
+      const verifying: ProgressEvent[] = [];
+      const onProgress = (e: ProgressEvent) => e.phase === 'verify' && verifying.push(e);
+      p.on('plg:backup:progress', onProgress);
       await expect(p.restore({ backupId: backup.id, destination: url, dryRun: true }), what).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA' });
+      p.off('plg:backup:progress', onProgress);
+      expect(verifying, what).toEqual([]);
       await expect(p.restore({ backupId: backup.id, destination: url, mode: 'merge' }), what).rejects.toMatchObject({ code: 'ERR_TARGET_METADATA' });
       expect(await snapshot(target), what).toEqual(untouched);
     }

@@ -828,10 +828,16 @@ export class BackupPlugin extends EventEmitter {
       const manifest = chain[chain.length - 1]!;
       const trustWarnings = await this.trustedForRestore(chain, keys, options.allowPlaintext === true);
       const requested = options.resources ?? null;
-      const { goodSources, sourceFailures } = options.verify ?? true ? await this.verifiedForRestore(chain, keys, requested) : { goodSources: undefined, sourceFailures: [] };
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
-      opened = await openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !requested, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
+      const openTarget = () => openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !requested, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });
+      // A dry run writes nothing, so it opens the target first: one it cannot open (a damaged
+      // s3db.json, a bucket that does not exist) is said at once, not after the whole backup was
+      // verified. A restore opens it after: a damaged backup writes nothing, not even the empty
+      // s3db.json s3db.js's connect() leaves where there is none.
+      if (options.dryRun) opened = await openTarget();
+      const { goodSources, sourceFailures } = options.verify ?? true ? await this.verifiedForRestore(chain, keys, requested) : { goodSources: undefined, sourceFailures: [] };
+      opened ??= await openTarget();
       const { db: target, schemaFromConnect } = opened;
       const narrowed = s3dbDialect && mode === 'replace' && !requested ? await s3dbReplaceScope(target, manifest, options.dryRun ?? false) : null;
       const resources = narrowed?.resources ?? requested;
