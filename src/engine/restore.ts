@@ -259,6 +259,11 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
 /** Per group, per chain member: how many versions the snapshot names in that member's parts. */
 type VersionsNamed = Map<string, Map<string, number>>;
 
+function countVersion(counts: VersionsNamed, group: string, member: string): void {
+  const members = counts.get(group) ?? counts.set(group, new Map()).get(group)!;
+  members.set(member, (members.get(member) ?? 0) + 1);
+}
+
 /** What the restore's writes have done so far (each count is raised as a write lands). */
 interface WriteTally {
   objects: number;
@@ -630,17 +635,14 @@ async function planRestore(
   for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
   const leaves = unchangedTest(o);
-  const unchangedIn = new Map<string, number>(); // `${group}/${member}`: unchanged objects that member holds
+  const unchangedIn: VersionsNamed = new Map(); // per group, per chain member: the unchanged objects it holds
   for await (const step of mergeJoin(plannedIndex(o, target, opened), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
     const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
     const r = rows.get(groupOfKey(key))!;
     if (step.existing) targetObjects.set(r.name, (targetObjects.get(r.name) ?? 0) + 1);
     const record = isRecord(key);
-    if (step.entry) {
-      const members = named.get(r.name) ?? named.set(r.name, new Map()).get(r.name)!;
-      members.set(step.entry.b, (members.get(step.entry.b) ?? 0) + 1);
-    }
+    if (step.entry) countVersion(named, r.name, step.entry.b);
     if (step.entry && unaddressable(o.target.client, key)) {
       unwritable.add(key);
       if (existing && o.mode === 'replace') unreachable.add(key);
@@ -653,7 +655,7 @@ async function planRestore(
         if (record) r.skippedRecords++;
       } else if (leaves && r.name !== DATABASE_GROUP && !logical.has(r.name) && leaves(step.entry, existing)) {
         r.unchanged++;
-        unchangedIn.set(`${r.name}/${step.entry.b}`, (unchangedIn.get(`${r.name}/${step.entry.b}`) ?? 0) + 1);
+        countVersion(unchangedIn, r.name, step.entry.b);
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
       if (unaddressable(o.target.client, key)) unreachable.add(key);
@@ -664,12 +666,13 @@ async function planRestore(
     }
   }
   // a member whose pass does not list the target (writeMembersInTurn) cannot tell: it writes them
-  for (const [at, count] of unchangedIn) {
-    const [group, member] = [at.slice(0, at.lastIndexOf('/')), at.slice(at.lastIndexOf('/') + 1)];
-    if (listingPays(o, targetObjects, named, group, member)) continue;
-    const r = rows.get(group)!;
-    r.unchanged -= count;
-    r.overwritten += count;
+  for (const [group, members] of unchangedIn) {
+    for (const [member, count] of members) {
+      if (listingPays(o, targetObjects, named, group, member)) continue;
+      const r = rows.get(group)!;
+      r.unchanged -= count;
+      r.overwritten += count;
+    }
   }
   return { rows, named, targetObjects, databaseDeletes, unreachable, unwritable };
 }
