@@ -780,8 +780,7 @@ describe("restoring behind s3db.js's CachePlugin", () => {
 
   it('a restore that fails midway clears the cache too: reads show what was restored so far', async () => {
     const { db, p, backup } = await cachedAfterBackup('cached-fail', ['u1', 'u2']);
-    // fault injection: writing s3db.json (last) fails, after u1 (u2 is as the backup has it: left in place)
-    const repair = failWritesOf(db, 's3db.json');
+    const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1
     await expect(p.restore({ backupId: backup.id, mode: 'replace' })).rejects.toMatchObject({ code: 'ERR_TARGET_WRITE' });
     repair();
     expect((await (db.resources.users as unknown as Api).list()).map((r) => r.name)).toEqual(['original', 'original']);

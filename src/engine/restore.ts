@@ -38,12 +38,13 @@
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
  */
+import { createHash } from 'node:crypto';
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, groupOfKey, resourceOfKey } from './layout.js';
-import { undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
+import { sourceKey, undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { checkDefinitions, mergeDefinitions, writeBackupDefinitions } from './definitions.js';
@@ -56,6 +57,7 @@ import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPrec
 import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
+import { describeSource } from './backup.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -473,7 +475,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
               if (unaddressable(o.target.client, key)) continue; // planRestore warned
               const existing = held ? await held.find(key) : null;
-              if (existing && run.leaves?.(entry, existing)) {
+              if (existing && run.leaves?.(entry, existing) && holdsListedBody(entry, record)) {
                 run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
                 continue;
               }
@@ -679,17 +681,45 @@ async function planRestore(
 
 /**
  * The test for a resource's objects that a restore leaves in place, or null when every object is
- * written (`rewriteUnchanged`; mode 'skip' keeps every object the target holds anyway): the
- * target's object as listed is the version the index names (sameVersion), checked against the
- * start of the chain member that stored it, which read it after it began. Database-level objects
- * and logical groups are always written (writeGroup).
+ * written: the target's object as listed is the version the index names (sameVersion), checked
+ * against the start of the chain member that stored it, and in a storage class s3db.js reads
+ * directly. Only where the listing can tell (review-unch):
+ * - the target is the database the backup was taken from, as the manifest names it (client,
+ *   endpoint as written, bucket, prefix): another database's objects may list alike (an s3db.js
+ *   record whose values fit in metadata has an empty body, so only LastModified tells two apart);
+ * - on S3: a file:// database lists the ETag its .meta.json claims and file mtimes, which damage
+ *   below s3db.js (a disk error, a copy keeping times) leaves as they were; memory:// likewise.
+ * Not with `rewriteUnchanged`, nor in mode 'skip' (it keeps every object the target holds).
+ * Database-level objects and logical groups are always written (writeGroup). The write phase also
+ * checks the body it holds (holdsListedBody).
  */
 function unchangedTest(o: RestoreRunOptions): ((entry: IndexEntry, existing: SourceEntry) => boolean) | null {
-  if (o.mode === 'skip' || o.rewriteUnchanged === true) return null;
-  const remote = !isLocalClient(o.target.client);
+  if (o.mode === 'skip' || o.rewriteUnchanged === true || isLocalClient(o.target.client)) return null;
+  const from = o.chain[o.chain.length - 1]!.source;
+  const into = describeSource(o.target);
+  if (sourceKey(from) !== sourceKey(into) || from.endpoint !== into.endpoint || from.path !== into.path) return null;
   const began = new Map(o.chain.map((m) => [m.id, Date.parse(m.startedAt)]));
   // (a member without a start, NaN, trusts nothing)
-  return (entry, existing) => sameVersion(entry, existing, { since: began.get(entry.b) ?? Number.NaN, remote });
+  return (entry, existing) => DIRECTLY_READABLE.has(existing.storageClass ?? 'STANDARD') && sameVersion(entry, existing, { since: began.get(entry.b) ?? Number.NaN, remote: true });
+}
+
+/**
+ * S3 storage classes whose objects a GET returns at once. A lifecycle rule moving objects to
+ * GLACIER or DEEP_ARCHIVE keeps their ETag and LastModified, and s3db.js can no longer read them:
+ * they are written again. (INTELLIGENT_TIERING's archive tiers show only to a HEAD: written too.)
+ */
+const DIRECTLY_READABLE = new Set(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'REDUCED_REDUNDANCY', 'GLACIER_IR', 'EXPRESS_ONEZONE']);
+
+/**
+ * The version read from the backup's parts has the body the index's ETag (a plain MD5) and size
+ * describe. The index holds what the backup listed, and the part what it read just after: an
+ * object rewritten between the two is stored as read under the listed stamp, so a database rolled
+ * back to the listed version (S3 versioning, a file system snapshot) would list as the index says
+ * while the backup holds the later write. A later write that changed only metadata passes this
+ * check (README: rewriteUnchanged after a rollback).
+ */
+function holdsListedBody(entry: IndexEntry, record: ArchiveRecord): boolean {
+  return record.body.length === entry.s && /^[0-9a-f]{32}$/.test(entry.e) && createHash('md5').update(record.body).digest('hex') === entry.e;
 }
 
 /** Whether `member`'s pass over `group` costs fewer requests listing the target's group once than asking key by key. */

@@ -31,6 +31,7 @@ export interface ListedObject {
   Size?: number;
   ETag?: string;
   LastModified?: Date | string;
+  StorageClass?: string;
 }
 
 /** An object as read: body, metadata (decoded by s3db.js's client, or as stored: raw-objects.ts) and system headers. */
@@ -81,6 +82,8 @@ export interface SourceEntry {
   size: number;
   etag: string;
   lastModified: string;
+  /** S3's StorageClass as listed (S3 stores only; absent elsewhere). */
+  storageClass?: string;
 }
 
 export function isNotFound(err: unknown): boolean {
@@ -314,6 +317,7 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
         size: item.Size ?? 0,
         etag: String(item.ETag ?? '').replace(/"/g, ''),
         lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
+        ...(item.StorageClass ? { storageClass: String(item.StorageClass) } : {}),
       });
     }
     if (local) entries.sort((a, b) => compareKeys(a.key, b.key));
@@ -353,6 +357,7 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
           size: item.Size ?? 0,
           etag: String(item.ETag ?? '').replace(/"/g, ''),
           lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
+          ...(item.StorageClass ? { storageClass: String(item.StorageClass) } : {}),
         });
       }
       return { items, truncated: page.IsTruncated === true };

@@ -11,7 +11,11 @@
  * does with racily-clean files, a version whose LastModified is not safely before `since` is never
  * trusted: a whole-second stamp must end (plus CLOCK_SKEW_MS for a remote store) before `since`; a
  * millisecond stamp must precede it. Every write with that stamp then happened before the backup
- * began, so before it read the object, and any later write carries a later stamp.
+ * began, and any later write carries a later stamp, in the same object's history on a store whose
+ * stamps only move forward: not in another database, nor after a rollback that keeps stamps (S3
+ * versioning), nor where the listing is a file's claim (file://) — restore.ts unchangedTest. The
+ * recorded entry is what the backup listed; what it stored was read just after (restore.ts
+ * holdsListedBody).
  */
 import type { IndexEntry } from './manifest.js';
 import type { SourceEntry } from './s3db.js';
