@@ -20,10 +20,10 @@ import { BackupPlugin } from '../src/index.js';
 import { splitPoints } from '../src/engine/ranged-listing.js';
 import { LIST_CONCURRENCY, listObjects, type SourceEntry } from '../src/engine/s3db.js';
 import { compareKeys } from '../src/engine/sorted-merge.js';
-import { seedDatabase, snapshot } from './helpers/database.js';
+import { openDb, seedDatabase, snapshot } from './helpers/database.js';
 import type { UsersApi } from './helpers/edited-backups.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
-import { createS3Database, deleteBucket, makeBucket, makeS3Client, s3Env, type S3Database } from './helpers/s3.js';
+import { createS3Database, deleteBucket, makeBucket, makeS3Client, s3dbConnectionString, s3Env, type S3Database } from './helpers/s3.js';
 import { mulberry32 } from '../benches/corpus.js';
 
 const ID_ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
@@ -68,7 +68,7 @@ async function listedOneByOne(prefix: string): Promise<SourceEntry[]> {
   do {
     const page: ListObjectsV2CommandOutput = await admin.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
     for (const c of page.Contents ?? []) {
-      entries.push({ key: c.Key!.slice('app/db/'.length), size: c.Size ?? 0, etag: String(c.ETag).replace(/"/g, ''), lastModified: new Date(c.LastModified!).toISOString() });
+      entries.push({ key: c.Key!.slice('app/db/'.length), size: c.Size ?? 0, etag: String(c.ETag).replace(/"/g, ''), lastModified: new Date(c.LastModified!).toISOString(), ...(c.StorageClass ? { storageClass: c.StorageClass } : {}) });
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -191,6 +191,13 @@ describe('listing a database on S3 in ranges', () => {
     const notes = await collect(listObjects(db.client as never, { prefix: 'resource=notes/data/id=', pageSize: 3 }));
     expect(notes.map((e) => e.key)).toEqual(expected.filter((e) => e.key.startsWith('resource=notes/')).map((e) => e.key));
     expect(notes.length).toBe(keys.filter((k) => k.startsWith('resource=notes/')).length);
+  }, 120_000);
+
+  it("gives the same listing through s3db.js's own client (a database opened by connection string), whose HTTP handler answered requests in flight at once to one path with one response (walk-unch F1)", async () => {
+    const db = await openDb(s3dbConnectionString(bucket, 'app/db'));
+    onTestFinished(() => db.disconnect());
+    const expected = await listedOneByOne('app/db/');
+    expect(await collect(listObjects(db.client as never, { pageSize: 7 }))).toEqual(expected);
   }, 120_000);
 
   it('stops asking for pages while its consumer stalls, and after it stops early', async () => {

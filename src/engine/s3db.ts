@@ -216,8 +216,23 @@ export function awsAccess(client: S3dbClientLike): AwsAccess | null {
   const send = remote.sendCommand;
   const bucket = remote.config?.bucket;
   if (remote.constructor?.name !== 'S3Client' || typeof send !== 'function' || typeof bucket !== 'string' || bucket === '') return null;
+  withoutRequestMerging(client);
   const keyPrefix = typeof remote.config?.keyPrefix === 'string' ? remote.config.keyPrefix : '';
   return { send: (command) => send.call(client, command), bucket, fullKey: (key) => (keyPrefix ? path.posix.join(keyPrefix, key) : key) };
+}
+
+/**
+ * s3db.js's own HTTP handler (recker, s3db.js 21.6.2) answers GET requests in flight at once to one
+ * path with one response, whatever their query strings (its RequestDeduplicator keys on protocol,
+ * host and path): ListObjectsV2 requests of one bucket differ only in their query, so listings at
+ * once (ranges of one listing; the application's own beside a backup's) each got another's page,
+ * seen as ERR_SOURCE_READ ("keys before StartAfter") or, worse, as keys silently missing (walk-unch
+ * F1). It is turned off on the clients this package lists through: it only saved repeating a GET
+ * already in flight, and the application's concurrent listings had the same mix-up.
+ */
+function withoutRequestMerging(client: S3dbClientLike): void {
+  const handler = (client as { httpHandler?: { deduplicator?: unknown } | null }).httpHandler;
+  if (handler && handler.deduplicator) handler.deduplicator = null;
 }
 
 /**
