@@ -126,7 +126,7 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
     // a store that ignored StartAfter would hand out keys twice; one that says more follow after
     // an empty page leaves nothing to continue from: either would lose or repeat keys unseen
     if (range.after !== undefined && items.length > 0 && compareKeys(o.key(items[0]!), range.after) <= 0) {
-      throw new Error('the store answered a listing from a key (ListObjectsV2 StartAfter) with keys before it: it does not support StartAfter');
+      throw new Error('the store answered a listing from a key (ListObjectsV2 StartAfter) with keys before it: it does not support StartAfter, or a client, proxy or cache between answered with another request\'s page');
     }
     if (items.length === 0 && page.truncated) throw new Error('the store answered a listing page with no keys that says more follow (IsTruncated): nothing to continue from');
     const upTo = range.upTo;

@@ -31,7 +31,6 @@ export interface ListedObject {
   Size?: number;
   ETag?: string;
   LastModified?: Date | string;
-  StorageClass?: string;
 }
 
 /** An object as read: body, metadata (decoded by s3db.js's client, or as stored: raw-objects.ts) and system headers. */
@@ -332,7 +331,6 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
         size: item.Size ?? 0,
         etag: String(item.ETag ?? '').replace(/"/g, ''),
         lastModified: item.LastModified ? new Date(item.LastModified).toISOString() : '',
-        ...(item.StorageClass ? { storageClass: String(item.StorageClass) } : {}),
       });
     }
     if (local) entries.sort((a, b) => compareKeys(a.key, b.key));
@@ -364,6 +362,12 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
     fanOut: LIST_CONCURRENCY / 2,
     fetch: async ({ startAfter, prefix: within }) => {
       const page = (await aws.send(new ListObjectsV2Command({ Bucket: aws.bucket, Prefix: within, MaxKeys: pageSize, ...(startAfter === undefined ? {} : { StartAfter: startAfter }) }))) as ListObjectsV2CommandOutput;
+      // S3 echoes the request's Prefix and StartAfter: a page that echoes another request's is
+      // another range's answer (something between merged the requests, as s3db.js's own HTTP
+      // handler did: walk-unch F1), which would pass for an empty range and lose its keys unseen
+      if ((page.Prefix !== undefined && page.Prefix !== within) || (startAfter !== undefined && page.StartAfter !== undefined && page.StartAfter !== startAfter)) {
+        throw new Error(`the store answered a listing request (Prefix ${JSON.stringify(within)}, StartAfter ${JSON.stringify(startAfter ?? null)}) with the page of another (Prefix ${JSON.stringify(page.Prefix)}, StartAfter ${JSON.stringify(page.StartAfter ?? null)}): a client, proxy or cache between merged requests`);
+      }
       const items: SourceEntry[] = [];
       for (const item of page.Contents ?? []) {
         if (!item.Key?.startsWith(Prefix)) continue;
