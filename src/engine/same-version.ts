@@ -13,7 +13,7 @@
  * millisecond stamp must precede it. Every write with that stamp then happened before the backup
  * began, and any later write carries a later stamp, in the same object's history on a store whose
  * stamps only move forward: not in another database, nor after a rollback that keeps stamps (S3
- * versioning), nor where the listing is a file's claim (file://) — restore.ts unchangedTest. The
+ * versioning), nor where the listing is a file's claim (file://): restore.ts unchangedTest. The
  * recorded entry is what the backup listed; what it stored was read just after (restore.ts
  * holdsListedBody).
  */
@@ -27,7 +27,7 @@ export interface VersionClock {
 }
 
 /** Clock difference allowed between this host and a remote store when trusting whole-second stamps. */
-export const CLOCK_SKEW_MS = 60_000;
+const CLOCK_SKEW_MS = 60_000;
 
 export function sameVersion(recorded: IndexEntry, now: SourceEntry, clock: VersionClock): boolean {
   if (now.etag === '' || now.lastModified === '' || recorded.e !== now.etag || recorded.s !== now.size || recorded.m !== now.lastModified) return false;
