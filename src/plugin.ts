@@ -429,7 +429,7 @@ export class BackupPlugin extends EventEmitter {
     const { entries, unreadable, unlisted } = await this.catalog.survey();
     for (const u of unlisted) {
       // `unlisted`: the command line's list exits 5 on it (a partial list)
-      this.log('warn', { destination: u.label, err: u.error, code: u.code, unlisted: true }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
+      this.log('warn', { destination: u.label, err: u.error, unlisted: true }, `a destination could not be listed (${u.error}): the backups shown are those the others hold, and each one's status at ${u.label} is what was stored at backup time, not what it holds now`);
     }
     // A backup whose chain holds one recorded as failing verification, one whose manifest is
     // missing or unreadable, or one never verified is not `verified`, whatever its own last

@@ -218,12 +218,12 @@ export class DestinationSet {
 
   /**
    * Union of every member's objects under `prefix` (first member wins for duplicates), sorted.
-   * A member that cannot be listed while another can is passed over and told to `unlisted`, with
-   * its error's code ('' when it is not a BackupError).
+   * A member that cannot be listed while another can is passed over and told to `unlisted`.
    */
-  async listMerged(prefix: string, unlisted: (label: string, error: string, code: string) => void = () => undefined): Promise<(ObjectInfo & { labels: string[] })[]> {
+  async listMerged(prefix: string, unlisted: (label: string, error: string) => void = () => undefined): Promise<(ObjectInfo & { labels: string[] })[]> {
     const byPath = new Map<string, ObjectInfo & { labels: string[] }>();
-    const failures: { label: string; error: string; code: string }[] = [];
+    const failures: { label: string; error: string }[] = [];
+    const codes = new Set<string>();
     for (const member of this.members) {
       try {
         for await (const info of member.list(prefix)) {
@@ -232,16 +232,16 @@ export class DestinationSet {
           else byPath.set(info.path, { ...info, labels: [member.label] });
         }
       } catch (err) {
-        failures.push({ label: member.label, error: failureAt(member.label, err), code: err instanceof BackupError ? err.code : '' });
+        failures.push({ label: member.label, error: failureAt(member.label, err) });
+        codes.add(err instanceof BackupError ? err.code : '');
       }
     }
     if (failures.length === this.members.length) {
       // every destination failed the same way (a missing bucket, denied access): that code is the news
-      const codes = new Set(failures.map((f) => f.code));
       const only = codes.size === 1 ? [...codes][0] : undefined;
       throw new BackupError(only?.startsWith('ERR_DESTINATION_') ? only : 'ERR_DESTINATION_FAILED', `could not list any destination: ${failures.map((f) => f.error).join('; ')}`);
     }
-    for (const f of failures) unlisted(f.label, f.error, f.code);
+    for (const f of failures) unlisted(f.label, f.error);
     return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 

@@ -112,12 +112,12 @@ export class Catalog {
   ) {}
 
   /** Ids of committed backups across all destinations. */
-  async ids(unlisted?: (label: string, error: string, code: string) => void): Promise<string[]> {
+  async ids(unlisted?: (label: string, error: string) => void): Promise<string[]> {
     return [...(await this.holders(unlisted)).keys()];
   }
 
   /** Ids of committed backups, each with the destinations whose listing holds its manifest. */
-  private async holders(unlisted?: (label: string, error: string, code: string) => void): Promise<Map<string, string[]>> {
+  private async holders(unlisted?: (label: string, error: string) => void): Promise<Map<string, string[]>> {
     const listed = await this.set.listMerged(paths.manifestsPrefix, unlisted);
     return new Map(listed.filter((o) => o.path.endsWith('.json')).map((o) => [o.path.slice(paths.manifestsPrefix.length, -'.json'.length), o.labels]));
   }
@@ -309,11 +309,11 @@ export class Catalog {
    * `entries` (and so never deleted by retention) instead of hiding every other backup, since
    * listing is what a user needs first when things are broken.
    */
-  async survey(): Promise<{ entries: { manifest: ListedManifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[]; unlisted: { label: string; error: string; code: string }[] }> {
+  async survey(): Promise<{ entries: { manifest: ListedManifest; summary: BackupSummary }[]; unreadable: { id: string; error: string }[]; unlisted: { label: string; error: string }[] }> {
     const entries: { manifest: ListedManifest; summary: BackupSummary }[] = [];
     const unreadable: { id: string; error: string }[] = [];
-    const unlisted: { label: string; error: string; code: string }[] = [];
-    const holders = await this.holders((label, error, code) => unlisted.push({ label, error, code }));
+    const unlisted: { label: string; error: string }[] = [];
+    const holders = await this.holders((label, error) => unlisted.push({ label, error }));
     const ids = [...holders.keys()];
     // a manifest stored at a destination (by its own record) that lists without it: lost there
     const answered = new Set(this.set.members.map((m) => m.label).filter((label) => !unlisted.some((u) => u.label === label)));

@@ -169,11 +169,16 @@ const WHOLE_READ_ATTEMPTS = 10;
  * between its two renames tears every read the same way. The body is a Buffer already (the
  * storage reads the file whole).
  */
+/** Whether `etag` (quoted or not) is the MD5 of `body`: a plain ETag of it (not a multipart or SSE-KMS one). */
+export function isBodyOf(body: Buffer, etag: string): boolean {
+  return createHash('md5').update(body).digest('hex') === etag.replace(/"/g, '');
+}
+
 async function wholeFileRead(read: () => Promise<ObjectRead>, torn: () => void): Promise<ObjectRead> {
   for (let attempt = 1; ; attempt++) {
     const response = await read();
     const body = await bodyToBuffer(response.Body);
-    const whole = createHash('md5').update(body).digest('hex') === String(response.ETag ?? '').replace(/"/g, '');
+    const whole = isBodyOf(body, String(response.ETag ?? ''));
     // A writer stalled between its renames (a slow disk) tears every read: the object is taken
     // as read and told (`torn`), rather than failing the backup; its listed stamps are the old
     // metadata's, so the next incremental stores it again.

@@ -38,7 +38,6 @@
  * destination that verified them, falling back to the next destination mid-part if one fails
  * (records are sorted, so the reader resumes after the last key it returned).
  */
-import { createHash } from 'node:crypto';
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
@@ -52,7 +51,7 @@ import { BoundedWriter } from './bounded-writer.js';
 import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
-import { objectWriter, type ObjectWriter } from './raw-objects.js';
+import { isBodyOf, objectWriter, type ObjectWriter } from './raw-objects.js';
 import { bodyToBuffer, deleteKeys, hasObjects, isLocalClient, isNotFound, isPreconditionFailed, listObjects, readStoredMetadata, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type SourceEntry } from './s3db.js';
 import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readIndex, readPartRecords } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
@@ -719,7 +718,7 @@ const DIRECTLY_READABLE = new Set(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'RED
  * check (README: rewriteUnchanged after a rollback).
  */
 function holdsListedBody(entry: IndexEntry, record: ArchiveRecord): boolean {
-  return record.body.length === entry.s && /^[0-9a-f]{32}$/.test(entry.e) && createHash('md5').update(record.body).digest('hex') === entry.e;
+  return record.body.length === entry.s && isBodyOf(record.body, entry.e);
 }
 
 /** Whether `member`'s pass over `group` costs fewer requests listing the target's group once than asking key by key. */
