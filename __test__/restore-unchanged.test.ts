@@ -88,6 +88,69 @@ function sum(report: RestoreReport, field: 'created' | 'overwritten' | 'unchange
   return report.resources.reduce((n, r) => n + r[field], 0);
 }
 
+/** An object as stored, for a rewrite made from it. */
+interface StoredObject {
+  body: Buffer;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A database of four notes on a versioned RGW bucket and a full backup of it during which the
+ * victim (n2) is rewritten by `rewrite` right before the backup reads it, in a later second than
+ * its listed stamp (the rewrite is real; the source's AWS client is wrapped only to time it,
+ * which nothing else can do); then the rewrite is rolled back by deleting the victim's newest
+ * version, so the listed version is current again with its stamp. `rewrite` gets a put, the
+ * victim as stored and n3 as stored. `before`: the database before the backup; `atBackup`: after
+ * the rewrite, what the backup holds.
+ */
+async function tornOnRgw(stem: string, rewrite: (put: (o: { Body: string | Buffer; Metadata: Record<string, string> }) => Promise<void>, victim: StoredObject, other: StoredObject) => Promise<void>) {
+  const bucket = await makeBucket(admin, stem);
+  onTestFinished(async () => {
+    // a versioned bucket: every version goes before the bucket can
+    const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+    for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId! }));
+    await admin.send(new DeleteBucketCommand({ Bucket: bucket }));
+  });
+  await admin.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+  const victim = 'db/resource=notes/data/id=n2';
+  const stored = async (key: string): Promise<StoredObject & { lastModified: Date }> => {
+    const o = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return { body: Buffer.from(await o.Body!.transformToByteArray()), metadata: o.Metadata ?? {}, lastModified: o.LastModified! };
+  };
+  const aws = makeS3Client();
+  let armed = false;
+  const send = aws.send.bind(aws) as (command: unknown) => Promise<unknown>;
+  (aws as unknown as { send: (command: unknown) => Promise<unknown> }).send = async (command: unknown) => {
+    if (armed && command instanceof GetObjectCommand && command.input.Key === victim) {
+      armed = false;
+      const current = await stored(victim);
+      // past the listed stamp's second (this host is RGW's): a GET then tells the versions apart
+      const wait = current.lastModified.getTime() + 1100 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await rewrite(async (o) => void (await admin.send(new PutObjectCommand({ Bucket: bucket, Key: victim, ...o }))), current, await stored('db/resource=notes/data/id=n3'));
+    }
+    return send(command);
+  };
+  const db = await createS3Database(bucket, 'db', {}, aws);
+  onTestFinished(() => db.disconnect());
+  const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
+  for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+  const before = await snapshot(db);
+  const listedBefore = await listed(db);
+  const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, stem) }, verify: false });
+  await db.usePlugin(plugin);
+  onTestFinished(() => plugin.stop());
+  armed = true;
+  const backup = await plugin.createBackup({ type: 'full' });
+  expect(armed).toBe(false);
+  const atBackup = await snapshot(db); // the backup holds the later version
+  const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: victim }));
+  const newest = versions.Versions!.find((v) => v.IsLatest)!;
+  await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: victim, VersionId: newest.VersionId! }));
+  expect((await listed(db)).get('resource=notes/data/id=n2')).toEqual(listedBefore.get('resource=notes/data/id=n2'));
+  return { db, plugin, victim, backup, before, atBackup };
+}
+
 describe('restore over a database that still holds most of the backup', () => {
   it("replace leaves in place exactly the objects untouched since the backup, writes the others, and the database equals the backup", async () => {
     const { db, plugin, bucket } = await seededOnRgw('unchanged-replace');
@@ -245,47 +308,35 @@ describe('where the listing cannot tell, every object is written', () => {
   });
 
   it('an object rewritten between the backup listing it and reading it, then rolled back to the listed version (S3 versioning), is written again: the backup holds the later body', async () => {
-    const bucket = await makeBucket(admin, 'unchanged-torn');
-    onTestFinished(async () => {
-      // a versioned bucket: every version goes before the bucket can
-      const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-      for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key!, VersionId: v.VersionId! }));
-      await admin.send(new DeleteBucketCommand({ Bucket: bucket }));
-    });
-    await admin.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
-    const victim = 'db/resource=notes/data/id=n2';
-    // the source's AWS client, wrapped: the victim gets a new body (for real) right before the backup reads it
-    const aws = makeS3Client();
-    let armed = false;
-    const send = aws.send.bind(aws) as (command: unknown) => Promise<unknown>;
-    (aws as unknown as { send: (command: unknown) => Promise<unknown> }).send = async (command: unknown) => {
-      if (armed && command instanceof GetObjectCommand && command.input.Key === victim) {
-        armed = false;
-        await admin.send(new PutObjectCommand({ Bucket: bucket, Key: victim, Body: 'written while the backup read', Metadata: { v: '22' } }));
-      }
-      return send(command);
-    };
-    const db = await createS3Database(bucket, 'db', {}, aws);
-    onTestFinished(() => db.disconnect());
-    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
-    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
-    const listedBefore = await listed(db);
-    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'torn') }, verify: false });
-    await db.usePlugin(plugin);
-    onTestFinished(() => plugin.stop());
-    armed = true;
-    const backup = await plugin.createBackup({ type: 'full' });
-    expect(armed).toBe(false);
-    const atBackup = await snapshot(db); // the backup holds the later body
-    // roll the victim back: its newest version deleted, the listed one is current again, stamp and all
-    const versions = await admin.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: victim }));
-    const newest = versions.Versions!.find((v) => v.IsLatest)!;
-    await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: victim, VersionId: newest.VersionId! }));
-    expect((await listed(db)).get('resource=notes/data/id=n2')).toEqual(listedBefore.get('resource=notes/data/id=n2'));
-
-    const report = await plugin.restore({ backupId: backup.id });
-    expect(await snapshot(db)).toEqual(atBackup);
+    const t = await tornOnRgw('unchanged-torn', async (put) => put({ Body: 'written while the backup read', Metadata: { v: '22' } }));
+    const report = await t.plugin.restore({ backupId: t.backup.id });
+    expect(await snapshot(t.db)).toEqual(t.atBackup);
     expect(report.objectsWritten).toBeGreaterThanOrEqual(1);
+  });
+
+  // The body and its size are unchanged here: only the stamp tells the versions apart, and the
+  // backup must not record the listed one for what it read (same-version.ts versionRead).
+  it("the same with a metadata-only rewrite (s3db.js's update of a value kept in metadata: same body, same ETag) in a later second: written again", async () => {
+    const t = await tornOnRgw('unchanged-torn-meta', async (put, current, other) => put({ Body: current.body, Metadata: { ...current.metadata, ...other.metadata } }));
+    const victimKey = t.victim.slice('db/'.length);
+    expect(t.atBackup.find((o) => o.key === victimKey)!.sha256).toBe(t.before.find((o) => o.key === victimKey)!.sha256);
+    expect(t.atBackup.find((o) => o.key === victimKey)!.metadata).not.toEqual(t.before.find((o) => o.key === victimKey)!.metadata);
+    const report = await t.plugin.restore({ backupId: t.backup.id });
+    expect(await snapshot(t.db)).toEqual(t.atBackup);
+    expect(report.resources.find((r) => r.name === 'notes')).toMatchObject({ unchanged: 3, overwritten: 1 });
+  });
+
+  it('after such a rollback an incremental stores the rolled-back version again instead of keeping the later one the full holds', async () => {
+    const t = await tornOnRgw('unchanged-torn-inc', async (put, current, other) => put({ Body: current.body, Metadata: { ...current.metadata, ...other.metadata } }));
+    const atIncremental = await snapshot(t.db); // the listed version, back
+    expect(atIncremental).toEqual(t.before);
+    const incremental = await t.plugin.createBackup({ type: 'incremental' });
+    const manifest = (await t.plugin.getBackup(incremental.id))!.manifest;
+    expect(manifest.parentId).toBe(t.backup.id);
+    expect(manifest.totals.stored).toBe(1); // the victim; the other notes and s3db.json kept
+    // written whole, the incremental gives back the database it was taken of
+    await t.plugin.restore({ backupId: incremental.id, rewriteUnchanged: true });
+    expect(await snapshot(t.db)).toEqual(atIncremental);
   });
 
   it('a restore into another database (here the same bucket and prefix, the endpoint spelt another way) writes every object', async () => {

@@ -48,7 +48,7 @@ import { parentIndexEntries } from './parent-index.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { LogicalReader, recordIdOf } from './logical.js';
 import { mergeByKey } from './sorted-merge.js';
-import { sameVersion, type VersionClock } from './same-version.js';
+import { sameVersion, versionRead, type VersionClock } from './same-version.js';
 import type { ResourceSelection } from '../options.js';
 
 export interface BackupRunOptions {
@@ -528,16 +528,18 @@ async function fetchAction(db: DatabaseLike, raw: RawObjects | null, a: Action, 
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
   }
+  // the version read, which the index records: a later one than listed if written in between
+  const entry = versionRead(a.entry, { etag: response.ETag, size: body.length, lastModified: response.LastModified });
   const header = {
     key: a.entry.key,
     size: body.length,
     metadata: storedMetadata(response.Metadata),
     contentType: response.ContentType,
     contentEncoding: response.ContentEncoding,
-    etag: a.entry.etag,
-    lastModified: a.entry.lastModified || (response.LastModified ? new Date(response.LastModified).toISOString() : undefined),
+    etag: entry.etag,
+    lastModified: entry.lastModified || undefined,
   };
-  return { ...a, record: { header, body } };
+  return { ...a, entry, record: { header, body } };
 }
 
 /**

@@ -711,11 +711,12 @@ const DIRECTLY_READABLE = new Set(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'RED
 
 /**
  * The version read from the backup's parts has the body the index's ETag (a plain MD5) and size
- * describe. The index holds what the backup listed, and the part what it read just after: an
- * object rewritten between the two is stored as read under the listed stamp, so a database rolled
- * back to the listed version (S3 versioning, a file system snapshot) would list as the index says
- * while the backup holds the later write. A later write that changed only metadata passes this
- * check (README: rewriteUnchanged after a rollback).
+ * describe. An index written before FORMAT.md revision 11 holds what the backup listed, and the
+ * part what it read just after: an object rewritten between the two is stored as read under the
+ * listed stamp, so a database rolled back to the listed version (S3 versioning, a file system
+ * snapshot) would list as the index says while the backup holds the later write. (Since, the
+ * index records such a read as read: same-version.ts versionRead.) A later write that changed
+ * only metadata passes this check (README: rewriteUnchanged after a rollback).
  */
 function holdsListedBody(entry: IndexEntry, record: ArchiveRecord): boolean {
   return record.body.length === entry.s && isBodyOf(record.body, entry.e);
