@@ -1,7 +1,9 @@
 // The filesystem destination on real files: atomic writes, ranges, listing, exclusive create,
 // compare-and-swap, path escapes refused, temp files of a crashed writer invisible and cleaned.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -139,6 +141,33 @@ describe('FilesystemDestination', () => {
     expect(await readdir(path.join(root, 'locks'))).toContain('l.cas');
     expect(await readText(d, 'locks/l')).toBe('two');
   });
+
+  it('a process killed at any instant of its compare-and-swaps never leaves a guard that names no taker (an empty one held every other process off for 30 s)', async () => {
+    const d = await fresh();
+    const root = (d as unknown as { root: string }).root;
+    await d.createIfAbsent('locks/l', Buffer.from('0'));
+    const guard = path.join(root, 'locks', 'l.cas');
+    // a real process swapping the object in a loop, killed (SIGKILL) at a random instant, again and again
+    const child = `
+      const { FilesystemDestination } = await import('./src/destinations/filesystem.ts');
+      const d = new FilesystemDestination({ directory: process.argv[1], fsync: false });
+      console.log('ready');
+      for (let i = 0; ; i++) { const s = await d.stat('locks/l'); if (s) await d.replaceIfMatch('locks/l', Buffer.from(String(i)), s.etag); }
+    `;
+    const left: string[] = [];
+    for (let kill = 0; kill < 24; kill++) {
+      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child, root], { cwd: path.resolve(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => p.stdout.once('data', () => resolve()));
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 60));
+      p.kill('SIGKILL');
+      await once(p, 'exit');
+      if (existsSync(guard)) left.push(readFileSync(guard, 'utf8'));
+      // (a guard naming the dead taker is broken at once by the next swap, as the test above shows)
+      const s = await d.stat('locks/l');
+      expect((await d.replaceIfMatch('locks/l', Buffer.from('parent'), s!.etag!)).replaced).toBe(true);
+    }
+    expect(left.filter((taker) => !/^[0-9a-f]{8}-\d+$/.test(taker))).toEqual([]);
+  }, 120_000);
 
   it('a missing object is ERR_DESTINATION_NOT_FOUND naming the path; delete ignores missing ones', async () => {
     const d = await fresh();

@@ -10,9 +10,9 @@
  * - createIfAbsent() is atomic across processes: the body is written to a temp file, then link()ed
  *   to the target, which fails with EEXIST if the target exists.
  * - replaceIfMatch() compares the object's tag (inode-size-mtime, which every rename changes) under
- *   a short-lived exclusive guard file (`<path>.cas`), so two processes cannot both succeed. A
- *   guard left by a crashed process is broken at once when that process ran in this process space
- *   (the guard names its pid), else after GUARD_STALE_MS.
+ *   a short-lived exclusive guard file (`<path>.cas`, linked into place with its taker's pid in
+ *   it), so two processes cannot both succeed. A guard left by a crashed process is broken at once
+ *   when that process ran in this process space, else after GUARD_STALE_MS.
  * - Paths are relative POSIX paths; "..", absolute paths and empty segments are refused, so nothing
  *   is ever read or written outside the directory.
  * - `permissions` / `directoryPermissions` (s3db.js's names) are the modes files and directories
@@ -23,7 +23,7 @@
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -308,17 +308,13 @@ export class FilesystemDestination implements Destination {
    */
   private async takeGuard(guard: string): Promise<boolean> {
     for (let attempt = 0; attempt < 50; attempt++) {
+      // The guard appears with its taker named in it (a temp file linked to its name): created
+      // first and written after, a process killed in between left an empty guard, which names no
+      // taker, so it held every other process off for GUARD_STALE_MS.
+      const temp = this.tempPathFor(guard);
       try {
-        const handle = await open(guard, 'wx', this.fileMode);
-        let written = false;
-        try {
-          await handle.writeFile(`${SPACE_TAG}-${process.pid}`);
-          written = true;
-        } finally {
-          await handle.close().catch(() => undefined);
-          // an empty guard names no taker: left behind (a full disk) it would hold everyone off for GUARD_STALE_MS
-          if (!written) await rm(guard, { force: true }).catch(() => undefined);
-        }
+        await writeFile(temp, `${SPACE_TAG}-${process.pid}`, { flag: 'wx', mode: this.fileMode });
+        await link(temp, guard);
         return true;
       } catch (err) {
         if (!isCode(err, 'EEXIST')) throw this.wrap(err, 'lock', path.relative(this.root, guard));
@@ -326,6 +322,8 @@ export class FilesystemDestination implements Destination {
         const taker = await readFile(guard, 'utf8').catch(() => '');
         if (s && (Date.now() - s.mtimeMs > GUARD_STALE_MS || deadHere(taker))) await this.breakGuard(guard, s.ino, taker);
         else await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        await rm(temp, { force: true });
       }
     }
     return false;
