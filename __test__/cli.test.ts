@@ -44,7 +44,7 @@ function environment(overrides: Record<string, string | undefined>): Record<stri
 }
 
 /** Starts the CLI as a real process; BACKUP_PASSPHRASE is the test's unless overridden (undefined removes it). */
-function start(args: string[], envOverrides: Record<string, string | undefined> = {}): { child: ChildProcess; done: Promise<Run> } {
+function start(args: string[], envOverrides: Record<string, string | undefined> = {}): { child: ChildProcess; done: Promise<Run>; stderr: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: ROOT, env: environment(envOverrides), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -54,7 +54,7 @@ function start(args: string[], envOverrides: Record<string, string | undefined> 
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return { child, done };
+  return { child, done, stderr: () => stderr };
 }
 
 /** A stream that keeps what is written to it (not a terminal, as under a pipe). */
@@ -687,15 +687,45 @@ describe('s3db-backup command line', () => {
 
 describe('progress on stderr', () => {
   /** What ProgressDisplay writes to a stream that is not a terminal (a log file, CI). */
-  async function shown(events: Partial<ProgressEvent>[]): Promise<string> {
+  async function shown(events: Partial<ProgressEvent>[], then?: 'interrupted'): Promise<string> {
     const { ProgressDisplay } = await import('../src/cli/progress.js');
     let out = '';
     const stream = Object.assign(new Writable({ write: (chunk, _enc, done) => ((out += String(chunk)), done()) }), { isTTY: false }) as unknown as NodeJS.WriteStream;
     const display = new ProgressDisplay(stream);
     const base: ProgressEvent = { id: 'b', phase: 'restore', objects: 0, bytes: 0, totalObjects: 1551, elapsedMs: 1, objectsPerSecond: 0, bytesPerSecond: 0, etaSeconds: null, idleMs: 0, done: false };
     for (const e of events) display.update({ ...base, ...e });
+    if (then === 'interrupted') display.interrupted();
     return out;
   }
+
+  it('interrupted, it says how far the phase under way had got, which the last line (up to 10 s old) may not', async () => {
+    const lines = (await shown([{ objects: 1 }, { objects: 400 }, { objects: 977 }], 'interrupted')).trim().split('\n');
+    expect(lines[0]).toMatch(/^restore: 1 of 1,551 objects/);
+    expect(lines[1]).toBe('restore: at least 977 of 1,551 objects done when interrupted');
+    expect(lines).toHaveLength(2);
+    // nothing to add once the phase said it was done, or before any progress
+    expect(await shown([{ objects: 1551, done: true }], 'interrupted')).not.toContain('interrupted');
+    expect(await shown([], 'interrupted')).toBe('');
+  });
+
+  it('Ctrl-C in the middle of a restore: the command says how far it had got before what to do', async () => {
+    // a database of 1,500 objects: its restore into file:// takes seconds, Ctrl-C comes at its first progress line
+    const from = `file://${path.join(work, 'many')}`;
+    const db = await openDb(from);
+    const notes = await db.createResource({ name: 'notes', attributes: { text: 'string' } });
+    for (let i = 0; i < 1500; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => notes.insert({ id: `n${i + j}`, text: `note ${i + j}` })));
+    await db.disconnect();
+    const dest = path.join(work, 'backups-many');
+    const taken = await start(['backup', '--db', from, '--directory', dest, '--json']).done;
+    expect(taken.code, taken.stderr).toBe(0);
+    const id = (JSON.parse(taken.stdout) as { id: string }).id;
+    const run = start(['restore', id, '--directory', dest, '--into', `file://${path.join(work, 'many-restored')}`, '--yes', '--no-verify']);
+    while (!/^restore: /m.test(run.stderr())) await new Promise((r) => setTimeout(r, 10));
+    run.child.kill('SIGINT');
+    const ended = await run.done;
+    expect(ended.code).toBe(130);
+    expect(ended.stderr).toMatch(/restore: at least [\d,]+ of 1,50\d objects done when interrupted\n\nrestore interrupted: the database may be partly restored/);
+  }, 120_000);
 
   it('a quiet spell gets its own line, saying how long and what may cause it, and the work going on again is said at once (not held back as the every-10-s lines are)', async () => {
     const out = await shown([{ objects: 1 }, { objects: 1, idleMs: 60_000 }, { objects: 2 }]);

@@ -33,8 +33,8 @@ export interface CliStreams {
   stdin: NodeJS.ReadStream;
 }
 
-/** Runs one command line; resolves to the exit code. */
-export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliStreams, signal?: AbortSignal): Promise<number> {
+/** Runs one command line; resolves to the exit code. `progress`: where progress is shown (default: a display on `streams.stderr`). */
+export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliStreams, signal?: AbortSignal, progress: ProgressDisplay = new ProgressDisplay(streams.stderr)): Promise<number> {
   // the plugin's messages name its methods; a person here needs the commands (inCommandTerms)
   const say = (text: string) => streams.stderr.write(`${inCommandTerms(text)}\n`);
   let args: CliArgs | null;
@@ -49,7 +49,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     streams.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const progress = new ProgressDisplay(streams.stderr);
   const unlisted: string[] = [];
   const logger = cliLogger(
     args.verbose,
