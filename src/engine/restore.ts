@@ -126,7 +126,7 @@ export interface RestoreReport {
   mode: RestoreMode;
   dryRun: boolean;
   resources: ResourceRestoreReport[];
-  /** s3db.js plugin dialect: per resource, records put back and records in the backup. */
+  /** s3db.js plugin dialect: per resource, records the database holds as the backup has them afterwards (written, or left in place unchanged; not those mode skip kept), and records in the backup. */
   restored: { name: string; recordsRestored: number; totalRecords: number }[];
   objectsWritten: number;
   objectsDeleted: number;
