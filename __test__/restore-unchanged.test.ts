@@ -26,9 +26,11 @@ import {
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import type { RestoreReport } from '../src/engine/restore.js';
+import type { ProgressEvent } from '../src/engine/progress.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { listObjects, type DatabaseLike, type SourceEntry } from '../src/engine/s3db.js';
 import { openDb, seedDatabase, settled, snapshot } from './helpers/database.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { createS3Database, deleteBucket, makeBucket, makeS3Client, s3dbConnectionString, s3Env, type S3Database } from './helpers/s3.js';
 
 const ON_RGW = { users: 6, orders: 6, perBehavior: 1 };
@@ -337,6 +339,47 @@ describe('where the listing cannot tell, every object is written', () => {
     // written whole, the incremental gives back the database it was taken of
     await t.plugin.restore({ backupId: incremental.id, rewriteUnchanged: true });
     expect(await snapshot(t.db)).toEqual(atIncremental);
+  });
+
+  it('an object a lifecycle rule moved to an archive class (its ETag, size and LastModified kept, a GET cannot read it) is written again; progress counts the objects left in place', async () => {
+    // RGW lists every object as STANDARD: the listing's StorageClass is rewritten on its way (a
+    // fake answer, as the fault proxy's header says); the data and every write are RGW's
+    let archived: string | null = null;
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rewrite: (req, body) =>
+        archived !== null && req.method === 'GET' && req.url.includes('list-type=2')
+          ? body.replace(new RegExp(`(<Key>${archived}</Key>(?:(?!</Contents>).)*?<StorageClass>)STANDARD(</StorageClass>)`), '$1GLACIER$2')
+          : undefined,
+    });
+    onTestFinished(() => proxy.close());
+    const bucket = await makeBucket(admin, 'unchanged-class');
+    onTestFinished(() => deleteBucket(admin, bucket));
+    const db = await createS3Database(bucket, 'db', { endpoint: proxy.url });
+    onTestFinished(() => db.disconnect());
+    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
+    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'class') }, verify: false, progressIntervalMs: 1 });
+    await db.usePlugin(plugin);
+    onTestFinished(() => plugin.stop());
+    const backup = await plugin.createBackup({ type: 'full' });
+    const began = await startOf(plugin, backup.id);
+    const before = await listed(db);
+    // (a stamp ending in .000 counts as a whole second, not safely before the backup: written too)
+    const left = [...before.keys()].filter((k) => k.startsWith('resource=notes/') && !k.endsWith('id=n1') && safelyBefore(before.get(k)!.lastModified, began));
+    archived = 'db/resource=notes/data/id=n1';
+    const progress: ProgressEvent[] = [];
+    plugin.on('plg:backup:progress', (e: ProgressEvent) => progress.push(e));
+    const report = await plugin.restore({ backupId: backup.id });
+    expect(report.resources.find((r) => r.name === 'notes')).toMatchObject({ objects: 4, unchanged: left.length, overwritten: 4 - left.length });
+    expect(left.length).toBeGreaterThan(0);
+    archived = null;
+    const after = await listed(db);
+    expect(after.get('resource=notes/data/id=n1')!.lastModified).not.toBe(before.get('resource=notes/data/id=n1')!.lastModified);
+    for (const key of left) expect(after.get(key)!.lastModified, key).toBe(before.get(key)!.lastModified);
+    // every object of the backup counted done, those left in place included
+    const done = progress.filter((e) => e.phase === 'restore').at(-1)!;
+    expect(done).toMatchObject({ done: true, objects: (await plugin.getBackup(backup.id))!.manifest.totals.objects });
   });
 
   it('a restore into another database (here the same bucket and prefix, the endpoint spelt another way) writes every object', async () => {

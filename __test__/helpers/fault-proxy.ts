@@ -11,7 +11,8 @@
  *
  * It can also record requests (method, URL, headers) so a test can check what the client sent
  * (e.g. SSE headers, a RestoreObject call), and `intercept` can answer chosen requests itself, for
- * answers RGW never gives (e.g. InvalidObjectState for an archived object).
+ * answers RGW never gives (e.g. InvalidObjectState for an archived object); `rewrite` changes the
+ * server's own answer (e.g. a listing's StorageClass, which RGW shows as STANDARD).
  *
  * Invariants: the Host header and the body are forwarded unchanged, so SigV4 signatures still
  * verify at the server; faults are drawn from a seeded PRNG, so a run is reproducible.
@@ -65,6 +66,8 @@ export interface FaultProxyOptions {
   eligible?: (req: RecordedRequest) => boolean;
   /** Answer a request directly (not forwarded) when this returns an answer. */
   intercept?: (req: RecordedRequest) => InterceptAnswer | undefined;
+  /** The server's answer to a request, read whole, given back changed when this returns a body (an answer RGW never gives, e.g. a listing showing an archive storage class). */
+  rewrite?: (req: RecordedRequest, body: string) => string | undefined;
   /** Keep every request in `requests`. Default false. */
   record?: boolean;
   /** Hold every request this long before handling it: a distant server's round trip (benchmarks). Default 0. */
@@ -179,6 +182,20 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
             sent += Math.max(0, Math.min(room, chunk.length));
           });
           up.on('end', () => res.end());
+          return;
+        }
+        if (options.rewrite) {
+          const chunks: Buffer[] = [];
+          up.on('data', (chunk: Buffer) => chunks.push(chunk));
+          up.on('end', () => {
+            const body = Buffer.concat(chunks);
+            const changed = options.rewrite!(rec, body.toString('utf8'));
+            const headers = { ...up.headers };
+            delete headers['transfer-encoding'];
+            const out = changed === undefined ? body : Buffer.from(changed);
+            res.writeHead(up.statusCode ?? 502, { ...headers, 'content-length': String(out.length) });
+            res.end(out);
+          });
           return;
         }
         res.writeHead(up.statusCode ?? 502, up.rawHeaders);
