@@ -382,6 +382,34 @@ describe('where the listing cannot tell, every object is written', () => {
     expect(done).toMatchObject({ done: true, objects: (await plugin.getBackup(backup.id))!.manifest.totals.objects });
   });
 
+  it('a store that lists whole seconds (AWS S3): an object written less than a minute (the clock skew allowed) before a backup is stored again by the next incremental and written again by a restore', async () => {
+    // RGW lists milliseconds: the listing's stamps are cut to the second on their way (a fake
+    // answer, as the fault proxy's header says), as AWS S3 gives them; the data and writes are RGW's
+    const proxy = await startFaultProxy({
+      target: s3Env().endpoint,
+      rewrite: (req, body) => (req.method === 'GET' && req.url.includes('list-type=2') ? body.replace(/<LastModified>([0-9T:-]+)\.\d+Z<\/LastModified>/g, '<LastModified>$1.000Z</LastModified>') : undefined),
+    });
+    onTestFinished(() => proxy.close());
+    const bucket = await makeBucket(admin, 'unchanged-seconds');
+    onTestFinished(() => deleteBucket(admin, bucket));
+    const db = await createS3Database(bucket, 'db', { endpoint: proxy.url });
+    onTestFinished(() => db.disconnect());
+    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
+    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+    expect([...(await listed(db)).values()].every((o) => o.lastModified.endsWith('.000Z'))).toBe(true);
+    // past the second of every write: a local store's clock would trust them now, a remote one's not for a minute more
+    await new Promise((r) => setTimeout(r, 1100));
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'seconds') }, verify: false });
+    await db.usePlugin(plugin);
+    onTestFinished(() => plugin.stop());
+    const full = await plugin.createBackup({ type: 'full' });
+    const incremental = await plugin.createBackup({ type: 'incremental' });
+    const totals = (await plugin.getBackup(incremental.id))!.manifest.totals;
+    expect(totals.stored).toBe(totals.objects); // nothing kept
+    const report = await plugin.restore({ backupId: full.id });
+    expect(report.resources.find((r) => r.name === 'notes')).toMatchObject({ objects: 4, unchanged: 0, overwritten: 4 });
+  });
+
   it('a restore into another database (here the same bucket and prefix, the endpoint spelt another way) writes every object', async () => {
     const { db, plugin, bucket } = await seededOnRgw('unchanged-other');
     const backup = await plugin.createBackup({ type: 'full' });
