@@ -7,8 +7,10 @@
  *
  * Real s3db.js on a real Ceph RGW (millisecond LastModified) and on file://. Which objects were
  * written is read from the store itself: an object left in place keeps its LastModified; one
- * written gets a new one. Two tests time a write inside the backup by wrapping the source's AWS
- * client (a write landing at that instant cannot be had otherwise); the write itself is real.
+ * written gets a new one. Tests of a write between the backup's listing and its read time it by
+ * wrapping the source's AWS client (a write landing at that instant cannot be had otherwise); the
+ * write itself is real. Two tests change listings on their way through the fault proxy, for what
+ * RGW never lists (an archive storage class; AWS S3's whole-second stamps).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -151,6 +153,23 @@ async function tornOnRgw(stem: string, rewrite: (put: (o: { Body: string | Buffe
   await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: victim, VersionId: newest.VersionId! }));
   expect((await listed(db)).get('resource=notes/data/id=n2')).toEqual(listedBefore.get('resource=notes/data/id=n2'));
   return { db, plugin, victim, backup, before, atBackup };
+}
+
+/**
+ * A database of four notes (n0..n3) on its own RGW bucket, reached through the fault proxy, whose
+ * listings' XML `rewrite` changes on their way (for what RGW never lists: an archive storage
+ * class, whole-second stamps); gone when the test ends.
+ */
+async function notesBehindProxy(stem: string, rewrite: (listing: string) => string): Promise<S3Database> {
+  const proxy = await startFaultProxy({ target: s3Env().endpoint, rewrite: (req, body) => (req.method === 'GET' && req.url.includes('list-type=2') ? rewrite(body) : undefined) });
+  onTestFinished(() => proxy.close());
+  const bucket = await makeBucket(admin, stem);
+  onTestFinished(() => deleteBucket(admin, bucket));
+  const db = await createS3Database(bucket, 'db', { endpoint: proxy.url });
+  onTestFinished(() => db.disconnect());
+  const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
+  for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+  return db;
 }
 
 describe('restore over a database that still holds most of the backup', () => {
@@ -345,20 +364,7 @@ describe('where the listing cannot tell, every object is written', () => {
     // RGW lists every object as STANDARD: the listing's StorageClass is rewritten on its way (a
     // fake answer, as the fault proxy's header says); the data and every write are RGW's
     let archived: string | null = null;
-    const proxy = await startFaultProxy({
-      target: s3Env().endpoint,
-      rewrite: (req, body) =>
-        archived !== null && req.method === 'GET' && req.url.includes('list-type=2')
-          ? body.replace(new RegExp(`(<Key>${archived}</Key>(?:(?!</Contents>).)*?<StorageClass>)STANDARD(</StorageClass>)`), '$1GLACIER$2')
-          : undefined,
-    });
-    onTestFinished(() => proxy.close());
-    const bucket = await makeBucket(admin, 'unchanged-class');
-    onTestFinished(() => deleteBucket(admin, bucket));
-    const db = await createS3Database(bucket, 'db', { endpoint: proxy.url });
-    onTestFinished(() => db.disconnect());
-    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
-    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+    const db = await notesBehindProxy('unchanged-class', (listing) => (archived === null ? listing : listing.replace(new RegExp(`(<Key>${archived}</Key>(?:(?!</Contents>).)*?<StorageClass>)STANDARD(</StorageClass>)`), '$1GLACIER$2')));
     const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'class') }, verify: false, progressIntervalMs: 1 });
     await db.usePlugin(plugin);
     onTestFinished(() => plugin.stop());
@@ -385,17 +391,7 @@ describe('where the listing cannot tell, every object is written', () => {
   it('a store that lists whole seconds (AWS S3): an object written less than a minute (the clock skew allowed) before a backup is stored again by the next incremental and written again by a restore', async () => {
     // RGW lists milliseconds: the listing's stamps are cut to the second on their way (a fake
     // answer, as the fault proxy's header says), as AWS S3 gives them; the data and writes are RGW's
-    const proxy = await startFaultProxy({
-      target: s3Env().endpoint,
-      rewrite: (req, body) => (req.method === 'GET' && req.url.includes('list-type=2') ? body.replace(/<LastModified>([0-9T:-]+)\.\d+Z<\/LastModified>/g, '<LastModified>$1.000Z</LastModified>') : undefined),
-    });
-    onTestFinished(() => proxy.close());
-    const bucket = await makeBucket(admin, 'unchanged-seconds');
-    onTestFinished(() => deleteBucket(admin, bucket));
-    const db = await createS3Database(bucket, 'db', { endpoint: proxy.url });
-    onTestFinished(() => db.disconnect());
-    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
-    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+    const db = await notesBehindProxy('unchanged-seconds', (listing) => listing.replace(/<LastModified>([0-9T:-]+)\.\d+Z<\/LastModified>/g, '<LastModified>$1.000Z</LastModified>'));
     expect([...(await listed(db)).values()].every((o) => o.lastModified.endsWith('.000Z'))).toBe(true);
     // past the second of every write: a local store's clock would trust them now, a remote one's not for a minute more
     await new Promise((r) => setTimeout(r, 1100));
