@@ -4,7 +4,7 @@
 // reads it is not brought back from the parent; a metadata-only rewrite within the same second
 // as the version the parent read (AWS S3 lists whole seconds) is still picked up; a chain never
 // continues across a selection change or a backup recorded as failing verification.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -434,6 +434,29 @@ describe('incremental chains', () => {
     await plugin.restore({ backupId: inc.id, destination: target });
     expect(await snapshot(target)).toEqual(truth);
     expect(((await (target.resources.truncate_data as unknown as { get(id: string): Promise<{ status: string }> }).get('r1')).status)).toBe('SHIPPED');
+    await plugin.stop();
+  });
+
+  it('file:// whose file times are whole seconds (ext3, FAT, many NFS exports, a copy by tar or zip): an incremental after no change stores nothing again (review-read F1: the stamp a read gives, s3db.js\'s recorded write time, was later than the file times, and every object was stored again every time)', async () => {
+    const root = path.join(work, 'file-seconds');
+    const db = await openDb(`file://${root}/db`);
+    const notes = await db.createResource({ name: 'notes', attributes: { text: 'string' } });
+    for (let i = 0; i < 20; i++) await notes.insert({ id: `n${i}`, text: `note ${i}` });
+    // every file's times cut to the second, as such a file system (or `tar xf`) keeps them
+    const files = async (dir: string): Promise<string[]> => (await readdir(dir, { withFileTypes: true, recursive: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+    for (const file of await files(path.join(root, 'db'))) {
+      const { mtimeMs } = await stat(file);
+      const second = new Date(Math.floor(mtimeMs / 1000) * 1000);
+      await utimes(file, second, second);
+    }
+    await new Promise((r) => setTimeout(r, 1100)); // every stamp a second behind: a local store's clock trusts it
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(root, 'backups') }, type: 'incremental', verify: false });
+    await db.usePlugin(plugin);
+    const full = await plugin.createBackup();
+    const inc = await plugin.createBackup();
+    const m = (await plugin.getBackup(inc.id))!.manifest;
+    expect(m.parentId).toBe(full.id);
+    expect(m.resources.notes).toMatchObject({ objects: 20, stored: 0 });
     await plugin.stop();
   });
 

@@ -118,6 +118,22 @@ describe('listing a file:// database by walking its storage', () => {
     await db.disconnect();
   });
 
+  it('stamps an object no earlier than the write time its metadata file records, which a read of it gives (file times cut to the second, or a lagging clock), walked or through the client', async () => {
+    const dir = path.join(work, 'early-times');
+    const db = await openDb(`file://${dir}`);
+    await putStored(db, 'resource=a/data/id=1', { v: '1' });
+    const recorded = (JSON.parse(await readFile(path.join(dir, 'resource=a', 'data', 'id=1.meta.json'), 'utf8')) as { lastModified: string }).lastModified;
+    const earlier = new Date(Math.floor(Date.parse(recorded) / 1000) * 1000 - 5_000);
+    for (const file of ['id=1', 'id=1.meta.json']) await utimes(path.join(dir, 'resource=a', 'data', file), earlier, earlier);
+    const read = await db.client.getObject('resource=a/data/id=1');
+    for (const client of [db.client, throughClient(db.client)]) {
+      const [entry] = await collect(client, 'resource=a/');
+      expect(entry!.lastModified).toBe(recorded);
+      expect(new Date(read.LastModified as Date).toISOString()).toBe(recorded);
+    }
+    await db.disconnect();
+  });
+
   it('is lazy: objects written into a directory the walk has not reached yet are listed (the client listed everything at its first call)', async () => {
     const dir = path.join(work, 'lazy');
     const db = await openDb(`file://${dir}`);

@@ -9,8 +9,8 @@
  * - Memory holds the names of one directory per level of the walk (a resource's records share one
  *   directory, so about 100 bytes per record of the largest resource), and STAT_AT_ONCE entries.
  * - Entries are what the client's listing gives, keys relative to its key prefix: the body file's
- *   size, the ETag its metadata records, and as `lastModified` the later of the two files' mtimes
- *   (a metadata-only write rewrites only the metadata file; change detection relies on it). A file
+ *   size, the ETag its metadata records, and as `lastModified` the latest of the two files' mtimes
+ *   and the `lastModified` the metadata records (listedStamp). A file
  *   without a metadata file (a write's temporary file), or whose metadata is not JSON, and an
  *   expired object (TTL) are left out, as the client leaves them out (nothing is deleted here).
  *   Any other failure to read is thrown: a listing short of an object would have a backup leave
@@ -135,15 +135,38 @@ async function unlessGone<T>(io: () => Promise<T>): Promise<T | null> {
   }
 }
 
+/** What an object's metadata file records of it: its ETag, expiry and write time (`lastModified`, ISO; '' when not recorded). */
+export interface StoredHead {
+  etag: string;
+  expiresAt: number | null;
+  lastModified: string;
+}
+
 /**
- * The ETag and expiry of the object whose metadata file is `metaFile`; null when it is gone, or
- * is not JSON (the client leaves such an object out too). s3db.js writes that file as
- * `JSON.stringify(meta, null, 2)` with the object's body last (a copy of it as a JSON array of
- * numbers: a 4 MB body makes ~14 MB of JSON), so the top-level fields (two spaces in; the user's
+ * The stamp an object of s3db.js's file:// client is listed with: the latest of its body file's
+ * mtime, its metadata file's mtime (a metadata-only write rewrites only that file) and the
+ * `lastModified` that file records, which is what a read of the object gives (the time s3db.js
+ * took before writing). A read of the version listed then never gives a later stamp, which
+ * same-version.ts versionRead relies on: file times alone can be earlier than that recorded time
+ * (a file system keeping whole seconds, a copy by tar or zip, or the kernel's coarse clock,
+ * which lags by up to a tick), and such an object was taken for one rewritten while the backup
+ * read it, and stored again by every incremental (review-read F1). Change detection relies on
+ * the stamp moving on every write, which each of the three does.
+ */
+export function listedStamp(bodyMs: number, metaMs: number | null, recorded: string): string {
+  const written = Date.parse(recorded);
+  return new Date(Math.max(bodyMs, metaMs ?? bodyMs, Number.isFinite(written) ? written : bodyMs)).toISOString();
+}
+
+/**
+ * The ETag, expiry and recorded write time of the object whose metadata file is `metaFile`; null
+ * when it is gone, or is not JSON (the client leaves such an object out too). s3db.js writes that
+ * file as `JSON.stringify(meta, null, 2)` with the object's body last (a copy of it as a JSON array
+ * of numbers: a 4 MB body makes ~14 MB of JSON), so the top-level fields (two spaces in; the user's
  * metadata fields are four), each whole up to its line's end, are read from its head; a file
  * written otherwise, or whose head ends before them, is parsed whole.
  */
-async function storedHead(metaFile: string): Promise<{ etag: string; expiresAt: number | null } | null> {
+export async function storedHead(metaFile: string): Promise<StoredHead | null> {
   const head = await unlessGone(async () => {
     const handle = await open(metaFile, 'r');
     try {
@@ -158,12 +181,13 @@ async function storedHead(metaFile: string): Promise<{ etag: string; expiresAt: 
   // (each up to its line's end, never the end of the head: a value the head cuts is not taken)
   const etag = /^ {2}"etag": "([^"\\]*)",?\n/m.exec(head);
   const expiry = /^ {2}"expiresAt": (\d+|null),?\n/m.exec(head);
-  if (etag && expiry) return { etag: etag[1]!, expiresAt: expiry[1] === 'null' ? null : Number(expiry[1]) };
+  const written = /^ {2}"lastModified": "([^"\\]*)",?\n/m.exec(head);
+  if (etag && expiry && written) return { etag: etag[1]!, expiresAt: expiry[1] === 'null' ? null : Number(expiry[1]), lastModified: written[1]! };
   const text = await unlessGone(() => readFile(metaFile, 'utf8'));
   if (text === null) return null;
   try {
-    const whole = JSON.parse(text) as { etag?: unknown; expiresAt?: unknown };
-    return { etag: String(whole.etag ?? ''), expiresAt: typeof whole.expiresAt === 'number' ? whole.expiresAt : null };
+    const whole = JSON.parse(text) as { etag?: unknown; expiresAt?: unknown; lastModified?: unknown };
+    return { etag: String(whole.etag ?? ''), expiresAt: typeof whole.expiresAt === 'number' ? whole.expiresAt : null, lastModified: typeof whole.lastModified === 'string' ? whole.lastModified : '' };
   } catch {
     return null;
   }
@@ -179,16 +203,8 @@ async function described(found: { key: string; file: string }[], layout: FileSto
       // not JSON: the client leaves it out too
       if (!body || !meta || !metadata) return null;
       if (layout.expired(metadata)) return null;
-      // the stamp as listed before this walk (the body's `mtime`, which Node rounds to the
-      // millisecond, unless the metadata file's mtimeMs is later), so that an index taken before
-      // compares equal and an incremental does not store every object again
-      const bodyStamp = body.mtime.getTime();
-      return {
-        key,
-        size: body.size,
-        etag: metadata.etag.replace(/"/g, ''),
-        lastModified: new Date(meta.mtimeMs > bodyStamp ? meta.mtimeMs : bodyStamp).toISOString(),
-      };
+      // (the body's `mtime`, which Node rounds to the millisecond, as the client lists it)
+      return { key, size: body.size, etag: metadata.etag.replace(/"/g, ''), lastModified: listedStamp(body.mtime.getTime(), meta.mtimeMs, metadata.lastModified) };
     }),
   );
   return entries.filter((e): e is SourceEntry => e !== null);

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
-import { fileStorageLayout, listFileStorage } from './file-listing.js';
+import { fileStorageLayout, listedStamp, listFileStorage, storedHead } from './file-listing.js';
 import { listInRanges } from './ranged-listing.js';
 import { compareKeys } from './sorted-merge.js';
 
@@ -395,9 +395,9 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
  * s3db's file:// client lists the body file's mtime as an object's LastModified, but keeps the
  * object's metadata (where most records' values live) in `<file>.meta.json`: a metadata-only update
  * (`patch`, a copy of the object onto itself) rewrites only that file, and a put writes it after the
- * body. Change detection needs a stamp that moves on every write, so for file:// the stamp is the
- * later of the two files' mtimes. Null for other clients, or when the client's layout is not the
- * one known (s3db.js 21): the listed stamp is then used as it is.
+ * body. For file:// the stamp is the one file-listing.ts listedStamp gives (where this listing is
+ * the client's own, wrapped: file-listing.ts walks the files otherwise). Null for other clients, or
+ * when the client's layout is not the one known (s3db.js 21): the listed stamp is then used as it is.
  */
 function metadataFileOf(client: S3dbClientLike): ((key: string) => string) | null {
   if (client.constructor?.name !== 'FileSystemClient') return null;
@@ -409,14 +409,17 @@ function metadataFileOf(client: S3dbClientLike): ((key: string) => string) | nul
 
 const STAT_BATCH = 32;
 
-/** `entries` with each stamp moved to its metadata file's mtime where that is later (lazily, STAT_BATCH files at a time). */
+/** `entries` with each stamp as listedStamp gives it from its metadata file (lazily, STAT_BATCH files at a time). */
 async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: string) => string): AsyncIterable<SourceEntry> {
   for (let i = 0; i < entries.length; i += STAT_BATCH) {
     const batch = entries.slice(i, i + STAT_BATCH);
     await Promise.all(
       batch.map(async (entry) => {
-        const meta = await stat(metadataFile(entry.key)).catch(() => null); // gone since the listing: its read decides
-        if (meta && (entry.lastModified === '' || meta.mtimeMs > Date.parse(entry.lastModified))) entry.lastModified = new Date(meta.mtimeMs).toISOString();
+        // gone since the listing, or unreadable: its read decides
+        const [meta, head] = await Promise.all([stat(metadataFile(entry.key)).catch(() => null), storedHead(metadataFile(entry.key)).catch(() => null)]);
+        if (!meta && !head) return;
+        const body = Date.parse(entry.lastModified);
+        entry.lastModified = listedStamp(Number.isFinite(body) ? body : 0, meta?.mtimeMs ?? null, head?.lastModified ?? '');
       }),
     );
     yield* batch;

@@ -49,11 +49,14 @@ export interface ReadVersion {
  * Invariant: the listed entry only when the read is that version: the same ETag, and a
  * Last-Modified no later than the listed stamp. A later version was written after the listing saw
  * the listed one, so its stamp is later: S3 answers a GET with whole seconds (the listed stamp's
- * second, for the listed version), file:// with the time its write began (before the file times
- * the listing shows), memory:// with the listed stamp itself. Left undetected: a rewrite keeping
- * the body (an s3db.js metadata-only update) in the same second as the listed version on an S3
- * store that lists milliseconds; on one that lists whole seconds sameVersion never trusts such a
- * stamp. Otherwise the read's own ETag, size and stamp ('' when the read gave none).
+ * second, for the listed version), file:// with the write time its metadata file records (which
+ * the listed stamp includes: file-listing.ts listedStamp), memory:// with the listed stamp itself.
+ * A client whose read gives a later stamp for the version listed has every object stored again by
+ * every incremental (review-read F1: file times alone, before listedStamp). Left undetected: a
+ * rewrite keeping the body (an s3db.js metadata-only update) in the same second as the listed
+ * version on an S3 store that lists milliseconds; on one that lists whole seconds sameVersion
+ * never trusts such a stamp. Otherwise the read's own ETag, size and stamp ('' when the read gave
+ * none).
  */
 export function versionRead(listed: SourceEntry, read: ReadVersion): SourceEntry {
   const etag = (read.etag ?? '').replace(/"/g, '');
