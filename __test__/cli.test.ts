@@ -708,6 +708,10 @@ describe('progress on stderr', () => {
     expect(await shown([], 'interrupted')).toBe('');
   });
 
+  it("a verification's line counts the backup's files it read, not database objects (walk-27 F2: 'verify: 6 of 6 objects' beside 6,567)", async () => {
+    expect(await shown([{ phase: 'verify', objects: 6, totalObjects: 6, done: true }])).toMatch(/^verify: 6 of 6 backup files, .*\(done\)\n$/);
+  });
+
   it('Ctrl-C in the middle of a restore: the command says how far it had got before what to do', async () => {
     // a database of 1,500 objects: its restore into file:// takes seconds, Ctrl-C comes at its first progress line
     const from = `file://${path.join(work, 'many')}`;

@@ -44,16 +44,16 @@ export class ProgressDisplay {
     this.stop();
     if (e === null || e.done) return;
     const of = e.totalObjects === null ? '' : ` of ${count(e.totalObjects)}`;
-    this.stream.write(`${e.phase}: at least ${count(e.objects)}${of} objects done when interrupted\n`);
+    this.stream.write(`${e.phase}: at least ${count(e.objects)}${of} ${unitOf(e)} done when interrupted\n`);
   }
 
   private drawBar(e: ProgressEvent): void {
-    const payload = { phase: e.phase.padEnd(7), data: bytes(e.bytes), rate: `${bytes(e.bytesPerSecond)}/s`, left: e.etaSeconds === null ? '?' : duration(e.etaSeconds * 1000) };
+    const payload = { phase: e.phase.padEnd(7), unit: unitOf(e), data: bytes(e.bytes), rate: `${bytes(e.bytesPerSecond)}/s`, left: e.etaSeconds === null ? '?' : duration(e.etaSeconds * 1000) };
     const total = Math.max(e.totalObjects ?? 0, e.objects, 1);
     if (this.phase !== e.phase || this.bar === null) {
       this.stop();
       this.bar = new cliProgress.SingleBar(
-        { stream: this.stream, format: '{phase} [{bar}] {value}/{total} objects | {data} | {rate} | {left} left', hideCursor: true, clearOnComplete: false },
+        { stream: this.stream, format: '{phase} [{bar}] {value}/{total} {unit} | {data} | {rate} | {left} left', hideCursor: true, clearOnComplete: false },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(total, e.objects, payload);
@@ -79,6 +79,11 @@ export class ProgressDisplay {
     this.lastLine = now;
     const of = e.totalObjects === null ? '' : ` of ${count(e.totalObjects)}`;
     const left = e.done || e.etaSeconds === null ? '' : `, about ${duration(e.etaSeconds * 1000)} left`;
-    this.stream.write(`${e.phase}: ${count(e.objects)}${of} objects, ${bytes(e.bytes)}, ${bytes(e.bytesPerSecond)}/s${left}${e.done ? ' (done)' : ''}\n`);
+    this.stream.write(`${e.phase}: ${count(e.objects)}${of} ${unitOf(e)}, ${bytes(e.bytes)}, ${bytes(e.bytesPerSecond)}/s${left}${e.done ? ' (done)' : ''}\n`);
   }
+}
+
+/** What a phase counts: a verification reads the backup's own files (parts and index), the others database objects (walk-27 F2: "verify: 6 of 6 objects" beside 6,567). */
+function unitOf(e: ProgressEvent): string {
+  return e.phase === 'verify' ? 'backup files' : 'objects';
 }

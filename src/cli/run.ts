@@ -11,7 +11,7 @@ import { main } from './main.js';
 import { ProgressDisplay } from './progress.js';
 
 const INTERRUPTED: Record<string, string> = {
-  restore: 'restore interrupted: the database may be partly restored. Run the same command again (a restore is idempotent).',
+  restore: 'restore interrupted: the database may be partly restored. Run the same command again (a restore is idempotent); into a file:// database, then remove the *.tmp.* files interrupted writes left beside its records (README runbook, step 8).',
   backup: 'backup interrupted: it was not committed and is not listed; the next backup removes what it wrote.',
 };
 
