@@ -173,6 +173,10 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
     ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
     ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
+    // merge and skip settle partition references besides the objects (walk-27: a merge that removed a stale one said "0 deleted")
+    ...(report.partitionReferences.deleted + report.partitionReferences.created === 0
+      ? []
+      : [`partition references: ${count(report.partitionReferences.deleted)} deleted (those of each record overwritten, before the backup's were written back, and stale ones), ${count(report.partitionReferences.created)} created`]),
     ...report.sourceFailures.map((f) => `note: ${f.path ?? 'a copy'} at ${f.label} could not be used (${f.error}); the restore read another destination's copy`),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ];
