@@ -743,6 +743,7 @@ describe('progress on stderr', () => {
     const ended = await run.done;
     expect(ended.code).toBe(130);
     expect(ended.stderr).toMatch(/restore: at least [\d,]+ of 1,50\d objects done when interrupted\n\nrestore interrupted: the database may be partly restored/);
+    expect(ended.stderr).toContain('remove the *.tmp.* files'); // the target is a file:// database
   }, 120_000);
 
   it('a quiet spell gets its own line, saying how long and what may cause it, and the work going on again is said at once (not held back as the every-10-s lines are)', async () => {

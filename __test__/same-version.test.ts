@@ -65,7 +65,7 @@ describe('versionRead: the version a backup records for an object it listed, the
     // AWS S3 lists whole seconds: the same stamp
     const s = listed('2026-12-03T10:00:00.000Z');
     expect(versionRead(s, { etag: EMPTY, size: 0, lastModified: new Date('2026-12-03T10:00:00.000Z') })).toBe(s);
-    // file://: the write began (the stamp a read gives) before the file times the listing shows
+    // file://: the write time its .meta.json records (what a read gives), which the listed stamp covers
     expect(versionRead(ms, { etag: EMPTY, size: 0, lastModified: '2026-12-03T09:59:59.990Z' })).toBe(ms);
     // kept as listed, size included (s3db.js's file client lists the size on disk, compressed or not)
     expect(versionRead(listed('2026-12-03T10:00:00.123Z', { size: 40 }), { etag: EMPTY, size: 0, lastModified: '2026-12-03T10:00:00.000Z' }).size).toBe(40);

@@ -11,9 +11,10 @@ import { main } from './main.js';
 import { ProgressDisplay } from './progress.js';
 
 const INTERRUPTED: Record<string, string> = {
-  restore: 'restore interrupted: the database may be partly restored. Run the same command again (a restore is idempotent); into a file:// database, then remove the *.tmp.* files interrupted writes left beside its records (README runbook, step 8).',
+  restore: 'restore interrupted: the database may be partly restored. Run the same command again (a restore is idempotent).',
   backup: 'backup interrupted: it was not committed and is not listed; the next backup removes what it wrote.',
 };
+const FILE_TEMPS = 'Into a file:// database: once no restore runs, remove the *.tmp.* files interrupted writes left beside its records (README runbook, step 8).';
 
 export async function run(): Promise<void> {
   // The AWS SDK's notice that its releases after January 2027 need Node 22 (nine lines on stderr
@@ -31,6 +32,8 @@ export async function run(): Promise<void> {
     }
     progress.interrupted();
     process.stderr.write(`\n${INTERRUPTED[command] ?? 'interrupted.'}\n`);
+    // s3db.js's file client writes through temp files, which a kill leaves and nothing lists
+    if (command === 'restore' && argv.some((a) => a.includes('file://'))) process.stderr.write(`${FILE_TEMPS}\n`);
     process.exit(exitCode);
   };
   process.on('SIGINT', onSignal('Ctrl-C', 130));

@@ -185,9 +185,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   let objectsDeleted = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
-    // a restore of some resources counts their objects, not the whole backup's (walk-27 F1: "1 of 6,567, about 3h23m left", done at 4,065)
-    const total = o.resources ? [...plan.values()].reduce((n, r) => n + r.objects, 0) : target.totals.objects;
-    const meter = new ProgressMeter(target.id, 'restore', total, o.onProgress, o.progressIntervalMs);
+    // the objects of the resources restored, not the whole backup's (walk-27 F1: "1 of 6,567, about 3h23m left", done at 4,065)
+    const meter = new ProgressMeter(target.id, 'restore', [...plan.values()].reduce((n, r) => n + r.objects, 0), o.onProgress, o.progressIntervalMs);
     const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
     await ensureDefinitions(o.target, target, [...logical]);
     const run: RestoreRun = { o, target, logical, named, targetObjects, verbatimSchema, refs, put, leaves: unchangedTest(o), meter, tally };

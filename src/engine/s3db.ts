@@ -416,7 +416,8 @@ async function* withMetadataStamps(entries: SourceEntry[], metadataFile: (key: s
     await Promise.all(
       batch.map(async (entry) => {
         // gone since the listing, or unreadable: its read decides
-        const [meta, head] = await Promise.all([stat(metadataFile(entry.key)).catch(() => null), storedHead(metadataFile(entry.key)).catch(() => null)]);
+        const file = metadataFile(entry.key);
+        const [meta, head] = await Promise.all([stat(file).catch(() => null), storedHead(file).catch(() => null)]);
         if (!meta && !head) return;
         const body = Date.parse(entry.lastModified);
         entry.lastModified = listedStamp(Number.isFinite(body) ? body : 0, meta?.mtimeMs ?? null, head?.lastModified ?? '');
