@@ -394,6 +394,51 @@ describe('partition references', () => {
     await p.stop();
   });
 
+  // (body-only: the partition field is in the body, which the merge decodes)
+  for (const behavior of ['user-managed', 'body-only'] as const) it(`a merge keeps each record that did not change partition listed in it while it runs, and lists one that moved under the backup's value once written (${behavior}; walk-27 F0)`, async () => {
+    const plans: Record<string, string> = {};
+    for (let i = 0; i < 24; i++) plans[`u${String(i).padStart(2, '0')}`] = i % 3 === 0 ? 'free' : 'pro';
+    const db = await openDb(connection('live-partitions'));
+    await db.createResource({ name: 'users', behavior, timestamps: true, attributes: { name: 'string', plan: 'string' }, partitions: { byPlan: { fields: { plan: 'string' } } }, asyncPartitions: false });
+    await insertPlans(db, plans);
+    const p = await withPlugin(db);
+    const backup = await p.createBackup();
+    // every record changes after the backup (so the merge overwrites each); three change partition
+    const moved = ['u01', 'u09', 'u20'];
+    for (const id of Object.keys(plans)) await users(db).update(id, { name: `${id} renamed`, ...(moved.includes(id) ? { plan: plans[id] === 'pro' ? 'free' : 'pro' } : {}) });
+    const refKey = (id: string, plan: string) => `resource=users/partition=byPlan/plan=${plan}/id=${id}`;
+    const listed = async () => new Set((await db.client.listObjects({ prefix: 'resource=users/partition=byPlan/' })).Contents?.map((o: { Key: string }) => o.Key.replace(/^.*?(?=resource=)/, '')) ?? []);
+    // observed, not faked: every write of the merge, and the partition listing before each record's
+    const puts: string[] = [];
+    const missing = new Set<string>();
+    const unhook = hookStore(db, {
+      put: async (key, write) => {
+        if (key.startsWith('resource=users/data/')) {
+          const refs = await listed();
+          for (const id of Object.keys(plans)) if (!moved.includes(id) && !refs.has(refKey(id, plans[id]!))) missing.add(id);
+        }
+        puts.push(key);
+        return write();
+      },
+    });
+    const result = await p.restore(backup.id, { mode: 'merge' });
+    unhook();
+    expect({ writes: puts.filter((k) => k.startsWith('resource=users/data/')).length, missing: [...missing] }).toEqual({ writes: 24, missing: [] });
+    // only the moved records' references under their newer values were stale
+    expect(result.partitionReferences).toEqual({ deleted: moved.length, created: 0 });
+    // a moved record's reference under the backup's value is written after the record, before the
+    // sweep of the backup's references (which begins with the first reference of a record that stayed)
+    const sweep = puts.findIndex((k) => k.includes('/partition=') && !moved.some((id) => k.endsWith(`/id=${id}`)));
+    const order = moved.map((id) => {
+      const at = puts.indexOf(refKey(id, plans[id]!));
+      return { id, afterRecord: at > puts.indexOf(`resource=users/data/id=${id}`), beforeSweep: at < sweep };
+    });
+    expect(order).toEqual(moved.map((id) => ({ id, afterRecord: true, beforeSweep: true })));
+    for (const plan of ['free', 'pro']) expect(await byPlan(db, plan)).toEqual(Object.keys(plans).filter((id) => plans[id] === plan));
+    expect(await users(db).count({ partition: 'byPlan', partitionValues: { plan: 'free' } })).toBe(8);
+    await p.stop();
+  });
+
   it('a merge that dies midway (after overwriting a record that changed partition) ends right when run again', async () => {
     const { db, p, backup } = await movedAfterBackup('crash', { u1: 'pro', u2: 'pro' });
     const repair = failWritesOf(db, 'resource=users/data/id=u2'); // fault injection: writing u2 fails, after u1

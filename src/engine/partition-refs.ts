@@ -13,10 +13,14 @@
  *
  * What is done (references are derived data: deleting a stale one loses nothing, rewriting a
  * correct one is idempotent; data objects are never touched here):
- * - merge, while writing: before a record the target has is overwritten, its references (from its
- *   values and the target's definition at that moment) are deleted; the backup's own references
- *   come later in key order (`data/` sorts before `partition=`), and the caller drains the
- *   group's data writes before writing them.
+ * - merge, while writing (overwrite()): before a record the target has is overwritten, the
+ *   references its values give (the target's definition at that moment) that the backup's
+ *   version of it will not have are deleted; right after, the backup version's references the
+ *   target lacked are written, in the partitions defined alike on both sides. A record whose
+ *   partition values did not change keeps its references throughout, so the application's
+ *   partition queries keep finding it while the merge runs. The backup's own references come
+ *   again later in key order (`data/` sorts before `partition=`; the caller drains the group's
+ *   data writes before writing them) and are written as any object.
  * - skip, while writing: a backup reference the target lacks is written only if the record as it
  *   now stands gives exactly that key (partition defined alike on both sides); otherwise it is
  *   written and its partition checked afterwards.
@@ -24,11 +28,13 @@
  *   drifted from the backup's definition, or was left unchecked by skip, is checked (record read,
  *   reference deleted unless it is the key the record's values give), and every backup record gets
  *   its keys in the drifted partitions.
- * Cost: merge reads each backup record the target has once more; skip reads the record of each
+ * Cost: merge reads each backup record the target has once more (and decodes the backup's version
+ * of it, in memory); skip reads the record of each
  * backup reference the target lacks; drifted partitions read one record per reference and per
  * backup record. A reference whose record does not exist is left alone. Failures propagate.
  */
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import type { ArchiveRecord } from './archive.js';
 import { BoundedWriter } from './bounded-writer.js';
 import type { Manifest } from './manifest.js';
 import { buildResource, partitionsOf, type ResourceDefinition } from './reload.js';
@@ -42,6 +48,15 @@ interface PartitionedResource {
   get(id: string): Promise<RecordData>;
   getPartitionKey(o: { partitionName: string; id: string; data: RecordData }): string | null;
   dispose?(): void;
+  /** s3db.js 21's decoder of a record's stored object (what get() does after its GET); absent elsewhere. */
+  _persistence?: { hydrateObject?(id: string, stored: StoredObject, key: string): Promise<RecordData> };
+}
+/** What s3db.js's hydrateObject reads of a GetObject answer. */
+interface StoredObject {
+  Metadata: Record<string, string>;
+  ContentLength: number;
+  ContentType?: string;
+  Body: { transformToByteArray(): Promise<Uint8Array> };
 }
 
 const REF = /^resource=([^/]+)\/partition=([^/]+)\/.+\/id=(.+)$/s;
@@ -91,7 +106,7 @@ export class PartitionRefs {
     return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore);
   }
 
-  /** Merge: whether overwriting a record of `group` reads it first (the target defines partitions for it: beforeOverwrite). */
+  /** Merge: whether overwriting a record of `group` reads it first (the target defines partitions for it: overwrite()). */
   overwriteReads(group: string): boolean {
     const resource = this.before.get(group);
     return this.mode === 'merge' && resource !== undefined && Object.keys(partitionDefs(resource)).length > 0;
@@ -103,23 +118,40 @@ export class PartitionRefs {
   }
 
   /**
-   * Merge, record data key `key` about to be overwritten: deletes the target's references of the
-   * record it holds now (read with the target's definition). Deleting BEFORE the write keeps a
-   * crash safe: run again, the restore reads the record as it then stands (old or already the
-   * backup's) and ends with the backup's references only.
+   * Merge: overwrites the target's version of the record data object `record` through `write`
+   * (returns what `write` does), keeping the record's partition references right at every step:
+   * 1. the references the target's version gives (read with the target's definition) that the
+   *    backup's version will not have are deleted, BEFORE the write: a crash after the write
+   *    leaves no stale reference, since run again, the restore reads the record as it then stands
+   *    (old or already the backup's) and deletes what that version has and the backup's lacks;
+   * 2. the write;
+   * 3. the backup version's references that the target's lacked are written, in the partitions
+   *    defined alike on both sides (its own references, which the references sweep writes again;
+   *    a crash before them leaves them to the sweep of the run again).
+   * A reference both versions have is never deleted. When the backup's version cannot be decoded
+   * with the target's definition (or s3db.js lacks the decoder), every reference of the target's
+   * version is deleted in step 1 and step 3 writes none: the record is then missing from its
+   * partitions until the references sweep, as with no decoding at all.
    */
-  async beforeOverwrite(group: string, key: string): Promise<void> {
+  async overwrite(group: string, record: ArchiveRecord, write: () => Promise<boolean>): Promise<boolean> {
     const resource = this.before.get(group);
-    const id = recordIdOf(group, key);
-    if (this.mode !== 'merge' || !resource || id === null || Object.keys(partitionDefs(resource)).length === 0) return;
+    const id = recordIdOf(group, record.header.key);
+    const names = resource ? Object.keys(partitionDefs(resource)) : [];
+    if (this.mode !== 'merge' || !resource || id === null || names.length === 0) return write();
     const old = await this.read(resource, group, id);
-    if (old === null) return;
-    const keys = Object.keys(partitionDefs(resource))
-      .map((partitionName) => resource.getPartitionKey({ partitionName, id, data: old }))
-      .filter((k): k is string => k !== null);
-    if (keys.length === 0) return;
-    await deleteKeys(this.db.client, keys, `the partition references of ${group} record ${id} (before overwriting it)`);
-    this.deleted += keys.length;
+    const incoming = await decodeStored(resource, id, record);
+    const alike = names.filter((p) => sameJson(partitionDefs(resource)[p], this.backupPartitions.get(group)?.[p]));
+    const oldKeys = old === null ? [] : partitionKeys(resource, names, id, old);
+    const newKeys = incoming === null ? [] : partitionKeys(resource, alike, id, incoming);
+    const stale = oldKeys.filter((k) => !newKeys.includes(k));
+    if (stale.length > 0) {
+      await deleteKeys(this.db.client, stale, `the partition references of ${group} record ${id} (before overwriting it)`);
+      this.deleted += stale.length;
+    }
+    if (!(await write())) return false;
+    // (not counted as created: they are the backup's own references, counted when the sweep writes them)
+    for (const key of newKeys) if (!oldKeys.includes(key)) await this.putRef(resource, key);
+    return true;
   }
 
   /** Skip, backup reference `key` that the target lacks: whether to write it. */
@@ -184,12 +216,17 @@ export class PartitionRefs {
     for (const partitionName of partitions) {
       const key = resource.getPartitionKey({ partitionName, id, data });
       if (key === null) continue;
-      try {
-        await this.db.client.putObject({ key, metadata: { _v: String(resource.version ?? 'v1') }, body: Buffer.alloc(0) });
-      } catch (err) {
-        throw refreshError(`could not write partition reference ${key}`, err);
-      }
+      await this.putRef(resource, key);
       this.created++;
+    }
+  }
+
+  /** Writes the partition reference `key` as s3db.js does (an empty body, the resource's version). */
+  private async putRef(resource: PartitionedResource, key: string): Promise<void> {
+    try {
+      await this.db.client.putObject({ key, metadata: { _v: String(resource.version ?? 'v1') }, body: Buffer.alloc(0) });
+    } catch (err) {
+      throw refreshError(`could not write partition reference ${key}`, err);
     }
   }
 
@@ -237,6 +274,28 @@ export class PartitionRefs {
       }
       throw refreshError(`could not read ${group} record ${id} to check its partition references`, err);
     }
+  }
+}
+
+/** The keys record `id` with values `data` has in `partitions` of `resource` (a partition whose fields it lacks gives none). */
+function partitionKeys(resource: PartitionedResource, partitions: string[], id: string, data: RecordData): string[] {
+  return partitions.map((partitionName) => resource.getPartitionKey({ partitionName, id, data })).filter((k): k is string => k !== null);
+}
+
+/**
+ * The record the backup's stored object `record` holds, decoded as resource.get() would decode it
+ * once written (s3db.js's own decoder, fed the object from memory: no request), or null when it
+ * cannot be: the caller then assumes nothing of its partition values.
+ */
+async function decodeStored(resource: PartitionedResource, id: string, record: ArchiveRecord): Promise<RecordData | null> {
+  const persistence = resource._persistence;
+  if (typeof persistence?.hydrateObject !== 'function') return null;
+  const { header, body } = record;
+  const stored: StoredObject = { Metadata: header.metadata ?? {}, ContentLength: body.length, ContentType: header.contentType, Body: { transformToByteArray: () => Promise.resolve(body) } };
+  try {
+    return await persistence.hydrateObject(id, stored, header.key);
+  } catch {
+    return null; // (a version the target's definition does not decode: handled as undecoded, see overwrite())
   }
 }
 

@@ -391,9 +391,9 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
     // the application may define resources while the restore runs: kept, not overwritten
     await writeBackupDefinitions(o.target, record.body);
   } else {
-    if (refs && isRecord(key) && present) await refs.beforeOverwrite(group, key);
     // skip: a key the application writes after the listing above is its own, not overwritten
-    if (!(await putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell))) return;
+    const write = () => putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell);
+    if (!(refs && isRecord(key) && present ? await refs.overwrite(group, record, write) : await write())) return;
   }
   counted(tally, record);
   meter.add(1, record.body.length);
