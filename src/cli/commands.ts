@@ -176,7 +176,7 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
     // merge and skip settle partition references besides the objects (walk-27: a merge that removed a stale one said "0 deleted")
     ...(report.partitionReferences.deleted + report.partitionReferences.created === 0
       ? []
-      : [`partition references: ${count(report.partitionReferences.deleted)} deleted (those of each record overwritten, before the backup's were written back, and stale ones), ${count(report.partitionReferences.created)} created`]),
+      : [`partition references: ${count(report.partitionReferences.deleted)} deleted (stale: of records whose partition values the backup's version changes, or in partitions defined otherwise than in the backup), ${count(report.partitionReferences.created)} created`]),
     ...report.sourceFailures.map((f) => `note: ${f.path ?? 'a copy'} at ${f.label} could not be used (${f.error}); the restore read another destination's copy`),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ];

@@ -132,10 +132,10 @@ export interface RestoreReport {
   objectsDeleted: number;
   bytesWritten: number;
   /**
-   * Merge and skip, beyond the objects above: partition references deleted (every reference an
-   * overwritten record had, including ones the backup then wrote again, and stale ones found by
-   * checks) and created (in partitions defined differently from the backup); replace, and any dry
-   * run (they are found while writing): zeros.
+   * Merge and skip, beyond the objects above: partition references deleted (stale ones: those an
+   * overwritten record had and the backup's version of it has not, and those checks found) and
+   * created (in partitions defined differently from the backup); replace, and any dry run (they
+   * are found while writing): zeros.
    */
   partitionReferences: { deleted: number; created: number };
   /** Destinations that failed for some object (the restore used another one for it). */
