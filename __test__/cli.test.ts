@@ -206,6 +206,27 @@ describe('s3db-backup command line', () => {
     expect(again.stdout).not.toContain('partition references:');
   }, 120_000);
 
+  it("a merge's dry run counts the target's objects the backup lacks as kept, and sums its plan (walk-27: no totals, no word of what a merge keeps)", async () => {
+    const into = `file://${path.join(work, 'kept')}`;
+    const first = await cli(['restore', backupId, '--directory', backups, '--into', into, '--yes']);
+    expect(first.code, first.stderr).toBe(0);
+    const db = await openDb(into);
+    // written after the backup: its data object and its references in byPlan and the two partitions timestamps add
+    await (db.resources.users as unknown as { insert(v: object): Promise<unknown> }).insert({ id: 'u99999', name: 'new', email: 'new@example.com', password: 'pw', plan: 'pro' });
+    const plan = await cli(['restore', backupId, '--directory', backups, '--into', into, '--mode', 'merge', '--dry-run', '--json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    const rows = (JSON.parse(plan.stdout) as { resources: { name: string; created: number; overwritten: number; unchanged: number; skipped: number; deleted: number; kept: number }[] }).resources;
+    expect(Object.fromEntries(rows.map((r) => [r.name, r.kept]))).toEqual(Object.fromEntries(rows.map((r) => [r.name, r.name === 'users' ? 4 : 0])));
+    const written = rows.reduce((n, r) => n + r.created + r.overwritten, 0);
+    expect(written).toBeGreaterThan(0);
+    const text = await cli(['restore', backupId, '--directory', backups, '--into', into, '--mode', 'merge', '--dry-run']);
+    expect(text.stdout).toMatch(/^ +users +.* 0 deleted, 4 kept$/m);
+    expect(text.stdout).toMatch(new RegExp(`^in all: ${written.toLocaleString('en-US')} objects would be written \\(0 created, ${written.toLocaleString('en-US')} overwritten\\), 0 deleted, 4 left as they are \\(0 unchanged, 0 skipped, 4 kept\\)$`, 'm'));
+    // a replace deletes them instead
+    const replace = await cli(['restore', backupId, '--directory', backups, '--into', into, '--dry-run', '--json']);
+    expect((JSON.parse(replace.stdout) as { resources: { name: string; deleted: number; kept: number }[] }).resources.find((r) => r.name === 'users')).toMatchObject({ deleted: 4, kept: 0 });
+  }, 120_000);
+
   it("show says what each number of a resource's line is: the records and objects a restore gives, then an incremental's own parts (objects stored, their bodies' bytes, objects deleted since its parent: a record deleted and a partition reference moved are objects, not records; runbook3am F1)", async () => {
     const dir = path.join(work, 'show-counts');
     await cp(path.join(work, 'source'), dir, { recursive: true });

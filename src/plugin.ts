@@ -730,7 +730,7 @@ export class BackupPlugin extends EventEmitter {
     const warnings: string[] = [];
     if (opened.absent) {
       // no s3db.json: a new location, or a database whose s3db.json alone was lost
-      const held = report.resources.reduce((n, r) => n + r.overwritten + r.unchanged + r.skipped + r.deleted, 0);
+      const held = report.resources.reduce((n, r) => n + r.overwritten + r.unchanged + r.skipped + r.deleted + r.kept, 0);
       warnings.push(
         held === 0
           ? `there is no database at ${opened.location} yet: this restore would create it there (check the location)`

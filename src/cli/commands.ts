@@ -18,6 +18,7 @@ import { backupTable, bytes, count, duration, inCommandTerms, verdict } from './
 import { rewrapAll } from './rewrap.js';
 import { paths } from '../engine/layout.js';
 import type { ResourceStats } from '../engine/manifest.js';
+import type { ResourceRestoreReport } from '../engine/restore.js';
 import { DEFAULT_PASSPHRASE_ENV } from './plugin-options.js';
 
 export interface CommandIo {
@@ -171,8 +172,8 @@ async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { ba
 function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into: string): string[] {
   return [
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
-    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted`),
-    ...(report.dryRun ? [] : [`${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`]),
+    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted, ${count(r.kept)} kept`),
+    report.dryRun ? planTotals(report.resources) : `${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`,
     // merge and skip settle partition references besides the objects (walk-27: a merge that removed a stale one said "0 deleted")
     ...(report.partitionReferences.deleted + report.partitionReferences.created === 0
       ? []
@@ -180,6 +181,13 @@ function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into:
     ...report.sourceFailures.map((f) => `note: ${f.path ?? 'a copy'} at ${f.label} could not be used (${f.error}); the restore read another destination's copy`),
     ...report.warnings.map((w) => `WARNING: ${w}`),
   ];
+}
+
+/** A dry run's plan summed over its resources (walk-27: a plan of many resources had no totals). */
+function planTotals(rows: ResourceRestoreReport[]): string {
+  const sum = (field: 'created' | 'overwritten' | 'unchanged' | 'skipped' | 'deleted' | 'kept') => rows.reduce((n, r) => n + r[field], 0);
+  const [created, overwritten, unchanged, skipped, kept] = [sum('created'), sum('overwritten'), sum('unchanged'), sum('skipped'), sum('kept')];
+  return `in all: ${count(created + overwritten)} objects would be written (${count(created)} created, ${count(overwritten)} overwritten), ${count(sum('deleted'))} deleted, ${count(unchanged + skipped + kept)} left as they are (${count(unchanged)} unchanged, ${count(skipped)} skipped, ${count(kept)} kept)`;
 }
 
 async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {

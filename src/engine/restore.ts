@@ -116,6 +116,14 @@ export interface ResourceRestoreReport {
   unchanged: number;
   skipped: number;
   deleted: number;
+  /**
+   * Objects of the resource the target holds and the backup lacks, left as they are: a merge's or
+   * skip's (records written since the backup, say), and those a replace does not delete (the
+   * records a filtered backup's filter left out; plugin state the backup did not include; keys
+   * s3db.js's client cannot address). Among a merge's, partition references that turn out stale
+   * once the backup's records are written are deleted (partitionReferences counts them).
+   */
+  kept: number;
 }
 
 export interface RestoreReport {
@@ -634,7 +642,7 @@ async function planRestore(
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
-  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, skippedRecords: 0 });
+  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, kept: 0, skippedRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
   const leaves = unchangedTest(o);
   const unchangedIn: VersionsNamed = new Map(); // per group, per chain member: the unchanged objects it holds
@@ -660,12 +668,14 @@ async function planRestore(
         countVersion(unchangedIn, r.name, step.entry.b);
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
-      if (unaddressable(o.target.client, key)) unreachable.add(key);
-      else {
+      if (unaddressable(o.target.client, key)) {
+        unreachable.add(key); // left in place, with a warning
+        r.kept++;
+      } else {
         r.deleted++;
         if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
       }
-    }
+    } else r.kept++;
   }
   // a member whose pass does not list the target (writeMembersInTurn) cannot tell: it writes them
   for (const [group, members] of unchangedIn) {
