@@ -49,7 +49,7 @@ interface PartitionedResource {
   getPartitionKey(o: { partitionName: string; id: string; data: RecordData }): string | null;
   dispose?(): void;
   /** s3db.js 21's decoder of a record's stored object (what get() does after its GET); absent elsewhere. */
-  _persistence?: { hydrateObject?(id: string, stored: StoredObject, key: string): Promise<RecordData> };
+  hydrateClientObject?(id: string, stored: StoredObject): Promise<RecordData>;
 }
 /** What s3db.js's hydrateObject reads of a GetObject answer. */
 interface StoredObject {
@@ -288,12 +288,11 @@ function partitionKeys(resource: PartitionedResource, partitions: string[], id: 
  * cannot be: the caller then assumes nothing of its partition values.
  */
 async function decodeStored(resource: PartitionedResource, id: string, record: ArchiveRecord): Promise<RecordData | null> {
-  const persistence = resource._persistence;
-  if (typeof persistence?.hydrateObject !== 'function') return null;
+  if (typeof resource.hydrateClientObject !== 'function') return null;
   const { header, body } = record;
   const stored: StoredObject = { Metadata: header.metadata ?? {}, ContentLength: body.length, ContentType: header.contentType, Body: { transformToByteArray: () => Promise.resolve(body) } };
   try {
-    return await persistence.hydrateObject(id, stored, header.key);
+    return await resource.hydrateClientObject(id, stored);
   } catch {
     return null; // (a version the target's definition does not decode: handled as undecoded, see overwrite())
   }
