@@ -22,6 +22,8 @@ import { S3db } from 's3db.js';
 import { BackupPlugin } from '../src/index.js';
 import { mulberry32 } from '../benches/corpus.js';
 import { activeImplementation, nativeVersion } from '../src/codec/index.js';
+import { unitOf } from '../src/cli/progress.js';
+import type { ProgressEvent } from '../src/engine/progress.js';
 import { bodyToBuffer, listObjects, mapOrdered, type DatabaseLike } from '../src/engine/s3db.js';
 
 const { values } = parseArgs({ options: { records: { type: 'string', default: '100000' }, keep: { type: 'boolean', default: false } } });
@@ -217,10 +219,10 @@ async function main(): Promise<void> {
 /** Prints a plugin's progress (backup, verify, restore) at most every 5 s. */
 function showProgress(plugin: BackupPlugin): void {
   let last = 0;
-  plugin.on('plg:backup:progress', (p: { phase: string; objects: number; objectsPerSecond: number }) => {
+  plugin.on('plg:backup:progress', (p: ProgressEvent) => {
     if (Date.now() - last > 5000) {
       last = Date.now();
-      say(`   ${p.phase}: ${p.objects.toLocaleString()} objects (${Math.round(p.objectsPerSecond).toLocaleString()}/s)`);
+      say(`   ${p.phase}: ${p.objects.toLocaleString()} ${unitOf(p)} (${Math.round(p.objectsPerSecond).toLocaleString()}/s)`);
     }
   });
 }

@@ -84,6 +84,6 @@ export class ProgressDisplay {
 }
 
 /** What a phase counts: a verification reads the backup's own files (parts and index), the others database objects (walk-27 F2: "verify: 6 of 6 objects" beside 6,567). */
-function unitOf(e: ProgressEvent): string {
+export function unitOf(e: Pick<ProgressEvent, 'phase'>): string {
   return e.phase === 'verify' ? 'backup files' : 'objects';
 }
