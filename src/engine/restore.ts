@@ -133,6 +133,12 @@ export interface RestoreReport {
   chain: string[];
   mode: RestoreMode;
   dryRun: boolean;
+  /**
+   * Per resource: a dry run's plan; after a restore, what its writes did (created, overwritten,
+   * unchanged, skipped, and a replace's deleted, as counted while writing; created is the plan's,
+   * at most as many as were written), which can differ from the plan on a live database. `kept`
+   * and logical (filtered) resources' rows are the plan's.
+   */
   resources: ResourceRestoreReport[];
   /** s3db.js plugin dialect: per resource, records the database holds as the backup has them afterwards (written, or left in place unchanged; not those mode skip kept), and records in the backup. */
   restored: { name: string; recordsRestored: number; totalRecords: number }[];
@@ -189,7 +195,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
   ];
 
-  const tally: WriteTally = { objects: 0, bytes: 0, notInSnapshot: 0 };
+  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0 };
   let objectsDeleted = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
@@ -222,8 +228,12 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     if (tally.notInSnapshot > 0) {
       warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
-    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, (key) => inScope(key) && replaceDeletes(target, logical, key));
-    if (!verbatimSchema && (await mergeDefinitions(o.target, target, definitionNames, o.mode))) tally.objects++;
+    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key));
+    if (!verbatimSchema) {
+      // s3db.json, passed over by the writes: its definitions merged with the target's
+      if (await mergeDefinitions(o.target, target, definitionNames, o.mode)) counted(tally, { header: { key: 's3db.json', size: 0 }, body: Buffer.alloc(0) });
+      else outcomeOf(tally, DATABASE_GROUP).unchanged++;
+    }
     meter.finish();
     const uncleared = await clearResourceCaches(o.target, resourceGroups);
     if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
@@ -243,7 +253,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     }
   }
   const durationMs = Math.max(1, Date.now() - started);
-  const rows = [...plan.values()];
+  const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode)));
   const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, ...r }) => r);
   return {
     backupId: target.id,
@@ -278,6 +288,8 @@ function countVersion(counts: VersionsNamed, group: string, member: string): voi
 interface WriteTally {
   objects: number;
   bytes: number;
+  /** What the writes did, per group: the report's rows after a real run (the plan's may differ: the database is live). */
+  byGroup: Map<string, GroupOutcome>;
   /**
    * Versions the chain's parts hold that the snapshot lacks and no deletion explains. A resource's
    * member is joined with no other member, so any later member that deleted something of the
@@ -287,10 +299,45 @@ interface WriteTally {
   notInSnapshot: number;
 }
 
+interface GroupOutcome {
+  written: number;
+  /** Left in place: the target held the backup's version (unchangedTest). */
+  unchanged: number;
+  /** Skip: the target's own kept (or a backup reference its record's values do not give). */
+  skipped: number;
+  skippedRecords: number;
+  deleted: number;
+}
+
+function outcomeOf(tally: WriteTally, group: string): GroupOutcome {
+  let outcome = tally.byGroup.get(group);
+  if (!outcome) tally.byGroup.set(group, (outcome = { written: 0, unchanged: 0, skipped: 0, skippedRecords: 0, deleted: 0 }));
+  return outcome;
+}
+
 /** `record` was written. */
 function counted(tally: WriteTally, record: ArchiveRecord): void {
   tally.objects++;
   tally.bytes += record.body.length;
+  outcomeOf(tally, groupOfKey(record.header.key)).written++;
+}
+
+/** Skip kept the target's object at `key` instead of writing the backup's. */
+function skipped(tally: WriteTally, key: string): void {
+  const outcome = outcomeOf(tally, groupOfKey(key));
+  outcome.skipped++;
+  if (isRecord(key)) outcome.skippedRecords++;
+}
+
+/**
+ * A plan row as the writes carried it out: objects written, left unchanged, skipped and (replace)
+ * deleted as counted while writing. Which written ones the target lacked is the plan's (at most
+ * as many as were written); the rest count as overwritten. Logical groups keep the plan's row.
+ */
+function carriedOut(row: PlanRow, outcome: GroupOutcome | undefined, mode: RestoreMode): PlanRow {
+  const done = outcome ?? { written: 0, unchanged: 0, skipped: 0, skippedRecords: 0, deleted: 0 };
+  const created = Math.min(row.created, done.written);
+  return { ...row, created, overwritten: done.written - created, unchanged: done.unchanged, skipped: done.skipped, skippedRecords: done.skippedRecords, deleted: mode === 'replace' ? done.deleted : row.deleted };
 }
 
 /** A cursor over the backup's index (its snapshot), from its start. */
@@ -393,15 +440,20 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
   // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
   const emptyShell = run.verbatimSchema && key === 's3db.json';
   const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
-  if (o.mode === 'skip' && !emptyShell && present) return;
-  if (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key))) return;
+  if ((o.mode === 'skip' && !emptyShell && present) || (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key)))) {
+    skipped(tally, key);
+    return;
+  }
   if (emptyShell && o.mode !== 'replace') {
     // the application may define resources while the restore runs: kept, not overwritten
     await writeBackupDefinitions(o.target, record.body);
   } else {
     // skip: a key the application writes after the listing above is its own, not overwritten
     const write = () => putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell);
-    if (!(refs && isRecord(key) && present ? await refs.overwrite(group, record, write) : await write())) return;
+    if (!(refs && isRecord(key) && present ? await refs.overwrite(group, record, write) : await write())) {
+      skipped(tally, key);
+      return;
+    }
   }
   counted(tally, record);
   meter.add(1, record.body.length);
@@ -485,6 +537,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               const existing = held ? await held.find(key) : null;
               if (existing && run.leaves?.(entry, existing) && holdsListedBody(entry, record)) {
                 run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
+                outcomeOf(tally, group).unchanged++;
                 continue;
               }
               await writer.run(() => writeObject(run, group, record, held ? existing !== null : null), record.body.length);
@@ -957,12 +1010,13 @@ async function putRecord(db: DatabaseLike, put: ObjectWriter, record: ArchiveRec
   }
 }
 
-async function deleteExtras(o: RestoreRunOptions, target: Manifest, inScope: (key: string) => boolean): Promise<number> {
+async function deleteExtras(o: RestoreRunOptions, target: Manifest, tally: WriteTally, inScope: (key: string) => boolean): Promise<number> {
   let deleted = 0;
   let batch: string[] = [];
   const flush = async () => {
     await deleteKeys(o.target.client, batch, `${batch.length} objects the backup does not have`);
     deleted += batch.length;
+    for (const key of batch) outcomeOf(tally, groupOfKey(key)).deleted++;
     batch = [];
   };
   // The listing is re-read page by page while deleting behind it; collect a page's worth first.
