@@ -163,8 +163,8 @@ async function tornOnRgw(stem: string, rewrite: (put: (o: { Body: string | Buffe
  * listings' XML `rewrite` changes on their way (for what RGW never lists: an archive storage
  * class, whole-second stamps); gone when the test ends.
  */
-async function notesBehindProxy(stem: string, rewrite: (listing: string) => string): Promise<S3Database> {
-  const proxy = await startFaultProxy({ target: s3Env().endpoint, rewrite: (req, body) => (req.method === 'GET' && req.url.includes('list-type=2') ? rewrite(body) : undefined) });
+async function notesBehindProxy(stem: string, rewrite: (listing: string, prefix: string) => string): Promise<S3Database> {
+  const proxy = await startFaultProxy({ target: s3Env().endpoint, rewrite: (req, body) => (req.method === 'GET' && req.url.includes('list-type=2') ? rewrite(body, new URL(req.url, 'http://proxy').searchParams.get('prefix') ?? '') : undefined) });
   onTestFinished(() => proxy.close());
   const bucket = await makeBucket(admin, stem);
   onTestFinished(() => deleteBucket(admin, bucket));
@@ -402,6 +402,26 @@ describe('where the listing cannot tell, every object is written', () => {
     // every object of the backup counted done, those left in place included
     const done = progress.filter((e) => e.phase === 'restore').at(-1)!;
     expect(done).toMatchObject({ done: true, objects: (await plugin.getBackup(backup.id))!.manifest.totals.objects });
+  });
+
+  it("the report counts what the writes did: an object the plan's listing showed changed, and the write pass's listing as the backup has it, is left in place and counted unchanged (review-unch F7)", async () => {
+    // After the backup, a listing of the whole database (the plan's) shows n2 with another
+    // LastModified, changed on its way (a fake answer, as the fault proxy's header says); the
+    // write pass's listing of the resource (prefix db/resource=notes/) shows it as RGW has it
+    let rewriting = false;
+    const n2 = /(<Key>db\/resource=notes\/data\/id=n2<\/Key>(?:(?!<\/Contents>).)*?<LastModified>)[^<]+(<\/LastModified>)/;
+    const db = await notesBehindProxy('unchanged-done', (listing, prefix) => (rewriting && !prefix.includes('resource=') ? listing.replace(n2, '$12001-01-01T00:00:00.123Z$2') : listing));
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'done') }, verify: false });
+    await db.usePlugin(plugin);
+    onTestFinished(() => plugin.stop());
+    const backup = await plugin.createBackup({ type: 'full' });
+    rewriting = true;
+    const plan = await plugin.restore({ backupId: backup.id, dryRun: true });
+    const report = await plugin.restore({ backupId: backup.id });
+    const notes = (r: RestoreReport) => r.resources.find((x) => x.name === 'notes')!;
+    expect(notes(plan).overwritten).toBeGreaterThan(0); // n2, and any stamp on a whole second
+    expect(notes(report)).toMatchObject({ unchanged: notes(plan).unchanged + 1, overwritten: notes(plan).overwritten - 1, created: 0 });
+    expect(report.objectsWritten).toBe(sum(report, 'created') + sum(report, 'overwritten'));
   });
 
   it('a store that lists whole seconds (AWS S3): an object written less than a minute (the clock skew allowed) before a backup is stored again by the next incremental and written again by a restore', async () => {

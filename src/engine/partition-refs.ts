@@ -15,12 +15,12 @@
  * correct one is idempotent; data objects are never touched here):
  * - merge, while writing (overwrite()): before a record the target has is overwritten, the
  *   references its values give (the target's definition at that moment) that the backup's
- *   version of it will not have are deleted; right after, the backup version's references the
- *   target lacked are written, in the partitions defined alike on both sides. A record whose
- *   partition values did not change keeps its references throughout, so the application's
- *   partition queries keep finding it while the merge runs. The backup's own references come
- *   again later in key order (`data/` sorts before `partition=`; the caller drains the group's
- *   data writes before writing them) and are written as any object.
+ *   version of it will not have are deleted (all of them in partitions defined otherwise in the
+ *   backup). A record whose values in a partition defined alike on both sides did not change
+ *   keeps its reference there throughout, so the application's partition queries keep finding it
+ *   while the merge runs. The backup's own references come later in key order (`data/` sorts
+ *   before `partition=`; the caller drains the group's data writes before writing them) and are
+ *   written as any object: a record that moved joins its new partition then.
  * - skip, while writing: a backup reference the target lacks is written only if the record as it
  *   now stands gives exactly that key (partition defined alike on both sides); otherwise it is
  *   written and its partition checked afterwards.
@@ -33,6 +33,7 @@
  * backup reference the target lacks; drifted partitions read one record per reference and per
  * backup record. A reference whose record does not exist is left alone. Failures propagate.
  */
+import { metadataDecode } from 's3db.js/concerns/metadata-encoding';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
 import type { ArchiveRecord } from './archive.js';
 import { BoundedWriter } from './bounded-writer.js';
@@ -53,7 +54,7 @@ interface PartitionedResource {
 }
 /** What s3db.js's hydrateObject reads of a GetObject answer. */
 interface StoredObject {
-  Metadata: Record<string, string>;
+  Metadata: Record<string, string | null | undefined>;
   ContentLength: number;
   ContentType?: string;
   Body: { transformToByteArray(): Promise<Uint8Array> };
@@ -83,6 +84,8 @@ export class PartitionRefs {
     private readonly backupPartitions: Map<string, PartitionDefs>,
     private readonly groups: string[],
     undefinedBefore: Set<string>,
+    /** The backup keeps metadata as stored (its manifest's metadataAsStored): values in s3db.js's client encoding. */
+    private readonly asStored: boolean,
   ) {
     this.undefinedBefore = undefinedBefore;
   }
@@ -103,7 +106,7 @@ export class PartitionRefs {
       // its old references cannot be read now: all are checked after the restore
       if (await hasObjects(db.client, `resource=${group}/`)) undefinedBefore.add(group);
     }
-    return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore);
+    return new PartitionRefs(db, mode, before, backupPartitions, groups, undefinedBefore, backup.metadataAsStored === true);
   }
 
   /** Merge: whether overwriting a record of `group` reads it first (the target defines partitions for it: overwrite()). */
@@ -119,19 +122,17 @@ export class PartitionRefs {
 
   /**
    * Merge: overwrites the target's version of the record data object `record` through `write`
-   * (returns what `write` does), keeping the record's partition references right at every step:
-   * 1. the references the target's version gives (read with the target's definition) that the
-   *    backup's version will not have are deleted, BEFORE the write: a crash after the write
-   *    leaves no stale reference, since run again, the restore reads the record as it then stands
-   *    (old or already the backup's) and deletes what that version has and the backup's lacks;
-   * 2. the write;
-   * 3. the backup version's references that the target's lacked are written, in the partitions
-   *    defined alike on both sides (its own references, which the references sweep writes again;
-   *    a crash before them leaves them to the sweep of the run again).
-   * A reference both versions have is never deleted. When the backup's version cannot be decoded
-   * with the target's definition (or s3db.js lacks the decoder), every reference of the target's
-   * version is deleted in step 1 and step 3 writes none: the record is then missing from its
-   * partitions until the references sweep, as with no decoding at all.
+   * (returns what `write` does). BEFORE the write, the references the target's version gives
+   * (read with the target's definition) that the backup's version will not have are deleted: a
+   * crash after the write then leaves no stale reference, since run again, the restore reads the
+   * record as it then stands (old or already the backup's) and deletes what that version has and
+   * the backup's lacks. A reference both versions have stays: the record stays listed there.
+   * The backup's version is decoded from the archive with s3db.js's own decoder. Nothing is
+   * written from that decoding: a decoding that went wrong (s3db.js changed, or a version the
+   * target's definition reads otherwise) can only delete a reference the references sweep writes
+   * back, or, if it coincides with the target's old value, keep one. When it cannot decode at all,
+   * every reference of the target's version is deleted (the record rejoins its partitions at the
+   * sweep, as with no decoding at all).
    */
   async overwrite(group: string, record: ArchiveRecord, write: () => Promise<boolean>): Promise<boolean> {
     const resource = this.before.get(group);
@@ -139,19 +140,16 @@ export class PartitionRefs {
     const names = resource ? Object.keys(partitionDefs(resource)) : [];
     if (this.mode !== 'merge' || !resource || id === null || names.length === 0) return write();
     const old = await this.read(resource, group, id);
-    const incoming = await decodeStored(resource, id, record);
-    const alike = names.filter((p) => sameJson(partitionDefs(resource)[p], this.backupPartitions.get(group)?.[p]));
     const oldKeys = old === null ? [] : partitionKeys(resource, names, id, old);
+    const incoming = oldKeys.length === 0 ? null : await decodeStored(resource, id, record, this.asStored);
+    const alike = names.filter((p) => sameJson(partitionDefs(resource)[p], this.backupPartitions.get(group)?.[p]));
     const newKeys = incoming === null ? [] : partitionKeys(resource, alike, id, incoming);
     const stale = oldKeys.filter((k) => !newKeys.includes(k));
     if (stale.length > 0) {
       await deleteKeys(this.db.client, stale, `the partition references of ${group} record ${id} (before overwriting it)`);
       this.deleted += stale.length;
     }
-    if (!(await write())) return false;
-    // (not counted as created: they are the backup's own references, counted when the sweep writes them)
-    for (const key of newKeys) if (!oldKeys.includes(key)) await this.putRef(resource, key);
-    return true;
+    return write();
   }
 
   /** Skip, backup reference `key` that the target lacks: whether to write it. */
@@ -287,10 +285,13 @@ function partitionKeys(resource: PartitionedResource, partitions: string[], id: 
  * once written (s3db.js's own decoder, fed the object from memory: no request), or null when it
  * cannot be: the caller then assumes nothing of its partition values.
  */
-async function decodeStored(resource: PartitionedResource, id: string, record: ArchiveRecord): Promise<RecordData | null> {
+async function decodeStored(resource: PartitionedResource, id: string, record: ArchiveRecord, asStored: boolean): Promise<RecordData | null> {
   if (typeof resource.hydrateClientObject !== 'function') return null;
   const { header, body } = record;
-  const stored: StoredObject = { Metadata: header.metadata ?? {}, ContentLength: body.length, ContentType: header.contentType, Body: { transformToByteArray: () => Promise.resolve(body) } };
+  // the decoder takes metadata as s3db.js's client gives it: decoded (u:, b:, d: values), as
+  // objectWriter decodes it for a client's write (review-f0 F1: 'u:Espa%C3%B1a' is not 'España')
+  const metadata = Object.fromEntries(Object.entries(header.metadata ?? {}).map(([k, v]) => [k, asStored ? (metadataDecode(v) as string | null | undefined) : v]));
+  const stored: StoredObject = { Metadata: metadata, ContentLength: body.length, ContentType: header.contentType, Body: { transformToByteArray: () => Promise.resolve(body) } };
   try {
     return await resource.hydrateClientObject(id, stored);
   } catch {
