@@ -332,6 +332,54 @@ describe("'any' versus 'all' with one destination broken", () => {
     return { b, warnings, p };
   }
 
+  it("a verification run with one of the two destinations (the runbook's verify --directory) that finds its copy damaged does not mark the backup damaged while the other copy was last verified good (walk-28 F1)", async () => {
+    const [a, b] = [path.join(work, `partial-a-${Date.now()}`), path.join(work, `partial-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `partial-${Date.now()}`);
+    const full = await p.createBackup();
+    const part = (await readManifestAt(a, full.id)).parts.find((x) => x.group === 'users')!;
+    const file = path.join(a, part.path);
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(file, bytes);
+    const both = await p.verifyBackup(full.id);
+    expect(both.verified).toBe(true); // from b's copy; a's named damaged
+    expect(both.destinations.map((d) => d.verified)).toEqual([false, true]);
+    // the runbook's command, over a alone: its copy is damaged, and it says so
+    const alone = new BackupPlugin({ schedule: false, config: { directory: a }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: { warn() {}, info() {}, error() {} } } as never);
+    plugins.push(alone);
+    expect((await alone.verifyBackup(full.id)).verified).toBe(false);
+    // the plugin over both still lists it verified, and builds the next incremental on it
+    const listed = (await p.listBackups()).find((b) => b.id === full.id)!;
+    expect(listed.verified).toBe(true);
+    const next = await p.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('incremental');
+    // once b's copy is found damaged too, nothing vouches for it
+    await writeFile(path.join(b, part.path), bytes);
+    expect((await p.verifyBackup(full.id)).verified).toBe(false);
+    expect((await p.listBackups()).find((b) => b.id === full.id)!.verified).toBe(false);
+    await p.stop();
+  });
+
+  it("with one of two destinations ('any') not answering, the next backup is still an incremental on the chain the other holds; once it answers again, lacking that incremental, the next is a full (walk-28 F3)", async () => {
+    const { b, warnings, p } = await twoDirectories('down', 'any');
+    const full = await p.createBackup();
+    // b stops answering: its directory replaced by a symbolic link to itself (every access fails, ELOOP)
+    await rename(b, `${b}-away`);
+    await symlink(path.basename(b), b);
+    const during = await p.createBackup({ type: 'incremental' });
+    expect(during.type).toBe('incremental');
+    expect(during.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
+    const label = p.destinations.members[1]!.label;
+    expect(warnings).toContainEqual(expect.stringContaining(`could not ask ${label} whether it holds ${full.id}`));
+    await unlink(b);
+    await rename(`${b}-away`, b);
+    const after = await p.createBackup({ type: 'incremental' });
+    expect(after.type).toBe('full');
+    expect(warnings).toContainEqual(expect.stringContaining(`${label} does not hold every backup of the chain of ${during.id}`));
+    await p.stop();
+  });
+
   it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {
     const { b, warnings, p } = await twoDirectories('unlisted', 'all');
     const backup = await p.createBackup();

@@ -1398,6 +1398,11 @@ export class BackupPlugin extends EventEmitter {
   /**
    * Destinations the next backup writes to that lack a manifest of `m`'s chain: every member for
    * 'all' and 'any'; for 'priority', the one it would fail over to now (a probe write).
+   * A destination that does not answer is not counted (walk-28 F3: with one of two destinations
+   * down, every backup was a full, each after minutes of asking it about every backup of the
+   * chain): the backup will most likely fail there too and go to the others, which hold the chain;
+   * once it answers again, it lacks this backup and the next one is a full. It is asked about the
+   * chain until its first failure, not once per backup.
    */
   private async membersLackingChain(m: ManifestHead): Promise<string[]> {
     const set = this.destinations;
@@ -1406,10 +1411,16 @@ export class BackupPlugin extends EventEmitter {
     const lacking: string[] = [];
     for (const member of writers) {
       for (const id of m.chain) {
-        if (!(await member.stat(paths.manifest(id)).catch(() => null))) {
-          lacking.push(member.label);
-          break;
-        }
+        const held = await member.stat(paths.manifest(id)).then(
+          (info) => info !== null,
+          (err: unknown) => {
+            this.log('warn', { destination: member.label, backupId: id }, `could not ask ${member.label} whether it holds ${id} (${errorMessage(err)}): the backup is planned as an incremental on the destinations that answer; if that one takes it, check it with verifyBackup(), and once it answers again and lacks a backup of the chain, the next backup is a full`);
+            return null;
+          },
+        );
+        if (held === true) continue;
+        if (held === false) lacking.push(member.label);
+        break;
       }
     }
     return lacking;

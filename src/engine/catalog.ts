@@ -238,30 +238,64 @@ export class Catalog {
    * destination held when a listing began (verificationRecords()), so that a listing asks no
    * destination about a backup that has none (a HEAD per backup on S3); a destination missing
    * from it is asked.
+   * A failure may be a verdict on some copies only: a verification run with fewer destinations
+   * than hold the backup (the runbook's `verify <id> --directory ...` beside a second destination,
+   * or a destination configured under another spelling) records, at the destinations it has,
+   * that the copies it read are damaged. So a failure is weighed against the other destinations'
+   * records (walk-28 F1: one such run showed a backup, and every incremental on it, as damaged
+   * although the other copy restored them): when a destination it did not check was last
+   * verified whole and good, the backup is verified, with the damaged copies in `destinations`.
    */
   async latestVerification(id: string, listed?: Map<Destination, Map<string, ObjectInfo>>): Promise<VerificationResult | null> {
-    const path = paths.verification(id);
+    const records: VerificationResult[] = [];
     for (const member of this.set.members) {
-      const known = listed?.get(member);
-      const info = known ? known.get(path) : await member.stat(path).catch(() => null);
-      if (!info) continue;
-      const where = `${member.label}\0${path}`;
-      const tag = info.etag !== undefined ? `${info.etag}\0${info.size}` : null;
-      const cached = this.verifications.get(where);
-      if (cached && cached.tag === tag) return cached.result;
-      let result: VerificationResult;
-      try {
-        result = JSON.parse(await readText(member, path)) as VerificationResult;
-        if (typeof result?.verified !== 'boolean') throw new Error('not a verification record');
-      } catch (err) {
-        // A record is there and cannot be read: it may say the backup failed, so the backup is
-        // not counted as good (retention would keep it in place of good ones); verify it again.
-        return { verified: false, level: 'quick', at: new Date(0).toISOString(), error: `its latest verification record (${path} at ${member.label}) is unreadable (${errorMessage(err)}): verify the backup again`, destinations: [] };
-      }
-      if (tag !== null) this.verifications.set(where, { tag, result });
-      return result;
+      const found = await this.verificationAt(member, id, listed);
+      if (found === null) continue;
+      // (an unreadable record counts as failing, whatever another says: see verificationAt)
+      if (found.record.verified || found.unreadable) return found.record;
+      records.push(found.record);
     }
-    return null;
+    if (records.length === 0) return null;
+    const newestFirst = records.sort((a, b) => Date.parse(b.startedAt ?? b.at) - Date.parse(a.startedAt ?? a.at));
+    const newest = newestFirst[0]!;
+    const checked = new Set(newest.destinations.map((d) => d.label));
+    const vouching: VerificationResult['destinations'] = [];
+    for (const older of newestFirst.slice(1)) {
+      for (const d of older.destinations) {
+        if (checked.has(d.label)) continue;
+        checked.add(d.label); // the newest verdict on that destination's copy
+        if (d.verified) vouching.push(d);
+      }
+    }
+    if (vouching.length === 0) return newest;
+    return { ...newest, verified: true, error: null, destinations: [...newest.destinations, ...vouching] };
+  }
+
+  /**
+   * The verification record of `id` at `member` (see latestVerification for `listed`), or null.
+   * A record that is there and cannot be read may say the backup failed, so the backup is not
+   * counted as good (retention would keep it in place of good ones): it reads as a failure that
+   * says to verify again (`unreadable`).
+   */
+  private async verificationAt(member: Destination, id: string, listed?: Map<Destination, Map<string, ObjectInfo>>): Promise<{ record: VerificationResult; unreadable: boolean } | null> {
+    const path = paths.verification(id);
+    const known = listed?.get(member);
+    const info = known ? known.get(path) : await member.stat(path).catch(() => null);
+    if (!info) return null;
+    const where = `${member.label}\0${path}`;
+    const tag = info.etag !== undefined ? `${info.etag}\0${info.size}` : null;
+    const cached = this.verifications.get(where);
+    if (cached && cached.tag === tag) return { record: cached.result, unreadable: false };
+    let result: VerificationResult;
+    try {
+      result = JSON.parse(await readText(member, path)) as VerificationResult;
+      if (typeof result?.verified !== 'boolean') throw new Error('not a verification record');
+    } catch (err) {
+      const error = `its latest verification record (${path} at ${member.label}) is unreadable (${errorMessage(err)}): verify the backup again`;
+      return { record: { verified: false, level: 'quick', at: new Date(0).toISOString(), error, destinations: [] }, unreadable: true };
+    }
+    if (tag !== null) this.verifications.set(where, { tag, result });
+    return { record: result, unreadable: false };
   }
 
   /** The verification records at each destination, one listing each (a destination whose listing fails is left out: asked per backup). */

@@ -68,7 +68,7 @@ export class Keyring {
     const bad = found.find((f) => f.unreadable);
     if (bad) {
       // Never replaced by a new key: the old backups need the master key it wraps.
-      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable (${errorMessage(bad.unreadable)}), so no new backup is written there; if it is this plugin's, restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; restores use that copy on their own)`, { cause: bad.unreadable });
+      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable (${errorMessage(bad.unreadable)}), so no new backup is written there; if it is this plugin's, restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; take the newest backup's, as one older than a rewrap opens only with the passphrase before it; restores use these copies on their own)`, { cause: bad.unreadable });
     }
     const holder = found.find((f) => f.keyFile);
     let keyFile = holder?.keyFile ?? null;
@@ -98,7 +98,7 @@ export class Keyring {
         if (embeddedOpens) {
           throw new BackupError(
             'ERR_WRONG_PASSPHRASE',
-            `the passphrase opens the backups' key (keyCheck ${keyFile!.keyCheck}) in the key file the newest backup's manifest embeds, but not ${where}: either key.json was rewrapped to a new passphrase (s3db-backup rewrap; then set that one in encryption.passphrase, in every instance), or it is damaged (then put it back: move it away and the next backup writes it again from the manifest's copy, or copy encryption.keyFile from manifests/<id>.json over it)`,
+            `the passphrase opens the backups' key (keyCheck ${keyFile!.keyCheck}) in the key file the newest backup's manifest embeds, but not ${where}: either key.json was rewrapped to a new passphrase (s3db-backup rewrap; then set that one in encryption.passphrase, in every instance), or it is damaged (then put it back: move it away and the next backup writes it again from the manifest's copy, or copy encryption.keyFile from the newest backup's manifests/<id>.json over it: an older one may be wrapped to a passphrase changed since)`,
             { cause: err, details: { explained: true } },
           );
         }
