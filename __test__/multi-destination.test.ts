@@ -361,6 +361,28 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a destination configured under another spelling (here a directory reached through a symbolic link) still serves its good copy when the other's is damaged (walk-28 F2)", async () => {
+    const [a, b] = [path.join(work, `spelt-a-${Date.now()}`), path.join(work, `spelt-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `spelt-${Date.now()}`);
+    const full = await p.createBackup();
+    const part = (await readManifestAt(a, full.id)).parts.find((x) => x.group === 'users')!;
+    const bytes = await readFile(path.join(a, part.path));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(a, part.path), bytes);
+    // the operator's configuration names b by another path: another label than the manifest's
+    const b2 = `${b}-link`;
+    await symlink(b, b2);
+    const other = multi([fsSpec(a), fsSpec(b2)], 'all', { logger: { warn() {}, info() {}, error() {} } });
+    expect(other.destinations.members[1]!.label).not.toBe(p.destinations.members[1]!.label);
+    const verified = await other.verifyBackup(full.id);
+    expect({ verified: verified.verified, destinations: verified.destinations.map((d) => d.verified) }).toEqual({ verified: true, destinations: [false, true] });
+    const { report, snap } = await restoreFresh(() => multi([fsSpec(a), fsSpec(b2)], 'all'), full.id);
+    expect(report.sourceFailures.map((f) => f.path)).toContain(part.path);
+    expect(snap).toEqual(expected);
+    await p.stop();
+  });
+
   it("with one of two destinations ('any') not answering, the next backup is still an incremental on the chain the other holds; once it answers again, lacking that incremental, the next is a full (walk-28 F3)", async () => {
     const { b, warnings, p } = await twoDirectories('down', 'any');
     const full = await p.createBackup();

@@ -432,9 +432,17 @@ describe('recovery paths', () => {
     await db.usePlugin(writer, 'writer');
     await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('encryption.keyFile in manifests/<id>.json') });
     expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe('garbage'); // not replaced by a new key
-    // another tool's JSON file of that name (a service account's key): said to be not ours
-    await writeFile(path.join(dir, 'key.json'), JSON.stringify({ type: 'service_account', private_key: '...' }));
+    // recoverBackups() puts it back from the newest manifest's copy, which opens with the passphrase (walk-28 F5)
+    const recovered = await writer.recoverBackups();
+    expect(recovered.keyFiles).toEqual({ mended: [{ destination: writer.destinations.members[0]!.label, from: "the key file the newest encrypted backup's manifest embeds" }], left: [] });
+    const next = await writer.createBackup({ type: 'incremental' });
+    expect(next.type).toBe('incremental'); // the same master key: the chain goes on
+    // another tool's JSON file of that name (a service account's key): said to be not ours, and never written over
+    const foreign = JSON.stringify({ type: 'service_account', private_key: '...' });
+    await writeFile(path.join(dir, 'key.json'), foreign);
     await expect(writer.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringContaining('not an s3db-backup key file') });
+    expect((await writer.recoverBackups()).keyFiles?.left).toEqual([expect.objectContaining({ reason: expect.stringContaining('not an s3db-backup key file') })]);
+    expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe(foreign);
     await writer.stop();
   });
 

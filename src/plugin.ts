@@ -20,7 +20,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { EventEmitter } from 'node:events';
 import type { BackupPluginEvents } from './events.js';
 import type { S3db } from 's3db.js';
-import type { KeyHandle } from './codec/index.js';
+import type { KeyFile, KeyHandle } from './codec/index.js';
 import { implementationNotice } from './codec/options.js';
 import { checkOptions, isBoolean, isString, oneOf, reservedResourceName, shown, type Check } from './method-options.js';
 import { createDestinationSet } from './destinations/index.js';
@@ -1036,7 +1036,17 @@ export class BackupPlugin extends EventEmitter {
         for (const id of new Set(manifests.damaged.map((d) => d.id))) {
           await this.verifyBackup(id, { level: 'quick' }).catch((err: unknown) => this.log('warn', { backupId: id, err: errorMessage(err) }, `verifying backup ${id} after putting its manifest back failed: ${errorMessage(err)}`));
         }
-        const report: RecoveryReport = { recovered: manifests.recovered, indexes: indexes.indexes, skipped: [...manifests.skipped, ...indexes.skipped], ...(manifests.copies ? { copies: manifests.copies } : {}) };
+        const embedded = (await this.catalog.list()).find((e) => e.manifest.encryption)?.manifest.encryption?.keyFile ?? null;
+        const keyFiles = await this.keyring.mendKeyFiles(this.destinations, embedded as KeyFile | null);
+        for (const m of keyFiles.mended) this.log('info', { destination: m.destination }, `key.json at ${m.destination} was unreadable: written back from ${m.from}`);
+        for (const l of keyFiles.left) this.log('warn', { destination: l.destination }, `key.json at ${l.destination} was not put back: ${l.reason}; no backup is written there until it is`);
+        const report: RecoveryReport = {
+          recovered: manifests.recovered,
+          indexes: indexes.indexes,
+          skipped: [...manifests.skipped, ...indexes.skipped],
+          ...(manifests.copies ? { copies: manifests.copies } : {}),
+          ...(keyFiles.mended.length + keyFiles.left.length > 0 ? { keyFiles } : {}),
+        };
         for (const c of report.copies ?? []) this.log('info', { backupId: c.id, destination: c.destination }, `the manifest copy of backup ${c.id} beside its parts at ${c.destination} was missing or damaged: written back from its manifest`);
         if (report.recovered.length > 0) {
           this.log('info', { ids: report.recovered }, `recovered the manifests of ${report.recovered.length} backup(s); run verifyBackup() on them`);
@@ -1045,7 +1055,7 @@ export class BackupPlugin extends EventEmitter {
           const verdict = r.verified === null ? 'not verified' : `a quick verification says verified=${String(r.verified)}`;
           this.log('info', { backupId: r.id, destinations: r.destinations }, `the object index of backup ${r.id} was ${r.action === 'copied' ? 'copied from another destination' : 'rebuilt from its parts'} (${r.destinations.join(', ')}); ${verdict}`);
         }
-        if (report.recovered.length > 0 || report.indexes.length > 0 || report.copies) this.emit('plg:backup:recovered', report);
+        if (report.recovered.length > 0 || report.indexes.length > 0 || report.copies || keyFiles.mended.length > 0) this.emit('plg:backup:recovered', report);
         return report;
       }),
     );
@@ -1310,7 +1320,7 @@ export class BackupPlugin extends EventEmitter {
     const bad = chainProblem(newest, new Map(list.map((e) => [e.manifest.id, e.summary.verification])));
     if (bad) return warn(newest.id, `the chain of ${newest.id} ${bad.text}`) ?? null;
     // An incremental is planned against its parent's object index: without it, every incremental would fail.
-    if (!(await indexAvailable(holdersOf(newest, this.destinations), newest))) {
+    if (!(await indexAvailable(await holdersOf(newest, this.destinations), newest))) {
       return warn(newest.id, `the object index of ${newest.id} is missing (${INDEX_REPAIR_HINT})`) ?? null;
     }
     if (newest.codec.encrypted && !this.keyring.enabled) {

@@ -201,11 +201,15 @@ async function recover(plugin: BackupPlugin, io: CommandIo): Promise<CommandResu
     report.recovered.length > 0 ? `manifests put back: ${report.recovered.join(', ')}` : lost('everywhere') || lost('here') ? 'no manifest was put back' : 'no manifest needed putting back',
     ...report.indexes.map((i) => `index of ${i.id} ${i.action} at ${i.destinations.join(', ')}${i.verified === false ? ' (its verification failed)' : ''}`),
     ...(report.copies ?? []).map((c) => `manifest copy of ${c.id} written back at ${c.destination}`),
+    ...(report.keyFiles?.mended ?? []).map((k) => `key.json written back at ${k.destination} (it was unreadable) from ${k.from}`),
     ...report.skipped.map((s) => `${s.lost ? 'not put back' : 'not used'}: ${s.path} at ${s.destination}: ${s.reason}`),
+    ...(report.keyFiles?.left ?? []).map((k) => `not put back: key.json at ${k.destination}: ${k.reason}`),
   ];
   io.out(lines.join('\n'));
   // like verify: 3 when a backup cannot be restored, 4 when a destination lacks what another holds
-  return { exitCode: lost('everywhere') ? EXIT_DAMAGED : lost('here') ? EXIT_DEGRADED : 0, result: report };
+  // (or refuses every backup: a key.json left unreadable)
+  const degraded = lost('here') || (report.keyFiles?.left.length ?? 0) > 0;
+  return { exitCode: lost('everywhere') ? EXIT_DAMAGED : degraded ? EXIT_DEGRADED : 0, result: report };
 }
 
 async function backup(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise<CommandResult> {

@@ -586,6 +586,8 @@ export interface RecoveryReport {
   skipped: { id: string | null; path: string; destination: string; reason: string; lost?: 'everywhere' | 'here' }[];
   /** Manifest copies beside the parts written back (missing or damaged) from their manifests; absent when none. */
   copies?: { id: string; destination: string }[];
+  /** key.json put back where it was unreadable (Keyring.mendKeyFiles), and where it could not be; absent when none was. */
+  keyFiles?: { mended: { destination: string; from: string }[]; left: { destination: string; reason: string }[] };
   /** True when no destination holds anything (a mistyped location?): nothing was looked for, nothing written. */
   empty?: true;
 }

@@ -94,7 +94,7 @@ export async function repairIndexes(o: IndexRepairOptions): Promise<IndexRepairR
     const lacking: Holding[] = [];
     let unchecked: string | null = null;
     const suspects = await failedAt(o.catalog, manifest.id);
-    for (const member of holdersOf(manifest, o.set)) {
+    for (const member of await holdersOf(manifest, o.set)) {
       try {
         const { ref, lacking: bySize } = await indexAt(member, manifest);
         const why = bySize ?? (suspects.has(member.label) ? await damageOf(member, ref) : null);

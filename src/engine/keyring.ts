@@ -119,6 +119,42 @@ export class Keyring {
     return { key, keyFile };
   }
 
+  /**
+   * recoverBackups(): puts key.json back where it is there but unreadable (every backup there is
+   * refused, ERR_BAD_KEY_FILE, and list and verify do not notice: walk-28 F5), from a copy that
+   * opens with the passphrase as it is: another destination's key.json, else `embedded` (the key
+   * file the newest encrypted backup's manifest embeds). Never a new key: the backups need the
+   * master key the damaged file wrapped. Says what it put back and what it could not.
+   */
+  async mendKeyFiles(set: DestinationSet, embedded: KeyFile | null): Promise<{ mended: { destination: string; from: string }[]; left: { destination: string; reason: string }[] }> {
+    const found = await this.readKeyFiles(set);
+    const foreign = found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
+    const bad = found.filter((f) => f.unreadable && !f.foreign);
+    if (bad.length === 0) return { mended: [], left: foreign };
+    const leave = (reason: string) => ({ mended: [], left: [...foreign, ...bad.map((b) => ({ destination: b.label, reason: `key.json is unreadable (${errorMessage(b.unreadable)}) and ${reason}` }))] });
+    if (this.#passphrase === null) return leave('no passphrase was given to check a copy against: run recover with the passphrase the backups use');
+    const candidates = [...found.filter((f) => f.keyFile).map((f) => ({ keyFile: f.keyFile!, from: `key.json at ${f.label}` })), ...(embedded ? [{ keyFile: embedded, from: "the key file the newest encrypted backup's manifest embeds" }] : [])];
+    for (const { keyFile, from } of candidates) {
+      const opens = await this.unlock(keyFile, this.#passphrase, from, { exact: true }).then(
+        () => true,
+        () => false,
+      );
+      if (!opens) continue;
+      const body = Buffer.from(JSON.stringify(keyFile, null, 2));
+      const mended: { destination: string; from: string }[] = [];
+      const left: { destination: string; reason: string }[] = [...foreign];
+      for (const b of bad) {
+        const member = set.members.find((m) => m.label === b.label)!;
+        await member.write(paths.keyFile, body).then(
+          () => mended.push({ destination: b.label, from }),
+          (err: unknown) => left.push({ destination: b.label, reason: `key.json is unreadable and could not be written back (${errorMessage(err)})` }),
+        );
+      }
+      return { mended, left };
+    }
+    return leave(candidates.length === 0 ? 'no other copy of it is at hand (no readable key.json elsewhere, no encrypted backup)' : 'no copy at hand opens with this passphrase (another key.json, the newest backup\'s manifest): copy encryption.keyFile from the newest manifest that opens with it');
+  }
+
   /** The keyCheck of the master key in the destinations' key.json (the first readable one), or null when there is none. */
   async currentKeyCheck(set: DestinationSet): Promise<string | null> {
     return (await this.readKeyFiles(set)).find((f) => f.keyFile)?.keyFile?.keyCheck ?? null;
@@ -194,21 +230,23 @@ export class Keyring {
   }
 
   /** Each member's key.json: absent (null), parsed, or unreadable (the error). */
-  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null; unreadable?: unknown }[]> {
-    const out: { label: string; keyFile: KeyFile | null; unreadable?: unknown }[] = [];
+  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null; unreadable?: unknown; foreign?: true }[]> {
+    const out: { label: string; keyFile: KeyFile | null; unreadable?: unknown; foreign?: true }[] = [];
     for (const member of set.members) {
       const info = await member.stat(paths.keyFile).catch(() => null);
       if (!info) {
         out.push({ label: member.label, keyFile: null });
         continue;
       }
+      let parsed: KeyFile;
       try {
-        const parsed = JSON.parse(await readText(member, paths.keyFile)) as KeyFile;
-        if (typeof parsed?.keyCheck !== 'string') throw new Error('it is JSON, but not an s3db-backup key file (no keyCheck): another tool\'s file in this directory? Give the backups a directory or prefix of their own');
-        out.push({ label: member.label, keyFile: parsed });
+        parsed = JSON.parse(await readText(member, paths.keyFile)) as KeyFile;
       } catch (err) {
         out.push({ label: member.label, keyFile: null, unreadable: err });
+        continue;
       }
+      if (typeof parsed?.keyCheck === 'string') out.push({ label: member.label, keyFile: parsed });
+      else out.push({ label: member.label, keyFile: null, foreign: true, unreadable: new Error("it is JSON, but not an s3db-backup key file (no keyCheck): another tool's file in this directory? Give the backups a directory or prefix of their own") });
     }
     return out;
   }

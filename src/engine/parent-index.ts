@@ -139,7 +139,7 @@ export async function readingParentIndex(o: ParentIndexFallback, attempt: (readi
       const parent = o.parent;
       failures.push(failure);
       if (failure.kind === 'as-written') throw await asWritten(o, parent, failure, err);
-      const next = await nextWholeIndex(holdersOf(parent, o.set).filter((m) => !failures.some((f) => f.label === m.label)), parent);
+      const next = await nextWholeIndex((await holdersOf(parent, o.set)).filter((m) => !failures.some((f) => f.label === m.label)), parent);
       failures.push(...next.faults);
       preferred = next.at;
       if (o.signal?.aborted) throw err;

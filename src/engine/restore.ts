@@ -950,7 +950,7 @@ async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups
       // (only the index's own failures: the target's listing out of order is not the copy's)
       if (at === undefined || !(err instanceof BackupError && err.details.indexCopyFailed === true)) throw err;
       failed.push(at);
-      const { at: next, faults } = await nextWholeIndex(holdersOf(target, o.set).filter((m) => !failed.includes(m.label)), target);
+      const { at: next, faults } = await nextWholeIndex((await holdersOf(target, o.set)).filter((m) => !failed.includes(m.label)), target);
       failed.push(...faults.map((f) => f.label));
       if (next === undefined) throw err;
       o.sourceFailures?.push({ label: at, path: target.index.path, error: errorMessage(err.cause ?? err) });
@@ -959,10 +959,10 @@ async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups
   }
 }
 
-function readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
-  const holders = holdersOf(manifest, o.set);
+async function* readPart(o: RestoreRunOptions, manifest: Manifest, part: PartEntry, key: KeyHandle | null): AsyncIterable<ArchiveRecord> {
+  const holders = await holdersOf(manifest, o.set);
   const readAhead = o.chain.length > 1 ? CHAIN_READ_AHEAD : undefined;
-  return readPartRecords(preferredFirst(holders, o.goodSources?.get(part.path)), manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }), readAhead);
+  yield* readPartRecords(preferredFirst(holders, o.goodSources?.get(part.path)), manifest, part, key, (label, error) => o.sourceFailures?.push({ label, path: part.path, error }), readAhead);
 }
 
 async function exists(db: DatabaseLike, key: string): Promise<boolean> {

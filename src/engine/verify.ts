@@ -64,9 +64,34 @@ export interface VerifyOptions {
   progressIntervalMs?: number;
 }
 
-export function holdersOf(manifest: Pick<Manifest, 'destinations'>, set: DestinationSet): Destination[] {
+/**
+ * The destinations of `set` that hold `manifest`'s backup: those its manifest names as written
+ * ('ok'), and those it does not name at all that hold its manifest: the same store configured
+ * under another spelling (an endpoint through another host name or proxy, a directory mounted at
+ * another path), whose good copy a restore must not pass over (walk-28 F2: it failed as damaged
+ * with the good copy configured). A destination added since, which lacks it, costs one stat.
+ * All of them when none does. Found once per manifest object and set for HOLDERS_KEPT_MS (a
+ * restore asks per part).
+ */
+export function holdersOf(manifest: Pick<Manifest, 'id' | 'destinations'>, set: DestinationSet): Promise<Destination[]> {
+  let bySet = holdersFound.get(manifest);
+  if (!bySet) holdersFound.set(manifest, (bySet = new WeakMap()));
+  let found = bySet.get(set);
+  if (!found || Date.now() - found.at > HOLDERS_KEPT_MS) bySet.set(set, (found = { at: Date.now(), holders: findHolders(manifest, set) }));
+  return found.holders;
+}
+
+const HOLDERS_KEPT_MS = 60_000;
+const holdersFound = new WeakMap<object, WeakMap<DestinationSet, { at: number; holders: Promise<Destination[]> }>>();
+
+async function findHolders(manifest: Pick<Manifest, 'id' | 'destinations'>, set: DestinationSet): Promise<Destination[]> {
+  const named = new Set(manifest.destinations.map((d) => d.label));
   const ok = new Set(manifest.destinations.filter((d) => d.status === 'ok').map((d) => d.label));
-  const holders = set.members.filter((m) => ok.has(m.label));
+  const holders: Destination[] = [];
+  for (const member of set.members) {
+    if (ok.has(member.label)) holders.push(member);
+    else if (!named.has(member.label) && (await member.stat(paths.manifest(manifest.id)).catch(() => null))) holders.push(member);
+  }
   return holders.length > 0 ? holders : set.members;
 }
 
@@ -94,7 +119,7 @@ export async function damagedManifestCopies(
   ];
   const out: { label: string; error: string }[] = [];
   for (const o of objects) {
-    for (const member of holdersOf(manifest, set)) {
+    for (const member of await holdersOf(manifest, set)) {
       let problem: string | null = null;
       let edited = false;
       try {
@@ -124,7 +149,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const forged = key ? await authProblem(manifest, key) : null;
   if (forged) {
     return {
-      result: { verified: false, level: options.level, at: new Date().toISOString(), error: forged, destinations: holdersOf(manifest, set).map((m) => ({ label: m.label, verified: false, error: forged })) },
+      result: { verified: false, level: options.level, at: new Date().toISOString(), error: forged, destinations: (await holdersOf(manifest, set)).map((m) => ({ label: m.label, verified: false, error: forged })) },
       goodSources: new Map(),
       failures: [],
     };
@@ -144,7 +169,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const partTallies: PartTally[] = [];
   let indexTally: IndexTally | null = null;
   const check: CheckContext = { set, manifest, key, level: options.level, groups, parent: options.parent ?? null };
-  for (const member of holdersOf(manifest, set)) {
+  for (const member of await holdersOf(manifest, set)) {
     const errors: { path: string; message: string }[] = [];
     // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
     let index: IndexRef | null = null;
@@ -290,7 +315,7 @@ async function consistencyProblems(c: CheckContext, parts: PartTally[], index: I
     if (parts.some((p) => p.part.group === group && p.unordered)) continue;
     const records = async function* () {
       for (const part of manifest.parts.filter((p) => p.group === group)) {
-        const holders = preferredFirst(holdersOf(manifest, set), goodSources.get(part.path));
+        const holders = preferredFirst(await holdersOf(manifest, set), goodSources.get(part.path));
         for await (const record of readPartRecords(holders, manifest, part, key)) yield record.header;
       }
     };
