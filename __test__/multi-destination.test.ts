@@ -332,16 +332,21 @@ describe("'any' versus 'all' with one destination broken", () => {
     return { b, warnings, p };
   }
 
-  it("a verification run with one of the two destinations (the runbook's verify --directory) that finds its copy damaged does not mark the backup damaged while the other copy was last verified good (walk-28 F1)", async () => {
-    const [a, b] = [path.join(work, `partial-a-${Date.now()}`), path.join(work, `partial-b-${Date.now()}`)];
+  /** A full backup over two new directories a and b ('all'), then one byte of a users part flipped at a (`bytes`: the damaged part). */
+  async function damagedAtA(name: string) {
+    const [a, b] = [path.join(work, `${name}-a-${Date.now()}`), path.join(work, `${name}-b-${Date.now()}`)];
     const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: { warn() {}, info() {}, error() {} } });
-    await source.usePlugin(p, `partial-${Date.now()}`);
+    await source.usePlugin(p, `${name}-${Date.now()}`);
     const full = await p.createBackup();
     const part = (await readManifestAt(a, full.id)).parts.find((x) => x.group === 'users')!;
-    const file = path.join(a, part.path);
-    const bytes = await readFile(file);
+    const bytes = await readFile(path.join(a, part.path));
     bytes[bytes.length >> 1] ^= 0xff;
-    await writeFile(file, bytes);
+    await writeFile(path.join(a, part.path), bytes);
+    return { a, b, p, full, part, bytes };
+  }
+
+  it("a verification run with one of the two destinations (the runbook's verify --directory) that finds its copy damaged does not mark the backup damaged while the other copy was last verified good (walk-28 F1)", async () => {
+    const { a, b, p, full, part, bytes } = await damagedAtA('partial');
     const both = await p.verifyBackup(full.id);
     expect(both.verified).toBe(true); // from b's copy; a's named damaged
     expect(both.destinations.map((d) => d.verified)).toEqual([false, true]);
@@ -362,14 +367,7 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("a destination configured under another spelling (here a directory reached through a symbolic link) still serves its good copy when the other's is damaged (walk-28 F2)", async () => {
-    const [a, b] = [path.join(work, `spelt-a-${Date.now()}`), path.join(work, `spelt-b-${Date.now()}`)];
-    const p = multi([fsSpec(a), fsSpec(b)], 'all', { logger: { warn() {}, info() {}, error() {} } });
-    await source.usePlugin(p, `spelt-${Date.now()}`);
-    const full = await p.createBackup();
-    const part = (await readManifestAt(a, full.id)).parts.find((x) => x.group === 'users')!;
-    const bytes = await readFile(path.join(a, part.path));
-    bytes[bytes.length >> 1] ^= 0xff;
-    await writeFile(path.join(a, part.path), bytes);
+    const { a, b, p, full, part } = await damagedAtA('spelt');
     // the operator's configuration names b by another path: another label than the manifest's
     const b2 = `${b}-link`;
     await symlink(b, b2);
