@@ -29,9 +29,9 @@
  *   reference deleted unless it is the key the record's values give), and every backup record gets
  *   its keys in the drifted partitions.
  * Cost: merge reads each backup record the target has once more (and decodes the backup's version
- * of it, in memory); skip reads the record of each
- * backup reference the target lacks; drifted partitions read one record per reference and per
- * backup record. A reference whose record does not exist is left alone. Failures propagate.
+ * of it, in memory); skip reads the record of each backup reference the target lacks; drifted
+ * partitions read one record per reference and per backup record. A reference whose record does
+ * not exist is left alone. Failures propagate.
  */
 import { metadataDecode } from 's3db.js/concerns/metadata-encoding';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
