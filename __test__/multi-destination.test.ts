@@ -366,6 +366,56 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a newer failure at every destination is not outweighed by an older good record that one destination keeps because it refused the newer one (review-md R1)", async () => {
+    const { a, b, p, full, part, bytes } = await damagedAtA('stale');
+    // (both copies good at the first verification, so each destination holds a good record)
+    await writeFile(path.join(a, part.path), await readFile(path.join(b, part.path)));
+    expect((await p.verifyBackup(full.id)).verified).toBe(true);
+    await writeFile(path.join(a, part.path), bytes);
+    await writeFile(path.join(b, part.path), bytes);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', path.join(b, 'verifications')]); // b refuses the next record (a real refusal)
+    try {
+      expect((await p.verifyBackup(full.id)).verified).toBe(false); // recorded at a only
+    } finally {
+      execFileSync('chattr', ['-i', path.join(b, 'verifications')]);
+    }
+    expect((await p.listBackups()).find((x) => x.id === full.id)!.verified).toBe(false);
+    expect((await p.createBackup({ type: 'incremental' })).type).toBe('full');
+    await p.stop();
+  });
+
+  it("a copy found damaged by a verification at its destination alone stays named damaged, so recoverBackups() puts its index back (review-md R1)", async () => {
+    const { a, b, p, full, part } = await damagedAtA('index');
+    await writeFile(path.join(a, part.path), await readFile(path.join(b, part.path))); // the part whole again
+    expect((await p.verifyBackup(full.id)).verified).toBe(true);
+    const index = (JSON.parse(await readFile(path.join(b, 'manifests', `${full.id}.json`), 'utf8')) as { index: { path: string } }).index.path;
+    const damaged = await readFile(path.join(a, index));
+    damaged[damaged.length >> 1] ^= 0xff; // the same size
+    await writeFile(path.join(a, index), damaged);
+    const alone = new BackupPlugin({ schedule: false, config: { directory: a }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, logger: { warn() {}, info() {}, error() {} } } as never);
+    plugins.push(alone);
+    expect((await alone.verifyBackup(full.id)).verified).toBe(false);
+    const repaired = await p.recoverBackups();
+    expect(repaired.indexes.map((i) => [i.id, i.action, i.destinations])).toEqual([[full.id, 'copied', [p.destinations.members[0]!.label]]]);
+    expect(Buffer.compare(await readFile(path.join(a, index)), await readFile(path.join(b, index)))).toBe(0);
+    await p.stop();
+  });
+
+  it('a backup that failed as a whole (its index and parts disagree, every copy read well) is not vouched for by a destination after a later check of the other (review-md R2)', async () => {
+    const { a, b, p, full } = await damagedAtA('whole');
+    const [la, lb] = p.destinations.members.map((m) => m.label);
+    // records as verifyManifest writes them (written by hand: a disagreement cannot be made on demand)
+    const record = (startedAt: string, destinations: { label: string; verified: boolean }[]) =>
+      JSON.stringify({ verified: false, level: 'full', at: startedAt, startedAt, error: `the index and the parts of backup ${full.id} disagree`, destinations: destinations.map((d) => ({ ...d, error: null })) });
+    const whole = record('2026-01-01T00:00:00.000Z', [{ label: la!, verified: true }, { label: lb!, verified: true }]);
+    for (const dir of [a, b]) await mkdir(path.join(dir, 'verifications'), { recursive: true });
+    await writeFile(path.join(a, 'verifications', `${full.id}.json`), record('2026-01-02T00:00:00.000Z', [{ label: la!, verified: false }]));
+    await writeFile(path.join(b, 'verifications', `${full.id}.json`), whole);
+    expect((await p.listBackups()).find((x) => x.id === full.id)!.verified).toBe(false);
+    await p.stop();
+  });
+
   it("a destination configured under another spelling (here a directory reached through a symbolic link) still serves its good copy when the other's is damaged (walk-28 F2)", async () => {
     const { a, b, p, full, part } = await damagedAtA('spelt');
     // the operator's configuration names b by another path: another label than the manifest's
@@ -398,6 +448,59 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect(after.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`${label} does not hold every backup of the chain of ${during.id}`));
     await p.stop();
+  });
+
+  it("('any') a destination that cannot be asked about the chain but still takes writes fails that backup alone; the others commit it as an incremental (review-md R3)", async () => {
+    const { b, p } = await twoDirectories('unasked', 'any');
+    await p.createBackup();
+    // b's manifests/ a symbolic link to itself: its parts go in, every question about a manifest fails (ELOOP)
+    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
+    await symlink('manifests', path.join(b, 'manifests'));
+    try {
+      for (let i = 0; i < 2; i++) {
+        const next = await p.createBackup({ type: 'incremental' });
+        expect({ type: next.type, statuses: next.destinations.map((d) => d.status) }).toEqual({ type: 'incremental', statuses: ['ok', 'failed'] });
+      }
+    } finally {
+      await unlink(path.join(b, 'manifests'));
+      await rename(path.join(b, 'manifests-away'), path.join(b, 'manifests'));
+    }
+    await p.stop();
+  });
+
+  it("recoverBackups() puts back an unreadable key.json only from the wrapping the other destination's key.json holds: a passphrase a rewrap retired does not come back (review-md R4)", async () => {
+    const [a, b] = [path.join(work, `rewrapped-a-${Date.now()}`), path.join(work, `rewrapped-b-${Date.now()}`)];
+    const quiet = { logger: { warn() {}, info() {}, error() {} } };
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', quiet);
+    await source.usePlugin(p, `rewrapped-${Date.now()}`);
+    await p.createBackup();
+    const { rewrapAll } = await import('../src/cli/rewrap.js');
+    const onlyA = new BackupPlugin({ schedule: false, config: { directory: a }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, ...quiet } as never);
+    plugins.push(onlyA);
+    await rewrapAll(onlyA, PASSPHRASE, 'the new passphrase'); // a rewrap that reached a only
+    await writeFile(path.join(b, 'key.json'), '{"keyCheck": "tru'); // then b's damaged
+    const report = await p.recoverBackups(); // an instance still on the old passphrase
+    expect(report.keyFiles?.mended).toEqual([]);
+    expect(report.keyFiles?.left).toEqual([{ destination: p.destinations.members[1]!.label, reason: expect.stringContaining('does not open with this passphrase (rewrapped to another?') }]);
+    expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe('{"keyCheck": "tru');
+    // with the passphrase key.json now takes, it is put back from a's
+    const current = multi([fsSpec(a), fsSpec(b)], 'all', { ...quiet, encryption: { passphrase: 'the new passphrase', iterations: 100_000 } });
+    await source.usePlugin(current, `rewrapped-new-${Date.now()}`);
+    expect((await current.recoverBackups()).keyFiles?.mended).toEqual([{ destination: current.destinations.members[1]!.label, from: `key.json at ${current.destinations.members[0]!.label}` }]);
+    expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(await readFile(path.join(a, 'key.json'), 'utf8'));
+    await p.stop();
+    await current.stop();
+  });
+
+  it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {
+    const dir = path.join(work, `foreign-${Date.now()}`);
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, info() {}, error() {} } } as never);
+    plugins.push(p);
+    await source.usePlugin(p, `foreign-${Date.now()}`);
+    await p.createBackup();
+    await writeFile(path.join(dir, 'key.json'), JSON.stringify({ type: 'service_account' }));
+    expect((await p.recoverBackups()).keyFiles).toBeUndefined();
+    expect((await p.createBackup({ type: 'incremental' })).type).toBe('incremental');
   });
 
   it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {

@@ -1412,7 +1412,9 @@ export class BackupPlugin extends EventEmitter {
    * down, every backup was a full, each after minutes of asking it about every backup of the
    * chain): the backup will most likely fail there too and go to the others, which hold the chain;
    * once it answers again, it lacks this backup and the next one is a full. It is asked about the
-   * chain until its first failure, not once per backup.
+   * chain until its first failure, not once per backup. A refusal (ERR_DESTINATION_ACCESS: S3
+   * answers 403 for a missing object without s3:ListBucket) is an answer: counted as lacking, as
+   * the commit's own check (assertChainPresent) would refuse the incremental there (review-md R3).
    */
   private async membersLackingChain(m: ManifestHead): Promise<string[]> {
     const set = this.destinations;
@@ -1424,6 +1426,7 @@ export class BackupPlugin extends EventEmitter {
         const held = await member.stat(paths.manifest(id)).then(
           (info) => info !== null,
           (err: unknown) => {
+            if (err instanceof BackupError && err.code === 'ERR_DESTINATION_ACCESS') return false;
             this.log('warn', { destination: member.label, backupId: id }, `could not ask ${member.label} whether it holds ${id} (${errorMessage(err)}): the backup is planned as an incremental on the destinations that answer; if that one takes it, check it with verifyBackup(), and once it answers again and lacks a backup of the chain, the next backup is a full`);
             return null;
           },

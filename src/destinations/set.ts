@@ -103,7 +103,11 @@ export class DestinationSet {
     });
   }
 
-  private markFailed(member: Destination, err: unknown): void {
+  /**
+   * Records that `member` failed the current backup (it is written to no more); throws when the
+   * backup cannot go on without it ('all', or no member left).
+   */
+  markFailed(member: Destination, err: unknown): void {
     const message = errorMessage(err);
     this.failures.set(member.label, message);
     if (this.strategy === 'all' || this.writers.length === 0) {

@@ -318,7 +318,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     manifest.completedAt = committedAt.toISOString();
     manifest.durationMs = committedAt.getTime() - started.getTime();
     if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
-    if (parent) await assertChainPresent(set, parent, id);
+    if (parent) {
+      await assertChainPresent(set, parent, id);
+      manifest.destinations = set.status();
+    }
     // The copy beside the parts goes first (listed in the pending marker, so a crash before the
     // commit cleans it up with the parts); both hold the same bytes.
     manifest.copy = o.template.manifestCopyPath({ id, type, at: started });
@@ -404,7 +407,14 @@ async function assertChainPresent(set: DestinationSet, parent: Manifest, id: str
   const written = new Set(set.status().filter((d) => d.status === 'ok').map((d) => d.label));
   for (const member of set.members.filter((m) => written.has(m.label))) {
     for (const ancestor of parent.chain) {
-      if (await member.stat(paths.manifest(ancestor))) continue;
+      // a destination that cannot be asked fails this backup there, as a failed write would (the
+      // others, under 'any', still commit it: review-md R3); under 'all' the backup fails
+      const held = await member.stat(paths.manifest(ancestor)).catch((err: unknown) => {
+        set.markFailed(member, err);
+        return 'failed' as const;
+      });
+      if (held === 'failed') break;
+      if (held) continue;
       throw new BackupError(
         'ERR_CHAIN_BROKEN',
         `backup ${id} was not committed: ${ancestor}, a backup of the chain it builds on, was deleted at ${member.label} while it ran (by another instance's retention or deleteBackup?); the next backup will be a full one`,

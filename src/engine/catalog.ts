@@ -238,37 +238,38 @@ export class Catalog {
    * destination held when a listing began (verificationRecords()), so that a listing asks no
    * destination about a backup that has none (a HEAD per backup on S3); a destination missing
    * from it is asked.
-   * A failure may be a verdict on some copies only: a verification run with fewer destinations
-   * than hold the backup (the runbook's `verify <id> --directory ...` beside a second destination,
-   * or a destination configured under another spelling) records, at the destinations it has,
-   * that the copies it read are damaged. So a failure is weighed against the other destinations'
-   * records (walk-28 F1: one such run showed a backup, and every incremental on it, as damaged
-   * although the other copy restored them): when a destination it did not check was last
-   * verified whole and good, the backup is verified, with the damaged copies in `destinations`.
+   * Each destination keeps the records written while it was among the verifier's destinations,
+   * so their records differ when a verification ran over some of them only (the runbook's
+   * `verify <id> --directory ...` beside a second destination) or some refused the write. The
+   * answer weighs them all, whatever the destinations' order:
+   * - an unreadable record counts as failing (it may say so): verify again;
+   * - the newest record gives the verdict, and `destinations` the newest verdict on each copy
+   *   across all records (so a copy found damaged since stays named: index repair reads it);
+   * - a newest failure that judged copies only (every destination it checked failed) does not
+   *   condemn the backup while a destination it did not check was last verified good in a record
+   *   that verified the backup as a whole (walk-28 F1). A failure of the backup itself (its index
+   *   and parts disagree while copies read well; a forged manifest judged good copies too) is
+   *   never outweighed, nor is a newer failure at every destination (review-md R1, R2).
    */
   async latestVerification(id: string, listed?: Map<Destination, Map<string, ObjectInfo>>): Promise<VerificationResult | null> {
     const records: VerificationResult[] = [];
     for (const member of this.set.members) {
       const found = await this.verificationAt(member, id, listed);
-      if (found === null) continue;
-      // (an unreadable record counts as failing, whatever another says: see verificationAt)
-      if (found.record.verified || found.unreadable) return found.record;
-      records.push(found.record);
+      if (found?.unreadable) return found.record;
+      if (found) records.push(found.record);
     }
     if (records.length === 0) return null;
     const newestFirst = records.sort((a, b) => Date.parse(b.startedAt ?? b.at) - Date.parse(a.startedAt ?? a.at));
     const newest = newestFirst[0]!;
+    // the newest verdict on each copy, and the record it came from
+    const latest = new Map<string, { verdict: VerificationResult['destinations'][number]; from: VerificationResult }>();
+    for (const record of newestFirst) for (const d of record.destinations) if (!latest.has(d.label)) latest.set(d.label, { verdict: d, from: record });
+    const destinations = [...latest.values()].map((l) => l.verdict);
+    if (newest.verified) return { ...newest, destinations };
+    const judgedCopiesOnly = newest.destinations.length > 0 && newest.destinations.every((d) => !d.verified);
     const checked = new Set(newest.destinations.map((d) => d.label));
-    const vouching: VerificationResult['destinations'] = [];
-    for (const older of newestFirst.slice(1)) {
-      for (const d of older.destinations) {
-        if (checked.has(d.label)) continue;
-        checked.add(d.label); // the newest verdict on that destination's copy
-        if (d.verified) vouching.push(d);
-      }
-    }
-    if (vouching.length === 0) return newest;
-    return { ...newest, verified: true, error: null, destinations: [...newest.destinations, ...vouching] };
+    const vouched = judgedCopiesOnly && [...latest].some(([label, l]) => !checked.has(label) && l.verdict.verified && l.from.verified);
+    return vouched ? { ...newest, verified: true, error: null, destinations } : { ...newest, destinations };
   }
 
   /**

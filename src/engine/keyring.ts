@@ -122,18 +122,22 @@ export class Keyring {
   /**
    * recoverBackups(): puts key.json back where it is there but unreadable (every backup there is
    * refused, ERR_BAD_KEY_FILE, and list and verify do not notice: walk-28 F5), from a copy that
-   * opens with the passphrase as it is: another destination's key.json, else `embedded` (the key
-   * file the newest encrypted backup's manifest embeds). Never a new key: the backups need the
-   * master key the damaged file wrapped. Says what it put back and what it could not.
+   * opens with the passphrase as it is: another destination's key.json when one is readable (the
+   * current wrapping: a manifest's copy may be wrapped to a passphrase a rewrap retired, which
+   * must not come back, review-md R4), else `embedded` (the key file the newest encrypted
+   * backup's manifest embeds). Never a new key: the backups need the master key the damaged file
+   * wrapped. Says what it put back and what it could not. Another tool's JSON file named key.json
+   * is left as it is, and named only to an encrypting plugin (the one it stops).
    */
   async mendKeyFiles(set: DestinationSet, embedded: KeyFile | null): Promise<{ mended: { destination: string; from: string }[]; left: { destination: string; reason: string }[] }> {
     const found = await this.readKeyFiles(set);
-    const foreign = found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
+    const foreign = this.#passphrase === null ? [] : found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
     const bad = found.filter((f) => f.unreadable && !f.foreign);
     if (bad.length === 0) return { mended: [], left: foreign };
     const leave = (reason: string) => ({ mended: [], left: [...foreign, ...bad.map((b) => ({ destination: b.label, reason: `key.json is unreadable (${errorMessage(b.unreadable)}) and ${reason}` }))] });
     if (this.#passphrase === null) return leave('no passphrase was given to check a copy against: run recover with the passphrase the backups use');
-    const candidates = [...found.filter((f) => f.keyFile).map((f) => ({ keyFile: f.keyFile!, from: `key.json at ${f.label}` })), ...(embedded ? [{ keyFile: embedded, from: "the key file the newest encrypted backup's manifest embeds" }] : [])];
+    const current = found.filter((f) => f.keyFile).map((f) => ({ keyFile: f.keyFile!, from: `key.json at ${f.label}` }));
+    const candidates = current.length > 0 ? current : embedded ? [{ keyFile: embedded, from: "the key file the newest encrypted backup's manifest embeds" }] : [];
     for (const { keyFile, from } of candidates) {
       const opens = await this.unlock(keyFile, this.#passphrase, from, { exact: true }).then(
         () => true,
@@ -152,7 +156,8 @@ export class Keyring {
       }
       return { mended, left };
     }
-    return leave(candidates.length === 0 ? 'no other copy of it is at hand (no readable key.json elsewhere, no encrypted backup)' : 'no copy at hand opens with this passphrase (another key.json, the newest backup\'s manifest): copy encryption.keyFile from the newest manifest that opens with it');
+    if (candidates.length === 0) return leave('no other copy of it is at hand (no readable key.json elsewhere, no encrypted backup)');
+    return leave(current.length > 0 ? `${current.map((c) => c.from).join(', ')} does not open with this passphrase (rewrapped to another? run recover with the passphrase key.json now takes)` : "the newest backup's key file does not open with this passphrase: copy encryption.keyFile from the newest manifest that opens with it");
   }
 
   /** The keyCheck of the master key in the destinations' key.json (the first readable one), or null when there is none. */

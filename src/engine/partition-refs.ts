@@ -214,17 +214,12 @@ export class PartitionRefs {
     for (const partitionName of partitions) {
       const key = resource.getPartitionKey({ partitionName, id, data });
       if (key === null) continue;
-      await this.putRef(resource, key);
+      try {
+        await this.db.client.putObject({ key, metadata: { _v: String(resource.version ?? 'v1') }, body: Buffer.alloc(0) });
+      } catch (err) {
+        throw refreshError(`could not write partition reference ${key}`, err);
+      }
       this.created++;
-    }
-  }
-
-  /** Writes the partition reference `key` as s3db.js does (an empty body, the resource's version). */
-  private async putRef(resource: PartitionedResource, key: string): Promise<void> {
-    try {
-      await this.db.client.putObject({ key, metadata: { _v: String(resource.version ?? 'v1') }, body: Buffer.alloc(0) });
-    } catch (err) {
-      throw refreshError(`could not write partition reference ${key}`, err);
     }
   }
 
