@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import type { Destination } from '../src/destinations/types.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { filesUnder } from './helpers/files.js';
 import { warnInto } from './helpers/logger.js';
 import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
@@ -447,6 +448,36 @@ describe("'any' versus 'all' with one destination broken", () => {
     const after = await p.createBackup({ type: 'incremental' });
     expect(after.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`${label} does not hold every backup of the chain of ${during.id}`));
+    await p.stop();
+  });
+
+  it("('any') with an S3 destination whose store stopped answering, a backup asks it once: the first request's retries, then none, and the backup is an incremental at the other (walk-28 F3: each planning request spent its whole retry budget, ~4 min)", async () => {
+    // the store behind a proxy on loopback, so it can stop answering (the proxy's port closed: a real refused connection)
+    const proxy = await startFaultProxy({ target: s3Env().endpoint });
+    const dir = path.join(work, `unreachable-${Date.now()}`);
+    const warnings: string[] = [];
+    const s3Behind = s3Spec(`unreachable-${Date.now()}/`);
+    s3Behind.config.endpoint = proxy.url;
+    const p = multi([fsSpec(dir), s3Behind], 'any', { logger: warnInto(warnings) });
+    await source.usePlugin(p, `unreachable-${Date.now()}`);
+    const full = await p.createBackup();
+    await proxy.close();
+    const s3 = p.destinations.members[1] as Destination & { client: S3Client };
+    let sent = 0;
+    s3.client.middlewareStack.add(
+      (next) => async (args) => {
+        sent++;
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'testAttemptCounter' },
+    );
+    const during = await p.createBackup({ type: 'incremental' });
+    expect({ type: during.type, statuses: during.destinations.map((d) => d.status) }).toEqual({ type: 'incremental', statuses: ['ok', 'failed'] });
+    expect(sent).toBe(2); // s3Spec's maxAttempts: one request's attempts
+    expect(warnings.filter((w) => w.includes(`could not ask ${s3.label} whether it holds ${full.id}`))).toHaveLength(1);
+    expect(during.destinations[1]!.error).toMatch(/ECONNREFUSED.*not sent: the store could not be reached/);
+    await p.listBackups();
+    expect(sent).toBe(2);
     await p.stop();
   });
 

@@ -1331,7 +1331,7 @@ export class BackupPlugin extends EventEmitter {
       const why = await this.keyChangeSince(newest);
       if (why) return warn(newest.id, why) ?? null;
     }
-    const lacking = await this.membersLackingChain(newest);
+    const lacking = await this.membersLackingChain(newest, quiet);
     if (lacking.length > 0) {
       // Written there, the incremental would depend on backups that destination does not hold.
       return warn(newest.id, `${lacking.join(', ')} ${lacking.length > 1 ? 'do' : 'does'} not hold every backup of the chain of ${newest.id} (a replaced or emptied destination)`) ?? null;
@@ -1416,7 +1416,7 @@ export class BackupPlugin extends EventEmitter {
    * answers 403 for a missing object without s3:ListBucket) is an answer: counted as lacking, as
    * the commit's own check (assertChainPresent) would refuse the incremental there (review-md R3).
    */
-  private async membersLackingChain(m: ManifestHead): Promise<string[]> {
+  private async membersLackingChain(m: ManifestHead, quiet = false): Promise<string[]> {
     const set = this.destinations;
     if (set.members.length < 2) return [];
     const writers = await set.plannedWriters(paths.pending(`${m.id}.plan.probe`)).catch(() => set.members);
@@ -1427,7 +1427,7 @@ export class BackupPlugin extends EventEmitter {
           (info) => info !== null,
           (err: unknown) => {
             if (err instanceof BackupError && err.code === 'ERR_DESTINATION_ACCESS') return false;
-            this.log('warn', { destination: member.label, backupId: id }, `could not ask ${member.label} whether it holds ${id} (${errorMessage(err)}): the backup is planned as an incremental on the destinations that answer; if that one takes it, check it with verifyBackup(), and once it answers again and lacks a backup of the chain, the next backup is a full`);
+            if (!quiet) this.log('warn', { destination: member.label, backupId: id }, `could not ask ${member.label} whether it holds ${id} (${errorMessage(err)}): the backup is planned as an incremental on the destinations that answer; if that one takes it, check it with verifyBackup(), and once it answers again and lacks a backup of the chain, the next backup is a full`);
             return null;
           },
         );

@@ -18,6 +18,16 @@ export interface SdkError {
 export const asSdk = (err: unknown): SdkError => (typeof err === 'object' && err !== null ? (err as SdkError) : {});
 export const httpStatus = (err: unknown): number | undefined => asSdk(err).$metadata?.httpStatusCode;
 
+/**
+ * The store could not be reached at all (no connection: refused, host unknown or unreachable, none
+ * within connectionTimeoutMs), as opposed to a store that answered or dropped a connection.
+ */
+export function isUnreachable(err: unknown): boolean {
+  const e = asSdk(err);
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code ?? '')) return true;
+  return e.name === 'TimeoutError' && /did not establish a connection/.test(e.message ?? '');
+}
+
 export interface ErrorContext {
   label: string;
   bucket: string;
@@ -56,8 +66,7 @@ export function s3Error(ctx: ErrorContext, err: unknown, op: string, relative: s
     return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: the server does not implement ${op} (NotImplemented) for ${relative}`, { cause: err });
   }
   // the store cannot be reached at all: most often a wrong config.endpoint (host, port, http/https)
-  const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(e.code ?? '') || /wrong version number/i.test(errorMessage(err));
-  const hint = unreachable ? ' (the store cannot be reached: check config.endpoint, its host, port and http/https, and that the store is up)' : '';
+  const hint = isUnreachable(err) || /wrong version number/i.test(errorMessage(err)) ? ' (the store cannot be reached: check config.endpoint, its host, port and http/https, and that the store is up)' : '';
   return new BackupError('ERR_DESTINATION_IO', `${ctx.label}: could not ${op} ${relative}: ${e.name ?? ''} ${errorMessage(err)}${hint}`.replace(/ +/g, ' '), {
     cause: err,
   });

@@ -24,6 +24,8 @@
  *   GLACIER / DEEP_ARCHIVE parts are written STANDARD and moved by archive() after verification.
  * - Objects in GLACIER / DEEP_ARCHIVE: read() fails with ERR_ARCHIVED_OBJECT naming the class;
  *   requestRestore() issues RestoreObject.
+ * - A store found unreachable (after every retry) is not asked again for a minute: requests fail
+ *   at once meanwhile (s3-reachability.ts). Only on the client this destination makes.
  * - Labels and errors name the bucket, prefix and path, never credentials.
  * Options: s3-config.ts; error mapping: s3-errors.ts; resumable reads: s3-read.ts.
  */
@@ -48,6 +50,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { BackupError } from '../errors.js';
 import { asSdk, httpStatus as status, s3Error, s3ReadError } from './s3-errors.js';
 import { resumableBody } from './s3-read.js';
+import { Reachability } from './s3-reachability.js';
 import { PatientRetryStrategy } from './s3-retry.js';
 import type { Destination, ObjectInfo, ReadOptions, WriteOptions, WriteResult } from './types.js';
 import { normalizeS3Config, type S3DestinationConfig, type ResolvedS3Config } from './s3-config.js';
@@ -113,6 +116,9 @@ export class S3Destination implements Destination {
         ...(c.responseChecksumValidation ? { responseChecksumValidation: c.responseChecksumValidation } : {}),
       };
       this.client = new S3Client(clientConfig);
+      // a store found unreachable is not asked again for a minute (s3-reachability.ts); never put
+      // on a client the application passed in, which it may use for other things
+      new Reachability().guard(this.client);
       this.ownsClient = true;
     }
   }
