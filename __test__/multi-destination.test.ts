@@ -481,6 +481,33 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a verification that cannot read the one good copy (its store stopped answering) says the copy it read is damaged, and names the rebuilt-index look it began with as what it is (walk-28 F6)", async () => {
+    const proxy = await startFaultProxy({ target: s3Env().endpoint });
+    const dir = path.join(work, `outage-${Date.now()}`);
+    const s3Behind = s3Spec(`outage-${Date.now()}/`);
+    s3Behind.config.endpoint = proxy.url;
+    const p = multi([fsSpec(dir), s3Behind], 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `outage-${Date.now()}`);
+    const full = await p.createBackup();
+    const part = (await readManifestAt(dir, full.id)).parts.find((x) => x.group === 'users')!;
+    const bytes = await readFile(path.join(dir, part.path));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(dir, part.path), bytes);
+    await proxy.close();
+    const [fsLabel, s3Label] = p.destinations.members.map((m) => m.label) as [string, string];
+    const recorded = (await p.getBackup(full.id))!.verification;
+    for (const attempt of [() => p.verifyBackup(full.id), () => restoreFresh(() => multi([fsSpec(dir), s3Behind], 'all'), full.id)]) {
+      const err = await attempt().then(() => null, (e: unknown) => e as Error & { code: string });
+      expect(err?.code).toBe('ERR_VERIFY_INCOMPLETE');
+      expect(err?.message).toContain(`${part.path} could not be read at ${s3Label} (not asked for: the look for a rebuilt index of indexes/${full.id}.index (indexes/${full.id}.rebuilt.json, there only if one was made) failed there before, `);
+      expect(err?.message).toMatch(/ECONNREFUSED/);
+      expect(err?.message).toContain(`; the copy at ${fsLabel} fails (`);
+      expect(err?.message).toContain(`), so only ${s3Label} may hold a good one; nothing was recorded`);
+    }
+    expect((await p.getBackup(full.id))!.verification).toEqual(recorded);
+    await p.stop();
+  });
+
   it("('any') a destination that cannot be asked about the chain but still takes writes fails that backup alone; the others commit it as an incremental (review-md R3)", async () => {
     const { b, p } = await twoDirectories('unasked', 'any');
     await p.createBackup();
@@ -521,6 +548,41 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(await readFile(path.join(a, 'key.json'), 'utf8'));
     await p.stop();
     await current.stop();
+  });
+
+  it("a key.json at the second destination that the passphrase does not open, beside one it opens at the first, stops the backup, naming it, and recover names it too; a rewrap run again as the message says mends it (walk-28 F4: only the first key.json was checked, so a retired passphrase kept working at the other)", async () => {
+    const [a, b] = [path.join(work, `stale-a-${Date.now()}`), path.join(work, `stale-b-${Date.now()}`)];
+    const quiet = { logger: { warn() {}, info() {}, error() {} } };
+    const NEW = 'the passphrase after the rewrap';
+    const withPassphrase = (passphrase: string, dirs = [a, b]) => multi(dirs.map(fsSpec), 'all', { ...quiet, encryption: { passphrase, iterations: 100_000 } });
+    const p = withPassphrase(PASSPHRASE);
+    await source.usePlugin(p, `stale-${Date.now()}`);
+    const first = await p.createBackup();
+    const { rewrapAll } = await import('../src/cli/rewrap.js');
+    await rewrapAll(p, PASSPHRASE, NEW);
+    // the README's old advice followed with the oldest manifest: b's key.json is the wrapping before the rewrap
+    const oldWrapping = `${JSON.stringify(JSON.parse(await readFile(path.join(b, 'manifests', `${first.id}.json`), 'utf8')).encryption.keyFile, null, 2)}`;
+    await writeFile(path.join(b, 'key.json'), oldWrapping);
+    const current = withPassphrase(NEW);
+    await source.usePlugin(current, `stale-new-${Date.now()}`);
+    const [labelA, labelB] = current.destinations.members.map((m) => m.label) as [string, string];
+    const refused = await current.createBackup({ type: 'incremental' }).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(refused?.code).toBe('ERR_WRONG_PASSPHRASE');
+    expect(refused?.message).toContain(`key.json at ${labelB} wraps the backups' master key as key.json at ${labelA} does, but not with this passphrase`);
+    expect(refused?.message).toContain('run s3db-backup rewrap again');
+    // the retired passphrase opens b's, whichever destination comes first
+    const swapped = withPassphrase(PASSPHRASE, [b, a]);
+    await source.usePlugin(swapped, `stale-swapped-${Date.now()}`);
+    const retired = await swapped.createBackup().then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(retired?.code).toBe('ERR_WRONG_PASSPHRASE');
+    expect((await p.listBackups()).map((x) => x.id)).toEqual([first.id]);
+    const report = await current.recoverBackups();
+    expect(report.keyFiles?.left).toEqual([{ destination: labelB, reason: expect.stringContaining('left as it is: if this passphrase is the current one, run s3db-backup rewrap again') }]);
+    expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(oldWrapping);
+    // the advice: the passphrase that opens b's as the current one, the new one as the new
+    expect(await rewrapAll(p, PASSPHRASE, NEW)).toEqual({ rewrapped: [labelB], alreadyNew: [labelA], withoutKeyFile: [] });
+    expect((await current.createBackup({ type: 'incremental' })).type).toBe('incremental');
+    for (const q of [p, current, swapped]) await q.stop();
   });
 
   it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {

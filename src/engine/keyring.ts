@@ -4,7 +4,8 @@
  * - Backing up: the destination's key.json is unlocked (created on the first encrypted backup; put
  *   back from the newest manifest's copy when lost) and copied to any member of the set that lacks
  *   it. Every backup's manifest also embeds the key file, so a backup stays restorable if key.json
- *   is lost.
+ *   is lost. Every member's key.json must open with the passphrase (a wrapping only a retired
+ *   passphrase opens would keep it working there: walk-28 F4).
  * - Restoring: the key whose keyCheck the manifest names is looked up in the cache, then in the
  *   destination's key.json (current passphrase, after a rewrap), then in the manifest's own copy
  *   (also when key.json is unreadable: a damaged key.json never blocks a restore), then in the
@@ -21,6 +22,21 @@ import { readText } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { paths } from './layout.js';
 import type { Manifest, ManifestHead } from './manifest.js';
+
+/** A member's key.json: absent (keyFile null), parsed, or unreadable (the error; `foreign`: JSON of another tool). */
+interface FoundKeyFile {
+  label: string;
+  keyFile: KeyFile | null;
+  unreadable?: unknown;
+  foreign?: true;
+}
+
+/** What is wrong when `subject` (key.json at some destinations) wraps the master key so that this passphrase does not open it, while it opens `opened`. */
+const staleWrappingProblem = (subject: string, plural: boolean, opened: string): string =>
+  `${subject} ${plural ? 'wrap' : 'wraps'} the backups' master key as ${opened} does, but not with this passphrase, which opens ${opened}: the passphrase that opens ${plural ? 'them' : 'it'} still works there`;
+
+const STALE_WRAPPING_ADVICE =
+  'if this passphrase is the current one, run s3db-backup rewrap again with the one that opens the others as the current (encryption.passphrase) and this one as the new (it rewraps only those), or copy the key.json this passphrase opens over theirs (same master key); if it is the retired one, set the current one in encryption.passphrase';
 
 export class Keyring {
   private readonly cache = new Map<string, KeyHandle>();
@@ -105,6 +121,10 @@ export class Keyring {
       }
       throw err;
     });
+    const stale = await this.otherWrappings(found, keyFile, passphrase);
+    if (stale.length > 0) {
+      throw new BackupError('ERR_WRONG_PASSPHRASE', `${staleWrappingProblem(`key.json at ${stale.join(', ')}`, stale.length > 1, where)}; no backup is written until they match: ${STALE_WRAPPING_ADVICE}`, { details: { explained: true } });
+    }
     const body = Buffer.from(JSON.stringify(keyFile, null, 2));
     for (const member of set.writers) {
       const existing = found.find((f) => f.label === member.label)?.keyFile;
@@ -127,14 +147,24 @@ export class Keyring {
    * must not come back, review-md R4), else `embedded` (the key file the newest encrypted
    * backup's manifest embeds). Never a new key: the backups need the master key the damaged file
    * wrapped. Says what it put back and what it could not. Another tool's JSON file named key.json
-   * is left as it is, and named only to an encrypting plugin (the one it stops).
+   * is left as it is, and named only to an encrypting plugin (the one it stops); so is a key.json
+   * wrapping the same master key that the passphrase does not open beside one it opens (which
+   * one is current is the operator's to say: walk-28 F4).
    */
   async mendKeyFiles(set: DestinationSet, embedded: KeyFile | null): Promise<{ mended: { destination: string; from: string }[]; left: { destination: string; reason: string }[] }> {
     const found = await this.readKeyFiles(set);
-    const foreign = this.#passphrase === null ? [] : found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
+    const untouched = this.#passphrase === null ? [] : found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
+    // a wrapping this passphrase does not open beside one it opens: which one is current is the
+    // operator's to say (a rewrap not finished, or one this instance's passphrase missed), so
+    // it is named, never overwritten (review-md R4)
+    const opening = this.#passphrase === null ? undefined : await this.firstOpening(found, this.#passphrase);
+    if (opening) {
+      const stale = await this.otherWrappings(found, opening.keyFile!, this.#passphrase!);
+      untouched.push(...stale.map((label) => ({ destination: label, reason: `${staleWrappingProblem('it', false, `key.json at ${opening.label}`)}; left as it is: ${STALE_WRAPPING_ADVICE}` })));
+    }
     const bad = found.filter((f) => f.unreadable && !f.foreign);
-    if (bad.length === 0) return { mended: [], left: foreign };
-    const leave = (reason: string) => ({ mended: [], left: [...foreign, ...bad.map((b) => ({ destination: b.label, reason: `key.json is unreadable (${errorMessage(b.unreadable)}) and ${reason}` }))] });
+    if (bad.length === 0) return { mended: [], left: untouched };
+    const leave = (reason: string) => ({ mended: [], left: [...untouched, ...bad.map((b) => ({ destination: b.label, reason: `key.json is unreadable (${errorMessage(b.unreadable)}) and ${reason}` }))] });
     if (this.#passphrase === null) return leave('no passphrase was given to check a copy against: run recover with the passphrase the backups use');
     const current = found.filter((f) => f.keyFile).map((f) => ({ keyFile: f.keyFile!, from: `key.json at ${f.label}` }));
     const candidates = current.length > 0 ? current : embedded ? [{ keyFile: embedded, from: "the key file the newest encrypted backup's manifest embeds" }] : [];
@@ -146,7 +176,7 @@ export class Keyring {
       if (!opens) continue;
       const body = Buffer.from(JSON.stringify(keyFile, null, 2));
       const mended: { destination: string; from: string }[] = [];
-      const left: { destination: string; reason: string }[] = [...foreign];
+      const left: { destination: string; reason: string }[] = [...untouched];
       for (const b of bad) {
         const member = set.members.find((m) => m.label === b.label)!;
         await member.write(paths.keyFile, body).then(
@@ -158,6 +188,43 @@ export class Keyring {
     }
     if (candidates.length === 0) return leave('no other copy of it is at hand (no readable key.json elsewhere, no encrypted backup)');
     return leave(current.length > 0 ? `${current.map((c) => c.from).join(', ')} does not open with this passphrase (rewrapped to another? run recover with the passphrase key.json now takes)` : "the newest backup's key file does not open with this passphrase: copy encryption.keyFile from the newest manifest that opens with it");
+  }
+
+  /** The first member whose key.json opens with `passphrase` as it is. */
+  private async firstOpening(found: FoundKeyFile[], passphrase: string): Promise<FoundKeyFile | undefined> {
+    for (const f of found) {
+      if (!f.keyFile) continue;
+      const opens = await this.unlock(f.keyFile, passphrase, `key.json at ${f.label}`, { exact: true }).then(
+        () => true,
+        () => false,
+      );
+      if (opens) return f;
+    }
+    return undefined;
+  }
+
+  /**
+   * Members whose key.json wraps `keyFile`'s master key (same keyCheck) in another wrapping that
+   * `passphrase` does not open, while it opens `keyFile`: a rewrap that reached only some
+   * destinations, or a key file put back from a manifest older than a rewrap. Such a key.json
+   * keeps a passphrase the rewrap retired working there (walk-28 F4: only the first was checked).
+   * One unwrap per distinct wrapping (cached).
+   */
+  private async otherWrappings(found: FoundKeyFile[], keyFile: KeyFile, passphrase: string): Promise<string[]> {
+    const wrapping = JSON.stringify(keyFile);
+    const stale: string[] = [];
+    for (const f of found) {
+      if (!f.keyFile || f.keyFile.keyCheck !== keyFile.keyCheck || JSON.stringify(f.keyFile) === wrapping) continue;
+      const opens = await this.unlock(f.keyFile, passphrase, `key.json at ${f.label}`, { exact: true }).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') return false;
+          throw err;
+        },
+      );
+      if (!opens) stale.push(f.label);
+    }
+    return stale;
   }
 
   /** The keyCheck of the master key in the destinations' key.json (the first readable one), or null when there is none. */
@@ -235,8 +302,8 @@ export class Keyring {
   }
 
   /** Each member's key.json: absent (null), parsed, or unreadable (the error). */
-  private async readKeyFiles(set: DestinationSet): Promise<{ label: string; keyFile: KeyFile | null; unreadable?: unknown; foreign?: true }[]> {
-    const out: { label: string; keyFile: KeyFile | null; unreadable?: unknown; foreign?: true }[] = [];
+  private async readKeyFiles(set: DestinationSet): Promise<FoundKeyFile[]> {
+    const out: FoundKeyFile[] = [];
     for (const member of set.members) {
       const info = await member.stat(paths.keyFile).catch(() => null);
       if (!info) {

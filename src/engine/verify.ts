@@ -162,8 +162,9 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const meter = new ProgressMeter(manifest.id, 'verify', ids.length, options.onProgress, options.progressIntervalMs);
   const goodSources = new Map<string, string>();
   const destinations: VerificationResult['destinations'] = [];
-  // Objects that could not be read for a reason other than their bytes (access, I/O, network).
-  const unreadable = new Map<string, { path: string; err: unknown }>();
+  // Objects that could not be read for a reason other than their bytes (access, I/O, network):
+  // where (`at`), and, when not asked for there, the earlier request that failed (`after`).
+  const unreadable = new Map<string, { path: string; err: unknown; at: string; after?: string }>();
   const failures: VerifyOutcome['failures'] = [];
   // 'full': what each object held, from the first destination where it verified (the same bytes everywhere it does)
   const partTallies: PartTally[] = [];
@@ -173,18 +174,21 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
     const errors: { path: string; message: string }[] = [];
     // A reference that cannot be read says nothing about the index: that destination's index is unchecked.
     let index: IndexRef | null = null;
-    let unreachable: string | null = null; // the first object this destination could not serve
+    // the first request this destination failed (an object, or the look for a rebuilt index), and how
+    let unreachable: { what: string; err: unknown } | null = null;
     try {
       index = await indexRefAt(member, manifest);
     } catch (err) {
-      unreadable.set(INDEX, { path: paths.indexRef(manifest.id), err });
+      // the reference to a rebuilt index is asked for before the index: named as what it is (walk-28 F6)
+      const what = `the look for a rebuilt index of ${manifest.index.path} (${paths.indexRef(manifest.id)}, there only if one was made)`;
+      unreadable.set(INDEX, { path: manifest.index.path, err, at: member.label, after: what });
       errors.push({ path: paths.indexRef(manifest.id), message: `${paths.indexRef(manifest.id)} at ${member.label}: ${errorMessage(err)}` });
-      if (!isDamage(err)) unreachable = paths.indexRef(manifest.id);
+      if (!isDamage(err)) unreachable = { what, err };
     }
     const objects = index ? [...parts, { ...index, records: null, id: INDEX }] : parts;
     await pool(objects, options.concurrency ?? 2, async (ref) => {
       if (unreachable !== null) {
-        unreadable.set(ref.id, { path: ref.path, err: new Error(`not read at ${member.label}, which could not serve ${unreachable}`) });
+        unreadable.set(ref.id, { path: ref.path, err: unreachable.err, at: member.label, after: unreachable.what });
         meter.add(1, ref.size);
         return;
       }
@@ -197,8 +201,8 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
         }
       } catch (err) {
         if (!isDamage(err)) {
-          unreadable.set(ref.id, { path: ref.path, err });
-          unreachable ??= ref.path;
+          unreadable.set(ref.id, { path: ref.path, err, at: member.label });
+          unreachable ??= { what: ref.path, err };
         }
         // Every error names the object it is about (codec errors alone say only "segment 0 ...").
         const message = errorMessage(err);
@@ -217,9 +221,13 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   // bytes, so this is thrown (and recorded nowhere) rather than reported as damage.
   const unknown = missing.map((id) => unreadable.get(id)).find((u) => u !== undefined);
   if (unknown) {
+    const how = unknown.after && unknown.after !== unknown.path ? `not asked for: ${unknown.after} failed there before, ${errorMessage(unknown.err)}` : errorMessage(unknown.err);
+    // the copies that were read and failed: then waiting for this destination is the only way (walk-28 F6)
+    const damaged = failures.filter((f) => f.path === unknown.path && f.label !== unknown.at);
+    const elsewhere = damaged.length === 0 ? '' : `; the ${damaged.length > 1 ? 'copies' : 'copy'} at ${damaged.map((f) => f.label).join(', ')} ${damaged.length > 1 ? 'fail' : 'fails'} (${damaged.map((f) => f.error).join('; ')}), so only ${unknown.at} may hold a good one`;
     throw new BackupError(
       'ERR_VERIFY_INCOMPLETE',
-      `could not verify backup ${manifest.id}: ${unknown.path} could not be read (${errorMessage(unknown.err)}); nothing was recorded (a restore it ran for wrote nothing): once the destination can be read, run the same verification or restore again`,
+      `could not verify backup ${manifest.id}: ${unknown.path} could not be read at ${unknown.at} (${how})${elsewhere}; nothing was recorded (a restore it ran for wrote nothing): once ${unknown.at} can be read, run the same verification or restore again`,
       { cause: unknown.err },
     );
   }
