@@ -653,6 +653,23 @@ describe('s3db-backup command line', () => {
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stdout).toContain(`note: ${part} at filesystem:${d0} could not be used (`);
     expect(restored.stdout).not.toContain('{"label"');
+    // list says what verify found, and which backups are at one destination only, and their tags (walk-28 F7)
+    const alone = await cli(['backup', '--db', source, '--directory', d1, '--json']);
+    expect(alone.code, alone.stderr).toBe(0);
+    const aloneId = (JSON.parse(alone.stdout) as { id: string }).id;
+    const db = await openDb(source);
+    const { BackupPlugin } = await import('../src/index.js');
+    const tagging = new BackupPlugin({ schedule: false, driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: d0 } }, { driver: 'filesystem', config: { directory: d1 } }], encryption: { passphrase: PASSPHRASE }, logger: { warn() {}, info() {}, error() {} } } as never);
+    await db.usePlugin(tagging);
+    const tagged = await tagging.createBackup({ tags: ['pre-deploy', 'keep'] });
+    await tagging.stop();
+    await db.disconnect();
+    const listed = await cli(['list', '--config', config]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const row = (backupId: string) => listed.stdout.split('\n').find((line) => line.startsWith(backupId)) ?? '';
+    expect(row(id)).toMatch(new RegExp(`verified \\(full\\)\\s+copy damaged at filesystem:${literal(d0)}$`));
+    expect(row(aloneId)).toMatch(new RegExp(`only at filesystem:${literal(d1)}$`));
+    expect(row(tagged.id)).toMatch(/verified \(full\)\s+tags: pre-deploy, keep$/);
   }, 60_000);
 
   it('list of two destinations, one of which cannot be listed (no S3 credentials in the environment; a broken directory), shows what the other holds, says what to check, and exits 5 (runbook3am F4)', async () => {

@@ -585,6 +585,29 @@ describe("'any' versus 'all' with one destination broken", () => {
     for (const q of [p, current, swapped]) await q.stop();
   });
 
+  it("a key.json that cannot be read (an I/O error, not damage) fails the backup at that destination only under 'any' (the whole backup under 'all'), and recover names it unchecked without writing over it (walk-28 F4: it counted as absent, and the backup went on there)", async () => {
+    const { b, p } = await twoDirectories('keyio', 'any');
+    await p.createBackup();
+    // b's key.json a symbolic link to itself: every question about it fails (ELOOP), its bytes are unknown
+    await rm(path.join(b, 'key.json'));
+    await symlink('key.json', path.join(b, 'key.json'));
+    const labelB = p.destinations.members[1]!.label;
+    const next = await p.createBackup({ type: 'incremental' });
+    expect({ type: next.type, statuses: next.destinations.map((d) => d.status) }).toEqual({ type: 'incremental', statuses: ['ok', 'failed'] });
+    expect(next.destinations[1]!.error).toMatch(/key\.json.*ELOOP/);
+    const report = await p.recoverBackups();
+    expect(report.keyFiles?.left).toEqual([{ destination: labelB, reason: expect.stringMatching(/^key\.json could not be read there \(.*ELOOP.*\), so it was not checked: run recover again once it answers$/) }]);
+    expect(report.keyFiles?.mended).toEqual([]);
+    const all = multi(p.destinations.members.map((m) => fsSpec(m.label.replace(/^filesystem:/, ''))), 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(all, `keyio-all-${Date.now()}`);
+    const failed = await all.createBackup({ type: 'incremental' }).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(failed?.code).toBe('ERR_DESTINATION_IO');
+    expect(failed?.message).toContain(`${labelB} failed`);
+    expect(failed?.message).not.toMatch(/unreadable|restore it from a copy/);
+    await p.stop();
+    await all.stop();
+  });
+
   it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {
     const dir = path.join(work, `foreign-${Date.now()}`);
     const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, info() {}, error() {} } } as never);

@@ -734,18 +734,20 @@ describe('triggers', () => {
     const record = await users.get(user!.id as string);
     expect(typeof record.password).toBe('string');
     db.emit('afterBulkDelete', { deletedCount: 5 });
-    db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1, deleted: [record], resource: db.resources.users, at: new Date(0) });
+    // and an application's own credentials (walk-29 F-A: stored as they were)
+    const credentials = { aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: 'SK-walk29-secret' }, url: 'http://AKIAWALK29:SK-walk29-secret@127.0.0.1:9/bucket/db?x=1' };
+    db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1, deleted: [record], resource: db.resources.users, at: new Date(0), ...credentials });
     await waitUntil('the afterBulkDelete backup', () => completed.length === 2);
     await p.stop();
     const list = await manifests(p);
     expect(list).toHaveLength(2);
     const bulk = list.find((m) => m.trigger?.event === 'afterBulkDelete')!;
     // functions are dropped, class instances named, secret attributes' values replaced
-    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500, deleted: [{ ...JSON.parse(JSON.stringify(record)), password: '[secret]' }], resource: '[Resource]', at: '1970-01-01T00:00:00.000Z' });
+    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500, deleted: [{ ...JSON.parse(JSON.stringify(record)), password: '[secret]' }], resource: '[Resource]', at: '1970-01-01T00:00:00.000Z', aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: '[redacted]' }, url: 'http://***@127.0.0.1:9/bucket/db?x=1' });
     expect(bulk.reason).toBe('triggered by afterBulkDelete');
     for (const file of await readdir(path.join(dir, 'manifests'))) {
       const text = await readFile(path.join(dir, 'manifests', file), 'utf8');
-      for (const secret of [record.password as string, DB_PASSPHRASE]) expect(text).not.toContain(secret);
+      for (const secret of [record.password as string, DB_PASSPHRASE, 'SK-walk29-secret']) expect(text).not.toContain(secret);
     }
 
     // stopped: an event runs nothing (and says so); start() brings the triggers back

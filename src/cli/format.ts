@@ -35,10 +35,18 @@ export function verdict(b: BackupSummary): string {
   return 'needs a damaged or missing backup';
 }
 
+/** "copy damaged at <label>" for each destination whose copy the latest verification found damaged. */
+function damagedCopies(b: BackupSummary): string[] {
+  const damaged = (b.verification?.destinations ?? []).filter((d) => !d.verified).map((d) => d.label);
+  return damaged.length > 0 ? [`copy damaged at ${damaged.join(', ')}`] : [];
+}
+
 /**
  * The backup list. A `database` column appears when the backups come from more than one database
  * (a configuration copied from another environment, a typo in `backup --db`): nothing else tells
- * their backups apart.
+ * their backups apart. Notes: a schema lacking resources, a manifest lost at a destination, a
+ * backup held at some destinations only, a damaged copy beside a good one, tags (which retention's
+ * `tags` rule keeps).
  */
 export function backupTable(backups: BackupSummary[]): string {
   const databases = new Set(backups.map((b) => describeSourceShort(b.source)));
@@ -55,6 +63,10 @@ export function backupTable(backups: BackupSummary[]): string {
     [
       ...(b.undefinedResources.length > 0 ? [`schema lacks ${b.undefinedResources.join(',')}`] : []),
       ...(b.manifestMissingAt ? [`manifest missing at ${b.manifestMissingAt.join(', ')}`] : []),
+      ...(b.onlyAt ? [`only at ${b.onlyAt.join(', ')}`] : []),
+      // a backup that verified from one copy while another is damaged (verify exits 4 on it)
+      ...(b.verified ? damagedCopies(b) : []),
+      ...(b.tags.length > 0 ? [`tags: ${b.tags.join(', ')}`] : []),
     ].join('; '),
   ]);
   const header = [...(several ? ['database'] : []), 'id', 'type', 'taken (UTC)', 'size', 'objects', 'encrypted', 'verification', 'notes'];

@@ -41,6 +41,7 @@ import { rawObjects, type RawObjects } from './raw-objects.js';
 import { manifestAuth } from './manifest-auth.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
+import { redactCredentials } from '../redact.js';
 import { EncodedSink } from './sink.js';
 import type { ParentRef } from './verify.js';
 import { IndexLineWriter } from './stored.js';
@@ -283,8 +284,10 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       // encrypted: the caller's free-form fields are sealed below, never plaintext in the manifest
       reason: key ? null : o.reason,
       metadata: key ? {} : o.metadata,
-      // unencrypted: a payload read through s3db's resource API holds secret attributes decrypted
-      trigger: o.trigger && { event: o.trigger.event, payload: key ? null : redactSecrets(o.trigger.payload, secretNames(o.db)) },
+      // unencrypted: a payload read through s3db's resource API holds secret attributes decrypted,
+      // and an application's event may carry credentials (a connection string, a secretAccessKey):
+      // neither is stored in plaintext (walk-29 F-A)
+      trigger: o.trigger && { event: o.trigger.event, payload: key ? null : redactSecrets(redactCredentials(o.trigger.payload), secretNames(o.db)) },
       ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
       startedAt: started.toISOString(),
       completedAt: completed.toISOString(),

@@ -379,7 +379,9 @@ export class Catalog {
       else {
         const summary = withVerification(r.head.summary, r.verification ?? r.head.manifest.verification);
         const lost = missingAt(summary);
-        entries.push({ manifest: r.head.manifest, summary: lost.length > 0 ? { ...summary, manifestMissingAt: lost } : summary });
+        const held = holders.get(summary.id) ?? [];
+        const never = this.set.members.length > 1 && [...answered].some((label) => !held.includes(label) && !lost.includes(label));
+        entries.push({ manifest: r.head.manifest, summary: { ...summary, ...(lost.length > 0 ? { manifestMissingAt: lost } : {}), ...(never ? { onlyAt: held } : {}) } });
       }
     }
     entries.sort((a, b) => (a.manifest.startedAt < b.manifest.startedAt ? 1 : a.manifest.startedAt > b.manifest.startedAt ? -1 : a.manifest.id < b.manifest.id ? 1 : -1));

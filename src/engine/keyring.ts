@@ -18,17 +18,24 @@
  */
 import { createKeyFile, unlockKeyFile, type KeyFile, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
-import { readText } from '../destinations/types.js';
+import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import { paths } from './layout.js';
 import type { Manifest, ManifestHead } from './manifest.js';
 
-/** A member's key.json: absent (keyFile null), parsed, or unreadable (the error; `foreign`: JSON of another tool). */
+/**
+ * A member's key.json: absent (keyFile null), parsed, unreadable (its bytes are not a key file:
+ * the error; `foreign`: JSON of another tool), or not answered (the destination failed the
+ * question: nothing is known of the file). `etag`: the file's, when it is there.
+ */
 interface FoundKeyFile {
+  member: Destination;
   label: string;
   keyFile: KeyFile | null;
   unreadable?: unknown;
   foreign?: true;
+  unanswered?: unknown;
+  etag?: string;
 }
 
 /** What is wrong when `subject` (key.json at some destinations) wraps the master key so that this passphrase does not open it, while it opens `opened`. */
@@ -81,6 +88,9 @@ export class Keyring {
   async keyForBackup(set: DestinationSet, embedded: KeyFile | null = null, warn: (message: string) => void = () => undefined): Promise<{ key: KeyHandle; keyFile: KeyFile }> {
     const passphrase = this.requirePassphrase('create an encrypted backup');
     const found = await this.readKeyFiles(set);
+    // a destination that cannot say what its key.json holds takes no part in this backup (under
+    // 'all', or with none left, the backup fails: markFailed throws, with the destination's error)
+    for (const f of found) if (f.unanswered && set.writers.includes(f.member)) set.markFailed(f.member, f.unanswered);
     const bad = found.find((f) => f.unreadable);
     if (bad) {
       // Never replaced by a new key: the old backups need the master key it wraps.
@@ -134,7 +144,9 @@ export class Keyring {
           `${member.label} already holds a key file for another master key (keyCheck ${existing.keyCheck}, expected ${keyFile.keyCheck}); point the destinations of one plugin at one key, or move the old key.json away`,
         );
       }
-      if (!existing) await member.createIfAbsent(paths.keyFile, body);
+      if (!existing && !found.find((f) => f.member === member)?.unanswered) {
+        await member.createIfAbsent(paths.keyFile, body).catch((err: unknown) => set.markFailed(member, err));
+      }
     }
     return { key, keyFile };
   }
@@ -162,6 +174,7 @@ export class Keyring {
       const stale = await this.otherWrappings(found, opening.keyFile!, this.#passphrase!);
       untouched.push(...stale.map((label) => ({ destination: label, reason: `${staleWrappingProblem('it', false, `key.json at ${opening.label}`)}; left as it is: ${STALE_WRAPPING_ADVICE}` })));
     }
+    untouched.push(...found.filter((f) => f.unanswered).map((f) => ({ destination: f.label, reason: `key.json could not be read there (${errorMessage(f.unanswered)}), so it was not checked: run recover again once it answers` })));
     const bad = found.filter((f) => f.unreadable && !f.foreign);
     if (bad.length === 0) return { mended: [], left: untouched };
     const leave = (reason: string) => ({ mended: [], left: [...untouched, ...bad.map((b) => ({ destination: b.label, reason: `key.json is unreadable (${errorMessage(b.unreadable)}) and ${reason}` }))] });
@@ -178,9 +191,10 @@ export class Keyring {
       const mended: { destination: string; from: string }[] = [];
       const left: { destination: string; reason: string }[] = [...untouched];
       for (const b of bad) {
-        const member = set.members.find((m) => m.label === b.label)!;
-        await member.write(paths.keyFile, body).then(
-          () => mended.push({ destination: b.label, from }),
+        // by compare-and-swap: a key.json written there meanwhile (a rewrap, by hand) is not overwritten
+        const put = b.etag === undefined ? b.member.write(paths.keyFile, body).then(() => true) : b.member.replaceIfMatch(paths.keyFile, body, b.etag).then((r) => r.replaced);
+        await put.then(
+          (replaced) => (replaced ? mended.push({ destination: b.label, from }) : left.push({ destination: b.label, reason: 'key.json changed while recover ran (a rewrap, or by hand): left as it is; run recover again' })),
           (err: unknown) => left.push({ destination: b.label, reason: `key.json is unreadable and could not be written back (${errorMessage(err)})` }),
         );
       }
@@ -301,24 +315,38 @@ export class Keyring {
     return key;
   }
 
-  /** Each member's key.json: absent (null), parsed, or unreadable (the error). */
+  /**
+   * Each member's key.json (FoundKeyFile). A destination that fails the stat or the read is
+   * `unanswered`, never "unreadable": a network error is not a damaged file (walk-28 F4: it was
+   * reported so, with advice to put the file back, and recover would have written over it).
+   */
   private async readKeyFiles(set: DestinationSet): Promise<FoundKeyFile[]> {
     const out: FoundKeyFile[] = [];
     for (const member of set.members) {
-      const info = await member.stat(paths.keyFile).catch(() => null);
-      if (!info) {
-        out.push({ label: member.label, keyFile: null });
+      const at = { member, label: member.label };
+      let text: string;
+      let etag: string | undefined;
+      try {
+        const info = await member.stat(paths.keyFile);
+        if (!info) {
+          out.push({ ...at, keyFile: null });
+          continue;
+        }
+        etag = info.etag;
+        text = await readText(member, paths.keyFile);
+      } catch (err) {
+        out.push({ ...at, keyFile: null, unanswered: err });
         continue;
       }
       let parsed: KeyFile;
       try {
-        parsed = JSON.parse(await readText(member, paths.keyFile)) as KeyFile;
+        parsed = JSON.parse(text) as KeyFile;
       } catch (err) {
-        out.push({ label: member.label, keyFile: null, unreadable: err });
+        out.push({ ...at, keyFile: null, unreadable: err, etag });
         continue;
       }
-      if (typeof parsed?.keyCheck === 'string') out.push({ label: member.label, keyFile: parsed });
-      else out.push({ label: member.label, keyFile: null, foreign: true, unreadable: new Error("it is JSON, but not an s3db-backup key file (no keyCheck): another tool's file in this directory? Give the backups a directory or prefix of their own") });
+      if (typeof parsed?.keyCheck === 'string') out.push({ ...at, keyFile: parsed, etag });
+      else out.push({ ...at, keyFile: null, foreign: true, etag, unreadable: new Error("it is JSON, but not an s3db-backup key file (no keyCheck): another tool's file in this directory? Give the backups a directory or prefix of their own") });
     }
     return out;
   }

@@ -269,6 +269,12 @@ export interface BackupSummary {
    * manifest (lost there: recoverBackups() puts it back from another); absent when none.
    */
   manifestMissingAt?: string[];
+  /**
+   * With several destinations: those whose listing holds the backup, when another that answered
+   * does not and its manifest was not lost there (manifestMissingAt): the backup was never stored
+   * there (failed or skipped then, or taken under another configuration). Absent otherwise.
+   */
+  onlyAt?: string[];
 }
 
 /** The resources an s3db.json defines (none when it is missing or not an object). */
