@@ -614,6 +614,38 @@ describe('retries of failed scheduled and triggered backups', () => {
   }, 60_000);
 });
 
+describe('a triggered backup and another instance holding the lease', () => {
+  it("a triggered backup that waited out lease.waitMs for another instance's backup is tried again, and taken (walk-29 F-C: dropped, as a schedule's tick is)", async () => {
+    const dir = path.join(work, 'trigger-lease');
+    const db = await seeded('trigger-lease');
+    let releaseOther!: () => void;
+    const otherHolds = new Promise<void>((resolve) => (releaseOther = resolve));
+    let otherStarted = false;
+    const other = plugin(dir, { lease: { waitMs: 1000 }, onBackupStart: async () => {
+      otherStarted = true;
+      await otherHolds;
+    } });
+    const p = plugin(dir, { lease: { waitMs: 1000 }, retryDelayMs: 500, retries: 2, triggers: [{ event: 'deploy' }] });
+    await db.usePlugin(other, 'other');
+    await db.usePlugin(p);
+    const retries: { code: string }[] = [];
+    const completed: string[] = [];
+    p.on('plg:backup:retry', (e: { code: string }) => retries.push(e));
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    const running = other.createBackup({ reason: 'the other instance' });
+    await waitUntil("the other instance's backup holding the lease", () => otherStarted);
+    db.emit('deploy', { version: 'v9' });
+    await waitUntil('the first retry', () => retries.length === 1);
+    expect(retries[0]!.code).toBe('ERR_LEASE_HELD');
+    releaseOther();
+    await running;
+    await waitUntil('the triggered backup', () => completed.length === 1);
+    expect((await p.getBackup(completed[0]!))!.manifest.trigger).toEqual({ event: 'deploy', payload: { version: 'v9' } });
+    await p.stop();
+    await other.stop();
+  }, 60_000);
+});
+
 describe('listeners', () => {
   it("a listener that throws, or rejects, changes nothing: the backup is taken and returned, onSuccess and onFailure are called, the next listener runs, the error is logged, and a trigger's event while stopped is no unhandled rejection", async () => {
     const dir = path.join(work, 'throwing-listeners');
@@ -759,6 +791,10 @@ describe('triggers', () => {
     await p.start();
     db.emit('beforeDeploy', { version: 'v4' });
     await waitUntil('the beforeDeploy backup after start()', () => completed.length === 3);
+    // the story's condition on an event emitted without a context throws: told as a skip, with why (walk-29 F-E: a log line only)
+    db.emit('afterBulkDelete');
+    await waitUntil('the condition that threw', () => skipped.length === 2);
+    expect(skipped[1]).toEqual({ trigger: 'afterBulkDelete', reason: 'condition-error', error: expect.stringMatching(/deletedCount/), count: 1 });
     await p.stop();
     expect(await manifests(p)).toHaveLength(3);
   }, 60_000);
@@ -917,11 +953,17 @@ describe('webhooks', () => {
     const dir = path.join(work, 'hooks-ok');
     const db = await seeded('hooks-ok');
     const got: unknown[] = [];
+    // a collector that is down: a loopback port nothing listens on (a real refused connection)
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const collector = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/events`;
+    await new Promise((resolve) => closed.close(resolve));
     const p = plugin(dir, {
       webhooks: {
-        onSuccess: (b) => {
+        onSuccess: async (b) => {
           got.push(b);
           if (got.length === 2) throw new Error('datadog is down');
+          if (got.length === 3) await fetch(collector, { method: 'POST', body: JSON.stringify(b) });
         },
       },
     });
@@ -941,6 +983,9 @@ describe('webhooks', () => {
     expect(second.verified).toBe(true);
     expect(webhookErrors).toEqual([{ webhook: 'onSuccess', error: 'datadog is down' }]);
     expect((await p.listBackups()).map((b) => b.id)).toContain(second.id);
+    // fetch's own error says "fetch failed"; why is in its cause, which is told too (walk-29 F-F)
+    await p.createBackup({ reason: 'three' });
+    expect(webhookErrors[1]).toEqual({ webhook: 'onSuccess', error: expect.stringMatching(/^fetch failed \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/) });
     await p.stop();
   });
 

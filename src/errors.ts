@@ -76,6 +76,21 @@ export function errorMessage(err: unknown): string {
 }
 
 /**
+ * `err`'s message followed by its causes' (at most `depth` levels) where they add something:
+ * "fetch failed (connect ECONNREFUSED 127.0.0.1:9)". Node's fetch says why only in `cause`.
+ */
+export function messageWithCauses(err: unknown, depth = 2): string {
+  let text = errorMessage(err);
+  let cause = err instanceof Error ? err.cause : undefined;
+  for (let i = 0; i < depth && cause !== undefined && cause !== null; i++) {
+    const more = errorMessage(cause);
+    if (more !== '' && !text.includes(more)) text += ` (${more})`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return text;
+}
+
+/**
  * s3db.js's connection errors carry " | Code: ... | Stack: ..." chains: keep the first line of
  * reason (of a message already without credentials). Its HTTP handler's "Circuit breaker OPEN for
  * <host>" is what a store that refuses connections or stopped answering ends as (after ~14 s, or

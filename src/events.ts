@@ -28,7 +28,7 @@ export interface BackupPluginEvents {
   'plg:backup:cancelled': [{ id: string | null; type: string; reason: string }];
   'plg:backup:retry': [AutomaticOrigin & { retry: number; of: number; delayMs: number; code: string; error: string }];
   /** A tick or trigger that ran no backup: `overlap`, `restoring`, `stopped`, `coalesced`, `missed`... */
-  'plg:backup:skipped': [({ schedule: string; tick: string } | { trigger: string }) & { reason: string; count: number }];
+  'plg:backup:skipped': [({ schedule: string; tick: string } | { trigger: string }) & { reason: string; count: number; error?: string }];
   'plg:backup:progress': [ProgressEvent];
   'plg:backup:restore-start': [{ id: string; options: { destination: string | null; resources: string[] | null; mode: string; dryRun: boolean; verify: boolean } }];
   'plg:backup:restore-complete': [{ id: string; restored: RestoreReport['restored']; report: RestoreReport }];

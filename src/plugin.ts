@@ -26,7 +26,7 @@ import { checkOptions, isBoolean, isString, oneOf, reservedResourceName, shown, 
 import { createDestinationSet } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
-import { BackupError, errorMessage, optionError } from './errors.js';
+import { BackupError, errorMessage, messageWithCauses, optionError } from './errors.js';
 import { describeSource, HEARTBEAT_MS, runBackup } from './engine/backup.js';
 import { readingParentIndex } from './engine/parent-index.js';
 import { Catalog, explainPartsWithoutManifests, type Leftover, type RecoveryReport } from './engine/catalog.js';
@@ -1501,7 +1501,8 @@ export class BackupPlugin extends EventEmitter {
       else this.emit('plg:backup:hook-error', { hook: source.hook, error });
     };
     const failed = (err: unknown, late: boolean) => {
-      const message = redacted(errorMessage(err));
+      // with its causes: a webhook's fetch says only "fetch failed", its cause why (walk-29 F-F)
+      const message = redacted(messageWithCauses(err));
       // the hook's own error is the cause, as thrown: the application may branch on its class
       if (gate && !late) throw new BackupError('ERR_HOOK_FAILED', `${what} threw: ${message}; the ${operation} was not started (a start hook that throws refuses it, as with s3db.js's plugin)`, { applicationCause: err });
       this.log('warn', { hook: what, err: message }, `${what} threw${late ? ' after its time was up' : ''}; ignored`);

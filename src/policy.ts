@@ -28,6 +28,7 @@ import type { BackupPlugin } from './plugin.js';
 import type { NormalizedOptions, TriggerOption } from './options.js';
 import type { DatabaseLike } from './engine/s3db.js';
 import { errorMessage } from './errors.js';
+import { redacted } from './redact.js';
 import { defaultHolderId } from './lease/index.js';
 import { LeaseGroup } from './lease/group.js';
 import { MIN_PLUGIN_INTERVAL_MS, nextTick, parseSchedule, previousTick, Scheduler, type ParsedSchedule, type ScheduleInput, type TickContext } from './schedule/index.js';
@@ -241,7 +242,10 @@ export class BackupPolicy {
         if (o.trigger && this.retryWaits.has(o.trigger)) throw err; // the retry that waits covers this one
         const delayMs = this.config.retryDelayMs * 2 ** retry;
         const next = o.nextTickAt();
-        if (retry >= this.config.retries || NOT_RETRIED.has(code) || this.stopped || o.signal?.aborted || (next !== null && Date.now() + delayMs >= next)) throw err;
+        // another instance's backup (ERR_LEASE_HELD) covers a schedule's tick, but not an event:
+        // it began before the event, so it does not hold what the trigger asked for (walk-29 F-C)
+        const unmendable = NOT_RETRIED.has(code) && !(o.trigger && code === 'ERR_LEASE_HELD');
+        if (retry >= this.config.retries || unmendable || this.stopped || o.signal?.aborted || (next !== null && Date.now() + delayMs >= next)) throw err;
         this.plugin.log('warn', { ...o.about, code, err: errorMessage(err) }, `backup failed; retry ${retry + 1} of ${this.config.retries} in ${Math.round(delayMs / 1000)} s`);
         this.plugin.emit('plg:backup:retry', { ...o.about, retry: retry + 1, of: this.config.retries, delayMs, code, error: errorMessage(err) });
         if (o.trigger) this.retryWaits.add(o.trigger);
@@ -318,7 +322,10 @@ export class BackupPolicy {
     try {
       if (trigger.condition && !(await trigger.condition(context))) return;
     } catch (err) {
-      this.plugin.log('warn', { event: trigger.event, err: errorMessage(err) }, 'trigger condition threw; no backup');
+      // told where monitoring looks, not only in the log: a broken condition drops every event (walk-29 F-E)
+      const error = redacted(errorMessage(err));
+      this.plugin.log('warn', { event: trigger.event, err: error }, `the condition of the trigger on '${trigger.event}' threw (${error}); no backup for this event: fix the condition (is the event emitted with the context it reads?)`);
+      this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'condition-error', error, count: 1 });
       return;
     }
     // A burst of events (e.g. one per deleted batch) must not queue one backup each: while a
