@@ -181,6 +181,28 @@ describe('paths and names (review-paths)', () => {
     expect(() => new BackupPlugin({ schedule: false, driver: 's3', config: { bucketName: 'my-backups', prefix: 'bk\u0001/' } })).toThrow(expect.objectContaining({ message: expect.stringContaining('"config.prefix"') }));
   });
 
+  it('a template with a segment too long for a file name once rendered is refused at construction, naming the segment; one at the limit backs up its longest names to a filesystem destination and restores (walk-29 F-B: every backup failed as an I/O fault, retried)', async () => {
+    const refused = ['x'.repeat(256) + '/{id}', '{id}/' + '\u00e9'.repeat(128), '{id}/' + 'n'.repeat(81) + '-{resource}', '{id}/{resource}-' + 'z'.repeat(200)];
+    for (const pathTemplate of refused) {
+      expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'refused') }, pathTemplate }), pathTemplate.slice(0, 20)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/"pathTemplate".*its segment ".*" can be \d+ bytes once rendered, more than a filesystem destination takes for (a folder name|the file name of a part)/) }),
+      );
+    }
+    // the last segment at its limit: 79 bytes, a dash and a resource name cut to 120 are 200
+    const dir = path.join(work, 'template-at-limit');
+    const db = await openDb(bucket('template-at-limit'));
+    const name = `r${'y'.repeat(239)}`;
+    await (await db.createResource({ name, attributes: { v: 'string' } })).insert({ id: 'a', v: 'long' });
+    const p = plugin(dir, { pathTemplate: `${'f'.repeat(255)}/{id}/${'n'.repeat(79)}-{resource}` });
+    await db.usePlugin(p);
+    const before = await snapshot(db);
+    const backup = await p.createBackup();
+    const part = (await p.getBackup(backup.id))!.manifest.parts.find((x) => x.group === name)!;
+    expect(Buffer.byteLength(path.posix.basename(part.path))).toBe(200 + '.000001'.length);
+    await restoresExactly(p, backup.id, before);
+    await p.stop();
+  });
+
   it('a resource name of 240 characters (s3db.js takes up to 246 on file://) backs up to a filesystem destination and restores; its part name is cut, with a hash of the whole', async () => {
     const dir = path.join(work, 'long-name');
     const db = await openDb(bucket('long-name'));

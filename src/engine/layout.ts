@@ -106,6 +106,20 @@ export class PathTemplate {
       throw optionError('pathTemplate', `has the segment "${reserved}": names starting with ${TEMP_PREFIX} or ending with ${GUARD_SUFFIX} are a filesystem destination's temporary and guard files`, 'Name it otherwise');
     }
     this.template = template.includes('{resource}') ? template : `${template}/{resource}`;
+    // a segment too long for a file name failed every backup as an I/O fault, retried (walk-29 F-B)
+    const segments = this.template.split('/');
+    segments.forEach((segment, i) => {
+      const last = i === segments.length - 1;
+      const limit = last ? FILE_NAME_MAX - PART_SUFFIX_MAX - TEMP_NAME_OVERHEAD : FILE_NAME_MAX;
+      const longest = Buffer.byteLength(segment.replace(/\{[a-z]+\}/g, '')) + [...segment.matchAll(/\{([a-z]+)\}/g)].reduce((n, m) => n + VAR_MAX[m[1] as (typeof TEMPLATE_VARS)[number]], 0);
+      if (longest > limit) {
+        throw optionError(
+          'pathTemplate',
+          `its segment "${segment}" can be ${longest} bytes once rendered, more than a filesystem destination takes for ${last ? `the file name of a part (${limit} bytes: 255, less the part number and the temporary name it is written under)` : `a folder name (${limit} bytes)`}`,
+          `Shorten it, or split it into folders with "/" (the longest values: {resource} ${VAR_MAX.resource} bytes, {id} ${VAR_MAX.id}, {timestamp} ${VAR_MAX.timestamp})`,
+        );
+      }
+    });
   }
 
   /** Path of part number `seq` (1-based) of `group` in backup `id`. */
@@ -146,3 +160,12 @@ function sanitize(value: string): string {
 }
 
 const SEGMENT_MAX = 120;
+
+/** Bytes in a file name (ext4, XFS, APFS, NTFS in UTF-16 units). */
+const FILE_NAME_MAX = 255;
+/** `.NNNNNN` after a part's name (more digits past a million parts), or `.json` after the manifest copy's. */
+const PART_SUFFIX_MAX = 8;
+/** What a filesystem destination puts before a name while it writes it: `${TEMP_PREFIX}<8 hex>-<pid>-<12 hex>-` (filesystem.ts tempPathFor). */
+const TEMP_NAME_OVERHEAD = TEMP_PREFIX.length + 8 + 1 + 7 + 1 + 12 + 1;
+/** The longest value of each variable, rendered: {id} is `incremental-<timestamp>-<6 hex>`; a resource name is cut to SEGMENT_MAX. */
+const VAR_MAX: Record<(typeof TEMPLATE_VARS)[number], number> = { timestamp: 19, year: 4, month: 2, day: 2, hour: 2, resource: SEGMENT_MAX, type: 'incremental'.length, id: 'incremental'.length + 1 + 19 + 1 + 6 };
