@@ -723,6 +723,21 @@ describe('triggers', () => {
     await q.stop();
   }, 60_000);
 
+  it("the story's trigger type 'selective' is a full backup of the plugin's selection; triggers: null is none, as webhooks: null (walk-29 N1, N2)", async () => {
+    const dir = path.join(work, 'selective-trigger');
+    const db = await seeded('selective-trigger');
+    expect(() => plugin(path.join(work, 'no-triggers'), { triggers: null, webhooks: null } as never)).not.toThrow();
+    const p = plugin(dir, { include: ['users'], triggers: [{ event: 'nightly', type: 'selective' }] });
+    const completed: string[] = [];
+    p.on('plg:backup:complete', (e: { id: string }) => completed.push(e.id));
+    await db.usePlugin(p);
+    db.emit('nightly', {});
+    await waitUntil('the selective backup', () => completed.length === 1);
+    const { manifest } = (await p.getBackup(completed[0]!))!;
+    expect({ type: manifest.type, resources: Object.keys(manifest.resources).sort() }).toEqual({ type: 'full', resources: ['_database', 'users'] });
+    await p.stop();
+  });
+
   it("a trigger's payload over 64 KiB is kept in the manifest as a note of its size", async () => {
     const dir = path.join(work, 'big-payload');
     const db = await seeded('big-payload');
@@ -817,7 +832,7 @@ describe('triggers', () => {
     expect(completed).toHaveLength(2); // the manual one and ONE triggered backup
     expect(coalesced).toHaveLength(9);
     const triggered = (await manifests(p)).find((m) => m.trigger?.event === 'afterBulkDelete')!;
-    expect(triggered.trigger!.payload).toEqual({ batch: 0 });
+    expect(triggered.trigger!.payload).toEqual({ batch: 9 }); // the latest event it covers (walk-29 N3: the first's)
   }, 60_000);
 
   it('stop() cancels a scheduled backup still waiting for the lease: stop() returns, plg:backup:cancelled, no failure reported', async () => {

@@ -39,7 +39,8 @@ export interface ResourceSelection {
 
 export interface TriggerOption {
   event: string;
-  type?: 'full' | 'incremental';
+  /** 'selective' (the story's third type): a full backup of the plugin's selection (include/exclude), as createBackup({ type: 'selective' }) without resources. */
+  type?: 'full' | 'incremental' | 'selective';
   reason?: string;
   condition?: (context: unknown) => boolean | Promise<boolean>;
 }
@@ -90,7 +91,7 @@ export interface BackupPluginOptions {
   resources?: Record<string, boolean | ResourceSelection>;
   include?: string[] | null;
   exclude?: string[];
-  triggers?: TriggerOption[];
+  triggers?: TriggerOption[] | null;
   webhooks?: { onSuccess?: (backup: unknown) => unknown; onFailure?: (error: Error) => unknown };
   onBackupStart?: BackupHook | null;
   onBackupComplete?: BackupHook | null;
@@ -399,12 +400,12 @@ function scheduleValue(name: string, value: unknown): ScheduleValue {
 const TRIGGER_KEYS = new Set(['event', 'type', 'reason', 'condition']);
 
 function triggers(value: unknown): TriggerOption[] {
-  if (value === undefined) return [];
+  if (value === undefined || value === null) return []; // null: none, as webhooks: null (walk-29 N2)
   if (!Array.isArray(value)) throw optionError('triggers', 'must be an array of { event, type, reason, condition }');
   return value.map((t, i) => {
     const trigger = t as TriggerOption;
     if (typeof trigger?.event !== 'string' || trigger.event === '') throw optionError(`triggers[${i}].event`, 'must be a non-empty event name');
-    if (trigger.type !== undefined) oneOf(`triggers[${i}].type`, trigger.type, ['full', 'incremental'] as const);
+    if (trigger.type !== undefined) oneOf(`triggers[${i}].type`, trigger.type, ['full', 'incremental', 'selective'] as const);
     if (trigger.condition !== undefined && typeof trigger.condition !== 'function') throw optionError(`triggers[${i}].condition`, 'must be a function (context) => boolean');
     if (trigger.reason !== undefined && typeof trigger.reason !== 'string') throw optionError(`triggers[${i}].reason`, 'must be a string (the backup\'s reason)');
     for (const key of Object.keys(trigger)) {

@@ -102,7 +102,8 @@ export class BackupPolicy {
   /** Triggers whose failed backup waits for its retry (see withRetries). */
   private readonly retryWaits = new Set<TriggerOption>();
   /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
-  private readonly queuedTriggers = new Map<TriggerOption, object>();
+  /** Triggers whose backup waits its turn, with the trigger record it will store (the latest event's payload). */
+  private readonly queuedTriggers = new Map<TriggerOption, { event: string; payload: unknown }>();
   private readonly leases = new Map<string, LeaseGroup>();
   /** Catch-ups of ticks missed while no instance ran (see catchUp), awaited by stop(). */
   private readonly catchUps = new Set<Promise<void>>();
@@ -330,13 +331,16 @@ export class BackupPolicy {
     }
     // A burst of events (e.g. one per deleted batch) must not queue one backup each: while a
     // backup of this trigger waits its turn, its further events are covered by it (it has not read
-    // anything yet); once it has started, the next event queues a new one. Two triggers on one
-    // event are separate (they may differ in type or condition).
-    if (this.queuedTriggers.has(trigger) || this.retryWaits.has(trigger)) {
+    // anything yet), and it records the latest event's payload (walk-29 N3: the first's, so a
+    // deploy of v2.0.1 coalesced behind v2.0.0's was named nowhere); once it has started, the next
+    // event queues a new one. Two triggers on one event are separate (they may differ in type or condition).
+    const queued = this.queuedTriggers.get(trigger);
+    if (queued || this.retryWaits.has(trigger)) {
+      if (queued) queued.payload = jsonSafe(context);
       this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'coalesced', count: 1 });
       return;
     }
-    const mine = {};
+    const mine = { event: trigger.event, payload: jsonSafe(context) };
     const done = () => {
       if (this.queuedTriggers.get(trigger) === mine) this.queuedTriggers.delete(trigger);
     };
@@ -347,13 +351,12 @@ export class BackupPolicy {
         this.plugin.emit('plg:backup:skipped', { trigger: trigger.event, reason: 'stopped', count: 1 });
         return;
       }
-      const payload = jsonSafe(context);
       await this.withRetries(
         () =>
           this.plugin.automaticBackup({
             type: trigger.type ?? 'full',
             reason: trigger.reason ?? `triggered by ${trigger.event}`,
-            trigger: { event: trigger.event, payload },
+            trigger: mine,
             onStart: done,
           }),
         { about: { trigger: trigger.event }, nextTickAt: () => null, trigger },
