@@ -182,6 +182,7 @@ describe('paths and names (review-paths)', () => {
   });
 
   it('a template with a segment too long for a file name once rendered is refused at construction, naming the segment; one at the limit backs up its longest names to a filesystem destination and restores (walk-29 F-B: every backup failed as an I/O fault, retried)', async () => {
+    expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'refused') }, pathTemplate: '{date}/{id}' })).toThrow(/unknown variable \{date\}.*\{date\} is s3db\.js's config\.path variable: write \{year\}-\{month\}-\{day\}/);
     const refused = ['x'.repeat(256) + '/{id}', '{id}/' + '\u00e9'.repeat(128), '{id}/' + 'n'.repeat(81) + '-{resource}', '{id}/{resource}-' + 'z'.repeat(200)];
     for (const pathTemplate of refused) {
       expect(() => new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'refused') }, pathTemplate }), pathTemplate.slice(0, 20)).toThrow(

@@ -86,7 +86,9 @@ export class PathTemplate {
     }
     const unknown = [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]).filter((v) => !(TEMPLATE_VARS as readonly string[]).includes(v!));
     if (unknown.length > 0) {
-      throw optionError('pathTemplate', `unknown variable {${unknown[0]}}`, `Known: ${TEMPLATE_VARS.map((v) => `{${v}}`).join(' ')}`);
+      // {date} is what s3db.js's config.path takes (walk-29 N4)
+      const date = unknown[0] === 'date' ? '; {date} is s3db.js\'s config.path variable: write {year}-{month}-{day}' : '';
+      throw optionError('pathTemplate', `unknown variable {${unknown[0]}}`, `Known: ${TEMPLATE_VARS.map((v) => `{${v}}`).join(' ')}${date}`);
     }
     if (!template.includes('{id}') && !template.includes('{timestamp}')) {
       throw optionError('pathTemplate', `"${template}" has neither {id} nor {timestamp}, so two backups would overwrite each other`, 'Add {id} or {timestamp}');
