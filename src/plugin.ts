@@ -23,7 +23,7 @@ import type { S3db } from 's3db.js';
 import type { KeyFile, KeyHandle } from './codec/index.js';
 import { implementationNotice } from './codec/options.js';
 import { checkOptions, isBoolean, isString, oneOf, reservedResourceName, shown, type Check } from './method-options.js';
-import { createDestinationSet } from './destinations/index.js';
+import { createDestinationSet, S3Destination } from './destinations/index.js';
 import { overlapWithDatabase } from './destinations/overlap.js';
 import type { DestinationSet } from './destinations/set.js';
 import { BackupError, errorMessage, messageWithCauses, optionError } from './errors.js';
@@ -229,6 +229,12 @@ export class BackupPlugin extends EventEmitter {
     }
     this.template = new PathTemplate(pickTemplate(this.config));
     this.destinations = createDestinationSet(normalized.destinations, normalized.strategy);
+    // a store that stops answering is said when it is found so, not left to minutes of silence (walk-28 F3)
+    for (const member of this.destinations.members) {
+      if (!(member instanceof S3Destination) || !member.reachability) continue;
+      member.reachability.onTrip = (err, holdMs) =>
+        this.log('warn', { destination: member.label }, `${member.label} could not be reached (${redacted(errorMessage(err))}) after its retries: its requests fail at once for ${holdMs / 1000} s, then it is asked again`);
+    }
     this.catalog = new Catalog(this.destinations, (message, backupId) => this.log('warn', { backupId }, message));
     this.keyring.consult(async () => (await this.catalog.list()).map((e) => e.manifest));
     this.lease = this.config.lease.enabled ? new LeaseGroup(this.destinations.members, { path: 'locks/backup.lease', ttlMs: this.config.lease.ttlMs }) : null;

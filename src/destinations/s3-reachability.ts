@@ -25,6 +25,8 @@ export const UNREACHABLE_HOLD_MS = 60_000;
 
 export class Reachability {
   private down: { error: unknown; at: number } | null = null;
+  /** Told each time the store is found unreachable (at most once per hold): the plugin logs it, so a wait is never silent. */
+  onTrip: ((error: unknown, holdMs: number) => void) | null = null;
 
   constructor(
     private readonly holdMs = UNREACHABLE_HOLD_MS,
@@ -47,7 +49,11 @@ export class Reachability {
   /** A request's outcome, after its retries. */
   settled(err: unknown): void {
     if (err === null) this.down = null;
-    else if (isUnreachable(err)) this.down = { error: err, at: this.now() };
+    else if (isUnreachable(err)) {
+      const tripped = this.down === null;
+      this.down = { error: err, at: this.now() };
+      if (tripped) this.onTrip?.(err, this.holdMs);
+    }
   }
 
   /** Puts this guard around every command `client` sends (its retries included). */

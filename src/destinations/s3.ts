@@ -83,6 +83,8 @@ export class S3Destination implements Destination {
   /** Holds the credentials: #private, so util.inspect and JSON.stringify of a destination never show them. */
   readonly #config: ResolvedS3Config;
   private readonly ownsClient: boolean;
+  /** Whether the store answers (s3-reachability.ts); null on an application's own client. */
+  readonly reachability: Reachability | null = null;
 
   constructor(config: S3DestinationConfig) {
     this.#config = normalizeS3Config(config);
@@ -118,7 +120,8 @@ export class S3Destination implements Destination {
       this.client = new S3Client(clientConfig);
       // a store found unreachable is not asked again for a minute (s3-reachability.ts); never put
       // on a client the application passed in, which it may use for other things
-      new Reachability().guard(this.client);
+      this.reachability = new Reachability();
+      this.reachability.guard(this.client);
       this.ownsClient = true;
     }
   }
