@@ -101,8 +101,7 @@ export class BackupPolicy {
   private halting = new AbortController();
   /** Triggers whose failed backup waits for its retry (see withRetries). */
   private readonly retryWaits = new Set<TriggerOption>();
-  /** Triggers with a backup queued that has not started yet: more of their events add nothing. */
-  /** Triggers whose backup waits its turn, with the trigger record it will store (the latest event's payload). */
+  /** Triggers with a backup queued that has not started yet (more of their events add nothing), with the trigger record it will store: the latest event's payload. */
   private readonly queuedTriggers = new Map<TriggerOption, { event: string; payload: unknown }>();
   private readonly leases = new Map<string, LeaseGroup>();
   /** Catch-ups of ticks missed while no instance ran (see catchUp), awaited by stop(). */
