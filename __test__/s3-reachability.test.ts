@@ -1,20 +1,26 @@
 /**
- * A store found unreachable is not asked again for a while (src/destinations/s3-reachability.ts):
+ * A store found unreachable is asked again only every few seconds (src/destinations/s3-reachability.ts):
  * the next requests of that S3 destination fail at once, with the same kind of error, instead of
  * each spending its whole retry budget (walk-28 F3: ~4 minutes of planning with one of two
- * destinations down).
+ * destinations down), and the first answer of the store ends that (review-29 F1: a 60 s hold
+ * outlived a store restart and lost a backup's lease).
  *
- * The S3 destination tests use a real closed port on loopback (a real refused connection: no S3
- * server needed) and count the attempts the client really sends with a middleware of their own.
- * The Reachability unit tests feed it error objects shaped as @smithy/node-http-handler makes them,
- * and a clock of their own, as a minute cannot be waited for in a test.
+ * The S3 destination tests use a real closed port on loopback (a real refused connection), a real
+ * HTTP server answering 404, and the test S3 server behind a TCP forwarder that stops and comes
+ * back; they count the attempts the client really sends with a middleware of their own. The
+ * Reachability unit tests feed it error objects shaped as @smithy/node-http-handler makes them,
+ * and a clock of their own.
  */
 import { createServer } from 'node:net';
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createServer as createHttpServer } from 'node:http';
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { S3Destination } from '../src/destinations/s3.js';
-import { Reachability, UNREACHABLE_HOLD_MS } from '../src/destinations/s3-reachability.js';
+import { PROBE_INTERVAL_MS, Reachability } from '../src/destinations/s3-reachability.js';
 import { BackupError } from '../src/errors.js';
+import { Lease } from '../src/lease/lease.js';
+import { deleteBucket, makeS3Client, s3Env } from './helpers/s3.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 /** A loopback port nothing listens on (taken, then released). */
 async function closedPort(): Promise<number> {
@@ -25,6 +31,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', errno: -111, syscall: 'connect' });
 
 /** Counts the attempts `client` sends (after its retry middleware: one per try). */
@@ -70,7 +77,7 @@ describe('an S3 destination whose store cannot be reached', () => {
     expect(sent.attempts).toBe(3); // none of them sent
     for (const err of later) {
       expect(err.code).toBe('ERR_DESTINATION_IO');
-      expect(err.message).toMatch(/ECONNREFUSED 127\.0\.0\.1:\d+; not sent: the store could not be reached \d+ s ago, and is asked again \d+ s from now \(the store cannot be reached: check config\.endpoint/);
+      expect(err.message).toMatch(/ECONNREFUSED 127\.0\.0\.1:\d+; not sent: the store could not be reached \(since \d+ s\), it is asked again within 5 s \(the store cannot be reached: check config\.endpoint/);
     }
     await dest.close();
   });
@@ -87,28 +94,68 @@ describe('an S3 destination whose store cannot be reached', () => {
     client.destroy();
   });
 
-  it('is asked again, with a whole retry budget, once the hold has passed', async () => {
+  it('is asked again, with a whole retry budget, every few seconds; the first answer of the store, a 404 too, ends it', async () => {
     const port = await closedPort();
     let now = 1_000_000;
     const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, maxAttempts: 2 });
-    new Reachability(UNREACHABLE_HOLD_MS, () => now).guard(client);
+    new Reachability(PROBE_INTERVAL_MS, () => now).guard(client);
     const sent = countAttempts(client);
     const head = () => client.send(new HeadObjectCommand({ Bucket: 'b', Key: 'k' })).then(
       () => null,
-      (e: unknown) => e as Error,
+      (e: unknown) => e as Error & { $metadata?: { httpStatusCode?: number } },
     );
     expect(String(await head())).toMatch(/ECONNREFUSED/);
     expect(sent.attempts).toBe(2);
-    now += UNREACHABLE_HOLD_MS - 1;
+    now += PROBE_INTERVAL_MS - 1;
     expect(String(await head())).toMatch(/not sent/);
     expect(sent.attempts).toBe(2);
     now += 1;
-    const again = await head();
-    expect(String(again)).toMatch(/ECONNREFUSED/);
-    expect(String(again)).not.toMatch(/not sent/);
+    const probe = await head(); // sent, with its retries, and refused again
+    expect(String(probe)).toMatch(/ECONNREFUSED/);
+    expect(String(probe)).not.toMatch(/not sent/);
     expect(sent.attempts).toBe(4);
-    client.destroy();
+    expect(String(await head())).toMatch(/not sent/); // the next probe comes PROBE_INTERVAL_MS after that one
+    // the store comes back (here: an HTTP server on that port answering 404 to everything)
+    const server = createHttpServer((req, res) => req.resume().on('end', () => res.writeHead(404).end()));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    try {
+      now += PROBE_INTERVAL_MS;
+      expect((await head())?.$metadata?.httpStatusCode).toBe(404); // the probe, answered
+      expect((await head())?.$metadata?.httpStatusCode).toBe(404); // and the hold is over
+      expect(sent.attempts).toBe(6);
+    } finally {
+      server.close();
+      client.destroy();
+    }
   });
+});
+
+describe('a lease on an S3 destination whose store restarts', () => {
+  it('is kept when the store is back before the lease expires: its renewals are sent again (review-29 F1: a 60 s hold refused them until the lease was lost)', async () => {
+    const env = s3Env();
+    const admin = makeS3Client();
+    const bucket = `reach-lease-${Date.now().toString(36)}`;
+    await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+    const proxy = await startTcpProxy(env.endpoint);
+    const dest = new S3Destination({ bucketName: bucket, endpoint: proxy.url, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey }, maxAttempts: 2 });
+    let lost: unknown = null;
+    const lease = new Lease(dest, { ttlMs: 12_000, onLost: (info) => (lost = info) });
+    try {
+      expect((await lease.acquire('restart-test', 12_000)).acquired).toBe(true);
+      await sleep(1_000);
+      await proxy.down(); // a renewal (every 4 s) meets the store down and trips the guard
+      await sleep(6_000);
+      await proxy.up();
+      await sleep(8_000); // past the lease's first deadline, had no renewal got through
+      expect(lost).toBeNull();
+      expect(await lease.release()).toBe(true);
+    } finally {
+      await proxy.close();
+      await dest.close();
+      await deleteBucket(admin, bucket);
+      admin.destroy();
+    }
+  }, 60_000);
 });
 
 describe('Reachability', () => {
@@ -130,24 +177,43 @@ describe('Reachability', () => {
     ];
     for (const err of trips) {
       const r = new Reachability(1000, () => 0);
-      r.settled(err);
-      const refusal = r.refusal();
-      expect(refusal?.message, err.message).toContain(`${err.message}; not sent`);
+      r.settled(err, false);
+      const refusal = r.admit() as Error;
+      expect(refusal.message, err.message).toContain(`${err.message}; not sent`);
       expect((refusal as { code?: string }).code).toBe((err as { code?: string }).code);
-      expect(refusal?.name).toBe(err.name);
+      expect(refusal.name).toBe(err.name);
     }
     for (const err of passes) {
       const r = new Reachability(1000, () => 0);
-      r.settled(err);
-      expect(r.refusal(), err.message).toBeNull();
+      r.settled(err, false);
+      expect(r.admit(), err.message).toBe('send');
     }
   });
 
-  it('is cleared by any request that succeeds (one sent before the store was found unreachable)', () => {
-    const r = new Reachability(1000, () => 0);
-    r.settled(refused());
-    expect(r.refusal()).not.toBeNull();
-    r.settled(null);
-    expect(r.refusal()).toBeNull();
+  it('is cleared by any request that succeeds or is answered (one sent before the store was found unreachable)', () => {
+    for (const outcome of [null, Object.assign(new Error('NotFound'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } })]) {
+      const r = new Reachability(1000, () => 0);
+      r.settled(refused(), false);
+      expect(r.admit()).toBeInstanceOf(Error);
+      r.settled(outcome, false);
+      expect(r.admit()).toBe('send');
+    }
+  });
+
+  it('is not extended by requests that were in flight when it tripped; one probe at a time is sent, every probeMs (review-29 F5)', () => {
+    let now = 0;
+    const r = new Reachability(5_000, () => now);
+    r.settled(refused(), false); // trips at 0
+    now = 4_000;
+    r.settled(refused(), false); // one sent before the trip gives up now: no new wait
+    now = 5_000;
+    expect(r.admit()).toBe('probe');
+    expect(r.admit()).toBeInstanceOf(Error); // while the probe is out, the others fail at once
+    now = 17_000;
+    r.settled(refused(), true); // the probe gave up after its retries
+    now = 21_999;
+    expect(r.admit()).toBeInstanceOf(Error);
+    now = 22_000;
+    expect(r.admit()).toBe('probe');
   });
 });

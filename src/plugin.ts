@@ -232,8 +232,8 @@ export class BackupPlugin extends EventEmitter {
     // a store that stops answering is said when it is found so, not left to minutes of silence (walk-28 F3)
     for (const member of this.destinations.members) {
       if (!(member instanceof S3Destination) || !member.reachability) continue;
-      member.reachability.onTrip = (err, holdMs) =>
-        this.log('warn', { destination: member.label }, `${member.label} could not be reached (${redacted(errorMessage(err))}) after its retries: its requests fail at once for ${holdMs / 1000} s, then it is asked again`);
+      member.reachability.onTrip = (err, probeMs) =>
+        this.log('warn', { destination: member.label }, `${member.label} could not be reached (${redacted(errorMessage(err))}) after its retries: until it answers, its requests fail at once but for one every ${probeMs / 1000} s, which asks it again`);
     }
     this.catalog = new Catalog(this.destinations, (message, backupId) => this.log('warn', { backupId }, message));
     this.keyring.consult(async () => (await this.catalog.list()).map((e) => e.manifest));

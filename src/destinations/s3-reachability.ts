@@ -1,73 +1,93 @@
 /**
  * Reachability of one S3 destination's store: after a request found the store unreachable (its
  * connection refused, its host unknown or unreachable, no connection within connectionTimeoutMs:
- * after every retry), the destination's next requests fail at once with that error for
- * `holdMs`, rather than each spending the whole retry budget (8-15 s with the defaults) on a
- * store that is not there. Without it, a backup to two destinations with one down took ~4
- * minutes of planning (its catalog, key.json, lease and chain questions, one after the other:
- * walk-28 F3) and listBackups() ~40 s.
+ * after every retry), the destination's next requests fail at once with that error, rather than
+ * each spending the whole retry budget (8-15 s with the defaults) on a store that is not there,
+ * except one probe every `probeMs`: it is sent (with its retries), and the first request that gets
+ * any answer from the store ends the hold. Without it, a backup to two destinations with one down
+ * took ~4 minutes of planning (its catalog, key.json, lease and chain questions, one after the
+ * other: walk-28 F3) and listBackups() ~40 s.
  *
  * Invariants:
  * - Only "cannot be reached" trips it (isUnreachable, s3-errors.ts); a reset, a timeout of a
  *   connected request, a 5xx or a client error never does: the store answered, and those are the
  *   retry strategy's.
+ * - Any answer of the store ends it, success or not (a 404, a 403, a 503: the store is there), and
+ *   so does any request that got through otherwise (a reset means something listens).
+ * - A request is never refused for longer than `probeMs` after the last one sent: the store is asked
+ *   again every few seconds whatever happens, so a store back after a restart is found by the next
+ *   request (a lease renewal, with a deadline of its own, is held back at most `probeMs`: review-29
+ *   F1, where a 60 s hold outlived a 35 s restart and lost the backup's lease).
+ * - Requests that were in flight when it tripped and then fail the same way do not extend it.
  * - A request refused here is never sent, and fails with the error that tripped it (same code),
  *   so every caller treats it as the failure it already handles; its message says it was not sent.
- * - Any request that succeeds (one sent before the trip) clears it; after `holdMs` the next
- *   request is sent again, with its whole retry budget.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../errors.js';
 import { asSdk, isUnreachable } from './s3-errors.js';
 
-/** How long a store found unreachable is not asked again. */
-export const UNREACHABLE_HOLD_MS = 60_000;
+/** How long requests fail at once after the last one found the store unreachable, before the next is sent as a probe. */
+export const PROBE_INTERVAL_MS = 5_000;
 
 export class Reachability {
-  private down: { error: unknown; at: number } | null = null;
-  /** Told each time the store is found unreachable (at most once per hold): the plugin logs it, so a wait is never silent. */
-  onTrip: ((error: unknown, holdMs: number) => void) | null = null;
+  /** Since when the store is held unreachable (`at`, with the error), and when the last request was sent to it. */
+  private down: { error: unknown; at: number; lastSent: number; probing: boolean } | null = null;
+  /** Told each time the store is found unreachable after it answered: the plugin logs it, so a wait is never silent. */
+  onTrip: ((error: unknown, probeMs: number) => void) | null = null;
 
   constructor(
-    private readonly holdMs = UNREACHABLE_HOLD_MS,
+    private readonly probeMs = PROBE_INTERVAL_MS,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The error a request gets instead of being sent, or null when it may be sent. */
-  refusal(): Error | null {
-    if (!this.down) return null;
-    const since = this.now() - this.down.at;
-    if (since >= this.holdMs) {
-      this.down = null;
-      return null;
+  /**
+   * Whether a request may be sent now: 'send' (the store is not held unreachable), 'probe' (it is,
+   * and this request is the one that asks again), or the error it fails with instead.
+   */
+  admit(): 'send' | 'probe' | Error {
+    const down = this.down;
+    if (!down) return 'send';
+    const now = this.now();
+    if (!down.probing && now - down.lastSent >= this.probeMs) {
+      down.probing = true;
+      down.lastSent = now;
+      return 'probe';
     }
-    const e = asSdk(this.down.error);
-    const message = `${errorMessage(this.down.error)}; not sent: the store could not be reached ${Math.round(since / 1000)} s ago, and is asked again ${Math.ceil((this.holdMs - since) / 1000)} s from now`;
+    const e = asSdk(down.error);
+    const message = `${errorMessage(down.error)}; not sent: the store could not be reached (since ${Math.round((now - down.at) / 1000)} s), it is asked again within ${Math.ceil(this.probeMs / 1000)} s`;
     return Object.assign(new Error(message), { name: e.name ?? 'Error', ...(e.code ? { code: e.code } : {}), $metadata: { attempts: 0 } });
   }
 
-  /** A request's outcome, after its retries. */
-  settled(err: unknown): void {
-    if (err === null) this.down = null;
-    else if (isUnreachable(err)) {
-      const tripped = this.down === null;
-      this.down = { error: err, at: this.now() };
-      if (tripped) this.onTrip?.(err, this.holdMs);
+  /** A sent request's outcome, after its retries (`err` null: it succeeded). */
+  settled(err: unknown, probe: boolean): void {
+    if (err !== null && isUnreachable(err)) {
+      const now = this.now();
+      if (!this.down) {
+        this.down = { error: err, at: now, lastSent: now, probing: false };
+        this.onTrip?.(err, this.probeMs);
+      } else if (probe) {
+        this.down.probing = false;
+        this.down.lastSent = now; // the next probe comes probeMs after this one gave up
+        this.down.error = err;
+      }
+      return;
     }
+    // a success, or any other failure: the store (or something at its address) answered
+    this.down = null;
   }
 
   /** Puts this guard around every command `client` sends (its retries included). */
   guard(client: S3Client): void {
     client.middlewareStack.add(
       (next) => async (args) => {
-        const refused = this.refusal();
-        if (refused) throw refused;
+        const admitted = this.admit();
+        if (admitted instanceof Error) throw admitted;
         try {
           const out = await next(args);
-          this.settled(null);
+          this.settled(null, admitted === 'probe');
           return out;
         } catch (err) {
-          this.settled(err);
+          this.settled(err, admitted === 'probe');
           throw err;
         }
       },

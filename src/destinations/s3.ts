@@ -24,8 +24,9 @@
  *   GLACIER / DEEP_ARCHIVE parts are written STANDARD and moved by archive() after verification.
  * - Objects in GLACIER / DEEP_ARCHIVE: read() fails with ERR_ARCHIVED_OBJECT naming the class;
  *   requestRestore() issues RestoreObject.
- * - A store found unreachable (after every retry) is not asked again for a minute: requests fail
- *   at once meanwhile (s3-reachability.ts). Only on the client this destination makes.
+ * - A store found unreachable (after every retry) is asked again only every few seconds until it
+ *   answers: the other requests fail at once meanwhile (s3-reachability.ts). Only on the client
+ *   this destination makes.
  * - Labels and errors name the bucket, prefix and path, never credentials.
  * Options: s3-config.ts; error mapping: s3-errors.ts; resumable reads: s3-read.ts.
  */
@@ -118,8 +119,8 @@ export class S3Destination implements Destination {
         ...(c.responseChecksumValidation ? { responseChecksumValidation: c.responseChecksumValidation } : {}),
       };
       this.client = new S3Client(clientConfig);
-      // a store found unreachable is not asked again for a minute (s3-reachability.ts); never put
-      // on a client the application passed in, which it may use for other things
+      // a store found unreachable is asked again only every few seconds (s3-reachability.ts); never
+      // put on a client the application passed in, which it may use for other things
       this.reachability = new Reachability();
       this.reachability.guard(this.client);
       this.ownsClient = true;
