@@ -50,3 +50,20 @@ describe('conciseCause', () => {
     expect(conciseCause('Task 1733221234567-x timed out after 30000ms')).toBe('Task 1733221234567-x timed out after 30000ms (s3db.js stopped waiting for the store to answer: check that it is up and answering)');
   });
 });
+
+describe('what a hook or webhook failure says (review-29 F4)', () => {
+  it("adds a system error's message from the causes, and of any other cause only its code: a wrapped error quoting a webhook URL with its secret adds nothing", async () => {
+    const { messageWithCauses } = await import('../src/errors.js');
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', syscall: 'connect' });
+    expect(messageWithCauses(new TypeError('fetch failed', { cause: refused }))).toBe('fetch failed (connect ECONNREFUSED 127.0.0.1:9)');
+    expect(messageWithCauses(new TypeError('fetch failed', { cause: Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }) }))).toBe('fetch failed (UNABLE_TO_VERIFY_LEAF_SIGNATURE)');
+    const wrapped = new Error('could not post the backup report', { cause: new Error('request to https://hooks.slack.com/services/T0AAAA/B0BBBB/xoxsecretTOKEN123 failed, reason: connect ECONNREFUSED', { cause: refused }) });
+    expect(messageWithCauses(wrapped)).toBe('could not post the backup report (connect ECONNREFUSED 127.0.0.1:9)');
+  });
+
+  it('redacts the query parameters that carry secrets in webhook and presigned URLs', async () => {
+    const { redacted } = await import('../src/redact.js');
+    const url = 'GET https://api.example.com/hook?access_token=S1&api_key=S2&X-Amz-Signature=S3&sig=S4&X-Amz-Credential=S5&page=2 failed';
+    expect(redacted(url)).toBe('GET https://api.example.com/hook?access_token=***&api_key=***&X-Amz-Signature=***&sig=***&X-Amz-Credential=***&page=2 failed');
+  });
+});

@@ -610,6 +610,32 @@ describe("'any' versus 'all' with one destination broken", () => {
     await all.stop();
   });
 
+  it("no master key is made while the destination holding key.json does not answer, beside a new one ('any'): the backup fails, saying why, and once it answers the backups go on under its key (review-29 F2: a second key was made, then every backup failed ERR_KEY_CONFLICT)", async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(work, `keysplit-${n}-${Date.now()}`)) as [string, string, string];
+    const quiet = { logger: { warn() {}, info() {}, error() {} } };
+    const first = multi([fsSpec(a), fsSpec(b)], 'any', quiet);
+    await source.usePlugin(first, `keysplit-1-${Date.now()}`);
+    await first.createBackup();
+    const keyCheck = (JSON.parse(await readFile(path.join(a, 'key.json'), 'utf8')) as { keyCheck: string }).keyCheck;
+    // a stops answering (a symbolic link to itself: every question fails, ELOOP); c replaces b
+    await rename(a, `${a}-away`);
+    await symlink(path.basename(a), a);
+    const p = multi([fsSpec(a), fsSpec(c)], 'any', quiet);
+    await source.usePlugin(p, `keysplit-2-${Date.now()}`);
+    const during = await p.createBackup().then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(during?.code).toBe('ERR_DESTINATION_IO');
+    expect(during?.message).toContain(`key.json could not be read at ${p.destinations.members[0]!.label} (`);
+    expect(during?.message).toContain('no new master key is made while it does not answer');
+    expect(await readFile(path.join(c, 'key.json'), 'utf8').catch(() => null)).toBeNull();
+    await unlink(a);
+    await rename(`${a}-away`, a);
+    const after = await p.createBackup();
+    expect(after.destinations.map((d) => d.status)).toEqual(['ok', 'ok']);
+    expect((JSON.parse(await readFile(path.join(c, 'key.json'), 'utf8')) as { keyCheck: string }).keyCheck).toBe(keyCheck);
+    await first.stop();
+    await p.stop();
+  });
+
   it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {
     const dir = path.join(work, `foreign-${Date.now()}`);
     const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, info() {}, error() {} } } as never);

@@ -11,7 +11,9 @@
  * and credential query parameters (`?secretAccessKey=...`).
  */
 export function redacted(text: string): string {
-  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&](?:secretAccessKey|accessKeyId|secret|password|passphrase|token|sessionToken)=)[^&\s]*/gi, '$1***');
+  // query parameters whose name holds token, secret, password, key, sig(nature) or credential:
+  // access_token, api_key, X-Amz-Signature, X-Amz-Credential, sig (review-29 F4)
+  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&][^=&\s]*(?:token|secret|password|passphrase|key|sig|credential)[^=&\s]*=)[^&\s]*/gi, '$1***');
 }
 
 /**
@@ -45,6 +47,26 @@ export function replaceNamed<T>(value: T, names: ReadonlySet<string>, replacemen
   return Object.fromEntries(
     Object.entries(value).map(([k, v]) => [k, names.has(k) && v !== undefined && v !== null ? replacement : replaceNamed(v, names, replacement, text)]),
   ) as T;
+}
+
+/**
+ * Names of credentials in data an application hands over (a trigger's event context): not `key`
+ * nor `token` alone, which name an object key or a page token there as often as a secret
+ * (review-29 F3); the usual names of API keys and tokens instead.
+ */
+const PAYLOAD_CREDENTIAL_KEYS: ReadonlySet<string> = new Set([
+  'secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'apiKey', 'api_key', 'accessToken', 'access_token',
+  'refreshToken', 'refresh_token', 'authToken', 'authorization', 'Authorization', 'privateKey', 'clientSecret', 'client_secret',
+]);
+
+/**
+ * An application's data as it would be stored (JSON: a URL, a Date, anything with toJSON becomes
+ * what JSON.stringify makes of it, so a URL's credentials are seen), with credential-named
+ * properties '[redacted]' and connection strings' credentials `redacted`.
+ */
+export function redactPayload(value: unknown): unknown {
+  if (value === undefined) return undefined;
+  return replaceNamed(JSON.parse(JSON.stringify(value)) as unknown, PAYLOAD_CREDENTIAL_KEYS, '[redacted]', redacted);
 }
 
 /** Options as given, with every credential-named property '[redacted]' and connection strings in strings `redacted`. */

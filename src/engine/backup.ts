@@ -41,7 +41,7 @@ import { rawObjects, type RawObjects } from './raw-objects.js';
 import { manifestAuth } from './manifest-auth.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
-import { redactCredentials } from '../redact.js';
+import { redactPayload } from '../redact.js';
 import { EncodedSink } from './sink.js';
 import type { ParentRef } from './verify.js';
 import { IndexLineWriter } from './stored.js';
@@ -287,7 +287,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
       // unencrypted: a payload read through s3db's resource API holds secret attributes decrypted,
       // and an application's event may carry credentials (a connection string, a secretAccessKey):
       // neither is stored in plaintext (walk-29 F-A)
-      trigger: o.trigger && { event: o.trigger.event, payload: key ? null : redactSecrets(redactCredentials(o.trigger.payload), secretNames(o.db)) },
+      trigger: o.trigger && { event: o.trigger.event, payload: key ? null : redactSecrets(redactPayload(o.trigger.payload), secretNames(o.db)) },
       ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
       startedAt: started.toISOString(),
       completedAt: completed.toISOString(),

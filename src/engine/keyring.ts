@@ -110,6 +110,14 @@ export class Keyring {
       else warn(`key.json is missing and the passphrase does not open the key file of the newest encrypted backup: a new master key is made (key rotation). Backups made before need the passphrase they were made with`);
     }
     if (!keyFile) {
+      // a destination that did not answer may hold the backups' key: a new one made now would split
+      // them between two master keys, and fail every backup once it answers (review-29 F2)
+      const unanswered = found.filter((f) => f.unanswered);
+      if (unanswered.length > 0) {
+        const first = unanswered[0]!.unanswered;
+        const code = first instanceof BackupError && first.code.startsWith('ERR_DESTINATION_') ? first.code : 'ERR_DESTINATION_FAILED';
+        throw new BackupError(code, `key.json could not be read at ${unanswered.map((f) => f.label).join(', ')} (${errorMessage(first)}), which may hold the backups' master key, and no other destination holds one: no new master key is made while it does not answer (the backups would be split between two keys); back up again once it answers`, { cause: first });
+      }
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
       this.cache.set(created.key.keyCheck, created.key);
