@@ -510,6 +510,32 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it('a verification that could read none of several copies but a damaged one names every destination it could not read (review-29 F6: the last one only)', async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(work, `unread-${n}-${Date.now()}`)) as [string, string, string];
+    const p = multi([a, b, c].map(fsSpec), 'all', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `unread-${Date.now()}`);
+    const full = await p.createBackup();
+    const part = (await readManifestAt(c, full.id)).parts.find((x) => x.group === 'users')!;
+    const bytes = await readFile(path.join(c, part.path));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(c, part.path), bytes);
+    for (const d of [a, b]) {
+      await rename(d, `${d}-away`);
+      await symlink(path.basename(d), d); // every question fails (ELOOP)
+    }
+    const [la, lb, lc] = p.destinations.members.map((m) => m.label) as [string, string, string];
+    const err = await p.verifyBackup(full.id).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(err?.code).toBe('ERR_VERIFY_INCOMPLETE');
+    expect(err?.message).toContain(`${part.path} could not be read at ${la}, ${lb} (${la}: not asked for: `);
+    expect(err?.message).toContain(`; the copy at ${lc} fails (`);
+    expect(err?.message).toContain(`so only ${la} or ${lb} may hold a good one; nothing was recorded (a restore it ran for wrote nothing): once one of them can be read`);
+    for (const d of [a, b]) {
+      await unlink(d);
+      await rename(`${d}-away`, d);
+    }
+    await p.stop();
+  });
+
   it("('any') a destination that cannot be asked about the chain but still takes writes fails that backup alone; the others commit it as an incremental (review-md R3)", async () => {
     const { b, p } = await twoDirectories('unasked', 'any');
     await p.createBackup();
@@ -562,6 +588,8 @@ describe("'any' versus 'all' with one destination broken", () => {
     const first = await p.createBackup();
     const { rewrapAll } = await import('../src/cli/rewrap.js');
     await rewrapAll(p, PASSPHRASE, NEW);
+    // one new wrapping for both, unwrapped once by the check below (review-29 F8: one salt each)
+    expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(await readFile(path.join(a, 'key.json'), 'utf8'));
     // the README's old advice followed with the oldest manifest: b's key.json is the wrapping before the rewrap
     const oldWrapping = `${JSON.stringify(JSON.parse(await readFile(path.join(b, 'manifests', `${first.id}.json`), 'utf8')).encryption.keyFile, null, 2)}`;
     await writeFile(path.join(b, 'key.json'), oldWrapping);
@@ -634,6 +662,26 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect((JSON.parse(await readFile(path.join(c, 'key.json'), 'utf8')) as { keyCheck: string }).keyCheck).toBe(keyCheck);
     await first.stop();
     await p.stop();
+  });
+
+  it("a backup is noted 'only at' where every destination answered and one never got it; not while one could not be listed, which may hold it (walk-28 F7, review-29 F7)", async () => {
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(work, `onlyat-${n}-${Date.now()}`)) as [string, string, string];
+    const quiet = { logger: { warn() {}, info() {}, error() {} } };
+    const two = multi([fsSpec(a), fsSpec(b)], 'all', quiet);
+    await source.usePlugin(two, `onlyat-2-${Date.now()}`);
+    const both = await two.createBackup();
+    const three = multi([fsSpec(a), fsSpec(b), fsSpec(c)], 'all', quiet);
+    await source.usePlugin(three, `onlyat-3-${Date.now()}`);
+    const [la, lb] = three.destinations.members.map((m) => m.label) as [string, string];
+    expect((await three.listBackups()).find((x) => x.id === both.id)?.onlyAt).toEqual([la, lb]);
+    // b cannot be listed: it may hold the backup too, so nothing is said
+    await rename(b, `${b}-away`);
+    await symlink(path.basename(b), b);
+    expect((await three.listBackups()).find((x) => x.id === both.id)?.onlyAt).toBeUndefined();
+    await unlink(b);
+    await rename(`${b}-away`, b);
+    await two.stop();
+    await three.stop();
   });
 
   it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {
@@ -739,6 +787,8 @@ describe("strategy 'priority'", () => {
     ]);
     expect(await filesUnder(path.join(dir, 'manifests'))).toEqual([`${backup.id}.json`]);
     expect((await listKeys(admin, bucket, 'priority-second/')).filter((k) => /\/(manifests|data|indexes)\//.test(k))).toEqual([]);
+    // at one destination by design: not noted "only at" (review-29 F7)
+    expect((await p.listBackups()).map((b) => b.onlyAt)).toEqual([undefined]);
   });
 
   for (const lease of [false, true]) {

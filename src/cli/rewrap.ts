@@ -6,8 +6,10 @@
  *
  * Invariants: nothing is written unless every key.json found opens with the current passphrase,
  * or already with the new one (a rewrap killed between destinations is finished by running it
- * again), and all are of one master key; both passphrases stay in memory only. The PBKDF2 count
- * is encryption.iterations or the key file's own, whichever is higher: a rewrap never lowers it.
+ * again), and all are of one master key; both passphrases stay in memory only. Every key.json
+ * rewrapped gets the same new wrapping (one salt), so it is unwrapped once per process whatever
+ * the number of destinations. The PBKDF2 count is the highest of encryption.iterations and the
+ * key files' own: a rewrap never lowers it.
  * A rewrap does not revoke the old passphrase: every manifest embeds the key file as it was
  * wrapped when the backup was made (README runbook, step 6).
  */
@@ -42,24 +44,33 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
   if (oldPassphrase === newPassphrase) throw new BackupError('ERR_INVALID_OPTION', 'the new passphrase is the current one: nothing to rewrap');
   const keyChecks = new Set(found.map((f) => parseKeyFile(f.text).file.keyCheck));
   if (keyChecks.size > 1) throw new BackupError('ERR_KEY_CONFLICT', `the key.json files at ${found.map((f) => f.member.label).join(', ')} are of ${keyChecks.size} different master keys; rewrap one plugin's destinations, which share one key`);
-  // every key file first (a wrong passphrase: nothing written)
+  // every key file first (a wrong passphrase: nothing written); those that open with the current
+  // passphrase all get ONE new wrapping, so a backup later unwraps it once, not once per
+  // destination (review-29 F8: each got its own salt, and the check that every key.json opens
+  // with the passphrase paid a PBKDF2 for each)
+  const iterations = Math.max(plugin.config.iterations, ...found.map((f) => parseKeyFile(f.text).iterations));
   const settled = await Promise.allSettled(
     found.map(async (f) => {
-      const iterations = Math.max(plugin.config.iterations, parseKeyFile(f.text).iterations);
-      try {
-        return { ...f, body: Buffer.from(JSON.stringify(await rewrapKeyFile(f.text, oldPassphrase, newPassphrase, { iterations }), null, 2)) };
-      } catch (err) {
-        if (!isWrongPassphrase(err)) throw err;
-        if (await unlockKeyFile(f.text, newPassphrase).then(() => true, () => false)) return { ...f, body: null };
-        throw new BackupError('ERR_WRONG_PASSPHRASE', `key.json at ${f.member.label} opens with neither the current passphrase nor the new one; nothing was rewritten`);
-      }
+      const opens = await unlockKeyFile(f.text, oldPassphrase).then(
+        () => true,
+        (err: unknown) => {
+          if (!isWrongPassphrase(err)) throw err;
+          return false;
+        },
+      );
+      if (opens) return { ...f, current: true };
+      if (await unlockKeyFile(f.text, newPassphrase).then(() => true, () => false)) return { ...f, current: false };
+      throw new BackupError('ERR_WRONG_PASSPHRASE', `key.json at ${f.member.label} opens with neither the current passphrase nor the new one; nothing was rewritten`);
     }),
   );
   // the first failure in destination order (not the first to settle): the same message every run
-  const planned = settled.map((r) => {
+  const checked = settled.map((r) => {
     if (r.status === 'rejected') throw r.reason;
     return r.value;
   });
+  const first = checked.find((f) => f.current);
+  const body = first ? Buffer.from(JSON.stringify(await rewrapKeyFile(first.text, oldPassphrase, newPassphrase, { iterations }), null, 2)) : null;
+  const planned = checked.map((f) => ({ ...f, body: f.current ? body : null }));
   for (const f of planned) {
     if (f.body === null) continue;
     const { replaced } = await f.member.replaceIfMatch(paths.keyFile, f.body, f.etag);

@@ -379,8 +379,11 @@ export class Catalog {
       else {
         const summary = withVerification(r.head.summary, r.verification ?? r.head.manifest.verification);
         const lost = missingAt(summary);
+        // "only at": every destination answered (one not listed may hold it: review-29 F7), and one
+        // lacks it that the backup did not skip by design ('priority' writes one destination)
         const held = holders.get(summary.id) ?? [];
-        const never = this.set.members.length > 1 && [...answered].some((label) => !held.includes(label) && !lost.includes(label));
+        const skipped = new Set(summary.destinations.filter((d) => d.status === 'skipped').map((d) => d.label));
+        const never = this.set.members.length > 1 && unlisted.length === 0 && [...answered].some((label) => !held.includes(label) && !lost.includes(label) && !skipped.has(label));
         entries.push({ manifest: r.head.manifest, summary: { ...summary, ...(lost.length > 0 ? { manifestMissingAt: lost } : {}), ...(never ? { onlyAt: held } : {}) } });
       }
     }

@@ -270,9 +270,10 @@ export interface BackupSummary {
    */
   manifestMissingAt?: string[];
   /**
-   * With several destinations: those whose listing holds the backup, when another that answered
-   * does not and its manifest was not lost there (manifestMissingAt): the backup was never stored
-   * there (failed or skipped then, or taken under another configuration). Absent otherwise.
+   * With several destinations, all of which answered: those whose listing holds the backup, when
+   * another does not and its manifest was not lost there (manifestMissingAt): the backup was never
+   * stored there (failed then, or taken under another configuration). Not for a destination the
+   * backup skipped by design ('priority'). Absent otherwise.
    */
   onlyAt?: string[];
 }

@@ -164,8 +164,12 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   const destinations: VerificationResult['destinations'] = [];
   // Objects that could not be read for a reason other than their bytes (access, I/O, network):
   // where (`at`), and, when not asked for there, the earlier request that failed (`after`).
-  const unreadable = new Map<string, { path: string; err: unknown; at: string; after?: string }>();
+  // Every destination that could not read it is kept (review-29 F6: the last one only was named).
+  const unreadable = new Map<string, { path: string; err: unknown; at: string; after?: string }[]>();
+  const cannotRead = (id: string, entry: { path: string; err: unknown; at: string; after?: string }) => unreadable.set(id, [...(unreadable.get(id) ?? []), entry]);
   const failures: VerifyOutcome['failures'] = [];
+  // `${label} ${path}` of the failures that are damage (the stored bytes), not a read that failed
+  const damagedAt = new Set<string>();
   // 'full': what each object held, from the first destination where it verified (the same bytes everywhere it does)
   const partTallies: PartTally[] = [];
   let indexTally: IndexTally | null = null;
@@ -181,14 +185,14 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
     } catch (err) {
       // the reference to a rebuilt index is asked for before the index: named as what it is (walk-28 F6)
       const what = `the look for a rebuilt index of ${manifest.index.path} (${paths.indexRef(manifest.id)}, there only if one was made)`;
-      unreadable.set(INDEX, { path: manifest.index.path, err, at: member.label, after: what });
+      cannotRead(INDEX, { path: manifest.index.path, err, at: member.label, after: what });
       errors.push({ path: paths.indexRef(manifest.id), message: `${paths.indexRef(manifest.id)} at ${member.label}: ${errorMessage(err)}` });
       if (!isDamage(err)) unreachable = { what, err };
     }
     const objects = index ? [...parts, { ...index, records: null, id: INDEX }] : parts;
     await pool(objects, options.concurrency ?? 2, async (ref) => {
       if (unreachable !== null) {
-        unreadable.set(ref.id, { path: ref.path, err: unreachable.err, at: member.label, after: unreachable.what });
+        cannotRead(ref.id, { path: ref.path, err: unreachable.err, at: member.label, after: unreachable.what });
         meter.add(1, ref.size);
         return;
       }
@@ -201,12 +205,13 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
         }
       } catch (err) {
         if (!isDamage(err)) {
-          unreadable.set(ref.id, { path: ref.path, err, at: member.label });
+          cannotRead(ref.id, { path: ref.path, err, at: member.label });
           unreachable ??= { what: ref.path, err };
         }
         // Every error names the object it is about (codec errors alone say only "segment 0 ...").
         const message = errorMessage(err);
         errors.push({ path: ref.path, message: message.includes(ref.path) ? message : `${ref.path} at ${member.label}: ${message}` });
+        if (isDamage(err)) damagedAt.add(`${member.label} ${ref.path}`);
       }
       meter.add(1, ref.size);
     });
@@ -221,14 +226,16 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   // bytes, so this is thrown (and recorded nowhere) rather than reported as damage.
   const unknown = missing.map((id) => unreadable.get(id)).find((u) => u !== undefined);
   if (unknown) {
-    const how = unknown.after && unknown.after !== unknown.path ? `not asked for: ${unknown.after} failed there before, ${errorMessage(unknown.err)}` : errorMessage(unknown.err);
-    // the copies that were read and failed: then waiting for this destination is the only way (walk-28 F6)
-    const damaged = failures.filter((f) => f.path === unknown.path && f.label !== unknown.at);
-    const elsewhere = damaged.length === 0 ? '' : `; the ${damaged.length > 1 ? 'copies' : 'copy'} at ${damaged.map((f) => f.label).join(', ')} ${damaged.length > 1 ? 'fail' : 'fails'} (${damaged.map((f) => f.error).join('; ')}), so only ${unknown.at} may hold a good one`;
+    const path = unknown[0]!.path;
+    const where = unknown.map((u) => u.at);
+    const how = unknown.map((u) => `${where.length > 1 ? `${u.at}: ` : ''}${u.after && u.after !== u.path ? `not asked for: ${u.after} failed there before, ` : ''}${errorMessage(u.err)}`).join('; ');
+    // the copies that were read and found damaged: then waiting for those destinations is the only way (walk-28 F6)
+    const damaged = failures.filter((f) => f.path === path && damagedAt.has(`${f.label} ${f.path}`) && !where.includes(f.label));
+    const elsewhere = damaged.length === 0 ? '' : `; the ${damaged.length > 1 ? 'copies' : 'copy'} at ${damaged.map((f) => f.label).join(', ')} ${damaged.length > 1 ? 'fail' : 'fails'} (${damaged.map((f) => f.error).join('; ')}), so only ${where.join(' or ')} may hold a good one`;
     throw new BackupError(
       'ERR_VERIFY_INCOMPLETE',
-      `could not verify backup ${manifest.id}: ${unknown.path} could not be read at ${unknown.at} (${how})${elsewhere}; nothing was recorded (a restore it ran for wrote nothing): once ${unknown.at} can be read, run the same verification or restore again`,
-      { cause: unknown.err },
+      `could not verify backup ${manifest.id}: ${path} could not be read at ${where.join(', ')} (${how})${elsewhere}; nothing was recorded (a restore it ran for wrote nothing): once ${where.length > 1 ? 'one of them' : where[0]} can be read, run the same verification or restore again`,
+      { cause: unknown[0]!.err },
     );
   }
   let error = missing.length === 0 ? null : destinations.map((d) => d.error).filter(Boolean).join('; ') || `${missing.length} objects failed`;
