@@ -56,14 +56,21 @@ describe('what a hook or webhook failure says (review-29 F4)', () => {
     const { messageWithCauses } = await import('../src/errors.js');
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', syscall: 'connect' });
     expect(messageWithCauses(new TypeError('fetch failed', { cause: refused }))).toBe('fetch failed (connect ECONNREFUSED 127.0.0.1:9)');
-    expect(messageWithCauses(new TypeError('fetch failed', { cause: Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }) }))).toBe('fetch failed (UNABLE_TO_VERIFY_LEAF_SIGNATURE)');
+    expect(messageWithCauses(new TypeError('fetch failed', { cause: Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }) }))).toBe('fetch failed (unable to verify the first certificate)');
+    expect(messageWithCauses(new TypeError('fetch failed', { cause: new Error('bad port') }))).toBe('fetch failed (bad port)'); // review-29b G4
     const wrapped = new Error('could not post the backup report', { cause: new Error('request to https://hooks.slack.com/services/T0AAAA/B0BBBB/xoxsecretTOKEN123 failed, reason: connect ECONNREFUSED', { cause: refused }) });
     expect(messageWithCauses(wrapped)).toBe('could not post the backup report (connect ECONNREFUSED 127.0.0.1:9)');
+    const coded = new Error('could not post', { cause: Object.assign(new Error('GET https://h.example/hook/SECRET9 failed'), { code: 'E_HOOK' }) });
+    expect(messageWithCauses(coded)).toBe('could not post (E_HOOK)');
   });
 
   it('redacts the query parameters that carry secrets in webhook and presigned URLs', async () => {
     const { redacted } = await import('../src/redact.js');
     const url = 'GET https://api.example.com/hook?access_token=S1&api_key=S2&X-Amz-Signature=S3&sig=S4&X-Amz-Credential=S5&page=2 failed';
     expect(redacted(url)).toBe('GET https://api.example.com/hook?access_token=***&api_key=***&X-Amz-Signature=***&sig=***&X-Amz-Credential=***&page=2 failed');
+    expect(redacted('https://app.example/cb#access_token=S6&state=1')).toBe('https://app.example/cb#access_token=***&state=1');
+    // names that only contain those letters are left (review-29b G3)
+    expect(redacted('/search?design=blue&assignee=me&monkey=1&sortKey=id&pageToken=p2')).toBe('/search?design=blue&assignee=me&monkey=1&sortKey=id&pageToken=p2');
+    expect(redacted('?secretAccessKey=S7&accessKeyId=A1&token=S8&session_token=S9')).toBe('?secretAccessKey=***&accessKeyId=***&token=***&session_token=***');
   });
 });

@@ -684,6 +684,19 @@ describe("'any' versus 'all' with one destination broken", () => {
     await three.stop();
   });
 
+  it("the first encrypted backup to a 'priority' primary is taken while the standby does not answer: a standby holds a key only after a failover (review-29b G2)", async () => {
+    const [a, b] = ['a', 'b'].map((n) => path.join(work, `standby-${n}-${Date.now()}`)) as [string, string];
+    await mkdir(path.dirname(b), { recursive: true });
+    await symlink(path.basename(b), b); // the standby: every question fails (ELOOP)
+    const p = multi([fsSpec(a), fsSpec(b)], 'priority', { logger: { warn() {}, info() {}, error() {} } });
+    await source.usePlugin(p, `standby-${Date.now()}`);
+    const backup = await p.createBackup();
+    expect(backup.destinations.map((d) => d.status)).toEqual(['ok', 'skipped']);
+    expect(backup.encrypted).toBe(true);
+    await unlink(b);
+    await p.stop();
+  });
+
   it("an unencrypted plugin's recoverBackups() says nothing of another tool's key.json, which stops no backup of it (review-md R5)", async () => {
     const dir = path.join(work, `foreign-${Date.now()}`);
     const p = new BackupPlugin({ schedule: false, config: { directory: dir }, logger: { warn() {}, info() {}, error() {} } } as never);

@@ -783,7 +783,7 @@ describe('triggers', () => {
     db.emit('afterBulkDelete', { deletedCount: 5 });
     // and an application's own credentials (walk-29 F-A: stored as they were)
     // (and a field named `key` that is no secret there: an object key, review-29 F3)
-    const credentials = { aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: 'SK-walk29-secret' }, url: 'http://AKIAWALK29:SK-walk29-secret@127.0.0.1:9/bucket/db?x=1', endpoint: new URL('https://AKIAWALK29:SK-walk29-secret@s3.example.com/bucket'), key: 'users/u1', nextToken: 'page-2', apiKey: 'SK-walk29-secret' };
+    const credentials = { aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: 'SK-walk29-secret' }, url: 'http://AKIAWALK29:SK-walk29-secret@127.0.0.1:9/bucket/db?x=1', endpoint: new URL('https://AKIAWALK29:SK-walk29-secret@s3.example.com/bucket'), key: 'users/u1', nextToken: 'page-2', apiKey: 'SK-walk29-secret', creds: { SecretAccessKey: 'SK-walk29-secret', aws_secret_access_key: 'SK-walk29-secret' } };
     db.emit('afterBulkDelete', { deletedCount: 500, fn: () => 1, deleted: [record], resource: db.resources.users, at: new Date(0), ...credentials });
     await waitUntil('the afterBulkDelete backup', () => completed.length === 2);
     await p.stop();
@@ -791,7 +791,7 @@ describe('triggers', () => {
     expect(list).toHaveLength(2);
     const bulk = list.find((m) => m.trigger?.event === 'afterBulkDelete')!;
     // functions are dropped, class instances named, secret attributes' values replaced
-    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500, deleted: [{ ...JSON.parse(JSON.stringify(record)), password: '[secret]' }], resource: '[Resource]', at: '1970-01-01T00:00:00.000Z', aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: '[redacted]' }, url: 'http://***@127.0.0.1:9/bucket/db?x=1', endpoint: 'https://***@s3.example.com/bucket', key: 'users/u1', nextToken: 'page-2', apiKey: '[redacted]' });
+    expect(bulk.trigger!.payload).toEqual({ deletedCount: 500, deleted: [{ ...JSON.parse(JSON.stringify(record)), password: '[secret]' }], resource: '[Resource]', at: '1970-01-01T00:00:00.000Z', aws: { accessKeyId: 'AKIAWALK29', secretAccessKey: '[redacted]' }, url: 'http://***@127.0.0.1:9/bucket/db?x=1', endpoint: 'https://***@s3.example.com/bucket', key: 'users/u1', nextToken: 'page-2', apiKey: '[redacted]', creds: { SecretAccessKey: '[redacted]', aws_secret_access_key: '[redacted]' } });
     expect(bulk.reason).toBe('triggered by afterBulkDelete');
     for (const file of await readdir(path.join(dir, 'manifests'))) {
       const text = await readFile(path.join(dir, 'manifests', file), 'utf8');

@@ -77,17 +77,19 @@ export function errorMessage(err: unknown): string {
 
 /**
  * `err`'s message followed by what its causes (at most `depth` levels) say of the network: "fetch
- * failed (connect ECONNREFUSED 127.0.0.1:9)". Node's fetch says why only in `cause`. Only a system
- * error's message is added (it names a syscall and a host, never a URL's path or query), and of
- * another cause only its code (UNABLE_TO_VERIFY_LEAF_SIGNATURE): an application's wrapped error
- * may quote a webhook URL with its secret in the path (review-29 F4).
+ * failed (connect ECONNREFUSED 127.0.0.1:9)". Node's fetch says why only in `cause`. A cause's
+ * message is added when it is a system error's (a syscall and a host) or quotes no URL ("bad
+ * port"); of another, only its code: an application's wrapped error may quote a webhook URL with
+ * its secret in the path (review-29 F4, review-29b G4).
  */
 export function messageWithCauses(err: unknown, depth = 2): string {
   let text = errorMessage(err);
   let cause = err instanceof Error ? err.cause : undefined;
   for (let i = 0; i < depth && cause !== undefined && cause !== null; i++) {
     const { code, syscall } = cause as { code?: unknown; syscall?: unknown };
-    const more = typeof syscall === 'string' ? errorMessage(cause) : typeof code === 'string' ? code : '';
+    const said = errorMessage(cause);
+    // a message that quotes no URL is added as it is ("bad port"), another only by its code
+    const more = typeof syscall === 'string' || !/[a-z][a-z0-9+.-]*:\/\//i.test(said) ? said : typeof code === 'string' ? code : '';
     if (more !== '' && !text.includes(more)) text += ` (${more})`;
     cause = cause instanceof Error ? cause.cause : undefined;
   }

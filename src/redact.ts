@@ -11,10 +11,16 @@
  * and credential query parameters (`?secretAccessKey=...`).
  */
 export function redacted(text: string): string {
-  // query parameters whose name holds token, secret, password, key, sig(nature) or credential:
-  // access_token, api_key, X-Amz-Signature, X-Amz-Credential, sig (review-29 F4)
-  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&][^=&\s]*(?:token|secret|password|passphrase|key|sig|credential)[^=&\s]*=)[^&\s]*/gi, '$1***');
+  return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&#])([^=&#\s]+)=([^&#\s]*)/g, (all, sep: string, name: string) => (SECRET_PARAM.test(name) ? `${sep}${name}=***` : all));
 }
+
+/**
+ * Query (or fragment) parameters that carry a secret: the names S3, OAuth and webhook URLs use
+ * (access_token, api_key, X-Amz-Signature, X-Amz-Credential, sig: review-29 F4), and any name
+ * ending in _token, -key, _secret...; not a name that merely contains such letters (design=,
+ * monkey=, sortKey=: review-29b G3).
+ */
+const SECRET_PARAM = /^(?:token|secret|password|passphrase|key|sig|signature|credential|apikey|secretaccesskey|accesskeyid|sessiontoken|accesstoken|refreshtoken|x-amz-signature|x-amz-credential|x-amz-security-token|.*[_-](?:token|key|secret|signature|password))$/i;
 
 /**
  * A restore destination as given, safe to show: `redacted`, and besides everything between its
@@ -38,7 +44,7 @@ const CREDENTIAL_KEYS: ReadonlySet<string> = new Set(['secretAccessKey', 'sessio
  * arrays are copied: class instances (an S3Client, a Database) and functions (hooks) are kept as
  * they are.
  */
-export function replaceNamed<T>(value: T, names: ReadonlySet<string>, replacement: string, text: (s: string) => string = (s) => s): T {
+export function replaceNamed<T>(value: T, names: { has(name: string): boolean }, replacement: string, text: (s: string) => string = (s) => s): T {
   if (typeof value === 'string') return text(value) as T;
   if (Array.isArray(value)) return value.map((v: unknown) => replaceNamed(v, names, replacement, text)) as T;
   if (value === null || typeof value !== 'object') return value;
@@ -54,10 +60,10 @@ export function replaceNamed<T>(value: T, names: ReadonlySet<string>, replacemen
  * nor `token` alone, which name an object key or a page token there as often as a secret
  * (review-29 F3); the usual names of API keys and tokens instead.
  */
-const PAYLOAD_CREDENTIAL_KEYS: ReadonlySet<string> = new Set([
-  'secretAccessKey', 'sessionToken', 'password', 'passphrase', 'secret', 'apiKey', 'api_key', 'accessToken', 'access_token',
-  'refreshToken', 'refresh_token', 'authToken', 'authorization', 'Authorization', 'privateKey', 'clientSecret', 'client_secret',
-]);
+const PAYLOAD_CREDENTIAL_KEYS = {
+  // in any case, camelCase or snake_case: Password, SecretAccessKey, aws_secret_access_key, secretKey (review-29b)
+  has: (name: string) => /^(?:aws_?)?(?:secret(?:_?access)?(?:_?key)?|session_?token|password|passphrase|api_?key|access_?token|refresh_?token|auth_?token|authorization|private_?key|client_?secret)$/i.test(name),
+};
 
 /**
  * An application's data as it would be stored (JSON: a URL, a Date, anything with toJSON becomes

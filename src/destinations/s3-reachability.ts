@@ -14,8 +14,9 @@
  *   retry strategy's.
  * - Any answer of the store ends it, success or not (a 404, a 403, a 503: the store is there), and
  *   so does any request that got through otherwise (a reset means something listens).
- * - A request is never refused for longer than `probeMs` after the last one sent: the store is asked
- *   again every few seconds whatever happens, so a store back after a restart is found by the next
+ * - A request is never refused for longer than `probeMs` after the last one sent, even while a probe
+ *   is still out (one that never gets an answer waits minutes for its socket timeout): the store is
+ *   asked again every few seconds whatever happens, so a store back after a restart is found by the next
  *   request (a lease renewal, with a deadline of its own, is held back at most `probeMs`: review-29
  *   F1, where a 60 s hold outlived a 35 s restart and lost the backup's lease).
  * - Requests that were in flight when it tripped and then fail the same way do not extend it.
@@ -31,7 +32,7 @@ export const PROBE_INTERVAL_MS = 5_000;
 
 export class Reachability {
   /** Since when the store is held unreachable (`at`, with the error), and when the last request was sent to it. */
-  private down: { error: unknown; at: number; lastSent: number; probing: boolean } | null = null;
+  private down: { error: unknown; at: number; lastSent: number } | null = null;
   /** Told each time the store is found unreachable after it answered: the plugin logs it, so a wait is never silent. */
   onTrip: ((error: unknown, probeMs: number) => void) | null = null;
 
@@ -48,8 +49,10 @@ export class Reachability {
     const down = this.down;
     if (!down) return 'send';
     const now = this.now();
-    if (!down.probing && now - down.lastSent >= this.probeMs) {
-      down.probing = true;
+    // a new probe every probeMs, even while an earlier one is still out: a store that takes the
+    // connection and never answers keeps a probe waiting for its socket timeout (minutes), and a
+    // store back meanwhile must still be found (review-29b G1)
+    if (now - down.lastSent >= this.probeMs) {
       down.lastSent = now;
       return 'probe';
     }
@@ -63,11 +66,10 @@ export class Reachability {
     if (err !== null && isUnreachable(err)) {
       const now = this.now();
       if (!this.down) {
-        this.down = { error: err, at: now, lastSent: now, probing: false };
+        this.down = { error: err, at: now, lastSent: now };
         this.onTrip?.(err, this.probeMs);
       } else if (probe) {
-        this.down.probing = false;
-        this.down.lastSent = now; // the next probe comes probeMs after this one gave up
+        this.down.lastSent = Math.max(this.down.lastSent, now); // the next probe comes probeMs after this one gave up
         this.down.error = err;
       }
       return;

@@ -111,12 +111,14 @@ export class Keyring {
     }
     if (!keyFile) {
       // a destination that did not answer may hold the backups' key: a new one made now would split
-      // them between two master keys, and fail every backup once it answers (review-29 F2)
-      const unanswered = found.filter((f) => f.unanswered);
+      // them between two master keys, and fail every backup once it answers (review-29 F2). Not a
+      // 'priority' standby, which this backup does not write and which holds a key only after a
+      // failover (review-29b G2: its outage stopped every first backup to the primary)
+      const unanswered = set.strategy === 'priority' ? [] : found.filter((f) => f.unanswered);
       if (unanswered.length > 0) {
         const first = unanswered[0]!.unanswered;
         const code = first instanceof BackupError && first.code.startsWith('ERR_DESTINATION_') ? first.code : 'ERR_DESTINATION_FAILED';
-        throw new BackupError(code, `key.json could not be read at ${unanswered.map((f) => f.label).join(', ')} (${errorMessage(first)}), which may hold the backups' master key, and no other destination holds one: no new master key is made while it does not answer (the backups would be split between two keys); back up again once it answers`, { cause: first });
+        throw new BackupError(code, `key.json could not be read at ${unanswered.map((f) => f.label).join(', ')} (${errorMessage(first)}), which may hold the backups' master key, and no other destination holds one: no new master key is made while it does not answer (the backups would be split between two keys). Back up again once it answers; if it holds no backups (a destination just added), leave it out of the configuration for the first backup`, { cause: first });
       }
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
