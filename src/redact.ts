@@ -6,6 +6,14 @@
  */
 
 /**
+ * Query (or fragment) parameters that carry a secret: the names S3, OAuth and webhook URLs use
+ * (access_token, api_key, X-Amz-Signature, X-Amz-Credential, sig: review-29 F4), and any name
+ * ending in _token, -key, _secret...; not a name that merely contains such letters (design=,
+ * monkey=, sortKey=: review-29b G3).
+ */
+const SECRET_PARAM = /^(?:token|secret|password|passphrase|key|sig|signature|credential|apikey|secretaccesskey|accesskeyid|sessiontoken|accesstoken|refreshtoken|x-amz-signature|x-amz-credential|x-amz-security-token|.*[_-](?:token|key|secret|signature|password))$/i;
+
+/**
  * Text with the credentials of every connection string in it hidden: everything from `//` to the
  * last `@` of the same whitespace-free run (a secret key may hold `/`, `+` or even `@`, unencoded),
  * and credential query parameters (`?secretAccessKey=...`).
@@ -13,14 +21,6 @@
 export function redacted(text: string): string {
   return text.replace(/\/\/\S*@/g, '//***@').replace(/([?&#])([^=&#\s]+)=([^&#\s]*)/g, (all, sep: string, name: string) => (SECRET_PARAM.test(name) ? `${sep}${name}=***` : all));
 }
-
-/**
- * Query (or fragment) parameters that carry a secret: the names S3, OAuth and webhook URLs use
- * (access_token, api_key, X-Amz-Signature, X-Amz-Credential, sig: review-29 F4), and any name
- * ending in _token, -key, _secret...; not a name that merely contains such letters (design=,
- * monkey=, sortKey=: review-29b G3).
- */
-const SECRET_PARAM = /^(?:token|secret|password|passphrase|key|sig|signature|credential|apikey|secretaccesskey|accesskeyid|sessiontoken|accesstoken|refreshtoken|x-amz-signature|x-amz-credential|x-amz-security-token|.*[_-](?:token|key|secret|signature|password))$/i;
 
 /**
  * A restore destination as given, safe to show: `redacted`, and besides everything between its
