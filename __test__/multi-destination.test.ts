@@ -107,6 +107,19 @@ async function brokenDirectory(name: string): Promise<string> {
   return path.join(file, 'backups');
 }
 
+/**
+ * Makes the directory (or folder) at `dir` stop answering: a symbolic link to itself in its place,
+ * so every access fails (ELOOP), even for root; returns what puts it back.
+ */
+async function stopAnswering(dir: string): Promise<() => Promise<void>> {
+  await rename(dir, `${dir}-away`);
+  await symlink(path.basename(dir), dir);
+  return async () => {
+    await unlink(dir);
+    await rename(`${dir}-away`, dir);
+  };
+}
+
 beforeAll(async () => {
   admin = makeS3Client();
   bucket = await makeBucket(admin, 'multi');
@@ -435,16 +448,13 @@ describe("'any' versus 'all' with one destination broken", () => {
   it("with one of two destinations ('any') not answering, the next backup is still an incremental on the chain the other holds; once it answers again, lacking that incremental, the next is a full (walk-28 F3)", async () => {
     const { b, warnings, p } = await twoDirectories('down', 'any');
     const full = await p.createBackup();
-    // b stops answering: its directory replaced by a symbolic link to itself (every access fails, ELOOP)
-    await rename(b, `${b}-away`);
-    await symlink(path.basename(b), b);
+    const answerAgain = await stopAnswering(b);
     const during = await p.createBackup({ type: 'incremental' });
     expect(during.type).toBe('incremental');
     expect(during.destinations.map((d) => d.status)).toEqual(['ok', 'failed']);
     const label = p.destinations.members[1]!.label;
     expect(warnings).toContainEqual(expect.stringContaining(`could not ask ${label} whether it holds ${full.id}`));
-    await unlink(b);
-    await rename(`${b}-away`, b);
+    await answerAgain();
     const after = await p.createBackup({ type: 'incremental' });
     expect(after.type).toBe('full');
     expect(warnings).toContainEqual(expect.stringContaining(`${label} does not hold every backup of the chain of ${during.id}`));
@@ -519,37 +529,29 @@ describe("'any' versus 'all' with one destination broken", () => {
     const bytes = await readFile(path.join(c, part.path));
     bytes[bytes.length >> 1] ^= 0xff;
     await writeFile(path.join(c, part.path), bytes);
-    for (const d of [a, b]) {
-      await rename(d, `${d}-away`);
-      await symlink(path.basename(d), d); // every question fails (ELOOP)
-    }
+    const answerAgain = [await stopAnswering(a), await stopAnswering(b)];
     const [la, lb, lc] = p.destinations.members.map((m) => m.label) as [string, string, string];
     const err = await p.verifyBackup(full.id).then(() => null, (e: unknown) => e as Error & { code: string });
     expect(err?.code).toBe('ERR_VERIFY_INCOMPLETE');
     expect(err?.message).toContain(`${part.path} could not be read at ${la}, ${lb} (${la}: not asked for: `);
     expect(err?.message).toContain(`; the copy at ${lc} fails (`);
     expect(err?.message).toContain(`so only ${la} or ${lb} may hold a good one; nothing was recorded (a restore it ran for wrote nothing): once one of them can be read`);
-    for (const d of [a, b]) {
-      await unlink(d);
-      await rename(`${d}-away`, d);
-    }
+    for (const again of answerAgain) await again();
     await p.stop();
   });
 
   it("('any') a destination that cannot be asked about the chain but still takes writes fails that backup alone; the others commit it as an incremental (review-md R3)", async () => {
     const { b, p } = await twoDirectories('unasked', 'any');
     await p.createBackup();
-    // b's manifests/ a symbolic link to itself: its parts go in, every question about a manifest fails (ELOOP)
-    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
-    await symlink('manifests', path.join(b, 'manifests'));
+    // b's manifests/ stops answering: its parts go in, every question about a manifest fails
+    const answerAgain = await stopAnswering(path.join(b, 'manifests'));
     try {
       for (let i = 0; i < 2; i++) {
         const next = await p.createBackup({ type: 'incremental' });
         expect({ type: next.type, statuses: next.destinations.map((d) => d.status) }).toEqual({ type: 'incremental', statuses: ['ok', 'failed'] });
       }
     } finally {
-      await unlink(path.join(b, 'manifests'));
-      await rename(path.join(b, 'manifests-away'), path.join(b, 'manifests'));
+      await answerAgain();
     }
     await p.stop();
   });
@@ -645,9 +647,8 @@ describe("'any' versus 'all' with one destination broken", () => {
     await source.usePlugin(first, `keysplit-1-${Date.now()}`);
     await first.createBackup();
     const keyCheck = (JSON.parse(await readFile(path.join(a, 'key.json'), 'utf8')) as { keyCheck: string }).keyCheck;
-    // a stops answering (a symbolic link to itself: every question fails, ELOOP); c replaces b
-    await rename(a, `${a}-away`);
-    await symlink(path.basename(a), a);
+    // a stops answering; c replaces b
+    const answerAgain = await stopAnswering(a);
     const p = multi([fsSpec(a), fsSpec(c)], 'any', quiet);
     await source.usePlugin(p, `keysplit-2-${Date.now()}`);
     const during = await p.createBackup().then(() => null, (e: unknown) => e as Error & { code: string });
@@ -655,8 +656,7 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect(during?.message).toContain(`key.json could not be read at ${p.destinations.members[0]!.label} (`);
     expect(during?.message).toContain('no new master key is made while it does not answer');
     expect(await readFile(path.join(c, 'key.json'), 'utf8').catch(() => null)).toBeNull();
-    await unlink(a);
-    await rename(`${a}-away`, a);
+    await answerAgain();
     const after = await p.createBackup();
     expect(after.destinations.map((d) => d.status)).toEqual(['ok', 'ok']);
     expect((JSON.parse(await readFile(path.join(c, 'key.json'), 'utf8')) as { keyCheck: string }).keyCheck).toBe(keyCheck);
@@ -675,11 +675,9 @@ describe("'any' versus 'all' with one destination broken", () => {
     const [la, lb] = three.destinations.members.map((m) => m.label) as [string, string];
     expect((await three.listBackups()).find((x) => x.id === both.id)?.onlyAt).toEqual([la, lb]);
     // b cannot be listed: it may hold the backup too, so nothing is said
-    await rename(b, `${b}-away`);
-    await symlink(path.basename(b), b);
+    const answerAgain = await stopAnswering(b);
     expect((await three.listBackups()).find((x) => x.id === both.id)?.onlyAt).toBeUndefined();
-    await unlink(b);
-    await rename(`${b}-away`, b);
+    await answerAgain();
     await two.stop();
     await three.stop();
   });
@@ -711,9 +709,8 @@ describe("'any' versus 'all' with one destination broken", () => {
   it('a destination that cannot be listed while the other can: listBackups() shows what the other holds and warns, naming the one it could not list', async () => {
     const { b, warnings, p } = await twoDirectories('unlisted', 'all');
     const backup = await p.createBackup();
-    // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)
-    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
-    await symlink('manifests', path.join(b, 'manifests'));
+    // a real listing failure: b's manifests/ stops answering
+    await stopAnswering(path.join(b, 'manifests'));
     const listed = await p.listBackups();
     expect(listed.map((l) => l.id)).toEqual([backup.id]);
     const label = p.destinations.members[1]!.label;
@@ -739,9 +736,8 @@ describe("'any' versus 'all' with one destination broken", () => {
     const { b, warnings, p } = await twoDirectories('unlisted-prune', 'any', { retention: { count: 1 } });
     await p.createBackup();
     const newest = await p.createBackup();
-    // a real listing failure: b's manifests/ replaced by a symbolic link to itself (ELOOP)
-    await rename(path.join(b, 'manifests'), path.join(b, 'manifests-away'));
-    await symlink('manifests', path.join(b, 'manifests'));
+    // a real listing failure: b's manifests/ stops answering
+    await stopAnswering(path.join(b, 'manifests'));
     const plan = await p.prune({ dryRun: true });
     expect(plan.keep.map((k) => k.id)).toEqual([newest.id]);
     const label = p.destinations.members[1]!.label;
