@@ -110,15 +110,13 @@ export class Keyring {
       else warn(`key.json is missing and the passphrase does not open the key file of the newest encrypted backup: a new master key is made (key rotation). Backups made before need the passphrase they were made with`);
     }
     if (!keyFile) {
-      // a destination that did not answer may hold the backups' key: a new one made now would split
-      // them between two master keys, and fail every backup once it answers (review-29 F2). Not a
-      // 'priority' standby, which this backup does not write and which holds a key only after a
-      // failover (review-29b G2: its outage stopped every first backup to the primary)
-      const unanswered = set.strategy === 'priority' ? [] : found.filter((f) => f.unanswered);
+      // a destination that did not answer may hold the backups' key: the new one made now is then
+      // a second key, which that destination refuses once it answers (ERR_KEY_CONFLICT there, below).
+      // Not refused here: under 'any' a first backup must be taken while one destination is down
+      // (review-29 F2; a first version refused it, review-29b G2 and CI)
+      const unanswered = found.filter((f) => f.unanswered && set.strategy !== 'priority');
       if (unanswered.length > 0) {
-        const first = unanswered[0]!.unanswered;
-        const code = first instanceof BackupError && first.code.startsWith('ERR_DESTINATION_') ? first.code : 'ERR_DESTINATION_FAILED';
-        throw new BackupError(code, `key.json could not be read at ${unanswered.map((f) => f.label).join(', ')} (${errorMessage(first)}), which may hold the backups' master key, and no other destination holds one: no new master key is made while it does not answer (the backups would be split between two keys). Back up again once it answers; if it holds no backups (a destination just added), leave it out of the configuration for the first backup`, { cause: first });
+        warn(`key.json could not be read at ${unanswered.map((f) => f.label).join(', ')} (${errorMessage(unanswered[0]!.unanswered)}) and no destination that answered holds one: a new master key is made. If that destination holds the backups' key already, it refuses backups under the new one once it answers (ERR_KEY_CONFLICT, named in each backup's destination status): then move the newer key.json away where it stops them (backups made under it keep their key in their manifests)`);
       }
       const created = await createKeyFile(passphrase, { iterations: this.iterations });
       keyFile = created.keyFile;
@@ -149,10 +147,15 @@ export class Keyring {
     for (const member of set.writers) {
       const existing = found.find((f) => f.label === member.label)?.keyFile;
       if (existing && existing.keyCheck !== keyFile.keyCheck) {
-        throw new BackupError(
+        const conflict = new BackupError(
           'ERR_KEY_CONFLICT',
           `${member.label} already holds a key file for another master key (keyCheck ${existing.keyCheck}, expected ${keyFile.keyCheck}); point the destinations of one plugin at one key, or move the old key.json away`,
         );
+        // under 'any' the others take the backup, and that destination says why it did not (review-29 F2)
+        if (set.strategy !== 'any' || set.writers.length < 2) throw conflict;
+        warn(`${conflict.message}: this backup is not written there`);
+        set.markFailed(member, conflict);
+        continue;
       }
       if (!existing && !found.find((f) => f.member === member)?.unanswered) {
         await member.createIfAbsent(paths.keyFile, body).catch((err: unknown) => set.markFailed(member, err));
