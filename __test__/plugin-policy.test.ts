@@ -612,9 +612,7 @@ describe('retries of failed scheduled and triggered backups', () => {
     expect(blockedRetries).toEqual([]);
     await blocked.stop();
   }, 60_000);
-});
 
-describe('a triggered backup and another instance holding the lease', () => {
   it("a triggered backup that waited out lease.waitMs for another instance's backup is tried again, and taken (walk-29 F-C: dropped, as a schedule's tick is)", async () => {
     const dir = path.join(work, 'trigger-lease');
     const db = await seeded('trigger-lease');
