@@ -187,6 +187,9 @@ describe('Reachability', () => {
       const r = new Reachability(1000, () => 0);
       r.settled(err, false);
       expect(r.admit(), err.message).toBe('send');
+      r.settled(refused(), false);
+      r.settled(err, false); // and each of them ends a hold: something answered
+      expect(r.admit(), err.message).toBe('send');
     }
   });
 
@@ -197,6 +200,27 @@ describe('Reachability', () => {
       expect(r.admit()).toBeInstanceOf(Error);
       r.settled(outcome, false);
       expect(r.admit()).toBe('send');
+    }
+  });
+
+  it('is kept by a request that failed without asking the store: aborted, no credentials (review-29b G5)', () => {
+    const silent = [
+      Object.assign(new Error('Request aborted'), { name: 'AbortError' }),
+      Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }),
+    ];
+    for (const err of silent) {
+      let now = 0;
+      const r = new Reachability(5_000, () => now);
+      r.settled(refused(), false);
+      now = 5_000;
+      expect(r.admit()).toBe('probe');
+      r.settled(err, true);
+      now = 6_000;
+      expect(r.admit(), err.name).toBeInstanceOf(Error); // still held: nothing was answered
+      now = 10_000;
+      expect(r.admit(), err.name).toBe('probe'); // and asked again on time
+      r.settled(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true);
+      expect(r.admit(), err.name).toBe('send'); // something listens
     }
   });
 

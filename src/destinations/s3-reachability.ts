@@ -13,7 +13,10 @@
  *   connected request, a 5xx or a client error never does: the store answered, and those are the
  *   retry strategy's.
  * - Any answer of the store ends it, success or not (a 404, a 403, a 503: the store is there), and
- *   so does any request that got through otherwise (a reset means something listens).
+ *   so does any request that got through otherwise (a reset means something listens). A failure
+ *   that says nothing about the store (the caller aborted, no credentials: nothing was asked) leaves
+ *   it as it is (review-29b G5: an aborted probe ended it, and the next requests each spent their
+ *   whole retry budget again).
  * - A request is never refused for longer than `probeMs` after the last one sent, even while a probe
  *   is still out (one that never gets an answer waits minutes for its socket timeout): the store is
  *   asked again every few seconds whatever happens, so a store back after a restart is found by the next
@@ -25,7 +28,21 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { errorMessage } from '../errors.js';
-import { asSdk, isUnreachable } from './s3-errors.js';
+import { asSdk, httpStatus, isUnreachable } from './s3-errors.js';
+
+/**
+ * Whether a failed request got through to something at the store's address: an HTTP status, a
+ * connection that was reset or timed out once made, a TLS handshake that met plain HTTP. An abort,
+ * a missing credential or any other failure before or without a connection is not an answer.
+ */
+function answered(err: unknown): boolean {
+  const e = asSdk(err);
+  if (httpStatus(err) !== undefined) return true;
+  if (['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(e.code ?? '')) return true;
+  const message = e.message ?? '';
+  if (e.name === 'TimeoutError') return !isUnreachable(err); // a connected request that then got no answer in time
+  return /socket hang up|wrong version number/i.test(message);
+}
 
 /** How long requests fail at once after the last one found the store unreachable, before the next is sent as a probe. */
 export const PROBE_INTERVAL_MS = 5_000;
@@ -74,8 +91,8 @@ export class Reachability {
       }
       return;
     }
-    // a success, or any other failure: the store (or something at its address) answered
-    this.down = null;
+    // a success, or a failure the store (or something at its address) answered
+    if (err === null || answered(err)) this.down = null;
   }
 
   /** Puts this guard around every command `client` sends (its retries included). */
