@@ -531,6 +531,8 @@ describe('s3db-backup command line', () => {
     await writeFile(first, JSON.stringify(await rewrapKeyFile(await readFile(first, 'utf8'), 'old passphrase A1', 'new passphrase B2', { iterations: 200_000 }), null, 2));
     const report = await rewrapAll(multi('old passphrase A1', 100_000), 'old passphrase A1', 'new passphrase B2');
     expect(report).toEqual({ rewrapped: [`filesystem:${d1}`], alreadyNew: [`filesystem:${d0}`], withoutKeyFile: [] });
+    // the wrapping the interrupted run wrote is the one d1 gets: one salt, unwrapped once (review-29b G6)
+    expect(await readFile(path.join(d1, 'key.json'), 'utf8')).toBe(await readFile(first, 'utf8'));
     for (const dir of [d0, d1]) {
       const keyFile = JSON.parse(await readFile(path.join(dir, 'key.json'), 'utf8')) as { kdf: { iterations: number } };
       await unlockKeyFile(keyFile as never, 'new passphrase B2');

@@ -365,6 +365,24 @@ describe("'any' versus 'all' with one destination broken", () => {
     return { a, b, p, full, part, bytes };
   }
 
+  it('a destination with a damaged copy and one it could not read says which is which, in the backup\'s order (review-29b G6: both were "damaged")', async () => {
+    const { a, b, p, full, part } = await damagedAtA('which');
+    const orders = (await readManifestAt(a, full.id)).parts.find((x) => x.group === 'orders')!;
+    const [damaged, unread] = [orders, part]; // orders first in the manifest, users after
+    const bytes = await readFile(path.join(a, damaged.path));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(path.join(a, damaged.path), bytes);
+    await writeFile(path.join(a, unread.path), await readFile(path.join(b, unread.path))); // mend users: damagedAtA flipped it
+    const answerAgain = await stopAnswering(path.join(a, unread.path)); // that file alone: ELOOP
+    const result = await p.verifyBackup(full.id);
+    expect(result.verified).toBe(true); // from b's copies
+    const atA = result.destinations[0]!.error!;
+    expect(atA.startsWith(`${damaged.path} at`), atA).toBe(true);
+    expect(atA).toContain(`(and 1 more not read: ${unread.path})`);
+    await answerAgain();
+    await p.stop();
+  });
+
   it("a verification run with one of the two destinations (the runbook's verify --directory) that finds its copy damaged does not mark the backup damaged while the other copy was last verified good (walk-28 F1)", async () => {
     const { a, b, p, full, part, bytes } = await damagedAtA('partial');
     const both = await p.verifyBackup(full.id);
@@ -533,7 +551,10 @@ describe("'any' versus 'all' with one destination broken", () => {
     const [la, lb, lc] = p.destinations.members.map((m) => m.label) as [string, string, string];
     const err = await p.verifyBackup(full.id).then(() => null, (e: unknown) => e as Error & { code: string });
     expect(err?.code).toBe('ERR_VERIFY_INCOMPLETE');
-    expect(err?.message).toContain(`${part.path} could not be read at ${la}, ${lb} (${la}: not asked for: `);
+    // what was not asked for, said once; each destination's failure after its label, said once (review-29b G6: three times)
+    expect(err?.message).toContain(`${part.path} could not be read at ${la}, ${lb} (not asked for: the look for a rebuilt index of indexes/${full.id}.index (indexes/${full.id}.rebuilt.json, there only if one was made) failed there before: ${la}: could not stat `);
+    expect(err?.message).toContain(`; ${lb}: could not stat `);
+    for (const label of [la, lb]) expect(err?.message.split(`${label}:`)).toHaveLength(2);
     expect(err?.message).toContain(`; the copy at ${lc} fails (`);
     expect(err?.message).toContain(`so only ${la} or ${lb} may hold a good one; nothing was recorded (a restore it ran for wrote nothing): once one of them can be read`);
     for (const again of answerAgain) await again();
@@ -613,6 +634,7 @@ describe("'any' versus 'all' with one destination broken", () => {
     expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(oldWrapping);
     // the advice: the passphrase that opens b's as the current one, the new one as the new
     expect(await rewrapAll(p, PASSPHRASE, NEW)).toEqual({ rewrapped: [labelB], alreadyNew: [labelA], withoutKeyFile: [] });
+    expect(await readFile(path.join(b, 'key.json'), 'utf8')).toBe(await readFile(path.join(a, 'key.json'), 'utf8'));
     expect((await current.createBackup({ type: 'incremental' })).type).toBe('incremental');
     for (const q of [p, current, swapped]) await q.stop();
   });

@@ -8,7 +8,8 @@
  * or already with the new one (a rewrap killed between destinations is finished by running it
  * again), and all are of one master key; both passphrases stay in memory only. Every key.json
  * rewrapped gets the same new wrapping (one salt), so it is unwrapped once per process whatever
- * the number of destinations. The PBKDF2 count is the highest of encryption.iterations and the
+ * the number of destinations; a rewrap run again after an interruption writes the wrapping the
+ * first run left (when its PBKDF2 count is high enough). The PBKDF2 count is the highest of encryption.iterations and the
  * key files' own: a rewrap never lowers it.
  * A rewrap does not revoke the old passphrase: every manifest embeds the key file as it was
  * wrapped when the backup was made (README runbook, step 6).
@@ -69,7 +70,11 @@ export async function rewrapAll(plugin: BackupPlugin, oldPassphrase: string, new
     return r.value;
   });
   const first = checked.find((f) => f.current);
-  const body = first ? Buffer.from(JSON.stringify(await rewrapKeyFile(first.text, oldPassphrase, newPassphrase, { iterations }), null, 2)) : null;
+  // a rewrap run again after it was interrupted: the wrapping it already wrote is the one for the
+  // rest too, unless its PBKDF2 count is below what this one asks (review-29b G6: each run made
+  // its own, and the first key.json kept the earlier one)
+  const resumed = checked.find((f) => !f.current && parseKeyFile(f.text).iterations >= iterations);
+  const body = !first ? null : resumed ? Buffer.from(resumed.text) : Buffer.from(JSON.stringify(await rewrapKeyFile(first.text, oldPassphrase, newPassphrase, { iterations }), null, 2));
   const planned = checked.map((f) => ({ ...f, body: f.current ? body : null }));
   for (const f of planned) {
     if (f.body === null) continue;

@@ -215,9 +215,17 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       }
       meter.add(1, ref.size);
     });
+    // in the backup's order, not as the reads settled: the same message every run
+    const order = new Map(objects.map((ref, i) => [ref.path, i]));
+    errors.sort((x, y) => (order.get(x.path) ?? -1) - (order.get(y.path) ?? -1));
     for (const e of errors) failures.push({ label: member.label, path: e.path, error: e.message });
-    const more = errors.slice(1).map((e) => e.path);
-    const error = errors.length === 0 ? null : `${errors[0]!.message}${more.length > 0 ? ` (and ${more.length} more damaged: ${more.join(', ')})` : ''}`;
+    // the others, damaged or not read (an I/O failure says nothing about the bytes: review-29b G6)
+    const rest = errors.slice(1);
+    const more = [true, false]
+      .map((damaged) => rest.filter((e) => damagedAt.has(`${member.label} ${e.path}`) === damaged).map((e) => e.path))
+      .map((list, i) => (list.length === 0 ? '' : `and ${list.length} more ${i === 0 ? 'damaged' : 'not read'}: ${list.join(', ')}`))
+      .filter(Boolean);
+    const error = errors.length === 0 ? null : `${errors[0]!.message}${more.length > 0 ? ` (${more.join('; ')})` : ''}`;
     destinations.push({ label: member.label, verified: error === null, error });
   }
   meter.finish();
@@ -228,7 +236,19 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
   if (unknown) {
     const path = unknown[0]!.path;
     const where = unknown.map((u) => u.at);
-    const how = unknown.map((u) => `${where.length > 1 ? `${u.at}: ` : ''}${u.after && u.after !== u.path ? `not asked for: ${u.after} failed there before, ` : ''}${errorMessage(u.err)}`).join('; ');
+    // what was not asked for, said once when it is the same everywhere; each failure after its destination's label, once
+    const notAsked = (u: (typeof unknown)[number]) => (u.after && u.after !== u.path ? u.after : null);
+    const sameNotAsked = where.length > 1 && unknown.every((u) => notAsked(u) !== null && notAsked(u) === notAsked(unknown[0]!));
+    const how =
+      (sameNotAsked ? `not asked for: ${notAsked(unknown[0]!)} failed there before: ` : '') +
+      unknown
+        .map((u) => {
+          const message = errorMessage(u.err);
+          const failure = where.length > 1 && message.startsWith(`${u.at}: `) ? message.slice(u.at.length + 2) : message;
+          const before = !sameNotAsked && notAsked(u) ? `not asked for: ${notAsked(u)} failed there before, ` : '';
+          return where.length > 1 ? `${u.at}: ${before}${failure}` : `${before}${failure}`;
+        })
+        .join('; ');
     // the copies that were read and found damaged: then waiting for those destinations is the only way (walk-28 F6)
     const damaged = failures.filter((f) => f.path === path && damagedAt.has(`${f.label} ${f.path}`) && !where.includes(f.label));
     const elsewhere = damaged.length === 0 ? '' : `; the ${damaged.length > 1 ? 'copies' : 'copy'} at ${damaged.map((f) => f.label).join(', ')} ${damaged.length > 1 ? 'fail' : 'fails'} (${damaged.map((f) => f.error).join('; ')}), so only ${where.join(' or ')} may hold a good one`;
