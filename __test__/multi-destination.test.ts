@@ -22,10 +22,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import type { Destination } from '../src/destinations/types.js';
 import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
-import { startFaultProxy } from './helpers/fault-proxy.js';
 import { filesUnder } from './helpers/files.js';
 import { warnInto } from './helpers/logger.js';
 import { deleteBucket, listKeys, makeBucket, makeS3Client, s3Env } from './helpers/s3.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { literal } from './helpers/text.js';
 
 const PASSPHRASE = 'multi destination passphrase';
@@ -486,8 +486,8 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("('any') with an S3 destination whose store stopped answering, a backup asks it once: the first request's retries, then none, and the backup is an incremental at the other (walk-28 F3: each planning request spent its whole retry budget, ~4 min)", async () => {
-    // the store behind a proxy on loopback, so it can stop answering (the proxy's port closed: a real refused connection)
-    const proxy = await startFaultProxy({ target: s3Env().endpoint });
+    // the store behind a TCP forwarder on loopback, so it can stop answering (its port closed: a real refused connection)
+    const proxy = await startTcpProxy(s3Env().endpoint);
     const dir = path.join(work, `unreachable-${Date.now()}`);
     const warnings: string[] = [];
     const s3Behind = s3Spec(`unreachable-${Date.now()}/`);
@@ -495,7 +495,7 @@ describe("'any' versus 'all' with one destination broken", () => {
     const p = multi([fsSpec(dir), s3Behind], 'any', { logger: warnInto(warnings) });
     await source.usePlugin(p, `unreachable-${Date.now()}`);
     const full = await p.createBackup();
-    await proxy.close();
+    await proxy.down();
     const s3 = p.destinations.members[1] as Destination & { client: S3Client };
     let sent = 0;
     s3.client.middlewareStack.add(
@@ -518,7 +518,7 @@ describe("'any' versus 'all' with one destination broken", () => {
   });
 
   it("a verification that cannot read the one good copy (its store stopped answering) says the copy it read is damaged, and names the rebuilt-index look it began with as what it is (walk-28 F6)", async () => {
-    const proxy = await startFaultProxy({ target: s3Env().endpoint });
+    const proxy = await startTcpProxy(s3Env().endpoint);
     const dir = path.join(work, `outage-${Date.now()}`);
     const s3Behind = s3Spec(`outage-${Date.now()}/`);
     s3Behind.config.endpoint = proxy.url;
