@@ -107,7 +107,11 @@ describe('full backup and restore', () => {
     expect(usersRow.deleted).toBeGreaterThanOrEqual(2); // extra1 data + partition refs
     expect(await snapshot(db)).toEqual(changed);
 
-    // skip: only missing keys are written (u00002 comes back, u00001 stays changed, extra1 stays)
+    // skip: only missing keys are written (u00002 comes back, u00001 stays changed, extra1 stays),
+    // and what it keeps that is not the backup's is said, the dry run's too (walk-30 F1)
+    expect((await p.restore({ backupId: id, mode: 'skip', dryRun: true })).warnings).toContain(
+      "mode 'skip' would keep 1 record the database holds in another version than the backup's (changed or damaged since: users: 1); restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back",
+    );
     await p.restore({ backupId: id, mode: 'skip' });
     const afterSkip = await snapshot(db);
     expect(afterSkip.some((o) => o.key.includes('id=extra1'))).toBe(true);
@@ -210,8 +214,11 @@ describe('s3db.json and resources without records', () => {
     expect(Object.keys((JSON.parse(await readS3dbJson(source)) as { resources: object }).resources).sort()).toEqual([...defined, 'invoices'].sort());
     expect(await (source.resources.invoices as unknown as Api).count()).toBe(1);
     const empty = await openDb(bucket('merge-schema-skip'));
-    await p.restore({ backupId: backup.id, destination: empty, mode: 'skip' });
+    expect((await p.restore({ backupId: backup.id, destination: empty, mode: 'skip' })).warnings.join(' ')).not.toContain("mode 'skip'"); // nothing there to keep
     expect(await snapshot(empty)).toEqual(before);
+    // again: every record is there, and in another database the backup cannot tell whether they differ
+    const again = await p.restore({ backupId: backup.id, destination: empty, mode: 'skip' });
+    expect(again.warnings.join(' ')).toMatch(/^mode 'skip' kept \d+ records the database already holds \(.*; it is not the database the backup was taken from, so whether they differ from the backup's is not known\); restore with mode 'replace'/);
     expect(Object.keys(empty.resources).sort()).toEqual([...defined].sort());
     await p.stop();
   });

@@ -193,6 +193,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     ...restoreWarnings(o, target, databaseDeletes, defined),
     ...(await undefinedLeftOut(o, target, defined)),
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
+    ...keptOtherVersions(o, plan),
   ];
 
   const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0 };
@@ -254,7 +255,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   }
   const durationMs = Math.max(1, Date.now() - started);
   const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode)));
-  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, ...r }) => r);
+  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, skippedOther: _other, ...r }) => r);
   return {
     backupId: target.id,
     chain: o.chain.map((m) => m.id),
@@ -672,7 +673,8 @@ class KeyCursor<T> {
   }
 }
 
-type PlanRow = ResourceRestoreReport & { skippedRecords: number };
+/** A resource's plan: the report's row, with the records skip keeps (`skippedRecords`) and among them those not in the backup's version (`skippedOther`). */
+type PlanRow = ResourceRestoreReport & { skippedRecords: number; skippedOther: number };
 
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
@@ -695,9 +697,10 @@ async function planRestore(
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
-  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, kept: 0, skippedRecords: 0 });
+  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, kept: 0, skippedRecords: 0, skippedOther: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
   const leaves = unchangedTest(o);
+  const asBackedUp = o.mode === 'skip' && fromThisDatabase(o) ? (entry: IndexEntry, existing: SourceEntry) => entry.e === existing.etag && entry.s === existing.size && entry.m === existing.lastModified : null;
   const unchangedIn: VersionsNamed = new Map(); // per group, per chain member: the unchanged objects it holds
   for await (const step of mergeJoin(plannedIndex(o, target, opened), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
     const key = step.entry?.k ?? step.existing!.key;
@@ -716,6 +719,7 @@ async function planRestore(
       else if (o.mode === 'skip') {
         r.skipped++;
         if (record) r.skippedRecords++;
+        if (record && !asBackedUp?.(step.entry, existing)) r.skippedOther++;
       } else if (leaves && r.name !== DATABASE_GROUP && !logical.has(r.name) && leaves(step.entry, existing)) {
         r.unchanged++;
         countVersion(unchangedIn, r.name, step.entry.b);
@@ -757,13 +761,36 @@ async function planRestore(
  * checks the body it holds (holdsListedBody).
  */
 function unchangedTest(o: RestoreRunOptions): ((entry: IndexEntry, existing: SourceEntry) => boolean) | null {
-  if (o.mode === 'skip' || o.rewriteUnchanged === true || isLocalClient(o.target.client)) return null;
-  const from = o.chain[o.chain.length - 1]!.source;
-  const into = describeSource(o.target);
-  if (sourceKey(from) !== sourceKey(into) || from.endpoint !== into.endpoint || from.path !== into.path) return null;
+  if (o.mode === 'skip' || o.rewriteUnchanged === true || isLocalClient(o.target.client) || !fromThisDatabase(o)) return null;
   const began = new Map(o.chain.map((m) => [m.id, Date.parse(m.startedAt)]));
   // (a member without a start, NaN, trusts nothing)
   return (entry, existing) => DIRECTLY_READABLE.has(existing.storageClass ?? 'STANDARD') && sameVersion(entry, existing, { since: began.get(entry.b) ?? Number.NaN, remote: true });
+}
+
+/** Whether the restore writes into the database the backup was taken from (the manifest's `source`). */
+function fromThisDatabase(o: RestoreRunOptions): boolean {
+  const from = o.chain[o.chain.length - 1]!.source;
+  const into = describeSource(o.target);
+  return sourceKey(from) === sourceKey(into) && from.endpoint === into.endpoint && from.path === into.path;
+}
+
+/**
+ * Skip keeps the records the target holds, damaged or not: a restore "from the backup" that left
+ * them as they are says so, with how many and where, and what puts the backup's versions back
+ * (walk-30 F1: a skip restore after corruption kept the corrupted records without a word). In the
+ * database the backup was taken from, the records still in the version it holds are not counted.
+ */
+function keptOtherVersions(o: RestoreRunOptions, plan: Map<string, PlanRow>): string[] {
+  if (o.mode !== 'skip') return [];
+  const rows = [...plan.values()].filter((r) => r.skippedOther > 0);
+  if (rows.length === 0) return [];
+  const total = rows.reduce((n, r) => n + r.skippedOther, 0);
+  const where = rows.map((r) => `${r.name}: ${r.skippedOther}`).join(', ');
+  const records = `${total} record${total === 1 ? '' : 's'}`;
+  const what = fromThisDatabase(o)
+    ? `${records} the database holds in another version than the backup's (changed or damaged since: ${where})`
+    : `${records} the database already holds (${where}; it is not the database the backup was taken from, so whether they differ from the backup's is not known)`;
+  return [`mode 'skip' ${o.dryRun ? 'would keep' : 'kept'} ${what}; restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back`];
 }
 
 /**
