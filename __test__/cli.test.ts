@@ -442,6 +442,7 @@ describe('s3db-backup command line', () => {
     await rm(path.join(lost, 'manifests'), { recursive: true });
     const empty = await cli(['list', '--directory', lost, '--json']);
     expect(JSON.parse(empty.stdout)).toEqual([]);
+    expect(empty.code).toBe(3); // damage, as verify's: a health check does not pass (walk-30 F5)
     // the plugin's hint names its method; the command line names the command
     const hinted = await cli(['list', '--directory', lost]);
     expect(hinted.stderr).toContain('s3db-backup recover puts them back');
@@ -460,6 +461,14 @@ describe('s3db-backup command line', () => {
     expect(nothing.stdout).toContain(`no backups at filesystem:${typo}, nor anything of one: nothing to put back`);
     expect(nothing.stderr).toContain(`${typo} does not exist (no backup was ever written there)`);
     await expect(stat(typo)).rejects.toMatchObject({ code: 'ENOENT' });
+    // and list there exits 1, so a health check on an unmounted disk or a typo does not pass (walk-30 F5)
+    const listedThere = await cli(['list', '--directory', typo]);
+    expect(listedThere.code).toBe(1);
+    expect(listedThere.stderr).toContain(`nothing listed, and filesystem:${typo} does not look like the place backups are (the warning above says why)`);
+    // while an empty directory is only empty: no backups yet
+    const fresh = path.join(work, 'backups-none-yet');
+    await mkdir(fresh);
+    expect(await cli(['list', '--directory', fresh])).toMatchObject({ code: 0 });
 
     // a manifest lost with its copy cannot be put back: said, and exit 3 (as verify's damage)
     const gone = path.join(work, 'backups-lost-with-copy');

@@ -469,8 +469,12 @@ export class BackupPlugin extends EventEmitter {
       // "No backups" and "wrong place" look alike; say so when the place itself is wrong, and
       // when parts are there without manifests.
       for (const member of this.destinations.members) {
-        const why = (await member.explainEmpty?.().catch(() => null)) ?? (await explainPartsWithoutManifests(member).catch(() => null));
-        if (why) this.log('warn', { destination: member.label }, `no backups listed: ${why}`);
+        // the place itself looks wrong (misplaced), or holds parts whose manifests are gone
+        // (manifestsLost): the command line's list exits 1, or 3, on them
+        const misplaced = (await member.explainEmpty?.().catch(() => null)) ?? null;
+        const parts = misplaced === null ? await explainPartsWithoutManifests(member).catch(() => null) : null;
+        const why = misplaced ?? parts?.why;
+        if (why) this.log('warn', { destination: member.label, misplaced: misplaced !== null, manifestsLost: parts?.manifestsLost === true }, `no backups listed: ${why}`);
       }
     }
     if (options.resource !== undefined) list = list.filter((b) => b.resources.includes(options.resource!));

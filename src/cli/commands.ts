@@ -29,6 +29,10 @@ export interface CommandIo {
   signal?: AbortSignal;
   /** Destinations that listBackups() could not list while others could (filled as it warns). */
   unlisted?: string[];
+  /** Destinations where listBackups() found nothing and that look like the wrong place (a directory that does not exist, a prefix beside the one with backups). */
+  misplaced?: string[];
+  /** Destinations where listBackups() found no manifest but backup parts. */
+  manifestsLost?: string[];
   /** rewrap only: the passphrase that opens key.json now, and the one it is to open with. */
   passphrases?: { current: string | null; next: string };
 }
@@ -68,6 +72,17 @@ async function list(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promise
   const backups = await plugin.listBackups(args.limit === null ? {} : { limit: args.limit });
   if (backups.length === 0) io.out(`no backups at ${describeDestinations(plugin)} (a wrong directory, bucket or prefix looks the same as none: check the warnings above)`);
   else io.out(backupTable(backups));
+  const misplaced = [...new Set(io.misplaced ?? [])];
+  if (backups.length === 0 && misplaced.length > 0) {
+    // a script checking a destination sees it: an unmounted disk or a typo is not "no backups yet" (walk-30 F5)
+    io.err.write(`s3db-backup: nothing listed, and ${misplaced.join(', ')} ${misplaced.length > 1 ? 'do' : 'does'} not look like the place backups are (the warning above says why)\n`);
+    return { exitCode: EXIT_FAILED, result: backups };
+  }
+  const lost = [...new Set(io.manifestsLost ?? [])];
+  if (backups.length === 0 && lost.length > 0) {
+    io.err.write(`s3db-backup: nothing listed, but ${lost.join(', ')} ${lost.length > 1 ? 'hold' : 'holds'} backup parts without their manifests: s3db-backup recover puts them back\n`);
+    return { exitCode: EXIT_DAMAGED, result: backups };
+  }
   const unlisted = [...new Set(io.unlisted ?? [])];
   if (unlisted.length === 0) return { exitCode: 0, result: backups };
   // after the table too, which may have pushed the warning out of sight (and a script sees exit 5)

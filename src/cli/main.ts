@@ -49,14 +49,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     streams.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const unlisted: string[] = [];
+  const noted: Noted = { unlisted: [], misplaced: [], manifestsLost: [] };
   const logger = cliLogger(
     args.verbose,
     (text) => {
       progress.stop();
       say(text);
     },
-    (destination) => unlisted.push(destination),
+    noted,
   );
   let db: S3db | null = null;
   let plugin: BackupPlugin | null = null;
@@ -75,7 +75,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
       throw sourceOpenError(err, args.db);
     });
     await db.usePlugin(plugin as unknown as Parameters<S3db['usePlugin']>[0]);
-    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, unlisted, ...(passphrases ? { passphrases } : {}) };
+    const io: CommandIo = { out: args.json ? () => undefined : (text) => streams.stdout.write(`${inCommandTerms(text)}\n`), err: streams.stderr, stdin: streams.stdin, signal, ...noted, ...(passphrases ? { passphrases } : {}) };
     const { exitCode, result } = await runCommand(args, plugin, io);
     progress.stop();
     if (args.json) streams.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -111,16 +111,23 @@ const HINTS: Record<string, string> = {
   ERR_BACKUP_NOT_FOUND: 'List the backups with: s3db-backup list (same destination flags).',
 };
 
+/** Destinations listBackups() warned about, by what it said: could not list them, they look like the wrong place, their manifests are gone. */
+type Noted = Required<Pick<CommandIo, 'unlisted' | 'misplaced' | 'manifestsLost'>>;
+
 /**
  * The plugin's log lines for a person: warnings and errors always, info with --verbose. A
- * destination listBackups() could not list (its warning's `unlisted` field) is told to `unlisted`.
+ * destination listBackups() could not list (its warning's `unlisted` field), that looks like no
+ * backup destination (`misplaced`) or holds parts without manifests (`manifestsLost`), is added
+ * to `noted`.
  */
-function cliLogger(verbose: boolean, print: (text: string) => void, unlisted: (destination: string) => void): CliLogger {
+function cliLogger(verbose: boolean, print: (text: string) => void, noted: Noted): CliLogger {
   const quiet = () => undefined;
   const logger: CliLogger = {
     info: verbose ? (_o, msg) => print(`s3db-backup: ${msg}`) : quiet,
     warn: (o, msg) => {
-      if (o.unlisted === true && typeof o.destination === 'string') unlisted(o.destination);
+      if (o.unlisted === true && typeof o.destination === 'string') noted.unlisted.push(o.destination);
+      if (o.misplaced === true && typeof o.destination === 'string') noted.misplaced.push(o.destination);
+      if (o.manifestsLost === true && typeof o.destination === 'string') noted.manifestsLost.push(o.destination);
       // a restore's warnings are printed with its report (WARNING: lines), not twice
       if (o.inReport !== true) print(`s3db-backup: warning: ${msg}`);
     },

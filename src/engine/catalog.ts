@@ -718,14 +718,16 @@ async function withoutCopies(member: Destination, withCopy: Set<string>): Promis
 const NO_COPY_HERE = "the manifest is missing here and no copy of it is beside the backup's parts (lost with it, or never written: s3db-backup 0.1.0 wrote none), so it cannot be put back";
 const NO_COPY = `${NO_COPY_HERE}: this backup, and the incrementals built on it, cannot be restored from the destinations given. If another holds it (a second destination, a synced copy of this one), recover with that one given too (driver 'multi'; the command line's --config); else restore an older full backup or a complete chain (runbook step 6)`;
 
-/** When `member` holds parts but no manifest: what to do about it (null otherwise). */
-export async function explainPartsWithoutManifests(member: Destination): Promise<string | null> {
+/** When `member` holds parts but no manifest: what to do about it, and whether manifests were lost (not only an unfinished backup's parts); null otherwise. */
+export async function explainPartsWithoutManifests(member: Destination): Promise<{ why: string; manifestsLost: boolean } | null> {
   for await (const o of member.list(paths.pendingPrefix)) {
     if (!o.path.endsWith('.json')) continue;
-    return `${member.label} holds the parts of an unfinished backup (${o.path}: one running now, or cut short by a crash, a stop or a full disk), not a backup: the next backup, prune() or deleteBackup() deletes them once that one is known to be dead (at once on the same host, else once its heartbeat is older than staleAfterMs, 15 minutes by default); recoverBackups() does not use them`;
+    const why = `${member.label} holds the parts of an unfinished backup (${o.path}: one running now, or cut short by a crash, a stop or a full disk), not a backup: the next backup, prune() or deleteBackup() deletes them once that one is known to be dead (at once on the same host, else once its heartbeat is older than staleAfterMs, 15 minutes by default); recoverBackups() does not use them`;
+    return { why, manifestsLost: false };
   }
   for await (const o of member.list(paths.dataPrefix)) {
-    return `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts (backups of s3db-backup 0.1.0 have none: it says which)`;
+    const why = `${member.label} holds backup parts (${o.path}) but no manifest in ${paths.manifestsPrefix}: if manifests were lost or deleted, recoverBackups() puts them back from the copies beside the parts (backups of s3db-backup 0.1.0 have none: it says which)`;
+    return { why, manifestsLost: true };
   }
   return null;
 }
