@@ -40,7 +40,7 @@ import { authProblem, unauthenticated } from './engine/manifest-auth.js';
 import { unsealer } from './engine/sealed.js';
 import { backupResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
-import { definedResources, runRestore, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
+import { definedResources, runRestore, selectGroups, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
@@ -838,6 +838,7 @@ export class BackupPlugin extends EventEmitter {
       const manifest = chain[chain.length - 1]!;
       const trustWarnings = await this.trustedForRestore(chain, keys, options.allowPlaintext === true);
       const requested = options.resources ?? null;
+      selectGroups(manifest, requested); // a name the backup lacks is said now, not after the chain was read to verify it (walk-30 F4)
       // the overlap is checked before s3db.js's connect() writes anything there (an empty s3db.json)
       const overlapCheck = (db: DatabaseLike) => this.refuseOverlap(db, () => 'destination', 'would be written over or deleted by this restore', 'Restore into another database (a location outside the backups)');
       const openTarget = () => openDatabase(options.destination, this.database, { replacesSchema: !(options.dryRun ?? false) && mode === 'replace' && !requested, dryRun: options.dryRun ?? false, beforeConnect: overlapCheck });

@@ -606,7 +606,8 @@ function partlyWritten(err: unknown, written: number): unknown {
   return new BackupError(err.code, `${err.message} (${written} objects were already written: the target is partly restored; fix the cause and run the same restore again, restores are idempotent; with verify, the default, a damaged backup is found before anything is written)`, { cause: err });
 }
 
-function selectGroups(manifest: Manifest, resources: string[] | null): Set<string> {
+/** The groups a restore of `resources` (null: all) reads from `manifest`; a name the backup lacks is refused (ERR_RESOURCE_NOT_IN_BACKUP). */
+export function selectGroups(manifest: Manifest, resources: string[] | null): Set<string> {
   const available = Object.keys(manifest.resources);
   if (!resources) return new Set(available.length > 0 ? available : [DATABASE_GROUP]);
   for (const name of resources) {
