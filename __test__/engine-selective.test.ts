@@ -118,6 +118,43 @@ describe('selective backups', () => {
     await plugin.stop();
   });
 
+  it("a filtered resource restored over records changed since is the backup's records, not a merge with the target's, and leaves them in their backup partitions only; with fields, the attributes outside them keep the target's values (review-30 F1)", async () => {
+    type Users = Api & { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; listIds(o?: { partition: string; partitionValues: Record<string, unknown> }): Promise<string[]> };
+    const values = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([k]) => !k.startsWith('_')));
+    const definition = { name: 'users', behavior: 'body-overflow', timestamps: false, attributes: { name: 'string', plan: 'string', bio: 'string|optional', prefs: { theme: 'string|optional', lang: 'string|optional' } }, partitions: { byName: { fields: { name: 'string' } } } };
+    for (const mode of ['replace', 'merge'] as const) {
+      const db = await openDb(`memory://selective-whole-${mode}-${process.pid}/db`);
+      const users = (await db.createResource(definition)) as unknown as Users;
+      await users.insert({ id: 'u1', name: 'Ann', plan: 'free', prefs: { theme: 'dark' } });
+      await users.insert({ id: 'u2', name: 'Bob', plan: 'free' });
+      const whole = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `whole-${mode}`) }, resources: { users: { filter: { plan: 'free' } } } });
+      const projection = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `fields-${mode}`) }, resources: { users: { filter: { plan: 'free' }, fields: ['name', 'plan'] } } });
+      await db.usePlugin(whole, 'whole');
+      await db.usePlugin(projection, 'projection');
+      const backup = await whole.createBackup();
+      const projected = await projection.createBackup();
+      const atBackup = values(await users.get('u1'));
+      // the bad deploy: a renamed record (another partition), an attribute and a nested key added
+      const badDeploy = async () => {
+        await users.update('u1', { name: 'Bad', bio: 'written by the bad deploy', prefs: { lang: 'xx' } });
+        await users.update('u2', { bio: 'added later' });
+      };
+      await badDeploy();
+      await whole.restore({ backupId: backup.id, mode });
+      expect(values(await users.get('u1')), mode).toEqual(atBackup); // was: bio and prefs.lang kept
+      expect(values(await users.get('u2')), mode).toEqual({ id: 'u2', name: 'Bob', plan: 'free' });
+      expect(await users.listIds({ partition: 'byName', partitionValues: { name: 'Ann' } }), mode).toEqual(['u1']);
+      expect(await users.listIds({ partition: 'byName', partitionValues: { name: 'Bad' } }), mode).toEqual([]); // replace() leaves it: deleted first
+      // a projection restores what it holds; the rest of the record is the target's
+      await badDeploy();
+      await projection.restore({ backupId: projected.id, mode });
+      expect(values(await users.get('u1')), mode).toEqual({ ...atBackup, bio: 'written by the bad deploy', prefs: { theme: 'dark', lang: 'xx' } });
+      expect(await users.listIds({ partition: 'byName', partitionValues: { name: 'Bad' } }), mode).toEqual([]);
+      await whole.stop();
+      await projection.stop();
+    }
+  });
+
   it('a logical record the application inserts while the restore writes it: skip keeps the application\'s, merge puts the backup\'s over it', async () => {
     const db = await openDb(`memory://selective-race-${process.pid}/db`);
     const items = (await db.createResource({ name: 'items', attributes: { name: 'string' }, timestamps: false })) as unknown as Api & { insert(v: object): Promise<unknown> };

@@ -10,8 +10,12 @@
  *   body is the record's JSON and whose header says `logical: true`. At most `limit` records are
  *   kept (the first ones in key order). Partition references and other objects of the resource are
  *   not stored: s3db rebuilds partition references when the records are written back.
- * Restore: each record is written through the resource API: `update(id, values)` when the record
- *   exists in the target (skipped in mode 'skip'), `insert(values)` when it does not. Records not
+ * Restore: each record is written through the resource API: when the record exists in the target
+ *   (skipped in mode 'skip'), a whole record (no `fields`) replaces it (`replace(id, values)`, after
+ *   deleting the partition references only the target's version gives, which replace leaves), so it
+ *   is the backup's record and not a merge with the target's (review-30 F1: update() merges, and
+ *   kept every attribute added since); a projection (`fields`) is merged into it (`update`: the
+ *   attributes outside `fields` keep the target's values); `insert(values)` when it does not. Records not
  *   in the backup are never deleted, whatever the mode: the backup chose to leave them out. Insert
  *   sets fresh createdAt/updatedAt and needs every required attribute, so a backup whose `fields`
  *   leave out a required attribute the records have is refused (checked with s3db's own
@@ -23,7 +27,7 @@ import { BackupError, conciseCause, errorMessage, optionError } from '../errors.
 import type { ResourceSelection } from '../options.js';
 import type { ArchiveRecord } from './archive.js';
 import { secretPaths } from './secrets.js';
-import type { DatabaseLike, SourceEntry } from './s3db.js';
+import { deleteKeys, type DatabaseLike, type SourceEntry } from './s3db.js';
 
 interface ResourceApi {
   /** s3db's validator (absent in other versions): a missing required attribute is `{ type: 'required', field }`. */
@@ -31,7 +35,12 @@ interface ResourceApi {
   get(id: string): Promise<Record<string, unknown>>;
   exists(id: string): Promise<boolean>;
   insert(values: Record<string, unknown>): Promise<unknown>;
+  /** Merges `values` into the stored record (deeply for nested objects): what the record lacks stays. */
   update(id: string, values: Record<string, unknown>): Promise<unknown>;
+  /** Writes the record as `values` alone; leaves the partition references of the values it replaced. */
+  replace?(id: string, values: Record<string, unknown>): Promise<unknown>;
+  config?: { partitions?: Record<string, unknown> };
+  getPartitionKey?(o: { partitionName: string; id: string; data: Record<string, unknown> }): string | null;
 }
 
 const RECORD_KEY = /^resource=([^/]+)\/data\/id=(.+)$/;
@@ -189,28 +198,54 @@ export class LogicalReader {
   }
 }
 
-/** Writes one logical record back through the resource API. Returns false when skipped. */
-export async function restoreLogical(db: DatabaseLike, group: string, record: ArchiveRecord, mode: 'replace' | 'merge' | 'skip'): Promise<boolean> {
+/**
+ * Writes one logical record back through the resource API. Returns false when skipped. `whole`:
+ * the backup holds whole records (no `fields`), so an existing record becomes exactly the backup's.
+ */
+export async function restoreLogical(db: DatabaseLike, group: string, record: ArchiveRecord, mode: 'replace' | 'merge' | 'skip', whole: boolean): Promise<boolean> {
   const api = resourceApi(db, group);
   const values = JSON.parse(record.body.toString('utf8')) as Record<string, unknown>;
   const id = String(values.id);
   const { id: _id, ...rest } = values;
+  const overwrite = () => (whole ? replaceRecord(db, api, group, id, values) : api.update(id, rest));
   try {
     if (await api.exists(id)) {
       if (mode === 'skip') return false;
-      await api.update(id, rest);
+      await overwrite();
     } else {
       try {
         await api.insert(values);
       } catch (err) {
-        // inserted meanwhile (the application writes during the restore): skip keeps it, the others update it
+        // inserted meanwhile (the application writes during the restore): skip keeps it, the others overwrite it
         if (!(await api.exists(id).catch(() => false))) throw err;
         if (mode === 'skip') return false;
-        await api.update(id, rest);
+        await overwrite();
       }
     }
     return true;
   } catch (err) {
     throw new BackupError('ERR_TARGET_WRITE', `could not restore record ${id} of '${group}' through the resource API: ${conciseCause(errorMessage(err))}`, { cause: err });
   }
+}
+
+/**
+ * Makes record `id` exactly `values`: deletes the partition references the stored version has and
+ * `values` has not (s3db.js's replace writes the new ones and leaves those), then replaces it.
+ * Deleted before the write, as PartitionRefs.overwrite does: a crash between leaves the record out
+ * of a listing until the same restore runs again, never listed under a value it no longer has.
+ */
+async function replaceRecord(db: DatabaseLike, api: ResourceApi, group: string, id: string, values: Record<string, unknown>): Promise<void> {
+  const { id: _id, ...rest } = values;
+  if (typeof api.replace !== 'function') {
+    await api.update(id, rest); // (an s3db.js without replace: the best it can do)
+    return;
+  }
+  const partitions = Object.keys(api.config?.partitions ?? {});
+  if (partitions.length > 0 && typeof api.getPartitionKey === 'function') {
+    const keysOf = (data: Record<string, unknown>) => partitions.map((partitionName) => api.getPartitionKey!({ partitionName, id, data })).filter((k): k is string => typeof k === 'string');
+    const incoming = new Set(keysOf(values));
+    const stale = keysOf(await api.get(id)).filter((k) => !incoming.has(k));
+    await deleteKeys(db.client, stale, `the partition references of ${group} record ${id} (before replacing it)`);
+  }
+  await api.replace(id, rest);
 }

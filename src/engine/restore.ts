@@ -420,7 +420,7 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
     if (unaddressable(o.target.client, key)) continue; // planRestore warned
     if (record.header.logical) {
       await writer.run(async () => {
-        if (await restoreLogical(o.target, group, record, o.mode)) counted(tally, record);
+        if (await restoreLogical(o.target, group, record, o.mode, !run.target.selection.logical?.[group]?.fields)) counted(tally, record);
         meter.add(1, record.body.length);
       }, record.body.length);
       continue;
