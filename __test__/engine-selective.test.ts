@@ -121,7 +121,7 @@ describe('selective backups', () => {
   it("a filtered resource restored over records changed since is the backup's records, not a merge with the target's, and leaves them in their backup partitions only; with fields, the attributes outside them keep the target's values (review-30 F1)", async () => {
     type Users = Api & { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown>; listIds(o?: { partition: string; partitionValues: Record<string, unknown> }): Promise<string[]> };
     const values = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([k]) => !k.startsWith('_')));
-    const definition = { name: 'users', behavior: 'body-overflow', timestamps: false, attributes: { name: 'string', plan: 'string', bio: 'string|optional', prefs: { theme: 'string|optional', lang: 'string|optional' } }, partitions: { byName: { fields: { name: 'string' } } } };
+    const definition = { name: 'users', behavior: 'body-overflow' as const, timestamps: false, attributes: { name: 'string', plan: 'string', bio: 'string|optional', prefs: { theme: 'string|optional', lang: 'string|optional' } }, partitions: { byName: { fields: { name: 'string' } } } };
     for (const mode of ['replace', 'merge'] as const) {
       const db = await openDb(`memory://selective-whole-${mode}-${process.pid}/db`);
       const users = (await db.createResource(definition)) as unknown as Users;

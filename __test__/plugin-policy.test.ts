@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackupPlugin, type BackupPluginOptions, type ProgressEvent } from '../src/index.js';
 import { DATABASE_GROUP } from '../src/engine/layout.js';
 import { LeaseGroup } from '../src/lease/group.js';
@@ -1301,6 +1301,35 @@ describe('progress', () => {
     expect(events[0]!.etaSeconds).toBeNull();
     meter.finish();
     expect(events[1]!.etaSeconds).toBe(0);
+  });
+
+  it('no ETA before 1% of the objects is done, unless 10 s passed: the slow first seconds said "31 minutes left" of a 20 s backup (walk-30 F12)', async () => {
+    const { ProgressMeter } = await import('../src/engine/progress.js');
+    vi.useFakeTimers();
+    try {
+      const events: ProgressEvent[] = [];
+      const meter = new ProgressMeter('x', 'backup', 1438, (e) => events.push(e), 1000);
+      const eta = () => events.at(-1)!.etaSeconds;
+      meter.add(1, 100);
+      vi.advanceTimersByTime(1500);
+      meter.add(1, 100); // 2 of 1438 after 1.5 s
+      expect(eta()).toBeNull();
+      meter.add(13, 1300);
+      vi.advanceTimersByTime(1000);
+      meter.add(1, 100); // 16: over 1%
+      expect(eta()).toBeGreaterThan(0);
+      const slow = new ProgressMeter('y', 'backup', 1_000_000, (e) => events.push(e), 1000);
+      slow.add(1, 100);
+      vi.advanceTimersByTime(9000);
+      slow.add(1, 100);
+      expect(eta()).toBeNull(); // 2 of a million after 9 s
+      vi.advanceTimersByTime(2000);
+      slow.add(1, 100);
+      expect(eta()).toBeGreaterThan(0); // 11 s: the rate so far, whatever it is
+      expect(events.map((e) => e.id)).toEqual(['x', 'x', 'x', 'y', 'y', 'y']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
   it('a spell without an object done is told (idleMs), once per quiet spell of 30 intervals, only while the work runs', async () => {
     const { ProgressMeter } = await import('../src/engine/progress.js');
