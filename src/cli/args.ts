@@ -74,8 +74,9 @@ Passphrase of encrypted backups (never as an argument: argv is visible in ps):
   --passphrase-file <path>    a file holding it (one trailing newline is dropped)
 
 restore:
-  --into <connection string>  the database to restore into: file:///srv/db, s3://KEY:SECRET@bucket/prefix,
-                              http://KEY:SECRET@host:port/bucket/prefix
+  --into <connection string>  the database to restore into: file:///srv/db, s3://bucket/prefix,
+                              http://host:port/bucket/prefix (credentials from AWS_ACCESS_KEY_ID and
+                              AWS_SECRET_ACCESS_KEY: out of argv; or KEY:SECRET@ in the string)
   --mode replace|merge|skip   replace (default): each restored resource becomes exactly the backup;
                               merge: backup objects overwrite, others stay; skip: only missing objects
   --resources a,b             only these resources (a name holding a comma: a\\,b)
