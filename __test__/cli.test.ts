@@ -123,6 +123,13 @@ describe('s3db-backup command line', () => {
     const help = await start(['--help']).done;
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: s3db-backup <command>');
+    // without s3db.js, --help still works and a command says what is missing in a line (walk-30 F11: a stack trace)
+    const withoutS3db = { NODE_OPTIONS: `--import ${path.join(ROOT, '__test__/helpers/no-s3db.mjs')}` };
+    expect((await start(['--help'], withoutS3db).done).stdout).toContain('Usage: s3db-backup <command>');
+    const missing = await start(['list', '--directory', backups], withoutS3db).done;
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("s3db.js could not be loaded (Cannot find package 's3db.js' imported from the command line): the command line needs s3db.js 21 installed beside s3db-backup (npm install s3db.js)");
+    expect(missing.stderr).not.toMatch(/^\s+at /m);
     const unknown = await cli(['lsit', '--directory', backups]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'lsit'");

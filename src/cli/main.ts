@@ -11,7 +11,7 @@
  * credentials (the plugin's messages are redacted at their source, BackupError).
  */
 import { randomUUID } from 'node:crypto';
-import { getCronManager, S3db } from 's3db.js';
+import type { S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
 import { BackupError } from '../errors.js';
 import { redacted, redactedTarget } from '../redact.js';
@@ -68,6 +68,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     // exitOnSignal: false, for the database (openedDatabaseOptions) and for the cron manager
     // s3db.js's file:// client shares: s3db.js would otherwise end the process with code 0 on
     // Ctrl-C, in the middle of a backup (run.ts decides what Ctrl-C does)
+    const { getCronManager, S3db } = await loadS3db();
     getCronManager({ exitOnSignal: false, logLevel: 'silent' });
     db = new S3db(openedDatabaseOptions(args.db ?? `memory://s3db-backup-cli-${randomUUID()}`) as ConstructorParameters<typeof S3db>[0]);
     if (args.db !== null) await openSource(db, args.db);
@@ -146,6 +147,18 @@ function cliLogger(verbose: boolean, print: (text: string) => void, noted: Noted
  * (its empty "verified" backup would be the newest in the list). A store it cannot reach is worded
  * as restores word theirs: what to check, no s3db.js stack dump, no secret.
  */
+/**
+ * s3db.js, loaded when a command runs (`--help` and a wrong command line need none of it): one
+ * that cannot be loaded is said in one line, not a stack trace (walk-30 F11).
+ */
+async function loadS3db(): Promise<typeof import('s3db.js')> {
+  try {
+    return await import('s3db.js');
+  } catch (err) {
+    throw new BackupError('ERR_S3DB_UNAVAILABLE', `s3db.js could not be loaded (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): the command line needs s3db.js 21 installed beside s3db-backup (npm install s3db.js)`, { cause: err });
+  }
+}
+
 async function openSource(db: S3db, connectionString: string): Promise<void> {
   const unconnected = db as unknown as UnconnectedDatabase;
   let damage: string | null;
