@@ -132,7 +132,10 @@ describe('s3db-backup command line', () => {
     expect(missing.stderr).not.toMatch(/^\s+at /m);
     const unknown = await cli(['lsit', '--directory', backups]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain("unknown command 'lsit'");
+    expect(unknown.stderr).toContain("unknown command 'lsit'. Did you mean 'list'? Commands: list, show,");
+    const misspelt = await cli(['list', '--dirctory', backups]);
+    expect(misspelt.code).toBe(2);
+    expect(misspelt.stderr).toContain("unknown option '--dirctory'. Did you mean '--directory'? Options: --directory, --s3,");
     const argv = await cli(['list', '--directory', backups, '--passphrase', 'hunter2-on-argv']);
     expect(argv.code).toBe(2);
     expect(argv.stderr).toContain('--passphrase is not accepted');

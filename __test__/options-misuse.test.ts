@@ -119,6 +119,30 @@ describe('plugin options refused at construction, where they would fail every ti
     for (const key of ['schedul', 'filtr', 'feilds']) expect(make({ resources: { users: { [key]: 'hourly' } } as never })).toThrow(invalid(`resources.users.${key}`));
   });
 
+  it('a misspelt name is answered with the name it is a typo of, then the known ones; a name near none gets the list alone (walk-30 F10)', async () => {
+    const { closestName } = await import('../src/known-names.js');
+    const { validateRetentionPolicy } = await import('../src/retention/index.js');
+    const hint = (build: () => unknown) => {
+      try {
+        build();
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('not refused');
+    };
+    expect(hint(make({ compresion: 'gzip' } as never))).toMatch(/Invalid option "compresion": is not a BackupPlugin option\. Did you mean 'compression'\? Known options: .*verification/);
+    expect(hint(make({ config: { directry: '/x' } } as never))).toContain("Did you mean 'directory'? Known: directory, path");
+    expect(hint(make({ resources: { users: { feilds: ['a'] } } } as never))).toContain("Did you mean 'fields'? Known: filter, fields, limit, schedule");
+    expect(hint(() => validateRetentionPolicy({ policy: 'gfs', hourli: 24 }))).toContain("Did you mean 'hourly'? Known keys: policy,");
+    expect(hint(make({ frobnicate: true } as never))).toMatch(/is not a BackupPlugin option\. Known options: /);
+    expect(closestName('Compression', ['compression', 'compressionLevel'])).toBe('compression'); // case
+    expect(closestName('retry_delay_ms', ['retryDelayMs'])).toBe('retryDelayMs'); // snake_case
+    expect(closestName('dirctory', ['directory', 'db'])).toBe('directory'); // a dropped letter
+    expect(closestName('verfiy', ['verify', 'verbose'])).toBe('verify'); // two letters swapped
+    expect(closestName('db', ['s3', 'json'])).toBeNull(); // short names: one edit at most
+    expect(closestName('type', ['type', 'tape'])).toBeNull(); // a known name is no typo
+  });
+
   it('a selection of nothing: include: [], a resource both included and excluded', () => {
     expect(make({ include: [] })).toThrow(invalid('include'));
     expect(make({ include: ['users'], exclude: ['users'] })).toThrow(invalid('exclude'));

@@ -12,6 +12,7 @@
  */
 import { optionError } from './errors.js';
 import { MAX_KDF_ITERATIONS } from './codec/key-file.js';
+import { knownHint } from './known-names.js';
 
 const ENCRYPTION_KEYS = ['enabled', 'passphrase', 'key', 'algorithm', 'iterations', 'keyDerivation'];
 const KEY_DERIVATION_KEYS = ['algorithm', 'iterations', 'salt'];
@@ -46,7 +47,7 @@ function encryptionOption(value: unknown): { passphrase: string | null; iteratio
     const kd = enc.keyDerivation as Record<string, unknown> | null;
     if (typeof kd !== 'object' || kd === null || Array.isArray(kd)) throw optionError('encryption.keyDerivation', "must be { algorithm: 'PBKDF2', iterations }");
     for (const key of Object.keys(kd)) {
-      if (!KEY_DERIVATION_KEYS.includes(key)) throw optionError(`encryption.keyDerivation.${key}`, 'is not a key derivation option', `Known: ${KEY_DERIVATION_KEYS.join(', ')}`);
+      if (!KEY_DERIVATION_KEYS.includes(key)) throw optionError(`encryption.keyDerivation.${key}`, 'is not a key derivation option', knownHint(key, KEY_DERIVATION_KEYS));
     }
     if (kd.algorithm !== undefined && !/^pbkdf2(-hmac)?(-sha256)?$/i.test(String(kd.algorithm))) {
       throw optionError('encryption.keyDerivation.algorithm', `"${String(kd.algorithm)}" is not supported`, "Keys are derived with PBKDF2-HMAC-SHA256; use 'PBKDF2' or leave it out");

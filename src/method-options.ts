@@ -7,6 +7,7 @@
  */
 import { DATABASE_GROUP } from './engine/layout.js';
 import { optionError } from './errors.js';
+import { knownHint } from './known-names.js';
 
 /** Why `value` is not acceptable for its option, or null. */
 export type Check = (value: unknown) => string | null;
@@ -29,7 +30,7 @@ export function checkOptions(method: string, options: unknown, spec: Record<stri
     throw optionError('options', `${method}() takes an options object, not ${shown(options)}${then}`, `Known options: ${Object.keys(spec).join(', ')}`);
   }
   for (const [name, value] of Object.entries(options)) {
-    if (!Object.hasOwn(spec, name)) throw optionError(name, `is not a ${method}() option${then}`, hints[name] ?? `Known: ${Object.keys(spec).join(', ')}`);
+    if (!Object.hasOwn(spec, name)) throw optionError(name, `is not a ${method}() option${then}`, hints[name] ?? knownHint(name, Object.keys(spec)));
     const problem = value === undefined ? null : (spec[name]?.(value) ?? null);
     if (problem) throw optionError(name, `${problem}${then}`);
   }

@@ -20,6 +20,7 @@ import { optionError } from './errors.js';
 import type { Compression } from './engine/manifest.js';
 import { reservedResourceName } from './method-options.js';
 import { MAX_THREADS } from './codec/options.js';
+import { knownHint } from './known-names.js';
 
 export type { EncryptionOption };
 
@@ -192,7 +193,7 @@ export interface NormalizedOptions {
 export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOptions {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw optionError('options', 'must be an object');
   for (const name of Object.keys(input)) {
-    if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', `Known options: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(name)) throw optionError(name, 'is not a BackupPlugin option', knownHint(name, [...KNOWN], 'Known options'));
   }
   const o = input;
   hooks(o);
@@ -244,7 +245,7 @@ export function normalizeOptions(input: BackupPluginOptions = {}): NormalizedOpt
       else if (isPlainObject(value)) {
         // a misspelt key (schedul, filtr) would back the resource up whole on the main schedule
         for (const key of Object.keys(value)) {
-          if (!['filter', 'fields', 'limit', 'schedule'].includes(key)) throw optionError(`resources.${name}.${key}`, 'is not a resource option', 'Known: filter, fields, limit, schedule');
+          if (!['filter', 'fields', 'limit', 'schedule'].includes(key)) throw optionError(`resources.${name}.${key}`, 'is not a resource option', knownHint(key, ['filter', 'fields', 'limit', 'schedule']));
         }
         const { filter, fields, limit, schedule } = value as { filter?: unknown; fields?: unknown; limit?: unknown; schedule?: unknown };
         // (an array or a Buffer as filter matched no record: a backup of nothing, "verified")

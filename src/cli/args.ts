@@ -5,6 +5,7 @@
  * user of the machine in `ps`): only the name of an environment variable or a file holding it.
  */
 import { parseArgs } from 'node:util';
+import { knownHint } from '../known-names.js';
 import { redactedTarget } from '../redact.js';
 
 export const COMMANDS = ['list', 'show', 'verify', 'restore', 'recover', 'backup', 'rewrap'] as const;
@@ -172,13 +173,16 @@ export function parseCli(argv: string[]): CliArgs | null {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
+    // "Unknown option '--dirctory'. To specify a positional argument ...": the option, and the one it is a typo of
+    const unknown = /^Unknown option '--([^'=]+)'/.exec((err as Error).message)?.[1];
+    if (unknown !== undefined) throw new UsageError(`unknown option '--${unknown}'. ${knownHint(unknown, Object.keys(OPTIONS), 'Options', (o) => `--${o}`)}`);
     throw new UsageError((err as Error).message);
   }
   const v = parsed.values;
   if (v.help) return null;
   const [command, id, ...rest] = parsed.positionals;
   if (command === undefined) throw new UsageError('no command given');
-  if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command '${command}' (one of: ${COMMANDS.join(', ')})`);
+  if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command '${command}'. ${knownHint(command, COMMANDS, 'Commands')}`);
   const name = command as CommandName;
   const needsId = name === 'show' || name === 'verify' || name === 'restore';
   if (needsId && id === undefined) throw new UsageError(`${name} needs a backup id (s3db-backup list shows them)`);

@@ -9,6 +9,7 @@ import { DEFAULT_SEGMENT_SIZE, LEVELS, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, NONCE
 import { isKeyHandle, keyFromBytes, type KeyHandle } from './key.js';
 import { nativeBinding, nativeLoadError } from './native-binding.js';
 import type { CodecOptions, Compression, Implementation, ResolvedCodecOptions } from './types.js';
+import { knownHint } from '../known-names.js';
 
 const COMPRESSIONS: readonly Compression[] = ['gzip', 'deflate', 'brotli', 'zstd', 'none'];
 const OPTION_NAMES = new Set([
@@ -111,7 +112,7 @@ export function resolveCodecOptions(options: CodecOptions | undefined): Resolved
   const o = options ?? {};
   if (typeof o !== 'object') throw optionError('options', 'must be an object');
   for (const name of Object.keys(o)) {
-    if (!OPTION_NAMES.has(name)) throw optionError(name, 'is not a codec option', `Known options: ${[...OPTION_NAMES].join(', ')}`);
+    if (!OPTION_NAMES.has(name)) throw optionError(name, 'is not a codec option', knownHint(name, [...OPTION_NAMES], 'Known options'));
   }
   const compression = resolveCompression(o.compression);
   const range = LEVELS[compression];

@@ -21,6 +21,7 @@ import { FilesystemDestination, type FilesystemDestinationConfig } from './files
 import { S3Destination, type S3DestinationConfig } from './s3.js';
 import { DestinationSet, STRATEGIES, type Strategy } from './set.js';
 import type { Destination } from './types.js';
+import { knownHint } from '../known-names.js';
 
 export interface DestinationSpec {
   driver: 'filesystem' | 's3';
@@ -59,7 +60,7 @@ export function normalizeDestinations(o: DestinationOptionsInput): { destination
   }
   const multi = plainObject('config', o.config ?? {});
   for (const key of Object.keys(multi)) {
-    if (!MULTI_CONFIG_KEYS.includes(key)) throw optionError(`config.${key}`, "is not a multi option", `Known: ${MULTI_CONFIG_KEYS.join(', ')} (each destination's own settings go in its config)`);
+    if (!MULTI_CONFIG_KEYS.includes(key)) throw optionError(`config.${key}`, "is not a multi option", `${knownHint(key, MULTI_CONFIG_KEYS)} (each destination's own settings go in its config)`);
   }
   const lists = (
     [
@@ -94,7 +95,7 @@ function destinationSpec(name: string, driver: 'filesystem' | 's3', input: Recor
   const config = { ...input };
   if (driver === 'filesystem') {
     for (const key of Object.keys(config)) {
-      if (!FILESYSTEM_KEYS.includes(key)) throw optionError(`${name}.${key}`, 'is not a filesystem destination option', `Known: ${FILESYSTEM_KEYS.join(', ')}`);
+      if (!FILESYSTEM_KEYS.includes(key)) throw optionError(`${name}.${key}`, 'is not a filesystem destination option', knownHint(key, FILESYSTEM_KEYS));
     }
   } else if (config.bucketName === undefined && config.bucket === undefined) {
     throw optionError(

@@ -12,6 +12,7 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { redactedTarget } from '../redact.js';
 import { optionError } from '../errors.js';
+import { knownHint } from '../known-names.js';
 
 export const S3_STORAGE_CLASSES = [
   'STANDARD',
@@ -113,7 +114,7 @@ export function normalizeS3Config(input: S3DestinationConfig): ResolvedS3Config 
     throw optionError('config', 'the S3 destination needs a config object', "e.g. { bucketName: 'my-backups' }");
   }
   for (const key of Object.keys(input)) {
-    if (!KNOWN_KEYS.includes(key)) throw optionError(`config.${key}`, 'is not an S3 destination option', `Known: ${KNOWN_KEYS.join(', ')}`);
+    if (!KNOWN_KEYS.includes(key)) throw optionError(`config.${key}`, 'is not an S3 destination option', knownHint(key, KNOWN_KEYS));
   }
   const bucketName = input.bucketName ?? input.bucket;
   if (typeof bucketName !== 'string' || !/^[a-z0-9][a-z0-9.\-_]{1,253}[a-z0-9]$/i.test(bucketName)) {

@@ -20,6 +20,7 @@
  */
 import { BackupError } from '../errors.js';
 import { isZeroDuration, parseRetentionDuration } from './duration.js';
+import { knownHint } from '../known-names.js';
 
 /** A rule duration: milliseconds, or restic's calendar form '1y2m3d4h' (m = MONTHS). */
 export type RetentionDurationInput = number | string;
@@ -181,7 +182,7 @@ export function validateRetentionPolicy(policy: unknown): NormalizedRetentionPol
   }
   for (const key of keys) {
     if (!GFS_KEYS.includes(key) && !SIMPLE_KEYS.includes(key)) {
-      throw fail(`retention.${key}`, 'unknown key', `Known keys: policy, ${[...SIMPLE_KEYS, ...GFS_KEYS].join(', ')}`);
+      throw fail(`retention.${key}`, 'unknown key', knownHint(key, ['policy', ...SIMPLE_KEYS, ...GFS_KEYS], 'Known keys'));
     }
   }
   const gfsKeys = keys.filter((k) => GFS_KEYS.includes(k));
