@@ -89,6 +89,16 @@ describe('platforms without a prebuilt native core', () => {
     expect(message).not.toContain('correct horse');
     expect(out.logs[1]![0]).toBe('warn');
     expect(out.logs[1]![1]).toContain("compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE");
+    // the command line says it in one line above each command's output, --verbose and --version say why (walk-30 F9)
+    const pkg = path.join(work, 'missing');
+    const command = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', ...args], { cwd: pkg, env: { ...process.env, S3DB_BACKUP_NATIVE: '', BACKUP_PASSPHRASE: 'correct horse battery' }, encoding: 'utf8', timeout: 60_000 });
+    const listed = command('list', '--directory', path.join(pkg, 'dest'));
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stderr).toContain('s3db-backup: warning: codec: the JS implementation runs, as the native core did not load (s3db-backup --version says why): backups and restores are several times slower\n');
+    expect(listed.stderr).not.toContain('is not installed');
+    expect(command('list', '--directory', path.join(pkg, 'dest'), '--verbose').stderr).toContain(`its package @s3db-backup/native-${process.platform}-${process.arch}-gnu is not installed`);
+    const version = command('--version');
+    expect(version.stdout).toMatch(new RegExp(`^s3db-backup \\d+\\.\\d+\\.\\d+; codec: the JS implementation, because the native core did not load \\(.*is not installed.*\\); Node ${process.versions.node}\\n$`, 's'));
   }, 150_000);
 
   it('a binary that is there but cannot load: the warning quotes why, naming the file (not an npm bug)', async () => {

@@ -107,6 +107,7 @@ Common:
   --json                      print the result as JSON on stdout (messages stay on stderr)
   --verbose                   print the plugin's info messages too
   -h, --help                  this text
+  -V, --version               the version, and whether the native core or the JS codec runs here (and why)
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
 3 verify found the backup damaged, or recover could not put a manifest back; 4 verify found a
@@ -141,6 +142,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
 } as const;
 
 /** Options that only some commands take: given to another, they are refused (they would be ignored). */
@@ -163,8 +165,8 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   'new-passphrase-file': ['rewrap'],
 };
 
-/** Parses argv (without node and the script). Returns null when help was asked for. */
-export function parseCli(argv: string[]): CliArgs | null {
+/** Parses argv (without node and the script). Returns 'help' or 'version' when that was asked for. */
+export function parseCli(argv: string[]): CliArgs | 'help' | 'version' {
   const passphraseArg = argv.find((a) => /^--(new-)?(passphrase|password|key)(=|$)/.test(a));
   if (passphraseArg) {
     throw new UsageError(`${passphraseArg.split('=')[0]} is not accepted: a passphrase on the command line is visible to every user in ps. Put it in an environment variable (--passphrase-env NAME, default BACKUP_PASSPHRASE) or a file (--passphrase-file PATH)`);
@@ -179,7 +181,8 @@ export function parseCli(argv: string[]): CliArgs | null {
     throw new UsageError((err as Error).message);
   }
   const v = parsed.values;
-  if (v.help) return null;
+  if (v.help) return 'help';
+  if (v.version) return 'version';
   const [command, id, ...rest] = parsed.positionals;
   if (command === undefined) throw new UsageError('no command given');
   if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command '${command}'. ${knownHint(command, COMMANDS, 'Commands')}`);

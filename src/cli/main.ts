@@ -11,6 +11,8 @@
  * credentials (the plugin's messages are redacted at their source, BackupError).
  */
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { activeImplementation, whyJs } from '../codec/options.js';
 import type { S3db } from 's3db.js';
 import { BackupPlugin } from '../plugin.js';
 import { BackupError } from '../errors.js';
@@ -18,7 +20,7 @@ import { redacted, redactedTarget } from '../redact.js';
 import { openedDatabaseOptions, unopenable } from '../target.js';
 import { damagedSchema, PUT_SCHEMA_BACK, type UnconnectedDatabase } from '../damaged-schema.js';
 import type { ProgressEvent } from '../engine/progress.js';
-import { parseCli, USAGE, UsageError, type CliArgs } from './args.js';
+import { parseCli, USAGE, UsageError } from './args.js';
 import { runCommand, EXIT_FAILED, type CommandIo } from './commands.js';
 import { pluginOptions, readNewPassphrase, DEFAULT_PASSPHRASE_ENV, type CliLogger } from './plugin-options.js';
 import type { BackupPluginOptions } from '../options.js';
@@ -37,7 +39,7 @@ export interface CliStreams {
 export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliStreams, signal?: AbortSignal, progress: ProgressDisplay = new ProgressDisplay(streams.stderr)): Promise<number> {
   // the plugin's messages name its methods; a person here needs the commands (inCommandTerms)
   const say = (text: string) => streams.stderr.write(`${inCommandTerms(text)}\n`);
-  let args: CliArgs | null;
+  let args: ReturnType<typeof parseCli>;
   try {
     args = parseCli(argv);
   } catch (err) {
@@ -45,8 +47,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: CliS
     say(`s3db-backup: ${err.message}\nRun s3db-backup --help for the commands and options.`);
     return EXIT_USAGE;
   }
-  if (args === null) {
+  if (args === 'help') {
     streams.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args === 'version') {
+    streams.stdout.write(`${await versionLine()}\n`);
     return 0;
   }
   const noted: Noted = { unlisted: [], misplaced: [], manifestsLost: [] };
@@ -130,7 +136,10 @@ function cliLogger(verbose: boolean, print: (text: string) => void, noted: Noted
       if (o.misplaced === true && typeof o.destination === 'string') noted.misplaced.push(o.destination);
       if (o.manifestsLost === true && typeof o.destination === 'string') noted.manifestsLost.push(o.destination);
       // a restore's warnings are printed with its report (WARNING: lines), not twice
-      if (o.inReport !== true) print(`s3db-backup: warning: ${msg}`);
+      if (o.inReport === true) return;
+      // the JS codec's reason is a paragraph, above every command's output: one line here (walk-30 F9)
+      if (o.codec === 'js' && !verbose && !msg.includes('zstd')) msg = 'codec: the JS implementation runs, as the native core did not load (s3db-backup --version says why): backups and restores are several times slower';
+      print(`s3db-backup: warning: ${msg}`);
     },
     error: (_o, msg) => print(`s3db-backup: error: ${msg}`),
     fatal: (_o, msg) => print(`s3db-backup: error: ${msg}`),
@@ -147,6 +156,13 @@ function cliLogger(verbose: boolean, print: (text: string) => void, noted: Noted
  * (its empty "verified" backup would be the newest in the list). A store it cannot reach is worded
  * as restores word theirs: what to check, no s3db.js stack dump, no secret.
  */
+/** `s3db-backup --version`: this package's version and the codec that runs here (the native core, or the JS twin and why). */
+async function versionLine(): Promise<string> {
+  const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const codec = activeImplementation() === 'native' ? 'the native core (Rust)' : `the JS implementation, because ${whyJs()}`;
+  return `s3db-backup ${version}; codec: ${codec}; Node ${process.versions.node}`;
+}
+
 /**
  * s3db.js, loaded when a command runs (`--help` and a wrong command line need none of it): one
  * that cannot be loaded is said in one line, not a stack trace (walk-30 F11).

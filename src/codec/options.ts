@@ -45,15 +45,21 @@ export function implementationNotice(compression: Compression): { level: 'info' 
   if (activeImplementation() === 'native') {
     return { level: 'info', implementation: 'native', message: 'codec: the native core (Rust, all cores) compresses and encrypts' };
   }
-  // asked for by S3DB_BACKUP_NATIVE=0: said as the reason, whether or not a binary is there
   const loadError = process.env.S3DB_BACKUP_NATIVE === '0' || nativeAvailable() ? null : (nativeLoadError() ?? 'unknown reason');
-  const why = loadError === null ? 'S3DB_BACKUP_NATIVE=0 is set' : `the native core did not load (${loadError})`;
+  const why = whyJs();
   const zstd = compression === 'zstd' ? "; compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE" : '';
   return {
     level: loadError === null && zstd === '' ? 'info' : 'warn',
     implementation: 'js',
     message: `codec: the JS implementation (node:zlib, node:crypto, one core) runs because ${why}: backups and restores are several times slower${zstd}. README "Platforms and Docker" lists the platforms with a prebuilt native core`,
   };
+}
+
+/** Why the JS implementation runs (when activeImplementation() is 'js'). */
+export function whyJs(): string {
+  // asked for by S3DB_BACKUP_NATIVE=0: said as the reason, whether or not a binary is there
+  if (process.env.S3DB_BACKUP_NATIVE === '0') return 'S3DB_BACKUP_NATIVE=0 is set';
+  return `the native core did not load (${nativeLoadError() ?? 'unknown reason'})`;
 }
 
 function resolveCompression(value: CodecOptions['compression']): Compression {
