@@ -75,6 +75,9 @@ describe('damaged backups are refused and nothing is written', () => {
     }
     expect((await p.verifyBackup(id, { level: 'full' })).verified).toBe(true);
     expect((await p.listBackups()).find((b) => b.id === id)!.verified).toBe(true);
+    // a quick check that passes after it leaves the full verdict recorded: the same bytes (walk-30 F7: "verified (quick)" replaced it)
+    expect(await p.verifyBackup(id, { level: 'quick' })).toMatchObject({ verified: true, level: 'quick' });
+    expect((await p.getBackup(id))!.verification).toMatchObject({ verified: true, level: 'full' });
   });
 
   it("a damaged part whose checksum was also forged: the edited manifest fails verification by its auth; without one (a manifest older than revision 8), full verification fails by the part's GCM tag", async () => {

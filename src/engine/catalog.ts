@@ -98,6 +98,9 @@ function withVerification(summary: BackupSummary, verification: VerificationResu
   return { ...summary, verified: verification?.verified === true, verification };
 }
 
+/** What became of a verification result given to Catalog.recordVerification. */
+export type RecordOutcome = 'recorded' | 'superseded' | 'unwritten' | 'kept';
+
 export class Catalog {
   private readonly manifests = new ManifestCache();
   /** Every listed backup's head, kept: a few kB each, so a listing re-reads no manifest (see the top comment). */
@@ -319,11 +322,15 @@ export class Catalog {
    * `id`, unless one that began later is recorded already: of two that overlap, the one begun
    * later saw the backup as it is now (e.g. the one recoverBackups() runs after repairing an index
    * that an earlier, slower one found missing). Says whether it did: 'superseded' when a later one
-   * is recorded, 'unwritten' when no destination took the record (each failure is warned about).
+   * is recorded, 'unwritten' when no destination took the record (each failure is warned about),
+   * 'kept' when a passing quick one leaves a passing full one recorded: the bytes it found are
+   * those the full one decoded (the manifest's SHA-256), so the full verdict still holds, and
+   * listings kept saying "verified (quick)" of a backup verified whole (walk-30 F7).
    */
-  async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<'recorded' | 'superseded' | 'unwritten'> {
+  async recordVerification(id: string, result: VerificationResult, startedAt: number): Promise<RecordOutcome> {
     const latest = await this.latestVerification(id);
     if (latest && Date.parse(latest.startedAt ?? latest.at) > startedAt) return 'superseded';
+    if (result.verified && result.level === 'quick' && latest?.verified === true && latest.level === 'full') return 'kept';
     const body = Buffer.from(JSON.stringify({ ...result, startedAt: new Date(startedAt).toISOString() }, null, 1));
     const written = await Promise.allSettled(this.set.members.map((m) => m.write(paths.verification(id), body)));
     written.forEach((w, i) => {

@@ -28,6 +28,7 @@ import type { DestinationSet } from '../destinations/set.js';
 import type { Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
 import type { IndexEntry, Manifest, VerificationResult } from './manifest.js';
+import type { RecordOutcome } from './catalog.js';
 import { ordered } from './sorted-merge.js';
 import { indexCopyFault, nextWholeIndex, readIndex, INDEX_REPAIR_HINT } from './stored.js';
 import { holdersOf, isDamage } from './verify.js';
@@ -110,7 +111,7 @@ export interface ParentIndexFallback {
   signal?: AbortSignal | undefined;
   warn?: ((message: string) => void) | undefined;
   /** Records `result` as the parent's latest verification (Catalog.recordVerification). */
-  record: (backupId: string, result: VerificationResult) => Promise<'recorded' | 'superseded' | 'unwritten'>;
+  record: (backupId: string, result: VerificationResult) => Promise<RecordOutcome>;
 }
 
 /** Which destinations' copies an attempt passes over, and which it reads first. */
@@ -179,8 +180,9 @@ async function asWritten(o: ParentIndexFallback, parent: Manifest, failure: Pare
   return new BackupError('ERR_PARENT_INDEX', `${parent.id} cannot be built on: ${error}. ${nextBackup(parent, recorded)}`, { cause, details: { parentIndexFailures: [failure] } });
 }
 
-function nextBackup(parent: Manifest, recorded: 'recorded' | 'superseded' | 'unwritten'): string {
-  if (recorded === 'recorded') return `${parent.id} is now recorded as failing verification, so the next backup will be a full one`;
+function nextBackup(parent: Manifest, recorded: RecordOutcome): string {
+  // ('kept' is a passing result's: this records a failure)
+  if (recorded === 'recorded' || recorded === 'kept') return `${parent.id} is now recorded as failing verification, so the next backup will be a full one`;
   if (recorded === 'superseded') return `A verification of ${parent.id} begun since is recorded instead, and decides what the next backup builds on`;
   return `This could not be recorded at any destination (logged), so the next incremental will meet it again: verifyBackup('${parent.id}') records it once a destination takes writes`;
 }
