@@ -155,6 +155,29 @@ describe('selective backups', () => {
     }
   });
 
+  it("a filtered resource's records are stored and restored with their own values only, not the fields s3db.js's get() adds (_etag, _lastModified...): a restored record's metadata is as it was, and an enforce-limits record near 2 KB restores (review-30b G1)", async () => {
+    type Docs = Api & { insert(v: object): Promise<unknown>; update(id: string, v: object): Promise<unknown> };
+    for (const [behavior, text] of [['body-overflow', 'hello'], ['enforce-limits', 'x'.repeat(1850)]] as const) {
+      const db = await openDb(`memory://selective-own-${behavior}-${process.pid}/db`);
+      const docs = (await db.createResource({ name: 'docs', behavior, timestamps: false, attributes: { plan: 'string', text: 'string' } })) as unknown as Docs;
+      await docs.insert({ id: 'd1', plan: 'free', text });
+      await docs.insert({ id: 'd2', plan: 'free', text });
+      const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, `own-${behavior}`) }, resources: { docs: { filter: { plan: 'free' } } } });
+      await db.usePlugin(plugin);
+      const metadata = async (id: string) => Object.keys(((await db.client.headObject(`resource=docs/data/id=${id}`)) as { Metadata: Record<string, string> }).Metadata).sort();
+      const before = await metadata('d1');
+      const backup = await plugin.createBackup();
+      await docs.update('d1', { text: 'changed' }); // overwritten by the restore
+      await docs.delete('d2'); // inserted by it
+      await plugin.restore({ backupId: backup.id, mode: 'replace' });
+      for (const id of ['d1', 'd2']) {
+        expect(await metadata(id), `${behavior} ${id}`).toEqual(before); // was: + _contentlength, _etag, _lastmodified, ...
+        expect((await docs.get(id)).text, `${behavior} ${id}`).toBe(text); // enforce-limits was: "Metadata size exceeds 2KB limit"
+      }
+      await plugin.stop();
+    }
+  });
+
   it('a logical record the application inserts while the restore writes it: skip keeps the application\'s, merge puts the backup\'s over it', async () => {
     const db = await openDb(`memory://selective-race-${process.pid}/db`);
     const items = (await db.createResource({ name: 'items', attributes: { name: 'string' }, timestamps: false })) as unknown as Api & { insert(v: object): Promise<unknown> };
