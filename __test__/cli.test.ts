@@ -477,6 +477,10 @@ describe('s3db-backup command line', () => {
     const listedThere = await cli(['list', '--directory', typo]);
     expect(listedThere.code).toBe(1);
     expect(listedThere.stderr).toContain(`nothing listed, and filesystem:${typo} does not look like the place backups are (the warning above says why)`);
+    // a directory beside ones that hold backups may be a new database's: said, exit 0 (review-30b G2)
+    const beside = await cli(['list', '--directory', work]);
+    expect(beside.code, beside.stderr).toBe(0);
+    expect(beside.stderr).toMatch(/ (do|does): if (it|one of them) holds this database's, set config\.directory to it \(a new database's directory looks the same until its first backup\)/);
     // while an empty directory is only empty: no backups yet
     const fresh = path.join(work, 'backups-none-yet');
     await mkdir(fresh);

@@ -317,7 +317,7 @@ describe('recovery paths', () => {
     const made = await fullAndIncremental('one-level-off');
     const dir = path.join(work, 'one-level-off-parent', 'backups'); // a parent holding this backup folder only
     cpSync(made.dir, dir, { recursive: true });
-    for (const [where, hint] of [[path.dirname(dir), `but ${dir} does: set config.directory to it`], [path.join(dir, 'manifests'), `set config.directory to ${dir}`]] as const) {
+    for (const [where, hint] of [[path.dirname(dir), `but ${dir} does: if it holds this database's, set config.directory to it`], [path.join(dir, 'manifests'), `set config.directory to ${dir}`]] as const) {
       warnings.length = 0;
       const off = await reopen(where, { logger: logger as never, lease: false });
       expect(await off.p.listBackups()).toEqual([]);

@@ -123,10 +123,11 @@ describe('S3Destination on Ceph RGW', () => {
       expect(await at('backups/').explainEmpty()).toBeNull(); // an empty bucket: nothing to point at
       await at('prod/').write('manifests/full-20261203T000000000Z-abcdef.json', Buffer.from('{}'));
       await at('prod/').write('data/x/users.000001', Buffer.from('part'));
-      expect(await at('backups/').explainEmpty()).toBe(`s3://${other}/backups/ holds no backups, but prefix "prod/" of the same bucket does: set the prefix to it`);
-      expect(await at('').explainEmpty()).toContain('but prefix "prod/" of the same bucket does');
-      expect(await at('prdo/').explainEmpty()).toContain('but prefix "prod/" of the same bucket does');
-      expect(await at('prod/manifests/').explainEmpty()).toMatch(/looks like a folder inside a backup destination: set the prefix to "prod\/"$/);
+      // beside one that holds backups: a typo, or a new database's prefix before its first backup (not certain: review-30b G2)
+      expect(await at('backups/').explainEmpty()).toEqual({ why: `s3://${other}/backups/ holds no backups, but prefix "prod/" of the same bucket does: if it holds this database's backups, set the prefix to it (a new database's prefix looks the same until its first backup)`, certain: false });
+      expect((await at('').explainEmpty())?.why).toContain('but prefix "prod/" of the same bucket does');
+      expect((await at('prdo/').explainEmpty())?.why).toContain('but prefix "prod/" of the same bucket does');
+      expect(await at('prod/manifests/').explainEmpty()).toEqual({ why: expect.stringMatching(/looks like a folder inside a backup destination: set the prefix to "prod\/"$/), certain: true });
       expect(await at('teams/a/').explainEmpty()).toBeNull(); // nothing holds backups beside it
     } finally {
       await deleteBucket(admin, other);

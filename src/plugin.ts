@@ -473,8 +473,8 @@ export class BackupPlugin extends EventEmitter {
         // (manifestsLost): the command line's list exits 1, or 3, on them
         const misplaced = (await member.explainEmpty?.().catch(() => null)) ?? null;
         const parts = misplaced === null ? await explainPartsWithoutManifests(member).catch(() => null) : null;
-        const why = misplaced ?? parts?.why;
-        if (why) this.log('warn', { destination: member.label, misplaced: misplaced !== null, manifestsLost: parts?.manifestsLost === true }, `no backups listed: ${why}`);
+        const why = misplaced?.why ?? parts?.why;
+        if (why) this.log('warn', { destination: member.label, misplaced: misplaced?.certain === true, manifestsLost: parts?.manifestsLost === true }, `no backups listed: ${why}`);
       }
     }
     if (options.resource !== undefined) list = list.filter((b) => b.resources.includes(options.resource!));
@@ -1010,7 +1010,7 @@ export class BackupPlugin extends EventEmitter {
     // back: said as such, and nothing is written there (the lease would create it)
     if (await this.destinationsHoldNothing()) {
       for (const member of this.destinations.members) {
-        const why = (await member.explainEmpty?.().catch(() => null)) ?? null;
+        const why = (await member.explainEmpty?.().catch(() => null))?.why ?? null;
         this.log('warn', { destination: member.label }, `nothing to recover at ${member.label}: it holds no backup, nor any part, index or key file of one${why ? ` (${why})` : ' (check the directory, bucket and prefix)'}`);
       }
       return { recovered: [], indexes: [], skipped: [], empty: true };

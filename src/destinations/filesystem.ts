@@ -142,20 +142,22 @@ export class FilesystemDestination implements Destination {
     return { path: relative, size, sha256: hash.digest('hex') };
   }
 
-  async explainEmpty(): Promise<string | null> {
+  async explainEmpty(): Promise<{ why: string; certain: boolean } | null> {
     const s = await stat(this.root).catch(() => null);
-    if (!s) return `${this.root} does not exist (no backup was ever written there): check config.directory`;
-    if (!s.isDirectory()) return `${this.root} is not a directory: check config.directory`;
+    if (!s) return { why: `${this.root} does not exist (no backup was ever written there): check config.directory`, certain: true };
+    if (!s.isDirectory()) return { why: `${this.root} is not a directory: check config.directory`, certain: true };
     // A directory one level off: inside the backup folder, or its parent.
     if (path.basename(this.root) === 'manifests' || path.basename(this.root) === 'data') {
-      return `${this.root} looks like a folder inside a backup destination: set config.directory to ${path.dirname(this.root)}`;
+      return { why: `${this.root} looks like a folder inside a backup destination: set config.directory to ${path.dirname(this.root)}`, certain: true };
     }
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
     const below: string[] = [];
     for (const e of entries) {
       if (e.isDirectory() && (await stat(path.join(this.root, e.name, 'manifests')).catch(() => null))?.isDirectory()) below.push(path.join(this.root, e.name));
     }
-    if (below.length > 0) return `${this.root} holds no backups itself, but ${below.join(', ')} ${below.length > 1 ? 'do' : 'does'}: set config.directory to ${below.length > 1 ? 'one of them' : 'it'}`;
+    if (below.length > 0) {
+      return { why: `${this.root} holds no backups itself, but ${below.join(', ')} ${below.length > 1 ? 'do' : 'does'}: if ${below.length > 1 ? 'one of them holds' : 'it holds'} this database's, set config.directory to it (a new database's directory looks the same until its first backup)`, certain: false };
+    }
     return null;
   }
 

@@ -297,11 +297,11 @@ export class S3Destination implements Destination {
    * default prefix is `backups/`; a mistyped prefix). Looks one level up, at most
    * EXPLAIN_CANDIDATES prefixes there; null when nothing there holds backups either.
    */
-  async explainEmpty(): Promise<string | null> {
+  async explainEmpty(): Promise<{ why: string; certain: boolean } | null> {
     const trimmed = this.prefix.replace(/\/+$/, '');
     const leaf = trimmed.slice(trimmed.lastIndexOf('/') + 1);
     const parent = trimmed.includes('/') ? trimmed.slice(0, trimmed.lastIndexOf('/') + 1) : '';
-    if (leaf === 'manifests' || leaf === 'data') return `${this.label} looks like a folder inside a backup destination: set the prefix to "${parent}"`;
+    if (leaf === 'manifests' || leaf === 'data') return { why: `${this.label} looks like a folder inside a backup destination: set the prefix to "${parent}"`, certain: true };
     const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: parent, Delimiter: '/', MaxKeys: 1000 }));
     const candidates = [...(parent !== this.prefix ? [parent] : []), ...(page.CommonPrefixes ?? []).map((c) => c.Prefix ?? '').filter((p) => p !== '' && p !== this.prefix)].slice(0, EXPLAIN_CANDIDATES);
     const holding: string[] = [];
@@ -310,7 +310,8 @@ export class S3Destination implements Destination {
       if ((found.Contents ?? []).length > 0) holding.push(candidate === '' ? '(the bucket root)' : `"${candidate}"`);
     }
     if (holding.length === 0) return null;
-    return `s3://${this.bucket}/${this.prefix} holds no backups, but prefix ${holding.join(', ')} of the same bucket ${holding.length > 1 ? 'do' : 'does'}: set the prefix to ${holding.length > 1 ? 'one of them' : 'it'}`;
+    const which = holding.length > 1 ? 'one of them holds' : 'it holds';
+    return { why: `s3://${this.bucket}/${this.prefix} holds no backups, but prefix ${holding.join(', ')} of the same bucket ${holding.length > 1 ? 'do' : 'does'}: if ${which} this database's backups, set the prefix to it (a new database's prefix looks the same until its first backup)`, certain: false };
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

@@ -80,8 +80,13 @@ export interface Destination {
   archive?(paths: string[]): Promise<void>;
   /** Releases clients and sockets. */
   close(): Promise<void>;
-  /** Why listing found nothing, when the location itself looks wrong (e.g. a directory that does not exist); null otherwise. */
-  explainEmpty?(): Promise<string | null>;
+  /**
+   * Why listing found nothing, when the location looks wrong, or null. `certain`: it cannot hold
+   * backups as given (a directory that does not exist, a folder inside a destination), as opposed
+   * to one beside a location that holds some, which is also what a new database's looks like
+   * until its first backup (the command line's list exits 1 only on a certain one).
+   */
+  explainEmpty?(): Promise<{ why: string; certain: boolean } | null>;
 }
 
 /** Reads a whole small object (manifest, key file, lease) as UTF-8 text. */
