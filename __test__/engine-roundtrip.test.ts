@@ -110,7 +110,7 @@ describe('full backup and restore', () => {
     // skip: only missing keys are written (u00002 comes back, u00001 stays changed, extra1 stays),
     // and what it keeps that is not the backup's is said, the dry run's too (walk-30 F1)
     expect((await p.restore({ backupId: id, mode: 'skip', dryRun: true })).warnings).toContain(
-      "mode 'skip' would keep 1 record the database holds in another version than the backup's (changed or damaged since: users: 1); restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back",
+      "mode 'skip' would keep 1 record written since the backup read it (users: 1: changed, damaged, or put back by a restore; their listing does not tell which); restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back",
     );
     await p.restore({ backupId: id, mode: 'skip' });
     const afterSkip = await snapshot(db);

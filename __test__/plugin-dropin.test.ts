@@ -95,7 +95,7 @@ describe('s3db.js drop-in details', () => {
     expect(await orders.exists(deleted!)).toBe(true);
     expect((await orders.get(edited!)).total).toBe(12345);
     // and says that it kept a record that is not the backup's, and what puts it back (walk-30 F1: a word of nothing)
-    expect(kept.warnings).toContain("mode 'skip' kept 1 record the database holds in another version than the backup's (changed or damaged since: orders: 1); restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back");
+    expect(kept.warnings).toContain("mode 'skip' kept 1 record written since the backup read it (orders: 1: changed, damaged, or put back by a restore; their listing does not tell which); restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back");
     expect(await orders.exists('o-after')).toBe(true);
     expect(ctxs[0]).toMatchObject({ mode: 'skip', resources: null, dryRun: false });
 

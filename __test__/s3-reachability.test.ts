@@ -167,6 +167,7 @@ describe('Reachability', () => {
       Object.assign(new Error('connect EHOSTUNREACH 10.0.0.9:443'), { code: 'EHOSTUNREACH' }),
       Object.assign(new Error('connect ENETUNREACH 10.0.0.9:443'), { code: 'ENETUNREACH' }),
       Object.assign(new Error('@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 5000 ms.'), { name: 'TimeoutError' }),
+      Object.assign(new Error('connect ETIMEDOUT 10.0.0.9:443'), { name: 'TimeoutError', code: 'ETIMEDOUT' }), // the kernel's, without a connection timeout (review-30b G5)
     ];
     const passes = [
       Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),

@@ -25,7 +25,8 @@ export const httpStatus = (err: unknown): number | undefined => asSdk(err).$meta
 export function isUnreachable(err: unknown): boolean {
   const e = asSdk(err);
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code ?? '')) return true;
-  return e.name === 'TimeoutError' && /did not establish a connection/.test(e.message ?? '');
+  // smithy's connection timeout, or the kernel's (a client without one: "connect ETIMEDOUT", review-30b G5)
+  return (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') && /did not establish a connection|connect ETIMEDOUT/.test(e.message ?? '');
 }
 
 export interface ErrorContext {

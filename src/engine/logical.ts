@@ -166,7 +166,7 @@ export class LogicalReader {
     try {
       record = await resourceApi(this.db, action.group).get(id);
     } catch (err) {
-      if ((err as { name?: string }).name === 'NoSuchKey' || /not found/i.test(errorMessage(err))) return undefined;
+      if (recordGone(err)) return undefined;
       throw new BackupError('ERR_SOURCE_READ', `could not read record ${id} of '${action.group}': ${errorMessage(err)}`, { cause: err });
     }
     if (!matches(record, selection.filter, action.group)) return undefined;
@@ -259,8 +259,18 @@ async function replaceRecord(db: DatabaseLike, api: ResourceApi, group: string, 
   if (partitions.length > 0 && typeof api.getPartitionKey === 'function') {
     const keysOf = (data: Record<string, unknown>) => partitions.map((partitionName) => api.getPartitionKey!({ partitionName, id, data })).filter((k): k is string => typeof k === 'string');
     const incoming = new Set(keysOf(values));
-    const stale = keysOf(await api.get(id)).filter((k) => !incoming.has(k));
+    // (deleted meanwhile by the application: it has no references left, and replace writes it again, as where there are no partitions)
+    const current = await api.get(id).catch((err: unknown) => {
+      if (recordGone(err)) return null;
+      throw err;
+    });
+    const stale = current === null ? [] : keysOf(current).filter((k) => !incoming.has(k));
     await deleteKeys(db.client, stale, `the partition references of ${group} record ${id} (before replacing it)`);
   }
   await api.replace(id, rest);
+}
+
+/** Whether s3db.js's get() failed because the record is not there. */
+function recordGone(err: unknown): boolean {
+  return (err as { name?: string }).name === 'NoSuchKey' || /not found|no such key/i.test(errorMessage(err));
 }

@@ -779,7 +779,9 @@ function fromThisDatabase(o: RestoreRunOptions): boolean {
  * Skip keeps the records the target holds, damaged or not: a restore "from the backup" that left
  * them as they are says so, with how many and where, and what puts the backup's versions back
  * (walk-30 F1: a skip restore after corruption kept the corrupted records without a word). In the
- * database the backup was taken from, the records still in the version it holds are not counted.
+ * database the backup was taken from, the records still in the version it holds (same ETag, size
+ * and LastModified) are not counted; a record written since counts whatever it holds, a restore's
+ * rewrite of the same values too (review-30b G3: the wording says so).
  */
 function keptOtherVersions(o: RestoreRunOptions, plan: Map<string, PlanRow>): string[] {
   if (o.mode !== 'skip') return [];
@@ -789,7 +791,7 @@ function keptOtherVersions(o: RestoreRunOptions, plan: Map<string, PlanRow>): st
   const where = rows.map((r) => `${r.name}: ${r.skippedOther}`).join(', ');
   const records = `${total} record${total === 1 ? '' : 's'}`;
   const what = fromThisDatabase(o)
-    ? `${records} the database holds in another version than the backup's (changed or damaged since: ${where})`
+    ? `${records} written since the backup read ${total === 1 ? 'it' : 'them'} (${where}: changed, damaged, or put back by a restore; their listing does not tell which)`
     : `${records} the database already holds (${where}; it is not the database the backup was taken from, so whether they differ from the backup's is not known)`;
   return [`mode 'skip' ${o.dryRun ? 'would keep' : 'kept'} ${what}; restore with mode 'replace' (or 'merge', which keeps records the backup lacks) to put the backup's versions back`];
 }
