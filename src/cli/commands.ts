@@ -29,7 +29,7 @@ export interface CommandIo {
   signal?: AbortSignal;
   /** Destinations that listBackups() could not list while others could (filled as it warns). */
   unlisted?: string[];
-  /** Destinations where listBackups() found nothing and that look like the wrong place (a directory that does not exist, a prefix beside the one with backups). */
+  /** Destinations where listBackups() found nothing and that cannot hold backups as given (a directory that does not exist, a folder inside a destination). */
   misplaced?: string[];
   /** Destinations where listBackups() found no manifest but backup parts. */
   manifestsLost?: string[];

@@ -150,12 +150,6 @@ function cliLogger(verbose: boolean, print: (text: string) => void, noted: Noted
   return logger;
 }
 
-/**
- * Checks `--db` before connecting: connect() would replace a damaged s3db.json with an empty one
- * (the backup would then lack every definition), or create an empty database where a typo points
- * (its empty "verified" backup would be the newest in the list). A store it cannot reach is worded
- * as restores word theirs: what to check, no s3db.js stack dump, no secret.
- */
 /** `s3db-backup --version`: this package's version and the codec that runs here (the native core, or the JS twin and why). */
 async function versionLine(): Promise<string> {
   const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -175,6 +169,12 @@ async function loadS3db(): Promise<typeof import('s3db.js')> {
   }
 }
 
+/**
+ * Checks `--db` before connecting: connect() would replace a damaged s3db.json with an empty one
+ * (the backup would then lack every definition), or create an empty database where a typo points
+ * (its empty "verified" backup would be the newest in the list). A store it cannot reach is worded
+ * as restores word theirs: what to check, no s3db.js stack dump, no secret.
+ */
 async function openSource(db: S3db, connectionString: string): Promise<void> {
   const unconnected = db as unknown as UnconnectedDatabase;
   let damage: string | null;

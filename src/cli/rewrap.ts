@@ -9,8 +9,8 @@
  * again), and all are of one master key; both passphrases stay in memory only. Every key.json
  * rewrapped gets the same new wrapping (one salt), so it is unwrapped once per process whatever
  * the number of destinations; a rewrap run again after an interruption writes the wrapping the
- * first run left (when its PBKDF2 count is high enough). The PBKDF2 count is the highest of encryption.iterations and the
- * key files' own: a rewrap never lowers it.
+ * first run left (when its PBKDF2 count is high enough). The PBKDF2 count is the highest of
+ * encryption.iterations and the key files' own: a rewrap never lowers it.
  * A rewrap does not revoke the old passphrase: every manifest embeds the key file as it was
  * wrapped when the backup was made (README runbook, step 6).
  */
