@@ -45,13 +45,13 @@ export function implementationNotice(compression: Compression): { level: 'info' 
   if (activeImplementation() === 'native') {
     return { level: 'info', implementation: 'native', message: 'codec: the native core (Rust, all cores) compresses and encrypts' };
   }
-  const loadError = process.env.S3DB_BACKUP_NATIVE === '0' || nativeAvailable() ? null : (nativeLoadError() ?? 'unknown reason');
-  const why = whyJs();
+  // (asked for with S3DB_BACKUP_NATIVE=0: information, unless zstd cannot run)
+  const asked = process.env.S3DB_BACKUP_NATIVE === '0';
   const zstd = compression === 'zstd' ? "; compression 'zstd' needs the native core, so backups fail with ERR_CODEC_UNAVAILABLE" : '';
   return {
-    level: loadError === null && zstd === '' ? 'info' : 'warn',
+    level: asked && zstd === '' ? 'info' : 'warn',
     implementation: 'js',
-    message: `codec: the JS implementation (node:zlib, node:crypto, one core) runs because ${why}: backups and restores are several times slower${zstd}. README "Platforms and Docker" lists the platforms with a prebuilt native core`,
+    message: `codec: the JS implementation (node:zlib, node:crypto, one core) runs because ${whyJs()}: backups and restores are several times slower${zstd}. README "Platforms and Docker" lists the platforms with a prebuilt native core`,
   };
 }
 

@@ -28,7 +28,7 @@ import { BackupError, conciseCause, errorMessage, optionError } from '../errors.
 import type { ResourceSelection } from '../options.js';
 import type { ArchiveRecord } from './archive.js';
 import { secretPaths } from './secrets.js';
-import { deleteKeys, type DatabaseLike, type SourceEntry } from './s3db.js';
+import { deleteKeys, isNotFound, type DatabaseLike, type SourceEntry } from './s3db.js';
 
 interface ResourceApi {
   /** s3db's validator (absent in other versions): a missing required attribute is `{ type: 'required', field }`. */
@@ -166,7 +166,7 @@ export class LogicalReader {
     try {
       record = await resourceApi(this.db, action.group).get(id);
     } catch (err) {
-      if (recordGone(err)) return undefined;
+      if (isNotFound(err)) return undefined;
       throw new BackupError('ERR_SOURCE_READ', `could not read record ${id} of '${action.group}': ${errorMessage(err)}`, { cause: err });
     }
     if (!matches(record, selection.filter, action.group)) return undefined;
@@ -261,16 +261,11 @@ async function replaceRecord(db: DatabaseLike, api: ResourceApi, group: string, 
     const incoming = new Set(keysOf(values));
     // (deleted meanwhile by the application: it has no references left, and replace writes it again, as where there are no partitions)
     const current = await api.get(id).catch((err: unknown) => {
-      if (recordGone(err)) return null;
+      if (isNotFound(err)) return null;
       throw err;
     });
     const stale = current === null ? [] : keysOf(current).filter((k) => !incoming.has(k));
     await deleteKeys(db.client, stale, `the partition references of ${group} record ${id} (before replacing it)`);
   }
   await api.replace(id, rest);
-}
-
-/** Whether s3db.js's get() failed because the record is not there. */
-function recordGone(err: unknown): boolean {
-  return (err as { name?: string }).name === 'NoSuchKey' || /not found|no such key/i.test(errorMessage(err));
 }
