@@ -427,6 +427,16 @@ describe('s3db-backup command line', () => {
     expect(damaged.code).toBe(3);
     expect(damaged.stdout).toContain(`backup ${backupId}: DAMAGED (full)`);
     expect(damaged.stdout).toContain(path.basename(part!));
+    expect(damaged.stdout).toContain('or restore all it still holds (restore --salvage; runbook step 5)');
+    // a restore refuses it and says how to restore the rest; --salvage does, names what it lost, and exits 3
+    const refused = await cli(['restore', backupId, '--directory', copy, '--into', `file://${path.join(work, 'salvaged')}`, '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('To restore what it still holds, restore with --salvage');
+    const salvaged = await cli(['restore', backupId, '--directory', copy, '--into', `file://${path.join(work, 'salvaged')}`, '--yes', '--salvage']);
+    expect(salvaged.code, salvaged.stderr).toBe(3);
+    expect(salvaged.stdout).toMatch(/^ {2}users\s+12 records, .* LOST \(damaged parts\)$/m);
+    expect(salvaged.stdout).toMatch(/^WARNING: salvage: \d+ objects of users \(\d+ records\) were not restored/m);
+    expect(salvaged.stdout).toContain(path.basename(part!));
     // an incremental on a full whose part is damaged: its own parts are good, the backup it needs
     // is not; no "older backup" advice, since every older one is that full (review-runbook 6)
     const chained = path.join(work, 'backups-chain');

@@ -544,7 +544,7 @@ describe('partition references', () => {
       // (their two references under those plans are the target's own: kept, as planned). Skip
       // writes neither the two records it keeps nor their backup references (their plans differ):
       // the report counts those skipped, as done, although the plan had them created
-      expect(report.resources.find((r) => r.name === 'users')).toEqual({ name: 'users', objects: 80, records: 40, created: mode === 'merge' ? 78 : 76, overwritten: mode === 'merge' ? 2 : 0, unchanged: 0, skipped: mode === 'skip' ? 4 : 0, deleted: 0, kept: 2 });
+      expect(report.resources.find((r) => r.name === 'users')).toEqual({ name: 'users', objects: 80, records: 40, created: mode === 'merge' ? 78 : 76, overwritten: mode === 'merge' ? 2 : 0, unchanged: 0, skipped: mode === 'skip' ? 4 : 0, deleted: 0, kept: 2, lost: 0 });
       expect(report.objectsWritten).toBe(mode === 'merge' ? 80 : 76);
       expect(report.partitionReferences).toEqual({ deleted: mode === 'merge' ? 2 : 0, created: 0 });
       // no existence check per record; merge reads only the two records it overwrites (their old

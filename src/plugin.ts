@@ -41,6 +41,7 @@ import { unsealer } from './engine/sealed.js';
 import { backupResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { definedResources, runRestore, selectGroups, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
+import { salvageable, salvageRefusal } from './engine/salvage.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
@@ -100,6 +101,14 @@ export interface RestoreOptions {
    * version (default false: they are left in place and counted `unchanged` in the report).
    */
   rewriteUnchanged?: boolean;
+  /**
+   * Restore what a damaged backup still holds: a part damaged at every destination (found by the
+   * verification, which salvage needs) is passed over, and the objects the backup's snapshot names
+   * in it are left as the database has them (never written, never deleted) and named in the
+   * report's `lost`. Anything else wrong with the backup (its index, its manifest, a part of its
+   * database-level objects or of a filtered resource) is still refused. Default false.
+   */
+  salvage?: boolean;
 }
 
 /**
@@ -789,9 +798,15 @@ export class BackupPlugin extends EventEmitter {
    * member of the chain, before anything is written (ERR_VERIFY_FAILED otherwise): where each part
    * was found whole (the restore reads it there), and the destinations that failed on the way.
    */
-  private async verifiedForRestore(chain: Manifest[], keys: Map<string, KeyHandle | null>, resources: string[] | null): Promise<{ goodSources: Map<string, string>; sourceFailures: SourceFailure[] }> {
+  private async verifiedForRestore(
+    chain: Manifest[],
+    keys: Map<string, KeyHandle | null>,
+    resources: string[] | null,
+    salvage: boolean,
+  ): Promise<{ goodSources: Map<string, string>; sourceFailures: SourceFailure[]; lostParts: Set<string> }> {
     const goodSources = new Map<string, string>();
     const sourceFailures: SourceFailure[] = [];
+    const lostParts = new Set<string>();
     const started = Date.now();
     const groups = resources ? new Set(resources) : null;
     for (const [at, m] of chain.entries()) {
@@ -804,12 +819,18 @@ export class BackupPlugin extends EventEmitter {
       // restore read only some, so only its failure is recorded (a success would claim the rest).
       if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
       if (!outcome.result.verified) {
-        throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}`);
+        const lost = salvage ? salvageable(m, outcome.missing) : null;
+        if (!lost) {
+          const how = salvage ? ` (salvage passes over damaged parts of resources only: ${salvageRefusal(m, outcome.missing)})` : '. To restore what it still holds, restore with salvage';
+          throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}${how}`);
+        }
+        for (const path of lost) lostParts.add(path);
       }
       for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
-      sourceFailures.push(...outcome.failures);
+      // (a part passed over is the report's `passedOver` and `lost`: no other copy was read for it)
+      sourceFailures.push(...outcome.failures.filter((f) => !lostParts.has(f.path)));
     }
-    return { goodSources, sourceFailures };
+    return { goodSources, sourceFailures, lostParts };
   }
 
   /**
@@ -847,7 +868,8 @@ export class BackupPlugin extends EventEmitter {
       // verified. A restore opens it after: a damaged backup writes nothing, not even the empty
       // s3db.json s3db.js's connect() leaves where there is none.
       if (options.dryRun) opened = await openTarget();
-      const { goodSources, sourceFailures } = options.verify ?? true ? await this.verifiedForRestore(chain, keys, requested) : { goodSources: undefined, sourceFailures: [] };
+      const { goodSources, sourceFailures, lostParts } =
+        options.verify ?? true ? await this.verifiedForRestore(chain, keys, requested, options.salvage === true) : { goodSources: undefined, sourceFailures: [], lostParts: new Set<string>() };
       opened ??= await openTarget();
       const { db: target, schemaFromConnect } = opened;
       const narrowed = s3dbDialect && mode === 'replace' && !requested ? await s3dbReplaceScope(target, manifest, options.dryRun ?? false) : null;
@@ -871,6 +893,7 @@ export class BackupPlugin extends EventEmitter {
         pageSize: this.pageSizeFor(target),
         goodSources,
         sourceFailures,
+        lostParts,
         schemaFromConnect,
         rewriteUnchanged: options.rewriteUnchanged ?? false,
         ...this.reporting,

@@ -1,7 +1,7 @@
 /**
  * Reads restore()'s two call forms into one request, refusing bad input before anything is read
  * (every refusal says nothing was restored):
- * - the story's: restore({ backupId, destination, resources, mode, verify, dryRun, allowPlaintext, rewriteUnchanged });
+ * - the story's: restore({ backupId, destination, resources, mode, verify, dryRun, allowPlaintext, rewriteUnchanged, salvage });
  * - s3db.js's: restore(backupId, { resources, mode, overwrite, ... }), whose defaults are s3db.js's:
  *   records that exist are kept (mode 'skip': s3db.js's restore inserts, and s3db.js refuses to
  *   insert over an existing id); `overwrite: true` is mode 'merge'.
@@ -42,6 +42,8 @@ export function restoreRequest(idOrOptions: string | RestoreOptions, maybeOption
   if (options.resources != null && (!Array.isArray(options.resources) || options.resources.length === 0 || options.resources.some((r) => typeof r !== 'string'))) {
     throw optionError('resources', 'must be a non-empty array of resource names (or null or left out: every resource)');
   }
+  // salvage learns which parts are damaged from the verification
+  if (options.salvage === true && options.verify === false) throw optionError('salvage', 'needs the verification that finds the damaged parts, and verify is false (nothing was restored)', 'Leave verify out (or true)');
   const reserved = options.resources ? reservedResourceName(options.resources) : null;
   if (reserved) throw optionError('resources', `${reserved} (nothing was restored)`);
   // before anything is read: a connection string s3db.js would read as something else
@@ -59,6 +61,7 @@ const RESTORE_CHECKS: Record<string, Check | null> = {
   dryRun: isBoolean,
   allowPlaintext: isBoolean,
   rewriteUnchanged: isBoolean,
+  salvage: isBoolean,
 };
 const S3DB_RESTORE_CHECKS: Record<string, Check | null> = { ...RESTORE_CHECKS, overwrite: isBoolean };
 

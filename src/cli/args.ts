@@ -38,6 +38,7 @@ export interface CliArgs {
   allowPlaintext: boolean;
   /** restore: write the objects the database already holds in the backup's version too. */
   rewriteUnchanged: boolean;
+  salvage: boolean;
   /** backup: take it unencrypted although the destination holds encrypted backups. */
   unencrypted: boolean;
   yes: boolean;
@@ -84,6 +85,9 @@ restore:
   --dry-run                   report what would be written and deleted; write nothing
   --rewrite-unchanged         also write the objects the database holds as the backup has them
                               (by default they are left in place and counted "unchanged")
+  --salvage                   restore what a damaged backup still holds: parts damaged at every
+                              destination are passed over, and their objects (named in the report)
+                              left as the database has them; exit code 3 when some were
   --no-verify                 skip the full verification before the first write (not advised)
   --allow-plaintext           restore a backup that is not encrypted although a passphrase is set
                               (taken before encryption was turned on: nothing authenticates it)
@@ -110,7 +114,8 @@ Common:
   -V, --version               the version, and whether the native core or the JS codec runs here (and why)
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
-3 verify found the backup damaged, or recover could not put a manifest back; 4 verify found a
+3 verify found the backup damaged, recover could not put a manifest back, or restore --salvage
+passed over damaged parts; 4 verify found a
 damaged copy at one destination (the backup restores from another), or recover could not put a
 manifest back at one destination while another holds it; 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP (a backup stopped cleanly
 by the first one exits 1, ERR_ABORTED).`;
@@ -137,6 +142,7 @@ const OPTIONS = {
   'no-verify': { type: 'boolean' },
   'allow-plaintext': { type: 'boolean' },
   'rewrite-unchanged': { type: 'boolean' },
+  salvage: { type: 'boolean' },
   unencrypted: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   json: { type: 'boolean' },
@@ -153,6 +159,7 @@ const ONLY_FOR: Record<string, readonly CommandName[]> = {
   'no-verify': ['restore'],
   'allow-plaintext': ['restore'],
   'rewrite-unchanged': ['restore'],
+  salvage: ['restore'],
   yes: ['restore'],
   level: ['verify'],
   db: ['backup'],
@@ -236,6 +243,7 @@ export function parseCli(argv: string[]): CliArgs | 'help' | 'version' {
     noVerify: v['no-verify'] ?? false,
     allowPlaintext: v['allow-plaintext'] ?? false,
     rewriteUnchanged: v['rewrite-unchanged'] ?? false,
+    salvage: v.salvage ?? false,
     unencrypted: v.unencrypted ?? false,
     yes: v.yes ?? false,
     json: v.json ?? false,

@@ -146,8 +146,8 @@ async function verify(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Promi
     for (const d of result.destinations) io.out(`  ${d.label}: ${chain.length > 0 ? 'its own parts ' : ''}${d.verified ? 'ok' : `failed: ${d.error ?? ''}`}`);
     io.out(
       chain.length > 0
-        ? `It cannot be restored whole while ${chain.join(', ')} ${chain.length > 1 ? 'are' : 'is'} damaged, nor can any backup built on ${chain[0]}: pick a backup of another chain (s3db-backup list: a full backup taken after ${chain[0]}, or one before it), restore only undamaged resources (--resources), or another destination (runbook step 5).`
-        : 'Pick an older backup (s3db-backup list), restore only undamaged resources (--resources), or another destination (runbook step 5).',
+        ? `It cannot be restored whole while ${chain.join(', ')} ${chain.length > 1 ? 'are' : 'is'} damaged, nor can any backup built on ${chain[0]}: pick a backup of another chain (s3db-backup list: a full backup taken after ${chain[0]}, or one before it), restore only undamaged resources (--resources), or another destination, or restore all it still holds (restore --salvage; runbook step 5).`
+        : 'Pick an older backup (s3db-backup list), restore only undamaged resources (--resources), or another destination, or restore all it still holds (restore --salvage; runbook step 5).',
     );
   }
   return { exitCode: result.verified ? 0 : EXIT_DAMAGED, result };
@@ -157,7 +157,7 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   const id = args.id as string;
   const into = args.into as string;
   if (!(await plugin.getBackup(id))) throw await notFound(id, plugin);
-  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}), ...(args.rewriteUnchanged ? { rewriteUnchanged: true } : {}) };
+  const options = { backupId: id, destination: into, mode: args.mode, ...(args.resources ? { resources: args.resources } : {}), ...(args.allowPlaintext ? { allowPlaintext: true } : {}), ...(args.rewriteUnchanged ? { rewriteUnchanged: true } : {}), ...(args.salvage ? { salvage: true } : {}) };
   if (!args.dryRun && !args.yes) {
     if (!io.stdin.isTTY) throw new UsageError('a restore writes to the database: add --yes to run it without a terminal (or --dry-run to see what it would do)');
     // what the target holds and would lose is shown before the question (a plan, not verified yet)
@@ -166,7 +166,8 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   }
   const report = await plugin.restore({ ...options, dryRun: args.dryRun, verify: !args.noVerify });
   io.out(reportLines(report, into).join('\n'));
-  return { exitCode: 0, result: report };
+  // a salvage that passed over damaged parts did not restore everything: a script must not read it as done
+  return { exitCode: report.passedOver.length > 0 ? EXIT_DAMAGED : 0, result: report };
 }
 
 /**
@@ -187,7 +188,7 @@ async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { ba
 function reportLines(report: Awaited<ReturnType<BackupPlugin['restore']>>, into: string): string[] {
   return [
     `${report.dryRun ? 'dry run: nothing written. ' : ''}backup ${report.backupId} (chain ${report.chain.join(' -> ')}) ${report.dryRun ? 'would be restored' : 'restored'} into ${report.target ?? redactedTarget(into)}, mode ${report.mode}`,
-    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted, ${count(r.kept)} kept`),
+    ...report.resources.map((r) => `  ${r.name.padEnd(24)} ${count(r.records).padStart(10)} records, ${count(r.objects)} objects: ${count(r.created)} created, ${count(r.overwritten)} overwritten, ${count(r.unchanged)} unchanged, ${count(r.skipped)} skipped, ${count(r.deleted)} deleted, ${count(r.kept)} kept${r.lost > 0 ? `, ${count(r.lost)} LOST (damaged parts)` : ''}`),
     report.dryRun ? planTotals(report.resources) : `${count(report.objectsWritten)} objects (${bytes(report.bytesWritten)}) written, ${count(report.objectsDeleted)} deleted in ${duration(report.durationMs)}`,
     // merge and skip settle partition references besides the objects (walk-27: a merge that removed a stale one said "0 deleted")
     ...(report.partitionReferences.deleted + report.partitionReferences.created === 0

@@ -83,6 +83,7 @@ const COMMAND_OF: [RegExp | string, string][] = [
   [/\brecoverBackups\(\)/g, 's3db-backup recover'],
   [/\bverifyBackup\(\)/g, 's3db-backup verify'],
   [/\blistBackups\(\)/g, 's3db-backup list'],
+  [/\brestore with salvage\b/g, 'restore with --salvage'],
   ...SCHEMA_WAYS_IN_COMMAND_TERMS,
 ];
 

@@ -57,6 +57,7 @@ import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readInde
 import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
 import { describeSource } from './backup.js';
+import { countLost, LostRanges, type LostRange } from './salvage.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -88,6 +89,8 @@ export interface RestoreRunOptions {
   rewriteUnchanged?: boolean;
   /** Destination failures already seen (by verification); reads that fall back add theirs. */
   sourceFailures?: SourceFailure[];
+  /** Salvage: paths of parts damaged at every destination, passed over (salvage.ts; only resources stored object by object). */
+  lostParts?: ReadonlySet<string>;
   onProgress?: (event: ProgressEvent) => void;
   /** Least time between two progress events (default 1 s). */
   progressIntervalMs?: number;
@@ -124,6 +127,12 @@ export interface ResourceRestoreReport {
    * once the backup's records are written are deleted (partitionReferences counts them).
    */
   kept: number;
+  /**
+   * Salvage: objects of the backup not restored because the parts holding them are damaged at
+   * every destination (the report's `lost` names them); left as the target has them. A dry run
+   * cannot count them (its warnings name the parts): 0 there.
+   */
+  lost: number;
 }
 
 export interface RestoreReport {
@@ -154,6 +163,10 @@ export interface RestoreReport {
   partitionReferences: { deleted: number; created: number };
   /** Destinations that failed for some object (the restore used another one for it). */
   sourceFailures: SourceFailure[];
+  /** Salvage: the parts damaged at every destination that were passed over (a dry run's too), in the chain's order. */
+  passedOver: string[];
+  /** Salvage: the objects not restored, per damaged run of parts (empty otherwise, and in a dry run). */
+  lost: LostRange[];
   /** What a whole-database replace drops that the per-resource counts do not show (also in a dry run). */
   warnings: string[];
   durationMs: number;
@@ -169,6 +182,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
   const inScope = (key: string) => groups.has(groupOfKey(key));
 
   const logical = new Set([...groups].filter((g) => target.resources[g]?.logical));
+  const passedOver = o.chain.flatMap((m) => m.parts.filter((p) => groups.has(p.group) && o.lostParts?.has(p.path))); // salvage
   const put = objectWriter(o.target.client, target.metadataAsStored === true);
   // A whole-database replace, or any whole-database restore into a database that defines no
   // resource yet (its stored s3db.json: another process may have defined some since this one
@@ -194,9 +208,10 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     ...(await undefinedLeftOut(o, target, defined)),
     ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
     ...keptOtherVersions(o, plan),
+    ...(o.dryRun ? passedOverWarning(passedOver) : []),
   ];
 
-  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0 };
+  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [] };
   let objectsDeleted = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
@@ -226,6 +241,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     } finally {
       await database.close();
     }
+    warnings.push(...lostWarnings(tally.lost));
     if (tally.notInSnapshot > 0) {
       warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
@@ -254,8 +270,8 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     }
   }
   const durationMs = Math.max(1, Date.now() - started);
-  const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode)));
-  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, skippedOther: _other, ...r }) => r);
+  const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode, tally.lost)));
+  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, skippedOther: _other, lostRecords: _lost, ...r }) => r);
   return {
     backupId: target.id,
     chain: o.chain.map((m) => m.id),
@@ -264,12 +280,14 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     resources,
     restored: rows
       .filter((r) => r.name !== DATABASE_GROUP)
-      .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords, totalRecords: r.records })),
+      .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords - r.lostRecords, totalRecords: r.records })),
     objectsWritten: tally.objects,
     objectsDeleted,
     bytesWritten: tally.bytes,
     partitionReferences,
     sourceFailures: o.sourceFailures,
+    passedOver: passedOver.map((p) => p.path),
+    lost: tally.lost,
     warnings,
     durationMs,
     objectsPerSecond: (tally.objects * 1000) / durationMs,
@@ -298,6 +316,8 @@ interface WriteTally {
    * deletions, so only a later member it does not read could.
    */
   notInSnapshot: number;
+  /** Salvage: the objects of parts passed over (counted once every part was read). */
+  lost: LostRange[];
 }
 
 interface GroupOutcome {
@@ -335,10 +355,13 @@ function skipped(tally: WriteTally, key: string): void {
  * deleted as counted while writing. Which written ones the target lacked is the plan's (at most
  * as many as were written); the rest count as overwritten. Logical groups keep the plan's row.
  */
-function carriedOut(row: PlanRow, outcome: GroupOutcome | undefined, mode: RestoreMode): PlanRow {
+function carriedOut(row: PlanRow, outcome: GroupOutcome | undefined, mode: RestoreMode, lost: LostRange[]): PlanRow {
   const done = outcome ?? { written: 0, unchanged: 0, skipped: 0, skippedRecords: 0, deleted: 0 };
   const created = Math.min(row.created, done.written);
-  return { ...row, created, overwritten: done.written - created, unchanged: done.unchanged, skipped: done.skipped, skippedRecords: done.skippedRecords, deleted: mode === 'replace' ? done.deleted : row.deleted };
+  const ofGroup = lost.filter((l) => l.resource === row.name);
+  const lostObjects = ofGroup.reduce((n, l) => n + l.objects, 0);
+  const lostRecords = ofGroup.reduce((n, l) => n + l.records, 0);
+  return { ...row, created, overwritten: done.written - created, unchanged: done.unchanged, skipped: done.skipped, skippedRecords: done.skippedRecords, deleted: mode === 'replace' ? done.deleted : row.deleted, lost: lostObjects, lostRecords };
 }
 
 /** A cursor over the backup's index (its snapshot), from its start. */
@@ -505,6 +528,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   const sweeps: ('all' | 'data' | 'references')[] = run.refs ? ['data', 'references'] : ['all'];
   // the parts of `member` a sweep reads for `group`: the references sweep only those holding some
   const partsOf = (sweep: 'all' | 'data' | 'references', member: Manifest, group: string) => member.parts.filter((p) => p.group === group && (sweep !== 'references' || withRefs.has(p.path)));
+  const lostParts = o.lostParts ?? new Set<string>();
   for (const sweep of sweeps) {
     if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
@@ -516,9 +540,13 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           // a version the snapshot lacks was deleted by a later member, or is a sign of damage
           const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
           const held = listsTarget(run, group, member.id) ? new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' }) : null;
+          // salvage: parts damaged everywhere are passed over, their keys found from the parts around them (the first sweep reads all the group's parts)
+          const parts = partsOf(sweep, member, group);
+          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
           try {
-            for await (const { part, record } of partRecords(o, member, partsOf(sweep, member, group))) {
+            for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
+              lost?.record(part, key);
               if (sweep !== 'all' && isPartitionRef(key) !== (sweep === 'references')) {
                 if (sweep === 'data') withRefs.add(part.path);
                 continue;
@@ -543,6 +571,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               }
               await writer.run(() => writeObject(run, group, record, held ? existing !== null : null), record.body.length);
             }
+            if (lost) {
+              lost.end();
+              tally.lost.push(...lost.ranges);
+            }
           } finally {
             await held?.close();
           }
@@ -552,6 +584,9 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
       }
     }
   }
+  // the versions in passed-over parts count as found where the index says: they are what those parts held
+  await countLost(tally.lost, indexOf(o, target));
+  for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects);
   for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
 }
 
@@ -675,7 +710,7 @@ class KeyCursor<T> {
 }
 
 /** A resource's plan: the report's row, with the records skip keeps (`skippedRecords`) and among them those not in the backup's version (`skippedOther`). */
-type PlanRow = ResourceRestoreReport & { skippedRecords: number; skippedOther: number };
+type PlanRow = ResourceRestoreReport & { skippedRecords: number; skippedOther: number; lostRecords: number };
 
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
@@ -698,7 +733,7 @@ async function planRestore(
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
-  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, kept: 0, skippedRecords: 0, skippedOther: 0 });
+  for (const name of orderGroups(groups)) rows.set(name, { name, objects: 0, records: 0, created: 0, overwritten: 0, unchanged: 0, skipped: 0, deleted: 0, kept: 0, lost: 0, skippedRecords: 0, skippedOther: 0, lostRecords: 0 });
   const inScope = (key: string) => groups.has(groupOfKey(key));
   const leaves = unchangedTest(o);
   const asBackedUp = o.mode === 'skip' && fromThisDatabase(o) ? (entry: IndexEntry, existing: SourceEntry) => entry.e === existing.etag && entry.s === existing.size && entry.m === existing.lastModified : null;
@@ -863,6 +898,22 @@ function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes
  * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
  * backed up, so it is not the backup's to remove).
  */
+/** A dry run of a salvage: the parts it will pass over (which of their objects are lost is found only by reading the parts around them). */
+function passedOverWarning(passed: PartEntry[]): string[] {
+  if (passed.length === 0) return [];
+  const objects = passed.reduce((n, p) => n + p.objects, 0);
+  return [`salvage: ${passed.length} damaged parts will be passed over (${passed.map((p) => p.path).join(', ')}); the objects they hold (at most ${objects}, fewer where a later backup of the chain holds a newer version) will not be restored and are left as the target has them; the restore names them`];
+}
+
+/** A salvage's objects not restored, per damaged run of parts. */
+function lostWarnings(lost: LostRange[]): string[] {
+  return lost.map((l) => {
+    const between = `${l.after === null ? 'the start' : JSON.stringify(l.after)} and ${l.before === null ? 'the end' : JSON.stringify(l.before)}`;
+    const named = l.keys.length === 0 ? '' : `: ${l.keys.slice(0, 10).map((k) => JSON.stringify(k)).join(', ')}${l.objects > 10 ? ', ...' : ''}`;
+    return `salvage: ${l.objects} objects of ${l.resource} (${l.records} records) were not restored, their part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId} being damaged at every destination: the keys of ${l.resource} between ${between} that backup stores${named}. They are left as the target has them: restore them from another backup`;
+  });
+}
+
 function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
   const group = groupOfKey(key);
   if (logical.has(group)) return false;

@@ -39,6 +39,12 @@ export interface VerifyOutcome {
   goodSources: Map<string, string>;
   /** Each object that failed at a destination, with why (not recorded: the result's error sums them up). */
   failures: { label: string; path: string; error: string }[];
+  /**
+   * The objects checked that no destination holds whole (part paths, and `indexSource(id)` for
+   * the index): damaged everywhere, since one no destination could read throws instead. Every
+   * object when the manifest itself failed its authentication.
+   */
+  missing: string[];
 }
 
 /** An incremental's parent, to join its index with: its key, and where its index verified (read there first). */
@@ -152,6 +158,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       result: { verified: false, level: options.level, at: new Date().toISOString(), error: forged, destinations: (await holdersOf(manifest, set)).map((m) => ({ label: m.label, verified: false, error: forged })) },
       goodSources: new Map(),
       failures: [],
+      missing: [...manifest.parts.filter((p) => options.groups == null || options.groups.has(p.group)).map((p) => p.path), indexSource(manifest.id)],
     };
   }
   const groups = options.groups ?? null;
@@ -267,6 +274,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
     result: { verified: error === null, level: options.level, at: new Date().toISOString(), error, destinations },
     goodSources,
     failures,
+    missing,
   };
 }
 

@@ -1,0 +1,239 @@
+// Salvage: a backup with a part damaged at every destination restores everything else, names what
+// it could not restore, and leaves those objects as the database has them. Real s3db.js (memory://
+// databases), real files, real parts damaged on disk.
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupPlugin } from '../src/index.js';
+import type { Manifest } from '../src/engine/manifest.js';
+import { openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
+
+const PASSPHRASE = 'salvage passphrase, long enough';
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'salvage-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+function plugin(directory: string): BackupPlugin {
+  // small parts: each resource spans several, so one can be damaged alone
+  return new BackupPlugin({ schedule: false, config: { directory }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, partSize: 4 * 1024 });
+}
+
+let n = 0;
+const fresh = () => openDb(`memory://salvage-${process.pid}-${n++}/db`);
+
+/** Flips a byte in the middle of a part (its GCM tag fails, and its SHA-256). */
+async function damage(directory: string, partPath: string): Promise<void> {
+  const file = path.join(directory, partPath);
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+  await writeFile(file, bytes);
+}
+
+/** A part of `group` with parts before and after it. */
+function middlePart(manifest: Manifest, group: string) {
+  const parts = manifest.parts.filter((p) => p.group === group);
+  expect(parts.length).toBeGreaterThanOrEqual(3);
+  return parts[1]!;
+}
+
+const keysOf = (s: ObjectSnapshot[]) => s.map((o) => o.key);
+
+describe('salvage restore', () => {
+  let dir: string;
+  let source: Awaited<ReturnType<typeof openDb>>;
+  let p: BackupPlugin;
+  let id: string;
+  let manifest: Manifest;
+  let original: ObjectSnapshot[];
+
+  beforeAll(async () => {
+    dir = path.join(work, 'one');
+    source = await fresh();
+    await seedDatabase(source, { users: 30, orders: 10, perBehavior: 1 });
+    p = plugin(dir);
+    await source.usePlugin(p);
+    id = (await p.createBackup()).id;
+    manifest = (await p.getBackup(id))!.manifest;
+    original = await snapshot(source);
+    await damage(dir, middlePart(manifest, 'users').path);
+  });
+
+  it('without salvage the damaged backup is refused, and the error says salvage restores the rest', async () => {
+    const target = await fresh();
+    const before = await snapshot(target);
+    const err = await p.restore({ backupId: id, destination: target }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('restore with salvage') });
+    expect(await snapshot(target)).toEqual(before);
+  });
+
+  it('restores every object but those of the damaged part, and names each of those', async () => {
+    const part = middlePart(manifest, 'users');
+    const target = await fresh();
+    const report = await p.restore({ backupId: id, destination: target, salvage: true });
+    const restored = await snapshot(target);
+    // every object restored is the backup's, byte for byte
+    const byKey = new Map(original.map((o) => [o.key, o]));
+    for (const o of restored) expect(o).toEqual(byKey.get(o.key));
+    const lostKeys = keysOf(original).filter((k) => !restored.some((o) => o.key === k));
+    // exactly the part's objects are missing: all of users, one contiguous run of its keys
+    expect(lostKeys.length).toBe(part.objects);
+    expect(lostKeys.every((k) => k.startsWith('resource=users/'))).toBe(true);
+    expect(report.passedOver).toEqual([part.path]);
+    expect(report.lost).toHaveLength(1);
+    const [lost] = report.lost;
+    expect(lost).toMatchObject({ resource: 'users', backupId: id, parts: [part.path], objects: lostKeys.length, keys: lostKeys.slice(0, 100) });
+    expect(lost!.records).toBe(lostKeys.filter((k) => k.startsWith('resource=users/data/')).length);
+    const usersKeys = keysOf(original).filter((k) => k.startsWith('resource=users/'));
+    const first = usersKeys.indexOf(lostKeys[0]!);
+    expect(lost!.after).toBe(usersKeys[first - 1]);
+    expect(lost!.before).toBe(usersKeys[first + lostKeys.length]);
+    const users = report.resources.find((r) => r.name === 'users')!;
+    expect(users.lost).toBe(lostKeys.length);
+    expect(report.restored.find((r) => r.name === 'users')).toMatchObject({ recordsRestored: users.records - lost!.records });
+    expect(report.resources.filter((r) => r.name !== 'users').every((r) => r.lost === 0)).toBe(true);
+    expect(report.warnings.some((w) => w.startsWith(`salvage: ${lostKeys.length} objects of users`) && w.includes(part.path))).toBe(true);
+    // the damaged part is the report's passedOver, not a copy read elsewhere
+    expect(report.sourceFailures).toEqual([]);
+    // and the damage is recorded, as any restore's verification records it
+    expect((await p.getBackup(id))!.verified).toBe(false);
+  });
+
+  it("mode 'replace' into the database itself: lost objects keep the database's version (never deleted or overwritten), the rest becomes the backup", async () => {
+    // the database backed up, then damaged: a record of the lost run and one outside it changed, one record added
+    const probe = await p.restore({ backupId: id, destination: await fresh(), salvage: true });
+    const lostKey = probe.lost[0]!.keys.find((k) => k.startsWith('resource=users/data/'))!;
+    const users = source.resources.users!;
+    const lostId = lostKey.split('id=')[1]!;
+    await users.update(lostId, { name: 'changed after the backup' });
+    await users.update('u00000', { name: 'damaged' });
+    await users.insert({ id: 'zz-new', name: 'new', email: 'n@example.com', password: 'x', plan: 'free' });
+    const report = await p.restore({ backupId: id, mode: 'replace', salvage: true });
+    expect((await users.get(lostId)).name).toBe('changed after the backup');
+    expect((await users.get('u00000')).name).toBe('User 0');
+    await expect(users.get('zz-new')).rejects.toThrow();
+    expect(report.lost[0]!.keys).toContain(lostKey);
+  });
+
+  it('a dry run names the parts it would pass over', async () => {
+    const part = middlePart(manifest, 'users');
+    const report = await p.restore({ backupId: id, destination: await fresh(), salvage: true, dryRun: true });
+    expect(report.passedOver).toEqual([part.path]);
+    expect(report.lost).toEqual([]);
+    expect(report.warnings.some((w) => w.startsWith('salvage: 1 damaged parts will be passed over') && w.includes(part.path))).toBe(true);
+  });
+
+  it('salvage with verify: false is refused (the verification finds the damaged parts)', async () => {
+    await expect(p.restore({ backupId: id, destination: await fresh(), salvage: true, verify: false })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', message: expect.stringContaining('salvage') });
+  });
+});
+
+describe('salvage of an incremental chain', () => {
+  it("keys a later backup stores again are restored from it; the lost ones are the damaged full part's others", async () => {
+    const dir = path.join(work, 'chain');
+    const source = await fresh();
+    await seedDatabase(source, { users: 30, orders: 5, perBehavior: 1 });
+    const p = plugin(dir);
+    await source.usePlugin(p);
+    const full = (await p.createBackup()).id;
+    const fullManifest = (await p.getBackup(full))!.manifest;
+    const part = middlePart(fullManifest, 'users');
+    // a salvage of a damaged copy of the backups tells which keys the part holds; then one of them changes
+    const copy = path.join(work, 'chain-copy');
+    await cp(dir, copy, { recursive: true });
+    await damage(copy, part.path);
+    const scratch = await fresh();
+    const reader = plugin(copy);
+    await scratch.usePlugin(reader);
+    const probe = await reader.restore({ backupId: full, destination: await fresh(), salvage: true });
+    const inPart = probe.lost[0]!.keys.filter((k) => k.startsWith('resource=users/data/')).map((k) => k.split('id=')[1]!);
+    expect(inPart.length).toBeGreaterThan(2);
+    await source.resources.users!.update(inPart[1]!, { name: 'changed in the incremental' });
+    const incremental = (await p.createBackup({ type: 'incremental' })).id;
+    expect((await p.getBackup(incremental))!.manifest.chain).toEqual([full, incremental]);
+    await damage(dir, part.path);
+    const expected = await snapshot(source);
+    const target = await fresh();
+    const report = await p.restore({ backupId: incremental, destination: target, salvage: true });
+    expect((await target.resources.users!.get(inPart[1]!)).name).toBe('changed in the incremental');
+    const restored = await snapshot(target);
+    const byKey = new Map(expected.map((o) => [o.key, o]));
+    for (const o of restored) expect(o).toEqual(byKey.get(o.key));
+    const lostKeys = keysOf(expected).filter((k) => !restored.some((o) => o.key === k));
+    expect(report.lost).toHaveLength(1);
+    expect(report.lost[0]).toMatchObject({ backupId: full, parts: [part.path], objects: lostKeys.length });
+    expect(lostKeys).not.toContain(`resource=users/data/id=${inPart[1]}`);
+    expect(lostKeys.length).toBeGreaterThan(0);
+  });
+});
+
+describe('salvage at the edges, and what it still refuses', () => {
+  let dir: string;
+  let p: BackupPlugin;
+  let id: string;
+  let manifest: Manifest;
+
+  beforeAll(async () => {
+    dir = path.join(work, 'refused');
+    const source = await fresh();
+    await seedDatabase(source, { users: 20, orders: 5, perBehavior: 1 });
+    p = plugin(dir);
+    await source.usePlugin(p);
+    id = (await p.createBackup()).id;
+    manifest = (await p.getBackup(id))!.manifest;
+  });
+
+  async function whileDamaged(at: string | string[], run: () => Promise<void>): Promise<void> {
+    const files = [at].flat().map((a) => path.join(dir, a));
+    const bytes = await Promise.all(files.map((f) => readFile(f)));
+    for (const a of [at].flat()) await damage(dir, a);
+    try {
+      await run();
+    } finally {
+      for (const [i, f] of files.entries()) await writeFile(f, bytes[i]!);
+    }
+  }
+
+  it("a resource's first and last parts damaged: one run of lost keys from its start, one to its end", async () => {
+    const users = manifest.parts.filter((x) => x.group === 'users');
+    const [first, last] = [users[0]!, users[users.length - 1]!];
+    await whileDamaged([first.path, last.path], async () => {
+      const report = await p.restore({ backupId: id, destination: await fresh(), salvage: true });
+      expect(report.passedOver).toEqual([first.path, last.path]);
+      expect(report.lost).toMatchObject([
+        { resource: 'users', parts: [first.path], after: null, objects: first.objects },
+        { resource: 'users', parts: [last.path], before: null, objects: last.objects },
+      ]);
+      expect(report.lost[0]!.before).toEqual(expect.any(String));
+      expect(report.lost[1]!.after).toEqual(expect.any(String));
+    });
+  });
+
+  it('a damaged index: recoverBackups() first', async () => {
+    await whileDamaged(manifest.index.path, async () => {
+      const target = await fresh();
+      const before = await snapshot(target);
+      await expect(p.restore({ backupId: id, destination: target, salvage: true })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('recoverBackups() puts it back') });
+      expect(await snapshot(target)).toEqual(before);
+    });
+  });
+
+  it("a damaged part of the database's own objects (s3db.json)", async () => {
+    const part = manifest.parts.find((x) => x.group === '_database')!;
+    await whileDamaged(part.path, async () => {
+      const target = await fresh();
+      const before = await snapshot(target);
+      await expect(p.restore({ backupId: id, destination: target, salvage: true })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('s3db.json') });
+      expect(await snapshot(target)).toEqual(before);
+      // the resources alone, without that part: restored whole
+      const report = await p.restore({ backupId: id, destination: target, resources: ['users'], salvage: true });
+      expect(report.lost).toEqual([]);
+      expect(report.passedOver).toEqual([]);
+    });
+  });
+});

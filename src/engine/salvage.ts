@@ -1,0 +1,114 @@
+/**
+ * Salvage: restoring what a damaged backup still holds (restore option `salvage`).
+ *
+ * A full verification before the restore finds the parts no destination holds whole. Salvage
+ * passes over those parts of resources stored object by object, and nothing else: a backup whose
+ * index is damaged everywhere, whose index and parts disagree, whose manifest fails its
+ * authentication, or whose damaged part holds database-level objects (s3db.json) or a filtered
+ * resource's records is refused as without salvage (`salvageable`).
+ *
+ * Which objects a passed-over part held is found without it: a backup's parts of one group are in
+ * key order and never share a key, so the part's objects are exactly the index entries that name
+ * that backup, of that group, strictly between the last key read before the part and the first key
+ * read after it (`LostRanges`, while the parts around it are read; `countLost`, one pass over the
+ * index afterwards). A key the snapshot names a later backup for is that backup's version, and is
+ * restored: it is not lost.
+ *
+ * Invariant relied on by restore.ts: a lost object is never written and never deleted (replace
+ * deletes only keys the index lacks, and a lost key is in the index), so the database keeps its own
+ * version of it, if any.
+ */
+import { compareKeys } from './sorted-merge.js';
+import { DATABASE_GROUP, groupOfKey } from './layout.js';
+import { indexSource } from './stored.js';
+import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+
+/** Objects of one backup's group that a restore did not write: their parts are damaged everywhere. */
+export interface LostRange {
+  resource: string;
+  /** The backup whose (damaged) parts held them. */
+  backupId: string;
+  parts: string[];
+  /** The last key read before the parts (null: none), and the first after them (null: none); the lost keys lie between. */
+  after: string | null;
+  before: string | null;
+  /** Index entries in the range: the objects not restored, and how many of them are records (`resource=<r>/data/id=<id>`). */
+  objects: number;
+  records: number;
+  /** The first lost keys (up to LOST_KEYS_NAMED), in key order. */
+  keys: string[];
+}
+
+/** Keys a lost range names at most (the count is exact either way). */
+export const LOST_KEYS_NAMED = 100;
+
+/**
+ * The parts of `manifest` a salvage restore passes over, given the objects its verification found
+ * damaged everywhere (`missing`); null when salvage cannot restore it (salvageRefusal says why).
+ */
+export function salvageable(manifest: Manifest, missing: string[]): string[] | null {
+  return salvageRefusal(manifest, missing) === null ? missing : null;
+}
+
+/** Why a salvage restore refuses `manifest`, or null when it can pass over every missing object. */
+export function salvageRefusal(manifest: Manifest, missing: string[]): string | null {
+  if (missing.length === 0) return `the index and the parts of backup ${manifest.id} disagree, so no part can be trusted to hold what the index says`;
+  if (missing.includes(indexSource(manifest.id))) return `its object index is damaged at every destination: recoverBackups() puts it back (from its parts), then restore again`;
+  for (const path of missing) {
+    const part = manifest.parts.find((p) => p.path === path);
+    if (!part) return `${path} is not one of its parts`;
+    if (part.group === DATABASE_GROUP) return `part ${path} holds the database's own objects (s3db.json): restore an older backup, or this one's resources with \`resources: [...]\` into a database that defines them`;
+    if (manifest.resources[part.group]?.logical) return `part ${path} holds records of the filtered resource '${part.group}': restore the other resources with \`resources: [...]\``;
+  }
+  return null;
+}
+
+/**
+ * The lost ranges of one backup's parts of one group, found while those parts are read in order:
+ * `record` for every record read (of any part), `end` after the last.
+ */
+export class LostRanges {
+  readonly ranges: LostRange[] = [];
+  private readonly position: Map<string, number>;
+  /** The part the last record came from (-1: none yet), and that record's key. */
+  private at = -1;
+  private lastKey: string | null = null;
+
+  constructor(
+    private readonly backupId: string,
+    private readonly group: string,
+    private readonly parts: PartEntry[],
+    private readonly lost: ReadonlySet<string>,
+  ) {
+    this.position = new Map(parts.map((p, i) => [p.path, i]));
+  }
+
+  record(part: PartEntry, key: string): void {
+    const i = this.position.get(part.path)!;
+    if (i !== this.at) this.close(this.parts.slice(this.at + 1, i), key);
+    this.at = i;
+    this.lastKey = key;
+  }
+
+  end(): void {
+    this.close(this.parts.slice(this.at + 1), null);
+    this.at = this.parts.length;
+  }
+
+  private close(passed: PartEntry[], before: string | null): void {
+    const parts = passed.filter((p) => this.lost.has(p.path)).map((p) => p.path);
+    if (parts.length > 0) this.ranges.push({ resource: this.group, backupId: this.backupId, parts, after: this.lastKey, before, objects: 0, records: 0, keys: [] });
+  }
+}
+
+/** Counts (and names the first of) each range's objects, from the backup's whole index in key order. */
+export async function countLost(ranges: LostRange[], index: AsyncIterable<IndexEntry>): Promise<void> {
+  if (ranges.length === 0) return;
+  for await (const entry of index) {
+    const range = ranges.find((r) => r.backupId === entry.b && groupOfKey(entry.k) === r.resource && (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
+    if (!range) continue;
+    range.objects++;
+    if (entry.k.startsWith(`resource=${range.resource}/data/`)) range.records++;
+    if (range.keys.length < LOST_KEYS_NAMED) range.keys.push(entry.k);
+  }
+}
