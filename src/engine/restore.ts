@@ -57,7 +57,7 @@ import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readInde
 import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
 import { describeSource } from './backup.js';
-import { countLost, LostRanges, type LostRange } from './salvage.js';
+import { LostRanges, type LostRange } from './salvage.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -542,7 +542,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           const held = listsTarget(run, group, member.id) ? new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' }) : null;
           // salvage: parts damaged everywhere are passed over, their keys found from the parts around them (the first sweep reads all the group's parts)
           const parts = partsOf(sweep, member, group);
-          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
+          // (the target holds a lost object intact when it lists the backup's version: the test unchanged objects pass)
+          const intact = held && run.leaves ? async (entry: IndexEntry) => { const existing = await held.find(entry.k); return existing !== null && run.leaves!(entry, existing); } : null;
+          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts, intact) : null;
+          snapshot.onPassed(lost ? (entry) => lost.passed(entry) : null);
           try {
             for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
@@ -572,10 +575,13 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               await writer.run(() => writeObject(run, group, record, held ? existing !== null : null), record.body.length);
             }
             if (lost) {
+              // the group's entries after its last key read: passed over by asking past the group's end
               lost.end();
+              await snapshot.find(`resource=${group}0`); // ('0' follows '/': after every key of the group, before the next group's)
               tally.lost.push(...lost.ranges);
             }
           } finally {
+            snapshot.onPassed(null);
             await held?.close();
           }
         }
@@ -585,7 +591,6 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
     }
   }
   // the versions in passed-over parts count as found where the index says: they are what those parts held
-  await countLost(tally.lost, indexOf(o, target));
   for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects);
   for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
 }
@@ -672,7 +677,10 @@ class KeyCursor<T> {
   private readonly keyOf: (item: T) => string;
   private readonly name: string;
   private head: IteratorResult<T> | null = null;
+  /** The head was returned by find(): passing it later is not passing it unasked. */
+  private headFound = false;
   private asked: string | null = null;
+  private passedHook: ((item: T) => Promise<void>) | null = null;
 
   constructor(side: MergeSide<T>) {
     this.items = ordered(side)[Symbol.asyncIterator]();
@@ -698,10 +706,20 @@ class KeyCursor<T> {
       this.head ??= await this.items.next();
       if (this.head.done) return null;
       const order = compareKeys(this.keyOf(this.head.value), key);
-      if (order === 0) return this.head.value;
+      if (order === 0) {
+        this.headFound = true;
+        return this.head.value;
+      }
       if (order > 0) return null;
+      if (this.passedHook && !this.headFound) await this.passedHook(this.head.value);
       this.head = null;
+      this.headFound = false;
     }
+  }
+
+  /** Calls `hook` with each item find() passes over without it being asked (null: none). */
+  onPassed(hook: ((item: T) => Promise<void>) | null): void {
+    this.passedHook = hook;
   }
 
   async close(): Promise<void> {
@@ -910,7 +928,7 @@ function lostWarnings(lost: LostRange[]): string[] {
   return lost.map((l) => {
     const between = `${l.after === null ? 'the start' : JSON.stringify(l.after)} and ${l.before === null ? 'the end' : JSON.stringify(l.before)}`;
     const named = l.keys.length === 0 ? '' : `: ${l.keys.slice(0, 10).map((k) => JSON.stringify(k)).join(', ')}${l.objects > 10 ? ', ...' : ''}`;
-    return `salvage: ${l.objects} objects of ${l.resource} (${l.records} records) were not restored, their part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId} being damaged at every destination: the keys of ${l.resource} between ${between} that backup stores${named}. They are left as the target has them: restore them from another backup`;
+    return `salvage: ${l.objects} objects of ${l.resource} (${l.records} records) were not restored, their part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId} being damaged at every destination: the keys of ${l.resource} between ${between} that backup stores${named}. They are left as the target has them${l.intact > 0 ? ` (${l.intact} of them as the backup has them: nothing of those is missing)` : ''}: restore ${l.intact > 0 ? 'the others' : 'them'} from another backup`;
   });
 }
 

@@ -10,9 +10,9 @@
  * Which objects a passed-over part held is found without it: a backup's parts of one group are in
  * key order and never share a key, so the part's objects are exactly the index entries that name
  * that backup, of that group, strictly between the last key read before the part and the first key
- * read after it (`LostRanges`, while the parts around it are read; `countLost`, one pass over the
- * index afterwards). A key the snapshot names a later backup for is that backup's version, and is
- * restored: it is not lost.
+ * read after it (`LostRanges`: the bounds while the parts around it are read, the entries as the
+ * restore's pass over the index goes past them unasked; no pass of its own). A key the snapshot
+ * names a later backup for is that backup's version, and is restored: it is not lost.
  *
  * Invariant relied on by restore.ts: a lost object is never written and never deleted (replace
  * deletes only keys the index lacks, and a lost key is in the index), so the database keeps its own
@@ -35,6 +35,12 @@ export interface LostRange {
   /** Index entries in the range: the objects not restored, and how many of them are records (`resource=<r>/data/id=<id>`). */
   objects: number;
   records: number;
+  /**
+   * Of `objects`, those the target holds in the backup's version (the test a restore leaves
+   * `unchanged` objects by), so nothing of them is missing there; counted only where the restore
+   * lists the target to find those (into the S3 database the backup was taken from), else 0.
+   */
+  intact: number;
   /** The first lost keys (up to LOST_KEYS_NAMED), in key order. */
   keys: string[];
 }
@@ -79,6 +85,8 @@ export class LostRanges {
     private readonly group: string,
     private readonly parts: PartEntry[],
     private readonly lost: ReadonlySet<string>,
+    /** Whether the target holds an entry's version (asked in key order), or null where that is not known. */
+    private readonly holdsIntact: ((entry: IndexEntry) => Promise<boolean>) | null = null,
   ) {
     this.position = new Map(parts.map((p, i) => [p.path, i]));
   }
@@ -95,20 +103,23 @@ export class LostRanges {
     this.at = this.parts.length;
   }
 
+  /**
+   * An index entry the restore's pass went past without asking for it, in key order: one of a
+   * range's objects when it names this backup and lies in the range (the range is known by then:
+   * the key read after it is asked, or the group's end, only once `record` or `end` saw it).
+   */
+  async passed(entry: IndexEntry): Promise<void> {
+    if (entry.b !== this.backupId || groupOfKey(entry.k) !== this.group) return;
+    const range = this.ranges.find((r) => (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
+    if (!range) return;
+    range.objects++;
+    if (entry.k.startsWith(`resource=${this.group}/data/`)) range.records++;
+    if (range.keys.length < LOST_KEYS_NAMED) range.keys.push(entry.k);
+    if (this.holdsIntact && (await this.holdsIntact(entry))) range.intact++;
+  }
+
   private close(passed: PartEntry[], before: string | null): void {
     const parts = passed.filter((p) => this.lost.has(p.path)).map((p) => p.path);
-    if (parts.length > 0) this.ranges.push({ resource: this.group, backupId: this.backupId, parts, after: this.lastKey, before, objects: 0, records: 0, keys: [] });
-  }
-}
-
-/** Counts (and names the first of) each range's objects, from the backup's whole index in key order. */
-export async function countLost(ranges: LostRange[], index: AsyncIterable<IndexEntry>): Promise<void> {
-  if (ranges.length === 0) return;
-  for await (const entry of index) {
-    const range = ranges.find((r) => r.backupId === entry.b && groupOfKey(entry.k) === r.resource && (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
-    if (!range) continue;
-    range.objects++;
-    if (entry.k.startsWith(`resource=${range.resource}/data/`)) range.records++;
-    if (range.keys.length < LOST_KEYS_NAMED) range.keys.push(entry.k);
+    if (parts.length > 0) this.ranges.push({ resource: this.group, backupId: this.backupId, parts, after: this.lastKey, before, objects: 0, records: 0, intact: 0, keys: [] });
   }
 }
