@@ -548,7 +548,8 @@ export class BackupPlugin extends EventEmitter {
    */
   private async finishLeftovers(): Promise<Leftover[]> {
     const failed = (message: string) => this.log('warn', {}, `cleanup of leftovers: ${message}`);
-    const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids), failed).catch((err: unknown) => {
+    const completed = (message: string) => this.log('info', {}, `cleanup of leftovers: ${message}`);
+    const done = await this.catalog.cleanupLeftovers(this.config.staleAfterMs, (ids) => this.inUse.claim(ids), failed, completed).catch((err: unknown) => {
       this.log('warn', { err: errorMessage(err) }, 'cleanup of leftovers failed');
       return [];
     });

@@ -523,6 +523,25 @@ export class Catalog {
     return { recovered: [...recovered].sort(), skipped, damaged, ...(rewritten.length > 0 ? { copies: rewritten } : {}) };
   }
 
+  /**
+   * The manifest of backup `id` at a destination other than `member` (text, parsed, and where),
+   * null when no other holds one, 'unknown' when one could not be asked or read.
+   */
+  private async committedElsewhere(id: string, member: Destination): Promise<{ text: string; manifest: Manifest; at: string } | 'unknown' | null> {
+    let unknown = false;
+    for (const other of this.set.members) {
+      if (other === member) continue;
+      try {
+        if (!(await other.stat(paths.manifest(id)))) continue;
+        const text = await readText(other, paths.manifest(id));
+        return { text, manifest: parseManifest(text, `${paths.manifest(id)} at ${other.label}`), at: other.label };
+      } catch {
+        unknown = true;
+      }
+    }
+    return unknown ? 'unknown' : null;
+  }
+
   /** Another destination than `except` whose manifest of `id` reads, if any. */
   private async holderOf(id: string, except: Destination): Promise<Destination | undefined> {
     for (const member of this.set.members) if (member !== except && (await manifestReadable(member, id))) return member;
@@ -534,7 +553,12 @@ export class Catalog {
    * is asked for each backup first: one a restore or verification is reading (a deletion that
    * died midway left it listed) is left for a later run.
    */
-  async cleanupLeftovers(staleAfterMs: number, claim: (ids: string[]) => (() => void) | false, failed: (message: string) => void = () => undefined): Promise<Leftover[]> {
+  async cleanupLeftovers(
+    staleAfterMs: number,
+    claim: (ids: string[]) => (() => void) | false,
+    failed: (message: string) => void = () => undefined,
+    completed: (message: string) => void = () => undefined,
+  ): Promise<Leftover[]> {
     const cleaned = new Map<string, Leftover>();
     for (const member of this.set.members) {
       const markers: string[] = [];
@@ -550,8 +574,21 @@ export class Catalog {
         } catch {
           continue;
         }
-        const committed = !state.deleting && (await member.stat(paths.manifest(state.id)).catch(() => null)) !== null;
+        let committed = !state.deleting && (await member.stat(paths.manifest(state.id)).catch(() => null)) !== null;
         if (!committed && !isStale(state, staleAfterMs)) continue;
+        if (!committed && !state.deleting) {
+          // A kill between the destinations' manifest writes (backup.ts writes them at once) leaves
+          // a committed backup without its manifest here: finished here, never deleted (review-31a F1)
+          const elsewhere = await this.committedElsewhere(state.id, member);
+          if (elsewhere === 'unknown') {
+            failed(`left the leftovers of backup ${state.id} at ${member.label} for a later cleanup: another destination could not be asked whether the backup committed there (deleting them could delete a committed backup's second copy)`);
+            continue;
+          }
+          if (elsewhere && (await completeHere(member, elsewhere.manifest, elsewhere.text))) {
+            committed = true;
+            completed(`backup ${state.id} had committed at ${elsewhere.at} but not at ${member.label} (the process ended between the two manifest writes); its parts there are whole, so its manifest was written there too`);
+          }
+        }
         const release = claim([state.id]);
         if (!release) continue;
         try {
@@ -696,6 +733,22 @@ async function copyManifest(from: Destination, to: Destination, id: string): Pro
   const outcome = await putBack(to, manifest, text);
   if ('damage' in outcome && manifest.copy) await to.write(manifest.copy, Buffer.from(text));
   return outcome;
+}
+
+/**
+ * Writes `text`, the manifest of a backup committed at another destination, at `member` when the
+ * backup was written whole there (not recorded as failed there; every part and the index of their
+ * recorded sizes), with its copy beside the parts if that is missing; false, writing nothing, otherwise.
+ */
+async function completeHere(member: Destination, manifest: Manifest, text: string): Promise<boolean> {
+  if (manifest.destinations.find((d) => d.label === member.label)?.status === 'failed') return false;
+  for (const stored of [...manifest.parts, manifest.index]) {
+    const info = await member.stat(stored.path);
+    if (!info || info.size !== stored.size) return false;
+  }
+  if (manifest.copy && !(await member.stat(manifest.copy))) await member.write(manifest.copy, Buffer.from(text));
+  await member.write(paths.manifest(manifest.id), Buffer.from(text));
+  return true;
 }
 
 /**
