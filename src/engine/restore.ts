@@ -316,7 +316,7 @@ interface WriteTally {
    * deletions, so only a later member it does not read could.
    */
   notInSnapshot: number;
-  /** Salvage: the objects of parts passed over (counted once every part was read). */
+  /** Salvage: the objects of parts passed over (counted as the index pass goes past them). */
   lost: LostRange[];
 }
 
@@ -910,12 +910,6 @@ function restoreWarnings(o: RestoreRunOptions, target: Manifest, databaseDeletes
   return warnings;
 }
 
-/**
- * Whether a replace deletes `key` (in scope, absent from the backup): not in a logical (filtered)
- * resource, which holds only the records its filter chose; and not a database-level object other
- * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
- * backed up, so it is not the backup's to remove).
- */
 /** A dry run of a salvage: the parts it will pass over (which of their objects are lost is found only by reading the parts around them). */
 function passedOverWarning(passed: PartEntry[]): string[] {
   if (passed.length === 0) return [];
@@ -932,6 +926,12 @@ function lostWarnings(lost: LostRange[]): string[] {
   });
 }
 
+/**
+ * Whether a replace deletes `key` (in scope, absent from the backup): not in a logical (filtered)
+ * resource, which holds only the records its filter chose; and not a database-level object other
+ * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
+ * backed up, so it is not the backup's to remove).
+ */
 function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
   const group = groupOfKey(key);
   if (logical.has(group)) return false;
