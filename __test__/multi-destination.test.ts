@@ -795,6 +795,18 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a committed backup's second copy deleted whole (as cleanups before review-31a F1 could): recoverBackups() says it cannot come back there, where it said nothing", async () => {
+    const { b, p } = await twoDirectories('legacy-split', 'all');
+    const backup = await p.createBackup();
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    for (const f of [...manifest.parts.map((x) => x.path), manifest.index.path, manifest.copy!, `manifests/${backup.id}.json`]) await unlink(path.join(b, f));
+    const label = p.destinations.members[1]!.label;
+    const report = await p.recoverBackups();
+    expect(report.recovered).toEqual([]);
+    expect(report.skipped).toContainEqual(expect.objectContaining({ id: backup.id, destination: label, lost: 'here', reason: expect.stringContaining('none of its parts is there') }));
+    await p.stop();
+  });
+
   it('a prune while a destination cannot be listed warns that what it removes stays there (review-retention 5)', async () => {
     const { b, warnings, p } = await twoDirectories('unlisted-prune', 'any', { retention: { count: 1 } });
     await p.createBackup();

@@ -508,6 +508,16 @@ export class Catalog {
         if (i >= 0) skipped.splice(i, 1);
       }
     }
+    // A manifest the listing misses at a destination whose index is gone too (no copy and no index
+    // named it above: a cleanup before review-31a F1 deleted a committed backup's second copy
+    // there) is looked for as well: the copy below says why it cannot come back
+    for (const { summary } of (await this.survey()).entries) {
+      for (const label of summary.manifestMissingAt ?? []) {
+        const member = this.set.members.find((m) => m.label === label);
+        if (!member || recovered.has(summary.id) || lost.some((l) => l.id === summary.id && l.member === member)) continue;
+        lost.push({ id: summary.id, path: paths.manifest(summary.id), destination: label, reason: NO_COPY, lost: 'everywhere', member });
+      }
+    }
     // A manifest missing at one destination while another holds it is no loss of the backup: it
     // is copied from there (the manifest and its copy beside the parts), as lost indexes are
     for (const { member, ...entry } of lost) {
