@@ -216,13 +216,34 @@ describe('salvage at the edges, and what it still refuses', () => {
     });
   });
 
-  it('a damaged index: recoverBackups() first', async () => {
+  it('a damaged index: recoverBackups() first (and a restore without salvage does not suggest it)', async () => {
     await whileDamaged(manifest.index.path, async () => {
       const target = await fresh();
       const before = await snapshot(target);
       await expect(p.restore({ backupId: id, destination: target, salvage: true })).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('recoverBackups() puts it back') });
+      const plain = await p.restore({ backupId: id, destination: target }).then(() => null, (e: Error) => e);
+      expect(plain).toMatchObject({ code: 'ERR_VERIFY_FAILED' });
+      expect(plain?.message).not.toContain('restore with salvage');
       expect(await snapshot(target)).toEqual(before);
     });
+  });
+
+  it('an edited manifest: nothing it names is trusted, salvage or not', async () => {
+    const edited = JSON.parse(await readFile(path.join(dir, 'manifests', `${id}.json`), 'utf8')) as Manifest;
+    edited.parts = edited.parts.filter((x) => x !== edited.parts.find((y) => y.group === 'users')); // a part "lost" by editing
+    const files = [path.join(dir, 'manifests', `${id}.json`), path.join(dir, manifest.copy!)];
+    const originals = await Promise.all(files.map((f) => readFile(f)));
+    for (const f of files) await writeFile(f, JSON.stringify(edited));
+    try {
+      const reader = plugin(dir); // a fresh catalog: the edited manifest is read
+      await (await fresh()).usePlugin(reader);
+      const target = await fresh();
+      const refused = await reader.restore({ backupId: id, destination: target, salvage: true }).then(() => null, (e: Error) => e);
+      expect(refused).toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('cannot be trusted: it was changed after its backup wrote it') });
+      expect(refused?.message).not.toContain('restore with salvage');
+    } finally {
+      for (const [i, f] of files.entries()) await writeFile(f, originals[i]!);
+    }
   });
 
   it("a damaged part of the database's own objects (s3db.json)", async () => {

@@ -820,9 +820,9 @@ export class BackupPlugin extends EventEmitter {
       // restore read only some, so only its failure is recorded (a success would claim the rest).
       if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
       if (!outcome.result.verified) {
-        const lost = salvage ? salvageable(m, outcome.missing) : null;
+        const lost = salvage ? salvageable(m, outcome) : null;
         if (!lost) {
-          const how = salvage ? ` (salvage passes over damaged parts of resources only: ${salvageRefusal(m, outcome.missing)})` : '. To restore what it still holds, restore with salvage';
+          const how = salvage ? ` (salvage passes over damaged parts of resources only: ${salvageRefusal(m, outcome)})` : salvageRefusal(m, outcome) === null ? '. To restore what it still holds, restore with salvage' : '';
           throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}${how}`);
         }
         for (const path of lost) lostParts.add(path);

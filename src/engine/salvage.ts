@@ -22,6 +22,7 @@ import { compareKeys } from './sorted-merge.js';
 import { DATABASE_GROUP, groupOfKey } from './layout.js';
 import { indexSource } from './stored.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
+import type { VerifyOutcome } from './verify.js';
 
 /** Objects of one backup's group that a restore did not write: their parts are damaged everywhere. */
 export interface LostRange {
@@ -52,12 +53,13 @@ export const LOST_KEYS_NAMED = 100;
  * The parts of `manifest` a salvage restore passes over, given the objects its verification found
  * damaged everywhere (`missing`); null when salvage cannot restore it (salvageRefusal says why).
  */
-export function salvageable(manifest: Manifest, missing: string[]): string[] | null {
-  return salvageRefusal(manifest, missing) === null ? missing : null;
+export function salvageable(manifest: Manifest, found: Pick<VerifyOutcome, 'missing' | 'forged'>): string[] | null {
+  return salvageRefusal(manifest, found) === null ? found.missing : null;
 }
 
 /** Why a salvage restore refuses `manifest`, or null when it can pass over every missing object. */
-export function salvageRefusal(manifest: Manifest, missing: string[]): string | null {
+export function salvageRefusal(manifest: Manifest, { missing, forged }: Pick<VerifyOutcome, 'missing' | 'forged'>): string | null {
+  if (forged) return 'its manifest cannot be trusted, so no part it names can be';
   if (missing.length === 0) return `the index and the parts of backup ${manifest.id} disagree, so no part can be trusted to hold what the index says`;
   if (missing.includes(indexSource(manifest.id))) return `its object index is damaged at every destination: recoverBackups() puts it back (from its parts), then restore again`;
   for (const path of missing) {

@@ -42,9 +42,11 @@ export interface VerifyOutcome {
   /**
    * The objects checked that no destination holds whole (part paths, and `indexSource(id)` for
    * the index): damaged everywhere, since one no destination could read throws instead. Every
-   * object when the manifest itself failed its authentication.
+   * object when the manifest itself failed its authentication (`forged`).
    */
   missing: string[];
+  /** The manifest failed its authentication: nothing it names was read. */
+  forged?: true;
 }
 
 /** An incremental's parent, to join its index with: its key, and where its index verified (read there first). */
@@ -159,6 +161,7 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       goodSources: new Map(),
       failures: [],
       missing: [...manifest.parts.filter((p) => options.groups == null || options.groups.has(p.group)).map((p) => p.path), indexSource(manifest.id)],
+      forged: true,
     };
   }
   const groups = options.groups ?? null;
