@@ -795,6 +795,29 @@ describe("'any' versus 'all' with one destination broken", () => {
     await p.stop();
   });
 
+  it("a copy killed between the manifest writes is not finished from a destination where the backup's deletion was cut short: the deletion is finished at both (review-31b F2)", async () => {
+    const [a, b] = [path.join(work, `deleting-a-${Date.now()}`), path.join(work, `deleting-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'all', { retention: { count: 100 }, logger: { warn() {}, error() {}, info() {} } });
+    await source.usePlugin(p, `deleting-${Date.now()}`);
+    const backup = await p.createBackup();
+    const manifest = (await p.getBackup(backup.id))!.manifest;
+    // built on disk (no kill can be aimed at these instants): at a, a dead process's marker and no
+    // manifest (killed between the manifest writes); at b, the marker of a deletion of it that died
+    // before deleting anything (a could not be marked)
+    const parts = [...manifest.parts.map((x) => x.path), manifest.copy];
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await mkdir(path.join(a, 'pending'), { recursive: true });
+    await writeFile(path.join(a, 'pending', `${backup.id}.json`), JSON.stringify({ id: backup.id, type: 'full', startedAt: manifest.startedAt, heartbeatAt: manifest.startedAt, host: hostname(), pid: dead, space: processSpace(), parts }));
+    await unlink(path.join(a, 'manifests', `${backup.id}.json`));
+    await mkdir(path.join(b, 'pending'), { recursive: true });
+    await writeFile(path.join(b, 'pending', `${backup.id}.json`), JSON.stringify({ id: backup.id, type: 'full', startedAt: manifest.startedAt, heartbeatAt: new Date(0).toISOString(), host: hostname(), pid: 0, parts, deleting: true }));
+    const pruned = await p.prune();
+    expect(pruned.deleted).toContain(backup.id);
+    expect((await p.listBackups()).find((x) => x.id === backup.id)).toBeUndefined();
+    for (const dir of [a, b]) expect((await filesUnder(dir)).filter((f) => f.includes(backup.id))).toEqual([]);
+    await p.stop();
+  });
+
   it("a committed backup's second copy deleted whole (as cleanups before review-31a F1 could): recoverBackups() says it cannot come back there, where it said nothing", async () => {
     const { b, p } = await twoDirectories('legacy-split', 'all');
     const backup = await p.createBackup();

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import type { Manifest } from '../src/engine/manifest.js';
+import type { RestoreReport } from '../src/engine/restore.js';
 import { listObjects, type SourceEntry } from '../src/engine/s3db.js';
 import { openDb, seedDatabase, settled, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { createS3Database, deleteBucket, makeBucket, makeS3Client } from './helpers/s3.js';
@@ -46,6 +47,16 @@ function middlePart(manifest: Manifest, group: string) {
 
 const keysOf = (s: ObjectSnapshot[]) => s.map((o) => o.key);
 
+/**
+ * Of the keys a salvage left missing in a new database, those it lost: not the partition references
+ * of its lost records, which follow the record the target keeps (there: none), unless lost themselves.
+ */
+function lostOf(report: RestoreReport, missing: string[]): string[] {
+  const named = new Set(report.lost.flatMap((l) => l.keys));
+  const lostIds = new Set([...named].map((k) => /^resource=[^/]+\/data\/id=(.+)$/.exec(k)?.[1]).filter((x) => x !== undefined));
+  return missing.filter((k) => named.has(k) || !lostIds.has(/^resource=[^/]+\/partition=.*\/id=(.+)$/.exec(k)?.[1] ?? ''));
+}
+
 describe('salvage restore', () => {
   let dir: string;
   let source: Awaited<ReturnType<typeof openDb>>;
@@ -82,9 +93,12 @@ describe('salvage restore', () => {
     // every object restored is the backup's, byte for byte
     const byKey = new Map(original.map((o) => [o.key, o]));
     for (const o of restored) expect(o).toEqual(byKey.get(o.key));
-    const lostKeys = keysOf(original).filter((k) => !restored.some((o) => o.key === k));
-    // exactly the part's objects are missing: all of users, one contiguous run of its keys
+    const missing = keysOf(original).filter((k) => !restored.some((o) => o.key === k));
+    // exactly the part's objects are missing (all of users, one contiguous run of its keys), and
+    // the partition references of its records, which follow the record the target keeps (none here)
+    const lostKeys = lostOf(report, missing);
     expect(lostKeys.length).toBe(part.objects);
+    expect(missing.filter((k) => !lostKeys.includes(k)).length).toBeGreaterThan(0);
     expect(lostKeys.every((k) => k.startsWith('resource=users/'))).toBe(true);
     expect(report.passedOver).toEqual([part.path]);
     expect(report.lost).toHaveLength(1);
@@ -120,6 +134,29 @@ describe('salvage restore', () => {
     expect((await users.get('u00000')).name).toBe('User 0');
     await expect(users.get('zz-new')).rejects.toThrow();
     expect(report.lost[0]!.keys).toContain(lostKey);
+  });
+
+  it("a lost record's partition references follow the version the database keeps: never the backup's, never deleted (review-31b F1)", async () => {
+    const probe = await p.restore({ backupId: id, destination: await fresh(), salvage: true });
+    const lostIds = probe.lost[0]!.keys.filter((k) => k.startsWith('resource=users/data/')).map((k) => k.split('id=')[1]!);
+    expect(lostIds.length).toBeGreaterThanOrEqual(2);
+    const users = source.resources.users!;
+    const refsOf = async (recordId: string) => {
+      const out: string[] = [];
+      for await (const o of listObjects(source.client, { prefix: 'resource=users/partition=', pageSize: 1000 })) if (o.key.endsWith(`/id=${recordId}`)) out.push(o.key);
+      return out;
+    };
+    for (const [i, mode] of (['replace', 'merge'] as const).entries()) {
+      // a lost record moved to another partition since the backup
+      const moved = lostIds[i === 0 ? 0 : lostIds.length - 1]!;
+      await users.update(moved, { plan: 'gold' });
+      await settled(source);
+      const before = await refsOf(moved);
+      expect(before).toContain(`resource=users/partition=byPlan/plan=gold/id=${moved}`);
+      await p.restore({ backupId: id, mode, salvage: true });
+      expect(await refsOf(moved)).toEqual(before);
+      expect(await users.listIds({ partition: 'byPlan', partitionValues: { plan: 'gold' } })).toContain(moved);
+    }
   });
 
   it('a dry run names the parts it would pass over', async () => {
@@ -166,7 +203,7 @@ describe('salvage of an incremental chain', () => {
     const restored = await snapshot(target);
     const byKey = new Map(expected.map((o) => [o.key, o]));
     for (const o of restored) expect(o).toEqual(byKey.get(o.key));
-    const lostKeys = keysOf(expected).filter((k) => !restored.some((o) => o.key === k));
+    const lostKeys = lostOf(report, keysOf(expected).filter((k) => !restored.some((o) => o.key === k)));
     expect(report.lost).toHaveLength(1);
     expect(report.lost[0]).toMatchObject({ backupId: full, parts: [part.path], objects: lostKeys.length });
     expect(lostKeys).not.toContain(`resource=users/data/id=${inPart[1]}`);

@@ -115,7 +115,7 @@ Common:
 
 Exit codes: 0 done, 1 failed (the error code and message are printed), 2 wrong command line,
 3 verify found the backup damaged, recover could not put a manifest back, or restore --salvage
-passed over damaged parts; 4 verify found a
+could not restore some objects (a dry run: will pass over damaged parts); 4 verify found a
 damaged copy at one destination (the backup restores from another), or recover could not put a
 manifest back at one destination while another holds it; 130/143/129 ended by Ctrl-C/SIGTERM/SIGHUP (a backup stopped cleanly
 by the first one exits 1, ERR_ABORTED).`;

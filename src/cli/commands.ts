@@ -166,8 +166,8 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
   }
   const report = await plugin.restore({ ...options, dryRun: args.dryRun, verify: !args.noVerify });
   io.out(reportLines(report, into).join('\n'));
-  // a salvage that passed over damaged parts did not restore everything: a script must not read it as done
-  return { exitCode: report.passedOver.length > 0 ? EXIT_DAMAGED : 0, result: report };
+  // a salvage that lost objects did not restore everything (a dry run: will pass over parts): a script must not read it as done
+  return { exitCode: (report.dryRun ? report.passedOver.length : report.lost.length) > 0 ? EXIT_DAMAGED : 0, result: report };
 }
 
 /**

@@ -534,22 +534,34 @@ export class Catalog {
   }
 
   /**
-   * The manifest of backup `id` at a destination other than `member` (text, parsed, and where),
-   * null when no other holds one, 'unknown' when one could not be asked or read.
+   * The manifest of backup `id` at a destination other than `member` (text, parsed, and where);
+   * `{ none }` when no other holds one (a manifest beside a deletion's marker does not count: the
+   * backup is being deleted there); `{ unknown }`, why, when one could not be asked or its manifest
+   * not read.
    */
-  private async committedElsewhere(id: string, member: Destination): Promise<{ text: string; manifest: Manifest; at: string } | 'unknown' | null> {
-    let unknown = false;
+  private async committedElsewhere(id: string, member: Destination): Promise<{ text: string; manifest: Manifest; at: string } | { none: true } | { unknown: string }> {
+    let unknown: string | null = null;
     for (const other of this.set.members) {
       if (other === member) continue;
+      let text: string;
       try {
         if (!(await other.stat(paths.manifest(id)))) continue;
-        const text = await readText(other, paths.manifest(id));
+        if (await other.stat(paths.pending(id))) {
+          const marker = JSON.parse(await readText(other, paths.pending(id))) as Partial<PendingState>;
+          if (marker.deleting) continue;
+        }
+        text = await readText(other, paths.manifest(id));
+      } catch (err) {
+        unknown ??= `${other.label} could not be asked (${errorMessage(err)})`;
+        continue;
+      }
+      try {
         return { text, manifest: parseManifest(text, `${paths.manifest(id)} at ${other.label}`), at: other.label };
-      } catch {
-        unknown = true;
+      } catch (err) {
+        unknown ??= `its manifest at ${other.label} cannot be read (${errorMessage(err)}; recoverBackups() puts it back from its copy)`;
       }
     }
-    return unknown ? 'unknown' : null;
+    return unknown !== null ? { unknown } : { none: true };
   }
 
   /** Another destination than `except` whose manifest of `id` reads, if any. */
@@ -590,11 +602,11 @@ export class Catalog {
           // A kill between the destinations' manifest writes (backup.ts writes them at once) leaves
           // a committed backup without its manifest here: finished here, never deleted (review-31a F1)
           const elsewhere = await this.committedElsewhere(state.id, member);
-          if (elsewhere === 'unknown') {
-            failed(`left the leftovers of backup ${state.id} at ${member.label} for a later cleanup: another destination could not be asked whether the backup committed there (deleting them could delete a committed backup's second copy)`);
+          if ('unknown' in elsewhere) {
+            failed(`left the leftovers of backup ${state.id} at ${member.label} for a later cleanup: ${elsewhere.unknown}, so whether the backup committed there is not known (deleting them could delete a committed backup's second copy)`);
             continue;
           }
-          if (elsewhere && (await completeHere(member, elsewhere.manifest, elsewhere.text))) {
+          if ('manifest' in elsewhere && (await completeHere(member, elsewhere.manifest, elsewhere.text))) {
             committed = true;
             completed(`backup ${state.id} had committed at ${elsewhere.at} but not at ${member.label} (the process ended between the two manifest writes); its parts there are whole, so its manifest was written there too`);
           }

@@ -300,6 +300,11 @@ export function recordIdOf(group: string, key: string): string | null {
   return key.startsWith(prefix) ? key.slice(prefix.length) : null;
 }
 
+/** The id of the record partition reference `key` points at (null: not a reference). */
+export function refRecordId(key: string): string | null {
+  return parseRef(key)?.id ?? null;
+}
+
 /** Whether `key` is a partition reference (written after its group's data objects). */
 export function isPartitionRef(key: string): boolean {
   return REF.test(key);

@@ -48,7 +48,7 @@ import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { restoreLogical } from './logical.js';
 import { checkDefinitions, mergeDefinitions, writeBackupDefinitions } from './definitions.js';
 import { BoundedWriter } from './bounded-writer.js';
-import { isPartitionRef, PartitionRefs, recordIdOf } from './partition-refs.js';
+import { isPartitionRef, PartitionRefs, recordIdOf, refRecordId } from './partition-refs.js';
 import { clearResourceCaches, reloadResources } from './reload.js';
 import { compareKeys, mergeByKey, ordered, type MergeSide } from './sorted-merge.js';
 import { isBodyOf, objectWriter, type ObjectWriter } from './raw-objects.js';
@@ -211,7 +211,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     ...(o.dryRun ? passedOverWarning(passedOver) : []),
   ];
 
-  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [] };
+  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [], lostRecords: new Map() };
   let objectsDeleted = 0;
   let partitionReferences = { deleted: 0, created: 0 };
   if (!o.dryRun) {
@@ -245,7 +245,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     if (tally.notInSnapshot > 0) {
       warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
     }
-    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key));
+    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key) && !refOfLost(tally, key));
     if (!verbatimSchema) {
       // s3db.json, passed over by the writes: its definitions merged with the target's
       if (await mergeDefinitions(o.target, target, definitionNames, o.mode)) counted(tally, { header: { key: 's3db.json', size: 0 }, body: Buffer.alloc(0) });
@@ -318,6 +318,8 @@ interface WriteTally {
   notInSnapshot: number;
   /** Salvage: the objects of parts passed over (counted as the index pass goes past them). */
   lost: LostRange[];
+  /** Salvage: per group, the ids of the lost records, whose partition references are left as the target has them. */
+  lostRecords: Map<string, Set<string>>;
 }
 
 interface GroupOutcome {
@@ -525,10 +527,11 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
   const found = new Map<string, number>(); // `${member}/${group}`: versions found where the index says
   const withRefs = new Set<string>(); // paths of the parts the data sweep saw partition references in
-  const sweeps: ('all' | 'data' | 'references')[] = run.refs ? ['data', 'references'] : ['all'];
+  const lostParts = o.lostParts ?? new Set<string>();
+  // (salvage: every lost record is known before the first reference is written, so its references are left)
+  const sweeps: ('all' | 'data' | 'references')[] = run.refs || lostParts.size > 0 ? ['data', 'references'] : ['all'];
   // the parts of `member` a sweep reads for `group`: the references sweep only those holding some
   const partsOf = (sweep: 'all' | 'data' | 'references', member: Manifest, group: string) => member.parts.filter((p) => p.group === group && (sweep !== 'references' || withRefs.has(p.path)));
-  const lostParts = o.lostParts ?? new Set<string>();
   for (const sweep of sweeps) {
     if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
@@ -567,6 +570,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
               if (unaddressable(o.target.client, key)) continue; // planRestore warned
               const existing = held ? await held.find(key) : null;
+              if (refOfLost(tally, key)) continue; // a lost record's references stay as the target has them
               if (existing && run.leaves?.(entry, existing) && holdsListedBody(entry, record)) {
                 run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
                 outcomeOf(tally, group).unchanged++;
@@ -578,7 +582,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               // the group's entries after its last key read: passed over by asking past the group's end
               lost.end();
               await snapshot.find(`resource=${group}0`); // ('0' follows '/': after every key of the group, before the next group's)
-              tally.lost.push(...lost.ranges);
+              // (a run whose every object a later backup holds lost nothing)
+              tally.lost.push(...lost.ranges.filter((r) => r.objects > 0));
+              const ids = tally.lostRecords.get(group) ?? tally.lostRecords.set(group, new Set()).get(group)!;
+              for (const id of lost.recordIds) ids.add(id);
             }
           } finally {
             snapshot.onPassed(null);
@@ -590,7 +597,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
       }
     }
   }
-  // the versions in passed-over parts count as found where the index says: they are what those parts held
+  // the versions in passed-over parts count as found where the index says: they are what those parts held (a run of none was dropped)
   for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects);
   for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
 }
@@ -932,6 +939,13 @@ function lostWarnings(lost: LostRange[]): string[] {
  * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
  * backed up, so it is not the backup's to remove).
  */
+/** Salvage: `key` is a partition reference of a lost record (left as the target has it, never written or deleted). */
+function refOfLost(tally: WriteTally, key: string): boolean {
+  if (tally.lostRecords.size === 0 || !isPartitionRef(key)) return false;
+  const id = refRecordId(key);
+  return id !== null && tally.lostRecords.get(groupOfKey(key))?.has(id) === true;
+}
+
 function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
   const group = groupOfKey(key);
   if (logical.has(group)) return false;

@@ -16,13 +16,16 @@
  *
  * Invariant relied on by restore.ts: a lost object is never written and never deleted (replace
  * deletes only keys the index lacks, and a lost key is in the index), so the database keeps its own
- * version of it, if any.
+ * version of it, if any; and so are a lost record's partition references (the backup's, in parts
+ * that are whole, are not written; the database's, which the index may lack, not deleted): they
+ * follow the version the database keeps. Memory: the ids of the lost records (`recordIds`).
  */
 import { compareKeys } from './sorted-merge.js';
 import { DATABASE_GROUP, groupOfKey } from './layout.js';
 import { indexSource } from './stored.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import type { VerifyOutcome } from './verify.js';
+import { recordIdOf } from './partition-refs.js';
 
 /** Objects of one backup's group that a restore did not write: their parts are damaged everywhere. */
 export interface LostRange {
@@ -77,6 +80,8 @@ export function salvageRefusal(manifest: Manifest, { missing, forged }: Pick<Ver
  */
 export class LostRanges {
   readonly ranges: LostRange[] = [];
+  /** The ids of the lost records (`resource=<group>/data/id=<id>`): their partition references are left as the target has them too. */
+  readonly recordIds = new Set<string>();
   private readonly position: Map<string, number>;
   /** The part the last record came from (-1: none yet), and that record's key. */
   private at = -1;
@@ -115,7 +120,11 @@ export class LostRanges {
     const range = this.ranges.find((r) => (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
     if (!range) return;
     range.objects++;
-    if (entry.k.startsWith(`resource=${this.group}/data/`)) range.records++;
+    const id = recordIdOf(this.group, entry.k);
+    if (id !== null) {
+      range.records++;
+      this.recordIds.add(id);
+    }
     if (range.keys.length < LOST_KEYS_NAMED) range.keys.push(entry.k);
     if (this.holdsIntact && (await this.holdsIntact(entry))) range.intact++;
   }
