@@ -195,8 +195,13 @@ describe('salvage of an incremental chain', () => {
     await source.resources.users!.update(inPart[1]!, { name: 'changed in the incremental' });
     const incremental = (await p.createBackup({ type: 'incremental' })).id;
     expect((await p.getBackup(incremental))!.manifest.chain).toEqual([full, incremental]);
-    await damage(dir, part.path);
     const expected = await snapshot(source);
+    // then every record of the part: a later incremental holds every object of it
+    expect(probe.lost[0]!.keys.every((k) => k.startsWith('resource=users/data/'))).toBe(true);
+    for (const id of inPart) await source.resources.users!.update(id, { name: `rewritten ${id}` });
+    const rewritten = (await p.createBackup({ type: 'incremental' })).id;
+    expect((await p.getBackup(rewritten))!.manifest.chain).toEqual([full, incremental, rewritten]);
+    await damage(dir, part.path);
     const target = await fresh();
     const report = await p.restore({ backupId: incremental, destination: target, salvage: true });
     expect((await target.resources.users!.get(inPart[1]!)).name).toBe('changed in the incremental');
@@ -208,6 +213,11 @@ describe('salvage of an incremental chain', () => {
     expect(report.lost[0]).toMatchObject({ backupId: full, parts: [part.path], objects: lostKeys.length });
     expect(lostKeys).not.toContain(`resource=users/data/id=${inPart[1]}`);
     expect(lostKeys.length).toBeGreaterThan(0);
+    // where a later backup holds every object of the damaged part, nothing is lost (review-31b F3: a run of 0 was reported, and the command line exited 3)
+    const whole = await p.restore({ backupId: rewritten, destination: await fresh(), salvage: true });
+    expect(whole.passedOver).toEqual([part.path]);
+    expect(whole.lost).toEqual([]);
+    expect(whole.warnings.filter((w) => w.startsWith('salvage:'))).toEqual([]);
   });
 });
 
