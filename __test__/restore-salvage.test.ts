@@ -24,7 +24,7 @@ afterAll(async () => {
 
 function plugin(directory: string): BackupPlugin {
   // small parts: each resource spans several, so one can be damaged alone
-  return new BackupPlugin({ schedule: false, config: { directory }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, partSize: 4 * 1024 });
+  return new BackupPlugin({ schedule: false, config: { directory }, encryption: { passphrase: PASSPHRASE, iterations: 100_000 }, partSize: 2 * 1024 });
 }
 
 let n = 0;
@@ -68,7 +68,7 @@ describe('salvage restore', () => {
   beforeAll(async () => {
     dir = path.join(work, 'one');
     source = await fresh();
-    await seedDatabase(source, { users: 30, orders: 10, perBehavior: 1 });
+    await seedDatabase(source, { users: 14, orders: 4, perBehavior: 1 });
     p = plugin(dir);
     await source.usePlugin(p);
     id = (await p.createBackup()).id;
@@ -176,7 +176,7 @@ describe('salvage of an incremental chain', () => {
   it("keys a later backup stores again are restored from it; the lost ones are the damaged full part's others", async () => {
     const dir = path.join(work, 'chain');
     const source = await fresh();
-    await seedDatabase(source, { users: 30, orders: 5, perBehavior: 1 });
+    await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
     const p = plugin(dir);
     await source.usePlugin(p);
     const full = (await p.createBackup()).id;
@@ -230,7 +230,7 @@ describe('salvage at the edges, and what it still refuses', () => {
   beforeAll(async () => {
     dir = path.join(work, 'refused');
     const source = await fresh();
-    await seedDatabase(source, { users: 20, orders: 5, perBehavior: 1 });
+    await seedDatabase(source, { users: 12, orders: 3, perBehavior: 1 });
     p = plugin(dir);
     await source.usePlugin(p);
     id = (await p.createBackup()).id;
@@ -315,7 +315,7 @@ describe('salvage into the S3 database the backup was taken from (RGW)', () => {
     onTestFinished(() => deleteBucket(admin, bucket));
     const db = await createS3Database(bucket, 'db');
     onTestFinished(() => db.disconnect());
-    await seedDatabase(db, { users: 24, orders: 4, perBehavior: 1 });
+    await seedDatabase(db, { users: 14, orders: 3, perBehavior: 1 });
     await settled(db); // s3db.js writes partition references after insert() resolves
     const dir = path.join(work, 'intact');
     const p = plugin(dir);
@@ -353,7 +353,7 @@ describe('filling what a salvage lost from an older backup', () => {
   it("an older backup restored first, then the damaged one with salvage over it: the newest version everywhere but the lost records, which hold the older one", async () => {
     const dir = path.join(work, 'fill');
     const source = await fresh();
-    await seedDatabase(source, { users: 20, orders: 4, perBehavior: 1 });
+    await seedDatabase(source, { users: 12, orders: 3, perBehavior: 1 });
     const p = plugin(dir);
     await source.usePlugin(p);
     const older = (await p.createBackup()).id;
