@@ -30,6 +30,23 @@ function plugin(directory: string): BackupPlugin {
 let n = 0;
 const fresh = () => openDb(`memory://salvage-${process.pid}-${n++}/db`);
 
+/** A new memory:// database seeded with `users` users (and a few other records), backed up by a plugin to `<work>/<name>`. */
+async function seeded(name: string, users: number): Promise<{ dir: string; source: Awaited<ReturnType<typeof fresh>>; p: BackupPlugin }> {
+  const dir = path.join(work, name);
+  const source = await fresh();
+  await seedDatabase(source, { users, orders: 3, perBehavior: 1 });
+  const p = plugin(dir);
+  await source.usePlugin(p);
+  return { dir, source, p };
+}
+
+/** A plugin of its own (a fresh catalog) reading the backups in `directory`, attached to a scratch database. */
+async function readerOf(directory: string): Promise<BackupPlugin> {
+  const reader = plugin(directory);
+  await (await fresh()).usePlugin(reader);
+  return reader;
+}
+
 /** Flips a byte in the middle of a part (its GCM tag fails, and its SHA-256). */
 async function damage(directory: string, partPath: string): Promise<void> {
   const file = path.join(directory, partPath);
@@ -66,11 +83,7 @@ describe('salvage restore', () => {
   let original: ObjectSnapshot[];
 
   beforeAll(async () => {
-    dir = path.join(work, 'one');
-    source = await fresh();
-    await seedDatabase(source, { users: 14, orders: 4, perBehavior: 1 });
-    p = plugin(dir);
-    await source.usePlugin(p);
+    ({ dir, source, p } = await seeded('one', 14));
     id = (await p.createBackup()).id;
     manifest = (await p.getBackup(id))!.manifest;
     original = await snapshot(source);
@@ -174,11 +187,7 @@ describe('salvage restore', () => {
 
 describe('salvage of an incremental chain', () => {
   it("keys a later backup stores again are restored from it; the lost ones are the damaged full part's others", async () => {
-    const dir = path.join(work, 'chain');
-    const source = await fresh();
-    await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
-    const p = plugin(dir);
-    await source.usePlugin(p);
+    const { dir, source, p } = await seeded('chain', 14);
     const full = (await p.createBackup()).id;
     const fullManifest = (await p.getBackup(full))!.manifest;
     const part = middlePart(fullManifest, 'users');
@@ -186,10 +195,7 @@ describe('salvage of an incremental chain', () => {
     const copy = path.join(work, 'chain-copy');
     await cp(dir, copy, { recursive: true });
     await damage(copy, part.path);
-    const scratch = await fresh();
-    const reader = plugin(copy);
-    await scratch.usePlugin(reader);
-    const probe = await reader.restore({ backupId: full, destination: await fresh(), salvage: true });
+    const probe = await (await readerOf(copy)).restore({ backupId: full, destination: await fresh(), salvage: true });
     const inPart = probe.lost[0]!.keys.filter((k) => k.startsWith('resource=users/data/')).map((k) => k.split('id=')[1]!);
     expect(inPart.length).toBeGreaterThan(2);
     await source.resources.users!.update(inPart[1]!, { name: 'changed in the incremental' });
@@ -228,11 +234,7 @@ describe('salvage at the edges, and what it still refuses', () => {
   let manifest: Manifest;
 
   beforeAll(async () => {
-    dir = path.join(work, 'refused');
-    const source = await fresh();
-    await seedDatabase(source, { users: 12, orders: 3, perBehavior: 1 });
-    p = plugin(dir);
-    await source.usePlugin(p);
+    ({ dir, p } = await seeded('refused', 12));
     id = (await p.createBackup()).id;
     manifest = (await p.getBackup(id))!.manifest;
   });
@@ -282,8 +284,7 @@ describe('salvage at the edges, and what it still refuses', () => {
     const originals = await Promise.all(files.map((f) => readFile(f)));
     for (const f of files) await writeFile(f, JSON.stringify(edited));
     try {
-      const reader = plugin(dir); // a fresh catalog: the edited manifest is read
-      await (await fresh()).usePlugin(reader);
+      const reader = await readerOf(dir); // a fresh catalog: the edited manifest is read
       const target = await fresh();
       const refused = await reader.restore({ backupId: id, destination: target, salvage: true }).then(() => null, (e: Error) => e);
       expect(refused).toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringContaining('cannot be trusted: it was changed after its backup wrote it') });
@@ -351,11 +352,7 @@ describe('salvage into the S3 database the backup was taken from (RGW)', () => {
 
 describe('filling what a salvage lost from an older backup', () => {
   it("an older backup restored first, then the damaged one with salvage over it: the newest version everywhere but the lost records, which hold the older one", async () => {
-    const dir = path.join(work, 'fill');
-    const source = await fresh();
-    await seedDatabase(source, { users: 12, orders: 3, perBehavior: 1 });
-    const p = plugin(dir);
-    await source.usePlugin(p);
+    const { dir, source, p } = await seeded('fill', 12);
     const older = (await p.createBackup()).id;
     const users = source.resources.users!;
     const ids = (await users.listIds()) as string[];

@@ -41,7 +41,7 @@ import { unsealer } from './engine/sealed.js';
 import { backupResources, describeSourceShort, sameSource, selectionKey, sourceKey, summarize, undefinedResources, type BackupSummary, type Manifest, type ManifestHead, type VerificationResult } from './engine/manifest.js';
 import type { ProgressEvent } from './engine/progress.js';
 import { definedResources, runRestore, selectGroups, type RestoreMode, type RestoreReport, type SourceFailure } from './engine/restore.js';
-import { salvageable, salvageRefusal } from './engine/salvage.js';
+import { salvageRefusal } from './engine/salvage.js';
 import { isLocalClient, type DatabaseLike } from './engine/s3db.js';
 import { rawObjects } from './engine/raw-objects.js';
 import { damagedManifestCopies, holdersOf, verifyManifest } from './engine/verify.js';
@@ -820,12 +820,12 @@ export class BackupPlugin extends EventEmitter {
       // restore read only some, so only its failure is recorded (a success would claim the rest).
       if (!groups || !outcome.result.verified) await this.catalog.recordVerification(m.id, outcome.result, started);
       if (!outcome.result.verified) {
-        const lost = salvage ? salvageable(m, outcome) : null;
-        if (!lost) {
-          const how = salvage ? ` (salvage passes over damaged parts of resources only: ${salvageRefusal(m, outcome)})` : salvageRefusal(m, outcome) === null ? '. To restore what it still holds, restore with salvage' : '';
+        const refusal = salvageRefusal(m, outcome.missing);
+        if (!salvage || refusal !== null) {
+          const how = salvage ? ` (salvage passes over damaged parts of resources only: ${refusal})` : refusal === null ? '. To restore what it still holds, restore with salvage' : '';
           throw new BackupError('ERR_VERIFY_FAILED', `backup ${m.id} failed verification, nothing was restored: ${outcome.result.error}${how}`);
         }
-        for (const path of lost) lostParts.add(path);
+        for (const path of outcome.missing) lostParts.add(path);
       }
       for (const [path, label] of outcome.goodSources) goodSources.set(path, label);
       // (a part passed over is the report's `passedOver` and `lost`: no other copy was read for it)

@@ -5,7 +5,8 @@
  * passes over those parts of resources stored object by object, and nothing else: a backup whose
  * index is damaged everywhere, whose index and parts disagree, whose manifest fails its
  * authentication, or whose damaged part holds database-level objects (s3db.json) or a filtered
- * resource's records is refused as without salvage (`salvageable`).
+ * resource's records is refused as without salvage (`salvageRefusal`; a manifest that fails its
+ * authentication is refused before any verification, plugin.ts trustedForRestore).
  *
  * Which objects a passed-over part held is found without it: a backup's parts of one group are in
  * key order and never share a key, so the part's objects are exactly the index entries that name
@@ -53,16 +54,11 @@ export interface LostRange {
 export const LOST_KEYS_NAMED = 100;
 
 /**
- * The parts of `manifest` a salvage restore passes over, given the objects its verification found
- * damaged everywhere (`missing`); null when salvage cannot restore it (salvageRefusal says why).
+ * Why a salvage restore refuses `manifest`, given the objects its (failed) verification found
+ * damaged everywhere (`missing`); null when it can pass over every one of them: then `missing` are
+ * the parts it passes over.
  */
-export function salvageable(manifest: Manifest, found: Pick<VerifyOutcome, 'missing' | 'forged'>): string[] | null {
-  return salvageRefusal(manifest, found) === null ? found.missing : null;
-}
-
-/** Why a salvage restore refuses `manifest`, or null when it can pass over every missing object. */
-export function salvageRefusal(manifest: Manifest, { missing, forged }: Pick<VerifyOutcome, 'missing' | 'forged'>): string | null {
-  if (forged) return 'its manifest cannot be trusted, so no part it names can be';
+export function salvageRefusal(manifest: Manifest, missing: VerifyOutcome['missing']): string | null {
   if (missing.length === 0) return `the index and the parts of backup ${manifest.id} disagree, so no part can be trusted to hold what the index says`;
   if (missing.includes(indexSource(manifest.id))) return `its object index is damaged at every destination: recoverBackups() puts it back (from its parts), then restore again`;
   for (const path of missing) {

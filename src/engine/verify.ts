@@ -42,11 +42,9 @@ export interface VerifyOutcome {
   /**
    * The objects checked that no destination holds whole (part paths, and `indexSource(id)` for
    * the index): damaged everywhere, since one no destination could read throws instead. Every
-   * object when the manifest itself failed its authentication (`forged`).
+   * object when the manifest itself failed its authentication (nothing it names was read).
    */
   missing: string[];
-  /** The manifest failed its authentication: nothing it names was read. */
-  forged?: true;
 }
 
 /** An incremental's parent, to join its index with: its key, and where its index verified (read there first). */
@@ -161,7 +159,6 @@ export async function verifyManifest(manifest: Manifest, set: DestinationSet, ke
       goodSources: new Map(),
       failures: [],
       missing: [...manifest.parts.filter((p) => options.groups == null || options.groups.has(p.group)).map((p) => p.path), indexSource(manifest.id)],
-      forged: true,
     };
   }
   const groups = options.groups ?? null;
