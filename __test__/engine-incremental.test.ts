@@ -10,7 +10,6 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
 import { paths } from '../src/engine/layout.js';
-import { listObjects } from '../src/engine/s3db.js';
 import { hookStore, openDb, seedDatabase, snapshot, type ObjectSnapshot } from './helpers/database.js';
 import { editIndex, usersDatabase, type UsersApi } from './helpers/edited-backups.js';
 import { warnInto } from './helpers/logger.js';
@@ -238,49 +237,52 @@ describe('incremental chains', () => {
     await plugin.stop();
   });
 
-  it("a merge or skip lists the target's resource only where it must know which keys it holds (skip; merge over partitioned records), and only for a backup holding more versions than the listing has pages", async () => {
+  it("a restore lists the target once before its writes whatever the chain's length (its plan; replace once more after them, to delete): no chain member's pass lists it again (scale-31: one listing per member, a 500 GB database's whole listing per incremental)", async () => {
     const db = await openDb(`memory://incr-asks-${process.pid}/db`);
     const notes = (await db.createResource({ name: 'notes', attributes: { text: 'string' } })) as unknown as Api;
     const tags = (await db.createResource({ name: 'tags', attributes: { color: 'string' }, partitions: { byColor: { fields: { color: 'string' } } } })) as unknown as Api;
+    const id = (c: string, i: number) => `${c}${String(i).padStart(3, '0')}`;
     for (let i = 0; i < 120; i++) {
-      await notes.insert({ id: `n${String(i).padStart(3, '0')}`, text: `t${i}` });
-      await tags.insert({ id: `g${String(i).padStart(3, '0')}`, color: i % 2 ? 'red' : 'blue' });
+      await notes.insert({ id: id('n', i), text: `t${i}` });
+      await tags.insert({ id: id('g', i), color: i % 2 ? 'red' : 'blue' });
     }
     const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'asks') }, type: 'incremental', pageSize: 10 });
     await db.usePlugin(plugin);
     const full = await plugin.createBackup();
-    await notes.update('n001', { text: 'changed' });
-    await tags.update('g001', { color: 'green' }); // a record that changes partition
-    const inc = await plugin.createBackup();
+    // three incrementals, each holding more versions of each resource than its listing has pages
+    // (12 and 24 at pageSize 10: where a member's pass used to list the target)
+    let last = full;
+    for (let round = 1; round <= 3; round++) {
+      for (let i = round * 30; i < round * 30 + 30; i++) {
+        await notes.update(id('n', i), { text: `round ${round}` });
+        await tags.update(id('g', i), { color: round === 2 ? 'green' : 'red' }); // records that change partition
+      }
+      last = await plugin.createBackup();
+    }
+    expect((await plugin.getBackup(last.id))!.manifest.chain).toHaveLength(4);
     const want = await snapshot(db);
-    /** The listing requests (pages) for each resource that `work` asks of `target`'s client, observed (not faked). */
-    const pagesAsked = async (target: Awaited<ReturnType<typeof openDb>>, work: () => Promise<unknown>) => {
+    /** The listings `work` asks of `target`'s client by prefix ('': the whole database), observed (not faked: a memory:// client lists everything in one call). */
+    const listingsAsked = async (target: Awaited<ReturnType<typeof openDb>>, work: () => Promise<unknown>) => {
       const client = target.client as unknown as { listObjects(p: { prefix?: string }): Promise<unknown> };
       const list = client.listObjects.bind(client);
-      const asked = { notes: 0, tags: 0 };
+      const asked: string[] = [];
       client.listObjects = (params) => {
-        for (const name of ['notes', 'tags'] as const) if ((params.prefix ?? '').startsWith(`resource=${name}/`)) asked[name]++;
+        asked.push(params.prefix ?? '');
         return list(params);
       };
       await work().finally(() => (client.listObjects = list));
       return asked;
     };
-    for (const mode of ['merge', 'skip'] as const) {
+    for (const mode of ['replace', 'merge', 'skip'] as const) {
       const target = await openDb(`memory://incr-asks-${mode}-${process.pid}/db`);
       await plugin.restore({ backupId: full.id, destination: target, verify: false });
-      const one = await pagesAsked(target, async () => {
-        for (const name of ['notes', 'tags']) for await (const _ of listObjects(target.client, { prefix: `resource=${name}/`, pageSize: 10 }));
-      });
       const before = await snapshot(target);
-      const asked = await pagesAsked(target, () => plugin.restore({ backupId: inc.id, destination: target, mode, verify: false }));
-      // The full holds most versions: its passes list (skip: notes once; tags, partitioned, for its
-      // data objects and again for its references). The incremental holds 1-2 versions of each
-      // against 12-24 pages: asked key by key. Merge writes notes regardless (no partitions).
-      expect({ mode, notes: asked.notes }).toEqual({ mode, notes: mode === 'merge' ? 0 : one.notes });
-      expect({ mode, tags: asked.tags }).toEqual({ mode, tags: 2 * one.tags });
-      // merge: the incremental's versions win; skip: every key is there already, so nothing changes
-      // (g001's reference under 'green' is not the record's as it stands)
-      expect(await snapshot(target)).toEqual(mode === 'merge' ? want : before);
+      const asked = await listingsAsked(target, () => plugin.restore({ backupId: last.id, destination: target, mode, verify: false }));
+      // the records' listings: the whole database's, or a resource's (partition listings are merge's reference checks)
+      const ofRecords = asked.filter((prefix) => !prefix.includes('/partition='));
+      expect({ mode, ofRecords }).toEqual({ mode, ofRecords: mode === 'replace' ? ['', ''] : [''] });
+      // replace and merge: the chain's versions win; skip: every key is there already, so nothing changes
+      expect(await snapshot(target)).toEqual(mode === 'skip' ? before : want);
     }
     await plugin.stop();
   });

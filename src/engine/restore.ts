@@ -4,22 +4,22 @@
  * Algorithm:
  *  1. Plan: merge-join the backup's sorted object index with the target's sorted listing, for the
  *     selected groups: which keys will be created, overwritten, left unchanged, skipped, deleted.
- *     A dry run stops here.
+ *     A dry run stops here. What the listing showed under each index entry's key is kept in a
+ *     temporary file, in index order (target-verdicts.ts), for the writes: the target's listing
+ *     is read once before the writes whatever the chain's length.
  *  2. Write the version of each key the backup's index (its snapshot) names, from the chain
  *     member whose parts hold it; a version the snapshot lacks is not written (a warning counts
  *     them), and every version it names must be found where it says (ERR_INDEX_CORRUPT). The
  *     resources are read one chain member at a time (writeMembersInTurn); database-level objects
  *     and logical groups, which are few, by a merge of the members' sorted runs (writeGroup; a
  *     tombstone means "absent"). Objects are put back with their key, metadata, content type and
- *     body exactly as read, with bounded concurrency. A resource's object the target holds in the
- *     backup's version (same-version.ts) is left in place unless rewriteUnchanged: where its
- *     member's pass lists the target (listsTarget; the plan counts the others as overwritten,
- *     and they are written). Mode 'skip' writes only keys the target
- *     lacks; merge, over a partitioned resource, reads the records it overwrites first, to drop
- *     their old partition references. Which keys the target holds comes from one pass over its
- *     listing of the resource per member, or key by key for a member holding fewer versions than
- *     the listing has pages (listsTarget).
- *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks.
+ *     body exactly as read, with bounded concurrency. A resource's object the target held in the
+ *     backup's version when the plan listed it (same-version.ts) is left in place unless
+ *     rewriteUnchanged. Mode 'skip' writes only keys the target lacked (a conditional write: a
+ *     record the application creates meanwhile is kept); merge, over a partitioned resource,
+ *     reads the records it overwrites first, to drop their old partition references.
+ *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks (a
+ *     second listing, after the writes: records created during the restore go too, README).
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
  *     definitions into the target's s3db.json by mode (definitions.ts), keeping its other resources.
@@ -31,8 +31,8 @@
  *     data objects first, drained, then the references; and after step 5).
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
- * by one part reader, one index reader and one listing page for the resources, whatever the
- * chain's length; for database-level objects, a part reader per chain member whose versions the
+ * by one part reader, one index reader (with its verdicts: a 64 KiB buffer) and one listing page
+ * for the resources, whatever the chain's length; for database-level objects, a part reader per chain member whose versions the
  * snapshot names (CHAIN_READ_AHEAD; mergeChain); + in-flight writes + one listing page (memory://:
  * s3db.js's whole listing; file://: one directory's names, file-listing.ts). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
@@ -58,6 +58,7 @@ import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
 import { describeSource } from './backup.js';
 import { LostRanges, type LostRange } from './salvage.js';
+import { TargetVerdicts, type PlannedEntry, type TargetHeld } from './target-verdicts.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
 
@@ -198,101 +199,106 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
     await refuseLostDefinitions(o.target, definitionNames, inBackup);
   }
   const definitionWarnings = verbatimSchema ? [] : await checkDefinitions(o.target, target, definitionNames, o.mode);
-  const { rows: plan, named, targetObjects, databaseDeletes, unreachable, unwritable } = await planFromWholeIndex(o, target, groups, logical);
-  refuseHoldersOutsideChain(o.chain, named); // a dry run says it too
-  const warnings = [
-    ...definitionWarnings,
-    ...unreachableWarning(unreachable),
-    ...unwritableWarning(unwritable),
-    ...restoreWarnings(o, target, databaseDeletes, defined),
-    ...(await undefinedLeftOut(o, target, defined)),
-    ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
-    ...keptOtherVersions(o, plan),
-    ...(o.dryRun ? passedOverWarning(passedOver) : []),
-  ];
+  // (verdicts: what the plan's listing found under each index entry; null in a dry run)
+  const { rows: plan, named, verdicts, databaseDeletes, unreachable, unwritable } = await planFromWholeIndex(o, target, groups, logical);
+  try {
+    refuseHoldersOutsideChain(o.chain, named); // a dry run says it too
+    const warnings = [
+      ...definitionWarnings,
+      ...unreachableWarning(unreachable),
+      ...unwritableWarning(unwritable),
+      ...restoreWarnings(o, target, databaseDeletes, defined),
+      ...(await undefinedLeftOut(o, target, defined)),
+      ...withoutDefinitions(target, groups, verbatimSchema ? [] : defined),
+      ...keptOtherVersions(o, plan),
+      ...(o.dryRun ? passedOverWarning(passedOver) : []),
+    ];
 
-  const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [], lostRecords: new Map() };
-  let objectsDeleted = 0;
-  let partitionReferences = { deleted: 0, created: 0 };
-  if (!o.dryRun) {
-    // the objects of the resources restored, not the whole backup's (walk-27 F1: "1 of 6,567, about 3h23m left", done at 4,065)
-    const meter = new ProgressMeter(target.id, 'restore', [...plan.values()].reduce((n, r) => n + r.objects, 0), o.onProgress, o.progressIntervalMs);
-    const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
-    await ensureDefinitions(o.target, target, [...logical]);
-    const run: RestoreRun = { o, target, logical, named, targetObjects, verbatimSchema, refs, put, leaves: unchangedTest(o), meter, tally };
-    // database-level objects are few and spread over the whole key space: their own index pass
-    // (read only when they are restored)
-    const database = indexCursor(o, target);
-    try {
-      // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
-      // (a spell with no object written is told: a store that stopped answering shows as a wait)
-      await meter.watching(() => BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
-        const ordered = orderGroups(groups);
-        await writeMembersInTurn(run, ordered.filter((g) => g !== DATABASE_GROUP && !logical.has(g)), writer);
-        for (const group of ordered.filter((g) => g === DATABASE_GROUP || logical.has(g))) {
-          await writeGroup(run, group, writer, group === DATABASE_GROUP ? database : null);
-        }
-      }));
-    } catch (err) {
-      // (running() returned only once the writes in flight had landed or failed)
-      refs?.close();
-      if (tally.objects > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
-      throw partlyWritten(err, tally.objects);
-    } finally {
-      await database.close();
-    }
-    warnings.push(...lostWarnings(tally.lost));
-    if (tally.notInSnapshot > 0) {
-      warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
-    }
-    if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key) && !refOfLost(tally, key));
-    if (!verbatimSchema) {
-      // s3db.json, passed over by the writes: its definitions merged with the target's
-      if (await mergeDefinitions(o.target, target, definitionNames, o.mode)) counted(tally, { header: { key: 's3db.json', size: 0 }, body: Buffer.alloc(0) });
-      else outcomeOf(tally, DATABASE_GROUP).unchanged++;
-    }
-    meter.finish();
-    const uncleared = await clearResourceCaches(o.target, resourceGroups);
-    if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
-    const replaced = await reloadResources(o.target);
-    if (replaced.length > 0) {
-      warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
-    }
-    if (refs) {
+    const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [], lostRecords: new Map() };
+    let objectsDeleted = 0;
+    let partitionReferences = { deleted: 0, created: 0 };
+    if (verdicts) {
+      // the objects of the resources restored, not the whole backup's (walk-27 F1: "1 of 6,567, about 3h23m left", done at 4,065)
+      const meter = new ProgressMeter(target.id, 'restore', [...plan.values()].reduce((n, r) => n + r.objects, 0), o.onProgress, o.progressIntervalMs);
+      const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
+      await ensureDefinitions(o.target, target, [...logical]);
+      const run: RestoreRun = { o, target, logical, named, verdicts, verbatimSchema, refs, put, meter, tally };
+      // database-level objects are few and spread over the whole key space: their own index pass
+      // (read only when they are restored)
+      const database = indexCursor(o, target, verdicts);
       try {
-        await refreshPartitionRefs(o, target, refs);
+        // bodies held by writes in flight: at most WRITE_WINDOW_BYTES (one larger object goes alone)
+        // (a spell with no object written is told: a store that stopped answering shows as a wait)
+        await meter.watching(() => BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
+          const ordered = orderGroups(groups);
+          await writeMembersInTurn(run, ordered.filter((g) => g !== DATABASE_GROUP && !logical.has(g)), writer);
+          for (const group of ordered.filter((g) => g === DATABASE_GROUP || logical.has(g))) {
+            await writeGroup(run, group, writer, group === DATABASE_GROUP ? database : null);
+          }
+        }));
       } catch (err) {
-        throw partlyWritten(err, tally.objects); // the objects are written: only references are left to check
+        // (running() returned only once the writes in flight had landed or failed)
+        refs?.close();
+        if (tally.objects > 0) await clearResourceCaches(o.target, resourceGroups); // cached reads would hide the partly restored state
+        throw partlyWritten(err, tally.objects);
       } finally {
-        refs.close();
+        await database.close();
       }
-      partitionReferences = { deleted: refs.deleted, created: refs.created };
+      warnings.push(...lostWarnings(tally.lost));
+      if (tally.notInSnapshot > 0) {
+        warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
+      }
+      if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key) && !refOfLost(tally, key));
+      if (!verbatimSchema) {
+        // s3db.json, passed over by the writes: its definitions merged with the target's
+        if (await mergeDefinitions(o.target, target, definitionNames, o.mode)) counted(tally, { header: { key: 's3db.json', size: 0 }, body: Buffer.alloc(0) });
+        else outcomeOf(tally, DATABASE_GROUP).unchanged++;
+      }
+      meter.finish();
+      const uncleared = await clearResourceCaches(o.target, resourceGroups);
+      if (uncleared.length > 0) warnings.push(`the cache of ${uncleared.join(', ')} could not be cleared: reads may return pre-restore data until it expires`);
+      const replaced = await reloadResources(o.target);
+      if (replaced.length > 0) {
+        warnings.push(`the restore changed the definition of ${replaced.join(', ')}: their Resource objects were rebuilt, so hooks, listeners and plugin wrappers registered on them are gone; register them again or reconnect the database`);
+      }
+      if (refs) {
+        try {
+          await refreshPartitionRefs(o, target, refs);
+        } catch (err) {
+          throw partlyWritten(err, tally.objects); // the objects are written: only references are left to check
+        } finally {
+          refs.close();
+        }
+        partitionReferences = { deleted: refs.deleted, created: refs.created };
+      }
     }
+    const durationMs = Math.max(1, Date.now() - started);
+    const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode, tally.lost)));
+    const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, skippedOther: _other, lostRecords: _lost, ...r }) => r);
+    return {
+      backupId: target.id,
+      chain: o.chain.map((m) => m.id),
+      mode: o.mode,
+      dryRun: o.dryRun,
+      resources,
+      restored: rows
+        .filter((r) => r.name !== DATABASE_GROUP)
+        .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords - r.lostRecords, totalRecords: r.records })),
+      objectsWritten: tally.objects,
+      objectsDeleted,
+      bytesWritten: tally.bytes,
+      partitionReferences,
+      sourceFailures: o.sourceFailures,
+      passedOver: passedOver.map((p) => p.path),
+      lost: tally.lost,
+      warnings,
+      durationMs,
+      objectsPerSecond: (tally.objects * 1000) / durationMs,
+      bytesPerSecond: (tally.bytes * 1000) / durationMs,
+    };
+  } finally {
+    await verdicts?.dispose(); // (null in a dry run)
   }
-  const durationMs = Math.max(1, Date.now() - started);
-  const rows = [...plan.values()].map((r) => (o.dryRun || logical.has(r.name) ? r : carriedOut(r, tally.byGroup.get(r.name), o.mode, tally.lost)));
-  const resources: ResourceRestoreReport[] = rows.map(({ skippedRecords: _skipped, skippedOther: _other, lostRecords: _lost, ...r }) => r);
-  return {
-    backupId: target.id,
-    chain: o.chain.map((m) => m.id),
-    mode: o.mode,
-    dryRun: o.dryRun,
-    resources,
-    restored: rows
-      .filter((r) => r.name !== DATABASE_GROUP)
-      .map((r) => ({ name: r.name, recordsRestored: o.dryRun ? 0 : r.records - r.skippedRecords - r.lostRecords, totalRecords: r.records })),
-    objectsWritten: tally.objects,
-    objectsDeleted,
-    bytesWritten: tally.bytes,
-    partitionReferences,
-    sourceFailures: o.sourceFailures,
-    passedOver: passedOver.map((p) => p.path),
-    lost: tally.lost,
-    warnings,
-    durationMs,
-    objectsPerSecond: (tally.objects * 1000) / durationMs,
-    bytesPerSecond: (tally.bytes * 1000) / durationMs,
-  };
 }
 
 /** Per group, per chain member: how many versions the snapshot names in that member's parts. */
@@ -366,9 +372,9 @@ function carriedOut(row: PlanRow, outcome: GroupOutcome | undefined, mode: Resto
   return { ...row, created, overwritten: done.written - created, unchanged: done.unchanged, skipped: done.skipped, skippedRecords: done.skippedRecords, deleted: mode === 'replace' ? done.deleted : row.deleted, lost: lostObjects, lostRecords };
 }
 
-/** A cursor over the backup's index (its snapshot), from its start. */
-function indexCursor(o: RestoreRunOptions, target: Manifest): KeyCursor<IndexEntry> {
-  return new KeyCursor({ items: indexOf(o, target), key: (e) => e.k, name: 'the backup index' });
+/** A cursor over the backup's index (its snapshot), from its start, each entry with what the plan found the target holding under its key. */
+function indexCursor(o: RestoreRunOptions, target: Manifest, verdicts: TargetVerdicts): KeyCursor<PlannedEntry> {
+  return new KeyCursor({ items: verdicts.alongside(indexOf(o, target)), key: (e) => e.entry.k, name: 'the backup index' });
 }
 
 /** What writing each group needs from the restore: the same for the whole run. */
@@ -377,13 +383,11 @@ interface RestoreRun {
   target: Manifest;
   logical: Set<string>;
   named: VersionsNamed;
-  /** Per group, the objects the target held when the restore listed it (planRestore). */
-  targetObjects: Map<string, number>;
+  /** What the plan's listing found the target holding under each index entry's key: the write passes do not list it again. */
+  verdicts: TargetVerdicts;
   verbatimSchema: boolean;
   refs: PartitionRefs | null;
   put: ObjectWriter;
-  /** Which of a resource's objects the target holds in the backup's version (unchangedTest; null: none left in place). */
-  leaves: ((entry: IndexEntry, existing: SourceEntry) => boolean) | null;
   meter: ProgressMeter;
   tally: WriteTally;
 }
@@ -427,12 +431,12 @@ function checkAllFound(run: RestoreRun, group: string, found: number, member?: s
  * runs; a tombstone means "absent"). `snapshot` is the index's cursor for the group's keys (null
  * for a logical group, which has no index entries).
  */
-async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<IndexEntry> | null): Promise<void> {
+async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter, snapshot: KeyCursor<PlannedEntry> | null): Promise<void> {
   const { o, target, meter, tally } = run;
   let found = 0;
   for await (const { record, from, maybeDeletedLater } of mergeChain(o, group, run.logical.has(group), run.named.get(group) ?? new Map())) {
     const key = record.header.key;
-    const entry = snapshot ? await snapshot.find(key) : null;
+    const entry = snapshot ? ((await snapshot.find(key))?.entry ?? null) : null;
     if (snapshot && !entry) {
       if (!maybeDeletedLater) tally.notInSnapshot++;
       continue;
@@ -456,9 +460,8 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
 }
 
 /**
- * Writes one object of the backup by mode. `listed`: whether the target held the key when it was
- * asked (merge and skip of a resource's objects, from one ascending pass over its listing), or
- * null (then skip asks the store).
+ * Writes one object of the backup by mode. `listed`: whether the target held the key when the
+ * restore's plan listed it (a resource's objects), or null (then skip asks the store).
  */
 async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord, listed: boolean | null): Promise<void> {
   const { o, refs, put, meter, tally } = run;
@@ -486,20 +489,6 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
 }
 
 /**
- * Whether `member`'s pass over `group` lists the target's group to know which keys it holds, and
- * in which version: skip must know, merge where an overwrite reads the record first, and replace
- * and merge to leave unchanged objects in place (unless rewriteUnchanged; else they write
- * regardless); and a listing only where it costs fewer requests than asking key by key (a small
- * incremental over a large resource: a few keys against thousands of pages; its unchanged objects
- * are then written, as planRestore counts them).
- */
-function listsTarget(run: RestoreRun, group: string, member: string): boolean {
-  const { o, refs } = run;
-  if (!run.leaves && (o.mode === 'replace' || (o.mode === 'merge' && !refs?.overwriteReads(group)))) return false;
-  return listingPays(o, run.targetObjects, run.named, group, member);
-}
-
-/**
  * The resource groups (`groups`, in key order), one chain member at a time, oldest first: each
  * member's parts of each group it holds versions of, joined with one pass over the index, give
  * the versions the index names that member for; a version a later member holds, or one the
@@ -510,11 +499,10 @@ function listsTarget(run: RestoreRun, group: string, member: string): boolean {
  * any member order writes the same database.
  * - Each member pass reads the index again (about 60 bytes per object, against the parts' whole
  *   records).
- * - Skip, and merge where an overwrite reads the record first (partitioned resources), ask which
- *   of a member's keys the target holds: in one ascending pass over its listing of the group per
- *   member (a key is asked before it is written, and no other member writes it, so a page listed
- *   later never shows a write of this restore as the target's), or key by key where the member
- *   holds fewer versions than the listing has pages (listsTarget).
+ * - Which keys the target holds, and which in the backup's version, is the plan's listing, read
+ *   beside the index (run.verdicts): no member lists the target again (scale-31: a listing per
+ *   member cost a 500 GB database's whole listing per incremental). The plan lists before any
+ *   write, so it never shows a write of this restore as the target's.
  * - Merge and skip settle a group's partition references after every one of its data objects
  *   (partition-refs.ts): every member's data objects first, then, drained, the references: the
  *   parts the first sweep saw references in are read a second time (a group's references sort
@@ -537,18 +525,16 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
     for (const [at, member] of o.chain.entries()) {
       const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && partsOf(sweep, member, g).length > 0);
       if (holding.length === 0) continue;
-      const snapshot = indexCursor(o, target);
+      const snapshot = indexCursor(o, target, run.verdicts);
       try {
         for (const group of holding) {
           // a version the snapshot lacks was deleted by a later member, or is a sign of damage
           const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
-          const held = listsTarget(run, group, member.id) ? new KeyCursor({ items: listObjects(o.target.client, { prefix: `resource=${group}/`, pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' }) : null;
           // salvage: parts damaged everywhere are passed over, their keys found from the parts around them (the first sweep reads all the group's parts)
           const parts = partsOf(sweep, member, group);
-          // (the target holds a lost object intact when it lists the backup's version: the test unchanged objects pass)
-          const intact = held && run.leaves ? async (entry: IndexEntry) => { const existing = await held.find(entry.k); return existing !== null && run.leaves!(entry, existing); } : null;
-          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts, intact) : null;
-          snapshot.onPassed(lost ? (entry) => lost.passed(entry) : null);
+          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
+          // (the target holds a lost object intact where the plan found the backup's version: the test unchanged objects pass)
+          snapshot.onPassed(lost ? (p) => lost.passed(p.entry, p.held === 'same') : null);
           try {
             for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
@@ -557,11 +543,12 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
                 if (sweep === 'data') withRefs.add(part.path);
                 continue;
               }
-              const entry = await snapshot.find(key);
-              if (!entry) {
+              const planned = await snapshot.find(key);
+              if (!planned) {
                 if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
                 continue;
               }
+              const { entry, held } = planned;
               const holder = position.get(entry.b)!; // (every holder is in the chain: refuseHoldersOutsideChain)
               if (holder > at) continue; // a later member holds its newer version
               // the index names an older member: parts newer than the index says
@@ -569,14 +556,13 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               if (record.header.deleted) throw indexCorrupt(`${key}: backup ${target.id}'s index names a version stored by ${member.id}, whose parts hold its deletion`);
               found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
               if (unaddressable(o.target.client, key)) continue; // planRestore warned
-              const existing = held ? await held.find(key) : null;
               if (refOfLost(tally, key)) continue; // a lost record's references stay as the target has them
-              if (existing && run.leaves?.(entry, existing) && holdsListedBody(entry, record)) {
+              if (held === 'same' && holdsListedBody(entry, record)) {
                 run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
                 outcomeOf(tally, group).unchanged++;
                 continue;
               }
-              await writer.run(() => writeObject(run, group, record, held ? existing !== null : null), record.body.length);
+              await writer.run(() => writeObject(run, group, record, held !== 'absent'), record.body.length);
             }
             if (lost) {
               // the group's entries after its last key read: passed over by asking past the group's end
@@ -589,7 +575,6 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
             }
           } finally {
             snapshot.onPassed(null);
-            await held?.close();
           }
         }
       } finally {
@@ -687,7 +672,7 @@ class KeyCursor<T> {
   /** The head was returned by find(): passing it later is not passing it unasked. */
   private headFound = false;
   private asked: string | null = null;
-  private passedHook: ((item: T) => Promise<void>) | null = null;
+  private passedHook: ((item: T) => void) | null = null;
 
   constructor(side: MergeSide<T>) {
     this.items = ordered(side)[Symbol.asyncIterator]();
@@ -718,14 +703,14 @@ class KeyCursor<T> {
         return this.head.value;
       }
       if (order > 0) return null;
-      if (this.passedHook && !this.headFound) await this.passedHook(this.head.value);
+      if (this.passedHook && !this.headFound) this.passedHook(this.head.value);
       this.head = null;
       this.headFound = false;
     }
   }
 
   /** Calls `hook` with each item find() passes over without it being asked (null: none). */
-  onPassed(hook: ((item: T) => Promise<void>) | null): void {
+  onPassed(hook: ((item: T) => void) | null): void {
     this.passedHook = hook;
   }
 
@@ -740,21 +725,32 @@ type PlanRow = ResourceRestoreReport & { skippedRecords: number; skippedOther: n
 /** Database-level objects named in a warning at most (the count is in the report either way). */
 const NAMED_DELETES = 10;
 
+/** What a restore will do (planRestore). */
+interface RestorePlan {
+  /** Per resource: the objects created, overwritten, left unchanged, skipped and deleted. */
+  rows: Map<string, PlanRow>;
+  /** Per group and chain member, the versions the snapshot names in its parts (members not named are never read). */
+  named: VersionsNamed;
+  databaseDeletes: string[];
+  unreachable: KeySample;
+  unwritable: KeySample;
+}
+
 /**
- * What a restore will do, from one pass over the backup's index joined with the target's listing:
- * per resource the objects created, overwritten, skipped and deleted; and `named`, per group and
- * chain member the versions the snapshot names in its parts (members not named are never read).
+ * What a restore will do, from one pass over the backup's index joined with the target's listing;
+ * into `verdicts` (not in a dry run), what the listing showed under each index entry's key, for
+ * the writes.
  */
 async function planRestore(
   o: RestoreRunOptions,
   target: Manifest,
   groups: Set<string>,
   logical: Set<string>,
+  verdicts: TargetVerdicts | null,
   opened?: (label: string) => void,
-): Promise<{ rows: Map<string, PlanRow>; named: VersionsNamed; targetObjects: Map<string, number>; databaseDeletes: string[]; unreachable: KeySample; unwritable: KeySample }> {
+): Promise<RestorePlan> {
   const rows = new Map<string, PlanRow>();
   const named: VersionsNamed = new Map();
-  const targetObjects = new Map<string, number>();
   const databaseDeletes: string[] = [];
   const unreachable = new KeySample();
   const unwritable = new KeySample();
@@ -762,28 +758,31 @@ async function planRestore(
   const inScope = (key: string) => groups.has(groupOfKey(key));
   const leaves = unchangedTest(o);
   const asBackedUp = o.mode === 'skip' && fromThisDatabase(o) ? (entry: IndexEntry, existing: SourceEntry) => entry.e === existing.etag && entry.s === existing.size && entry.m === existing.lastModified : null;
-  const unchangedIn: VersionsNamed = new Map(); // per group, per chain member: the unchanged objects it holds
-  for await (const step of mergeJoin(plannedIndex(o, target, opened), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
-    const key = step.entry?.k ?? step.existing!.key;
-    const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : step.existing;
+  const steps = mergeByKey<IndexEntry, SourceEntry>({ items: plannedIndex(o, target, opened), key: (e) => e.k, name: 'the backup index' }, { items: listObjects(o.target.client, { pageSize: o.pageSize }), key: (e) => e.key, name: 'the target listing' });
+  for await (const { key, left: entry, right: listed } of steps) {
+    if (!inScope(key)) {
+      if (entry) await verdicts?.add('absent'); // (never asked: its group is not restored)
+      continue;
+    }
+    const existing = key === 's3db.json' && o.schemaFromConnect ? undefined : listed;
     const r = rows.get(groupOfKey(key))!;
-    if (step.existing) targetObjects.set(r.name, (targetObjects.get(r.name) ?? 0) + 1);
     const record = isRecord(key);
-    if (step.entry) countVersion(named, r.name, step.entry.b);
-    if (step.entry && unaddressable(o.target.client, key)) {
+    let held: TargetHeld = existing ? 'other' : 'absent';
+    if (entry) countVersion(named, r.name, entry.b);
+    if (entry && unaddressable(o.target.client, key)) {
       unwritable.add(key);
       if (existing && o.mode === 'replace') unreachable.add(key);
-    } else if (step.entry) {
+    } else if (entry) {
       r.objects++;
       if (record) r.records++;
       if (!existing) r.created++;
       else if (o.mode === 'skip') {
         r.skipped++;
         if (record) r.skippedRecords++;
-        if (record && !asBackedUp?.(step.entry, existing)) r.skippedOther++;
-      } else if (leaves && r.name !== DATABASE_GROUP && !logical.has(r.name) && leaves(step.entry, existing)) {
+        if (record && !asBackedUp?.(entry, existing)) r.skippedOther++;
+      } else if (leaves && r.name !== DATABASE_GROUP && !logical.has(r.name) && leaves(entry, existing)) {
         r.unchanged++;
-        countVersion(unchangedIn, r.name, step.entry.b);
+        held = 'same';
       } else r.overwritten++;
     } else if (o.mode === 'replace' && replaceDeletes(target, logical, key)) {
       if (unaddressable(o.target.client, key)) {
@@ -794,17 +793,9 @@ async function planRestore(
         if (r.name === DATABASE_GROUP && databaseDeletes.length < NAMED_DELETES) databaseDeletes.push(key);
       }
     } else r.kept++;
+    if (entry) await verdicts?.add(held);
   }
-  // a member whose pass does not list the target (writeMembersInTurn) cannot tell: it writes them
-  for (const [group, members] of unchangedIn) {
-    for (const [member, count] of members) {
-      if (listingPays(o, targetObjects, named, group, member)) continue;
-      const r = rows.get(group)!;
-      r.unchanged -= count;
-      r.overwritten += count;
-    }
-  }
-  return { rows, named, targetObjects, databaseDeletes, unreachable, unwritable };
+  return { rows, named, databaseDeletes, unreachable, unwritable };
 }
 
 /**
@@ -874,12 +865,6 @@ const DIRECTLY_READABLE = new Set(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'RED
  */
 function holdsListedBody(entry: IndexEntry, record: ArchiveRecord): boolean {
   return record.body.length === entry.s && isBodyOf(record.body, entry.e);
-}
-
-/** Whether `member`'s pass over `group` costs fewer requests listing the target's group once than asking key by key. */
-function listingPays(o: RestoreRunOptions, targetObjects: Map<string, number>, named: VersionsNamed, group: string, member: string): boolean {
-  const pages = Math.max(1, Math.ceil((targetObjects.get(group) ?? 0) / o.pageSize));
-  return pages <= (named.get(group)?.get(member) ?? 0);
 }
 
 /**
@@ -1053,13 +1038,17 @@ function indexOf(o: RestoreRunOptions, manifest: Manifest, opened?: (label: stri
  * verification meets such a copy here, before anything is written. The restore then reads the
  * index where planning did (goodSources), and reports the damaged copy in its sourceFailures.
  */
-async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): ReturnType<typeof planRestore> {
+async function planFromWholeIndex(o: RestoreRunOptions, target: Manifest, groups: Set<string>, logical: Set<string>): Promise<RestorePlan & { verdicts: TargetVerdicts | null }> {
   const failed: string[] = [];
   for (;;) {
     let at: string | undefined;
+    const verdicts = o.dryRun ? null : await TargetVerdicts.create(`the object index of ${target.id}`);
     try {
-      return await planRestore(o, target, groups, logical, (label) => (at = label));
+      const plan = await planRestore(o, target, groups, logical, verdicts, (label) => (at = label));
+      await verdicts?.finish();
+      return { ...plan, verdicts };
     } catch (err) {
+      await verdicts?.dispose();
       // (only the index's own failures: the target's listing out of order is not the copy's)
       if (at === undefined || !(err instanceof BackupError && err.details.indexCopyFailed === true)) throw err;
       failed.push(at);

@@ -42,8 +42,8 @@ export interface LostRange {
   records: number;
   /**
    * Of `objects`, those the target holds in the backup's version (the test a restore leaves
-   * `unchanged` objects by), so nothing of them is missing there; counted only where the restore
-   * lists the target to find those (into the S3 database the backup was taken from), else 0.
+   * `unchanged` objects by) when the restore listed it, so nothing of them is missing there;
+   * counted only where a restore can tell (into the S3 database the backup was taken from), else 0.
    */
   intact: number;
   /** The first lost keys (up to LOST_KEYS_NAMED), in key order. */
@@ -88,8 +88,6 @@ export class LostRanges {
     private readonly group: string,
     private readonly parts: PartEntry[],
     private readonly lost: ReadonlySet<string>,
-    /** Whether the target holds an entry's version (asked in key order), or null where that is not known. */
-    private readonly holdsIntact: ((entry: IndexEntry) => Promise<boolean>) | null = null,
   ) {
     this.position = new Map(parts.map((p, i) => [p.path, i]));
   }
@@ -110,8 +108,9 @@ export class LostRanges {
    * An index entry the restore's pass went past without asking for it, in key order: one of a
    * range's objects when it names this backup and lies in the range (the range is known by then:
    * the key read after it is asked, or the group's end, only once `record` or `end` saw it).
+   * `intact`: the target held the backup's version of it when the restore planned.
    */
-  async passed(entry: IndexEntry): Promise<void> {
+  passed(entry: IndexEntry, intact: boolean): void {
     if (entry.b !== this.backupId || groupOfKey(entry.k) !== this.group) return;
     const range = this.ranges.find((r) => (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
     if (!range) return;
@@ -122,7 +121,7 @@ export class LostRanges {
       this.recordIds.add(id);
     }
     if (range.keys.length < LOST_KEYS_NAMED) range.keys.push(entry.k);
-    if (this.holdsIntact && (await this.holdsIntact(entry))) range.intact++;
+    if (intact) range.intact++;
   }
 
   private close(passed: PartEntry[], before: string | null): void {

@@ -1,0 +1,136 @@
+/**
+ * What a restore's plan found the target holding under each entry of the backup's index, kept
+ * for its write passes: the plan joins the index with one listing of the whole target, and each
+ * chain member's pass reads the index again; reading these verdicts beside it, a pass knows which
+ * keys the target holds (and which in the backup's version) without listing the target again
+ * (scale-31: a restore into the source listed the whole database once per chain member, 26
+ * listings of 100k pages for a chain of 24 incrementals).
+ *
+ * Invariants:
+ * - Written once, in index order: one verdict per entry the index yields, every group's, in
+ *   scope or not. Read back beside a later pass over the same index (the same bytes: its SHA-256
+ *   is checked as it is read), so the n-th verdict is the n-th entry's; a pass yielding more
+ *   entries than were written, or fewer when it ends, is ERR_INDEX_CORRUPT, never a verdict
+ *   given to the wrong key.
+ * - Bounded memory whatever the index's length: a 64 KiB buffer per writer or reader. On disk, in
+ *   a directory of its own under the system's temporary directory: 2 bits per entry (25 MB at
+ *   100M objects), removed by dispose() (a killed process leaves it: `s3db-backup-plan-*`).
+ */
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { BackupError, conciseCause, errorMessage } from '../errors.js';
+import type { IndexEntry } from './manifest.js';
+
+/** The target's object under an index entry's key when the plan listed it: none, another version (or one not compared), or the backup's version (a restore may leave it in place). */
+export type TargetHeld = 'absent' | 'other' | 'same';
+
+/** An index entry with its verdict. */
+export interface PlannedEntry {
+  entry: IndexEntry;
+  held: TargetHeld;
+}
+
+const CODES: readonly TargetHeld[] = ['absent', 'other', 'same'];
+const CODE: Record<TargetHeld, number> = { absent: 0, other: 1, same: 2 };
+const PER_BYTE = 4;
+const CHUNK_BYTES = 64 * 1024;
+
+export class TargetVerdicts {
+  private count = 0;
+  private buffer = Buffer.alloc(CHUNK_BYTES);
+  private writer: FileHandle | null;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly file: string,
+    writer: FileHandle,
+    /** Names the index in errors, e.g. "the object index of <id>". */
+    private readonly indexName: string,
+  ) {
+    this.writer = writer;
+  }
+
+  static async create(indexName: string): Promise<TargetVerdicts> {
+    let dir: string | null = null;
+    try {
+      dir = await mkdtemp(path.join(tmpdir(), 's3db-backup-plan-'));
+      const file = path.join(dir, 'verdicts');
+      return new TargetVerdicts(dir, file, await open(file, 'w'), indexName);
+    } catch (err) {
+      if (dir) await rm(dir, { recursive: true, force: true });
+      throw unwritable(err);
+    }
+  }
+
+  /** The verdict of the index's next entry. */
+  async add(held: TargetHeld): Promise<void> {
+    if (!this.writer) throw new Error('TargetVerdicts.add after finish');
+    const at = this.count % (CHUNK_BYTES * PER_BYTE);
+    if (at === 0 && this.count > 0) {
+      await this.writer.write(this.buffer, 0, CHUNK_BYTES).catch((err: unknown) => Promise.reject(unwritable(err)));
+      this.buffer.fill(0);
+    }
+    this.buffer[at >> 2]! |= CODE[held] << ((at & 3) * 2);
+    this.count++;
+  }
+
+  /** Every entry has its verdict: written out, ready to be read. */
+  async finish(): Promise<void> {
+    if (!this.writer) return;
+    const at = this.count % (CHUNK_BYTES * PER_BYTE);
+    const tail = at === 0 && this.count > 0 ? CHUNK_BYTES : Math.ceil(at / PER_BYTE);
+    try {
+      await this.writer.write(this.buffer, 0, tail);
+      await this.writer.close();
+    } catch (err) {
+      throw unwritable(err);
+    }
+    this.writer = null;
+  }
+
+  /** `index`'s entries, each with its verdict (a fresh pass over the index the verdicts were written for). */
+  async *alongside(index: AsyncIterable<IndexEntry>): AsyncIterable<PlannedEntry> {
+    if (this.writer) throw new Error('TargetVerdicts read before finish');
+    const reader = await open(this.file, 'r');
+    const chunk = Buffer.alloc(CHUNK_BYTES);
+    let n = 0;
+    let loaded = 0; // entries the chunk holds, from entry n - (n % chunk entries)
+    try {
+      for await (const entry of index) {
+        if (n >= this.count) throw this.misaligned(`more than the ${this.count} entries it held when the restore planned`);
+        const at = n % (CHUNK_BYTES * PER_BYTE);
+        if (at === 0) {
+          const { bytesRead } = await reader.read(chunk, 0, CHUNK_BYTES, n / PER_BYTE);
+          loaded = bytesRead * PER_BYTE;
+        }
+        if (at >= loaded) throw new Error(`${this.file} ends before entry ${n} of ${this.count}: the restore's plan file was cut short (a full disk?). Run the restore again`);
+        yield { entry, held: CODES[(chunk[at >> 2]! >> ((at & 3) * 2)) & 3]! };
+        n++;
+      }
+      if (n !== this.count) throw this.misaligned(`${n} entries where the restore planned with ${this.count}`);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /** Removes the file (idempotent). */
+  async dispose(): Promise<void> {
+    if (this.writer) await this.writer.close().catch(() => undefined);
+    this.writer = null;
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private misaligned(what: string): BackupError {
+    return new BackupError('ERR_INDEX_CORRUPT', `${this.indexName}, read again for the restore's writes, held ${what}: it changed at the destination while the restore ran. Run the restore again`);
+  }
+}
+
+/** The plan file could not be written (a full or read-only temporary directory): before any write to the database. */
+function unwritable(err: unknown): BackupError {
+  return new BackupError(
+    'ERR_RESTORE_FAILED',
+    `could not write the restore's plan file in ${tmpdir()} (${conciseCause(errorMessage(err))}): it holds 2 bits per object of the backup (25 MB at 100M objects); free space there, or point TMPDIR at a directory with room, and run the restore again. Nothing was written to the database`,
+    { cause: err },
+  );
+}
