@@ -13,7 +13,7 @@
  * chmod would not stop root) and an S3 bucket that does not exist.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -792,6 +792,79 @@ describe("'any' versus 'all' with one destination broken", () => {
     const alone = multi([fsSpec(b)], 'all');
     await (await openDb(memoryUrl('split-reader'))).usePlugin(alone);
     expect(await alone.verifyBackup(backup.id, { level: 'full' })).toMatchObject({ verified: true });
+    await p.stop();
+  });
+
+  /** Backup `id` at directory `b` as a SIGKILL between the manifest writes leaves it there (a dead process's marker, no manifest), and at `a` its marker alone (a's manifest landed). */
+  const killedBetweenManifestWrites = async (a: string, b: string, manifest: { id: string; startedAt: string; parts: { path: string }[]; copy?: string }) => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const marker = { id: manifest.id, type: 'full', startedAt: manifest.startedAt, heartbeatAt: manifest.startedAt, host: hostname(), pid: dead, space: processSpace(), parts: [...manifest.parts.map((x) => x.path), manifest.copy] };
+    for (const dir of [a, b]) {
+      await mkdir(path.join(dir, 'pending'), { recursive: true });
+      await writeFile(path.join(dir, 'pending', `${manifest.id}.json`), JSON.stringify(marker));
+    }
+    await unlink(path.join(b, 'manifests', `${manifest.id}.json`));
+  };
+
+  it("recoverBackups() finishes a backup killed between its manifest writes as the next cleanup would, where it refused (review-32a F2: it said the cleanup would remove it, and the command line exited 4)", async () => {
+    const [a, b] = [path.join(work, `split-recover-a-${Date.now()}`), path.join(work, `split-recover-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'any', { logger: { warn() {}, error() {}, info() {} } });
+    await source.usePlugin(p, `split-recover-${Date.now()}`);
+    const backup = await p.createBackup();
+    await killedBetweenManifestWrites(a, b, (await p.getBackup(backup.id))!.manifest); // (built on disk, as above)
+    expect((await p.listBackups()).find((x) => x.id === backup.id)!.manifestMissingAt).toEqual([p.destinations.members[1]!.label]);
+    const report = await p.recoverBackups();
+    expect(report.recovered).toContain(backup.id);
+    expect(report.skipped).toEqual([]);
+    expect(await readFile(path.join(b, 'manifests', `${backup.id}.json`), 'utf8')).toBe(await readFile(path.join(a, 'manifests', `${backup.id}.json`), 'utf8'));
+    expect((await filesUnder(b)).filter((f) => f.startsWith('pending/'))).toEqual([]);
+    expect((await p.listBackups()).find((x) => x.id === backup.id)!.manifestMissingAt).toBeUndefined();
+    await p.stop();
+  });
+
+  it("a destination that refuses the manifest of a backup killed between its manifest writes: the cleanup says so, keeps its parts there, and goes on with the other leftovers (review-32a F1: the failure stopped the whole cleanup, for good)", async () => {
+    const [a, b] = [path.join(work, `split-refused-a-${Date.now()}`), path.join(work, `split-refused-b-${Date.now()}`)];
+    const warnings: string[] = [];
+    const p = multi([fsSpec(a), fsSpec(b)], 'any', { retention: { count: 100 }, logger: { warn: (_o: unknown, m: string) => warnings.push(m), error() {}, info() {} } });
+    await source.usePlugin(p, `split-refused-${Date.now()}`);
+    const backup = await p.createBackup();
+    await killedBetweenManifestWrites(a, b, (await p.getBackup(backup.id))!.manifest);
+    // at b also an unfinished backup's leftovers, whose marker sorts after the committed one's
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const unfinished = 'zz-unfinished';
+    await writeFile(path.join(b, 'pending', `${unfinished}.json`), JSON.stringify({ id: unfinished, type: 'full', startedAt: new Date(0).toISOString(), heartbeatAt: new Date(0).toISOString(), host: hostname(), pid: dead, space: processSpace(), parts: ['data/zz-unfinished.part'] }));
+    await writeFile(path.join(b, 'data', 'zz-unfinished.part'), 'leftover');
+    const filesAtB = (await filesUnder(b)).filter((f) => f.includes(backup.id) && !f.startsWith('pending/'));
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chattr', ['+i', path.join(b, 'manifests')]); // b refuses the manifest write (a real refusal, even for root)
+    try {
+      await p.prune(); // (its cleanup)
+    } finally {
+      execFileSync('chattr', ['-i', path.join(b, 'manifests')]);
+    }
+    expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`^cleanup of leftovers: could not finish backup ${backup.id} at ${literal(p.destinations.members[1]!.label)}, committed at ${literal(p.destinations.members[0]!.label)} \\(the process ended between the two manifest writes\\): writing its manifest there failed \\(.+\\); its parts there are kept`)));
+    const after = await filesUnder(b);
+    for (const f of filesAtB) expect(after).toContain(f);
+    expect(after.filter((f) => f.includes('zz-unfinished'))).toEqual([]); // the other marker's leftovers went
+    await p.prune(); // b takes writes again: finished there
+    expect(await readFile(path.join(b, 'manifests', `${backup.id}.json`), 'utf8')).toBe(await readFile(path.join(a, 'manifests', `${backup.id}.json`), 'utf8'));
+    await p.stop();
+  });
+
+  it("a priority backup's start probe a kill left behind is deleted by the cleanup once stale, not kept for ever (review-32a F4)", async () => {
+    const [a, b] = [path.join(work, `probe-a-${Date.now()}`), path.join(work, `probe-b-${Date.now()}`)];
+    const p = multi([fsSpec(a), fsSpec(b)], 'priority', { retention: { count: 100 }, staleAfterMs: 60_000, logger: { warn() {}, error() {}, info() {} } });
+    await source.usePlugin(p, `probe-${Date.now()}`);
+    await p.createBackup();
+    // as a SIGKILL between the probe's write and its deletion leaves it (backup.ts beginBackup; built on disk)
+    const [old, fresh] = ['pending/old.probe.json', 'pending/fresh.plan.probe.json'].map((f) => path.join(a, f)) as [string, string];
+    await mkdir(path.join(a, 'pending'), { recursive: true });
+    await writeFile(old, 'probe');
+    await writeFile(fresh, 'probe');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(old, hourAgo, hourAgo);
+    await p.prune(); // (its cleanup)
+    expect((await filesUnder(a)).filter((f) => f.startsWith('pending/'))).toEqual(['pending/fresh.plan.probe.json']);
     await p.stop();
   });
 

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BackupPlugin } from '../src/index.js';
-import { splitPoints } from '../src/engine/ranged-listing.js';
+import { Alphabet, interpolatedPoints } from '../src/engine/ranged-listing.js';
 import { LIST_CONCURRENCY, listObjects, type SourceEntry } from '../src/engine/s3db.js';
 import { compareKeys } from '../src/engine/sorted-merge.js';
 import { openDb, seedDatabase, snapshot } from './helpers/database.js';
@@ -131,36 +131,80 @@ afterAll(async () => {
   if (bucket) await deleteBucket(admin, bucket);
 });
 
-describe('splitPoints', () => {
-  it('gives points strictly between the last key and the bound, under the prefix, at the levels where keys vary', () => {
-    // one point per level, halfway to the largest character, from the first after the prefix to
-    // where the page's keys vary, coarsest first; there, the rest cut `fanOut` (4) ways
-    const levels = ['x', 'rr', 'rey', 'resw', 'resoz', 'resoux', 'resourq', 'resourcr', 'resource^', 'resource=z', 'resource=uy', 'resource=usr', 'resource=usex', 'resource=usery', 'resource=usersW', 'resource=users/q', 'resource=users/dp', 'resource=users/day', 'resource=users/datp', 'resource=users/dataW', 'resource=users/data/t', 'resource=users/data/iq', 'resource=users/data/id^', 'resource=users/data/id=W', 'resource=users/data/id=0W'];
-    const fanned = ['y', 'z', '|', '}'].map((c) => `resource=users/data/id=00${c}`);
-    expect(splitPoints('app/db/', 'app/db/resource=users/data/id=00aB', 'app/db/resource=users/data/id=00x-', null, 4)).toEqual([...levels, ...fanned].map((p) => `app/db/${p}`));
-    // a page that ends on its range's bound leaves nothing to cut (review-ranges F1: a point past
-    // the bound overlapped the next range, and keys came twice at pageSize 1)
-    expect(splitPoints('app/db/', 'app/db/bO', 'app/db/bO', 'app/db/bO', 4)).toEqual([]);
-    // bounded above: at the first level, halfway to the bound's character
-    expect(splitPoints('', 'resource=users/data/id=0A', 'resource=users/data/id=0Z', 'resource=users/data/id=W', 2)).toEqual(['resource=users/data/id=C', 'resource=users/data/id=0f', 'resource=users/data/id=0r']);
-  });
+describe('interpolatedPoints', () => {
+  /** The page of `pageSize` keys after the `from`-th of `keys` (sorted), its alphabet as the listing learns it, and the points cutting what follows it. */
+  const pointsAfter = (keys: string[], from: number, pageSize: number, upTo: string | null, pagesEach: number, count: number) => {
+    const page = keys.slice(from, from + pageSize);
+    const alphabet = new Alphabet();
+    let varies = 0;
+    while (page[0]![varies] === page[page.length - 1]![varies]) varies++;
+    for (const k of page) alphabet.add(k, varies);
+    return { last: page[page.length - 1]!, points: interpolatedPoints('app/db/', alphabet, page[0]!, page[page.length - 1]!, page.length, upTo, pagesEach, count) };
+  };
+  /** How many of `keys` each range (last, p1], (p1, p2], ... holds. */
+  const rangeSizes = (keys: string[], last: string, points: string[]) => {
+    const bounds = [last, ...points];
+    return points.map((p, i) => keys.filter((k) => compareKeys(k, bounds[i]!) > 0 && compareKeys(k, p) <= 0).length);
+  };
 
-  it('never gives a point outside (last, bound) for random keys, nor one that is not printable ASCII after a listed key', () => {
-    const random = mulberry32(11);
-    const chars = ['a', 'b', 'z', '~', ' ', '0', '/', '=', 'é', '😀', '\u007f', '\uffff'];
-    const word = () => Array.from({ length: 1 + Math.floor(random() * 6) }, () => chars[Math.floor(random() * chars.length)]).join('');
-    for (let i = 0; i < 5000; i++) {
-      const [a, b, c] = [word(), word(), word()].sort(compareKeys) as [string, string, string];
-      if (compareKeys(b, c) === 0) continue;
-      const bound = random() < 0.3 ? null : c;
-      const points = splitPoints('', a, b, bound, 1 + Math.floor(random() * 8));
-      expect(new Set(points).size).toBe(points.length);
-      for (const p of points) {
-        expect(compareKeys(p, b)).toBeGreaterThan(0);
-        if (bound !== null) expect(compareKeys(p, bound)).toBeLessThan(0);
-        expect(() => encodeURIComponent(p)).not.toThrow(); // no lone surrogate: it can be sent as StartAfter
+  it('cuts what follows a page into ranges of about the pages asked for: sequential numbers (carried into coarser digits), hex, s3db.js ids', () => {
+    const random = mulberry32(3);
+    const draw = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+    const shapes: Record<string, string[]> = {
+      numbers: Array.from({ length: 20_000 }, (_, i) => `app/db/resource=events/data/id=e${String(i).padStart(7, '0')}`),
+      hex: Array.from({ length: 20_000 }, () => `app/db/resource=events/data/id=${draw('0123456789abcdef', 32)}`),
+      s3db: Array.from({ length: 20_000 }, () => `app/db/resource=users/data/id=${draw(ID_ALPHABET, 22)}`),
+    };
+    for (const [shape, unsorted] of Object.entries(shapes)) {
+      const keys = [...new Set(unsorted)].sort(compareKeys);
+      for (const from of [0, 5_000]) {
+        const { last, points } = pointsAfter(keys, from, 500, null, 2, 6);
+        // 2 pages of 500 each, give or take the randomness of the ids (and a base-11 carry for the numbers)
+        expect({ shape, from, sizes: rangeSizes(keys, last, points).map((n) => n >= 500 && n <= 1_800) }).toEqual({ shape, from, sizes: new Array(6).fill(true) });
       }
     }
+    // the numbers: "e0000000".."e0000499" puts the first point in "e0001...", carried into the thousands
+    expect(pointsAfter(shapes.numbers!, 0, 500, null, 2, 1).points).toEqual([expect.stringMatching(/^app\/db\/resource=events\/data\/id=e0001[0-9]+$/)]);
+  });
+
+  it("never carries through a character the page's alphabet lacks (the separators of s3db.js's layout), past its range's bound, or from a page that ends on it", () => {
+    const twoLetters = [...'abcdefghijklmnopqrstuvwxyz'].flatMap((a) => [...'abcdefghijklmnopqrstuvwxyz'].map((b) => `app/db/resource=r/id=${a}${b}`));
+    // the page ran through the whole of "id=": what follows '=' is not known
+    expect(pointsAfter(twoLetters, 0, twoLetters.length, null, 2, 4).points).toEqual([]);
+    // bounded: no point at or past the bound
+    const bounded = pointsAfter(twoLetters, 0, 26, 'app/db/resource=r/id=d', 2, 10);
+    expect(bounded.points.length).toBeGreaterThan(0);
+    for (const p of bounded.points) expect(compareKeys(p, 'app/db/resource=r/id=d')).toBeLessThan(0);
+    // a page that ends on its range's bound leaves nothing to cut (review-ranges F1: a point past
+    // the bound overlapped the next range, and keys came twice at pageSize 1)
+    const alphabet = new Alphabet();
+    alphabet.add('app/db/bO', 7);
+    expect(interpolatedPoints('app/db/', alphabet, 'app/db/bA', 'app/db/bO', 2, 'app/db/bO', 2, 4)).toEqual([]);
+  });
+
+  it('never gives a point outside (last, bound), out of order, or that is not printable ASCII after a prefix of a listed key', () => {
+    const random = mulberry32(11);
+    const chars = ['a', 'b', 'z', '~', ' ', '0', '/', '=', 'é', '😀', '\u007f', '\uffff', '9', 'A'];
+    const word = () => Array.from({ length: 1 + Math.floor(random() * 6) }, () => chars[Math.floor(random() * chars.length)]).join('');
+    let some = 0;
+    for (let i = 0; i < 5000; i++) {
+      const [a, b, c] = [word(), word(), word()].sort(compareKeys) as [string, string, string];
+      if (compareKeys(a, b) === 0 || compareKeys(b, c) === 0) continue;
+      const bound = random() < 0.3 ? null : c;
+      const alphabet = new Alphabet();
+      for (const k of [a, b, word()]) alphabet.add(k, Math.floor(random() * 3));
+      const points = interpolatedPoints('', alphabet, a, b, 2 + Math.floor(random() * 1000), bound, 0.2 + random() * 4, 1 + Math.floor(random() * 8));
+      some += points.length;
+      for (const [j, p] of points.entries()) {
+        expect(compareKeys(p, j === 0 ? b : points[j - 1]!)).toBeGreaterThan(0);
+        if (bound !== null) expect(compareKeys(p, bound)).toBeLessThan(0);
+        expect(() => encodeURIComponent(p)).not.toThrow(); // no lone surrogate: it can be sent as StartAfter
+        let shared = 0;
+        while (shared < p.length && p[shared] === b[shared]) shared++;
+        expect(p.slice(shared)).toMatch(/^[\x20-\x7e]*$/); // (what follows the prefix it shares with the listed key)
+      }
+    }
+    expect(some).toBeGreaterThan(1000);
   });
 });
 
@@ -178,7 +222,7 @@ describe('listing a database on S3 in ranges', () => {
       expect(counts.keys - before).toBeLessThan(2.25 * listed.length);
     }
     // pages of one key, so pages end on split points (review-ranges F1 found keys listed twice
-    // there; splitPoints' own test pins the cause)
+    // there; interpolatedPoints' own tests pin the cause)
     for (const prefix of ['resource=f1/', 'resource=notes/']) {
       const one = await collect(listObjects(db.client as never, { prefix, pageSize: 1 }));
       expect(one).toEqual(expected.filter((e) => e.key.startsWith(prefix)));

@@ -35,7 +35,7 @@ describe('listInRanges over a model store', () => {
       const sorted = [...keys].sort(compareKeys);
       const pageSize = 1 + Math.floor(random() * 6);
       const short = random() < 0.5;
-      const o = { concurrency: 1 + Math.floor(random() * 8), maxPages: 1 + Math.floor(random() * 16), maxRanges: 1 + Math.floor(random() * 32), cutAfterPages: 1 + Math.floor(random() * 3), fanOut: 1 + Math.floor(random() * 8) };
+      const o = { concurrency: 1 + Math.floor(random() * 8), maxPages: 1 + Math.floor(random() * 16), maxRanges: 1 + Math.floor(random() * 32), cutAfterPages: 1 + Math.floor(random() * 3), pagesPerRange: 0.2 + random() * 3, cutsPerPage: random() * 2 };
       let inFlight = 0;
       let maxInFlight = 0;
       const listing = listInRanges<string>({
@@ -67,13 +67,69 @@ describe('listInRanges over a model store', () => {
   }, 120_000);
 });
 
+describe('listInRanges with the options s3db.ts lists S3 with', () => {
+  it('lists in parallel with about one request a page for the key shapes databases have (scale-31: 2.4-4.9 requests a page for digit and hex ids)', async () => {
+    const random = mulberry32(21);
+    const draw = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+    const NANOID = 'useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict';
+    const shapes: Record<string, (i: number) => string> = {
+      numbers: (i) => `resource=events/data/id=e${String(i).padStart(7, '0')}`,
+      hex: () => `resource=events/data/id=${draw('0123456789abcdef', 32)}`,
+      uuid: () => `resource=events/data/id=${draw('0123456789abcdef', 8)}-${draw('0123456789abcdef', 4)}-4${draw('0123456789abcdef', 3)}-a${draw('0123456789abcdef', 3)}-${draw('0123456789abcdef', 12)}`,
+      s3db: () => `resource=users/data/id=${draw(NANOID, 22)}`,
+      // resources, partition references and sequential ids side by side
+      layout: (i) => (i % 3 === 0 ? `resource=blobs/data/id=b${String(i).padStart(7, '0')}` : i % 3 === 1 ? `resource=events/data/id=${draw(NANOID, 22)}` : `resource=events/partition=byDay/day=2026-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')}/id=${draw(NANOID, 10)}`),
+    };
+    const PAGE = 100;
+    for (const [shape, make] of Object.entries(shapes)) {
+      const keys = new Set<string>();
+      for (let i = 0; keys.size < 30_000; i++) keys.add(`app/db/${make(i)}`);
+      const sorted = [...keys].sort(compareKeys);
+      let requests = 0;
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const listing = listInRanges<string>({
+        prefix: 'app/db/', key: (k) => k, concurrency: 8, maxPages: 16, maxRanges: 32, cutAfterPages: 4, pagesPerRange: 2, cutsPerPage: 0.5,
+        fetch: async ({ startAfter, prefix }) => {
+          requests++;
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          inFlight--;
+          // (binary search: the first key under `prefix` after `startAfter`)
+          const from = startAfter !== undefined && compareKeys(startAfter, prefix) > 0 ? startAfter : prefix;
+          let lo = 0;
+          for (let hi = sorted.length; lo < hi; ) {
+            const mid = (lo + hi) >> 1;
+            const order = compareKeys(sorted[mid]!, from);
+            if (order < 0 || (order === 0 && from === startAfter)) lo = mid + 1;
+            else hi = mid;
+          }
+          const items: string[] = [];
+          for (let i = lo; i < sorted.length && items.length < PAGE && sorted[i]!.startsWith(prefix); i++) items.push(sorted[i]!);
+          const next = sorted[lo + items.length];
+          return { items, truncated: next !== undefined && next.startsWith(prefix) };
+        },
+      });
+      let listed = 0;
+      for await (const page of listing) {
+        listed += page.length;
+        await new Promise((resolve) => setImmediate(resolve)); // a consumer that works on each page
+      }
+      expect(listed).toBe(sorted.length);
+      const pages = sorted.length / PAGE;
+      expect({ shape, ok: requests <= 1.5 * pages, requests, pages }).toMatchObject({ shape, ok: true });
+      expect({ shape, parallel: maxInFlight >= 4 }).toEqual({ shape, parallel: true });
+    }
+  });
+});
+
 describe('listInRanges stops for good', () => {
   it('starts no request once its consumer has stopped (return), and drops the answers in flight', async () => {
     const keys = Array.from({ length: 5000 }, (_, i) => `db/id=${String(i * 7919 % 100000).padStart(6, '0')}`).sort(compareKeys);
     let started = 0;
     let inFlight = 0;
     const listing = listInRanges<string>({
-      prefix: 'db/', key: (k) => k, concurrency: 8, maxPages: 16, maxRanges: 32, cutAfterPages: 2, fanOut: 4,
+      prefix: 'db/', key: (k) => k, concurrency: 8, maxPages: 16, maxRanges: 32, cutAfterPages: 2, pagesPerRange: 2, cutsPerPage: 0.5,
       fetch: async ({ startAfter, prefix }) => {
         started++;
         inFlight++;

@@ -12,7 +12,7 @@
  * ways (interleaved, `--runs` times each; the listings must agree key for key), prints keys/s and
  * the ratio, and deletes the bucket.
  *
- *   node --import tsx benches/listing.ts [--keys 20000] [--latency 30] [--runs 3] [--json]
+ *   node --import tsx benches/listing.ts [--keys 20000] [--latency 30] [--runs 3] [--shape s3db|numbers|uuid] [--json]
  */
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3db, S3Client as S3dbClient } from 's3db.js/lite';
@@ -21,10 +21,12 @@ import { startFaultProxy } from '../__test__/helpers/fault-proxy.js';
 import { listObjects, LIST_CONCURRENCY } from '../src/engine/s3db.js';
 import { mulberry32 } from './corpus.js';
 
-const { values } = parseArgs({ options: { keys: { type: 'string', default: '20000' }, latency: { type: 'string', default: '30' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { keys: { type: 'string', default: '20000' }, latency: { type: 'string', default: '30' }, runs: { type: 'string', default: '3' }, shape: { type: 'string', default: 's3db' }, json: { type: 'boolean', default: false } } });
 const KEYS = Number(values.keys);
 const LATENCY = Number(values.latency);
 const RUNS = Number(values.runs);
+const SHAPE = values.shape;
+if (!['s3db', 'numbers', 'uuid'].includes(SHAPE)) throw new Error(`--shape: s3db (s3db.js's random ids), numbers (sequential, zero-padded) or uuid, not ${SHAPE}`);
 const endpoint = process.env.S3_ENDPOINT;
 if (!endpoint) throw new Error('set S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY (scripts/rgw/start.sh writes them to <dir>/env)');
 const credentials = { accessKeyId: process.env.S3_ACCESS_KEY ?? '', secretAccessKey: process.env.S3_SECRET_KEY ?? '' };
@@ -37,7 +39,11 @@ const log = (line: string) => (values.json ? process.stderr : process.stdout).wr
 function databaseKeys(): string[] {
   const random = mulberry32(5);
   const alphabet = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz';
-  const id = () => Array.from({ length: 16 }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+  const draw = (chars: string, n: number) => Array.from({ length: n }, () => chars[Math.floor(random() * chars.length)]).join('');
+  const hex = (n: number) => draw('0123456789abcdef', n);
+  // ids as the application chose them: s3db.js's own (random, 64 characters), a counter, UUIDs
+  let counter = 0;
+  const id = SHAPE === 'numbers' ? () => String(counter++).padStart(10, '0') : SHAPE === 'uuid' ? () => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}` : () => draw(alphabet, 16);
   const keys = ['s3db.json'];
   for (let i = 0; keys.length < KEYS; i++) {
     const r = i % 10;
@@ -113,9 +119,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const rows = (Object.keys(seconds) as (keyof typeof seconds)[]).map((name) => ({ name, seconds: median(seconds[name]), keysPerSecond: Math.round(KEYS / median(seconds[name])), requests: requests[name] }));
 const speedup = rows[0]!.seconds / rows[1]!.seconds;
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ keys: KEYS, latencyMs: LATENCY, concurrency: LIST_CONCURRENCY, runs: RUNS, cases: rows, speedup })}\n`);
+  process.stdout.write(`${JSON.stringify({ keys: KEYS, shape: SHAPE, latencyMs: LATENCY, concurrency: LIST_CONCURRENCY, runs: RUNS, cases: rows, speedup })}\n`);
 } else {
-  log(`\n${KEYS} keys, ${LATENCY} ms per request, ${LIST_CONCURRENCY} requests at once, median of ${RUNS}`);
+  log(`\n${KEYS} keys (ids: ${SHAPE}), ${LATENCY} ms per request, ${LIST_CONCURRENCY} requests at once, median of ${RUNS}`);
   for (const r of rows) log(`${r.name.padEnd(24)} ${r.seconds.toFixed(2).padStart(7)} s ${String(r.keysPerSecond).padStart(8)} keys/s ${String(r.requests).padStart(6)} requests`);
   log(`in ranges / one page after another: ${speedup.toFixed(2)}x`);
 }

@@ -1041,7 +1041,7 @@ export class BackupPlugin extends EventEmitter {
     }
     return this.serialized(() =>
       this.withLease(async () => {
-        const manifests = await this.catalog.recover();
+        const manifests = await this.catalog.recover(this.config.staleAfterMs);
         for (const s of manifests.skipped) {
           const what = s.lost !== undefined ? `the manifest of backup ${s.id ?? '?'} at ${s.destination} cannot be put back` : `manifest copy ${s.path} at ${s.destination} not used`;
           this.log('warn', { backupId: s.id, path: s.path, destination: s.destination }, `${what}: ${s.reason}`);

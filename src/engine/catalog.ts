@@ -473,7 +473,7 @@ export class Catalog {
    * `skipped` (`lost` for a manifest with no copy). A lost index does not stop it: index-repair.ts
    * rebuilds that from the parts. Checksums are not read here: verifyBackup() does that.
    */
-  async recover(): Promise<Pick<RecoveryReport, 'recovered' | 'skipped' | 'copies'> & { damaged: { id: string; destination: string; damage: string }[] }> {
+  async recover(staleAfterMs: number): Promise<Pick<RecoveryReport, 'recovered' | 'skipped' | 'copies'> & { damaged: { id: string; destination: string; damage: string }[] }> {
     const recovered = new Set<string>();
     const rewritten: { id: string; destination: string }[] = [];
     const damaged: { id: string; destination: string; damage: string }[] = [];
@@ -485,6 +485,16 @@ export class Catalog {
       if (outcome.damage !== null) damaged.push({ id: outcome.id, destination: member.label, damage: outcome.damage });
     };
     for (const member of this.set.members) {
+      // a backup committed at another destination but not here (a kill between the manifest
+      // writes) is finished here as the next cleanup would finish it (review-32a F2: recover
+      // refused it, and said the cleanup would remove it)
+      for (const id of await this.halfCommittedAt(member, staleAfterMs)) {
+        const finished = await this.finishHalfCommitted(member, id);
+        if ('failed' in finished) skipped.push({ id, path: paths.manifest(id), destination: member.label, reason: finished.failed, lost: 'here' });
+        if (!('at' in finished)) continue;
+        await member.delete([paths.pending(id)]).catch(() => undefined); // (the next cleanup removes a marker left beside a manifest)
+        putBackAt(member, { id, damage: null });
+      }
       const copies: string[] = [];
       try {
         for await (const o of member.list(paths.dataPrefix)) if (o.path.endsWith('.json')) copies.push(o.path);
@@ -564,6 +574,45 @@ export class Catalog {
     return unknown !== null ? { unknown } : { none: true };
   }
 
+  /** Backups whose stale pending marker at `member` is not a deletion's and whose manifest is missing there: unfinished, or committed elsewhere only. */
+  private async halfCommittedAt(member: Destination, staleAfterMs: number): Promise<string[]> {
+    const ids: string[] = [];
+    try {
+      for await (const o of member.list(paths.pendingPrefix)) {
+        if (!o.path.endsWith('.json')) continue;
+        let state: PendingState | null;
+        try {
+          state = JSON.parse(await readText(member, o.path)) as PendingState | null;
+        } catch {
+          continue; // (not a marker: a start probe; or unreadable: the cleanup says so)
+        }
+        if (typeof state?.id !== 'string' || state.deleting || !isStale(state, staleAfterMs)) continue;
+        if (!(await member.stat(paths.manifest(state.id)))) ids.push(state.id);
+      }
+    } catch {
+      // (a listing that fails: the copies below meet the same failure and report it)
+    }
+    return ids;
+  }
+
+  /**
+   * Finishes at `member` backup `id` when it committed at another destination but not here (a kill
+   * between the destinations' manifest writes: review-31a F1): its manifest written here, if its
+   * parts and index here are whole (completeHere). `at`: where it had committed; `no`: nowhere
+   * else, or not whole here; `unknown`: another destination could not be asked; `failed`: the
+   * write here failed (a full or read-only destination), said in a sentence naming the backup.
+   */
+  private async finishHalfCommitted(member: Destination, id: string): Promise<{ at: string } | { no: true } | { unknown: string } | { failed: string }> {
+    const elsewhere = await this.committedElsewhere(id, member);
+    if ('unknown' in elsewhere) return elsewhere;
+    if (!('manifest' in elsewhere)) return { no: true };
+    try {
+      return (await completeHere(member, elsewhere.manifest, elsewhere.text)) ? { at: elsewhere.at } : { no: true };
+    } catch (err) {
+      return { failed: `could not finish backup ${id} at ${member.label}, committed at ${elsewhere.at} (the process ended between the two manifest writes): writing its manifest there failed (${errorMessage(err)}); its parts there are kept, and the next cleanup or recoverBackups() tries again once ${member.label} takes writes` };
+    }
+  }
+
   /** Another destination than `except` whose manifest of `id` reads, if any. */
   private async holderOf(id: string, except: Destination): Promise<Destination | undefined> {
     for (const member of this.set.members) if (member !== except && (await manifestReadable(member, id))) return member;
@@ -584,11 +633,18 @@ export class Catalog {
     const cleaned = new Map<string, Leftover>();
     for (const member of this.set.members) {
       const markers: string[] = [];
+      const probes: string[] = [];
       try {
-        for await (const o of member.list(paths.pendingPrefix)) if (o.path.endsWith('.json')) markers.push(o.path);
+        for await (const o of member.list(paths.pendingPrefix)) {
+          // a priority backup's start probe, written and deleted at once: one a kill left (review-32a F4)
+          if (o.path.endsWith('.probe.json')) {
+            if (o.lastModified && Date.now() - o.lastModified.getTime() > staleAfterMs) probes.push(o.path);
+          } else if (o.path.endsWith('.json')) markers.push(o.path);
+        }
       } catch {
         continue;
       }
+      if (probes.length > 0) await member.delete(probes).catch((err: unknown) => failed(`could not delete ${probes.join(', ')} at ${member.label} (start probes a killed backup left): ${errorMessage(err)}`));
       for (const path of markers) {
         let state: PendingState;
         try {
@@ -601,14 +657,19 @@ export class Catalog {
         if (!committed && !state.deleting) {
           // A kill between the destinations' manifest writes (backup.ts writes them at once) leaves
           // a committed backup without its manifest here: finished here, never deleted (review-31a F1)
-          const elsewhere = await this.committedElsewhere(state.id, member);
-          if ('unknown' in elsewhere) {
-            failed(`left the leftovers of backup ${state.id} at ${member.label} for a later cleanup: ${elsewhere.unknown}, so whether the backup committed there is not known (deleting them could delete a committed backup's second copy)`);
+          const finished = await this.finishHalfCommitted(member, state.id);
+          if ('unknown' in finished) {
+            failed(`left the leftovers of backup ${state.id} at ${member.label} for a later cleanup: ${finished.unknown}, so whether the backup committed there is not known (deleting them could delete a committed backup's second copy)`);
             continue;
           }
-          if ('manifest' in elsewhere && (await completeHere(member, elsewhere.manifest, elsewhere.text))) {
+          if ('failed' in finished) {
+            // (its leftovers are a committed backup's: kept; the other markers are still processed: review-32a F1)
+            failed(finished.failed);
+            continue;
+          }
+          if ('at' in finished) {
             committed = true;
-            completed(`backup ${state.id} had committed at ${elsewhere.at} but not at ${member.label} (the process ended between the two manifest writes); its parts there are whole, so its manifest was written there too`);
+            completed(`backup ${state.id} had committed at ${finished.at} but not at ${member.label} (the process ended between the two manifest writes); its parts there are whole, so its manifest was written there too`);
           }
         }
         const release = claim([state.id]);

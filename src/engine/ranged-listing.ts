@@ -6,22 +6,26 @@
  *
  * How the ranges are cut: a range is (after, upTo] (keys k with after < k <= upTo; upTo null for
  * the end). When a page of a range comes back truncated, the listing has received `cutAfterPages`
- * pages, and fewer than `maxRanges` ranges are open, the rest of that range, (last key listed,
- * upTo], is cut at split points (splitPoints): for each position from where the last key and
- * upTo first differ to where the page's first and last keys first differ, the point halfway
- * between the last key's character there and the largest one (`fanOut` points, evenly spaced, at
- * the last of those positions). So one page is enough to reach the level where the keys vary (an
- * s3db.js id after `resource=<r>/data/id=`) without knowing the layout. Each range is listed
- * under the prefix all its keys share (sharedPrefix), so an empty one costs one request with an
- * empty answer, and a range's last page lists little past its end.
+ * pages, fewer than `maxRanges` ranges are open, and the cuts so far are within their budget
+ * (`concurrency` + `cutsPerPage` per page received), the rest of that range, (last key listed,
+ * upTo], is cut into ranges of about `pagesPerRange` pages (interpolatedPoints): the page's first
+ * and last keys, read as numbers whose digits are the characters seen where keys vary, show how
+ * far a page reaches, and the points are placed that far apart ahead. Sequential numbers, hex,
+ * UUIDs and s3db.js's random ids all give ranges of about the size asked, so nearly every
+ * request returns a full page (scale-31: halfway-to-'~' points fell in empty key space for digit
+ * and hex ids, 2.4-4.9 requests a page and little gain); where the estimate is off (keys of
+ * varying shapes), the budget bounds the empty ranges. Each range is listed under the prefix all
+ * its keys share (sharedPrefix), so an empty one costs one request with an empty answer, and a
+ * range's last page lists little past its end.
  *
  * Invariants:
  * - The ranges always cover (the last key handed on, end] exactly, in order, without overlap: a
  *   range is only ever cut at points strictly between its last listed key and its upTo, so every
  *   key lands in exactly one range, and a range's keys are handed on only after every earlier
  *   range's. The caller's order check (KeyCursor, mergeJoin) still sees a single sorted stream.
- * - Split points are printable ASCII after a prefix of a listed key, so they are valid keys to
- *   send as StartAfter and compare with S3's UTF-8 byte order as compareKeys does.
+ * - Split points are printable ASCII after a prefix of a listed key (never one ending in half a
+ *   surrogate pair), so they are valid keys to send as StartAfter and compare with S3's UTF-8
+ *   byte order as compareKeys does.
  * - Memory is bounded: pages listed and not yet handed on, plus requests in flight, never pass
  *   `maxPages`, except that the range being handed on may always fetch its next page once it
  *   holds none (so the listing cannot stall waiting for itself).
@@ -61,8 +65,10 @@ export interface RangedListingOptions<T> {
    * them come back empty).
    */
   cutAfterPages: number;
-  /** Ranges the rest of a range is cut into where its page shows the keys vary (splitPoints). */
-  fanOut: number;
+  /** Pages each range cut is meant to hold (interpolatedPoints). */
+  pagesPerRange: number;
+  /** Ranges cut at most: `concurrency`, plus this many per page received (each range cut that turns out empty costs a request). */
+  cutsPerPage: number;
 }
 
 interface Range<T> {
@@ -82,6 +88,8 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
   let inFlight = 0;
   let held = 0;
   let received = 0;
+  let cuts = 0;
+  const alphabet = new Alphabet();
   let failure: { error: unknown } | null = null;
   let stopped = false;
   let wake: (() => void) | null = null;
@@ -141,16 +149,22 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
     range.pages.push(items);
     held++;
     range.after = o.key(items[items.length - 1]!);
-    if (!range.done && ++received >= o.cutAfterPages) cutRest(range, o.key(items[0]!));
+    if (items.length > 1) {
+      const first = o.key(items[0]!);
+      const varies = commonLength(first, range.after);
+      for (const item of items) alphabet.add(o.key(item), varies);
+    }
+    if (!range.done && ++received >= o.cutAfterPages) cutRest(range, o.key(items[0]!), items.length);
   };
 
-  /** Cuts what is left of `range` (after its last key listed) into ranges, as far as there is room. */
-  const cutRest = (range: Range<T>, first: string) => {
-    const room = o.maxRanges - ranges.filter((r) => !r.done).length;
+  /** Cuts what is left of `range` (after its last key listed, a page of `n` keys from `first`) into ranges, as far as there is room. */
+  const cutRest = (range: Range<T>, first: string, n: number) => {
+    const budget = o.concurrency + Math.floor(received * o.cutsPerPage) - cuts;
+    const room = Math.min(budget, o.maxRanges - ranges.filter((r) => !r.done).length);
     if (room <= 0) return;
-    // coarsest (largest) first: those are kept when there is no room for all
-    const points = splitPoints(o.prefix, first, range.after!, range.upTo, o.fanOut).slice(0, room).sort(compareKeys);
+    const points = interpolatedPoints(o.prefix, alphabet, first, range.after!, n, range.upTo, o.pagesPerRange, room);
     if (points.length === 0) return;
+    cuts += points.length;
     // (after, p1], (p1, p2], ..., (pk, upTo]
     const added = points.map((point, i) => ({ after: point, upTo: points[i + 1] ?? range.upTo, pages: [], fetching: false, done: false }));
     range.upTo = points[0]!;
@@ -192,42 +206,6 @@ export async function* listInRanges<T>(o: RangedListingOptions<T>): AsyncGenerat
   }
 }
 
-const LOWEST = 0x20; // ' ': the smallest character a split point uses
-const END = 0x7f; // past '~': stands for "any larger character"
-
-/**
- * Keys strictly between `last` and `upTo` (null: the end) at which to cut (last, upTo], coarsest
- * first: at each position from where `last` and `upTo` first differ up to where `first` and
- * `last` (one page's first and last keys) first differ, `last`'s characters before it followed by
- * the character halfway between `last`'s there and the largest (or `upTo`'s, at the first
- * position); at that last position, where the page shows the keys vary, `fanOut` characters
- * evenly spaced instead of one, so the rest of the range is listed `fanOut` ways at once from the
- * next round trip on. Positions where the characters are not printable ASCII give no point. All
- * keys start with `prefix`, and so do the points.
- */
-export function splitPoints(prefix: string, first: string, last: string, upTo: string | null, fanOut = 1): string[] {
-  if (upTo !== null && compareKeys(last, upTo) >= 0) return []; // (last, upTo] is empty: a point past upTo would overlap the next range (review-ranges F1)
-  const from = Math.max(prefix.length, upTo === null ? 0 : commonLength(last, upTo));
-  const to = Math.min(commonLength(first, last), last.length);
-  const points: string[] = [];
-  for (let at = from; at <= to; at++) {
-    const own = at < last.length ? last.charCodeAt(at) : LOWEST - 1;
-    let bound = upTo !== null && at === from && at < upTo.length ? upTo.charCodeAt(at) : END;
-    if (bound > END) bound = END;
-    if (own < LOWEST - 1 || own >= END) continue;
-    if (at > 0 && isHighSurrogate(last.charCodeAt(at - 1))) continue;
-    const ways = at === to ? Math.max(1, fanOut) : 1;
-    let previous = own;
-    for (let i = 1; i <= ways; i++) {
-      const cut = own + Math.floor(((bound - own) * i) / (ways + 1));
-      if (cut <= previous || cut >= bound || cut < LOWEST) continue;
-      previous = cut;
-      points.push(last.slice(0, at) + String.fromCharCode(cut));
-    }
-  }
-  return points;
-}
-
 /**
  * What every key of `range` starts with: a key k with after < k <= upTo starts with the common
  * prefix of `after` and `upTo` (were it to differ from it first at some character, k would sort
@@ -249,4 +227,116 @@ function commonLength(a: string, b: string): number {
 
 function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
+}
+
+/** Characters of a key after the page's common prefix that its coordinate reads (a double holds about this many of base ~65). */
+const FRACTION_DIGITS = 8;
+
+/** The printable ASCII characters seen where listed keys vary: the digits of interpolatedPoints' coordinates. */
+export class Alphabet {
+  private readonly seen = new Array<boolean>(128).fill(false);
+  private ranks: number[] | null = null;
+  private chars: string[] = [];
+
+  add(key: string, from: number): void {
+    for (let i = from; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x20 && c < 0x7f && !this.seen[c]) {
+        this.seen[c] = true;
+        this.ranks = null;
+      }
+    }
+  }
+
+  /** 1 + the rank of the largest character seen at or below `code` (0: below them all, or the key's end). */
+  value(code: number | undefined): number {
+    this.index();
+    if (code === undefined) return 0;
+    return this.ranks![Math.min(code, 127)]!;
+  }
+
+  /** The rank (0-based) of a character seen, or -1. */
+  rankOf(code: number): number {
+    this.index();
+    return code < 128 && this.seen[code] ? this.ranks![code]! - 1 : -1;
+  }
+
+  char(value: number): string {
+    this.index();
+    return this.chars[value - 1]!;
+  }
+
+  get base(): number {
+    this.index();
+    return this.chars.length + 1;
+  }
+
+  private index(): void {
+    if (this.ranks) return;
+    this.ranks = [];
+    this.chars = [];
+    let rank = 0;
+    for (let c = 0; c < 128; c++) {
+      if (this.seen[c]) {
+        this.chars.push(String.fromCharCode(c));
+        rank++;
+      }
+      this.ranks.push(rank);
+    }
+  }
+}
+
+/**
+ * Up to `count` keys after `last` (and before `upTo`) at which to cut the rest of a range into
+ * ranges of about `pagesEach` pages each. A page's first and last keys (`n` keys) show how far one
+ * page reaches: read after their common prefix (position `at`) as numbers whose digits are the
+ * characters seen where keys vary (alphabet; 0: the key's end), they are `span` apart. The points
+ * are `last` plus multiples of pagesEach x span, carried into the characters before `at` as in
+ * an addition (a page that ran through "e0000000".."e0000999" puts the next point in "e0002..."),
+ * but never through one the alphabet lacks (a separator, such as the '/' or '=' of s3db.js's
+ * layout: what follows it is not known).
+ */
+export function interpolatedPoints(prefix: string, alphabet: Alphabet, first: string, last: string, n: number, upTo: string | null, pagesEach: number, count: number): string[] {
+  const at = Math.max(prefix.length, commonLength(first, last));
+  const bound = Math.max(prefix.length, upTo === null ? 0 : commonLength(last, upTo));
+  const base = alphabet.base; // digits at and after `at`: 0 (the key's end) and the alphabet
+  const radix = base - 1; // digits before `at`: the alphabet
+  if (radix < 2 || (at > 0 && isHighSurrogate(last.charCodeAt(at - 1)))) return [];
+  const fraction = (key: string) => {
+    let x = 0;
+    for (let i = FRACTION_DIGITS - 1; i >= 0; i--) x = x / base + alphabet.value(at + i < key.length ? key.charCodeAt(at + i) : undefined);
+    return x;
+  };
+  const from = fraction(last);
+  const step = ((from - fraction(first)) * n * pagesEach) / Math.max(1, n - 1);
+  if (!(step > 0)) return [];
+  const points: string[] = [];
+  let previous = last;
+  for (let k = 1; k <= count; k++) {
+    let y = from + k * step;
+    let carry = Math.floor(y / base);
+    y -= carry * base;
+    let head = last.slice(0, at);
+    // the carry into the characters before `at`, from the last of them up
+    for (let j = at - 1; carry > 0; j--) {
+      if (j < bound) return points; // past the range's end
+      const rank = alphabet.rankOf(head.charCodeAt(j));
+      if (rank < 0) return points; // a character the alphabet lacks: what follows it is not known
+      const sum = rank + carry;
+      head = head.slice(0, j) + alphabet.char(1 + (sum % radix)) + head.slice(j + 1);
+      carry = Math.floor(sum / radix);
+    }
+    let point = head;
+    for (let i = 0; i < FRACTION_DIGITS; i++) {
+      const digit = Math.floor(y);
+      if (digit === 0) break; // the key's end
+      point += alphabet.char(digit);
+      y = (y - digit) * base;
+    }
+    if (compareKeys(point, previous) <= 0) continue;
+    if (upTo !== null && compareKeys(point, upTo) >= 0) break;
+    points.push(point);
+    previous = point;
+  }
+  return points;
 }

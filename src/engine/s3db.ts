@@ -359,7 +359,8 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
     maxPages: ranges ? 2 * LIST_CONCURRENCY : 1,
     maxRanges: ranges ? 4 * LIST_CONCURRENCY : 1,
     cutAfterPages: 4,
-    fanOut: LIST_CONCURRENCY / 2,
+    pagesPerRange: 2,
+    cutsPerPage: 0.5,
     fetch: async ({ startAfter, prefix: within }) => {
       const page = (await aws.send(new ListObjectsV2Command({ Bucket: aws.bucket, Prefix: within, MaxKeys: pageSize, ...(startAfter === undefined ? {} : { StartAfter: startAfter }) }))) as ListObjectsV2CommandOutput;
       // S3 echoes the request's Prefix and StartAfter: a page that echoes another request's is
