@@ -574,6 +574,40 @@ export class Catalog {
     return unknown !== null ? { unknown } : { none: true };
   }
 
+  /**
+   * A deletion cut short after its marker landed at some destinations only (remove() writes them
+   * at once) is a deletion everywhere: its marker is written where the backup's manifest is and no
+   * marker is, so the cleanup finishes it there too, not only where the marker landed (review-32a
+   * F3: the backup stayed listed from the other, "manifest missing", and recoverBackups() put the
+   * deleted copy back).
+   */
+  private async spreadDeletions(failed: (message: string) => void): Promise<void> {
+    for (const member of this.set.members) {
+      const deleting: { path: string; text: string; id: string }[] = [];
+      try {
+        for await (const o of member.list(paths.pendingPrefix)) {
+          if (!o.path.endsWith('.json') || o.path.endsWith('.probe.json')) continue;
+          const text = await readText(member, o.path).catch(() => null);
+          const state = text === null ? null : parsedMarker(text);
+          if (state?.deleting === true && typeof state.id === 'string') deleting.push({ path: o.path, text: text!, id: state.id });
+        }
+      } catch {
+        continue; // (an unlistable destination: the cleanup below passes it over too)
+      }
+      for (const { path, text, id } of deleting) {
+        for (const other of this.set.members) {
+          if (other === member) continue;
+          try {
+            if (!(await other.stat(paths.manifest(id))) || (await other.stat(path))) continue;
+            await other.write(path, Buffer.from(text));
+          } catch (err) {
+            failed(`could not mark backup ${id} as being deleted at ${other.label} too (its deletion was cut short, marked at ${member.label}): ${errorMessage(err)}; it stays listed from there until it is deleted again`);
+          }
+        }
+      }
+    }
+  }
+
   /** Backups whose stale pending marker at `member` is not a deletion's and whose manifest is missing there: unfinished, or committed elsewhere only. */
   private async halfCommittedAt(member: Destination, staleAfterMs: number): Promise<string[]> {
     const ids: string[] = [];
@@ -631,6 +665,7 @@ export class Catalog {
     completed: (message: string) => void = () => undefined,
   ): Promise<Leftover[]> {
     const cleaned = new Map<string, Leftover>();
+    await this.spreadDeletions(failed);
     for (const member of this.set.members) {
       const markers: string[] = [];
       const probes: string[] = [];
@@ -883,6 +918,15 @@ async function manifestReadable(member: Destination, id: string): Promise<boolea
     return true;
   } catch (err) {
     return err instanceof BackupError && err.code === 'ERR_MANIFEST_VERSION';
+  }
+}
+
+/** A pending marker's state, or null when `text` is not JSON (a torn write). */
+function parsedMarker(text: string): Partial<PendingState> | null {
+  try {
+    return JSON.parse(text) as Partial<PendingState> | null;
+  } catch {
+    return null;
   }
 }
 
