@@ -14,6 +14,8 @@ import { describe, expect, it } from 'vitest';
 import { listInRanges } from '../src/engine/ranged-listing.js';
 import { compareKeys } from '../src/engine/sorted-merge.js';
 import { mulberry32 } from '../benches/corpus.js';
+import { keysOfShapes, modelStore } from '../benches/model-store.js';
+import { RANGED_LISTING } from '../src/engine/s3db.js';
 
 const ALPHABET = ['a', 'b', 'O', 'W', 'g', 'p', 'w', 's', 'k', '~', ' ', '\x01', 'é', '\uE000', '\uFFFF', '😀', '😁', '🙂', '0', '/', '=', '\x7f', '_', '`', 'h', 'H', '8', 'z', 'A', 'Z', '-', 'o'];
 
@@ -69,56 +71,18 @@ describe('listInRanges over a model store', () => {
 
 describe('listInRanges with the options s3db.ts lists S3 with', () => {
   it('lists in parallel with about one request a page for the key shapes databases have (scale-31: 2.4-4.9 requests a page for digit and hex ids)', async () => {
-    const random = mulberry32(21);
-    const draw = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
-    const NANOID = 'useandom-26T198340PX75pxJACKVERYMINDBUSHWOLF_GQZbfghjklqvwyzrict';
-    const shapes: Record<string, (i: number) => string> = {
-      numbers: (i) => `resource=events/data/id=e${String(i).padStart(7, '0')}`,
-      hex: () => `resource=events/data/id=${draw('0123456789abcdef', 32)}`,
-      uuid: () => `resource=events/data/id=${draw('0123456789abcdef', 8)}-${draw('0123456789abcdef', 4)}-4${draw('0123456789abcdef', 3)}-a${draw('0123456789abcdef', 3)}-${draw('0123456789abcdef', 12)}`,
-      s3db: () => `resource=users/data/id=${draw(NANOID, 22)}`,
-      // resources, partition references and sequential ids side by side
-      layout: (i) => (i % 3 === 0 ? `resource=blobs/data/id=b${String(i).padStart(7, '0')}` : i % 3 === 1 ? `resource=events/data/id=${draw(NANOID, 22)}` : `resource=events/partition=byDay/day=2026-${String(1 + (i % 12)).padStart(2, '0')}-${String(1 + (i % 28)).padStart(2, '0')}/id=${draw(NANOID, 10)}`),
-    };
     const PAGE = 100;
-    for (const [shape, make] of Object.entries(shapes)) {
-      const keys = new Set<string>();
-      for (let i = 0; keys.size < 30_000; i++) keys.add(`app/db/${make(i)}`);
-      const sorted = [...keys].sort(compareKeys);
-      let requests = 0;
-      let inFlight = 0;
-      let maxInFlight = 0;
-      const listing = listInRanges<string>({
-        prefix: 'app/db/', key: (k) => k, concurrency: 8, maxPages: 16, maxRanges: 32, cutAfterPages: 4, pagesPerRange: 2, cutsPerPage: 0.5,
-        fetch: async ({ startAfter, prefix }) => {
-          requests++;
-          maxInFlight = Math.max(maxInFlight, ++inFlight);
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          inFlight--;
-          // (binary search: the first key under `prefix` after `startAfter`)
-          const from = startAfter !== undefined && compareKeys(startAfter, prefix) > 0 ? startAfter : prefix;
-          let lo = 0;
-          for (let hi = sorted.length; lo < hi; ) {
-            const mid = (lo + hi) >> 1;
-            const order = compareKeys(sorted[mid]!, from);
-            if (order < 0 || (order === 0 && from === startAfter)) lo = mid + 1;
-            else hi = mid;
-          }
-          const items: string[] = [];
-          for (let i = lo; i < sorted.length && items.length < PAGE && sorted[i]!.startsWith(prefix); i++) items.push(sorted[i]!);
-          const next = sorted[lo + items.length];
-          return { items, truncated: next !== undefined && next.startsWith(prefix) };
-        },
-      });
+    for (const [shape, sorted] of Object.entries(keysOfShapes(30_000))) {
+      const store = modelStore(sorted, PAGE, 1);
       let listed = 0;
-      for await (const page of listing) {
+      for await (const page of listInRanges<string>({ prefix: 'app/db/', key: (k) => k, ...RANGED_LISTING, fetch: (r) => store.fetch(r) })) {
         listed += page.length;
         await new Promise((resolve) => setImmediate(resolve)); // a consumer that works on each page
       }
       expect(listed).toBe(sorted.length);
       const pages = sorted.length / PAGE;
-      expect({ shape, ok: requests <= 1.5 * pages, requests, pages }).toMatchObject({ shape, ok: true });
-      expect({ shape, parallel: maxInFlight >= 4 }).toEqual({ shape, parallel: true });
+      expect({ shape, ok: store.requests <= 1.5 * pages, requests: store.requests, pages }).toMatchObject({ shape, ok: true });
+      expect({ shape, parallel: store.maxInFlight >= 4 }).toEqual({ shape, parallel: true });
     }
   });
 });

@@ -344,6 +344,9 @@ export async function* listObjects(client: S3dbClientLike, options: { prefix?: s
 /** ListObjectsV2 requests in flight at once while listing one database on S3. */
 export const LIST_CONCURRENCY = 8;
 
+/** How a database on S3 is listed in ranges (ranged-listing.ts): 16 pages held at most (~3 MB), ranges of ~2 pages, none cut in a listing of up to 4 pages. */
+export const RANGED_LISTING = { concurrency: LIST_CONCURRENCY, maxPages: 2 * LIST_CONCURRENCY, maxRanges: 4 * LIST_CONCURRENCY, cutAfterPages: 4, pagesPerRange: 2, cutsPerPage: 0.5 } as const;
+
 /**
  * The keys under `keyPrefix + prefix` on S3 (relative to `keyPrefix`), LIST_CONCURRENCY ranges of
  * the key space at a time (ranged-listing.ts), through the client's own AWS client. The Prefix
@@ -355,12 +358,8 @@ async function* listS3(aws: AwsAccess, keyPrefix: string, prefix: string, pageSi
   const pages = listInRanges<SourceEntry>({
     prefix: Prefix,
     key: (entry) => entry.key,
-    concurrency: ranges ? LIST_CONCURRENCY : 1,
-    maxPages: ranges ? 2 * LIST_CONCURRENCY : 1,
-    maxRanges: ranges ? 4 * LIST_CONCURRENCY : 1,
-    cutAfterPages: 4,
-    pagesPerRange: 2,
-    cutsPerPage: 0.5,
+    ...RANGED_LISTING,
+    ...(ranges ? {} : { concurrency: 1, maxPages: 1, maxRanges: 1 }),
     fetch: async ({ startAfter, prefix: within }) => {
       const page = (await aws.send(new ListObjectsV2Command({ Bucket: aws.bucket, Prefix: within, MaxKeys: pageSize, ...(startAfter === undefined ? {} : { StartAfter: startAfter }) }))) as ListObjectsV2CommandOutput;
       // S3 echoes the request's Prefix and StartAfter: a page that echoes another request's is
