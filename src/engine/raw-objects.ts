@@ -57,6 +57,8 @@ interface LocalClient {
 }
 
 const HEADER_SAFE = /^[\x20-\x7e]*$/;
+/** HTTP trims a header value's leading and trailing spaces: S3 would store such a value trimmed (fidelity-32 F2). */
+const EDGE_SPACE = /^ | $/;
 
 /** Raw access to `client`'s objects, or null when this client cannot be reached past its codec. */
 export function rawObjects(client: S3dbClientLike, options: { torn?: (key: string) => void } = {}): RawObjects | null {
@@ -95,7 +97,7 @@ export function rawObjects(client: S3dbClientLike, options: { torn?: (key: strin
           })),
         );
       },
-      storable: (name, value) => HEADER_SAFE.test(name) && HEADER_SAFE.test(value),
+      storable: (name, value) => HEADER_SAFE.test(name) && HEADER_SAFE.test(value) && !EDGE_SPACE.test(value),
     };
   }
   return null;
@@ -144,12 +146,19 @@ export function objectWriter(client: S3dbClientLike, asStored: boolean): ObjectW
 /**
  * `metadata` as `raw` can store it: each value as it is where it can be, else (a value an S3
  * header cannot carry) in s3db.js's encoding of its decoded value, which s3db.js reads the same;
- * null when a header name cannot be stored.
+ * where that encoding would still not carry it (s3db.js leaves leading and trailing spaces as they
+ * are, which HTTP trims), its 'u:' form, which s3db.js decodes to the same string. Null when a
+ * header name cannot be stored.
  */
 function storableForm(raw: RawObjects, metadata: Record<string, string>): Record<string, string> | null {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(metadata)) {
-    const stored = raw.storable(name, value) ? value : metadataEncode(metadataDecode(value)).encoded;
+    let stored = value;
+    if (!raw.storable(name, stored)) {
+      const decoded = metadataDecode(value);
+      stored = metadataEncode(decoded).encoded;
+      if (!raw.storable(name, stored) && typeof decoded === 'string') stored = `u:${encodeURIComponent(decoded)}`;
+    }
     if (!raw.storable(name, stored)) return null;
     out[name] = stored;
   }
