@@ -22,7 +22,23 @@ export const ARCHIVE_MAGIC = Buffer.from('S3DBARC1', 'ascii');
 /** Largest header we accept: S3 metadata is limited to 2 KiB, keys to 1 KiB; this leaves room. */
 const MAX_HEADER_BYTES = 1024 * 1024;
 
-export interface ArchiveHeader {
+/** HTTP headers an S3 object may carry besides its content type and encoding (another tool's: s3db.js sets none), kept as read (FORMAT.md 3, revision 13). */
+export interface KeptHeaders {
+  cacheControl?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  /** As the store sent it (an HTTP date). */
+  expires?: string;
+}
+
+/** The kept headers `h` has (a header's other fields left out). */
+export function keptHeaders(h: KeptHeaders): KeptHeaders {
+  const out: KeptHeaders = {};
+  for (const name of ['cacheControl', 'contentDisposition', 'contentLanguage', 'expires'] as const) if (typeof h[name] === 'string') out[name] = h[name];
+  return out;
+}
+
+export interface ArchiveHeader extends KeptHeaders {
   key: string;
   size: number;
   metadata?: Record<string, string>;

@@ -37,7 +37,7 @@ import { DATABASE_GROUP, newBackupId, paths, resourceOfKey, type PathTemplate } 
 import { definedResources, type BackupType, type Compression, type IndexEntry, type Manifest, type PartEntry, type ResourceStats, type VerificationResult } from './manifest.js';
 import type { Keyring } from './keyring.js';
 import { bodyToBuffer, hasObjects, isLocalClient, isNotFound, listObjects, mapOrdered, s3dbVersionOf, KeySample, unaddressable, UNADDRESSABLE, type DatabaseLike, type ObjectRead, type SourceEntry } from './s3db.js';
-import { rawObjects, type RawObjects } from './raw-objects.js';
+import { keptHeadersOf, rawObjects, type RawObjects } from './raw-objects.js';
 import { manifestAuth } from './manifest-auth.js';
 import { seal } from './sealed.js';
 import { redactSecrets, secretNames } from './secrets.js';
@@ -549,6 +549,7 @@ async function fetchAction(db: DatabaseLike, raw: RawObjects | null, a: Action, 
     metadata: storedMetadata(response.Metadata),
     contentType: response.ContentType,
     contentEncoding: response.ContentEncoding,
+    ...keptHeadersOf(response),
     etag: entry.etag,
     lastModified: entry.lastModified || undefined,
   };

@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { metadataDecode, metadataEncode } from 's3db.js/concerns/metadata-encoding';
+import type { KeptHeaders } from './archive.js';
 import { awsAccess, bodyToBuffer, type ObjectRead, type S3dbClientLike } from './s3db.js';
 
 export interface RawPut {
@@ -31,7 +32,20 @@ export interface RawPut {
   body: Buffer;
   contentType?: string | undefined;
   contentEncoding?: string | undefined;
+  /** Written where the target keeps them (S3, written past the client); memory:// and file:// have no place for them. */
+  headers?: KeptHeaders;
   ifNoneMatch?: string;
+}
+
+/** The kept headers of an object as read (only those it has). */
+export function keptHeadersOf(read: ObjectRead): KeptHeaders {
+  const expires = read.ExpiresString ?? (typeof read.Expires === 'string' ? read.Expires : read.Expires instanceof Date && !Number.isNaN(read.Expires.getTime()) ? read.Expires.toUTCString() : undefined);
+  return {
+    ...(read.CacheControl ? { cacheControl: read.CacheControl } : {}),
+    ...(read.ContentDisposition ? { contentDisposition: read.ContentDisposition } : {}),
+    ...(read.ContentLanguage ? { contentLanguage: read.ContentLanguage } : {}),
+    ...(expires ? { expires } : {}),
+  };
 }
 
 export interface RawObjects {
@@ -93,6 +107,11 @@ export function rawObjects(client: S3dbClientLike, options: { torn?: (key: strin
             Body: p.body,
             ...(p.contentType !== undefined ? { ContentType: p.contentType } : {}),
             ...(p.contentEncoding !== undefined ? { ContentEncoding: p.contentEncoding } : {}),
+            ...(p.headers?.cacheControl !== undefined ? { CacheControl: p.headers.cacheControl } : {}),
+            ...(p.headers?.contentDisposition !== undefined ? { ContentDisposition: p.headers.contentDisposition } : {}),
+            ...(p.headers?.contentLanguage !== undefined ? { ContentLanguage: p.headers.contentLanguage } : {}),
+            // (an Expires that does not parse as a date is left out: the SDK sends a Date)
+            ...(p.headers?.expires !== undefined && !Number.isNaN(Date.parse(p.headers.expires)) ? { Expires: new Date(p.headers.expires) } : {}),
             ...(p.ifNoneMatch !== undefined ? { IfNoneMatch: p.ifNoneMatch } : {}),
           })),
         );

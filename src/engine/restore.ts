@@ -41,7 +41,7 @@
 import type { KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { BackupError, conciseCause, errorMessage } from '../errors.js';
-import type { ArchiveRecord } from './archive.js';
+import { keptHeaders, type ArchiveRecord } from './archive.js';
 import { DATABASE_GROUP, groupOfKey, resourceOfKey } from './layout.js';
 import { sourceKey, undefinedResources, type IndexEntry, type Manifest, type PartEntry } from './manifest.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
@@ -1098,7 +1098,7 @@ async function readable(db: DatabaseLike, key: string): Promise<boolean> {
 async function putRecord(db: DatabaseLike, put: ObjectWriter, record: ArchiveRecord, onlyIfAbsent = false): Promise<boolean> {
   const h = record.header;
   try {
-    await put({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
+    await put({ key: h.key, metadata: h.metadata ?? {}, body: record.body, contentType: h.contentType, contentEncoding: h.contentEncoding, headers: keptHeaders(h), ...(onlyIfAbsent ? { ifNoneMatch: '*' } : {}) });
     return true;
   } catch (err) {
     if (onlyIfAbsent && isPreconditionFailed(err)) {

@@ -39,6 +39,12 @@ export interface ObjectRead {
   Metadata?: Record<string, string>;
   ContentType?: string;
   ContentEncoding?: string;
+  CacheControl?: string;
+  ContentDisposition?: string;
+  ContentLanguage?: string;
+  Expires?: Date | string;
+  /** The AWS SDK's Expires header as sent (its `Expires` is a Date, Invalid Date for an unparseable one). */
+  ExpiresString?: string;
   ETag?: string;
   ContentLength?: number;
   LastModified?: Date | string;
