@@ -613,13 +613,9 @@ export class Catalog {
     const ids: string[] = [];
     try {
       for await (const o of member.list(paths.pendingPrefix)) {
-        if (!o.path.endsWith('.json')) continue;
-        let state: PendingState | null;
-        try {
-          state = JSON.parse(await readText(member, o.path)) as PendingState | null;
-        } catch {
-          continue; // (not a marker: a start probe; or unreadable: the cleanup says so)
-        }
+        if (!o.path.endsWith('.json') || o.path.endsWith('.probe.json')) continue;
+        const text = await readText(member, o.path).catch(() => null); // (unreadable: the cleanup says so)
+        const state = text === null ? null : (parsedMarker(text) as PendingState | null);
         if (typeof state?.id !== 'string' || state.deleting || !isStale(state, staleAfterMs)) continue;
         if (!(await member.stat(paths.manifest(state.id)))) ids.push(state.id);
       }
