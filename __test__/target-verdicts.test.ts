@@ -1,10 +1,11 @@
 /**
  * The restore plan's verdicts file (src/engine/target-verdicts.ts): what the plan's listing showed
  * under each index entry, read back beside a later pass over the same index, across its 64 KiB
- * chunks; an index read again with other entries is refused, never given shifted verdicts; the
- * file is gone after dispose. Real files in the system's temporary directory.
+ * chunks; an index read again with other entries is refused, never given shifted verdicts; no
+ * file is left named while it is open, so a killed restore leaves none. Real files in the
+ * system's temporary directory.
  */
-import { access, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -75,17 +76,22 @@ describe('the verdicts of a restore plan', () => {
     }
   });
 
-  it('dispose removes its directory (also before finish: a plan that failed)', async () => {
-    const before = new Set((await readdir(tmpdir())).filter((f) => f.startsWith('s3db-backup-plan-')));
-    const done = await written(3);
+  it('leaves nothing named in the temporary directory from the moment it is open (a killed restore leaves no file); dispose closes it', async () => {
+    const ours = async () => (await readdir(tmpdir())).filter((f) => f.startsWith('s3db-backup-plan-'));
+    const before = new Set(await ours());
+    const done = await written(300_000);
     const failed = await TargetVerdicts.create('the object index of b1');
     await failed.add('same');
-    const mine = (await readdir(tmpdir())).filter((f) => f.startsWith('s3db-backup-plan-') && !before.has(f));
-    expect(mine).toHaveLength(2);
+    expect((await ours()).filter((f) => !before.has(f))).toEqual([]);
+    let read = 0;
+    for await (const _ of done.alongside(entries(300_000))) read++;
+    expect(read).toBe(300_000);
     await done.dispose();
     await failed.dispose();
     await done.dispose(); // (twice: nothing left to do)
-    for (const dir of mine) await expect(access(`${tmpdir()}/${dir}`)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(async () => {
+      for await (const _ of done.alongside(entries(1)));
+    }).rejects.toThrow('TargetVerdicts read before finish or after dispose');
   });
 
   it("a temporary directory the plan file cannot be written to fails the restore before its first write, with ERR_RESTORE_FAILED saying what to do; a dry run needs none", async () => {

@@ -14,7 +14,11 @@
  *   given to the wrong key.
  * - Bounded memory whatever the index's length: a 64 KiB buffer per writer or reader. On disk, in
  *   a directory of its own under the system's temporary directory: 2 bits per entry (25 MB at
- *   100M objects), removed by dispose() (a killed process leaves it: `s3db-backup-plan-*`).
+ *   100M objects).
+ * - Nothing outlives the process, killed or not: the file is unlinked as soon as it is open and
+ *   is written and read through that one handle (positioned reads), so its space is freed when
+ *   dispose() closes it or the process dies. Where the system refuses to unlink an open file, it
+ *   stays named (`s3db-backup-plan-*`) until dispose().
  */
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,24 +43,28 @@ const CHUNK_BYTES = 64 * 1024;
 export class TargetVerdicts {
   private count = 0;
   private buffer = Buffer.alloc(CHUNK_BYTES);
-  private writer: FileHandle | null;
+  /** Still taking verdicts (before finish). */
+  private writing = true;
+  private file: FileHandle | null;
 
   private constructor(
-    private readonly dir: string,
-    private readonly file: string,
-    writer: FileHandle,
+    /** The file's directory while it is still named, else null. */
+    private dir: string | null,
+    file: FileHandle,
     /** Names the index in errors, e.g. "the object index of <id>". */
     private readonly indexName: string,
   ) {
-    this.writer = writer;
+    this.file = file;
   }
 
   static async create(indexName: string): Promise<TargetVerdicts> {
     let dir: string | null = null;
     try {
       dir = await mkdtemp(path.join(tmpdir(), 's3db-backup-plan-'));
-      const file = path.join(dir, 'verdicts');
-      return new TargetVerdicts(dir, file, await open(file, 'w'), indexName);
+      const file = await open(path.join(dir, 'verdicts'), 'w+');
+      // unlinked at once, so a killed restore leaves nothing behind; kept named where refused
+      const unlinked = await rm(dir, { recursive: true }).then(() => true, () => false);
+      return new TargetVerdicts(unlinked ? null : dir, file, indexName);
     } catch (err) {
       if (dir) await rm(dir, { recursive: true, force: true });
       throw unwritable(err);
@@ -65,10 +73,10 @@ export class TargetVerdicts {
 
   /** The verdict of the index's next entry. */
   async add(held: TargetHeld): Promise<void> {
-    if (!this.writer) throw new Error('TargetVerdicts.add after finish');
+    if (!this.writing || !this.file) throw new Error('TargetVerdicts.add after finish');
     const at = this.count % (CHUNK_BYTES * PER_BYTE);
     if (at === 0 && this.count > 0) {
-      await this.writer.write(this.buffer, 0, CHUNK_BYTES).catch((err: unknown) => Promise.reject(unwritable(err)));
+      await this.file.write(this.buffer, 0, CHUNK_BYTES).catch((err: unknown) => Promise.reject(unwritable(err)));
       this.buffer.fill(0);
     }
     this.buffer[at >> 2]! |= CODE[held] << ((at & 3) * 2);
@@ -77,48 +85,45 @@ export class TargetVerdicts {
 
   /** Every entry has its verdict: written out, ready to be read. */
   async finish(): Promise<void> {
-    if (!this.writer) return;
+    if (!this.writing || !this.file) return;
     const at = this.count % (CHUNK_BYTES * PER_BYTE);
     const tail = at === 0 && this.count > 0 ? CHUNK_BYTES : Math.ceil(at / PER_BYTE);
     try {
-      await this.writer.write(this.buffer, 0, tail);
-      await this.writer.close();
+      await this.file.write(this.buffer, 0, tail);
     } catch (err) {
       throw unwritable(err);
     }
-    this.writer = null;
+    this.writing = false;
   }
 
   /** `index`'s entries, each with its verdict (a fresh pass over the index the verdicts were written for). */
   async *alongside(index: AsyncIterable<IndexEntry>): AsyncIterable<PlannedEntry> {
-    if (this.writer) throw new Error('TargetVerdicts read before finish');
-    const reader = await open(this.file, 'r');
+    if (this.writing || !this.file) throw new Error('TargetVerdicts read before finish or after dispose');
+    const reader = this.file;
     const chunk = Buffer.alloc(CHUNK_BYTES);
     let n = 0;
     let loaded = 0; // entries the chunk holds, from entry n - (n % chunk entries)
-    try {
-      for await (const entry of index) {
-        if (n >= this.count) throw this.misaligned(`more than the ${this.count} entries it held when the restore planned`);
-        const at = n % (CHUNK_BYTES * PER_BYTE);
-        if (at === 0) {
-          const { bytesRead } = await reader.read(chunk, 0, CHUNK_BYTES, n / PER_BYTE);
-          loaded = bytesRead * PER_BYTE;
-        }
-        if (at >= loaded) throw new Error(`${this.file} ends before entry ${n} of ${this.count}: the restore's plan file was cut short (a full disk?). Run the restore again`);
-        yield { entry, held: CODES[(chunk[at >> 2]! >> ((at & 3) * 2)) & 3]! };
-        n++;
+    for await (const entry of index) {
+      if (n >= this.count) throw this.misaligned(`more than the ${this.count} entries it held when the restore planned`);
+      const at = n % (CHUNK_BYTES * PER_BYTE);
+      if (at === 0) {
+        const { bytesRead } = await reader.read(chunk, 0, CHUNK_BYTES, n / PER_BYTE);
+        loaded = bytesRead * PER_BYTE;
       }
-      if (n !== this.count) throw this.misaligned(`${n} entries where the restore planned with ${this.count}`);
-    } finally {
-      await reader.close();
+      if (at >= loaded) throw new Error(`the restore's plan file ends before entry ${n} of ${this.count}: it was cut short (a full disk?). Run the restore again`);
+      yield { entry, held: CODES[(chunk[at >> 2]! >> ((at & 3) * 2)) & 3]! };
+      n++;
     }
+    if (n !== this.count) throw this.misaligned(`${n} entries where the restore planned with ${this.count}`);
   }
 
-  /** Removes the file (idempotent). */
+  /** Closes (and where it is still named, removes) the file: its space is freed (idempotent). */
   async dispose(): Promise<void> {
-    if (this.writer) await this.writer.close().catch(() => undefined);
-    this.writer = null;
-    await rm(this.dir, { recursive: true, force: true });
+    const file = this.file;
+    this.file = null;
+    if (file) await file.close().catch(() => undefined);
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    this.dir = null;
   }
 
   private misaligned(what: string): BackupError {
