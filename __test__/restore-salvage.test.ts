@@ -227,16 +227,65 @@ describe('salvage of an incremental chain', () => {
   });
 });
 
+describe("salvage of parts holding partition references (review-31b F1b)", () => {
+  it("the references of records restored from other parts are written back from the index, in every mode; a lost record's are not", async () => {
+    const dir = path.join(work, 'refs');
+    const source = await fresh();
+    await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
+    await settled(source);
+    // unencrypted: its manifest names each part's first and last keys
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 2 * 1024 });
+    await source.usePlugin(p);
+    const id = (await p.createBackup()).id;
+    const original = await snapshot(source);
+    const users = (await p.getBackup(id))!.manifest.parts.filter((x) => x.group === 'users');
+    const isRef = (k: string | null) => k?.startsWith('resource=users/partition=') === true;
+    // a part whose records end where the references begin, and one of references only after it
+    const mixed = users.findIndex((x) => x.firstKey?.startsWith('resource=users/data/') && isRef(x.lastKey));
+    expect(mixed).toBeGreaterThan(0);
+    const refsOnly = users[mixed + 2]!;
+    expect(isRef(refsOnly.firstKey) && isRef(refsOnly.lastKey)).toBe(true);
+    for (const part of [users[mixed]!, refsOnly]) await damage(dir, part.path);
+    const inPart = (part: (typeof users)[number]) => original.map((o) => o.key).filter((k) => k >= part.firstKey! && k <= part.lastKey!);
+    const lostIds = new Set(inPart(users[mixed]!).filter((k) => k.startsWith('resource=users/data/')).map((k) => k.split('id=')[1]!));
+    expect(lostIds.size).toBeGreaterThan(0);
+    const ofLost = (k: string) => lostIds.has(k.split('id=')[1]!);
+    const expected = original.filter((o) => !o.key.startsWith('resource=users/') || !ofLost(o.key));
+    const rebuiltIn = (part: (typeof users)[number]) => inPart(part).filter((k) => isRef(k) && !ofLost(k)).length;
+    expect(rebuiltIn(users[mixed]!)).toBeGreaterThan(0);
+    const pro = (db: typeof source) => db.resources.users!.listIds({ partition: 'byPlan', partitionValues: { plan: 'pro' } }).then((ids: string[]) => ids.sort());
+    const wanted = (await pro(source)).filter((x) => !lostIds.has(x));
+    for (const mode of ['replace', 'merge', 'skip'] as const) {
+      const target = await fresh();
+      const report = await p.restore({ backupId: id, destination: target, mode, salvage: true });
+      expect(await snapshot(target), mode).toEqual(expected);
+      expect(await pro(target), mode).toEqual(wanted);
+      const runs = report.lost.map((l) => ({ parts: l.parts, objects: l.objects, records: l.records, rebuilt: l.rebuilt }));
+      const lostOfPart = (part: (typeof users)[number]) => inPart(part).filter(ofLost).length;
+      expect(runs, mode).toEqual([
+        { parts: [users[mixed]!.path], objects: lostOfPart(users[mixed]!), records: lostIds.size, rebuilt: rebuiltIn(users[mixed]!) },
+        ...(lostOfPart(refsOnly) > 0 ? [{ parts: [refsOnly.path], objects: lostOfPart(refsOnly), records: 0, rebuilt: rebuiltIn(refsOnly) }] : []),
+      ]);
+      expect(report.resources.find((r) => r.name === 'users')!.lost, mode).toBe(lostOfPart(users[mixed]!) + lostOfPart(refsOnly));
+      expect(report.warnings.find((w) => w.includes(users[mixed]!.path)), mode).toContain(`(besides ${rebuiltIn(users[mixed]!)} partition references of restored records, written back from the backup's index)`);
+    }
+  });
+});
+
 describe('salvage at the edges, and what it still refuses', () => {
   let dir: string;
   let p: BackupPlugin;
   let id: string;
   let manifest: Manifest;
+  let original: ObjectSnapshot[];
 
   beforeAll(async () => {
-    ({ dir, p } = await seeded('refused', 12));
+    let source: Awaited<ReturnType<typeof fresh>>;
+    ({ dir, p, source } = await seeded('refused', 12));
+    await settled(source); // s3db.js writes partition references after insert() resolves
     id = (await p.createBackup()).id;
     manifest = (await p.getBackup(id))!.manifest;
+    original = await snapshot(source);
   });
 
   async function whileDamaged(at: string | string[], run: () => Promise<void>): Promise<void> {
@@ -250,18 +299,24 @@ describe('salvage at the edges, and what it still refuses', () => {
     }
   }
 
-  it("a resource's first and last parts damaged: one run of lost keys from its start, one to its end", async () => {
+  it("a resource's first and last parts damaged: one run of lost keys from its start; the last part's partition references, to the resource's end, written back", async () => {
     const users = manifest.parts.filter((x) => x.group === 'users');
     const [first, last] = [users[0]!, users[users.length - 1]!];
     await whileDamaged([first.path, last.path], async () => {
-      const report = await p.restore({ backupId: id, destination: await fresh(), salvage: true });
+      const target = await fresh();
+      const report = await p.restore({ backupId: id, destination: target, salvage: true });
       expect(report.passedOver).toEqual([first.path, last.path]);
-      expect(report.lost).toMatchObject([
-        { resource: 'users', parts: [first.path], after: null, objects: first.objects },
-        { resource: 'users', parts: [last.path], before: null, objects: last.objects },
-      ]);
+      // the first part holds records; the last, references only (they sort after the records), of records restored from other parts
+      expect(report.lost).toMatchObject([{ resource: 'users', parts: [first.path], after: null, objects: first.objects, rebuilt: 0 }]);
       expect(report.lost[0]!.before).toEqual(expect.any(String));
-      expect(report.lost[1]!.after).toEqual(expect.any(String));
+      expect(report.lost[0]!.keys.every((k) => k.startsWith('resource=users/data/'))).toBe(true);
+      expect(report.warnings.filter((w) => w.includes(last.path))).toEqual([
+        `salvage: ${last.objects} partition references of users in the part ${last.path} of backup ${id}, damaged at every destination, were written back from the backup's index (a reference is its key and an empty body); nothing else of it was lost`,
+      ]);
+      // every object but the first part's records and their references, as backed up (the written-back references too, byte for byte)
+      const lostIds = new Set(report.lost[0]!.keys.map((k) => k.split('id=')[1]!));
+      const expected = original.filter((o) => !report.lost[0]!.keys.includes(o.key) && !(o.key.startsWith('resource=users/partition=') && lostIds.has(o.key.split('/id=')[1]!)));
+      expect(await snapshot(target)).toEqual(expected);
     });
   });
 

@@ -57,7 +57,7 @@ import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readInde
 import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
 import { describeSource } from './backup.js';
-import { LostRanges, type LostRange } from './salvage.js';
+import { countRebuilt, LostRanges, rebuildableRange, type LostRange } from './salvage.js';
 import { TargetVerdicts, type PlannedEntry, type TargetHeld } from './target-verdicts.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -214,7 +214,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       ...(o.dryRun ? passedOverWarning(passedOver) : []),
     ];
 
-    const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [], lostRecords: new Map() };
+    const tally: WriteTally = { objects: 0, bytes: 0, byGroup: new Map(), notInSnapshot: 0, lost: [], lostRecords: new Map(), rebuilt: [] };
     let objectsDeleted = 0;
     let partitionReferences = { deleted: 0, created: 0 };
     if (verdicts) {
@@ -244,7 +244,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       } finally {
         await database.close();
       }
-      warnings.push(...lostWarnings(tally.lost));
+      warnings.push(...lostWarnings(tally.lost), ...rebuiltWarnings(tally.rebuilt));
       if (tally.notInSnapshot > 0) {
         warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
       }
@@ -326,6 +326,8 @@ interface WriteTally {
   lost: LostRange[];
   /** Salvage: per group, the ids of the lost records, whose partition references are left as the target has them. */
   lostRecords: Map<string, Set<string>>;
+  /** Salvage: the runs of damaged parts some of whose partition references were written back. */
+  rebuilt: LostRange[];
 }
 
 interface GroupOutcome {
@@ -523,7 +525,9 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   for (const sweep of sweeps) {
     if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
-      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && partsOf(sweep, member, g).length > 0);
+      // salvage: the references sweep also writes back the references the damaged parts held (after every lost record is known)
+      const rebuilding = (g: string) => (sweep === 'references' ? tally.lost.filter((r) => r.backupId === member.id && r.resource === g) : []);
+      const holding = groups.filter((g) => run.named.get(g)?.has(member.id) && (partsOf(sweep, member, g).length > 0 || rebuilding(g).length > 0));
       if (holding.length === 0) continue;
       const snapshot = indexCursor(o, target, run.verdicts);
       try {
@@ -533,8 +537,10 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           // salvage: parts damaged everywhere are passed over, their keys found from the parts around them (the first sweep reads all the group's parts)
           const parts = partsOf(sweep, member, group);
           const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
+          const lostRefs = rebuilding(group);
           // (the target holds a lost object intact where the plan found the backup's version: the test unchanged objects pass)
-          snapshot.onPassed(lost ? (p) => lost.passed(p.entry, p.held === 'same') : null);
+          if (lost) snapshot.onPassed((p) => lost.passed(p.entry, p.held === 'same'));
+          else if (lostRefs.length > 0) snapshot.onPassed((p) => rebuildReference(run, writer, group, lostRefs, p));
           try {
             for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
@@ -564,10 +570,12 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               }
               await writer.run(() => writeObject(run, group, record, held !== 'absent'), record.body.length);
             }
+            // the group's entries after its last key read: passed over by asking past the group's end
+            // ('0' follows '/': after every key of the group, before the next group's)
+            if (lostRefs.length > 0) await snapshot.find(`resource=${group}0`);
             if (lost) {
-              // the group's entries after its last key read: passed over by asking past the group's end
               lost.end();
-              await snapshot.find(`resource=${group}0`); // ('0' follows '/': after every key of the group, before the next group's)
+              await snapshot.find(`resource=${group}0`);
               // (a run whose every object a later backup holds lost nothing)
               tally.lost.push(...lost.ranges.filter((r) => r.objects > 0));
               const ids = tally.lostRecords.get(group) ?? tally.lostRecords.set(group, new Set()).get(group)!;
@@ -583,7 +591,9 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
     }
   }
   // the versions in passed-over parts count as found where the index says: they are what those parts held (a run of none was dropped)
-  for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects);
+  for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects + l.rebuilt);
+  tally.rebuilt = tally.lost.filter((l) => l.rebuilt > 0);
+  tally.lost = tally.lost.filter((l) => l.objects > 0); // (a run of references only, all written back, lost nothing)
   for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
 }
 
@@ -672,7 +682,7 @@ class KeyCursor<T> {
   /** The head was returned by find(): passing it later is not passing it unasked. */
   private headFound = false;
   private asked: string | null = null;
-  private passedHook: ((item: T) => void) | null = null;
+  private passedHook: ((item: T) => void | Promise<void>) | null = null;
 
   constructor(side: MergeSide<T>) {
     this.items = ordered(side)[Symbol.asyncIterator]();
@@ -703,14 +713,14 @@ class KeyCursor<T> {
         return this.head.value;
       }
       if (order > 0) return null;
-      if (this.passedHook && !this.headFound) this.passedHook(this.head.value);
+      if (this.passedHook && !this.headFound) await this.passedHook(this.head.value);
       this.head = null;
       this.headFound = false;
     }
   }
 
-  /** Calls `hook` with each item find() passes over without it being asked (null: none). */
-  onPassed(hook: ((item: T) => void) | null): void {
+  /** Calls `hook` with each item find() passes over without it being asked, awaiting it (null: none). */
+  onPassed(hook: ((item: T) => void | Promise<void>) | null): void {
     this.passedHook = hook;
   }
 
@@ -914,8 +924,16 @@ function lostWarnings(lost: LostRange[]): string[] {
   return lost.map((l) => {
     const between = `${l.after === null ? 'the start' : JSON.stringify(l.after)} and ${l.before === null ? 'the end' : JSON.stringify(l.before)}`;
     const named = l.keys.length === 0 ? '' : `: ${l.keys.slice(0, 10).map((k) => JSON.stringify(k)).join(', ')}${l.objects > 10 ? ', ...' : ''}`;
-    return `salvage: ${l.objects} objects of ${l.resource} (${l.records} records) were not restored, their part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId} being damaged at every destination: the keys of ${l.resource} between ${between} that backup stores${named}. They are left as the target has them${l.intact > 0 ? ` (${l.intact} of them as the backup has them: nothing of those is missing)` : ''}: restore ${l.intact > 0 ? 'the others' : 'them'} from another backup`;
+    const rebuilt = l.rebuilt > 0 ? ` (besides ${l.rebuilt} partition references of restored records, written back from the backup's index)` : '';
+    return `salvage: ${l.objects} objects of ${l.resource} (${l.records} records) were not restored${rebuilt}, their part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId} being damaged at every destination: the keys of ${l.resource} between ${between} that backup stores${named}. They are left as the target has them${l.intact > 0 ? ` (${l.intact} of them as the backup has them: nothing of those is missing)` : ''}: restore ${l.intact > 0 ? 'the others' : 'them'} from another backup`;
   });
+}
+
+/** A salvage's damaged runs that lost nothing but references, all written back (the others' warnings count theirs). */
+function rebuiltWarnings(rebuilt: LostRange[]): string[] {
+  return rebuilt
+    .filter((l) => l.objects === 0)
+    .map((l) => `salvage: ${l.rebuilt} partition references of ${l.resource} in the part${l.parts.length > 1 ? 's' : ''} ${l.parts.join(', ')} of backup ${l.backupId}, damaged at every destination, were written back from the backup's index (a reference is its key and an empty body); nothing else of ${l.parts.length > 1 ? 'them' : 'it'} was lost`);
 }
 
 /**
@@ -924,6 +942,31 @@ function lostWarnings(lost: LostRange[]): string[] {
  * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
  * backed up, so it is not the backup's to remove).
  */
+/**
+ * Salvage, the references sweep: an index entry it passes over (in its order, after every data
+ * object) that a damaged part of `ranges` held and that can be written back (rebuildableRange) is
+ * written as a reference: by mode as any object of the backup, left where the plan found it.
+ */
+async function rebuildReference(run: RestoreRun, writer: BoundedWriter, group: string, ranges: readonly LostRange[], { entry, held }: PlannedEntry): Promise<void> {
+  const range = rebuildableRange(ranges, entry, run.tally.lostRecords.get(group));
+  if (!range || unaddressable(run.o.target.client, entry.k)) return; // (planRestore warned of the latter)
+  countRebuilt(range, entry.k, held === 'same');
+  if (held === 'same') {
+    run.meter.add(1, 0);
+    outcomeOf(run.tally, group).unchanged++;
+    return;
+  }
+  const record: ArchiveRecord = { header: { key: entry.k, size: 0, metadata: { _v: resourceVersion(run.target, group) } }, body: Buffer.alloc(0) };
+  await writer.run(() => writeObject(run, group, record, held !== 'absent'), 0);
+}
+
+/** `group`'s current version in `backup`'s s3db.json ('v1' when it names none), as s3db.js tags a reference it writes. */
+function resourceVersion(backup: Manifest, group: string): string {
+  const defs = (backup.s3dbJson as { resources?: Record<string, { currentVersion?: unknown }> } | null)?.resources;
+  const version = defs?.[group]?.currentVersion;
+  return typeof version === 'string' ? version : 'v1';
+}
+
 /** Salvage: `key` is a partition reference of a lost record (left as the target has it, never written or deleted). */
 function refOfLost(tally: WriteTally, key: string): boolean {
   if (tally.lostRecords.size === 0 || !isPartitionRef(key)) return false;

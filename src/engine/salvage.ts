@@ -19,14 +19,17 @@
  * deletes only keys the index lacks, and a lost key is in the index), so the database keeps its own
  * version of it, if any; and so are a lost record's partition references (the backup's, in parts
  * that are whole, are not written; the database's, which the index may lack, not deleted): they
- * follow the version the database keeps. Memory: the ids of the lost records (`recordIds`).
+ * follow the version the database keeps. The references a damaged part held of records restored
+ * from other parts are written back from their index entries (`rebuildableRange`), in the
+ * restore's references sweep, once every lost record is known. Memory: the ids of the lost
+ * records (`recordIds`).
  */
 import { compareKeys } from './sorted-merge.js';
 import { DATABASE_GROUP, groupOfKey } from './layout.js';
 import { indexSource } from './stored.js';
 import type { IndexEntry, Manifest, PartEntry } from './manifest.js';
 import type { VerifyOutcome } from './verify.js';
-import { recordIdOf } from './partition-refs.js';
+import { isPartitionRef, recordIdOf, refRecordId } from './partition-refs.js';
 
 /** Objects of one backup's group that a restore did not write: their parts are damaged everywhere. */
 export interface LostRange {
@@ -48,6 +51,11 @@ export interface LostRange {
   intact: number;
   /** The first lost keys (up to LOST_KEYS_NAMED), in key order. */
   keys: string[];
+  /**
+   * Partition references the parts held of records restored from other parts, written back from
+   * their index entries (`rebuildableRange`); not counted in `objects`, `intact` or `keys`.
+   */
+  rebuilt: number;
 }
 
 /** Keys a lost range names at most (the count is exact either way). */
@@ -112,7 +120,7 @@ export class LostRanges {
    */
   passed(entry: IndexEntry, intact: boolean): void {
     if (entry.b !== this.backupId || groupOfKey(entry.k) !== this.group) return;
-    const range = this.ranges.find((r) => (r.after === null || compareKeys(entry.k, r.after) > 0) && (r.before === null || compareKeys(entry.k, r.before) < 0));
+    const range = this.ranges.find((r) => inRange(r, entry.k));
     if (!range) return;
     range.objects++;
     const id = recordIdOf(this.group, entry.k);
@@ -126,6 +134,32 @@ export class LostRanges {
 
   private close(passed: PartEntry[], before: string | null): void {
     const parts = passed.filter((p) => this.lost.has(p.path)).map((p) => p.path);
-    if (parts.length > 0) this.ranges.push({ resource: this.group, backupId: this.backupId, parts, after: this.lastKey, before, objects: 0, records: 0, intact: 0, keys: [] });
+    if (parts.length > 0) this.ranges.push({ resource: this.group, backupId: this.backupId, parts, after: this.lastKey, before, objects: 0, records: 0, intact: 0, keys: [], rebuilt: 0 });
   }
+}
+
+const inRange = (r: LostRange, key: string) => (r.after === null || compareKeys(key, r.after) > 0) && (r.before === null || compareKeys(key, r.before) < 0);
+
+/**
+ * The lost range of `ranges` (one backup's, one group's) holding `entry`, when `entry` is a
+ * partition reference that can be written back without its part: s3db.js's reference is its key,
+ * an empty body and the resource's version as `_v` metadata (all it writes), so an empty one whose
+ * record is not lost is the backup's own (review-31b F1b: else the record restored from another
+ * part is missing from that partition's listings). Null otherwise: a lost record's references
+ * follow the version the database keeps; a non-empty object is not one s3db.js wrote.
+ */
+export function rebuildableRange(ranges: readonly LostRange[], entry: IndexEntry, lostRecords: ReadonlySet<string> | undefined): LostRange | null {
+  if (entry.s !== 0 || !isPartitionRef(entry.k)) return null;
+  const id = refRecordId(entry.k);
+  if (id === null || lostRecords?.has(id)) return null;
+  return ranges.find((r) => r.backupId === entry.b && r.resource === groupOfKey(entry.k) && inRange(r, entry.k)) ?? null;
+}
+
+/** `key` of `range` was written back (or found in place: `intact`): no longer among its lost objects. */
+export function countRebuilt(range: LostRange, key: string, intact: boolean): void {
+  range.objects--;
+  range.rebuilt++;
+  if (intact) range.intact--;
+  const named = range.keys.indexOf(key);
+  if (named >= 0) range.keys.splice(named, 1);
 }
