@@ -2,7 +2,8 @@
 // with a BackupPlugin on the same file:// database and the same backup directory, on a 2 s
 // schedule. Invariants: each scheduled tick is backed up by exactly one instance (the others see
 // it and skip it), no two backups overlap in time, and an instance killed with SIGKILL in the
-// middle of a backup blocks nobody: its lease is taken over and its leftovers are cleaned up.
+// middle of a backup blocks nobody: its lease is taken over and its leftovers are cleaned up; one
+// stopped (SIGSTOP) past its lease's TTL is taken over, and when it runs again it commits nothing.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -183,4 +184,39 @@ describe('a fleet of processes on one destination', () => {
     // every manifest's parts are present
     for (const m of manifests) for (const p of m.parts) expect(files).toContain(p.path);
   }, 180_000);
+
+  it('an instance stopped (SIGSTOP) mid-backup past its lease TTL is taken over; continued (SIGCONT), it commits nothing and removes its own parts', async () => {
+    const dir = path.join(work, 'stopped');
+    const victim = new Worker({ mode: 'stoppable', name: 'victim', db: `file://${dbDir}`, dir, ttlMs: 3_000, pauseMs: 2_000 });
+    const successor = new Worker({ mode: 'stoppable', name: 'successor', db: `file://${dbDir}`, dir, ttlMs: 3_000 });
+    spawned.push(victim, successor);
+    await waitUntil('both ready', () => victim.find('ready') !== undefined && successor.find('ready') !== undefined, 60_000, [victim, successor]);
+    victim.send('go');
+    await waitUntil('victim mid-backup', () => victim.find('mid-backup') !== undefined, 30_000, [victim]);
+    victim.child.kill('SIGSTOP'); // (within its 2 s pause: it holds the lease, its parts and pending marker are being written)
+    const victimId = victim.find('mid-backup')!.id!;
+    const stoppedAt = Date.now();
+    // the victim's pid is alive, so the successor waits out the TTL (no renewal comes), then takes over
+    successor.send('go');
+    await waitUntil('the successor backed up', () => successor.find('complete') !== undefined || successor.find('error') !== undefined, 60_000, [successor]);
+    expect(successor.find('error')).toBeUndefined();
+    expect(successor.find('complete')!.at - stoppedAt).toBeGreaterThanOrEqual(3_000);
+    victim.child.kill('SIGCONT');
+    await waitUntil('the victim gave up', () => victim.find('error') !== undefined || victim.find('complete') !== undefined, 60_000, [victim]);
+    expect(victim.find('complete')).toBeUndefined();
+    // told why, not a bare "aborted" (it was ERR_ABORTED "backup <id> was aborted")
+    expect(victim.find('error')).toMatchObject({ code: 'ERR_LEASE_LOST', error: expect.stringMatching(/^backup \S+ was aborted( before its commit)?: Lease .*\(taken-over\)\. Another instance took the backup lease over .*nothing of this backup was committed$/) });
+    // the successor runs again: the victim's run left nothing, and only the successor's backups are committed
+    successor.send('go');
+    await waitUntil("the successor's second backup", () => successor.messages.filter((m) => m.type === 'complete' || m.type === 'error').length === 2, 60_000, [successor]);
+    expect(successor.messages.filter((m) => m.type === 'error')).toEqual([]);
+    for (const w of [victim, successor]) w.send('exit');
+    await Promise.all([victim.exited(), successor.exited()]);
+    const ids = successor.messages.filter((m) => m.type === 'complete').map((m) => m.id);
+    expect(readManifests(dir).map((m) => m.id).sort()).toEqual(ids.sort());
+    const files = allFiles(dir);
+    expect(files.filter((f) => f.includes(victimId))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('pending/') || path.basename(f).startsWith('.s3db-backup-tmp-'))).toEqual([]);
+    for (const m of readManifests(dir)) for (const p of m.parts) expect(files).toContain(p.path);
+  }, 120_000);
 });

@@ -10,18 +10,23 @@
  *   and the pending marker are written, the backup lease is held), prints { frozen: id } and blocks
  *   its thread for good (Atomics.wait) - an instance stuck mid-backup, to be killed with SIGKILL.
  *   The freeze only picks the moment; the crash itself is a real SIGKILL of a real process.
+ * - mode 'stoppable': takes a backup (lease of `ttlMs`, waiting for it up to a minute) on each "go"
+ *   line and reports { complete } or { error, code }; exits on "exit". With `pauseMs`, the first
+ *   backup prints { midBackup: id } at its first progress event and blocks its thread that long:
+ *   a window in which the test stops the process for real (SIGSTOP), not a simulated freeze.
  */
 import { createInterface } from 'node:readline';
 import { BackupPlugin } from '../../src/index.js';
 import { openDb } from './database.js';
 
 interface Args {
-  mode: 'fleet' | 'freeze';
+  mode: 'fleet' | 'freeze' | 'stoppable';
   name: string;
   db: string;
   dir: string;
   schedule?: number;
   ttlMs?: number;
+  pauseMs?: number;
 }
 
 const args = JSON.parse(process.argv[2]!) as Args;
@@ -45,6 +50,32 @@ async function main(): Promise<void> {
     await lines('stop');
     await plugin.stop();
     out({ type: 'stopped' });
+    await db.disconnect();
+    process.exit(0);
+  }
+  if (args.mode === 'stoppable') {
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: args.dir }, lease: { ttlMs: args.ttlMs ?? 3_000, waitMs: 60_000 }, progressIntervalMs: 1 });
+    let paused = !args.pauseMs;
+    plugin.on('plg:backup:progress', (e: { id: string; phase: string; objects: number; done: boolean }) => {
+      if (paused || e.phase !== 'backup' || e.done || e.objects < 1) return;
+      paused = true;
+      out({ type: 'mid-backup', id: e.id });
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, args.pauseMs);
+    });
+    await db.usePlugin(plugin);
+    out({ type: 'ready' });
+    const rl = createInterface({ input: process.stdin });
+    for await (const line of rl) {
+      if (line.trim() === 'exit') break;
+      if (line.trim() !== 'go') continue;
+      try {
+        out({ type: 'complete', id: (await plugin.createBackup()).id });
+      } catch (err) {
+        out({ type: 'error', code: (err as { code?: string }).code, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    rl.close();
+    await plugin.stop();
     await db.disconnect();
     process.exit(0);
   }

@@ -202,7 +202,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     // a spell with no object read is told: a store that stopped answering shows as a wait
     await meter.watching(async () => {
       for await (const item of fetched) {
-        if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted`);
+        if (o.signal?.aborted) throw abortedBy(o.signal, id, 'was aborted');
         const s = (stats[item.group] ??= { objects: 0, records: 0, stored: 0, deleted: 0, bytes: 0 });
         if (item.kind === 'logical') {
           if (!logical.admit(item.group)) continue;
@@ -320,7 +320,7 @@ export async function runBackup(o: BackupRunOptions): Promise<Manifest> {
     const committedAt = now();
     manifest.completedAt = committedAt.toISOString();
     manifest.durationMs = committedAt.getTime() - started.getTime();
-    if (o.signal?.aborted) throw new BackupError('ERR_ABORTED', `backup ${id} was aborted before its commit`);
+    if (o.signal?.aborted) throw abortedBy(o.signal, id, 'was aborted before its commit');
     if (parent) {
       await assertChainPresent(set, parent, id);
       manifest.destinations = set.status();
@@ -732,4 +732,17 @@ class PendingRecord {
     this.stop();
     await Promise.allSettled(this.set.writers.map((m) => m.delete([paths.pending(this.state.id)])));
   }
+}
+
+/**
+ * The error of a backup stopped by its signal: ERR_ABORTED, or the reason's own code when the
+ * signal says why (the backup lease taken over by another instance: ERR_LEASE_LOST), so a holder
+ * that was paused past its lease's TTL (SIGSTOP, a VM pause) is told that, not a bare abort.
+ */
+function abortedBy(signal: AbortSignal, id: string, what: string): BackupError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof BackupError && reason.code === 'ERR_LEASE_LOST') {
+    return new BackupError('ERR_LEASE_LOST', `backup ${id} ${what}: ${reason.message}. Another instance took the backup lease over (this process was likely paused past the lease's TTL, or could not renew it); nothing of this backup was committed`, { cause: reason });
+  }
+  return new BackupError('ERR_ABORTED', `backup ${id} ${what}`);
 }
