@@ -57,7 +57,7 @@ import { CHAIN_READ_AHEAD, indexSource, nextWholeIndex, preferredFirst, readInde
 import { holdersOf, isDamage } from './verify.js';
 import { sameVersion } from './same-version.js';
 import { describeSource } from './backup.js';
-import { countRebuilt, LostRanges, rebuildableRange, type LostRange } from './salvage.js';
+import { countRebuilt, LostRanges, lostRangeOf, rebuildableRange, type LostRange } from './salvage.js';
 import { TargetVerdicts, type PlannedEntry, type TargetHeld } from './target-verdicts.js';
 
 export type RestoreMode = 'replace' | 'merge' | 'skip';
@@ -222,7 +222,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       const meter = new ProgressMeter(target.id, 'restore', [...plan.values()].reduce((n, r) => n + r.objects, 0), o.onProgress, o.progressIntervalMs);
       const refs = o.mode === 'replace' ? null : await PartitionRefs.open(o.target, target, resourceGroups.filter((g) => !logical.has(g)), o.mode);
       await ensureDefinitions(o.target, target, [...logical]);
-      const run: RestoreRun = { o, target, logical, named, verdicts, verbatimSchema, refs, put, meter, tally };
+      const run: RestoreRun = { o, target, logical, named, verdicts, verbatimSchema, refs, put, meter, tally, partBounds: new Map() };
       // database-level objects are few and spread over the whole key space: their own index pass
       // (read only when they are restored)
       const database = indexCursor(o, target, verdicts);
@@ -248,7 +248,22 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (tally.notInSnapshot > 0) {
         warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
       }
-      if (o.mode === 'replace') objectsDeleted = await deleteExtras(o, target, tally, (key) => inScope(key) && replaceDeletes(target, logical, key) && !refOfLost(tally, key));
+      // a replace deletes what the backup lacks; a replace or merge that left objects in place writes again those changed since
+      if (o.mode === 'replace' || (o.mode === 'merge' && unchangedTest(o))) {
+        const objectGroups = new Set(resourceGroups.filter((g) => !logical.has(g)));
+        const deletes = o.mode === 'replace' ? (key: string) => replaceDeletes(target, logical, key) && !refOfLost(tally, key) : null;
+        const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && !lostRangeOf([...tally.lost, ...tally.rebuilt], entry));
+        objectsDeleted = swept.deleted;
+        if (swept.changed.length > 0) {
+          try {
+            await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, (writer) => writeMembersInTurn(run, orderGroups(new Set(swept.changed.map((e) => groupOfKey(e.k)))), writer, swept.changed));
+          } catch (err) {
+            await clearResourceCaches(o.target, resourceGroups);
+            throw partlyWritten(err, tally.objects);
+          }
+          warnings.push(changedWarning(swept.changed, swept.changedCount));
+        }
+      }
       if (!verbatimSchema) {
         // s3db.json, passed over by the writes: its definitions merged with the target's
         if (await mergeDefinitions(o.target, target, definitionNames, o.mode)) counted(tally, { header: { key: 's3db.json', size: 0 }, body: Buffer.alloc(0) });
@@ -392,6 +407,8 @@ interface RestoreRun {
   put: ObjectWriter;
   meter: ProgressMeter;
   tally: WriteTally;
+  /** The first and last key read from each part (its bounds: parts hold their keys in order), for a replace's rewrite of objects changed meanwhile. */
+  partBounds: Map<string, { first: string; last: string }>;
 }
 
 /** The chain's parts and the backup's index disagree (never restored silently): `what` says how, beginning with the key or group. */
@@ -512,16 +529,19 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
  *   of their own but for the one where the data objects end).
  * - A replace settles no references, and deletes what the backup lacks only after every write.
  */
-async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter): Promise<void> {
+async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: BoundedWriter, only?: readonly IndexEntry[]): Promise<void> {
   const { o, target, tally } = run;
   const position = new Map(o.chain.map((m, i) => [m.id, i]));
   const found = new Map<string, number>(); // `${member}/${group}`: versions found where the index says
   const withRefs = new Set<string>(); // paths of the parts the data sweep saw partition references in
   const lostParts = o.lostParts ?? new Set<string>();
   // (salvage: every lost record is known before the first reference is written, so its references are left)
-  const sweeps: ('all' | 'data' | 'references')[] = run.refs || lostParts.size > 0 ? ['data', 'references'] : ['all'];
+  const sweeps: ('all' | 'data' | 'references')[] = !only && (run.refs || lostParts.size > 0) ? ['data', 'references'] : ['all'];
+  // a rewrite (`only`): the parts whose bounds hold one of its keys (the member the index names for it), no other
+  const rewrite = only ? rewriteParts(run, only) : null;
   // the parts of `member` a sweep reads for `group`: the references sweep only those holding some
-  const partsOf = (sweep: 'all' | 'data' | 'references', member: Manifest, group: string) => member.parts.filter((p) => p.group === group && (sweep !== 'references' || withRefs.has(p.path)));
+  const partsOf = (sweep: 'all' | 'data' | 'references', member: Manifest, group: string) =>
+    member.parts.filter((p) => p.group === group && (sweep !== 'references' || withRefs.has(p.path)) && (!rewrite || (rewrite.parts.has(p.path) && !lostParts.has(p.path))));
   for (const sweep of sweeps) {
     if (sweep === 'references') await writer.drain(); // the data objects (and merge's deletions of old references) settled
     for (const [at, member] of o.chain.entries()) {
@@ -536,7 +556,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           const maybeDeletedLater = o.chain.slice(at + 1).some((later) => later.resources[group]?.deleted !== 0);
           // salvage: parts damaged everywhere are passed over, their keys found from the parts around them (the first sweep reads all the group's parts)
           const parts = partsOf(sweep, member, group);
-          const lost = sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
+          const lost = !rewrite && sweep !== 'references' && parts.some((p) => lostParts.has(p.path)) ? new LostRanges(member.id, group, parts, lostParts) : null;
           const lostRefs = rebuilding(group);
           // (the target holds a lost object intact where the plan found the backup's version: the test unchanged objects pass)
           if (lost) snapshot.onPassed((p) => lost.passed(p.entry, p.held === 'same'));
@@ -545,6 +565,13 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
             for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
               lost?.record(part, key);
+              if (rewrite) {
+                if (!rewrite.keys.has(key)) continue;
+              } else {
+                const bounds = run.partBounds.get(part.path);
+                if (bounds) bounds.last = key;
+                else run.partBounds.set(part.path, { first: key, last: key });
+              }
               if (sweep !== 'all' && isPartitionRef(key) !== (sweep === 'references')) {
                 if (sweep === 'data') withRefs.add(part.path);
                 continue;
@@ -563,6 +590,12 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
               found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1);
               if (unaddressable(o.target.client, key)) continue; // planRestore warned
               if (refOfLost(tally, key)) continue; // a lost record's references stay as the target has them
+              if (rewrite) {
+                // left in place by the first writes, as the plan found it, since changed by the application
+                outcomeOf(tally, group).unchanged--;
+                await writer.run(() => writeObject(run, group, record, true), record.body.length);
+                continue;
+              }
               if (held === 'same' && holdsListedBody(entry, record)) {
                 run.meter.add(1, 0); // the target holds this very version (planRestore counted it unchanged)
                 outcomeOf(tally, group).unchanged++;
@@ -590,6 +623,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
       }
     }
   }
+  if (rewrite) return; // (the first writes checked every version against the index)
   // the versions in passed-over parts count as found where the index says: they are what those parts held (a run of none was dropped)
   for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects + l.rebuilt);
   tally.rebuilt = tally.lost.filter((l) => l.rebuilt > 0);
@@ -1003,11 +1037,11 @@ async function refuseLostDefinitions(db: DatabaseLike, defining: string[], inBac
   }
 }
 
-/** Sorted index x sorted target listing -> one step per key in scope. */
-async function* mergeJoin(index: AsyncIterable<IndexEntry>, listing: AsyncIterable<SourceEntry>, inScope: (key: string) => boolean): AsyncIterable<{ entry?: IndexEntry; existing?: SourceEntry }> {
-  const steps = mergeByKey<IndexEntry, SourceEntry>({ items: index, key: (e) => e.k, name: 'the backup index' }, { items: listing, key: (e) => e.key, name: 'the target listing' });
+/** Sorted index (with the plan's verdicts) x sorted target listing -> one step per key in scope. */
+async function* mergeJoin(index: AsyncIterable<PlannedEntry>, listing: AsyncIterable<SourceEntry>, inScope: (key: string) => boolean): AsyncIterable<{ planned?: PlannedEntry; existing?: SourceEntry }> {
+  const steps = mergeByKey<PlannedEntry, SourceEntry>({ items: index, key: (e) => e.entry.k, name: 'the backup index' }, { items: listing, key: (e) => e.key, name: 'the target listing' });
   for await (const step of steps) {
-    if (inScope(step.key)) yield { entry: step.left, existing: step.right };
+    if (inScope(step.key)) yield { planned: step.left, existing: step.right };
   }
 }
 
@@ -1155,9 +1189,30 @@ async function putRecord(db: DatabaseLike, put: ObjectWriter, record: ArchiveRec
   }
 }
 
-async function deleteExtras(o: RestoreRunOptions, target: Manifest, tally: WriteTally, inScope: (key: string) => boolean): Promise<number> {
+/** Objects a rewrite after the writes takes at most (the count beyond is told: the restore is to be run again). */
+const REWRITE_AT_MOST = 100_000;
+
+/**
+ * A replace's or merge's pass after its writes: one listing of the target beside the index and
+ * the plan's verdicts (`inScope`: the groups restored). A replace deletes the target's objects
+ * the backup lacks (`deletes`; null: none). Both find the objects the writes left in place because
+ * the plan found them as backed up (`leftInPlace` of a 'same' verdict) that no longer are:
+ * changed or deleted by the application since the plan listed them (review-33 F1: each chain
+ * member's pass listed the target again before, so a change before it was written over; the first
+ * REWRITE_AT_MOST, in key order, and how many in all), for writeMembersInTurn to write again.
+ */
+async function sweepAfterWrites(
+  run: RestoreRun,
+  inScope: (key: string) => boolean,
+  deletes: ((key: string) => boolean) | null,
+  leftInPlace: (entry: IndexEntry) => boolean,
+): Promise<{ deleted: number; changed: IndexEntry[]; changedCount: number }> {
+  const { o, target, tally } = run;
+  const stillSame = unchangedTest(o); // (null: nothing was left in place)
   let deleted = 0;
   let batch: string[] = [];
+  const changed: IndexEntry[] = [];
+  let changedCount = 0;
   const flush = async () => {
     await deleteKeys(o.target.client, batch, `${batch.length} objects the backup does not have`);
     deleted += batch.length;
@@ -1167,14 +1222,40 @@ async function deleteExtras(o: RestoreRunOptions, target: Manifest, tally: Write
   // The listing is re-read page by page while deleting behind it; collect a page's worth first.
   // An unaddressable key is left (planRestore warned): deleting it through s3db.js's client would
   // delete the key it normalises to, which may be one of the backup's just restored.
-  for await (const step of mergeJoin(indexOf(o, target), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
-    if (!step.entry && step.existing && !unaddressable(o.target.client, step.existing.key)) {
-      batch.push(step.existing.key);
-      if (batch.length >= 1000) await flush();
+  for await (const { planned, existing } of mergeJoin(run.verdicts.alongside(indexOf(o, target)), listObjects(o.target.client, { pageSize: o.pageSize }), inScope)) {
+    if (!planned) {
+      if (existing && deletes?.(existing.key) && !unaddressable(o.target.client, existing.key)) {
+        batch.push(existing.key);
+        if (batch.length >= 1000) await flush();
+      }
+    } else if (stillSame && planned.held === 'same' && leftInPlace(planned.entry) && !(existing && stillSame(planned.entry, existing))) {
+      changedCount++;
+      if (changed.length < REWRITE_AT_MOST) changed.push(planned.entry);
     }
   }
   await flush();
-  return deleted;
+  return { deleted, changed, changedCount };
+}
+
+/** A rewrite of `changed` (in key order): their keys, and the parts holding them (each key's version is in the parts of the member the index names, between a part's bounds). */
+function rewriteParts(run: RestoreRun, changed: readonly IndexEntry[]): { keys: Set<string>; parts: Set<string> } {
+  const parts = new Set<string>();
+  for (const member of run.o.chain) {
+    const mine = changed.filter((e) => e.b === member.id);
+    if (mine.length === 0) continue;
+    for (const part of member.parts) {
+      const bounds = run.partBounds.get(part.path);
+      if (bounds && mine.some((e) => groupOfKey(e.k) === part.group && compareKeys(e.k, bounds.first) >= 0 && compareKeys(e.k, bounds.last) <= 0)) parts.add(part.path);
+    }
+  }
+  return { keys: new Set(changed.map((e) => e.k)), parts };
+}
+
+/** The objects a restore wrote again, having left them in place as backed up before the application changed them. */
+function changedWarning(changed: readonly IndexEntry[], count: number): string {
+  const named = changed.slice(0, 5).map((e) => JSON.stringify(e.k)).join(', ');
+  const more = count > changed.length ? `; ${count - changed.length} more were changed than one restore writes again (${REWRITE_AT_MOST}): stop the application's writes and run the restore again` : '';
+  return `${count} objects the restore found as backed up, and left in place, were changed or deleted by the application while the restore ran (${named}${count > 5 ? ', ...' : ''}): ${changed.length} of them were written again from the backup${more}`;
 }
 
 /**

@@ -140,6 +140,11 @@ export class LostRanges {
 
 const inRange = (r: LostRange, key: string) => (r.after === null || compareKeys(key, r.after) > 0) && (r.before === null || compareKeys(key, r.before) < 0);
 
+/** The range of `ranges` (any backup's, any group's) whose damaged parts held `entry`'s version, if any. */
+export function lostRangeOf(ranges: readonly LostRange[], entry: IndexEntry): LostRange | undefined {
+  return ranges.find((r) => r.backupId === entry.b && r.resource === groupOfKey(entry.k) && inRange(r, entry.k));
+}
+
 /**
  * The lost range of `ranges` (one backup's, one group's) holding `entry`, when `entry` is a
  * partition reference that can be written back without its part: s3db.js's reference is its key,
@@ -152,7 +157,7 @@ export function rebuildableRange(ranges: readonly LostRange[], entry: IndexEntry
   if (entry.s !== 0 || !isPartitionRef(entry.k)) return null;
   const id = refRecordId(entry.k);
   if (id === null || lostRecords?.has(id)) return null;
-  return ranges.find((r) => r.backupId === entry.b && r.resource === groupOfKey(entry.k) && inRange(r, entry.k)) ?? null;
+  return lostRangeOf(ranges, entry) ?? null;
 }
 
 /** `key` of `range` was written back (or found in place: `intact`): no longer among its lost objects. */
