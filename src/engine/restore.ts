@@ -19,7 +19,10 @@
  *     record the application creates meanwhile is kept); merge, over a partitioned resource,
  *     reads the records it overwrites first, to drop their old partition references.
  *  3. Mode 'replace': delete the target's keys in the restored groups that the backup lacks (a
- *     second listing, after the writes: records created during the restore go too, README).
+ *     second listing, after the writes: records created during the restore go too, README). In
+ *     that listing (a merge that left objects in place lists for it alone), the objects left in
+ *     place that the application changed or deleted since the plan are found and written again,
+ *     from the parts whose bounds (first and last key, recorded as step 2 read them) hold them.
  *  4. A whole-database replace (or a whole-database restore into a database without resources)
  *     writes the backup's s3db.json as it was; every other restore puts the restored resources'
  *     definitions into the target's s3db.json by mode (definitions.ts), keeping its other resources.
@@ -32,7 +35,8 @@
  *
  * Guarantees: idempotent (running it again after a crash gives the same result); memory bounded
  * by one part reader, one index reader (with its verdicts: a 64 KiB buffer) and one listing page
- * for the resources, whatever the chain's length; for database-level objects, a part reader per chain member whose versions the
+ * for the resources, whatever the chain's length, besides two keys per part read (step 3's
+ * bounds: ~1 MB for 8,000 parts) and the entries step 3 writes again (at most 100,000); for database-level objects, a part reader per chain member whose versions the
  * snapshot names (CHAIN_READ_AHEAD; mergeChain); + in-flight writes + one listing page (memory://:
  * s3db.js's whole listing; file://: one directory's names, file-listing.ts). Parts are read from the
  * destination that verified them, falling back to the next destination mid-part if one fails
@@ -971,12 +975,6 @@ function rebuiltWarnings(rebuilt: LostRange[]): string[] {
 }
 
 /**
- * Whether a replace deletes `key` (in scope, absent from the backup): not in a logical (filtered)
- * resource, which holds only the records its filter chose; and not a database-level object other
- * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
- * backed up, so it is not the backup's to remove).
- */
-/**
  * Salvage, the references sweep: an index entry it passes over (in its order, after every data
  * object) that a damaged part of `ranges` held and that can be written back (rebuildableRange) is
  * written as a reference: by mode as any object of the backup, left where the plan found it.
@@ -1008,6 +1006,12 @@ function refOfLost(tally: WriteTally, key: string): boolean {
   return id !== null && tally.lostRecords.get(groupOfKey(key))?.has(id) === true;
 }
 
+/**
+ * Whether a replace deletes `key` (in scope, absent from the backup): not in a logical (filtered)
+ * resource, which holds only the records its filter chose; and not a database-level object other
+ * than s3db.json when the backup left those out (includeMetadata: false: plugin state was not
+ * backed up, so it is not the backup's to remove).
+ */
 function replaceDeletes(backup: Manifest, logical: Set<string>, key: string): boolean {
   const group = groupOfKey(key);
   if (logical.has(group)) return false;
