@@ -182,6 +182,17 @@ describe('interpolatedPoints', () => {
     expect(interpolatedPoints('app/db/', alphabet, 'app/db/bA', 'app/db/bO', 2, 'app/db/bO', 2, 4)).toEqual([]);
   });
 
+  it("never gives a point longer than S3's longest key (1,024 bytes): keys near it are left to one listing (review-33)", () => {
+    // keys of 1,020 bytes whose last characters vary: a point would add up to 8 characters to the part they share
+    const head = `app/db/resource=r/data/id=${'é'.repeat(495)}`; // (2 bytes each: 1,016 in all)
+    const long = Array.from({ length: 200 }, (_, i) => `${head}${String(i).padStart(4, '0')}`);
+    expect(Buffer.byteLength(long[0]!)).toBeLessThanOrEqual(1024);
+    const { points } = pointsAfter(long, 0, 100, null, 2, 6);
+    for (const p of points) expect(Buffer.byteLength(p)).toBeLessThanOrEqual(1024);
+    // and where there is room, points are given
+    expect(pointsAfter(long.map((k) => k.replace('é'.repeat(495), 'e'.repeat(400))), 0, 100, null, 2, 6).points.length).toBeGreaterThan(0);
+  });
+
   it('never gives a point outside (last, bound), out of order, or that is not printable ASCII after a prefix of a listed key', () => {
     const random = mulberry32(11);
     const chars = ['a', 'b', 'z', '~', ' ', '0', '/', '=', 'é', '😀', '\u007f', '\uffff', '9', 'A'];

@@ -350,7 +350,7 @@ describe("the application writing during a restore into the source", () => {
       // n0 and n2 written (n1 too where the incremental stored it: within a second of the backup's start)
       expect(notes.overwritten + notes.created).toBeGreaterThanOrEqual(2);
       expect(notes.unchanged + notes.overwritten + notes.created).toBe(notes.objects);
-      expect(report.warnings).toContain(`1 objects the restore found as backed up, and left in place, were changed or deleted by the application while the restore ran ("resource=notes/data/id=n2"): 1 of them were written again from the backup`);
+      expect(report.warnings).toContain(`1 objects the restore found as backed up, and left in place, were changed or deleted while the restore ran, by the application or a plugin of the database ("resource=notes/data/id=n2"): 1 of them were written again from the backup`);
     });
   }
 });

@@ -232,6 +232,9 @@ function isHighSurrogate(code: number): boolean {
 /** Characters of a key after the page's common prefix that its coordinate reads (a double holds about this many of base ~65). */
 const FRACTION_DIGITS = 8;
 
+/** S3's longest key, in UTF-8 bytes: a point past it would be refused as a StartAfter (review-33). */
+const MAX_KEY_BYTES = 1024;
+
 /** The printable ASCII characters seen where listed keys vary: the digits of interpolatedPoints' coordinates. */
 export class Alphabet {
   private readonly seen = new Array<boolean>(128).fill(false);
@@ -335,6 +338,7 @@ export function interpolatedPoints(prefix: string, alphabet: Alphabet, first: st
     }
     if (compareKeys(point, previous) <= 0) continue;
     if (upTo !== null && compareKeys(point, upTo) >= 0) break;
+    if (Buffer.byteLength(point) > MAX_KEY_BYTES) break; // (keys this long are left to one listing)
     points.push(point);
     previous = point;
   }

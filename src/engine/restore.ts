@@ -1243,23 +1243,40 @@ async function sweepAfterWrites(
 
 /** A rewrite of `changed` (in key order): their keys, and the parts holding them (each key's version is in the parts of the member the index names, between a part's bounds). */
 function rewriteParts(run: RestoreRun, changed: readonly IndexEntry[]): { keys: Set<string>; parts: Set<string> } {
+  // each member's keys, in key order (as `changed` is): a part holds one if the first at or after its first key is at or before its last
+  const keysOf = new Map<string, string[]>();
+  for (const e of changed) (keysOf.get(e.b) ?? keysOf.set(e.b, []).get(e.b)!).push(e.k);
   const parts = new Set<string>();
   for (const member of run.o.chain) {
-    const mine = changed.filter((e) => e.b === member.id);
-    if (mine.length === 0) continue;
+    const keys = keysOf.get(member.id);
+    if (!keys) continue;
     for (const part of member.parts) {
       const bounds = run.partBounds.get(part.path);
-      if (bounds && mine.some((e) => groupOfKey(e.k) === part.group && compareKeys(e.k, bounds.first) >= 0 && compareKeys(e.k, bounds.last) <= 0)) parts.add(part.path);
+      if (!bounds) continue;
+      const at = firstAtOrAfter(keys, bounds.first);
+      if (at < keys.length && compareKeys(keys[at]!, bounds.last) <= 0) parts.add(part.path);
     }
   }
   return { keys: new Set(changed.map((e) => e.k)), parts };
+}
+
+/** The index of the first of `sorted` (in key order) at or after `key` (sorted.length: none). */
+function firstAtOrAfter(sorted: readonly string[], key: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (compareKeys(sorted[mid]!, key) < 0) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /** The objects a restore wrote again, having left them in place as backed up before the application changed them. */
 function changedWarning(changed: readonly IndexEntry[], count: number): string {
   const named = changed.slice(0, 5).map((e) => JSON.stringify(e.k)).join(', ');
   const more = count > changed.length ? `; ${count - changed.length} more were changed than one restore writes again (${REWRITE_AT_MOST}): stop the application's writes and run the restore again` : '';
-  return `${count} objects the restore found as backed up, and left in place, were changed or deleted by the application while the restore ran (${named}${count > 5 ? ', ...' : ''}): ${changed.length} of them were written again from the backup${more}`;
+  return `${count} objects the restore found as backed up, and left in place, were changed or deleted while the restore ran, by the application or a plugin of the database (${named}${count > 5 ? ', ...' : ''}): ${changed.length} of them were written again from the backup${more}`;
 }
 
 /**
