@@ -2,7 +2,8 @@
 // after a rewrap the old passphrase takes no backup at all (it took incrementals, answered by a
 // key opened from an older manifest's copy, and failed only at the next full); a wrong passphrase
 // is not reported as a key rotation; and a key.json the passphrase does not open, while the copy
-// the newest manifest embeds does, is named with both ways out (rewrapped, or damaged).
+// the newest manifest embeds does, is named with both ways out (rewrapped, or damaged); one
+// damaged inside a field (still JSON) is told apart from a rewrap and put back by recover.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +12,8 @@ import { BackupPlugin } from '../src/index.js';
 import { rewrapAll } from '../src/cli/rewrap.js';
 import { openDb, seedDatabase } from './helpers/database.js';
 import { warnInto } from './helpers/logger.js';
+
+type KeyFileJson = { keyCheck: string; kdf: { salt: string; iterations: number }; wrap: { ciphertext: string } };
 
 const OLD = 'keyring-old-passphrase';
 const NEW = 'keyring-new-passphrase';
@@ -78,20 +81,53 @@ describe('passphrases and key.json', () => {
     await wrong.stop();
   });
 
-  it('a key.json damaged in one byte of its wrapped key, which the passphrase no longer opens: the error says the manifest copy opens and how to put key.json back; once moved away, the next backup writes it again', async () => {
+  // walk-33 F1: one character changed inside a field leaves valid JSON; each was taken for another
+  // wrapping (or named without the way out), and recover said there was nothing to put back
+  const damages: Record<string, (f: KeyFileJson) => void> = {
+    'keyCheck, a digit made uppercase (no longer well formed)': (f) => (f.keyCheck = f.keyCheck.slice(0, 5) + 'A' + f.keyCheck.slice(6)),
+    'keyCheck, another hex digit (opens, but is not its key)': (f) => (f.keyCheck = f.keyCheck.slice(0, 5) + (f.keyCheck[5] === '0' ? '1' : '0') + f.keyCheck.slice(6)),
+    'one bit of the wrapped key': (f) => {
+      const bytes = Buffer.from(f.wrap.ciphertext, 'base64');
+      bytes[0]! ^= 0x01;
+      f.wrap.ciphertext = bytes.toString('base64');
+    },
+    'one character of the salt': (f) => (f.kdf.salt = f.kdf.salt.slice(0, 5) + (f.kdf.salt[5] === 'A' ? 'B' : 'A') + f.kdf.salt.slice(6)),
+    'the iteration count': (f) => (f.kdf.iterations += 1),
+  };
+  for (const [what, damage] of Object.entries(damages)) {
+    it(`a key.json damaged in ${what}: backups are refused with ERR_BAD_KEY_FILE naming it and recover; recoverBackups() puts it back; backups go on`, async () => {
+      const { dir, db } = await encryptedChain();
+      const file = path.join(dir, 'key.json');
+      const original = await readFile(file, 'utf8');
+      const keyFile = JSON.parse(original) as KeyFileJson;
+      damage(keyFile);
+      await writeFile(file, JSON.stringify(keyFile, null, 2));
+      const p = plugin(dir, OLD);
+      await db.usePlugin(p, 'after-damage');
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringMatching(/^key\.json at filesystem:.* (is unreadable|is damaged).*s3db-backup recover \(recoverBackups\(\)\) puts it back/) });
+      const label = p.destinations.members[0]!.label;
+      expect((await p.recoverBackups()).keyFiles).toEqual({ mended: [{ destination: label, from: "the key file the newest encrypted backup's manifest embeds" }], left: [] });
+      expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(JSON.parse(original));
+      expect((await p.createBackup()).verified).toBe(true);
+      await p.stop();
+    });
+  }
+
+  it('a key.json rewrapped to another passphrase is not taken for a damaged one: recover with the old passphrase leaves it, and the new one still opens it', async () => {
     const { dir, db } = await encryptedChain();
-    const file = path.join(dir, 'key.json');
-    const keyFile = JSON.parse(await readFile(file, 'utf8')) as { wrap: { ciphertext: string } };
-    const bytes = Buffer.from(keyFile.wrap.ciphertext, 'base64');
-    bytes[0]! ^= 0x01;
-    keyFile.wrap.ciphertext = bytes.toString('base64');
-    await writeFile(file, JSON.stringify(keyFile, null, 2));
-    const p = plugin(dir, OLD);
-    await db.usePlugin(p, 'after-damage');
-    await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE', message: expect.stringMatching(/opens the backups' key .* but not key\.json at .*or it is damaged/) });
-    await rm(file);
-    expect((await p.createBackup()).verified).toBe(true);
-    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ keyCheck: expect.any(String) });
-    await p.stop();
+    const admin = plugin(dir, OLD);
+    await db.usePlugin(admin, 'admin');
+    await rewrapAll(admin, OLD, NEW);
+    await admin.stop();
+    const rewrapped = await readFile(path.join(dir, 'key.json'), 'utf8');
+    const stale = plugin(dir, OLD);
+    await db.usePlugin(stale, 'stale');
+    expect((await stale.recoverBackups()).keyFiles?.mended ?? []).toEqual([]);
+    await stale.stop();
+    expect(await readFile(path.join(dir, 'key.json'), 'utf8')).toBe(rewrapped);
+    const current = plugin(dir, NEW);
+    await db.usePlugin(current, 'current');
+    expect((await current.createBackup()).verified).toBe(true);
+    await current.stop();
   });
 });

@@ -179,6 +179,7 @@ export async function unlockKeyFile(keyFile: KeyFile | string | Buffer, passphra
     .update(p.wrapped)
     .update(p.nonce)
     .update(String(p.iterations))
+    .update(p.keyCheck) // (a key file whose keyCheck alone was changed is checked again, never answered from the cache: walk-33 F1)
     .update(pass)
     .digest('hex');
   let pending = unlockCache.get(id);

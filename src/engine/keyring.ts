@@ -16,7 +16,7 @@
  * Invariants: the passphrase and unlocked keys live only in this object's memory; they never reach
  * errors, logs, manifests or events (KeyHandle hides its material from inspection and JSON).
  */
-import { createKeyFile, unlockKeyFile, type KeyFile, type KeyHandle } from '../codec/index.js';
+import { createKeyFile, parseKeyFile, unlockKeyFile, type KeyFile, type KeyHandle } from '../codec/index.js';
 import type { DestinationSet } from '../destinations/set.js';
 import { readText, type Destination } from '../destinations/types.js';
 import { BackupError, errorMessage } from '../errors.js';
@@ -41,6 +41,19 @@ interface FoundKeyFile {
 /** What is wrong when `subject` (key.json at some destinations) wraps the master key so that this passphrase does not open it, while it opens `opened`. */
 const staleWrappingProblem = (subject: string, plural: boolean, opened: string): string =>
   `${subject} ${plural ? 'wrap' : 'wraps'} the backups' master key as ${opened} does, but not with this passphrase, which opens ${opened}: the passphrase that opens ${plural ? 'them' : 'it'} still works there`;
+
+/**
+ * Whether `file`, which `passphrase` does not open, is `reference` (a wrapping of the same master
+ * key that it opens) damaged rather than rewrapped: it differs from it, yet keeps its KDF salt or
+ * its wrap nonce, both of which a rewrap draws anew (walk-33 F1: one character changed inside a
+ * field leaves valid JSON, which was taken for another wrapping and never put back).
+ */
+function damagedCopyOf(file: KeyFile, reference: KeyFile): boolean {
+  return file.keyCheck === reference.keyCheck && JSON.stringify(file) !== JSON.stringify(reference) && (file.kdf?.salt === reference.kdf.salt || file.wrap?.nonce === reference.wrap.nonce);
+}
+
+/** What puts a damaged key.json back (the runbook's step 6). */
+const PUT_KEY_FILE_BACK = "s3db-backup recover (recoverBackups()) puts it back from another destination's key.json or the newest encrypted backup's manifest, whichever opens with the passphrase";
 
 const STALE_WRAPPING_ADVICE =
   'if this passphrase is the current one, run s3db-backup rewrap again with the one that opens the others as the current (encryption.passphrase) and this one as the new (it rewraps only those), or copy the key.json this passphrase opens over theirs (same master key); if it is the retired one, set the current one in encryption.passphrase';
@@ -94,7 +107,7 @@ export class Keyring {
     const bad = found.find((f) => f.unreadable);
     if (bad) {
       // Never replaced by a new key: the old backups need the master key it wraps.
-      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable (${errorMessage(bad.unreadable)}), so no new backup is written there; if it is this plugin's, restore it from a copy: every manifest embeds one (encryption.keyFile in manifests/<id>.json; take the newest backup's, as one older than a rewrap opens only with the passphrase before it; restores use these copies on their own)`, { cause: bad.unreadable });
+      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${bad.label} is unreadable (${errorMessage(bad.unreadable)}), so no new backup is written there; if it is this plugin's, ${PUT_KEY_FILE_BACK} (or copy one by hand: every manifest embeds one, encryption.keyFile in manifests/<id>.json; take the newest backup's, as one older than a rewrap opens only with the passphrase before it; restores use these copies on their own)`, { cause: bad.unreadable });
     }
     const holder = found.find((f) => f.keyFile);
     let keyFile = holder?.keyFile ?? null;
@@ -127,8 +140,19 @@ export class Keyring {
     // it: after a rewrap, the old passphrase opens the older manifests' copies, never key.json)
     const where = holder ? `key.json at ${holder.label}` : 'key.json at the destination';
     const key = await this.unlock(keyFile, passphrase, where, { exact: true }).catch(async (err: unknown) => {
+      if (holder && err instanceof BackupError && err.code === 'ERR_BAD_KEY_FILE') {
+        // it opens, but its keyCheck is not the key's: a changed character
+        throw new BackupError('ERR_BAD_KEY_FILE', `${where} is damaged (${err.message}), so no new backup is written; ${PUT_KEY_FILE_BACK}`, { cause: err });
+      }
       if (holder && embedded && embedded.keyCheck === keyFile!.keyCheck && err instanceof BackupError && err.code === 'ERR_WRONG_PASSPHRASE') {
         const embeddedOpens = await this.unlock(embedded, passphrase, 'the key file embedded in the newest manifest', { exact: true }).then(() => true, () => false);
+        if (embeddedOpens && damagedCopyOf(keyFile!, embedded)) {
+          throw new BackupError(
+            'ERR_BAD_KEY_FILE',
+            `${where} is damaged: the passphrase opens the key file the newest backup's manifest embeds, and ${where} keeps its salt or nonce (a rewrap draws both anew) but does not open; no new backup is written until it is put back: ${PUT_KEY_FILE_BACK}`,
+            { cause: err },
+          );
+        }
         if (embeddedOpens) {
           throw new BackupError(
             'ERR_WRONG_PASSPHRASE',
@@ -178,6 +202,7 @@ export class Keyring {
    */
   async mendKeyFiles(set: DestinationSet, embedded: KeyFile | null): Promise<{ mended: { destination: string; from: string }[]; left: { destination: string; reason: string }[] }> {
     const found = await this.readKeyFiles(set);
+    if (this.#passphrase !== null) await this.markDamaged(found, embedded, this.#passphrase);
     const untouched = this.#passphrase === null ? [] : found.filter((f) => f.foreign).map((f) => ({ destination: f.label, reason: `${errorMessage(f.unreadable)}: left as it is` }));
     // a wrapping this passphrase does not open beside one it opens: which one is current is the
     // operator's to say (a rewrap not finished, or one this instance's passphrase missed), so
@@ -215,6 +240,26 @@ export class Keyring {
     }
     if (candidates.length === 0) return leave('no other copy of it is at hand (no readable key.json elsewhere, no encrypted backup)');
     return leave(current.length > 0 ? `${current.map((c) => c.from).join(', ')} does not open with this passphrase (rewrapped to another? run recover with the passphrase key.json now takes)` : "the newest backup's key file does not open with this passphrase: copy encryption.keyFile from the newest manifest that opens with it");
+  }
+
+  /**
+   * Marks unreadable the key.json copies of `found` that are damaged though well formed: one that
+   * opens but whose keyCheck is not its key's, and one that does not open yet keeps the salt or
+   * nonce of a wrapping the passphrase opens (another destination's key.json, else `embedded`):
+   * damagedCopyOf. Another wrapping altogether (a rewrap) is left to the stale-wrapping rules.
+   */
+  private async markDamaged(found: FoundKeyFile[], embedded: KeyFile | null, passphrase: string): Promise<void> {
+    const opening = await this.firstOpening(found, passphrase);
+    const reference = opening?.keyFile ?? (embedded && (await this.unlock(embedded, passphrase, "the newest backup's key file", { exact: true }).then(() => true, () => false)) ? embedded : null);
+    for (const f of found) {
+      if (!f.keyFile || f === opening) continue;
+      const failure = await this.unlock(f.keyFile, passphrase, `key.json at ${f.label}`, { exact: true }).then(() => null, (err: unknown) => err);
+      if (failure instanceof BackupError && failure.code === 'ERR_BAD_KEY_FILE') {
+        Object.assign(f, { keyFile: null, unreadable: failure });
+      } else if (failure && reference && damagedCopyOf(f.keyFile, reference)) {
+        Object.assign(f, { keyFile: null, unreadable: new Error(`it keeps the salt or nonce of ${opening ? `key.json at ${opening.label}` : "the newest backup's key file"}, which the passphrase opens (a rewrap draws both anew), but does not open: damaged`) });
+      }
+    }
   }
 
   /** The first member whose key.json opens with `passphrase` as it is. */
@@ -358,8 +403,18 @@ export class Keyring {
         out.push({ ...at, keyFile: null, unreadable: err, etag });
         continue;
       }
-      if (typeof parsed?.keyCheck === 'string') out.push({ ...at, keyFile: parsed, etag });
-      else out.push({ ...at, keyFile: null, foreign: true, etag, unreadable: new Error("it is JSON, but not an s3db-backup key file (no keyCheck): another tool's file in this directory? Give the backups a directory or prefix of their own") });
+      if (typeof parsed?.keyCheck === 'string') {
+        // a key file of this tool whose fields are not well formed (a character changed: still JSON) is damaged
+        const malformed = (() => {
+          try {
+            parseKeyFile(parsed);
+            return null;
+          } catch (err) {
+            return err;
+          }
+        })();
+        out.push(malformed ? { ...at, keyFile: null, unreadable: malformed, etag } : { ...at, keyFile: parsed, etag });
+      } else out.push({ ...at, keyFile: null, foreign: true, etag, unreadable: new Error("it is JSON, but not an s3db-backup key file (no keyCheck): another tool's file in this directory? Give the backups a directory or prefix of their own") });
     }
     return out;
   }
