@@ -187,6 +187,11 @@ describe('s3db-backup command line', () => {
     const missing = await cli(['show', 'full-20200101T000000000Z-000000', '--directory', backups]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ERR_BACKUP_NOT_FOUND');
+    // an id of s3db.js's own BackupPlugin (pasted by a user switching over) is said to be one (walk-33 F3: the CLI said only "not here")
+    const original = await cli(['restore', 'full-2024-01-15T14-30-00-123Z-k3j9x2', '--directory', backups, '--into', `file://${path.join(work, 'never')}`, '--dry-run']);
+    expect(original.code).toBe(1);
+    expect(original.stderr).toContain("backup 'full-2024-01-15T14-30-00-123Z-k3j9x2' is not at filesystem:");
+    expect(original.stderr).toContain("its id is one of s3db.js's own BackupPlugin, whose backups no plugin can restore");
     // a truncated id is answered with the ids it begins; one pasted with a space still works
     const truncated = await cli(['verify', backupId.slice(0, 20), '--directory', backups]);
     expect(truncated.code).toBe(1);
@@ -408,6 +413,9 @@ describe('s3db-backup command line', () => {
     expect(wrong.stderr).toContain('ERR_WRONG_PASSPHRASE');
     expect(wrong.stderr).toContain('does not open the backup');
     expect(wrong.stderr).not.toContain('not-the-passphrase-9c1');
+    // in the command line's terms: its flags, not the API's option names (walk-33 F5)
+    expect(wrong.stderr).toContain('check the passphrase given (--passphrase-env or --passphrase-file; BACKUP_PASSPHRASE by default)');
+    expect(wrong.stderr).not.toContain('encryption.passphrase');
     const file = path.join(work, 'passphrase.txt');
     await writeFile(file, `${PASSPHRASE}\n`, { mode: 0o600 });
     const fromFile = await cli(['verify', backupId, '--directory', backups, '--passphrase-file', file], { BACKUP_PASSPHRASE: undefined });
@@ -481,7 +489,7 @@ describe('s3db-backup command line', () => {
     const nothing = await cli(['recover', '--directory', typo]);
     expect(nothing.code).toBe(1);
     expect(nothing.stdout).toContain(`no backups at filesystem:${typo}, nor anything of one: nothing to put back`);
-    expect(nothing.stderr).toContain(`${typo} does not exist (no backup was ever written there)`);
+    expect(nothing.stderr).toContain(`${typo} does not exist (no backup was ever written there): check --directory`);
     await expect(stat(typo)).rejects.toMatchObject({ code: 'ENOENT' });
     // and list there exits 1, so a health check on an unmounted disk or a typo does not pass (walk-30 F5)
     const listedThere = await cli(['list', '--directory', typo]);

@@ -104,7 +104,7 @@ describe('passphrases and key.json', () => {
       await writeFile(file, JSON.stringify(keyFile, null, 2));
       const p = plugin(dir, OLD);
       await db.usePlugin(p, 'after-damage');
-      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringMatching(/^key\.json at filesystem:.* (is unreadable|is damaged).*s3db-backup recover \(recoverBackups\(\)\) puts it back/) });
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringMatching(/^key\.json at filesystem:.* (is unreadable|is damaged).*recoverBackups\(\) puts it back/) });
       const label = p.destinations.members[0]!.label;
       expect((await p.recoverBackups()).keyFiles).toEqual({ mended: [{ destination: label, from: "the key file the newest encrypted backup's manifest embeds" }], left: [] });
       expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(JSON.parse(original));

@@ -16,7 +16,7 @@ import type { CliArgs } from './args.js';
 import { UsageError } from './args.js';
 import { backupTable, bytes, count, duration, inCommandTerms, verdict } from './format.js';
 import { rewrapAll } from './rewrap.js';
-import { paths } from '../engine/layout.js';
+import { isOriginalPluginId, paths } from '../engine/layout.js';
 import type { ResourceStats } from '../engine/manifest.js';
 import type { ResourceRestoreReport } from '../engine/restore.js';
 import { DEFAULT_PASSPHRASE_ENV } from './plugin-options.js';
@@ -270,9 +270,11 @@ async function confirm(io: CommandIo, question: string): Promise<void> {
 async function notFound(id: string, plugin: BackupPlugin): Promise<BackupError> {
   const ids = (await plugin.listBackups().catch(() => [])).map((b) => b.id);
   const near = [...ids.filter((b) => b.startsWith(id)), ...ids.filter((b) => !b.startsWith(id) && b.includes(id))].slice(0, 3);
-  const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : ' (s3db-backup list shows the backups there)';
+  // an id of s3db.js's own BackupPlugin (a user switching over pastes one): said so, as the API says it (walk-33 F3)
+  const original = near.length === 0 && isOriginalPluginId(id) ? ": its id is one of s3db.js's own BackupPlugin, whose backups no plugin can restore (they stored records as text, which damaged them; README \"Switching from s3db.js's BackupPlugin\")" : '';
+  const hint = near.length > 0 ? `; did you mean ${near.join(' or ')}?` : `${original} (s3db-backup list shows the backups there)`;
   // an id is shown when it looks like one (or the start of one): anything else may be a secret typed in the wrong place
-  const shown = /^[A-Za-z0-9._-]+$/.test(id) && (near.length > 0 || /^(full|incremental)-/.test(id)) ? `'${id}'` : '(the id given: not shown, in case it is a secret typed in the wrong place)';
+  const shown = /^[A-Za-z0-9._-]+$/.test(id) && (near.length > 0 || /^(full|incremental)-/.test(id) || original !== '') ? `'${id}'` : '(the id given: not shown, in case it is a secret typed in the wrong place)';
   return new BackupError('ERR_BACKUP_NOT_FOUND', `backup ${shown} is not at ${describeDestinations(plugin)}${hint}`);
 }
 

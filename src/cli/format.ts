@@ -77,13 +77,17 @@ export function backupTable(backups: BackupSummary[]): string {
 /**
  * The plugin's messages name its methods (`recoverBackups()`) and options (`mode 'replace'`); a
  * person at the command line needs the command that does the same. Only methods with a command
- * are translated, and the ways back from a damaged s3db.json (damaged-schema.ts).
+ * are translated, the ways back from a damaged s3db.json (damaged-schema.ts), and the advice to
+ * check an option the command line sets by a flag.
  */
 const COMMAND_OF: [RegExp | string, string][] = [
   [/\brecoverBackups\(\)/g, 's3db-backup recover'],
   [/\bverifyBackup\(\)/g, 's3db-backup verify'],
   [/\blistBackups\(\)/g, 's3db-backup list'],
   [/\brestore with salvage\b/g, 'restore with --salvage'],
+  // options the command line sets otherwise (walk-33 F5)
+  [/\bcheck config\.directory\b/g, 'check --directory'],
+  [/\bcheck encryption\.passphrase\b/g, 'check the passphrase given (--passphrase-env or --passphrase-file; BACKUP_PASSPHRASE by default)'],
   ...SCHEMA_WAYS_IN_COMMAND_TERMS,
 ];
 

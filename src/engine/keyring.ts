@@ -53,7 +53,7 @@ function damagedCopyOf(file: KeyFile, reference: KeyFile): boolean {
 }
 
 /** What puts a damaged key.json back (the runbook's step 6). */
-const PUT_KEY_FILE_BACK = "s3db-backup recover (recoverBackups()) puts it back from another destination's key.json or the newest encrypted backup's manifest, whichever opens with the passphrase";
+const PUT_KEY_FILE_BACK = "recoverBackups() puts it back from another destination's key.json or the newest encrypted backup's manifest, whichever opens with the passphrase";
 
 const STALE_WRAPPING_ADVICE =
   'if this passphrase is the current one, run s3db-backup rewrap again with the one that opens the others as the current (encryption.passphrase) and this one as the new (it rewraps only those), or copy the key.json this passphrase opens over theirs (same master key); if it is the retired one, set the current one in encryption.passphrase';
