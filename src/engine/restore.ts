@@ -253,7 +253,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         warnings.push(`${tally.notInSnapshot} objects held by the chain's parts are not in the backup's snapshot (deleted before it was taken) and were not restored`);
       }
       // a replace deletes what the backup lacks; a replace or merge that left objects in place writes again those changed since
-      if (o.mode === 'replace' || (o.mode === 'merge' && unchangedTest(o))) {
+      if (o.mode === 'replace' || (o.mode === 'merge' && [...tally.byGroup.values()].some((g) => g.unchanged > 0))) {
         const objectGroups = new Set(resourceGroups.filter((g) => !logical.has(g)));
         const deletes = o.mode === 'replace' ? (key: string) => replaceDeletes(target, logical, key) && !refOfLost(tally, key) : null;
         const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && !lostRangeOf([...tally.lost, ...tally.rebuilt], entry));
