@@ -445,6 +445,11 @@ describe('s3db-backup command line', () => {
     expect(salvaged.stdout).toMatch(/^ {2}users\s+12 records, .* LOST \(damaged parts\)$/m);
     expect(salvaged.stdout).toMatch(/^WARNING: salvage: \d+ objects of users \(\d+ records\) were not restored/m);
     expect(salvaged.stdout).toContain(path.basename(part!));
+    // at a terminal, without --yes: the plan, the salvage note, the question; answered, the same salvage (review-33b F7: refused before the question)
+    const asked = await cli(['restore', backupId, '--directory', copy, '--into', `file://${path.join(work, 'salvaged-asked')}`, '--salvage'], {}, 'yes\n');
+    expect(asked.code, asked.stderr).toBe(3);
+    expect(asked.stderr).toContain('with --salvage: the restore verifies the whole backup first and passes over the parts it finds damaged');
+    expect(asked.stdout).toMatch(/^WARNING: salvage: \d+ objects of users \(\d+ records\) were not restored/m);
     // an incremental on a full whose part is damaged: its own parts are good, the backup it needs
     // is not; no "older backup" advice, since every older one is that full (review-runbook 6)
     const chained = path.join(work, 'backups-chain');

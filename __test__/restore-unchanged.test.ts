@@ -12,10 +12,12 @@
  * write itself is real. Two tests change listings on their way through the fault proxy, for what
  * RGW never lists (an archive storage class; AWS S3's whole-second stamps).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -23,6 +25,7 @@ import {
   ListObjectVersionsCommand,
   PutBucketVersioningCommand,
   PutObjectCommand,
+  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -341,6 +344,79 @@ describe("the application writing during a restore into the source", () => {
     expect(changed).toBe(1);
     return { report, atBackup, after: await snapshot(db) };
   }
+
+  it("an object found as backed up that the writes write all the same (a multipart ETag is not its body's MD5) is not taken for one the application changed: written once, counted once, no warning (review-33b F1)", async () => {
+    const bucket = await makeBucket(admin, 'unchanged-multipart');
+    onTestFinished(() => deleteBucket(admin, bucket));
+    const db = await createS3Database(bucket, 'db', {});
+    onTestFinished(() => db.disconnect());
+    const notes = await db.createResource({ name: 'notes', attributes: { v: 'number' } });
+    for (let i = 0; i < 4; i++) await notes.insert({ id: `n${i}`, v: i });
+    // an object of the resource uploaded in one multipart part (another tool, or a large body): ETag "<md5>-1"
+    const Key = 'db/resource=notes/data/id=mp';
+    const upload = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key, Metadata: { v: '7' } }));
+    const part = await admin.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId: upload.UploadId!, PartNumber: 1, Body: Buffer.from('multipart body') }));
+    await admin.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key, UploadId: upload.UploadId!, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag! }] } }));
+    await new Promise((r) => setTimeout(r, 1100)); // (every stamp safely before the backup's start)
+    const plugin = new BackupPlugin({ schedule: false, config: { directory: path.join(work, 'multipart') }, verify: false });
+    await db.usePlugin(plugin);
+    onTestFinished(() => plugin.stop());
+    const backup = await plugin.createBackup({ type: 'full' });
+    for (const mode of ['replace', 'merge'] as const) {
+      const report = await plugin.restore({ backupId: backup.id, mode });
+      expect(report.warnings.filter((w) => w.includes('changed or deleted while the restore ran')), mode).toEqual([]);
+      expect(report.resources.find((r) => r.name === 'notes'), mode).toMatchObject({ objects: 5, unchanged: 4, overwritten: 1, created: 0 });
+    }
+  });
+
+  it("a salvage: a partition reference written back from the index (its part damaged), whose record the application moves after the plan, is written back again (review-33b F5)", async () => {
+    for (const mode of ['replace', 'merge'] as const) {
+      const bucket = await makeBucket(admin, `unchanged-salvage-${mode}`);
+      onTestFinished(() => deleteBucket(admin, bucket));
+      const aws = makeS3Client();
+      let armed = false;
+      let moved = '';
+      let app: S3Database | null = null;
+      const send = aws.send.bind(aws) as (command: unknown) => Promise<unknown>;
+      (aws as unknown as { send: (command: unknown) => Promise<unknown> }).send = async (command: unknown) => {
+        const out = await send(command);
+        // right after the plan's listing of the whole database (its last page), the application (its own connection) moves the record
+        if (armed && command instanceof ListObjectsV2Command && (command.input.Prefix ?? '') === 'db/' && !(out as { IsTruncated?: boolean }).IsTruncated) {
+          armed = false;
+          await app!.resources.notes!.update(moved, { g: 'moved' });
+          await new Promise((r) => setTimeout(r, 500)); // (s3db.js moves the partition reference after update() resolves)
+        }
+        return out;
+      };
+      const db = await createS3Database(bucket, 'db', {}, aws);
+      onTestFinished(() => db.disconnect());
+      const notes = await db.createResource({ name: 'notes', attributes: { v: 'number', g: 'string' }, partitions: { byG: { fields: { g: 'string' } } } });
+      for (let i = 0; i < 40; i++) await notes.insert({ id: `n${String(i).padStart(3, '0')}`, v: i, g: i % 2 ? 'odd' : 'even' });
+      await settled(db);
+      await new Promise((r) => setTimeout(r, 1100)); // (every stamp safely before the backup's start)
+      const dir = path.join(work, `salvage-${mode}`);
+      const plugin = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 1024 }); // (unencrypted: the manifest names each part's keys)
+      await db.usePlugin(plugin);
+      onTestFinished(() => plugin.stop());
+      const backup = await plugin.createBackup({ type: 'full' });
+      const atBackup = await snapshot(db);
+      const isRef = (k: string | null) => k?.startsWith('resource=notes/partition=') === true;
+      const refsOnly = (await plugin.getBackup(backup.id))!.manifest.parts.find((p) => p.group === 'notes' && isRef(p.firstKey) && isRef(p.lastKey))!;
+      moved = refsOnly.firstKey!.split('/id=')[1]!;
+      const file = path.join(dir, refsOnly.path);
+      const bytes = await readFile(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+      await writeFile(file, bytes);
+      app = await createS3Database(bucket, 'db', {}, makeS3Client());
+      onTestFinished(() => app!.disconnect());
+      armed = true;
+      const report = await plugin.restore({ backupId: backup.id, mode, salvage: true });
+      expect(armed, mode).toBe(false);
+      // the database is the backup again: the moved record and the reference the damaged part held included
+      expect(await snapshot(db), mode).toEqual(atBackup);
+      expect(report.warnings.find((w) => w.includes('changed or deleted while the restore ran')), mode).toContain(JSON.stringify(refsOnly.firstKey));
+    }
+  });
 
   for (const [mode, change, chain] of [['replace', 'update', false], ['merge', 'delete', true]] as const) {
     it(`${mode}${chain ? ' of an incremental' : ''}: an object the plan found as backed up, ${change}d by the application before the restore's writes reach it, is written again from the backup, counted and told (review-33 F1)`, async () => {

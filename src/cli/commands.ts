@@ -177,7 +177,10 @@ async function restore(args: CliArgs, plugin: BackupPlugin, io: CommandIo): Prom
  */
 async function previewLines(plugin: BackupPlugin, options: RestoreOptions & { backupId: string }, into: string, wholeReplace: boolean): Promise<string[]> {
   try {
-    return reportLines(await plugin.restore({ ...options, dryRun: true, verify: false }), into);
+    // (unverified: the restore verifies; salvage needs the verification, so the preview plans without it and says so: review-33b F7)
+    const { salvage, ...plan } = options;
+    const lines = reportLines(await plugin.restore({ ...plan, dryRun: true, verify: false }), into);
+    return salvage ? [...lines, 'with --salvage: the restore verifies the whole backup first and passes over the parts it finds damaged at every destination, leaving their objects as the target has them; it names them when it ends (exit 3)'] : lines;
   } catch (err) {
     if (!wholeReplace || !(err instanceof BackupError) || err.code !== 'ERR_TARGET_METADATA') throw err;
     return [`no plan: the target's s3db.json is damaged, and a dry run does not open such a database (${err.message}); this whole-database replace puts the backup's s3db.json back, with every object of the backup, and deletes what the backup lacks (the copy s3db.js makes of a corrupt s3db.json, s3db.json.corrupted.*, included: copy it aside first if you want it)`];

@@ -256,11 +256,21 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
       if (o.mode === 'replace' || (o.mode === 'merge' && [...tally.byGroup.values()].some((g) => g.unchanged > 0))) {
         const objectGroups = new Set(resourceGroups.filter((g) => !logical.has(g)));
         const deletes = o.mode === 'replace' ? (key: string) => replaceDeletes(target, logical, key) && !refOfLost(tally, key) : null;
-        const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && !lostRangeOf([...tally.lost, ...tally.rebuilt], entry));
+        // (salvage: a lost object is never written; a reference written back from the index is checked as any other, and written back again)
+        const damaged = [...tally.lost, ...tally.rebuilt];
+        const fromIndex = (entry: IndexEntry) => damaged.length > 0 && lostRangeOf(damaged, entry) !== undefined && rebuildableRange(damaged, entry, tally.lostRecords.get(groupOfKey(entry.k))) !== null;
+        const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && (!lostRangeOf(damaged, entry) || fromIndex(entry)));
         objectsDeleted = swept.deleted;
         if (swept.changed.length > 0) {
           try {
-            await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, (writer) => writeMembersInTurn(run, orderGroups(new Set(swept.changed.map((e) => groupOfKey(e.k)))), writer, swept.changed));
+            await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
+              const [references, others] = [swept.changed.filter(fromIndex), swept.changed.filter((e) => !fromIndex(e))];
+              await writeMembersInTurn(run, orderGroups(new Set(others.map((e) => groupOfKey(e.k)))), writer, others);
+              for (const entry of references) {
+                outcomeOf(tally, groupOfKey(entry.k)).unchanged--;
+                await writer.run(() => writeObject(run, groupOfKey(entry.k), referenceRecord(run.target, entry), true), 0);
+              }
+            });
           } catch (err) {
             await clearResourceCaches(o.target, resourceGroups);
             throw partlyWritten(err, tally.objects);
@@ -585,7 +595,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
                 if (!record.header.deleted && !maybeDeletedLater) tally.notInSnapshot++;
                 continue;
               }
-              const { entry, held } = planned;
+              const { entry, held, at: indexAt } = planned;
               const holder = position.get(entry.b)!; // (every holder is in the chain: refuseHoldersOutsideChain)
               if (holder > at) continue; // a later member holds its newer version
               // the index names an older member: parts newer than the index says
@@ -605,6 +615,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
                 outcomeOf(tally, group).unchanged++;
                 continue;
               }
+              if (held === 'same') await run.verdicts.written(indexAt); // (not left in place after all: its ETag is not its body's MD5)
               await writer.run(() => writeObject(run, group, record, held !== 'absent'), record.body.length);
             }
             // the group's entries after its last key read: passed over by asking past the group's end
@@ -988,15 +999,14 @@ async function rebuildReference(run: RestoreRun, writer: BoundedWriter, group: s
     outcomeOf(run.tally, group).unchanged++;
     return;
   }
-  const record: ArchiveRecord = { header: { key: entry.k, size: 0, metadata: { _v: resourceVersion(run.target, group) } }, body: Buffer.alloc(0) };
-  await writer.run(() => writeObject(run, group, record, held !== 'absent'), 0);
+  await writer.run(() => writeObject(run, group, referenceRecord(run.target, entry), held !== 'absent'), 0);
 }
 
-/** `group`'s current version in `backup`'s s3db.json ('v1' when it names none), as s3db.js tags a reference it writes. */
-function resourceVersion(backup: Manifest, group: string): string {
+/** A partition reference as s3db.js writes one, from its index entry: its key, an empty body, and `backup`'s current version of its resource ('v1' when it names none) as `_v`. */
+function referenceRecord(backup: Manifest, entry: IndexEntry): ArchiveRecord {
   const defs = (backup.s3dbJson as { resources?: Record<string, { currentVersion?: unknown }> } | null)?.resources;
-  const version = defs?.[group]?.currentVersion;
-  return typeof version === 'string' ? version : 'v1';
+  const version = defs?.[groupOfKey(entry.k)]?.currentVersion;
+  return { header: { key: entry.k, size: 0, metadata: { _v: typeof version === 'string' ? version : 'v1' } }, body: Buffer.alloc(0) };
 }
 
 /** Salvage: `key` is a partition reference of a lost record (left as the target has it, never written or deleted). */

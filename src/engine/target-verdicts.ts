@@ -29,10 +29,11 @@ import type { IndexEntry } from './manifest.js';
 /** The target's object under an index entry's key when the plan listed it: none, another version (or one not compared), or the backup's version (a restore may leave it in place). */
 export type TargetHeld = 'absent' | 'other' | 'same';
 
-/** An index entry with its verdict. */
+/** An index entry with its verdict, and its place in the index (for `written`). */
 export interface PlannedEntry {
   entry: IndexEntry;
   held: TargetHeld;
+  at: number;
 }
 
 const CODES: readonly TargetHeld[] = ['absent', 'other', 'same'];
@@ -45,6 +46,8 @@ export class TargetVerdicts {
   private buffer = Buffer.alloc(CHUNK_BYTES);
   /** Still taking verdicts (before finish). */
   private writing = true;
+  /** The verdicts changed after finish (written()), one after another. */
+  private changes: Promise<void> = Promise.resolve();
   private file: FileHandle | null;
 
   private constructor(
@@ -125,14 +128,34 @@ export class TargetVerdicts {
         loaded = bytesRead * PER_BYTE;
       }
       if (at >= loaded) throw new Error(`the restore's plan file ends before entry ${n} of ${this.count}: it was cut short (a full disk?). Run the restore again`);
-      yield { entry, held: CODES[(chunk[at >> 2]! >> ((at & 3) * 2)) & 3]! };
+      yield { entry, held: CODES[(chunk[at >> 2]! >> ((at & 3) * 2)) & 3]!, at: n };
       n++;
     }
     if (n !== this.count) throw this.misaligned(`${n} entries where the restore planned with ${this.count}`);
   }
 
+  /**
+   * The `at`-th entry, found 'same', was written by the restore all the same (its body is not the
+   * one its ETag names: a multipart ETag, an encrypted bucket's): its verdict becomes 'other', so
+   * the check after the writes does not take it for one the application changed (review-33b F1).
+   * Read back by passes that load its chunk afterwards (a pass already past it never needs it).
+   * Serialized: two changes to one byte never race.
+   */
+  written(at: number): Promise<void> {
+    this.changes = this.changes.then(async () => {
+      if (!this.file) return;
+      const byte = Buffer.alloc(1);
+      await this.file.read(byte, 0, 1, Math.floor(at / PER_BYTE));
+      const shift = (at % PER_BYTE) * 2;
+      byte[0] = (byte[0]! & ~(3 << shift)) | (CODE.other << shift);
+      await this.file.write(byte, 0, 1, Math.floor(at / PER_BYTE));
+    });
+    return this.changes;
+  }
+
   /** Closes (and where it is still named, removes) the file: its space is freed (idempotent). */
   async dispose(): Promise<void> {
+    await this.changes.catch(() => undefined);
     const file = this.file;
     this.file = null;
     if (file) await file.close().catch(() => undefined);
