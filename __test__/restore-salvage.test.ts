@@ -272,6 +272,33 @@ describe("salvage of parts holding partition references (review-31b F1b)", () =>
   });
 });
 
+describe("salvage's references written back, in mode 'skip'", () => {
+  it("a skip keeps the target's record, so a reference of a damaged part that its record no longer gives is neither written back nor counted so (review-33b F3)", async () => {
+    const dir = path.join(work, 'refs-skip');
+    const source = await fresh();
+    await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
+    await settled(source);
+    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 2 * 1024 }); // (unencrypted: parts name their keys)
+    await source.usePlugin(p);
+    const id = (await p.createBackup()).id;
+    const original = (await snapshot(source)).map((o) => o.key);
+    const isRef = (k: string | null) => k?.startsWith('resource=users/partition=byPlan/') === true;
+    const refsOnly = (await p.getBackup(id))!.manifest.parts.find((x) => x.group === 'users' && isRef(x.firstKey) && isRef(x.lastKey))!;
+    const inPart = original.filter((k) => k >= refsOnly.firstKey! && k <= refsOnly.lastKey!);
+    // the target: the backup restored whole, then the records of the part's references moved to another plan by the application
+    const target = await fresh();
+    await p.restore({ backupId: id, destination: target });
+    for (const k of inPart) await target.resources.users!.update(k.split('/id=')[1]!, { plan: 'moved' });
+    await settled(target);
+    await damage(dir, refsOnly.path);
+    const report = await p.restore({ backupId: id, destination: target, mode: 'skip', salvage: true });
+    const after = new Set((await snapshot(target)).map((o) => o.key));
+    expect(inPart.filter((k) => after.has(k))).toEqual([]); // the records give plan=moved: the backup's references are not theirs
+    expect(report.lost.filter((l) => l.parts.includes(refsOnly.path))).toEqual([]);
+    expect(report.warnings.filter((w) => w.includes(refsOnly.path))).toEqual([]);
+  });
+});
+
 describe('salvage at the edges, and what it still refuses', () => {
   let dir: string;
   let p: BackupPlugin;

@@ -32,11 +32,12 @@ export class BoundedWriter {
     }
   }
 
-  async run(task: () => Promise<void>, weight = 0): Promise<void> {
+  async run(task: () => Promise<unknown>, weight = 0): Promise<void> {
     if (this.failure) throw this.failure;
     while (this.inFlight.size >= this.limit || (this.inFlight.size > 0 && this.weight + weight > this.budget)) await Promise.race(this.inFlight.keys());
     if (this.failure) throw this.failure;
     const p: Promise<void> = task()
+      .then(() => undefined)
       .catch((err: unknown) => {
         this.failure ??= err;
       })

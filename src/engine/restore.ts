@@ -259,10 +259,10 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         // (salvage: a lost object is never written; a reference written back from the index is checked as any other, and written back again)
         const damaged = [...tally.lost, ...tally.rebuilt];
         const fromIndex = (entry: IndexEntry) => damaged.length > 0 && lostRangeOf(damaged, entry) !== undefined && rebuildableRange(damaged, entry, tally.lostRecords.get(groupOfKey(entry.k))) !== null;
-        const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && (!lostRangeOf(damaged, entry) || fromIndex(entry)));
-        objectsDeleted = swept.deleted;
-        if (swept.changed.length > 0) {
-          try {
+        try {
+          const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && (!lostRangeOf(damaged, entry) || fromIndex(entry)));
+          objectsDeleted = swept.deleted;
+          if (swept.changed.length > 0) {
             await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
               const [references, others] = [swept.changed.filter(fromIndex), swept.changed.filter((e) => !fromIndex(e))];
               await writeMembersInTurn(run, orderGroups(new Set(others.map((e) => groupOfKey(e.k)))), writer, others);
@@ -271,11 +271,13 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
                 await writer.run(() => writeObject(run, groupOfKey(entry.k), referenceRecord(run.target, entry), true), 0);
               }
             });
-          } catch (err) {
-            await clearResourceCaches(o.target, resourceGroups);
-            throw partlyWritten(err, tally.objects);
+            warnings.push(changedWarning(swept.changed, swept.changedCount));
           }
-          warnings.push(changedWarning(swept.changed, swept.changedCount));
+        } catch (err) {
+          // (its listing or its writes: the target is partly restored, as after a failed write above; review-33b F2)
+          refs?.close();
+          await clearResourceCaches(o.target, resourceGroups);
+          throw partlyWritten(err, tally.objects);
         }
       }
       if (!verbatimSchema) {
@@ -493,10 +495,10 @@ async function writeGroup(run: RestoreRun, group: string, writer: BoundedWriter,
 }
 
 /**
- * Writes one object of the backup by mode. `listed`: whether the target held the key when the
+ * Writes one object of the backup by mode (false: skip kept the target's). `listed`: whether the target held the key when the
  * restore's plan listed it (a resource's objects), or null (then skip asks the store).
  */
-async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord, listed: boolean | null): Promise<void> {
+async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord, listed: boolean | null): Promise<boolean> {
   const { o, refs, put, meter, tally } = run;
   const key = record.header.key;
   // (skip: an s3db.json that defines no resource is an empty shell from connect(), not data to keep)
@@ -504,7 +506,7 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
   const present = listed ?? (o.mode === 'skip' && !emptyShell ? await exists(o.target, key) : true);
   if ((o.mode === 'skip' && !emptyShell && present) || (refs && o.mode === 'skip' && isPartitionRef(key) && !(await refs.shouldWriteRef(key)))) {
     skipped(tally, key);
-    return;
+    return false;
   }
   if (emptyShell && o.mode !== 'replace') {
     // the application may define resources while the restore runs: kept, not overwritten
@@ -514,11 +516,12 @@ async function writeObject(run: RestoreRun, group: string, record: ArchiveRecord
     const write = () => putRecord(o.target, put, record, o.mode === 'skip' && !emptyShell);
     if (!(refs && isRecord(key) && present ? await refs.overwrite(group, record, write) : await write())) {
       skipped(tally, key);
-      return;
+      return false;
     }
   }
   counted(tally, record);
   meter.add(1, record.body.length);
+  return true;
 }
 
 /**
@@ -574,7 +577,7 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
           const lostRefs = rebuilding(group);
           // (the target holds a lost object intact where the plan found the backup's version: the test unchanged objects pass)
           if (lost) snapshot.onPassed((p) => lost.passed(p.entry, p.held === 'same'));
-          else if (lostRefs.length > 0) snapshot.onPassed((p) => rebuildReference(run, writer, group, lostRefs, p));
+          else if (lostRefs.length > 0) snapshot.onPassed((p) => rebuildReference(run, writer, group, lostRefs, p, () => found.set(`${member.id}/${group}`, (found.get(`${member.id}/${group}`) ?? 0) + 1)));
           try {
             for await (const { part, record } of partRecords(o, member, parts.filter((p) => !lostParts.has(p.path)))) {
               const key = record.header.key;
@@ -640,7 +643,8 @@ async function writeMembersInTurn(run: RestoreRun, groups: string[], writer: Bou
   }
   if (rewrite) return; // (the first writes checked every version against the index)
   // the versions in passed-over parts count as found where the index says: they are what those parts held (a run of none was dropped)
-  for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects + l.rebuilt);
+  // (and the references among them the references sweep handled from the index were counted as found then)
+  for (const l of tally.lost) found.set(`${l.backupId}/${l.resource}`, (found.get(`${l.backupId}/${l.resource}`) ?? 0) + l.objects);
   tally.rebuilt = tally.lost.filter((l) => l.rebuilt > 0);
   tally.lost = tally.lost.filter((l) => l.objects > 0); // (a run of references only, all written back, lost nothing)
   for (const group of groups) for (const member of run.named.get(group)?.keys() ?? []) checkAllFound(run, group, found.get(`${member}/${group}`) ?? 0, member);
@@ -990,15 +994,23 @@ function rebuiltWarnings(rebuilt: LostRange[]): string[] {
  * object) that a damaged part of `ranges` held and that can be written back (rebuildableRange) is
  * written as a reference: by mode as any object of the backup, left where the plan found it.
  */
-async function rebuildReference(run: RestoreRun, writer: BoundedWriter, group: string, ranges: readonly LostRange[], { entry, held }: PlannedEntry): Promise<void> {
+async function rebuildReference(run: RestoreRun, writer: BoundedWriter, group: string, ranges: readonly LostRange[], { entry, held }: PlannedEntry, found: () => void): Promise<void> {
   const range = rebuildableRange(ranges, entry, run.tally.lostRecords.get(group));
   if (!range || unaddressable(run.o.target.client, entry.k)) return; // (planRestore warned of the latter)
-  countRebuilt(range, entry.k, held === 'same');
+  found();
   if (held === 'same') {
+    countRebuilt(range, entry.k, { intact: true, restored: true });
     run.meter.add(1, 0);
     outcomeOf(run.tally, group).unchanged++;
     return;
   }
+  if (run.o.mode === 'skip') {
+    // skip may keep the target's instead (its record gives another key): then it is neither lost nor written back (review-33b F3)
+    const wrote = await writeObject(run, group, referenceRecord(run.target, entry), held !== 'absent');
+    countRebuilt(range, entry.k, { intact: false, restored: wrote });
+    return;
+  }
+  countRebuilt(range, entry.k, { intact: false, restored: true });
   await writer.run(() => writeObject(run, group, referenceRecord(run.target, entry), held !== 'absent'), 0);
 }
 

@@ -53,7 +53,8 @@ export interface LostRange {
   keys: string[];
   /**
    * Partition references the parts held of records restored from other parts, written back from
-   * their index entries (`rebuildableRange`); not counted in `objects`, `intact` or `keys`.
+   * their index entries (`rebuildableRange`); not counted in `objects`, `intact` or `keys` (nor
+   * are those a skip did not write, keeping the target's).
    */
   rebuilt: number;
 }
@@ -160,10 +161,14 @@ export function rebuildableRange(ranges: readonly LostRange[], entry: IndexEntry
   return lostRangeOf(ranges, entry) ?? null;
 }
 
-/** `key` of `range` was written back (or found in place: `intact`): no longer among its lost objects. */
-export function countRebuilt(range: LostRange, key: string, intact: boolean): void {
+/**
+ * `key` of `range`, a reference handled from the index, is no longer among its lost objects:
+ * `restored` (written back, or found in place: `intact`) counts it rebuilt; otherwise a skip kept
+ * the target's.
+ */
+export function countRebuilt(range: LostRange, key: string, { intact, restored }: { intact: boolean; restored: boolean }): void {
   range.objects--;
-  range.rebuilt++;
+  if (restored) range.rebuilt++;
   if (intact) range.intact--;
   const named = range.keys.indexOf(key);
   if (named >= 0) range.keys.splice(named, 1);
