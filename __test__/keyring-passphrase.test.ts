@@ -113,6 +113,57 @@ describe('passphrases and key.json', () => {
     });
   }
 
+  describe('with two destinations', () => {
+    const twoPlaces = (a: string, b: string, passphrase: string) =>
+      new BackupPlugin({ schedule: false, type: 'incremental', driver: 'multi', destinations: [{ driver: 'filesystem', config: { directory: a } }, { driver: 'filesystem', config: { directory: b } }], encryption: { passphrase, iterations: 100_000 } });
+    async function twoCopies() {
+      const [a, b] = [path.join(work, `two-a-${++seq}`), path.join(work, `two-b-${seq}`)];
+      const db = await openDb(`memory://keyring-two-${process.pid}-${seq}/db`);
+      await seedDatabase(db, { users: 3, orders: 3, perBehavior: 1 });
+      const maker = twoPlaces(a, b, OLD);
+      await db.usePlugin(maker, 'maker');
+      await maker.createBackup();
+      await maker.stop();
+      return { a, b, db };
+    }
+
+    for (const what of ['one bit of the wrapped key', 'keyCheck, another hex digit (opens, but is not its key)']) {
+      it(`the second destination's key.json damaged in ${what}: named damaged, not a stale rewrap or another key; recover puts it back (review-33b F4)`, async () => {
+        const { a, b, db } = await twoCopies();
+        const file = path.join(b, 'key.json');
+        const original = await readFile(file, 'utf8');
+        const keyFile = JSON.parse(original) as KeyFileJson;
+        damages[what]!(keyFile);
+        await writeFile(file, JSON.stringify(keyFile, null, 2));
+        const p = twoPlaces(a, b, OLD);
+        await db.usePlugin(p, 'after-damage');
+        const second = p.destinations.members[1]!.label;
+        await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_BAD_KEY_FILE', message: expect.stringMatching(new RegExp(`^key\\.json at ${second.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is damaged .*recoverBackups\\(\\) puts it back`)) });
+        expect((await p.recoverBackups()).keyFiles?.mended).toEqual([{ destination: second, from: `key.json at ${p.destinations.members[0]!.label}` }]);
+        expect(await readFile(file, 'utf8')).toBe(await readFile(path.join(a, 'key.json'), 'utf8'));
+        expect((await p.createBackup()).verified).toBe(true);
+        await p.stop();
+      });
+    }
+
+    it('a rewrap that reached the first destination only is still told as one (a stale wrapping), never as damage; recover overwrites nothing', async () => {
+      const { a, b, db } = await twoCopies();
+      const before = await readFile(path.join(b, 'key.json'), 'utf8');
+      const admin = twoPlaces(a, b, OLD);
+      await db.usePlugin(admin, 'admin');
+      await rewrapAll(admin, OLD, NEW);
+      await admin.stop();
+      await writeFile(path.join(b, 'key.json'), before); // (the rewrap never reached b)
+      const rewrapped = await readFile(path.join(a, 'key.json'), 'utf8');
+      const p = twoPlaces(a, b, NEW);
+      await db.usePlugin(p, 'current');
+      await expect(p.createBackup()).rejects.toMatchObject({ code: 'ERR_WRONG_PASSPHRASE', message: expect.stringContaining('run s3db-backup rewrap again') });
+      expect((await p.recoverBackups()).keyFiles?.mended ?? []).toEqual([]);
+      await p.stop();
+      expect([await readFile(path.join(a, 'key.json'), 'utf8'), await readFile(path.join(b, 'key.json'), 'utf8')]).toEqual([rewrapped, before]);
+    });
+  });
+
   it('a key.json rewrapped to another passphrase is not taken for a damaged one: recover with the old passphrase leaves it, and the new one still opens it', async () => {
     const { dir, db } = await encryptedChain();
     const admin = plugin(dir, OLD);

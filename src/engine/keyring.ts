@@ -163,6 +163,12 @@ export class Keyring {
       }
       throw err;
     });
+    // the other destinations' copies: one damaged inside a field is named so, not taken for a stale rewrap or another key (review-33b F4)
+    await this.markDamaged(found, embedded, passphrase);
+    const damaged = found.filter((f) => f.unreadable && !f.foreign);
+    if (damaged.length > 0) {
+      throw new BackupError('ERR_BAD_KEY_FILE', `key.json at ${damaged.map((f) => `${f.label} is damaged (${errorMessage(f.unreadable)})`).join('; at ')}, so no new backup is written; ${PUT_KEY_FILE_BACK}`, { cause: damaged[0]!.unreadable });
+    }
     const stale = await this.otherWrappings(found, keyFile, passphrase);
     if (stale.length > 0) {
       throw new BackupError('ERR_WRONG_PASSPHRASE', `${staleWrappingProblem(`key.json at ${stale.join(', ')}`, stale.length > 1, where)}; no backup is written until they match: ${STALE_WRAPPING_ADVICE}`, { details: { explained: true } });
