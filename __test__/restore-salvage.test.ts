@@ -228,15 +228,19 @@ describe('salvage of an incremental chain', () => {
 });
 
 describe("salvage of parts holding partition references (review-31b F1b)", () => {
-  it("the references of records restored from other parts are written back from the index, in every mode; a lost record's are not", async () => {
-    const dir = path.join(work, 'refs');
+  /** A seeded database, settled, backed up unencrypted (its manifest names each part's first and last keys) to `<work>/<name>`. */
+  async function backedUpInClear(name: string) {
+    const dir = path.join(work, name);
     const source = await fresh();
     await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
     await settled(source);
-    // unencrypted: its manifest names each part's first and last keys
     const p = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 2 * 1024 });
     await source.usePlugin(p);
-    const id = (await p.createBackup()).id;
+    return { dir, source, p, id: (await p.createBackup()).id };
+  }
+
+  it("the references of records restored from other parts are written back from the index, in every mode; a lost record's are not", async () => {
+    const { dir, source, p, id } = await backedUpInClear('refs');
     const original = await snapshot(source);
     const users = (await p.getBackup(id))!.manifest.parts.filter((x) => x.group === 'users');
     const isRef = (k: string | null) => k?.startsWith('resource=users/partition=') === true;
@@ -270,17 +274,9 @@ describe("salvage of parts holding partition references (review-31b F1b)", () =>
       expect(report.warnings.find((w) => w.includes(users[mixed]!.path)), mode).toContain(`(besides ${rebuiltIn(users[mixed]!)} partition references of restored records, written back from the backup's index)`);
     }
   });
-});
 
-describe("salvage's references written back, in mode 'skip'", () => {
   it("a skip keeps the target's record, so a reference of a damaged part that its record no longer gives is neither written back nor counted so (review-33b F3)", async () => {
-    const dir = path.join(work, 'refs-skip');
-    const source = await fresh();
-    await seedDatabase(source, { users: 14, orders: 3, perBehavior: 1 });
-    await settled(source);
-    const p = new BackupPlugin({ schedule: false, config: { directory: dir }, partSize: 2 * 1024 }); // (unencrypted: parts name their keys)
-    await source.usePlugin(p);
-    const id = (await p.createBackup()).id;
+    const { dir, source, p, id } = await backedUpInClear('refs-skip');
     const original = (await snapshot(source)).map((o) => o.key);
     const isRef = (k: string | null) => k?.startsWith('resource=users/partition=byPlan/') === true;
     const refsOnly = (await p.getBackup(id))!.manifest.parts.find((x) => x.group === 'users' && isRef(x.firstKey) && isRef(x.lastKey))!;
