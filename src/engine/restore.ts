@@ -259,10 +259,14 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
         // (salvage: a lost object is never written; a reference written back from the index is checked as any other, and written back again)
         const damaged = [...tally.lost, ...tally.rebuilt];
         const fromIndex = (entry: IndexEntry) => damaged.length > 0 && lostRangeOf(damaged, entry) !== undefined && rebuildableRange(damaged, entry, tally.lostRecords.get(groupOfKey(entry.k))) !== null;
+        // (a lost record's references are never written either: they follow the version the target keeps)
+        const leftInPlace = (entry: IndexEntry) => objectGroups.has(groupOfKey(entry.k)) && (!lostRangeOf(damaged, entry) || fromIndex(entry)) && !refOfLost(tally, entry.k);
         try {
-          const swept = await sweepAfterWrites(run, inScope, deletes, (entry) => objectGroups.has(groupOfKey(entry.k)) && (!lostRangeOf(damaged, entry) || fromIndex(entry)));
-          objectsDeleted = swept.deleted;
-          if (swept.changed.length > 0) {
+          // (a spell with no listing page or write done is told, as during the writes)
+          await meter.watching(async () => {
+            const swept = await sweepAfterWrites(run, inScope, deletes, leftInPlace);
+            objectsDeleted = swept.deleted;
+            if (swept.changed.length === 0) return;
             await BoundedWriter.running(o.concurrency, WRITE_WINDOW_BYTES, async (writer) => {
               const [references, others] = [swept.changed.filter(fromIndex), swept.changed.filter((e) => !fromIndex(e))];
               await writeMembersInTurn(run, orderGroups(new Set(others.map((e) => groupOfKey(e.k)))), writer, others);
@@ -272,7 +276,7 @@ export async function runRestore(o: RestoreRunOptions): Promise<RestoreReport> {
               }
             });
             warnings.push(changedWarning(swept.changed, swept.changedCount));
-          }
+          });
         } catch (err) {
           // (its listing or its writes: the target is partly restored, as after a failed write above; review-33b F2)
           refs?.close();
