@@ -38,7 +38,7 @@ beforeAll(async () => {
   pkg = path.join(app, 'node_modules', 's3db-backup');
   await mkdir(pkg, { recursive: true });
   execFileSync('tar', ['-xzf', path.join(work, report!.filename), '-C', pkg, '--strip-components=1']);
-}, 180_000);
+}, 300_000); // (npm pack builds dist/ with tsc: minutes beside other suites on 2 cores)
 afterAll(async () => {
   if (app) await rm(app, { recursive: true, force: true });
   await rm(work, { recursive: true, force: true });

@@ -113,7 +113,7 @@ describe('a fleet of processes on one destination', () => {
     const dir = path.join(work, 'backups');
     const fleet = ['a', 'b', 'c'].map((name) => new Worker({ mode: 'fleet', name, db: `file://${dbDir}`, dir, schedule: SCHEDULE_MS, ttlMs: 5_000 }));
     spawned.push(...fleet);
-    await waitUntil('every instance ready', () => fleet.every((w) => w.find('ready')), 60_000, fleet);
+    await waitUntil('every instance ready', () => fleet.every((w) => w.find('ready')), 120_000, fleet);
     const allReady = Math.max(...fleet.map((w) => w.find('ready')!.at));
 
     // Phase 1: a few ticks with everyone healthy.
@@ -123,7 +123,7 @@ describe('a fleet of processes on one destination', () => {
     // backup lease, parts and pending marker written); then it is killed with SIGKILL.
     const victim = new Worker({ mode: 'freeze', name: 'victim', db: `file://${dbDir}`, dir });
     spawned.push(victim);
-    await waitUntil('victim ready', () => victim.find('ready') !== undefined, 60_000, [victim]);
+    await waitUntil('victim ready', () => victim.find('ready') !== undefined, 120_000, [victim]); // (a process start, slow beside other suites' builds on 2 cores)
     victim.send('go');
     await waitUntil('victim frozen mid-backup', () => victim.find('frozen') !== undefined, 30_000, [victim]);
     const victimId = victim.find('frozen')!.id!;
@@ -183,14 +183,14 @@ describe('a fleet of processes on one destination', () => {
     expect(files.filter((f) => f.startsWith('pending/'))).toEqual([]);
     // every manifest's parts are present
     for (const m of manifests) for (const p of m.parts) expect(files).toContain(p.path);
-  }, 180_000);
+  }, 300_000);
 
   it('an instance stopped (SIGSTOP) mid-backup past its lease TTL is taken over; continued (SIGCONT), it commits nothing and removes its own parts', async () => {
     const dir = path.join(work, 'stopped');
     const victim = new Worker({ mode: 'stoppable', name: 'victim', db: `file://${dbDir}`, dir, ttlMs: 3_000, pauseMs: 2_000 });
     const successor = new Worker({ mode: 'stoppable', name: 'successor', db: `file://${dbDir}`, dir, ttlMs: 3_000 });
     spawned.push(victim, successor);
-    await waitUntil('both ready', () => victim.find('ready') !== undefined && successor.find('ready') !== undefined, 60_000, [victim, successor]);
+    await waitUntil('both ready', () => victim.find('ready') !== undefined && successor.find('ready') !== undefined, 120_000, [victim, successor]);
     victim.send('go');
     await waitUntil('victim mid-backup', () => victim.find('mid-backup') !== undefined, 30_000, [victim]);
     victim.child.kill('SIGSTOP'); // (within its 2 s pause: it holds the lease, its parts and pending marker are being written)
@@ -218,5 +218,5 @@ describe('a fleet of processes on one destination', () => {
     expect(files.filter((f) => f.includes(victimId))).toEqual([]);
     expect(files.filter((f) => f.startsWith('pending/') || path.basename(f).startsWith('.s3db-backup-tmp-'))).toEqual([]);
     for (const m of readManifests(dir)) for (const p of m.parts) expect(files).toContain(p.path);
-  }, 120_000);
+  }, 240_000);
 });
