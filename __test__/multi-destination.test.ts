@@ -774,13 +774,7 @@ describe("'any' versus 'all' with one destination broken", () => {
     // destination at once, then removes the markers): built on disk, since a kill cannot be aimed
     // at that instant on demand (review-31a hit it only with a write delayed by hand). The marker is
     // a dead process's on this host.
-    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    const marker = { id: backup.id, type: 'full', startedAt: manifest.startedAt, heartbeatAt: manifest.startedAt, host: hostname(), pid: dead, space: processSpace(), parts: [...manifest.parts.map((x) => x.path), manifest.copy] };
-    for (const dir of [a, b]) {
-      await mkdir(path.join(dir, 'pending'), { recursive: true });
-      await writeFile(path.join(dir, 'pending', `${backup.id}.json`), JSON.stringify(marker));
-    }
-    await unlink(path.join(b, 'manifests', `${backup.id}.json`));
+    await killedBetweenManifestWrites(a, b, manifest);
     const filesAtB = (await filesUnder(b)).filter((f) => !f.startsWith('pending/') && !f.startsWith('verifications/'));
     await p.createBackup(); // its cleanup finds both markers stale
     expect(infos.some((m) => m.includes(`backup ${backup.id} had committed at ${p.destinations.members[0]!.label} but not at ${p.destinations.members[1]!.label}`))).toBe(true);

@@ -427,7 +427,7 @@ interface RestoreRun {
   put: ObjectWriter;
   meter: ProgressMeter;
   tally: WriteTally;
-  /** The first and last key read from each part (its bounds: parts hold their keys in order), for a replace's rewrite of objects changed meanwhile. */
+  /** The first and last key read from each part (its bounds: parts hold their keys in order), for the rewrite after the writes (a replace's or merge's) of objects changed meanwhile. */
   partBounds: Map<string, { first: string; last: string }>;
 }
 

@@ -8,7 +8,8 @@
  *
  * Invariants:
  * - Written once, in index order: one verdict per entry the index yields, every group's, in
- *   scope or not. Read back beside a later pass over the same index (the same bytes: its SHA-256
+ *   scope or not; afterwards a 'same' may only become 'other' in place (written()), never the
+ *   reverse. Read back beside a later pass over the same index (the same bytes: its SHA-256
  *   is checked as it is read), so the n-th verdict is the n-th entry's; a pass yielding more
  *   entries than were written, or fewer when it ends, is ERR_INDEX_CORRUPT, never a verdict
  *   given to the wrong key.
